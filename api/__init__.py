@@ -1,0 +1,1 @@
+"""The HTTP side: Starlette routes, request/response models, auth, errors."""

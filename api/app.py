@@ -1,0 +1,33 @@
+"""The Starlette application: routes, middleware, error handlers, per-process lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractContextManager, asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+
+from api.errors import EXCEPTION_HANDLERS
+from api.middleware import TrailingSlash
+from api.routes import auth, creators, meta, reference, users
+from api.services import Services
+
+ROUTES = [*auth.routes, *users.routes, *creators.routes, *reference.routes, *meta.routes]
+
+
+def build_app(open_services: Callable[[], AbstractContextManager[Services]]) -> Starlette:
+    """The ASGI app; `open_services` opens pools and clients when a worker starts and closes them at exit."""
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        with open_services() as opened:
+            app.state.services = opened
+            yield
+
+    return Starlette(
+        routes=ROUTES,
+        middleware=[Middleware(TrailingSlash)],
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=lifespan,
+    )

@@ -1,0 +1,84 @@
+"""Reading a JSON body into a pydantic model: 400 if it is not JSON, 422 if a field is wrong."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from starlette.requests import Request
+
+from api.errors import bad_request, invalid, too_large
+
+M = TypeVar("M", bound=BaseModel)
+
+MAX_JSON_BYTES = 1 << 20
+
+# Russian texts for the validation errors users meet; others keep pydantic's own words.
+_FIELD_MESSAGES = {
+    "missing": "Обязательное поле.",
+    "string_type": "Ожидается строка.",
+    "int_type": "Ожидается целое число.",
+    "int_parsing": "Ожидается целое число.",
+    "dict_type": "Ожидается объект.",
+    "list_type": "Ожидается список.",
+    "bool_type": "Ожидается логическое значение.",
+    "extra_forbidden": "Неизвестное поле.",
+    "value_error": "Недопустимое значение.",
+}
+
+
+async def read_json(request: Request) -> Any:
+    content_type = request.headers.get("content-type", "")
+    if content_type.split(";")[0].strip().lower() not in ("application/json", ""):
+        raise bad_request("unsupported_media_type")
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_JSON_BYTES:
+        raise too_large()
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_JSON_BYTES:
+            raise too_large()
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise bad_request("malformed_json") from None
+
+
+async def parse(request: Request, model: type[M]) -> M:
+    data = await read_json(request)
+    if not isinstance(data, dict):
+        raise bad_request("not_an_object")
+    return validate(model, data)
+
+
+def validate(model: type[M], data: Any) -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        raise invalid(field_errors(error)) from None
+
+
+def field_errors(error: ValidationError) -> dict[str, list[str]]:
+    fields: dict[str, list[str]] = {}
+    for item in error.errors():
+        name = ".".join(str(part) for part in item["loc"]) or "non_field_errors"
+        fields.setdefault(name, []).append(_message(item))
+    return fields
+
+
+def _message(item: Any) -> str:
+    kind = item["type"]
+    context = item.get("ctx") or {}
+    if kind == "string_too_long":
+        return f"Убедитесь, что это значение содержит не более {context.get('max_length')} символов."
+    if kind == "string_too_short":
+        return f"Убедитесь, что это значение содержит не менее {context.get('min_length')} символов."
+    if kind == "value_error" and "email" in str(context.get("reason", item.get("msg", ""))).lower():
+        return "Введите правильный адрес электронной почты."
+    if kind == "value_error":
+        return str(item.get("msg", "")).removeprefix("Value error, ") or _FIELD_MESSAGES["value_error"]
+    return _FIELD_MESSAGES.get(kind, str(item.get("msg", "")))

@@ -1,0 +1,51 @@
+"""Categories and skills: reference data anyone may read."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from api import errors
+from api.openapi import Operation, endpoint
+from api.pagination import page_request, paginated
+from api.responses import JSON
+from api.schemas.reference import CategoryOut, SkillOut
+from api.services import services
+from readmodels.catalog import get_skill, list_categories, list_skills
+from ugc.database import Row
+
+
+def _skill(row: Row) -> dict[str, object]:
+    return {"id": row["id"], "name": row["name"], "description": row["description"]}
+
+
+async def categories(request: Request) -> Response:
+    s = services(request)
+    wanted = page_request(request)
+    page = await s.run(list_categories, s.db, wanted)
+    return JSON(paginated(request, wanted, page, lambda row: {"id": row["id"], "name": row["name"], "slug": row["slug"]}))
+
+
+async def skills(request: Request) -> Response:
+    s = services(request)
+    wanted = page_request(request)
+    search = request.query_params.get("search", "").strip()[:100] or None
+    page = await s.run(list_skills, s.db, wanted, search)
+    return JSON(paginated(request, wanted, page, _skill))
+
+
+async def skill(request: Request) -> Response:
+    s = services(request)
+    row = await s.run(get_skill, s.db, request.path_params["id"])
+    if row is None:
+        raise errors.not_found()
+    return JSON(_skill(row))
+
+
+routes = [
+    endpoint("GET", "/api/v1/categories/", categories, Operation(
+        "Список категорий", response=CategoryOut, auth=False, paginated=True)),
+    endpoint("GET", "/api/skills/", skills, Operation(
+        "Список навыков", response=SkillOut, auth=False, paginated=True, query=("search",))),
+    endpoint("GET", "/api/skills/{id:int}/", skill, Operation("Навык", response=SkillOut, auth=False)),
+]

@@ -1,0 +1,110 @@
+"""The signed-in user's account and creator profile."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from api import errors
+from api.auth import authenticated_user
+from api.body import parse
+from api.openapi import Operation, endpoint
+from api.responses import JSON
+from api.routes.creators import render_profile
+from api.schemas.users import CreatorProfileIn, CreatorProfileOut, CreatorProfilePatchIn, UserOut, UserPatchIn, UserUpdatedOut
+from api.services import Services, services
+from readmodels.creators import get_creator_profile_of_user
+from readmodels.users import get_user
+from ugc.database import Row
+
+CLIENT, CREATOR = "Клиент", "Креатор"
+
+
+def render_user(row: Row, *, with_profile_flags: bool = True) -> dict[str, Any]:
+    full_name = f"{row['first_name']} {row['last_name']}".strip()
+    user = {
+        "id": row["id"],
+        "username": row["username"],
+        "email": row["email"],
+        "first_name": row["first_name"],
+        "last_name": row["last_name"],
+        "full_name": full_name,
+        "avatar": row["avatar"],
+        "phone": row["phone"],
+        "bio": row["bio"],
+        "is_verified": bool(row["is_verified"]),
+        "user_type": CREATOR if row["creator_profile_id"] is not None else CLIENT,
+        "date_joined": row["date_joined"],
+    }
+    if with_profile_flags:
+        user["has_creator_profile"] = row["creator_profile_id"] is not None
+        user["has_client_profile"] = True
+    return user
+
+
+async def _me(request: Request) -> tuple[Services, int, Row]:
+    s = services(request)
+    user_id = authenticated_user(request, s.tokens)
+    row = await s.run(get_user, s.db, user_id)
+    if row is None:
+        # A well-signed token for a user that no longer exists (e.g. a database rebuilt without them).
+        raise errors.unauthorized("invalid_token")
+    return s, user_id, row
+
+
+async def me(request: Request) -> Response:
+    _, _, row = await _me(request)
+    return JSON(render_user(row))
+
+
+async def update_me(request: Request) -> Response:
+    s, user_id, _ = await _me(request)
+    body = await parse(request, UserPatchIn)
+    positions = await s.run(s.accounts.update_profile, user_id, body.model_dump(exclude_unset=True))
+    await s.settle(positions)
+    row = await s.run(get_user, s.db, user_id)
+    assert row is not None
+    return JSON(render_user(row, with_profile_flags=False))
+
+
+async def create_creator_profile(request: Request) -> Response:
+    s, user_id, _ = await _me(request)
+    body = await parse(request, CreatorProfileIn)
+    _, positions = await s.run(
+        s.creators.create_profile,
+        user_id,
+        specialization=body.specialization,
+        experience=body.experience,
+        portfolio_link=body.portfolio_link,
+        social_links=body.social_links,
+    )
+    await s.settle(positions)
+    return JSON(await _profile_of(s, user_id), status_code=201)
+
+
+async def update_creator_profile(request: Request) -> Response:
+    s, user_id, _ = await _me(request)
+    body = await parse(request, CreatorProfilePatchIn)
+    positions = await s.run(s.creators.update_profile, user_id, body.model_dump(exclude_unset=True))
+    await s.settle(positions)
+    return JSON(await _profile_of(s, user_id))
+
+
+async def _profile_of(s: Services, user_id: int) -> dict[str, Any]:
+    row = await s.run(get_creator_profile_of_user, s.db, user_id)
+    if row is None:
+        raise errors.not_found("creator_profile_not_found")
+    return render_profile(row)
+
+
+routes = [
+    endpoint("GET", "/api/v1/users/me/", me, Operation("Данные текущего пользователя", response=UserOut)),
+    endpoint("PATCH", "/api/v1/users/me/", update_me, Operation(
+        "Обновление профиля пользователя", UserPatchIn, UserUpdatedOut)),
+    endpoint("POST", "/api/v1/users/me/creator-profile/", create_creator_profile, Operation(
+        "Создание профиля креатора", CreatorProfileIn, CreatorProfileOut, status=201)),
+    endpoint("PATCH", "/api/v1/users/me/creator-profile/", update_creator_profile, Operation(
+        "Обновление профиля креатора", CreatorProfilePatchIn, CreatorProfileOut)),
+]

@@ -1,0 +1,118 @@
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any
+
+from pydantic import AnyHttpUrl, BaseModel, Field, StringConstraints, TypeAdapter, field_validator
+
+from api.schemas.auth import Name
+
+Phone = Annotated[str, StringConstraints(strip_whitespace=True, max_length=32, pattern=r"^[0-9+()\- ]*$")]
+Bio = Annotated[str, StringConstraints(max_length=2000)]
+Short = Annotated[str, StringConstraints(strip_whitespace=True, max_length=255)]
+Long = Annotated[str, StringConstraints(max_length=2000)]
+Link = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)]
+
+
+class UserPatchIn(BaseModel):
+    first_name: Name | None = None
+    last_name: Name | None = None
+    phone: Phone | None = None
+    bio: Bio | None = None
+
+    @field_validator("*")
+    @classmethod
+    def not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("Поле не может быть пустым (null).")
+        return value
+
+
+class UserUpdatedOut(BaseModel):
+    id: int
+    username: str
+    email: str
+    first_name: str
+    last_name: str
+    full_name: str
+    avatar: str | None
+    phone: str
+    bio: str
+    is_verified: bool
+    user_type: str
+    date_joined: datetime
+
+
+class UserOut(UserUpdatedOut):
+    has_creator_profile: bool
+    has_client_profile: bool
+
+
+_URL = TypeAdapter(AnyHttpUrl)
+
+
+def _check_link(value: str) -> str:
+    if value:
+        try:
+            _URL.validate_python(value)
+        except ValueError:
+            raise ValueError("Введите правильный URL.") from None
+    return value
+
+
+SocialLinks = Annotated[dict[Annotated[str, StringConstraints(max_length=50)], Link], Field(max_length=20)]
+
+
+class CreatorProfileIn(BaseModel):
+    specialization: Short
+    experience: Long = ""
+    portfolio_link: Link = ""
+    social_links: SocialLinks = Field(default_factory=dict)
+
+    @field_validator("portfolio_link")
+    @classmethod
+    def link(cls, value: str) -> str:
+        return _check_link(value)
+
+
+class CreatorProfilePatchIn(BaseModel):
+    specialization: Short | None = None
+    experience: Long | None = None
+    portfolio_link: Link | None = None
+    social_links: SocialLinks | None = None
+
+    @field_validator("*")
+    @classmethod
+    def not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("Поле не может быть пустым (null).")
+        return value
+
+    @field_validator("portfolio_link")
+    @classmethod
+    def link(cls, value: str) -> str:
+        return _check_link(value)
+
+
+class UserRef(BaseModel):
+    id: int
+    username: str
+
+
+class CreatorProfileOut(BaseModel):
+    id: int
+    user: UserRef
+    specialization: str
+    experience: str
+    portfolio_link: str
+    social_links: dict[str, str]
+    rating: Decimal
+    completed_orders: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class CreatorDetailOut(CreatorProfileOut):
+    skills: list[dict[str, Any]]
+    portfolio: list[dict[str, Any]]

@@ -1,0 +1,54 @@
+"""What a route can use: built once per process by the composition root (`ugc/wiring.py`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import HTTPConnection
+
+from api.throttle import FailureThrottle
+from api.tokens import TokenService
+from commands.accounts import AccountCommands
+from commands.creators import CreatorCommands
+from commands.saving import Positions
+from readmodels import tracking
+from readmodels.tracking import Progress
+from ugc.clock import Clock
+from ugc.config import Settings
+from ugc.database import Database
+
+T = TypeVar("T")
+
+
+@dataclass
+class Services:
+    settings: Settings
+    clock: Clock
+    db: Database
+    progress: Progress
+    tokens: TokenService
+    throttle: FailureThrottle
+    accounts: AccountCommands
+    creators: CreatorCommands
+    check_redis: Callable[[], None] | None = None
+
+    async def run(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run blocking work (the event store, the database) off the event loop."""
+        return await run_in_threadpool(function, *args, **kwargs)
+
+    async def settle(self, positions: Positions) -> None:
+        """Read your writes: return once every read model has applied `positions` (503 after the timeout)."""
+        if not positions:
+            return
+        self.progress.nudge()
+        await run_in_threadpool(
+            tracking.wait_for, self.db, self.progress, positions, self.settings.read_your_writes_timeout
+        )
+
+
+def services(connection: HTTPConnection) -> Services:
+    found: Services = connection.app.state.services
+    return found

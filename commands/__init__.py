@@ -1,0 +1,1 @@
+"""Application services: load aggregates, call their decisions, append the events."""

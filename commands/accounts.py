@@ -1,0 +1,166 @@
+"""Registration, e-mail verification, sign-in checks, profile edits and roles."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.persistence import IntegrityError
+
+from commands.saving import Positions, retrying, save
+from ugc.accounts import User, VerificationToken, verification_key
+from ugc.claims import Claim
+from ugc.clock import Clock
+from ugc.database import Database
+from ugc.errors import Conflict, InvalidToken, NotFound
+from ugc.ids import aggregate_id, claim_id
+from ugc.store import EventStores
+
+
+@dataclass(frozen=True)
+class Register:
+    username: str
+    email: str
+    password: str
+    first_name: str
+    last_name: str
+
+
+@dataclass(frozen=True)
+class Registered:
+    user_id: int
+    positions: Positions
+
+
+class AccountCommands:
+    def __init__(
+        self,
+        stores: EventStores,
+        db: Database,
+        clock: Clock,
+        *,
+        hasher: PasswordHasher | None = None,
+        verification_ttl: int = 86400,
+    ) -> None:
+        self.app = stores.accounts
+        self.db = db
+        self.clock = clock
+        self.hasher = hasher or PasswordHasher()
+        self.verification_ttl = timedelta(seconds=verification_ttl)
+        # Verified against when the username is unknown, so a miss costs as much as a wrong password.
+        self._decoy_hash = self.hasher.hash(secrets.token_urlsafe(16))
+
+    def register(self, command: Register) -> Registered:
+        """Claim the username and e-mail, create the user and issue a verification token, atomically."""
+        for kind, value in (("username", command.username), ("email", command.email)):
+            if self._claimed(kind, value):
+                raise Conflict(f"{kind}_taken")
+        now = self.clock.now()
+        number = self.db.next_number("user")
+        user = User(
+            number=number,
+            username=command.username,
+            email=command.email,
+            password_hash=self.hasher.hash(command.password),
+            first_name=command.first_name,
+            last_name=command.last_name,
+            at=now,
+        )
+        claims = [
+            Claim(kind=kind, value=value, owner_number=number, at=now)
+            for kind, value in (("username", command.username), ("email", command.email))
+        ]
+        token = VerificationToken(
+            key=secrets.token_urlsafe(24),
+            user_number=number,
+            email=command.email,
+            expires_at=now + self.verification_ttl,
+            at=now,
+        )
+        try:
+            positions = save(self.app, *claims, user, token)
+        except IntegrityError:
+            # A concurrent registration took a name between our check and our append.
+            for kind, value in (("username", command.username), ("email", command.email)):
+                if self._claimed(kind, value):
+                    raise Conflict(f"{kind}_taken") from None
+            raise
+        return Registered(user_id=number, positions=positions)
+
+    def verify_email(self, token: str, secret_key: str) -> Positions:
+        key = verification_key(token, secret_key)
+        if key is None:
+            raise InvalidToken("invalid_verification_token")
+        try:
+            issued: VerificationToken = self.app.repository.get(VerificationToken.id_for(key))
+        except AggregateNotFoundError:
+            raise InvalidToken("invalid_verification_token") from None
+        now = self.clock.now()
+        issued.use(now)
+        user: User = self.app.repository.get(aggregate_id("user", issued.user_number))
+        user.verify_email(now)
+        try:
+            return save(self.app, issued, user)
+        except IntegrityError:
+            raise InvalidToken("verification_token_used") from None
+
+    def authenticate(self, username: str, password: str) -> int | None:
+        """The user's id if the password is right, else None (in about the same time either way)."""
+        user = self._user_by_claim("username", username)
+        password_hash = user.password_hash if user else self._decoy_hash
+        try:
+            self.hasher.verify(password_hash, password)
+        except (VerificationError, InvalidHashError):
+            return None
+        return user.number if user else None
+
+    def user_exists(self, user_id: int) -> bool:
+        try:
+            self.app.repository.get(aggregate_id("user", user_id))
+        except AggregateNotFoundError:
+            return False
+        return True
+
+    def update_profile(self, user_id: int, changes: dict[str, Any]) -> Positions:
+        def attempt() -> Positions:
+            user = self._user(user_id)
+            user.update_profile(changes, self.clock.now())
+            return save(self.app, user)
+
+        return retrying(attempt)
+
+    def grant_role(self, username: str, role: str) -> Positions:
+        def attempt() -> Positions:
+            user = self._user_by_claim("username", username)
+            if user is None:
+                raise NotFound("user_not_found")
+            user.grant(role, self.clock.now())
+            return save(self.app, user)
+
+        return retrying(attempt)
+
+    def _user(self, user_id: int) -> User:
+        try:
+            user: User = self.app.repository.get(aggregate_id("user", user_id))
+        except AggregateNotFoundError:
+            raise NotFound("user_not_found") from None
+        return user
+
+    def _user_by_claim(self, kind: str, value: str) -> User | None:
+        try:
+            claim: Claim = self.app.repository.get(claim_id(kind, value))
+        except AggregateNotFoundError:
+            return None
+        return self._user(claim.owner_number)
+
+    def _claimed(self, kind: str, value: str) -> bool:
+        try:
+            self.app.repository.get(claim_id(kind, value))
+        except AggregateNotFoundError:
+            return False
+        return True

@@ -1,0 +1,70 @@
+"""Creator profiles: create once per user, then edit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.persistence import IntegrityError
+
+from commands.saving import Positions, retrying, save
+from ugc.clock import Clock
+from ugc.creators import CreatorProfile, creator_profile_id
+from ugc.database import Database
+from ugc.errors import Conflict, NotFound
+from ugc.ids import aggregate_id
+from ugc.store import EventStores
+
+
+class CreatorCommands:
+    def __init__(self, stores: EventStores, db: Database, clock: Clock) -> None:
+        self.app = stores.accounts
+        self.db = db
+        self.clock = clock
+
+    def create_profile(
+        self,
+        user_id: int,
+        *,
+        specialization: str,
+        experience: str,
+        portfolio_link: str,
+        social_links: dict[str, str],
+    ) -> tuple[int, Positions]:
+        try:
+            self.app.repository.get(aggregate_id("user", user_id))
+        except AggregateNotFoundError:
+            raise NotFound("user_not_found") from None
+        if self._profile(user_id) is not None:
+            raise Conflict("creator_profile_exists")
+        number = self.db.next_number("creator_profile")
+        profile = CreatorProfile(
+            number=number,
+            user_number=user_id,
+            specialization=specialization,
+            experience=experience,
+            portfolio_link=portfolio_link,
+            social_links=social_links,
+            at=self.clock.now(),
+        )
+        try:
+            return number, save(self.app, profile)
+        except IntegrityError:
+            raise Conflict("creator_profile_exists") from None
+
+    def update_profile(self, user_id: int, changes: dict[str, Any]) -> Positions:
+        def attempt() -> Positions:
+            profile = self._profile(user_id)
+            if profile is None:
+                raise NotFound("creator_profile_not_found")
+            profile.update(changes, self.clock.now())
+            return save(self.app, profile)
+
+        return retrying(attempt)
+
+    def _profile(self, user_id: int) -> CreatorProfile | None:
+        try:
+            profile: CreatorProfile = self.app.repository.get(creator_profile_id(user_id))
+        except AggregateNotFoundError:
+            return None
+        return profile

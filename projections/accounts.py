@@ -1,0 +1,78 @@
+"""Keeps `users` and `creator_profiles` from the accounts log.
+
+One projection for both tables: they come from one log and are joined by queries, so a single
+position keeps them consistent with each other. Rows carry their aggregate's UUID because later
+events name only that.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import ClassVar
+
+from projections.base import Handler, Projection
+from ugc.accounts import User
+from ugc.creators import CreatorProfile
+from ugc.database import Cursor
+from ugc.store import Accounts
+
+
+class AccountsProjection(Projection):
+    name = "accounts"
+    applications: ClassVar[tuple[str, ...]] = (Accounts.name,)
+    tables: ClassVar[tuple[str, ...]] = ("users", "creator_profiles")
+
+    def handlers(self) -> Mapping[type, Handler]:
+        return {
+            User.Registered: self.registered,
+            User.EmailVerified: self.email_verified,
+            User.ProfileUpdated: self.profile_updated,
+            User.RoleGranted: self.role_granted,
+            CreatorProfile.Created: self.creator_profile_created,
+            CreatorProfile.Updated: self.creator_profile_updated,
+        }
+
+    def registered(self, cur: Cursor, e: User.Registered) -> None:
+        cur.execute(
+            "INSERT INTO users (id, uuid, username, email, first_name, last_name, is_verified, roles, "
+            "date_joined) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (e.number, str(e.originator_id), e.username, e.email, e.first_name, e.last_name, False, [], e.at),
+        )
+
+    def email_verified(self, cur: Cursor, e: User.EmailVerified) -> None:
+        _update(cur, "users", e, {"is_verified": True})
+
+    def profile_updated(self, cur: Cursor, e: User.ProfileUpdated) -> None:
+        _update(cur, "users", e, e.changes)
+
+    def role_granted(self, cur: Cursor, e: User.RoleGranted) -> None:
+        row = cur.execute("SELECT roles FROM users WHERE uuid = %s", (str(e.originator_id),)).fetchone()
+        roles = sorted({*(row["roles"] if row else []), e.role})
+        _update(cur, "users", e, {"roles": roles})
+
+    def creator_profile_created(self, cur: Cursor, e: CreatorProfile.Created) -> None:
+        cur.execute(
+            "INSERT INTO creator_profiles (id, uuid, user_id, specialization, experience, portfolio_link, "
+            "social_links, created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (
+                e.number,
+                str(e.originator_id),
+                e.user_number,
+                e.specialization,
+                e.experience,
+                e.portfolio_link,
+                e.social_links,
+                e.at,
+                e.at,
+            ),
+        )
+        cur.execute("UPDATE users SET creator_profile_id = %s WHERE id = %s", (e.number, e.user_number))
+
+    def creator_profile_updated(self, cur: Cursor, e: CreatorProfile.Updated) -> None:
+        _update(cur, "creator_profiles", e, {**e.changes, "updated_at": e.at})
+
+
+def _update(cur: Cursor, table: str, e: User.Event | CreatorProfile.Event, changes: Mapping[str, object]) -> None:
+    """Set `changes` (column names come from the aggregate's own field lists) on the event's row."""
+    columns = ", ".join(f"{column} = %s" for column in changes)
+    cur.execute(f"UPDATE {table} SET {columns} WHERE uuid = %s", (*changes.values(), str(e.originator_id)))

@@ -1,0 +1,30 @@
+"""Keeps `categories` and `skills` from the catalog log."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import ClassVar
+
+from projections.base import Handler, Projection
+from readmodels.catalog import search_text
+from ugc.catalog import Category, Skill
+from ugc.database import Cursor
+from ugc.store import Catalog
+
+
+class CatalogProjection(Projection):
+    name = "catalog"
+    applications: ClassVar[tuple[str, ...]] = (Catalog.name,)
+    tables: ClassVar[tuple[str, ...]] = ("categories", "skills")
+
+    def handlers(self) -> Mapping[type, Handler]:
+        return {Category.Created: self.category_created, Skill.Created: self.skill_created}
+
+    def category_created(self, cur: Cursor, e: Category.Created) -> None:
+        cur.execute("INSERT INTO categories (id, name, slug) VALUES (%s, %s, %s)", (e.number, e.name, e.slug))
+
+    def skill_created(self, cur: Cursor, e: Skill.Created) -> None:
+        cur.execute(
+            "INSERT INTO skills (id, name, description, search_text) VALUES (%s, %s, %s, %s)",
+            (e.number, e.name, e.description, search_text(e.name, e.description)),
+        )

@@ -1,0 +1,19 @@
+"""Every projection of the system, built with what it needs."""
+
+from __future__ import annotations
+
+from projections.accounts import AccountsProjection
+from projections.base import Projection
+from projections.catalog import CatalogProjection
+from projections.mail import Mailer
+from projections.verification_mail import VerificationMailProjection
+from ugc.config import Settings
+
+
+def all_projections(settings: Settings) -> list[Projection]:
+    mailer = Mailer(smtp_url=settings.smtp_url, outbox_dir=settings.outbox_dir, sender=settings.mail_from)
+    return [
+        AccountsProjection(),
+        CatalogProjection(),
+        VerificationMailProjection(mailer, secret_key=settings.secret_key, public_url=settings.public_url),
+    ]

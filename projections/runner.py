@@ -1,0 +1,189 @@
+"""Runs projections: catch up in batches, then follow the log live.
+
+One process at a time runs them (a database lock elects it; the others stand by and take over
+when it goes). Each batch of a read-model projection commits its rows and its new position in one
+transaction, so every event is applied exactly once, whatever fails in between.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+
+import psycopg
+
+from projections.base import Projection
+from readmodels import tracking
+from readmodels.tracking import Progress
+from ugc.database import Database
+from ugc.store import EventStores
+
+log = logging.getLogger(__name__)
+
+BATCH_SIZE = 500
+POLL_INTERVAL = 0.02
+MAX_BACKOFF = 5.0
+
+
+class ProjectionRunner:
+    def __init__(
+        self,
+        db: Database,
+        stores: EventStores,
+        projections: Sequence[Projection],
+        progress: Progress,
+        *,
+        batch_size: int = BATCH_SIZE,
+    ) -> None:
+        self.db = db
+        self.stores = stores
+        self.projections = list(projections)
+        self.progress = progress
+        self.batch_size = batch_size
+        self._stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._retry_at: dict[str, float] = {}
+        self._failures: dict[str, int] = {}
+        self.is_leader = False
+
+    def register(self) -> None:
+        """Give every projection a position (0 when new) so waiters know to wait for it."""
+        with self.db.transaction(write=True) as cur:
+            for projection in self.projections:
+                for application in projection.applications:
+                    tracking.register(cur, projection.name, application, read_model=projection.read_model)
+
+    def run_once(self, projection: Projection) -> int:
+        """Apply at most one batch per application; returns how many events were read."""
+        seen = 0
+        for application in projection.applications:
+            seen += self._apply_batch(projection, application)
+        if seen:
+            self.progress.advanced()
+        return seen
+
+    def catch_up(self, projections: Sequence[Projection] | None = None) -> None:
+        for projection in self.projections if projections is None else projections:
+            while self.run_once(projection):
+                pass
+
+    def reset(self, projection: Projection) -> None:
+        """Empty the projection's tables and rewind it, in one transaction; `catch_up` refills them."""
+        with self.db.transaction(write=True) as cur:
+            for table in projection.tables:
+                cur.execute(f"DELETE FROM {table}")
+            tracking.reset(cur, projection.name)
+
+    def _apply_batch(self, projection: Projection, application: str) -> int:
+        if not projection.read_model:
+            return self._apply_side_effects(projection, application)
+        app = self.stores[application]
+        handlers = projection.topics()
+        with self.db.transaction(write=True) as cur:
+            start = tracking.position(cur, projection.name, application, lock=True)
+            batch = app.recorder.select_notifications(
+                start=start, limit=self.batch_size, inclusive_of_start=False
+            )
+            if not batch:
+                return 0
+            for notification in batch:
+                handler = handlers.get(notification.topic)
+                if handler is not None:
+                    handler(cur, app.mapper.to_domain_event(notification))
+            tracking.advance(cur, projection.name, application, start, batch[-1].id)
+        return len(batch)
+
+    def _apply_side_effects(self, projection: Projection, application: str) -> int:
+        """At least once: act on each event, then record the position."""
+        app = self.stores[application]
+        handlers = projection.topics()
+        with self.db.transaction() as cur:
+            start = tracking.position(cur, projection.name, application)
+        batch = app.recorder.select_notifications(start=start, limit=self.batch_size, inclusive_of_start=False)
+        for notification in batch:
+            handler = handlers.get(notification.topic)
+            if handler is not None:
+                handler(app.mapper.to_domain_event(notification))
+            with self.db.transaction(write=True) as cur:
+                tracking.advance(cur, projection.name, application, start, notification.id)
+            start = notification.id
+        return len(batch)
+
+    # Live following -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Run in background threads until `stop()`: elect, catch up, follow."""
+        self._threads = [threading.Thread(target=self._lead, name="projection-runner", daemon=True)]
+        if self.db.dialect == "postgresql":
+            self._threads.append(threading.Thread(target=self._listen, name="projection-listen", daemon=True))
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self.progress.nudge()
+        for thread in self._threads:
+            thread.join(timeout=10)
+
+    def _lead(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                with self.db.exclusive_lock("projection-runner", wait=False) as taken:
+                    if taken:
+                        self.is_leader = True
+                        self._follow()
+            except Exception:
+                log.exception("projection runner lost its database; retrying")
+            finally:
+                self.is_leader = False
+            self._stopping.wait(1.0)
+
+    def _follow(self) -> None:
+        known_heads: dict[str, int] = {}
+        while not self._stopping.is_set():
+            heads = {name: app.recorder.max_notification_id() or 0 for name, app in self.stores.applications.items()}
+            busy = False
+            for projection in self.projections:
+                if heads == known_heads and projection.name not in self._retry_at:
+                    continue
+                busy |= self._run_guarded(projection)
+            if not busy:
+                known_heads = heads
+                self.progress.wait_for_nudge(POLL_INTERVAL)
+
+    def _run_guarded(self, projection: Projection) -> bool:
+        """Run one batch; a failing projection backs off without stopping the others."""
+        retry_at = self._retry_at.get(projection.name)
+        if retry_at is not None and time.monotonic() < retry_at:
+            return False
+        try:
+            seen = self.run_once(projection)
+        except psycopg.OperationalError:
+            raise
+        except Exception:
+            failures = self._failures.get(projection.name, 0) + 1
+            self._failures[projection.name] = failures
+            delay = min(MAX_BACKOFF, 0.1 * 2**failures)
+            self._retry_at[projection.name] = time.monotonic() + delay
+            log.exception("projection %s failed (attempt %d); retrying in %.1fs", projection.name, failures, delay)
+            return False
+        self._retry_at.pop(projection.name, None)
+        self._failures.pop(projection.name, None)
+        return seen > 0
+
+    def _listen(self) -> None:
+        """Wake the runner when another process appends (PostgreSQL NOTIFY on every insert)."""
+        channels = [f"{name}_events" for name in self.stores.applications]
+        while not self._stopping.is_set():
+            try:
+                with psycopg.connect(self.db.url, autocommit=True) as conn:
+                    for channel in channels:
+                        conn.execute(f'LISTEN "{channel}"')
+                    while not self._stopping.is_set():
+                        for _ in conn.notifies(timeout=0.5, stop_after=1):
+                            self.progress.nudge()
+            except psycopg.Error:
+                log.warning("LISTEN connection lost; reconnecting", exc_info=True)
+                self._stopping.wait(1.0)

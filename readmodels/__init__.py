@@ -1,0 +1,1 @@
+"""Read tables: their schema and the query functions, the only code that reads them."""

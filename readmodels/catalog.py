@@ -1,0 +1,45 @@
+"""Queries on categories and skills (kept by `projections/catalog.py`)."""
+
+from __future__ import annotations
+
+from readmodels.pages import Page, PageRequest
+from ugc.database import Database, Row
+
+
+def list_categories(db: Database, page: PageRequest) -> Page:
+    with db.transaction() as cur:
+        count = cur.execute("SELECT COUNT(*) AS n FROM categories").fetchone()
+        rows = cur.execute(
+            "SELECT id, name, slug FROM categories ORDER BY name, id LIMIT %s OFFSET %s",
+            (page.size, page.offset),
+        ).fetchall()
+    return Page(rows=rows, count=int(count["n"]) if count else 0)
+
+
+def list_skills(db: Database, page: PageRequest, search: str | None = None) -> Page:
+    where, params = "", []
+    if search:
+        # search_text is casefolded by the projection: SQLite's LOWER() knows only ASCII.
+        where = " WHERE search_text LIKE %s ESCAPE '\\'"
+        params = [f"%{_escape_like(search_text(search))}%"]
+    with db.transaction() as cur:
+        count = cur.execute(f"SELECT COUNT(*) AS n FROM skills{where}", params).fetchone()
+        rows = cur.execute(
+            f"SELECT id, name, description FROM skills{where} ORDER BY name, id LIMIT %s OFFSET %s",
+            [*params, page.size, page.offset],
+        ).fetchall()
+    return Page(rows=rows, count=int(count["n"]) if count else 0)
+
+
+def get_skill(db: Database, skill_id: int) -> Row | None:
+    with db.transaction() as cur:
+        return cur.execute("SELECT id, name, description FROM skills WHERE id = %s", (skill_id,)).fetchone()
+
+
+def search_text(*parts: str) -> str:
+    """The casefolded text that skill search matches against."""
+    return " ".join(part.casefold() for part in parts)
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

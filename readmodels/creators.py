@@ -1,0 +1,21 @@
+"""Queries on creator profiles (kept by `projections/accounts.py`)."""
+
+from __future__ import annotations
+
+from ugc.database import Database, Row
+
+_SELECT = (
+    "SELECT p.id, p.user_id, u.username, p.specialization, p.experience, p.portfolio_link, "
+    "p.social_links, p.created_at, p.updated_at "
+    "FROM creator_profiles p JOIN users u ON u.id = p.user_id"
+)
+
+
+def get_creator_profile(db: Database, profile_id: int) -> Row | None:
+    with db.transaction() as cur:
+        return cur.execute(f"{_SELECT} WHERE p.id = %s", (profile_id,)).fetchone()
+
+
+def get_creator_profile_of_user(db: Database, user_id: int) -> Row | None:
+    with db.transaction() as cur:
+        return cur.execute(f"{_SELECT} WHERE p.user_id = %s", (user_id,)).fetchone()

@@ -1,0 +1,1 @@
+"""UGC Market: the domain (aggregates, events, errors) plus configuration and storage wiring."""

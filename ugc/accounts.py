@@ -1,0 +1,178 @@
+"""Users and their e-mail verification tokens."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate, event
+
+from ugc.errors import InvalidToken
+from ugc.ids import aggregate_id
+
+ROLES = ("admin", "auditor")
+PROFILE_FIELDS = ("first_name", "last_name", "phone", "bio")
+
+
+class User(Aggregate):
+    @dataclass(frozen=True)
+    class Registered(Aggregate.Created):
+        TOPIC = "ugc.User.Registered"
+        number: int
+        username: str
+        email: str
+        password_hash: str
+        first_name: str
+        last_name: str
+        at: datetime
+
+    @dataclass(frozen=True)
+    class EmailVerified(Aggregate.Event):
+        TOPIC = "ugc.User.EmailVerified"
+        at: datetime
+
+    @dataclass(frozen=True)
+    class ProfileUpdated(Aggregate.Event):
+        TOPIC = "ugc.User.ProfileUpdated"
+        changes: dict[str, Any]
+        at: datetime
+
+    @dataclass(frozen=True)
+    class RoleGranted(Aggregate.Event):
+        TOPIC = "ugc.User.RoleGranted"
+        role: str
+        at: datetime
+
+    @staticmethod
+    def create_id(
+        number: int,
+        username: str,
+        email: str,
+        password_hash: str,
+        first_name: str,
+        last_name: str,
+        at: datetime,
+    ) -> UUID:
+        return aggregate_id("user", number)
+
+    @event(Registered)
+    def __init__(
+        self,
+        number: int,
+        username: str,
+        email: str,
+        password_hash: str,
+        first_name: str,
+        last_name: str,
+        at: datetime,
+    ) -> None:
+        self.number = number
+        self.username = username
+        self.email = email
+        self.password_hash = password_hash
+        self.first_name = first_name
+        self.last_name = last_name
+        self.phone = ""
+        self.bio = ""
+        self.is_verified = False
+        self.roles: list[str] = []
+
+    def verify_email(self, at: datetime) -> None:
+        if not self.is_verified:
+            self._email_verified(at)
+
+    @event(EmailVerified)
+    def _email_verified(self, at: datetime) -> None:
+        self.is_verified = True
+
+    def update_profile(self, changes: dict[str, Any], at: datetime) -> None:
+        """Record only the fields that really change; no event when nothing does."""
+        changed = {k: v for k, v in changes.items() if k in PROFILE_FIELDS and getattr(self, k) != v}
+        if changed:
+            self._profile_updated(changed, at)
+
+    @event(ProfileUpdated)
+    def _profile_updated(self, changes: dict[str, Any], at: datetime) -> None:
+        for name, value in changes.items():
+            setattr(self, name, value)
+
+    def grant(self, role: str, at: datetime) -> None:
+        if role not in ROLES:
+            raise ValueError(f"unknown role {role!r}; known: {', '.join(ROLES)}")
+        if role not in self.roles:
+            self._role_granted(role, at)
+
+    @event(RoleGranted)
+    def _role_granted(self, role: str, at: datetime) -> None:
+        self.roles.append(role)
+
+
+class VerificationToken(Aggregate):
+    """A single-use e-mail verification token.
+
+    Its id is derived from a random key; the mailed token is that key plus an HMAC of it, so the
+    event log never holds a usable token (see `commands/accounts.py`).
+    """
+
+    @dataclass(frozen=True)
+    class Issued(Aggregate.Created):
+        TOPIC = "ugc.VerificationToken.Issued"
+        key: str
+        user_number: int
+        email: str
+        expires_at: datetime
+        at: datetime
+
+    @dataclass(frozen=True)
+    class Used(Aggregate.Event):
+        TOPIC = "ugc.VerificationToken.Used"
+        at: datetime
+
+    @staticmethod
+    def create_id(key: str, user_number: int, email: str, expires_at: datetime, at: datetime) -> UUID:
+        return VerificationToken.id_for(key)
+
+    @staticmethod
+    def id_for(key: str) -> UUID:
+        return aggregate_id("verification-token", key)
+
+    @event(Issued)
+    def __init__(self, key: str, user_number: int, email: str, expires_at: datetime, at: datetime) -> None:
+        self.key = key
+        self.user_number = user_number
+        self.expires_at = expires_at
+        self.used = False
+
+    def use(self, at: datetime) -> None:
+        if self.used:
+            raise InvalidToken("verification_token_used")
+        if at >= self.expires_at:
+            raise InvalidToken("verification_token_expired")
+        self._used(at)
+
+    @event(Used)
+    def _used(self, at: datetime) -> None:
+        self.used = True
+
+
+def verification_token(key: str, secret: str) -> str:
+    """The token mailed to the user: the key plus its HMAC, in `[A-Za-z0-9._-]`, never ending with '.'."""
+    return f"{key}.{_signature(key, secret)}"
+
+
+def verification_key(token: str, secret: str) -> str | None:
+    """The key inside a well-signed token, or None for anything forged or garbled."""
+    key, dot, signature = token.partition(".")
+    if not dot or not key or not hmac.compare_digest(signature, _signature(key, secret)):
+        return None
+    return key
+
+
+def _signature(key: str, secret: str) -> str:
+    digest = hmac.new(secret.encode(), f"verify-email:{key}".encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()

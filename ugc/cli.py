@@ -1,0 +1,165 @@
+"""`ugc`: serve the API, migrate, run or rebuild projections, seed data, grant roles."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+
+from ugc.config import ConfigError, Settings
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="ugc", description="UGC Market backend")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="serve the HTTP API (migrates first)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1)
+
+    commands.add_parser("migrate", help="create the event store's and the read side's tables")
+    commands.add_parser("project", help="run the projections until interrupted (UGC_PROJECTIONS=external)")
+    rebuild = commands.add_parser("rebuild", help="empty projections' tables and replay the log into them")
+    rebuild.add_argument("names", nargs="*", help="projection names (default: all)")
+    commands.add_parser("seed", help="load the reference categories and skills (idempotent)")
+
+    users = commands.add_parser("users", help="manage users")
+    user_commands = users.add_subparsers(dest="user_command", required=True)
+    grant = user_commands.add_parser("grant", help="grant a role to a user")
+    grant.add_argument("username")
+    grant.add_argument("role", choices=("admin", "auditor"))
+
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = Settings.from_env()
+    except ConfigError as error:
+        print(f"ugc: {error}", file=sys.stderr)
+        return 2
+    handler = {
+        "serve": lambda: _serve(settings, args.host, args.port, args.workers),
+        "migrate": lambda: _migrate(settings),
+        "project": lambda: _project(settings),
+        "rebuild": lambda: _rebuild(settings, args.names),
+        "seed": lambda: _seed(settings),
+        "users": lambda: _grant(settings, args.username, args.role),
+    }[args.command]
+    return handler()
+
+
+def _migrate(settings: Settings) -> int:
+    from readmodels.migrations import migrate
+    from ugc.database import Database
+
+    db = Database(settings.database_url)
+    try:
+        migrate(db)
+    finally:
+        db.close()
+    print("migrated")
+    return 0
+
+
+def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
+    import uvicorn
+
+    _migrate(settings)
+    uvicorn.run("ugc.wiring:asgi_app", factory=True, host=host, port=port, workers=workers, log_level="info")
+    return 0
+
+
+def _project(settings: Settings) -> int:
+    from readmodels.tracking import Progress
+    from ugc.database import Database
+    from ugc.store import EventStores
+    from ugc.wiring import projection_runner
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    db = Database(settings.database_url)
+    _migrate(settings)
+    stores = EventStores(settings.database_url)
+    try:
+        with projection_runner(settings, db, stores, Progress()) as runner:
+            runner.start()
+            stop.wait()
+    finally:
+        stores.close()
+        db.close()
+    return 0
+
+
+def _rebuild(settings: Settings, names: Sequence[str]) -> int:
+    from projections.registry import all_projections
+    from projections.runner import ProjectionRunner
+    from readmodels.tracking import Progress
+    from ugc.database import Database
+    from ugc.store import EventStores
+
+    db = Database(settings.database_url)
+    stores = EventStores(settings.database_url)
+    try:
+        projections = all_projections(settings)
+        known = {p.name: p for p in projections if p.read_model}
+        unknown = [name for name in names if name not in known]
+        if unknown:
+            print(f"ugc: unknown projection(s): {', '.join(unknown)}; known: {', '.join(known)}", file=sys.stderr)
+            return 2
+        runner = ProjectionRunner(db, stores, projections, Progress())
+        runner.register()
+        for name in names or list(known):
+            runner.reset(known[name])
+            runner.catch_up([known[name]])
+            print(f"rebuilt {name}")
+    finally:
+        stores.close()
+        db.close()
+    return 0
+
+
+def _seed(settings: Settings) -> int:
+    from commands.reference import load_reference_data
+    from ugc.clock import SystemClock
+    from ugc.database import Database
+    from ugc.store import EventStores
+
+    _migrate(settings)
+    db = Database(settings.database_url)
+    stores = EventStores(settings.database_url)
+    try:
+        positions = load_reference_data(stores, db, SystemClock())
+    finally:
+        stores.close()
+        db.close()
+    print("reference data loaded" if positions else "reference data already present")
+    return 0
+
+
+def _grant(settings: Settings, username: str, role: str) -> int:
+    from commands.accounts import AccountCommands
+    from ugc.clock import SystemClock
+    from ugc.database import Database
+    from ugc.errors import NotFound
+    from ugc.store import EventStores
+
+    db = Database(settings.database_url)
+    stores = EventStores(settings.database_url)
+    try:
+        AccountCommands(stores, db, SystemClock()).grant_role(username, role)
+    except NotFound:
+        print(f"ugc: no user named {username!r}", file=sys.stderr)
+        return 1
+    finally:
+        stores.close()
+        db.close()
+    print(f"granted {role} to {username}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

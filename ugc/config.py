@@ -1,0 +1,103 @@
+"""Settings read once from the environment (see the README's configuration table)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_DATABASE_URL = "sqlite:///var/ugc.sqlite3"
+
+
+class ConfigError(Exception):
+    """The environment asks for something that cannot work (or is unsafe in production)."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    redis_url: str | None
+    secret_key: str
+    env: str
+    public_url: str
+    smtp_url: str | None
+    mail_from: str
+    var_dir: Path
+    media_dir: Path
+    max_upload_bytes: int
+    access_token_ttl: int
+    refresh_token_ttl: int
+    projections: str
+    verification_token_ttl: int = 86400
+    read_your_writes_timeout: float = 2.0
+
+    @property
+    def outbox_dir(self) -> Path:
+        return self.var_dir / "outbox"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        var_dir = Path(env.get("UGC_VAR_DIR", "var"))
+        mode = env.get("UGC_ENV", "development")
+        if mode not in ("development", "production"):
+            raise ConfigError(f"UGC_ENV must be 'development' or 'production', not {mode!r}")
+        projections = env.get("UGC_PROJECTIONS", "inline")
+        if projections not in ("inline", "external"):
+            raise ConfigError(f"UGC_PROJECTIONS must be 'inline' or 'external', not {projections!r}")
+        secret = env.get("UGC_SECRET_KEY")
+        if not secret:
+            if mode == "production":
+                raise ConfigError("UGC_SECRET_KEY is required when UGC_ENV=production")
+            secret = _secret_from_file(var_dir / "secret.key")
+        elif mode == "production" and len(secret) < 32:
+            raise ConfigError("UGC_SECRET_KEY must be at least 32 characters in production")
+        database_url = env.get("UGC_DATABASE_URL", "") or _default_database_url(var_dir)
+        return cls(
+            database_url=database_url,
+            redis_url=env.get("UGC_REDIS_URL") or None,
+            secret_key=secret,
+            env=mode,
+            public_url=env.get("UGC_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/"),
+            smtp_url=env.get("UGC_SMTP_URL") or None,
+            mail_from=env.get("UGC_MAIL_FROM", "noreply@ugc.local"),
+            var_dir=var_dir,
+            media_dir=Path(env.get("UGC_MEDIA_DIR", str(var_dir / "media"))),
+            max_upload_bytes=_int(env, "UGC_MAX_UPLOAD_BYTES", 26214400),
+            access_token_ttl=_int(env, "UGC_ACCESS_TOKEN_TTL", 900),
+            refresh_token_ttl=_int(env, "UGC_REFRESH_TOKEN_TTL", 1209600),
+            projections=projections,
+            verification_token_ttl=_int(env, "UGC_VERIFICATION_TOKEN_TTL", 86400),
+        )
+
+
+def _default_database_url(var_dir: Path) -> str:
+    return f"sqlite:///{var_dir / 'ugc.sqlite3'}"
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, not {raw!r}") from None
+    if value <= 0:
+        raise ConfigError(f"{name} must be positive")
+    return value
+
+
+def _secret_from_file(path: Path) -> str:
+    """Generate the development signing key once, so tokens survive restarts."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as file:
+        key = secrets.token_urlsafe(48)
+        file.write(key)
+    return key

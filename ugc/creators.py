@@ -1,0 +1,79 @@
+"""Creator profiles: one per user, so the profile's id is derived from the user's."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate, event
+
+from ugc.ids import aggregate_id
+
+CREATOR_PROFILE_FIELDS = ("specialization", "experience", "portfolio_link", "social_links")
+
+
+def creator_profile_id(user_number: int) -> UUID:
+    return aggregate_id("creator-profile-of-user", user_number)
+
+
+class CreatorProfile(Aggregate):
+    @dataclass(frozen=True)
+    class Created(Aggregate.Created):
+        TOPIC = "ugc.CreatorProfile.Created"
+        number: int
+        user_number: int
+        specialization: str
+        experience: str
+        portfolio_link: str
+        social_links: dict[str, str]
+        at: datetime
+
+    @dataclass(frozen=True)
+    class Updated(Aggregate.Event):
+        TOPIC = "ugc.CreatorProfile.Updated"
+        changes: dict[str, Any]
+        at: datetime
+
+    @staticmethod
+    def create_id(
+        number: int,
+        user_number: int,
+        specialization: str,
+        experience: str,
+        portfolio_link: str,
+        social_links: dict[str, str],
+        at: datetime,
+    ) -> UUID:
+        return creator_profile_id(user_number)
+
+    @event(Created)
+    def __init__(
+        self,
+        number: int,
+        user_number: int,
+        specialization: str,
+        experience: str,
+        portfolio_link: str,
+        social_links: dict[str, str],
+        at: datetime,
+    ) -> None:
+        self.number = number
+        self.user_number = user_number
+        self.specialization = specialization
+        self.experience = experience
+        self.portfolio_link = portfolio_link
+        self.social_links = dict(social_links)
+
+    def update(self, changes: dict[str, Any], at: datetime) -> None:
+        changed = {
+            k: v for k, v in changes.items() if k in CREATOR_PROFILE_FIELDS and getattr(self, k) != v
+        }
+        if changed:
+            self._updated(changed, at)
+
+    @event(Updated)
+    def _updated(self, changes: dict[str, Any], at: datetime) -> None:
+        for name, value in changes.items():
+            setattr(self, name, value)

@@ -1,0 +1,228 @@
+"""The relational database beside the event store: read tables, tracking, sequences, locks.
+
+Code outside this module writes one SQL text with `%s` placeholders and portable types; the
+`Database` adapts it to SQLite or PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import sqlite3
+import threading
+import zlib
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+from psycopg_pool import ConnectionPool
+
+from ugc.store import is_postgres, sqlite_path
+
+Row = dict[str, Any]
+Dialect = Literal["sqlite", "postgresql"]
+
+# Column types spelled per dialect; the SQLite names pick the converters registered below.
+COLUMN_TYPES: dict[Dialect, dict[str, str]] = {
+    "postgresql": {"timestamp": "TIMESTAMPTZ", "json": "JSONB", "bool": "BOOLEAN", "money": "NUMERIC(14, 2)"},
+    "sqlite": {"timestamp": "TIMESTAMPTZ", "json": "JSONTEXT", "bool": "BOOLEAN", "money": "DECIMALTEXT"},
+}
+
+
+def _parse_timestamp(raw: bytes) -> datetime:
+    value = datetime.fromisoformat(raw.decode())
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+sqlite3.register_adapter(datetime, lambda value: value.astimezone(timezone.utc).isoformat())
+sqlite3.register_adapter(Decimal, str)
+sqlite3.register_adapter(bool, int)
+sqlite3.register_converter("TIMESTAMPTZ", _parse_timestamp)
+sqlite3.register_converter("JSONTEXT", lambda raw: json.loads(raw))
+sqlite3.register_converter("BOOLEAN", lambda raw: raw not in (b"0", b""))
+sqlite3.register_converter("DECIMALTEXT", lambda raw: Decimal(raw.decode()))
+
+
+class Cursor:
+    """A cursor that takes `%s` SQL and JSON-able parameters on either dialect, rows as dicts."""
+
+    def __init__(self, raw: Any, dialect: Dialect) -> None:
+        self._raw = raw
+        self.dialect = dialect
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
+        if self.dialect == "sqlite":
+            sql = sql.replace("%s", "?")
+            params = [json.dumps(p) if isinstance(p, (dict, list)) else p for p in params]
+        else:
+            params = [Jsonb(p) if isinstance(p, (dict, list)) else p for p in params]
+        self._raw.execute(sql, params)
+        return self
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        for params in rows:
+            self.execute(sql, params)
+
+    def fetchone(self) -> Row | None:
+        row = self._raw.fetchone()
+        return None if row is None else dict(row)
+
+    def fetchall(self) -> list[Row]:
+        return [dict(row) for row in self._raw.fetchall()]
+
+    @property
+    def rowcount(self) -> int:
+        return int(self._raw.rowcount)
+
+
+class Database:
+    dialect: Dialect
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        if is_postgres(url):
+            self.dialect = "postgresql"
+            self._pool: ConnectionPool[Any] | None = ConnectionPool(
+                url,
+                min_size=1,
+                max_size=40,
+                kwargs={"row_factory": dict_row},
+                open=True,
+                name="ugc-read",
+                timeout=10,
+            )
+        elif url.startswith("sqlite:///"):
+            self.dialect = "sqlite"
+            self._pool = None
+            self._path = sqlite_path(url)
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            self._local = threading.local()
+            self._connections: list[sqlite3.Connection] = []
+            self._connections_lock = threading.Lock()
+        else:
+            raise ValueError(f"unsupported database URL {url!r}")
+
+    @property
+    def types(self) -> dict[str, str]:
+        return COLUMN_TYPES[self.dialect]
+
+    def _sqlite_connection(self) -> sqlite3.Connection:
+        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = sqlite3.connect(
+                self._path,
+                isolation_level=None,
+                detect_types=sqlite3.PARSE_DECLTYPES,
+                check_same_thread=False,
+                timeout=10,
+            )
+            connection.row_factory = sqlite3.Row
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=NORMAL")
+            self._local.connection = connection
+            with self._connections_lock:
+                self._connections.append(connection)
+        return connection
+
+    @contextmanager
+    def transaction(self, *, write: bool = False) -> Iterator[Cursor]:
+        """One transaction: committed when the block ends, rolled back if it raises.
+
+        On SQLite `write=True` takes the write lock up front (BEGIN IMMEDIATE), so a writer never
+        fails half way on a lock upgrade.
+        """
+        if self._pool is not None:
+            with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+                yield Cursor(cur, "postgresql")
+            return
+        connection = self._sqlite_connection()
+        cursor = connection.cursor()
+        cursor.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        try:
+            yield Cursor(cursor, "sqlite")
+        except BaseException:
+            connection.rollback()
+            raise
+        else:
+            connection.commit()
+        finally:
+            cursor.close()
+
+    def next_number(self, kind: str) -> int:
+        """The next public id of `kind`, from a database sequence (gaps are possible)."""
+        with self.transaction(write=True) as cur:
+            if self.dialect == "postgresql":
+                cur.execute(f"SELECT nextval('ugc_seq_{_identifier(kind)}') AS value")
+            else:
+                cur.execute(
+                    "INSERT INTO id_sequences (kind, value) VALUES (%s, 1) "
+                    "ON CONFLICT (kind) DO UPDATE SET value = id_sequences.value + 1 RETURNING value",
+                    (kind,),
+                )
+            row = cur.fetchone()
+        assert row is not None
+        return int(row["value"])
+
+    def create_sequence(self, cur: Cursor, kind: str) -> None:
+        if self.dialect == "postgresql":
+            cur.execute(f"CREATE SEQUENCE IF NOT EXISTS ugc_seq_{_identifier(kind)}")
+
+    @contextmanager
+    def exclusive_lock(self, name: str, *, wait: bool = True) -> Iterator[bool]:
+        """A lock held across processes for the block: a PostgreSQL advisory lock, or a file lock.
+
+        With `wait=False` the block runs at once and receives whether the lock was taken.
+        """
+        if self.dialect == "postgresql":
+            key = zlib.crc32(name.encode())
+            with psycopg.connect(self.url, autocommit=True) as conn:
+                if wait:
+                    conn.execute("SELECT pg_advisory_lock(%s)", (key,))
+                    taken = True
+                else:
+                    row = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
+                    taken = bool(row and row[0])
+                try:
+                    yield taken
+                finally:
+                    if taken:
+                        conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+            return
+        lock_path = Path(f"{self._path}.{_identifier(name)}.lock")
+        with open(lock_path, "a+") as file:
+            try:
+                fcntl.flock(file, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+                taken = True
+            except BlockingIOError:
+                taken = False
+            try:
+                yield taken
+            finally:
+                if taken:
+                    fcntl.flock(file, fcntl.LOCK_UN)
+
+    def ping(self) -> None:
+        with self.transaction() as cur:
+            cur.execute("SELECT 1 AS ok")
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            return
+        with self._connections_lock:
+            for connection in self._connections:
+                connection.close()
+            self._connections.clear()
+
+
+def _identifier(name: str) -> str:
+    cleaned = "".join(ch if ch.isalnum() else "_" for ch in name.lower())
+    if not cleaned or cleaned[0].isdigit():
+        raise ValueError(f"not usable as an identifier: {name!r}")
+    return cleaned

@@ -1,0 +1,103 @@
+"""The event stores: one `eventsourcing` application per bounded context.
+
+Every append takes an exclusive lock on its application's events table, so contexts get their
+own application (and table) to keep writes to one from queueing behind another.
+`eventsourcing_settings` is the one place that turns a database URL into the library's settings.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from eventsourcing.application import Application
+
+
+class Accounts(Application):
+    """Users, their unique-name claims, verification tokens and creator profiles."""
+
+    name = "accounts"
+
+
+class Catalog(Application):
+    """Categories and skills (later: services, portfolio)."""
+
+    name = "catalog"
+
+
+APPLICATION_CLASSES: tuple[type[Application], ...] = (Accounts, Catalog)
+
+
+def sqlite_path(database_url: str) -> Path:
+    """`sqlite:///var/ugc.sqlite3` -> `var/ugc.sqlite3`; `sqlite:////abs/x` -> `/abs/x`."""
+    return Path(unquote(database_url.removeprefix("sqlite:///")))
+
+
+def is_postgres(database_url: str) -> bool:
+    return database_url.startswith(("postgresql://", "postgres://"))
+
+
+def eventsourcing_settings(database_url: str, app_name: str, *, create_table: bool) -> dict[str, str]:
+    """The `eventsourcing` environment for application `app_name` on `database_url`.
+
+    On SQLite the library's table names are fixed, so each application gets a sibling file
+    beside the main database (`ugc.sqlite3` -> `ugc.accounts.sqlite3`).
+    """
+    common = {"CREATE_TABLE": "y" if create_table else "n"}
+    if database_url.startswith("sqlite:///"):
+        main = sqlite_path(database_url)
+        return common | {
+            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "SQLITE_DBNAME": str(main.with_name(f"{main.stem}.{app_name}{main.suffix or '.sqlite3'}")),
+            "SQLITE_LOCK_TIMEOUT": "10",
+        }
+    if is_postgres(database_url):
+        url = urlsplit(database_url)
+        return common | {
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "POSTGRES_DBNAME": unquote(url.path.lstrip("/")) or "postgres",
+            "POSTGRES_HOST": url.hostname or "127.0.0.1",
+            "POSTGRES_PORT": str(url.port or 5432),
+            "POSTGRES_USER": unquote(url.username or "postgres"),
+            "POSTGRES_PASSWORD": unquote(url.password or ""),
+            # Small resident pools: several server processes share one max_connections.
+            "POSTGRES_POOL_SIZE": "2",
+            "POSTGRES_MAX_OVERFLOW": "30",
+            "POSTGRES_CONNECT_TIMEOUT": "10",
+            # The insert's table lock must not wait forever; the caller turns it into a 503.
+            "POSTGRES_LOCK_TIMEOUT": "5",
+            "POSTGRES_PRE_PING": "y",
+        }
+    raise ValueError(f"unsupported database URL {database_url!r}: use sqlite:/// or postgresql://")
+
+
+class EventStores:
+    """The applications of one process, opened on one database URL."""
+
+    def __init__(self, database_url: str, *, create_table: bool = False) -> None:
+        self.applications: dict[str, Application] = {
+            cls.name: cls(env=eventsourcing_settings(database_url, cls.name, create_table=create_table))
+            for cls in APPLICATION_CLASSES
+        }
+
+    @property
+    def accounts(self) -> Application:
+        return self.applications[Accounts.name]
+
+    @property
+    def catalog(self) -> Application:
+        return self.applications[Catalog.name]
+
+    def __getitem__(self, name: str) -> Application:
+        return self.applications[name]
+
+    def close(self) -> None:
+        for application in self.applications.values():
+            application.close()
+
+
+def create_event_tables(database_url: str) -> None:
+    """Create every application's tables; call only under the migration lock."""
+    if database_url.startswith("sqlite:///"):
+        sqlite_path(database_url).parent.mkdir(parents=True, exist_ok=True)
+    EventStores(database_url, create_table=True).close()

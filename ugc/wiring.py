@@ -1,0 +1,89 @@
+"""The composition root: the one module that wires the layers together for a process.
+
+It imports api, commands, projections and readmodels; nothing in them imports it, and the
+rest of `ugc` imports none of them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import redis
+from starlette.applications import Starlette
+
+from api.app import build_app
+from api.services import Services
+from api.throttle import FailureThrottle
+from api.tokens import TokenService
+from commands.accounts import AccountCommands
+from commands.creators import CreatorCommands
+from commands.reference import load_reference_data
+from projections.registry import all_projections
+from projections.runner import ProjectionRunner
+from readmodels.migrations import migrate
+from readmodels.tracking import Progress
+from ugc.clock import Clock, SystemClock
+from ugc.config import Settings
+from ugc.database import Database
+from ugc.store import EventStores
+
+log = logging.getLogger(__name__)
+
+
+@contextmanager
+def projection_runner(settings: Settings, db: Database, stores: EventStores, progress: Progress) -> Iterator[ProjectionRunner]:
+    runner = ProjectionRunner(db, stores, all_projections(settings), progress)
+    runner.register()
+    yield runner
+    runner.stop()
+
+
+@contextmanager
+def runtime(settings: Settings, *, clock: Clock | None = None) -> Iterator[Services]:
+    """Everything one server process needs, opened in order and closed in reverse."""
+    clock = clock or SystemClock()
+    db = Database(settings.database_url)
+    stores: EventStores | None = None
+    redis_client: redis.Redis | None = None
+    try:
+        migrate(db)
+        stores = EventStores(settings.database_url)
+        load_reference_data(stores, db, clock)
+        progress = Progress()
+        check_redis: Callable[[], None] | None = None
+        if settings.redis_url:
+            redis_client = redis.Redis.from_url(settings.redis_url, socket_timeout=1, socket_connect_timeout=1)
+            check_redis = redis_client.ping
+        with projection_runner(settings, db, stores, progress) as runner:
+            if settings.projections == "inline":
+                runner.start()
+            yield Services(
+                settings=settings,
+                clock=clock,
+                db=db,
+                progress=progress,
+                tokens=TokenService(
+                    settings.secret_key,
+                    clock,
+                    access_ttl=settings.access_token_ttl,
+                    refresh_ttl=settings.refresh_token_ttl,
+                ),
+                throttle=FailureThrottle(db, clock),
+                accounts=AccountCommands(stores, db, clock, verification_ttl=settings.verification_token_ttl),
+                creators=CreatorCommands(stores, db, clock),
+                check_redis=check_redis,
+            )
+    finally:
+        if redis_client is not None:
+            redis_client.close()
+        if stores is not None:
+            stores.close()
+        db.close()
+
+
+def asgi_app() -> Starlette:
+    """The app uvicorn builds in each worker process (`--factory`)."""
+    settings = Settings.from_env()
+    return build_app(lambda: runtime(settings))
