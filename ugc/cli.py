@@ -146,11 +146,12 @@ def _grant(settings: Settings, username: str, role: str) -> int:
     from ugc.database import Database
     from ugc.errors import NotFound
     from ugc.store import EventStores
+    from ugc.wiring import password_hasher
 
     db = Database(settings.database_url)
     stores = EventStores(settings.database_url)
     try:
-        AccountCommands(stores, db, SystemClock()).grant_role(username, role)
+        AccountCommands(stores, db, SystemClock(), hasher=password_hasher(settings)).grant_role(username, role)
     except NotFound:
         print(f"ugc: no user named {username!r}", file=sys.stderr)
         return 1

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import redis
+from argon2 import PasswordHasher
 from starlette.applications import Starlette
 
 from api.app import build_app
@@ -71,7 +72,13 @@ def runtime(settings: Settings, *, clock: Clock | None = None) -> Iterator[Servi
                     refresh_ttl=settings.refresh_token_ttl,
                 ),
                 throttle=FailureThrottle(db, clock),
-                accounts=AccountCommands(stores, db, clock, verification_ttl=settings.verification_token_ttl),
+                accounts=AccountCommands(
+                    stores,
+                    db,
+                    clock,
+                    hasher=password_hasher(settings),
+                    verification_ttl=settings.verification_token_ttl,
+                ),
                 creators=CreatorCommands(stores, db, clock),
                 check_redis=check_redis,
             )
@@ -81,6 +88,11 @@ def runtime(settings: Settings, *, clock: Clock | None = None) -> Iterator[Servi
         if stores is not None:
             stores.close()
         db.close()
+
+
+def password_hasher(settings: Settings) -> PasswordHasher:
+    """argon2id with the configured cost (the library's defaults unless tuned)."""
+    return PasswordHasher(time_cost=settings.argon2_time_cost, memory_cost=settings.argon2_memory_kib)
 
 
 def asgi_app() -> Starlette:

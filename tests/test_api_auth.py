@@ -1,0 +1,249 @@
+"""Registration, verification, tokens: the contract's happy paths and every refusal."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import threading
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from email import message_from_bytes
+from pathlib import Path
+
+import jwt
+import pytest
+from starlette.testclient import TestClient
+
+from tests.conftest import Api, new_client
+from ugc.clock import MovableClock
+from ugc.config import Settings
+
+LINK = re.compile(r"/verify-email\?token=([A-Za-z0-9._-]*[A-Za-z0-9_-])")
+
+
+def mailed_token(settings: Settings, email: str, timeout: float = 5.0) -> str:
+    """The token in the verification mail sent to `email` (the mail is written by a projection)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for path in Path(settings.outbox_dir).glob("*.eml"):
+            mail = message_from_bytes(path.read_bytes())
+            if mail["To"] == email:
+                body = mail.get_payload(decode=True).decode()
+                assert f"{settings.public_url}/verify-email?token=" in body
+                match = LINK.search(body)
+                assert match is not None, body
+                return match.group(1)
+        time.sleep(0.02)
+    raise AssertionError(f"no verification mail to {email}")
+
+
+def test_register_answers_the_contract_shape(api: Api) -> None:
+    response = api.client.post(
+        "/api/auth/register/",
+        json={"username": "olga_k", "email": "olga@example.com", "password": "long-enough", "first_name": "Ольга", "last_name": "К"},
+    )
+    assert response.status_code == 201
+    body = response.json()
+    assert set(body) == {"id", "username", "email", "first_name", "last_name"}
+    assert isinstance(body["id"], int) and body["id"] > 0
+    assert body["username"] == "olga_k" and body["first_name"] == "Ольга"
+
+
+def test_register_verify_login_me(api: Api) -> None:
+    user = api.register()
+    token = mailed_token(api.settings, user["email"])
+    response = api.client.post("/api/auth/verify-email/", json={"token": token})
+    assert response.status_code == 200
+    assert response.json() == {"message": "Email успешно подтвержден"}
+    tokens = api.login(user["username"])
+    me = api.client.get("/api/v1/users/me/", headers={"Authorization": f"Bearer {tokens['access']}"})
+    assert me.status_code == 200
+    assert me.json()["is_verified"] is True
+
+
+def test_a_verification_token_works_once(api: Api) -> None:
+    user = api.register()
+    token = mailed_token(api.settings, user["email"])
+    assert api.client.post("/api/auth/verify-email/", json={"token": token}).status_code == 200
+    again = api.client.post("/api/auth/verify-email/", json={"token": token})
+    assert again.status_code == 422
+    assert again.json()["fields"] == {"token": ["Ссылка подтверждения уже использована."]}
+
+
+@pytest.mark.parametrize("token", ["garbage", "abc.def", "", "x" * 600])
+def test_garbage_verification_tokens_are_refused(api: Api, token: str) -> None:
+    response = api.client.post("/api/auth/verify-email/", json={"token": token})
+    assert response.status_code == 422
+    assert "token" in response.json()["fields"]
+
+
+def test_an_expired_verification_token_is_refused(settings: Settings) -> None:
+    clock = MovableClock()
+    with new_client(settings, clock) as client:
+        api = Api(client, settings)
+        user = api.register()
+        token = mailed_token(settings, user["email"])
+        clock.advance(timedelta(seconds=settings.verification_token_ttl + 1))
+        response = client.post("/api/auth/verify-email/", json={"token": token})
+        assert response.status_code == 422
+        assert response.json()["fields"] == {"token": ["Срок действия ссылки подтверждения истек."]}
+
+
+@pytest.mark.parametrize("field", ["username", "email"])
+def test_a_taken_username_or_email_is_a_409(api: Api, field: str) -> None:
+    first = api.register()
+    body = {
+        "username": f"other_{first['id']}",
+        "email": f"other_{first['id']}@example.com",
+        "password": "long-enough",
+        field: first[field].upper(),
+    }
+    response = api.client.post("/api/auth/register/", json=body)
+    assert response.status_code == 409
+    expected = "Пользователь с таким именем уже существует." if field == "username" else "Пользователь с таким email уже существует."
+    assert response.json() == {"error": expected}
+
+
+def test_racing_registrations_of_one_name_give_one_201_and_409s(api: Api) -> None:
+    name = f"race_{time.monotonic_ns()}"
+    statuses: list[int] = []
+    barrier = threading.Barrier(6)
+
+    def attempt(i: int) -> None:
+        barrier.wait()
+        body = {"username": name, "email": f"{name}_{i}@example.com", "password": "long-enough"}
+        statuses.append(api.client.post("/api/auth/register/", json=body).status_code)
+
+    threads = [threading.Thread(target=attempt, args=(i,)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(statuses) == [201, 409, 409, 409, 409, 409]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"email": "a@example.com", "password": "long-enough"}, "username"),
+        ({"username": "bad name!", "email": "a@example.com", "password": "long-enough"}, "username"),
+        ({"username": "u" * 151, "email": "a@example.com", "password": "long-enough"}, "username"),
+        ({"username": "fine", "email": "not-an-email", "password": "long-enough"}, "email"),
+        ({"username": "fine", "email": "a@example.com", "password": "short"}, "password"),
+        ({"username": "fine", "email": "a@example.com", "password": "p" * 129}, "password"),
+        ({"username": "fine", "email": "a@example.com", "password": "long-enough", "first_name": "x" * 151}, "first_name"),
+        ({"username": 5, "email": "a@example.com", "password": "long-enough"}, "username"),
+    ],
+)
+def test_invalid_registrations_are_422_with_the_field(api: Api, body: dict[str, object], field: str) -> None:
+    response = api.client.post("/api/auth/register/", json=body)
+    assert response.status_code == 422
+    assert response.json()["error"] == "Ошибка валидации данных."
+    assert field in response.json()["fields"]
+
+
+def test_wrong_password_and_unknown_user_read_the_same(api: Api) -> None:
+    user = api.register()
+    wrong = api.client.post("/api/auth/token/", json={"username": user["username"], "password": "wrong-password"})
+    unknown = api.client.post("/api/auth/token/", json={"username": "nobody_here", "password": "wrong-password"})
+    for response in (wrong, unknown):
+        assert response.status_code == 401
+        assert response.json() == {"detail": "Неверное имя пользователя или пароль."}
+
+
+def test_login_is_case_insensitive_in_the_username(api: Api) -> None:
+    user = api.register()
+    assert api.login(user["username"].upper())["access"]
+
+
+def test_refresh_gives_a_new_access_token(api: Api) -> None:
+    user = api.user()
+    response = api.client.post("/api/auth/token/refresh/", json={"refresh": user["refresh"]})
+    assert response.status_code == 200
+    assert set(response.json()) == {"access"}
+    me = api.client.get("/api/v1/users/me/", headers={"Authorization": f"Bearer {response.json()['access']}"})
+    assert me.status_code == 200
+
+
+def test_tokens_of_one_type_do_not_pass_as_the_other(api: Api) -> None:
+    user = api.user()
+    as_access = api.client.get("/api/v1/users/me/", headers={"Authorization": f"Bearer {user['refresh']}"})
+    assert as_access.status_code == 401
+    assert as_access.json() == {"detail": "Токен недействителен или просрочен."}
+    as_refresh = api.client.post("/api/auth/token/refresh/", json={"refresh": user["access"]})
+    assert as_refresh.status_code == 401
+
+
+def _claims(token: str) -> dict[str, object]:
+    payload = token.split(".")[1]
+    decoded: dict[str, object] = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    return decoded
+
+
+def _forged(settings: Settings, **changes: object) -> Iterator[str]:
+    claims = {"sub": "1", "typ": "access", "iat": int(time.time()), "exp": int(time.time()) + 600, "jti": "x"}
+    yield jwt.encode(claims | changes, settings.secret_key, algorithm="HS256")
+
+
+def test_access_tokens_carry_the_claims(api: Api) -> None:
+    user = api.user()
+    claims = _claims(user["access"])
+    assert {"sub", "typ", "exp", "iat", "jti"} <= set(claims)
+    assert claims["typ"] == "access" and _claims(user["refresh"])["typ"] == "refresh"
+    assert _claims(user["access"])["jti"] != _claims(api.login(user["username"])["access"])["jti"]
+
+
+def test_bad_tokens_are_401(api: Api, settings: Settings) -> None:
+    user = api.user()
+    header, payload, _ = user["access"].split(".")
+    none_header = base64.urlsafe_b64encode(b'{"alg":"none","typ":"JWT"}').rstrip(b"=").decode()
+    expired = jwt.encode(
+        {"sub": str(user["id"]), "typ": "access", "iat": 1, "exp": 2, "jti": "j"}, settings.secret_key, algorithm="HS256"
+    )
+    wrongly_signed = jwt.encode(
+        {"sub": str(user["id"]), "typ": "access", "iat": int(time.time()), "exp": int(time.time()) + 600, "jti": "j"},
+        "another-secret-key-of-sufficient-length-0123",
+        algorithm="HS256",
+    )
+    missing_jti = jwt.encode(
+        {"sub": str(user["id"]), "typ": "access", "iat": int(time.time()), "exp": int(time.time()) + 600},
+        settings.secret_key,
+        algorithm="HS256",
+    )
+    for token in [f"{none_header}.{payload}.", "garbage", f"{header}.{payload}.AAAA", expired, wrongly_signed, missing_jti]:
+        response = api.client.get("/api/v1/users/me/", headers={"Authorization": f"Bearer {token}"})
+        assert response.status_code == 401, token
+        assert response.json() == {"detail": "Токен недействителен или просрочен."}
+    basic = api.client.get("/api/v1/users/me/", headers={"Authorization": "Basic dXNlcjpwYXNz"})
+    assert basic.status_code == 401
+
+
+def test_no_credentials_is_the_spec_401(api: Api) -> None:
+    response = api.client.get("/api/v1/users/me/")
+    assert response.status_code == 401
+    assert response.json() == {"detail": "Учетные данные не были предоставлены."}
+    assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+def test_access_tokens_expire_with_the_clock(settings: Settings) -> None:
+    clock = MovableClock()
+    with new_client(settings, clock) as client:
+        user = Api(client, settings).user()
+        assert client.get("/api/v1/users/me/", headers=user["headers"]).status_code == 200
+        clock.advance(timedelta(seconds=settings.access_token_ttl + 1))
+        assert client.get("/api/v1/users/me/", headers=user["headers"]).status_code == 401
+        refreshed = client.post("/api/auth/token/refresh/", json={"refresh": user["refresh"]})
+        assert refreshed.status_code == 200
+
+
+def test_a_token_for_a_user_that_does_not_exist_is_401(api: Api, settings: Settings) -> None:
+    token = next(_forged(settings, sub="999999"))
+    assert api.client.get("/api/v1/users/me/", headers={"Authorization": f"Bearer {token}"}).status_code == 401
+    refresh = next(_forged(settings, sub="999999", typ="refresh"))
+    assert api.client.post("/api/auth/token/refresh/", json={"refresh": refresh}).status_code == 401
+
+
+def _fresh(settings: Settings) -> TestClient:
+    return new_client(settings, MovableClock())

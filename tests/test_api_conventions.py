@@ -1,0 +1,109 @@
+"""The HTTP conventions every route shares: errors, slashes, pagination, schema, health."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import Api
+
+
+def test_unknown_url_is_the_spec_404(api: Api) -> None:
+    response = api.client.get("/api/v1/nothing-here/")
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Страница не найдена."}
+
+
+def test_paths_work_with_and_without_the_trailing_slash(api: Api) -> None:
+    user = api.user()
+    assert api.client.get("/api/v1/users/me", headers=user["headers"]).status_code == 200
+    assert api.client.get("/api/v1/users/me/", headers=user["headers"]).status_code == 200
+    response = api.client.post(
+        "/api/auth/token", json={"username": user["username"], "password": user["password"]}, follow_redirects=False
+    )
+    assert response.status_code == 200
+
+
+def test_wrong_method_is_405(api: Api) -> None:
+    assert api.client.delete("/api/v1/users/me/").status_code == 405
+
+
+@pytest.mark.parametrize(
+    ("content", "content_type"),
+    [(b"{not json", "application/json"), (b"[1, 2]", "application/json"), (b"username=a", "application/x-www-form-urlencoded"), (b"\xff\xfe", "application/json")],
+)
+def test_unparseable_bodies_are_400(api: Api, content: bytes, content_type: str) -> None:
+    response = api.client.post("/api/auth/register/", content=content, headers={"content-type": content_type})
+    assert response.status_code == 400
+    assert set(response.json()) == {"error"}
+
+
+def test_an_oversized_body_is_413(api: Api) -> None:
+    body = b'{"username": "' + b"a" * (2 << 20) + b'"}'
+    response = api.client.post("/api/auth/register/", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 413
+
+
+def test_reference_data_is_loaded_on_first_start(api: Api) -> None:
+    categories = api.client.get("/api/v1/categories/").json()
+    assert categories["count"] >= 5
+    assert set(categories["results"][0]) == {"id", "name", "slug"}
+    skills = api.client.get("/api/skills/").json()
+    assert skills["count"] >= 10
+    photoshop = next(s for s in skills["results"] if s["name"] == "Photoshop")
+    assert photoshop["description"] == "Редактирование изображений"
+    assert api.client.get(f"/api/skills/{photoshop['id']}/").json() == photoshop
+    assert api.client.get("/api/skills/999999/").status_code == 404
+
+
+def test_skill_search_is_case_insensitive_in_cyrillic(api: Api) -> None:
+    found = api.client.get("/api/skills/", params={"search": "ВЕКТОРНАЯ"}).json()
+    assert [s["name"] for s in found["results"]] == ["Illustrator"]
+    assert api.client.get("/api/skills/", params={"search": "photo"}).json()["count"] == 1
+    assert api.client.get("/api/skills/", params={"search": "100%_"}).json()["count"] == 0
+
+
+def test_pagination_links_and_edges(api: Api) -> None:
+    total = api.client.get("/api/skills/").json()["count"]
+    first = api.client.get("/api/skills/?page_size=5").json()
+    assert first["count"] == total and len(first["results"]) == 5 and first["previous"] is None
+    assert first["next"].startswith("http://testserver/api/skills/?") and "page=2" in first["next"]
+    last_page = -(-total // 5)
+    last = api.client.get(f"/api/skills/?page_size=5&page={last_page}").json()
+    assert last["next"] is None and len(last["results"]) == total - 5 * (last_page - 1)
+    assert "page=" in last["previous"] or last_page == 2
+    assert api.client.get(f"/api/skills/?page_size=5&page={last_page + 1}").status_code == 404
+    assert api.client.get("/api/skills/?page=0").status_code == 404
+    assert api.client.get("/api/skills/?page=abc").status_code == 404
+    capped = api.client.get("/api/skills/?page_size=1000").json()
+    assert len(capped["results"]) == min(total, 100)
+    ids = [s["id"] for p in range(1, last_page + 1) for s in api.client.get(f"/api/skills/?page_size=5&page={p}").json()["results"]]
+    assert len(ids) == len(set(ids)) == total
+
+
+def test_openapi_schema_describes_the_routes(api: Api) -> None:
+    schema = api.client.get("/api/schema/").json()
+    assert schema["openapi"].startswith("3.1")
+    assert "post" in schema["paths"]["/api/auth/register/"]
+    assert {"get", "patch"} <= set(schema["paths"]["/api/v1/users/me/"])
+    assert "/api/v1/creators/{id}/" in schema["paths"]
+    refs = [op["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+            for ops in schema["paths"].values() for op in ops.values() if "requestBody" in op]
+    for ref in refs:
+        assert ref.split("/")[-1] in schema["components"]["schemas"]
+
+
+def test_docs_page_loads_nothing_from_the_internet(api: Api) -> None:
+    page = api.client.get("/api/docs/")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    assert "http://" not in page.text and "https://" not in page.text
+    assert "/api/schema/" in page.text
+
+
+def test_health_and_readiness(api: Api, backend: str) -> None:
+    assert api.client.get("/healthz").json() == {"status": "ok"}
+    ready = api.client.get("/readyz")
+    assert ready.status_code == 200
+    checks = ready.json()["checks"]
+    assert checks["database"] == "ok"
+    if api.settings.redis_url:
+        assert checks["redis"] == "ok"
