@@ -1,0 +1,277 @@
+"""A reusable HTTP load generator: N keep-alive connections for a fixed time -> requests/s, p50, p99, errors.
+
+Two engines drive the same `Scenario`:
+
+* `wrk` (default when `wrk` is on PATH): one wrk thread, a generated Lua script for bodies that
+  change per request (unique usernames, a pool of users) and for a machine-readable summary.
+* `python`: a raw HTTP/1.1 keep-alive client on asyncio (uvloop when installed), one coroutine per
+  connection. It is here to show how much a Python client costs: on this 2-core machine it needs a
+  whole core to approach what one uvicorn worker serves, so it is not the default.
+
+The client shares the machine's cores with the server under test, so every result also reports the
+CPU the client used, the CPU the server process used (when its pid is given) and how busy the whole
+machine was: a result is only a server figure when the client was not the one short of CPU.
+
+Run standalone:  .venv/bin/python bench/loadgen.py http://127.0.0.1:8000/healthz/ -c 64 -d 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import resource
+import shutil
+import string
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from common import machine_cpu, process_cpu_seconds
+
+WRK = shutil.which("wrk")
+DEFAULT_ENGINE = "wrk" if WRK else "python"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """What every request looks like.
+
+    At most one of `body`, `unique_body` and `body_pool` is used: the same body every time, a
+    template whose `{n}` becomes a token unique to each request (across runs too), or a list of
+    bodies sent in turn.
+    """
+
+    method: str = "GET"
+    path: str = "/"
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: str | None = None
+    unique_body: str | None = None
+    body_pool: Sequence[str] = ()
+
+
+@dataclass(frozen=True)
+class Result:
+    engine: str
+    connections: int
+    seconds: float
+    requests: int
+    errors: int  # socket errors, timeouts and non-2xx/3xx answers
+    p50_ms: float
+    p99_ms: float
+    client_cores: float  # CPU the load generator used, in cores (1.0 = one core busy all the time)
+    server_cores: float | None  # CPU of the server process, in cores
+    machine_cores: float  # CPU the whole machine used, in cores (2.0 = both cores saturated)
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+
+def run(url: str, scenario: Scenario, *, connections: int, duration: float, engine: str = DEFAULT_ENGINE,
+        server_pid: int | None = None, timeout: float = 30.0) -> Result:
+    """Load `url`'s host with `scenario` for `duration` seconds over `connections` connections."""
+    if engine not in ("wrk", "python"):
+        raise ValueError(f"unknown engine {engine!r}")
+    server_before = process_cpu_seconds(server_pid) if server_pid else 0.0
+    busy_before, _ = machine_cpu()
+    wall = time.monotonic()
+    if engine == "wrk":
+        raw = _run_wrk(url, scenario, connections, duration, timeout)
+    else:
+        raw = _run_python(url, scenario, connections, duration, timeout)
+    wall = time.monotonic() - wall
+    busy_after, _ = machine_cpu()
+    server_cores = (process_cpu_seconds(server_pid) - server_before) / wall if server_pid else None
+    requests, seconds, errors, p50, p99, client_cpu = raw
+    return Result(engine, connections, seconds, requests, errors, p50, p99,
+                  client_cpu / wall, server_cores, (busy_after - busy_before) / wall)
+
+
+def _nonce() -> str:
+    return "".join(random.choices(string.ascii_lowercase + string.digits, k=6))
+
+
+# --- wrk -------------------------------------------------------------------------------------------
+
+def _lua_string(text: str) -> str:
+    return f"[==[{text}]==]"
+
+
+def wrk_script(scenario: Scenario) -> str:
+    """The Lua script that makes wrk send `scenario` and print its summary as one JSON line."""
+    lines = [f"wrk.method = {_lua_string(scenario.method)}"]
+    lines += [f"wrk.headers[{_lua_string(k)}] = {_lua_string(v)}" for k, v in scenario.headers.items()]
+    if scenario.body is not None:
+        lines.append(f"wrk.body = {_lua_string(scenario.body)}")
+    lines.append("local threads = 0")
+    lines.append("function setup(thread) threads = threads + 1; thread:set('tid', threads) end")
+    if scenario.unique_body is not None:
+        nonce = _nonce()
+        lines.append(f"local template = {_lua_string(scenario.unique_body)}")
+        lines.append("local counter = 0")
+        lines.append("request = function()\n"
+                     "  counter = counter + 1\n"
+                     f"  local body = string.gsub(template, '{{n}}', '{nonce}' .. tid .. 'n' .. counter)\n"
+                     "  return wrk.format(nil, nil, nil, body)\n"
+                     "end")
+    elif scenario.body_pool:
+        lines.append("local pool = {" + ", ".join(_lua_string(b) for b in scenario.body_pool) + "}")
+        lines.append("local i = 0")
+        lines.append("request = function()\n"
+                     "  i = i + 1\n"
+                     "  return wrk.format(nil, nil, nil, pool[(i + tid * 7919) % #pool + 1])\n"
+                     "end")
+    lines.append(
+        "function done(summary, latency, requests)\n"
+        "  local e = summary.errors\n"
+        "  io.write(string.format('BENCH_JSON {\"requests\":%d,\"duration_us\":%d,\"p50_us\":%d,"
+        "\"p99_us\":%d,\"errors\":%d}\\n', summary.requests, summary.duration, latency:percentile(50),"
+        " latency:percentile(99), e.connect + e.read + e.write + e.status + e.timeout))\n"
+        "end")
+    return "\n".join(lines) + "\n"
+
+
+def _run_wrk(url: str, scenario: Scenario, connections: int, duration: float,
+             timeout: float) -> tuple[int, float, int, float, float, float]:
+    if WRK is None:
+        raise RuntimeError("wrk is not installed (apt-get install wrk), use engine='python'")
+    parts = urlsplit(url)
+    target = f"{parts.scheme}://{parts.netloc}{scenario.path}"
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(wrk_script(scenario))
+    children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    try:
+        completed = subprocess.run(
+            [WRK, "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s", f"--timeout={int(timeout)}s",
+             "-s", script.name, target],
+            capture_output=True, text=True, timeout=duration + timeout + 30, check=True)
+    finally:
+        os.unlink(script.name)
+    children_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    client_cpu = (children_after.ru_utime + children_after.ru_stime
+                  - children_before.ru_utime - children_before.ru_stime)
+    line = next(ln for ln in completed.stdout.splitlines() if ln.startswith("BENCH_JSON "))
+    data = json.loads(line.removeprefix("BENCH_JSON "))
+    return (data["requests"], data["duration_us"] / 1e6, data["errors"],
+            data["p50_us"] / 1000, data["p99_us"] / 1000, client_cpu)
+
+
+# --- raw asyncio client ----------------------------------------------------------------------------
+
+def _bodies(scenario: Scenario) -> Iterator[str | None]:
+    if scenario.unique_body is not None:
+        nonce, n = _nonce(), 0
+        while True:
+            n += 1
+            yield scenario.unique_body.replace("{n}", f"{nonce}p{n}")
+    elif scenario.body_pool:
+        while True:
+            yield from scenario.body_pool
+    else:
+        while True:
+            yield scenario.body
+
+
+def _request_bytes(scenario: Scenario, host: str, body: str | None) -> bytes:
+    lines = [f"{scenario.method} {scenario.path} HTTP/1.1", f"Host: {host}"]
+    lines += [f"{k}: {v}" for k, v in scenario.headers.items()]
+    payload = body.encode() if body is not None else b""
+    if body is not None:
+        lines.append(f"Content-Length: {len(payload)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + payload
+
+
+async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes) -> int:
+    """Send one request, read its whole response (Content-Length framed); the status code."""
+    writer.write(request)
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head[9:12])
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    if length:
+        await reader.readexactly(length)
+    return status
+
+
+async def _load(host: str, port: int, scenario: Scenario, connections: int, duration: float,
+                timeout: float) -> tuple[list[float], int]:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + duration
+    bodies = _bodies(scenario)
+    latencies: list[float] = []
+    errors = 0
+
+    async def connection() -> None:
+        nonlocal errors
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            while loop.time() < deadline:
+                request = _request_bytes(scenario, f"{host}:{port}", next(bodies))
+                started = time.perf_counter()
+                try:
+                    async with asyncio.timeout(timeout):
+                        status = await _exchange(reader, writer, request)
+                except (OSError, asyncio.IncompleteReadError, asyncio.TimeoutError):
+                    errors += 1
+                    writer.close()
+                    reader, writer = await asyncio.open_connection(host, port)
+                    continue
+                latencies.append(time.perf_counter() - started)
+                if status >= 400:
+                    errors += 1
+        finally:
+            writer.close()
+
+    await asyncio.gather(*(connection() for _ in range(connections)))
+    return latencies, errors
+
+
+def _run_python(url: str, scenario: Scenario, connections: int, duration: float,
+                timeout: float) -> tuple[int, float, int, float, float, float]:
+    parts = urlsplit(url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
+    try:
+        import uvloop
+
+        runner = uvloop.run
+    except ImportError:  # pragma: no cover - uvloop comes with uvicorn[standard]
+        runner = asyncio.run
+    cpu = time.process_time()
+    started = time.perf_counter()
+    latencies, errors = runner(_load(host, port, scenario, connections, duration, timeout))
+    seconds = time.perf_counter() - started
+    cpu = time.process_time() - cpu
+    latencies.sort()
+
+    def pct(p: float) -> float:
+        return latencies[min(len(latencies) - 1, int(len(latencies) * p))] * 1000 if latencies else 0.0
+
+    return len(latencies), seconds, errors, pct(0.50), pct(0.99), cpu
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("url")
+    parser.add_argument("-c", "--connections", type=int, default=64)
+    parser.add_argument("-d", "--duration", type=float, default=5.0)
+    parser.add_argument("--engine", choices=("wrk", "python"), default=DEFAULT_ENGINE)
+    parser.add_argument("--server-pid", type=int)
+    args = parser.parse_args()
+    path = urlsplit(args.url).path or "/"
+    result = run(args.url, Scenario(path=path), connections=args.connections, duration=args.duration,
+                 engine=args.engine, server_pid=args.server_pid)
+    print(result, f"rps={result.rps:.0f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,167 @@
+"""Real `ugc serve` processes for end-to-end tests: start, wait until healthy, stop.
+
+    with start_server(environment(...), log_dir=tmp_path) as server:
+        httpx.get(f"{server.url}/healthz")
+
+A server inherits `os.environ` minus any `UGC_*` variable of the caller's shell (so a developer's
+settings never leak into a test), plus `env`. Its stdout and stderr go to a log file, whose tail
+is quoted when the server fails to come up.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping
+from contextlib import ExitStack
+from pathlib import Path
+from types import TracebackType
+from typing import IO
+
+import httpx
+
+START_TIMEOUT = 30.0
+STOP_TIMEOUT = 10.0
+
+
+class ServerFailed(AssertionError):
+    """A server process exited or did not answer /healthz in time."""
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    return free_ports(1)[0]
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` distinct free ports (all sockets are held open together, so none repeats)."""
+    with ExitStack() as stack:
+        ports = []
+        for _ in range(count):
+            sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+            sock.bind(("127.0.0.1", 0))
+            ports.append(sock.getsockname()[1])
+        return ports
+
+
+def server_environment(env: Mapping[str, str]) -> dict[str, str]:
+    inherited = {key: value for key, value in os.environ.items() if not key.startswith("UGC_")}
+    return inherited | {"PYTHONUNBUFFERED": "1"} | dict(env)
+
+
+class Server:
+    """One `ugc serve` process on 127.0.0.1:`port`; a context manager that stops it on exit."""
+
+    def __init__(self, process: subprocess.Popen[bytes], port: int, log_path: Path, log_file: IO[bytes]) -> None:
+        self.process = process
+        self.port = port
+        self.log_path = log_path
+        self._log_file = log_file
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def log_tail(self, chars: int = 4000) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError as error:
+            return f"<log {self.log_path} unreadable: {error}>"
+        return text[-chars:]
+
+    def fail(self, reason: str) -> ServerFailed:
+        return ServerFailed(f"server on port {self.port} {reason}; log {self.log_path} ends with:\n{self.log_tail()}")
+
+    def wait_until_healthy(self, timeout: float = START_TIMEOUT, *, deadline: float | None = None) -> None:
+        """Return once GET /healthz answers 200; raise `ServerFailed` (with the log's tail) otherwise."""
+        deadline = deadline if deadline is not None else time.monotonic() + timeout
+        last = "no answer yet"
+        with httpx.Client(base_url=self.url, timeout=1.0) as client:
+            while True:
+                code = self.process.poll()
+                if code is not None:
+                    raise self.fail(f"exited with status {code} before answering /healthz")
+                try:
+                    response = client.get("/healthz")
+                except httpx.TransportError as error:
+                    last = repr(error)
+                else:
+                    if response.status_code == 200:
+                        return
+                    last = f"{response.status_code} {response.text[:200]}"
+                if time.monotonic() >= deadline:
+                    raise self.fail(f"did not answer /healthz with 200 in time (last: {last})")
+                time.sleep(0.05)
+
+    def stop(self, timeout: float = STOP_TIMEOUT) -> int:
+        """SIGTERM, wait up to `timeout`, then SIGKILL; returns the exit status. Idempotent."""
+        try:
+            if self.process.poll() is None:
+                self.process.send_signal(signal.SIGTERM)
+                try:
+                    self.process.wait(timeout)
+                except subprocess.TimeoutExpired:
+                    self.process.kill()
+                    self.process.wait(timeout)
+            return self.process.returncode
+        finally:
+            self._log_file.close()
+
+    def __enter__(self) -> Server:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop()
+
+
+def launch_server(
+    env: Mapping[str, str],
+    port: int | None = None,
+    *,
+    log_dir: Path | None = None,
+    cwd: Path | None = None,
+) -> Server:
+    """Start `ugc serve` without waiting for it (see `Server.wait_until_healthy`)."""
+    port = port or free_port()
+    if log_dir is None:
+        var_dir = env.get("UGC_VAR_DIR")
+        log_dir = Path(var_dir) if var_dir else Path(tempfile.mkdtemp(prefix="ugc-server-"))
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"server-{port}.log"
+    log_file = open(log_path, "wb")  # noqa: SIM115 - closed by Server.stop
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "ugc.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            env=server_environment(env),
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    except BaseException:
+        log_file.close()
+        raise
+    return Server(process, port, log_path, log_file)
+
+
+def start_server(
+    env: Mapping[str, str],
+    port: int | None = None,
+    *,
+    log_dir: Path | None = None,
+    cwd: Path | None = None,
+    timeout: float = START_TIMEOUT,
+) -> Server:
+    """Start `ugc serve` and return once it answers /healthz (the server is stopped if it does not)."""
+    server = launch_server(env, port, log_dir=log_dir, cwd=cwd)
+    try:
+        server.wait_until_healthy(timeout)
+    except BaseException:
+        server.stop()
+        raise
+    return server

@@ -1,0 +1,66 @@
+"""Failed sign-ins and verifications are throttled; successes never count."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from tests.conftest import Api, new_client
+from ugc.clock import MovableClock
+from ugc.config import Settings
+
+
+def _fail_login(api: Api, username: str) -> int:
+    return api.client.post("/api/auth/token/", json={"username": username, "password": "wrong-password"}).status_code
+
+
+def test_ten_failures_lock_the_username_with_retry_after(settings: Settings) -> None:
+    clock = MovableClock()
+    with new_client(settings, clock) as client:
+        api = Api(client, settings)
+        victim = api.register()
+        assert [_fail_login(api, victim["username"]) for _ in range(10)] == [401] * 10
+        locked = client.post("/api/auth/token/", json={"username": victim["username"], "password": victim["password"]})
+        assert locked.status_code == 429
+        assert locked.json() == {"detail": "Слишком много неудачных попыток. Повторите позже."}
+        assert 1 <= int(locked.headers["retry-after"]) <= 900
+        # The same address can still sign in as someone else.
+        other = api.register()
+        assert api.login(other["username"])["access"]
+        clock.advance(timedelta(minutes=15, seconds=1))
+        assert api.login(victim["username"], victim["password"])["access"]
+
+
+def test_successes_never_count(settings: Settings) -> None:
+    with new_client(settings, MovableClock()) as client:
+        api = Api(client, settings)
+        user = api.register()
+        for _ in range(15):
+            api.login(user["username"])
+
+
+def test_the_username_limit_counts_across_addresses(settings: Settings) -> None:
+    clock = MovableClock()
+    with new_client(settings, clock) as first, new_client(settings, clock) as second:
+        user = Api(first, settings).register()
+        for client in (first, second) * 5:
+            assert _fail_login(Api(client, settings), user["username"]) == 401
+        assert _fail_login(Api(second, settings), user["username"]) == 429
+
+
+def test_thirty_failures_lock_the_address(settings: Settings) -> None:
+    clock = MovableClock()
+    with new_client(settings, clock) as client, new_client(settings, clock) as elsewhere:
+        api = Api(client, settings)
+        names = [f"ghost_{i}" for i in range(30)]
+        assert {_fail_login(api, name) for name in names} == {401}
+        user = Api(elsewhere, settings).register()
+        blocked = client.post("/api/auth/token/", json={"username": user["username"], "password": user["password"]})
+        assert blocked.status_code == 429 and "retry-after" in blocked.headers
+        assert Api(elsewhere, settings).login(user["username"])["access"]
+
+
+def test_failed_verifications_are_throttled_by_address(settings: Settings) -> None:
+    with new_client(settings, MovableClock()) as client:
+        statuses = [client.post("/api/auth/verify-email/", json={"token": f"bad.{i}"}).status_code for i in range(31)]
+        assert statuses[:30] == [422] * 30
+        assert statuses[30] == 429
