@@ -21,6 +21,11 @@ run: $(BIN)/.installed
 test: $(BIN)/.installed-test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+lint: $(BIN)/.installed-test
+	$(BIN)/python -m pip install --quiet -e '.[lint]'
+	$(BIN)/ruff check ugc commands projections readmodels api tests bench
+	$(BIN)/mypy
+
 bench: $(BIN)/.installed-test
 	$(BIN)/python bench/run_auth.py
 

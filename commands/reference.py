@@ -29,9 +29,7 @@ def load_reference_data(stores: EventStores, db: Database, clock: Clock) -> Posi
     app = stores.catalog
     data = reference_data()
     positions: Positions = {}
-    items = [("category", c["slug"], c) for c in data["categories"]] + [
-        ("skill", s["name"], s) for s in data["skills"]
-    ]
+    items = [("category", c["slug"], c) for c in data["categories"]] + [("skill", s["name"], s) for s in data["skills"]]
     for kind, key, item in items:
         try:
             app.repository.get(claim_id(kind, key))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import TypeVar
+from uuid import UUID
 
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate
@@ -15,7 +16,7 @@ T = TypeVar("T")
 Positions = dict[str, int]
 
 
-def save(app: Application, *aggregates: Aggregate) -> Positions:
+def save(app: Application[UUID], *aggregates: Aggregate) -> Positions:
     """Append every pending event of `aggregates` in one transaction.
 
     Raises eventsourcing's IntegrityError when another writer got there first.

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from typing import Any, ClassVar
+from typing import ClassVar
 
-from ugc.database import Cursor
+from eventsourcing.utils import get_topic
 
-# A read model's handler gets the batch's cursor and the event; a side effect's only the event.
-Handler = Callable[[Cursor, Any], None] | Callable[[Any], None]
+# A read model's handler is called with the batch's cursor and the event; a side effect's with
+# only the event (see ProjectionRunner).
+Handler = Callable[..., None]
 
 
 class Projection(ABC):
@@ -30,4 +31,4 @@ class Projection(ABC):
         """Event class -> the function that applies it."""
 
     def topics(self) -> dict[str, Handler]:
-        return {event_class.TOPIC: handler for event_class, handler in self.handlers().items()}
+        return {get_topic(event_class): handler for event_class, handler in self.handlers().items()}

@@ -32,7 +32,9 @@ class Mailer:
     def _send_smtp(self, message: EmailMessage) -> None:
         url = urlsplit(self.smtp_url or "")
         smtp_class = smtplib.SMTP_SSL if url.scheme == "smtps" else smtplib.SMTP
-        with smtp_class(url.hostname or "127.0.0.1", url.port or (465 if url.scheme == "smtps" else 25), timeout=10) as smtp:
+        with smtp_class(
+            url.hostname or "127.0.0.1", url.port or (465 if url.scheme == "smtps" else 25), timeout=10
+        ) as smtp:
             if url.username:
                 smtp.login(unquote(url.username), unquote(url.password or ""))
             smtp.send_message(message)

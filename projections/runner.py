@@ -83,9 +83,7 @@ class ProjectionRunner:
         handlers = projection.topics()
         with self.db.transaction(write=True) as cur:
             start = tracking.position(cur, projection.name, application, lock=True)
-            batch = app.recorder.select_notifications(
-                start=start, limit=self.batch_size, inclusive_of_start=False
-            )
+            batch = app.recorder.select_notifications(start=start, limit=self.batch_size, inclusive_of_start=False)
             if not batch:
                 return 0
             for notification in batch:

@@ -42,7 +42,13 @@ def mailed_token(settings: Settings, email: str, timeout: float = 5.0) -> str:
 def test_register_answers_the_contract_shape(api: Api) -> None:
     response = api.client.post(
         "/api/auth/register/",
-        json={"username": "olga_k", "email": "olga@example.com", "password": "long-enough", "first_name": "Ольга", "last_name": "К"},
+        json={
+            "username": "olga_k",
+            "email": "olga@example.com",
+            "password": "long-enough",
+            "first_name": "Ольга",
+            "last_name": "К",
+        },
     )
     assert response.status_code == 201
     body = response.json()
@@ -102,7 +108,11 @@ def test_a_taken_username_or_email_is_a_409(api: Api, field: str) -> None:
     }
     response = api.client.post("/api/auth/register/", json=body)
     assert response.status_code == 409
-    expected = "Пользователь с таким именем уже существует." if field == "username" else "Пользователь с таким email уже существует."
+    expected = (
+        "Пользователь с таким именем уже существует."
+        if field == "username"
+        else "Пользователь с таким email уже существует."
+    )
     assert response.json() == {"error": expected}
 
 
@@ -133,7 +143,10 @@ def test_racing_registrations_of_one_name_give_one_201_and_409s(api: Api) -> Non
         ({"username": "fine", "email": "not-an-email", "password": "long-enough"}, "email"),
         ({"username": "fine", "email": "a@example.com", "password": "short"}, "password"),
         ({"username": "fine", "email": "a@example.com", "password": "p" * 129}, "password"),
-        ({"username": "fine", "email": "a@example.com", "password": "long-enough", "first_name": "x" * 151}, "first_name"),
+        (
+            {"username": "fine", "email": "a@example.com", "password": "long-enough", "first_name": "x" * 151},
+            "first_name",
+        ),
         ({"username": 5, "email": "a@example.com", "password": "long-enough"}, "username"),
     ],
 )
@@ -200,7 +213,9 @@ def test_bad_tokens_are_401(api: Api, settings: Settings) -> None:
     header, payload, _ = user["access"].split(".")
     none_header = base64.urlsafe_b64encode(b'{"alg":"none","typ":"JWT"}').rstrip(b"=").decode()
     expired = jwt.encode(
-        {"sub": str(user["id"]), "typ": "access", "iat": 1, "exp": 2, "jti": "j"}, settings.secret_key, algorithm="HS256"
+        {"sub": str(user["id"]), "typ": "access", "iat": 1, "exp": 2, "jti": "j"},
+        settings.secret_key,
+        algorithm="HS256",
     )
     wrongly_signed = jwt.encode(
         {"sub": str(user["id"]), "typ": "access", "iat": int(time.time()), "exp": int(time.time()) + 600, "jti": "j"},
@@ -212,7 +227,14 @@ def test_bad_tokens_are_401(api: Api, settings: Settings) -> None:
         settings.secret_key,
         algorithm="HS256",
     )
-    for token in [f"{none_header}.{payload}.", "garbage", f"{header}.{payload}.AAAA", expired, wrongly_signed, missing_jti]:
+    for token in [
+        f"{none_header}.{payload}.",
+        "garbage",
+        f"{header}.{payload}.AAAA",
+        expired,
+        wrongly_signed,
+        missing_jti,
+    ]:
         response = api.client.get("/api/v1/users/me/", headers={"Authorization": f"Bearer {token}"})
         assert response.status_code == 401, token
         assert response.json() == {"detail": "Токен недействителен или просрочен."}

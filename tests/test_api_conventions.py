@@ -29,7 +29,12 @@ def test_wrong_method_is_405(api: Api) -> None:
 
 @pytest.mark.parametrize(
     ("content", "content_type"),
-    [(b"{not json", "application/json"), (b"[1, 2]", "application/json"), (b"username=a", "application/x-www-form-urlencoded"), (b"\xff\xfe", "application/json")],
+    [
+        (b"{not json", "application/json"),
+        (b"[1, 2]", "application/json"),
+        (b"username=a", "application/x-www-form-urlencoded"),
+        (b"\xff\xfe", "application/json"),
+    ],
 )
 def test_unparseable_bodies_are_400(api: Api, content: bytes, content_type: str) -> None:
     response = api.client.post("/api/auth/register/", content=content, headers={"content-type": content_type})
@@ -76,7 +81,11 @@ def test_pagination_links_and_edges(api: Api) -> None:
     assert api.client.get("/api/skills/?page=abc").status_code == 404
     capped = api.client.get("/api/skills/?page_size=1000").json()
     assert len(capped["results"]) == min(total, 100)
-    ids = [s["id"] for p in range(1, last_page + 1) for s in api.client.get(f"/api/skills/?page_size=5&page={p}").json()["results"]]
+    ids = [
+        s["id"]
+        for p in range(1, last_page + 1)
+        for s in api.client.get(f"/api/skills/?page_size=5&page={p}").json()["results"]
+    ]
     assert len(ids) == len(set(ids)) == total
 
 
@@ -86,8 +95,12 @@ def test_openapi_schema_describes_the_routes(api: Api) -> None:
     assert "post" in schema["paths"]["/api/auth/register/"]
     assert {"get", "patch"} <= set(schema["paths"]["/api/v1/users/me/"])
     assert "/api/v1/creators/{id}/" in schema["paths"]
-    refs = [op["requestBody"]["content"]["application/json"]["schema"]["$ref"]
-            for ops in schema["paths"].values() for op in ops.values() if "requestBody" in op]
+    refs = [
+        op["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+        for ops in schema["paths"].values()
+        for op in ops.values()
+        if "requestBody" in op
+    ]
     for ref in refs:
         assert ref.split("/")[-1] in schema["components"]["schemas"]
 

@@ -43,13 +43,29 @@ def test_patch_changes_only_writable_fields_and_answers_the_spec_shape(api: Api)
     response = api.client.patch(
         "/api/v1/users/me/",
         headers=user["headers"],
-        json={"first_name": "Пётр", "phone": "+7 (900) 000-00-00", "bio": "Снимаю", "username": "hijack", "is_verified": True},
+        json={
+            "first_name": "Пётр",
+            "phone": "+7 (900) 000-00-00",
+            "bio": "Снимаю",
+            "username": "hijack",
+            "is_verified": True,
+        },
     )
     assert response.status_code == 200
     body = response.json()
     assert set(body) == {
-        "id", "username", "email", "first_name", "last_name", "full_name", "avatar", "phone", "bio",
-        "is_verified", "user_type", "date_joined",
+        "id",
+        "username",
+        "email",
+        "first_name",
+        "last_name",
+        "full_name",
+        "avatar",
+        "phone",
+        "bio",
+        "is_verified",
+        "user_type",
+        "date_joined",
     }
     assert body["first_name"] == "Пётр" and body["phone"] == "+7 (900) 000-00-00" and body["bio"] == "Снимаю"
     assert body["username"] == user["username"] and body["is_verified"] is False
@@ -59,7 +75,12 @@ def test_patch_changes_only_writable_fields_and_answers_the_spec_shape(api: Api)
 
 @pytest.mark.parametrize(
     ("body", "field"),
-    [({"first_name": "x" * 151}, "first_name"), ({"phone": "call me"}, "phone"), ({"bio": None}, "bio"), ({"bio": "b" * 2001}, "bio")],
+    [
+        ({"first_name": "x" * 151}, "first_name"),
+        ({"phone": "call me"}, "phone"),
+        ({"bio": None}, "bio"),
+        ({"bio": "b" * 2001}, "bio"),
+    ],
 )
 def test_patch_refuses_bad_values(api: Api, body: dict[str, object], field: str) -> None:
     user = api.user()
@@ -100,7 +121,9 @@ def test_creating_a_creator_profile(api: Api) -> None:
 
 def test_a_second_creator_profile_is_a_409(api: Api) -> None:
     user = api.user()
-    assert api.client.post("/api/v1/users/me/creator-profile/", headers=user["headers"], json=PROFILE).status_code == 201
+    assert (
+        api.client.post("/api/v1/users/me/creator-profile/", headers=user["headers"], json=PROFILE).status_code == 201
+    )
     again = api.client.post("/api/v1/users/me/creator-profile/", headers=user["headers"], json=PROFILE)
     assert again.status_code == 409
     assert again.json() == {"error": "Профиль креатора уже существует."}
@@ -110,7 +133,9 @@ def test_patching_a_creator_profile(api: Api) -> None:
     user = api.user()
     created = api.client.post("/api/v1/users/me/creator-profile/", headers=user["headers"], json=PROFILE).json()
     response = api.client.patch(
-        "/api/v1/users/me/creator-profile/", headers=user["headers"], json={"social_links": {"instagram": "https://i.com/x"}}
+        "/api/v1/users/me/creator-profile/",
+        headers=user["headers"],
+        json={"social_links": {"instagram": "https://i.com/x"}},
     )
     assert response.status_code == 200
     assert response.json()["social_links"] == {"instagram": "https://i.com/x"}

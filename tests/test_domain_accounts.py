@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -11,7 +11,7 @@ from ugc.claims import Claim
 from ugc.errors import InvalidToken
 from ugc.ids import aggregate_id, claim_id
 
-NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def a_user() -> User:
@@ -69,7 +69,9 @@ def test_roles_are_granted_once_and_only_known_ones() -> None:
 
 
 def a_token() -> VerificationToken:
-    return VerificationToken(key="k" * 32, user_number=7, email="a@example.com", expires_at=NOW + timedelta(hours=1), at=NOW)
+    return VerificationToken(
+        key="k" * 32, user_number=7, email="a@example.com", expires_at=NOW + timedelta(hours=1), at=NOW
+    )
 
 
 def test_a_token_is_single_use() -> None:

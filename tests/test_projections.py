@@ -82,7 +82,9 @@ def snapshot(db: Database) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
 
 def write_history(world: World, prefix: str, users: int) -> None:
     for i in range(users):
-        registered = world.accounts.register(Register(f"{prefix}{i}", f"{prefix}{i}@example.com", "password-1", "Имя", f"{i}"))
+        registered = world.accounts.register(
+            Register(f"{prefix}{i}", f"{prefix}{i}@example.com", "password-1", "Имя", f"{i}")
+        )
         world.accounts.update_profile(registered.user_id, {"bio": f"био {i}"})
         if i % 2 == 0:
             world.creators.create_profile(

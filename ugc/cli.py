@@ -7,7 +7,7 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from ugc.config import ConfigError, Settings
 
@@ -40,15 +40,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as error:
         print(f"ugc: {error}", file=sys.stderr)
         return 2
-    handler = {
+    handler: dict[str, Callable[[], int]] = {
         "serve": lambda: _serve(settings, args.host, args.port, args.workers),
         "migrate": lambda: _migrate(settings),
         "project": lambda: _project(settings),
         "rebuild": lambda: _rebuild(settings, args.names),
         "seed": lambda: _seed(settings),
         "users": lambda: _grant(settings, args.username, args.role),
-    }[args.command]
-    return handler()
+    }
+    return handler[args.command]()
 
 
 def _migrate(settings: Settings) -> int:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 
@@ -13,14 +13,14 @@ class Clock(Protocol):
 
 class SystemClock:
     def now(self) -> datetime:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
 
 
 class MovableClock:
     """A clock that stands still until a test moves it."""
 
     def __init__(self, start: datetime | None = None) -> None:
-        self._now = start or datetime.now(timezone.utc)
+        self._now = start or datetime.now(UTC)
         self._lock = threading.Lock()
 
     def now(self) -> datetime:

@@ -67,9 +67,7 @@ class CreatorProfile(Aggregate):
         self.social_links = dict(social_links)
 
     def update(self, changes: dict[str, Any], at: datetime) -> None:
-        changed = {
-            k: v for k, v in changes.items() if k in CREATOR_PROFILE_FIELDS and getattr(self, k) != v
-        }
+        changed = {k: v for k, v in changes.items() if k in CREATOR_PROFILE_FIELDS and getattr(self, k) != v}
         if changed:
             self._updated(changed, at)
 

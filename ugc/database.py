@@ -13,7 +13,7 @@ import threading
 import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
@@ -37,10 +37,10 @@ COLUMN_TYPES: dict[Dialect, dict[str, str]] = {
 
 def _parse_timestamp(raw: bytes) -> datetime:
     value = datetime.fromisoformat(raw.decode())
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-sqlite3.register_adapter(datetime, lambda value: value.astimezone(timezone.utc).isoformat())
+sqlite3.register_adapter(datetime, lambda value: value.astimezone(UTC).isoformat())
 sqlite3.register_adapter(Decimal, str)
 sqlite3.register_adapter(bool, int)
 sqlite3.register_converter("TIMESTAMPTZ", _parse_timestamp)

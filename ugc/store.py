@@ -9,23 +9,24 @@ from __future__ import annotations
 
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
+from uuid import UUID
 
 from eventsourcing.application import Application
 
 
-class Accounts(Application):
+class Accounts(Application[UUID]):
     """Users, their unique-name claims, verification tokens and creator profiles."""
 
     name = "accounts"
 
 
-class Catalog(Application):
+class Catalog(Application[UUID]):
     """Categories and skills (later: services, portfolio)."""
 
     name = "catalog"
 
 
-APPLICATION_CLASSES: tuple[type[Application], ...] = (Accounts, Catalog)
+APPLICATION_CLASSES: tuple[type[Application[UUID]], ...] = (Accounts, Catalog)
 
 
 def sqlite_path(database_url: str) -> Path:
@@ -75,20 +76,20 @@ class EventStores:
     """The applications of one process, opened on one database URL."""
 
     def __init__(self, database_url: str, *, create_table: bool = False) -> None:
-        self.applications: dict[str, Application] = {
+        self.applications: dict[str, Application[UUID]] = {
             cls.name: cls(env=eventsourcing_settings(database_url, cls.name, create_table=create_table))
             for cls in APPLICATION_CLASSES
         }
 
     @property
-    def accounts(self) -> Application:
+    def accounts(self) -> Application[UUID]:
         return self.applications[Accounts.name]
 
     @property
-    def catalog(self) -> Application:
+    def catalog(self) -> Application[UUID]:
         return self.applications[Catalog.name]
 
-    def __getitem__(self, name: str) -> Application:
+    def __getitem__(self, name: str) -> Application[UUID]:
         return self.applications[name]
 
     def close(self) -> None:

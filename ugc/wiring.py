@@ -34,11 +34,15 @@ log = logging.getLogger(__name__)
 
 
 @contextmanager
-def projection_runner(settings: Settings, db: Database, stores: EventStores, progress: Progress) -> Iterator[ProjectionRunner]:
+def projection_runner(
+    settings: Settings, db: Database, stores: EventStores, progress: Progress
+) -> Iterator[ProjectionRunner]:
     runner = ProjectionRunner(db, stores, all_projections(settings), progress)
     runner.register()
-    yield runner
-    runner.stop()
+    try:
+        yield runner
+    finally:
+        runner.stop()
 
 
 @contextmanager
@@ -47,16 +51,14 @@ def runtime(settings: Settings, *, clock: Clock | None = None) -> Iterator[Servi
     clock = clock or SystemClock()
     db = Database(settings.database_url)
     stores: EventStores | None = None
-    redis_client: redis.Redis | None = None
+    redis_client: redis.Redis[bytes] | None = None
     try:
         migrate(db)
         stores = EventStores(settings.database_url)
         load_reference_data(stores, db, clock)
         progress = Progress()
-        check_redis: Callable[[], None] | None = None
         if settings.redis_url:
             redis_client = redis.Redis.from_url(settings.redis_url, socket_timeout=1, socket_connect_timeout=1)
-            check_redis = redis_client.ping
         with projection_runner(settings, db, stores, progress) as runner:
             if settings.projections == "inline":
                 runner.start()
@@ -80,7 +82,7 @@ def runtime(settings: Settings, *, clock: Clock | None = None) -> Iterator[Servi
                     verification_ttl=settings.verification_token_ttl,
                 ),
                 creators=CreatorCommands(stores, db, clock),
-                check_redis=check_redis,
+                check_redis=_pinger(redis_client) if redis_client is not None else None,
             )
     finally:
         if redis_client is not None:
@@ -88,6 +90,13 @@ def runtime(settings: Settings, *, clock: Clock | None = None) -> Iterator[Servi
         if stores is not None:
             stores.close()
         db.close()
+
+
+def _pinger(client: redis.Redis[bytes]) -> Callable[[], None]:
+    def ping() -> None:
+        client.ping()
+
+    return ping
 
 
 def password_hasher(settings: Settings) -> PasswordHasher:

@@ -94,12 +94,20 @@ async def refresh(request: Request) -> Response:
 
 
 routes = [
-    endpoint("POST", "/api/auth/register/", register, Operation(
-        "Регистрация пользователя", RegisterIn, RegisterOut, status=201, auth=False)),
-    endpoint("POST", "/api/auth/verify-email/", verify_email, Operation(
-        "Верификация email", VerifyEmailIn, MessageOut, auth=False)),
-    endpoint("POST", "/api/auth/token/", token, Operation(
-        "Получение токена доступа", TokenIn, TokenOut, auth=False)),
-    endpoint("POST", "/api/auth/token/refresh/", refresh, Operation(
-        "Обновление токена", RefreshIn, AccessOut, auth=False)),
+    endpoint(
+        "POST",
+        "/api/auth/register/",
+        register,
+        Operation("Регистрация пользователя", RegisterIn, RegisterOut, status=201, auth=False),
+    ),
+    endpoint(
+        "POST",
+        "/api/auth/verify-email/",
+        verify_email,
+        Operation("Верификация email", VerifyEmailIn, MessageOut, auth=False),
+    ),
+    endpoint("POST", "/api/auth/token/", token, Operation("Получение токена доступа", TokenIn, TokenOut, auth=False)),
+    endpoint(
+        "POST", "/api/auth/token/refresh/", refresh, Operation("Обновление токена", RefreshIn, AccessOut, auth=False)
+    ),
 ]

@@ -46,6 +46,10 @@ async def creator(request: Request) -> Response:
 
 
 routes = [
-    endpoint("GET", "/api/v1/creators/{id:int}/", creator, Operation(
-        "Профиль креатора", response=CreatorDetailOut, auth=False, query=("detail",))),
+    endpoint(
+        "GET",
+        "/api/v1/creators/{id:int}/",
+        creator,
+        Operation("Профиль креатора", response=CreatorDetailOut, auth=False, query=("detail",)),
+    ),
 ]

@@ -23,7 +23,9 @@ async def categories(request: Request) -> Response:
     s = services(request)
     wanted = page_request(request)
     page = await s.run(list_categories, s.db, wanted)
-    return JSON(paginated(request, wanted, page, lambda row: {"id": row["id"], "name": row["name"], "slug": row["slug"]}))
+    return JSON(
+        paginated(request, wanted, page, lambda row: {"id": row["id"], "name": row["name"], "slug": row["slug"]})
+    )
 
 
 async def skills(request: Request) -> Response:
@@ -43,9 +45,17 @@ async def skill(request: Request) -> Response:
 
 
 routes = [
-    endpoint("GET", "/api/v1/categories/", categories, Operation(
-        "Список категорий", response=CategoryOut, auth=False, paginated=True)),
-    endpoint("GET", "/api/skills/", skills, Operation(
-        "Список навыков", response=SkillOut, auth=False, paginated=True, query=("search",))),
+    endpoint(
+        "GET",
+        "/api/v1/categories/",
+        categories,
+        Operation("Список категорий", response=CategoryOut, auth=False, paginated=True),
+    ),
+    endpoint(
+        "GET",
+        "/api/skills/",
+        skills,
+        Operation("Список навыков", response=SkillOut, auth=False, paginated=True, query=("search",)),
+    ),
     endpoint("GET", "/api/skills/{id:int}/", skill, Operation("Навык", response=SkillOut, auth=False)),
 ]

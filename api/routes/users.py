@@ -13,7 +13,14 @@ from api.body import parse
 from api.openapi import Operation, endpoint
 from api.responses import JSON
 from api.routes.creators import render_profile
-from api.schemas.users import CreatorProfileIn, CreatorProfileOut, CreatorProfilePatchIn, UserOut, UserPatchIn, UserUpdatedOut
+from api.schemas.users import (
+    CreatorProfileIn,
+    CreatorProfileOut,
+    CreatorProfilePatchIn,
+    UserOut,
+    UserPatchIn,
+    UserUpdatedOut,
+)
 from api.services import Services, services
 from readmodels.creators import get_creator_profile_of_user
 from readmodels.users import get_user
@@ -101,10 +108,22 @@ async def _profile_of(s: Services, user_id: int) -> dict[str, Any]:
 
 routes = [
     endpoint("GET", "/api/v1/users/me/", me, Operation("Данные текущего пользователя", response=UserOut)),
-    endpoint("PATCH", "/api/v1/users/me/", update_me, Operation(
-        "Обновление профиля пользователя", UserPatchIn, UserUpdatedOut)),
-    endpoint("POST", "/api/v1/users/me/creator-profile/", create_creator_profile, Operation(
-        "Создание профиля креатора", CreatorProfileIn, CreatorProfileOut, status=201)),
-    endpoint("PATCH", "/api/v1/users/me/creator-profile/", update_creator_profile, Operation(
-        "Обновление профиля креатора", CreatorProfilePatchIn, CreatorProfileOut)),
+    endpoint(
+        "PATCH",
+        "/api/v1/users/me/",
+        update_me,
+        Operation("Обновление профиля пользователя", UserPatchIn, UserUpdatedOut),
+    ),
+    endpoint(
+        "POST",
+        "/api/v1/users/me/creator-profile/",
+        create_creator_profile,
+        Operation("Создание профиля креатора", CreatorProfileIn, CreatorProfileOut, status=201),
+    ),
+    endpoint(
+        "PATCH",
+        "/api/v1/users/me/creator-profile/",
+        update_creator_profile,
+        Operation("Обновление профиля креатора", CreatorProfilePatchIn, CreatorProfileOut),
+    ),
 ]

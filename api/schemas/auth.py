@@ -4,7 +4,9 @@ from typing import Annotated
 
 from pydantic import BaseModel, EmailStr, Field, StringConstraints
 
-Username = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=150, pattern=r"^[\w.@+-]+$")]
+Username = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=150, pattern=r"^[\w.@+-]+$")
+]
 Password = Annotated[str, StringConstraints(min_length=8, max_length=128)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, max_length=150)]
 
