@@ -1,0 +1,75 @@
+"""Read your writes, with the projections in this process, in another one, or in none."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from starlette.routing import Route
+from starlette.testclient import TestClient
+
+from tests.backends import environment
+from tests.conftest import Api
+from ugc.clock import MovableClock
+from ugc.config import Settings
+from ugc.wiring import build_app, runtime
+
+
+def external(settings: Settings, timeout: float = 0.3) -> Settings:
+    return dataclasses.replace(settings, projections="external", read_your_writes_timeout=timeout)
+
+
+def test_without_a_runner_a_command_answers_503_rather_than_stale(settings: Settings) -> None:
+    app = build_app(lambda: runtime(external(settings), clock=MovableClock()))
+    with TestClient(app) as client:
+        response = client.post(
+            "/api/auth/register/", json={"username": "lonely", "email": "lonely@example.com", "password": "long-enough"}
+        )
+    assert response.status_code == 503
+    assert response.json() == {"detail": "Сервис временно перегружен, повторите запрос позже."}
+    assert response.headers["retry-after"] == "1"
+
+
+@pytest.fixture
+def projector(settings: Settings, backend: str, tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """`ugc project` in its own process, on the same database."""
+    env = os.environ | environment(backend, settings.database_url, settings.var_dir) | {"UGC_PROJECTIONS": "external"}
+    log = (tmp_path / "projector.log").open("wb")
+    process = subprocess.Popen([sys.executable, "-m", "ugc.cli", "project"], env=env, stdout=log, stderr=log)
+    try:
+        yield process
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+        log.close()
+
+
+def test_a_runner_in_another_process_serves_read_your_writes(
+    settings: Settings, projector: subprocess.Popen[bytes]
+) -> None:
+    app = build_app(lambda: runtime(external(settings, timeout=10.0), clock=MovableClock()))
+    with TestClient(app) as client:
+        api = Api(client, settings)
+        for _ in range(5):
+            user = api.user()
+            patched = client.patch("/api/v1/users/me/", headers=user["headers"], json={"bio": "обновлено"})
+            assert patched.status_code == 200 and patched.json()["bio"] == "обновлено"
+    assert projector.poll() is None, "the projector died"
+
+
+def test_an_unexpected_error_is_a_500_without_a_traceback(settings: Settings) -> None:
+    def explode(request: object) -> None:
+        raise RuntimeError("secret internals")
+
+    app = build_app(lambda: runtime(settings, clock=MovableClock()))
+    app.router.routes.append(Route("/boom/", explode))
+    with TestClient(app, raise_server_exceptions=False) as client:
+        response = client.get("/boom/")
+    assert response.status_code == 500
+    assert response.json() == {"detail": "Внутренняя ошибка сервера."}
+    assert "secret" not in response.text
