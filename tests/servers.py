@@ -165,3 +165,17 @@ def start_server(
         server.stop()
         raise
     return server
+
+
+def stop_servers(servers: list[Server], timeout: float = STOP_TIMEOUT) -> None:
+    """Stop several servers in parallel: SIGTERM to all first, then wait (and kill) one by one."""
+    for server in servers:
+        if server.process.poll() is None:
+            server.process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for server in servers:
+        try:
+            server.process.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            server.process.kill()
+        server.stop()

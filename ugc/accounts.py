@@ -13,12 +13,14 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 
 from ugc.errors import InvalidToken
+from ugc.events import stored_as
 from ugc.ids import aggregate_id
 
 ROLES = ("admin", "auditor")
 PROFILE_FIELDS = ("first_name", "last_name", "phone", "bio")
 
 
+@stored_as
 class User(Aggregate):
     @dataclass(frozen=True)
     class Registered(Aggregate.Created):
@@ -112,6 +114,7 @@ class User(Aggregate):
         self.roles.append(role)
 
 
+@stored_as
 class VerificationToken(Aggregate):
     """A single-use e-mail verification token.
 

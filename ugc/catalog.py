@@ -8,9 +8,11 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
+from ugc.events import stored_as
 from ugc.ids import aggregate_id
 
 
+@stored_as
 class Category(Aggregate):
     @dataclass(frozen=True)
     class Created(Aggregate.Created):
@@ -31,6 +33,7 @@ class Category(Aggregate):
         self.slug = slug
 
 
+@stored_as
 class Skill(Aggregate):
     @dataclass(frozen=True)
     class Created(Aggregate.Created):

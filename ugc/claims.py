@@ -12,9 +12,11 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
+from ugc.events import stored_as
 from ugc.ids import claim_id
 
 
+@stored_as
 class Claim(Aggregate):
     @dataclass(frozen=True)
     class Made(Aggregate.Created):

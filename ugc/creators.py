@@ -9,6 +9,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
+from ugc.events import stored_as
 from ugc.ids import aggregate_id
 
 CREATOR_PROFILE_FIELDS = ("specialization", "experience", "portfolio_link", "social_links")
@@ -18,6 +19,7 @@ def creator_profile_id(user_number: int) -> UUID:
     return aggregate_id("creator-profile-of-user", user_number)
 
 
+@stored_as
 class CreatorProfile(Aggregate):
     @dataclass(frozen=True)
     class Created(Aggregate.Created):

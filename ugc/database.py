@@ -91,7 +91,7 @@ class Database:
             self._pool: ConnectionPool[Any] | None = ConnectionPool(
                 url,
                 min_size=1,
-                max_size=40,
+                max_size=16,
                 kwargs={"row_factory": dict_row},
                 open=True,
                 name="ugc-read",

@@ -13,6 +13,9 @@ from uuid import UUID
 
 from eventsourcing.application import Application
 
+# Importing the domain registers every stored event's topic, so any process can read the log.
+from ugc import accounts, catalog, claims, creators  # noqa: F401
+
 
 class Accounts(Application[UUID]):
     """Users, their unique-name claims, verification tokens and creator profiles."""
@@ -63,7 +66,7 @@ def eventsourcing_settings(database_url: str, app_name: str, *, create_table: bo
             "POSTGRES_PASSWORD": unquote(url.password or ""),
             # Small resident pools: several server processes share one max_connections.
             "POSTGRES_POOL_SIZE": "2",
-            "POSTGRES_MAX_OVERFLOW": "30",
+            "POSTGRES_MAX_OVERFLOW": "14",
             "POSTGRES_CONNECT_TIMEOUT": "10",
             # The insert's table lock must not wait forever; the caller turns it into a 503.
             "POSTGRES_LOCK_TIMEOUT": "5",

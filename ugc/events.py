@@ -1,0 +1,25 @@
+"""Stable names for stored events.
+
+Each event class carries an explicit `TOPIC` (the name stored with it), so moving or renaming a
+class never orphans the log. `eventsourcing` registers such topics only when the aggregate class
+has a `TOPIC` of its own; `stored_as` registers them for our aggregates, at import, so a process
+can decode events it never wrote (a restart, another server, the projector).
+"""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+from eventsourcing.domain import CanMutateAggregate
+from eventsourcing.utils import register_topic
+
+A = TypeVar("A", bound=type)
+
+
+def stored_as(aggregate_class: A) -> A:
+    """Class decorator: register the `TOPIC` of every event class the aggregate defines."""
+    for value in vars(aggregate_class).values():
+        topic = getattr(value, "TOPIC", None)
+        if isinstance(value, type) and issubclass(value, CanMutateAggregate) and topic:
+            register_topic(topic, value)
+    return aggregate_class
