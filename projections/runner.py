@@ -172,14 +172,17 @@ class ProjectionRunner:
         return seen > 0
 
     def _listen(self) -> None:
-        """Wake the runner when another process appends (PostgreSQL NOTIFY on every insert)."""
+        """While leading, wake the runner when any process appends (PostgreSQL NOTIFYs every insert)."""
         channels = [f"{name}_events" for name in self.stores.applications]
         while not self._stopping.is_set():
+            if not self.is_leader:
+                self._stopping.wait(0.2)
+                continue
             try:
                 with psycopg.connect(self.db.url, autocommit=True) as conn:
                     for channel in channels:
                         conn.execute(f'LISTEN "{channel}"')
-                    while not self._stopping.is_set():
+                    while self.is_leader and not self._stopping.is_set():
                         for _ in conn.notifies(timeout=0.5, stop_after=1):
                             self.progress.nudge()
             except psycopg.Error:

@@ -5,6 +5,18 @@ from __future__ import annotations
 from readmodels.pages import Page, PageRequest
 from ugc.database import Database, Row
 
+DDL = (
+    """CREATE TABLE IF NOT EXISTS categories (
+        id BIGINT PRIMARY KEY,
+        name TEXT NOT NULL,
+        slug TEXT NOT NULL UNIQUE)""",
+    """CREATE TABLE IF NOT EXISTS skills (
+        id BIGINT PRIMARY KEY,
+        name TEXT NOT NULL,
+        description TEXT NOT NULL,
+        search_text TEXT NOT NULL)""",
+)
+
 
 def list_categories(db: Database, page: PageRequest) -> Page:
     with db.transaction() as cur:

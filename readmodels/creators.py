@@ -4,6 +4,20 @@ from __future__ import annotations
 
 from ugc.database import Database, Row
 
+DDL = (
+    """CREATE TABLE IF NOT EXISTS creator_profiles (
+        id BIGINT PRIMARY KEY,
+        uuid TEXT NOT NULL UNIQUE,
+        user_id BIGINT NOT NULL UNIQUE,
+        specialization TEXT NOT NULL,
+        experience TEXT NOT NULL,
+        portfolio_link TEXT NOT NULL,
+        social_links {json} NOT NULL,
+        created_at {timestamp} NOT NULL,
+        updated_at {timestamp} NOT NULL)""",
+)
+
+
 _SELECT = (
     "SELECT p.id, p.user_id, u.username, p.specialization, p.experience, p.portfolio_link, "
     "p.social_links, p.created_at, p.updated_at "

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from readmodels import catalog, creators, users
 from ugc.database import Database
+from ugc.ids import ID_KINDS
 
-# Kinds of public ids drawn from a database sequence.
-ID_KINDS = ("user", "creator_profile", "category", "skill")
-
-TABLES = (
+# Tables of the machinery itself; each read model's module holds its own DDL.
+INFRASTRUCTURE = (
     """CREATE TABLE IF NOT EXISTS projection_tracking (
         projection TEXT NOT NULL,
         application TEXT NOT NULL,
@@ -22,45 +22,20 @@ TABLES = (
         key TEXT NOT NULL,
         at {timestamp} NOT NULL)""",
     "CREATE INDEX IF NOT EXISTS auth_failures_key ON auth_failures (scope, key, at)",
-    """CREATE TABLE IF NOT EXISTS users (
-        id BIGINT PRIMARY KEY,
-        uuid TEXT NOT NULL UNIQUE,
-        username TEXT NOT NULL,
-        email TEXT NOT NULL,
-        first_name TEXT NOT NULL,
-        last_name TEXT NOT NULL,
-        phone TEXT NOT NULL DEFAULT '',
-        bio TEXT NOT NULL DEFAULT '',
-        avatar TEXT,
-        is_verified {bool} NOT NULL,
-        roles {json} NOT NULL,
-        date_joined {timestamp} NOT NULL,
-        creator_profile_id BIGINT)""",
-    """CREATE TABLE IF NOT EXISTS creator_profiles (
-        id BIGINT PRIMARY KEY,
-        uuid TEXT NOT NULL UNIQUE,
-        user_id BIGINT NOT NULL UNIQUE,
-        specialization TEXT NOT NULL,
-        experience TEXT NOT NULL,
-        portfolio_link TEXT NOT NULL,
-        social_links {json} NOT NULL,
-        created_at {timestamp} NOT NULL,
-        updated_at {timestamp} NOT NULL)""",
-    """CREATE TABLE IF NOT EXISTS categories (
-        id BIGINT PRIMARY KEY,
-        name TEXT NOT NULL,
-        slug TEXT NOT NULL UNIQUE)""",
-    """CREATE TABLE IF NOT EXISTS skills (
-        id BIGINT PRIMARY KEY,
-        name TEXT NOT NULL,
-        description TEXT NOT NULL,
-        search_text TEXT NOT NULL)""",
 )
 
 
+# A statement is portable SQL, or a dict of dialect -> SQL for what differs (indexes, search).
+Statement = str | dict[str, str]
+READ_MODELS: tuple[tuple[Statement, ...], ...] = (users.DDL, creators.DDL, catalog.DDL)
+
+
 def create_tables(db: Database) -> None:
+    """Run every CREATE ... IF NOT EXISTS; `{timestamp}`-style placeholders name portable types."""
     with db.transaction(write=True) as cur:
-        for statement in TABLES:
-            cur.execute(statement.format(**db.types))
+        for statement in (*INFRASTRUCTURE, *(ddl for module in READ_MODELS for ddl in module)):
+            sql = statement if isinstance(statement, str) else statement.get(db.dialect)
+            if sql:
+                cur.execute(sql.format(**db.types))
         for kind in ID_KINDS:
             db.create_sequence(cur, kind)

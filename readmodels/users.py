@@ -4,6 +4,24 @@ from __future__ import annotations
 
 from ugc.database import Database, Row
 
+DDL = (
+    """CREATE TABLE IF NOT EXISTS users (
+        id BIGINT PRIMARY KEY,
+        uuid TEXT NOT NULL UNIQUE,
+        username TEXT NOT NULL,
+        email TEXT NOT NULL,
+        first_name TEXT NOT NULL,
+        last_name TEXT NOT NULL,
+        phone TEXT NOT NULL DEFAULT '',
+        bio TEXT NOT NULL DEFAULT '',
+        avatar TEXT,
+        is_verified {bool} NOT NULL,
+        roles {json} NOT NULL,
+        date_joined {timestamp} NOT NULL,
+        creator_profile_id BIGINT)""",
+)
+
+
 USER_COLUMNS = (
     "id, username, email, first_name, last_name, phone, bio, avatar, is_verified, roles, "
     "date_joined, creator_profile_id"

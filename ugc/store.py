@@ -24,12 +24,18 @@ class Accounts(Application[UUID]):
 
 
 class Catalog(Application[UUID]):
-    """Categories and skills (later: services, portfolio)."""
+    """Categories, skills, services, creators' skills and portfolios."""
 
     name = "catalog"
 
 
-APPLICATION_CLASSES: tuple[type[Application[UUID]], ...] = (Accounts, Catalog)
+class Files(Application[UUID]):
+    """Uploaded files: who owns them, where their bytes are, which orders they were delivered in."""
+
+    name = "files"
+
+
+APPLICATION_CLASSES: tuple[type[Application[UUID]], ...] = (Accounts, Catalog, Files)
 
 
 def sqlite_path(database_url: str) -> Path:
@@ -65,7 +71,7 @@ def eventsourcing_settings(database_url: str, app_name: str, *, create_table: bo
             "POSTGRES_USER": unquote(url.username or "postgres"),
             "POSTGRES_PASSWORD": unquote(url.password or ""),
             # Small resident pools: several server processes share one max_connections.
-            "POSTGRES_POOL_SIZE": "2",
+            "POSTGRES_POOL_SIZE": "1",
             "POSTGRES_MAX_OVERFLOW": "14",
             "POSTGRES_CONNECT_TIMEOUT": "10",
             # The insert's table lock must not wait forever; the caller turns it into a 503.
@@ -91,6 +97,10 @@ class EventStores:
     @property
     def catalog(self) -> Application[UUID]:
         return self.applications[Catalog.name]
+
+    @property
+    def files(self) -> Application[UUID]:
+        return self.applications[Files.name]
 
     def __getitem__(self, name: str) -> Application[UUID]:
         return self.applications[name]
