@@ -1,0 +1,296 @@
+"""Orders and their lifecycle.
+
+The rule book is one table, `RULES`: for each command, who may issue it and from which states,
+and where it leads. The aggregate's methods look their rule up, so the code and the tests walk
+the same table (DESIGN.md, "The order lifecycle").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Literal
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate, event
+
+from ugc.errors import Conflict, InvalidField, NotAllowed, NotFound, WrongState
+from ugc.events import stored_as
+from ugc.ids import aggregate_id
+
+PENDING, IN_PROGRESS, DELIVERED, COMPLETED, CANCELLED = "pending", "in_progress", "delivered", "completed", "cancelled"
+STATUSES = (PENDING, IN_PROGRESS, DELIVERED, COMPLETED, CANCELLED)
+OPEN_STATUSES = (PENDING, IN_PROGRESS, DELIVERED)
+
+Role = Literal["buyer", "creator", "participant", "system"]
+SYSTEM = 0  # the actor number of commands the scheduler issues
+
+
+@dataclass(frozen=True)
+class Rule:
+    actor: Role
+    sources: frozenset[str]
+    target: str | None  # None: the status does not change
+
+
+RULES: dict[str, Rule] = {
+    "accept": Rule("creator", frozenset({PENDING}), IN_PROGRESS),
+    "update": Rule("buyer", frozenset({PENDING}), None),
+    "deliver": Rule("creator", frozenset({PENDING, IN_PROGRESS}), DELIVERED),
+    "request_revision": Rule("buyer", frozenset({DELIVERED}), IN_PROGRESS),
+    "approve": Rule("buyer", frozenset({DELIVERED}), COMPLETED),
+    "auto_complete": Rule("system", frozenset({DELIVERED}), COMPLETED),
+    "cancel": Rule("participant", frozenset({PENDING, IN_PROGRESS}), CANCELLED),
+    "review": Rule("buyer", frozenset({COMPLETED}), None),
+}
+
+
+def order_id(number: int) -> UUID:
+    return aggregate_id("order", number)
+
+
+@stored_as
+class Order(Aggregate):
+    @dataclass(frozen=True)
+    class Placed(Aggregate.Created):
+        TOPIC = "ugc.Order.Placed"
+        number: int
+        buyer: int
+        buyer_username: str
+        creator: int
+        creator_profile: int
+        creator_username: str
+        service: int
+        service_title: str
+        price: Decimal
+        options: list[dict[str, Any]]
+        total_price: Decimal
+        requirements: str
+        delivery_date: str
+        allows_modifications: bool
+        at: datetime
+        notify: int
+        notice: str
+
+    @dataclass(frozen=True)
+    class Accepted(Aggregate.Event):
+        TOPIC = "ugc.Order.Accepted"
+        actor: int
+        at: datetime
+        notify: int
+        notice: str
+
+    @dataclass(frozen=True)
+    class Updated(Aggregate.Event):
+        TOPIC = "ugc.Order.Updated"
+        actor: int
+        changes: dict[str, Any]
+        at: datetime
+        notify: int
+        notice: str
+
+    @dataclass(frozen=True)
+    class WorkDelivered(Aggregate.Event):
+        TOPIC = "ugc.Order.WorkDelivered"
+        actor: int
+        delivery: int
+        message: str
+        files: list[int]
+        at: datetime
+        notify: int
+        notice: str
+
+    @dataclass(frozen=True)
+    class RevisionRequested(Aggregate.Event):
+        TOPIC = "ugc.Order.RevisionRequested"
+        actor: int
+        message: str
+        at: datetime
+        notify: int
+        notice: str
+
+    @dataclass(frozen=True)
+    class Completed(Aggregate.Event):
+        TOPIC = "ugc.Order.Completed"
+        actor: int
+        at: datetime
+        notify: int
+        notice: str
+
+    @dataclass(frozen=True)
+    class AutoCompleted(Aggregate.Event):
+        TOPIC = "ugc.Order.AutoCompleted"
+        actor: int
+        at: datetime
+        notify: int
+        notice: str
+
+    @dataclass(frozen=True)
+    class Cancelled(Aggregate.Event):
+        TOPIC = "ugc.Order.Cancelled"
+        actor: int
+        reason: str
+        at: datetime
+        notify: int
+        notice: str
+
+    @dataclass(frozen=True)
+    class Reviewed(Aggregate.Event):
+        TOPIC = "ugc.Order.Reviewed"
+        actor: int
+        review: int
+        rating: int
+        content: str
+        at: datetime
+        notify: int
+        notice: str
+
+    @staticmethod
+    def create_id(number: int, **_: Any) -> UUID:
+        return order_id(number)
+
+    @event(Placed)
+    def __init__(
+        self,
+        *,
+        number: int,
+        buyer: int,
+        buyer_username: str,
+        creator: int,
+        creator_profile: int,
+        creator_username: str,
+        service: int,
+        service_title: str,
+        price: Decimal,
+        options: list[dict[str, Any]],
+        total_price: Decimal,
+        requirements: str,
+        delivery_date: str,
+        allows_modifications: bool,
+        at: datetime,
+        notify: int,
+        notice: str,
+    ) -> None:
+        self.number = number
+        self.buyer = buyer
+        self.creator = creator
+        self.status = PENDING
+        self.requirements = requirements
+        self.delivery_date = delivery_date
+        self.allows_modifications = allows_modifications
+        self.delivered_at: datetime | None = None
+        self.reviewed = False
+
+    @classmethod
+    def place(cls, **fields: Any) -> Order:
+        if fields["buyer"] == fields["creator"]:
+            raise InvalidField("service_id", "own_service")
+        return cls(**fields, notify=fields["creator"], notice="У вас новый заказ!")
+
+    # Deciding ------------------------------------------------------------------------------
+
+    def role_of(self, user: int) -> Role | None:
+        if user == SYSTEM:
+            return "system"
+        if user == self.buyer:
+            return "buyer"
+        if user == self.creator:
+            return "creator"
+        return None
+
+    def check(self, command: str, actor: int) -> None:
+        """Raise unless `actor` may issue `command` now: 404 outsiders, 403 wrong party, 409 wrong state."""
+        rule = RULES[command]
+        role = self.role_of(actor)
+        if role is None:
+            raise NotFound("order_not_found")
+        allowed = role == rule.actor or (rule.actor == "participant" and role in ("buyer", "creator"))
+        if not allowed:
+            raise NotAllowed()
+        if self.status not in rule.sources:
+            raise WrongState(self.status, "order_wrong_status")
+
+    def other_party(self, actor: int) -> int:
+        return self.creator if actor == self.buyer else self.buyer
+
+    # Commands ------------------------------------------------------------------------------
+
+    def accept(self, actor: int, at: datetime) -> None:
+        self.check("accept", actor)
+        self._accepted(actor, at, self.buyer, "Креатор принял ваш заказ в работу.")
+
+    def update(self, actor: int, changes: dict[str, Any], at: datetime) -> None:
+        self.check("update", actor)
+        changed = {k: v for k, v in changes.items() if k in ("requirements", "delivery_date") and getattr(self, k) != v}
+        if changed:
+            self._updated(actor, changed, at, self.creator, "Покупатель изменил условия заказа.")
+
+    def deliver(self, actor: int, delivery: int, message: str, files: list[int], at: datetime) -> None:
+        self.check("deliver", actor)
+        self._delivered(actor, delivery, message, files, at, self.buyer, "Креатор сдал работу по вашему заказу.")
+
+    def request_revision(self, actor: int, message: str, at: datetime) -> None:
+        self.check("request_revision", actor)
+        if not self.allows_modifications:
+            raise NotAllowed("modifications_not_allowed")
+        self._revision_requested(actor, message, at, self.creator, "Покупатель попросил доработать заказ.")
+
+    def approve(self, actor: int, at: datetime) -> None:
+        self.check("approve", actor)
+        self._completed(actor, at, self.creator, "Покупатель принял работу, заказ завершен.")
+
+    def auto_complete(self, at: datetime) -> None:
+        self.check("auto_complete", SYSTEM)
+        self._auto_completed(SYSTEM, at, self.creator, "Заказ завершен автоматически: срок проверки истек.")
+
+    def cancel(self, actor: int, reason: str, at: datetime) -> None:
+        self.check("cancel", actor)
+        party = "Покупатель" if actor == self.buyer else "Креатор"
+        self._cancelled(actor, reason, at, self.other_party(actor), f"{party} отменил заказ.")
+
+    def review(self, actor: int, review: int, rating: int, content: str, at: datetime) -> None:
+        self.check("review", actor)
+        if self.reviewed:
+            raise Conflict("order_already_reviewed")
+        self._reviewed(actor, review, rating, content, at, self.creator, "Покупатель оставил отзыв о вашей работе.")
+
+    # Events --------------------------------------------------------------------------------
+
+    @event(Accepted)
+    def _accepted(self, actor: int, at: datetime, notify: int, notice: str) -> None:
+        self.status = IN_PROGRESS
+
+    @event(Updated)
+    def _updated(self, actor: int, changes: dict[str, Any], at: datetime, notify: int, notice: str) -> None:
+        for name, value in changes.items():
+            setattr(self, name, value)
+
+    @event(WorkDelivered)
+    def _delivered(
+        self, actor: int, delivery: int, message: str, files: list[int], at: datetime, notify: int, notice: str
+    ) -> None:
+        self.status = DELIVERED
+        self.delivered_at = at
+
+    @event(RevisionRequested)
+    def _revision_requested(self, actor: int, message: str, at: datetime, notify: int, notice: str) -> None:
+        self.status = IN_PROGRESS
+
+    @event(Completed)
+    def _completed(self, actor: int, at: datetime, notify: int, notice: str) -> None:
+        self.status = COMPLETED
+
+    @event(AutoCompleted)
+    def _auto_completed(self, actor: int, at: datetime, notify: int, notice: str) -> None:
+        self.status = COMPLETED
+
+    @event(Cancelled)
+    def _cancelled(self, actor: int, reason: str, at: datetime, notify: int, notice: str) -> None:
+        self.status = CANCELLED
+
+    @event(Reviewed)
+    def _reviewed(
+        self, actor: int, review: int, rating: int, content: str, at: datetime, notify: int, notice: str
+    ) -> None:
+        self.reviewed = True
