@@ -6,7 +6,15 @@ import unicodedata
 from uuid import UUID, uuid5
 
 # Kinds of public ids, each drawn from its own database sequence.
-ID_KINDS = ("user", "creator_profile", "category", "skill")
+ID_KINDS = (
+    "user",
+    "creator_profile",
+    "category",
+    "skill",
+    "order",
+    "delivery",
+    "review",
+)
 
 _NAMESPACE = UUID("4f1c2b9e-8d0a-4c55-9a51-6f7e3c2d1b00")
 

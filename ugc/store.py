@@ -14,7 +14,13 @@ from uuid import UUID
 from eventsourcing.application import Application
 
 # Importing the domain registers every stored event's topic, so any process can read the log.
-from ugc import accounts, catalog, claims, creators  # noqa: F401
+from ugc import (  # noqa: F401
+    accounts,
+    catalog,
+    claims,
+    creators,
+    orders,
+)
 
 
 class Accounts(Application[UUID]):
@@ -35,7 +41,13 @@ class Files(Application[UUID]):
     name = "files"
 
 
-APPLICATION_CLASSES: tuple[type[Application[UUID]], ...] = (Accounts, Catalog, Files)
+class Orders(Application[UUID]):
+    """Orders: placing, the lifecycle, deliveries and reviews."""
+
+    name = "orders"
+
+
+APPLICATION_CLASSES: tuple[type[Application[UUID]], ...] = (Accounts, Catalog, Files, Orders)
 
 
 def sqlite_path(database_url: str) -> Path:
@@ -101,6 +113,10 @@ class EventStores:
     @property
     def files(self) -> Application[UUID]:
         return self.applications[Files.name]
+
+    @property
+    def orders(self) -> Application[UUID]:
+        return self.applications[Orders.name]
 
     def __getitem__(self, name: str) -> Application[UUID]:
         return self.applications[name]
