@@ -10,10 +10,36 @@ from starlette.middleware import Middleware
 
 from api.errors import EXCEPTION_HANDLERS
 from api.middleware import TrailingSlash
-from api.routes import auth, creators, meta, reference, users
+from api.routes import (
+    auth,
+    creator_skills,
+    creators,
+    files,
+    media,
+    meta,
+    orders,
+    portfolio,
+    reference,
+    services,
+    skills,
+    users,
+)
 from api.services import Services
 
-ROUTES = [*auth.routes, *users.routes, *creators.routes, *reference.routes, *meta.routes]
+ROUTES = [
+    *auth.routes,
+    *users.routes,
+    *creators.routes,
+    *reference.routes,
+    *files.routes,
+    *orders.routes,
+    *services.routes,
+    *skills.routes,
+    *creator_skills.routes,
+    *portfolio.routes,
+    *media.routes,
+    *meta.routes,
+]
 
 
 def build_app(open_services: Callable[[], AbstractContextManager[Services]]) -> Starlette:

@@ -28,20 +28,32 @@ _FIELD_MESSAGES = {
 }
 
 
-async def read_json(request: Request) -> Any:
-    content_type = request.headers.get("content-type", "")
-    if content_type.split(";")[0].strip().lower() not in ("application/json", ""):
-        raise bad_request("unsupported_media_type")
+async def raw_body(request: Request, limit: int = MAX_JSON_BYTES) -> bytes:
+    """The whole body, refused with 413 past `limit`; kept on the request so it can be read again."""
+    cached: bytes | None = getattr(request, "_body", None)
+    if cached is not None:
+        return cached
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_JSON_BYTES:
+    if declared is not None and declared.isdigit() and int(declared) > limit:
         raise too_large()
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > MAX_JSON_BYTES:
+        if size > limit:
             raise too_large()
         chunks.append(chunk)
     raw = b"".join(chunks)
+    request._body = raw  # Starlette's own cache: request.body() and stream() replay it
+    return raw
+
+
+async def read_json(request: Request) -> Any:
+    content_type = request.headers.get("content-type", "")
+    if content_type.split(";")[0].strip().lower() not in ("application/json", ""):
+        raise bad_request("unsupported_media_type")
+    raw = await raw_body(request)
+    if not raw:
+        return {}
     try:
         return json.loads(raw)
     except (ValueError, UnicodeDecodeError):

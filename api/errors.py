@@ -42,6 +42,53 @@ MESSAGES: dict[str, str] = {
     "verification_token_used": "Ссылка подтверждения уже использована.",
     "verification_token_expired": "Срок действия ссылки подтверждения истек.",
     "throttled": "Слишком много неудачных попыток. Повторите позже.",
+    # orders
+    "order_not_found": "Страница не найдена.",
+    "service_not_found": "Страница не найдена.",
+    "order_wrong_status": "Действие недоступно в текущем статусе заказа.",
+    "modifications_not_allowed": "Этот сервис не предусматривает доработок.",
+    "email_not_verified": "Подтвердите email, чтобы оформлять заказы.",
+    "order_already_reviewed": "Отзыв на этот заказ уже оставлен.",
+    "own_service": "Нельзя заказать собственный сервис.",
+    "service_inactive": "Сервис недоступен для заказа.",
+    "unknown_service": "Сервис не найден.",
+    "unknown_option": "Опция не относится к этому сервису.",
+    "past_delivery_date": "Дата сдачи не может быть в прошлом.",
+    "foreign_file": "Файл не найден среди ваших файлов.",
+    "stale_version": "Заказ изменился с момента загрузки; обновите его и повторите запрос.",
+    "idempotency_key_invalid": "Idempotency-Key должен быть непустой строкой не длиннее 255 символов.",
+    "idempotency_key_reused": "Этот Idempotency-Key уже использован для другого запроса.",
+    "idempotency_key_in_flight": "Запрос с этим Idempotency-Key еще выполняется; повторите позже.",
+    # services
+    "unknown_category": "Недопустимый первичный ключ - категория не существует.",
+    "blank_tag": "Тег не может быть пустым.",
+    "tag_too_long": "Тег не может быть длиннее 50 символов.",
+    "too_many_tags": "Не более 20 тегов.",
+    "too_many_options": "Не более 20 опций.",
+    # files and uploads
+    "file_not_found": "Страница не найдена.",
+    "not_multipart": "Ожидается тело запроса в формате multipart/form-data.",
+    "malformed_multipart": "Некорректное тело запроса multipart/form-data.",
+    "upload_too_large": "Слишком большой запрос.",
+    "file_required": "Обязательное поле.",
+    "file_empty": "Файл пуст.",
+    "one_file_only": "Отправьте один файл.",
+    "unsupported_file_type": "Недопустимый тип файла.",
+    "invalid_image": (
+        "Загрузите правильное изображение. Файл, который вы загрузили, поврежден или не является изображением."
+    ),
+    # skills, creator skills, portfolio
+    "skill_not_found": "Страница не найдена.",
+    "creator_skill_not_found": "Страница не найдена.",
+    "portfolio_item_not_found": "Страница не найдена.",
+    "portfolio_image_not_found": "Страница не найдена.",
+    "skill_name_taken": "Навык с таким названием уже существует.",
+    "creator_skill_exists": "Этот навык уже есть в профиле креатора.",
+    "unknown_skill": "Навык не найден.",
+    "unknown_portfolio_item": "Элемент портфолио не найден.",
+    "invalid_level": "Уровень должен быть целым числом от 1 до 5.",
+    "duplicate_skill": "Навык указан в списке больше одного раза.",
+    "not_a_list": "Тело запроса должно быть JSON-массивом.",
     # 500 / 503
     "internal": "Внутренняя ошибка сервера.",
     "unavailable": "Сервис временно перегружен, повторите запрос позже.",
@@ -106,6 +153,8 @@ def from_domain(error: domain.DomainError) -> ApiError:
         return ApiError(409, {"error": message(error.code)})
     if isinstance(error, domain.InvalidField):
         return invalid({error.field: [message(error.code)]})
+    if isinstance(error, domain.StaleVersion):
+        return ApiError(412, {"error": message(error.code), "version": error.current}, {"ETag": f'"{error.current}"'})
     if isinstance(error, domain.InvalidToken):
         return invalid({"token": [message(error.code)]})
     if isinstance(error, domain.Unavailable):

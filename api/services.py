@@ -9,16 +9,24 @@ from typing import Any, TypeVar
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection
 
+from api.idempotency_keys import IdempotencyKeys
 from api.throttle import FailureThrottle
 from api.tokens import TokenService
 from commands.accounts import AccountCommands
+from commands.creator_skills import CreatorSkillCommands
 from commands.creators import CreatorCommands
+from commands.files import FileCommands
+from commands.orders import OrderCommands
+from commands.portfolio import PortfolioCommands
 from commands.saving import Positions
+from commands.services import ServiceCommands
+from commands.skills import SkillCommands
 from readmodels import tracking
 from readmodels.tracking import Progress
 from ugc.clock import Clock
 from ugc.config import Settings
 from ugc.database import Database
+from ugc.media import MediaStore
 
 T = TypeVar("T")
 
@@ -33,6 +41,14 @@ class Services:
     throttle: FailureThrottle
     accounts: AccountCommands
     creators: CreatorCommands
+    files: FileCommands
+    orders: OrderCommands
+    idempotency: IdempotencyKeys
+    media: MediaStore
+    services: ServiceCommands
+    skills: SkillCommands
+    creator_skills: CreatorSkillCommands
+    portfolio: PortfolioCommands
     check_redis: Callable[[], None] | None = None
 
     async def run(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:

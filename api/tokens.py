@@ -12,6 +12,7 @@ from ugc.clock import Clock
 
 TokenType = Literal["access", "refresh"]
 ALGORITHM = "HS256"
+CLOCK_SKEW = 60  # seconds a token's `iat` may be ahead of our clock (another server's clock)
 
 
 class TokenError(Exception):
@@ -45,14 +46,17 @@ class TokenService:
                 token,
                 self._key,
                 algorithms=[ALGORITHM],
-                options={"require": ["exp", "iat", "jti", "sub", "typ"], "verify_exp": False},
+                options={"require": ["exp", "iat", "jti", "sub", "typ"], "verify_exp": False, "verify_iat": False},
             )
         except jwt.PyJWTError as error:
             raise TokenError(str(error)) from None
-        # Expiry is checked against the injected clock, not the wall clock, so tests can move time.
-        exp = claims["exp"]
-        if not isinstance(exp, int) or exp <= self._clock.now().timestamp():
+        # Times are checked against the injected clock, not the wall clock, so tests can move time.
+        now = self._clock.now().timestamp()
+        exp, iat = claims["exp"], claims["iat"]
+        if not isinstance(exp, int) or exp <= now:
             raise TokenError("expired")
+        if not isinstance(iat, int) or iat > now + CLOCK_SKEW:
+            raise TokenError("issued in the future")
         if claims["typ"] != typ:
             raise TokenError(f"not an {typ} token")
         subject = claims["sub"]

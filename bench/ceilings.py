@@ -27,7 +27,7 @@ from pathlib import Path
 import psycopg
 
 import loadgen
-from common import ROOT, fresh_database, free_port, server
+from common import ROOT, fresh_database, free_port, server, wait_for_quiet
 from loadgen import Result, Scenario
 
 PG_CLIENTS = 8
@@ -61,7 +61,7 @@ def hello_world(connections: int, duration: float, *, engine: str, access_log: b
         argv.append("--no-access-log")
     with tempfile.TemporaryDirectory() as tmp, server(argv, port, log=Path(tmp) / "hello.log") as proc:
         url = f"http://127.0.0.1:{port}/"
-        loadgen.run(url, Scenario(path="/"), connections=connections, duration=1, engine=engine)  # warm-up
+        loadgen.run(url, Scenario(path="/"), connections=connections, duration=1, engine=engine, quiet=False)
         return loadgen.run(url, Scenario(path="/"), connections=connections, duration=duration,
                            engine=engine, server_pid=proc.pid)
 
@@ -135,7 +135,9 @@ def measure(*, duration: float = 5.0, connections: tuple[int, ...] = (16, 64),
     python = hello_world(max(connections), duration, engine="python") if engine != "python" else None
     with fresh_database("ugc_bench_ceiling") as url:
         settings = postgres_settings(url)
+        wait_for_quiet()
         insert = pg_insert(url, duration=duration)
+        wait_for_quiet()
         bench_tps = pgbench(url, duration=duration)
     return Ceilings(engine, hello, with_log, python, insert, bench_tps, settings)
 
@@ -145,12 +147,19 @@ def _cores(value: float | None) -> str:
 
 
 def result_row(label: str, r: Result) -> str:
-    return (f"| {label} | {r.connections} | {r.rps:,.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} | {r.errors} "
-            f"| {_cores(r.client_cores)} | {_cores(r.server_cores)} | {_cores(r.machine_cores)} |")
+    rps = f"{r.rps:,.0f}" if r.rps >= 100 else f"{r.rps:.1f}"
+    if r.other_cores > loadgen.DISTURBED:
+        label += " (disturbed)"
+    cpu = " / ".join(_cores(v) for v in (r.client_cores, r.server_cores, r.postgres_cores, r.other_cores))
+    return (f"| {label} | {r.connections} | {rps} | {r.p50_ms:.1f} | {r.p99_ms:.1f} | {r.errors} | {r.requests} "
+            f"| {cpu} | {_cores(r.machine_cores)} | {_cores(r.background_cores)} "
+            f"| {', '.join(f'{name} {cores:.2f}' for name, cores in r.top_others) or '–'} |")
 
 
-RESULT_HEADER = ("| case | conns | req/s | p50 ms | p99 ms | errors | client CPU (cores) | server CPU (cores) "
-                 "| machine CPU (of 2) |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+RESULT_HEADER = (
+    "| case | conns | req/s | p50 ms | p99 ms | errors | requests | CPU cores: client / server / postgres / other "
+    "| machine (of 2) | other load before | busiest other processes (cores) |\n"
+    "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---|")
 
 
 def markdown(c: Ceilings) -> str:

@@ -91,3 +91,52 @@ def fresh_database(prefix: str = "ugc_bench") -> Iterator[str]:
     finally:
         with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
             admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def wait_for_quiet(*, server_pid: int | None = None, threshold: float = 0.3, limit: float = 120.0,
+                   sample: float = 1.0) -> float:
+    """Wait (at most `limit` s) until the machine is quiet; the CPU (cores) other processes used last.
+
+    Other people's test runs share this machine. Quiet means: the machine less `server_pid` busy
+    below `threshold` cores, and `server_pid` itself (still finishing abandoned requests) below 0.05.
+    """
+    deadline = time.monotonic() + limit
+    while True:
+        busy_before = machine_cpu()[0]
+        server_before = process_cpu_seconds(server_pid) if server_pid else 0.0
+        time.sleep(sample)
+        server_used = (process_cpu_seconds(server_pid) - server_before) / sample if server_pid else 0.0
+        other = (machine_cpu()[0] - busy_before) / sample - server_used
+        if (other < threshold and server_used < 0.05) or time.monotonic() >= deadline:
+            return other
+
+
+def cpu_snapshot() -> dict[int, tuple[str, float]]:
+    """pid -> (command name, user + system CPU seconds so far) for every live process, kernel threads too."""
+    found: dict[int, tuple[str, float]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # the process went away
+            continue
+        name = text[text.find("(") + 1:text.rfind(")")]
+        fields = text[text.rfind(")") + 1:].split()
+        found[int(stat.parent.name)] = (name, (int(fields[11]) + int(fields[12])) / CLOCK_TICKS)
+    return found
+
+
+def cpu_used(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]) -> dict[int, tuple[str, float]]:
+    """CPU seconds each process alive at the end used between two snapshots (a new process: all of it)."""
+    return {pid: (name, cpu - (before[pid][1] if pid in before else 0.0)) for pid, (name, cpu) in after.items()}
+
+
+def describe(pid: int, name: str) -> str:
+    """A short label for a process: its name, or for an interpreter the script or module it runs."""
+    if name.startswith("kworker/"):
+        return "kworker"  # kernel workers rename themselves after the work item of the moment
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return name
+    words = [a for a in argv[1:4] if a and not a.startswith("-")] if name.startswith("python") else []
+    return f"{name} {os.path.basename(words[0])}" if words else name

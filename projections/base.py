@@ -10,7 +10,7 @@ from eventsourcing.utils import get_topic
 
 # A read model's handler is called with the batch's cursor and the event; a side effect's with
 # only the event (see ProjectionRunner).
-Handler = Callable[..., None]
+Handler = Callable[..., object]
 
 
 class Projection(ABC):

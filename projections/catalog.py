@@ -18,7 +18,11 @@ class CatalogProjection(Projection):
     tables: ClassVar[tuple[str, ...]] = ("categories", "skills")
 
     def handlers(self) -> Mapping[type, Handler]:
-        return {Category.Created: self.category_created, Skill.Created: self.skill_created}
+        return {
+            Category.Created: self.category_created,
+            Skill.Created: self.skill_created,
+            Skill.Updated: self.skill_updated,
+        }
 
     def category_created(self, cur: Cursor, e: Category.Created) -> None:
         cur.execute("INSERT INTO categories (id, name, slug) VALUES (%s, %s, %s)", (e.number, e.name, e.slug))
@@ -27,4 +31,10 @@ class CatalogProjection(Projection):
         cur.execute(
             "INSERT INTO skills (id, name, description, search_text) VALUES (%s, %s, %s, %s)",
             (e.number, e.name, e.description, search_text(e.name, e.description)),
+        )
+
+    def skill_updated(self, cur: Cursor, e: Skill.Updated) -> None:
+        cur.execute(
+            "UPDATE skills SET name = %s, description = %s, search_text = %s WHERE id = %s",
+            (e.name, e.description, search_text(e.name, e.description), e.number),
         )

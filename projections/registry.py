@@ -5,7 +5,13 @@ from __future__ import annotations
 from projections.accounts import AccountsProjection
 from projections.base import Projection
 from projections.catalog import CatalogProjection
+from projections.creator_skills import CreatorSkillsProjection
+from projections.creator_stats import CreatorStatsProjection
+from projections.files import FilesProjection
+from projections.listings import ListingsProjection
 from projections.mail import Mailer
+from projections.orders import OrdersProjection
+from projections.portfolio import PortfolioProjection
 from projections.verification_mail import VerificationMailProjection
 from ugc.config import Settings
 
@@ -15,5 +21,11 @@ def all_projections(settings: Settings) -> list[Projection]:
     return [
         AccountsProjection(),
         CatalogProjection(),
+        FilesProjection(),
+        ListingsProjection(),
+        OrdersProjection(),
+        CreatorStatsProjection(),
+        CreatorSkillsProjection(),
+        PortfolioProjection(),
         VerificationMailProjection(mailer, secret_key=settings.secret_key, public_url=settings.public_url),
     ]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import psycopg
 
@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 BATCH_SIZE = 500
 POLL_INTERVAL = 0.02
 MAX_BACKOFF = 5.0
+JOB_INTERVAL = 10.0
 
 
 class ProjectionRunner:
@@ -36,12 +37,14 @@ class ProjectionRunner:
         progress: Progress,
         *,
         batch_size: int = BATCH_SIZE,
+        jobs: Sequence[Callable[[], object]] = (),
     ) -> None:
         self.db = db
         self.stores = stores
         self.projections = list(projections)
         self.progress = progress
         self.batch_size = batch_size
+        self.jobs = list(jobs)  # periodic work of the leader only, e.g. commands issued by time
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         self._retry_at: dict[str, float] = {}
@@ -140,7 +143,11 @@ class ProjectionRunner:
 
     def _follow(self) -> None:
         known_heads: dict[str, int] = {}
+        next_jobs = time.monotonic()
         while not self._stopping.is_set():
+            if self.jobs and time.monotonic() >= next_jobs:
+                self._run_jobs()
+                next_jobs = time.monotonic() + JOB_INTERVAL
             heads = {name: app.recorder.max_notification_id() or 0 for name, app in self.stores.applications.items()}
             busy = False
             for projection in self.projections:
@@ -170,6 +177,13 @@ class ProjectionRunner:
         self._retry_at.pop(projection.name, None)
         self._failures.pop(projection.name, None)
         return seen > 0
+
+    def _run_jobs(self) -> None:
+        for job in self.jobs:
+            try:
+                job()
+            except Exception:
+                log.exception("scheduled job %s failed; it runs again next round", job)
 
     def _listen(self) -> None:
         """While leading, wake the runner when any process appends (PostgreSQL NOTIFYs every insert)."""

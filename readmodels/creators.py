@@ -20,8 +20,10 @@ DDL = (
 
 _SELECT = (
     "SELECT p.id, p.user_id, u.username, p.specialization, p.experience, p.portfolio_link, "
-    "p.social_links, p.created_at, p.updated_at "
-    "FROM creator_profiles p JOIN users u ON u.id = p.user_id"
+    "p.social_links, p.created_at, p.updated_at, s.rating, s.completed_orders "
+    "FROM creator_profiles p JOIN users u ON u.id = p.user_id "
+    # creator_stats is kept by the orders' projection; a creator without orders has no row yet.
+    "LEFT JOIN creator_stats s ON s.creator_profile_id = p.id"
 )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from readmodels import catalog, creators, users
+from readmodels import catalog, creator_skills, creators, files, orders, portfolio, services, users
 from ugc.database import Database
 from ugc.ids import ID_KINDS
 
@@ -22,12 +22,29 @@ INFRASTRUCTURE = (
         key TEXT NOT NULL,
         at {timestamp} NOT NULL)""",
     "CREATE INDEX IF NOT EXISTS auth_failures_key ON auth_failures (scope, key, at)",
+    """CREATE TABLE IF NOT EXISTS idempotency_keys (
+        user_id BIGINT NOT NULL,
+        key TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        status INTEGER,
+        body TEXT,
+        created_at {timestamp} NOT NULL,
+        PRIMARY KEY (user_id, key))""",
 )
 
 
 # A statement is portable SQL, or a dict of dialect -> SQL for what differs (indexes, search).
 Statement = str | dict[str, str]
-READ_MODELS: tuple[tuple[Statement, ...], ...] = (users.DDL, creators.DDL, catalog.DDL)
+READ_MODELS: tuple[tuple[Statement, ...], ...] = (
+    users.DDL,
+    creators.DDL,
+    catalog.DDL,
+    files.DDL,
+    services.DDL,
+    orders.DDL,
+    creator_skills.DDL,
+    portfolio.DDL,
+)
 
 
 def create_tables(db: Database) -> None:

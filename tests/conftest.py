@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import itertools
+import re
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from email import message_from_bytes
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +83,61 @@ class Api:
         user = self.register(**fields)
         tokens = self.login(user["username"], user["password"])
         return user | tokens | {"headers": {"Authorization": f"Bearer {tokens['access']}"}}
+
+    def verified_user(self, **fields: Any) -> dict[str, Any]:
+        user = self.user(**fields)
+        token = mailed_token(self.settings, user["email"])
+        assert self.client.post("/api/auth/verify-email/", json={"token": token}).status_code == 200
+        return user
+
+    def creator(self, **fields: Any) -> dict[str, Any]:
+        """A verified user with a creator profile (`profile`)."""
+        user = self.verified_user(**fields)
+        response = self.client.post(
+            "/api/v1/users/me/creator-profile/", headers=user["headers"], json={"specialization": "Видео"}
+        )
+        assert response.status_code == 201, response.text
+        return user | {"profile": response.json()}
+
+    def service(self, creator: dict[str, Any], **fields: Any) -> dict[str, Any]:
+        categories = self.client.get("/api/v1/categories/").json()["results"]
+        body = {
+            "title": "Видеообзор товара",
+            "description": "Сниму обзор на ваш товар",
+            "category_id": categories[0]["id"],
+            "base_price": 1000,
+            "delivery_time": 7,
+            "options": [
+                {"name": "Срочно", "description": "За 2 дня", "price": 200},
+                {"name": "Субтитры", "description": "", "price": 150.5},
+            ],
+            "tags": ["обзор"],
+        } | fields
+        response = self.client.post("/api/v1/services/", headers=creator["headers"], json=body)
+        assert response.status_code == 201, response.text
+        service: dict[str, Any] = response.json()
+        return service
+
+
+LINK = re.compile(r"/verify-email\?token=([A-Za-z0-9._-]*[A-Za-z0-9_-])")
+
+
+def mailed_token(settings: Settings, email: str, timeout: float = 5.0) -> str:
+    """The token in the verification mail sent to `email` (the mail is written by a projection)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for path in Path(settings.outbox_dir).glob("*.eml"):
+            mail = message_from_bytes(path.read_bytes())
+            if mail["To"] == email:
+                payload = mail.get_payload(decode=True)
+                assert isinstance(payload, bytes)
+                body = payload.decode()
+                assert f"{settings.public_url}/verify-email?token=" in body
+                match = LINK.search(body)
+                assert match is not None, body
+                return match.group(1)
+        time.sleep(0.02)
+    raise AssertionError(f"no verification mail to {email}")
 
 
 def new_client(settings: Settings, clock: MovableClock) -> TestClient:

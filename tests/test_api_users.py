@@ -8,7 +8,7 @@ import pytest
 
 from tests.conftest import Api
 
-ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{6})?Z$")
 
 
 def test_me_has_every_field_of_the_spec(api: Api) -> None:

@@ -94,15 +94,36 @@ def test_every_command_from_every_status(command: str, status: str, party: str) 
 
 
 def test_the_table_covers_every_lifecycle_row_of_the_design() -> None:
-    assert set(RULES) == {"accept", "update", "deliver", "request_revision", "approve", "auto_complete", "cancel", "review"}
+    assert set(RULES) == {
+        "accept",
+        "update",
+        "deliver",
+        "request_revision",
+        "approve",
+        "auto_complete",
+        "cancel",
+        "review",
+    }
 
 
 def test_a_buyer_cannot_order_their_own_service() -> None:
     with pytest.raises(InvalidField):
         Order.place(
-            number=1, buyer=1, buyer_username="x", creator=1, creator_profile=1, creator_username="x", service=1,
-            service_title="t", price=Decimal(1), options=[], total_price=Decimal(1), requirements="",
-            delivery_date="2026-04-01", allows_modifications=True, at=NOW,
+            number=1,
+            buyer=1,
+            buyer_username="x",
+            creator=1,
+            creator_profile=1,
+            creator_username="x",
+            service=1,
+            service_title="t",
+            price=Decimal(1),
+            options=[],
+            total_price=Decimal(1),
+            requirements="",
+            delivery_date="2026-04-01",
+            allows_modifications=True,
+            at=NOW,
         )
 
 

@@ -43,6 +43,20 @@ class Skill(Aggregate):
         description: str
         at: datetime
 
+    @dataclass(frozen=True)
+    class Updated(Aggregate.Event):
+        """The skill's name and description after an administrator's edit, and who made it.
+
+        It repeats the skill's public id: the `skills` table is keyed by it, not by the UUID.
+        """
+
+        TOPIC = "ugc.Skill.Updated"
+        number: int
+        name: str
+        description: str
+        by: int
+        at: datetime
+
     @staticmethod
     def create_id(number: int, name: str, description: str, at: datetime) -> UUID:
         return aggregate_id("skill", number)
@@ -50,5 +64,15 @@ class Skill(Aggregate):
     @event(Created)
     def __init__(self, number: int, name: str, description: str, at: datetime) -> None:
         self.number = number
+        self.name = name
+        self.description = description
+
+    def edit(self, name: str, description: str, by: int, at: datetime) -> None:
+        """Record the edit only if it changes something."""
+        if (name, description) != (self.name, self.description):
+            self._updated(self.number, name, description, by, at)
+
+    @event(Updated)
+    def _updated(self, number: int, name: str, description: str, by: int, at: datetime) -> None:
         self.name = name
         self.description = description

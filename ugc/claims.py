@@ -26,6 +26,12 @@ class Claim(Aggregate):
         owner_number: int
         at: datetime
 
+    @dataclass(frozen=True)
+    class Taken(Aggregate.Event):
+        TOPIC = "ugc.Claim.Taken"
+        owner_number: int
+        at: datetime
+
     @staticmethod
     def create_id(kind: str, value: str, owner_number: int, at: datetime) -> UUID:
         return claim_id(kind, value)
@@ -34,4 +40,16 @@ class Claim(Aggregate):
     def __init__(self, kind: str, value: str, owner_number: int, at: datetime) -> None:
         self.kind = kind
         self.value = value
+        self.owner_number = owner_number
+
+    def take(self, owner_number: int, at: datetime) -> None:
+        """(Re)assign a claim whose value its owner gave up (a renamed skill).
+
+        Always appends, even to the same owner: claimants racing for one value then collide on
+        this claim's version instead of both winning.
+        """
+        self._taken(owner_number, at)
+
+    @event(Taken)
+    def _taken(self, owner_number: int, at: datetime) -> None:
         self.owner_number = owner_number

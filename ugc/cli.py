@@ -26,6 +26,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     rebuild = commands.add_parser("rebuild", help="empty projections' tables and replay the log into them")
     rebuild.add_argument("names", nargs="*", help="projection names (default: all)")
     commands.add_parser("seed", help="load the reference categories and skills (idempotent)")
+    history = commands.add_parser("history", help="print an aggregate's history from the event log")
+    history_of = history.add_subparsers(dest="kind", required=True)
+    order = history_of.add_parser("order", help="an order's events, oldest first")
+    order.add_argument("id", type=int)
+    order.add_argument("--json", action="store_true", help="machine-readable output")
 
     users = commands.add_parser("users", help="manage users")
     user_commands = users.add_subparsers(dest="user_command", required=True)
@@ -46,6 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "project": lambda: _project(settings),
         "rebuild": lambda: _rebuild(settings, args.names),
         "seed": lambda: _seed(settings),
+        "history": lambda: _history(settings, args.id, as_json=args.json),
         "users": lambda: _grant(settings, args.username, args.role),
     }
     return handler[args.command]()
@@ -119,6 +125,35 @@ def _rebuild(settings: Settings, names: Sequence[str]) -> int:
     finally:
         stores.close()
         db.close()
+    return 0
+
+
+def _history(settings: Settings, order: int, *, as_json: bool) -> int:
+    import json
+
+    from commands.order_history import describe, order_history
+    from ugc.clock import SystemClock
+    from ugc.database import Database
+    from ugc.errors import NotFound
+    from ugc.store import EventStores
+    from ugc.wiring import order_commands
+
+    db = Database(settings.database_url)
+    stores = EventStores(settings.database_url)
+    try:
+        entries = order_history(order_commands(settings, stores, db, SystemClock()), order)
+    except NotFound:
+        print(f"ugc: no order {order}", file=sys.stderr)
+        return 1
+    finally:
+        stores.close()
+        db.close()
+    if as_json:
+        print(json.dumps(entries, ensure_ascii=False, indent=2, default=str))
+    else:
+        print(f"Order {order}: {len(entries)} events")
+        for entry in entries:
+            print(describe(entry))
     return 0
 
 

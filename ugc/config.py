@@ -31,6 +31,7 @@ class Settings:
     refresh_token_ttl: int
     projections: str
     verification_token_ttl: int = 86400
+    auto_complete_days: int = 3
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 65536
     read_your_writes_timeout: float = 2.0
@@ -72,6 +73,7 @@ class Settings:
             refresh_token_ttl=_int(env, "UGC_REFRESH_TOKEN_TTL", 1209600),
             projections=projections,
             verification_token_ttl=_int(env, "UGC_VERIFICATION_TOKEN_TTL", 86400),
+            auto_complete_days=_int(env, "UGC_AUTO_COMPLETE_DAYS", 3),
             argon2_time_cost=_int(env, "UGC_ARGON2_TIME_COST", 3),
             argon2_memory_kib=_int(env, "UGC_ARGON2_MEMORY_KIB", 65536),
         )

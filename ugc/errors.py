@@ -49,6 +49,14 @@ class InvalidField(DomainError):
         self.field = field
 
 
+class StaleVersion(DomainError):
+    """The client's `If-Match` names a version that is no longer current (reported as 412)."""
+
+    def __init__(self, current: int) -> None:
+        super().__init__("stale_version")
+        self.current = current
+
+
 class InvalidToken(DomainError):
     """A verification token that is unknown, used or expired."""
 

@@ -14,6 +14,12 @@ ID_KINDS = (
     "order",
     "delivery",
     "review",
+    "file",
+    "creator_skill",
+    "portfolio_item",
+    "portfolio_image",
+    "service",
+    "service_option",
 )
 
 _NAMESPACE = UUID("4f1c2b9e-8d0a-4c55-9a51-6f7e3c2d1b00")

@@ -174,12 +174,25 @@ class Order(Aggregate):
     ) -> None:
         self.number = number
         self.buyer = buyer
+        self.buyer_username = buyer_username
         self.creator = creator
+        self.creator_profile = creator_profile
+        self.creator_username = creator_username
+        self.service = service
+        self.service_title = service_title
+        self.price = price
+        self.options = options
+        self.total_price = total_price
         self.status = PENDING
         self.requirements = requirements
         self.delivery_date = delivery_date
         self.allows_modifications = allows_modifications
+        self.created_at = at
+        self.updated_at = at
         self.delivered_at: datetime | None = None
+        self.completed_at: datetime | None = None
+        self.cancelled_at: datetime | None = None
+        self.cancellation_reason: str | None = None
         self.reviewed = False
 
     @classmethod
@@ -259,38 +272,88 @@ class Order(Aggregate):
 
     @event(Accepted)
     def _accepted(self, actor: int, at: datetime, notify: int, notice: str) -> None:
-        self.status = IN_PROGRESS
+        self.status, self.updated_at = IN_PROGRESS, at
 
     @event(Updated)
     def _updated(self, actor: int, changes: dict[str, Any], at: datetime, notify: int, notice: str) -> None:
         for name, value in changes.items():
             setattr(self, name, value)
+        self.updated_at = at
 
     @event(WorkDelivered)
     def _delivered(
         self, actor: int, delivery: int, message: str, files: list[int], at: datetime, notify: int, notice: str
     ) -> None:
-        self.status = DELIVERED
-        self.delivered_at = at
+        self.status, self.delivered_at, self.updated_at = DELIVERED, at, at
 
     @event(RevisionRequested)
     def _revision_requested(self, actor: int, message: str, at: datetime, notify: int, notice: str) -> None:
-        self.status = IN_PROGRESS
+        self.status, self.updated_at = IN_PROGRESS, at
 
     @event(Completed)
     def _completed(self, actor: int, at: datetime, notify: int, notice: str) -> None:
-        self.status = COMPLETED
+        self.status, self.completed_at, self.updated_at = COMPLETED, at, at
 
     @event(AutoCompleted)
     def _auto_completed(self, actor: int, at: datetime, notify: int, notice: str) -> None:
-        self.status = COMPLETED
+        self.status, self.completed_at, self.updated_at = COMPLETED, at, at
 
     @event(Cancelled)
     def _cancelled(self, actor: int, reason: str, at: datetime, notify: int, notice: str) -> None:
-        self.status = CANCELLED
+        self.status, self.cancelled_at, self.cancellation_reason, self.updated_at = CANCELLED, at, reason, at
 
     @event(Reviewed)
     def _reviewed(
         self, actor: int, review: int, rating: int, content: str, at: datetime, notify: int, notice: str
     ) -> None:
-        self.reviewed = True
+        self.reviewed, self.updated_at = True, at
+
+    def as_row(self) -> dict[str, Any]:
+        """The order in the read model's shape, for answers rebuilt from events (`as_of`)."""
+        return {
+            "id": self.number,
+            "version": self.version,
+            "buyer_id": self.buyer,
+            "buyer_username": self.buyer_username,
+            "creator_id": self.creator,
+            "creator_profile_id": self.creator_profile,
+            "creator_username": self.creator_username,
+            "service_id": self.service,
+            "service_title": self.service_title,
+            "status": self.status,
+            "requirements": self.requirements,
+            "price": self.price,
+            "total_price": self.total_price,
+            "selected_options": self.options,
+            "delivery_date": self.delivery_date,
+            "cancellation_reason": self.cancellation_reason,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "delivered_at": self.delivered_at,
+            "completed_at": self.completed_at,
+            "cancelled_at": self.cancelled_at,
+        }
+
+
+EVENT_NAMES: dict[type, str] = {
+    Order.Placed: "OrderPlaced",
+    Order.Accepted: "OrderAccepted",
+    Order.Updated: "OrderUpdated",
+    Order.WorkDelivered: "WorkDelivered",
+    Order.RevisionRequested: "RevisionRequested",
+    Order.Completed: "OrderCompleted",
+    Order.AutoCompleted: "OrderAutoCompleted",
+    Order.Cancelled: "OrderCancelled",
+    Order.Reviewed: "OrderReviewed",
+}
+_ENVELOPE = {"originator_id", "originator_version", "timestamp", "originator_topic", "at"}
+
+
+def actor_of(e: Any) -> int:
+    """Who caused the event: the buyer places, the others name their actor (SYSTEM for the scheduler)."""
+    return int(e.buyer) if isinstance(e, Order.Placed) else int(e.actor)
+
+
+def event_data(e: Any) -> dict[str, Any]:
+    """What the event recorded, without the store's envelope."""
+    return {name: value for name, value in vars(e).items() if name not in _ENVELOPE}

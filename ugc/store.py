@@ -18,8 +18,12 @@ from ugc import (  # noqa: F401
     accounts,
     catalog,
     claims,
+    creator_skills,
     creators,
+    files,
     orders,
+    portfolio,
+    services,
 )
 
 

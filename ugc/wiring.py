@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 
 import redis
 from argon2 import PasswordHasher
@@ -16,28 +17,47 @@ from starlette.applications import Starlette
 
 from api.app import build_app
 from api.services import Services
+from api.idempotency_keys import IdempotencyKeys
 from api.throttle import FailureThrottle
 from api.tokens import TokenService
 from commands.accounts import AccountCommands
+from commands.creator_skills import CreatorSkillCommands
 from commands.creators import CreatorCommands
+from commands.files import FileCommands
+from commands.portfolio import PortfolioCommands
+from commands.services import ServiceCommands
+from commands.orders import OrderCommands
 from commands.reference import load_reference_data
+from commands.scheduler import AutoCompleter
+from commands.skills import SkillCommands
 from projections.registry import all_projections
 from projections.runner import ProjectionRunner
 from readmodels.migrations import migrate
+from readmodels.orders import due_for_auto_completion
 from readmodels.tracking import Progress
 from ugc.clock import Clock, SystemClock
 from ugc.config import Settings
 from ugc.database import Database
+from ugc.media import MediaStore
 from ugc.store import EventStores
 
 log = logging.getLogger(__name__)
 
 
+def order_commands(settings: Settings, stores: EventStores, db: Database, clock: Clock) -> OrderCommands:
+    return OrderCommands(stores, db, clock, auto_complete_after=timedelta(days=settings.auto_complete_days))
+
+
 @contextmanager
 def projection_runner(
-    settings: Settings, db: Database, stores: EventStores, progress: Progress
+    settings: Settings, db: Database, stores: EventStores, progress: Progress, clock: Clock | None = None
 ) -> Iterator[ProjectionRunner]:
-    runner = ProjectionRunner(db, stores, all_projections(settings), progress)
+    """The runner of every projection, and of the scheduler's jobs while it leads."""
+    clock = clock or SystemClock()
+    auto_completer = AutoCompleter(
+        order_commands(settings, stores, db, clock), clock, lambda before: due_for_auto_completion(db, before)
+    )
+    runner = ProjectionRunner(db, stores, all_projections(settings), progress, jobs=[auto_completer.run_once])
     runner.register()
     try:
         yield runner
@@ -59,7 +79,7 @@ def runtime(settings: Settings, *, clock: Clock | None = None) -> Iterator[Servi
         progress = Progress()
         if settings.redis_url:
             redis_client = redis.Redis.from_url(settings.redis_url, socket_timeout=1, socket_connect_timeout=1)
-        with projection_runner(settings, db, stores, progress) as runner:
+        with projection_runner(settings, db, stores, progress, clock) as runner:
             if settings.projections == "inline":
                 runner.start()
             yield Services(
@@ -82,6 +102,14 @@ def runtime(settings: Settings, *, clock: Clock | None = None) -> Iterator[Servi
                     verification_ttl=settings.verification_token_ttl,
                 ),
                 creators=CreatorCommands(stores, db, clock),
+                files=FileCommands(stores, db, clock),
+                services=ServiceCommands(stores, db, clock),
+                skills=SkillCommands(stores, db, clock),
+                creator_skills=CreatorSkillCommands(stores, db, clock),
+                portfolio=PortfolioCommands(stores, db, clock),
+                orders=order_commands(settings, stores, db, clock),
+                idempotency=IdempotencyKeys(db, clock),
+                media=MediaStore(settings.media_dir),
                 check_redis=_pinger(redis_client) if redis_client is not None else None,
             )
     finally:

@@ -11,9 +11,13 @@ from starlette.responses import Response
 from api import errors
 from api.openapi import Operation, endpoint
 from api.responses import JSON
+from api.routes.creator_skills import render_creator_skill
+from api.routes.portfolio import render_item
 from api.schemas.users import CreatorDetailOut
 from api.services import services
+from readmodels.creator_skills import skills_of_creator
 from readmodels.creators import get_creator_profile
+from readmodels.portfolio import portfolio_of_creator
 from ugc.database import Row
 
 
@@ -25,9 +29,8 @@ def render_profile(row: Row) -> dict[str, Any]:
         "experience": row["experience"],
         "portfolio_link": row["portfolio_link"],
         "social_links": row["social_links"],
-        # Ratings and completed orders come from the orders' projections, which do not exist yet.
-        "rating": Decimal(0),
-        "completed_orders": 0,
+        "rating": row["rating"] if row["rating"] is not None else Decimal(0),
+        "completed_orders": row["completed_orders"] or 0,
         "created_at": row["created_at"],
         "updated_at": row["updated_at"],
     }
@@ -40,8 +43,12 @@ async def creator(request: Request) -> Response:
         raise errors.not_found()
     profile = render_profile(row)
     if request.query_params.get("detail", "").lower() in ("true", "1"):
-        # Skills and portfolio are the catalog's read models, still to come: empty until then.
-        profile |= {"skills": [], "portfolio": []}
+        skills = await s.run(skills_of_creator, s.db, row["id"])
+        portfolio = await s.run(portfolio_of_creator, s.db, row["id"])
+        profile |= {
+            "skills": [render_creator_skill(skill) for skill in skills],
+            "portfolio": [render_item(s, item) for item in portfolio],
+        }
     return JSON(profile)
 
 

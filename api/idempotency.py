@@ -1,0 +1,64 @@
+"""`Idempotency-Key`: the same key from the same user applies a command once and replays its answer.
+
+The first request with a key inserts a row (the database's primary key decides who is first);
+requests that find the row wait for its answer and replay it. A request with the same key but a
+different method, path or body is refused. Answers of 5xx are not kept, so such a request can be
+retried with the same key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Awaitable, Callable
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from api.auth import authenticated_user
+from api.body import raw_body
+from api.errors import ApiError, from_domain, invalid, message
+from api.responses import JSON
+from api.services import services
+from ugc.errors import DomainError
+
+MAX_KEY_LENGTH = 255
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def idempotent(endpoint: Endpoint) -> Endpoint:
+    """Wrap a command endpoint so that an `Idempotency-Key` header makes retries safe."""
+
+    async def wrapper(request: Request) -> Response:
+        key = request.headers.get("idempotency-key")
+        if key is None:
+            return await endpoint(request)
+        if not key or len(key) > MAX_KEY_LENGTH:
+            raise invalid({"Idempotency-Key": [message("idempotency_key_invalid")]})
+        s = services(request)
+        user_id = authenticated_user(request, s.tokens)
+        body = await raw_body(request)
+        fingerprint = hashlib.sha256(b"\n".join([request.method.encode(), request.url.path.encode(), body])).hexdigest()
+        stored = await s.run(s.idempotency.claim, user_id, key, fingerprint)
+        if stored is not None:
+            return Response(
+                stored.body,
+                status_code=stored.status,
+                media_type="application/json",
+                headers={"Idempotent-Replayed": "true"},
+            )
+        try:
+            response = await endpoint(request)
+        except (ApiError, DomainError) as error:
+            api_error = error if isinstance(error, ApiError) else from_domain(error)
+            response = JSON(api_error.body, status_code=api_error.status, headers=api_error.headers)
+        except BaseException:
+            await s.run(s.idempotency.release, user_id, key)
+            raise
+        if response.status_code >= 500:
+            await s.run(s.idempotency.release, user_id, key)
+        else:
+            await s.run(s.idempotency.finish, user_id, key, response.status_code, bytes(response.body).decode())
+        return response
+
+    return wrapper

@@ -1,0 +1,27 @@
+"""Public ids as they arrive in paths and query strings, kept within the BIGINT columns they key."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+
+from api.errors import invalid, not_found
+
+MAX_ID = 2**63 - 1
+
+
+def path_id(request: Request, name: str = "id") -> int:
+    """A `{name:int}` path parameter; one too large to be any id is a page that does not exist."""
+    number: int = request.path_params[name]
+    if number > MAX_ID:
+        raise not_found()
+    return number
+
+
+def query_id(request: Request, name: str) -> int | None:
+    """An optional id filter (`?name=12`); empty counts as absent, anything but an id is a 422."""
+    raw = request.query_params.get(name, "").strip()
+    if not raw:
+        return None
+    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_ID:
+        raise invalid({name: ["Ожидается целое положительное число."]})
+    return int(raw)

@@ -1,0 +1,152 @@
+"""Creators' skills: any signed-in user reads them; only the creator writes their own."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from api import errors
+from api.auth import authenticated_user
+from api.body import parse, read_json, validate
+from api.ids import path_id, query_id
+from api.openapi import Operation, endpoint
+from api.pagination import page_request, paginated
+from api.responses import JSON
+from api.schemas.creator_skills import (
+    BulkUpdateIn,
+    BulkUpdateOut,
+    CreatorSkillIn,
+    CreatorSkillLevelIn,
+    CreatorSkillOut,
+    CreatorSkillPatchIn,
+)
+from api.services import Services, services
+from commands.creator_skills import Wanted
+from readmodels.creator_skills import get_creator_skill, list_creator_skills
+from ugc.database import Row
+
+
+def render_creator_skill(row: Row) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "skill": {"id": row["skill_id"], "name": row["skill_name"], "description": row["skill_description"]},
+        "level": row["level"],
+        "creator_profile": row["creator_profile_id"],
+    }
+
+
+async def listing(request: Request) -> Response:
+    s = services(request)
+    authenticated_user(request, s.tokens)
+    profile = query_id(request, "creator_profile_id")
+    wanted = page_request(request)
+    page = await s.run(list_creator_skills, s.db, wanted, profile)
+    return JSON(paginated(request, wanted, page, render_creator_skill))
+
+
+async def add(request: Request) -> Response:
+    s = services(request)
+    user_id = authenticated_user(request, s.tokens)
+    body = await parse(request, CreatorSkillIn)
+    number, positions = await s.run(s.creator_skills.add, user_id, body.skill, body.level)
+    await s.settle(positions)
+    return JSON(await _creator_skill(s, number), status_code=201)
+
+
+async def replace(request: Request) -> Response:
+    s = services(request)
+    user_id = authenticated_user(request, s.tokens)
+    body = await parse(request, CreatorSkillLevelIn)
+    return await _change_level(s, user_id, path_id(request), body.level)
+
+
+async def update(request: Request) -> Response:
+    s = services(request)
+    user_id = authenticated_user(request, s.tokens)
+    body = await parse(request, CreatorSkillPatchIn)
+    return await _change_level(s, user_id, path_id(request), body.level)
+
+
+async def remove(request: Request) -> Response:
+    s = services(request)
+    user_id = authenticated_user(request, s.tokens)
+    positions = await s.run(s.creator_skills.remove, user_id, path_id(request))
+    await s.settle(positions)
+    return Response(status_code=204)
+
+
+async def bulk_update(request: Request) -> Response:
+    s = services(request)
+    user_id = authenticated_user(request, s.tokens)
+    data = await read_json(request)
+    if not isinstance(data, list):
+        raise errors.bad_request("not_a_list")
+    body = validate(BulkUpdateIn, data)
+    wanted = [Wanted(skill=entry.skill_id, level=entry.level) for entry in body.root]
+    applied, positions = await s.run(s.creator_skills.bulk_update, user_id, wanted)
+    await s.settle(positions)
+    return JSON(
+        [
+            {"id": a.id, "skill_id": a.skill_id, "skill_name": a.skill_name, "level": a.level, "created": a.created}
+            for a in applied
+        ]
+    )
+
+
+async def _change_level(s: Services, user_id: int, number: int, level: int | None) -> Response:
+    if level is not None:
+        positions = await s.run(s.creator_skills.change_level, user_id, number, level)
+        await s.settle(positions)
+    else:
+        # An empty PATCH changes nothing but is still only the owner's to make.
+        await s.run(s.creator_skills.check_owned, user_id, number)
+    return JSON(await _creator_skill(s, number))
+
+
+async def _creator_skill(s: Services, number: int) -> dict[str, Any]:
+    row = await s.run(get_creator_skill, s.db, number)
+    if row is None:
+        raise errors.not_found("creator_skill_not_found")
+    return render_creator_skill(row)
+
+
+routes = [
+    endpoint(
+        "GET",
+        "/api/creator-skills/",
+        listing,
+        Operation("Навыки креатора", response=CreatorSkillOut, paginated=True, query=("creator_profile_id",)),
+    ),
+    endpoint(
+        "POST",
+        "/api/creator-skills/",
+        add,
+        Operation("Добавление навыка к профилю креатора", CreatorSkillIn, CreatorSkillOut, status=201),
+    ),
+    endpoint(
+        "POST",
+        "/api/creator-skills/bulk_update/",
+        bulk_update,
+        Operation("Массовое добавление/обновление навыков", BulkUpdateIn, BulkUpdateOut),
+    ),
+    endpoint(
+        "PUT",
+        "/api/creator-skills/{id:int}/",
+        replace,
+        Operation("Обновление навыка креатора", CreatorSkillLevelIn, CreatorSkillOut),
+    ),
+    endpoint(
+        "PATCH",
+        "/api/creator-skills/{id:int}/",
+        update,
+        Operation("Обновление навыка креатора", CreatorSkillPatchIn, CreatorSkillOut),
+    ),
+    endpoint(
+        "DELETE",
+        "/api/creator-skills/{id:int}/",
+        remove,
+        Operation("Удаление навыка креатора", status=204),
+    ),
+]

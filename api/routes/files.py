@@ -1,0 +1,106 @@
+"""A user's private files: upload, list, remove, download.
+
+A file is visible only to its owner, and only until the owner removes it: after that it leaves the
+owner's list and its download answers 404 for the owner too (the bytes and the record stay for the
+orders the file was delivered in). Anyone else gets 404, as for a file that does not exist.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from api import errors
+from api.auth import authenticated_user
+from api.downloads import stored_file_response
+from api.openapi import Operation, endpoint
+from api.pagination import page_request, paginated
+from api.responses import JSON
+from api.schemas.files import FileOut
+from api.services import Services, services
+from api.uploads import receive_upload
+from readmodels.files import get_file, list_own_files
+from ugc.database import Row
+
+log = logging.getLogger(__name__)
+
+
+def download_url(s: Services, file_id: int) -> str:
+    return f"{s.settings.public_url}/api/v1/files/{file_id}/download/"
+
+
+def render_file(s: Services, row: Row) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "url": download_url(s, row["id"]),
+        "size": row["size"],
+        "content_type": row["content_type"],
+        "uploaded_at": row["uploaded_at"],
+    }
+
+
+async def upload(request: Request) -> Response:
+    s = services(request)
+    user_id = authenticated_user(request, s.tokens)
+    async with receive_upload(request, s.media, max_bytes=s.settings.max_upload_bytes) as received:
+        file = received.file
+        file_id, positions = await s.run(
+            s.files.upload,
+            user_id,
+            key=file.key,
+            name=file.name,
+            size=file.size,
+            content_type=file.content_type,
+            sha256=file.sha256,
+        )
+    await s.settle(positions)
+    row = await s.run(get_file, s.db, file_id)
+    if row is None:
+        raise errors.unavailable("read_model_lagging")
+    return JSON(render_file(s, row), status_code=201)
+
+
+async def own_files(request: Request) -> Response:
+    s = services(request)
+    user_id = authenticated_user(request, s.tokens)
+    wanted = page_request(request)
+    page = await s.run(list_own_files, s.db, user_id, wanted)
+    return JSON(paginated(request, wanted, page, lambda row: render_file(s, row)))
+
+
+async def remove(request: Request) -> Response:
+    s = services(request)
+    user_id = authenticated_user(request, s.tokens)
+    positions = await s.run(s.files.remove, user_id, request.path_params["id"])
+    await s.settle(positions)
+    return Response(status_code=204)
+
+
+async def download(request: Request) -> Response:
+    s = services(request)
+    user_id = authenticated_user(request, s.tokens)
+    row = await s.run(get_file, s.db, request.path_params["id"])
+    if row is None or row["owner_id"] != user_id or row["removed"]:
+        raise errors.not_found("file_not_found")
+    path = s.media.path(row["key"])
+    if not await s.run(path.is_file):
+        log.error("file %s: no bytes under key %s", row["id"], row["key"])
+        raise errors.not_found("file_not_found")
+    return stored_file_response(path, row["content_type"], row["name"])
+
+
+routes = [
+    endpoint(
+        "POST",
+        "/api/v1/files/upload/",
+        upload,
+        Operation("Загрузка файла (multipart/form-data, поле file)", response=FileOut, status=201),
+    ),
+    endpoint("GET", "/api/v1/files/", own_files, Operation("Список своих файлов", response=FileOut, paginated=True)),
+    endpoint("DELETE", "/api/v1/files/{id:int}/", remove, Operation("Удаление файла", status=204)),
+    endpoint("GET", "/api/v1/files/{id:int}/download/", download, Operation("Скачивание своего файла")),
+]

@@ -1,0 +1,44 @@
+"""Portfolio images served publicly, like the portfolio itself.
+
+Only keys the portfolio read model lists (covers and images of live items) are served; every
+other stored file stays behind its authenticated route, so knowing a key grants nothing more.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from api import errors
+from api.downloads import stored_file_response
+from api.services import services
+from readmodels.portfolio import public_media_type
+from ugc.media import UnknownKey
+
+# A key's bytes never change (a replaced image gets a new key), but a deleted image should not
+# linger in shared caches for long.
+CACHE_CONTROL = "public, max-age=3600"
+
+
+async def portfolio_media(request: Request) -> Response:
+    s = services(request)
+    key: str = request.path_params["key"]
+    content_type = await s.run(public_media_type, s.db, key)
+    if content_type is None:
+        raise errors.not_found()
+    try:
+        path = s.media.path(key)
+    except UnknownKey:
+        raise errors.not_found() from None
+    if not await s.run(path.is_file):
+        raise errors.not_found()
+    name = f"{key}{mimetypes.guess_extension(content_type) or ''}"
+    response = stored_file_response(path, content_type, name, inline=True)
+    response.headers["Cache-Control"] = CACHE_CONTROL
+    return response
+
+
+routes = [Route("/media/portfolio/{key:str}/", portfolio_media, methods=["GET"])]

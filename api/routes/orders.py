@@ -1,0 +1,433 @@
+"""Orders: placing, the lifecycle commands, deliveries, reviews, and the auditor's history."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from api import errors
+from api.auth import authenticated_user
+from api.body import parse
+from api.idempotency import idempotent
+from api.openapi import Operation, endpoint
+from api.pagination import page_request, paginated
+from api.responses import JSON
+from api.schemas.orders import (
+    ApprovedOut,
+    CancelIn,
+    CancelledOut,
+    DeliverIn,
+    DeliveryOut,
+    EmptyIn,
+    HistoryEntry,
+    OrderOut,
+    PlaceOrderIn,
+    ReviewIn,
+    ReviewOut,
+    RevisionIn,
+    StatusOut,
+    UpdateOrderIn,
+)
+from api.services import Services, services
+from commands.order_history import order_history
+from readmodels import orders as read
+from readmodels.users import get_user
+from ugc.database import Row
+from ugc.errors import NotFound
+from ugc.orders import STATUSES
+
+AUDITOR = "auditor"
+
+
+# Rendering -----------------------------------------------------------------------------------
+
+
+def render_order(row: Row, today: date) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "service": {
+            "id": row["service_id"],
+            "title": row["service_title"],
+            "creator": {
+                "id": row["creator_profile_id"],
+                "user_id": row["creator_id"],
+                "username": row["creator_username"],
+            },
+        },
+        "buyer": {"id": row["buyer_id"], "username": row["buyer_username"]},
+        "status": row["status"],
+        "requirements": row["requirements"],
+        "price": row["price"],
+        "total_price": row["total_price"],
+        "delivery_date": row["delivery_date"],
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+        "selected_options": [
+            {"id": o["id"], "name": o["name"], "description": o.get("description", ""), "price": o["price"]}
+            for o in row["selected_options"]
+        ],
+        "is_late": read.is_late(row, today),
+        "cancellation_reason": row["cancellation_reason"],
+        "delivered_at": row["delivered_at"],
+        "completed_at": row["completed_at"],
+        "cancelled_at": row["cancelled_at"],
+    }
+
+
+def _file_url(request: Request, file_id: int) -> str:
+    return str(request.url_for("download_file", id=file_id))
+
+
+def render_delivery(request: Request, row: Row, files: dict[int, Row]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "order_id": row["order_id"],
+        "message": row["message"],
+        "files": [
+            {
+                "id": files[file_id]["id"],
+                "name": files[file_id]["name"],
+                "url": _file_url(request, file_id),
+                "size": files[file_id]["size"],
+                "content_type": files[file_id]["content_type"],
+            }
+            for file_id in row["file_ids"]
+            if file_id in files
+        ],
+        "created_at": row["created_at"],
+    }
+
+
+def render_review(row: Row) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "order_id": row["order_id"],
+        "rating": row["rating"],
+        "content": row["content"],
+        "reviewer": {"id": row["reviewer_id"], "username": row["reviewer_username"]},
+        "service_title": row["service_title"],
+        "created_at": row["created_at"],
+    }
+
+
+# Access --------------------------------------------------------------------------------------
+
+
+async def _caller(request: Request) -> tuple[Services, int]:
+    s = services(request)
+    return s, authenticated_user(request, s.tokens)
+
+
+async def _is_auditor(s: Services, user_id: int) -> bool:
+    user = await s.run(get_user, s.db, user_id)
+    return user is not None and AUDITOR in user["roles"]
+
+
+async def _visible_order(s: Services, user_id: int, order_id: int) -> Row:
+    """The order if the caller takes part in it or audits; 404 otherwise (no existence leaks)."""
+    row = await s.run(read.get_order, s.db, order_id)
+    if row is None:
+        raise errors.not_found("order_not_found")
+    if user_id not in (row["buyer_id"], row["creator_id"]) and not await _is_auditor(s, user_id):
+        raise errors.not_found("order_not_found")
+    return row
+
+
+def _expected_version(request: Request) -> int | None:
+    header = request.headers.get("if-match")
+    if header is None or header.strip() == "*":
+        return None
+    value = header.strip().removeprefix("W/").strip('"')
+    if not value.isdigit():
+        raise errors.ApiError(412, {"error": errors.message("stale_version")})
+    return int(value)
+
+
+async def _command(s: Services, user_id: int, order_id: int, run: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run an order command; an auditor, who may see any order, is refused with 403 rather than 404."""
+    try:
+        return await s.run(run, *args, **kwargs)
+    except NotFound as missing:
+        if missing.code == "order_not_found" and await _is_auditor(s, user_id):
+            row = await s.run(read.get_order, s.db, order_id)
+            if row is not None:
+                raise errors.forbidden() from None
+        raise
+
+
+def _today(s: Services) -> date:
+    return s.clock.now().date()
+
+
+# Endpoints -----------------------------------------------------------------------------------
+
+
+@idempotent
+async def place_order(request: Request) -> Response:
+    s, user_id = await _caller(request)
+    body = await parse(request, PlaceOrderIn)
+    placed = await s.run(
+        s.orders.place, user_id, body.service_id, body.requirements, body.delivery_date, body.selected_option_ids
+    )
+    await s.settle(placed.positions)
+    row = await s.run(read.get_order, s.db, placed.order_id)
+    assert row is not None
+    return JSON(render_order(row, _today(s)), status_code=201, headers={"ETag": f'"{row["version"]}"'})
+
+
+async def list_orders(request: Request) -> Response:
+    s, user_id = await _caller(request)
+    role = request.query_params.get("role") or None
+    status = request.query_params.get("status") or None
+    problems: dict[str, list[str]] = {}
+    if role not in (None, "buyer", "creator"):
+        problems["role"] = ["Допустимые значения: buyer, creator."]
+    if status not in (None, *STATUSES):
+        problems["status"] = [f"Допустимые значения: {', '.join(STATUSES)}."]
+    if problems:
+        raise errors.invalid(problems)
+    wanted = page_request(request)
+    page = await s.run(read.list_orders, s.db, user_id, wanted, role=role, status=status)
+    today = _today(s)
+    return JSON(paginated(request, wanted, page, lambda row: render_order(row, today)))
+
+
+async def get_order(request: Request) -> Response:
+    s, user_id = await _caller(request)
+    order_id = request.path_params["id"]
+    row = await _visible_order(s, user_id, order_id)
+    as_of = request.query_params.get("as_of")
+    if as_of is not None:
+        row = await s.run(_as_of, s, order_id, as_of, row["version"])
+    return JSON(render_order(row, _today(s)), headers={"ETag": f'"{row["version"]}"'})
+
+
+def _as_of(s: Services, order_id: int, as_of: str, latest: int) -> Row:
+    """The order right after its event `as_of` (a version) or as it stood at `as_of` (an ISO time)."""
+    if as_of.isdigit():
+        version = int(as_of)
+        if not 1 <= version <= latest:
+            raise errors.invalid({"as_of": [f"Версия должна быть от 1 до {latest}."]})
+    else:
+        try:
+            moment = datetime.fromisoformat(as_of.replace("Z", "+00:00"))
+        except ValueError:
+            raise errors.invalid({"as_of": ["Ожидается номер версии или время ISO 8601."]}) from None
+        if moment.tzinfo is None:
+            raise errors.invalid({"as_of": ["Укажите часовой пояс (например, Z)."]})
+        versions = [e.originator_version for e in s.orders.history(order_id) if e.at <= moment]
+        if not versions:
+            raise errors.not_found("order_not_found")
+        version = versions[-1]
+    return s.orders.load(order_id, version=version).as_row()
+
+
+@idempotent
+async def update_order(request: Request) -> Response:
+    s, user_id = await _caller(request)
+    body = await parse(request, UpdateOrderIn)
+    order_id = request.path_params["id"]
+    await _visible_order(s, user_id, order_id)
+    changes = body.model_dump(exclude_unset=True)
+    positions = await _command(
+        s, user_id, order_id, s.orders.update, order_id, user_id, changes, expected_version=_expected_version(request)
+    )
+    await s.settle(positions)
+    row = await s.run(read.get_order, s.db, order_id)
+    assert row is not None
+    return JSON(render_order(row, _today(s)), headers={"ETag": f'"{row["version"]}"'})
+
+
+async def _transition(request: Request, command: str, *args: Any) -> Row:
+    s, user_id = await _caller(request)
+    order_id = request.path_params["id"]
+    await _visible_order(s, user_id, order_id)
+    positions = await _command(
+        s,
+        user_id,
+        order_id,
+        getattr(s.orders, command),
+        order_id,
+        user_id,
+        *args,
+        expected_version=_expected_version(request),
+    )
+    await s.settle(positions)
+    row = await s.run(read.get_order, s.db, order_id)
+    assert row is not None
+    return row
+
+
+def _status_answer(row: Row) -> Response:
+    return JSON(
+        {"id": row["id"], "status": row["status"], "updated_at": row["updated_at"]},
+        headers={"ETag": f'"{row["version"]}"'},
+    )
+
+
+@idempotent
+async def accept(request: Request) -> Response:
+    await parse(request, EmptyIn)
+    return _status_answer(await _transition(request, "accept"))
+
+
+@idempotent
+async def request_revision(request: Request) -> Response:
+    body = await parse(request, RevisionIn)
+    return _status_answer(await _transition(request, "request_revision", body.message))
+
+
+@idempotent
+async def approve(request: Request) -> Response:
+    await parse(request, EmptyIn)
+    row = await _transition(request, "approve")
+    return JSON(
+        {"id": row["id"], "status": row["status"], "completed_at": row["completed_at"]},
+        headers={"ETag": f'"{row["version"]}"'},
+    )
+
+
+@idempotent
+async def cancel(request: Request) -> Response:
+    body = await parse(request, CancelIn)
+    row = await _transition(request, "cancel", body.reason)
+    return JSON(
+        {
+            "id": row["id"],
+            "status": row["status"],
+            "cancellation_reason": row["cancellation_reason"],
+            "cancelled_at": row["cancelled_at"],
+        },
+        headers={"ETag": f'"{row["version"]}"'},
+    )
+
+
+@idempotent
+async def deliver(request: Request) -> Response:
+    s, user_id = await _caller(request)
+    body = await parse(request, DeliverIn)
+    order_id = request.path_params["id"]
+    await _visible_order(s, user_id, order_id)
+    delivery_id, positions = await _command(
+        s,
+        user_id,
+        order_id,
+        s.orders.deliver,
+        order_id,
+        user_id,
+        body.message,
+        body.file_ids,
+        expected_version=_expected_version(request),
+    )
+    await s.settle(positions)
+    rows = await s.run(read.list_deliveries, s.db, order_id)
+    row = next(r for r in rows if r["id"] == delivery_id)
+    files = await s.run(read.files_by_id, s.db, list(row["file_ids"]))
+    return JSON(render_delivery(request, row, files), status_code=201)
+
+
+async def deliveries(request: Request) -> Response:
+    s, user_id = await _caller(request)
+    order_id = request.path_params["id"]
+    await _visible_order(s, user_id, order_id)
+    rows = await s.run(read.list_deliveries, s.db, order_id)
+    files = await s.run(read.files_by_id, s.db, sorted({f for r in rows for f in r["file_ids"]}))
+    return JSON([render_delivery(request, row, files) for row in rows])
+
+
+@idempotent
+async def review(request: Request) -> Response:
+    s, user_id = await _caller(request)
+    body = await parse(request, ReviewIn)
+    order_id = request.path_params["id"]
+    await _visible_order(s, user_id, order_id)
+    _, positions = await _command(
+        s,
+        user_id,
+        order_id,
+        s.orders.review,
+        order_id,
+        user_id,
+        body.rating,
+        body.content,
+        expected_version=_expected_version(request),
+    )
+    await s.settle(positions)
+    row = await s.run(read.get_review_of_order, s.db, order_id)
+    assert row is not None
+    return JSON(render_review(row), status_code=201)
+
+
+async def creator_reviews(request: Request) -> Response:
+    s = services(request)
+    wanted = page_request(request)
+    page = await s.run(read.list_reviews, s.db, request.path_params["creator_id"], wanted)
+    return JSON(paginated(request, wanted, page, render_review))
+
+
+async def history(request: Request) -> Response:
+    s, user_id = await _caller(request)
+    order_id = request.path_params["id"]
+    await _visible_order(s, user_id, order_id)
+    return JSON(await s.run(order_history, s.orders, order_id))
+
+
+routes = [
+    endpoint("POST", "/api/v1/orders/", place_order, Operation("Создание заказа", PlaceOrderIn, OrderOut, status=201)),
+    endpoint(
+        "GET",
+        "/api/v1/orders/",
+        list_orders,
+        Operation(
+            "Заказы пользователя (как покупателя и как креатора)",
+            response=OrderOut,
+            paginated=True,
+            query=("status", "role"),
+        ),
+    ),
+    endpoint(
+        "GET",
+        "/api/v1/orders/{id:int}/",
+        get_order,
+        Operation("Заказ (as_of — состояние на версию или момент времени)", response=OrderOut, query=("as_of",)),
+    ),
+    endpoint("PATCH", "/api/v1/orders/{id:int}/", update_order, Operation("Изменение заказа", UpdateOrderIn, OrderOut)),
+    endpoint("POST", "/api/v1/orders/{id:int}/accept/", accept, Operation("Принять заказ", response=StatusOut)),
+    endpoint(
+        "POST",
+        "/api/v1/orders/{id:int}/request-revision/",
+        request_revision,
+        Operation("Запросить доработку", RevisionIn, StatusOut),
+    ),
+    endpoint(
+        "POST", "/api/v1/orders/{id:int}/approve/", approve, Operation("Подтверждение доставки", response=ApprovedOut)
+    ),
+    endpoint("POST", "/api/v1/orders/{id:int}/cancel/", cancel, Operation("Отмена заказа", CancelIn, CancelledOut)),
+    endpoint(
+        "POST",
+        "/api/v1/orders/{id:int}/deliveries/",
+        deliver,
+        Operation("Добавление доставки к заказу", DeliverIn, DeliveryOut, status=201),
+    ),
+    endpoint(
+        "GET", "/api/v1/orders/{id:int}/deliveries/", deliveries, Operation("Доставки заказа", response=DeliveryOut)
+    ),
+    endpoint(
+        "POST",
+        "/api/v1/orders/{id:int}/reviews/",
+        review,
+        Operation("Создание отзыва", ReviewIn, ReviewOut, status=201),
+    ),
+    endpoint(
+        "GET", "/api/v1/orders/{id:int}/history/", history, Operation("История событий заказа", response=HistoryEntry)
+    ),
+    endpoint(
+        "GET",
+        "/api/v1/creators/{creator_id:int}/reviews/",
+        creator_reviews,
+        Operation("Отзывы о креаторе", response=ReviewOut, auth=False, paginated=True),
+    ),
+]

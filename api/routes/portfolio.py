@@ -1,0 +1,324 @@
+"""Portfolio items and their images: public to read, written only by the creator who owns them.
+
+Writes are multipart forms whose file part (`cover_image`, `image`) must be an image by its bytes;
+an update without a new file may also come as JSON. The bytes are stored before the command
+runs and removed again if it fails, so no stored image lacks its event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from starlette.requests import Request
+from starlette.responses import Response
+
+from api import errors
+from api.auth import authenticated_user, bearer_token
+from api.body import field_errors, read_json
+from api.ids import path_id, query_id
+from api.openapi import Operation, endpoint
+from api.pagination import page_request, paginated
+from api.responses import JSON
+from api.schemas.portfolio import (
+    PortfolioImageIn,
+    PortfolioImageOut,
+    PortfolioImagePatchIn,
+    PortfolioItemIn,
+    PortfolioItemOut,
+    PortfolioItemPatchIn,
+)
+from api.services import Services, services
+from api.uploads import ReceivedFile, is_image, receive_form
+from commands.portfolio import StoredImage
+from readmodels.creators import get_creator_profile_of_user
+from readmodels.pages import Page
+from readmodels.portfolio import get_portfolio_image, get_portfolio_item, list_portfolio_images, list_portfolio_items
+from ugc.database import Row
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def media_url(s: Services, key: str) -> str:
+    return f"{s.settings.public_url}/media/portfolio/{key}"
+
+
+def render_item(s: Services, row: Row) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "title": row["title"],
+        "description": row["description"],
+        "cover_image": media_url(s, row["cover_key"]),
+        "images": [
+            {
+                "id": image["id"],
+                "image": media_url(s, image["key"]),
+                "caption": image["caption"],
+                "order": image["order"],
+            }
+            for image in row["images"]
+        ],
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+        "creator_profile": row["creator_profile_id"],
+    }
+
+
+def render_image(s: Services, row: Row) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "image": media_url(s, row["image_key"]),
+        "caption": row["caption"],
+        "order": row["sort_order"],
+        "portfolio_item": row["portfolio_item_id"],
+    }
+
+
+# Items -------------------------------------------------------------------------------------------
+
+
+async def list_items(request: Request) -> Response:
+    """`?creator_profile_id=` for anyone's portfolio; without it, a signed-in caller's own, else all."""
+    s = services(request)
+    profile = query_id(request, "creator_profile_id")
+    wanted = page_request(request)
+    if profile is None and bearer_token(request) is not None:
+        own = await s.run(get_creator_profile_of_user, s.db, authenticated_user(request, s.tokens))
+        if own is None:
+            return JSON(paginated(request, wanted, Page(rows=[], count=0), lambda row: row))
+        profile = own["id"]
+    page = await s.run(list_portfolio_items, s.db, wanted, profile)
+    return JSON(paginated(request, wanted, page, lambda row: render_item(s, row)))
+
+
+async def item(request: Request) -> Response:
+    s = services(request)
+    return JSON(await _item(s, path_id(request)))
+
+
+async def create_item(request: Request) -> Response:
+    s = services(request)
+    user_id = authenticated_user(request, s.tokens)
+    async with _form(request, s, "cover_image", file_required=True) as (fields, cover):
+        body = _validate(PortfolioItemIn, fields, missing_file="cover_image" if cover is None else None)
+        assert cover is not None
+        number, positions = await s.run(
+            s.portfolio.create_item, user_id, title=body.title, description=body.description, cover=_stored(cover)
+        )
+    await s.settle(positions)
+    return JSON(await _item(s, number), status_code=201)
+
+
+async def replace_item(request: Request) -> Response:
+    return await _update_item(request, PortfolioItemIn)
+
+
+async def update_item(request: Request) -> Response:
+    return await _update_item(request, PortfolioItemPatchIn)
+
+
+async def _update_item(request: Request, model: type[PortfolioItemIn | PortfolioItemPatchIn]) -> Response:
+    s = services(request)
+    user_id = authenticated_user(request, s.tokens)
+    async with _form(request, s, "cover_image", file_required=False) as (fields, cover):
+        body = _validate(model, fields)
+        number = path_id(request)
+        changes = body.model_dump(exclude_unset=True, exclude_none=True)
+        cover_image = _stored(cover) if cover is not None else None
+        positions = await s.run(s.portfolio.update_item, user_id, number, changes, cover_image)
+    await s.settle(positions)
+    return JSON(await _item(s, number))
+
+
+async def delete_item(request: Request) -> Response:
+    s = services(request)
+    user_id = authenticated_user(request, s.tokens)
+    positions = await s.run(s.portfolio.delete_item, user_id, path_id(request))
+    await s.settle(positions)
+    return Response(status_code=204)
+
+
+async def _item(s: Services, number: int) -> dict[str, Any]:
+    row = await s.run(get_portfolio_item, s.db, number)
+    if row is None:
+        raise errors.not_found("portfolio_item_not_found")
+    return render_item(s, row)
+
+
+# Images ------------------------------------------------------------------------------------------
+
+
+async def list_images(request: Request) -> Response:
+    s = services(request)
+    authenticated_user(request, s.tokens)
+    portfolio_item = query_id(request, "portfolio_item_id")
+    wanted = page_request(request)
+    page = await s.run(list_portfolio_images, s.db, wanted, portfolio_item)
+    return JSON(paginated(request, wanted, page, lambda row: render_image(s, row)))
+
+
+async def add_image(request: Request) -> Response:
+    s = services(request)
+    user_id = authenticated_user(request, s.tokens)
+    async with _form(request, s, "image", file_required=True) as (fields, image):
+        body = _validate(PortfolioImageIn, fields, missing_file="image" if image is None else None)
+        assert image is not None
+        number, positions = await s.run(
+            s.portfolio.add_image,
+            user_id,
+            portfolio_item=body.portfolio_item,
+            image=_stored(image),
+            caption=body.caption,
+            order=body.order,
+        )
+    await s.settle(positions)
+    return JSON(await _image(s, number), status_code=201)
+
+
+async def update_image(request: Request) -> Response:
+    s = services(request)
+    user_id = authenticated_user(request, s.tokens)
+    async with _form(request, s, "image", file_required=False) as (fields, image):
+        body = _validate(PortfolioImagePatchIn, fields)
+        number = path_id(request)
+        changes = body.model_dump(exclude_unset=True, exclude_none=True)
+        new_image = _stored(image) if image is not None else None
+        positions = await s.run(s.portfolio.update_image, user_id, number, changes, new_image)
+    await s.settle(positions)
+    return JSON(await _image(s, number))
+
+
+async def remove_image(request: Request) -> Response:
+    s = services(request)
+    user_id = authenticated_user(request, s.tokens)
+    positions = await s.run(s.portfolio.remove_image, user_id, path_id(request))
+    await s.settle(positions)
+    return Response(status_code=204)
+
+
+async def _image(s: Services, number: int) -> dict[str, Any]:
+    row = await s.run(get_portfolio_image, s.db, number)
+    if row is None:
+        raise errors.not_found("portfolio_image_not_found")
+    return render_image(s, row)
+
+
+# Forms -------------------------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def _form(
+    request: Request, s: Services, file_field: str, *, file_required: bool
+) -> AsyncIterator[tuple[Mapping[str, Any], ReceivedFile | None]]:
+    """The form's text fields and its image (stored while the block runs, removed if it raises).
+
+    A form that needs no file may also be a JSON object.
+    """
+    if not file_required and _is_json(request):
+        data = await read_json(request)
+        if not isinstance(data, dict):
+            raise errors.bad_request("not_an_object")
+        yield data, None
+        return
+    async with receive_form(
+        request,
+        s.media,
+        max_bytes=s.settings.max_upload_bytes,
+        file_field=file_field,
+        accept=is_image,
+        refusal="invalid_image",
+    ) as form:
+        yield form.fields, form.file
+
+
+def _validate(model: type[M], fields: Mapping[str, Any], *, missing_file: str | None = None) -> M:
+    """The fields as `model`; a required file that is missing is reported with the fields' errors."""
+    problems: dict[str, list[str]] = {}
+    try:
+        body = model.model_validate(dict(fields))
+    except ValidationError as error:
+        problems = field_errors(error)
+    if missing_file is not None:
+        problems[missing_file] = [errors.message("file_required")]
+    if problems:
+        raise errors.invalid(problems)
+    return body
+
+
+def _is_json(request: Request) -> bool:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower() == "application/json"
+
+
+def _stored(file: ReceivedFile) -> StoredImage:
+    return StoredImage(key=file.key, content_type=file.content_type)
+
+
+routes = [
+    endpoint(
+        "GET",
+        "/api/portfolio/",
+        list_items,
+        Operation(
+            "Элементы портфолио", response=PortfolioItemOut, auth=False, paginated=True, query=("creator_profile_id",)
+        ),
+    ),
+    endpoint(
+        "POST",
+        "/api/portfolio/",
+        create_item,
+        Operation(
+            "Создание элемента портфолио (multipart: title, description, cover_image)",
+            response=PortfolioItemOut,
+            status=201,
+        ),
+    ),
+    endpoint(
+        "GET", "/api/portfolio/{id:int}/", item, Operation("Элемент портфолио", response=PortfolioItemOut, auth=False)
+    ),
+    endpoint(
+        "PUT",
+        "/api/portfolio/{id:int}/",
+        replace_item,
+        Operation("Обновление элемента портфолио (multipart, cover_image необязателен)", response=PortfolioItemOut),
+    ),
+    endpoint(
+        "PATCH",
+        "/api/portfolio/{id:int}/",
+        update_item,
+        Operation("Частичное обновление элемента портфолио (multipart)", response=PortfolioItemOut),
+    ),
+    endpoint("DELETE", "/api/portfolio/{id:int}/", delete_item, Operation("Удаление элемента портфолио", status=204)),
+    endpoint(
+        "GET",
+        "/api/portfolio-images/",
+        list_images,
+        Operation(
+            "Изображения элемента портфолио", response=PortfolioImageOut, paginated=True, query=("portfolio_item_id",)
+        ),
+    ),
+    endpoint(
+        "POST",
+        "/api/portfolio-images/",
+        add_image,
+        Operation(
+            "Добавление изображения (multipart: portfolio_item, image, caption, order)",
+            response=PortfolioImageOut,
+            status=201,
+        ),
+    ),
+    endpoint(
+        "PUT",
+        "/api/portfolio-images/{id:int}/",
+        update_image,
+        Operation("Обновление изображения (multipart: caption, order, image необязателен)", response=PortfolioImageOut),
+    ),
+    endpoint(
+        "PATCH",
+        "/api/portfolio-images/{id:int}/",
+        update_image,
+        Operation("Частичное обновление изображения (multipart)", response=PortfolioImageOut),
+    ),
+    endpoint("DELETE", "/api/portfolio-images/{id:int}/", remove_image, Operation("Удаление изображения", status=204)),
+]

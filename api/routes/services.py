@@ -1,0 +1,223 @@
+"""Services: creators offer, edit and deactivate them; anyone lists and reads them.
+
+Also the legacy `GET /api/services/{id}/`, the spec's older shape of the same read row.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+from starlette.requests import Request
+from starlette.responses import Response
+
+from api import errors
+from api.auth import authenticated_user
+from api.body import raw_body, read_json, validate
+from api.openapi import Operation, endpoint
+from api.pagination import page_request, paginated
+from api.responses import JSON
+from api.schemas.services import (
+    MAX_ID,
+    LegacyServiceOut,
+    OptionIn,
+    ServiceIn,
+    ServiceOut,
+    ServicePatchIn,
+    ServiceQuery,
+)
+from api.services import Services, services
+from commands.services import OfferService
+from readmodels.services import get_service, list_services
+from ugc.database import Row
+from ugc.services import OptionDraft
+
+M = TypeVar("M", bound=BaseModel)
+
+
+async def parse_exact(request: Request, model: type[M]) -> M:
+    """Like api.body.parse, but JSON numbers reach the model as the client wrote them.
+
+    `read_json` does the checks (content type, size, 400 on bad JSON) and parses floats; the body
+    it cached is parsed again with `Decimal` for fractions, so a price never passes through float.
+    """
+    data = await read_json(request)
+    if not isinstance(data, dict):
+        raise errors.bad_request("not_an_object")
+    raw = await raw_body(request)
+    return validate(model, json.loads(raw, parse_float=Decimal) if raw else data)
+
+
+def render_service(row: Row) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "title": row["title"],
+        "description": row["description"],
+        "category_id": row["category_id"],
+        "creator": {
+            "id": row["creator_profile_id"],
+            "username": row["creator_username"],
+            "rating": row["creator_rating"],
+        },
+        "base_price": row["base_price"],
+        "delivery_time": row["delivery_time"],
+        "options": [
+            {
+                "id": option["id"],
+                "name": option["name"],
+                "description": option["description"],
+                "price": Decimal(option["price"]),
+            }
+            for option in row["options"]
+        ],
+        "tags": row["tags"],
+        "allows_modifications": bool(row["allows_modifications"]),
+        "modifications_price": row["modifications_price"],
+        "is_active": bool(row["is_active"]),
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+    }
+
+
+def days(count: int) -> str:
+    """'1 день', '3 дня', '7 дней', '21 день': the legacy `estimated_time` of `delivery_time` days."""
+    if count % 10 == 1 and count % 100 != 11:
+        word = "день"
+    elif count % 10 in (2, 3, 4) and count % 100 not in (12, 13, 14):
+        word = "дня"
+    else:
+        word = "дней"
+    return f"{count} {word}"
+
+
+def render_legacy(row: Row) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "creator_profile": row["creator_profile_id"],
+        "creator_username": row["creator_username"],
+        "title": row["title"],
+        "description": row["description"],
+        "price": f"{row['base_price']:.2f}",
+        "estimated_time": days(row["delivery_time"]),
+        "allows_modifications": bool(row["allows_modifications"]),
+        "modifications_price": f"{row['modifications_price']:.2f}",
+        "is_active": bool(row["is_active"]),
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+    }
+
+
+def _drafts(options: list[OptionIn]) -> list[OptionDraft]:
+    return [OptionDraft(name=o.name, description=o.description, price=o.price, id=o.id) for o in options]
+
+
+def _service_number(request: Request) -> int:
+    number: int = request.path_params["id"]
+    if number > MAX_ID:
+        raise errors.not_found()
+    return number
+
+
+async def _row(s: Services, number: int) -> Row:
+    row = await s.run(get_service, s.db, number)
+    if row is None:
+        raise errors.not_found()
+    return row
+
+
+async def create(request: Request) -> Response:
+    s = services(request)
+    user_id = authenticated_user(request, s.tokens)
+    body = await parse_exact(request, ServiceIn)
+    command = OfferService(
+        title=body.title,
+        description=body.description,
+        category_id=body.category_id,
+        base_price=body.base_price,
+        delivery_time=body.delivery_time,
+        options=_drafts(body.options),
+        tags=body.tags,
+        allows_modifications=body.allows_modifications,
+        modifications_price=body.modifications_price,
+    )
+    number, positions = await s.run(s.services.offer, user_id, command)
+    await s.settle(positions)
+    return JSON(render_service(await _row(s, number)), status_code=201)
+
+
+async def listing(request: Request) -> Response:
+    s = services(request)
+    query = validate(ServiceQuery, ServiceQuery.from_params(request.query_params))
+    wanted = page_request(request)
+    page = await s.run(list_services, s.db, query.filters(), wanted)
+    return JSON(paginated(request, wanted, page, render_service))
+
+
+async def detail(request: Request) -> Response:
+    s = services(request)
+    return JSON(render_service(await _row(s, _service_number(request))))
+
+
+async def legacy_detail(request: Request) -> Response:
+    s = services(request)
+    return JSON(render_legacy(await _row(s, _service_number(request))))
+
+
+async def update(request: Request) -> Response:
+    s = services(request)
+    user_id = authenticated_user(request, s.tokens)
+    body = await parse_exact(request, ServicePatchIn)
+    number = _service_number(request)
+    changes: dict[str, Any] = {name: getattr(body, name) for name in body.model_fields_set}
+    if "options" in changes:
+        changes["options"] = _drafts(changes["options"])
+    positions = await s.run(s.services.edit, user_id, number, changes)
+    await s.settle(positions)
+    return JSON(render_service(await _row(s, number)))
+
+
+async def deactivate(request: Request) -> Response:
+    s = services(request)
+    user_id = authenticated_user(request, s.tokens)
+    positions = await s.run(s.services.deactivate, user_id, _service_number(request))
+    await s.settle(positions)
+    return Response(status_code=204)
+
+
+LISTING_QUERY = ("category", "creator", "search", "min_price", "max_price", "ordering")
+
+routes = [
+    endpoint(
+        "POST",
+        "/api/v1/services/",
+        create,
+        Operation("Создание сервиса (только креаторы)", ServiceIn, ServiceOut, status=201),
+    ),
+    endpoint(
+        "GET",
+        "/api/v1/services/",
+        listing,
+        Operation("Список активных сервисов", response=ServiceOut, auth=False, paginated=True, query=LISTING_QUERY),
+    ),
+    endpoint("GET", "/api/v1/services/{id:int}/", detail, Operation("Детали сервиса", response=ServiceOut, auth=False)),
+    endpoint(
+        "PATCH",
+        "/api/v1/services/{id:int}/",
+        update,
+        Operation("Изменение своего сервиса", ServicePatchIn, ServiceOut),
+    ),
+    endpoint(
+        "DELETE",
+        "/api/v1/services/{id:int}/",
+        deactivate,
+        Operation("Деактивация своего сервиса (остается доступным по id)", status=204),
+    ),
+    endpoint(
+        "GET",
+        "/api/services/{id:int}/",
+        legacy_detail,
+        Operation("Детальная информация об услуге (прежний формат)", response=LegacyServiceOut, auth=False),
+    ),
+]

@@ -1,0 +1,72 @@
+"""Skills as administrators write them (reading them is `api/routes/reference.py`)."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from api import errors
+from api.auth import authenticated_user
+from api.body import parse
+from api.ids import path_id
+from api.openapi import Operation, endpoint
+from api.responses import JSON
+from api.schemas.reference import SkillOut
+from api.schemas.skills import SkillIn, SkillPatchIn
+from api.services import Services, services
+from readmodels.catalog import get_skill
+
+
+async def create_skill(request: Request) -> Response:
+    s = services(request)
+    user_id = authenticated_user(request, s.tokens)
+    body = await parse(request, SkillIn)
+    number, positions = await s.run(s.skills.create, user_id, body.name, body.description)
+    await s.settle(positions)
+    return JSON(await _skill(s, number), status_code=201)
+
+
+async def replace_skill(request: Request) -> Response:
+    s = services(request)
+    user_id = authenticated_user(request, s.tokens)
+    body = await parse(request, SkillIn)
+    return await _update(s, user_id, path_id(request), body.name, body.description)
+
+
+async def update_skill(request: Request) -> Response:
+    s = services(request)
+    user_id = authenticated_user(request, s.tokens)
+    body = await parse(request, SkillPatchIn)
+    return await _update(s, user_id, path_id(request), body.name, body.description)
+
+
+async def _update(s: Services, user_id: int, skill_id: int, name: str | None, description: str | None) -> Response:
+    positions = await s.run(s.skills.update, user_id, skill_id, name=name, description=description)
+    await s.settle(positions)
+    return JSON(await _skill(s, skill_id))
+
+
+async def _skill(s: Services, skill_id: int) -> dict[str, object]:
+    row = await s.run(get_skill, s.db, skill_id)
+    if row is None:
+        raise errors.not_found("skill_not_found")
+    return {"id": row["id"], "name": row["name"], "description": row["description"]}
+
+
+routes = [
+    endpoint(
+        "POST",
+        "/api/skills/",
+        create_skill,
+        Operation("Создание навыка (администратор)", SkillIn, SkillOut, status=201),
+    ),
+    endpoint(
+        "PUT", "/api/skills/{id:int}/", replace_skill, Operation("Изменение навыка (администратор)", SkillIn, SkillOut)
+    ),
+    endpoint(
+        "PATCH",
+        "/api/skills/{id:int}/",
+        update_skill,
+        Operation("Частичное изменение навыка (администратор)", SkillPatchIn, SkillOut),
+    ),
+]

@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, Field, RootModel, field_validator
+
+from api.schemas.reference import SkillOut
+from ugc.creator_skills import MAX_LEVEL, MIN_LEVEL, level_is_valid
+
+# Bulk lists name each skill once, and there are only so many skills.
+MAX_BULK_ENTRIES = 200
+
+
+def _level(value: int) -> int:
+    if not level_is_valid(value):
+        raise ValueError(f"Уровень должен быть целым числом от {MIN_LEVEL} до {MAX_LEVEL}.")
+    return value
+
+
+# Strict: `true` or "4" is not a level. The bounds are checked by `_level`, for a Russian message.
+Level = Annotated[
+    int, Field(strict=True, json_schema_extra={"minimum": MIN_LEVEL, "maximum": MAX_LEVEL}), AfterValidator(_level)
+]
+Id = Annotated[int, Field(strict=True)]
+
+
+class CreatorSkillIn(BaseModel):
+    skill: Id
+    level: Level
+
+
+class CreatorSkillLevelIn(BaseModel):
+    """PUT: the level is the only thing a creator skill has to change."""
+
+    level: Level
+
+
+class CreatorSkillPatchIn(BaseModel):
+    level: Level | None = None
+
+    @field_validator("*")
+    @classmethod
+    def not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("Поле не может быть пустым (null).")
+        return value
+
+
+class CreatorSkillOut(BaseModel):
+    id: int
+    skill: SkillOut
+    level: int
+    creator_profile: int
+
+
+class BulkEntryIn(BaseModel):
+    skill_id: Id
+    level: Level
+
+
+class BulkUpdateIn(RootModel[Annotated[list[BulkEntryIn], Field(max_length=MAX_BULK_ENTRIES)]]):
+    pass
+
+
+class BulkResultOut(BaseModel):
+    id: int
+    skill_id: int
+    skill_name: str
+    level: int
+    created: bool
+
+
+class BulkUpdateOut(RootModel[list[BulkResultOut]]):
+    pass

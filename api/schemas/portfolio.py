@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, StringConstraints, field_validator
+
+Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Description = Annotated[str, StringConstraints(strip_whitespace=True, max_length=5000)]
+Caption = Annotated[str, StringConstraints(strip_whitespace=True, max_length=255)]
+MAX_ORDER = 1_000_000
+
+
+def _order(value: int) -> int:
+    if not 0 <= value <= MAX_ORDER:
+        raise ValueError(f"Порядок должен быть целым числом от 0 до {MAX_ORDER}.")
+    return value
+
+
+# Form fields arrive as text, so "3" is a number here (lax), unlike in JSON-only bodies.
+Order = Annotated[int, AfterValidator(_order)]
+
+
+def _not_null(value: Any) -> Any:
+    if value is None:
+        raise ValueError("Поле не может быть пустым (null).")
+    return value
+
+
+class PortfolioItemIn(BaseModel):
+    """POST and PUT; `cover_image` is the form's file part (required on POST, optional on PUT)."""
+
+    title: Title
+    description: Description = ""
+
+
+class PortfolioItemPatchIn(BaseModel):
+    title: Title | None = None
+    description: Description | None = None
+
+    @field_validator("*")
+    @classmethod
+    def not_null(cls, value: Any) -> Any:
+        return _not_null(value)
+
+
+class PortfolioImageIn(BaseModel):
+    """POST; `image` is the form's file part."""
+
+    portfolio_item: int
+    caption: Caption = ""
+    order: Order = 0
+
+
+class PortfolioImagePatchIn(BaseModel):
+    """PUT and PATCH: every field optional, the image too (as the spec's PUT has it)."""
+
+    caption: Caption | None = None
+    order: Order | None = None
+
+    @field_validator("*")
+    @classmethod
+    def not_null(cls, value: Any) -> Any:
+        return _not_null(value)
+
+
+class PortfolioImageOut(BaseModel):
+    id: int
+    image: str
+    caption: str
+    order: int
+    portfolio_item: int
+
+
+class EmbeddedImageOut(BaseModel):
+    id: int
+    image: str
+    caption: str
+    order: int
+
+
+class PortfolioItemOut(BaseModel):
+    id: int
+    title: str
+    description: str
+    cover_image: str
+    images: list[EmbeddedImageOut]
+    created_at: datetime
+    updated_at: datetime
+    creator_profile: int

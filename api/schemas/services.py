@@ -1,0 +1,243 @@
+"""Services on the wire: what a creator sends, what clients read, and the listing's query string.
+
+The v1 shape names the category by `category_id`, the same field the request sends, so what a
+creator POSTs is what everyone GETs (categories themselves: `GET /api/v1/categories/`). Money is a
+`Decimal` from the request's digits to the response's number; only the legacy shape writes decimal
+strings, as the spec's example does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    Field,
+    StrictBool,
+    StrictInt,
+    StringConstraints,
+    field_validator,
+)
+
+from readmodels.services import DEFAULT_ORDERING, ORDERINGS, ServiceFilters
+
+MAX_PRICE = Decimal(100_000_000)
+# What a NUMERIC(14, 2) column can hold: a filter beyond it is a typo, not a wish.
+MAX_FILTER_PRICE = Decimal(10**12)
+# Public ids are BIGINT: a larger number names nothing (and would overflow the drivers).
+MAX_ID = 2**63 - 1
+MAX_SEARCH_LENGTH = 100
+CENT = Decimal("0.01")
+
+
+def _decimal(value: Any) -> Decimal:
+    """A number (an int, or a Decimal the body parser made from the JSON digits) or a numeric string."""
+    if isinstance(value, bool) or not isinstance(value, int | Decimal | str):
+        raise ValueError("Ожидается число.")
+    try:
+        number = Decimal(value.strip() if isinstance(value, str) else value)
+    except InvalidOperation:
+        raise ValueError("Ожидается число.") from None
+    if not number.is_finite():
+        raise ValueError("Ожидается число.")
+    return number
+
+
+def _amount(value: Decimal) -> Decimal:
+    """Bounded first: quantizing a number like 1e999999999 would overflow the decimal context."""
+    if value > MAX_PRICE:
+        raise ValueError(f"Значение не может быть больше {MAX_PRICE}.")
+    if value != value.quantize(CENT):
+        raise ValueError("Не более 2 знаков после запятой.")
+    return value
+
+
+def _positive(value: Decimal) -> Decimal:
+    if value <= 0:
+        raise ValueError("Значение должно быть больше 0.")
+    return value
+
+
+def _not_negative(value: Decimal) -> Decimal:
+    if value < 0:
+        raise ValueError("Значение не может быть отрицательным.")
+    return value
+
+
+def _at_most(limit: int, what: str) -> Any:
+    def check(items: list[Any]) -> list[Any]:
+        if len(items) > limit:
+            raise ValueError(f"Не более {limit} {what}.")
+        return items
+
+    return AfterValidator(check)
+
+
+def _between(low: int, high: int) -> Any:
+    def check(value: int) -> int:
+        if not low <= value <= high:
+            raise ValueError(f"Значение должно быть от {low} до {high}.")
+        return value
+
+    return AfterValidator(check)
+
+
+def _public_id(value: int) -> int:
+    if not 1 <= value <= MAX_ID:
+        raise ValueError("Ожидается положительное целое число.")
+    return value
+
+
+# The sign is checked before the amount, so the amount's bound also holds below zero.
+Price = Annotated[Decimal, BeforeValidator(_decimal), AfterValidator(_positive), AfterValidator(_amount)]
+Charge = Annotated[Decimal, BeforeValidator(_decimal), AfterValidator(_not_negative), AfterValidator(_amount)]
+Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Description = Annotated[str, StringConstraints(max_length=5000)]
+DeliveryDays = Annotated[StrictInt, _between(1, 365)]
+Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
+Tags = Annotated[list[Tag], _at_most(20, "тегов")]
+PositiveId = Annotated[StrictInt, AfterValidator(_public_id)]
+
+
+class OptionIn(BaseModel):
+    id: PositiveId | None = Field(default=None, description="Only to keep an option the service already has.")
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+    description: Annotated[str, StringConstraints(max_length=1000)] = ""
+    price: Charge
+
+
+Options = Annotated[list[OptionIn], _at_most(20, "опций")]
+
+
+class ServiceIn(BaseModel):
+    title: Title
+    description: Description
+    category_id: PositiveId
+    base_price: Price
+    delivery_time: DeliveryDays = Field(description="Days to deliver, 1 to 365.")
+    options: Options = Field(default_factory=list)
+    tags: Tags = Field(default_factory=list)
+    allows_modifications: StrictBool = True
+    modifications_price: Charge = Decimal(0)
+
+
+class ServicePatchIn(BaseModel):
+    """Any subset of ServiceIn's fields; `options`, when sent, replaces the list (send `id` to keep one)."""
+
+    title: Title | None = None
+    description: Description | None = None
+    category_id: PositiveId | None = None
+    base_price: Price | None = None
+    delivery_time: DeliveryDays | None = None
+    options: Options | None = None
+    tags: Tags | None = None
+    allows_modifications: StrictBool | None = None
+    modifications_price: Charge | None = None
+
+    @field_validator("*")
+    @classmethod
+    def not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("Поле не может быть пустым (null).")
+        return value
+
+
+class OptionOut(BaseModel):
+    id: int
+    name: str
+    description: str
+    price: float
+
+
+class ServiceCreator(BaseModel):
+    id: int = Field(description="The creator profile's id (as in /api/v1/creators/{id}/).")
+    username: str
+    rating: float
+
+
+class ServiceOut(BaseModel):
+    id: int
+    title: str
+    description: str
+    category_id: int
+    creator: ServiceCreator
+    base_price: float = Field(description="A JSON number written from an exact decimal.")
+    delivery_time: int
+    options: list[OptionOut]
+    tags: list[str]
+    allows_modifications: bool
+    modifications_price: float
+    is_active: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class LegacyServiceOut(BaseModel):
+    """`GET /api/services/{id}/`: the spec's older shape, money as decimal strings."""
+
+    id: int
+    creator_profile: int
+    creator_username: str
+    title: str
+    description: str
+    price: str = Field(examples=["1000.00"])
+    estimated_time: str = Field(examples=["7 дней"], description="delivery_time in days, in Russian words.")
+    allows_modifications: bool
+    modifications_price: str = Field(examples=["0.00"])
+    is_active: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+def _query_id(value: Any) -> Any:
+    if isinstance(value, str) and not (value.strip().isascii() and value.strip().isdigit()):
+        raise ValueError("Ожидается целое число.")
+    return value
+
+
+def _filter_price(value: Decimal) -> Decimal:
+    if value < 0:
+        raise ValueError("Значение не может быть отрицательным.")
+    if value > MAX_FILTER_PRICE:
+        raise ValueError(f"Значение не может быть больше {MAX_FILTER_PRICE}.")
+    return value
+
+
+def _ordering(value: str) -> str:
+    if value not in ORDERINGS:
+        raise ValueError(f"Допустимые значения: {', '.join(sorted(ORDERINGS))}.")
+    return value
+
+
+QueryId = Annotated[int, BeforeValidator(_query_id), AfterValidator(_public_id)]
+QueryPrice = Annotated[Decimal, BeforeValidator(_decimal), AfterValidator(_filter_price)]
+
+
+class ServiceQuery(BaseModel):
+    """The listing's filters; an empty parameter (`?category=`) counts as absent."""
+
+    category: QueryId | None = None
+    creator: QueryId | None = None
+    search: Annotated[str, StringConstraints(strip_whitespace=True, max_length=MAX_SEARCH_LENGTH)] | None = None
+    min_price: QueryPrice | None = None
+    max_price: QueryPrice | None = None
+    ordering: Annotated[str, AfterValidator(_ordering)] = DEFAULT_ORDERING
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, str]) -> dict[str, str]:
+        return {name: params[name] for name in cls.model_fields if params.get(name, "").strip()}
+
+    def filters(self) -> ServiceFilters:
+        return ServiceFilters(
+            category=self.category,
+            creator=self.creator,
+            search=self.search or None,
+            min_price=self.min_price,
+            max_price=self.max_price,
+            ordering=self.ordering,
+        )

@@ -1,0 +1,301 @@
+"""Receiving one multipart/form-data upload as a stream, straight into the media store.
+
+The body is never held in memory: python-multipart's streaming parser reads `request.stream()`
+chunk by chunk and the file part's bytes go to an incoming file of the media store as they come.
+A body announced (Content-Length) or found to be over the limit is refused with 413 at once, and
+a refused upload of any kind leaves nothing stored. The content type comes from the bytes
+(`api.content_types`), the display name is the uploaded name made harmless (`display_name`).
+
+    async with receive_upload(request, s.media, max_bytes=s.settings.max_upload_bytes) as upload:
+        ... append the event that names upload.file.key ...
+
+The bytes are committed under their key when the block starts and removed again if the block
+raises, so no stored file lacks its event and no event lacks its bytes.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from python_multipart.exceptions import FormParserError
+from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+
+from api.content_types import Sniffer
+from api.errors import ApiError, bad_request, invalid, message
+from ugc.media import Incoming, MediaStore
+
+if TYPE_CHECKING:
+    from python_multipart.multipart import MultipartCallbacks
+
+IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
+
+# Room beyond the file for the form's other parts and the multipart framing.
+FORM_OVERHEAD_BYTES = 256 * 1024
+# Text fields are small (a caption, a title, a description): each is bounded, and so is their number.
+MAX_FIELD_BYTES = 64 * 1024
+MAX_PARTS = 32
+MAX_NAME_CHARS = 255
+FALLBACK_NAME = "file"
+
+
+def is_image(content_type: str) -> bool:
+    """An `accept` predicate: the image types browsers display (PNG, JPEG, GIF, WebP)."""
+    return content_type in IMAGE_TYPES
+
+
+@dataclass(frozen=True)
+class ReceivedFile:
+    """A received file whose bytes wait in the media store (committed while the block runs)."""
+
+    incoming: Incoming
+    name: str
+    content_type: str
+
+    @property
+    def key(self) -> str:
+        return self.incoming.key
+
+    @property
+    def size(self) -> int:
+        return self.incoming.size
+
+    @property
+    def sha256(self) -> str:
+        return self.incoming.sha256
+
+
+@dataclass(frozen=True)
+class Form:
+    """A received form whose file part may be absent."""
+
+    file: ReceivedFile | None
+    fields: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A received form with its file."""
+
+    file: ReceivedFile
+    fields: Mapping[str, str] = field(default_factory=dict)
+
+
+def _too_large() -> ApiError:
+    return ApiError(413, {"error": message("upload_too_large")})
+
+
+@asynccontextmanager
+async def receive_form(
+    request: Request,
+    media: MediaStore,
+    *,
+    max_bytes: int,
+    file_field: str = "file",
+    accept: Callable[[str], bool] | None = None,
+    refusal: str = "unsupported_file_type",
+) -> AsyncIterator[Form]:
+    """Read the multipart body: the part named `file_field` (if any) into `media`, text parts into `fields`.
+
+    400 if the body is not multipart/form-data or is malformed; 413 past `max_bytes` of file (or a
+    body past the file's limit plus the form's room); 422 for an empty file, a second file in
+    `file_field`, or a content type `accept` refuses (with the message of the code `refusal`).
+    """
+    receiver = await _receive(request, media, max_bytes=max_bytes, file_field=file_field)
+    incoming = receiver.incoming
+    if incoming is None:
+        yield Form(None, receiver.fields)
+        return
+    try:
+        if incoming.size == 0:
+            raise invalid({file_field: [message("file_empty")]})
+        content_type = receiver.sniffer.finish()
+        if accept is not None and not accept(content_type):
+            raise invalid({file_field: [message(refusal)]})
+        await run_in_threadpool(incoming.commit)
+        yield Form(ReceivedFile(incoming, display_name(receiver.filename), content_type), receiver.fields)
+    except BaseException:
+        # Synchronously (an unlink is quick): awaiting here could itself be cancelled and leave the bytes.
+        incoming.discard()
+        raise
+
+
+@asynccontextmanager
+async def receive_upload(
+    request: Request,
+    media: MediaStore,
+    *,
+    max_bytes: int,
+    file_field: str = "file",
+    accept: Callable[[str], bool] | None = None,
+    refusal: str = "unsupported_file_type",
+) -> AsyncIterator[Upload]:
+    """`receive_form` for a form whose file is required: 422 without it."""
+    async with receive_form(
+        request, media, max_bytes=max_bytes, file_field=file_field, accept=accept, refusal=refusal
+    ) as form:
+        if form.file is None:
+            raise invalid({file_field: [message("file_required")]})
+        yield Upload(form.file, form.fields)
+
+
+def display_name(raw: str | None) -> str:
+    """The uploaded name fit for display: its last path part, without control or invisible characters."""
+    name = (raw or "").replace("\\", "/").rsplit("/", 1)[-1]
+    name = unicodedata.normalize("NFC", name)
+    # Cc: control characters; Cf: invisible format characters such as the right-to-left override.
+    name = "".join(ch for ch in name if unicodedata.category(ch) not in ("Cc", "Cf", "Zl", "Zp", "Cs")).strip()
+    if not name.strip("."):
+        return FALLBACK_NAME
+    if len(name) > MAX_NAME_CHARS:
+        stem, dot, suffix = name.rpartition(".")
+        if dot and stem and len(suffix) <= 16:
+            name = f"{stem[: MAX_NAME_CHARS - len(suffix) - 1]}.{suffix}"
+        else:
+            name = name[:MAX_NAME_CHARS]
+    return name
+
+
+async def _receive(request: Request, media: MediaStore, *, max_bytes: int, file_field: str) -> _Receiver:
+    kind, options = parse_options_header(request.headers.get("content-type"))
+    if kind != b"multipart/form-data":
+        raise bad_request("not_multipart")
+    boundary = options.get(b"boundary")
+    if not boundary:
+        raise bad_request("malformed_multipart")
+    body_limit = max_bytes + FORM_OVERHEAD_BYTES
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > body_limit:
+        raise _too_large()
+    receiver = _Receiver(media, file_field, max_bytes)
+    try:
+        parser = MultipartParser(boundary, receiver.callbacks())
+        received = 0
+        async for chunk in request.stream():
+            received += len(chunk)
+            if received > body_limit:
+                raise _too_large()
+            parser.write(chunk)
+            if receiver.pending:
+                await run_in_threadpool(receiver.flush)
+        parser.finalize()
+        if not receiver.ended:
+            raise bad_request("malformed_multipart")
+    except FormParserError:
+        receiver.discard()
+        raise bad_request("malformed_multipart") from None
+    except BaseException:
+        receiver.discard()
+        raise
+    return receiver
+
+
+class _Receiver:
+    """The parser's callbacks: route each part's bytes to the incoming file, a text field, or nowhere."""
+
+    def __init__(self, media: MediaStore, file_field: str, max_bytes: int) -> None:
+        self.media = media
+        self.file_field = file_field
+        self.max_bytes = max_bytes
+        self.incoming: Incoming | None = None
+        self.sniffer = Sniffer()
+        self.filename: str | None = None
+        self.fields: dict[str, str] = {}
+        self.pending: list[bytes] = []
+        self.ended = False
+        self._parts = 0
+        self._file_size = 0
+        self._header_name = bytearray()
+        self._header_value = bytearray()
+        self._disposition = b""
+        self._target: str | None = None  # "file", "field" or None (skip)
+        self._field_name = ""
+        self._field_value = bytearray()
+
+    def callbacks(self) -> MultipartCallbacks:
+        return {
+            "on_part_begin": self.on_part_begin,
+            "on_header_field": self.on_header_field,
+            "on_header_value": self.on_header_value,
+            "on_header_end": self.on_header_end,
+            "on_headers_finished": self.on_headers_finished,
+            "on_part_data": self.on_part_data,
+            "on_part_end": self.on_part_end,
+            "on_end": self.on_end,
+        }
+
+    def on_part_begin(self) -> None:
+        self._parts += 1
+        if self._parts > MAX_PARTS:
+            raise _too_large()
+        self._disposition = b""
+        self._target = None
+
+    def on_header_field(self, data: bytes, start: int, end: int) -> None:
+        self._header_name += data[start:end]
+
+    def on_header_value(self, data: bytes, start: int, end: int) -> None:
+        self._header_value += data[start:end]
+
+    def on_header_end(self) -> None:
+        if self._header_name.strip().lower() == b"content-disposition":
+            self._disposition = bytes(self._header_value)
+        self._header_name.clear()
+        self._header_value.clear()
+
+    def on_headers_finished(self) -> None:
+        _, options = parse_options_header(self._disposition)
+        if b"name" not in options:
+            raise bad_request("malformed_multipart")
+        name = options[b"name"].decode("utf-8", "replace")
+        if name == self.file_field:
+            if self.incoming is not None:
+                raise invalid({self.file_field: [message("one_file_only")]})
+            filename = options.get(b"filename")
+            self.filename = filename.decode("utf-8", "replace") if filename is not None else None
+            # Opening the incoming file is a quick local call; the writes go to a worker thread.
+            self.incoming = self.media.begin()
+            self._target = "file"
+        elif b"filename" in options:
+            self._target = None  # another file part: not asked for, not kept
+        else:
+            self._target = "field"
+            self._field_name = name
+            self._field_value.clear()
+
+    def on_part_data(self, data: bytes, start: int, end: int) -> None:
+        if self._target == "file":
+            self._file_size += end - start
+            if self._file_size > self.max_bytes:
+                raise _too_large()
+            self.pending.append(data[start:end])
+        elif self._target == "field":
+            if len(self._field_value) + end - start > MAX_FIELD_BYTES:
+                raise _too_large()
+            self._field_value += data[start:end]
+
+    def on_part_end(self) -> None:
+        if self._target == "field":
+            self.fields[self._field_name] = self._field_value.decode("utf-8", "replace")
+        self._target = None
+
+    def on_end(self) -> None:
+        self.ended = True
+
+    def flush(self) -> None:
+        """Write the file bytes parsed so far (in a worker thread: disk writes block)."""
+        data = b"".join(self.pending)
+        self.pending.clear()
+        if self.incoming is not None:
+            self.sniffer.feed(data)
+            self.incoming.write(data)
+
+    def discard(self) -> None:
+        self.pending.clear()
+        if self.incoming is not None:
+            self.incoming.discard()

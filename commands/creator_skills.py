@@ -1,0 +1,158 @@
+"""A creator's skills: add, change the level, remove, and the all-or-nothing bulk update."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.domain import Aggregate
+
+from commands.creator_access import check_owner, require_creator
+from commands.saving import Positions, retrying, save
+from ugc.catalog import Skill
+from ugc.claims import Claim
+from ugc.clock import Clock
+from ugc.creator_skills import CLAIM_KIND, CreatorSkill, check_level, creator_skill_id, pair_claim_value
+from ugc.database import Database
+from ugc.errors import InvalidField, NotFound
+from ugc.ids import aggregate_id, claim_id
+from ugc.store import EventStores
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """One entry of a bulk update: this skill at this level."""
+
+    skill: int
+    level: int
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What a bulk update did with one entry; `created` is false when the creator already had the skill."""
+
+    id: int
+    skill_id: int
+    skill_name: str
+    level: int
+    created: bool
+
+
+class CreatorSkillCommands:
+    def __init__(self, stores: EventStores, db: Database, clock: Clock) -> None:
+        self.app = stores.catalog
+        self.accounts = stores.accounts
+        self.db = db
+        self.clock = clock
+
+    def add(self, user_id: int, skill: int, level: int) -> tuple[int, Positions]:
+        """Add a skill the creator does not have yet (409 if they do)."""
+        check_level(level)
+        self._skill(skill, field="skill")
+        profile = require_creator(self.accounts, user_id)
+
+        def attempt() -> tuple[int, Positions]:
+            existing = self._of_pair(profile, skill)
+            if existing is not None:
+                existing.restore(level, self.clock.now())
+                return existing.number, save(self.app, existing)
+            number, created = self._new(profile, skill, level)
+            return number, save(self.app, *created)
+
+        return retrying(attempt)
+
+    def change_level(self, user_id: int, number: int, level: int) -> Positions:
+        check_level(level)
+
+        def attempt() -> Positions:
+            creator_skill = self._owned(user_id, number)
+            creator_skill.change_level(level, self.clock.now())
+            return save(self.app, creator_skill)
+
+        return retrying(attempt)
+
+    def check_owned(self, user_id: int, number: int) -> None:
+        """404 or 403 exactly as a write would answer, for a request that changes nothing."""
+        self._owned(user_id, number)
+
+    def remove(self, user_id: int, number: int) -> Positions:
+        def attempt() -> Positions:
+            creator_skill = self._owned(user_id, number)
+            creator_skill.remove(self.clock.now())
+            return save(self.app, creator_skill)
+
+        return retrying(attempt)
+
+    def bulk_update(self, user_id: int, wanted: Sequence[Wanted]) -> tuple[list[Applied], Positions]:
+        """Set every listed skill to its level, adding the ones the creator lacks.
+
+        All or nothing: every entry is checked before anything is decided, and all the events are
+        appended in one save (one transaction); a bad entry fails the whole list naming its index.
+        """
+        skills: dict[int, Skill] = {}
+        for index, entry in enumerate(wanted):
+            check_level(entry.level, f"{index}.level")
+            if entry.skill in skills:
+                raise InvalidField(f"{index}.skill_id", "duplicate_skill")
+            skills[entry.skill] = self._skill(entry.skill, field=f"{index}.skill_id")
+        profile = require_creator(self.accounts, user_id)
+
+        def attempt() -> tuple[list[Applied], Positions]:
+            now = self.clock.now()
+            pending: list[Aggregate] = []
+            applied: list[Applied] = []
+            for entry in wanted:
+                existing = self._of_pair(profile, entry.skill)
+                if existing is None:
+                    number, created = self._new(profile, entry.skill, entry.level)
+                    pending += created
+                    fresh = True
+                else:
+                    # A removed skill listed again comes back under its old id: new to the client.
+                    number, fresh = existing.number, existing.removed
+                    if existing.removed:
+                        existing.restore(entry.level, now)
+                    else:
+                        existing.change_level(entry.level, now)
+                    pending.append(existing)
+                applied.append(Applied(number, entry.skill, skills[entry.skill].name, entry.level, created=fresh))
+            return applied, save(self.app, *pending)
+
+        return retrying(attempt)
+
+    def _new(self, profile: int, skill: int, level: int) -> tuple[int, list[Aggregate]]:
+        """A new creator skill and the claim that makes its (profile, skill) pair unique."""
+        now = self.clock.now()
+        number = self.db.next_number("creator_skill")
+        claim = Claim(kind=CLAIM_KIND, value=pair_claim_value(profile, skill), owner_number=number, at=now)
+        return number, [claim, CreatorSkill.add(number, profile, skill, level, now)]
+
+    def _of_pair(self, profile: int, skill: int) -> CreatorSkill | None:
+        try:
+            claim: Claim = self.app.repository.get(claim_id(CLAIM_KIND, pair_claim_value(profile, skill)))
+        except AggregateNotFoundError:
+            return None
+        return self._get(claim.owner_number)
+
+    def _owned(self, user_id: int, number: int) -> CreatorSkill:
+        """The creator skill, if it exists (404) and the caller owns it (403: the list is public)."""
+        creator_skill = self._get(number)
+        if creator_skill.removed:
+            raise NotFound("creator_skill_not_found")
+        check_owner(self.accounts, user_id, creator_skill.creator_profile)
+        return creator_skill
+
+    def _get(self, number: int) -> CreatorSkill:
+        try:
+            creator_skill: CreatorSkill = self.app.repository.get(creator_skill_id(number))
+        except AggregateNotFoundError:
+            raise NotFound("creator_skill_not_found") from None
+        return creator_skill
+
+    def _skill(self, skill: int, *, field: str) -> Skill:
+        try:
+            found: Skill = self.app.repository.get(aggregate_id("skill", skill))
+        except AggregateNotFoundError:
+            raise InvalidField(field, "unknown_skill") from None
+        return found

@@ -1,0 +1,202 @@
+"""Order commands: one method per row of the lifecycle table, plus placing and auto-completion.
+
+Every change loads the order, lets it decide, and appends one event. Without `If-Match` a version
+clash is retried against the new state (ending in 2xx or 409); with it, a stale version is a 412.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.persistence import IntegrityError
+
+from commands.saving import Positions, retrying, save
+from ugc.accounts import User
+from ugc.clock import Clock
+from ugc.database import Database
+from ugc.errors import InvalidField, NotAllowed, NotFound, StaleVersion, WrongState
+from ugc.files import StoredFile
+from ugc.ids import aggregate_id
+from ugc.orders import Order, order_id
+from ugc.services import Service
+from ugc.store import EventStores
+
+
+@dataclass(frozen=True)
+class Placed:
+    order_id: int
+    positions: Positions
+
+
+class OrderCommands:
+    def __init__(self, stores: EventStores, db: Database, clock: Clock, *, auto_complete_after: timedelta) -> None:
+        self.stores = stores
+        self.app = stores.orders
+        self.db = db
+        self.clock = clock
+        self.auto_complete_after = auto_complete_after
+
+    def place(
+        self, buyer_id: int, service_id: int, requirements: str, delivery_date: date, option_ids: list[int]
+    ) -> Placed:
+        """Fix the service's terms (title, prices, chosen options) into a new order."""
+        buyer = self._get(self.stores.accounts, aggregate_id("user", buyer_id), User, "user_not_found")
+        if not buyer.is_verified:
+            raise NotAllowed("email_not_verified")
+        try:
+            service: Service = self.stores.catalog.repository.get(aggregate_id("service", service_id))
+        except AggregateNotFoundError:
+            raise InvalidField("service_id", "unknown_service") from None
+        if not service.is_active:
+            raise InvalidField("service_id", "service_inactive")
+        if delivery_date < self.clock.now().date():
+            raise InvalidField("delivery_date", "past_delivery_date")
+        options_by_id = {int(option["id"]): option for option in service.options}
+        if any(option not in options_by_id for option in option_ids):
+            raise InvalidField("selected_option_ids", "unknown_option")
+        chosen = [options_by_id[option] for option in dict.fromkeys(option_ids)]
+        price = Decimal(service.base_price)
+        number = self.db.next_number("order")
+        order = Order.place(
+            number=number,
+            buyer=buyer_id,
+            buyer_username=buyer.username,
+            creator=service.creator_user_number,
+            creator_profile=service.creator_profile_number,
+            creator_username=service.creator_username,
+            service=service_id,
+            service_title=service.title,
+            price=price,
+            options=[
+                {
+                    "id": int(o["id"]),
+                    "name": o["name"],
+                    "description": o.get("description", ""),
+                    "price": Decimal(o["price"]),
+                }
+                for o in chosen
+            ],
+            total_price=price + sum((Decimal(o["price"]) for o in chosen), Decimal(0)),
+            requirements=requirements,
+            delivery_date=delivery_date.isoformat(),
+            allows_modifications=bool(service.allows_modifications),
+            at=self.clock.now(),
+        )
+        return Placed(order_id=number, positions=save(self.app, order))
+
+    def accept(self, order: int, actor: int, *, expected_version: int | None = None) -> Positions:
+        return self._change(order, expected_version, lambda o: o.accept(actor, self.clock.now()))
+
+    def update(
+        self, order: int, actor: int, changes: dict[str, Any], *, expected_version: int | None = None
+    ) -> Positions:
+        if "delivery_date" in changes:
+            if changes["delivery_date"] < self.clock.now().date():
+                raise InvalidField("delivery_date", "past_delivery_date")
+            changes = {**changes, "delivery_date": changes["delivery_date"].isoformat()}
+        return self._change(order, expected_version, lambda o: o.update(actor, changes, self.clock.now()))
+
+    def deliver(
+        self, order: int, actor: int, message: str, file_ids: list[int], *, expected_version: int | None = None
+    ) -> tuple[int, Positions]:
+        self._check_own_files(actor, file_ids)
+        number = self.db.next_number("delivery")
+        positions = self._change(
+            order,
+            expected_version,
+            lambda o: o.deliver(actor, number, message, list(dict.fromkeys(file_ids)), self.clock.now()),
+        )
+        return number, positions
+
+    def request_revision(
+        self, order: int, actor: int, message: str, *, expected_version: int | None = None
+    ) -> Positions:
+        return self._change(order, expected_version, lambda o: o.request_revision(actor, message, self.clock.now()))
+
+    def approve(self, order: int, actor: int, *, expected_version: int | None = None) -> Positions:
+        return self._change(order, expected_version, lambda o: o.approve(actor, self.clock.now()))
+
+    def cancel(self, order: int, actor: int, reason: str, *, expected_version: int | None = None) -> Positions:
+        return self._change(order, expected_version, lambda o: o.cancel(actor, reason, self.clock.now()))
+
+    def review(
+        self, order: int, actor: int, rating: int, content: str, *, expected_version: int | None = None
+    ) -> tuple[int, Positions]:
+        if not 1 <= rating <= 5:
+            raise InvalidField("rating", "rating_out_of_range")
+        number = self.db.next_number("review")
+        positions = self._change(
+            order, expected_version, lambda o: o.review(actor, number, rating, content, self.clock.now())
+        )
+        return number, positions
+
+    def auto_complete(self, order: int) -> Positions:
+        """Complete a delivered order the buyer left unanswered; refused (409) if anything moved it first."""
+
+        def decide(o: Order) -> None:
+            assert o.delivered_at is not None
+            if self.clock.now() - o.delivered_at < self.auto_complete_after:
+                raise NotAllowed("not_due")
+            o.auto_complete(self.clock.now())
+
+        return self._change(order, None, decide)
+
+    def history(self, order: int) -> list[Any]:
+        """The order's events, oldest first: the log itself, for auditors (not a read model)."""
+        events = list(self.app.events.get(order_id(order)))
+        if not events:
+            raise NotFound("order_not_found")
+        return events
+
+    def load(self, order: int, *, version: int | None = None) -> Order:
+        try:
+            found: Order = self.app.repository.get(order_id(order), version=version)
+        except AggregateNotFoundError:
+            raise NotFound("order_not_found") from None
+        return found
+
+    def _change(self, order: int, expected_version: int | None, decide: Callable[[Order], None]) -> Positions:
+        """Load, decide, append. When another command appended first, the outcome depends on what it did:
+        if it moved the order to another status, this command was decided on a state that no longer
+        exists and loses with 409 (of two racing transitions exactly one wins); if the status is the
+        same (an edit), the command is decided again on the new state.
+        """
+
+        def attempt() -> Positions:
+            loaded = self.load(order)
+            if expected_version is not None and loaded.version != expected_version:
+                raise StaleVersion(loaded.version)
+            seen = loaded.status
+            decide(loaded)
+            try:
+                return save(self.app, loaded)
+            except IntegrityError:
+                current = self.load(order)
+                if expected_version is not None:
+                    raise StaleVersion(current.version) from None
+                if current.status != seen:
+                    raise WrongState(current.status, "order_wrong_status") from None
+                raise
+
+        return retrying(attempt)
+
+    def _check_own_files(self, actor: int, file_ids: list[int]) -> None:
+        for file_number in file_ids:
+            try:
+                stored: StoredFile = self.stores.files.repository.get(aggregate_id("file", file_number))
+            except AggregateNotFoundError:
+                raise InvalidField("file_ids", "foreign_file") from None
+            if stored.owner_user_number != actor or stored.removed:
+                raise InvalidField("file_ids", "foreign_file")
+
+    @staticmethod
+    def _get(app: Any, uuid: Any, kind: type, code: str) -> Any:
+        try:
+            return app.repository.get(uuid)
+        except AggregateNotFoundError:
+            raise NotFound(code) from None

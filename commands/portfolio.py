@@ -1,0 +1,135 @@
+"""A creator's portfolio items and their images; only the owning creator writes them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from eventsourcing.application import AggregateNotFoundError
+
+from commands.creator_access import check_owner, require_creator
+from commands.saving import Positions, retrying, save
+from ugc.clock import Clock
+from ugc.database import Database
+from ugc.errors import InvalidField, NotFound
+from ugc.portfolio import PortfolioImage, PortfolioItem, portfolio_image_id, portfolio_item_id
+from ugc.store import EventStores
+
+
+@dataclass(frozen=True)
+class StoredImage:
+    """Bytes already in the media store: their key and the image type sniffed from them."""
+
+    key: str
+    content_type: str
+
+
+class PortfolioCommands:
+    def __init__(self, stores: EventStores, db: Database, clock: Clock) -> None:
+        self.app = stores.catalog
+        self.accounts = stores.accounts
+        self.db = db
+        self.clock = clock
+
+    def create_item(self, user_id: int, *, title: str, description: str, cover: StoredImage) -> tuple[int, Positions]:
+        profile = require_creator(self.accounts, user_id)
+        number = self.db.next_number("portfolio_item")
+        item = PortfolioItem(
+            number=number,
+            creator_profile=profile,
+            title=title,
+            description=description,
+            cover_key=cover.key,
+            cover_content_type=cover.content_type,
+            at=self.clock.now(),
+        )
+        return number, save(self.app, item)
+
+    def update_item(
+        self, user_id: int, number: int, changes: dict[str, Any], cover: StoredImage | None = None
+    ) -> Positions:
+        if cover is not None:
+            changes = changes | {"cover_key": cover.key, "cover_content_type": cover.content_type}
+
+        def attempt() -> Positions:
+            item = self._item(number)
+            check_owner(self.accounts, user_id, item.creator_profile)
+            item.update(changes, self.clock.now())
+            return save(self.app, item)
+
+        return retrying(attempt)
+
+    def delete_item(self, user_id: int, number: int) -> Positions:
+        def attempt() -> Positions:
+            item = self._item(number)
+            check_owner(self.accounts, user_id, item.creator_profile)
+            item.delete(self.clock.now())
+            return save(self.app, item)
+
+        return retrying(attempt)
+
+    def add_image(
+        self, user_id: int, *, portfolio_item: int, image: StoredImage, caption: str, order: int
+    ) -> tuple[int, Positions]:
+        """Add an image to one of the caller's items: an unknown item is a bad field (422), another's is 403."""
+        try:
+            item = self._item(portfolio_item)
+        except NotFound:
+            raise InvalidField("portfolio_item", "unknown_portfolio_item") from None
+        check_owner(self.accounts, user_id, item.creator_profile)
+        number = self.db.next_number("portfolio_image")
+        added = PortfolioImage(
+            number=number,
+            portfolio_item=item.number,
+            creator_profile=item.creator_profile,
+            image_key=image.key,
+            content_type=image.content_type,
+            caption=caption,
+            order=order,
+            at=self.clock.now(),
+        )
+        return number, save(self.app, added)
+
+    def update_image(
+        self, user_id: int, number: int, changes: dict[str, Any], image: StoredImage | None = None
+    ) -> Positions:
+        if image is not None:
+            changes = changes | {"image_key": image.key, "content_type": image.content_type}
+
+        def attempt() -> Positions:
+            found = self._image(number)
+            check_owner(self.accounts, user_id, found.creator_profile)
+            found.update(changes, self.clock.now())
+            return save(self.app, found)
+
+        return retrying(attempt)
+
+    def remove_image(self, user_id: int, number: int) -> Positions:
+        def attempt() -> Positions:
+            found = self._image(number)
+            check_owner(self.accounts, user_id, found.creator_profile)
+            found.remove(self.clock.now())
+            return save(self.app, found)
+
+        return retrying(attempt)
+
+    def _item(self, number: int) -> PortfolioItem:
+        try:
+            item: PortfolioItem = self.app.repository.get(portfolio_item_id(number))
+        except AggregateNotFoundError:
+            raise NotFound("portfolio_item_not_found") from None
+        item.check_present()
+        return item
+
+    def _image(self, number: int) -> PortfolioImage:
+        """A live image: neither it nor its item has been deleted."""
+        try:
+            image: PortfolioImage = self.app.repository.get(portfolio_image_id(number))
+        except AggregateNotFoundError:
+            raise NotFound("portfolio_image_not_found") from None
+        image.check_present()
+        try:
+            self._item(image.portfolio_item)
+        except NotFound:
+            raise NotFound("portfolio_image_not_found") from None
+        return image

@@ -1,0 +1,128 @@
+"""Services: a creator offers, edits and deactivates them.
+
+Every decision is taken from aggregates: the category from the catalog's log, the creator's
+profile and name from the accounts log, ownership from the service itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from eventsourcing.application import AggregateNotFoundError
+
+from commands.saving import Positions, retrying, save
+from ugc.accounts import User
+from ugc.clock import Clock
+from ugc.creators import CreatorProfile, creator_profile_id
+from ugc.database import Database
+from ugc.errors import InvalidField, NotAllowed, NotFound
+from ugc.ids import aggregate_id
+from ugc.services import OptionDraft, Service, money, normalise_tags, priced_options, service_id
+from ugc.store import EventStores
+
+
+@dataclass(frozen=True)
+class OfferService:
+    title: str
+    description: str
+    category_id: int
+    base_price: Decimal
+    delivery_time: int
+    options: Sequence[OptionDraft] = ()
+    tags: Sequence[str] = ()
+    allows_modifications: bool = True
+    modifications_price: Decimal = Decimal(0)
+
+
+class ServiceCommands:
+    def __init__(self, stores: EventStores, db: Database, clock: Clock) -> None:
+        self.catalog = stores.catalog
+        self.accounts = stores.accounts
+        self.db = db
+        self.clock = clock
+
+    def offer(self, user_id: int, command: OfferService) -> tuple[int, Positions]:
+        """Create a service for the user's creator profile; its public id and where its event landed."""
+        tags = normalise_tags(command.tags)
+        priced_options(command.options, (), range(len(command.options)))  # refuse bad options before drawing ids
+        self._check_category(command.category_id)
+        profile = self._creator_profile(user_id)
+        user: User = self.accounts.repository.get(aggregate_id("user", user_id))
+        number = self.db.next_number("service")
+        option_ids = [self.db.next_number("service_option") for _ in command.options]
+        service = Service(
+            number=number,
+            creator_profile_number=profile.number,
+            creator_user_number=user_id,
+            creator_username=user.username,
+            category_number=command.category_id,
+            title=command.title,
+            description=command.description,
+            base_price=money(command.base_price),
+            delivery_time=command.delivery_time,
+            options=priced_options(command.options, (), option_ids),
+            tags=tags,
+            allows_modifications=command.allows_modifications,
+            modifications_price=money(command.modifications_price),
+            at=self.clock.now(),
+        )
+        return number, save(self.catalog, service)
+
+    def edit(self, user_id: int, number: int, changes: dict[str, Any]) -> Positions:
+        """Apply a partial edit; API field names (`category_id`, `options` as drafts) are accepted."""
+        changes = dict(changes)
+        if "tags" in changes:
+            changes["tags"] = normalise_tags(changes["tags"])
+        if "category_id" in changes:
+            changes["category_number"] = changes.pop("category_id")
+            self._check_category(changes["category_number"])
+        for name in ("base_price", "modifications_price"):
+            if name in changes:
+                changes[name] = money(changes[name])
+        drafts: list[OptionDraft] | None = changes.pop("options", None)
+        if drafts is not None:
+            priced_options(drafts, [d.id for d in drafts if d.id is not None], range(len(drafts)))
+
+        def attempt() -> Positions:
+            service = self._service(number)
+            service.check_owner(user_id)
+            if drafts is not None:
+                fresh = [self.db.next_number("service_option") for d in drafts if d.id is None]
+                changes["options"] = priced_options(drafts, service.option_ids, fresh)
+            service.update(changes, self.clock.now())
+            return save(self.catalog, service)
+
+        return retrying(attempt)
+
+    def deactivate(self, user_id: int, number: int) -> Positions:
+        def attempt() -> Positions:
+            service = self._service(number)
+            service.check_owner(user_id)
+            service.deactivate(self.clock.now())
+            return save(self.catalog, service)
+
+        return retrying(attempt)
+
+    def _service(self, number: int) -> Service:
+        try:
+            service: Service = self.catalog.repository.get(service_id(number))
+        except AggregateNotFoundError:
+            raise NotFound() from None
+        return service
+
+    def _check_category(self, number: int) -> None:
+        try:
+            self.catalog.repository.get(aggregate_id("category", number))
+        except AggregateNotFoundError:
+            raise InvalidField("category_id", "unknown_category") from None
+
+    def _creator_profile(self, user_id: int) -> CreatorProfile:
+        """Only creators offer services: a user without a creator profile gets a 403."""
+        try:
+            profile: CreatorProfile = self.accounts.repository.get(creator_profile_id(user_id))
+        except AggregateNotFoundError:
+            raise NotAllowed() from None
+        return profile

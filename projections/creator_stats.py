@@ -1,0 +1,64 @@
+"""Keeps `creator_stats`: each creator's mean review rating and completed orders."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import ROUND_HALF_UP, Decimal
+from typing import ClassVar
+
+from projections.base import Handler, Projection
+from ugc.database import Cursor
+from ugc.orders import Order
+from ugc.store import Orders
+
+
+class CreatorStatsProjection(Projection):
+    """Counts per creator profile; the profile of an order is in its Placed event, remembered here."""
+
+    name = "creator_stats"
+    applications: ClassVar[tuple[str, ...]] = (Orders.name,)
+    tables: ClassVar[tuple[str, ...]] = ("creator_stats", "creator_stats_orders")
+
+    def handlers(self) -> Mapping[type, Handler]:
+        return {
+            Order.Placed: self.placed,
+            Order.Completed: self.completed,
+            Order.AutoCompleted: self.completed,
+            Order.Reviewed: self.reviewed,
+        }
+
+    def placed(self, cur: Cursor, e: Order.Placed) -> None:
+        cur.execute(
+            "INSERT INTO creator_stats_orders (order_uuid, creator_profile_id) VALUES (%s, %s)",
+            (str(e.originator_id), e.creator_profile),
+        )
+        cur.execute(
+            "INSERT INTO creator_stats (creator_profile_id) VALUES (%s) ON CONFLICT (creator_profile_id) DO NOTHING",
+            (e.creator_profile,),
+        )
+
+    def completed(self, cur: Cursor, e: Order.Completed | Order.AutoCompleted) -> None:
+        cur.execute(
+            "UPDATE creator_stats SET completed_orders = completed_orders + 1 WHERE creator_profile_id = %s",
+            (self._profile(cur, e),),
+        )
+
+    def reviewed(self, cur: Cursor, e: Order.Reviewed) -> None:
+        profile = self._profile(cur, e)
+        row = cur.execute(
+            "SELECT rating_sum, rating_count FROM creator_stats WHERE creator_profile_id = %s", (profile,)
+        ).fetchone()
+        assert row is not None
+        total, count = int(row["rating_sum"]) + e.rating, int(row["rating_count"]) + 1
+        mean = (Decimal(total) / count).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+        cur.execute(
+            "UPDATE creator_stats SET rating_sum = %s, rating_count = %s, rating = %s WHERE creator_profile_id = %s",
+            (total, count, mean, profile),
+        )
+
+    def _profile(self, cur: Cursor, e: Order.Event) -> int:
+        row = cur.execute(
+            "SELECT creator_profile_id FROM creator_stats_orders WHERE order_uuid = %s", (str(e.originator_id),)
+        ).fetchone()
+        assert row is not None, f"no placed order {e.originator_id}"
+        return int(row["creator_profile_id"])

@@ -1,0 +1,40 @@
+"""Keeps `files` from the files log."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import ClassVar
+
+from projections.base import Handler, Projection
+from ugc.database import Cursor
+from ugc.files import StoredFile
+from ugc.store import Files
+
+
+class FilesProjection(Projection):
+    name = "files"
+    applications: ClassVar[tuple[str, ...]] = (Files.name,)
+    tables: ClassVar[tuple[str, ...]] = ("files",)
+
+    def handlers(self) -> Mapping[type, Handler]:
+        return {StoredFile.Uploaded: self.uploaded, StoredFile.RemovedByOwner: self.removed_by_owner}
+
+    def uploaded(self, cur: Cursor, e: StoredFile.Uploaded) -> None:
+        cur.execute(
+            "INSERT INTO files (id, uuid, owner_id, key, name, size, content_type, uploaded_at, removed) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (
+                e.number,
+                str(e.originator_id),
+                e.owner_user_number,
+                e.key,
+                e.name,
+                e.size,
+                e.content_type,
+                e.at,
+                False,
+            ),
+        )
+
+    def removed_by_owner(self, cur: Cursor, e: StoredFile.RemovedByOwner) -> None:
+        cur.execute("UPDATE files SET removed = %s WHERE uuid = %s", (True, str(e.originator_id)))

@@ -1,0 +1,92 @@
+"""Keeps `services`, the listing's one denormalised table, from the catalog log."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from projections.base import Handler, Projection
+from readmodels.services import minor_units, search_text
+from ugc.database import Cursor
+from ugc.services import Service
+from ugc.store import Catalog
+
+
+def _options(options: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Options as JSON: prices as decimal strings, since JSON columns hold no Decimal."""
+    return [{**option, "price": str(option["price"])} for option in options]
+
+
+class ListingsProjection(Projection):
+    name = "listings"
+    applications: ClassVar[tuple[str, ...]] = (Catalog.name,)
+    tables: ClassVar[tuple[str, ...]] = ("services",)
+
+    def handlers(self) -> Mapping[type, Handler]:
+        return {
+            Service.Created: self.created,
+            Service.Updated: self.updated,
+            Service.Deactivated: self.deactivated,
+        }
+
+    def created(self, cur: Cursor, e: Service.Created) -> None:
+        cur.execute(
+            "INSERT INTO services (id, uuid, creator_profile_id, creator_user_id, creator_username, category_id, "
+            "title, description, base_price, price_minor, delivery_time, options, tags, allows_modifications, "
+            "modifications_price, is_active, created_at, updated_at, search_text) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (
+                e.number,
+                str(e.originator_id),
+                e.creator_profile_number,
+                e.creator_user_number,
+                e.creator_username,
+                e.category_number,
+                e.title,
+                e.description,
+                e.base_price,
+                minor_units(e.base_price),
+                e.delivery_time,
+                _options(e.options),
+                list(e.tags),
+                e.allows_modifications,
+                e.modifications_price,
+                True,
+                e.at,
+                e.at,
+                search_text(e.title, e.description),
+            ),
+        )
+
+    def updated(self, cur: Cursor, e: Service.Updated) -> None:
+        changes = dict(e.changes)
+        columns: dict[str, object] = {"updated_at": e.at}
+        for name in ("title", "description", "delivery_time", "allows_modifications", "modifications_price"):
+            if name in changes:
+                columns[name] = changes[name]
+        if "category_number" in changes:
+            columns["category_id"] = changes["category_number"]
+        if "base_price" in changes:
+            columns["base_price"] = changes["base_price"]
+            columns["price_minor"] = minor_units(changes["base_price"])
+        if "options" in changes:
+            columns["options"] = _options(changes["options"])
+        if "tags" in changes:
+            columns["tags"] = list(changes["tags"])
+        if "title" in changes or "description" in changes:
+            row = cur.execute(
+                "SELECT title, description FROM services WHERE uuid = %s", (str(e.originator_id),)
+            ).fetchone()
+            assert row is not None, f"service {e.originator_id} updated before it was created"
+            current = {**row, **changes}
+            columns["search_text"] = search_text(current["title"], current["description"])
+        _update(cur, e, columns)
+
+    def deactivated(self, cur: Cursor, e: Service.Deactivated) -> None:
+        _update(cur, e, {"is_active": False, "updated_at": e.at})
+
+
+def _update(cur: Cursor, e: Service.Event, columns: Mapping[str, object]) -> None:
+    """Set `columns` (names fixed in this module, never from input) on the event's row."""
+    assignments = ", ".join(f"{column} = %s" for column in columns)
+    cur.execute(f"UPDATE services SET {assignments} WHERE uuid = %s", (*columns.values(), str(e.originator_id)))

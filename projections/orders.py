@@ -1,0 +1,104 @@
+"""Keeps `orders`, `deliveries` and `reviews` from the orders log."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from projections.base import Handler, Projection
+from ugc.database import Cursor
+from ugc.orders import CANCELLED, COMPLETED, DELIVERED, IN_PROGRESS, Order
+from ugc.store import Orders
+
+
+class OrdersProjection(Projection):
+    name = "orders"
+    applications: ClassVar[tuple[str, ...]] = (Orders.name,)
+    tables: ClassVar[tuple[str, ...]] = ("orders", "deliveries", "reviews")
+
+    def handlers(self) -> Mapping[type, Handler]:
+        return {
+            Order.Placed: self.placed,
+            Order.Accepted: lambda cur, e: _set(cur, e, status=IN_PROGRESS),
+            Order.Updated: lambda cur, e: _set(cur, e, **e.changes),
+            Order.WorkDelivered: self.delivered,
+            Order.RevisionRequested: lambda cur, e: _set(cur, e, status=IN_PROGRESS),
+            Order.Completed: lambda cur, e: _set(cur, e, status=COMPLETED, completed_at=e.at),
+            Order.AutoCompleted: lambda cur, e: _set(cur, e, status=COMPLETED, completed_at=e.at),
+            Order.Cancelled: lambda cur, e: _set(
+                cur, e, status=CANCELLED, cancelled_at=e.at, cancellation_reason=e.reason
+            ),
+            Order.Reviewed: self.reviewed,
+        }
+
+    def placed(self, cur: Cursor, e: Order.Placed) -> None:
+        cur.execute(
+            "INSERT INTO orders (id, uuid, version, buyer_id, buyer_username, creator_id, creator_profile_id, "
+            "creator_username, service_id, service_title, status, requirements, price, total_price, "
+            "selected_options, delivery_date, created_at, updated_at) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'pending', %s, %s, %s, %s, %s, %s, %s)",
+            (
+                e.number,
+                str(e.originator_id),
+                e.originator_version,
+                e.buyer,
+                e.buyer_username,
+                e.creator,
+                e.creator_profile,
+                e.creator_username,
+                e.service,
+                e.service_title,
+                e.requirements,
+                e.price,
+                e.total_price,
+                [_jsonable(option) for option in e.options],
+                e.delivery_date,
+                e.at,
+                e.at,
+            ),
+        )
+
+    def delivered(self, cur: Cursor, e: Order.WorkDelivered) -> None:
+        order = _set(cur, e, status=DELIVERED, delivered_at=e.at)
+        cur.execute(
+            "INSERT INTO deliveries (id, order_id, message, file_ids, created_at) VALUES (%s, %s, %s, %s, %s)",
+            (e.delivery, order, e.message, list(e.files), e.at),
+        )
+
+    def reviewed(self, cur: Cursor, e: Order.Reviewed) -> None:
+        order = _set(cur, e)
+        row = cur.execute(
+            "SELECT creator_profile_id, buyer_username, service_id, service_title FROM orders WHERE id = %s", (order,)
+        ).fetchone()
+        assert row is not None
+        cur.execute(
+            "INSERT INTO reviews (id, order_id, creator_profile_id, reviewer_id, reviewer_username, service_id, "
+            "service_title, rating, content, created_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (
+                e.review,
+                order,
+                row["creator_profile_id"],
+                e.actor,
+                row["buyer_username"],
+                row["service_id"],
+                row["service_title"],
+                e.rating,
+                e.content,
+                e.at,
+            ),
+        )
+
+
+def _set(cur: Cursor, e: Any, **columns: Any) -> int:
+    """Apply `columns` and the event's version and time to the event's order; return its id."""
+    values = {**columns, "version": e.originator_version, "updated_at": e.at}
+    assignments = ", ".join(f"{name} = %s" for name in values)
+    row = cur.execute(
+        f"UPDATE orders SET {assignments} WHERE uuid = %s RETURNING id", (*values.values(), str(e.originator_id))
+    ).fetchone()
+    assert row is not None, f"no order row for {e.originator_id}"
+    return int(row["id"])
+
+
+def _jsonable(option: dict[str, Any]) -> dict[str, Any]:
+    return {key: str(value) if key == "price" else value for key, value in option.items()}

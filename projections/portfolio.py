@@ -1,0 +1,128 @@
+"""Keeps `portfolio_items`, `portfolio_images` and `portfolio_media` from the catalog log.
+
+An item's row embeds its images (re-read from `portfolio_images` after each image event), so a
+page of items is one query. `portfolio_media` holds exactly the keys of live covers and images:
+the public media route serves nothing else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import ClassVar
+
+from projections.base import Handler, Projection
+from ugc.database import Cursor, Row
+from ugc.portfolio import PortfolioImage, PortfolioItem
+from ugc.store import Catalog
+
+# Image event field -> portfolio_images column.
+_IMAGE_COLUMNS = {"caption": "caption", "order": "sort_order", "image_key": "image_key"}
+
+
+class PortfolioProjection(Projection):
+    name = "portfolio"
+    applications: ClassVar[tuple[str, ...]] = (Catalog.name,)
+    tables: ClassVar[tuple[str, ...]] = ("portfolio_items", "portfolio_images", "portfolio_media")
+
+    def handlers(self) -> Mapping[type, Handler]:
+        return {
+            PortfolioItem.Created: self.item_created,
+            PortfolioItem.Updated: self.item_updated,
+            PortfolioItem.Deleted: self.item_deleted,
+            PortfolioImage.Added: self.image_added,
+            PortfolioImage.Updated: self.image_updated,
+            PortfolioImage.Removed: self.image_removed,
+        }
+
+    def item_created(self, cur: Cursor, e: PortfolioItem.Created) -> None:
+        cur.execute(
+            "INSERT INTO portfolio_items (id, uuid, creator_profile_id, title, description, cover_key, images, "
+            "created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (e.number, str(e.originator_id), e.creator_profile, e.title, e.description, e.cover_key, [], e.at, e.at),
+        )
+        _publish(cur, e.cover_key, e.cover_content_type)
+
+    def item_updated(self, cur: Cursor, e: PortfolioItem.Updated) -> None:
+        uuid = str(e.originator_id)
+        if "cover_key" in e.changes:
+            row = cur.execute("SELECT cover_key FROM portfolio_items WHERE uuid = %s", (uuid,)).fetchone()
+            if row is not None:
+                _unpublish(cur, [row["cover_key"]])
+            _publish(cur, e.changes["cover_key"], e.changes["cover_content_type"])
+        changes = {k: v for k, v in e.changes.items() if k in ("title", "description", "cover_key")}
+        columns = "".join(f"{column} = %s, " for column in changes)
+        cur.execute(
+            f"UPDATE portfolio_items SET {columns}updated_at = %s WHERE uuid = %s", (*changes.values(), e.at, uuid)
+        )
+
+    def item_deleted(self, cur: Cursor, e: PortfolioItem.Deleted) -> None:
+        item = cur.execute(
+            "SELECT id, cover_key FROM portfolio_items WHERE uuid = %s", (str(e.originator_id),)
+        ).fetchone()
+        if item is None:
+            return
+        images = cur.execute(
+            "SELECT image_key FROM portfolio_images WHERE portfolio_item_id = %s", (item["id"],)
+        ).fetchall()
+        _unpublish(cur, [item["cover_key"], *(row["image_key"] for row in images)])
+        cur.execute("DELETE FROM portfolio_images WHERE portfolio_item_id = %s", (item["id"],))
+        cur.execute("DELETE FROM portfolio_items WHERE id = %s", (item["id"],))
+
+    def image_added(self, cur: Cursor, e: PortfolioImage.Added) -> None:
+        # The item may have been deleted concurrently (two aggregates, two appends): then the
+        # image never shows, exactly as the write side, which treats it as gone with its item.
+        if cur.execute("SELECT id FROM portfolio_items WHERE id = %s", (e.portfolio_item,)).fetchone() is None:
+            return
+        cur.execute(
+            "INSERT INTO portfolio_images (id, uuid, portfolio_item_id, image_key, caption, sort_order) "
+            "VALUES (%s, %s, %s, %s, %s, %s)",
+            (e.number, str(e.originator_id), e.portfolio_item, e.image_key, e.caption, e.order),
+        )
+        _publish(cur, e.image_key, e.content_type)
+        _embed_images(cur, e.portfolio_item)
+
+    def image_updated(self, cur: Cursor, e: PortfolioImage.Updated) -> None:
+        image = _image(cur, e)
+        if image is None:
+            return
+        if "image_key" in e.changes:
+            _unpublish(cur, [image["image_key"]])
+            _publish(cur, e.changes["image_key"], e.changes["content_type"])
+        changes = {_IMAGE_COLUMNS[k]: v for k, v in e.changes.items() if k in _IMAGE_COLUMNS}
+        columns = ", ".join(f"{column} = %s" for column in changes)
+        cur.execute(f"UPDATE portfolio_images SET {columns} WHERE id = %s", (*changes.values(), image["id"]))
+        _embed_images(cur, image["portfolio_item_id"])
+
+    def image_removed(self, cur: Cursor, e: PortfolioImage.Removed) -> None:
+        image = _image(cur, e)
+        if image is None:
+            return
+        _unpublish(cur, [image["image_key"]])
+        cur.execute("DELETE FROM portfolio_images WHERE id = %s", (image["id"],))
+        _embed_images(cur, image["portfolio_item_id"])
+
+
+def _image(cur: Cursor, e: PortfolioImage.Event) -> Row | None:
+    return cur.execute(
+        "SELECT id, portfolio_item_id, image_key FROM portfolio_images WHERE uuid = %s", (str(e.originator_id),)
+    ).fetchone()
+
+
+def _embed_images(cur: Cursor, item_id: object) -> None:
+    """Copy the item's images, in display order, into its row."""
+    rows = cur.execute(
+        "SELECT id, image_key, caption, sort_order FROM portfolio_images WHERE portfolio_item_id = %s "
+        "ORDER BY sort_order, id",
+        (item_id,),
+    ).fetchall()
+    images = [{"id": r["id"], "key": r["image_key"], "caption": r["caption"], "order": r["sort_order"]} for r in rows]
+    cur.execute("UPDATE portfolio_items SET images = %s WHERE id = %s", (images, item_id))
+
+
+def _publish(cur: Cursor, key: str, content_type: str) -> None:
+    cur.execute("INSERT INTO portfolio_media (key, content_type) VALUES (%s, %s)", (key, content_type))
+
+
+def _unpublish(cur: Cursor, keys: list[str]) -> None:
+    for key in keys:
+        cur.execute("DELETE FROM portfolio_media WHERE key = %s", (key,))

@@ -1,0 +1,57 @@
+"""Queries on creators' skills (kept by `projections/creator_skills.py`), joined with `skills`.
+
+A removed creator skill keeps its row with `active` false, so restoring it under its old id is
+an update of that row.
+"""
+
+from __future__ import annotations
+
+from readmodels.pages import Page, PageRequest
+from ugc.database import Database, Row
+
+DDL = (
+    """CREATE TABLE IF NOT EXISTS creator_skills (
+        id BIGINT PRIMARY KEY,
+        uuid TEXT NOT NULL UNIQUE,
+        creator_profile_id BIGINT NOT NULL,
+        skill_id BIGINT NOT NULL,
+        level INTEGER NOT NULL,
+        active {bool} NOT NULL,
+        created_at {timestamp} NOT NULL,
+        updated_at {timestamp} NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS creator_skills_by_profile ON creator_skills (creator_profile_id, id)",
+)
+
+_SELECT = (
+    "SELECT cs.id, cs.creator_profile_id, cs.level, s.id AS skill_id, s.name AS skill_name, "
+    "s.description AS skill_description FROM creator_skills cs JOIN skills s ON s.id = cs.skill_id"
+)
+
+
+def list_creator_skills(db: Database, page: PageRequest, creator_profile_id: int | None = None) -> Page:
+    where = "WHERE cs.active = %s"
+    params: list[object] = [True]
+    if creator_profile_id is not None:
+        where += " AND cs.creator_profile_id = %s"
+        params.append(creator_profile_id)
+    with db.transaction() as cur:
+        count = cur.execute(f"SELECT COUNT(*) AS n FROM creator_skills cs {where}", params).fetchone()
+        rows = cur.execute(
+            f"{_SELECT} {where} ORDER BY cs.creator_profile_id, cs.id LIMIT %s OFFSET %s",
+            [*params, page.size, page.offset],
+        ).fetchall()
+    return Page(rows=rows, count=int(count["n"]) if count else 0)
+
+
+def skills_of_creator(db: Database, creator_profile_id: int) -> list[Row]:
+    """Every skill of one creator (a catalog's worth at most), for the creator's page."""
+    with db.transaction() as cur:
+        return cur.execute(
+            f"{_SELECT} WHERE cs.active = %s AND cs.creator_profile_id = %s ORDER BY cs.id",
+            (True, creator_profile_id),
+        ).fetchall()
+
+
+def get_creator_skill(db: Database, creator_skill_id: int) -> Row | None:
+    with db.transaction() as cur:
+        return cur.execute(f"{_SELECT} WHERE cs.active = %s AND cs.id = %s", (True, creator_skill_id)).fetchone()

@@ -1,0 +1,41 @@
+"""Queries on uploaded files (kept by `projections/files.py`)."""
+
+from __future__ import annotations
+
+from readmodels.pages import Page, PageRequest
+from ugc.database import Database, Row
+
+DDL = (
+    """CREATE TABLE IF NOT EXISTS files (
+        id BIGINT PRIMARY KEY,
+        uuid TEXT NOT NULL UNIQUE,
+        owner_id BIGINT NOT NULL,
+        key TEXT NOT NULL,
+        name TEXT NOT NULL,
+        size BIGINT NOT NULL,
+        content_type TEXT NOT NULL,
+        uploaded_at {timestamp} NOT NULL,
+        removed {bool} NOT NULL)""",
+    # The owner's list, newest first, is one range scan of this index.
+    "CREATE INDEX IF NOT EXISTS files_owner_uploaded ON files (owner_id, uploaded_at, id)",
+)
+
+_COLUMNS = "id, owner_id, key, name, size, content_type, uploaded_at, removed"
+
+
+def list_own_files(db: Database, owner_id: int, page: PageRequest) -> Page:
+    """The files `owner_id` has not removed, newest first."""
+    where = "WHERE owner_id = %s AND removed = %s"
+    with db.transaction() as cur:
+        count = cur.execute(f"SELECT COUNT(*) AS n FROM files {where}", (owner_id, False)).fetchone()
+        rows = cur.execute(
+            f"SELECT {_COLUMNS} FROM files {where} ORDER BY uploaded_at DESC, id DESC LIMIT %s OFFSET %s",
+            (owner_id, False, page.size, page.offset),
+        ).fetchall()
+    return Page(rows=rows, count=int(count["n"]) if count else 0)
+
+
+def get_file(db: Database, file_id: int) -> Row | None:
+    """One file, removed or not: the caller decides who may see it."""
+    with db.transaction() as cur:
+        return cur.execute(f"SELECT {_COLUMNS} FROM files WHERE id = %s", (file_id,)).fetchone()

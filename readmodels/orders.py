@@ -1,0 +1,157 @@
+"""The orders read model: lists and details for both parties, deliveries, reviews, creator stats."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from readmodels.pages import Page, PageRequest
+from ugc.database import Database, Row
+
+DDL = (
+    """CREATE TABLE IF NOT EXISTS orders (
+        id BIGINT PRIMARY KEY,
+        uuid TEXT NOT NULL UNIQUE,
+        version BIGINT NOT NULL,
+        buyer_id BIGINT NOT NULL,
+        buyer_username TEXT NOT NULL,
+        creator_id BIGINT NOT NULL,
+        creator_profile_id BIGINT NOT NULL,
+        creator_username TEXT NOT NULL,
+        service_id BIGINT NOT NULL,
+        service_title TEXT NOT NULL,
+        status TEXT NOT NULL,
+        requirements TEXT NOT NULL,
+        price {money} NOT NULL,
+        total_price {money} NOT NULL,
+        selected_options {json} NOT NULL,
+        delivery_date TEXT NOT NULL,
+        cancellation_reason TEXT,
+        created_at {timestamp} NOT NULL,
+        updated_at {timestamp} NOT NULL,
+        delivered_at {timestamp},
+        completed_at {timestamp},
+        cancelled_at {timestamp})""",
+    "CREATE INDEX IF NOT EXISTS orders_buyer ON orders (buyer_id, status, id DESC)",
+    "CREATE INDEX IF NOT EXISTS orders_creator ON orders (creator_id, status, id DESC)",
+    "CREATE INDEX IF NOT EXISTS orders_due ON orders (status, delivered_at)",
+    """CREATE TABLE IF NOT EXISTS deliveries (
+        id BIGINT PRIMARY KEY,
+        order_id BIGINT NOT NULL,
+        message TEXT NOT NULL,
+        file_ids {json} NOT NULL,
+        created_at {timestamp} NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS deliveries_order ON deliveries (order_id, id)",
+    """CREATE TABLE IF NOT EXISTS reviews (
+        id BIGINT PRIMARY KEY,
+        order_id BIGINT NOT NULL UNIQUE,
+        creator_profile_id BIGINT NOT NULL,
+        reviewer_id BIGINT NOT NULL,
+        reviewer_username TEXT NOT NULL,
+        service_id BIGINT NOT NULL,
+        service_title TEXT NOT NULL,
+        rating INTEGER NOT NULL,
+        content TEXT NOT NULL,
+        created_at {timestamp} NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS reviews_creator ON reviews (creator_profile_id, id DESC)",
+    """CREATE TABLE IF NOT EXISTS creator_stats (
+        creator_profile_id BIGINT PRIMARY KEY,
+        rating_sum BIGINT NOT NULL DEFAULT 0,
+        rating_count BIGINT NOT NULL DEFAULT 0,
+        rating {money} NOT NULL DEFAULT 0,
+        completed_orders BIGINT NOT NULL DEFAULT 0)""",
+    """CREATE TABLE IF NOT EXISTS creator_stats_orders (
+        order_uuid TEXT PRIMARY KEY,
+        creator_profile_id BIGINT NOT NULL)""",
+)
+
+ORDER_COLUMNS = (
+    "id, version, buyer_id, buyer_username, creator_id, creator_profile_id, creator_username, service_id, "
+    "service_title, status, requirements, price, total_price, selected_options, delivery_date, "
+    "cancellation_reason, created_at, updated_at, delivered_at, completed_at, cancelled_at"
+)
+OPEN_STATUSES = ("pending", "in_progress", "delivered")
+
+
+def get_order(db: Database, order_id: int) -> Row | None:
+    with db.transaction() as cur:
+        return cur.execute(f"SELECT {ORDER_COLUMNS} FROM orders WHERE id = %s", (order_id,)).fetchone()
+
+
+def list_orders(db: Database, user_id: int, page: PageRequest, *, role: str | None, status: str | None) -> Page:
+    """The caller's orders as buyer and/or creator, newest first (id order is placing order)."""
+    if role == "buyer":
+        parties = ["buyer_id = %s"]
+    elif role == "creator":
+        parties = ["creator_id = %s"]
+    else:
+        parties = ["buyer_id = %s", "creator_id = %s"]
+    # One indexed branch per party; UNION ALL keeps each on its own index (an OR would not).
+    branch = f"SELECT {{columns}} FROM orders WHERE {{party}}{' AND status = %s' if status else ''}"
+    params: list[object] = []
+    for _ in parties:
+        params += [user_id, *([status] if status else [])]
+    # Nobody can order their own service, so the two branches never share a row.
+    selects = " UNION ALL ".join(branch.format(columns=ORDER_COLUMNS, party=party) for party in parties)
+    counts = " UNION ALL ".join(branch.format(columns="COUNT(*) AS n", party=party) for party in parties)
+    with db.transaction() as cur:
+        count = sum(int(row["n"]) for row in cur.execute(counts, params).fetchall())
+        rows = cur.execute(
+            f"SELECT * FROM ({selects}) AS mine ORDER BY id DESC LIMIT %s OFFSET %s",
+            [*params, page.size, page.offset],
+        ).fetchall()
+    return Page(rows=rows, count=count)
+
+
+def list_deliveries(db: Database, order_id: int) -> list[Row]:
+    with db.transaction() as cur:
+        return cur.execute(
+            "SELECT id, order_id, message, file_ids, created_at FROM deliveries WHERE order_id = %s ORDER BY id",
+            (order_id,),
+        ).fetchall()
+
+
+def get_review_of_order(db: Database, order_id: int) -> Row | None:
+    with db.transaction() as cur:
+        return cur.execute("SELECT * FROM reviews WHERE order_id = %s", (order_id,)).fetchone()
+
+
+def list_reviews(db: Database, creator_profile_id: int, page: PageRequest) -> Page:
+    with db.transaction() as cur:
+        count = cur.execute(
+            "SELECT COUNT(*) AS n FROM reviews WHERE creator_profile_id = %s", (creator_profile_id,)
+        ).fetchone()
+        rows = cur.execute(
+            "SELECT * FROM reviews WHERE creator_profile_id = %s ORDER BY id DESC LIMIT %s OFFSET %s",
+            (creator_profile_id, page.size, page.offset),
+        ).fetchall()
+    return Page(rows=rows, count=int(count["n"]) if count else 0)
+
+
+def creator_stats(db: Database, creator_profile_id: int) -> Row | None:
+    with db.transaction() as cur:
+        return cur.execute(
+            "SELECT rating, completed_orders FROM creator_stats WHERE creator_profile_id = %s", (creator_profile_id,)
+        ).fetchone()
+
+
+def due_for_auto_completion(db: Database, delivered_before: object, limit: int = 100) -> list[int]:
+    with db.transaction() as cur:
+        rows = cur.execute(
+            "SELECT id FROM orders WHERE status = 'delivered' AND delivered_at <= %s ORDER BY delivered_at LIMIT %s",
+            (delivered_before, limit),
+        ).fetchall()
+    return [int(row["id"]) for row in rows]
+
+
+def is_late(row: Row, today: date) -> bool:
+    return row["status"] in OPEN_STATUSES and date.fromisoformat(row["delivery_date"]) < today
+
+
+def files_by_id(db: Database, file_ids: list[int]) -> dict[int, Row]:
+    """The stored files named by deliveries, whether or not their owner still lists them."""
+    if not file_ids:
+        return {}
+    marks = ", ".join(["%s"] * len(file_ids))
+    with db.transaction() as cur:
+        rows = cur.execute(f"SELECT id, name, size, content_type FROM files WHERE id IN ({marks})", file_ids).fetchall()
+    return {int(row["id"]): row for row in rows}

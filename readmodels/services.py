@@ -1,0 +1,189 @@
+"""The `services` listing: one denormalised table, so the list endpoint is a single indexed query.
+
+Kept by `projections/listings.py`. Prices and ratings are shown from exact `{money}` columns but
+filtered and ordered on integer minor units (`price_minor`, `rating_minor`, hundredths): exact on
+both dialects, where SQLite would otherwise compare decimal text as text ("900" > "1000").
+
+Search matches `search_text`, the casefolded title and description (casefolded in Python: SQLite's
+LOWER() knows only ASCII), by substring:
+* PostgreSQL: `LIKE '%term%'` served by a pg_trgm GIN index (a Bitmap Index Scan). Trigrams rather
+  than full-text search because clients expect substring matches ("видео" in "видеообзор") in
+  Russian and English alike, with no stemming dictionary to pick per row.
+* SQLite: an FTS5 table with the trigram tokenizer over the same column, kept in step by triggers
+  inside the projection's own transaction (so a reset or rebuild of `services` empties it too);
+  a search term is matched as an FTS5 phrase, i.e. as a contiguous substring.
+Terms shorter than three characters have no trigram: they fall back to a scan of the active rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
+
+from readmodels.pages import Page, PageRequest
+from ugc.database import Cursor, Database, Row
+
+DDL = (
+    """CREATE TABLE IF NOT EXISTS services (
+        id BIGINT PRIMARY KEY,
+        uuid TEXT NOT NULL UNIQUE,
+        creator_profile_id BIGINT NOT NULL,
+        creator_user_id BIGINT NOT NULL,
+        creator_username TEXT NOT NULL,
+        creator_rating {money} NOT NULL DEFAULT 0,
+        rating_minor BIGINT NOT NULL DEFAULT 0,
+        category_id BIGINT NOT NULL,
+        title TEXT NOT NULL,
+        description TEXT NOT NULL,
+        base_price {money} NOT NULL,
+        price_minor BIGINT NOT NULL,
+        delivery_time INTEGER NOT NULL,
+        options {json} NOT NULL,
+        tags {json} NOT NULL,
+        allows_modifications {bool} NOT NULL,
+        modifications_price {money} NOT NULL,
+        is_active {bool} NOT NULL,
+        created_at {timestamp} NOT NULL,
+        updated_at {timestamp} NOT NULL,
+        search_text TEXT NOT NULL)""",
+    # Partial indexes: the listing shows active services only, and the query repeats `is_active`.
+    "CREATE INDEX IF NOT EXISTS services_newest ON services (created_at, id) WHERE is_active",
+    "CREATE INDEX IF NOT EXISTS services_price ON services (price_minor, id) WHERE is_active",
+    "CREATE INDEX IF NOT EXISTS services_rating ON services (rating_minor, id) WHERE is_active",
+    "CREATE INDEX IF NOT EXISTS services_category ON services (category_id, created_at, id) WHERE is_active",
+    "CREATE INDEX IF NOT EXISTS services_creator ON services (creator_profile_id, created_at, id) WHERE is_active",
+    # Ratings are set per creator by the orders' projection (see set_creator_rating).
+    "CREATE INDEX IF NOT EXISTS services_by_creator ON services (creator_profile_id)",
+    {"postgresql": "CREATE EXTENSION IF NOT EXISTS pg_trgm"},
+    {
+        "postgresql": "CREATE INDEX IF NOT EXISTS services_search_trgm ON services "
+        "USING GIN (search_text gin_trgm_ops) WHERE is_active"
+    },
+    {
+        "sqlite": "CREATE VIRTUAL TABLE IF NOT EXISTS services_search USING fts5("
+        "search_text, content='services', content_rowid='id', tokenize='trigram')"
+    },
+    {
+        "sqlite": """CREATE TRIGGER IF NOT EXISTS services_search_insert AFTER INSERT ON services BEGIN
+            INSERT INTO services_search (rowid, search_text) VALUES (new.id, new.search_text);
+        END"""
+    },
+    {
+        "sqlite": """CREATE TRIGGER IF NOT EXISTS services_search_delete AFTER DELETE ON services BEGIN
+            INSERT INTO services_search (services_search, rowid, search_text)
+            VALUES ('delete', old.id, old.search_text);
+        END"""
+    },
+    {
+        "sqlite": """CREATE TRIGGER IF NOT EXISTS services_search_update AFTER UPDATE OF search_text ON services
+        BEGIN
+            INSERT INTO services_search (services_search, rowid, search_text)
+            VALUES ('delete', old.id, old.search_text);
+            INSERT INTO services_search (rowid, search_text) VALUES (new.id, new.search_text);
+        END"""
+    },
+)
+
+COLUMNS = (
+    "id, creator_profile_id, creator_user_id, creator_username, creator_rating, category_id, title, "
+    "description, base_price, delivery_time, options, tags, allows_modifications, modifications_price, "
+    "is_active, created_at, updated_at"
+)
+
+# `ordering=` value -> ORDER BY; ties broken by id in the same direction, so one index serves both ways.
+ORDERINGS = {
+    "-created_at": "created_at DESC, id DESC",
+    "created_at": "created_at, id",
+    "-price": "price_minor DESC, id DESC",
+    "price": "price_minor, id",
+    "-rating": "rating_minor DESC, id DESC",
+    "rating": "rating_minor, id",
+}
+DEFAULT_ORDERING = "-created_at"
+HUNDRED = Decimal(100)
+Query = tuple[str, list[object]]
+
+
+@dataclass(frozen=True)
+class ServiceFilters:
+    category: int | None = None
+    creator: int | None = None
+    search: str | None = None
+    min_price: Decimal | None = None
+    max_price: Decimal | None = None
+    ordering: str = DEFAULT_ORDERING
+
+
+def search_text(title: str, description: str) -> str:
+    """What search matches: the casefolded title and description."""
+    return f"{title} {description}".casefold()
+
+
+def minor_units(amount: Decimal, rounding: str = ROUND_HALF_UP) -> int:
+    """Hundredths of `amount` as an integer (kopecks for prices, 1/100 of a star for ratings)."""
+    return int((amount * HUNDRED).to_integral_value(rounding=rounding))
+
+
+def listing_queries(filters: ServiceFilters, page: PageRequest, dialect: str) -> tuple[Query, Query]:
+    """The count and the page of a listing, as SQL and parameters (the benchmark EXPLAINs these)."""
+    where, params = _where(filters, dialect)
+    order = ORDERINGS[filters.ordering]
+    return (
+        (f"SELECT COUNT(*) AS n FROM services WHERE {where}", params),
+        (
+            f"SELECT {COLUMNS} FROM services WHERE {where} ORDER BY {order} LIMIT %s OFFSET %s",
+            [*params, page.size, page.offset],
+        ),
+    )
+
+
+def list_services(db: Database, filters: ServiceFilters, page: PageRequest) -> Page:
+    count_query, page_query = listing_queries(filters, page, db.dialect)
+    with db.transaction() as cur:
+        count = cur.execute(*count_query).fetchone()
+        rows = cur.execute(*page_query).fetchall()
+    return Page(rows=rows, count=int(count["n"]) if count else 0)
+
+
+def get_service(db: Database, service_id: int) -> Row | None:
+    """A service by id, deactivated ones included (orders placed earlier still show it)."""
+    with db.transaction() as cur:
+        return cur.execute(f"SELECT {COLUMNS} FROM services WHERE id = %s", (service_id,)).fetchone()
+
+
+def set_creator_rating(cur: Cursor, creator_profile_id: int, rating: Decimal) -> None:
+    """For the projection that computes ratings: show `rating` on every service of the creator."""
+    cur.execute(
+        "UPDATE services SET creator_rating = %s, rating_minor = %s WHERE creator_profile_id = %s",
+        (rating.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP), minor_units(rating), creator_profile_id),
+    )
+
+
+def _where(filters: ServiceFilters, dialect: str) -> tuple[str, list[object]]:
+    clauses: list[str] = ["is_active"]
+    params: list[object] = []
+    if filters.category is not None:
+        clauses.append("category_id = %s")
+        params.append(filters.category)
+    if filters.creator is not None:
+        clauses.append("creator_profile_id = %s")
+        params.append(filters.creator)
+    if filters.min_price is not None:
+        clauses.append("price_minor >= %s")
+        params.append(minor_units(filters.min_price, ROUND_CEILING))
+    if filters.max_price is not None:
+        clauses.append("price_minor <= %s")
+        params.append(minor_units(filters.max_price, ROUND_FLOOR))
+    term = filters.search.casefold() if filters.search else ""
+    if term and dialect == "sqlite" and len(term) >= 3:
+        clauses.append("id IN (SELECT rowid FROM services_search WHERE services_search MATCH %s)")
+        params.append('"' + term.replace('"', '""') + '"')
+    elif term:
+        # PostgreSQL's LIKE escapes with a backslash by default; SQLite's needs to be told.
+        clauses.append("search_text LIKE %s" + (" ESCAPE '\\'" if dialect == "sqlite" else ""))
+        params.append(f"%{_escape_like(term)}%")
+    return " AND ".join(clauses), params
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

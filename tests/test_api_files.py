@@ -1,0 +1,280 @@
+"""Private files: upload, list, remove, download; sniffed types, safe names, the size limit."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from tests.conftest import Api
+from ugc.clock import MovableClock
+from ugc.config import Settings
+from ugc.wiring import build_app, runtime
+
+ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z$")
+PNG = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489") + b"\0" * 64
+SMALL_LIMIT = 1024
+TRUNCATED = b'--xyz\r\nContent-Disposition: form-data; name="file"; filename="a"\r\n\r\ncut'
+
+
+def upload(api: Api, user: dict[str, Any], content: bytes, name: str = "note.txt", declared: str = "text/plain") -> Any:
+    return api.client.post("/api/v1/files/upload/", headers=user["headers"], files={"file": (name, content, declared)})
+
+
+def uploaded(api: Api, user: dict[str, Any], content: bytes = b"hello", **kwargs: Any) -> dict[str, Any]:
+    response = upload(api, user, content, **kwargs)
+    assert response.status_code == 201, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def stored_files(settings: Settings) -> list[Path]:
+    """Every file under the media directory, finished or not."""
+    return sorted(path for path in settings.media_dir.rglob("*") if path.is_file())
+
+
+def test_upload_answers_exactly_the_spec_shape(api: Api) -> None:
+    user = api.user()
+    response = upload(api, user, "Привет, мир".encode(), name="привет.txt")
+    assert response.status_code == 201
+    body = response.json()
+    assert body == {
+        "id": body["id"],
+        "name": "привет.txt",
+        "url": f"{api.settings.public_url}/api/v1/files/{body['id']}/download/",
+        "size": len("Привет, мир".encode()),
+        "content_type": "text/plain",
+        "uploaded_at": body["uploaded_at"],
+    }
+    assert isinstance(body["id"], int) and body["id"] > 0
+    assert ISO_UTC.match(body["uploaded_at"])
+
+
+def test_the_stored_key_is_random_and_not_the_uploaded_name(api: Api) -> None:
+    user = api.user()
+    before = set(stored_files(api.settings))
+    uploaded(api, user, b"secret", name="my-secret-name.txt")
+    (new,) = set(stored_files(api.settings)) - before
+    assert "secret" not in new.name and new.suffix == ""
+    assert new.read_bytes() == b"secret"
+    assert new.resolve().is_relative_to(api.settings.media_dir.resolve())
+
+
+def test_the_owner_lists_own_files_newest_first_with_pagination(api: Api) -> None:
+    user, other = api.user(), api.user()
+    ids = [uploaded(api, user, f"file {n}".encode(), name=f"{n}.txt")["id"] for n in range(3)]
+    uploaded(api, other, b"not yours")
+    first = api.client.get("/api/v1/files/?page_size=2", headers=user["headers"]).json()
+    assert first["count"] == 3 and first["previous"] is None and first["next"]
+    assert [item["id"] for item in first["results"]] == ids[::-1][:2]
+    assert set(first["results"][0]) == {"id", "name", "url", "size", "content_type", "uploaded_at"}
+    second = api.client.get(first["next"], headers=user["headers"]).json()
+    assert [item["id"] for item in second["results"]] == ids[:1] and second["next"] is None
+    assert api.client.get("/api/v1/files/?page=3&page_size=2", headers=user["headers"]).status_code == 404
+
+
+def test_the_owner_downloads_the_bytes_with_safe_headers(api: Api) -> None:
+    user = api.user()
+    content = "Отчёт за июнь\n".encode()
+    body = uploaded(api, user, content, name="отчёт июнь.txt")
+    response = api.client.get(body["url"], headers=user["headers"])
+    assert response.status_code == 200
+    assert response.content == content
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["content-type"].startswith("text/plain")
+    assert response.headers["content-disposition"] == (
+        "attachment; filename=\"_____ ____.txt\"; "
+        "filename*=UTF-8''%D0%BE%D1%82%D1%87%D1%91%D1%82%20%D0%B8%D1%8E%D0%BD%D1%8C.txt"
+    )
+
+
+def test_files_are_private_to_their_owner(api: Api) -> None:
+    owner, stranger = api.user(), api.user()
+    body = uploaded(api, owner, b"private")
+    assert api.client.get(body["url"]).status_code == 401
+    download = api.client.get(body["url"], headers=stranger["headers"])
+    assert download.status_code == 404 and download.json() == {"detail": "Страница не найдена."}
+    assert api.client.delete(f"/api/v1/files/{body['id']}/", headers=stranger["headers"]).status_code == 404
+    assert api.client.get("/api/v1/files/", headers=stranger["headers"]).json()["count"] == 0
+    # The stranger's attempt changed nothing for the owner.
+    assert api.client.get(body["url"], headers=owner["headers"]).content == b"private"
+
+
+def test_every_route_needs_a_token(api: Api) -> None:
+    assert api.client.post("/api/v1/files/upload/", files={"file": ("a.txt", b"x")}).status_code == 401
+    assert api.client.get("/api/v1/files/").status_code == 401
+    assert api.client.delete("/api/v1/files/1/").status_code == 401
+    assert api.client.get("/api/v1/files/1/download/").status_code == 401
+
+
+def test_removing_hides_the_file_from_its_owner_but_keeps_the_bytes(api: Api) -> None:
+    user = api.user()
+    body = uploaded(api, user, b"evidence")
+    before = stored_files(api.settings)
+    response = api.client.delete(f"/api/v1/files/{body['id']}", headers=user["headers"])
+    assert response.status_code == 204 and response.content == b""
+    assert api.client.get("/api/v1/files/", headers=user["headers"]).json()["count"] == 0
+    assert api.client.get(body["url"], headers=user["headers"]).status_code == 404
+    assert api.client.delete(f"/api/v1/files/{body['id']}/", headers=user["headers"]).status_code == 404
+    # An order the file was delivered in still needs its bytes.
+    assert stored_files(api.settings) == before
+
+
+def test_an_unknown_file_is_404(api: Api) -> None:
+    user = api.user()
+    assert api.client.delete("/api/v1/files/999999/", headers=user["headers"]).status_code == 404
+    assert api.client.get("/api/v1/files/999999/download/", headers=user["headers"]).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("content", "declared", "sniffed"),
+    [
+        (PNG, "image/jpeg", "image/png"),
+        (b"GIF89a" + b"\0" * 32, "text/plain", "image/gif"),
+        (b"%PDF-1.7\n" + b"\0" * 32, "image/png", "application/pdf"),
+        ("простой текст".encode(), "application/pdf", "text/plain"),
+        (b"<script>alert(1)</script>", "text/html", "text/plain"),
+        (b"\xff\xfe\x00binary", "text/plain", "application/octet-stream"),
+        (b"text\x00with nul", "text/plain", "application/octet-stream"),
+    ],
+)
+def test_the_content_type_comes_from_the_bytes_not_the_client(
+    api: Api, content: bytes, declared: str, sniffed: str
+) -> None:
+    user = api.user()
+    body = uploaded(api, user, content, name="photo.jpg", declared=declared)
+    assert body["content_type"] == sniffed
+    assert api.client.get(body["url"], headers=user["headers"]).headers["content-type"].split(";")[0] == sniffed
+
+
+def test_an_empty_file_is_refused(api: Api) -> None:
+    user = api.user()
+    before = stored_files(api.settings)
+    response = upload(api, user, b"")
+    assert response.status_code == 422
+    assert response.json() == {"error": "Ошибка валидации данных.", "fields": {"file": ["Файл пуст."]}}
+    assert stored_files(api.settings) == before
+
+
+@pytest.mark.parametrize(
+    ("uploaded_name", "shown"),
+    [
+        ("../../etc/passwd", "passwd"),
+        ("..\\..\\windows\\win.ini", "win.ini"),
+        ("/abs/path/report.pdf", "report.pdf"),
+        ("..", "file"),
+        ("", "file"),
+        ("evil\u202etxt.exe", "eviltxt.exe"),
+    ],
+)
+def test_the_uploaded_name_is_only_a_sanitised_display_name(api: Api, uploaded_name: str, shown: str) -> None:
+    user = api.user()
+    body = uploaded(api, user, b"data", name=uploaded_name)
+    assert body["name"] == shown
+    listed = api.client.get("/api/v1/files/", headers=user["headers"]).json()["results"][0]
+    assert listed["name"] == shown
+
+
+def test_a_missing_file_field_is_422(api: Api) -> None:
+    user = api.user()
+    response = api.client.post("/api/v1/files/upload/", headers=user["headers"], files={"other": ("a.txt", b"x")})
+    assert response.status_code == 422
+    assert response.json()["fields"] == {"file": ["Обязательное поле."]}
+    only_text = api.client.post(
+        "/api/v1/files/upload/",
+        headers=user["headers"] | {"Content-Type": "multipart/form-data; boundary=xyz"},
+        content=b'--xyz\r\nContent-Disposition: form-data; name="caption"\r\n\r\nx\r\n--xyz--\r\n',
+    )
+    assert only_text.status_code == 422 and only_text.json()["fields"] == {"file": ["Обязательное поле."]}
+    assert api.client.get("/api/v1/files/", headers=user["headers"]).json()["count"] == 0
+
+
+def test_two_files_in_the_field_are_422_and_neither_is_kept(api: Api) -> None:
+    user = api.user()
+    before = stored_files(api.settings)
+    response = api.client.post(
+        "/api/v1/files/upload/",
+        headers=user["headers"],
+        files=[("file", ("a.txt", b"one")), ("file", ("b.txt", b"two"))],
+    )
+    assert response.status_code == 422 and response.json()["fields"] == {"file": ["Отправьте один файл."]}
+    assert stored_files(api.settings) == before
+
+
+@pytest.mark.parametrize(
+    ("content_type", "content"),
+    [
+        ("application/json", b'{"file": "x"}'),
+        ("", b"file=x"),
+        ("multipart/form-data", b"no boundary"),
+        # Cut off inside the file, before the closing boundary.
+        ("multipart/form-data; boundary=xyz", TRUNCATED),
+        ("multipart/form-data; boundary=xyz", b"--xyz\r\nContent-Type: text/plain\r\n\r\nno name\r\n--xyz--\r\n"),
+    ],
+)
+def test_a_body_that_is_not_well_formed_multipart_is_400(api: Api, content_type: str, content: bytes) -> None:
+    user = api.user()
+    before = stored_files(api.settings)
+    headers = user["headers"] | ({"Content-Type": content_type} if content_type else {})
+    response = api.client.post("/api/v1/files/upload/", headers=headers, content=content)
+    assert response.status_code == 400
+    assert set(response.json()) == {"error"}
+    assert stored_files(api.settings) == before
+
+
+@pytest.fixture(scope="module")
+def small_limit(settings: Settings) -> Iterator[Api]:
+    """The app of this module's database with UGC_MAX_UPLOAD_BYTES set to 1 KiB."""
+    app = build_app(lambda: runtime(dataclasses.replace(settings, max_upload_bytes=SMALL_LIMIT), clock=MovableClock()))
+    with TestClient(app) as client:
+        yield Api(client, settings)
+
+
+def test_a_file_at_the_limit_is_accepted(small_limit: Api) -> None:
+    user = small_limit.user()
+    assert uploaded(small_limit, user, b"x" * SMALL_LIMIT)["size"] == SMALL_LIMIT
+
+
+def test_an_upload_over_the_limit_is_413_and_nothing_is_stored(small_limit: Api) -> None:
+    user = small_limit.user()
+    before = stored_files(small_limit.settings)
+    response = upload(small_limit, user, b"x" * (SMALL_LIMIT + 1))
+    assert response.status_code == 413
+    assert response.json() == {"error": "Слишком большой запрос."}
+    assert stored_files(small_limit.settings) == before
+    assert small_limit.client.get("/api/v1/files/", headers=user["headers"]).json()["count"] == 0
+
+
+def test_an_over_limit_body_without_content_length_is_cut_off_while_streaming(small_limit: Api) -> None:
+    user = small_limit.user()
+    before = stored_files(small_limit.settings)
+    head = b'--xyz\r\nContent-Disposition: form-data; name="file"; filename="big.bin"\r\n\r\n'
+
+    def body() -> Iterator[bytes]:
+        yield head
+        for _ in range(64):
+            yield b"y" * 1000
+        yield b"\r\n--xyz--\r\n"
+
+    response = small_limit.client.post(
+        "/api/v1/files/upload/",
+        headers=user["headers"] | {"Content-Type": "multipart/form-data; boundary=xyz"},
+        content=body(),
+    )
+    assert response.status_code == 413
+    assert stored_files(small_limit.settings) == before
+
+
+def test_a_body_announced_over_the_limit_is_refused_before_it_is_read(small_limit: Api) -> None:
+    user = small_limit.user()
+    response = small_limit.client.post(
+        "/api/v1/files/upload/",
+        headers=user["headers"] | {"Content-Type": "multipart/form-data; boundary=xyz", "Content-Length": "999999999"},
+        content=b"--xyz--\r\n",
+    )
+    assert response.status_code == 413

@@ -1,0 +1,388 @@
+"""Orders over HTTP: shapes, who may do what from which state, retries, history and time travel."""
+
+from __future__ import annotations
+
+import threading
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from tests.conftest import Api, new_client
+from tests.orders_world import Deal, a_deal, act, order_in, place
+from ugc.clock import MovableClock
+from ugc.config import Settings
+
+ORDER_KEYS = {
+    "id",
+    "service",
+    "buyer",
+    "status",
+    "requirements",
+    "price",
+    "total_price",
+    "delivery_date",
+    "created_at",
+    "updated_at",
+    "selected_options",
+    "is_late",
+    "cancellation_reason",
+    "delivered_at",
+    "completed_at",
+    "cancelled_at",
+}
+
+
+@pytest.fixture
+def deal(api: Api) -> Deal:
+    return a_deal(api)
+
+
+def test_placing_fixes_the_terms_of_the_service(api: Api, deal: Deal) -> None:
+    response = api.client.post(
+        "/api/v1/orders/",
+        headers=deal.buyer["headers"],
+        json={
+            "service_id": deal.service["id"],
+            "requirements": "Снять распаковку",
+            "delivery_date": (date.today() + timedelta(days=5)).isoformat(),
+            "selected_option_ids": [o["id"] for o in deal.service["options"]],
+        },
+    )
+    assert response.status_code == 201
+    order = response.json()
+    assert set(order) == ORDER_KEYS
+    assert response.headers["etag"] == '"1"'
+    assert order["status"] == "pending" and order["is_late"] is False
+    assert order["price"] == 1000 and order["total_price"] == 1350.5
+    assert order["buyer"] == {"id": deal.buyer["id"], "username": deal.buyer["username"]}
+    assert order["service"]["id"] == deal.service["id"] and order["service"]["title"] == deal.service["title"]
+    assert [o["name"] for o in order["selected_options"]] == ["Срочно", "Субтитры"]
+    # Later edits of the service never change the order.
+    edit = api.client.patch(
+        f"/api/v1/services/{deal.service['id']}/",
+        headers=deal.creator["headers"],
+        json={"base_price": 5000, "title": "Новое"},
+    )
+    assert edit.status_code == 200
+    again = api.client.get(f"/api/v1/orders/{order['id']}/", headers=deal.buyer["headers"]).json()
+    assert again["price"] == 1000 and again["service"]["title"] == deal.service["title"]
+
+
+def test_placing_without_options(api: Api, deal: Deal) -> None:
+    order = place(api, deal, selected_option_ids=[])
+    assert order["total_price"] == order["price"] == 1000 and order["selected_options"] == []
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"service_id": 999999}, "service_id"),
+        ({"selected_option_ids": [999999]}, "selected_option_ids"),
+        ({"delivery_date": "2000-01-01"}, "delivery_date"),
+        ({"delivery_date": "not a date"}, "delivery_date"),
+        ({"service_id": "x"}, "service_id"),
+        ({"requirements": "r" * 5001}, "requirements"),
+    ],
+)
+def test_placing_refuses_bad_terms(api: Api, deal: Deal, change: dict[str, Any], field: str) -> None:
+    body = {"service_id": deal.service["id"], "delivery_date": (date.today() + timedelta(days=3)).isoformat()} | change
+    response = api.client.post("/api/v1/orders/", headers=deal.buyer["headers"], json=body)
+    assert response.status_code == 422, response.text
+    assert field in response.json()["fields"]
+
+
+def test_an_option_of_another_service_is_refused(api: Api, deal: Deal) -> None:
+    other = api.service(deal.creator, title="Другой сервис")
+    response = api.client.post(
+        "/api/v1/orders/",
+        headers=deal.buyer["headers"],
+        json={
+            "service_id": deal.service["id"],
+            "delivery_date": (date.today() + timedelta(days=3)).isoformat(),
+            "selected_option_ids": [other["options"][0]["id"]],
+        },
+    )
+    assert response.status_code == 422 and "selected_option_ids" in response.json()["fields"]
+
+
+def test_nobody_orders_their_own_service(api: Api, deal: Deal) -> None:
+    response = api.client.post(
+        "/api/v1/orders/",
+        headers=deal.creator["headers"],
+        json={"service_id": deal.service["id"], "delivery_date": (date.today() + timedelta(days=3)).isoformat()},
+    )
+    assert response.status_code == 422 and "service_id" in response.json()["fields"]
+
+
+def test_an_inactive_service_cannot_be_ordered(api: Api, deal: Deal) -> None:
+    assert (
+        api.client.delete(f"/api/v1/services/{deal.service['id']}/", headers=deal.creator["headers"]).status_code == 204
+    )
+    response = api.client.post(
+        "/api/v1/orders/",
+        headers=deal.buyer["headers"],
+        json={"service_id": deal.service["id"], "delivery_date": (date.today() + timedelta(days=3)).isoformat()},
+    )
+    assert response.status_code == 422 and "service_id" in response.json()["fields"]
+
+
+def test_an_unverified_user_cannot_order(api: Api, deal: Deal) -> None:
+    unverified = api.user()
+    response = api.client.post(
+        "/api/v1/orders/",
+        headers=unverified["headers"],
+        json={"service_id": deal.service["id"], "delivery_date": (date.today() + timedelta(days=3)).isoformat()},
+    )
+    assert response.status_code == 403
+
+
+def test_orders_need_a_token(api: Api) -> None:
+    assert api.client.get("/api/v1/orders/").status_code == 401
+    assert api.client.post("/api/v1/orders/", json={}).status_code == 401
+
+
+def test_each_party_lists_its_orders(api: Api, deal: Deal) -> None:
+    first = place(api, deal)["id"]
+    second = order_in(api, deal, "in_progress")
+    as_buyer = api.client.get("/api/v1/orders/", headers=deal.buyer["headers"]).json()
+    assert [o["id"] for o in as_buyer["results"]] == [second, first] and as_buyer["count"] == 2
+    assert api.client.get("/api/v1/orders/?role=creator", headers=deal.buyer["headers"]).json()["count"] == 0
+    as_creator = api.client.get("/api/v1/orders/?role=creator", headers=deal.creator["headers"]).json()
+    assert [o["id"] for o in as_creator["results"]] == [second, first]
+    pending = api.client.get("/api/v1/orders/?status=pending", headers=deal.creator["headers"]).json()
+    assert [o["id"] for o in pending["results"]] == [first]
+    stranger = api.user()
+    assert api.client.get("/api/v1/orders/", headers=stranger["headers"]).json()["count"] == 0
+    assert api.client.get("/api/v1/orders/?status=lost", headers=deal.buyer["headers"]).status_code == 422
+    assert api.client.get("/api/v1/orders/?role=admin", headers=deal.buyer["headers"]).status_code == 422
+    paged = api.client.get("/api/v1/orders/?page_size=1&page=2", headers=deal.buyer["headers"]).json()
+    assert [o["id"] for o in paged["results"]] == [first] and paged["next"] is None
+
+
+def test_an_order_is_visible_to_its_parties_and_auditors_only(api: Api, deal: Deal) -> None:
+    order = place(api, deal)["id"]
+    for party in (deal.buyer, deal.creator):
+        response = api.client.get(f"/api/v1/orders/{order}/", headers=party["headers"])
+        assert response.status_code == 200 and response.headers["etag"] == '"1"'
+    stranger = api.user()
+    assert api.client.get(f"/api/v1/orders/{order}/", headers=stranger["headers"]).status_code == 404
+    assert api.client.get(f"/api/v1/orders/{order}/history/", headers=stranger["headers"]).status_code == 404
+    assert api.client.get("/api/v1/orders/987654/", headers=deal.buyer["headers"]).status_code == 404
+    auditor = grant(api, api.user(), "auditor")
+    assert api.client.get(f"/api/v1/orders/{order}/", headers=auditor["headers"]).status_code == 200
+    assert api.client.get(f"/api/v1/orders/{order}/history/", headers=auditor["headers"]).status_code == 200
+    # Auditors change nothing; they see the order, so the refusal is a 403.
+    for action, body in (("accept", None), ("cancel", {"reason": "Аудит"}), ("approve", None)):
+        assert (
+            api.client.post(f"/api/v1/orders/{order}/{action}/", headers=auditor["headers"], json=body).status_code
+            == 403
+        )
+    assert api.client.get(f"/api/v1/orders/{order}/", headers=deal.buyer["headers"]).json()["status"] == "pending"
+
+
+def grant(api: Api, user: dict[str, Any], role: str) -> dict[str, Any]:
+    services = api.client.app.state.services  # type: ignore[attr-defined]
+    positions = services.accounts.grant_role(user["username"], role)
+    services.progress.nudge()
+    from readmodels.tracking import wait_for
+
+    wait_for(services.db, services.progress, positions, 5.0)
+    return user
+
+
+def test_the_lifecycle_answers_the_spec_shapes(api: Api, deal: Deal) -> None:
+    order = place(api, deal)["id"]
+    accepted = act(api, deal.creator, order, "accept")
+    assert set(accepted) == {"id", "status", "updated_at"} and accepted["status"] == "in_progress"
+    delivery = act(api, deal.creator, order, "deliveries", {"message": "Ссылка: https://example.com/v"}, expect=201)
+    assert set(delivery) == {"id", "order_id", "message", "files", "created_at"} and delivery["files"] == []
+    revision = act(api, deal.buyer, order, "request-revision", {"message": "Добавьте субтитры"})
+    assert revision["status"] == "in_progress"
+    act(api, deal.creator, order, "deliveries", {"message": "Исправлено", "file_ids": []}, expect=201)
+    approved = act(api, deal.buyer, order, "approve")
+    assert set(approved) == {"id", "status", "completed_at"} and approved["status"] == "completed"
+    review = act(api, deal.buyer, order, "reviews", {"content": "Отлично!", "rating": 5}, expect=201)
+    assert review["rating"] == 5 and review["reviewer"]["username"] == deal.buyer["username"]
+    assert review["service_title"] == deal.service["title"]
+    deliveries = api.client.get(f"/api/v1/orders/{order}/deliveries/", headers=deal.buyer["headers"]).json()
+    assert [d["message"] for d in deliveries] == ["Ссылка: https://example.com/v", "Исправлено"]
+    reviews = api.client.get(f"/api/v1/creators/{deal.creator['profile']['id']}/reviews/").json()
+    assert reviews["count"] == 1 and reviews["results"][0]["content"] == "Отлично!"
+    profile = api.client.get(f"/api/v1/creators/{deal.creator['profile']['id']}/").json()
+    assert profile["rating"] == 5 and profile["completed_orders"] == 1
+
+
+def test_ratings_are_means_with_two_decimals(api: Api) -> None:
+    creator = api.creator()
+    service = api.service(creator)
+    for rating in (5, 4, 4):
+        deal = Deal(creator=creator, buyer=api.verified_user(), service=service)
+        order = order_in(api, deal, "completed")
+        act(api, deal.buyer, order, "reviews", {"content": "", "rating": rating}, expect=201)
+    profile = api.client.get(f"/api/v1/creators/{creator['profile']['id']}/").json()
+    assert Decimal(str(profile["rating"])) == Decimal("4.33") and profile["completed_orders"] == 3
+
+
+def test_cancel_needs_a_reason_and_answers_its_shape(api: Api, deal: Deal) -> None:
+    order = place(api, deal)["id"]
+    assert api.client.post(f"/api/v1/orders/{order}/cancel/", headers=deal.buyer["headers"], json={}).status_code == 422
+    assert (
+        api.client.post(
+            f"/api/v1/orders/{order}/cancel/", headers=deal.buyer["headers"], json={"reason": "  "}
+        ).status_code
+        == 422
+    )
+    cancelled = act(api, deal.creator, order, "cancel", {"reason": "Не успеваю"})
+    assert set(cancelled) == {"id", "status", "cancellation_reason", "cancelled_at"}
+    assert cancelled["status"] == "cancelled" and cancelled["cancellation_reason"] == "Не успеваю"
+
+
+def test_wrong_party_is_403_and_wrong_state_is_409_with_the_status(api: Api, deal: Deal) -> None:
+    order = place(api, deal)["id"]
+    assert api.client.post(f"/api/v1/orders/{order}/accept/", headers=deal.buyer["headers"]).status_code == 403
+    assert api.client.post(f"/api/v1/orders/{order}/approve/", headers=deal.creator["headers"]).status_code == 403
+    wrong = api.client.post(f"/api/v1/orders/{order}/approve/", headers=deal.buyer["headers"])
+    assert wrong.status_code == 409 and wrong.json()["status"] == "pending" and "error" in wrong.json()
+    stranger = api.user()
+    assert api.client.post(f"/api/v1/orders/{order}/accept/", headers=stranger["headers"]).status_code == 404
+    done = order_in(api, deal, "completed")
+    again = api.client.post(f"/api/v1/orders/{done}/cancel/", headers=deal.buyer["headers"], json={"reason": "Поздно"})
+    assert again.status_code == 409 and again.json()["status"] == "completed"
+
+
+def test_a_second_review_is_409(api: Api, deal: Deal) -> None:
+    order = order_in(api, deal, "completed")
+    act(api, deal.buyer, order, "reviews", {"content": "Хорошо", "rating": 4}, expect=201)
+    second = api.client.post(
+        f"/api/v1/orders/{order}/reviews/", headers=deal.buyer["headers"], json={"content": "", "rating": 1}
+    )
+    assert second.status_code == 409
+    for rating in (0, 6, "five"):
+        bad = api.client.post(
+            f"/api/v1/orders/{order}/reviews/", headers=deal.buyer["headers"], json={"rating": rating}
+        )
+        assert bad.status_code == 422
+
+
+def test_revision_is_403_when_the_service_allows_no_modifications(api: Api) -> None:
+    deal = a_deal(api, allows_modifications=False)
+    order = order_in(api, deal, "delivered")
+    assert (
+        api.client.post(f"/api/v1/orders/{order}/request-revision/", headers=deal.buyer["headers"]).status_code == 403
+    )
+
+
+def test_the_buyer_updates_a_pending_order(api: Api, deal: Deal) -> None:
+    order = place(api, deal)["id"]
+    new_date = (date.today() + timedelta(days=20)).isoformat()
+    response = api.client.patch(
+        f"/api/v1/orders/{order}/",
+        headers=deal.buyer["headers"],
+        json={"requirements": "Другие требования", "delivery_date": new_date},
+    )
+    assert response.status_code == 200
+    assert response.json()["requirements"] == "Другие требования" and response.json()["delivery_date"] == new_date
+    assert (
+        api.client.patch(
+            f"/api/v1/orders/{order}/", headers=deal.creator["headers"], json={"requirements": "x"}
+        ).status_code
+        == 403
+    )
+    assert (
+        api.client.patch(
+            f"/api/v1/orders/{order}/", headers=deal.buyer["headers"], json={"delivery_date": "2001-01-01"}
+        ).status_code
+        == 422
+    )
+    act(api, deal.creator, order, "accept")
+    late = api.client.patch(f"/api/v1/orders/{order}/", headers=deal.buyer["headers"], json={"requirements": "Ещё"})
+    assert late.status_code == 409 and late.json()["status"] == "in_progress"
+
+
+def test_a_stale_if_match_is_412_and_changes_nothing(api: Api, deal: Deal) -> None:
+    order = place(api, deal)["id"]
+    etag = api.client.get(f"/api/v1/orders/{order}/", headers=deal.creator["headers"]).headers["etag"]
+    api.client.patch(f"/api/v1/orders/{order}/", headers=deal.buyer["headers"], json={"requirements": "Изменено"})
+    stale = api.client.post(f"/api/v1/orders/{order}/accept/", headers=deal.creator["headers"] | {"If-Match": etag})
+    assert stale.status_code == 412 and stale.json()["version"] == 2
+    assert api.client.get(f"/api/v1/orders/{order}/", headers=deal.buyer["headers"]).json()["status"] == "pending"
+    fresh = api.client.post(f"/api/v1/orders/{order}/accept/", headers=deal.creator["headers"] | {"If-Match": '"2"'})
+    assert fresh.status_code == 200 and fresh.headers["etag"] == '"3"'
+
+
+def test_an_idempotency_key_retried_concurrently_places_one_order(api: Api, deal: Deal) -> None:
+    body = {"service_id": deal.service["id"], "delivery_date": (date.today() + timedelta(days=3)).isoformat()}
+    headers = deal.buyer["headers"] | {"Idempotency-Key": f"place-{deal.buyer['id']}"}
+    answers: list[Any] = []
+    start = threading.Barrier(10)
+
+    def attempt() -> None:
+        start.wait()
+        answers.append(api.client.post("/api/v1/orders/", headers=headers, json=body))
+
+    threads = [threading.Thread(target=attempt) for _ in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert {a.status_code for a in answers} == {201}
+    assert len({a.json()["id"] for a in answers}) == 1
+    assert api.client.get("/api/v1/orders/", headers=deal.buyer["headers"]).json()["count"] == 1
+    reused = api.client.post("/api/v1/orders/", headers=headers, json=body | {"requirements": "другое"})
+    assert reused.status_code == 422
+
+
+def test_history_and_as_of_walk_the_whole_lifecycle(settings: Settings) -> None:
+    clock = MovableClock()
+    with new_client(settings, clock) as client:
+        api = Api(client, settings)
+        deal = a_deal(api)
+        order = place(api, deal)["id"]
+        steps: list[tuple[str, str, dict[str, Any], str]] = [
+            ("creator", "accept", {}, "in_progress"),
+            ("creator", "deliveries", {"message": "v1"}, "delivered"),
+            ("buyer", "request-revision", {"message": "ещё"}, "in_progress"),
+            ("creator", "deliveries", {"message": "v2"}, "delivered"),
+            ("buyer", "approve", {}, "completed"),
+            ("buyer", "reviews", {"content": "Спасибо", "rating": 5}, "completed"),
+        ]
+        for who, action, body, _ in steps:
+            clock.advance(timedelta(minutes=1))
+            party = deal.creator if who == "creator" else deal.buyer
+            expect = 201 if action in ("deliveries", "reviews") else 200
+            act(api, party, order, action, body, expect=expect)
+        history = client.get(f"/api/v1/orders/{order}/history/", headers=deal.buyer["headers"]).json()
+        assert [e["type"] for e in history] == [
+            "OrderPlaced",
+            "OrderAccepted",
+            "WorkDelivered",
+            "RevisionRequested",
+            "WorkDelivered",
+            "OrderCompleted",
+            "OrderReviewed",
+        ]
+        assert [e["version"] for e in history] == list(range(1, 8))
+        assert history[0]["actor"] == {"id": deal.buyer["id"], "username": deal.buyer["username"]}
+        assert history[1]["actor"]["username"] == deal.creator["username"]
+        assert history[2]["data"]["message"] == "v1" and history[6]["data"]["rating"] == 5
+        expected = ["pending"] + [status for *_, status in steps]
+        for version, status in enumerate(expected, start=1):
+            then = client.get(f"/api/v1/orders/{order}/?as_of={version}", headers=deal.buyer["headers"])
+            assert then.status_code == 200 and then.json()["status"] == status, version
+            assert then.headers["etag"] == f'"{version}"'
+            # Half a minute after the event, the order was still as that event left it.
+            moment = datetime.fromisoformat(history[version - 1]["occurred_at"].replace("Z", "+00:00"))
+            at_time = client.get(
+                f"/api/v1/orders/{order}/",
+                params={"as_of": (moment + timedelta(seconds=30)).isoformat()},
+                headers=deal.buyer["headers"],
+            )
+            assert at_time.status_code == 200 and at_time.json()["status"] == status, version
+        assert client.get(f"/api/v1/orders/{order}/?as_of=99", headers=deal.buyer["headers"]).status_code == 422
+        assert client.get(f"/api/v1/orders/{order}/?as_of=yesterday", headers=deal.buyer["headers"]).status_code == 422
+        before = client.get(
+            f"/api/v1/orders/{order}/", params={"as_of": "2000-01-01T00:00:00Z"}, headers=deal.buyer["headers"]
+        )
+        assert before.status_code == 404

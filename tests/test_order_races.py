@@ -1,0 +1,115 @@
+"""Two commands racing on one order against a real server: exactly one wins, the other gets 409.
+
+Fired from two threads, many times over; on PostgreSQL 50 rounds of each race. When both were
+decided on the same state, one wins and the other answers 409 with the winner's status. Only
+accept-vs-cancel has a second legal outcome: if the accept was already stored when the cancel
+arrived, the cancel is a new request on an order in progress, which the rule book allows; the
+history then shows the two one after the other, never both decided on the pending order.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.backends import environment, fresh_database
+from tests.conftest import Api
+from tests.orders_world import Deal, a_deal, order_in
+from tests.servers import Server, start_server
+from ugc.config import Settings
+
+pytestmark = pytest.mark.e2e
+
+
+@dataclass
+class Race:
+    """A state to start from and two (party, action, body) requests fired at the same moment."""
+
+    start: str
+    first: tuple[str, str, dict[str, Any] | None]
+    second: tuple[str, str, dict[str, Any] | None]
+
+
+RACES = {
+    "accept_vs_cancel": Race("pending", ("creator", "accept", None), ("buyer", "cancel", {"reason": "Передумал"})),
+    "two_accepts": Race("pending", ("creator", "accept", None), ("creator", "accept", None)),
+    "deliver_vs_cancel": Race(
+        "in_progress", ("creator", "deliveries", {"message": "Готово"}), ("buyer", "cancel", {"reason": "Долго"})
+    ),
+    "two_approvals": Race("delivered", ("buyer", "approve", None), ("buyer", "approve", None)),
+}
+FINAL = {"accept": "in_progress", "cancel": "cancelled", "deliveries": "delivered", "approve": "completed"}
+
+
+@pytest.fixture(scope="module")
+def server(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Settings]]:
+    var_dir = tmp_path_factory.mktemp("race-var")
+    with fresh_database(backend, var_dir) as url:
+        env = environment(backend, url, var_dir)
+        with start_server(env, log_dir=Path(var_dir)) as running:
+            yield running, Settings.from_env(env)
+
+
+@pytest.fixture(scope="module")
+def deal(server: tuple[Server, Settings]) -> Iterator[Deal]:
+    running, settings = server
+    with httpx.Client(base_url=running.url, timeout=30) as client:
+        yield a_deal(Api(client, settings))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("race", list(RACES))
+def test_exactly_one_of_two_racing_commands_wins(
+    race: str, backend: str, server: tuple[Server, Settings], deal: Deal
+) -> None:
+    running, settings = server
+    rounds = 50 if backend == "postgres" else 10
+    plan = RACES[race]
+    parties = {"buyer": deal.buyer, "creator": deal.creator}
+    with httpx.Client(base_url=running.url, timeout=30) as setup, httpx.Client(
+        base_url=running.url, timeout=30
+    ) as one, httpx.Client(base_url=running.url, timeout=30) as two:
+        api = Api(setup, settings)  # type: ignore[arg-type]
+        raced = serial = 0
+        for round_number in range(rounds):
+            order = order_in(api, deal, plan.start)
+            answers: list[tuple[str, httpx.Response]] = []
+            start = threading.Barrier(2)
+
+            def fire(client: httpx.Client, request: tuple[str, str, dict[str, Any] | None]) -> None:
+                who, action, body = request
+                start.wait()
+                response = client.post(f"/api/v1/orders/{order}/{action}/", headers=parties[who]["headers"], json=body)
+                answers.append((action, response))
+
+            threads = [
+                threading.Thread(target=fire, args=(one, plan.first)),
+                threading.Thread(target=fire, args=(two, plan.second)),
+            ]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            outcome = [(action, response.status_code) for action, response in answers]
+            assert all(status in (200, 201, 409) for _, status in outcome), [r.text for _, r in answers]
+            winners = [action for action, status in outcome if status in (200, 201)]
+            history = setup.get(f"/api/v1/orders/{order}/history/", headers=deal.buyer["headers"]).json()
+            final = setup.get(f"/api/v1/orders/{order}/", headers=deal.buyer["headers"]).json()
+            before = {"pending": 1, "in_progress": 2, "delivered": 3}[plan.start]
+            if len(winners) == 2:
+                assert race == "accept_vs_cancel", outcome
+                assert [e["type"] for e in history[before:]] == ["OrderAccepted", "OrderCancelled"]
+                serial += 1
+                continue
+            assert len(winners) == 1, (round_number, outcome)
+            loser = next(response for _, response in answers if response.status_code == 409)
+            assert loser.json()["status"] == FINAL[winners[0]] == final["status"]
+            assert len(history) == before + 1
+            raced += 1
+        print(f"{race} on {backend}: {raced} rounds with one winner, {serial} accepted-then-cancelled in turn")
+        assert raced > 0

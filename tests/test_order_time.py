@@ -1,0 +1,101 @@
+"""Time in the lifecycle: auto-completion after the review period, and lateness (a moved clock)."""
+
+from __future__ import annotations
+
+import threading
+from datetime import date, timedelta
+
+from commands.scheduler import AutoCompleter
+from readmodels.orders import due_for_auto_completion
+from tests.conftest import Api, new_client
+from tests.orders_world import a_deal, act, order_in, place
+from ugc.clock import MovableClock
+from ugc.config import Settings
+
+
+def test_a_delivered_order_completes_itself_exactly_once(settings: Settings) -> None:
+    clock = MovableClock()
+    with new_client(settings, clock) as client:
+        api = Api(client, settings)
+        deal = a_deal(api)
+        order = order_in(api, deal, "delivered")
+        other = order_in(api, deal, "delivered")
+        act(api, deal.buyer, other, "approve")
+        services = client.app.state.services  # type: ignore[attr-defined]
+        schedulers = [
+            AutoCompleter(services.orders, clock, lambda before: due_for_auto_completion(services.db, before))
+            for _ in range(2)
+        ]
+        clock.advance(timedelta(days=settings.auto_complete_days) - timedelta(minutes=1))
+        assert [s.run_once() for s in schedulers] == [0, 0], "not due yet"
+        clock.advance(timedelta(minutes=2))
+        done: list[int] = []
+        start = threading.Barrier(len(schedulers))
+
+        def run(scheduler: AutoCompleter) -> None:
+            start.wait()
+            done.append(scheduler.run_once())
+
+        threads = [threading.Thread(target=run, args=(s,)) for s in schedulers]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert sorted(done) == [0, 1]
+        # Access tokens expired while the clock moved: sign in again.
+        buyer = api.login(deal.buyer["username"])
+        headers = {"Authorization": f"Bearer {buyer['access']}"}
+        response = client.get(f"/api/v1/orders/{order}/history/", headers=headers)
+        assert response.status_code == 200, response.text
+        history = response.json()
+        assert [e["type"] for e in history].count("OrderAutoCompleted") == 1
+        assert history[-1]["actor"] == {"id": None, "username": "system"}
+        services.progress.nudge()
+        current = client.get(f"/api/v1/orders/{order}/", headers=headers).json()
+        assert current["status"] == "completed" and current["completed_at"] is not None
+        profile = client.get(f"/api/v1/creators/{deal.creator['profile']['id']}/").json()
+        assert profile["completed_orders"] == 2
+
+
+def test_an_open_order_past_its_delivery_date_is_late(settings: Settings) -> None:
+    clock = MovableClock()
+    with new_client(settings, clock) as client:
+        api = Api(client, settings)
+        deal = a_deal(api)
+        due = (clock.now().date() + timedelta(days=2)).isoformat()
+        open_order = place(api, deal, delivery_date=due)["id"]
+        finished = place(api, deal, delivery_date=due)["id"]
+        act(api, deal.creator, finished, "accept")
+        act(api, deal.creator, finished, "deliveries", {"message": "Готово"}, expect=201)
+        act(api, deal.buyer, finished, "approve")
+        assert client.get(f"/api/v1/orders/{open_order}/", headers=deal.buyer["headers"]).json()["is_late"] is False
+        clock.advance(timedelta(days=3))
+        headers = {"Authorization": f"Bearer {api.login(deal.buyer['username'])['access']}"}
+        assert client.get(f"/api/v1/orders/{open_order}/", headers=headers).json()["is_late"] is True
+        assert client.get(f"/api/v1/orders/{finished}/", headers=headers).json()["is_late"] is False
+        listed = {o["id"]: o["is_late"] for o in client.get("/api/v1/orders/", headers=headers).json()["results"]}
+        assert listed == {open_order: True, finished: False}
+        assert date.fromisoformat(due) < clock.now().date()
+
+
+def test_the_history_command_prints_an_order_for_people_and_machines(settings: Settings, backend: str) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from tests.backends import environment
+
+    with new_client(settings, MovableClock()) as client:
+        api = Api(client, settings)
+        deal = a_deal(api)
+        order = order_in(api, deal, "completed")
+    env = os.environ | environment(backend, settings.database_url, settings.var_dir)
+    command = [sys.executable, "-m", "ugc.cli", "history", "order", str(order)]
+    text = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
+    assert f"Order {order}: 4 events" in text
+    assert "OrderPlaced" in text and "WorkDelivered" in text and deal.creator["username"] in text
+    machine = json.loads(subprocess.run([*command, "--json"], env=env, capture_output=True, text=True, check=True).stdout)
+    assert [e["type"] for e in machine] == ["OrderPlaced", "OrderAccepted", "WorkDelivered", "OrderCompleted"]
+    missing = subprocess.run([sys.executable, "-m", "ugc.cli", "history", "order", "999999"], env=env, capture_output=True)
+    assert missing.returncode == 1

@@ -1,0 +1,85 @@
+"""Uploaded files: who owns one, where its bytes are kept, whether the owner still lists it.
+
+The bytes live in the media store under a random `key`; the display `name` is the uploaded name
+already sanitised by the API. Removal by the owner only hides the file from the owner: the record
+and the bytes stay, because an order the file was delivered in keeps it as evidence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate, event
+
+from ugc.errors import NotFound
+from ugc.events import stored_as
+from ugc.ids import aggregate_id
+
+
+@stored_as
+class StoredFile(Aggregate):
+    @dataclass(frozen=True)
+    class Uploaded(Aggregate.Created):
+        TOPIC = "ugc.StoredFile.Uploaded"
+        number: int
+        owner_user_number: int
+        key: str
+        name: str
+        size: int
+        content_type: str
+        sha256: str
+        at: datetime
+
+    @dataclass(frozen=True)
+    class RemovedByOwner(Aggregate.Event):
+        TOPIC = "ugc.StoredFile.RemovedByOwner"
+        at: datetime
+
+    @staticmethod
+    def create_id(
+        number: int,
+        owner_user_number: int,
+        key: str,
+        name: str,
+        size: int,
+        content_type: str,
+        sha256: str,
+        at: datetime,
+    ) -> UUID:
+        return aggregate_id("file", number)
+
+    @event(Uploaded)
+    def __init__(
+        self,
+        number: int,
+        owner_user_number: int,
+        key: str,
+        name: str,
+        size: int,
+        content_type: str,
+        sha256: str,
+        at: datetime,
+    ) -> None:
+        self.number = number
+        self.owner_user_number = owner_user_number
+        self.key = key
+        self.name = name
+        self.size = size
+        self.content_type = content_type
+        self.sha256 = sha256
+        self.removed = False
+
+    def visible_to_owner(self, user_number: int) -> bool:
+        return self.owner_user_number == user_number and not self.removed
+
+    def remove_by_owner(self, user_number: int, at: datetime) -> None:
+        """Hide the file from its owner; to anyone else (or once removed) it does not exist."""
+        if not self.visible_to_owner(user_number):
+            raise NotFound("file_not_found")
+        self._removed_by_owner(at)
+
+    @event(RemovedByOwner)
+    def _removed_by_owner(self, at: datetime) -> None:
+        self.removed = True

@@ -1,0 +1,125 @@
+"""Bytes of uploaded files on disk, each under a random key.
+
+A key is made here (`secrets.token_urlsafe`), never taken from a client, so no uploaded name can
+reach the file system; `path` accepts only strings shaped like the keys this store makes, so a key
+from a URL cannot climb out of the root either. Bytes arrive in a temporary file beside the final
+place and are renamed into it once complete, so a reader never sees half a file and a failed or
+refused upload leaves nothing behind.
+
+    incoming = media.begin()
+    try:
+        incoming.write(chunk) ...
+        key = incoming.commit()
+    except BaseException:
+        incoming.discard()
+        raise
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import secrets
+from pathlib import Path
+from typing import BinaryIO
+
+# 24 random bytes -> 32 URL-safe characters.
+_KEY_BYTES = 24
+_KEY = re.compile(r"^[A-Za-z0-9_-]{32}$")
+_INCOMING = ".incoming"
+
+
+class UnknownKey(KeyError):
+    """Not a key this store makes, or no bytes are stored under it."""
+
+
+class MediaStore:
+    """Files under `root`: `<root>/<first two characters of the key>/<key>`."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def begin(self) -> Incoming:
+        """Start receiving a new file under a fresh random key."""
+        incoming_dir = self.root / _INCOMING
+        incoming_dir.mkdir(parents=True, exist_ok=True)
+        return Incoming(self, secrets.token_urlsafe(_KEY_BYTES), incoming_dir)
+
+    def path(self, key: str) -> Path:
+        """Where the bytes of `key` are (or would be); `UnknownKey` if `key` is not shaped like a key."""
+        if not isinstance(key, str) or not _KEY.match(key):
+            raise UnknownKey(key)
+        return self.root / key[:2] / key
+
+    def exists(self, key: str) -> bool:
+        try:
+            return self.path(key).is_file()
+        except UnknownKey:
+            return False
+
+    def open(self, key: str) -> BinaryIO:
+        """The stored bytes of `key`, for reading; `UnknownKey` if there are none."""
+        try:
+            return self.path(key).open("rb")
+        except FileNotFoundError:
+            raise UnknownKey(key) from None
+
+    def delete(self, key: str) -> None:
+        """Forget the bytes of `key`: only for bytes no stored event refers to (a command that failed)."""
+        self.path(key).unlink(missing_ok=True)
+
+
+class Incoming:
+    """A file being received: written chunk by chunk, then committed under its key or discarded.
+
+    Counts its size and SHA-256 as the bytes go by, so nothing has to read the file again.
+    """
+
+    def __init__(self, store: MediaStore, key: str, directory: Path) -> None:
+        self.store = store
+        self.key = key
+        self.size = 0
+        self._digest = hashlib.sha256()
+        self._temporary = directory / f"{key}.part"
+        # Readable by this service's user only; closed by commit or discard.
+        descriptor = os.open(self._temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        self._file: BinaryIO | None = os.fdopen(descriptor, "wb")
+        self.committed = False
+
+    @property
+    def sha256(self) -> str:
+        return self._digest.hexdigest()
+
+    def write(self, data: bytes) -> None:
+        if self._file is None:
+            raise ValueError("the file is already committed or discarded")
+        self._file.write(data)
+        self.size += len(data)
+        self._digest.update(data)
+
+    def commit(self) -> str:
+        """Make the bytes durable and visible under `key` (an atomic rename); returns the key."""
+        if self._file is None:
+            raise ValueError("the file is already committed or discarded")
+        file, self._file = self._file, None
+        try:
+            file.flush()
+            os.fsync(file.fileno())
+        finally:
+            file.close()
+        final = self.store.path(self.key)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(self._temporary, final)
+        self.committed = True
+        return self.key
+
+    def discard(self) -> None:
+        """Remove the bytes, committed or not: call it when no event will refer to them. Idempotent."""
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        self._temporary.unlink(missing_ok=True)
+        if self.committed:
+            self.store.delete(self.key)
+            self.committed = False
