@@ -38,12 +38,14 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
 from argon2 import PasswordHasher
 
 import ceilings
 import loadgen
-from common import ROOT, VENV_BIN, fresh_database, free_port, server, wait_for_quiet
+from common import ROOT, VENV_BIN, fresh_database, free_port, process_cpu_seconds, server, wait_for_quiet
 from loadgen import Result, Scenario
+from ugc.store import is_postgres
 
 PASSWORD = "bench-Password-1"
 JSON_HEADERS = {"Content-Type": "application/json"}
@@ -138,10 +140,37 @@ def ugc_server(database_url: str) -> Iterator[tuple[str, int, Path]]:
             raise
 
 
+@dataclass(frozen=True)
+class AtRest:
+    server_cores: float  # CPU of the idle server process
+    db_transactions_per_s: float | None  # PostgreSQL transactions/s of the idle server's database
+
+
+def db_transactions(url: str) -> int:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SELECT pg_stat_clear_snapshot()")
+        row = conn.execute("SELECT xact_commit + xact_rollback FROM pg_stat_database "
+                           "WHERE datname = current_database()").fetchone()
+    return int(row[0]) if row else 0
+
+
+def at_rest(url: str, pid: int, seconds: float = 12.0) -> AtRest:
+    """What the server does with no request at all (PostgreSQL flushes idle backends' counters
+    within 10 s, hence the long window)."""
+    wait_for_quiet(server_pid=pid)
+    postgres = is_postgres(url)
+    xacts, cpu, began = db_transactions(url) if postgres else 0, process_cpu_seconds(pid), time.monotonic()
+    time.sleep(seconds)
+    elapsed = time.monotonic() - began
+    rate = (db_transactions(url) - xacts - 1) / elapsed if postgres else None  # less our own first read
+    return AtRest((process_cpu_seconds(pid) - cpu) / elapsed, rate)
+
+
 def measure_api(database_url: str, *, duration: float, slow_duration: float, connections: tuple[int, ...],
-                engine: str, pool_size: int) -> list[tuple[str, Result]]:
+                engine: str, pool_size: int) -> tuple[AtRest, list[tuple[str, Result]]]:
     results: list[tuple[str, Result]] = []
     with ugc_server(database_url) as (base, pid, _log):
+        rest = at_rest(database_url, pid)
 
         def load(label: str, scenario: Scenario, conns: int, *, seconds: float = duration,
                  warm_up: bool = False) -> None:
@@ -169,11 +198,11 @@ def measure_api(database_url: str, *, duration: float, slow_duration: float, con
         for conns in connections:
             load("users/me", me, conns, warm_up=True)
         load("healthz (no DB)", Scenario("GET", "/healthz/"), max(connections), warm_up=True)
-    return results
+    return rest, results
 
 
-def report(*, backend: str, engine: str, duration: float, slow_duration: float, argon: Argon2Cost, ceiling: ceilings.Ceilings,
-           api: list[tuple[str, Result]], background_cores: float) -> str:
+def report(*, backend: str, engine: str, duration: float, slow_duration: float, argon: Argon2Cost,
+           ceiling: ceilings.Ceilings, rest: AtRest, api: list[tuple[str, Result]], background_cores: float) -> str:
     lines = [
         f"## UGC auth benchmark - {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}", "",
         f"Machine: {CORES} cores, {platform.platform()}, Python {platform.python_version()}. "
@@ -190,6 +219,9 @@ def report(*, backend: str, engine: str, duration: float, slow_duration: float, 
         f"### API ({backend})", "",
         ceilings.RESULT_HEADER,
         *(ceilings.result_row(label, r) for label, r in api), "",
+        f"Server at rest (no requests, 12 s): {rest.server_cores:.3f} cores"
+        + (f", {rest.db_transactions_per_s:.0f} PostgreSQL transactions/s." if rest.db_transactions_per_s is not None
+           else "."), "",
         "### Ratios", "",
         "| ratio | value |", "|---|---:|",
     ]
@@ -246,11 +278,11 @@ def main() -> None:
             url, backend = f"sqlite:///{var}/ugc.sqlite3", "SQLite"
         else:
             url, backend = stack.enter_context(fresh_database()), "PostgreSQL (fresh database)"
-        api = measure_api(url, duration=args.duration, slow_duration=args.slow_duration, connections=connections,
+        rest, api = measure_api(url, duration=args.duration, slow_duration=args.slow_duration, connections=connections,
                           engine=args.engine, pool_size=args.pool)
     print(report(backend=backend, engine=args.engine, duration=args.duration, slow_duration=args.slow_duration,
                  argon=argon, ceiling=ceiling,
-                 api=api, background_cores=background))
+                 rest=rest, api=api, background_cores=background))
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from ugc.store import Orders
 class OrdersProjection(Projection):
     name = "orders"
     applications: ClassVar[tuple[str, ...]] = (Orders.name,)
-    tables: ClassVar[tuple[str, ...]] = ("orders", "deliveries", "reviews")
+    tables: ClassVar[tuple[str, ...]] = ("orders", "deliveries", "delivered_files", "reviews")
 
     def handlers(self) -> Mapping[type, Handler]:
         return {
@@ -64,6 +64,11 @@ class OrdersProjection(Projection):
             "INSERT INTO deliveries (id, order_id, message, file_ids, created_at) VALUES (%s, %s, %s, %s, %s)",
             (e.delivery, order, e.message, list(e.files), e.at),
         )
+        for file_id in e.files:
+            cur.execute(
+                "INSERT INTO delivered_files (file_id, order_id) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+                (file_id, order),
+            )
 
     def reviewed(self, cur: Cursor, e: Order.Reviewed) -> None:
         order = _set(cur, e)

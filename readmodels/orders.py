@@ -41,6 +41,10 @@ DDL = (
         file_ids {json} NOT NULL,
         created_at {timestamp} NOT NULL)""",
     "CREATE INDEX IF NOT EXISTS deliveries_order ON deliveries (order_id, id)",
+    """CREATE TABLE IF NOT EXISTS delivered_files (
+        file_id BIGINT NOT NULL,
+        order_id BIGINT NOT NULL,
+        PRIMARY KEY (file_id, order_id))""",
     """CREATE TABLE IF NOT EXISTS reviews (
         id BIGINT PRIMARY KEY,
         order_id BIGINT NOT NULL UNIQUE,
@@ -155,3 +159,14 @@ def files_by_id(db: Database, file_ids: list[int]) -> dict[int, Row]:
     with db.transaction() as cur:
         rows = cur.execute(f"SELECT id, name, size, content_type FROM files WHERE id IN ({marks})", file_ids).fetchall()
     return {int(row["id"]): row for row in rows}
+
+
+def delivered_to(db: Database, file_id: int, user_id: int) -> bool:
+    """Whether the file was delivered in an order `user_id` takes part in (such files stay readable to both)."""
+    with db.transaction() as cur:
+        row = cur.execute(
+            "SELECT 1 AS found FROM delivered_files d JOIN orders o ON o.id = d.order_id "
+            "WHERE d.file_id = %s AND (o.buyer_id = %s OR o.creator_id = %s) LIMIT 1",
+            (file_id, user_id, user_id),
+        ).fetchone()
+    return row is not None

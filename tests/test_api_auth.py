@@ -207,7 +207,13 @@ def test_bad_tokens_are_401(api: Api, settings: Settings) -> None:
         algorithm="HS256",
     )
     issued_in_the_future = jwt.encode(
-        {"sub": str(user["id"]), "typ": "access", "iat": int(time.time()) + 3600, "exp": int(time.time()) + 7200, "jti": "j"},
+        {
+            "sub": str(user["id"]),
+            "typ": "access",
+            "iat": int(time.time()) + 3600,
+            "exp": int(time.time()) + 7200,
+            "jti": "j",
+        },
         settings.secret_key,
         algorithm="HS256",
     )

@@ -386,3 +386,38 @@ def test_history_and_as_of_walk_the_whole_lifecycle(settings: Settings) -> None:
             f"/api/v1/orders/{order}/", params={"as_of": "2000-01-01T00:00:00Z"}, headers=deal.buyer["headers"]
         )
         assert before.status_code == 404
+
+
+def test_delivered_files_stay_downloadable_to_both_parties(api: Api, deal: Deal) -> None:
+    order = order_in(api, deal, "in_progress")
+    uploaded = api.client.post(
+        "/api/v1/files/upload/",
+        headers=deal.creator["headers"],
+        files={"file": ("cut.txt", "финальный монтаж".encode(), "text/plain")},
+    )
+    assert uploaded.status_code == 201, uploaded.text
+    file = uploaded.json()
+    stranger = api.user()
+    assert api.client.get(file["url"], headers=deal.buyer["headers"]).status_code == 404
+    foreign = api.client.post(
+        f"/api/v1/orders/{order}/deliveries/",
+        headers=deal.buyer["headers"],
+        json={"message": "x", "file_ids": [file["id"]]},
+    )
+    assert foreign.status_code in (403, 422)
+    not_mine = api.client.post(
+        f"/api/v1/orders/{order}/deliveries/",
+        headers=deal.creator["headers"],
+        json={"message": "x", "file_ids": [999999]},
+    )
+    assert not_mine.status_code == 422 and "file_ids" in not_mine.json()["fields"]
+    delivery = act(api, deal.creator, order, "deliveries", {"message": "Монтаж", "file_ids": [file["id"]]}, expect=201)
+    assert [f["id"] for f in delivery["files"]] == [file["id"]]
+    assert delivery["files"][0]["name"] == "cut.txt" and delivery["files"][0]["url"] == file["url"]
+    assert api.client.delete(f"/api/v1/files/{file['id']}/", headers=deal.creator["headers"]).status_code == 204
+    for party in (deal.buyer, deal.creator):
+        download = api.client.get(file["url"], headers=party["headers"])
+        assert download.status_code == 200 and download.content == "финальный монтаж".encode()
+    assert api.client.get(file["url"], headers=stranger["headers"]).status_code == 404
+    listed = api.client.get(f"/api/v1/orders/{order}/deliveries/", headers=deal.buyer["headers"]).json()
+    assert listed[0]["files"][0]["id"] == file["id"]

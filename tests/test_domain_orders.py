@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
 
 from ugc.errors import Conflict, InvalidField, NotAllowed, NotFound, WrongState
-from ugc.orders import CANCELLED, COMPLETED, DELIVERED, IN_PROGRESS, PENDING, RULES, STATUSES, SYSTEM, Order
+from ugc.orders import CANCELLED, COMPLETED, DELIVERED, IN_PROGRESS, RULES, STATUSES, SYSTEM, Order
 
-NOW = datetime(2026, 3, 1, 12, tzinfo=timezone.utc)
+NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
 BUYER, CREATOR, STRANGER = 11, 22, 33
 
 

@@ -63,6 +63,21 @@ def deal(server: tuple[Server, Settings]) -> Iterator[Deal]:
         yield a_deal(Api(client, settings))  # type: ignore[arg-type]
 
 
+def fire(
+    client: httpx.Client,
+    order: int,
+    parties: dict[str, dict[str, Any]],
+    request: tuple[str, str, dict[str, Any] | None],
+    start: threading.Barrier,
+    answers: list[tuple[str, httpx.Response]],
+) -> None:
+    """Send one request of a race as soon as the other thread is ready too."""
+    who, action, body = request
+    start.wait()
+    response = client.post(f"/api/v1/orders/{order}/{action}/", headers=parties[who]["headers"], json=body)
+    answers.append((action, response))
+
+
 @pytest.mark.parametrize("race", list(RACES))
 def test_exactly_one_of_two_racing_commands_wins(
     race: str, backend: str, server: tuple[Server, Settings], deal: Deal
@@ -71,9 +86,11 @@ def test_exactly_one_of_two_racing_commands_wins(
     rounds = 50 if backend == "postgres" else 10
     plan = RACES[race]
     parties = {"buyer": deal.buyer, "creator": deal.creator}
-    with httpx.Client(base_url=running.url, timeout=30) as setup, httpx.Client(
-        base_url=running.url, timeout=30
-    ) as one, httpx.Client(base_url=running.url, timeout=30) as two:
+    with (
+        httpx.Client(base_url=running.url, timeout=30) as setup,
+        httpx.Client(base_url=running.url, timeout=30) as one,
+        httpx.Client(base_url=running.url, timeout=30) as two,
+    ):
         api = Api(setup, settings)  # type: ignore[arg-type]
         raced = serial = 0
         for round_number in range(rounds):
@@ -81,15 +98,9 @@ def test_exactly_one_of_two_racing_commands_wins(
             answers: list[tuple[str, httpx.Response]] = []
             start = threading.Barrier(2)
 
-            def fire(client: httpx.Client, request: tuple[str, str, dict[str, Any] | None]) -> None:
-                who, action, body = request
-                start.wait()
-                response = client.post(f"/api/v1/orders/{order}/{action}/", headers=parties[who]["headers"], json=body)
-                answers.append((action, response))
-
             threads = [
-                threading.Thread(target=fire, args=(one, plan.first)),
-                threading.Thread(target=fire, args=(two, plan.second)),
+                threading.Thread(target=fire, args=(one, order, parties, plan.first, start, answers)),
+                threading.Thread(target=fire, args=(two, order, parties, plan.second, start, answers)),
             ]
             for thread in threads:
                 thread.start()

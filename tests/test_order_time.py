@@ -95,7 +95,11 @@ def test_the_history_command_prints_an_order_for_people_and_machines(settings: S
     text = subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout
     assert f"Order {order}: 4 events" in text
     assert "OrderPlaced" in text and "WorkDelivered" in text and deal.creator["username"] in text
-    machine = json.loads(subprocess.run([*command, "--json"], env=env, capture_output=True, text=True, check=True).stdout)
+    machine = json.loads(
+        subprocess.run([*command, "--json"], env=env, capture_output=True, text=True, check=True).stdout
+    )
     assert [e["type"] for e in machine] == ["OrderPlaced", "OrderAccepted", "WorkDelivered", "OrderCompleted"]
-    missing = subprocess.run([sys.executable, "-m", "ugc.cli", "history", "order", "999999"], env=env, capture_output=True)
+    missing = subprocess.run(
+        [sys.executable, "-m", "ugc.cli", "history", "order", "999999"], env=env, capture_output=True
+    )
     assert missing.returncode == 1

@@ -16,19 +16,19 @@ from argon2 import PasswordHasher
 from starlette.applications import Starlette
 
 from api.app import build_app
-from api.services import Services
 from api.idempotency_keys import IdempotencyKeys
+from api.services import Services
 from api.throttle import FailureThrottle
 from api.tokens import TokenService
 from commands.accounts import AccountCommands
 from commands.creator_skills import CreatorSkillCommands
 from commands.creators import CreatorCommands
 from commands.files import FileCommands
-from commands.portfolio import PortfolioCommands
-from commands.services import ServiceCommands
 from commands.orders import OrderCommands
+from commands.portfolio import PortfolioCommands
 from commands.reference import load_reference_data
 from commands.scheduler import AutoCompleter
+from commands.services import ServiceCommands
 from commands.skills import SkillCommands
 from projections.registry import all_projections
 from projections.runner import ProjectionRunner

@@ -2,7 +2,8 @@
 
 A file is visible only to its owner, and only until the owner removes it: after that it leaves the
 owner's list and its download answers 404 for the owner too (the bytes and the record stay for the
-orders the file was delivered in). Anyone else gets 404, as for a file that does not exist.
+orders the file was delivered in, whose buyer and creator may always download it). Anyone else
+gets 404, as for a file that does not exist.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from api.schemas.files import FileOut
 from api.services import Services, services
 from api.uploads import receive_upload
 from readmodels.files import get_file, list_own_files
+from readmodels.orders import delivered_to
 from ugc.database import Row
 
 log = logging.getLogger(__name__)
@@ -84,7 +86,11 @@ async def download(request: Request) -> Response:
     s = services(request)
     user_id = authenticated_user(request, s.tokens)
     row = await s.run(get_file, s.db, request.path_params["id"])
-    if row is None or row["owner_id"] != user_id or row["removed"]:
+    if row is None:
+        raise errors.not_found("file_not_found")
+    owns = row["owner_id"] == user_id and not row["removed"]
+    # A file delivered in an order stays the order's evidence: both parties may download it.
+    if not owns and not await s.run(delivered_to, s.db, row["id"], user_id):
         raise errors.not_found("file_not_found")
     path = s.media.path(row["key"])
     if not await s.run(path.is_file):

@@ -15,6 +15,7 @@ from api.idempotency import idempotent
 from api.openapi import Operation, endpoint
 from api.pagination import page_request, paginated
 from api.responses import JSON
+from api.routes.files import download_url
 from api.schemas.orders import (
     ApprovedOut,
     CancelIn,
@@ -77,11 +78,7 @@ def render_order(row: Row, today: date) -> dict[str, Any]:
     }
 
 
-def _file_url(request: Request, file_id: int) -> str:
-    return str(request.url_for("download_file", id=file_id))
-
-
-def render_delivery(request: Request, row: Row, files: dict[int, Row]) -> dict[str, Any]:
+def render_delivery(s: Services, row: Row, files: dict[int, Row]) -> dict[str, Any]:
     return {
         "id": row["id"],
         "order_id": row["order_id"],
@@ -90,7 +87,7 @@ def render_delivery(request: Request, row: Row, files: dict[int, Row]) -> dict[s
             {
                 "id": files[file_id]["id"],
                 "name": files[file_id]["name"],
-                "url": _file_url(request, file_id),
+                "url": download_url(s, file_id),
                 "size": files[file_id]["size"],
                 "content_type": files[file_id]["content_type"],
             }
@@ -326,7 +323,7 @@ async def deliver(request: Request) -> Response:
     rows = await s.run(read.list_deliveries, s.db, order_id)
     row = next(r for r in rows if r["id"] == delivery_id)
     files = await s.run(read.files_by_id, s.db, list(row["file_ids"]))
-    return JSON(render_delivery(request, row, files), status_code=201)
+    return JSON(render_delivery(s, row, files), status_code=201)
 
 
 async def deliveries(request: Request) -> Response:
@@ -335,7 +332,7 @@ async def deliveries(request: Request) -> Response:
     await _visible_order(s, user_id, order_id)
     rows = await s.run(read.list_deliveries, s.db, order_id)
     files = await s.run(read.files_by_id, s.db, sorted({f for r in rows for f in r["file_ids"]}))
-    return JSON([render_delivery(request, row, files) for row in rows])
+    return JSON([render_delivery(s, row, files) for row in rows])
 
 
 @idempotent

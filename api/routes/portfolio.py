@@ -7,18 +7,15 @@ runs and removed again if it fails, so no stored image lacks its event.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from typing import Any
 
-from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 
 from api import errors
 from api.auth import authenticated_user, bearer_token
-from api.body import field_errors, read_json
 from api.ids import path_id, query_id
+from api.image_forms import form_fields, image_form
 from api.openapi import Operation, endpoint
 from api.pagination import page_request, paginated
 from api.responses import JSON
@@ -31,14 +28,12 @@ from api.schemas.portfolio import (
     PortfolioItemPatchIn,
 )
 from api.services import Services, services
-from api.uploads import ReceivedFile, is_image, receive_form
+from api.uploads import ReceivedFile
 from commands.portfolio import StoredImage
 from readmodels.creators import get_creator_profile_of_user
 from readmodels.pages import Page
 from readmodels.portfolio import get_portfolio_image, get_portfolio_item, list_portfolio_images, list_portfolio_items
 from ugc.database import Row
-
-M = TypeVar("M", bound=BaseModel)
 
 
 def media_url(s: Services, key: str) -> str:
@@ -101,8 +96,8 @@ async def item(request: Request) -> Response:
 async def create_item(request: Request) -> Response:
     s = services(request)
     user_id = authenticated_user(request, s.tokens)
-    async with _form(request, s, "cover_image", file_required=True) as (fields, cover):
-        body = _validate(PortfolioItemIn, fields, missing_file="cover_image" if cover is None else None)
+    async with image_form(request, s, "cover_image", file_required=True) as (fields, cover):
+        body = form_fields(PortfolioItemIn, fields, missing_file="cover_image" if cover is None else None)
         assert cover is not None
         number, positions = await s.run(
             s.portfolio.create_item, user_id, title=body.title, description=body.description, cover=_stored(cover)
@@ -122,8 +117,8 @@ async def update_item(request: Request) -> Response:
 async def _update_item(request: Request, model: type[PortfolioItemIn | PortfolioItemPatchIn]) -> Response:
     s = services(request)
     user_id = authenticated_user(request, s.tokens)
-    async with _form(request, s, "cover_image", file_required=False) as (fields, cover):
-        body = _validate(model, fields)
+    async with image_form(request, s, "cover_image", file_required=False) as (fields, cover):
+        body = form_fields(model, fields)
         number = path_id(request)
         changes = body.model_dump(exclude_unset=True, exclude_none=True)
         cover_image = _stored(cover) if cover is not None else None
@@ -162,8 +157,8 @@ async def list_images(request: Request) -> Response:
 async def add_image(request: Request) -> Response:
     s = services(request)
     user_id = authenticated_user(request, s.tokens)
-    async with _form(request, s, "image", file_required=True) as (fields, image):
-        body = _validate(PortfolioImageIn, fields, missing_file="image" if image is None else None)
+    async with image_form(request, s, "image", file_required=True) as (fields, image):
+        body = form_fields(PortfolioImageIn, fields, missing_file="image" if image is None else None)
         assert image is not None
         number, positions = await s.run(
             s.portfolio.add_image,
@@ -180,8 +175,8 @@ async def add_image(request: Request) -> Response:
 async def update_image(request: Request) -> Response:
     s = services(request)
     user_id = authenticated_user(request, s.tokens)
-    async with _form(request, s, "image", file_required=False) as (fields, image):
-        body = _validate(PortfolioImagePatchIn, fields)
+    async with image_form(request, s, "image", file_required=False) as (fields, image):
+        body = form_fields(PortfolioImagePatchIn, fields)
         number = path_id(request)
         changes = body.model_dump(exclude_unset=True, exclude_none=True)
         new_image = _stored(image) if image is not None else None
@@ -203,52 +198,6 @@ async def _image(s: Services, number: int) -> dict[str, Any]:
     if row is None:
         raise errors.not_found("portfolio_image_not_found")
     return render_image(s, row)
-
-
-# Forms -------------------------------------------------------------------------------------------
-
-
-@asynccontextmanager
-async def _form(
-    request: Request, s: Services, file_field: str, *, file_required: bool
-) -> AsyncIterator[tuple[Mapping[str, Any], ReceivedFile | None]]:
-    """The form's text fields and its image (stored while the block runs, removed if it raises).
-
-    A form that needs no file may also be a JSON object.
-    """
-    if not file_required and _is_json(request):
-        data = await read_json(request)
-        if not isinstance(data, dict):
-            raise errors.bad_request("not_an_object")
-        yield data, None
-        return
-    async with receive_form(
-        request,
-        s.media,
-        max_bytes=s.settings.max_upload_bytes,
-        file_field=file_field,
-        accept=is_image,
-        refusal="invalid_image",
-    ) as form:
-        yield form.fields, form.file
-
-
-def _validate(model: type[M], fields: Mapping[str, Any], *, missing_file: str | None = None) -> M:
-    """The fields as `model`; a required file that is missing is reported with the fields' errors."""
-    problems: dict[str, list[str]] = {}
-    try:
-        body = model.model_validate(dict(fields))
-    except ValidationError as error:
-        problems = field_errors(error)
-    if missing_file is not None:
-        problems[missing_file] = [errors.message("file_required")]
-    if problems:
-        raise errors.invalid(problems)
-    return body
-
-
-def _is_json(request: Request) -> bool:
-    return request.headers.get("content-type", "").split(";")[0].strip().lower() == "application/json"
 
 
 def _stored(file: ReceivedFile) -> StoredImage:
