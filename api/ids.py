@@ -2,11 +2,33 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
+from pydantic import Field
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
 
 from api.errors import invalid, not_found
 
 MAX_ID = 2**63 - 1
+
+# A public id in a request body: positive and within BIGINT.
+PublicId = Annotated[int, Field(gt=0, le=MAX_ID)]
+
+
+class IdConvertor(Convertor[int]):
+    """`{name:id}` in a route: 1 to 18 digits, so every match fits the BIGINT columns; longer is a 404."""
+
+    regex = "[0-9]{1,18}"
+
+    def convert(self, value: str) -> int:
+        return int(value)
+
+    def to_string(self, value: int) -> str:
+        return str(value)
+
+
+register_url_convertor("id", IdConvertor())
 
 
 def path_id(request: Request, name: str = "id") -> int:

@@ -11,6 +11,8 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 from starlette.routing import BaseRoute, Route
 
+import api.ids  # noqa: F401  (registers the `{name:id}` path convertor before any route is built)
+
 
 @dataclass(frozen=True)
 class Operation:
@@ -72,7 +74,7 @@ def _operation(route: DocumentedRoute) -> dict[str, Any]:
             "name": name,
             "in": "path",
             "required": True,
-            "schema": {"type": "integer" if kind == "int" else "string"},
+            "schema": {"type": "integer" if kind in ("int", "id") else "string"},
         }
         for name, kind in _PARAM.findall(route.path)
     ]

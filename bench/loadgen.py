@@ -47,6 +47,10 @@ class Scenario:
     At most one of `body`, `unique_body` and `body_pool` is used: the same body every time, a
     template whose `{n}` becomes a token unique to each request (across runs too), or a list of
     bodies sent in turn.
+
+    `header_pool`, when given, adds one entry's headers to `headers` per request, in turn (e.g.
+    many users' tokens); with a `body_pool` it must have the same length, and entry k of each
+    pool is sent together (user k's token with user k's body).
     """
 
     method: str = "GET"
@@ -55,6 +59,7 @@ class Scenario:
     body: str | None = None
     unique_body: str | None = None
     body_pool: Sequence[str] = ()
+    header_pool: Sequence[Mapping[str, str]] = ()
 
 
 @dataclass(frozen=True)
@@ -138,12 +143,24 @@ def _lua_string(text: str) -> str:
     return f"[==[{text}]==]"
 
 
+def _pooled_headers(scenario: Scenario, counter: str) -> str:
+    """The Lua expression for the headers of request number `counter`: nil (wrk.headers) or a pool entry."""
+    return f"hpool[({counter} + tid * 7919) % #hpool + 1]" if scenario.header_pool else "nil"
+
+
 def wrk_script(scenario: Scenario) -> str:
     """The Lua script that makes wrk send `scenario` and print its summary as one JSON line."""
+    if scenario.header_pool and scenario.body_pool and len(scenario.header_pool) != len(scenario.body_pool):
+        raise ValueError("header_pool and body_pool are sent in pairs: give them the same length")
     lines = [f"wrk.method = {_lua_string(scenario.method)}"]
     lines += [f"wrk.headers[ {_lua_string(k)} ] = {_lua_string(v)}" for k, v in scenario.headers.items()]
     if scenario.body is not None:
         lines.append(f"wrk.body = {_lua_string(scenario.body)}")
+    if scenario.header_pool:  # each entry complete: wrk.format uses it instead of wrk.headers
+        entries = ({**scenario.headers, **extra} for extra in scenario.header_pool)
+        lines.append("local hpool = {" + ", ".join(
+            "{" + ", ".join(f"[ {_lua_string(k)} ] = {_lua_string(v)}" for k, v in entry.items()) + "}"
+            for entry in entries) + "}")
     lines.append("local threads = 0")
     lines.append("function setup(thread) threads = threads + 1; thread:set('tid', threads) end")
     if scenario.unique_body is not None:
@@ -153,14 +170,21 @@ def wrk_script(scenario: Scenario) -> str:
         lines.append("request = function()\n"
                      "  counter = counter + 1\n"
                      f"  local body = string.gsub(template, '{{n}}', '{nonce}' .. tid .. 'n' .. counter)\n"
-                     "  return wrk.format(nil, nil, nil, body)\n"
+                     f"  return wrk.format(nil, nil, {_pooled_headers(scenario, 'counter')}, body)\n"
                      "end")
     elif scenario.body_pool:
         lines.append("local pool = {" + ", ".join(_lua_string(b) for b in scenario.body_pool) + "}")
         lines.append("local i = 0")
         lines.append("request = function()\n"
                      "  i = i + 1\n"
-                     "  return wrk.format(nil, nil, nil, pool[(i + tid * 7919) % #pool + 1])\n"
+                     f"  local headers = {_pooled_headers(scenario, 'i')}\n"
+                     "  return wrk.format(nil, nil, headers, pool[(i + tid * 7919) % #pool + 1])\n"
+                     "end")
+    elif scenario.header_pool:
+        lines.append("local i = 0")
+        lines.append("request = function()\n"
+                     "  i = i + 1\n"
+                     f"  return wrk.format(nil, nil, {_pooled_headers(scenario, 'i')}, nil)\n"
                      "end")
     lines.append(
         "function done(summary, latency, requests)\n"
@@ -215,9 +239,15 @@ def _bodies(scenario: Scenario) -> Iterator[str | None]:
             yield scenario.body
 
 
-def _request_bytes(scenario: Scenario, host: str, body: str | None) -> bytes:
+def _header_sets(scenario: Scenario) -> Iterator[Mapping[str, str]]:
+    """The extra headers of each request: the pool's entries in turn (in step with `_bodies`), or none."""
+    while True:
+        yield from scenario.header_pool or ({},)
+
+
+def _request_bytes(scenario: Scenario, host: str, body: str | None, extra: Mapping[str, str] | None = None) -> bytes:
     lines = [f"{scenario.method} {scenario.path} HTTP/1.1", f"Host: {host}"]
-    lines += [f"{k}: {v}" for k, v in scenario.headers.items()]
+    lines += [f"{k}: {v}" for k, v in {**scenario.headers, **(extra or {})}.items()]
     payload = body.encode() if body is not None else b""
     if body is not None:
         lines.append(f"Content-Length: {len(payload)}")
@@ -244,6 +274,7 @@ async def _load(host: str, port: int, scenario: Scenario, connections: int, dura
     loop = asyncio.get_running_loop()
     deadline = loop.time() + duration
     bodies = _bodies(scenario)
+    header_sets = _header_sets(scenario)
     latencies: list[float] = []
     errors = 0
 
@@ -252,7 +283,7 @@ async def _load(host: str, port: int, scenario: Scenario, connections: int, dura
         reader, writer = await asyncio.open_connection(host, port)
         try:
             while loop.time() < deadline:
-                request = _request_bytes(scenario, f"{host}:{port}", next(bodies))
+                request = _request_bytes(scenario, f"{host}:{port}", next(bodies), next(header_sets))
                 started = time.perf_counter()
                 try:
                     async with asyncio.timeout(timeout):

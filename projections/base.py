@@ -30,5 +30,11 @@ class Projection(ABC):
     def handlers(self) -> Mapping[type, Handler]:
         """Event class -> the function that applies it."""
 
+    def committed(self) -> None:
+        """Called after a batch's transaction committed: push what it stored (stored before pushed)."""
+
+    def aborted(self) -> None:
+        """Called when a batch rolled back: forget what it would have pushed."""
+
     def topics(self) -> dict[str, Handler]:
         return {get_topic(event_class): handler for event_class, handler in self.handlers().items()}

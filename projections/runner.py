@@ -84,16 +84,23 @@ class ProjectionRunner:
             return self._apply_side_effects(projection, application)
         app = self.stores[application]
         handlers = projection.topics()
-        with self.db.transaction(write=True) as cur:
-            start = tracking.position(cur, projection.name, application, lock=True)
-            batch = app.recorder.select_notifications(start=start, limit=self.batch_size, inclusive_of_start=False)
-            if not batch:
-                return 0
-            for notification in batch:
-                handler = handlers.get(notification.topic)
-                if handler is not None:
-                    handler(cur, app.mapper.to_domain_event(notification))
-            tracking.advance(cur, projection.name, application, start, batch[-1].id)
+        try:
+            with self.db.transaction(write=True) as cur:
+                start = tracking.position(cur, projection.name, application, lock=True)
+                batch = app.recorder.select_notifications(
+                    start=start, limit=self.batch_size, inclusive_of_start=False
+                )
+                if not batch:
+                    return 0
+                for notification in batch:
+                    handler = handlers.get(notification.topic)
+                    if handler is not None:
+                        handler(cur, app.mapper.to_domain_event(notification))
+                tracking.advance(cur, projection.name, application, start, batch[-1].id)
+        except BaseException:
+            projection.aborted()
+            raise
+        projection.committed()
         return len(batch)
 
     def _apply_side_effects(self, projection: Projection, application: str) -> int:

@@ -120,3 +120,14 @@ def test_health_and_readiness(api: Api, backend: str) -> None:
     assert checks["database"] == "ok"
     if api.settings.redis_url:
         assert checks["redis"] == "ok"
+
+
+def test_ids_too_large_for_any_row_are_404_in_paths_and_422_in_bodies(api: Api) -> None:
+    huge = "9" * 30
+    for path in (f"/api/v1/creators/{huge}/", f"/api/skills/{huge}/", f"/api/v1/services/{huge}/"):
+        assert api.client.get(path).status_code == 404, path
+    user = api.user()
+    assert api.client.get(f"/api/v1/orders/{huge}/", headers=user["headers"]).status_code == 404
+    body = {"service_id": int(huge), "delivery_date": "2999-01-01"}
+    response = api.client.post("/api/v1/orders/", headers=user["headers"], json=body)
+    assert response.status_code == 422 and "service_id" in response.json()["fields"]

@@ -34,14 +34,17 @@ from projections.registry import all_projections
 from projections.runner import ProjectionRunner
 from readmodels.migrations import migrate
 from readmodels.orders import due_for_auto_completion
-from readmodels.tracking import Progress
+from readmodels.tracking import Progress, wait_for
 from ugc.clock import Clock, SystemClock
 from ugc.config import Settings
 from ugc.database import Database
+from ugc.errors import Unavailable
 from ugc.media import MediaStore
 from ugc.store import EventStores
 
 log = logging.getLogger(__name__)
+
+STARTUP_WAIT = 30.0
 
 
 def order_commands(settings: Settings, stores: EventStores, db: Database, clock: Clock) -> OrderCommands:
@@ -75,13 +78,18 @@ def runtime(settings: Settings, *, clock: Clock | None = None) -> Iterator[Servi
     try:
         migrate(db)
         stores = EventStores(settings.database_url)
-        load_reference_data(stores, db, clock)
+        reference = load_reference_data(stores, db, clock)
         progress = Progress()
         if settings.redis_url:
             redis_client = redis.Redis.from_url(settings.redis_url, socket_timeout=1, socket_connect_timeout=1)
         with projection_runner(settings, db, stores, progress, clock) as runner:
             if settings.projections == "inline":
                 runner.start()
+                try:
+                    # A fresh install serves its categories and skills from the very first request.
+                    wait_for(db, progress, reference, STARTUP_WAIT)
+                except Unavailable:
+                    log.warning("reference data not projected after %.0f s; serving anyway", STARTUP_WAIT)
             yield Services(
                 settings=settings,
                 clock=clock,

@@ -133,19 +133,19 @@ routes = [
     ),
     endpoint(
         "PUT",
-        "/api/creator-skills/{id:int}/",
+        "/api/creator-skills/{id:id}/",
         replace,
         Operation("Обновление навыка креатора", CreatorSkillLevelIn, CreatorSkillOut),
     ),
     endpoint(
         "PATCH",
-        "/api/creator-skills/{id:int}/",
+        "/api/creator-skills/{id:id}/",
         update,
         Operation("Обновление навыка креатора", CreatorSkillPatchIn, CreatorSkillOut),
     ),
     endpoint(
         "DELETE",
-        "/api/creator-skills/{id:int}/",
+        "/api/creator-skills/{id:id}/",
         remove,
         Operation("Удаление навыка креатора", status=204),
     ),

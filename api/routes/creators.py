@@ -55,7 +55,7 @@ async def creator(request: Request) -> Response:
 routes = [
     endpoint(
         "GET",
-        "/api/v1/creators/{id:int}/",
+        "/api/v1/creators/{id:id}/",
         creator,
         Operation("Профиль креатора", response=CreatorDetailOut, auth=False, query=("detail",)),
     ),

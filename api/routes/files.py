@@ -107,6 +107,6 @@ routes = [
         Operation("Загрузка файла (multipart/form-data, поле file)", response=FileOut, status=201),
     ),
     endpoint("GET", "/api/v1/files/", own_files, Operation("Список своих файлов", response=FileOut, paginated=True)),
-    endpoint("DELETE", "/api/v1/files/{id:int}/", remove, Operation("Удаление файла", status=204)),
-    endpoint("GET", "/api/v1/files/{id:int}/download/", download, Operation("Скачивание своего файла")),
+    endpoint("DELETE", "/api/v1/files/{id:id}/", remove, Operation("Удаление файла", status=204)),
+    endpoint("GET", "/api/v1/files/{id:id}/download/", download, Operation("Скачивание своего файла")),
 ]

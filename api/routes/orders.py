@@ -387,43 +387,43 @@ routes = [
     ),
     endpoint(
         "GET",
-        "/api/v1/orders/{id:int}/",
+        "/api/v1/orders/{id:id}/",
         get_order,
         Operation("Заказ (as_of — состояние на версию или момент времени)", response=OrderOut, query=("as_of",)),
     ),
-    endpoint("PATCH", "/api/v1/orders/{id:int}/", update_order, Operation("Изменение заказа", UpdateOrderIn, OrderOut)),
-    endpoint("POST", "/api/v1/orders/{id:int}/accept/", accept, Operation("Принять заказ", response=StatusOut)),
+    endpoint("PATCH", "/api/v1/orders/{id:id}/", update_order, Operation("Изменение заказа", UpdateOrderIn, OrderOut)),
+    endpoint("POST", "/api/v1/orders/{id:id}/accept/", accept, Operation("Принять заказ", response=StatusOut)),
     endpoint(
         "POST",
-        "/api/v1/orders/{id:int}/request-revision/",
+        "/api/v1/orders/{id:id}/request-revision/",
         request_revision,
         Operation("Запросить доработку", RevisionIn, StatusOut),
     ),
     endpoint(
-        "POST", "/api/v1/orders/{id:int}/approve/", approve, Operation("Подтверждение доставки", response=ApprovedOut)
+        "POST", "/api/v1/orders/{id:id}/approve/", approve, Operation("Подтверждение доставки", response=ApprovedOut)
     ),
-    endpoint("POST", "/api/v1/orders/{id:int}/cancel/", cancel, Operation("Отмена заказа", CancelIn, CancelledOut)),
+    endpoint("POST", "/api/v1/orders/{id:id}/cancel/", cancel, Operation("Отмена заказа", CancelIn, CancelledOut)),
     endpoint(
         "POST",
-        "/api/v1/orders/{id:int}/deliveries/",
+        "/api/v1/orders/{id:id}/deliveries/",
         deliver,
         Operation("Добавление доставки к заказу", DeliverIn, DeliveryOut, status=201),
     ),
     endpoint(
-        "GET", "/api/v1/orders/{id:int}/deliveries/", deliveries, Operation("Доставки заказа", response=DeliveryOut)
+        "GET", "/api/v1/orders/{id:id}/deliveries/", deliveries, Operation("Доставки заказа", response=DeliveryOut)
     ),
     endpoint(
         "POST",
-        "/api/v1/orders/{id:int}/reviews/",
+        "/api/v1/orders/{id:id}/reviews/",
         review,
         Operation("Создание отзыва", ReviewIn, ReviewOut, status=201),
     ),
     endpoint(
-        "GET", "/api/v1/orders/{id:int}/history/", history, Operation("История событий заказа", response=HistoryEntry)
+        "GET", "/api/v1/orders/{id:id}/history/", history, Operation("История событий заказа", response=HistoryEntry)
     ),
     endpoint(
         "GET",
-        "/api/v1/creators/{creator_id:int}/reviews/",
+        "/api/v1/creators/{creator_id:id}/reviews/",
         creator_reviews,
         Operation("Отзывы о креаторе", response=ReviewOut, auth=False, paginated=True),
     ),

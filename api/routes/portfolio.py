@@ -224,21 +224,21 @@ routes = [
         ),
     ),
     endpoint(
-        "GET", "/api/portfolio/{id:int}/", item, Operation("Элемент портфолио", response=PortfolioItemOut, auth=False)
+        "GET", "/api/portfolio/{id:id}/", item, Operation("Элемент портфолио", response=PortfolioItemOut, auth=False)
     ),
     endpoint(
         "PUT",
-        "/api/portfolio/{id:int}/",
+        "/api/portfolio/{id:id}/",
         replace_item,
         Operation("Обновление элемента портфолио (multipart, cover_image необязателен)", response=PortfolioItemOut),
     ),
     endpoint(
         "PATCH",
-        "/api/portfolio/{id:int}/",
+        "/api/portfolio/{id:id}/",
         update_item,
         Operation("Частичное обновление элемента портфолио (multipart)", response=PortfolioItemOut),
     ),
-    endpoint("DELETE", "/api/portfolio/{id:int}/", delete_item, Operation("Удаление элемента портфолио", status=204)),
+    endpoint("DELETE", "/api/portfolio/{id:id}/", delete_item, Operation("Удаление элемента портфолио", status=204)),
     endpoint(
         "GET",
         "/api/portfolio-images/",
@@ -259,15 +259,15 @@ routes = [
     ),
     endpoint(
         "PUT",
-        "/api/portfolio-images/{id:int}/",
+        "/api/portfolio-images/{id:id}/",
         update_image,
         Operation("Обновление изображения (multipart: caption, order, image необязателен)", response=PortfolioImageOut),
     ),
     endpoint(
         "PATCH",
-        "/api/portfolio-images/{id:int}/",
+        "/api/portfolio-images/{id:id}/",
         update_image,
         Operation("Частичное обновление изображения (multipart)", response=PortfolioImageOut),
     ),
-    endpoint("DELETE", "/api/portfolio-images/{id:int}/", remove_image, Operation("Удаление изображения", status=204)),
+    endpoint("DELETE", "/api/portfolio-images/{id:id}/", remove_image, Operation("Удаление изображения", status=204)),
 ]

@@ -57,5 +57,5 @@ routes = [
         skills,
         Operation("Список навыков", response=SkillOut, auth=False, paginated=True, query=("search",)),
     ),
-    endpoint("GET", "/api/skills/{id:int}/", skill, Operation("Навык", response=SkillOut, auth=False)),
+    endpoint("GET", "/api/skills/{id:id}/", skill, Operation("Навык", response=SkillOut, auth=False)),
 ]

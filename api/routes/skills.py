@@ -61,11 +61,11 @@ routes = [
         Operation("Создание навыка (администратор)", SkillIn, SkillOut, status=201),
     ),
     endpoint(
-        "PUT", "/api/skills/{id:int}/", replace_skill, Operation("Изменение навыка (администратор)", SkillIn, SkillOut)
+        "PUT", "/api/skills/{id:id}/", replace_skill, Operation("Изменение навыка (администратор)", SkillIn, SkillOut)
     ),
     endpoint(
         "PATCH",
-        "/api/skills/{id:int}/",
+        "/api/skills/{id:id}/",
         update_skill,
         Operation("Частичное изменение навыка (администратор)", SkillPatchIn, SkillOut),
     ),

@@ -6,6 +6,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, StringConstraints, field_validator
 
+from api.ids import PublicId
+
 Text = Annotated[str, StringConstraints(max_length=5000)]
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
 
@@ -21,10 +23,10 @@ class EmptyIn(BaseModel):
 
 
 class PlaceOrderIn(BaseModel):
-    service_id: Annotated[int, Field(gt=0)]
+    service_id: PublicId
     requirements: Text = ""
     delivery_date: date
-    selected_option_ids: Annotated[list[Annotated[int, Field(gt=0)]], Field(max_length=50)] = Field(
+    selected_option_ids: Annotated[list[PublicId], Field(max_length=50)] = Field(
         default_factory=list
     )
 
@@ -49,7 +51,7 @@ class RevisionIn(BaseModel):
 
 class DeliverIn(BaseModel):
     message: Text = ""
-    file_ids: Annotated[list[Annotated[int, Field(gt=0)]], Field(max_length=50)] = Field(default_factory=list)
+    file_ids: Annotated[list[PublicId], Field(max_length=50)] = Field(default_factory=list)
 
 
 class ReviewIn(BaseModel):

@@ -1,0 +1,774 @@
+"""Orders under load on PostgreSQL, one `ugc serve` worker, beside the same run's ceilings.
+
+What it measures (the orders issue's `bench/` bullet):
+
+* `POST /api/v1/orders/` requests/s, p50, p99 at 16 and 64 connections (loadgen.py; every request
+  from one of 64 verified buyers, each with their own token, onto one of 32 services);
+* whole lifecycles per second: place -> accept -> deliver -> approve -> review, each step an HTTP
+  request with the acting party's token, N lifecycles at once (httpx.AsyncClient), with each
+  step's latency;
+* `GET /api/v1/orders/?status=pending` p50/p99 at 16 connections with 100,000 orders in the store,
+  as the buyer with the most orders, as a buyer with ten, and as a creator; plus EXPLAIN ANALYZE of
+  the exact statements readmodels/orders.py `list_orders` sends;
+* the time from `POST .../approve/` answering to `GET /api/v1/creators/{id}/` showing the creator's
+  `completed_orders` incremented (and the approve's own latency);
+
+beside the ceilings of ceilings.py measured in the same run (hello-world HTTP, raw PostgreSQL
+single-row INSERT+COMMIT), with the ratio placing-req/s / raw-insert-tx/s. During the POST runs it
+samples pg_stat_activity to show where the backends spend the time.
+
+Setup goes through the API of the running server (production argon2 defaults): users register,
+verify with the token from the mail in UGC_VAR_DIR/outbox, log in; creators create profiles and
+services. The 100,000 orders are Order aggregates appended to the orders event store in batches
+(seed_orders.py) while the server runs; its projection runner applies them before the list is
+measured. Prints markdown and appends it to bench/RESULTS.md.
+
+Usage:  .venv/bin/python bench/run_orders.py [--orders 100000] [--duration 10] [--no-record]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import email
+import itertools
+import json
+import os
+import platform
+import re
+import secrets
+import statistics
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import ceilings
+import httpx
+import loadgen
+import psycopg
+import seed_orders
+import uvloop
+from common import (
+    PG_ADMIN_URL,
+    ROOT,
+    cpu_snapshot,
+    cpu_used,
+    fresh_database,
+    machine_cpu,
+    process_cpu_seconds,
+    wait_for_quiet,
+)
+from loadgen import Result, Scenario
+from run_auth import PASSWORD, register_body, source_fingerprint, ugc_server
+
+from readmodels import orders as orders_read
+from readmodels.pages import PageRequest
+from readmodels.tracking import lagging
+from ugc.database import Database
+from ugc.store import EventStores
+
+RESULTS = ROOT / "bench" / "RESULTS.md"
+CORES = os.cpu_count() or 1
+JSON_HEADERS = {"Content-Type": "application/json"}
+LINK = re.compile(r"/verify-email\?token=([A-Za-z0-9._-]*[A-Za-z0-9_-])")
+STEPS = ("place", "accept", "deliver", "approve", "review")
+
+
+def pct(values: Sequence[float], p: float) -> float:
+    """The p-quantile (0..1) of `values` in ms (values in seconds); 0 when empty."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * p))] * 1000 if ordered else 0.0
+
+
+# --- the cast: users created through the API --------------------------------------------------
+
+
+@dataclass
+class Party:
+    username: str
+    user_id: int = 0
+    access: str = ""
+    refresh: str = ""
+    profile_id: int = 0
+    services: list[int] = field(default_factory=list)
+
+    @property
+    def email(self) -> str:
+        return f"{self.username}@example.com"
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.access}"}
+
+
+@dataclass
+class Cast:
+    creators: list[Party]
+    buyers: list[Party]
+    light: Party  # a buyer who gets only a few orders
+    seconds: float = 0.0
+
+    @property
+    def services(self) -> list[int]:
+        return [s for c in self.creators for s in c.services]
+
+    def owner(self, service: int) -> Party:
+        return next(c for c in self.creators if service in c.services)
+
+
+def expect(response: httpx.Response, status: int) -> dict[str, Any]:
+    if response.status_code != status:
+        raise RuntimeError(f"{response.request.method} {response.request.url} -> {response.status_code}: "
+                           f"{response.text[:300]}")
+    body: dict[str, Any] = response.json() if response.content else {}
+    return body
+
+
+def mailed_tokens(outbox: Path) -> dict[str, str]:
+    """Recipient -> verification token, from every mail in the outbox."""
+    found = {}
+    for path in outbox.glob("*.eml"):
+        mail = email.message_from_bytes(path.read_bytes())
+        payload = mail.get_payload(decode=True)
+        match = LINK.search(payload.decode() if isinstance(payload, bytes) else "")
+        if match:
+            found[str(mail["To"])] = match.group(1)
+    return found
+
+
+async def build_cast(client: httpx.AsyncClient, outbox: Path, *, creators: int, buyers: int,
+                     services_per_creator: int) -> Cast:
+    """Register, verify and log in everybody through the API; creators get profiles and services."""
+    began = time.monotonic()
+    prefix = f"o{secrets.token_hex(3)}_"
+    cast = Cast([Party(f"{prefix}c{i}") for i in range(creators)], [Party(f"{prefix}b{i}") for i in range(buyers)],
+                Party(f"{prefix}light"))
+    everybody = [*cast.creators, *cast.buyers, cast.light]
+    limit = asyncio.Semaphore(4)  # argon2id: 64 MiB and a few cores' worth of work per request
+
+    async def register(p: Party) -> None:
+        async with limit:
+            p.user_id = expect(await client.post("/api/auth/register/", json=register_body(p.username)), 201)["id"]
+
+    async def verify(p: Party) -> None:
+        deadline = time.monotonic() + 30
+        while (token := mailed_tokens(outbox).get(p.email)) is None:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"no verification mail to {p.email} in {outbox}")
+            await asyncio.sleep(0.1)
+        expect(await client.post("/api/auth/verify-email/", json={"token": token}), 200)
+
+    async def login(p: Party) -> None:
+        async with limit:
+            tokens = expect(await client.post("/api/auth/token/", json={"username": p.username, "password": PASSWORD}),
+                            200)
+        p.access, p.refresh = tokens["access"], tokens["refresh"]
+
+    await asyncio.gather(*(register(p) for p in everybody))
+    await asyncio.gather(*(verify(p) for p in everybody))
+    await asyncio.gather(*(login(p) for p in everybody))
+    category = expect(await client.get("/api/v1/categories/"), 200)["results"][0]["id"]
+
+    async def open_shop(c: Party, index: int) -> None:
+        profile = {"specialization": "UGC-видео", "experience": "5 лет"}
+        c.profile_id = expect(await client.post("/api/v1/users/me/creator-profile/", headers=c.auth, json=profile),
+                              201)["id"]
+        for n in range(services_per_creator):
+            body = {"title": f"Видеообзор товара {index}-{n}", "description": "Сниму обзор на ваш товар.",
+                    "category_id": category, "base_price": 1000 + 100 * n, "delivery_time": 7,
+                    "options": [{"name": "Срочно", "description": "За 2 дня", "price": 200}], "tags": ["обзор"]}
+            c.services.append(expect(await client.post("/api/v1/services/", headers=c.auth, json=body), 201)["id"])
+
+    await asyncio.gather(*(open_shop(c, i) for i, c in enumerate(cast.creators)))
+    cast.seconds = time.monotonic() - began
+    return cast
+
+
+async def refresh_tokens(client: httpx.AsyncClient, parties: Sequence[Party]) -> None:
+    """New access tokens (they live 15 minutes; the run is longer) from the refresh tokens: no argon2."""
+
+    async def one(p: Party) -> None:
+        p.access = expect(await client.post("/api/auth/token/refresh/", json={"refresh": p.refresh}), 200)["access"]
+
+    await asyncio.gather(*(one(p) for p in parties))
+
+
+def refreshed(base: str, parties: Sequence[Party]) -> None:
+    async def go() -> None:
+        async with httpx.AsyncClient(base_url=base, timeout=60) as client:
+            await refresh_tokens(client, parties)
+
+    uvloop.run(go())
+
+
+# --- seeding 100,000 orders ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SeedReport:
+    seeded: seed_orders.Seeded
+    catch_up_seconds: float  # from the last append until the read models had applied everything
+    table: dict[str, Any]
+
+
+def seed_and_catch_up(url: str, cast: Cast, count: int, *, batch: int, timeout: float) -> SeedReport:
+    plan = seed_orders.Plan(
+        buyers=[b.user_id for b in cast.buyers], services=cast.services, heavy=cast.buyers[0].user_id,
+        heavy_share=0.2, light=cast.light.user_id, light_count=10)
+    db = Database(url)
+    stores = EventStores(url)
+    try:
+        seeded = seed_orders.seed(
+            stores, db, plan, count=count, batch=batch,
+            progress=lambda s: print(f"  {s.orders} orders appended ({s.seconds:.0f} s)", file=sys.stderr)
+            if s.orders % (batch * 10) == 0 or s.orders == count else None)
+        head = stores.orders.recorder.max_notification_id() or 0
+        began = time.monotonic()
+        while behind := lagging(db, {"orders": head}):
+            if time.monotonic() - began > timeout:
+                raise TimeoutError(f"read models still behind after {timeout:.0f} s: {behind} < {head}")
+            time.sleep(0.5)
+        caught_up = time.monotonic() - began
+        print(f"  the server's runner applied them {caught_up:.0f} s after the last append", file=sys.stderr)
+    finally:
+        stores.close()
+        db.close()
+    return SeedReport(seeded, caught_up, table_stats(url, "orders"))
+
+
+def table_stats(url: str, table: str) -> dict[str, Any]:
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT n_live_tup, n_dead_tup, last_autovacuum, last_autoanalyze, last_vacuum, last_analyze, "
+            "pg_size_pretty(pg_total_relation_size(relid)) AS size FROM pg_stat_user_tables WHERE relname = %s",
+            (table,)).fetchone()
+        count = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
+    assert row is not None and count is not None
+    names = ("n_live_tup", "n_dead_tup", "last_autovacuum", "last_autoanalyze", "last_vacuum", "last_analyze", "size")
+    return dict(zip(names, row, strict=True)) | {"rows": count[0]}
+
+
+def pending_orders(url: str, user_id: int) -> tuple[int, int]:
+    """(orders the user takes part in, of which pending), from the read table (for the report only)."""
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT count(*), count(*) FILTER (WHERE status = 'pending') FROM orders "
+            "WHERE buyer_id = %s OR creator_id = %s", (user_id, user_id)).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])
+
+
+# --- where the backends spend the time -----------------------------------------------------------
+
+
+class ActivitySampler:
+    """Samples pg_stat_activity of one database every `interval` s from a connection to another one."""
+
+    def __init__(self, database: str, interval: float = 0.05) -> None:
+        self.database = database
+        self.interval = interval
+        self.samples: list[tuple[float, Counter[str]]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> ActivitySampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            while not self._stop.is_set():
+                rows = conn.execute(
+                    "SELECT state, wait_event_type, wait_event, left(query, 60) FROM pg_stat_activity "
+                    "WHERE datname = %s AND backend_type = 'client backend'", (self.database,)).fetchall()
+                self.samples.append((time.monotonic(), Counter(activity_label(*row) for row in rows)))
+                self._stop.wait(self.interval)
+
+    def mean(self, since: float, until: float) -> tuple[int, list[tuple[str, float]]]:
+        """(samples in the window, mean backends per activity, busiest first)."""
+        window = [c for t, c in self.samples if since <= t <= until]
+        total: Counter[str] = Counter()
+        for counts in window:
+            total.update(counts)
+        return len(window), [(label, n / len(window)) for label, n in total.most_common()] if window else []
+
+
+def activity_label(state: str | None, wait_type: str | None, wait_event: str | None, query: str | None) -> str:
+    text = " ".join((query or "").split())
+    if state == "active":
+        if wait_type == "Lock":
+            return f"waiting for a {wait_event} lock: `{text[:48]}`"
+        if wait_type is None:
+            return f"running (on CPU): `{text[:32]}`"
+        return f"waiting {wait_type}/{wait_event}: `{text[:32]}`"
+    if state == "idle in transaction":
+        return f"idle in transaction (the client's turn), last: `{text[:40]}`"
+    return state or "?"
+
+
+# --- POST /api/v1/orders/ with loadgen ----------------------------------------------------------
+
+
+def place_scenario(cast: Cast) -> Scenario:
+    """Each buyer with their own token, paired with a service, in turn (loadgen's header_pool)."""
+    delivery = (date.today() + timedelta(days=14)).isoformat()
+    services = cast.services
+    pairs = [(cast.buyers[k % len(cast.buyers)], services[k % len(services)])
+             for k in range(2 * max(len(cast.buyers), len(services)))]
+    bodies = [json.dumps({"service_id": s, "requirements": f"Обзор для {b.username}", "delivery_date": delivery,
+                          "selected_option_ids": []}) for b, s in pairs]
+    return Scenario("POST", "/api/v1/orders/", JSON_HEADERS, body_pool=bodies, header_pool=[b.auth for b, _ in pairs])
+
+
+@dataclass(frozen=True)
+class PlaceRun:
+    result: Result
+    orders_added: int  # order rows before vs after the measured run (warm-up excluded)
+    activity_samples: int
+    activity: list[tuple[str, float]]
+
+
+def count_orders(url: str) -> int:
+    with psycopg.connect(url) as conn:
+        row = conn.execute("SELECT count(*) FROM orders").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def measure_placing(base: str, pid: int, url: str, cast: Cast, *, connections: Sequence[int], duration: float,
+                    engine: str) -> list[PlaceRun]:
+    runs = []
+    database = url.rsplit("/", 1)[1]
+    for conns in connections:
+        refreshed(base, cast.buyers)
+        scenario = place_scenario(cast)
+        loadgen.run(base, scenario, connections=conns, duration=1, engine=engine, quiet=False)
+        with ActivitySampler(database) as sampler:
+            before = count_orders(url)
+            result = loadgen.run(base, scenario, connections=conns, duration=duration, engine=engine, server_pid=pid)
+            ended = time.monotonic()
+            time.sleep(0.5)  # requests wrk abandoned at its deadline still finish on the server
+            added = count_orders(url) - before
+        n, activity = sampler.mean(ended - result.seconds, ended)
+        runs.append(PlaceRun(result, added, n, activity))
+        print(f"  POST orders c={conns}: {result.rps:,.0f} req/s, p99 {result.p99_ms:.1f} ms, "
+              f"{result.errors} errors", file=sys.stderr)
+    return runs
+
+
+# --- whole lifecycles with httpx ------------------------------------------------------------------
+
+
+@dataclass
+class LifecycleRun:
+    concurrency: int
+    seconds: float
+    completed: int  # lifecycles whose last step answered before the deadline
+    started: int
+    failures: Counter[str]
+    steps: dict[str, list[float]]
+    lifecycle: list[float]
+    client_cores: float
+    server_cores: float
+    postgres_cores: float
+    machine_cores: float
+    background: float
+
+    @property
+    def per_second(self) -> float:
+        return self.completed / self.seconds
+
+    @property
+    def requests(self) -> int:
+        return sum(len(v) for v in self.steps.values())
+
+
+async def lifecycles(base: str, cast: Cast, concurrency: int, duration: float) -> tuple[
+        float, int, int, Counter[str], dict[str, list[float]], list[float]]:
+    delivery = (date.today() + timedelta(days=14)).isoformat()
+    buyers = itertools.cycle(cast.buyers)
+    services = itertools.cycle(cast.services)
+    steps: dict[str, list[float]] = {step: [] for step in STEPS}
+    whole: list[float] = []
+    failures: Counter[str] = Counter()
+    done = started = 0
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits) as client:
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        deadline = began + duration
+
+        async def step(name: str, expected: int, path: str, party: Party, body: dict[str, Any]) -> dict[str, Any]:
+            t = time.perf_counter()
+            response = await client.post(path, headers=party.auth, json=body)
+            steps[name].append(time.perf_counter() - t)
+            if response.status_code != expected:
+                failures[f"{name}: {response.status_code}"] += 1
+                raise LookupError(name)
+            answer: dict[str, Any] = response.json()
+            return answer
+
+        async def worker() -> None:
+            nonlocal done, started
+            while loop.time() < deadline:
+                buyer, service = next(buyers), next(services)
+                creator = cast.owner(service)
+                started += 1
+                t = time.perf_counter()
+                try:
+                    order = (await step("place", 201, "/api/v1/orders/", buyer, {
+                        "service_id": service, "requirements": "Ролик 30 секунд", "delivery_date": delivery,
+                        "selected_option_ids": []}))["id"]
+                    await step("accept", 200, f"/api/v1/orders/{order}/accept/", creator, {})
+                    await step("deliver", 201, f"/api/v1/orders/{order}/deliveries/", creator,
+                               {"message": "Готово", "file_ids": []})
+                    await step("approve", 200, f"/api/v1/orders/{order}/approve/", buyer, {})
+                    await step("review", 201, f"/api/v1/orders/{order}/reviews/", buyer,
+                               {"rating": 5, "content": "Отлично"})
+                except LookupError:
+                    continue
+                except httpx.HTTPError as error:
+                    failures[type(error).__name__] += 1
+                    continue
+                whole.append(time.perf_counter() - t)
+                if loop.time() <= deadline:
+                    done += 1
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return duration, done, started, failures, steps, whole
+
+
+def measure_lifecycles(base: str, pid: int, cast: Cast, concurrency: int, duration: float) -> LifecycleRun:
+    refreshed(base, [*cast.buyers, *cast.creators])
+    uvloop.run(lifecycles(base, cast, concurrency, 1.0))  # warm-up
+    background = wait_for_quiet(server_pid=pid)
+    snapshot = cpu_snapshot()
+    busy = machine_cpu()[0]
+    server = process_cpu_seconds(pid)
+    cpu = time.process_time()
+    wall = time.monotonic()
+    seconds, done, started, failures, steps, whole = uvloop.run(lifecycles(base, cast, concurrency, duration))
+    wall = time.monotonic() - wall
+    used = cpu_used(snapshot, cpu_snapshot())
+    run = LifecycleRun(
+        concurrency, seconds, done, started, failures, steps, whole,
+        client_cores=(time.process_time() - cpu) / wall,
+        server_cores=(process_cpu_seconds(pid) - server) / wall,
+        postgres_cores=sum(c for name, c in used.values() if name == "postgres") / wall,
+        machine_cores=(machine_cpu()[0] - busy) / wall,
+        background=background)
+    print(f"  lifecycles c={concurrency}: {run.per_second:.1f}/s, {sum(failures.values())} failures", file=sys.stderr)
+    return run
+
+
+# --- approve -> creator statistics ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StatsLag:
+    samples: int
+    approve: list[float]  # the approve request's latency
+    lag: list[float]  # approve's response -> the answer of the first GET that shows completed_orders + 1
+    reads: list[int]  # GETs needed until the effect showed (1 = the first read after the response)
+    first_read: list[float]  # latency of that first GET
+    missing: int  # samples where the effect never showed within 5 s
+
+
+async def stats_lag(base: str, cast: Cast, samples: int) -> StatsLag:
+    creator = cast.creators[0]
+    service = creator.services[0]
+    delivery = (date.today() + timedelta(days=14)).isoformat()
+    async with httpx.AsyncClient(base_url=base, timeout=30) as writer, \
+            httpx.AsyncClient(base_url=base, timeout=30) as reader:
+        limit = asyncio.Semaphore(8)
+
+        async def delivered_order(buyer: Party) -> tuple[Party, int]:
+            async with limit:
+                order = expect(await writer.post("/api/v1/orders/", headers=buyer.auth, json={
+                    "service_id": service, "delivery_date": delivery, "selected_option_ids": []}), 201)["id"]
+                expect(await writer.post(f"/api/v1/orders/{order}/accept/", headers=creator.auth), 200)
+                expect(await writer.post(f"/api/v1/orders/{order}/deliveries/", headers=creator.auth,
+                                         json={"message": "Готово"}), 201)
+                return buyer, order
+
+        ready = await asyncio.gather(*(delivered_order(cast.buyers[i % len(cast.buyers)]) for i in range(samples)))
+        profile = f"/api/v1/creators/{creator.profile_id}/"
+        approve, lag, reads, first, missing = [], [], [], [], 0
+        for buyer, order in ready:
+            before = expect(await reader.get(profile), 200)["completed_orders"]
+            t0 = time.perf_counter()
+            expect(await writer.post(f"/api/v1/orders/{order}/approve/", headers=buyer.auth), 200)
+            answered = time.perf_counter()
+            approve.append(answered - t0)
+            for n in itertools.count(1):
+                sent = time.perf_counter()
+                now = expect(await reader.get(profile), 200)["completed_orders"]
+                seen = time.perf_counter()
+                if n == 1:
+                    first.append(seen - sent)
+                if now >= before + 1:
+                    lag.append(seen - answered)
+                    reads.append(n)
+                    break
+                if seen - answered > 5:
+                    missing += 1
+                    break
+    return StatsLag(samples, approve, lag, reads, first, missing)
+
+
+# --- EXPLAIN of the list query ----------------------------------------------------------------
+
+
+class _RecordingCursor:
+    def __init__(self, cursor: Any, statements: list[tuple[str, list[Any]]]) -> None:
+        self._cursor = cursor
+        self._statements = statements
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> _RecordingCursor:
+        self._statements.append((sql, list(params)))
+        self._cursor.execute(sql, params)
+        return self
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._cursor, name)
+
+
+class RecordingDatabase(Database):
+    """A Database that remembers the SQL its read functions send, to EXPLAIN exactly that."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.statements: list[tuple[str, list[Any]]] = []
+
+    @contextmanager
+    def transaction(self, *, write: bool = False) -> Iterator[Any]:
+        with super().transaction(write=write) as cur:
+            yield _RecordingCursor(cur, self.statements)
+
+
+@dataclass(frozen=True)
+class Explained:
+    sql: str
+    median_ms: float
+    p90_ms: float
+    plan: str
+
+
+def explain_list(url: str, user_id: int, runs: int = 50) -> list[Explained]:
+    db = RecordingDatabase(url)
+    try:
+        orders_read.list_orders(db, user_id, PageRequest(1, 20), role=None, status="pending")
+    finally:
+        db.close()
+    found = []
+    with psycopg.connect(url, autocommit=True) as conn:
+        for sql, params in db.statements:
+            timings = []
+            for _ in range(runs):
+                began = time.perf_counter()
+                conn.execute(sql, params).fetchall()
+                timings.append(time.perf_counter() - began)
+            plan = "\n".join(r[0] for r in conn.execute(f"EXPLAIN (ANALYZE, BUFFERS) {sql}", params))
+            shown = sql
+            for value in params:
+                shown = shown.replace("%s", repr(value) if isinstance(value, str) else str(value), 1)
+            found.append(Explained(shown, statistics.median(timings) * 1000, pct(timings, 0.9), plan))
+    return found
+
+
+# --- report ---------------------------------------------------------------------------------------
+
+
+def lifecycle_rows(runs: list[LifecycleRun]) -> list[str]:
+    lines = [
+        "| concurrent lifecycles | lifecycles/s | requests/s | lifecycle p50 / p99 ms | "
+        + " | ".join(f"{s} p50 / p99 ms" for s in STEPS)
+        + " | failed | CPU cores: client / server / postgres / other | machine (of 2) | other load before |",
+        "|---:|---:|---:|---:|" + "---:|" * len(STEPS) + "---|---|---:|---:|",
+    ]
+    for r in runs:
+        other = r.machine_cores - r.client_cores - r.server_cores - r.postgres_cores
+        failed = str(sum(r.failures.values()))
+        if r.failures:
+            failed += " (" + ", ".join(f"{kind} ×{n}" for kind, n in r.failures.items()) + ")"
+        lines.append(
+            f"| {r.concurrency} | {r.per_second:.1f} | {r.requests / r.seconds:.0f} "
+            f"| {pct(r.lifecycle, 0.5):.0f} / {pct(r.lifecycle, 0.99):.0f} | "
+            + " | ".join(f"{pct(r.steps[s], 0.5):.1f} / {pct(r.steps[s], 0.99):.1f}" for s in STEPS)
+            + f" | {failed} | {r.client_cores:.2f} / {r.server_cores:.2f} / {r.postgres_cores:.2f} / {other:.2f} "
+            f"| {r.machine_cores:.2f} | {r.background:.2f} |")
+    return lines
+
+
+def report(*, command: str, ceiling: ceilings.Ceilings, cast: Cast, seed: SeedReport, lists: list[tuple[str, Result]],
+           list_parties: list[tuple[str, int, int]], explained: list[Explained], placing: list[PlaceRun],
+           cycles: list[LifecycleRun], lag: StatsLag, engine: str, duration: float, background: float) -> str:
+    started = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    raw = ceiling.pg_insert.tps
+    s = seed.seeded
+    t = seed.table
+    lines = [
+        f"## Orders - {started}", "",
+        f"`{command}` - {CORES} cores, {platform.platform()}, Python {platform.python_version()}. Server: `ugc serve`, "
+        f"1 uvicorn worker (uvloop, httptools, access log on), PostgreSQL (fresh database), production argon2id "
+        f"defaults, projections inline. Load: {engine} one thread for the loadgen cases (on the same cores), "
+        f"httpx.AsyncClient on uvloop for lifecycles and the statistics lag. {duration:g} s per loadgen "
+        f"measurement after a 1 s warm-up. CPU busy before the run (other processes): {background:.2f} cores. "
+        f"Server sources: {source_fingerprint()}.", "",
+        f"Cast, through the API ({cast.seconds:.0f} s): {len(cast.creators)} creators with "
+        f"{len(cast.services) // len(cast.creators)} services each, {len(cast.buyers)} buyers and one light buyer, "
+        "all registered, verified from the mailed link, logged in.", "",
+        ceilings.markdown(ceiling), "",
+        f"### POST /api/v1/orders/ ({len(cast.buyers)} buyers' tokens in turn over {len(cast.services)} services)", "",
+        ceilings.RESULT_HEADER,
+        *(ceilings.result_row("POST /api/v1/orders/", p.result) for p in placing), "",
+        "| conns | 2xx answers | order rows added during the measurement (every attempt loadgen made) "
+        f"| placing ÷ raw INSERT+COMMIT ({raw:,.0f} tx/s) | ÷ pgbench |",
+        "|---:|---:|---:|---:|---:|",
+        *(f"| {p.result.connections} | {p.result.requests - p.result.errors:,} | {p.orders_added:,} "
+          f"| **{p.result.rps / raw:.3f}** | "
+          f"{(p.result.rps / ceiling.pgbench_tps) if ceiling.pgbench_tps else 0:.3f} |" for p in placing), "",
+        "Where the database backends of the bench database were during each POST run (pg_stat_activity every 50 ms; "
+        "mean number of backends per state):", "",
+    ]
+    for p in placing:
+        lines.append(f"* {p.result.connections} connections ({p.activity_samples} samples): "
+                     + "; ".join(f"{label} {n:.2f}" for label, n in p.activity[:7]))
+    lines += [
+        "", "### Whole lifecycles (place → accept → deliver → approve → review, each step a request)", "",
+        *lifecycle_rows(cycles), "",
+        f"### GET /api/v1/orders/?status=pending with {t['rows']:,} orders in the read table", "",
+        f"Seeded: {s.orders:,} orders ({s.events:,} events) appended through the orders event store in "
+        f"{s.seconds:.0f} s, batches of 1,000 per save(); statuses {dict(s.by_status)}; the server's projection "
+        f"runner had applied them all {seed.catch_up_seconds:.0f} s after the last append. Table `orders`: "
+        f"{t['size']}, last autovacuum {t['last_autovacuum'] or 'never'}, last autoanalyze "
+        f"{t['last_autoanalyze'] or 'never'} (no manual VACUUM/ANALYZE).", "",
+        *(f"* {label}: takes part in {n:,} orders, {pending:,} pending" for label, n, pending in list_parties), "",
+        ceilings.RESULT_HEADER,
+        *(ceilings.result_row(label, r) for label, r in lists), "",
+        "The statements `readmodels/orders.py` `list_orders` sends for the heaviest buyer (50 runs each, one "
+        "connection), with EXPLAIN (ANALYZE, BUFFERS):", "",
+    ]
+    for e in explained:
+        lines += [f"median {e.median_ms:.2f} ms, p90 {e.p90_ms:.2f} ms:", "", "```sql", e.sql, "```", "", "```",
+                  e.plan, "```", ""]
+    lines += [
+        f"### Approve → creator statistics ({lag.samples} sequential samples, one creator)", "",
+        "| measure | p50 ms | p99 ms | max ms |", "|---|---:|---:|---:|",
+        f"| POST .../approve/ latency | {pct(lag.approve, 0.5):.1f} | {pct(lag.approve, 0.99):.1f} "
+        f"| {max(lag.approve) * 1000:.1f} |",
+        f"| approve answered → GET /api/v1/creators/{{id}}/ answered showing completed_orders + 1 "
+        f"| {pct(lag.lag, 0.5):.1f} | {pct(lag.lag, 0.99):.1f} | {max(lag.lag, default=0) * 1000:.1f} |",
+        f"| that first GET's own latency | {pct(lag.first_read, 0.5):.1f} | {pct(lag.first_read, 0.99):.1f} "
+        f"| {max(lag.first_read) * 1000:.1f} |", "",
+        f"The effect showed on the first read after the approve's answer in {lag.reads.count(1)} of {lag.samples} "
+        f"samples (reads needed: {dict(Counter(lag.reads))}; never within 5 s: {lag.missing}).", "",
+        "### Against the targets", "",
+        "| measure | value | target |", "|---|---:|---|",
+        *(f"| placing req/s ÷ raw INSERT+COMMIT tx/s, {p.result.connections} conns | "
+          f"{p.result.rps / raw:.3f} ({p.result.rps:,.0f} / {raw:,.0f}) | ≥ 0.25 |" for p in placing),
+        *(f"| {label} p99, {r.connections} conns | {r.p99_ms:.1f} ms | < 50 ms |" for label, r in lists),
+    ]
+    lines += ["", "### Reading", "", *reading(ceiling, placing, cycles, lists)]
+    return "\n".join(lines)
+
+
+def reading(ceiling: ceilings.Ceilings, placing: list[PlaceRun], cycles: list[LifecycleRun],
+            lists: list[tuple[str, Result]]) -> list[str]:
+    """Figures derived from the measurements: CPU per request, where the ceiling is."""
+    out = []
+    for p in placing:
+        r = p.result
+        if r.rps and r.server_cores is not None:
+            out.append(
+                f"* POST at {r.connections} conns: {r.server_cores / r.rps * 1000:.1f} ms of server CPU and "
+                f"{r.postgres_cores / r.rps * 1000:.1f} ms of PostgreSQL CPU per placed order; the machine was "
+                f"{r.machine_cores:.2f} of {CORES} cores busy (client {r.client_cores:.2f}). One worker's Python "
+                f"is one core at most: {1000 / (r.server_cores / r.rps * 1000):,.0f} req/s would be its ceiling "
+                "at this CPU cost per request.")
+    for c in cycles:
+        if c.completed:
+            out.append(
+                f"* lifecycles at {c.concurrency}: {c.server_cores / (c.requests / c.seconds) * 1000:.1f} ms "
+                f"server CPU per request, {c.server_cores / c.per_second * 1000:.0f} ms per lifecycle.")
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--orders", type=int, default=100_000, help="orders seeded before the list is measured")
+    parser.add_argument("--creators", type=int, default=16)
+    parser.add_argument("--buyers", type=int, default=64)
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per loadgen measurement")
+    parser.add_argument("--ceiling-duration", type=float, default=5.0)
+    parser.add_argument("--lifecycle-duration", type=float, default=20.0)
+    parser.add_argument("--lifecycles", default="1,16", help="concurrent lifecycles, comma-separated")
+    parser.add_argument("--samples", type=int, default=200, help="approve -> statistics samples")
+    parser.add_argument("--catch-up-timeout", type=float, default=1800.0)
+    parser.add_argument("--engine", choices=("wrk", "python"), default=loadgen.DEFAULT_ENGINE)
+    parser.add_argument("--no-record", action="store_true", help="print only; do not append to bench/RESULTS.md")
+    args = parser.parse_args()
+    command = "python bench/run_orders.py" + "".join(f" {a}" for a in sys.argv[1:])
+
+    background = wait_for_quiet()
+    print("ceilings...", file=sys.stderr)
+    ceiling = ceilings.measure(duration=args.ceiling_duration, engine=args.engine, connections=(16, 64))
+    with fresh_database("ugc_bench_orders") as url, ugc_server(url) as (base, pid, log):
+        print("cast through the API...", file=sys.stderr)
+
+        async def cast_up() -> Cast:
+            async with httpx.AsyncClient(base_url=base, timeout=120) as client:
+                return await build_cast(client, log.parent / "outbox", creators=args.creators, buyers=args.buyers,
+                                        services_per_creator=2)
+
+        cast = uvloop.run(cast_up())
+        print(f"seeding {args.orders} orders...", file=sys.stderr)
+        seeded = seed_and_catch_up(url, cast, args.orders, batch=1000, timeout=args.catch_up_timeout)
+
+        print("orders list...", file=sys.stderr)
+        parties = [("heaviest buyer", cast.buyers[0]), ("light buyer", cast.light), ("a creator", cast.creators[1])]
+        list_parties = [(label, *pending_orders(url, p.user_id)) for label, p in parties]
+        refreshed(base, [p for _, p in parties])
+        lists = []
+        for label, party in parties:
+            scenario = Scenario("GET", "/api/v1/orders/?status=pending", party.auth)
+            loadgen.run(base, scenario, connections=16, duration=1, engine=args.engine, quiet=False)
+            lists.append((f"list pending, {label}", loadgen.run(base, scenario, connections=16,
+                                                                 duration=args.duration, engine=args.engine,
+                                                                 server_pid=pid)))
+            print(f"  {lists[-1][0]}: p99 {lists[-1][1].p99_ms:.1f} ms", file=sys.stderr)
+        wait_for_quiet()
+        explained = explain_list(url, cast.buyers[0].user_id)
+
+        print("POST /api/v1/orders/...", file=sys.stderr)
+        placing = measure_placing(base, pid, url, cast, connections=(16, 64), duration=args.duration,
+                                  engine=args.engine)
+        print("lifecycles...", file=sys.stderr)
+        cycles = [measure_lifecycles(base, pid, cast, int(c), args.lifecycle_duration)
+                  for c in args.lifecycles.split(",")]
+        print("approve -> creator statistics...", file=sys.stderr)
+        refreshed(base, [*cast.buyers, *cast.creators])
+        wait_for_quiet(server_pid=pid)
+        lag = uvloop.run(stats_lag(base, cast, args.samples))
+    section = report(command=command, ceiling=ceiling, cast=cast, seed=seeded, lists=lists, list_parties=list_parties,
+                     explained=explained, placing=placing, cycles=cycles, lag=lag, engine=args.engine,
+                     duration=args.duration, background=background)
+    print(section)
+    if not args.no_record:
+        with RESULTS.open("a", encoding="utf-8") as results:  # append only: other benchmarks write here too
+            results.write(("\n" if RESULTS.exists() and RESULTS.stat().st_size else "") + section + "\n")
+
+
+if __name__ == "__main__":
+    main()
