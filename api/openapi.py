@@ -15,6 +15,15 @@ import api.ids  # noqa: F401  (registers the `{name:id}` path convertor before a
 
 
 @dataclass(frozen=True)
+class FormField:
+    """A field of a multipart/form-data body: `file` (binary), `string` or `integer`."""
+
+    name: str
+    kind: str = "string"
+    required: bool = False
+
+
+@dataclass(frozen=True)
 class Operation:
     summary: str
     request: type[BaseModel] | None = None
@@ -23,6 +32,7 @@ class Operation:
     auth: bool = True
     paginated: bool = False
     query: tuple[str, ...] = ()
+    form: tuple[FormField, ...] = ()
 
 
 class DocumentedRoute(Route):
@@ -104,6 +114,16 @@ def _operation(route: DocumentedRoute) -> dict[str, Any]:
     document: dict[str, Any] = {"summary": op.summary, "parameters": parameters, "responses": responses}
     if op.request is not None:
         document["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(op.request)}}}
+    if op.form:
+        form = {
+            "type": "object",
+            "properties": {
+                field.name: {"type": "string", "format": "binary"} if field.kind == "file" else {"type": field.kind}
+                for field in op.form
+            },
+            "required": [field.name for field in op.form if field.required],
+        }
+        document["requestBody"] = {"required": True, "content": {"multipart/form-data": {"schema": form}}}
     if op.auth:
         document["security"] = [{"bearer": []}]
     return document

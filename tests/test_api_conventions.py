@@ -95,11 +95,13 @@ def test_openapi_schema_describes_the_routes(api: Api) -> None:
     assert "post" in schema["paths"]["/api/auth/register/"]
     assert {"get", "patch"} <= set(schema["paths"]["/api/v1/users/me/"])
     assert "/api/v1/creators/{id}/" in schema["paths"]
+    upload = schema["paths"]["/api/v1/files/upload/"]["post"]["requestBody"]["content"]["multipart/form-data"]
+    assert upload["schema"]["properties"]["file"] == {"type": "string", "format": "binary"}
     refs = [
         op["requestBody"]["content"]["application/json"]["schema"]["$ref"]
         for ops in schema["paths"].values()
         for op in ops.values()
-        if "requestBody" in op
+        if "application/json" in op.get("requestBody", {}).get("content", {})
     ]
     for ref in refs:
         assert ref.split("/")[-1] in schema["components"]["schemas"]

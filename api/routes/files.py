@@ -17,7 +17,7 @@ from starlette.responses import Response
 from api import errors
 from api.auth import authenticated_user
 from api.downloads import stored_file_response
-from api.openapi import Operation, endpoint
+from api.openapi import FormField, Operation, endpoint
 from api.pagination import page_request, paginated
 from api.responses import JSON
 from api.schemas.files import FileOut
@@ -104,7 +104,7 @@ routes = [
         "POST",
         "/api/v1/files/upload/",
         upload,
-        Operation("Загрузка файла (multipart/form-data, поле file)", response=FileOut, status=201),
+        Operation("Загрузка файла", response=FileOut, status=201, form=(FormField("file", "file", required=True),)),
     ),
     endpoint("GET", "/api/v1/files/", own_files, Operation("Список своих файлов", response=FileOut, paginated=True)),
     endpoint("DELETE", "/api/v1/files/{id:id}/", remove, Operation("Удаление файла", status=204)),

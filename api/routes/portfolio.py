@@ -16,7 +16,7 @@ from api import errors
 from api.auth import authenticated_user, bearer_token
 from api.ids import path_id, query_id
 from api.image_forms import form_fields, image_form
-from api.openapi import Operation, endpoint
+from api.openapi import FormField, Operation, endpoint
 from api.pagination import page_request, paginated
 from api.responses import JSON
 from api.schemas.portfolio import (
@@ -218,9 +218,14 @@ routes = [
         "/api/portfolio/",
         create_item,
         Operation(
-            "Создание элемента портфолио (multipart: title, description, cover_image)",
+            "Создание элемента портфолио",
             response=PortfolioItemOut,
             status=201,
+            form=(
+                FormField("title", required=True),
+                FormField("description"),
+                FormField("cover_image", "file", required=True),
+            ),
         ),
     ),
     endpoint(
@@ -230,13 +235,21 @@ routes = [
         "PUT",
         "/api/portfolio/{id:id}/",
         replace_item,
-        Operation("Обновление элемента портфолио (multipart, cover_image необязателен)", response=PortfolioItemOut),
+        Operation(
+            "Обновление элемента портфолио",
+            response=PortfolioItemOut,
+            form=(FormField("title"), FormField("description"), FormField("cover_image", "file")),
+        ),
     ),
     endpoint(
         "PATCH",
         "/api/portfolio/{id:id}/",
         update_item,
-        Operation("Частичное обновление элемента портфолио (multipart)", response=PortfolioItemOut),
+        Operation(
+            "Частичное обновление элемента портфолио",
+            response=PortfolioItemOut,
+            form=(FormField("title"), FormField("description"), FormField("cover_image", "file")),
+        ),
     ),
     endpoint("DELETE", "/api/portfolio/{id:id}/", delete_item, Operation("Удаление элемента портфолио", status=204)),
     endpoint(
@@ -252,22 +265,36 @@ routes = [
         "/api/portfolio-images/",
         add_image,
         Operation(
-            "Добавление изображения (multipart: portfolio_item, image, caption, order)",
+            "Добавление изображения к элементу портфолио",
             response=PortfolioImageOut,
             status=201,
+            form=(
+                FormField("portfolio_item", "integer", required=True),
+                FormField("image", "file", required=True),
+                FormField("caption"),
+                FormField("order", "integer"),
+            ),
         ),
     ),
     endpoint(
         "PUT",
         "/api/portfolio-images/{id:id}/",
         update_image,
-        Operation("Обновление изображения (multipart: caption, order, image необязателен)", response=PortfolioImageOut),
+        Operation(
+            "Обновление изображения",
+            response=PortfolioImageOut,
+            form=(FormField("caption"), FormField("order", "integer"), FormField("image", "file")),
+        ),
     ),
     endpoint(
         "PATCH",
         "/api/portfolio-images/{id:id}/",
         update_image,
-        Operation("Частичное обновление изображения (multipart)", response=PortfolioImageOut),
+        Operation(
+            "Частичное обновление изображения",
+            response=PortfolioImageOut,
+            form=(FormField("caption"), FormField("order", "integer"), FormField("image", "file")),
+        ),
     ),
     endpoint("DELETE", "/api/portfolio-images/{id:id}/", remove_image, Operation("Удаление изображения", status=204)),
 ]
