@@ -1,9 +1,10 @@
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, Field, RootModel, field_validator
+from pydantic import AfterValidator, BaseModel, Field, RootModel
 
+from api.schemas.patch import PatchIn
 from api.schemas.reference import SkillOut
 from ugc.creator_skills import MAX_LEVEL, MIN_LEVEL, level_is_valid
 
@@ -35,15 +36,8 @@ class CreatorSkillLevelIn(BaseModel):
     level: Level
 
 
-class CreatorSkillPatchIn(BaseModel):
+class CreatorSkillPatchIn(PatchIn):
     level: Level | None = None
-
-    @field_validator("*")
-    @classmethod
-    def not_null(cls, value: Any) -> Any:
-        if value is None:
-            raise ValueError("Поле не может быть пустым (null).")
-        return value
 
 
 class CreatorSkillOut(BaseModel):

@@ -4,18 +4,13 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, StringConstraints, field_validator
+from pydantic import BaseModel, Field, StringConstraints
 
 from api.ids import PublicId
+from api.schemas.patch import PatchIn
 
 Text = Annotated[str, StringConstraints(max_length=5000)]
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
-
-
-def _not_null(value: Any) -> Any:
-    if value is None:
-        raise ValueError("Поле не может быть пустым (null).")
-    return value
 
 
 class EmptyIn(BaseModel):
@@ -26,19 +21,12 @@ class PlaceOrderIn(BaseModel):
     service_id: PublicId
     requirements: Text = ""
     delivery_date: date
-    selected_option_ids: Annotated[list[PublicId], Field(max_length=50)] = Field(
-        default_factory=list
-    )
+    selected_option_ids: Annotated[list[PublicId], Field(max_length=50)] = Field(default_factory=list)
 
 
-class UpdateOrderIn(BaseModel):
+class UpdateOrderIn(PatchIn):
     requirements: Text | None = None
     delivery_date: date | None = None
-
-    @field_validator("*")
-    @classmethod
-    def not_null(cls, value: Any) -> Any:
-        return _not_null(value)
 
 
 class CancelIn(BaseModel):

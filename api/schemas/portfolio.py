@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, StringConstraints, field_validator
+from pydantic import AfterValidator, BaseModel, StringConstraints
+
+from api.schemas.patch import PatchIn
 
 Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Description = Annotated[str, StringConstraints(strip_whitespace=True, max_length=5000)]
@@ -21,12 +23,6 @@ def _order(value: int) -> int:
 Order = Annotated[int, AfterValidator(_order)]
 
 
-def _not_null(value: Any) -> Any:
-    if value is None:
-        raise ValueError("Поле не может быть пустым (null).")
-    return value
-
-
 class PortfolioItemIn(BaseModel):
     """POST and PUT; `cover_image` is the form's file part (required on POST, optional on PUT)."""
 
@@ -34,14 +30,9 @@ class PortfolioItemIn(BaseModel):
     description: Description = ""
 
 
-class PortfolioItemPatchIn(BaseModel):
+class PortfolioItemPatchIn(PatchIn):
     title: Title | None = None
     description: Description | None = None
-
-    @field_validator("*")
-    @classmethod
-    def not_null(cls, value: Any) -> Any:
-        return _not_null(value)
 
 
 class PortfolioImageIn(BaseModel):
@@ -52,16 +43,11 @@ class PortfolioImageIn(BaseModel):
     order: Order = 0
 
 
-class PortfolioImagePatchIn(BaseModel):
+class PortfolioImagePatchIn(PatchIn):
     """PUT and PATCH: every field optional, the image too (as the spec's PUT has it)."""
 
     caption: Caption | None = None
     order: Order | None = None
-
-    @field_validator("*")
-    @classmethod
-    def not_null(cls, value: Any) -> Any:
-        return _not_null(value)
 
 
 class PortfolioImageOut(BaseModel):

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-from pydantic import BaseModel, StringConstraints, field_validator
+from pydantic import BaseModel, StringConstraints
+
+from api.schemas.patch import PatchIn
 
 SkillName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 SkillDescription = Annotated[str, StringConstraints(strip_whitespace=True, max_length=1000)]
@@ -15,13 +17,6 @@ class SkillIn(BaseModel):
     description: SkillDescription = ""
 
 
-class SkillPatchIn(BaseModel):
+class SkillPatchIn(PatchIn):
     name: SkillName | None = None
     description: SkillDescription | None = None
-
-    @field_validator("*")
-    @classmethod
-    def not_null(cls, value: Any) -> Any:
-        if value is None:
-            raise ValueError("Поле не может быть пустым (null).")
-        return value

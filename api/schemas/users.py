@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from pydantic import AnyHttpUrl, BaseModel, Field, StringConstraints, TypeAdapter, field_validator
 
 from api.schemas.auth import Name
+from api.schemas.patch import PatchIn
 
 Phone = Annotated[str, StringConstraints(strip_whitespace=True, max_length=32, pattern=r"^[0-9+()\- ]*$")]
 Bio = Annotated[str, StringConstraints(max_length=2000)]
@@ -15,18 +16,11 @@ Long = Annotated[str, StringConstraints(max_length=2000)]
 Link = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)]
 
 
-class UserPatchIn(BaseModel):
+class UserPatchIn(PatchIn):
     first_name: Name | None = None
     last_name: Name | None = None
     phone: Phone | None = None
     bio: Bio | None = None
-
-    @field_validator("*")
-    @classmethod
-    def not_null(cls, value: Any) -> Any:
-        if value is None:
-            raise ValueError("Поле не может быть пустым (null).")
-        return value
 
 
 class UserUpdatedOut(BaseModel):
@@ -76,18 +70,11 @@ class CreatorProfileIn(BaseModel):
         return _check_link(value)
 
 
-class CreatorProfilePatchIn(BaseModel):
+class CreatorProfilePatchIn(PatchIn):
     specialization: Short | None = None
     experience: Long | None = None
     portfolio_link: Link | None = None
     social_links: SocialLinks | None = None
-
-    @field_validator("*")
-    @classmethod
-    def not_null(cls, value: Any) -> Any:
-        if value is None:
-            raise ValueError("Поле не может быть пустым (null).")
-        return value
 
     @field_validator("portfolio_link")
     @classmethod
