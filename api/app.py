@@ -12,17 +12,20 @@ from api.errors import EXCEPTION_HANDLERS
 from api.middleware import TrailingSlash
 from api.routes import (
     auth,
+    conversations,
     creator_skills,
     creators,
     files,
     media,
     meta,
+    notifications,
     orders,
     portfolio,
     reference,
     services,
     skills,
     users,
+    ws,
 )
 from api.services import Services
 
@@ -37,6 +40,9 @@ ROUTES = [
     *skills.routes,
     *creator_skills.routes,
     *portfolio.routes,
+    *conversations.routes,
+    *notifications.routes,
+    *ws.routes,
     *media.routes,
     *meta.routes,
 ]

@@ -89,6 +89,13 @@ MESSAGES: dict[str, str] = {
     "invalid_level": "Уровень должен быть целым числом от 1 до 5.",
     "duplicate_skill": "Навык указан в списке больше одного раза.",
     "not_a_list": "Тело запроса должно быть JSON-массивом.",
+    # conversations, messages, notifications
+    "conversation_not_found": "Страница не найдена.",
+    "notification_not_found": "Страница не найдена.",
+    "own_conversation": "Нельзя начать диалог с самим собой.",
+    "message_blank": "Сообщение не может быть пустым.",
+    "message_too_long": "Убедитесь, что это значение содержит не более 4000 символов.",
+    "malformed_frame": 'Ожидается JSON-объект вида {"message": "текст"}.',
     # 500 / 503
     "internal": "Внутренняя ошибка сервера.",
     "unavailable": "Сервис временно перегружен, повторите запрос позже.",

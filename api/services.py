@@ -3,25 +3,29 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection
 
 from api.idempotency_keys import IdempotencyKeys
+from api.realtime import Hub
 from api.throttle import FailureThrottle
 from api.tokens import TokenService
 from commands.accounts import AccountCommands
 from commands.creator_skills import CreatorSkillCommands
 from commands.creators import CreatorCommands
 from commands.files import FileCommands
+from commands.messaging import MessagingCommands
+from commands.notifications import NotificationCommands
 from commands.orders import OrderCommands
 from commands.portfolio import PortfolioCommands
 from commands.saving import Positions
 from commands.services import ServiceCommands
 from commands.skills import SkillCommands
 from readmodels import tracking
+from readmodels.services import ListingTotals
 from readmodels.tracking import Progress
 from ugc.clock import Clock
 from ugc.config import Settings
@@ -49,7 +53,11 @@ class Services:
     skills: SkillCommands
     creator_skills: CreatorSkillCommands
     portfolio: PortfolioCommands
+    messaging: MessagingCommands
+    notifications: NotificationCommands
+    realtime: Hub
     check_redis: Callable[[], None] | None = None
+    listing_totals: ListingTotals = field(default_factory=ListingTotals)
 
     async def run(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run blocking work (the event store, the database) off the event loop."""

@@ -27,7 +27,7 @@ from pathlib import Path
 import psycopg
 
 import loadgen
-from common import ROOT, fresh_database, free_port, server, wait_for_quiet
+from common import ROOT, free_port, fresh_database, server, undisturbed
 from loadgen import Result, Scenario
 
 PG_CLIENTS = 8
@@ -49,6 +49,8 @@ class Ceilings:
     pg_insert: InsertResult
     pgbench_tps: float | None
     pg_settings: dict[str, str]
+    pg_insert_other: float = 0.0  # cores other processes used during the INSERT measurement
+    pgbench_other: float = 0.0
 
 
 def hello_world(connections: int, duration: float, *, engine: str, access_log: bool = False) -> Result:
@@ -63,7 +65,7 @@ def hello_world(connections: int, duration: float, *, engine: str, access_log: b
         url = f"http://127.0.0.1:{port}/"
         loadgen.run(url, Scenario(path="/"), connections=connections, duration=1, engine=engine, quiet=False)
         return loadgen.run(url, Scenario(path="/"), connections=connections, duration=duration,
-                           engine=engine, server_pid=proc.pid)
+                           engine=engine, server_pid=proc.pid, database="")
 
 
 def _pct(values: list[float], p: float) -> float:
@@ -135,11 +137,10 @@ def measure(*, duration: float = 5.0, connections: tuple[int, ...] = (16, 64),
     python = hello_world(max(connections), duration, engine="python") if engine != "python" else None
     with fresh_database("ugc_bench_ceiling") as url:
         settings = postgres_settings(url)
-        wait_for_quiet()
-        insert = pg_insert(url, duration=duration)
-        wait_for_quiet()
-        bench_tps = pgbench(url, duration=duration)
-    return Ceilings(engine, hello, with_log, python, insert, bench_tps, settings)
+        name = url.rsplit("/", 1)[1]
+        insert, insert_other = undisturbed(lambda: pg_insert(url, duration=duration), name)
+        bench_tps, bench_other = undisturbed(lambda: pgbench(url, duration=duration), name)
+    return Ceilings(engine, hello, with_log, python, insert, bench_tps, settings, insert_other, bench_other)
 
 
 def _cores(value: float | None) -> str:
@@ -168,15 +169,15 @@ def markdown(c: Ceilings) -> str:
     if c.hello_python is not None:
         rows.append(result_row("hello-world (python client)", c.hello_python))
     pg = [f"| psycopg, {PG_CLIENTS} threads, INSERT+COMMIT | {c.pg_insert.tps:,.0f} tx/s "
-          f"| p50 {c.pg_insert.p50_ms:.2f} ms, p99 {c.pg_insert.p99_ms:.2f} ms |"]
+          f"| p50 {c.pg_insert.p50_ms:.2f} ms, p99 {c.pg_insert.p99_ms:.2f} ms | {c.pg_insert_other:.2f} |"]
     if c.pgbench_tps is not None:
-        pg.append(f"| pgbench -c {PG_CLIENTS} -j 2, one INSERT | {c.pgbench_tps:,.0f} tx/s | |")
+        pg.append(f"| pgbench -c {PG_CLIENTS} -j 2, one INSERT | {c.pgbench_tps:,.0f} tx/s | | {c.pgbench_other:.2f} |")
     settings = ", ".join(f"{k}={v}" for k, v in c.pg_settings.items())
     return "\n".join([
         "### HTTP ceiling (hello-world, 1 uvicorn worker, uvloop + httptools)", "",
         RESULT_HEADER, *rows, "",
         "### PostgreSQL ceiling (single-row INSERT + COMMIT)", "",
-        "| method | throughput | latency |", "|---|---:|---|", *pg, "",
+        "| method | throughput | latency | other processes during it (cores) |", "|---|---:|---|---:|", *pg, "",
         f"PostgreSQL: {settings}",
     ])
 

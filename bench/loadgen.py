@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 
 import uvloop
 
-from common import cpu_snapshot, cpu_used, describe, machine_cpu, process_cpu_seconds, wait_for_quiet
+from common import cpu_snapshot, cpu_used, describe, machine_cpu, postgres_database, process_cpu_seconds, wait_for_quiet
 
 WRK = shutil.which("wrk")
 DEFAULT_ENGINE = "wrk" if WRK else "python"
@@ -92,26 +92,32 @@ DISTURBED = 0.3  # cores: other processes busier than this during a run make it 
 
 
 def run(url: str, scenario: Scenario, *, connections: int, duration: float, engine: str = DEFAULT_ENGINE,
-        server_pid: int | None = None, timeout: float = 30.0, quiet: bool = True, attempts: int = 3) -> Result:
+        server_pid: int | None = None, timeout: float = 30.0, quiet: bool = True, attempts: int = 3,
+        database: str | None = None) -> Result:
     """Load `url`'s host with `scenario` for `duration` seconds over `connections` connections.
 
     With `quiet`, first wait (bounded) for the machine and the server to go idle, record how busy
     the rest of the machine still was, and measure again (up to `attempts` times in all) while other
     processes took more than DISTURBED cores during the run; the least disturbed run is returned.
+
+    `database` says which PostgreSQL backends are the server's: None counts every postgres process
+    as the server's database work; a name counts the backends of that database (and PostgreSQL's own
+    processes), so other databases' backends count as other load; "" means the server has none.
     """
     if engine not in ("wrk", "python"):
         raise ValueError(f"unknown engine {engine!r}")
     results: list[Result] = []
     for _ in range(attempts if quiet else 1):
         background = wait_for_quiet(server_pid=server_pid) if quiet else None
-        results.append(_measure(url, scenario, connections, duration, engine, server_pid, timeout, background))
+        results.append(_measure(url, scenario, connections, duration, engine, server_pid, timeout, background,
+                                database))
         if results[-1].other_cores <= DISTURBED:
             break
     return min(results, key=lambda r: r.other_cores)
 
 
 def _measure(url: str, scenario: Scenario, connections: int, duration: float, engine: str,
-             server_pid: int | None, timeout: float, background: float | None) -> Result:
+             server_pid: int | None, timeout: float, background: float | None, database: str | None) -> Result:
     server_before = process_cpu_seconds(server_pid) if server_pid else 0.0
     busy_before, _ = machine_cpu()
     snapshot_before = cpu_snapshot()
@@ -123,10 +129,14 @@ def _measure(url: str, scenario: Scenario, connections: int, duration: float, en
     wall = time.monotonic() - wall
     busy_after, _ = machine_cpu()
     used = cpu_used(snapshot_before, cpu_snapshot())
-    postgres_cores = sum(cpu for name, cpu in used.values() if name == "postgres") / wall
+
+    def ours(pid: int, name: str) -> bool:
+        return name == "postgres" and (database is None or postgres_database(pid) in (None, database))
+
+    postgres_cores = sum(cpu for pid, (name, cpu) in used.items() if ours(pid, name)) / wall
     mine = {os.getpid(), server_pid}
     others = sorted(((describe(pid, name), cpu / wall) for pid, (name, cpu) in used.items()
-                     if name != "postgres" and pid not in mine and cpu / wall >= 0.02), key=lambda o: -o[1])
+                     if not ours(pid, name) and pid not in mine and cpu / wall >= 0.02), key=lambda o: -o[1])
     server_cores = (process_cpu_seconds(server_pid) - server_before) / wall if server_pid else None
     requests, seconds, errors, p50, p99, client_cpu = raw
     return Result(engine, connections, seconds, requests, errors, p50, p99, client_cpu / wall, server_cores,

@@ -24,6 +24,7 @@ import argparse
 import os
 import statistics
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -32,6 +33,7 @@ from decimal import Decimal
 from urllib.parse import urlencode
 
 import ceilings
+import httpx
 import loadgen
 import psycopg
 import seed_services
@@ -82,7 +84,7 @@ def selectivity(url: str, word: str) -> tuple[int, int]:
         ):
             (sql, params), _ = listing_queries(filters, PageRequest(1, 20), "postgresql")
             row = conn.execute(sql, params).fetchone()
-            counts.append(int(row[0]) if row else 0)
+            counts.append(int(row[-1]) if row else 0)  # (position, count)
     return counts[0], counts[1]
 
 
@@ -91,6 +93,7 @@ def query_costs(url: str, word: str, runs: int = 50) -> list[QueryCost]:
     filters = ServiceFilters(search=word, min_price=PRICE_RANGE[0], max_price=PRICE_RANGE[1])
     costs = []
     with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SET plan_cache_mode = force_custom_plan")  # as list_services does (see its comment)
         for sql, params in listing_queries(filters, PageRequest(2, 20), "postgresql"):
             timings = []
             for _ in range(runs):
@@ -104,6 +107,46 @@ def query_costs(url: str, word: str, runs: int = 50) -> list[QueryCost]:
                 shown = shown.replace("%s", repr(value) if isinstance(value, str) else str(value), 1)
             costs.append(QueryCost(shown, statistics.median(timings), timings[int(runs * 0.9)], plan))
     return costs
+
+
+class Writer:
+    """Edits one seeded service `rate` times a second over HTTP while the listing is loaded.
+
+    Every edit moves the listing projection's position, so remembered totals stop matching and the
+    listing counts again: the cost of the COUNT(*) shows up in the HTTP figures.
+    """
+
+    def __init__(self, base: str, url: str, rate: float) -> None:
+        with psycopg.connect(url) as conn:
+            row = conn.execute(
+                "SELECT id, creator_username FROM services WHERE is_active ORDER BY id LIMIT 1"
+            ).fetchone()
+        assert row is not None, "no services: seed first"
+        self.base, self.service_id, self.rate = base, int(row[0]), rate
+        token = httpx.post(
+            f"{base}/api/auth/token/", json={"username": row[1], "password": seed_services.PASSWORD}, timeout=30
+        ).json()["access"]
+        self.headers = {"Authorization": f"Bearer {token}"}
+        self.writes = 0
+        self.failures = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        with httpx.Client(base_url=self.base, headers=self.headers, timeout=30) as client:
+            while not self._stop.wait(1 / self.rate):
+                body = {"description": f"Правка номер {self.writes}"}
+                response = client.patch(f"/api/v1/services/{self.service_id}/", json=body)
+                self.writes += 1
+                self.failures += response.status_code != 200
+
+    def __enter__(self) -> Writer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=60)
 
 
 def some_service_id(url: str) -> int:
@@ -128,20 +171,28 @@ def seeded_database(url: str | None, count: int) -> Iterator[tuple[str, str]]:
 
 
 def measure_api(
-    url: str, cases: list[Case], connections: tuple[int, ...], duration: float, engine: str
-) -> list[tuple[str, Result]]:
+    url: str, cases: list[Case], connections: tuple[int, ...], duration: float, engine: str, write_rate: float
+) -> tuple[list[tuple[str, Result]], str]:
+    """Every case at every concurrency, then the target again under writes; the results and the writes' summary."""
     results: list[tuple[str, Result]] = []
     with ugc_server(url) as (base, pid, _log):
-        for case in cases:
-            for conns in connections:
-                scenario = Scenario("GET", case.path)
-                loadgen.run(base, scenario, connections=conns, duration=1, engine=engine, quiet=False)
+        runs = [(case, conns, None) for case in cases for conns in connections]
+        runs += [(cases[0], conns, write_rate) for conns in connections]
+        written = []
+        for case, conns, rate in runs:
+            scenario = Scenario("GET", case.path)
+            loadgen.run(base, scenario, connections=conns, duration=1, engine=engine, quiet=False)
+            label = case.label if rate is None else f"{case.label}, while {rate:g} edits/s"
+            with ExitStack() as stack:
+                writer = stack.enter_context(Writer(base, url, rate)) if rate else None
                 result = loadgen.run(
-                    base, scenario, connections=conns, duration=duration, engine=engine, server_pid=pid
+                    base, scenario, connections=conns, duration=duration, engine=engine, server_pid=pid, quiet=not rate
                 )
-                results.append((case.label, result))
-                print(f"  {case.label} c={conns}: {result.rps:,.0f} req/s, p99 {result.p99_ms:.1f} ms", file=sys.stderr)
-    return results
+            if writer is not None:
+                written.append(f"{writer.writes} edits ({writer.failures} failed) at {conns} connections")
+            results.append((label, result))
+            print(f"  {label} c={conns}: {result.rps:,.0f} req/s, p99 {result.p99_ms:.1f} ms", file=sys.stderr)
+    return results, "; ".join(written)
 
 
 def report(
@@ -157,6 +208,7 @@ def report(
     target: str,
     costs: list[QueryCost],
     background: float,
+    writes: str,
 ) -> str:
     now = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     lines = [
@@ -180,6 +232,10 @@ def report(
         *(ceilings.result_row(f"hello-world ({engine})", r) for r in ceiling.values()),
         ceilings.result_row(f"hello-world + access log ({engine})", with_log),
         *(ceilings.result_row(label, r) for label, r in api),
+        "",
+        f"Edits made during the under-writes runs: {writes or 'none'}. Each moves the listing projection's "
+        "position, after which the next listing counts its total again instead of using the remembered one "
+        "(readmodels/services.py, ListingTotals).",
         "",
         "### Against the targets",
         "",
@@ -229,6 +285,7 @@ def main() -> None:
     parser.add_argument("--connections", default="16,64")
     parser.add_argument("--engine", choices=("wrk", "python"), default=loadgen.DEFAULT_ENGINE)
     parser.add_argument("--word", default="косметики", help="the target's search word")
+    parser.add_argument("--write-rate", type=float, default=20.0, help="edits/s in the under-writes case")
     parser.add_argument("--no-record", action="store_true", help="print only; do not append to bench/RESULTS.md")
     args = parser.parse_args()
     connections = tuple(int(c) for c in args.connections.split(","))
@@ -239,18 +296,19 @@ def main() -> None:
     with_log = ceilings.hello_world(max(connections), args.ceiling_duration, engine=args.engine, access_log=True)
     with ExitStack() as stack:
         url, seeded = stack.enter_context(seeded_database(args.database_url, args.count))
-        words = {w: selectivity(url, w) for w in ("озвучка", args.word, "видео")}
+        rare, common = "фотосъёмка косметики", "видео"
+        words = {w: selectivity(url, w) for w in (rare, args.word, common)}
         target = "listing: search + prices, page 2"
         cases = [
             Case(target, listing_path(args.word, page=2)),
-            Case("listing: rarer word, page 2", listing_path("озвучка", page=2)),
-            Case("listing: common word, page 2", listing_path("видео", page=2)),
+            Case("listing: rare phrase, page 2", listing_path(rare, page=2)),
+            Case("listing: common word, page 2", listing_path(common, page=2)),
             Case("listing: no filters, page 1", listing_path(None, prices=False)),
             Case("detail (primary key)", f"/api/v1/services/{some_service_id(url)}/"),
             Case("healthz (no DB)", "/healthz/"),
         ]
         print("API...", file=sys.stderr)
-        api = measure_api(url, cases, connections, args.duration, args.engine)
+        api, writes = measure_api(url, cases, connections, args.duration, args.engine, args.write_rate)
         wait_for_quiet()
         costs = query_costs(url, args.word)
     section = report(
@@ -265,6 +323,7 @@ def main() -> None:
         target=target,
         costs=costs,
         background=background,
+        writes=writes,
     )
     print(section)
     if not args.no_record:

@@ -42,10 +42,11 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +73,8 @@ from readmodels import orders as orders_read
 from readmodels.pages import PageRequest
 from readmodels.tracking import lagging
 from ugc.database import Database
-from ugc.store import EventStores
+from ugc.orders import Order
+from ugc.store import EventStores, create_event_tables
 
 RESULTS = ROOT / "bench" / "RESULTS.md"
 CORES = os.cpu_count() or 1
@@ -208,6 +210,36 @@ def refreshed(base: str, parties: Sequence[Party]) -> None:
     uvloop.run(go())
 
 
+# --- the shared PostgreSQL's connection slots ----------------------------------------------------
+
+
+def free_connections() -> int:
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT current_setting('max_connections')::int - current_setting('superuser_reserved_connections')::int "
+            "- count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def wait_for_connections(needed: int, limit: float = 300.0) -> int:
+    """Wait (at most `limit` s) until the shared server has `needed` free connection slots; the free slots.
+
+    Other people's servers and tests use the same PostgreSQL (max_connections 100); one `ugc serve`
+    worker alone may open 16 read connections + 15 per event store + the runner's.
+    """
+    deadline = time.monotonic() + limit
+    while True:
+        try:
+            free = free_connections()
+        except psycopg.OperationalError:
+            free = 0
+        if free >= needed or time.monotonic() > deadline:
+            return free
+        print(f"  waiting for {needed} free PostgreSQL connections ({free} free)", file=sys.stderr)
+        time.sleep(5)
+
+
 # --- seeding 100,000 orders ---------------------------------------------------------------------
 
 
@@ -222,6 +254,7 @@ def seed_and_catch_up(url: str, cast: Cast, count: int, *, batch: int, timeout: 
     plan = seed_orders.Plan(
         buyers=[b.user_id for b in cast.buyers], services=cast.services, heavy=cast.buyers[0].user_id,
         heavy_share=0.2, light=cast.light.user_id, light_count=10)
+    wait_for_connections(20)
     db = Database(url)
     stores = EventStores(url)
     try:
@@ -339,9 +372,8 @@ class PlaceRun:
     activity: list[tuple[str, float]]
 
 
-def count_orders(url: str) -> int:
-    with psycopg.connect(url) as conn:
-        row = conn.execute("SELECT count(*) FROM orders").fetchone()
+def count_orders(conn: psycopg.Connection[Any]) -> int:
+    row = conn.execute("SELECT count(*) FROM orders").fetchone()
     assert row is not None
     return int(row[0])
 
@@ -350,21 +382,29 @@ def measure_placing(base: str, pid: int, url: str, cast: Cast, *, connections: S
                     engine: str) -> list[PlaceRun]:
     runs = []
     database = url.rsplit("/", 1)[1]
-    for conns in connections:
-        refreshed(base, cast.buyers)
-        scenario = place_scenario(cast)
-        loadgen.run(base, scenario, connections=conns, duration=1, engine=engine, quiet=False)
-        with ActivitySampler(database) as sampler:
-            before = count_orders(url)
-            result = loadgen.run(base, scenario, connections=conns, duration=duration, engine=engine, server_pid=pid)
-            ended = time.monotonic()
-            time.sleep(0.5)  # requests wrk abandoned at its deadline still finish on the server
-            added = count_orders(url) - before
-        n, activity = sampler.mean(ended - result.seconds, ended)
-        runs.append(PlaceRun(result, added, n, activity))
-        print(f"  POST orders c={conns}: {result.rps:,.0f} req/s, p99 {result.p99_ms:.1f} ms, "
-              f"{result.errors} errors", file=sys.stderr)
+    # Opened before the load: the shared server's max_connections may be all taken during it.
+    with psycopg.connect(url, autocommit=True) as observer:
+        for conns in connections:
+            runs.append(place_once(base, pid, cast, observer, database, conns, duration, engine))
     return runs
+
+
+def place_once(base: str, pid: int, cast: Cast, observer: psycopg.Connection[Any], database: str, conns: int,
+               duration: float, engine: str) -> PlaceRun:
+    refreshed(base, cast.buyers)
+    wait_for_connections(conns + 16)
+    scenario = place_scenario(cast)
+    loadgen.run(base, scenario, connections=conns, duration=1, engine=engine, quiet=False)
+    with ActivitySampler(database) as sampler:
+        before = count_orders(observer)
+        result = loadgen.run(base, scenario, connections=conns, duration=duration, engine=engine, server_pid=pid)
+        ended = time.monotonic()
+        time.sleep(0.5)  # requests wrk abandoned at its deadline still finish on the server
+        added = count_orders(observer) - before
+    n, activity = sampler.mean(ended - result.seconds, ended)
+    print(f"  POST orders c={conns}: {result.rps:,.0f} req/s, p99 {result.p99_ms:.1f} ms, "
+          f"{result.errors} errors", file=sys.stderr)
+    return PlaceRun(result, added, n, activity)
 
 
 # --- whole lifecycles with httpx ------------------------------------------------------------------
@@ -451,6 +491,7 @@ async def lifecycles(base: str, cast: Cast, concurrency: int, duration: float) -
 
 def measure_lifecycles(base: str, pid: int, cast: Cast, concurrency: int, duration: float) -> LifecycleRun:
     refreshed(base, [*cast.buyers, *cast.creators])
+    wait_for_connections(concurrency + 16)
     uvloop.run(lifecycles(base, cast, concurrency, 1.0))  # warm-up
     background = wait_for_quiet(server_pid=pid)
     snapshot = cpu_snapshot()
@@ -587,6 +628,99 @@ def explain_list(url: str, user_id: int, runs: int = 50) -> list[Explained]:
     return found
 
 
+# --- the append path's own ceilings --------------------------------------------------------------
+
+
+def closed_loop(clients: int, duration: float, worker: Callable[[int], Callable[[], None]]) -> ceilings.InsertResult:
+    """`clients` threads, each calling its own `worker(index)` back to back for `duration` s: ops/s, p50, p99."""
+    operations = [worker(i) for i in range(clients)]
+    latencies: list[list[float]] = [[] for _ in range(clients)]
+    start = threading.Barrier(clients + 1)
+    stop_at = [0.0]
+
+    def run(index: int) -> None:
+        start.wait()
+        while time.monotonic() < stop_at[0]:
+            began = time.perf_counter()
+            operations[index]()
+            latencies[index].append(time.perf_counter() - began)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    stop_at[0] = time.monotonic() + duration
+    began = time.monotonic()
+    start.wait()
+    for thread in threads:
+        thread.join(timeout=duration + 60)
+    elapsed = time.monotonic() - began
+    every = [x for mine in latencies for x in mine]
+    return ceilings.InsertResult(len(every) / elapsed, pct(every, 0.5), pct(every, 0.99))
+
+
+def locked_insert(url: str, *, clients: int = ceilings.PG_CLIENTS, duration: float) -> ceilings.InsertResult:
+    """The raw INSERT+COMMIT in the shape of the library's append: lock timeout, LOCK TABLE ... EXCLUSIVE, NOTIFY."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS t_locked (id bigserial PRIMARY KEY, v bigint NOT NULL)")
+    connections = [psycopg.connect(url) for _ in range(clients)]
+
+    def worker(index: int) -> Callable[[], None]:
+        conn, n = connections[index], itertools.count()
+
+        def insert() -> None:
+            with conn.transaction():
+                conn.execute("SET LOCAL lock_timeout = '5s'")
+                conn.execute("LOCK TABLE t_locked IN EXCLUSIVE MODE")
+                conn.execute("NOTIFY t_locked")
+                conn.execute("INSERT INTO t_locked (v) VALUES (%s)", (index * 10_000_000 + next(n),))
+
+        return insert
+
+    try:
+        return closed_loop(clients, duration, worker)
+    finally:
+        for conn in connections:
+            conn.close()
+
+
+def append_ceiling(url: str, *, clients: int = ceilings.PG_CLIENTS, duration: float) -> ceilings.InsertResult:
+    """eventsourcing itself: `clients` threads each saving one new Order per save() into the orders store."""
+    create_event_tables(url)
+    stores = EventStores(url)
+    numbers = itertools.count(1)
+
+    def worker(_: int) -> Callable[[], None]:
+        def append() -> None:
+            order = Order.place(
+                number=next(numbers), buyer=1, buyer_username="buyer", creator=2, creator_profile=1,
+                creator_username="creator", service=1, service_title="Видеообзор товара", price=Decimal(1000),
+                options=[], total_price=Decimal(1000), requirements="Ролик 30 секунд", delivery_date="2030-01-01",
+                allows_modifications=True, at=datetime.now(UTC))
+            stores.orders.save(order)
+
+        return append
+
+    try:
+        return closed_loop(clients, duration, worker)
+    finally:
+        stores.close()
+
+
+@dataclass(frozen=True)
+class AppendCeilings:
+    locked: ceilings.InsertResult
+    library: ceilings.InsertResult
+
+
+def measure_append_path(duration: float) -> AppendCeilings:
+    with fresh_database("ugc_bench_appends") as url:
+        wait_for_quiet()
+        locked = locked_insert(url, duration=duration)
+        wait_for_quiet()
+        library = append_ceiling(url, duration=duration)
+    return AppendCeilings(locked, library)
+
+
 # --- report ---------------------------------------------------------------------------------------
 
 
@@ -611,15 +745,18 @@ def lifecycle_rows(runs: list[LifecycleRun]) -> list[str]:
     return lines
 
 
-def report(*, command: str, ceiling: ceilings.Ceilings, cast: Cast, seed: SeedReport, lists: list[tuple[str, Result]],
+def report(*, command: str, ceiling: ceilings.Ceilings, append: AppendCeilings, cast: Cast, seed: SeedReport,
+           lists: list[tuple[str, Result]],
            list_parties: list[tuple[str, int, int]], explained: list[Explained], placing: list[PlaceRun],
-           cycles: list[LifecycleRun], lag: StatsLag, engine: str, duration: float, background: float) -> str:
-    started = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+           cycles: list[LifecycleRun], lag: StatsLag, engine: str, duration: float, background: float,
+           began: datetime) -> str:
+    started = began.strftime("%Y-%m-%d %H:%M UTC")
+    finished = datetime.now(UTC).strftime("%H:%M UTC")
     raw = ceiling.pg_insert.tps
     s = seed.seeded
     t = seed.table
     lines = [
-        f"## Orders - {started}", "",
+        f"## Orders - {started} (finished {finished})", "",
         f"`{command}` - {CORES} cores, {platform.platform()}, Python {platform.python_version()}. Server: `ugc serve`, "
         f"1 uvicorn worker (uvloop, httptools, access log on), PostgreSQL (fresh database), production argon2id "
         f"defaults, projections inline. Load: {engine} one thread for the loadgen cases (on the same cores), "
@@ -630,21 +767,34 @@ def report(*, command: str, ceiling: ceilings.Ceilings, cast: Cast, seed: SeedRe
         f"{len(cast.services) // len(cast.creators)} services each, {len(cast.buyers)} buyers and one light buyer, "
         "all registered, verified from the mailed link, logged in.", "",
         ceilings.markdown(ceiling), "",
+        f"### The append path's ceilings ({ceilings.PG_CLIENTS} threads, a connection each, same run)", "",
+        "| method | throughput | latency |", "|---|---:|---|",
+        f"| raw INSERT+COMMIT (above) | {raw:,.0f} tx/s | p50 {ceiling.pg_insert.p50_ms:.2f} ms, "
+        f"p99 {ceiling.pg_insert.p99_ms:.2f} ms |",
+        f"| the same in the library's shape: SET LOCAL lock_timeout; LOCK TABLE ... IN EXCLUSIVE MODE; NOTIFY; "
+        f"INSERT; COMMIT | {append.locked.tps:,.0f} tx/s | p50 {append.locked.p50_ms:.2f} ms, "
+        f"p99 {append.locked.p99_ms:.2f} ms |",
+        f"| eventsourcing `Orders.save(order)`, one new Order per save(), no HTTP, no projections "
+        f"| {append.library.tps:,.0f} appends/s | p50 {append.library.p50_ms:.2f} ms, "
+        f"p99 {append.library.p99_ms:.2f} ms |", "",
         f"### POST /api/v1/orders/ ({len(cast.buyers)} buyers' tokens in turn over {len(cast.services)} services)", "",
         ceilings.RESULT_HEADER,
         *(ceilings.result_row("POST /api/v1/orders/", p.result) for p in placing), "",
         "| conns | 2xx answers | order rows added during the measurement (every attempt loadgen made) "
-        f"| placing ÷ raw INSERT+COMMIT ({raw:,.0f} tx/s) | ÷ pgbench |",
-        "|---:|---:|---:|---:|---:|",
+        f"| placing ÷ raw INSERT+COMMIT ({raw:,.0f} tx/s) | ÷ pgbench | ÷ library-shaped INSERT | ÷ library appends |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
         *(f"| {p.result.connections} | {p.result.requests - p.result.errors:,} | {p.orders_added:,} "
           f"| **{p.result.rps / raw:.3f}** | "
-          f"{(p.result.rps / ceiling.pgbench_tps) if ceiling.pgbench_tps else 0:.3f} |" for p in placing), "",
+          f"{(p.result.rps / ceiling.pgbench_tps) if ceiling.pgbench_tps else 0:.3f} "
+          f"| {p.result.rps / append.locked.tps:.3f} | {p.result.rps / append.library.tps:.3f} |" for p in placing), "",
         "Where the database backends of the bench database were during each POST run (pg_stat_activity every 50 ms; "
         "mean number of backends per state):", "",
     ]
     for p in placing:
-        lines.append(f"* {p.result.connections} connections ({p.activity_samples} samples): "
-                     + "; ".join(f"{label} {n:.2f}" for label, n in p.activity[:7]))
+        busy = [(label, n) for label, n in p.activity if label != "idle"]
+        idle = sum(n for label, n in p.activity if label == "idle")
+        lines.append(f"* {p.result.connections} connections ({p.activity_samples} samples; {idle:.1f} idle "
+                     "connections besides): " + "; ".join(f"{label} {n:.2f}" for label, n in busy[:8]))
     lines += [
         "", "### Whole lifecycles (place → accept → deliver → approve → review, each step a request)", "",
         *lifecycle_rows(cycles), "",
@@ -690,6 +840,11 @@ def reading(ceiling: ceilings.Ceilings, placing: list[PlaceRun], cycles: list[Li
     out = []
     for p in placing:
         r = p.result
+        locked = sum(n for label, n in p.activity if label.startswith("waiting for a relation lock"))
+        in_tx = sum(n for label, n in p.activity if label.startswith("idle in transaction"))
+        out.append(f"* POST at {r.connections} conns: on average {locked:.2f} backends were queued on the "
+                   f"orders_events table lock and {in_tx:.2f} sat idle in a transaction waiting for the server's "
+                   "Python (the lock holder among them).")
         if r.rps and r.server_cores is not None:
             out.append(
                 f"* POST at {r.connections} conns: {r.server_cores / r.rps * 1000:.1f} ms of server CPU and "
@@ -720,10 +875,14 @@ def main() -> None:
     parser.add_argument("--no-record", action="store_true", help="print only; do not append to bench/RESULTS.md")
     args = parser.parse_args()
     command = "python bench/run_orders.py" + "".join(f" {a}" for a in sys.argv[1:])
+    began = datetime.now(UTC)
 
     background = wait_for_quiet()
     print("ceilings...", file=sys.stderr)
     ceiling = ceilings.measure(duration=args.ceiling_duration, engine=args.engine, connections=(16, 64))
+    print("append-path ceilings...", file=sys.stderr)
+    append = measure_append_path(args.ceiling_duration)
+    wait_for_connections(40)
     with fresh_database("ugc_bench_orders") as url, ugc_server(url) as (base, pid, log):
         print("cast through the API...", file=sys.stderr)
 
@@ -740,14 +899,16 @@ def main() -> None:
         parties = [("heaviest buyer", cast.buyers[0]), ("light buyer", cast.light), ("a creator", cast.creators[1])]
         list_parties = [(label, *pending_orders(url, p.user_id)) for label, p in parties]
         refreshed(base, [p for _, p in parties])
+        wait_for_connections(32)
         lists = []
-        for label, party in parties:
+        # 16 connections as the target says; one connection for the heaviest buyer shows the bare service time.
+        for (label, party), conns in [*((p, 16) for p in parties), (parties[0], 1)]:
             scenario = Scenario("GET", "/api/v1/orders/?status=pending", party.auth)
-            loadgen.run(base, scenario, connections=16, duration=1, engine=args.engine, quiet=False)
-            lists.append((f"list pending, {label}", loadgen.run(base, scenario, connections=16,
+            loadgen.run(base, scenario, connections=conns, duration=1, engine=args.engine, quiet=False)
+            lists.append((f"list pending, {label}", loadgen.run(base, scenario, connections=conns,
                                                                  duration=args.duration, engine=args.engine,
                                                                  server_pid=pid)))
-            print(f"  {lists[-1][0]}: p99 {lists[-1][1].p99_ms:.1f} ms", file=sys.stderr)
+            print(f"  {lists[-1][0]} c={conns}: p99 {lists[-1][1].p99_ms:.1f} ms", file=sys.stderr)
         wait_for_quiet()
         explained = explain_list(url, cast.buyers[0].user_id)
 
@@ -761,9 +922,9 @@ def main() -> None:
         refreshed(base, [*cast.buyers, *cast.creators])
         wait_for_quiet(server_pid=pid)
         lag = uvloop.run(stats_lag(base, cast, args.samples))
-    section = report(command=command, ceiling=ceiling, cast=cast, seed=seeded, lists=lists, list_parties=list_parties,
-                     explained=explained, placing=placing, cycles=cycles, lag=lag, engine=args.engine,
-                     duration=args.duration, background=background)
+    section = report(command=command, ceiling=ceiling, append=append, cast=cast, seed=seeded, lists=lists,
+                     list_parties=list_parties, explained=explained, placing=placing, cycles=cycles, lag=lag,
+                     engine=args.engine, duration=args.duration, background=background, began=began)
     print(section)
     if not args.no_record:
         with RESULTS.open("a", encoding="utf-8") as results:  # append only: other benchmarks write here too

@@ -97,6 +97,7 @@ SENTENCES = [
 ]
 ADJECTIVES = ["хорошем", "студийном", "естественном", "мягком", "ярком", "4K", "профессиональном", "дневном"]
 OPTIONS = [("Срочно", "Сдам быстрее"), ("Субтитры", ""), ("Исходники", "RAW и проект"), ("Музыка", "Лицензия")]
+PASSWORD = "bench-password-1"
 TAGS = ["видео", "фото", "ugc", "обзор", "tiktok", "reels", "монтаж", "дизайн", "озвучка", "анимация", "сторис"]
 
 
@@ -115,9 +116,7 @@ def register_creators(stores: EventStores, db: Database, count: int, prefix: str
     made = []
     for i in range(count):
         username = f"{prefix}{i}"
-        registered = accounts.register(
-            Register(username, f"{username}@example.com", "bench-password-1", "Bench", f"{i}")
-        )
+        registered = accounts.register(Register(username, f"{username}@example.com", PASSWORD, "Bench", f"{i}"))
         profile_id, _ = creators.create_profile(
             registered.user_id, specialization="UGC", experience="", portfolio_link="", social_links={}
         )

@@ -25,6 +25,9 @@ class Projection(ABC):
     applications: ClassVar[tuple[str, ...]]
     read_model: ClassVar[bool] = True
     tables: ClassVar[tuple[str, ...]] = ()
+    # The log position (notification id) of the event a read-model handler is applying; the
+    # runner sets it before each call, for rows that must be keyed by where their event sits.
+    position: int = 0
 
     @abstractmethod
     def handlers(self) -> Mapping[type, Handler]:
@@ -32,9 +35,11 @@ class Projection(ABC):
 
     def committed(self) -> None:
         """Called after a batch's transaction committed: push what it stored (stored before pushed)."""
+        return None
 
     def aborted(self) -> None:
         """Called when a batch rolled back: forget what it would have pushed."""
+        return None
 
     def topics(self) -> dict[str, Handler]:
         return {get_topic(event_class): handler for event_class, handler in self.handlers().items()}

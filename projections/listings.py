@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from projections.base import Handler, Projection
-from readmodels.services import minor_units, search_text
+from readmodels.services import PROJECTION, minor_units, search_text
 from ugc.database import Cursor
 from ugc.services import Service
 from ugc.store import Catalog
@@ -18,7 +18,7 @@ def _options(options: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 class ListingsProjection(Projection):
-    name = "listings"
+    name = PROJECTION
     applications: ClassVar[tuple[str, ...]] = (Catalog.name,)
     tables: ClassVar[tuple[str, ...]] = ("services",)
 

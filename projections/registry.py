@@ -10,13 +10,17 @@ from projections.creator_stats import CreatorStatsProjection
 from projections.files import FilesProjection
 from projections.listings import ListingsProjection
 from projections.mail import Mailer
+from projections.messaging import MessagingProjection
+from projections.notifications import NotificationsProjection
 from projections.orders import OrdersProjection
 from projections.portfolio import PortfolioProjection
 from projections.verification_mail import VerificationMailProjection
 from ugc.config import Settings
+from ugc.push import Publisher
 
 
-def all_projections(settings: Settings) -> list[Projection]:
+def all_projections(settings: Settings, publisher: Publisher | None = None) -> list[Projection]:
+    """`publisher` carries pushes to WebSocket clients; without one (rebuilds) nothing is pushed."""
     mailer = Mailer(smtp_url=settings.smtp_url, outbox_dir=settings.outbox_dir, sender=settings.mail_from)
     return [
         AccountsProjection(),
@@ -27,5 +31,7 @@ def all_projections(settings: Settings) -> list[Projection]:
         CreatorStatsProjection(),
         CreatorSkillsProjection(),
         PortfolioProjection(),
+        MessagingProjection(publisher),
+        NotificationsProjection(publisher),
         VerificationMailProjection(mailer, secret_key=settings.secret_key, public_url=settings.public_url),
     ]

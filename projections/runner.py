@@ -95,6 +95,7 @@ class ProjectionRunner:
                 for notification in batch:
                     handler = handlers.get(notification.topic)
                     if handler is not None:
+                        projection.position = notification.id
                         handler(cur, app.mapper.to_domain_event(notification))
                 tracking.advance(cur, projection.name, application, start, batch[-1].id)
         except BaseException:

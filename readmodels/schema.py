@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from readmodels import catalog, creator_skills, creators, files, orders, portfolio, services, users
+from readmodels import (
+    catalog,
+    creator_skills,
+    creators,
+    files,
+    messaging,
+    notifications,
+    orders,
+    portfolio,
+    services,
+    users,
+)
 from ugc.database import Database
 from ugc.ids import ID_KINDS
 
@@ -44,6 +55,8 @@ READ_MODELS: tuple[tuple[Statement, ...], ...] = (
     orders.DDL,
     creator_skills.DDL,
     portfolio.DDL,
+    messaging.DDL,
+    notifications.DDL,
 )
 
 

@@ -15,6 +15,7 @@ import pytest
 
 from projections.listings import ListingsProjection
 from projections.runner import ProjectionRunner
+from readmodels.services import ListingTotals
 from readmodels.tracking import Progress
 from tests.conftest import Api
 from ugc.clock import MovableClock
@@ -437,6 +438,27 @@ def test_filters_alone_and_combined(api: Api) -> None:
     assert listing(api, search=tag, creator=second["profile_id"], category=photo)["count"] == 0
     # Empty parameters are no filter at all.
     assert found(search=tag, category="", min_price="", creator="") == {a["id"], b["id"], c["id"]}
+
+
+def test_a_remembered_total_never_outlives_a_write(api: Api) -> None:
+    owner = creator(api)
+    tag = word()
+    first = offer(api, owner, title=f"Первый {tag}")
+    assert listing(api, search=tag)["count"] == 1 and listing(api, search=tag)["count"] == 1
+    second = offer(api, owner, title=f"Второй {tag}")
+    assert listing(api, search=tag)["count"] == 2
+    api.client.delete(f"/api/v1/services/{first['id']}/", headers=owner["headers"])
+    assert listing(api, search=tag) == listing(api, search=tag)
+    assert listing(api, search=tag)["count"] == 1 and ids(listing(api, search=tag)) == [second["id"]]
+    api.client.patch(f"/api/v1/services/{second['id']}/", headers=owner["headers"], json={"title": "Другое"})
+    assert listing(api, search=tag)["count"] == 0
+
+
+def test_remembered_totals_are_bounded() -> None:
+    totals = ListingTotals(capacity=2)
+    for key in ("a", "b", "c"):
+        totals.put((key,), 1)
+    assert totals.get(("a",)) is None and totals.get(("b",)) == 1 and totals.get(("c",)) == 1
 
 
 def test_search_is_case_insensitive_in_cyrillic_and_latin(api: Api) -> None:

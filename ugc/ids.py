@@ -20,6 +20,8 @@ ID_KINDS = (
     "portfolio_image",
     "service",
     "service_option",
+    "conversation",
+    "message",
 )
 
 _NAMESPACE = UUID("4f1c2b9e-8d0a-4c55-9a51-6f7e3c2d1b00")

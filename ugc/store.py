@@ -21,6 +21,8 @@ from ugc import (  # noqa: F401
     creator_skills,
     creators,
     files,
+    messaging,
+    notifications,
     orders,
     portfolio,
     services,
@@ -51,7 +53,17 @@ class Orders(Application[UUID]):
     name = "orders"
 
 
-APPLICATION_CLASSES: tuple[type[Application[UUID]], ...] = (Accounts, Catalog, Files, Orders)
+class Messaging(Application[UUID]):
+    """Conversations, messages, read markers of conversations and of notifications.
+
+    Read markers are aggregates with a history of their own; snapshots keep loading them cheap.
+    """
+
+    name = "messaging"
+    snapshotting_intervals = {messaging.ConversationRead: 50, notifications.NotificationsRead: 50}
+
+
+APPLICATION_CLASSES: tuple[type[Application[UUID]], ...] = (Accounts, Catalog, Files, Orders, Messaging)
 
 
 def sqlite_path(database_url: str) -> Path:
@@ -121,6 +133,10 @@ class EventStores:
     @property
     def orders(self) -> Application[UUID]:
         return self.applications[Orders.name]
+
+    @property
+    def messaging(self) -> Application[UUID]:
+        return self.applications[Messaging.name]
 
     def __getitem__(self, name: str) -> Application[UUID]:
         return self.applications[name]

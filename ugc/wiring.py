@@ -6,6 +6,7 @@ rest of `ugc` imports none of them.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,6 +18,8 @@ from starlette.applications import Starlette
 
 from api.app import build_app
 from api.idempotency_keys import IdempotencyKeys
+from api.push_relay import RedisRelay, channel_for, relay
+from api.realtime import Hub, hide_tokens_in_logs
 from api.services import Services
 from api.throttle import FailureThrottle
 from api.tokens import TokenService
@@ -24,6 +27,8 @@ from commands.accounts import AccountCommands
 from commands.creator_skills import CreatorSkillCommands
 from commands.creators import CreatorCommands
 from commands.files import FileCommands
+from commands.messaging import MessagingCommands
+from commands.notifications import NotificationCommands
 from commands.orders import OrderCommands
 from commands.portfolio import PortfolioCommands
 from commands.reference import load_reference_data
@@ -40,6 +45,7 @@ from ugc.config import Settings
 from ugc.database import Database
 from ugc.errors import Unavailable
 from ugc.media import MediaStore
+from ugc.push import Publisher
 from ugc.store import EventStores
 
 log = logging.getLogger(__name__)
@@ -53,19 +59,31 @@ def order_commands(settings: Settings, stores: EventStores, db: Database, clock:
 
 @contextmanager
 def projection_runner(
-    settings: Settings, db: Database, stores: EventStores, progress: Progress, clock: Clock | None = None
+    settings: Settings, db: Database, stores: EventStores, progress: Progress, clock: Clock | None = None,
+    publisher: Publisher | None = None,
 ) -> Iterator[ProjectionRunner]:
-    """The runner of every projection, and of the scheduler's jobs while it leads."""
+    """The runner of every projection, and of the scheduler's jobs while it leads.
+
+    Pushes go to `publisher`; without one, over Redis when it is configured (`ugc project`).
+    """
     clock = clock or SystemClock()
     auto_completer = AutoCompleter(
         order_commands(settings, stores, db, clock), clock, lambda before: due_for_auto_completion(db, before)
     )
-    runner = ProjectionRunner(db, stores, all_projections(settings), progress, jobs=[auto_completer.run_once])
+    sender: RedisRelay | None = None
+    if publisher is None and settings.redis_url:
+        sender = RedisRelay(settings.redis_url, channel_for(settings.database_url))
+        sender.start()
+    runner = ProjectionRunner(
+        db, stores, all_projections(settings, publisher or sender), progress, jobs=[auto_completer.run_once]
+    )
     runner.register()
     try:
         yield runner
     finally:
         runner.stop()
+        if sender is not None:
+            sender.stop()
 
 
 @contextmanager
@@ -82,7 +100,12 @@ def runtime(settings: Settings, *, clock: Clock | None = None) -> Iterator[Servi
         progress = Progress()
         if settings.redis_url:
             redis_client = redis.Redis.from_url(settings.redis_url, socket_timeout=1, socket_connect_timeout=1)
-        with projection_runner(settings, db, stores, progress, clock) as runner:
+        hub = Hub(asyncio.get_running_loop())
+        hide_tokens_in_logs()
+        with (
+            relay(settings.redis_url, settings.database_url, hub) as redis_relay,
+            projection_runner(settings, db, stores, progress, clock, redis_relay or hub) as runner,
+        ):
             if settings.projections == "inline":
                 runner.start()
                 try:
@@ -115,6 +138,9 @@ def runtime(settings: Settings, *, clock: Clock | None = None) -> Iterator[Servi
                 skills=SkillCommands(stores, db, clock),
                 creator_skills=CreatorSkillCommands(stores, db, clock),
                 portfolio=PortfolioCommands(stores, db, clock),
+                messaging=MessagingCommands(stores, db, clock),
+                notifications=NotificationCommands(stores, clock),
+                realtime=hub,
                 orders=order_commands(settings, stores, db, clock),
                 idempotency=IdempotencyKeys(db, clock),
                 media=MediaStore(settings.media_dir),

@@ -1,0 +1,146 @@
+"""The hub: hands pushes to this process's WebSocket connections.
+
+The hub lives on the event loop. Pushes reach it from other threads — the projection runner
+(in-process fan-out) or the Redis listener (`api/push_relay.py`) — through
+`loop.call_soon_threadsafe`. Every connection has a bounded queue: a client that cannot keep up
+is closed with 1013 instead of being buffered for, or slowing down, everyone else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from api.responses import iso
+from ugc.push import Push
+
+log = logging.getLogger(__name__)
+
+QUEUE_SIZE = 256
+
+# Close codes (README, "Realtime").
+INTERNAL_ERROR = 1011  # a push this server failed to send: reconnect (with `since=`)
+SERVICE_RESTART = 1012  # the broker went away: reconnect (with `since=`)
+TRY_AGAIN_LATER = 1013  # too slow to keep up, or the broker is down right now
+BAD_REQUEST = 4400
+UNAUTHORIZED = 4401
+FORBIDDEN = 4403
+NOT_FOUND = 4404
+
+
+class Subscription:
+    """One connection's interest in one channel, with the pushes waiting to be sent to it."""
+
+    def __init__(self, to: str, size: int) -> None:
+        self.to = to
+        self.queue: asyncio.Queue[Push] = asyncio.Queue(size)
+        self.closed = asyncio.Event()
+        self.close_code: int | None = None
+
+    def offer(self, push: Push) -> None:
+        if self.close_code is not None:
+            return
+        try:
+            self.queue.put_nowait(push)
+        except asyncio.QueueFull:
+            log.warning("closing a socket on %s: %d pushes waiting, it cannot keep up", self.to, self.queue.qsize())
+            self.close(TRY_AGAIN_LATER)
+
+    def close(self, code: int) -> None:
+        if self.close_code is None:
+            self.close_code = code
+            self.closed.set()
+
+
+class Hub:
+    """Channels ("user:<id>", "conversation:<id>") to the subscriptions of this process."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, *, queue_size: int = QUEUE_SIZE) -> None:
+        self.loop = loop
+        self.queue_size = queue_size
+        self.available = True  # False while the broker (Redis) is unreachable
+        self._channels: dict[str, set[Subscription]] = {}
+
+    # From any thread ---------------------------------------------------------------------
+
+    def publish(self, pushes: Sequence[Push]) -> None:
+        """The in-process fan-out: the projection runner's pushes, straight to this process's sockets."""
+        self.call(self.deliver, list(pushes))
+
+    def call(self, function: Callable[..., None], *args: Any) -> None:
+        try:
+            self.loop.call_soon_threadsafe(function, *args)
+        except RuntimeError:
+            # The loop is closed: the process is stopping and its sockets are gone.
+            log.debug("hub loop closed; dropping %s", function)
+
+    # On the event loop -------------------------------------------------------------------
+
+    def deliver(self, pushes: Sequence[Push]) -> None:
+        for push in pushes:
+            for subscription in tuple(self._channels.get(push.to, ())):
+                subscription.offer(push)
+
+    def subscribe(self, to: str) -> Subscription:
+        subscription = Subscription(to, self.queue_size)
+        self._channels.setdefault(to, set()).add(subscription)
+        return subscription
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        members = self._channels.get(subscription.to)
+        if members is not None:
+            members.discard(subscription)
+            if not members:
+                del self._channels[subscription.to]
+
+    def interrupt(self, code: int = SERVICE_RESTART) -> None:
+        """The broker is gone: close every connection so its client reconnects (and replays)."""
+        self.available = False
+        for members in tuple(self._channels.values()):
+            for subscription in tuple(members):
+                subscription.close(code)
+
+    def resume(self) -> None:
+        self.available = True
+
+    @property
+    def connections(self) -> int:
+        return sum(len(members) for members in self._channels.values())
+
+
+def frame(body: dict[str, Any]) -> str:
+    """A push as the text of a WebSocket frame: JSON like the REST answers (times ISO UTC)."""
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"), default=_jsonable)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return iso(value)
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+class HideTokens(logging.Filter):
+    """Keep `?token=<access>` out of the server's logs (uvicorn logs a socket's path and query)."""
+
+    _TOKEN = re.compile(r"(token=)[^&\s\"]+")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(self._TOKEN.sub(r"\1***", a) if isinstance(a, str) else a for a in record.args)
+        if isinstance(record.msg, str):
+            record.msg = self._TOKEN.sub(r"\1***", record.msg)
+        return True
+
+
+def hide_tokens_in_logs(logger_name: str = "uvicorn.error") -> None:
+    logger = logging.getLogger(logger_name)
+    if not any(isinstance(existing, HideTokens) for existing in logger.filters):
+        logger.addFilter(HideTokens())

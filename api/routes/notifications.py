@@ -1,0 +1,96 @@
+"""Notifications: the list, marking one or all as read (the spec's "Уведомления")."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from api import errors
+from api.auth import authenticated_user
+from api.body import parse
+from api.idempotency import idempotent
+from api.openapi import Operation, endpoint
+from api.pagination import page_request, paginated
+from api.responses import JSON
+from api.schemas.messaging import AllReadOut, NotificationOut, NotificationReadOut
+from api.schemas.orders import EmptyIn
+from api.services import Services, services
+from readmodels import notifications as read
+from ugc.database import Row
+
+_READ_VALUES = {"true": True, "false": False}
+
+
+def render_notification(row: Row) -> dict[str, Any]:
+    """The spec's shape, for the list and for `/ws/notifications/` (`row` stored or pushed)."""
+    return {
+        "id": row["id"],
+        "type": row["type"],
+        "message": row["message"],
+        "data": row["data"],
+        "created_at": row["created_at"],
+        "is_read": bool(row["is_read"]),
+    }
+
+
+async def _caller(request: Request) -> tuple[Services, int]:
+    s = services(request)
+    return s, authenticated_user(request, s.tokens)
+
+
+async def list_notifications(request: Request) -> Response:
+    s, user_id = await _caller(request)
+    raw = request.query_params.get("read", "").strip().lower()
+    if raw and raw not in _READ_VALUES:
+        raise errors.invalid({"read": ["Допустимые значения: true, false."]})
+    wanted = page_request(request)
+    page = await s.run(read.list_notifications, s.db, user_id, wanted, read=_READ_VALUES.get(raw))
+    return JSON(paginated(request, wanted, page, render_notification))
+
+
+@idempotent
+async def mark_read(request: Request) -> Response:
+    s, user_id = await _caller(request)
+    await parse(request, EmptyIn)
+    notification_id: int = request.path_params["id"]
+    positions = await s.run(s.notifications.mark_read, user_id, notification_id)
+    await s.settle(positions)
+    row = await s.run(read.get_notification, s.db, user_id, notification_id)
+    if row is None:
+        raise errors.not_found("notification_not_found")
+    return JSON({"id": row["id"], "is_read": bool(row["is_read"])})
+
+
+@idempotent
+async def mark_all_read(request: Request) -> Response:
+    s, user_id = await _caller(request)
+    await parse(request, EmptyIn)
+    positions = await s.run(s.notifications.mark_all_read, user_id)
+    await s.settle(positions)
+    return JSON({"unread_count": await s.run(read.unread_count, s.db, user_id)})
+
+
+routes = [
+    endpoint(
+        "GET",
+        "/api/v1/notifications/",
+        list_notifications,
+        Operation(
+            "Уведомления, новые первыми (read=true|false)", response=NotificationOut, paginated=True, query=("read",)
+        ),
+    ),
+    endpoint(
+        "POST",
+        "/api/v1/notifications/mark-all-read/",
+        mark_all_read,
+        Operation("Отметить все уведомления прочитанными", response=AllReadOut),
+    ),
+    endpoint(
+        "POST",
+        "/api/v1/notifications/{id:id}/mark-as-read/",
+        mark_read,
+        Operation("Отметка уведомления как прочитанного", response=NotificationReadOut),
+    ),
+]

@@ -1,0 +1,255 @@
+"""The two WebSocket streams: a conversation's messages and a user's notifications.
+
+Both authenticate with `?token=<access>`. A refused socket is accepted and then closed, because a
+close code reaches the client only on an open socket (README, "Realtime", lists the codes). An
+admitted one subscribes before it is accepted, so nothing sent after the client's connect returned
+is missed. Pushes come from the hub (`api/realtime.py`) after the projections stored what they carry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import jwt
+from eventsourcing.persistence import OperationalError
+from starlette.routing import WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from api.errors import from_domain, message
+from api.ids import MAX_ID
+from api.realtime import (
+    BAD_REQUEST,
+    FORBIDDEN,
+    INTERNAL_ERROR,
+    NOT_FOUND,
+    TRY_AGAIN_LATER,
+    UNAUTHORIZED,
+    Subscription,
+    frame,
+)
+from api.routes.conversations import render_message
+from api.routes.notifications import render_notification
+from api.services import Services, services
+from api.tokens import TokenError
+from readmodels import messaging as conversations
+from readmodels import notifications
+from ugc.errors import DomainError
+from ugc.push import Push, conversation_channel, user_channel
+
+log = logging.getLogger(__name__)
+
+CLOSE_TIMEOUT = 10.0  # a client that reads nothing may never take our close frame
+EXPIRY_CHECK = 5.0  # seconds between looks at an injected clock that may jump
+
+Reply = Callable[[str | None], Awaitable[dict[str, Any] | None]]
+
+
+async def close(websocket: WebSocket, code: int) -> None:
+    with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError, TimeoutError):
+        await asyncio.wait_for(websocket.close(code), CLOSE_TIMEOUT)
+
+
+async def refuse(websocket: WebSocket, code: int) -> None:
+    """Accept only to close: a close code reaches the client only on an open socket."""
+    with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
+        await websocket.accept()
+    await close(websocket, code)
+
+
+def _caller(websocket: WebSocket, s: Services) -> tuple[int, str] | None:
+    """The user of the socket's `?token=` and the token; None if it is missing or invalid."""
+    token = websocket.query_params.get("token", "")
+    try:
+        return s.tokens.user_id(token, "access"), token
+    except TokenError:
+        return None
+
+
+class Session:
+    """A live socket: pushes out, frames in, the token's expiry watched, until one of them ends it."""
+
+    def __init__(
+        self,
+        websocket: WebSocket,
+        s: Services,
+        token: str,
+        subscription: Subscription,
+        render: Callable[[Push], dict[str, Any]],
+        reply: Reply | None = None,
+    ) -> None:
+        self.websocket = websocket
+        self.s = s
+        self.token = token
+        self.subscription = subscription
+        self.render = render
+        self.reply = reply
+        self._sending = asyncio.Lock()
+
+    async def run(self, seen: int = 0) -> None:
+        """Serve until the client leaves, the token expires or the hub closes the subscription."""
+        pump = asyncio.create_task(self._pump(seen))
+        listen = asyncio.create_task(self._listen())
+        expiry = asyncio.create_task(self._expiry())
+        closed = asyncio.create_task(self.subscription.closed.wait())
+        tasks = {pump, listen, expiry, closed}
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            # Also when this coroutine is cancelled (the server stops): no task outlives the socket.
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        for task in done:
+            if task.cancelled():
+                continue
+            error = task.exception()
+            if error is not None and not isinstance(error, WebSocketDisconnect):
+                log.error("WebSocket session failed", exc_info=error)
+                await close(self.websocket, INTERNAL_ERROR)
+                return
+        if closed in done and self.subscription.close_code is not None:
+            await close(self.websocket, self.subscription.close_code)
+        elif expiry in done:
+            await close(self.websocket, UNAUTHORIZED)
+
+    async def send(self, body: dict[str, Any]) -> None:
+        async with self._sending:
+            await self.websocket.send_text(frame(body))
+
+    async def _pump(self, seen: int) -> None:
+        while True:
+            push = await self.subscription.queue.get()
+            if push.seq:
+                # Notifications arrive in store order: what a replay (or a repeat) already gave is skipped.
+                if push.seq <= seen:
+                    continue
+                seen = push.seq
+            await self.send(self.render(push))
+
+    async def _listen(self) -> None:
+        while True:
+            received = await self.websocket.receive()
+            if received["type"] == "websocket.disconnect":
+                return
+            if self.reply is not None:
+                answer = await self.reply(received.get("text"))
+                if answer is not None:
+                    await self.send(answer)
+
+    async def _expiry(self) -> None:
+        claims = jwt.decode(self.token, options={"verify_signature": False})
+        expires = float(claims["exp"])
+        while (remaining := expires - self.s.clock.now().timestamp()) > 0:
+            await asyncio.sleep(min(remaining, EXPIRY_CHECK))
+
+
+# /ws/conversations/{conversation_id}/ ---------------------------------------------------------
+#
+# Every check runs, and the socket subscribes, before it is accepted: once a client's connect
+# returns, whatever is sent to the conversation reaches it.
+
+
+async def conversation_socket(websocket: WebSocket) -> None:
+    s = services(websocket)
+    caller = _caller(websocket, s)
+    if caller is None:
+        await refuse(websocket, UNAUTHORIZED)
+        return
+    user, token = caller
+    conversation_id: int = websocket.path_params["conversation_id"]
+    row = await s.run(conversations.get_conversation, s.db, conversation_id)
+    if row is None:
+        await refuse(websocket, NOT_FOUND)
+        return
+    if user not in (row["user_a"], row["user_b"]):
+        await refuse(websocket, FORBIDDEN)
+        return
+    if not s.realtime.available:
+        await refuse(websocket, TRY_AGAIN_LATER)
+        return
+    subscription = s.realtime.subscribe(conversation_channel(conversation_id))
+    try:
+        await websocket.accept()
+        reply = _sender(s, conversation_id, user)
+        await Session(websocket, s, token, subscription, lambda push: render_message(push.row), reply).run()
+    except (WebSocketDisconnect, OSError):
+        return
+    finally:
+        s.realtime.unsubscribe(subscription)
+
+
+def _sender(s: Services, conversation_id: int, user: int) -> Reply:
+    """Incoming `{"message": "..."}`: stored by the command, pushed by the projection; errors get a frame."""
+
+    async def reply(text: str | None) -> dict[str, Any] | None:
+        try:
+            body = json.loads(text) if text is not None else None
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or not isinstance(body.get("message"), str):
+            return {"error": message("malformed_frame")}
+        try:
+            await s.run(s.messaging.send_message, conversation_id, user, body["message"])
+        except DomainError as error:
+            return from_domain(error).body
+        except OperationalError:
+            return {"error": message("unavailable")}
+        return None
+
+    return reply
+
+
+# /ws/notifications/?since= ----------------------------------------------------------------------
+
+
+async def notifications_socket(websocket: WebSocket) -> None:
+    s = services(websocket)
+    caller = _caller(websocket, s)
+    if caller is None:
+        await refuse(websocket, UNAUTHORIZED)
+        return
+    user, token = caller
+    raw_since = websocket.query_params.get("since", "").strip()
+    if raw_since and not (raw_since.isascii() and raw_since.isdigit() and int(raw_since) <= MAX_ID):
+        await refuse(websocket, BAD_REQUEST)
+        return
+    start: int | None = None
+    if raw_since:
+        since = int(raw_since)
+        start = 0 if since == 0 else await s.run(notifications.seq_of, s.db, user, since)
+        if start is None:
+            await refuse(websocket, NOT_FOUND)
+            return
+    if not s.realtime.available:
+        await refuse(websocket, TRY_AGAIN_LATER)
+        return
+    # Subscribe before reading what is stored: whatever is stored after the read is pushed.
+    subscription = s.realtime.subscribe(user_channel(user))
+    try:
+        await websocket.accept()
+        seen = 0 if start is None else await _replay(websocket, s, user, start)
+        await Session(websocket, s, token, subscription, lambda push: render_notification(push.row)).run(seen)
+    except (WebSocketDisconnect, OSError):
+        return
+    finally:
+        s.realtime.unsubscribe(subscription)
+
+
+async def _replay(websocket: WebSocket, s: Services, user: int, after: int) -> int:
+    """Send the user's notifications stored after `after` (a seq), oldest first; the last seq sent."""
+    while rows := await s.run(notifications.stored_after, s.db, user, after):
+        for row in rows:
+            await websocket.send_text(frame(render_notification(row)))
+        after = int(rows[-1]["seq"])
+    return after
+
+
+routes = [
+    WebSocketRoute("/ws/conversations/{conversation_id:id}/", conversation_socket),
+    WebSocketRoute("/ws/notifications/", notifications_socket),
+]

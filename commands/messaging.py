@@ -1,0 +1,131 @@
+"""Conversations: starting one per pair of users, sending messages, marking a conversation read."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.persistence import IntegrityError
+
+from commands.saving import Positions, retrying, save
+from ugc.accounts import User
+from ugc.claims import Claim
+from ugc.clock import Clock
+from ugc.database import Database
+from ugc.errors import InvalidField, NotFound
+from ugc.ids import aggregate_id, claim_id
+from ugc.messaging import (
+    PAIR_CLAIM,
+    Conversation,
+    ConversationRead,
+    conversation_id,
+    message_text,
+    pair_key,
+    read_marker_id,
+)
+from ugc.store import EventStores
+
+
+@dataclass(frozen=True)
+class Started:
+    conversation_id: int
+    created: bool  # False: the pair already had a conversation, and this is it
+    positions: Positions
+
+
+@dataclass(frozen=True)
+class Sent:
+    message_id: int
+    positions: Positions
+
+
+class MessagingCommands:
+    def __init__(self, stores: EventStores, db: Database, clock: Clock) -> None:
+        self.stores = stores
+        self.app = stores.messaging
+        self.db = db
+        self.clock = clock
+
+    def start_conversation(self, starter: int, recipient: int) -> Started:
+        """The pair's conversation: a new one, or the one they already have (asking again is safe).
+
+        A claim on the pair, saved with the conversation in one append, makes the second of two
+        racing starts collide on the store's key; it then answers with the winner's conversation.
+        """
+        if starter == recipient:
+            raise InvalidField("recipient_id", "own_conversation")
+        existing = self._conversation_of_pair(starter, recipient)
+        if existing is not None:
+            return existing
+        starting = self._user(starter)
+        other = self._user(recipient)
+        number = self.db.next_number("conversation")
+        now = self.clock.now()
+        conversation = Conversation.start(
+            number=number,
+            starter=starter,
+            starter_username=starting.username,
+            recipient=recipient,
+            recipient_username=other.username,
+            at=now,
+        )
+        claim = Claim(kind=PAIR_CLAIM, value=pair_key(starter, recipient), owner_number=number, at=now)
+        try:
+            positions = save(self.app, claim, conversation)
+        except IntegrityError:
+            existing = self._conversation_of_pair(starter, recipient)
+            if existing is None:
+                raise
+            return existing
+        return Started(conversation_id=number, created=True, positions=positions)
+
+    def send_message(self, conversation: int, sender: int, text: str) -> Sent:
+        """Append one message: loads the conversation's single event, never its messages."""
+        message_text(text)  # a bad text is refused before anything is looked up (422 before 404)
+        started = self._conversation(conversation)
+        number = self.db.next_number("message")
+        message = started.send(number=number, sender=sender, text=text, at=self.clock.now())
+        return Sent(message_id=number, positions=save(self.app, message))
+
+    def mark_read(self, conversation: int, user: int) -> Positions:
+        """`user` has read everything in the conversation appended so far."""
+        if not self._conversation(conversation).takes_part(user):
+            raise NotFound("conversation_not_found")
+        up_to = self.app.recorder.max_notification_id() or 0
+
+        def attempt() -> Positions:
+            now = self.clock.now()
+            try:
+                marker: ConversationRead = self.app.repository.get(read_marker_id(conversation, user))
+            except AggregateNotFoundError:
+                marker = ConversationRead(conversation=conversation, user=user, at=now)
+            marker.mark_read(up_to, now)
+            return save(self.app, marker)
+
+        return retrying(attempt)
+
+    def _conversation(self, number: int) -> Conversation:
+        try:
+            found: Conversation = self.app.repository.get(conversation_id(number))
+        except AggregateNotFoundError:
+            raise NotFound("conversation_not_found") from None
+        return found
+
+    def _conversation_of_pair(self, first: int, second: int) -> Started | None:
+        try:
+            claim: Claim = self.app.repository.get(claim_id(PAIR_CLAIM, pair_key(first, second)))
+        except AggregateNotFoundError:
+            return None
+        # Whoever created it may not have been projected yet: wait for everything appended so far.
+        return Started(
+            conversation_id=claim.owner_number,
+            created=False,
+            positions={self.app.name: self.app.recorder.max_notification_id() or 0},
+        )
+
+    def _user(self, number: int) -> User:
+        try:
+            user: User = self.stores.accounts.repository.get(aggregate_id("user", number))
+        except AggregateNotFoundError:
+            raise NotFound("user_not_found") from None
+        return user

@@ -1,0 +1,59 @@
+"""Marking notifications read, decided from the log itself.
+
+A notification's id names the event behind it (`ugc.notifications`), so whether the caller may
+mark it is read from that event's `notify`, never from the read model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from eventsourcing.application import AggregateNotFoundError
+
+from commands.saving import Positions, retrying, save
+from ugc.clock import Clock
+from ugc.errors import NotFound
+from ugc.notifications import SOURCES, NotificationsRead, inbox_id, notification_source, notification_type
+from ugc.store import EventStores
+
+
+class NotificationCommands:
+    def __init__(self, stores: EventStores, clock: Clock) -> None:
+        self.stores = stores
+        self.app = stores.messaging
+        self.clock = clock
+
+    def mark_read(self, user: int, notification: int) -> Positions:
+        if not self._notifies(user, notification):
+            raise NotFound("notification_not_found")
+        return self._record(user, lambda inbox, now: inbox.read([notification], now))
+
+    def mark_all_read(self, user: int) -> Positions:
+        """Everything notified by events appended so far, in every log that notifies."""
+        heads = {name: self.stores[name].recorder.max_notification_id() or 0 for name in SOURCES}
+        return self._record(user, lambda inbox, now: inbox.read_all(heads, now))
+
+    def _notifies(self, user: int, notification: int) -> bool:
+        source = notification_source(notification)
+        if source is None:
+            return False
+        application, position = source
+        app = self.stores[application]
+        found = app.recorder.select_notifications(start=position, limit=1)
+        if not found or found[0].id != position:
+            return False
+        domain_event = app.mapper.to_domain_event(found[0])
+        return notification_type(domain_event) is not None and getattr(domain_event, "notify", None) == user
+
+    def _record(self, user: int, change: Callable[[NotificationsRead, datetime], None]) -> Positions:
+        def attempt() -> Positions:
+            now = self.clock.now()
+            try:
+                inbox: NotificationsRead = self.app.repository.get(inbox_id(user))
+            except AggregateNotFoundError:
+                inbox = NotificationsRead(user=user, at=now)
+            change(inbox, now)
+            return save(self.app, inbox)
+
+        return retrying(attempt)

@@ -1,0 +1,96 @@
+"""Conversations and their messages (kept by `projections/messaging.py`).
+
+A conversation row carries both participants as `a` and `b`, each with a read marker (a
+position in the messaging log) and an unread count kept up to date by the projection, so the
+list of a user's conversations is one indexed query whatever the conversations hold. `activity`
+is the log position of its latest event: "most recently active" in store order, free of clocks.
+"""
+
+from __future__ import annotations
+
+from readmodels.pages import Page, PageRequest
+from ugc.database import Database, Row
+
+DDL = (
+    """CREATE TABLE IF NOT EXISTS conversations (
+        id BIGINT PRIMARY KEY,
+        uuid TEXT NOT NULL UNIQUE,
+        user_a BIGINT NOT NULL,
+        username_a TEXT NOT NULL,
+        user_b BIGINT NOT NULL,
+        username_b TEXT NOT NULL,
+        last_message_id BIGINT,
+        last_message_sender_id BIGINT,
+        last_message_text TEXT,
+        last_message_at {timestamp},
+        read_a BIGINT NOT NULL DEFAULT 0,
+        read_b BIGINT NOT NULL DEFAULT 0,
+        unread_a BIGINT NOT NULL DEFAULT 0,
+        unread_b BIGINT NOT NULL DEFAULT 0,
+        activity BIGINT NOT NULL,
+        created_at {timestamp} NOT NULL,
+        updated_at {timestamp} NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS conversations_user_a ON conversations (user_a, activity DESC)",
+    "CREATE INDEX IF NOT EXISTS conversations_user_b ON conversations (user_b, activity DESC)",
+    """CREATE TABLE IF NOT EXISTS messages (
+        id BIGINT PRIMARY KEY,
+        conversation_id BIGINT NOT NULL,
+        position BIGINT NOT NULL,
+        sender_id BIGINT NOT NULL,
+        sender_username TEXT NOT NULL,
+        text TEXT NOT NULL,
+        created_at {timestamp} NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS messages_conversation ON messages (conversation_id, id DESC)",
+    "CREATE INDEX IF NOT EXISTS messages_unread ON messages (conversation_id, position)",
+)
+
+_CONVERSATION = (
+    "SELECT c.id, c.user_a, c.username_a, ua.avatar AS avatar_a, c.user_b, c.username_b, ub.avatar AS avatar_b, "
+    "c.last_message_id, c.last_message_sender_id, c.last_message_text, c.last_message_at, "
+    "c.unread_a, c.unread_b, c.activity, c.created_at, c.updated_at "
+    "FROM conversations c LEFT JOIN users ua ON ua.id = c.user_a LEFT JOIN users ub ON ub.id = c.user_b"
+)
+_MESSAGE = (
+    "SELECT m.id, m.conversation_id, m.sender_id, m.sender_username, u.avatar AS sender_avatar, m.text, m.created_at "
+    "FROM messages m LEFT JOIN users u ON u.id = m.sender_id"
+)
+
+
+def get_conversation(db: Database, conversation_id: int) -> Row | None:
+    with db.transaction() as cur:
+        return cur.execute(f"{_CONVERSATION} WHERE c.id = %s", (conversation_id,)).fetchone()
+
+
+def list_conversations(db: Database, user_id: int, page: PageRequest) -> Page:
+    """The user's conversations, the most recently active first."""
+    # One indexed branch per side; nobody converses with themselves, so the branches never overlap.
+    with db.transaction() as cur:
+        counts = cur.execute(
+            "SELECT COUNT(*) AS n FROM conversations WHERE user_a = %s "
+            "UNION ALL SELECT COUNT(*) AS n FROM conversations WHERE user_b = %s",
+            (user_id, user_id),
+        ).fetchall()
+        rows = cur.execute(
+            f"SELECT * FROM ({_CONVERSATION} WHERE c.user_a = %s UNION ALL {_CONVERSATION} WHERE c.user_b = %s) "
+            "AS mine ORDER BY activity DESC LIMIT %s OFFSET %s",
+            (user_id, user_id, page.size, page.offset),
+        ).fetchall()
+    return Page(rows=rows, count=sum(int(row["n"]) for row in counts))
+
+
+def get_message(db: Database, message_id: int) -> Row | None:
+    with db.transaction() as cur:
+        return cur.execute(f"{_MESSAGE} WHERE m.id = %s", (message_id,)).fetchone()
+
+
+def list_messages(db: Database, conversation_id: int, page: PageRequest) -> Page:
+    """A conversation's messages, newest first (page 1 holds the latest)."""
+    with db.transaction() as cur:
+        count = cur.execute(
+            "SELECT COUNT(*) AS n FROM messages WHERE conversation_id = %s", (conversation_id,)
+        ).fetchone()
+        rows = cur.execute(
+            f"{_MESSAGE} WHERE m.conversation_id = %s ORDER BY m.id DESC LIMIT %s OFFSET %s",
+            (conversation_id, page.size, page.offset),
+        ).fetchall()
+    return Page(rows=rows, count=int(count["n"]) if count else 0)

@@ -1,0 +1,91 @@
+"""Notifications (kept by `projections/notifications.py`).
+
+`id` comes from the event's place in its log (see `ugc/notifications.py`); `seq` is the order in
+which the projection stored notifications, across applications, which is what a socket's
+`?since=` replays by. Marks of what was read are kept apart from the rows they mark, so a mark
+applied before its notification arrived (a rebuild reads the two logs in batches) still counts.
+"""
+
+from __future__ import annotations
+
+from readmodels.pages import Page, PageRequest
+from ugc.database import Database, Row
+
+DDL = (
+    """CREATE TABLE IF NOT EXISTS notifications (
+        id BIGINT PRIMARY KEY,
+        seq BIGINT NOT NULL UNIQUE,
+        user_id BIGINT NOT NULL,
+        source TEXT NOT NULL,
+        position BIGINT NOT NULL,
+        type TEXT NOT NULL,
+        message TEXT NOT NULL,
+        data {json} NOT NULL,
+        is_read {bool} NOT NULL,
+        created_at {timestamp} NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS notifications_user ON notifications (user_id, seq)",
+    "CREATE INDEX IF NOT EXISTS notifications_user_read ON notifications (user_id, is_read, seq)",
+    """CREATE TABLE IF NOT EXISTS notification_orders (
+        order_uuid TEXT PRIMARY KEY,
+        order_id BIGINT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS notification_reads (
+        user_id BIGINT NOT NULL,
+        notification_id BIGINT NOT NULL,
+        PRIMARY KEY (user_id, notification_id))""",
+    """CREATE TABLE IF NOT EXISTS notification_read_marks (
+        user_id BIGINT NOT NULL,
+        source TEXT NOT NULL,
+        up_to BIGINT NOT NULL,
+        PRIMARY KEY (user_id, source))""",
+)
+
+COLUMNS = "id, seq, type, message, data, is_read, created_at"
+REPLAY_CHUNK = 500
+
+
+def list_notifications(db: Database, user_id: int, page: PageRequest, *, read: bool | None) -> Page:
+    """The user's notifications, newest first, optionally only the read or the unread ones."""
+    where, params = "user_id = %s", [user_id]
+    if read is not None:
+        where += " AND is_read = %s"
+        params.append(read)
+    with db.transaction() as cur:
+        count = cur.execute(f"SELECT COUNT(*) AS n FROM notifications WHERE {where}", params).fetchone()
+        rows = cur.execute(
+            f"SELECT {COLUMNS} FROM notifications WHERE {where} ORDER BY seq DESC LIMIT %s OFFSET %s",
+            [*params, page.size, page.offset],
+        ).fetchall()
+    return Page(rows=rows, count=int(count["n"]) if count else 0)
+
+
+def get_notification(db: Database, user_id: int, notification_id: int) -> Row | None:
+    with db.transaction() as cur:
+        return cur.execute(
+            f"SELECT {COLUMNS} FROM notifications WHERE id = %s AND user_id = %s", (notification_id, user_id)
+        ).fetchone()
+
+
+def unread_count(db: Database, user_id: int) -> int:
+    with db.transaction() as cur:
+        row = cur.execute(
+            "SELECT COUNT(*) AS n FROM notifications WHERE user_id = %s AND is_read = %s", (user_id, False)
+        ).fetchone()
+    return int(row["n"]) if row else 0
+
+
+def seq_of(db: Database, user_id: int, notification_id: int) -> int | None:
+    """Where the user's notification `notification_id` sits in store order (None: not theirs or unknown)."""
+    with db.transaction() as cur:
+        row = cur.execute(
+            "SELECT seq FROM notifications WHERE id = %s AND user_id = %s", (notification_id, user_id)
+        ).fetchone()
+    return int(row["seq"]) if row else None
+
+
+def stored_after(db: Database, user_id: int, seq: int, limit: int = REPLAY_CHUNK) -> list[Row]:
+    """The user's notifications stored after `seq`, oldest first, at most `limit` of them."""
+    with db.transaction() as cur:
+        return cur.execute(
+            f"SELECT {COLUMNS} FROM notifications WHERE user_id = %s AND seq > %s ORDER BY seq LIMIT %s",
+            (user_id, seq, limit),
+        ).fetchall()

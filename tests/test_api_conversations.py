@@ -1,0 +1,270 @@
+"""Conversations over HTTP: one per pair, participants only, messages newest first, unread counts."""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime
+from typing import Any
+
+import pytest
+
+from commands.messaging import MessagingCommands
+from tests.conftest import Api
+
+CONVERSATION_KEYS = {
+    "id",
+    "participants",
+    "other_participant",
+    "last_message",
+    "unread_count",
+    "created_at",
+    "updated_at",
+}
+
+
+def start(api: Api, who: dict[str, Any], recipient: int, expect: int = 201) -> dict[str, Any]:
+    response = api.client.post("/api/v1/conversations/", headers=who["headers"], json={"recipient_id": recipient})
+    assert response.status_code == expect, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def say(api: Api, who: dict[str, Any], conversation: int, text: str, expect: int = 201) -> dict[str, Any]:
+    response = api.client.post(
+        f"/api/v1/conversations/{conversation}/messages/", headers=who["headers"], json={"message": text}
+    )
+    assert response.status_code == expect, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def mine(api: Api, who: dict[str, Any], **params: Any) -> dict[str, Any]:
+    response = api.client.get("/api/v1/conversations/", headers=who["headers"], params=params)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def messages(api: Api, who: dict[str, Any], conversation: int, **params: Any) -> dict[str, Any]:
+    response = api.client.get(f"/api/v1/conversations/{conversation}/messages/", headers=who["headers"], params=params)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def party(user: dict[str, Any]) -> dict[str, Any]:
+    return {"id": user["id"], "username": user["username"], "avatar": None}
+
+
+def test_a_pair_has_one_conversation_whoever_starts_it(api: Api) -> None:
+    anna, boris = api.user(), api.user()
+    created = start(api, anna, boris["id"])
+    assert set(created) == CONVERSATION_KEYS
+    assert created["participants"] == [party(anna), party(boris)]
+    assert created["other_participant"] == party(boris)
+    assert created["last_message"] is None and created["unread_count"] == 0
+    datetime.fromisoformat(created["created_at"].replace("Z", "+00:00"))
+    again = start(api, anna, boris["id"], expect=200)
+    assert again["id"] == created["id"]
+    reverse = start(api, boris, anna["id"], expect=200)
+    assert reverse["id"] == created["id"] and reverse["other_participant"] == party(anna)
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [({}, 422), ({"recipient_id": "x"}, 422), ({"recipient_id": 0}, 422), ({"recipient_id": 999999999}, 404)],
+)
+def test_starting_refuses_bad_recipients(api: Api, body: dict[str, Any], status: int) -> None:
+    anna = api.user()
+    response = api.client.post("/api/v1/conversations/", headers=anna["headers"], json=body)
+    assert response.status_code == status, response.text
+    if status == 422:
+        assert "recipient_id" in response.json()["fields"]
+    else:
+        assert response.json() == {"detail": "Страница не найдена."}
+
+
+def test_nobody_converses_with_themselves(api: Api) -> None:
+    anna = api.user()
+    response = api.client.post("/api/v1/conversations/", headers=anna["headers"], json={"recipient_id": anna["id"]})
+    assert response.status_code == 422
+    assert response.json() == {
+        "error": "Ошибка валидации данных.",
+        "fields": {"recipient_id": ["Нельзя начать диалог с самим собой."]},
+    }
+
+
+def test_malformed_bodies_are_400(api: Api) -> None:
+    anna = api.user()
+    response = api.client.post(
+        "/api/v1/conversations/", headers=anna["headers"] | {"Content-Type": "application/json"}, content=b"{"
+    )
+    assert response.status_code == 400 and "error" in response.json()
+    response = api.client.post("/api/v1/conversations/", headers=anna["headers"], json=[1])
+    assert response.status_code == 400
+
+
+def test_everything_needs_a_token(api: Api) -> None:
+    anna, boris = api.user(), api.user()
+    conversation = start(api, anna, boris["id"])["id"]
+    for method, path in [
+        ("GET", "/api/v1/conversations/"),
+        ("POST", "/api/v1/conversations/"),
+        ("GET", f"/api/v1/conversations/{conversation}/messages/"),
+        ("POST", f"/api/v1/conversations/{conversation}/messages/"),
+        ("POST", f"/api/v1/conversations/{conversation}/mark-as-read/"),
+    ]:
+        response = api.client.request(method, path, json={"message": "x"})
+        assert response.status_code == 401, (method, path)
+        assert response.json() == {"detail": "Учетные данные не были предоставлены."}
+
+
+def test_messages_come_back_in_the_websocket_shape(api: Api) -> None:
+    anna, boris = api.user(), api.user()
+    conversation = start(api, anna, boris["id"])["id"]
+    sent = say(api, anna, conversation, "  Привет!  ")
+    assert set(sent) == {"id", "sender", "message", "timestamp"}
+    assert sent["sender"] == party(anna) and sent["message"] == "Привет!"
+    assert sent["timestamp"].endswith("Z")
+    listed = messages(api, boris, conversation)
+    assert listed["count"] == 1 and listed["results"] == [sent]
+
+
+def test_message_text_is_stripped_and_bounded(api: Api) -> None:
+    anna, boris = api.user(), api.user()
+    conversation = start(api, anna, boris["id"])["id"]
+    for text, field_message in [
+        ("", "Сообщение не может быть пустым."),
+        ("   \n ", "Сообщение не может быть пустым."),
+        ("я" * 4001, "Убедитесь, что это значение содержит не более 4000 символов."),
+    ]:
+        refused = say(api, anna, conversation, text, expect=422)
+        assert refused["fields"] == {"message": [field_message]}
+    assert say(api, anna, conversation, " " + "я" * 4000 + " ")["message"] == "я" * 4000
+    wrong_type = api.client.post(
+        f"/api/v1/conversations/{conversation}/messages/", headers=anna["headers"], json={"message": 5}
+    )
+    assert wrong_type.status_code == 422 and "message" in wrong_type.json()["fields"]
+    assert messages(api, anna, conversation)["count"] == 1
+
+
+def test_only_participants_see_or_write(api: Api) -> None:
+    anna, boris, eve = api.user(), api.user(), api.user()
+    conversation = start(api, anna, boris["id"])["id"]
+    say(api, anna, conversation, "Только для Бориса")
+    not_found = {"detail": "Страница не найдена."}
+    for path in (f"/api/v1/conversations/{conversation}/messages/", "/api/v1/conversations/999999999/messages/"):
+        response = api.client.get(path, headers=eve["headers"])
+        assert response.status_code == 404 and response.json() == not_found
+        response = api.client.post(path, headers=eve["headers"], json={"message": "Подслушал"})
+        assert response.status_code == 404 and response.json() == not_found
+    response = api.client.post(f"/api/v1/conversations/{conversation}/mark-as-read/", headers=eve["headers"])
+    assert response.status_code == 404
+    assert mine(api, eve)["count"] == 0
+    # A blank text is a 422 even where the caller would get a 404 (the body is checked first).
+    say(api, eve, conversation, " ", expect=422)
+
+
+def test_messages_are_paginated_newest_first(api: Api) -> None:
+    anna, boris = api.user(), api.user()
+    conversation = start(api, anna, boris["id"])["id"]
+    sent = [say(api, anna if n % 2 else boris, conversation, f"Сообщение {n}")["id"] for n in range(5)]
+    first = messages(api, anna, conversation, page_size=2)
+    assert first["count"] == 5 and [m["id"] for m in first["results"]] == sent[::-1][:2]
+    assert first["next"] is not None and first["previous"] is None
+    last = messages(api, anna, conversation, page_size=2, page=3)
+    assert [m["id"] for m in last["results"]] == [sent[0]] and last["next"] is None
+    response = api.client.get(
+        f"/api/v1/conversations/{conversation}/messages/", headers=anna["headers"], params={"page": 4, "page_size": 2}
+    )
+    assert response.status_code == 404
+
+
+def test_the_list_shows_the_most_recent_activity_first(api: Api) -> None:
+    anna, boris, vera, gleb = api.user(), api.user(), api.user(), api.user()
+    with_boris = start(api, anna, boris["id"])["id"]
+    with_vera = start(api, vera, anna["id"])["id"]
+    with_gleb = start(api, anna, gleb["id"])["id"]
+    assert [c["id"] for c in mine(api, anna)["results"]] == [with_gleb, with_vera, with_boris]
+    last = say(api, boris, with_boris, "Я тут")
+    listed = mine(api, anna)
+    assert listed["count"] == 3
+    assert [c["id"] for c in listed["results"]] == [with_boris, with_gleb, with_vera]
+    top = listed["results"][0]
+    assert top["other_participant"] == party(boris)
+    assert top["last_message"] == last
+    assert top["unread_count"] == 1
+    assert [c["id"] for c in mine(api, anna, page_size=1, page=2)["results"]] == [with_gleb]
+    assert [c["id"] for c in mine(api, boris)["results"]] == [with_boris]
+
+
+def test_unread_counts_follow_messages_and_read_marks(api: Api) -> None:
+    anna, boris = api.user(), api.user()
+    conversation = start(api, anna, boris["id"])["id"]
+
+    def unread(who: dict[str, Any]) -> int:
+        count: int = mine(api, who)["results"][0]["unread_count"]
+        return count
+
+    say(api, anna, conversation, "Раз")
+    say(api, anna, conversation, "Два")
+    assert (unread(anna), unread(boris)) == (0, 2)
+    marked = api.client.post(f"/api/v1/conversations/{conversation}/mark-as-read/", headers=boris["headers"])
+    assert marked.status_code == 200, marked.text
+    assert marked.json()["id"] == conversation and marked.json()["unread_count"] == 0
+    assert (unread(anna), unread(boris)) == (0, 0)
+    say(api, boris, conversation, "Прочитал")
+    say(api, anna, conversation, "Три")
+    assert (unread(anna), unread(boris)) == (1, 1)
+    # Reading is a write: a GET never changes the count.
+    messages(api, boris, conversation)
+    assert unread(boris) == 1
+    api.client.post(f"/api/v1/conversations/{conversation}/mark-as-read/", headers=anna["headers"])
+    assert (unread(anna), unread(boris)) == (0, 1)
+
+
+def test_two_messages_into_one_conversation_both_land(api: Api) -> None:
+    anna, boris = api.user(), api.user()
+    conversation = start(api, anna, boris["id"])["id"]
+    commands: MessagingCommands = api.client.app.state.services.messaging  # type: ignore[attr-defined]
+    barrier = threading.Barrier(8)
+    sent: list[int] = []
+    failures: list[BaseException] = []
+
+    def send(n: int) -> None:
+        barrier.wait()
+        try:
+            sent.append(commands.send_message(conversation, anna["id"] if n % 2 else boris["id"], f"№{n}").message_id)
+        except BaseException as error:  # noqa: BLE001 - reported below
+            failures.append(error)
+
+    threads = [threading.Thread(target=send, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not failures and len(set(sent)) == 8
+    say(api, anna, conversation, "И ещё одно")
+    assert messages(api, anna, conversation)["count"] == 9
+
+
+def test_racing_starts_of_one_pair_end_in_one_conversation(api: Api) -> None:
+    anna, boris = api.user(), api.user()
+    commands: MessagingCommands = api.client.app.state.services.messaging  # type: ignore[attr-defined]
+    barrier = threading.Barrier(6)
+    results: list[tuple[int, bool]] = []
+
+    def begin(n: int) -> None:
+        barrier.wait()
+        first, second = (anna["id"], boris["id"]) if n % 2 else (boris["id"], anna["id"])
+        started = commands.start_conversation(first, second)
+        results.append((started.conversation_id, started.created))
+
+    threads = [threading.Thread(target=begin, args=(n,)) for n in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(results) == 6 and len({number for number, _ in results}) == 1
+    assert [created for _, created in results].count(True) == 1
+    assert start(api, anna, boris["id"], expect=200)["id"] == results[0][0]

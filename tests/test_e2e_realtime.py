@@ -1,0 +1,339 @@
+"""End to end over WebSockets: a real `ugc serve` process, real `websockets` clients.
+
+On SQLite the server fans out in process; on PostgreSQL (with UGC_TEST_REDIS_URL) through Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from tests.backends import environment, fresh_database
+from tests.conftest import Api
+from tests.orders_world import a_deal, act, place
+from tests.servers import Server, start_server
+from ugc.config import Settings
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
+
+FRAME_TIMEOUT = 5.0
+
+
+@dataclass
+class Live:
+    server: Server
+    api: Api
+
+    def ws(self, path: str) -> str:
+        return f"ws://127.0.0.1:{self.server.port}{path}"
+
+
+@pytest.fixture(scope="module")
+def live(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    tmp = tmp_path_factory.mktemp("realtime")
+    with fresh_database(backend, tmp) as url:
+        env = environment(backend, url, tmp)
+        with (
+            start_server(env, log_dir=tmp / "logs") as server,
+            httpx.Client(base_url=server.url, timeout=20) as http,
+        ):
+            yield Live(server, Api(http, Settings.from_env(env)))  # type: ignore[arg-type]
+        assert "Traceback" not in server.log_tail(10**7), server.log_tail()
+
+
+def conversation(live: Live, first: dict[str, Any], second: dict[str, Any]) -> int:
+    response = live.api.client.post(
+        "/api/v1/conversations/", headers=first["headers"], json={"recipient_id": second["id"]}
+    )
+    assert response.status_code in (200, 201), response.text
+    number: int = response.json()["id"]
+    return number
+
+
+async def next_frame(ws: ClientConnection, timeout: float = FRAME_TIMEOUT) -> dict[str, Any]:
+    raw = await asyncio.wait_for(ws.recv(), timeout)
+    body: dict[str, Any] = json.loads(raw)
+    return body
+
+
+async def close_code(url: str, timeout: float = FRAME_TIMEOUT) -> int | None:
+    """Connect and wait for the server to close the socket; the code it closed with."""
+    async with connect(url) as ws:
+        try:
+            while True:
+                await asyncio.wait_for(ws.recv(), timeout)
+        except ConnectionClosed as closed:
+            return closed.rcvd.code if closed.rcvd else None
+
+
+def in_thread(function: Any, *args: Any, **kwargs: Any) -> Any:
+    return asyncio.to_thread(function, *args, **kwargs)
+
+
+# --- chat ----------------------------------------------------------------------------------------
+
+
+def test_chat_between_two_connected_users(live: Live) -> None:
+    anna, boris = live.api.user(), live.api.user()
+    number = conversation(live, anna, boris)
+    path = f"/ws/conversations/{number}/?token="
+
+    async def scenario() -> None:
+        async with connect(live.ws(path + anna["access"])) as a, connect(live.ws(path + boris["access"])) as b:
+            await a.send(json.dumps({"message": "  Привет, Борис!  "}))
+            at_boris, at_anna = await next_frame(b), await next_frame(a)
+            assert at_boris == at_anna
+            assert set(at_boris) == {"id", "sender", "message", "timestamp"}
+            assert at_boris["sender"] == {"id": anna["id"], "username": anna["username"], "avatar": None}
+            assert at_boris["message"] == "Привет, Борис!" and at_boris["timestamp"].endswith("Z")
+            # Stored before it was broadcast: the REST history already has it.
+            stored = await in_thread(
+                live.api.client.get, f"/api/v1/conversations/{number}/messages/", headers=boris["headers"]
+            )
+            assert stored.json()["results"][0] == at_boris
+
+            await b.send(json.dumps({"message": "Привет, Анна"}))
+            reply = await next_frame(a)
+            assert reply == await next_frame(b)
+            assert reply["sender"]["id"] == boris["id"] and reply["id"] > at_boris["id"]
+
+            posted = await in_thread(
+                live.api.client.post,
+                f"/api/v1/conversations/{number}/messages/",
+                headers=anna["headers"],
+                json={"message": "А это через REST"},
+            )
+            assert posted.status_code == 201
+            assert await next_frame(a) == await next_frame(b) == posted.json()
+
+    asyncio.run(scenario())
+
+
+def test_a_bad_frame_gets_an_error_frame_and_the_socket_stays(live: Live) -> None:
+    anna, boris = live.api.user(), live.api.user()
+    number = conversation(live, anna, boris)
+
+    async def scenario() -> None:
+        async with connect(live.ws(f"/ws/conversations/{number}/?token={anna['access']}")) as a:
+            await a.send("не JSON")
+            assert await next_frame(a) == {"error": 'Ожидается JSON-объект вида {"message": "текст"}.'}
+            for wrong in ([1, 2], {"text": "нет поля message"}, {"message": 5}):
+                await a.send(json.dumps(wrong))
+                assert "error" in await next_frame(a)
+            await a.send(json.dumps({"message": "   "}))
+            assert await next_frame(a) == {
+                "error": "Ошибка валидации данных.",
+                "fields": {"message": ["Сообщение не может быть пустым."]},
+            }
+            await a.send(json.dumps({"message": "я" * 4001}))
+            assert (await next_frame(a))["fields"] == {
+                "message": ["Убедитесь, что это значение содержит не более 4000 символов."]
+            }
+            await a.send(json.dumps({"message": "я" * 4000}))
+            assert (await next_frame(a))["message"] == "я" * 4000
+
+    asyncio.run(scenario())
+
+
+# --- notifications -------------------------------------------------------------------------------
+
+
+def test_a_notification_arrives_within_a_second_of_its_command(live: Live) -> None:
+    deal = a_deal(live.api)
+
+    async def scenario() -> None:
+        async with connect(live.ws(f"/ws/notifications/?token={deal.creator['access']}")) as creator:
+            placed = await in_thread(place, live.api, deal)
+            answered = time.monotonic()
+            pushed = await next_frame(creator, timeout=1.0)
+            assert time.monotonic() - answered < 1.0
+            assert pushed["type"] == "new_order" and pushed["data"] == {"order_id": placed["id"]}
+            assert set(pushed) == {"id", "type", "message", "data", "created_at", "is_read"}
+            listed = await in_thread(live.api.client.get, "/api/v1/notifications/", headers=deal.creator["headers"])
+            assert listed.json()["results"][0] == pushed
+
+            async with connect(live.ws(f"/ws/notifications/?token={deal.buyer['access']}")) as buyer:
+                await in_thread(act, live.api, deal.creator, placed["id"], "accept")
+                answered = time.monotonic()
+                accepted = await next_frame(buyer, timeout=1.0)
+                assert time.monotonic() - answered < 1.0
+                assert (
+                    accepted["type"] == "order_accepted" and accepted["message"] == "Креатор принял ваш заказ в работу."
+                )
+            # Nothing of the buyer's reached the creator's socket.
+            with pytest.raises(TimeoutError):
+                await next_frame(creator, timeout=0.3)
+
+    asyncio.run(scenario())
+
+
+def test_since_replays_what_was_missed_without_loss_or_duplicates(live: Live) -> None:
+    deal = a_deal(live.api)
+    creator = deal.creator
+    url = live.ws(f"/ws/notifications/?token={creator['access']}")
+
+    async def scenario() -> list[int]:
+        received: list[int] = []
+        async with connect(url) as first:
+            await in_thread(place, live.api, deal)
+            received.append((await next_frame(first))["id"])
+        for _ in range(3):  # placed while nobody listens
+            await in_thread(place, live.api, deal)
+        async with connect(f"{url}&since={received[-1]}") as again:
+            for _ in range(3):
+                received.append((await next_frame(again))["id"])
+            # The seam: a live one right after the replay, once.
+            await in_thread(place, live.api, deal)
+            received.append((await next_frame(again))["id"])
+            with pytest.raises(TimeoutError):
+                await next_frame(again, timeout=0.3)
+        async with connect(f"{url}&since=0") as everything:
+            replayed = [(await next_frame(everything))["id"] for _ in range(5)]
+            assert replayed == received
+        return received
+
+    received = asyncio.run(scenario())
+    stored = live.api.client.get("/api/v1/notifications/", headers=creator["headers"]).json()
+    assert stored["count"] == 5
+    assert [n["id"] for n in reversed(stored["results"])] == received
+    assert len(set(received)) == 5
+
+
+def test_since_with_many_stored_replays_them_all_in_order(live: Live) -> None:
+    anna, boris = live.api.user(), live.api.user()
+    number = conversation(live, anna, boris)
+    for n in range(30):
+        live.api.client.post(
+            f"/api/v1/conversations/{number}/messages/", headers=anna["headers"], json={"message": f"№{n}"}
+        )
+    stored = live.api.client.get("/api/v1/notifications/", headers=boris["headers"], params={"page_size": 100})
+    ids = [n["id"] for n in reversed(stored.json()["results"])]
+    assert len(ids) == 30
+
+    async def scenario() -> list[int]:
+        async with connect(live.ws(f"/ws/notifications/?token={boris['access']}&since={ids[9]}")) as ws:
+            return [(await next_frame(ws))["id"] for _ in range(20)]
+
+    assert asyncio.run(scenario()) == ids[10:]
+
+
+# --- close codes ---------------------------------------------------------------------------------
+
+
+def test_every_refusal_has_its_close_code(live: Live) -> None:
+    anna, boris, eve = live.api.user(), live.api.user(), live.api.user()
+    number = conversation(live, anna, boris)
+    deal = a_deal(live.api)
+    place(live.api, deal)
+    theirs = live.api.client.get("/api/v1/notifications/", headers=deal.creator["headers"]).json()["results"][0]["id"]
+    chat, alerts = f"/ws/conversations/{number}/", "/ws/notifications/"
+    expected = {
+        # 4401: no token, a forged one, a refresh token
+        f"{chat}": 4401,
+        f"{chat}?token=not-a-token": 4401,
+        f"{chat}?token={anna['refresh']}": 4401,
+        f"{alerts}": 4401,
+        f"{alerts}?token={anna['access']}x": 4401,
+        f"{alerts}?token={anna['refresh']}": 4401,
+        # 4404: no such conversation; a `since=` that is not one of the caller's notifications
+        f"/ws/conversations/999999999/?token={anna['access']}": 4404,
+        f"{alerts}?token={anna['access']}&since={theirs}": 4404,
+        f"{alerts}?token={anna['access']}&since=999999999": 4404,
+        # 4403: a conversation the caller is not in
+        f"{chat}?token={eve['access']}": 4403,
+        # 4400: a `since=` that is not a notification id at all
+        f"{alerts}?token={anna['access']}&since=abc": 4400,
+        f"{alerts}?token={anna['access']}&since=-1": 4400,
+    }
+
+    async def scenario() -> dict[str, int | None]:
+        codes = await asyncio.gather(*(close_code(live.ws(path)) for path in expected))
+        return dict(zip(expected, codes, strict=True))
+
+    assert asyncio.run(scenario()) == expected
+
+
+def test_an_expired_token_closes_a_live_socket(backend: str, tmp_path: Path) -> None:
+    with fresh_database(backend, tmp_path) as url:
+        env = environment(backend, url, tmp_path) | {"UGC_ACCESS_TOKEN_TTL": "3"}
+        with (
+            start_server(env, log_dir=tmp_path / "logs") as server,
+            httpx.Client(base_url=server.url, timeout=20) as http,
+        ):
+            api = Api(http, Settings.from_env(env))  # type: ignore[arg-type]
+            anna, boris = api.user(), api.user()
+            live = Live(server, api)
+            number = conversation(live, anna, boris)
+
+            async def scenario() -> tuple[int | None, int | None, float]:
+                opened = time.monotonic()
+                chat, alerts = await asyncio.gather(
+                    close_code(live.ws(f"/ws/conversations/{number}/?token={anna['access']}"), timeout=10),
+                    close_code(live.ws(f"/ws/notifications/?token={boris['access']}"), timeout=10),
+                )
+                return chat, alerts, time.monotonic() - opened
+
+            chat, alerts, lasted = asyncio.run(scenario())
+            assert (chat, alerts) == (4401, 4401)
+            assert 0.5 < lasted < 6.0
+
+
+def test_a_consumer_that_cannot_keep_up_is_closed_without_stalling_others(live: Live) -> None:
+    anna, boris = live.api.user(), live.api.user()
+    number = conversation(live, anna, boris)
+    path = f"/ws/conversations/{number}/?token="
+    text = "😀" * 4000  # 16 KB a frame: the socket's buffers fill after a few hundred
+
+    async def scenario() -> tuple[int, int, int | None]:
+        # Boris's client reads nothing, through a small receive buffer.
+        tight = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        tight.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        tight.connect(("127.0.0.1", live.server.port))
+        async with (
+            connect(live.ws(path + boris["access"]), sock=tight, max_queue=4, compression=None) as slow,
+            connect(live.ws(path + anna["access"]), compression=None) as fast,
+        ):
+            echoed = 0
+
+            async def read_fast(expected: int) -> None:
+                nonlocal echoed
+                while echoed < expected:
+                    assert (await next_frame(fast, timeout=10))["message"] == text
+                    echoed += 1
+
+            sent = 0
+            reader = asyncio.create_task(read_fast(10**6))
+            while "cannot keep up" not in live.server.log_tail(20000) and sent < 1500:
+                for _ in range(25):
+                    await fast.send(json.dumps({"message": text}))
+                sent += 25
+                while echoed < sent - 50:  # the fast client keeps pace with what it sends
+                    await asyncio.sleep(0.01)
+            while echoed < sent:
+                await asyncio.sleep(0.01)
+                assert not reader.done(), reader
+            reader.cancel()
+            got = 0
+            try:
+                while True:
+                    await asyncio.wait_for(slow.recv(), 10)
+                    got += 1
+            except ConnectionClosed as closed:
+                return sent, got, closed.rcvd.code if closed.rcvd else None
+
+    sent, got, code = asyncio.run(scenario())
+    assert code == 1013
+    assert 0 < got < sent
+    stored = live.api.client.get(f"/api/v1/conversations/{number}/messages/", headers=anna["headers"]).json()
+    assert stored["count"] == sent

@@ -1,0 +1,225 @@
+"""The notifications and messaging projections: rebuilds give the same rows, pushes follow commits.
+
+Given events written straight to the stores (no live runner), the projections are run by the
+test: in tiny batches, so the two logs interleave and a read mark can arrive before the
+notification it marks, and in one big pass; both must end in the same rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from commands.messaging import MessagingCommands
+from commands.notifications import NotificationCommands
+from commands.saving import save
+from projections.messaging import MessagingProjection
+from projections.notifications import NotificationsProjection
+from projections.runner import ProjectionRunner
+from readmodels.migrations import migrate
+from readmodels.tracking import Progress
+from ugc.clock import MovableClock
+from ugc.config import Settings
+from ugc.database import Database
+from ugc.messaging import Conversation, read_marker_id
+from ugc.notifications import inbox_id, notification_id
+from ugc.orders import Order
+from ugc.push import Push
+from ugc.store import EventStores
+
+CREATOR, BUYER, FRIEND = 9001, 9002, 9003
+
+
+class Recording:
+    """A publisher that keeps what it is handed."""
+
+    def __init__(self) -> None:
+        self.pushes: list[Push] = []
+
+    def publish(self, pushes: Sequence[Push]) -> None:
+        self.pushes.extend(pushes)
+
+
+@dataclass
+class World:
+    db: Database
+    stores: EventStores
+    clock: MovableClock
+    notifications: NotificationCommands
+    messaging: MessagingCommands
+
+
+@pytest.fixture
+def world(settings: Settings) -> Iterator[World]:
+    db = Database(settings.database_url)
+    migrate(db)
+    stores = EventStores(settings.database_url)
+    clock = MovableClock(datetime(2026, 5, 1, 12, tzinfo=UTC))
+    try:
+        yield World(db, stores, clock, NotificationCommands(stores, clock), MessagingCommands(stores, db, clock))
+    finally:
+        stores.close()
+        db.close()
+
+
+def placed(world: World, number: int) -> Order:
+    return Order.place(
+        number=number,
+        buyer=BUYER,
+        buyer_username="buyer",
+        creator=CREATOR,
+        creator_profile=1,
+        creator_username="creator",
+        service=1,
+        service_title="Обзор",
+        price=Decimal("100"),
+        options=[],
+        total_price=Decimal("100"),
+        requirements="",
+        delivery_date="2026-06-01",
+        allows_modifications=True,
+        at=world.clock.now(),
+    )
+
+
+def table(db: Database, name: str, *, without: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    with db.transaction() as cur:
+        rows = cur.execute(f"SELECT * FROM {name}").fetchall()
+    return sorted(({k: v for k, v in row.items() if k not in without} for row in rows), key=repr)
+
+
+def write_history(world: World, base: int) -> None:
+    """Orders and a chat between the buyer and a friend; read marks that point at later events."""
+    orders = world.stores.orders
+    first = placed(world, base)
+    first_position = save(orders, first)["orders"]
+    for offset in range(1, 4):
+        world.clock.advance(timedelta(minutes=1))
+        order = placed(world, base + offset)
+        save(orders, order)
+        order.accept(CREATOR, world.clock.now())
+        order.deliver(CREATOR, base + offset, "Готово", [], world.clock.now())
+        save(orders, order)
+    last = placed(world, base + 9)
+    last_position = save(orders, last)["orders"]
+    # The creator reads the newest order's notification before anything else lands in messaging,
+    # so a tiny-batch run meets the mark long before the notification itself.
+    world.notifications.mark_read(CREATOR, notification_id("orders", last_position))
+    messaging = world.stores.messaging
+    chat = Conversation.start(
+        number=base,
+        starter=BUYER,
+        starter_username="buyer",
+        recipient=FRIEND,
+        recipient_username="friend",
+        at=world.clock.now(),
+    )
+    save(messaging, chat)
+    for n in range(4):
+        save(
+            messaging, chat.send(number=base + n, sender=BUYER if n % 2 else FRIEND, text=f"№{n}", at=world.clock.now())
+        )
+    world.notifications.mark_all_read(BUYER)
+    world.messaging.mark_read(base, FRIEND)
+    world.notifications.mark_read(CREATOR, notification_id("orders", first_position))
+    last.cancel(BUYER, "Передумал", world.clock.now())
+    save(orders, last)
+    save(messaging, chat.send(number=base + 7, sender=BUYER, text="Ещё", at=world.clock.now()))
+
+
+def rebuild(world: World, batch_size: int, publisher: Recording | None = None) -> dict[str, list[dict[str, Any]]]:
+    projections = [MessagingProjection(publisher), NotificationsProjection(publisher)]
+    runner = ProjectionRunner(world.db, world.stores, projections, Progress(), batch_size=batch_size)
+    runner.register()
+    for projection in projections:
+        runner.reset(projection)
+        runner.catch_up([projection])
+    return {
+        # `seq` is the order of storing across two logs, which the batch size may change.
+        "notifications": table(world.db, "notifications", without=("seq",)),
+        **{name: table(world.db, name) for name in ("notification_reads", "notification_read_marks")},
+        **{name: table(world.db, name) for name in ("conversations", "messages")},
+    }
+
+
+def test_tiny_and_big_batches_store_the_same_rows(world: World) -> None:
+    write_history(world, 100)
+    small = rebuild(world, batch_size=2)
+    big = rebuild(world, batch_size=500)
+    assert small == big
+    notifications = {(n["user_id"], n["type"]): n for n in small["notifications"]}
+    # The mark that came first in tiny batches still holds; the buyer's mark-all covers the chat.
+    assert notifications[(CREATOR, "order_cancelled")]["is_read"] is False
+    creator_new_orders = [n for n in small["notifications"] if n["user_id"] == CREATOR and n["type"] == "new_order"]
+    assert sum(n["is_read"] for n in creator_new_orders) == 2 and len(creator_new_orders) == 5
+    buyer_rows = [n for n in small["notifications"] if n["user_id"] == BUYER]
+    assert buyer_rows and all(n["is_read"] for n in buyer_rows if n["type"] == "new_message")
+    assert any(not n["is_read"] for n in small["notifications"] if n["user_id"] == FRIEND)
+
+
+def test_seq_keeps_each_logs_order(world: World) -> None:
+    write_history(world, 200)
+    rebuild(world, batch_size=3)
+    with world.db.transaction() as cur:
+        rows = cur.execute("SELECT source, position, seq FROM notifications ORDER BY seq").fetchall()
+    assert [r["seq"] for r in rows] == list(range(1, len(rows) + 1))
+    for source in ("orders", "messaging"):
+        positions = [r["position"] for r in rows if r["source"] == source]
+        assert positions == sorted(positions) and positions
+
+
+def test_pushes_follow_commits_and_a_rolled_back_batch_pushes_nothing(world: World) -> None:
+    write_history(world, 300)
+    recording = Recording()
+    rebuild(world, batch_size=500, publisher=recording)
+    with world.db.transaction() as cur:
+        stored = cur.execute("SELECT id, seq, user_id FROM notifications ORDER BY seq").fetchall()
+        messages = cur.execute("SELECT id FROM messages").fetchall()
+    notified = [p for p in recording.pushes if p.kind == "notification"]
+    assert [(p.row["id"], p.seq, p.to) for p in notified] == [
+        (r["id"], r["seq"], f"user:{r['user_id']}") for r in stored
+    ]
+    assert sorted(p.row["id"] for p in recording.pushes if p.kind == "message") == sorted(r["id"] for r in messages)
+
+    class Failing(NotificationsProjection):
+        def notify(self, source: str, cur: Any, e: Any) -> None:
+            super().notify(source, cur, e)
+            if self.outbox._pending and len(self.outbox._pending) == 3:
+                raise RuntimeError("injected")
+
+    failing_recording = Recording()
+    failing = Failing(failing_recording)
+    runner = ProjectionRunner(world.db, world.stores, [failing], Progress(), batch_size=500)
+    runner.reset(failing)
+    with pytest.raises(RuntimeError, match="injected"):
+        runner.run_once(failing)
+    assert failing_recording.pushes == []
+    assert table(world.db, "notifications") == []
+
+
+def test_read_markers_are_snapshotted_so_they_load_in_constant_time(world: World) -> None:
+    messaging = world.stores.messaging
+    save(
+        messaging,
+        Conversation.start(
+            number=400,
+            starter=BUYER,
+            starter_username="buyer",
+            recipient=FRIEND,
+            recipient_username="friend",
+            at=world.clock.now(),
+        ),
+    )
+    for _ in range(60):
+        world.messaging.mark_read(400, FRIEND)
+        world.notifications.mark_all_read(FRIEND)
+    assert messaging.snapshots is not None
+    for aggregate_id in (read_marker_id(400, FRIEND), inbox_id(FRIEND)):
+        snapshots = list(messaging.snapshots.get(aggregate_id))
+        assert [s.originator_version for s in snapshots] == [50]
+        assert messaging.repository.get(aggregate_id).version == 61

@@ -1,0 +1,77 @@
+"""The hub on its own (bounded queues, closing everyone when the broker goes), and a push the
+server cannot render, which closes its socket with 1011 (in process: no real fault to provoke)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from starlette.websockets import WebSocketDisconnect
+
+from api.realtime import SERVICE_RESTART, TRY_AGAIN_LATER, Hub
+from tests.conftest import Api
+from ugc.push import Push, conversation_channel, user_channel
+
+
+def push(to: str, seq: int = 0) -> Push:
+    return Push(kind="notification", to=to, row={"id": seq}, seq=seq)
+
+
+def test_a_full_queue_closes_only_its_own_connection() -> None:
+    async def scenario() -> None:
+        hub = Hub(asyncio.get_running_loop(), queue_size=3)
+        slow, fast, other = (
+            hub.subscribe(user_channel(1)),
+            hub.subscribe(user_channel(1)),
+            hub.subscribe(user_channel(2)),
+        )
+        for seq in range(1, 4):
+            hub.deliver([push(user_channel(1), seq)])
+            fast.queue.get_nowait()
+        assert slow.close_code is None and slow.queue.qsize() == 3
+        hub.deliver([push(user_channel(1), 4)])
+        assert slow.close_code == TRY_AGAIN_LATER and slow.closed.is_set()
+        assert fast.close_code is None and fast.queue.get_nowait().seq == 4
+        hub.deliver([push(user_channel(1), 5)])
+        assert slow.queue.qsize() == 3, "a closed connection takes nothing more"
+        assert other.queue.empty()
+
+    asyncio.run(scenario())
+
+
+def test_losing_the_broker_closes_every_connection_until_it_is_back() -> None:
+    async def scenario() -> None:
+        hub = Hub(asyncio.get_running_loop())
+        subscriptions = [hub.subscribe(user_channel(1)), hub.subscribe(conversation_channel(7))]
+        hub.interrupt(SERVICE_RESTART)
+        assert not hub.available
+        assert [s.close_code for s in subscriptions] == [SERVICE_RESTART, SERVICE_RESTART]
+        for subscription in subscriptions:
+            hub.unsubscribe(subscription)
+        assert hub.connections == 0
+        hub.resume()
+        assert hub.available
+
+    asyncio.run(scenario())
+
+
+def test_pushes_from_another_thread_reach_the_loop() -> None:
+    async def scenario() -> None:
+        hub = Hub(asyncio.get_running_loop())
+        subscription = hub.subscribe(conversation_channel(3))
+        await asyncio.to_thread(hub.publish, [push(conversation_channel(3), 1), push(conversation_channel(4), 2)])
+        assert (await asyncio.wait_for(subscription.queue.get(), 1)).seq == 1
+        assert subscription.queue.empty()
+
+    asyncio.run(scenario())
+
+
+def test_a_push_the_server_cannot_render_closes_with_1011(api: Api) -> None:
+    anna = api.user()
+    hub: Hub = api.client.app.state.services.realtime  # type: ignore[attr-defined]
+    with api.client.websocket_connect(f"/ws/notifications/?token={anna['access']}") as ws:
+        assert hub.connections == 1  # subscribed before the socket was accepted
+        hub.publish([Push(kind="notification", to=user_channel(anna["id"]), row={}, seq=1)])
+        with pytest.raises(WebSocketDisconnect) as closed:
+            ws.receive_text()
+    assert closed.value.code == 1011
