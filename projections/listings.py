@@ -6,10 +6,11 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from projections.base import Handler, Projection
-from readmodels.services import PROJECTION, minor_units, search_text
+from readmodels.services import PROJECTION, add_review, creator_rating, minor_units, search_text
 from ugc.database import Cursor
+from ugc.orders import Order
 from ugc.services import Service
-from ugc.store import Catalog
+from ugc.store import Catalog, Orders
 
 
 def _options(options: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -19,22 +20,26 @@ def _options(options: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 class ListingsProjection(Projection):
     name = PROJECTION
-    applications: ClassVar[tuple[str, ...]] = (Catalog.name,)
-    tables: ClassVar[tuple[str, ...]] = ("services",)
+    # Orders too: reviews set the creator's rating shown on their services.
+    applications: ClassVar[tuple[str, ...]] = (Catalog.name, Orders.name)
+    tables: ClassVar[tuple[str, ...]] = ("services", "listing_creator_ratings")
 
     def handlers(self) -> Mapping[type, Handler]:
         return {
             Service.Created: self.created,
             Service.Updated: self.updated,
             Service.Deactivated: self.deactivated,
+            Order.Reviewed: lambda cur, e: add_review(cur, e.creator_profile, e.rating),
         }
 
     def created(self, cur: Cursor, e: Service.Created) -> None:
+        # The two logs are followed separately, so the creator's reviews may be counted already.
+        rating = creator_rating(cur, e.creator_profile_number)
         cur.execute(
             "INSERT INTO services (id, uuid, creator_profile_id, creator_user_id, creator_username, category_id, "
             "title, description, base_price, price_minor, delivery_time, options, tags, allows_modifications, "
-            "modifications_price, is_active, created_at, updated_at, search_text) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            "modifications_price, is_active, created_at, updated_at, search_text, creator_rating, rating_minor) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
             (
                 e.number,
                 str(e.originator_id),
@@ -55,6 +60,8 @@ class ListingsProjection(Projection):
                 e.at,
                 e.at,
                 search_text(e.title, e.description),
+                rating,
+                minor_units(rating),
             ),
         )
 

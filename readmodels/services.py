@@ -55,8 +55,12 @@ DDL = (
     "CREATE INDEX IF NOT EXISTS services_rating ON services (rating_minor, id) WHERE is_active",
     "CREATE INDEX IF NOT EXISTS services_category ON services (category_id, created_at, id) WHERE is_active",
     "CREATE INDEX IF NOT EXISTS services_creator ON services (creator_profile_id, created_at, id) WHERE is_active",
-    # Ratings are set per creator by the orders' projection (see set_creator_rating).
+    # Ratings come from reviews, per creator: the listing's projection keeps their sums itself.
     "CREATE INDEX IF NOT EXISTS services_by_creator ON services (creator_profile_id)",
+    """CREATE TABLE IF NOT EXISTS listing_creator_ratings (
+        creator_profile_id BIGINT PRIMARY KEY,
+        rating_sum BIGINT NOT NULL,
+        rating_count BIGINT NOT NULL)""",
     {"postgresql": "CREATE EXTENSION IF NOT EXISTS pg_trgm"},
     {
         "postgresql": "CREATE INDEX IF NOT EXISTS services_search_trgm ON services "
@@ -203,12 +207,30 @@ def get_service(db: Database, service_id: int) -> Row | None:
         return cur.execute(f"SELECT {COLUMNS} FROM services WHERE id = %s", (service_id,)).fetchone()
 
 
-def set_creator_rating(cur: Cursor, creator_profile_id: int, rating: Decimal) -> None:
-    """For the projection that computes ratings: show `rating` on every service of the creator."""
+def add_review(cur: Cursor, creator_profile_id: int, rating: int) -> None:
+    """For the listing's projection: count a review and show the creator's new mean on their services."""
+    cur.execute(
+        "INSERT INTO listing_creator_ratings (creator_profile_id, rating_sum, rating_count) VALUES (%s, %s, 1) "
+        "ON CONFLICT (creator_profile_id) DO UPDATE SET rating_sum = listing_creator_ratings.rating_sum + %s, "
+        "rating_count = listing_creator_ratings.rating_count + 1",
+        (creator_profile_id, rating, rating),
+    )
+    mean = creator_rating(cur, creator_profile_id)
     cur.execute(
         "UPDATE services SET creator_rating = %s, rating_minor = %s WHERE creator_profile_id = %s",
-        (rating.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP), minor_units(rating), creator_profile_id),
+        (mean, minor_units(mean), creator_profile_id),
     )
+
+
+def creator_rating(cur: Cursor, creator_profile_id: int) -> Decimal:
+    """The mean of the creator's review ratings to two decimals (0 before the first review)."""
+    row = cur.execute(
+        "SELECT rating_sum, rating_count FROM listing_creator_ratings WHERE creator_profile_id = %s",
+        (creator_profile_id,),
+    ).fetchone()
+    if row is None:
+        return Decimal(0)
+    return (Decimal(int(row["rating_sum"])) / int(row["rating_count"])).quantize(Decimal("0.01"), ROUND_HALF_UP)
 
 
 def _where(filters: ServiceFilters, dialect: str) -> tuple[str, list[object]]:

@@ -223,6 +223,11 @@ def test_ratings_are_means_with_two_decimals(api: Api) -> None:
         act(api, deal.buyer, order, "reviews", {"content": "", "rating": rating}, expect=201)
     profile = api.client.get(f"/api/v1/creators/{creator['profile']['id']}/").json()
     assert Decimal(str(profile["rating"])) == Decimal("4.33") and profile["completed_orders"] == 3
+    # The listing shows the same rating on the creator's services, and orders by it.
+    listed = api.client.get(f"/api/v1/services/{service['id']}/").json()
+    assert Decimal(str(listed["creator"]["rating"])) == Decimal("4.33")
+    by_rating = api.client.get("/api/v1/services/", params={"ordering": "-rating", "page_size": 100}).json()
+    assert by_rating["results"][0]["creator"]["rating"] == max(r["creator"]["rating"] for r in by_rating["results"])
 
 
 def test_cancel_needs_a_reason_and_answers_its_shape(api: Api, deal: Deal) -> None:

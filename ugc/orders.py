@@ -139,6 +139,7 @@ class Order(Aggregate):
     class Reviewed(Aggregate.Event):
         TOPIC = "ugc.Order.Reviewed"
         actor: int
+        creator_profile: int
         review: int
         rating: int
         content: str
@@ -266,7 +267,16 @@ class Order(Aggregate):
         self.check("review", actor)
         if self.reviewed:
             raise Conflict("order_already_reviewed")
-        self._reviewed(actor, review, rating, content, at, self.creator, "Покупатель оставил отзыв о вашей работе.")
+        self._reviewed(
+            actor,
+            self.creator_profile,
+            review,
+            rating,
+            content,
+            at,
+            self.creator,
+            "Покупатель оставил отзыв о вашей работе.",
+        )
 
     # Events --------------------------------------------------------------------------------
 
@@ -304,7 +314,15 @@ class Order(Aggregate):
 
     @event(Reviewed)
     def _reviewed(
-        self, actor: int, review: int, rating: int, content: str, at: datetime, notify: int, notice: str
+        self,
+        actor: int,
+        creator_profile: int,
+        review: int,
+        rating: int,
+        content: str,
+        at: datetime,
+        notify: int,
+        notice: str,
     ) -> None:
         self.reviewed, self.updated_at = True, at
 
