@@ -36,7 +36,7 @@ MESSAGES: dict[str, str] = {
     "creator_profile_exists": "Профиль креатора уже существует.",
     "concurrent_update": "Объект одновременно изменили; повторите запрос.",
     # 413 / 422 / 429
-    "too_large": "Слишком большое тело запроса.",
+    "too_large": "Слишком большой запрос.",
     "validation_failed": "Ошибка валидации данных.",
     "invalid_verification_token": "Ссылка подтверждения недействительна.",
     "verification_token_used": "Ссылка подтверждения уже использована.",
@@ -69,7 +69,6 @@ MESSAGES: dict[str, str] = {
     "file_not_found": "Страница не найдена.",
     "not_multipart": "Ожидается тело запроса в формате multipart/form-data.",
     "malformed_multipart": "Некорректное тело запроса multipart/form-data.",
-    "upload_too_large": "Слишком большой запрос.",
     "file_required": "Обязательное поле.",
     "file_empty": "Файл пуст.",
     "one_file_only": "Отправьте один файл.",

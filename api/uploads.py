@@ -27,7 +27,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from api.content_types import Sniffer
-from api.errors import ApiError, bad_request, invalid, message
+from api.errors import bad_request, invalid, message, too_large
 from ugc.media import Incoming, MediaStore
 
 if TYPE_CHECKING:
@@ -84,10 +84,6 @@ class Upload:
 
     file: ReceivedFile
     fields: Mapping[str, str] = field(default_factory=dict)
-
-
-def _too_large() -> ApiError:
-    return ApiError(413, {"error": message("upload_too_large")})
 
 
 @asynccontextmanager
@@ -171,7 +167,7 @@ async def _receive(request: Request, media: MediaStore, *, max_bytes: int, file_
     body_limit = max_bytes + FORM_OVERHEAD_BYTES
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > body_limit:
-        raise _too_large()
+        raise too_large()
     receiver = _Receiver(media, file_field, max_bytes)
     try:
         parser = MultipartParser(boundary, receiver.callbacks())
@@ -179,7 +175,7 @@ async def _receive(request: Request, media: MediaStore, *, max_bytes: int, file_
         async for chunk in request.stream():
             received += len(chunk)
             if received > body_limit:
-                raise _too_large()
+                raise too_large()
             parser.write(chunk)
             if receiver.pending:
                 await run_in_threadpool(receiver.flush)
@@ -232,7 +228,7 @@ class _Receiver:
     def on_part_begin(self) -> None:
         self._parts += 1
         if self._parts > MAX_PARTS:
-            raise _too_large()
+            raise too_large()
         self._disposition = b""
         self._target = None
 
@@ -272,11 +268,11 @@ class _Receiver:
         if self._target == "file":
             self._file_size += end - start
             if self._file_size > self.max_bytes:
-                raise _too_large()
+                raise too_large()
             self.pending.append(data[start:end])
         elif self._target == "field":
             if len(self._field_value) + end - start > MAX_FIELD_BYTES:
-                raise _too_large()
+                raise too_large()
             self._field_value += data[start:end]
 
     def on_part_end(self) -> None:
