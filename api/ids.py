@@ -8,7 +8,7 @@ from pydantic import Field
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
 
-from api.errors import invalid, not_found
+from api.errors import invalid
 
 MAX_ID = 2**63 - 1
 
@@ -29,14 +29,6 @@ class IdConvertor(Convertor[int]):
 
 
 register_url_convertor("id", IdConvertor())
-
-
-def path_id(request: Request, name: str = "id") -> int:
-    """A `{name:int}` path parameter; one too large to be any id is a page that does not exist."""
-    number: int = request.path_params[name]
-    if number > MAX_ID:
-        raise not_found()
-    return number
 
 
 def query_id(request: Request, name: str) -> int | None:

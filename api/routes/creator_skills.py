@@ -10,7 +10,7 @@ from starlette.responses import Response
 from api import errors
 from api.auth import authenticated_user
 from api.body import parse, read_json, validate
-from api.ids import path_id, query_id
+from api.ids import query_id
 from api.openapi import Operation, endpoint
 from api.pagination import page_request, paginated
 from api.responses import JSON
@@ -59,20 +59,20 @@ async def replace(request: Request) -> Response:
     s = services(request)
     user_id = authenticated_user(request, s.tokens)
     body = await parse(request, CreatorSkillLevelIn)
-    return await _change_level(s, user_id, path_id(request), body.level)
+    return await _change_level(s, user_id, request.path_params["id"], body.level)
 
 
 async def update(request: Request) -> Response:
     s = services(request)
     user_id = authenticated_user(request, s.tokens)
     body = await parse(request, CreatorSkillPatchIn)
-    return await _change_level(s, user_id, path_id(request), body.level)
+    return await _change_level(s, user_id, request.path_params["id"], body.level)
 
 
 async def remove(request: Request) -> Response:
     s = services(request)
     user_id = authenticated_user(request, s.tokens)
-    positions = await s.run(s.creator_skills.remove, user_id, path_id(request))
+    positions = await s.run(s.creator_skills.remove, user_id, request.path_params["id"])
     await s.settle(positions)
     return Response(status_code=204)
 

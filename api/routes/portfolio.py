@@ -14,7 +14,7 @@ from starlette.responses import Response
 
 from api import errors
 from api.auth import authenticated_user, bearer_token
-from api.ids import path_id, query_id
+from api.ids import query_id
 from api.image_forms import form_fields, image_form
 from api.openapi import FormField, Operation, endpoint
 from api.pagination import page_request, paginated
@@ -90,7 +90,7 @@ async def list_items(request: Request) -> Response:
 
 async def item(request: Request) -> Response:
     s = services(request)
-    return JSON(await _item(s, path_id(request)))
+    return JSON(await _item(s, request.path_params["id"]))
 
 
 async def create_item(request: Request) -> Response:
@@ -119,7 +119,7 @@ async def _update_item(request: Request, model: type[PortfolioItemIn | Portfolio
     user_id = authenticated_user(request, s.tokens)
     async with image_form(request, s, "cover_image", file_required=False) as (fields, cover):
         body = form_fields(model, fields)
-        number = path_id(request)
+        number = request.path_params["id"]
         changes = body.model_dump(exclude_unset=True, exclude_none=True)
         cover_image = _stored(cover) if cover is not None else None
         positions = await s.run(s.portfolio.update_item, user_id, number, changes, cover_image)
@@ -130,7 +130,7 @@ async def _update_item(request: Request, model: type[PortfolioItemIn | Portfolio
 async def delete_item(request: Request) -> Response:
     s = services(request)
     user_id = authenticated_user(request, s.tokens)
-    positions = await s.run(s.portfolio.delete_item, user_id, path_id(request))
+    positions = await s.run(s.portfolio.delete_item, user_id, request.path_params["id"])
     await s.settle(positions)
     return Response(status_code=204)
 
@@ -177,7 +177,7 @@ async def update_image(request: Request) -> Response:
     user_id = authenticated_user(request, s.tokens)
     async with image_form(request, s, "image", file_required=False) as (fields, image):
         body = form_fields(PortfolioImagePatchIn, fields)
-        number = path_id(request)
+        number = request.path_params["id"]
         changes = body.model_dump(exclude_unset=True, exclude_none=True)
         new_image = _stored(image) if image is not None else None
         positions = await s.run(s.portfolio.update_image, user_id, number, changes, new_image)
@@ -188,7 +188,7 @@ async def update_image(request: Request) -> Response:
 async def remove_image(request: Request) -> Response:
     s = services(request)
     user_id = authenticated_user(request, s.tokens)
-    positions = await s.run(s.portfolio.remove_image, user_id, path_id(request))
+    positions = await s.run(s.portfolio.remove_image, user_id, request.path_params["id"])
     await s.settle(positions)
     return Response(status_code=204)
 

@@ -8,7 +8,6 @@ from starlette.responses import Response
 from api import errors
 from api.auth import authenticated_user
 from api.body import parse
-from api.ids import path_id
 from api.openapi import Operation, endpoint
 from api.responses import JSON
 from api.schemas.reference import SkillOut
@@ -30,14 +29,14 @@ async def replace_skill(request: Request) -> Response:
     s = services(request)
     user_id = authenticated_user(request, s.tokens)
     body = await parse(request, SkillIn)
-    return await _update(s, user_id, path_id(request), body.name, body.description)
+    return await _update(s, user_id, request.path_params["id"], body.name, body.description)
 
 
 async def update_skill(request: Request) -> Response:
     s = services(request)
     user_id = authenticated_user(request, s.tokens)
     body = await parse(request, SkillPatchIn)
-    return await _update(s, user_id, path_id(request), body.name, body.description)
+    return await _update(s, user_id, request.path_params["id"], body.name, body.description)
 
 
 async def _update(s: Services, user_id: int, skill_id: int, name: str | None, description: str | None) -> Response:
