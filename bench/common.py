@@ -82,17 +82,29 @@ def machine_cpu() -> tuple[float, float]:
     return (total - idle) / CLOCK_TICKS, total / CLOCK_TICKS
 
 
+def _admin(statement: sql.Composed, *, patience: float = 120.0) -> None:
+    """Run one statement on the maintenance database, waiting out 'too many clients' (others share it)."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+                admin.execute(statement)
+            return
+        except psycopg.OperationalError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(2.0)
+
+
 @contextmanager
 def fresh_database(prefix: str = "ugc_bench") -> Iterator[str]:
     """A new, empty PostgreSQL database for the block (its URL), dropped afterwards."""
     name = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    _admin(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     try:
         yield PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
     finally:
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        _admin(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def wait_for_quiet(*, server_pid: int | None = None, threshold: float = 0.3, limit: float = 120.0,
@@ -156,7 +168,11 @@ def describe(pid: int, name: str) -> str:
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
     except OSError:
         return name
-    words = [a for a in argv[1:4] if a and not a.startswith("-")] if name.startswith("python") else []
+    if not name.startswith("python"):
+        return name
+    if len(argv) > 1 and argv[1] == "-c":
+        return f"{name} -c"
+    words = [a for a in argv[1:4] if a and not a.startswith("-")]
     return f"{name} {os.path.basename(words[0])}" if words else name
 
 

@@ -18,6 +18,7 @@ Usage:  .venv/bin/python bench/users_me_parts.py [--seconds 3]
 from __future__ import annotations
 
 import argparse
+import functools
 import secrets
 import threading
 import time
@@ -28,7 +29,7 @@ import psycopg
 from anyio import to_thread
 
 from api.tokens import TokenService
-from common import fresh_database, wait_for_quiet
+from common import fresh_database, undisturbed
 from readmodels.migrations import migrate
 from readmodels.users import get_user
 from ugc.clock import SystemClock
@@ -86,24 +87,27 @@ def main() -> None:
         try:
             migrate(db)
             pool_max = db._pool.max_size if db._pool is not None else 0  # noqa: SLF001 - reporting only
-            wait_for_quiet()
-            rows = [
-                ("JWT check (TokenService.user_id)", *per_call(lambda: tokens.user_id(token, "access"), 5000)),
-                ("thread hop (anyio.to_thread.run_sync, uvloop)", *thread_hop(3000)),
-                ("get_user via Database: checkout + BEGIN + SELECT + COMMIT", *per_call(lambda: get_user(db, 1), 3000)),
-            ]
+            name = url.rsplit("/", 1)[1]
             with psycopg.connect(url, autocommit=True) as conn:
-                rows.append(("same SELECT, autocommit connection (1 round trip)", *per_call(
-                    lambda: conn.execute("SELECT id, username FROM users WHERE id = %s", (1,)).fetchone(), 3000)))
-            print("| piece (1 thread, in a row) | wall µs/call | CPU µs/call |\n|---|---:|---:|")
-            for label, wall, cpu in rows:
-                print(f"| {label} | {wall:.0f} | {cpu:.0f} |")
-            print(f"\n| get_user from N threads, Database pool max_size={pool_max} | calls/s | CPU µs/call |"
-                  "\n|---|---:|---:|")
+                pieces: list[tuple[str, Callable[[], tuple[float, float]]]] = [
+                    ("JWT check (TokenService.user_id)",
+                     lambda: per_call(lambda: tokens.user_id(token, "access"), 5000)),
+                    ("thread hop (anyio.to_thread.run_sync, uvloop)", lambda: thread_hop(3000)),
+                    ("get_user via Database: checkout + BEGIN + SELECT + COMMIT",
+                     lambda: per_call(lambda: get_user(db, 1), 3000)),
+                    ("same SELECT, autocommit connection (1 round trip)", lambda: per_call(
+                        lambda: conn.execute("SELECT id, username FROM users WHERE id = %s", (1,)).fetchone(), 3000)),
+                ]
+                print("| piece (1 thread, in a row) | wall µs/call | CPU µs/call | other load (cores) |"
+                      "\n|---|---:|---:|---:|")
+                for label, measure in pieces:
+                    (wall, cpu), other = undisturbed(measure, name)
+                    print(f"| {label} | {wall:.0f} | {cpu:.0f} | {other:.2f} |")
+            print(f"\n| get_user from N threads, Database pool max_size={pool_max} | calls/s | CPU µs/call "
+                  "| other load (cores) |\n|---|---:|---:|---:|")
             for threads in THREADS:
-                wait_for_quiet()
-                rate, cpu = concurrent_calls(db, threads, args.seconds)
-                print(f"| {threads} threads | {rate:,.0f} | {cpu:.0f} |")
+                (rate, cpu), other = undisturbed(functools.partial(concurrent_calls, db, threads, args.seconds), name)
+                print(f"| {threads} threads | {rate:,.0f} | {cpu:.0f} | {other:.2f} |")
         finally:
             db.close()
 

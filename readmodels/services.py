@@ -140,13 +140,15 @@ _POSITION = (
 
 
 class ListingTotals:
-    """Exact totals of listing queries, remembered per position of the listing projection.
+    """Exact totals of listing queries, remembered per position of the listing projection in the catalog log.
 
-    The rows of `services` are a function of the log up to the projection's position (rows and
-    position commit together, and a rebuild passes through the same positions with the same rows),
-    so a total counted at position P is the total of every later read at P. The total is the
-    costliest statement of a search (it visits every match); a remembered one is never an estimate,
-    and any catalog event moves the position, so the next read counts afresh.
+    A total depends only on columns the catalog log writes (is_active, category, creator, price,
+    search text; reviews from the orders log change ratings alone), and those columns are a function
+    of the catalog log up to the projection's position there (rows and position commit together, and
+    a rebuild passes through the same positions with the same rows). So a total counted at position P
+    is the total of every later read at P. The total is the costliest statement of a search (it visits
+    every match); a remembered one is never an estimate, and any catalog event moves the position, so
+    the next read counts afresh.
     """
 
     def __init__(self, capacity: int = 4096) -> None:

@@ -7,6 +7,7 @@ from datetime import date, timedelta
 
 from commands.scheduler import AutoCompleter
 from readmodels.orders import due_for_auto_completion
+from readmodels.tracking import wait_for
 from tests.conftest import Api, new_client
 from tests.orders_world import a_deal, act, order_in, place
 from ugc.clock import MovableClock
@@ -50,7 +51,10 @@ def test_a_delivered_order_completes_itself_exactly_once(settings: Settings) -> 
         history = response.json()
         assert [e["type"] for e in history].count("OrderAutoCompleted") == 1
         assert history[-1]["actor"] == {"id": None, "username": "system"}
+        # The scheduler's command is not an HTTP request: wait for the read models as a request would.
+        head = services.orders.app.recorder.max_notification_id()
         services.progress.nudge()
+        wait_for(services.db, services.progress, {"orders": head}, 5.0)
         current = client.get(f"/api/v1/orders/{order}/", headers=headers).json()
         assert current["status"] == "completed" and current["completed_at"] is not None
         profile = client.get(f"/api/v1/creators/{deal.creator['profile']['id']}/").json()

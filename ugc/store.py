@@ -99,7 +99,7 @@ def eventsourcing_settings(database_url: str, app_name: str, *, create_table: bo
             "POSTGRES_USER": unquote(url.username or "postgres"),
             "POSTGRES_PASSWORD": unquote(url.password or ""),
             # Small resident pools: several server processes share one max_connections.
-            "POSTGRES_POOL_SIZE": "1",
+            "POSTGRES_POOL_SIZE": "0",
             "POSTGRES_MAX_OVERFLOW": "14",
             "POSTGRES_CONNECT_TIMEOUT": "10",
             # The insert's table lock must not wait forever; the caller turns it into a 503.
