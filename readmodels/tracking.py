@@ -9,18 +9,27 @@ from collections.abc import Mapping
 from ugc.database import Cursor, Database
 from ugc.errors import Unavailable
 
+WATCH_INTERVAL = 0.003  # how often the watcher re-reads positions while anyone waits
+
 
 class Progress:
     """In-process signals between commands, runners and waiters.
 
-    Commands `nudge` the local runner after an append so it pulls at once; the runner
-    `advanced()` after each commit so local waiters re-check at once. Waiters also poll the
-    table, so a runner in another process is seen too.
+    Commands `nudge` the local runner after an append so it pulls at once. Waiters do not query
+    the database themselves: while anyone waits, one watcher thread per process reads the read
+    models' positions (every few milliseconds, and at once when the local runner says it
+    `advanced()`) and wakes the waiters whose positions were reached. A runner in another process
+    is seen the same way, by the watcher's reads.
     """
 
     def __init__(self) -> None:
         self._nudged = threading.Event()
-        self._advanced = threading.Condition()
+        self._advanced = threading.Event()
+        self._changed = threading.Condition()
+        self._reached: dict[str, int] = {}
+        self._reads = 0  # how many times the watcher has read the positions
+        self._waiting: dict[Database, int] = {}
+        self._watchers: dict[Database, threading.Thread] = {}
 
     def nudge(self) -> None:
         self._nudged.set()
@@ -30,12 +39,51 @@ class Progress:
         self._nudged.clear()
 
     def advanced(self) -> None:
-        with self._advanced:
-            self._advanced.notify_all()
+        self._advanced.set()
 
-    def wait_for_advance(self, timeout: float) -> None:
-        with self._advanced:
-            self._advanced.wait(timeout)
+    def wait(self, db: Database, required: Mapping[str, int], timeout: float) -> None:
+        """Block until every read model has applied `required`; `Unavailable` after `timeout`."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            self._waiting[db] = self._waiting.get(db, 0) + 1
+            watcher = self._watchers.get(db)
+            if watcher is None or not watcher.is_alive():
+                watcher = threading.Thread(target=self._watch, args=(db,), name="read-model-watcher", daemon=True)
+                self._watchers[db] = watcher
+                watcher.start()
+            self._advanced.set()  # read the positions now rather than at the next tick
+            try:
+                # Positions only grow, so any read that shows them reached vouches for this write.
+                while not self._reads or not _reached(self._reached, required):
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise Unavailable("read_model_lagging")
+                    self._changed.wait(remaining)
+            finally:
+                self._waiting[db] -= 1
+
+    def _watch(self, db: Database) -> None:
+        """Read the positions while anyone waits on `db`; end when nobody has for a second."""
+        idle_since = time.monotonic()
+        while True:
+            self._advanced.wait(WATCH_INTERVAL)
+            self._advanced.clear()
+            with self._changed:
+                if not self._waiting.get(db):
+                    if time.monotonic() - idle_since > 1.0:
+                        del self._watchers[db]
+                        return
+                    continue
+            idle_since = time.monotonic()
+            try:
+                positions = read_model_positions(db)
+            except Exception:  # the database is away: waiters time out with 503, we try again
+                time.sleep(WATCH_INTERVAL)
+                continue
+            with self._changed:
+                self._reached = positions
+                self._reads += 1
+                self._changed.notify_all()
 
 
 def register(cur: Cursor, projection: str, application: str, *, read_model: bool) -> None:
@@ -71,15 +119,25 @@ def reset(cur: Cursor, projection: str) -> None:
     cur.execute("UPDATE projection_tracking SET position = 0 WHERE projection = %s", (projection,))
 
 
-def lagging(db: Database, required: Mapping[str, int]) -> dict[str, int]:
-    """Applications whose slowest read-model projection is still behind the required position."""
+def read_model_positions(db: Database) -> dict[str, int]:
+    """For each application, the position its slowest read-model projection has applied."""
     with db.transaction() as cur:
         rows = cur.execute(
             "SELECT application, MIN(position) AS position FROM projection_tracking "
             "WHERE read_model GROUP BY application"
         ).fetchall()
-    reached = {row["application"]: int(row["position"]) for row in rows}
-    return {app: pos for app, pos in required.items() if app in reached and reached[app] < pos}
+    return {row["application"]: int(row["position"]) for row in rows}
+
+
+def _reached(positions: Mapping[str, int], required: Mapping[str, int]) -> bool:
+    """Whether every required position is applied; an application no read model follows counts as reached."""
+    return all(positions[app] >= pos for app, pos in required.items() if app in positions)
+
+
+def lagging(db: Database, required: Mapping[str, int]) -> dict[str, int]:
+    """The required positions some read model has not applied yet (for scripts that wait by polling)."""
+    positions = read_model_positions(db)
+    return {app: pos for app, pos in required.items() if app in positions and positions[app] < pos}
 
 
 def wait_for(db: Database, progress: Progress, required: Mapping[str, int], timeout: float) -> None:
@@ -87,11 +145,5 @@ def wait_for(db: Database, progress: Progress, required: Mapping[str, int], time
 
     Raises `Unavailable` after `timeout` seconds rather than let a stale answer out.
     """
-    if not required:
-        return
-    deadline = time.monotonic() + timeout
-    while lagging(db, required):
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise Unavailable("read_model_lagging")
-        progress.wait_for_advance(min(0.005, remaining))
+    if required:
+        progress.wait(db, required, timeout)
