@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import threading
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -20,6 +21,8 @@ from ugc.database import Database
 from ugc.errors import Conflict, InvalidToken, NotFound
 from ugc.ids import aggregate_id, claim_id
 from ugc.store import EventStores
+
+HASHES_AT_ONCE = 2  # one per core of the machines this runs on
 
 
 @dataclass(frozen=True)
@@ -51,9 +54,16 @@ class AccountCommands:
         self.db = db
         self.clock = clock
         self.hasher = hasher or PasswordHasher()
+        # Each argon2id hash holds its memory cost (64 MiB by default) while it runs; bounding how
+        # many run at once bounds the process's memory, and the CPU they could take from requests.
+        self._hashing = threading.BoundedSemaphore(HASHES_AT_ONCE)
         self.verification_ttl = timedelta(seconds=verification_ttl)
         # Verified against when the username is unknown, so a miss costs as much as a wrong password.
-        self._decoy_hash = self.hasher.hash(secrets.token_urlsafe(16))
+        self._decoy_hash = self._hash(secrets.token_urlsafe(16))
+
+    def _hash(self, password: str) -> str:
+        with self._hashing:
+            return self.hasher.hash(password)
 
     def register(self, command: Register) -> Registered:
         """Claim the username and e-mail, create the user and issue a verification token, atomically."""
@@ -66,7 +76,7 @@ class AccountCommands:
             number=number,
             username=command.username,
             email=command.email,
-            password_hash=self.hasher.hash(command.password),
+            password_hash=self._hash(command.password),
             first_name=command.first_name,
             last_name=command.last_name,
             at=now,
@@ -114,7 +124,8 @@ class AccountCommands:
         user = self._user_by_claim("username", username)
         password_hash = user.password_hash if user else self._decoy_hash
         try:
-            self.hasher.verify(password_hash, password)
+            with self._hashing:
+                self.hasher.verify(password_hash, password)
         except (VerificationError, InvalidHashError):
             return None
         return user.number if user else None
