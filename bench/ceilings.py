@@ -24,9 +24,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import psycopg
-
 import loadgen
+import psycopg
 from common import ROOT, free_port, fresh_database, server, undisturbed
 from loadgen import Result, Scenario
 

@@ -33,7 +33,6 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import uvloop
-
 from common import cpu_snapshot, cpu_used, describe, machine_cpu, postgres_database, process_cpu_seconds, wait_for_quiet
 
 WRK = shutil.which("wrk")

@@ -32,18 +32,17 @@ import tempfile
 import threading
 import time
 import urllib.request
-from urllib.parse import urlsplit
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-
-import psycopg
-from argon2 import PasswordHasher
+from urllib.parse import urlsplit
 
 import ceilings
 import loadgen
+import psycopg
+from argon2 import PasswordHasher
 from common import (
     ROOT,
     VENV_BIN,
@@ -55,6 +54,7 @@ from common import (
     wait_for_quiet,
 )
 from loadgen import Result, Scenario
+
 from ugc.store import is_postgres
 
 PASSWORD = "bench-Password-1"

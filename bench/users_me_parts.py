@@ -27,9 +27,9 @@ from collections.abc import Callable
 import anyio
 import psycopg
 from anyio import to_thread
+from common import fresh_database, undisturbed
 
 from api.tokens import TokenService
-from common import fresh_database, undisturbed
 from readmodels.migrations import migrate
 from readmodels.users import get_user
 from ugc.clock import SystemClock
