@@ -392,7 +392,7 @@ def measure_placing(base: str, pid: int, url: str, cast: Cast, *, connections: S
 def place_once(base: str, pid: int, cast: Cast, observer: psycopg.Connection[Any], database: str, conns: int,
                duration: float, engine: str) -> PlaceRun:
     refreshed(base, cast.buyers)
-    wait_for_connections(24)
+    wait_for_connections(12)
     scenario = place_scenario(cast)
     loadgen.run(base, scenario, connections=conns, duration=1, engine=engine, quiet=False)
     with ActivitySampler(database) as sampler:
@@ -491,7 +491,7 @@ async def lifecycles(base: str, cast: Cast, concurrency: int, duration: float) -
 
 def measure_lifecycles(base: str, pid: int, cast: Cast, concurrency: int, duration: float) -> LifecycleRun:
     refreshed(base, [*cast.buyers, *cast.creators])
-    wait_for_connections(24)
+    wait_for_connections(12)
     uvloop.run(lifecycles(base, cast, concurrency, 1.0))  # warm-up
     background = wait_for_quiet(server_pid=pid)
     snapshot = cpu_snapshot()
@@ -626,7 +626,7 @@ class ListPhase:
 def measure_lists(base: str, pid: int, cases: Sequence[tuple[tuple[str, Party], int]], engine: str,
                   duration: float) -> list[tuple[str, Result]]:
     """GET /api/v1/orders/?status=pending as each (party, connections) case."""
-    wait_for_connections(24)
+    wait_for_connections(12)
     lists = []
     for (label, party), conns in cases:
         scenario = Scenario("GET", "/api/v1/orders/?status=pending", party.auth)

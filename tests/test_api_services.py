@@ -9,13 +9,15 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
 
 from projections.listings import ListingsProjection
 from projections.runner import ProjectionRunner
-from readmodels.services import ListingTotals
+from readmodels.pages import PageRequest
+from readmodels.services import ORDERINGS, ListingTotals, ServiceFilters, matches_first, page_query
 from readmodels.tracking import Progress
 from tests.conftest import Api
 from ugc.clock import MovableClock
@@ -459,6 +461,38 @@ def test_remembered_totals_are_bounded() -> None:
     for key in ("a", "b", "c"):
         totals.put((key,), 1)
     assert totals.get(("a",)) is None and totals.get(("b",)) == 1 and totals.get(("c",)) == 1
+
+
+def test_a_search_walks_the_index_when_matches_are_dense_and_collects_them_when_rare() -> None:
+    search, plain = ServiceFilters(search="видео"), ServiceFilters(category=1)
+    assert not matches_first(search, PageRequest(2, 20), total=2_000, active=100_000)
+    assert matches_first(search, PageRequest(2, 20), total=200, active=100_000)
+    assert matches_first(search, PageRequest(100, 20), total=2_000, active=100_000)
+    assert not matches_first(plain, PageRequest(2, 20), total=1, active=100_000)
+
+
+@pytest.mark.parametrize("ordering", sorted(ORDERINGS))
+def test_both_ways_to_a_page_give_the_same_page(api: Api, settings: Settings, ordering: str) -> None:
+    owner = creator(api)
+    tag = word()
+    for price in (300, 100, 200, 100, 250):
+        offer(api, owner, title=f"Товар {tag}", base_price=price)
+    offer(api, owner, title="Без слова", base_price=150)
+    filters = ServiceFilters(search=tag, min_price=Decimal(100), max_price=Decimal(280), ordering=ordering)
+    db = Database(settings.database_url)
+    try:
+        for page in (PageRequest(1, 2), PageRequest(2, 2), PageRequest(1, 20)):
+            with db.transaction() as cur:
+                walked, collected = (
+                    cur.execute(*page_query(filters, page, db.dialect, matches_first=first)).fetchall()
+                    for first in (False, True)
+                )
+            assert [r["id"] for r in walked] == [r["id"] for r in collected] and walked
+    finally:
+        db.close()
+    assert [s["id"] for s in listing(api, search=tag, ordering=ordering, max_price=280, page_size=2)["results"]] == [
+        r["id"] for r in walked[:2]
+    ]
 
 
 def test_search_is_case_insensitive_in_cyrillic_and_latin(api: Api) -> None:
