@@ -9,7 +9,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from ugc.events import stored_as
+from ugc.events import apply_changes, changed_fields, stored_as
 from ugc.ids import aggregate_id
 
 CREATOR_PROFILE_FIELDS = ("specialization", "experience", "portfolio_link", "social_links")
@@ -39,15 +39,7 @@ class CreatorProfile(Aggregate):
         at: datetime
 
     @staticmethod
-    def create_id(
-        number: int,
-        user_number: int,
-        specialization: str,
-        experience: str,
-        portfolio_link: str,
-        social_links: dict[str, str],
-        at: datetime,
-    ) -> UUID:
+    def create_id(user_number: int, **_: Any) -> UUID:
         return creator_profile_id(user_number)
 
     @event(Created)
@@ -69,11 +61,10 @@ class CreatorProfile(Aggregate):
         self.social_links = dict(social_links)
 
     def update(self, changes: dict[str, Any], at: datetime) -> None:
-        changed = {k: v for k, v in changes.items() if k in CREATOR_PROFILE_FIELDS and getattr(self, k) != v}
+        changed = changed_fields(self, changes, CREATOR_PROFILE_FIELDS)
         if changed:
             self._updated(changed, at)
 
     @event(Updated)
     def _updated(self, changes: dict[str, Any], at: datetime) -> None:
-        for name, value in changes.items():
-            setattr(self, name, value)
+        apply_changes(self, changes)

@@ -4,11 +4,15 @@ Each event class carries an explicit `TOPIC` (the name stored with it), so movin
 class never orphans the log. `eventsourcing` registers such topics only when the aggregate class
 has a `TOPIC` of its own; `stored_as` registers them for our aggregates, at import, so a process
 can decode events it never wrote (a restart, another server, the projector).
+
+Aggregates edited field by field record one `Updated` event whose `changes` hold only what
+differs; `changed_fields` picks those and `apply_changes` replays them.
 """
 
 from __future__ import annotations
 
-from typing import TypeVar
+from collections.abc import Collection, Mapping
+from typing import Any, TypeVar
 
 from eventsourcing.domain import CanMutateAggregate
 from eventsourcing.utils import register_topic
@@ -23,3 +27,13 @@ def stored_as(aggregate_class: A) -> A:
         if isinstance(value, type) and issubclass(value, CanMutateAggregate) and topic:
             register_topic(topic, value)
     return aggregate_class
+
+
+def changed_fields(current: object, changes: Mapping[str, Any], fields: Collection[str]) -> dict[str, Any]:
+    """The entries of `changes` that name one of `fields` and differ from what `current` holds."""
+    return {name: value for name, value in changes.items() if name in fields and getattr(current, name) != value}
+
+
+def apply_changes(aggregate: object, changes: Mapping[str, Any]) -> None:
+    for name, value in changes.items():
+        setattr(aggregate, name, value)

@@ -7,6 +7,7 @@ item is, so commands on an image load both.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -15,7 +16,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 
 from ugc.errors import NotFound
-from ugc.events import stored_as
+from ugc.events import apply_changes, changed_fields, stored_as
 from ugc.ids import aggregate_id
 
 ITEM_FIELDS = ("title", "description", "cover_key", "cover_content_type")
@@ -28,6 +29,16 @@ def portfolio_item_id(number: int) -> UUID:
 
 def portfolio_image_id(number: int) -> UUID:
     return aggregate_id("portfolio_image", number)
+
+
+def changed_with_file(
+    current: object, changes: Mapping[str, Any], fields: Collection[str], key: str, content_type: str
+) -> dict[str, Any]:
+    """The changes to record; new bytes (a new `key`) always come with their type, even an unchanged one."""
+    changed = changed_fields(current, changes, fields)
+    if key in changed:
+        changed[content_type] = changes[content_type]
+    return changed
 
 
 @stored_as
@@ -55,15 +66,7 @@ class PortfolioItem(Aggregate):
         at: datetime
 
     @staticmethod
-    def create_id(
-        number: int,
-        creator_profile: int,
-        title: str,
-        description: str,
-        cover_key: str,
-        cover_content_type: str,
-        at: datetime,
-    ) -> UUID:
+    def create_id(number: int, **_: Any) -> UUID:
         return portfolio_item_id(number)
 
     @event(Created)
@@ -91,17 +94,13 @@ class PortfolioItem(Aggregate):
 
     def update(self, changes: dict[str, Any], at: datetime) -> None:
         self.check_present()
-        changed = {k: v for k, v in changes.items() if k in ITEM_FIELDS and getattr(self, k) != v}
-        if "cover_key" in changed:
-            # New bytes always come with their type, even when it is the same as before.
-            changed["cover_content_type"] = changes["cover_content_type"]
+        changed = changed_with_file(self, changes, ITEM_FIELDS, "cover_key", "cover_content_type")
         if changed:
             self._updated(changed, at)
 
     @event(Updated)
     def _updated(self, changes: dict[str, Any], at: datetime) -> None:
-        for name, value in changes.items():
-            setattr(self, name, value)
+        apply_changes(self, changes)
 
     def delete(self, at: datetime) -> None:
         self.check_present()
@@ -138,16 +137,7 @@ class PortfolioImage(Aggregate):
         at: datetime
 
     @staticmethod
-    def create_id(
-        number: int,
-        portfolio_item: int,
-        creator_profile: int,
-        image_key: str,
-        content_type: str,
-        caption: str,
-        order: int,
-        at: datetime,
-    ) -> UUID:
+    def create_id(number: int, **_: Any) -> UUID:
         return portfolio_image_id(number)
 
     @event(Added)
@@ -177,16 +167,13 @@ class PortfolioImage(Aggregate):
 
     def update(self, changes: dict[str, Any], at: datetime) -> None:
         self.check_present()
-        changed = {k: v for k, v in changes.items() if k in IMAGE_FIELDS and getattr(self, k) != v}
-        if "image_key" in changed:
-            changed["content_type"] = changes["content_type"]
+        changed = changed_with_file(self, changes, IMAGE_FIELDS, "image_key", "content_type")
         if changed:
             self._updated(changed, at)
 
     @event(Updated)
     def _updated(self, changes: dict[str, Any], at: datetime) -> None:
-        for name, value in changes.items():
-            setattr(self, name, value)
+        apply_changes(self, changes)
 
     def remove(self, at: datetime) -> None:
         self.check_present()

@@ -17,7 +17,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 
 from ugc.errors import InvalidField, NotAllowed
-from ugc.events import stored_as
+from ugc.events import apply_changes, changed_fields, stored_as
 from ugc.ids import aggregate_id
 
 # Fields an edit may change; `changes` of Service.Updated holds only these.
@@ -124,22 +124,7 @@ class Service(Aggregate):
         at: datetime
 
     @staticmethod
-    def create_id(
-        number: int,
-        creator_profile_number: int,
-        creator_user_number: int,
-        creator_username: str,
-        category_number: int,
-        title: str,
-        description: str,
-        base_price: Decimal,
-        delivery_time: int,
-        options: list[dict[str, Any]],
-        tags: list[str],
-        allows_modifications: bool,
-        modifications_price: Decimal,
-        at: datetime,
-    ) -> UUID:
+    def create_id(number: int, **_: Any) -> UUID:
         return service_id(number)
 
     @event(Created)
@@ -185,14 +170,13 @@ class Service(Aggregate):
             raise NotAllowed()
 
     def update(self, changes: Mapping[str, Any], at: datetime) -> None:
-        changed = {k: v for k, v in changes.items() if k in SERVICE_FIELDS and getattr(self, k) != v}
+        changed = changed_fields(self, changes, SERVICE_FIELDS)
         if changed:
             self._updated(changed, at)
 
     @event(Updated)
     def _updated(self, changes: dict[str, Any], at: datetime) -> None:
-        for name, value in changes.items():
-            setattr(self, name, value)
+        apply_changes(self, changes)
 
     def deactivate(self, at: datetime) -> None:
         """Idempotent: deactivating a deactivated service records nothing."""

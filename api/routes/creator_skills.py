@@ -56,17 +56,11 @@ async def add(request: Request) -> Response:
 
 
 async def replace(request: Request) -> Response:
-    s = services(request)
-    user_id = authenticated_user(request, s.tokens)
-    body = await parse(request, CreatorSkillLevelIn)
-    return await _change_level(s, user_id, request.path_params["id"], body.level)
+    return await _change_level(request, CreatorSkillLevelIn)
 
 
 async def update(request: Request) -> Response:
-    s = services(request)
-    user_id = authenticated_user(request, s.tokens)
-    body = await parse(request, CreatorSkillPatchIn)
-    return await _change_level(s, user_id, request.path_params["id"], body.level)
+    return await _change_level(request, CreatorSkillPatchIn)
 
 
 async def remove(request: Request) -> Response:
@@ -95,9 +89,13 @@ async def bulk_update(request: Request) -> Response:
     )
 
 
-async def _change_level(s: Services, user_id: int, number: int, level: int | None) -> Response:
-    if level is not None:
-        positions = await s.run(s.creator_skills.change_level, user_id, number, level)
+async def _change_level(request: Request, model: type[CreatorSkillLevelIn | CreatorSkillPatchIn]) -> Response:
+    s = services(request)
+    user_id = authenticated_user(request, s.tokens)
+    body = await parse(request, model)
+    number = request.path_params["id"]
+    if body.level is not None:
+        positions = await s.run(s.creator_skills.change_level, user_id, number, body.level)
         await s.settle(positions)
     else:
         # An empty PATCH changes nothing but is still only the owner's to make.

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -41,6 +42,8 @@ from ugc.errors import NotFound
 from ugc.orders import STATUSES
 
 AUDITOR = "auditor"
+
+T = TypeVar("T")
 
 
 # Rendering -----------------------------------------------------------------------------------
@@ -143,16 +146,29 @@ def _expected_version(request: Request) -> int | None:
     return int(value)
 
 
-async def _command(s: Services, user_id: int, order_id: int, run: Any, *args: Any, **kwargs: Any) -> Any:
-    """Run an order command; an auditor, who may see any order, is refused with 403 rather than 404."""
+async def _command(request: Request, s: Services, user_id: int, run: Callable[..., T], *args: Any) -> tuple[int, T]:
+    """Run the caller's command on the order in the path, which they must see, under `If-Match`.
+
+    An auditor, who may see any order, is refused with 403 rather than 404.
+    """
+    order_id = request.path_params["id"]
+    await _visible_order(s, user_id, order_id)
+    expected_version = _expected_version(request)
     try:
-        return await s.run(run, *args, **kwargs)
+        return order_id, await s.run(run, order_id, user_id, *args, expected_version=expected_version)
     except NotFound as missing:
         if missing.code == "order_not_found" and await _is_auditor(s, user_id):
             row = await s.run(read.get_order, s.db, order_id)
             if row is not None:
                 raise errors.forbidden() from None
         raise
+
+
+async def _order(s: Services, order_id: int) -> Row:
+    """The order as its read model holds it right after a settled write."""
+    row = await s.run(read.get_order, s.db, order_id)
+    assert row is not None
+    return row
 
 
 def _today(s: Services) -> date:
@@ -170,8 +186,7 @@ async def place_order(request: Request) -> Response:
         s.orders.place, user_id, body.service_id, body.requirements, body.delivery_date, body.selected_option_ids
     )
     await s.settle(placed.positions)
-    row = await s.run(read.get_order, s.db, placed.order_id)
-    assert row is not None
+    row = await _order(s, placed.order_id)
     return JSON(render_order(row, _today(s)), status_code=201, headers={"ETag": f'"{row["version"]}"'})
 
 
@@ -226,36 +241,17 @@ def _as_of(s: Services, order_id: int, as_of: str, latest: int) -> Row:
 async def update_order(request: Request) -> Response:
     s, user_id = await _caller(request)
     body = await parse(request, UpdateOrderIn)
-    order_id = request.path_params["id"]
-    await _visible_order(s, user_id, order_id)
-    changes = body.model_dump(exclude_unset=True)
-    positions = await _command(
-        s, user_id, order_id, s.orders.update, order_id, user_id, changes, expected_version=_expected_version(request)
-    )
+    order_id, positions = await _command(request, s, user_id, s.orders.update, body.model_dump(exclude_unset=True))
     await s.settle(positions)
-    row = await s.run(read.get_order, s.db, order_id)
-    assert row is not None
+    row = await _order(s, order_id)
     return JSON(render_order(row, _today(s)), headers={"ETag": f'"{row["version"]}"'})
 
 
 async def _transition(request: Request, command: str, *args: Any) -> Row:
     s, user_id = await _caller(request)
-    order_id = request.path_params["id"]
-    await _visible_order(s, user_id, order_id)
-    positions = await _command(
-        s,
-        user_id,
-        order_id,
-        getattr(s.orders, command),
-        order_id,
-        user_id,
-        *args,
-        expected_version=_expected_version(request),
-    )
+    order_id, positions = await _command(request, s, user_id, getattr(s.orders, command), *args)
     await s.settle(positions)
-    row = await s.run(read.get_order, s.db, order_id)
-    assert row is not None
-    return row
+    return await _order(s, order_id)
 
 
 def _status_answer(row: Row) -> Response:
@@ -306,18 +302,8 @@ async def cancel(request: Request) -> Response:
 async def deliver(request: Request) -> Response:
     s, user_id = await _caller(request)
     body = await parse(request, DeliverIn)
-    order_id = request.path_params["id"]
-    await _visible_order(s, user_id, order_id)
-    delivery_id, positions = await _command(
-        s,
-        user_id,
-        order_id,
-        s.orders.deliver,
-        order_id,
-        user_id,
-        body.message,
-        body.file_ids,
-        expected_version=_expected_version(request),
+    order_id, (delivery_id, positions) = await _command(
+        request, s, user_id, s.orders.deliver, body.message, body.file_ids
     )
     await s.settle(positions)
     rows = await s.run(read.list_deliveries, s.db, order_id)
@@ -339,19 +325,7 @@ async def deliveries(request: Request) -> Response:
 async def review(request: Request) -> Response:
     s, user_id = await _caller(request)
     body = await parse(request, ReviewIn)
-    order_id = request.path_params["id"]
-    await _visible_order(s, user_id, order_id)
-    _, positions = await _command(
-        s,
-        user_id,
-        order_id,
-        s.orders.review,
-        order_id,
-        user_id,
-        body.rating,
-        body.content,
-        expected_version=_expected_version(request),
-    )
+    order_id, (_, positions) = await _command(request, s, user_id, s.orders.review, body.rating, body.content)
     await s.settle(positions)
     row = await s.run(read.get_review_of_order, s.db, order_id)
     assert row is not None

@@ -7,6 +7,7 @@ runs and removed again if it fails, so no stored image lacks its event.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -29,7 +30,8 @@ from api.schemas.portfolio import (
 )
 from api.services import Services, services
 from api.uploads import ReceivedFile
-from commands.portfolio import StoredImage
+from commands.portfolio import PortfolioCommands, StoredImage
+from commands.saving import Positions
 from readmodels.creators import get_creator_profile_of_user
 from readmodels.pages import Page
 from readmodels.portfolio import get_portfolio_image, get_portfolio_item, list_portfolio_images, list_portfolio_items
@@ -107,32 +109,15 @@ async def create_item(request: Request) -> Response:
 
 
 async def replace_item(request: Request) -> Response:
-    return await _update_item(request, PortfolioItemIn)
+    return await _update(request, PortfolioItemIn, "cover_image", PortfolioCommands.update_item, _item)
 
 
 async def update_item(request: Request) -> Response:
-    return await _update_item(request, PortfolioItemPatchIn)
-
-
-async def _update_item(request: Request, model: type[PortfolioItemIn | PortfolioItemPatchIn]) -> Response:
-    s = services(request)
-    user_id = authenticated_user(request, s.tokens)
-    async with image_form(request, s, "cover_image", file_required=False) as (fields, cover):
-        body = form_fields(model, fields)
-        number = request.path_params["id"]
-        changes = body.model_dump(exclude_unset=True, exclude_none=True)
-        cover_image = _stored(cover) if cover is not None else None
-        positions = await s.run(s.portfolio.update_item, user_id, number, changes, cover_image)
-    await s.settle(positions)
-    return JSON(await _item(s, number))
+    return await _update(request, PortfolioItemPatchIn, "cover_image", PortfolioCommands.update_item, _item)
 
 
 async def delete_item(request: Request) -> Response:
-    s = services(request)
-    user_id = authenticated_user(request, s.tokens)
-    positions = await s.run(s.portfolio.delete_item, user_id, request.path_params["id"])
-    await s.settle(positions)
-    return Response(status_code=204)
+    return await _delete(request, PortfolioCommands.delete_item)
 
 
 async def _item(s: Services, number: int) -> dict[str, Any]:
@@ -173,24 +158,11 @@ async def add_image(request: Request) -> Response:
 
 
 async def update_image(request: Request) -> Response:
-    s = services(request)
-    user_id = authenticated_user(request, s.tokens)
-    async with image_form(request, s, "image", file_required=False) as (fields, image):
-        body = form_fields(PortfolioImagePatchIn, fields)
-        number = request.path_params["id"]
-        changes = body.model_dump(exclude_unset=True, exclude_none=True)
-        new_image = _stored(image) if image is not None else None
-        positions = await s.run(s.portfolio.update_image, user_id, number, changes, new_image)
-    await s.settle(positions)
-    return JSON(await _image(s, number))
+    return await _update(request, PortfolioImagePatchIn, "image", PortfolioCommands.update_image, _image)
 
 
 async def remove_image(request: Request) -> Response:
-    s = services(request)
-    user_id = authenticated_user(request, s.tokens)
-    positions = await s.run(s.portfolio.remove_image, user_id, request.path_params["id"])
-    await s.settle(positions)
-    return Response(status_code=204)
+    return await _delete(request, PortfolioCommands.remove_image)
 
 
 async def _image(s: Services, number: int) -> dict[str, Any]:
@@ -198,6 +170,40 @@ async def _image(s: Services, number: int) -> dict[str, Any]:
     if row is None:
         raise errors.not_found("portfolio_image_not_found")
     return render_image(s, row)
+
+
+# Items and images alike --------------------------------------------------------------------------
+
+UpdateIn = PortfolioItemIn | PortfolioItemPatchIn | PortfolioImagePatchIn
+UpdateCommand = Callable[[PortfolioCommands, int, int, dict[str, Any], StoredImage | None], Positions]
+
+
+async def _update(
+    request: Request,
+    model: type[UpdateIn],
+    file_field: str,
+    command: UpdateCommand,
+    answer: Callable[[Services, int], Awaitable[dict[str, Any]]],
+) -> Response:
+    """Change the fields sent, and the image when a new file comes; answer with the whole of it."""
+    s = services(request)
+    user_id = authenticated_user(request, s.tokens)
+    async with image_form(request, s, file_field, file_required=False) as (fields, file):
+        body = form_fields(model, fields)
+        number = request.path_params["id"]
+        changes = body.model_dump(exclude_unset=True, exclude_none=True)
+        new_file = _stored(file) if file is not None else None
+        positions = await s.run(command, s.portfolio, user_id, number, changes, new_file)
+    await s.settle(positions)
+    return JSON(await answer(s, number))
+
+
+async def _delete(request: Request, command: Callable[[PortfolioCommands, int, int], Positions]) -> Response:
+    s = services(request)
+    user_id = authenticated_user(request, s.tokens)
+    positions = await s.run(command, s.portfolio, user_id, request.path_params["id"])
+    await s.settle(positions)
+    return Response(status_code=204)
 
 
 def _stored(file: ReceivedFile) -> StoredImage:

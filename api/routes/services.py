@@ -16,11 +16,11 @@ from starlette.responses import Response
 from api import errors
 from api.auth import authenticated_user
 from api.body import raw_body, read_json, validate
+from api.ids import MAX_ID
 from api.openapi import Operation, endpoint
 from api.pagination import page_request, paginated
 from api.responses import JSON
 from api.schemas.services import (
-    MAX_ID,
     LegacyServiceOut,
     OptionIn,
     ServiceIn,

@@ -26,21 +26,19 @@ async def create_skill(request: Request) -> Response:
 
 
 async def replace_skill(request: Request) -> Response:
-    s = services(request)
-    user_id = authenticated_user(request, s.tokens)
-    body = await parse(request, SkillIn)
-    return await _update(s, user_id, request.path_params["id"], body.name, body.description)
+    return await _update(request, SkillIn)
 
 
 async def update_skill(request: Request) -> Response:
+    return await _update(request, SkillPatchIn)
+
+
+async def _update(request: Request, model: type[SkillIn | SkillPatchIn]) -> Response:
     s = services(request)
     user_id = authenticated_user(request, s.tokens)
-    body = await parse(request, SkillPatchIn)
-    return await _update(s, user_id, request.path_params["id"], body.name, body.description)
-
-
-async def _update(s: Services, user_id: int, skill_id: int, name: str | None, description: str | None) -> Response:
-    positions = await s.run(s.skills.update, user_id, skill_id, name=name, description=description)
+    body = await parse(request, model)
+    skill_id = request.path_params["id"]
+    positions = await s.run(s.skills.update, user_id, skill_id, name=body.name, description=body.description)
     await s.settle(positions)
     return JSON(await _skill(s, skill_id))
 

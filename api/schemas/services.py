@@ -24,13 +24,12 @@ from pydantic import (
     field_validator,
 )
 
+from api.ids import MAX_ID
 from readmodels.services import DEFAULT_ORDERING, ORDERINGS, ServiceFilters
 
 MAX_PRICE = Decimal(100_000_000)
 # What a NUMERIC(14, 2) column can hold: a filter beyond it is a typo, not a wish.
 MAX_FILTER_PRICE = Decimal(10**12)
-# Public ids are BIGINT: a larger number names nothing (and would overflow the drivers).
-MAX_ID = 2**63 - 1
 MAX_SEARCH_LENGTH = 100
 CENT = Decimal("0.01")
 
