@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import psycopg
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError, OperationalError
 from starlette.exceptions import HTTPException
@@ -197,7 +198,8 @@ async def store_conflict(request: Request, exc: Exception) -> Response:
 
 
 async def store_unavailable(request: Request, exc: Exception) -> Response:
-    log.warning("event store unavailable: %s", exc)
+    """The event store or the read database is unreachable (or restarting): retry shortly."""
+    log.warning("database unavailable: %s", exc)
     return _respond(unavailable())
 
 
@@ -216,6 +218,7 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     HTTPException: http_error,
     IntegrityError: store_conflict,
     OperationalError: store_unavailable,
+    psycopg.OperationalError: store_unavailable,
     AggregateNotFoundError: missing_aggregate,
     Exception: internal_error,
 }

@@ -42,7 +42,7 @@ class IdempotencyKeys:
                 return None
         deadline = time.monotonic() + WAIT
         while True:
-            with self.db.transaction() as cur:
+            with self.db.read() as cur:
                 row = cur.execute(
                     "SELECT fingerprint, status, body FROM idempotency_keys WHERE user_id = %s AND key = %s",
                     (user_id, key),

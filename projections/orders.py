@@ -6,15 +6,16 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from projections.base import Handler, Projection
+from readmodels.orders import count_order
 from ugc.database import Cursor
-from ugc.orders import CANCELLED, COMPLETED, DELIVERED, IN_PROGRESS, Order
+from ugc.orders import CANCELLED, COMPLETED, DELIVERED, IN_PROGRESS, PENDING, Order
 from ugc.store import Orders
 
 
 class OrdersProjection(Projection):
     name = "orders"
     applications: ClassVar[tuple[str, ...]] = (Orders.name,)
-    tables: ClassVar[tuple[str, ...]] = ("orders", "deliveries", "delivered_files", "reviews")
+    tables: ClassVar[tuple[str, ...]] = ("orders", "order_counts", "deliveries", "delivered_files", "reviews")
 
     def handlers(self) -> Mapping[type, Handler]:
         return {
@@ -57,6 +58,7 @@ class OrdersProjection(Projection):
                 e.at,
             ),
         )
+        count_order(cur, e.buyer, e.creator, None, PENDING)
 
     def delivered(self, cur: Cursor, e: Order.WorkDelivered) -> None:
         order = _set(cur, e, status=DELIVERED, delivered_at=e.at)
@@ -95,13 +97,22 @@ class OrdersProjection(Projection):
 
 
 def _set(cur: Cursor, e: Any, **columns: Any) -> int:
-    """Apply `columns` and the event's version and time to the event's order; return its id."""
+    """Apply `columns` and the event's version and time to the event's order; return its id.
+
+    A change of status also moves the order between its parties' counts.
+    """
+    uuid = str(e.originator_id)
+    before = (
+        cur.execute("SELECT status FROM orders WHERE uuid = %s", (uuid,)).fetchone() if "status" in columns else None
+    )
     values = {**columns, "version": e.originator_version, "updated_at": e.at}
     assignments = ", ".join(f"{name} = %s" for name in values)
     row = cur.execute(
-        f"UPDATE orders SET {assignments} WHERE uuid = %s RETURNING id", (*values.values(), str(e.originator_id))
+        f"UPDATE orders SET {assignments} WHERE uuid = %s RETURNING id, buyer_id, creator_id", (*values.values(), uuid)
     ).fetchone()
     assert row is not None, f"no order row for {e.originator_id}"
+    if before is not None and before["status"] != columns["status"]:
+        count_order(cur, row["buyer_id"], row["creator_id"], before["status"], columns["status"])
     return int(row["id"])
 
 

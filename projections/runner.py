@@ -23,7 +23,9 @@ from ugc.store import EventStores
 log = logging.getLogger(__name__)
 
 BATCH_SIZE = 500
-POLL_INTERVAL = 0.02
+# How often the leader looks for new events unprompted. Appends in this process nudge it, and on
+# PostgreSQL so does LISTEN for every other process's, so there the poll is only a safety net.
+POLL_INTERVAL = {"sqlite": 0.02, "postgresql": 1.0}
 MAX_BACKOFF = 5.0
 JOB_INTERVAL = 10.0
 
@@ -157,14 +159,15 @@ class ProjectionRunner:
                 self._run_jobs()
                 next_jobs = time.monotonic() + JOB_INTERVAL
             heads = {name: app.recorder.max_notification_id() or 0 for name, app in self.stores.applications.items()}
+            moved = {name for name, head in heads.items() if known_heads.get(name) != head}
             busy = False
             for projection in self.projections:
-                if heads == known_heads and projection.name not in self._retry_at:
+                if moved.isdisjoint(projection.applications) and projection.name not in self._retry_at:
                     continue
                 busy |= self._run_guarded(projection)
             if not busy:
                 known_heads = heads
-                self.progress.wait_for_nudge(POLL_INTERVAL)
+                self.progress.wait_for_nudge(POLL_INTERVAL[self.db.dialect])
 
     def _run_guarded(self, projection: Projection) -> bool:
         """Run one batch; a failing projection backs off without stopping the others."""

@@ -44,7 +44,7 @@ def list_skills(db: Database, page: PageRequest, search: str | None = None) -> P
 
 
 def get_skill(db: Database, skill_id: int) -> Row | None:
-    with db.transaction() as cur:
+    with db.read() as cur:
         return cur.execute("SELECT id, name, description FROM skills WHERE id = %s", (skill_id,)).fetchone()
 
 

@@ -45,7 +45,7 @@ def list_creator_skills(db: Database, page: PageRequest, creator_profile_id: int
 
 def skills_of_creator(db: Database, creator_profile_id: int) -> list[Row]:
     """Every skill of one creator (a catalog's worth at most), for the creator's page."""
-    with db.transaction() as cur:
+    with db.read() as cur:
         return cur.execute(
             f"{_SELECT} WHERE cs.active = %s AND cs.creator_profile_id = %s ORDER BY cs.id",
             (True, creator_profile_id),
@@ -53,5 +53,5 @@ def skills_of_creator(db: Database, creator_profile_id: int) -> list[Row]:
 
 
 def get_creator_skill(db: Database, creator_skill_id: int) -> Row | None:
-    with db.transaction() as cur:
+    with db.read() as cur:
         return cur.execute(f"{_SELECT} WHERE cs.active = %s AND cs.id = %s", (True, creator_skill_id)).fetchone()

@@ -28,10 +28,10 @@ _SELECT = (
 
 
 def get_creator_profile(db: Database, profile_id: int) -> Row | None:
-    with db.transaction() as cur:
+    with db.read() as cur:
         return cur.execute(f"{_SELECT} WHERE p.id = %s", (profile_id,)).fetchone()
 
 
 def get_creator_profile_of_user(db: Database, user_id: int) -> Row | None:
-    with db.transaction() as cur:
+    with db.read() as cur:
         return cur.execute(f"{_SELECT} WHERE p.user_id = %s", (user_id,)).fetchone()

@@ -37,5 +37,5 @@ def list_own_files(db: Database, owner_id: int, page: PageRequest) -> Page:
 
 def get_file(db: Database, file_id: int) -> Row | None:
     """One file, removed or not: the caller decides who may see it."""
-    with db.transaction() as cur:
+    with db.read() as cur:
         return cur.execute(f"SELECT {_COLUMNS} FROM files WHERE id = %s", (file_id,)).fetchone()

@@ -57,7 +57,7 @@ _MESSAGE = (
 
 
 def get_conversation(db: Database, conversation_id: int) -> Row | None:
-    with db.transaction() as cur:
+    with db.read() as cur:
         return cur.execute(f"{_CONVERSATION} WHERE c.id = %s", (conversation_id,)).fetchone()
 
 
@@ -79,7 +79,7 @@ def list_conversations(db: Database, user_id: int, page: PageRequest) -> Page:
 
 
 def get_message(db: Database, message_id: int) -> Row | None:
-    with db.transaction() as cur:
+    with db.read() as cur:
         return cur.execute(f"{_MESSAGE} WHERE m.id = %s", (message_id,)).fetchone()
 
 

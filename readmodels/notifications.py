@@ -59,14 +59,14 @@ def list_notifications(db: Database, user_id: int, page: PageRequest, *, read: b
 
 
 def get_notification(db: Database, user_id: int, notification_id: int) -> Row | None:
-    with db.transaction() as cur:
+    with db.read() as cur:
         return cur.execute(
             f"SELECT {COLUMNS} FROM notifications WHERE id = %s AND user_id = %s", (notification_id, user_id)
         ).fetchone()
 
 
 def unread_count(db: Database, user_id: int) -> int:
-    with db.transaction() as cur:
+    with db.read() as cur:
         row = cur.execute(
             "SELECT COUNT(*) AS n FROM notifications WHERE user_id = %s AND is_read = %s", (user_id, False)
         ).fetchone()
@@ -75,7 +75,7 @@ def unread_count(db: Database, user_id: int) -> int:
 
 def seq_of(db: Database, user_id: int, notification_id: int) -> int | None:
     """Where the user's notification `notification_id` sits in store order (None: not theirs or unknown)."""
-    with db.transaction() as cur:
+    with db.read() as cur:
         row = cur.execute(
             "SELECT seq FROM notifications WHERE id = %s AND user_id = %s", (notification_id, user_id)
         ).fetchone()
@@ -84,7 +84,7 @@ def seq_of(db: Database, user_id: int, notification_id: int) -> int | None:
 
 def stored_after(db: Database, user_id: int, seq: int, limit: int = REPLAY_CHUNK) -> list[Row]:
     """The user's notifications stored after `seq`, oldest first, at most `limit` of them."""
-    with db.transaction() as cur:
+    with db.read() as cur:
         return cur.execute(
             f"SELECT {COLUMNS} FROM notifications WHERE user_id = %s AND seq > %s ORDER BY seq LIMIT %s",
             (user_id, seq, limit),

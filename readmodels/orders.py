@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 from readmodels.pages import Page, PageRequest
-from ugc.database import Database, Row
+from ugc.database import Cursor, Database, Row
 
 DDL = (
     """CREATE TABLE IF NOT EXISTS orders (
@@ -34,6 +34,20 @@ DDL = (
     "CREATE INDEX IF NOT EXISTS orders_buyer ON orders (buyer_id, status, id DESC)",
     "CREATE INDEX IF NOT EXISTS orders_creator ON orders (creator_id, status, id DESC)",
     "CREATE INDEX IF NOT EXISTS orders_due ON orders (status, delivered_at)",
+    # How many orders each party has in each status: the lists' totals without counting rows.
+    """CREATE TABLE IF NOT EXISTS order_counts (
+        user_id BIGINT NOT NULL,
+        role TEXT NOT NULL,
+        status TEXT NOT NULL,
+        n BIGINT NOT NULL,
+        PRIMARY KEY (user_id, role, status))""",
+    # Filled from `orders` once, where a database from before this table has orders but no counts.
+    """INSERT INTO order_counts (user_id, role, status, n)
+        SELECT buyer_id, 'buyer', status, COUNT(*) FROM orders
+        WHERE NOT EXISTS (SELECT 1 FROM order_counts) GROUP BY buyer_id, status
+        UNION ALL
+        SELECT creator_id, 'creator', status, COUNT(*) FROM orders
+        WHERE NOT EXISTS (SELECT 1 FROM order_counts) GROUP BY creator_id, status""",
     """CREATE TABLE IF NOT EXISTS deliveries (
         id BIGINT PRIMARY KEY,
         order_id BIGINT NOT NULL,
@@ -74,40 +88,62 @@ ORDER_COLUMNS = (
     "cancellation_reason, created_at, updated_at, delivered_at, completed_at, cancelled_at"
 )
 OPEN_STATUSES = ("pending", "in_progress", "delivered")
+PARTY_COLUMNS = {"buyer": "buyer_id", "creator": "creator_id"}
 
 
 def get_order(db: Database, order_id: int) -> Row | None:
-    with db.transaction() as cur:
+    with db.read() as cur:
         return cur.execute(f"SELECT {ORDER_COLUMNS} FROM orders WHERE id = %s", (order_id,)).fetchone()
 
 
 def list_orders(db: Database, user_id: int, page: PageRequest, *, role: str | None, status: str | None) -> Page:
-    """The caller's orders as buyer and/or creator, newest first (id order is placing order)."""
-    if role == "buyer":
-        parties = ["buyer_id = %s"]
-    elif role == "creator":
-        parties = ["creator_id = %s"]
-    else:
-        parties = ["buyer_id = %s", "creator_id = %s"]
-    # One indexed branch per party; UNION ALL keeps each on its own index (an OR would not).
-    branch = f"SELECT {{columns}} FROM orders WHERE {{party}}{' AND status = %s' if status else ''}"
-    params: list[object] = []
-    for _ in parties:
-        params += [user_id, *([status] if status else [])]
+    """The caller's orders as buyer and/or creator, newest first (id order is placing order).
+
+    The total comes from `order_counts`, not from counting rows: a busy buyer has thousands.
+    """
+    parties = [role] if role else list(PARTY_COLUMNS)
+    condition, condition_params = (" AND status = %s", [status]) if status else ("", [])
+    # One indexed branch per party, each cut to the rows the page can need: UNION ALL keeps every
+    # branch on its own index (an OR would not), and the inner LIMIT stops each index walk early.
     # Nobody can order their own service, so the two branches never share a row.
-    selects = " UNION ALL ".join(branch.format(columns=ORDER_COLUMNS, party=party) for party in parties)
-    counts = " UNION ALL ".join(branch.format(columns="COUNT(*) AS n", party=party) for party in parties)
+    # (Each branch is a subquery: SQLite refuses ORDER BY and LIMIT on a bare member of a UNION.)
+    selects = " UNION ALL ".join(
+        f"SELECT * FROM (SELECT {ORDER_COLUMNS} FROM orders WHERE {PARTY_COLUMNS[party]} = %s{condition} "
+        f"ORDER BY id DESC LIMIT %s) AS {party}"
+        for party in parties
+    )
+    params = [value for _ in parties for value in (user_id, *condition_params, page.offset + page.size)]
+    marks = ", ".join(["%s"] * len(parties))
     with db.transaction() as cur:
-        count = sum(int(row["n"]) for row in cur.execute(counts, params).fetchall())
+        counted = cur.execute(
+            f"SELECT COALESCE(SUM(n), 0) AS n FROM order_counts WHERE user_id = %s AND role IN ({marks}){condition}",
+            [user_id, *parties, *condition_params],
+        ).fetchone()
         rows = cur.execute(
             f"SELECT * FROM ({selects}) AS mine ORDER BY id DESC LIMIT %s OFFSET %s",
             [*params, page.size, page.offset],
         ).fetchall()
-    return Page(rows=rows, count=count)
+    return Page(rows=rows, count=int(counted["n"]) if counted else 0)
+
+
+def count_order(cur: Cursor, buyer_id: int, creator_id: int, old_status: str | None, new_status: str | None) -> None:
+    """For the orders projection: move one order between statuses in both parties' counts."""
+    for role, user_id in (("buyer", buyer_id), ("creator", creator_id)):
+        if old_status is not None:
+            cur.execute(
+                "UPDATE order_counts SET n = n - 1 WHERE user_id = %s AND role = %s AND status = %s",
+                (user_id, role, old_status),
+            )
+        if new_status is not None:
+            cur.execute(
+                "INSERT INTO order_counts (user_id, role, status, n) VALUES (%s, %s, %s, 1) "
+                "ON CONFLICT (user_id, role, status) DO UPDATE SET n = order_counts.n + 1",
+                (user_id, role, new_status),
+            )
 
 
 def list_deliveries(db: Database, order_id: int) -> list[Row]:
-    with db.transaction() as cur:
+    with db.read() as cur:
         return cur.execute(
             "SELECT id, order_id, message, file_ids, created_at FROM deliveries WHERE order_id = %s ORDER BY id",
             (order_id,),
@@ -115,7 +151,7 @@ def list_deliveries(db: Database, order_id: int) -> list[Row]:
 
 
 def get_review_of_order(db: Database, order_id: int) -> Row | None:
-    with db.transaction() as cur:
+    with db.read() as cur:
         return cur.execute("SELECT * FROM reviews WHERE order_id = %s", (order_id,)).fetchone()
 
 
@@ -132,14 +168,14 @@ def list_reviews(db: Database, creator_profile_id: int, page: PageRequest) -> Pa
 
 
 def creator_stats(db: Database, creator_profile_id: int) -> Row | None:
-    with db.transaction() as cur:
+    with db.read() as cur:
         return cur.execute(
             "SELECT rating, completed_orders FROM creator_stats WHERE creator_profile_id = %s", (creator_profile_id,)
         ).fetchone()
 
 
 def due_for_auto_completion(db: Database, delivered_before: object, limit: int = 100) -> list[int]:
-    with db.transaction() as cur:
+    with db.read() as cur:
         rows = cur.execute(
             "SELECT id FROM orders WHERE status = 'delivered' AND delivered_at <= %s ORDER BY delivered_at LIMIT %s",
             (delivered_before, limit),
@@ -156,14 +192,14 @@ def files_by_id(db: Database, file_ids: list[int]) -> dict[int, Row]:
     if not file_ids:
         return {}
     marks = ", ".join(["%s"] * len(file_ids))
-    with db.transaction() as cur:
+    with db.read() as cur:
         rows = cur.execute(f"SELECT id, name, size, content_type FROM files WHERE id IN ({marks})", file_ids).fetchall()
     return {int(row["id"]): row for row in rows}
 
 
 def delivered_to(db: Database, file_id: int, user_id: int) -> bool:
     """Whether the file was delivered in an order `user_id` takes part in (such files stay readable to both)."""
-    with db.transaction() as cur:
+    with db.read() as cur:
         row = cur.execute(
             "SELECT 1 AS found FROM delivered_files d JOIN orders o ON o.id = d.order_id "
             "WHERE d.file_id = %s AND (o.buyer_id = %s OR o.creator_id = %s) LIMIT 1",

@@ -57,14 +57,14 @@ def list_portfolio_items(db: Database, page: PageRequest, creator_profile_id: in
 
 
 def portfolio_of_creator(db: Database, creator_profile_id: int) -> list[Row]:
-    with db.transaction() as cur:
+    with db.read() as cur:
         return cur.execute(
             f"{_ITEM} WHERE creator_profile_id = %s ORDER BY created_at DESC, id DESC", (creator_profile_id,)
         ).fetchall()
 
 
 def get_portfolio_item(db: Database, item_id: int) -> Row | None:
-    with db.transaction() as cur:
+    with db.read() as cur:
         return cur.execute(f"{_ITEM} WHERE id = %s", (item_id,)).fetchone()
 
 
@@ -83,12 +83,12 @@ def list_portfolio_images(db: Database, page: PageRequest, portfolio_item_id: in
 
 
 def get_portfolio_image(db: Database, image_id: int) -> Row | None:
-    with db.transaction() as cur:
+    with db.read() as cur:
         return cur.execute(f"{_IMAGE} WHERE id = %s", (image_id,)).fetchone()
 
 
 def public_media_type(db: Database, key: str) -> str | None:
     """The content type of a publicly served portfolio image, None if `key` is not one."""
-    with db.transaction() as cur:
+    with db.read() as cur:
         row = cur.execute("SELECT content_type FROM portfolio_media WHERE key = %s", (key,)).fetchone()
     return None if row is None else str(row["content_type"])

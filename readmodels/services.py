@@ -250,7 +250,7 @@ def _total(cur: Cursor, db: Database, filters: ServiceFilters, position: int | N
 
 def get_service(db: Database, service_id: int) -> Row | None:
     """A service by id, deactivated ones included (orders placed earlier still show it)."""
-    with db.transaction() as cur:
+    with db.read() as cur:
         return cur.execute(f"SELECT {COLUMNS} FROM services WHERE id = %s", (service_id,)).fetchone()
 
 

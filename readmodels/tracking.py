@@ -121,7 +121,7 @@ def reset(cur: Cursor, projection: str) -> None:
 
 def read_model_positions(db: Database) -> dict[str, int]:
     """For each application, the position its slowest read-model projection has applied."""
-    with db.transaction() as cur:
+    with db.read() as cur:
         rows = cur.execute(
             "SELECT application, MIN(position) AS position FROM projection_tracking "
             "WHERE read_model GROUP BY application"

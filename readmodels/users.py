@@ -29,5 +29,5 @@ USER_COLUMNS = (
 
 
 def get_user(db: Database, user_id: int) -> Row | None:
-    with db.transaction() as cur:
+    with db.read() as cur:
         return cur.execute(f"SELECT {USER_COLUMNS} FROM users WHERE id = %s", (user_id,)).fetchone()

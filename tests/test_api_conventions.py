@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import psycopg
 import pytest
 
 from tests.conftest import Api
@@ -133,3 +134,26 @@ def test_ids_too_large_for_any_row_are_404_in_paths_and_422_in_bodies(api: Api) 
     body = {"service_id": int(huge), "delivery_date": "2999-01-01"}
     response = api.client.post("/api/v1/orders/", headers=user["headers"], json=body)
     assert response.status_code == 422 and "service_id" in response.json()["fields"]
+
+
+def test_connections_cut_by_the_database_cost_a_503_at_most_never_a_500(api: Api, backend: str) -> None:
+    """PostgreSQL drops every session (as on a restart): reads and commands answer again at once."""
+    if backend != "postgres":
+        pytest.skip("a PostgreSQL session to terminate")
+    user = api.user()
+    for _ in range(5):  # fill the pools with idle connections to be cut
+        assert api.client.get("/api/v1/users/me/", headers=user["headers"]).status_code == 200
+    with psycopg.connect(api.settings.database_url, autocommit=True) as admin:
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    answers = [api.client.get("/api/v1/users/me/", headers=user["headers"]).status_code for _ in range(20)]
+    assert set(answers) <= {200, 503} and answers[-1] == 200, answers
+    edit = api.client.patch("/api/v1/users/me/", headers=user["headers"], json={"bio": "После перезапуска"})
+    assert edit.status_code in (200, 503), edit.text
+    if edit.status_code == 503:
+        assert "Retry-After" in edit.headers
+        edit = api.client.patch("/api/v1/users/me/", headers=user["headers"], json={"bio": "После перезапуска"})
+    assert edit.status_code == 200, edit.text
+    assert api.client.get("/api/v1/users/me/", headers=user["headers"]).json()["bio"] == "После перезапуска"

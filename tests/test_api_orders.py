@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from readmodels.migrations import migrate
 from tests.conftest import Api, new_client
 from tests.orders_world import Deal, a_deal, act, order_in, place
 from ugc.clock import MovableClock
@@ -136,6 +137,54 @@ def test_an_unverified_user_cannot_order(api: Api, deal: Deal) -> None:
         json={"service_id": deal.service["id"], "delivery_date": (date.today() + timedelta(days=3)).isoformat()},
     )
     assert response.status_code == 403
+
+
+def test_a_user_on_both_sides_pages_through_one_newest_first_list(api: Api) -> None:
+    """Pages cut across the buyer and creator branches; totals follow every change of status."""
+    both = api.creator()
+    other = a_deal(api)
+    as_buyer = Deal(creator=other.creator, buyer=both, service=other.service)
+    as_creator = Deal(creator=both, buyer=api.verified_user(), service=api.service(both))
+    placed = [
+        order_in(api, as_buyer, "pending"),
+        order_in(api, as_creator, "in_progress"),
+        order_in(api, as_buyer, "delivered"),
+        order_in(api, as_creator, "cancelled"),
+        order_in(api, as_buyer, "completed"),
+    ]
+    pages = [api.client.get(f"/api/v1/orders/?page_size=2&page={n}", headers=both["headers"]).json() for n in (1, 2, 3)]
+    assert [o["id"] for p in pages for o in p["results"]] == placed[::-1]
+    assert {p["count"] for p in pages} == {5}
+
+    def count(query: str) -> int:
+        answer = api.client.get(f"/api/v1/orders/?{query}", headers=both["headers"])
+        assert answer.status_code == 200, answer.text
+        total: int = answer.json()["count"]
+        assert total == len(answer.json()["results"])
+        return total
+
+    assert (count("role=buyer"), count("role=creator")) == (3, 2)
+    assert (count("status=pending"), count("status=in_progress"), count("status=completed")) == (1, 1, 1)
+    act(api, both, placed[1], "cancel", {"reason": "Не успею"})
+    assert (count("status=in_progress"), count("status=cancelled"), count("role=creator&status=cancelled")) == (
+        0,
+        2,
+        2,
+    )
+    assert count("role=buyer&status=cancelled") == 0
+
+
+def test_order_totals_are_filled_in_for_a_database_from_before_they_were_kept(api: Api, deal: Deal) -> None:
+    order_in(api, deal, "delivered")
+    order_in(api, deal, "pending")
+    db = api.client.app.state.services.db  # type: ignore[attr-defined]
+    with db.transaction(write=True) as cur:
+        cur.execute("DELETE FROM order_counts")
+    migrate(db)
+    listed = api.client.get("/api/v1/orders/?role=creator", headers=deal.creator["headers"]).json()
+    assert listed["count"] == 2
+    delivered = api.client.get("/api/v1/orders/?status=delivered", headers=deal.buyer["headers"]).json()
+    assert delivered["count"] == 1
 
 
 def test_orders_need_a_token(api: Api) -> None:

@@ -74,7 +74,15 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
     import uvicorn
 
     _migrate(settings)
-    uvicorn.run("ugc.wiring:asgi_app", factory=True, host=host, port=port, workers=workers, log_level="info")
+    uvicorn.run(
+        "ugc.wiring:asgi_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+        access_log=settings.access_log,
+    )
     return 0
 
 

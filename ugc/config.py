@@ -35,6 +35,7 @@ class Settings:
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 65536
     read_your_writes_timeout: float = 2.0
+    access_log: bool = False
 
     @property
     def outbox_dir(self) -> Path:
@@ -76,6 +77,7 @@ class Settings:
             auto_complete_days=_int(env, "UGC_AUTO_COMPLETE_DAYS", 3),
             argon2_time_cost=_int(env, "UGC_ARGON2_TIME_COST", 3),
             argon2_memory_kib=_int(env, "UGC_ARGON2_MEMORY_KIB", 65536),
+            access_log=_bool(env, "UGC_ACCESS_LOG", False),
         )
 
 
@@ -94,6 +96,17 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
     if value <= 0:
         raise ConfigError(f"{name} must be positive")
     return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw == "":
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false, not {raw!r}")
 
 
 def _secret_from_file(path: Path) -> str:

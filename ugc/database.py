@@ -92,7 +92,8 @@ class Database:
                 url,
                 min_size=1,
                 max_size=16,
-                kwargs={"row_factory": dict_row},
+                # Autocommit: a lone read is one round trip; `transaction()` still sends BEGIN/COMMIT.
+                kwargs={"row_factory": dict_row, "autocommit": True},
                 open=True,
                 name="ugc-read",
                 timeout=10,
@@ -154,9 +155,29 @@ class Database:
         finally:
             cursor.close()
 
+    @contextmanager
+    def read(self) -> Iterator[Cursor]:
+        """Statements that each stand alone, outside any transaction.
+
+        A lone SELECT is then one round trip instead of BEGIN, SELECT, COMMIT. When several
+        statements must see one snapshot (a page and its total), use `transaction()`.
+        """
+        if self._pool is not None:
+            with self._pool.connection() as conn, conn.cursor() as cur:
+                yield Cursor(cur, "postgresql")
+            return
+        cursor = self._sqlite_connection().cursor()
+        try:
+            yield Cursor(cursor, "sqlite")
+        finally:
+            cursor.close()
+
     def next_number(self, kind: str) -> int:
-        """The next public id of `kind`, from a database sequence (gaps are possible)."""
-        with self.transaction(write=True) as cur:
+        """The next public id of `kind`, from a database sequence (gaps are possible).
+
+        One statement, atomic on its own: no transaction around it.
+        """
+        with self.read() as cur:
             if self.dialect == "postgresql":
                 cur.execute(f"SELECT nextval('ugc_seq_{_identifier(kind)}') AS value")
             else:
@@ -208,7 +229,7 @@ class Database:
                     fcntl.flock(file, fcntl.LOCK_UN)
 
     def ping(self) -> None:
-        with self.transaction() as cur:
+        with self.read() as cur:
             cur.execute("SELECT 1 AS ok")
 
     def close(self) -> None:

@@ -1,0 +1,43 @@
+"""Settings from the environment: defaults, parsing, and refusals that name the variable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ugc.config import ConfigError, Settings
+
+
+def settings(tmp_path: Path, **env: str) -> Settings:
+    return Settings.from_env({"UGC_VAR_DIR": str(tmp_path)} | env)
+
+
+def test_defaults_run_on_sqlite_in_the_var_dir_without_an_access_log(tmp_path: Path) -> None:
+    found = settings(tmp_path)
+    assert found.database_url == f"sqlite:///{tmp_path / 'ugc.sqlite3'}"
+    assert found.access_log is False and found.redis_url is None and found.auto_complete_days == 3
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"), [("true", True), ("1", True), ("On", True), ("false", False), ("0", False)]
+)
+def test_the_access_log_is_switched_by_a_boolean(tmp_path: Path, raw: str, expected: bool) -> None:
+    assert settings(tmp_path, UGC_ACCESS_LOG=raw).access_log is expected
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"UGC_ACCESS_LOG": "sometimes"}, "UGC_ACCESS_LOG must be true or false"),
+        ({"UGC_MAX_UPLOAD_BYTES": "lots"}, "UGC_MAX_UPLOAD_BYTES must be a whole number"),
+        ({"UGC_AUTO_COMPLETE_DAYS": "0"}, "UGC_AUTO_COMPLETE_DAYS must be positive"),
+        ({"UGC_ENV": "staging"}, "UGC_ENV must be 'development' or 'production'"),
+        ({"UGC_PROJECTIONS": "sideways"}, "UGC_PROJECTIONS must be 'inline' or 'external'"),
+        ({"UGC_ENV": "production"}, "UGC_SECRET_KEY is required"),
+        ({"UGC_ENV": "production", "UGC_SECRET_KEY": "short"}, "at least 32 characters"),
+    ],
+)
+def test_an_unusable_setting_is_refused_by_name(tmp_path: Path, env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        settings(tmp_path, **env)
