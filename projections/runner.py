@@ -89,9 +89,7 @@ class ProjectionRunner:
         try:
             with self.db.transaction(write=True) as cur:
                 start = tracking.position(cur, projection.name, application, lock=True)
-                batch = app.recorder.select_notifications(
-                    start=start, limit=self.batch_size, inclusive_of_start=False
-                )
+                batch = app.recorder.select_notifications(start=start, limit=self.batch_size, inclusive_of_start=False)
                 if not batch:
                     return 0
                 for notification in batch:
@@ -153,24 +151,30 @@ class ProjectionRunner:
 
     def _follow(self) -> None:
         known_heads: dict[str, int] = {}
+        behind: set[str] = set()  # projections whose last batch was full: more may wait
         next_jobs = time.monotonic()
         while not self._stopping.is_set():
             if self.jobs and time.monotonic() >= next_jobs:
                 self._run_jobs()
                 next_jobs = time.monotonic() + JOB_INTERVAL
+            # Read before running: whatever is appended after this read moves a head next round.
             heads = {name: app.recorder.max_notification_id() or 0 for name, app in self.stores.applications.items()}
             moved = {name for name, head in heads.items() if known_heads.get(name) != head}
-            busy = False
             for projection in self.projections:
-                if moved.isdisjoint(projection.applications) and projection.name not in self._retry_at:
+                name = projection.name
+                if moved.isdisjoint(projection.applications) and name not in self._retry_at and name not in behind:
                     continue
-                busy |= self._run_guarded(projection)
-            if not busy:
-                known_heads = heads
-                self.progress.wait_for_nudge(POLL_INTERVAL[self.db.dialect])
+                if self._run_guarded(projection):
+                    behind.add(name)
+                else:
+                    behind.discard(name)
+            known_heads = heads
+            if not behind:
+                retries = [at - time.monotonic() for at in self._retry_at.values()]
+                self.progress.wait_for_nudge(max(0.0, min([POLL_INTERVAL[self.db.dialect], *retries])))
 
     def _run_guarded(self, projection: Projection) -> bool:
-        """Run one batch; a failing projection backs off without stopping the others."""
+        """Run one batch; whether it was full (more may wait). A failing projection backs off alone."""
         retry_at = self._retry_at.get(projection.name)
         if retry_at is not None and time.monotonic() < retry_at:
             return False
@@ -187,7 +191,8 @@ class ProjectionRunner:
             return False
         self._retry_at.pop(projection.name, None)
         self._failures.pop(projection.name, None)
-        return seen > 0
+        # A batch shorter than the limit reached the log's end as it stood after `heads` was read.
+        return seen >= self.batch_size
 
     def _run_jobs(self) -> None:
         for job in self.jobs:

@@ -45,6 +45,7 @@ from ugc.config import Settings
 from ugc.database import Database
 from ugc.errors import Unavailable
 from ugc.media import MediaStore
+from ugc.memory import return_large_allocations_to_the_system
 from ugc.push import Publisher
 from ugc.store import EventStores
 
@@ -168,5 +169,6 @@ def password_hasher(settings: Settings) -> PasswordHasher:
 
 def asgi_app() -> Starlette:
     """The app uvicorn builds in each worker process (`--factory`)."""
+    return_large_allocations_to_the_system()
     settings = Settings.from_env()
     return build_app(lambda: runtime(settings))
