@@ -39,6 +39,7 @@ MESSAGES: dict[str, str] = {
     # 413 / 422 / 429
     "too_large": "Слишком большой запрос.",
     "validation_failed": "Ошибка валидации данных.",
+    "invalid_id": "Ожидается положительное целое число.",
     "invalid_verification_token": "Ссылка подтверждения недействительна.",
     "verification_token_used": "Ссылка подтверждения уже использована.",
     "verification_token_expired": "Срок действия ссылки подтверждения истек.",

@@ -1,19 +1,30 @@
-"""Public ids as they arrive in paths and query strings, kept within the BIGINT columns they key."""
+"""Public ids as they arrive in paths, query strings and bodies, kept within the BIGINT columns they key."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
 
-from api.errors import invalid
+from api.errors import invalid, message
 
 MAX_ID = 2**63 - 1
 
-# A public id in a request body: positive and within BIGINT.
-PublicId = Annotated[int, Field(gt=0, le=MAX_ID)]
+
+def public_id(value: object) -> int:
+    """An integer from 1 to MAX_ID, and nothing that merely converts to one ("5", true, 5.0)."""
+    # `type(...) is int` because bool is an int subclass; a Decimal (services parse floats so) is no int.
+    if type(value) is not int or not 1 <= value <= MAX_ID:
+        raise ValueError(message("invalid_id"))
+    return value
+
+
+# An id in a JSON body. Checked before pydantic's own int validation so that every wrong value
+# (a string, a boolean, a fraction, 0, a number past BIGINT) gets the same Russian message;
+# the bounds in `Field` are for the schema only.
+PublicId = Annotated[int, Field(ge=1, le=MAX_ID), BeforeValidator(public_id)]
 
 
 class IdConvertor(Convertor[int]):
@@ -37,5 +48,5 @@ def query_id(request: Request, name: str) -> int | None:
     if not raw:
         return None
     if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_ID:
-        raise invalid({name: ["Ожидается целое положительное число."]})
+        raise invalid({name: [message("invalid_id")]})
     return int(raw)

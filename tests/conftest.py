@@ -49,6 +49,16 @@ def clock() -> MovableClock:
     return MovableClock()
 
 
+# A body id is a JSON integer from 1 to 2**63 - 1: a string, a boolean, a fraction, zero, a negative
+# and a number past BIGINT are each refused with the same Russian message.
+BAD_BODY_IDS: list[Any] = ["5", True, 5.5, 0, -1, 2**63]
+
+
+def refused_id(field: str) -> dict[str, Any]:
+    """The 422 body for a bad id in `field`."""
+    return {"error": "Ошибка валидации данных.", "fields": {field: ["Ожидается положительное целое число."]}}
+
+
 _addresses = (f"10.{a}.{b}.{c}" for a, b, c in itertools.product(range(1, 255), repeat=3))
 
 

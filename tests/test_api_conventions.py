@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import psycopg
 import pytest
 
-from tests.conftest import Api
+from api.ids import MAX_ID
+from tests.conftest import Api, refused_id
 
 
 def test_unknown_url_is_the_spec_404(api: Api) -> None:
@@ -129,11 +133,30 @@ def test_ids_too_large_for_any_row_are_404_in_paths_and_422_in_bodies(api: Api) 
     huge = "9" * 30
     for path in (f"/api/v1/creators/{huge}/", f"/api/skills/{huge}/", f"/api/v1/services/{huge}/"):
         assert api.client.get(path).status_code == 404, path
-    user = api.user()
+    user = api.creator()
     assert api.client.get(f"/api/v1/orders/{huge}/", headers=user["headers"]).status_code == 404
-    body = {"service_id": int(huge), "delivery_date": "2999-01-01"}
-    response = api.client.post("/api/v1/orders/", headers=user["headers"], json=body)
-    assert response.status_code == 422 and "service_id" in response.json()["fields"]
+    category = api.client.get("/api/v1/categories/").json()["results"][0]["id"]
+    service = {"title": "t", "description": "", "base_price": 1, "delivery_time": 1, "category_id": category}
+    bodies: list[tuple[str, Callable[[int], Any], str]] = [
+        ("/api/v1/orders/", lambda n: {"service_id": n, "delivery_date": "2999-01-01"}, "service_id"),
+        (
+            "/api/v1/orders/",
+            lambda n: {"service_id": 1, "delivery_date": "2999-01-01", "selected_option_ids": [n]},
+            "selected_option_ids.0",
+        ),
+        ("/api/v1/conversations/", lambda n: {"recipient_id": n}, "recipient_id"),
+        ("/api/creator-skills/", lambda n: {"skill": n, "level": 3}, "skill"),
+        ("/api/creator-skills/bulk_update/", lambda n: [{"skill_id": n, "level": 3}], "0.skill_id"),
+        ("/api/v1/services/", lambda n: service | {"category_id": n}, "category_id"),
+        ("/api/v1/services/", lambda n: service | {"options": [{"id": n, "name": "o", "price": 1}]}, "options.0.id"),
+    ]
+    for path, body, field in bodies:
+        for too_large in (MAX_ID + 1, int(huge)):
+            response = api.client.post(path, headers=user["headers"], json=body(too_large))
+            assert (response.status_code, response.json()) == (422, refused_id(field)), (path, too_large)
+    # The largest BIGINT is still an id: it reaches the lookup, which finds nobody.
+    largest = api.client.post("/api/v1/conversations/", headers=user["headers"], json={"recipient_id": MAX_ID})
+    assert largest.status_code == 404, largest.text
 
 
 def test_connections_cut_by_the_database_cost_a_503_at_most_never_a_500(api: Api, backend: str) -> None:

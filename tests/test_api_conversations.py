@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from commands.messaging import MessagingCommands
-from tests.conftest import Api
+from tests.conftest import BAD_BODY_IDS, Api, refused_id
 
 CONVERSATION_KEYS = {
     "id",
@@ -82,6 +82,15 @@ def test_starting_refuses_bad_recipients(api: Api, body: dict[str, Any], status:
         assert "recipient_id" in response.json()["fields"]
     else:
         assert response.json() == {"detail": "Страница не найдена."}
+
+
+@pytest.mark.parametrize("bad", BAD_BODY_IDS)
+def test_a_recipient_id_is_a_whole_positive_json_number(api: Api, bad: Any) -> None:
+    anna, boris = api.user(), api.user()
+    response = api.client.post("/api/v1/conversations/", headers=anna["headers"], json={"recipient_id": bad})
+    assert (response.status_code, response.json()) == (422, refused_id("recipient_id"))
+    assert api.client.get("/api/v1/conversations/", headers=anna["headers"]).json()["count"] == 0
+    assert start(api, anna, boris["id"])["other_participant"] == party(boris)
 
 
 def test_nobody_converses_with_themselves(api: Api) -> None:

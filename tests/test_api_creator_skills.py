@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from commands.creator_skills import Wanted
-from tests.conftest import Api
+from tests.conftest import BAD_BODY_IDS, Api, refused_id
 from ugc.errors import Conflict, InvalidField
 
 FORBIDDEN = {"detail": "У вас недостаточно прав для выполнения данного действия."}
@@ -114,6 +114,18 @@ def test_bad_fields_are_422(api: Api, skills: dict[str, Any], change: dict[str, 
     assert response.json()["error"] == "Ошибка валидации данных."
     assert list(response.json()["fields"]) == [field]
     assert listed(api, creator, creator) == []
+
+
+@pytest.mark.parametrize("bad", BAD_BODY_IDS)
+def test_skill_ids_are_whole_positive_json_numbers(api: Api, skills: dict[str, Any], bad: Any) -> None:
+    creator = api.creator()
+    one = add(api, creator, bad)
+    assert (one.status_code, one.json()) == (422, refused_id("skill"))
+    entries = [{"skill_id": skills["Photoshop"]["id"], "level": 3}, {"skill_id": bad, "level": 3}]
+    many = bulk(api, creator, entries)
+    assert (many.status_code, many.json()) == (422, refused_id("1.skill_id"))
+    assert listed(api, creator, creator) == []
+    assert added(api, creator, skills["Photoshop"]["id"])["skill"]["name"] == "Photoshop"
 
 
 def test_levels_one_and_five_are_the_bounds(api: Api, skills: dict[str, Any]) -> None:

@@ -337,6 +337,9 @@ def test_the_image_list_needs_a_token(api: Api) -> None:
     [
         ({"portfolio_item": "987654321"}, "portfolio_item"),
         ({"portfolio_item": "abc"}, "portfolio_item"),
+        ({"portfolio_item": "0"}, "portfolio_item"),
+        ({"portfolio_item": "-1"}, "portfolio_item"),
+        ({"portfolio_item": str(2**63)}, "portfolio_item"),
         ({"order": "-1"}, "order"),
         ({"order": "first"}, "order"),
         ({"caption": "x" * 256}, "caption"),

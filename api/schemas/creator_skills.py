@@ -4,6 +4,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, Field, RootModel
 
+from api.ids import PublicId
 from api.schemas.patch import PatchIn
 from api.schemas.reference import SkillOut
 from ugc.creator_skills import MAX_LEVEL, MIN_LEVEL, level_is_valid
@@ -22,11 +23,10 @@ def _level(value: int) -> int:
 Level = Annotated[
     int, Field(strict=True, json_schema_extra={"minimum": MIN_LEVEL, "maximum": MAX_LEVEL}), AfterValidator(_level)
 ]
-Id = Annotated[int, Field(strict=True)]
 
 
 class CreatorSkillIn(BaseModel):
-    skill: Id
+    skill: PublicId
     level: Level
 
 
@@ -48,7 +48,7 @@ class CreatorSkillOut(BaseModel):
 
 
 class BulkEntryIn(BaseModel):
-    skill_id: Id
+    skill_id: PublicId
     level: Level
 
 

@@ -5,6 +5,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, StringConstraints
 
+from api.ids import public_id
 from api.schemas.patch import PatchIn
 
 Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -38,7 +39,8 @@ class PortfolioItemPatchIn(PatchIn):
 class PortfolioImageIn(BaseModel):
     """POST; `image` is the form's file part."""
 
-    portfolio_item: int
+    # Form fields are text: the digits are parsed (lax, as for `order`), then held to an id's bounds.
+    portfolio_item: Annotated[int, AfterValidator(public_id)]
     caption: Caption = ""
     order: Order = 0
 

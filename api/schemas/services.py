@@ -24,7 +24,7 @@ from pydantic import (
     field_validator,
 )
 
-from api.ids import MAX_ID
+from api.ids import PublicId, public_id
 from readmodels.services import DEFAULT_ORDERING, ORDERINGS, ServiceFilters
 
 MAX_PRICE = Decimal(100_000_000)
@@ -86,12 +86,6 @@ def _between(low: int, high: int) -> Any:
     return AfterValidator(check)
 
 
-def _public_id(value: int) -> int:
-    if not 1 <= value <= MAX_ID:
-        raise ValueError("Ожидается положительное целое число.")
-    return value
-
-
 # The sign is checked before the amount, so the amount's bound also holds below zero.
 Price = Annotated[Decimal, BeforeValidator(_decimal), AfterValidator(_positive), AfterValidator(_amount)]
 Charge = Annotated[Decimal, BeforeValidator(_decimal), AfterValidator(_not_negative), AfterValidator(_amount)]
@@ -100,11 +94,10 @@ Description = Annotated[str, StringConstraints(max_length=5000)]
 DeliveryDays = Annotated[StrictInt, _between(1, 365)]
 Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
 Tags = Annotated[list[Tag], _at_most(20, "тегов")]
-PositiveId = Annotated[StrictInt, AfterValidator(_public_id)]
 
 
 class OptionIn(BaseModel):
-    id: PositiveId | None = Field(default=None, description="Only to keep an option the service already has.")
+    id: PublicId | None = Field(default=None, description="Only to keep an option the service already has.")
     name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
     description: Annotated[str, StringConstraints(max_length=1000)] = ""
     price: Charge
@@ -116,7 +109,7 @@ Options = Annotated[list[OptionIn], _at_most(20, "опций")]
 class ServiceIn(BaseModel):
     title: Title
     description: Description
-    category_id: PositiveId
+    category_id: PublicId
     base_price: Price
     delivery_time: DeliveryDays = Field(description="Days to deliver, 1 to 365.")
     options: Options = Field(default_factory=list)
@@ -130,7 +123,7 @@ class ServicePatchIn(BaseModel):
 
     title: Title | None = None
     description: Description | None = None
-    category_id: PositiveId | None = None
+    category_id: PublicId | None = None
     base_price: Price | None = None
     delivery_time: DeliveryDays | None = None
     options: Options | None = None
@@ -213,7 +206,7 @@ def _ordering(value: str) -> str:
     return value
 
 
-QueryId = Annotated[int, BeforeValidator(_query_id), AfterValidator(_public_id)]
+QueryId = Annotated[int, BeforeValidator(_query_id), AfterValidator(public_id)]
 QueryPrice = Annotated[Decimal, BeforeValidator(_decimal), AfterValidator(_filter_price)]
 
 
