@@ -25,7 +25,7 @@ from commands.saving import Positions
 from commands.services import ServiceCommands
 from commands.skills import SkillCommands
 from readmodels import tracking
-from readmodels.services import ListingTotals
+from readmodels.services import ListingMemory
 from readmodels.tracking import Progress
 from ugc.clock import Clock
 from ugc.config import Settings
@@ -57,7 +57,7 @@ class Services:
     notifications: NotificationCommands
     realtime: Hub
     check_redis: Callable[[], None] | None = None
-    listing_totals: ListingTotals = field(default_factory=ListingTotals)
+    listing: ListingMemory = field(default_factory=ListingMemory)
 
     async def run(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run blocking work (the event store, the database) off the event loop."""

@@ -1,6 +1,6 @@
 """The `services` listing: one denormalised table, so a page of the list is a single indexed query.
 
-Its exact total is a second query, counted once per state of the table (see ListingTotals): with a
+Its exact total is a second query, counted once per state of the table (see Remembered): with a
 search it visits every match, and was what bounded the listing (bench/RESULTS.md). Kept by
 `projections/listings.py`. Prices and ratings are shown from exact `{money}` columns but
 filtered and ordered on integer minor units (`price_minor`, `rating_minor`, hundredths): exact on
@@ -21,12 +21,15 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
+from typing import Generic, TypeVar
 
 from readmodels.pages import Page, PageRequest
 from ugc.database import Cursor, Database, Row
-from ugc.store import Catalog
+from ugc.store import Catalog, Orders
+
+T = TypeVar("T")
 
 DDL = (
     """CREATE TABLE IF NOT EXISTS services (
@@ -136,41 +139,50 @@ def minor_units(amount: Decimal, rounding: str = ROUND_HALF_UP) -> int:
     return int((amount * HUNDRED).to_integral_value(rounding=rounding))
 
 
-_POSITION = (
-    f"SELECT position FROM projection_tracking WHERE projection = '{PROJECTION}' AND application = '{Catalog.name}'"
-)
+_POSITIONS = f"SELECT application, position FROM projection_tracking WHERE projection = '{PROJECTION}'"
 
 
-class ListingTotals:
-    """Exact totals of listing queries, remembered per position of the listing projection in the catalog log.
+class Remembered(Generic[T]):
+    """A bounded memory (least recently used goes first) of results that are a function of the
+    listing's state, keyed by the positions of its projection in the logs it follows.
 
-    A total depends only on columns the catalog log writes (is_active, category, creator, price,
-    search text; reviews from the orders log change ratings alone), and those columns are a function
-    of the catalog log up to the projection's position there (rows and position commit together, and
-    a rebuild passes through the same positions with the same rows). So a total counted at position P
-    is the total of every later read at P. The total is the costliest statement of a search (it visits
-    every match); a remembered one is never an estimate, and any catalog event moves the position, so
-    the next read counts afresh.
+    A listing table's rows and their positions commit together, and a rebuild passes through the
+    same positions with the same rows, so whatever was read at some positions is what every later
+    read at those positions would find: a remembered answer is never stale, and any event that
+    changes the listing moves a position, so the next read goes to the table again.
+
+    * Totals depend only on columns the catalog log writes (is_active, category, creator, price,
+      search text; reviews change ratings alone): keyed by the catalog position. The total is the
+      costliest statement of a search (it visits every match).
+    * Pages show ratings too: keyed by the catalog and orders positions.
     """
 
-    def __init__(self, capacity: int = 4096) -> None:
+    def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        self._totals: OrderedDict[tuple[object, ...], int] = OrderedDict()
+        self._results: OrderedDict[tuple[object, ...], T] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: tuple[object, ...]) -> int | None:
+    def get(self, key: tuple[object, ...]) -> T | None:
         with self._lock:
-            total = self._totals.get(key)
-            if total is not None:
-                self._totals.move_to_end(key)
-            return total
+            result = self._results.get(key)
+            if result is not None:
+                self._results.move_to_end(key)
+            return result
 
-    def put(self, key: tuple[object, ...], total: int) -> None:
+    def put(self, key: tuple[object, ...], result: T) -> None:
         with self._lock:
-            self._totals[key] = total
-            self._totals.move_to_end(key)
-            while len(self._totals) > self.capacity:
-                self._totals.popitem(last=False)
+            self._results[key] = result
+            self._results.move_to_end(key)
+            while len(self._results) > self.capacity:
+                self._results.popitem(last=False)
+
+
+@dataclass
+class ListingMemory:
+    """What this process remembers of the listing: many totals (an int each), fewer pages (rows)."""
+
+    totals: Remembered[int] = field(default_factory=lambda: Remembered[int](4096))
+    pages: Remembered[Page] = field(default_factory=lambda: Remembered[Page](512))
 
 
 def count_query(filters: ServiceFilters, dialect: str) -> Query:
@@ -214,30 +226,50 @@ def matches_first(filters: ServiceFilters, page: PageRequest, total: int, active
     return filters.search is not None and COLLECTED_ROW_COST * total < walked
 
 
-def list_services(db: Database, filters: ServiceFilters, page: PageRequest, totals: ListingTotals) -> Page:
-    """One page and its exact total, both read from one snapshot."""
+def list_services(db: Database, filters: ServiceFilters, page: PageRequest, memory: ListingMemory) -> Page:
+    """One page and its exact total, both read from one snapshot, or remembered from that state.
+
+    The listing's positions are one cheap read; a page already read at them is answered from memory.
+    """
+    with db.read() as cur:
+        remembered = memory.pages.get(_page_key(db, filters, page, _positions(cur)))
+    if remembered is not None:
+        return remembered
     with db.transaction() as cur:
         if db.dialect == "postgresql":
-            # One snapshot for the position, the totals and the page. And custom plans: psycopg prepares
+            # One snapshot for the positions, the totals and the page. And custom plans: psycopg prepares
             # a statement it has run five times, and PostgreSQL then tries a generic plan, blind to the
             # values: it cannot tell `LIKE '%word%'` (the trigram index) from a range of prices, and
             # picked the price index and a filter over 38,000 rows (50 ms instead of 7).
             cur.execute(
                 "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ; SET LOCAL plan_cache_mode = force_custom_plan"
             )
-        row = cur.execute(_POSITION).fetchone()
-        position = row["position"] if row else None
-        total = _total(cur, db, filters, position, totals)
+        positions = _positions(cur)
+        total = _total(cur, db, filters, positions.get(Catalog.name), memory.totals)
         if page.offset >= total:
             return Page(rows=[], count=total)
-        active = _total(cur, db, ServiceFilters(), position, totals) if filters.search else total
+        active = (
+            _total(cur, db, ServiceFilters(), positions.get(Catalog.name), memory.totals) if filters.search else total
+        )
         rows = cur.execute(
             *page_query(filters, page, db.dialect, matches_first=matches_first(filters, page, total, active))
         ).fetchall()
-    return Page(rows=rows, count=total)
+    found = Page(rows=rows, count=total)
+    memory.pages.put(_page_key(db, filters, page, positions), found)
+    return found
 
 
-def _total(cur: Cursor, db: Database, filters: ServiceFilters, position: int | None, totals: ListingTotals) -> int:
+def _positions(cur: Cursor) -> dict[str, int]:
+    return {row["application"]: int(row["position"]) for row in cur.execute(_POSITIONS).fetchall()}
+
+
+def _page_key(
+    db: Database, filters: ServiceFilters, page: PageRequest, positions: dict[str, int]
+) -> tuple[object, ...]:
+    return (db.url, filters, page, positions.get(Catalog.name), positions.get(Orders.name))
+
+
+def _total(cur: Cursor, db: Database, filters: ServiceFilters, position: int | None, totals: Remembered[int]) -> int:
     """The exact number of services `filters` selects, counted unless remembered at this position."""
     key = (db.url, replace(filters, ordering=DEFAULT_ORDERING), position)
     total = totals.get(key)

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from readmodels.migrations import migrate
-from tests.conftest import Api, new_client
+from tests.conftest import BAD_BODY_IDS, Api, new_client, refused_id
 from tests.orders_world import Deal, a_deal, act, order_in, place
 from ugc.clock import MovableClock
 from ugc.config import Settings
@@ -279,6 +279,20 @@ def test_ratings_are_means_with_two_decimals(api: Api) -> None:
     assert by_rating["results"][0]["creator"]["rating"] == max(r["creator"]["rating"] for r in by_rating["results"])
 
 
+def test_a_listing_page_read_before_a_review_shows_the_new_rating_after_it(api: Api, deal: Deal) -> None:
+    """The listing remembers pages per state; a review moves the state, so nothing stale is served."""
+    query = {"creator": deal.creator["profile"]["id"]}
+
+    def listed_rating() -> object:
+        page = api.client.get("/api/v1/services/", params=query).json()
+        return page["results"][0]["creator"]["rating"]
+
+    order = order_in(api, deal, "completed")
+    assert listed_rating() == listed_rating() == 0
+    act(api, deal.buyer, order, "reviews", {"content": "Хорошо", "rating": 4}, expect=201)
+    assert listed_rating() == 4
+
+
 def test_cancel_needs_a_reason_and_answers_its_shape(api: Api, deal: Deal) -> None:
     order = place(api, deal)["id"]
     assert api.client.post(f"/api/v1/orders/{order}/cancel/", headers=deal.buyer["headers"], json={}).status_code == 422
@@ -440,6 +454,35 @@ def test_history_and_as_of_walk_the_whole_lifecycle(settings: Settings) -> None:
             f"/api/v1/orders/{order}/", params={"as_of": "2000-01-01T00:00:00Z"}, headers=deal.buyer["headers"]
         )
         assert before.status_code == 404
+
+
+@pytest.mark.parametrize("bad", BAD_BODY_IDS)
+def test_ids_in_an_order_are_whole_positive_json_numbers(api: Api, deal: Deal, bad: Any) -> None:
+    valid = {
+        "service_id": deal.service["id"],
+        "delivery_date": (date.today() + timedelta(days=5)).isoformat(),
+        "selected_option_ids": [deal.service["options"][0]["id"]],
+    }
+    for change, field in [
+        ({"service_id": bad}, "service_id"),
+        ({"selected_option_ids": [bad, deal.service["options"][1]["id"]]}, "selected_option_ids.0"),
+    ]:
+        response = api.client.post("/api/v1/orders/", headers=deal.buyer["headers"], json=valid | change)
+        assert (response.status_code, response.json()) == (422, refused_id(field)), change
+    assert api.client.get("/api/v1/orders/", headers=deal.buyer["headers"]).json()["count"] == 0
+    placed = api.client.post("/api/v1/orders/", headers=deal.buyer["headers"], json=valid)
+    assert placed.status_code == 201, placed.text
+    assert [o["id"] for o in placed.json()["selected_options"]] == valid["selected_option_ids"]
+
+
+@pytest.mark.parametrize("bad", BAD_BODY_IDS)
+def test_delivered_file_ids_are_whole_positive_json_numbers(api: Api, deal: Deal, bad: Any) -> None:
+    order = order_in(api, deal, "in_progress")
+    response = api.client.post(
+        f"/api/v1/orders/{order}/deliveries/", headers=deal.creator["headers"], json={"message": "x", "file_ids": [bad]}
+    )
+    assert (response.status_code, response.json()) == (422, refused_id("file_ids.0"))
+    assert act(api, deal.creator, order, "deliveries", {"message": "Готово", "file_ids": []}, expect=201)["files"] == []
 
 
 def test_delivered_files_stay_downloadable_to_both_parties(api: Api, deal: Deal) -> None:

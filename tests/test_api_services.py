@@ -17,9 +17,9 @@ import pytest
 from projections.listings import ListingsProjection
 from projections.runner import ProjectionRunner
 from readmodels.pages import PageRequest
-from readmodels.services import ORDERINGS, ListingTotals, ServiceFilters, matches_first, page_query
+from readmodels.services import ORDERINGS, Remembered, ServiceFilters, matches_first, page_query
 from readmodels.tracking import Progress
-from tests.conftest import Api
+from tests.conftest import BAD_BODY_IDS, Api, refused_id
 from ugc.clock import MovableClock
 from ugc.config import Settings
 from ugc.database import Database
@@ -284,6 +284,24 @@ def test_creating_with_a_bad_field_is_a_422_naming_it(api: Api, fields: dict[str
     assert field in response.json()["fields"], response.json()
 
 
+@pytest.mark.parametrize("bad", BAD_BODY_IDS)
+def test_category_and_option_ids_are_whole_positive_json_numbers(api: Api, bad: Any) -> None:
+    owner = creator(api)
+    category = categories(api)[-1]
+    created = api.client.post("/api/v1/services/", headers=owner["headers"], json=VALID | {"category_id": bad})
+    assert (created.status_code, created.json()) == (422, refused_id("category_id"))
+    service = offer(api, owner)
+    path = f"/api/v1/services/{service['id']}/"
+    for body, field in [
+        ({"category_id": bad}, "category_id"),
+        ({"options": [{"id": bad, "name": "o", "price": 1}]}, "options.0.id"),
+    ]:
+        response = api.client.patch(path, headers=owner["headers"], json=body)
+        assert (response.status_code, response.json()) == (422, refused_id(field)), body
+    edited = api.client.patch(path, headers=owner["headers"], json={"category_id": category})
+    assert edited.status_code == 200 and edited.json()["category_id"] == category, edited.text
+
+
 def test_a_patch_refuses_nulls_and_bad_values(api: Api) -> None:
     owner = creator(api)
     path = f"/api/v1/services/{offer(api, owner)['id']}/"
@@ -456,8 +474,8 @@ def test_a_remembered_total_never_outlives_a_write(api: Api) -> None:
     assert listing(api, search=tag)["count"] == 0
 
 
-def test_remembered_totals_are_bounded() -> None:
-    totals = ListingTotals(capacity=2)
+def test_remembered_results_are_bounded() -> None:
+    totals = Remembered[int](capacity=2)
     for key in ("a", "b", "c"):
         totals.put((key,), 1)
     assert totals.get(("a",)) is None and totals.get(("b",)) == 1 and totals.get(("c",)) == 1

@@ -151,7 +151,7 @@ async def listing(request: Request) -> Response:
     s = services(request)
     query = validate(ServiceQuery, ServiceQuery.from_params(request.query_params))
     wanted = page_request(request)
-    page = await s.run(list_services, s.db, query.filters(), wanted, s.listing_totals)
+    page = await s.run(list_services, s.db, query.filters(), wanted, s.listing)
     return JSON(paginated(request, wanted, page, render_service))
 
 
