@@ -229,7 +229,7 @@ def report(
         f"## Services listing - {now}",
         "",
         f"`python bench/run_listing.py` - {CORES} cores; PostgreSQL database {seeded}. Server: `ugc serve`, "
-        f"1 uvicorn worker (uvloop, httptools, access log on). Load: {engine}, one thread, on the same cores. "
+        f"1 uvicorn worker (uvloop, httptools, access log off: the UGC_ACCESS_LOG default). Load: {engine}, one thread, on the same cores. "
         f"{duration:g} s per measurement after a 1 s warm-up. CPU busy before the run (other processes): "
         f"{background:.2f} cores.",
         "",
@@ -248,8 +248,8 @@ def report(
         *(ceilings.result_row(label, r) for label, r in api),
         "",
         f"Edits made during the under-writes runs: {writes or 'none'}. Each moves the listing projection's "
-        "position, after which the next listing counts its total again instead of using the remembered one "
-        "(readmodels/services.py, ListingTotals).",
+        "position, after which the next listing reads its page and counts its total again instead of using "
+        "the remembered ones (readmodels/services.py, Remembered).",
         "",
         "### Against the targets",
         "",
