@@ -31,8 +31,12 @@ DDL = (
         delivered_at {timestamp},
         completed_at {timestamp},
         cancelled_at {timestamp})""",
+    # A party's list, newest first: with a status filter, and without one (its first page must not
+    # sort every order a busy buyer ever placed).
     "CREATE INDEX IF NOT EXISTS orders_buyer ON orders (buyer_id, status, id DESC)",
     "CREATE INDEX IF NOT EXISTS orders_creator ON orders (creator_id, status, id DESC)",
+    "CREATE INDEX IF NOT EXISTS orders_buyer_newest ON orders (buyer_id, id DESC)",
+    "CREATE INDEX IF NOT EXISTS orders_creator_newest ON orders (creator_id, id DESC)",
     "CREATE INDEX IF NOT EXISTS orders_due ON orders (status, delivered_at)",
     # How many orders each party has in each status: the lists' totals without counting rows.
     """CREATE TABLE IF NOT EXISTS order_counts (
