@@ -131,19 +131,20 @@ def list_orders(db: Database, user_id: int, page: PageRequest, *, role: str | No
 
 
 def count_order(cur: Cursor, buyer_id: int, creator_id: int, old_status: str | None, new_status: str | None) -> None:
-    """For the orders projection: move one order between statuses in both parties' counts."""
-    for role, user_id in (("buyer", buyer_id), ("creator", creator_id)):
-        if old_status is not None:
-            cur.execute(
-                "UPDATE order_counts SET n = n - 1 WHERE user_id = %s AND role = %s AND status = %s",
-                (user_id, role, old_status),
-            )
-        if new_status is not None:
-            cur.execute(
-                "INSERT INTO order_counts (user_id, role, status, n) VALUES (%s, %s, %s, 1) "
-                "ON CONFLICT (user_id, role, status) DO UPDATE SET n = order_counts.n + 1",
-                (user_id, role, new_status),
-            )
+    """For the orders projection: move one order between statuses in both parties' counts (one statement)."""
+    changes = [(-1, old_status), (1, new_status)]
+    deltas = [
+        (user_id, role, status, delta)
+        for delta, status in changes
+        if status is not None
+        for role, user_id in (("buyer", buyer_id), ("creator", creator_id))
+    ]
+    rows = ", ".join(["(%s, %s, %s, %s)"] * len(deltas))
+    cur.execute(
+        f"INSERT INTO order_counts (user_id, role, status, n) VALUES {rows} "
+        "ON CONFLICT (user_id, role, status) DO UPDATE SET n = order_counts.n + excluded.n",
+        [value for delta in deltas for value in delta],
+    )
 
 
 def list_deliveries(db: Database, order_id: int) -> list[Row]:
