@@ -9,15 +9,12 @@ is closed with 1013 instead of being buffered for, or slowing down, everyone els
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import re
 from collections.abc import Callable, Sequence
-from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
-from api.responses import iso
+from api.responses import dumps
 from ugc.push import Push
 
 log = logging.getLogger(__name__)
@@ -116,15 +113,7 @@ class Hub:
 
 def frame(body: dict[str, Any]) -> str:
     """A push as the text of a WebSocket frame: JSON like the REST answers (times ISO UTC)."""
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":"), default=_jsonable)
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return iso(value)
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+    return dumps(body).decode()
 
 
 class HideTokens(logging.Filter):

@@ -229,7 +229,8 @@ def report(
         f"## Services listing - {now}",
         "",
         f"`python bench/run_listing.py` - {CORES} cores; PostgreSQL database {seeded}. Server: `ugc serve`, "
-        f"1 uvicorn worker (uvloop, httptools, access log off: the UGC_ACCESS_LOG default). Load: {engine}, one thread, on the same cores. "
+        f"1 uvicorn worker (uvloop, httptools, access log off: the UGC_ACCESS_LOG default). "
+        f"Load: {engine}, one thread, on the same cores. "
         f"{duration:g} s per measurement after a 1 s warm-up. CPU busy before the run (other processes): "
         f"{background:.2f} cores.",
         "",

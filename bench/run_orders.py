@@ -797,7 +797,8 @@ def report(*, command: str, ceiling: ceilings.Ceilings, append: AppendCeilings, 
     lines = [
         f"## Orders - {started} (finished {finished})", "",
         f"`{command}` - {CORES} cores, {platform.platform()}, Python {platform.python_version()}. Server: `ugc serve`, "
-        f"1 uvicorn worker (uvloop, httptools, access log off: the UGC_ACCESS_LOG default), PostgreSQL (fresh database), production argon2id "
+        f"1 uvicorn worker (uvloop, httptools, access log off: the UGC_ACCESS_LOG default), "
+        f"PostgreSQL (fresh database), production argon2id "
         f"defaults, projections inline. Load: {engine} one thread for the loadgen cases (on the same cores), "
         f"httpx.AsyncClient on uvloop for lifecycles and the statistics lag. {duration:g} s per loadgen "
         f"measurement after a 1 s warm-up. CPU busy before the run (other processes): {background:.2f} cores. "

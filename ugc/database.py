@@ -93,7 +93,8 @@ class Database:
                 min_size=1,
                 max_size=16,
                 # Autocommit: a lone read is one round trip; `transaction()` still sends BEGIN/COMMIT.
-                kwargs={"row_factory": dict_row, "autocommit": True},
+                # Times come back in UTC, as the API writes them (api/responses.py).
+                kwargs={"row_factory": dict_row, "autocommit": True, "options": "-c TimeZone=UTC"},
                 open=True,
                 name="ugc-read",
                 timeout=10,
