@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
+from collections import OrderedDict
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Literal
 
@@ -13,10 +16,19 @@ from ugc.clock import Clock
 TokenType = Literal["access", "refresh"]
 ALGORITHM = "HS256"
 CLOCK_SKEW = 60  # seconds a token's `iat` may be ahead of our clock (another server's clock)
+VERIFIED_TOKENS = 4096  # signatures remembered per process (~115 us of PyJWT each on a slow core)
 
 
 class TokenError(Exception):
     """The token is malformed, forged, expired, or of the other type."""
+
+
+@dataclass(frozen=True)
+class _Claims:
+    user_id: int
+    typ: str
+    iat: int
+    exp: int
 
 
 class TokenService:
@@ -27,6 +39,9 @@ class TokenService:
             "access": timedelta(seconds=access_ttl),
             "refresh": timedelta(seconds=refresh_ttl),
         }
+        # Tokens whose signature and claims were verified once; their times are checked on every use.
+        self._verified: OrderedDict[str, _Claims] = OrderedDict()
+        self._verified_lock = threading.Lock()
 
     def issue(self, user_id: int, typ: TokenType) -> str:
         now = self._clock.now()
@@ -41,6 +56,26 @@ class TokenService:
 
     def user_id(self, token: str, typ: TokenType) -> int:
         """The user a valid token of type `typ` was issued to."""
+        with self._verified_lock:
+            claims = self._verified.get(token)
+        if claims is None:
+            claims = self._decode(token)
+            with self._verified_lock:
+                self._verified[token] = claims
+                while len(self._verified) > VERIFIED_TOKENS:
+                    self._verified.popitem(last=False)
+        # Times are checked against the injected clock, not the wall clock, so tests can move time.
+        now = self._clock.now().timestamp()
+        if claims.exp <= now:
+            raise TokenError("expired")
+        if claims.iat > now + CLOCK_SKEW:
+            raise TokenError("issued in the future")
+        if claims.typ != typ:
+            raise TokenError(f"not an {typ} token")
+        return claims.user_id
+
+    def _decode(self, token: str) -> _Claims:
+        """Signature, algorithm and the shape of the claims; times are the caller's to check."""
         try:
             claims = jwt.decode(
                 token,
@@ -50,16 +85,11 @@ class TokenService:
             )
         except jwt.PyJWTError as error:
             raise TokenError(str(error)) from None
-        # Times are checked against the injected clock, not the wall clock, so tests can move time.
-        now = self._clock.now().timestamp()
-        exp, iat = claims["exp"], claims["iat"]
-        if not isinstance(exp, int) or exp <= now:
-            raise TokenError("expired")
-        if not isinstance(iat, int) or iat > now + CLOCK_SKEW:
-            raise TokenError("issued in the future")
-        if claims["typ"] != typ:
-            raise TokenError(f"not an {typ} token")
-        subject = claims["sub"]
+        exp, iat, subject, typ = claims["exp"], claims["iat"], claims["sub"], claims["typ"]
+        if not isinstance(exp, int) or not isinstance(iat, int):
+            raise TokenError("bad times")
         if not isinstance(subject, str) or not subject.isdigit():
             raise TokenError("bad subject")
-        return int(subject)
+        if not isinstance(typ, str):
+            raise TokenError("bad type")
+        return _Claims(user_id=int(subject), typ=typ, iat=iat, exp=exp)

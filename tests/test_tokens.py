@@ -1,0 +1,66 @@
+"""Token checks hold on every use, whether or not this process has verified the token before."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import jwt
+import pytest
+
+from api import tokens
+from api.tokens import TokenError, TokenService
+from ugc.clock import MovableClock
+
+KEY = "k" * 40
+
+
+def service(clock: MovableClock) -> TokenService:
+    return TokenService(KEY, clock, access_ttl=900, refresh_ttl=3600)
+
+
+def test_a_verified_token_still_expires_when_time_passes() -> None:
+    clock = MovableClock()
+    issued = service(clock)
+    token = issued.issue(7, "access")
+    assert issued.user_id(token, "access") == 7
+    clock.advance(timedelta(seconds=899))
+    assert issued.user_id(token, "access") == 7
+    clock.advance(timedelta(seconds=1))
+    with pytest.raises(TokenError, match="expired"):
+        issued.user_id(token, "access")
+
+
+def test_a_verified_token_keeps_its_type() -> None:
+    issued = service(MovableClock())
+    refresh = issued.issue(7, "refresh")
+    assert issued.user_id(refresh, "refresh") == 7
+    with pytest.raises(TokenError, match="not an access token"):
+        issued.user_id(refresh, "access")
+
+
+def test_a_token_from_the_future_is_refused_until_its_time_comes() -> None:
+    clock = MovableClock()
+    ahead = MovableClock(clock.now() + timedelta(minutes=5))
+    token = service(ahead).issue(7, "access")
+    checker = service(clock)
+    with pytest.raises(TokenError, match="future"):
+        checker.user_id(token, "access")
+    clock.advance(timedelta(minutes=4))
+    assert checker.user_id(token, "access") == 7
+
+
+def test_forged_and_malformed_tokens_are_refused_every_time() -> None:
+    checker = service(MovableClock())
+    forged = TokenService("f" * 40, MovableClock(), access_ttl=900, refresh_ttl=3600).issue(7, "access")
+    unsigned = jwt.encode({"sub": "7", "typ": "access", "iat": 0, "exp": 2**40, "jti": "x"}, None, algorithm="none")
+    for token in (forged, forged, unsigned, "not-a-token"):
+        with pytest.raises(TokenError):
+            checker.user_id(token, "access")
+
+
+def test_the_remembered_tokens_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tokens, "VERIFIED_TOKENS", 2)
+    checker = service(MovableClock())
+    issued = [checker.issue(user, "access") for user in (1, 2, 3)]
+    assert [checker.user_id(token, "access") for token in issued] == [1, 2, 3]
+    assert list(checker._verified) == issued[1:]
