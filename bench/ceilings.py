@@ -14,6 +14,7 @@ Run standalone:  .venv/bin/python bench/ceilings.py [--duration 5] [--engine wrk
 from __future__ import annotations
 
 import argparse
+import itertools
 import re
 import shutil
 import subprocess
@@ -21,6 +22,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,39 +73,53 @@ def _pct(values: list[float], p: float) -> float:
     return values[min(len(values) - 1, int(len(values) * p))] * 1000 if values else 0.0
 
 
-def pg_insert(url: str, *, clients: int = PG_CLIENTS, duration: float = 5.0) -> InsertResult:
-    """Single-row INSERT + COMMIT from `clients` threads with a connection each, for `duration` s."""
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("CREATE TABLE IF NOT EXISTS t (id bigserial PRIMARY KEY, v bigint NOT NULL)")
-    connections = [psycopg.connect(url) for _ in range(clients)]
+def closed_loop(clients: int, duration: float, worker: Callable[[int], Callable[[], None]]) -> InsertResult:
+    """`clients` threads, each calling its own `worker(index)` back to back for `duration` s: ops/s, p50, p99."""
+    operations = [worker(i) for i in range(clients)]
     latencies: list[list[float]] = [[] for _ in range(clients)]
     start = threading.Barrier(clients + 1)
     stop_at = [0.0]
 
-    def work(index: int) -> None:
-        conn, mine = connections[index], latencies[index]
+    def run(index: int) -> None:
         start.wait()
-        n = 0
         while time.monotonic() < stop_at[0]:
-            n += 1
             began = time.perf_counter()
-            conn.execute("INSERT INTO t (v) VALUES (%s)", (index * 10_000_000 + n,))
-            conn.commit()
-            mine.append(time.perf_counter() - began)
+            operations[index]()
+            latencies[index].append(time.perf_counter() - began)
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(clients)]
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(clients)]
     for thread in threads:
         thread.start()
     stop_at[0] = time.monotonic() + duration
     began = time.monotonic()
     start.wait()
     for thread in threads:
-        thread.join(timeout=duration + 30)
+        thread.join(timeout=duration + 60)
     elapsed = time.monotonic() - began
-    for conn in connections:
-        conn.close()
-    every = sorted(x for per_thread in latencies for x in per_thread)
+    every = sorted(x for mine in latencies for x in mine)
     return InsertResult(len(every) / elapsed, _pct(every, 0.50), _pct(every, 0.99))
+
+
+def pg_insert(url: str, *, clients: int = PG_CLIENTS, duration: float = 5.0) -> InsertResult:
+    """Single-row INSERT + COMMIT from `clients` threads with a connection each, for `duration` s."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS t (id bigserial PRIMARY KEY, v bigint NOT NULL)")
+    connections = [psycopg.connect(url) for _ in range(clients)]
+
+    def worker(index: int) -> Callable[[], None]:
+        conn, numbers = connections[index], itertools.count(index * 10_000_000 + 1)
+
+        def insert() -> None:
+            conn.execute("INSERT INTO t (v) VALUES (%s)", (next(numbers),))
+            conn.commit()
+
+        return insert
+
+    try:
+        return closed_loop(clients, duration, worker)
+    finally:
+        for conn in connections:
+            conn.close()
 
 
 def pgbench(url: str, *, clients: int = PG_CLIENTS, duration: float = 5.0) -> float | None:

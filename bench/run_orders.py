@@ -669,33 +669,6 @@ def explain_list(url: str, user_id: int, runs: int = 50) -> list[Explained]:
 # --- the append path's own ceilings --------------------------------------------------------------
 
 
-def closed_loop(clients: int, duration: float, worker: Callable[[int], Callable[[], None]]) -> ceilings.InsertResult:
-    """`clients` threads, each calling its own `worker(index)` back to back for `duration` s: ops/s, p50, p99."""
-    operations = [worker(i) for i in range(clients)]
-    latencies: list[list[float]] = [[] for _ in range(clients)]
-    start = threading.Barrier(clients + 1)
-    stop_at = [0.0]
-
-    def run(index: int) -> None:
-        start.wait()
-        while time.monotonic() < stop_at[0]:
-            began = time.perf_counter()
-            operations[index]()
-            latencies[index].append(time.perf_counter() - began)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(clients)]
-    for thread in threads:
-        thread.start()
-    stop_at[0] = time.monotonic() + duration
-    began = time.monotonic()
-    start.wait()
-    for thread in threads:
-        thread.join(timeout=duration + 60)
-    elapsed = time.monotonic() - began
-    every = [x for mine in latencies for x in mine]
-    return ceilings.InsertResult(len(every) / elapsed, pct(every, 0.5), pct(every, 0.99))
-
-
 def locked_insert(url: str, *, clients: int = ceilings.PG_CLIENTS, duration: float) -> ceilings.InsertResult:
     """The raw INSERT+COMMIT in the shape of the library's append: lock timeout, LOCK TABLE ... EXCLUSIVE, NOTIFY."""
     with psycopg.connect(url, autocommit=True) as conn:
@@ -715,7 +688,7 @@ def locked_insert(url: str, *, clients: int = ceilings.PG_CLIENTS, duration: flo
         return insert
 
     try:
-        return closed_loop(clients, duration, worker)
+        return ceilings.closed_loop(clients, duration, worker)
     finally:
         for conn in connections:
             conn.close()
@@ -739,7 +712,7 @@ def append_ceiling(url: str, *, clients: int = ceilings.PG_CLIENTS, duration: fl
         return append
 
     try:
-        return closed_loop(clients, duration, worker)
+        return ceilings.closed_loop(clients, duration, worker)
     finally:
         stores.close()
 
