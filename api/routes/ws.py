@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 import jwt
@@ -169,18 +170,14 @@ async def conversation_socket(websocket: WebSocket) -> None:
     if user not in (row["user_a"], row["user_b"]):
         await refuse(websocket, FORBIDDEN)
         return
-    if not s.realtime.available:
-        await refuse(websocket, TRY_AGAIN_LATER)
-        return
-    subscription = s.realtime.subscribe(conversation_channel(conversation_id))
-    try:
-        await websocket.accept()
-        reply = _sender(s, conversation_id, user)
-        await Session(websocket, s, token, subscription, lambda push: render_message(push.row), reply).run()
-    except (WebSocketDisconnect, OSError):
-        return
-    finally:
-        s.realtime.unsubscribe(subscription)
+    await _stream(
+        websocket,
+        s,
+        token,
+        conversation_channel(conversation_id),
+        lambda push: render_message(push.row),
+        reply=_sender(s, conversation_id, user),
+    )
 
 
 def _sender(s: Services, conversation_id: int, user: int) -> Reply:
@@ -225,15 +222,33 @@ async def notifications_socket(websocket: WebSocket) -> None:
         if start is None:
             await refuse(websocket, NOT_FOUND)
             return
+    replay = None if start is None else partial(_replay, websocket, s, user, start)
+    await _stream(websocket, s, token, user_channel(user), lambda push: render_notification(push.row), replay=replay)
+
+
+async def _stream(
+    websocket: WebSocket,
+    s: Services,
+    token: str,
+    channel: str,
+    render: Callable[[Push], dict[str, Any]],
+    *,
+    reply: Reply | None = None,
+    replay: Callable[[], Awaitable[int]] | None = None,
+) -> None:
+    """Subscribe, accept, replay what is stored (if asked), then serve until the socket ends.
+
+    The subscription comes before the replay reads anything: whatever is stored after that read
+    is pushed, so nothing falls between the two.
+    """
     if not s.realtime.available:
         await refuse(websocket, TRY_AGAIN_LATER)
         return
-    # Subscribe before reading what is stored: whatever is stored after the read is pushed.
-    subscription = s.realtime.subscribe(user_channel(user))
+    subscription = s.realtime.subscribe(channel)
     try:
         await websocket.accept()
-        seen = 0 if start is None else await _replay(websocket, s, user, start)
-        await Session(websocket, s, token, subscription, lambda push: render_notification(push.row)).run(seen)
+        seen = 0 if replay is None else await replay()
+        await Session(websocket, s, token, subscription, render, reply).run(seen)
     except (WebSocketDisconnect, OSError):
         return
     finally:
