@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from readmodels.pages import Page, PageRequest
+from readmodels.pages import Page, PageRequest, read_page
 from ugc.database import Database, Row
 
 DDL = (
@@ -19,13 +19,12 @@ DDL = (
 
 
 def list_categories(db: Database, page: PageRequest) -> Page:
-    with db.transaction() as cur:
-        count = cur.execute("SELECT COUNT(*) AS n FROM categories").fetchone()
-        rows = cur.execute(
-            "SELECT id, name, slug FROM categories ORDER BY name, id LIMIT %s OFFSET %s",
-            (page.size, page.offset),
-        ).fetchall()
-    return Page(rows=rows, count=int(count["n"]) if count else 0)
+    return read_page(
+        db,
+        page,
+        ("SELECT COUNT(*) AS n FROM categories", ()),
+        ("SELECT id, name, slug FROM categories ORDER BY name, id", ()),
+    )
 
 
 def list_skills(db: Database, page: PageRequest, search: str | None = None) -> Page:
@@ -34,13 +33,12 @@ def list_skills(db: Database, page: PageRequest, search: str | None = None) -> P
         # search_text is casefolded by the projection: SQLite's LOWER() knows only ASCII.
         where = " WHERE search_text LIKE %s ESCAPE '\\'"
         params = [f"%{_escape_like(search_text(search))}%"]
-    with db.transaction() as cur:
-        count = cur.execute(f"SELECT COUNT(*) AS n FROM skills{where}", params).fetchone()
-        rows = cur.execute(
-            f"SELECT id, name, description FROM skills{where} ORDER BY name, id LIMIT %s OFFSET %s",
-            [*params, page.size, page.offset],
-        ).fetchall()
-    return Page(rows=rows, count=int(count["n"]) if count else 0)
+    return read_page(
+        db,
+        page,
+        (f"SELECT COUNT(*) AS n FROM skills{where}", params),
+        (f"SELECT id, name, description FROM skills{where} ORDER BY name, id", params),
+    )
 
 
 def get_skill(db: Database, skill_id: int) -> Row | None:

@@ -6,7 +6,7 @@ an update of that row.
 
 from __future__ import annotations
 
-from readmodels.pages import Page, PageRequest
+from readmodels.pages import Page, PageRequest, read_page
 from ugc.database import Database, Row
 
 DDL = (
@@ -34,13 +34,12 @@ def list_creator_skills(db: Database, page: PageRequest, creator_profile_id: int
     if creator_profile_id is not None:
         where += " AND cs.creator_profile_id = %s"
         params.append(creator_profile_id)
-    with db.transaction() as cur:
-        count = cur.execute(f"SELECT COUNT(*) AS n FROM creator_skills cs {where}", params).fetchone()
-        rows = cur.execute(
-            f"{_SELECT} {where} ORDER BY cs.creator_profile_id, cs.id LIMIT %s OFFSET %s",
-            [*params, page.size, page.offset],
-        ).fetchall()
-    return Page(rows=rows, count=int(count["n"]) if count else 0)
+    return read_page(
+        db,
+        page,
+        (f"SELECT COUNT(*) AS n FROM creator_skills cs {where}", params),
+        (f"{_SELECT} {where} ORDER BY cs.creator_profile_id, cs.id", params),
+    )
 
 
 def skills_of_creator(db: Database, creator_profile_id: int) -> list[Row]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from readmodels.pages import Page, PageRequest
+from readmodels.pages import Page, PageRequest, read_page
 from ugc.database import Database, Row
 
 DDL = (
@@ -26,13 +26,12 @@ _COLUMNS = "id, owner_id, key, name, size, content_type, uploaded_at, removed"
 def list_own_files(db: Database, owner_id: int, page: PageRequest) -> Page:
     """The files `owner_id` has not removed, newest first."""
     where = "WHERE owner_id = %s AND removed = %s"
-    with db.transaction() as cur:
-        count = cur.execute(f"SELECT COUNT(*) AS n FROM files {where}", (owner_id, False)).fetchone()
-        rows = cur.execute(
-            f"SELECT {_COLUMNS} FROM files {where} ORDER BY uploaded_at DESC, id DESC LIMIT %s OFFSET %s",
-            (owner_id, False, page.size, page.offset),
-        ).fetchall()
-    return Page(rows=rows, count=int(count["n"]) if count else 0)
+    return read_page(
+        db,
+        page,
+        (f"SELECT COUNT(*) AS n FROM files {where}", (owner_id, False)),
+        (f"SELECT {_COLUMNS} FROM files {where} ORDER BY uploaded_at DESC, id DESC", (owner_id, False)),
+    )
 
 
 def get_file(db: Database, file_id: int) -> Row | None:

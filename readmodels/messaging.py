@@ -8,7 +8,7 @@ is the log position of its latest event: "most recently active" in store order, 
 
 from __future__ import annotations
 
-from readmodels.pages import Page, PageRequest
+from readmodels.pages import Page, PageRequest, read_page
 from ugc.database import Database, Row
 
 DDL = (
@@ -64,18 +64,20 @@ def get_conversation(db: Database, conversation_id: int) -> Row | None:
 def list_conversations(db: Database, user_id: int, page: PageRequest) -> Page:
     """The user's conversations, the most recently active first."""
     # One indexed branch per side; nobody converses with themselves, so the branches never overlap.
-    with db.transaction() as cur:
-        counts = cur.execute(
+    return read_page(
+        db,
+        page,
+        (
             "SELECT COUNT(*) AS n FROM conversations WHERE user_a = %s "
             "UNION ALL SELECT COUNT(*) AS n FROM conversations WHERE user_b = %s",
             (user_id, user_id),
-        ).fetchall()
-        rows = cur.execute(
+        ),
+        (
             f"SELECT * FROM ({_CONVERSATION} WHERE c.user_a = %s UNION ALL {_CONVERSATION} WHERE c.user_b = %s) "
-            "AS mine ORDER BY activity DESC LIMIT %s OFFSET %s",
-            (user_id, user_id, page.size, page.offset),
-        ).fetchall()
-    return Page(rows=rows, count=sum(int(row["n"]) for row in counts))
+            "AS mine ORDER BY activity DESC",
+            (user_id, user_id),
+        ),
+    )
 
 
 def get_message(db: Database, message_id: int) -> Row | None:
@@ -85,12 +87,9 @@ def get_message(db: Database, message_id: int) -> Row | None:
 
 def list_messages(db: Database, conversation_id: int, page: PageRequest) -> Page:
     """A conversation's messages, newest first (page 1 holds the latest)."""
-    with db.transaction() as cur:
-        count = cur.execute(
-            "SELECT COUNT(*) AS n FROM messages WHERE conversation_id = %s", (conversation_id,)
-        ).fetchone()
-        rows = cur.execute(
-            f"{_MESSAGE} WHERE m.conversation_id = %s ORDER BY m.id DESC LIMIT %s OFFSET %s",
-            (conversation_id, page.size, page.offset),
-        ).fetchall()
-    return Page(rows=rows, count=int(count["n"]) if count else 0)
+    return read_page(
+        db,
+        page,
+        ("SELECT COUNT(*) AS n FROM messages WHERE conversation_id = %s", (conversation_id,)),
+        (f"{_MESSAGE} WHERE m.conversation_id = %s ORDER BY m.id DESC", (conversation_id,)),
+    )

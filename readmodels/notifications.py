@@ -8,7 +8,7 @@ applied before its notification arrived (a rebuild reads the two logs in batches
 
 from __future__ import annotations
 
-from readmodels.pages import Page, PageRequest
+from readmodels.pages import Page, PageRequest, read_page
 from ugc.database import Database, Row
 
 DDL = (
@@ -49,13 +49,12 @@ def list_notifications(db: Database, user_id: int, page: PageRequest, *, read: b
     if read is not None:
         where += " AND is_read = %s"
         params.append(read)
-    with db.transaction() as cur:
-        count = cur.execute(f"SELECT COUNT(*) AS n FROM notifications WHERE {where}", params).fetchone()
-        rows = cur.execute(
-            f"SELECT {COLUMNS} FROM notifications WHERE {where} ORDER BY seq DESC LIMIT %s OFFSET %s",
-            [*params, page.size, page.offset],
-        ).fetchall()
-    return Page(rows=rows, count=int(count["n"]) if count else 0)
+    return read_page(
+        db,
+        page,
+        (f"SELECT COUNT(*) AS n FROM notifications WHERE {where}", params),
+        (f"SELECT {COLUMNS} FROM notifications WHERE {where} ORDER BY seq DESC", params),
+    )
 
 
 def get_notification(db: Database, user_id: int, notification_id: int) -> Row | None:

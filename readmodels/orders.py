@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from readmodels.pages import Page, PageRequest
+from readmodels.pages import Page, PageRequest, read_page
 from ugc.database import Cursor, Database, Row
 
 DDL = (
@@ -118,16 +118,15 @@ def list_orders(db: Database, user_id: int, page: PageRequest, *, role: str | No
     )
     params = [value for _ in parties for value in (user_id, *condition_params, page.offset + page.size)]
     marks = ", ".join(["%s"] * len(parties))
-    with db.transaction() as cur:
-        counted = cur.execute(
+    return read_page(
+        db,
+        page,
+        (
             f"SELECT COALESCE(SUM(n), 0) AS n FROM order_counts WHERE user_id = %s AND role IN ({marks}){condition}",
             [user_id, *parties, *condition_params],
-        ).fetchone()
-        rows = cur.execute(
-            f"SELECT * FROM ({selects}) AS mine ORDER BY id DESC LIMIT %s OFFSET %s",
-            [*params, page.size, page.offset],
-        ).fetchall()
-    return Page(rows=rows, count=int(counted["n"]) if counted else 0)
+        ),
+        (f"SELECT * FROM ({selects}) AS mine ORDER BY id DESC", params),
+    )
 
 
 def count_order(cur: Cursor, buyer_id: int, creator_id: int, old_status: str | None, new_status: str | None) -> None:
@@ -161,15 +160,12 @@ def get_review_of_order(db: Database, order_id: int) -> Row | None:
 
 
 def list_reviews(db: Database, creator_profile_id: int, page: PageRequest) -> Page:
-    with db.transaction() as cur:
-        count = cur.execute(
-            "SELECT COUNT(*) AS n FROM reviews WHERE creator_profile_id = %s", (creator_profile_id,)
-        ).fetchone()
-        rows = cur.execute(
-            "SELECT * FROM reviews WHERE creator_profile_id = %s ORDER BY id DESC LIMIT %s OFFSET %s",
-            (creator_profile_id, page.size, page.offset),
-        ).fetchall()
-    return Page(rows=rows, count=int(count["n"]) if count else 0)
+    return read_page(
+        db,
+        page,
+        ("SELECT COUNT(*) AS n FROM reviews WHERE creator_profile_id = %s", (creator_profile_id,)),
+        ("SELECT * FROM reviews WHERE creator_profile_id = %s ORDER BY id DESC", (creator_profile_id,)),
+    )
 
 
 def creator_stats(db: Database, creator_profile_id: int) -> Row | None:

@@ -7,7 +7,7 @@ their images is one query. `portfolio_media` lists the media keys that may be se
 
 from __future__ import annotations
 
-from readmodels.pages import Page, PageRequest
+from readmodels.pages import Page, PageRequest, read_page
 from ugc.database import Database, Row
 
 DDL = (
@@ -47,13 +47,12 @@ def list_portfolio_items(db: Database, page: PageRequest, creator_profile_id: in
     where, params = "", []
     if creator_profile_id is not None:
         where, params = " WHERE creator_profile_id = %s", [creator_profile_id]
-    with db.transaction() as cur:
-        count = cur.execute(f"SELECT COUNT(*) AS n FROM portfolio_items{where}", params).fetchone()
-        rows = cur.execute(
-            f"{_ITEM}{where} ORDER BY created_at DESC, id DESC LIMIT %s OFFSET %s",
-            [*params, page.size, page.offset],
-        ).fetchall()
-    return Page(rows=rows, count=int(count["n"]) if count else 0)
+    return read_page(
+        db,
+        page,
+        (f"SELECT COUNT(*) AS n FROM portfolio_items{where}", params),
+        (f"{_ITEM}{where} ORDER BY created_at DESC, id DESC", params),
+    )
 
 
 def portfolio_of_creator(db: Database, creator_profile_id: int) -> list[Row]:
@@ -73,13 +72,12 @@ def list_portfolio_images(db: Database, page: PageRequest, portfolio_item_id: in
     where, params = "", []
     if portfolio_item_id is not None:
         where, params = " WHERE portfolio_item_id = %s", [portfolio_item_id]
-    with db.transaction() as cur:
-        count = cur.execute(f"SELECT COUNT(*) AS n FROM portfolio_images{where}", params).fetchone()
-        rows = cur.execute(
-            f"{_IMAGE}{where} ORDER BY portfolio_item_id, sort_order, id LIMIT %s OFFSET %s",
-            [*params, page.size, page.offset],
-        ).fetchall()
-    return Page(rows=rows, count=int(count["n"]) if count else 0)
+    return read_page(
+        db,
+        page,
+        (f"SELECT COUNT(*) AS n FROM portfolio_images{where}", params),
+        (f"{_IMAGE}{where} ORDER BY portfolio_item_id, sort_order, id", params),
+    )
 
 
 def get_portfolio_image(db: Database, image_id: int) -> Row | None:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from typing import Generic, TypeVar
 
-from readmodels.pages import Page, PageRequest
+from readmodels.pages import Page, PageRequest, Query
 from ugc.database import Cursor, Database, Row
 from ugc.store import Catalog, Orders
 
@@ -116,7 +116,6 @@ HUNDRED = Decimal(100)
 PROJECTION = "listings"
 # What reading one matching row costs when collecting all matches, in rows read by an index walk.
 COLLECTED_ROW_COST = 4
-Query = tuple[str, list[object]]
 
 
 @dataclass(frozen=True)
