@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection
 
 from api.idempotency_keys import IdempotencyKeys
+from api.listing import ListingMemory
 from api.realtime import Hub
 from api.throttle import FailureThrottle
 from api.tokens import TokenService
@@ -25,7 +26,7 @@ from commands.saving import Positions
 from commands.services import ServiceCommands
 from commands.skills import SkillCommands
 from readmodels import tracking
-from readmodels.services import ListingMemory
+from readmodels.services import listing_state
 from readmodels.tracking import Progress
 from ugc.clock import Clock
 from ugc.config import Settings
@@ -57,7 +58,10 @@ class Services:
     notifications: NotificationCommands
     realtime: Hub
     check_redis: Callable[[], None] | None = None
-    listing: ListingMemory = field(default_factory=ListingMemory)
+    listing: ListingMemory = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.listing = ListingMemory(lambda: self.run(listing_state, self.db))
 
     async def run(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run blocking work (the event store, the database) off the event loop."""

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import threading
 import uuid
-from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Literal
@@ -12,6 +10,7 @@ from typing import Literal
 import jwt
 
 from ugc.clock import Clock
+from ugc.lru import LRU
 
 TokenType = Literal["access", "refresh"]
 ALGORITHM = "HS256"
@@ -40,8 +39,7 @@ class TokenService:
             "refresh": timedelta(seconds=refresh_ttl),
         }
         # Tokens whose signature and claims were verified once; their times are checked on every use.
-        self._verified: OrderedDict[str, _Claims] = OrderedDict()
-        self._verified_lock = threading.Lock()
+        self._verified = LRU[str, _Claims](VERIFIED_TOKENS)
 
     def issue(self, user_id: int, typ: TokenType) -> str:
         now = self._clock.now()
@@ -56,14 +54,10 @@ class TokenService:
 
     def user_id(self, token: str, typ: TokenType) -> int:
         """The user a valid token of type `typ` was issued to."""
-        with self._verified_lock:
-            claims = self._verified.get(token)
+        claims = self._verified.get(token)
         if claims is None:
             claims = self._decode(token)
-            with self._verified_lock:
-                self._verified[token] = claims
-                while len(self._verified) > VERIFIED_TOKENS:
-                    self._verified.popitem(last=False)
+            self._verified.put(token, claims)
         # Times are checked against the injected clock, not the wall clock, so tests can move time.
         now = self._clock.now().timestamp()
         if claims.exp <= now:

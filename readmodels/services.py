@@ -1,6 +1,6 @@
 """The `services` listing: one denormalised table, so a page of the list is a single indexed query.
 
-Its exact total is a second query, counted once per state of the table (see Remembered): with a
+Its exact total is a second query, counted once per state of the table (see ListingTotals): with a
 search it visits every match, and was what bounded the listing (bench/RESULTS.md). Kept by
 `projections/listings.py`. Prices and ratings are shown from exact `{money}` columns but
 filtered and ordered on integer minor units (`price_minor`, `rating_minor`, hundredths): exact on
@@ -19,17 +19,13 @@ Terms shorter than three characters have no trigram: they fall back to a scan of
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
-from typing import Generic, TypeVar
 
 from readmodels.pages import Page, PageRequest, Query
 from ugc.database import Cursor, Database, Row
+from ugc.lru import LRU
 from ugc.store import Catalog, Orders
-
-T = TypeVar("T")
 
 DDL = (
     """CREATE TABLE IF NOT EXISTS services (
@@ -141,47 +137,23 @@ def minor_units(amount: Decimal, rounding: str = ROUND_HALF_UP) -> int:
 _POSITIONS = f"SELECT application, position FROM projection_tracking WHERE projection = '{PROJECTION}'"
 
 
-class Remembered(Generic[T]):
-    """A bounded memory (least recently used goes first) of results that are a function of the
-    listing's state, keyed by the positions of its projection in the logs it follows.
-
-    A listing table's rows and their positions commit together, and a rebuild passes through the
-    same positions with the same rows, so whatever was read at some positions is what every later
-    read at those positions would find: a remembered answer is never stale, and any event that
-    changes the listing moves a position, so the next read goes to the table again.
-
-    * Totals depend only on columns the catalog log writes (is_active, category, creator, price,
-      search text; reviews change ratings alone): keyed by the catalog position. The total is the
-      costliest statement of a search (it visits every match).
-    * Pages show ratings too: keyed by the catalog and orders positions.
-    """
-
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self._results: OrderedDict[tuple[object, ...], T] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: tuple[object, ...]) -> T | None:
-        with self._lock:
-            result = self._results.get(key)
-            if result is not None:
-                self._results.move_to_end(key)
-            return result
-
-    def put(self, key: tuple[object, ...], result: T) -> None:
-        with self._lock:
-            self._results[key] = result
-            self._results.move_to_end(key)
-            while len(self._results) > self.capacity:
-                self._results.popitem(last=False)
+# Where the listing stands in the logs it follows: (catalog position, orders position).
+ListingState = tuple[int | None, int | None]
 
 
 @dataclass
-class ListingMemory:
-    """What this process remembers of the listing: many totals (an int each), fewer pages (rows)."""
+class ListingTotals:
+    """The exact totals this process has counted, keyed by filters and the catalog position.
 
-    totals: Remembered[int] = field(default_factory=lambda: Remembered[int](4096))
-    pages: Remembered[Page] = field(default_factory=lambda: Remembered[Page](512))
+    A listing table's rows and their positions commit together, and a rebuild passes through the
+    same positions with the same rows, so a total counted at some position is what every later
+    count at that position would find: never stale, and any event that changes the listing moves
+    a position. Totals depend only on columns the catalog log writes (is_active, category, creator,
+    price, search text; reviews change ratings alone). The total is the costliest statement of a
+    search (it visits every match).
+    """
+
+    counted: LRU[tuple[object, ...], int] = field(default_factory=lambda: LRU[tuple[object, ...], int](4096))
 
 
 def count_query(filters: ServiceFilters, dialect: str) -> Query:
@@ -225,15 +197,16 @@ def matches_first(filters: ServiceFilters, page: PageRequest, total: int, active
     return filters.search is not None and COLLECTED_ROW_COST * total < walked
 
 
-def list_services(db: Database, filters: ServiceFilters, page: PageRequest, memory: ListingMemory) -> Page:
-    """One page and its exact total, both read from one snapshot, or remembered from that state.
-
-    The listing's positions are one cheap read; a page already read at them is answered from memory.
-    """
+def listing_state(db: Database) -> ListingState:
+    """The listing's positions: one autocommit read. Anything read at the same state is the same."""
     with db.read() as cur:
-        remembered = memory.pages.get(_page_key(db, filters, page, _positions(cur)))
-    if remembered is not None:
-        return remembered
+        return _state(cur)
+
+
+def list_services(
+    db: Database, filters: ServiceFilters, page: PageRequest, totals: ListingTotals
+) -> tuple[Page, ListingState]:
+    """One page and its exact total, both read from one snapshot, and the state they were read at."""
     with db.transaction() as cur:
         if db.dialect == "postgresql":
             # One snapshot for the positions, the totals and the page. And custom plans: psycopg prepares
@@ -243,39 +216,30 @@ def list_services(db: Database, filters: ServiceFilters, page: PageRequest, memo
             cur.execute(
                 "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ; SET LOCAL plan_cache_mode = force_custom_plan"
             )
-        positions = _positions(cur)
-        total = _total(cur, db, filters, positions.get(Catalog.name), memory.totals)
+        state = _state(cur)
+        total = _total(cur, db, filters, state[0], totals)
         if page.offset >= total:
-            return Page(rows=[], count=total)
-        active = (
-            _total(cur, db, ServiceFilters(), positions.get(Catalog.name), memory.totals) if filters.search else total
-        )
+            return Page(rows=[], count=total), state
+        active = _total(cur, db, ServiceFilters(), state[0], totals) if filters.search else total
         rows = cur.execute(
             *page_query(filters, page, db.dialect, matches_first=matches_first(filters, page, total, active))
         ).fetchall()
-    found = Page(rows=rows, count=total)
-    memory.pages.put(_page_key(db, filters, page, positions), found)
-    return found
+    return Page(rows=rows, count=total), state
 
 
-def _positions(cur: Cursor) -> dict[str, int]:
-    return {row["application"]: int(row["position"]) for row in cur.execute(_POSITIONS).fetchall()}
+def _state(cur: Cursor) -> ListingState:
+    positions = {row["application"]: int(row["position"]) for row in cur.execute(_POSITIONS).fetchall()}
+    return positions.get(Catalog.name), positions.get(Orders.name)
 
 
-def _page_key(
-    db: Database, filters: ServiceFilters, page: PageRequest, positions: dict[str, int]
-) -> tuple[object, ...]:
-    return (db.url, filters, page, positions.get(Catalog.name), positions.get(Orders.name))
-
-
-def _total(cur: Cursor, db: Database, filters: ServiceFilters, position: int | None, totals: Remembered[int]) -> int:
-    """The exact number of services `filters` selects, counted unless remembered at this position."""
+def _total(cur: Cursor, db: Database, filters: ServiceFilters, position: int | None, totals: ListingTotals) -> int:
+    """The exact number of services `filters` selects, counted unless counted before at this position."""
     key = (db.url, replace(filters, ordering=DEFAULT_ORDERING), position)
-    total = totals.get(key)
+    total = totals.counted.get(key)
     if total is None:
         counted = cur.execute(*count_query(filters, db.dialect)).fetchone()
         total = int(counted["n"]) if counted else 0
-        totals.put(key, total)
+        totals.counted.put(key, total)
     return total
 
 

@@ -17,7 +17,7 @@ import pytest
 from projections.listings import ListingsProjection
 from projections.runner import ProjectionRunner
 from readmodels.pages import PageRequest
-from readmodels.services import ORDERINGS, Remembered, ServiceFilters, matches_first, page_query
+from readmodels.services import ORDERINGS, ServiceFilters, matches_first, page_query
 from readmodels.tracking import Progress
 from tests.conftest import BAD_BODY_IDS, Api, refused_id
 from ugc.clock import MovableClock
@@ -472,13 +472,6 @@ def test_a_remembered_total_never_outlives_a_write(api: Api) -> None:
     assert listing(api, search=tag)["count"] == 1 and ids(listing(api, search=tag)) == [second["id"]]
     api.client.patch(f"/api/v1/services/{second['id']}/", headers=owner["headers"], json={"title": "Другое"})
     assert listing(api, search=tag)["count"] == 0
-
-
-def test_remembered_results_are_bounded() -> None:
-    totals = Remembered[int](capacity=2)
-    for key in ("a", "b", "c"):
-        totals.put((key,), 1)
-    assert totals.get(("a",)) is None and totals.get(("b",)) == 1 and totals.get(("c",)) == 1
 
 
 def test_a_search_walks_the_index_when_matches_are_dense_and_collects_them_when_rare() -> None:

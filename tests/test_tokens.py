@@ -7,7 +7,6 @@ from datetime import timedelta
 import jwt
 import pytest
 
-from api import tokens
 from api.tokens import TokenError, TokenService
 from ugc.clock import MovableClock
 
@@ -56,11 +55,3 @@ def test_forged_and_malformed_tokens_are_refused_every_time() -> None:
     for token in (forged, forged, unsigned, "not-a-token"):
         with pytest.raises(TokenError):
             checker.user_id(token, "access")
-
-
-def test_the_remembered_tokens_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(tokens, "VERIFIED_TOKENS", 2)
-    checker = service(MovableClock())
-    issued = [checker.issue(user, "access") for user in (1, 2, 3)]
-    assert [checker.user_id(token, "access") for token in issued] == [1, 2, 3]
-    assert list(checker._verified) == issued[1:]

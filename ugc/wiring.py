@@ -41,6 +41,7 @@ from readmodels.migrations import migrate
 from readmodels.orders import due_for_auto_completion
 from readmodels.tracking import Progress, wait_for
 from ugc.clock import Clock, SystemClock
+from ugc.collector import freeze_startup_objects
 from ugc.config import Settings
 from ugc.database import Database
 from ugc.errors import Unavailable
@@ -114,7 +115,7 @@ def runtime(settings: Settings, *, clock: Clock | None = None) -> Iterator[Servi
                     wait_for(db, progress, reference, STARTUP_WAIT)
                 except Unavailable:
                     log.warning("reference data not projected after %.0f s; serving anyway", STARTUP_WAIT)
-            yield Services(
+            services = Services(
                 settings=settings,
                 clock=clock,
                 db=db,
@@ -147,6 +148,8 @@ def runtime(settings: Settings, *, clock: Clock | None = None) -> Iterator[Servi
                 media=MediaStore(settings.media_dir),
                 check_redis=_pinger(redis_client) if redis_client is not None else None,
             )
+            freeze_startup_objects()
+            yield services
     finally:
         if redis_client is not None:
             redis_client.close()

@@ -19,7 +19,7 @@ from api.body import raw_body, read_json, validate
 from api.ids import MAX_ID
 from api.openapi import Operation, endpoint
 from api.pagination import page_request, paginated
-from api.responses import JSON
+from api.responses import JSON, dumps
 from api.schemas.services import (
     LegacyServiceOut,
     OptionIn,
@@ -148,11 +148,17 @@ async def create(request: Request) -> Response:
 
 
 async def listing(request: Request) -> Response:
+    """A page remembered at the listing's current state is sent as it was rendered (api/listing.py)."""
     s = services(request)
-    query = validate(ServiceQuery, ServiceQuery.from_params(request.query_params))
-    wanted = page_request(request)
-    page = await s.run(list_services, s.db, query.filters(), wanted, s.listing)
-    return JSON(paginated(request, wanted, page, render_service))
+    url = str(request.url)
+    body = s.listing.pages.get((url, await s.listing.state.get()))
+    if body is None:
+        query = validate(ServiceQuery, ServiceQuery.from_params(request.query_params))
+        wanted = page_request(request)
+        page, state = await s.run(list_services, s.db, query.filters(), wanted, s.listing.totals)
+        body = dumps(paginated(request, wanted, page, render_service))
+        s.listing.pages.put((url, state), body)
+    return Response(body, media_type=JSON.media_type)
 
 
 async def detail(request: Request) -> Response:
