@@ -1,24 +1,61 @@
-"""What a process remembers of the services listing, so that a page asked for again costs no query.
+"""What a process remembers of the services listing, so that an answer asked for again costs no query.
 
-A page is a function of its URL and the listing's state (its positions in the logs it follows,
-`readmodels.services.ListingState`): a rendered page remembered under both is never stale, and
-any event that changes the listing moves the state. So a request reads the state (one read shared
-by every request of a burst, `SharedRead`) and sends the remembered bytes when it has them.
+Every GET that reads the listing table (a page of the list, a service's detail in either shape)
+answers a function of its URL and the listing's state (its positions in the logs it follows,
+`readmodels.services.ListingState`): an answer remembered under both is never stale, and any event
+that changes the listing moves the state. So a request reads the state (one read shared by every
+request of a burst, `SharedRead`) and sends the remembered bytes when it has them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Scope
+
+from api.responses import JSON
 from api.shared_read import SharedRead
 from readmodels.services import ListingState, ListingTotals
 from ugc.lru import LRU
 
-REMEMBERED_PAGES = 512  # rendered pages per process, ~20 KiB each
+REMEMBERED_ANSWERS = 512  # rendered answers per process: up to ~20 KiB for a page, ~1 KiB for a detail
+
+# What `request.url` is built from (and so the answer's absolute links): taken from the scope as it is,
+# because building the URL cost as much as the rest of a remembered answer.
+URLKey = tuple[object, ...]
+
+# Reads the answer from the listing table: its rendered JSON and the state it was read at.
+Read = Callable[[], Awaitable[tuple[bytes, ListingState]]]
 
 
 class ListingMemory:
     def __init__(self, read_state: Callable[[], Awaitable[ListingState]]) -> None:
         self.state = SharedRead(read_state)
         self.totals = ListingTotals()
-        self.pages = LRU[tuple[str, ListingState], bytes](REMEMBERED_PAGES)
+        self.answers = LRU[tuple[URLKey, ListingState], bytes](REMEMBERED_ANSWERS)
+        self._reading: dict[URLKey, SharedRead[tuple[bytes, ListingState]]] = {}
+
+    async def answer(self, request: Request, read: Read) -> Response:
+        """The answer remembered for this URL at the listing's current state, or `read` now and remembered.
+
+        Requests for one URL that miss together share one read, by SharedRead's rule: after an edit
+        moves the state, a burst of them costs one count and one page, not one each.
+        """
+        url = _url(request.scope)
+        body = self.answers.get((url, await self.state.get()))
+        if body is None:
+            shared = self._reading.setdefault(url, SharedRead(read))
+            try:
+                body, state = await shared.get()
+            finally:
+                if shared.idle and self._reading.get(url) is shared:
+                    del self._reading[url]
+            self.answers.put((url, state), body)
+        return Response(body, media_type=JSON.media_type)
+
+
+def _url(scope: Scope) -> URLKey:
+    host = next((value for name, value in scope["headers"] if name == b"host"), None)
+    return scope["scheme"], host, scope.get("server"), scope.get("root_path"), scope["path"], scope["query_string"]

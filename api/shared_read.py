@@ -28,6 +28,11 @@ class SharedRead(Generic[T]):
         self._running = False
         self._next: asyncio.Future[T] | None = None  # the read not yet begun: anyone may still join it
 
+    @property
+    def idle(self) -> bool:
+        """No read running and nobody waiting for one."""
+        return not self._running and self._next is None
+
     async def get(self) -> T:
         future = self._next
         if future is None:

@@ -243,10 +243,18 @@ def _total(cur: Cursor, db: Database, filters: ServiceFilters, position: int | N
     return total
 
 
-def get_service(db: Database, service_id: int) -> Row | None:
-    """A service by id, deactivated ones included (orders placed earlier still show it)."""
+def get_service(db: Database, service_id: int) -> tuple[Row | None, ListingState]:
+    """A service by id, deactivated ones included (orders placed earlier still show it), and the
+    state it was read at: one statement, so one snapshot and one round trip."""
+    position = "(SELECT position FROM projection_tracking WHERE projection = %s AND application = %s)"
     with db.read() as cur:
-        return cur.execute(f"SELECT {COLUMNS} FROM services WHERE id = %s", (service_id,)).fetchone()
+        row = cur.execute(
+            f"SELECT {COLUMNS}, {position} AS _catalog, {position} AS _orders FROM services WHERE id = %s",
+            (PROJECTION, Catalog.name, PROJECTION, Orders.name, service_id),
+        ).fetchone()
+        if row is None:
+            return None, _state(cur)
+    return row, (row.pop("_catalog"), row.pop("_orders"))
 
 
 def add_review(cur: Cursor, creator_profile_id: int, rating: int) -> None:

@@ -79,3 +79,16 @@ def test_a_caller_that_goes_away_does_not_cancel_the_read_of_the_others() -> Non
         assert await staying == 0
 
     asyncio.run(scenario())
+
+
+def test_it_is_idle_once_every_caller_is_served() -> None:
+    async def scenario() -> None:
+        shared = SharedRead(Source().read)
+        assert shared.idle
+        pending = asyncio.ensure_future(shared.get())
+        await asyncio.sleep(0)
+        assert not shared.idle
+        await pending
+        assert shared.idle
+
+    asyncio.run(scenario())

@@ -6,6 +6,7 @@ Also the legacy `GET /api/services/{id}/`, the spec's older shape of the same re
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -30,7 +31,7 @@ from api.schemas.services import (
 )
 from api.services import Services, services
 from commands.services import OfferService
-from readmodels.services import get_service, list_services
+from readmodels.services import ListingState, get_service, list_services
 from ugc.database import Row
 from ugc.services import OptionDraft
 
@@ -121,7 +122,7 @@ def _service_number(request: Request) -> int:
 
 
 async def _row(s: Services, number: int) -> Row:
-    row = await s.run(get_service, s.db, number)
+    row, _ = await s.run(get_service, s.db, number)
     if row is None:
         raise errors.not_found()
     return row
@@ -148,27 +149,36 @@ async def create(request: Request) -> Response:
 
 
 async def listing(request: Request) -> Response:
-    """A page remembered at the listing's current state is sent as it was rendered (api/listing.py)."""
     s = services(request)
-    url = str(request.url)
-    body = s.listing.pages.get((url, await s.listing.state.get()))
-    if body is None:
+
+    async def read() -> tuple[bytes, ListingState]:
         query = validate(ServiceQuery, ServiceQuery.from_params(request.query_params))
         wanted = page_request(request)
         page, state = await s.run(list_services, s.db, query.filters(), wanted, s.listing.totals)
-        body = dumps(paginated(request, wanted, page, render_service))
-        s.listing.pages.put((url, state), body)
-    return Response(body, media_type=JSON.media_type)
+        return dumps(paginated(request, wanted, page, render_service)), state
+
+    return await s.listing.answer(request, read)
+
+
+async def _remembered_service(request: Request, render: Callable[[Row], dict[str, Any]]) -> Response:
+    s = services(request)
+    number = _service_number(request)
+
+    async def read() -> tuple[bytes, ListingState]:
+        row, state = await s.run(get_service, s.db, number)
+        if row is None:
+            raise errors.not_found()
+        return dumps(render(row)), state
+
+    return await s.listing.answer(request, read)
 
 
 async def detail(request: Request) -> Response:
-    s = services(request)
-    return JSON(render_service(await _row(s, _service_number(request))))
+    return await _remembered_service(request, render_service)
 
 
 async def legacy_detail(request: Request) -> Response:
-    s = services(request)
-    return JSON(render_legacy(await _row(s, _service_number(request))))
+    return await _remembered_service(request, render_legacy)
 
 
 async def update(request: Request) -> Response:
