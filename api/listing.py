@@ -58,4 +58,5 @@ class ListingMemory:
 
 def _url(scope: Scope) -> URLKey:
     host = next((value for name, value in scope["headers"] if name == b"host"), None)
-    return scope["scheme"], host, scope.get("server"), scope.get("root_path"), scope["path"], scope["query_string"]
+    server = tuple(scope.get("server") or ())  # a list from some servers: not hashable
+    return scope["scheme"], host, server, scope.get("root_path"), scope["path"], scope["query_string"]
