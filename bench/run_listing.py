@@ -126,8 +126,8 @@ def query_costs(url: str, words: list[str], runs: int = 50) -> list[QueryCost]:
 class Writer:
     """Edits one seeded service `rate` times a second over HTTP while the listing is loaded.
 
-    Every edit moves the listing projection's position, so remembered totals stop matching and the
-    listing counts again: the cost of the COUNT(*) shows up in the HTTP figures.
+    Every edit moves the listing projection's position, so remembered answers and totals stop matching
+    and the listing counts again: the cost of the COUNT(*) shows up in the HTTP figures.
     """
 
     def __init__(self, base: str, url: str, rate: float) -> None:
@@ -249,8 +249,8 @@ def report(
         *(ceilings.result_row(label, r) for label, r in api),
         "",
         f"Edits made during the under-writes runs: {writes or 'none'}. Each moves the listing projection's "
-        "position, after which the next listing reads its page and counts its total again instead of using "
-        "the remembered ones (readmodels/services.py, Remembered).",
+        "position, after which the next listing reads its page and counts its total again instead of sending "
+        "the remembered answer (api/listing.py; concurrent misses of one URL share one read).",
         "",
         "### Against the targets",
         "",
