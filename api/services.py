@@ -25,7 +25,6 @@ from commands.portfolio import PortfolioCommands
 from commands.saving import Positions
 from commands.services import ServiceCommands
 from commands.skills import SkillCommands
-from readmodels import tracking
 from readmodels.services import listing_state
 from readmodels.tracking import Progress
 from ugc.clock import Clock
@@ -72,9 +71,7 @@ class Services:
         if not positions:
             return
         self.progress.nudge()
-        await run_in_threadpool(
-            tracking.wait_for, self.db, self.progress, positions, self.settings.read_your_writes_timeout
-        )
+        await self.progress.wait_async(self.db, positions, self.settings.read_your_writes_timeout)
 
 
 def services(connection: HTTPConnection) -> Services:

@@ -60,10 +60,10 @@ class ProjectionRunner:
                 for application in projection.applications:
                     tracking.register(cur, projection.name, application, read_model=projection.read_model)
 
-    def run_once(self, projection: Projection) -> int:
-        """Apply at most one batch per application; returns how many events were read."""
+    def run_once(self, projection: Projection, applications: Sequence[str] | None = None) -> int:
+        """Apply at most one batch per application (all it follows, or `applications`); how many events were read."""
         seen = 0
-        for application in projection.applications:
+        for application in projection.applications if applications is None else applications:
             seen += self._apply_batch(projection, application)
         if seen:
             self.progress.advanced()
@@ -141,12 +141,12 @@ class ProjectionRunner:
             try:
                 with self.db.exclusive_lock("projection-runner", wait=False) as taken:
                     if taken:
-                        self.is_leader = True
+                        self.is_leader = self.progress.leading = True
                         self._follow()
             except Exception:
                 log.exception("projection runner lost its database; retrying")
             finally:
-                self.is_leader = False
+                self.is_leader = self.progress.leading = False
             self._stopping.wait(1.0)
 
     def _follow(self) -> None:
@@ -162,9 +162,12 @@ class ProjectionRunner:
             moved = {name for name, head in heads.items() if known_heads.get(name) != head}
             for projection in self.projections:
                 name = projection.name
-                if moved.isdisjoint(projection.applications) and name not in self._retry_at and name not in behind:
+                # Only the logs that moved, unless the last batch was full or failed: then every one.
+                every = name in self._retry_at or name in behind
+                due = [application for application in projection.applications if every or application in moved]
+                if not due:
                     continue
-                if self._run_guarded(projection):
+                if self._run_guarded(projection, due):
                     behind.add(name)
                 else:
                     behind.discard(name)
@@ -173,13 +176,13 @@ class ProjectionRunner:
                 retries = [at - time.monotonic() for at in self._retry_at.values()]
                 self.progress.wait_for_nudge(max(0.0, min([POLL_INTERVAL[self.db.dialect], *retries])))
 
-    def _run_guarded(self, projection: Projection) -> bool:
+    def _run_guarded(self, projection: Projection, applications: Sequence[str]) -> bool:
         """Run one batch; whether it was full (more may wait). A failing projection backs off alone."""
         retry_at = self._retry_at.get(projection.name)
         if retry_at is not None and time.monotonic() < retry_at:
             return False
         try:
-            seen = self.run_once(projection)
+            seen = self.run_once(projection, applications)
         except psycopg.OperationalError:
             raise
         except Exception:

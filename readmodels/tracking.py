@@ -2,34 +2,43 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 from ugc.database import Cursor, Database
 from ugc.errors import Unavailable
 
-WATCH_INTERVAL = 0.003  # how often the watcher re-reads positions while anyone waits
+WATCH_INTERVAL = 0.003  # how often the watcher re-reads positions while anyone waits on another process
+LEADING_WATCH_INTERVAL = 0.05  # the same while this process's runner leads: it says when it advanced
+
+
+@dataclass(eq=False)
+class _Waiter:
+    required: Mapping[str, int]
+    wake: Callable[[], object]  # called once, by the watcher, when a read shows `required` applied
 
 
 class Progress:
     """In-process signals between commands, runners and waiters.
 
     Commands `nudge` the local runner after an append so it pulls at once. Waiters do not query
-    the database themselves: while anyone waits, one watcher thread per process reads the read
-    models' positions (every few milliseconds, and at once when the local runner says it
-    `advanced()`) and wakes the waiters whose positions were reached. A runner in another process
-    is seen the same way, by the watcher's reads.
+    the database themselves: while anyone waits, one watcher thread per database reads the read
+    models' positions and wakes only the waiters whose positions were reached. It reads at once
+    when the local runner says it `advanced()`; a runner in another process is seen by reading
+    every few milliseconds, which is needed only while this process's runner does not lead.
     """
 
     def __init__(self) -> None:
         self._nudged = threading.Event()
         self._advanced = threading.Event()
-        self._changed = threading.Condition()
-        self._reached: dict[str, int] = {}
-        self._reads = 0  # how many times the watcher has read the positions
-        self._waiting: dict[Database, int] = {}
+        self._lock = threading.Lock()
+        self._reached: dict[Database, dict[str, int]] = {}  # the watcher's last read, per database
+        self._waiters: dict[Database, set[_Waiter]] = {}
         self._watchers: dict[Database, threading.Thread] = {}
+        self.leading = False  # set by this process's projection runner while it leads
 
     def nudge(self) -> None:
         self._nudged.set()
@@ -43,33 +52,60 @@ class Progress:
 
     def wait(self, db: Database, required: Mapping[str, int], timeout: float) -> None:
         """Block until every read model has applied `required`; `Unavailable` after `timeout`."""
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            self._waiting[db] = self._waiting.get(db, 0) + 1
+        done = threading.Event()
+        waiter = self._enlist(db, required, done.set)
+        if waiter is None:
+            return
+        try:
+            if not done.wait(timeout):
+                raise Unavailable("read_model_lagging")
+        finally:
+            self._discharge(db, waiter)
+
+    async def wait_async(self, db: Database, required: Mapping[str, int], timeout: float) -> None:
+        """`wait` for a coroutine: the event loop goes on serving, and no thread is held meanwhile."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        waiter = self._enlist(db, required, lambda: loop.call_soon_threadsafe(_resolve, done))
+        if waiter is None:
+            return
+        try:
+            await asyncio.wait_for(done, timeout)
+        except TimeoutError:
+            raise Unavailable("read_model_lagging") from None
+        finally:
+            self._discharge(db, waiter)
+
+    def _enlist(self, db: Database, required: Mapping[str, int], wake: Callable[[], object]) -> _Waiter | None:
+        """A new waiter, with a watcher reading for it; None if the last read already shows `required`.
+
+        Positions only grow, so any read that shows them reached vouches for a write made before.
+        """
+        with self._lock:
+            if db in self._reached and _reached(self._reached[db], required):
+                return None
+            waiter = _Waiter(required, wake)
+            self._waiters.setdefault(db, set()).add(waiter)
             watcher = self._watchers.get(db)
             if watcher is None or not watcher.is_alive():
                 watcher = threading.Thread(target=self._watch, args=(db,), name="read-model-watcher", daemon=True)
                 self._watchers[db] = watcher
                 watcher.start()
-            self._advanced.set()  # read the positions now rather than at the next tick
-            try:
-                # Positions only grow, so any read that shows them reached vouches for this write.
-                while not self._reads or not _reached(self._reached, required):
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        raise Unavailable("read_model_lagging")
-                    self._changed.wait(remaining)
-            finally:
-                self._waiting[db] -= 1
+        self._advanced.set()  # read the positions now rather than at the next tick
+        return waiter
+
+    def _discharge(self, db: Database, waiter: _Waiter) -> None:
+        with self._lock:
+            self._waiters.get(db, set()).discard(waiter)
 
     def _watch(self, db: Database) -> None:
         """Read the positions while anyone waits on `db`; end when nobody has for a second."""
         idle_since = time.monotonic()
         while True:
-            self._advanced.wait(WATCH_INTERVAL)
+            self._advanced.wait(LEADING_WATCH_INTERVAL if self.leading else WATCH_INTERVAL)
             self._advanced.clear()
-            with self._changed:
-                if not self._waiting.get(db):
+            with self._lock:
+                if not self._waiters.get(db):
                     if time.monotonic() - idle_since > 1.0:
                         del self._watchers[db]
                         return
@@ -80,10 +116,17 @@ class Progress:
             except Exception:  # the database is away: waiters time out with 503, we try again
                 time.sleep(WATCH_INTERVAL)
                 continue
-            with self._changed:
-                self._reached = positions
-                self._reads += 1
-                self._changed.notify_all()
+            with self._lock:
+                self._reached[db] = positions
+                waiters = self._waiters.get(db, set())
+                for waiter in [w for w in waiters if _reached(positions, w.required)]:
+                    waiters.discard(waiter)
+                    waiter.wake()
+
+
+def _resolve(done: asyncio.Future[None]) -> None:
+    if not done.done():  # it may have timed out meanwhile
+        done.set_result(None)
 
 
 def register(cur: Cursor, projection: str, application: str, *, read_model: bool) -> None:
