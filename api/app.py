@@ -55,7 +55,10 @@ def build_app(open_services: Callable[[], AbstractContextManager[Services]]) -> 
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         with open_services() as opened:
             app.state.services = opened
-            yield
+            try:
+                yield
+            finally:
+                await opened.aclose()
 
     return Starlette(
         routes=ROUTES,

@@ -42,8 +42,7 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -70,7 +69,7 @@ from loadgen import Result, Scenario
 from run_auth import PASSWORD, register_body, source_fingerprint, ugc_server
 
 from readmodels import orders as orders_read
-from readmodels.pages import PageRequest
+from readmodels.pages import PageRequest, read_page
 from readmodels.tracking import lagging
 from ugc.database import Database
 from ugc.orders import Order
@@ -571,20 +570,6 @@ async def stats_lag(base: str, cast: Cast, samples: int) -> StatsLag:
 # --- EXPLAIN of the list query ----------------------------------------------------------------
 
 
-class _RecordingCursor:
-    def __init__(self, cursor: Any, statements: list[tuple[str, list[Any]]]) -> None:
-        self._cursor = cursor
-        self._statements = statements
-
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> _RecordingCursor:
-        self._statements.append((sql, list(params)))
-        self._cursor.execute(sql, params)
-        return self
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._cursor, name)
-
-
 class RecordingDatabase(Database):
     """A Database that remembers the SQL its read functions send, to EXPLAIN exactly that."""
 
@@ -592,10 +577,9 @@ class RecordingDatabase(Database):
         super().__init__(url)
         self.statements: list[tuple[str, list[Any]]] = []
 
-    @contextmanager
-    def transaction(self, *, write: bool = False) -> Iterator[Any]:
-        with super().transaction(write=write) as cur:
-            yield _RecordingCursor(cur, self.statements)
+    def snapshot(self, *queries: tuple[str, Sequence[Any]]) -> list[list[dict[str, Any]]]:
+        self.statements.extend((sql, list(params)) for sql, params in queries)
+        return super().snapshot(*queries)
 
 
 @dataclass(frozen=True)
@@ -647,7 +631,7 @@ def vacuum(url: str, table: str) -> float:
 def explain_list(url: str, user_id: int, runs: int = 50) -> list[Explained]:
     db = RecordingDatabase(url)
     try:
-        orders_read.list_orders(db, user_id, PageRequest(1, 20), role=None, status="pending")
+        read_page(db, orders_read.list_orders(user_id, PageRequest(1, 20), role=None, status="pending"))
     finally:
         db.close()
     found = []

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from readmodels.pages import Page, PageRequest, read_page
+from readmodels.pages import PageQuery, PageRequest
 from ugc.database import Database, Row
 
 DDL = (
@@ -18,23 +18,21 @@ DDL = (
 )
 
 
-def list_categories(db: Database, page: PageRequest) -> Page:
-    return read_page(
-        db,
+def list_categories(page: PageRequest) -> PageQuery:
+    return PageQuery(
         page,
         ("SELECT COUNT(*) AS n FROM categories", ()),
         ("SELECT id, name, slug FROM categories ORDER BY name, id", ()),
     )
 
 
-def list_skills(db: Database, page: PageRequest, search: str | None = None) -> Page:
+def list_skills(page: PageRequest, search: str | None = None) -> PageQuery:
     where, params = "", []
     if search:
         # search_text is casefolded by the projection: SQLite's LOWER() knows only ASCII.
         where = " WHERE search_text LIKE %s ESCAPE '\\'"
         params = [f"%{_escape_like(search_text(search))}%"]
-    return read_page(
-        db,
+    return PageQuery(
         page,
         (f"SELECT COUNT(*) AS n FROM skills{where}", params),
         (f"SELECT id, name, description FROM skills{where} ORDER BY name, id", params),

@@ -6,7 +6,7 @@ an update of that row.
 
 from __future__ import annotations
 
-from readmodels.pages import Page, PageRequest, read_page
+from readmodels.pages import PageQuery, PageRequest
 from ugc.database import Database, Row
 
 DDL = (
@@ -28,14 +28,13 @@ _SELECT = (
 )
 
 
-def list_creator_skills(db: Database, page: PageRequest, creator_profile_id: int | None = None) -> Page:
+def list_creator_skills(page: PageRequest, creator_profile_id: int | None = None) -> PageQuery:
     where = "WHERE cs.active = %s"
     params: list[object] = [True]
     if creator_profile_id is not None:
         where += " AND cs.creator_profile_id = %s"
         params.append(creator_profile_id)
-    return read_page(
-        db,
+    return PageQuery(
         page,
         (f"SELECT COUNT(*) AS n FROM creator_skills cs {where}", params),
         (f"{_SELECT} {where} ORDER BY cs.creator_profile_id, cs.id", params),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from readmodels.pages import Page, PageRequest, read_page
+from readmodels.pages import PageQuery, PageRequest
 from ugc.database import Database, Row
 
 DDL = (
@@ -23,11 +23,10 @@ DDL = (
 _COLUMNS = "id, owner_id, key, name, size, content_type, uploaded_at, removed"
 
 
-def list_own_files(db: Database, owner_id: int, page: PageRequest) -> Page:
+def list_own_files(owner_id: int, page: PageRequest) -> PageQuery:
     """The files `owner_id` has not removed, newest first."""
     where = "WHERE owner_id = %s AND removed = %s"
-    return read_page(
-        db,
+    return PageQuery(
         page,
         (f"SELECT COUNT(*) AS n FROM files {where}", (owner_id, False)),
         (f"SELECT {_COLUMNS} FROM files {where} ORDER BY uploaded_at DESC, id DESC", (owner_id, False)),

@@ -8,7 +8,7 @@ is the log position of its latest event: "most recently active" in store order, 
 
 from __future__ import annotations
 
-from readmodels.pages import Page, PageRequest, read_page
+from readmodels.pages import PageQuery, PageRequest
 from ugc.database import Database, Row
 
 DDL = (
@@ -61,11 +61,10 @@ def get_conversation(db: Database, conversation_id: int) -> Row | None:
         return cur.execute(f"{_CONVERSATION} WHERE c.id = %s", (conversation_id,)).fetchone()
 
 
-def list_conversations(db: Database, user_id: int, page: PageRequest) -> Page:
+def list_conversations(user_id: int, page: PageRequest) -> PageQuery:
     """The user's conversations, the most recently active first."""
     # One indexed branch per side; nobody converses with themselves, so the branches never overlap.
-    return read_page(
-        db,
+    return PageQuery(
         page,
         (
             "SELECT COUNT(*) AS n FROM conversations WHERE user_a = %s "
@@ -85,10 +84,9 @@ def get_message(db: Database, message_id: int) -> Row | None:
         return cur.execute(f"{_MESSAGE} WHERE m.id = %s", (message_id,)).fetchone()
 
 
-def list_messages(db: Database, conversation_id: int, page: PageRequest) -> Page:
+def list_messages(conversation_id: int, page: PageRequest) -> PageQuery:
     """A conversation's messages, newest first (page 1 holds the latest)."""
-    return read_page(
-        db,
+    return PageQuery(
         page,
         ("SELECT COUNT(*) AS n FROM messages WHERE conversation_id = %s", (conversation_id,)),
         (f"{_MESSAGE} WHERE m.conversation_id = %s ORDER BY m.id DESC", (conversation_id,)),

@@ -8,7 +8,7 @@ applied before its notification arrived (a rebuild reads the two logs in batches
 
 from __future__ import annotations
 
-from readmodels.pages import Page, PageRequest, read_page
+from readmodels.pages import PageQuery, PageRequest
 from ugc.database import Database, Row
 
 DDL = (
@@ -43,14 +43,13 @@ COLUMNS = "id, seq, type, message, data, is_read, created_at"
 REPLAY_CHUNK = 500
 
 
-def list_notifications(db: Database, user_id: int, page: PageRequest, *, read: bool | None) -> Page:
+def list_notifications(user_id: int, page: PageRequest, *, read: bool | None) -> PageQuery:
     """The user's notifications, newest first, optionally only the read or the unread ones."""
     where, params = "user_id = %s", [user_id]
     if read is not None:
         where += " AND is_read = %s"
         params.append(read)
-    return read_page(
-        db,
+    return PageQuery(
         page,
         (f"SELECT COUNT(*) AS n FROM notifications WHERE {where}", params),
         (f"SELECT {COLUMNS} FROM notifications WHERE {where} ORDER BY seq DESC", params),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from readmodels.pages import Page, PageRequest, read_page
+from readmodels.pages import PageQuery, PageRequest
 from ugc.database import Cursor, Database, Row
 
 DDL = (
@@ -100,7 +100,7 @@ def get_order(db: Database, order_id: int) -> Row | None:
         return cur.execute(f"SELECT {ORDER_COLUMNS} FROM orders WHERE id = %s", (order_id,)).fetchone()
 
 
-def list_orders(db: Database, user_id: int, page: PageRequest, *, role: str | None, status: str | None) -> Page:
+def list_orders(user_id: int, page: PageRequest, *, role: str | None, status: str | None) -> PageQuery:
     """The caller's orders as buyer and/or creator, newest first (id order is placing order).
 
     The total comes from `order_counts`, not from counting rows: a busy buyer has thousands.
@@ -118,8 +118,7 @@ def list_orders(db: Database, user_id: int, page: PageRequest, *, role: str | No
     )
     params = [value for _ in parties for value in (user_id, *condition_params, page.offset + page.size)]
     marks = ", ".join(["%s"] * len(parties))
-    return read_page(
-        db,
+    return PageQuery(
         page,
         (
             f"SELECT COALESCE(SUM(n), 0) AS n FROM order_counts WHERE user_id = %s AND role IN ({marks}){condition}",
@@ -159,9 +158,8 @@ def get_review_of_order(db: Database, order_id: int) -> Row | None:
         return cur.execute("SELECT * FROM reviews WHERE order_id = %s", (order_id,)).fetchone()
 
 
-def list_reviews(db: Database, creator_profile_id: int, page: PageRequest) -> Page:
-    return read_page(
-        db,
+def list_reviews(creator_profile_id: int, page: PageRequest) -> PageQuery:
+    return PageQuery(
         page,
         ("SELECT COUNT(*) AS n FROM reviews WHERE creator_profile_id = %s", (creator_profile_id,)),
         ("SELECT * FROM reviews WHERE creator_profile_id = %s ORDER BY id DESC", (creator_profile_id,)),

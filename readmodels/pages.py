@@ -27,13 +27,31 @@ class Page:
     count: int
 
 
-def read_page(db: Database, page: PageRequest, count: Query, rows: Query) -> Page:
-    """A page and its total from one snapshot.
+@dataclass(frozen=True)
+class PageQuery:
+    """What a list function asks for: one page, and the statements that count and select it.
 
     `count` selects one or more rows of `n` (summed: one per UNION ALL branch); `rows` is the
-    ordered SELECT to which LIMIT and OFFSET are added.
+    ordered SELECT to which LIMIT and OFFSET are added. Both are read from one snapshot, by
+    `read_page` in a thread or `read_page_async` on the event loop.
     """
-    with db.transaction() as cur:
-        total = sum(int(row["n"]) for row in cur.execute(*count).fetchall())
-        found = cur.execute(f"{rows[0]} LIMIT %s OFFSET %s", [*rows[1], page.size, page.offset]).fetchall()
-    return Page(rows=found, count=total)
+
+    page: PageRequest
+    count: Query
+    rows: Query
+
+    @property
+    def statements(self) -> tuple[Query, Query]:
+        sql, params = self.rows
+        return self.count, (f"{sql} LIMIT %s OFFSET %s", [*params, self.page.size, self.page.offset])
+
+    def result(self, counted: list[Row], found: list[Row]) -> Page:
+        return Page(rows=found, count=sum(int(row["n"]) for row in counted))
+
+
+def read_page(db: Database, query: PageQuery) -> Page:
+    return query.result(*db.snapshot(*query.statements))
+
+
+async def read_page_async(db: Database, query: PageQuery) -> Page:
+    return query.result(*await db.snapshot_async(*query.statements))

@@ -7,7 +7,7 @@ their images is one query. `portfolio_media` lists the media keys that may be se
 
 from __future__ import annotations
 
-from readmodels.pages import Page, PageRequest, read_page
+from readmodels.pages import PageQuery, PageRequest
 from ugc.database import Database, Row
 
 DDL = (
@@ -42,13 +42,12 @@ _ITEM = (
 _IMAGE = "SELECT id, portfolio_item_id, image_key, caption, sort_order FROM portfolio_images"
 
 
-def list_portfolio_items(db: Database, page: PageRequest, creator_profile_id: int | None = None) -> Page:
+def list_portfolio_items(page: PageRequest, creator_profile_id: int | None = None) -> PageQuery:
     """Newest first."""
     where, params = "", []
     if creator_profile_id is not None:
         where, params = " WHERE creator_profile_id = %s", [creator_profile_id]
-    return read_page(
-        db,
+    return PageQuery(
         page,
         (f"SELECT COUNT(*) AS n FROM portfolio_items{where}", params),
         (f"{_ITEM}{where} ORDER BY created_at DESC, id DESC", params),
@@ -67,13 +66,12 @@ def get_portfolio_item(db: Database, item_id: int) -> Row | None:
         return cur.execute(f"{_ITEM} WHERE id = %s", (item_id,)).fetchone()
 
 
-def list_portfolio_images(db: Database, page: PageRequest, portfolio_item_id: int | None = None) -> Page:
+def list_portfolio_images(page: PageRequest, portfolio_item_id: int | None = None) -> PageQuery:
     """In the order the creator gave (`order`, then id), item by item."""
     where, params = "", []
     if portfolio_item_id is not None:
         where, params = " WHERE portfolio_item_id = %s", [portfolio_item_id]
-    return read_page(
-        db,
+    return PageQuery(
         page,
         (f"SELECT COUNT(*) AS n FROM portfolio_images{where}", params),
         (f"{_IMAGE}{where} ORDER BY portfolio_item_id, sort_order, id", params),

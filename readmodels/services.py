@@ -197,10 +197,9 @@ def matches_first(filters: ServiceFilters, page: PageRequest, total: int, active
     return filters.search is not None and COLLECTED_ROW_COST * total < walked
 
 
-def listing_state(db: Database) -> ListingState:
+async def listing_state(db: Database) -> ListingState:
     """The listing's positions: one autocommit read. Anything read at the same state is the same."""
-    with db.read() as cur:
-        return _state(cur)
+    return _state_of(await db.fetch_async(_POSITIONS))
 
 
 def list_services(
@@ -228,7 +227,11 @@ def list_services(
 
 
 def _state(cur: Cursor) -> ListingState:
-    positions = {row["application"]: int(row["position"]) for row in cur.execute(_POSITIONS).fetchall()}
+    return _state_of(cur.execute(_POSITIONS).fetchall())
+
+
+def _state_of(rows: list[Row]) -> ListingState:
+    positions = {row["application"]: int(row["position"]) for row in rows}
     return positions.get(Catalog.name), positions.get(Orders.name)
 
 
@@ -243,7 +246,7 @@ def _total(cur: Cursor, db: Database, filters: ServiceFilters, position: int | N
     return total
 
 
-def get_service(db: Database, service_id: int) -> tuple[Row | None, ListingState]:
+def get_service(db: Database, service_id: int) -> tuple[Row, ListingState] | None:
     """A service by id, deactivated ones included (orders placed earlier still show it), and the
     state it was read at: one statement, so one snapshot and one round trip."""
     position = "(SELECT position FROM projection_tracking WHERE projection = %s AND application = %s)"
@@ -252,9 +255,7 @@ def get_service(db: Database, service_id: int) -> tuple[Row | None, ListingState
             f"SELECT {COLUMNS}, {position} AS _catalog, {position} AS _orders FROM services WHERE id = %s",
             (PROJECTION, Catalog.name, PROJECTION, Orders.name, service_id),
         ).fetchone()
-        if row is None:
-            return None, _state(cur)
-    return row, (row.pop("_catalog"), row.pop("_orders"))
+    return None if row is None else (row, (row.pop("_catalog"), row.pop("_orders")))
 
 
 def add_review(cur: Cursor, creator_profile_id: int, rating: int) -> None:

@@ -61,7 +61,11 @@ def order_commands(settings: Settings, stores: EventStores, db: Database, clock:
 
 @contextmanager
 def projection_runner(
-    settings: Settings, db: Database, stores: EventStores, progress: Progress, clock: Clock | None = None,
+    settings: Settings,
+    db: Database,
+    stores: EventStores,
+    progress: Progress,
+    clock: Clock | None = None,
     publisher: Publisher | None = None,
 ) -> Iterator[ProjectionRunner]:
     """The runner of every projection, and of the scheduler's jobs while it leads.

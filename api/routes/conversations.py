@@ -18,6 +18,7 @@ from api.schemas.messaging import ConversationOut, MessageOut, SendMessageIn, St
 from api.schemas.orders import EmptyIn
 from api.services import Services, services
 from readmodels import messaging as read
+from readmodels.pages import read_page_async
 from ugc.database import Row
 
 # Rendering (shared with the WebSocket, which pushes the same shapes) ---------------------------
@@ -92,7 +93,7 @@ async def start_conversation(request: Request) -> Response:
 async def list_conversations(request: Request) -> Response:
     s, user_id = await _caller(request)
     wanted = page_request(request)
-    page = await s.run(read.list_conversations, s.db, user_id, wanted)
+    page = await read_page_async(s.db, read.list_conversations(user_id, wanted))
     return JSON(paginated(request, wanted, page, lambda row: render_conversation(row, user_id)))
 
 
@@ -101,7 +102,7 @@ async def list_messages(request: Request) -> Response:
     conversation_id: int = request.path_params["id"]
     await _visible_conversation(s, user_id, conversation_id)
     wanted = page_request(request)
-    page = await s.run(read.list_messages, s.db, conversation_id, wanted)
+    page = await read_page_async(s.db, read.list_messages(conversation_id, wanted))
     return JSON(paginated(request, wanted, page, render_message))
 
 

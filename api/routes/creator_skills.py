@@ -25,6 +25,7 @@ from api.schemas.creator_skills import (
 from api.services import Services, services
 from commands.creator_skills import Wanted
 from readmodels.creator_skills import get_creator_skill, list_creator_skills
+from readmodels.pages import read_page_async
 from ugc.database import Row
 
 
@@ -42,7 +43,7 @@ async def listing(request: Request) -> Response:
     authenticated_user(request, s.tokens)
     profile = query_id(request, "creator_profile_id")
     wanted = page_request(request)
-    page = await s.run(list_creator_skills, s.db, wanted, profile)
+    page = await read_page_async(s.db, list_creator_skills(wanted, profile))
     return JSON(paginated(request, wanted, page, render_creator_skill))
 
 

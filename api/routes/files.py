@@ -25,6 +25,7 @@ from api.services import Services, services
 from api.uploads import receive_upload
 from readmodels.files import get_file, list_own_files
 from readmodels.orders import delivered_to
+from readmodels.pages import read_page_async
 from ugc.database import Row
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,7 @@ async def own_files(request: Request) -> Response:
     s = services(request)
     user_id = authenticated_user(request, s.tokens)
     wanted = page_request(request)
-    page = await s.run(list_own_files, s.db, user_id, wanted)
+    page = await read_page_async(s.db, list_own_files(user_id, wanted))
     return JSON(paginated(request, wanted, page, lambda row: render_file(s, row)))
 
 

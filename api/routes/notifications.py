@@ -18,6 +18,7 @@ from api.schemas.messaging import AllReadOut, NotificationOut, NotificationReadO
 from api.schemas.orders import EmptyIn
 from api.services import Services, services
 from readmodels import notifications as read
+from readmodels.pages import read_page_async
 from ugc.database import Row
 
 _READ_VALUES = {"true": True, "false": False}
@@ -46,7 +47,7 @@ async def list_notifications(request: Request) -> Response:
     if raw and raw not in _READ_VALUES:
         raise errors.invalid({"read": ["Допустимые значения: true, false."]})
     wanted = page_request(request)
-    page = await s.run(read.list_notifications, s.db, user_id, wanted, read=_READ_VALUES.get(raw))
+    page = await read_page_async(s.db, read.list_notifications(user_id, wanted, read=_READ_VALUES.get(raw)))
     return JSON(paginated(request, wanted, page, render_notification))
 
 

@@ -36,6 +36,7 @@ from api.schemas.orders import (
 from api.services import Services, services
 from commands.order_history import order_history
 from readmodels import orders as read
+from readmodels.pages import read_page_async
 from readmodels.users import get_user
 from ugc.database import Row
 from ugc.errors import NotFound
@@ -202,7 +203,7 @@ async def list_orders(request: Request) -> Response:
     if problems:
         raise errors.invalid(problems)
     wanted = page_request(request)
-    page = await s.run(read.list_orders, s.db, user_id, wanted, role=role, status=status)
+    page = await read_page_async(s.db, read.list_orders(user_id, wanted, role=role, status=status))
     today = _today(s)
     return JSON(paginated(request, wanted, page, lambda row: render_order(row, today)))
 
@@ -335,7 +336,7 @@ async def review(request: Request) -> Response:
 async def creator_reviews(request: Request) -> Response:
     s = services(request)
     wanted = page_request(request)
-    page = await s.run(read.list_reviews, s.db, request.path_params["creator_id"], wanted)
+    page = await read_page_async(s.db, read.list_reviews(request.path_params["creator_id"], wanted))
     return JSON(paginated(request, wanted, page, render_review))
 
 

@@ -33,7 +33,7 @@ from api.uploads import ReceivedFile
 from commands.portfolio import PortfolioCommands, StoredImage
 from commands.saving import Positions
 from readmodels.creators import get_creator_profile_of_user
-from readmodels.pages import Page
+from readmodels.pages import Page, read_page_async
 from readmodels.portfolio import get_portfolio_image, get_portfolio_item, list_portfolio_images, list_portfolio_items
 from ugc.database import Row
 
@@ -86,7 +86,7 @@ async def list_items(request: Request) -> Response:
         if own is None:
             return JSON(paginated(request, wanted, Page(rows=[], count=0), lambda row: row))
         profile = own["id"]
-    page = await s.run(list_portfolio_items, s.db, wanted, profile)
+    page = await read_page_async(s.db, list_portfolio_items(wanted, profile))
     return JSON(paginated(request, wanted, page, lambda row: render_item(s, row)))
 
 
@@ -135,7 +135,7 @@ async def list_images(request: Request) -> Response:
     authenticated_user(request, s.tokens)
     portfolio_item = query_id(request, "portfolio_item_id")
     wanted = page_request(request)
-    page = await s.run(list_portfolio_images, s.db, wanted, portfolio_item)
+    page = await read_page_async(s.db, list_portfolio_images(wanted, portfolio_item))
     return JSON(paginated(request, wanted, page, lambda row: render_image(s, row)))
 
 

@@ -12,6 +12,7 @@ from api.responses import JSON
 from api.schemas.reference import CategoryOut, SkillOut
 from api.services import services
 from readmodels.catalog import get_skill, list_categories, list_skills
+from readmodels.pages import read_page_async
 from ugc.database import Row
 
 
@@ -22,7 +23,7 @@ def _skill(row: Row) -> dict[str, object]:
 async def categories(request: Request) -> Response:
     s = services(request)
     wanted = page_request(request)
-    page = await s.run(list_categories, s.db, wanted)
+    page = await read_page_async(s.db, list_categories(wanted))
     return JSON(
         paginated(request, wanted, page, lambda row: {"id": row["id"], "name": row["name"], "slug": row["slug"]})
     )
@@ -32,7 +33,7 @@ async def skills(request: Request) -> Response:
     s = services(request)
     wanted = page_request(request)
     search = request.query_params.get("search", "").strip()[:100] or None
-    page = await s.run(list_skills, s.db, wanted, search)
+    page = await read_page_async(s.db, list_skills(wanted, search))
     return JSON(paginated(request, wanted, page, _skill))
 
 

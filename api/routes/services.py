@@ -122,10 +122,10 @@ def _service_number(request: Request) -> int:
 
 
 async def _row(s: Services, number: int) -> Row:
-    row, _ = await s.run(get_service, s.db, number)
-    if row is None:
+    found = await s.run(get_service, s.db, number)
+    if found is None:
         raise errors.not_found()
-    return row
+    return found[0]
 
 
 async def create(request: Request) -> Response:
@@ -165,9 +165,10 @@ async def _remembered_service(request: Request, render: Callable[[Row], dict[str
     number = _service_number(request)
 
     async def read() -> tuple[bytes, ListingState]:
-        row, state = await s.run(get_service, s.db, number)
-        if row is None:
+        found = await s.run(get_service, s.db, number)
+        if found is None:
             raise errors.not_found()
+        row, state = found
         return dumps(render(row)), state
 
     return await s.listing.answer(request, read)

@@ -1,0 +1,43 @@
+"""Pagination links are the request's URL with `page` moved last, as Starlette's URL helpers build them."""
+
+import pytest
+from starlette.requests import Request
+
+from api.pagination import paginated
+from readmodels.pages import Page, PageRequest
+
+URLS = [
+    "/api/v1/services/",
+    "/api/v1/services/?page=2",
+    "/api/v1/services/?page=2&search=%D0%B2%D0%B8%D0%B4%D0%B5%D0%BE+2&min_price=10",
+    "/api/v1/orders/?status=pending&page=3&role=buyer&page_size=5",
+    "/api/v1/orders/?tag=a&tag=b&page=2",
+]
+
+
+def request(url: str) -> Request:
+    path, _, query = url.partition("?")
+    scope = {
+        "type": "http",
+        "scheme": "http",
+        "server": ("testserver", 80),
+        "path": path,
+        "root_path": "",
+        "query_string": query.encode(),
+        "headers": [(b"host", b"api.example:8000")],
+    }
+    return Request(scope)
+
+
+@pytest.mark.parametrize("url", URLS)
+def test_links_match_starlettes_url_helpers(url: str) -> None:
+    req = request(url)
+    number = int(req.query_params.get("page", "1"))
+    body = paginated(req, PageRequest(number, 1), Page(rows=[{}], count=100), lambda row: row)
+    assert body["next"] == str(req.url.include_query_params(page=number + 1))
+    expected_previous = None
+    if number == 2:
+        expected_previous = str(req.url.remove_query_params("page"))
+    elif number > 2:
+        expected_previous = str(req.url.include_query_params(page=number - 1))
+    assert body["previous"] == expected_previous
