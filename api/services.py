@@ -73,7 +73,7 @@ class Services:
         """Run blocking work (the event store, the database) off the event loop, on `blocking`.
 
         A plain executor rather than Starlette's `run_in_threadpool`: anyio's capacity limiter and
-        cancel scope cost ~10% of a list request's CPU here (bench/RESULTS.md).
+        cancel scope cost ~10% of a list request's CPU here (bench/RESULTS.md, Orders 08:23, reading).
         """
         call = functools.partial(function, *args, **kwargs)
         return await asyncio.get_running_loop().run_in_executor(self.blocking, call)
