@@ -19,7 +19,7 @@ from projections.runner import ProjectionRunner
 from readmodels.pages import PageRequest
 from readmodels.services import ORDERINGS, ServiceFilters, matches_first, page_query
 from readmodels.tracking import Progress
-from tests.conftest import BAD_BODY_IDS, Api, refused_id
+from tests.conftest import BAD_BODY_IDS, Api, new_client, refused_id
 from ugc.clock import MovableClock
 from ugc.config import Settings
 from ugc.database import Database
@@ -617,3 +617,26 @@ def test_a_rebuilt_listing_equals_the_live_one(api: Api, settings: Settings) -> 
     assert rebuilt == live
     after = api.client.get("/api/v1/services/", params={"page_size": 100, "search": tag}).json()
     assert after == before and ids(after) == [edited["id"], kept["id"]]
+
+
+def test_answers_remembered_by_one_process_show_writes_made_through_another(
+    api: Api, settings: Settings, clock: MovableClock
+) -> None:
+    """Two servers on one database: each remembers listing answers, neither ever shows a stale one."""
+    with new_client(settings, clock) as other_client:
+        other = Api(other_client, settings)
+        owner = creator(api)
+        tag = word()
+        service = offer(api, owner, title=f"Обзор {tag}")
+        detail = f"/api/v1/services/{service['id']}/"
+        for _ in range(2):  # the second answer comes from the other server's memory
+            assert ids(listing(other, search=tag)) == [service["id"]]
+            assert other.client.get(detail).json()["title"] == f"Обзор {tag}"
+        edited = api.client.patch(detail, headers=owner["headers"], json={"title": f"Съёмка {tag}"})
+        assert edited.status_code == 200, edited.text
+        assert listing(other, search=tag)["results"][0]["title"] == f"Съёмка {tag}"
+        assert other.client.get(detail).json()["title"] == f"Съёмка {tag}"
+        assert other.client.get(f"/api/services/{service['id']}/").json()["title"] == f"Съёмка {tag}"
+        assert api.client.delete(detail, headers=owner["headers"]).status_code == 204
+        assert listing(other, search=tag)["count"] == 0
+        assert other.client.get(detail).json()["is_active"] is False
