@@ -46,7 +46,9 @@ class ListingMemory:
         url = _url(request.scope)
         body = self.answers.get((url, await self.state.get()))
         if body is None:
-            shared = self._reading.setdefault(url, SharedRead(read))
+            shared = self._reading.get(url)
+            if shared is None:
+                shared = self._reading[url] = SharedRead(read)
             try:
                 body, state = await shared.get()
             finally:
