@@ -46,7 +46,6 @@ import websockets
 from common import ROOT, VENV_BIN, free_port, fresh_database, server, wait_for_port
 from run_auth import PASSWORD, register_body
 from run_orders import expect, mailed_tokens, wait_for_connections
-from seed_services import numbers
 
 from readmodels.tracking import lagging
 from ugc.clock import SystemClock
@@ -198,7 +197,7 @@ def seed_messages(url: str, conversation: int, first: int, second: int, count: i
         conv: Conversation = stores.messaging.repository.get(conversation_id(conversation))
         done = 0
         while done < count:
-            ids = numbers(db, "message", min(batch, count - done))
+            ids = db.next_numbers("message", min(batch, count - done))
             msgs = [conv.send(number=n, sender=first if (done + i) % 2 else second,
                               text=f"Сообщение номер {done + i} для проверки нагрузки.", at=clock.now())
                     for i, n in enumerate(ids)]

@@ -28,8 +28,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from seed_services import numbers
-
 from ugc.accounts import User
 from ugc.clock import SystemClock
 from ugc.database import Database
@@ -151,10 +149,10 @@ def seed(stores: EventStores, db: Database, plan: Plan, *, count: int, batch: in
     while done.orders < count:
         size = min(batch, count - done.orders)
         part_statuses = statuses[done.orders:done.orders + size]
-        order_numbers = numbers(db, "order", size)
+        order_numbers = db.next_numbers("order", size)
         delivered = sum(s in ("delivered", "completed", "reviewed") for s in part_statuses)
-        deliveries = iter(numbers(db, "delivery", delivered) if delivered else [])
-        reviews = iter(numbers(db, "review", part_statuses.count("reviewed")) if "reviewed" in part_statuses else [])
+        deliveries = iter(db.next_numbers("delivery", delivered))
+        reviews = iter(db.next_numbers("review", part_statuses.count("reviewed")))
         orders = []
         for i, (number, status) in enumerate(zip(order_numbers, part_statuses, strict=True)):
             buyer = users[buyers[done.orders + i]]

@@ -130,17 +130,6 @@ def category_numbers(stores: EventStores) -> list[int]:
     return [int(claim.owner_number) for claim in claims]
 
 
-def numbers(db: Database, kind: str, count: int) -> list[int]:
-    """`count` public ids of `kind` from the commands' own sequence (one round trip on PostgreSQL)."""
-    if db.dialect != "postgresql":
-        return [db.next_number(kind) for _ in range(count)]
-    with db.transaction() as cur:
-        rows = cur.execute(
-            f"SELECT nextval('ugc_seq_{kind}') AS value FROM generate_series(1, %s)", (count,)
-        ).fetchall()
-    return [int(row["value"]) for row in rows]
-
-
 def service_texts(rng: random.Random) -> tuple[str, str]:
     kind, niche = rng.choice(KINDS), rng.choice(NICHES)
     words = {
@@ -164,8 +153,8 @@ def build_services(
         ]
         for _ in range(count)
     ]
-    service_numbers = numbers(db, "service", count)
-    option_numbers = iter(numbers(db, "service_option", sum(len(d) for d in drafts)))
+    service_numbers = db.next_numbers("service", count)
+    option_numbers = iter(db.next_numbers("service_option", sum(len(d) for d in drafts)))
     clock = SystemClock()
     made = []
     for number, options in zip(service_numbers, drafts, strict=True):

@@ -10,11 +10,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
+from commands.group_commit import GroupCommit
 from commands.saving import Positions, retrying, save
 from ugc.accounts import User
 from ugc.clock import Clock
@@ -29,7 +31,7 @@ from ugc.store import EventStores
 
 @dataclass(frozen=True)
 class Placed:
-    order_id: int
+    order: Order  # as appended: what the read model will show once it reaches `positions`
     positions: Positions
 
 
@@ -40,6 +42,7 @@ class OrderCommands:
         self.db = db
         self.clock = clock
         self.auto_complete_after = auto_complete_after
+        self._placing: GroupCommit[Order] = GroupCommit(self.app, db, "order")
 
     def place(
         self, buyer_id: int, service_id: int, requirements: str, delivery_date: date, option_ids: list[int]
@@ -61,9 +64,8 @@ class OrderCommands:
             raise InvalidField("selected_option_ids", "unknown_option")
         chosen = [options_by_id[option] for option in dict.fromkeys(option_ids)]
         price = Decimal(service.base_price)
-        number = self.db.next_number("order")
-        order = Order.place(
-            number=number,
+        placing = partial(
+            Order.place,
             buyer=buyer_id,
             buyer_username=buyer.username,
             creator=service.creator_user_number,
@@ -87,7 +89,7 @@ class OrderCommands:
             allows_modifications=bool(service.allows_modifications),
             at=self.clock.now(),
         )
-        return Placed(order_id=number, positions=save(self.app, order))
+        return Placed(*self._placing.append(lambda number: placing(number=number)))
 
     def accept(self, order: int, actor: int, *, expected_version: int | None = None) -> Positions:
         return self._change(order, expected_version, lambda o: o.accept(actor, self.clock.now()))

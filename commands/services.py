@@ -52,7 +52,7 @@ class ServiceCommands:
         profile = self._creator_profile(user_id)
         user: User = self.accounts.repository.get(aggregate_id("user", user_id))
         number = self.db.next_number("service")
-        option_ids = [self.db.next_number("service_option") for _ in command.options]
+        option_ids = self.db.next_numbers("service_option", len(command.options))
         service = Service(
             number=number,
             creator_profile_number=profile.number,
@@ -90,7 +90,7 @@ class ServiceCommands:
             service = self._service(number)
             service.check_owner(user_id)
             if drafts is not None:
-                fresh = [self.db.next_number("service_option") for d in drafts if d.id is None]
+                fresh = self.db.next_numbers("service_option", sum(d.id is None for d in drafts))
                 changes["options"] = priced_options(drafts, service.option_ids, fresh)
             service.update(changes, self.clock.now())
             return save(self.catalog, service)

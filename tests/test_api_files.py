@@ -88,7 +88,7 @@ def test_the_owner_downloads_the_bytes_with_safe_headers(api: Api) -> None:
     assert response.headers["x-content-type-options"] == "nosniff"
     assert response.headers["content-type"].startswith("text/plain")
     assert response.headers["content-disposition"] == (
-        "attachment; filename=\"_____ ____.txt\"; "
+        'attachment; filename="_____ ____.txt"; '
         "filename*=UTF-8''%D0%BE%D1%82%D1%87%D1%91%D1%82%20%D0%B8%D1%8E%D0%BD%D1%8C.txt"
     )
 

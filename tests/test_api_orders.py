@@ -60,6 +60,9 @@ def test_placing_fixes_the_terms_of_the_service(api: Api, deal: Deal) -> None:
     assert order["buyer"] == {"id": deal.buyer["id"], "username": deal.buyer["username"]}
     assert order["service"]["id"] == deal.service["id"] and order["service"]["title"] == deal.service["title"]
     assert [o["name"] for o in order["selected_options"]] == ["Срочно", "Субтитры"]
+    # The answer is rendered from the appended order; the read model shows exactly the same.
+    shown = api.client.get(f"/api/v1/orders/{order['id']}/", headers=deal.buyer["headers"])
+    assert shown.json() == order and shown.headers["etag"] == response.headers["etag"]
     # Later edits of the service never change the order.
     edit = api.client.patch(
         f"/api/v1/services/{deal.service['id']}/",

@@ -269,22 +269,31 @@ class Database:
             return cur.execute(sql, params).fetchall()
 
     def next_number(self, kind: str) -> int:
-        """The next public id of `kind`, from a database sequence (gaps are possible).
+        """The next public id of `kind`, from a database sequence (gaps are possible)."""
+        return self.next_numbers(kind, 1)[0]
+
+    def next_numbers(self, kind: str, count: int) -> list[int]:
+        """`count` fresh public ids of `kind` in one round trip, each unique, increasing.
 
         One statement, atomic on its own: no transaction around it.
         """
+        if count < 1:
+            return []
         with self.read() as cur:
             if self.dialect == "postgresql":
-                cur.execute(f"SELECT nextval('ugc_seq_{_identifier(kind)}') AS value")
-            else:
                 cur.execute(
-                    "INSERT INTO id_sequences (kind, value) VALUES (%s, 1) "
-                    "ON CONFLICT (kind) DO UPDATE SET value = id_sequences.value + 1 RETURNING value",
-                    (kind,),
+                    f"SELECT nextval('ugc_seq_{_identifier(kind)}') AS value FROM generate_series(1, %s)", (count,)
                 )
+                return sorted(int(row["value"]) for row in cur.fetchall())
+            cur.execute(
+                "INSERT INTO id_sequences (kind, value) VALUES (%s, %s) "
+                "ON CONFLICT (kind) DO UPDATE SET value = id_sequences.value + excluded.value RETURNING value",
+                (kind, count),
+            )
             row = cur.fetchone()
         assert row is not None
-        return int(row["value"])
+        last = int(row["value"])
+        return list(range(last - count + 1, last + 1))
 
     def create_sequence(self, cur: Cursor, kind: str) -> None:
         if self.dialect == "postgresql":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any, TypeVar
 
 from starlette.requests import Request
@@ -71,7 +72,8 @@ def render_order(row: Row, today: date) -> dict[str, Any]:
         "created_at": row["created_at"],
         "updated_at": row["updated_at"],
         "selected_options": [
-            {"id": o["id"], "name": o["name"], "description": o.get("description", ""), "price": o["price"]}
+            # A number, as every price: the read model keeps an option's price as JSON text.
+            {"id": o["id"], "name": o["name"], "description": o.get("description", ""), "price": Decimal(o["price"])}
             for o in row["selected_options"]
         ],
         "is_late": read.is_late(row, today),
@@ -187,7 +189,8 @@ async def place_order(request: Request) -> Response:
         s.orders.place, user_id, body.service_id, body.requirements, body.delivery_date, body.selected_option_ids
     )
     await s.settle(placed.positions)
-    row = await _order(s, placed.order_id)
+    # Rendered from the order as appended: the same fields the read model now holds for it.
+    row = placed.order.as_row()
     return JSON(render_order(row, _today(s)), status_code=201, headers={"ETag": f'"{row["version"]}"'})
 
 
