@@ -68,6 +68,26 @@ def server(argv: list[str], port: int, *, env: dict[str, str] | None = None, log
             out.close()  # type: ignore[union-attr]
 
 
+@contextmanager
+def background(argv: list[str], *, env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """A process with no port to wait for (e.g. `ugc project`), stopped like `server` at the end."""
+    with open(log, "wb") as out:
+        process = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+        try:
+            time.sleep(0.5)
+            if process.poll() is not None:
+                raise RuntimeError(f"{argv} exited with {process.returncode} at start; see {log}")
+            yield process
+        finally:
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)
+                try:
+                    process.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+
+
 def process_cpu_seconds(pid: int) -> float:
     """User + system CPU of one process (all its threads) so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()

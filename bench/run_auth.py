@@ -34,7 +34,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -46,6 +46,7 @@ from argon2 import PasswordHasher
 from common import (
     ROOT,
     VENV_BIN,
+    background,
     free_port,
     fresh_database,
     process_cpu_seconds,
@@ -146,20 +147,29 @@ def register_pool(base: str, size: int, prefix: str) -> list[str]:
 
 
 @contextmanager
-def ugc_server(database_url: str) -> Iterator[tuple[str, int, Path]]:
-    """`ugc serve` on a free port with a fresh var dir; (base URL, pid, log path)."""
+def ugc_server(database_url: str, *, projections: str = "inline") -> Iterator[tuple[str, int, Path]]:
+    """`ugc serve` on a free port with a fresh var dir; (base URL, pid, log path).
+
+    `projections="external"` is the production layout of DESIGN.md: the server only serves, and
+    a `ugc project` process beside it runs the projections (its log: project.log beside the server's).
+    """
     with tempfile.TemporaryDirectory(prefix="ugc-bench-") as var_dir:
         env = {k: v for k, v in os.environ.items() if not k.startswith("UGC_")}  # default argon2 cost etc.
-        env |= {"UGC_DATABASE_URL": database_url, "UGC_VAR_DIR": var_dir, "UGC_SECRET_KEY": secrets.token_urlsafe(48)}
+        env |= {"UGC_DATABASE_URL": database_url, "UGC_VAR_DIR": var_dir, "UGC_SECRET_KEY": secrets.token_urlsafe(48),
+                "UGC_PROJECTIONS": projections}
         port = free_port()
         log = Path(var_dir) / "server.log"
         argv = [str(VENV_BIN / "ugc"), "serve", "--host", "127.0.0.1", "--port", str(port)]
         try:
-            with server(argv, port, env=env, log=log, ready_timeout=120) as proc:
+            with server(argv, port, env=env, log=log, ready_timeout=120) as proc, \
+                    (background([str(VENV_BIN / "ugc"), "project"], env=env, log=log.with_name("project.log"))
+                     if projections == "external" else nullcontext()):
                 yield f"http://127.0.0.1:{port}", proc.pid, log
         except BaseException:
-            print(f"--- server log tail ({log}) ---", file=sys.stderr)
-            print("\n".join(log.read_text(errors="replace").splitlines()[-30:]), file=sys.stderr)
+            for tail in (log, log.with_name("project.log")):
+                if tail.exists():
+                    print(f"--- {tail.name} tail ---", file=sys.stderr)
+                    print("\n".join(tail.read_text(errors="replace").splitlines()[-30:]), file=sys.stderr)
             raise
 
 

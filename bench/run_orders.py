@@ -20,7 +20,7 @@ samples pg_stat_activity to show where the backends spend the time.
 Setup goes through the API of the running server (production argon2 defaults): users register,
 verify with the token from the mail in UGC_VAR_DIR/outbox, log in; creators create profiles and
 services. The 100,000 orders are Order aggregates appended to the orders event store in batches
-(seed_orders.py) while the server runs; its projection runner applies them before the list is
+(seed_orders.py) while the server runs; the projection runner applies them before the list is
 measured. Prints markdown and appends it to bench/RESULTS.md.
 
 Usage:  .venv/bin/python bench/run_orders.py [--orders 100000] [--duration 10] [--no-record]
@@ -740,10 +740,17 @@ def lifecycle_rows(runs: list[LifecycleRun]) -> list[str]:
     return lines
 
 
+PROJECTION_LAYOUTS = {
+    "external": "projections in a `ugc project` process beside it (UGC_PROJECTIONS=external, DESIGN.md's "
+                "production layout; its CPU shows among the busiest other processes as `ugc`)",
+    "inline": "projections inline (the server's own runner)",
+}
+
+
 def report(*, command: str, ceiling: ceilings.Ceilings, append: AppendCeilings, cast: Cast, seed: SeedReport,
            listing: ListPhase, placing: list[PlaceRun],
            cycles: list[LifecycleRun], lag: StatsLag, engine: str, duration: float, background: float,
-           began: datetime) -> str:
+           began: datetime, projections: str) -> str:
     started = began.strftime("%Y-%m-%d %H:%M UTC")
     finished = datetime.now(UTC).strftime("%H:%M UTC")
     raw = ceiling.pg_insert.tps
@@ -756,7 +763,8 @@ def report(*, command: str, ceiling: ceilings.Ceilings, append: AppendCeilings, 
         f"`{command}` - {CORES} cores, {platform.platform()}, Python {platform.python_version()}. Server: `ugc serve`, "
         f"1 uvicorn worker (uvloop, httptools, access log off: the UGC_ACCESS_LOG default), "
         f"PostgreSQL (fresh database), production argon2id "
-        f"defaults, projections inline. Load: {engine} one thread for the loadgen cases (on the same cores), "
+        f"defaults, {PROJECTION_LAYOUTS[projections]}. "
+        f"Load: {engine} one thread for the loadgen cases (on the same cores), "
         f"httpx.AsyncClient on uvloop for lifecycles and the statistics lag. {duration:g} s per loadgen "
         f"measurement after a 1 s warm-up. CPU busy before the run (other processes): {background:.2f} cores. "
         f"Server sources: {source_fingerprint()}.", "",
@@ -797,7 +805,7 @@ def report(*, command: str, ceiling: ceilings.Ceilings, append: AppendCeilings, 
         *lifecycle_rows(cycles), "",
         f"### GET /api/v1/orders/?status=pending with {t['rows']:,} orders in the read table", "",
         f"Seeded: {s.orders:,} orders ({s.events:,} events) appended through the orders event store in "
-        f"{s.seconds:.0f} s, batches of 1,000 per save(); statuses {dict(s.by_status)}; the server's projection "
+        f"{s.seconds:.0f} s, batches of 1,000 per save(); statuses {dict(s.by_status)}; the projection "
         f"runner had applied them all {seed.catch_up_seconds:.0f} s after the last append "
         f"({s.events / max(seed.catch_up_seconds, 1):,.0f} events/s behind the appends). Table `orders` "
         f"{t['size']} then.", "",
@@ -893,6 +901,9 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=200, help="approve -> statistics samples")
     parser.add_argument("--catch-up-timeout", type=float, default=1800.0)
     parser.add_argument("--engine", choices=("wrk", "python"), default=loadgen.DEFAULT_ENGINE)
+    parser.add_argument("--projections", choices=tuple(PROJECTION_LAYOUTS), default="external",
+                        help="external (default, DESIGN.md's production layout): a `ugc project` process beside "
+                             "the server; inline: the server's own runner")
     parser.add_argument("--no-record", action="store_true", help="print only; do not append to bench/RESULTS.md")
     args = parser.parse_args()
     command = "python bench/run_orders.py" + "".join(f" {a}" for a in sys.argv[1:])
@@ -904,7 +915,7 @@ def main() -> None:
     print("append-path ceilings...", file=sys.stderr)
     append = measure_append_path(args.ceiling_duration)
     wait_for_connections(40)
-    with fresh_database("ugc_bench_orders") as url, ugc_server(url) as (base, pid, log):
+    with fresh_database("ugc_bench_orders") as url, ugc_server(url, projections=args.projections) as (base, pid, log):
         print("cast through the API...", file=sys.stderr)
 
         async def cast_up() -> Cast:
@@ -944,7 +955,8 @@ def main() -> None:
         lag = uvloop.run(stats_lag(base, cast, args.samples))
     section = report(command=command, ceiling=ceiling, append=append, cast=cast, seed=seeded, listing=listing,
                      placing=placing, cycles=cycles, lag=lag,
-                     engine=args.engine, duration=args.duration, background=background, began=began)
+                     engine=args.engine, duration=args.duration, background=background, began=began,
+                     projections=args.projections)
     print(section)
     if not args.no_record:
         with RESULTS.open("a", encoding="utf-8") as results:  # append only: other benchmarks write here too

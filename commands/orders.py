@@ -10,7 +10,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
-from functools import partial
 from typing import Any
 
 from eventsourcing.application import AggregateNotFoundError
@@ -42,7 +41,7 @@ class OrderCommands:
         self.db = db
         self.clock = clock
         self.auto_complete_after = auto_complete_after
-        self._placing: GroupCommit[Order] = GroupCommit(self.app, db, "order")
+        self._placing = GroupCommit(self.app)
 
     def place(
         self, buyer_id: int, service_id: int, requirements: str, delivery_date: date, option_ids: list[int]
@@ -64,8 +63,8 @@ class OrderCommands:
             raise InvalidField("selected_option_ids", "unknown_option")
         chosen = [options_by_id[option] for option in dict.fromkeys(option_ids)]
         price = Decimal(service.base_price)
-        placing = partial(
-            Order.place,
+        order = Order.place(
+            number=self.db.next_number("order"),
             buyer=buyer_id,
             buyer_username=buyer.username,
             creator=service.creator_user_number,
@@ -89,7 +88,7 @@ class OrderCommands:
             allows_modifications=bool(service.allows_modifications),
             at=self.clock.now(),
         )
-        return Placed(*self._placing.append(lambda number: placing(number=number)))
+        return Placed(order, self._placing.append(order))
 
     def accept(self, order: int, actor: int, *, expected_version: int | None = None) -> Positions:
         return self._change(order, expected_version, lambda o: o.accept(actor, self.clock.now()))

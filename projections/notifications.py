@@ -54,38 +54,41 @@ class NotificationsProjection(Projection):
                 (str(e.originator_id), e.number),
             )
         number = notification_id(source, self.position)
-        read = cur.execute(
-            "SELECT 1 AS hit FROM notification_reads WHERE user_id = %s AND notification_id = %s "
-            "UNION ALL SELECT 1 AS hit FROM notification_read_marks WHERE user_id = %s AND source = %s AND up_to >= %s",
-            (e.notify, number, e.notify, source, self.position),
+        data = _data(cur, e)
+        # One statement: the next `seq`, and whether the user already marked it read (a rebuild
+        # meets the read markers before the notifications they cover).
+        stored = cur.execute(
+            "INSERT INTO notifications (id, seq, user_id, source, position, type, message, data, is_read, created_at) "
+            "VALUES (%s, (SELECT COALESCE(MAX(seq), 0) + 1 FROM notifications), %s, %s, %s, %s, %s, %s, "
+            "EXISTS (SELECT 1 FROM notification_reads WHERE user_id = %s AND notification_id = %s) "
+            "OR EXISTS (SELECT 1 FROM notification_read_marks WHERE user_id = %s AND source = %s AND up_to >= %s), "
+            "%s) RETURNING seq, is_read",
+            (
+                number,
+                e.notify,
+                source,
+                self.position,
+                TYPES[type(e)],
+                e.notice,
+                data,
+                e.notify,
+                number,
+                e.notify,
+                source,
+                self.position,
+                e.at,
+            ),
         ).fetchone()
-        following = cur.execute("SELECT COALESCE(MAX(seq), 0) + 1 AS seq FROM notifications").fetchone()
-        assert following is not None
-        seq = int(following["seq"])
+        assert stored is not None
+        seq = int(stored["seq"])
         row = {
             "id": number,
             "type": TYPES[type(e)],
             "message": e.notice,
-            "data": _data(cur, e),
-            "is_read": read is not None,
+            "data": data,
+            "is_read": bool(stored["is_read"]),
             "created_at": e.at,
         }
-        cur.execute(
-            "INSERT INTO notifications (id, seq, user_id, source, position, type, message, data, is_read, created_at) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            (
-                number,
-                seq,
-                e.notify,
-                source,
-                self.position,
-                row["type"],
-                row["message"],
-                row["data"],
-                row["is_read"],
-                row["created_at"],
-            ),
-        )
         self.outbox.add(Push(kind="notification", to=user_channel(e.notify), row=row, seq=seq))
 
     def read(self, cur: Cursor, e: NotificationsRead.Read) -> None:

@@ -64,9 +64,7 @@ class ProjectionRunner:
         """Apply at most one batch per application (all it follows, or `applications`); how many events were read."""
         seen = 0
         for application in projection.applications if applications is None else applications:
-            seen += self._apply_batch(projection, application)
-        if seen:
-            self.progress.advanced()
+            seen += self._apply(application, [projection])
         return seen
 
     def catch_up(self, projections: Sequence[Projection] | None = None) -> None:
@@ -81,28 +79,57 @@ class ProjectionRunner:
                 cur.execute(f"DELETE FROM {table}")
             tracking.reset(cur, projection.name)
 
-    def _apply_batch(self, projection: Projection, application: str) -> int:
-        if not projection.read_model:
-            return self._apply_side_effects(projection, application)
+    def _apply(self, application: str, projections: Sequence[Projection]) -> int:
+        """One batch of `application`'s events for `projections` (read models, or one side effect)."""
+        if len(projections) == 1 and not projections[0].read_model:
+            return self._apply_side_effects(projections[0], application)
+        seen = self._apply_batch(application, projections)
+        if seen:
+            self.progress.advanced()
+        return seen
+
+    def _apply_batch(self, application: str, projections: Sequence[Projection]) -> int:
+        """In one transaction, each read model applies the events after its own position (up to a
+        batch) and moves that position; how many events the longest batch held.
+
+        Read models that stand at the same position (all of them, but for one being rebuilt) share
+        the reading and decoding of each event, and the commit.
+        """
         app = self.stores[application]
-        handlers = projection.topics()
         try:
-            with self.db.transaction(write=True) as cur:
-                start = tracking.position(cur, projection.name, application, lock=True)
-                batch = app.recorder.select_notifications(start=start, limit=self.batch_size, inclusive_of_start=False)
-                if not batch:
-                    return 0
-                for notification in batch:
-                    handler = handlers.get(notification.topic)
-                    if handler is not None:
-                        projection.position = notification.id
-                        handler(cur, app.mapper.to_domain_event(notification))
-                tracking.advance(cur, projection.name, application, start, batch[-1].id)
+            with self.db.transaction(write=True, pipelined=True) as cur:
+                starts = tracking.positions(cur, application, [p.name for p in projections], lock=True)
+                standing: dict[int, list[Projection]] = {}
+                for projection in projections:
+                    standing.setdefault(starts[projection.name], []).append(projection)
+                seen = 0
+                for start, together in standing.items():
+                    batch = app.recorder.select_notifications(
+                        start=start, limit=self.batch_size, inclusive_of_start=False
+                    )
+                    if not batch:
+                        continue
+                    seen = max(seen, len(batch))
+                    topics = [(projection, projection.topics()) for projection in together]
+                    for notification in batch:
+                        event = None
+                        for projection, handlers in topics:
+                            handler = handlers.get(notification.topic)
+                            if handler is None:
+                                continue
+                            if event is None:
+                                event = app.mapper.to_domain_event(notification)
+                            projection.position = notification.id
+                            handler(cur, event)
+                    for projection in together:
+                        tracking.advance(cur, projection.name, application, start, batch[-1].id)
         except BaseException:
-            projection.aborted()
+            for projection in projections:
+                projection.aborted()
             raise
-        projection.committed()
-        return len(batch)
+        for projection in projections:
+            projection.committed()
+        return seen
 
     def _apply_side_effects(self, projection: Projection, application: str) -> int:
         """At least once: act on each event, then record the position."""
@@ -150,8 +177,12 @@ class ProjectionRunner:
             self._stopping.wait(1.0)
 
     def _follow(self) -> None:
+        following = {
+            application: [p for p in self.projections if application in p.applications]
+            for application in self.stores.applications
+        }
         known_heads: dict[str, int] = {}
-        behind: set[str] = set()  # projections whose last batch was full: more may wait
+        behind: set[tuple[str, str]] = set()  # (projection, application) whose last batch was full
         next_jobs = time.monotonic()
         while not self._stopping.is_set():
             if self.jobs and time.monotonic() >= next_jobs:
@@ -159,43 +190,56 @@ class ProjectionRunner:
                 next_jobs = time.monotonic() + JOB_INTERVAL
             # Read before running: whatever is appended after this read moves a head next round.
             heads = {name: app.recorder.max_notification_id() or 0 for name, app in self.stores.applications.items()}
-            moved = {name for name, head in heads.items() if known_heads.get(name) != head}
-            for projection in self.projections:
-                name = projection.name
-                # Only the logs that moved, unless the last batch was full or failed: then every one.
-                every = name in self._retry_at or name in behind
-                due = [application for application in projection.applications if every or application in moved]
-                if not due:
-                    continue
-                if self._run_guarded(projection, due):
-                    behind.add(name)
-                else:
-                    behind.discard(name)
+            for application, projections in following.items():
+                # Only logs that moved, unless a projection's last batch was full or failed.
+                due = [
+                    p
+                    for p in projections
+                    if known_heads.get(application) != heads[application]
+                    or (p.name, application) in behind
+                    or p.name in self._retry_at
+                ]
+                due = [p for p in due if self._retry_at.get(p.name, 0.0) <= time.monotonic()]
+                # Healthy read models go together; a side effect, or a read model that failed, alone.
+                together = [p for p in due if p.read_model and p.name not in self._retry_at]
+                groups = [together] if together else []
+                groups += [[p] for p in due if p not in together]
+                for group in groups:
+                    for projection, full in self._run_guarded(application, group).items():
+                        if full:
+                            behind.add((projection, application))
+                        else:
+                            behind.discard((projection, application))
             known_heads = heads
             if not behind:
                 retries = [at - time.monotonic() for at in self._retry_at.values()]
                 self.progress.wait_for_nudge(max(0.0, min([POLL_INTERVAL[self.db.dialect], *retries])))
 
-    def _run_guarded(self, projection: Projection, applications: Sequence[str]) -> bool:
-        """Run one batch; whether it was full (more may wait). A failing projection backs off alone."""
-        retry_at = self._retry_at.get(projection.name)
-        if retry_at is not None and time.monotonic() < retry_at:
-            return False
+    def _run_guarded(self, application: str, projections: Sequence[Projection]) -> dict[str, bool]:
+        """Run one batch; for each projection that ran, whether its batch was full (more may wait).
+
+        When a shared batch fails, each projection runs alone, so the failing one backs off by
+        itself and the others go on.
+        """
         try:
-            seen = self.run_once(projection, applications)
+            seen = self._apply(application, projections)
         except psycopg.OperationalError:
             raise
         except Exception:
-            failures = self._failures.get(projection.name, 0) + 1
-            self._failures[projection.name] = failures
+            if len(projections) > 1:
+                return {name: full for p in projections for name, full in self._run_guarded(application, [p]).items()}
+            name = projections[0].name
+            failures = self._failures.get(name, 0) + 1
+            self._failures[name] = failures
             delay = min(MAX_BACKOFF, 0.1 * 2**failures)
-            self._retry_at[projection.name] = time.monotonic() + delay
-            log.exception("projection %s failed (attempt %d); retrying in %.1fs", projection.name, failures, delay)
-            return False
-        self._retry_at.pop(projection.name, None)
-        self._failures.pop(projection.name, None)
+            self._retry_at[name] = time.monotonic() + delay
+            log.exception("projection %s failed (attempt %d); retrying in %.1fs", name, failures, delay)
+            return {}
+        for projection in projections:
+            self._retry_at.pop(projection.name, None)
+            self._failures.pop(projection.name, None)
         # A batch shorter than the limit reached the log's end as it stood after `heads` was read.
-        return seen >= self.batch_size
+        return {projection.name: seen >= self.batch_size for projection in projections}
 
     def _run_jobs(self) -> None:
         for job in self.jobs:

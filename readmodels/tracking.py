@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from ugc.database import Cursor, Database
@@ -139,22 +139,40 @@ def register(cur: Cursor, projection: str, application: str, *, read_model: bool
 
 def position(cur: Cursor, projection: str, application: str, *, lock: bool = False) -> int:
     """The last notification id applied; `lock` holds the row until the transaction ends."""
-    sql = "SELECT position FROM projection_tracking WHERE projection = %s AND application = %s"
+    return positions(cur, application, [projection], lock=lock)[projection]
+
+
+def positions(cur: Cursor, application: str, projections: Sequence[str], *, lock: bool = False) -> dict[str, int]:
+    """The last notification id each of `projections` applied of `application`; `lock` holds the rows
+    until the transaction ends (taken in name order, so two lockers never deadlock)."""
+    marks = ", ".join(["%s"] * len(projections))
+    sql = (
+        "SELECT projection, position FROM projection_tracking "
+        f"WHERE application = %s AND projection IN ({marks}) ORDER BY projection"
+    )
     if lock and cur.dialect == "postgresql":
         sql += " FOR UPDATE"
-    row = cur.execute(sql, (projection, application)).fetchone()
-    if row is None:
-        raise LookupError(f"projection {projection!r} is not registered for {application!r}")
-    return int(row["position"])
+    found = {
+        row["projection"]: int(row["position"]) for row in cur.execute(sql, (application, *projections)).fetchall()
+    }
+    missing = set(projections) - set(found)
+    if missing:
+        raise LookupError(f"projections {sorted(missing)} are not registered for {application!r}")
+    return found
 
 
 def advance(cur: Cursor, projection: str, application: str, old: int, new: int) -> None:
-    """Move the position from `old` to `new`; a concurrent mover makes this fail, not double-apply."""
-    cur.execute(
-        "UPDATE projection_tracking SET position = %s WHERE projection = %s AND application = %s AND position = %s",
+    """Move the position from `old` to `new`; a concurrent mover makes this fail, not double-apply.
+
+    The row comes back (rather than a row count) because a pipelined cursor knows no count
+    until it has read an answer.
+    """
+    moved = cur.execute(
+        "UPDATE projection_tracking SET position = %s WHERE projection = %s AND application = %s AND position = %s "
+        "RETURNING position",
         (new, projection, application, old),
-    )
-    if cur.rowcount != 1:
+    ).fetchone()
+    if moved is None:
         raise RuntimeError(f"{projection} on {application} moved past {old} under us")
 
 

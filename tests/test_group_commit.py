@@ -9,12 +9,10 @@ from typing import Any
 from uuid import UUID, uuid4, uuid5
 
 import pytest
-from eventsourcing.application import Application
+from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
 
 from commands.group_commit import GroupCommit
-from readmodels.migrations import migrate
-from ugc.database import Database
 from ugc.store import eventsourcing_settings
 
 NAMESPACE = UUID("6f1c0a52-5a43-4b0e-9a7c-2f0f3b6d8e11")
@@ -37,14 +35,6 @@ class Probes(Application[UUID]):
 
 
 @pytest.fixture
-def db(database_url: str) -> Iterator[Database]:
-    database = Database(database_url)
-    migrate(database)
-    yield database
-    database.close()
-
-
-@pytest.fixture
 def app(database_url: str) -> Iterator[Application[UUID]]:
     probes = Probes(env=eventsourcing_settings(database_url, Probes.name, create_table=True))
     yield probes
@@ -52,26 +42,22 @@ def app(database_url: str) -> Iterator[Application[UUID]]:
 
 
 @pytest.fixture
-def kind(db: Database) -> str:
-    """A sequence of its own per test: the module's database outlives each test."""
-    name = f"probe_{uuid4().hex[:12]}"
-    with db.transaction(write=True) as cur:
-        db.create_sequence(cur, name)
-    return name
+def kind() -> str:
+    """A series of ids of its own per test: the module's event store outlives each test."""
+    return uuid4().hex
 
 
-def test_one_caller_alone_appends_at_once(db: Database, app: Application[UUID], kind: str) -> None:
-    group: GroupCommit[Probe] = GroupCommit(app, db, kind)
-    created, positions = group.append(lambda number: Probe(kind, number, "alone"))
-    assert created.number == 1
+def test_one_caller_alone_appends_at_once(app: Application[UUID], kind: str) -> None:
+    probe = Probe(kind, 1, "alone")
+    positions = GroupCommit(app).append(probe)
     assert positions == {"probes": app.recorder.max_notification_id()}
-    assert app.repository.get(created.id).label == "alone"
+    assert app.repository.get(probe.id).label == "alone"
 
 
-def test_concurrent_callers_share_transactions_and_each_gets_its_own_aggregate(
-    db: Database, app: Application[UUID], kind: str
+def test_concurrent_callers_share_transactions_and_each_learns_where_its_own_events_landed(
+    app: Application[UUID], kind: str
 ) -> None:
-    group: GroupCommit[Probe] = GroupCommit(app, db, kind)
+    group = GroupCommit(app)
     saves: list[int] = []
     save = app.save
 
@@ -80,84 +66,48 @@ def test_concurrent_callers_share_transactions_and_each_gets_its_own_aggregate(
         return save(*aggregates, **kwargs)
 
     app.save = counting_save  # type: ignore[method-assign]  # counts the real save's calls
-    callers = 200
+    probes = [Probe(kind, number, f"caller {number}") for number in range(1, 201)]
     with ThreadPoolExecutor(max_workers=32) as pool:
-        results = list(pool.map(lambda i: group.append(lambda n: Probe(kind, n, f"caller {i}")), range(callers)))
-    labels = [created.label for created, _ in results]
-    assert labels == [f"caller {i}" for i in range(callers)]
-    assert sorted(created.number for created, _ in results) == list(range(1, callers + 1))
-    assert sum(saves) == callers and len(saves) < callers  # some transactions carried several
-    for created, positions in results:
-        stored = app.repository.get(created.id)
-        assert (stored.number, stored.label) == (created.number, created.label)
-        # The position is where this aggregate's own event landed.
-        [notification] = [
-            n
-            for n in app.recorder.select_notifications(start=positions["probes"], limit=1)
-            if n.originator_id == created.id
-        ]
-        assert notification.id == positions["probes"]
+        positions = list(pool.map(group.append, probes))
+    assert sum(saves) == len(probes) and len(saves) < len(probes)  # some transactions carried several
+    for probe, landed in zip(probes, positions, strict=True):
+        assert app.repository.get(probe.id).label == probe.label
+        [notification] = app.recorder.select_notifications(start=landed["probes"], limit=1)
+        assert notification.originator_id == probe.id
 
 
-def test_a_caller_whose_aggregate_cannot_be_made_fails_alone(db: Database, app: Application[UUID], kind: str) -> None:
-    group: GroupCommit[Probe] = GroupCommit(app, db, kind)
-
-    def make(i: int) -> Any:
-        def build(number: int) -> Probe:
-            if i % 5 == 0:
-                raise ValueError(f"caller {i} refused")
-            return Probe(kind, number, f"caller {i}")
-
-        return build
-
-    def call(i: int) -> str:
-        try:
-            return group.append(make(i))[0].label
-        except ValueError as error:
-            return str(error)
-
-    with ThreadPoolExecutor(max_workers=16) as pool:
-        outcomes = list(pool.map(call, range(60)))
-    assert outcomes == [f"caller {i} refused" if i % 5 == 0 else f"caller {i}" for i in range(60)]
-
-
-def test_a_failed_save_fails_every_caller_of_its_group_and_writes_nothing(
-    db: Database, app: Application[UUID], kind: str
-) -> None:
-    group: GroupCommit[Probe] = GroupCommit(app, db, kind)
-    taken, _ = group.append(lambda number: Probe(kind, number, "first"))
-    before = app.recorder.max_notification_id()
-    # A second aggregate with the first one's id clashes on the store's own constraint.
-    clash = Probe.create_id(kind, taken.number, "")
+def test_a_failed_save_fails_every_caller_of_its_group_and_writes_none_of_it(app: Application[UUID], kind: str) -> None:
+    group = GroupCommit(app)
+    first = Probe(kind, 1, "first")
+    group.append(first)
     entered, release = threading.Event(), threading.Event()
     save = app.save
 
     def held_save(*aggregates: Any, **kwargs: Any) -> Any:
         entered.set()
-        release.wait(5)  # let the others queue into one group behind the first caller's
+        release.wait(5)  # the others queue meanwhile, and go together in the next group
         return save(*aggregates, **kwargs)
 
     app.save = held_save  # type: ignore[method-assign]  # the real save, only later
 
-    def clashing(number: int) -> Probe:
-        return Probe(kind, taken.number, "again")
-
-    def call(make: Any) -> str:
+    def call(probe: Probe) -> str:
         try:
-            group.append(make)
+            group.append(probe)
             return "saved"
         except Exception as error:
             return type(error).__name__
 
+    # The fourth follower's aggregate has the first one's id: the store's own constraint refuses it.
+    followers = [Probe(kind, 1 if i == 3 else 10 + i, f"follower {i}") for i in range(6)]
     with ThreadPoolExecutor(max_workers=8) as pool:
-        leader = pool.submit(call, lambda n: Probe(kind, n, "leader"))
+        leader = pool.submit(call, Probe(kind, 2, "leader"))
         assert entered.wait(5)
-        followers = [
-            pool.submit(call, clashing if i == 3 else (lambda n: Probe(kind, n, "follower"))) for i in range(6)
-        ]
+        queued = [pool.submit(call, probe) for probe in followers]
         threading.Timer(0.3, release.set).start()
-        outcomes = [leader.result(10), *(f.result(10) for f in followers)]
-    assert outcomes[0] == "saved"
-    assert set(outcomes[1:]) == {"IntegrityError"}
-    assert app.recorder.max_notification_id() == before + 1  # the leader's only
-    assert app.repository.get(clash).label == "first"
+        outcomes = [leader.result(10), *(f.result(10) for f in queued)]
+    assert outcomes == ["saved"] + ["IntegrityError"] * len(followers)
+    assert app.repository.get(first.id).label == "first"
+    for probe in followers:
+        if probe.id != first.id:
+            with pytest.raises(AggregateNotFoundError):
+                app.repository.get(probe.id)

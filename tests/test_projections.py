@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -13,7 +14,7 @@ from argon2 import PasswordHasher
 from commands.accounts import AccountCommands, Register
 from commands.creators import CreatorCommands
 from projections.accounts import AccountsProjection
-from projections.base import Handler
+from projections.base import Handler, Projection
 from projections.runner import ProjectionRunner
 from readmodels import tracking
 from readmodels.migrations import migrate
@@ -21,7 +22,7 @@ from readmodels.tracking import Progress
 from ugc.clock import MovableClock
 from ugc.config import Settings
 from ugc.database import Database
-from ugc.store import EventStores
+from ugc.store import Accounts, EventStores
 
 
 class Boom(Exception):
@@ -163,3 +164,53 @@ def test_two_runners_racing_on_one_projection_apply_each_event_once(world: World
     first.reset(AccountsProjection())
     first.catch_up()
     assert snapshot(world.db) == together
+
+
+class FlakyProjection(Projection):
+    """A read model of the accounts log with no table, failing every event until healed."""
+
+    name = "flaky_probe"
+    applications = (Accounts.name,)
+
+    def __init__(self) -> None:
+        self.broken = True
+        self.applied: list[int] = []
+
+    def handlers(self) -> Mapping[type, Handler]:
+        def handle(cur: Any, event: Any) -> None:
+            if self.broken:
+                raise Boom("still broken")
+            self.applied.append(self.position)
+
+        return dict.fromkeys(AccountsProjection().handlers(), handle)
+
+
+def positions_of(db: Database) -> dict[str, int]:
+    with db.transaction() as cur:
+        return tracking.positions(cur, Accounts.name, ["accounts", FlakyProjection.name])
+
+
+def eventually(condition: Any, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.02)
+
+
+def test_a_failing_read_model_backs_off_alone_while_the_others_follow_the_log(world: World) -> None:
+    flaky = FlakyProjection()
+    runner = ProjectionRunner(world.db, world.stores, [AccountsProjection(), flaky], Progress())
+    runner.register()
+    runner.start()
+    try:
+        write_history(world, "flaky", 3)
+        head = world.stores.accounts.recorder.max_notification_id()
+        eventually(lambda: positions_of(world.db)["accounts"] == head)
+        assert positions_of(world.db)[FlakyProjection.name] == 0 and flaky.applied == []
+        flaky.broken = False
+        eventually(lambda: positions_of(world.db)[FlakyProjection.name] == head)
+        assert flaky.applied == sorted(set(flaky.applied)) and flaky.applied[-1] <= head
+    finally:
+        runner.stop()
+        with world.db.transaction(write=True) as cur:
+            cur.execute("DELETE FROM projection_tracking WHERE projection = %s", (FlakyProjection.name,))

@@ -13,7 +13,7 @@ import sqlite3
 import threading
 import zlib
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -160,15 +160,19 @@ class Database:
         return connection
 
     @contextmanager
-    def transaction(self, *, write: bool = False) -> Iterator[Cursor]:
+    def transaction(self, *, write: bool = False, pipelined: bool = False) -> Iterator[Cursor]:
         """One transaction: committed when the block ends, rolled back if it raises.
 
         On SQLite `write=True` takes the write lock up front (BEGIN IMMEDIATE), so a writer never
-        fails half way on a lock upgrade.
+        fails half way on a lock upgrade. On PostgreSQL `pipelined=True` sends statements without
+        waiting for each one's answer until a result is read (psycopg's pipeline mode): a batch
+        of writes costs one round trip instead of one each; an error surfaces at the next read
+        or at the commit, still inside the transaction.
         """
         if self._pool is not None:
-            with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
-                yield Cursor(cur, "postgresql")
+            with self._pool.connection() as conn:
+                with conn.pipeline() if pipelined else nullcontext(), conn.transaction(), conn.cursor() as cur:
+                    yield Cursor(cur, "postgresql")
             return
         connection = self._sqlite_connection()
         cursor = connection.cursor()
