@@ -76,11 +76,13 @@ class Result:
     machine_cores: float  # CPU the whole machine used, in cores (2.0 = both cores saturated)
     background_cores: float | None = None  # CPU other processes used just before (None: not sampled)
     top_others: tuple[tuple[str, float], ...] = ()  # the busiest other processes during the run, in cores
+    helper_cores: float = 0.0  # CPU of the server's own other processes (helper_pids), in cores
 
     @property
     def other_cores(self) -> float:
         """CPU of everything else during the run: the kernel's loopback work, other people's processes."""
-        return self.machine_cores - self.client_cores - (self.server_cores or 0.0) - self.postgres_cores
+        return (self.machine_cores - self.client_cores - (self.server_cores or 0.0) - self.postgres_cores
+                - self.helper_cores)
 
     @property
     def rps(self) -> float:
@@ -92,12 +94,14 @@ DISTURBED = 0.3  # cores: other processes busier than this during a run make it 
 
 def run(url: str, scenario: Scenario, *, connections: int, duration: float, engine: str = DEFAULT_ENGINE,
         server_pid: int | None = None, timeout: float = 30.0, quiet: bool = True, attempts: int = 3,
-        database: str | None = None) -> Result:
+        database: str | None = None, helper_pids: Sequence[int] = ()) -> Result:
     """Load `url`'s host with `scenario` for `duration` seconds over `connections` connections.
 
     With `quiet`, first wait (bounded) for the machine and the server to go idle, record how busy
     the rest of the machine still was, and measure again (up to `attempts` times in all) while other
     processes took more than DISTURBED cores during the run; the least disturbed run is returned.
+    `helper_pids` are the server's own other processes (a `ugc project` beside it): their CPU is not
+    other load; it shows among the busiest processes, marked "(ours)".
 
     `database` says which PostgreSQL backends are the server's: None counts every postgres process
     as the server's database work; a name counts the backends of that database (and PostgreSQL's own
@@ -109,14 +113,15 @@ def run(url: str, scenario: Scenario, *, connections: int, duration: float, engi
     for _ in range(attempts if quiet else 1):
         background = wait_for_quiet(server_pid=server_pid) if quiet else None
         results.append(_measure(url, scenario, connections, duration, engine, server_pid, timeout, background,
-                                database))
+                                database, helper_pids))
         if results[-1].other_cores <= DISTURBED:
             break
     return min(results, key=lambda r: r.other_cores)
 
 
 def _measure(url: str, scenario: Scenario, connections: int, duration: float, engine: str,
-             server_pid: int | None, timeout: float, background: float | None, database: str | None) -> Result:
+             server_pid: int | None, timeout: float, background: float | None, database: str | None,
+             helper_pids: Sequence[int] = ()) -> Result:
     server_before = process_cpu_seconds(server_pid) if server_pid else 0.0
     busy_before, _ = machine_cpu()
     snapshot_before = cpu_snapshot()
@@ -133,13 +138,15 @@ def _measure(url: str, scenario: Scenario, connections: int, duration: float, en
         return name == "postgres" and (database is None or postgres_database(pid) in (None, database))
 
     postgres_cores = sum(cpu for pid, (name, cpu) in used.items() if ours(pid, name)) / wall
-    mine = {os.getpid(), server_pid}
+    mine = {os.getpid(), server_pid, *helper_pids}
     others = sorted(((describe(pid, name), cpu / wall) for pid, (name, cpu) in used.items()
                      if not ours(pid, name) and pid not in mine and cpu / wall >= 0.02), key=lambda o: -o[1])
+    helpers = [(f"{describe(pid, used[pid][0])} (ours)", used[pid][1] / wall) for pid in helper_pids if pid in used]
     server_cores = (process_cpu_seconds(server_pid) - server_before) / wall if server_pid else None
     requests, seconds, errors, p50, p99, client_cpu = raw
     return Result(engine, connections, seconds, requests, errors, p50, p99, client_cpu / wall, server_cores,
-                  postgres_cores, (busy_after - busy_before) / wall, background, tuple(others[:3]))
+                  postgres_cores, (busy_after - busy_before) / wall, background, tuple(helpers + others[:3]),
+                  sum(cores for _, cores in helpers))
 
 
 def _nonce() -> str:

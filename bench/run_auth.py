@@ -147,8 +147,8 @@ def register_pool(base: str, size: int, prefix: str) -> list[str]:
 
 
 @contextmanager
-def ugc_server(database_url: str, *, projections: str = "inline") -> Iterator[tuple[str, int, Path]]:
-    """`ugc serve` on a free port with a fresh var dir; (base URL, pid, log path).
+def ugc_server(database_url: str, *, projections: str = "inline") -> Iterator[tuple[str, int, Path, list[int]]]:
+    """`ugc serve` on a free port with a fresh var dir; (base URL, pid, log path, pids of its helpers).
 
     `projections="external"` is the production layout of DESIGN.md: the server only serves, and
     a `ugc project` process beside it runs the projections (its log: project.log beside the server's).
@@ -163,8 +163,8 @@ def ugc_server(database_url: str, *, projections: str = "inline") -> Iterator[tu
         try:
             with server(argv, port, env=env, log=log, ready_timeout=120) as proc, \
                     (background([str(VENV_BIN / "ugc"), "project"], env=env, log=log.with_name("project.log"))
-                     if projections == "external" else nullcontext()):
-                yield f"http://127.0.0.1:{port}", proc.pid, log
+                     if projections == "external" else nullcontext()) as projector:
+                yield f"http://127.0.0.1:{port}", proc.pid, log, [projector.pid] if projector else []
         except BaseException:
             for tail in (log, log.with_name("project.log")):
                 if tail.exists():
@@ -203,7 +203,7 @@ def measure_api(database_url: str, *, duration: float, slow_duration: float, con
                 engine: str, pool_size: int, attempts: int = 3) -> tuple[AtRest, list[tuple[str, Result]]]:
     results: list[tuple[str, Result]] = []
     database = urlsplit(database_url).path.lstrip("/") if is_postgres(database_url) else ""
-    with ugc_server(database_url) as (base, pid, _log):
+    with ugc_server(database_url) as (base, pid, _log, _helpers):
         rest = at_rest(database_url, pid)
 
         def load(label: str, scenario: Scenario, conns: int, *, seconds: float = duration,

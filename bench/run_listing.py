@@ -189,7 +189,7 @@ def measure_api(
 ) -> tuple[list[tuple[str, Result]], str]:
     """Every case at every concurrency, then the target again under writes; the results and the writes' summary."""
     results: list[tuple[str, Result]] = []
-    with ugc_server(url) as (base, pid, _log):
+    with ugc_server(url) as (base, pid, _log, _helpers):
         runs = [(case, conns, None) for case in cases for conns in connections]
         runs += [(cases[0], conns, write_rate) for conns in connections]
         written = []
