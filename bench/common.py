@@ -47,6 +47,17 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 
     raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout} s")
 
 
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGINT (a clean shutdown), then SIGKILL after 15 s."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 @contextmanager
 def server(argv: list[str], port: int, *, env: dict[str, str] | None = None, log: Path | None = None,
            ready_timeout: float = 60.0) -> Iterator[subprocess.Popen[bytes]]:
@@ -57,13 +68,7 @@ def server(argv: list[str], port: int, *, env: dict[str, str] | None = None, log
         wait_for_port(port, process, ready_timeout)
         yield process
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop(process)
         if log:
             out.close()  # type: ignore[union-attr]
 
@@ -79,13 +84,7 @@ def background(argv: list[str], *, env: dict[str, str], log: Path) -> Iterator[s
                 raise RuntimeError(f"{argv} exited with {process.returncode} at start; see {log}")
             yield process
         finally:
-            if process.poll() is None:
-                process.send_signal(signal.SIGINT)
-                try:
-                    process.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+            stop(process)
 
 
 def process_cpu_seconds(pid: int) -> float:
