@@ -31,7 +31,7 @@ class NotificationCommands:
 
     def mark_all_read(self, user: int) -> Positions:
         """Everything notified by events appended so far, in every log that notifies."""
-        heads = {name: self.stores[name].recorder.max_notification_id() or 0 for name in SOURCES}
+        heads = self.stores.heads(SOURCES)
         return self._record(user, lambda inbox, now: inbox.read_all(heads, now))
 
     def _notifies(self, user: int, notification: int) -> bool:

@@ -47,7 +47,12 @@ class OrderCommands:
         self, buyer_id: int, service_id: int, requirements: str, delivery_date: date, option_ids: list[int]
     ) -> Placed:
         """Fix the service's terms (title, prices, chosen options) into a new order."""
-        buyer = self._get(self.stores.accounts, aggregate_id("user", buyer_id), User, "user_not_found")
+        try:
+            # Read, never changed, and only fields that cannot go back (the username is fixed,
+            # verification only ever turns on): the cached aggregate itself will do, uncopied.
+            buyer: User = self.stores.accounts.repository.get(aggregate_id("user", buyer_id), deepcopy_from_cache=False)
+        except AggregateNotFoundError:
+            raise NotFound("user_not_found") from None
         if not buyer.is_verified:
             raise NotAllowed("email_not_verified")
         try:
@@ -189,15 +194,11 @@ class OrderCommands:
     def _check_own_files(self, actor: int, file_ids: list[int]) -> None:
         for file_number in file_ids:
             try:
-                stored: StoredFile = self.stores.files.repository.get(aggregate_id("file", file_number))
+                # Uncopied, as the buyer in `place`: the owner is fixed, removal only ever turns on.
+                stored: StoredFile = self.stores.files.repository.get(
+                    aggregate_id("file", file_number), deepcopy_from_cache=False
+                )
             except AggregateNotFoundError:
                 raise InvalidField("file_ids", "foreign_file") from None
             if stored.owner_user_number != actor or stored.removed:
                 raise InvalidField("file_ids", "foreign_file")
-
-    @staticmethod
-    def _get(app: Any, uuid: Any, kind: type, code: str) -> Any:
-        try:
-            return app.repository.get(uuid)
-        except AggregateNotFoundError:
-            raise NotFound(code) from None

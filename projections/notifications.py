@@ -54,9 +54,10 @@ class NotificationsProjection(Projection):
                 (str(e.originator_id), e.number),
             )
         number = notification_id(source, self.position)
-        data = _data(cur, e)
-        # One statement: the next `seq`, and whether the user already marked it read (a rebuild
-        # meets the read markers before the notifications they cover).
+        kind, data = TYPES[type(e)], _data(cur, e)
+        # One statement: the next `seq`, and whether a read marker covers it already ("mark all
+        # read" names the logs' heads, which may be ahead of this projection; a rebuild meets
+        # every marker before the notifications it covers).
         stored = cur.execute(
             "INSERT INTO notifications (id, seq, user_id, source, position, type, message, data, is_read, created_at) "
             "VALUES (%s, (SELECT COALESCE(MAX(seq), 0) + 1 FROM notifications), %s, %s, %s, %s, %s, %s, "
@@ -68,7 +69,7 @@ class NotificationsProjection(Projection):
                 e.notify,
                 source,
                 self.position,
-                TYPES[type(e)],
+                kind,
                 e.notice,
                 data,
                 e.notify,
@@ -83,7 +84,7 @@ class NotificationsProjection(Projection):
         seq = int(stored["seq"])
         row = {
             "id": number,
-            "type": TYPES[type(e)],
+            "type": kind,
             "message": e.notice,
             "data": data,
             "is_read": bool(stored["is_read"]),

@@ -189,7 +189,7 @@ class ProjectionRunner:
                 self._run_jobs()
                 next_jobs = time.monotonic() + JOB_INTERVAL
             # Read before running: whatever is appended after this read moves a head next round.
-            heads = {name: app.recorder.max_notification_id() or 0 for name, app in self.stores.applications.items()}
+            heads = self.stores.heads()
             for application, projections in following.items():
                 # Only logs that moved, unless a projection's last batch was full or failed.
                 due = [

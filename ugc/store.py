@@ -7,11 +7,15 @@ own application (and table) to keep writes to one from queueing behind another.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
+from typing import cast
 from urllib.parse import unquote, urlsplit
 from uuid import UUID
 
 from eventsourcing.application import Application
+from eventsourcing.postgres import PostgresApplicationRecorder
+from psycopg.sql import SQL, Identifier
 
 # Importing the domain registers every stored event's topic, so any process can read the log.
 from ugc import (  # noqa: F401
@@ -125,6 +129,7 @@ class EventStores:
     """The applications of one process, opened on one database URL."""
 
     def __init__(self, database_url: str, *, create_table: bool = False) -> None:
+        self._postgres = is_postgres(database_url)
         self.applications: dict[str, Application[UUID]] = {
             cls.name: cls(env=eventsourcing_settings(database_url, cls.name, create_table=create_table))
             for cls in APPLICATION_CLASSES
@@ -152,6 +157,29 @@ class EventStores:
 
     def __getitem__(self, name: str) -> Application[UUID]:
         return self.applications[name]
+
+    def heads(self, names: Collection[str] | None = None) -> dict[str, int]:
+        """The last notification id of each application's log (0 while empty), of all or `names`.
+
+        On PostgreSQL every log is a table of one database: one statement reads them all (the
+        projection runner asks before every round). SQLite keeps each log in a file of its own.
+        """
+        chosen = {name: app for name, app in self.applications.items() if names is None or name in names}
+        if not chosen or not self._postgres:
+            return {name: app.recorder.max_notification_id() or 0 for name, app in chosen.items()}
+        heads = SQL("SELECT ") + SQL(", ").join(
+            SQL("(SELECT MAX(notification_id) FROM {}.{}) AS {}").format(
+                Identifier(recorder.datastore.schema), Identifier(recorder.events_table_name), Identifier(name)
+            )
+            for name, recorder in (
+                (name, cast(PostgresApplicationRecorder, app.recorder)) for name, app in chosen.items()
+            )
+        )
+        any_recorder = cast(PostgresApplicationRecorder, next(iter(chosen.values())).recorder)
+        with any_recorder.datastore.get_connection() as conn, conn.cursor() as cur:
+            row = cur.execute(heads).fetchone()
+        assert row is not None
+        return {name: row[name] or 0 for name in chosen}
 
     def close(self) -> None:
         for application in self.applications.values():
