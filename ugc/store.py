@@ -167,17 +167,15 @@ class EventStores:
         chosen = {name: app for name, app in self.applications.items() if names is None or name in names}
         if not chosen or not self._postgres:
             return {name: app.recorder.max_notification_id() or 0 for name, app in chosen.items()}
-        heads = SQL("SELECT ") + SQL(", ").join(
+        recorders = {name: cast(PostgresApplicationRecorder, app.recorder) for name, app in chosen.items()}
+        statement = SQL("SELECT ") + SQL(", ").join(
             SQL("(SELECT MAX(notification_id) FROM {}.{}) AS {}").format(
                 Identifier(recorder.datastore.schema), Identifier(recorder.events_table_name), Identifier(name)
             )
-            for name, recorder in (
-                (name, cast(PostgresApplicationRecorder, app.recorder)) for name, app in chosen.items()
-            )
+            for name, recorder in recorders.items()
         )
-        any_recorder = cast(PostgresApplicationRecorder, next(iter(chosen.values())).recorder)
-        with any_recorder.datastore.get_connection() as conn, conn.cursor() as cur:
-            row = cur.execute(heads).fetchone()
+        with next(iter(recorders.values())).datastore.get_connection() as conn, conn.cursor() as cur:
+            row = cur.execute(statement).fetchone()
         assert row is not None
         return {name: row[name] or 0 for name in chosen}
 
