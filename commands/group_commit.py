@@ -3,14 +3,16 @@
 The library locks an application's events table for every `save()`, so one save per new order
 caps placing at about a sixth of what PostgreSQL commits per second here (bench/RESULTS.md).
 New aggregates cannot clash with one another, so those that arrive while one save is under way
-wait for it to end and then go together: one transaction, one lock, one NOTIFY, one COMMIT.
-Alone, an aggregate goes at once.
+wait for it to end and then go together: one call for their numbers, one transaction, one lock,
+one NOTIFY, one COMMIT. Alone, an aggregate goes at once.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import Application
@@ -20,34 +22,40 @@ from commands.saving import Positions
 
 MAX_GROUP = 200  # aggregates per transaction: bounds what one failure takes down with it
 
+A = TypeVar("A", bound=Aggregate)
+
 
 @dataclass(eq=False)
-class _Entry:
-    aggregate: Aggregate
+class _Entry(Generic[A]):
+    make: Callable[[int], A]
+    aggregate: A | None = None
     positions: Positions = field(default_factory=dict)
     error: BaseException | None = None
     finished: bool = False
 
 
-class GroupCommit:
-    """New aggregates of one application, appended in groups.
+class GroupCommit(Generic[A]):
+    """New numbered aggregates of one application, made and appended in groups.
 
-    Whoever finds no save under way leads: it takes everything queued so far, saves it, and wakes
-    the rest; those whose aggregates were not in that group elect the next leader among themselves.
+    Whoever finds no save under way leads: it takes everything queued so far, numbers it with one
+    call of `numbers(count)`, makes the aggregates, saves them, and wakes the rest; those whose
+    aggregates were not in that group elect the next leader among themselves.
     """
 
-    def __init__(self, app: Application[UUID]) -> None:
+    def __init__(self, app: Application[UUID], numbers: Callable[[int], list[int]]) -> None:
         self.app = app
+        self.numbers = numbers
         self._changed = threading.Condition()
-        self._queue: list[_Entry] = []
+        self._queue: list[_Entry[A]] = []
         self._saving = False
 
-    def append(self, aggregate: Aggregate) -> Positions:
-        """Append the new aggregate's pending events; where they landed.
+    def append(self, make: Callable[[int], A]) -> tuple[A, Positions]:
+        """Make the aggregate with a fresh number, append its events; it and where they landed.
 
-        A failed save fails every call of its group, and nothing of the group is written.
+        What `make` raises fails this call alone. A failed save fails every call of its group, and
+        nothing of the group is written.
         """
-        entry = _Entry(aggregate)
+        entry = _Entry(make)
         with self._changed:
             self._queue.append(entry)
             while self._saving and not entry.finished:
@@ -65,17 +73,26 @@ class GroupCommit:
                     self._changed.notify_all()
         if entry.error is not None:
             raise entry.error
-        return entry.positions
+        assert entry.aggregate is not None
+        return entry.aggregate, entry.positions
 
-    def _save(self, group: list[_Entry]) -> None:
+    def _save(self, group: list[_Entry[A]]) -> None:
+        made: list[_Entry[A]] = []
         failure: BaseException | None = None
         try:
-            recordings = self.app.save(*(entry.aggregate for entry in group))
+            for entry, number in zip(group, self.numbers(len(group)), strict=True):
+                try:
+                    entry.aggregate = entry.make(number)
+                    made.append(entry)
+                except Exception as error:
+                    entry.error = error
+            recordings = self.app.save(*(entry.aggregate for entry in made)) if made else []
             landed: dict[UUID, int] = {}
             for recording in recordings:
                 originator = recording.domain_event.originator_id
                 landed[originator] = max(landed.get(originator, 0), recording.notification.id)
-            for entry in group:
+            for entry in made:
+                assert entry.aggregate is not None
                 entry.positions = {self.app.name: landed[entry.aggregate.id]}
         except BaseException as error:
             failure = error
@@ -83,5 +100,6 @@ class GroupCommit:
         finally:
             with self._changed:
                 for entry in group:
-                    entry.error = failure
+                    if failure is not None and entry.error is None:
+                        entry.error = failure
                     entry.finished = True

@@ -16,6 +16,7 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
 from commands.group_commit import GroupCommit
+from commands.read_only import ReadOnlyAggregates
 from commands.saving import Positions, retrying, save
 from ugc.accounts import User
 from ugc.clock import Clock
@@ -25,7 +26,7 @@ from ugc.files import StoredFile
 from ugc.ids import aggregate_id
 from ugc.orders import Order, order_id
 from ugc.services import Service
-from ugc.store import EventStores
+from ugc.store import Accounts, Catalog, EventStores, Files
 
 
 @dataclass(frozen=True)
@@ -41,22 +42,22 @@ class OrderCommands:
         self.db = db
         self.clock = clock
         self.auto_complete_after = auto_complete_after
-        self._placing = GroupCommit(self.app)
+        self._placing: GroupCommit[Order] = GroupCommit(self.app, lambda count: db.next_numbers("order", count))
+        self._read_only = ReadOnlyAggregates(stores)
 
     def place(
         self, buyer_id: int, service_id: int, requirements: str, delivery_date: date, option_ids: list[int]
     ) -> Placed:
         """Fix the service's terms (title, prices, chosen options) into a new order."""
+        now = self._read_only.now((Accounts.name, Catalog.name))
         try:
-            # Read, never changed, and only fields that cannot go back (the username is fixed,
-            # verification only ever turns on): the cached aggregate itself will do, uncopied.
-            buyer: User = self.stores.accounts.repository.get(aggregate_id("user", buyer_id), deepcopy_from_cache=False)
+            buyer: User = now.get(Accounts.name, aggregate_id("user", buyer_id))
         except AggregateNotFoundError:
             raise NotFound("user_not_found") from None
         if not buyer.is_verified:
             raise NotAllowed("email_not_verified")
         try:
-            service: Service = self.stores.catalog.repository.get(aggregate_id("service", service_id))
+            service: Service = now.get(Catalog.name, aggregate_id("service", service_id))
         except AggregateNotFoundError:
             raise InvalidField("service_id", "unknown_service") from None
         if not service.is_active:
@@ -68,32 +69,37 @@ class OrderCommands:
             raise InvalidField("selected_option_ids", "unknown_option")
         chosen = [options_by_id[option] for option in dict.fromkeys(option_ids)]
         price = Decimal(service.base_price)
-        order = Order.place(
-            number=self.db.next_number("order"),
-            buyer=buyer_id,
-            buyer_username=buyer.username,
-            creator=service.creator_user_number,
-            creator_profile=service.creator_profile_number,
-            creator_username=service.creator_username,
-            service=service_id,
-            service_title=service.title,
-            price=price,
-            options=[
-                {
-                    "id": int(o["id"]),
-                    "name": o["name"],
-                    "description": o.get("description", ""),
-                    "price": Decimal(o["price"]),
-                }
-                for o in chosen
-            ],
-            total_price=price + sum((Decimal(o["price"]) for o in chosen), Decimal(0)),
-            requirements=requirements,
-            delivery_date=delivery_date.isoformat(),
-            allows_modifications=bool(service.allows_modifications),
-            at=self.clock.now(),
-        )
-        return Placed(order, self._placing.append(order))
+        options = [
+            {
+                "id": int(o["id"]),
+                "name": o["name"],
+                "description": o.get("description", ""),
+                "price": Decimal(o["price"]),
+            }
+            for o in chosen
+        ]
+        at = self.clock.now()
+
+        def make(number: int) -> Order:
+            return Order.place(
+                number=number,
+                buyer=buyer_id,
+                buyer_username=buyer.username,
+                creator=service.creator_user_number,
+                creator_profile=service.creator_profile_number,
+                creator_username=service.creator_username,
+                service=service_id,
+                service_title=service.title,
+                price=price,
+                options=options,
+                total_price=price + sum((o["price"] for o in options), Decimal(0)),
+                requirements=requirements,
+                delivery_date=delivery_date.isoformat(),
+                allows_modifications=bool(service.allows_modifications),
+                at=at,
+            )
+
+        return Placed(*self._placing.append(make))
 
     def accept(self, order: int, actor: int, *, expected_version: int | None = None) -> Positions:
         return self._change(order, expected_version, lambda o: o.accept(actor, self.clock.now()))
@@ -192,12 +198,12 @@ class OrderCommands:
         return retrying(attempt)
 
     def _check_own_files(self, actor: int, file_ids: list[int]) -> None:
+        if not file_ids:
+            return
+        now = self._read_only.now((Files.name,))
         for file_number in file_ids:
             try:
-                # Uncopied, as the buyer in `place`: the owner is fixed, removal only ever turns on.
-                stored: StoredFile = self.stores.files.repository.get(
-                    aggregate_id("file", file_number), deepcopy_from_cache=False
-                )
+                stored: StoredFile = now.get(Files.name, aggregate_id("file", file_number))
             except AggregateNotFoundError:
                 raise InvalidField("file_ids", "foreign_file") from None
             if stored.owner_user_number != actor or stored.removed:

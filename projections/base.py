@@ -8,6 +8,8 @@ from typing import ClassVar
 
 from eventsourcing.utils import get_topic
 
+from ugc.database import Cursor
+
 # A read model's handler is called with the batch's cursor and the event; a side effect's with
 # only the event (see ProjectionRunner).
 Handler = Callable[..., object]
@@ -32,6 +34,10 @@ class Projection(ABC):
     @abstractmethod
     def handlers(self) -> Mapping[type, Handler]:
         """Event class -> the function that applies it."""
+
+    def before_commit(self, cur: Cursor) -> None:
+        """Called at the end of a batch, before its position moves: write what the handlers held back."""
+        return None
 
     def committed(self) -> None:
         """Called after a batch's transaction committed: push what it stored (stored before pushed)."""

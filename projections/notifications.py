@@ -1,13 +1,15 @@
 """Turns notifying events of the orders and messaging logs into `notifications`, and pushes them.
 
 Each notifying event names the user to tell (`notify`) and the line to show (`notice`); the type
-comes from `ugc.notifications.TYPES`. A notification's `seq` is the next number in the table,
-taken in the batch's own transaction (one runner writes at a time), so `seq` is store order.
+comes from `ugc.notifications.TYPES`. A batch's notifications are written together at its end
+(or before a read marker is applied), each with the next `seq` of the table: store order.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
 from functools import partial
 from typing import Any, ClassVar
 
@@ -33,6 +35,7 @@ class NotificationsProjection(Projection):
 
     def __init__(self, publisher: Publisher | None = None) -> None:
         self.outbox = Outbox(publisher)
+        self._held: list[_Held] = []  # notifications of the batch not written yet
 
     def handlers(self) -> Mapping[type, Handler]:
         notifying: dict[type, Handler] = {
@@ -45,6 +48,7 @@ class NotificationsProjection(Projection):
         self.outbox.flush()
 
     def aborted(self) -> None:
+        self._held.clear()
         self.outbox.discard()
 
     def notify(self, source: str, cur: Cursor, e: Any) -> None:
@@ -53,46 +57,61 @@ class NotificationsProjection(Projection):
                 "INSERT INTO notification_orders (order_uuid, order_id) VALUES (%s, %s)",
                 (str(e.originator_id), e.number),
             )
-        number = notification_id(source, self.position)
-        kind, data = TYPES[type(e)], _data(cur, e)
-        # One statement: the next `seq`, and whether a read marker covers it already ("mark all
-        # read" names the logs' heads, which may be ahead of this projection; a rebuild meets
-        # every marker before the notifications it covers).
-        stored = cur.execute(
-            "INSERT INTO notifications (id, seq, user_id, source, position, type, message, data, is_read, created_at) "
-            "VALUES (%s, (SELECT COALESCE(MAX(seq), 0) + 1 FROM notifications), %s, %s, %s, %s, %s, %s, "
-            "EXISTS (SELECT 1 FROM notification_reads WHERE user_id = %s AND notification_id = %s) "
-            "OR EXISTS (SELECT 1 FROM notification_read_marks WHERE user_id = %s AND source = %s AND up_to >= %s), "
-            "%s) RETURNING seq, is_read",
-            (
-                number,
+        self._held.append(
+            _Held(
+                notification_id(source, self.position),
                 e.notify,
                 source,
                 self.position,
-                kind,
+                TYPES[type(e)],
                 e.notice,
-                data,
-                e.notify,
-                number,
-                e.notify,
-                source,
-                self.position,
+                _data(cur, e),
                 e.at,
-            ),
-        ).fetchone()
-        assert stored is not None
-        seq = int(stored["seq"])
-        row = {
-            "id": number,
-            "type": kind,
-            "message": e.notice,
-            "data": data,
-            "is_read": bool(stored["is_read"]),
-            "created_at": e.at,
-        }
-        self.outbox.add(Push(kind="notification", to=user_channel(e.notify), row=row, seq=seq))
+            )
+        )
+
+    def before_commit(self, cur: Cursor) -> None:
+        self._write_held(cur)
+
+    def _write_held(self, cur: Cursor) -> None:
+        """Write the notifications held back, in one statement, and queue their pushes.
+
+        Each takes the next `seq` (one runner writes at a time, so `seq` is store order) and is read
+        already if a read marker covers it ("mark all read" names the logs' heads, which may be
+        ahead of this projection; a rebuild meets every marker before the notifications it covers).
+        Held rather than written one by one: each statement would wait for its answer.
+        """
+        if not self._held:
+            return
+        held, self._held = self._held, []
+        rows = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(held))
+        stored = cur.execute(
+            f"WITH held (id, ord, user_id, source, position, type, message, data, created_at) AS (VALUES {rows}), "
+            "base AS (SELECT COALESCE(MAX(seq), 0) AS seq FROM notifications) "
+            "INSERT INTO notifications (id, seq, user_id, source, position, type, message, data, is_read, created_at) "
+            "SELECT held.id, base.seq + held.ord, held.user_id, held.source, held.position, held.type, held.message, "
+            "held.data, EXISTS (SELECT 1 FROM notification_reads r "
+            "WHERE r.user_id = held.user_id AND r.notification_id = held.id) "
+            "OR EXISTS (SELECT 1 FROM notification_read_marks m "
+            "WHERE m.user_id = held.user_id AND m.source = held.source AND m.up_to >= held.position), "
+            "held.created_at FROM held CROSS JOIN base "
+            "RETURNING id, seq, is_read",
+            [value for ord, h in enumerate(held, start=1) for value in (h.id, ord, *h.columns())],
+        ).fetchall()
+        by_id = {int(row["id"]): row for row in stored}
+        for h in held:
+            row = {
+                "id": h.id,
+                "type": h.type,
+                "message": h.message,
+                "data": h.data,
+                "is_read": bool(by_id[h.id]["is_read"]),
+                "created_at": h.created_at,
+            }
+            self.outbox.add(Push(kind="notification", to=user_channel(h.user_id), row=row, seq=int(by_id[h.id]["seq"])))
 
     def read(self, cur: Cursor, e: NotificationsRead.Read) -> None:
+        self._write_held(cur)
         for number in e.notifications:
             cur.execute(
                 "INSERT INTO notification_reads (user_id, notification_id) VALUES (%s, %s) ON CONFLICT DO NOTHING",
@@ -101,6 +120,7 @@ class NotificationsProjection(Projection):
             cur.execute("UPDATE notifications SET is_read = %s WHERE id = %s AND user_id = %s", (True, number, e.user))
 
     def all_read(self, cur: Cursor, e: NotificationsRead.AllRead) -> None:
+        self._write_held(cur)
         for source, up_to in e.up_to.items():
             cur.execute(
                 "INSERT INTO notification_read_marks (user_id, source, up_to) VALUES (%s, %s, %s) "
@@ -114,6 +134,22 @@ class NotificationsProjection(Projection):
                 "AND is_read = %s",
                 (True, e.user, source, up_to, False),
             )
+
+
+@dataclass(frozen=True)
+class _Held:
+    id: int
+    user_id: int
+    source: str
+    position: int
+    type: str
+    message: str
+    data: dict[str, int]
+    created_at: datetime
+
+    def columns(self) -> tuple[Any, ...]:
+        """The values after `id` and `ord`, in `held`'s order."""
+        return (self.user_id, self.source, self.position, self.type, self.message, self.data, self.created_at)
 
 
 def _data(cur: Cursor, e: Any) -> dict[str, int]:

@@ -122,7 +122,8 @@ class ProjectionRunner:
                             projection.position = notification.id
                             handler(cur, event)
                     for projection in together:
-                        tracking.advance(cur, projection.name, application, start, batch[-1].id)
+                        projection.before_commit(cur)
+                    tracking.advance(cur, application, [p.name for p in together], start, batch[-1].id)
         except BaseException:
             for projection in projections:
                 projection.aborted()
@@ -143,7 +144,7 @@ class ProjectionRunner:
             if handler is not None:
                 handler(app.mapper.to_domain_event(notification))
             with self.db.transaction(write=True) as cur:
-                tracking.advance(cur, projection.name, application, start, notification.id)
+                tracking.advance(cur, application, [projection.name], start, notification.id)
             start = notification.id
         return len(batch)
 

@@ -161,19 +161,22 @@ def positions(cur: Cursor, application: str, projections: Sequence[str], *, lock
     return found
 
 
-def advance(cur: Cursor, projection: str, application: str, old: int, new: int) -> None:
-    """Move the position from `old` to `new`; a concurrent mover makes this fail, not double-apply.
+def advance(cur: Cursor, application: str, projections: Sequence[str], old: int, new: int) -> None:
+    """Move the positions of `projections`, all at `old`, to `new` in one statement; a concurrent
+    mover makes this fail, not double-apply.
 
-    The row comes back (rather than a row count) because a pipelined cursor knows no count
+    The rows come back (rather than a row count) because a pipelined cursor knows no count
     until it has read an answer.
     """
+    marks = ", ".join(["%s"] * len(projections))
     moved = cur.execute(
-        "UPDATE projection_tracking SET position = %s WHERE projection = %s AND application = %s AND position = %s "
-        "RETURNING position",
-        (new, projection, application, old),
-    ).fetchone()
-    if moved is None:
-        raise RuntimeError(f"{projection} on {application} moved past {old} under us")
+        f"UPDATE projection_tracking SET position = %s WHERE application = %s AND projection IN ({marks}) "
+        "AND position = %s RETURNING projection",
+        (new, application, *projections, old),
+    ).fetchall()
+    if len(moved) != len(projections):
+        stuck = sorted(set(projections) - {row["projection"] for row in moved})
+        raise RuntimeError(f"{stuck} on {application} moved past {old} under us")
 
 
 def reset(cur: Cursor, projection: str) -> None:

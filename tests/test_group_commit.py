@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from uuid import UUID, uuid4, uuid5
@@ -47,9 +47,24 @@ def kind() -> str:
     return uuid4().hex
 
 
+class Numbers:
+    """A sequence of numbers, as the database's: each call takes the next `count`; calls are counted."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.last = 0
+        self.calls: list[int] = []
+
+    def __call__(self, count: int) -> list[int]:
+        with self._lock:
+            self.calls.append(count)
+            self.last += count
+            return list(range(self.last - count + 1, self.last + 1))
+
+
 def test_one_caller_alone_appends_at_once(app: Application[UUID], kind: str) -> None:
-    probe = Probe(kind, 1, "alone")
-    positions = GroupCommit(app).append(probe)
+    probe, positions = GroupCommit[Probe](app, Numbers()).append(lambda number: Probe(kind, number, "alone"))
+    assert probe.number == 1
     assert positions == {"probes": app.recorder.max_notification_id()}
     assert app.repository.get(probe.id).label == "alone"
 
@@ -57,7 +72,8 @@ def test_one_caller_alone_appends_at_once(app: Application[UUID], kind: str) -> 
 def test_concurrent_callers_share_transactions_and_each_learns_where_its_own_events_landed(
     app: Application[UUID], kind: str
 ) -> None:
-    group = GroupCommit(app)
+    numbers = Numbers()
+    group = GroupCommit[Probe](app, numbers)
     saves: list[int] = []
     save = app.save
 
@@ -66,20 +82,22 @@ def test_concurrent_callers_share_transactions_and_each_learns_where_its_own_eve
         return save(*aggregates, **kwargs)
 
     app.save = counting_save  # type: ignore[method-assign]  # counts the real save's calls
-    probes = [Probe(kind, number, f"caller {number}") for number in range(1, 201)]
+    labels = [f"caller {i}" for i in range(200)]
     with ThreadPoolExecutor(max_workers=32) as pool:
-        positions = list(pool.map(group.append, probes))
-    assert sum(saves) == len(probes) and len(saves) < len(probes)  # some transactions carried several
-    for probe, landed in zip(probes, positions, strict=True):
-        assert app.repository.get(probe.id).label == probe.label
+        appended = list(pool.map(lambda label: group.append(lambda number: Probe(kind, number, label)), labels))
+    assert sum(saves) == len(labels) and len(saves) < len(labels)  # some transactions carried several
+    assert numbers.calls == saves  # one call for the numbers of each group
+    assert sorted(probe.number for probe, _ in appended) == list(range(1, 201))
+    for label, (probe, landed) in zip(labels, appended, strict=True):
+        assert probe.label == label
+        assert app.repository.get(probe.id).label == label
         [notification] = app.recorder.select_notifications(start=landed["probes"], limit=1)
         assert notification.originator_id == probe.id
 
 
 def test_a_failed_save_fails_every_caller_of_its_group_and_writes_none_of_it(app: Application[UUID], kind: str) -> None:
-    group = GroupCommit(app)
-    first = Probe(kind, 1, "first")
-    group.append(first)
+    group = GroupCommit[Probe](app, Numbers())
+    first, _ = group.append(lambda number: Probe(kind, number, "first"))
     entered, release = threading.Event(), threading.Event()
     save = app.save
 
@@ -90,24 +108,56 @@ def test_a_failed_save_fails_every_caller_of_its_group_and_writes_none_of_it(app
 
     app.save = held_save  # type: ignore[method-assign]  # the real save, only later
 
-    def call(probe: Probe) -> str:
+    made: list[Probe] = []
+
+    def call(label: str, number: int | None = None) -> str:
+        def make(fresh: int) -> Probe:
+            made.append(Probe(kind, fresh if number is None else number, label))
+            return made[-1]
+
         try:
-            group.append(probe)
+            group.append(make)
             return "saved"
         except Exception as error:
             return type(error).__name__
 
-    # The fourth follower's aggregate has the first one's id: the store's own constraint refuses it.
-    followers = [Probe(kind, 1 if i == 3 else 10 + i, f"follower {i}") for i in range(6)]
     with ThreadPoolExecutor(max_workers=8) as pool:
-        leader = pool.submit(call, Probe(kind, 2, "leader"))
+        leader = pool.submit(call, "leader")
         assert entered.wait(5)
-        queued = [pool.submit(call, probe) for probe in followers]
+        # The fourth follower's aggregate takes the first one's number: the store's own constraint refuses it.
+        queued = [pool.submit(call, f"follower {i}", 1 if i == 3 else None) for i in range(6)]
         threading.Timer(0.3, release.set).start()
         outcomes = [leader.result(10), *(f.result(10) for f in queued)]
-    assert outcomes == ["saved"] + ["IntegrityError"] * len(followers)
+    assert outcomes == ["saved"] + ["IntegrityError"] * 6
     assert app.repository.get(first.id).label == "first"
+    followers = [probe for probe in made if probe.label.startswith("follower")]
+    assert len(followers) == 6
     for probe in followers:
         if probe.id != first.id:
             with pytest.raises(AggregateNotFoundError):
                 app.repository.get(probe.id)
+
+
+def test_a_failure_to_make_fails_that_caller_alone(app: Application[UUID], kind: str) -> None:
+    group = GroupCommit[Probe](app, Numbers())
+
+    def make(label: str) -> Callable[[int], Probe]:
+        def made(number: int) -> Probe:
+            if label == "refused":
+                raise ValueError(label)
+            return Probe(kind, number, label)
+
+        return made
+
+    labels = ["refused" if i % 5 == 0 else f"caller {i}" for i in range(40)]
+
+    def call(label: str) -> str:
+        try:
+            probe, _ = group.append(make(label))
+            return app.repository.get(probe.id).label
+        except ValueError as error:
+            return f"ValueError {error}"
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        outcomes = list(pool.map(call, labels))
+    assert outcomes == [f"ValueError {label}" if label == "refused" else label for label in labels]

@@ -187,10 +187,12 @@ def test_pushes_follow_commits_and_a_rolled_back_batch_pushes_nothing(world: Wor
     assert sorted(p.row["id"] for p in recording.pushes if p.kind == "message") == sorted(r["id"] for r in messages)
 
     class Failing(NotificationsProjection):
-        def notify(self, source: str, cur: Any, e: Any) -> None:
-            super().notify(source, cur, e)
-            if self.outbox._pending and len(self.outbox._pending) == 3:
-                raise RuntimeError("injected")
+        """Fails once the batch's notifications are written and their pushes queued."""
+
+        def before_commit(self, cur: Any) -> None:
+            super().before_commit(cur)
+            assert self.outbox._pending
+            raise RuntimeError("injected")
 
     failing_recording = Recording()
     failing = Failing(failing_recording)

@@ -27,7 +27,7 @@ def db(database_url: str) -> Iterator[Database]:
 def move(db: Database, position: int) -> None:
     with db.transaction(write=True) as cur:
         old = tracking.position(cur, "probe", "probed")
-        tracking.advance(cur, "probe", "probed", old, position)
+        tracking.advance(cur, "probed", ["probe"], old, position)
 
 
 def test_each_waiter_is_woken_when_its_own_position_is_applied(db: Database) -> None:

@@ -134,6 +134,7 @@ class EventStores:
             cls.name: cls(env=eventsourcing_settings(database_url, cls.name, create_table=create_table))
             for cls in APPLICATION_CLASSES
         }
+        self._heads_statements: dict[frozenset[str], str] = {}  # composing one costs more than running it
 
     @property
     def accounts(self) -> Application[UUID]:
@@ -167,14 +168,21 @@ class EventStores:
         chosen = {name: app for name, app in self.applications.items() if names is None or name in names}
         if not chosen or not self._postgres:
             return {name: app.recorder.max_notification_id() or 0 for name, app in chosen.items()}
-        recorders = {name: cast(PostgresApplicationRecorder, app.recorder) for name, app in chosen.items()}
-        statement = SQL("SELECT ") + SQL(", ").join(
-            SQL("(SELECT MAX(notification_id) FROM {}.{}) AS {}").format(
-                Identifier(recorder.datastore.schema), Identifier(recorder.events_table_name), Identifier(name)
-            )
-            for name, recorder in recorders.items()
-        )
-        with next(iter(recorders.values())).datastore.get_connection() as conn, conn.cursor() as cur:
+        statement = self._heads_statements.get(frozenset(chosen))
+        if statement is None:
+            recorders = {name: cast(PostgresApplicationRecorder, app.recorder) for name, app in chosen.items()}
+            statement = (
+                SQL("SELECT ")
+                + SQL(", ").join(
+                    SQL("(SELECT MAX(notification_id) FROM {}.{}) AS {}").format(
+                        Identifier(recorder.datastore.schema), Identifier(recorder.events_table_name), Identifier(name)
+                    )
+                    for name, recorder in recorders.items()
+                )
+            ).as_string()
+            self._heads_statements[frozenset(chosen)] = statement
+        recorder = cast(PostgresApplicationRecorder, next(iter(chosen.values())).recorder)
+        with recorder.datastore.get_connection() as conn, conn.cursor() as cur:
             row = cur.execute(statement).fetchone()
         assert row is not None
         return {name: row[name] or 0 for name in chosen}

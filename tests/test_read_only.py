@@ -1,0 +1,88 @@
+"""Read-only aggregates: kept while their log stands still, never stale after another process wrote."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from argon2 import PasswordHasher
+from eventsourcing.application import AggregateNotFoundError
+
+from commands.accounts import AccountCommands, Register
+from commands.read_only import ReadOnlyAggregates
+from readmodels.migrations import migrate
+from ugc.accounts import User
+from ugc.clock import MovableClock
+from ugc.config import Settings
+from ugc.database import Database
+from ugc.ids import aggregate_id
+from ugc.store import Accounts, EventStores
+
+HASHER = PasswordHasher(time_cost=1, memory_cost=8192)
+
+
+@pytest.fixture
+def db(settings: Settings) -> Iterator[Database]:
+    database = Database(settings.database_url)
+    migrate(database)
+    yield database
+    database.close()
+
+
+@pytest.fixture
+def ours(settings: Settings) -> Iterator[EventStores]:
+    opened = EventStores(settings.database_url)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def theirs(settings: Settings, db: Database) -> Iterator[AccountCommands]:
+    """Another process's commands: event stores of their own, on the same database."""
+    opened = EventStores(settings.database_url)
+    yield AccountCommands(opened, db, MovableClock(), hasher=HASHER)
+    opened.close()
+
+
+def register(accounts: AccountCommands, name: str) -> int:
+    return accounts.register(Register(name, f"{name}@example.com", "password-1", "Имя", "Фамилия")).user_id
+
+
+def user(aggregates: ReadOnlyAggregates, number: int) -> User:
+    found: User = aggregates.now([Accounts.name]).get(Accounts.name, aggregate_id("user", number))
+    return found
+
+
+def test_an_aggregate_is_kept_while_its_log_stands_still(ours: EventStores, theirs: AccountCommands) -> None:
+    number = register(theirs, "ro_still")
+    aggregates = ReadOnlyAggregates(ours)
+    first = user(aggregates, number)
+    assert user(aggregates, number) is first  # nothing appended since: no query for its events, no copy
+
+
+def test_another_process_write_shows_in_the_next_view(ours: EventStores, theirs: AccountCommands) -> None:
+    number = register(theirs, "ro_changed")
+    aggregates = ReadOnlyAggregates(ours)
+    assert user(aggregates, number).roles == []
+    theirs.grant_role("ro_changed", "auditor")
+    assert user(aggregates, number).roles == ["auditor"]
+
+
+def test_a_write_to_another_aggregate_of_the_log_reloads_but_changes_nothing(
+    ours: EventStores, theirs: AccountCommands
+) -> None:
+    number = register(theirs, "ro_bystander")
+    aggregates = ReadOnlyAggregates(ours)
+    first = user(aggregates, number)
+    register(theirs, "ro_other")
+    again = user(aggregates, number)
+    assert again is not first and again.version == first.version and again.username == "ro_bystander"
+    assert user(aggregates, number) is again
+
+
+def test_an_unknown_aggregate_is_not_found_and_found_once_it_exists(ours: EventStores, theirs: AccountCommands) -> None:
+    aggregates = ReadOnlyAggregates(ours)
+    with pytest.raises(AggregateNotFoundError):
+        user(aggregates, 10**9)
+    number = register(theirs, "ro_late")
+    assert user(aggregates, number).username == "ro_late"
