@@ -7,6 +7,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import ClassVar
 
 from projections.base import Handler, Projection
+from projections.held import HeldInserts
 from ugc.database import Cursor
 from ugc.orders import Order
 from ugc.store import Orders
@@ -27,13 +28,22 @@ class CreatorStatsProjection(Projection):
             Order.Reviewed: self.reviewed,
         }
 
+    def __init__(self) -> None:
+        self._placed = HeldInserts()  # a batch's new orders, written before any is completed or reviewed
+
+    def before_commit(self, cur: Cursor) -> None:
+        self._placed.write(cur)
+
+    def aborted(self) -> None:
+        self._placed.clear()
+
     def placed(self, cur: Cursor, e: Order.Placed) -> None:
-        cur.execute(
-            "INSERT INTO creator_stats_orders (order_uuid, creator_profile_id) VALUES (%s, %s)",
+        self._placed.add(
+            "INSERT INTO creator_stats_orders (order_uuid, creator_profile_id) VALUES {rows}",
             (str(e.originator_id), e.creator_profile),
         )
-        cur.execute(
-            "INSERT INTO creator_stats (creator_profile_id) VALUES (%s) ON CONFLICT (creator_profile_id) DO NOTHING",
+        self._placed.add(
+            "INSERT INTO creator_stats (creator_profile_id) VALUES {rows} ON CONFLICT (creator_profile_id) DO NOTHING",
             (e.creator_profile,),
         )
 
@@ -57,6 +67,7 @@ class CreatorStatsProjection(Projection):
         )
 
     def _profile(self, cur: Cursor, e: Order.Event) -> int:
+        self._placed.write(cur)
         row = cur.execute(
             "SELECT creator_profile_id FROM creator_stats_orders WHERE order_uuid = %s", (str(e.originator_id),)
         ).fetchone()

@@ -7,7 +7,7 @@ comes from `ugc.notifications.TYPES`. A batch's notifications are written togeth
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 from projections.base import Handler, Projection
 from projections.outbox import Outbox
-from ugc.database import Cursor
+from ugc.database import Cursor, chunks, values
 from ugc.messaging import Message
 from ugc.notifications import TYPES, NotificationsRead, notification_id
 from ugc.orders import Order
@@ -74,7 +74,7 @@ class NotificationsProjection(Projection):
         self._write_held(cur)
 
     def _write_held(self, cur: Cursor) -> None:
-        """Write the notifications held back, in one statement, and queue their pushes.
+        """Write the notifications held back, as few statements as they fit in, and queue their pushes.
 
         Each takes the next `seq` (one runner writes at a time, so `seq` is store order) and is read
         already if a read marker covers it ("mark all read" names the logs' heads, which may be
@@ -84,9 +84,13 @@ class NotificationsProjection(Projection):
         if not self._held:
             return
         held, self._held = self._held, []
-        rows = ", ".join(["(%s, %s, %s, %s, %s, %s, %s, %s, %s)"] * len(held))
+        for chunk in chunks(held, _Held.WIDTH):
+            self._write(cur, chunk)
+
+    def _write(self, cur: Cursor, held: Sequence[_Held]) -> None:
         stored = cur.execute(
-            f"WITH held (id, ord, user_id, source, position, type, message, data, created_at) AS (VALUES {rows}), "
+            f"WITH held (id, ord, user_id, source, position, type, message, data, created_at) "
+            f"AS (VALUES {values(len(held), _Held.WIDTH)}), "
             "base AS (SELECT COALESCE(MAX(seq), 0) AS seq FROM notifications) "
             "INSERT INTO notifications (id, seq, user_id, source, position, type, message, data, is_read, created_at) "
             "SELECT held.id, base.seq + held.ord, held.user_id, held.source, held.position, held.type, held.message, "
@@ -138,6 +142,8 @@ class NotificationsProjection(Projection):
 
 @dataclass(frozen=True)
 class _Held:
+    WIDTH: ClassVar[int] = 9  # values per row in the statement: id, ord, then `columns()`
+
     id: int
     user_id: int
     source: str

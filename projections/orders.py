@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from projections.base import Handler, Projection
-from readmodels.orders import count_order
+from projections.held import HeldInserts
+from readmodels.orders import CountKey, add_order_counts, order_count_changes
 from ugc.database import Cursor
 from ugc.orders import CANCELLED, COMPLETED, DELIVERED, IN_PROGRESS, PENDING, Order
 from ugc.store import Orders
@@ -17,27 +19,40 @@ class OrdersProjection(Projection):
     applications: ClassVar[tuple[str, ...]] = (Orders.name,)
     tables: ClassVar[tuple[str, ...]] = ("orders", "order_counts", "deliveries", "delivered_files", "reviews")
 
+    def __init__(self) -> None:
+        # A batch's new orders and count changes, written together (before the orders are touched).
+        self._placed = HeldInserts()
+        self._counts: Counter[CountKey] = Counter()
+
     def handlers(self) -> Mapping[type, Handler]:
         return {
             Order.Placed: self.placed,
-            Order.Accepted: lambda cur, e: _set(cur, e, status=IN_PROGRESS),
-            Order.Updated: lambda cur, e: _set(cur, e, **e.changes),
+            Order.Accepted: lambda cur, e: self._set(cur, e, status=IN_PROGRESS),
+            Order.Updated: lambda cur, e: self._set(cur, e, **e.changes),
             Order.WorkDelivered: self.delivered,
-            Order.RevisionRequested: lambda cur, e: _set(cur, e, status=IN_PROGRESS),
-            Order.Completed: lambda cur, e: _set(cur, e, status=COMPLETED, completed_at=e.at),
-            Order.AutoCompleted: lambda cur, e: _set(cur, e, status=COMPLETED, completed_at=e.at),
-            Order.Cancelled: lambda cur, e: _set(
+            Order.RevisionRequested: lambda cur, e: self._set(cur, e, status=IN_PROGRESS),
+            Order.Completed: lambda cur, e: self._set(cur, e, status=COMPLETED, completed_at=e.at),
+            Order.AutoCompleted: lambda cur, e: self._set(cur, e, status=COMPLETED, completed_at=e.at),
+            Order.Cancelled: lambda cur, e: self._set(
                 cur, e, status=CANCELLED, cancelled_at=e.at, cancellation_reason=e.reason
             ),
             Order.Reviewed: self.reviewed,
         }
 
+    def before_commit(self, cur: Cursor) -> None:
+        self._placed.write(cur)
+        add_order_counts(cur, self._counts)
+        self._counts.clear()
+
+    def aborted(self) -> None:
+        self._placed.clear()
+        self._counts.clear()
+
     def placed(self, cur: Cursor, e: Order.Placed) -> None:
-        cur.execute(
+        self._placed.add(
             "INSERT INTO orders (id, uuid, version, buyer_id, buyer_username, creator_id, creator_profile_id, "
             "creator_username, service_id, service_title, status, requirements, price, total_price, "
-            "selected_options, delivery_date, created_at, updated_at) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 'pending', %s, %s, %s, %s, %s, %s, %s)",
+            "selected_options, delivery_date, created_at, updated_at) VALUES {rows}",
             (
                 e.number,
                 str(e.originator_id),
@@ -49,6 +64,7 @@ class OrdersProjection(Projection):
                 e.creator_username,
                 e.service,
                 e.service_title,
+                PENDING,
                 e.requirements,
                 e.price,
                 e.total_price,
@@ -58,10 +74,10 @@ class OrdersProjection(Projection):
                 e.at,
             ),
         )
-        count_order(cur, e.buyer, e.creator, None, PENDING)
+        self._counts.update(order_count_changes(e.buyer, e.creator, None, PENDING))
 
     def delivered(self, cur: Cursor, e: Order.WorkDelivered) -> None:
-        order = _set(cur, e, status=DELIVERED, delivered_at=e.at)
+        order = self._set(cur, e, status=DELIVERED, delivered_at=e.at)
         cur.execute(
             "INSERT INTO deliveries (id, order_id, message, file_ids, created_at) VALUES (%s, %s, %s, %s, %s)",
             (e.delivery, order, e.message, list(e.files), e.at),
@@ -73,7 +89,7 @@ class OrdersProjection(Projection):
             )
 
     def reviewed(self, cur: Cursor, e: Order.Reviewed) -> None:
-        order = _set(cur, e)
+        order = self._set(cur, e)
         row = cur.execute(
             "SELECT creator_profile_id, buyer_username, service_id, service_title FROM orders WHERE id = %s", (order,)
         ).fetchone()
@@ -95,25 +111,30 @@ class OrdersProjection(Projection):
             ),
         )
 
+    def _set(self, cur: Cursor, e: Any, **columns: Any) -> int:
+        """Apply `columns` and the event's version and time to the event's order; return its id.
 
-def _set(cur: Cursor, e: Any, **columns: Any) -> int:
-    """Apply `columns` and the event's version and time to the event's order; return its id.
-
-    A change of status also moves the order between its parties' counts.
-    """
-    uuid = str(e.originator_id)
-    before = (
-        cur.execute("SELECT status FROM orders WHERE uuid = %s", (uuid,)).fetchone() if "status" in columns else None
-    )
-    values = {**columns, "version": e.originator_version, "updated_at": e.at}
-    assignments = ", ".join(f"{name} = %s" for name in values)
-    row = cur.execute(
-        f"UPDATE orders SET {assignments} WHERE uuid = %s RETURNING id, buyer_id, creator_id", (*values.values(), uuid)
-    ).fetchone()
-    assert row is not None, f"no order row for {e.originator_id}"
-    if before is not None and before["status"] != columns["status"]:
-        count_order(cur, row["buyer_id"], row["creator_id"], before["status"], columns["status"])
-    return int(row["id"])
+        A change of status also moves the order between its parties' counts.
+        """
+        self._placed.write(cur)  # the order may be one of them
+        uuid = str(e.originator_id)
+        before = (
+            cur.execute("SELECT status FROM orders WHERE uuid = %s", (uuid,)).fetchone()
+            if "status" in columns
+            else None
+        )
+        values = {**columns, "version": e.originator_version, "updated_at": e.at}
+        assignments = ", ".join(f"{name} = %s" for name in values)
+        row = cur.execute(
+            f"UPDATE orders SET {assignments} WHERE uuid = %s RETURNING id, buyer_id, creator_id",
+            (*values.values(), uuid),
+        ).fetchone()
+        assert row is not None, f"no order row for {e.originator_id}"
+        if before is not None:
+            self._counts.update(
+                order_count_changes(row["buyer_id"], row["creator_id"], before["status"], columns["status"])
+            )
+        return int(row["id"])
 
 
 def _jsonable(option: dict[str, Any]) -> dict[str, Any]:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Mapping
 from datetime import date
 
 from readmodels.pages import PageQuery, PageRequest
-from ugc.database import Cursor, Database, Row
+from ugc.database import Cursor, Database, Row, chunks, values
 
 DDL = (
     """CREATE TABLE IF NOT EXISTS orders (
@@ -128,21 +130,34 @@ def list_orders(user_id: int, page: PageRequest, *, role: str | None, status: st
     )
 
 
-def count_order(cur: Cursor, buyer_id: int, creator_id: int, old_status: str | None, new_status: str | None) -> None:
-    """For the orders projection: move one order between statuses in both parties' counts (one statement)."""
-    changes = [(-1, old_status), (1, new_status)]
-    deltas = [
-        (user_id, role, status, delta)
-        for delta, status in changes
-        if status is not None
-        for role, user_id in (("buyer", buyer_id), ("creator", creator_id))
-    ]
-    rows = ", ".join(["(%s, %s, %s, %s)"] * len(deltas))
-    cur.execute(
-        f"INSERT INTO order_counts (user_id, role, status, n) VALUES {rows} "
-        "ON CONFLICT (user_id, role, status) DO UPDATE SET n = order_counts.n + excluded.n",
-        [value for delta in deltas for value in delta],
-    )
+CountKey = tuple[int, str, str]  # (user id, role, status) of a row of `order_counts`
+
+
+def order_count_changes(
+    buyer_id: int, creator_id: int, old_status: str | None, new_status: str | None
+) -> Counter[CountKey]:
+    """How moving one order between statuses (None: from or to nowhere) changes both parties' counts."""
+    changes: Counter[CountKey] = Counter()
+    for delta, status in ((-1, old_status), (1, new_status)):
+        if status is not None:
+            for role, user_id in (("buyer", buyer_id), ("creator", creator_id)):
+                changes[(user_id, role, status)] += delta
+    return changes
+
+
+def add_order_counts(cur: Cursor, changes: Mapping[CountKey, int]) -> None:
+    """For the orders projection: add summed `changes` to `order_counts`, each key once per statement.
+
+    A key whose changes cancel out is still written (with 0): a status an order of the user ever had
+    keeps its row, whether the events came one by one or in one batch (a rebuild equals the live run).
+    """
+    rows = [(*key, delta) for key, delta in changes.items()]
+    for chunk in chunks(rows, 4):
+        cur.execute(
+            f"INSERT INTO order_counts (user_id, role, status, n) VALUES {values(len(chunk), 4)} "
+            "ON CONFLICT (user_id, role, status) DO UPDATE SET n = order_counts.n + excluded.n",
+            [value for row in chunk for value in row],
+        )
 
 
 def list_deliveries(db: Database, order_id: int) -> list[Row]:

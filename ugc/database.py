@@ -17,7 +17,7 @@ from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import orjson
 import psycopg
@@ -88,6 +88,23 @@ class Cursor:
     @property
     def rowcount(self) -> int:
         return int(self._raw.rowcount)
+
+
+_R = TypeVar("_R")
+MAX_PARAMETERS = 999  # per statement: SQLite's historic limit (PostgreSQL takes far more)
+
+
+def chunks(rows: Sequence[_R], width: int) -> Iterator[Sequence[_R]]:
+    """`rows` of `width` parameters each, in runs that fit one statement."""
+    size = max(1, MAX_PARAMETERS // width)
+    for start in range(0, len(rows), size):
+        yield rows[start : start + size]
+
+
+def values(row_count: int, width: int) -> str:
+    """The placeholders of `row_count` rows of `width` values: `(%s, %s), (%s, %s)`."""
+    row = "(" + ", ".join(["%s"] * width) + ")"
+    return ", ".join([row] * row_count)
 
 
 def _postgres_params(params: Sequence[Any]) -> list[Any]:
