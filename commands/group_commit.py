@@ -3,14 +3,14 @@
 The library locks an application's events table for every `save()`, so one save per new order
 caps placing at about a sixth of what PostgreSQL commits per second here (bench/RESULTS.md).
 New aggregates cannot clash with one another, so those that arrive while one save is under way
-wait for it to end and then go together: one call for their numbers, one transaction, one lock,
-one NOTIFY, one COMMIT. Alone, an aggregate goes at once.
+wait for it to end and then go together: one call to prepare them (their numbers, say), one
+transaction, one lock, one NOTIFY, one COMMIT. Alone, an aggregate goes at once.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 from uuid import UUID
@@ -23,34 +23,36 @@ from commands.saving import Positions
 MAX_GROUP = 200  # aggregates per transaction: bounds what one failure takes down with it
 
 A = TypeVar("A", bound=Aggregate)
+T = TypeVar("T")  # what each aggregate of a group is made from, prepared for the whole group at once
 
 
 @dataclass(eq=False)
-class _Entry(Generic[A]):
-    make: Callable[[int], A]
+class _Entry(Generic[T, A]):
+    make: Callable[[T], A]
     aggregate: A | None = None
     positions: Positions = field(default_factory=dict)
     error: BaseException | None = None
     finished: bool = False
 
 
-class GroupCommit(Generic[A]):
-    """New numbered aggregates of one application, made and appended in groups.
+class GroupCommit(Generic[T, A]):
+    """New aggregates of one application, made and appended in groups.
 
-    Whoever finds no save under way leads: it takes everything queued so far, numbers it with one
-    call of `numbers(count)`, makes the aggregates, saves them, and wakes the rest; those whose
-    aggregates were not in that group elect the next leader among themselves.
+    Whoever finds no save under way leads: it takes everything queued so far, calls
+    `prepare(count)` once for what each will be made from (a fresh number, say), makes the
+    aggregates, saves them, and wakes the rest; those whose aggregates were not in that group
+    elect the next leader among themselves.
     """
 
-    def __init__(self, app: Application[UUID], numbers: Callable[[int], list[int]]) -> None:
+    def __init__(self, app: Application[UUID], prepare: Callable[[int], Sequence[T]]) -> None:
         self.app = app
-        self.numbers = numbers
+        self.prepare = prepare
         self._changed = threading.Condition()
-        self._queue: list[_Entry[A]] = []
+        self._queue: list[_Entry[T, A]] = []
         self._saving = False
 
-    def append(self, make: Callable[[int], A]) -> tuple[A, Positions]:
-        """Make the aggregate with a fresh number, append its events; it and where they landed.
+    def append(self, make: Callable[[T], A]) -> tuple[A, Positions]:
+        """Make the aggregate from what was prepared for it, append its events; it and where they landed.
 
         What `make` raises fails this call alone. A failed save fails every call of its group, and
         nothing of the group is written.
@@ -76,13 +78,13 @@ class GroupCommit(Generic[A]):
         assert entry.aggregate is not None
         return entry.aggregate, entry.positions
 
-    def _save(self, group: list[_Entry[A]]) -> None:
-        made: list[_Entry[A]] = []
+    def _save(self, group: list[_Entry[T, A]]) -> None:
+        made: list[_Entry[T, A]] = []
         failure: BaseException | None = None
         try:
-            for entry, number in zip(group, self.numbers(len(group)), strict=True):
+            for entry, prepared in zip(group, self.prepare(len(group)), strict=True):
                 try:
-                    entry.aggregate = entry.make(number)
+                    entry.aggregate = entry.make(prepared)
                     made.append(entry)
                 except Exception as error:
                     entry.error = error

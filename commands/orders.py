@@ -16,7 +16,7 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
 from commands.group_commit import GroupCommit
-from commands.read_only import ReadOnlyAggregates
+from commands.read_only import ReadOnlyAggregates, ReadOnlyView
 from commands.saving import Positions, retrying, save
 from ugc.accounts import User
 from ugc.clock import Clock
@@ -42,45 +42,48 @@ class OrderCommands:
         self.db = db
         self.clock = clock
         self.auto_complete_after = auto_complete_after
-        self._placing: GroupCommit[Order] = GroupCommit(self.app, lambda count: db.next_numbers("order", count))
-        self._read_only = ReadOnlyAggregates(stores)
+        self._read_only = ReadOnlyAggregates(stores, db)
+        self._placing: GroupCommit[tuple[ReadOnlyView, int], Order] = GroupCommit(self.app, self._prepare_placing)
 
     def place(
         self, buyer_id: int, service_id: int, requirements: str, delivery_date: date, option_ids: list[int]
     ) -> Placed:
-        """Fix the service's terms (title, prices, chosen options) into a new order."""
-        now = self._read_only.now((Accounts.name, Catalog.name))
-        try:
-            buyer: User = now.get(Accounts.name, aggregate_id("user", buyer_id))
-        except AggregateNotFoundError:
-            raise NotFound("user_not_found") from None
-        if not buyer.is_verified:
-            raise NotAllowed("email_not_verified")
-        try:
-            service: Service = now.get(Catalog.name, aggregate_id("service", service_id))
-        except AggregateNotFoundError:
-            raise InvalidField("service_id", "unknown_service") from None
-        if not service.is_active:
-            raise InvalidField("service_id", "service_inactive")
+        """Fix the service's terms (title, prices, chosen options) into a new order.
+
+        Decided in a group with the orders placed at the same time (`GroupCommit`): one query
+        reads the order numbers and the heads of the logs the buyer and the service live in.
+        """
         if delivery_date < self.clock.now().date():
             raise InvalidField("delivery_date", "past_delivery_date")
-        options_by_id = {int(option["id"]): option for option in service.options}
-        if any(option not in options_by_id for option in option_ids):
-            raise InvalidField("selected_option_ids", "unknown_option")
-        chosen = [options_by_id[option] for option in dict.fromkeys(option_ids)]
-        price = Decimal(service.base_price)
-        options = [
-            {
-                "id": int(o["id"]),
-                "name": o["name"],
-                "description": o.get("description", ""),
-                "price": Decimal(o["price"]),
-            }
-            for o in chosen
-        ]
         at = self.clock.now()
 
-        def make(number: int) -> Order:
+        def decide(prepared: tuple[ReadOnlyView, int]) -> Order:
+            now, number = prepared
+            try:
+                buyer: User = now.get(Accounts.name, aggregate_id("user", buyer_id))
+            except AggregateNotFoundError:
+                raise NotFound("user_not_found") from None
+            if not buyer.is_verified:
+                raise NotAllowed("email_not_verified")
+            try:
+                service: Service = now.get(Catalog.name, aggregate_id("service", service_id))
+            except AggregateNotFoundError:
+                raise InvalidField("service_id", "unknown_service") from None
+            if not service.is_active:
+                raise InvalidField("service_id", "service_inactive")
+            options_by_id = {int(option["id"]): option for option in service.options}
+            if any(option not in options_by_id for option in option_ids):
+                raise InvalidField("selected_option_ids", "unknown_option")
+            options = [
+                {
+                    "id": int(o["id"]),
+                    "name": o["name"],
+                    "description": o.get("description", ""),
+                    "price": Decimal(o["price"]),
+                }
+                for o in (options_by_id[option] for option in dict.fromkeys(option_ids))
+            ]
+            price = Decimal(service.base_price)
             return Order.place(
                 number=number,
                 buyer=buyer_id,
@@ -99,7 +102,11 @@ class OrderCommands:
                 at=at,
             )
 
-        return Placed(*self._placing.append(make))
+        return Placed(*self._placing.append(decide))
+
+    def _prepare_placing(self, count: int) -> list[tuple[ReadOnlyView, int]]:
+        now, numbers = self._read_only.now_numbered((Accounts.name, Catalog.name), "order", count)
+        return [(now, number) for number in numbers]
 
     def accept(self, order: int, actor: int, *, expected_version: int | None = None) -> Positions:
         return self._change(order, expected_version, lambda o: o.accept(actor, self.clock.now()))

@@ -2,14 +2,12 @@
 
 Placing an order reads the buyer and the service. The library's cache would fast-forward each one
 with a query of its own and deep-copy it (two thirds of placing's CPU, bench/RESULTS.md). Here one
-query reads the heads of the logs involved; an aggregate loaded when its log's head was the same
+query reads the heads of the logs involved (for placing, once per group of orders, together with
+their numbers); an aggregate loaded when its log's head was the same
 is still current, since nothing at all was appended there since. Only when a log moved on is the
 aggregate loaded again, through the library (fast-forwarded, a copy of our own from then on).
 
 What `get` answers is shared between threads and must never be changed.
-
-Requests that arrive while the heads are being read wait for the next read rather than each
-start their own: any read that began after a request arrived shows every write before it.
 """
 
 from __future__ import annotations
@@ -21,58 +19,29 @@ from uuid import UUID
 
 from cachetools import LRUCache
 
+from ugc.database import Database
 from ugc.store import AGGREGATE_CACHE_SIZE, EventStores
 
 
-class SharedHeads:
-    """Log heads read for many threads at once: each caller gets a read that began after it called."""
-
-    def __init__(self, stores: EventStores, applications: Collection[str]) -> None:
-        self.stores = stores
-        self.applications = tuple(applications)
-        self._changed = threading.Condition()
-        self._started = 0  # reads begun so far; the n-th read's answer is kept as (n, heads)
-        self._reading = False
-        self._last: tuple[int, dict[str, int]] = (0, {})
-
-    def read(self) -> dict[str, int]:
-        with self._changed:
-            wanted = self._started + 1  # the first read to begin from now on will do
-            while self._last[0] < wanted:
-                if not self._reading:
-                    self._reading = True
-                    self._started += 1
-                    ours = self._started
-                    break
-                self._changed.wait()
-            else:
-                return self._last[1]
-        heads: dict[str, int] | None = None
-        try:
-            heads = self.stores.heads(self.applications)
-            return heads
-        finally:  # failed, the waiters elect another reader
-            with self._changed:
-                if heads is not None:
-                    self._last = (ours, heads)
-                self._reading = False
-                self._changed.notify_all()
-
-
 class ReadOnlyAggregates:
-    def __init__(self, stores: EventStores, maxsize: int = AGGREGATE_CACHE_SIZE) -> None:
+    def __init__(self, stores: EventStores, db: Database, maxsize: int = AGGREGATE_CACHE_SIZE) -> None:
         self.stores = stores
-        self._heads: dict[tuple[str, ...], SharedHeads] = {}
+        self.db = db
         self._lock = threading.Lock()
         # (application, aggregate id) -> (head of its log read before it was loaded, the aggregate)
         self._kept: LRUCache[tuple[str, UUID], tuple[int, Any]] = LRUCache(maxsize)
 
     def now(self, applications: Collection[str]) -> ReadOnlyView:
         """A view of `applications` as they stand now: every aggregate it gives is at least this new."""
-        key = tuple(sorted(applications))
-        with self._lock:
-            heads = self._heads.get(key) or self._heads.setdefault(key, SharedHeads(self.stores, key))
-        return ReadOnlyView(self, heads.read())
+        return ReadOnlyView(self, self.stores.heads(applications))
+
+    def now_numbered(self, applications: Collection[str], kind: str, count: int) -> tuple[ReadOnlyView, list[int]]:
+        """`now`, and `count` fresh numbers of `kind` (`Database.next_numbers`): one round trip on PostgreSQL."""
+        columns = self.stores.heads_columns(applications)
+        if columns is None:
+            return self.now(applications), self.db.next_numbers(kind, count)
+        numbers, row = self.db.next_numbers_with(kind, count, columns)
+        return ReadOnlyView(self, {name: row[name] or 0 for name in applications}), numbers
 
     def _get(self, application: str, aggregate_id: UUID, head: int) -> Any:
         key = (application, aggregate_id)

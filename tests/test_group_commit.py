@@ -63,7 +63,7 @@ class Numbers:
 
 
 def test_one_caller_alone_appends_at_once(app: Application[UUID], kind: str) -> None:
-    probe, positions = GroupCommit[Probe](app, Numbers()).append(lambda number: Probe(kind, number, "alone"))
+    probe, positions = GroupCommit[int, Probe](app, Numbers()).append(lambda number: Probe(kind, number, "alone"))
     assert probe.number == 1
     assert positions == {"probes": app.recorder.max_notification_id()}
     assert app.repository.get(probe.id).label == "alone"
@@ -73,7 +73,7 @@ def test_concurrent_callers_share_transactions_and_each_learns_where_its_own_eve
     app: Application[UUID], kind: str
 ) -> None:
     numbers = Numbers()
-    group = GroupCommit[Probe](app, numbers)
+    group = GroupCommit[int, Probe](app, numbers)
     saves: list[int] = []
     save = app.save
 
@@ -96,7 +96,7 @@ def test_concurrent_callers_share_transactions_and_each_learns_where_its_own_eve
 
 
 def test_a_failed_save_fails_every_caller_of_its_group_and_writes_none_of_it(app: Application[UUID], kind: str) -> None:
-    group = GroupCommit[Probe](app, Numbers())
+    group = GroupCommit[int, Probe](app, Numbers())
     first, _ = group.append(lambda number: Probe(kind, number, "first"))
     entered, release = threading.Event(), threading.Event()
     save = app.save
@@ -139,7 +139,7 @@ def test_a_failed_save_fails_every_caller_of_its_group_and_writes_none_of_it(app
 
 
 def test_a_failure_to_make_fails_that_caller_alone(app: Application[UUID], kind: str) -> None:
-    group = GroupCommit[Probe](app, Numbers())
+    group = GroupCommit[int, Probe](app, Numbers())
 
     def make(label: str) -> Callable[[int], Probe]:
         def made(number: int) -> Probe:

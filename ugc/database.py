@@ -316,6 +316,18 @@ class Database:
         last = int(row["value"])
         return list(range(last - count + 1, last + 1))
 
+    def next_numbers_with(self, kind: str, count: int, columns: str) -> tuple[list[int], Row]:
+        """`next_numbers`, and other SELECT `columns` read in the same statement (PostgreSQL only)."""
+        assert self.dialect == "postgresql" and count >= 1
+        with self.read() as cur:
+            row = cur.execute(
+                f"SELECT {columns}, ARRAY(SELECT nextval('ugc_seq_{_identifier(kind)}') "
+                "FROM generate_series(1, %s)) AS ugc_next_numbers",
+                (count,),
+            ).fetchone()
+        assert row is not None
+        return sorted(row.pop("ugc_next_numbers")), row
+
     def create_sequence(self, cur: Cursor, kind: str) -> None:
         if self.dialect == "postgresql":
             cur.execute(f"CREATE SEQUENCE IF NOT EXISTS ugc_seq_{_identifier(kind)}")

@@ -134,7 +134,7 @@ class EventStores:
             cls.name: cls(env=eventsourcing_settings(database_url, cls.name, create_table=create_table))
             for cls in APPLICATION_CLASSES
         }
-        self._heads_statements: dict[frozenset[str], str] = {}  # composing one costs more than running it
+        self._heads_columns: dict[frozenset[str], str] = {}
 
     @property
     def accounts(self) -> Application[UUID]:
@@ -165,27 +165,41 @@ class EventStores:
         On PostgreSQL every log is a table of one database: one statement reads them all (the
         projection runner asks before every round). SQLite keeps each log in a file of its own.
         """
-        chosen = {name: app for name, app in self.applications.items() if names is None or name in names}
-        if not chosen or not self._postgres:
+        chosen = self._chosen(names)
+        columns = self.heads_columns(chosen)
+        if columns is None:
             return {name: app.recorder.max_notification_id() or 0 for name, app in chosen.items()}
-        statement = self._heads_statements.get(frozenset(chosen))
-        if statement is None:
+        recorder = cast(PostgresApplicationRecorder, next(iter(chosen.values())).recorder)
+        with recorder.datastore.get_connection() as conn, conn.cursor() as cur:
+            row = cur.execute(f"SELECT {columns}").fetchone()
+        assert row is not None
+        return {name: row[name] or 0 for name in chosen}
+
+    def heads_columns(self, names: Collection[str] | None = None) -> str | None:
+        """SELECT columns, one per log of `names` (or all) named after it, that read the logs' heads
+        (NULL while empty), for a statement that reads something else too; None on SQLite, or for none."""
+        chosen = self._chosen(names)
+        if not chosen or not self._postgres:
+            return None
+        key = frozenset(chosen)
+        columns = self._heads_columns.get(key)
+        if columns is None:  # composing them costs more than running them
             recorders = {name: cast(PostgresApplicationRecorder, app.recorder) for name, app in chosen.items()}
-            statement = (
-                SQL("SELECT ")
-                + SQL(", ").join(
+            columns = (
+                SQL(", ")
+                .join(
                     SQL("(SELECT MAX(notification_id) FROM {}.{}) AS {}").format(
                         Identifier(recorder.datastore.schema), Identifier(recorder.events_table_name), Identifier(name)
                     )
                     for name, recorder in recorders.items()
                 )
-            ).as_string()
-            self._heads_statements[frozenset(chosen)] = statement
-        recorder = cast(PostgresApplicationRecorder, next(iter(chosen.values())).recorder)
-        with recorder.datastore.get_connection() as conn, conn.cursor() as cur:
-            row = cur.execute(statement).fetchone()
-        assert row is not None
-        return {name: row[name] or 0 for name in chosen}
+                .as_string()
+            )
+            self._heads_columns[key] = columns
+        return columns
+
+    def _chosen(self, names: Collection[str] | None) -> dict[str, Application[UUID]]:
+        return {name: app for name, app in self.applications.items() if names is None or name in names}
 
     def close(self) -> None:
         for application in self.applications.values():
