@@ -124,6 +124,7 @@ class ProjectionRunner:
                     for projection in together:
                         projection.before_commit(cur)
                     tracking.advance(cur, application, [p.name for p in together], start, batch[-1].id)
+                    tracking.announce(cur)
         except BaseException:
             for projection in projections:
                 projection.aborted()
@@ -257,12 +258,9 @@ class ProjectionRunner:
                 self._stopping.wait(0.2)
                 continue
             try:
-                with psycopg.connect(self.db.url, autocommit=True) as conn:
-                    for channel in channels:
-                        conn.execute(f'LISTEN "{channel}"')
-                    while self.is_leader and not self._stopping.is_set():
-                        for _ in conn.notifies(timeout=0.5, stop_after=1):
-                            self.progress.nudge()
+                self.db.listen(
+                    channels, self.progress.nudge, keep_going=lambda: self.is_leader and not self._stopping.is_set()
+                )
             except psycopg.Error:
                 log.warning("LISTEN connection lost; reconnecting", exc_info=True)
                 self._stopping.wait(1.0)

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from ugc.database import Cursor, Database
 from ugc.errors import Unavailable
 
-WATCH_INTERVAL = 0.003  # how often the watcher re-reads positions while anyone waits on another process
-LEADING_WATCH_INTERVAL = 0.05  # the same while this process's runner leads: it says when it advanced
+WATCH_INTERVAL = 0.003  # how often the watcher re-reads positions while anyone waits and nobody says when they move
+TOLD_WATCH_INTERVAL = 0.05  # the same while something says so: this process's runner leads, or a LISTEN hears
+ADVANCED_CHANNEL = "ugc_read_models_advanced"  # NOTIFYed by every batch that moves read models (PostgreSQL)
 
 
 @dataclass(eq=False)
@@ -28,7 +29,8 @@ class Progress:
     the database themselves: while anyone waits, one watcher thread per database reads the read
     models' positions and wakes only the waiters whose positions were reached. It reads at once
     when the local runner says it `advanced()`; a runner in another process is seen by reading
-    every few milliseconds, which is needed only while this process's runner does not lead.
+    every few milliseconds, which is needed only while this process's runner does not lead and,
+    on PostgreSQL, while the watcher's LISTEN for the runners' NOTIFY is not up.
     """
 
     def __init__(self) -> None:
@@ -38,6 +40,7 @@ class Progress:
         self._reached: dict[Database, dict[str, int]] = {}  # the watcher's last read, per database
         self._waiters: dict[Database, set[_Waiter]] = {}
         self._watchers: dict[Database, threading.Thread] = {}
+        self._heard: set[Database] = set()  # databases whose runners' NOTIFYs the watcher hears
         self.leading = False  # set by this process's projection runner while it leads
 
     def nudge(self) -> None:
@@ -100,9 +103,15 @@ class Progress:
 
     def _watch(self, db: Database) -> None:
         """Read the positions while anyone waits on `db`; end when nobody has for a second."""
+        if db.dialect == "postgresql":
+            listener = threading.Thread(
+                target=self._listen, args=(db, threading.current_thread()), name="read-model-listen", daemon=True
+            )
+            listener.start()
         idle_since = time.monotonic()
         while True:
-            self._advanced.wait(LEADING_WATCH_INTERVAL if self.leading else WATCH_INTERVAL)
+            told = self.leading or db in self._heard
+            self._advanced.wait(TOLD_WATCH_INTERVAL if told else WATCH_INTERVAL)
             self._advanced.clear()
             with self._lock:
                 if not self._waiters.get(db):
@@ -122,6 +131,21 @@ class Progress:
                 for waiter in [w for w in waiters if _reached(positions, w.required)]:
                     waiters.discard(waiter)
                     waiter.wake()
+
+    def _listen(self, db: Database, watcher: threading.Thread) -> None:
+        """Wake `watcher` whenever a runner, in any process, moved read models of `db`; end with it."""
+
+        def heard() -> None:
+            self._heard.add(db)
+            self._advanced.set()
+
+        while watcher.is_alive():
+            try:
+                db.listen([ADVANCED_CHANNEL], heard, keep_going=watcher.is_alive)
+            except Exception:  # the database is away: the watcher reads every few milliseconds meanwhile
+                self._heard.discard(db)
+                time.sleep(1.0)
+        self._heard.discard(db)
 
 
 def _resolve(done: asyncio.Future[None]) -> None:
@@ -177,6 +201,12 @@ def advance(cur: Cursor, application: str, projections: Sequence[str], old: int,
     if len(moved) != len(projections):
         stuck = sorted(set(projections) - {row["projection"] for row in moved})
         raise RuntimeError(f"{stuck} on {application} moved past {old} under us")
+
+
+def announce(cur: Cursor) -> None:
+    """Tell every process's watcher, once the transaction commits, that read models moved (PostgreSQL)."""
+    if cur.dialect == "postgresql":
+        cur.execute(f"NOTIFY {ADVANCED_CHANNEL}")
 
 
 def reset(cur: Cursor, projection: str) -> None:

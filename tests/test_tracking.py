@@ -1,7 +1,9 @@
 """Progress: a command waits until the read models have applied its events, and only that long."""
 
 import asyncio
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -24,10 +26,12 @@ def db(database_url: str) -> Iterator[Database]:
     database.close()
 
 
-def move(db: Database, position: int) -> None:
+def move(db: Database, position: int, *, announce: bool = False) -> None:
     with db.transaction(write=True) as cur:
         old = tracking.position(cur, "probe", "probed")
         tracking.advance(cur, "probed", ["probe"], old, position)
+        if announce:
+            tracking.announce(cur)
 
 
 def test_each_waiter_is_woken_when_its_own_position_is_applied(db: Database) -> None:
@@ -57,3 +61,22 @@ def test_a_position_never_applied_is_a_503_after_the_timeout_for_threads_and_cor
         asyncio.run(progress.wait_async(db, {"probed": 10}, 0.1))
     move(db, 10)
     progress.wait(db, {"probed": 10}, 2.0)
+
+
+def test_a_runner_of_another_process_is_heard_as_soon_as_it_commits(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if db.dialect != "postgresql":
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL's; on SQLite the watcher reads every few milliseconds")
+    monkeypatch.setattr(tracking, "TOLD_WATCH_INTERVAL", 600.0)  # once listening, only a NOTIFY wakes the watcher
+    progress = Progress()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        waiting = pool.submit(progress.wait, db, {"probed": 1}, 30.0)
+        deadline = time.monotonic() + 10
+        while db not in progress._heard:  # the watcher's LISTEN is up
+            assert time.monotonic() < deadline, "the watcher never listened"
+            time.sleep(0.01)
+        time.sleep(0.1)
+        assert not waiting.done()
+        move(db, 1, announce=True)
+        waiting.result(timeout=10)  # long before the watcher would have read again unprompted

@@ -12,7 +12,7 @@ import json
 import sqlite3
 import threading
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -21,7 +21,7 @@ from typing import Any, Literal, TypeVar
 
 import orjson
 import psycopg
-from psycopg import AsyncClientCursor, ClientCursor
+from psycopg import AsyncClientCursor, ClientCursor, sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb, set_json_loads
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
@@ -331,6 +331,22 @@ class Database:
     def create_sequence(self, cur: Cursor, kind: str) -> None:
         if self.dialect == "postgresql":
             cur.execute(f"CREATE SEQUENCE IF NOT EXISTS ugc_seq_{_identifier(kind)}")
+
+    def listen(self, channels: Sequence[str], notified: Callable[[], object], keep_going: Callable[[], bool]) -> None:
+        """LISTEN on `channels` and call `notified` once listening, then for every NOTIFY, while
+        `keep_going()` (asked at least every half second). PostgreSQL only.
+
+        Raises psycopg.Error when the connection fails; the caller decides when to listen again.
+        The first call covers what was committed before the LISTEN took effect.
+        """
+        assert self.dialect == "postgresql"
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            for channel in channels:
+                conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+            notified()
+            while keep_going():
+                for _ in conn.notifies(timeout=0.5, stop_after=1):
+                    notified()
 
     @contextmanager
     def exclusive_lock(self, name: str, *, wait: bool = True) -> Iterator[bool]:
