@@ -7,10 +7,13 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import ClassVar
 
 from projections.base import Handler, Projection
-from projections.held import HeldInserts
+from projections.held import HeldInserts, Insert
 from ugc.database import Cursor
 from ugc.orders import Order
 from ugc.store import Orders
+
+ORDER_OF_PROFILE = Insert("creator_stats_orders", {"order_uuid": "text", "creator_profile_id": "bigint"})
+PROFILE = Insert("creator_stats", {"creator_profile_id": "bigint"}, "ON CONFLICT (creator_profile_id) DO NOTHING")
 
 
 class CreatorStatsProjection(Projection):
@@ -38,14 +41,8 @@ class CreatorStatsProjection(Projection):
         self._placed.clear()
 
     def placed(self, cur: Cursor, e: Order.Placed) -> None:
-        self._placed.add(
-            "INSERT INTO creator_stats_orders (order_uuid, creator_profile_id) VALUES {rows}",
-            (str(e.originator_id), e.creator_profile),
-        )
-        self._placed.add(
-            "INSERT INTO creator_stats (creator_profile_id) VALUES {rows} ON CONFLICT (creator_profile_id) DO NOTHING",
-            (e.creator_profile,),
-        )
+        self._placed.add(ORDER_OF_PROFILE, (str(e.originator_id), e.creator_profile))
+        self._placed.add(PROFILE, (e.creator_profile,))
 
     def completed(self, cur: Cursor, e: Order.Completed | Order.AutoCompleted) -> None:
         cur.execute(

@@ -1,4 +1,4 @@
-"""Rows a projection holds back while it applies a batch, then writes with one statement per kind.
+"""Rows a projection holds back while it applies a batch, then writes with one statement per table.
 
 In a batch of placed orders every order would cost a statement per table; held, the batch costs
 one. A projection must `write` what it holds before it reads or changes those tables itself, and
@@ -7,28 +7,48 @@ at the end of the batch (`Projection.before_commit`); `clear` when the batch is 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from ugc.database import Cursor, chunks, values
+from ugc.database import Cursor
+
+
+@dataclass(frozen=True)
+class Insert:
+    """Rows of `columns` (name -> PostgreSQL type) into `table`, with an optional ON CONFLICT clause."""
+
+    table: str
+    columns: Mapping[str, str]
+    on_conflict: str = ""
+
+    def __hash__(self) -> int:
+        return hash((self.table, tuple(self.columns.items()), self.on_conflict))
+
+    def write(self, cur: Cursor, rows: Sequence[Sequence[Any]]) -> None:
+        names = ", ".join(self.columns)
+        for entry, params in cur.rows("held", self.columns, rows):
+            # WHERE true: SQLite would read the ON of ON CONFLICT as a join's otherwise.
+            cur.execute(
+                f"WITH {entry} INSERT INTO {self.table} ({names}) "
+                f"SELECT {names} FROM held WHERE true {self.on_conflict}",
+                params,
+            )
 
 
 class HeldInserts:
-    """Rows for INSERT statements, grouped by statement, written in the order statements were first seen."""
+    """Rows held for their inserts, written in the order the inserts were first given."""
 
     def __init__(self) -> None:
-        self._rows: dict[str, list[Sequence[Any]]] = {}
+        self._rows: dict[Insert, list[Sequence[Any]]] = {}
 
-    def add(self, statement: str, row: Sequence[Any]) -> None:
-        """Hold `row` for `statement`, an INSERT whose `{rows}` stands where the VALUES rows go."""
-        self._rows.setdefault(statement, []).append(row)
+    def add(self, insert: Insert, row: Sequence[Any]) -> None:
+        self._rows.setdefault(insert, []).append(row)
 
     def write(self, cur: Cursor) -> None:
         held, self._rows = self._rows, {}
-        for statement, rows in held.items():
-            width = len(rows[0])
-            for chunk in chunks(rows, width):
-                cur.execute(statement.format(rows=values(len(chunk), width)), [v for row in chunk for v in row])
+        for insert, rows in held.items():
+            insert.write(cur, rows)
 
     def clear(self) -> None:
         self._rows.clear()

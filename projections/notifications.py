@@ -7,7 +7,7 @@ comes from `ugc.notifications.TYPES`. A batch's notifications are written togeth
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 from projections.base import Handler, Projection
 from projections.outbox import Outbox
-from ugc.database import Cursor, chunks, values
+from ugc.database import Cursor, Row
 from ugc.messaging import Message
 from ugc.notifications import TYPES, NotificationsRead, notification_id
 from ugc.orders import Order
@@ -84,24 +84,25 @@ class NotificationsProjection(Projection):
         if not self._held:
             return
         held, self._held = self._held, []
-        for chunk in chunks(held, _Held.WIDTH):
-            self._write(cur, chunk)
-
-    def _write(self, cur: Cursor, held: Sequence[_Held]) -> None:
-        stored = cur.execute(
-            f"WITH held (id, ord, user_id, source, position, type, message, data, created_at) "
-            f"AS (VALUES {values(len(held), _Held.WIDTH)}), "
-            "base AS (SELECT COALESCE(MAX(seq), 0) AS seq FROM notifications) "
-            "INSERT INTO notifications (id, seq, user_id, source, position, type, message, data, is_read, created_at) "
-            "SELECT held.id, base.seq + held.ord, held.user_id, held.source, held.position, held.type, held.message, "
-            "held.data, EXISTS (SELECT 1 FROM notification_reads r "
-            "WHERE r.user_id = held.user_id AND r.notification_id = held.id) "
-            "OR EXISTS (SELECT 1 FROM notification_read_marks m "
-            "WHERE m.user_id = held.user_id AND m.source = held.source AND m.up_to >= held.position), "
-            "held.created_at FROM held CROSS JOIN base "
-            "RETURNING id, seq, is_read",
-            [value for ord, h in enumerate(held, start=1) for value in (h.id, ord, *h.columns())],
-        ).fetchall()
+        stored: list[Row] = []
+        for entry, params in cur.rows(
+            "held", HELD_COLUMNS, [(h.id, ord, *h.columns()) for ord, h in enumerate(held, 1)]
+        ):
+            stored += cur.execute(
+                # The entry may hold a later run of the batch: its first row takes the table's next seq.
+                f"WITH {entry}, base AS (SELECT (SELECT COALESCE(MAX(seq), 0) FROM notifications) + 1 - MIN(ord) "
+                "AS shift FROM held) "
+                "INSERT INTO notifications "
+                "(id, seq, user_id, source, position, type, message, data, is_read, created_at) "
+                "SELECT held.id, base.shift + held.ord, held.user_id, held.source, held.position, held.type, "
+                "held.message, held.data, EXISTS (SELECT 1 FROM notification_reads r "
+                "WHERE r.user_id = held.user_id AND r.notification_id = held.id) "
+                "OR EXISTS (SELECT 1 FROM notification_read_marks m "
+                "WHERE m.user_id = held.user_id AND m.source = held.source AND m.up_to >= held.position), "
+                "held.created_at FROM held CROSS JOIN base "
+                "RETURNING id, seq, is_read",
+                params,
+            ).fetchall()
         by_id = {int(row["id"]): row for row in stored}
         for h in held:
             row = {
@@ -140,10 +141,22 @@ class NotificationsProjection(Projection):
             )
 
 
+# The held notifications as the statement reads them: id, their order in the batch, then `_Held.columns()`.
+HELD_COLUMNS = {
+    "id": "bigint",
+    "ord": "bigint",
+    "user_id": "bigint",
+    "source": "text",
+    "position": "bigint",
+    "type": "text",
+    "message": "text",
+    "data": "jsonb",
+    "created_at": "timestamptz",
+}
+
+
 @dataclass(frozen=True)
 class _Held:
-    WIDTH: ClassVar[int] = 9  # values per row in the statement: id, ord, then `columns()`
-
     id: int
     user_id: int
     source: str

@@ -7,11 +7,35 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from projections.base import Handler, Projection
-from projections.held import HeldInserts
+from projections.held import HeldInserts, Insert
 from readmodels.orders import CountKey, add_order_counts, order_count_changes
 from ugc.database import Cursor
 from ugc.orders import CANCELLED, COMPLETED, DELIVERED, IN_PROGRESS, PENDING, Order
 from ugc.store import Orders
+
+NEW_ORDER = Insert(
+    "orders",
+    {
+        "id": "bigint",
+        "uuid": "text",
+        "version": "bigint",
+        "buyer_id": "bigint",
+        "buyer_username": "text",
+        "creator_id": "bigint",
+        "creator_profile_id": "bigint",
+        "creator_username": "text",
+        "service_id": "bigint",
+        "service_title": "text",
+        "status": "text",
+        "requirements": "text",
+        "price": "numeric",
+        "total_price": "numeric",
+        "selected_options": "jsonb",
+        "delivery_date": "text",
+        "created_at": "timestamptz",
+        "updated_at": "timestamptz",
+    },
+)
 
 
 class OrdersProjection(Projection):
@@ -50,9 +74,7 @@ class OrdersProjection(Projection):
 
     def placed(self, cur: Cursor, e: Order.Placed) -> None:
         self._placed.add(
-            "INSERT INTO orders (id, uuid, version, buyer_id, buyer_username, creator_id, creator_profile_id, "
-            "creator_username, service_id, service_title, status, requirements, price, total_price, "
-            "selected_options, delivery_date, created_at, updated_at) VALUES {rows}",
+            NEW_ORDER,
             (
                 e.number,
                 str(e.originator_id),

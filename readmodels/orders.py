@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from datetime import date
 
 from readmodels.pages import PageQuery, PageRequest
-from ugc.database import Cursor, Database, Row, chunks, values
+from ugc.database import Cursor, Database, Row
 
 DDL = (
     """CREATE TABLE IF NOT EXISTS orders (
@@ -151,12 +151,16 @@ def add_order_counts(cur: Cursor, changes: Mapping[CountKey, int]) -> None:
     A key whose changes cancel out is still written (with 0): a status an order of the user ever had
     keeps its row, whether the events came one by one or in one batch (a rebuild equals the live run).
     """
+    columns = {"user_id": "bigint", "role": "text", "status": "text", "n": "bigint"}
     rows = [(*key, delta) for key, delta in changes.items()]
-    for chunk in chunks(rows, 4):
+    if not rows:
+        return
+    for entry, params in cur.rows("changes", columns, rows):
         cur.execute(
-            f"INSERT INTO order_counts (user_id, role, status, n) VALUES {values(len(chunk), 4)} "
+            f"WITH {entry} INSERT INTO order_counts (user_id, role, status, n) "
+            "SELECT user_id, role, status, n FROM changes WHERE true "
             "ON CONFLICT (user_id, role, status) DO UPDATE SET n = order_counts.n + excluded.n",
-            [value for row in chunk for value in row],
+            params,
         )
 
 
