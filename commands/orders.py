@@ -53,9 +53,9 @@ class OrderCommands:
         Decided in a group with the orders placed at the same time (`GroupCommit`): one query
         reads the order numbers and the heads of the logs the buyer and the service live in.
         """
-        if delivery_date < self.clock.now().date():
-            raise InvalidField("delivery_date", "past_delivery_date")
         at = self.clock.now()
+        if delivery_date < at.date():
+            raise InvalidField("delivery_date", "past_delivery_date")
 
         def decide(prepared: tuple[ReadOnlyView, int]) -> Order:
             now, number = prepared
