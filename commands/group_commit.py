@@ -33,6 +33,8 @@ class _Entry(Generic[T, A]):
     positions: Positions = field(default_factory=dict)
     error: BaseException | None = None
     finished: bool = False
+    # Set once: when the entry's group was saved (or failed), or when its caller is to lead the next group.
+    woken: threading.Event = field(default_factory=threading.Event)
 
 
 class GroupCommit(Generic[T, A]):
@@ -40,16 +42,16 @@ class GroupCommit(Generic[T, A]):
 
     Whoever finds no save under way leads: it takes everything queued so far, calls
     `prepare(count)` once for what each will be made from (a fresh number, say), makes the
-    aggregates, saves them, and wakes the rest; those whose aggregates were not in that group
-    elect the next leader among themselves.
+    aggregates, saves them, wakes the callers of that group, and hands the lead to the first caller
+    still queued, if any. Each waiting caller is woken once (not all of them at every save).
     """
 
     def __init__(self, app: Application[UUID], prepare: Callable[[int], Sequence[T]]) -> None:
         self.app = app
         self.prepare = prepare
-        self._changed = threading.Condition()
-        self._queue: list[_Entry[T, A]] = []
-        self._saving = False
+        self._lock = threading.Lock()
+        self._queue: list[_Entry[T, A]] = []  # not yet taken into a group
+        self._saving = False  # a leader is under way; while not, the queue is empty
 
     def append(self, make: Callable[[T], A]) -> tuple[A, Positions]:
         """Make the aggregate from what was prepared for it, append its events; it and where they landed.
@@ -58,25 +60,29 @@ class GroupCommit(Generic[T, A]):
         nothing of the group is written.
         """
         entry = _Entry(make)
-        with self._changed:
+        with self._lock:
             self._queue.append(entry)
-            while self._saving and not entry.finished:
-                self._changed.wait()
-            leading = not entry.finished
-            if leading:
-                self._saving = True
-                group, self._queue = self._queue[:MAX_GROUP], self._queue[MAX_GROUP:]
-        if leading:
-            try:
-                self._save(group)
-            finally:
-                with self._changed:
-                    self._saving = False
-                    self._changed.notify_all()
+            queued_behind_a_save, self._saving = self._saving, True
+        if queued_behind_a_save:
+            entry.woken.wait()
+        if not entry.finished:  # leading: the entry is first in the queue
+            self._lead()
         if entry.error is not None:
             raise entry.error
         assert entry.aggregate is not None
         return entry.aggregate, entry.positions
+
+    def _lead(self) -> None:
+        with self._lock:
+            group, self._queue = self._queue[:MAX_GROUP], self._queue[MAX_GROUP:]
+        try:
+            self._save(group)
+        finally:
+            with self._lock:
+                if self._queue:
+                    self._queue[0].woken.set()  # the next leader
+                else:
+                    self._saving = False
 
     def _save(self, group: list[_Entry[T, A]]) -> None:
         made: list[_Entry[T, A]] = []
@@ -100,8 +106,8 @@ class GroupCommit(Generic[T, A]):
             failure = error
             raise
         finally:
-            with self._changed:
-                for entry in group:
-                    if failure is not None and entry.error is None:
-                        entry.error = failure
-                    entry.finished = True
+            for entry in group:
+                if failure is not None and entry.error is None:
+                    entry.error = failure
+                entry.finished = True
+                entry.woken.set()
