@@ -17,7 +17,7 @@ import psycopg
 from projections.base import Projection
 from readmodels import tracking
 from readmodels.tracking import Progress
-from ugc.database import Database
+from ugc.database import INTEGRITY_ERRORS, Database
 from ugc.store import EventStores
 
 log = logging.getLogger(__name__)
@@ -28,6 +28,8 @@ BATCH_SIZE = 500
 POLL_INTERVAL = {"sqlite": 0.02, "postgresql": 1.0}
 MAX_BACKOFF = 5.0
 JOB_INTERVAL = 10.0
+# What a batch begun from remembered positions meets when another process moved them meanwhile.
+STALE_POSITIONS: tuple[type[Exception], ...] = (tracking.Moved, *INTEGRITY_ERRORS)
 
 
 class ProjectionRunner:
@@ -51,6 +53,7 @@ class ProjectionRunner:
         self._threads: list[threading.Thread] = []
         self._retry_at: dict[str, float] = {}
         self._failures: dict[str, int] = {}
+        self._applied: dict[tuple[str, str], int] = {}  # (projection, application) -> position last committed
         self.is_leader = False
 
     def register(self) -> None:
@@ -78,6 +81,8 @@ class ProjectionRunner:
             for table in projection.tables:
                 cur.execute(f"DELETE FROM {table}")
             tracking.reset(cur, projection.name)
+        for application in projection.applications:
+            self._applied.pop((projection.name, application), None)
 
     def _apply(self, application: str, projections: Sequence[Projection]) -> int:
         """One batch of `application`'s events for `projections` (read models, or one side effect)."""
@@ -93,15 +98,34 @@ class ProjectionRunner:
         batch) and moves that position; how many events the longest batch held.
 
         Read models that stand at the same position (all of them, but for one being rebuilt) share
-        the reading and decoding of each event, and the commit.
+        the reading and decoding of each event, and the commit. The positions this runner committed
+        last are not read again (a round trip per batch): moving them checks they were still there.
+        When another process moved one meanwhile (a rebuild), the batch fails (at that check, or on
+        a row the rebuild wrote already), rolls back, and starts over from the positions as stored.
         """
+        remembered = all((p.name, application) in self._applied for p in projections)
+        try:
+            return self._apply_batch_once(application, projections)
+        except STALE_POSITIONS:
+            if not remembered:
+                raise
+            return self._apply_batch_once(application, projections)
+
+    def _apply_batch_once(self, application: str, projections: Sequence[Projection]) -> int:
         app = self.stores[application]
+        names = [p.name for p in projections]
+        remembered = {name: self._applied.get((name, application)) for name in names}
         try:
             with self.db.transaction(write=True, pipelined=True) as cur:
-                starts = tracking.positions(cur, application, [p.name for p in projections], lock=True)
+                if None in remembered.values():
+                    starts = tracking.positions(cur, application, names, lock=True)
+                else:
+                    tracking.lock(cur, application, names)
+                    starts = {name: position for name, position in remembered.items() if position is not None}
                 standing: dict[int, list[Projection]] = {}
                 for projection in projections:
                     standing.setdefault(starts[projection.name], []).append(projection)
+                reached = dict(starts)
                 seen = 0
                 for start, together in standing.items():
                     batch = app.recorder.select_notifications(
@@ -123,12 +147,16 @@ class ProjectionRunner:
                             handler(cur, event)
                     for projection in together:
                         projection.before_commit(cur)
+                        reached[projection.name] = batch[-1].id
                     tracking.advance(cur, application, [p.name for p in together], start, batch[-1].id)
                     tracking.announce(cur)
         except BaseException:
+            for name in names:
+                self._applied.pop((name, application), None)
             for projection in projections:
                 projection.aborted()
             raise
+        self._applied.update(((name, application), position) for name, position in reached.items())
         for projection in projections:
             projection.committed()
         return seen

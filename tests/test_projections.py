@@ -214,3 +214,21 @@ def test_a_failing_read_model_backs_off_alone_while_the_others_follow_the_log(wo
         runner.stop()
         with world.db.transaction(write=True) as cur:
             cur.execute("DELETE FROM projection_tracking WHERE projection = %s", (FlakyProjection.name,))
+
+
+def test_a_rebuild_by_another_process_under_a_runner_that_remembers_its_positions(world: World) -> None:
+    write_history(world, "reb", 4)
+    live = runner_for(world, AccountsProjection(), batch_size=500)
+    live.reset(AccountsProjection())
+    live.catch_up()  # it remembers where it stands from now on
+    write_history(world, "reb_more", 3)
+    rebuilder = runner_for(world, AccountsProjection(), batch_size=500)
+    rebuilder.reset(AccountsProjection())
+    rebuilder.catch_up()  # past what the live runner remembers: from there it would write rows again
+    write_history(world, "reb_late", 2)
+    live.catch_up()  # no error: it starts over from the positions as stored
+    followed = snapshot(world.db)
+    rebuilder.reset(AccountsProjection())
+    rebuilder.catch_up()
+    assert snapshot(world.db) == followed
+    assert len(followed[0]) >= 9

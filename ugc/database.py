@@ -85,8 +85,7 @@ class Cursor:
         names = ", ".join(columns)
         if self.dialect == "postgresql":
             fields = ", ".join(
-                f"r -> {i}" if kind == "jsonb" else f"(r ->> {i})::{kind}"
-                for i, kind in enumerate(columns.values())
+                f"r -> {i}" if kind == "jsonb" else f"(r ->> {i})::{kind}" for i, kind in enumerate(columns.values())
             )
             yield (
                 f"{name} ({names}) AS (SELECT {fields} FROM jsonb_array_elements(%s::jsonb) AS held_rows (r))",
@@ -114,6 +113,9 @@ class Cursor:
     def rowcount(self) -> int:
         return int(self._raw.rowcount)
 
+
+# A row that breaks a key or constraint, on either dialect.
+INTEGRITY_ERRORS: tuple[type[Exception], ...] = (psycopg.IntegrityError, sqlite3.IntegrityError)
 
 _R = TypeVar("_R")
 MAX_PARAMETERS = 999  # per statement: SQLite's historic limit (PostgreSQL takes far more)
