@@ -44,6 +44,11 @@ def theirs(settings: Settings, db: Database) -> Iterator[AccountCommands]:
     opened.close()
 
 
+@pytest.fixture
+def aggregates(ours: EventStores, db: Database) -> ReadOnlyAggregates:
+    return ReadOnlyAggregates(ours, db)
+
+
 def register(accounts: AccountCommands, name: str) -> int:
     return accounts.register(Register(name, f"{name}@example.com", "password-1", "Имя", "Фамилия")).user_id
 
@@ -54,27 +59,24 @@ def user(aggregates: ReadOnlyAggregates, number: int) -> User:
 
 
 def test_an_aggregate_is_kept_while_its_log_stands_still(
-    ours: EventStores, theirs: AccountCommands, db: Database
+    aggregates: ReadOnlyAggregates, theirs: AccountCommands
 ) -> None:
     number = register(theirs, "ro_still")
-    aggregates = ReadOnlyAggregates(ours, db)
     first = user(aggregates, number)
     assert user(aggregates, number) is first  # nothing appended since: no query for its events, no copy
 
 
-def test_another_process_write_shows_in_the_next_view(ours: EventStores, theirs: AccountCommands, db: Database) -> None:
+def test_another_process_write_shows_in_the_next_view(aggregates: ReadOnlyAggregates, theirs: AccountCommands) -> None:
     number = register(theirs, "ro_changed")
-    aggregates = ReadOnlyAggregates(ours, db)
     assert user(aggregates, number).roles == []
     theirs.grant_role("ro_changed", "auditor")
     assert user(aggregates, number).roles == ["auditor"]
 
 
 def test_a_write_to_another_aggregate_of_the_log_reloads_but_changes_nothing(
-    ours: EventStores, theirs: AccountCommands, db: Database
+    aggregates: ReadOnlyAggregates, theirs: AccountCommands
 ) -> None:
     number = register(theirs, "ro_bystander")
-    aggregates = ReadOnlyAggregates(ours, db)
     first = user(aggregates, number)
     register(theirs, "ro_other")
     again = user(aggregates, number)
@@ -83,21 +85,19 @@ def test_a_write_to_another_aggregate_of_the_log_reloads_but_changes_nothing(
 
 
 def test_an_unknown_aggregate_is_not_found_and_found_once_it_exists(
-    ours: EventStores, theirs: AccountCommands, db: Database
+    aggregates: ReadOnlyAggregates, theirs: AccountCommands
 ) -> None:
-    aggregates = ReadOnlyAggregates(ours, db)
     with pytest.raises(AggregateNotFoundError):
         user(aggregates, 10**9)
     number = register(theirs, "ro_late")
     assert user(aggregates, number).username == "ro_late"
 
 
-def test_a_view_comes_with_fresh_numbers_in_one_read(ours: EventStores, theirs: AccountCommands, db: Database) -> None:
+def test_a_view_comes_with_fresh_numbers_in_one_read(aggregates: ReadOnlyAggregates, theirs: AccountCommands) -> None:
     number = register(theirs, "ro_numbered")
-    aggregates = ReadOnlyAggregates(ours, db)
     view, first = aggregates.now_numbered([Accounts.name], "order", 3)
     _, second = aggregates.now_numbered([Accounts.name], "order", 2)
     assert len(first) == 3 and first == sorted(first) and len(set(first)) == 3
     assert len(second) == 2 and min(second) > max(first)
-    assert view.heads == ours.heads([Accounts.name])
+    assert view.heads == aggregates.stores.heads([Accounts.name])
     assert view.get(Accounts.name, aggregate_id("user", number)).username == "ro_numbered"
