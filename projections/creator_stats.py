@@ -23,6 +23,9 @@ class CreatorStatsProjection(Projection):
     applications: ClassVar[tuple[str, ...]] = (Orders.name,)
     tables: ClassVar[tuple[str, ...]] = ("creator_stats", "creator_stats_orders")
 
+    def __init__(self) -> None:
+        self._placed = HeldInserts()  # a batch's new orders, written before any is completed or reviewed
+
     def handlers(self) -> Mapping[type, Handler]:
         return {
             Order.Placed: self.placed,
@@ -30,9 +33,6 @@ class CreatorStatsProjection(Projection):
             Order.AutoCompleted: self.completed,
             Order.Reviewed: self.reviewed,
         }
-
-    def __init__(self) -> None:
-        self._placed = HeldInserts()  # a batch's new orders, written before any is completed or reviewed
 
     def before_commit(self, cur: Cursor) -> None:
         self._placed.write(cur)

@@ -14,16 +14,13 @@ from typing import Any
 from ugc.database import Cursor
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # one constant per kind of insert: the same by identity
 class Insert:
     """Rows of `columns` (name -> PostgreSQL type) into `table`, with an optional ON CONFLICT clause."""
 
     table: str
     columns: Mapping[str, str]
     on_conflict: str = ""
-
-    def __hash__(self) -> int:
-        return hash((self.table, tuple(self.columns.items()), self.on_conflict))
 
     def write(self, cur: Cursor, rows: Sequence[Sequence[Any]]) -> None:
         names = ", ".join(self.columns)

@@ -92,8 +92,8 @@ class Cursor:
                 [orjson.dumps(rows, default=_json_default).decode()],
             )
             return
-        for chunk in chunks(rows, len(columns)):
-            yield f"{name} ({names}) AS (VALUES {values(len(chunk), len(columns))})", [v for row in chunk for v in row]
+        for chunk in _chunks(rows, len(columns)):
+            yield f"{name} ({names}) AS (VALUES {_values(len(chunk), len(columns))})", [v for row in chunk for v in row]
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         for params in rows:
@@ -121,14 +121,14 @@ _R = TypeVar("_R")
 MAX_PARAMETERS = 999  # per statement: SQLite's historic limit (PostgreSQL takes far more)
 
 
-def chunks(rows: Sequence[_R], width: int) -> Iterator[Sequence[_R]]:
+def _chunks(rows: Sequence[_R], width: int) -> Iterator[Sequence[_R]]:
     """`rows` of `width` parameters each, in runs that fit one statement."""
     size = max(1, MAX_PARAMETERS // width)
     for start in range(0, len(rows), size):
         yield rows[start : start + size]
 
 
-def values(row_count: int, width: int) -> str:
+def _values(row_count: int, width: int) -> str:
     """The placeholders of `row_count` rows of `width` values: `(%s, %s), (%s, %s)`."""
     row = "(" + ", ".join(["%s"] * width) + ")"
     return ", ".join([row] * row_count)
