@@ -45,9 +45,11 @@ class CreatorStatsProjection(Projection):
         self._placed.add(PROFILE, (e.creator_profile,))
 
     def completed(self, cur: Cursor, e: Order.Completed | Order.AutoCompleted) -> None:
+        self._placed.write(cur)
         cur.execute(
-            "UPDATE creator_stats SET completed_orders = completed_orders + 1 WHERE creator_profile_id = %s",
-            (self._profile(cur, e),),
+            "UPDATE creator_stats SET completed_orders = completed_orders + 1 WHERE creator_profile_id = "
+            "(SELECT creator_profile_id FROM creator_stats_orders WHERE order_uuid = %s)",
+            (str(e.originator_id),),
         )
 
     def reviewed(self, cur: Cursor, e: Order.Reviewed) -> None:
