@@ -13,6 +13,8 @@ from datetime import datetime
 from functools import partial
 from typing import Any, ClassVar
 
+from cachetools import LRUCache
+
 from projections.base import Handler, Projection
 from projections.outbox import Outbox
 from ugc.database import Cursor, Row
@@ -21,6 +23,8 @@ from ugc.notifications import TYPES, NotificationsRead, notification_id
 from ugc.orders import Order
 from ugc.push import Publisher, Push, user_channel
 from ugc.store import Messaging, Orders
+
+ORDER_NUMBERS_KEPT = 20_000  # about 2 MB
 
 
 class NotificationsProjection(Projection):
@@ -36,6 +40,9 @@ class NotificationsProjection(Projection):
     def __init__(self, publisher: Publisher | None = None) -> None:
         self.outbox = Outbox(publisher)
         self._held: list[_Held] = []  # notifications of the batch not written yet
+        # Order uuid -> number, which never changes: a lifecycle notification of a recent order then
+        # needs no lookup (a statement whose answer the batch would wait for).
+        self._order_numbers: LRUCache[str, int] = LRUCache(ORDER_NUMBERS_KEPT)
 
     def handlers(self) -> Mapping[type, Handler]:
         notifying: dict[type, Handler] = {
@@ -65,13 +72,33 @@ class NotificationsProjection(Projection):
                 self.position,
                 TYPES[type(e)],
                 e.notice,
-                _data(cur, e),
+                self._data(cur, e),
                 e.at,
             )
         )
 
     def before_commit(self, cur: Cursor) -> None:
         self._write_held(cur)
+
+    def _data(self, cur: Cursor, e: Any) -> dict[str, int]:
+        """What a client needs to open the object the notification is about."""
+        if isinstance(e, Message.Sent):
+            return {"conversation_id": e.conversation, "message_id": e.number}
+        uuid = str(e.originator_id)
+        if isinstance(e, Order.Placed):
+            self._order_numbers[uuid] = e.number
+            return {"order_id": e.number}
+        number = self._order_numbers.get(uuid)
+        if number is None:
+            row = cur.execute("SELECT order_id FROM notification_orders WHERE order_uuid = %s", (uuid,)).fetchone()
+            assert row is not None, f"no order number for {e.originator_id}"
+            number = self._order_numbers[uuid] = int(row["order_id"])
+        data = {"order_id": number}
+        if isinstance(e, Order.WorkDelivered):
+            data["delivery_id"] = e.delivery
+        if isinstance(e, Order.Reviewed):
+            data["review_id"] = e.review
+        return data
 
     def _write_held(self, cur: Cursor) -> None:
         """Write the notifications held back, as few statements as they fit in, and queue their pushes.
@@ -169,21 +196,3 @@ class _Held:
     def columns(self) -> tuple[Any, ...]:
         """The values after `id` and `ord`, in `held`'s order."""
         return (self.user_id, self.source, self.position, self.type, self.message, self.data, self.created_at)
-
-
-def _data(cur: Cursor, e: Any) -> dict[str, int]:
-    """What a client needs to open the object the notification is about."""
-    if isinstance(e, Message.Sent):
-        return {"conversation_id": e.conversation, "message_id": e.number}
-    if isinstance(e, Order.Placed):
-        return {"order_id": e.number}
-    row = cur.execute(
-        "SELECT order_id FROM notification_orders WHERE order_uuid = %s", (str(e.originator_id),)
-    ).fetchone()
-    assert row is not None, f"no order number for {e.originator_id}"
-    data = {"order_id": int(row["order_id"])}
-    if isinstance(e, Order.WorkDelivered):
-        data["delivery_id"] = e.delivery
-    if isinstance(e, Order.Reviewed):
-        data["review_id"] = e.review
-    return data

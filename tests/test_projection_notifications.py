@@ -162,6 +162,18 @@ def test_tiny_and_big_batches_store_the_same_rows(world: World) -> None:
     assert any(not n["is_read"] for n in small["notifications"] if n["user_id"] == FRIEND)
 
 
+def test_a_projection_after_a_restart_finds_the_order_numbers_it_did_not_see_placed(world: World) -> None:
+    write_history(world, 500)
+    remembered = rebuild(world, batch_size=500)["notifications"]
+    first = NotificationsProjection()
+    ProjectionRunner(world.db, world.stores, [first], Progress()).reset(first)
+    while True:  # every batch of three by a new process, which knows no order numbers
+        fresh = NotificationsProjection()
+        if not ProjectionRunner(world.db, world.stores, [fresh], Progress(), batch_size=3).run_once(fresh):
+            break
+    assert table(world.db, "notifications", without=("seq",)) == remembered
+
+
 def test_seq_keeps_each_logs_order(world: World) -> None:
     write_history(world, 200)
     rebuild(world, batch_size=3)
