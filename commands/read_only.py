@@ -3,9 +3,9 @@
 Placing an order reads the buyer and the service. The library's cache would fast-forward each one
 with a query of its own and deep-copy it (two thirds of placing's CPU, bench/RESULTS.md). Here one
 query reads the heads of the logs involved (for placing, once per group of orders, together with
-their numbers); an aggregate loaded when its log's head was the same
-is still current, since nothing at all was appended there since. Only when a log moved on is the
-aggregate loaded again, through the library (fast-forwarded, a copy of our own from then on).
+their numbers); an aggregate loaded when its log's head was the same is still current, since
+nothing at all was appended there since. Only when a log moved on is the aggregate loaded again,
+through the library (fast-forwarded, a copy of our own from then on).
 
 What `get` answers is shared between threads and must never be changed.
 """

@@ -103,11 +103,11 @@ class ProjectionRunner:
         When another process moved one meanwhile (a rebuild), the batch fails (at that check, or on
         a row the rebuild wrote already), rolls back, and starts over from the positions as stored.
         """
-        remembered = all((p.name, application) in self._applied for p in projections)
+        from_memory = all((p.name, application) in self._applied for p in projections)
         try:
             return self._apply_batch_once(application, projections)
         except STALE_POSITIONS:
-            if not remembered:
+            if not from_memory:
                 raise
             return self._apply_batch_once(application, projections)
 

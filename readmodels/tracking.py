@@ -104,10 +104,9 @@ class Progress:
     def _watch(self, db: Database) -> None:
         """Read the positions while anyone waits on `db`; end when nobody has for a second."""
         if db.dialect == "postgresql":
-            listener = threading.Thread(
+            threading.Thread(
                 target=self._listen, args=(db, threading.current_thread()), name="read-model-listen", daemon=True
-            )
-            listener.start()
+            ).start()
         idle_since = time.monotonic()
         while True:
             told = self.leading or db in self._heard
@@ -169,15 +168,9 @@ def position(cur: Cursor, projection: str, application: str, *, lock: bool = Fal
 def positions(cur: Cursor, application: str, projections: Sequence[str], *, lock: bool = False) -> dict[str, int]:
     """The last notification id each of `projections` applied of `application`; `lock` holds the rows
     until the transaction ends (taken in name order, so two lockers never deadlock)."""
-    marks = ", ".join(["%s"] * len(projections))
-    sql = (
-        "SELECT projection, position FROM projection_tracking "
-        f"WHERE application = %s AND projection IN ({marks}) ORDER BY projection"
-    )
-    if lock and cur.dialect == "postgresql":
-        sql += " FOR UPDATE"
     found = {
-        row["projection"]: int(row["position"]) for row in cur.execute(sql, (application, *projections)).fetchall()
+        row["projection"]: int(row["position"])
+        for row in _select_positions(cur, application, projections, lock=lock).fetchall()
     }
     missing = set(projections) - set(found)
     if missing:
@@ -186,16 +179,22 @@ def positions(cur: Cursor, application: str, projections: Sequence[str], *, lock
 
 
 def lock(cur: Cursor, application: str, projections: Sequence[str]) -> None:
-    """Hold the rows of `projections` until the transaction ends (PostgreSQL; SQLite writers take
-    turns anyway), in name order as `positions` does, so two movers never deadlock. The answer is
-    not read: in a pipelined transaction the lock costs no round trip of its own."""
+    """Hold the rows of `projections` until the transaction ends, as `positions(lock=True)` does,
+    without reading the answer: in a pipelined transaction the lock costs no round trip of its own.
+    (SQLite writers take turns anyway.)"""
     if cur.dialect == "postgresql":
-        marks = ", ".join(["%s"] * len(projections))
-        cur.execute(
-            "SELECT projection FROM projection_tracking "
-            f"WHERE application = %s AND projection IN ({marks}) ORDER BY projection FOR UPDATE",
-            (application, *projections),
-        )
+        _select_positions(cur, application, projections, lock=True)
+
+
+def _select_positions(cur: Cursor, application: str, projections: Sequence[str], *, lock: bool) -> Cursor:
+    marks = ", ".join(["%s"] * len(projections))
+    sql = (
+        "SELECT projection, position FROM projection_tracking "
+        f"WHERE application = %s AND projection IN ({marks}) ORDER BY projection"
+    )
+    if lock and cur.dialect == "postgresql":
+        sql += " FOR UPDATE"
+    return cur.execute(sql, (application, *projections))
 
 
 class Moved(RuntimeError):
