@@ -9,6 +9,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 
 from api.errors import bad_request, invalid, too_large
+from api.text import unstorable_fields
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -68,10 +69,21 @@ async def parse(request: Request, model: type[M]) -> M:
 
 
 def validate(model: type[M], data: Any) -> M:
+    body, problems = checked(model, data)
+    if body is None:
+        raise invalid(problems)
+    return body
+
+
+def checked(model: type[M], data: Any) -> tuple[M | None, dict[str, list[str]]]:
+    """`data` as `model`, or None and the field errors: text no backend can store is refused first."""
+    problems = unstorable_fields(data)
+    if problems:
+        return None, problems
     try:
-        return model.model_validate(data)
+        return model.model_validate(data), {}
     except ValidationError as error:
-        raise invalid(field_errors(error)) from None
+        return None, field_errors(error)
 
 
 def field_errors(error: ValidationError) -> dict[str, list[str]]:

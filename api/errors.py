@@ -40,6 +40,7 @@ MESSAGES: dict[str, str] = {
     "too_large": "Слишком большой запрос.",
     "validation_failed": "Ошибка валидации данных.",
     "invalid_id": "Ожидается положительное целое число.",
+    "unstorable_text": "Текст содержит недопустимые управляющие символы.",
     "invalid_verification_token": "Ссылка подтверждения недействительна.",
     "verification_token_used": "Ссылка подтверждения уже использована.",
     "verification_token_expired": "Срок действия ссылки подтверждения истек.",

@@ -19,6 +19,7 @@ from api.body import raw_body
 from api.errors import ApiError, from_domain, invalid, message
 from api.responses import JSON
 from api.services import services
+from api.text import storable
 from ugc.errors import DomainError
 
 MAX_KEY_LENGTH = 255
@@ -33,7 +34,7 @@ def idempotent(endpoint: Endpoint) -> Endpoint:
         key = request.headers.get("idempotency-key")
         if key is None:
             return await endpoint(request)
-        if not key or len(key) > MAX_KEY_LENGTH:
+        if not key or len(key) > MAX_KEY_LENGTH or not storable(key):
             raise invalid({"Idempotency-Key": [message("idempotency_key_invalid")]})
         s = services(request)
         user_id = authenticated_user(request, s.tokens)

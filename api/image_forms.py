@@ -6,11 +6,11 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from starlette.requests import Request
 
 from api import errors
-from api.body import field_errors, read_json
+from api.body import checked, read_json
 from api.services import Services
 from api.uploads import ReceivedFile, is_image, receive_form
 
@@ -45,15 +45,12 @@ async def image_form(
 
 def form_fields(model: type[M], fields: Mapping[str, Any], *, missing_file: str | None = None) -> M:
     """The fields as `model`; a required file that is missing is reported with the fields' errors."""
-    problems: dict[str, list[str]] = {}
-    try:
-        body = model.model_validate(dict(fields))
-    except ValidationError as error:
-        problems = field_errors(error)
+    body, problems = checked(model, dict(fields))
     if missing_file is not None:
         problems[missing_file] = [errors.message("file_required")]
     if problems:
         raise errors.invalid(problems)
+    assert body is not None
     return body
 
 

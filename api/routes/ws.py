@@ -21,7 +21,7 @@ from eventsourcing.persistence import OperationalError
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from api.errors import from_domain, message
+from api.errors import from_domain, invalid, message
 from api.ids import MAX_ID
 from api.realtime import (
     BAD_REQUEST,
@@ -36,6 +36,7 @@ from api.realtime import (
 from api.routes.conversations import render_message
 from api.routes.notifications import render_notification
 from api.services import Services, services
+from api.text import unstorable_fields
 from api.tokens import TokenError
 from readmodels import messaging as conversations
 from readmodels import notifications
@@ -190,6 +191,8 @@ def _sender(s: Services, conversation_id: int, user: int) -> Reply:
             body = None
         if not isinstance(body, dict) or not isinstance(body.get("message"), str):
             return {"error": message("malformed_frame")}
+        if problems := unstorable_fields(body):
+            return invalid(problems).body
         try:
             await s.run(s.messaging.send_message, conversation_id, user, body["message"])
         except DomainError as error:
