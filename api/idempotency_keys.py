@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from api.errors import ApiError, invalid, message
 from ugc.clock import Clock
-from ugc.database import Database
+from ugc.platform.database import Database
 
 WAIT = 10.0
 KEPT_FOR = timedelta(hours=24)

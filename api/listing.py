@@ -18,7 +18,7 @@ from starlette.types import Scope
 from api.responses import JSON
 from api.shared_read import SharedRead
 from readmodels.services import ListingState, ListingTotals
-from ugc.lru import LRU
+from ugc.platform.cache import LRU
 
 REMEMBERED_ANSWERS = 512  # rendered answers per process: up to ~20 KiB for a page, ~1 KiB for a detail
 

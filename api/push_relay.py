@@ -28,7 +28,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from api.realtime import SERVICE_RESTART, Hub, frame
-from ugc.push import Push
+from ugc.platform.push import Push
 
 log = logging.getLogger(__name__)
 

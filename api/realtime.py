@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from api.responses import dumps
-from ugc.push import Push
+from ugc.platform.push import Push
 
 log = logging.getLogger(__name__)
 

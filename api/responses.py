@@ -2,7 +2,7 @@
 
 Encoded by orjson: the standard library's encoder called a Python hook for every Decimal and
 datetime, about half of a listing page's server time (bench/RESULTS.md). Times leave as ISO 8601
-with `Z`: the read database hands them out in UTC (`ugc/database.py` pins the session time zone),
+with `Z`: the read database hands them out in UTC (`ugc/platform/database.py` pins the session time zone),
 and a naive one is taken as UTC.
 """
 

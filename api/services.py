@@ -31,8 +31,8 @@ from readmodels.services import listing_state
 from readmodels.tracking import Progress
 from ugc.clock import Clock
 from ugc.config import Settings
-from ugc.database import Database
-from ugc.media import MediaStore
+from ugc.platform.database import Database
+from ugc.platform.media import MediaStore
 
 T = TypeVar("T")
 

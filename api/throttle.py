@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from ugc.clock import Clock
-from ugc.database import Database
 from ugc.ids import normalise
+from ugc.platform.database import Database
 
 WINDOW = timedelta(minutes=15)
 LIMITS = {"username": 10, "address": 30}

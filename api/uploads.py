@@ -28,7 +28,7 @@ from starlette.requests import Request
 
 from api.content_types import Sniffer
 from api.errors import bad_request, invalid, message, too_large
-from ugc.media import Incoming, MediaStore
+from ugc.platform.media import Incoming, MediaStore
 
 if TYPE_CHECKING:
     from python_multipart.multipart import MultipartCallbacks

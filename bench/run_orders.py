@@ -71,9 +71,9 @@ from run_auth import PASSWORD, register_body, source_fingerprint, ugc_server
 from readmodels import orders as orders_read
 from readmodels.pages import PageRequest, read_page
 from readmodels.tracking import lagging
-from ugc.database import Database
 from ugc.orders import Order
-from ugc.store import EventStores, create_event_tables
+from ugc.platform.database import Database
+from ugc.platform.store import EventStores, create_event_tables
 
 RESULTS = ROOT / "bench" / "RESULTS.md"
 CORES = os.cpu_count() or 1

@@ -49,9 +49,9 @@ from run_orders import expect, mailed_tokens, wait_for_connections
 
 from readmodels.tracking import lagging
 from ugc.clock import SystemClock
-from ugc.database import Database
 from ugc.messaging import Conversation, conversation_id
-from ugc.store import EventStores
+from ugc.platform.database import Database
+from ugc.platform.store import EventStores
 
 RESULTS = ROOT / "bench" / "RESULTS.md"
 

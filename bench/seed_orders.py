@@ -30,11 +30,11 @@ from decimal import Decimal
 
 from ugc.accounts import User
 from ugc.clock import SystemClock
-from ugc.database import Database
 from ugc.ids import aggregate_id
 from ugc.orders import Order
+from ugc.platform.database import Database
+from ugc.platform.store import EventStores
 from ugc.services import Service
-from ugc.store import EventStores
 
 # The last step each seeded order reaches, and how often (a marketplace with a backlog of open work).
 MIX: tuple[tuple[str, float], ...] = (

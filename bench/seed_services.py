@@ -33,10 +33,10 @@ from readmodels.migrations import migrate
 from readmodels.tracking import Progress
 from ugc.clock import SystemClock
 from ugc.config import Settings
-from ugc.database import Database
 from ugc.ids import claim_id
+from ugc.platform.database import Database
+from ugc.platform.store import EventStores
 from ugc.services import OptionDraft, Service, money, normalise_tags, priced_options
-from ugc.store import EventStores
 
 KINDS = [
     "Монтаж видео",

@@ -17,10 +17,10 @@ from commands.saving import Positions, retrying, save
 from ugc.accounts import User, VerificationToken, verification_key
 from ugc.claims import Claim
 from ugc.clock import Clock
-from ugc.database import Database
 from ugc.errors import Conflict, InvalidToken, NotFound
 from ugc.ids import aggregate_id, claim_id
-from ugc.store import EventStores
+from ugc.platform.database import Database
+from ugc.platform.store import EventStores
 
 HASHES_AT_ONCE = 2  # one per core of the machines this runs on
 

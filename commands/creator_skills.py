@@ -14,10 +14,10 @@ from ugc.catalog import Skill
 from ugc.claims import Claim
 from ugc.clock import Clock
 from ugc.creator_skills import CLAIM_KIND, CreatorSkill, check_level, creator_skill_id, pair_claim_value
-from ugc.database import Database
 from ugc.errors import InvalidField, NotFound
 from ugc.ids import aggregate_id, claim_id
-from ugc.store import EventStores
+from ugc.platform.database import Database
+from ugc.platform.store import EventStores
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,10 @@ from eventsourcing.persistence import IntegrityError
 from commands.saving import Positions, retrying, save
 from ugc.clock import Clock
 from ugc.creators import CreatorProfile, creator_profile_id
-from ugc.database import Database
 from ugc.errors import Conflict, NotFound
 from ugc.ids import aggregate_id
-from ugc.store import EventStores
+from ugc.platform.database import Database
+from ugc.platform.store import EventStores
 
 
 class CreatorCommands:

@@ -6,11 +6,11 @@ from eventsourcing.application import AggregateNotFoundError
 
 from commands.saving import Positions, retrying, save
 from ugc.clock import Clock
-from ugc.database import Database
 from ugc.errors import NotFound
 from ugc.files import StoredFile
 from ugc.ids import aggregate_id
-from ugc.store import EventStores
+from ugc.platform.database import Database
+from ugc.platform.store import EventStores
 
 
 class FileCommands:

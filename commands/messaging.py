@@ -11,7 +11,6 @@ from commands.saving import Positions, retrying, save
 from ugc.accounts import User
 from ugc.claims import Claim
 from ugc.clock import Clock
-from ugc.database import Database
 from ugc.errors import InvalidField, NotFound
 from ugc.ids import aggregate_id, claim_id
 from ugc.messaging import (
@@ -23,7 +22,8 @@ from ugc.messaging import (
     pair_key,
     read_marker_id,
 )
-from ugc.store import EventStores
+from ugc.platform.database import Database
+from ugc.platform.store import EventStores
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from commands.saving import Positions, retrying, save
 from ugc.clock import Clock
 from ugc.errors import NotFound
 from ugc.notifications import SOURCES, NotificationsRead, inbox_id, notification_source, notification_type
-from ugc.store import EventStores
+from ugc.platform.store import EventStores
 
 
 class NotificationCommands:

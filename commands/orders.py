@@ -20,13 +20,13 @@ from commands.read_only import ReadOnlyAggregates, ReadOnlyView
 from commands.saving import Positions, retrying, save
 from ugc.accounts import User
 from ugc.clock import Clock
-from ugc.database import Database
 from ugc.errors import InvalidField, NotAllowed, NotFound, StaleVersion, WrongState
 from ugc.files import StoredFile
 from ugc.ids import aggregate_id
 from ugc.orders import Order, order_id
+from ugc.platform.database import Database
+from ugc.platform.store import Accounts, Catalog, EventStores, Files
 from ugc.services import Service
-from ugc.store import Accounts, Catalog, EventStores, Files
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,10 @@ from eventsourcing.application import AggregateNotFoundError
 from commands.creator_access import check_owner, require_creator
 from commands.saving import Positions, retrying, save
 from ugc.clock import Clock
-from ugc.database import Database
 from ugc.errors import InvalidField, NotFound
+from ugc.platform.database import Database
+from ugc.platform.store import EventStores
 from ugc.portfolio import PortfolioImage, PortfolioItem, portfolio_image_id, portfolio_item_id
-from ugc.store import EventStores
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,8 @@ from uuid import UUID
 
 from cachetools import LRUCache
 
-from ugc.database import Database
-from ugc.store import AGGREGATE_CACHE_SIZE, EventStores
+from ugc.platform.database import Database
+from ugc.platform.store import AGGREGATE_CACHE_SIZE, EventStores
 
 
 class ReadOnlyAggregates:

@@ -17,11 +17,11 @@ from commands.saving import Positions, retrying, save
 from ugc.accounts import User
 from ugc.clock import Clock
 from ugc.creators import CreatorProfile, creator_profile_id
-from ugc.database import Database
 from ugc.errors import InvalidField, NotAllowed, NotFound
 from ugc.ids import aggregate_id
+from ugc.platform.database import Database
+from ugc.platform.store import EventStores
 from ugc.services import OptionDraft, Service, money, normalise_tags, priced_options, service_id
-from ugc.store import EventStores
 
 
 @dataclass(frozen=True)

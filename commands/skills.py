@@ -9,10 +9,10 @@ from ugc.accounts import User
 from ugc.catalog import Skill
 from ugc.claims import Claim
 from ugc.clock import Clock
-from ugc.database import Database
 from ugc.errors import Conflict, NotAllowed, NotFound
 from ugc.ids import aggregate_id, claim_id, normalise
-from ugc.store import EventStores
+from ugc.platform.database import Database
+from ugc.platform.store import EventStores
 
 ADMIN = "admin"
 NAME_CLAIM = "skill"

@@ -13,8 +13,8 @@ from typing import ClassVar
 from projections.base import Handler, Projection
 from ugc.accounts import User
 from ugc.creators import CreatorProfile
-from ugc.database import Cursor
-from ugc.store import Accounts
+from ugc.platform.database import Cursor
+from ugc.platform.store import Accounts
 
 
 class AccountsProjection(Projection):

@@ -7,10 +7,10 @@ from typing import Any, ClassVar
 
 from projections.base import Handler, Projection
 from readmodels.services import PROJECTION, add_review, creator_rating, minor_units, search_text
-from ugc.database import Cursor
 from ugc.orders import Order
+from ugc.platform.database import Cursor
+from ugc.platform.store import Catalog, Orders
 from ugc.services import Service
-from ugc.store import Catalog, Orders
 
 
 def _options(options: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -17,12 +17,12 @@ from cachetools import LRUCache
 
 from projections.base import Handler, Projection
 from projections.outbox import Outbox
-from ugc.database import Cursor, Row
 from ugc.messaging import Message
 from ugc.notifications import TYPES, NotificationsRead, notification_id
 from ugc.orders import Order
-from ugc.push import Publisher, Push, user_channel
-from ugc.store import Messaging, Orders
+from ugc.platform.database import Cursor, Row
+from ugc.platform.push import Publisher, Push, user_channel
+from ugc.platform.store import Messaging, Orders
 
 ORDER_NUMBERS_KEPT = 20_000  # about 2 MB
 

@@ -11,9 +11,9 @@ from collections.abc import Mapping
 from typing import ClassVar
 
 from projections.base import Handler, Projection
-from ugc.database import Cursor, Row
+from ugc.platform.database import Cursor, Row
+from ugc.platform.store import Catalog
 from ugc.portfolio import PortfolioImage, PortfolioItem
-from ugc.store import Catalog
 
 # Image event field -> portfolio_images column.
 _IMAGE_COLUMNS = {"caption": "caption", "order": "sort_order", "image_key": "image_key"}

@@ -7,7 +7,7 @@ an update of that row.
 from __future__ import annotations
 
 from readmodels.pages import PageQuery, PageRequest
-from ugc.database import Database, Row
+from ugc.platform.database import Database, Row
 
 DDL = (
     """CREATE TABLE IF NOT EXISTS creator_skills (

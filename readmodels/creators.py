@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ugc.database import Database, Row
+from ugc.platform.database import Database, Row
 
 DDL = (
     """CREATE TABLE IF NOT EXISTS creator_profiles (

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from readmodels.pages import PageQuery, PageRequest
-from ugc.database import Database, Row
+from ugc.platform.database import Database, Row
 
 DDL = (
     """CREATE TABLE IF NOT EXISTS files (

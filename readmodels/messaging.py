@@ -9,7 +9,7 @@ is the log position of its latest event: "most recently active" in store order, 
 from __future__ import annotations
 
 from readmodels.pages import PageQuery, PageRequest
-from ugc.database import Database, Row
+from ugc.platform.database import Database, Row
 
 DDL = (
     """CREATE TABLE IF NOT EXISTS conversations (

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from readmodels.schema import create_tables
-from ugc.database import Database
-from ugc.store import create_event_tables
+from ugc.platform.database import Database
+from ugc.platform.store import create_event_tables
 
 
 def migrate(db: Database) -> None:

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from datetime import date
 
 from readmodels.pages import PageQuery, PageRequest
-from ugc.database import Cursor, Database, Row
+from ugc.platform.database import Cursor, Database, Row
 
 DDL = (
     """CREATE TABLE IF NOT EXISTS orders (

@@ -8,7 +8,7 @@ their images is one query. `portfolio_media` lists the media keys that may be se
 from __future__ import annotations
 
 from readmodels.pages import PageQuery, PageRequest
-from ugc.database import Database, Row
+from ugc.platform.database import Database, Row
 
 DDL = (
     """CREATE TABLE IF NOT EXISTS portfolio_items (

@@ -14,8 +14,8 @@ from readmodels import (
     services,
     users,
 )
-from ugc.database import Database
 from ugc.ids import ID_KINDS
+from ugc.platform.database import Database
 
 # Tables of the machinery itself; each read model's module holds its own DDL.
 INFRASTRUCTURE = (

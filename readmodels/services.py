@@ -23,9 +23,9 @@ from dataclasses import dataclass, field, replace
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 
 from readmodels.pages import Page, PageRequest, Query
-from ugc.database import Cursor, Database, Row
-from ugc.lru import LRU
-from ugc.store import Catalog, Orders
+from ugc.platform.cache import LRU
+from ugc.platform.database import Cursor, Database, Row
+from ugc.platform.store import Catalog, Orders
 
 DDL = (
     """CREATE TABLE IF NOT EXISTS services (

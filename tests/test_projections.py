@@ -21,8 +21,8 @@ from readmodels.migrations import migrate
 from readmodels.tracking import Progress
 from ugc.clock import MovableClock
 from ugc.config import Settings
-from ugc.database import Database
-from ugc.store import Accounts, EventStores
+from ugc.platform.database import Database
+from ugc.platform.store import Accounts, EventStores
 
 
 class Boom(Exception):

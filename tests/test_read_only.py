@@ -14,9 +14,9 @@ from readmodels.migrations import migrate
 from ugc.accounts import User
 from ugc.clock import MovableClock
 from ugc.config import Settings
-from ugc.database import Database
 from ugc.ids import aggregate_id
-from ugc.store import Accounts, EventStores
+from ugc.platform.database import Database
+from ugc.platform.store import Accounts, EventStores
 
 HASHER = PasswordHasher(time_cost=1, memory_cost=8192)
 

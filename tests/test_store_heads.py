@@ -11,8 +11,8 @@ from commands.accounts import AccountCommands, Register
 from readmodels.migrations import migrate
 from ugc.clock import MovableClock
 from ugc.config import Settings
-from ugc.database import Database
-from ugc.store import EventStores
+from ugc.platform.database import Database
+from ugc.platform.store import EventStores
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ import pytest
 from readmodels import tracking
 from readmodels.migrations import migrate
 from readmodels.tracking import Progress
-from ugc.database import Database
 from ugc.errors import Unavailable
+from ugc.platform.database import Database
 
 
 @pytest.fixture

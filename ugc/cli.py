@@ -59,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _migrate(settings: Settings) -> int:
     from readmodels.migrations import migrate
-    from ugc.database import Database
+    from ugc.platform.database import Database
 
     db = Database(settings.database_url)
     try:
@@ -88,8 +88,8 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
 
 def _project(settings: Settings) -> int:
     from readmodels.tracking import Progress
-    from ugc.database import Database
-    from ugc.store import EventStores
+    from ugc.platform.database import Database
+    from ugc.platform.store import EventStores
     from ugc.wiring import projection_runner
 
     stop = threading.Event()
@@ -112,8 +112,8 @@ def _rebuild(settings: Settings, names: Sequence[str]) -> int:
     from projections.registry import all_projections
     from projections.runner import ProjectionRunner
     from readmodels.tracking import Progress
-    from ugc.database import Database
-    from ugc.store import EventStores
+    from ugc.platform.database import Database
+    from ugc.platform.store import EventStores
 
     db = Database(settings.database_url)
     stores = EventStores(settings.database_url)
@@ -141,9 +141,9 @@ def _history(settings: Settings, order: int, *, as_json: bool) -> int:
 
     from commands.order_history import describe, order_history
     from ugc.clock import SystemClock
-    from ugc.database import Database
     from ugc.errors import NotFound
-    from ugc.store import EventStores
+    from ugc.platform.database import Database
+    from ugc.platform.store import EventStores
     from ugc.wiring import order_commands
 
     db = Database(settings.database_url)
@@ -168,8 +168,8 @@ def _history(settings: Settings, order: int, *, as_json: bool) -> int:
 def _seed(settings: Settings) -> int:
     from commands.reference import load_reference_data
     from ugc.clock import SystemClock
-    from ugc.database import Database
-    from ugc.store import EventStores
+    from ugc.platform.database import Database
+    from ugc.platform.store import EventStores
 
     _migrate(settings)
     db = Database(settings.database_url)
@@ -186,9 +186,9 @@ def _seed(settings: Settings) -> int:
 def _grant(settings: Settings, username: str, role: str) -> int:
     from commands.accounts import AccountCommands
     from ugc.clock import SystemClock
-    from ugc.database import Database
     from ugc.errors import NotFound
-    from ugc.store import EventStores
+    from ugc.platform.database import Database
+    from ugc.platform.store import EventStores
     from ugc.wiring import password_hasher
 
     db = Database(settings.database_url)

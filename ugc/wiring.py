@@ -41,14 +41,13 @@ from readmodels.migrations import migrate
 from readmodels.orders import due_for_auto_completion
 from readmodels.tracking import Progress, wait_for
 from ugc.clock import Clock, SystemClock
-from ugc.collector import freeze_startup_objects
 from ugc.config import Settings
-from ugc.database import Database
 from ugc.errors import Unavailable
-from ugc.media import MediaStore
-from ugc.memory import return_large_allocations_to_the_system
-from ugc.push import Publisher
-from ugc.store import EventStores
+from ugc.platform.database import Database
+from ugc.platform.media import MediaStore
+from ugc.platform.push import Publisher
+from ugc.platform.store import EventStores
+from ugc.platform.tuning import freeze_startup_objects, return_large_allocations_to_the_system
 
 log = logging.getLogger(__name__)
 

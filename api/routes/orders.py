@@ -39,9 +39,9 @@ from commands.order_history import order_history
 from readmodels import orders as read
 from readmodels.pages import read_page_async
 from readmodels.users import get_user
-from ugc.database import Row
 from ugc.errors import NotFound
 from ugc.orders import STATUSES
+from ugc.platform.database import Row
 
 AUDITOR = "auditor"
 

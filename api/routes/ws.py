@@ -41,7 +41,7 @@ from api.tokens import TokenError
 from readmodels import messaging as conversations
 from readmodels import notifications
 from ugc.errors import DomainError
-from ugc.push import Push, conversation_channel, user_channel
+from ugc.platform.push import Push, conversation_channel, user_channel
 
 log = logging.getLogger(__name__)
 

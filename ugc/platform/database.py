@@ -26,7 +26,7 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb, set_json_loads
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
-from ugc.store import is_postgres, sqlite_path
+from ugc.platform.store import is_postgres, sqlite_path
 
 Row = dict[str, Any]
 Dialect = Literal["sqlite", "postgresql"]

@@ -1,4 +1,4 @@
-from ugc.lru import LRU
+from ugc.platform.cache import LRU
 
 
 def test_the_least_recently_used_entry_is_forgotten_first() -> None:
