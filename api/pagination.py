@@ -10,7 +10,7 @@ from starlette.requests import Request
 
 from api.errors import not_found
 from readmodels.pages import Page, PageRequest
-from ugc.platform.database import Row
+from ugc.platform.dialect import Row
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100

@@ -13,7 +13,7 @@ from typing import ClassVar
 from projections.base import Handler, Projection
 from ugc.accounts import User
 from ugc.creators import CreatorProfile
-from ugc.platform.database import Cursor
+from ugc.platform.dialect import Cursor
 from ugc.platform.store import Accounts
 
 

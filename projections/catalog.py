@@ -8,7 +8,7 @@ from typing import ClassVar
 from projections.base import Handler, Projection
 from readmodels.catalog import search_text
 from ugc.catalog import Category, Skill
-from ugc.platform.database import Cursor
+from ugc.platform.dialect import Cursor
 from ugc.platform.store import Catalog
 
 

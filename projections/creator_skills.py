@@ -7,7 +7,7 @@ from typing import ClassVar
 
 from projections.base import Handler, Projection
 from ugc.creator_skills import CreatorSkill
-from ugc.platform.database import Cursor
+from ugc.platform.dialect import Cursor
 from ugc.platform.store import Catalog
 
 

@@ -9,7 +9,7 @@ from typing import ClassVar
 from projections.base import Handler, Projection
 from projections.held import HeldInserts, Insert
 from ugc.orders import Order
-from ugc.platform.database import Cursor
+from ugc.platform.dialect import Cursor
 from ugc.platform.store import Orders
 
 ORDER_OF_PROFILE = Insert("creator_stats_orders", {"order_uuid": "text", "creator_profile_id": "bigint"})

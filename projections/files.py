@@ -7,7 +7,7 @@ from typing import ClassVar
 
 from projections.base import Handler, Projection
 from ugc.files import StoredFile
-from ugc.platform.database import Cursor
+from ugc.platform.dialect import Cursor
 from ugc.platform.store import Files
 
 

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 from projections.base import Handler, Projection
 from readmodels.services import PROJECTION, add_review, creator_rating, minor_units, search_text
 from ugc.orders import Order
-from ugc.platform.database import Cursor
+from ugc.platform.dialect import Cursor
 from ugc.platform.store import Catalog, Orders
 from ugc.services import Service
 

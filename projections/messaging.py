@@ -12,7 +12,7 @@ from typing import ClassVar
 from projections.base import Handler, Projection
 from projections.outbox import Outbox
 from ugc.messaging import Conversation, ConversationRead, Message
-from ugc.platform.database import Cursor
+from ugc.platform.dialect import Cursor
 from ugc.platform.push import Publisher, Push, conversation_channel
 from ugc.platform.store import Messaging
 

@@ -20,7 +20,7 @@ from projections.outbox import Outbox
 from ugc.messaging import Message
 from ugc.notifications import TYPES, NotificationsRead, notification_id
 from ugc.orders import Order
-from ugc.platform.database import Cursor, Row
+from ugc.platform.dialect import Cursor, Row
 from ugc.platform.push import Publisher, Push, user_channel
 from ugc.platform.store import Messaging, Orders
 

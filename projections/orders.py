@@ -10,7 +10,7 @@ from projections.base import Handler, Projection
 from projections.held import HeldInserts, Insert
 from readmodels.orders import CountKey, add_order_counts, order_count_changes
 from ugc.orders import CANCELLED, COMPLETED, DELIVERED, IN_PROGRESS, PENDING, Order
-from ugc.platform.database import Cursor
+from ugc.platform.dialect import Cursor
 from ugc.platform.store import Orders
 
 NEW_ORDER = Insert(

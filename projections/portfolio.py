@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import ClassVar
 
 from projections.base import Handler, Projection
-from ugc.platform.database import Cursor, Row
+from ugc.platform.dialect import Cursor, Row
 from ugc.platform.store import Catalog
 from ugc.portfolio import PortfolioImage, PortfolioItem
 

@@ -7,7 +7,8 @@ from collections.abc import Mapping
 from datetime import date
 
 from readmodels.pages import PageQuery, PageRequest
-from ugc.platform.database import Cursor, Database, Row
+from ugc.platform.database import Database
+from ugc.platform.dialect import Cursor, Row
 
 DDL = (
     """CREATE TABLE IF NOT EXISTS orders (

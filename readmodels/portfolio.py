@@ -8,7 +8,8 @@ their images is one query. `portfolio_media` lists the media keys that may be se
 from __future__ import annotations
 
 from readmodels.pages import PageQuery, PageRequest
-from ugc.platform.database import Database, Row
+from ugc.platform.database import Database
+from ugc.platform.dialect import Row
 
 DDL = (
     """CREATE TABLE IF NOT EXISTS portfolio_items (

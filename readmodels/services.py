@@ -24,7 +24,8 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 
 from readmodels.pages import Page, PageRequest, Query
 from ugc.platform.cache import LRU
-from ugc.platform.database import Cursor, Database, Row
+from ugc.platform.database import Database
+from ugc.platform.dialect import Cursor, Row
 from ugc.platform.store import Catalog, Orders
 
 DDL = (

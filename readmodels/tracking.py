@@ -9,7 +9,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from ugc.errors import Unavailable
-from ugc.platform.database import Cursor, Database
+from ugc.platform.database import Database
+from ugc.platform.dialect import Cursor
 
 WATCH_INTERVAL = 0.003  # how often the watcher re-reads positions while anyone waits and nobody says when they move
 TOLD_WATCH_INTERVAL = 0.05  # the same while something says so: this process's runner leads, or a LISTEN hears

@@ -18,7 +18,7 @@ from api.services import services
 from readmodels.creator_skills import skills_of_creator
 from readmodels.creators import get_creator_profile
 from readmodels.portfolio import portfolio_of_creator
-from ugc.platform.database import Row
+from ugc.platform.dialect import Row
 
 
 def render_profile(row: Row) -> dict[str, Any]:

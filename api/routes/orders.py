@@ -41,7 +41,7 @@ from readmodels.pages import read_page_async
 from readmodels.users import get_user
 from ugc.errors import NotFound
 from ugc.orders import STATUSES
-from ugc.platform.database import Row
+from ugc.platform.dialect import Row
 
 AUDITOR = "auditor"
 

@@ -35,7 +35,7 @@ from commands.saving import Positions
 from readmodels.creators import get_creator_profile_of_user
 from readmodels.pages import Page, read_page_async
 from readmodels.portfolio import get_portfolio_image, get_portfolio_item, list_portfolio_images, list_portfolio_items
-from ugc.platform.database import Row
+from ugc.platform.dialect import Row
 
 
 def media_url(s: Services, key: str) -> str:

@@ -32,7 +32,7 @@ from api.schemas.services import (
 from api.services import Services, services
 from commands.services import OfferService
 from readmodels.services import ListingState, get_service, list_services
-from ugc.platform.database import Row
+from ugc.platform.dialect import Row
 from ugc.services import OptionDraft
 
 M = TypeVar("M", bound=BaseModel)

@@ -24,7 +24,7 @@ from api.schemas.users import (
 from api.services import Services, services
 from readmodels.creators import get_creator_profile_of_user
 from readmodels.users import get_user
-from ugc.platform.database import Row
+from ugc.platform.dialect import Row
 
 CLIENT, CREATOR = "Клиент", "Креатор"
 
