@@ -18,7 +18,6 @@ from starlette.applications import Starlette
 
 from api.app import build_app
 from api.idempotency_keys import IdempotencyKeys
-from api.push_relay import RedisRelay, channel_for, relay
 from api.realtime import Hub, hide_tokens_in_logs
 from api.services import Services
 from api.throttle import FailureThrottle
@@ -46,6 +45,7 @@ from ugc.errors import Unavailable
 from ugc.platform.database import Database
 from ugc.platform.media import MediaStore
 from ugc.platform.push import Publisher
+from ugc.platform.push_relay import RedisRelay, channel_for, relay
 from ugc.platform.store import EventStores
 from ugc.platform.tuning import freeze_startup_objects, return_large_allocations_to_the_system
 
