@@ -28,7 +28,7 @@ from commands.saving import Positions
 from commands.services import ServiceCommands
 from commands.skills import SkillCommands
 from readmodels.services import listing_state
-from readmodels.tracking import Progress
+from readmodels.waiting import Progress
 from ugc.clock import Clock
 from ugc.config import Settings
 from ugc.platform.database import Database

@@ -183,7 +183,7 @@ def parse_ids(text: str) -> list[int]:
 def main() -> None:
     from projections.registry import all_projections
     from projections.runner import ProjectionRunner
-    from readmodels.tracking import Progress
+    from readmodels.waiting import Progress
     from ugc.config import Settings
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -30,7 +30,7 @@ from commands.reference import load_reference_data, reference_data
 from projections.registry import all_projections
 from projections.runner import ProjectionRunner
 from readmodels.migrations import migrate
-from readmodels.tracking import Progress
+from readmodels.waiting import Progress
 from ugc.clock import SystemClock
 from ugc.config import Settings
 from ugc.ids import claim_id

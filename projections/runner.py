@@ -16,7 +16,7 @@ import psycopg
 
 from projections.base import Projection
 from readmodels import tracking
-from readmodels.tracking import Progress
+from readmodels.waiting import Progress
 from ugc.platform.database import Database
 from ugc.platform.dialect import INTEGRITY_ERRORS
 from ugc.platform.store import EventStores

@@ -238,7 +238,7 @@ def grant(api: Api, user: dict[str, Any], role: str) -> dict[str, Any]:
     services = api.client.app.state.services  # type: ignore[attr-defined]
     positions = services.accounts.grant_role(user["username"], role)
     services.progress.nudge()
-    from readmodels.tracking import wait_for
+    from readmodels.waiting import wait_for
 
     wait_for(services.db, services.progress, positions, 5.0)
     return user

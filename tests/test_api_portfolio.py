@@ -20,7 +20,7 @@ from starlette.testclient import TestClient
 from projections.creator_skills import CreatorSkillsProjection
 from projections.portfolio import PortfolioProjection
 from projections.runner import ProjectionRunner
-from readmodels.tracking import Progress
+from readmodels.waiting import Progress
 from tests.conftest import Api
 from ugc.clock import MovableClock
 from ugc.config import Settings

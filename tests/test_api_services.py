@@ -18,7 +18,7 @@ from projections.listings import ListingsProjection
 from projections.runner import ProjectionRunner
 from readmodels.pages import PageRequest
 from readmodels.services import ORDERINGS, ServiceFilters, matches_first, page_query
-from readmodels.tracking import Progress
+from readmodels.waiting import Progress
 from tests.conftest import BAD_BODY_IDS, Api, new_client, refused_id
 from ugc.clock import MovableClock
 from ugc.config import Settings

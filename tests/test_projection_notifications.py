@@ -22,7 +22,7 @@ from projections.messaging import MessagingProjection
 from projections.notifications import NotificationsProjection
 from projections.runner import ProjectionRunner
 from readmodels.migrations import migrate
-from readmodels.tracking import Progress
+from readmodels.waiting import Progress
 from ugc.clock import MovableClock
 from ugc.config import Settings
 from ugc.messaging import Conversation, read_marker_id

@@ -18,7 +18,7 @@ from projections.base import Handler, Projection
 from projections.runner import ProjectionRunner
 from readmodels import tracking
 from readmodels.migrations import migrate
-from readmodels.tracking import Progress
+from readmodels.waiting import Progress
 from ugc.clock import MovableClock
 from ugc.config import Settings
 from ugc.platform.database import Database

@@ -8,7 +8,7 @@ from typing import Any
 
 from projections.registry import all_projections
 from projections.runner import ProjectionRunner
-from readmodels.tracking import Progress
+from readmodels.waiting import Progress
 from tests.conftest import Api, new_client
 from tests.orders_world import Deal, a_deal, place
 from ugc.clock import MovableClock

@@ -87,7 +87,7 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
 
 
 def _project(settings: Settings) -> int:
-    from readmodels.tracking import Progress
+    from readmodels.waiting import Progress
     from ugc.platform.database import Database
     from ugc.platform.store import EventStores
     from ugc.wiring import projection_runner
@@ -111,7 +111,7 @@ def _project(settings: Settings) -> int:
 def _rebuild(settings: Settings, names: Sequence[str]) -> int:
     from projections.registry import all_projections
     from projections.runner import ProjectionRunner
-    from readmodels.tracking import Progress
+    from readmodels.waiting import Progress
     from ugc.platform.database import Database
     from ugc.platform.store import EventStores
 

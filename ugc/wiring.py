@@ -38,7 +38,7 @@ from projections.registry import all_projections
 from projections.runner import ProjectionRunner
 from readmodels.migrations import migrate
 from readmodels.orders import due_for_auto_completion
-from readmodels.tracking import Progress, wait_for
+from readmodels.waiting import Progress, wait_for
 from ugc.clock import Clock, SystemClock
 from ugc.config import Settings
 from ugc.errors import Unavailable
