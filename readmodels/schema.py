@@ -15,6 +15,7 @@ from readmodels import (
     users,
 )
 from ugc.ids import ID_KINDS
+from ugc.platform import auth_failures, idempotency_keys
 from ugc.platform.database import Database
 
 # Tables of the machinery itself; each read model's module holds its own DDL.
@@ -28,19 +29,9 @@ INFRASTRUCTURE = (
     """CREATE TABLE IF NOT EXISTS id_sequences (
         kind TEXT PRIMARY KEY,
         value BIGINT NOT NULL)""",
-    """CREATE TABLE IF NOT EXISTS auth_failures (
-        scope TEXT NOT NULL,
-        key TEXT NOT NULL,
-        at {timestamp} NOT NULL)""",
-    "CREATE INDEX IF NOT EXISTS auth_failures_key ON auth_failures (scope, key, at)",
-    """CREATE TABLE IF NOT EXISTS idempotency_keys (
-        user_id BIGINT NOT NULL,
-        key TEXT NOT NULL,
-        fingerprint TEXT NOT NULL,
-        status INTEGER,
-        body TEXT,
-        created_at {timestamp} NOT NULL,
-        PRIMARY KEY (user_id, key))""",
+    # The API's own tables, each with its queries in the platform wing.
+    *auth_failures.DDL,
+    *idempotency_keys.DDL,
 )
 
 

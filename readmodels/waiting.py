@@ -161,7 +161,6 @@ def _reached(positions: Mapping[str, int], required: Mapping[str, int]) -> bool:
     return all(positions[app] >= pos for app, pos in required.items() if app in positions)
 
 
-
 def wait_for(db: Database, progress: Progress, required: Mapping[str, int], timeout: float) -> None:
     """Block until every read model has applied `required` (application -> position).
 
