@@ -27,6 +27,7 @@ from commands.portfolio import PortfolioCommands
 from commands.saving import Positions
 from commands.services import ServiceCommands
 from commands.skills import SkillCommands
+from readmodels.order_history import EventLog
 from readmodels.services import listing_state
 from readmodels.waiting import Progress
 from ugc.clock import Clock
@@ -51,6 +52,7 @@ class Services:
     creators: CreatorCommands
     files: FileCommands
     orders: OrderCommands
+    order_log: EventLog  # the orders log, for histories and `as_of` (readmodels/order_history.py)
     idempotency: IdempotencyKeys
     media: MediaStore
     services: ServiceCommands

@@ -165,16 +165,9 @@ class OrderCommands:
 
         return self._change(order, None, decide)
 
-    def history(self, order: int) -> list[Any]:
-        """The order's events, oldest first: the log itself, for auditors (not a read model)."""
-        events = list(self.app.events.get(order_id(order)))
-        if not events:
-            raise NotFound("order_not_found")
-        return events
-
-    def load(self, order: int, *, version: int | None = None) -> Order:
+    def load(self, order: int) -> Order:
         try:
-            found: Order = self.app.repository.get(order_id(order), version=version)
+            found: Order = self.app.repository.get(order_id(order))
         except AggregateNotFoundError:
             raise NotFound("order_not_found") from None
         return found

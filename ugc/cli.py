@@ -139,23 +139,18 @@ def _rebuild(settings: Settings, names: Sequence[str]) -> int:
 def _history(settings: Settings, order: int, *, as_json: bool) -> int:
     import json
 
-    from commands.order_history import describe, order_history
-    from ugc.clock import SystemClock
+    from readmodels.order_history import describe, order_history
     from ugc.errors import NotFound
-    from ugc.platform.database import Database
     from ugc.platform.store import EventStores
-    from ugc.wiring import order_commands
 
-    db = Database(settings.database_url)
     stores = EventStores(settings.database_url)
     try:
-        entries = order_history(order_commands(settings, stores, db, SystemClock()), order)
+        entries = order_history(stores.orders.events, order)
     except NotFound:
         print(f"ugc: no order {order}", file=sys.stderr)
         return 1
     finally:
         stores.close()
-        db.close()
     if as_json:
         print(json.dumps(entries, ensure_ascii=False, indent=2, default=str))
     else:

@@ -147,6 +147,7 @@ def runtime(settings: Settings, *, clock: Clock | None = None) -> Iterator[Servi
                 notifications=NotificationCommands(stores, clock),
                 realtime=hub,
                 orders=order_commands(settings, stores, db, clock),
+                order_log=stores.orders.events,
                 idempotency=IdempotencyKeys(db, clock),
                 media=MediaStore(settings.media_dir),
                 check_redis=_pinger(redis_client) if redis_client is not None else None,

@@ -35,8 +35,8 @@ from api.schemas.orders import (
     UpdateOrderIn,
 )
 from api.services import Services, services
-from commands.order_history import order_history
 from readmodels import orders as read
+from readmodels.order_history import order_as_of, order_history
 from readmodels.pages import read_page_async
 from readmodels.users import get_user
 from ugc.errors import NotFound
@@ -234,11 +234,8 @@ def _as_of(s: Services, order_id: int, as_of: str, latest: int) -> Row:
             raise errors.invalid({"as_of": ["Ожидается номер версии или время ISO 8601."]}) from None
         if moment.tzinfo is None:
             raise errors.invalid({"as_of": ["Укажите часовой пояс (например, Z)."]})
-        versions = [e.originator_version for e in s.orders.history(order_id) if e.at <= moment]
-        if not versions:
-            raise errors.not_found("order_not_found")
-        version = versions[-1]
-    return s.orders.load(order_id, version=version).as_row()
+        return order_as_of(s.order_log, order_id, moment=moment)
+    return order_as_of(s.order_log, order_id, version=version)
 
 
 @idempotent
@@ -347,7 +344,7 @@ async def history(request: Request) -> Response:
     s, user_id = await _caller(request)
     order_id = request.path_params["id"]
     await _visible_order(s, user_id, order_id)
-    return JSON(await s.run(order_history, s.orders, order_id))
+    return JSON(await s.run(order_history, s.order_log, order_id))
 
 
 routes = [
