@@ -29,7 +29,6 @@ from commands.creators import CreatorCommands
 from commands.reference import load_reference_data, reference_data
 from projections.registry import all_projections
 from projections.runner import ProjectionRunner
-from readmodels.migrations import migrate
 from readmodels.waiting import Progress
 from ugc.clock import SystemClock
 from ugc.config import Settings
@@ -37,6 +36,7 @@ from ugc.ids import claim_id
 from ugc.platform.database import Database
 from ugc.platform.store import EventStores
 from ugc.services import OptionDraft, Service, money, normalise_tags, priced_options
+from ugc.wiring import migrate
 
 KINDS = [
     "Монтаж видео",

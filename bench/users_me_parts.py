@@ -1,7 +1,7 @@
 """What one GET /api/v1/users/me/ costs, piece by piece, outside the server (same code, same pool).
 
 Measured in this process against a fresh PostgreSQL database (migrated by the project's own
-`readmodels.migrations.migrate`):
+`ugc.wiring.migrate`):
 
 * the JWT check (`api.tokens.TokenService.user_id`);
 * one hop to a worker thread and back (`anyio.to_thread.run_sync`, what `Services.run` uses), on uvloop;
@@ -30,10 +30,10 @@ from anyio import to_thread
 from common import fresh_database, undisturbed
 
 from api.tokens import TokenService
-from readmodels.migrations import migrate
 from readmodels.users import get_user
 from ugc.clock import SystemClock
 from ugc.platform.database import Database
+from ugc.wiring import migrate
 
 THREADS = (8, 16, 24, 40, 64)
 

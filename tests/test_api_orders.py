@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from readmodels.migrations import migrate
 from tests.conftest import BAD_BODY_IDS, Api, new_client, refused_id
 from tests.orders_world import Deal, a_deal, act, order_in, place
 from ugc.clock import MovableClock
 from ugc.config import Settings
+from ugc.wiring import migrate
 
 ORDER_KEYS = {
     "id",

@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from readmodels.migrations import migrate
 from readmodels.order_history import order_as_of, order_history
 from ugc.errors import NotFound
 from ugc.orders import Order, order_id
 from ugc.platform.database import Database
 from ugc.platform.store import EventStores
+from ugc.wiring import migrate
 
 NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
 BUYER, CREATOR = 11, 22

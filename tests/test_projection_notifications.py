@@ -21,7 +21,6 @@ from commands.saving import save
 from projections.messaging import MessagingProjection
 from projections.notifications import NotificationsProjection
 from projections.runner import ProjectionRunner
-from readmodels.migrations import migrate
 from readmodels.waiting import Progress
 from ugc.clock import MovableClock
 from ugc.config import Settings
@@ -31,6 +30,7 @@ from ugc.orders import Order
 from ugc.platform.database import Database
 from ugc.platform.push import Push
 from ugc.platform.store import EventStores
+from ugc.wiring import migrate
 
 CREATOR, BUYER, FRIEND = 9001, 9002, 9003
 

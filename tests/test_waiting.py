@@ -9,10 +9,10 @@ import pytest
 
 from readmodels import tracking
 from readmodels import waiting as waiting_module
-from readmodels.migrations import migrate
 from readmodels.waiting import Progress
 from ugc.errors import Unavailable
 from ugc.platform.database import Database
+from ugc.wiring import migrate
 
 
 @pytest.fixture

@@ -58,8 +58,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _migrate(settings: Settings) -> int:
-    from readmodels.migrations import migrate
     from ugc.platform.database import Database
+    from ugc.wiring import migrate
 
     db = Database(settings.database_url)
     try:

@@ -36,8 +36,8 @@ from commands.services import ServiceCommands
 from commands.skills import SkillCommands
 from projections.registry import all_projections
 from projections.runner import ProjectionRunner
-from readmodels.migrations import migrate
 from readmodels.orders import due_for_auto_completion
+from readmodels.schema import create_tables
 from readmodels.waiting import Progress, wait_for
 from ugc.clock import Clock, SystemClock
 from ugc.config import Settings
@@ -46,12 +46,20 @@ from ugc.platform.database import Database
 from ugc.platform.media import MediaStore
 from ugc.platform.push import Publisher
 from ugc.platform.push_relay import RedisRelay, channel_for, relay
-from ugc.platform.store import EventStores
+from ugc.platform.store import EventStores, create_event_tables
 from ugc.platform.tuning import freeze_startup_objects, return_large_allocations_to_the_system
 
 log = logging.getLogger(__name__)
 
 STARTUP_WAIT = 30.0
+
+
+def migrate(db: Database) -> None:
+    """`ugc migrate`: create the event store's and the read side's tables once, under a lock, so
+    concurrent starts never race; safe to run from many processes."""
+    with db.exclusive_lock("migrate"):
+        create_event_tables(db.url)
+        create_tables(db)
 
 
 def order_commands(settings: Settings, stores: EventStores, db: Database, clock: Clock) -> OrderCommands:
