@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from eventsourcing.application import AggregateNotFoundError
 
 from commands.creator_access import check_owner, require_creator
-from commands.saving import Positions, retrying, save
+from commands.saving import Positions, change, save
 from ugc.clock import Clock
 from ugc.database import Database
 from ugc.errors import InvalidField, NotFound
 from ugc.portfolio import PortfolioImage, PortfolioItem, portfolio_image_id, portfolio_item_id
 from ugc.store import EventStores
+
+Piece = TypeVar("Piece", PortfolioItem, PortfolioImage)
 
 
 @dataclass(frozen=True)
@@ -46,27 +49,24 @@ class PortfolioCommands:
         return number, save(self.app, item)
 
     def update_item(
-        self, user_id: int, number: int, changes: dict[str, Any], cover: StoredImage | None = None
+        self,
+        user_id: int,
+        number: int,
+        changes: dict[str, Any],
+        cover: StoredImage | None = None,
+        *,
+        expected_version: int | None = None,
     ) -> Positions:
-        if cover is not None:
-            changes = changes | {"cover_key": cover.key, "cover_content_type": cover.content_type}
+        return self._change(
+            self._item,
+            user_id,
+            number,
+            lambda item: item.update(changes, self.clock.now(), file=_key(cover)),
+            expected_version,
+        )
 
-        def attempt() -> Positions:
-            item = self._item(number)
-            check_owner(self.accounts, user_id, item.creator_profile)
-            item.update(changes, self.clock.now())
-            return save(self.app, item)
-
-        return retrying(attempt)
-
-    def delete_item(self, user_id: int, number: int) -> Positions:
-        def attempt() -> Positions:
-            item = self._item(number)
-            check_owner(self.accounts, user_id, item.creator_profile)
-            item.delete(self.clock.now())
-            return save(self.app, item)
-
-        return retrying(attempt)
+    def delete_item(self, user_id: int, number: int, *, expected_version: int | None = None) -> Positions:
+        return self._change(self._item, user_id, number, lambda item: item.delete(self.clock.now()), expected_version)
 
     def add_image(
         self, user_id: int, *, portfolio_item: int, image: StoredImage, caption: str, order: int
@@ -91,27 +91,42 @@ class PortfolioCommands:
         return number, save(self.app, added)
 
     def update_image(
-        self, user_id: int, number: int, changes: dict[str, Any], image: StoredImage | None = None
+        self,
+        user_id: int,
+        number: int,
+        changes: dict[str, Any],
+        image: StoredImage | None = None,
+        *,
+        expected_version: int | None = None,
     ) -> Positions:
-        if image is not None:
-            changes = changes | {"image_key": image.key, "content_type": image.content_type}
+        return self._change(
+            self._image,
+            user_id,
+            number,
+            lambda found: found.update(changes, self.clock.now(), file=_key(image)),
+            expected_version,
+        )
 
-        def attempt() -> Positions:
-            found = self._image(number)
-            check_owner(self.accounts, user_id, found.creator_profile)
-            found.update(changes, self.clock.now())
-            return save(self.app, found)
+    def remove_image(self, user_id: int, number: int, *, expected_version: int | None = None) -> Positions:
+        return self._change(
+            self._image, user_id, number, lambda found: found.delete(self.clock.now()), expected_version
+        )
 
-        return retrying(attempt)
+    def _change(
+        self,
+        load: Callable[[int], Piece],
+        user_id: int,
+        number: int,
+        decide: Callable[[Piece], None],
+        expected_version: int | None,
+    ) -> Positions:
+        """Items and images alike: only the creator who owns one changes it."""
 
-    def remove_image(self, user_id: int, number: int) -> Positions:
-        def attempt() -> Positions:
-            found = self._image(number)
-            check_owner(self.accounts, user_id, found.creator_profile)
-            found.remove(self.clock.now())
-            return save(self.app, found)
+        def owner_decides(piece: Piece) -> None:
+            check_owner(self.accounts, user_id, piece.creator_profile)
+            decide(piece)
 
-        return retrying(attempt)
+        return change(self.app, lambda: load(number), owner_decides, expected_version=expected_version).positions
 
     def _item(self, number: int) -> PortfolioItem:
         try:
@@ -133,3 +148,7 @@ class PortfolioCommands:
         except NotFound:
             raise NotFound("portfolio_image_not_found") from None
         return image
+
+
+def _key(file: StoredImage | None) -> tuple[str, str] | None:
+    return None if file is None else (file.key, file.content_type)
