@@ -120,13 +120,14 @@ class PortfolioCommands:
         decide: Callable[[Piece], None],
         expected_version: int | None,
     ) -> Positions:
-        """Items and images alike: only the creator who owns one changes it."""
+        """Items and images alike: only the creator who owns one changes it (404, then 403, then 412)."""
 
-        def owner_decides(piece: Piece) -> None:
+        def owned() -> Piece:
+            piece = load(number)
             check_owner(self.accounts, user_id, piece.creator_profile)
-            decide(piece)
+            return piece
 
-        return change(self.app, lambda: load(number), owner_decides, expected_version=expected_version).positions
+        return change(self.app, owned, decide, expected_version=expected_version).positions
 
     def _item(self, number: int) -> PortfolioItem:
         try:

@@ -89,24 +89,28 @@ class ServiceCommands:
             priced_options(drafts, [d.id for d in drafts if d.id is not None], range(len(drafts)))
 
         def decide(service: Service) -> None:
-            service.check_owner(user_id)
             edited = changes
             if drafts is not None:
                 fresh = self.db.next_numbers("service_option", sum(d.id is None for d in drafts))
                 edited = changes | {"options": priced_options(drafts, service.option_ids, fresh)}
             service.update(edited, self.clock.now())
 
-        return self._change(number, decide, expected_version)
+        return self._change(user_id, number, decide, expected_version)
 
     def deactivate(self, user_id: int, number: int, *, expected_version: int | None = None) -> Positions:
-        def decide(service: Service) -> None:
+        return self._change(user_id, number, lambda service: service.deactivate(self.clock.now()), expected_version)
+
+    def _change(
+        self, user_id: int, number: int, decide: Callable[[Service], None], expected_version: int | None
+    ) -> Positions:
+        """Change the caller's own service: 404, then 403 for another's, then 412 for a stale `If-Match`."""
+
+        def owned() -> Service:
+            service = self._service(number)
             service.check_owner(user_id)
-            service.deactivate(self.clock.now())
+            return service
 
-        return self._change(number, decide, expected_version)
-
-    def _change(self, number: int, decide: Callable[[Service], None], expected_version: int | None) -> Positions:
-        return change(self.catalog, lambda: self._service(number), decide, expected_version=expected_version).positions
+        return change(self.catalog, owned, decide, expected_version=expected_version).positions
 
     def _service(self, number: int) -> Service:
         try:
