@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Literal
 
 from eventsourcing.application import AggregateNotFoundError
 
@@ -16,7 +16,7 @@ from ugc.errors import InvalidField, NotFound
 from ugc.portfolio import PortfolioImage, PortfolioItem, portfolio_image_id, portfolio_item_id
 from ugc.store import EventStores
 
-Piece = TypeVar("Piece", PortfolioItem, PortfolioImage)
+Kind = Literal["item", "image"]
 
 
 @dataclass(frozen=True)
@@ -48,26 +48,6 @@ class PortfolioCommands:
         )
         return number, save(self.app, item)
 
-    def update_item(
-        self,
-        user_id: int,
-        number: int,
-        changes: dict[str, Any],
-        cover: StoredImage | None = None,
-        *,
-        expected_version: int | None = None,
-    ) -> Positions:
-        return self._change(
-            self._item,
-            user_id,
-            number,
-            lambda item: item.update(changes, self.clock.now(), file=_key(cover)),
-            expected_version,
-        )
-
-    def delete_item(self, user_id: int, number: int, *, expected_version: int | None = None) -> Positions:
-        return self._change(self._item, user_id, number, lambda item: item.delete(self.clock.now()), expected_version)
-
     def add_image(
         self, user_id: int, *, portfolio_item: int, image: StoredImage, caption: str, order: int
     ) -> tuple[int, Positions]:
@@ -90,40 +70,43 @@ class PortfolioCommands:
         )
         return number, save(self.app, added)
 
-    def update_image(
+    # Items and images alike: only the creator who owns one changes it.
+
+    def update(
         self,
+        kind: Kind,
         user_id: int,
         number: int,
         changes: dict[str, Any],
-        image: StoredImage | None = None,
+        file: StoredImage | None = None,
         *,
         expected_version: int | None = None,
     ) -> Positions:
+        """Change the item's or image's fields, and its bytes when a `file` comes with their type."""
+        new_file = None if file is None else (file.key, file.content_type)
         return self._change(
-            self._image,
+            kind,
             user_id,
             number,
-            lambda found: found.update(changes, self.clock.now(), file=_key(image)),
+            lambda piece: piece.update(changes, self.clock.now(), file=new_file),
             expected_version,
         )
 
-    def remove_image(self, user_id: int, number: int, *, expected_version: int | None = None) -> Positions:
-        return self._change(
-            self._image, user_id, number, lambda found: found.delete(self.clock.now()), expected_version
-        )
+    def delete(self, kind: Kind, user_id: int, number: int, *, expected_version: int | None = None) -> Positions:
+        return self._change(kind, user_id, number, lambda piece: piece.delete(self.clock.now()), expected_version)
 
     def _change(
         self,
-        load: Callable[[int], Piece],
+        kind: Kind,
         user_id: int,
         number: int,
-        decide: Callable[[Piece], None],
+        decide: Callable[[PortfolioItem | PortfolioImage], None],
         expected_version: int | None,
     ) -> Positions:
-        """Items and images alike: only the creator who owns one changes it (404, then 403, then 412)."""
+        """404 for a missing or deleted one, then 403 for another's, then 412 for a stale `If-Match`."""
 
-        def owned() -> Piece:
-            piece = load(number)
+        def owned() -> PortfolioItem | PortfolioImage:
+            piece = self._item(number) if kind == "item" else self._image(number)
             check_owner(self.accounts, user_id, piece.creator_profile)
             return piece
 
@@ -149,7 +132,3 @@ class PortfolioCommands:
         except NotFound:
             raise NotFound("portfolio_image_not_found") from None
         return image
-
-
-def _key(file: StoredImage | None) -> tuple[str, str] | None:
-    return None if file is None else (file.key, file.content_type)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -32,7 +32,7 @@ from api.schemas.portfolio import (
 from api.services import Services, services
 from api.uploads import ReceivedFile
 from api.versions import etag, expected_version
-from commands.portfolio import PortfolioCommands, StoredImage
+from commands.portfolio import Kind, StoredImage
 from commands.saving import Positions
 from readmodels.creators import get_creator_profile_of_user
 from readmodels.pages import Page, read_page_async
@@ -76,17 +76,18 @@ def render_image(s: Services, row: Row) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
-class Kind:
+class Piece:
     """What items and images differ in, for the code below that treats them alike."""
 
+    kind: Kind
     read: Callable[[Database, int], Row | None]
     render: Callable[[Services, Row], dict[str, Any]]
     not_found: str
     file_field: str
 
 
-ITEM = Kind(get_portfolio_item, render_item, "portfolio_item_not_found", "cover_image")
-IMAGE = Kind(get_portfolio_image, render_image, "portfolio_image_not_found", "image")
+ITEM = Piece("item", get_portfolio_item, render_item, "portfolio_item_not_found", "cover_image")
+IMAGE = Piece("image", get_portfolio_image, render_image, "portfolio_image_not_found", "image")
 
 
 # Items -------------------------------------------------------------------------------------------
@@ -118,15 +119,15 @@ async def create_item(request: Request) -> Response:
 
 
 async def replace_item(request: Request) -> Response:
-    return await _update(request, ITEM, PortfolioItemIn, PortfolioCommands.update_item)
+    return await _update(request, ITEM, PortfolioItemIn)
 
 
 async def update_item(request: Request) -> Response:
-    return await _update(request, ITEM, PortfolioItemPatchIn, PortfolioCommands.update_item)
+    return await _update(request, ITEM, PortfolioItemPatchIn)
 
 
 async def delete_item(request: Request) -> Response:
-    return await _delete(request, PortfolioCommands.delete_item)
+    return await _delete(request, ITEM)
 
 
 # Images ------------------------------------------------------------------------------------------
@@ -151,11 +152,11 @@ async def add_image(request: Request) -> Response:
 
 
 async def update_image(request: Request) -> Response:
-    return await _update(request, IMAGE, PortfolioImagePatchIn, PortfolioCommands.update_image)
+    return await _update(request, IMAGE, PortfolioImagePatchIn)
 
 
 async def remove_image(request: Request) -> Response:
-    return await _delete(request, PortfolioCommands.remove_image)
+    return await _delete(request, IMAGE)
 
 
 # Items and images alike --------------------------------------------------------------------------
@@ -164,72 +165,60 @@ CreateIn = TypeVar("CreateIn", PortfolioItemIn, PortfolioImageIn)
 UpdateIn = PortfolioItemIn | PortfolioItemPatchIn | PortfolioImagePatchIn
 
 
-class UpdateCommand(Protocol):
-    def __call__(
-        self,
-        commands: PortfolioCommands,
-        user_id: int,
-        number: int,
-        changes: dict[str, Any],
-        file: StoredImage | None,
-        /,
-        *,
-        expected_version: int | None,
-    ) -> Positions: ...
-
-
-class DeleteCommand(Protocol):
-    def __call__(
-        self, commands: PortfolioCommands, user_id: int, number: int, /, *, expected_version: int | None
-    ) -> Positions: ...
-
-
-async def _answer(s: Services, kind: Kind, number: int, status_code: int = 200) -> Response:
+async def _answer(s: Services, piece: Piece, number: int, status_code: int = 200) -> Response:
     """The item or image as its read model holds it, with its version as the ETag."""
-    row = await s.run(kind.read, s.db, number)
+    row = await s.run(piece.read, s.db, number)
     if row is None:
-        raise errors.not_found(kind.not_found)
-    return JSON(kind.render(s, row), status_code=status_code, headers=etag(row["version"]))
+        raise errors.not_found(piece.not_found)
+    return JSON(piece.render(s, row), status_code=status_code, headers=etag(row["version"]))
 
 
 async def _create(
     request: Request,
-    kind: Kind,
+    piece: Piece,
     model: type[CreateIn],
     run: Callable[[Services, int, CreateIn, StoredImage], tuple[int, Positions]],
 ) -> Response:
     """A form whose image is required: a missing one is reported with the fields' problems."""
     s = services(request)
     user_id = authenticated_user(request, s.tokens)
-    async with image_form(request, s, kind.file_field, file_required=True) as (fields, file):
-        body = form_fields(model, fields, missing_file=kind.file_field if file is None else None)
+    async with image_form(request, s, piece.file_field, file_required=True) as (fields, file):
+        body = form_fields(model, fields, missing_file=piece.file_field if file is None else None)
         assert file is not None
         number, positions = await s.run(run, s, user_id, body, _stored(file))
     await s.settle(positions)
-    return await _answer(s, kind, number, status_code=201)
+    return await _answer(s, piece, number, status_code=201)
 
 
-async def _update(request: Request, kind: Kind, model: type[UpdateIn], command: UpdateCommand) -> Response:
+async def _update(request: Request, piece: Piece, model: type[UpdateIn]) -> Response:
     """Change the fields sent, and the image when a new file comes; answer with the whole of it."""
     s = services(request)
     user_id = authenticated_user(request, s.tokens)
-    async with image_form(request, s, kind.file_field, file_required=False) as (fields, file):
+    async with image_form(request, s, piece.file_field, file_required=False) as (fields, file):
         body = form_fields(model, fields)
         number = request.path_params["id"]
         changes = body.model_dump(exclude_unset=True, exclude_none=True)
         new_file = _stored(file) if file is not None else None
         positions = await s.run(
-            command, s.portfolio, user_id, number, changes, new_file, expected_version=expected_version(request)
+            s.portfolio.update,
+            piece.kind,
+            user_id,
+            number,
+            changes,
+            new_file,
+            expected_version=expected_version(request),
         )
     await s.settle(positions)
-    return await _answer(s, kind, number)
+    return await _answer(s, piece, number)
 
 
-async def _delete(request: Request, command: DeleteCommand) -> Response:
+async def _delete(request: Request, piece: Piece) -> Response:
     s = services(request)
     user_id = authenticated_user(request, s.tokens)
-    number = request.path_params["id"]
-    await s.settle(await s.run(command, s.portfolio, user_id, number, expected_version=expected_version(request)))
+    positions = await s.run(
+        s.portfolio.delete, piece.kind, user_id, request.path_params["id"], expected_version=expected_version(request)
+    )
+    await s.settle(positions)
     return Response(status_code=204)
 
 
