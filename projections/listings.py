@@ -38,8 +38,8 @@ class ListingsProjection(Projection):
         cur.execute(
             "INSERT INTO services (id, uuid, creator_profile_id, creator_user_id, creator_username, category_id, "
             "title, description, base_price, price_minor, delivery_time, options, tags, allows_modifications, "
-            "modifications_price, is_active, created_at, updated_at, search_text, creator_rating, rating_minor) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            "modifications_price, is_active, created_at, updated_at, search_text, creator_rating, rating_minor, "
+            "version) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
             (
                 e.number,
                 str(e.originator_id),
@@ -62,12 +62,13 @@ class ListingsProjection(Projection):
                 search_text(e.title, e.description),
                 rating,
                 minor_units(rating),
+                e.originator_version,
             ),
         )
 
     def updated(self, cur: Cursor, e: Service.Updated) -> None:
         changes = dict(e.changes)
-        columns: dict[str, object] = {"updated_at": e.at}
+        columns: dict[str, object] = {"updated_at": e.at, "version": e.originator_version}
         for name in ("title", "description", "delivery_time", "allows_modifications", "modifications_price"):
             if name in changes:
                 columns[name] = changes[name]
@@ -90,7 +91,7 @@ class ListingsProjection(Projection):
         _update(cur, e, columns)
 
     def deactivated(self, cur: Cursor, e: Service.Deactivated) -> None:
-        _update(cur, e, {"is_active": False, "updated_at": e.at})
+        _update(cur, e, {"is_active": False, "updated_at": e.at, "version": e.originator_version})
 
 
 def _update(cur: Cursor, e: Service.Event, columns: Mapping[str, object]) -> None:

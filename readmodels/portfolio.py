@@ -16,6 +16,7 @@ DDL = (
         id BIGINT PRIMARY KEY,
         uuid TEXT NOT NULL UNIQUE,
         creator_profile_id BIGINT NOT NULL,
+        version BIGINT NOT NULL,
         title TEXT NOT NULL,
         description TEXT NOT NULL,
         cover_key TEXT NOT NULL,
@@ -28,6 +29,7 @@ DDL = (
         id BIGINT PRIMARY KEY,
         uuid TEXT NOT NULL UNIQUE,
         portfolio_item_id BIGINT NOT NULL,
+        version BIGINT NOT NULL,
         image_key TEXT NOT NULL,
         caption TEXT NOT NULL,
         sort_order INTEGER NOT NULL)""",
@@ -38,9 +40,10 @@ DDL = (
 )
 
 _ITEM = (
-    "SELECT id, creator_profile_id, title, description, cover_key, images, created_at, updated_at FROM portfolio_items"
+    "SELECT id, version, creator_profile_id, title, description, cover_key, images, created_at, updated_at "
+    "FROM portfolio_items"
 )
-_IMAGE = "SELECT id, portfolio_item_id, image_key, caption, sort_order FROM portfolio_images"
+_IMAGE = "SELECT id, version, portfolio_item_id, image_key, caption, sort_order FROM portfolio_images"
 
 
 def list_portfolio_items(page: PageRequest, creator_profile_id: int | None = None) -> PageQuery:

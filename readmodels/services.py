@@ -31,6 +31,7 @@ DDL = (
     """CREATE TABLE IF NOT EXISTS services (
         id BIGINT PRIMARY KEY,
         uuid TEXT NOT NULL UNIQUE,
+        version BIGINT NOT NULL,
         creator_profile_id BIGINT NOT NULL,
         creator_user_id BIGINT NOT NULL,
         creator_username TEXT NOT NULL,
@@ -256,7 +257,7 @@ def get_service(db: Database, service_id: int) -> tuple[Row, ListingState] | Non
     position = "(SELECT position FROM projection_tracking WHERE projection = %s AND application = %s)"
     with db.read() as cur:
         row = cur.execute(
-            f"SELECT {COLUMNS}, {position} AS _catalog, {position} AS _orders FROM services WHERE id = %s",
+            f"SELECT {COLUMNS}, version, {position} AS _catalog, {position} AS _orders FROM services WHERE id = %s",
             (PROJECTION, CATALOG_LOG, PROJECTION, ORDERS_LOG, service_id),
         ).fetchone()
     return None if row is None else (row, (row.pop("_catalog"), row.pop("_orders")))
