@@ -21,10 +21,10 @@ from pydantic import (
     StrictBool,
     StrictInt,
     StringConstraints,
-    field_validator,
 )
 
 from api.ids import PublicId, public_id
+from api.schemas.patch import PatchIn
 from readmodels.services import DEFAULT_ORDERING, ORDERINGS, ServiceFilters
 
 MAX_PRICE = Decimal(100_000_000)
@@ -118,7 +118,7 @@ class ServiceIn(BaseModel):
     modifications_price: Charge = Decimal(0)
 
 
-class ServicePatchIn(BaseModel):
+class ServicePatchIn(PatchIn):
     """Any subset of ServiceIn's fields; `options`, when sent, replaces the list (send `id` to keep one)."""
 
     title: Title | None = None
@@ -130,13 +130,6 @@ class ServicePatchIn(BaseModel):
     tags: Tags | None = None
     allows_modifications: StrictBool | None = None
     modifications_price: Charge | None = None
-
-    @field_validator("*")
-    @classmethod
-    def not_null(cls, value: Any) -> Any:
-        if value is None:
-            raise ValueError("Поле не может быть пустым (null).")
-        return value
 
 
 class OptionOut(BaseModel):
