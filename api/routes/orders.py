@@ -14,6 +14,7 @@ from api import errors
 from api.auth import authenticated_user
 from api.body import parse
 from api.idempotency import idempotent
+from api.ids import natural
 from api.openapi import Operation, endpoint
 from api.pagination import page_request, paginated
 from api.responses import JSON
@@ -143,10 +144,10 @@ def _expected_version(request: Request) -> int | None:
     header = request.headers.get("if-match")
     if header is None or header.strip() == "*":
         return None
-    value = header.strip().removeprefix("W/").strip('"')
-    if not value.isdigit():
+    version = natural(header.strip().removeprefix("W/").strip('"'))
+    if version is None:  # no version an order ever had
         raise errors.ApiError(412, {"error": errors.message("stale_version")})
-    return int(value)
+    return version
 
 
 async def _command(request: Request, s: Services, user_id: int, run: Callable[..., T], *args: Any) -> tuple[int, T]:
@@ -223,8 +224,8 @@ async def get_order(request: Request) -> Response:
 
 def _as_of(s: Services, order_id: int, as_of: str, latest: int) -> Row:
     """The order right after its event `as_of` (a version) or as it stood at `as_of` (an ISO time)."""
-    if as_of.isdigit():
-        version = int(as_of)
+    if as_of.isascii() and as_of.isdigit():
+        version = natural(as_of, latest) or 0
         if not 1 <= version <= latest:
             raise errors.invalid({"as_of": [f"Версия должна быть от 1 до {latest}."]})
     else:

@@ -23,7 +23,8 @@ from pydantic import (
     StringConstraints,
 )
 
-from api.ids import PublicId, public_id
+from api.errors import message
+from api.ids import PublicId, natural, public_id
 from api.schemas.patch import PatchIn
 from readmodels.services import DEFAULT_ORDERING, ORDERINGS, ServiceFilters
 
@@ -37,6 +38,8 @@ CENT = Decimal("0.01")
 def _decimal(value: Any) -> Decimal:
     """A number (an int, or a Decimal the body parser made from the JSON digits) or a numeric string."""
     if isinstance(value, bool) or not isinstance(value, int | Decimal | str):
+        raise ValueError("Ожидается число.")
+    if isinstance(value, str) and not value.isascii():  # Decimal() would read "١٢٣" as 123
         raise ValueError("Ожидается число.")
     try:
         number = Decimal(value.strip() if isinstance(value, str) else value)
@@ -180,9 +183,15 @@ class LegacyServiceOut(BaseModel):
 
 
 def _query_id(value: Any) -> Any:
-    if isinstance(value, str) and not (value.strip().isascii() and value.strip().isdigit()):
+    if not isinstance(value, str):
+        return value
+    raw = value.strip()
+    if not (raw.isascii() and raw.isdigit()):
         raise ValueError("Ожидается целое число.")
-    return value
+    number = natural(raw)
+    if number is None:  # past BIGINT
+        raise ValueError(message("invalid_id"))
+    return number
 
 
 def _filter_price(value: Decimal) -> Decimal:
