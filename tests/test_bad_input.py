@@ -2,16 +2,21 @@
 
 Digits are ASCII digits only (`str.isdigit()` accepts "²", which `int()` refuses; `int()` refuses more
 than 4,300 digits), a page must end within a BIGINT OFFSET, JSON nests at most MAX_JSON_DEPTH
-deep, search text reaches SQL only once it can be stored.
+deep, search text reaches SQL only once it can be stored. A 500 that does happen (a bug) answers the
+catalogue's body, and logs one line with the request id and nothing the client sent.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from starlette.routing import Route
 from starlette.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
@@ -19,11 +24,14 @@ from api.body import MAX_JSON_DEPTH
 from api.ids import MAX_ID
 from tests.conftest import Api
 from tests.orders_world import Deal, a_deal, place
+from ugc.clock import MovableClock
 from ugc.config import Settings
+from ugc.wiring import build_app, runtime
 
 NOT_FOUND = {"detail": "Страница не найдена."}
 MALFORMED_JSON = {"error": "Некорректный JSON в теле запроса."}
 STALE = {"error": "Заказ изменился с момента загрузки; обновите его и повторите запрос."}
+INTERNAL = {"detail": "Внутренняя ошибка сервера."}
 UNSTORABLE = "Текст содержит недопустимые управляющие символы."
 NOT_AN_ID = "Ожидается положительное целое число."
 # Past Python's 4,300-digit limit for int(), and past any BIGINT.
@@ -345,3 +353,47 @@ def test_a_services_search_past_100_characters_is_422(api: Api) -> None:
         refused("search", "Убедитесь, что это значение содержит не более 100 символов."),
     )
 
+
+# Request ids and the one 500 line --------------------------------------------------------------------
+
+
+def test_every_answer_carries_a_request_id(api: Api) -> None:
+    kept = {"X-Request-ID": "client-chosen.id:42"}
+    for response in (
+        api.client.get("/healthz/", headers=kept),
+        api.client.get("/api/v1/categories/?page=²", headers=kept),  # 404 from a route
+        api.client.get("/api/v1/services/?search=%00", headers=kept),  # 422 from a middleware
+    ):
+        assert response.headers["x-request-id"] == "client-chosen.id:42"
+    made = [
+        api.client.get("/healthz/", headers=sent).headers["x-request-id"]
+        for sent in ({}, {}, {"X-Request-ID": "a b"}, {"X-Request-ID": "x" * 129})
+    ]
+    assert all(re.fullmatch("[0-9a-f]{32}", made_id) for made_id in made) and len(set(made)) == len(made)
+
+
+@pytest.fixture
+def exploding(settings: Settings) -> Iterator[TestClient]:
+    def explode(request: object) -> None:
+        raise RuntimeError("secret internals")
+
+    app = build_app(lambda: runtime(settings, clock=MovableClock()))
+    app.router.routes.append(Route("/boom/", explode))
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield client
+
+
+def test_a_500_answers_the_catalogue_and_logs_one_line_without_what_the_client_sent(
+    exploding: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO):
+        response = exploding.get("/boom/?password=hunter2", headers={"X-Request-ID": "req-500"})
+    assert (response.status_code, response.json()) == (500, INTERNAL)
+    assert response.headers["x-request-id"] == "req-500"
+    problems = [record for record in caplog.records if record.levelno >= logging.WARNING]
+    assert [record.getMessage() for record in problems] == ["500 on GET /boom/ (request req-500): RuntimeError"]
+    assert problems[0].exc_info is None  # the traceback is logged at debug level only
+    for record in caplog.records:
+        if record.name.startswith(("httpx", "httpcore")):
+            continue  # the test's own client, logging the URL it asked for
+        assert "hunter2" not in record.getMessage() and "secret internals" not in record.getMessage()
