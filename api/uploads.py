@@ -26,6 +26,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
+from api.body import declared_past
 from api.content_types import Sniffer
 from api.errors import bad_request, invalid, message, too_large
 from ugc.platform.media import Incoming, MediaStore
@@ -165,8 +166,7 @@ async def _receive(request: Request, media: MediaStore, *, max_bytes: int, file_
     if not boundary:
         raise bad_request("malformed_multipart")
     body_limit = max_bytes + FORM_OVERHEAD_BYTES
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > body_limit:
+    if declared_past(request, body_limit):
         raise too_large()
     receiver = _Receiver(media, file_field, max_bytes)
     try:

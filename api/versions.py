@@ -9,6 +9,7 @@ from __future__ import annotations
 from starlette.requests import Request
 
 from api import errors
+from api.ids import natural
 
 
 def etag(version: int) -> dict[str, str]:
@@ -24,7 +25,7 @@ def expected_version(request: Request) -> int | None:
     header = request.headers.get("if-match")
     if header is None or header.strip() == "*":
         return None
-    value = header.strip().removeprefix("W/").strip('"')
-    if not value.isdigit():
+    version = natural(header.strip().removeprefix("W/").strip('"'))
+    if version is None:  # no version an aggregate ever had
         raise errors.ApiError(412, {"error": errors.message("stale_version")})
-    return int(value)
+    return version

@@ -14,6 +14,7 @@ from api import errors
 from api.auth import authenticated_user
 from api.body import parse
 from api.idempotency import idempotent
+from api.ids import natural
 from api.openapi import Operation, endpoint
 from api.pagination import page_request, paginated
 from api.responses import JSON
@@ -213,8 +214,8 @@ async def get_order(request: Request) -> Response:
 
 def _as_of(s: Services, order_id: int, as_of: str, latest: int) -> Row:
     """The order right after its event `as_of` (a version) or as it stood at `as_of` (an ISO time)."""
-    if as_of.isdigit():
-        version = int(as_of)
+    if as_of.isascii() and as_of.isdigit():
+        version = natural(as_of, latest) or 0
         if not 1 <= version <= latest:
             raise errors.invalid({"as_of": [f"Версия должна быть от 1 до {latest}."]})
     else:

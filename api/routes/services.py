@@ -5,7 +5,6 @@ Also the legacy `GET /api/services/{id}/`, the spec's older shape of the same re
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -16,7 +15,7 @@ from starlette.responses import Response
 
 from api import errors
 from api.auth import authenticated_user
-from api.body import raw_body, read_json, validate
+from api.body import loads, raw_body, read_json, validate
 from api.ids import MAX_ID
 from api.listing import Answer
 from api.openapi import Operation, endpoint
@@ -50,7 +49,7 @@ async def parse_exact(request: Request, model: type[M]) -> M:
     if not isinstance(data, dict):
         raise errors.bad_request("not_an_object")
     raw = await raw_body(request)
-    return validate(model, json.loads(raw, parse_float=Decimal) if raw else data)
+    return validate(model, loads(raw, parse_float=Decimal) if raw else data)
 
 
 def render_service(row: Row) -> dict[str, Any]:
