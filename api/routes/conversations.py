@@ -140,6 +140,7 @@ routes = [
             StartConversationIn,
             ConversationOut,
             status=201,
+            also=((200, ConversationOut),),
         ),
     ),
     endpoint(

@@ -109,5 +109,10 @@ routes = [
     ),
     endpoint("GET", "/api/v1/files/", own_files, Operation("Список своих файлов", response=FileOut, paginated=True)),
     endpoint("DELETE", "/api/v1/files/{id:id}/", remove, Operation("Удаление файла", status=204)),
-    endpoint("GET", "/api/v1/files/{id:id}/download/", download, Operation("Скачивание своего файла")),
+    endpoint(
+        "GET",
+        "/api/v1/files/{id:id}/download/",
+        download,
+        Operation("Скачивание своего файла (байты файла, его тип)", media_type="*/*"),
+    ),
 ]

@@ -22,10 +22,11 @@ from api.schemas.orders import (
     ApprovedOut,
     CancelIn,
     CancelledOut,
+    DeliveriesOut,
     DeliverIn,
     DeliveryOut,
     EmptyIn,
-    HistoryEntry,
+    HistoryOut,
     OrderOut,
     PlaceOrderIn,
     ReviewIn,
@@ -388,7 +389,7 @@ routes = [
         Operation("Добавление доставки к заказу", DeliverIn, DeliveryOut, status=201),
     ),
     endpoint(
-        "GET", "/api/v1/orders/{id:id}/deliveries/", deliveries, Operation("Доставки заказа", response=DeliveryOut)
+        "GET", "/api/v1/orders/{id:id}/deliveries/", deliveries, Operation("Доставки заказа", response=DeliveriesOut)
     ),
     endpoint(
         "POST",
@@ -397,7 +398,7 @@ routes = [
         Operation("Создание отзыва", ReviewIn, ReviewOut, status=201),
     ),
     endpoint(
-        "GET", "/api/v1/orders/{id:id}/history/", history, Operation("История событий заказа", response=HistoryEntry)
+        "GET", "/api/v1/orders/{id:id}/history/", history, Operation("История событий заказа", response=HistoryOut)
     ),
     endpoint(
         "GET",

@@ -5,6 +5,7 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, Field, RootModel
 
 from api.ids import PublicId
+from api.schemas.out import Out
 from api.schemas.patch import PatchIn
 from api.schemas.reference import SkillOut
 from ugc.creator_skills import MAX_LEVEL, MIN_LEVEL, level_is_valid
@@ -40,7 +41,7 @@ class CreatorSkillPatchIn(PatchIn):
     level: Level | None = None
 
 
-class CreatorSkillOut(BaseModel):
+class CreatorSkillOut(Out):
     id: int
     skill: SkillOut
     level: int
@@ -56,7 +57,7 @@ class BulkUpdateIn(RootModel[Annotated[list[BulkEntryIn], Field(max_length=MAX_B
     pass
 
 
-class BulkResultOut(BaseModel):
+class BulkResultOut(Out):
     id: int
     skill_id: int
     skill_name: str

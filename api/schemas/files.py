@@ -2,10 +2,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel
+from api.schemas.out import Out
 
 
-class FileOut(BaseModel):
+class FileOut(Out):
     id: int
     name: str
     url: str

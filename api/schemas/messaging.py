@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from api.ids import PublicId
+from api.schemas.out import Out
 
 
 class StartConversationIn(BaseModel):
@@ -20,13 +21,13 @@ class SendMessageIn(BaseModel):
     message: str
 
 
-class Participant(BaseModel):
+class Participant(Out):
     id: int
     username: str
     avatar: str | None
 
 
-class MessageOut(BaseModel):
+class MessageOut(Out):
     """A message, as REST answers it and as `/ws/conversations/{id}/` pushes it."""
 
     id: int
@@ -35,7 +36,7 @@ class MessageOut(BaseModel):
     timestamp: datetime
 
 
-class ConversationOut(BaseModel):
+class ConversationOut(Out):
     id: int
     participants: list[Participant]
     other_participant: Participant
@@ -45,7 +46,7 @@ class ConversationOut(BaseModel):
     updated_at: datetime
 
 
-class NotificationOut(BaseModel):
+class NotificationOut(Out):
     """A notification, as REST answers it and as `/ws/notifications/` pushes it."""
 
     id: int
@@ -56,10 +57,10 @@ class NotificationOut(BaseModel):
     is_read: bool
 
 
-class NotificationReadOut(BaseModel):
+class NotificationReadOut(Out):
     id: int
     is_read: bool
 
 
-class AllReadOut(BaseModel):
+class AllReadOut(Out):
     unread_count: int

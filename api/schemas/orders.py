@@ -1,12 +1,12 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, Field, RootModel, StringConstraints
 
 from api.ids import PublicId
+from api.schemas.out import Number, Out
 from api.schemas.patch import PatchIn
 
 Text = Annotated[str, StringConstraints(max_length=5000)]
@@ -47,32 +47,40 @@ class ReviewIn(BaseModel):
     rating: Annotated[int, Field(ge=1, le=5)]
 
 
-class Party(BaseModel):
+class Party(Out):
     id: int
     username: str
 
 
-class OrderService(BaseModel):
+class OrderCreator(Out):
+    id: int = Field(description="The creator profile's id (as in /api/v1/creators/{id}/).")
+    user_id: int
+    username: str
+
+
+class OrderService(Out):
     id: int
     title: str
-    creator: dict[str, Any]
+    creator: OrderCreator
 
 
-class OrderOption(BaseModel):
+class OrderOption(Out):
+    """An option as it was when the order was placed."""
+
     id: int
     name: str
     description: str
-    price: Decimal
+    price: Number
 
 
-class OrderOut(BaseModel):
+class OrderOut(Out):
     id: int
     service: OrderService
     buyer: Party
     status: str
     requirements: str
-    price: Decimal
-    total_price: Decimal
+    price: Number
+    total_price: Number
     delivery_date: date
     created_at: datetime
     updated_at: datetime
@@ -84,26 +92,26 @@ class OrderOut(BaseModel):
     cancelled_at: datetime | None
 
 
-class StatusOut(BaseModel):
+class StatusOut(Out):
     id: int
     status: str
     updated_at: datetime
 
 
-class CancelledOut(BaseModel):
+class CancelledOut(Out):
     id: int
     status: str
     cancellation_reason: str
     cancelled_at: datetime
 
 
-class ApprovedOut(BaseModel):
+class ApprovedOut(Out):
     id: int
     status: str
     completed_at: datetime
 
 
-class DeliveryFile(BaseModel):
+class DeliveryFile(Out):
     id: int
     name: str
     url: str
@@ -111,7 +119,7 @@ class DeliveryFile(BaseModel):
     content_type: str
 
 
-class DeliveryOut(BaseModel):
+class DeliveryOut(Out):
     id: int
     order_id: int
     message: str
@@ -119,7 +127,11 @@ class DeliveryOut(BaseModel):
     created_at: datetime
 
 
-class ReviewOut(BaseModel):
+class DeliveriesOut(RootModel[list[DeliveryOut]]):
+    """`GET /api/v1/orders/{id}/deliveries/`: every delivery of the order, oldest first."""
+
+
+class ReviewOut(Out):
     id: int
     order_id: int
     rating: int
@@ -129,9 +141,18 @@ class ReviewOut(BaseModel):
     created_at: datetime
 
 
-class HistoryEntry(BaseModel):
+class HistoryActor(Out):
+    id: int | None = Field(description="The user; null for the scheduler (`username` is then \"system\").")
+    username: str
+
+
+class HistoryEntry(Out):
     version: int
     type: str
     occurred_at: datetime
-    actor: Party | None
+    actor: HistoryActor
     data: dict[str, Any]
+
+
+class HistoryOut(RootModel[list[HistoryEntry]]):
+    """`GET /api/v1/orders/{id}/history/`: the order's events, oldest first, read from the log."""

@@ -6,6 +6,7 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, StringConstraints
 
 from api.ids import public_id
+from api.schemas.out import Out
 from api.schemas.patch import PatchIn
 
 Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -52,7 +53,7 @@ class PortfolioImagePatchIn(PatchIn):
     order: Order | None = None
 
 
-class PortfolioImageOut(BaseModel):
+class PortfolioImageOut(Out):
     id: int
     image: str
     caption: str
@@ -60,14 +61,14 @@ class PortfolioImageOut(BaseModel):
     portfolio_item: int
 
 
-class EmbeddedImageOut(BaseModel):
+class EmbeddedImageOut(Out):
     id: int
     image: str
     caption: str
     order: int
 
 
-class PortfolioItemOut(BaseModel):
+class PortfolioItemOut(Out):
     id: int
     title: str
     description: str

@@ -1,15 +1,15 @@
 from __future__ import annotations
 
-from pydantic import BaseModel
+from api.schemas.out import Out
 
 
-class CategoryOut(BaseModel):
+class CategoryOut(Out):
     id: int
     name: str
     slug: str
 
 
-class SkillOut(BaseModel):
+class SkillOut(Out):
     id: int
     name: str
     description: str

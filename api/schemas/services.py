@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from api.ids import PublicId, public_id
+from api.schemas.out import Number, Out
 from readmodels.services import DEFAULT_ORDERING, ORDERINGS, ServiceFilters
 
 MAX_PRICE = Decimal(100_000_000)
@@ -139,37 +140,37 @@ class ServicePatchIn(BaseModel):
         return value
 
 
-class OptionOut(BaseModel):
+class OptionOut(Out):
     id: int
     name: str
     description: str
-    price: float
+    price: Number
 
 
-class ServiceCreator(BaseModel):
+class ServiceCreator(Out):
     id: int = Field(description="The creator profile's id (as in /api/v1/creators/{id}/).")
     username: str
-    rating: float
+    rating: Number = Field(description="The mean of the creator's review ratings, 0 before the first review.")
 
 
-class ServiceOut(BaseModel):
+class ServiceOut(Out):
     id: int
     title: str
     description: str
     category_id: int
     creator: ServiceCreator
-    base_price: float = Field(description="A JSON number written from an exact decimal.")
+    base_price: Number
     delivery_time: int
     options: list[OptionOut]
     tags: list[str]
     allows_modifications: bool
-    modifications_price: float
+    modifications_price: Number
     is_active: bool
     created_at: datetime
     updated_at: datetime
 
 
-class LegacyServiceOut(BaseModel):
+class LegacyServiceOut(Out):
     """`GET /api/services/{id}/`: the spec's older shape, money as decimal strings."""
 
     id: int

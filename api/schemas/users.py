@@ -1,13 +1,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import AnyHttpUrl, BaseModel, Field, StringConstraints, TypeAdapter, field_validator
 
 from api.schemas.auth import Name
+from api.schemas.creator_skills import CreatorSkillOut
+from api.schemas.out import Number, Out, omittable
 from api.schemas.patch import PatchIn
+from api.schemas.portfolio import PortfolioItemOut
 
 Phone = Annotated[str, StringConstraints(strip_whitespace=True, max_length=32, pattern=r"^[0-9+()\- ]*$")]
 Bio = Annotated[str, StringConstraints(max_length=2000)]
@@ -23,7 +25,7 @@ class UserPatchIn(PatchIn):
     bio: Bio | None = None
 
 
-class UserUpdatedOut(BaseModel):
+class UserUpdatedOut(Out):
     id: int
     username: str
     email: str
@@ -82,24 +84,26 @@ class CreatorProfilePatchIn(PatchIn):
         return _check_link(value)
 
 
-class UserRef(BaseModel):
+class UserRef(Out):
     id: int
     username: str
 
 
-class CreatorProfileOut(BaseModel):
+class CreatorProfileOut(Out):
     id: int
     user: UserRef
     specialization: str
     experience: str
     portfolio_link: str
     social_links: dict[str, str]
-    rating: Decimal
+    rating: Number = Field(description="The mean of the creator's review ratings, 0 before the first review.")
     completed_orders: int
     created_at: datetime
     updated_at: datetime
 
 
 class CreatorDetailOut(CreatorProfileOut):
-    skills: list[dict[str, Any]]
-    portfolio: list[dict[str, Any]]
+    """`GET /api/v1/creators/{id}/`: the profile, with its skills and portfolio when `?detail=true` asks."""
+
+    skills: list[CreatorSkillOut] = omittable("Only with `?detail=true`.")
+    portfolio: list[PortfolioItemOut] = omittable("Only with `?detail=true`, newest first.")
