@@ -27,6 +27,8 @@ from api.schemas.portfolio import (
     PortfolioItemIn,
     PortfolioItemOut,
     PortfolioItemPatchIn,
+    render_image,
+    render_item,
 )
 from api.services import Services, services
 from api.uploads import ReceivedFile
@@ -35,43 +37,6 @@ from commands.saving import Positions
 from readmodels.creators import get_creator_profile_of_user
 from readmodels.pages import Page, read_page_async
 from readmodels.portfolio import get_portfolio_image, get_portfolio_item, list_portfolio_images, list_portfolio_items
-from ugc.database import Row
-
-
-def media_url(s: Services, key: str) -> str:
-    return f"{s.settings.public_url}/media/portfolio/{key}"
-
-
-def render_item(s: Services, row: Row) -> dict[str, Any]:
-    return {
-        "id": row["id"],
-        "title": row["title"],
-        "description": row["description"],
-        "cover_image": media_url(s, row["cover_key"]),
-        "images": [
-            {
-                "id": image["id"],
-                "image": media_url(s, image["key"]),
-                "caption": image["caption"],
-                "order": image["order"],
-            }
-            for image in row["images"]
-        ],
-        "created_at": row["created_at"],
-        "updated_at": row["updated_at"],
-        "creator_profile": row["creator_profile_id"],
-    }
-
-
-def render_image(s: Services, row: Row) -> dict[str, Any]:
-    return {
-        "id": row["id"],
-        "image": media_url(s, row["image_key"]),
-        "caption": row["caption"],
-        "order": row["sort_order"],
-        "portfolio_item": row["portfolio_item_id"],
-    }
-
 
 # Items -------------------------------------------------------------------------------------------
 
@@ -87,7 +52,8 @@ async def list_items(request: Request) -> Response:
             return JSON(paginated(request, wanted, Page(rows=[], count=0), lambda row: row))
         profile = own["id"]
     page = await read_page_async(s.db, list_portfolio_items(wanted, profile))
-    return JSON(paginated(request, wanted, page, lambda row: render_item(s, row)))
+    public_url = s.settings.public_url
+    return JSON(paginated(request, wanted, page, lambda row: render_item(public_url, row)))
 
 
 async def item(request: Request) -> Response:
@@ -124,7 +90,7 @@ async def _item(s: Services, number: int) -> dict[str, Any]:
     row = await s.run(get_portfolio_item, s.db, number)
     if row is None:
         raise errors.not_found("portfolio_item_not_found")
-    return render_item(s, row)
+    return render_item(s.settings.public_url, row)
 
 
 # Images ------------------------------------------------------------------------------------------
@@ -136,7 +102,8 @@ async def list_images(request: Request) -> Response:
     portfolio_item = query_id(request, "portfolio_item_id")
     wanted = page_request(request)
     page = await read_page_async(s.db, list_portfolio_images(wanted, portfolio_item))
-    return JSON(paginated(request, wanted, page, lambda row: render_image(s, row)))
+    public_url = s.settings.public_url
+    return JSON(paginated(request, wanted, page, lambda row: render_image(public_url, row)))
 
 
 async def add_image(request: Request) -> Response:
@@ -169,7 +136,7 @@ async def _image(s: Services, number: int) -> dict[str, Any]:
     row = await s.run(get_portfolio_image, s.db, number)
     if row is None:
         raise errors.not_found("portfolio_image_not_found")
-    return render_image(s, row)
+    return render_image(s.settings.public_url, row)
 
 
 # Items and images alike --------------------------------------------------------------------------

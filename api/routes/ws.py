@@ -33,9 +33,7 @@ from api.realtime import (
     Subscription,
     frame,
 )
-from api.routes.conversations import render_message
-from api.routes.notifications import render_notification
-from api.schemas.messaging import MessageOut, NotificationOut
+from api.schemas.messaging import MessageOut, NotificationOut, render_message, render_notification
 from api.services import Services, services
 from api.text import unstorable_fields
 from api.tokens import TokenError

@@ -1,13 +1,15 @@
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Iterable
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, Field, RootModel
 
 from api.ids import PublicId
-from api.schemas.out import Out
+from api.schemas.out import Out, Row
 from api.schemas.patch import PatchIn
 from api.schemas.reference import SkillOut
+from commands.creator_skills import Applied
 from ugc.creator_skills import MAX_LEVEL, MIN_LEVEL, level_is_valid
 
 # Bulk lists name each skill once, and there are only so many skills.
@@ -48,6 +50,15 @@ class CreatorSkillOut(Out):
     creator_profile: int
 
 
+def render_creator_skill(row: Row) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "skill": {"id": row["skill_id"], "name": row["skill_name"], "description": row["skill_description"]},
+        "level": row["level"],
+        "creator_profile": row["creator_profile_id"],
+    }
+
+
 class BulkEntryIn(BaseModel):
     skill_id: PublicId
     level: Level
@@ -66,4 +77,11 @@ class BulkResultOut(Out):
 
 
 class BulkUpdateOut(RootModel[list[BulkResultOut]]):
-    pass
+    """One result per entry sent, in the order sent."""
+
+
+def render_bulk_update(applied: Iterable[Applied]) -> list[dict[str, Any]]:
+    return [
+        {"id": a.id, "skill_id": a.skill_id, "skill_name": a.skill_name, "level": a.level, "created": a.created}
+        for a in applied
+    ]

@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from api.ids import PublicId
-from api.schemas.out import Out
+from api.schemas.out import Out, Row
 
 
 class StartConversationIn(BaseModel):
@@ -36,6 +36,16 @@ class MessageOut(Out):
     timestamp: datetime
 
 
+def render_message(row: Row) -> dict[str, Any]:
+    """`row` is a `messages` row or a pushed one."""
+    return {
+        "id": row["id"],
+        "sender": {"id": row["sender_id"], "username": row["sender_username"], "avatar": row["sender_avatar"]},
+        "message": row["text"],
+        "timestamp": row["created_at"],
+    }
+
+
 class ConversationOut(Out):
     id: int
     participants: list[Participant]
@@ -44,6 +54,33 @@ class ConversationOut(Out):
     unread_count: int
     created_at: datetime
     updated_at: datetime
+
+
+def render_conversation(row: Row, user_id: int) -> dict[str, Any]:
+    """The conversation as `user_id`, one of its two participants, sees it."""
+    sides = {
+        row["user_a"]: {"id": row["user_a"], "username": row["username_a"], "avatar": row["avatar_a"]},
+        row["user_b"]: {"id": row["user_b"], "username": row["username_b"], "avatar": row["avatar_b"]},
+    }
+    other = row["user_b"] if user_id == row["user_a"] else row["user_a"]
+    last_message = None
+    if row["last_message_id"] is not None:
+        sender = sides[row["last_message_sender_id"]]
+        last_message = {
+            "id": row["last_message_id"],
+            "sender": sender,
+            "message": row["last_message_text"],
+            "timestamp": row["last_message_at"],
+        }
+    return {
+        "id": row["id"],
+        "participants": [sides[row["user_a"]], sides[row["user_b"]]],
+        "other_participant": sides[other],
+        "last_message": last_message,
+        "unread_count": row["unread_a"] if user_id == row["user_a"] else row["unread_b"],
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+    }
 
 
 class NotificationOut(Out):
@@ -57,9 +94,25 @@ class NotificationOut(Out):
     is_read: bool
 
 
+def render_notification(row: Row) -> dict[str, Any]:
+    """`row` is a stored notification or a pushed one."""
+    return {
+        "id": row["id"],
+        "type": row["type"],
+        "message": row["message"],
+        "data": row["data"],
+        "created_at": row["created_at"],
+        "is_read": bool(row["is_read"]),
+    }
+
+
 class NotificationReadOut(Out):
     id: int
     is_read: bool
+
+
+def render_notification_read(row: Row) -> dict[str, Any]:
+    return {"id": row["id"], "is_read": bool(row["is_read"])}
 
 
 class AllReadOut(Out):

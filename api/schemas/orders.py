@@ -1,13 +1,17 @@
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Annotated, Any
 
 from pydantic import BaseModel, Field, RootModel, StringConstraints
 
 from api.ids import PublicId
-from api.schemas.out import Number, Out
+from api.schemas.files import download_url
+from api.schemas.out import Number, Out, Row
 from api.schemas.patch import PatchIn
+from readmodels.orders import is_late
 
 Text = Annotated[str, StringConstraints(max_length=5000)]
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
@@ -92,10 +96,48 @@ class OrderOut(Out):
     cancelled_at: datetime | None
 
 
+def render_order(row: Row, today: date) -> dict[str, Any]:
+    """`row` is the order's read row, or an order just appended (`Order.as_row()`); `today` decides `is_late`."""
+    return {
+        "id": row["id"],
+        "service": {
+            "id": row["service_id"],
+            "title": row["service_title"],
+            "creator": {
+                "id": row["creator_profile_id"],
+                "user_id": row["creator_id"],
+                "username": row["creator_username"],
+            },
+        },
+        "buyer": {"id": row["buyer_id"], "username": row["buyer_username"]},
+        "status": row["status"],
+        "requirements": row["requirements"],
+        "price": row["price"],
+        "total_price": row["total_price"],
+        "delivery_date": row["delivery_date"],
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+        "selected_options": [
+            # A number, as every price: the read model keeps an option's price as JSON text.
+            {"id": o["id"], "name": o["name"], "description": o.get("description", ""), "price": Decimal(o["price"])}
+            for o in row["selected_options"]
+        ],
+        "is_late": is_late(row, today),
+        "cancellation_reason": row["cancellation_reason"],
+        "delivered_at": row["delivered_at"],
+        "completed_at": row["completed_at"],
+        "cancelled_at": row["cancelled_at"],
+    }
+
+
 class StatusOut(Out):
     id: int
     status: str
     updated_at: datetime
+
+
+def render_status(row: Row) -> dict[str, Any]:
+    return {"id": row["id"], "status": row["status"], "updated_at": row["updated_at"]}
 
 
 class CancelledOut(Out):
@@ -105,10 +147,23 @@ class CancelledOut(Out):
     cancelled_at: datetime
 
 
+def render_cancelled(row: Row) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "status": row["status"],
+        "cancellation_reason": row["cancellation_reason"],
+        "cancelled_at": row["cancelled_at"],
+    }
+
+
 class ApprovedOut(Out):
     id: int
     status: str
     completed_at: datetime
+
+
+def render_approved(row: Row) -> dict[str, Any]:
+    return {"id": row["id"], "status": row["status"], "completed_at": row["completed_at"]}
 
 
 class DeliveryFile(Out):
@@ -127,6 +182,27 @@ class DeliveryOut(Out):
     created_at: datetime
 
 
+def render_delivery(public_url: str, row: Row, files: Mapping[int, Row]) -> dict[str, Any]:
+    """`files`: the stored files by id, of this delivery at least (a file missing from it is left out)."""
+    return {
+        "id": row["id"],
+        "order_id": row["order_id"],
+        "message": row["message"],
+        "files": [
+            {
+                "id": files[file_id]["id"],
+                "name": files[file_id]["name"],
+                "url": download_url(public_url, file_id),
+                "size": files[file_id]["size"],
+                "content_type": files[file_id]["content_type"],
+            }
+            for file_id in row["file_ids"]
+            if file_id in files
+        ],
+        "created_at": row["created_at"],
+    }
+
+
 class DeliveriesOut(RootModel[list[DeliveryOut]]):
     """`GET /api/v1/orders/{id}/deliveries/`: every delivery of the order, oldest first."""
 
@@ -139,6 +215,18 @@ class ReviewOut(Out):
     reviewer: Party
     service_title: str
     created_at: datetime
+
+
+def render_review(row: Row) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "order_id": row["order_id"],
+        "rating": row["rating"],
+        "content": row["content"],
+        "reviewer": {"id": row["reviewer_id"], "username": row["reviewer_username"]},
+        "service_title": row["service_title"],
+        "created_at": row["created_at"],
+    }
 
 
 class HistoryActor(Out):

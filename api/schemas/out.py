@@ -15,6 +15,9 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSche
 
 T = TypeVar("T")
 
+# What a renderer reads: a read-model row, or the row a push carries (column -> value).
+Row = dict[str, Any]
+
 
 class Out(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)

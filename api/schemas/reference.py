@@ -1,6 +1,10 @@
+"""Categories and skills: reference data anyone may read."""
+
 from __future__ import annotations
 
-from api.schemas.out import Out
+from typing import Any
+
+from api.schemas.out import Out, Row
 
 
 class CategoryOut(Out):
@@ -13,3 +17,11 @@ class SkillOut(Out):
     id: int
     name: str
     description: str
+
+
+def render_category(row: Row) -> dict[str, Any]:
+    return {"id": row["id"], "name": row["name"], "slug": row["slug"]}
+
+
+def render_skill(row: Row) -> dict[str, Any]:
+    return {"id": row["id"], "name": row["name"], "description": row["description"]}

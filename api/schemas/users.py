@@ -1,21 +1,24 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from decimal import Decimal
+from typing import Annotated, Any
 
 from pydantic import AnyHttpUrl, BaseModel, Field, StringConstraints, TypeAdapter, field_validator
 
 from api.schemas.auth import Name
-from api.schemas.creator_skills import CreatorSkillOut
-from api.schemas.out import Number, Out, omittable
+from api.schemas.creator_skills import CreatorSkillOut, render_creator_skill
+from api.schemas.out import Number, Out, Row, omittable
 from api.schemas.patch import PatchIn
-from api.schemas.portfolio import PortfolioItemOut
+from api.schemas.portfolio import PortfolioItemOut, render_item
 
 Phone = Annotated[str, StringConstraints(strip_whitespace=True, max_length=32, pattern=r"^[0-9+()\- ]*$")]
 Bio = Annotated[str, StringConstraints(max_length=2000)]
 Short = Annotated[str, StringConstraints(strip_whitespace=True, max_length=255)]
 Long = Annotated[str, StringConstraints(max_length=2000)]
 Link = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)]
+
+CLIENT, CREATOR = "Клиент", "Креатор"
 
 
 class UserPatchIn(PatchIn):
@@ -43,6 +46,29 @@ class UserUpdatedOut(Out):
 class UserOut(UserUpdatedOut):
     has_creator_profile: bool
     has_client_profile: bool
+
+
+def render_user(row: Row, *, with_profile_flags: bool = True) -> dict[str, Any]:
+    """UserOut; UserUpdatedOut (the spec's PATCH answer) without the profile flags."""
+    full_name = f"{row['first_name']} {row['last_name']}".strip()
+    user = {
+        "id": row["id"],
+        "username": row["username"],
+        "email": row["email"],
+        "first_name": row["first_name"],
+        "last_name": row["last_name"],
+        "full_name": full_name,
+        "avatar": row["avatar"],
+        "phone": row["phone"],
+        "bio": row["bio"],
+        "is_verified": bool(row["is_verified"]),
+        "user_type": CREATOR if row["creator_profile_id"] is not None else CLIENT,
+        "date_joined": row["date_joined"],
+    }
+    if with_profile_flags:
+        user["has_creator_profile"] = row["creator_profile_id"] is not None
+        user["has_client_profile"] = True
+    return user
 
 
 _URL = TypeAdapter(AnyHttpUrl)
@@ -102,8 +128,30 @@ class CreatorProfileOut(Out):
     updated_at: datetime
 
 
+def render_profile(row: Row) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "user": {"id": row["user_id"], "username": row["username"]},
+        "specialization": row["specialization"],
+        "experience": row["experience"],
+        "portfolio_link": row["portfolio_link"],
+        "social_links": row["social_links"],
+        "rating": row["rating"] if row["rating"] is not None else Decimal(0),
+        "completed_orders": row["completed_orders"] or 0,
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+    }
+
+
 class CreatorDetailOut(CreatorProfileOut):
     """`GET /api/v1/creators/{id}/`: the profile, with its skills and portfolio when `?detail=true` asks."""
 
     skills: list[CreatorSkillOut] = omittable("Only with `?detail=true`.")
     portfolio: list[PortfolioItemOut] = omittable("Only with `?detail=true`, newest first.")
+
+
+def render_detail(public_url: str, row: Row, skills: list[Row], portfolio: list[Row]) -> dict[str, Any]:
+    return render_profile(row) | {
+        "skills": [render_creator_skill(skill) for skill in skills],
+        "portfolio": [render_item(public_url, item) for item in portfolio],
+    }
