@@ -60,6 +60,7 @@ class ResponseCheck:
             await self.app(scope, receive, send)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        __tracebackhide__ = True  # a mismatch's report is its message, not this wrapper's code
         answer: dict[str, Any] = {"status": None, "headers": [], "body": bytearray()}
 
         async def capture(message: Message) -> None:
@@ -180,7 +181,8 @@ def _validation_problem(model: type[BaseModel], body: str | bytes) -> str | None
     except ValidationError as error:
         lines = [
             f"  {'.'.join(str(part) for part in item['loc']) or '(body)'}: {item['msg']}"
-            f" (got {_abridged(item.get('input'))})"
+            # A missing key's "input" is the whole object around it: the body below shows that.
+            + ("" if item["type"] == "missing" else f" (got {_abridged(item.get('input'))})")
             for item in error.errors()
         ]
         body_text = body.decode(errors="replace") if isinstance(body, bytes) else body

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -17,7 +18,10 @@ from starlette.websockets import WebSocket
 from api.errors import EXCEPTION_HANDLERS, not_found
 from api.openapi import DocumentedSocket, Operation, endpoint
 from api.responses import JSON
+from api.routes import orders as orders_route
 from api.schemas.out import Number, Out, omittable
+from tests.conftest import Api
+from tests.orders_world import a_deal, place
 from tests.response_check import MISMATCHES, ResponseCheck, ResponseMismatch
 
 
@@ -143,3 +147,25 @@ def test_a_wrong_frame_is_recorded_and_fails_the_test(client: TestClient) -> Non
     with client.websocket_connect("/ws/things/") as ws:
         ws.receive_json()
     assert MISMATCHES == []
+
+
+def test_on_the_real_app_a_renderer_that_drifts_from_its_model_fails(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An order answered with `total_price` renamed and `is_late` dropped: the route and both keys are named."""
+    deal = a_deal(api)
+    order = place(api, deal)
+    real = orders_route.render_order
+
+    def drifted(row: dict[str, Any], today: date) -> dict[str, Any]:
+        answer = real(row, today)
+        answer["total"] = answer.pop("total_price")
+        del answer["is_late"]
+        return answer
+
+    monkeypatch.setattr(orders_route, "render_order", drifted)
+    with mismatch(r"GET /api/v1/orders/\d+/ \(route GET /api/v1/orders/{id:id}/\) answered 200") as raised:
+        api.client.get(f"/api/v1/orders/{order['id']}/", headers=deal.buyer["headers"])
+    assert "  total_price: Field required\n  is_late: Field required\n  total: Extra inputs" in str(raised.value)
+    with mismatch(r"(?s)GET /api/v1/orders/ .*results\.0\.total_price: Field required"):
+        api.client.get("/api/v1/orders/", headers=deal.buyer["headers"])
