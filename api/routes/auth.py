@@ -11,13 +11,13 @@ from api.openapi import Operation, endpoint
 from api.responses import JSON
 from api.schemas.auth import (
     AccessOut,
-    MessageOut,
     RefreshIn,
     RegisterIn,
     RegisterOut,
     TokenIn,
     TokenOut,
     VerifyEmailIn,
+    VerifyEmailOut,
 )
 from api.services import services
 from api.tokens import TokenError
@@ -104,7 +104,7 @@ routes = [
         "POST",
         "/api/auth/verify-email/",
         verify_email,
-        Operation("Верификация email", VerifyEmailIn, MessageOut, auth=False),
+        Operation("Верификация email", VerifyEmailIn, VerifyEmailOut, auth=False),
     ),
     endpoint("POST", "/api/auth/token/", token, Operation("Получение токена доступа", TokenIn, TokenOut, auth=False)),
     endpoint(

@@ -4,6 +4,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, EmailStr, Field, StringConstraints
 
+from api.schemas.out import Out
+
 Username = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=150, pattern=r"^[\w.@+-]+$")
 ]
@@ -19,7 +21,7 @@ class RegisterIn(BaseModel):
     last_name: Name = ""
 
 
-class RegisterOut(BaseModel):
+class RegisterOut(Out):
     id: int
     username: str
     email: str
@@ -31,7 +33,7 @@ class VerifyEmailIn(BaseModel):
     token: Annotated[str, StringConstraints(min_length=1, max_length=512)]
 
 
-class MessageOut(BaseModel):
+class VerifyEmailOut(Out):
     message: str
 
 
@@ -40,7 +42,7 @@ class TokenIn(BaseModel):
     password: Annotated[str, StringConstraints(min_length=1, max_length=128)]
 
 
-class TokenOut(BaseModel):
+class TokenOut(Out):
     access: str
     refresh: str
 
@@ -49,5 +51,5 @@ class RefreshIn(BaseModel):
     refresh: Annotated[str, StringConstraints(min_length=1, max_length=4096)]
 
 
-class AccessOut(BaseModel):
+class AccessOut(Out):
     access: str
