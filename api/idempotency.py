@@ -8,6 +8,7 @@ retried with the same key.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Awaitable, Callable
 
@@ -17,6 +18,7 @@ from starlette.responses import Response
 from api.auth import authenticated_user
 from api.body import raw_body
 from api.errors import ApiError, from_domain, invalid, message
+from api.openapi import IDEMPOTENT
 from api.responses import JSON
 from api.services import services
 from api.text import storable
@@ -30,6 +32,7 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 def idempotent(endpoint: Endpoint) -> Endpoint:
     """Wrap a command endpoint so that an `Idempotency-Key` header makes retries safe."""
 
+    @functools.wraps(endpoint)
     async def wrapper(request: Request) -> Response:
         key = request.headers.get("idempotency-key")
         if key is None:
@@ -62,4 +65,5 @@ def idempotent(endpoint: Endpoint) -> Endpoint:
             await s.run(s.idempotency.finish, user_id, key, response.status_code, bytes(response.body).decode())
         return response
 
+    setattr(wrapper, IDEMPOTENT, True)  # the document lists the header and its errors (api/openapi.py)
     return wrapper

@@ -1,9 +1,12 @@
 """Routes that describe themselves, and the OpenAPI 3.1 document built from those descriptions.
 
 An `Operation` declares what its route answers: the body model of each success status (and of any
-status that has a body of its own), or the media type of a body that is not JSON. The document is
-built from these declarations, and the API tests hold every answer to them (tests/response_check.py),
-so the document says what the routes really answer.
+status that has a body of its own), or the media type of a body that is not JSON, and a few facts
+about what the operation does (who may do it, whether it moves an order's state, takes `If-Match`,
+is throttled). The errors it can answer are derived from those facts and from its shape (auth,
+path ids, body, query, method) in one place, `Operation.errors()`, not listed per route. The
+document is built from these declarations, and the API tests hold every answer to them
+(tests/response_check.py), errors included, so the document says what the routes really answer.
 """
 
 from __future__ import annotations
@@ -11,17 +14,32 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, RootModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
 import api.ids  # noqa: F401  (registers the `{name:id}` path convertor before any route is built)
 from api.schemas.errors import ERROR_BODIES
+from api.schemas.examples import ERROR_EXAMPLES, EXAMPLES, PAGE_EXAMPLES
 from api.schemas.out import Page
+from api.schemas.parameters import HEADERS, PARAMETERS, QUERY_PARAMETERS, path_parameter
 
 JSON_MEDIA_TYPE = "application/json"
+IDEMPOTENT = "__idempotent__"  # set on a handler by api.idempotency.idempotent
+
+# Who may run an operation besides being signed in; anyone else visible to it gets 403.
+Who = Literal["", "creator", "owner", "participant", "buyer", "admin"]
+_WHO = {
+    "creator": "только пользователь с профилем креатора",
+    "owner": "только владелец объекта (креатор, который его создал)",
+    "participant": "только участник заказа с нужной ролью (покупатель или креатор)",
+    "buyer": "только покупатель (не креатор сервиса)",
+    "admin": "только администратор",
+}
+# What a 409 means for the operation.
+Conflict = Literal["", "state", "unique"]
 
 
 @dataclass(frozen=True)
@@ -40,19 +58,39 @@ class Operation:
     `response` is the JSON body answered with `status` (a page of them when `paginated`); `also`
     names other statuses the route answers with a body of their own (an existing conversation's
     200, readiness' 503). A body that is not JSON has `media_type` instead (`*/*`: whatever the
-    stored file is). Errors answer the shared bodies of api/schemas/errors.py.
+    stored file is). Errors answer the shared bodies of api/schemas/errors.py; which ones follow
+    from the facts below (see `errors`).
+
+    - `auth`: a bearer token is required (True), taken if sent (`"optional"`), or not read (False);
+    - `credentials`: the body carries credentials that may be refused (401);
+    - `who`: who, among those who can see the object, may do this (403 for the others);
+    - `conflict`: `"state"` for a command the order's status may refuse, `"unique"` for one that
+      creates what may exist already (409);
+    - `missing`: the object may be missing although no path id names it (404, e.g. "my profile");
+    - `if_match`: takes `If-Match` (412 on a stale version); `etag`: answers `ETag`;
+    - `throttled`: failures are counted per user and address (429 with `Retry-After`);
+    - `storage`: reads or writes the database (503 when it is unreachable or a read model lags).
     """
 
     summary: str
     request: type[BaseModel] | None = None
     response: type[BaseModel] | None = None
     status: int = 200
-    auth: bool = True
+    auth: bool | Literal["optional"] = True
     paginated: bool = False
     query: tuple[str, ...] = ()
     form: tuple[FormField, ...] = ()
     also: tuple[tuple[int, type[BaseModel]], ...] = ()
     media_type: str = JSON_MEDIA_TYPE
+    description: str = ""
+    credentials: bool = False
+    who: Who = ""
+    conflict: Conflict = ""
+    missing: bool = False
+    if_match: bool = False
+    etag: bool = False
+    throttled: bool = False
+    storage: bool = True
 
     def __post_init__(self) -> None:
         json_body = self.media_type == JSON_MEDIA_TYPE
@@ -62,6 +100,9 @@ class Operation:
             raise ValueError(f"{self.summary}: a JSON answer needs its response model")
         if not json_body and (self.response is not None or self.paginated):
             raise ValueError(f"{self.summary}: a {self.media_type} answer has no response model")
+        unknown = [name for name in self.query if name not in QUERY_PARAMETERS]
+        if unknown:
+            raise ValueError(f"{self.summary}: undescribed query parameters {unknown} (api/schemas/parameters.py)")
 
     def answers(self) -> dict[int, type[BaseModel] | None]:
         """Status -> the model of its JSON body (None: no body, or one that is not JSON)."""
@@ -70,12 +111,65 @@ class Operation:
             model = Page[model]  # type: ignore[valid-type]
         return {self.status: model, **dict(self.also)}
 
+    def query_names(self) -> tuple[str, ...]:
+        return (*self.query, *(("page", "page_size") if self.paginated else ()))
+
+    def errors(self, method: str, path: str, idempotent: bool = False) -> dict[int, str]:
+        """Every error status this operation can answer, with why (the order of DESIGN.md's checks)."""
+        why: dict[int, list[str]] = {}
+
+        def add(status: int, reason: str) -> None:
+            why.setdefault(status, []).append(reason)
+
+        if self.auth:
+            add(401, "нет токена или токен недействителен" if self.auth is True else "переданный токен недействителен")
+        if self.credentials:
+            add(401, "неверные учетные данные")
+        if self.request is not None or self.form:
+            add(400, "тело запроса не удалось прочитать (не JSON, не тот Content-Type, не объект)")
+            add(413, "тело запроса слишком велико")
+            add(422, "поле тела запроса не прошло проверку")
+        if self.query_names():
+            add(422, "параметр запроса не прошел проверку")
+        if idempotent:
+            add(422, "недопустимый Idempotency-Key или он уже использован для другого запроса")
+            add(409, "запрос с этим Idempotency-Key еще выполняется")
+        if _PARAM.search(path) or self.paginated or self.missing:
+            add(404, "объект не найден или не виден вызывающему" if not self.paginated else "нет такой страницы")
+        if self.who:
+            add(403, _WHO[self.who])
+        if self.conflict == "state":
+            add(409, "заказ в статусе, из которого это действие недоступно (`status` — текущий)")
+        elif self.conflict == "unique":
+            add(409, "такой объект уже существует")
+        if self.if_match:
+            add(412, "`If-Match` называет версию, которой у объекта больше нет")
+        if self.throttled:
+            add(429, "слишком много неудачных попыток (см. `Retry-After`)")
+        if self.storage:
+            add(503, "база данных недоступна или модели чтения не успели (см. `Retry-After`)")
+        own = set(self.answers())
+        return {status: "; ".join(reasons) for status, reasons in sorted(why.items()) if status not in own}
+
 
 class DocumentedRoute(Route):
     def __init__(self, path: str, endpoint: Callable[..., Any], method: str, operation: Operation) -> None:
         super().__init__(path, endpoint, methods=[method])
         self.method = method
         self.operation = operation
+        self.handler = endpoint
+
+    @property
+    def idempotent(self) -> bool:
+        return bool(getattr(self.handler, IDEMPOTENT, False))
+
+    def errors(self) -> dict[int, str]:
+        return self.operation.errors(self.method, self.path, self.idempotent)
+
+    def operation_id(self) -> str:
+        """`<module>_<handler>`, stable across releases (a handler routed under two methods adds the method)."""
+        module = self.handler.__module__.rsplit(".", 1)[-1]
+        return f"{module}_{self.handler.__name__}"
 
 
 def endpoint(method: str, path: str, handler: Callable[..., Any], operation: Operation) -> DocumentedRoute:
@@ -83,24 +177,72 @@ def endpoint(method: str, path: str, handler: Callable[..., Any], operation: Ope
 
 
 class DocumentedSocket(WebSocketRoute):
-    """A WebSocket stream and the model of the frames it pushes (besides error frames).
+    """A WebSocket stream: the model of the frames it pushes (besides error frames), of those it takes,
+    and what it is for. OpenAPI has no words for WebSockets: api/asyncapi.py describes them, and the
+    tests hold every frame to the models."""
 
-    OpenAPI has no words for WebSockets, so this stays out of the document; the tests hold every
-    frame to it.
-    """
-
-    def __init__(self, path: str, endpoint: Callable[..., Any], pushes: type[BaseModel]) -> None:
+    def __init__(
+        self,
+        path: str,
+        endpoint: Callable[..., Any],
+        pushes: type[BaseModel],
+        *,
+        summary: str = "",
+        receives: type[BaseModel] | None = None,
+        query: tuple[str, ...] = (),
+        closes: tuple[int, ...] = (),
+    ) -> None:
         super().__init__(path, endpoint)
         self.pushes = pushes
+        self.summary = summary
+        self.receives = receives
+        self.query = query
+        self.closes = closes
 
 
 _PARAM = re.compile(r"{(\w+)(?::(\w+))?}")
 
-# The shared error bodies an operation documents, by what it takes.
-_AUTH_ERRORS = (401,)
-_BODY_ERRORS = (400, 413, 422)
-_QUERY_ERRORS = (422,)
-_NOT_FOUND_ERRORS = (404,)
+_ERROR_DESCRIPTIONS = {
+    400: "Некорректный запрос",
+    401: "Требуется авторизация",
+    403: "Доступ запрещен",
+    404: "Ресурс не найден",
+    409: "Конфликт",
+    412: "Версия объекта устарела",
+    413: "Слишком большой запрос",
+    422: "Ошибка валидации данных",
+    429: "Слишком много попыток",
+    503: "Сервис временно недоступен",
+}
+# Error answers that carry a header worth knowing.
+_ERROR_HEADERS = {401: "WWW-Authenticate", 412: "ETag", 429: "Retry-After", 503: "Retry-After"}
+
+_TAGS = {
+    "auth": "Регистрация, подтверждение email, токены",
+    "users": "Текущий пользователь и его профиль креатора",
+    "creators": "Публичные профили креаторов и отзывы о них",
+    "categories": "Категории сервисов",
+    "skills": "Справочник навыков",
+    "creator-skills": "Навыки креаторов",
+    "portfolio": "Портфолио креаторов",
+    "portfolio-images": "Изображения портфолио",
+    "services": "Сервисы (услуги креаторов)",
+    "orders": "Заказы, их жизненный цикл, доставки, отзывы, история",
+    "files": "Файлы пользователя",
+    "conversations": "Диалоги и сообщения (в реальном времени — WebSocket, см. /api/asyncapi/)",
+    "notifications": "Уведомления (в реальном времени — WebSocket, см. /api/asyncapi/)",
+    "meta": "Служебное: здоровье, готовность, схема, документация",
+}
+
+
+def tag_of(path: str) -> str:
+    """The resource a path belongs to: its first segment after `/api/` (and `/v1/`)."""
+    parts = [part for part in path.strip("/").split("/") if part not in ("api", "v1")]
+    if not parts or parts[0] in ("healthz", "readyz", "schema", "docs", "redoc", "asyncapi", "metrics"):
+        return "meta"
+    if parts[0] == "media":
+        return "portfolio"
+    return parts[0] if parts[0] in _TAGS else "meta"
 
 
 def openapi_document(routes: Sequence[BaseRoute], *, title: str, version: str) -> dict[str, Any]:
@@ -120,17 +262,36 @@ def openapi_document(routes: Sequence[BaseRoute], *, title: str, version: str) -
     )
     ref = {model: refs[(model, mode)] for model, mode in keyed.items()}
     paths: dict[str, dict[str, Any]] = {}
+    ids: dict[str, DocumentedRoute] = {}
+    twice = {r.handler for r in documented if sum(o.handler is r.handler for o in documented) > 1}
     for route in documented:
         path = _PARAM.sub(r"{\1}", route.path)
-        paths.setdefault(path, {})[route.method.lower()] = _operation(route, ref)
+        operation_id = route.operation_id() + (f"_{route.method.lower()}" if route.handler in twice else "")
+        if operation_id in ids:
+            raise ValueError(f"two operations named {operation_id}: {ids[operation_id].path} and {route.path}")
+        ids[operation_id] = route
+        paths.setdefault(path, {})[route.method.lower()] = _operation(route, operation_id, ref)
+    used_tags = {tag_of(route.path) for route in documented}
     return {
         "openapi": "3.1.0",
-        "info": {"title": title, "version": version},
+        "info": {
+            "title": title,
+            "version": version,
+            "description": (
+                "HTTP API UGC Market. Ошибки — общие тела из components (тексты — из спецификации). "
+                "Два потока WebSocket (`/ws/conversations/{id}/`, `/ws/notifications/`) описаны документом "
+                "AsyncAPI по адресу `/api/asyncapi/`."
+            ),
+        },
+        "tags": [{"name": name, "description": text} for name, text in _TAGS.items() if name in used_tags],
         "paths": paths,
         "components": {
             "schemas": definitions.get("$defs", {}),
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+            "parameters": PARAMETERS,
+            "headers": HEADERS,
         },
+        "x-asyncapi": "/api/asyncapi/",
     }
 
 
@@ -147,48 +308,62 @@ def _check_unique_names(models: Iterable[type[BaseModel]]) -> None:
             raise ValueError(f"two models named {model.__name__}: {other.__module__} and {model.__module__}")
 
 
-def _operation(route: DocumentedRoute, ref: dict[type[BaseModel], dict[str, Any]]) -> dict[str, Any]:
+def _header_ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/headers/{name}"}
+
+
+def _operation(route: DocumentedRoute, operation_id: str, ref: dict[type[BaseModel], dict[str, Any]]) -> dict[str, Any]:
     op = route.operation
-    path_params = _PARAM.findall(route.path)
-    parameters: list[dict[str, Any]] = [
-        {
-            "name": name,
-            "in": "path",
-            "required": True,
-            "schema": {"type": "integer" if kind in ("int", "id") else "string"},
-        }
-        for name, kind in path_params
-    ]
-    query = (*op.query, *(("page", "page_size") if op.paginated else ()))
-    parameters += [{"name": name, "in": "query", "required": False, "schema": {"type": "string"}} for name in query]
+    parameters: list[dict[str, Any]] = [path_parameter(name, kind) for name, kind in _PARAM.findall(route.path)]
+    parameters += [{"name": name, "in": "query", **QUERY_PARAMETERS[name]} for name in op.query_names()]
+    # Written out rather than referenced: tools that list an operation's parameters by name see them.
+    if op.if_match:
+        parameters.append(PARAMETERS["If-Match"])
+    if route.idempotent:
+        parameters.append(PARAMETERS["Idempotency-Key"])
+    parameters.append(PARAMETERS["X-Request-ID"])
     responses: dict[str, Any] = {}
     for status, model in sorted(op.answers().items()):
-        answer: dict[str, Any] = {"description": op.summary}
+        answer: dict[str, Any] = {"description": op.summary, "headers": {"X-Request-ID": _header_ref("X-Request-ID")}}
+        if op.etag and status < 300:
+            answer["headers"]["ETag"] = _header_ref("ETag")
         if model is not None:
-            answer["content"] = {JSON_MEDIA_TYPE: {"schema": ref[model]}}
+            media: dict[str, Any] = {"schema": ref[model]}
+            example = PAGE_EXAMPLES.get(op.response) if op.paginated else EXAMPLES.get(model)
+            if example is not None and status == op.status:
+                media["example"] = example
+            answer["content"] = {JSON_MEDIA_TYPE: media}
         elif op.media_type != JSON_MEDIA_TYPE and status == op.status:
             answer["content"] = {op.media_type: {"schema": {"type": "string", "format": "binary"}}}
         responses[str(status)] = answer
-    errors: list[int] = []
-    if op.auth:
-        errors += _AUTH_ERRORS
-    if op.request is not None or op.form:
-        errors += _BODY_ERRORS
-    if query:
-        errors += _QUERY_ERRORS
-    if path_params or op.paginated:
-        errors += _NOT_FOUND_ERRORS
-    for status in sorted(set(errors)):
-        responses.setdefault(
-            str(status),
-            {
-                "description": _ERROR_DESCRIPTIONS[status],
-                "content": {JSON_MEDIA_TYPE: {"schema": ref[ERROR_BODIES[status]]}},
+    for status, reason in route.errors().items():
+        headers = {"X-Request-ID": _header_ref("X-Request-ID")}
+        if status in _ERROR_HEADERS:
+            headers[_ERROR_HEADERS[status]] = _header_ref(_ERROR_HEADERS[status])
+        responses[str(status)] = {
+            "description": f"{_ERROR_DESCRIPTIONS[status]}: {reason}.",
+            "headers": headers,
+            "content": {
+                JSON_MEDIA_TYPE: {
+                    "schema": ref[ERROR_BODIES[status]],
+                    "example": ERROR_EXAMPLES[status](op.conflict),
+                }
             },
-        )
-    document: dict[str, Any] = {"summary": op.summary, "parameters": parameters, "responses": responses}
+        }
+    document: dict[str, Any] = {
+        "operationId": operation_id,
+        "summary": op.summary,
+        "tags": [tag_of(route.path)],
+        "parameters": parameters,
+        "responses": responses,
+    }
+    if op.description:
+        document["description"] = op.description
     if op.request is not None:
-        document["requestBody"] = {"required": True, "content": {JSON_MEDIA_TYPE: {"schema": ref[op.request]}}}
+        media = {"schema": ref[op.request]}
+        if op.request in EXAMPLES:
+            media["example"] = EXAMPLES[op.request]
+        document["requestBody"] = {"required": _body_required(op.request), "content": {JSON_MEDIA_TYPE: media}}
     if op.form:
         form = {
             "type": "object",
@@ -199,15 +374,17 @@ def _operation(route: DocumentedRoute, ref: dict[type[BaseModel], dict[str, Any]
             "required": [field.name for field in op.form if field.required],
         }
         document["requestBody"] = {"required": True, "content": {"multipart/form-data": {"schema": form}}}
-    if op.auth:
+    if op.auth is True:
         document["security"] = [{"bearer": []}]
+    elif op.auth == "optional":
+        document["security"] = [{}, {"bearer": []}]
+    else:
+        document["security"] = []
     return document
 
 
-_ERROR_DESCRIPTIONS = {
-    400: "Тело запроса не удалось прочитать.",
-    401: "Учетные данные не были предоставлены или недействительны.",
-    404: "Ресурс не найден.",
-    413: "Слишком большой запрос.",
-    422: "Ошибка валидации данных.",
-}
+def _body_required(model: type[BaseModel]) -> bool:
+    """A body none of whose fields is required may be left out (it reads as `{}`)."""
+    if issubclass(model, RootModel):
+        return True
+    return any(field.is_required() for field in model.model_fields.values())

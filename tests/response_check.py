@@ -8,7 +8,9 @@ validates the body strictly — no key the model does not declare, no string for
   list, nothing for a 204, the declared media type for bytes); a success status it does not declare
   fails too;
 - an error status against the shared error body of that status (api/schemas/errors.py), unless the
-  route declares a body of its own for it;
+  route declares a body of its own for it; an error the route's `Operation` does not derive
+  (`DocumentedRoute.errors()`) fails too, so the document lists every error a route really gives
+  (500 is never declared: it is a bug, and the tests that meet one fail on their own);
 - every WebSocket frame against the model its `DocumentedSocket` pushes, or an error body.
 
 A mismatch raises `ResponseMismatch` into the request that got the answer, and is also recorded,
@@ -135,6 +137,9 @@ def http_problem(routes: Iterable[BaseRoute], scope: Scope, status: int, content
             return None
         return _json_problem(where, status, model, content_type, body)
     if status >= 400:
+        if isinstance(route, DocumentedRoute) and status not in (405, 500) and status not in route.errors():
+            declared = ", ".join(str(s) for s in route.errors())
+            return f"{where} answered {status}, an error it does not declare (it declares {declared})"
         model = ERROR_BODIES.get(status)
         if model is None:
             return f"{where} answered {status}, an error status with no declared body (api/schemas/errors.py)"

@@ -98,16 +98,24 @@ routes = [
         "POST",
         "/api/auth/register/",
         register,
-        Operation("Регистрация пользователя", RegisterIn, RegisterOut, status=201, auth=False),
+        Operation("Регистрация пользователя", RegisterIn, RegisterOut, status=201, auth=False, conflict="unique"),
     ),
     endpoint(
         "POST",
         "/api/auth/verify-email/",
         verify_email,
-        Operation("Верификация email", VerifyEmailIn, VerifyEmailOut, auth=False),
+        Operation("Верификация email", VerifyEmailIn, VerifyEmailOut, auth=False, throttled=True),
     ),
-    endpoint("POST", "/api/auth/token/", token, Operation("Получение токена доступа", TokenIn, TokenOut, auth=False)),
     endpoint(
-        "POST", "/api/auth/token/refresh/", refresh, Operation("Обновление токена", RefreshIn, AccessOut, auth=False)
+        "POST",
+        "/api/auth/token/",
+        token,
+        Operation("Получение токена доступа", TokenIn, TokenOut, auth=False, credentials=True, throttled=True),
+    ),
+    endpoint(
+        "POST",
+        "/api/auth/token/refresh/",
+        refresh,
+        Operation("Обновление токена", RefreshIn, AccessOut, auth=False, credentials=True),
     ),
 ]

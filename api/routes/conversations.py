@@ -107,6 +107,7 @@ routes = [
             ConversationOut,
             status=201,
             also=((200, ConversationOut),),
+            missing=True,
         ),
     ),
     endpoint(
@@ -131,6 +132,6 @@ routes = [
         "POST",
         "/api/v1/conversations/{id:id}/mark-as-read/",
         mark_read,
-        Operation("Отметить диалог прочитанным", response=ConversationOut),
+        Operation("Отметить диалог прочитанным", EmptyIn, ConversationOut),
     ),
 ]

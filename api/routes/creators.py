@@ -33,6 +33,6 @@ routes = [
         "GET",
         "/api/v1/creators/{id:id}/",
         creator,
-        Operation("Профиль креатора", response=CreatorDetailOut, auth=False, query=("detail",)),
+        Operation("Профиль креатора", response=CreatorDetailOut, auth=False, query=("detail",), etag=True),
     ),
 ]

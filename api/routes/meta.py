@@ -8,9 +8,10 @@ from importlib import resources
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
+from api.asyncapi import asyncapi_document
 from api.openapi import Operation, endpoint, openapi_document
 from api.responses import JSON
-from api.schemas.meta import HealthOut, OpenAPIOut, ReadinessOut
+from api.schemas.meta import AsyncAPIOut, HealthOut, OpenAPIOut, ReadinessOut
 from api.services import services
 
 log = logging.getLogger(__name__)
@@ -45,13 +46,21 @@ async def schema(request: Request) -> Response:
     return JSON(document)
 
 
+async def asyncapi(request: Request) -> Response:
+    return JSON(
+        asyncapi_document(
+            request.app.routes, title="UGC Market API", version="1.0.0", host=request.url.netloc or "127.0.0.1:8000"
+        )
+    )
+
+
 async def docs(request: Request) -> Response:
     page = resources.files("api").joinpath("static/docs.html").read_text(encoding="utf-8")
     return HTMLResponse(page)
 
 
 routes = [
-    endpoint("GET", "/healthz/", healthz, Operation("Процесс жив", response=HealthOut, auth=False)),
+    endpoint("GET", "/healthz/", healthz, Operation("Процесс жив", response=HealthOut, auth=False, storage=False)),
     endpoint(
         "GET",
         "/readyz/",
@@ -63,8 +72,19 @@ routes = [
             also=((503, ReadinessOut),),
         ),
     ),
-    endpoint("GET", "/api/schema/", schema, Operation("Документ OpenAPI 3.1", response=OpenAPIOut, auth=False)),
     endpoint(
-        "GET", "/api/docs/", docs, Operation("Документация (работает без сети)", auth=False, media_type="text/html")
+        "GET", "/api/schema/", schema, Operation("Документ OpenAPI 3.1", response=OpenAPIOut, auth=False, storage=False)
+    ),
+    endpoint(
+        "GET",
+        "/api/asyncapi/",
+        asyncapi,
+        Operation("Документ AsyncAPI 3.0 потоков WebSocket", response=AsyncAPIOut, auth=False, storage=False),
+    ),
+    endpoint(
+        "GET",
+        "/api/docs/",
+        docs,
+        Operation("Документация (работает без сети)", auth=False, media_type="text/html", storage=False),
     ),
 ]

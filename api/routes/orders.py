@@ -262,7 +262,12 @@ async def history(request: Request) -> Response:
 
 
 routes = [
-    endpoint("POST", "/api/v1/orders/", place_order, Operation("Создание заказа", PlaceOrderIn, OrderOut, status=201)),
+    endpoint(
+        "POST",
+        "/api/v1/orders/",
+        place_order,
+        Operation("Создание заказа", PlaceOrderIn, OrderOut, status=201, who="buyer", etag=True),
+    ),
     endpoint(
         "GET",
         "/api/v1/orders/",
@@ -278,25 +283,67 @@ routes = [
         "GET",
         "/api/v1/orders/{id:id}/",
         get_order,
-        Operation("Заказ (as_of — состояние на версию или момент времени)", response=OrderOut, query=("as_of",)),
+        Operation(
+            "Заказ (as_of — состояние на версию или момент времени)", response=OrderOut, query=("as_of",), etag=True
+        ),
     ),
-    endpoint("PATCH", "/api/v1/orders/{id:id}/", update_order, Operation("Изменение заказа", UpdateOrderIn, OrderOut)),
-    endpoint("POST", "/api/v1/orders/{id:id}/accept/", accept, Operation("Принять заказ", response=StatusOut)),
+    endpoint(
+        "PATCH",
+        "/api/v1/orders/{id:id}/",
+        update_order,
+        Operation(
+            "Изменение заказа", UpdateOrderIn, OrderOut, who="participant", conflict="state", if_match=True, etag=True
+        ),
+    ),
+    endpoint(
+        "POST",
+        "/api/v1/orders/{id:id}/accept/",
+        accept,
+        Operation("Принять заказ", EmptyIn, StatusOut, who="participant", conflict="state", if_match=True, etag=True),
+    ),
     endpoint(
         "POST",
         "/api/v1/orders/{id:id}/request-revision/",
         request_revision,
-        Operation("Запросить доработку", RevisionIn, StatusOut),
+        Operation(
+            "Запросить доработку", RevisionIn, StatusOut, who="participant", conflict="state", if_match=True, etag=True
+        ),
     ),
     endpoint(
-        "POST", "/api/v1/orders/{id:id}/approve/", approve, Operation("Подтверждение доставки", response=ApprovedOut)
+        "POST",
+        "/api/v1/orders/{id:id}/approve/",
+        approve,
+        Operation(
+            "Подтверждение доставки",
+            EmptyIn,
+            ApprovedOut,
+            who="participant",
+            conflict="state",
+            if_match=True,
+            etag=True,
+        ),
     ),
-    endpoint("POST", "/api/v1/orders/{id:id}/cancel/", cancel, Operation("Отмена заказа", CancelIn, CancelledOut)),
+    endpoint(
+        "POST",
+        "/api/v1/orders/{id:id}/cancel/",
+        cancel,
+        Operation(
+            "Отмена заказа", CancelIn, CancelledOut, who="participant", conflict="state", if_match=True, etag=True
+        ),
+    ),
     endpoint(
         "POST",
         "/api/v1/orders/{id:id}/deliveries/",
         deliver,
-        Operation("Добавление доставки к заказу", DeliverIn, DeliveryOut, status=201),
+        Operation(
+            "Добавление доставки к заказу",
+            DeliverIn,
+            DeliveryOut,
+            status=201,
+            who="participant",
+            conflict="state",
+            if_match=True,
+        ),
     ),
     endpoint(
         "GET", "/api/v1/orders/{id:id}/deliveries/", deliveries, Operation("Доставки заказа", response=DeliveriesOut)
@@ -305,7 +352,15 @@ routes = [
         "POST",
         "/api/v1/orders/{id:id}/reviews/",
         review,
-        Operation("Создание отзыва", ReviewIn, ReviewOut, status=201),
+        Operation(
+            "Создание отзыва",
+            ReviewIn,
+            ReviewOut,
+            status=201,
+            who="participant",
+            conflict="state",
+            if_match=True,
+        ),
     ),
     endpoint(
         "GET", "/api/v1/orders/{id:id}/history/", history, Operation("История событий заказа", response=HistoryOut)

@@ -202,7 +202,11 @@ routes = [
         "/api/portfolio/",
         list_items,
         Operation(
-            "Элементы портфолио", response=PortfolioItemOut, auth=False, paginated=True, query=("creator_profile_id",)
+            "Элементы портфолио (без creator_profile_id и с токеном — свои)",
+            response=PortfolioItemOut,
+            auth="optional",
+            paginated=True,
+            query=("creator_profile_id",),
         ),
     ),
     endpoint(
@@ -213,6 +217,8 @@ routes = [
             "Создание элемента портфолио",
             response=PortfolioItemOut,
             status=201,
+            who="creator",
+            etag=True,
             form=(
                 FormField("title", required=True),
                 FormField("description"),
@@ -221,7 +227,10 @@ routes = [
         ),
     ),
     endpoint(
-        "GET", "/api/portfolio/{id:id}/", item, Operation("Элемент портфолио", response=PortfolioItemOut, auth=False)
+        "GET",
+        "/api/portfolio/{id:id}/",
+        item,
+        Operation("Элемент портфолио", response=PortfolioItemOut, auth=False, etag=True),
     ),
     endpoint(
         "PUT",
@@ -230,6 +239,9 @@ routes = [
         Operation(
             "Обновление элемента портфолио",
             response=PortfolioItemOut,
+            who="owner",
+            if_match=True,
+            etag=True,
             form=(FormField("title"), FormField("description"), FormField("cover_image", "file")),
         ),
     ),
@@ -240,10 +252,18 @@ routes = [
         Operation(
             "Частичное обновление элемента портфолио",
             response=PortfolioItemOut,
+            who="owner",
+            if_match=True,
+            etag=True,
             form=(FormField("title"), FormField("description"), FormField("cover_image", "file")),
         ),
     ),
-    endpoint("DELETE", "/api/portfolio/{id:id}/", delete_item, Operation("Удаление элемента портфолио", status=204)),
+    endpoint(
+        "DELETE",
+        "/api/portfolio/{id:id}/",
+        delete_item,
+        Operation("Удаление элемента портфолио", status=204, who="owner", if_match=True),
+    ),
     endpoint(
         "GET",
         "/api/portfolio-images/",
@@ -260,6 +280,8 @@ routes = [
             "Добавление изображения к элементу портфолио",
             response=PortfolioImageOut,
             status=201,
+            who="owner",
+            etag=True,
             form=(
                 FormField("portfolio_item", "integer", required=True),
                 FormField("image", "file", required=True),
@@ -275,6 +297,9 @@ routes = [
         Operation(
             "Обновление изображения",
             response=PortfolioImageOut,
+            who="owner",
+            if_match=True,
+            etag=True,
             form=(FormField("caption"), FormField("order", "integer"), FormField("image", "file")),
         ),
     ),
@@ -285,8 +310,16 @@ routes = [
         Operation(
             "Частичное обновление изображения",
             response=PortfolioImageOut,
+            who="owner",
+            if_match=True,
+            etag=True,
             form=(FormField("caption"), FormField("order", "integer"), FormField("image", "file")),
         ),
     ),
-    endpoint("DELETE", "/api/portfolio-images/{id:id}/", remove_image, Operation("Удаление изображения", status=204)),
+    endpoint(
+        "DELETE",
+        "/api/portfolio-images/{id:id}/",
+        remove_image,
+        Operation("Удаление изображения", status=204, who="owner", if_match=True),
+    ),
 ]

@@ -160,7 +160,7 @@ routes = [
         "POST",
         "/api/v1/services/",
         create,
-        Operation("Создание сервиса (только креаторы)", ServiceIn, ServiceOut, status=201),
+        Operation("Создание сервиса (только креаторы)", ServiceIn, ServiceOut, status=201, who="creator", etag=True),
     ),
     endpoint(
         "GET",
@@ -168,23 +168,28 @@ routes = [
         listing,
         Operation("Список активных сервисов", response=ServiceOut, auth=False, paginated=True, query=LISTING_QUERY),
     ),
-    endpoint("GET", "/api/v1/services/{id:id}/", detail, Operation("Детали сервиса", response=ServiceOut, auth=False)),
+    endpoint(
+        "GET",
+        "/api/v1/services/{id:id}/",
+        detail,
+        Operation("Детали сервиса", response=ServiceOut, auth=False, etag=True),
+    ),
     endpoint(
         "PATCH",
         "/api/v1/services/{id:id}/",
         update,
-        Operation("Изменение своего сервиса", ServicePatchIn, ServiceOut),
+        Operation("Изменение своего сервиса", ServicePatchIn, ServiceOut, who="owner", if_match=True, etag=True),
     ),
     endpoint(
         "DELETE",
         "/api/v1/services/{id:id}/",
         deactivate,
-        Operation("Деактивация своего сервиса (остается доступным по id)", status=204),
+        Operation("Деактивация своего сервиса (остается доступным по id)", status=204, who="owner", if_match=True),
     ),
     endpoint(
         "GET",
         "/api/services/{id:id}/",
         legacy_detail,
-        Operation("Детальная информация об услуге (прежний формат)", response=LegacyServiceOut, auth=False),
+        Operation("Детальная информация об услуге (прежний формат)", response=LegacyServiceOut, auth=False, etag=True),
     ),
 ]

@@ -57,15 +57,18 @@ routes = [
         "POST",
         "/api/skills/",
         create_skill,
-        Operation("Создание навыка (администратор)", SkillIn, SkillOut, status=201),
+        Operation("Создание навыка (администратор)", SkillIn, SkillOut, status=201, who="admin", conflict="unique"),
     ),
     endpoint(
-        "PUT", "/api/skills/{id:id}/", replace_skill, Operation("Изменение навыка (администратор)", SkillIn, SkillOut)
+        "PUT",
+        "/api/skills/{id:id}/",
+        replace_skill,
+        Operation("Изменение навыка (администратор)", SkillIn, SkillOut, who="admin", conflict="unique"),
     ),
     endpoint(
         "PATCH",
         "/api/skills/{id:id}/",
         update_skill,
-        Operation("Частичное изменение навыка (администратор)", SkillPatchIn, SkillOut),
+        Operation("Частичное изменение навыка (администратор)", SkillPatchIn, SkillOut, who="admin", conflict="unique"),
     ),
 ]

@@ -99,12 +99,26 @@ routes = [
         "POST",
         "/api/v1/users/me/creator-profile/",
         create_creator_profile,
-        Operation("Создание профиля креатора", CreatorProfileIn, CreatorProfileOut, status=201),
+        Operation(
+            "Создание профиля креатора",
+            CreatorProfileIn,
+            CreatorProfileOut,
+            status=201,
+            conflict="unique",
+            etag=True,
+        ),
     ),
     endpoint(
         "PATCH",
         "/api/v1/users/me/creator-profile/",
         update_creator_profile,
-        Operation("Обновление профиля креатора", CreatorProfilePatchIn, CreatorProfileOut),
+        Operation(
+            "Обновление профиля креатора",
+            CreatorProfilePatchIn,
+            CreatorProfileOut,
+            missing=True,
+            if_match=True,
+            etag=True,
+        ),
     ),
 ]

@@ -28,12 +28,13 @@ from api.realtime import (
     FORBIDDEN,
     INTERNAL_ERROR,
     NOT_FOUND,
+    SERVICE_RESTART,
     TRY_AGAIN_LATER,
     UNAUTHORIZED,
     Subscription,
     frame,
 )
-from api.schemas.messaging import MessageOut, NotificationOut, render_message, render_notification
+from api.schemas.messaging import MessageOut, NotificationOut, SendMessageIn, render_message, render_notification
 from api.services import Services, services
 from api.text import unstorable_fields
 from api.tokens import TokenError
@@ -267,6 +268,21 @@ async def _replay(websocket: WebSocket, s: Services, user: int, after: int) -> i
 
 
 routes = [
-    DocumentedSocket("/ws/conversations/{conversation_id:id}/", conversation_socket, pushes=MessageOut),
-    DocumentedSocket("/ws/notifications/", notifications_socket, pushes=NotificationOut),
+    DocumentedSocket(
+        "/ws/conversations/{conversation_id:id}/",
+        conversation_socket,
+        pushes=MessageOut,
+        summary="Сообщения диалога в реальном времени (участникам на любом процессе сервера)",
+        receives=SendMessageIn,
+        query=("token",),
+        closes=(UNAUTHORIZED, FORBIDDEN, NOT_FOUND, SERVICE_RESTART, TRY_AGAIN_LATER, INTERNAL_ERROR),
+    ),
+    DocumentedSocket(
+        "/ws/notifications/",
+        notifications_socket,
+        pushes=NotificationOut,
+        summary="Уведомления пользователя; с `since=` — сначала пропущенные, затем новые, без пропусков и повторов",
+        query=("token", "since"),
+        closes=(UNAUTHORIZED, NOT_FOUND, BAD_REQUEST, SERVICE_RESTART, TRY_AGAIN_LATER, INTERNAL_ERROR),
+    ),
 ]

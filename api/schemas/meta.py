@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import Field
+
 from api.schemas.out import Out
 
 
@@ -23,5 +25,18 @@ class OpenAPIOut(Out):
 
     openapi: str
     info: dict[str, Any]
+    tags: list[dict[str, Any]]
     paths: dict[str, Any]
+    components: dict[str, Any]
+    x_asyncapi: str = Field(alias="x-asyncapi", description="Where the AsyncAPI document of the WebSockets is.")
+
+
+class AsyncAPIOut(Out):
+    """The AsyncAPI 3.0 document of the two WebSocket streams."""
+
+    asyncapi: str
+    info: dict[str, Any]
+    servers: dict[str, Any]
+    channels: dict[str, Any]
+    operations: dict[str, Any]
     components: dict[str, Any]

@@ -1,0 +1,124 @@
+"""Query parameters, path parameters and headers as the OpenAPI document describes them.
+
+One entry per parameter name, shared by every route that takes it (api/openapi.py refuses a route
+whose query names one that is not here), typed as the routes really read them: enums where the route
+accepts a fixed set, ranges where it bounds a number.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from api.ids import MAX_ID
+from readmodels.services import DEFAULT_ORDERING, ORDERINGS
+from ugc.orders import STATUSES
+
+_ID = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
+
+QUERY_PARAMETERS: dict[str, dict[str, Any]] = {
+    "page": {
+        "description": "Номер страницы, с 1. Страница за последней (кроме первой пустого списка) — 404.",
+        "schema": {"type": "integer", "minimum": 1, "default": 1},
+    },
+    "page_size": {
+        "description": "Размер страницы, по умолчанию 20, не больше 100 (больше — считается как 100).",
+        "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
+    },
+    "status": {
+        "description": "Фильтр по статусу заказа.",
+        "schema": {"type": "string", "enum": list(STATUSES)},
+    },
+    "role": {
+        "description": "Только заказы, где пользователь покупатель (`buyer`) или креатор (`creator`); без него — оба.",
+        "schema": {"type": "string", "enum": ["buyer", "creator"]},
+    },
+    "as_of": {
+        "description": (
+            "Заказ, каким он был: после события с этой версией (целое, с 1, как в /history/) "
+            "или на момент времени ISO 8601 с часовым поясом."
+        ),
+        "schema": {"type": "string", "examples": ["3", "2026-06-15T12:00:00Z"]},
+    },
+    "detail": {
+        "description": "`true` — включить навыки и портфолио креатора.",
+        "schema": {"type": "string", "enum": ["true", "false"]},
+    },
+    "read": {
+        "description": "Только прочитанные (`true`) или непрочитанные (`false`).",
+        "schema": {"type": "string", "enum": ["true", "false"]},
+    },
+    "search": {
+        "description": "Поиск по названию и описанию (до 100 символов).",
+        "schema": {"type": "string", "maxLength": 100},
+    },
+    "category": {"description": "Id категории.", "schema": _ID},
+    "creator": {"description": "Id профиля креатора.", "schema": _ID},
+    "min_price": {"description": "Не дешевле (базовая цена).", "schema": {"type": "number", "minimum": 0}},
+    "max_price": {"description": "Не дороже (базовая цена).", "schema": {"type": "number", "minimum": 0}},
+    "ordering": {
+        "description": "Порядок: поле, с `-` — по убыванию.",
+        "schema": {"type": "string", "enum": sorted(ORDERINGS), "default": DEFAULT_ORDERING},
+    },
+    "creator_profile_id": {"description": "Id профиля креатора.", "schema": _ID},
+    "portfolio_item_id": {"description": "Id элемента портфолио.", "schema": _ID},
+    "token": {"description": "Access-токен (JWT).", "schema": {"type": "string"}},
+    "since": {
+        "description": "Id последнего полученного уведомления: сначала придут все более новые (0 — все).",
+        "schema": {"type": "integer", "minimum": 0},
+    },
+}
+
+
+def path_parameter(name: str, kind: str) -> dict[str, Any]:
+    if kind in ("id", "int"):
+        return {"name": name, "in": "path", "required": True, "description": "Id (целое, с 1).", "schema": _ID}
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+# Request headers an operation may take (components.parameters).
+PARAMETERS: dict[str, dict[str, Any]] = {
+    "If-Match": {
+        "name": "If-Match",
+        "in": "header",
+        "required": False,
+        "description": (
+            'Версия объекта из его `ETag` (`"3"`): изменение применяется, только если она текущая, '
+            "иначе 412 с текущей версией. `*` или без заголовка — к любой версии."
+        ),
+        "schema": {"type": "string", "examples": ['"3"']},
+    },
+    "Idempotency-Key": {
+        "name": "Idempotency-Key",
+        "in": "header",
+        "required": False,
+        "description": (
+            "Ключ повтора (до 255 символов): тот же запрос с тем же ключом от того же пользователя применяется "
+            "один раз, повтор получает первый ответ (`Idempotent-Replayed: true`)."
+        ),
+        "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+    },
+    "X-Request-ID": {
+        "name": "X-Request-ID",
+        "in": "header",
+        "required": False,
+        "description": "Id запроса клиента (`[A-Za-z0-9._:+/=-]{1,128}`); иначе сервер выдает свой.",
+        "schema": {"type": "string", "pattern": "^[A-Za-z0-9._:+/=-]{1,128}$"},
+    },
+}
+
+# Response headers (components.headers).
+HEADERS: dict[str, dict[str, Any]] = {
+    "ETag": {
+        "description": 'Версия объекта (`"3"`), для `If-Match` при следующем изменении.',
+        "schema": {"type": "string"},
+    },
+    "Retry-After": {
+        "description": "Через сколько секунд повторить запрос.",
+        "schema": {"type": "string", "pattern": "^[0-9]+$"},
+    },
+    "X-Request-ID": {
+        "description": "Id этого запроса (присланный клиентом, если он допустим), тот же, что в журнале сервера.",
+        "schema": {"type": "string"},
+    },
+    "WWW-Authenticate": {"description": 'Схема авторизации: `Bearer realm="api"`.', "schema": {"type": "string"}},
+}

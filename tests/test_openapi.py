@@ -1,0 +1,192 @@
+"""The OpenAPI and AsyncAPI documents: valid, complete, and saying what the routes really do.
+
+Built from the app's routes without a server: the document is a function of the declarations.
+(What the routes answer is held to the same declarations by every API test, tests/response_check.py,
+and by schemathesis against a live server, tests/test_schemathesis.py.)
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+from openapi_spec_validator import validate
+from pydantic import BaseModel
+
+from api.app import ROUTES
+from api.asyncapi import CLOSE_CODES, asyncapi_document
+from api.openapi import DocumentedRoute, DocumentedSocket, openapi_document
+from api.schemas.errors import ERROR_BODIES
+from api.schemas.examples import EXAMPLES, PAGE_EXAMPLES
+from api.schemas.out import Out, Page
+from ugc.orders import STATUSES
+
+DOCUMENT = openapi_document(ROUTES, title="UGC Market API", version="1.0.0")
+METHODS = {"get", "post", "put", "patch", "delete"}
+
+
+def operations() -> list[tuple[str, str, dict[str, Any]]]:
+    return [
+        (path, method, op) for path, ops in DOCUMENT["paths"].items() for method, op in ops.items() if method in METHODS
+    ]
+
+
+def test_the_document_is_valid_openapi_3_1() -> None:
+    validate(DOCUMENT)  # raises on the first problem
+    assert DOCUMENT["openapi"] == "3.1.0"
+
+
+def test_every_route_has_its_operation_and_every_operation_its_route() -> None:
+    routes = {
+        (re.sub(r"{(\w+)(?::\w+)?}", r"{\1}", route.path), route.method.lower())
+        for route in ROUTES
+        if isinstance(route, DocumentedRoute)
+    }
+    documented = {(path, method) for path, method, _ in operations()}
+    assert routes == documented
+    # Every HTTP route is a documented one: a plain `Route` would answer outside the document.
+    undocumented = [
+        getattr(route, "path", route) for route in ROUTES if not isinstance(route, DocumentedRoute | DocumentedSocket)
+    ]
+    assert undocumented == []
+
+
+def test_operation_ids_are_unique_and_stable() -> None:
+    ids = [op["operationId"] for _, _, op in operations()]
+    assert len(ids) == len(set(ids))
+    by_route = {(path, method): op["operationId"] for path, method, op in operations()}
+    # Named after the handler: renaming one is a visible change, reordering routes is none.
+    assert by_route[("/api/v1/orders/", "post")] == "orders_place_order"
+    assert by_route[("/api/v1/orders/{id}/cancel/", "post")] == "orders_cancel"
+    assert by_route[("/api/portfolio-images/{id}/", "put")] == "portfolio_update_image_put"
+    assert by_route[("/api/portfolio-images/{id}/", "patch")] == "portfolio_update_image_patch"
+
+
+def test_every_operation_is_tagged_with_a_declared_resource() -> None:
+    tags = {tag["name"] for tag in DOCUMENT["tags"]}
+    for path, method, op in operations():
+        assert len(op["tags"]) == 1 and op["tags"][0] in tags, (path, method)
+    assert DOCUMENT["paths"]["/api/v1/orders/{id}/cancel/"]["post"]["tags"] == ["orders"]
+    assert DOCUMENT["paths"]["/api/creator-skills/bulk_update/"]["post"]["tags"] == ["creator-skills"]
+    assert DOCUMENT["paths"]["/healthz/"]["get"]["tags"] == ["meta"]
+
+
+def _responses(path: str, method: str) -> dict[str, Any]:
+    responses: dict[str, Any] = DOCUMENT["paths"][path][method]["responses"]
+    return responses
+
+
+def test_errors_follow_from_what_the_operation_does() -> None:
+    def statuses(path: str, method: str) -> set[int]:
+        return {int(status) for status in _responses(path, method)}
+
+    # A lifecycle command: auth, body, visibility, role, state, If-Match, Idempotency-Key, read-model wait.
+    assert statuses("/api/v1/orders/{id}/cancel/", "post") == {200, 400, 401, 403, 404, 409, 412, 413, 422, 503}
+    # Login: credentials and throttling, no token.
+    assert statuses("/api/auth/token/", "post") == {200, 400, 401, 413, 422, 429, 503}
+    # A public list: its query and pages only.
+    assert statuses("/api/v1/services/", "get") == {200, 404, 422, 503}
+    # Liveness touches nothing that can fail.
+    assert statuses("/healthz/", "get") == {200}
+    assert statuses("/api/v1/services/", "post") >= {403}
+    assert 403 not in statuses("/api/v1/services/{id}/", "get")
+    assert 401 not in statuses("/api/v1/services/{id}/", "get")
+
+
+def test_every_error_has_its_shared_body_and_the_spec_message() -> None:
+    schemas = DOCUMENT["components"]["schemas"]
+    spec = {
+        401: "Учетные данные не были предоставлены.",
+        403: "У вас недостаточно прав для выполнения данного действия.",
+        404: "Страница не найдена.",
+    }
+    seen = set()
+    for path, method, op in operations():
+        for status, answer in op["responses"].items():
+            code = int(status)
+            if code < 400 or (path, method) == ("/readyz/", "get"):
+                continue
+            media = answer["content"]["application/json"]
+            name = media["schema"]["$ref"].split("/")[-1]
+            assert name == ERROR_BODIES[code].__name__, (path, method, status)
+            ERROR_BODIES[code].model_validate_json(json.dumps(media["example"]), strict=True)
+            if code in spec:
+                assert media["example"] == {"detail": spec[code]}
+            assert name in schemas
+            seen.add(code)
+    assert seen == {400, 401, 403, 404, 409, 412, 413, 422, 429, 503}
+    state = _responses("/api/v1/orders/{id}/approve/", "post")["409"]["content"]["application/json"]["example"]
+    assert set(state) == {"error", "status"}
+
+
+def test_query_parameters_are_typed_and_described() -> None:
+    for path, method, op in operations():
+        for parameter in op["parameters"]:
+            if parameter["in"] != "query":
+                continue
+            assert parameter.get("description"), (path, method, parameter["name"])
+            assert parameter["schema"].get("type") in ("integer", "string", "number"), parameter
+    orders = {p["name"]: p for p in DOCUMENT["paths"]["/api/v1/orders/"]["get"]["parameters"]}
+    assert orders["status"]["schema"]["enum"] == list(STATUSES)
+    assert orders["role"]["schema"]["enum"] == ["buyer", "creator"]
+    assert orders["page"]["schema"] == {"type": "integer", "minimum": 1, "default": 1}
+    assert orders["page_size"]["schema"] == {"type": "integer", "minimum": 1, "maximum": 100, "default": 20}
+    services = {p["name"]: p for p in DOCUMENT["paths"]["/api/v1/services/"]["get"]["parameters"]}
+    assert "-created_at" in services["ordering"]["schema"]["enum"]
+    assert services["category"]["schema"]["type"] == "integer"
+
+
+def test_headers_are_documented_where_they_are_taken_and_answered() -> None:
+    def parameter_refs(path: str, method: str) -> set[str]:
+        return {p["name"] for p in DOCUMENT["paths"][path][method]["parameters"] if p["in"] == "header"}
+
+    assert {"If-Match", "Idempotency-Key", "X-Request-ID"} <= parameter_refs("/api/v1/orders/{id}/cancel/", "post")
+    assert "If-Match" in parameter_refs("/api/v1/services/{id}/", "patch")
+    assert "Idempotency-Key" not in parameter_refs("/api/v1/services/{id}/", "patch")
+    assert "ETag" in _responses("/api/v1/orders/{id}/", "get")["200"]["headers"]
+    assert "Retry-After" in _responses("/api/auth/token/", "post")["429"]["headers"]
+    assert "Retry-After" in _responses("/api/v1/orders/", "post")["503"]["headers"]
+    assert "X-Request-ID" in _responses("/api/v1/categories/", "get")["200"]["headers"]
+    assert set(DOCUMENT["components"]["parameters"]) == {"If-Match", "Idempotency-Key", "X-Request-ID"}
+
+
+@pytest.mark.parametrize("model", list(EXAMPLES), ids=lambda model: model.__name__)
+def test_every_example_is_an_instance_of_its_model(model: type[BaseModel]) -> None:
+    text = json.dumps(EXAMPLES[model])
+    if issubclass(model, Out):
+        model.model_validate_json(text, strict=True)
+    else:
+        model.model_validate_json(text)
+
+
+@pytest.mark.parametrize("item", list(PAGE_EXAMPLES), ids=lambda model: getattr(model, "__name__", "?"))
+def test_every_page_example_is_a_page_of_its_model(item: type[BaseModel]) -> None:
+    Page[item].model_validate_json(json.dumps(PAGE_EXAMPLES[item]), strict=True)  # type: ignore[valid-type]
+
+
+def test_the_spec_examples_are_attached() -> None:
+    register = DOCUMENT["paths"]["/api/auth/register/"]["post"]
+    assert register["requestBody"]["content"]["application/json"]["example"]["email"] == "user@example.com"
+    assert register["responses"]["201"]["content"]["application/json"]["example"]["id"] == 1
+    skills = _responses("/api/skills/", "get")["200"]["content"]["application/json"]["example"]
+    assert [s["name"] for s in skills["results"]] == ["Photoshop", "Illustrator"]
+    bulk = DOCUMENT["paths"]["/api/creator-skills/bulk_update/"]["post"]["requestBody"]["content"]
+    assert bulk["application/json"]["example"][0] == {"skill_id": 1, "level": 3}
+
+
+def test_the_websockets_are_described_by_an_asyncapi_document() -> None:
+    document = asyncapi_document(ROUTES, title="UGC Market API", version="1.0.0")
+    assert document["asyncapi"].startswith("3.")
+    channels = {channel["address"]: channel for channel in document["channels"].values()}
+    assert set(channels) == {"/ws/conversations/{conversation_id}/", "/ws/notifications/"}
+    messages = document["components"]["messages"]
+    assert {"MessageOut", "NotificationOut", "SendMessageIn", "ErrorFrame"} <= set(messages)
+    assert set(channels["/ws/notifications/"]["bindings"]["ws"]["query"]["properties"]) == {"token", "since"}
+    for code in CLOSE_CODES:
+        assert f"`{code}`" in document["info"]["description"]
+    names = set(document["components"]["schemas"])
+    refs = set(re.findall(r'"\$ref": "#/components/schemas/([^"]+)"', json.dumps(document)))
+    assert refs <= names
+    assert DOCUMENT["x-asyncapi"] == "/api/asyncapi/"
