@@ -11,6 +11,7 @@ from eventsourcing.persistence import IntegrityError, OperationalError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import Match
 
 from ugc import errors as domain
 
@@ -190,8 +191,23 @@ async def http_error(request: Request, exc: Exception) -> Response:
     if exc.status_code == 404:
         return _respond(not_found())
     if exc.status_code == 405:
-        return JSONResponse({"detail": message("method_not_allowed")}, status_code=405, headers=exc.headers)
+        headers = {**(exc.headers or {}), "Allow": ", ".join(allowed_methods(request))}
+        return JSONResponse({"detail": message("method_not_allowed")}, status_code=405, headers=headers)
     return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves on this path.
+
+    Each method of a path is a route of its own (api/openapi.py), and Starlette's 405 names only the
+    methods of the first route whose path matched: `Allow` said "GET, HEAD" where POST was served too.
+    """
+    methods: set[str] = set()
+    for route in request.app.routes:
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return sorted(methods)
 
 
 async def store_conflict(request: Request, exc: Exception) -> Response:

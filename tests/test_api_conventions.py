@@ -179,6 +179,18 @@ def test_docs_page_loads_nothing_from_the_internet(api: Api) -> None:
     assert "/api/schema/" in page.text
 
 
+def test_a_405_allows_every_method_the_path_serves(api: Api) -> None:
+    """Each method of a path is a route of its own; `Allow` names them all, not the first one's."""
+    for path, allowed in (
+        ("/api/portfolio-images/", "GET, HEAD, POST"),
+        ("/api/v1/services/1/", "DELETE, GET, HEAD, PATCH"),
+        ("/api/v1/users/me/creator-profile/", "PATCH, POST"),
+    ):
+        answer = api.client.options(path)
+        assert answer.status_code == 405, path
+        assert answer.headers["allow"] == allowed, path
+
+
 def test_health_and_readiness(api: Api, backend: str) -> None:
     assert api.client.get("/healthz").json() == {"status": "ok"}
     ready = api.client.get("/readyz")
