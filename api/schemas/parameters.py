@@ -71,7 +71,14 @@ QUERY_PARAMETERS: dict[str, dict[str, Any]] = {
 
 def path_parameter(name: str, kind: str) -> dict[str, Any]:
     if kind in ("id", "int"):
-        return {"name": name, "in": "path", "required": True, "description": "Id (целое, с 1).", "schema": _ID}
+        return {
+            "name": name,
+            "in": "path",
+            "required": True,
+            "description": "Id (целое, с 1).",
+            "schema": _ID,
+            "example": 1,
+        }
     return {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
 
 
