@@ -179,6 +179,13 @@ def test_docs_page_loads_nothing_from_the_internet(api: Api) -> None:
     assert "/api/schema/" in page.text
 
 
+def test_the_asyncapi_document_describes_both_websockets(api: Api) -> None:
+    document = api.client.get("/api/asyncapi/").json()
+    assert document["asyncapi"].startswith("3.")
+    addresses = {channel["address"] for channel in document["channels"].values()}
+    assert addresses == {"/ws/conversations/{conversation_id}/", "/ws/notifications/"}
+
+
 def test_a_405_allows_every_method_the_path_serves(api: Api) -> None:
     """Each method of a path is a route of its own; `Allow` names them all, not the first one's."""
     for path, allowed in (
