@@ -147,7 +147,10 @@ class Operation:
         if self.throttled:
             add(429, "слишком много неудачных попыток (см. `Retry-After`)")
         if self.storage:
-            add(503, "база данных недоступна или модели чтения не успели (см. `Retry-After`)")
+            add(503, "база данных недоступна (см. `Retry-After`)")
+            if method != "GET":
+                retry = " (повтор с тем же Idempotency-Key вернет ее ответ)" if idempotent else ""
+                add(503, f"команда сохранена, но модели чтения не успели ее отразить{retry}")
         own = set(self.answers())
         return {status: "; ".join(reasons) for status, reasons in sorted(why.items()) if status not in own}
 
@@ -346,7 +349,7 @@ def _operation(route: DocumentedRoute, operation_id: str, ref: dict[type[BaseMod
             "content": {
                 JSON_MEDIA_TYPE: {
                     "schema": ref[ERROR_BODIES[status]],
-                    "example": ERROR_EXAMPLES[status](op.conflict),
+                    "example": ERROR_EXAMPLES[status](op.conflict, tag_of(route.path)),
                 }
             },
         }

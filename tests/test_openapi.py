@@ -119,6 +119,10 @@ def test_every_error_has_its_shared_body_and_the_spec_message() -> None:
     assert seen == {400, 401, 403, 404, 409, 412, 413, 422, 429, 503}
     state = _responses("/api/v1/orders/{id}/approve/", "post")["409"]["content"]["application/json"]["example"]
     assert set(state) == {"error", "status"}
+    taken = _responses("/api/auth/register/", "post")["409"]["content"]["application/json"]["example"]
+    assert taken == {"error": "Пользователь с таким именем уже существует."}
+    in_flight = _responses("/api/v1/notifications/mark-all-read/", "post")["409"]["content"]["application/json"]
+    assert "Idempotency-Key" in in_flight["example"]["error"]
 
 
 def test_query_parameters_are_typed_and_described() -> None:

@@ -239,22 +239,34 @@ PAGE_EXAMPLES: dict[type[BaseModel] | None, Any] = {
 }
 
 
-def _conflict(kind: str) -> dict[str, Any]:
+# What a duplicate is called, by the resource (the tag) that refuses it.
+_DUPLICATES = {
+    "auth": "username_taken",
+    "users": "creator_profile_exists",
+    "skills": "skill_name_taken",
+    "creator-skills": "creator_skill_exists",
+}
+
+
+def _conflict(kind: str, tag: str) -> dict[str, Any]:
     if kind == "state":
         return {"error": message("order_wrong_status"), "status": "completed"}
-    return {"error": message("creator_profile_exists")}
+    if kind == "unique":
+        return {"error": message(_DUPLICATES.get(tag, "concurrent_update"))}
+    return {"error": message("idempotency_key_in_flight")}
 
 
-# The error bodies with the spec's (and DESIGN.md's) messages; a 409 depends on what conflicts.
-ERROR_EXAMPLES: dict[int, Callable[[str], dict[str, Any]]] = {
-    400: lambda _: {"error": message("malformed_json")},
-    401: lambda _: {"detail": message("not_authenticated")},
-    403: lambda _: {"detail": message("permission_denied")},
-    404: lambda _: {"detail": message("not_found")},
+# The error bodies with the spec's (and DESIGN.md's) messages, by (what conflicts, the resource's tag):
+# only a 409's example depends on them.
+ERROR_EXAMPLES: dict[int, Callable[[str, str], dict[str, Any]]] = {
+    400: lambda *_: {"error": message("malformed_json")},
+    401: lambda *_: {"detail": message("not_authenticated")},
+    403: lambda *_: {"detail": message("permission_denied")},
+    404: lambda *_: {"detail": message("not_found")},
     409: _conflict,
-    412: lambda _: {"error": message("stale_version"), "version": 3},
-    413: lambda _: {"error": message("too_large")},
-    422: lambda _: {"error": message("validation_failed"), "fields": {"title": [message("file_required")]}},
-    429: lambda _: {"detail": message("throttled")},
-    503: lambda _: {"detail": message("unavailable")},
+    412: lambda *_: {"error": message("stale_version"), "version": 3},
+    413: lambda *_: {"error": message("too_large")},
+    422: lambda *_: {"error": message("validation_failed"), "fields": {"title": [message("file_required")]}},
+    429: lambda *_: {"detail": message("throttled")},
+    503: lambda *_: {"detail": message("unavailable")},
 }
