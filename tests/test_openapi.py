@@ -194,3 +194,22 @@ def test_the_websockets_are_described_by_an_asyncapi_document() -> None:
     refs = set(re.findall(r'"\$ref": "#/components/schemas/([^"]+)"', json.dumps(document)))
     assert refs <= names
     assert DOCUMENT["x-asyncapi"] == "/api/asyncapi/"
+
+
+def test_patch_bodies_show_fields_optional_but_never_nullable() -> None:
+    """A PATCH refuses an explicit null (api/schemas/patch.py): the document must not offer one."""
+    patches = {name: schema for name, schema in DOCUMENT["components"]["schemas"].items() if "Patch" in name}
+    assert {"ServicePatchIn", "UserPatchIn", "CreatorProfilePatchIn", "UpdateOrderIn"} - set(patches) <= {
+        "UpdateOrderIn"
+    }
+    for name, schema in patches.items():
+        assert '"null"' not in json.dumps(schema), name
+        assert "required" not in schema, name
+
+
+def test_money_and_days_carry_the_bounds_the_validators_hold() -> None:
+    service = DOCUMENT["components"]["schemas"]["ServiceIn"]["properties"]
+    assert service["base_price"]["type"] == "number" and service["base_price"]["exclusiveMinimum"] == 0
+    assert service["modifications_price"]["minimum"] == 0
+    assert (service["delivery_time"]["minimum"], service["delivery_time"]["maximum"]) == (1, 365)
+    assert service["tags"]["maxItems"] == service["options"]["maxItems"] == 20

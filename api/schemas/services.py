@@ -21,6 +21,7 @@ from pydantic import (
     StrictBool,
     StrictInt,
     StringConstraints,
+    WithJsonSchema,
 )
 
 from api.errors import message
@@ -91,13 +92,28 @@ def _between(low: int, high: int) -> Any:
 
 
 # The sign is checked before the amount, so the amount's bound also holds below zero.
-Price = Annotated[Decimal, BeforeValidator(_decimal), AfterValidator(_positive), AfterValidator(_amount)]
-Charge = Annotated[Decimal, BeforeValidator(_decimal), AfterValidator(_not_negative), AfterValidator(_amount)]
+# The document says what the validators hold (a number, its bounds, two decimals), not what a bare
+# Decimal would be in JSON Schema (a number or a numeric string, unbounded).
+_MONEY = "Число, не более 2 знаков после запятой."
+Price = Annotated[
+    Decimal,
+    BeforeValidator(_decimal),
+    AfterValidator(_positive),
+    AfterValidator(_amount),
+    WithJsonSchema({"type": "number", "exclusiveMinimum": 0, "maximum": int(MAX_PRICE), "description": _MONEY}),
+]
+Charge = Annotated[
+    Decimal,
+    BeforeValidator(_decimal),
+    AfterValidator(_not_negative),
+    AfterValidator(_amount),
+    WithJsonSchema({"type": "number", "minimum": 0, "maximum": int(MAX_PRICE), "description": _MONEY}),
+]
 Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Description = Annotated[str, StringConstraints(max_length=5000)]
-DeliveryDays = Annotated[StrictInt, _between(1, 365)]
+DeliveryDays = Annotated[StrictInt, _between(1, 365), Field(json_schema_extra={"minimum": 1, "maximum": 365})]
 Tag = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
-Tags = Annotated[list[Tag], _at_most(20, "тегов")]
+Tags = Annotated[list[Tag], _at_most(20, "тегов"), Field(json_schema_extra={"maxItems": 20})]
 
 
 class OptionIn(BaseModel):
@@ -107,7 +123,7 @@ class OptionIn(BaseModel):
     price: Charge
 
 
-Options = Annotated[list[OptionIn], _at_most(20, "опций")]
+Options = Annotated[list[OptionIn], _at_most(20, "опций"), Field(json_schema_extra={"maxItems": 20})]
 
 
 class ServiceIn(BaseModel):
@@ -119,7 +135,7 @@ class ServiceIn(BaseModel):
     options: Options = Field(default_factory=list)
     tags: Tags = Field(default_factory=list)
     allows_modifications: StrictBool = True
-    modifications_price: Charge = Decimal(0)
+    modifications_price: Charge = Field(default=Decimal(0), json_schema_extra={"default": 0})
 
 
 class ServicePatchIn(PatchIn):
