@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 from starlette.routing import BaseRoute
 
-from api.openapi import _PARAM, DocumentedSocket
+from api.openapi import PATH_PARAMETER, DocumentedSocket
 from api.realtime import (
     BAD_REQUEST,
     FORBIDDEN,
@@ -57,7 +57,7 @@ def asyncapi_document(
     messages: dict[str, Any] = {}
     for socket in sockets:
         name = socket.name.removesuffix("_socket")
-        path = _PARAM.sub(r"{\1}", socket.path)
+        path = PATH_PARAMETER.sub(r"{\1}", socket.path)
         channel_messages = {"push": {"$ref": f"#/components/messages/{socket.pushes.__name__}"}}
         messages[socket.pushes.__name__] = _message(socket.pushes, "Пуш сервера")
         if socket.receives is not None:
@@ -68,7 +68,9 @@ def asyncapi_document(
             "address": path,
             "title": socket.summary,
             "description": _description(socket),
-            "parameters": {param: {"description": "Id (целое, с 1)."} for param, _ in _PARAM.findall(socket.path)},
+            "parameters": {
+                param: {"description": "Id (целое, с 1)."} for param, _ in PATH_PARAMETER.findall(socket.path)
+            },
             "messages": channel_messages,
             "bindings": {
                 "ws": {

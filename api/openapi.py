@@ -134,7 +134,7 @@ class Operation:
         if idempotent:
             add(422, "недопустимый Idempotency-Key или он уже использован для другого запроса")
             add(409, "запрос с этим Idempotency-Key еще выполняется")
-        if _PARAM.search(path) or self.paginated or self.missing:
+        if PATH_PARAMETER.search(path) or self.paginated or self.missing:
             add(404, "объект не найден или не виден вызывающему" if not self.paginated else "нет такой страницы")
         if self.who:
             add(403, _WHO[self.who])
@@ -203,7 +203,8 @@ class DocumentedSocket(WebSocketRoute):
         self.closes = closes
 
 
-_PARAM = re.compile(r"{(\w+)(?::(\w+))?}")
+# `{name}` or `{name:convertor}` in a route path.
+PATH_PARAMETER = re.compile(r"{(\w+)(?::(\w+))?}")
 
 _ERROR_DESCRIPTIONS = {
     400: "Некорректный запрос",
@@ -268,7 +269,7 @@ def openapi_document(routes: Sequence[BaseRoute], *, title: str, version: str) -
     ids: dict[str, DocumentedRoute] = {}
     twice = {r.handler for r in documented if sum(o.handler is r.handler for o in documented) > 1}
     for route in documented:
-        path = _PARAM.sub(r"{\1}", route.path)
+        path = PATH_PARAMETER.sub(r"{\1}", route.path)
         operation_id = route.operation_id() + (f"_{route.method.lower()}" if route.handler in twice else "")
         if operation_id in ids:
             raise ValueError(f"two operations named {operation_id}: {ids[operation_id].path} and {route.path}")
@@ -317,7 +318,7 @@ def _header_ref(name: str) -> dict[str, str]:
 
 def _operation(route: DocumentedRoute, operation_id: str, ref: dict[type[BaseModel], dict[str, Any]]) -> dict[str, Any]:
     op = route.operation
-    parameters: list[dict[str, Any]] = [path_parameter(name, kind) for name, kind in _PARAM.findall(route.path)]
+    parameters: list[dict[str, Any]] = [path_parameter(name, kind) for name, kind in PATH_PARAMETER.findall(route.path)]
     parameters += [{"name": name, "in": "query", **QUERY_PARAMETERS[name]} for name in op.query_names()]
     # Written out rather than referenced: tools that list an operation's parameters by name see them.
     if op.if_match:
