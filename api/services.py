@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -77,7 +78,8 @@ class Services:
         A plain executor rather than Starlette's `run_in_threadpool`: anyio's capacity limiter and
         cancel scope cost ~10% of a list request's CPU here (bench/RESULTS.md, Orders 08:23, reading).
         """
-        call = functools.partial(function, *args, **kwargs)
+        # The copied context carries the request id (ugc/platform/logs.py) into the thread's log lines.
+        call = functools.partial(contextvars.copy_context().run, function, *args, **kwargs)
         return await asyncio.get_running_loop().run_in_executor(self.blocking, call)
 
     async def aclose(self) -> None:

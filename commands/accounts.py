@@ -156,6 +156,28 @@ class AccountCommands:
 
         return change(self.app, load, lambda user: user.grant(role, self.clock.now())).positions
 
+    def revoke_role(self, username: str, role: str) -> Positions:
+        return change(
+            self.app, lambda: self._named(username), lambda user: user.revoke(role, self.clock.now())
+        ).positions
+
+    def mark_verified(self, username: str) -> Positions:
+        """An operator vouches for the address (`ugc users create --verified`): no mail link needed."""
+        return change(
+            self.app, lambda: self._named(username), lambda user: user.verify_email(self.clock.now())
+        ).positions
+
+    def user_id(self, username: str) -> int | None:
+        """The id of the user with this username, from the log (None: no such user)."""
+        user = self._user_by_claim("username", username)
+        return None if user is None else user.number
+
+    def _named(self, username: str) -> User:
+        user = self._user_by_claim("username", username)
+        if user is None:
+            raise NotFound("user_not_found")
+        return user
+
     def _user(self, user_id: int) -> User:
         try:
             user: User = self.app.repository.get(aggregate_id("user", user_id))

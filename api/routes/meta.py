@@ -1,12 +1,11 @@
-"""Liveness, readiness, the OpenAPI document and its offline documentation page."""
+"""Liveness, readiness and the OpenAPI document (its pages are in api/routes/pages.py)."""
 
 from __future__ import annotations
 
 import logging
-from importlib import resources
 
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import Response
 
 from api.openapi import Operation, endpoint, openapi_document
 from api.responses import JSON
@@ -45,11 +44,6 @@ async def schema(request: Request) -> Response:
     return JSON(document)
 
 
-async def docs(request: Request) -> Response:
-    page = resources.files("api").joinpath("static/docs.html").read_text(encoding="utf-8")
-    return HTMLResponse(page)
-
-
 routes = [
     endpoint("GET", "/healthz/", healthz, Operation("Процесс жив", response=HealthOut, auth=False)),
     endpoint(
@@ -64,7 +58,4 @@ routes = [
         ),
     ),
     endpoint("GET", "/api/schema/", schema, Operation("Документ OpenAPI 3.1", response=OpenAPIOut, auth=False)),
-    endpoint(
-        "GET", "/api/docs/", docs, Operation("Документация (работает без сети)", auth=False, media_type="text/html")
-    ),
 ]
