@@ -21,7 +21,8 @@ if TYPE_CHECKING:
     from ugc.platform.store import EventStores
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """Every command and option of `ugc`, each with its help text."""
     parser = argparse.ArgumentParser(prog="ugc", description="UGC Market backend")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -66,7 +67,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     revoke.add_argument("username", help="the user's username")
     revoke.add_argument("role", choices=ROLE_CHOICES, help="the role to revoke")
 
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         settings = Settings.from_env()
     except ConfigError as error:
