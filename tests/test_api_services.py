@@ -111,7 +111,7 @@ def test_creating_a_service_answers_the_full_v1_shape(api: Api) -> None:
         "title": "Монтаж видео",
         "description": "Смонтирую ролик для соцсетей",
         "category_id": category,
-        "creator": {"id": owner["profile_id"], "username": owner["username"], "rating": 0},
+        "creator": {"id": owner["profile_id"], "user_id": owner["id"], "username": owner["username"], "rating": 0},
         "base_price": 1500.5,
         "delivery_time": 5,
         "options": [
