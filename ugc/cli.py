@@ -131,8 +131,13 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
         # from the environment they inherit.
         os.environ["UGC_PUBLIC_URL"] = public_url_for(host, port)
         settings = Settings.from_env()
-    _migrate(settings)
-    print(banner(settings, host, port, workers), file=sys.stderr, flush=True)
+    _migrate(settings, quiet=True)
+    if settings.log_format == "json":  # every line a JSON object, the banner too
+        logging.getLogger("ugc.serve").info(
+            "; ".join(line.strip() for line in banner(settings, host, port, workers).splitlines())
+        )
+    else:
+        print(banner(settings, host, port, workers), file=sys.stderr, flush=True)
     uvicorn.run(
         "ugc.wiring:asgi_app",
         factory=True,
