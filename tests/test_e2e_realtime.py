@@ -48,7 +48,8 @@ def live(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Liv
             start_server(env, log_dir=tmp / "logs") as server,
             httpx.Client(base_url=server.url, timeout=20) as http,
         ):
-            yield Live(server, Api(http, Settings.from_env(env)))  # type: ignore[arg-type]
+            settings = Settings.from_env(env | {"UGC_PUBLIC_URL": server.url})  # as `ugc serve` derives it
+            yield Live(server, Api(http, settings))  # type: ignore[arg-type]
         assert "Traceback" not in server.log_tail(10**7), server.log_tail()
 
 
@@ -275,7 +276,7 @@ def test_an_expired_token_closes_a_live_socket(backend: str, tmp_path: Path) -> 
             start_server(env, log_dir=tmp_path / "logs") as server,
             httpx.Client(base_url=server.url, timeout=20) as http,
         ):
-            api = Api(http, Settings.from_env(env))  # type: ignore[arg-type]
+            api = Api(http, Settings.from_env(env | {"UGC_PUBLIC_URL": server.url}))  # type: ignore[arg-type]
             anna, boris = api.user(), api.user()
             live = Live(server, api)
             number = conversation(live, anna, boris)

@@ -114,8 +114,13 @@ def ws_url(server: Server, path: str) -> str:
 
 def test_two_processes_one_redis_and_a_redis_restart(tmp_path: Path, private_redis: PrivateRedis) -> None:
     with fresh_database("postgres", tmp_path) as url:
-        env = environment("postgres", url, tmp_path) | {"UGC_REDIS_URL": private_redis.url}
-        servers = [launch_server(env, port, log_dir=tmp_path / "logs") for port in free_ports(2)]
+        ports = free_ports(2)
+        # Either process may lead the projections and write the mails: one public URL for both.
+        env = environment("postgres", url, tmp_path) | {
+            "UGC_REDIS_URL": private_redis.url,
+            "UGC_PUBLIC_URL": f"http://127.0.0.1:{ports[0]}",
+        }
+        servers = [launch_server(env, port, log_dir=tmp_path / "logs") for port in ports]
         try:
             deadline = time.monotonic() + 45
             for server in servers:
