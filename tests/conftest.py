@@ -62,6 +62,11 @@ def refused_id(field: str) -> dict[str, Any]:
 _addresses = (f"10.{a}.{b}.{c}" for a, b, c in itertools.product(range(1, 255), repeat=3))
 
 
+def next_address() -> str:
+    """A client address no other test uses."""
+    return next(_addresses)
+
+
 @dataclass
 class Api:
     """A test client with helpers for the steps most tests begin with."""
@@ -153,7 +158,7 @@ def mailed_token(settings: Settings, email: str, timeout: float = 5.0) -> str:
 def new_client(settings: Settings, clock: MovableClock) -> TestClient:
     """A client from its own address, so one test's failed logins never throttle another's."""
     app = build_app(lambda: runtime(settings, clock=clock))
-    return TestClient(app, client=(next(_addresses), 50000))
+    return TestClient(app, client=(next_address(), 50000))
 
 
 @pytest.fixture(scope="module")

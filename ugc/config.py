@@ -36,6 +36,8 @@ class Settings:
     argon2_memory_kib: int = 65536
     read_your_writes_timeout: float = 2.0
     access_log: bool = False
+    # Proxies whose X-Forwarded-For names the client (uvicorn's --forwarded-allow-ips); "" trusts none.
+    forwarded_allow_ips: str = "127.0.0.1,::1"
 
     @property
     def outbox_dir(self) -> Path:
@@ -78,6 +80,7 @@ class Settings:
             argon2_time_cost=_int(env, "UGC_ARGON2_TIME_COST", 3),
             argon2_memory_kib=_int(env, "UGC_ARGON2_MEMORY_KIB", 65536),
             access_log=_bool(env, "UGC_ACCESS_LOG", False),
+            forwarded_allow_ips=env.get("UGC_FORWARDED_ALLOW_IPS", "127.0.0.1,::1").strip(),
         )
 
 
