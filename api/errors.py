@@ -27,6 +27,7 @@ MESSAGES: dict[str, str] = {
     "wrong_credentials": "Неверное имя пользователя или пароль.",
     # 403 / 404 / 405
     "permission_denied": "У вас недостаточно прав для выполнения данного действия.",
+    "email_not_verified": "Подтвердите email, чтобы выполнить это действие.",
     "not_found": "Страница не найдена.",
     "user_not_found": "Страница не найдена.",
     "creator_profile_not_found": "Страница не найдена.",
@@ -35,6 +36,7 @@ MESSAGES: dict[str, str] = {
     "username_taken": "Пользователь с таким именем уже существует.",
     "email_taken": "Пользователь с таким email уже существует.",
     "creator_profile_exists": "Профиль креатора уже существует.",
+    "email_already_verified": "Email уже подтвержден.",
     "concurrent_update": "Объект одновременно изменили; повторите запрос.",
     # 413 / 422 / 429
     "too_large": "Слишком большой запрос.",
@@ -50,7 +52,6 @@ MESSAGES: dict[str, str] = {
     "service_not_found": "Страница не найдена.",
     "order_wrong_status": "Действие недоступно в текущем статусе заказа.",
     "modifications_not_allowed": "Этот сервис не предусматривает доработок.",
-    "email_not_verified": "Подтвердите email, чтобы оформлять заказы.",
     "order_already_reviewed": "Отзыв на этот заказ уже оставлен.",
     "own_service": "Нельзя заказать собственный сервис.",
     "service_inactive": "Сервис недоступен для заказа.",

@@ -12,6 +12,8 @@ from pydantic.json_schema import models_json_schema
 from starlette.routing import BaseRoute, Route
 
 import api.ids  # noqa: F401  (registers the `{name:id}` path convertor before any route is built)
+from api.auth import guarded
+from api.errors import message
 
 
 @dataclass(frozen=True)
@@ -33,13 +35,20 @@ class Operation:
     paginated: bool = False
     query: tuple[str, ...] = ()
     form: tuple[FormField, ...] = ()
+    # A write by a user whose e-mail is not verified yet is refused with 403, unless it is open to them.
+    open_to_unverified: bool = False
 
 
 class DocumentedRoute(Route):
     def __init__(self, path: str, endpoint: Callable[..., Any], method: str, operation: Operation) -> None:
-        super().__init__(path, endpoint, methods=[method])
         self.method = method
         self.operation = operation
+        super().__init__(path, guarded(endpoint, verified=self.needs_verified), methods=[method])
+
+    @property
+    def needs_verified(self) -> bool:
+        """Every signed-in write needs a verified e-mail: what others see or what costs storage."""
+        return self.method != "GET" and self.operation.auth and not self.operation.open_to_unverified
 
 
 def endpoint(method: str, path: str, handler: Callable[..., Any], operation: Operation) -> DocumentedRoute:
@@ -111,6 +120,8 @@ def _operation(route: DocumentedRoute) -> dict[str, Any]:
     }
     if op.auth:
         responses["401"] = {"description": "Учетные данные не были предоставлены или недействительны."}
+    if route.needs_verified:
+        responses["403"] = {"description": message("email_not_verified")}
     document: dict[str, Any] = {"summary": op.summary, "parameters": parameters, "responses": responses}
     if op.request is not None:
         document["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(op.request)}}}

@@ -27,6 +27,7 @@ from commands.portfolio import PortfolioCommands
 from commands.saving import Positions
 from commands.services import ServiceCommands
 from commands.skills import SkillCommands
+from commands.standing import Standings
 from readmodels.services import listing_state
 from readmodels.tracking import Progress
 from ugc.clock import Clock
@@ -46,6 +47,7 @@ class Services:
     db: Database
     progress: Progress
     tokens: TokenService
+    standings: Standings
     throttle: FailureThrottle
     accounts: AccountCommands
     creators: CreatorCommands

@@ -35,6 +35,7 @@ from commands.reference import load_reference_data
 from commands.scheduler import AutoCompleter
 from commands.services import ServiceCommands
 from commands.skills import SkillCommands
+from commands.standing import Standings
 from projections.registry import all_projections
 from projections.runner import ProjectionRunner
 from readmodels.migrations import migrate
@@ -130,6 +131,7 @@ def runtime(settings: Settings, *, clock: Clock | None = None) -> Iterator[Servi
                     access_ttl=settings.access_token_ttl,
                     refresh_ttl=settings.refresh_token_ttl,
                 ),
+                standings=Standings(stores),
                 throttle=FailureThrottle(db, clock),
                 accounts=AccountCommands(
                     stores,

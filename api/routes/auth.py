@@ -6,6 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from api import errors, throttle
+from api.auth import authenticated_user
 from api.body import parse
 from api.openapi import Operation, endpoint
 from api.responses import JSON
@@ -19,6 +20,7 @@ from api.schemas.auth import (
     TokenOut,
     VerifyEmailIn,
 )
+from api.schemas.orders import EmptyIn
 from api.services import services
 from api.tokens import TokenError
 from commands.accounts import Register
@@ -67,6 +69,21 @@ async def verify_email(request: Request) -> Response:
     return JSON({"message": "Email успешно подтвержден"})
 
 
+async def resend_verification(request: Request) -> Response:
+    """Mail a new verification link to the signed-in user; 409 once the e-mail is verified."""
+    s = services(request)
+    user_id = authenticated_user(request, s.tokens)
+    await parse(request, EmptyIn)
+    who = throttle.resends(user_id)
+    retry_after = await s.run(s.throttle.retry_after, who)
+    if retry_after is not None:
+        raise errors.throttled(retry_after)
+    positions = await s.run(s.accounts.resend_verification, user_id)
+    await s.run(s.throttle.record_failure, who)
+    await s.settle(positions)
+    return JSON({"message": "Письмо со ссылкой подтверждения отправлено."})
+
+
 async def token(request: Request) -> Response:
     body = await parse(request, TokenIn)
     s = services(request)
@@ -105,6 +122,12 @@ routes = [
         "/api/auth/verify-email/",
         verify_email,
         Operation("Верификация email", VerifyEmailIn, MessageOut, auth=False),
+    ),
+    endpoint(
+        "POST",
+        "/api/auth/resend-verification/",
+        resend_verification,
+        Operation("Повторная отправка письма подтверждения", response=MessageOut, open_to_unverified=True),
     ),
     endpoint("POST", "/api/auth/token/", token, Operation("Получение токена доступа", TokenIn, TokenOut, auth=False)),
     endpoint(
