@@ -14,6 +14,7 @@ from starlette.requests import HTTPConnection
 from api.idempotency_keys import IdempotencyKeys
 from api.listing import ListingMemory
 from api.realtime import Hub
+from api.sessions import Sessions
 from api.throttle import FailureThrottle
 from api.tokens import TokenService
 from commands.accounts import AccountCommands
@@ -47,6 +48,7 @@ class Services:
     db: Database
     progress: Progress
     tokens: TokenService
+    sessions: Sessions
     standings: Standings
     throttle: FailureThrottle
     accounts: AccountCommands

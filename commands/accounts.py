@@ -140,13 +140,6 @@ class AccountCommands:
             return None
         return user.number if user else None
 
-    def user_exists(self, user_id: int) -> bool:
-        try:
-            self.app.repository.get(aggregate_id("user", user_id))
-        except AggregateNotFoundError:
-            return False
-        return True
-
     def update_profile(self, user_id: int, changes: dict[str, Any]) -> Positions:
         def attempt() -> Positions:
             user = self._user(user_id)

@@ -11,6 +11,7 @@ from readmodels import (
     notifications,
     orders,
     portfolio,
+    refresh_families,
     services,
     users,
 )
@@ -41,6 +42,7 @@ INFRASTRUCTURE = (
         body TEXT,
         created_at {timestamp} NOT NULL,
         PRIMARY KEY (user_id, key))""",
+    *refresh_families.DDL,
 )
 
 

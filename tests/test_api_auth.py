@@ -184,7 +184,7 @@ def test_refresh_gives_a_new_access_token(api: Api) -> None:
     user = api.user()
     response = api.client.post("/api/auth/token/refresh/", json={"refresh": user["refresh"]})
     assert response.status_code == 200
-    assert set(response.json()) == {"access"}
+    assert set(response.json()) == {"access", "refresh"}
     me = api.client.get("/api/v1/users/me/", headers={"Authorization": f"Bearer {response.json()['access']}"})
     assert me.status_code == 200
 

@@ -73,6 +73,3 @@ class TokenOut(BaseModel):
 class RefreshIn(BaseModel):
     refresh: Annotated[str, StringConstraints(min_length=1, max_length=4096)]
 
-
-class AccessOut(BaseModel):
-    access: str
