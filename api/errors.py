@@ -40,6 +40,7 @@ MESSAGES: dict[str, str] = {
     "concurrent_update": "Объект одновременно изменили; повторите запрос.",
     # 413 / 422 / 429
     "too_large": "Слишком большой запрос.",
+    "upload_quota_exceeded": "Превышена квота хранилища: для этого файла у вас не осталось места.",
     "validation_failed": "Ошибка валидации данных.",
     "invalid_id": "Ожидается положительное целое число.",
     "unstorable_text": "Текст содержит недопустимые управляющие символы.",
@@ -143,8 +144,8 @@ def invalid(fields: dict[str, list[str]]) -> ApiError:
     return ApiError(422, {"error": message("validation_failed"), "fields": fields})
 
 
-def too_large() -> ApiError:
-    return ApiError(413, {"error": message("too_large")})
+def too_large(code: str = "too_large") -> ApiError:
+    return ApiError(413, {"error": message(code)})
 
 
 def throttled(retry_after: int) -> ApiError:

@@ -13,6 +13,7 @@ from readmodels import (
     portfolio,
     refresh_families,
     services,
+    stored_bytes,
     users,
 )
 from ugc.database import Database
@@ -43,6 +44,7 @@ INFRASTRUCTURE = (
         created_at {timestamp} NOT NULL,
         PRIMARY KEY (user_id, key))""",
     *refresh_families.DDL,
+    *stored_bytes.DDL,
 )
 
 

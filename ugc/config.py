@@ -31,6 +31,7 @@ class Settings:
     refresh_token_ttl: int
     projections: str
     verification_token_ttl: int = 86400
+    upload_quota_bytes: int = 1 << 30
     auto_complete_days: int = 3
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 65536
@@ -72,6 +73,7 @@ class Settings:
             var_dir=var_dir,
             media_dir=Path(env.get("UGC_MEDIA_DIR", str(var_dir / "media"))),
             max_upload_bytes=_int(env, "UGC_MAX_UPLOAD_BYTES", 26214400),
+            upload_quota_bytes=_int(env, "UGC_UPLOAD_QUOTA_BYTES", 1 << 30),
             access_token_ttl=_int(env, "UGC_ACCESS_TOKEN_TTL", 900),
             refresh_token_ttl=_int(env, "UGC_REFRESH_TOKEN_TTL", 1209600),
             projections=projections,

@@ -98,7 +98,7 @@ async def item(request: Request) -> Response:
 async def create_item(request: Request) -> Response:
     s = services(request)
     user_id = authenticated_user(request, s.tokens)
-    async with image_form(request, s, "cover_image", file_required=True) as (fields, cover):
+    async with image_form(request, s, user_id, "cover_image", file_required=True) as (fields, cover):
         body = form_fields(PortfolioItemIn, fields, missing_file="cover_image" if cover is None else None)
         assert cover is not None
         number, positions = await s.run(
@@ -142,7 +142,7 @@ async def list_images(request: Request) -> Response:
 async def add_image(request: Request) -> Response:
     s = services(request)
     user_id = authenticated_user(request, s.tokens)
-    async with image_form(request, s, "image", file_required=True) as (fields, image):
+    async with image_form(request, s, user_id, "image", file_required=True) as (fields, image):
         body = form_fields(PortfolioImageIn, fields, missing_file="image" if image is None else None)
         assert image is not None
         number, positions = await s.run(
@@ -188,7 +188,7 @@ async def _update(
     """Change the fields sent, and the image when a new file comes; answer with the whole of it."""
     s = services(request)
     user_id = authenticated_user(request, s.tokens)
-    async with image_form(request, s, file_field, file_required=False) as (fields, file):
+    async with image_form(request, s, user_id, file_field, file_required=False) as (fields, file):
         body = form_fields(model, fields)
         number = request.path_params["id"]
         changes = body.model_dump(exclude_unset=True, exclude_none=True)
