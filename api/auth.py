@@ -10,6 +10,7 @@ declared open to unverified users (signing out, asking for the mail again, marki
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable
 
 from starlette.requests import HTTPConnection, Request
@@ -99,6 +100,7 @@ async def verified_user(s: Services, user_id: int) -> None:
 def guarded(handler: Endpoint, *, verified: bool) -> Endpoint:
     """`handler` behind the caller's check: the token's account resolved, and verified when `verified`."""
 
+    @functools.wraps(handler)
     async def guard(request: Request) -> Response:
         header = request.headers.get("authorization")
         token = _bearer(header) if header is not None else None
