@@ -163,7 +163,7 @@ def test_connections_cut_by_the_database_cost_a_503_at_most_never_a_500(api: Api
     """PostgreSQL drops every session (as on a restart): reads and commands answer again at once."""
     if backend != "postgres":
         pytest.skip("a PostgreSQL session to terminate")
-    user = api.user()
+    user = api.verified_user()
     # Reads in threads (users/me) and on the event loop (the lists, the services listing's state).
     reads = ["/api/v1/users/me/", "/api/v1/orders/", "/api/v1/services/?search=nothing-like-it"]
     for _ in range(5):  # fill the pools with idle connections to be cut
