@@ -9,7 +9,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
 from api.errors import EXCEPTION_HANDLERS
-from api.middleware import StorableQuery, TrailingSlash
+from api.middleware import RequestId, StorableQuery, TrailingSlash
 from api.routes import (
     auth,
     conversations,
@@ -62,7 +62,7 @@ def build_app(open_services: Callable[[], AbstractContextManager[Services]]) -> 
 
     return Starlette(
         routes=ROUTES,
-        middleware=[Middleware(TrailingSlash), Middleware(StorableQuery)],
+        middleware=[Middleware(RequestId), Middleware(TrailingSlash), Middleware(StorableQuery)],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )

@@ -9,11 +9,17 @@ from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 
 from api.errors import bad_request, invalid, too_large
+from api.ids import natural
 from api.text import unstorable_fields
 
 M = TypeVar("M", bound=BaseModel)
 
 MAX_JSON_BYTES = 1 << 20
+# No body or frame of this API nests deeper than 4; anything nested past this is refused as malformed.
+# The standard parser recurses once per level (RecursionError past ~1,000, a 500 it was), and so
+# does the walk of every string in a body (api/text.py); orjson, which stops at 1,024 by itself,
+# cannot parse money as Decimal, so the limit is ours.
+MAX_JSON_DEPTH = 32
 
 # Russian texts for the validation errors users meet; others keep pydantic's own words.
 _FIELD_MESSAGES = {
@@ -34,8 +40,7 @@ async def raw_body(request: Request, limit: int = MAX_JSON_BYTES) -> bytes:
     cached: bytes | None = getattr(request, "_body", None)
     if cached is not None:
         return cached
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared_past(request, limit):
         raise too_large()
     chunks, size = [], 0
     async for chunk in request.stream():
@@ -48,6 +53,12 @@ async def raw_body(request: Request, limit: int = MAX_JSON_BYTES) -> bytes:
     return raw
 
 
+def declared_past(request: Request, limit: int) -> bool:
+    """Whether the request's Content-Length (ASCII digits, however many) says more than `limit` bytes."""
+    declared = request.headers.get("content-length", "")
+    return declared.isascii() and declared.isdigit() and natural(declared, limit) is None
+
+
 async def read_json(request: Request) -> Any:
     content_type = request.headers.get("content-type", "")
     if content_type.split(";")[0].strip().lower() not in ("application/json", ""):
@@ -56,9 +67,46 @@ async def read_json(request: Request) -> Any:
     if not raw:
         return {}
     try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        return loads(raw)
+    except ValueError:
         raise bad_request("malformed_json") from None
+
+
+def loads(text: str | bytes, **options: Any) -> Any:
+    """JSON text as Python values (`options` as for json.loads); ValueError if it is not JSON or nests
+    deeper than MAX_JSON_DEPTH."""
+    try:
+        data = json.loads(text, **options)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+    # Counting brackets first keeps the walk for the rare body that could be deep.
+    if _openings(text) > MAX_JSON_DEPTH and _depth(data) > MAX_JSON_DEPTH:
+        raise ValueError("JSON nested too deeply")
+    return data
+
+
+def _openings(text: str | bytes) -> int:
+    if isinstance(text, bytes):
+        return text.count(b"[") + text.count(b"{")
+    return text.count("[") + text.count("{")
+
+
+def _depth(data: Any) -> int:
+    """How deeply lists and objects nest in `data`, without recursion; stops counting past the limit."""
+    deepest, stack = 0, [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict):
+            children: Any = value.values()
+        elif isinstance(value, list):
+            children = value
+        else:
+            continue
+        deepest = max(deepest, depth)
+        if deepest > MAX_JSON_DEPTH:
+            break
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 async def parse(request: Request, model: type[M]) -> M:

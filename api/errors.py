@@ -63,7 +63,7 @@ MESSAGES: dict[str, str] = {
     "unknown_option": "Опция не относится к этому сервису.",
     "past_delivery_date": "Дата сдачи не может быть в прошлом.",
     "foreign_file": "Файл не найден среди ваших файлов.",
-    "stale_version": "Заказ изменился с момента загрузки; обновите его и повторите запрос.",
+    "stale_version": "Объект изменился с момента загрузки; обновите его и повторите запрос.",
     "idempotency_key_invalid": "Idempotency-Key должен быть непустой строкой не длиннее 255 символов.",
     "idempotency_key_reused": "Этот Idempotency-Key уже использован для другого запроса.",
     "idempotency_key_in_flight": "Запрос с этим Idempotency-Key еще выполняется; повторите позже.",
@@ -214,9 +214,21 @@ async def missing_aggregate(request: Request, exc: Exception) -> Response:
     return _respond(not_found())
 
 
-async def internal_error(request: Request, exc: Exception) -> Response:
-    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+def internal_error_response(method: str, path: str, request_id: str | None, exc: BaseException) -> Response:
+    """The 500 answer, and one log line naming the request: no query string, no exception text.
+
+    Both could echo what the client sent (a psycopg error quotes the parameter); the traceback, which
+    may too, goes to the debug level only.
+    """
+    log.error("500 on %s %s (request %s): %s", method, path, request_id or "-", type(exc).__name__)
+    log.debug("traceback of request %s", request_id or "-", exc_info=exc)
     return JSONResponse({"detail": message("internal")}, status_code=500)
+
+
+async def internal_error(request: Request, exc: Exception) -> Response:
+    """What Starlette's last-resort handler answers, should an error escape api.middleware.RequestId."""
+    request_id = getattr(request.state, "request_id", None)
+    return internal_error_response(request.method, request.url.path, request_id, exc)
 
 
 EXCEPTION_HANDLERS: dict[Any, Any] = {

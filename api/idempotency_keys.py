@@ -1,4 +1,5 @@
-"""Storage of `Idempotency-Key`s: who claimed a key first, and the answer to replay."""
+"""`Idempotency-Key`s: who claimed a key first, and the answer to replay (the table is
+`ugc/platform/idempotency_keys.py`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from datetime import timedelta
 
 from api.errors import ApiError, invalid, message
 from ugc.clock import Clock
-from ugc.database import Database
+from ugc.platform import idempotency_keys as table
+from ugc.platform.database import Database
 
 WAIT = 10.0
 KEPT_FOR = timedelta(hours=24)
@@ -28,25 +30,11 @@ class IdempotencyKeys:
     def claim(self, user_id: int, key: str, fingerprint: str) -> Stored | None:
         """None if this request is the first with the key (it must then `finish` or `release`)."""
         now = self.clock.now()
-        with self.db.transaction(write=True) as cur:
-            cur.execute(
-                "DELETE FROM idempotency_keys WHERE user_id = %s AND key = %s AND created_at < %s",
-                (user_id, key, now - KEPT_FOR),
-            )
-            cur.execute(
-                "INSERT INTO idempotency_keys (user_id, key, fingerprint, created_at) VALUES (%s, %s, %s, %s) "
-                "ON CONFLICT (user_id, key) DO NOTHING",
-                (user_id, key, fingerprint, now),
-            )
-            if cur.rowcount == 1:
-                return None
+        if table.claim(self.db, user_id, key, fingerprint, now, now - KEPT_FOR):
+            return None
         deadline = time.monotonic() + WAIT
         while True:
-            with self.db.read() as cur:
-                row = cur.execute(
-                    "SELECT fingerprint, status, body FROM idempotency_keys WHERE user_id = %s AND key = %s",
-                    (user_id, key),
-                ).fetchone()
+            row = table.claimed(self.db, user_id, key)
             if row is None:  # the first request failed and let go of the key: try to be first again
                 return self.claim(user_id, key, fingerprint)
             if row["fingerprint"] != fingerprint:
@@ -58,12 +46,7 @@ class IdempotencyKeys:
             time.sleep(0.01)
 
     def finish(self, user_id: int, key: str, status: int, body: str) -> None:
-        with self.db.transaction(write=True) as cur:
-            cur.execute(
-                "UPDATE idempotency_keys SET status = %s, body = %s WHERE user_id = %s AND key = %s",
-                (status, body, user_id, key),
-            )
+        table.finish(self.db, user_id, key, status, body)
 
     def release(self, user_id: int, key: str) -> None:
-        with self.db.transaction(write=True) as cur:
-            cur.execute("DELETE FROM idempotency_keys WHERE user_id = %s AND key = %s", (user_id, key))
+        table.release(self.db, user_id, key)

@@ -11,6 +11,22 @@ from starlette.requests import Request
 from api.errors import invalid, message
 
 MAX_ID = 2**63 - 1
+_MAX_DIGITS = len(str(MAX_ID))
+
+
+def natural(raw: str, maximum: int = MAX_ID) -> int | None:
+    """`raw` as a whole number from 0 to `maximum` if it is ASCII digits alone; None otherwise.
+
+    Never `str.isdigit()` then `int()` on request text: isdigit() accepts "²" and "٣", which int()
+    refuses or reads, and int() refuses more than 4,300 digits; both were 500s.
+    """
+    if not (raw.isascii() and raw.isdigit()):
+        return None
+    digits = raw.lstrip("0")
+    if len(digits) > _MAX_DIGITS:
+        return None
+    value = int(digits or "0")
+    return value if value <= maximum else None
 
 
 def public_id(value: object) -> int:
@@ -47,6 +63,7 @@ def query_id(request: Request, name: str) -> int | None:
     raw = request.query_params.get(name, "").strip()
     if not raw:
         return None
-    if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_ID:
+    number = natural(raw)
+    if number is None or number < 1:
         raise invalid({name: [message("invalid_id")]})
-    return int(raw)
+    return number

@@ -9,7 +9,7 @@ request of a burst, `SharedRead`) and sends the remembered bytes when it has the
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -18,7 +18,7 @@ from starlette.types import Scope
 from api.responses import JSON
 from api.shared_read import SharedRead
 from readmodels.services import ListingState, ListingTotals
-from ugc.lru import LRU
+from ugc.platform.cache import LRU
 
 REMEMBERED_ANSWERS = 512  # rendered answers per process: up to ~20 KiB for a page, ~1 KiB for a detail
 
@@ -26,16 +26,19 @@ REMEMBERED_ANSWERS = 512  # rendered answers per process: up to ~20 KiB for a pa
 # because building the URL cost as much as the rest of a remembered answer.
 URLKey = tuple[object, ...]
 
-# Reads the answer from the listing table: its rendered JSON and the state it was read at.
-Read = Callable[[], Awaitable[tuple[bytes, ListingState]]]
+# An answer as remembered: its rendered JSON and its headers (a service's ETag).
+Answer = tuple[bytes, Mapping[str, str]]
+
+# Reads the answer from the listing table: the answer and the state it was read at.
+Read = Callable[[], Awaitable[tuple[Answer, ListingState]]]
 
 
 class ListingMemory:
     def __init__(self, read_state: Callable[[], Awaitable[ListingState]]) -> None:
         self.state = SharedRead(read_state)
         self.totals = ListingTotals()
-        self.answers = LRU[tuple[URLKey, ListingState], bytes](REMEMBERED_ANSWERS)
-        self._reading: dict[URLKey, SharedRead[tuple[bytes, ListingState]]] = {}
+        self.answers = LRU[tuple[URLKey, ListingState], Answer](REMEMBERED_ANSWERS)
+        self._reading: dict[URLKey, SharedRead[tuple[Answer, ListingState]]] = {}
 
     async def answer(self, request: Request, read: Read) -> Response:
         """The answer remembered for this URL at the listing's current state, or `read` now and remembered.
@@ -44,18 +47,19 @@ class ListingMemory:
         moves the state, a burst of them costs one count and one page, not one each.
         """
         url = _url(request.scope)
-        body = self.answers.get((url, await self.state.get()))
-        if body is None:
+        answer = self.answers.get((url, await self.state.get()))
+        if answer is None:
             shared = self._reading.get(url)
             if shared is None:
                 shared = self._reading[url] = SharedRead(read)
             try:
-                body, state = await shared.get()
+                answer, state = await shared.get()
             finally:
                 if shared.idle and self._reading.get(url) is shared:
                     del self._reading[url]
-            self.answers.put((url, state), body)
-        return Response(body, media_type=JSON.media_type)
+            self.answers.put((url, state), answer)
+        body, headers = answer
+        return Response(body, media_type=JSON.media_type, headers=headers)
 
 
 def _url(scope: Scope) -> URLKey:

@@ -2,13 +2,56 @@
 
 from __future__ import annotations
 
+import re
+import uuid
 from urllib.parse import parse_qsl
 
+from starlette.datastructures import MutableHeaders
 from starlette.responses import JSONResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.errors import invalid
+from api.errors import internal_error_response, invalid
 from api.text import unstorable_pairs
+
+# A client's own request id is kept if it is a plain token: nothing that could forge a log line.
+_SANE_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:+/=-]{1,128}")
+
+
+class RequestId:
+    """Give every HTTP request an id, answer it in `X-Request-ID`, and turn an unexpected error into one 500.
+
+    The id is the client's `X-Request-ID` when that is sane (so both sides' logs join), else a new one;
+    routes find it in `request.state.request_id`. An exception that no handler maps is answered here
+    rather than by Starlette's ServerErrorMiddleware, which re-raises it once answered, so the server
+    logged a second traceback with the full URL: here it is one line with the id and no query values.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        sent = next((value for name, value in scope["headers"] if name == b"x-request-id"), b"")
+        request_id = sent.decode("ascii") if _SANE_REQUEST_ID.fullmatch(sent) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                message.setdefault("headers", [])
+                MutableHeaders(scope=message)["X-Request-ID"] = request_id
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception as error:
+            response = internal_error_response(scope["method"], scope["path"], request_id, error)
+            if not started:  # otherwise the client sees the connection end mid-answer
+                await response(scope, receive, send_with_id)
 
 
 class TrailingSlash:

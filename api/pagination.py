@@ -9,21 +9,30 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 
 from api.errors import not_found
+from api.ids import MAX_ID, natural
 from readmodels.pages import Page, PageRequest
-from ugc.database import Row
+from ugc.platform.dialect import Row
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
 
 
 def page_request(request: Request) -> PageRequest:
-    """A page number that is not a positive integer is a page that does not exist (404)."""
-    raw_page = request.query_params.get("page", "1")
-    if not raw_page.isdigit() or int(raw_page) < 1:
-        raise not_found()
+    """A page number that is not a positive integer is a page that does not exist (404).
+
+    So is a page whose end (`page × page_size`) lies past what a BIGINT OFFSET can hold: no list is
+    that long, and the database would refuse the OFFSET. A `page_size` that is not a positive
+    integer means the default; one past the maximum means the maximum.
+    """
+    number = natural(request.query_params.get("page", "1"))
     raw_size = request.query_params.get("page_size", "")
-    size = int(raw_size) if raw_size.isdigit() and int(raw_size) > 0 else DEFAULT_PAGE_SIZE
-    return PageRequest(number=int(raw_page), size=min(size, MAX_PAGE_SIZE))
+    size = natural(raw_size)
+    if size is None and raw_size.isascii() and raw_size.isdigit():
+        size = MAX_PAGE_SIZE  # more digits than any BIGINT
+    size = min(size, MAX_PAGE_SIZE) if size else DEFAULT_PAGE_SIZE
+    if number is None or not 1 <= number <= MAX_ID // size:
+        raise not_found()
+    return PageRequest(number=number, size=size)
 
 
 def paginated(request: Request, wanted: PageRequest, page: Page, render: Callable[[Row], Any]) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """The hub: hands pushes to this process's WebSocket connections.
 
 The hub lives on the event loop. Pushes reach it from other threads — the projection runner
-(in-process fan-out) or the Redis listener (`api/push_relay.py`) — through
+(in-process fan-out) or the Redis listener (`ugc/platform/push_relay.py`) — through
 `loop.call_soon_threadsafe`. Every connection has a bounded queue: a client that cannot keep up
 is closed with 1013 instead of being buffered for, or slowing down, everyone else.
 """
@@ -14,8 +14,8 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from api.responses import dumps
-from ugc.push import Push
+from ugc.platform.encoding import dumps
+from ugc.platform.push import Push
 
 log = logging.getLogger(__name__)
 

@@ -29,12 +29,13 @@ from commands.saving import Positions
 from commands.services import ServiceCommands
 from commands.skills import SkillCommands
 from commands.standing import Standings
+from readmodels.order_history import EventLog
 from readmodels.services import listing_state
-from readmodels.tracking import Progress
+from readmodels.waiting import Progress
 from ugc.clock import Clock
 from ugc.config import Settings
-from ugc.database import Database
-from ugc.media import MediaStore
+from ugc.platform.database import Database
+from ugc.platform.media import MediaStore
 
 T = TypeVar("T")
 
@@ -55,6 +56,7 @@ class Services:
     creators: CreatorCommands
     files: FileCommands
     orders: OrderCommands
+    order_log: EventLog  # the orders log, for histories and `as_of` (readmodels/order_history.py)
     idempotency: IdempotencyKeys
     media: MediaStore
     services: ServiceCommands

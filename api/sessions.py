@@ -4,7 +4,7 @@ A refresh answers a new access token and a new refresh token, and the presented 
 Presenting a refresh token that was already rotated away means two parties hold the family (a
 stolen token, replayed): the family ends, and every later refresh of it is refused. Signing out
 ends the family of the token presented. The families live in a platform table
-(`readmodels/refresh_families.py`), touched only here, on sign-in, refresh and sign-out: requests
+(`ugc/platform/refresh_families.py`), touched only here, on sign-in, refresh and sign-out: requests
 that carry an access token never read it. An access token therefore stays good until it expires
 (UGC_ACCESS_TOKEN_TTL, 15 minutes) after its session ends; the user behind it is checked on every
 request (`api/auth.py`).
@@ -16,9 +16,9 @@ import uuid
 from dataclasses import dataclass
 
 from api.tokens import Claims, TokenError, TokenService
-from readmodels import refresh_families
 from ugc.clock import Clock
-from ugc.database import Database
+from ugc.platform import refresh_families
+from ugc.platform.database import Database
 
 
 @dataclass(frozen=True)

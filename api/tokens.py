@@ -13,7 +13,7 @@ from typing import Literal
 import jwt
 
 from ugc.clock import Clock
-from ugc.lru import LRU
+from ugc.platform.cache import LRU
 
 TokenType = Literal["access", "refresh"]
 ALGORITHM = "HS256"

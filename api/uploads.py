@@ -14,7 +14,7 @@ raises, so no stored file lacks its event and no event lacks its bytes.
 
 Every upload also counts against its user's quota (`Quota`, UGC_UPLOAD_QUOTA_BYTES): the file
 may be no larger than the room left (413 with the quota's message past it, while streaming), and
-the room is taken before the bytes are kept (`readmodels/stored_bytes.py`) and given back if the
+the room is taken before the bytes are kept (`ugc/platform/stored_bytes.py`) and given back if the
 block raises.
 """
 
@@ -32,11 +32,12 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
+from api.body import declared_past
 from api.content_types import Sniffer
 from api.errors import bad_request, invalid, message, too_large
-from readmodels import stored_bytes
-from ugc.database import Database
-from ugc.media import Incoming, MediaStore
+from ugc.platform import stored_bytes
+from ugc.platform.database import Database
+from ugc.platform.media import Incoming, MediaStore
 
 if TYPE_CHECKING:
     from python_multipart.multipart import MultipartCallbacks
@@ -207,8 +208,7 @@ async def _receive(request: Request, media: MediaStore, *, max_bytes: int, file_
     if not boundary:
         raise bad_request("malformed_multipart")
     body_limit = max_bytes + FORM_OVERHEAD_BYTES
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > body_limit:
+    if declared_past(request, body_limit):
         raise too_large(over)
     receiver = _Receiver(media, file_field, max_bytes, over)
     try:

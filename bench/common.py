@@ -10,10 +10,12 @@ import resource
 import signal
 import socket
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
@@ -24,7 +26,28 @@ PG_ADMIN_URL = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = ROOT / ".venv" / "bin"
+RESULTS_DIR = ROOT / "bench" / "results"
 
+
+
+def record(section: str, benchmark: str, began: datetime | None = None) -> Path:
+    """Write one run's markdown to a new bench/results/<date>-<time>-<benchmark>.md and say so.
+
+    The raw run only: bench/RESULTS.md is a short summary that a person updates from it.
+    """
+    stamp = (began or datetime.now(UTC)).strftime("%Y-%m-%d-%H%M")
+    RESULTS_DIR.mkdir(exist_ok=True)
+    for attempt in range(1, 100):
+        path = RESULTS_DIR / f"{stamp}-{benchmark}{'' if attempt == 1 else f'-{attempt}'}.md"
+        try:
+            with path.open("x", encoding="utf-8") as out:  # never overwrite another run
+                out.write(section.rstrip("\n") + "\n")
+        except FileExistsError:
+            continue
+        print(f"Raw run written to {path.relative_to(ROOT)}. Now update its benchmark's summary in "
+              "bench/RESULTS.md by hand: figure, ratio to this run's ceiling, date, command.", file=sys.stderr)
+        return path
+    raise FileExistsError(f"{RESULTS_DIR}/{stamp}-{benchmark}*.md")
 
 def free_port() -> int:
     with socket.socket() as sock:

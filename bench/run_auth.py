@@ -56,7 +56,7 @@ from common import (
 )
 from loadgen import Result, Scenario
 
-from ugc.store import is_postgres
+from ugc.config import is_postgres
 
 PASSWORD = "bench-Password-1"
 JSON_HEADERS = {"Content-Type": "application/json"}

@@ -13,7 +13,7 @@ loadgen.py, at 16 and 64 connections:
 beside the hello-world ceiling of ceilings.py measured in the same run. It also EXPLAIN ANALYZEs the
 target's two statements (the paginated total and the page, the exact SQL readmodels/services.py
 sends) and times each alone, so the share of the `COUNT(*)` is a measured figure. Prints markdown
-and appends it, dated, to bench/RESULTS.md.
+and writes it to a dated file in bench/results/ (common.record).
 
 Usage:  .venv/bin/python bench/run_listing.py [--database-url URL] [--duration 10] [--no-record]
 """
@@ -37,14 +37,13 @@ import httpx
 import loadgen
 import psycopg
 import seed_services
-from common import ROOT, fresh_database, wait_for_quiet
+from common import fresh_database, record, wait_for_quiet
 from loadgen import Result, Scenario
 from run_auth import ugc_server
 
 from readmodels.pages import PageRequest
 from readmodels.services import ServiceFilters, count_query, matches_first, page_query
 
-RESULTS = ROOT / "bench" / "RESULTS.md"
 CORES = os.cpu_count() or 1
 PRICE_RANGE = (Decimal(1000), Decimal(20000))
 
@@ -301,7 +300,7 @@ def main() -> None:
     parser.add_argument("--engine", choices=("wrk", "python"), default=loadgen.DEFAULT_ENGINE)
     parser.add_argument("--word", default="косметики", help="the target's search word")
     parser.add_argument("--write-rate", type=float, default=20.0, help="edits/s in the under-writes case")
-    parser.add_argument("--no-record", action="store_true", help="print only; do not append to bench/RESULTS.md")
+    parser.add_argument("--no-record", action="store_true", help="print only; do not write bench/results/")
     args = parser.parse_args()
     connections = tuple(int(c) for c in args.connections.split(","))
 
@@ -342,8 +341,7 @@ def main() -> None:
     )
     print(section)
     if not args.no_record:
-        with RESULTS.open("a", encoding="utf-8") as results:  # append only: other benchmarks write here too
-            results.write(("\n" if RESULTS.exists() and RESULTS.stat().st_size else "") + section + "\n")
+        record(section, "listing")
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ Setup goes through the API of the running server (production argon2 defaults): u
 verify with the token from the mail in UGC_VAR_DIR/outbox, log in; creators create profiles and
 services. The 100,000 orders are Order aggregates appended to the orders event store in batches
 (seed_orders.py) while the server runs; the projection runner applies them before the list is
-measured. Prints markdown and appends it to bench/RESULTS.md.
+measured. Prints markdown and writes it to a dated file in bench/results/ (common.record).
 
 Usage:  .venv/bin/python bench/run_orders.py [--orders 100000] [--duration 10] [--no-record]
 """
@@ -57,12 +57,12 @@ import seed_orders
 import uvloop
 from common import (
     PG_ADMIN_URL,
-    ROOT,
     cpu_snapshot,
     cpu_used,
     fresh_database,
     machine_cpu,
     process_cpu_seconds,
+    record,
     wait_for_quiet,
 )
 from loadgen import Result, Scenario
@@ -71,11 +71,10 @@ from run_auth import PASSWORD, register_body, source_fingerprint, ugc_server
 from readmodels import orders as orders_read
 from readmodels.pages import PageRequest, read_page
 from readmodels.tracking import lagging
-from ugc.database import Database
 from ugc.orders import Order
-from ugc.store import EventStores, create_event_tables
+from ugc.platform.database import Database
+from ugc.platform.store import EventStores, create_event_tables
 
-RESULTS = ROOT / "bench" / "RESULTS.md"
 CORES = os.cpu_count() or 1
 JSON_HEADERS = {"Content-Type": "application/json"}
 LINK = re.compile(r"/verify-email\?token=([A-Za-z0-9._-]*[A-Za-z0-9_-])")
@@ -909,7 +908,7 @@ def main() -> None:
     parser.add_argument("--projections", choices=tuple(PROJECTION_LAYOUTS), default="external",
                         help="external (default, DESIGN.md's production layout): a `ugc project` process beside "
                              "the server; inline: the server's own runner")
-    parser.add_argument("--no-record", action="store_true", help="print only; do not append to bench/RESULTS.md")
+    parser.add_argument("--no-record", action="store_true", help="print only; do not write bench/results/")
     args = parser.parse_args()
     command = "python bench/run_orders.py" + "".join(f" {a}" for a in sys.argv[1:])
     began = datetime.now(UTC)
@@ -967,8 +966,7 @@ def main() -> None:
                      projections=args.projections)
     print(section)
     if not args.no_record:
-        with RESULTS.open("a", encoding="utf-8") as results:  # append only: other benchmarks write here too
-            results.write(("\n" if RESULTS.exists() and RESULTS.stat().st_size else "") + section + "\n")
+        record(section, "orders", began)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ What it measures (the realtime issue's `bench/` bullet):
 
 Setup goes through the API; argon2 is cheapened (UGC_ARGON2_TIME_COST=1, UGC_ARGON2_MEMORY_KIB=8192)
 only so that registering and logging in the users is quick — no measured request hashes a password.
-Prints markdown and appends it to bench/RESULTS.md.
+Prints markdown and writes it to a dated file in bench/results/ (common.record).
 
 Usage:  .venv/bin/python bench/run_realtime.py [--users 250] [--per-user 4] [--samples 200]
             [--duration 10] [--seed-messages 100000] [--no-record]
@@ -43,17 +43,15 @@ from typing import Any
 import httpx
 import uvloop
 import websockets
-from common import ROOT, VENV_BIN, free_port, fresh_database, server, wait_for_port
+from common import VENV_BIN, free_port, fresh_database, record, server, wait_for_port
 from run_auth import PASSWORD, register_body
 from run_orders import expect, mailed_tokens, wait_for_connections
 
 from readmodels.tracking import lagging
 from ugc.clock import SystemClock
-from ugc.database import Database
 from ugc.messaging import Conversation, conversation_id
-from ugc.store import EventStores
-
-RESULTS = ROOT / "bench" / "RESULTS.md"
+from ugc.platform.database import Database
+from ugc.platform.store import EventStores
 
 
 def ms(values: Sequence[float], p: float) -> float:
@@ -546,8 +544,7 @@ def main() -> None:
     text = render(args, out, command)
     print(text)
     if not args.no_record:
-        with RESULTS.open("a") as f:
-            f.write("\n" + text)
+        record(text, "realtime")
 
 
 if __name__ == "__main__":

@@ -30,11 +30,11 @@ from decimal import Decimal
 
 from ugc.accounts import User
 from ugc.clock import SystemClock
-from ugc.database import Database
 from ugc.ids import aggregate_id
 from ugc.orders import Order
+from ugc.platform.database import Database
+from ugc.platform.store import EventStores
 from ugc.services import Service
-from ugc.store import EventStores
 
 # The last step each seeded order reaches, and how often (a marketplace with a backlog of open work).
 MIX: tuple[tuple[str, float], ...] = (
@@ -183,7 +183,7 @@ def parse_ids(text: str) -> list[int]:
 def main() -> None:
     from projections.registry import all_projections
     from projections.runner import ProjectionRunner
-    from readmodels.tracking import Progress
+    from readmodels.waiting import Progress
     from ugc.config import Settings
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

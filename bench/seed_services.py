@@ -29,14 +29,14 @@ from commands.creators import CreatorCommands
 from commands.reference import load_reference_data, reference_data
 from projections.registry import all_projections
 from projections.runner import ProjectionRunner
-from readmodels.migrations import migrate
-from readmodels.tracking import Progress
+from readmodels.waiting import Progress
 from ugc.clock import SystemClock
 from ugc.config import Settings
-from ugc.database import Database
 from ugc.ids import claim_id
+from ugc.platform.database import Database
+from ugc.platform.store import EventStores
 from ugc.services import OptionDraft, Service, money, normalise_tags, priced_options
-from ugc.store import EventStores
+from ugc.wiring import migrate
 
 KINDS = [
     "Монтаж видео",

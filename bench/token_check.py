@@ -34,11 +34,11 @@ from common import fresh_database
 from api.auth import standing_of
 from api.tokens import TokenService
 from commands.standing import Standings
-from readmodels.migrations import migrate
 from ugc.accounts import User
 from ugc.clock import SystemClock
-from ugc.database import Database
-from ugc.store import EventStores
+from ugc.platform.database import Database
+from ugc.platform.store import EventStores
+from ugc.wiring import migrate
 
 
 def per_call(function: Callable[[], object], calls: int) -> float:

@@ -6,8 +6,8 @@ POST /api/v1/files/upload/ with httpx (no Content-Length, 64 KiB chunks) and rea
 resident set size (/proc/<pid>/status) before and after. The peak (VmHWM) is reset just before the
 upload (`5` into /proc/<pid>/clear_refs), so the figure is the upload's own peak, not start-up's or
 a password hash's; VmRSS is also sampled every few milliseconds while the upload runs. It then
-downloads the file back and checks its SHA-256. Prints the figures and appends them, dated, to
-bench/RESULTS.md.
+downloads the file back and checks its SHA-256. Prints the figures and writes them to a dated file
+in bench/results/ (common.record).
 
 Usage:  .venv/bin/python bench/upload_memory.py [--postgres] [--mib 20] [--no-record]
 """
@@ -28,10 +28,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-from common import ROOT, VENV_BIN, free_port, fresh_database, server
+from common import VENV_BIN, free_port, fresh_database, record, server
 
 CHUNK = 64 * 1024
-RESULTS = ROOT / "bench" / "RESULTS.md"
 
 
 def status_kib(pid: int, field: str) -> int:
@@ -219,7 +218,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--postgres", action="store_true", help="use a fresh PostgreSQL database (default: SQLite)")
     parser.add_argument("--mib", type=int, default=20, help="size of the upload in MiB (default 20)")
-    parser.add_argument("--no-record", action="store_true", help="print only; do not append to bench/RESULTS.md")
+    parser.add_argument("--no-record", action="store_true", help="print only; do not write bench/results/")
     args = parser.parse_args()
     command = "python bench/upload_memory.py" + (" --postgres" if args.postgres else "")
     with ExitStack() as stack:
@@ -232,9 +231,7 @@ def main() -> int:
     section = report(figures, "PostgreSQL" if args.postgres else "SQLite", command)
     print(section)
     if not args.no_record:
-        # Others append to the same file: open for appending only, never rewrite it.
-        with RESULTS.open("a", encoding="utf-8") as results:
-            results.write(("\n" if RESULTS.stat().st_size else "") + section)
+        record(section, "upload-memory-" + ("postgres" if args.postgres else "sqlite"))
     return 0
 
 

@@ -1,11 +1,11 @@
 """What one GET /api/v1/users/me/ costs, piece by piece, outside the server (same code, same pool).
 
 Measured in this process against a fresh PostgreSQL database (migrated by the project's own
-`readmodels.migrations.migrate`):
+`ugc.wiring.migrate`):
 
 * the JWT check (`api.tokens.TokenService.user_id`);
 * one hop to a worker thread and back (`anyio.to_thread.run_sync`, what `Services.run` uses), on uvloop;
-* `readmodels.users.get_user` through the project's `ugc.database.Database` (pool checkout, BEGIN,
+* `readmodels.users.get_user` through the project's `ugc.platform.database.Database` (pool checkout, BEGIN,
   SELECT, COMMIT), one thread;
 * the same SELECT on an autocommit connection (one round trip), for comparison;
 * `get_user` from 8..64 threads at once through the same `Database` pool: the server runs it on
@@ -30,10 +30,10 @@ from anyio import to_thread
 from common import fresh_database, undisturbed
 
 from api.tokens import TokenService
-from readmodels.migrations import migrate
 from readmodels.users import get_user
 from ugc.clock import SystemClock
-from ugc.database import Database
+from ugc.platform.database import Database
+from ugc.wiring import migrate
 
 THREADS = (8, 16, 24, 40, 64)
 

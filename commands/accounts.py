@@ -13,14 +13,14 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
-from commands.saving import Positions, retrying, save
+from commands.saving import Positions, change, save
 from ugc.accounts import User, VerificationToken, verification_key
 from ugc.claims import Claim
 from ugc.clock import Clock
-from ugc.database import Database
 from ugc.errors import Conflict, InvalidToken, NotFound
 from ugc.ids import aggregate_id, claim_id
-from ugc.store import EventStores
+from ugc.platform.database import Database
+from ugc.platform.store import EventStores
 
 HASHES_AT_ONCE = 2  # one per core of the machines this runs on
 
@@ -113,21 +113,26 @@ class AccountCommands:
         )
 
     def verify_email(self, token: str, secret_key: str) -> Positions:
+        """Use the token and verify its user in one append; a token used meanwhile refuses on the retry."""
         key = verification_key(token, secret_key)
         if key is None:
             raise InvalidToken("invalid_verification_token")
-        try:
-            issued: VerificationToken = self.app.repository.get(VerificationToken.id_for(key))
-        except AggregateNotFoundError:
-            raise InvalidToken("invalid_verification_token") from None
-        now = self.clock.now()
-        issued.use(now)
-        user: User = self.app.repository.get(aggregate_id("user", issued.user_number))
-        user.verify_email(now)
-        try:
-            return save(self.app, issued, user)
-        except IntegrityError:
-            raise InvalidToken("verification_token_used") from None
+
+        def load() -> VerificationToken:
+            try:
+                issued: VerificationToken = self.app.repository.get(VerificationToken.id_for(key))
+            except AggregateNotFoundError:
+                raise InvalidToken("invalid_verification_token") from None
+            return issued
+
+        def decide(issued: VerificationToken) -> User:
+            now = self.clock.now()
+            issued.use(now)
+            user: User = self.app.repository.get(aggregate_id("user", issued.user_number))
+            user.verify_email(now)
+            return user
+
+        return change(self.app, load, decide, also=lambda user: (user,)).positions
 
     def authenticate(self, username: str, password: str) -> int | None:
         """The user's id if the password is right, else None (in about the same time either way)."""
@@ -141,22 +146,18 @@ class AccountCommands:
         return user.number if user else None
 
     def update_profile(self, user_id: int, changes: dict[str, Any]) -> Positions:
-        def attempt() -> Positions:
-            user = self._user(user_id)
-            user.update_profile(changes, self.clock.now())
-            return save(self.app, user)
-
-        return retrying(attempt)
+        return change(
+            self.app, lambda: self._user(user_id), lambda user: user.update_profile(changes, self.clock.now())
+        ).positions
 
     def grant_role(self, username: str, role: str) -> Positions:
-        def attempt() -> Positions:
+        def load() -> User:
             user = self._user_by_claim("username", username)
             if user is None:
                 raise NotFound("user_not_found")
-            user.grant(role, self.clock.now())
-            return save(self.app, user)
+            return user
 
-        return retrying(attempt)
+        return change(self.app, load, lambda user: user.grant(role, self.clock.now())).positions
 
     def _user(self, user_id: int) -> User:
         try:

@@ -2,22 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 
 from commands.creator_access import check_owner, require_creator
-from commands.saving import Positions, retrying, save
+from commands.saving import Positions, change, retrying, save
 from ugc.catalog import Skill
 from ugc.claims import Claim
 from ugc.clock import Clock
 from ugc.creator_skills import CLAIM_KIND, CreatorSkill, check_level, creator_skill_id, pair_claim_value
-from ugc.database import Database
 from ugc.errors import InvalidField, NotFound
 from ugc.ids import aggregate_id, claim_id
-from ugc.store import EventStores
+from ugc.platform.database import Database
+from ugc.platform.store import EventStores
 
 
 @dataclass(frozen=True)
@@ -64,25 +64,14 @@ class CreatorSkillCommands:
 
     def change_level(self, user_id: int, number: int, level: int) -> Positions:
         check_level(level)
-
-        def attempt() -> Positions:
-            creator_skill = self._owned(user_id, number)
-            creator_skill.change_level(level, self.clock.now())
-            return save(self.app, creator_skill)
-
-        return retrying(attempt)
+        return self._change(user_id, number, lambda skill: skill.change_level(level, self.clock.now()))
 
     def check_owned(self, user_id: int, number: int) -> None:
         """404 or 403 exactly as a write would answer, for a request that changes nothing."""
         self._owned(user_id, number)
 
     def remove(self, user_id: int, number: int) -> Positions:
-        def attempt() -> Positions:
-            creator_skill = self._owned(user_id, number)
-            creator_skill.remove(self.clock.now())
-            return save(self.app, creator_skill)
-
-        return retrying(attempt)
+        return self._change(user_id, number, lambda skill: skill.remove(self.clock.now()))
 
     def bulk_update(self, user_id: int, wanted: Sequence[Wanted]) -> tuple[list[Applied], Positions]:
         """Set every listed skill to its level, adding the ones the creator lacks.
@@ -120,6 +109,9 @@ class CreatorSkillCommands:
             return applied, save(self.app, *pending)
 
         return retrying(attempt)
+
+    def _change(self, user_id: int, number: int, decide: Callable[[CreatorSkill], None]) -> Positions:
+        return change(self.app, lambda: self._owned(user_id, number), decide).positions
 
     def _new(self, profile: int, skill: int, level: int) -> tuple[int, list[Aggregate]]:
         """A new creator skill and the claim that makes its (profile, skill) pair unique."""

@@ -7,13 +7,13 @@ from typing import Any
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
-from commands.saving import Positions, retrying, save
+from commands.saving import Positions, change, save
 from ugc.clock import Clock
 from ugc.creators import CreatorProfile, creator_profile_id
-from ugc.database import Database
 from ugc.errors import Conflict, NotFound
 from ugc.ids import aggregate_id
-from ugc.store import EventStores
+from ugc.platform.database import Database
+from ugc.platform.store import EventStores
 
 
 class CreatorCommands:
@@ -52,15 +52,18 @@ class CreatorCommands:
         except IntegrityError:
             raise Conflict("creator_profile_exists") from None
 
-    def update_profile(self, user_id: int, changes: dict[str, Any]) -> Positions:
-        def attempt() -> Positions:
+    def update_profile(
+        self, user_id: int, changes: dict[str, Any], *, expected_version: int | None = None
+    ) -> Positions:
+        def load() -> CreatorProfile:
             profile = self._profile(user_id)
             if profile is None:
                 raise NotFound("creator_profile_not_found")
-            profile.update(changes, self.clock.now())
-            return save(self.app, profile)
+            return profile
 
-        return retrying(attempt)
+        return change(
+            self.app, load, lambda profile: profile.update(changes, self.clock.now()), expected_version=expected_version
+        ).positions
 
     def _profile(self, user_id: int) -> CreatorProfile | None:
         try:

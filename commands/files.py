@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from eventsourcing.application import AggregateNotFoundError
 
-from commands.saving import Positions, retrying, save
+from commands.saving import Positions, change, save
 from ugc.clock import Clock
-from ugc.database import Database
 from ugc.errors import NotFound
 from ugc.files import StoredFile
 from ugc.ids import aggregate_id
-from ugc.store import EventStores
+from ugc.platform.database import Database
+from ugc.platform.store import EventStores
 
 
 class FileCommands:
@@ -39,14 +39,13 @@ class FileCommands:
     def remove(self, owner_id: int, file_id: int) -> Positions:
         """Take the file off its owner's list; its bytes stay for the orders it was delivered in."""
 
-        def attempt() -> Positions:
+        def load() -> StoredFile:
             stored = self._file(file_id)
             if stored is None:
                 raise NotFound("file_not_found")
-            stored.remove_by_owner(owner_id, self.clock.now())
-            return save(self.app, stored)
+            return stored
 
-        return retrying(attempt)
+        return change(self.app, load, lambda stored: stored.remove_by_owner(owner_id, self.clock.now())).positions
 
     def _file(self, file_id: int) -> StoredFile | None:
         try:

@@ -7,11 +7,10 @@ from dataclasses import dataclass
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
-from commands.saving import Positions, retrying, save
+from commands.saving import Positions, change, save
 from ugc.accounts import User
 from ugc.claims import Claim
 from ugc.clock import Clock
-from ugc.database import Database
 from ugc.errors import InvalidField, NotFound
 from ugc.ids import aggregate_id, claim_id
 from ugc.messaging import (
@@ -23,7 +22,8 @@ from ugc.messaging import (
     pair_key,
     read_marker_id,
 )
-from ugc.store import EventStores
+from ugc.platform.database import Database
+from ugc.platform.store import EventStores
 
 
 @dataclass(frozen=True)
@@ -93,16 +93,14 @@ class MessagingCommands:
             raise NotFound("conversation_not_found")
         up_to = self.app.recorder.max_notification_id() or 0
 
-        def attempt() -> Positions:
-            now = self.clock.now()
+        def marker() -> ConversationRead:
             try:
-                marker: ConversationRead = self.app.repository.get(read_marker_id(conversation, user))
+                found: ConversationRead = self.app.repository.get(read_marker_id(conversation, user))
             except AggregateNotFoundError:
-                marker = ConversationRead(conversation=conversation, user=user, at=now)
-            marker.mark_read(up_to, now)
-            return save(self.app, marker)
+                return ConversationRead(conversation=conversation, user=user, at=self.clock.now())
+            return found
 
-        return retrying(attempt)
+        return change(self.app, marker, lambda read: read.mark_read(up_to, self.clock.now())).positions
 
     def _conversation(self, number: int) -> Conversation:
         try:

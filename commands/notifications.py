@@ -11,11 +11,11 @@ from datetime import datetime
 
 from eventsourcing.application import AggregateNotFoundError
 
-from commands.saving import Positions, retrying, save
+from commands.saving import Positions, change
 from ugc.clock import Clock
 from ugc.errors import NotFound
 from ugc.notifications import SOURCES, NotificationsRead, inbox_id, notification_source, notification_type
-from ugc.store import EventStores
+from ugc.platform.store import EventStores
 
 
 class NotificationCommands:
@@ -27,12 +27,12 @@ class NotificationCommands:
     def mark_read(self, user: int, notification: int) -> Positions:
         if not self._notifies(user, notification):
             raise NotFound("notification_not_found")
-        return self._record(user, lambda inbox, now: inbox.read([notification], now))
+        return self._record(user, lambda found, now: found.read([notification], now))
 
     def mark_all_read(self, user: int) -> Positions:
         """Everything notified by events appended so far, in every log that notifies."""
         heads = self.stores.heads(SOURCES)
-        return self._record(user, lambda inbox, now: inbox.read_all(heads, now))
+        return self._record(user, lambda found, now: found.read_all(heads, now))
 
     def _notifies(self, user: int, notification: int) -> bool:
         source = notification_source(notification)
@@ -46,14 +46,12 @@ class NotificationCommands:
         domain_event = app.mapper.to_domain_event(found[0])
         return notification_type(domain_event) is not None and getattr(domain_event, "notify", None) == user
 
-    def _record(self, user: int, change: Callable[[NotificationsRead, datetime], None]) -> Positions:
-        def attempt() -> Positions:
-            now = self.clock.now()
+    def _record(self, user: int, read: Callable[[NotificationsRead, datetime], None]) -> Positions:
+        def inbox() -> NotificationsRead:
             try:
-                inbox: NotificationsRead = self.app.repository.get(inbox_id(user))
+                found: NotificationsRead = self.app.repository.get(inbox_id(user))
             except AggregateNotFoundError:
-                inbox = NotificationsRead(user=user, at=now)
-            change(inbox, now)
-            return save(self.app, inbox)
+                return NotificationsRead(user=user, at=self.clock.now())
+            return found
 
-        return retrying(attempt)
+        return change(self.app, inbox, lambda found: read(found, self.clock.now())).positions

@@ -13,20 +13,19 @@ from decimal import Decimal
 from typing import Any
 
 from eventsourcing.application import AggregateNotFoundError
-from eventsourcing.persistence import IntegrityError
 
 from commands.group_commit import GroupCommit
 from commands.read_only import ReadOnlyAggregates, ReadOnlyView
-from commands.saving import Positions, retrying, save
+from commands.saving import Positions, change
 from ugc.accounts import User
 from ugc.clock import Clock
-from ugc.database import Database
-from ugc.errors import InvalidField, NotAllowed, NotFound, StaleVersion, WrongState
+from ugc.errors import InvalidField, NotAllowed, NotFound, WrongState
 from ugc.files import StoredFile
 from ugc.ids import aggregate_id
 from ugc.orders import Order, order_id
+from ugc.platform.database import Database
+from ugc.platform.store import Accounts, Catalog, EventStores, Files
 from ugc.services import Service
-from ugc.store import Accounts, Catalog, EventStores, Files
 
 
 @dataclass(frozen=True)
@@ -163,44 +162,32 @@ class OrderCommands:
 
         return self._change(order, None, decide)
 
-    def history(self, order: int) -> list[Any]:
-        """The order's events, oldest first: the log itself, for auditors (not a read model)."""
-        events = list(self.app.events.get(order_id(order)))
-        if not events:
-            raise NotFound("order_not_found")
-        return events
-
-    def load(self, order: int, *, version: int | None = None) -> Order:
+    def load(self, order: int) -> Order:
         try:
-            found: Order = self.app.repository.get(order_id(order), version=version)
+            found: Order = self.app.repository.get(order_id(order))
         except AggregateNotFoundError:
             raise NotFound("order_not_found") from None
         return found
 
     def _change(self, order: int, expected_version: int | None, decide: Callable[[Order], None]) -> Positions:
-        """Load, decide, append. When another command appended first, the outcome depends on what it did:
-        if it moved the order to another status, this command was decided on a state that no longer
-        exists and loses with 409 (of two racing transitions exactly one wins); if the status is the
-        same (an edit), the command is decided again on the new state.
+        """Load, decide, append, through `change`. An order's command is meant for the status its
+        caller saw: when another command appended first and moved the order to another status,
+        this one was decided on a state that no longer exists and loses with 409 (of two racing
+        transitions exactly one wins); when the status is the same (an edit), it is decided again
+        on the new state.
         """
+        seen: str | None = None
 
-        def attempt() -> Positions:
-            loaded = self.load(order)
-            if expected_version is not None and loaded.version != expected_version:
-                raise StaleVersion(loaded.version)
+        def decide_on_the_status_seen(loaded: Order) -> None:
+            nonlocal seen
+            if seen is not None and loaded.status != seen:
+                raise WrongState(loaded.status, "order_wrong_status")
             seen = loaded.status
             decide(loaded)
-            try:
-                return save(self.app, loaded)
-            except IntegrityError:
-                current = self.load(order)
-                if expected_version is not None:
-                    raise StaleVersion(current.version) from None
-                if current.status != seen:
-                    raise WrongState(current.status, "order_wrong_status") from None
-                raise
 
-        return retrying(attempt)
+        return change(
+            self.app, lambda: self.load(order), decide_on_the_status_seen, expected_version=expected_version
+        ).positions
 
     def _check_own_files(self, actor: int, file_ids: list[int]) -> None:
         if not file_ids:

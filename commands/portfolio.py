@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from eventsourcing.application import AggregateNotFoundError
 
 from commands.creator_access import check_owner, require_creator
-from commands.saving import Positions, retrying, save
+from commands.saving import Positions, change, save
 from ugc.clock import Clock
-from ugc.database import Database
 from ugc.errors import InvalidField, NotFound
+from ugc.platform.database import Database
+from ugc.platform.store import EventStores
 from ugc.portfolio import PortfolioImage, PortfolioItem, portfolio_image_id, portfolio_item_id
-from ugc.store import EventStores
+
+Kind = Literal["item", "image"]
 
 
 @dataclass(frozen=True)
@@ -45,29 +48,6 @@ class PortfolioCommands:
         )
         return number, save(self.app, item)
 
-    def update_item(
-        self, user_id: int, number: int, changes: dict[str, Any], cover: StoredImage | None = None
-    ) -> Positions:
-        if cover is not None:
-            changes = changes | {"cover_key": cover.key, "cover_content_type": cover.content_type}
-
-        def attempt() -> Positions:
-            item = self._item(number)
-            check_owner(self.accounts, user_id, item.creator_profile)
-            item.update(changes, self.clock.now())
-            return save(self.app, item)
-
-        return retrying(attempt)
-
-    def delete_item(self, user_id: int, number: int) -> Positions:
-        def attempt() -> Positions:
-            item = self._item(number)
-            check_owner(self.accounts, user_id, item.creator_profile)
-            item.delete(self.clock.now())
-            return save(self.app, item)
-
-        return retrying(attempt)
-
     def add_image(
         self, user_id: int, *, portfolio_item: int, image: StoredImage, caption: str, order: int
     ) -> tuple[int, Positions]:
@@ -90,28 +70,47 @@ class PortfolioCommands:
         )
         return number, save(self.app, added)
 
-    def update_image(
-        self, user_id: int, number: int, changes: dict[str, Any], image: StoredImage | None = None
+    # Items and images alike: only the creator who owns one changes it.
+
+    def update(
+        self,
+        kind: Kind,
+        user_id: int,
+        number: int,
+        changes: dict[str, Any],
+        file: StoredImage | None = None,
+        *,
+        expected_version: int | None = None,
     ) -> Positions:
-        if image is not None:
-            changes = changes | {"image_key": image.key, "content_type": image.content_type}
+        """Change the item's or image's fields, and its bytes when a `file` comes with their type."""
+        new_file = None if file is None else (file.key, file.content_type)
+        return self._change(
+            kind,
+            user_id,
+            number,
+            lambda piece: piece.update(changes, self.clock.now(), file=new_file),
+            expected_version,
+        )
 
-        def attempt() -> Positions:
-            found = self._image(number)
-            check_owner(self.accounts, user_id, found.creator_profile)
-            found.update(changes, self.clock.now())
-            return save(self.app, found)
+    def delete(self, kind: Kind, user_id: int, number: int, *, expected_version: int | None = None) -> Positions:
+        return self._change(kind, user_id, number, lambda piece: piece.delete(self.clock.now()), expected_version)
 
-        return retrying(attempt)
+    def _change(
+        self,
+        kind: Kind,
+        user_id: int,
+        number: int,
+        decide: Callable[[PortfolioItem | PortfolioImage], None],
+        expected_version: int | None,
+    ) -> Positions:
+        """404 for a missing or deleted one, then 403 for another's, then 412 for a stale `If-Match`."""
 
-    def remove_image(self, user_id: int, number: int) -> Positions:
-        def attempt() -> Positions:
-            found = self._image(number)
-            check_owner(self.accounts, user_id, found.creator_profile)
-            found.remove(self.clock.now())
-            return save(self.app, found)
+        def owned() -> PortfolioItem | PortfolioImage:
+            piece = self._item(number) if kind == "item" else self._image(number)
+            check_owner(self.accounts, user_id, piece.creator_profile)
+            return piece
 
-        return retrying(attempt)
+        return change(self.app, owned, decide, expected_version=expected_version).positions
 
     def _item(self, number: int) -> PortfolioItem:
         try:

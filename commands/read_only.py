@@ -12,24 +12,21 @@ What `get` answers is shared between threads and must never be changed.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Collection
 from typing import Any
 from uuid import UUID
 
-from cachetools import LRUCache
-
-from ugc.database import Database
-from ugc.store import AGGREGATE_CACHE_SIZE, EventStores
+from ugc.platform.cache import LRU
+from ugc.platform.database import Database
+from ugc.platform.store import AGGREGATE_CACHE_SIZE, EventStores
 
 
 class ReadOnlyAggregates:
     def __init__(self, stores: EventStores, db: Database, maxsize: int = AGGREGATE_CACHE_SIZE) -> None:
         self.stores = stores
         self.db = db
-        self._lock = threading.Lock()
         # (application, aggregate id) -> (head of its log read before it was loaded, the aggregate)
-        self._kept: LRUCache[tuple[str, UUID], tuple[int, Any]] = LRUCache(maxsize)
+        self._kept = LRU[tuple[str, UUID], tuple[int, Any]](maxsize)
 
     def now(self, applications: Collection[str]) -> ReadOnlyView:
         """A view of `applications` as they stand now: every aggregate it gives is at least this new."""
@@ -45,16 +42,13 @@ class ReadOnlyAggregates:
 
     def _get(self, application: str, aggregate_id: UUID, head: int) -> Any:
         key = (application, aggregate_id)
-        with self._lock:
-            kept = self._kept.get(key)
+        kept = self._kept.get(key)
         if kept is not None and kept[0] >= head:
             return kept[1]
         # Raises AggregateNotFoundError for an unknown id; nothing is kept then.
         aggregate: Any = self.stores[application].repository.get(aggregate_id)
-        with self._lock:
-            newer = self._kept.get(key)
-            if newer is None or newer[0] < head:
-                self._kept[key] = (head, aggregate)
+        # Another thread may have kept one loaded at a later head meanwhile: that one stays.
+        self._kept.put_unless(key, (head, aggregate), keep=lambda newer: newer[0] >= head)
         return aggregate
 
 

@@ -13,9 +13,9 @@ from commands.saving import Positions
 from ugc.catalog import Category, Skill
 from ugc.claims import Claim
 from ugc.clock import Clock
-from ugc.database import Database
 from ugc.ids import claim_id
-from ugc.store import EventStores
+from ugc.platform.database import Database
+from ugc.platform.store import EventStores
 
 
 def reference_data() -> dict[str, Any]:

@@ -1,19 +1,25 @@
-"""Appending to an event store and reporting where the events landed."""
+"""Appending to an event store and reporting where the events landed; the one way to change an aggregate."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
 
+from ugc.errors import StaleVersion
+
 T = TypeVar("T")
+A = TypeVar("A", bound=Aggregate)
 
 # Application name -> notification id of the last event appended: what read models must reach.
 Positions = dict[str, int]
+
+ATTEMPTS = 5
 
 
 def save(app: Application[UUID], *aggregates: Aggregate) -> Positions:
@@ -27,7 +33,7 @@ def save(app: Application[UUID], *aggregates: Aggregate) -> Positions:
     return {app.name: max(r.notification.id for r in recordings)}
 
 
-def retrying(command: Callable[[], T], attempts: int = 5) -> T:
+def retrying(command: Callable[[], T], attempts: int = ATTEMPTS) -> T:
     """Run a load-decide-save `command`, again against the new state if another writer won the race."""
     for _ in range(attempts - 1):
         try:
@@ -35,3 +41,49 @@ def retrying(command: Callable[[], T], attempts: int = 5) -> T:
         except IntegrityError:
             continue
     return command()
+
+
+@dataclass(frozen=True)
+class Changed(Generic[T]):
+    """What a change did: the decision's result, the aggregate's version after it, where its events landed."""
+
+    result: T
+    version: int
+    positions: Positions
+
+
+def _nothing(_: object) -> tuple[Aggregate, ...]:
+    return ()
+
+
+def change(
+    app: Application[UUID],
+    load: Callable[[], A],
+    decide: Callable[[A], T],
+    *,
+    expected_version: int | None = None,
+    also: Callable[[T], Iterable[Aggregate]] = _nothing,
+    attempts: int = ATTEMPTS,
+) -> Changed[T]:
+    """Load an aggregate, let `decide` change it, append what it recorded.
+
+    `load` raises the domain error of a missing aggregate; `expected_version` is the client's
+    `If-Match`: any other current version raises StaleVersion (412) and decides nothing. `decide`
+    records events on the aggregate or raises a domain error; what it returns is the result, and
+    `also(result)` names other aggregates it changed, appended in the same transaction.
+
+    When another writer appended first (the store's IntegrityError), all of it runs again on the
+    new state: with `If-Match` that is a 412, since the version moved; without it, the decision
+    is taken again and either holds (2xx) or now refuses with its own domain error (409 for a
+    wrong state, 404 for a deleted object). A clash on every attempt lets the IntegrityError out.
+    """
+
+    def attempt() -> Changed[T]:
+        aggregate = load()
+        if expected_version is not None and aggregate.version != expected_version:
+            raise StaleVersion(aggregate.version)
+        result = decide(aggregate)
+        positions = save(app, aggregate, *also(result))
+        return Changed(result, aggregate.version, positions)
+
+    return retrying(attempt, attempts)

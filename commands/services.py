@@ -6,22 +6,22 @@ profile and name from the accounts log, ownership from the service itself.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from eventsourcing.application import AggregateNotFoundError
 
-from commands.saving import Positions, retrying, save
+from commands.saving import Positions, change, save
 from ugc.accounts import User
 from ugc.clock import Clock
 from ugc.creators import CreatorProfile, creator_profile_id
-from ugc.database import Database
 from ugc.errors import InvalidField, NotAllowed, NotFound
 from ugc.ids import aggregate_id
+from ugc.platform.database import Database
+from ugc.platform.store import EventStores
 from ugc.services import OptionDraft, Service, money, normalise_tags, priced_options, service_id
-from ugc.store import EventStores
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,9 @@ class ServiceCommands:
         )
         return number, save(self.catalog, service)
 
-    def edit(self, user_id: int, number: int, changes: dict[str, Any]) -> Positions:
+    def edit(
+        self, user_id: int, number: int, changes: dict[str, Any], *, expected_version: int | None = None
+    ) -> Positions:
         """Apply a partial edit; API field names (`category_id`, `options` as drafts) are accepted."""
         changes = dict(changes)
         if "tags" in changes:
@@ -86,25 +88,29 @@ class ServiceCommands:
         if drafts is not None:
             priced_options(drafts, [d.id for d in drafts if d.id is not None], range(len(drafts)))
 
-        def attempt() -> Positions:
-            service = self._service(number)
-            service.check_owner(user_id)
+        def decide(service: Service) -> None:
+            edited = changes
             if drafts is not None:
                 fresh = self.db.next_numbers("service_option", sum(d.id is None for d in drafts))
-                changes["options"] = priced_options(drafts, service.option_ids, fresh)
-            service.update(changes, self.clock.now())
-            return save(self.catalog, service)
+                edited = changes | {"options": priced_options(drafts, service.option_ids, fresh)}
+            service.update(edited, self.clock.now())
 
-        return retrying(attempt)
+        return self._change(user_id, number, decide, expected_version)
 
-    def deactivate(self, user_id: int, number: int) -> Positions:
-        def attempt() -> Positions:
+    def deactivate(self, user_id: int, number: int, *, expected_version: int | None = None) -> Positions:
+        return self._change(user_id, number, lambda service: service.deactivate(self.clock.now()), expected_version)
+
+    def _change(
+        self, user_id: int, number: int, decide: Callable[[Service], None], expected_version: int | None
+    ) -> Positions:
+        """Change the caller's own service: 404, then 403 for another's, then 412 for a stale `If-Match`."""
+
+        def owned() -> Service:
             service = self._service(number)
             service.check_owner(user_id)
-            service.deactivate(self.clock.now())
-            return save(self.catalog, service)
+            return service
 
-        return retrying(attempt)
+        return change(self.catalog, owned, decide, expected_version=expected_version).positions
 
     def _service(self, number: int) -> Service:
         try:

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from eventsourcing.application import AggregateNotFoundError
 
-from commands.saving import Positions, retrying, save
+from commands.saving import Positions, change, retrying, save
 from ugc.accounts import User
 from ugc.catalog import Skill
 from ugc.claims import Claim
 from ugc.clock import Clock
-from ugc.database import Database
 from ugc.errors import Conflict, NotAllowed, NotFound
 from ugc.ids import aggregate_id, claim_id, normalise
-from ugc.store import EventStores
+from ugc.platform.database import Database
+from ugc.platform.store import EventStores
 
 ADMIN = "admin"
 NAME_CLAIM = "skill"
@@ -44,24 +44,28 @@ class SkillCommands:
     def update(self, by: int, skill_id: int, *, name: str | None, description: str | None) -> Positions:
         """Change the name and/or description; a new name must be free (409 otherwise)."""
 
-        def attempt() -> Positions:
+        def load() -> Skill:
             skill = self._skill(skill_id)
             self._require_admin(by)
+            return skill
+
+        def decide(skill: Skill) -> list[Claim]:
+            """Edit the skill; the claim on a new name is changed with it."""
             new_name = skill.name if name is None else name
             new_description = skill.description if description is None else description
             now = self.clock.now()
-            changed: list[Skill | Claim] = []
+            claims: list[Claim] = []
             if new_name != skill.name:
                 claim = self._name_claim(new_name, holder=skill.number)
                 if claim is None:
                     claim = Claim(kind=NAME_CLAIM, value=new_name, owner_number=skill.number, at=now)
                 else:
                     claim.take(skill.number, now)
-                changed.append(claim)
+                claims.append(claim)
             skill.edit(new_name, new_description, by, now)
-            return save(self.app, *changed, skill)
+            return claims
 
-        return retrying(attempt)
+        return change(self.app, load, decide, also=lambda claims: claims).positions
 
     def _name_claim(self, name: str, holder: int | None) -> Claim | None:
         """The existing claim on `name` if it may pass to `holder`, None if there is none; 409 if taken.

@@ -17,8 +17,8 @@ from eventsourcing.application import AggregateNotFoundError
 
 from ugc.accounts import User
 from ugc.ids import aggregate_id
-from ugc.lru import LRU
-from ugc.store import EventStores
+from ugc.platform.cache import LRU
+from ugc.platform.store import EventStores
 
 KEPT_STANDINGS = 100_000  # ~200 bytes each: 20 MB at most per process
 

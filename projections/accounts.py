@@ -13,8 +13,8 @@ from typing import ClassVar
 from projections.base import Handler, Projection
 from ugc.accounts import User
 from ugc.creators import CreatorProfile
-from ugc.database import Cursor
-from ugc.store import Accounts
+from ugc.platform.dialect import Cursor
+from ugc.platform.store import Accounts
 
 
 class AccountsProjection(Projection):
@@ -52,12 +52,13 @@ class AccountsProjection(Projection):
 
     def creator_profile_created(self, cur: Cursor, e: CreatorProfile.Created) -> None:
         cur.execute(
-            "INSERT INTO creator_profiles (id, uuid, user_id, specialization, experience, portfolio_link, "
-            "social_links, created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            "INSERT INTO creator_profiles (id, uuid, user_id, version, specialization, experience, portfolio_link, "
+            "social_links, created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
             (
                 e.number,
                 str(e.originator_id),
                 e.user_number,
+                e.originator_version,
                 e.specialization,
                 e.experience,
                 e.portfolio_link,
@@ -69,7 +70,7 @@ class AccountsProjection(Projection):
         cur.execute("UPDATE users SET creator_profile_id = %s WHERE id = %s", (e.number, e.user_number))
 
     def creator_profile_updated(self, cur: Cursor, e: CreatorProfile.Updated) -> None:
-        _update(cur, "creator_profiles", e, {**e.changes, "updated_at": e.at})
+        _update(cur, "creator_profiles", e, {**e.changes, "updated_at": e.at, "version": e.originator_version})
 
 
 def _update(cur: Cursor, table: str, e: User.Event | CreatorProfile.Event, changes: Mapping[str, object]) -> None:

@@ -8,7 +8,7 @@ from typing import ClassVar
 
 from eventsourcing.utils import get_topic
 
-from ugc.database import Cursor
+from ugc.platform.dialect import Cursor
 
 # A read model's handler is called with the batch's cursor and the event; a side effect's with
 # only the event (see ProjectionRunner).

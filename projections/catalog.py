@@ -8,8 +8,8 @@ from typing import ClassVar
 from projections.base import Handler, Projection
 from readmodels.catalog import search_text
 from ugc.catalog import Category, Skill
-from ugc.database import Cursor
-from ugc.store import Catalog
+from ugc.platform.dialect import Cursor
+from ugc.platform.store import Catalog
 
 
 class CatalogProjection(Projection):

@@ -7,8 +7,8 @@ from typing import ClassVar
 
 from projections.base import Handler, Projection
 from ugc.creator_skills import CreatorSkill
-from ugc.database import Cursor
-from ugc.store import Catalog
+from ugc.platform.dialect import Cursor
+from ugc.platform.store import Catalog
 
 
 class CreatorSkillsProjection(Projection):

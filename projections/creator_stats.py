@@ -8,9 +8,9 @@ from typing import ClassVar
 
 from projections.base import Handler, Projection
 from projections.held import HeldInserts, Insert
-from ugc.database import Cursor
 from ugc.orders import Order
-from ugc.store import Orders
+from ugc.platform.dialect import Cursor
+from ugc.platform.store import Orders
 
 ORDER_OF_PROFILE = Insert("creator_stats_orders", {"order_uuid": "text", "creator_profile_id": "bigint"})
 PROFILE = Insert("creator_stats", {"creator_profile_id": "bigint"}, "ON CONFLICT (creator_profile_id) DO NOTHING")

@@ -6,9 +6,9 @@ from collections.abc import Mapping
 from typing import ClassVar
 
 from projections.base import Handler, Projection
-from ugc.database import Cursor
 from ugc.files import StoredFile
-from ugc.store import Files
+from ugc.platform.dialect import Cursor
+from ugc.platform.store import Files
 
 
 class FilesProjection(Projection):

@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ugc.database import Cursor
+from ugc.platform.dialect import Cursor
 
 
 @dataclass(frozen=True, eq=False)  # one constant per kind of insert: the same by identity

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, ClassVar
 
 from projections.base import Handler, Projection
-from readmodels.services import PROJECTION, add_review, creator_rating, minor_units, search_text
-from ugc.database import Cursor
+from readmodels.services import CATALOG_LOG, ORDERS_LOG, PROJECTION, minor_units, search_text
 from ugc.orders import Order
+from ugc.platform.dialect import Cursor
 from ugc.services import Service
-from ugc.store import Catalog, Orders
 
 
 def _options(options: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -21,7 +21,7 @@ def _options(options: list[dict[str, Any]]) -> list[dict[str, Any]]:
 class ListingsProjection(Projection):
     name = PROJECTION
     # Orders too: reviews set the creator's rating shown on their services.
-    applications: ClassVar[tuple[str, ...]] = (Catalog.name, Orders.name)
+    applications: ClassVar[tuple[str, ...]] = (CATALOG_LOG, ORDERS_LOG)
     tables: ClassVar[tuple[str, ...]] = ("services", "listing_creator_ratings")
 
     def handlers(self) -> Mapping[type, Handler]:
@@ -38,8 +38,8 @@ class ListingsProjection(Projection):
         cur.execute(
             "INSERT INTO services (id, uuid, creator_profile_id, creator_user_id, creator_username, category_id, "
             "title, description, base_price, price_minor, delivery_time, options, tags, allows_modifications, "
-            "modifications_price, is_active, created_at, updated_at, search_text, creator_rating, rating_minor) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            "modifications_price, is_active, created_at, updated_at, search_text, creator_rating, rating_minor, "
+            "version) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
             (
                 e.number,
                 str(e.originator_id),
@@ -62,12 +62,13 @@ class ListingsProjection(Projection):
                 search_text(e.title, e.description),
                 rating,
                 minor_units(rating),
+                e.originator_version,
             ),
         )
 
     def updated(self, cur: Cursor, e: Service.Updated) -> None:
         changes = dict(e.changes)
-        columns: dict[str, object] = {"updated_at": e.at}
+        columns: dict[str, object] = {"updated_at": e.at, "version": e.originator_version}
         for name in ("title", "description", "delivery_time", "allows_modifications", "modifications_price"):
             if name in changes:
                 columns[name] = changes[name]
@@ -90,10 +91,36 @@ class ListingsProjection(Projection):
         _update(cur, e, columns)
 
     def deactivated(self, cur: Cursor, e: Service.Deactivated) -> None:
-        _update(cur, e, {"is_active": False, "updated_at": e.at})
+        _update(cur, e, {"is_active": False, "updated_at": e.at, "version": e.originator_version})
 
 
 def _update(cur: Cursor, e: Service.Event, columns: Mapping[str, object]) -> None:
     """Set `columns` (names fixed in this module, never from input) on the event's row."""
     assignments = ", ".join(f"{column} = %s" for column in columns)
     cur.execute(f"UPDATE services SET {assignments} WHERE uuid = %s", (*columns.values(), str(e.originator_id)))
+
+
+def add_review(cur: Cursor, creator_profile_id: int, rating: int) -> None:
+    """Count a review and show the creator's new mean on their services."""
+    cur.execute(
+        "INSERT INTO listing_creator_ratings (creator_profile_id, rating_sum, rating_count) VALUES (%s, %s, 1) "
+        "ON CONFLICT (creator_profile_id) DO UPDATE SET rating_sum = listing_creator_ratings.rating_sum + %s, "
+        "rating_count = listing_creator_ratings.rating_count + 1",
+        (creator_profile_id, rating, rating),
+    )
+    mean = creator_rating(cur, creator_profile_id)
+    cur.execute(
+        "UPDATE services SET creator_rating = %s, rating_minor = %s WHERE creator_profile_id = %s",
+        (mean, minor_units(mean), creator_profile_id),
+    )
+
+
+def creator_rating(cur: Cursor, creator_profile_id: int) -> Decimal:
+    """The mean of the creator's review ratings to two decimals (0 before the first review)."""
+    row = cur.execute(
+        "SELECT rating_sum, rating_count FROM listing_creator_ratings WHERE creator_profile_id = %s",
+        (creator_profile_id,),
+    ).fetchone()
+    if row is None:
+        return Decimal(0)
+    return (Decimal(int(row["rating_sum"])) / int(row["rating_count"])).quantize(Decimal("0.01"), ROUND_HALF_UP)

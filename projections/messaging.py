@@ -11,10 +11,10 @@ from typing import ClassVar
 
 from projections.base import Handler, Projection
 from projections.outbox import Outbox
-from ugc.database import Cursor
 from ugc.messaging import Conversation, ConversationRead, Message
-from ugc.push import Publisher, Push, conversation_channel
-from ugc.store import Messaging
+from ugc.platform.dialect import Cursor
+from ugc.platform.push import Publisher, Push, conversation_channel
+from ugc.platform.store import Messaging
 
 
 class MessagingProjection(Projection):

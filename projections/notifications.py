@@ -13,16 +13,15 @@ from datetime import datetime
 from functools import partial
 from typing import Any, ClassVar
 
-from cachetools import LRUCache
-
 from projections.base import Handler, Projection
 from projections.outbox import Outbox
-from ugc.database import Cursor, Row
 from ugc.messaging import Message
 from ugc.notifications import TYPES, NotificationsRead, notification_id
 from ugc.orders import Order
-from ugc.push import Publisher, Push, user_channel
-from ugc.store import Messaging, Orders
+from ugc.platform.cache import LRU
+from ugc.platform.dialect import Cursor, Row
+from ugc.platform.push import Publisher, Push, user_channel
+from ugc.platform.store import Messaging, Orders
 
 ORDER_NUMBERS_KEPT = 20_000  # about 2 MB
 
@@ -42,7 +41,7 @@ class NotificationsProjection(Projection):
         self._held: list[_Held] = []  # notifications of the batch not written yet
         # Order uuid -> number, which never changes: a lifecycle notification of a recent order then
         # needs no lookup (a statement whose answer the batch would wait for).
-        self._order_numbers: LRUCache[str, int] = LRUCache(ORDER_NUMBERS_KEPT)
+        self._order_numbers = LRU[str, int](ORDER_NUMBERS_KEPT)
 
     def handlers(self) -> Mapping[type, Handler]:
         notifying: dict[type, Handler] = {
@@ -86,13 +85,14 @@ class NotificationsProjection(Projection):
             return {"conversation_id": e.conversation, "message_id": e.number}
         uuid = str(e.originator_id)
         if isinstance(e, Order.Placed):
-            self._order_numbers[uuid] = e.number
+            self._order_numbers.put(uuid, e.number)
             return {"order_id": e.number}
         number = self._order_numbers.get(uuid)
         if number is None:
             row = cur.execute("SELECT order_id FROM notification_orders WHERE order_uuid = %s", (uuid,)).fetchone()
             assert row is not None, f"no order number for {e.originator_id}"
-            number = self._order_numbers[uuid] = int(row["order_id"])
+            number = int(row["order_id"])
+            self._order_numbers.put(uuid, number)
         data = {"order_id": number}
         if isinstance(e, Order.WorkDelivered):
             data["delivery_id"] = e.delivery

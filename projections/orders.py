@@ -8,10 +8,11 @@ from typing import Any, ClassVar
 
 from projections.base import Handler, Projection
 from projections.held import HeldInserts, Insert
-from readmodels.orders import CountKey, add_order_counts, order_count_changes
-from ugc.database import Cursor
 from ugc.orders import CANCELLED, COMPLETED, DELIVERED, IN_PROGRESS, PENDING, Order
-from ugc.store import Orders
+from ugc.platform.dialect import Cursor
+from ugc.platform.store import Orders
+
+CountKey = tuple[int, str, str]  # (user id, role, status) of a row of `order_counts`
 
 NEW_ORDER = Insert(
     "orders",
@@ -148,6 +149,37 @@ class OrdersProjection(Projection):
         values = {**columns, "version": e.originator_version, "updated_at": e.at}
         assignments = ", ".join(f"{name} = %s" for name in values)
         cur.execute(f"UPDATE orders SET {assignments} WHERE uuid = %s", (*values.values(), uuid))
+
+
+def order_count_changes(
+    buyer_id: int, creator_id: int, old_status: str | None, new_status: str | None
+) -> Counter[CountKey]:
+    """How moving one order between statuses (None: from or to nowhere) changes both parties' counts."""
+    changes: Counter[CountKey] = Counter()
+    for delta, status in ((-1, old_status), (1, new_status)):
+        if status is not None:
+            for role, user_id in (("buyer", buyer_id), ("creator", creator_id)):
+                changes[(user_id, role, status)] += delta
+    return changes
+
+
+def add_order_counts(cur: Cursor, changes: Mapping[CountKey, int]) -> None:
+    """Add summed `changes` to `order_counts`, each key once per statement.
+
+    A key whose changes cancel out is still written (with 0): a status an order of the user ever had
+    keeps its row, whether the events came one by one or in one batch (a rebuild equals the live run).
+    """
+    columns = {"user_id": "bigint", "role": "text", "status": "text", "n": "bigint"}
+    rows = [(*key, delta) for key, delta in changes.items()]
+    if not rows:
+        return
+    for entry, params in cur.rows("changes", columns, rows):
+        cur.execute(
+            f"WITH {entry} INSERT INTO order_counts (user_id, role, status, n) "
+            "SELECT user_id, role, status, n FROM changes WHERE true "
+            "ON CONFLICT (user_id, role, status) DO UPDATE SET n = order_counts.n + excluded.n",
+            params,
+        )
 
 
 def _jsonable(option: dict[str, Any]) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from ugc.push import NoPublisher, Publisher, Push
+from ugc.platform.push import NoPublisher, Publisher, Push
 
 log = logging.getLogger(__name__)
 

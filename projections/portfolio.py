@@ -11,9 +11,9 @@ from collections.abc import Mapping
 from typing import ClassVar
 
 from projections.base import Handler, Projection
-from ugc.database import Cursor, Row
+from ugc.platform.dialect import Cursor, Row
+from ugc.platform.store import Catalog
 from ugc.portfolio import PortfolioImage, PortfolioItem
-from ugc.store import Catalog
 
 # Image event field -> portfolio_images column.
 _IMAGE_COLUMNS = {"caption": "caption", "order": "sort_order", "image_key": "image_key"}
@@ -36,9 +36,20 @@ class PortfolioProjection(Projection):
 
     def item_created(self, cur: Cursor, e: PortfolioItem.Created) -> None:
         cur.execute(
-            "INSERT INTO portfolio_items (id, uuid, creator_profile_id, title, description, cover_key, images, "
-            "created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            (e.number, str(e.originator_id), e.creator_profile, e.title, e.description, e.cover_key, [], e.at, e.at),
+            "INSERT INTO portfolio_items (id, uuid, creator_profile_id, version, title, description, cover_key, "
+            "images, created_at, updated_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (
+                e.number,
+                str(e.originator_id),
+                e.creator_profile,
+                e.originator_version,
+                e.title,
+                e.description,
+                e.cover_key,
+                [],
+                e.at,
+                e.at,
+            ),
         )
         _publish(cur, e.cover_key, e.cover_content_type)
 
@@ -52,7 +63,8 @@ class PortfolioProjection(Projection):
         changes = {k: v for k, v in e.changes.items() if k in ("title", "description", "cover_key")}
         columns = "".join(f"{column} = %s, " for column in changes)
         cur.execute(
-            f"UPDATE portfolio_items SET {columns}updated_at = %s WHERE uuid = %s", (*changes.values(), e.at, uuid)
+            f"UPDATE portfolio_items SET {columns}updated_at = %s, version = %s WHERE uuid = %s",
+            (*changes.values(), e.at, e.originator_version, uuid),
         )
 
     def item_deleted(self, cur: Cursor, e: PortfolioItem.Deleted) -> None:
@@ -74,9 +86,9 @@ class PortfolioProjection(Projection):
         if cur.execute("SELECT id FROM portfolio_items WHERE id = %s", (e.portfolio_item,)).fetchone() is None:
             return
         cur.execute(
-            "INSERT INTO portfolio_images (id, uuid, portfolio_item_id, image_key, caption, sort_order) "
-            "VALUES (%s, %s, %s, %s, %s, %s)",
-            (e.number, str(e.originator_id), e.portfolio_item, e.image_key, e.caption, e.order),
+            "INSERT INTO portfolio_images (id, uuid, portfolio_item_id, version, image_key, caption, sort_order) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            (e.number, str(e.originator_id), e.portfolio_item, e.originator_version, e.image_key, e.caption, e.order),
         )
         _publish(cur, e.image_key, e.content_type)
         _embed_images(cur, e.portfolio_item)
@@ -89,6 +101,7 @@ class PortfolioProjection(Projection):
             _unpublish(cur, [image["image_key"]])
             _publish(cur, e.changes["image_key"], e.changes["content_type"])
         changes = {_IMAGE_COLUMNS[k]: v for k, v in e.changes.items() if k in _IMAGE_COLUMNS}
+        changes["version"] = e.originator_version
         columns = ", ".join(f"{column} = %s" for column in changes)
         cur.execute(f"UPDATE portfolio_images SET {columns} WHERE id = %s", (*changes.values(), image["id"]))
         _embed_images(cur, image["portfolio_item_id"])

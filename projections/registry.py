@@ -16,7 +16,7 @@ from projections.orders import OrdersProjection
 from projections.portfolio import PortfolioProjection
 from projections.verification_mail import VerificationMailProjection
 from ugc.config import Settings
-from ugc.push import Publisher
+from ugc.platform.push import Publisher
 
 
 def all_projections(settings: Settings, publisher: Publisher | None = None) -> list[Projection]:

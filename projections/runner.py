@@ -16,9 +16,10 @@ import psycopg
 
 from projections.base import Projection
 from readmodels import tracking
-from readmodels.tracking import Progress
-from ugc.database import INTEGRITY_ERRORS, Database
-from ugc.store import EventStores
+from readmodels.waiting import Progress
+from ugc.platform.database import Database
+from ugc.platform.dialect import INTEGRITY_ERRORS
+from ugc.platform.store import EventStores
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from typing import ClassVar
 from projections.base import Handler, Projection
 from projections.mail import Mailer
 from ugc.accounts import VerificationToken, verification_token
-from ugc.store import Accounts
+from ugc.platform.store import Accounts
 
 
 class VerificationMailProjection(Projection):

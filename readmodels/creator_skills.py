@@ -7,7 +7,8 @@ an update of that row.
 from __future__ import annotations
 
 from readmodels.pages import PageQuery, PageRequest
-from ugc.database import Database, Row
+from ugc.platform.database import Database
+from ugc.platform.dialect import Row
 
 DDL = (
     """CREATE TABLE IF NOT EXISTS creator_skills (

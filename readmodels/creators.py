@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from ugc.database import Database, Row
+from ugc.platform.database import Database
+from ugc.platform.dialect import Row
 
 DDL = (
     """CREATE TABLE IF NOT EXISTS creator_profiles (
         id BIGINT PRIMARY KEY,
         uuid TEXT NOT NULL UNIQUE,
         user_id BIGINT NOT NULL UNIQUE,
+        version BIGINT NOT NULL,
         specialization TEXT NOT NULL,
         experience TEXT NOT NULL,
         portfolio_link TEXT NOT NULL,
@@ -19,7 +21,7 @@ DDL = (
 
 
 _SELECT = (
-    "SELECT p.id, p.user_id, u.username, p.specialization, p.experience, p.portfolio_link, "
+    "SELECT p.id, p.version, p.user_id, u.username, p.specialization, p.experience, p.portfolio_link, "
     "p.social_links, p.created_at, p.updated_at, s.rating, s.completed_orders "
     "FROM creator_profiles p JOIN users u ON u.id = p.user_id "
     # creator_stats is kept by the orders' projection; a creator without orders has no row yet.

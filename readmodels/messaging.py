@@ -9,7 +9,8 @@ is the log position of its latest event: "most recently active" in store order, 
 from __future__ import annotations
 
 from readmodels.pages import PageQuery, PageRequest
-from ugc.database import Database, Row
+from ugc.platform.database import Database
+from ugc.platform.dialect import Row
 
 DDL = (
     """CREATE TABLE IF NOT EXISTS conversations (

@@ -9,7 +9,8 @@ applied before its notification arrived (a rebuild reads the two logs in batches
 from __future__ import annotations
 
 from readmodels.pages import PageQuery, PageRequest
-from ugc.database import Database, Row
+from ugc.platform.database import Database
+from ugc.platform.dialect import Row
 
 DDL = (
     """CREATE TABLE IF NOT EXISTS notifications (

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Mapping
 from datetime import date
 
 from readmodels.pages import PageQuery, PageRequest
-from ugc.database import Cursor, Database, Row
+from ugc.platform.database import Database
+from ugc.platform.dialect import Row
 
 DDL = (
     """CREATE TABLE IF NOT EXISTS orders (
@@ -128,40 +127,6 @@ def list_orders(user_id: int, page: PageRequest, *, role: str | None, status: st
         ),
         (f"SELECT * FROM ({selects}) AS mine ORDER BY id DESC", params),
     )
-
-
-CountKey = tuple[int, str, str]  # (user id, role, status) of a row of `order_counts`
-
-
-def order_count_changes(
-    buyer_id: int, creator_id: int, old_status: str | None, new_status: str | None
-) -> Counter[CountKey]:
-    """How moving one order between statuses (None: from or to nowhere) changes both parties' counts."""
-    changes: Counter[CountKey] = Counter()
-    for delta, status in ((-1, old_status), (1, new_status)):
-        if status is not None:
-            for role, user_id in (("buyer", buyer_id), ("creator", creator_id)):
-                changes[(user_id, role, status)] += delta
-    return changes
-
-
-def add_order_counts(cur: Cursor, changes: Mapping[CountKey, int]) -> None:
-    """For the orders projection: add summed `changes` to `order_counts`, each key once per statement.
-
-    A key whose changes cancel out is still written (with 0): a status an order of the user ever had
-    keeps its row, whether the events came one by one or in one batch (a rebuild equals the live run).
-    """
-    columns = {"user_id": "bigint", "role": "text", "status": "text", "n": "bigint"}
-    rows = [(*key, delta) for key, delta in changes.items()]
-    if not rows:
-        return
-    for entry, params in cur.rows("changes", columns, rows):
-        cur.execute(
-            f"WITH {entry} INSERT INTO order_counts (user_id, role, status, n) "
-            "SELECT user_id, role, status, n FROM changes WHERE true "
-            "ON CONFLICT (user_id, role, status) DO UPDATE SET n = order_counts.n + excluded.n",
-            params,
-        )
 
 
 def list_deliveries(db: Database, order_id: int) -> list[Row]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ugc.database import Database, Row
+from ugc.platform.database import Database
+from ugc.platform.dialect import Row
 
 # SQL with `%s` placeholders and its parameters.
 Query = tuple[str, Sequence[object]]

@@ -8,13 +8,15 @@ their images is one query. `portfolio_media` lists the media keys that may be se
 from __future__ import annotations
 
 from readmodels.pages import PageQuery, PageRequest
-from ugc.database import Database, Row
+from ugc.platform.database import Database
+from ugc.platform.dialect import Row
 
 DDL = (
     """CREATE TABLE IF NOT EXISTS portfolio_items (
         id BIGINT PRIMARY KEY,
         uuid TEXT NOT NULL UNIQUE,
         creator_profile_id BIGINT NOT NULL,
+        version BIGINT NOT NULL,
         title TEXT NOT NULL,
         description TEXT NOT NULL,
         cover_key TEXT NOT NULL,
@@ -27,6 +29,7 @@ DDL = (
         id BIGINT PRIMARY KEY,
         uuid TEXT NOT NULL UNIQUE,
         portfolio_item_id BIGINT NOT NULL,
+        version BIGINT NOT NULL,
         image_key TEXT NOT NULL,
         caption TEXT NOT NULL,
         sort_order INTEGER NOT NULL)""",
@@ -37,9 +40,10 @@ DDL = (
 )
 
 _ITEM = (
-    "SELECT id, creator_profile_id, title, description, cover_key, images, created_at, updated_at FROM portfolio_items"
+    "SELECT id, version, creator_profile_id, title, description, cover_key, images, created_at, updated_at "
+    "FROM portfolio_items"
 )
-_IMAGE = "SELECT id, portfolio_item_id, image_key, caption, sort_order FROM portfolio_images"
+_IMAGE = "SELECT id, version, portfolio_item_id, image_key, caption, sort_order FROM portfolio_images"
 
 
 def list_portfolio_items(page: PageRequest, creator_profile_id: int | None = None) -> PageQuery:

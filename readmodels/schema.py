@@ -11,13 +11,14 @@ from readmodels import (
     notifications,
     orders,
     portfolio,
-    refresh_families,
     services,
-    stored_bytes,
     users,
 )
-from ugc.database import Database
+from readmodels.tracking import reset
 from ugc.ids import ID_KINDS
+from ugc.platform import auth_failures, idempotency_keys, refresh_families, stored_bytes
+from ugc.platform.database import Database
+from ugc.platform.dialect import Cursor
 
 # Tables of the machinery itself; each read model's module holds its own DDL.
 INFRASTRUCTURE = (
@@ -30,19 +31,9 @@ INFRASTRUCTURE = (
     """CREATE TABLE IF NOT EXISTS id_sequences (
         kind TEXT PRIMARY KEY,
         value BIGINT NOT NULL)""",
-    """CREATE TABLE IF NOT EXISTS auth_failures (
-        scope TEXT NOT NULL,
-        key TEXT NOT NULL,
-        at {timestamp} NOT NULL)""",
-    "CREATE INDEX IF NOT EXISTS auth_failures_key ON auth_failures (scope, key, at)",
-    """CREATE TABLE IF NOT EXISTS idempotency_keys (
-        user_id BIGINT NOT NULL,
-        key TEXT NOT NULL,
-        fingerprint TEXT NOT NULL,
-        status INTEGER,
-        body TEXT,
-        created_at {timestamp} NOT NULL,
-        PRIMARY KEY (user_id, key))""",
+    # The API's own tables, each with its queries in the platform wing.
+    *auth_failures.DDL,
+    *idempotency_keys.DDL,
     *refresh_families.DDL,
     *stored_bytes.DDL,
 )
@@ -64,6 +55,19 @@ READ_MODELS: tuple[tuple[Statement, ...], ...] = (
 )
 
 
+# Columns given to a table after databases were created with it: (table, column and its type, the
+# projection that keeps the table, every table of that projection). CREATE TABLE IF NOT EXISTS
+# leaves an older table as it was, so `add_later_columns` adds the column and rewinds the
+# projection: emptied and at position 0, it refills its tables from the log, the column included.
+_PORTFOLIO = ("portfolio_items", "portfolio_images", "portfolio_media")
+LATER_COLUMNS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
+    ("creator_profiles", "version BIGINT NOT NULL DEFAULT 0", "accounts", ("users", "creator_profiles")),
+    ("services", "version BIGINT NOT NULL DEFAULT 0", "listings", ("services", "listing_creator_ratings")),
+    ("portfolio_items", "version BIGINT NOT NULL DEFAULT 0", "portfolio", _PORTFOLIO),
+    ("portfolio_images", "version BIGINT NOT NULL DEFAULT 0", "portfolio", _PORTFOLIO),
+)
+
+
 def create_tables(db: Database) -> None:
     """Run every CREATE ... IF NOT EXISTS; `{timestamp}`-style placeholders name portable types."""
     with db.transaction(write=True) as cur:
@@ -73,3 +77,23 @@ def create_tables(db: Database) -> None:
                 cur.execute(sql.format(**db.types))
         for kind in ID_KINDS:
             db.create_sequence(cur, kind)
+        add_later_columns(cur)
+
+
+def add_later_columns(cur: Cursor) -> None:
+    """Give an older database the columns of `LATER_COLUMNS` and rewind the projections that fill them."""
+    for table, column, projection, tables in LATER_COLUMNS:
+        name = column.split()[0]
+        if cur.dialect == "postgresql":
+            found = cur.execute(
+                "SELECT 1 FROM information_schema.columns "
+                "WHERE table_schema = current_schema() AND table_name = %s AND column_name = %s",
+                (table, name),
+            ).fetchone()
+        else:
+            found = cur.execute("SELECT 1 FROM pragma_table_info(%s) WHERE name = %s", (table, name)).fetchone()
+        if found is None:
+            cur.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
+            for emptied in tables:
+                cur.execute(f"DELETE FROM {emptied}")
+            reset(cur, projection)

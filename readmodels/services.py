@@ -23,14 +23,15 @@ from dataclasses import dataclass, field, replace
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 
 from readmodels.pages import Page, PageRequest, Query
-from ugc.database import Cursor, Database, Row
-from ugc.lru import LRU
-from ugc.store import Catalog, Orders
+from ugc.platform.cache import LRU
+from ugc.platform.database import Database
+from ugc.platform.dialect import Cursor, Row
 
 DDL = (
     """CREATE TABLE IF NOT EXISTS services (
         id BIGINT PRIMARY KEY,
         uuid TEXT NOT NULL UNIQUE,
+        version BIGINT NOT NULL,
         creator_profile_id BIGINT NOT NULL,
         creator_user_id BIGINT NOT NULL,
         creator_username TEXT NOT NULL,
@@ -110,6 +111,10 @@ ORDERINGS = {
 DEFAULT_ORDERING = "-created_at"
 HUNDRED = Decimal(100)
 PROJECTION = "listings"
+# The logs it follows, by the names the event store gives its applications (Catalog, Orders):
+# the catalog's, and the orders' for reviews. The listing projection follows these very names.
+CATALOG_LOG, ORDERS_LOG = "catalog", "orders"
+
 # What reading one matching row costs when collecting all matches, in rows read by an index walk.
 COLLECTED_ROW_COST = 4
 
@@ -232,7 +237,7 @@ def _state(cur: Cursor) -> ListingState:
 
 def _state_of(rows: list[Row]) -> ListingState:
     positions = {row["application"]: int(row["position"]) for row in rows}
-    return positions.get(Catalog.name), positions.get(Orders.name)
+    return positions.get(CATALOG_LOG), positions.get(ORDERS_LOG)
 
 
 def _total(cur: Cursor, db: Database, filters: ServiceFilters, position: int | None, totals: ListingTotals) -> int:
@@ -252,36 +257,10 @@ def get_service(db: Database, service_id: int) -> tuple[Row, ListingState] | Non
     position = "(SELECT position FROM projection_tracking WHERE projection = %s AND application = %s)"
     with db.read() as cur:
         row = cur.execute(
-            f"SELECT {COLUMNS}, {position} AS _catalog, {position} AS _orders FROM services WHERE id = %s",
-            (PROJECTION, Catalog.name, PROJECTION, Orders.name, service_id),
+            f"SELECT {COLUMNS}, version, {position} AS _catalog, {position} AS _orders FROM services WHERE id = %s",
+            (PROJECTION, CATALOG_LOG, PROJECTION, ORDERS_LOG, service_id),
         ).fetchone()
     return None if row is None else (row, (row.pop("_catalog"), row.pop("_orders")))
-
-
-def add_review(cur: Cursor, creator_profile_id: int, rating: int) -> None:
-    """For the listing's projection: count a review and show the creator's new mean on their services."""
-    cur.execute(
-        "INSERT INTO listing_creator_ratings (creator_profile_id, rating_sum, rating_count) VALUES (%s, %s, 1) "
-        "ON CONFLICT (creator_profile_id) DO UPDATE SET rating_sum = listing_creator_ratings.rating_sum + %s, "
-        "rating_count = listing_creator_ratings.rating_count + 1",
-        (creator_profile_id, rating, rating),
-    )
-    mean = creator_rating(cur, creator_profile_id)
-    cur.execute(
-        "UPDATE services SET creator_rating = %s, rating_minor = %s WHERE creator_profile_id = %s",
-        (mean, minor_units(mean), creator_profile_id),
-    )
-
-
-def creator_rating(cur: Cursor, creator_profile_id: int) -> Decimal:
-    """The mean of the creator's review ratings to two decimals (0 before the first review)."""
-    row = cur.execute(
-        "SELECT rating_sum, rating_count FROM listing_creator_ratings WHERE creator_profile_id = %s",
-        (creator_profile_id,),
-    ).fetchone()
-    if row is None:
-        return Decimal(0)
-    return (Decimal(int(row["rating_sum"])) / int(row["rating_count"])).quantize(Decimal("0.01"), ROUND_HALF_UP)
 
 
 def _where(filters: ServiceFilters, dialect: str) -> tuple[str, list[object]]:

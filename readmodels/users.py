@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ugc.database import Database, Row
+from ugc.platform.database import Database
+from ugc.platform.dialect import Row
 
 DDL = (
     """CREATE TABLE IF NOT EXISTS users (

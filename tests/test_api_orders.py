@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from readmodels.migrations import migrate
 from tests.conftest import BAD_BODY_IDS, Api, new_client, refused_id
 from tests.orders_world import Deal, a_deal, act, order_in, place
 from ugc.clock import MovableClock
 from ugc.config import Settings
+from ugc.wiring import migrate
 
 ORDER_KEYS = {
     "id",
@@ -238,7 +238,7 @@ def grant(api: Api, user: dict[str, Any], role: str) -> dict[str, Any]:
     services = api.client.app.state.services  # type: ignore[attr-defined]
     positions = services.accounts.grant_role(user["username"], role)
     services.progress.nudge()
-    from readmodels.tracking import wait_for
+    from readmodels.waiting import wait_for
 
     wait_for(services.db, services.progress, positions, 5.0)
     return user

@@ -20,12 +20,12 @@ from starlette.testclient import TestClient
 from projections.creator_skills import CreatorSkillsProjection
 from projections.portfolio import PortfolioProjection
 from projections.runner import ProjectionRunner
-from readmodels.tracking import Progress
+from readmodels.waiting import Progress
 from tests.conftest import Api
 from ugc.clock import MovableClock
 from ugc.config import Settings
-from ugc.database import Database
-from ugc.store import EventStores
+from ugc.platform.database import Database
+from ugc.platform.store import EventStores
 from ugc.wiring import build_app, runtime
 
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z$")

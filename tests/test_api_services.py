@@ -14,16 +14,17 @@ from typing import Any
 
 import pytest
 
+from api.schemas.services import ServicePatchIn
 from projections.listings import ListingsProjection
 from projections.runner import ProjectionRunner
 from readmodels.pages import PageRequest
 from readmodels.services import ORDERINGS, ServiceFilters, matches_first, page_query
-from readmodels.tracking import Progress
+from readmodels.waiting import Progress
 from tests.conftest import BAD_BODY_IDS, Api, new_client, refused_id
 from ugc.clock import MovableClock
 from ugc.config import Settings
-from ugc.database import Database
-from ugc.store import EventStores
+from ugc.platform.database import Database
+from ugc.platform.store import EventStores
 
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 FORBIDDEN = {"detail": "У вас недостаточно прав для выполнения данного действия."}
@@ -314,6 +315,18 @@ def test_a_patch_refuses_nulls_and_bad_values(api: Api) -> None:
         response = api.client.patch(path, headers=owner["headers"], json=body)
         assert response.status_code == 422 and field in response.json()["fields"], (body, response.text)
 
+
+
+def test_a_patch_refuses_null_in_every_field(api: Api) -> None:
+    """ServicePatchIn inherits PatchIn's rule: leaving a field out keeps it, sending null is refused."""
+    owner = creator(api)
+    path = f"/api/v1/services/{offer(api, owner)['id']}/"
+    for field in ServicePatchIn.model_fields:
+        response = api.client.patch(path, headers=owner["headers"], json={field: None})
+        assert (response.status_code, response.json()) == (
+            422,
+            {"error": "Ошибка валидации данных.", "fields": {field: ["Поле не может быть пустым (null)."]}},
+        ), field
 
 def test_unparseable_bodies_are_400(api: Api) -> None:
     owner = creator(api)

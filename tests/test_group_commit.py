@@ -13,7 +13,7 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
 
 from commands.group_commit import GroupCommit
-from ugc.store import eventsourcing_settings
+from ugc.platform.store import eventsourcing_settings
 
 NAMESPACE = UUID("6f1c0a52-5a43-4b0e-9a7c-2f0f3b6d8e11")
 

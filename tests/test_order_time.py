@@ -7,7 +7,7 @@ from datetime import date, timedelta
 
 from commands.scheduler import AutoCompleter
 from readmodels.orders import due_for_auto_completion
-from readmodels.tracking import wait_for
+from readmodels.waiting import wait_for
 from tests.conftest import Api, new_client
 from tests.orders_world import a_deal, act, order_in, place
 from ugc.clock import MovableClock

@@ -21,16 +21,16 @@ from commands.saving import save
 from projections.messaging import MessagingProjection
 from projections.notifications import NotificationsProjection
 from projections.runner import ProjectionRunner
-from readmodels.migrations import migrate
-from readmodels.tracking import Progress
+from readmodels.waiting import Progress
 from ugc.clock import MovableClock
 from ugc.config import Settings
-from ugc.database import Database
 from ugc.messaging import Conversation, read_marker_id
 from ugc.notifications import inbox_id, notification_id
 from ugc.orders import Order
-from ugc.push import Push
-from ugc.store import EventStores
+from ugc.platform.database import Database
+from ugc.platform.push import Push
+from ugc.platform.store import EventStores
+from ugc.wiring import migrate
 
 CREATOR, BUYER, FRIEND = 9001, 9002, 9003
 

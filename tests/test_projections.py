@@ -17,12 +17,12 @@ from projections.accounts import AccountsProjection
 from projections.base import Handler, Projection
 from projections.runner import ProjectionRunner
 from readmodels import tracking
-from readmodels.migrations import migrate
-from readmodels.tracking import Progress
+from readmodels.waiting import Progress
 from ugc.clock import MovableClock
 from ugc.config import Settings
-from ugc.database import Database
-from ugc.store import Accounts, EventStores
+from ugc.platform.database import Database
+from ugc.platform.store import Accounts, EventStores
+from ugc.wiring import migrate
 
 
 class Boom(Exception):

@@ -10,13 +10,13 @@ from eventsourcing.application import AggregateNotFoundError
 
 from commands.accounts import AccountCommands, Register
 from commands.read_only import ReadOnlyAggregates
-from readmodels.migrations import migrate
 from ugc.accounts import User
 from ugc.clock import MovableClock
 from ugc.config import Settings
-from ugc.database import Database
 from ugc.ids import aggregate_id
-from ugc.store import Accounts, EventStores
+from ugc.platform.database import Database
+from ugc.platform.store import Accounts, EventStores
+from ugc.wiring import migrate
 
 HASHER = PasswordHasher(time_cost=1, memory_cost=8192)
 

@@ -10,7 +10,7 @@ from starlette.websockets import WebSocketDisconnect
 
 from api.realtime import SERVICE_RESTART, TRY_AGAIN_LATER, Hub
 from tests.conftest import Api
-from ugc.push import Push, conversation_channel, user_channel
+from ugc.platform.push import Push, conversation_channel, user_channel
 
 
 def push(to: str, seq: int = 0) -> Push:

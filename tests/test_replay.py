@@ -8,12 +8,12 @@ from typing import Any
 
 from projections.registry import all_projections
 from projections.runner import ProjectionRunner
-from readmodels.tracking import Progress
+from readmodels.waiting import Progress
 from tests.conftest import Api, new_client
 from tests.orders_world import Deal, a_deal, place
 from ugc.clock import MovableClock
 from ugc.config import Settings
-from ugc.database import Database
+from ugc.platform.database import Database
 
 # What each party may do from each status, and the request that does it.
 MOVES: dict[str, list[tuple[str, str, dict[str, Any] | None, str]]] = {

@@ -8,11 +8,11 @@ import pytest
 from argon2 import PasswordHasher
 
 from commands.accounts import AccountCommands, Register
-from readmodels.migrations import migrate
 from ugc.clock import MovableClock
 from ugc.config import Settings
-from ugc.database import Database
-from ugc.store import EventStores
+from ugc.platform.database import Database
+from ugc.platform.store import EventStores
+from ugc.wiring import migrate
 
 
 @pytest.fixture

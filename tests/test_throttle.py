@@ -39,11 +39,19 @@ def test_ten_failures_lock_the_username_at_that_address_with_retry_after(setting
 
 
 def test_successes_never_count(settings: Settings) -> None:
+    """More successes than either limit leave the full allowance of failures: the tenth still locks."""
     with new_client(settings, MovableClock()) as client:
         api = Api(client, settings)
         user = api.register()
-        for _ in range(15):
+        for _ in range(31):  # past the address limit (30), and so past the username limit (10)
             api.login(user["username"])
+        assert [_fail_login(api, user["username"]) for _ in range(9)] == [401] * 9
+        # Had any success counted, nine failures would have locked the username by now.
+        assert api.login(user["username"])["access"]
+        # Nor does a success wipe the failures before it: the tenth locks the username.
+        assert _fail_login(api, user["username"]) == 401
+        locked = client.post("/api/auth/token/", json={"username": user["username"], "password": user["password"]})
+        assert locked.status_code == 429 and "retry-after" in locked.headers
 
 
 def test_a_strangers_failures_from_many_addresses_leave_the_owner_in_below_the_username_limit(

@@ -17,7 +17,7 @@ from api.content_types import Sniffer
 from api.downloads import filename_parameters
 from api.errors import EXCEPTION_HANDLERS
 from api.uploads import MAX_FIELD_BYTES, display_name, is_image, receive_form
-from ugc.media import MediaStore, UnknownKey
+from ugc.platform.media import MediaStore, UnknownKey
 
 PNG = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489") + b"\0" * 64
 

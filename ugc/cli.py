@@ -58,8 +58,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _migrate(settings: Settings) -> int:
-    from readmodels.migrations import migrate
-    from ugc.database import Database
+    from ugc.platform.database import Database
+    from ugc.wiring import migrate
 
     db = Database(settings.database_url)
     try:
@@ -91,9 +91,9 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
 
 
 def _project(settings: Settings) -> int:
-    from readmodels.tracking import Progress
-    from ugc.database import Database
-    from ugc.store import EventStores
+    from readmodels.waiting import Progress
+    from ugc.platform.database import Database
+    from ugc.platform.store import EventStores
     from ugc.wiring import projection_runner
 
     stop = threading.Event()
@@ -115,9 +115,9 @@ def _project(settings: Settings) -> int:
 def _rebuild(settings: Settings, names: Sequence[str]) -> int:
     from projections.registry import all_projections
     from projections.runner import ProjectionRunner
-    from readmodels.tracking import Progress
-    from ugc.database import Database
-    from ugc.store import EventStores
+    from readmodels.waiting import Progress
+    from ugc.platform.database import Database
+    from ugc.platform.store import EventStores
 
     db = Database(settings.database_url)
     stores = EventStores(settings.database_url)
@@ -143,23 +143,18 @@ def _rebuild(settings: Settings, names: Sequence[str]) -> int:
 def _history(settings: Settings, order: int, *, as_json: bool) -> int:
     import json
 
-    from commands.order_history import describe, order_history
-    from ugc.clock import SystemClock
-    from ugc.database import Database
+    from readmodels.order_history import describe, order_history
     from ugc.errors import NotFound
-    from ugc.store import EventStores
-    from ugc.wiring import order_commands
+    from ugc.platform.store import EventStores
 
-    db = Database(settings.database_url)
     stores = EventStores(settings.database_url)
     try:
-        entries = order_history(order_commands(settings, stores, db, SystemClock()), order)
+        entries = order_history(stores.orders.events, order)
     except NotFound:
         print(f"ugc: no order {order}", file=sys.stderr)
         return 1
     finally:
         stores.close()
-        db.close()
     if as_json:
         print(json.dumps(entries, ensure_ascii=False, indent=2, default=str))
     else:
@@ -172,8 +167,8 @@ def _history(settings: Settings, order: int, *, as_json: bool) -> int:
 def _seed(settings: Settings) -> int:
     from commands.reference import load_reference_data
     from ugc.clock import SystemClock
-    from ugc.database import Database
-    from ugc.store import EventStores
+    from ugc.platform.database import Database
+    from ugc.platform.store import EventStores
 
     _migrate(settings)
     db = Database(settings.database_url)
@@ -190,9 +185,9 @@ def _seed(settings: Settings) -> int:
 def _grant(settings: Settings, username: str, role: str) -> int:
     from commands.accounts import AccountCommands
     from ugc.clock import SystemClock
-    from ugc.database import Database
     from ugc.errors import NotFound
-    from ugc.store import EventStores
+    from ugc.platform.database import Database
+    from ugc.platform.store import EventStores
     from ugc.wiring import password_hasher
 
     db = Database(settings.database_url)

@@ -7,8 +7,18 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import unquote
 
 DEFAULT_DATABASE_URL = "sqlite:///var/ugc.sqlite3"
+
+
+def is_postgres(database_url: str) -> bool:
+    return database_url.startswith(("postgresql://", "postgres://"))
+
+
+def sqlite_path(database_url: str) -> Path:
+    """`sqlite:///var/ugc.sqlite3` -> `var/ugc.sqlite3`; `sqlite:////abs/x` -> `/abs/x`."""
+    return Path(unquote(database_url.removeprefix("sqlite:///")))
 
 
 class ConfigError(Exception):

@@ -7,10 +7,10 @@ item is, so commands on an image load both.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
@@ -18,9 +18,6 @@ from eventsourcing.domain import Aggregate, event
 from ugc.errors import NotFound
 from ugc.events import apply_changes, changed_fields, stored_as
 from ugc.ids import aggregate_id
-
-ITEM_FIELDS = ("title", "description", "cover_key", "cover_content_type")
-IMAGE_FIELDS = ("caption", "order", "image_key", "content_type")
 
 
 def portfolio_item_id(number: int) -> UUID:
@@ -31,18 +28,48 @@ def portfolio_image_id(number: int) -> UUID:
     return aggregate_id("portfolio_image", number)
 
 
-def changed_with_file(
-    current: object, changes: Mapping[str, Any], fields: Collection[str], key: str, content_type: str
-) -> dict[str, Any]:
-    """The changes to record; new bytes (a new `key`) always come with their type, even an unchanged one."""
-    changed = changed_fields(current, changes, fields)
-    if key in changed:
-        changed[content_type] = changes[content_type]
-    return changed
+class _Piece:
+    """What items and images share: fields edited in place, bytes replaced with their type, a deletion.
+
+    Each aggregate keeps its own events (their stored names differ); this holds the decisions.
+    """
+
+    FIELDS: ClassVar[tuple[str, ...]]
+    FILE: ClassVar[tuple[str, str]]  # the fields of its bytes: (media key, content type)
+    NOT_FOUND: ClassVar[str]
+    creator_profile: int
+    deleted: bool
+
+    def check_present(self) -> None:
+        if self.deleted:
+            raise NotFound(self.NOT_FOUND)
+
+    def update(self, changes: Mapping[str, Any], at: datetime, *, file: tuple[str, str] | None = None) -> None:
+        """Record the fields that differ; new bytes (`file`: key, content type) always come with their type."""
+        self.check_present()
+        changed = changed_fields(self, changes, self.FIELDS)
+        if file is not None and file[0] != getattr(self, self.FILE[0]):
+            changed |= dict(zip(self.FILE, file, strict=True))
+        if changed:
+            self._updated(changed, at)
+
+    def delete(self, at: datetime) -> None:
+        self.check_present()
+        self._deleted(at)
+
+    def _updated(self, changes: dict[str, Any], at: datetime) -> None:
+        raise NotImplementedError
+
+    def _deleted(self, at: datetime) -> None:
+        raise NotImplementedError
 
 
 @stored_as
-class PortfolioItem(Aggregate):
+class PortfolioItem(_Piece, Aggregate):
+    FIELDS = ("title", "description")
+    FILE = ("cover_key", "cover_content_type")
+    NOT_FOUND = "portfolio_item_not_found"
+
     @dataclass(frozen=True)
     class Created(Aggregate.Created):
         TOPIC = "ugc.PortfolioItem.Created"
@@ -88,23 +115,9 @@ class PortfolioItem(Aggregate):
         self.cover_content_type = cover_content_type
         self.deleted = False
 
-    def check_present(self) -> None:
-        if self.deleted:
-            raise NotFound("portfolio_item_not_found")
-
-    def update(self, changes: dict[str, Any], at: datetime) -> None:
-        self.check_present()
-        changed = changed_with_file(self, changes, ITEM_FIELDS, "cover_key", "cover_content_type")
-        if changed:
-            self._updated(changed, at)
-
     @event(Updated)
     def _updated(self, changes: dict[str, Any], at: datetime) -> None:
         apply_changes(self, changes)
-
-    def delete(self, at: datetime) -> None:
-        self.check_present()
-        self._deleted(at)
 
     @event(Deleted)
     def _deleted(self, at: datetime) -> None:
@@ -112,7 +125,11 @@ class PortfolioItem(Aggregate):
 
 
 @stored_as
-class PortfolioImage(Aggregate):
+class PortfolioImage(_Piece, Aggregate):
+    FIELDS = ("caption", "order")
+    FILE = ("image_key", "content_type")
+    NOT_FOUND = "portfolio_image_not_found"
+
     @dataclass(frozen=True)
     class Added(Aggregate.Created):
         TOPIC = "ugc.PortfolioImage.Added"
@@ -159,26 +176,12 @@ class PortfolioImage(Aggregate):
         self.content_type = content_type
         self.caption = caption
         self.order = order
-        self.removed = False
-
-    def check_present(self) -> None:
-        if self.removed:
-            raise NotFound("portfolio_image_not_found")
-
-    def update(self, changes: dict[str, Any], at: datetime) -> None:
-        self.check_present()
-        changed = changed_with_file(self, changes, IMAGE_FIELDS, "image_key", "content_type")
-        if changed:
-            self._updated(changed, at)
+        self.deleted = False
 
     @event(Updated)
     def _updated(self, changes: dict[str, Any], at: datetime) -> None:
         apply_changes(self, changes)
 
-    def remove(self, at: datetime) -> None:
-        self.check_present()
-        self._removed(at)
-
     @event(Removed)
-    def _removed(self, at: datetime) -> None:
-        self.removed = True
+    def _deleted(self, at: datetime) -> None:
+        self.deleted = True

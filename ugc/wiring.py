@@ -18,7 +18,6 @@ from starlette.applications import Starlette
 
 from api.app import build_app
 from api.idempotency_keys import IdempotencyKeys
-from api.push_relay import RedisRelay, channel_for, relay
 from api.realtime import Hub, hide_tokens_in_logs
 from api.services import Services
 from api.sessions import Sessions
@@ -39,22 +38,30 @@ from commands.skills import SkillCommands
 from commands.standing import Standings
 from projections.registry import all_projections
 from projections.runner import ProjectionRunner
-from readmodels.migrations import migrate
 from readmodels.orders import due_for_auto_completion
-from readmodels.tracking import Progress, wait_for
+from readmodels.schema import create_tables
+from readmodels.waiting import Progress, wait_for
 from ugc.clock import Clock, SystemClock
-from ugc.collector import freeze_startup_objects
 from ugc.config import Settings
-from ugc.database import Database
 from ugc.errors import Unavailable
-from ugc.media import MediaStore
-from ugc.memory import return_large_allocations_to_the_system
-from ugc.push import Publisher
-from ugc.store import EventStores
+from ugc.platform.database import Database
+from ugc.platform.media import MediaStore
+from ugc.platform.push import Publisher
+from ugc.platform.push_relay import RedisRelay, channel_for, relay
+from ugc.platform.store import EventStores, create_event_tables
+from ugc.platform.tuning import freeze_startup_objects, return_large_allocations_to_the_system
 
 log = logging.getLogger(__name__)
 
 STARTUP_WAIT = 30.0
+
+
+def migrate(db: Database) -> None:
+    """`ugc migrate`: create the event store's and the read side's tables once, under a lock, so
+    concurrent starts never race; safe to run from many processes."""
+    with db.exclusive_lock("migrate"):
+        create_event_tables(db.url)
+        create_tables(db)
 
 
 def order_commands(settings: Settings, stores: EventStores, db: Database, clock: Clock) -> OrderCommands:
@@ -150,6 +157,7 @@ def runtime(settings: Settings, *, clock: Clock | None = None) -> Iterator[Servi
                 notifications=NotificationCommands(stores, clock),
                 realtime=hub,
                 orders=order_commands(settings, stores, db, clock),
+                order_log=stores.orders.events,
                 idempotency=IdempotencyKeys(db, clock),
                 media=MediaStore(settings.media_dir),
                 check_redis=_pinger(redis_client) if redis_client is not None else None,

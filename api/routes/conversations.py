@@ -19,7 +19,7 @@ from api.schemas.orders import EmptyIn
 from api.services import Services, services
 from readmodels import messaging as read
 from readmodels.pages import read_page_async
-from ugc.database import Row
+from ugc.platform.dialect import Row
 
 # Rendering (shared with the WebSocket, which pushes the same shapes) ---------------------------
 

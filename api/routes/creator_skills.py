@@ -26,7 +26,7 @@ from api.services import Services, services
 from commands.creator_skills import Wanted
 from readmodels.creator_skills import get_creator_skill, list_creator_skills
 from readmodels.pages import read_page_async
-from ugc.database import Row
+from ugc.platform.dialect import Row
 
 
 def render_creator_skill(row: Row) -> dict[str, Any]:

@@ -15,10 +15,11 @@ from api.routes.creator_skills import render_creator_skill
 from api.routes.portfolio import render_item
 from api.schemas.users import CreatorDetailOut
 from api.services import services
+from api.versions import etag
 from readmodels.creator_skills import skills_of_creator
 from readmodels.creators import get_creator_profile
 from readmodels.portfolio import portfolio_of_creator
-from ugc.database import Row
+from ugc.platform.dialect import Row
 
 
 def render_profile(row: Row) -> dict[str, Any]:
@@ -49,7 +50,7 @@ async def creator(request: Request) -> Response:
             "skills": [render_creator_skill(skill) for skill in skills],
             "portfolio": [render_item(s, item) for item in portfolio],
         }
-    return JSON(profile)
+    return JSON(profile, headers=etag(row["version"]))
 
 
 routes = [

@@ -26,7 +26,7 @@ from api.uploads import Quota, receive_upload
 from readmodels.files import get_file, list_own_files
 from readmodels.orders import delivered_to
 from readmodels.pages import read_page_async
-from ugc.database import Row
+from ugc.platform.dialect import Row
 
 log = logging.getLogger(__name__)
 

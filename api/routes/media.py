@@ -16,7 +16,7 @@ from api import errors
 from api.downloads import stored_file_response
 from api.services import services
 from readmodels.portfolio import public_media_type
-from ugc.media import UnknownKey
+from ugc.platform.media import UnknownKey
 
 # A key's bytes never change (a replaced image gets a new key), but a deleted image should not
 # linger in shared caches for long.

@@ -19,7 +19,7 @@ from api.schemas.orders import EmptyIn
 from api.services import Services, services
 from readmodels import notifications as read
 from readmodels.pages import read_page_async
-from ugc.database import Row
+from ugc.platform.dialect import Row
 
 _READ_VALUES = {"true": True, "false": False}
 

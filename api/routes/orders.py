@@ -14,6 +14,7 @@ from api import errors
 from api.auth import authenticated_user
 from api.body import parse
 from api.idempotency import idempotent
+from api.ids import natural
 from api.openapi import Operation, endpoint
 from api.pagination import page_request, paginated
 from api.responses import JSON
@@ -35,13 +36,14 @@ from api.schemas.orders import (
     UpdateOrderIn,
 )
 from api.services import Services, services
-from commands.order_history import order_history
+from api.versions import etag, expected_version
 from readmodels import orders as read
+from readmodels.order_history import order_as_of, order_history
 from readmodels.pages import read_page_async
 from readmodels.users import get_user
-from ugc.database import Row
 from ugc.errors import NotFound
 from ugc.orders import STATUSES
+from ugc.platform.dialect import Row
 
 AUDITOR = "auditor"
 
@@ -139,16 +141,6 @@ async def _visible_order(s: Services, user_id: int, order_id: int) -> Row:
     return row
 
 
-def _expected_version(request: Request) -> int | None:
-    header = request.headers.get("if-match")
-    if header is None or header.strip() == "*":
-        return None
-    value = header.strip().removeprefix("W/").strip('"')
-    if not value.isdigit():
-        raise errors.ApiError(412, {"error": errors.message("stale_version")})
-    return int(value)
-
-
 async def _command(request: Request, s: Services, user_id: int, run: Callable[..., T], *args: Any) -> tuple[int, T]:
     """Run the caller's command on the order in the path, which they must see, under `If-Match`.
 
@@ -156,9 +148,8 @@ async def _command(request: Request, s: Services, user_id: int, run: Callable[..
     """
     order_id = request.path_params["id"]
     await _visible_order(s, user_id, order_id)
-    expected_version = _expected_version(request)
     try:
-        return order_id, await s.run(run, order_id, user_id, *args, expected_version=expected_version)
+        return order_id, await s.run(run, order_id, user_id, *args, expected_version=expected_version(request))
     except NotFound as missing:
         if missing.code == "order_not_found" and await _is_auditor(s, user_id):
             row = await s.run(read.get_order, s.db, order_id)
@@ -191,7 +182,7 @@ async def place_order(request: Request) -> Response:
     await s.settle(placed.positions)
     # Rendered from the order as appended: the same fields the read model now holds for it.
     row = placed.order.as_row()
-    return JSON(render_order(row, _today(s)), status_code=201, headers={"ETag": f'"{row["version"]}"'})
+    return JSON(render_order(row, _today(s)), status_code=201, headers=etag(row["version"]))
 
 
 async def list_orders(request: Request) -> Response:
@@ -218,13 +209,13 @@ async def get_order(request: Request) -> Response:
     as_of = request.query_params.get("as_of")
     if as_of is not None:
         row = await s.run(_as_of, s, order_id, as_of, row["version"])
-    return JSON(render_order(row, _today(s)), headers={"ETag": f'"{row["version"]}"'})
+    return JSON(render_order(row, _today(s)), headers=etag(row["version"]))
 
 
 def _as_of(s: Services, order_id: int, as_of: str, latest: int) -> Row:
     """The order right after its event `as_of` (a version) or as it stood at `as_of` (an ISO time)."""
-    if as_of.isdigit():
-        version = int(as_of)
+    if as_of.isascii() and as_of.isdigit():
+        version = natural(as_of, latest) or 0
         if not 1 <= version <= latest:
             raise errors.invalid({"as_of": [f"Версия должна быть от 1 до {latest}."]})
     else:
@@ -234,11 +225,8 @@ def _as_of(s: Services, order_id: int, as_of: str, latest: int) -> Row:
             raise errors.invalid({"as_of": ["Ожидается номер версии или время ISO 8601."]}) from None
         if moment.tzinfo is None:
             raise errors.invalid({"as_of": ["Укажите часовой пояс (например, Z)."]})
-        versions = [e.originator_version for e in s.orders.history(order_id) if e.at <= moment]
-        if not versions:
-            raise errors.not_found("order_not_found")
-        version = versions[-1]
-    return s.orders.load(order_id, version=version).as_row()
+        return order_as_of(s.order_log, order_id, moment=moment)
+    return order_as_of(s.order_log, order_id, version=version)
 
 
 @idempotent
@@ -248,7 +236,7 @@ async def update_order(request: Request) -> Response:
     order_id, positions = await _command(request, s, user_id, s.orders.update, body.model_dump(exclude_unset=True))
     await s.settle(positions)
     row = await _order(s, order_id)
-    return JSON(render_order(row, _today(s)), headers={"ETag": f'"{row["version"]}"'})
+    return JSON(render_order(row, _today(s)), headers=etag(row["version"]))
 
 
 async def _transition(request: Request, command: str, *args: Any) -> Row:
@@ -261,7 +249,7 @@ async def _transition(request: Request, command: str, *args: Any) -> Row:
 def _status_answer(row: Row) -> Response:
     return JSON(
         {"id": row["id"], "status": row["status"], "updated_at": row["updated_at"]},
-        headers={"ETag": f'"{row["version"]}"'},
+        headers=etag(row["version"]),
     )
 
 
@@ -283,7 +271,7 @@ async def approve(request: Request) -> Response:
     row = await _transition(request, "approve")
     return JSON(
         {"id": row["id"], "status": row["status"], "completed_at": row["completed_at"]},
-        headers={"ETag": f'"{row["version"]}"'},
+        headers=etag(row["version"]),
     )
 
 
@@ -298,7 +286,7 @@ async def cancel(request: Request) -> Response:
             "cancellation_reason": row["cancellation_reason"],
             "cancelled_at": row["cancelled_at"],
         },
-        headers={"ETag": f'"{row["version"]}"'},
+        headers=etag(row["version"]),
     )
 
 
@@ -347,7 +335,7 @@ async def history(request: Request) -> Response:
     s, user_id = await _caller(request)
     order_id = request.path_params["id"]
     await _visible_order(s, user_id, order_id)
-    return JSON(await s.run(order_history, s.orders, order_id))
+    return JSON(await s.run(order_history, s.order_log, order_id))
 
 
 routes = [

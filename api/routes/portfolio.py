@@ -7,8 +7,9 @@ runs and removed again if it fails, so no stored image lacks its event.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -30,12 +31,14 @@ from api.schemas.portfolio import (
 )
 from api.services import Services, services
 from api.uploads import ReceivedFile
-from commands.portfolio import PortfolioCommands, StoredImage
+from api.versions import etag, expected_version
+from commands.portfolio import Kind, StoredImage
 from commands.saving import Positions
 from readmodels.creators import get_creator_profile_of_user
 from readmodels.pages import Page, read_page_async
 from readmodels.portfolio import get_portfolio_image, get_portfolio_item, list_portfolio_images, list_portfolio_items
-from ugc.database import Row
+from ugc.platform.database import Database
+from ugc.platform.dialect import Row
 
 
 def media_url(s: Services, key: str) -> str:
@@ -73,6 +76,21 @@ def render_image(s: Services, row: Row) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class Piece:
+    """What items and images differ in, for the code below that treats them alike."""
+
+    kind: Kind
+    read: Callable[[Database, int], Row | None]
+    render: Callable[[Services, Row], dict[str, Any]]
+    not_found: str
+    file_field: str
+
+
+ITEM = Piece("item", get_portfolio_item, render_item, "portfolio_item_not_found", "cover_image")
+IMAGE = Piece("image", get_portfolio_image, render_image, "portfolio_image_not_found", "image")
+
+
 # Items -------------------------------------------------------------------------------------------
 
 
@@ -91,40 +109,26 @@ async def list_items(request: Request) -> Response:
 
 
 async def item(request: Request) -> Response:
-    s = services(request)
-    return JSON(await _item(s, request.path_params["id"]))
+    return await _answer(services(request), ITEM, request.path_params["id"])
 
 
 async def create_item(request: Request) -> Response:
-    s = services(request)
-    user_id = authenticated_user(request, s.tokens)
-    async with image_form(request, s, user_id, "cover_image", file_required=True) as (fields, cover):
-        body = form_fields(PortfolioItemIn, fields, missing_file="cover_image" if cover is None else None)
-        assert cover is not None
-        number, positions = await s.run(
-            s.portfolio.create_item, user_id, title=body.title, description=body.description, cover=_stored(cover)
-        )
-    await s.settle(positions)
-    return JSON(await _item(s, number), status_code=201)
+    def run(s: Services, user_id: int, body: PortfolioItemIn, cover: StoredImage) -> tuple[int, Positions]:
+        return s.portfolio.create_item(user_id, title=body.title, description=body.description, cover=cover)
+
+    return await _create(request, ITEM, PortfolioItemIn, run)
 
 
 async def replace_item(request: Request) -> Response:
-    return await _update(request, PortfolioItemIn, "cover_image", PortfolioCommands.update_item, _item)
+    return await _update(request, ITEM, PortfolioItemIn)
 
 
 async def update_item(request: Request) -> Response:
-    return await _update(request, PortfolioItemPatchIn, "cover_image", PortfolioCommands.update_item, _item)
+    return await _update(request, ITEM, PortfolioItemPatchIn)
 
 
 async def delete_item(request: Request) -> Response:
-    return await _delete(request, PortfolioCommands.delete_item)
-
-
-async def _item(s: Services, number: int) -> dict[str, Any]:
-    row = await s.run(get_portfolio_item, s.db, number)
-    if row is None:
-        raise errors.not_found("portfolio_item_not_found")
-    return render_item(s, row)
+    return await _delete(request, ITEM)
 
 
 # Images ------------------------------------------------------------------------------------------
@@ -140,68 +144,81 @@ async def list_images(request: Request) -> Response:
 
 
 async def add_image(request: Request) -> Response:
-    s = services(request)
-    user_id = authenticated_user(request, s.tokens)
-    async with image_form(request, s, user_id, "image", file_required=True) as (fields, image):
-        body = form_fields(PortfolioImageIn, fields, missing_file="image" if image is None else None)
-        assert image is not None
-        number, positions = await s.run(
-            s.portfolio.add_image,
-            user_id,
-            portfolio_item=body.portfolio_item,
-            image=_stored(image),
-            caption=body.caption,
-            order=body.order,
+    def run(s: Services, user_id: int, body: PortfolioImageIn, image: StoredImage) -> tuple[int, Positions]:
+        return s.portfolio.add_image(
+            user_id, portfolio_item=body.portfolio_item, image=image, caption=body.caption, order=body.order
         )
-    await s.settle(positions)
-    return JSON(await _image(s, number), status_code=201)
+
+    return await _create(request, IMAGE, PortfolioImageIn, run)
 
 
 async def update_image(request: Request) -> Response:
-    return await _update(request, PortfolioImagePatchIn, "image", PortfolioCommands.update_image, _image)
+    return await _update(request, IMAGE, PortfolioImagePatchIn)
 
 
 async def remove_image(request: Request) -> Response:
-    return await _delete(request, PortfolioCommands.remove_image)
-
-
-async def _image(s: Services, number: int) -> dict[str, Any]:
-    row = await s.run(get_portfolio_image, s.db, number)
-    if row is None:
-        raise errors.not_found("portfolio_image_not_found")
-    return render_image(s, row)
+    return await _delete(request, IMAGE)
 
 
 # Items and images alike --------------------------------------------------------------------------
 
+CreateIn = TypeVar("CreateIn", PortfolioItemIn, PortfolioImageIn)
 UpdateIn = PortfolioItemIn | PortfolioItemPatchIn | PortfolioImagePatchIn
-UpdateCommand = Callable[[PortfolioCommands, int, int, dict[str, Any], StoredImage | None], Positions]
 
 
-async def _update(
+async def _answer(s: Services, piece: Piece, number: int, status_code: int = 200) -> Response:
+    """The item or image as its read model holds it, with its version as the ETag."""
+    row = await s.run(piece.read, s.db, number)
+    if row is None:
+        raise errors.not_found(piece.not_found)
+    return JSON(piece.render(s, row), status_code=status_code, headers=etag(row["version"]))
+
+
+async def _create(
     request: Request,
-    model: type[UpdateIn],
-    file_field: str,
-    command: UpdateCommand,
-    answer: Callable[[Services, int], Awaitable[dict[str, Any]]],
+    piece: Piece,
+    model: type[CreateIn],
+    run: Callable[[Services, int, CreateIn, StoredImage], tuple[int, Positions]],
 ) -> Response:
+    """A form whose image is required: a missing one is reported with the fields' problems."""
+    s = services(request)
+    user_id = authenticated_user(request, s.tokens)
+    async with image_form(request, s, user_id, piece.file_field, file_required=True) as (fields, file):
+        body = form_fields(model, fields, missing_file=piece.file_field if file is None else None)
+        assert file is not None
+        number, positions = await s.run(run, s, user_id, body, _stored(file))
+    await s.settle(positions)
+    return await _answer(s, piece, number, status_code=201)
+
+
+async def _update(request: Request, piece: Piece, model: type[UpdateIn]) -> Response:
     """Change the fields sent, and the image when a new file comes; answer with the whole of it."""
     s = services(request)
     user_id = authenticated_user(request, s.tokens)
-    async with image_form(request, s, user_id, file_field, file_required=False) as (fields, file):
+    async with image_form(request, s, user_id, piece.file_field, file_required=False) as (fields, file):
         body = form_fields(model, fields)
         number = request.path_params["id"]
         changes = body.model_dump(exclude_unset=True, exclude_none=True)
         new_file = _stored(file) if file is not None else None
-        positions = await s.run(command, s.portfolio, user_id, number, changes, new_file)
+        positions = await s.run(
+            s.portfolio.update,
+            piece.kind,
+            user_id,
+            number,
+            changes,
+            new_file,
+            expected_version=expected_version(request),
+        )
     await s.settle(positions)
-    return JSON(await answer(s, number))
+    return await _answer(s, piece, number)
 
 
-async def _delete(request: Request, command: Callable[[PortfolioCommands, int, int], Positions]) -> Response:
+async def _delete(request: Request, piece: Piece) -> Response:
     s = services(request)
     user_id = authenticated_user(request, s.tokens)
-    positions = await s.run(command, s.portfolio, user_id, request.path_params["id"])
+    positions = await s.run(
+        s.portfolio.delete, piece.kind, user_id, request.path_params["id"], expected_version=expected_version(request)
+    )
     await s.settle(positions)
     return Response(status_code=204)
 

@@ -13,7 +13,7 @@ from api.schemas.reference import CategoryOut, SkillOut
 from api.services import services
 from readmodels.catalog import get_skill, list_categories, list_skills
 from readmodels.pages import read_page_async
-from ugc.database import Row
+from ugc.platform.dialect import Row
 
 
 def _skill(row: Row) -> dict[str, object]:

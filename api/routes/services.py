@@ -5,7 +5,6 @@ Also the legacy `GET /api/services/{id}/`, the spec's older shape of the same re
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -16,8 +15,9 @@ from starlette.responses import Response
 
 from api import errors
 from api.auth import authenticated_user
-from api.body import raw_body, read_json, validate
+from api.body import loads, raw_body, read_json, validate
 from api.ids import MAX_ID
+from api.listing import Answer
 from api.openapi import Operation, endpoint
 from api.pagination import page_request, paginated
 from api.responses import JSON, dumps
@@ -30,9 +30,10 @@ from api.schemas.services import (
     ServiceQuery,
 )
 from api.services import Services, services
+from api.versions import etag, expected_version
 from commands.services import OfferService
 from readmodels.services import ListingState, get_service, list_services
-from ugc.database import Row
+from ugc.platform.dialect import Row
 from ugc.services import OptionDraft
 
 M = TypeVar("M", bound=BaseModel)
@@ -48,7 +49,7 @@ async def parse_exact(request: Request, model: type[M]) -> M:
     if not isinstance(data, dict):
         raise errors.bad_request("not_an_object")
     raw = await raw_body(request)
-    return validate(model, json.loads(raw, parse_float=Decimal) if raw else data)
+    return validate(model, loads(raw, parse_float=Decimal) if raw else data)
 
 
 def render_service(row: Row) -> dict[str, Any]:
@@ -128,6 +129,10 @@ async def _row(s: Services, number: int) -> Row:
     return found[0]
 
 
+def _answer(row: Row, status_code: int = 200) -> Response:
+    return JSON(render_service(row), status_code=status_code, headers=etag(row["version"]))
+
+
 async def create(request: Request) -> Response:
     s = services(request)
     user_id = authenticated_user(request, s.tokens)
@@ -145,17 +150,17 @@ async def create(request: Request) -> Response:
     )
     number, positions = await s.run(s.services.offer, user_id, command)
     await s.settle(positions)
-    return JSON(render_service(await _row(s, number)), status_code=201)
+    return _answer(await _row(s, number), status_code=201)
 
 
 async def listing(request: Request) -> Response:
     s = services(request)
 
-    async def read() -> tuple[bytes, ListingState]:
+    async def read() -> tuple[Answer, ListingState]:
         query = validate(ServiceQuery, ServiceQuery.from_params(request.query_params))
         wanted = page_request(request)
         page, state = await s.run(list_services, s.db, query.filters(), wanted, s.listing.totals)
-        return dumps(paginated(request, wanted, page, render_service)), state
+        return (dumps(paginated(request, wanted, page, render_service)), {}), state
 
     return await s.listing.answer(request, read)
 
@@ -164,12 +169,12 @@ async def _remembered_service(request: Request, render: Callable[[Row], dict[str
     s = services(request)
     number = _service_number(request)
 
-    async def read() -> tuple[bytes, ListingState]:
+    async def read() -> tuple[Answer, ListingState]:
         found = await s.run(get_service, s.db, number)
         if found is None:
             raise errors.not_found()
         row, state = found
-        return dumps(render(row)), state
+        return (dumps(render(row)), etag(row["version"])), state
 
     return await s.listing.answer(request, read)
 
@@ -190,15 +195,17 @@ async def update(request: Request) -> Response:
     changes: dict[str, Any] = {name: getattr(body, name) for name in body.model_fields_set}
     if "options" in changes:
         changes["options"] = _drafts(changes["options"])
-    positions = await s.run(s.services.edit, user_id, number, changes)
+    positions = await s.run(s.services.edit, user_id, number, changes, expected_version=expected_version(request))
     await s.settle(positions)
-    return JSON(render_service(await _row(s, number)))
+    return _answer(await _row(s, number))
 
 
 async def deactivate(request: Request) -> Response:
     s = services(request)
     user_id = authenticated_user(request, s.tokens)
-    positions = await s.run(s.services.deactivate, user_id, _service_number(request))
+    positions = await s.run(
+        s.services.deactivate, user_id, _service_number(request), expected_version=expected_version(request)
+    )
     await s.settle(positions)
     return Response(status_code=204)
 

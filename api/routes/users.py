@@ -22,9 +22,10 @@ from api.schemas.users import (
     UserUpdatedOut,
 )
 from api.services import Services, services
+from api.versions import etag, expected_version
 from readmodels.creators import get_creator_profile_of_user
 from readmodels.users import get_user
-from ugc.database import Row
+from ugc.platform.dialect import Row
 
 CLIENT, CREATOR = "Клиент", "Креатор"
 
@@ -88,22 +89,27 @@ async def create_creator_profile(request: Request) -> Response:
         social_links=body.social_links,
     )
     await s.settle(positions)
-    return JSON(await _profile_of(s, user_id), status_code=201)
+    return await _profile_of(s, user_id, status_code=201)
 
 
 async def update_creator_profile(request: Request) -> Response:
     s, user_id, _ = await _me(request)
     body = await parse(request, CreatorProfilePatchIn)
-    positions = await s.run(s.creators.update_profile, user_id, body.model_dump(exclude_unset=True))
+    positions = await s.run(
+        s.creators.update_profile,
+        user_id,
+        body.model_dump(exclude_unset=True),
+        expected_version=expected_version(request),
+    )
     await s.settle(positions)
-    return JSON(await _profile_of(s, user_id))
+    return await _profile_of(s, user_id)
 
 
-async def _profile_of(s: Services, user_id: int) -> dict[str, Any]:
+async def _profile_of(s: Services, user_id: int, status_code: int = 200) -> Response:
     row = await s.run(get_creator_profile_of_user, s.db, user_id)
     if row is None:
         raise errors.not_found("creator_profile_not_found")
-    return render_profile(row)
+    return JSON(render_profile(row), status_code=status_code, headers=etag(row["version"]))
 
 
 routes = [

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from functools import partial
@@ -22,8 +21,9 @@ from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from api.auth import standing_of, verified_user
+from api.body import loads
 from api.errors import ApiError, from_domain, invalid, message
-from api.ids import MAX_ID
+from api.ids import natural
 from api.realtime import (
     BAD_REQUEST,
     FORBIDDEN,
@@ -41,7 +41,7 @@ from api.text import unstorable_fields
 from readmodels import messaging as conversations
 from readmodels import notifications
 from ugc.errors import DomainError
-from ugc.push import Push, conversation_channel, user_channel
+from ugc.platform.push import Push, conversation_channel, user_channel
 
 log = logging.getLogger(__name__)
 
@@ -184,7 +184,7 @@ def _sender(s: Services, conversation_id: int, user: int) -> Reply:
 
     async def reply(text: str | None) -> dict[str, Any] | None:
         try:
-            body = json.loads(text) if text is not None else None
+            body = loads(text) if text is not None else None
         except ValueError:
             body = None
         if not isinstance(body, dict) or not isinstance(body.get("message"), str):
@@ -217,12 +217,12 @@ async def notifications_socket(websocket: WebSocket) -> None:
         return
     user, token = caller
     raw_since = websocket.query_params.get("since", "").strip()
-    if raw_since and not (raw_since.isascii() and raw_since.isdigit() and int(raw_since) <= MAX_ID):
+    since = natural(raw_since)
+    if raw_since and since is None:
         await refuse(websocket, BAD_REQUEST)
         return
     start: int | None = None
-    if raw_since:
-        since = int(raw_since)
+    if since is not None:
         start = 0 if since == 0 else await s.run(notifications.seq_of, s.db, user, since)
         if start is None:
             await refuse(websocket, NOT_FOUND)

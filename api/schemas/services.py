@@ -21,10 +21,11 @@ from pydantic import (
     StrictBool,
     StrictInt,
     StringConstraints,
-    field_validator,
 )
 
-from api.ids import PublicId, public_id
+from api.errors import message
+from api.ids import PublicId, natural, public_id
+from api.schemas.patch import PatchIn
 from readmodels.services import DEFAULT_ORDERING, ORDERINGS, ServiceFilters
 
 MAX_PRICE = Decimal(100_000_000)
@@ -37,6 +38,8 @@ CENT = Decimal("0.01")
 def _decimal(value: Any) -> Decimal:
     """A number (an int, or a Decimal the body parser made from the JSON digits) or a numeric string."""
     if isinstance(value, bool) or not isinstance(value, int | Decimal | str):
+        raise ValueError("Ожидается число.")
+    if isinstance(value, str) and not value.isascii():  # Decimal() would read "١٢٣" as 123
         raise ValueError("Ожидается число.")
     try:
         number = Decimal(value.strip() if isinstance(value, str) else value)
@@ -118,7 +121,7 @@ class ServiceIn(BaseModel):
     modifications_price: Charge = Decimal(0)
 
 
-class ServicePatchIn(BaseModel):
+class ServicePatchIn(PatchIn):
     """Any subset of ServiceIn's fields; `options`, when sent, replaces the list (send `id` to keep one)."""
 
     title: Title | None = None
@@ -130,13 +133,6 @@ class ServicePatchIn(BaseModel):
     tags: Tags | None = None
     allows_modifications: StrictBool | None = None
     modifications_price: Charge | None = None
-
-    @field_validator("*")
-    @classmethod
-    def not_null(cls, value: Any) -> Any:
-        if value is None:
-            raise ValueError("Поле не может быть пустым (null).")
-        return value
 
 
 class OptionOut(BaseModel):
@@ -187,9 +183,15 @@ class LegacyServiceOut(BaseModel):
 
 
 def _query_id(value: Any) -> Any:
-    if isinstance(value, str) and not (value.strip().isascii() and value.strip().isdigit()):
+    if not isinstance(value, str):
+        return value
+    raw = value.strip()
+    if not (raw.isascii() and raw.isdigit()):
         raise ValueError("Ожидается целое число.")
-    return value
+    number = natural(raw)
+    if number is None:  # past BIGINT
+        raise ValueError(message("invalid_id"))
+    return number
 
 
 def _filter_price(value: Decimal) -> Decimal:

@@ -1,154 +1,34 @@
-"""The relational database beside the event store: read tables, tracking, sequences, locks.
+"""The relational database beside the event store: pools, transactions, snapshots, sequences,
+cross-process locks and LISTEN, for threads and for coroutines.
 
-Code outside this module writes one SQL text with `%s` placeholders and portable types; the
-`Database` adapts it to SQLite or PostgreSQL.
+The SQL it runs is written once for both dialects (`ugc/platform/dialect.py` adapts it).
 """
 
 from __future__ import annotations
 
 import asyncio
 import fcntl
-import json
 import sqlite3
 import threading
 import zlib
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
-from datetime import UTC, datetime
-from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any
 
-import orjson
 import psycopg
 from psycopg import AsyncClientCursor, ClientCursor, sql
 from psycopg.rows import dict_row
-from psycopg.types.json import Jsonb, set_json_loads
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
-from ugc.store import is_postgres, sqlite_path
-
-Row = dict[str, Any]
-Dialect = Literal["sqlite", "postgresql"]
-
-# Column types spelled per dialect; the SQLite names pick the converters registered below.
-COLUMN_TYPES: dict[Dialect, dict[str, str]] = {
-    "postgresql": {"timestamp": "TIMESTAMPTZ", "json": "JSONB", "bool": "BOOLEAN", "money": "NUMERIC(14, 2)"},
-    "sqlite": {"timestamp": "TIMESTAMPTZ", "json": "JSONTEXT", "bool": "BOOLEAN", "money": "DECIMALTEXT"},
-}
-
-
-def _parse_timestamp(raw: bytes) -> datetime:
-    value = datetime.fromisoformat(raw.decode())
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-sqlite3.register_adapter(datetime, lambda value: value.astimezone(UTC).isoformat())
-sqlite3.register_adapter(Decimal, str)
-sqlite3.register_adapter(bool, int)
-sqlite3.register_converter("TIMESTAMPTZ", _parse_timestamp)
-sqlite3.register_converter("JSONTEXT", orjson.loads)
-# JSON columns are parsed by orjson on both dialects: the standard library's parser was 4% of a
-# list request's CPU (an order's options, a notification's data).
-set_json_loads(orjson.loads)
-sqlite3.register_converter("BOOLEAN", lambda raw: raw not in (b"0", b""))
-sqlite3.register_converter("DECIMALTEXT", lambda raw: Decimal(raw.decode()))
-
-
-class Cursor:
-    """A cursor that takes `%s` SQL and JSON-able parameters on either dialect, rows as dicts."""
-
-    def __init__(self, raw: Any, dialect: Dialect) -> None:
-        self._raw = raw
-        self.dialect = dialect
-
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
-        if self.dialect == "sqlite":
-            sql = sql.replace("%s", "?")
-            params = [json.dumps(p) if isinstance(p, (dict, list)) else p for p in params]
-        else:
-            params = _postgres_params(params)
-        self._raw.execute(sql, params)
-        return self
-
-    def rows(
-        self, name: str, columns: Mapping[str, str], rows: Sequence[Sequence[Any]]
-    ) -> Iterator[tuple[str, list[Any]]]:
-        """`rows` as a WITH entry `name` with `columns` (name -> PostgreSQL type): its text and parameters.
-
-        On PostgreSQL once, as one JSON array of rows: a short statement that psycopg parses once
-        and prepares, however many rows, and one parameter that orjson writes in C (a VALUES list of
-        hundreds of placeholders was parsed anew each batch; arrays were dumped element by element
-        in Python: either was most of a batch's CPU). On SQLite as VALUES, in runs of at most
-        MAX_PARAMETERS values, one entry each.
-        """
-        names = ", ".join(columns)
-        if self.dialect == "postgresql":
-            fields = ", ".join(
-                f"r -> {i}" if kind == "jsonb" else f"(r ->> {i})::{kind}" for i, kind in enumerate(columns.values())
-            )
-            yield (
-                f"{name} ({names}) AS (SELECT {fields} FROM jsonb_array_elements(%s::jsonb) AS held_rows (r))",
-                [orjson.dumps(rows, default=_json_default).decode()],
-            )
-            return
-        for chunk in _chunks(rows, len(columns)):
-            yield f"{name} ({names}) AS (VALUES {_values(len(chunk), len(columns))})", [v for row in chunk for v in row]
-
-    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        for params in rows:
-            self.execute(sql, params)
-
-    def fetchone(self) -> Row | None:
-        row: Row | None = self._raw.fetchone()
-        if row is None or self.dialect == "postgresql":  # psycopg's rows are dicts already (dict_row)
-            return row
-        return dict(row)
-
-    def fetchall(self) -> list[Row]:
-        rows: list[Row] = self._raw.fetchall()
-        return rows if self.dialect == "postgresql" else [dict(row) for row in rows]
-
-    @property
-    def rowcount(self) -> int:
-        return int(self._raw.rowcount)
-
-
-# A row that breaks a key or constraint, on either dialect.
-INTEGRITY_ERRORS: tuple[type[Exception], ...] = (psycopg.IntegrityError, sqlite3.IntegrityError)
-
-_R = TypeVar("_R")
-MAX_PARAMETERS = 999  # per statement: SQLite's historic limit (PostgreSQL takes far more)
-
-
-def _chunks(rows: Sequence[_R], width: int) -> Iterator[Sequence[_R]]:
-    """`rows` of `width` parameters each, in runs that fit one statement."""
-    size = max(1, MAX_PARAMETERS // width)
-    for start in range(0, len(rows), size):
-        yield rows[start : start + size]
-
-
-def _values(row_count: int, width: int) -> str:
-    """The placeholders of `row_count` rows of `width` values: `(%s, %s), (%s, %s)`."""
-    row = "(" + ", ".join(["%s"] * width) + ")"
-    return ", ".join([row] * row_count)
-
-
-def _json_default(value: Any) -> str:
-    """What orjson leaves to us: a Decimal, written exactly (as PostgreSQL reads numeric text)."""
-    if isinstance(value, Decimal):
-        return str(value)
-    raise TypeError(f"{type(value).__name__} is not JSON-able here")
-
-
-def _postgres_params(params: Sequence[Any]) -> list[Any]:
-    return [Jsonb(p) if isinstance(p, (dict, list)) else p for p in params]
+from ugc.config import is_postgres, sqlite_path
+from ugc.platform.dialect import COLUMN_TYPES, Cursor, Dialect, Row, postgres_params
 
 
 def _snapshot_query(queries: Sequence[tuple[str, Sequence[Any]]]) -> tuple[str, list[Any]]:
     """SELECTs as one text between BEGIN and COMMIT, for `snapshot` on PostgreSQL."""
     statements = ["BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", *(sql for sql, _ in queries), "COMMIT"]
-    return "; ".join(statements), [value for _, params in queries for value in _postgres_params(params)]
+    return "; ".join(statements), [value for _, params in queries for value in postgres_params(params)]
 
 
 # Autocommit: a lone read is one round trip; `transaction()` still sends BEGIN/COMMIT.
@@ -283,7 +163,7 @@ class Database:
         if pool is None:
             return await asyncio.to_thread(self._fetch, sql, params)
         async with pool.connection() as conn:
-            cur = await conn.execute(sql, _postgres_params(params))
+            cur = await conn.execute(sql, postgres_params(params))
             rows: list[Row] = await cur.fetchall()
             return rows
 

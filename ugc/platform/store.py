@@ -8,7 +8,6 @@ own application (and table) to keep writes to one from queueing behind another.
 from __future__ import annotations
 
 from collections.abc import Collection
-from pathlib import Path
 from typing import cast
 from urllib.parse import unquote, urlsplit
 from uuid import UUID
@@ -31,6 +30,7 @@ from ugc import (  # noqa: F401
     portfolio,
     services,
 )
+from ugc.config import is_postgres, sqlite_path
 
 AGGREGATE_CACHE_SIZE = 5_000  # per application and process; an aggregate here is a few KiB at most
 
@@ -70,15 +70,6 @@ class Messaging(Application[UUID]):
 
 
 APPLICATION_CLASSES: tuple[type[Application[UUID]], ...] = (Accounts, Catalog, Files, Orders, Messaging)
-
-
-def sqlite_path(database_url: str) -> Path:
-    """`sqlite:///var/ugc.sqlite3` -> `var/ugc.sqlite3`; `sqlite:////abs/x` -> `/abs/x`."""
-    return Path(unquote(database_url.removeprefix("sqlite:///")))
-
-
-def is_postgres(database_url: str) -> bool:
-    return database_url.startswith(("postgresql://", "postgres://"))
 
 
 def eventsourcing_settings(database_url: str, app_name: str, *, create_table: bool) -> dict[str, str]:

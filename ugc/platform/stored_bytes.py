@@ -9,7 +9,7 @@ Taking room is one conditional UPDATE, so two uploads racing for the last room c
 
 from __future__ import annotations
 
-from ugc.database import Database
+from ugc.platform.database import Database
 
 DDL = (
     """CREATE TABLE IF NOT EXISTS stored_bytes (

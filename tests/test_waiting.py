@@ -8,10 +8,11 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from readmodels import tracking
-from readmodels.migrations import migrate
-from readmodels.tracking import Progress
-from ugc.database import Database
+from readmodels import waiting as waiting_module
+from readmodels.waiting import Progress
 from ugc.errors import Unavailable
+from ugc.platform.database import Database
+from ugc.wiring import migrate
 
 
 @pytest.fixture
@@ -68,7 +69,7 @@ def test_a_runner_of_another_process_is_heard_as_soon_as_it_commits(
 ) -> None:
     if db.dialect != "postgresql":
         pytest.skip("LISTEN/NOTIFY is PostgreSQL's; on SQLite the watcher reads every few milliseconds")
-    monkeypatch.setattr(tracking, "TOLD_WATCH_INTERVAL", 600.0)  # once listening, only a NOTIFY wakes the watcher
+    monkeypatch.setattr(waiting_module, "TOLD_WATCH_INTERVAL", 600.0)  # once listening, only a NOTIFY wakes the watcher
     progress = Progress()
     with ThreadPoolExecutor(max_workers=1) as pool:
         waiting = pool.submit(progress.wait, db, {"probed": 1}, 30.0)

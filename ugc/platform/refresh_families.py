@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from ugc.database import Cursor, Database
+from ugc.platform.database import Database
+from ugc.platform.dialect import Cursor
 
 DDL = (
     """CREATE TABLE IF NOT EXISTS refresh_families (

@@ -4,12 +4,14 @@ Two threads per process, so neither the projection runner nor the event loop eve
 - the sender publishes what the runner hands over, in order, retrying while Redis is away (the
   backlog is bounded: past it, pushes are dropped and a "gap" is announced once Redis is back,
   which closes every socket with 1012 so clients replay with `since=`);
-- the listener subscribes to the deployment's channel and passes every push to the hub. When the
-  subscription breaks it has the hub close every socket with 1012 (pushes may have been missed)
-  and refuse new ones with 1013, then resubscribes with backoff.
+- the listener subscribes to the deployment's channel and passes every push to a `Receiver` (the
+  API's hub, `api/realtime.py`). When the subscription breaks it has the receiver close every
+  socket (1012: pushes may have been missed) and refuse new ones, then resubscribes with backoff.
 
-The sync client runs in threads because the process's lifespan (`ugc.wiring.runtime`) is a plain
-context manager: threads start and are joined there like the projection runner's.
+The projector process (`ugc project`) uses the sender alone, which is why the relay lives in the
+platform rather than in the API. The sync client runs in threads because the process's lifespan
+(`ugc.wiring.runtime`) is a plain context manager: threads start and are joined there like the
+projection runner's.
 """
 
 from __future__ import annotations
@@ -19,16 +21,16 @@ import json
 import logging
 import queue
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Protocol
 
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from api.realtime import SERVICE_RESTART, Hub, frame
-from ugc.push import Push
+from ugc.platform.encoding import dumps
+from ugc.platform.push import Push
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +46,7 @@ def channel_for(database_url: str) -> str:
 
 
 def encode(pushes: Sequence[Push]) -> bytes:
-    return frame({"pushes": [{"kind": p.kind, "to": p.to, "row": p.row, "seq": p.seq} for p in pushes]}).encode()
+    return dumps({"pushes": [{"kind": p.kind, "to": p.to, "row": p.row, "seq": p.seq} for p in pushes]})
 
 
 def decode(raw: bytes) -> list[Push] | None:
@@ -55,10 +57,29 @@ def decode(raw: bytes) -> list[Push] | None:
     return [Push(kind=p["kind"], to=p["to"], row=p["row"], seq=int(p["seq"])) for p in body["pushes"]]
 
 
-class RedisRelay:
-    """A `Publisher` for the projection runner and, given a hub, the listener that feeds it."""
+class Receiver(Protocol):
+    """Where the listener hands what it hears: this process's sockets (the API's hub).
 
-    def __init__(self, url: str, channel: str, hub: Hub | None = None) -> None:
+    The listener's thread calls `call(method, *args)`, which runs the method on the receiver's own
+    event loop.
+    """
+
+    available: bool  # False while the relay cannot hear the others: new sockets are refused
+
+    def call(self, function: Callable[..., None], *args: Any) -> None: ...
+
+    def deliver(self, pushes: Sequence[Push]) -> None: ...
+
+    def interrupt(self) -> None:
+        """Close every socket so its client reconnects and replays what it missed."""
+
+    def resume(self) -> None: ...
+
+
+class RedisRelay:
+    """A `Publisher` for the projection runner and, given a receiver, the listener that feeds it."""
+
+    def __init__(self, url: str, channel: str, hub: Receiver | None = None) -> None:
         self.url = url
         self.channel = channel
         self.hub = hub
@@ -161,7 +182,7 @@ class RedisRelay:
                             log.warning("ignoring a malformed message on %s", self.channel)
                             continue
                         if pushes is None:
-                            hub.call(hub.interrupt, SERVICE_RESTART)
+                            hub.call(hub.interrupt)
                             hub.call(hub.resume)
                         else:
                             hub.call(hub.deliver, pushes)
@@ -169,7 +190,7 @@ class RedisRelay:
                 if self._subscribed.is_set():
                     log.warning("lost the Redis subscription (%s); closing sockets, resubscribing", error)
                 self._subscribed.clear()
-                hub.call(hub.interrupt, SERVICE_RESTART)
+                hub.call(hub.interrupt)
                 self._stopping.wait(delay)
                 delay = min(delay * 2, MAX_BACKOFF)
             finally:
@@ -178,7 +199,7 @@ class RedisRelay:
 
 
 @contextmanager
-def relay(redis_url: str | None, database_url: str, hub: Hub | None) -> Iterator[RedisRelay | None]:
+def relay(redis_url: str | None, database_url: str, hub: Receiver | None) -> Iterator[RedisRelay | None]:
     """A started relay when Redis is configured (stopped at exit), else None."""
     if not redis_url:
         yield None

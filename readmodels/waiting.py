@@ -1,0 +1,170 @@
+"""Read your writes: waiting, without polling per request, until read models reach a position.
+
+Positions are read with `tracking.read_model_positions`; on PostgreSQL the runners' NOTIFY on
+`tracking.ADVANCED_CHANNEL` says when to read them again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from readmodels.tracking import ADVANCED_CHANNEL, read_model_positions
+from ugc.errors import Unavailable
+from ugc.platform.database import Database
+
+WATCH_INTERVAL = 0.003  # how often the watcher re-reads positions while anyone waits and nobody says when they move
+TOLD_WATCH_INTERVAL = 0.05  # the same while something says so: this process's runner leads, or a LISTEN hears
+
+
+@dataclass(eq=False)
+class _Waiter:
+    required: Mapping[str, int]
+    wake: Callable[[], object]  # called once, by the watcher, when a read shows `required` applied
+
+
+class Progress:
+    """In-process signals between commands, runners and waiters.
+
+    Commands `nudge` the local runner after an append so it pulls at once. Waiters do not query
+    the database themselves: while anyone waits, one watcher thread per database reads the read
+    models' positions and wakes only the waiters whose positions were reached. It reads at once
+    when the local runner says it `advanced()`; a runner in another process is seen by reading
+    every few milliseconds, which is needed only while this process's runner does not lead and,
+    on PostgreSQL, while the watcher's LISTEN for the runners' NOTIFY is not up.
+    """
+
+    def __init__(self) -> None:
+        self._nudged = threading.Event()
+        self._advanced = threading.Event()
+        self._lock = threading.Lock()
+        self._reached: dict[Database, dict[str, int]] = {}  # the watcher's last read, per database
+        self._waiters: dict[Database, set[_Waiter]] = {}
+        self._watchers: dict[Database, threading.Thread] = {}
+        self._heard: set[Database] = set()  # databases whose runners' NOTIFYs the watcher hears
+        self.leading = False  # set by this process's projection runner while it leads
+
+    def nudge(self) -> None:
+        self._nudged.set()
+
+    def wait_for_nudge(self, timeout: float) -> None:
+        self._nudged.wait(timeout)
+        self._nudged.clear()
+
+    def advanced(self) -> None:
+        self._advanced.set()
+
+    def wait(self, db: Database, required: Mapping[str, int], timeout: float) -> None:
+        """Block until every read model has applied `required`; `Unavailable` after `timeout`."""
+        done = threading.Event()
+        waiter = self._enlist(db, required, done.set)
+        if waiter is None:
+            return
+        try:
+            if not done.wait(timeout):
+                raise Unavailable("read_model_lagging")
+        finally:
+            self._discharge(db, waiter)
+
+    async def wait_async(self, db: Database, required: Mapping[str, int], timeout: float) -> None:
+        """`wait` for a coroutine: the event loop goes on serving, and no thread is held meanwhile."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        waiter = self._enlist(db, required, lambda: loop.call_soon_threadsafe(_resolve, done))
+        if waiter is None:
+            return
+        try:
+            await asyncio.wait_for(done, timeout)
+        except TimeoutError:
+            raise Unavailable("read_model_lagging") from None
+        finally:
+            self._discharge(db, waiter)
+
+    def _enlist(self, db: Database, required: Mapping[str, int], wake: Callable[[], object]) -> _Waiter | None:
+        """A new waiter, with a watcher reading for it; None if the last read already shows `required`.
+
+        Positions only grow, so any read that shows them reached vouches for a write made before.
+        """
+        with self._lock:
+            if db in self._reached and _reached(self._reached[db], required):
+                return None
+            waiter = _Waiter(required, wake)
+            self._waiters.setdefault(db, set()).add(waiter)
+            watcher = self._watchers.get(db)
+            if watcher is None or not watcher.is_alive():
+                watcher = threading.Thread(target=self._watch, args=(db,), name="read-model-watcher", daemon=True)
+                self._watchers[db] = watcher
+                watcher.start()
+        self._advanced.set()  # read the positions now rather than at the next tick
+        return waiter
+
+    def _discharge(self, db: Database, waiter: _Waiter) -> None:
+        with self._lock:
+            self._waiters.get(db, set()).discard(waiter)
+
+    def _watch(self, db: Database) -> None:
+        """Read the positions while anyone waits on `db`; end when nobody has for a second."""
+        if db.dialect == "postgresql":
+            threading.Thread(
+                target=self._listen, args=(db, threading.current_thread()), name="read-model-listen", daemon=True
+            ).start()
+        idle_since = time.monotonic()
+        while True:
+            told = self.leading or db in self._heard
+            self._advanced.wait(TOLD_WATCH_INTERVAL if told else WATCH_INTERVAL)
+            self._advanced.clear()
+            with self._lock:
+                if not self._waiters.get(db):
+                    if time.monotonic() - idle_since > 1.0:
+                        del self._watchers[db]
+                        return
+                    continue
+            idle_since = time.monotonic()
+            try:
+                positions = read_model_positions(db)
+            except Exception:  # the database is away: waiters time out with 503, we try again
+                time.sleep(WATCH_INTERVAL)
+                continue
+            with self._lock:
+                self._reached[db] = positions
+                waiters = self._waiters.get(db, set())
+                for waiter in [w for w in waiters if _reached(positions, w.required)]:
+                    waiters.discard(waiter)
+                    waiter.wake()
+
+    def _listen(self, db: Database, watcher: threading.Thread) -> None:
+        """Wake `watcher` whenever a runner, in any process, moved read models of `db`; end with it."""
+
+        def heard() -> None:
+            self._heard.add(db)
+            self._advanced.set()
+
+        while watcher.is_alive():
+            try:
+                db.listen([ADVANCED_CHANNEL], heard, keep_going=watcher.is_alive)
+            except Exception:  # the database is away: the watcher reads every few milliseconds meanwhile
+                self._heard.discard(db)
+                time.sleep(1.0)
+        self._heard.discard(db)
+
+
+def _resolve(done: asyncio.Future[None]) -> None:
+    if not done.done():  # it may have timed out meanwhile
+        done.set_result(None)
+
+
+def _reached(positions: Mapping[str, int], required: Mapping[str, int]) -> bool:
+    """Whether every required position is applied; an application no read model follows counts as reached."""
+    return all(positions[app] >= pos for app, pos in required.items() if app in positions)
+
+
+def wait_for(db: Database, progress: Progress, required: Mapping[str, int], timeout: float) -> None:
+    """Block until every read model has applied `required` (application -> position).
+
+    Raises `Unavailable` after `timeout` seconds rather than let a stale answer out.
+    """
+    if required:
+        progress.wait(db, required, timeout)

@@ -1,0 +1,399 @@
+"""No input gets a 500: each case a fuzzer or an attacker found answers its exact 4xx, on both backends.
+
+Digits are ASCII digits only (`str.isdigit()` accepts "²", which `int()` refuses; `int()` refuses more
+than 4,300 digits), a page must end within a BIGINT OFFSET, JSON nests at most MAX_JSON_DEPTH
+deep, search text reaches SQL only once it can be stored. A 500 that does happen (a bug) answers the
+catalogue's body, and logs one line with the request id and nothing the client sent.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from starlette.routing import Route
+from starlette.testclient import TestClient
+from starlette.websockets import WebSocketDisconnect
+
+from api.body import MAX_JSON_DEPTH
+from api.ids import MAX_ID
+from tests.conftest import Api
+from tests.orders_world import Deal, a_deal, place
+from ugc.clock import MovableClock
+from ugc.config import Settings
+from ugc.wiring import build_app, runtime
+
+NOT_FOUND = {"detail": "Страница не найдена."}
+MALFORMED_JSON = {"error": "Некорректный JSON в теле запроса."}
+STALE = {"error": "Заказ изменился с момента загрузки; обновите его и повторите запрос."}
+INTERNAL = {"detail": "Внутренняя ошибка сервера."}
+UNSTORABLE = "Текст содержит недопустимые управляющие символы."
+NOT_AN_ID = "Ожидается положительное целое число."
+# Past Python's 4,300-digit limit for int(), and past any BIGINT.
+HUGE = "9" * 5000
+# 922337203685477580 × 20 (the default page size) is past 2**63 - 1: the OFFSET used to overflow.
+FAR_PAGE = "922337203685477580"
+
+
+def refused(field: str, text: str) -> dict[str, Any]:
+    return {"error": "Ошибка валидации данных.", "fields": {field: [text]}}
+
+
+@dataclass
+class World:
+    deal: Deal
+    order: int
+    conversation: int
+
+    @property
+    def buyer(self) -> dict[str, str]:
+        return dict(self.deal.buyer["headers"])
+
+    @property
+    def creator(self) -> dict[str, str]:
+        return dict(self.deal.creator["headers"])
+
+
+@pytest.fixture(scope="module")
+def world(app_client: TestClient, settings: Settings) -> World:
+    api = Api(app_client, settings)
+    deal = a_deal(api)
+    order = place(api, deal)["id"]
+    started = app_client.post(
+        "/api/v1/conversations/", headers=deal.buyer["headers"], json={"recipient_id": deal.creator["id"]}
+    )
+    assert started.status_code == 201, started.text
+    return World(deal=deal, order=order, conversation=started.json()["id"])
+
+
+def lists(world: World) -> list[tuple[str, dict[str, str]]]:
+    """Every paginated GET, with the headers it needs."""
+    profile = world.deal.creator["profile"]["id"]
+    return [
+        ("/api/v1/categories/", {}),
+        ("/api/skills/", {}),
+        ("/api/v1/services/", {}),
+        (f"/api/creator-skills/?creator_profile_id={profile}", world.buyer),
+        (f"/api/portfolio/?creator_profile_id={profile}", {}),
+        (f"/api/v1/creators/{profile}/reviews/", {}),
+        ("/api/v1/orders/", world.buyer),
+        ("/api/v1/files/", world.buyer),
+        ("/api/v1/notifications/", world.creator),
+        ("/api/v1/conversations/", world.buyer),
+        (f"/api/v1/conversations/{world.conversation}/messages/", world.buyer),
+    ]
+
+
+def with_query(path: str, query: str) -> str:
+    return f"{path}{'&' if '?' in path else '?'}{query}"
+
+
+# Page numbers and sizes --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "page",
+    ["²", "٣", HUGE, FAR_PAGE, str(MAX_ID + 1), "0", "-1", "1.0"],
+    ids=[
+        "superscript",
+        "arabic-indic",
+        "5000-digits",
+        "offset-past-bigint",
+        "past-bigint",
+        "zero",
+        "negative",
+        "fraction",
+    ],
+)
+def test_a_page_that_cannot_exist_is_404_on_every_list(api: Api, world: World, page: str) -> None:
+    for path, headers in lists(world):
+        response = api.client.get(with_query(path, f"page={page}"), headers=headers)
+        assert (response.status_code, response.json()) == (404, NOT_FOUND), path
+
+
+@pytest.mark.parametrize(("page", "size"), [(FAR_PAGE, "10"), (str(MAX_ID), "1")])
+def test_the_last_pages_a_bigint_offset_can_reach_are_404_beyond_the_end(
+    api: Api, world: World, page: str, size: str
+) -> None:
+    """page × page_size exactly within 2**63 - 1: the database gets the OFFSET, finds nothing, 404."""
+    for path, headers in lists(world):
+        response = api.client.get(with_query(path, f"page={page}&page_size={size}"), headers=headers)
+        assert (response.status_code, response.json()) == (404, NOT_FOUND), path
+
+
+@pytest.mark.parametrize(("size", "expected"), [("³", 20), ("٣", 20), ("0", 20), (HUGE, 100), ("abc", 20)])
+def test_a_page_size_that_is_no_size_means_the_default_and_a_huge_one_the_maximum(
+    api: Api, world: World, size: str, expected: int
+) -> None:
+    for path, headers in lists(world):
+        plain = api.client.get(path, headers=headers)
+        sized = api.client.get(with_query(path, f"page_size={size}"), headers=headers)
+        assert (sized.status_code, plain.status_code) == (200, 200), path
+        assert sized.json()["results"] == plain.json()["results"][:expected], path
+
+
+# Ids, versions and times in query strings and headers ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("query", "field", "text"),
+    [
+        ("category=²", "category", "Ожидается целое число."),
+        (f"category={HUGE}", "category", NOT_AN_ID),
+        (f"creator={MAX_ID + 1}", "creator", NOT_AN_ID),
+        ("min_price=²", "min_price", "Ожидается число."),
+        ("min_price=١٢٣", "min_price", "Ожидается число."),
+        ("max_price=NaN", "max_price", "Ожидается число."),
+        ("max_price=1e999999999", "max_price", "Значение не может быть больше 1000000000000."),
+    ],
+)
+def test_service_filters_refuse_what_is_not_ascii_digits(api: Api, query: str, field: str, text: str) -> None:
+    response = api.client.get(f"/api/v1/services/?{query}")
+    assert (response.status_code, response.json()) == (422, refused(field, text))
+
+
+@pytest.mark.parametrize("path", ["/api/portfolio/?creator_profile_id=", "/api/portfolio-images/?portfolio_item_id="])
+@pytest.mark.parametrize("value", ["²", HUGE, str(MAX_ID + 1), "0"])
+def test_id_filters_refuse_what_is_not_an_id(api: Api, world: World, path: str, value: str) -> None:
+    field = path.rsplit("?", 1)[1].rstrip("=")
+    response = api.client.get(path + value, headers=world.buyer)
+    assert (response.status_code, response.json()) == (422, refused(field, NOT_AN_ID))
+
+
+@pytest.mark.parametrize(
+    ("as_of", "text"),
+    [
+        ("²", "Ожидается номер версии или время ISO 8601."),
+        ("٣", "Ожидается номер версии или время ISO 8601."),
+        (HUGE, "Версия должна быть от 1 до 1."),
+        (str(MAX_ID + 1), "Версия должна быть от 1 до 1."),
+        ("0", "Версия должна быть от 1 до 1."),
+    ],
+)
+def test_as_of_that_is_no_version_or_time_is_422(api: Api, world: World, as_of: str, text: str) -> None:
+    response = api.client.get(f"/api/v1/orders/{world.order}/", params={"as_of": as_of}, headers=world.buyer)
+    assert (response.status_code, response.json()) == (422, refused("as_of", text))
+
+
+def raw_request(client: TestClient, method: str, path: str, headers: list[tuple[bytes, bytes]]) -> tuple[int, bytes]:
+    """Header bytes as a real client may send them (a lone 0xB2), which httpx would re-encode as UTF-8:
+    straight to the app, on the test client's event loop, through every middleware."""
+    portal = client.portal
+    assert portal is not None, "only inside `with TestClient(...)`"
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"host", b"testserver"), *headers],
+        "client": ("10.254.254.254", 50000),
+        "server": ("testserver", 80),
+    }
+    portal.call(client.app, scope, receive, send)
+    return sent[0]["status"], b"".join(m.get("body", b"") for m in sent[1:])
+
+
+@pytest.mark.parametrize("version", [b'"\xb2"', b"\xb2", b'W/"\xb2"', b'"' + HUGE.encode() + b'"', b'"-1"', b'"1.0"'])
+def test_an_if_match_that_names_no_version_is_412(api: Api, world: World, version: bytes) -> None:
+    headers = [(b"authorization", world.creator["Authorization"].encode()), (b"if-match", version)]
+    status, body = raw_request(api.client, "POST", f"/api/v1/orders/{world.order}/accept/", headers)
+    assert (status, body.decode()) == (412, f'{{"error":"{STALE["error"]}"}}')
+    assert api.client.get(f"/api/v1/orders/{world.order}/", headers=world.buyer).json()["status"] == "pending"
+
+
+@pytest.mark.parametrize(
+    ("length", "status", "body"),
+    [
+        # Not a length at all: the body is read as it comes (here empty, so the fields are missing).
+        (
+            b"\xb2",
+            422,
+            {
+                "error": "Ошибка валидации данных.",
+                "fields": {"username": ["Обязательное поле."], "password": ["Обязательное поле."]},
+            },
+        ),
+        # More digits than any BIGINT: more than any body may be.
+        (HUGE.encode(), 413, {"error": "Слишком большой запрос."}),
+    ],
+    ids=["superscript", "5000-digits"],
+)
+def test_a_content_length_is_ascii_digits_or_no_length(
+    api: Api, length: bytes, status: int, body: dict[str, Any]
+) -> None:
+    answer = raw_request(
+        api.client, "POST", "/api/auth/token/", [(b"content-type", b"application/json"), (b"content-length", length)]
+    )
+    assert answer == (status, json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode())
+
+
+@pytest.mark.parametrize("since", ["²", "٣", HUGE, str(MAX_ID + 1), "-1"])
+def test_a_notification_stream_since_no_id_closes_4400(api: Api, world: World, since: str) -> None:
+    with pytest.raises(WebSocketDisconnect) as closed:
+        with api.client.websocket_connect(f"/ws/notifications/?token={world.deal.buyer['access']}&since={since}") as ws:
+            ws.receive_text()
+    assert closed.value.code == 4400
+
+
+# JSON nesting ---------------------------------------------------------------------------------------
+
+
+def nested(depth: int, inner: str = "1") -> str:
+    return '{"a":' * depth + inner + "}" * depth
+
+
+DEEP_BODIES = {
+    "lists-100000": "[" * 100_000 + "]" * 100_000,
+    "objects-1000": nested(1000),
+    "inside-a-field": '{"username":' + "[" * 900 + "]" * 900 + "}",
+    "one-past-the-limit": nested(MAX_JSON_DEPTH + 1),
+}
+
+
+@pytest.mark.parametrize("body", list(DEEP_BODIES.values()), ids=list(DEEP_BODIES))
+def test_json_nested_too_deep_is_400_everywhere(api: Api, world: World, body: str) -> None:
+    owner = world.creator | {"Content-Type": "application/json"}
+    service = world.deal.service["id"]
+    for method, path, headers in [
+        ("POST", "/api/auth/register/", {"Content-Type": "application/json"}),
+        ("POST", "/api/v1/services/", owner),  # parsed again with Decimal for money
+        ("PATCH", f"/api/v1/services/{service}/", owner),
+        (
+            "POST",
+            f"/api/v1/conversations/{world.conversation}/messages/",
+            world.buyer | {"Content-Type": "application/json"},
+        ),
+    ]:
+        response = api.client.request(method, path, content=body, headers=headers)
+        assert (response.status_code, response.json()) == (400, MALFORMED_JSON), path
+
+
+def test_json_as_deep_as_the_limit_is_read(api: Api, world: World) -> None:
+    """At the limit the body parses, and its field is then simply wrong (422), not malformed."""
+    body = '{"message":' + nested(MAX_JSON_DEPTH - 1) + "}"
+    response = api.client.post(
+        f"/api/v1/conversations/{world.conversation}/messages/",
+        content=body,
+        headers=world.buyer | {"Content-Type": "application/json"},
+    )
+    assert response.status_code == 422, response.text
+
+
+def test_a_chat_frame_nested_too_deep_gets_an_error_frame_and_the_socket_stays(api: Api, world: World) -> None:
+    url = f"/ws/conversations/{world.conversation}/?token={world.deal.buyer['access']}"
+    with api.client.websocket_connect(url) as ws:
+        for frame in DEEP_BODIES.values():
+            ws.send_text(frame)
+            assert ws.receive_json() == {"error": 'Ожидается JSON-объект вида {"message": "текст"}.'}
+        ws.send_text('{"message": "всё ещё здесь"}')
+        assert ws.receive_json()["message"] == "всё ещё здесь"
+        ws.close()
+
+
+# Search ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/api/v1/services/", "/api/skills/"])
+@pytest.mark.parametrize("text", ["a\x00b", "\x00", "a\x1bb"])
+def test_search_text_no_backend_can_store_is_422(api: Api, path: str, text: str) -> None:
+    response = api.client.get(path, params={"search": text})
+    assert (response.status_code, response.json()) == (422, refused("search", UNSTORABLE))
+
+
+# What SQL LIKE, FTS5 and pg_trgm treat specially, and text that grows when casefolded.
+ODD_SEARCHES = [
+    '"',
+    "'",
+    "\\",
+    "%",
+    "_",
+    '"""',
+    "a\"b'c",
+    "NEAR(a b)",
+    "^abc",
+    "ab*",
+    "abc OR def",
+    "ß" * 100,
+    "🙂" * 100,
+]
+
+
+@pytest.mark.parametrize("path", ["/api/v1/services/", "/api/skills/"])
+def test_search_text_that_sql_treats_specially_is_just_text(api: Api, path: str) -> None:
+    for text in ODD_SEARCHES:
+        response = api.client.get(path, params={"search": text})
+        assert (response.status_code, response.json()) == (
+            200,
+            {"count": 0, "next": None, "previous": None, "results": []},
+        ), text
+
+
+def test_a_services_search_past_100_characters_is_422(api: Api) -> None:
+    response = api.client.get("/api/v1/services/", params={"search": "а" * 101})
+    assert (response.status_code, response.json()) == (
+        422,
+        refused("search", "Убедитесь, что это значение содержит не более 100 символов."),
+    )
+
+
+# Request ids and the one 500 line --------------------------------------------------------------------
+
+
+def test_every_answer_carries_a_request_id(api: Api) -> None:
+    kept = {"X-Request-ID": "client-chosen.id:42"}
+    for response in (
+        api.client.get("/healthz/", headers=kept),
+        api.client.get("/api/v1/categories/?page=²", headers=kept),  # 404 from a route
+        api.client.get("/api/v1/services/?search=%00", headers=kept),  # 422 from a middleware
+    ):
+        assert response.headers["x-request-id"] == "client-chosen.id:42"
+    made = [
+        api.client.get("/healthz/", headers=sent).headers["x-request-id"]
+        for sent in ({}, {}, {"X-Request-ID": "a b"}, {"X-Request-ID": "x" * 129})
+    ]
+    assert all(re.fullmatch("[0-9a-f]{32}", made_id) for made_id in made) and len(set(made)) == len(made)
+
+
+@pytest.fixture
+def exploding(settings: Settings) -> Iterator[TestClient]:
+    def explode(request: object) -> None:
+        raise RuntimeError("secret internals")
+
+    app = build_app(lambda: runtime(settings, clock=MovableClock()))
+    app.router.routes.append(Route("/boom/", explode))
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield client
+
+
+def test_a_500_answers_the_catalogue_and_logs_one_line_without_what_the_client_sent(
+    exploding: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO):
+        response = exploding.get("/boom/?password=hunter2", headers={"X-Request-ID": "req-500"})
+    assert (response.status_code, response.json()) == (500, INTERNAL)
+    assert response.headers["x-request-id"] == "req-500"
+    problems = [record for record in caplog.records if record.levelno >= logging.WARNING]
+    assert [record.getMessage() for record in problems] == ["500 on GET /boom/ (request req-500): RuntimeError"]
+    assert problems[0].exc_info is None  # the traceback is logged at debug level only
+    for record in caplog.records:
+        if record.name.startswith(("httpx", "httpcore")):
+            continue  # the test's own client, logging the URL it asked for
+        assert "hunter2" not in record.getMessage() and "secret internals" not in record.getMessage()

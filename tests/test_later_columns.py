@@ -1,0 +1,57 @@
+"""`ugc migrate` on a database made before a read table got a column: the column is added and the
+projection that keeps the table is rewound, so it refills the table from the log, column included."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from readmodels import tracking
+from readmodels.schema import LATER_COLUMNS
+from tests.backends import fresh_database
+from ugc.platform.database import Database
+from ugc.platform.dialect import Cursor
+from ugc.wiring import migrate
+
+NOW = "2026-03-01T12:00:00+00:00"
+
+
+def test_an_older_database_gets_the_later_columns_and_their_projections_rewound(backend: str, tmp_path: Path) -> None:
+    with fresh_database(backend, tmp_path) as url:
+        db = Database(url)
+        try:
+            migrate(db)
+            with db.transaction(write=True) as cur:
+                for table, column, _, _ in LATER_COLUMNS:  # as a database made before them was
+                    cur.execute(f"ALTER TABLE {table} DROP COLUMN {column.split()[0]}")
+                for projection in ("accounts", "listings", "portfolio", "orders"):
+                    tracking.register(cur, projection, "catalog", read_model=True)
+                cur.execute("UPDATE projection_tracking SET position = 42")
+                a_user(cur)
+
+            migrate(db)
+
+            with db.read() as cur:
+                for table, column, _, _ in LATER_COLUMNS:
+                    cur.execute(f"SELECT {column.split()[0]} FROM {table} WHERE 1 = 0")  # fails if missing
+                positions = {
+                    row["projection"]: row["position"]
+                    for row in cur.execute("SELECT projection, position FROM projection_tracking").fetchall()
+                }
+                assert cur.execute("SELECT COUNT(*) AS n FROM users").fetchone() == {"n": 0}
+            assert positions == {"accounts": 0, "listings": 0, "portfolio": 0, "orders": 42}
+
+            with db.transaction(write=True) as cur:
+                a_user(cur)
+            migrate(db)  # a database that has them is left as it is
+            with db.read() as cur:
+                assert cur.execute("SELECT COUNT(*) AS n FROM users").fetchone() == {"n": 1}
+        finally:
+            db.close()
+
+
+def a_user(cur: Cursor) -> None:
+    cur.execute(
+        "INSERT INTO users (id, uuid, username, email, first_name, last_name, is_verified, roles, date_joined) "
+        "VALUES (1, 'u-1', 'anna', 'anna@example.com', 'Анна', '', %s, %s, %s)",
+        (True, [], NOW),
+    )

@@ -1,0 +1,133 @@
+"""Imports flow one way, as the README states it; a module that breaks the rule is named here."""
+
+from __future__ import annotations
+
+import ast
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+LAYERS = ("api", "commands", "projections", "readmodels")
+# What each layer may import besides the standard library, third parties, `ugc` and itself.
+MAY_IMPORT = {"api": {"commands", "readmodels"}, "commands": set(), "projections": {"readmodels"}, "readmodels": set()}
+COMPOSITION_ROOT = {"ugc.wiring", "ugc.cli"}
+# `ugc` modules that are neither the domain nor the composition root.
+CONFIGURATION = {"ugc", "ugc.config"}
+DOMAIN_LIBRARY = {"eventsourcing.domain"}
+# The library's topic registry: `stored_as` registers our stored topics with it.
+DOMAIN_LIBRARY_EXCEPTIONS = {"ugc.events": {"eventsourcing.utils"}}
+
+
+def modules(package: str) -> Iterator[tuple[str, Path]]:
+    for path in sorted((ROOT / package).rglob("*.py")):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        yield ".".join(parts[:-1] if parts[-1] == "__init__" else parts), path
+
+
+def imported(path: Path) -> set[str]:
+    """Every module `path` imports, at the top or inside a function (`from ugc import x` counts as `ugc.x`)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module is not None:
+            if node.module in ("ugc", "ugc.platform"):
+                found.update(f"{node.module}.{alias.name}" for alias in node.names)
+            else:
+                found.add(node.module)
+    return found
+
+
+def top(name: str) -> str:
+    return name.split(".")[0]
+
+
+def is_domain(module: str) -> bool:
+    return (
+        top(module) == "ugc"
+        and not module.startswith("ugc.platform")
+        and module not in CONFIGURATION | COMPOSITION_ROOT
+    )
+
+
+@pytest.mark.parametrize("layer", LAYERS)
+def test_each_layer_imports_only_the_layers_below_it(layer: str) -> None:
+    wrong = {
+        module: sorted(
+            name for name in imported(path) if top(name) in LAYERS and top(name) not in {layer, *MAY_IMPORT[layer]}
+        )
+        for module, path in modules(layer)
+    }
+    assert {module: names for module, names in wrong.items() if names} == {}
+
+
+def test_only_the_composition_root_in_ugc_imports_upward() -> None:
+    wrong = {
+        module: sorted(name for name in imported(path) if top(name) in LAYERS)
+        for module, path in modules("ugc")
+        if module not in COMPOSITION_ROOT
+    }
+    assert {module: names for module, names in wrong.items() if names} == {}
+
+
+def test_domain_modules_import_only_the_domain_library_the_standard_library_and_each_other() -> None:
+    wrong = {}
+    for module, path in modules("ugc"):
+        if not is_domain(module):
+            continue
+        allowed = DOMAIN_LIBRARY | DOMAIN_LIBRARY_EXCEPTIONS.get(module, set())
+        wrong[module] = sorted(
+            name
+            for name in imported(path)
+            if name != "__future__"
+            and top(name) not in sys.stdlib_module_names
+            and name not in allowed
+            and not is_domain(name)
+        )
+    assert {module: names for module, names in wrong.items() if names} == {}
+
+
+def test_the_platform_imports_configuration_and_itself_and_only_the_event_store_knows_the_domain() -> None:
+    """The event stores import the aggregates so that any process can decode every stored event."""
+    wrong = {}
+    for module, path in modules("ugc/platform"):
+        names = {name for name in imported(path) if top(name) in (*LAYERS, "ugc")}
+        allowed = {name for name in names if name.startswith("ugc.platform") or name == "ugc.config"}
+        if module == "ugc.platform.store":
+            allowed |= {name for name in names if is_domain(name)}
+        wrong[module] = sorted(names - allowed)
+    assert {module: names for module, names in wrong.items() if names} == {}
+
+
+def test_the_read_side_never_imports_the_event_store() -> None:
+    wrong = {
+        module: sorted(name for name in imported(path) if top(name) == "eventsourcing" or name == "ugc.platform.store")
+        for module, path in modules("readmodels")
+    }
+    assert {module: names for module, names in wrong.items() if names} == {}
+
+
+def test_the_api_runs_no_sql_of_its_own() -> None:
+    calls = [
+        f"{module}:{node.lineno}"
+        for module, path in modules("api")
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "execute"
+    ]
+    assert calls == []
+
+
+def test_importing_the_database_adapter_imports_no_event_store_and_no_aggregate() -> None:
+    import subprocess
+
+    probe = (
+        "import sys, ugc.platform.database; "
+        "print(sorted(m for m in sys.modules if m.startswith(('ugc', 'eventsourcing'))))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert loaded.stdout.strip() == str(
+        ["ugc", "ugc.config", "ugc.platform", "ugc.platform.database", "ugc.platform.dialect"]
+    )

@@ -1,0 +1,90 @@
+"""An order's past read from the log: the history, and `as_of` folding events as the library's repository does."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from readmodels.order_history import order_as_of, order_history
+from ugc.errors import NotFound
+from ugc.orders import Order, order_id
+from ugc.platform.database import Database
+from ugc.platform.store import EventStores
+from ugc.wiring import migrate
+
+NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
+BUYER, CREATOR = 11, 22
+
+
+@pytest.fixture
+def orders(database_url: str) -> Iterator[Any]:
+    db = Database(database_url)
+    migrate(db)
+    stores = EventStores(database_url)
+    try:
+        yield stores.orders
+    finally:
+        stores.close()
+        db.close()
+
+
+def a_whole_lifecycle(number: int) -> Order:
+    """Placed, then one event a minute: accepted, delivered, sent back, delivered again, approved, reviewed."""
+    at = [NOW + timedelta(minutes=minute) for minute in range(7)]
+    order = Order.place(
+        number=number,
+        buyer=BUYER,
+        buyer_username="buyer",
+        creator=CREATOR,
+        creator_profile=5,
+        creator_username="creator",
+        service=7,
+        service_title="Видеообзор",
+        price=Decimal("1000"),
+        options=[{"id": 1, "name": "Срочно", "price": Decimal("200")}],
+        total_price=Decimal("1200"),
+        requirements="Снять распаковку",
+        delivery_date="2026-04-01",
+        allows_modifications=True,
+        at=at[0],
+    )
+    order.accept(CREATOR, at[1])
+    order.deliver(CREATOR, 1, "Черновик", [], at[2])
+    order.request_revision(BUYER, "Короче", at[3])
+    order.deliver(CREATOR, 2, "Готово", [], at[4])
+    order.approve(BUYER, at[5])
+    order.review(BUYER, 3, 5, "Отлично", at[6])
+    return order
+
+
+def test_as_of_a_version_or_a_moment_is_what_the_repository_rebuilds(orders: Any) -> None:
+    orders.save(a_whole_lifecycle(1))
+    versions = range(1, 8)
+    rebuilt = {v: orders.repository.get(order_id(1), version=v).as_row() for v in versions}
+    assert [order_as_of(orders.events, 1, version=v) for v in versions] == [rebuilt[v] for v in versions]
+    # A moment sees the last event at or before it.
+    assert order_as_of(orders.events, 1, moment=NOW + timedelta(minutes=2)) == rebuilt[3]
+    assert order_as_of(orders.events, 1, moment=NOW + timedelta(minutes=2, seconds=59)) == rebuilt[3]
+    assert order_as_of(orders.events, 1) == orders.repository.get(order_id(1)).as_row()
+    with pytest.raises(NotFound):
+        order_as_of(orders.events, 1, moment=NOW - timedelta(seconds=1))
+
+
+def test_the_history_names_each_event_and_its_actor_and_an_unknown_order_is_not_found(orders: Any) -> None:
+    orders.save(a_whole_lifecycle(2))
+    history = order_history(orders.events, 2)
+    assert [(e["version"], e["type"], e["actor"]["username"]) for e in history] == [
+        (1, "OrderPlaced", "buyer"),
+        (2, "OrderAccepted", "creator"),
+        (3, "WorkDelivered", "creator"),
+        (4, "RevisionRequested", "buyer"),
+        (5, "WorkDelivered", "creator"),
+        (6, "OrderCompleted", "buyer"),
+        (7, "OrderReviewed", "buyer"),
+    ]
+    with pytest.raises(NotFound):
+        order_history(orders.events, 3)

@@ -1,0 +1,229 @@
+"""The one way to change an aggregate (`commands.saving.change`), against the real event store.
+
+Another writer is made to append between this command's load and its save, so the save clashes
+on the store's own key; what happens next is the runner's rule: the decision is taken again on
+the new state, where it holds or refuses with its domain error, and a stale If-Match is a 412.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from eventsourcing.persistence import IntegrityError
+
+from commands.orders import OrderCommands
+from commands.saving import ATTEMPTS, change
+from ugc.clock import MovableClock
+from ugc.config import Settings
+from ugc.creators import CreatorProfile, creator_profile_id
+from ugc.errors import StaleVersion, WrongState
+from ugc.orders import Order, order_id
+from ugc.platform.database import Database
+from ugc.platform.store import EventStores
+from ugc.wiring import migrate
+
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+BUYER, CREATOR = 10, 20
+_numbers = itertools.count(1)
+
+
+@pytest.fixture(scope="module")
+def stores(settings: Settings) -> Iterator[EventStores]:
+    db = Database(settings.database_url)
+    migrate(db)
+    opened = EventStores(settings.database_url)
+    try:
+        yield opened
+    finally:
+        opened.close()
+        db.close()
+
+
+def a_profile(stores: EventStores) -> int:
+    """A saved creator profile at version 1; the user number it belongs to."""
+    user = 1000 + next(_numbers)
+    profile = CreatorProfile(
+        number=user, user_number=user, specialization="Видео", experience="", portfolio_link="", social_links={}, at=NOW
+    )
+    stores.accounts.save(profile)
+    return user
+
+
+def a_pending_order(stores: EventStores) -> int:
+    number = next(_numbers)
+    stores.orders.save(
+        Order.place(
+            number=number,
+            buyer=BUYER,
+            buyer_username="buyer",
+            creator=CREATOR,
+            creator_profile=5,
+            creator_username="creator",
+            service=7,
+            service_title="Видеообзор",
+            price=Decimal(1000),
+            options=[],
+            total_price=Decimal(1000),
+            requirements="Снять распаковку",
+            delivery_date="2026-04-01",
+            allows_modifications=True,
+            at=NOW,
+        )
+    )
+    return number
+
+
+def test_a_change_is_decided_loaded_and_saved_once_without_a_clash(stores: EventStores) -> None:
+    user = a_profile(stores)
+    changed = change(
+        stores.accounts,
+        lambda: stores.accounts.repository.get(creator_profile_id(user)),
+        lambda profile: profile.update({"experience": "5 лет"}, NOW),
+    )
+    assert changed.version == 2 and changed.positions == {"accounts": changed.positions["accounts"]}
+    assert stores.accounts.repository.get(creator_profile_id(user)).experience == "5 лет"
+
+
+def test_a_clash_is_decided_again_on_the_new_state(stores: EventStores) -> None:
+    user = a_profile(stores)
+    decided_on: list[int] = []
+
+    def decide(profile: CreatorProfile) -> str:
+        decided_on.append(profile.version)
+        if len(decided_on) == 1:  # another writer appends between our load and our save
+            other: CreatorProfile = stores.accounts.repository.get(profile.id)
+            other.update({"experience": "чужая правка"}, NOW)
+            stores.accounts.save(other)
+        profile.update({"specialization": "Фото"}, NOW)
+        return profile.specialization
+
+    changed = change(stores.accounts, lambda: stores.accounts.repository.get(creator_profile_id(user)), decide)
+    assert decided_on == [1, 2]
+    assert (changed.result, changed.version) == ("Фото", 3)
+    now: CreatorProfile = stores.accounts.repository.get(creator_profile_id(user))
+    assert (now.specialization, now.experience, now.version) == ("Фото", "чужая правка", 3)
+
+
+def test_a_clash_whose_new_state_refuses_answers_the_domain_error(stores: EventStores) -> None:
+    number = a_pending_order(stores)
+    attempts = 0
+
+    def accept(order: Order) -> None:
+        nonlocal attempts
+        attempts += 1
+        if attempts == 1:  # the buyer cancels while the creator's accept is being decided
+            other: Order = stores.orders.repository.get(order.id)
+            other.cancel(BUYER, "Передумал", NOW)
+            stores.orders.save(other)
+        order.accept(CREATOR, NOW)
+
+    with pytest.raises(WrongState) as refused:
+        change(stores.orders, lambda: stores.orders.repository.get(order_id(number)), accept)
+    assert refused.value.current == "cancelled" and attempts == 2
+    assert stores.orders.repository.get(order_id(number)).version == 2  # placed, cancelled: nothing of ours
+
+
+def test_an_expected_version_that_is_not_current_is_stale_and_decides_nothing(stores: EventStores) -> None:
+    user = a_profile(stores)
+    decided = []
+    with pytest.raises(StaleVersion) as stale:
+        change(
+            stores.accounts,
+            lambda: stores.accounts.repository.get(creator_profile_id(user)),
+            decided.append,
+            expected_version=2,
+        )
+    assert stale.value.current == 1 and decided == []
+    changed = change(
+        stores.accounts,
+        lambda: stores.accounts.repository.get(creator_profile_id(user)),
+        lambda profile: profile.update({"experience": "1 год"}, NOW),
+        expected_version=1,
+    )
+    assert changed.version == 2
+
+
+def test_with_an_expected_version_a_clash_is_stale_rather_than_decided_again(stores: EventStores) -> None:
+    user = a_profile(stores)
+    decided_on: list[int] = []
+
+    def decide(profile: CreatorProfile) -> None:
+        decided_on.append(profile.version)
+        other: CreatorProfile = stores.accounts.repository.get(profile.id)
+        other.update({"experience": f"чужая правка {len(decided_on)}"}, NOW)
+        stores.accounts.save(other)
+        profile.update({"specialization": "Фото"}, NOW)
+
+    with pytest.raises(StaleVersion) as stale:
+        change(
+            stores.accounts,
+            lambda: stores.accounts.repository.get(creator_profile_id(user)),
+            decide,
+            expected_version=1,
+        )
+    assert stale.value.current == 2 and decided_on == [1]
+
+
+def test_a_clash_on_every_attempt_lets_the_integrity_error_out(stores: EventStores) -> None:
+    user = a_profile(stores)
+    decided = 0
+
+    def decide(profile: CreatorProfile) -> None:
+        nonlocal decided
+        decided += 1
+        other: CreatorProfile = stores.accounts.repository.get(profile.id)
+        other.update({"experience": f"чужая правка {decided}"}, NOW)
+        stores.accounts.save(other)
+        profile.update({"specialization": "Фото"}, NOW)
+
+    with pytest.raises(IntegrityError):
+        change(stores.accounts, lambda: stores.accounts.repository.get(creator_profile_id(user)), decide)
+    assert decided == ATTEMPTS
+
+
+class RacedOrders(OrderCommands):
+    """Order commands whose first load is followed, at once, by another writer's command."""
+
+    def __init__(self, stores: EventStores, settings: Settings, other: str) -> None:
+        super().__init__(stores, Database(settings.database_url), MovableClock(NOW), auto_complete_after=timedelta(3))
+        self.other = other
+        self.raced = False
+
+    def load(self, order: int) -> Order:
+        loaded = super().load(order)
+        if not self.raced:
+            self.raced = True
+            other = super().load(order)
+            if self.other == "accept":
+                other.accept(CREATOR, NOW)
+            else:
+                other.update(BUYER, {"requirements": "Другие требования"}, NOW)
+            self.app.save(other)
+        return loaded
+
+    def close(self) -> None:
+        self.db.close()
+
+
+@pytest.mark.parametrize(
+    ("other", "outcome"), [("accept", "refused: in_progress"), ("update", "cancelled")], ids=["moved", "kept"]
+)
+def test_an_order_command_is_decided_again_only_on_the_status_its_caller_saw(
+    stores: EventStores, settings: Settings, other: str, outcome: str
+) -> None:
+    """A cancel raced by an accept is refused, although cancelling in progress is allowed (one winner
+    of two transitions); a cancel raced by an edit that kept the order pending is decided again."""
+    number = a_pending_order(stores)
+    orders = RacedOrders(stores, settings, other)
+    try:
+        orders.cancel(number, BUYER, "Передумал")
+        result = orders.load(number).status
+    except WrongState as refused:
+        result = f"refused: {refused.current}"
+    finally:
+        orders.close()
+    assert result == outcome
