@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from tests.backends import BACKENDS, environment, fresh_database, postgres_available
+from tests.response_check import MISMATCHES, ResponseCheck
 from ugc.clock import MovableClock
 from ugc.config import Settings
 from ugc.wiring import build_app, runtime
@@ -155,10 +157,30 @@ def mailed_token(settings: Settings, email: str, timeout: float = 5.0) -> str:
     raise AssertionError(f"no verification mail to {email}")
 
 
+def checked_client(app: Starlette, **options: Any) -> TestClient:
+    """A test client of `app` whose every answer is held to what its route declares (tests/response_check.py)."""
+    return TestClient(ResponseCheck(app), **options)
+
+
 def new_client(settings: Settings, clock: MovableClock) -> TestClient:
     """A client from its own address, so one test's failed logins never throttle another's."""
     app = build_app(lambda: runtime(settings, clock=clock))
-    return TestClient(app, client=(next_address(), 50000))
+    return checked_client(app, client=(next_address(), 50000))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """Fail a test whose answers did not match their routes even where no request raised it.
+
+    A client that swallows server errors, or a WebSocket frame sent from a socket's own task, reaches
+    the test as something else (or not at all); the mismatch recorded for it makes the test fail.
+    """
+    MISMATCHES.clear()
+    outcome = yield
+    if MISMATCHES and outcome.excinfo is None:
+        found = "\n".join(MISMATCHES)
+        MISMATCHES.clear()
+        outcome.force_exception(AssertionError(f"answers that are not what their routes declare:\n{found}"))
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -9,6 +11,7 @@ import psycopg
 import pytest
 
 from api.ids import MAX_ID
+from api.openapi import Operation, endpoint, openapi_document
 from tests.conftest import Api, refused_id
 
 
@@ -110,6 +113,63 @@ def test_openapi_schema_describes_the_routes(api: Api) -> None:
     ]
     for ref in refs:
         assert ref.split("/")[-1] in schema["components"]["schemas"]
+
+
+def test_every_reference_in_the_schema_resolves(api: Api) -> None:
+    schema = api.client.get("/api/schema/").json()
+    names = set(schema["components"]["schemas"])
+    refs = set(re.findall(r'"\$ref": "#/components/schemas/([^"]+)"', json.dumps(schema)))
+    assert refs and refs <= names
+    # pydantic qualifies a name with its module only when two models share it (two `MessageOut`s did).
+    assert not [name for name in names if "__" in name]
+
+
+def test_two_response_models_of_one_name_are_refused() -> None:
+    from api.schemas import auth, messaging
+
+    class MessageOut(auth.VerifyEmailOut):
+        pass
+
+    routes = [
+        endpoint("POST", "/a/", _unused, Operation("a", response=MessageOut)),
+        endpoint("GET", "/b/", _unused, Operation("b", response=messaging.MessageOut)),
+    ]
+    with pytest.raises(ValueError, match="two models named MessageOut"):
+        openapi_document(routes, title="t", version="1")
+
+
+async def _unused(request: object) -> None:
+    raise AssertionError
+
+
+def test_the_schema_declares_what_the_routes_answer(api: Api) -> None:
+    schema = api.client.get("/api/schema/").json()
+    paths, models = schema["paths"], schema["components"]["schemas"]
+
+    def answer(path: str, method: str = "get", status: str = "200") -> Any:
+        return paths[path][method]["responses"][status]
+
+    def model(path: str, method: str = "get", status: str = "200") -> Any:
+        ref = answer(path, method, status)["content"]["application/json"]["schema"]["$ref"]
+        return models[ref.split("/")[-1]]
+
+    assert model("/api/v1/orders/{id}/history/")["type"] == "array"
+    assert model("/api/v1/orders/{id}/deliveries/")["type"] == "array"
+    assert "application/json" not in answer("/api/v1/files/{id}/download/")["content"]
+    assert model("/api/v1/orders/{id}/")["properties"]["total_price"] == {"title": "Total Price", "type": "number"}
+    assert models["CreatorProfileOut"]["properties"]["rating"]["type"] == "number"
+    assert models["ServiceCreator"]["properties"]["rating"]["type"] == "number"
+    creator = model("/api/v1/creators/{id}/")
+    assert {"skills", "portfolio"} <= set(creator["properties"]) and not {"skills", "portfolio"} & set(
+        creator["required"]
+    )
+    assert model("/api/v1/conversations/", "post", "201") == model("/api/v1/conversations/", "post", "200")
+    assert model("/api/auth/verify-email/", "post")["title"] == "VerifyEmailOut"
+    page = model("/api/v1/conversations/{id}/messages/")
+    assert set(page["properties"]) == {"count", "next", "previous", "results"}
+    assert page["properties"]["results"]["items"] == {"$ref": "#/components/schemas/MessageOut"}
+    assert model("/api/v1/orders/{id}/", status="404") == models["DetailOut"]
+    assert models["OrderOut"]["additionalProperties"] is False
 
 
 def test_docs_page_loads_nothing_from_the_internet(api: Api) -> None:

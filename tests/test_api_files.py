@@ -9,9 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from starlette.testclient import TestClient
 
-from tests.conftest import Api
+from tests.conftest import Api, checked_client
 from ugc.clock import MovableClock
 from ugc.config import Settings
 from ugc.wiring import build_app, runtime
@@ -231,7 +230,7 @@ def test_a_body_that_is_not_well_formed_multipart_is_400(api: Api, content_type:
 def small_limit(settings: Settings) -> Iterator[Api]:
     """The app of this module's database with UGC_MAX_UPLOAD_BYTES set to 1 KiB."""
     app = build_app(lambda: runtime(dataclasses.replace(settings, max_upload_bytes=SMALL_LIMIT), clock=MovableClock()))
-    with TestClient(app) as client:
+    with checked_client(app) as client:
         yield Api(client, settings)
 
 

@@ -21,7 +21,7 @@ from projections.creator_skills import CreatorSkillsProjection
 from projections.portfolio import PortfolioProjection
 from projections.runner import ProjectionRunner
 from readmodels.waiting import Progress
-from tests.conftest import Api
+from tests.conftest import Api, checked_client
 from ugc.clock import MovableClock
 from ugc.config import Settings
 from ugc.platform.database import Database
@@ -468,7 +468,7 @@ SMALL_LIMIT = 1024
 def small_limit(settings: Settings) -> Iterator[Api]:
     """The app of this module's database with UGC_MAX_UPLOAD_BYTES set to 1 KiB."""
     app = build_app(lambda: runtime(dataclasses.replace(settings, max_upload_bytes=SMALL_LIMIT), clock=MovableClock()))
-    with TestClient(app) as client:
+    with checked_client(app) as client:
         yield Api(client, settings)
 
 

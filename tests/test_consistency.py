@@ -11,10 +11,9 @@ from pathlib import Path
 
 import pytest
 from starlette.routing import Route
-from starlette.testclient import TestClient
 
 from tests.backends import environment
-from tests.conftest import Api
+from tests.conftest import Api, checked_client
 from ugc.clock import MovableClock
 from ugc.config import Settings
 from ugc.wiring import build_app, runtime
@@ -26,7 +25,7 @@ def external(settings: Settings, timeout: float = 0.3) -> Settings:
 
 def test_without_a_runner_a_command_answers_503_rather_than_stale(settings: Settings) -> None:
     app = build_app(lambda: runtime(external(settings), clock=MovableClock()))
-    with TestClient(app) as client:
+    with checked_client(app) as client:
         response = client.post(
             "/api/auth/register/", json={"username": "lonely", "email": "lonely@example.com", "password": "long-enough"}
         )
@@ -53,7 +52,7 @@ def test_a_runner_in_another_process_serves_read_your_writes(
     settings: Settings, projector: subprocess.Popen[bytes]
 ) -> None:
     app = build_app(lambda: runtime(external(settings, timeout=10.0), clock=MovableClock()))
-    with TestClient(app) as client:
+    with checked_client(app) as client:
         api = Api(client, settings)
         for _ in range(5):
             user = api.verified_user()
@@ -68,7 +67,7 @@ def test_an_unexpected_error_is_a_500_without_a_traceback(settings: Settings) ->
 
     app = build_app(lambda: runtime(settings, clock=MovableClock()))
     app.router.routes.append(Route("/boom/", explode))
-    with TestClient(app, raise_server_exceptions=False) as client:
+    with checked_client(app, raise_server_exceptions=False) as client:
         response = client.get("/boom/")
     assert response.status_code == 500
     assert response.json() == {"detail": "Внутренняя ошибка сервера."}

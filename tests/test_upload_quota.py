@@ -12,9 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from starlette.testclient import TestClient
-
-from tests.conftest import Api
+from tests.conftest import Api, checked_client
 from ugc.clock import MovableClock
 from ugc.config import Settings
 from ugc.wiring import build_app, runtime
@@ -33,7 +31,7 @@ def png(size: int) -> bytes:
 def small_quota(settings: Settings) -> Iterator[Api]:
     """The app of this module's database with a 3,000-byte quota and 2 KiB uploads."""
     limited = dataclasses.replace(settings, upload_quota_bytes=QUOTA, max_upload_bytes=MAX_UPLOAD)
-    with TestClient(build_app(lambda: runtime(limited, clock=MovableClock()))) as client:
+    with checked_client(build_app(lambda: runtime(limited, clock=MovableClock()))) as client:
         yield Api(client, settings)
 
 

@@ -11,13 +11,14 @@ from api.body import parse
 from api.openapi import Operation, endpoint
 from api.responses import JSON
 from api.schemas.auth import (
-    MessageOut,
     RefreshIn,
     RegisterIn,
     RegisterOut,
+    ResendVerificationOut,
     TokenIn,
     TokenOut,
     VerifyEmailIn,
+    VerifyEmailOut,
 )
 from api.schemas.orders import EmptyIn
 from api.services import services
@@ -144,13 +145,15 @@ routes = [
         "POST",
         "/api/auth/verify-email/",
         verify_email,
-        Operation("Верификация email", VerifyEmailIn, MessageOut, auth=False),
+        Operation("Верификация email", VerifyEmailIn, VerifyEmailOut, auth=False),
     ),
     endpoint(
         "POST",
         "/api/auth/resend-verification/",
         resend_verification,
-        Operation("Повторная отправка письма подтверждения", response=MessageOut, open_to_unverified=True),
+        Operation(
+            "Повторная отправка письма подтверждения", response=ResendVerificationOut, open_to_unverified=True
+        ),
     ),
     endpoint("POST", "/api/auth/token/", token, Operation("Получение токена доступа", TokenIn, TokenOut, auth=False)),
     endpoint(

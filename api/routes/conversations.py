@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -14,51 +12,19 @@ from api.idempotency import idempotent
 from api.openapi import Operation, endpoint
 from api.pagination import page_request, paginated
 from api.responses import JSON
-from api.schemas.messaging import ConversationOut, MessageOut, SendMessageIn, StartConversationIn
+from api.schemas.messaging import (
+    ConversationOut,
+    MessageOut,
+    SendMessageIn,
+    StartConversationIn,
+    render_conversation,
+    render_message,
+)
 from api.schemas.orders import EmptyIn
 from api.services import Services, services
 from readmodels import messaging as read
 from readmodels.pages import read_page_async
 from ugc.platform.dialect import Row
-
-# Rendering (shared with the WebSocket, which pushes the same shapes) ---------------------------
-
-
-def render_message(row: Row) -> dict[str, Any]:
-    """The spec's outgoing WebSocket message; `row` is a `messages` row or a pushed one."""
-    return {
-        "id": row["id"],
-        "sender": {"id": row["sender_id"], "username": row["sender_username"], "avatar": row["sender_avatar"]},
-        "message": row["text"],
-        "timestamp": row["created_at"],
-    }
-
-
-def render_conversation(row: Row, user_id: int) -> dict[str, Any]:
-    sides = {
-        row["user_a"]: {"id": row["user_a"], "username": row["username_a"], "avatar": row["avatar_a"]},
-        row["user_b"]: {"id": row["user_b"], "username": row["username_b"], "avatar": row["avatar_b"]},
-    }
-    other = row["user_b"] if user_id == row["user_a"] else row["user_a"]
-    last_message = None
-    if row["last_message_id"] is not None:
-        sender = sides[row["last_message_sender_id"]]
-        last_message = {
-            "id": row["last_message_id"],
-            "sender": sender,
-            "message": row["last_message_text"],
-            "timestamp": row["last_message_at"],
-        }
-    return {
-        "id": row["id"],
-        "participants": [sides[row["user_a"]], sides[row["user_b"]]],
-        "other_participant": sides[other],
-        "last_message": last_message,
-        "unread_count": row["unread_a"] if user_id == row["user_a"] else row["unread_b"],
-        "created_at": row["created_at"],
-        "updated_at": row["updated_at"],
-    }
-
 
 # Access ------------------------------------------------------------------------------------------
 
@@ -140,6 +106,7 @@ routes = [
             StartConversationIn,
             ConversationOut,
             status=201,
+            also=((200, ConversationOut),),
         ),
     ),
     endpoint(

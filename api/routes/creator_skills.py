@@ -21,21 +21,13 @@ from api.schemas.creator_skills import (
     CreatorSkillLevelIn,
     CreatorSkillOut,
     CreatorSkillPatchIn,
+    render_bulk_update,
+    render_creator_skill,
 )
 from api.services import Services, services
 from commands.creator_skills import Wanted
 from readmodels.creator_skills import get_creator_skill, list_creator_skills
 from readmodels.pages import read_page_async
-from ugc.platform.dialect import Row
-
-
-def render_creator_skill(row: Row) -> dict[str, Any]:
-    return {
-        "id": row["id"],
-        "skill": {"id": row["skill_id"], "name": row["skill_name"], "description": row["skill_description"]},
-        "level": row["level"],
-        "creator_profile": row["creator_profile_id"],
-    }
 
 
 async def listing(request: Request) -> Response:
@@ -82,12 +74,7 @@ async def bulk_update(request: Request) -> Response:
     wanted = [Wanted(skill=entry.skill_id, level=entry.level) for entry in body.root]
     applied, positions = await s.run(s.creator_skills.bulk_update, user_id, wanted)
     await s.settle(positions)
-    return JSON(
-        [
-            {"id": a.id, "skill_id": a.skill_id, "skill_name": a.skill_name, "level": a.level, "created": a.created}
-            for a in applied
-        ]
-    )
+    return JSON(render_bulk_update(applied))
 
 
 async def _change_level(request: Request, model: type[CreatorSkillLevelIn | CreatorSkillPatchIn]) -> Response:

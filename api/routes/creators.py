@@ -2,39 +2,18 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
-from typing import Any
-
 from starlette.requests import Request
 from starlette.responses import Response
 
 from api import errors
 from api.openapi import Operation, endpoint
 from api.responses import JSON
-from api.routes.creator_skills import render_creator_skill
-from api.routes.portfolio import render_item
-from api.schemas.users import CreatorDetailOut
+from api.schemas.users import CreatorDetailOut, render_detail, render_profile
 from api.services import services
 from api.versions import etag
 from readmodels.creator_skills import skills_of_creator
 from readmodels.creators import get_creator_profile
 from readmodels.portfolio import portfolio_of_creator
-from ugc.platform.dialect import Row
-
-
-def render_profile(row: Row) -> dict[str, Any]:
-    return {
-        "id": row["id"],
-        "user": {"id": row["user_id"], "username": row["username"]},
-        "specialization": row["specialization"],
-        "experience": row["experience"],
-        "portfolio_link": row["portfolio_link"],
-        "social_links": row["social_links"],
-        "rating": row["rating"] if row["rating"] is not None else Decimal(0),
-        "completed_orders": row["completed_orders"] or 0,
-        "created_at": row["created_at"],
-        "updated_at": row["updated_at"],
-    }
 
 
 async def creator(request: Request) -> Response:
@@ -42,15 +21,11 @@ async def creator(request: Request) -> Response:
     row = await s.run(get_creator_profile, s.db, request.path_params["id"])
     if row is None:
         raise errors.not_found()
-    profile = render_profile(row)
-    if request.query_params.get("detail", "").lower() in ("true", "1"):
-        skills = await s.run(skills_of_creator, s.db, row["id"])
-        portfolio = await s.run(portfolio_of_creator, s.db, row["id"])
-        profile |= {
-            "skills": [render_creator_skill(skill) for skill in skills],
-            "portfolio": [render_item(s, item) for item in portfolio],
-        }
-    return JSON(profile, headers=etag(row["version"]))
+    if request.query_params.get("detail", "").lower() not in ("true", "1"):
+        return JSON(render_profile(row), headers=etag(row["version"]))
+    skills = await s.run(skills_of_creator, s.db, row["id"])
+    portfolio = await s.run(portfolio_of_creator, s.db, row["id"])
+    return JSON(render_detail(s.settings.public_url, row, skills, portfolio), headers=etag(row["version"]))
 
 
 routes = [

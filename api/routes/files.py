@@ -9,7 +9,6 @@ gets 404, as for a file that does not exist.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -20,30 +19,14 @@ from api.downloads import stored_file_response
 from api.openapi import FormField, Operation, endpoint
 from api.pagination import page_request, paginated
 from api.responses import JSON
-from api.schemas.files import FileOut
-from api.services import Services, services
+from api.schemas.files import FileOut, render_file
+from api.services import services
 from api.uploads import Quota, receive_upload
 from readmodels.files import get_file, list_own_files
 from readmodels.orders import delivered_to
 from readmodels.pages import read_page_async
-from ugc.platform.dialect import Row
 
 log = logging.getLogger(__name__)
-
-
-def download_url(s: Services, file_id: int) -> str:
-    return f"{s.settings.public_url}/api/v1/files/{file_id}/download/"
-
-
-def render_file(s: Services, row: Row) -> dict[str, Any]:
-    return {
-        "id": row["id"],
-        "name": row["name"],
-        "url": download_url(s, row["id"]),
-        "size": row["size"],
-        "content_type": row["content_type"],
-        "uploaded_at": row["uploaded_at"],
-    }
 
 
 async def upload(request: Request) -> Response:
@@ -65,7 +48,7 @@ async def upload(request: Request) -> Response:
     row = await s.run(get_file, s.db, file_id)
     if row is None:
         raise errors.unavailable("read_model_lagging")
-    return JSON(render_file(s, row), status_code=201)
+    return JSON(render_file(s.settings.public_url, row), status_code=201)
 
 
 async def own_files(request: Request) -> Response:
@@ -73,7 +56,8 @@ async def own_files(request: Request) -> Response:
     user_id = authenticated_user(request, s.tokens)
     wanted = page_request(request)
     page = await read_page_async(s.db, list_own_files(user_id, wanted))
-    return JSON(paginated(request, wanted, page, lambda row: render_file(s, row)))
+    public_url = s.settings.public_url
+    return JSON(paginated(request, wanted, page, lambda row: render_file(public_url, row)))
 
 
 async def remove(request: Request) -> Response:
@@ -110,5 +94,10 @@ routes = [
     ),
     endpoint("GET", "/api/v1/files/", own_files, Operation("Список своих файлов", response=FileOut, paginated=True)),
     endpoint("DELETE", "/api/v1/files/{id:id}/", remove, Operation("Удаление файла", status=204)),
-    endpoint("GET", "/api/v1/files/{id:id}/download/", download, Operation("Скачивание своего файла")),
+    endpoint(
+        "GET",
+        "/api/v1/files/{id:id}/download/",
+        download,
+        Operation("Скачивание своего файла (байты файла, его тип)", media_type="*/*"),
+    ),
 ]

@@ -10,10 +10,10 @@ import mimetypes
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from api import errors
 from api.downloads import stored_file_response
+from api.openapi import Operation, endpoint
 from api.services import services
 from readmodels.portfolio import public_media_type
 from ugc.platform.media import UnknownKey
@@ -41,4 +41,11 @@ async def portfolio_media(request: Request) -> Response:
     return response
 
 
-routes = [Route("/media/portfolio/{key:str}/", portfolio_media, methods=["GET"])]
+routes = [
+    endpoint(
+        "GET",
+        "/media/portfolio/{key:str}/",
+        portfolio_media,
+        Operation("Изображение портфолио (публичное)", auth=False, media_type="image/*"),
+    )
+]

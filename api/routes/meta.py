@@ -7,10 +7,10 @@ from importlib import resources
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
-from starlette.routing import Route
 
-from api.openapi import openapi_document
+from api.openapi import Operation, endpoint, openapi_document
 from api.responses import JSON
+from api.schemas.meta import HealthOut, OpenAPIOut, ReadinessOut
 from api.services import services
 
 log = logging.getLogger(__name__)
@@ -51,8 +51,20 @@ async def docs(request: Request) -> Response:
 
 
 routes = [
-    Route("/healthz/", healthz, methods=["GET"]),
-    Route("/readyz/", readyz, methods=["GET"]),
-    Route("/api/schema/", schema, methods=["GET"]),
-    Route("/api/docs/", docs, methods=["GET"]),
+    endpoint("GET", "/healthz/", healthz, Operation("Процесс жив", response=HealthOut, auth=False)),
+    endpoint(
+        "GET",
+        "/readyz/",
+        readyz,
+        Operation(
+            "Процесс готов отвечать согласованно (503 — что недоступно)",
+            response=ReadinessOut,
+            auth=False,
+            also=((503, ReadinessOut),),
+        ),
+    ),
+    endpoint("GET", "/api/schema/", schema, Operation("Документ OpenAPI 3.1", response=OpenAPIOut, auth=False)),
+    endpoint(
+        "GET", "/api/docs/", docs, Operation("Документация (работает без сети)", auth=False, media_type="text/html")
+    ),
 ]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -14,26 +12,19 @@ from api.idempotency import idempotent
 from api.openapi import Operation, endpoint
 from api.pagination import page_request, paginated
 from api.responses import JSON
-from api.schemas.messaging import AllReadOut, NotificationOut, NotificationReadOut
+from api.schemas.messaging import (
+    AllReadOut,
+    NotificationOut,
+    NotificationReadOut,
+    render_notification,
+    render_notification_read,
+)
 from api.schemas.orders import EmptyIn
 from api.services import Services, services
 from readmodels import notifications as read
 from readmodels.pages import read_page_async
-from ugc.platform.dialect import Row
 
 _READ_VALUES = {"true": True, "false": False}
-
-
-def render_notification(row: Row) -> dict[str, Any]:
-    """The spec's shape, for the list and for `/ws/notifications/` (`row` stored or pushed)."""
-    return {
-        "id": row["id"],
-        "type": row["type"],
-        "message": row["message"],
-        "data": row["data"],
-        "created_at": row["created_at"],
-        "is_read": bool(row["is_read"]),
-    }
 
 
 async def _caller(request: Request) -> tuple[Services, int]:
@@ -61,7 +52,7 @@ async def mark_read(request: Request) -> Response:
     row = await s.run(read.get_notification, s.db, user_id, notification_id)
     if row is None:
         raise errors.not_found("notification_not_found")
-    return JSON({"id": row["id"], "is_read": bool(row["is_read"])})
+    return JSON(render_notification_read(row))
 
 
 @idempotent

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date, datetime
-from decimal import Decimal
 from typing import Any, TypeVar
 
 from starlette.requests import Request
@@ -18,15 +17,15 @@ from api.ids import natural
 from api.openapi import Operation, endpoint
 from api.pagination import page_request, paginated
 from api.responses import JSON
-from api.routes.files import download_url
 from api.schemas.orders import (
     ApprovedOut,
     CancelIn,
     CancelledOut,
+    DeliveriesOut,
     DeliverIn,
     DeliveryOut,
     EmptyIn,
-    HistoryEntry,
+    HistoryOut,
     OrderOut,
     PlaceOrderIn,
     ReviewIn,
@@ -34,6 +33,12 @@ from api.schemas.orders import (
     RevisionIn,
     StatusOut,
     UpdateOrderIn,
+    render_approved,
+    render_cancelled,
+    render_delivery,
+    render_order,
+    render_review,
+    render_status,
 )
 from api.services import Services, services
 from api.versions import etag, expected_version
@@ -48,74 +53,6 @@ from ugc.platform.dialect import Row
 AUDITOR = "auditor"
 
 T = TypeVar("T")
-
-
-# Rendering -----------------------------------------------------------------------------------
-
-
-def render_order(row: Row, today: date) -> dict[str, Any]:
-    return {
-        "id": row["id"],
-        "service": {
-            "id": row["service_id"],
-            "title": row["service_title"],
-            "creator": {
-                "id": row["creator_profile_id"],
-                "user_id": row["creator_id"],
-                "username": row["creator_username"],
-            },
-        },
-        "buyer": {"id": row["buyer_id"], "username": row["buyer_username"]},
-        "status": row["status"],
-        "requirements": row["requirements"],
-        "price": row["price"],
-        "total_price": row["total_price"],
-        "delivery_date": row["delivery_date"],
-        "created_at": row["created_at"],
-        "updated_at": row["updated_at"],
-        "selected_options": [
-            # A number, as every price: the read model keeps an option's price as JSON text.
-            {"id": o["id"], "name": o["name"], "description": o.get("description", ""), "price": Decimal(o["price"])}
-            for o in row["selected_options"]
-        ],
-        "is_late": read.is_late(row, today),
-        "cancellation_reason": row["cancellation_reason"],
-        "delivered_at": row["delivered_at"],
-        "completed_at": row["completed_at"],
-        "cancelled_at": row["cancelled_at"],
-    }
-
-
-def render_delivery(s: Services, row: Row, files: dict[int, Row]) -> dict[str, Any]:
-    return {
-        "id": row["id"],
-        "order_id": row["order_id"],
-        "message": row["message"],
-        "files": [
-            {
-                "id": files[file_id]["id"],
-                "name": files[file_id]["name"],
-                "url": download_url(s, file_id),
-                "size": files[file_id]["size"],
-                "content_type": files[file_id]["content_type"],
-            }
-            for file_id in row["file_ids"]
-            if file_id in files
-        ],
-        "created_at": row["created_at"],
-    }
-
-
-def render_review(row: Row) -> dict[str, Any]:
-    return {
-        "id": row["id"],
-        "order_id": row["order_id"],
-        "rating": row["rating"],
-        "content": row["content"],
-        "reviewer": {"id": row["reviewer_id"], "username": row["reviewer_username"]},
-        "service_title": row["service_title"],
-        "created_at": row["created_at"],
-    }
 
 
 # Access --------------------------------------------------------------------------------------
@@ -247,10 +184,7 @@ async def _transition(request: Request, command: str, *args: Any) -> Row:
 
 
 def _status_answer(row: Row) -> Response:
-    return JSON(
-        {"id": row["id"], "status": row["status"], "updated_at": row["updated_at"]},
-        headers=etag(row["version"]),
-    )
+    return JSON(render_status(row), headers=etag(row["version"]))
 
 
 @idempotent
@@ -269,25 +203,14 @@ async def request_revision(request: Request) -> Response:
 async def approve(request: Request) -> Response:
     await parse(request, EmptyIn)
     row = await _transition(request, "approve")
-    return JSON(
-        {"id": row["id"], "status": row["status"], "completed_at": row["completed_at"]},
-        headers=etag(row["version"]),
-    )
+    return JSON(render_approved(row), headers=etag(row["version"]))
 
 
 @idempotent
 async def cancel(request: Request) -> Response:
     body = await parse(request, CancelIn)
     row = await _transition(request, "cancel", body.reason)
-    return JSON(
-        {
-            "id": row["id"],
-            "status": row["status"],
-            "cancellation_reason": row["cancellation_reason"],
-            "cancelled_at": row["cancelled_at"],
-        },
-        headers=etag(row["version"]),
-    )
+    return JSON(render_cancelled(row), headers=etag(row["version"]))
 
 
 @idempotent
@@ -301,7 +224,7 @@ async def deliver(request: Request) -> Response:
     rows = await s.run(read.list_deliveries, s.db, order_id)
     row = next(r for r in rows if r["id"] == delivery_id)
     files = await s.run(read.files_by_id, s.db, list(row["file_ids"]))
-    return JSON(render_delivery(s, row, files), status_code=201)
+    return JSON(render_delivery(s.settings.public_url, row, files), status_code=201)
 
 
 async def deliveries(request: Request) -> Response:
@@ -310,7 +233,7 @@ async def deliveries(request: Request) -> Response:
     await _visible_order(s, user_id, order_id)
     rows = await s.run(read.list_deliveries, s.db, order_id)
     files = await s.run(read.files_by_id, s.db, sorted({f for r in rows for f in r["file_ids"]}))
-    return JSON([render_delivery(s, row, files) for row in rows])
+    return JSON([render_delivery(s.settings.public_url, row, files) for row in rows])
 
 
 @idempotent
@@ -376,7 +299,7 @@ routes = [
         Operation("Добавление доставки к заказу", DeliverIn, DeliveryOut, status=201),
     ),
     endpoint(
-        "GET", "/api/v1/orders/{id:id}/deliveries/", deliveries, Operation("Доставки заказа", response=DeliveryOut)
+        "GET", "/api/v1/orders/{id:id}/deliveries/", deliveries, Operation("Доставки заказа", response=DeliveriesOut)
     ),
     endpoint(
         "POST",
@@ -385,7 +308,7 @@ routes = [
         Operation("Создание отзыва", ReviewIn, ReviewOut, status=201),
     ),
     endpoint(
-        "GET", "/api/v1/orders/{id:id}/history/", history, Operation("История событий заказа", response=HistoryEntry)
+        "GET", "/api/v1/orders/{id:id}/history/", history, Operation("История событий заказа", response=HistoryOut)
     ),
     endpoint(
         "GET",

@@ -28,6 +28,8 @@ from api.schemas.portfolio import (
     PortfolioItemIn,
     PortfolioItemOut,
     PortfolioItemPatchIn,
+    render_image,
+    render_item,
 )
 from api.services import Services, services
 from api.uploads import ReceivedFile
@@ -41,48 +43,13 @@ from ugc.platform.database import Database
 from ugc.platform.dialect import Row
 
 
-def media_url(s: Services, key: str) -> str:
-    return f"{s.settings.public_url}/media/portfolio/{key}"
-
-
-def render_item(s: Services, row: Row) -> dict[str, Any]:
-    return {
-        "id": row["id"],
-        "title": row["title"],
-        "description": row["description"],
-        "cover_image": media_url(s, row["cover_key"]),
-        "images": [
-            {
-                "id": image["id"],
-                "image": media_url(s, image["key"]),
-                "caption": image["caption"],
-                "order": image["order"],
-            }
-            for image in row["images"]
-        ],
-        "created_at": row["created_at"],
-        "updated_at": row["updated_at"],
-        "creator_profile": row["creator_profile_id"],
-    }
-
-
-def render_image(s: Services, row: Row) -> dict[str, Any]:
-    return {
-        "id": row["id"],
-        "image": media_url(s, row["image_key"]),
-        "caption": row["caption"],
-        "order": row["sort_order"],
-        "portfolio_item": row["portfolio_item_id"],
-    }
-
-
 @dataclass(frozen=True)
 class Piece:
     """What items and images differ in, for the code below that treats them alike."""
 
     kind: Kind
     read: Callable[[Database, int], Row | None]
-    render: Callable[[Services, Row], dict[str, Any]]
+    render: Callable[[str, Row], dict[str, Any]]  # (public URL, row)
     not_found: str
     file_field: str
 
@@ -105,7 +72,8 @@ async def list_items(request: Request) -> Response:
             return JSON(paginated(request, wanted, Page(rows=[], count=0), lambda row: row))
         profile = own["id"]
     page = await read_page_async(s.db, list_portfolio_items(wanted, profile))
-    return JSON(paginated(request, wanted, page, lambda row: render_item(s, row)))
+    public_url = s.settings.public_url
+    return JSON(paginated(request, wanted, page, lambda row: render_item(public_url, row)))
 
 
 async def item(request: Request) -> Response:
@@ -140,7 +108,8 @@ async def list_images(request: Request) -> Response:
     portfolio_item = query_id(request, "portfolio_item_id")
     wanted = page_request(request)
     page = await read_page_async(s.db, list_portfolio_images(wanted, portfolio_item))
-    return JSON(paginated(request, wanted, page, lambda row: render_image(s, row)))
+    public_url = s.settings.public_url
+    return JSON(paginated(request, wanted, page, lambda row: render_image(public_url, row)))
 
 
 async def add_image(request: Request) -> Response:
@@ -171,7 +140,7 @@ async def _answer(s: Services, piece: Piece, number: int, status_code: int = 200
     row = await s.run(piece.read, s.db, number)
     if row is None:
         raise errors.not_found(piece.not_found)
-    return JSON(piece.render(s, row), status_code=status_code, headers=etag(row["version"]))
+    return JSON(piece.render(s.settings.public_url, row), status_code=status_code, headers=etag(row["version"]))
 
 
 async def _create(

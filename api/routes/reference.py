@@ -9,24 +9,17 @@ from api import errors
 from api.openapi import Operation, endpoint
 from api.pagination import page_request, paginated
 from api.responses import JSON
-from api.schemas.reference import CategoryOut, SkillOut
+from api.schemas.reference import CategoryOut, SkillOut, render_category, render_skill
 from api.services import services
 from readmodels.catalog import get_skill, list_categories, list_skills
 from readmodels.pages import read_page_async
-from ugc.platform.dialect import Row
-
-
-def _skill(row: Row) -> dict[str, object]:
-    return {"id": row["id"], "name": row["name"], "description": row["description"]}
 
 
 async def categories(request: Request) -> Response:
     s = services(request)
     wanted = page_request(request)
     page = await read_page_async(s.db, list_categories(wanted))
-    return JSON(
-        paginated(request, wanted, page, lambda row: {"id": row["id"], "name": row["name"], "slug": row["slug"]})
-    )
+    return JSON(paginated(request, wanted, page, render_category))
 
 
 async def skills(request: Request) -> Response:
@@ -34,7 +27,7 @@ async def skills(request: Request) -> Response:
     wanted = page_request(request)
     search = request.query_params.get("search", "").strip()[:100] or None
     page = await read_page_async(s.db, list_skills(wanted, search))
-    return JSON(paginated(request, wanted, page, _skill))
+    return JSON(paginated(request, wanted, page, render_skill))
 
 
 async def skill(request: Request) -> Response:
@@ -42,7 +35,7 @@ async def skill(request: Request) -> Response:
     row = await s.run(get_skill, s.db, request.path_params["id"])
     if row is None:
         raise errors.not_found()
-    return JSON(_skill(row))
+    return JSON(render_skill(row))
 
 
 routes = [

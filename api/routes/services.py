@@ -28,6 +28,8 @@ from api.schemas.services import (
     ServiceOut,
     ServicePatchIn,
     ServiceQuery,
+    render_legacy,
+    render_service,
 )
 from api.services import Services, services
 from api.versions import etag, expected_version
@@ -50,65 +52,6 @@ async def parse_exact(request: Request, model: type[M]) -> M:
         raise errors.bad_request("not_an_object")
     raw = await raw_body(request)
     return validate(model, loads(raw, parse_float=Decimal) if raw else data)
-
-
-def render_service(row: Row) -> dict[str, Any]:
-    return {
-        "id": row["id"],
-        "title": row["title"],
-        "description": row["description"],
-        "category_id": row["category_id"],
-        "creator": {
-            "id": row["creator_profile_id"],
-            "username": row["creator_username"],
-            "rating": row["creator_rating"],
-        },
-        "base_price": row["base_price"],
-        "delivery_time": row["delivery_time"],
-        "options": [
-            {
-                "id": option["id"],
-                "name": option["name"],
-                "description": option["description"],
-                "price": Decimal(option["price"]),
-            }
-            for option in row["options"]
-        ],
-        "tags": row["tags"],
-        "allows_modifications": bool(row["allows_modifications"]),
-        "modifications_price": row["modifications_price"],
-        "is_active": bool(row["is_active"]),
-        "created_at": row["created_at"],
-        "updated_at": row["updated_at"],
-    }
-
-
-def days(count: int) -> str:
-    """'1 день', '3 дня', '7 дней', '21 день': the legacy `estimated_time` of `delivery_time` days."""
-    if count % 10 == 1 and count % 100 != 11:
-        word = "день"
-    elif count % 10 in (2, 3, 4) and count % 100 not in (12, 13, 14):
-        word = "дня"
-    else:
-        word = "дней"
-    return f"{count} {word}"
-
-
-def render_legacy(row: Row) -> dict[str, Any]:
-    return {
-        "id": row["id"],
-        "creator_profile": row["creator_profile_id"],
-        "creator_username": row["creator_username"],
-        "title": row["title"],
-        "description": row["description"],
-        "price": f"{row['base_price']:.2f}",
-        "estimated_time": days(row["delivery_time"]),
-        "allows_modifications": bool(row["allows_modifications"]),
-        "modifications_price": f"{row['modifications_price']:.2f}",
-        "is_active": bool(row["is_active"]),
-        "created_at": row["created_at"],
-        "updated_at": row["updated_at"],
-    }
 
 
 def _drafts(options: list[OptionIn]) -> list[OptionDraft]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -10,7 +12,7 @@ from api.auth import authenticated_user
 from api.body import parse
 from api.openapi import Operation, endpoint
 from api.responses import JSON
-from api.schemas.reference import SkillOut
+from api.schemas.reference import SkillOut, render_skill
 from api.schemas.skills import SkillIn, SkillPatchIn
 from api.services import Services, services
 from readmodels.catalog import get_skill
@@ -43,11 +45,11 @@ async def _update(request: Request, model: type[SkillIn | SkillPatchIn]) -> Resp
     return JSON(await _skill(s, skill_id))
 
 
-async def _skill(s: Services, skill_id: int) -> dict[str, object]:
+async def _skill(s: Services, skill_id: int) -> dict[str, Any]:
     row = await s.run(get_skill, s.db, skill_id)
     if row is None:
         raise errors.not_found("skill_not_found")
-    return {"id": row["id"], "name": row["name"], "description": row["description"]}
+    return render_skill(row)
 
 
 routes = [

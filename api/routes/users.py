@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -12,7 +10,6 @@ from api.auth import authenticated_user
 from api.body import parse
 from api.openapi import Operation, endpoint
 from api.responses import JSON
-from api.routes.creators import render_profile
 from api.schemas.users import (
     CreatorProfileIn,
     CreatorProfileOut,
@@ -20,36 +17,14 @@ from api.schemas.users import (
     UserOut,
     UserPatchIn,
     UserUpdatedOut,
+    render_profile,
+    render_user,
 )
 from api.services import Services, services
 from api.versions import etag, expected_version
 from readmodels.creators import get_creator_profile_of_user
 from readmodels.users import get_user
 from ugc.platform.dialect import Row
-
-CLIENT, CREATOR = "Клиент", "Креатор"
-
-
-def render_user(row: Row, *, with_profile_flags: bool = True) -> dict[str, Any]:
-    full_name = f"{row['first_name']} {row['last_name']}".strip()
-    user = {
-        "id": row["id"],
-        "username": row["username"],
-        "email": row["email"],
-        "first_name": row["first_name"],
-        "last_name": row["last_name"],
-        "full_name": full_name,
-        "avatar": row["avatar"],
-        "phone": row["phone"],
-        "bio": row["bio"],
-        "is_verified": bool(row["is_verified"]),
-        "user_type": CREATOR if row["creator_profile_id"] is not None else CLIENT,
-        "date_joined": row["date_joined"],
-    }
-    if with_profile_flags:
-        user["has_creator_profile"] = row["creator_profile_id"] is not None
-        user["has_client_profile"] = True
-    return user
 
 
 async def _me(request: Request) -> tuple[Services, int, Row]:

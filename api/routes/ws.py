@@ -17,13 +17,13 @@ from typing import Any
 
 import jwt
 from eventsourcing.persistence import OperationalError
-from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from api.auth import standing_of, verified_user
 from api.body import loads
 from api.errors import ApiError, from_domain, invalid, message
 from api.ids import natural
+from api.openapi import DocumentedSocket
 from api.realtime import (
     BAD_REQUEST,
     FORBIDDEN,
@@ -34,8 +34,7 @@ from api.realtime import (
     Subscription,
     frame,
 )
-from api.routes.conversations import render_message
-from api.routes.notifications import render_notification
+from api.schemas.messaging import MessageOut, NotificationOut, render_message, render_notification
 from api.services import Services, services
 from api.text import unstorable_fields
 from readmodels import messaging as conversations
@@ -270,6 +269,6 @@ async def _replay(websocket: WebSocket, s: Services, user: int, after: int) -> i
 
 
 routes = [
-    WebSocketRoute("/ws/conversations/{conversation_id:id}/", conversation_socket),
-    WebSocketRoute("/ws/notifications/", notifications_socket),
+    DocumentedSocket("/ws/conversations/{conversation_id:id}/", conversation_socket, pushes=MessageOut),
+    DocumentedSocket("/ws/notifications/", notifications_socket, pushes=NotificationOut),
 ]

@@ -6,6 +6,7 @@ from confusable_homoglyphs import categories
 from pydantic import AfterValidator, BaseModel, EmailStr, Field, StringConstraints
 
 from api.errors import message
+from api.schemas.out import Out
 
 # Scripts a name may mix (Unicode TS #39, "highly restrictive"): Japanese, Chinese and Korean
 # writing combines Han with its own scripts, and any of them may come with Latin. Any other mix,
@@ -44,7 +45,7 @@ class RegisterIn(BaseModel):
     last_name: Name = ""
 
 
-class RegisterOut(BaseModel):
+class RegisterOut(Out):
     id: int
     username: str
     email: str
@@ -56,7 +57,11 @@ class VerifyEmailIn(BaseModel):
     token: Annotated[str, StringConstraints(min_length=1, max_length=512)]
 
 
-class MessageOut(BaseModel):
+class VerifyEmailOut(Out):
+    message: str
+
+
+class ResendVerificationOut(Out):
     message: str
 
 
@@ -65,11 +70,10 @@ class TokenIn(BaseModel):
     password: Annotated[str, StringConstraints(min_length=1, max_length=128)]
 
 
-class TokenOut(BaseModel):
+class TokenOut(Out):
     access: str
     refresh: str
 
 
 class RefreshIn(BaseModel):
     refresh: Annotated[str, StringConstraints(min_length=1, max_length=4096)]
-

@@ -1,12 +1,15 @@
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Iterable
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, Field, RootModel
 
 from api.ids import PublicId
+from api.schemas.out import Out, Row
 from api.schemas.patch import PatchIn
 from api.schemas.reference import SkillOut
+from commands.creator_skills import Applied
 from ugc.creator_skills import MAX_LEVEL, MIN_LEVEL, level_is_valid
 
 # Bulk lists name each skill once, and there are only so many skills.
@@ -40,11 +43,20 @@ class CreatorSkillPatchIn(PatchIn):
     level: Level | None = None
 
 
-class CreatorSkillOut(BaseModel):
+class CreatorSkillOut(Out):
     id: int
     skill: SkillOut
     level: int
     creator_profile: int
+
+
+def render_creator_skill(row: Row) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "skill": {"id": row["skill_id"], "name": row["skill_name"], "description": row["skill_description"]},
+        "level": row["level"],
+        "creator_profile": row["creator_profile_id"],
+    }
 
 
 class BulkEntryIn(BaseModel):
@@ -56,7 +68,7 @@ class BulkUpdateIn(RootModel[Annotated[list[BulkEntryIn], Field(max_length=MAX_B
     pass
 
 
-class BulkResultOut(BaseModel):
+class BulkResultOut(Out):
     id: int
     skill_id: int
     skill_name: str
@@ -65,4 +77,11 @@ class BulkResultOut(BaseModel):
 
 
 class BulkUpdateOut(RootModel[list[BulkResultOut]]):
-    pass
+    """One result per entry sent, in the order sent."""
+
+
+def render_bulk_update(applied: Iterable[Applied]) -> list[dict[str, Any]]:
+    return [
+        {"id": a.id, "skill_id": a.skill_id, "skill_name": a.skill_name, "level": a.level, "created": a.created}
+        for a in applied
+    ]

@@ -1,13 +1,17 @@
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import BaseModel, Field, RootModel, StringConstraints
 
 from api.ids import PublicId
+from api.schemas.files import download_url
+from api.schemas.out import Number, Out, Row
 from api.schemas.patch import PatchIn
+from readmodels.orders import is_late
 
 Text = Annotated[str, StringConstraints(max_length=5000)]
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
@@ -47,32 +51,40 @@ class ReviewIn(BaseModel):
     rating: Annotated[int, Field(ge=1, le=5)]
 
 
-class Party(BaseModel):
+class Party(Out):
     id: int
     username: str
 
 
-class OrderService(BaseModel):
+class OrderCreator(Out):
+    id: int = Field(description="The creator profile's id (as in /api/v1/creators/{id}/).")
+    user_id: int
+    username: str
+
+
+class OrderService(Out):
     id: int
     title: str
-    creator: dict[str, Any]
+    creator: OrderCreator
 
 
-class OrderOption(BaseModel):
+class OrderOption(Out):
+    """An option as it was when the order was placed."""
+
     id: int
     name: str
     description: str
-    price: Decimal
+    price: Number
 
 
-class OrderOut(BaseModel):
+class OrderOut(Out):
     id: int
     service: OrderService
     buyer: Party
     status: str
     requirements: str
-    price: Decimal
-    total_price: Decimal
+    price: Number
+    total_price: Number
     delivery_date: date
     created_at: datetime
     updated_at: datetime
@@ -84,26 +96,77 @@ class OrderOut(BaseModel):
     cancelled_at: datetime | None
 
 
-class StatusOut(BaseModel):
+def render_order(row: Row, today: date) -> dict[str, Any]:
+    """`row` is the order's read row, or an order just appended (`Order.as_row()`); `today` decides `is_late`."""
+    return {
+        "id": row["id"],
+        "service": {
+            "id": row["service_id"],
+            "title": row["service_title"],
+            "creator": {
+                "id": row["creator_profile_id"],
+                "user_id": row["creator_id"],
+                "username": row["creator_username"],
+            },
+        },
+        "buyer": {"id": row["buyer_id"], "username": row["buyer_username"]},
+        "status": row["status"],
+        "requirements": row["requirements"],
+        "price": row["price"],
+        "total_price": row["total_price"],
+        "delivery_date": row["delivery_date"],
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+        "selected_options": [
+            # A number, as every price: the read model keeps an option's price as JSON text.
+            {"id": o["id"], "name": o["name"], "description": o.get("description", ""), "price": Decimal(o["price"])}
+            for o in row["selected_options"]
+        ],
+        "is_late": is_late(row, today),
+        "cancellation_reason": row["cancellation_reason"],
+        "delivered_at": row["delivered_at"],
+        "completed_at": row["completed_at"],
+        "cancelled_at": row["cancelled_at"],
+    }
+
+
+class StatusOut(Out):
     id: int
     status: str
     updated_at: datetime
 
 
-class CancelledOut(BaseModel):
+def render_status(row: Row) -> dict[str, Any]:
+    return {"id": row["id"], "status": row["status"], "updated_at": row["updated_at"]}
+
+
+class CancelledOut(Out):
     id: int
     status: str
     cancellation_reason: str
     cancelled_at: datetime
 
 
-class ApprovedOut(BaseModel):
+def render_cancelled(row: Row) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "status": row["status"],
+        "cancellation_reason": row["cancellation_reason"],
+        "cancelled_at": row["cancelled_at"],
+    }
+
+
+class ApprovedOut(Out):
     id: int
     status: str
     completed_at: datetime
 
 
-class DeliveryFile(BaseModel):
+def render_approved(row: Row) -> dict[str, Any]:
+    return {"id": row["id"], "status": row["status"], "completed_at": row["completed_at"]}
+
+
+class DeliveryFile(Out):
     id: int
     name: str
     url: str
@@ -111,7 +174,7 @@ class DeliveryFile(BaseModel):
     content_type: str
 
 
-class DeliveryOut(BaseModel):
+class DeliveryOut(Out):
     id: int
     order_id: int
     message: str
@@ -119,7 +182,32 @@ class DeliveryOut(BaseModel):
     created_at: datetime
 
 
-class ReviewOut(BaseModel):
+def render_delivery(public_url: str, row: Row, files: Mapping[int, Row]) -> dict[str, Any]:
+    """`files`: the stored files by id, of this delivery at least (a file missing from it is left out)."""
+    return {
+        "id": row["id"],
+        "order_id": row["order_id"],
+        "message": row["message"],
+        "files": [
+            {
+                "id": files[file_id]["id"],
+                "name": files[file_id]["name"],
+                "url": download_url(public_url, file_id),
+                "size": files[file_id]["size"],
+                "content_type": files[file_id]["content_type"],
+            }
+            for file_id in row["file_ids"]
+            if file_id in files
+        ],
+        "created_at": row["created_at"],
+    }
+
+
+class DeliveriesOut(RootModel[list[DeliveryOut]]):
+    """`GET /api/v1/orders/{id}/deliveries/`: every delivery of the order, oldest first."""
+
+
+class ReviewOut(Out):
     id: int
     order_id: int
     rating: int
@@ -129,9 +217,30 @@ class ReviewOut(BaseModel):
     created_at: datetime
 
 
-class HistoryEntry(BaseModel):
+def render_review(row: Row) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "order_id": row["order_id"],
+        "rating": row["rating"],
+        "content": row["content"],
+        "reviewer": {"id": row["reviewer_id"], "username": row["reviewer_username"]},
+        "service_title": row["service_title"],
+        "created_at": row["created_at"],
+    }
+
+
+class HistoryActor(Out):
+    id: int | None = Field(description="The user; null for the scheduler (`username` is then \"system\").")
+    username: str
+
+
+class HistoryEntry(Out):
     version: int
     type: str
     occurred_at: datetime
-    actor: Party | None
+    actor: HistoryActor
     data: dict[str, Any]
+
+
+class HistoryOut(RootModel[list[HistoryEntry]]):
+    """`GET /api/v1/orders/{id}/history/`: the order's events, oldest first, read from the log."""

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, StringConstraints
 
 from api.ids import public_id
+from api.schemas.out import Out, Row
 from api.schemas.patch import PatchIn
 
 Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -52,7 +53,12 @@ class PortfolioImagePatchIn(PatchIn):
     order: Order | None = None
 
 
-class PortfolioImageOut(BaseModel):
+def media_url(public_url: str, key: str) -> str:
+    """A cover's or an image's public URL (api/routes/media.py serves it)."""
+    return f"{public_url}/media/portfolio/{key}"
+
+
+class PortfolioImageOut(Out):
     id: int
     image: str
     caption: str
@@ -60,14 +66,26 @@ class PortfolioImageOut(BaseModel):
     portfolio_item: int
 
 
-class EmbeddedImageOut(BaseModel):
+def render_image(public_url: str, row: Row) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "image": media_url(public_url, row["image_key"]),
+        "caption": row["caption"],
+        "order": row["sort_order"],
+        "portfolio_item": row["portfolio_item_id"],
+    }
+
+
+class EmbeddedImageOut(Out):
+    """An image inside its item (the item names it no more)."""
+
     id: int
     image: str
     caption: str
     order: int
 
 
-class PortfolioItemOut(BaseModel):
+class PortfolioItemOut(Out):
     id: int
     title: str
     description: str
@@ -76,3 +94,24 @@ class PortfolioItemOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     creator_profile: int
+
+
+def render_item(public_url: str, row: Row) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "title": row["title"],
+        "description": row["description"],
+        "cover_image": media_url(public_url, row["cover_key"]),
+        "images": [
+            {
+                "id": image["id"],
+                "image": media_url(public_url, image["key"]),
+                "caption": image["caption"],
+                "order": image["order"],
+            }
+            for image in row["images"]
+        ],
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+        "creator_profile": row["creator_profile_id"],
+    }

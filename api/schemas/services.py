@@ -25,6 +25,7 @@ from pydantic import (
 
 from api.errors import message
 from api.ids import PublicId, natural, public_id
+from api.schemas.out import Number, Out, Row
 from api.schemas.patch import PatchIn
 from readmodels.services import DEFAULT_ORDERING, ORDERINGS, ServiceFilters
 
@@ -135,37 +136,68 @@ class ServicePatchIn(PatchIn):
     modifications_price: Charge | None = None
 
 
-class OptionOut(BaseModel):
+class OptionOut(Out):
     id: int
     name: str
     description: str
-    price: float
+    price: Number
 
 
-class ServiceCreator(BaseModel):
+class ServiceCreator(Out):
     id: int = Field(description="The creator profile's id (as in /api/v1/creators/{id}/).")
     username: str
-    rating: float
+    rating: Number = Field(description="The mean of the creator's review ratings, 0 before the first review.")
 
 
-class ServiceOut(BaseModel):
+class ServiceOut(Out):
     id: int
     title: str
     description: str
     category_id: int
     creator: ServiceCreator
-    base_price: float = Field(description="A JSON number written from an exact decimal.")
+    base_price: Number
     delivery_time: int
     options: list[OptionOut]
     tags: list[str]
     allows_modifications: bool
-    modifications_price: float
+    modifications_price: Number
     is_active: bool
     created_at: datetime
     updated_at: datetime
 
 
-class LegacyServiceOut(BaseModel):
+def render_service(row: Row) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "title": row["title"],
+        "description": row["description"],
+        "category_id": row["category_id"],
+        "creator": {
+            "id": row["creator_profile_id"],
+            "username": row["creator_username"],
+            "rating": row["creator_rating"],
+        },
+        "base_price": row["base_price"],
+        "delivery_time": row["delivery_time"],
+        "options": [
+            {
+                "id": option["id"],
+                "name": option["name"],
+                "description": option["description"],
+                "price": Decimal(option["price"]),
+            }
+            for option in row["options"]
+        ],
+        "tags": row["tags"],
+        "allows_modifications": bool(row["allows_modifications"]),
+        "modifications_price": row["modifications_price"],
+        "is_active": bool(row["is_active"]),
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+    }
+
+
+class LegacyServiceOut(Out):
     """`GET /api/services/{id}/`: the spec's older shape, money as decimal strings."""
 
     id: int
@@ -180,6 +212,34 @@ class LegacyServiceOut(BaseModel):
     is_active: bool
     created_at: datetime
     updated_at: datetime
+
+
+def days(count: int) -> str:
+    """'1 день', '3 дня', '7 дней', '21 день': the legacy `estimated_time` of `delivery_time` days."""
+    if count % 10 == 1 and count % 100 != 11:
+        word = "день"
+    elif count % 10 in (2, 3, 4) and count % 100 not in (12, 13, 14):
+        word = "дня"
+    else:
+        word = "дней"
+    return f"{count} {word}"
+
+
+def render_legacy(row: Row) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "creator_profile": row["creator_profile_id"],
+        "creator_username": row["creator_username"],
+        "title": row["title"],
+        "description": row["description"],
+        "price": f"{row['base_price']:.2f}",
+        "estimated_time": days(row["delivery_time"]),
+        "allows_modifications": bool(row["allows_modifications"]),
+        "modifications_price": f"{row['modifications_price']:.2f}",
+        "is_active": bool(row["is_active"]),
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+    }
 
 
 def _query_id(value: Any) -> Any:

@@ -1,0 +1,59 @@
+"""The error bodies every route shares (DESIGN.md, "Error bodies"), by status code.
+
+api/errors.py writes them; these models describe them in the OpenAPI document and hold the
+tests' error answers to their shape. A route that answers some status with a body of its own
+(readiness' 503) declares it in its Operation instead.
+"""
+
+from __future__ import annotations
+
+from api.schemas.out import Out, omittable
+
+
+class ErrorOut(Out):
+    """400 (the body cannot be read), 413 (too large)."""
+
+    error: str
+
+
+class DetailOut(Out):
+    """401, 403, 404, 405, 429, 500, 503: the spec's Russian sentence."""
+
+    detail: str
+
+
+class ConflictOut(Out):
+    """409: `status` when the conflict is an order's state (its current status)."""
+
+    error: str
+    status: str = omittable("The order's current status, when the conflict is its state.")
+
+
+class StaleVersionOut(Out):
+    """412: the request's `If-Match` names a version the object no longer has."""
+
+    error: str
+    version: int = omittable("The current version (also in `ETag`), when the If-Match header could be read.")
+
+
+class ValidationErrorOut(Out):
+    """422: every field refused, with its messages."""
+
+    error: str
+    fields: dict[str, list[str]]
+
+
+ERROR_BODIES: dict[int, type[Out]] = {
+    400: ErrorOut,
+    401: DetailOut,
+    403: DetailOut,
+    404: DetailOut,
+    405: DetailOut,
+    409: ConflictOut,
+    412: StaleVersionOut,
+    413: ErrorOut,
+    422: ValidationErrorOut,
+    429: DetailOut,
+    500: DetailOut,
+    503: DetailOut,
+}

@@ -1,0 +1,27 @@
+"""What liveness, readiness and the schema route answer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from api.schemas.out import Out
+
+
+class HealthOut(Out):
+    status: str
+
+
+class ReadinessOut(Out):
+    """200 when every check is "ok"; 503, with the same shape, naming what is "unavailable"."""
+
+    status: str
+    checks: dict[str, str]
+
+
+class OpenAPIOut(Out):
+    """The OpenAPI 3.1 document itself."""
+
+    openapi: str
+    info: dict[str, Any]
+    paths: dict[str, Any]
+    components: dict[str, Any]
