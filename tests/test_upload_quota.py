@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+
 from tests.conftest import Api, checked_client
 from ugc.clock import MovableClock
 from ugc.config import Settings
