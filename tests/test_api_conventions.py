@@ -226,7 +226,7 @@ def test_connections_cut_by_the_database_cost_no_later_request_anything(api: Api
     command after it answers 2xx. A dead pooled connection is found before use, not by a request."""
     if backend != "postgres":
         pytest.skip("a PostgreSQL session to terminate")
-    user = api.user()
+    user = api.verified_user()
     # Reads in threads (users/me) and on the event loop (the lists, the services listing's state).
     reads = ["/api/v1/users/me/", "/api/v1/orders/", "/api/v1/services/?search=nothing-like-it"]
     for _ in range(5):  # fill the pools with idle connections to be cut

@@ -41,3 +41,16 @@ def test_the_access_log_is_switched_by_a_boolean(tmp_path: Path, raw: str, expec
 def test_an_unusable_setting_is_refused_by_name(tmp_path: Path, env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         settings(tmp_path, **env)
+
+
+def test_only_local_proxies_are_trusted_for_the_client_address_unless_configured(tmp_path: Path) -> None:
+    assert settings(tmp_path).forwarded_allow_ips == "127.0.0.1,::1"
+    assert settings(tmp_path, UGC_FORWARDED_ALLOW_IPS="10.0.0.0/8").forwarded_allow_ips == "10.0.0.0/8"
+    assert settings(tmp_path, UGC_FORWARDED_ALLOW_IPS="").forwarded_allow_ips == ""
+
+
+def test_the_upload_quota_is_a_gibibyte_unless_configured(tmp_path: Path) -> None:
+    assert settings(tmp_path).upload_quota_bytes == 1 << 30
+    assert settings(tmp_path, UGC_UPLOAD_QUOTA_BYTES="5000000").upload_quota_bytes == 5_000_000
+    with pytest.raises(ConfigError, match="UGC_UPLOAD_QUOTA_BYTES must be a whole number"):
+        settings(tmp_path, UGC_UPLOAD_QUOTA_BYTES="1 GiB")
