@@ -18,6 +18,7 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
 import api.ids  # noqa: F401  (registers the `{name:id}` path convertor before any route is built)
+from api.auth import guarded
 from api.schemas.errors import ERROR_BODIES
 from api.schemas.out import Page
 
@@ -53,6 +54,8 @@ class Operation:
     form: tuple[FormField, ...] = ()
     also: tuple[tuple[int, type[BaseModel]], ...] = ()
     media_type: str = JSON_MEDIA_TYPE
+    # A write by a user whose e-mail is not verified yet is refused with 403, unless it is open to them.
+    open_to_unverified: bool = False
 
     def __post_init__(self) -> None:
         json_body = self.media_type == JSON_MEDIA_TYPE
@@ -73,9 +76,14 @@ class Operation:
 
 class DocumentedRoute(Route):
     def __init__(self, path: str, endpoint: Callable[..., Any], method: str, operation: Operation) -> None:
-        super().__init__(path, endpoint, methods=[method])
         self.method = method
         self.operation = operation
+        super().__init__(path, guarded(endpoint, verified=self.needs_verified), methods=[method])
+
+    @property
+    def needs_verified(self) -> bool:
+        """Every signed-in write needs a verified e-mail: what others see or what costs storage."""
+        return self.method != "GET" and self.operation.auth and not self.operation.open_to_unverified
 
 
 def endpoint(method: str, path: str, handler: Callable[..., Any], operation: Operation) -> DocumentedRoute:
@@ -98,6 +106,7 @@ _PARAM = re.compile(r"{(\w+)(?::(\w+))?}")
 
 # The shared error bodies an operation documents, by what it takes.
 _AUTH_ERRORS = (401,)
+_UNVERIFIED_ERRORS = (403,)
 _BODY_ERRORS = (400, 413, 422)
 _QUERY_ERRORS = (422,)
 _NOT_FOUND_ERRORS = (404,)
@@ -172,6 +181,8 @@ def _operation(route: DocumentedRoute, ref: dict[type[BaseModel], dict[str, Any]
     errors: list[int] = []
     if op.auth:
         errors += _AUTH_ERRORS
+    if route.needs_verified:
+        errors += _UNVERIFIED_ERRORS
     if op.request is not None or op.form:
         errors += _BODY_ERRORS
     if query:
@@ -207,6 +218,7 @@ def _operation(route: DocumentedRoute, ref: dict[type[BaseModel], dict[str, Any]
 _ERROR_DESCRIPTIONS = {
     400: "Тело запроса не удалось прочитать.",
     401: "Учетные данные не были предоставлены или недействительны.",
+    403: "Действие запрещено; в том числе любая запись до подтверждения email.",
     404: "Ресурс не найден.",
     413: "Слишком большой запрос.",
     422: "Ошибка валидации данных.",

@@ -15,6 +15,7 @@ from starlette.requests import HTTPConnection
 from api.idempotency_keys import IdempotencyKeys
 from api.listing import ListingMemory
 from api.realtime import Hub
+from api.sessions import Sessions
 from api.throttle import FailureThrottle
 from api.tokens import TokenService
 from commands.accounts import AccountCommands
@@ -28,6 +29,7 @@ from commands.portfolio import PortfolioCommands
 from commands.saving import Positions
 from commands.services import ServiceCommands
 from commands.skills import SkillCommands
+from commands.standing import Standings
 from readmodels.order_history import EventLog
 from readmodels.services import listing_state
 from readmodels.waiting import Progress
@@ -48,6 +50,8 @@ class Services:
     db: Database
     progress: Progress
     tokens: TokenService
+    sessions: Sessions
+    standings: Standings
     throttle: FailureThrottle
     accounts: AccountCommands
     creators: CreatorCommands

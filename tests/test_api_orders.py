@@ -222,7 +222,7 @@ def test_an_order_is_visible_to_its_parties_and_auditors_only(api: Api, deal: De
     assert api.client.get(f"/api/v1/orders/{order}/", headers=stranger["headers"]).status_code == 404
     assert api.client.get(f"/api/v1/orders/{order}/history/", headers=stranger["headers"]).status_code == 404
     assert api.client.get("/api/v1/orders/987654/", headers=deal.buyer["headers"]).status_code == 404
-    auditor = grant(api, api.user(), "auditor")
+    auditor = grant(api, api.verified_user(), "auditor")
     assert api.client.get(f"/api/v1/orders/{order}/", headers=auditor["headers"]).status_code == 200
     assert api.client.get(f"/api/v1/orders/{order}/history/", headers=auditor["headers"]).status_code == 200
     # Auditors change nothing; they see the order, so the refusal is a 403.
@@ -325,7 +325,7 @@ def test_wrong_party_is_403_and_wrong_state_is_409_with_the_status(api: Api, dea
     assert api.client.post(f"/api/v1/orders/{order}/approve/", headers=deal.creator["headers"]).status_code == 403
     wrong = api.client.post(f"/api/v1/orders/{order}/approve/", headers=deal.buyer["headers"])
     assert wrong.status_code == 409 and wrong.json()["status"] == "pending" and "error" in wrong.json()
-    stranger = api.user()
+    stranger = api.verified_user()
     assert api.client.post(f"/api/v1/orders/{order}/accept/", headers=stranger["headers"]).status_code == 404
     done = order_in(api, deal, "completed")
     again = api.client.post(f"/api/v1/orders/{done}/cancel/", headers=deal.buyer["headers"], json={"reason": "Поздно"})
@@ -511,7 +511,7 @@ def test_delivered_files_stay_downloadable_to_both_parties(api: Api, deal: Deal)
     )
     assert uploaded.status_code == 201, uploaded.text
     file = uploaded.json()
-    stranger = api.user()
+    stranger = api.verified_user()
     assert api.client.get(file["url"], headers=deal.buyer["headers"]).status_code == 404
     foreign = api.client.post(
         f"/api/v1/orders/{order}/deliveries/",

@@ -86,3 +86,16 @@ def test_the_log_format_is_text_or_json(tmp_path: Path) -> None:
     assert settings(tmp_path, UGC_LOG_FORMAT="json").log_format == "json"
     with pytest.raises(ConfigError, match="UGC_LOG_FORMAT must be 'text' or 'json'"):
         settings(tmp_path, UGC_LOG_FORMAT="xml")
+
+
+def test_only_local_proxies_are_trusted_for_the_client_address_unless_configured(tmp_path: Path) -> None:
+    assert settings(tmp_path).forwarded_allow_ips == "127.0.0.1,::1"
+    assert settings(tmp_path, UGC_FORWARDED_ALLOW_IPS="10.0.0.0/8").forwarded_allow_ips == "10.0.0.0/8"
+    assert settings(tmp_path, UGC_FORWARDED_ALLOW_IPS="").forwarded_allow_ips == ""
+
+
+def test_the_upload_quota_is_a_gibibyte_unless_configured(tmp_path: Path) -> None:
+    assert settings(tmp_path).upload_quota_bytes == 1 << 30
+    assert settings(tmp_path, UGC_UPLOAD_QUOTA_BYTES="5000000").upload_quota_bytes == 5_000_000
+    with pytest.raises(ConfigError, match="UGC_UPLOAD_QUOTA_BYTES must be a whole number"):
+        settings(tmp_path, UGC_UPLOAD_QUOTA_BYTES="1 GiB")

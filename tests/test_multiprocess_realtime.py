@@ -138,7 +138,7 @@ def test_two_processes_one_redis_and_a_redis_restart(tmp_path: Path, private_red
 def run_scenario(a: Server, api_a: Api, api_b: Api, private_redis: PrivateRedis) -> None:
     """Sockets on A; commands through B (and, while Redis is down, through both)."""
     deal = a_deal(api_b)
-    anna, boris = api_b.user(), api_b.user()
+    anna, boris = api_b.verified_user(), api_b.user()
     chat = api_b.client.post("/api/v1/conversations/", headers=anna["headers"], json={"recipient_id": boris["id"]})
     assert chat.status_code == 201, chat.text
     number = chat.json()["id"]

@@ -147,6 +147,10 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
         log_level="info",
         log_config=logging_config(settings.log_format),
         access_log=settings.access_log,
+        # The client address (login throttling counts per address) comes from X-Forwarded-For only
+        # when the connection comes from one of these proxies; from anyone else it is the peer's.
+        proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
     )
     return 0
 

@@ -58,12 +58,15 @@ class Settings:
     refresh_token_ttl: int
     projections: str
     verification_token_ttl: int = 86400
+    upload_quota_bytes: int = 1 << 30
     auto_complete_days: int = 3
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 65536
     read_your_writes_timeout: float = 2.0
     access_log: bool = False
     log_format: str = "text"
+    # Proxies whose X-Forwarded-For names the client (uvicorn's --forwarded-allow-ips); "" trusts none.
+    forwarded_allow_ips: str = "127.0.0.1,::1"
 
     @property
     def outbox_dir(self) -> Path:
@@ -106,6 +109,7 @@ class Settings:
             var_dir=var_dir,
             media_dir=Path(env.get("UGC_MEDIA_DIR", str(var_dir / "media"))),
             max_upload_bytes=_int(env, "UGC_MAX_UPLOAD_BYTES", 26214400),
+            upload_quota_bytes=_int(env, "UGC_UPLOAD_QUOTA_BYTES", 1 << 30),
             access_token_ttl=_int(env, "UGC_ACCESS_TOKEN_TTL", 900),
             refresh_token_ttl=_int(env, "UGC_REFRESH_TOKEN_TTL", 1209600),
             projections=projections,
@@ -115,6 +119,7 @@ class Settings:
             argon2_memory_kib=_int(env, "UGC_ARGON2_MEMORY_KIB", 65536),
             access_log=_bool(env, "UGC_ACCESS_LOG", False),
             log_format=log_format,
+            forwarded_allow_ips=env.get("UGC_FORWARDED_ALLOW_IPS", "127.0.0.1,::1").strip(),
         )
 
 

@@ -77,12 +77,12 @@ routes = [
         "POST",
         "/api/v1/notifications/mark-all-read/",
         mark_all_read,
-        Operation("Отметить все уведомления прочитанными", response=AllReadOut),
+        Operation("Отметить все уведомления прочитанными", response=AllReadOut, open_to_unverified=True),
     ),
     endpoint(
         "POST",
         "/api/v1/notifications/{id:id}/mark-as-read/",
         mark_read,
-        Operation("Отметка уведомления как прочитанного", response=NotificationReadOut),
+        Operation("Отметка уведомления как прочитанного", response=NotificationReadOut, open_to_unverified=True),
     ),
 ]
