@@ -1,33 +1,48 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+# Every install takes its versions from constraints.txt (`make constraints` refreshes it).
+PIP_INSTALL := $(BIN)/python -m pip install --quiet --constraint constraints.txt
 
-.PHONY: run test bench lint clean
+.PHONY: run test bench lint clean constraints
 
-# The venv is (re)installed when pyproject.toml changes; the stamp files record it.
-$(BIN)/.installed: pyproject.toml
+# The venv is (re)installed when pyproject.toml or constraints.txt changes; the stamp files record it.
+$(BIN)/.installed: pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e .
+	$(PIP_INSTALL) -e .
 	touch $@
 
 $(BIN)/.installed-test: $(BIN)/.installed
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(PIP_INSTALL) -e '.[test]'
 	touch $@
 
 run: $(BIN)/.installed
-	$(BIN)/ugc serve --host 127.0.0.1 --port 8000
+	$(BIN)/ugc serve --host $(HOST) --port $(PORT)
 
 test: $(BIN)/.installed-test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(BIN)/.installed-test
-	$(BIN)/python -m pip install --quiet -e '.[lint]'
+	$(PIP_INSTALL) -e '.[lint]'
 	$(BIN)/ruff check ugc commands projections readmodels api tests bench
 	$(BIN)/mypy
 
 bench: $(BIN)/.installed-test
 	$(BIN)/python bench/run_auth.py
+
+# Resolve pyproject.toml's ranges afresh in a scratch venv and pin the result; review the diff.
+constraints:
+	rm -rf .venv-constraints
+	$(PYTHON) -m venv .venv-constraints
+	.venv-constraints/bin/python -m pip install --quiet --upgrade pip
+	.venv-constraints/bin/python -m pip install --quiet '.[test,lint]'
+	.venv-constraints/bin/python -m pip freeze --exclude ugc-market > constraints.txt.new
+	{ echo "# Versions every install uses (make run, make test, the Dockerfile). Refresh: make constraints"; \
+	  cat constraints.txt.new; } > constraints.txt
+	rm -rf .venv-constraints constraints.txt.new
 
 clean:
 	rm -rf $(VENV) var

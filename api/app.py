@@ -20,6 +20,7 @@ from api.routes import (
     meta,
     notifications,
     orders,
+    pages,
     portfolio,
     reference,
     services,
@@ -45,6 +46,7 @@ ROUTES = [
     *ws.routes,
     *media.routes,
     *meta.routes,
+    *pages.routes,
 ]
 
 

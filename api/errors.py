@@ -28,6 +28,7 @@ MESSAGES: dict[str, str] = {
     "wrong_credentials": "Неверное имя пользователя или пароль.",
     # 403 / 404 / 405
     "permission_denied": "У вас недостаточно прав для выполнения данного действия.",
+    "email_not_verified": "Подтвердите email, чтобы выполнить это действие.",
     "not_found": "Страница не найдена.",
     "user_not_found": "Страница не найдена.",
     "creator_profile_not_found": "Страница не найдена.",
@@ -36,12 +37,17 @@ MESSAGES: dict[str, str] = {
     "username_taken": "Пользователь с таким именем уже существует.",
     "email_taken": "Пользователь с таким email уже существует.",
     "creator_profile_exists": "Профиль креатора уже существует.",
+    "email_already_verified": "Email уже подтвержден.",
     "concurrent_update": "Объект одновременно изменили; повторите запрос.",
     # 413 / 422 / 429
     "too_large": "Слишком большой запрос.",
+    "upload_quota_exceeded": "Превышена квота хранилища: для этого файла у вас не осталось места.",
     "validation_failed": "Ошибка валидации данных.",
     "invalid_id": "Ожидается положительное целое число.",
     "unstorable_text": "Текст содержит недопустимые управляющие символы.",
+    "mixed_script_username": (
+        "Имя пользователя не может смешивать буквы разных алфавитов (например, латиницу и кириллицу)."
+    ),
     "invalid_verification_token": "Ссылка подтверждения недействительна.",
     "verification_token_used": "Ссылка подтверждения уже использована.",
     "verification_token_expired": "Срок действия ссылки подтверждения истек.",
@@ -51,7 +57,6 @@ MESSAGES: dict[str, str] = {
     "service_not_found": "Страница не найдена.",
     "order_wrong_status": "Действие недоступно в текущем статусе заказа.",
     "modifications_not_allowed": "Этот сервис не предусматривает доработок.",
-    "email_not_verified": "Подтвердите email, чтобы оформлять заказы.",
     "order_already_reviewed": "Отзыв на этот заказ уже оставлен.",
     "own_service": "Нельзя заказать собственный сервис.",
     "service_inactive": "Сервис недоступен для заказа.",
@@ -140,8 +145,8 @@ def invalid(fields: dict[str, list[str]]) -> ApiError:
     return ApiError(422, {"error": message("validation_failed"), "fields": fields})
 
 
-def too_large() -> ApiError:
-    return ApiError(413, {"error": message("too_large")})
+def too_large(code: str = "too_large") -> ApiError:
+    return ApiError(413, {"error": message(code)})
 
 
 def throttled(retry_after: int) -> ApiError:

@@ -12,19 +12,20 @@ from starlette.requests import Request
 from api import errors
 from api.body import checked, read_json
 from api.services import Services
-from api.uploads import ReceivedFile, is_image, receive_form
+from api.uploads import Quota, ReceivedFile, is_image, receive_form
 
 M = TypeVar("M", bound=BaseModel)
 
 
 @asynccontextmanager
 async def image_form(
-    request: Request, s: Services, file_field: str, *, file_required: bool
+    request: Request, s: Services, user_id: int, file_field: str, *, file_required: bool
 ) -> AsyncIterator[tuple[Mapping[str, Any], ReceivedFile | None]]:
     """The form's text fields and its image (stored while the block runs, removed if it raises).
 
-    The image must be one by its bytes (422 otherwise). A form that needs no file may also be
-    a JSON object, as an update of text fields alone naturally is.
+    The image must be one by its bytes (422 otherwise) and counts against `user_id`'s upload quota.
+    A form that needs no file may also be a JSON object, as an update of text fields alone
+    naturally is.
     """
     if not file_required and _is_json(request):
         data = await read_json(request)
@@ -36,6 +37,7 @@ async def image_form(
         request,
         s.media,
         max_bytes=s.settings.max_upload_bytes,
+        quota=Quota(s.db, user_id, s.settings.upload_quota_bytes),
         file_field=file_field,
         accept=is_image,
         refusal="invalid_image",

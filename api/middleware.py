@@ -12,6 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import internal_error_response, invalid
 from api.text import unstorable_pairs
+from ugc.platform import logs
 
 # A client's own request id is kept if it is a plain token: nothing that could forge a log line.
 _SANE_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:+/=-]{1,128}")
@@ -36,6 +37,7 @@ class RequestId:
         sent = next((value for name, value in scope["headers"] if name == b"x-request-id"), b"")
         request_id = sent.decode("ascii") if _SANE_REQUEST_ID.fullmatch(sent) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
+        logged_as = logs.request_id.set(request_id)  # every log line of this request names it
         started = False
 
         async def send_with_id(message: Message) -> None:
@@ -52,6 +54,8 @@ class RequestId:
             response = internal_error_response(scope["method"], scope["path"], request_id, error)
             if not started:  # otherwise the client sees the connection end mid-answer
                 await response(scope, receive, send_with_id)
+        finally:
+            logs.request_id.reset(logged_as)
 
 
 class TrailingSlash:

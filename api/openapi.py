@@ -21,6 +21,7 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
 import api.ids  # noqa: F401  (registers the `{name:id}` path convertor before any route is built)
+from api.auth import guarded
 from api.schemas.errors import ERROR_BODIES
 from api.schemas.examples import ERROR_EXAMPLES, EXAMPLES, PAGE_EXAMPLES
 from api.schemas.out import Page
@@ -39,7 +40,7 @@ _WHO = {
     "admin": "только администратор",
 }
 # What a 409 means for the operation.
-Conflict = Literal["", "state", "unique"]
+Conflict = Literal["", "state", "unique", "done"]
 
 
 @dataclass(frozen=True)
@@ -65,11 +66,12 @@ class Operation:
     - `credentials`: the body carries credentials that may be refused (401);
     - `who`: who, among those who can see the object, may do this (403 for the others);
     - `conflict`: `"state"` for a command the order's status may refuse, `"unique"` for one that
-      creates what may exist already (409);
+      creates what may exist already, `"done"` for one that can be done only once (409);
     - `missing`: the object may be missing although no path id names it (404, e.g. "my profile");
     - `if_match`: takes `If-Match` (412 on a stale version); `etag`: answers `ETag`;
     - `throttled`: failures are counted per user and address (429 with `Retry-After`);
-    - `storage`: reads or writes the database (503 when it is unreachable or a read model lags).
+    - `storage`: reads or writes the database (503 when it is unreachable or a read model lags);
+    - `open_to_unverified`: a signed-in write that a user whose e-mail is not verified may make (others: 403).
     """
 
     summary: str
@@ -91,6 +93,8 @@ class Operation:
     etag: bool = False
     throttled: bool = False
     storage: bool = True
+    # A write by a user whose e-mail is not verified yet is refused with 403, unless it is open to them.
+    open_to_unverified: bool = False
 
     def __post_init__(self) -> None:
         json_body = self.media_type == JSON_MEDIA_TYPE
@@ -114,6 +118,10 @@ class Operation:
     def query_names(self) -> tuple[str, ...]:
         return (*self.query, *(("page", "page_size") if self.paginated else ()))
 
+    def needs_verified(self, method: str) -> bool:
+        """Every signed-in write needs a verified e-mail: what others see or what costs storage."""
+        return method != "GET" and self.auth is True and not self.open_to_unverified
+
     def errors(self, method: str, path: str, idempotent: bool = False) -> dict[int, str]:
         """Every error status this operation can answer, with why (the order of DESIGN.md's checks)."""
         why: dict[int, list[str]] = {}
@@ -136,12 +144,16 @@ class Operation:
             add(409, "запрос с этим Idempotency-Key еще выполняется")
         if PATH_PARAMETER.search(path) or self.paginated or self.missing:
             add(404, "объект не найден или не виден вызывающему" if not self.paginated else "нет такой страницы")
+        if self.needs_verified(method):
+            add(403, "запись до подтверждения email")
         if self.who:
             add(403, _WHO[self.who])
         if self.conflict == "state":
             add(409, "заказ в статусе, из которого это действие недоступно (`status` — текущий)")
         elif self.conflict == "unique":
             add(409, "такой объект уже существует")
+        elif self.conflict == "done":
+            add(409, "это уже сделано")
         if self.if_match:
             add(412, "`If-Match` называет версию, которой у объекта больше нет")
         if self.throttled:
@@ -157,10 +169,14 @@ class Operation:
 
 class DocumentedRoute(Route):
     def __init__(self, path: str, endpoint: Callable[..., Any], method: str, operation: Operation) -> None:
-        super().__init__(path, endpoint, methods=[method])
         self.method = method
         self.operation = operation
         self.handler = endpoint
+        super().__init__(path, guarded(endpoint, verified=self.needs_verified), methods=[method])
+
+    @property
+    def needs_verified(self) -> bool:
+        return self.operation.needs_verified(self.method)
 
     @property
     def idempotent(self) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -14,6 +15,7 @@ from starlette.requests import HTTPConnection
 from api.idempotency_keys import IdempotencyKeys
 from api.listing import ListingMemory
 from api.realtime import Hub
+from api.sessions import Sessions
 from api.throttle import FailureThrottle
 from api.tokens import TokenService
 from commands.accounts import AccountCommands
@@ -27,6 +29,7 @@ from commands.portfolio import PortfolioCommands
 from commands.saving import Positions
 from commands.services import ServiceCommands
 from commands.skills import SkillCommands
+from commands.standing import Standings
 from readmodels.order_history import EventLog
 from readmodels.services import listing_state
 from readmodels.waiting import Progress
@@ -47,6 +50,8 @@ class Services:
     db: Database
     progress: Progress
     tokens: TokenService
+    sessions: Sessions
+    standings: Standings
     throttle: FailureThrottle
     accounts: AccountCommands
     creators: CreatorCommands
@@ -77,7 +82,8 @@ class Services:
         A plain executor rather than Starlette's `run_in_threadpool`: anyio's capacity limiter and
         cancel scope cost ~10% of a list request's CPU here (bench/RESULTS.md, Orders 08:23, reading).
         """
-        call = functools.partial(function, *args, **kwargs)
+        # The copied context carries the request id (ugc/platform/logs.py) into the thread's log lines.
+        call = functools.partial(contextvars.copy_context().run, function, *args, **kwargs)
         return await asyncio.get_running_loop().run_in_executor(self.blocking, call)
 
     async def aclose(self) -> None:

@@ -1,8 +1,11 @@
 """Throttling of failed sign-ins and verifications, shared by every server process.
 
-Only failures count: 10 per username or 30 per client address within 15 minutes. A username's
-failures never block another username below the address limit. The failures are kept in the
-database (`ugc/platform/auth_failures.py`), so every server process counts the same ones.
+Only failures count, within 15 minutes: 10 per username from one client address, 30 per address,
+and 100 per username from all addresses together. A stranger's wrong passwords from elsewhere
+therefore lock the owner's own address only after the last, much higher limit; a username's
+failures never block another username below the address limit. Verification mails asked for
+again count too (5 per user), since each one is a mail sent and a token stored. The failures are
+kept in the database (`ugc/platform/auth_failures.py`), so every server process counts the same ones.
 """
 
 from __future__ import annotations
@@ -16,14 +19,19 @@ from ugc.platform.auth_failures import Subject, latest_failures, record_failure
 from ugc.platform.database import Database
 
 WINDOW = timedelta(minutes=15)
-LIMITS = {"username": 10, "address": 30}
+LIMITS = {"username_at_address": 10, "address": 30, "username": 100, "resend": 5}
 
 
 def subjects(address: str, username: str | None = None) -> list[Subject]:
     found = [Subject("address", address)]
     if username is not None:
-        found.append(Subject("username", normalise(username)))
+        name = normalise(username)
+        found += [Subject("username_at_address", f"{name} {address}"), Subject("username", name)]
     return found
+
+
+def resends(user_id: int) -> list[Subject]:
+    return [Subject("resend", str(user_id))]
 
 
 class FailureThrottle:

@@ -1,10 +1,13 @@
-"""JWT access and refresh tokens: HS256 pinned on decode, `typ` keeps the two apart."""
+"""JWT access and refresh tokens: HS256 pinned on decode, `typ` keeps the two apart.
+
+A refresh token also names its family (`fam`): the sign-in it descends from (`api/sessions.py`).
+"""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Literal
 
 import jwt
@@ -23,11 +26,20 @@ class TokenError(Exception):
 
 
 @dataclass(frozen=True)
-class _Claims:
+class Claims:
     user_id: int
     typ: str
     iat: int
     exp: int
+    jti: str
+    family: str | None = None
+
+
+@dataclass(frozen=True)
+class Issued:
+    token: str
+    jti: str
+    expires_at: datetime
 
 
 class TokenService:
@@ -39,21 +51,33 @@ class TokenService:
             "refresh": timedelta(seconds=refresh_ttl),
         }
         # Tokens whose signature and claims were verified once; their times are checked on every use.
-        self._verified = LRU[str, _Claims](VERIFIED_TOKENS)
+        self._verified = LRU[str, Claims](VERIFIED_TOKENS)
 
-    def issue(self, user_id: int, typ: TokenType) -> str:
+    def issue(self, user_id: int, typ: TokenType, *, family: str | None = None) -> str:
+        return self.issued(user_id, typ, family=family).token
+
+    def issued(self, user_id: int, typ: TokenType, *, family: str | None = None) -> Issued:
+        """A new token, with what a refresh family records of it (its id and expiry)."""
         now = self._clock.now()
-        claims = {
+        expires_at = now + self._ttl[typ]
+        jti = uuid.uuid4().hex
+        claims: dict[str, str | int] = {
             "sub": str(user_id),
             "typ": typ,
             "iat": int(now.timestamp()),
-            "exp": int((now + self._ttl[typ]).timestamp()),
-            "jti": uuid.uuid4().hex,
+            "exp": int(expires_at.timestamp()),
+            "jti": jti,
         }
-        return jwt.encode(claims, self._key, algorithm=ALGORITHM)
+        if family is not None:
+            claims["fam"] = family
+        return Issued(jwt.encode(claims, self._key, algorithm=ALGORITHM), jti, expires_at)
 
     def user_id(self, token: str, typ: TokenType) -> int:
         """The user a valid token of type `typ` was issued to."""
+        return self.claims(token, typ).user_id
+
+    def claims(self, token: str, typ: TokenType) -> Claims:
+        """The claims of a valid token of type `typ`; TokenError for any other."""
         claims = self._verified.get(token)
         if claims is None:
             claims = self._decode(token)
@@ -66,9 +90,9 @@ class TokenService:
             raise TokenError("issued in the future")
         if claims.typ != typ:
             raise TokenError(f"not an {typ} token")
-        return claims.user_id
+        return claims
 
-    def _decode(self, token: str) -> _Claims:
+    def _decode(self, token: str) -> Claims:
         """Signature, algorithm and the shape of the claims; times are the caller's to check."""
         try:
             claims = jwt.decode(
@@ -79,11 +103,14 @@ class TokenService:
             )
         except jwt.PyJWTError as error:
             raise TokenError(str(error)) from None
-        exp, iat, subject, typ = claims["exp"], claims["iat"], claims["sub"], claims["typ"]
+        exp, iat, subject, typ, jti = claims["exp"], claims["iat"], claims["sub"], claims["typ"], claims["jti"]
+        family = claims.get("fam")
         if not isinstance(exp, int) or not isinstance(iat, int):
             raise TokenError("bad times")
-        if not isinstance(subject, str) or not subject.isdigit():
+        if not isinstance(subject, str) or not (subject.isascii() and subject.isdigit()):
             raise TokenError("bad subject")
-        if not isinstance(typ, str):
-            raise TokenError("bad type")
-        return _Claims(user_id=int(subject), typ=typ, iat=iat, exp=exp)
+        if not isinstance(typ, str) or not isinstance(jti, str):
+            raise TokenError("bad type or id")
+        if family is not None and not isinstance(family, str):
+            raise TokenError("bad family")
+        return Claims(user_id=int(subject), typ=typ, iat=iat, exp=exp, jti=jti, family=family)

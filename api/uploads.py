@@ -6,15 +6,21 @@ A body announced (Content-Length) or found to be over the limit is refused with 
 a refused upload of any kind leaves nothing stored. The content type comes from the bytes
 (`api.content_types`), the display name is the uploaded name made harmless (`display_name`).
 
-    async with receive_upload(request, s.media, max_bytes=s.settings.max_upload_bytes) as upload:
+    async with receive_upload(request, s.media, max_bytes=s.settings.max_upload_bytes, quota=...) as upload:
         ... append the event that names upload.file.key ...
 
 The bytes are committed under their key when the block starts and removed again if the block
 raises, so no stored file lacks its event and no event lacks its bytes.
+
+Every upload also counts against its user's quota (`Quota`, UGC_UPLOAD_QUOTA_BYTES): the file
+may be no larger than the room left (413 with the quota's message past it, while streaming), and
+the room is taken before the bytes are kept (`ugc/platform/stored_bytes.py`) and given back if the
+block raises.
 """
 
 from __future__ import annotations
 
+import asyncio
 import unicodedata
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -29,6 +35,8 @@ from starlette.requests import Request
 from api.body import declared_past
 from api.content_types import Sniffer
 from api.errors import bad_request, invalid, message, too_large
+from ugc.platform import stored_bytes
+from ugc.platform.database import Database
 from ugc.platform.media import Incoming, MediaStore
 
 if TYPE_CHECKING:
@@ -87,12 +95,33 @@ class Upload:
     fields: Mapping[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Quota:
+    """The bytes `user_id` may keep in the media store in all, counted in `db`."""
+
+    db: Database
+    user_id: int
+    limit: int
+
+    async def room(self) -> int:
+        return self.limit - await run_in_threadpool(stored_bytes.stored, self.db, self.user_id)
+
+    async def take(self, size: int) -> bool:
+        return await run_in_threadpool(stored_bytes.take, self.db, self.user_id, size, self.limit)
+
+    async def give_back(self, size: int) -> None:
+        # Shielded: a request cancelled while it gives the room back still gives it (the thread finishes).
+        done = asyncio.get_running_loop().run_in_executor(None, stored_bytes.give_back, self.db, self.user_id, size)
+        await asyncio.shield(done)
+
+
 @asynccontextmanager
 async def receive_form(
     request: Request,
     media: MediaStore,
     *,
     max_bytes: int,
+    quota: Quota | None,
     file_field: str = "file",
     accept: Callable[[str], bool] | None = None,
     refusal: str = "unsupported_file_type",
@@ -100,25 +129,37 @@ async def receive_form(
     """Read the multipart body: the part named `file_field` (if any) into `media`, text parts into `fields`.
 
     400 if the body is not multipart/form-data or is malformed; 413 past `max_bytes` of file (or a
-    body past the file's limit plus the form's room); 422 for an empty file, a second file in
-    `file_field`, or a content type `accept` refuses (with the message of the code `refusal`).
+    body past the file's limit plus the form's room), or past the room `quota` leaves (with its own
+    message); 422 for an empty file, a second file in `file_field`, or a content type `accept`
+    refuses (with the message of the code `refusal`).
     """
-    receiver = await _receive(request, media, max_bytes=max_bytes, file_field=file_field)
+    limit, over = max_bytes, "too_large"
+    if quota is not None and (room := max(0, await quota.room())) < max_bytes:
+        limit, over = room, "upload_quota_exceeded"
+    receiver = await _receive(request, media, max_bytes=limit, file_field=file_field, over=over)
     incoming = receiver.incoming
     if incoming is None:
         yield Form(None, receiver.fields)
         return
+    taken = 0
     try:
         if incoming.size == 0:
             raise invalid({file_field: [message("file_empty")]})
         content_type = receiver.sniffer.finish()
         if accept is not None and not accept(content_type):
             raise invalid({file_field: [message(refusal)]})
+        if quota is not None:
+            # Another upload of the same user may have taken the room since it was measured.
+            if not await quota.take(incoming.size):
+                raise too_large("upload_quota_exceeded")
+            taken = incoming.size
         await run_in_threadpool(incoming.commit)
         yield Form(ReceivedFile(incoming, display_name(receiver.filename), content_type), receiver.fields)
     except BaseException:
         # Synchronously (an unlink is quick): awaiting here could itself be cancelled and leave the bytes.
         incoming.discard()
+        if quota is not None and taken:
+            await quota.give_back(taken)
         raise
 
 
@@ -128,13 +169,14 @@ async def receive_upload(
     media: MediaStore,
     *,
     max_bytes: int,
+    quota: Quota | None,
     file_field: str = "file",
     accept: Callable[[str], bool] | None = None,
     refusal: str = "unsupported_file_type",
 ) -> AsyncIterator[Upload]:
     """`receive_form` for a form whose file is required: 422 without it."""
     async with receive_form(
-        request, media, max_bytes=max_bytes, file_field=file_field, accept=accept, refusal=refusal
+        request, media, max_bytes=max_bytes, quota=quota, file_field=file_field, accept=accept, refusal=refusal
     ) as form:
         if form.file is None:
             raise invalid({file_field: [message("file_required")]})
@@ -158,7 +200,7 @@ def display_name(raw: str | None) -> str:
     return name
 
 
-async def _receive(request: Request, media: MediaStore, *, max_bytes: int, file_field: str) -> _Receiver:
+async def _receive(request: Request, media: MediaStore, *, max_bytes: int, file_field: str, over: str) -> _Receiver:
     kind, options = parse_options_header(request.headers.get("content-type"))
     if kind != b"multipart/form-data":
         raise bad_request("not_multipart")
@@ -167,15 +209,15 @@ async def _receive(request: Request, media: MediaStore, *, max_bytes: int, file_
         raise bad_request("malformed_multipart")
     body_limit = max_bytes + FORM_OVERHEAD_BYTES
     if declared_past(request, body_limit):
-        raise too_large()
-    receiver = _Receiver(media, file_field, max_bytes)
+        raise too_large(over)
+    receiver = _Receiver(media, file_field, max_bytes, over)
     try:
         parser = MultipartParser(boundary, receiver.callbacks())
         received = 0
         async for chunk in request.stream():
             received += len(chunk)
             if received > body_limit:
-                raise too_large()
+                raise too_large(over)
             parser.write(chunk)
             if receiver.pending:
                 await run_in_threadpool(receiver.flush)
@@ -194,10 +236,11 @@ async def _receive(request: Request, media: MediaStore, *, max_bytes: int, file_
 class _Receiver:
     """The parser's callbacks: route each part's bytes to the incoming file, a text field, or nowhere."""
 
-    def __init__(self, media: MediaStore, file_field: str, max_bytes: int) -> None:
+    def __init__(self, media: MediaStore, file_field: str, max_bytes: int, over: str) -> None:
         self.media = media
         self.file_field = file_field
         self.max_bytes = max_bytes
+        self.over = over  # the message code of a file past `max_bytes`
         self.incoming: Incoming | None = None
         self.sniffer = Sniffer()
         self.filename: str | None = None
@@ -268,7 +311,7 @@ class _Receiver:
         if self._target == "file":
             self._file_size += end - start
             if self._file_size > self.max_bytes:
-                raise too_large()
+                raise too_large(self.over)
             self.pending.append(data[start:end])
         elif self._target == "field":
             if len(self._field_value) + end - start > MAX_FIELD_BYTES:

@@ -192,12 +192,17 @@ async def build_cast(client: httpx.AsyncClient, outbox: Path, *, creators: int, 
 
 
 async def refresh_tokens(client: httpx.AsyncClient, parties: Sequence[Party]) -> None:
-    """New access tokens (they live 15 minutes; the run is longer) from the refresh tokens: no argon2."""
+    """New access tokens (they live 15 minutes; the run is longer) from the refresh tokens: no argon2.
+
+    A refresh token works once (the answer carries the next one), and one used twice ends its
+    session: each party is refreshed once, even if it is listed twice.
+    """
 
     async def one(p: Party) -> None:
-        p.access = expect(await client.post("/api/auth/token/refresh/", json={"refresh": p.refresh}), 200)["access"]
+        pair = expect(await client.post("/api/auth/token/refresh/", json={"refresh": p.refresh}), 200)
+        p.access, p.refresh = pair["access"], pair["refresh"]
 
-    await asyncio.gather(*(one(p) for p in parties))
+    await asyncio.gather(*(one(p) for p in {id(p): p for p in parties}.values()))
 
 
 def refreshed(base: str, parties: Sequence[Party]) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 import threading
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from argon2 import PasswordHasher
@@ -85,13 +85,7 @@ class AccountCommands:
             Claim(kind=kind, value=value, owner_number=number, at=now)
             for kind, value in (("username", command.username), ("email", command.email))
         ]
-        token = VerificationToken(
-            key=secrets.token_urlsafe(24),
-            user_number=number,
-            email=command.email,
-            expires_at=now + self.verification_ttl,
-            at=now,
-        )
+        token = self._verification_token(number, command.email, now)
         try:
             positions = save(self.app, *claims, user, token)
         except IntegrityError:
@@ -101,6 +95,22 @@ class AccountCommands:
                     raise Conflict(f"{kind}_taken") from None
             raise
         return Registered(user_id=number, positions=positions)
+
+    def resend_verification(self, user_id: int) -> Positions:
+        """A new verification token for an unverified user (the mail goes out when it is projected)."""
+        user = self._user(user_id)
+        if user.is_verified:
+            raise Conflict("email_already_verified")
+        return save(self.app, self._verification_token(user.number, user.email, self.clock.now()))
+
+    def _verification_token(self, user_number: int, email: str, now: datetime) -> VerificationToken:
+        return VerificationToken(
+            key=secrets.token_urlsafe(24),
+            user_number=user_number,
+            email=email,
+            expires_at=now + self.verification_ttl,
+            at=now,
+        )
 
     def verify_email(self, token: str, secret_key: str) -> Positions:
         """Use the token and verify its user in one append; a token used meanwhile refuses on the retry."""
@@ -135,13 +145,6 @@ class AccountCommands:
             return None
         return user.number if user else None
 
-    def user_exists(self, user_id: int) -> bool:
-        try:
-            self.app.repository.get(aggregate_id("user", user_id))
-        except AggregateNotFoundError:
-            return False
-        return True
-
     def update_profile(self, user_id: int, changes: dict[str, Any]) -> Positions:
         return change(
             self.app, lambda: self._user(user_id), lambda user: user.update_profile(changes, self.clock.now())
@@ -155,6 +158,28 @@ class AccountCommands:
             return user
 
         return change(self.app, load, lambda user: user.grant(role, self.clock.now())).positions
+
+    def revoke_role(self, username: str, role: str) -> Positions:
+        return change(
+            self.app, lambda: self._named(username), lambda user: user.revoke(role, self.clock.now())
+        ).positions
+
+    def mark_verified(self, username: str) -> Positions:
+        """An operator vouches for the address (`ugc users create --verified`): no mail link needed."""
+        return change(
+            self.app, lambda: self._named(username), lambda user: user.verify_email(self.clock.now())
+        ).positions
+
+    def user_id(self, username: str) -> int | None:
+        """The id of the user with this username, from the log (None: no such user)."""
+        user = self._user_by_claim("username", username)
+        return None if user is None else user.number
+
+    def _named(self, username: str) -> User:
+        user = self._user_by_claim("username", username)
+        if user is None:
+            raise NotFound("user_not_found")
+        return user
 
     def _user(self, user_id: int) -> User:
         try:

@@ -62,8 +62,6 @@ class OrderCommands:
                 buyer: User = now.get(Accounts.name, aggregate_id("user", buyer_id))
             except AggregateNotFoundError:
                 raise NotFound("user_not_found") from None
-            if not buyer.is_verified:
-                raise NotAllowed("email_not_verified")
             try:
                 service: Service = now.get(Catalog.name, aggregate_id("service", service_id))
             except AggregateNotFoundError:

@@ -28,6 +28,7 @@ class AccountsProjection(Projection):
             User.EmailVerified: self.email_verified,
             User.ProfileUpdated: self.profile_updated,
             User.RoleGranted: self.role_granted,
+            User.RoleRevoked: self.role_revoked,
             CreatorProfile.Created: self.creator_profile_created,
             CreatorProfile.Updated: self.creator_profile_updated,
         }
@@ -48,6 +49,11 @@ class AccountsProjection(Projection):
     def role_granted(self, cur: Cursor, e: User.RoleGranted) -> None:
         row = cur.execute("SELECT roles FROM users WHERE uuid = %s", (str(e.originator_id),)).fetchone()
         roles = sorted({*(row["roles"] if row else []), e.role})
+        _update(cur, "users", e, {"roles": roles})
+
+    def role_revoked(self, cur: Cursor, e: User.RoleRevoked) -> None:
+        row = cur.execute("SELECT roles FROM users WHERE uuid = %s", (str(e.originator_id),)).fetchone()
+        roles = sorted({*(row["roles"] if row else [])} - {e.role})
         _update(cur, "users", e, {"roles": roles})
 
     def creator_profile_created(self, cur: Cursor, e: CreatorProfile.Created) -> None:

@@ -137,6 +137,18 @@ def list_deliveries(db: Database, order_id: int) -> list[Row]:
         ).fetchall()
 
 
+def page_of_deliveries(order_id: int, page: PageRequest) -> PageQuery:
+    """`GET /api/v1/orders/{id}/deliveries/`: the order's deliveries, oldest first."""
+    return PageQuery(
+        page,
+        ("SELECT COUNT(*) AS n FROM deliveries WHERE order_id = %s", (order_id,)),
+        (
+            "SELECT id, order_id, message, file_ids, created_at FROM deliveries WHERE order_id = %s ORDER BY id",
+            (order_id,),
+        ),
+    )
+
+
 def get_review_of_order(db: Database, order_id: int) -> Row | None:
     with db.read() as cur:
         return cur.execute("SELECT * FROM reviews WHERE order_id = %s", (order_id,)).fetchone()

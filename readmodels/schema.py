@@ -16,7 +16,7 @@ from readmodels import (
 )
 from readmodels.tracking import reset
 from ugc.ids import ID_KINDS
-from ugc.platform import auth_failures, idempotency_keys
+from ugc.platform import auth_failures, idempotency_keys, refresh_families, stored_bytes
 from ugc.platform.database import Database
 from ugc.platform.dialect import Cursor
 
@@ -34,6 +34,8 @@ INFRASTRUCTURE = (
     # The API's own tables, each with its queries in the platform wing.
     *auth_failures.DDL,
     *idempotency_keys.DDL,
+    *refresh_families.DDL,
+    *stored_bytes.DDL,
 )
 
 

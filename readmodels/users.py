@@ -32,3 +32,11 @@ USER_COLUMNS = (
 def get_user(db: Database, user_id: int) -> Row | None:
     with db.read() as cur:
         return cur.execute(f"SELECT {USER_COLUMNS} FROM users WHERE id = %s", (user_id,)).fetchone()
+
+
+def list_users(db: Database) -> list[Row]:
+    """Every user, oldest first, for `ugc users list`."""
+    with db.read() as cur:
+        return cur.execute(
+            "SELECT id, username, email, is_verified, roles, date_joined FROM users ORDER BY id"
+        ).fetchall()

@@ -64,6 +64,11 @@ def refused_id(field: str) -> dict[str, Any]:
 _addresses = (f"10.{a}.{b}.{c}" for a, b, c in itertools.product(range(1, 255), repeat=3))
 
 
+def next_address() -> str:
+    """A client address no other test uses."""
+    return next(_addresses)
+
+
 @dataclass
 class Api:
     """A test client with helpers for the steps most tests begin with."""
@@ -160,7 +165,7 @@ def checked_client(app: Starlette, **options: Any) -> TestClient:
 def new_client(settings: Settings, clock: MovableClock) -> TestClient:
     """A client from its own address, so one test's failed logins never throttle another's."""
     app = build_app(lambda: runtime(settings, clock=clock))
-    return checked_client(app, client=(next(_addresses), 50000))
+    return checked_client(app, client=(next_address(), 50000))
 
 
 @pytest.hookimpl(hookwrapper=True)

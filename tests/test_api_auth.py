@@ -6,6 +6,7 @@ import base64
 import json
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 
@@ -136,6 +137,35 @@ def test_invalid_registrations_are_422_with_the_field(api: Api, body: dict[str, 
     assert field in response.json()["fields"]
 
 
+MIXED_SCRIPTS = "Имя пользователя не может смешивать буквы разных алфавитов (например, латиницу и кириллицу)."
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "\u0430nn\u0430",  # 'аnnа': Cyrillic а around Latin nn
+        "p\u0430ypal",  # one Cyrillic а in a Latin name
+        "\u03a9mega",  # Greek Ω, Latin mega
+        "\u041f\u0435\u0442\u0440o",  # 'Петрo': a Latin o after Cyrillic
+        "admin\u0661",  # an Arabic-Indic digit after Latin letters
+    ],
+)
+def test_a_username_that_mixes_scripts_is_422(api: Api, name: str) -> None:
+    body = {"username": f"{name}{uuid.uuid4().int % 10**8}", "email": f"{uuid.uuid4().hex[:8]}@example.com"}
+    response = api.client.post("/api/auth/register/", json=body | {"password": "long-enough"})
+    assert response.status_code == 422
+    assert response.json() == {"error": "Ошибка валидации данных.", "fields": {"username": [MIXED_SCRIPTS]}}
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["anna", "\u0430\u043d\u043d\u0430", "\u03c9\u03bc\u03ad\u03b3\u03b1", "ma\u00f1ana", "jo.doe@x+1-2",
+     "\u5c71\u7530\u305f\u308d\u3046", "tanaka\u592a\u90ce", "\u0438\u0432\u0430\u043d_1981"],
+)
+def test_a_username_in_one_script_is_accepted(api: Api, name: str) -> None:
+    api.register(username=f"{name}_{uuid.uuid4().int % 10**8}", email=f"{uuid.uuid4().hex[:8]}@example.com")
+
+
 def test_wrong_password_and_unknown_user_read_the_same(api: Api) -> None:
     user = api.register()
     wrong = api.client.post("/api/auth/token/", json={"username": user["username"], "password": "wrong-password"})
@@ -154,7 +184,7 @@ def test_refresh_gives_a_new_access_token(api: Api) -> None:
     user = api.user()
     response = api.client.post("/api/auth/token/refresh/", json={"refresh": user["refresh"]})
     assert response.status_code == 200
-    assert set(response.json()) == {"access"}
+    assert set(response.json()) == {"access", "refresh"}
     me = api.client.get("/api/v1/users/me/", headers={"Authorization": f"Bearer {response.json()['access']}"})
     assert me.status_code == 200
 

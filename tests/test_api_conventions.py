@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytest
 from api.ids import MAX_ID
 from api.openapi import Operation, endpoint, openapi_document
 from tests.conftest import Api, refused_id
+from ugc.platform.idle_check import IDLE_BEFORE_CHECK
 
 
 def test_unknown_url_is_the_spec_404(api: Api) -> None:
@@ -154,7 +156,7 @@ def test_the_schema_declares_what_the_routes_answer(api: Api) -> None:
         return models[ref.split("/")[-1]]
 
     assert model("/api/v1/orders/{id}/history/")["type"] == "array"
-    assert model("/api/v1/orders/{id}/deliveries/")["type"] == "array"
+    assert set(model("/api/v1/orders/{id}/deliveries/")["properties"]) == {"count", "next", "previous", "results"}
     assert "application/json" not in answer("/api/v1/files/{id}/download/")["content"]
     assert model("/api/v1/orders/{id}/")["properties"]["total_price"] == {"title": "Total Price", "type": "number"}
     assert models["CreatorProfileOut"]["properties"]["rating"]["type"] == "number"
@@ -238,11 +240,12 @@ def test_ids_too_large_for_any_row_are_404_in_paths_and_422_in_bodies(api: Api) 
     assert largest.status_code == 404, largest.text
 
 
-def test_connections_cut_by_the_database_cost_a_503_at_most_never_a_500(api: Api, backend: str) -> None:
-    """PostgreSQL drops every session (as on a restart): reads and commands answer again at once."""
+def test_connections_cut_by_the_database_cost_no_later_request_anything(api: Api, backend: str) -> None:
+    """PostgreSQL drops every session (as on a restart) while no request is in flight: every read and
+    command after it answers 2xx. A dead pooled connection is found before use, not by a request."""
     if backend != "postgres":
         pytest.skip("a PostgreSQL session to terminate")
-    user = api.user()
+    user = api.verified_user()
     # Reads in threads (users/me) and on the event loop (the lists, the services listing's state).
     reads = ["/api/v1/users/me/", "/api/v1/orders/", "/api/v1/services/?search=nothing-like-it"]
     for _ in range(5):  # fill the pools with idle connections to be cut
@@ -253,13 +256,10 @@ def test_connections_cut_by_the_database_cost_a_503_at_most_never_a_500(api: Api
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
             "WHERE datname = current_database() AND pid <> pg_backend_pid()"
         )
+    time.sleep(IDLE_BEFORE_CHECK)  # what a restart takes at the least: every pooled connection is idle by then
     for path in reads:
         answers = [api.client.get(path, headers=user["headers"]).status_code for _ in range(20)]
-        assert set(answers) <= {200, 503} and answers[-1] == 200, (path, answers)
+        assert set(answers) == {200}, (path, answers)
     edit = api.client.patch("/api/v1/users/me/", headers=user["headers"], json={"bio": "После перезапуска"})
-    assert edit.status_code in (200, 503), edit.text
-    if edit.status_code == 503:
-        assert "Retry-After" in edit.headers
-        edit = api.client.patch("/api/v1/users/me/", headers=user["headers"], json={"bio": "После перезапуска"})
     assert edit.status_code == 200, edit.text
     assert api.client.get("/api/v1/users/me/", headers=user["headers"]).json()["bio"] == "После перезапуска"

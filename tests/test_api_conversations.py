@@ -57,7 +57,7 @@ def party(user: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_a_pair_has_one_conversation_whoever_starts_it(api: Api) -> None:
-    anna, boris = api.user(), api.user()
+    anna, boris = api.verified_user(), api.verified_user()
     created = start(api, anna, boris["id"])
     assert set(created) == CONVERSATION_KEYS
     assert created["participants"] == [party(anna), party(boris)]
@@ -75,7 +75,7 @@ def test_a_pair_has_one_conversation_whoever_starts_it(api: Api) -> None:
     [({}, 422), ({"recipient_id": "x"}, 422), ({"recipient_id": 0}, 422), ({"recipient_id": 999999999}, 404)],
 )
 def test_starting_refuses_bad_recipients(api: Api, body: dict[str, Any], status: int) -> None:
-    anna = api.user()
+    anna = api.verified_user()
     response = api.client.post("/api/v1/conversations/", headers=anna["headers"], json=body)
     assert response.status_code == status, response.text
     if status == 422:
@@ -86,7 +86,7 @@ def test_starting_refuses_bad_recipients(api: Api, body: dict[str, Any], status:
 
 @pytest.mark.parametrize("bad", BAD_BODY_IDS)
 def test_a_recipient_id_is_a_whole_positive_json_number(api: Api, bad: Any) -> None:
-    anna, boris = api.user(), api.user()
+    anna, boris = api.verified_user(), api.verified_user()
     response = api.client.post("/api/v1/conversations/", headers=anna["headers"], json={"recipient_id": bad})
     assert (response.status_code, response.json()) == (422, refused_id("recipient_id"))
     assert api.client.get("/api/v1/conversations/", headers=anna["headers"]).json()["count"] == 0
@@ -94,7 +94,7 @@ def test_a_recipient_id_is_a_whole_positive_json_number(api: Api, bad: Any) -> N
 
 
 def test_nobody_converses_with_themselves(api: Api) -> None:
-    anna = api.user()
+    anna = api.verified_user()
     response = api.client.post("/api/v1/conversations/", headers=anna["headers"], json={"recipient_id": anna["id"]})
     assert response.status_code == 422
     assert response.json() == {
@@ -104,7 +104,7 @@ def test_nobody_converses_with_themselves(api: Api) -> None:
 
 
 def test_malformed_bodies_are_400(api: Api) -> None:
-    anna = api.user()
+    anna = api.verified_user()
     response = api.client.post(
         "/api/v1/conversations/", headers=anna["headers"] | {"Content-Type": "application/json"}, content=b"{"
     )
@@ -114,7 +114,7 @@ def test_malformed_bodies_are_400(api: Api) -> None:
 
 
 def test_everything_needs_a_token(api: Api) -> None:
-    anna, boris = api.user(), api.user()
+    anna, boris = api.verified_user(), api.verified_user()
     conversation = start(api, anna, boris["id"])["id"]
     for method, path in [
         ("GET", "/api/v1/conversations/"),
@@ -129,7 +129,7 @@ def test_everything_needs_a_token(api: Api) -> None:
 
 
 def test_messages_come_back_in_the_websocket_shape(api: Api) -> None:
-    anna, boris = api.user(), api.user()
+    anna, boris = api.verified_user(), api.verified_user()
     conversation = start(api, anna, boris["id"])["id"]
     sent = say(api, anna, conversation, "  Привет!  ")
     assert set(sent) == {"id", "sender", "message", "timestamp"}
@@ -140,7 +140,7 @@ def test_messages_come_back_in_the_websocket_shape(api: Api) -> None:
 
 
 def test_message_text_is_stripped_and_bounded(api: Api) -> None:
-    anna, boris = api.user(), api.user()
+    anna, boris = api.verified_user(), api.verified_user()
     conversation = start(api, anna, boris["id"])["id"]
     for text, field_message in [
         ("", "Сообщение не может быть пустым."),
@@ -158,7 +158,7 @@ def test_message_text_is_stripped_and_bounded(api: Api) -> None:
 
 
 def test_only_participants_see_or_write(api: Api) -> None:
-    anna, boris, eve = api.user(), api.user(), api.user()
+    anna, boris, eve = api.verified_user(), api.verified_user(), api.verified_user()
     conversation = start(api, anna, boris["id"])["id"]
     say(api, anna, conversation, "Только для Бориса")
     not_found = {"detail": "Страница не найдена."}
@@ -175,7 +175,7 @@ def test_only_participants_see_or_write(api: Api) -> None:
 
 
 def test_messages_are_paginated_newest_first(api: Api) -> None:
-    anna, boris = api.user(), api.user()
+    anna, boris = api.verified_user(), api.verified_user()
     conversation = start(api, anna, boris["id"])["id"]
     sent = [say(api, anna if n % 2 else boris, conversation, f"Сообщение {n}")["id"] for n in range(5)]
     first = messages(api, anna, conversation, page_size=2)
@@ -190,7 +190,7 @@ def test_messages_are_paginated_newest_first(api: Api) -> None:
 
 
 def test_the_list_shows_the_most_recent_activity_first(api: Api) -> None:
-    anna, boris, vera, gleb = api.user(), api.user(), api.user(), api.user()
+    anna, boris, vera, gleb = api.verified_user(), api.verified_user(), api.verified_user(), api.verified_user()
     with_boris = start(api, anna, boris["id"])["id"]
     with_vera = start(api, vera, anna["id"])["id"]
     with_gleb = start(api, anna, gleb["id"])["id"]
@@ -208,7 +208,7 @@ def test_the_list_shows_the_most_recent_activity_first(api: Api) -> None:
 
 
 def test_unread_counts_follow_messages_and_read_marks(api: Api) -> None:
-    anna, boris = api.user(), api.user()
+    anna, boris = api.verified_user(), api.verified_user()
     conversation = start(api, anna, boris["id"])["id"]
 
     def unread(who: dict[str, Any]) -> int:
@@ -233,7 +233,7 @@ def test_unread_counts_follow_messages_and_read_marks(api: Api) -> None:
 
 
 def test_two_messages_into_one_conversation_both_land(api: Api) -> None:
-    anna, boris = api.user(), api.user()
+    anna, boris = api.verified_user(), api.verified_user()
     conversation = start(api, anna, boris["id"])["id"]
     commands: MessagingCommands = api.client.app.state.services.messaging  # type: ignore[attr-defined]
     barrier = threading.Barrier(8)
@@ -258,7 +258,7 @@ def test_two_messages_into_one_conversation_both_land(api: Api) -> None:
 
 
 def test_racing_starts_of_one_pair_end_in_one_conversation(api: Api) -> None:
-    anna, boris = api.user(), api.user()
+    anna, boris = api.verified_user(), api.verified_user()
     commands: MessagingCommands = api.client.app.state.services.messaging  # type: ignore[attr-defined]
     barrier = threading.Barrier(6)
     results: list[tuple[int, bool]] = []

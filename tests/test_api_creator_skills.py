@@ -64,7 +64,7 @@ def test_a_creator_adds_a_skill_in_the_spec_shape(api: Api, skills: dict[str, An
         "level": 4,
         "creator_profile": creator["profile"]["id"],
     }
-    assert listed(api, api.user(), creator) == [body]
+    assert listed(api, api.verified_user(), creator) == [body]
 
 
 def test_the_same_skill_twice_is_409(api: Api, skills: dict[str, Any]) -> None:
@@ -79,7 +79,7 @@ def test_the_same_skill_twice_is_409(api: Api, skills: dict[str, Any]) -> None:
 
 
 def test_only_creators_add_skills(api: Api, skills: dict[str, Any]) -> None:
-    client = api.user()
+    client = api.verified_user()
     response = add(api, client, skills["Photoshop"]["id"])
     assert (response.status_code, response.json()) == (403, FORBIDDEN)
     assert api.client.post("/api/creator-skills/", json={"skill": 1, "level": 1}).status_code == 401
@@ -139,7 +139,7 @@ def test_listing_needs_a_token_and_filters_by_creator(api: Api, skills: dict[str
     a1 = added(api, anna, skills["Photoshop"]["id"], 4)
     a2 = added(api, anna, skills["Illustrator"]["id"], 5)
     b1 = added(api, boris, skills["Photoshop"]["id"], 2)
-    viewer = api.user()
+    viewer = api.verified_user()
     assert listed(api, viewer, anna) == [a1, a2]
     assert listed(api, viewer, boris) == [b1]
     everyone = api.client.get("/api/creator-skills/?page_size=100", headers=viewer["headers"]).json()
@@ -193,7 +193,7 @@ def test_put_needs_the_level_and_an_empty_patch_changes_nothing(api: Api, skills
 def test_someone_elses_skill_is_403_for_every_write(api: Api, skills: dict[str, Any]) -> None:
     owner = api.creator()
     row = added(api, owner, skills["Photoshop"]["id"], 2)
-    for intruder in (api.creator(), api.user()):
+    for intruder in (api.creator(), api.verified_user()):
         for method, body in (("put", {"level": 5}), ("patch", {"level": 5}), ("patch", {}), ("delete", None)):
             response = api.client.request(
                 method, f"/api/creator-skills/{row['id']}/", headers=intruder["headers"], json=body
@@ -340,7 +340,7 @@ def test_bulk_update_body_rules(api: Api, skills: dict[str, Any]) -> None:
     assert entry.status_code == 422 and list(entry.json()["fields"]) == ["0"]
     too_many = bulk(api, creator, [{"skill_id": skills["Photoshop"]["id"], "level": 3}] * 201)
     assert too_many.status_code == 422
-    client = api.user()
+    client = api.verified_user()
     refused = bulk(api, client, [{"skill_id": skills["Photoshop"]["id"], "level": 3}])
     assert (refused.status_code, refused.json()) == (403, FORBIDDEN)
     assert api.client.post("/api/creator-skills/bulk_update/", json=[]).status_code == 401

@@ -38,7 +38,7 @@ def stored_files(settings: Settings) -> list[Path]:
 
 
 def test_upload_answers_exactly_the_spec_shape(api: Api) -> None:
-    user = api.user()
+    user = api.verified_user()
     response = upload(api, user, "Привет, мир".encode(), name="привет.txt")
     assert response.status_code == 201
     body = response.json()
@@ -55,7 +55,7 @@ def test_upload_answers_exactly_the_spec_shape(api: Api) -> None:
 
 
 def test_the_stored_key_is_random_and_not_the_uploaded_name(api: Api) -> None:
-    user = api.user()
+    user = api.verified_user()
     before = set(stored_files(api.settings))
     uploaded(api, user, b"secret", name="my-secret-name.txt")
     (new,) = set(stored_files(api.settings)) - before
@@ -65,7 +65,7 @@ def test_the_stored_key_is_random_and_not_the_uploaded_name(api: Api) -> None:
 
 
 def test_the_owner_lists_own_files_newest_first_with_pagination(api: Api) -> None:
-    user, other = api.user(), api.user()
+    user, other = api.verified_user(), api.verified_user()
     ids = [uploaded(api, user, f"file {n}".encode(), name=f"{n}.txt")["id"] for n in range(3)]
     uploaded(api, other, b"not yours")
     first = api.client.get("/api/v1/files/?page_size=2", headers=user["headers"]).json()
@@ -78,7 +78,7 @@ def test_the_owner_lists_own_files_newest_first_with_pagination(api: Api) -> Non
 
 
 def test_the_owner_downloads_the_bytes_with_safe_headers(api: Api) -> None:
-    user = api.user()
+    user = api.verified_user()
     content = "Отчёт за июнь\n".encode()
     body = uploaded(api, user, content, name="отчёт июнь.txt")
     response = api.client.get(body["url"], headers=user["headers"])
@@ -93,7 +93,7 @@ def test_the_owner_downloads_the_bytes_with_safe_headers(api: Api) -> None:
 
 
 def test_files_are_private_to_their_owner(api: Api) -> None:
-    owner, stranger = api.user(), api.user()
+    owner, stranger = api.verified_user(), api.verified_user()
     body = uploaded(api, owner, b"private")
     assert api.client.get(body["url"]).status_code == 401
     download = api.client.get(body["url"], headers=stranger["headers"])
@@ -112,7 +112,7 @@ def test_every_route_needs_a_token(api: Api) -> None:
 
 
 def test_removing_hides_the_file_from_its_owner_but_keeps_the_bytes(api: Api) -> None:
-    user = api.user()
+    user = api.verified_user()
     body = uploaded(api, user, b"evidence")
     before = stored_files(api.settings)
     response = api.client.delete(f"/api/v1/files/{body['id']}", headers=user["headers"])
@@ -125,7 +125,7 @@ def test_removing_hides_the_file_from_its_owner_but_keeps_the_bytes(api: Api) ->
 
 
 def test_an_unknown_file_is_404(api: Api) -> None:
-    user = api.user()
+    user = api.verified_user()
     assert api.client.delete("/api/v1/files/999999/", headers=user["headers"]).status_code == 404
     assert api.client.get("/api/v1/files/999999/download/", headers=user["headers"]).status_code == 404
 
@@ -145,14 +145,14 @@ def test_an_unknown_file_is_404(api: Api) -> None:
 def test_the_content_type_comes_from_the_bytes_not_the_client(
     api: Api, content: bytes, declared: str, sniffed: str
 ) -> None:
-    user = api.user()
+    user = api.verified_user()
     body = uploaded(api, user, content, name="photo.jpg", declared=declared)
     assert body["content_type"] == sniffed
     assert api.client.get(body["url"], headers=user["headers"]).headers["content-type"].split(";")[0] == sniffed
 
 
 def test_an_empty_file_is_refused(api: Api) -> None:
-    user = api.user()
+    user = api.verified_user()
     before = stored_files(api.settings)
     response = upload(api, user, b"")
     assert response.status_code == 422
@@ -172,7 +172,7 @@ def test_an_empty_file_is_refused(api: Api) -> None:
     ],
 )
 def test_the_uploaded_name_is_only_a_sanitised_display_name(api: Api, uploaded_name: str, shown: str) -> None:
-    user = api.user()
+    user = api.verified_user()
     body = uploaded(api, user, b"data", name=uploaded_name)
     assert body["name"] == shown
     listed = api.client.get("/api/v1/files/", headers=user["headers"]).json()["results"][0]
@@ -180,7 +180,7 @@ def test_the_uploaded_name_is_only_a_sanitised_display_name(api: Api, uploaded_n
 
 
 def test_a_missing_file_field_is_422(api: Api) -> None:
-    user = api.user()
+    user = api.verified_user()
     response = api.client.post("/api/v1/files/upload/", headers=user["headers"], files={"other": ("a.txt", b"x")})
     assert response.status_code == 422
     assert response.json()["fields"] == {"file": ["Обязательное поле."]}
@@ -194,7 +194,7 @@ def test_a_missing_file_field_is_422(api: Api) -> None:
 
 
 def test_two_files_in_the_field_are_422_and_neither_is_kept(api: Api) -> None:
-    user = api.user()
+    user = api.verified_user()
     before = stored_files(api.settings)
     response = api.client.post(
         "/api/v1/files/upload/",
@@ -217,7 +217,7 @@ def test_two_files_in_the_field_are_422_and_neither_is_kept(api: Api) -> None:
     ],
 )
 def test_a_body_that_is_not_well_formed_multipart_is_400(api: Api, content_type: str, content: bytes) -> None:
-    user = api.user()
+    user = api.verified_user()
     before = stored_files(api.settings)
     headers = user["headers"] | ({"Content-Type": content_type} if content_type else {})
     response = api.client.post("/api/v1/files/upload/", headers=headers, content=content)
@@ -235,12 +235,12 @@ def small_limit(settings: Settings) -> Iterator[Api]:
 
 
 def test_a_file_at_the_limit_is_accepted(small_limit: Api) -> None:
-    user = small_limit.user()
+    user = small_limit.verified_user()
     assert uploaded(small_limit, user, b"x" * SMALL_LIMIT)["size"] == SMALL_LIMIT
 
 
 def test_an_upload_over_the_limit_is_413_and_nothing_is_stored(small_limit: Api) -> None:
-    user = small_limit.user()
+    user = small_limit.verified_user()
     before = stored_files(small_limit.settings)
     response = upload(small_limit, user, b"x" * (SMALL_LIMIT + 1))
     assert response.status_code == 413
@@ -250,7 +250,7 @@ def test_an_upload_over_the_limit_is_413_and_nothing_is_stored(small_limit: Api)
 
 
 def test_an_over_limit_body_without_content_length_is_cut_off_while_streaming(small_limit: Api) -> None:
-    user = small_limit.user()
+    user = small_limit.verified_user()
     before = stored_files(small_limit.settings)
     head = b'--xyz\r\nContent-Disposition: form-data; name="file"; filename="big.bin"\r\n\r\n'
 
@@ -270,7 +270,7 @@ def test_an_over_limit_body_without_content_length_is_cut_off_while_streaming(sm
 
 
 def test_a_body_announced_over_the_limit_is_refused_before_it_is_read(small_limit: Api) -> None:
-    user = small_limit.user()
+    user = small_limit.verified_user()
     response = small_limit.client.post(
         "/api/v1/files/upload/",
         headers=user["headers"] | {"Content-Type": "multipart/form-data; boundary=xyz", "Content-Length": "999999999"},

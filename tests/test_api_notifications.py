@@ -102,7 +102,7 @@ def test_an_automatic_completion_tells_the_creator(settings: Settings) -> None:
 
 
 def test_a_chat_message_tells_its_recipient_only(api: Api) -> None:
-    anna, boris = api.user(), api.user()
+    anna, boris = api.verified_user(), api.verified_user()
     conversation = api.client.post(
         "/api/v1/conversations/", headers=anna["headers"], json={"recipient_id": boris["id"]}
     ).json()["id"]
@@ -143,7 +143,7 @@ def test_nobody_marks_someone_elses_notification(api: Api) -> None:
     deal = a_deal(api)
     place(api, deal)
     theirs = inbox(api, deal.creator)["results"][0]["id"]
-    for who in (deal.buyer, api.user()):
+    for who in (deal.buyer, api.verified_user()):
         response = api.client.post(f"/api/v1/notifications/{theirs}/mark-as-read/", headers=who["headers"])
         assert response.status_code == 404 and response.json() == {"detail": "Страница не найдена."}
     for unknown in (1, 8, theirs + 8 * 10**6, 999999999999):

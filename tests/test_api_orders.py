@@ -222,7 +222,7 @@ def test_an_order_is_visible_to_its_parties_and_auditors_only(api: Api, deal: De
     assert api.client.get(f"/api/v1/orders/{order}/", headers=stranger["headers"]).status_code == 404
     assert api.client.get(f"/api/v1/orders/{order}/history/", headers=stranger["headers"]).status_code == 404
     assert api.client.get("/api/v1/orders/987654/", headers=deal.buyer["headers"]).status_code == 404
-    auditor = grant(api, api.user(), "auditor")
+    auditor = grant(api, api.verified_user(), "auditor")
     assert api.client.get(f"/api/v1/orders/{order}/", headers=auditor["headers"]).status_code == 200
     assert api.client.get(f"/api/v1/orders/{order}/history/", headers=auditor["headers"]).status_code == 200
     # Auditors change nothing; they see the order, so the refusal is a 403.
@@ -259,7 +259,13 @@ def test_the_lifecycle_answers_the_spec_shapes(api: Api, deal: Deal) -> None:
     assert review["rating"] == 5 and review["reviewer"]["username"] == deal.buyer["username"]
     assert review["service_title"] == deal.service["title"]
     deliveries = api.client.get(f"/api/v1/orders/{order}/deliveries/", headers=deal.buyer["headers"]).json()
-    assert [d["message"] for d in deliveries] == ["Ссылка: https://example.com/v", "Исправлено"]
+    assert deliveries["count"] == 2 and deliveries["next"] is None and deliveries["previous"] is None
+    assert [d["message"] for d in deliveries["results"]] == ["Ссылка: https://example.com/v", "Исправлено"]
+    first = api.client.get(f"/api/v1/orders/{order}/deliveries/?page_size=1", headers=deal.buyer["headers"]).json()
+    assert [d["message"] for d in first["results"]] == ["Ссылка: https://example.com/v"]
+    assert first["next"] == f"http://testserver/api/v1/orders/{order}/deliveries/?page_size=1&page=2"
+    second = api.client.get(first["next"], headers=deal.buyer["headers"]).json()
+    assert [d["message"] for d in second["results"]] == ["Исправлено"] and second["previous"] is not None
     reviews = api.client.get(f"/api/v1/creators/{deal.creator['profile']['id']}/reviews/").json()
     assert reviews["count"] == 1 and reviews["results"][0]["content"] == "Отлично!"
     profile = api.client.get(f"/api/v1/creators/{deal.creator['profile']['id']}/").json()
@@ -278,6 +284,9 @@ def test_ratings_are_means_with_two_decimals(api: Api) -> None:
     # The listing shows the same rating on the creator's services, and orders by it.
     listed = api.client.get(f"/api/v1/services/{service['id']}/").json()
     assert Decimal(str(listed["creator"]["rating"])) == Decimal("4.33")
+    # The two creator shapes agree: a service's is an order's plus the rating.
+    ordered = api.client.get("/api/v1/orders/", headers=deal.buyer["headers"]).json()["results"][0]["service"]
+    assert {k: v for k, v in listed["creator"].items() if k != "rating"} == ordered["creator"]
     by_rating = api.client.get("/api/v1/services/", params={"ordering": "-rating", "page_size": 100}).json()
     assert by_rating["results"][0]["creator"]["rating"] == max(r["creator"]["rating"] for r in by_rating["results"])
 
@@ -316,7 +325,7 @@ def test_wrong_party_is_403_and_wrong_state_is_409_with_the_status(api: Api, dea
     assert api.client.post(f"/api/v1/orders/{order}/approve/", headers=deal.creator["headers"]).status_code == 403
     wrong = api.client.post(f"/api/v1/orders/{order}/approve/", headers=deal.buyer["headers"])
     assert wrong.status_code == 409 and wrong.json()["status"] == "pending" and "error" in wrong.json()
-    stranger = api.user()
+    stranger = api.verified_user()
     assert api.client.post(f"/api/v1/orders/{order}/accept/", headers=stranger["headers"]).status_code == 404
     done = order_in(api, deal, "completed")
     again = api.client.post(f"/api/v1/orders/{done}/cancel/", headers=deal.buyer["headers"], json={"reason": "Поздно"})
@@ -451,6 +460,11 @@ def test_history_and_as_of_walk_the_whole_lifecycle(settings: Settings) -> None:
                 headers=deal.buyer["headers"],
             )
             assert at_time.status_code == 200 and at_time.json()["status"] == status, version
+            # The same time with its `+` left unencoded in the URL (it arrives as a space) means the same.
+            unencoded = (moment + timedelta(seconds=30)).isoformat()
+            assert "+" in unencoded
+            typed = client.get(f"/api/v1/orders/{order}/?as_of={unencoded}", headers=deal.buyer["headers"])
+            assert typed.status_code == 200 and typed.json() == at_time.json(), version
         assert client.get(f"/api/v1/orders/{order}/?as_of=99", headers=deal.buyer["headers"]).status_code == 422
         assert client.get(f"/api/v1/orders/{order}/?as_of=yesterday", headers=deal.buyer["headers"]).status_code == 422
         before = client.get(
@@ -497,7 +511,7 @@ def test_delivered_files_stay_downloadable_to_both_parties(api: Api, deal: Deal)
     )
     assert uploaded.status_code == 201, uploaded.text
     file = uploaded.json()
-    stranger = api.user()
+    stranger = api.verified_user()
     assert api.client.get(file["url"], headers=deal.buyer["headers"]).status_code == 404
     foreign = api.client.post(
         f"/api/v1/orders/{order}/deliveries/",
@@ -520,4 +534,4 @@ def test_delivered_files_stay_downloadable_to_both_parties(api: Api, deal: Deal)
         assert download.status_code == 200 and download.content == "финальный монтаж".encode()
     assert api.client.get(file["url"], headers=stranger["headers"]).status_code == 404
     listed = api.client.get(f"/api/v1/orders/{order}/deliveries/", headers=deal.buyer["headers"]).json()
-    assert listed[0]["files"][0]["id"] == file["id"]
+    assert listed["results"][0]["files"][0]["id"] == file["id"]

@@ -149,7 +149,7 @@ def test_missing_fields_are_reported_together_and_nothing_is_stored(api: Api) ->
 
 
 def test_item_writes_need_a_creator(api: Api) -> None:
-    client = api.user()
+    client = api.verified_user()
     before = stored_files(api.settings)
     response = create(api, client)
     assert (response.status_code, response.json()) == (403, FORBIDDEN)
@@ -188,7 +188,7 @@ def test_without_a_filter_a_signed_in_caller_gets_their_own_portfolio(api: Api) 
     created(api, api.creator())
     own = api.client.get("/api/portfolio/", headers=anna["headers"]).json()
     assert own["results"] == [mine]
-    assert api.client.get("/api/portfolio/", headers=api.user()["headers"]).json()["count"] == 0
+    assert api.client.get("/api/portfolio/", headers=api.verified_user()["headers"]).json()["count"] == 0
     bad_token = api.client.get("/api/portfolio/", headers={"Authorization": "Bearer nonsense"})
     assert bad_token.status_code == 401
 
@@ -243,7 +243,7 @@ def test_someone_elses_item_is_403_for_every_write(api: Api) -> None:
     owner = api.creator()
     item = created(api, owner)
     before = stored_files(api.settings)
-    for intruder in (api.creator(), api.user()):
+    for intruder in (api.creator(), api.verified_user()):
         for method in ("put", "patch"):
             response = api.client.request(
                 method,
@@ -328,7 +328,7 @@ def test_caption_and_order_have_defaults(api: Api) -> None:
 def test_the_image_list_needs_a_token(api: Api) -> None:
     response = api.client.get("/api/portfolio-images/")
     assert (response.status_code, response.json()) == (401, {"detail": "Учетные данные не были предоставлены."})
-    bad = api.client.get("/api/portfolio-images/?portfolio_item_id=-1", headers=api.user()["headers"])
+    bad = api.client.get("/api/portfolio-images/?portfolio_item_id=-1", headers=api.verified_user()["headers"])
     assert bad.status_code == 422 and list(bad.json()["fields"]) == ["portfolio_item_id"]
 
 
@@ -413,7 +413,7 @@ def test_someone_elses_image_is_403_for_every_write(api: Api) -> None:
     owner = api.creator()
     item = created(api, owner)
     image = added_image(api, owner, item["id"])
-    for intruder in (api.creator(), api.user()):
+    for intruder in (api.creator(), api.verified_user()):
         for method in ("put", "patch"):
             response = api.client.request(
                 method,
@@ -449,7 +449,7 @@ def test_unknown_or_malformed_keys_are_404(api: Api) -> None:
 
 
 def test_a_private_file_is_never_served_as_portfolio_media(api: Api) -> None:
-    user = api.user()
+    user = api.verified_user()
     before = set(stored_files(api.settings))
     private = api.client.post(
         "/api/v1/files/upload/", headers=user["headers"], files={"file": ("p.png", PNG, "image/png")}

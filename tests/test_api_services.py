@@ -43,8 +43,8 @@ def word() -> str:
 
 
 def creator(api: Api) -> dict[str, Any]:
-    """A user with a creator profile (`profile_id`); services need no verified e-mail."""
-    user = api.user()
+    """A verified user with a creator profile (`profile_id`)."""
+    user = api.verified_user()
     response = api.client.post(
         "/api/v1/users/me/creator-profile/", headers=user["headers"], json={"specialization": "Видеограф"}
     )
@@ -111,7 +111,7 @@ def test_creating_a_service_answers_the_full_v1_shape(api: Api) -> None:
         "title": "Монтаж видео",
         "description": "Смонтирую ролик для соцсетей",
         "category_id": category,
-        "creator": {"id": owner["profile_id"], "username": owner["username"], "rating": 0},
+        "creator": {"id": owner["profile_id"], "user_id": owner["id"], "username": owner["username"], "rating": 0},
         "base_price": 1500.5,
         "delivery_time": 5,
         "options": [
@@ -212,7 +212,7 @@ def test_writes_need_a_token(api: Api) -> None:
 
 
 def test_a_user_without_a_creator_profile_cannot_offer_a_service(api: Api) -> None:
-    client = api.user()
+    client = api.verified_user()
     body = {"title": "t", "description": "", "category_id": categories(api)[0], "base_price": 1, "delivery_time": 1}
     response = api.client.post("/api/v1/services/", headers=client["headers"], json=body)
     assert response.status_code == 403
@@ -220,7 +220,7 @@ def test_a_user_without_a_creator_profile_cannot_offer_a_service(api: Api) -> No
 
 
 def test_a_field_error_is_reported_before_the_missing_creator_profile(api: Api) -> None:
-    response = api.client.post("/api/v1/services/", headers=api.user()["headers"], json={"title": ""})
+    response = api.client.post("/api/v1/services/", headers=api.verified_user()["headers"], json={"title": ""})
     assert response.status_code == 422
 
 
@@ -228,7 +228,7 @@ def test_only_the_owner_edits_or_deactivates(api: Api) -> None:
     owner, other = creator(api), creator(api)
     created = offer(api, owner)
     path = f"/api/v1/services/{created['id']}/"
-    for intruder in (other, api.user()):
+    for intruder in (other, api.verified_user()):
         assert api.client.patch(path, headers=intruder["headers"], json={"title": "Чужое"}).json() == FORBIDDEN
         response = api.client.delete(path, headers=intruder["headers"])
         assert response.status_code == 403 and response.json() == FORBIDDEN

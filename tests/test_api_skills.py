@@ -20,7 +20,7 @@ NAME_TAKEN = {"error": "Навык с таким названием уже су�
 
 def admin(api: Api) -> dict[str, Any]:
     """A user granted the `admin` role (what `ugc users grant NAME admin` does)."""
-    user = api.user()
+    user = api.verified_user()
     grant(api.client, user["username"])
     return user
 
@@ -63,7 +63,7 @@ def test_description_is_optional(api: Api) -> None:
 def test_only_admins_write_skills(api: Api) -> None:
     boss = admin(api)
     skill = created(api, boss, unique("Premiere"))
-    for user in (api.user(), api.creator()):
+    for user in (api.verified_user(), api.creator()):
         response = api.client.post("/api/skills/", headers=user["headers"], json={"name": unique("Hack")})
         assert (response.status_code, response.json()) == (403, FORBIDDEN)
         for method in ("put", "patch"):
@@ -159,7 +159,7 @@ def test_a_rename_frees_the_old_name_and_cannot_take_a_used_one(api: Api) -> Non
 
 
 def test_unknown_skill_is_404_before_403(api: Api) -> None:
-    boss, nobody = admin(api), api.user()
+    boss, nobody = admin(api), api.verified_user()
     for user in (boss, nobody):
         response = api.client.patch("/api/skills/987654321/", headers=user["headers"], json={"name": unique("x")})
         assert (response.status_code, response.json()) == (404, NOT_FOUND)
@@ -170,7 +170,7 @@ def test_unknown_skill_is_404_before_403(api: Api) -> None:
 def test_the_cli_grant_makes_an_admin(
     api: Api, backend: str, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    user = api.user()
+    user = api.verified_user()
     for name, value in environment(backend, settings.database_url, settings.var_dir).items():
         monkeypatch.setenv(name, value)
     assert cli.main(["users", "grant", user["username"], "admin"]) == 0

@@ -39,7 +39,7 @@ def test_full_name_is_trimmed_when_a_part_is_missing(api: Api) -> None:
 
 
 def test_patch_changes_only_writable_fields_and_answers_the_spec_shape(api: Api) -> None:
-    user = api.user()
+    user = api.verified_user()
     response = api.client.patch(
         "/api/v1/users/me/",
         headers=user["headers"],
@@ -48,7 +48,7 @@ def test_patch_changes_only_writable_fields_and_answers_the_spec_shape(api: Api)
             "phone": "+7 (900) 000-00-00",
             "bio": "Снимаю",
             "username": "hijack",
-            "is_verified": True,
+            "is_verified": False,
         },
     )
     assert response.status_code == 200
@@ -68,7 +68,7 @@ def test_patch_changes_only_writable_fields_and_answers_the_spec_shape(api: Api)
         "date_joined",
     }
     assert body["first_name"] == "Пётр" and body["phone"] == "+7 (900) 000-00-00" and body["bio"] == "Снимаю"
-    assert body["username"] == user["username"] and body["is_verified"] is False
+    assert body["username"] == user["username"] and body["is_verified"] is True
     me = api.client.get("/api/v1/users/me/", headers=user["headers"]).json()
     assert me["full_name"] == "Пётр Петров"
 
@@ -83,7 +83,7 @@ def test_patch_changes_only_writable_fields_and_answers_the_spec_shape(api: Api)
     ],
 )
 def test_patch_refuses_bad_values(api: Api, body: dict[str, object], field: str) -> None:
-    user = api.user()
+    user = api.verified_user()
     response = api.client.patch("/api/v1/users/me/", headers=user["headers"], json=body)
     assert response.status_code == 422
     assert field in response.json()["fields"]
@@ -102,7 +102,7 @@ PROFILE = {
 
 
 def test_creating_a_creator_profile(api: Api) -> None:
-    user = api.user()
+    user = api.verified_user()
     response = api.client.post("/api/v1/users/me/creator-profile/", headers=user["headers"], json=PROFILE)
     assert response.status_code == 201
     body = response.json()
@@ -120,7 +120,7 @@ def test_creating_a_creator_profile(api: Api) -> None:
 
 
 def test_a_second_creator_profile_is_a_409(api: Api) -> None:
-    user = api.user()
+    user = api.verified_user()
     assert (
         api.client.post("/api/v1/users/me/creator-profile/", headers=user["headers"], json=PROFILE).status_code == 201
     )
@@ -130,7 +130,7 @@ def test_a_second_creator_profile_is_a_409(api: Api) -> None:
 
 
 def test_patching_a_creator_profile(api: Api) -> None:
-    user = api.user()
+    user = api.verified_user()
     created = api.client.post("/api/v1/users/me/creator-profile/", headers=user["headers"], json=PROFILE).json()
     response = api.client.patch(
         "/api/v1/users/me/creator-profile/",
@@ -144,7 +144,7 @@ def test_patching_a_creator_profile(api: Api) -> None:
 
 
 def test_patching_a_missing_creator_profile_is_404(api: Api) -> None:
-    user = api.user()
+    user = api.verified_user()
     response = api.client.patch("/api/v1/users/me/creator-profile/", headers=user["headers"], json={"experience": "x"})
     assert response.status_code == 404
     assert response.json() == {"detail": "Страница не найдена."}
@@ -160,14 +160,14 @@ def test_patching_a_missing_creator_profile_is_404(api: Api) -> None:
     ],
 )
 def test_creator_profile_validation(api: Api, body: dict[str, object], field: str) -> None:
-    user = api.user()
+    user = api.verified_user()
     response = api.client.post("/api/v1/users/me/creator-profile/", headers=user["headers"], json=body)
     assert response.status_code == 422
     assert any(name.startswith(field) for name in response.json()["fields"])
 
 
 def test_public_creator_page_without_auth(api: Api) -> None:
-    user = api.user()
+    user = api.verified_user()
     created = api.client.post("/api/v1/users/me/creator-profile/", headers=user["headers"], json=PROFILE).json()
     plain = api.client.get(f"/api/v1/creators/{created['id']}/")
     assert plain.status_code == 200

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ugc.config import ConfigError, Settings
+from ugc.config import ConfigError, Settings, public_url_for
 
 
 def settings(tmp_path: Path, **env: str) -> Settings:
@@ -41,3 +41,61 @@ def test_the_access_log_is_switched_by_a_boolean(tmp_path: Path, raw: str, expec
 def test_an_unusable_setting_is_refused_by_name(tmp_path: Path, env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         settings(tmp_path, **env)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"UGC_SECRET_KEY": "k" * 40}, "needs a PostgreSQL UGC_DATABASE_URL, not SQLite"),
+        (
+            {"UGC_SECRET_KEY": "change-me-change-me-change-me-change-me", "UGC_DATABASE_URL": "postgresql://db/ugc"},
+            "looks like a placeholder",
+        ),
+    ],
+)
+def test_production_refuses_sqlite_and_placeholder_keys(tmp_path: Path, env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        settings(tmp_path, UGC_ENV="production", **env)
+
+
+def test_production_starts_on_postgresql_with_a_real_key(tmp_path: Path) -> None:
+    found = settings(tmp_path, UGC_ENV="production", UGC_SECRET_KEY="k" * 40, UGC_DATABASE_URL="postgresql://db/ugc")
+    assert found.env == "production"
+
+
+@pytest.mark.parametrize(
+    ("host", "port", "url"),
+    [
+        ("127.0.0.1", 8123, "http://127.0.0.1:8123"),
+        ("0.0.0.0", 9000, "http://127.0.0.1:9000"),
+        ("::1", 8000, "http://[::1]:8000"),
+        ("market.local", 80, "http://market.local:80"),
+    ],
+)
+def test_the_public_url_follows_the_address_served(host: str, port: int, url: str) -> None:
+    assert public_url_for(host, port) == url
+
+
+def test_an_explicit_public_url_wins_and_the_default_is_port_8000(tmp_path: Path) -> None:
+    assert settings(tmp_path).public_url == "http://127.0.0.1:8000"
+    assert settings(tmp_path, UGC_PUBLIC_URL="https://market.example/").public_url == "https://market.example"
+
+
+def test_the_log_format_is_text_or_json(tmp_path: Path) -> None:
+    assert settings(tmp_path).log_format == "text"
+    assert settings(tmp_path, UGC_LOG_FORMAT="json").log_format == "json"
+    with pytest.raises(ConfigError, match="UGC_LOG_FORMAT must be 'text' or 'json'"):
+        settings(tmp_path, UGC_LOG_FORMAT="xml")
+
+
+def test_only_local_proxies_are_trusted_for_the_client_address_unless_configured(tmp_path: Path) -> None:
+    assert settings(tmp_path).forwarded_allow_ips == "127.0.0.1,::1"
+    assert settings(tmp_path, UGC_FORWARDED_ALLOW_IPS="10.0.0.0/8").forwarded_allow_ips == "10.0.0.0/8"
+    assert settings(tmp_path, UGC_FORWARDED_ALLOW_IPS="").forwarded_allow_ips == ""
+
+
+def test_the_upload_quota_is_a_gibibyte_unless_configured(tmp_path: Path) -> None:
+    assert settings(tmp_path).upload_quota_bytes == 1 << 30
+    assert settings(tmp_path, UGC_UPLOAD_QUOTA_BYTES="5000000").upload_quota_bytes == 5_000_000
+    with pytest.raises(ConfigError, match="UGC_UPLOAD_QUOTA_BYTES must be a whole number"):
+        settings(tmp_path, UGC_UPLOAD_QUOTA_BYTES="1 GiB")

@@ -55,7 +55,7 @@ def test_a_runner_in_another_process_serves_read_your_writes(
     with checked_client(app) as client:
         api = Api(client, settings)
         for _ in range(5):
-            user = api.user()
+            user = api.verified_user()
             patched = client.patch("/api/v1/users/me/", headers=user["headers"], json={"bio": "обновлено"})
             assert patched.status_code == 200 and patched.json()["bio"] == "обновлено"
     assert projector.poll() is None, "the projector died"

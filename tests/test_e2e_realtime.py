@@ -20,7 +20,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from tests.backends import environment, fresh_database
-from tests.conftest import Api
+from tests.conftest import Api, mailed_token
 from tests.orders_world import a_deal, act, place
 from tests.servers import Server, start_server
 from ugc.config import Settings
@@ -48,7 +48,8 @@ def live(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Liv
             start_server(env, log_dir=tmp / "logs") as server,
             httpx.Client(base_url=server.url, timeout=20) as http,
         ):
-            yield Live(server, Api(http, Settings.from_env(env)))  # type: ignore[arg-type]
+            settings = Settings.from_env(env | {"UGC_PUBLIC_URL": server.url})  # as `ugc serve` derives it
+            yield Live(server, Api(http, settings))  # type: ignore[arg-type]
         assert "Traceback" not in server.log_tail(10**7), server.log_tail()
 
 
@@ -85,7 +86,7 @@ def in_thread(function: Any, *args: Any, **kwargs: Any) -> Any:
 
 
 def test_chat_between_two_connected_users(live: Live) -> None:
-    anna, boris = live.api.user(), live.api.user()
+    anna, boris = live.api.verified_user(), live.api.verified_user()
     number = conversation(live, anna, boris)
     path = f"/ws/conversations/{number}/?token="
 
@@ -121,7 +122,7 @@ def test_chat_between_two_connected_users(live: Live) -> None:
 
 
 def test_a_bad_frame_gets_an_error_frame_and_the_socket_stays(live: Live) -> None:
-    anna, boris = live.api.user(), live.api.user()
+    anna, boris = live.api.verified_user(), live.api.user()
     number = conversation(live, anna, boris)
 
     async def scenario() -> None:
@@ -148,6 +149,26 @@ def test_a_bad_frame_gets_an_error_frame_and_the_socket_stays(live: Live) -> Non
             assert (await next_frame(a))["message"] == "я" * 4000
 
     asyncio.run(scenario())
+
+
+def test_an_unverified_users_frame_gets_the_403_frame_until_they_verify(live: Live) -> None:
+    unverified, friend = live.api.user(), live.api.verified_user()
+    number = conversation(live, friend, unverified)
+
+    async def scenario() -> None:
+        async with connect(live.ws(f"/ws/conversations/{number}/?token={unverified['access']}")) as ws:
+            await ws.send(json.dumps({"message": "Привет"}))
+            assert await next_frame(ws) == {"detail": "Подтвердите email, чтобы выполнить это действие."}
+            token = mailed_token(live.api.settings, unverified["email"])
+            verified = await in_thread(live.api.client.post, "/api/auth/verify-email/", json={"token": token})
+            assert verified.status_code == 200
+            await ws.send(json.dumps({"message": "Теперь можно"}))
+            pushed = await next_frame(ws)
+            assert pushed["message"] == "Теперь можно" and pushed["sender"]["id"] == unverified["id"]
+
+    asyncio.run(scenario())
+    stored = live.api.client.get(f"/api/v1/conversations/{number}/messages/", headers=friend["headers"]).json()
+    assert [m["message"] for m in stored["results"]] == ["Теперь можно"]
 
 
 # --- notifications -------------------------------------------------------------------------------
@@ -215,7 +236,7 @@ def test_since_replays_what_was_missed_without_loss_or_duplicates(live: Live) ->
 
 
 def test_since_with_many_stored_replays_them_all_in_order(live: Live) -> None:
-    anna, boris = live.api.user(), live.api.user()
+    anna, boris = live.api.verified_user(), live.api.user()
     number = conversation(live, anna, boris)
     for n in range(30):
         live.api.client.post(
@@ -236,7 +257,7 @@ def test_since_with_many_stored_replays_them_all_in_order(live: Live) -> None:
 
 
 def test_every_refusal_has_its_close_code(live: Live) -> None:
-    anna, boris, eve = live.api.user(), live.api.user(), live.api.user()
+    anna, boris, eve = live.api.verified_user(), live.api.user(), live.api.user()
     number = conversation(live, anna, boris)
     deal = a_deal(live.api)
     place(live.api, deal)
@@ -275,8 +296,8 @@ def test_an_expired_token_closes_a_live_socket(backend: str, tmp_path: Path) -> 
             start_server(env, log_dir=tmp_path / "logs") as server,
             httpx.Client(base_url=server.url, timeout=20) as http,
         ):
-            api = Api(http, Settings.from_env(env))  # type: ignore[arg-type]
-            anna, boris = api.user(), api.user()
+            api = Api(http, Settings.from_env(env | {"UGC_PUBLIC_URL": server.url}))  # type: ignore[arg-type]
+            anna, boris = api.verified_user(), api.user()
             live = Live(server, api)
             number = conversation(live, anna, boris)
 
@@ -294,7 +315,7 @@ def test_an_expired_token_closes_a_live_socket(backend: str, tmp_path: Path) -> 
 
 
 def test_a_consumer_that_cannot_keep_up_is_closed_without_stalling_others(live: Live) -> None:
-    anna, boris = live.api.user(), live.api.user()
+    anna, boris = live.api.verified_user(), live.api.user()
     number = conversation(live, anna, boris)
     path = f"/ws/conversations/{number}/?token="
     text = "😀" * 4000  # 16 KB a frame: the socket's buffers fill after a few hundred

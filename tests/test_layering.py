@@ -128,6 +128,7 @@ def test_importing_the_database_adapter_imports_no_event_store_and_no_aggregate(
         "print(sorted(m for m in sys.modules if m.startswith(('ugc', 'eventsourcing'))))"
     )
     loaded = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
-    assert loaded.stdout.strip() == str(
-        ["ugc", "ugc.config", "ugc.platform", "ugc.platform.database", "ugc.platform.dialect"]
-    )
+    names = ast.literal_eval(loaded.stdout.strip())
+    assert "ugc.platform.database" in names
+    assert [name for name in names if name.startswith("eventsourcing") or name == "ugc.platform.store"] == []
+    assert [name for name in names if name not in ("ugc", "ugc.config") and not name.startswith("ugc.platform")] == []

@@ -114,8 +114,13 @@ def ws_url(server: Server, path: str) -> str:
 
 def test_two_processes_one_redis_and_a_redis_restart(tmp_path: Path, private_redis: PrivateRedis) -> None:
     with fresh_database("postgres", tmp_path) as url:
-        env = environment("postgres", url, tmp_path) | {"UGC_REDIS_URL": private_redis.url}
-        servers = [launch_server(env, port, log_dir=tmp_path / "logs") for port in free_ports(2)]
+        ports = free_ports(2)
+        # Either process may lead the projections and write the mails: one public URL for both.
+        env = environment("postgres", url, tmp_path) | {
+            "UGC_REDIS_URL": private_redis.url,
+            "UGC_PUBLIC_URL": f"http://127.0.0.1:{ports[0]}",
+        }
+        servers = [launch_server(env, port, log_dir=tmp_path / "logs") for port in ports]
         try:
             deadline = time.monotonic() + 45
             for server in servers:
@@ -133,7 +138,7 @@ def test_two_processes_one_redis_and_a_redis_restart(tmp_path: Path, private_red
 def run_scenario(a: Server, api_a: Api, api_b: Api, private_redis: PrivateRedis) -> None:
     """Sockets on A; commands through B (and, while Redis is down, through both)."""
     deal = a_deal(api_b)
-    anna, boris = api_b.user(), api_b.user()
+    anna, boris = api_b.verified_user(), api_b.user()
     chat = api_b.client.post("/api/v1/conversations/", headers=anna["headers"], json={"recipient_id": boris["id"]})
     assert chat.status_code == 201, chat.text
     number = chat.json()["id"]

@@ -53,7 +53,7 @@ def server(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[t
     with fresh_database(backend, var_dir) as url:
         env = environment(backend, url, var_dir)
         with start_server(env, log_dir=Path(var_dir)) as running:
-            yield running, Settings.from_env(env)
+            yield running, Settings.from_env(env | {"UGC_PUBLIC_URL": running.url})  # as `ugc serve` derives it
 
 
 @pytest.fixture(scope="module")

@@ -59,7 +59,7 @@ app = Starlette(
     routes=[
         endpoint("GET", "/things/{id:id}/", thing, Operation("A thing", response=ThingOut, auth=False)),
         endpoint("GET", "/things/", things, Operation("Things", response=ThingOut, auth=False, paginated=True)),
-        endpoint("DELETE", "/things/{id:id}/", removed, Operation("Remove a thing", status=204)),
+        endpoint("DELETE", "/things/{id:id}/", removed, Operation("Remove a thing", status=204, auth=False)),
         DocumentedSocket("/ws/things/", socket, pushes=ThingOut),
     ],
     exception_handlers=EXCEPTION_HANDLERS,

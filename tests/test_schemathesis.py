@@ -185,11 +185,15 @@ def test_schemathesis_finds_nothing_wrong_with_any_operation(tmp_path: Path) -> 
             run = subprocess.run(
                 command,
                 env=os.environ
-                | {"SCHEMATHESIS_HOOKS": "tests.schemathesis_hooks", "UGC_FUZZ_TOKENS": ",".join(tokens)},
+                | {
+                    "SCHEMATHESIS_HOOKS": "tests.schemathesis_hooks",
+                    "UGC_FUZZ_TOKENS": ",".join(tokens),
+                    "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+                },
                 capture_output=True,
                 text=True,
                 timeout=RUN_TIMEOUT,
-                cwd=Path(__file__).resolve().parent.parent,
+                cwd=tmp_path,  # schemathesis keeps a cache in .schemathesis/ of its working directory
             )
             (tmp_path / "schemathesis.out").write_text(run.stdout + run.stderr)
             print(run.stdout[-6000:])

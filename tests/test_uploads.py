@@ -32,7 +32,9 @@ def client(media: MediaStore) -> Iterator[TestClient]:
     """A route that receives an optional image `image` and answers what it got; `?fail=1` raises after."""
 
     async def receive(request: Request) -> Response:
-        async with receive_form(request, media, max_bytes=4096, file_field="image", accept=is_image) as form:
+        async with receive_form(
+            request, media, max_bytes=4096, quota=None, file_field="image", accept=is_image
+        ) as form:
             if request.query_params.get("fail"):
                 raise RuntimeError("the command failed")
             file = form.file

@@ -50,6 +50,12 @@ class User(Aggregate):
         role: str
         at: datetime
 
+    @dataclass(frozen=True)
+    class RoleRevoked(Aggregate.Event):
+        TOPIC = "ugc.User.RoleRevoked"
+        role: str
+        at: datetime
+
     @staticmethod
     def create_id(
         number: int,
@@ -112,6 +118,16 @@ class User(Aggregate):
     @event(RoleGranted)
     def _role_granted(self, role: str, at: datetime) -> None:
         self.roles.append(role)
+
+    def revoke(self, role: str, at: datetime) -> None:
+        if role not in ROLES:
+            raise ValueError(f"unknown role {role!r}; known: {', '.join(ROLES)}")
+        if role in self.roles:
+            self._role_revoked(role, at)
+
+    @event(RoleRevoked)
+    def _role_revoked(self, role: str, at: datetime) -> None:
+        self.roles.remove(role)
 
 
 @stored_as

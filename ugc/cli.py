@@ -1,63 +1,110 @@
-"""`ugc`: serve the API, migrate, run or rebuild projections, seed data, grant roles."""
+"""`ugc`: serve the API, migrate, run or rebuild projections, seed data, manage users."""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import logging.config
 import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
-from ugc.config import ConfigError, Settings
+from ugc.config import DEFAULT_PORT, ConfigError, Settings
+
+ROLE_CHOICES = ("admin", "auditor")
+
+if TYPE_CHECKING:
+    from commands.demo import DemoCommands
+    from ugc.platform.database import Database
+    from ugc.platform.store import EventStores
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """Every command and option of `ugc`, each with its help text."""
     parser = argparse.ArgumentParser(prog="ugc", description="UGC Market backend")
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="serve the HTTP API (migrates first)")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    serve.add_argument("--port", type=int, default=DEFAULT_PORT, help="TCP port (default: %(default)s)")
+    serve.add_argument("--workers", type=int, default=1, help="server processes (default: %(default)s)")
 
     commands.add_parser("migrate", help="create the event store's and the read side's tables")
     commands.add_parser("project", help="run the projections until interrupted (UGC_PROJECTIONS=external)")
     rebuild = commands.add_parser("rebuild", help="empty projections' tables and replay the log into them")
     rebuild.add_argument("names", nargs="*", help="projection names (default: all)")
-    commands.add_parser("seed", help="load the reference categories and skills (idempotent)")
+    seed = commands.add_parser("seed", help="load the reference categories and skills (idempotent)")
+    seed.add_argument(
+        "--demo",
+        action="store_true",
+        help="also add demo users, creators, services, orders in every status, reviews and chat (idempotent)",
+    )
     history = commands.add_parser("history", help="print an aggregate's history from the event log")
-    history_of = history.add_subparsers(dest="kind", required=True)
+    history_of = history.add_subparsers(dest="kind", required=True, metavar="KIND")
     order = history_of.add_parser("order", help="an order's events, oldest first")
-    order.add_argument("id", type=int)
+    order.add_argument("id", type=int, help="the order's id")
     order.add_argument("--json", action="store_true", help="machine-readable output")
 
     users = commands.add_parser("users", help="manage users")
-    user_commands = users.add_subparsers(dest="user_command", required=True)
+    user_commands = users.add_subparsers(dest="user_command", required=True, metavar="ACTION")
+    create = user_commands.add_parser("create", help="register a user (the password is read from stdin)")
+    create.add_argument("username", help="the new user's username")
+    create.add_argument("--email", required=True, help="the user's e-mail address")
+    create.add_argument("--first-name", default="", help="first name (default: empty)")
+    create.add_argument("--last-name", default="", help="last name (default: empty)")
+    create.add_argument(
+        "--verified", action="store_true", help="mark the e-mail verified now instead of waiting for the mail's link"
+    )
+    create.add_argument("--role", choices=ROLE_CHOICES, action="append", default=[], help="grant a role (repeatable)")
+    user_commands.add_parser("list", help="list users with their e-mail, verification and roles")
     grant = user_commands.add_parser("grant", help="grant a role to a user")
-    grant.add_argument("username")
-    grant.add_argument("role", choices=("admin", "auditor"))
+    grant.add_argument("username", help="the user's username")
+    grant.add_argument("role", choices=ROLE_CHOICES, help="the role to grant")
+    revoke = user_commands.add_parser("revoke", help="take a role away from a user")
+    revoke.add_argument("username", help="the user's username")
+    revoke.add_argument("role", choices=ROLE_CHOICES, help="the role to revoke")
 
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         settings = Settings.from_env()
     except ConfigError as error:
         print(f"ugc: {error}", file=sys.stderr)
         return 2
+    from ugc.platform.logs import logging_config
+
+    logging.config.dictConfig(logging_config(settings.log_format))
     handler: dict[str, Callable[[], int]] = {
         "serve": lambda: _serve(settings, args.host, args.port, args.workers),
         "migrate": lambda: _migrate(settings),
         "project": lambda: _project(settings),
         "rebuild": lambda: _rebuild(settings, args.names),
-        "seed": lambda: _seed(settings),
+        "seed": lambda: _seed(settings, demo=args.demo),
         "history": lambda: _history(settings, args.id, as_json=args.json),
-        "users": lambda: _grant(settings, args.username, args.role),
+        "users": lambda: _users(settings, args),
     }
-    return handler[args.command]()
+    try:
+        return handler[args.command]()
+    except KeyboardInterrupt:
+        return 130
+    except Exception as error:  # one clear line, not a traceback; --debug-level logs keep the rest
+        logging.getLogger("ugc.cli").debug("ugc %s failed", args.command, exc_info=error)
+        print(f"ugc: {args.command} failed: {_describe(error)}", file=sys.stderr)
+        return 1
 
 
-def _migrate(settings: Settings) -> int:
+def _describe(error: BaseException) -> str:
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def _migrate(settings: Settings, *, quiet: bool = False) -> int:
     from ugc.platform.database import Database
     from ugc.wiring import migrate
 
@@ -66,14 +113,31 @@ def _migrate(settings: Settings) -> int:
         migrate(db)
     finally:
         db.close()
-    print("migrated")
+    if not quiet:
+        print("migrated")
     return 0
 
 
 def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
+    import os
+
     import uvicorn
 
-    _migrate(settings)
+    from ugc.config import public_url_for
+    from ugc.platform.logs import logging_config
+
+    if not os.environ.get("UGC_PUBLIC_URL"):
+        # Links in mails and file URLs follow the port actually served; the worker processes read it
+        # from the environment they inherit.
+        os.environ["UGC_PUBLIC_URL"] = public_url_for(host, port)
+        settings = Settings.from_env()
+    _migrate(settings, quiet=True)
+    if settings.log_format == "json":  # every line a JSON object, the banner too
+        logging.getLogger("ugc.serve").info(
+            "; ".join(line.strip() for line in banner(settings, host, port, workers).splitlines())
+        )
+    else:
+        print(banner(settings, host, port, workers), file=sys.stderr, flush=True)
     uvicorn.run(
         "ugc.wiring:asgi_app",
         factory=True,
@@ -81,9 +145,56 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
         port=port,
         workers=workers,
         log_level="info",
+        log_config=logging_config(settings.log_format),
         access_log=settings.access_log,
+        # The client address (login throttling counts per address) comes from X-Forwarded-For only
+        # when the connection comes from one of these proxies; from anyone else it is the peer's.
+        proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
     )
     return 0
+
+
+def banner(settings: Settings, host: str, port: int, workers: int) -> str:
+    """What a person starting the server needs to know: where it answers and where its data goes."""
+    from ugc.config import is_postgres
+
+    database = settings.database_url
+    if is_postgres(database):
+        database = _without_password(database)
+    mail = (
+        _without_password(settings.smtp_url) if settings.smtp_url else f"{settings.outbox_dir.resolve()} (.eml files)"
+    )
+    lines = [
+        f"UGC Market {_version()} ({settings.env}) on {host}:{port}, {workers} worker(s)",
+        f"  public URL   {settings.public_url}",
+        f"  API docs     {settings.public_url}/api/docs/  (ReDoc: /api/redoc/, schema: /api/schema/)",
+        f"  database     {database}",
+        f"  data dir     {settings.var_dir.resolve()}",
+        f"  media        {settings.media_dir.resolve()}",
+        f"  mail         {mail}",
+        f"  projections  {settings.projections}",
+    ]
+    return "\n".join(lines)
+
+
+def _without_password(url: str) -> str:
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("ugc-market")
+    except PackageNotFoundError:
+        return "unknown"
 
 
 def _project(settings: Settings) -> int:
@@ -160,7 +271,7 @@ def _history(settings: Settings, order: int, *, as_json: bool) -> int:
     return 0
 
 
-def _seed(settings: Settings) -> int:
+def _seed(settings: Settings, *, demo: bool) -> int:
     from commands.reference import load_reference_data
     from ugc.clock import SystemClock
     from ugc.platform.database import Database
@@ -171,32 +282,116 @@ def _seed(settings: Settings) -> int:
     stores = EventStores(settings.database_url)
     try:
         positions = load_reference_data(stores, db, SystemClock())
+        print("reference data loaded" if positions else "reference data already present")
+        if demo:
+            from commands.demo import DEMO_PASSWORD, USERNAMES, seed_demo
+
+            if seed_demo(_demo_commands(settings, stores, db)):
+                print(f"demo data added: users {', '.join(USERNAMES)} (password {DEMO_PASSWORD!r})")
+            else:
+                print("demo data already present")
     finally:
         stores.close()
         db.close()
-    print("reference data loaded" if positions else "reference data already present")
     return 0
 
 
-def _grant(settings: Settings, username: str, role: str) -> int:
+def _demo_commands(settings: Settings, stores: EventStores, db: Database) -> DemoCommands:
+    from commands.accounts import AccountCommands
+    from commands.creators import CreatorCommands
+    from commands.demo import DemoCommands
+    from commands.messaging import MessagingCommands
+    from commands.services import ServiceCommands
+    from ugc.clock import SystemClock
+    from ugc.wiring import order_commands, password_hasher
+
+    clock = SystemClock()
+    return DemoCommands(
+        stores=stores,
+        accounts=AccountCommands(stores, db, clock, hasher=password_hasher(settings)),
+        creators=CreatorCommands(stores, db, clock),
+        services=ServiceCommands(stores, db, clock),
+        orders=order_commands(settings, stores, db, clock),
+        messaging=MessagingCommands(stores, db, clock),
+        db=db,
+        clock=clock,
+    )
+
+
+def _users(settings: Settings, args: argparse.Namespace) -> int:
     from commands.accounts import AccountCommands
     from ugc.clock import SystemClock
-    from ugc.errors import NotFound
+    from ugc.errors import Conflict, NotFound
     from ugc.platform.database import Database
     from ugc.platform.store import EventStores
     from ugc.wiring import password_hasher
 
+    action: str = args.user_command
+    _migrate(settings, quiet=True)
+    if action == "list":
+        return _list_users(settings)
+    password = _read_password() if action == "create" else ""
+    if action == "create" and len(password) < 8:
+        print("ugc: users create: the password (read from stdin) must be at least 8 characters", file=sys.stderr)
+        return 2
     db = Database(settings.database_url)
     stores = EventStores(settings.database_url)
+    accounts = AccountCommands(stores, db, SystemClock(), hasher=password_hasher(settings))
     try:
-        AccountCommands(stores, db, SystemClock(), hasher=password_hasher(settings)).grant_role(username, role)
+        if action == "create":
+            from commands.accounts import Register
+
+            user_id = accounts.register(
+                Register(args.username, args.email, password, args.first_name, args.last_name)
+            ).user_id
+            if args.verified:
+                accounts.mark_verified(args.username)
+            for role in args.role:
+                accounts.grant_role(args.username, role)
+            print(f"created user {args.username} (id {user_id}{', verified' if args.verified else ''})")
+        elif action == "grant":
+            accounts.grant_role(args.username, args.role)
+            print(f"granted {args.role} to {args.username}")
+        else:
+            accounts.revoke_role(args.username, args.role)
+            print(f"revoked {args.role} from {args.username}")
     except NotFound:
-        print(f"ugc: no user named {username!r}", file=sys.stderr)
+        print(f"ugc: no user named {args.username!r}", file=sys.stderr)
+        return 1
+    except Conflict as error:
+        what = "username" if "username" in str(error) else "e-mail"
+        print(f"ugc: that {what} is already taken", file=sys.stderr)
         return 1
     finally:
         stores.close()
         db.close()
-    print(f"granted {role} to {username}")
+    return 0
+
+
+def _read_password() -> str:
+    """The new user's password: a prompt on a terminal, else the first line of stdin (scripts, tests)."""
+    if sys.stdin.isatty():
+        import getpass
+
+        return getpass.getpass("password: ")
+    return sys.stdin.readline().rstrip("\n")
+
+
+def _list_users(settings: Settings) -> int:
+    from readmodels.users import list_users
+    from ugc.platform.database import Database
+
+    db = Database(settings.database_url)
+    try:
+        rows = list_users(db)
+    finally:
+        db.close()
+    print(f"{'id':>6}  {'username':<24} {'email':<36} {'verified':<8} roles")
+    for row in rows:
+        roles = ",".join(row["roles"]) or "-"
+        verified = "yes" if row["is_verified"] else "no"
+        print(f"{row['id']:>6}  {row['username']:<24} {row['email']:<36} {verified:<8} {roles}")
+    print(f"{len(rows)} user(s) (as projected; `ugc serve` or `ugc project` keeps this table)")
     return 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -10,6 +11,10 @@ from pathlib import Path
 from urllib.parse import unquote
 
 DEFAULT_DATABASE_URL = "sqlite:///var/ugc.sqlite3"
+DEFAULT_PORT = 8000
+
+# Secrets copied from an example file rather than generated (docker-compose.yml's comments, docs).
+_PLACEHOLDER_SECRET = re.compile(r"change.?me|replace.?me|example|placeholder", re.IGNORECASE)
 
 
 def is_postgres(database_url: str) -> bool:
@@ -19,6 +24,18 @@ def is_postgres(database_url: str) -> bool:
 def sqlite_path(database_url: str) -> Path:
     """`sqlite:///var/ugc.sqlite3` -> `var/ugc.sqlite3`; `sqlite:////abs/x` -> `/abs/x`."""
     return Path(unquote(database_url.removeprefix("sqlite:///")))
+
+
+def public_url_for(host: str, port: int) -> str:
+    """The URL a browser on this machine reaches a server bound to `host`:`port` by.
+
+    A wildcard bind is reached on the loopback address; set UGC_PUBLIC_URL for other machines.
+    """
+    if host in ("", "0.0.0.0", "::"):
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
 
 
 class ConfigError(Exception):
@@ -41,11 +58,15 @@ class Settings:
     refresh_token_ttl: int
     projections: str
     verification_token_ttl: int = 86400
+    upload_quota_bytes: int = 1 << 30
     auto_complete_days: int = 3
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 65536
     read_your_writes_timeout: float = 2.0
     access_log: bool = False
+    log_format: str = "text"
+    # Proxies whose X-Forwarded-For names the client (uvicorn's --forwarded-allow-ips); "" trusts none.
+    forwarded_allow_ips: str = "127.0.0.1,::1"
 
     @property
     def outbox_dir(self) -> Path:
@@ -68,18 +89,27 @@ class Settings:
             secret = _secret_from_file(var_dir / "secret.key")
         elif mode == "production" and len(secret) < 32:
             raise ConfigError("UGC_SECRET_KEY must be at least 32 characters in production")
+        elif mode == "production" and _PLACEHOLDER_SECRET.search(secret):
+            raise ConfigError("UGC_SECRET_KEY looks like a placeholder; set a random key in production")
         database_url = env.get("UGC_DATABASE_URL", "") or _default_database_url(var_dir)
+        if mode == "production" and not is_postgres(database_url):
+            # SQLite serves one machine's processes only, and its files live in a local directory.
+            raise ConfigError("UGC_ENV=production needs a PostgreSQL UGC_DATABASE_URL, not SQLite")
+        log_format = env.get("UGC_LOG_FORMAT", "text") or "text"
+        if log_format not in ("text", "json"):
+            raise ConfigError(f"UGC_LOG_FORMAT must be 'text' or 'json', not {log_format!r}")
         return cls(
             database_url=database_url,
             redis_url=env.get("UGC_REDIS_URL") or None,
             secret_key=secret,
             env=mode,
-            public_url=env.get("UGC_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/"),
+            public_url=(env.get("UGC_PUBLIC_URL") or public_url_for("127.0.0.1", DEFAULT_PORT)).rstrip("/"),
             smtp_url=env.get("UGC_SMTP_URL") or None,
             mail_from=env.get("UGC_MAIL_FROM", "noreply@ugc.local"),
             var_dir=var_dir,
             media_dir=Path(env.get("UGC_MEDIA_DIR", str(var_dir / "media"))),
             max_upload_bytes=_int(env, "UGC_MAX_UPLOAD_BYTES", 26214400),
+            upload_quota_bytes=_int(env, "UGC_UPLOAD_QUOTA_BYTES", 1 << 30),
             access_token_ttl=_int(env, "UGC_ACCESS_TOKEN_TTL", 900),
             refresh_token_ttl=_int(env, "UGC_REFRESH_TOKEN_TTL", 1209600),
             projections=projections,
@@ -88,6 +118,8 @@ class Settings:
             argon2_time_cost=_int(env, "UGC_ARGON2_TIME_COST", 3),
             argon2_memory_kib=_int(env, "UGC_ARGON2_MEMORY_KIB", 65536),
             access_log=_bool(env, "UGC_ACCESS_LOG", False),
+            log_format=log_format,
+            forwarded_allow_ips=env.get("UGC_FORWARDED_ALLOW_IPS", "127.0.0.1,::1").strip(),
         )
 
 

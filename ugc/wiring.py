@@ -20,6 +20,7 @@ from api.app import build_app
 from api.idempotency_keys import IdempotencyKeys
 from api.realtime import Hub, hide_tokens_in_logs
 from api.services import Services
+from api.sessions import Sessions
 from api.throttle import FailureThrottle
 from api.tokens import TokenService
 from commands.accounts import AccountCommands
@@ -34,6 +35,7 @@ from commands.reference import load_reference_data
 from commands.scheduler import AutoCompleter
 from commands.services import ServiceCommands
 from commands.skills import SkillCommands
+from commands.standing import Standings
 from projections.registry import all_projections
 from projections.runner import ProjectionRunner
 from readmodels.orders import due_for_auto_completion
@@ -126,17 +128,17 @@ def runtime(settings: Settings, *, clock: Clock | None = None) -> Iterator[Servi
                     wait_for(db, progress, reference, STARTUP_WAIT)
                 except Unavailable:
                     log.warning("reference data not projected after %.0f s; serving anyway", STARTUP_WAIT)
+            tokens = TokenService(
+                settings.secret_key, clock, access_ttl=settings.access_token_ttl, refresh_ttl=settings.refresh_token_ttl
+            )
             services = Services(
                 settings=settings,
                 clock=clock,
                 db=db,
                 progress=progress,
-                tokens=TokenService(
-                    settings.secret_key,
-                    clock,
-                    access_ttl=settings.access_token_ttl,
-                    refresh_ttl=settings.refresh_token_ttl,
-                ),
+                tokens=tokens,
+                sessions=Sessions(db, tokens, clock),
+                standings=Standings(stores),
                 throttle=FailureThrottle(db, clock),
                 accounts=AccountCommands(
                     stores,

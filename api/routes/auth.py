@@ -1,4 +1,4 @@
-"""Registration, e-mail verification and JWT issue/refresh."""
+"""Registration, e-mail verification, sign-in, token refresh and sign-out."""
 
 from __future__ import annotations
 
@@ -6,21 +6,23 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from api import errors, throttle
+from api.auth import authenticated_user, standing_for
 from api.body import parse
 from api.openapi import Operation, endpoint
 from api.responses import JSON
 from api.schemas.auth import (
-    AccessOut,
     RefreshIn,
     RegisterIn,
     RegisterOut,
+    ResendVerificationOut,
     TokenIn,
     TokenOut,
     VerifyEmailIn,
     VerifyEmailOut,
 )
+from api.schemas.orders import EmptyIn
 from api.services import services
-from api.tokens import TokenError
+from api.tokens import Claims, TokenError
 from commands.accounts import Register
 from ugc.errors import InvalidToken
 
@@ -67,6 +69,21 @@ async def verify_email(request: Request) -> Response:
     return JSON({"message": "Email успешно подтвержден"})
 
 
+async def resend_verification(request: Request) -> Response:
+    """Mail a new verification link to the signed-in user; 409 once the e-mail is verified."""
+    s = services(request)
+    user_id = authenticated_user(request, s.tokens)
+    await parse(request, EmptyIn)
+    who = throttle.resends(user_id)
+    retry_after = await s.run(s.throttle.retry_after, who)
+    if retry_after is not None:
+        raise errors.throttled(retry_after)
+    positions = await s.run(s.accounts.resend_verification, user_id)
+    await s.run(s.throttle.record_failure, who)
+    await s.settle(positions)
+    return JSON({"message": "Письмо со ссылкой подтверждения отправлено."})
+
+
 async def token(request: Request) -> Response:
     body = await parse(request, TokenIn)
     s = services(request)
@@ -78,19 +95,43 @@ async def token(request: Request) -> Response:
     if user_id is None:
         await s.run(s.throttle.record_failure, who)
         raise errors.unauthorized("wrong_credentials")
-    return JSON({"access": s.tokens.issue(user_id, "access"), "refresh": s.tokens.issue(user_id, "refresh")})
+    pair = await s.run(s.sessions.start, user_id)
+    return JSON(pair.as_json())
 
 
-async def refresh(request: Request) -> Response:
+async def _presented_refresh(request: Request) -> Claims:
+    """The claims of the body's refresh token; 401 for a bad one or one whose user does not exist."""
     body = await parse(request, RefreshIn)
     s = services(request)
     try:
-        user_id = s.tokens.user_id(body.refresh, "refresh")
+        claims = s.tokens.claims(body.refresh, "refresh")
     except TokenError:
         raise errors.unauthorized("invalid_token") from None
-    if not await s.run(s.accounts.user_exists, user_id):
+    if await standing_for(s, claims.user_id) is None:
         raise errors.unauthorized("invalid_token")
-    return JSON({"access": s.tokens.issue(user_id, "access")})
+    return claims
+
+
+async def refresh(request: Request) -> Response:
+    """A new access token and a new refresh token; the presented one is spent (`api/sessions.py`)."""
+    claims = await _presented_refresh(request)
+    s = services(request)
+    try:
+        pair = await s.run(s.sessions.rotate, claims)
+    except TokenError:
+        raise errors.unauthorized("invalid_token") from None
+    return JSON(pair.as_json())
+
+
+async def logout(request: Request) -> Response:
+    """End the session of the presented refresh token: none of its family's refresh tokens works again."""
+    claims = await _presented_refresh(request)
+    s = services(request)
+    try:
+        await s.run(s.sessions.end, claims)
+    except TokenError:
+        raise errors.unauthorized("invalid_token") from None
+    return Response(status_code=204)
 
 
 routes = [
@@ -108,6 +149,19 @@ routes = [
     ),
     endpoint(
         "POST",
+        "/api/auth/resend-verification/",
+        resend_verification,
+        Operation(
+            "Повторная отправка письма подтверждения",
+            EmptyIn,
+            ResendVerificationOut,
+            open_to_unverified=True,
+            conflict="done",
+            throttled=True,
+        ),
+    ),
+    endpoint(
+        "POST",
         "/api/auth/token/",
         token,
         Operation("Получение токена доступа", TokenIn, TokenOut, auth=False, credentials=True, throttled=True),
@@ -116,6 +170,12 @@ routes = [
         "POST",
         "/api/auth/token/refresh/",
         refresh,
-        Operation("Обновление токена", RefreshIn, AccessOut, auth=False, credentials=True),
+        Operation("Обновление токенов (refresh-токен одноразовый)", RefreshIn, TokenOut, auth=False, credentials=True),
+    ),
+    endpoint(
+        "POST",
+        "/api/auth/logout/",
+        logout,
+        Operation("Выход: отзыв refresh-токена", RefreshIn, status=204, auth=False, credentials=True),
     ),
 ]

@@ -21,7 +21,7 @@ from api.pagination import page_request, paginated
 from api.responses import JSON
 from api.schemas.files import FileOut, render_file
 from api.services import services
-from api.uploads import receive_upload
+from api.uploads import Quota, receive_upload
 from readmodels.files import get_file, list_own_files
 from readmodels.orders import delivered_to
 from readmodels.pages import read_page_async
@@ -32,7 +32,8 @@ log = logging.getLogger(__name__)
 async def upload(request: Request) -> Response:
     s = services(request)
     user_id = authenticated_user(request, s.tokens)
-    async with receive_upload(request, s.media, max_bytes=s.settings.max_upload_bytes) as received:
+    quota = Quota(s.db, user_id, s.settings.upload_quota_bytes)
+    async with receive_upload(request, s.media, max_bytes=s.settings.max_upload_bytes, quota=quota) as received:
         file = received.file
         file_id, positions = await s.run(
             s.files.upload,

@@ -1,12 +1,11 @@
-"""Liveness, readiness, the OpenAPI document and its offline documentation page."""
+"""Liveness, readiness and the OpenAPI document (its pages are in api/routes/pages.py)."""
 
 from __future__ import annotations
 
 import logging
-from importlib import resources
 
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import Response
 
 from api.asyncapi import asyncapi_document
 from api.openapi import Operation, endpoint, openapi_document
@@ -54,11 +53,6 @@ async def asyncapi(request: Request) -> Response:
     )
 
 
-async def docs(request: Request) -> Response:
-    page = resources.files("api").joinpath("static/docs.html").read_text(encoding="utf-8")
-    return HTMLResponse(page)
-
-
 routes = [
     endpoint("GET", "/healthz/", healthz, Operation("Процесс жив", response=HealthOut, auth=False, storage=False)),
     endpoint(
@@ -80,11 +74,5 @@ routes = [
         "/api/asyncapi/",
         asyncapi,
         Operation("Документ AsyncAPI 3.0 потоков WebSocket", response=AsyncAPIOut, auth=False, storage=False),
-    ),
-    endpoint(
-        "GET",
-        "/api/docs/",
-        docs,
-        Operation("Документация (работает без сети)", auth=False, media_type="text/html", storage=False),
     ),
 ]

@@ -77,12 +77,12 @@ routes = [
         "POST",
         "/api/v1/notifications/mark-all-read/",
         mark_all_read,
-        Operation("Отметить все уведомления прочитанными", EmptyIn, AllReadOut),
+        Operation("Отметить все уведомления прочитанными", EmptyIn, AllReadOut, open_to_unverified=True),
     ),
     endpoint(
         "POST",
         "/api/v1/notifications/{id:id}/mark-as-read/",
         mark_read,
-        Operation("Отметка уведомления как прочитанного", EmptyIn, NotificationReadOut),
+        Operation("Отметка уведомления как прочитанного", EmptyIn, NotificationReadOut, open_to_unverified=True),
     ),
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any, TypeVar
@@ -21,7 +22,6 @@ from api.schemas.orders import (
     ApprovedOut,
     CancelIn,
     CancelledOut,
-    DeliveriesOut,
     DeliverIn,
     DeliveryOut,
     EmptyIn,
@@ -149,6 +149,10 @@ async def get_order(request: Request) -> Response:
     return JSON(render_order(row, _today(s)), headers=etag(row["version"]))
 
 
+# `?as_of=2026-12-02T13:57:05+00:00` typed unencoded: the query string's `+` arrives as a space.
+_UNENCODED_PLUS = re.compile(r"(?<=\d) (\d{2}(?::?\d{2})?)$")
+
+
 def _as_of(s: Services, order_id: int, as_of: str, latest: int) -> Row:
     """The order right after its event `as_of` (a version) or as it stood at `as_of` (an ISO time)."""
     if as_of.isascii() and as_of.isdigit():
@@ -157,7 +161,7 @@ def _as_of(s: Services, order_id: int, as_of: str, latest: int) -> Row:
             raise errors.invalid({"as_of": [f"Версия должна быть от 1 до {latest}."]})
     else:
         try:
-            moment = datetime.fromisoformat(as_of.replace("Z", "+00:00"))
+            moment = datetime.fromisoformat(_UNENCODED_PLUS.sub(r"+\1", as_of).replace("Z", "+00:00"))
         except ValueError:
             raise errors.invalid({"as_of": ["Ожидается номер версии или время ISO 8601."]}) from None
         if moment.tzinfo is None:
@@ -231,9 +235,10 @@ async def deliveries(request: Request) -> Response:
     s, user_id = await _caller(request)
     order_id = request.path_params["id"]
     await _visible_order(s, user_id, order_id)
-    rows = await s.run(read.list_deliveries, s.db, order_id)
-    files = await s.run(read.files_by_id, s.db, sorted({f for r in rows for f in r["file_ids"]}))
-    return JSON([render_delivery(s.settings.public_url, row, files) for row in rows])
+    wanted = page_request(request)
+    page = await read_page_async(s.db, read.page_of_deliveries(order_id, wanted))
+    files = await s.run(read.files_by_id, s.db, sorted({f for r in page.rows for f in r["file_ids"]}))
+    return JSON(paginated(request, wanted, page, lambda row: render_delivery(s.settings.public_url, row, files)))
 
 
 @idempotent
@@ -346,7 +351,10 @@ routes = [
         ),
     ),
     endpoint(
-        "GET", "/api/v1/orders/{id:id}/deliveries/", deliveries, Operation("Доставки заказа", response=DeliveriesOut)
+        "GET",
+        "/api/v1/orders/{id:id}/deliveries/",
+        deliveries,
+        Operation("Доставки заказа, старые первыми", response=DeliveryOut, paginated=True),
     ),
     endpoint(
         "POST",

@@ -152,7 +152,7 @@ async def _create(
     """A form whose image is required: a missing one is reported with the fields' problems."""
     s = services(request)
     user_id = authenticated_user(request, s.tokens)
-    async with image_form(request, s, piece.file_field, file_required=True) as (fields, file):
+    async with image_form(request, s, user_id, piece.file_field, file_required=True) as (fields, file):
         body = form_fields(model, fields, missing_file=piece.file_field if file is None else None)
         assert file is not None
         number, positions = await s.run(run, s, user_id, body, _stored(file))
@@ -164,7 +164,7 @@ async def _update(request: Request, piece: Piece, model: type[UpdateIn]) -> Resp
     """Change the fields sent, and the image when a new file comes; answer with the whole of it."""
     s = services(request)
     user_id = authenticated_user(request, s.tokens)
-    async with image_form(request, s, piece.file_field, file_required=False) as (fields, file):
+    async with image_form(request, s, user_id, piece.file_field, file_required=False) as (fields, file):
         body = form_fields(model, fields)
         number = request.path_params["id"]
         changes = body.model_dump(exclude_unset=True, exclude_none=True)

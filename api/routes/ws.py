@@ -19,8 +19,9 @@ import jwt
 from eventsourcing.persistence import OperationalError
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from api.auth import standing_of, verified_user
 from api.body import loads
-from api.errors import from_domain, invalid, message
+from api.errors import ApiError, from_domain, invalid, message
 from api.ids import natural
 from api.openapi import DocumentedSocket
 from api.realtime import (
@@ -37,7 +38,6 @@ from api.realtime import (
 from api.schemas.messaging import MessageOut, NotificationOut, SendMessageIn, render_message, render_notification
 from api.services import Services, services
 from api.text import unstorable_fields
-from api.tokens import TokenError
 from readmodels import messaging as conversations
 from readmodels import notifications
 from ugc.errors import DomainError
@@ -63,13 +63,11 @@ async def refuse(websocket: WebSocket, code: int) -> None:
     await close(websocket, code)
 
 
-def _caller(websocket: WebSocket, s: Services) -> tuple[int, str] | None:
-    """The user of the socket's `?token=` and the token; None if it is missing or invalid."""
+async def _caller(websocket: WebSocket, s: Services) -> tuple[int, str] | None:
+    """The user of the socket's `?token=` and the token; None if it is missing, invalid or its user's gone."""
     token = websocket.query_params.get("token", "")
-    try:
-        return s.tokens.user_id(token, "access"), token
-    except TokenError:
-        return None
+    standing = await standing_of(s, token)
+    return None if standing is None else (standing.user_id, token)
 
 
 class Session:
@@ -158,7 +156,7 @@ class Session:
 
 async def conversation_socket(websocket: WebSocket) -> None:
     s = services(websocket)
-    caller = _caller(websocket, s)
+    caller = await _caller(websocket, s)
     if caller is None:
         await refuse(websocket, UNAUTHORIZED)
         return
@@ -194,6 +192,10 @@ def _sender(s: Services, conversation_id: int, user: int) -> Reply:
         if problems := unstorable_fields(body):
             return invalid(problems).body
         try:
+            await verified_user(s, user)  # as for a REST write: sending needs a verified e-mail
+        except ApiError as error:
+            return error.body
+        try:
             await s.run(s.messaging.send_message, conversation_id, user, body["message"])
         except DomainError as error:
             return from_domain(error).body
@@ -209,7 +211,7 @@ def _sender(s: Services, conversation_id: int, user: int) -> Reply:
 
 async def notifications_socket(websocket: WebSocket) -> None:
     s = services(websocket)
-    caller = _caller(websocket, s)
+    caller = await _caller(websocket, s)
     if caller is None:
         await refuse(websocket, UNAUTHORIZED)
         return

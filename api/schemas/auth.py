@@ -2,12 +2,36 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, EmailStr, Field, StringConstraints
+from confusable_homoglyphs import categories
+from pydantic import AfterValidator, BaseModel, EmailStr, Field, StringConstraints
 
+from api.errors import message
 from api.schemas.out import Out
 
+# Scripts a name may mix (Unicode TS #39, "highly restrictive"): Japanese, Chinese and Korean
+# writing combines Han with its own scripts, and any of them may come with Latin. Any other mix,
+# such as Latin with Cyrillic ('аnnа' beside 'anna'), is how a look-alike of another name is made.
+_WRITTEN_TOGETHER = (
+    frozenset({"LATIN", "HAN", "HIRAGANA", "KATAKANA"}),
+    frozenset({"LATIN", "HAN", "BOPOMOFO"}),
+    frozenset({"LATIN", "HAN", "HANGUL"}),
+)
+# Digits, punctuation and combining marks belong to no script of their own.
+_SHARED = frozenset({"COMMON", "INHERITED"})
+
+
+def one_script(name: str) -> str:
+    """`name` if its letters come from one script (or one of the combinations written together)."""
+    scripts = {categories.alias(character) for character in name} - _SHARED
+    if len(scripts) > 1 and not any(scripts <= together for together in _WRITTEN_TOGETHER):
+        raise ValueError(message("mixed_script_username"))
+    return name
+
+
 Username = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=150, pattern=r"^[\w.@+-]+$")
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=150, pattern=r"^[\w.@+-]+$"),
+    AfterValidator(one_script),
 ]
 Password = Annotated[str, StringConstraints(min_length=8, max_length=128)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, max_length=150)]
@@ -37,6 +61,10 @@ class VerifyEmailOut(Out):
     message: str
 
 
+class ResendVerificationOut(Out):
+    message: str
+
+
 class TokenIn(BaseModel):
     username: Annotated[str, StringConstraints(min_length=1, max_length=150)]
     password: Annotated[str, StringConstraints(min_length=1, max_length=128)]
@@ -49,7 +77,3 @@ class TokenOut(Out):
 
 class RefreshIn(BaseModel):
     refresh: Annotated[str, StringConstraints(min_length=1, max_length=4096)]
-
-
-class AccessOut(Out):
-    access: str

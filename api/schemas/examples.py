@@ -64,7 +64,7 @@ _SERVICE = {
     "title": "Видеообзор товара",
     "description": "Вертикальное видео до 60 секунд",
     "category_id": 1,
-    "creator": {"id": 1, "username": "anna", "rating": 4.67},
+    "creator": {"id": 1, "user_id": 1, "username": "anna", "rating": 4.67},
     "base_price": 1000,
     "delivery_time": 7,
     "options": [{"id": 1, "name": "Субтитры", "description": "Русские субтитры", "price": 200}],
@@ -123,7 +123,6 @@ EXAMPLES: dict[type[BaseModel], Any] = {
     auth.TokenIn: {"username": "anna", "password": "secret-pass"},
     auth.TokenOut: {"access": "eyJhbGciOiJIUzI1NiJ9.access.sig", "refresh": "eyJhbGciOiJIUzI1NiJ9.refresh.sig"},
     auth.RefreshIn: {"refresh": "eyJhbGciOiJIUzI1NiJ9.refresh.sig"},
-    auth.AccessOut: {"access": "eyJhbGciOiJIUzI1NiJ9.access.sig"},
     users.UserOut: _USER | {"has_creator_profile": False, "has_client_profile": True},
     users.UserPatchIn: {"first_name": "Анна", "last_name": "Смирнова", "phone": "+7 900 000-00-00", "bio": "Снимаю"},
     users.UserUpdatedOut: _USER,
@@ -253,6 +252,8 @@ def _conflict(kind: str, tag: str) -> dict[str, Any]:
         return {"error": message("order_wrong_status"), "status": "completed"}
     if kind == "unique":
         return {"error": message(_DUPLICATES.get(tag, "concurrent_update"))}
+    if kind == "done":
+        return {"error": message("email_already_verified")}
     return {"error": message("idempotency_key_in_flight")}
 
 

@@ -57,8 +57,10 @@ class Party(Out):
 
 
 class OrderCreator(Out):
+    """An order's creator: profile id, user id and username — `ServiceCreator` without the rating."""
+
     id: int = Field(description="The creator profile's id (as in /api/v1/creators/{id}/).")
-    user_id: int
+    user_id: int = Field(description="The creator's user id.")
     username: str
 
 
@@ -201,10 +203,6 @@ def render_delivery(public_url: str, row: Row, files: Mapping[int, Row]) -> dict
         ],
         "created_at": row["created_at"],
     }
-
-
-class DeliveriesOut(RootModel[list[DeliveryOut]]):
-    """`GET /api/v1/orders/{id}/deliveries/`: every delivery of the order, oldest first."""
 
 
 class ReviewOut(Out):

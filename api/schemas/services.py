@@ -160,7 +160,14 @@ class OptionOut(Out):
 
 
 class ServiceCreator(Out):
+    """A service's creator: `OrderCreator`'s fields plus the current `rating`, to choose by.
+
+    An order's creator has no rating: an order keeps the terms it was placed on, while a rating
+    moves with every review (and copying it into every order would rewrite them all).
+    """
+
     id: int = Field(description="The creator profile's id (as in /api/v1/creators/{id}/).")
+    user_id: int = Field(description="The creator's user id.")
     username: str
     rating: Number = Field(description="The mean of the creator's review ratings, 0 before the first review.")
 
@@ -190,6 +197,7 @@ def render_service(row: Row) -> dict[str, Any]:
         "category_id": row["category_id"],
         "creator": {
             "id": row["creator_profile_id"],
+            "user_id": row["creator_user_id"],
             "username": row["creator_username"],
             "rating": row["creator_rating"],
         },

@@ -2,7 +2,7 @@
 
 SQL on either dialect (`dialect`) and the database's pools, transactions and locks (`database`),
 the event stores (`store`), uploaded bytes (`media`), JSON encoding (`encoding`), pushes and their
-Redis relay (`push`, `push_relay`), caches (`cache`), process tuning (`tuning`), and the API's own
-tables (`auth_failures`, `idempotency_keys`). Importing this package imports none of them: each
-module is imported on its own.
+Redis relay (`push`, `push_relay`), caches (`cache`), process tuning (`tuning`), log lines
+(`logs`), and the API's own tables (`auth_failures`, `idempotency_keys`, `refresh_families`,
+`stored_bytes`). Importing this package imports none of them: each module is imported on its own.
 """

@@ -23,7 +23,7 @@ DDL = (
 
 @dataclass(frozen=True)
 class Subject:
-    scope: str  # "username" or "address"
+    scope: str  # "address", "username_at_address", "username" or "resend" (api/throttle.py)
     key: str
 
 

@@ -23,6 +23,7 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from ugc.config import is_postgres, sqlite_path
 from ugc.platform.dialect import COLUMN_TYPES, Cursor, Dialect, Row, postgres_params
+from ugc.platform.idle_check import IdleCheck
 
 
 def _snapshot_query(queries: Sequence[tuple[str, Sequence[Any]]]) -> tuple[str, list[Any]]:
@@ -54,8 +55,17 @@ class Database:
         self._async_pool: AsyncConnectionPool[Any] | None = None  # opened by the first coroutine that reads
         if is_postgres(url):
             self.dialect = "postgresql"
+            idle = IdleCheck()
             self._pool: ConnectionPool[Any] | None = ConnectionPool(
-                url, min_size=1, max_size=16, kwargs=SESSION, open=True, name="ugc-read", timeout=10
+                url,
+                min_size=1,
+                max_size=16,
+                kwargs=SESSION,
+                open=True,
+                name="ugc-read",
+                timeout=10,
+                check=idle.check,
+                reset=idle.reset,
             )
         elif url.startswith("sqlite:///"):
             self.dialect = "sqlite"
@@ -192,8 +202,16 @@ class Database:
         if self._pool is None:
             return None
         if self._async_pool is None:
+            idle = IdleCheck()
             self._async_pool = AsyncConnectionPool(
-                self.url, min_size=1, max_size=ASYNC_CONNECTIONS, kwargs=SESSION, open=False, name="ugc-read-async"
+                self.url,
+                min_size=1,
+                max_size=ASYNC_CONNECTIONS,
+                kwargs=SESSION,
+                open=False,
+                name="ugc-read-async",
+                check=idle.check_async,
+                reset=idle.reset_async,
             )
             # Opened before any other coroutine runs: its lock is free, so open() does not yield first.
             await self._async_pool.open()

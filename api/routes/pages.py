@@ -1,0 +1,105 @@
+"""The HTML pages the app serves: Swagger UI, ReDoc and the mail link's confirmation page.
+
+Everything they load is served from here (Swagger UI from the `swagger-ui-bundle-v2` package,
+ReDoc's standalone bundle vendored in api/static/redoc/), so the docs work without a network.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+from starlette.requests import Request
+from starlette.responses import FileResponse, HTMLResponse, Response
+from swagger_ui_bundle import swagger_ui_path
+
+from api import errors
+from api.openapi import Operation, endpoint
+
+_STATIC = resources.files("api") / "static"
+
+# The only files the asset route serves: a name outside this table is a 404, never a path.
+ASSETS: dict[str, tuple[Path, str]] = {
+    "swagger-ui-bundle.js": (Path(str(swagger_ui_path / "swagger-ui-bundle.js")), "text/javascript"),
+    "swagger-ui.css": (Path(str(swagger_ui_path / "swagger-ui.css")), "text/css"),
+    "favicon-32x32.png": (Path(str(swagger_ui_path / "favicon-32x32.png")), "image/png"),
+    "redoc.standalone.js": (Path(str(_STATIC / "redoc" / "redoc.standalone.js")), "text/javascript"),
+}
+
+# The assets change only with a new install; a day of caching spares reloading 2.5 MB per visit.
+ASSET_CACHE_CONTROL = "public, max-age=86400"
+
+# The confirmation page carries a token in its URL: it must not leak in a Referer, sit in a cache
+# or be framed by another site that would trick the user into pressing its button.
+PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "frame-ancestors 'none'",
+}
+
+
+# The docs pages may load only from this server: a bundle that reaches for a CDN (ReDoc's sidebar
+# logo does) is refused by the browser instead of leaking the visit or breaking offline.
+DOCS_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; script-src 'self' 'unsafe-inline'; "
+    "style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; "
+    "worker-src 'self' blob:; connect-src 'self'; frame-ancestors 'none'",
+}
+
+
+def _page(name: str) -> str:
+    return (_STATIC / name).read_text(encoding="utf-8")
+
+
+async def swagger_ui(request: Request) -> Response:
+    return HTMLResponse(_page("swagger.html"), headers=DOCS_HEADERS)
+
+
+async def redoc(request: Request) -> Response:
+    return HTMLResponse(_page("redoc.html"), headers=DOCS_HEADERS)
+
+
+async def asset(request: Request) -> Response:
+    known = ASSETS.get(request.path_params["name"])
+    if known is None:
+        raise errors.not_found()
+    path, media_type = known
+    return FileResponse(path, media_type=media_type, headers={"Cache-Control": ASSET_CACHE_CONTROL})
+
+
+async def verify_email_page(request: Request) -> Response:
+    return HTMLResponse(_page("verify-email.html"), headers=PAGE_HEADERS)
+
+
+routes = [
+    endpoint(
+        "GET",
+        "/api/docs/",
+        swagger_ui,
+        Operation("Документация: Swagger UI (работает без сети)", auth=False, media_type="text/html", storage=False),
+    ),
+    endpoint(
+        "GET",
+        "/api/redoc/",
+        redoc,
+        Operation("Документация: ReDoc (работает без сети)", auth=False, media_type="text/html", storage=False),
+    ),
+    endpoint(
+        "GET",
+        "/api/docs/assets/{name:str}/",
+        asset,
+        Operation("Скрипты, стили и значок страниц документации", auth=False, media_type="*/*", storage=False),
+    ),
+    endpoint(
+        "GET",
+        "/verify-email/",
+        verify_email_page,
+        Operation(
+            "Страница из письма: кнопка, которая подтверждает адрес (POST /api/auth/verify-email/)",
+            auth=False,
+            media_type="text/html",
+            storage=False,
+        ),
+    ),
+]

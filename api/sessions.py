@@ -1,0 +1,67 @@
+"""Sign-in sessions: every sign-in starts a family of refresh tokens, of which only the newest works.
+
+A refresh answers a new access token and a new refresh token, and the presented one stops working.
+Presenting a refresh token that was already rotated away means two parties hold the family (a
+stolen token, replayed): the family ends, and every later refresh of it is refused. Signing out
+ends the family of the token presented. The families live in a platform table
+(`ugc/platform/refresh_families.py`), touched only here, on sign-in, refresh and sign-out: requests
+that carry an access token never read it. An access token therefore stays good until it expires
+(UGC_ACCESS_TOKEN_TTL, 15 minutes) after its session ends; the user behind it is checked on every
+request (`api/auth.py`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from api.tokens import Claims, TokenError, TokenService
+from ugc.clock import Clock
+from ugc.platform import refresh_families
+from ugc.platform.database import Database
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    access: str
+    refresh: str
+
+    def as_json(self) -> dict[str, str]:
+        return {"access": self.access, "refresh": self.refresh}
+
+
+class Sessions:
+    def __init__(self, db: Database, tokens: TokenService, clock: Clock) -> None:
+        self.db = db
+        self.tokens = tokens
+        self.clock = clock
+
+    def start(self, user_id: int) -> TokenPair:
+        """A new family for a sign-in, and its first pair of tokens."""
+        family = uuid.uuid4().hex
+        refresh = self.tokens.issued(user_id, "refresh", family=family)
+        refresh_families.start_family(self.db, family, user_id, refresh.jti, refresh.expires_at, self.clock.now())
+        return TokenPair(self.tokens.issue(user_id, "access"), refresh.token)
+
+    def rotate(self, presented: Claims) -> TokenPair:
+        """The next pair of the family, if `presented` is its current refresh token; TokenError otherwise.
+
+        A presented token that is not the current one ends its family (see the module's docstring).
+        """
+        family = _family(presented)
+        successor = self.tokens.issued(presented.user_id, "refresh", family=family)
+        now = self.clock.now()
+        if not refresh_families.rotate(self.db, family, presented.jti, successor.jti, successor.expires_at, now):
+            raise TokenError("not the current refresh token of a live family")
+        return TokenPair(self.tokens.issue(presented.user_id, "access"), successor.token)
+
+    def end(self, presented: Claims) -> None:
+        """Sign out: no refresh token of the family works again (ending it twice is harmless)."""
+        refresh_families.revoke(self.db, _family(presented), self.clock.now())
+
+
+def _family(claims: Claims) -> str:
+    if claims.family is None:
+        # Issued before families existed: it cannot be rotated or ended, so it is not honoured.
+        raise TokenError("a refresh token without a family")
+    return claims.family

@@ -1,0 +1,130 @@
+"""The `ugc` command as an operator runs it: real processes on a fresh database of each backend."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.backends import environment
+from tests.servers import server_environment
+from ugc.cli import build_parser
+from ugc.platform.database import Database
+
+ORDER_STATUSES = {"pending", "in_progress", "delivered", "completed", "cancelled"}
+
+
+def ugc(env: dict[str, str], *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ugc.cli", *args],
+        env=server_environment(env),
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.fixture(scope="module")
+def env(backend: str, database_url: str, var_dir: Path) -> dict[str, str]:
+    return environment(backend, database_url, var_dir)
+
+
+@pytest.fixture(scope="module")
+def db(database_url: str) -> Iterator[Database]:
+    database = Database(database_url)
+    yield database
+    database.close()
+
+
+def test_every_option_and_command_has_help_text() -> None:
+    def walk(parser: argparse.ArgumentParser, where: str) -> Iterator[tuple[str, argparse.Action]]:
+        for action in parser._actions:
+            yield where, action
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    yield from walk(sub, f"{where} {name}")
+
+    missing = [
+        f"{where}: {action.dest}"
+        for where, action in walk(build_parser(), "ugc")
+        if not action.help and not isinstance(action, argparse._SubParsersAction)  # its choices are checked below
+    ]
+    assert not missing, missing
+    subcommands = [a for _, a in walk(build_parser(), "ugc") if isinstance(a, argparse._SubParsersAction)]
+    assert all(choice.help for sub in subcommands for choice in sub._choices_actions)
+
+
+def test_version(env: dict[str, str]) -> None:
+    done = ugc(env, "--version")
+    assert done.returncode == 0 and done.stdout.startswith("ugc "), done
+
+
+def test_an_error_is_one_line_and_a_non_zero_exit(env: dict[str, str]) -> None:
+    done = ugc(env, "users", "grant", "nobody_here", "admin")
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == ["ugc: no user named 'nobody_here'"]
+
+
+def test_production_refuses_to_serve_on_sqlite_in_one_line(tmp_path: Path) -> None:
+    env = {"UGC_VAR_DIR": str(tmp_path), "UGC_ENV": "production", "UGC_SECRET_KEY": "k" * 48}
+    done = ugc(env, "serve", "--port", "1")
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "ugc: UGC_ENV=production needs a PostgreSQL UGC_DATABASE_URL, not SQLite"
+    ]
+
+
+def test_users_create_list_grant_and_revoke(env: dict[str, str]) -> None:
+    created = ugc(
+        env,
+        "users",
+        "create",
+        "cli_anna",
+        "--email",
+        "cli_anna@example.com",
+        "--verified",
+        "--role",
+        "auditor",
+        stdin="a-long-password\n",
+    )
+    assert created.returncode == 0, created.stderr
+    assert "created user cli_anna" in created.stdout
+    again = ugc(env, "users", "create", "CLI_Anna", "--email", "other@example.com", stdin="a-long-password\n")
+    assert again.returncode == 1 and again.stderr.strip() == "ugc: that username is already taken"
+    short = ugc(env, "users", "create", "cli_bob", "--email", "bob@example.com", stdin="short\n")
+    assert short.returncode == 2 and "at least 8 characters" in short.stderr
+    assert ugc(env, "users", "grant", "cli_anna", "admin").returncode == 0
+    assert ugc(env, "users", "revoke", "cli_anna", "auditor").returncode == 0
+    assert ugc(env, "rebuild", "accounts").returncode == 0  # no server here keeps the users table
+    listed = ugc(env, "users", "list")
+    assert listed.returncode == 0, listed.stderr
+    line = next(line for line in listed.stdout.splitlines() if "cli_anna" in line)
+    assert line.split()[-2:] == ["yes", "admin"], line
+
+
+def test_seed_demo_fills_every_order_status_once(env: dict[str, str], db: Database) -> None:
+    first = ugc(env, "seed", "--demo")
+    assert first.returncode == 0, first.stderr
+    assert "demo data added" in first.stdout
+    assert ugc(env, "rebuild").returncode == 0
+    before = _counts(db)
+    assert set(before["orders"]) == ORDER_STATUSES
+    assert before["reviews"] and before["messages"] and before["services"] >= 3
+    second = ugc(env, "seed", "--demo")
+    assert second.returncode == 0 and "demo data already present" in second.stdout
+    assert ugc(env, "rebuild").returncode == 0
+    assert _counts(db) == before
+
+
+def _counts(db: Database) -> dict[str, object]:
+    with db.read() as cur:
+        rows = cur.execute("SELECT status, COUNT(*) AS n FROM orders GROUP BY status").fetchall()
+        counts: dict[str, object] = {"orders": {row["status"]: row["n"] for row in rows}}
+        for table in ("reviews", "messages", "services", "users"):
+            counts[table] = cur.execute(f"SELECT COUNT(*) AS n FROM {table}").fetchone()["n"]  # noqa: S608
+    return counts

@@ -1,0 +1,90 @@
+"""docker-compose.yml and the Dockerfile: valid for Compose, and shaped as the README promises.
+
+Validated by `docker compose config` where the plugin exists, else by Debian's `docker-compose`
+(.ci/run installs it when neither is there); neither needs a running Docker engine.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+SECRETS = {"POSTGRES_PASSWORD": "pg-password-for-the-test", "UGC_SECRET_KEY": "k" * 48}
+
+
+def compose_command() -> list[str] | None:
+    docker = shutil.which("docker")
+    if docker and subprocess.run([docker, "compose", "version"], capture_output=True).returncode == 0:
+        return [docker, "compose"]
+    legacy = shutil.which("docker-compose")
+    return [legacy] if legacy else None
+
+
+def compose_config(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    command = compose_command()
+    if command is None:
+        pytest.skip("neither `docker compose` nor `docker-compose` is installed (.ci/run installs docker-compose)")
+    clean = {key: value for key, value in os.environ.items() if key not in SECRETS and not key.startswith("UGC_")}
+    return subprocess.run(
+        [*command, "--file", str(COMPOSE_FILE), "config", "--quiet"],
+        cwd=ROOT,
+        env=clean | env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_compose_validates_the_file_when_its_secrets_are_given() -> None:
+    done = compose_config(SECRETS)
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("missing", sorted(SECRETS))
+def test_compose_refuses_to_render_without_a_secret(missing: str) -> None:
+    done = compose_config({key: value for key, value in SECRETS.items() if key != missing})
+    assert done.returncode != 0 and missing in done.stderr, done.stderr
+
+
+@pytest.fixture(scope="module")
+def services() -> dict[str, Any]:
+    found: dict[str, Any] = yaml.safe_load(COMPOSE_FILE.read_text())["services"]
+    return found
+
+
+def test_two_api_replicas_run_in_production_behind_one_port(services: dict[str, Any]) -> None:
+    apis = [name for name, service in services.items() if service.get("command", [])[:2] == ["ugc", "serve"]]
+    assert len(apis) == 2
+    for name in apis:
+        env = services[name]["environment"]
+        assert env["UGC_ENV"] == "production"
+        assert env["UGC_DATABASE_URL"].startswith("postgresql://") and env["UGC_REDIS_URL"].startswith("redis://")
+        assert env["UGC_SECRET_KEY"].startswith("${UGC_SECRET_KEY:?")  # from the environment, never a default
+        assert env["UGC_PROJECTIONS"] == "external"
+        assert "/readyz" in " ".join(services[name]["healthcheck"]["test"])
+        assert any(volume.startswith("media:") for volume in services[name]["volumes"])
+    published = [name for name, service in services.items() if service.get("ports")]
+    assert published == ["proxy"]
+    nginx = (ROOT / "deploy" / "nginx.conf").read_text()
+    assert all(f"server {name}:8000" in nginx for name in apis)
+
+
+def test_two_projection_workers_and_the_backing_services(services: dict[str, Any]) -> None:
+    workers = [name for name, service in services.items() if service.get("command") == ["ugc", "project"]]
+    assert len(workers) == 2
+    assert {"postgres", "redis"} <= set(services)
+    assert any(volume.startswith("pgdata:") for volume in services["postgres"]["volumes"])
+
+
+def test_the_image_installs_the_pinned_versions_and_serves_the_api() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "--constraint constraints.txt" in dockerfile
+    assert '"ugc", "serve"' in dockerfile and "/readyz" in dockerfile

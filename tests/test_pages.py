@@ -1,0 +1,64 @@
+"""The pages a person opens: the mail link's confirmation page and the docs, on the port served."""
+
+from __future__ import annotations
+
+import re
+import time
+from email import message_from_bytes
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.backends import environment
+from tests.servers import start_server
+
+pytestmark = pytest.mark.e2e
+
+
+def test_serve_announces_itself_and_links_mails_to_the_port_it_serves(tmp_path: Path) -> None:
+    env = environment("sqlite", f"sqlite:///{tmp_path / 'ugc.sqlite3'}", tmp_path)  # no UGC_PUBLIC_URL
+    with start_server(env, log_dir=tmp_path) as server, httpx.Client(base_url=server.url, timeout=10) as client:
+        banner = server.log_tail()
+        assert f"public URL   {server.url}\n" in banner and f"API docs     {server.url}/api/docs/" in banner
+        assert (
+            f"data dir     {tmp_path.resolve()}" in banner and f"mail         {tmp_path.resolve() / 'outbox'}" in banner
+        )
+        registered = client.post(
+            "/api/auth/register/",
+            json={
+                "username": "page_anna",
+                "email": "page_anna@example.com",
+                "password": "long-enough-1",
+                "first_name": "",
+                "last_name": "",
+            },
+        )
+        assert registered.status_code == 201, registered.text
+        link = _mailed_link(tmp_path / "outbox")
+        assert link.startswith(f"{server.url}/verify-email?token=")
+        page = client.get(link.removeprefix(server.url))
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+        assert page.headers["cache-control"] == "no-store" and page.headers["referrer-policy"] == "no-referrer"
+        assert 'id="confirm"' in page.text and "/api/auth/verify-email/" in page.text
+        # Opening the page verified nothing; the button's POST does.
+        token = client.post("/api/auth/token/", json={"username": "page_anna", "password": "long-enough-1"})
+        me = client.get("/api/v1/users/me/", headers={"Authorization": f"Bearer {token.json()['access']}"}).json()
+        assert me["is_verified"] is False
+        for docs in ("/api/docs/", "/api/redoc/"):
+            answer = client.get(docs)
+            assert answer.status_code == 200 and "default-src 'self'" in answer.headers["content-security-policy"]
+            assert "http://" not in answer.text and "https://" not in answer.text
+        assert client.get("/api/docs/assets/swagger-ui-bundle.js").status_code == 200
+        assert client.get("/api/docs/assets/pyproject.toml").status_code == 404
+
+
+def _mailed_link(outbox: Path) -> str:
+    for _ in range(200):
+        for path in sorted(outbox.glob("*.eml")) if outbox.is_dir() else []:
+            body = message_from_bytes(path.read_bytes()).get_payload(decode=True)
+            assert isinstance(body, bytes)
+            if found := re.search(r"http://\S+/verify-email\?token=\S+", body.decode()):
+                return found.group(0)
+        time.sleep(0.05)
+    raise AssertionError("no verification mail in the outbox")

@@ -1,0 +1,74 @@
+"""Log lines: plain text for a terminal, or one JSON object per line (`UGC_LOG_FORMAT=json`).
+
+The API's RequestId middleware sets `request_id` for the duration of each request, and
+`Services.run` carries it into the blocking threads, so every line a request causes names it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from typing import Any
+
+request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
+
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class RequestIdFilter(logging.Filter):
+    """Stamp each record with the id of the request being served (None outside a request)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = request_id.get()
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record: time (UTC), level, logger, message, request_id, and exc_info."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        found = getattr(record, "request_id", None) or request_id.get()
+        if found is not None:
+            line["request_id"] = found
+        if record.exc_info:
+            line["exc_info"] = self.formatException(record.exc_info)
+        return json.dumps(line, ensure_ascii=False, default=str)
+
+
+def logging_config(log_format: str, level: str = "INFO") -> dict[str, Any]:
+    """A `logging.config.dictConfig` for the app's and uvicorn's loggers alike.
+
+    Given to uvicorn as its `log_config`, so each worker process applies it when it starts.
+    """
+    formatter: dict[str, Any] = (
+        {"()": "ugc.platform.logs.JsonFormatter"} if log_format == "json" else {"format": TEXT_FORMAT}
+    )
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {"request_id": {"()": "ugc.platform.logs.RequestIdFilter"}},
+        "formatters": {"default": formatter},
+        "handlers": {
+            "default": {
+                "class": "logging.StreamHandler",
+                "formatter": "default",
+                "filters": ["request_id"],
+                "stream": "ext://sys.stderr",
+            }
+        },
+        "root": {"handlers": ["default"], "level": level},
+        # uvicorn's loggers write through the root handler, so their lines take the same format.
+        "loggers": {
+            "uvicorn": {"handlers": [], "level": level, "propagate": True},
+            "uvicorn.error": {"handlers": [], "level": level, "propagate": True},
+            "uvicorn.access": {"handlers": [], "level": level, "propagate": True},
+        },
+    }
