@@ -17,8 +17,9 @@ from uuid import UUID
 
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import Recording
 
-from commands.saving import Positions
+from commands.saving import Positions, appended
 
 MAX_GROUP = 200  # aggregates per transaction: bounds what one failure takes down with it
 
@@ -95,13 +96,12 @@ class GroupCommit(Generic[T, A]):
                 except Exception as error:
                     entry.error = error
             recordings = self.app.save(*(entry.aggregate for entry in made)) if made else []
-            landed: dict[UUID, int] = {}
+            landed: dict[UUID, list[Recording[UUID]]] = {}
             for recording in recordings:
-                originator = recording.domain_event.originator_id
-                landed[originator] = max(landed.get(originator, 0), recording.notification.id)
+                landed.setdefault(recording.domain_event.originator_id, []).append(recording)
             for entry in made:
                 assert entry.aggregate is not None
-                entry.positions = {self.app.name: landed[entry.aggregate.id]}
+                entry.positions = appended(self.app.name, landed[entry.aggregate.id])
         except BaseException as error:
             failure = error
             raise

@@ -56,6 +56,8 @@ class ProjectionRunner:
         self._failures: dict[str, int] = {}
         self._applied: dict[tuple[str, str], int] = {}  # (projection, application) -> position last committed
         self.is_leader = False
+        # Waiters in this process wait only for the read models that handle what a command appended.
+        progress.declare({p.name: frozenset(p.topics()) for p in self.projections if p.read_model})
 
     def register(self) -> None:
         """Give every projection a position (0 when new) so waiters know to wait for it."""

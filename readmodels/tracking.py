@@ -101,6 +101,18 @@ def read_model_positions(db: Database) -> dict[str, int]:
     return {row["application"]: int(row["position"]) for row in rows}
 
 
+def read_model_positions_by_projection(db: Database) -> dict[str, dict[str, int]]:
+    """For each application, the position each read-model projection following it has applied."""
+    with db.read() as cur:
+        rows = cur.execute(
+            "SELECT application, projection, position FROM projection_tracking WHERE read_model"
+        ).fetchall()
+    found: dict[str, dict[str, int]] = {}
+    for row in rows:
+        found.setdefault(row["application"], {})[row["projection"]] = int(row["position"])
+    return found
+
+
 def lagging(db: Database, required: Mapping[str, int]) -> dict[str, int]:
     """The required positions some read model has not applied yet (for scripts that wait by polling)."""
     positions = read_model_positions(db)

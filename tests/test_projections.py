@@ -20,6 +20,8 @@ from readmodels import tracking
 from readmodels.waiting import Progress
 from ugc.clock import MovableClock
 from ugc.config import Settings
+from ugc.creators import CreatorProfile
+from ugc.errors import Unavailable
 from ugc.platform.database import Database
 from ugc.platform.store import Accounts, EventStores
 from ugc.wiring import migrate
@@ -232,3 +234,47 @@ def test_a_rebuild_by_another_process_under_a_runner_that_remembers_its_position
     rebuilder.catch_up()
     assert snapshot(world.db) == followed
     assert len(followed[0]) >= 9
+
+
+class StuckOnCreatorsProjection(Projection):
+    """A read model of the accounts log that handles only new creator profiles, and never manages to."""
+
+    name = "stuck_on_creators_probe"
+    applications = (Accounts.name,)
+
+    def handlers(self) -> Mapping[type, Handler]:
+        def handle(cur: Any, event: Any) -> None:
+            raise Boom("stuck")
+
+        return {CreatorProfile.Created: handle}
+
+
+def test_a_stuck_read_model_delays_only_the_commands_whose_events_it_handles(world: World) -> None:
+    progress = Progress()
+    runner = ProjectionRunner(world.db, world.stores, [AccountsProjection(), StuckOnCreatorsProjection()], progress)
+    runner.register()
+    runner.start()
+    try:
+        registered = world.accounts.register(Register("stuckwait", "stuckwait@example.com", "password-1", "Имя", "Ф"))
+        world.creators.create_profile(
+            registered.user_id, specialization="видео", experience="", portfolio_link="", social_links={}
+        )
+        # Positions that do not say what was appended wait for every read model of the log.
+        with pytest.raises(Unavailable):
+            progress.wait(world.db, dict(world.accounts.update_profile(registered.user_id, {"bio": "x"})), 0.3)
+        # A command whose events the stuck read model does not handle is not delayed by it.
+        started = time.monotonic()
+        progress.wait(world.db, world.accounts.update_profile(registered.user_id, {"bio": "био"}), 5.0)
+        assert time.monotonic() - started < 1.0
+        assert [row["bio"] for row in table(world.db, "users") if row["username"] == "stuckwait"] == ["био"]
+        # One whose events it handles still waits for it (and gets its 503).
+        other = world.accounts.register(Register("stuckwait2", "stuckwait2@example.com", "password-1", "Имя", "Ф"))
+        _, positions = world.creators.create_profile(
+            other.user_id, specialization="фото", experience="", portfolio_link="", social_links={}
+        )
+        with pytest.raises(Unavailable):
+            progress.wait(world.db, positions, 0.3)
+    finally:
+        runner.stop()
+        with world.db.transaction(write=True) as cur:
+            cur.execute("DELETE FROM projection_tracking WHERE projection = %s", (StuckOnCreatorsProjection.name,))
