@@ -8,6 +8,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from ugc.config import ConfigError, Settings
 
@@ -38,6 +39,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     grant.add_argument("username")
     grant.add_argument("role", choices=("admin", "auditor"))
 
+    _add_projections_parser(commands)
+
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
@@ -53,8 +56,80 @@ def main(argv: Sequence[str] | None = None) -> int:
         "seed": lambda: _seed(settings),
         "history": lambda: _history(settings, args.id, as_json=args.json),
         "users": lambda: _grant(settings, args.username, args.role),
+        "projections": lambda: _projections(settings, args),
     }
     return handler[args.command]()
+
+
+def _add_projections_parser(commands: Any) -> None:
+    projections = commands.add_parser("projections", help="see where projections stand; retry or skip parked events")
+    sub = projections.add_subparsers(dest="projections_command", required=True)
+    status = sub.add_parser("status", help="per projection: position, head, lag, parked events, lease holder")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    retry = sub.add_parser("retry", help="re-apply the parked events of a projection (after fixing the cause)")
+    retry.add_argument("name")
+    skip = sub.add_parser("skip", help="give up on the event at POSITION: the projection never applies it")
+    skip.add_argument("name")
+    skip.add_argument("position", type=int)
+    skip.add_argument("--log", help="the application log of POSITION (needed when the projection follows several)")
+
+
+def _projections(settings: Settings, args: argparse.Namespace) -> int:
+    import dataclasses
+    import json
+
+    from projections import operations
+    from projections.registry import all_projections
+    from projections.runner import ProjectionRunner
+    from readmodels.waiting import Progress
+    from ugc.platform.database import Database
+    from ugc.platform.store import EventStores
+
+    _migrate_quietly(settings)
+    db = Database(settings.database_url)
+    stores = EventStores(settings.database_url)
+    try:
+        known = {p.name: p for p in all_projections(settings)}
+        ProjectionRunner(db, stores, list(known.values()), Progress()).register()  # every one is listed
+        if args.projections_command == "status":
+            states = operations.status(db, stores)
+            if args.json:
+                print(json.dumps([dataclasses.asdict(s) for s in states], default=str))
+            else:
+                print(operations.render(states))
+            return 0
+        projection = known.get(args.name)
+        if projection is None:
+            print(f"ugc: unknown projection {args.name!r}; known: {', '.join(known)}", file=sys.stderr)
+            return 2
+        if args.projections_command == "retry":
+            retried = operations.retry(db, stores, projection)
+            for application, position in retried.applied:
+                print(f"applied {application} {position}")
+            for application, position, error in retried.failed:
+                print(f"still failing {application} {position}: {error}")
+            return 1 if retried.failed else 0
+        chosen: str | None = args.log or (projection.applications[0] if len(projection.applications) == 1 else None)
+        if chosen is None or chosen not in projection.applications:
+            print(f"ugc: give --log, one of: {', '.join(projection.applications)}", file=sys.stderr)
+            return 2
+        operations.skip(db, projection, chosen, args.position)
+        print(f"{args.name} will not apply event {args.position} of {chosen}")
+        return 0
+    finally:
+        stores.close()
+        db.close()
+
+
+def _migrate_quietly(settings: Settings) -> None:
+    from ugc.platform.database import Database
+    from ugc.wiring import migrate
+
+    db = Database(settings.database_url)
+    try:
+        migrate(db)
+    finally:
+        db.close()
 
 
 def _migrate(settings: Settings) -> int:

@@ -46,6 +46,8 @@ class Settings:
     argon2_memory_kib: int = 65536
     read_your_writes_timeout: float = 2.0
     access_log: bool = False
+    projection_max_attempts: int = 5  # failures in a row on one event before it is parked
+    ready_max_lag: int = 30  # seconds of projection lag above which /readyz answers 503
 
     @property
     def outbox_dir(self) -> Path:
@@ -88,6 +90,8 @@ class Settings:
             argon2_time_cost=_int(env, "UGC_ARGON2_TIME_COST", 3),
             argon2_memory_kib=_int(env, "UGC_ARGON2_MEMORY_KIB", 65536),
             access_log=_bool(env, "UGC_ACCESS_LOG", False),
+            projection_max_attempts=_int(env, "UGC_PROJECTION_MAX_ATTEMPTS", 5),
+            ready_max_lag=_int(env, "UGC_READY_MAX_LAG", 30),
         )
 
 

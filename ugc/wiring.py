@@ -88,7 +88,12 @@ def projection_runner(
         sender = RedisRelay(settings.redis_url, channel_for(settings.database_url))
         sender.start()
     runner = ProjectionRunner(
-        db, stores, all_projections(settings, publisher or sender), progress, jobs=[auto_completer.run_once]
+        db,
+        stores,
+        all_projections(settings, publisher or sender),
+        progress,
+        jobs=[auto_completer.run_once],
+        max_attempts=settings.projection_max_attempts,
     )
     runner.register()
     try:
