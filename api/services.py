@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 from starlette.requests import HTTPConnection
 
+from api import idempotency_keys
 from api.idempotency_keys import IdempotencyKeys
 from api.listing import ListingMemory
 from api.realtime import Hub
@@ -32,6 +33,7 @@ from readmodels.services import listing_state
 from readmodels.waiting import Progress
 from ugc.clock import Clock
 from ugc.config import Settings
+from ugc.errors import Unavailable
 from ugc.platform.database import Database
 from ugc.platform.media import MediaStore
 
@@ -86,11 +88,26 @@ class Services:
         await self.db.aclose()
 
     async def settle(self, positions: Positions) -> None:
-        """Read your writes: return once every read model has applied `positions` (503 after the timeout)."""
+        """Read your writes: return once the read models that handle what the command appended have
+        applied `positions` (503 after the timeout).
+
+        Under an `Idempotency-Key` the key first records `positions` (it is never let go from then
+        on), and a timeout answers the client 503 at once while this goes on waiting, up to
+        `FINISH_WITHIN`, so the request can store the answer its retry replays (api/idempotency.py).
+        """
         if not positions:
             return
         self.progress.nudge()
-        await self.progress.wait_async(self.db, positions, self.settings.read_your_writes_timeout)
+        pending = idempotency_keys.current()
+        if pending is None:
+            await self.progress.wait_async(self.db, positions, self.settings.read_your_writes_timeout)
+            return
+        await self.run(self.idempotency.appended, pending.user_id, pending.key, positions)
+        try:
+            await self.progress.wait_async(self.db, positions, self.settings.read_your_writes_timeout)
+        except Unavailable:
+            pending.answered_503.set()
+            await self.progress.wait_async(self.db, positions, idempotency_keys.FINISH_WITHIN)
 
 
 def services(connection: HTTPConnection) -> Services:

@@ -78,6 +78,7 @@ def create_tables(db: Database) -> None:
         for kind in ID_KINDS:
             db.create_sequence(cur, kind)
         add_later_columns(cur)
+        idempotency_keys.add_later_columns(cur)
 
 
 def add_later_columns(cur: Cursor) -> None:
