@@ -5,7 +5,8 @@ which the projection first stored notifications, across applications, which is w
 `?since=` replays by. The first seq of each id is kept in `notification_seqs`, which a rebuild does
 not empty: the two logs are read in another interleaving then, and a client resuming with
 `since=` must find the same order it was served live. Marks of what was read are kept apart from
-the rows they mark, so a mark applied before its notification arrived (a rebuild reads the two logs in batches) still counts.
+the rows they mark, so a mark applied before its notification arrived (a rebuild reads the two
+logs in batches) still counts.
 """
 
 from __future__ import annotations
