@@ -30,6 +30,7 @@ from commands.services import ServiceCommands
 from commands.skills import SkillCommands
 from readmodels.order_history import EventLog
 from readmodels.services import listing_state
+from readmodels.tracking import ProjectionState
 from readmodels.waiting import Progress
 from ugc.clock import Clock
 from ugc.config import Settings
@@ -65,6 +66,8 @@ class Services:
     notifications: NotificationCommands
     realtime: Hub
     check_redis: Callable[[], None] | None = None
+    # Where each projection stands (projections/operations.py), for /readyz and /metrics.
+    projection_states: Callable[[], list[ProjectionState]] | None = None
     listing: ListingMemory = field(init=False)
     blocking: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(BLOCKING_THREADS, thread_name_prefix="ugc-blocking")

@@ -58,8 +58,8 @@ def _lag(stores: EventStores, application: str, position: int, head: int, now: d
     if hasattr(recorder, "events_table_name") and hasattr(recorder.datastore, "schema"):  # PostgreSQL
         table = f'"{recorder.datastore.schema}"."{recorder.events_table_name}"'
         with recorder.datastore.get_connection() as conn, conn.cursor() as cur:
-            row = cur.execute(f"SELECT COUNT(*) FROM {table} WHERE notification_id > %s", (position,)).fetchone()
-            count = int(row[0])
+            row = cur.execute(f"SELECT COUNT(*) AS n FROM {table} WHERE notification_id > %s", (position,)).fetchone()
+            count = int(row["n"] if isinstance(row, dict) else row[0])  # the library's rows are dicts
     else:
         with recorder.datastore.transaction(commit=False) as cur:
             cur.execute(f"SELECT COUNT(*) FROM {recorder.events_table_name} WHERE rowid > ?", (position,))

@@ -7,6 +7,7 @@ rest of `ugc` imports none of them.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -34,6 +35,7 @@ from commands.reference import load_reference_data
 from commands.scheduler import AutoCompleter
 from commands.services import ServiceCommands
 from commands.skills import SkillCommands
+from projections.operations import status as projection_status
 from projections.registry import all_projections
 from projections.runner import ProjectionRunner
 from readmodels.orders import due_for_auto_completion
@@ -164,6 +166,7 @@ def runtime(settings: Settings, *, clock: Clock | None = None) -> Iterator[Servi
                 idempotency=IdempotencyKeys(db, clock),
                 media=MediaStore(settings.media_dir),
                 check_redis=_pinger(redis_client) if redis_client is not None else None,
+                projection_states=functools.partial(projection_status, db, stores),
             )
             freeze_startup_objects()
             yield services
