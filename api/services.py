@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ from readmodels.waiting import Progress
 from ugc.clock import Clock
 from ugc.config import Settings
 from ugc.errors import Unavailable
+from ugc.platform import metrics
 from ugc.platform.database import Database
 from ugc.platform.media import MediaStore
 
@@ -102,15 +104,19 @@ class Services:
             return
         self.progress.nudge()
         pending = idempotency_keys.current()
-        if pending is None:
-            await self.progress.wait_async(self.db, positions, self.settings.read_your_writes_timeout)
-            return
-        await self.run(self.idempotency.appended, pending.user_id, pending.key, positions)
+        if pending is not None:
+            await self.run(self.idempotency.appended, pending.user_id, pending.key, positions)
+        started = time.monotonic()
         try:
             await self.progress.wait_async(self.db, positions, self.settings.read_your_writes_timeout)
         except Unavailable:
+            metrics.WAIT_TIMEOUTS.inc()
+            if pending is None:
+                raise
             pending.answered_503.set()
             await self.progress.wait_async(self.db, positions, idempotency_keys.FINISH_WITHIN)
+        else:
+            metrics.WAIT_SECONDS.observe(time.monotonic() - started)
 
 
 def services(connection: HTTPConnection) -> Services:

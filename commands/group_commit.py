@@ -20,6 +20,7 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import Recording
 
 from commands.saving import Positions, appended
+from ugc.platform import metrics
 
 MAX_GROUP = 200  # aggregates per transaction: bounds what one failure takes down with it
 
@@ -96,6 +97,8 @@ class GroupCommit(Generic[T, A]):
                 except Exception as error:
                     entry.error = error
             recordings = self.app.save(*(entry.aggregate for entry in made)) if made else []
+            if recordings:
+                metrics.APPENDS.labels(self.app.name).inc()
             landed: dict[UUID, list[Recording[UUID]]] = {}
             for recording in recordings:
                 landed.setdefault(recording.domain_event.originator_id, []).append(recording)

@@ -12,6 +12,7 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, Recording
 
 from ugc.errors import StaleVersion
+from ugc.platform import metrics
 
 T = TypeVar("T")
 A = TypeVar("A", bound=Aggregate)
@@ -49,9 +50,14 @@ def save(app: Application[UUID], *aggregates: Aggregate) -> Positions:
 
     Raises eventsourcing's IntegrityError when another writer got there first.
     """
-    recordings = app.save(*aggregates)
+    try:
+        recordings = app.save(*aggregates)
+    except IntegrityError:
+        metrics.VERSION_CONFLICTS.labels(app.name).inc()
+        raise
     if not recordings:
         return {}
+    metrics.APPENDS.labels(app.name).inc()
     return appended(app.name, recordings)
 
 

@@ -19,6 +19,7 @@ import psycopg
 from projections.base import Projection
 from readmodels import parked, tracking
 from readmodels.waiting import Progress
+from ugc.platform import metrics
 from ugc.platform.database import Database
 from ugc.platform.dialect import INTEGRITY_ERRORS, Cursor
 from ugc.platform.store import EventStores
@@ -333,11 +334,14 @@ class ProjectionRunner:
         When a shared batch fails, each projection runs alone, so the failing one backs off by
         itself and the others go on.
         """
+        started = time.monotonic()
         try:
             seen = self._apply(application, projections)
         except psycopg.OperationalError:
             raise
         except Exception as error:
+            if len(projections) == 1:
+                metrics.PROJECTION_FAILURES.labels(projections[0].name).inc()
             if len(projections) > 1:
                 return {name: full for p in projections for name, full in self._run_guarded(application, [p]).items()}
             projection = projections[0]
@@ -361,6 +365,8 @@ class ProjectionRunner:
             self._retry_at[key] = time.monotonic() + delay
             log.exception("projection %s failed (attempt %d); retrying in %.1fs", name, failures, delay)
             return {}
+        if seen:
+            metrics.BATCH_SECONDS.labels(application).observe(time.monotonic() - started)
         for projection in projections:
             key = (projection.name, application)
             self._retry_at.pop(key, None)

@@ -6,14 +6,17 @@ import logging
 import time
 from importlib import resources
 
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
+from api.metrics import projection_metrics
 from api.openapi import Operation, endpoint, openapi_document
 from api.responses import JSON
 from api.schemas.meta import HealthOut, OpenAPIOut, ReadinessOut
 from api.services import Services, services
 from readmodels.tracking import ProjectionState
+from ugc.platform import metrics
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +90,19 @@ def _judge_projections(s: Services, states: list[ProjectionState], checks: dict[
     return failing
 
 
+async def metrics_page(request: Request) -> Response:
+    """Prometheus text: this process's (or, with --workers N, every worker's) counters and
+    histograms, and each projection's position, lag, parked events and lease holder, read now."""
+    s = services(request)
+    body = metrics.render()
+    if s.projection_states is not None:
+        try:
+            body += projection_metrics(await s.run(s.projection_states))
+        except Exception as error:
+            log.warning("metrics: projection positions unreadable: %s", error)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+
 async def schema(request: Request) -> Response:
     document = openapi_document(request.app.routes, title="UGC Market API", version="1.0.0")
     return JSON(document)
@@ -109,6 +125,12 @@ routes = [
             auth=False,
             also=((503, ReadinessOut),),
         ),
+    ),
+    endpoint(
+        "GET",
+        "/metrics/",
+        metrics_page,
+        Operation("Метрики Prometheus", auth=False, media_type="text/plain"),
     ),
     endpoint("GET", "/api/schema/", schema, Operation("Документ OpenAPI 3.1", response=OpenAPIOut, auth=False)),
     endpoint(
