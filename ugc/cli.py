@@ -135,12 +135,12 @@ def _migrate_quietly(settings: Settings) -> None:
 
 
 def _migrate(settings: Settings) -> int:
-    from ugc.platform.database import Database
+    from ugc.platform.database import Database, until_reachable
     from ugc.wiring import migrate
 
     db = Database(settings.database_url)
     try:
-        migrate(db)
+        until_reachable(lambda: migrate(db), what="migrate")
     finally:
         db.close()
     print("migrated")
@@ -171,7 +171,7 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
 
 def _project(settings: Settings) -> int:
     from readmodels.waiting import Progress
-    from ugc.platform.database import Database
+    from ugc.platform.database import Database, until_reachable
     from ugc.platform.store import EventStores
     from ugc.wiring import projection_runner
 
@@ -180,7 +180,7 @@ def _project(settings: Settings) -> int:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     db = Database(settings.database_url)
     _migrate(settings)
-    stores = EventStores(settings.database_url)
+    stores = until_reachable(lambda: EventStores(settings.database_url), what="project")
     try:
         with projection_runner(settings, db, stores, Progress()) as runner:
             runner.start()

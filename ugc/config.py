@@ -134,3 +134,27 @@ def _secret_from_file(path: Path) -> str:
         key = secrets.token_urlsafe(48)
         file.write(key)
     return key
+
+
+@dataclass(frozen=True)
+class PoolSizes:
+    """Connections one process may open to PostgreSQL, per pool (README: "Connection budget").
+
+    A server process holds at most `database + database_async + 5 * store + 1` (the five contexts'
+    event stores, and one LISTEN for read-your-writes), plus 2 while it runs the projections (the
+    runners' lock and their LISTEN); a `ugc project` process `database + 5 * store + 2`.
+    """
+
+    database: int = 4  # UGC_DB_POOL_MAX: the read/write pool of blocking work (commands, runners)
+    database_async: int = 4  # UGC_DB_ASYNC_POOL_MAX: the event loop's read pool (lists, waits)
+    store: int = 1  # UGC_STORE_POOL_MAX: per context's event store (appends take a table lock anyway)
+
+
+def pool_sizes(environ: Mapping[str, str] | None = None) -> PoolSizes:
+    env = os.environ if environ is None else environ
+    defaults = PoolSizes()
+    return PoolSizes(
+        database=_int(env, "UGC_DB_POOL_MAX", defaults.database),
+        database_async=_int(env, "UGC_DB_ASYNC_POOL_MAX", defaults.database_async),
+        store=_int(env, "UGC_STORE_POOL_MAX", defaults.store),
+    )

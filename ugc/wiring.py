@@ -44,7 +44,7 @@ from readmodels.waiting import Progress, wait_for
 from ugc.clock import Clock, SystemClock
 from ugc.config import Settings
 from ugc.errors import Unavailable
-from ugc.platform.database import Database
+from ugc.platform.database import Database, until_reachable
 from ugc.platform.media import MediaStore
 from ugc.platform.push import Publisher
 from ugc.platform.push_relay import RedisRelay, channel_for, relay
@@ -114,8 +114,8 @@ def runtime(settings: Settings, *, clock: Clock | None = None) -> Iterator[Servi
     stores: EventStores | None = None
     redis_client: redis.Redis[bytes] | None = None
     try:
-        migrate(db)
-        stores = EventStores(settings.database_url)
+        until_reachable(lambda: migrate(db), what="start")
+        stores = until_reachable(lambda: EventStores(settings.database_url), what="start")
         reference = load_reference_data(stores, db, clock)
         progress = Progress()
         if settings.redis_url:
