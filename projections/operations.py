@@ -54,16 +54,7 @@ def status(db: Database, stores: EventStores, *, now: datetime | None = None) ->
 def _lag(stores: EventStores, application: str, position: int, head: int, now: datetime) -> tuple[int, float]:
     if position >= head:
         return 0, 0.0
-    recorder: Any = stores[application].recorder
-    if hasattr(recorder, "events_table_name") and hasattr(recorder.datastore, "schema"):  # PostgreSQL
-        table = f'"{recorder.datastore.schema}"."{recorder.events_table_name}"'
-        with recorder.datastore.get_connection() as conn, conn.cursor() as cur:
-            row = cur.execute(f"SELECT COUNT(*) AS n FROM {table} WHERE notification_id > %s", (position,)).fetchone()
-            count = int(row["n"] if isinstance(row, dict) else row[0])  # the library's rows are dicts
-    else:
-        with recorder.datastore.transaction(commit=False) as cur:
-            cur.execute(f"SELECT COUNT(*) FROM {recorder.events_table_name} WHERE rowid > ?", (position,))
-            count = int(cur.fetchone()[0])
+    count = events_after(stores, application, position)
     first = stores[application].recorder.select_notifications(start=position, limit=1, inclusive_of_start=False)
     seconds = 0.0
     if first:
@@ -74,6 +65,21 @@ def _lag(stores: EventStores, application: str, position: int, head: int, now: d
         except Exception:  # an event that does not decode is as old as we cannot tell: count it as lagging
             seconds = float("inf")
     return count, seconds
+
+
+def events_after(stores: EventStores, application: str, position: int) -> int:
+    """How many events `application`'s log holds after `position`."""
+    recorder: Any = stores[application].recorder
+    if hasattr(recorder, "events_table_name") and hasattr(recorder.datastore, "schema"):  # PostgreSQL
+        table = f'"{recorder.datastore.schema}"."{recorder.events_table_name}"'
+        with recorder.datastore.get_connection() as conn, conn.cursor() as cur:
+            row = cur.execute(f"SELECT COUNT(*) AS n FROM {table} WHERE notification_id > %s", (position,)).fetchone()
+            count = int(row["n"] if isinstance(row, dict) else row[0])  # the library's rows are dicts
+    else:
+        with recorder.datastore.transaction(commit=False) as cur:
+            cur.execute(f"SELECT COUNT(*) FROM {recorder.events_table_name} WHERE rowid > ?", (position,))
+            count = int(cur.fetchone()[0])
+    return count
 
 
 def leader(db: Database) -> str | None:

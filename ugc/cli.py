@@ -192,6 +192,8 @@ def _project(settings: Settings) -> int:
 
 
 def _rebuild(settings: Settings, names: Sequence[str]) -> int:
+    from projections.operations import events_after
+    from projections.rebuild_progress import RebuildProgress
     from projections.registry import all_projections
     from projections.runner import ProjectionRunner
     from readmodels.waiting import Progress
@@ -210,8 +212,14 @@ def _rebuild(settings: Settings, names: Sequence[str]) -> int:
         runner = ProjectionRunner(db, stores, projections, Progress())
         runner.register()
         for name in names or list(known):
-            runner.reset(known[name])
-            runner.catch_up([known[name]])
+            projection = known[name]
+            total = sum(events_after(stores, application, 0) for application in projection.applications)
+            shown = RebuildProgress(name, total, sys.stderr)
+            runner.reset(projection)
+            for application in projection.applications:
+                while read := runner.run_once(projection, [application]):
+                    shown.advance(read)
+            shown.finish()
             print(f"rebuilt {name}")
     finally:
         stores.close()
