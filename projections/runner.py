@@ -76,7 +76,7 @@ class ProjectionRunner:
         # Per (projection, application): a projection that fails on one log goes on with the others.
         self._retry_at: dict[tuple[str, str], float] = {}
         self._failures: dict[tuple[str, str], int] = {}
-        # projection -> (application, position) of its last failure
+        # The position of the event its last failure was on (None: not an event's fault).
         self._failed_at: dict[tuple[str, str], int | None] = {}
         self.max_attempts = max_attempts
         self.clock = clock
@@ -340,12 +340,11 @@ class ProjectionRunner:
         except psycopg.OperationalError:
             raise
         except Exception as error:
-            if len(projections) == 1:
-                metrics.PROJECTION_FAILURES.labels(projections[0].name).inc()
             if len(projections) > 1:
                 return {name: full for p in projections for name, full in self._run_guarded(application, [p]).items()}
             projection = projections[0]
             name = projection.name
+            metrics.PROJECTION_FAILURES.labels(name).inc()
             self._passed_over.pop((name, application), None)
             failed = self._failed_event
             self._failed_event = None

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from api import idempotency_keys
-from projections.orders import OrdersProjection
+from projections.runner import ProjectionRunner
 from tests.conftest import Api, new_client
 from tests.orders_world import Deal, a_deal
 from ugc.clock import MovableClock
@@ -28,17 +28,21 @@ TIMEOUT = 0.5
 
 @pytest.fixture
 def slow_orders(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
-    """While set, the orders read model takes SLOW_FOR seconds to apply the next new order."""
-    slow = threading.Event()
-    placed = OrdersProjection.placed
+    """While set, the read models of the orders log take SLOW_FOR seconds to start their next batch.
 
-    def slowly(self: OrdersProjection, cur: Any, e: Any) -> None:
-        if slow.is_set():
+    The pause comes before the batch's transaction: on SQLite a pause inside it would hold the one
+    writer's lock and delay the command itself, not only its read models.
+    """
+    slow = threading.Event()
+    apply = ProjectionRunner._apply
+
+    def slowly(self: ProjectionRunner, application: str, projections: Any) -> int:
+        if application == "orders" and slow.is_set():
             slow.clear()
             time.sleep(SLOW_FOR)
-        placed(self, cur, e)
+        return apply(self, application, projections)
 
-    monkeypatch.setattr(OrdersProjection, "placed", slowly)
+    monkeypatch.setattr(ProjectionRunner, "_apply", slowly)
     return slow
 
 
