@@ -298,8 +298,11 @@ class ProjectionRunner:
         behind: set[tuple[str, str]] = set()  # (projection, application) whose last batch was full
         next_jobs = time.monotonic()
         while not self._stopping.is_set():
-            if self.jobs and time.monotonic() >= next_jobs:
+            if time.monotonic() >= next_jobs:
                 self._run_jobs()
+                # Read the parked and skipped positions again: an operator's `skip` of an event
+                # not reached yet is seen within JOB_INTERVAL (one stuck on it, at its next try).
+                self._passed_over.clear()
                 next_jobs = time.monotonic() + JOB_INTERVAL
             # Read before running: whatever is appended after this read moves a head next round.
             heads = self.stores.heads()
