@@ -17,10 +17,8 @@ from uuid import UUID
 
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import Recording
 
-from commands.saving import Positions, appended
-from ugc.platform import metrics
+from commands.saving import Positions
 
 MAX_GROUP = 200  # aggregates per transaction: bounds what one failure takes down with it
 
@@ -97,14 +95,13 @@ class GroupCommit(Generic[T, A]):
                 except Exception as error:
                     entry.error = error
             recordings = self.app.save(*(entry.aggregate for entry in made)) if made else []
-            if recordings:
-                metrics.APPENDS.labels(self.app.name).inc()
-            landed: dict[UUID, list[Recording[UUID]]] = {}
+            landed: dict[UUID, int] = {}
             for recording in recordings:
-                landed.setdefault(recording.domain_event.originator_id, []).append(recording)
+                originator = recording.domain_event.originator_id
+                landed[originator] = max(landed.get(originator, 0), recording.notification.id)
             for entry in made:
                 assert entry.aggregate is not None
-                entry.positions = appended(self.app.name, landed[entry.aggregate.id])
+                entry.positions = {self.app.name: landed[entry.aggregate.id]}
         except BaseException as error:
             failure = error
             raise

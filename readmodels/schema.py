@@ -14,7 +14,6 @@ from readmodels import (
     services,
     users,
 )
-from readmodels.parked import DDL as PARKED_DDL
 from readmodels.tracking import reset
 from ugc.ids import ID_KINDS
 from ugc.platform import auth_failures, idempotency_keys, refresh_families, stored_bytes
@@ -32,7 +31,6 @@ INFRASTRUCTURE = (
     """CREATE TABLE IF NOT EXISTS id_sequences (
         kind TEXT PRIMARY KEY,
         value BIGINT NOT NULL)""",
-    *PARKED_DDL,
     # The API's own tables, each with its queries in the platform wing.
     *auth_failures.DDL,
     *idempotency_keys.DDL,
@@ -80,7 +78,6 @@ def create_tables(db: Database) -> None:
         for kind in ID_KINDS:
             db.create_sequence(cur, kind)
         add_later_columns(cur)
-        idempotency_keys.add_later_columns(cur)
 
 
 def add_later_columns(cur: Cursor) -> None:
