@@ -29,6 +29,7 @@ import random
 import secrets
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
@@ -41,9 +42,11 @@ from typing import Any
 import ceilings
 import httpx
 import loadgen
+import psycopg
 import redis
 import uvloop
 from common import (
+    PG_ADMIN_URL,
     ROOT,
     VENV_BIN,
     background,
@@ -186,6 +189,71 @@ def sample(layout: Layout, at: float, label: str) -> Sample:
         except (OSError, LookupError):
             rss[name] = 0
     return Sample(at, label, rss, pids)
+
+
+# --- the shared PostgreSQL ----------------------------------------------------------------------
+
+
+class SharedServer:
+    """What happens to the shared PostgreSQL meanwhile (others' tests use it too): its free
+    connection slots, its restarts, and the times it refused a connection, every `interval` s."""
+
+    def __init__(self, interval: float = 5.0) -> None:
+        self.interval = interval
+        self.free: list[int] = []
+        self.refused: list[str] = []
+        self.started: list[datetime] = []  # postmaster start times seen, in order
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> SharedServer:
+        self._look()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
+        self._look()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._look()
+
+    def _look(self) -> None:
+        try:
+            with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=3) as conn:
+                row = conn.execute(
+                    "SELECT current_setting('max_connections')::int "
+                    "- current_setting('superuser_reserved_connections')::int - count(*), pg_postmaster_start_time() "
+                    "FROM pg_stat_activity WHERE backend_type = 'client backend'").fetchone()
+        except psycopg.Error as error:
+            self.refused.append(str(error).strip().splitlines()[-1][:100])
+            return
+        assert row is not None
+        self.free.append(int(row[0]))
+        if not self.started or self.started[-1] != row[1]:
+            self.started.append(row[1])
+
+    def markdown(self) -> list[str]:
+        lines = [f"Free connection slots of the shared PostgreSQL (max_connections, other people's tests use it "
+                 f"too), every {self.interval:g} s: min {min(self.free, default=0)}, median "
+                 f"{sorted(self.free)[len(self.free) // 2] if self.free else 0}; "
+                 f"{len(self.refused)} of {len(self.free) + len(self.refused)} looks were refused a connection"
+                 + (f" (`{Counter(self.refused).most_common(1)[0][0]}`)" if self.refused else "") + "."]
+        if len(self.started) > 1:
+            lines.append("PostgreSQL was restarted during the run (by someone else), at "
+                         + ", ".join(f"{t:%H:%M:%S} UTC" for t in self.started[1:]) + ".")
+        return lines
+
+
+def unavailable_lines(log: Path) -> Counter[str]:
+    """The server's "database unavailable" warnings (each a 503), by message."""
+    found: Counter[str] = Counter()
+    for line in log.read_text(errors="replace").splitlines():
+        if "database unavailable:" in line:
+            found[line.split("database unavailable:", 1)[1].strip()[:100]] += 1
+    return found
 
 
 # --- the traffic ---------------------------------------------------------------------------------
@@ -422,6 +490,7 @@ class Run:
     catch_up_seconds: float
     orders: Counter[str]
     paused: float  # seconds the traffic stood still for the samples
+    unavailable: Counter[str]  # the server's "database unavailable" warnings, by message
 
 
 async def soak(layout: Layout, args: argparse.Namespace) -> Run:
@@ -483,7 +552,8 @@ async def soak(layout: Layout, args: argparse.Namespace) -> Run:
                       "in progress": len(world.in_progress), "delivered": len(world.delivered),
                       "completed, not reviewed": len(world.completed)})
     return Run(traffic.tally, seconds, samples, cpu, peaks, client_cores, machine_cores, background, warm.tally,
-               cast_seconds, time.monotonic() - began, orders, traffic.paused)
+               cast_seconds, time.monotonic() - began, orders, traffic.paused,
+               unavailable_lines(layout.var_dir / "server.log"))
 
 
 def caught_up(layout: Layout, timeout: float) -> None:
@@ -514,7 +584,7 @@ def mib(kib: int) -> str:
 
 
 def report(run: Run, args: argparse.Namespace, command: str, began: datetime,
-           ceiling: ceilings.Ceilings | None) -> str:
+           ceiling: ceilings.Ceilings | None, shared: SharedServer) -> str:
     t = run.tally
     every = [x for v in t.latencies.values() for x in v]
     errors = sum(t.errors.values())
@@ -546,6 +616,10 @@ def report(run: Run, args: argparse.Namespace, command: str, began: datetime,
                      f"| {max(v, default=0) * 1000:.0f} |")
     if t.examples:
         lines += ["", "Errors (first ones):", "", *(f"* `{e}`" for e in t.examples)]
+    lines += ["", *shared.markdown()]
+    if run.unavailable:
+        lines += ["", "The server's `database unavailable` warnings (each answered 503):", "",
+                  *(f"* {n} × `{message}`" for message, n in run.unavailable.most_common(5))]
     lines += ["", "Lifecycle at the end: " + ", ".join(f"{k} {v}" for k, v in run.orders.items())
               + f"; the read models had applied the whole log {run.catch_up_seconds:.1f} s after the last request. "
               f"Warm-up: {run.warmup.requests:,} requests, {sum(run.warmup.errors.values())} errors.", ""]
@@ -606,9 +680,9 @@ def main() -> None:
     ttl = int(args.warmup + args.duration) + 1800  # the cast's tokens outlive the run
     with fresh_database("ugc_bench_soak") as url, private_redis() as redis_url:
         redis_pid = redis_server_pid(redis_url)
-        with production_layout(url, redis_url, redis_pid, ttl=ttl) as layout:
+        with production_layout(url, redis_url, redis_pid, ttl=ttl) as layout, SharedServer() as shared:
             run = uvloop.run(soak(layout, args))
-    section = report(run, args, command, began, ceiling)
+    section = report(run, args, command, began, ceiling, shared)
     print(section)
     if not args.no_record:
         path = result_path(began)
