@@ -14,6 +14,10 @@ beside it, and client threads placing orders over real HTTP, each order with its
 Clients retry on a transport error and on 503. Afterwards: every acknowledged (201) order is in
 the event log and in the read side (buyers' lists, the creator's list and new-order notifications)
 exactly once, no key placed more than one order, no row is repeated, and no request got a 500.
+
+Not asserted, only counted (the summary line printed at the end): a key whose first attempt died
+with its worker after claiming the key answers every retry, after a 10 s wait, with 409 "in flight"
+— for the day the claim is kept — whether or not its order was stored.
 Faults are injected on events (a number of acknowledged orders, a 503 seen), never on timing, so
 the outcome does not depend on the machine's speed; deadlines are only there to end a hung run.
 """
