@@ -3,7 +3,10 @@
 The first request with a key inserts a row (the database's primary key decides who is first);
 requests that find the row wait for its answer and replay it. A request with the same key but a
 different method, path or body is refused. Answers of 5xx are not kept, so such a request can be
-retried with the same key.
+retried with the same key — unless the command was stored before the failure (typically the wait
+for its read models timed out: 503): an endpoint that knows its answer once the command is stored
+hands it over with `stored_answer`, and that answer is kept for retries instead, so a retry never
+runs the command a second time.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import functools
 import hashlib
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -20,13 +24,24 @@ from api.body import raw_body
 from api.errors import ApiError, from_domain, invalid, message
 from api.openapi import IDEMPOTENT
 from api.responses import JSON
-from api.services import services
+from api.services import Services, services
 from api.text import storable
 from ugc.errors import DomainError
 
 MAX_KEY_LENGTH = 255
 
 Endpoint = Callable[[Request], Awaitable[Response]]
+
+# The answer of the command the current idempotent request stored (None outside one).
+_stored: ContextVar[list[Response] | None] = ContextVar("idempotent_stored_answer", default=None)
+
+
+def stored_answer(response: Response) -> None:
+    """Tell `idempotent` the answer of a command that is now stored, before waiting for its read
+    models: if the request then fails (the wait timed out), a retry with its key replays this."""
+    slot = _stored.get()
+    if slot is not None:
+        slot.append(response)
 
 
 def idempotent(endpoint: Endpoint) -> Endpoint:
@@ -51,19 +66,29 @@ def idempotent(endpoint: Endpoint) -> Endpoint:
                 media_type="application/json",
                 headers={"Idempotent-Replayed": "true"},
             )
+        answers: list[Response] = []  # what `stored_answer` is handed
+        context = _stored.set(answers)
         try:
             response = await endpoint(request)
         except (ApiError, DomainError) as error:
             api_error = error if isinstance(error, ApiError) else from_domain(error)
             response = JSON(api_error.body, status_code=api_error.status, headers=api_error.headers)
         except BaseException:
-            await s.run(s.idempotency.release, user_id, key)
+            await _close(s, user_id, key, answers[-1] if answers else None)
             raise
-        if response.status_code >= 500:
-            await s.run(s.idempotency.release, user_id, key)
-        else:
-            await s.run(s.idempotency.finish, user_id, key, response.status_code, bytes(response.body).decode())
+        finally:
+            _stored.reset(context)
+        # A 5xx after the command was stored keeps the stored command's answer, not the failure.
+        await _close(s, user_id, key, response if response.status_code < 500 else answers[-1] if answers else None)
         return response
 
     setattr(wrapper, IDEMPOTENT, True)  # the document lists the header and its errors (api/openapi.py)
     return wrapper
+
+
+async def _close(s: Services, user_id: int, key: str, answer: Response | None) -> None:
+    """Keep `answer` for the key's retries, or let the key go when there is none (nothing was stored)."""
+    if answer is None:
+        await s.run(s.idempotency.release, user_id, key)
+    else:
+        await s.run(s.idempotency.finish, user_id, key, answer.status_code, bytes(answer.body).decode())

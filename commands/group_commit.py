@@ -16,7 +16,8 @@ from typing import Generic, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import Application
-from eventsourcing.domain import Aggregate
+from eventsourcing.domain import Aggregate, DomainEventProtocol
+from eventsourcing.persistence import IntegrityError
 
 from commands.saving import Positions
 
@@ -94,7 +95,18 @@ class GroupCommit(Generic[T, A]):
                     made.append(entry)
                 except Exception as error:
                     entry.error = error
-            recordings = self.app.save(*(entry.aggregate for entry in made)) if made else []
+            aggregates = [entry.aggregate for entry in made if entry.aggregate is not None]
+            events = [event for aggregate in aggregates for event in aggregate.pending_events]
+            try:
+                recordings = self.app.save(*aggregates) if aggregates else []
+            except IntegrityError:
+                if not self._stored_already(events):
+                    raise
+                # Where exactly they landed is not known: the head is at or past it.
+                head = self.app.recorder.max_notification_id() or 0
+                for entry in made:
+                    entry.positions = {self.app.name: head}
+                return
             landed: dict[UUID, int] = {}
             for recording in recordings:
                 originator = recording.domain_event.originator_id
@@ -111,3 +123,20 @@ class GroupCommit(Generic[T, A]):
                     entry.error = failure
                 entry.finished = True
                 entry.woken.set()
+
+    def _stored_already(self, events: Sequence[DomainEventProtocol[UUID]]) -> bool:
+        """Whether every one of `events` is in the store as it is: this group's own save.
+
+        New aggregates clash with nobody (prepared numbers make fresh ids), so a clash on them most
+        likely means the library retried this save after the connection broke during its COMMIT (a
+        terminated session, a restarted server) and the COMMIT had gone through. Only if the stored
+        events are these very ones (same fields, same timestamps) is the group taken as saved.
+        """
+        mapper = self.app.mapper
+        for event in events:
+            version = event.originator_version
+            stored = self.app.recorder.select_events(event.originator_id, gt=version - 1, lte=version)
+            ours = mapper.to_domain_event(mapper.to_stored_event(event))  # both sides transcoded alike
+            if not stored or mapper.to_domain_event(stored[0]) != ours:
+                return False
+        return bool(events)
