@@ -20,9 +20,9 @@ NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
 BUYER, CREATOR, STRANGER = 11, 22, 33
 
 
-def placed(allows_modifications: bool = True) -> Order:
+def placed(allows_modifications: bool = True, *, number: int = 1, at: datetime = NOW) -> Order:
     return Order.place(
-        number=1,
+        number=number,
         buyer=BUYER,
         buyer_username="buyer",
         creator=CREATOR,
@@ -36,7 +36,7 @@ def placed(allows_modifications: bool = True) -> Order:
         requirements="Снять распаковку",
         delivery_date="2026-04-01",
         allows_modifications=allows_modifications,
-        at=NOW,
+        at=at,
     )
 
 

@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from readmodels.order_history import order_as_of, order_history
+from tests.test_domain_orders import BUYER, CREATOR, NOW, placed
 from ugc.errors import NotFound
 from ugc.orders import Order, order_id
 from ugc.platform.database import Database
 from ugc.platform.store import EventStores
 from ugc.wiring import migrate
-
-NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
-BUYER, CREATOR = 11, 22
 
 
 @pytest.fixture
@@ -35,23 +32,7 @@ def orders(database_url: str) -> Iterator[Any]:
 def a_whole_lifecycle(number: int) -> Order:
     """Placed, then one event a minute: accepted, delivered, sent back, delivered again, approved, reviewed."""
     at = [NOW + timedelta(minutes=minute) for minute in range(7)]
-    order = Order.place(
-        number=number,
-        buyer=BUYER,
-        buyer_username="buyer",
-        creator=CREATOR,
-        creator_profile=5,
-        creator_username="creator",
-        service=7,
-        service_title="Видеообзор",
-        price=Decimal("1000"),
-        options=[{"id": 1, "name": "Срочно", "price": Decimal("200")}],
-        total_price=Decimal("1200"),
-        requirements="Снять распаковку",
-        delivery_date="2026-04-01",
-        allows_modifications=True,
-        at=at[0],
-    )
+    order = placed(number=number, at=at[0])
     order.accept(CREATOR, at[1])
     order.deliver(CREATOR, 1, "Черновик", [], at[2])
     order.request_revision(BUYER, "Короче", at[3])

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
@@ -57,11 +57,11 @@ class _Piece:
         self.check_present()
         self._deleted(at)
 
-    def _updated(self, changes: dict[str, Any], at: datetime) -> None:
-        raise NotImplementedError
+    if TYPE_CHECKING:  # each subclass records these as its own events (its `@event` methods)
 
-    def _deleted(self, at: datetime) -> None:
-        raise NotImplementedError
+        def _updated(self, changes: dict[str, Any], at: datetime) -> None: ...
+
+        def _deleted(self, at: datetime) -> None: ...
 
 
 @stored_as
