@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from datetime import timedelta
 
 import pytest
 from eventsourcing.persistence import IntegrityError
 
 from commands.orders import OrderCommands
 from commands.saving import ATTEMPTS, change
+from tests.test_domain_orders import BUYER, CREATOR, NOW, placed
 from ugc.clock import MovableClock
 from ugc.config import Settings
 from ugc.creators import CreatorProfile, creator_profile_id
@@ -26,8 +26,6 @@ from ugc.platform.database import Database
 from ugc.platform.store import EventStores
 from ugc.wiring import migrate
 
-NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-BUYER, CREATOR = 10, 20
 _numbers = itertools.count(1)
 
 
@@ -55,25 +53,7 @@ def a_profile(stores: EventStores) -> int:
 
 def a_pending_order(stores: EventStores) -> int:
     number = next(_numbers)
-    stores.orders.save(
-        Order.place(
-            number=number,
-            buyer=BUYER,
-            buyer_username="buyer",
-            creator=CREATOR,
-            creator_profile=5,
-            creator_username="creator",
-            service=7,
-            service_title="Видеообзор",
-            price=Decimal(1000),
-            options=[],
-            total_price=Decimal(1000),
-            requirements="Снять распаковку",
-            delivery_date="2026-04-01",
-            allows_modifications=True,
-            at=NOW,
-        )
-    )
+    stores.orders.save(placed(number=number))
     return number
 
 
