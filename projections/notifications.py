@@ -117,12 +117,15 @@ class NotificationsProjection(Projection):
         for entry, params in cur.rows(
             "held", HELD_COLUMNS, [(h.id, ord, *h.columns()) for ord, h in enumerate(held, 1)]
         ):
-            # A notification seen before (live, before a rebuild) keeps its seq; a new one takes the next.
+            # A notification seen before (live, before a rebuild) keeps its seq; a new one takes the
+            # next (its place in the batch past the highest so far: a rebuild's batch, which meets
+            # old ids, leaves gaps, which order does not mind). The id's unique index decides which
+            # is which: asking first (NOT EXISTS) joined the batch with the whole table, which the
+            # plan prepared while the table was small did by reading all of it, every batch.
             cur.execute(
                 f"WITH {entry} INSERT INTO notification_seqs (id, seq) "
-                "SELECT held.id, (SELECT COALESCE(MAX(seq), 0) FROM notification_seqs) "
-                "+ ROW_NUMBER() OVER (ORDER BY held.ord) FROM held "
-                "WHERE NOT EXISTS (SELECT 1 FROM notification_seqs s WHERE s.id = held.id)",
+                "SELECT held.id, (SELECT COALESCE(MAX(seq), 0) FROM notification_seqs) + held.ord FROM held "
+                "WHERE TRUE ON CONFLICT (id) DO NOTHING",  # WHERE: SQLite's parser needs it before ON CONFLICT
                 params,
             )
             stored += cur.execute(

@@ -179,7 +179,8 @@ def test_seq_keeps_each_logs_order(world: World) -> None:
     rebuild(world, batch_size=3)
     with world.db.transaction() as cur:
         rows = cur.execute("SELECT source, position, seq FROM notifications ORDER BY seq").fetchall()
-    assert [r["seq"] for r in rows] == list(range(1, len(rows) + 1))
+    # Unique; not gapless: a rebuild's batch that meets ids seen before leaves their places unused.
+    assert len({r["seq"] for r in rows}) == len(rows)
     for source in ("orders", "messaging"):
         positions = [r["position"] for r in rows if r["source"] == source]
         assert positions == sorted(positions) and positions
