@@ -8,7 +8,7 @@ Once the command appended, the key records where (`Services.settle`) and is neve
 because the read models lagged is sent at once, but the request goes on waiting for them in the
 background and stores its real answer, which the client's retry replays. A request that failed
 before appending lets go of the key, so it can be retried. A claim whose process died before it
-appended is taken over after `IN_FLIGHT_FOR` (api/idempotency_keys.py).
+appended is taken over after `UGC_IDEMPOTENCY_IN_FLIGHT` seconds (api/idempotency_keys.py).
 """
 
 from __future__ import annotations

@@ -2,8 +2,9 @@
 `ugc/platform/idempotency_keys.py`).
 
 Timings, documented in the README:
-- `IN_FLIGHT_FOR`: a claim with no answer and nothing appended is taken over by a retry after this
-  long: its process died before it appended (a live one answers well within it).
+- in flight for (`UGC_IDEMPOTENCY_IN_FLIGHT`, 30 s): a claim with no answer and nothing appended is
+  taken over by a retry after this long: its process died before it appended (a live one appends
+  well within it).
 - `FINISH_WITHIN`: after a 503 for a read model that lagged, the first request goes on waiting this
   long in the background for its read models, then stores its answer for the retries to replay.
 """
@@ -24,7 +25,6 @@ from ugc.platform.database import Database
 
 WAIT = 10.0  # how long a retry waits for the first request's answer before a 409
 KEPT_FOR = timedelta(hours=24)
-IN_FLIGHT_FOR = timedelta(seconds=30)
 FINISH_WITHIN = 20.0
 
 
@@ -59,14 +59,15 @@ def holding(pending: Pending) -> None:
 
 
 class IdempotencyKeys:
-    def __init__(self, db: Database, clock: Clock) -> None:
+    def __init__(self, db: Database, clock: Clock, in_flight_for: timedelta) -> None:
         self.db = db
         self.clock = clock
+        self.in_flight_for = in_flight_for
 
     def claim(self, user_id: int, key: str, fingerprint: str) -> Stored | None:
         """None if this request is the first with the key (it must then `finish` or `release`)."""
         now = self.clock.now()
-        if table.claim(self.db, user_id, key, fingerprint, now, now - KEPT_FOR, now - IN_FLIGHT_FOR):
+        if table.claim(self.db, user_id, key, fingerprint, now, now - KEPT_FOR, now - self.in_flight_for):
             return None
         deadline = time.monotonic() + WAIT
         while True:
@@ -77,7 +78,7 @@ class IdempotencyKeys:
                 raise invalid({"Idempotency-Key": [message("idempotency_key_reused")]})
             if row["status"] is not None:
                 return Stored(int(row["status"]), str(row["body"]))
-            if row["appended"] is None and row["created_at"] < self.clock.now() - IN_FLIGHT_FOR:
+            if row["appended"] is None and row["created_at"] < self.clock.now() - self.in_flight_for:
                 return self.claim(user_id, key, fingerprint)  # abandoned before it appended: take it over
             if time.monotonic() > deadline:
                 raise ApiError(409, {"error": message("idempotency_key_in_flight")})

@@ -69,6 +69,9 @@ class Settings:
     forwarded_allow_ips: str = "127.0.0.1,::1"
     projection_max_attempts: int = 5  # failures in a row on one event before it is parked
     ready_max_lag: int = 30  # seconds of projection lag above which /readyz answers 503
+    # Seconds after which a claimed Idempotency-Key with no answer and nothing appended is taken over
+    # by a retry: the request that claimed it died (a live one appends well within it).
+    idempotency_in_flight: int = 30
 
     @property
     def outbox_dir(self) -> Path:
@@ -124,6 +127,7 @@ class Settings:
             forwarded_allow_ips=env.get("UGC_FORWARDED_ALLOW_IPS", "127.0.0.1,::1").strip(),
             projection_max_attempts=_int(env, "UGC_PROJECTION_MAX_ATTEMPTS", 5),
             ready_max_lag=_int(env, "UGC_READY_MAX_LAG", 30),
+            idempotency_in_flight=_int(env, "UGC_IDEMPOTENCY_IN_FLIGHT", 30),
         )
 
 

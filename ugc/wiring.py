@@ -165,7 +165,7 @@ def runtime(settings: Settings, *, clock: Clock | None = None) -> Iterator[Servi
                 realtime=hub,
                 orders=order_commands(settings, stores, db, clock),
                 order_log=stores.orders.events,
-                idempotency=IdempotencyKeys(db, clock),
+                idempotency=IdempotencyKeys(db, clock, timedelta(seconds=settings.idempotency_in_flight)),
                 media=MediaStore(settings.media_dir),
                 check_redis=_pinger(redis_client) if redis_client is not None else None,
                 projection_states=functools.partial(projection_status, db, stores),
