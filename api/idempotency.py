@@ -2,46 +2,44 @@
 
 The first request with a key inserts a row (the database's primary key decides who is first);
 requests that find the row wait for its answer and replay it. A request with the same key but a
-different method, path or body is refused. Answers of 5xx are not kept, so such a request can be
-retried with the same key — unless the command was stored before the failure (typically the wait
-for its read models timed out: 503): an endpoint that knows its answer once the command is stored
-hands it over with `stored_answer`, and that answer is kept for retries instead, so a retry never
-runs the command a second time.
+different method, path or body is refused.
+
+Once the command appended, the key records where (`Services.settle`) and is never let go: a 503
+because the read models lagged is sent at once, but the request goes on waiting for them in the
+background and stores its real answer, which the client's retry replays. A request that failed
+before appending lets go of the key, so it can be retried. A claim whose process died before it
+appended is taken over after `UGC_IDEMPOTENCY_IN_FLIGHT` seconds (api/idempotency_keys.py).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import functools
 import hashlib
+import logging
 from collections.abc import Awaitable, Callable
-from contextvars import ContextVar
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from api.auth import authenticated_user
 from api.body import raw_body
-from api.errors import ApiError, from_domain, invalid, message
+from api.errors import ApiError, from_domain, invalid, message, unavailable
+from api.idempotency_keys import Pending, holding
 from api.openapi import IDEMPOTENT
 from api.responses import JSON
 from api.services import Services, services
 from api.text import storable
 from ugc.errors import DomainError
 
+log = logging.getLogger(__name__)
+
 MAX_KEY_LENGTH = 255
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
-# The answer of the command the current idempotent request stored (None outside one).
-_stored: ContextVar[list[Response] | None] = ContextVar("idempotent_stored_answer", default=None)
-
-
-def stored_answer(response: Response) -> None:
-    """Tell `idempotent` the answer of a command that is now stored, before waiting for its read
-    models: if the request then fails (the wait timed out), a retry with its key replays this."""
-    slot = _stored.get()
-    if slot is not None:
-        slot.append(response)
+_finishing: set[asyncio.Task[Response]] = set()  # requests answered 503 that still run, kept from the GC
 
 
 def idempotent(endpoint: Endpoint) -> Endpoint:
@@ -66,29 +64,42 @@ def idempotent(endpoint: Endpoint) -> Endpoint:
                 media_type="application/json",
                 headers={"Idempotent-Replayed": "true"},
             )
-        answers: list[Response] = []  # what `stored_answer` is handed
-        context = _stored.set(answers)
-        try:
-            response = await endpoint(request)
-        except (ApiError, DomainError) as error:
-            api_error = error if isinstance(error, ApiError) else from_domain(error)
-            response = JSON(api_error.body, status_code=api_error.status, headers=api_error.headers)
-        except BaseException:
-            await _close(s, user_id, key, answers[-1] if answers else None)
-            raise
-        finally:
-            _stored.reset(context)
-        # A 5xx after the command was stored keeps the stored command's answer, not the failure.
-        await _close(s, user_id, key, response if response.status_code < 500 else answers[-1] if answers else None)
-        return response
+        pending = Pending(user_id, key)
+        context = contextvars.copy_context()
+        context.run(holding, pending)  # what `Services.settle` sees while the endpoint runs
+        running = asyncio.create_task(_answer(endpoint, request, s, pending), context=context)
+        gave_up = asyncio.create_task(pending.answered_503.wait())
+        await asyncio.wait({running, gave_up}, return_when=asyncio.FIRST_COMPLETED)
+        gave_up.cancel()
+        if running.done():
+            return running.result()
+        _finishing.add(running)
+        running.add_done_callback(_finishing.discard)
+        api_error = unavailable("read_model_lagging")
+        return JSON(api_error.body, status_code=api_error.status, headers=api_error.headers)
 
     setattr(wrapper, IDEMPOTENT, True)  # the document lists the header and its errors (api/openapi.py)
     return wrapper
 
 
-async def _close(s: Services, user_id: int, key: str, answer: Response | None) -> None:
-    """Keep `answer` for the key's retries, or let the key go when there is none (nothing was stored)."""
-    if answer is None:
-        await s.run(s.idempotency.release, user_id, key)
+async def _answer(endpoint: Endpoint, request: Request, s: Services, pending: Pending) -> Response:
+    """Run the endpoint and keep its answer for the key (or let go of the key if nothing was appended)."""
+    try:
+        response = await endpoint(request)
+    except (ApiError, DomainError) as error:
+        api_error = error if isinstance(error, ApiError) else from_domain(error)
+        response = JSON(api_error.body, status_code=api_error.status, headers=api_error.headers)
+    except Exception:
+        await s.run(s.idempotency.release, pending.user_id, pending.key)  # kept if it appended
+        if not pending.answered_503.is_set():
+            raise
+        log.exception("a command answered 503 failed while finishing in the background")
+        api_error = unavailable()
+        return JSON(api_error.body, status_code=api_error.status, headers=api_error.headers)
+    if response.status_code >= 500:
+        await s.run(s.idempotency.release, pending.user_id, pending.key)  # kept if it appended
     else:
-        await s.run(s.idempotency.finish, user_id, key, answer.status_code, bytes(answer.body).decode())
+        await s.run(
+            s.idempotency.finish, pending.user_id, pending.key, response.status_code, bytes(response.body).decode()
+        )
+    return response

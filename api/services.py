@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -12,6 +13,7 @@ from typing import Any, TypeVar
 
 from starlette.requests import HTTPConnection
 
+from api import idempotency_keys
 from api.idempotency_keys import IdempotencyKeys
 from api.listing import ListingMemory
 from api.realtime import Hub
@@ -32,9 +34,12 @@ from commands.skills import SkillCommands
 from commands.standing import Standings
 from readmodels.order_history import EventLog
 from readmodels.services import listing_state
+from readmodels.tracking import ProjectionState
 from readmodels.waiting import Progress
 from ugc.clock import Clock
 from ugc.config import Settings
+from ugc.errors import Unavailable
+from ugc.platform import metrics
 from ugc.platform.database import Database
 from ugc.platform.media import MediaStore
 
@@ -68,6 +73,8 @@ class Services:
     notifications: NotificationCommands
     realtime: Hub
     check_redis: Callable[[], None] | None = None
+    # Where each projection stands (projections/operations.py), for /readyz and /metrics.
+    projection_states: Callable[[], list[ProjectionState]] | None = None
     listing: ListingMemory = field(init=False)
     blocking: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(BLOCKING_THREADS, thread_name_prefix="ugc-blocking")
@@ -92,11 +99,30 @@ class Services:
         await self.db.aclose()
 
     async def settle(self, positions: Positions) -> None:
-        """Read your writes: return once every read model has applied `positions` (503 after the timeout)."""
+        """Read your writes: return once the read models that handle what the command appended have
+        applied `positions` (503 after the timeout).
+
+        Under an `Idempotency-Key` the key first records `positions` (it is never let go from then
+        on), and a timeout answers the client 503 at once while this goes on waiting, up to
+        `FINISH_WITHIN`, so the request can store the answer its retry replays (api/idempotency.py).
+        """
         if not positions:
             return
         self.progress.nudge()
-        await self.progress.wait_async(self.db, positions, self.settings.read_your_writes_timeout)
+        pending = idempotency_keys.current()
+        if pending is not None:
+            await self.run(self.idempotency.appended, pending.user_id, pending.key, positions)
+        started = time.monotonic()
+        try:
+            await self.progress.wait_async(self.db, positions, self.settings.read_your_writes_timeout)
+        except Unavailable:
+            metrics.WAIT_TIMEOUTS.inc()
+            if pending is None:
+                raise
+            pending.answered_503.set()
+            await self.progress.wait_async(self.db, positions, idempotency_keys.FINISH_WITHIN)
+        else:
+            metrics.WAIT_SECONDS.observe(time.monotonic() - started)
 
 
 def services(connection: HTTPConnection) -> Services:

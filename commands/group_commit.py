@@ -17,9 +17,10 @@ from uuid import UUID
 
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, DomainEventProtocol
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.persistence import IntegrityError, Recording
 
-from commands.saving import Positions
+from commands.saving import Positions, appended
+from ugc.platform import metrics
 
 MAX_GROUP = 200  # aggregates per transaction: bounds what one failure takes down with it
 
@@ -107,13 +108,14 @@ class GroupCommit(Generic[T, A]):
                 for entry in made:
                     entry.positions = {self.app.name: head}
                 return
-            landed: dict[UUID, int] = {}
+            if recordings:
+                metrics.APPENDS.labels(self.app.name).inc()
+            landed: dict[UUID, list[Recording[UUID]]] = {}
             for recording in recordings:
-                originator = recording.domain_event.originator_id
-                landed[originator] = max(landed.get(originator, 0), recording.notification.id)
+                landed.setdefault(recording.domain_event.originator_id, []).append(recording)
             for entry in made:
                 assert entry.aggregate is not None
-                entry.positions = {self.app.name: landed[entry.aggregate.id]}
+                entry.positions = appended(self.app.name, landed[entry.aggregate.id])
         except BaseException as error:
             failure = error
             raise

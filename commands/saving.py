@@ -9,15 +9,38 @@ from uuid import UUID
 
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.persistence import IntegrityError, Recording
 
 from ugc.errors import StaleVersion
+from ugc.platform import metrics
 
 T = TypeVar("T")
 A = TypeVar("A", bound=Aggregate)
 
 # Application name -> notification id of the last event appended: what read models must reach.
 Positions = dict[str, int]
+
+
+class Appended(dict[str, int]):
+    """Positions that also know the stored topics of the events appended (application -> topics).
+
+    A command waits only for the read models that handle one of these topics (readmodels/waiting.py);
+    plain `Positions` (topics unknown) wait for every read model of their applications.
+    """
+
+    def __init__(self, positions: dict[str, int], topics: dict[str, frozenset[str]]) -> None:
+        super().__init__(positions)
+        self.topics = topics
+
+
+def appended(app_name: str, recordings: Iterable[Recording[UUID]]) -> Appended:
+    """Where `recordings` of one application landed, and their topics."""
+    landed = list(recordings)
+    return Appended(
+        {app_name: max(r.notification.id for r in landed)},
+        {app_name: frozenset(r.notification.topic for r in landed)},
+    )
+
 
 ATTEMPTS = 5
 
@@ -27,10 +50,15 @@ def save(app: Application[UUID], *aggregates: Aggregate) -> Positions:
 
     Raises eventsourcing's IntegrityError when another writer got there first.
     """
-    recordings = app.save(*aggregates)
+    try:
+        recordings = app.save(*aggregates)
+    except IntegrityError:
+        metrics.VERSION_CONFLICTS.labels(app.name).inc()
+        raise
     if not recordings:
         return {}
-    return {app.name: max(r.notification.id for r in recordings)}
+    metrics.APPENDS.labels(app.name).inc()
+    return appended(app.name, recordings)
 
 
 def retrying(command: Callable[[], T], attempts: int = ATTEMPTS) -> T:

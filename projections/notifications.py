@@ -103,7 +103,9 @@ class NotificationsProjection(Projection):
     def _write_held(self, cur: Cursor) -> None:
         """Write the notifications held back, as few statements as they fit in, and queue their pushes.
 
-        Each takes the next `seq` (one runner writes at a time, so `seq` is store order) and is read
+        Each takes its `seq` from `notification_seqs`: the one it was given when first stored, or
+        the next (one runner writes at a time, so `seq` is the order notifications were first stored
+        in, and a rebuild, which keeps that table, gives every one its old seq); each is read
         already if a read marker covers it ("mark all read" names the logs' heads, which may be
         ahead of this projection; a rebuild meets every marker before the notifications it covers).
         Held rather than written one by one: each statement would wait for its answer.
@@ -115,18 +117,28 @@ class NotificationsProjection(Projection):
         for entry, params in cur.rows(
             "held", HELD_COLUMNS, [(h.id, ord, *h.columns()) for ord, h in enumerate(held, 1)]
         ):
+            # A notification seen before (live, before a rebuild) keeps its seq; a new one takes the
+            # next (its place in the batch past the highest so far: a rebuild's batch, which meets
+            # old ids, leaves gaps, which order does not mind). The id's unique index decides which
+            # is which: asking first (NOT EXISTS) joined the batch with the whole table, which the
+            # plan prepared while the table was small did by reading all of it, every batch.
+            cur.execute(
+                f"WITH {entry} INSERT INTO notification_seqs (id, seq) "
+                "SELECT held.id, (SELECT COALESCE(MAX(seq), 0) FROM notification_seqs) + held.ord FROM held "
+                "WHERE TRUE ON CONFLICT (id) DO NOTHING",  # WHERE: SQLite's parser needs it before ON CONFLICT
+                params,
+            )
             stored += cur.execute(
-                # The entry may hold a later run of the batch: its first row takes the table's next seq.
-                f"WITH {entry}, base AS (SELECT (SELECT COALESCE(MAX(seq), 0) FROM notifications) + 1 - MIN(ord) "
-                "AS shift FROM held) "
+                f"WITH {entry} "
                 "INSERT INTO notifications "
                 "(id, seq, user_id, source, position, type, message, data, is_read, created_at) "
-                "SELECT held.id, base.shift + held.ord, held.user_id, held.source, held.position, held.type, "
+                "SELECT held.id, (SELECT s.seq FROM notification_seqs s WHERE s.id = held.id), held.user_id, "
+                "held.source, held.position, held.type, "
                 "held.message, held.data, EXISTS (SELECT 1 FROM notification_reads r "
                 "WHERE r.user_id = held.user_id AND r.notification_id = held.id) "
                 "OR EXISTS (SELECT 1 FROM notification_read_marks m "
                 "WHERE m.user_id = held.user_id AND m.source = held.source AND m.up_to >= held.position), "
-                "held.created_at FROM held CROSS JOIN base "
+                "held.created_at FROM held "
                 "RETURNING id, seq, is_read",
                 params,
             ).fetchall()

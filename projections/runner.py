@@ -11,14 +11,17 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import psycopg
 
 from projections.base import Projection
-from readmodels import tracking
+from readmodels import parked, tracking
 from readmodels.waiting import Progress
+from ugc.platform import metrics
 from ugc.platform.database import Database
-from ugc.platform.dialect import INTEGRITY_ERRORS
+from ugc.platform.dialect import INTEGRITY_ERRORS, Cursor
 from ugc.platform.store import EventStores
 
 log = logging.getLogger(__name__)
@@ -28,9 +31,25 @@ BATCH_SIZE = 500
 # PostgreSQL so does LISTEN for every other process's, so there the poll is only a safety net.
 POLL_INTERVAL = {"sqlite": 0.02, "postgresql": 1.0}
 MAX_BACKOFF = 5.0
+# Failures in a row on one event before it is parked (UGC_PROJECTION_MAX_ATTEMPTS). The retries
+# back off from 0.05 s, doubling, so with the default an event is parked ~0.75 s after it first
+# failed: a command that waited behind it still gets its answer within its 2 s wait. A lost
+# database (OperationalError) is not the event's fault: it is never counted.
+MAX_ATTEMPTS = 5
 JOB_INTERVAL = 10.0
+LEADER_LOCK = "projection-runner"  # the lock that elects the one process running projections
 # What a batch begun from remembered positions meets when another process moved them meanwhile.
 STALE_POSITIONS: tuple[type[Exception], ...] = (tracking.Moved, *INTEGRITY_ERRORS)
+
+
+@dataclass(frozen=True)
+class FailedEvent:
+    """The event a projection's last batch could not decode or apply."""
+
+    projection: str
+    application: str
+    position: int
+    topic: str
 
 
 class ProjectionRunner:
@@ -43,6 +62,8 @@ class ProjectionRunner:
         *,
         batch_size: int = BATCH_SIZE,
         jobs: Sequence[Callable[[], object]] = (),
+        max_attempts: int = MAX_ATTEMPTS,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.db = db
         self.stores = stores
@@ -52,10 +73,20 @@ class ProjectionRunner:
         self.jobs = list(jobs)  # periodic work of the leader only, e.g. commands issued by time
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._retry_at: dict[str, float] = {}
-        self._failures: dict[str, int] = {}
+        # Per (projection, application): a projection that fails on one log goes on with the others.
+        self._retry_at: dict[tuple[str, str], float] = {}
+        self._failures: dict[tuple[str, str], int] = {}
+        # The position of the event its last failure was on (None: not an event's fault).
+        self._failed_at: dict[tuple[str, str], int | None] = {}
+        self.max_attempts = max_attempts
+        self.clock = clock
+        # (projection, application) -> positions not to apply (parked or skipped), read when missing.
+        self._passed_over: dict[tuple[str, str], set[int]] = {}
+        self._failed_event: FailedEvent | None = None
         self._applied: dict[tuple[str, str], int] = {}  # (projection, application) -> position last committed
         self.is_leader = False
+        # Waiters in this process wait only for the read models that handle what a command appended.
+        progress.declare({p.name: frozenset(p.topics()) for p in self.projections if p.read_model})
 
     def register(self) -> None:
         """Give every projection a position (0 when new) so waiters know to wait for it."""
@@ -113,6 +144,7 @@ class ProjectionRunner:
             return self._apply_batch_once(application, projections)
 
     def _apply_batch_once(self, application: str, projections: Sequence[Projection]) -> int:
+        self._failed_event = None
         app = self.stores[application]
         names = [p.name for p in projections]
         remembered = {name: self._applied.get((name, application)) for name in names}
@@ -126,6 +158,7 @@ class ProjectionRunner:
                 standing: dict[int, list[Projection]] = {}
                 for projection in projections:
                     standing.setdefault(starts[projection.name], []).append(projection)
+                self._read_passed_over(cur, application, names, min(starts.values()))
                 reached = dict(starts)
                 seen = 0
                 for start, together in standing.items():
@@ -135,17 +168,26 @@ class ProjectionRunner:
                     if not batch:
                         continue
                     seen = max(seen, len(batch))
-                    topics = [(projection, projection.topics()) for projection in together]
+                    topics = [
+                        (projection, projection.topics(), self._passed_over[(projection.name, application)])
+                        for projection in together
+                    ]
                     for notification in batch:
                         event = None
-                        for projection, handlers in topics:
+                        for projection, handlers, passed_over in topics:
                             handler = handlers.get(notification.topic)
-                            if handler is None:
+                            if handler is None or notification.id in passed_over:
                                 continue
-                            if event is None:
-                                event = app.mapper.to_domain_event(notification)
-                            projection.position = notification.id
-                            handler(cur, event)
+                            try:
+                                if event is None:
+                                    event = app.mapper.to_domain_event(notification)
+                                projection.position = notification.id
+                                handler(cur, event)
+                            except Exception:
+                                self._failed_event = FailedEvent(
+                                    projection.name, application, notification.id, notification.topic
+                                )
+                                raise
                     for projection in together:
                         projection.before_commit(cur)
                         reached[projection.name] = batch[-1].id
@@ -164,19 +206,59 @@ class ProjectionRunner:
 
     def _apply_side_effects(self, projection: Projection, application: str) -> int:
         """At least once: act on each event, then record the position."""
+        self._failed_event = None
         app = self.stores[application]
         handlers = projection.topics()
         with self.db.transaction() as cur:
             start = tracking.position(cur, projection.name, application)
+            self._read_passed_over(cur, application, [projection.name], start)
+        passed_over = self._passed_over[(projection.name, application)]
         batch = app.recorder.select_notifications(start=start, limit=self.batch_size, inclusive_of_start=False)
         for notification in batch:
             handler = handlers.get(notification.topic)
-            if handler is not None:
-                handler(app.mapper.to_domain_event(notification))
+            if handler is not None and notification.id not in passed_over:
+                try:
+                    handler(app.mapper.to_domain_event(notification))
+                except Exception:
+                    self._failed_event = FailedEvent(projection.name, application, notification.id, notification.topic)
+                    raise
             with self.db.transaction(write=True) as cur:
                 tracking.advance(cur, application, [projection.name], start, notification.id)
             start = notification.id
         return len(batch)
+
+    def _read_passed_over(self, cur: Cursor, application: str, names: Sequence[str], after: int) -> None:
+        """Read which positions the projections must not apply, unless known (forgotten at each failure,
+        so an operator's `skip` is seen at the next try)."""
+        missing = [name for name in names if (name, application) not in self._passed_over]
+        if missing:
+            found = parked.passed_over(cur, application, missing, after)
+            self._passed_over.update(((name, application), positions) for name, positions in found.items())
+
+    def _park(self, projection: Projection, failure: FailedEvent, cause: Exception, attempts: int) -> None:
+        """Record the event that failed `attempts` times in a row; the projection goes on past it."""
+        error = f"{type(cause).__name__}: {cause}"
+        with self.db.transaction(write=True) as cur:
+            parked.park(
+                cur,
+                projection.name,
+                failure.application,
+                failure.position,
+                failure.topic,
+                error,
+                attempts,
+                self.clock(),
+            )
+        self._passed_over.pop((projection.name, failure.application), None)
+        log.error(
+            "projection %s parked event %d of %s (%s) after %d failures: %s",
+            projection.name,
+            failure.position,
+            failure.application,
+            failure.topic,
+            attempts,
+            error,
+        )
 
     # Live following -----------------------------------------------------------------------
 
@@ -197,7 +279,7 @@ class ProjectionRunner:
     def _lead(self) -> None:
         while not self._stopping.is_set():
             try:
-                with self.db.exclusive_lock("projection-runner", wait=False) as taken:
+                with self.db.exclusive_lock(LEADER_LOCK, wait=False) as taken:
                     if taken:
                         self.is_leader = self.progress.leading = True
                         self._follow()
@@ -216,8 +298,11 @@ class ProjectionRunner:
         behind: set[tuple[str, str]] = set()  # (projection, application) whose last batch was full
         next_jobs = time.monotonic()
         while not self._stopping.is_set():
-            if self.jobs and time.monotonic() >= next_jobs:
+            if time.monotonic() >= next_jobs:
                 self._run_jobs()
+                # Read the parked and skipped positions again: an operator's `skip` of an event
+                # not reached yet is seen within JOB_INTERVAL (one stuck on it, at its next try).
+                self._passed_over.clear()
                 next_jobs = time.monotonic() + JOB_INTERVAL
             # Read before running: whatever is appended after this read moves a head next round.
             heads = self.stores.heads()
@@ -228,11 +313,11 @@ class ProjectionRunner:
                     for p in projections
                     if known_heads.get(application) != heads[application]
                     or (p.name, application) in behind
-                    or p.name in self._retry_at
+                    or (p.name, application) in self._retry_at
                 ]
-                due = [p for p in due if self._retry_at.get(p.name, 0.0) <= time.monotonic()]
+                due = [p for p in due if self._retry_at.get((p.name, application), 0.0) <= time.monotonic()]
                 # Healthy read models go together; a side effect, or a read model that failed, alone.
-                together = [p for p in due if p.read_model and p.name not in self._retry_at]
+                together = [p for p in due if p.read_model and (p.name, application) not in self._retry_at]
                 groups = [together] if together else []
                 groups += [[p] for p in due if p not in together]
                 for group in groups:
@@ -252,23 +337,46 @@ class ProjectionRunner:
         When a shared batch fails, each projection runs alone, so the failing one backs off by
         itself and the others go on.
         """
+        started = time.monotonic()
         try:
             seen = self._apply(application, projections)
         except psycopg.OperationalError:
             raise
-        except Exception:
+        except Exception as error:
             if len(projections) > 1:
                 return {name: full for p in projections for name, full in self._run_guarded(application, [p]).items()}
-            name = projections[0].name
-            failures = self._failures.get(name, 0) + 1
-            self._failures[name] = failures
-            delay = min(MAX_BACKOFF, 0.1 * 2**failures)
-            self._retry_at[name] = time.monotonic() + delay
+            projection = projections[0]
+            name = projection.name
+            metrics.PROJECTION_FAILURES.labels(name).inc()
+            self._passed_over.pop((name, application), None)
+            failed = self._failed_event
+            self._failed_event = None
+            if failed is not None and (failed.projection, failed.application) != (name, application):
+                failed = None
+            key = (name, application)
+            where = failed.position if failed is not None else None
+            failures = self._failures.get(key, 0) + 1 if key in self._failed_at and self._failed_at[key] == where else 1
+            self._failures[key], self._failed_at[key] = failures, where
+            if failed is not None and failures >= self.max_attempts:
+                self._park(projection, failed, error, failures)
+                self._failures.pop(key, None)
+                self._failed_at.pop(key, None)
+                self._retry_at[key] = time.monotonic()
+                return {name: True}
+            delay = min(MAX_BACKOFF, 0.025 * 2**failures)
+            self._retry_at[key] = time.monotonic() + delay
             log.exception("projection %s failed (attempt %d); retrying in %.1fs", name, failures, delay)
             return {}
+        if seen:
+            metrics.BATCH_SECONDS.labels(application).observe(time.monotonic() - started)
         for projection in projections:
-            self._retry_at.pop(projection.name, None)
-            self._failures.pop(projection.name, None)
+            key = (projection.name, application)
+            self._retry_at.pop(key, None)
+            if self._failures.pop(key, None):
+                log.info(
+                    "projection %s applied a batch of %s again (%d events read)", projection.name, application, seen
+                )
+            self._failed_at.pop(key, None)
         # A batch shorter than the limit reached the log's end as it stood after `heads` was read.
         return {projection.name: seen >= self.batch_size for projection in projections}
 

@@ -1,9 +1,12 @@
 """Notifications (kept by `projections/notifications.py`).
 
 `id` comes from the event's place in its log (see `ugc/notifications.py`); `seq` is the order in
-which the projection stored notifications, across applications, which is what a socket's
-`?since=` replays by. Marks of what was read are kept apart from the rows they mark, so a mark
-applied before its notification arrived (a rebuild reads the two logs in batches) still counts.
+which the projection first stored notifications, across applications, which is what a socket's
+`?since=` replays by. The first seq of each id is kept in `notification_seqs`, which a rebuild does
+not empty: the two logs are read in another interleaving then, and a client resuming with
+`since=` must find the same order it was served live. Marks of what was read are kept apart from
+the rows they mark, so a mark applied before its notification arrived (a rebuild reads the two
+logs in batches) still counts.
 """
 
 from __future__ import annotations
@@ -26,6 +29,9 @@ DDL = (
         created_at {timestamp} NOT NULL)""",
     "CREATE INDEX IF NOT EXISTS notifications_user ON notifications (user_id, seq)",
     "CREATE INDEX IF NOT EXISTS notifications_user_read ON notifications (user_id, is_read, seq)",
+    """CREATE TABLE IF NOT EXISTS notification_seqs (
+        id BIGINT PRIMARY KEY,
+        seq BIGINT NOT NULL UNIQUE)""",
     """CREATE TABLE IF NOT EXISTS notification_orders (
         order_uuid TEXT PRIMARY KEY,
         order_id BIGINT NOT NULL)""",

@@ -14,6 +14,7 @@ from readmodels import (
     services,
     users,
 )
+from readmodels.parked import DDL as PARKED_DDL
 from readmodels.tracking import reset
 from ugc.ids import ID_KINDS
 from ugc.platform import auth_failures, idempotency_keys, refresh_families, stored_bytes
@@ -31,6 +32,7 @@ INFRASTRUCTURE = (
     """CREATE TABLE IF NOT EXISTS id_sequences (
         kind TEXT PRIMARY KEY,
         value BIGINT NOT NULL)""",
+    *PARKED_DDL,
     # The API's own tables, each with its queries in the platform wing.
     *auth_failures.DDL,
     *idempotency_keys.DDL,
@@ -78,6 +80,7 @@ def create_tables(db: Database) -> None:
         for kind in ID_KINDS:
             db.create_sequence(cur, kind)
         add_later_columns(cur)
+        idempotency_keys.add_later_columns(cur)
 
 
 def add_later_columns(cur: Cursor) -> None:

@@ -7,9 +7,10 @@ command's position, for read-your-writes, is `readmodels/waiting.py`.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from ugc.platform.database import Database
-from ugc.platform.dialect import Cursor
+from ugc.platform.dialect import Cursor, Row
 
 ADVANCED_CHANNEL = "ugc_read_models_advanced"  # NOTIFYed by every batch that moves read models (PostgreSQL)
 
@@ -101,7 +102,43 @@ def read_model_positions(db: Database) -> dict[str, int]:
     return {row["application"]: int(row["position"]) for row in rows}
 
 
+def read_model_positions_by_projection(db: Database) -> dict[str, dict[str, int]]:
+    """For each application, the position each read-model projection following it has applied."""
+    with db.read() as cur:
+        rows = cur.execute(
+            "SELECT application, projection, position FROM projection_tracking WHERE read_model"
+        ).fetchall()
+    found: dict[str, dict[str, int]] = {}
+    for row in rows:
+        found.setdefault(row["application"], {})[row["projection"]] = int(row["position"])
+    return found
+
+
 def lagging(db: Database, required: Mapping[str, int]) -> dict[str, int]:
     """The required positions some read model has not applied yet (for scripts that wait by polling)."""
     positions = read_model_positions(db)
     return {app: pos for app, pos in required.items() if app in positions and positions[app] < pos}
+
+
+@dataclass(frozen=True)
+class ProjectionState:
+    """Where one projection stands on one application's log (`ugc projections status`, /readyz, /metrics)."""
+
+    projection: str
+    application: str
+    read_model: bool
+    position: int
+    head: int
+    lag_events: int  # events stored after `position`
+    lag_seconds: float  # age of the oldest event not yet applied (0 when none)
+    parked: int  # events of the projection waiting parked (all applications)
+    holder: str | None  # who runs it now, when known
+
+
+def all_positions(db: Database) -> list[Row]:
+    """Every registered projection's position on each log it follows."""
+    with db.read() as cur:
+        return cur.execute(
+            "SELECT projection, application, position, read_model FROM projection_tracking "
+            "ORDER BY projection, application"
+        ).fetchall()

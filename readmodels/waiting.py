@@ -1,7 +1,12 @@
 """Read your writes: waiting, without polling per request, until read models reach a position.
 
-Positions are read with `tracking.read_model_positions`; on PostgreSQL the runners' NOTIFY on
-`tracking.ADVANCED_CHANNEL` says when to read them again.
+Positions are read with `tracking.read_model_positions_by_projection`; on PostgreSQL the runners'
+NOTIFY on `tracking.ADVANCED_CHANNEL` says when to read them again.
+
+A command waits only for the read models its answer depends on: when its positions know the
+topics of the events it appended (`commands.saving.Appended`), only the read models that handle one
+of those topics (`Progress.declare`); otherwise every read model of its applications. So one slow or
+stuck projection never stalls writes it has nothing to do with.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from readmodels.tracking import ADVANCED_CHANNEL, read_model_positions
+from readmodels.tracking import ADVANCED_CHANNEL, read_model_positions_by_projection
 from ugc.errors import Unavailable
 from ugc.platform.database import Database
 
@@ -41,11 +46,18 @@ class Progress:
         self._nudged = threading.Event()
         self._advanced = threading.Event()
         self._lock = threading.Lock()
-        self._reached: dict[Database, dict[str, int]] = {}  # the watcher's last read, per database
+        # The watcher's last read, per database: application -> read-model projection -> position.
+        self._reached: dict[Database, dict[str, dict[str, int]]] = {}
+        self._handles: dict[str, frozenset[str]] = {}  # read-model projection -> the topics it handles
         self._waiters: dict[Database, set[_Waiter]] = {}
         self._watchers: dict[Database, threading.Thread] = {}
         self._heard: set[Database] = set()  # databases whose runners' NOTIFYs the watcher hears
         self.leading = False  # set by this process's projection runner while it leads
+
+    def declare(self, handles: Mapping[str, frozenset[str]]) -> None:
+        """Say which stored topics each read-model projection handles; one not declared counts as handling all."""
+        with self._lock:
+            self._handles = {**self._handles, **handles}
 
     def nudge(self) -> None:
         self._nudged.set()
@@ -89,7 +101,7 @@ class Progress:
         Positions only grow, so any read that shows them reached vouches for a write made before.
         """
         with self._lock:
-            if db in self._reached and _reached(self._reached[db], required):
+            if db in self._reached and _reached(self._reached[db], required, self._handles):
                 return None
             waiter = _Waiter(required, wake)
             self._waiters.setdefault(db, set()).add(waiter)
@@ -124,14 +136,14 @@ class Progress:
                     continue
             idle_since = time.monotonic()
             try:
-                positions = read_model_positions(db)
+                positions = read_model_positions_by_projection(db)
             except Exception:  # the database is away: waiters time out with 503, we try again
                 time.sleep(WATCH_INTERVAL)
                 continue
             with self._lock:
                 self._reached[db] = positions
                 waiters = self._waiters.get(db, set())
-                for waiter in [w for w in waiters if _reached(positions, w.required)]:
+                for waiter in [w for w in waiters if _reached(positions, w.required, self._handles)]:
                     waiters.discard(waiter)
                     waiter.wake()
 
@@ -156,9 +168,21 @@ def _resolve(done: asyncio.Future[None]) -> None:
         done.set_result(None)
 
 
-def _reached(positions: Mapping[str, int], required: Mapping[str, int]) -> bool:
-    """Whether every required position is applied; an application no read model follows counts as reached."""
-    return all(positions[app] >= pos for app, pos in required.items() if app in positions)
+def _reached(
+    positions: Mapping[str, Mapping[str, int]], required: Mapping[str, int], handles: Mapping[str, frozenset[str]]
+) -> bool:
+    """Whether every read model the requirement depends on has applied it; an application no read
+    model follows counts as reached."""
+    topics: Mapping[str, frozenset[str]] = getattr(required, "topics", {})
+    for app, pos in required.items():
+        appended = topics.get(app)
+        for projection, applied in positions.get(app, {}).items():
+            if applied >= pos:
+                continue
+            if appended is not None and projection in handles and not handles[projection] & appended:
+                continue  # it handles none of the events appended: the answer does not depend on it
+            return False
+    return True
 
 
 def wait_for(db: Database, progress: Progress, required: Mapping[str, int], timeout: float) -> None:

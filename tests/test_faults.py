@@ -16,8 +16,9 @@ the event log and in the read side (buyers' lists, the creator's list and new-or
 exactly once, no key placed more than one order, no row is repeated, and no request got a 500.
 
 Not asserted, only counted (the summary line printed at the end): a key whose first attempt died
-with its worker after claiming the key answers every retry, after a 10 s wait, with 409 "in flight"
-— for the day the claim is kept — whether or not its order was stored.
+with its worker after claiming the key answers retries, after a 10 s wait, with 409 "in flight":
+until `UGC_IDEMPOTENCY_IN_FLIGHT` (30 s) if its order was not stored (then a retry places it;
+tests/test_idempotency_crash.py), for the day the claim is kept if it was.
 Faults are injected on events (a number of acknowledged orders, a 503 seen), never on timing, so
 the outcome does not depend on the machine's speed; deadlines are only there to end a hung run.
 """

@@ -16,10 +16,12 @@ from commands.creators import CreatorCommands
 from projections.accounts import AccountsProjection
 from projections.base import Handler, Projection
 from projections.runner import ProjectionRunner
-from readmodels import tracking
+from readmodels import parked, tracking
 from readmodels.waiting import Progress
 from ugc.clock import MovableClock
 from ugc.config import Settings
+from ugc.creators import CreatorProfile
+from ugc.errors import Unavailable
 from ugc.platform.database import Database
 from ugc.platform.store import Accounts, EventStores
 from ugc.wiring import migrate
@@ -232,3 +234,121 @@ def test_a_rebuild_by_another_process_under_a_runner_that_remembers_its_position
     rebuilder.catch_up()
     assert snapshot(world.db) == followed
     assert len(followed[0]) >= 9
+
+
+class StuckOnCreatorsProjection(Projection):
+    """A read model of the accounts log that handles only new creator profiles, and never manages to."""
+
+    name = "stuck_on_creators_probe"
+    applications = (Accounts.name,)
+
+    def handlers(self) -> Mapping[type, Handler]:
+        def handle(cur: Any, event: Any) -> None:
+            raise Boom("stuck")
+
+        return {CreatorProfile.Created: handle}
+
+
+def test_a_stuck_read_model_delays_only_the_commands_whose_events_it_handles(world: World) -> None:
+    progress = Progress()
+    runner = ProjectionRunner(world.db, world.stores, [AccountsProjection(), StuckOnCreatorsProjection()], progress)
+    runner.register()
+    runner.start()
+    try:
+        registered = world.accounts.register(Register("stuckwait", "stuckwait@example.com", "password-1", "Имя", "Ф"))
+        world.creators.create_profile(
+            registered.user_id, specialization="видео", experience="", portfolio_link="", social_links={}
+        )
+        # Positions that do not say what was appended wait for every read model of the log.
+        with pytest.raises(Unavailable):
+            progress.wait(world.db, dict(world.accounts.update_profile(registered.user_id, {"bio": "x"})), 0.3)
+        # A command whose events the stuck read model does not handle is not delayed by it.
+        started = time.monotonic()
+        progress.wait(world.db, world.accounts.update_profile(registered.user_id, {"bio": "био"}), 5.0)
+        assert time.monotonic() - started < 1.0
+        assert [row["bio"] for row in table(world.db, "users") if row["username"] == "stuckwait"] == ["био"]
+        # One whose events it handles still waits for it (and gets its 503).
+        other = world.accounts.register(Register("stuckwait2", "stuckwait2@example.com", "password-1", "Имя", "Ф"))
+        _, positions = world.creators.create_profile(
+            other.user_id, specialization="фото", experience="", portfolio_link="", social_links={}
+        )
+        with pytest.raises(Unavailable):
+            progress.wait(world.db, positions, 0.3)
+    finally:
+        runner.stop()
+        with world.db.transaction(write=True) as cur:
+            cur.execute("DELETE FROM projection_tracking WHERE projection = %s", (StuckOnCreatorsProjection.name,))
+
+
+class PoisonedAccountsProjection(AccountsProjection):
+    """The real projection, unable to apply one user's profile updates until healed."""
+
+    def __init__(self, poisoned_bio: str) -> None:
+        self.poisoned_bio = poisoned_bio
+        self.healed = False
+
+    def profile_updated(self, cur: Any, e: Any) -> None:
+        if e.changes.get("bio") == self.poisoned_bio and not self.healed:
+            raise Boom("cannot apply this one")
+        super().profile_updated(cur, e)
+
+
+def bios(db: Database, prefix: str) -> dict[str, str]:
+    return {row["username"]: row["bio"] for row in table(db, "users") if row["username"].startswith(prefix)}
+
+
+def test_a_poison_event_is_parked_after_a_few_tries_and_retried_once_fixed(world: World) -> None:
+    from projections import operations
+
+    poisoned = PoisonedAccountsProjection("яд")
+    progress = Progress()
+    runner = ProjectionRunner(world.db, world.stores, [poisoned], progress, max_attempts=3)
+    runner.register()
+    runner.start()
+    try:
+        first = world.accounts.register(Register("parkfirst", "parkfirst@example.com", "password-1", "Имя", "Ф"))
+        second = world.accounts.register(Register("parksecond", "parksecond@example.com", "password-1", "Имя", "Ф"))
+        world.accounts.update_profile(first.user_id, {"bio": "яд"})
+        # Later events of the log are applied once the poison is parked, within a command's wait.
+        progress.wait(world.db, world.accounts.update_profile(second.user_id, {"bio": "здоров"}), 2.0)
+        assert bios(world.db, "park") == {"parkfirst": "", "parksecond": "здоров"}
+        states = {s.projection: s for s in operations.status(world.db, world.stores) if s.application == "accounts"}
+        assert states["accounts"].parked == 1 and states["accounts"].lag_events == 0
+        with world.db.read() as cur:
+            [row] = parked.waiting(cur, "accounts")
+        assert row["attempts"] == 3 and "Boom: cannot apply this one" in row["error"]
+        retried = operations.retry(world.db, world.stores, PoisonedAccountsProjection("яд"))
+        assert retried.applied == [] and len(retried.failed) == 1  # not fixed yet: stays parked
+        healed = PoisonedAccountsProjection("яд")
+        healed.healed = True
+        retried = operations.retry(world.db, world.stores, healed)
+        assert retried.applied == [("accounts", row["position"])] and retried.failed == []
+        assert bios(world.db, "park") == {"parkfirst": "яд", "parksecond": "здоров"}
+        assert parked.counts(world.db).get("accounts", 0) == 0
+    finally:
+        runner.stop()
+        with world.db.transaction(write=True) as cur:
+            cur.execute("DELETE FROM parked_events")
+
+
+def test_skip_gives_up_on_an_event_the_projection_is_stuck_on(world: World) -> None:
+    from projections import operations
+
+    poisoned = PoisonedAccountsProjection("навсегда")
+    progress = Progress()
+    runner = ProjectionRunner(world.db, world.stores, [poisoned], progress, max_attempts=1000)
+    runner.register()
+    runner.start()
+    try:
+        user = world.accounts.register(Register("skipper", "skipper@example.com", "password-1", "Имя", "Ф"))
+        stuck = world.accounts.update_profile(user.user_id, {"bio": "навсегда"})
+        with pytest.raises(Unavailable):
+            progress.wait(world.db, stuck, 0.3)
+        operations.skip(world.db, poisoned, "accounts", stuck["accounts"])
+        progress.wait(world.db, world.accounts.update_profile(user.user_id, {"bio": "дальше"}), 5.0)
+        assert bios(world.db, "skipper") == {"skipper": "дальше"}
+        assert parked.counts(world.db).get("accounts", 0) == 0  # skipped is not parked
+    finally:
+        runner.stop()
+        with world.db.transaction(write=True) as cur:
+            cur.execute("DELETE FROM parked_events")

@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import logging
 import logging.config
+import os
+import shutil
 import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ugc.config import DEFAULT_PORT, ConfigError, Settings
 
@@ -67,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.add_argument("username", help="the user's username")
     revoke.add_argument("role", choices=ROLE_CHOICES, help="the role to revoke")
 
+    _add_projections_parser(commands)
     return parser
 
 
@@ -88,6 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "seed": lambda: _seed(settings, demo=args.demo),
         "history": lambda: _history(settings, args.id, as_json=args.json),
         "users": lambda: _users(settings, args),
+        "projections": lambda: _projections(settings, args),
     }
     try:
         return handler[args.command]()
@@ -104,13 +108,73 @@ def _describe(error: BaseException) -> str:
     return text if len(text) <= 300 else text[:297] + "..."
 
 
-def _migrate(settings: Settings, *, quiet: bool = False) -> int:
+def _add_projections_parser(commands: Any) -> None:
+    projections = commands.add_parser("projections", help="see where projections stand; retry or skip parked events")
+    sub = projections.add_subparsers(dest="projections_command", required=True)
+    status = sub.add_parser("status", help="per projection: position, head, lag, parked events, lease holder")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    retry = sub.add_parser("retry", help="re-apply the parked events of a projection (after fixing the cause)")
+    retry.add_argument("name", help="the projection, as `status` names it")
+    skip = sub.add_parser("skip", help="give up on the event at POSITION: the projection never applies it")
+    skip.add_argument("name", help="the projection, as `status` names it")
+    skip.add_argument("position", type=int, help="the event's position in its log (notification id)")
+    skip.add_argument("--log", help="the application log of POSITION (needed when the projection follows several)")
+
+
+def _projections(settings: Settings, args: argparse.Namespace) -> int:
+    import dataclasses
+    import json
+
+    from projections import operations
+    from projections.registry import all_projections
+    from projections.runner import ProjectionRunner
+    from readmodels.waiting import Progress
     from ugc.platform.database import Database
+    from ugc.platform.store import EventStores
+
+    _migrate(settings, quiet=True)
+    db = Database(settings.database_url)
+    stores = EventStores(settings.database_url)
+    try:
+        known = {p.name: p for p in all_projections(settings)}
+        ProjectionRunner(db, stores, list(known.values()), Progress()).register()  # every one is listed
+        if args.projections_command == "status":
+            states = operations.status(db, stores)
+            if args.json:
+                print(json.dumps([dataclasses.asdict(s) for s in states], default=str))
+            else:
+                print(operations.render(states))
+            return 0
+        projection = known.get(args.name)
+        if projection is None:
+            print(f"ugc: unknown projection {args.name!r}; known: {', '.join(known)}", file=sys.stderr)
+            return 2
+        if args.projections_command == "retry":
+            retried = operations.retry(db, stores, projection)
+            for application, position in retried.applied:
+                print(f"applied {application} {position}")
+            for application, position, error in retried.failed:
+                print(f"still failing {application} {position}: {error}")
+            return 1 if retried.failed else 0
+        chosen: str | None = args.log or (projection.applications[0] if len(projection.applications) == 1 else None)
+        if chosen is None or chosen not in projection.applications:
+            print(f"ugc: give --log, one of: {', '.join(projection.applications)}", file=sys.stderr)
+            return 2
+        operations.skip(db, projection, chosen, args.position)
+        print(f"{args.name} will not apply event {args.position} of {chosen}")
+        return 0
+    finally:
+        stores.close()
+        db.close()
+
+
+def _migrate(settings: Settings, *, quiet: bool = False) -> int:
+    from ugc.platform.database import Database, until_reachable
     from ugc.wiring import migrate
 
     db = Database(settings.database_url)
     try:
-        migrate(db)
+        until_reachable(lambda: migrate(db), what="migrate")
     finally:
         db.close()
     if not quiet:
@@ -119,8 +183,6 @@ def _migrate(settings: Settings, *, quiet: bool = False) -> int:
 
 
 def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
-    import os
-
     import uvicorn
 
     from ugc.config import public_url_for
@@ -132,6 +194,12 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
         os.environ["UGC_PUBLIC_URL"] = public_url_for(host, port)
         settings = Settings.from_env()
     _migrate(settings, quiet=True)
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Each worker keeps its metrics in files here, and /metrics in any worker adds them up.
+        metrics_dir = settings.var_dir / "metrics"
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     if settings.log_format == "json":  # every line a JSON object, the banner too
         logging.getLogger("ugc.serve").info(
             "; ".join(line.strip() for line in banner(settings, host, port, workers).splitlines())
@@ -199,7 +267,7 @@ def _version() -> str:
 
 def _project(settings: Settings) -> int:
     from readmodels.waiting import Progress
-    from ugc.platform.database import Database
+    from ugc.platform.database import Database, until_reachable
     from ugc.platform.store import EventStores
     from ugc.wiring import projection_runner
 
@@ -208,7 +276,7 @@ def _project(settings: Settings) -> int:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     db = Database(settings.database_url)
     _migrate(settings)
-    stores = EventStores(settings.database_url)
+    stores = until_reachable(lambda: EventStores(settings.database_url), what="project")
     try:
         with projection_runner(settings, db, stores, Progress()) as runner:
             runner.start()
@@ -220,6 +288,8 @@ def _project(settings: Settings) -> int:
 
 
 def _rebuild(settings: Settings, names: Sequence[str]) -> int:
+    from projections.operations import events_after
+    from projections.rebuild_progress import RebuildProgress
     from projections.registry import all_projections
     from projections.runner import ProjectionRunner
     from readmodels.waiting import Progress
@@ -238,8 +308,14 @@ def _rebuild(settings: Settings, names: Sequence[str]) -> int:
         runner = ProjectionRunner(db, stores, projections, Progress())
         runner.register()
         for name in names or list(known):
-            runner.reset(known[name])
-            runner.catch_up([known[name]])
+            projection = known[name]
+            total = sum(events_after(stores, application, 0) for application in projection.applications)
+            shown = RebuildProgress(name, total, sys.stderr)
+            runner.reset(projection)
+            for application in projection.applications:
+                while read := runner.run_once(projection, [application]):
+                    shown.advance(read)
+            shown.finish()
             print(f"rebuilt {name}")
     finally:
         stores.close()

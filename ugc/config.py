@@ -67,6 +67,11 @@ class Settings:
     log_format: str = "text"
     # Proxies whose X-Forwarded-For names the client (uvicorn's --forwarded-allow-ips); "" trusts none.
     forwarded_allow_ips: str = "127.0.0.1,::1"
+    projection_max_attempts: int = 5  # failures in a row on one event before it is parked
+    ready_max_lag: int = 30  # seconds of projection lag above which /readyz answers 503
+    # Seconds after which a claimed Idempotency-Key with no answer and nothing appended is taken over
+    # by a retry: the request that claimed it died (a live one appends well within it).
+    idempotency_in_flight: int = 30
 
     @property
     def outbox_dir(self) -> Path:
@@ -120,6 +125,9 @@ class Settings:
             access_log=_bool(env, "UGC_ACCESS_LOG", False),
             log_format=log_format,
             forwarded_allow_ips=env.get("UGC_FORWARDED_ALLOW_IPS", "127.0.0.1,::1").strip(),
+            projection_max_attempts=_int(env, "UGC_PROJECTION_MAX_ATTEMPTS", 5),
+            ready_max_lag=_int(env, "UGC_READY_MAX_LAG", 30),
+            idempotency_in_flight=_int(env, "UGC_IDEMPOTENCY_IN_FLIGHT", 30),
         )
 
 
@@ -162,3 +170,27 @@ def _secret_from_file(path: Path) -> str:
         key = secrets.token_urlsafe(48)
         file.write(key)
     return key
+
+
+@dataclass(frozen=True)
+class PoolSizes:
+    """Connections one process may open to PostgreSQL, per pool (README: "Connection budget").
+
+    A server process holds at most `database + database_async + 5 * store + 1` (the five contexts'
+    event stores, and one LISTEN for read-your-writes), plus 2 while it runs the projections (the
+    runners' lock and their LISTEN); a `ugc project` process `database + 5 * store + 2`.
+    """
+
+    database: int = 4  # UGC_DB_POOL_MAX: the read/write pool of blocking work (commands, runners)
+    database_async: int = 4  # UGC_DB_ASYNC_POOL_MAX: the event loop's read pool (lists, waits)
+    store: int = 1  # UGC_STORE_POOL_MAX: per context's event store (appends take a table lock anyway)
+
+
+def pool_sizes(environ: Mapping[str, str] | None = None) -> PoolSizes:
+    env = os.environ if environ is None else environ
+    defaults = PoolSizes()
+    return PoolSizes(
+        database=_int(env, "UGC_DB_POOL_MAX", defaults.database),
+        database_async=_int(env, "UGC_DB_ASYNC_POOL_MAX", defaults.database_async),
+        store=_int(env, "UGC_STORE_POOL_MAX", defaults.store),
+    )

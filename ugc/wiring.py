@@ -7,6 +7,7 @@ rest of `ugc` imports none of them.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -36,6 +37,7 @@ from commands.scheduler import AutoCompleter
 from commands.services import ServiceCommands
 from commands.skills import SkillCommands
 from commands.standing import Standings
+from projections.operations import status as projection_status
 from projections.registry import all_projections
 from projections.runner import ProjectionRunner
 from readmodels.orders import due_for_auto_completion
@@ -44,7 +46,7 @@ from readmodels.waiting import Progress, wait_for
 from ugc.clock import Clock, SystemClock
 from ugc.config import Settings
 from ugc.errors import Unavailable
-from ugc.platform.database import Database
+from ugc.platform.database import Database, until_reachable
 from ugc.platform.media import MediaStore
 from ugc.platform.push import Publisher
 from ugc.platform.push_relay import RedisRelay, channel_for, relay
@@ -90,7 +92,12 @@ def projection_runner(
         sender = RedisRelay(settings.redis_url, channel_for(settings.database_url))
         sender.start()
     runner = ProjectionRunner(
-        db, stores, all_projections(settings, publisher or sender), progress, jobs=[auto_completer.run_once]
+        db,
+        stores,
+        all_projections(settings, publisher or sender),
+        progress,
+        jobs=[auto_completer.run_once],
+        max_attempts=settings.projection_max_attempts,
     )
     runner.register()
     try:
@@ -109,8 +116,8 @@ def runtime(settings: Settings, *, clock: Clock | None = None) -> Iterator[Servi
     stores: EventStores | None = None
     redis_client: redis.Redis[bytes] | None = None
     try:
-        migrate(db)
-        stores = EventStores(settings.database_url)
+        until_reachable(lambda: migrate(db), what="start")
+        stores = until_reachable(lambda: EventStores(settings.database_url), what="start")
         reference = load_reference_data(stores, db, clock)
         progress = Progress()
         if settings.redis_url:
@@ -158,9 +165,10 @@ def runtime(settings: Settings, *, clock: Clock | None = None) -> Iterator[Servi
                 realtime=hub,
                 orders=order_commands(settings, stores, db, clock),
                 order_log=stores.orders.events,
-                idempotency=IdempotencyKeys(db, clock),
+                idempotency=IdempotencyKeys(db, clock, timedelta(seconds=settings.idempotency_in_flight)),
                 media=MediaStore(settings.media_dir),
                 check_redis=_pinger(redis_client) if redis_client is not None else None,
+                projection_states=functools.partial(projection_status, db, stores),
             )
             freeze_startup_objects()
             yield services

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import logging
+import time
 
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.requests import Request
 from starlette.responses import Response
 
 from api.asyncapi import asyncapi_document
+from api.metrics import projection_metrics
 from api.openapi import Operation, endpoint, openapi_document
 from api.responses import JSON
 from api.schemas.meta import AsyncAPIOut, HealthOut, OpenAPIOut, ReadinessOut
-from api.services import services
+from api.services import Services, services
+from readmodels.tracking import ProjectionState
+from ugc.platform import metrics
 
 log = logging.getLogger(__name__)
 
@@ -20,24 +25,82 @@ async def healthz(request: Request) -> Response:
     return JSON({"status": "ok"})
 
 
+# A projection nobody runs is tolerated this long (a standby takes over within seconds).
+NO_HOLDER_FOR = 10.0
+_no_holder_since: dict[int, float] = {}  # id(Services) -> when readiness first saw no holder
+
+
 async def readyz(request: Request) -> Response:
+    """503 when this process cannot serve consistent reads (the database is away, the projections lag
+    more than UGC_READY_MAX_LAG seconds, or nobody has run them for NO_HOLDER_FOR seconds), naming
+    why; Redis away or parked events are reported ("degraded") without failing it."""
     s = services(request)
     checks: dict[str, str] = {}
+    failing: list[str] = []
     try:
         await s.run(s.db.ping)
         checks["database"] = "ok"
     except Exception as error:
         log.warning("readiness: database unavailable: %s", error)
         checks["database"] = "unavailable"
+        failing.append("database")
     if s.check_redis is not None:
         try:
             await s.run(s.check_redis)
             checks["redis"] = "ok"
         except Exception as error:
             log.warning("readiness: redis unavailable: %s", error)
-            checks["redis"] = "unavailable"
-    ready = all(value == "ok" for value in checks.values())
-    return JSON({"status": "ok" if ready else "unavailable", "checks": checks}, status_code=200 if ready else 503)
+            checks["redis"] = "unavailable"  # pushes may be missed; reads stay consistent
+    if s.projection_states is not None and not failing:
+        try:
+            states = await s.run(s.projection_states)
+        except Exception as error:
+            log.warning("readiness: projection positions unreadable: %s", error)
+            checks["projections"] = "unavailable"
+            failing.append("projections")
+        else:
+            failing += _judge_projections(s, states, checks)
+    degraded = any(value != "ok" for value in checks.values())
+    status = "unavailable" if failing else "degraded" if degraded else "ok"
+    return JSON({"status": status, "checks": checks}, status_code=503 if failing else 200)
+
+
+def _judge_projections(s: Services, states: list[ProjectionState], checks: dict[str, str]) -> list[str]:
+    failing = []
+    read_models = [state for state in states if state.read_model]
+    lagging = sorted(
+        {f"{st.projection} {st.lag_seconds:.0f}s" for st in read_models if st.lag_seconds > s.settings.ready_max_lag}
+    )
+    checks["projection_lag"] = "ok" if not lagging else "lagging: " + ", ".join(lagging)
+    if lagging:
+        failing.append("projection_lag")
+    held = any(state.holder for state in states)
+    key = id(s)
+    if held or not states:
+        _no_holder_since.pop(key, None)
+        checks["projection_runner"] = "ok"
+    else:
+        since = _no_holder_since.setdefault(key, time.monotonic())
+        missing_for = time.monotonic() - since
+        checks["projection_runner"] = "ok" if missing_for <= NO_HOLDER_FOR else f"none for {missing_for:.0f}s"
+        if missing_for > NO_HOLDER_FOR:
+            failing.append("projection_runner")
+    parked = {state.projection: state.parked for state in states if state.parked}
+    checks["parked_events"] = "ok" if not parked else ", ".join(f"{name}: {n}" for name, n in sorted(parked.items()))
+    return failing
+
+
+async def metrics_page(request: Request) -> Response:
+    """Prometheus text: this process's (or, with --workers N, every worker's) counters and
+    histograms, and each projection's position, lag, parked events and lease holder, read now."""
+    s = services(request)
+    body = metrics.render()
+    if s.projection_states is not None:
+        try:
+            body += projection_metrics(await s.run(s.projection_states))
+        except Exception as error:
+            log.warning("metrics: projection positions unreadable: %s", error)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
 async def schema(request: Request) -> Response:
@@ -65,6 +128,12 @@ routes = [
             auth=False,
             also=((503, ReadinessOut),),
         ),
+    ),
+    endpoint(
+        "GET",
+        "/metrics/",
+        metrics_page,
+        Operation("Метрики Prometheus", auth=False, media_type="text/plain"),
     ),
     endpoint(
         "GET", "/api/schema/", schema, Operation("Документ OpenAPI 3.1", response=OpenAPIOut, auth=False, storage=False)

@@ -13,7 +13,7 @@ from starlette.responses import Response
 from api import errors
 from api.auth import authenticated_user
 from api.body import parse
-from api.idempotency import idempotent, stored_answer
+from api.idempotency import idempotent
 from api.ids import natural
 from api.openapi import Operation, endpoint
 from api.pagination import page_request, paginated
@@ -116,12 +116,10 @@ async def place_order(request: Request) -> Response:
     placed = await s.run(
         s.orders.place, user_id, body.service_id, body.requirements, body.delivery_date, body.selected_option_ids
     )
-    # Rendered from the order as appended: the same fields the read model holds for it once it settles.
-    row = placed.order.as_row()
-    response = JSON(render_order(row, _today(s)), status_code=201, headers=etag(row["version"]))
-    stored_answer(response)  # the order is stored: a retry after a timed-out wait must not place another
     await s.settle(placed.positions)
-    return response
+    # Rendered from the order as appended: the same fields the read model now holds for it.
+    row = placed.order.as_row()
+    return JSON(render_order(row, _today(s)), status_code=201, headers=etag(row["version"]))
 
 
 async def list_orders(request: Request) -> Response:

@@ -14,7 +14,9 @@ class HealthOut(Out):
 
 
 class ReadinessOut(Out):
-    """200 when every check is "ok"; 503, with the same shape, naming what is "unavailable"."""
+    """`status` "ok", "degraded" (200: Redis away or parked events, reads stay consistent) or
+    "unavailable" (503); `checks` names each check's state (database, redis, projection_lag,
+    projection_runner, parked_events)."""
 
     status: str
     checks: dict[str, str]

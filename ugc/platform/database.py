@@ -8,20 +8,22 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import logging
 import sqlite3
 import threading
+import time
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg import AsyncClientCursor, ClientCursor, sql
 from psycopg.rows import dict_row
-from psycopg_pool import AsyncConnectionPool, ConnectionPool
+from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 
-from ugc.config import is_postgres, sqlite_path
+from ugc.config import is_postgres, pool_sizes, sqlite_path
 from ugc.platform.dialect import COLUMN_TYPES, Cursor, Dialect, Row, postgres_params
 from ugc.platform.idle_check import IdleCheck
 
@@ -34,8 +36,12 @@ def _snapshot_query(queries: Sequence[tuple[str, Sequence[Any]]]) -> tuple[str, 
 
 # Autocommit: a lone read is one round trip; `transaction()` still sends BEGIN/COMMIT.
 # Times come back in UTC, as the API writes them (api/responses.py).
-SESSION: dict[str, Any] = {"row_factory": dict_row, "autocommit": True, "options": "-c TimeZone=UTC"}
-ASYNC_CONNECTIONS = 8  # per process: a read holds one for about a millisecond
+# TCP keepalives: a connection to a host that vanished without a reset fails in ~25 s, not hours
+# (the runners' lock lives on such a connection: a standby takes over once it is gone).
+KEEPALIVES: dict[str, Any] = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3}
+log = logging.getLogger(__name__)
+
+SESSION: dict[str, Any] = {"row_factory": dict_row, "autocommit": True, "options": "-c TimeZone=UTC", **KEEPALIVES}
 
 
 class Database:
@@ -56,10 +62,11 @@ class Database:
         if is_postgres(url):
             self.dialect = "postgresql"
             idle = IdleCheck()
+            self._sizes = pool_sizes()
             self._pool: ConnectionPool[Any] | None = ConnectionPool(
                 url,
                 min_size=1,
-                max_size=16,
+                max_size=self._sizes.database,
                 kwargs=SESSION,
                 open=True,
                 name="ugc-read",
@@ -206,7 +213,7 @@ class Database:
             self._async_pool = AsyncConnectionPool(
                 self.url,
                 min_size=1,
-                max_size=ASYNC_CONNECTIONS,
+                max_size=self._sizes.database_async,
                 kwargs=SESSION,
                 open=False,
                 name="ugc-read-async",
@@ -272,7 +279,7 @@ class Database:
         The first call covers what was committed before the LISTEN took effect.
         """
         assert self.dialect == "postgresql"
-        with psycopg.connect(self.url, autocommit=True) as conn:
+        with psycopg.connect(self.url, autocommit=True, **KEEPALIVES) as conn:
             for channel in channels:
                 conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
             notified()
@@ -288,7 +295,7 @@ class Database:
         """
         if self.dialect == "postgresql":
             key = zlib.crc32(name.encode())
-            with psycopg.connect(self.url, autocommit=True) as conn:
+            with psycopg.connect(self.url, autocommit=True, **KEEPALIVES) as conn:
                 if wait:
                     conn.execute("SELECT pg_advisory_lock(%s)", (key,))
                     taken = True
@@ -333,3 +340,25 @@ def _identifier(name: str) -> str:
     if not cleaned or cleaned[0].isdigit():
         raise ValueError(f"not usable as an identifier: {name!r}")
     return cleaned
+
+
+T = TypeVar("T")
+
+START_BACKOFF = (0.5, 5.0)  # first and longest pause between attempts to reach the database at start
+
+
+def until_reachable(attempt: Callable[[], T], *, what: str, timeout: float = 120.0) -> T:
+    """Run `attempt` (a process's first use of the database) until it does not fail for want of a
+    connection: a database that restarts, or is full ("too many clients"), delays a start rather
+    than ends it. Backs off from 0.5 s to 5 s; gives up after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    pause, longest = START_BACKOFF
+    while True:
+        try:
+            return attempt()
+        except (psycopg.OperationalError, PoolTimeout) as error:
+            if time.monotonic() + pause > deadline:
+                raise
+            log.warning("%s: database not reachable (%s); trying again in %.1f s", what, error, pause)
+            time.sleep(pause)
+            pause = min(longest, pause * 2)

@@ -1,0 +1,175 @@
+"""What an operator does to projections: see where they stand, re-apply or give up parked events.
+
+`ugc projections status|retry|skip` (ugc/cli.py), and the figures /readyz and /metrics report.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from projections.base import Projection
+from projections.runner import LEADER_LOCK
+from readmodels import parked, tracking
+from readmodels.tracking import ProjectionState
+from ugc.platform.database import Database
+from ugc.platform.store import EventStores
+
+
+def status(db: Database, stores: EventStores, *, now: datetime | None = None) -> list[ProjectionState]:
+    """Every registered projection on every log it follows: position, head, lag, parked, holder."""
+    now = now or datetime.now(UTC)
+    heads = stores.heads()
+    counts = parked.counts(db)
+    holder = leader(db)
+    oldest: dict[tuple[str, int], tuple[int, float]] = {}  # (application, position) -> lag figures
+    states = []
+    for row in tracking.all_positions(db):
+        application, position = row["application"], int(row["position"])
+        if application not in heads:
+            continue
+        key = (application, position)
+        if key not in oldest:
+            oldest[key] = _lag(stores, application, position, heads[application], now)
+        lag_events, lag_seconds = oldest[key]
+        states.append(
+            ProjectionState(
+                projection=row["projection"],
+                application=application,
+                read_model=bool(row["read_model"]),
+                position=position,
+                head=heads[application],
+                lag_events=lag_events,
+                lag_seconds=lag_seconds,
+                parked=counts.get(row["projection"], 0),
+                holder=holder,
+            )
+        )
+    return states
+
+
+def _lag(stores: EventStores, application: str, position: int, head: int, now: datetime) -> tuple[int, float]:
+    if position >= head:
+        return 0, 0.0
+    count = events_after(stores, application, position)
+    first = stores[application].recorder.select_notifications(start=position, limit=1, inclusive_of_start=False)
+    seconds = 0.0
+    if first:
+        try:
+            event: Any = stores[application].mapper.to_domain_event(first[0])
+            stamp: datetime = event.timestamp
+            seconds = max(0.0, (now - stamp).total_seconds())
+        except Exception:  # an event that does not decode is as old as we cannot tell: count it as lagging
+            seconds = float("inf")
+    return count, seconds
+
+
+def events_after(stores: EventStores, application: str, position: int) -> int:
+    """How many events `application`'s log holds after `position`."""
+    recorder: Any = stores[application].recorder
+    if hasattr(recorder, "events_table_name") and hasattr(recorder.datastore, "schema"):  # PostgreSQL
+        table = f'"{recorder.datastore.schema}"."{recorder.events_table_name}"'
+        with recorder.datastore.get_connection() as conn, conn.cursor() as cur:
+            row = cur.execute(f"SELECT COUNT(*) AS n FROM {table} WHERE notification_id > %s", (position,)).fetchone()
+            count = int(row["n"] if isinstance(row, dict) else row[0])  # the library's rows are dicts
+    else:
+        with recorder.datastore.transaction(commit=False) as cur:
+            cur.execute(f"SELECT COUNT(*) FROM {recorder.events_table_name} WHERE rowid > ?", (position,))
+            count = int(cur.fetchone()[0])
+    return count
+
+
+def leader(db: Database) -> str | None:
+    """Who holds the runners' lock: `pid N@host` on PostgreSQL, `a local process` on SQLite; None if nobody."""
+    if db.dialect == "postgresql":
+        with db.read() as cur:
+            row = cur.execute(
+                "SELECT a.pid, a.client_addr FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+                "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = 0 AND l.objid = %s "
+                "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+                (zlib.crc32(LEADER_LOCK.encode()),),
+            ).fetchone()
+        if row is None:
+            return None
+        return f"pid {row['pid']}@{row['client_addr'] or 'local'}"
+    with db.exclusive_lock(LEADER_LOCK, wait=False) as free:
+        return None if free else "a local process"
+
+
+@dataclass(frozen=True)
+class Retried:
+    applied: list[tuple[str, int]]  # (application, position)
+    failed: list[tuple[str, int, str]]  # (application, position, error)
+
+
+def retry(db: Database, stores: EventStores, projection: Projection, *, clock: Any = None) -> Retried:
+    """Re-apply each parked event of `projection` (oldest first), each in its own transaction with
+    the projection's position row locked, so it never interleaves with a runner's batch. An event
+    that fails again stays parked with its new error."""
+    applied: list[tuple[str, int]] = []
+    failed: list[tuple[str, int, str]] = []
+    with db.read() as cur:
+        waiting = parked.waiting(cur, projection.name)
+    handlers = projection.topics()
+    for row in waiting:
+        application, position = row["application"], int(row["position"])
+        app = stores[application]
+        found = app.recorder.select_notifications(start=position, limit=1)
+        try:
+            if not found or found[0].id != position:
+                raise LookupError(f"no event at {position} in {application}")
+            notification = found[0]
+            handler = handlers.get(notification.topic)
+            event = app.mapper.to_domain_event(notification)
+            if projection.read_model:
+                with db.transaction(write=True) as cur:
+                    tracking.lock(cur, application, [projection.name])
+                    if handler is not None:
+                        projection.position = position
+                        handler(cur, event)
+                    projection.before_commit(cur)
+                    parked.applied(cur, projection.name, application, position)
+                    tracking.announce(cur)
+                projection.committed()
+            else:
+                if handler is not None:
+                    handler(event)
+                with db.transaction(write=True) as cur:
+                    parked.applied(cur, projection.name, application, position)
+            applied.append((application, position))
+        except Exception as error:
+            projection.aborted()
+            message = f"{type(error).__name__}: {error}"
+            with db.transaction(write=True) as cur:
+                parked.failed_again(cur, projection.name, application, position, message)
+            failed.append((application, position, message))
+    return Retried(applied, failed)
+
+
+def skip(db: Database, projection: Projection, application: str, position: int) -> None:
+    """Give up on one event: parked or not reached yet, `projection` never applies it."""
+    with db.transaction(write=True) as cur:
+        parked.skip(cur, projection.name, application, position, datetime.now(UTC))
+
+
+def render(states: Sequence[ProjectionState]) -> str:
+    """The status as a table for a terminal."""
+    header = ("projection", "log", "position", "head", "lag", "lag s", "parked", "holder")
+    rows = [
+        (
+            s.projection,
+            s.application,
+            str(s.position),
+            str(s.head),
+            str(s.lag_events),
+            "?" if s.lag_seconds == float("inf") else f"{s.lag_seconds:.1f}",
+            str(s.parked),
+            s.holder or "-",
+        )
+        for s in states
+    ]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in [header, *rows])

@@ -1,0 +1,118 @@
+"""The connection budget (PostgreSQL, real processes): `ugc serve --workers 4` and two `ugc project`
+fit in 100 connections with room to spare, and a projector started before its database exists
+waits for it instead of dying."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import psycopg
+import pytest
+
+from tests.backends import POSTGRES_URL, environment, fresh_database, postgres_available
+from tests.servers import free_port
+
+pytestmark = pytest.mark.skipif(not postgres_available(), reason="UGC_TEST_DATABASE_URL is not set to PostgreSQL")
+
+BUDGET = 80  # of PostgreSQL's default max_connections = 100
+
+
+def connections(url: str) -> int:
+    name = urlsplit(url).path.lstrip("/")
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
+        row = admin.execute("SELECT COUNT(*) FROM pg_stat_activity WHERE datname = %s", (name,)).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_four_workers_and_two_projectors_stay_within_the_budget(tmp_path: Path) -> None:
+    with fresh_database("postgres", tmp_path) as url:
+        env = os.environ | environment("postgres", url, tmp_path) | {"UGC_PROJECTIONS": "external"}
+        env = {k: v for k, v in env.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+        port = free_port()
+        logs = [(tmp_path / f"{name}.log").open("wb") for name in ("serve", "project1", "project2")]
+        processes = [
+            subprocess.Popen(
+                [sys.executable, "-m", "ugc.cli", "serve", "--port", str(port), "--workers", "4"],
+                env=env,
+                stdout=logs[0],
+                stderr=subprocess.STDOUT,
+            ),
+            *(
+                subprocess.Popen(
+                    [sys.executable, "-m", "ugc.cli", "project"], env=env, stdout=log, stderr=subprocess.STDOUT
+                )
+                for log in logs[1:]
+            ),
+        ]
+        try:
+            base = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 60
+            with httpx.Client(base_url=base, timeout=10) as client:
+                while True:
+                    try:
+                        if client.get("/healthz").status_code == 200:
+                            break
+                    except httpx.TransportError:
+                        pass
+                    assert time.monotonic() < deadline, (tmp_path / "serve.log").read_text()[-3000:]
+                    time.sleep(0.2)
+                peak = 0
+                for n in range(40):  # spread over the workers: registrations, lists, readiness, metrics
+                    answer = client.post(
+                        "/api/auth/register/",
+                        json={"username": f"budget{n}", "email": f"budget{n}@example.com", "password": "long-enough"},
+                    )
+                    assert answer.status_code == 201, answer.text
+                    assert client.get("/api/v1/services/").status_code == 200
+                    assert client.get("/readyz").status_code == 200
+                    assert client.get("/metrics").status_code == 200
+                    peak = max(peak, connections(url))
+            print(f"peak connections: {peak}")
+            assert peak <= BUDGET, f"{peak} connections"
+        finally:
+            for process in processes:
+                process.terminate()
+            for process in processes:
+                process.wait(timeout=20)
+            for log in logs:
+                log.close()
+
+
+def test_a_projector_waits_for_its_database_to_exist(tmp_path: Path) -> None:
+    name = f"ugc_test_late_{os.getpid()}_{int(time.time())}"
+    url = POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
+    env = os.environ | environment("postgres", url, tmp_path) | {"UGC_PROJECTIONS": "external"}
+    log = (tmp_path / "project.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ugc.cli", "project"], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
+    try:
+        time.sleep(2.0)
+        assert process.poll() is None, (tmp_path / "project.log").read_text()
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
+            admin.execute(f'CREATE DATABASE "{name}"')
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with psycopg.connect(url) as conn:
+                    row = conn.execute("SELECT COUNT(*) FROM projection_tracking").fetchone()
+                    if row is not None and row[0] > 0:
+                        break
+            except psycopg.Error:
+                pass
+            assert process.poll() is None and time.monotonic() < deadline, (tmp_path / "project.log").read_text()
+            time.sleep(0.3)
+        assert "database not reachable" in (tmp_path / "project.log").read_text()
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+        log.close()
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

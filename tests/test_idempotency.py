@@ -1,0 +1,207 @@
+"""`Idempotency-Key` after a 503: a command that appended is never applied twice, and its retry
+replays the first answer; a claim abandoned before it appended is taken over after a while."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+import pytest
+
+from api import idempotency_keys
+from projections.runner import ProjectionRunner
+from tests.conftest import Api, new_client
+from tests.orders_world import Deal, a_deal
+from ugc.clock import MovableClock
+from ugc.config import Settings
+from ugc.platform import idempotency_keys as table
+from ugc.platform.database import Database
+from ugc.platform.store import EventStores
+
+SLOW_FOR = 1.5
+TIMEOUT = 0.5
+
+
+@pytest.fixture
+def slow_next_batch(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:
+    """`slow(application)`: the read models of that log take SLOW_FOR seconds to start their next batch.
+
+    The pause comes before the batch's transaction: on SQLite a pause inside it would hold the one
+    writer's lock and delay the command itself, not only its read models.
+    """
+    slowed: set[str] = set()
+    lock = threading.Lock()
+    apply = ProjectionRunner._apply
+
+    def slowly(self: ProjectionRunner, application: str, projections: Any) -> int:
+        with lock:
+            pause = application in slowed
+            slowed.discard(application)
+        if pause:
+            time.sleep(SLOW_FOR)
+        return apply(self, application, projections)
+
+    def slow(application: str) -> None:
+        with lock:
+            slowed.add(application)
+
+    monkeypatch.setattr(ProjectionRunner, "_apply", slowly)
+    return slow
+
+
+@pytest.fixture
+def world(settings: Settings) -> Iterator[tuple[Api, Deal, MovableClock]]:
+    clock = MovableClock()
+    with new_client(dataclasses.replace(settings, read_your_writes_timeout=TIMEOUT), clock) as client:
+        api = Api(client, settings)
+        yield api, a_deal(api), clock
+
+
+def stored(settings: Settings, application: str, topic: str) -> int:
+    """How many events of `topic` the log of `application` holds."""
+    stores = EventStores(settings.database_url)
+    try:
+        return len(stores[application].recorder.select_notifications(start=0, limit=1_000_000, topics=[topic]))
+    finally:
+        stores.close()
+
+
+def placed_orders(settings: Settings) -> int:
+    return stored(settings, "orders", "ugc.Order.Placed")
+
+
+def order_body(deal: Deal) -> dict[str, Any]:
+    return {"service_id": deal.service["id"], "delivery_date": (date.today() + timedelta(days=3)).isoformat()}
+
+
+def test_a_retry_after_a_503_replays_the_first_answer_and_places_one_order(
+    settings: Settings, world: tuple[Api, Deal, MovableClock], slow_next_batch: Callable[[str], None]
+) -> None:
+    api, deal, _ = world
+    headers = deal.buyer["headers"] | {"Idempotency-Key": f"slow-{deal.buyer['id']}"}
+    before = placed_orders(settings)
+    slow_next_batch("orders")
+    first = api.client.post("/api/v1/orders/", headers=headers, json=order_body(deal))
+    assert first.status_code == 503, first.text
+    assert first.headers["retry-after"] == "1"
+    retry = api.client.post("/api/v1/orders/", headers=headers, json=order_body(deal))
+    assert retry.status_code == 201, retry.text
+    assert retry.headers["idempotent-replayed"] == "true"
+    again = api.client.post("/api/v1/orders/", headers=headers, json=order_body(deal))
+    assert again.status_code == 201 and again.json() == retry.json()
+    assert placed_orders(settings) == before + 1
+    listed = api.client.get("/api/v1/orders/", headers=deal.buyer["headers"]).json()
+    assert [o["id"] for o in listed["results"]] == [retry.json()["id"]]
+
+
+@dataclass(frozen=True)
+class Command:
+    """An idempotent command other than placing: what it needs first, where it goes, what it stores."""
+
+    name: str
+    application: str  # whose read models it waits for
+    topic: str  # the event it appends, once
+    prepare: Callable[[Api, Deal], tuple[str, dict[str, Any], dict[str, str]]]  # path, body, caller's headers
+    status: int
+
+
+def _accept(api: Api, deal: Deal) -> tuple[str, dict[str, Any], dict[str, str]]:
+    order = api.client.post("/api/v1/orders/", headers=deal.buyer["headers"], json=order_body(deal))
+    assert order.status_code == 201, order.text
+    return f"/api/v1/orders/{order.json()['id']}/accept/", {}, deal.creator["headers"]
+
+
+def _send(api: Api, deal: Deal) -> tuple[str, dict[str, Any], dict[str, str]]:
+    chat = api.client.post(
+        "/api/v1/conversations/", headers=deal.buyer["headers"], json={"recipient_id": deal.creator["id"]}
+    )
+    assert chat.status_code in (200, 201), chat.text
+    return f"/api/v1/conversations/{chat.json()['id']}/messages/", {"message": "Здравствуйте"}, deal.buyer["headers"]
+
+
+def _mark_all_read(api: Api, deal: Deal) -> tuple[str, dict[str, Any], dict[str, str]]:
+    return "/api/v1/notifications/mark-all-read/", {}, deal.creator["headers"]
+
+
+COMMANDS = [
+    Command("accept an order", "orders", "ugc.Order.Accepted", _accept, 200),
+    Command("send a message", "messaging", "ugc.Message.Sent", _send, 201),
+    Command("mark all notifications read", "messaging", "ugc.NotificationsRead.AllRead", _mark_all_read, 200),
+]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=[c.name for c in COMMANDS])
+def test_every_idempotent_command_keeps_its_key_after_a_503_and_replays_its_first_answer(
+    settings: Settings, world: tuple[Api, Deal, MovableClock], slow_next_batch: Callable[[str], None], command: Command
+) -> None:
+    api, deal, _ = world
+    path, body, caller = command.prepare(api, deal)
+    headers = caller | {"Idempotency-Key": f"{command.name}-{deal.buyer['id']}"}
+    before = stored(settings, command.application, command.topic)
+    slow_next_batch(command.application)
+    first = api.client.post(path, headers=headers, json=body)
+    assert first.status_code == 503, first.text
+    retry = api.client.post(path, headers=headers, json=body)
+    assert retry.status_code == command.status, retry.text
+    assert retry.headers["idempotent-replayed"] == "true"
+    assert stored(settings, command.application, command.topic) == before + 1
+
+
+def test_a_claim_abandoned_before_it_appended_is_taken_over_after_a_while(
+    settings: Settings, world: tuple[Api, Deal, MovableClock]
+) -> None:
+    api, deal, clock = world
+    key = f"abandoned-{deal.buyer['id']}"
+    headers = deal.buyer["headers"] | {"Idempotency-Key": key}
+    db = Database(settings.database_url)
+    try:
+        # A process claimed the key and died before appending anything.
+        abandoned_at = clock.now() - timedelta(seconds=settings.idempotency_in_flight + 1)
+        assert table.claim(
+            db, deal.buyer["id"], key, _fingerprint(order_body(deal)), abandoned_at, abandoned_at, abandoned_at
+        )
+    finally:
+        db.close()
+    before = placed_orders(settings)
+    taken_over = api.client.post("/api/v1/orders/", headers=headers, json=order_body(deal))
+    assert taken_over.status_code == 201, taken_over.text
+    assert placed_orders(settings) == before + 1
+
+
+def test_a_claim_whose_command_appended_is_never_taken_over(
+    settings: Settings, world: tuple[Api, Deal, MovableClock]
+) -> None:
+    api, deal, clock = world
+    key = f"appended-{deal.buyer['id']}"
+    headers = deal.buyer["headers"] | {"Idempotency-Key": key}
+    db = Database(settings.database_url)
+    try:
+        long_ago = clock.now() - timedelta(seconds=settings.idempotency_in_flight + 1)
+        assert table.claim(db, deal.buyer["id"], key, _fingerprint(order_body(deal)), long_ago, long_ago, long_ago)
+        table.appended(db, deal.buyer["id"], key, {"orders": 1})
+        table.release(db, deal.buyer["id"], key)  # refused: it appended
+        assert table.claimed(db, deal.buyer["id"], key) is not None
+    finally:
+        db.close()
+    before = placed_orders(settings)
+    original_wait = idempotency_keys.WAIT
+    idempotency_keys.WAIT = 0.2
+    try:
+        refused = api.client.post("/api/v1/orders/", headers=headers, json=order_body(deal))
+    finally:
+        idempotency_keys.WAIT = original_wait
+    assert refused.status_code == 409, refused.text
+    assert placed_orders(settings) == before
+
+
+def _fingerprint(body: dict[str, Any]) -> str:
+    import hashlib
+
+    import orjson
+
+    return hashlib.sha256(b"\n".join([b"POST", b"/api/v1/orders/", orjson.dumps(body)])).hexdigest()

@@ -1,0 +1,74 @@
+"""/readyz tells the truth: 503 when reads cannot be consistent (and why), 200 "degraded" when
+only Redis or parked events are wrong."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from datetime import UTC, datetime
+
+import pytest
+
+from api.routes import meta
+from tests.conftest import checked_client
+from ugc.clock import MovableClock
+from ugc.config import Settings
+from ugc.platform.database import Database
+from ugc.wiring import build_app, runtime
+
+
+def test_ready_with_a_running_projector_and_degraded_by_parked_events_or_redis(settings: Settings) -> None:
+    app = build_app(lambda: runtime(settings, clock=MovableClock()))
+    with checked_client(app) as client:
+        ready = client.get("/readyz")
+        assert ready.status_code == 200, ready.text
+        checks = ready.json()["checks"]
+        assert checks["projection_lag"] == "ok" and checks["projection_runner"] == "ok", checks
+        assert checks["parked_events"] == "ok"
+
+        db = Database(settings.database_url)
+        try:
+            with db.transaction(write=True) as cur:
+                cur.execute(
+                    "INSERT INTO parked_events (projection, application, position, topic, error, attempts, status, "
+                    "parked_at) VALUES ('orders', 'orders', 999999, 't', 'e', 5, 'parked', %s)",
+                    (datetime.now(UTC),),
+                )
+            parked = client.get("/readyz")
+            assert parked.status_code == 200 and parked.json()["status"] == "degraded", parked.text
+            assert parked.json()["checks"]["parked_events"] == "orders: 1"
+        finally:
+            with db.transaction(write=True) as cur:
+                cur.execute("DELETE FROM parked_events WHERE position = 999999")
+            db.close()
+
+        def redis_down() -> None:
+            raise ConnectionError("redis is away")
+
+        app.state.services.check_redis = redis_down
+        degraded = client.get("/readyz")
+        assert degraded.status_code == 200, degraded.text
+        assert degraded.json()["status"] == "degraded" and degraded.json()["checks"]["redis"] == "unavailable"
+
+
+def test_lag_above_the_bound_and_no_runner_make_it_unready(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    external = dataclasses.replace(settings, projections="external", ready_max_lag=1, read_your_writes_timeout=0.1)
+    app = build_app(lambda: runtime(external, clock=MovableClock()))
+    with checked_client(app) as client:
+        # Nobody runs the projections: tolerated for a while, then a reason to be unready.
+        monkeypatch.setattr(meta, "NO_HOLDER_FOR", 0.2)
+        client.get("/readyz")
+        time.sleep(0.3)
+        alone = client.get("/readyz")
+        assert alone.status_code == 503, alone.text
+        assert alone.json()["checks"]["projection_runner"].startswith("none for"), alone.text
+        # An event nobody applies grows older than UGC_READY_MAX_LAG.
+        registered = client.post(
+            "/api/auth/register/",
+            json={"username": "laggard", "email": "laggard@example.com", "password": "long-enough"},
+        )
+        assert registered.status_code == 503
+        time.sleep(1.5)
+        lagging = client.get("/readyz")
+        assert lagging.status_code == 503 and lagging.json()["status"] == "unavailable", lagging.text
+        assert lagging.json()["checks"]["projection_lag"].startswith("lagging: accounts"), lagging.text
