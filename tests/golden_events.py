@@ -6,6 +6,9 @@ under `tests/fixtures/events/`:
 
 - `<topic>/v<class_version>.json`: the first stored payload of each event type and version that has
   no fixture yet. An existing fixture is never rewritten: it is what the log holds forever.
+- `fingerprints.json`: the fields (name and annotation) of each event class at each version, added
+  for versions not recorded yet; a class whose fields change without a new `class_version` then no
+  longer matches its record (tests/test_event_versions.py).
 - `log-v<N>.json` when `--log N` is given: the scenario's whole log, application by application, as
   stored; `tests/test_event_versions.py` loads such a log into a fresh store with the current code.
 
@@ -15,6 +18,7 @@ Run it after giving an event class a new `class_version`, and commit what it add
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import tempfile
 from collections.abc import Iterator
@@ -30,9 +34,11 @@ from tests.conftest import Api, new_client
 from tests.orders_world import Deal, a_deal, act, order_in, place
 from ugc.clock import MovableClock
 from ugc.config import Settings
+from ugc.events import STORED
 from ugc.platform.store import EventStores
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "events"
+FINGERPRINTS = FIXTURES / "fingerprints.json"
 PNG = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489") + b"\0" * 64
 
 
@@ -51,6 +57,17 @@ def stored_log(stores: EventStores) -> dict[str, list[dict[str, Any]]]:
             for n in app.recorder.select_notifications(start=1, limit=head + 1)
         ]
     return log
+
+
+def fingerprint(event_class: type) -> dict[str, str]:
+    """The event's fields, in order, with their annotations as written."""
+    return {field.name: str(field.type) for field in dataclasses.fields(event_class)}
+
+
+def recorded_fingerprints() -> dict[str, dict[str, dict[str, str]]]:
+    """topic -> class version -> fields, as recorded when that version was made."""
+    recorded: dict[str, dict[str, dict[str, str]]] = json.loads(FINGERPRINTS.read_text())
+    return recorded
 
 
 def fixture_path(topic: str, class_version: int) -> Path:
@@ -182,6 +199,12 @@ def write(log: dict[str, list[dict[str, Any]]], log_version: int | None) -> list
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(stored, ensure_ascii=False, indent=1) + "\n")
             written.append(path)
+    recorded = recorded_fingerprints() if FINGERPRINTS.exists() else {}
+    for topic, event_class in sorted(STORED.items()):
+        version = str(getattr(event_class, "class_version", 1))
+        if version not in recorded.setdefault(topic, {}):
+            recorded[topic][version] = fingerprint(event_class)
+    FINGERPRINTS.write_text(json.dumps(recorded, indent=1, sort_keys=True) + "\n")
     if log_version is not None:
         path = FIXTURES / f"log-v{log_version}.json"
         path.write_text(json.dumps(log, ensure_ascii=False, indent=1) + "\n")

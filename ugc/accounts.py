@@ -25,6 +25,7 @@ class User(Aggregate):
     @dataclass(frozen=True)
     class Registered(Aggregate.Created):
         TOPIC = "ugc.User.Registered"
+        class_version = 1
         number: int
         username: str
         email: str
@@ -36,23 +37,27 @@ class User(Aggregate):
     @dataclass(frozen=True)
     class EmailVerified(Aggregate.Event):
         TOPIC = "ugc.User.EmailVerified"
+        class_version = 1
         at: datetime
 
     @dataclass(frozen=True)
     class ProfileUpdated(Aggregate.Event):
         TOPIC = "ugc.User.ProfileUpdated"
+        class_version = 1
         changes: dict[str, Any]
         at: datetime
 
     @dataclass(frozen=True)
     class RoleGranted(Aggregate.Event):
         TOPIC = "ugc.User.RoleGranted"
+        class_version = 1
         role: str
         at: datetime
 
     @dataclass(frozen=True)
     class RoleRevoked(Aggregate.Event):
         TOPIC = "ugc.User.RoleRevoked"
+        class_version = 1
         role: str
         at: datetime
 
@@ -141,6 +146,7 @@ class VerificationToken(Aggregate):
     @dataclass(frozen=True)
     class Issued(Aggregate.Created):
         TOPIC = "ugc.VerificationToken.Issued"
+        class_version = 1
         key: str
         user_number: int
         email: str
@@ -150,6 +156,7 @@ class VerificationToken(Aggregate):
     @dataclass(frozen=True)
     class Used(Aggregate.Event):
         TOPIC = "ugc.VerificationToken.Used"
+        class_version = 1
         at: datetime
 
     @staticmethod

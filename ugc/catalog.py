@@ -17,6 +17,7 @@ class Category(Aggregate):
     @dataclass(frozen=True)
     class Created(Aggregate.Created):
         TOPIC = "ugc.Category.Created"
+        class_version = 1
         number: int
         name: str
         slug: str
@@ -38,6 +39,7 @@ class Skill(Aggregate):
     @dataclass(frozen=True)
     class Created(Aggregate.Created):
         TOPIC = "ugc.Skill.Created"
+        class_version = 1
         number: int
         name: str
         description: str
@@ -51,6 +53,7 @@ class Skill(Aggregate):
         """
 
         TOPIC = "ugc.Skill.Updated"
+        class_version = 1
         number: int
         name: str
         description: str

@@ -21,6 +21,7 @@ class Claim(Aggregate):
     @dataclass(frozen=True)
     class Made(Aggregate.Created):
         TOPIC = "ugc.Claim.Made"
+        class_version = 1
         kind: str
         value: str
         owner_number: int
@@ -29,6 +30,7 @@ class Claim(Aggregate):
     @dataclass(frozen=True)
     class Taken(Aggregate.Event):
         TOPIC = "ugc.Claim.Taken"
+        class_version = 1
         owner_number: int
         at: datetime
 

@@ -45,6 +45,7 @@ class CreatorSkill(Aggregate):
     @dataclass(frozen=True)
     class Added(Aggregate.Created):
         TOPIC = "ugc.CreatorSkill.Added"
+        class_version = 1
         number: int
         creator_profile: int
         skill: int
@@ -54,17 +55,20 @@ class CreatorSkill(Aggregate):
     @dataclass(frozen=True)
     class LevelChanged(Aggregate.Event):
         TOPIC = "ugc.CreatorSkill.LevelChanged"
+        class_version = 1
         level: int
         at: datetime
 
     @dataclass(frozen=True)
     class Removed(Aggregate.Event):
         TOPIC = "ugc.CreatorSkill.Removed"
+        class_version = 1
         at: datetime
 
     @dataclass(frozen=True)
     class Restored(Aggregate.Event):
         TOPIC = "ugc.CreatorSkill.Restored"
+        class_version = 1
         level: int
         at: datetime
 

@@ -24,6 +24,7 @@ class CreatorProfile(Aggregate):
     @dataclass(frozen=True)
     class Created(Aggregate.Created):
         TOPIC = "ugc.CreatorProfile.Created"
+        class_version = 1
         number: int
         user_number: int
         specialization: str
@@ -35,6 +36,7 @@ class CreatorProfile(Aggregate):
     @dataclass(frozen=True)
     class Updated(Aggregate.Event):
         TOPIC = "ugc.CreatorProfile.Updated"
+        class_version = 1
         changes: dict[str, Any]
         at: datetime
 

@@ -5,6 +5,12 @@ class never orphans the log. `eventsourcing` registers such topics only when the
 has a `TOPIC` of its own; `stored_as` registers them for our aggregates, at import, so a process
 can decode events it never wrote (a restart, another server, the projector).
 
+Each event class also declares its own `class_version`: the log keeps every shape an event ever
+had, so a change of fields is a new version with an `upcast_vN_vM` static method that turns the
+stored state of version N into version M's (the library chains them on read). `STORED` lists every
+stored event class by topic; tests/test_event_versions.py holds each version's fields to the ones
+recorded for it and decodes a stored payload of every version.
+
 Aggregates edited field by field record one `Updated` event whose `changes` hold only what
 differs; `changed_fields` picks those and `apply_changes` replays them.
 """
@@ -19,13 +25,19 @@ from eventsourcing.utils import register_topic
 
 A = TypeVar("A", bound=type)
 
+STORED: dict[str, type[CanMutateAggregate[Any]]] = {}  # every stored event class, by topic
+
 
 def stored_as(aggregate_class: A) -> A:
     """Class decorator: register the `TOPIC` of every event class the aggregate defines."""
     for value in vars(aggregate_class).values():
         topic = getattr(value, "TOPIC", None)
         if isinstance(value, type) and issubclass(value, CanMutateAggregate) and topic:
+            declared = next(cls for cls in value.__mro__ if "TOPIC" in vars(cls))  # the library subclasses it
+            if not isinstance(vars(declared).get("class_version"), int):
+                raise TypeError(f"{topic} must declare its own class_version")
             register_topic(topic, value)
+            STORED[topic] = value
     return aggregate_class
 
 

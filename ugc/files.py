@@ -23,6 +23,7 @@ class StoredFile(Aggregate):
     @dataclass(frozen=True)
     class Uploaded(Aggregate.Created):
         TOPIC = "ugc.StoredFile.Uploaded"
+        class_version = 1
         number: int
         owner_user_number: int
         key: str
@@ -35,6 +36,7 @@ class StoredFile(Aggregate):
     @dataclass(frozen=True)
     class RemovedByOwner(Aggregate.Event):
         TOPIC = "ugc.StoredFile.RemovedByOwner"
+        class_version = 1
         at: datetime
 
     @staticmethod

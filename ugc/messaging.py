@@ -54,6 +54,7 @@ class Conversation(Aggregate):
     @dataclass(frozen=True)
     class Started(Aggregate.Created):
         TOPIC = "ugc.Conversation.Started"
+        class_version = 1
         number: int
         first_user: int
         first_username: str
@@ -116,6 +117,7 @@ class Message(Aggregate):
     @dataclass(frozen=True)
     class Sent(Aggregate.Created):
         TOPIC = "ugc.Message.Sent"
+        class_version = 1
         number: int
         conversation: int
         sender: int
@@ -162,6 +164,7 @@ class ConversationRead(Aggregate):
     @dataclass(frozen=True)
     class Started(Aggregate.Created):
         TOPIC = "ugc.ConversationRead.Started"
+        class_version = 1
         conversation: int
         user: int
         at: datetime
@@ -169,6 +172,7 @@ class ConversationRead(Aggregate):
     @dataclass(frozen=True)
     class MarkedRead(Aggregate.Event):
         TOPIC = "ugc.ConversationRead.MarkedRead"
+        class_version = 1
         conversation: int
         user: int
         up_to: int

@@ -66,12 +66,14 @@ class NotificationsRead(Aggregate):
     @dataclass(frozen=True)
     class Started(Aggregate.Created):
         TOPIC = "ugc.NotificationsRead.Started"
+        class_version = 1
         user: int
         at: datetime
 
     @dataclass(frozen=True)
     class Read(Aggregate.Event):
         TOPIC = "ugc.NotificationsRead.Read"
+        class_version = 1
         user: int
         notifications: list[int]
         at: datetime
@@ -79,6 +81,7 @@ class NotificationsRead(Aggregate):
     @dataclass(frozen=True)
     class AllRead(Aggregate.Event):
         TOPIC = "ugc.NotificationsRead.AllRead"
+        class_version = 1
         user: int
         up_to: dict[str, int]
         at: datetime

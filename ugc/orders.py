@@ -55,6 +55,7 @@ class Order(Aggregate):
     @dataclass(frozen=True)
     class Placed(Aggregate.Created):
         TOPIC = "ugc.Order.Placed"
+        class_version = 1
         number: int
         buyer: int
         buyer_username: str
@@ -76,6 +77,7 @@ class Order(Aggregate):
     @dataclass(frozen=True)
     class Accepted(Aggregate.Event):
         TOPIC = "ugc.Order.Accepted"
+        class_version = 1
         actor: int
         at: datetime
         notify: int
@@ -84,6 +86,7 @@ class Order(Aggregate):
     @dataclass(frozen=True)
     class Updated(Aggregate.Event):
         TOPIC = "ugc.Order.Updated"
+        class_version = 1
         actor: int
         changes: dict[str, Any]
         at: datetime
@@ -93,6 +96,7 @@ class Order(Aggregate):
     @dataclass(frozen=True)
     class WorkDelivered(Aggregate.Event):
         TOPIC = "ugc.Order.WorkDelivered"
+        class_version = 1
         actor: int
         delivery: int
         message: str
@@ -104,6 +108,7 @@ class Order(Aggregate):
     @dataclass(frozen=True)
     class RevisionRequested(Aggregate.Event):
         TOPIC = "ugc.Order.RevisionRequested"
+        class_version = 1
         actor: int
         message: str
         at: datetime
@@ -113,6 +118,7 @@ class Order(Aggregate):
     @dataclass(frozen=True)
     class Completed(Aggregate.Event):
         TOPIC = "ugc.Order.Completed"
+        class_version = 1
         actor: int
         at: datetime
         notify: int
@@ -121,6 +127,7 @@ class Order(Aggregate):
     @dataclass(frozen=True)
     class AutoCompleted(Aggregate.Event):
         TOPIC = "ugc.Order.AutoCompleted"
+        class_version = 1
         actor: int
         at: datetime
         notify: int
@@ -129,6 +136,7 @@ class Order(Aggregate):
     @dataclass(frozen=True)
     class Cancelled(Aggregate.Event):
         TOPIC = "ugc.Order.Cancelled"
+        class_version = 1
         actor: int
         reason: str
         at: datetime
@@ -138,6 +146,7 @@ class Order(Aggregate):
     @dataclass(frozen=True)
     class Reviewed(Aggregate.Event):
         TOPIC = "ugc.Order.Reviewed"
+        class_version = 1
         actor: int
         creator_profile: int
         review: int

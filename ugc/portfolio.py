@@ -73,6 +73,7 @@ class PortfolioItem(_Piece, Aggregate):
     @dataclass(frozen=True)
     class Created(Aggregate.Created):
         TOPIC = "ugc.PortfolioItem.Created"
+        class_version = 1
         number: int
         creator_profile: int
         title: str
@@ -84,12 +85,14 @@ class PortfolioItem(_Piece, Aggregate):
     @dataclass(frozen=True)
     class Updated(Aggregate.Event):
         TOPIC = "ugc.PortfolioItem.Updated"
+        class_version = 1
         changes: dict[str, Any]
         at: datetime
 
     @dataclass(frozen=True)
     class Deleted(Aggregate.Event):
         TOPIC = "ugc.PortfolioItem.Deleted"
+        class_version = 1
         at: datetime
 
     @staticmethod
@@ -133,6 +136,7 @@ class PortfolioImage(_Piece, Aggregate):
     @dataclass(frozen=True)
     class Added(Aggregate.Created):
         TOPIC = "ugc.PortfolioImage.Added"
+        class_version = 1
         number: int
         portfolio_item: int
         creator_profile: int
@@ -145,12 +149,14 @@ class PortfolioImage(_Piece, Aggregate):
     @dataclass(frozen=True)
     class Updated(Aggregate.Event):
         TOPIC = "ugc.PortfolioImage.Updated"
+        class_version = 1
         changes: dict[str, Any]
         at: datetime
 
     @dataclass(frozen=True)
     class Removed(Aggregate.Event):
         TOPIC = "ugc.PortfolioImage.Removed"
+        class_version = 1
         at: datetime
 
     @staticmethod

@@ -97,6 +97,7 @@ class Service(Aggregate):
     @dataclass(frozen=True)
     class Created(Aggregate.Created):
         TOPIC = "ugc.Service.Created"
+        class_version = 1
         number: int
         creator_profile_number: int
         creator_user_number: int
@@ -115,12 +116,14 @@ class Service(Aggregate):
     @dataclass(frozen=True)
     class Updated(Aggregate.Event):
         TOPIC = "ugc.Service.Updated"
+        class_version = 1
         changes: dict[str, Any]
         at: datetime
 
     @dataclass(frozen=True)
     class Deactivated(Aggregate.Event):
         TOPIC = "ugc.Service.Deactivated"
+        class_version = 1
         at: datetime
 
     @staticmethod
