@@ -12,6 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import internal_error_response, invalid
 from api.text import unstorable_pairs
+from ugc import events
 from ugc.platform import logs
 
 # A client's own request id is kept if it is a plain token: nothing that could forge a log line.
@@ -22,7 +23,9 @@ class RequestId:
     """Give every HTTP request an id, answer it in `X-Request-ID`, and turn an unexpected error into one 500.
 
     The id is the client's `X-Request-ID` when that is sane (so both sides' logs join), else a new one;
-    routes find it in `request.state.request_id`. An exception that no handler maps is answered here
+    routes find it in `request.state.request_id`, log lines name it, and every event the request's
+    commands record carries it (`ugc.events.current_request`, copied into the blocking threads).
+    An exception that no handler maps is answered here
     rather than by Starlette's ServerErrorMiddleware, which re-raises it once answered, so the server
     logged a second traceback with the full URL: here it is one line with the id and no query values.
     """
@@ -38,6 +41,7 @@ class RequestId:
         request_id = sent.decode("ascii") if _SANE_REQUEST_ID.fullmatch(sent) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
         logged_as = logs.request_id.set(request_id)  # every log line of this request names it
+        recorded_as = events.current_request.set(request_id)  # and every event it causes
         started = False
 
         async def send_with_id(message: Message) -> None:
@@ -55,6 +59,7 @@ class RequestId:
             if not started:  # otherwise the client sees the connection end mid-answer
                 await response(scope, receive, send_with_id)
         finally:
+            events.current_request.reset(recorded_as)
             logs.request_id.reset(logged_as)
 
 

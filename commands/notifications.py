@@ -14,6 +14,7 @@ from eventsourcing.application import AggregateNotFoundError
 from commands.saving import Positions, change
 from ugc.clock import Clock
 from ugc.errors import NotFound
+from ugc.events import user_actor
 from ugc.notifications import SOURCES, NotificationsRead, inbox_id, notification_source, notification_type
 from ugc.platform.store import EventStores
 
@@ -51,7 +52,7 @@ class NotificationCommands:
             try:
                 found: NotificationsRead = self.app.repository.get(inbox_id(user))
             except AggregateNotFoundError:
-                return NotificationsRead(user=user, at=self.clock.now())
+                return NotificationsRead(user=user, at=self.clock.now(), actor=user_actor(user))
             return found
 
         return change(self.app, inbox, lambda found: read(found, self.clock.now())).positions

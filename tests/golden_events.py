@@ -34,7 +34,7 @@ from tests.conftest import Api, new_client
 from tests.orders_world import Deal, a_deal, act, order_in, place
 from ugc.clock import MovableClock
 from ugc.config import Settings
-from ugc.events import STORED
+from ugc.events import STORED, operator_actor
 from ugc.platform.store import EventStores
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "events"
@@ -89,9 +89,10 @@ def scenario(api: Api, clock: MovableClock) -> None:
     """One of every event: accounts, catalog, creators, files, messaging, notifications, orders, portfolio."""
     services = api.client.app.state.services  # type: ignore[attr-defined]
     boss = api.verified_user(username="golden_boss")
-    services.accounts.grant_role(boss["username"], "admin")
-    services.accounts.grant_role(boss["username"], "auditor")
-    services.accounts.revoke_role(boss["username"], "auditor")
+    operator = operator_actor("golden")
+    services.accounts.grant_role(boss["username"], "admin", operator)
+    services.accounts.grant_role(boss["username"], "auditor", operator)
+    services.accounts.revoke_role(boss["username"], "auditor", operator)
     skill = _ok(api.client.post("/api/skills/", headers=boss["headers"], json={"name": "Golden Blender"}))
     path = f"/api/skills/{skill['id']}/"
     _ok(api.client.patch(path, headers=boss["headers"], json={"name": "Golden Maya", "description": "3D"}))

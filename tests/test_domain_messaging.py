@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from ugc.errors import InvalidField, NotFound
+from ugc.events import user_actor
 from ugc.messaging import MAX_MESSAGE_LENGTH, Conversation, ConversationRead, Message, message_text, pair_key
 from ugc.notifications import SOURCES, notification_id, notification_source
 
@@ -57,7 +58,7 @@ def test_a_message_text_is_one_to_4000_characters_once_stripped(raw: str, code: 
 
 
 def test_a_read_marker_never_moves_back() -> None:
-    marker = ConversationRead(conversation=5, user=ANNA, at=NOW)
+    marker = ConversationRead(conversation=5, user=ANNA, at=NOW, actor=user_actor(ANNA))
     marker.mark_read(40, NOW)
     marker.mark_read(30, NOW)
     assert marker.up_to == 40

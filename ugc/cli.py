@@ -11,7 +11,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from ugc.config import DEFAULT_PORT, ConfigError, Settings
+from ugc.config import DEFAULT_PORT, ConfigError, Settings, operator_login
 
 ROLE_CHOICES = ("admin", "auditor")
 
@@ -102,6 +102,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _describe(error: BaseException) -> str:
     text = " ".join(str(error).split()) or type(error).__name__
     return text if len(text) <= 300 else text[:297] + "..."
+
+
+def _operator() -> str:
+    """The actor of the events a CLI command records: the operator who runs it (`operator:<login>`)."""
+    from ugc.events import operator_actor
+
+    return operator_actor(operator_login())
 
 
 def _migrate(settings: Settings, *, quiet: bool = False) -> int:
@@ -281,7 +288,7 @@ def _seed(settings: Settings, *, demo: bool) -> int:
     db = Database(settings.database_url)
     stores = EventStores(settings.database_url)
     try:
-        positions = load_reference_data(stores, db, SystemClock())
+        positions = load_reference_data(stores, db, SystemClock(), _operator())
         print("reference data loaded" if positions else "reference data already present")
         if demo:
             from commands.demo import DEMO_PASSWORD, USERNAMES, seed_demo
@@ -315,6 +322,7 @@ def _demo_commands(settings: Settings, stores: EventStores, db: Database) -> Dem
         messaging=MessagingCommands(stores, db, clock),
         db=db,
         clock=clock,
+        operator=_operator(),
     )
 
 
@@ -342,18 +350,18 @@ def _users(settings: Settings, args: argparse.Namespace) -> int:
             from commands.accounts import Register
 
             user_id = accounts.register(
-                Register(args.username, args.email, password, args.first_name, args.last_name)
+                Register(args.username, args.email, password, args.first_name, args.last_name), _operator()
             ).user_id
             if args.verified:
-                accounts.mark_verified(args.username)
+                accounts.mark_verified(args.username, _operator())
             for role in args.role:
-                accounts.grant_role(args.username, role)
+                accounts.grant_role(args.username, role, _operator())
             print(f"created user {args.username} (id {user_id}{', verified' if args.verified else ''})")
         elif action == "grant":
-            accounts.grant_role(args.username, args.role)
+            accounts.grant_role(args.username, args.role, _operator())
             print(f"granted {args.role} to {args.username}")
         else:
-            accounts.revoke_role(args.username, args.role)
+            accounts.revoke_role(args.username, args.role, _operator())
             print(f"revoked {args.role} from {args.username}")
     except NotFound:
         print(f"ugc: no user named {args.username!r}", file=sys.stderr)

@@ -11,6 +11,13 @@ stored state of version N into version M's (the library chains them on read). `S
 stored event class by topic; tests/test_event_versions.py holds each version's fields to the ones
 recorded for it and decodes a stored payload of every version.
 
+Every event also says who and why (`Caused`): its `actor` — a user (`user:42`), the scheduler
+(`system:scheduler`) or the operator of a CLI command (`operator:<login>`); `unrecorded` only for
+events stored before actors were recorded, whose upcasters could not tell — and `request_id`, the
+id of the HTTP request that caused it (None for the scheduler's and the CLI's events). The actor is
+a decision's input, so commands pass it explicitly; the request id is the edge's business, so the
+API sets `current_request` (a context variable) and every event created under it records it.
+
 Aggregates edited field by field record one `Updated` event whose `changes` hold only what
 differs; `changed_fields` picks those and `apply_changes` replays them.
 """
@@ -18,12 +25,62 @@ differs; `changed_fields` picks those and `apply_changes` replays them.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from eventsourcing.domain import CanMutateAggregate
 from eventsourcing.utils import register_topic
 
 A = TypeVar("A", bound=type)
+
+SCHEDULER = "system:scheduler"
+UNRECORDED = "unrecorded"
+current_request: ContextVar[str | None] = ContextVar("current_request", default=None)
+
+
+def user_actor(number: int) -> str:
+    return f"user:{number}"
+
+
+def operator_actor(login: str) -> str:
+    return f"operator:{login}"
+
+
+def actor_parts(actor: str) -> tuple[str, int | str | None]:
+    """The stored actor as (kind, id).
+
+    ("user", 42), ("system", "scheduler"), ("operator", "<login>"), or ("unrecorded", None).
+    """
+    kind, _, ident = actor.partition(":")
+    if kind == "user":
+        return kind, int(ident)
+    return kind, ident or None
+
+
+def actor_user(actor: str) -> int | None:
+    """The user number of a user's actor, None for anyone else."""
+    kind, ident = actor_parts(actor)
+    return ident if kind == "user" and isinstance(ident, int) else None
+
+
+@dataclass(frozen=True)
+class Caused:
+    """What every event records beside its facts: who caused it, and the HTTP request it came from.
+
+    A base of every event class (`class Sent(Caused, Aggregate.Created)`); keyword-only, so each
+    event keeps its own fields in order after these.
+    """
+
+    actor: str = field(kw_only=True)
+    request_id: str | None = field(default_factory=current_request.get, kw_only=True)
+
+
+def upcast_cause(state: dict[str, Any], actor: str = UNRECORDED) -> None:
+    """Upcast a stored state from before `Caused`: its `actor` (what the event itself tells, if it does), no request."""
+    state["actor"] = actor
+    state["request_id"] = None
+
 
 STORED: dict[str, type[CanMutateAggregate[Any]]] = {}  # every stored event class, by topic
 

@@ -15,7 +15,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from ugc.events import stored_as
+from ugc.events import Caused, stored_as, upcast_cause, user_actor
 from ugc.ids import aggregate_id
 from ugc.messaging import Message
 from ugc.orders import Order
@@ -64,47 +64,59 @@ class NotificationsRead(Aggregate):
     """What one user marked as read: single notifications, or everything up to log positions."""
 
     @dataclass(frozen=True)
-    class Started(Aggregate.Created):
+    class Started(Caused, Aggregate.Created):
         TOPIC = "ugc.NotificationsRead.Started"
-        class_version = 1
+        class_version = 2
         user: int
         at: datetime
 
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            upcast_cause(state, user_actor(state["user"]))  # a user marks only their own notifications
+
     @dataclass(frozen=True)
-    class Read(Aggregate.Event):
+    class Read(Caused, Aggregate.Event):
         TOPIC = "ugc.NotificationsRead.Read"
-        class_version = 1
+        class_version = 2
         user: int
         notifications: list[int]
         at: datetime
 
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            upcast_cause(state, user_actor(state["user"]))
+
     @dataclass(frozen=True)
-    class AllRead(Aggregate.Event):
+    class AllRead(Caused, Aggregate.Event):
         TOPIC = "ugc.NotificationsRead.AllRead"
-        class_version = 1
+        class_version = 2
         user: int
         up_to: dict[str, int]
         at: datetime
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            upcast_cause(state, user_actor(state["user"]))
 
     @staticmethod
     def create_id(user: int, **_: Any) -> UUID:
         return inbox_id(user)
 
     @event(Started)
-    def __init__(self, *, user: int, at: datetime) -> None:
+    def __init__(self, *, user: int, at: datetime, actor: str) -> None:
         self.user = user
 
     def read(self, notifications: list[int], at: datetime) -> None:
-        self._read(self.user, notifications, at)
+        self._read(self.user, notifications, at, user_actor(self.user))
 
     def read_all(self, up_to: dict[str, int], at: datetime) -> None:
         """Everything notified by events up to these log positions (application -> position)."""
-        self._all_read(self.user, up_to, at)
+        self._all_read(self.user, up_to, at, user_actor(self.user))
 
     @event(Read)
-    def _read(self, user: int, notifications: list[int], at: datetime) -> None:
+    def _read(self, user: int, notifications: list[int], at: datetime, actor: str) -> None:
         pass
 
     @event(AllRead)
-    def _all_read(self, user: int, up_to: dict[str, int], at: datetime) -> None:
+    def _all_read(self, user: int, up_to: dict[str, int], at: datetime, actor: str) -> None:
         pass
