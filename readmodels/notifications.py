@@ -28,7 +28,9 @@ DDL = (
     "CREATE INDEX IF NOT EXISTS notifications_user_read ON notifications (user_id, is_read, seq)",
     """CREATE TABLE IF NOT EXISTS notification_orders (
         order_uuid TEXT PRIMARY KEY,
-        order_id BIGINT NOT NULL)""",
+        order_id BIGINT NOT NULL,
+        buyer_id BIGINT NOT NULL,
+        creator_id BIGINT NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS notification_reads (
         user_id BIGINT NOT NULL,
         notification_id BIGINT NOT NULL,

@@ -6,10 +6,11 @@ from datetime import UTC, datetime
 
 import pytest
 
+from projections.notification_texts import notification_text
 from ugc.errors import InvalidField, NotFound
 from ugc.events import user_actor
 from ugc.messaging import MAX_MESSAGE_LENGTH, Conversation, ConversationRead, Message, message_text, pair_key
-from ugc.notifications import SOURCES, notification_id, notification_source
+from ugc.notifications import SOURCES, notification_id, notification_source, recipient
 
 NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
 ANNA, BORIS, EVE = 11, 22, 33
@@ -39,7 +40,7 @@ def test_a_message_goes_to_the_other_participant_and_notifies_them() -> None:
     (sent,) = message.collect_events()
     assert isinstance(sent, Message.Sent)
     assert (sent.conversation, sent.sender, sent.recipient, sent.text) == (5, BORIS, ANNA, "Привет")
-    assert (sent.notify, sent.notice) == (ANNA, "Новое сообщение от boris.")
+    assert (recipient(sent, None), notification_text(sent, None)) == (ANNA, "Новое сообщение от boris.")
 
 
 def test_an_outsider_cannot_send() -> None:

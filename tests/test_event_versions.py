@@ -20,7 +20,7 @@ import pytest
 from eventsourcing.persistence import StoredEvent
 
 from tests.golden_events import FIXTURES, fingerprint, fixture_path, recorded_fingerprints
-from ugc.events import STORED
+from ugc.events import INTERNAL_FIELDS, STORED
 from ugc.platform.store import Orders
 
 GOLDEN = sorted(FIXTURES.glob("*/v*.json"))
@@ -85,6 +85,13 @@ def test_every_version_of_every_event_has_a_golden_payload() -> None:
 
 def test_every_golden_payload_is_of_a_known_event() -> None:
     assert {path.parent.name for path in GOLDEN} == set(STORED)
+
+
+def test_internal_fields_are_in_no_current_event_and_each_in_some_stored_one() -> None:
+    """The set the audit record leaves out of stored payloads names fields the log really holds."""
+    assert [topic for topic, cls in STORED.items() if INTERNAL_FIELDS & set(fingerprint(cls))] == []
+    stored = {name for path in GOLDEN for name in json.loads(path.read_text())["state"]}
+    assert stored >= INTERNAL_FIELDS
 
 
 @pytest.mark.parametrize("path", GOLDEN, ids=lambda path: f"{path.parent.name}-{path.stem}")

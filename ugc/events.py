@@ -34,6 +34,11 @@ from eventsourcing.utils import register_topic
 
 A = TypeVar("A", bound=type)
 
+# Names a stored payload may hold that are no domain fact: version 1 of the order events and of
+# Message.Sent stored whom to notify and the Russian line to show them. Their upcasters drop them;
+# what shows a stored payload as it is (the audit record) leaves them out.
+INTERNAL_FIELDS = frozenset({"notify", "notice"})
+
 SCHEDULER = "system:scheduler"
 UNRECORDED = "unrecorded"
 current_request: ContextVar[str | None] = ContextVar("current_request", default=None)

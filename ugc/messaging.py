@@ -108,18 +108,15 @@ class Conversation(Aggregate):
         if not self.takes_part(sender):
             raise NotFound("conversation_not_found")
         recipient = self.second_user if sender == self.first_user else self.first_user
-        sender_username = self.usernames[sender]
         return Message(
             number=number,
             conversation=self.number,
             sender=sender,
-            sender_username=sender_username,
+            sender_username=self.usernames[sender],
             recipient=recipient,
             text=message_text(text),
             at=at,
             actor=user_actor(sender),
-            notify=recipient,
-            notice=f"Новое сообщение от {sender_username}.",
         )
 
 
@@ -136,11 +133,11 @@ class Message(Aggregate):
         recipient: int
         text: str
         at: datetime
-        notify: int
-        notice: str
 
         @staticmethod
         def upcast_v1_v2(state: dict[str, Any]) -> None:
+            """Version 1 also stored whom to notify (the recipient) and a Russian line (now a projection's)."""
+            del state["notify"], state["notice"]
             upcast_cause(state, user_actor(state["sender"]))
 
     @staticmethod
@@ -158,8 +155,6 @@ class Message(Aggregate):
         recipient: int,
         text: str,
         at: datetime,
-        notify: int,
-        notice: str,
         actor: str,
     ) -> None:
         self.number = number

@@ -1,6 +1,10 @@
 """Notifications: which events tell whom what, their ids, and what a user has read.
 
-Every event that notifies someone carries `notify` (the user) and `notice` (one Russian line).
+Events record facts, not whom to tell or in which words: an order event tells the other party to
+whoever acted (the creator when the scheduler did), a message its recipient (`recipient`), and
+the words come from the notifications projection's catalogue, keyed by the notification's type
+and the role of whoever acted (`acting_role`).
+
 A notification's id derives from where its event sits in the log — `position * 8 + index of the
 application` — so a rebuilt read model gives every notification the id it had before, and a
 command can find the event behind an id on the write side.
@@ -15,7 +19,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from ugc.events import Caused, stored_as, upcast_cause, user_actor
+from ugc.events import Caused, actor_user, stored_as, upcast_cause, user_actor
 from ugc.ids import aggregate_id
 from ugc.messaging import Message
 from ugc.orders import Order
@@ -53,6 +57,31 @@ def notification_source(notification: int) -> tuple[str, int] | None:
 
 def notification_type(domain_event: Any) -> str | None:
     return TYPES.get(type(domain_event))
+
+
+@dataclass(frozen=True)
+class Parties:
+    """An order's buyer and creator: what an order event's notification is derived from."""
+
+    buyer: int
+    creator: int
+
+
+def acting_role(domain_event: Any, parties: Parties | None) -> str:
+    """Who caused a notifying event: `sender` of a message; `buyer`, `creator` or `system` of an order's."""
+    if isinstance(domain_event, Message.Sent):
+        return "sender"
+    assert parties is not None, "an order event's notification needs the order's parties"
+    user = actor_user(domain_event.actor)
+    return "buyer" if user == parties.buyer else "creator" if user == parties.creator else "system"
+
+
+def recipient(domain_event: Any, parties: Parties | None) -> int:
+    """Whom a notifying event tells: a message's recipient; the other party to whoever acted on an order."""
+    if isinstance(domain_event, Message.Sent):
+        return int(domain_event.recipient)
+    assert parties is not None, "an order event's notification needs the order's parties"
+    return parties.buyer if acting_role(domain_event, parties) == "creator" else parties.creator
 
 
 def inbox_id(user: int) -> UUID:
