@@ -48,6 +48,21 @@ def build_parser() -> argparse.ArgumentParser:
     order.add_argument("id", type=int, help="the order's id")
     order.add_argument("--json", action="store_true", help="machine-readable output")
 
+    events = commands.add_parser("events", help="inspect the stored log")
+    events_commands = events.add_subparsers(dest="events_command", required=True, metavar="ACTION")
+    check = events_commands.add_parser(
+        "check", help="decode stored events with this code and name any that no longer decode (exit 1 if any)"
+    )
+    scope = check.add_mutually_exclusive_group()
+    scope.add_argument("--all", action="store_true", help="every stored event")
+    scope.add_argument(
+        "--sample",
+        type=_positive,
+        default=1000,
+        metavar="N",
+        help="N random events of each application's log (default: %(default)s)",
+    )
+
     users = commands.add_parser("users", help="manage users")
     user_commands = users.add_subparsers(dest="user_command", required=True, metavar="ACTION")
     create = user_commands.add_parser("create", help="register a user (the password is read from stdin)")
@@ -87,6 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "rebuild": lambda: _rebuild(settings, args.names),
         "seed": lambda: _seed(settings, demo=args.demo),
         "history": lambda: _history(settings, args.id, as_json=args.json),
+        "events": lambda: _check_events(settings, None if args.all else args.sample),
         "users": lambda: _users(settings, args),
     }
     try:
@@ -252,6 +268,35 @@ def _rebuild(settings: Settings, names: Sequence[str]) -> int:
         stores.close()
         db.close()
     return 0
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+    return int(text)
+
+
+def _check_events(settings: Settings, sample: int | None) -> int:
+    from ugc.platform.log_check import check_log
+    from ugc.platform.store import EventStores
+
+    def progress(done: int, total: int) -> None:
+        print(f"\rchecked {done} of {total} events", end="" if sys.stderr.isatty() else "\n", file=sys.stderr)
+
+    stores = EventStores(settings.database_url)
+    try:
+        checked, findings = check_log(stores, sample=sample, progress=progress)
+    finally:
+        stores.close()
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
+    for finding in findings:
+        print(finding)
+    print(
+        f"{checked} events checked ({'all' if sample is None else f'a sample of up to {sample} per log'}), "
+        f"{len(findings)} do not decode"
+    )
+    return 1 if findings else 0
 
 
 def _history(settings: Settings, order: int, *, as_json: bool) -> int:
