@@ -18,6 +18,7 @@ from ugc.clock import MovableClock
 from ugc.config import Settings
 from ugc.events import SCHEDULER, actor_parts, operator_actor, user_actor
 from ugc.ids import aggregate_id
+from ugc.messaging import message_id
 from ugc.orders import order_id
 
 
@@ -44,6 +45,19 @@ def test_an_unsafe_or_overlong_request_id_is_replaced_and_the_new_one_recorded(a
         given = response.headers["X-Request-ID"]
         assert response.status_code == 200 and given != bad and 0 < len(given) <= 128
         assert latest(api, "accounts", aggregate_id("user", user["id"])).request_id == given
+
+
+def test_a_chat_message_sent_over_a_websocket_records_the_handshake_s_request_id(api: Api) -> None:
+    anna, boris = api.verified_user(), api.verified_user()
+    started = api.client.post("/api/v1/conversations/", headers=anna["headers"], json={"recipient_id": boris["id"]})
+    number = started.json()["id"]
+    url = f"/ws/conversations/{number}/?token={anna['access']}"
+    with api.client.websocket_connect(url, headers={"X-Request-ID": "socket-1"}) as ws:
+        ws.send_text('{"message": "Привет"}')
+        sent = ws.receive_json()
+        ws.close()
+    event = latest(api, "messaging", message_id(sent["id"]))
+    assert (event.actor, event.request_id) == (user_actor(anna["id"]), "socket-1")
 
 
 def test_the_scheduler_records_itself_and_no_request(api: Api, clock: MovableClock) -> None:
