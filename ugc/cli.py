@@ -8,12 +8,14 @@ import logging.config
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from ugc.config import DEFAULT_PORT, ConfigError, Settings, operator_login
 
 ROLE_CHOICES = ("admin", "auditor")
+PROGRESS_EVERY = 5.0  # seconds between progress lines when stderr is no terminal
 
 if TYPE_CHECKING:
     from commands.demo import DemoCommands
@@ -280,15 +282,22 @@ def _check_events(settings: Settings, sample: int | None) -> int:
     from ugc.platform.log_check import check_log
     from ugc.platform.store import EventStores
 
+    terminal, last = sys.stderr.isatty(), [0.0]
+
     def progress(done: int, total: int) -> None:
-        print(f"\rchecked {done} of {total} events", end="" if sys.stderr.isatty() else "\n", file=sys.stderr)
+        """A line rewritten in place on a terminal; otherwise a line every few seconds, and the last."""
+        if terminal:
+            print(f"\rchecked {done} of {total} events", end="", file=sys.stderr)
+        elif done == total or time.monotonic() - last[0] >= PROGRESS_EVERY:
+            last[0] = time.monotonic()
+            print(f"checked {done} of {total} events", file=sys.stderr)
 
     stores = EventStores(settings.database_url)
     try:
         checked, findings = check_log(stores, sample=sample, progress=progress)
     finally:
         stores.close()
-    if sys.stderr.isatty():
+    if terminal:
         print(file=sys.stderr)
     for finding in findings:
         print(finding)

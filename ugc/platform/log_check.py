@@ -66,7 +66,8 @@ def check_log(
             checked += 1
             if checked % PAGE == 0:
                 progress(checked, total)
-    progress(checked, total)
+    if checked % PAGE or not checked:  # the last word, unless it was just said
+        progress(checked, total)
     return checked, findings
 
 
