@@ -9,16 +9,18 @@ with today's code into an event whose every field is present and of its declared
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 import pytest
+from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import StoredEvent
 
 from tests.golden_events import FIXTURES, fingerprint, fixture_path, recorded_fingerprints
-from ugc.events import INTERNAL_FIELDS, STORED
+from ugc.events import INTERNAL_FIELDS, STORED, Caused, stored_as
 from ugc.platform.log_check import problem_with
 from ugc.platform.store import Orders
 
@@ -91,3 +93,18 @@ def test_a_payload_missing_a_field_or_of_a_wrong_type_is_named() -> None:
     assert "reason is 5, not <class 'str'>" in (problem_with(MAPPER, as_stored(kept)) or "")
     kept["topic"] = "ugc.Order.Vanished"
     assert (problem_with(MAPPER, as_stored(kept)) or "").startswith("does not decode")
+
+
+def test_an_event_class_without_its_own_version_or_an_actor_is_refused_at_import() -> None:
+    def aggregate(version: bool, caused: bool) -> type:
+        bases = (Caused, Aggregate.Event) if caused else (Aggregate.Event,)
+        body: dict[str, Any] = {"TOPIC": "tests.Probe.Happened", "__annotations__": {"at": "datetime"}}
+        if version:
+            body["class_version"] = 1
+        happened = dataclass(frozen=True)(type("Happened", bases, body))
+        return type("Probe", (Aggregate,), {"Happened": happened})
+
+    with pytest.raises(TypeError, match="class_version"):
+        stored_as(aggregate(version=False, caused=True))
+    with pytest.raises(TypeError, match="who caused it"):
+        stored_as(aggregate(version=True, caused=False))

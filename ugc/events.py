@@ -73,8 +73,8 @@ def actor_user(actor: str) -> int | None:
 class Caused:
     """What every event records beside its facts: who caused it, and the HTTP request it came from.
 
-    A base of every event class (`class Sent(Caused, Aggregate.Created)`); keyword-only, so each
-    event keeps its own fields in order after these.
+    A base of every stored event class (`class Sent(Caused, Aggregate.Created)`; `stored_as` refuses
+    one without it). Keyword-only, so an event's own fields, without defaults, may follow these.
     """
 
     actor: str = field(kw_only=True)
@@ -91,13 +91,16 @@ STORED: dict[str, type[CanMutateAggregate[Any]]] = {}  # every stored event clas
 
 
 def stored_as(aggregate_class: A) -> A:
-    """Class decorator: register the `TOPIC` of every event class the aggregate defines."""
+    """Class decorator: register the `TOPIC` of every event class the aggregate defines (each with its
+    own `class_version`, each `Caused`)."""
     for value in vars(aggregate_class).values():
         topic = getattr(value, "TOPIC", None)
         if isinstance(value, type) and issubclass(value, CanMutateAggregate) and topic:
             declared = next(cls for cls in value.__mro__ if "TOPIC" in vars(cls))  # the library subclasses it
             if not isinstance(vars(declared).get("class_version"), int):
                 raise TypeError(f"{topic} must declare its own class_version")
+            if not issubclass(value, Caused):
+                raise TypeError(f"{topic} must record who caused it: make it a Caused event")
             register_topic(topic, value)
             STORED[topic] = value
     return aggregate_class
