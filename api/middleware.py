@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import uuid
 from urllib.parse import parse_qsl
@@ -12,6 +13,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import internal_error_response, invalid
 from api.text import unstorable_pairs
+from ugc import events
 from ugc.platform import logs
 
 # A client's own request id is kept if it is a plain token: nothing that could forge a log line.
@@ -22,22 +24,36 @@ class RequestId:
     """Give every HTTP request an id, answer it in `X-Request-ID`, and turn an unexpected error into one 500.
 
     The id is the client's `X-Request-ID` when that is sane (so both sides' logs join), else a new one;
-    routes find it in `request.state.request_id`. An exception that no handler maps is answered here
-    rather than by Starlette's ServerErrorMiddleware, which re-raises it once answered, so the server
-    logged a second traceback with the full URL: here it is one line with the id and no query values.
+    routes find it in `request.state.request_id`, log lines name it, and every event the request's
+    commands record carries it (`ugc.events.current_request`, copied into the blocking threads). A
+    WebSocket gets the id of its handshake, answered on its accept, for what its frames cause.
+    An exception that no handler maps is answered here rather than by Starlette's
+    ServerErrorMiddleware, which re-raises it once answered, so the server logged a second
+    traceback with the full URL: here it is one line with the id and no query values.
     """
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
         sent = next((value for name, value in scope["headers"] if name == b"x-request-id"), b"")
         request_id = sent.decode("ascii") if _SANE_REQUEST_ID.fullmatch(sent) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
         logged_as = logs.request_id.set(request_id)  # every log line of this request names it
+        recorded_as = events.current_request.set(request_id)  # and every event it causes
+        try:
+            if scope["type"] == "websocket":  # a socket's frames belong to its handshake's request
+                await self.app(scope, receive, functools.partial(_accept_with_id, send, request_id))
+            else:
+                await self._http(scope, receive, send, request_id)
+        finally:
+            events.current_request.reset(recorded_as)
+            logs.request_id.reset(logged_as)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
         started = False
 
         async def send_with_id(message: Message) -> None:
@@ -54,8 +70,13 @@ class RequestId:
             response = internal_error_response(scope["method"], scope["path"], request_id, error)
             if not started:  # otherwise the client sees the connection end mid-answer
                 await response(scope, receive, send_with_id)
-        finally:
-            logs.request_id.reset(logged_as)
+
+
+async def _accept_with_id(send: Send, request_id: str, message: Message) -> None:
+    """Answer a WebSocket handshake with its request id, as an HTTP answer."""
+    if message["type"] == "websocket.accept":
+        message = {**message, "headers": [*message.get("headers", []), (b"x-request-id", request_id.encode())]}
+    await send(message)
 
 
 class TrailingSlash:

@@ -31,7 +31,8 @@ from projections.registry import all_projections
 from projections.runner import ProjectionRunner
 from readmodels.waiting import Progress
 from ugc.clock import SystemClock
-from ugc.config import Settings
+from ugc.config import Settings, operator_login
+from ugc.events import operator_actor, user_actor
 from ugc.ids import claim_id
 from ugc.platform.database import Database
 from ugc.platform.store import EventStores
@@ -176,6 +177,7 @@ def build_services(
                 allows_modifications=rng.random() < 0.8,
                 modifications_price=money(Decimal(rng.choice((0, 0, 300, 500)))),
                 at=clock.now(),
+                actor=user_actor(creator.user_id),
             )
         )
     return made
@@ -189,7 +191,7 @@ def seed(database_url: str, *, count: int, creators: int, batch: int, seed_value
     migrate(db)
     stores = EventStores(database_url)
     try:
-        load_reference_data(stores, db, SystemClock())
+        load_reference_data(stores, db, SystemClock(), operator_actor(operator_login()))
         categories = category_numbers(stores)
         rng = random.Random(seed_value)
         people = register_creators(stores, db, creators, prefix=f"seed{rng.randrange(10**6)}_")

@@ -18,6 +18,7 @@ from ugc.accounts import User, VerificationToken, verification_key
 from ugc.claims import Claim
 from ugc.clock import Clock
 from ugc.errors import Conflict, InvalidToken, NotFound
+from ugc.events import user_actor
 from ugc.ids import aggregate_id, claim_id
 from ugc.platform.database import Database
 from ugc.platform.store import EventStores
@@ -65,13 +66,17 @@ class AccountCommands:
         with self._hashing:
             return self.hasher.hash(password)
 
-    def register(self, command: Register) -> Registered:
-        """Claim the username and e-mail, create the user and issue a verification token, atomically."""
+    def register(self, command: Register, actor: str | None = None) -> Registered:
+        """Claim the username and e-mail, create the user and issue a verification token, atomically.
+
+        `actor`: who registers the user (an operator); by default the new user registers themself.
+        """
         for kind, value in (("username", command.username), ("email", command.email)):
             if self._claimed(kind, value):
                 raise Conflict(f"{kind}_taken")
         now = self.clock.now()
         number = self.db.next_number("user")
+        actor = actor or user_actor(number)
         user = User(
             number=number,
             username=command.username,
@@ -80,12 +85,13 @@ class AccountCommands:
             first_name=command.first_name,
             last_name=command.last_name,
             at=now,
+            actor=actor,
         )
         claims = [
-            Claim(kind=kind, value=value, owner_number=number, at=now)
+            Claim(kind=kind, value=value, owner_number=number, at=now, actor=actor)
             for kind, value in (("username", command.username), ("email", command.email))
         ]
-        token = self._verification_token(number, command.email, now)
+        token = self._verification_token(number, command.email, now, actor)
         try:
             positions = save(self.app, *claims, user, token)
         except IntegrityError:
@@ -101,15 +107,17 @@ class AccountCommands:
         user = self._user(user_id)
         if user.is_verified:
             raise Conflict("email_already_verified")
-        return save(self.app, self._verification_token(user.number, user.email, self.clock.now()))
+        token = self._verification_token(user.number, user.email, self.clock.now(), user_actor(user.number))
+        return save(self.app, token)
 
-    def _verification_token(self, user_number: int, email: str, now: datetime) -> VerificationToken:
+    def _verification_token(self, user_number: int, email: str, now: datetime, actor: str) -> VerificationToken:
         return VerificationToken(
             key=secrets.token_urlsafe(24),
             user_number=user_number,
             email=email,
             expires_at=now + self.verification_ttl,
             at=now,
+            actor=actor,
         )
 
     def verify_email(self, token: str, secret_key: str) -> Positions:
@@ -126,10 +134,10 @@ class AccountCommands:
             return issued
 
         def decide(issued: VerificationToken) -> User:
-            now = self.clock.now()
-            issued.use(now)
+            now, holder = self.clock.now(), user_actor(issued.user_number)  # the token proves who follows it
+            issued.use(now, holder)
             user: User = self.app.repository.get(aggregate_id("user", issued.user_number))
-            user.verify_email(now)
+            user.verify_email(now, holder)
             return user
 
         return change(self.app, load, decide, also=lambda user: (user,)).positions
@@ -147,27 +155,29 @@ class AccountCommands:
 
     def update_profile(self, user_id: int, changes: dict[str, Any]) -> Positions:
         return change(
-            self.app, lambda: self._user(user_id), lambda user: user.update_profile(changes, self.clock.now())
+            self.app,
+            lambda: self._user(user_id),
+            lambda user: user.update_profile(changes, self.clock.now(), user_actor(user_id)),
         ).positions
 
-    def grant_role(self, username: str, role: str) -> Positions:
+    def grant_role(self, username: str, role: str, actor: str) -> Positions:
         def load() -> User:
             user = self._user_by_claim("username", username)
             if user is None:
                 raise NotFound("user_not_found")
             return user
 
-        return change(self.app, load, lambda user: user.grant(role, self.clock.now())).positions
+        return change(self.app, load, lambda user: user.grant(role, self.clock.now(), actor)).positions
 
-    def revoke_role(self, username: str, role: str) -> Positions:
+    def revoke_role(self, username: str, role: str, actor: str) -> Positions:
         return change(
-            self.app, lambda: self._named(username), lambda user: user.revoke(role, self.clock.now())
+            self.app, lambda: self._named(username), lambda user: user.revoke(role, self.clock.now(), actor)
         ).positions
 
-    def mark_verified(self, username: str) -> Positions:
+    def mark_verified(self, username: str, actor: str) -> Positions:
         """An operator vouches for the address (`ugc users create --verified`): no mail link needed."""
         return change(
-            self.app, lambda: self._named(username), lambda user: user.verify_email(self.clock.now())
+            self.app, lambda: self._named(username), lambda user: user.verify_email(self.clock.now(), actor)
         ).positions
 
     def user_id(self, username: str) -> int | None:

@@ -15,6 +15,7 @@ from ugc.claims import Claim
 from ugc.clock import Clock
 from ugc.creator_skills import CLAIM_KIND, CreatorSkill, check_level, creator_skill_id, pair_claim_value
 from ugc.errors import InvalidField, NotFound
+from ugc.events import user_actor
 from ugc.ids import aggregate_id, claim_id
 from ugc.platform.database import Database
 from ugc.platform.store import EventStores
@@ -55,23 +56,25 @@ class CreatorSkillCommands:
         def attempt() -> tuple[int, Positions]:
             existing = self._of_pair(profile, skill)
             if existing is not None:
-                existing.restore(level, self.clock.now())
+                existing.restore(level, self.clock.now(), user_actor(user_id))
                 return existing.number, save(self.app, existing)
-            number, created = self._new(profile, skill, level)
+            number, created = self._new(profile, skill, level, user_actor(user_id))
             return number, save(self.app, *created)
 
         return retrying(attempt)
 
     def change_level(self, user_id: int, number: int, level: int) -> Positions:
         check_level(level)
-        return self._change(user_id, number, lambda skill: skill.change_level(level, self.clock.now()))
+        return self._change(
+            user_id, number, lambda skill: skill.change_level(level, self.clock.now(), user_actor(user_id))
+        )
 
     def check_owned(self, user_id: int, number: int) -> None:
         """404 or 403 exactly as a write would answer, for a request that changes nothing."""
         self._owned(user_id, number)
 
     def remove(self, user_id: int, number: int) -> Positions:
-        return self._change(user_id, number, lambda skill: skill.remove(self.clock.now()))
+        return self._change(user_id, number, lambda skill: skill.remove(self.clock.now(), user_actor(user_id)))
 
     def bulk_update(self, user_id: int, wanted: Sequence[Wanted]) -> tuple[list[Applied], Positions]:
         """Set every listed skill to its level, adding the ones the creator lacks.
@@ -88,22 +91,22 @@ class CreatorSkillCommands:
         profile = require_creator(self.accounts, user_id)
 
         def attempt() -> tuple[list[Applied], Positions]:
-            now = self.clock.now()
+            now, actor = self.clock.now(), user_actor(user_id)
             pending: list[Aggregate] = []
             applied: list[Applied] = []
             for entry in wanted:
                 existing = self._of_pair(profile, entry.skill)
                 if existing is None:
-                    number, created = self._new(profile, entry.skill, entry.level)
+                    number, created = self._new(profile, entry.skill, entry.level, actor)
                     pending += created
                     fresh = True
                 else:
                     # A removed skill listed again comes back under its old id: new to the client.
                     number, fresh = existing.number, existing.removed
                     if existing.removed:
-                        existing.restore(entry.level, now)
+                        existing.restore(entry.level, now, actor)
                     else:
-                        existing.change_level(entry.level, now)
+                        existing.change_level(entry.level, now, actor)
                     pending.append(existing)
                 applied.append(Applied(number, entry.skill, skills[entry.skill].name, entry.level, created=fresh))
             return applied, save(self.app, *pending)
@@ -113,12 +116,13 @@ class CreatorSkillCommands:
     def _change(self, user_id: int, number: int, decide: Callable[[CreatorSkill], None]) -> Positions:
         return change(self.app, lambda: self._owned(user_id, number), decide).positions
 
-    def _new(self, profile: int, skill: int, level: int) -> tuple[int, list[Aggregate]]:
+    def _new(self, profile: int, skill: int, level: int, actor: str) -> tuple[int, list[Aggregate]]:
         """A new creator skill and the claim that makes its (profile, skill) pair unique."""
         now = self.clock.now()
         number = self.db.next_number("creator_skill")
-        claim = Claim(kind=CLAIM_KIND, value=pair_claim_value(profile, skill), owner_number=number, at=now)
-        return number, [claim, CreatorSkill.add(number, profile, skill, level, now)]
+        pair = pair_claim_value(profile, skill)
+        claim = Claim(kind=CLAIM_KIND, value=pair, owner_number=number, at=now, actor=actor)
+        return number, [claim, CreatorSkill.add(number, profile, skill, level, now, actor)]
 
     def _of_pair(self, profile: int, skill: int) -> CreatorSkill | None:
         try:

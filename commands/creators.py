@@ -11,6 +11,7 @@ from commands.saving import Positions, change, save
 from ugc.clock import Clock
 from ugc.creators import CreatorProfile, creator_profile_id
 from ugc.errors import Conflict, NotFound
+from ugc.events import user_actor
 from ugc.ids import aggregate_id
 from ugc.platform.database import Database
 from ugc.platform.store import EventStores
@@ -46,6 +47,7 @@ class CreatorCommands:
             portfolio_link=portfolio_link,
             social_links=social_links,
             at=self.clock.now(),
+            actor=user_actor(user_id),
         )
         try:
             return number, save(self.app, profile)
@@ -62,7 +64,10 @@ class CreatorCommands:
             return profile
 
         return change(
-            self.app, load, lambda profile: profile.update(changes, self.clock.now()), expected_version=expected_version
+            self.app,
+            load,
+            lambda profile: profile.update(changes, self.clock.now(), user_actor(user_id)),
+            expected_version=expected_version,
         ).positions
 
     def _profile(self, user_id: int) -> CreatorProfile | None:

@@ -60,6 +60,7 @@ class DemoCommands:
     messaging: MessagingCommands
     db: Database
     clock: Clock
+    operator: str  # the actor of what the operator does here rather than a demo user
 
 
 def seed_demo(c: DemoCommands) -> bool:
@@ -165,7 +166,7 @@ def _user(c: DemoCommands, user: DemoUser) -> int:
         found = c.accounts.register(
             Register(user.username, user.email, DEMO_PASSWORD, user.first_name, user.last_name)
         ).user_id
-    c.accounts.mark_verified(user.username)
+    c.accounts.mark_verified(user.username, c.operator)
     return found
 
 
@@ -183,4 +184,4 @@ def _claimed(stores: EventStores, kind: str, value: str) -> bool:
 
 
 def _claim(c: DemoCommands, kind: str, value: str, owner: int) -> None:
-    c.stores.accounts.save(Claim(kind=kind, value=value, owner_number=owner, at=c.clock.now()))
+    c.stores.accounts.save(Claim(kind=kind, value=value, owner_number=owner, at=c.clock.now(), actor=c.operator))

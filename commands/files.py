@@ -7,6 +7,7 @@ from eventsourcing.application import AggregateNotFoundError
 from commands.saving import Positions, change, save
 from ugc.clock import Clock
 from ugc.errors import NotFound
+from ugc.events import user_actor
 from ugc.files import StoredFile
 from ugc.ids import aggregate_id
 from ugc.platform.database import Database
@@ -33,6 +34,7 @@ class FileCommands:
             content_type=content_type,
             sha256=sha256,
             at=self.clock.now(),
+            actor=user_actor(owner_id),
         )
         return number, save(self.app, stored)
 

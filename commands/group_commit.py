@@ -9,6 +9,7 @@ transaction, one lock, one NOTIFY, one COMMIT. Alone, an aggregate goes at once.
 
 from __future__ import annotations
 
+import contextvars
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +32,9 @@ T = TypeVar("T")  # what each aggregate of a group is made from, prepared for th
 @dataclass(eq=False)
 class _Entry(Generic[T, A]):
     make: Callable[[T], A]
+    # The caller's context, which `make` runs in whoever leads: the events it records name the
+    # caller's request (ugc.events.current_request), not the leader's.
+    context: contextvars.Context = field(default_factory=contextvars.copy_context)
     aggregate: A | None = None
     positions: Positions = field(default_factory=dict)
     error: BaseException | None = None
@@ -92,7 +96,7 @@ class GroupCommit(Generic[T, A]):
         try:
             for entry, prepared in zip(group, self.prepare(len(group)), strict=True):
                 try:
-                    entry.aggregate = entry.make(prepared)
+                    entry.aggregate = entry.context.run(entry.make, prepared)
                     made.append(entry)
                 except Exception as error:
                     entry.error = error

@@ -12,6 +12,7 @@ from ugc.accounts import User
 from ugc.claims import Claim
 from ugc.clock import Clock
 from ugc.errors import InvalidField, NotFound
+from ugc.events import user_actor
 from ugc.ids import aggregate_id, claim_id
 from ugc.messaging import (
     PAIR_CLAIM,
@@ -69,7 +70,8 @@ class MessagingCommands:
             recipient_username=other.username,
             at=now,
         )
-        claim = Claim(kind=PAIR_CLAIM, value=pair_key(starter, recipient), owner_number=number, at=now)
+        pair = pair_key(starter, recipient)
+        claim = Claim(kind=PAIR_CLAIM, value=pair, owner_number=number, at=now, actor=user_actor(starter))
         try:
             positions = save(self.app, claim, conversation)
         except IntegrityError:
@@ -97,7 +99,9 @@ class MessagingCommands:
             try:
                 found: ConversationRead = self.app.repository.get(read_marker_id(conversation, user))
             except AggregateNotFoundError:
-                return ConversationRead(conversation=conversation, user=user, at=self.clock.now())
+                return ConversationRead(
+                    conversation=conversation, user=user, at=self.clock.now(), actor=user_actor(user)
+                )
             return found
 
         return change(self.app, marker, lambda read: read.mark_read(up_to, self.clock.now())).positions

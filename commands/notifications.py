@@ -14,7 +14,18 @@ from eventsourcing.application import AggregateNotFoundError
 from commands.saving import Positions, change
 from ugc.clock import Clock
 from ugc.errors import NotFound
-from ugc.notifications import SOURCES, NotificationsRead, inbox_id, notification_source, notification_type
+from ugc.events import user_actor
+from ugc.messaging import Message
+from ugc.notifications import (
+    SOURCES,
+    NotificationsRead,
+    Parties,
+    inbox_id,
+    notification_source,
+    notification_type,
+    recipient,
+)
+from ugc.orders import Order
 from ugc.platform.store import EventStores
 
 
@@ -44,14 +55,20 @@ class NotificationCommands:
         if not found or found[0].id != position:
             return False
         domain_event = app.mapper.to_domain_event(found[0])
-        return notification_type(domain_event) is not None and getattr(domain_event, "notify", None) == user
+        if notification_type(domain_event) is None:
+            return False
+        parties = None
+        if not isinstance(domain_event, Message.Sent):  # an order's: its parties are the order's own
+            order: Order = app.repository.get(domain_event.originator_id)
+            parties = Parties(buyer=order.buyer, creator=order.creator)
+        return recipient(domain_event, parties) == user
 
     def _record(self, user: int, read: Callable[[NotificationsRead, datetime], None]) -> Positions:
         def inbox() -> NotificationsRead:
             try:
                 found: NotificationsRead = self.app.repository.get(inbox_id(user))
             except AggregateNotFoundError:
-                return NotificationsRead(user=user, at=self.clock.now())
+                return NotificationsRead(user=user, at=self.clock.now(), actor=user_actor(user))
             return found
 
         return change(self.app, inbox, lambda found: read(found, self.clock.now())).positions

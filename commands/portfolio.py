@@ -12,6 +12,7 @@ from commands.creator_access import check_owner, require_creator
 from commands.saving import Positions, change, save
 from ugc.clock import Clock
 from ugc.errors import InvalidField, NotFound
+from ugc.events import user_actor
 from ugc.platform.database import Database
 from ugc.platform.store import EventStores
 from ugc.portfolio import PortfolioImage, PortfolioItem, portfolio_image_id, portfolio_item_id
@@ -45,6 +46,7 @@ class PortfolioCommands:
             cover_key=cover.key,
             cover_content_type=cover.content_type,
             at=self.clock.now(),
+            actor=user_actor(user_id),
         )
         return number, save(self.app, item)
 
@@ -67,6 +69,7 @@ class PortfolioCommands:
             caption=caption,
             order=order,
             at=self.clock.now(),
+            actor=user_actor(user_id),
         )
         return number, save(self.app, added)
 
@@ -88,12 +91,15 @@ class PortfolioCommands:
             kind,
             user_id,
             number,
-            lambda piece: piece.update(changes, self.clock.now(), file=new_file),
+            lambda piece: piece.update(changes, self.clock.now(), user_actor(user_id), file=new_file),
             expected_version,
         )
 
     def delete(self, kind: Kind, user_id: int, number: int, *, expected_version: int | None = None) -> Positions:
-        return self._change(kind, user_id, number, lambda piece: piece.delete(self.clock.now()), expected_version)
+        actor = user_actor(user_id)
+        return self._change(
+            kind, user_id, number, lambda piece: piece.delete(self.clock.now(), actor), expected_version
+        )
 
     def _change(
         self,

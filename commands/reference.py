@@ -24,8 +24,11 @@ def reference_data() -> dict[str, Any]:
     return data
 
 
-def load_reference_data(stores: EventStores, db: Database, clock: Clock) -> Positions:
-    """Create each category and skill not created yet; a claim on its slug/name keeps it single."""
+def load_reference_data(stores: EventStores, db: Database, clock: Clock, actor: str) -> Positions:
+    """Create each category and skill not created yet; a claim on its slug/name keeps it single.
+
+    `actor`: the operator whose command (`ugc serve`, `ugc seed`) loads them.
+    """
     app = stores.catalog
     data = reference_data()
     positions: Positions = {}
@@ -38,11 +41,13 @@ def load_reference_data(stores: EventStores, db: Database, clock: Clock) -> Posi
             pass
         now = clock.now()
         number = db.next_number(kind)
-        claim = Claim(kind=kind, value=key, owner_number=number, at=now)
+        claim = Claim(kind=kind, value=key, owner_number=number, at=now, actor=actor)
         if kind == "category":
-            created: Category | Skill = Category(number=number, name=item["name"], slug=item["slug"], at=now)
+            created: Category | Skill = Category(
+                number=number, name=item["name"], slug=item["slug"], at=now, actor=actor
+            )
         else:
-            created = Skill(number=number, name=item["name"], description=item["description"], at=now)
+            created = Skill(number=number, name=item["name"], description=item["description"], at=now, actor=actor)
         try:
             recordings = app.save(claim, created)
         except IntegrityError:

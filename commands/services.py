@@ -18,6 +18,7 @@ from ugc.accounts import User
 from ugc.clock import Clock
 from ugc.creators import CreatorProfile, creator_profile_id
 from ugc.errors import InvalidField, NotAllowed, NotFound
+from ugc.events import user_actor
 from ugc.ids import aggregate_id
 from ugc.platform.database import Database
 from ugc.platform.store import EventStores
@@ -68,6 +69,7 @@ class ServiceCommands:
             allows_modifications=command.allows_modifications,
             modifications_price=money(command.modifications_price),
             at=self.clock.now(),
+            actor=user_actor(user_id),
         )
         return number, save(self.catalog, service)
 
@@ -93,12 +95,15 @@ class ServiceCommands:
             if drafts is not None:
                 fresh = self.db.next_numbers("service_option", sum(d.id is None for d in drafts))
                 edited = changes | {"options": priced_options(drafts, service.option_ids, fresh)}
-            service.update(edited, self.clock.now())
+            service.update(edited, self.clock.now(), user_actor(user_id))
 
         return self._change(user_id, number, decide, expected_version)
 
     def deactivate(self, user_id: int, number: int, *, expected_version: int | None = None) -> Positions:
-        return self._change(user_id, number, lambda service: service.deactivate(self.clock.now()), expected_version)
+        actor = user_actor(user_id)
+        return self._change(
+            user_id, number, lambda service: service.deactivate(self.clock.now(), actor), expected_version
+        )
 
     def _change(
         self, user_id: int, number: int, decide: Callable[[Service], None], expected_version: int | None

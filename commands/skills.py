@@ -10,6 +10,7 @@ from ugc.catalog import Skill
 from ugc.claims import Claim
 from ugc.clock import Clock
 from ugc.errors import Conflict, NotAllowed, NotFound
+from ugc.events import user_actor
 from ugc.ids import aggregate_id, claim_id, normalise
 from ugc.platform.database import Database
 from ugc.platform.store import EventStores
@@ -28,15 +29,17 @@ class SkillCommands:
     def create(self, by: int, name: str, description: str) -> tuple[int, Positions]:
         self._require_admin(by)
 
+        actor = user_actor(by)
+
         def attempt() -> tuple[int, Positions]:
             claim = self._name_claim(name, holder=None)
             now = self.clock.now()
             number = self.db.next_number("skill")
             if claim is None:
-                claim = Claim(kind=NAME_CLAIM, value=name, owner_number=number, at=now)
+                claim = Claim(kind=NAME_CLAIM, value=name, owner_number=number, at=now, actor=actor)
             else:
-                claim.take(number, now)
-            skill = Skill(number=number, name=name, description=description, at=now)
+                claim.take(number, now, actor)
+            skill = Skill(number=number, name=name, description=description, at=now, actor=actor)
             return number, save(self.app, claim, skill)
 
         return retrying(attempt)
@@ -53,16 +56,16 @@ class SkillCommands:
             """Edit the skill; the claim on a new name is changed with it."""
             new_name = skill.name if name is None else name
             new_description = skill.description if description is None else description
-            now = self.clock.now()
+            now, actor = self.clock.now(), user_actor(by)
             claims: list[Claim] = []
             if new_name != skill.name:
                 claim = self._name_claim(new_name, holder=skill.number)
                 if claim is None:
-                    claim = Claim(kind=NAME_CLAIM, value=new_name, owner_number=skill.number, at=now)
+                    claim = Claim(kind=NAME_CLAIM, value=new_name, owner_number=skill.number, at=now, actor=actor)
                 else:
-                    claim.take(skill.number, now)
+                    claim.take(skill.number, now, actor)
                 claims.append(claim)
-            skill.edit(new_name, new_description, by, now)
+            skill.edit(new_name, new_description, now, actor)
             return claims
 
         return change(self.app, load, decide, also=lambda claims: claims).positions

@@ -1,8 +1,10 @@
 """Turns notifying events of the orders and messaging logs into `notifications`, and pushes them.
 
-Each notifying event names the user to tell (`notify`) and the line to show (`notice`); the type
-comes from `ugc.notifications.TYPES`. A batch's notifications are written together at its end
-(or before a read marker is applied), each with the next `seq` of the table: store order.
+The type comes from `ugc.notifications.TYPES`; whom an event tells follows from who acted and, for
+an order, from its parties (`ugc.notifications.recipient`, the parties kept in `notification_orders`
+from its Placed event); the line shown comes from projections/notification_texts.py. A batch's
+notifications are written together at its end (or before a read marker is applied), each with the
+next `seq` of the table: store order.
 """
 
 from __future__ import annotations
@@ -14,16 +16,17 @@ from functools import partial
 from typing import Any, ClassVar
 
 from projections.base import Handler, Projection
+from projections.notification_texts import notification_text
 from projections.outbox import Outbox
 from ugc.messaging import Message
-from ugc.notifications import TYPES, NotificationsRead, notification_id
+from ugc.notifications import TYPES, NotificationsRead, Parties, notification_id, recipient
 from ugc.orders import Order
 from ugc.platform.cache import LRU
 from ugc.platform.dialect import Cursor, Row
 from ugc.platform.push import Publisher, Push, user_channel
 from ugc.platform.store import Messaging, Orders
 
-ORDER_NUMBERS_KEPT = 20_000  # about 2 MB
+ORDERS_KEPT = 20_000  # about 3 MB
 
 
 class NotificationsProjection(Projection):
@@ -39,9 +42,9 @@ class NotificationsProjection(Projection):
     def __init__(self, publisher: Publisher | None = None) -> None:
         self.outbox = Outbox(publisher)
         self._held: list[_Held] = []  # notifications of the batch not written yet
-        # Order uuid -> number, which never changes: a lifecycle notification of a recent order then
-        # needs no lookup (a statement whose answer the batch would wait for).
-        self._order_numbers = LRU[str, int](ORDER_NUMBERS_KEPT)
+        # Order uuid -> its number and parties, which never change: a lifecycle notification of a
+        # recent order then needs no lookup (a statement whose answer the batch would wait for).
+        self._orders = LRU[str, _Order](ORDERS_KEPT)
 
     def handlers(self) -> Mapping[type, Handler]:
         notifying: dict[type, Handler] = {
@@ -58,20 +61,17 @@ class NotificationsProjection(Projection):
         self.outbox.discard()
 
     def notify(self, source: str, cur: Cursor, e: Any) -> None:
-        if isinstance(e, Order.Placed):
-            cur.execute(
-                "INSERT INTO notification_orders (order_uuid, order_id) VALUES (%s, %s)",
-                (str(e.originator_id), e.number),
-            )
+        order = None if isinstance(e, Message.Sent) else self._order(cur, e)
+        parties = None if order is None else order.parties
         self._held.append(
             _Held(
                 notification_id(source, self.position),
-                e.notify,
+                recipient(e, parties),
                 source,
                 self.position,
                 TYPES[type(e)],
-                e.notice,
-                self._data(cur, e),
+                notification_text(e, parties),
+                self._data(e, order),
                 e.at,
             )
         )
@@ -79,21 +79,33 @@ class NotificationsProjection(Projection):
     def before_commit(self, cur: Cursor) -> None:
         self._write_held(cur)
 
-    def _data(self, cur: Cursor, e: Any) -> dict[str, int]:
-        """What a client needs to open the object the notification is about."""
-        if isinstance(e, Message.Sent):
-            return {"conversation_id": e.conversation, "message_id": e.number}
+    def _order(self, cur: Cursor, e: Any) -> _Order:
+        """The number and parties of the order of `e`: kept from its Placed event (here, or in the table)."""
         uuid = str(e.originator_id)
         if isinstance(e, Order.Placed):
-            self._order_numbers.put(uuid, e.number)
-            return {"order_id": e.number}
-        number = self._order_numbers.get(uuid)
-        if number is None:
-            row = cur.execute("SELECT order_id FROM notification_orders WHERE order_uuid = %s", (uuid,)).fetchone()
+            order = _Order(e.number, Parties(buyer=e.buyer, creator=e.creator))
+            cur.execute(
+                "INSERT INTO notification_orders (order_uuid, order_id, buyer_id, creator_id) VALUES (%s, %s, %s, %s)",
+                (uuid, order.number, e.buyer, e.creator),
+            )
+        else:
+            found = self._orders.get(uuid)
+            if found is not None:
+                return found
+            row = cur.execute(
+                "SELECT order_id, buyer_id, creator_id FROM notification_orders WHERE order_uuid = %s", (uuid,)
+            ).fetchone()
             assert row is not None, f"no order number for {e.originator_id}"
-            number = int(row["order_id"])
-            self._order_numbers.put(uuid, number)
-        data = {"order_id": number}
+            order = _Order(int(row["order_id"]), Parties(buyer=int(row["buyer_id"]), creator=int(row["creator_id"])))
+        self._orders.put(uuid, order)
+        return order
+
+    @staticmethod
+    def _data(e: Any, order: _Order | None) -> dict[str, int]:
+        """What a client needs to open the object the notification is about."""
+        if order is None:
+            return {"conversation_id": e.conversation, "message_id": e.number}
+        data = {"order_id": order.number}
         if isinstance(e, Order.WorkDelivered):
             data["delivery_id"] = e.delivery
         if isinstance(e, Order.Reviewed):
@@ -192,6 +204,12 @@ HELD_COLUMNS = {
     "data": "jsonb",
     "created_at": "timestamptz",
 }
+
+
+@dataclass(frozen=True)
+class _Order:
+    number: int
+    parties: Parties
 
 
 @dataclass(frozen=True)

@@ -119,9 +119,9 @@ class OrdersProjection(Projection):
         cur.execute(
             "INSERT INTO reviews (id, order_id, creator_profile_id, reviewer_id, reviewer_username, service_id, "
             "service_title, rating, content, created_at) "
-            "SELECT %s, id, creator_profile_id, %s, buyer_username, service_id, service_title, %s, %s, %s "
-            "FROM orders WHERE uuid = %s",
-            (e.review, e.actor, e.rating, e.content, e.at, str(e.originator_id)),
+            "SELECT %s, id, creator_profile_id, buyer_id, buyer_username, service_id, service_title, %s, %s, %s "
+            "FROM orders WHERE uuid = %s",  # only the buyer reviews
+            (e.review, e.rating, e.content, e.at, str(e.originator_id)),
         )
 
     def _set(self, cur: Cursor, e: Any, **columns: Any) -> None:

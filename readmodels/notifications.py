@@ -34,7 +34,9 @@ DDL = (
         seq BIGINT NOT NULL UNIQUE)""",
     """CREATE TABLE IF NOT EXISTS notification_orders (
         order_uuid TEXT PRIMARY KEY,
-        order_id BIGINT NOT NULL)""",
+        order_id BIGINT NOT NULL,
+        buyer_id BIGINT NOT NULL,
+        creator_id BIGINT NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS notification_reads (
         user_id BIGINT NOT NULL,
         notification_id BIGINT NOT NULL,

@@ -62,11 +62,15 @@ READ_MODELS: tuple[tuple[Statement, ...], ...] = (
 # leaves an older table as it was, so `add_later_columns` adds the column and rewinds the
 # projection: emptied and at position 0, it refills its tables from the log, the column included.
 _PORTFOLIO = ("portfolio_items", "portfolio_images", "portfolio_media")
+_NOTIFICATIONS = ("notifications", "notification_orders", "notification_reads", "notification_read_marks")
 LATER_COLUMNS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     ("creator_profiles", "version BIGINT NOT NULL DEFAULT 0", "accounts", ("users", "creator_profiles")),
     ("services", "version BIGINT NOT NULL DEFAULT 0", "listings", ("services", "listing_creator_ratings")),
     ("portfolio_items", "version BIGINT NOT NULL DEFAULT 0", "portfolio", _PORTFOLIO),
     ("portfolio_images", "version BIGINT NOT NULL DEFAULT 0", "portfolio", _PORTFOLIO),
+    # Order events stopped naming whom they notify: the projection keeps each order's parties.
+    ("notification_orders", "buyer_id BIGINT NOT NULL DEFAULT 0", "notifications", _NOTIFICATIONS),
+    ("notification_orders", "creator_id BIGINT NOT NULL DEFAULT 0", "notifications", _NOTIFICATIONS),
 )
 
 

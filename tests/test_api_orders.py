@@ -13,6 +13,7 @@ from tests.conftest import BAD_BODY_IDS, Api, new_client, refused_id
 from tests.orders_world import Deal, a_deal, act, order_in, place
 from ugc.clock import MovableClock
 from ugc.config import Settings
+from ugc.events import operator_actor
 from ugc.wiring import migrate
 
 ORDER_KEYS = {
@@ -236,7 +237,7 @@ def test_an_order_is_visible_to_its_parties_and_auditors_only(api: Api, deal: De
 
 def grant(api: Api, user: dict[str, Any], role: str) -> dict[str, Any]:
     services = api.client.app.state.services  # type: ignore[attr-defined]
-    positions = services.accounts.grant_role(user["username"], role)
+    positions = services.accounts.grant_role(user["username"], role, operator_actor("test"))
     services.progress.nudge()
     from readmodels.waiting import wait_for
 

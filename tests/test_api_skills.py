@@ -12,6 +12,7 @@ from tests.backends import environment
 from tests.conftest import Api
 from ugc import cli
 from ugc.config import Settings
+from ugc.events import operator_actor
 
 FORBIDDEN = {"detail": "У вас недостаточно прав для выполнения данного действия."}
 NOT_FOUND = {"detail": "Страница не найдена."}
@@ -27,7 +28,7 @@ def admin(api: Api) -> dict[str, Any]:
 
 def grant(client: TestClient, username: str) -> None:
     # Roles are checked on the write side (the User aggregate), so no read model needs to catch up.
-    client.app.state.services.accounts.grant_role(username, "admin")  # type: ignore[attr-defined]
+    client.app.state.services.accounts.grant_role(username, "admin", operator_actor("test"))  # type: ignore[attr-defined]
 
 
 def unique(prefix: str) -> str:

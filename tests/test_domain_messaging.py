@@ -6,9 +6,11 @@ from datetime import UTC, datetime
 
 import pytest
 
+from projections.notification_texts import notification_text
 from ugc.errors import InvalidField, NotFound
+from ugc.events import user_actor
 from ugc.messaging import MAX_MESSAGE_LENGTH, Conversation, ConversationRead, Message, message_text, pair_key
-from ugc.notifications import SOURCES, notification_id, notification_source
+from ugc.notifications import SOURCES, notification_id, notification_source, recipient
 
 NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
 ANNA, BORIS, EVE = 11, 22, 33
@@ -38,7 +40,7 @@ def test_a_message_goes_to_the_other_participant_and_notifies_them() -> None:
     (sent,) = message.collect_events()
     assert isinstance(sent, Message.Sent)
     assert (sent.conversation, sent.sender, sent.recipient, sent.text) == (5, BORIS, ANNA, "Привет")
-    assert (sent.notify, sent.notice) == (ANNA, "Новое сообщение от boris.")
+    assert (recipient(sent, None), notification_text(sent, None)) == (ANNA, "Новое сообщение от boris.")
 
 
 def test_an_outsider_cannot_send() -> None:
@@ -57,7 +59,7 @@ def test_a_message_text_is_one_to_4000_characters_once_stripped(raw: str, code: 
 
 
 def test_a_read_marker_never_moves_back() -> None:
-    marker = ConversationRead(conversation=5, user=ANNA, at=NOW)
+    marker = ConversationRead(conversation=5, user=ANNA, at=NOW, actor=user_actor(ANNA))
     marker.mark_read(40, NOW)
     marker.mark_read(30, NOW)
     assert marker.up_to == 40

@@ -11,9 +11,11 @@ import pytest
 from eventsourcing.application import Application
 
 from ugc.errors import InvalidField, NotAllowed
+from ugc.events import user_actor
 from ugc.services import OptionDraft, Service, normalise_tags, priced_options, service_id
 
 AT = datetime(2024, 6, 22, 18, 0, tzinfo=UTC)
+OWNER = user_actor(11)
 
 
 def offered(**fields: Any) -> Service:
@@ -32,6 +34,7 @@ def offered(**fields: Any) -> Service:
         "allows_modifications": True,
         "modifications_price": Decimal("0.00"),
         "at": AT,
+        "actor": OWNER,
     } | fields
     return Service(**values)
 
@@ -94,19 +97,21 @@ def test_a_new_service_is_active_and_its_id_derives_from_its_number() -> None:
 def test_an_edit_records_only_what_changed() -> None:
     service = offered()
     service.collect_events()
-    service.update({"title": "Видеообзор", "base_price": Decimal("1200.00"), "number": 99, "is_active": False}, AT)
+    service.update(
+        {"title": "Видеообзор", "base_price": Decimal("1200.00"), "number": 99, "is_active": False}, AT, OWNER
+    )
     (updated,) = service.collect_events()
     assert isinstance(updated, Service.Updated) and updated.changes == {"base_price": Decimal("1200.00")}
     assert service.number == 7 and service.is_active
-    service.update({"title": "Видеообзор"}, AT)
+    service.update({"title": "Видеообзор"}, AT, OWNER)
     assert service.collect_events() == []
 
 
 def test_deactivating_twice_records_once() -> None:
     service = offered()
     service.collect_events()
-    service.deactivate(AT)
-    service.deactivate(AT)
+    service.deactivate(AT, OWNER)
+    service.deactivate(AT, OWNER)
     assert [type(e) for e in service.collect_events()] == [Service.Deactivated]
     assert not service.is_active
 
@@ -121,7 +126,7 @@ def test_only_the_creator_may_change_it() -> None:
 def test_money_and_options_survive_the_event_store() -> None:
     app: Application[UUID] = Application()
     service = offered()
-    service.update({"options": [{"id": 6, "name": "x", "description": "", "price": Decimal("0.10")}]}, AT)
+    service.update({"options": [{"id": 6, "name": "x", "description": "", "price": Decimal("0.10")}]}, AT, OWNER)
     app.save(service)
     loaded: Service = app.repository.get(service.id)
     assert loaded.base_price == Decimal("1000.00") and isinstance(loaded.base_price, Decimal)

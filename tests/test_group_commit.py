@@ -13,6 +13,7 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
 
 from commands.group_commit import GroupCommit
+from ugc.events import current_request
 from ugc.platform.store import eventsourcing_settings
 
 NAMESPACE = UUID("6f1c0a52-5a43-4b0e-9a7c-2f0f3b6d8e11")
@@ -93,6 +94,27 @@ def test_concurrent_callers_share_transactions_and_each_learns_where_its_own_eve
         assert app.repository.get(probe.id).label == label
         [notification] = app.recorder.select_notifications(start=landed["probes"], limit=1)
         assert notification.originator_id == probe.id
+
+
+def test_each_aggregate_is_made_in_its_callers_context_whoever_leads(app: Application[UUID], kind: str) -> None:
+    """The request id an event records is its own caller's, though the group's leader makes it."""
+    group = GroupCommit[int, Probe](app, Numbers())
+    leaders: set[int] = set()
+
+    def place(label: str) -> tuple[str, str | None]:
+        current_request.set(label)
+
+        def make(number: int) -> Probe:
+            leaders.add(threading.get_ident())
+            return Probe(kind, number, str(current_request.get()))
+
+        probe, _ = group.append(make)
+        return label, probe.label
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        made = list(pool.map(place, [f"request {i}" for i in range(100)]))
+    assert [label for label, _ in made] == [recorded for _, recorded in made]
+    assert len(leaders) < 100  # some were made by another caller's thread
 
 
 def test_a_failed_save_fails_every_caller_of_its_group_and_writes_none_of_it(app: Application[UUID], kind: str) -> None:

@@ -23,7 +23,7 @@ def test_an_older_database_gets_the_later_columns_and_their_projections_rewound(
             with db.transaction(write=True) as cur:
                 for table, column, _, _ in LATER_COLUMNS:  # as a database made before them was
                     cur.execute(f"ALTER TABLE {table} DROP COLUMN {column.split()[0]}")
-                for projection in ("accounts", "listings", "portfolio", "orders"):
+                for projection in ("accounts", "listings", "portfolio", "notifications", "orders"):
                     tracking.register(cur, projection, "catalog", read_model=True)
                 cur.execute("UPDATE projection_tracking SET position = 42")
                 a_user(cur)
@@ -38,7 +38,7 @@ def test_an_older_database_gets_the_later_columns_and_their_projections_rewound(
                     for row in cur.execute("SELECT projection, position FROM projection_tracking").fetchall()
                 }
                 assert cur.execute("SELECT COUNT(*) AS n FROM users").fetchone() == {"n": 0}
-            assert positions == {"accounts": 0, "listings": 0, "portfolio": 0, "orders": 42}
+            assert positions == {"accounts": 0, "listings": 0, "portfolio": 0, "notifications": 0, "orders": 42}
 
             with db.transaction(write=True) as cur:
                 a_user(cur)

@@ -13,6 +13,7 @@ from commands.read_only import ReadOnlyAggregates
 from ugc.accounts import User
 from ugc.clock import MovableClock
 from ugc.config import Settings
+from ugc.events import operator_actor
 from ugc.ids import aggregate_id
 from ugc.platform.database import Database
 from ugc.platform.store import Accounts, EventStores
@@ -69,7 +70,7 @@ def test_an_aggregate_is_kept_while_its_log_stands_still(
 def test_another_process_write_shows_in_the_next_view(aggregates: ReadOnlyAggregates, theirs: AccountCommands) -> None:
     number = register(theirs, "ro_changed")
     assert user(aggregates, number).roles == []
-    theirs.grant_role("ro_changed", "auditor")
+    theirs.grant_role("ro_changed", "auditor", operator_actor("test"))
     assert user(aggregates, number).roles == ["auditor"]
 
 

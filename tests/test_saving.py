@@ -21,6 +21,7 @@ from ugc.clock import MovableClock
 from ugc.config import Settings
 from ugc.creators import CreatorProfile, creator_profile_id
 from ugc.errors import StaleVersion, WrongState
+from ugc.events import user_actor
 from ugc.orders import Order, order_id
 from ugc.platform.database import Database
 from ugc.platform.store import EventStores
@@ -45,7 +46,14 @@ def a_profile(stores: EventStores) -> int:
     """A saved creator profile at version 1; the user number it belongs to."""
     user = 1000 + next(_numbers)
     profile = CreatorProfile(
-        number=user, user_number=user, specialization="Видео", experience="", portfolio_link="", social_links={}, at=NOW
+        number=user,
+        user_number=user,
+        specialization="Видео",
+        experience="",
+        portfolio_link="",
+        social_links={},
+        at=NOW,
+        actor=user_actor(user),
     )
     stores.accounts.save(profile)
     return user
@@ -62,7 +70,7 @@ def test_a_change_is_decided_loaded_and_saved_once_without_a_clash(stores: Event
     changed = change(
         stores.accounts,
         lambda: stores.accounts.repository.get(creator_profile_id(user)),
-        lambda profile: profile.update({"experience": "5 лет"}, NOW),
+        lambda profile: profile.update({"experience": "5 лет"}, NOW, user_actor(profile.user_number)),
     )
     assert changed.version == 2 and changed.positions == {"accounts": changed.positions["accounts"]}
     assert stores.accounts.repository.get(creator_profile_id(user)).experience == "5 лет"
@@ -76,9 +84,9 @@ def test_a_clash_is_decided_again_on_the_new_state(stores: EventStores) -> None:
         decided_on.append(profile.version)
         if len(decided_on) == 1:  # another writer appends between our load and our save
             other: CreatorProfile = stores.accounts.repository.get(profile.id)
-            other.update({"experience": "чужая правка"}, NOW)
+            other.update({"experience": "чужая правка"}, NOW, user_actor(other.user_number))
             stores.accounts.save(other)
-        profile.update({"specialization": "Фото"}, NOW)
+        profile.update({"specialization": "Фото"}, NOW, user_actor(profile.user_number))
         return profile.specialization
 
     changed = change(stores.accounts, lambda: stores.accounts.repository.get(creator_profile_id(user)), decide)
@@ -121,7 +129,7 @@ def test_an_expected_version_that_is_not_current_is_stale_and_decides_nothing(st
     changed = change(
         stores.accounts,
         lambda: stores.accounts.repository.get(creator_profile_id(user)),
-        lambda profile: profile.update({"experience": "1 год"}, NOW),
+        lambda profile: profile.update({"experience": "1 год"}, NOW, user_actor(profile.user_number)),
         expected_version=1,
     )
     assert changed.version == 2
@@ -134,9 +142,9 @@ def test_with_an_expected_version_a_clash_is_stale_rather_than_decided_again(sto
     def decide(profile: CreatorProfile) -> None:
         decided_on.append(profile.version)
         other: CreatorProfile = stores.accounts.repository.get(profile.id)
-        other.update({"experience": f"чужая правка {len(decided_on)}"}, NOW)
+        other.update({"experience": f"чужая правка {len(decided_on)}"}, NOW, user_actor(other.user_number))
         stores.accounts.save(other)
-        profile.update({"specialization": "Фото"}, NOW)
+        profile.update({"specialization": "Фото"}, NOW, user_actor(profile.user_number))
 
     with pytest.raises(StaleVersion) as stale:
         change(
@@ -156,9 +164,9 @@ def test_a_clash_on_every_attempt_lets_the_integrity_error_out(stores: EventStor
         nonlocal decided
         decided += 1
         other: CreatorProfile = stores.accounts.repository.get(profile.id)
-        other.update({"experience": f"чужая правка {decided}"}, NOW)
+        other.update({"experience": f"чужая правка {decided}"}, NOW, user_actor(other.user_number))
         stores.accounts.save(other)
-        profile.update({"specialization": "Фото"}, NOW)
+        profile.update({"specialization": "Фото"}, NOW, user_actor(profile.user_number))
 
     with pytest.raises(IntegrityError):
         change(stores.accounts, lambda: stores.accounts.repository.get(creator_profile_id(user)), decide)

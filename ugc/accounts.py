@@ -13,7 +13,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 
 from ugc.errors import InvalidToken
-from ugc.events import stored_as
+from ugc.events import Caused, stored_as, upcast_cause
 from ugc.ids import aggregate_id
 
 ROLES = ("admin", "auditor")
@@ -23,8 +23,10 @@ PROFILE_FIELDS = ("first_name", "last_name", "phone", "bio")
 @stored_as
 class User(Aggregate):
     @dataclass(frozen=True)
-    class Registered(Aggregate.Created):
+    class Registered(Caused, Aggregate.Created):
         TOPIC = "ugc.User.Registered"
+        class_version = 2
+        upcast_v1_v2 = staticmethod(upcast_cause)
         number: int
         username: str
         email: str
@@ -34,25 +36,33 @@ class User(Aggregate):
         at: datetime
 
     @dataclass(frozen=True)
-    class EmailVerified(Aggregate.Event):
+    class EmailVerified(Caused, Aggregate.Event):
         TOPIC = "ugc.User.EmailVerified"
+        class_version = 2
+        upcast_v1_v2 = staticmethod(upcast_cause)
         at: datetime
 
     @dataclass(frozen=True)
-    class ProfileUpdated(Aggregate.Event):
+    class ProfileUpdated(Caused, Aggregate.Event):
         TOPIC = "ugc.User.ProfileUpdated"
+        class_version = 2
+        upcast_v1_v2 = staticmethod(upcast_cause)
         changes: dict[str, Any]
         at: datetime
 
     @dataclass(frozen=True)
-    class RoleGranted(Aggregate.Event):
+    class RoleGranted(Caused, Aggregate.Event):
         TOPIC = "ugc.User.RoleGranted"
+        class_version = 2
+        upcast_v1_v2 = staticmethod(upcast_cause)
         role: str
         at: datetime
 
     @dataclass(frozen=True)
-    class RoleRevoked(Aggregate.Event):
+    class RoleRevoked(Caused, Aggregate.Event):
         TOPIC = "ugc.User.RoleRevoked"
+        class_version = 2
+        upcast_v1_v2 = staticmethod(upcast_cause)
         role: str
         at: datetime
 
@@ -78,6 +88,7 @@ class User(Aggregate):
         first_name: str,
         last_name: str,
         at: datetime,
+        actor: str,
     ) -> None:
         self.number = number
         self.username = username
@@ -90,43 +101,43 @@ class User(Aggregate):
         self.is_verified = False
         self.roles: list[str] = []
 
-    def verify_email(self, at: datetime) -> None:
+    def verify_email(self, at: datetime, actor: str) -> None:
         if not self.is_verified:
-            self._email_verified(at)
+            self._email_verified(at, actor)
 
     @event(EmailVerified)
-    def _email_verified(self, at: datetime) -> None:
+    def _email_verified(self, at: datetime, actor: str) -> None:
         self.is_verified = True
 
-    def update_profile(self, changes: dict[str, Any], at: datetime) -> None:
+    def update_profile(self, changes: dict[str, Any], at: datetime, actor: str) -> None:
         """Record only the fields that really change; no event when nothing does."""
         changed = {k: v for k, v in changes.items() if k in PROFILE_FIELDS and getattr(self, k) != v}
         if changed:
-            self._profile_updated(changed, at)
+            self._profile_updated(changed, at, actor)
 
     @event(ProfileUpdated)
-    def _profile_updated(self, changes: dict[str, Any], at: datetime) -> None:
+    def _profile_updated(self, changes: dict[str, Any], at: datetime, actor: str) -> None:
         for name, value in changes.items():
             setattr(self, name, value)
 
-    def grant(self, role: str, at: datetime) -> None:
+    def grant(self, role: str, at: datetime, actor: str) -> None:
         if role not in ROLES:
             raise ValueError(f"unknown role {role!r}; known: {', '.join(ROLES)}")
         if role not in self.roles:
-            self._role_granted(role, at)
+            self._role_granted(role, at, actor)
 
     @event(RoleGranted)
-    def _role_granted(self, role: str, at: datetime) -> None:
+    def _role_granted(self, role: str, at: datetime, actor: str) -> None:
         self.roles.append(role)
 
-    def revoke(self, role: str, at: datetime) -> None:
+    def revoke(self, role: str, at: datetime, actor: str) -> None:
         if role not in ROLES:
             raise ValueError(f"unknown role {role!r}; known: {', '.join(ROLES)}")
         if role in self.roles:
-            self._role_revoked(role, at)
+            self._role_revoked(role, at, actor)
 
     @event(RoleRevoked)
-    def _role_revoked(self, role: str, at: datetime) -> None:
+    def _role_revoked(self, role: str, at: datetime, actor: str) -> None:
         self.roles.remove(role)
 
 
@@ -139,8 +150,10 @@ class VerificationToken(Aggregate):
     """
 
     @dataclass(frozen=True)
-    class Issued(Aggregate.Created):
+    class Issued(Caused, Aggregate.Created):
         TOPIC = "ugc.VerificationToken.Issued"
+        class_version = 2
+        upcast_v1_v2 = staticmethod(upcast_cause)
         key: str
         user_number: int
         email: str
@@ -148,8 +161,10 @@ class VerificationToken(Aggregate):
         at: datetime
 
     @dataclass(frozen=True)
-    class Used(Aggregate.Event):
+    class Used(Caused, Aggregate.Event):
         TOPIC = "ugc.VerificationToken.Used"
+        class_version = 2
+        upcast_v1_v2 = staticmethod(upcast_cause)
         at: datetime
 
     @staticmethod
@@ -161,21 +176,21 @@ class VerificationToken(Aggregate):
         return aggregate_id("verification-token", key)
 
     @event(Issued)
-    def __init__(self, key: str, user_number: int, email: str, expires_at: datetime, at: datetime) -> None:
+    def __init__(self, key: str, user_number: int, email: str, expires_at: datetime, at: datetime, actor: str) -> None:
         self.key = key
         self.user_number = user_number
         self.expires_at = expires_at
         self.used = False
 
-    def use(self, at: datetime) -> None:
+    def use(self, at: datetime, actor: str) -> None:
         if self.used:
             raise InvalidToken("verification_token_used")
         if at >= self.expires_at:
             raise InvalidToken("verification_token_expired")
-        self._used(at)
+        self._used(at, actor)
 
     @event(Used)
-    def _used(self, at: datetime) -> None:
+    def _used(self, at: datetime, actor: str) -> None:
         self.used = True
 
 

@@ -10,12 +10,14 @@ import shutil
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ugc.config import DEFAULT_PORT, ConfigError, Settings
+from ugc.config import DEFAULT_PORT, ConfigError, Settings, operator_login
 
 ROLE_CHOICES = ("admin", "auditor")
+PROGRESS_EVERY = 5.0  # seconds between progress lines when stderr is no terminal
 
 if TYPE_CHECKING:
     from commands.demo import DemoCommands
@@ -49,6 +51,21 @@ def build_parser() -> argparse.ArgumentParser:
     order = history_of.add_parser("order", help="an order's events, oldest first")
     order.add_argument("id", type=int, help="the order's id")
     order.add_argument("--json", action="store_true", help="machine-readable output")
+
+    events = commands.add_parser("events", help="inspect the stored log")
+    events_commands = events.add_subparsers(dest="events_command", required=True, metavar="ACTION")
+    check = events_commands.add_parser(
+        "check", help="decode stored events with this code and name any that no longer decode (exit 1 if any)"
+    )
+    scope = check.add_mutually_exclusive_group()
+    scope.add_argument("--all", action="store_true", help="every stored event")
+    scope.add_argument(
+        "--sample",
+        type=_positive,
+        default=1000,
+        metavar="N",
+        help="N random events of each application's log (default: %(default)s)",
+    )
 
     users = commands.add_parser("users", help="manage users")
     user_commands = users.add_subparsers(dest="user_command", required=True, metavar="ACTION")
@@ -90,6 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "rebuild": lambda: _rebuild(settings, args.names),
         "seed": lambda: _seed(settings, demo=args.demo),
         "history": lambda: _history(settings, args.id, as_json=args.json),
+        "events": lambda: _check_events(settings, None if args.all else args.sample),
         "users": lambda: _users(settings, args),
         "projections": lambda: _projections(settings, args),
     }
@@ -166,6 +184,13 @@ def _projections(settings: Settings, args: argparse.Namespace) -> int:
     finally:
         stores.close()
         db.close()
+
+
+def _operator() -> str:
+    """The actor of the events a CLI command records: the operator who runs it (`operator:<login>`)."""
+    from ugc.events import operator_actor
+
+    return operator_actor(operator_login())
 
 
 def _migrate(settings: Settings, *, quiet: bool = False) -> int:
@@ -323,6 +348,42 @@ def _rebuild(settings: Settings, names: Sequence[str]) -> int:
     return 0
 
 
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+    return int(text)
+
+
+def _check_events(settings: Settings, sample: int | None) -> int:
+    from ugc.platform.log_check import check_log
+    from ugc.platform.store import EventStores
+
+    terminal, last = sys.stderr.isatty(), [0.0]
+
+    def progress(done: int, total: int) -> None:
+        """A line rewritten in place on a terminal; otherwise a line every few seconds, and the last."""
+        if terminal:
+            print(f"\rchecked {done} of {total} events", end="", file=sys.stderr)
+        elif done == total or time.monotonic() - last[0] >= PROGRESS_EVERY:
+            last[0] = time.monotonic()
+            print(f"checked {done} of {total} events", file=sys.stderr)
+
+    stores = EventStores(settings.database_url)
+    try:
+        checked, findings = check_log(stores, sample=sample, progress=progress)
+    finally:
+        stores.close()
+    if terminal:
+        print(file=sys.stderr)
+    for finding in findings:
+        print(finding)
+    print(
+        f"{checked} events checked ({'all' if sample is None else f'a sample of up to {sample} per log'}), "
+        f"{len(findings)} do not decode"
+    )
+    return 1 if findings else 0
+
+
 def _history(settings: Settings, order: int, *, as_json: bool) -> int:
     import json
 
@@ -357,7 +418,7 @@ def _seed(settings: Settings, *, demo: bool) -> int:
     db = Database(settings.database_url)
     stores = EventStores(settings.database_url)
     try:
-        positions = load_reference_data(stores, db, SystemClock())
+        positions = load_reference_data(stores, db, SystemClock(), _operator())
         print("reference data loaded" if positions else "reference data already present")
         if demo:
             from commands.demo import DEMO_PASSWORD, USERNAMES, seed_demo
@@ -391,6 +452,7 @@ def _demo_commands(settings: Settings, stores: EventStores, db: Database) -> Dem
         messaging=MessagingCommands(stores, db, clock),
         db=db,
         clock=clock,
+        operator=_operator(),
     )
 
 
@@ -418,18 +480,18 @@ def _users(settings: Settings, args: argparse.Namespace) -> int:
             from commands.accounts import Register
 
             user_id = accounts.register(
-                Register(args.username, args.email, password, args.first_name, args.last_name)
+                Register(args.username, args.email, password, args.first_name, args.last_name), _operator()
             ).user_id
             if args.verified:
-                accounts.mark_verified(args.username)
+                accounts.mark_verified(args.username, _operator())
             for role in args.role:
-                accounts.grant_role(args.username, role)
+                accounts.grant_role(args.username, role, _operator())
             print(f"created user {args.username} (id {user_id}{', verified' if args.verified else ''})")
         elif action == "grant":
-            accounts.grant_role(args.username, args.role)
+            accounts.grant_role(args.username, args.role, _operator())
             print(f"granted {args.role} to {args.username}")
         else:
-            accounts.revoke_role(args.username, args.role)
+            accounts.revoke_role(args.username, args.role, _operator())
             print(f"revoked {args.role} from {args.username}")
     except NotFound:
         print(f"ugc: no user named {args.username!r}", file=sys.stderr)

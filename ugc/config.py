@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import os
 import re
 import secrets
@@ -24,6 +25,14 @@ def is_postgres(database_url: str) -> bool:
 def sqlite_path(database_url: str) -> Path:
     """`sqlite:///var/ugc.sqlite3` -> `var/ugc.sqlite3`; `sqlite:////abs/x` -> `/abs/x`."""
     return Path(unquote(database_url.removeprefix("sqlite:///")))
+
+
+def operator_login() -> str:
+    """Who runs this process: the login its CLI commands' events name (`operator:<login>`)."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no login name and no passwd entry (a container's bare uid)
+        return f"uid-{os.getuid()}"
 
 
 def public_url_for(host: str, port: int) -> str:

@@ -15,7 +15,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 
 from ugc.errors import Conflict, InvalidField, NotFound
-from ugc.events import stored_as
+from ugc.events import Caused, stored_as, upcast_cause
 from ugc.ids import aggregate_id
 
 MIN_LEVEL, MAX_LEVEL = 1, 5
@@ -43,8 +43,10 @@ def check_level(level: int, field: str = "level") -> None:
 @stored_as
 class CreatorSkill(Aggregate):
     @dataclass(frozen=True)
-    class Added(Aggregate.Created):
+    class Added(Caused, Aggregate.Created):
         TOPIC = "ugc.CreatorSkill.Added"
+        class_version = 2
+        upcast_v1_v2 = staticmethod(upcast_cause)
         number: int
         creator_profile: int
         skill: int
@@ -52,19 +54,25 @@ class CreatorSkill(Aggregate):
         at: datetime
 
     @dataclass(frozen=True)
-    class LevelChanged(Aggregate.Event):
+    class LevelChanged(Caused, Aggregate.Event):
         TOPIC = "ugc.CreatorSkill.LevelChanged"
+        class_version = 2
+        upcast_v1_v2 = staticmethod(upcast_cause)
         level: int
         at: datetime
 
     @dataclass(frozen=True)
-    class Removed(Aggregate.Event):
+    class Removed(Caused, Aggregate.Event):
         TOPIC = "ugc.CreatorSkill.Removed"
+        class_version = 2
+        upcast_v1_v2 = staticmethod(upcast_cause)
         at: datetime
 
     @dataclass(frozen=True)
-    class Restored(Aggregate.Event):
+    class Restored(Caused, Aggregate.Event):
         TOPIC = "ugc.CreatorSkill.Restored"
+        class_version = 2
+        upcast_v1_v2 = staticmethod(upcast_cause)
         level: int
         at: datetime
 
@@ -73,45 +81,45 @@ class CreatorSkill(Aggregate):
         return creator_skill_id(number)
 
     @classmethod
-    def add(cls, number: int, creator_profile: int, skill: int, level: int, at: datetime) -> CreatorSkill:
+    def add(cls, number: int, creator_profile: int, skill: int, level: int, at: datetime, actor: str) -> CreatorSkill:
         check_level(level)
-        return cls(number=number, creator_profile=creator_profile, skill=skill, level=level, at=at)
+        return cls(number=number, creator_profile=creator_profile, skill=skill, level=level, at=at, actor=actor)
 
     @event(Added)
-    def __init__(self, number: int, creator_profile: int, skill: int, level: int, at: datetime) -> None:
+    def __init__(self, number: int, creator_profile: int, skill: int, level: int, at: datetime, actor: str) -> None:
         self.number = number
         self.creator_profile = creator_profile
         self.skill = skill
         self.level = level
         self.removed = False
 
-    def change_level(self, level: int, at: datetime) -> None:
+    def change_level(self, level: int, at: datetime, actor: str) -> None:
         self._check_present()
         check_level(level)
         if level != self.level:
-            self._level_changed(level, at)
+            self._level_changed(level, at, actor)
 
     @event(LevelChanged)
-    def _level_changed(self, level: int, at: datetime) -> None:
+    def _level_changed(self, level: int, at: datetime, actor: str) -> None:
         self.level = level
 
-    def remove(self, at: datetime) -> None:
+    def remove(self, at: datetime, actor: str) -> None:
         self._check_present()
-        self._removed(at)
+        self._removed(at, actor)
 
     @event(Removed)
-    def _removed(self, at: datetime) -> None:
+    def _removed(self, at: datetime, actor: str) -> None:
         self.removed = True
 
-    def restore(self, level: int, at: datetime) -> None:
+    def restore(self, level: int, at: datetime, actor: str) -> None:
         """Add the skill again after its removal, under the same id."""
         if not self.removed:
             raise Conflict("creator_skill_exists")
         check_level(level)
-        self._restored(level, at)
+        self._restored(level, at, actor)
 
     @event(Restored)
-    def _restored(self, level: int, at: datetime) -> None:
+    def _restored(self, level: int, at: datetime, actor: str) -> None:
         self.level = level
         self.removed = False
 

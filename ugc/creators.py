@@ -9,7 +9,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from ugc.events import apply_changes, changed_fields, stored_as
+from ugc.events import Caused, apply_changes, changed_fields, stored_as, upcast_cause
 from ugc.ids import aggregate_id
 
 CREATOR_PROFILE_FIELDS = ("specialization", "experience", "portfolio_link", "social_links")
@@ -22,8 +22,10 @@ def creator_profile_id(user_number: int) -> UUID:
 @stored_as
 class CreatorProfile(Aggregate):
     @dataclass(frozen=True)
-    class Created(Aggregate.Created):
+    class Created(Caused, Aggregate.Created):
         TOPIC = "ugc.CreatorProfile.Created"
+        class_version = 2
+        upcast_v1_v2 = staticmethod(upcast_cause)
         number: int
         user_number: int
         specialization: str
@@ -33,8 +35,10 @@ class CreatorProfile(Aggregate):
         at: datetime
 
     @dataclass(frozen=True)
-    class Updated(Aggregate.Event):
+    class Updated(Caused, Aggregate.Event):
         TOPIC = "ugc.CreatorProfile.Updated"
+        class_version = 2
+        upcast_v1_v2 = staticmethod(upcast_cause)
         changes: dict[str, Any]
         at: datetime
 
@@ -52,6 +56,7 @@ class CreatorProfile(Aggregate):
         portfolio_link: str,
         social_links: dict[str, str],
         at: datetime,
+        actor: str,
     ) -> None:
         self.number = number
         self.user_number = user_number
@@ -60,11 +65,11 @@ class CreatorProfile(Aggregate):
         self.portfolio_link = portfolio_link
         self.social_links = dict(social_links)
 
-    def update(self, changes: dict[str, Any], at: datetime) -> None:
+    def update(self, changes: dict[str, Any], at: datetime, actor: str) -> None:
         changed = changed_fields(self, changes, CREATOR_PROFILE_FIELDS)
         if changed:
-            self._updated(changed, at)
+            self._updated(changed, at, actor)
 
     @event(Updated)
-    def _updated(self, changes: dict[str, Any], at: datetime) -> None:
+    def _updated(self, changes: dict[str, Any], at: datetime, actor: str) -> None:
         apply_changes(self, changes)

@@ -9,20 +9,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
 from ugc.errors import NotFound
-from ugc.events import stored_as
+from ugc.events import Caused, stored_as, upcast_cause, user_actor
 from ugc.ids import aggregate_id
 
 
 @stored_as
 class StoredFile(Aggregate):
     @dataclass(frozen=True)
-    class Uploaded(Aggregate.Created):
+    class Uploaded(Caused, Aggregate.Created):
         TOPIC = "ugc.StoredFile.Uploaded"
+        class_version = 2
         number: int
         owner_user_number: int
         key: str
@@ -32,9 +34,15 @@ class StoredFile(Aggregate):
         sha256: str
         at: datetime
 
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            upcast_cause(state, user_actor(state["owner_user_number"]))  # only the owner uploads
+
     @dataclass(frozen=True)
-    class RemovedByOwner(Aggregate.Event):
+    class RemovedByOwner(Caused, Aggregate.Event):
         TOPIC = "ugc.StoredFile.RemovedByOwner"
+        class_version = 2
+        upcast_v1_v2 = staticmethod(upcast_cause)
         at: datetime
 
     @staticmethod
@@ -61,6 +69,7 @@ class StoredFile(Aggregate):
         content_type: str,
         sha256: str,
         at: datetime,
+        actor: str,
     ) -> None:
         self.number = number
         self.owner_user_number = owner_user_number
@@ -78,8 +87,8 @@ class StoredFile(Aggregate):
         """Hide the file from its owner; to anyone else (or once removed) it does not exist."""
         if not self.visible_to_owner(user_number):
             raise NotFound("file_not_found")
-        self._removed_by_owner(at)
+        self._removed_by_owner(at, user_actor(user_number))
 
     @event(RemovedByOwner)
-    def _removed_by_owner(self, at: datetime) -> None:
+    def _removed_by_owner(self, at: datetime, actor: str) -> None:
         self.removed = True

@@ -15,7 +15,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 
 from ugc.errors import InvalidField, NotFound
-from ugc.events import stored_as
+from ugc.events import Caused, stored_as, upcast_cause, user_actor
 from ugc.ids import aggregate_id
 
 MAX_MESSAGE_LENGTH = 4000
@@ -52,8 +52,10 @@ def message_text(raw: str) -> str:
 @stored_as
 class Conversation(Aggregate):
     @dataclass(frozen=True)
-    class Started(Aggregate.Created):
+    class Started(Caused, Aggregate.Created):
         TOPIC = "ugc.Conversation.Started"
+        class_version = 2
+        upcast_v1_v2 = staticmethod(upcast_cause)
         number: int
         first_user: int
         first_username: str
@@ -67,7 +69,15 @@ class Conversation(Aggregate):
 
     @event(Started)
     def __init__(
-        self, *, number: int, first_user: int, first_username: str, second_user: int, second_username: str, at: datetime
+        self,
+        *,
+        number: int,
+        first_user: int,
+        first_username: str,
+        second_user: int,
+        second_username: str,
+        at: datetime,
+        actor: str,
     ) -> None:
         self.number = number
         self.usernames = {first_user: first_username, second_user: second_username}
@@ -87,6 +97,7 @@ class Conversation(Aggregate):
             second_user=recipient,
             second_username=recipient_username,
             at=at,
+            actor=user_actor(starter),
         )
 
     def takes_part(self, user: int) -> bool:
@@ -97,25 +108,24 @@ class Conversation(Aggregate):
         if not self.takes_part(sender):
             raise NotFound("conversation_not_found")
         recipient = self.second_user if sender == self.first_user else self.first_user
-        sender_username = self.usernames[sender]
         return Message(
             number=number,
             conversation=self.number,
             sender=sender,
-            sender_username=sender_username,
+            sender_username=self.usernames[sender],
             recipient=recipient,
             text=message_text(text),
             at=at,
-            notify=recipient,
-            notice=f"Новое сообщение от {sender_username}.",
+            actor=user_actor(sender),
         )
 
 
 @stored_as
 class Message(Aggregate):
     @dataclass(frozen=True)
-    class Sent(Aggregate.Created):
+    class Sent(Caused, Aggregate.Created):
         TOPIC = "ugc.Message.Sent"
+        class_version = 2
         number: int
         conversation: int
         sender: int
@@ -123,8 +133,12 @@ class Message(Aggregate):
         recipient: int
         text: str
         at: datetime
-        notify: int
-        notice: str
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            """Version 1 also stored whom to notify (the recipient) and a Russian line (now a projection's)."""
+            del state["notify"], state["notice"]
+            upcast_cause(state, user_actor(state["sender"]))
 
     @staticmethod
     def create_id(number: int, **_: Any) -> UUID:
@@ -141,8 +155,7 @@ class Message(Aggregate):
         recipient: int,
         text: str,
         at: datetime,
-        notify: int,
-        notice: str,
+        actor: str,
     ) -> None:
         self.number = number
         self.conversation = conversation
@@ -160,34 +173,44 @@ class ConversationRead(Aggregate):
     """
 
     @dataclass(frozen=True)
-    class Started(Aggregate.Created):
+    class Started(Caused, Aggregate.Created):
         TOPIC = "ugc.ConversationRead.Started"
+        class_version = 2
         conversation: int
         user: int
         at: datetime
 
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            upcast_cause(state, user_actor(state["user"]))  # a reader marks only their own reading
+
     @dataclass(frozen=True)
-    class MarkedRead(Aggregate.Event):
+    class MarkedRead(Caused, Aggregate.Event):
         TOPIC = "ugc.ConversationRead.MarkedRead"
+        class_version = 2
         conversation: int
         user: int
         up_to: int
         at: datetime
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            upcast_cause(state, user_actor(state["user"]))
 
     @staticmethod
     def create_id(conversation: int, user: int, **_: Any) -> UUID:
         return read_marker_id(conversation, user)
 
     @event(Started)
-    def __init__(self, *, conversation: int, user: int, at: datetime) -> None:
+    def __init__(self, *, conversation: int, user: int, at: datetime, actor: str) -> None:
         self.conversation = conversation
         self.user = user
         self.up_to = 0
 
     def mark_read(self, up_to: int, at: datetime) -> None:
         """Read everything up to log position `up_to`; a marker never moves back."""
-        self._marked_read(self.conversation, self.user, max(up_to, self.up_to), at)
+        self._marked_read(self.conversation, self.user, max(up_to, self.up_to), at, user_actor(self.user))
 
     @event(MarkedRead)
-    def _marked_read(self, conversation: int, user: int, up_to: int, at: datetime) -> None:
+    def _marked_read(self, conversation: int, user: int, up_to: int, at: datetime, actor: str) -> None:
         self.up_to = up_to

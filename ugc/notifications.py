@@ -1,6 +1,10 @@
 """Notifications: which events tell whom what, their ids, and what a user has read.
 
-Every event that notifies someone carries `notify` (the user) and `notice` (one Russian line).
+Events record facts, not whom to tell or in which words: an order event tells the other party to
+whoever acted (the creator when the scheduler did), a message its recipient (`recipient`), and
+the words come from the notifications projection's catalogue, keyed by the notification's type
+and the role of whoever acted (`acting_role`).
+
 A notification's id derives from where its event sits in the log — `position * 8 + index of the
 application` — so a rebuilt read model gives every notification the id it had before, and a
 command can find the event behind an id on the write side.
@@ -15,7 +19,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from ugc.events import stored_as
+from ugc.events import Caused, actor_user, stored_as, upcast_cause, user_actor
 from ugc.ids import aggregate_id
 from ugc.messaging import Message
 from ugc.orders import Order
@@ -55,6 +59,31 @@ def notification_type(domain_event: Any) -> str | None:
     return TYPES.get(type(domain_event))
 
 
+@dataclass(frozen=True)
+class Parties:
+    """An order's buyer and creator: what an order event's notification is derived from."""
+
+    buyer: int
+    creator: int
+
+
+def acting_role(domain_event: Any, parties: Parties | None) -> str:
+    """Who caused a notifying event: `sender` of a message; `buyer`, `creator` or `system` of an order's."""
+    if isinstance(domain_event, Message.Sent):
+        return "sender"
+    assert parties is not None, "an order event's notification needs the order's parties"
+    user = actor_user(domain_event.actor)
+    return "buyer" if user == parties.buyer else "creator" if user == parties.creator else "system"
+
+
+def recipient(domain_event: Any, parties: Parties | None) -> int:
+    """Whom a notifying event tells: a message's recipient; the other party to whoever acted on an order."""
+    if isinstance(domain_event, Message.Sent):
+        return int(domain_event.recipient)
+    assert parties is not None, "an order event's notification needs the order's parties"
+    return parties.buyer if acting_role(domain_event, parties) == "creator" else parties.creator
+
+
 def inbox_id(user: int) -> UUID:
     return aggregate_id("notifications-read", user)
 
@@ -64,44 +93,59 @@ class NotificationsRead(Aggregate):
     """What one user marked as read: single notifications, or everything up to log positions."""
 
     @dataclass(frozen=True)
-    class Started(Aggregate.Created):
+    class Started(Caused, Aggregate.Created):
         TOPIC = "ugc.NotificationsRead.Started"
+        class_version = 2
         user: int
         at: datetime
 
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            upcast_cause(state, user_actor(state["user"]))  # a user marks only their own notifications
+
     @dataclass(frozen=True)
-    class Read(Aggregate.Event):
+    class Read(Caused, Aggregate.Event):
         TOPIC = "ugc.NotificationsRead.Read"
+        class_version = 2
         user: int
         notifications: list[int]
         at: datetime
 
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            upcast_cause(state, user_actor(state["user"]))
+
     @dataclass(frozen=True)
-    class AllRead(Aggregate.Event):
+    class AllRead(Caused, Aggregate.Event):
         TOPIC = "ugc.NotificationsRead.AllRead"
+        class_version = 2
         user: int
         up_to: dict[str, int]
         at: datetime
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            upcast_cause(state, user_actor(state["user"]))
 
     @staticmethod
     def create_id(user: int, **_: Any) -> UUID:
         return inbox_id(user)
 
     @event(Started)
-    def __init__(self, *, user: int, at: datetime) -> None:
+    def __init__(self, *, user: int, at: datetime, actor: str) -> None:
         self.user = user
 
     def read(self, notifications: list[int], at: datetime) -> None:
-        self._read(self.user, notifications, at)
+        self._read(self.user, notifications, at, user_actor(self.user))
 
     def read_all(self, up_to: dict[str, int], at: datetime) -> None:
         """Everything notified by events up to these log positions (application -> position)."""
-        self._all_read(self.user, up_to, at)
+        self._all_read(self.user, up_to, at, user_actor(self.user))
 
     @event(Read)
-    def _read(self, user: int, notifications: list[int], at: datetime) -> None:
+    def _read(self, user: int, notifications: list[int], at: datetime, actor: str) -> None:
         pass
 
     @event(AllRead)
-    def _all_read(self, user: int, up_to: dict[str, int], at: datetime) -> None:
+    def _all_read(self, user: int, up_to: dict[str, int], at: datetime, actor: str) -> None:
         pass

@@ -16,7 +16,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 
 from ugc.errors import Conflict, InvalidField, NotAllowed, NotFound, WrongState
-from ugc.events import stored_as
+from ugc.events import SCHEDULER, Caused, actor_user, stored_as, upcast_cause, user_actor
 from ugc.ids import aggregate_id
 
 PENDING, IN_PROGRESS, DELIVERED, COMPLETED, CANCELLED = "pending", "in_progress", "delivered", "completed", "cancelled"
@@ -50,11 +50,24 @@ def order_id(number: int) -> UUID:
     return aggregate_id("order", number)
 
 
+def as_actor(number: int) -> str:
+    """The stored actor of a command issued by user `number` (SYSTEM: the scheduler)."""
+    return SCHEDULER if number == SYSTEM else user_actor(number)
+
+
+def upcast_v1_v2(state: dict[str, Any]) -> None:
+    """Version 1 stored the actor as a user number (SYSTEM: the scheduler), and whom to notify with which
+    words; the notifications projection derives both now (projections/notification_texts.py)."""
+    del state["notify"], state["notice"]
+    upcast_cause(state, as_actor(state["actor"]))
+
+
 @stored_as
 class Order(Aggregate):
     @dataclass(frozen=True)
-    class Placed(Aggregate.Created):
+    class Placed(Caused, Aggregate.Created):
         TOPIC = "ugc.Order.Placed"
+        class_version = 2
         number: int
         buyer: int
         buyer_username: str
@@ -70,82 +83,77 @@ class Order(Aggregate):
         delivery_date: str
         allows_modifications: bool
         at: datetime
-        notify: int
-        notice: str
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            del state["notify"], state["notice"]
+            upcast_cause(state, user_actor(state["buyer"]))  # the buyer places
 
     @dataclass(frozen=True)
-    class Accepted(Aggregate.Event):
+    class Accepted(Caused, Aggregate.Event):
         TOPIC = "ugc.Order.Accepted"
-        actor: int
+        class_version = 2
+        upcast_v1_v2 = staticmethod(upcast_v1_v2)
         at: datetime
-        notify: int
-        notice: str
 
     @dataclass(frozen=True)
-    class Updated(Aggregate.Event):
+    class Updated(Caused, Aggregate.Event):
         TOPIC = "ugc.Order.Updated"
-        actor: int
+        class_version = 2
+        upcast_v1_v2 = staticmethod(upcast_v1_v2)
         changes: dict[str, Any]
         at: datetime
-        notify: int
-        notice: str
 
     @dataclass(frozen=True)
-    class WorkDelivered(Aggregate.Event):
+    class WorkDelivered(Caused, Aggregate.Event):
         TOPIC = "ugc.Order.WorkDelivered"
-        actor: int
+        class_version = 2
+        upcast_v1_v2 = staticmethod(upcast_v1_v2)
         delivery: int
         message: str
         files: list[int]
         at: datetime
-        notify: int
-        notice: str
 
     @dataclass(frozen=True)
-    class RevisionRequested(Aggregate.Event):
+    class RevisionRequested(Caused, Aggregate.Event):
         TOPIC = "ugc.Order.RevisionRequested"
-        actor: int
+        class_version = 2
+        upcast_v1_v2 = staticmethod(upcast_v1_v2)
         message: str
         at: datetime
-        notify: int
-        notice: str
 
     @dataclass(frozen=True)
-    class Completed(Aggregate.Event):
+    class Completed(Caused, Aggregate.Event):
         TOPIC = "ugc.Order.Completed"
-        actor: int
+        class_version = 2
+        upcast_v1_v2 = staticmethod(upcast_v1_v2)
         at: datetime
-        notify: int
-        notice: str
 
     @dataclass(frozen=True)
-    class AutoCompleted(Aggregate.Event):
+    class AutoCompleted(Caused, Aggregate.Event):
         TOPIC = "ugc.Order.AutoCompleted"
-        actor: int
+        class_version = 2
+        upcast_v1_v2 = staticmethod(upcast_v1_v2)
         at: datetime
-        notify: int
-        notice: str
 
     @dataclass(frozen=True)
-    class Cancelled(Aggregate.Event):
+    class Cancelled(Caused, Aggregate.Event):
         TOPIC = "ugc.Order.Cancelled"
-        actor: int
+        class_version = 2
+        upcast_v1_v2 = staticmethod(upcast_v1_v2)
         reason: str
         at: datetime
-        notify: int
-        notice: str
 
     @dataclass(frozen=True)
-    class Reviewed(Aggregate.Event):
+    class Reviewed(Caused, Aggregate.Event):
         TOPIC = "ugc.Order.Reviewed"
-        actor: int
+        class_version = 2
+        upcast_v1_v2 = staticmethod(upcast_v1_v2)
         creator_profile: int
         review: int
         rating: int
         content: str
         at: datetime
-        notify: int
-        notice: str
 
     @staticmethod
     def create_id(number: int, **_: Any) -> UUID:
@@ -170,8 +178,7 @@ class Order(Aggregate):
         delivery_date: str,
         allows_modifications: bool,
         at: datetime,
-        notify: int,
-        notice: str,
+        actor: str,
     ) -> None:
         self.number = number
         self.buyer = buyer
@@ -200,7 +207,7 @@ class Order(Aggregate):
     def place(cls, **fields: Any) -> Order:
         if fields["buyer"] == fields["creator"]:
             raise InvalidField("service_id", "own_service")
-        return cls(**fields, notify=fields["creator"], notice="У вас новый заказ!")
+        return cls(**fields, actor=user_actor(fields["buyer"]))
 
     # Deciding ------------------------------------------------------------------------------
 
@@ -225,104 +232,87 @@ class Order(Aggregate):
         if self.status not in rule.sources:
             raise WrongState(self.status, "order_wrong_status")
 
-    def other_party(self, actor: int) -> int:
-        return self.creator if actor == self.buyer else self.buyer
-
     # Commands ------------------------------------------------------------------------------
 
     def accept(self, actor: int, at: datetime) -> None:
         self.check("accept", actor)
-        self._accepted(actor, at, self.buyer, "Креатор принял ваш заказ в работу.")
+        self._accepted(as_actor(actor), at)
 
     def update(self, actor: int, changes: dict[str, Any], at: datetime) -> None:
         self.check("update", actor)
         changed = {k: v for k, v in changes.items() if k in ("requirements", "delivery_date") and getattr(self, k) != v}
         if changed:
-            self._updated(actor, changed, at, self.creator, "Покупатель изменил условия заказа.")
+            self._updated(as_actor(actor), changed, at)
 
     def deliver(self, actor: int, delivery: int, message: str, files: list[int], at: datetime) -> None:
         self.check("deliver", actor)
-        self._delivered(actor, delivery, message, files, at, self.buyer, "Креатор сдал работу по вашему заказу.")
+        self._delivered(as_actor(actor), delivery, message, files, at)
 
     def request_revision(self, actor: int, message: str, at: datetime) -> None:
         self.check("request_revision", actor)
         if not self.allows_modifications:
             raise NotAllowed("modifications_not_allowed")
-        self._revision_requested(actor, message, at, self.creator, "Покупатель попросил доработать заказ.")
+        self._revision_requested(as_actor(actor), message, at)
 
     def approve(self, actor: int, at: datetime) -> None:
         self.check("approve", actor)
-        self._completed(actor, at, self.creator, "Покупатель принял работу, заказ завершен.")
+        self._completed(as_actor(actor), at)
 
     def auto_complete(self, at: datetime) -> None:
         self.check("auto_complete", SYSTEM)
-        self._auto_completed(SYSTEM, at, self.creator, "Заказ завершен автоматически: срок проверки истек.")
+        self._auto_completed(SCHEDULER, at)
 
     def cancel(self, actor: int, reason: str, at: datetime) -> None:
         self.check("cancel", actor)
-        party = "Покупатель" if actor == self.buyer else "Креатор"
-        self._cancelled(actor, reason, at, self.other_party(actor), f"{party} отменил заказ.")
+        self._cancelled(as_actor(actor), reason, at)
 
     def review(self, actor: int, review: int, rating: int, content: str, at: datetime) -> None:
         self.check("review", actor)
         if self.reviewed:
             raise Conflict("order_already_reviewed")
-        self._reviewed(
-            actor,
-            self.creator_profile,
-            review,
-            rating,
-            content,
-            at,
-            self.creator,
-            "Покупатель оставил отзыв о вашей работе.",
-        )
+        self._reviewed(as_actor(actor), self.creator_profile, review, rating, content, at)
 
     # Events --------------------------------------------------------------------------------
 
     @event(Accepted)
-    def _accepted(self, actor: int, at: datetime, notify: int, notice: str) -> None:
+    def _accepted(self, actor: str, at: datetime) -> None:
         self.status, self.updated_at = IN_PROGRESS, at
 
     @event(Updated)
-    def _updated(self, actor: int, changes: dict[str, Any], at: datetime, notify: int, notice: str) -> None:
+    def _updated(self, actor: str, changes: dict[str, Any], at: datetime) -> None:
         for name, value in changes.items():
             setattr(self, name, value)
         self.updated_at = at
 
     @event(WorkDelivered)
-    def _delivered(
-        self, actor: int, delivery: int, message: str, files: list[int], at: datetime, notify: int, notice: str
-    ) -> None:
+    def _delivered(self, actor: str, delivery: int, message: str, files: list[int], at: datetime) -> None:
         self.status, self.delivered_at, self.updated_at = DELIVERED, at, at
 
     @event(RevisionRequested)
-    def _revision_requested(self, actor: int, message: str, at: datetime, notify: int, notice: str) -> None:
+    def _revision_requested(self, actor: str, message: str, at: datetime) -> None:
         self.status, self.updated_at = IN_PROGRESS, at
 
     @event(Completed)
-    def _completed(self, actor: int, at: datetime, notify: int, notice: str) -> None:
+    def _completed(self, actor: str, at: datetime) -> None:
         self.status, self.completed_at, self.updated_at = COMPLETED, at, at
 
     @event(AutoCompleted)
-    def _auto_completed(self, actor: int, at: datetime, notify: int, notice: str) -> None:
+    def _auto_completed(self, actor: str, at: datetime) -> None:
         self.status, self.completed_at, self.updated_at = COMPLETED, at, at
 
     @event(Cancelled)
-    def _cancelled(self, actor: int, reason: str, at: datetime, notify: int, notice: str) -> None:
+    def _cancelled(self, actor: str, reason: str, at: datetime) -> None:
         self.status, self.cancelled_at, self.cancellation_reason, self.updated_at = CANCELLED, at, reason, at
 
     @event(Reviewed)
     def _reviewed(
         self,
-        actor: int,
+        actor: str,
         creator_profile: int,
         review: int,
         rating: int,
         content: str,
         at: datetime,
-        notify: int,
-        notice: str,
     ) -> None:
         self.reviewed, self.updated_at = True, at
 
@@ -368,8 +358,8 @@ _ENVELOPE = {"originator_id", "originator_version", "timestamp", "originator_top
 
 
 def actor_of(e: Any) -> int:
-    """Who caused the event: the buyer places, the others name their actor (SYSTEM for the scheduler)."""
-    return int(e.buyer) if isinstance(e, Order.Placed) else int(e.actor)
+    """The user number of whoever caused the event (SYSTEM for the scheduler)."""
+    return actor_user(e.actor) or SYSTEM
 
 
 def event_data(e: Any) -> dict[str, Any]:

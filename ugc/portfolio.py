@@ -16,7 +16,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 
 from ugc.errors import NotFound
-from ugc.events import apply_changes, changed_fields, stored_as
+from ugc.events import Caused, apply_changes, changed_fields, stored_as, upcast_cause
 from ugc.ids import aggregate_id
 
 
@@ -44,24 +44,26 @@ class _Piece:
         if self.deleted:
             raise NotFound(self.NOT_FOUND)
 
-    def update(self, changes: Mapping[str, Any], at: datetime, *, file: tuple[str, str] | None = None) -> None:
+    def update(
+        self, changes: Mapping[str, Any], at: datetime, actor: str, *, file: tuple[str, str] | None = None
+    ) -> None:
         """Record the fields that differ; new bytes (`file`: key, content type) always come with their type."""
         self.check_present()
         changed = changed_fields(self, changes, self.FIELDS)
         if file is not None and file[0] != getattr(self, self.FILE[0]):
             changed |= dict(zip(self.FILE, file, strict=True))
         if changed:
-            self._updated(changed, at)
+            self._updated(changed, at, actor)
 
-    def delete(self, at: datetime) -> None:
+    def delete(self, at: datetime, actor: str) -> None:
         self.check_present()
-        self._deleted(at)
+        self._deleted(at, actor)
 
     if TYPE_CHECKING:  # each subclass records these as its own events (its `@event` methods)
 
-        def _updated(self, changes: dict[str, Any], at: datetime) -> None: ...
+        def _updated(self, changes: dict[str, Any], at: datetime, actor: str) -> None: ...
 
-        def _deleted(self, at: datetime) -> None: ...
+        def _deleted(self, at: datetime, actor: str) -> None: ...
 
 
 @stored_as
@@ -71,8 +73,10 @@ class PortfolioItem(_Piece, Aggregate):
     NOT_FOUND = "portfolio_item_not_found"
 
     @dataclass(frozen=True)
-    class Created(Aggregate.Created):
+    class Created(Caused, Aggregate.Created):
         TOPIC = "ugc.PortfolioItem.Created"
+        class_version = 2
+        upcast_v1_v2 = staticmethod(upcast_cause)
         number: int
         creator_profile: int
         title: str
@@ -82,14 +86,18 @@ class PortfolioItem(_Piece, Aggregate):
         at: datetime
 
     @dataclass(frozen=True)
-    class Updated(Aggregate.Event):
+    class Updated(Caused, Aggregate.Event):
         TOPIC = "ugc.PortfolioItem.Updated"
+        class_version = 2
+        upcast_v1_v2 = staticmethod(upcast_cause)
         changes: dict[str, Any]
         at: datetime
 
     @dataclass(frozen=True)
-    class Deleted(Aggregate.Event):
+    class Deleted(Caused, Aggregate.Event):
         TOPIC = "ugc.PortfolioItem.Deleted"
+        class_version = 2
+        upcast_v1_v2 = staticmethod(upcast_cause)
         at: datetime
 
     @staticmethod
@@ -106,6 +114,7 @@ class PortfolioItem(_Piece, Aggregate):
         cover_key: str,
         cover_content_type: str,
         at: datetime,
+        actor: str,
     ) -> None:
         self.number = number
         self.creator_profile = creator_profile
@@ -116,11 +125,11 @@ class PortfolioItem(_Piece, Aggregate):
         self.deleted = False
 
     @event(Updated)
-    def _updated(self, changes: dict[str, Any], at: datetime) -> None:
+    def _updated(self, changes: dict[str, Any], at: datetime, actor: str) -> None:
         apply_changes(self, changes)
 
     @event(Deleted)
-    def _deleted(self, at: datetime) -> None:
+    def _deleted(self, at: datetime, actor: str) -> None:
         self.deleted = True
 
 
@@ -131,8 +140,10 @@ class PortfolioImage(_Piece, Aggregate):
     NOT_FOUND = "portfolio_image_not_found"
 
     @dataclass(frozen=True)
-    class Added(Aggregate.Created):
+    class Added(Caused, Aggregate.Created):
         TOPIC = "ugc.PortfolioImage.Added"
+        class_version = 2
+        upcast_v1_v2 = staticmethod(upcast_cause)
         number: int
         portfolio_item: int
         creator_profile: int
@@ -143,14 +154,18 @@ class PortfolioImage(_Piece, Aggregate):
         at: datetime
 
     @dataclass(frozen=True)
-    class Updated(Aggregate.Event):
+    class Updated(Caused, Aggregate.Event):
         TOPIC = "ugc.PortfolioImage.Updated"
+        class_version = 2
+        upcast_v1_v2 = staticmethod(upcast_cause)
         changes: dict[str, Any]
         at: datetime
 
     @dataclass(frozen=True)
-    class Removed(Aggregate.Event):
+    class Removed(Caused, Aggregate.Event):
         TOPIC = "ugc.PortfolioImage.Removed"
+        class_version = 2
+        upcast_v1_v2 = staticmethod(upcast_cause)
         at: datetime
 
     @staticmethod
@@ -168,6 +183,7 @@ class PortfolioImage(_Piece, Aggregate):
         caption: str,
         order: int,
         at: datetime,
+        actor: str,
     ) -> None:
         self.number = number
         self.portfolio_item = portfolio_item
@@ -179,9 +195,9 @@ class PortfolioImage(_Piece, Aggregate):
         self.deleted = False
 
     @event(Updated)
-    def _updated(self, changes: dict[str, Any], at: datetime) -> None:
+    def _updated(self, changes: dict[str, Any], at: datetime, actor: str) -> None:
         apply_changes(self, changes)
 
     @event(Removed)
-    def _deleted(self, at: datetime) -> None:
+    def _deleted(self, at: datetime, actor: str) -> None:
         self.deleted = True

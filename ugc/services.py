@@ -17,7 +17,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 
 from ugc.errors import InvalidField, NotAllowed
-from ugc.events import apply_changes, changed_fields, stored_as
+from ugc.events import Caused, apply_changes, changed_fields, stored_as, upcast_cause, user_actor
 from ugc.ids import aggregate_id
 
 # Fields an edit may change; `changes` of Service.Updated holds only these.
@@ -95,8 +95,9 @@ def priced_options(
 @stored_as
 class Service(Aggregate):
     @dataclass(frozen=True)
-    class Created(Aggregate.Created):
+    class Created(Caused, Aggregate.Created):
         TOPIC = "ugc.Service.Created"
+        class_version = 2
         number: int
         creator_profile_number: int
         creator_user_number: int
@@ -112,15 +113,23 @@ class Service(Aggregate):
         modifications_price: Decimal
         at: datetime
 
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            upcast_cause(state, user_actor(state["creator_user_number"]))  # only its creator offers a service
+
     @dataclass(frozen=True)
-    class Updated(Aggregate.Event):
+    class Updated(Caused, Aggregate.Event):
         TOPIC = "ugc.Service.Updated"
+        class_version = 2
+        upcast_v1_v2 = staticmethod(upcast_cause)
         changes: dict[str, Any]
         at: datetime
 
     @dataclass(frozen=True)
-    class Deactivated(Aggregate.Event):
+    class Deactivated(Caused, Aggregate.Event):
         TOPIC = "ugc.Service.Deactivated"
+        class_version = 2
+        upcast_v1_v2 = staticmethod(upcast_cause)
         at: datetime
 
     @staticmethod
@@ -144,6 +153,7 @@ class Service(Aggregate):
         allows_modifications: bool,
         modifications_price: Decimal,
         at: datetime,
+        actor: str,
     ) -> None:
         self.number = number
         self.creator_profile_number = creator_profile_number
@@ -169,20 +179,20 @@ class Service(Aggregate):
         if user_number != self.creator_user_number:
             raise NotAllowed()
 
-    def update(self, changes: Mapping[str, Any], at: datetime) -> None:
+    def update(self, changes: Mapping[str, Any], at: datetime, actor: str) -> None:
         changed = changed_fields(self, changes, SERVICE_FIELDS)
         if changed:
-            self._updated(changed, at)
+            self._updated(changed, at, actor)
 
     @event(Updated)
-    def _updated(self, changes: dict[str, Any], at: datetime) -> None:
+    def _updated(self, changes: dict[str, Any], at: datetime, actor: str) -> None:
         apply_changes(self, changes)
 
-    def deactivate(self, at: datetime) -> None:
+    def deactivate(self, at: datetime, actor: str) -> None:
         """Idempotent: deactivating a deactivated service records nothing."""
         if self.is_active:
-            self._deactivated(at)
+            self._deactivated(at, actor)
 
     @event(Deactivated)
-    def _deactivated(self, at: datetime) -> None:
+    def _deactivated(self, at: datetime, actor: str) -> None:
         self.is_active = False

@@ -44,8 +44,9 @@ from readmodels.orders import due_for_auto_completion
 from readmodels.schema import create_tables
 from readmodels.waiting import Progress, wait_for
 from ugc.clock import Clock, SystemClock
-from ugc.config import Settings
+from ugc.config import Settings, operator_login
 from ugc.errors import Unavailable
+from ugc.events import operator_actor
 from ugc.platform.database import Database, until_reachable
 from ugc.platform.media import MediaStore
 from ugc.platform.push import Publisher
@@ -118,7 +119,7 @@ def runtime(settings: Settings, *, clock: Clock | None = None) -> Iterator[Servi
     try:
         until_reachable(lambda: migrate(db), what="start")
         stores = until_reachable(lambda: EventStores(settings.database_url), what="start")
-        reference = load_reference_data(stores, db, clock)
+        reference = load_reference_data(stores, db, clock, operator_actor(operator_login()))  # `ugc serve`'s
         progress = Progress()
         if settings.redis_url:
             redis_client = redis.Redis.from_url(settings.redis_url, socket_timeout=1, socket_connect_timeout=1)

@@ -1,0 +1,34 @@
+"""The words of notifications: one line per notification type and the role of whoever caused it.
+
+Events record facts (who did what); what a person reads is presentation, kept here and filled in by
+the notifications projection, so changing a line changes what a rebuilt read model says, never
+the log. Roles are `ugc.notifications.acting_role`'s: the buyer, the creator, the scheduler
+(`system`), a message's sender.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ugc.notifications import Parties, acting_role, notification_type
+
+TEXTS: dict[tuple[str, str], str] = {
+    ("new_order", "buyer"): "У вас новый заказ!",
+    ("order_accepted", "creator"): "Креатор принял ваш заказ в работу.",
+    ("order_updated", "buyer"): "Покупатель изменил условия заказа.",
+    ("order_delivered", "creator"): "Креатор сдал работу по вашему заказу.",
+    ("revision_requested", "buyer"): "Покупатель попросил доработать заказ.",
+    ("order_completed", "buyer"): "Покупатель принял работу, заказ завершен.",
+    ("order_completed", "system"): "Заказ завершен автоматически: срок проверки истек.",
+    ("order_cancelled", "buyer"): "Покупатель отменил заказ.",
+    ("order_cancelled", "creator"): "Креатор отменил заказ.",
+    ("new_review", "buyer"): "Покупатель оставил отзыв о вашей работе.",
+    ("new_message", "sender"): "Новое сообщение от {sender_username}.",
+}
+
+
+def notification_text(domain_event: Any, parties: Parties | None) -> str:
+    """The line a notifying event shows its recipient (a message's names its sender)."""
+    kind = notification_type(domain_event)
+    assert kind is not None, f"{type(domain_event).__name__} notifies no one"
+    return TEXTS[kind, acting_role(domain_event, parties)].format_map(vars(domain_event))
