@@ -10,9 +10,10 @@ from uuid import UUID, uuid4, uuid5
 
 import pytest
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.domain import Aggregate
+from eventsourcing.domain import Aggregate, event
 
-from commands.group_commit import GroupCommit
+from commands.group_commit import GroupCommit, GroupSave
+from commands.saving import change
 from ugc.platform.store import eventsourcing_settings
 
 NAMESPACE = UUID("6f1c0a52-5a43-4b0e-9a7c-2f0f3b6d8e11")
@@ -24,6 +25,11 @@ class Probe(Aggregate):
     def __init__(self, series: str, number: int, label: str) -> None:
         self.number = number
         self.label = label
+        self.counted = 0
+
+    @event("Counted")
+    def count(self) -> None:
+        self.counted += 1
 
     @staticmethod
     def create_id(series: str, number: int, label: str) -> UUID:
@@ -161,3 +167,33 @@ def test_a_failure_to_make_fails_that_caller_alone(app: Application[UUID], kind:
     with ThreadPoolExecutor(max_workers=16) as pool:
         outcomes = list(pool.map(call, labels))
     assert outcomes == [f"ValueError {label}" if label == "refused" else label for label in labels]
+
+
+def test_changes_of_many_callers_share_saves_none_is_lost_and_each_learns_where_it_landed(
+    app: Application[UUID], kind: str
+) -> None:
+    probes = [Probe(kind, number, f"probe {number}") for number in range(8)]
+    app.save(*probes)
+    group = GroupSave(app)
+    saves: list[int] = []
+    save = app.save
+
+    def counting_save(*aggregates: Any, **kwargs: Any) -> Any:
+        saves.append(len(aggregates))
+        return save(*aggregates, **kwargs)
+
+    app.save = counting_save  # type: ignore[method-assign]  # counts the real save's calls
+
+    def bump(index: int) -> tuple[UUID, dict[str, int]]:
+        probe_id = probes[index % len(probes)].id
+        # Four callers per probe at once: those decided on the same version clash and decide again.
+        changed = change(app, lambda: app.repository.get(probe_id), lambda p: p.count(), saving=group.save, attempts=50)
+        return probe_id, changed.positions
+
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        landed = list(pool.map(bump, range(160)))
+    assert [app.repository.get(p.id).counted for p in probes] == [20] * len(probes)
+    assert sum(saves) >= 160 and len(saves) < 160  # some transactions carried several callers' changes
+    for probe_id, positions in landed:
+        [notification] = app.recorder.select_notifications(start=positions["probes"], limit=1)
+        assert notification.originator_id == probe_id
