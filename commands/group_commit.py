@@ -7,8 +7,10 @@ one NOTIFY, one COMMIT. Alone, a command goes at once.
 
 * `GroupCommit`: new aggregates, which cannot clash with one another (placing orders).
 * `GroupSave`: changed aggregates, loaded and decided by their callers; a group holds one command
-  per aggregate, and one that clashes (another process appended to its aggregate first) fails its
-  group with the store's IntegrityError, so each caller decides again on the new state (`change`).
+  per aggregate. A command decided on a version an earlier group of this process has since moved
+  fails alone, before its group is saved; one that clashes in the store (another process appended
+  to its aggregate first) fails its group. Either way with the store's IntegrityError, so each
+  caller decides again on the new state (`change`).
 """
 
 from __future__ import annotations
@@ -25,8 +27,10 @@ from eventsourcing.domain import Aggregate, DomainEventProtocol
 from eventsourcing.persistence import IntegrityError, Recording
 
 from commands.saving import Positions
+from ugc.platform.cache import LRU
 
 MAX_GROUP = 200  # aggregates per transaction: bounds what one failure takes down with it
+SAVED_VERSIONS_KEPT = 10_000  # aggregates whose last version saved here GroupSave remembers
 
 A = TypeVar("A", bound=Aggregate)
 T = TypeVar("T")  # what each aggregate of a group is made from, prepared for the whole group at once
@@ -191,13 +195,14 @@ class GroupSave(_Groups[_Changed]):
     """Changed aggregates of one application, appended in groups.
 
     A group takes at most one command per aggregate: one decided on the same state as an earlier
-    command of the group would clash with it, so it waits for the next group, and there fails
-    with IntegrityError (its version is taken), to be decided again on the new state.
+    command of the group would clash with it, so it waits for the next group. There, the versions
+    this process saved show it stale: it fails alone, without taking the rest of its group down.
     """
 
     def __init__(self, app: Application[UUID]) -> None:
         super().__init__()
         self.app = app
+        self._saved = LRU[UUID, int](SAVED_VERSIONS_KEPT)  # aggregate -> the last version saved here
 
     def save(self, *aggregates: Aggregate) -> Positions:
         """Append the pending events of `aggregates` in one transaction, maybe with other callers';
@@ -214,7 +219,9 @@ class GroupSave(_Groups[_Changed]):
         rest: list[_Changed] = []
         for entry in self._queue:
             ids = {aggregate.id for aggregate in entry.aggregates}
-            if len(group) < MAX_GROUP and not ids & taken:
+            if self._stale(entry):
+                _finish([entry], IntegrityError("decided on a version saved over since"))
+            elif len(group) < MAX_GROUP and not ids & taken:
                 group.append(entry)
                 taken |= ids
             else:
@@ -226,6 +233,9 @@ class GroupSave(_Groups[_Changed]):
         failure: BaseException | None = None
         try:
             recordings = self.app.save(*(aggregate for entry in group for aggregate in entry.aggregates))
+            for entry in group:
+                for aggregate in entry.aggregates:
+                    self._saved.put(aggregate.id, aggregate.version)
             landed = _landed(recordings)
             for entry in group:
                 reached = [landed[a.id] for a in entry.aggregates if a.id in landed]
@@ -237,3 +247,12 @@ class GroupSave(_Groups[_Changed]):
             raise
         finally:
             _finish(group, failure)
+
+    def _stale(self, entry: _Changed) -> bool:
+        """Whether a version `entry` appends was saved here already: its decision is out of date."""
+        for aggregate in entry.aggregates:
+            pending = aggregate.pending_events
+            saved = self._saved.get(aggregate.id)
+            if pending and saved is not None and pending[0].originator_version <= saved:
+                return True
+        return False

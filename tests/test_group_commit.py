@@ -11,6 +11,7 @@ from uuid import UUID, uuid4, uuid5
 import pytest
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate, event
+from eventsourcing.persistence import IntegrityError
 
 from commands.group_commit import GroupCommit, GroupSave
 from commands.saving import change
@@ -197,3 +198,40 @@ def test_changes_of_many_callers_share_saves_none_is_lost_and_each_learns_where_
     for probe_id, positions in landed:
         [notification] = app.recorder.select_notifications(start=positions["probes"], limit=1)
         assert notification.originator_id == probe_id
+
+
+def test_a_change_decided_on_a_version_saved_over_meanwhile_fails_alone(app: Application[UUID], kind: str) -> None:
+    first, second, third = (Probe(kind, number, f"probe {number}") for number in range(3))
+    app.save(first, second, third)
+    group = GroupSave(app)
+    entered, release = threading.Event(), threading.Event()
+    save = app.save
+
+    def held_save(*aggregates: Any, **kwargs: Any) -> Any:
+        entered.set()
+        release.wait(5)  # the others queue meanwhile, and go together in the next group
+        return save(*aggregates, **kwargs)
+
+    app.save = held_save  # type: ignore[method-assign]  # the real save, only later
+
+    def counted(probe_id: UUID) -> Probe:
+        probe: Probe = app.repository.get(probe_id)
+        probe.count()
+        return probe
+
+    def call(probe: Probe) -> str:
+        try:
+            group.save(probe)
+            return "saved"
+        except IntegrityError:
+            return "IntegrityError"
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        leading = pool.submit(call, counted(first.id))
+        assert entered.wait(5)
+        # Decided on the version the leader's save is replacing, then two innocent bystanders.
+        queued = [pool.submit(call, counted(probe.id)) for probe in (first, second, third)]
+        threading.Timer(0.3, release.set).start()
+        outcomes = [leading.result(10), *(f.result(10) for f in queued)]
+    assert outcomes == ["saved", "IntegrityError", "saved", "saved"]
+    assert [app.repository.get(p.id).counted for p in (first, second, third)] == [1, 1, 1]
