@@ -108,6 +108,21 @@ def seed_services_of(url: str, counts: list[tuple[Party, int]]) -> float:
     return time.monotonic() - began
 
 
+def wait_for_projector(url: str, limit: float = 120.0) -> None:
+    """Until the `ugc project` beside the server leads (holds its advisory lock): before that, every
+    command's read-your-writes wait would time out on a busy machine (503)."""
+    deadline = time.monotonic() + limit
+    with psycopg.connect(url, autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            row = conn.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND "
+                               "database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+                               ).fetchone()
+            if row and row[0]:
+                return
+            time.sleep(0.5)
+    raise TimeoutError(f"no projection runner leads after {limit:.0f} s")
+
+
 def catch_up(db: Database, head: dict[str, int], timeout: float = 1800.0) -> None:
     began = time.monotonic()
     while behind := lagging(db, head):
@@ -310,6 +325,7 @@ def main() -> None:
     with fresh_database("ugc_bench_lifecycle") as url, ugc_server(url, projections="external", workers=WORKERS) as (
             base, pid, log, helpers):
         workers = children(pid)
+        wait_for_projector(url)
         print("cast through the API...", file=sys.stderr)
 
         async def cast_up() -> Cast:
