@@ -149,14 +149,21 @@ def fresh_database(prefix: str = "ugc_bench") -> Iterator[str]:
         _admin(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
-def wait_for_quiet(*, server_pid: int | None = None, threshold: float = 0.3, limit: float = 120.0,
+# How long a measurement waits for a quiet machine, and how often it is repeated while disturbed. A
+# script may lower them when the machine is shared and never goes quiet (run_lifecycle.py --patience).
+QUIET_LIMIT = 120.0
+ATTEMPTS = 3
+
+
+def wait_for_quiet(*, server_pid: int | None = None, threshold: float = 0.3, limit: float | None = None,
                    sample: float = 1.0) -> float:
-    """Wait (at most `limit` s) until the machine is quiet; the CPU (cores) other processes used last.
+    """Wait (at most `limit` s, QUIET_LIMIT by default) until the machine is quiet; the CPU (cores)
+    other processes used last.
 
     Other people's test runs share this machine. Quiet means: the machine less `server_pid` busy
     below `threshold` cores, and `server_pid` itself (still finishing abandoned requests) below 0.05.
     """
-    deadline = time.monotonic() + limit
+    deadline = time.monotonic() + (QUIET_LIMIT if limit is None else limit)
     while True:
         busy_before = machine_cpu()[0]
         server_before = process_cpu_seconds(server_pid) if server_pid else 0.0
@@ -221,13 +228,13 @@ def describe(pid: int, name: str) -> str:
 T = TypeVar("T")
 
 
-def undisturbed(measure: Callable[[], T], database: str, *, attempts: int = 3,
+def undisturbed(measure: Callable[[], T], database: str, *, attempts: int | None = None,
                 threshold: float = 0.3) -> tuple[T, float]:
     """Run `measure` after the machine goes quiet, again (up to `attempts` in all) while processes
     other than this one, its children and PostgreSQL working for `database` took more than
     `threshold` cores; the least disturbed (result, other cores)."""
     runs: list[tuple[T, float]] = []
-    for _ in range(attempts):
+    for _ in range(ATTEMPTS if attempts is None else attempts):
         wait_for_quiet()
         busy, before = machine_cpu()[0], cpu_snapshot()
         mine = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)

@@ -32,6 +32,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+import common
 import uvloop
 from common import cpu_snapshot, cpu_used, describe, machine_cpu, postgres_database, process_cpu_seconds, wait_for_quiet
 
@@ -93,13 +94,14 @@ DISTURBED = 0.3  # cores: other processes busier than this during a run make it 
 
 
 def run(url: str, scenario: Scenario, *, connections: int, duration: float, engine: str = DEFAULT_ENGINE,
-        server_pid: int | None = None, timeout: float = 30.0, quiet: bool = True, attempts: int = 3,
+        server_pid: int | None = None, timeout: float = 30.0, quiet: bool = True, attempts: int | None = None,
         database: str | None = None, helper_pids: Sequence[int] = ()) -> Result:
     """Load `url`'s host with `scenario` for `duration` seconds over `connections` connections.
 
     With `quiet`, first wait (bounded) for the machine and the server to go idle, record how busy
     the rest of the machine still was, and measure again (up to `attempts` times in all) while other
-    processes took more than DISTURBED cores during the run; the least disturbed run is returned.
+    processes took more than DISTURBED cores during the run (common.ATTEMPTS by default); the least
+    disturbed run is returned.
     `helper_pids` are the server's own other processes (a `ugc project` beside it): their CPU is not
     other load; it shows among the busiest processes, marked "(ours)".
 
@@ -110,7 +112,7 @@ def run(url: str, scenario: Scenario, *, connections: int, duration: float, engi
     if engine not in ("wrk", "python"):
         raise ValueError(f"unknown engine {engine!r}")
     results: list[Result] = []
-    for _ in range(attempts if quiet else 1):
+    for _ in range((common.ATTEMPTS if attempts is None else attempts) if quiet else 1):
         background = wait_for_quiet(server_pid=server_pid) if quiet else None
         results.append(_measure(url, scenario, connections, duration, engine, server_pid, timeout, background,
                                 database, helper_pids))

@@ -147,8 +147,9 @@ def register_pool(base: str, size: int, prefix: str) -> list[str]:
 
 
 @contextmanager
-def ugc_server(database_url: str, *, projections: str = "inline") -> Iterator[tuple[str, int, Path, list[int]]]:
-    """`ugc serve` on a free port with a fresh var dir; (base URL, pid, log path, pids of its helpers).
+def ugc_server(database_url: str, *, projections: str = "inline", workers: int = 1) -> Iterator[
+        tuple[str, int, Path, list[int]]]:
+    """`ugc serve --workers N` on a free port with a fresh var dir; (base URL, pid, log path, pids of its helpers).
 
     `projections="external"` is the production layout of DESIGN.md: the server only serves, and
     a `ugc project` process beside it runs the projections (its log: project.log beside the server's).
@@ -159,7 +160,8 @@ def ugc_server(database_url: str, *, projections: str = "inline") -> Iterator[tu
                 "UGC_PROJECTIONS": projections}
         port = free_port()
         log = Path(var_dir) / "server.log"
-        argv = [str(VENV_BIN / "ugc"), "serve", "--host", "127.0.0.1", "--port", str(port)]
+        argv = [str(VENV_BIN / "ugc"), "serve", "--host", "127.0.0.1", "--port", str(port),
+                "--workers", str(workers)]
         try:
             with server(argv, port, env=env, log=log, ready_timeout=120) as proc, \
                     (background([str(VENV_BIN / "ugc"), "project"], env=env, log=log.with_name("project.log"))

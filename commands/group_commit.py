@@ -1,16 +1,23 @@
-"""Appending new aggregates from many threads in shared transactions (group commit).
+"""Appending aggregates from many threads in shared transactions (group commit).
 
-The library locks an application's events table for every `save()`, so one save per new order
-caps placing at about a sixth of what PostgreSQL commits per second here (bench/RESULTS.md).
-New aggregates cannot clash with one another, so those that arrive while one save is under way
-wait for it to end and then go together: one call to prepare them (their numbers, say), one
-transaction, one lock, one NOTIFY, one COMMIT. Alone, an aggregate goes at once.
+The library locks an application's events table for every `save()` until its COMMIT, so one save
+per command caps the commands at one table lock at a time (bench/RESULTS.md). Commands that arrive
+while one save is under way wait for it to end and then go together: one transaction, one lock,
+one NOTIFY, one COMMIT. Alone, a command goes at once.
+
+* `GroupCommit`: new aggregates, which cannot clash with one another (placing orders).
+* `GroupSave`: changed aggregates, loaded and decided by their callers; a group holds one command
+  per aggregate. A command decided on a version an earlier group of this process has since moved
+  fails alone, before its group is saved; one that clashes in the store (another process appended
+  to its aggregate first) fails its group. Either way with the store's IntegrityError, so each
+  caller decides again on the new state (`change`).
 """
 
 from __future__ import annotations
 
 import contextvars
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
@@ -22,20 +29,18 @@ from eventsourcing.persistence import IntegrityError, Recording
 
 from commands.saving import Positions, appended
 from ugc.platform import metrics
+from ugc.platform.cache import LRU
 
 MAX_GROUP = 200  # aggregates per transaction: bounds what one failure takes down with it
+SAVED_VERSIONS_KEPT = 10_000  # aggregates whose last version saved here GroupSave remembers
 
 A = TypeVar("A", bound=Aggregate)
 T = TypeVar("T")  # what each aggregate of a group is made from, prepared for the whole group at once
+E = TypeVar("E", bound="_Queued")
 
 
 @dataclass(eq=False)
-class _Entry(Generic[T, A]):
-    make: Callable[[T], A]
-    # The caller's context, which `make` runs in whoever leads: the events it records name the
-    # caller's request (ugc.events.current_request), not the leader's.
-    context: contextvars.Context = field(default_factory=contextvars.copy_context)
-    aggregate: A | None = None
+class _Queued:
     positions: Positions = field(default_factory=dict)
     error: BaseException | None = None
     finished: bool = False
@@ -43,29 +48,18 @@ class _Entry(Generic[T, A]):
     woken: threading.Event = field(default_factory=threading.Event)
 
 
-class GroupCommit(Generic[T, A]):
-    """New aggregates of one application, made and appended in groups.
+class _Groups(ABC, Generic[E]):
+    """The queue and its leader: whoever finds no save under way leads. It takes what `_take`
+    chooses from the queue, saves it with `_save` (which finishes every entry it took), and hands the
+    lead to the first caller still queued, if any. Each waiting caller is woken once."""
 
-    Whoever finds no save under way leads: it takes everything queued so far, calls
-    `prepare(count)` once for what each will be made from (a fresh number, say), makes the
-    aggregates, saves them, wakes the callers of that group, and hands the lead to the first caller
-    still queued, if any. Each waiting caller is woken once (not all of them at every save).
-    """
-
-    def __init__(self, app: Application[UUID], prepare: Callable[[int], Sequence[T]]) -> None:
-        self.app = app
-        self.prepare = prepare
+    def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._queue: list[_Entry[T, A]] = []  # not yet taken into a group
+        self._queue: list[E] = []  # not yet taken into a group
         self._saving = False  # a leader is under way; while not, the queue is empty
 
-    def append(self, make: Callable[[T], A]) -> tuple[A, Positions]:
-        """Make the aggregate from what was prepared for it, append its events; it and where they landed.
-
-        What `make` raises fails this call alone. A failed save fails every call of its group, and
-        nothing of the group is written.
-        """
-        entry = _Entry(make)
+    def _enqueue(self, entry: E) -> None:
+        """Return once `entry` is finished: saved in some group, or failed (`entry.error`)."""
         with self._lock:
             self._queue.append(entry)
             queued_behind_a_save, self._saving = self._saving, True
@@ -73,14 +67,10 @@ class GroupCommit(Generic[T, A]):
             entry.woken.wait()
         if not entry.finished:  # leading: the entry is first in the queue
             self._lead()
-        if entry.error is not None:
-            raise entry.error
-        assert entry.aggregate is not None
-        return entry.aggregate, entry.positions
 
     def _lead(self) -> None:
         with self._lock:
-            group, self._queue = self._queue[:MAX_GROUP], self._queue[MAX_GROUP:]
+            group = self._take()
         try:
             self._save(group)
         finally:
@@ -90,12 +80,72 @@ class GroupCommit(Generic[T, A]):
                 else:
                     self._saving = False
 
+    def _take(self) -> list[E]:
+        group, self._queue = self._queue[:MAX_GROUP], self._queue[MAX_GROUP:]
+        return group
+
+    @abstractmethod
+    def _save(self, group: list[E]) -> None:
+        """Save `group`'s entries together and finish every one of them (`_finish`)."""
+
+
+def _finish(group: Sequence[_Queued], failure: BaseException | None) -> None:
+    for entry in group:
+        if failure is not None and entry.error is None:
+            entry.error = failure
+        entry.finished = True
+        entry.woken.set()
+
+
+def _landed(recordings: Sequence[Recording[UUID]]) -> dict[UUID, list[Recording[UUID]]]:
+    """`recordings` by the aggregate whose events they are."""
+    landed: dict[UUID, list[Recording[UUID]]] = {}
+    for recording in recordings:
+        landed.setdefault(recording.domain_event.originator_id, []).append(recording)
+    return landed
+
+
+@dataclass(eq=False)
+class _Entry(_Queued, Generic[T, A]):
+    make: Callable[[T], A] | None = None
+    # The caller's context, which `make` runs in whoever leads: the events it records name the
+    # caller's request (ugc.events.current_request), not the leader's.
+    context: contextvars.Context = field(default_factory=contextvars.copy_context)
+    aggregate: A | None = None
+
+
+class GroupCommit(_Groups[_Entry[T, A]]):
+    """New aggregates of one application, made and appended in groups.
+
+    The leader calls `prepare(count)` once for what each aggregate of its group will be made from
+    (a fresh number, say), makes the aggregates and saves them together.
+    """
+
+    def __init__(self, app: Application[UUID], prepare: Callable[[int], Sequence[T]]) -> None:
+        super().__init__()
+        self.app = app
+        self.prepare = prepare
+
+    def append(self, make: Callable[[T], A]) -> tuple[A, Positions]:
+        """Make the aggregate from what was prepared for it, append its events; it and where they landed.
+
+        What `make` raises fails this call alone. A failed save fails every call of its group, and
+        nothing of the group is written.
+        """
+        entry: _Entry[T, A] = _Entry(make=make)
+        self._enqueue(entry)
+        if entry.error is not None:
+            raise entry.error
+        assert entry.aggregate is not None
+        return entry.aggregate, entry.positions
+
     def _save(self, group: list[_Entry[T, A]]) -> None:
         made: list[_Entry[T, A]] = []
         failure: BaseException | None = None
         try:
             for entry, prepared in zip(group, self.prepare(len(group)), strict=True):
                 try:
+                    assert entry.make is not None
                     entry.aggregate = entry.context.run(entry.make, prepared)
                     made.append(entry)
                 except Exception as error:
@@ -114,9 +164,7 @@ class GroupCommit(Generic[T, A]):
                 return
             if recordings:
                 metrics.APPENDS.labels(self.app.name).inc()
-            landed: dict[UUID, list[Recording[UUID]]] = {}
-            for recording in recordings:
-                landed.setdefault(recording.domain_event.originator_id, []).append(recording)
+            landed = _landed(recordings)
             for entry in made:
                 assert entry.aggregate is not None
                 entry.positions = appended(self.app.name, landed[entry.aggregate.id])
@@ -124,11 +172,7 @@ class GroupCommit(Generic[T, A]):
             failure = error
             raise
         finally:
-            for entry in group:
-                if failure is not None and entry.error is None:
-                    entry.error = failure
-                entry.finished = True
-                entry.woken.set()
+            _finish(group, failure)
 
     def _stored_already(self, events: Sequence[DomainEventProtocol[UUID]]) -> bool:
         """Whether every one of `events` is in the store as it is: this group's own save.
@@ -146,3 +190,78 @@ class GroupCommit(Generic[T, A]):
             if not stored or mapper.to_domain_event(stored[0]) != ours:
                 return False
         return bool(events)
+
+
+@dataclass(eq=False)
+class _Changed(_Queued):
+    aggregates: tuple[Aggregate, ...] = ()
+
+
+class GroupSave(_Groups[_Changed]):
+    """Changed aggregates of one application, appended in groups.
+
+    A group takes at most one command per aggregate: one decided on the same state as an earlier
+    command of the group would clash with it, so it waits for the next group. There, the versions
+    this process saved show it stale: it fails alone, without taking the rest of its group down.
+    """
+
+    def __init__(self, app: Application[UUID]) -> None:
+        super().__init__()
+        self.app = app
+        self._saved = LRU[UUID, int](SAVED_VERSIONS_KEPT)  # aggregate -> the last version saved here
+
+    def save(self, *aggregates: Aggregate) -> Positions:
+        """Append the pending events of `aggregates` in one transaction, maybe with other callers';
+        where they landed. Raises IntegrityError if another writer appended to one of them first."""
+        entry = _Changed(aggregates=aggregates)
+        self._enqueue(entry)
+        if entry.error is not None:
+            raise entry.error
+        return entry.positions
+
+    def _take(self) -> list[_Changed]:
+        group: list[_Changed] = []
+        taken: set[UUID] = set()
+        rest: list[_Changed] = []
+        for entry in self._queue:
+            ids = {aggregate.id for aggregate in entry.aggregates}
+            if self._stale(entry):
+                _finish([entry], IntegrityError("decided on a version saved over since"))
+            elif len(group) < MAX_GROUP and not ids & taken:
+                group.append(entry)
+                taken |= ids
+            else:
+                rest.append(entry)
+        self._queue = rest
+        return group
+
+    def _save(self, group: list[_Changed]) -> None:
+        failure: BaseException | None = None
+        try:
+            recordings = self.app.save(*(aggregate for entry in group for aggregate in entry.aggregates))
+            for entry in group:
+                for aggregate in entry.aggregates:
+                    self._saved.put(aggregate.id, aggregate.version)
+            if recordings:
+                metrics.APPENDS.labels(self.app.name).inc()
+            landed = _landed(recordings)
+            for entry in group:
+                own = [recording for a in entry.aggregates for recording in landed.get(a.id, [])]
+                entry.positions = appended(self.app.name, own) if own else {}
+        except IntegrityError as clash:
+            metrics.VERSION_CONFLICTS.labels(self.app.name).inc()
+            failure = clash  # each caller decides again and comes back in a later group
+        except BaseException as error:
+            failure = error
+            raise
+        finally:
+            _finish(group, failure)
+
+    def _stale(self, entry: _Changed) -> bool:
+        """Whether a version `entry` appends was saved here already: its decision is out of date."""
+        for aggregate in entry.aggregates:
+            pending = aggregate.pending_events
+            saved = self._saved.get(aggregate.id)
+            if pending and saved is not None and pending[0].originator_version <= saved:
+                return True
+        return False

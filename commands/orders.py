@@ -14,7 +14,7 @@ from typing import Any
 
 from eventsourcing.application import AggregateNotFoundError
 
-from commands.group_commit import GroupCommit
+from commands.group_commit import GroupCommit, GroupSave
 from commands.read_only import ReadOnlyAggregates, ReadOnlyView
 from commands.saving import Positions, change
 from ugc.accounts import User
@@ -43,6 +43,7 @@ class OrderCommands:
         self.auto_complete_after = auto_complete_after
         self._read_only = ReadOnlyAggregates(stores, db)
         self._placing: GroupCommit[tuple[ReadOnlyView, int], Order] = GroupCommit(self.app, self._prepare_placing)
+        self._changes = GroupSave(self.app)  # every command on an existing order
 
     def place(
         self, buyer_id: int, service_id: int, requirements: str, delivery_date: date, option_ids: list[int]
@@ -170,11 +171,13 @@ class OrderCommands:
         return found
 
     def _change(self, order: int, expected_version: int | None, decide: Callable[[Order], None]) -> Positions:
-        """Load, decide, append, through `change`. An order's command is meant for the status its
-        caller saw: when another command appended first and moved the order to another status,
-        this one was decided on a state that no longer exists and loses with 409 (of two racing
-        transitions exactly one wins); when the status is the same (an edit), it is decided again
-        on the new state.
+        """Load, decide, append, through `change`, the append shared with other orders' commands
+        that arrive meanwhile (`GroupSave`: one table lock and one COMMIT for the lot).
+
+        An order's command is meant for the status its caller saw: when another command appended
+        first and moved the order to another status, this one was decided on a state that no longer
+        exists and loses with 409 (of two racing transitions exactly one wins); when the status is
+        the same (an edit), it is decided again on the new state.
         """
         seen: str | None = None
 
@@ -186,7 +189,11 @@ class OrderCommands:
             decide(loaded)
 
         return change(
-            self.app, lambda: self.load(order), decide_on_the_status_seen, expected_version=expected_version
+            self.app,
+            lambda: self.load(order),
+            decide_on_the_status_seen,
+            expected_version=expected_version,
+            saving=self._changes.save,
         ).positions
 
     def _check_own_files(self, actor: int, file_ids: list[int]) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from decimal import ROUND_HALF_UP, Decimal
 from typing import ClassVar
 
 from projections.base import Handler, Projection
@@ -53,22 +52,26 @@ class CreatorStatsProjection(Projection):
         )
 
     def reviewed(self, cur: Cursor, e: Order.Reviewed) -> None:
-        profile = self._profile(cur, e)
-        row = cur.execute(
-            "SELECT rating_sum, rating_count FROM creator_stats WHERE creator_profile_id = %s", (profile,)
-        ).fetchone()
-        assert row is not None
-        total, count = int(row["rating_sum"]) + e.rating, int(row["rating_count"]) + 1
-        mean = (Decimal(total) / count).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+        """Count the review and set the mean in one statement that reads nothing back: in a
+        pipelined batch it costs no round trip (reading the sums first cost two per review)."""
+        self._placed.write(cur)
         cur.execute(
-            "UPDATE creator_stats SET rating_sum = %s, rating_count = %s, rating = %s WHERE creator_profile_id = %s",
-            (total, count, mean, profile),
+            "UPDATE creator_stats SET rating_sum = rating_sum + %s, rating_count = rating_count + 1, "
+            f"rating = {_mean(cur.dialect, int(e.rating))} WHERE creator_profile_id = "
+            "(SELECT creator_profile_id FROM creator_stats_orders WHERE order_uuid = %s)",
+            (e.rating, str(e.originator_id)),
         )
 
-    def _profile(self, cur: Cursor, e: Order.Event) -> int:
-        self._placed.write(cur)
-        row = cur.execute(
-            "SELECT creator_profile_id FROM creator_stats_orders WHERE order_uuid = %s", (str(e.originator_id),)
-        ).fetchone()
-        assert row is not None, f"no placed order {e.originator_id}"
-        return int(row["creator_profile_id"])
+
+def _mean(dialect: str, rating: int) -> str:
+    """SQL for the mean rating once `rating` is counted (as an `UPDATE ... SET` sees the old row),
+    to two decimals rounded half up: round(100 * sum / count) = (200 * sum + count) div (2 * count)
+    in integers, then shown as the exact amount (`rating` is an int, so it is a literal here)."""
+    hundredths = f"((rating_sum + {rating}) * 200 + rating_count + 1) / (2 * (rating_count + 1))"
+    if dialect == "postgresql":
+        return f"CAST({hundredths} AS NUMERIC(14, 2)) / 100"
+    # SQLite keeps {money} as decimal text: whole part, a point, two digits.
+    return (
+        f"CAST({hundredths} / 100 AS TEXT) || '.' || "
+        f"substr('0' || CAST({hundredths} - {hundredths} / 100 * 100 AS TEXT), -2, 2)"
+    )

@@ -61,17 +61,22 @@ READ_MODELS: tuple[tuple[Statement, ...], ...] = (
 # projection that keeps the table, every table of that projection). CREATE TABLE IF NOT EXISTS
 # leaves an older table as it was, so `add_later_columns` adds the column and rewinds the
 # projection: emptied and at position 0, it refills its tables from the log, the column included.
+_LISTINGS = ("services", "listing_creator_ratings")
 _PORTFOLIO = ("portfolio_items", "portfolio_images", "portfolio_media")
 _NOTIFICATIONS = ("notifications", "notification_orders", "notification_reads", "notification_read_marks")
 LATER_COLUMNS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     ("creator_profiles", "version BIGINT NOT NULL DEFAULT 0", "accounts", ("users", "creator_profiles")),
-    ("services", "version BIGINT NOT NULL DEFAULT 0", "listings", ("services", "listing_creator_ratings")),
+    ("services", "version BIGINT NOT NULL DEFAULT 0", "listings", _LISTINGS),
+    ("listing_creator_ratings", "creator_rating_minor BIGINT NOT NULL DEFAULT 0", "listings", _LISTINGS),
     ("portfolio_items", "version BIGINT NOT NULL DEFAULT 0", "portfolio", _PORTFOLIO),
     ("portfolio_images", "version BIGINT NOT NULL DEFAULT 0", "portfolio", _PORTFOLIO),
     # Order events stopped naming whom they notify: the projection keeps each order's parties.
     ("notification_orders", "buyer_id BIGINT NOT NULL DEFAULT 0", "notifications", _NOTIFICATIONS),
     ("notification_orders", "creator_id BIGINT NOT NULL DEFAULT 0", "notifications", _NOTIFICATIONS),
 )
+
+# Indexes on later columns, (name, DDL): made once `add_later_columns` has given older databases the columns.
+LATER_INDEXES: tuple[tuple[str, str], ...] = (services.RATING_INDEX,)
 
 
 def create_tables(db: Database) -> None:
@@ -85,6 +90,8 @@ def create_tables(db: Database) -> None:
             db.create_sequence(cur, kind)
         add_later_columns(cur)
         idempotency_keys.add_later_columns(cur)
+        for _, index in LATER_INDEXES:
+            cur.execute(index)
 
 
 def add_later_columns(cur: Cursor) -> None:

@@ -1,9 +1,10 @@
-"""The `services` listing: one denormalised table, so a page of the list is a single indexed query.
+"""The `services` listing: one denormalised table and its creators' ratings, so a page of the list
+is a single indexed query.
 
 Its exact total is a second query, counted once per state of the table (see ListingTotals): with a
 search it visits every match, and was what bounded the listing (bench/RESULTS.md). Kept by
-`projections/listings.py`. Prices and ratings are shown from exact `{money}` columns but
-filtered and ordered on integer minor units (`price_minor`, `rating_minor`, hundredths): exact on
+`projections/listings.py`. Prices are shown from exact `{money}` columns but filtered and ordered
+on integer minor units (`price_minor`, and ratings' `creator_rating_minor`, hundredths): exact on
 both dialects, where SQLite would otherwise compare decimal text as text ("900" > "1000").
 
 Search matches `search_text`, the casefolded title and description (casefolded in Python: SQLite's
@@ -35,8 +36,6 @@ DDL = (
         creator_profile_id BIGINT NOT NULL,
         creator_user_id BIGINT NOT NULL,
         creator_username TEXT NOT NULL,
-        creator_rating {money} NOT NULL DEFAULT 0,
-        rating_minor BIGINT NOT NULL DEFAULT 0,
         category_id BIGINT NOT NULL,
         title TEXT NOT NULL,
         description TEXT NOT NULL,
@@ -54,15 +53,20 @@ DDL = (
     # Partial indexes: the listing shows active services only, and the query repeats `is_active`.
     "CREATE INDEX IF NOT EXISTS services_newest ON services (created_at, id) WHERE is_active",
     "CREATE INDEX IF NOT EXISTS services_price ON services (price_minor, id) WHERE is_active",
-    "CREATE INDEX IF NOT EXISTS services_rating ON services (rating_minor, id) WHERE is_active",
     "CREATE INDEX IF NOT EXISTS services_category ON services (category_id, created_at, id) WHERE is_active",
     "CREATE INDEX IF NOT EXISTS services_creator ON services (creator_profile_id, created_at, id) WHERE is_active",
-    # Ratings come from reviews, per creator: the listing's projection keeps their sums itself.
-    "CREATE INDEX IF NOT EXISTS services_by_creator ON services (creator_profile_id)",
+    # Ratings come from reviews, per creator, kept once per creator (a review writes one row, however
+    # many services its creator has) and joined at read time. Ordering by rating walks the creators by
+    # rating, then each one's services by id.
     """CREATE TABLE IF NOT EXISTS listing_creator_ratings (
         creator_profile_id BIGINT PRIMARY KEY,
         rating_sum BIGINT NOT NULL,
-        rating_count BIGINT NOT NULL)""",
+        rating_count BIGINT NOT NULL,
+        creator_rating_minor BIGINT NOT NULL DEFAULT 0)""",
+    "CREATE INDEX IF NOT EXISTS services_creator_id ON services (creator_profile_id, id) WHERE is_active",
+    # What served the rating copied into every service row (databases made before it moved).
+    "DROP INDEX IF EXISTS services_rating",
+    "DROP INDEX IF EXISTS services_by_creator",
     {"postgresql": "CREATE EXTENSION IF NOT EXISTS pg_trgm"},
     {
         "postgresql": "CREATE INDEX IF NOT EXISTS services_search_trgm ON services "
@@ -93,8 +97,18 @@ DDL = (
     },
 )
 
+# The ratings' order: on a column older databases get later (readmodels/schema.py), so made after it.
+RATING_INDEX = (
+    "listing_creator_ratings_rating",
+    "CREATE INDEX IF NOT EXISTS listing_creator_ratings_rating ON listing_creator_ratings "
+    "(creator_rating_minor, creator_profile_id)",
+)
+
+# A service's row and its creator's rating (`creator_rating_minor`, shown as `creator_rating`: `_rated`).
+# Databases made before the rating moved still have unused `creator_rating`, `rating_minor` in `services`.
+RATED = "services JOIN listing_creator_ratings USING (creator_profile_id)"
 COLUMNS = (
-    "id, creator_profile_id, creator_user_id, creator_username, creator_rating, category_id, title, "
+    "id, creator_profile_id, creator_user_id, creator_username, creator_rating_minor, category_id, title, "
     "description, base_price, delivery_time, options, tags, allows_modifications, modifications_price, "
     "is_active, created_at, updated_at"
 )
@@ -105,8 +119,8 @@ ORDERINGS = {
     "created_at": "created_at, id",
     "-price": "price_minor DESC, id DESC",
     "price": "price_minor, id",
-    "-rating": "rating_minor DESC, id DESC",
-    "rating": "rating_minor, id",
+    "-rating": "creator_rating_minor DESC, creator_profile_id DESC, id DESC",
+    "rating": "creator_rating_minor, creator_profile_id, id",
 }
 DEFAULT_ORDERING = "-created_at"
 HUNDRED = Decimal(100)
@@ -179,12 +193,12 @@ def page_query(filters: ServiceFilters, page: PageRequest, dialect: str, *, matc
     where, params = _where(filters, dialect)
     order = ORDERINGS[filters.ordering]
     if not matches_first:
-        sql = f"SELECT {COLUMNS} FROM services WHERE {where} ORDER BY {order} LIMIT %s OFFSET %s"
+        sql = f"SELECT {COLUMNS} FROM {RATED} WHERE {where} ORDER BY {order} LIMIT %s OFFSET %s"
         return sql, [*params, page.size, page.offset]
     sql = (
         "WITH matches AS MATERIALIZED ("
-        f"SELECT id, created_at, price_minor, rating_minor FROM services WHERE {where}) "
-        f"SELECT {COLUMNS} FROM services WHERE id IN ("
+        f"SELECT id, creator_profile_id, created_at, price_minor, creator_rating_minor FROM {RATED} WHERE {where}) "
+        f"SELECT {COLUMNS} FROM {RATED} WHERE id IN ("
         f"SELECT id FROM matches ORDER BY {order} LIMIT %s OFFSET %s) ORDER BY {order}"
     )
     return sql, [*params, page.size, page.offset]
@@ -228,7 +242,13 @@ def list_services(
         rows = cur.execute(
             *page_query(filters, page, db.dialect, matches_first=matches_first(filters, page, total, active))
         ).fetchall()
-    return Page(rows=rows, count=total), state
+    return Page(rows=[_rated(row) for row in rows], count=total), state
+
+
+def _rated(row: Row) -> Row:
+    """The row with its creator's rating as shown: `creator_rating_minor` hundredths as an exact amount."""
+    row["creator_rating"] = Decimal(int(row.pop("creator_rating_minor"))).scaleb(-2)
+    return row
 
 
 def _state(cur: Cursor) -> ListingState:
@@ -257,10 +277,10 @@ def get_service(db: Database, service_id: int) -> tuple[Row, ListingState] | Non
     position = "(SELECT position FROM projection_tracking WHERE projection = %s AND application = %s)"
     with db.read() as cur:
         row = cur.execute(
-            f"SELECT {COLUMNS}, version, {position} AS _catalog, {position} AS _orders FROM services WHERE id = %s",
+            f"SELECT {COLUMNS}, version, {position} AS _catalog, {position} AS _orders FROM {RATED} WHERE id = %s",
             (PROJECTION, CATALOG_LOG, PROJECTION, ORDERS_LOG, service_id),
         ).fetchone()
-    return None if row is None else (row, (row.pop("_catalog"), row.pop("_orders")))
+    return None if row is None else (_rated(row), (row.pop("_catalog"), row.pop("_orders")))
 
 
 def _where(filters: ServiceFilters, dialect: str) -> tuple[str, list[object]]:

@@ -10,9 +10,11 @@ from uuid import UUID, uuid4, uuid5
 
 import pytest
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.domain import Aggregate
+from eventsourcing.domain import Aggregate, event
+from eventsourcing.persistence import IntegrityError
 
-from commands.group_commit import GroupCommit
+from commands.group_commit import GroupCommit, GroupSave
+from commands.saving import change
 from ugc.events import current_request
 from ugc.platform.store import eventsourcing_settings
 
@@ -25,6 +27,11 @@ class Probe(Aggregate):
     def __init__(self, series: str, number: int, label: str) -> None:
         self.number = number
         self.label = label
+        self.counted = 0
+
+    @event("Counted")
+    def count(self) -> None:
+        self.counted += 1
 
     @staticmethod
     def create_id(series: str, number: int, label: str) -> UUID:
@@ -183,3 +190,70 @@ def test_a_failure_to_make_fails_that_caller_alone(app: Application[UUID], kind:
     with ThreadPoolExecutor(max_workers=16) as pool:
         outcomes = list(pool.map(call, labels))
     assert outcomes == [f"ValueError {label}" if label == "refused" else label for label in labels]
+
+
+def test_changes_of_many_callers_share_saves_none_is_lost_and_each_learns_where_it_landed(
+    app: Application[UUID], kind: str
+) -> None:
+    probes = [Probe(kind, number, f"probe {number}") for number in range(8)]
+    app.save(*probes)
+    group = GroupSave(app)
+    saves: list[int] = []
+    save = app.save
+
+    def counting_save(*aggregates: Any, **kwargs: Any) -> Any:
+        saves.append(len(aggregates))
+        return save(*aggregates, **kwargs)
+
+    app.save = counting_save  # type: ignore[method-assign]  # counts the real save's calls
+
+    def bump(index: int) -> tuple[UUID, dict[str, int]]:
+        probe_id = probes[index % len(probes)].id
+        # Four callers per probe at once: those decided on the same version clash and decide again.
+        changed = change(app, lambda: app.repository.get(probe_id), lambda p: p.count(), saving=group.save, attempts=50)
+        return probe_id, changed.positions
+
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        landed = list(pool.map(bump, range(160)))
+    assert [app.repository.get(p.id).counted for p in probes] == [20] * len(probes)
+    assert sum(saves) >= 160 and len(saves) < 160  # some transactions carried several callers' changes
+    for probe_id, positions in landed:
+        [notification] = app.recorder.select_notifications(start=positions["probes"], limit=1)
+        assert notification.originator_id == probe_id
+
+
+def test_a_change_decided_on_a_version_saved_over_meanwhile_fails_alone(app: Application[UUID], kind: str) -> None:
+    first, second, third = (Probe(kind, number, f"probe {number}") for number in range(3))
+    app.save(first, second, third)
+    group = GroupSave(app)
+    entered, release = threading.Event(), threading.Event()
+    save = app.save
+
+    def held_save(*aggregates: Any, **kwargs: Any) -> Any:
+        entered.set()
+        release.wait(5)  # the others queue meanwhile, and go together in the next group
+        return save(*aggregates, **kwargs)
+
+    app.save = held_save  # type: ignore[method-assign]  # the real save, only later
+
+    def counted(probe_id: UUID) -> Probe:
+        probe: Probe = app.repository.get(probe_id)
+        probe.count()
+        return probe
+
+    def call(probe: Probe) -> str:
+        try:
+            group.save(probe)
+            return "saved"
+        except IntegrityError:
+            return "IntegrityError"
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        leading = pool.submit(call, counted(first.id))
+        assert entered.wait(5)
+        # Decided on the version the leader's save is replacing, then two innocent bystanders.
+        queued = [pool.submit(call, counted(probe.id)) for probe in (first, second, third)]
+        threading.Timer(0.3, release.set).start()
+        outcomes = [leading.result(10), *(f.result(10) for f in queued)]
+    assert outcomes == ["saved", "IntegrityError", "saved", "saved"]
+    assert [app.repository.get(p.id).counted for p in (first, second, third)] == [1, 1, 1]

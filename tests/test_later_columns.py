@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from readmodels import tracking
-from readmodels.schema import LATER_COLUMNS
+from readmodels.schema import LATER_COLUMNS, LATER_INDEXES
 from tests.backends import fresh_database
 from ugc.platform.database import Database
 from ugc.platform.dialect import Cursor
@@ -21,6 +21,8 @@ def test_an_older_database_gets_the_later_columns_and_their_projections_rewound(
         try:
             migrate(db)
             with db.transaction(write=True) as cur:
+                for name, _ in LATER_INDEXES:
+                    cur.execute(f"DROP INDEX {name}")
                 for table, column, _, _ in LATER_COLUMNS:  # as a database made before them was
                     cur.execute(f"ALTER TABLE {table} DROP COLUMN {column.split()[0]}")
                 for projection in ("accounts", "listings", "portfolio", "notifications", "orders"):
@@ -33,6 +35,8 @@ def test_an_older_database_gets_the_later_columns_and_their_projections_rewound(
             with db.read() as cur:
                 for table, column, _, _ in LATER_COLUMNS:
                     cur.execute(f"SELECT {column.split()[0]} FROM {table} WHERE 1 = 0")  # fails if missing
+                for name, _ in LATER_INDEXES:
+                    assert cur.execute(*_index_query(cur, name)).fetchone() is not None
                 positions = {
                     row["projection"]: row["position"]
                     for row in cur.execute("SELECT projection, position FROM projection_tracking").fetchall()
@@ -55,3 +59,9 @@ def a_user(cur: Cursor) -> None:
         "VALUES (1, 'u-1', 'anna', 'anna@example.com', 'Анна', '', %s, %s, %s)",
         (True, [], NOW),
     )
+
+
+def _index_query(cur: Cursor, name: str) -> tuple[str, tuple[str]]:
+    if cur.dialect == "postgresql":
+        return "SELECT 1 FROM pg_indexes WHERE schemaname = current_schema() AND indexname = %s", (name,)
+    return "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = %s", (name,)

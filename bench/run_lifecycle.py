@@ -1,0 +1,370 @@
+"""Follow-up order commands and reviews under load: what issue 15 asks `bench/` to show, in one run.
+
+`ugc serve --workers 2` on a fresh PostgreSQL database with a `ugc project` process beside it
+(DESIGN.md's production layout), and, in this order:
+
+1. the services listing (search + price range, page 2; loadgen, 16 connections) over 20 creators
+   with 500 services each (plus the two below), then a write phase of `--reviews` reviewed orders
+   spread over those 20 creators (appended to the orders log in batches, as seed_orders.py does,
+   and applied by the projection process), then the same listing again: after / before;
+2. review latency (p50, p99) of a creator with 10 services and one with 10,000, one client doing
+   whole lifecycles on each in turn: 10,000 / 10;
+3. `POST /api/v1/orders/` alone at 16 and 64 connections (loadgen);
+4. whole lifecycles at 16 and 64 concurrent clients: place -> accept -> deliver -> approve ->
+   review, each step an HTTP request of the acting party (the lifecycle requires accept: a
+   pending order cannot be delivered); the target is lifecycles/s >= 1/4 of placing's req/s;
+
+beside the ceilings of ceilings.py measured in the same run (hello-world HTTP, raw PostgreSQL
+single-row INSERT+COMMIT). Autovacuum is left as the server has it (reported). Prints markdown and
+writes it to a dated file in bench/results/ (common.record).
+
+Usage:  .venv/bin/python bench/run_lifecycle.py [--reviews 10000] [--duration 10] [--no-record]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import ceilings
+import common
+import httpx
+import loadgen
+import psycopg
+import seed_orders
+import seed_services
+import uvloop
+from common import cpu_snapshot, cpu_used, fresh_database, machine_cpu, process_cpu_seconds, record, wait_for_quiet
+from loadgen import Result, Scenario
+from run_auth import ugc_server
+from run_listing import listing_path
+from run_orders import (
+    STEPS,
+    Cast,
+    LifecycleRun,
+    Party,
+    build_cast,
+    lifecycle_rows,
+    lifecycles,
+    measure_placing,
+    pct,
+    refreshed,
+    table_stats,
+    wait_for_connections,
+)
+
+from readmodels.tracking import lagging
+from ugc.accounts import User
+from ugc.clock import SystemClock
+from ugc.ids import aggregate_id
+from ugc.platform.database import Database
+from ugc.platform.store import EventStores
+from ugc.services import Service
+
+WORKERS = 2
+LISTING_WORD = "косметики"
+
+
+def children(pid: int) -> list[int]:
+    """The server's worker processes (uvicorn's children)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
+def tree_cpu_seconds(pids: list[int]) -> float:
+    return sum(process_cpu_seconds(p) for p in pids)
+
+
+# --- seeding straight into the logs -------------------------------------------------------------
+
+
+def seed_services_of(url: str, counts: list[tuple[Party, int]]) -> float:
+    """Append services for cast creators (their profiles exist already); the seconds it took."""
+    began = time.monotonic()
+    db, stores = Database(url), EventStores(url)
+    try:
+        rng = random.Random(15)
+        categories = seed_services.category_numbers(stores)
+        for party, count in counts:
+            creator = seed_services.Creator(party.user_id, party.profile_id, party.username)
+            for start in range(0, count, 1000):
+                made = seed_services.build_services(rng, db, [creator], categories, min(1000, count - start))
+                stores.catalog.save(*made)
+                party.services += [s.number for s in made]
+        catch_up(db, {"catalog": stores.catalog.recorder.max_notification_id() or 0})
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("ANALYZE services")
+    finally:
+        stores.close()
+        db.close()
+    return time.monotonic() - began
+
+
+def wait_for_projector(url: str, limit: float = 120.0) -> None:
+    """Until the `ugc project` beside the server leads (holds its advisory lock): before that, every
+    command's read-your-writes wait would time out on a busy machine (503)."""
+    deadline = time.monotonic() + limit
+    with psycopg.connect(url, autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            row = conn.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND "
+                               "database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+                               ).fetchone()
+            if row and row[0]:
+                return
+            time.sleep(0.5)
+    raise TimeoutError(f"no projection runner leads after {limit:.0f} s")
+
+
+def catch_up(db: Database, head: dict[str, int], timeout: float = 1800.0) -> None:
+    began = time.monotonic()
+    while behind := lagging(db, head):
+        if time.monotonic() - began > timeout:
+            raise TimeoutError(f"read models still behind after {timeout:.0f} s: {behind} < {head}")
+        time.sleep(0.2)
+
+
+@dataclass(frozen=True)
+class WritePhase:
+    reviews: int
+    append_seconds: float
+    apply_seconds: float  # from the last append until the read models had applied everything
+    services_table: dict[str, Any]
+
+
+def write_reviews(url: str, cast: Cast, creators: list[Party], count: int, batch: int = 500) -> WritePhase:
+    """`count` orders walked to reviewed, on services of `creators` in turn, appended `batch` per save."""
+    db, stores = Database(url), EventStores(url)
+    clock, rng = SystemClock(), random.Random(15)
+    try:
+        buyers: list[User] = [stores.accounts.repository.get(aggregate_id("user", b.user_id)) for b in cast.buyers]
+        services: list[Service] = [stores.catalog.repository.get(aggregate_id("service", c.services[k]))
+                    for k in range(5) for c in creators]
+        began = time.monotonic()
+        for start in range(0, count, batch):
+            size = min(batch, count - start)
+            numbers = db.next_numbers("order", size)
+            deliveries, reviews = iter(db.next_numbers("delivery", size)), iter(db.next_numbers("review", size))
+            orders = []
+            for i, number in enumerate(numbers):
+                order = seed_orders.place(number, buyers[(start + i) % len(buyers)],
+                                          services[(start + i) % len(services)], rng, clock.now)
+                seed_orders.walk(order, "reviewed", deliveries, reviews, rng, clock.now)
+                orders.append(order)
+            stores.orders.save(*orders)
+        appended = time.monotonic() - began
+        began = time.monotonic()
+        catch_up(db, {"orders": stores.orders.recorder.max_notification_id() or 0})
+        applied = time.monotonic() - began
+    finally:
+        stores.close()
+        db.close()
+    return WritePhase(count, appended, applied, table_stats(url, "services"))
+
+
+# --- measurements --------------------------------------------------------------------------------
+
+
+def listing(base: str, pid: int, duration: float, engine: str, helpers: list[int]) -> Result:
+    scenario = Scenario("GET", listing_path(LISTING_WORD, page=2))
+    loadgen.run(base, scenario, connections=16, duration=1, engine=engine, quiet=False)
+    result = loadgen.run(base, scenario, connections=16, duration=duration, engine=engine, server_pid=pid,
+                         helper_pids=helpers)
+    print(f"  listing: {result.rps:,.0f} req/s, p99 {result.p99_ms:.1f} ms", file=sys.stderr)
+    return result
+
+
+@dataclass(frozen=True)
+class ReviewLatency:
+    label: str
+    services: int
+    review: list[float]
+    failures: int
+
+
+async def review_latencies(base: str, buyers: list[Party], creators: list[tuple[str, Party]],
+                           samples: int) -> list[ReviewLatency]:
+    """One client: a whole lifecycle on each creator's first service in turn, the review timed."""
+    delivery = "2099-01-01"
+    timed: dict[str, list[float]] = {label: [] for label, _ in creators}
+    failed = dict.fromkeys(timed, 0)
+    async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+
+        async def post(path: str, party: Party, body: dict[str, Any], status: int) -> dict[str, Any]:
+            response = await client.post(path, headers=party.auth, json=body)
+            if response.status_code != status:
+                raise LookupError(f"{path} -> {response.status_code}: {response.text[:200]}")
+            answer: dict[str, Any] = response.json()
+            return answer
+
+        for k in range(samples):
+            buyer = buyers[k % len(buyers)]
+            for label, creator in creators:
+                try:
+                    order = (await post("/api/v1/orders/", buyer, {
+                        "service_id": creator.services[0], "requirements": "Ролик", "delivery_date": delivery,
+                        "selected_option_ids": []}, 201))["id"]
+                    await post(f"/api/v1/orders/{order}/accept/", creator, {}, 200)
+                    await post(f"/api/v1/orders/{order}/deliveries/", creator, {"message": "Готово", "file_ids": []},
+                               201)
+                    await post(f"/api/v1/orders/{order}/approve/", buyer, {}, 200)
+                    t = time.perf_counter()
+                    await post(f"/api/v1/orders/{order}/reviews/", buyer, {"rating": 1 + k % 5, "content": "Ок"}, 201)
+                    timed[label].append(time.perf_counter() - t)
+                except LookupError as error:
+                    failed[label] += 1
+                    print(f"  {label}: {error}", file=sys.stderr)
+    return [ReviewLatency(label, len(creator.services), timed[label], failed[label]) for label, creator in creators]
+
+
+def measure_lifecycles(base: str, server: list[int], cast: Cast, concurrency: int, duration: float) -> LifecycleRun:
+    """run_orders' lifecycles, with the CPU of every server process (the workers are the master's children)."""
+    refreshed(base, [*cast.buyers, *cast.creators])
+    wait_for_connections(12)
+    uvloop.run(lifecycles(base, cast, concurrency, 1.0))  # warm-up
+    background = wait_for_quiet()
+    snapshot, busy, cpu, wall = cpu_snapshot(), machine_cpu()[0], time.process_time(), time.monotonic()
+    served = tree_cpu_seconds(server)
+    seconds, done, started, failures, steps, whole = uvloop.run(lifecycles(base, cast, concurrency, duration))
+    wall = time.monotonic() - wall
+    used = cpu_used(snapshot, cpu_snapshot())
+    run = LifecycleRun(
+        concurrency, seconds, done, started, failures, steps, whole,
+        client_cores=(time.process_time() - cpu) / wall,
+        server_cores=(tree_cpu_seconds(server) - served) / wall,
+        postgres_cores=sum(c for name, c in used.values() if name == "postgres") / wall,
+        machine_cores=(machine_cpu()[0] - busy) / wall,
+        background=background)
+    print(f"  lifecycles c={concurrency}: {run.per_second:.1f}/s ({run.requests / run.seconds:.0f} req/s), "
+          f"{sum(failures.values())} failures", file=sys.stderr)
+    return run
+
+
+# --- report --------------------------------------------------------------------------------------
+
+
+def autovacuum(url: str) -> str:
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute("SHOW autovacuum").fetchone()
+    return str(row[0]) if row else "?"
+
+
+def report(*, command: str, began: datetime, ceiling: ceilings.Ceilings, seeded: float, before: Result,
+           writes: WritePhase, after: Result, latencies: list[ReviewLatency], placing: list[Any],
+           cycles: list[LifecycleRun], vacuum: str, background: float) -> str:
+    insert = ceiling.pg_insert.tps
+    small, big = latencies
+    rows = [f"| {r.label} | {r.services:,} | {len(r.review)} | {pct(r.review, 0.5):.1f} | {pct(r.review, 0.99):.1f} "
+            f"| {r.failures} |" for r in latencies]
+    place = {p.result.connections: p.result for p in placing}
+    targets = []
+    for run in cycles:
+        placed = place.get(run.concurrency)
+        if placed is not None:
+            targets.append(f"| {run.concurrency} | {run.per_second:.1f} | {placed.rps:,.0f} | "
+                           f"{run.per_second / placed.rps:.3f} (target ≥ 0.25) | {sum(run.failures.values())} | "
+                           f"{run.requests / run.seconds / insert:.3f} |")
+    listing_rows = [ceilings.result_row(label, r) for label, r in (("before the reviews", before),
+                                                                    ("after the reviews", after))]
+    return "\n".join([
+        f"## Lifecycles, reviews and the listing, {began:%Y-%m-%d %H:%M} UTC", "",
+        f"Command: `{command}`. PostgreSQL, `ugc serve --workers {WORKERS}` + `ugc project` (projections "
+        f"external), autovacuum={vacuum} (untouched). The machine (2 cores) was shared with other helpers' "
+        f"work: figures are lower than on a quiet machine; other load before the run: {background:.2f} cores. "
+        f"Services seeded straight into the catalog log in {seeded:.0f} s.", "",
+        ceilings.markdown(ceiling), "",
+        "### Services listing before and after the reviews (search + price range, page 2, 16 connections)", "",
+        ceilings.RESULT_HEADER, *listing_rows, "",
+        f"after / before: **{after.rps / before.rps:.2f}** (target ≥ 0.9). Write phase: {writes.reviews:,} "
+        f"reviewed orders over 20 creators × 500 services, appended in {writes.append_seconds:.1f} s, applied by "
+        f"the projections {writes.apply_seconds:.1f} s after the last append; `services` then: "
+        f"{writes.services_table}", "",
+        "### Review latency by the creator's catalogue size (one client, lifecycles in turn)", "",
+        "| creator | services | reviews | p50 ms | p99 ms | failed |", "|---|---:|---:|---:|---:|---:|", *rows, "",
+        f"p50 ratio 10,000 / 10: **{pct(big.review, 0.5) / max(pct(small.review, 0.5), 1e-9):.2f}**, p99 ratio "
+        f"**{pct(big.review, 0.99) / max(pct(small.review, 0.99), 1e-9):.2f}** (target ≤ 1.2)", "",
+        "### Placing alone (`POST /api/v1/orders/`, loadgen)", "",
+        ceilings.RESULT_HEADER, *(ceilings.result_row("place", p.result) for p in placing), "",
+        "### Whole lifecycles (place → accept → deliver → approve → review, each step a request)", "",
+        *lifecycle_rows(cycles), "",
+        "| clients | lifecycles/s | placing req/s (same connections) | lifecycles ÷ placing | errors "
+        "| lifecycle requests/s ÷ raw INSERT+COMMIT |", "|---:|---:|---:|---:|---:|---:|", *targets, "",
+        f"Steps measured: {', '.join(STEPS)}.",
+    ])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--reviews", type=int, default=10_000, help="reviewed orders in the write phase")
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per loadgen measurement")
+    parser.add_argument("--lifecycle-duration", type=float, default=20.0)
+    parser.add_argument("--ceiling-duration", type=float, default=5.0)
+    parser.add_argument("--samples", type=int, default=100, help="reviews timed per creator")
+    parser.add_argument("--engine", choices=("wrk", "python"), default=loadgen.DEFAULT_ENGINE)
+    parser.add_argument("--patience", type=float, default=common.QUIET_LIMIT,
+                        help="seconds each measurement waits for a quiet machine; below the default, each is "
+                             "measured once however disturbed (a machine shared with other work never goes quiet)")
+    parser.add_argument("--no-record", action="store_true", help="print only; do not write bench/results/")
+    args = parser.parse_args()
+    if args.patience < common.QUIET_LIMIT:
+        common.QUIET_LIMIT, common.ATTEMPTS = args.patience, 1
+    command = "python bench/run_lifecycle.py" + "".join(f" {a}" for a in sys.argv[1:])
+    began = datetime.now(UTC)
+
+    background = wait_for_quiet()
+    print("ceilings...", file=sys.stderr)
+    ceiling = ceilings.measure(duration=args.ceiling_duration, engine=args.engine, connections=(16, 64))
+    wait_for_connections(60)
+    with fresh_database("ugc_bench_lifecycle") as url, ugc_server(url, projections="external", workers=WORKERS) as (
+            base, pid, log, helpers):
+        workers = children(pid)
+        wait_for_projector(url)
+        print("cast through the API...", file=sys.stderr)
+
+        async def cast_up() -> Cast:
+            async with httpx.AsyncClient(base_url=base, timeout=120) as client:
+                return await build_cast(client, log.parent / "outbox", creators=22, buyers=64,
+                                        services_per_creator=0)
+
+        cast = uvloop.run(cast_up())
+        small, big = cast.creators[20], cast.creators[21]
+        print("seeding services...", file=sys.stderr)
+        seeded = seed_services_of(url, [*((c, 500) for c in cast.creators[:20]), (small, 10), (big, 10_000)])
+        others = [*workers, *helpers]
+        print("listing before the reviews...", file=sys.stderr)
+        before = listing(base, pid, args.duration, args.engine, others)
+        print(f"writing {args.reviews} reviews...", file=sys.stderr)
+        writes = write_reviews(url, cast, cast.creators[:20], args.reviews)
+        print("listing after the reviews...", file=sys.stderr)
+        after = listing(base, pid, args.duration, args.engine, others)
+        print("review latency by catalogue size...", file=sys.stderr)
+        refreshed(base, [*cast.buyers, small, big])
+        latencies = uvloop.run(review_latencies(base, cast.buyers, [("10 services", small), ("10,000 services", big)],
+                                                args.samples))
+        # Lifecycles and placing on the 20 creators' services only (the two above keep their sizes).
+        load_cast = Cast(cast.creators[:20], cast.buyers, cast.light)
+        for creator in load_cast.creators:
+            creator.services = creator.services[:100]
+        print("POST /api/v1/orders/...", file=sys.stderr)
+        placing = measure_placing(base, pid, url, load_cast, connections=(16, 64), duration=args.duration,
+                                  engine=args.engine, helpers=others)
+        print("lifecycles...", file=sys.stderr)
+        cycles = [measure_lifecycles(base, [pid, *workers], load_cast, c, args.lifecycle_duration) for c in (16, 64)]
+        vacuum = autovacuum(url)
+    section = report(command=command, began=began, ceiling=ceiling, seeded=seeded, before=before, writes=writes,
+                     after=after, latencies=latencies, placing=placing, cycles=cycles, vacuum=vacuum,
+                     background=background)
+    print(section)
+    if not args.no_record:
+        record(section, "lifecycle", began)
+
+
+if __name__ == "__main__":
+    main()
