@@ -13,9 +13,18 @@ the status its action expects: anything else — a 5xx, a 409, a transport error
 
 Printed (and written to bench/results/soak-<date>.md): requests by kind, errors, req/s, p50/p99, the
 RSS of every process (the master, each worker, each projector, Redis) at the start (after the
-warm-up), at the middle and at the end, and every minute; CPU per process; the ceilings of
-ceilings.py (hello-world HTTP at 64 connections, raw INSERT+COMMIT) measured right after, in the
-same run.
+warm-up), at the middle, at the end and every `--every` s, with each process's growth per minute
+(least squares) in the first and in the second half; the fill of every bounded cache of the workers
+and projectors at the same moments (they run through bench/memory_probe.py, the same `ugc` command
+answering SIGUSR1 with it), so that growth is read against the caches that hold it; CPU per process;
+the ceilings of ceilings.py (hello-world HTTP at 64 connections, raw INSERT+COMMIT) measured right
+after, in the same run. `--trace-frames N` adds tracemalloc's account of what grew in each process
+(slower, more RSS: for finding a cause; see bench/results/2026-12-02-2130-soak-traced.md).
+
+The warm-up (180 s by default) is there to fill the listing's remembered answers (512 per worker,
+api/listing.py), which the mix fills in a minute or two and which hold most of a worker's growth;
+the order aggregates (the library's cache, 5,000 per worker) fill with every order the lifecycle
+touches and take far longer than a soak to reach their bound: their fill is in the report.
 
 Usage:  .venv/bin/python bench/soak.py [--duration 600] [--rate 150] [--users 16] [--no-ceilings]
 """
