@@ -13,9 +13,18 @@ the status its action expects: anything else — a 5xx, a 409, a transport error
 
 Printed (and written to bench/results/soak-<date>.md): requests by kind, errors, req/s, p50/p99, the
 RSS of every process (the master, each worker, each projector, Redis) at the start (after the
-warm-up), at the middle and at the end, and every minute; CPU per process; the ceilings of
-ceilings.py (hello-world HTTP at 64 connections, raw INSERT+COMMIT) measured right after, in the
-same run.
+warm-up), at the middle, at the end and every `--every` s, with each process's growth per minute
+(least squares) in the first and in the second half; the fill of every bounded cache of the workers
+and projectors at the same moments (they run through bench/memory_probe.py, the same `ugc` command
+answering SIGUSR1 with it), so that growth is read against the caches that hold it; CPU per process;
+the ceilings of ceilings.py (hello-world HTTP at 64 connections, raw INSERT+COMMIT) measured right
+after, in the same run. `--trace-frames N` adds tracemalloc's account of what grew in each process
+(slower, more RSS: for finding a cause; see bench/results/2026-12-02-2130-soak-traced.md).
+
+The warm-up (180 s by default) is there to fill the listing's remembered answers (512 per worker,
+api/listing.py), which the mix fills in a minute or two and which hold most of a worker's growth;
+the order aggregates (the library's cache, 5,000 per worker) fill with every order the lifecycle
+touches and take far longer than a soak to reach their bound: their fill is in the report.
 
 Usage:  .venv/bin/python bench/soak.py [--duration 600] [--rate 150] [--users 16] [--no-ceilings]
 """
@@ -24,10 +33,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import platform
 import random
 import secrets
+import signal
 import sys
 import tempfile
 import threading
@@ -43,6 +54,7 @@ from typing import Any
 import ceilings
 import httpx
 import loadgen
+import memory_probe
 import psycopg
 import redis
 import uvloop
@@ -139,22 +151,32 @@ def wait_healthy(base: str, master: int, workers: int, timeout: float = 120.0) -
 
 
 @contextmanager
-def production_layout(database_url: str, redis_url: str, redis_pid: int, *, ttl: int) -> Iterator[Layout]:
+def production_layout(database_url: str, redis_url: str, redis_pid: int, *, ttl: int,
+                      trace_frames: int = 0) -> Iterator[Layout]:
+    """`ugc serve --workers 2` and two `ugc project`, each run through bench/memory_probe.py (the same
+    `ugc` command, answering SIGUSR1 with its caches' fill; with `trace_frames`, tracemalloc too)."""
     with tempfile.TemporaryDirectory(prefix="ugc-soak-") as var_dir, ExitStack() as stack:
         env = {k: v for k, v in os.environ.items() if not k.startswith("UGC_")}  # production argon2 etc.
         env |= {"UGC_DATABASE_URL": database_url, "UGC_VAR_DIR": var_dir, "UGC_REDIS_URL": redis_url,
                 "UGC_SECRET_KEY": secrets.token_urlsafe(48), "UGC_PROJECTIONS": "external",
                 "UGC_ACCESS_TOKEN_TTL": str(ttl)}
         logs = Path(var_dir)
+        (logs / "probe").mkdir()
+        env |= {"SOAK_PROBE_DIR": str(logs / "probe"), "SOAK_PROBE_TRACE": str(trace_frames)}
+        ugc = [str(VENV_BIN / "python"), str(ROOT / "bench" / "memory_probe.py")]
         port = free_port()
-        argv = [str(VENV_BIN / "ugc"), "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"]
+        argv = [*ugc, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"]
         try:
             master = stack.enter_context(server(argv, port, env=env, log=logs / "server.log", ready_timeout=120))
             base = f"http://127.0.0.1:{port}"
             workers = wait_healthy(base, master.pid, 2)
-            projectors = [stack.enter_context(background([str(VENV_BIN / "ugc"), "project"], env=env,
-                                                         log=logs / f"project-{i}.log")) for i in (1, 2)]
-            yield Layout(database_url, base, master.pid, workers, [p.pid for p in projectors], redis_pid, logs)
+            projectors = [stack.enter_context(background([*ugc, "project"], env=env, log=logs / f"project-{i}.log"))
+                          for i in (1, 2)]
+            layout = Layout(database_url, base, master.pid, workers, [p.pid for p in projectors], redis_pid, logs)
+            # The reference data is in the log from the start: once it is applied, a projector runs (on
+            # a busy machine that takes a while, and registering before answers 503: read model lagging).
+            caught_up(layout, timeout=120)
+            yield layout
         except BaseException:
             for log in sorted(logs.glob("*.log")):
                 print(f"--- {log.name} tail ---", file=sys.stderr)
@@ -179,9 +201,14 @@ class Sample:
     label: str
     rss_kib: dict[str, int]  # process label -> VmRSS
     pids: dict[str, int]
+    caches: dict[str, list[dict[str, Any]]]  # process label -> its caches' fill (memory_probe.cache_fill)
+
+
+PROBED = ("worker", "projector")  # the processes of ours asked for their caches' fill
 
 
 def sample(layout: Layout, at: float, label: str) -> Sample:
+    """Every process's RSS, then (RSS first: the probe allocates) the caches' fill of ours."""
     pids = labelled(layout)
     rss = {}
     for name, pid in pids.items():
@@ -189,7 +216,34 @@ def sample(layout: Layout, at: float, label: str) -> Sample:
             rss[name] = status_kib(pid, "VmRSS")
         except (OSError, LookupError):
             rss[name] = 0
-    return Sample(at, label, rss, pids)
+    probed = {name: pid for name, pid in pids.items() if name.startswith(PROBED)}
+    return Sample(at, label, rss, pids, probe(layout.var_dir / "probe", probed))
+
+
+def probe(directory: Path, pids: dict[str, int], timeout: float = 120.0) -> dict[str, list[dict[str, Any]]]:
+    """Signal each process to write its probe files (memory_probe.py) and read its caches' fill."""
+    seen = {name: len(list(directory.glob(f"{pid}-*.caches.json"))) for name, pid in pids.items()}
+    for pid in pids.values():
+        os.kill(pid, signal.SIGUSR1)
+    deadline = time.monotonic() + timeout
+    fill = {}
+    for name, pid in pids.items():
+        path = directory / f"{pid}-{seen[name] + 1}.caches.json"
+        while not path.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.05)  # written in one call, but not atomically
+        fill[name] = json.loads(path.read_text()) if path.exists() else []
+    return fill
+
+
+def slope(samples: list[Sample], name: str, since: float) -> float:
+    """The least-squares growth of `name`'s RSS over the samples from `since` s on, in MiB/min."""
+    points = [(s.at / 60, s.rss_kib.get(name, 0) / 1024) for s in samples if s.at >= since]
+    if len(points) < 2:
+        return 0.0
+    mx = sum(x for x, _ in points) / len(points)
+    my = sum(y for _, y in points) / len(points)
+    return sum((x - mx) * (y - my) for x, y in points) / sum((x - mx) ** 2 for x, _ in points)
 
 
 # --- the shared PostgreSQL ----------------------------------------------------------------------
@@ -492,6 +546,7 @@ class Run:
     orders: Counter[str]
     paused: float  # seconds the traffic stood still for the samples
     unavailable: Counter[str]  # the server's "database unavailable" warnings, by message
+    traced: str  # with --trace-frames: what tracemalloc saw grow in each process, start to end
 
 
 async def soak(layout: Layout, args: argparse.Namespace) -> Run:
@@ -524,7 +579,8 @@ async def soak(layout: Layout, args: argparse.Namespace) -> Run:
         run = asyncio.ensure_future(drive(traffic, users=args.users, rate=args.rate, seconds=args.duration))
         wall = time.monotonic()
         middle = args.duration / 2
-        moments = sorted({middle, *(60.0 * k for k in range(1, int(args.duration // 60)))} - {args.duration})
+        moments = sorted({middle, *(args.every * k for k in range(1, int(args.duration // args.every) + 1))}
+                         - {args.duration})
         for moment in moments:
             done, _ = await asyncio.wait({run}, timeout=max(0.0, moment - (time.monotonic() - wall)))
             if done:
@@ -532,7 +588,7 @@ async def soak(layout: Layout, args: argparse.Namespace) -> Run:
             paused = await traffic.pause()
             await asyncio.sleep(QUIET)
             at = time.monotonic() - wall
-            samples.append(sample(layout, at, "middle" if moment == middle else f"{at / 60:.0f} min"))
+            samples.append(sample(layout, at, "middle" if moment == middle else f"{at / 60:.1f} min"))
             traffic.resume(paused)
             print(f"  {at:.0f} s: {traffic.tally.requests} requests, {sum(traffic.tally.errors.values())} errors, "
                   "RSS " + ", ".join(f"{k} {v / 1024:.0f}" for k, v in samples[-1].rss_kib.items()) + " MiB",
@@ -546,6 +602,7 @@ async def soak(layout: Layout, args: argparse.Namespace) -> Run:
         peaks = {name: status_kib(pid, "VmHWM") for name, pid in pids.items() if Path(f"/proc/{pid}").exists()}
         client_cores = (time.process_time() - client_cpu) / elapsed
         machine_cores = (machine_cpu()[0] - busy) / elapsed
+        traced = traced_growth(layout.var_dir / "probe", samples[0], samples[-1]) if args.trace_frames else ""
 
     began = time.monotonic()
     caught_up(layout, timeout=120)
@@ -554,7 +611,18 @@ async def soak(layout: Layout, args: argparse.Namespace) -> Run:
                       "completed, not reviewed": len(world.completed)})
     return Run(traffic.tally, seconds, samples, cpu, peaks, client_cores, machine_cores, background, warm.tally,
                cast_seconds, time.monotonic() - began, orders, traffic.paused,
-               unavailable_lines(layout.var_dir / "server.log"))
+               unavailable_lines(layout.var_dir / "server.log"), traced)
+
+
+def traced_growth(directory: Path, first: Sample, last: Sample) -> str:
+    """tracemalloc's account of each probed process's growth between two samples (memory_probe.diff)."""
+    found = []
+    for name, pid in first.pids.items():
+        snapshots = sorted(directory.glob(f"{pid}-*.snapshot"), key=lambda p: int(p.stem.split("-")[1]))
+        if len(snapshots) > 1 and last.pids.get(name) == pid:
+            found.append(f"#### {name} (pid {pid}), {first.label} -> {last.label}\n\n```\n"
+                         f"{memory_probe.diff(snapshots[0], snapshots[-1])}\n```")
+    return "\n\n".join(found)
 
 
 def caught_up(layout: Layout, timeout: float) -> None:
@@ -623,7 +691,8 @@ def report(run: Run, args: argparse.Namespace, command: str, began: datetime,
                   *(f"* {n} × `{message}`" for message, n in run.unavailable.most_common(5))]
     lines += ["", "Lifecycle at the end: " + ", ".join(f"{k} {v}" for k, v in run.orders.items())
               + f"; the read models had applied the whole log {run.catch_up_seconds:.1f} s after the last request. "
-              f"Warm-up: {run.warmup.requests:,} requests, {sum(run.warmup.errors.values())} errors.", ""]
+              f"Warm-up: {run.warmup.requests:,} requests, "
+              f"{sum(run.warmup.errors.values())} errors.", ""]
     names = list(start.rss_kib)
     lines += ["### RSS per process (MiB)", "",
               f"Each sample is taken with the traffic held and no request in flight for {QUIET:g} s (an argon2id "
@@ -644,11 +713,44 @@ def report(run: Run, args: argparse.Namespace, command: str, began: datetime,
               "| at | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
     for s in run.samples:
         lines.append(f"| {s.at:.0f} s ({s.label}) | " + " | ".join(mib(s.rss_kib.get(n, 0)) for n in names) + " |")
+    half = end.at / 2
+    lines += ["", "Growth (least squares over the samples, MiB/min), in the first half and in the second half "
+              "of the run:", "", "| process | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|",
+              "| first half | " + " | ".join(f"{slope([s for s in run.samples if s.at <= half], n, 0):+.2f}"
+                                          for n in names) + " |",
+              "| second half | " + " | ".join(f"{slope(run.samples, n, half):+.2f}" for n in names) + " |"]
+    lines += cache_lines(run.samples, middle)
+    if run.traced:
+        lines += ["", "### What tracemalloc saw grow (start to end)", "", run.traced]
     if isinstance(ceiling, ceilings.Ceilings):
         lines += ["", "Measured right after the soak:", "", ceilings.markdown(ceiling)]
     elif ceiling is not None:
         lines += ["", f"The ceilings could not be measured: `{ceiling}`."]
     return "\n".join(lines) + "\n"
+
+
+def cache_lines(samples: list[Sample], middle: Sample | None) -> list[str]:
+    """The fill of every non-empty bounded cache of each probed process at the start, middle and end."""
+    start, end = samples[0], samples[-1]
+    lines = ["", "### Bounded caches (entries / bound)", "",
+             "Each probed process's caches at the samples (bench/memory_probe.py: the `eventsourcing` aggregate "
+             "caches per application and every `ugc.platform.cache.LRU`, by owner); empty ones left out.", "",
+             "| process | cache | start | middle | end | bound |", "|---|---|---:|---:|---:|---:|"]
+    for name, caches in end.caches.items():
+        bounds = {c["cache"]: c["bound"] for c in caches}  # two caches of one owner class add up
+        for key, bound in bounds.items():
+            if not cache_entries(end, name, key):
+                continue
+            fill = [cache_entries(s, name, key) for s in (start, middle, end)]
+            lines.append(f"| {name} | {key} | " + " | ".join(f"{n:,}" if n is not None else "–" for n in fill)
+                         + f" | {bound * sum(c['cache'] == key for c in caches):,} |")
+    return lines
+
+
+def cache_entries(at: Sample | None, process: str, cache: str) -> int | None:
+    """The entries of `process`'s caches labelled `cache` at a sample (None: not probed then)."""
+    found = [c["entries"] for c in (at.caches.get(process, []) if at else []) if c["cache"] == cache]
+    return sum(found) if found else None
 
 
 def result_path(began: datetime) -> Path:
@@ -661,7 +763,8 @@ def result_path(began: datetime) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=float, default=600.0, help="seconds of measured traffic")
-    parser.add_argument("--warmup", type=float, default=30.0)
+    parser.add_argument("--warmup", type=float, default=180.0,
+                        help="seconds of the mix before the measured run (fills the listing answers' cache)")
     parser.add_argument("--rate", type=float, default=150.0, help="actions per second, all users together")
     parser.add_argument("--users", type=int, default=16, help="virtual users (concurrent connections)")
     parser.add_argument("--creators", type=int, default=8)
@@ -669,6 +772,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1, help="of the actions' random choices")
     parser.add_argument("--ceiling-duration", type=float, default=5.0)
     parser.add_argument("--engine", choices=("wrk", "python"), default=loadgen.DEFAULT_ENGINE)
+    parser.add_argument("--every", type=float, default=30.0, help="seconds between memory samples")
+    parser.add_argument("--trace-frames", type=int, default=0,
+                        help="tracemalloc in every process of ours, this many frames deep, and its account of "
+                        "what grew in the report (slows the server and grows its RSS: for finding a cause)")
     parser.add_argument("--no-ceilings", action="store_true", help="skip the ceilings (quick trials)")
     parser.add_argument("--no-record", action="store_true", help="print only; write no file under bench/results/")
     args = parser.parse_args()
@@ -679,7 +786,8 @@ def main() -> None:
     ttl = int(args.warmup + args.duration) + 1800  # the cast's tokens outlive the run
     with fresh_database("ugc_bench_soak") as url, private_redis() as redis_url:
         redis_pid = redis_server_pid(redis_url)
-        with production_layout(url, redis_url, redis_pid, ttl=ttl) as layout, SharedServer() as shared:
+        layout_of = production_layout(url, redis_url, redis_pid, ttl=ttl, trace_frames=args.trace_frames)
+        with layout_of as layout, SharedServer() as shared:
             run = uvloop.run(soak(layout, args))
     # After the soak, so that a long wait for a quiet machine (ceilings.py measures only then) or a
     # failure there costs no soak.
