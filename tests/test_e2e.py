@@ -10,6 +10,7 @@ import itertools
 import queue
 import re
 import signal
+import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -259,8 +260,21 @@ def test_make_run_style_default_start(tmp_path: Path) -> None:
         assert ready.json()["checks"]["database"] == "ok" and "redis" not in ready.json()["checks"], ready.text
         me = register_login_me(server, server)
         assert me["is_verified"] is False
+        assert_keeps_an_idle_connection(server, idle=5.5)
     # Nothing lands outside UGC_VAR_DIR (the logs are ours).
     assert sorted(p.name for p in tmp_path.iterdir()) == ["logs", "var"]
+
+
+def assert_keeps_an_idle_connection(server: Server, idle: float) -> None:
+    """A connection left idle longer than a client keeps its own (httpx: 5 s) still serves a request."""
+    request = f"GET /healthz/ HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n\r\n".encode()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as connection:
+        for attempt in range(2):
+            connection.sendall(request)
+            answer = connection.recv(65536)
+            assert answer.startswith(b"HTTP/1.1 200"), (attempt, answer[:200])
+            if attempt == 0:
+                time.sleep(idle)
 
 
 @pytest.mark.e2e

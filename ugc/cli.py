@@ -244,6 +244,7 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
         # when the connection comes from one of these proxies; from anyone else it is the peer's.
         proxy_headers=True,
         forwarded_allow_ips=settings.forwarded_allow_ips,
+        timeout_keep_alive=settings.keep_alive,
     )
     return 0
 

@@ -81,6 +81,10 @@ class Settings:
     # Seconds after which a claimed Idempotency-Key with no answer and nothing appended is taken over
     # by a retry: the request that claimed it died (a live one appends well within it).
     idempotency_in_flight: int = 30
+    # Seconds an idle HTTP keep-alive connection stays open. Longer than what clients and load
+    # balancers keep theirs (httpx 5 s, browsers and most balancers up to 60 s): with uvicorn's 5 s,
+    # a client reusing a connection as the server closes it gets a broken request.
+    keep_alive: int = 75
 
     @property
     def outbox_dir(self) -> Path:
@@ -137,6 +141,7 @@ class Settings:
             projection_max_attempts=_int(env, "UGC_PROJECTION_MAX_ATTEMPTS", 5),
             ready_max_lag=_int(env, "UGC_READY_MAX_LAG", 30),
             idempotency_in_flight=_int(env, "UGC_IDEMPOTENCY_IN_FLIGHT", 30),
+            keep_alive=_int(env, "UGC_KEEP_ALIVE", 75),
         )
 
 
