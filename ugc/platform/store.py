@@ -33,6 +33,11 @@ from ugc import (  # noqa: F401
 from ugc.config import is_postgres, pool_sizes, sqlite_path
 
 AGGREGATE_CACHE_SIZE = 5_000  # per application and process; an aggregate here is a few KiB at most
+# Orders are busy for the minutes of their lifecycle and then rarely touched, and a cached order
+# saves only the decoding of its handful of events (the fast-forward query runs either way): a
+# bound that fills in minutes keeps a worker's memory flat under steady traffic (~2.2 KiB an order;
+# bench/results/soak-2026-12-03.md saw 5,000 take the whole soak to fill).
+AGGREGATE_CACHE_SIZES = {"orders": 1_000}
 
 
 class Accounts(Application[UUID]):
@@ -84,7 +89,7 @@ def eventsourcing_settings(database_url: str, app_name: str, *, create_table: bo
         # brought up to date with one query for the events after its version (fast-forward, the
         # library's default), so another process's writes are never missed; what is saved is the
         # decoding and replaying of every earlier event (half of placing an order's CPU).
-        "AGGREGATE_CACHE_MAXSIZE": str(AGGREGATE_CACHE_SIZE),
+        "AGGREGATE_CACHE_MAXSIZE": str(AGGREGATE_CACHE_SIZES.get(app_name, AGGREGATE_CACHE_SIZE)),
     }
     if database_url.startswith("sqlite:///"):
         main = sqlite_path(database_url)
