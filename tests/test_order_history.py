@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from readmodels.order_history import order_as_of, order_history
+from readmodels.audit_record import order_record
+from readmodels.order_history import BadAsOf, order_as_of
 from tests.test_domain_orders import BUYER, CREATOR, NOW, placed
 from ugc.errors import NotFound
 from ugc.orders import Order, order_id
@@ -46,18 +47,22 @@ def test_as_of_a_version_or_a_moment_is_what_the_repository_rebuilds(orders: Any
     orders.save(a_whole_lifecycle(1))
     versions = range(1, 8)
     rebuilt = {v: orders.repository.get(order_id(1), version=v).as_row() for v in versions}
-    assert [order_as_of(orders.events, 1, version=v) for v in versions] == [rebuilt[v] for v in versions]
+    assert [order_as_of(orders.events, 1, v) for v in versions] == [rebuilt[v] for v in versions]
     # A moment sees the last event at or before it.
-    assert order_as_of(orders.events, 1, moment=NOW + timedelta(minutes=2)) == rebuilt[3]
-    assert order_as_of(orders.events, 1, moment=NOW + timedelta(minutes=2, seconds=59)) == rebuilt[3]
+    assert order_as_of(orders.events, 1, NOW + timedelta(minutes=2)) == rebuilt[3]
+    assert order_as_of(orders.events, 1, NOW + timedelta(minutes=2, seconds=59)) == rebuilt[3]
     assert order_as_of(orders.events, 1) == orders.repository.get(order_id(1)).as_row()
     with pytest.raises(NotFound):
-        order_as_of(orders.events, 1, moment=NOW - timedelta(seconds=1))
+        order_as_of(orders.events, 1, NOW - timedelta(seconds=1))
+    for version in (0, 8):
+        with pytest.raises(BadAsOf) as refused:
+            order_as_of(orders.events, 1, version)
+        assert (refused.value.reason, refused.value.latest) == ("version", 7)
 
 
 def test_the_history_names_each_event_and_its_actor_and_an_unknown_order_is_not_found(orders: Any) -> None:
     orders.save(a_whole_lifecycle(2))
-    history = order_history(orders.events, 2)
+    history = order_record(orders.events, 2)
     assert [(e["version"], e["type"], e["actor"]["username"]) for e in history] == [
         (1, "OrderPlaced", "buyer"),
         (2, "OrderAccepted", "creator"),
@@ -68,4 +73,4 @@ def test_the_history_names_each_event_and_its_actor_and_an_unknown_order_is_not_
         (7, "OrderReviewed", "buyer"),
     ]
     with pytest.raises(NotFound):
-        order_history(orders.events, 3)
+        order_record(orders.events, 3)
