@@ -75,7 +75,7 @@ def as_table(entries: Sequence[Mapping[str, Any]]) -> str:
             entry["type"],
             _who(entry["actor"]),
             entry["request_id"] or "-",
-            " ".join(f"{name}={_json(value)}" for name, value in entry["data"].items()),
+            " ".join(f"{name}={_json(value)}" for name, value in entry["data"].items()) or "-",
         )
         for entry in entries
     ]
