@@ -16,7 +16,9 @@ from typing import Any
 from readmodels.order_history import AsOf, EventLog, events_as_of, order_events
 from ugc.events import INTERNAL_FIELDS, actor_parts
 from ugc.orders import EVENT_NAMES, Order
+from ugc.platform.chain import RecordedEvent
 from ugc.platform.encoding import dumps
+from ugc.platform.recorded_log import Logged
 
 # Attributes of a decoded event that are not its facts: the library's envelope, and what every
 # entry shows in a key of its own (`occurred_at`, `actor`, `request_id`).
@@ -36,23 +38,37 @@ def order_record(log: EventLog, order: int, as_of: AsOf | None = None) -> list[d
     return audit_record(events_as_of(order_events(log, order), as_of))
 
 
-def audit_record(events: Sequence[Any]) -> list[dict[str, Any]]:
+def audit_record(events: Sequence[Logged]) -> list[dict[str, Any]]:
     """One entry per event of an order (oldest first), with JSON-ready values (datetimes, Decimals)."""
     names: dict[int, str] = {}
-    for e in events:
-        if isinstance(e, Order.Placed):  # the parties' usernames as they were when the order was placed
+    for logged in events:
+        if isinstance(e := logged.event, Order.Placed):  # the parties' usernames when the order was placed
             names = {e.buyer: e.buyer_username, e.creator: e.creator_username}
-    return [
-        {
-            "version": e.originator_version,
-            "type": EVENT_NAMES[type(e)],
-            "occurred_at": e.at,
-            "actor": actor(e.actor, names),
-            "request_id": e.request_id,
-            "data": {name: value for name, value in vars(e).items() if name not in _NOT_DATA},
-        }
-        for e in events
-    ]
+    return [entry(logged.event, logged.recorded, names) for logged in events]
+
+
+def entry(e: Any, recorded: RecordedEvent, names: Mapping[int, str]) -> dict[str, Any]:
+    """What happened, who caused it and when; then where the log holds it and what its hash covers."""
+    return {
+        "version": e.originator_version,
+        "type": EVENT_NAMES[type(e)],
+        "occurred_at": e.at,
+        "actor": actor(e.actor, names),
+        "request_id": e.request_id,
+        "data": {name: value for name, value in vars(e).items() if name not in _NOT_DATA},
+        "position": recorded.position,
+        "recorded_at": recorded.recorded_at,
+        "stream": str(recorded.stream),
+        "topic": recorded.topic,
+        # The stored state as it is (version 1's internals included): the text the hash covers.
+        "payload": recorded.state.decode("utf-8", errors="replace"),
+        "hash": _hex(recorded.hash),
+        "previous_hash": _hex(recorded.previous_hash),
+    }
+
+
+def _hex(digest: bytes | None) -> str | None:
+    return None if digest is None else digest.hex()
 
 
 def actor(stored: str, names: Mapping[int, str]) -> dict[str, Any]:

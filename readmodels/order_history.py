@@ -15,14 +15,15 @@ does (`event.mutate` in turn), from one read of the log for a version or a time 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 from uuid import UUID
 
 from ugc.errors import NotFound
 from ugc.orders import Order, order_id
 from ugc.platform.dialect import Row
+from ugc.platform.recorded_log import Logged
 
 AsOf = int | datetime  # a version, or a moment (time zone aware)
 
@@ -41,9 +42,10 @@ class BadAsOf(ValueError):
 
 
 class EventLog(Protocol):
-    """What reading an order's past needs of the event store: an aggregate's events, oldest first."""
+    """What reading an order's past needs of the event store: a stream's events, oldest first, each
+    decoded and with how it was recorded (ugc/platform/recorded_log.py)."""
 
-    def get(self, originator_id: UUID) -> Iterable[Any]: ...
+    def recorded(self, stream: UUID) -> Sequence[Logged]: ...
 
 
 def parse_as_of(text: str) -> AsOf:
@@ -69,28 +71,28 @@ def parse_moment(text: str) -> datetime:
         raise BadAsOf("format") from None
 
 
-def order_events(log: EventLog, order: int) -> list[Any]:
+def order_events(log: EventLog, order: int) -> list[Logged]:
     """The order's events, oldest first: the log itself (not a read model)."""
-    events = list(log.get(order_id(order)))
+    events = list(log.recorded(order_id(order)))
     if not events:
         raise NotFound("order_not_found")
     return events
 
 
-def events_as_of(events: Sequence[Any], as_of: AsOf | None) -> list[Any]:
+def events_as_of(events: Sequence[Logged], as_of: AsOf | None) -> list[Logged]:
     """`events` (oldest first) up to `as_of`: BadAsOf for a version the order does not have,
     NotFound for a moment before it was placed."""
     if as_of is None:
         return list(events)
     if isinstance(as_of, datetime):
-        reached = [e for e in events if e.at <= as_of]
+        reached = [logged for logged in events if logged.event.at <= as_of]
         if not reached:
             raise NotFound("order_not_found")
         return reached
-    latest = events[-1].originator_version
+    latest = events[-1].event.originator_version
     if not 1 <= as_of <= latest:
         raise BadAsOf("version", latest=latest)
-    return [e for e in events if e.originator_version <= as_of]
+    return [logged for logged in events if logged.event.originator_version <= as_of]
 
 
 def order_as_of(log: EventLog, order: int, as_of: AsOf | None = None) -> Row:
@@ -98,10 +100,10 @@ def order_as_of(log: EventLog, order: int, as_of: AsOf | None = None) -> Row:
     return folded(events_as_of(order_events(log, order), as_of))
 
 
-def folded(events: Sequence[Any]) -> Row:
+def folded(events: Sequence[Logged]) -> Row:
     """The order in the read model's shape after `events` (oldest first, at least one)."""
     state: Order | None = None
-    for e in events:
-        state = e.mutate(state)
+    for logged in events:
+        state = logged.event.mutate(state)
     assert state is not None
     return state.as_row()

@@ -28,9 +28,24 @@ from ugc import cli
 from ugc.clock import MovableClock
 from ugc.config import Settings
 from ugc.events import INTERNAL_FIELDS
+from ugc.orders import order_id
 
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z$")
-ENTRY_KEYS = {"version", "type", "occurred_at", "actor", "request_id", "data"}
+ENTRY_KEYS = {
+    "version",
+    "type",
+    "occurred_at",
+    "actor",
+    "request_id",
+    "data",
+    "position",
+    "recorded_at",
+    "stream",
+    "topic",
+    "payload",
+    "hash",
+    "previous_hash",
+}
 STEPS: list[tuple[str, str, dict[str, Any]]] = [
     ("creator", "accept", {}),
     ("creator", "deliveries", {"message": "Черновик"}),
@@ -145,6 +160,17 @@ def test_each_entry_says_what_who_which_request_and_when_in_the_api_formats(
     assert placed["buyer"] == deal.buyer["id"] and placed["service"] == deal.service["id"]
     assert entries[2]["data"]["message"] == "Черновик" and entries[6]["data"]["rating"] == 5
     assert entries[1]["data"] == {} and entries[5]["data"] == {}
+    # Where the log holds each event, and what its hash covers and chains to.
+    positions = [e["position"] for e in entries]
+    assert all(isinstance(p, int) for p in positions) and positions == sorted(set(positions))
+    assert all(ISO_UTC.match(e["recorded_at"]) for e in entries)
+    assert {e["stream"] for e in entries} == {str(order_id(lifecycle.order))}
+    assert [e["topic"] for e in entries][:2] == ["ugc.Order.Placed", "ugc.Order.Accepted"]
+    assert all(re.fullmatch("[0-9a-f]{64}", e["hash"]) for e in entries)
+    assert [e["previous_hash"] for e in entries] == ["0" * 64] + [e["hash"] for e in entries[:-1]]
+    stored = json.loads(entries[0]["payload"])  # the stored state, exactly: the library's own encoding
+    assert stored["total_price"] == {"_type_": "decimal_str", "_data_": "1350.50"}
+    assert stored["request_id"] == lifecycle.request_ids[0]
 
 
 def test_the_history_pages_like_every_list(app_client: TestClient, lifecycle: Lifecycle) -> None:

@@ -408,7 +408,8 @@ def _history(settings: Settings, order_text: str, as_of_text: str | None, *, as_
     from readmodels.order_history import BadAsOf, events_as_of, folded, order_events, parse_as_of
     from ugc.errors import NotFound
     from ugc.platform.encoding import dumps
-    from ugc.platform.store import EventStores
+    from ugc.platform.recorded_log import RecordedLog
+    from ugc.platform.store import EventStores, Orders
 
     order = int(order_text) if order_text.isascii() and order_text.isdigit() and len(order_text) <= 18 else 0
     if order < 1:
@@ -421,7 +422,7 @@ def _history(settings: Settings, order_text: str, as_of_text: str | None, *, as_
         return 2
     stores = EventStores(settings.database_url)
     try:
-        events = events_as_of(order_events(stores.orders.events, order), as_of)  # one read for both
+        events = events_as_of(order_events(RecordedLog(stores, Orders.name), order), as_of)  # one read for both
         entries = audit_record(events)
         state = None if as_of is None else folded(events)
     except NotFound:

@@ -51,7 +51,8 @@ from ugc.platform.database import Database, until_reachable
 from ugc.platform.media import MediaStore
 from ugc.platform.push import Publisher
 from ugc.platform.push_relay import RedisRelay, channel_for, relay
-from ugc.platform.store import EventStores, create_event_tables
+from ugc.platform.recorded_log import RecordedLog
+from ugc.platform.store import EventStores, Orders, create_event_tables
 from ugc.platform.tuning import freeze_startup_objects, return_large_allocations_to_the_system
 
 log = logging.getLogger(__name__)
@@ -165,7 +166,7 @@ def runtime(settings: Settings, *, clock: Clock | None = None) -> Iterator[Servi
                 notifications=NotificationCommands(stores, clock),
                 realtime=hub,
                 orders=order_commands(settings, stores, db, clock),
-                order_log=stores.orders.events,
+                order_log=RecordedLog(stores, Orders.name),
                 idempotency=IdempotencyKeys(db, clock, timedelta(seconds=settings.idempotency_in_flight)),
                 media=MediaStore(settings.media_dir),
                 check_redis=_pinger(redis_client) if redis_client is not None else None,

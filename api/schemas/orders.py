@@ -280,3 +280,17 @@ class HistoryEntry(Out):
     actor: HistoryActor
     request_id: str | None = Field(description="Id HTTP-запроса, вызвавшего событие; null для планировщика и CLI.")
     data: dict[str, Any] = Field(description="Поля события предметной области (без служебных полей хранилища).")
+    position: int = Field(description="Позиция события в журнале заказов (номер уведомления), общая для всех заказов.")
+    recorded_at: datetime | None = Field(
+        description="Когда хранилище записало событие; null для событий, записанных до появления цепочки."
+    )
+    stream: str = Field(description="Id потока событий заказа (UUID агрегата), входит в хеш.")
+    topic: str = Field(description="Сохраненный тип события (например, `ugc.Order.Placed`), входит в хеш.")
+    payload: str = Field(
+        description="Сохраненное состояние события — в точности текст JSON из журнала, покрытый хешем "
+        "(у старых версий событий — со служебными полями); `data` — его прочтение текущим кодом."
+    )
+    hash: str | None = Field(description="SHA-256 события (hex), сцепленный с предыдущим; рецепт — в README.")
+    previous_hash: str | None = Field(
+        description="Хеш предыдущей версии заказа (64 нуля для версии 1), с которым сцеплен `hash`."
+    )
