@@ -103,7 +103,8 @@ def test_the_history_command_prints_an_order_for_people_and_machines(settings: S
     machine = json.loads(
         subprocess.run([*command, "--json"], env=env, capture_output=True, text=True, check=True).stdout
     )
-    assert [e["type"] for e in machine["results"]] == ["OrderPlaced", "OrderAccepted", "WorkDelivered", "OrderCompleted"]
+    types = [e["type"] for e in machine["results"]]
+    assert types == ["OrderPlaced", "OrderAccepted", "WorkDelivered", "OrderCompleted"]
     missing = subprocess.run(
         [sys.executable, "-m", "ugc.cli", "history", "order", "999999"], env=env, capture_output=True
     )
