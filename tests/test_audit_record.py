@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
+from readmodels.audit_record import actor
 from tests.backends import environment
 from tests.conftest import Api
 from tests.orders_world import Deal, a_deal, order_in
@@ -27,7 +28,7 @@ from tests.test_api_orders import grant
 from ugc import cli
 from ugc.clock import MovableClock
 from ugc.config import Settings
-from ugc.events import INTERNAL_FIELDS
+from ugc.events import INTERNAL_FIELDS, SCHEDULER, UNRECORDED, operator_actor, user_actor
 from ugc.orders import order_id
 
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z$")
@@ -171,6 +172,15 @@ def test_each_entry_says_what_who_which_request_and_when_in_the_api_formats(
     stored = json.loads(entries[0]["payload"])  # the stored state, exactly: the library's own encoding
     assert stored["total_price"] == {"_type_": "decimal_str", "_data_": "1350.50"}
     assert stored["request_id"] == lifecycle.request_ids[0]
+
+
+def test_every_kind_of_actor_reads_as_kind_id_and_username() -> None:
+    names = {7: "anna"}
+    assert actor(user_actor(7), names) == {"kind": "user", "id": 7, "username": "anna"}
+    assert actor(user_actor(8), names) == {"kind": "user", "id": 8, "username": None}  # no party of the order
+    assert actor(SCHEDULER, names) == {"kind": "system", "id": None, "username": "scheduler"}
+    assert actor(operator_actor("alice"), names) == {"kind": "operator", "id": None, "username": "alice"}
+    assert actor(UNRECORDED, names) == {"kind": "unrecorded", "id": None, "username": None}
 
 
 def test_the_history_pages_like_every_list(app_client: TestClient, lifecycle: Lifecycle) -> None:
