@@ -47,6 +47,7 @@ from ugc.clock import Clock, SystemClock
 from ugc.config import Settings, operator_login
 from ugc.errors import Unavailable
 from ugc.events import operator_actor
+from ugc.platform.checkpoints import PeriodicCheckpoints
 from ugc.platform.database import Database, until_reachable
 from ugc.platform.media import MediaStore
 from ugc.platform.push import Publisher
@@ -97,7 +98,7 @@ def projection_runner(
         stores,
         all_projections(settings, publisher or sender),
         progress,
-        jobs=[auto_completer.run_once],
+        jobs=[auto_completer.run_once, audit_checkpoints(settings, stores).run_once],
         max_attempts=settings.projection_max_attempts,
     )
     runner.register()
@@ -107,6 +108,13 @@ def projection_runner(
         runner.stop()
         if sender is not None:
             sender.stop()
+
+
+def audit_checkpoints(settings: Settings, stores: EventStores) -> PeriodicCheckpoints:
+    """The leader's job that signs the chains' heads every UGC_AUDIT_CHECKPOINT_INTERVAL seconds."""
+    return PeriodicCheckpoints(
+        stores.chain_heads, settings.audit_dir, settings.audit_key, settings.audit_checkpoint_interval
+    )
 
 
 @contextmanager

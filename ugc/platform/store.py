@@ -219,6 +219,10 @@ class EventStores:
         """Context `name`'s last chain row (position, link, recording time); None while empty."""
         return self.chained(name).chain_head()
 
+    def chain_heads(self) -> dict[str, ChainHead | None]:
+        """Every context's last chain row: what a checkpoint signs."""
+        return {name: self.chain_head(name) for name in self.applications}
+
     def _chosen(self, names: Collection[str] | None) -> dict[str, Application[UUID]]:
         return {name: app for name, app in self.applications.items() if names is None or name in names}
 
