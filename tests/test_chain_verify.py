@@ -23,7 +23,7 @@ from tests.backends import environment, fresh_database
 from tests.test_cli import ugc
 from ugc import cli
 from ugc.config import sqlite_path
-from ugc.platform.chain import GENESIS, chain_entries, StoredEntry
+from ugc.platform.chain import GENESIS, StoredEntry, chain_entries
 from ugc.platform.database import Database
 from ugc.platform.store import EventStores
 from ugc.wiring import migrate
