@@ -52,7 +52,7 @@ from ugc.platform.database import Database, until_reachable
 from ugc.platform.media import MediaStore
 from ugc.platform.push import Publisher
 from ugc.platform.push_relay import RedisRelay, channel_for, relay
-from ugc.platform.store import EventStores, create_event_tables
+from ugc.platform.store import EventStores, create_event_tables, owned_by_another_role
 from ugc.platform.tuning import freeze_startup_objects, return_large_allocations_to_the_system
 
 log = logging.getLogger(__name__)
@@ -64,6 +64,10 @@ def migrate(db: Database) -> None:
     """`ugc migrate`: create the event store's and the read side's tables once, under a lock, so
     concurrent starts never race; safe to run from many processes."""
     with db.exclusive_lock("migrate"):
+        owner = owned_by_another_role(db.url)
+        if owner is not None:
+            log.info("the event tables belong to %s: it migrates (`ugc migrate` as that role), not this role", owner)
+            return
         create_event_tables(db.url)
         create_tables(db)
 
