@@ -81,6 +81,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="N random events of each application's log (default: %(default)s)",
     )
 
+    verify = commands.add_parser(
+        "verify",
+        help="recompute every hash chain, check the streams and the latest checkpoint (exit 1 if anything is wrong)",
+    )
+    verify.add_argument("--json", action="store_true", help="machine-readable output")
+    audit = commands.add_parser("audit", help="sign the event logs' heads")
+    audit_commands = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
+    audit_commands.add_parser("checkpoint", help="write a signed checkpoint of every chain's head into UGC_AUDIT_DIR")
+
     users = commands.add_parser("users", help="manage users")
     user_commands = users.add_subparsers(dest="user_command", required=True, metavar="ACTION")
     create = user_commands.add_parser("create", help="register a user (the password is read from stdin)")
@@ -122,6 +131,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "seed": lambda: _seed(settings, demo=args.demo),
         "history": lambda: _history(settings, args.id, args.as_of, as_json=args.json),
         "events": lambda: _check_events(settings, None if args.all else args.sample),
+        "verify": lambda: _verify(settings, as_json=args.json),
+        "audit": lambda: _checkpoint(settings),
         "users": lambda: _users(settings, args),
         "projections": lambda: _projections(settings, args),
     }
@@ -396,6 +407,64 @@ def _check_events(settings: Settings, sample: int | None) -> int:
         f"{checked} events checked ({'all' if sample is None else f'a sample of up to {sample} per log'}), "
         f"{len(findings)} do not decode"
     )
+    return 1 if findings else 0
+
+
+def _checkpoint(settings: Settings) -> int:
+    from datetime import UTC, datetime
+
+    from ugc.platform.checkpoints import write_checkpoint
+    from ugc.platform.store import EventStores
+
+    _migrate(settings, quiet=True)
+    stores = EventStores(settings.database_url)
+    try:
+        path = write_checkpoint(settings.audit_dir, settings.audit_key, stores.chain_heads(), datetime.now(UTC))
+    finally:
+        stores.close()
+    print(f"checkpoint written: {path}")
+    return 0
+
+
+def _verify(settings: Settings, *, as_json: bool) -> int:
+    import json
+
+    from projections.rebuild_progress import RebuildProgress
+    from ugc.platform.log_verify import ChainCheck, Finding, check_checkpoint
+    from ugc.platform.store import EventStores
+
+    stores = EventStores(settings.database_url)
+    findings: list[Finding] = []
+    try:
+        checks = [ChainCheck(name, app.recorder, stores.chained(name)) for name, app in stores.applications.items()]
+        for check in checks:
+            stop = check.head()
+            shown = RebuildProgress(f"verify {check.context}", stop, sys.stderr)
+            for finding in check.run(stop, shown.advance):
+                findings.append(finding)
+                if not as_json:
+                    print(finding, flush=True)
+            shown.finish()
+        checkpoint, signed = check_checkpoint(
+            settings.audit_dir, settings.audit_key, {name: stores.chained(name) for name in stores.applications}
+        )
+        findings += signed
+    finally:
+        stores.close()
+    events = sum(check.checked for check in checks)
+    if as_json:
+        report = {
+            "ok": not findings,
+            "events": events,
+            "checkpoint": str(checkpoint) if checkpoint else None,
+            "findings": [finding.as_dict() for finding in findings],
+        }
+        print(json.dumps(report, ensure_ascii=False, indent=2))
+    else:
+        for finding in signed:
+            print(finding)
+        where = f"checkpoint {checkpoint.name}" if checkpoint else f"no checkpoint in {settings.audit_dir} yet"
+        print(f"{events} events verified in {len(checks)} logs, {where}: {len(findings)} finding(s)")
     return 1 if findings else 0
 
 

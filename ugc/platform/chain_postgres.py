@@ -93,7 +93,7 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
         )
         self._unchained_sql = sql(
             "SELECT notification_id, originator_id, originator_version, topic, state FROM {schema}.{events} "
-            "WHERE notification_id > %s ORDER BY notification_id LIMIT %s"
+            "WHERE notification_id > %s AND notification_id <= %s ORDER BY notification_id LIMIT %s"
         )
         recorded = (
             "SELECT e.notification_id, e.originator_id, e.originator_version, e.topic, e.state, "
@@ -174,7 +174,7 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
             # Events appended without a chain row (before this code ran): chain them first, here,
             # under the lock, so the new events extend a whole chain.
             with conn.cursor() as cur:
-                while self._chain_backlog(cur, BACKLOG_BATCH):
+                while self._chain_backlog(cur, BACKLOG_BATCH, stop=events_head):
                     pass
                 head = self._head(cur)
                 assert head is not None
@@ -200,10 +200,10 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
             prepare=True,
         )
 
-    def _chain_backlog(self, cur: Cursor[DictRow], limit: int) -> int:
-        """Chain up to `limit` events after the chain's head; the table lock must be held."""
+    def _chain_backlog(self, cur: Cursor[DictRow], limit: int, stop: int = 2**62) -> int:
+        """Chain up to `limit` events after the chain's head, up to position `stop`; the table lock must be held."""
         head = self._head(cur)
-        cur.execute(self._unchained_sql, (head.position if head else 0, limit))
+        cur.execute(self._unchained_sql, (head.position if head else 0, stop, limit))
         entries = [
             StoredEntry(
                 r["notification_id"], r["originator_id"], r["originator_version"], r["topic"], bytes(r["state"])

@@ -12,6 +12,7 @@ from typing import cast
 from urllib.parse import unquote, urlsplit
 from uuid import UUID
 
+import psycopg
 from eventsourcing.application import Application
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.utils import get_topic
@@ -219,12 +220,33 @@ class EventStores:
         """Context `name`'s last chain row (position, link, recording time); None while empty."""
         return self.chained(name).chain_head()
 
+    def chain_heads(self) -> dict[str, ChainHead | None]:
+        """Every context's last chain row: what a checkpoint signs."""
+        return {name: self.chain_head(name) for name in self.applications}
+
     def _chosen(self, names: Collection[str] | None) -> dict[str, Application[UUID]]:
         return {name: app for name, app in self.applications.items() if names is None or name in names}
 
     def close(self) -> None:
         for application in self.applications.values():
             application.close()
+
+
+def owned_by_another_role(database_url: str) -> str | None:
+    """The role owning the event tables when it is not the one connected (PostgreSQL), else None.
+
+    Where the logs are append-only for the application's role (README: "Append-only on
+    PostgreSQL"), that role cannot run DDL: the owner migrates (`ugc migrate`) and the application's
+    processes leave the schema as they find it.
+    """
+    if not is_postgres(database_url):
+        return None
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(
+            "SELECT tableowner FROM pg_tables WHERE schemaname = current_schema() AND tablename = 'orders_events' "
+            "AND tableowner <> current_user"
+        ).fetchone()
+    return str(row[0]) if row else None
 
 
 def create_event_tables(database_url: str) -> None:
