@@ -5,7 +5,10 @@
 UTC with `Z`) and money (JSON numbers) read alike. An entry holds what the event says happened
 (`data`: its domain fields, upcast to the current shape, without the store's envelope and without
 what version 1 stored for presentation — `INTERNAL_FIELDS`) and, beside it, who caused it and how
-it was recorded. `as_table` shows the same entries to a person.
+it was recorded: its position in the log, the recording time, and what its chain hash covers — the
+stream, the stored topic and the stored state text as it is (`payload`) — with the hash and the one
+it chains to, so that anyone can recompute them (README, "Audit: the hash chain";
+tests/third_party_check.py). `as_table` shows the same entries to a person.
 """
 
 from __future__ import annotations
