@@ -35,8 +35,10 @@ _RECORDED = (
     "c.recorded_at, c.hash, c.link, p.hash AS previous_hash FROM stored_events AS e "
     f"LEFT JOIN {CHAIN_TABLE} AS c ON c.notification_id = e.rowid "
     "AND c.originator_id = e.originator_id AND c.originator_version = e.originator_version "
-    f"LEFT JOIN {CHAIN_TABLE} AS p "
-    "ON p.originator_id = e.originator_id AND p.originator_version = e.originator_version - 1 "
+    "LEFT JOIN stored_events AS pe "
+    "ON pe.originator_id = e.originator_id AND pe.originator_version = e.originator_version - 1 "
+    f"LEFT JOIN {CHAIN_TABLE} AS p ON p.notification_id = pe.rowid "
+    "AND p.originator_id = pe.originator_id AND p.originator_version = pe.originator_version "
 )
 
 
@@ -55,8 +57,6 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
             f"CREATE TABLE IF NOT EXISTS {CHAIN_TABLE} (notification_id INTEGER PRIMARY KEY, "
             "originator_id TEXT NOT NULL, originator_version INTEGER NOT NULL, recorded_at TEXT, "
             "hash BLOB NOT NULL, link BLOB NOT NULL)",
-            f"CREATE UNIQUE INDEX IF NOT EXISTS {CHAIN_TABLE}_stream ON {CHAIN_TABLE} "
-            "(originator_id, originator_version)",
         ]
 
     # -- appending -------------------------------------------------------------------------------
@@ -87,9 +87,12 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
         if not wanted:
             return {}
         pairs = ",".join("(?,?)" for _ in wanted)
+        # Through the events table's primary key: an index of the chain's own would cost every append.
         c.execute(
-            f"SELECT originator_id, originator_version, hash FROM {CHAIN_TABLE} "
-            f"WHERE (originator_id, originator_version) IN (VALUES {pairs})",
+            f"SELECT c.originator_id, c.originator_version, c.hash FROM stored_events AS e JOIN {CHAIN_TABLE} AS c "
+            "ON c.notification_id = e.rowid AND c.originator_id = e.originator_id "
+            "AND c.originator_version = e.originator_version "
+            f"WHERE (e.originator_id, e.originator_version) IN (VALUES {pairs})",
             [value for stream, version in wanted for value in (stream.hex, version)],
         )
         return {(UUID(r["originator_id"]), r["originator_version"]): bytes(r["hash"]) for r in c.fetchall()}
