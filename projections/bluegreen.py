@@ -20,8 +20,11 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
+
+import psycopg
 
 from projections.base import Projection
 from projections.replay import BATCH_SIZE, Advanced, Positions, Replay
@@ -32,6 +35,10 @@ from ugc.platform.dialect import Cursor
 from ugc.platform.store import EventStores
 
 log = logging.getLogger(__name__)
+
+
+SWITCH_ATTEMPTS = 20
+LOCK_WAIT_MS = 300  # below PostgreSQL's deadlock_timeout (1 s): see `_switch`
 
 
 class RebuildRunning(RuntimeError):
@@ -88,14 +95,44 @@ def _rebuild(
         while replay.run_to(live_positions(db, projections)) >= batch_size:
             pass
         scratch.analyze()
-        with scratch.transaction(write=True) as cur:
-            reached = live_positions(db, projections, cur=cur, schema=scratch.live)
-            replay.run_to_in(cur, reached)
+        for attempt in range(1, SWITCH_ATTEMPTS + 1):
+            try:
+                reached = _catch_up_and_switch(db, scratch, replay, projections)
+            except psycopg.errors.QueryCanceled:
+                # A reader held a table past the switch's lock wait (see `_switch`): rolled back, tried again.
+                if attempt == SWITCH_ATTEMPTS:
+                    raise
+                time.sleep(0.05 * attempt)
+                continue
+            return reached
+        raise AssertionError("unreachable")
+
+
+def _catch_up_and_switch(
+    db: Database, scratch: ScratchSet, replay: Replay, projections: Sequence[Projection]
+) -> Positions:
+    """Hold the live projections where they stand, replay the scratch set up to there, switch.
+
+    PostgreSQL: the rows the replay adds here are committed (on other connections) before the
+    switch takes its table locks. A reader whose statement took its snapshot before the switch
+    committed, and then waited for its locks, reads the new table with that snapshot: rows written
+    by the switch's own transaction would be missing for it. SQLite: one transaction of the scratch
+    connection, which holds both files' write lock (a reader's snapshot is of the whole file).
+    """
+    if db.dialect == "postgresql":
+        with db.transaction(write=True) as cur:
+            reached = live_positions(db, projections, cur=cur)
+            replay.run_to(reached)
             _switch(cur, scratch, projections)
             tracking.announce(cur)
-        for projection in projections:
-            projection.committed()
         return reached
+    with scratch.transaction(write=True) as cur:
+        reached = live_positions(db, projections, cur=cur, schema=scratch.live)
+        replay.run_to_in(cur, reached)
+        _switch(cur, scratch, projections)
+    for projection in projections:
+        projection.committed()
+    return reached
 
 
 def live_positions(
@@ -121,6 +158,15 @@ def live_positions(
 
 def _switch(cur: Cursor, scratch: ScratchSet, projections: Sequence[Projection]) -> None:
     """Put the scratch tables in place of the live ones and store the projections' versions."""
+    if cur.dialect == "postgresql":
+        # All the live tables at once, before the first DROP, and for a bounded time: a reader's
+        # transaction that read one of them and then waits for another (a list and its count)
+        # would otherwise deadlock with the switch, and the deadlock detector (after 1 s) may pick
+        # the reader. Waiting less than that, the switch gives way and tries again.
+        cur.execute(f"SET LOCAL statement_timeout = {LOCK_WAIT_MS}")
+        listed = ", ".join(f"{scratch.live}.{_quote(table)}" for table in scratch.tables)
+        cur.execute(f"LOCK TABLE {listed} IN ACCESS EXCLUSIVE MODE")
+        cur.execute("SET LOCAL statement_timeout = 0")
     for table in scratch.tables:
         name = _quote(table)
         if cur.dialect == "postgresql":
