@@ -6,8 +6,9 @@
    keeps reading them.
 3. The switch, one transaction: lock the live projections' tracking rows (the live runner's next
    batch of them waits; on SQLite the write lock does it), replay the few events the live tables
-   got since, up to exactly the positions they stand at, then put the new tables in place of the
-   old (PostgreSQL: DROP the old, SET SCHEMA the new; SQLite: the rows replaced) and store the
+   got since, up to exactly the positions they stand at (on PostgreSQL committed apart, before the
+   table locks: see `_catch_up_and_switch`), then put the new tables in place of the old
+   (PostgreSQL: DROP the old, SET SCHEMA the new; SQLite: the rows replaced) and store the
    projections' versions. The positions stay what they were, so the live runner goes on from
    there with its own pushes: nothing applied meanwhile is lost, nothing is pushed twice or never.
 
