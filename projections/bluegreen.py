@@ -91,9 +91,12 @@ def _rebuild(
     tables = [table for p in projections for table in p.tables]
     with ScratchSet.made(db, tables) as scratch:
         replay = Replay(scratch, stores, projections, batch_size=batch_size, advanced=told)
+        # At least the head as the rebuild found it, even where no live runner moves the positions.
+        heads = stores.heads()
+        floor = {(p.name, app): heads[app] for p in projections for app in p.applications}
         # Chase the live positions until what is left fits a batch: the switch applies that much
         # while the live runner of these projections waits.
-        while replay.run_to(live_positions(db, projections)) >= batch_size:
+        while replay.run_to(_at_least(live_positions(db, projections), floor)) >= batch_size:
             pass
         scratch.analyze()
         for attempt in range(1, SWITCH_ATTEMPTS + 1):
@@ -122,18 +125,24 @@ def _catch_up_and_switch(
     """
     if db.dialect == "postgresql":
         with db.transaction(write=True) as cur:
-            reached = live_positions(db, projections, cur=cur)
+            live = live_positions(db, projections, cur=cur)
+            reached = _at_least(live, replay.reached)
             replay.run_to(reached)
-            _switch(cur, scratch, projections)
+            _switch(cur, scratch, projections, live, reached)
             tracking.announce(cur)
         return reached
     with scratch.transaction(write=True) as cur:
-        reached = live_positions(db, projections, cur=cur, schema=scratch.live)
+        live = live_positions(db, projections, cur=cur, schema=scratch.live)
+        reached = _at_least(live, replay.reached)
         replay.run_to_in(cur, reached)
-        _switch(cur, scratch, projections)
+        _switch(cur, scratch, projections, live, reached)
     for projection in projections:
         projection.committed()
     return reached
+
+
+def _at_least(positions: Positions, floor: Positions) -> Positions:
+    return {key: max(position, floor[key]) for key, position in positions.items()}
 
 
 def live_positions(
@@ -157,8 +166,11 @@ def live_positions(
     return {(p.name, app): found.get((p.name, app), 0) for p in projections for app in p.applications}
 
 
-def _switch(cur: Cursor, scratch: ScratchSet, projections: Sequence[Projection]) -> None:
-    """Put the scratch tables in place of the live ones and store the projections' versions."""
+def _switch(
+    cur: Cursor, scratch: ScratchSet, projections: Sequence[Projection], live: Positions, reached: Positions
+) -> None:
+    """Put the scratch tables in place of the live ones, move the positions from `live` to
+    `reached` (where the replay went past a lagging live projection), and store the versions."""
     if cur.dialect == "postgresql":
         # All the live tables at once, before the first DROP, and for a bounded time: a reader's
         # transaction that read one of them and then waits for another (a list and its count)
@@ -177,6 +189,10 @@ def _switch(cur: Cursor, scratch: ScratchSet, projections: Sequence[Projection])
             columns = ", ".join(_quote(c) for c in scratch.columns(cur, scratch.scratch, table))
             cur.execute(f"DELETE FROM {scratch.live}.{name}")
             cur.execute(f"INSERT INTO {scratch.live}.{name} ({columns}) SELECT {columns} FROM {scratch.scratch}.{name}")
+    for (name, application), position in reached.items():
+        if position != live[(name, application)]:
+            # Unqualified: the scratch set has no tracking table, so it is the live one on either dialect.
+            tracking.advance(cur, application, [name], live[(name, application)], position)
     for projection in projections:
         versions.record(cur, projection.name, projection.version, schema=scratch.live)
 

@@ -16,10 +16,11 @@ from collections.abc import Callable, Mapping, Sequence
 from projections.base import Projection
 from projections.scratch import ScratchSet
 from readmodels import parked
-from ugc.platform.dialect import Cursor
+from ugc.platform.dialect import INTEGRITY_ERRORS, Cursor
 from ugc.platform.store import EventStores
 
 BATCH_SIZE = 500
+BATCH_ATTEMPTS = 5
 # (projection, application) -> position
 Positions = dict[tuple[str, str], int]
 Advanced = Callable[[int], object]  # told how many events each batch read
@@ -47,14 +48,29 @@ class Replay:
         self.reached: Positions = {(p.name, app): 0 for p in projections for app in p.applications}
 
     def run_to(self, targets: Mapping[tuple[str, str], int]) -> int:
-        """Apply every event up to `targets` (each in batches of its own transaction); how many were read."""
+        """Apply every event up to `targets` (each batch in a transaction of its own); how many were read.
+
+        A batch that breaks a unique key is tried again: a notification new to `notification_seqs`
+        takes the next `seq`, and a live runner may have taken it in the meantime (when the replay
+        goes past where the live projection stands).
+        """
         read = 0
         for projection in self.projections:
             for application in projection.applications:
-                while self.reached[(projection.name, application)] < targets[(projection.name, application)]:
-                    with self.scratch.transaction(write=True, pipelined=True) as cur:
-                        seen = self._batch(cur, projection, application, targets[(projection.name, application)])
+                key = (projection.name, application)
+                failures = 0
+                while self.reached[key] < targets[key]:
+                    try:
+                        with self.scratch.transaction(write=True, pipelined=True) as cur:
+                            seen, reached = self._batch(cur, projection, application, targets[key])
+                    except INTEGRITY_ERRORS:
+                        failures += 1
+                        if failures >= BATCH_ATTEMPTS:
+                            raise
+                        continue
+                    self.reached[key] = reached
                     projection.committed()
+                    self._advanced(seen)
                     read += seen
         return read
 
@@ -63,14 +79,21 @@ class Replay:
         read = 0
         for projection in self.projections:
             for application in projection.applications:
-                while self.reached[(projection.name, application)] < targets[(projection.name, application)]:
-                    read += self._batch(cur, projection, application, targets[(projection.name, application)])
+                key = (projection.name, application)
+                while self.reached[key] < targets[key]:
+                    seen, self.reached[key] = self._batch(cur, projection, application, targets[key])
+                    self._advanced(seen)
+                    read += seen
         return read
 
-    def _batch(self, cur: Cursor, projection: Projection, application: str, stop: int) -> int:
-        """Apply the events after the replay's position up to `stop`, at most a batch of them."""
-        key = (projection.name, application)
-        start = self.reached[key]
+    def _advanced(self, seen: int) -> None:
+        if self.advanced is not None and seen:
+            self.advanced(seen)
+
+    def _batch(self, cur: Cursor, projection: Projection, application: str, stop: int) -> tuple[int, int]:
+        """Apply the events after the replay's position up to `stop`, at most a batch of them: how
+        many were read, and the position reached."""
+        start = self.reached[(projection.name, application)]
         app = self.stores[application]
         handlers = projection.topics()
         try:
@@ -89,7 +112,4 @@ class Replay:
             projection.aborted()
             raise
         # Positions are notification ids, which may have gaps: a short batch means none is left up to `stop`.
-        self.reached[key] = batch[-1].id if len(batch) == self.batch_size else stop
-        if self.advanced is not None and batch:
-            self.advanced(len(batch))
-        return len(batch)
+        return len(batch), batch[-1].id if len(batch) == self.batch_size else stop

@@ -343,7 +343,8 @@ def _rebuild(settings: Settings, names: Sequence[str]) -> int:
         ProjectionRunner(db, stores, projections, Progress()).register()
         chosen = [known[name] for name in dict.fromkeys(names or known)]
         total = sum(events_after(stores, application, 0) for p in chosen for application in p.applications)
-        shown = RebuildProgress(", ".join(p.name for p in chosen), total, sys.stderr)
+        label = ", ".join(p.name for p in chosen) if len(chosen) <= 3 else f"{len(chosen)} read models"
+        shown = RebuildProgress(label, total, sys.stderr)
         try:
             positions = rebuild(db, stores, chosen, advanced=shown.advance)
         except RebuildRunning as error:
