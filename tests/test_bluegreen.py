@@ -11,23 +11,30 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
 
-from projections.bluegreen import Interrupted, rebuild, rebuild_outdated
+from commands.reference import load_reference_data
+from projections.bluegreen import Interrupted, live_positions, rebuild, rebuild_outdated
+from projections.catalog import CatalogProjection
 from projections.compare import ReadModelDifference, compare_read_models
 from projections.orders import OrdersProjection
 from projections.registry import all_projections
 from projections.replay import Replay
+from projections.runner import ProjectionRunner
 from projections.scratch import PREFIX, ScratchSet
 from readmodels import versions
-from tests.backends import environment
+from readmodels.waiting import Progress
+from tests.backends import environment, fresh_database
 from tests.conftest import Api
 from tests.orders_world import a_deal, order_in
+from ugc.clock import SystemClock
 from ugc.config import Settings, sqlite_path
 from ugc.platform.database import Database
 from ugc.platform.store import EventStores
+from ugc.wiring import migrate
 
 
 @pytest.fixture(scope="module")
@@ -158,6 +165,7 @@ from projections.bluegreen import rebuild
 from projections.orders import OrdersProjection
 from ugc.platform.database import Database
 from ugc.platform.store import EventStores
+from ugc.wiring import migrate
 
 db, stores = Database(sys.argv[1]), EventStores(sys.argv[1])
 rebuild(db, stores, [OrdersProjection()], advanced=lambda _: os.kill(os.getpid(), signal.SIGKILL), batch_size=2)
@@ -216,3 +224,24 @@ def test_side_effects_are_never_replayed(parts: tuple[Database, EventStores], se
 def _no_scratch_left(parts: tuple[Database, EventStores]) -> Iterator[None]:
     yield
     assert scratch_sets(parts[0]) == []
+
+
+def test_with_no_live_runner_a_rebuild_goes_to_the_head_and_moves_the_positions(backend: str, tmp_path: Path) -> None:
+    with fresh_database(backend, tmp_path) as url:
+        db, stores = Database(url), None
+        try:
+            migrate(db)
+            stores = EventStores(url)
+            load_reference_data(stores, db, SystemClock(), "operator:test")
+            catalog = CatalogProjection()
+            ProjectionRunner(db, stores, [catalog], Progress()).register()
+            assert live_positions(db, [catalog]) == {("catalog", "catalog"): 0}
+            head = stores.heads()["catalog"]
+            assert rebuild(db, stores, [CatalogProjection()]) == {("catalog", "catalog"): head}
+            assert live_positions(db, [catalog]) == {("catalog", "catalog"): head}
+            assert rows(db, "categories") and rows(db, "skills")
+            assert compare_read_models(db, stores, [CatalogProjection()]) == []
+        finally:
+            if stores is not None:
+                stores.close()
+            db.close()
