@@ -171,7 +171,7 @@ def _switch(
 ) -> None:
     """Put the scratch tables in place of the live ones, move the positions from `live` to
     `reached` (where the replay went past a lagging live projection), and store the versions."""
-    if cur.dialect == "postgresql":
+    if cur.dialect == "postgresql" and scratch.tables:
         # All the live tables at once, before the first DROP, and for a bounded time: a reader's
         # transaction that read one of them and then waits for another (a list and its count)
         # would otherwise deadlock with the switch, and the deadlock detector (after 1 s) may pick
