@@ -11,6 +11,8 @@
    (PostgreSQL: DROP the old, SET SCHEMA the new; SQLite: the rows replaced) and store the
    projections' versions. The positions stay what they were, so the live runner goes on from
    there with its own pushes: nothing applied meanwhile is lost, nothing is pushed twice or never.
+   (A replay never stops short of the head it found: where no live runner keeps up, the switch
+   moves the positions forward to it, and those events' pushes are left to `since=`.)
 
 Readers see the old tables or the new ones, never a partial one; commands wait at most for the
 switch. An interruption before the switch leaves the live tables as they were (the scratch set is
