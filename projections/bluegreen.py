@@ -44,6 +44,13 @@ SWITCH_ATTEMPTS = 20
 LOCK_WAIT_MS = 300  # below PostgreSQL's deadlock_timeout (1 s): see `_switch`
 
 
+SNAPSHOT_WAIT = 1.0  # seconds the switch waits for older transactions before it gives way and tries again
+
+
+class OlderSnapshots(RuntimeError):
+    """Transactions that began before the switch's last replay commit are still running."""
+
+
 class RebuildRunning(RuntimeError):
     """Another process is rebuilding one of the projections."""
 
@@ -104,8 +111,9 @@ def _rebuild(
         for attempt in range(1, SWITCH_ATTEMPTS + 1):
             try:
                 reached = _catch_up_and_switch(db, scratch, replay, projections)
-            except psycopg.errors.QueryCanceled:
-                # A reader held a table past the switch's lock wait (see `_switch`): rolled back, tried again.
+            except (psycopg.errors.QueryCanceled, OlderSnapshots):
+                # A reader held a table past the switch's lock wait (see `_switch`), or an older
+                # transaction ran on (`_wait_for_older_snapshots`): rolled back, tried again.
                 if attempt == SWITCH_ATTEMPTS:
                     raise
                 time.sleep(0.05 * attempt)
@@ -130,6 +138,7 @@ def _catch_up_and_switch(
             live = live_positions(db, projections, cur=cur)
             reached = _at_least(live, replay.reached)
             replay.run_to(reached)
+            _wait_for_older_snapshots(cur)
             _switch(cur, scratch, projections, live, reached)
             tracking.announce(cur)
         return reached
@@ -141,6 +150,34 @@ def _catch_up_and_switch(
     for projection in projections:
         projection.committed()
     return reached
+
+
+def _wait_for_older_snapshots(cur: Cursor) -> None:
+    """Wait until no other transaction of the database began before now (PostgreSQL).
+
+    DROP and SET SCHEMA are not MVCC-safe: a REPEATABLE READ reader takes its snapshot before it
+    asks for its table locks, so one that took it before the replay's last commit, and reaches a
+    switched table only after the switch, would read the new table without that commit's rows. A
+    transaction that began after the replay's last commit cannot have such a snapshot. The live
+    runner's batch, waiting for the tracking rows this transaction holds, is left out: READ
+    COMMITTED, its later statements take snapshots of their own.
+    """
+    since = cur.execute("SELECT clock_timestamp() AS now").fetchone()
+    assert since is not None
+    deadline = time.monotonic() + SNAPSHOT_WAIT
+    while True:
+        cur.execute("SELECT pg_stat_clear_snapshot()")  # pg_stat_activity is read once per transaction otherwise
+        older = cur.execute(
+            "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid() AND state <> 'idle' AND xact_start < %s "
+            "AND NOT pg_backend_pid() = ANY (pg_blocking_pids(pid))",
+            (since["now"],),
+        ).fetchone()
+        if older is not None and not older["n"]:
+            return
+        if time.monotonic() > deadline:
+            raise OlderSnapshots(f"transactions older than the switch still ran after {SNAPSHOT_WAIT} s")
+        time.sleep(0.005)
 
 
 def _at_least(positions: Positions, floor: Positions) -> Positions:
