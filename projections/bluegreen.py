@@ -44,7 +44,7 @@ SWITCH_ATTEMPTS = 20
 LOCK_WAIT_MS = 300  # below PostgreSQL's deadlock_timeout (1 s): see `_switch`
 
 
-SNAPSHOT_WAIT = 1.0  # seconds the switch waits for older transactions before it gives way and tries again
+SNAPSHOT_WAIT = 0.3  # seconds the switch waits for older transactions before it gives way and tries again
 
 
 class OlderSnapshots(RuntimeError):
@@ -111,7 +111,8 @@ def _rebuild(
         for attempt in range(1, SWITCH_ATTEMPTS + 1):
             try:
                 reached = _catch_up_and_switch(db, scratch, replay, projections)
-            except (psycopg.errors.QueryCanceled, OlderSnapshots):
+            except (psycopg.errors.QueryCanceled, OlderSnapshots) as error:
+                log.warning("the switch gave way to readers (attempt %d): %s", attempt, " ".join(str(error).split()))
                 # A reader held a table past the switch's lock wait (see `_switch`), or an older
                 # transaction ran on (`_wait_for_older_snapshots`): rolled back, tried again.
                 if attempt == SWITCH_ATTEMPTS:
@@ -168,15 +169,15 @@ def _wait_for_older_snapshots(cur: Cursor) -> None:
     while True:
         cur.execute("SELECT pg_stat_clear_snapshot()")  # pg_stat_activity is read once per transaction otherwise
         older = cur.execute(
-            "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() "
+            "SELECT pid, state, left(query, 80) AS query FROM pg_stat_activity WHERE datname = current_database() "
             "AND pid <> pg_backend_pid() AND state <> 'idle' AND xact_start < %s "
             "AND NOT pg_backend_pid() = ANY (pg_blocking_pids(pid))",
             (since["now"],),
-        ).fetchone()
-        if older is not None and not older["n"]:
+        ).fetchall()
+        if not older:
             return
         if time.monotonic() > deadline:
-            raise OlderSnapshots(f"transactions older than the switch still ran after {SNAPSHOT_WAIT} s")
+            raise OlderSnapshots(f"transactions older than the switch still ran after {SNAPSHOT_WAIT} s: {older[:3]}")
         time.sleep(0.005)
 
 
