@@ -40,11 +40,11 @@ from ugc.platform.store import EventStores
 log = logging.getLogger(__name__)
 
 
-SWITCH_ATTEMPTS = 20
-LOCK_WAIT_MS = 300  # below PostgreSQL's deadlock_timeout (1 s): see `_switch`
+SWITCH_ATTEMPTS = 100
+LOCK_WAIT_MS = 150  # below PostgreSQL's deadlock_timeout (1 s): see `_switch`
 
 
-SNAPSHOT_WAIT = 0.3  # seconds the switch waits for older transactions before it gives way and tries again
+SNAPSHOT_WAIT = 0.15  # seconds the switch waits for older transactions before it gives way and tries again
 
 
 class OlderSnapshots(RuntimeError):
@@ -100,31 +100,33 @@ def _rebuild(
     tables = [table for p in projections for table in p.tables]
     with ScratchSet.made(db, tables) as scratch:
         replay = Replay(scratch, stores, projections, batch_size=batch_size, advanced=told)
-        # At least the head as the rebuild found it, even where no live runner moves the positions.
+        # At least the head as the rebuild found it, even where no live runner moves the positions;
+        # but only in the switch, while the live runner waits: past the live positions the replay
+        # gives new notifications their `seq`, which the live runner must not be giving at once.
         heads = stores.heads()
         floor = {(p.name, app): heads[app] for p in projections for app in p.applications}
         # Chase the live positions until what is left fits a batch: the switch applies that much
         # while the live runner of these projections waits.
-        while replay.run_to(_at_least(live_positions(db, projections), floor)) >= batch_size:
+        while replay.run_to(live_positions(db, projections)) >= batch_size:
             pass
         scratch.analyze()
         for attempt in range(1, SWITCH_ATTEMPTS + 1):
             try:
-                reached = _catch_up_and_switch(db, scratch, replay, projections)
-            except (psycopg.errors.QueryCanceled, OlderSnapshots) as error:
+                reached = _catch_up_and_switch(db, scratch, replay, projections, floor)
+            except (psycopg.errors.QueryCanceled, psycopg.errors.LockNotAvailable, OlderSnapshots) as error:
                 log.warning("the switch gave way to readers (attempt %d): %s", attempt, " ".join(str(error).split()))
                 # A reader held a table past the switch's lock wait (see `_switch`), or an older
                 # transaction ran on (`_wait_for_older_snapshots`): rolled back, tried again.
                 if attempt == SWITCH_ATTEMPTS:
                     raise
-                time.sleep(0.05 * attempt)
+                time.sleep(min(0.05 * attempt, 0.5))
                 continue
             return reached
         raise AssertionError("unreachable")
 
 
 def _catch_up_and_switch(
-    db: Database, scratch: ScratchSet, replay: Replay, projections: Sequence[Projection]
+    db: Database, scratch: ScratchSet, replay: Replay, projections: Sequence[Projection], floor: Positions
 ) -> Positions:
     """Hold the live projections where they stand, replay the scratch set up to there, switch.
 
@@ -136,8 +138,12 @@ def _catch_up_and_switch(
     """
     if db.dialect == "postgresql":
         with db.transaction(write=True) as cur:
+            # Every lock this transaction waits for, it waits for less than PostgreSQL's deadlock_timeout
+            # (1 s): in a deadlock with the live runner (whose batch locks the same tracking rows), it is
+            # the switch that gives way and tries again, never the runner's batch that is aborted.
+            cur.execute(f"SET LOCAL lock_timeout = {LOCK_WAIT_MS}")
             live = live_positions(db, projections, cur=cur)
-            reached = _at_least(live, replay.reached)
+            reached = _at_least(_at_least(live, replay.reached), floor)
             replay.run_to(reached)
             _wait_for_older_snapshots(cur)
             _switch(cur, scratch, projections, live, reached)
@@ -145,7 +151,7 @@ def _catch_up_and_switch(
         return reached
     with scratch.transaction(write=True) as cur:
         live = live_positions(db, projections, cur=cur, schema=scratch.live)
-        reached = _at_least(live, replay.reached)
+        reached = _at_least(_at_least(live, replay.reached), floor)
         replay.run_to_in(cur, reached)
         _switch(cur, scratch, projections, live, reached)
     for projection in projections:
@@ -178,7 +184,7 @@ def _wait_for_older_snapshots(cur: Cursor) -> None:
             return
         if time.monotonic() > deadline:
             raise OlderSnapshots(f"transactions older than the switch still ran after {SNAPSHOT_WAIT} s: {older[:3]}")
-        time.sleep(0.005)
+        time.sleep(0.002)
 
 
 def _at_least(positions: Positions, floor: Positions) -> Positions:

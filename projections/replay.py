@@ -16,11 +16,10 @@ from collections.abc import Callable, Mapping, Sequence
 from projections.base import Projection
 from projections.scratch import ScratchSet
 from readmodels import parked
-from ugc.platform.dialect import INTEGRITY_ERRORS, Cursor
+from ugc.platform.dialect import Cursor
 from ugc.platform.store import EventStores
 
 BATCH_SIZE = 500
-BATCH_ATTEMPTS = 5
 # (projection, application) -> position
 Positions = dict[tuple[str, str], int]
 Advanced = Callable[[int], object]  # told how many events each batch read
@@ -48,26 +47,14 @@ class Replay:
         self.reached: Positions = {(p.name, app): 0 for p in projections for app in p.applications}
 
     def run_to(self, targets: Mapping[tuple[str, str], int]) -> int:
-        """Apply every event up to `targets` (each batch in a transaction of its own); how many were read.
-
-        A batch that breaks a unique key is tried again: a notification new to `notification_seqs`
-        takes the next `seq`, and a live runner may have taken it in the meantime (when the replay
-        goes past where the live projection stands).
-        """
+        """Apply every event up to `targets` (each batch in a transaction of its own); how many were read."""
         read = 0
         for projection in self.projections:
             for application in projection.applications:
                 key = (projection.name, application)
-                failures = 0
                 while self.reached[key] < targets[key]:
-                    try:
-                        with self.scratch.transaction(write=True, pipelined=True) as cur:
-                            seen, reached = self._batch(cur, projection, application, targets[key])
-                    except INTEGRITY_ERRORS:
-                        failures += 1
-                        if failures >= BATCH_ATTEMPTS:
-                            raise
-                        continue
+                    with self.scratch.transaction(write=True, pipelined=True) as cur:
+                        seen, reached = self._batch(cur, projection, application, targets[key])
                     self.reached[key] = reached
                     projection.committed()
                     self._advanced(seen)
