@@ -27,6 +27,9 @@ class Projection(ABC):
     applications: ClassVar[tuple[str, ...]]
     read_model: ClassVar[bool] = True
     tables: ClassVar[tuple[str, ...]] = ()
+    # Bumped when a change of the code changes what it writes: a runner that starts with another
+    # version stored than declared rebuilds the projection blue/green (projections/bluegreen.py).
+    version: ClassVar[int] = 1
     # The log position (notification id) of the event a read-model handler is applying; the
     # runner sets it before each call, for rows that must be keyed by where their event sits.
     position: int = 0

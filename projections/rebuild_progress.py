@@ -1,6 +1,6 @@
 """What `ugc rebuild` shows while it replays: events done of the total, events per second, and
-the time left — a bar redrawn in place on a terminal, a plain line every few seconds otherwise
-(a log file or CI output gets no carriage returns)."""
+the time left — a bar redrawn in place on a terminal (rich's progress display), a plain line every
+few seconds otherwise (a log file or CI output gets no carriage returns or colours)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,26 @@ import time
 from collections.abc import Callable
 from typing import TextIO
 
-BAR_WIDTH = 30
-TERMINAL_EVERY = 0.2  # seconds between redraws of the bar
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
+
 PLAIN_EVERY = 5.0  # seconds between lines when not on a terminal
+
+
+class EventsPerSecond(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:,.0f} events/s" if speed is not None else "? events/s")
 
 
 class RebuildProgress:
@@ -23,16 +40,46 @@ class RebuildProgress:
         self.done = 0
         self.started = clock()
         self._shown_at = self.started
+        self._bar: Progress | None = None
+        if self.terminal:
+            self._bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("events"),
+                EventsPerSecond(),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
+                TimeElapsedColumn(),
+                console=Console(file=stream, force_terminal=True),
+            )
+            self._task = self._bar.add_task(name, total=total)
+            self._bar.start()
 
     def advance(self, events: int) -> None:
         self.done += events
+        if self._bar is not None:
+            self._bar.update(self._task, completed=self.done, total=max(self.total, self.done))
+            return
         now = self.clock()
-        if now - self._shown_at >= (TERMINAL_EVERY if self.terminal else PLAIN_EVERY):
+        if now - self._shown_at >= PLAIN_EVERY:
             self._shown_at = now
-            self._show(now)
+            self._line(now)
 
     def finish(self) -> None:
-        self._show(self.clock(), final=True)
+        """The last figures: the bar completed on a terminal, a last line otherwise."""
+        if self._bar is not None:
+            self.total = self.done = max(self.total, self.done)
+            self._bar.update(self._task, completed=self.done, total=self.total)
+        self.close()
+        if not self.terminal:
+            self._line(self.clock())
+
+    def close(self) -> None:
+        """Stop redrawing the bar (also when the rebuild failed or was interrupted)."""
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
 
     def line(self, now: float) -> str:
         elapsed = max(now - self.started, 1e-9)
@@ -45,15 +92,8 @@ class RebuildProgress:
             f"{'ETA ' + _duration(left) if self.done < total else 'took ' + _duration(elapsed)}"
         )
 
-    def _show(self, now: float, *, final: bool = False) -> None:
-        text = self.line(now)
-        if self.terminal:
-            total = max(self.total, self.done)
-            filled = BAR_WIDTH if not total else int(BAR_WIDTH * self.done / total)
-            bar = "#" * filled + "." * (BAR_WIDTH - filled)
-            self.stream.write(f"\r[{bar}] {text}" + ("\n" if final else ""))
-        else:
-            self.stream.write(text + "\n")
+    def _line(self, now: float) -> None:
+        self.stream.write(self.line(now) + "\n")
         self.stream.flush()
 
 

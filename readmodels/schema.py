@@ -16,6 +16,7 @@ from readmodels import (
 )
 from readmodels.parked import DDL as PARKED_DDL
 from readmodels.tracking import reset
+from readmodels.versions import DDL as VERSIONS_DDL
 from ugc.ids import ID_KINDS
 from ugc.platform import auth_failures, idempotency_keys, refresh_families, stored_bytes
 from ugc.platform.database import Database
@@ -33,6 +34,7 @@ INFRASTRUCTURE = (
         kind TEXT PRIMARY KEY,
         value BIGINT NOT NULL)""",
     *PARKED_DDL,
+    *VERSIONS_DDL,
     # The API's own tables, each with its queries in the platform wing.
     *auth_failures.DDL,
     *idempotency_keys.DDL,

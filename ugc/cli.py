@@ -38,8 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("migrate", help="create the event store's and the read side's tables")
     commands.add_parser("project", help="run the projections until interrupted (UGC_PROJECTIONS=external)")
-    rebuild = commands.add_parser("rebuild", help="empty projections' tables and replay the log into them")
-    rebuild.add_argument("names", nargs="*", help="projection names (default: all)")
+    rebuild = commands.add_parser(
+        "rebuild", help="replay read models into new tables beside the live ones, then switch to them (blue/green)"
+    )
+    rebuild.add_argument("names", nargs="*", help="read-model projection names (default: every read model)")
     seed = commands.add_parser("seed", help="load the reference categories and skills (idempotent)")
     seed.add_argument(
         "--demo",
@@ -339,6 +341,8 @@ def _project(settings: Settings) -> int:
 
 
 def _rebuild(settings: Settings, names: Sequence[str]) -> int:
+    """Blue/green: new tables built beside the live ones and switched in at the end (the API keeps serving)."""
+    from projections.bluegreen import RebuildRunning, rebuild
     from projections.operations import events_after
     from projections.rebuild_progress import RebuildProgress
     from projections.registry import all_projections
@@ -347,27 +351,36 @@ def _rebuild(settings: Settings, names: Sequence[str]) -> int:
     from ugc.platform.database import Database
     from ugc.platform.store import EventStores
 
+    _migrate(settings, quiet=True)
     db = Database(settings.database_url)
     stores = EventStores(settings.database_url)
     try:
         projections = all_projections(settings)
         known = {p.name: p for p in projections if p.read_model}
+        side_effects = [name for name in names if name not in known and name in {p.name for p in projections}]
+        if side_effects:
+            print(f"ugc: {', '.join(side_effects)}: side effects (mail, pushes) are never replayed", file=sys.stderr)
+            return 2
         unknown = [name for name in names if name not in known]
         if unknown:
             print(f"ugc: unknown projection(s): {', '.join(unknown)}; known: {', '.join(known)}", file=sys.stderr)
             return 2
-        runner = ProjectionRunner(db, stores, projections, Progress())
-        runner.register()
-        for name in names or list(known):
-            projection = known[name]
-            total = sum(events_after(stores, application, 0) for application in projection.applications)
-            shown = RebuildProgress(name, total, sys.stderr)
-            runner.reset(projection)
-            for application in projection.applications:
-                while read := runner.run_once(projection, [application]):
-                    shown.advance(read)
-            shown.finish()
-            print(f"rebuilt {name}")
+        ProjectionRunner(db, stores, projections, Progress()).register()
+        chosen = [known[name] for name in dict.fromkeys(names or known)]
+        total = sum(events_after(stores, application, 0) for p in chosen for application in p.applications)
+        label = ", ".join(p.name for p in chosen) if len(chosen) <= 3 else f"{len(chosen)} read models"
+        shown = RebuildProgress(label, total, sys.stderr)
+        try:
+            positions = rebuild(db, stores, chosen, advanced=shown.advance)
+        except RebuildRunning as error:
+            print(f"ugc: {error}", file=sys.stderr)
+            return 1
+        finally:
+            shown.close()
+        shown.finish()
+        for projection in chosen:
+            at = ", ".join(f"{app} {positions[(projection.name, app)]}" for app in projection.applications)
+            print(f"rebuilt {projection.name} (switched at {at})")
     finally:
         stores.close()
         db.close()

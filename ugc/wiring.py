@@ -37,6 +37,7 @@ from commands.scheduler import AutoCompleter
 from commands.services import ServiceCommands
 from commands.skills import SkillCommands
 from commands.standing import Standings
+from projections.bluegreen import VersionUpgrade
 from projections.operations import status as projection_status
 from projections.registry import all_projections
 from projections.runner import ProjectionRunner
@@ -107,9 +108,12 @@ def projection_runner(
         max_attempts=settings.projection_max_attempts,
     )
     runner.register()
+    upgrade = VersionUpgrade(db, stores, lambda: all_projections(settings))
+    upgrade.start()
     try:
         yield runner
     finally:
+        upgrade.stop()
         runner.stop()
         if sender is not None:
             sender.stop()
