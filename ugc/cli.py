@@ -22,6 +22,7 @@ PROGRESS_EVERY = 5.0  # seconds between progress lines when stderr is no termina
 if TYPE_CHECKING:
     from commands.demo import DemoCommands
     from ugc.platform.database import Database
+    from ugc.platform.log_verify import Finding
     from ugc.platform.store import EventStores
 
 
@@ -443,7 +444,7 @@ def _verify(settings: Settings, *, as_json: bool) -> int:
     import json
 
     from projections.rebuild_progress import RebuildProgress
-    from ugc.platform.log_verify import ChainCheck, Finding, check_checkpoint
+    from ugc.platform.log_verify import ChainCheck, check_checkpoint
     from ugc.platform.store import EventStores
 
     stores = EventStores(settings.database_url)
@@ -462,6 +463,11 @@ def _verify(settings: Settings, *, as_json: bool) -> int:
             settings.audit_dir, settings.audit_key, {name: stores.chained(name) for name in stores.applications}
         )
         findings += signed
+        differences = _read_model_findings(settings, stores)
+        if not as_json:
+            for finding in differences:
+                print(finding, flush=True)
+        findings += differences
     finally:
         stores.close()
     events = sum(check.checked for check in checks)
@@ -472,13 +478,56 @@ def _verify(settings: Settings, *, as_json: bool) -> int:
             "checkpoint": str(checkpoint) if checkpoint else None,
             "findings": [finding.as_dict() for finding in findings],
         }
-        print(json.dumps(report, ensure_ascii=False, indent=2))
+        print(json.dumps(report, ensure_ascii=False, indent=2, default=str))  # a read row's times and Decimals
     else:
         for finding in signed:
             print(finding)
         where = f"checkpoint {checkpoint.name}" if checkpoint else f"no checkpoint in {settings.audit_dir} yet"
         print(f"{events} events verified in {len(checks)} logs, {where}: {len(findings)} finding(s)")
     return 1 if findings else 0
+
+
+def _read_model_findings(settings: Settings, stores: EventStores) -> list[Finding]:
+    """Every read table row that differs from a replay of the log into scratch tables, as findings."""
+    from projections.compare import compare_read_models
+    from projections.rebuild_progress import RebuildProgress
+    from projections.registry import all_projections
+    from ugc.platform.database import Database
+    from ugc.platform.log_verify import Finding
+
+    db = Database(settings.database_url)
+    shown: RebuildProgress | None = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal shown
+        if shown is None:
+            shown = RebuildProgress("verify read models", total, sys.stderr)
+        shown.advance(done - shown.done)
+
+    try:
+        differences = compare_read_models(db, stores, all_projections(settings), progress)
+    finally:
+        if shown is not None:
+            shown.finish()
+        db.close()
+    return [
+        Finding(
+            kind="read_model",
+            context=None,
+            position=None,
+            stream=None,
+            version=None,
+            what=difference.describe(),
+            detail={
+                "projection": difference.projection,
+                "table": difference.table,
+                "difference": difference.kind,
+                "key": difference.key,
+                "columns": {c.column: {"live": c.live, "replayed": c.replayed} for c in difference.columns},
+            },
+        )
+        for difference in differences
+    ]
 
 
 def _history(settings: Settings, order_text: str, as_of_text: str | None, *, as_json: bool) -> int:

@@ -10,7 +10,7 @@ from some point on is what the signed checkpoints catch.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,9 +35,10 @@ class Finding:
     stream: str | None
     version: int | None
     what: str
+    detail: Mapping[str, Any] | None = None  # what a check knows beyond `what`, for --json (a read model's row)
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        found = {
             "kind": self.kind,
             "context": self.context,
             "position": self.position,
@@ -45,6 +46,7 @@ class Finding:
             "version": self.version,
             "what": self.what,
         }
+        return found if self.detail is None else found | {"detail": self.detail}
 
     def __str__(self) -> str:
         where = [self.kind]
