@@ -7,7 +7,11 @@ one NOTIFY, one COMMIT. Alone, a command goes at once.
 
 * `GroupCommit`: new aggregates, which cannot clash with one another (placing orders).
 * `GroupSave`: changed aggregates, loaded and decided by their callers; a group holds one command
-  per aggregate. A command decided on a version an earlier group of this process has since moved
+  per aggregate.
+
+A `GroupCommit` and a `GroupSave` of one application may share an `appending` lock: their saves would
+queue on the table lock anyway, each holding a store connection meanwhile, which the loads of the
+commands being decided then wait for. A command decided on a version an earlier group of this process has since moved
   fails alone, before its group is saved; one that clashes in the store (another process appended
   to its aggregate first) fails its group. Either way with the store's IntegrityError, so each
   caller decides again on the new state (`change`).
@@ -53,7 +57,8 @@ class _Groups(ABC, Generic[E]):
     chooses from the queue, saves it with `_save` (which finishes every entry it took), and hands the
     lead to the first caller still queued, if any. Each waiting caller is woken once."""
 
-    def __init__(self) -> None:
+    def __init__(self, appending: threading.Lock | None = None) -> None:
+        self._appending = appending or threading.Lock()  # held around the store's save
         self._lock = threading.Lock()
         self._queue: list[E] = []  # not yet taken into a group
         self._saving = False  # a leader is under way; while not, the queue is empty
@@ -121,8 +126,10 @@ class GroupCommit(_Groups[_Entry[T, A]]):
     (a fresh number, say), makes the aggregates and saves them together.
     """
 
-    def __init__(self, app: Application[UUID], prepare: Callable[[int], Sequence[T]]) -> None:
-        super().__init__()
+    def __init__(
+        self, app: Application[UUID], prepare: Callable[[int], Sequence[T]], *, appending: threading.Lock | None = None
+    ) -> None:
+        super().__init__(appending)
         self.app = app
         self.prepare = prepare
 
@@ -153,7 +160,8 @@ class GroupCommit(_Groups[_Entry[T, A]]):
             aggregates = [entry.aggregate for entry in made if entry.aggregate is not None]
             events = [event for aggregate in aggregates for event in aggregate.pending_events]
             try:
-                recordings = self.app.save(*aggregates) if aggregates else []
+                with self._appending:
+                    recordings = self.app.save(*aggregates) if aggregates else []
             except IntegrityError:
                 if not self._stored_already(events):
                     raise
@@ -205,8 +213,8 @@ class GroupSave(_Groups[_Changed]):
     this process saved show it stale: it fails alone, without taking the rest of its group down.
     """
 
-    def __init__(self, app: Application[UUID]) -> None:
-        super().__init__()
+    def __init__(self, app: Application[UUID], *, appending: threading.Lock | None = None) -> None:
+        super().__init__(appending)
         self.app = app
         self._saved = LRU[UUID, int](SAVED_VERSIONS_KEPT)  # aggregate -> the last version saved here
 
@@ -238,7 +246,8 @@ class GroupSave(_Groups[_Changed]):
     def _save(self, group: list[_Changed]) -> None:
         failure: BaseException | None = None
         try:
-            recordings = self.app.save(*(aggregate for entry in group for aggregate in entry.aggregates))
+            with self._appending:
+                recordings = self.app.save(*(aggregate for entry in group for aggregate in entry.aggregates))
             for entry in group:
                 for aggregate in entry.aggregates:
                     self._saved.put(aggregate.id, aggregate.version)
