@@ -6,7 +6,6 @@ clash is retried against the new state (ending in 2xx or 409); with it, a stale 
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -15,7 +14,7 @@ from typing import Any
 
 from eventsourcing.application import AggregateNotFoundError
 
-from commands.group_commit import GroupCommit, GroupSave
+from commands.group_commit import GroupCommit
 from commands.read_only import ReadOnlyAggregates, ReadOnlyView
 from commands.saving import Positions, change
 from ugc.accounts import User
@@ -91,11 +90,8 @@ class OrderCommands:
         self.clock = clock
         self.auto_complete_after = auto_complete_after
         self._read_only = ReadOnlyAggregates(stores, db)
-        appending = threading.Lock()  # one append at a time to the orders table from this process
-        self._placing: GroupCommit[tuple[ReadOnlyView, int], Order] = GroupCommit(
-            self.app, self._prepare_placing, appending=appending
-        )
-        self._changes = GroupSave(self.app, appending=appending)  # every command on an existing order
+        # Placing and every command on an existing order, appended in the same groups.
+        self._groups: GroupCommit[tuple[ReadOnlyView, int], Order] = GroupCommit(self.app, self._prepare_placing)
 
     def place(
         self, buyer_id: int, service_id: int, requirements: str, delivery_date: date, option_ids: list[int]
@@ -152,7 +148,7 @@ class OrderCommands:
                 at=at,
             )
 
-        return Placed(*self._placing.append(decide))
+        return Placed(*self._groups.append(decide))
 
     def _prepare_placing(self, count: int) -> list[tuple[ReadOnlyView, int]]:
         now, numbers = self._read_only.now_numbered((Accounts.name, Catalog.name), "order", count)
@@ -223,7 +219,7 @@ class OrderCommands:
 
     def _change(self, order: int, expected_version: int | None, decide: Callable[[Order], None]) -> Saved:
         """Load, decide, append, through `change`, the append shared with other orders' commands
-        that arrive meanwhile (`GroupSave`: one table lock and one COMMIT for the lot).
+        and orders placed that arrive meanwhile (`GroupCommit`: one table lock and one COMMIT for the lot).
 
         An order's command is meant for the status its caller saw: when another command appended
         first and moved the order to another status, this one was decided on a state that no longer
@@ -245,7 +241,7 @@ class OrderCommands:
             lambda: self.load(order),
             decide_on_the_status_seen,
             expected_version=expected_version,
-            saving=self._changes.save,
+            saving=self._groups.save,
         )
         return Saved(changed.result, changed.positions)
 
