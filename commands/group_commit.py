@@ -5,12 +5,18 @@ per command caps the commands at one table lock at a time (bench/RESULTS.md). Co
 while one save is under way wait for it to end and then go together: one transaction, one lock,
 one NOTIFY, one COMMIT. Alone, a command goes at once.
 
-* `GroupCommit`: new aggregates, which cannot clash with one another (placing orders).
-* `GroupSave`: changed aggregates, loaded and decided by their callers; a group holds one command
-  per aggregate. A command decided on a version an earlier group of this process has since moved
+`GroupCommit` takes both kinds of command of one application into the same groups:
+
+* new aggregates (placing orders), made by the leader from what it prepared for the group at once;
+* changed aggregates, loaded and decided by their callers (`save`); a group holds one command per
+  aggregate. A command decided on a version an earlier group of this process has since moved
   fails alone, before its group is saved; one that clashes in the store (another process appended
-  to its aggregate first) fails its group. Either way with the store's IntegrityError, so each
-  caller decides again on the new state (`change`).
+  to its aggregate first) fails the changes of its group, with the store's IntegrityError, so each
+  caller decides again on the new state (`change`); the group's new aggregates, which cannot clash,
+  are then appended again without them.
+
+One queue for both: two would take turns at the table lock, a COMMIT each per round, and a
+lifecycle's follow-up commands would wait for placing's groups and the other way round (issue 15).
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Generic, TypeVar, cast
 from uuid import UUID
 
 from eventsourcing.application import Application
@@ -32,7 +38,7 @@ from ugc.platform import metrics
 from ugc.platform.cache import LRU
 
 MAX_GROUP = 200  # aggregates per transaction: bounds what one failure takes down with it
-# Aggregates whose last version saved here GroupSave remembers: only a command queued behind the
+# Aggregates whose last version saved here GroupCommit remembers: only a command queued behind the
 # group that saved its aggregate can be stale, so a few groups' worth (MAX_GROUP each) is plenty.
 SAVED_VERSIONS_KEPT = 1_000
 
@@ -109,30 +115,41 @@ def _landed(recordings: Sequence[Recording[UUID]]) -> dict[UUID, list[Recording[
 
 @dataclass(eq=False)
 class _Entry(_Queued, Generic[T, A]):
+    """A new aggregate to make: `make` runs in the leader's thread, in the caller's context."""
+
     make: Callable[[T], A] | None = None
     # The caller's context, which `make` runs in whoever leads: the events it records name the
     # caller's request (ugc.events.current_request), not the leader's.
     context: contextvars.Context = field(default_factory=contextvars.copy_context)
+    prepared: T | None = None  # what the leader prepared for it, kept to make it again
     aggregate: A | None = None
 
 
-class GroupCommit(_Groups[_Entry[T, A]]):
-    """New aggregates of one application, made and appended in groups.
+@dataclass(eq=False)
+class _Changed(_Queued):
+    """Aggregates their caller changed, to append together."""
 
-    The leader calls `prepare(count)` once for what each aggregate of its group will be made from
-    (a fresh number, say), makes the aggregates and saves them together.
+    aggregates: tuple[Aggregate, ...] = ()
+
+
+class GroupCommit(_Groups[_Queued], Generic[T, A]):
+    """New and changed aggregates of one application, appended in groups.
+
+    The leader calls `prepare(count)` once for what each new aggregate of its group will be made from
+    (a fresh number, say), makes them, and saves them with the group's changed aggregates.
     """
 
     def __init__(self, app: Application[UUID], prepare: Callable[[int], Sequence[T]]) -> None:
         super().__init__()
         self.app = app
         self.prepare = prepare
+        self._saved = LRU[UUID, int](SAVED_VERSIONS_KEPT)  # aggregate -> the last version saved here
 
     def append(self, make: Callable[[T], A]) -> tuple[A, Positions]:
         """Make the aggregate from what was prepared for it, append its events; it and where they landed.
 
-        What `make` raises fails this call alone. A failed save fails every call of its group, and
-        nothing of the group is written.
+        What `make` raises fails this call alone. A failed save (but a clash of another caller's
+        change) fails every call of its group, and nothing of the group is written.
         """
         entry: _Entry[T, A] = _Entry(make=make)
         self._enqueue(entry)
@@ -141,40 +158,95 @@ class GroupCommit(_Groups[_Entry[T, A]]):
         assert entry.aggregate is not None
         return entry.aggregate, entry.positions
 
-    def _save(self, group: list[_Entry[T, A]]) -> None:
-        made: list[_Entry[T, A]] = []
+    def save(self, *aggregates: Aggregate) -> Positions:
+        """Append the pending events of `aggregates` in one transaction, maybe with other callers';
+        where they landed. Raises IntegrityError if another writer appended to one of them first."""
+        entry = _Changed(aggregates=aggregates)
+        self._enqueue(entry)
+        if entry.error is not None:
+            raise entry.error
+        return entry.positions
+
+    def _take(self) -> list[_Queued]:
+        group: list[_Queued] = []
+        taken: set[UUID] = set()
+        rest: list[_Queued] = []
+        for entry in self._queue:
+            ids = {a.id for a in entry.aggregates} if isinstance(entry, _Changed) else set()
+            if isinstance(entry, _Changed) and self._stale(entry):
+                _finish([entry], IntegrityError("decided on a version saved over since"))
+            elif len(group) < MAX_GROUP and not ids & taken:
+                group.append(entry)
+                taken |= ids
+            else:
+                rest.append(entry)
+        self._queue = rest
+        return group
+
+    def _save(self, group: list[_Queued]) -> None:
         failure: BaseException | None = None
         try:
-            for entry, prepared in zip(group, self.prepare(len(group)), strict=True):
-                try:
-                    assert entry.make is not None
-                    entry.aggregate = entry.context.run(entry.make, prepared)
-                    made.append(entry)
-                except Exception as error:
-                    entry.error = error
-            aggregates = [entry.aggregate for entry in made if entry.aggregate is not None]
-            events = [event for aggregate in aggregates for event in aggregate.pending_events]
-            try:
-                recordings = self.app.save(*aggregates) if aggregates else []
-            except IntegrityError:
-                if not self._stored_already(events):
-                    raise
-                # Where exactly they landed is not known: the head is at or past it.
-                head = self.app.recorder.max_notification_id() or 0
-                for entry in made:
-                    entry.positions = {self.app.name: head}
-                return
-            if recordings:
-                metrics.APPENDS.labels(self.app.name).inc()
-            landed = _landed(recordings)
-            for entry in made:
-                assert entry.aggregate is not None
-                entry.positions = appended(self.app.name, landed[entry.aggregate.id])
+            made = self._make([entry for entry in group if isinstance(entry, _Entry)])
+            changes = [entry for entry in group if isinstance(entry, _Changed)]
+            self._append(made, changes)
         except BaseException as error:
             failure = error
             raise
         finally:
             _finish(group, failure)
+
+    def _make(self, news: list[_Entry[T, A]]) -> list[_Entry[T, A]]:
+        """Make the new aggregates of `news` from what `prepare` gives; those made (a refusal fails its caller)."""
+        for entry, prepared in zip(news, self.prepare(len(news)) if news else [], strict=True):
+            entry.prepared = prepared
+        return self._remake(news)
+
+    def _remake(self, news: list[_Entry[T, A]]) -> list[_Entry[T, A]]:
+        """Make (again) the aggregates of `news` from what was prepared for them; those made."""
+        made: list[_Entry[T, A]] = []
+        for entry in news:
+            try:
+                assert entry.make is not None
+                entry.aggregate = entry.context.run(entry.make, cast(T, entry.prepared))
+                made.append(entry)
+            except Exception as error:
+                entry.error = error
+        return made
+
+    def _append(self, made: list[_Entry[T, A]], changes: list[_Changed]) -> None:
+        """Save the group; a change's clash fails the changes, and the new aggregates go again alone."""
+        new = [entry.aggregate for entry in made if entry.aggregate is not None]
+        events = [event for aggregate in new for event in aggregate.pending_events]
+        changed = [aggregate for entry in changes for aggregate in entry.aggregates]
+        try:
+            recordings = self.app.save(*new, *changed) if new or changed else []
+        except IntegrityError as clash:
+            if events and self._stored_already(events):
+                # The library retried a COMMIT that had gone through: the whole group is stored.
+                # Where exactly it landed is not known: the head is at or past it.
+                head = self.app.recorder.max_notification_id() or 0
+                for entry in [*made, *changes]:
+                    entry.positions = {self.app.name: head}
+                return
+            if not changes:
+                raise
+            metrics.VERSION_CONFLICTS.labels(self.app.name).inc()
+            for entry in changes:  # each caller decides again and comes back in a later group
+                entry.error = clash
+            if made:  # their events went with the failed save: made again from the same values
+                self._append(self._remake(made), [])
+            return
+        if recordings:
+            metrics.APPENDS.labels(self.app.name).inc()
+        for aggregate in changed:
+            self._saved.put(aggregate.id, aggregate.version)
+        landed = _landed(recordings)
+        for entry in made:
+            assert entry.aggregate is not None
+            entry.positions = appended(self.app.name, landed[entry.aggregate.id])
+        for entry in changes:
+            own = [recording for a in entry.aggregates for recording in landed.get(a.id, [])]
+            entry.positions = appended(self.app.name, own) if own else {}
 
     def _stored_already(self, events: Sequence[DomainEventProtocol[UUID]]) -> bool:
         """Whether every one of `events` is in the store as it is: this group's own save.
@@ -192,72 +264,6 @@ class GroupCommit(_Groups[_Entry[T, A]]):
             if not stored or mapper.to_domain_event(stored[0]) != ours:
                 return False
         return bool(events)
-
-
-@dataclass(eq=False)
-class _Changed(_Queued):
-    aggregates: tuple[Aggregate, ...] = ()
-
-
-class GroupSave(_Groups[_Changed]):
-    """Changed aggregates of one application, appended in groups.
-
-    A group takes at most one command per aggregate: one decided on the same state as an earlier
-    command of the group would clash with it, so it waits for the next group. There, the versions
-    this process saved show it stale: it fails alone, without taking the rest of its group down.
-    """
-
-    def __init__(self, app: Application[UUID]) -> None:
-        super().__init__()
-        self.app = app
-        self._saved = LRU[UUID, int](SAVED_VERSIONS_KEPT)  # aggregate -> the last version saved here
-
-    def save(self, *aggregates: Aggregate) -> Positions:
-        """Append the pending events of `aggregates` in one transaction, maybe with other callers';
-        where they landed. Raises IntegrityError if another writer appended to one of them first."""
-        entry = _Changed(aggregates=aggregates)
-        self._enqueue(entry)
-        if entry.error is not None:
-            raise entry.error
-        return entry.positions
-
-    def _take(self) -> list[_Changed]:
-        group: list[_Changed] = []
-        taken: set[UUID] = set()
-        rest: list[_Changed] = []
-        for entry in self._queue:
-            ids = {aggregate.id for aggregate in entry.aggregates}
-            if self._stale(entry):
-                _finish([entry], IntegrityError("decided on a version saved over since"))
-            elif len(group) < MAX_GROUP and not ids & taken:
-                group.append(entry)
-                taken |= ids
-            else:
-                rest.append(entry)
-        self._queue = rest
-        return group
-
-    def _save(self, group: list[_Changed]) -> None:
-        failure: BaseException | None = None
-        try:
-            recordings = self.app.save(*(aggregate for entry in group for aggregate in entry.aggregates))
-            for entry in group:
-                for aggregate in entry.aggregates:
-                    self._saved.put(aggregate.id, aggregate.version)
-            if recordings:
-                metrics.APPENDS.labels(self.app.name).inc()
-            landed = _landed(recordings)
-            for entry in group:
-                own = [recording for a in entry.aggregates for recording in landed.get(a.id, [])]
-                entry.positions = appended(self.app.name, own) if own else {}
-        except IntegrityError as clash:
-            metrics.VERSION_CONFLICTS.labels(self.app.name).inc()
-            failure = clash  # each caller decides again and comes back in a later group
-        except BaseException as error:
-            failure = error
-            raise
-        finally:
-            _finish(group, failure)
 
     def _stale(self, entry: _Changed) -> bool:
         """Whether a version `entry` appends was saved here already: its decision is out of date."""

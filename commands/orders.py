@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from eventsourcing.application import AggregateNotFoundError
 
-from commands.group_commit import GroupCommit, GroupSave
+from commands.group_commit import GroupCommit
 from commands.read_only import ReadOnlyAggregates, ReadOnlyView
 from commands.saving import Positions, change
 from ugc.accounts import User
@@ -29,9 +29,57 @@ from ugc.services import Service
 
 
 @dataclass(frozen=True)
-class Placed:
-    order: Order  # as appended: what the read model will show once it reaches `positions`
+class Saved:
+    """An order as a command appended it: what the read model shows once it reaches `positions`, so
+    the answer is rendered from it, without reading the read model back."""
+
+    order: Order
     positions: Positions
+
+
+Placed = Saved
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """A delivery as its WorkDelivered event recorded it: the row the deliveries read model will hold."""
+
+    id: int
+    order_id: int
+    message: str
+    file_ids: list[int]
+    created_at: datetime
+
+    def as_row(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "order_id": self.order_id,
+            "message": self.message,
+            "file_ids": self.file_ids,
+            "created_at": self.created_at,
+        }
+
+
+@dataclass(frozen=True)
+class Reviewed:
+    """A review as its Reviewed event recorded it, with the order's fields the reviews read model copies."""
+
+    id: int
+    order: Order
+    rating: int
+    content: str
+
+    def as_row(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "order_id": self.order.number,
+            "rating": self.rating,
+            "content": self.content,
+            "reviewer_id": self.order.buyer,
+            "reviewer_username": self.order.buyer_username,
+            "service_title": self.order.service_title,
+            "created_at": self.order.updated_at,
+        }
 
 
 class OrderCommands:
@@ -42,8 +90,8 @@ class OrderCommands:
         self.clock = clock
         self.auto_complete_after = auto_complete_after
         self._read_only = ReadOnlyAggregates(stores, db)
-        self._placing: GroupCommit[tuple[ReadOnlyView, int], Order] = GroupCommit(self.app, self._prepare_placing)
-        self._changes = GroupSave(self.app)  # every command on an existing order
+        # Placing and every command on an existing order, appended in the same groups.
+        self._groups: GroupCommit[tuple[ReadOnlyView, int], Order] = GroupCommit(self.app, self._prepare_placing)
 
     def place(
         self, buyer_id: int, service_id: int, requirements: str, delivery_date: date, option_ids: list[int]
@@ -100,18 +148,16 @@ class OrderCommands:
                 at=at,
             )
 
-        return Placed(*self._placing.append(decide))
+        return Placed(*self._groups.append(decide))
 
     def _prepare_placing(self, count: int) -> list[tuple[ReadOnlyView, int]]:
         now, numbers = self._read_only.now_numbered((Accounts.name, Catalog.name), "order", count)
         return [(now, number) for number in numbers]
 
-    def accept(self, order: int, actor: int, *, expected_version: int | None = None) -> Positions:
+    def accept(self, order: int, actor: int, *, expected_version: int | None = None) -> Saved:
         return self._change(order, expected_version, lambda o: o.accept(actor, self.clock.now()))
 
-    def update(
-        self, order: int, actor: int, changes: dict[str, Any], *, expected_version: int | None = None
-    ) -> Positions:
+    def update(self, order: int, actor: int, changes: dict[str, Any], *, expected_version: int | None = None) -> Saved:
         if "delivery_date" in changes:
             if changes["delivery_date"] < self.clock.now().date():
                 raise InvalidField("delivery_date", "past_delivery_date")
@@ -120,37 +166,38 @@ class OrderCommands:
 
     def deliver(
         self, order: int, actor: int, message: str, file_ids: list[int], *, expected_version: int | None = None
-    ) -> tuple[int, Positions]:
-        self._check_own_files(actor, file_ids)
+    ) -> tuple[Delivered, Saved]:
+        """Deliver, with files of the actor's own (422 otherwise, once the order is found visible to them)."""
+        files = list(dict.fromkeys(file_ids))
         number = self.db.next_number("delivery")
-        positions = self._change(
-            order,
-            expected_version,
-            lambda o: o.deliver(actor, number, message, list(dict.fromkeys(file_ids)), self.clock.now()),
-        )
-        return number, positions
 
-    def request_revision(
-        self, order: int, actor: int, message: str, *, expected_version: int | None = None
-    ) -> Positions:
+        def decide(o: Order) -> None:
+            if o.role_of(actor) is not None:  # an outsider learns nothing of the files: 404 below
+                self._check_own_files(actor, files)
+            o.deliver(actor, number, message, files, self.clock.now())
+
+        saved = self._change(order, expected_version, decide)
+        return Delivered(number, saved.order.number, message, files, saved.order.updated_at), saved
+
+    def request_revision(self, order: int, actor: int, message: str, *, expected_version: int | None = None) -> Saved:
         return self._change(order, expected_version, lambda o: o.request_revision(actor, message, self.clock.now()))
 
-    def approve(self, order: int, actor: int, *, expected_version: int | None = None) -> Positions:
+    def approve(self, order: int, actor: int, *, expected_version: int | None = None) -> Saved:
         return self._change(order, expected_version, lambda o: o.approve(actor, self.clock.now()))
 
-    def cancel(self, order: int, actor: int, reason: str, *, expected_version: int | None = None) -> Positions:
+    def cancel(self, order: int, actor: int, reason: str, *, expected_version: int | None = None) -> Saved:
         return self._change(order, expected_version, lambda o: o.cancel(actor, reason, self.clock.now()))
 
     def review(
         self, order: int, actor: int, rating: int, content: str, *, expected_version: int | None = None
-    ) -> tuple[int, Positions]:
+    ) -> tuple[Reviewed, Saved]:
         if not 1 <= rating <= 5:
             raise InvalidField("rating", "rating_out_of_range")
         number = self.db.next_number("review")
-        positions = self._change(
+        saved = self._change(
             order, expected_version, lambda o: o.review(actor, number, rating, content, self.clock.now())
         )
-        return number, positions
+        return Reviewed(number, saved.order, rating, content), saved
 
     def auto_complete(self, order: int) -> Positions:
         """Complete a delivered order the buyer left unanswered; refused (409) if anything moved it first."""
@@ -161,7 +208,7 @@ class OrderCommands:
                 raise NotAllowed("not_due")
             o.auto_complete(self.clock.now())
 
-        return self._change(order, None, decide)
+        return self._change(order, None, decide).positions
 
     def load(self, order: int) -> Order:
         try:
@@ -170,9 +217,9 @@ class OrderCommands:
             raise NotFound("order_not_found") from None
         return found
 
-    def _change(self, order: int, expected_version: int | None, decide: Callable[[Order], None]) -> Positions:
+    def _change(self, order: int, expected_version: int | None, decide: Callable[[Order], None]) -> Saved:
         """Load, decide, append, through `change`, the append shared with other orders' commands
-        that arrive meanwhile (`GroupSave`: one table lock and one COMMIT for the lot).
+        and orders placed that arrive meanwhile (`GroupCommit`: one table lock and one COMMIT for the lot).
 
         An order's command is meant for the status its caller saw: when another command appended
         first and moved the order to another status, this one was decided on a state that no longer
@@ -181,20 +228,22 @@ class OrderCommands:
         """
         seen: str | None = None
 
-        def decide_on_the_status_seen(loaded: Order) -> None:
+        def decide_on_the_status_seen(loaded: Order) -> Order:
             nonlocal seen
             if seen is not None and loaded.status != seen:
                 raise WrongState(loaded.status, "order_wrong_status")
             seen = loaded.status
             decide(loaded)
+            return loaded
 
-        return change(
+        changed = change(
             self.app,
             lambda: self.load(order),
             decide_on_the_status_seen,
             expected_version=expected_version,
-            saving=self._changes.save,
-        ).positions
+            saving=self._groups.save,
+        )
+        return Saved(changed.result, changed.positions)
 
     def _check_own_files(self, actor: int, file_ids: list[int]) -> None:
         if not file_ids:

@@ -105,7 +105,7 @@ def change(
     new state: with `If-Match` that is a 412, since the version moved; without it, the decision
     is taken again and either holds (2xx) or now refuses with its own domain error (409 for a
     wrong state, 404 for a deleted object). A clash on every attempt lets the IntegrityError out.
-    `saving` appends instead of a save of its own (a `GroupSave`'s, shared with other callers).
+    `saving` appends instead of a save of its own (a `GroupCommit`'s, shared with other callers).
     """
 
     def attempt() -> Changed[T]:

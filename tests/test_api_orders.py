@@ -273,6 +273,42 @@ def test_the_lifecycle_answers_the_spec_shapes(api: Api, deal: Deal) -> None:
     assert profile["rating"] == 5 and profile["completed_orders"] == 1
 
 
+def test_each_command_answers_what_the_read_model_shows_right_after(api: Api, deal: Deal) -> None:
+    """Order commands answer from the order as appended, without reading it back: the same fields."""
+    order = place(api, deal)["id"]
+
+    def shown() -> dict[str, Any]:
+        return dict(api.client.get(f"/api/v1/orders/{order}/", headers=deal.buyer["headers"]).json())
+
+    edit = api.client.patch(f"/api/v1/orders/{order}/", headers=deal.buyer["headers"], json={"requirements": "Иначе"})
+    assert edit.status_code == 200 and edit.json() == shown() and edit.headers["etag"] == '"2"'
+    accepted = act(api, deal.creator, order, "accept")
+    assert accepted == {key: shown()[key] for key in ("id", "status", "updated_at")}
+    file = api.client.post(
+        "/api/v1/files/upload/", headers=deal.creator["headers"], files={"file": ("a.txt", b"abc", "text/plain")}
+    ).json()
+    delivery = act(api, deal.creator, order, "deliveries", {"message": "Готово", "file_ids": [file["id"]]}, expect=201)
+    listed = api.client.get(f"/api/v1/orders/{order}/deliveries/", headers=deal.buyer["headers"]).json()
+    assert listed["results"] == [delivery] and delivery["files"][0]["name"] == "a.txt"
+    approved = act(api, deal.buyer, order, "approve")
+    assert approved == {key: shown()[key] for key in ("id", "status", "completed_at")}
+    review = act(api, deal.buyer, order, "reviews", {"content": "Хорошо", "rating": 4}, expect=201)
+    reviews = api.client.get(f"/api/v1/creators/{deal.creator['profile']['id']}/reviews/").json()
+    assert reviews["results"] == [review]
+
+
+def test_an_outsider_learns_nothing_of_an_order_from_a_delivery_with_files(api: Api, deal: Deal) -> None:
+    order = order_in(api, deal, "in_progress")
+    stranger = api.verified_user()
+    for file_ids in ([], [999999]):
+        response = api.client.post(
+            f"/api/v1/orders/{order}/deliveries/",
+            headers=stranger["headers"],
+            json={"message": "x", "file_ids": file_ids},
+        )
+        assert response.status_code == 404, response.text
+
+
 def test_ratings_are_means_with_two_decimals(api: Api) -> None:
     creator = api.creator()
     service = api.service(creator)

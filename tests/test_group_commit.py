@@ -13,7 +13,7 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate, event
 from eventsourcing.persistence import IntegrityError
 
-from commands.group_commit import GroupCommit, GroupSave
+from commands.group_commit import GroupCommit
 from commands.saving import change
 from ugc.events import current_request
 from ugc.platform.store import eventsourcing_settings
@@ -197,7 +197,7 @@ def test_changes_of_many_callers_share_saves_none_is_lost_and_each_learns_where_
 ) -> None:
     probes = [Probe(kind, number, f"probe {number}") for number in range(8)]
     app.save(*probes)
-    group = GroupSave(app)
+    group = GroupCommit[int, Probe](app, Numbers())
     saves: list[int] = []
     save = app.save
 
@@ -225,7 +225,7 @@ def test_changes_of_many_callers_share_saves_none_is_lost_and_each_learns_where_
 def test_a_change_decided_on_a_version_saved_over_meanwhile_fails_alone(app: Application[UUID], kind: str) -> None:
     first, second, third = (Probe(kind, number, f"probe {number}") for number in range(3))
     app.save(first, second, third)
-    group = GroupSave(app)
+    group = GroupCommit[int, Probe](app, Numbers())
     entered, release = threading.Event(), threading.Event()
     save = app.save
 
@@ -257,3 +257,54 @@ def test_a_change_decided_on_a_version_saved_over_meanwhile_fails_alone(app: App
         outcomes = [leading.result(10), *(f.result(10) for f in queued)]
     assert outcomes == ["saved", "IntegrityError", "saved", "saved"]
     assert [app.repository.get(p.id).counted for p in (first, second, third)] == [1, 1, 1]
+
+
+def test_placing_and_changes_share_a_group_and_a_change_that_clashes_fails_alone(
+    app: Application[UUID], kind: str
+) -> None:
+    """New and changed aggregates go in one transaction; when another writer appended to a changed
+    one first, that change fails (its caller decides again) and the group's new aggregates are
+    appended without it."""
+    contested, other = Probe(kind, 1000, "contested"), Probe(kind, 1001, "other")
+    app.save(contested, other)
+    group = GroupCommit[int, Probe](app, Numbers())
+    entered, release = threading.Event(), threading.Event()
+    save = app.save
+    saves: list[int] = []
+
+    def held_save(*aggregates: Any, **kwargs: Any) -> Any:
+        saves.append(len(aggregates))
+        if len(saves) == 1:
+            entered.set()
+            release.wait(5)  # the others queue meanwhile, and go together in the next group
+        return save(*aggregates, **kwargs)
+
+    app.save = held_save  # type: ignore[method-assign]  # the real save, only later
+
+    def counted(probe_id: UUID) -> Probe:
+        probe: Probe = app.repository.get(probe_id)
+        probe.count()
+        return probe
+
+    def change_of(probe: Probe) -> str:
+        try:
+            group.save(probe)
+            return "saved"
+        except IntegrityError:
+            return "IntegrityError"
+
+    def placing(label: str) -> str:
+        probe, _ = group.append(lambda number: Probe(kind, number, label))
+        return app.repository.get(probe.id).label  # type: ignore[no-any-return]
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        leading = pool.submit(change_of, counted(other.id))
+        assert entered.wait(5)
+        stale = counted(contested.id)
+        queued = [pool.submit(change_of, stale), pool.submit(placing, "new")]
+        save(counted(contested.id))  # another process's writer appends to it first
+        threading.Timer(0.3, release.set).start()
+        outcomes = [leading.result(10), *(f.result(10) for f in queued)]
+    assert outcomes == ["saved", "IntegrityError", "new"]
+    assert saves == [1, 2, 1]  # the change and the new one together, then the new one alone
+    assert app.repository.get(contested.id).counted == 1

@@ -204,14 +204,19 @@ def _secret_from_file(path: Path) -> str:
 class PoolSizes:
     """Connections one process may open to PostgreSQL, per pool (README: "Connection budget").
 
-    A server process holds at most `database + database_async + 5 * store + 1` (the five contexts'
-    event stores, and one LISTEN for read-your-writes), plus 2 while it runs the projections (the
-    runners' lock and their LISTEN); a `ugc project` process `database + 5 * store + 2`.
+    A server process holds at most `database + database_async + 4 * store + orders_store + 1` (the
+    five contexts' event stores, and one LISTEN for read-your-writes), plus 2 while it runs the
+    projections (the runners' lock and their LISTEN); a `ugc project` process
+    `database + 4 * store + orders_store + 2`. Store pools open connections only as they are needed.
     """
 
     database: int = 4  # UGC_DB_POOL_MAX: the read/write pool of blocking work (commands, runners)
     database_async: int = 4  # UGC_DB_ASYNC_POOL_MAX: the event loop's read pool (lists, waits)
     store: int = 1  # UGC_STORE_POOL_MAX: per context's event store (appends take a table lock anyway)
+    # UGC_ORDERS_STORE_POOL_MAX: every follow-up command loads its order (one query) while the
+    # groups' appends go on; with one connection each load waited for the append under way
+    # (36-47 ms a load at 64 lifecycles at once, 5 ms with a second connection: bench/RESULTS.md).
+    orders_store: int = 2
 
 
 def pool_sizes(environ: Mapping[str, str] | None = None) -> PoolSizes:
@@ -221,4 +226,5 @@ def pool_sizes(environ: Mapping[str, str] | None = None) -> PoolSizes:
         database=_int(env, "UGC_DB_POOL_MAX", defaults.database),
         database_async=_int(env, "UGC_DB_ASYNC_POOL_MAX", defaults.database_async),
         store=_int(env, "UGC_STORE_POOL_MAX", defaults.store),
+        orders_store=_int(env, "UGC_ORDERS_STORE_POOL_MAX", defaults.orders_store),
     )

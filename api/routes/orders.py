@@ -41,6 +41,7 @@ from api.schemas.orders import (
 )
 from api.services import Services, services
 from api.versions import etag, expected_version
+from commands.orders import Saved
 from readmodels import orders as read
 from readmodels.audit_record import order_record
 from readmodels.order_history import AsOf, BadAsOf, order_as_of, parse_as_of
@@ -84,12 +85,13 @@ async def _visible_order(s: Services, user_id: int, order_id: int) -> Row:
 
 
 async def _command(request: Request, s: Services, user_id: int, run: Callable[..., T], *args: Any) -> tuple[int, T]:
-    """Run the caller's command on the order in the path, which they must see, under `If-Match`.
+    """Run the caller's command on the order in the path, under `If-Match`.
 
-    An auditor, who may see any order, is refused with 403 rather than 404.
+    The order decides who sees it: an outsider gets 404 from the command itself (ugc.orders
+    `Order.check`), as from a read of the order, without that read before every command. An auditor,
+    who may see any order, is refused with 403 rather than 404.
     """
     order_id = request.path_params["id"]
-    await _visible_order(s, user_id, order_id)
     try:
         return order_id, await s.run(run, order_id, user_id, *args, expected_version=expected_version(request))
     except NotFound as missing:
@@ -98,13 +100,6 @@ async def _command(request: Request, s: Services, user_id: int, run: Callable[..
             if row is not None:
                 raise errors.forbidden() from None
         raise
-
-
-async def _order(s: Services, order_id: int) -> Row:
-    """The order as its read model holds it right after a settled write."""
-    row = await s.run(read.get_order, s.db, order_id)
-    assert row is not None
-    return row
 
 
 def _today(s: Services) -> date:
@@ -184,17 +179,20 @@ def _order_as_of(s: Services, order_id: int, as_of: AsOf) -> Row:
 async def update_order(request: Request) -> Response:
     s, user_id = await _caller(request)
     body = await parse(request, UpdateOrderIn)
-    order_id, positions = await _command(request, s, user_id, s.orders.update, body.model_dump(exclude_unset=True))
-    await s.settle(positions)
-    row = await _order(s, order_id)
+    _, saved = await _command(request, s, user_id, s.orders.update, body.model_dump(exclude_unset=True))
+    await s.settle(saved.positions)
+    row = saved.order.as_row()
     return JSON(render_order(row, _today(s)), headers=etag(row["version"]))
 
 
 async def _transition(request: Request, command: str, *args: Any) -> Row:
+    """Run the command and settle it; the order as the read model now holds it (rendered from the
+    order as appended, as placing's answer is: the same fields, without reading them back)."""
     s, user_id = await _caller(request)
-    order_id, positions = await _command(request, s, user_id, getattr(s.orders, command), *args)
-    await s.settle(positions)
-    return await _order(s, order_id)
+    saved: Saved
+    _, saved = await _command(request, s, user_id, getattr(s.orders, command), *args)
+    await s.settle(saved.positions)
+    return saved.order.as_row()
 
 
 def _status_answer(row: Row) -> Response:
@@ -231,13 +229,10 @@ async def cancel(request: Request) -> Response:
 async def deliver(request: Request) -> Response:
     s, user_id = await _caller(request)
     body = await parse(request, DeliverIn)
-    order_id, (delivery_id, positions) = await _command(
-        request, s, user_id, s.orders.deliver, body.message, body.file_ids
-    )
-    await s.settle(positions)
-    rows = await s.run(read.list_deliveries, s.db, order_id)
-    row = next(r for r in rows if r["id"] == delivery_id)
-    files = await s.run(read.files_by_id, s.db, list(row["file_ids"]))
+    _, (delivered, saved) = await _command(request, s, user_id, s.orders.deliver, body.message, body.file_ids)
+    await s.settle(saved.positions)
+    row = delivered.as_row()
+    files = await s.run(read.files_by_id, s.db, row["file_ids"]) if row["file_ids"] else {}
     return JSON(render_delivery(s.settings.public_url, row, files), status_code=201)
 
 
@@ -255,11 +250,9 @@ async def deliveries(request: Request) -> Response:
 async def review(request: Request) -> Response:
     s, user_id = await _caller(request)
     body = await parse(request, ReviewIn)
-    order_id, (_, positions) = await _command(request, s, user_id, s.orders.review, body.rating, body.content)
-    await s.settle(positions)
-    row = await s.run(read.get_review_of_order, s.db, order_id)
-    assert row is not None
-    return JSON(render_review(row), status_code=201)
+    _, (reviewed, saved) = await _command(request, s, user_id, s.orders.review, body.rating, body.content)
+    await s.settle(saved.positions)
+    return JSON(render_review(reviewed.as_row()), status_code=201)
 
 
 async def creator_reviews(request: Request) -> Response:

@@ -117,7 +117,7 @@ def eventsourcing_settings(database_url: str, app_name: str, *, create_table: bo
             "POSTGRES_PASSWORD": unquote(url.password or ""),
             # Small resident pools: several server processes share one max_connections.
             "POSTGRES_POOL_SIZE": "0",
-            "POSTGRES_MAX_OVERFLOW": str(pool_sizes().store),
+            "POSTGRES_MAX_OVERFLOW": str(pool_sizes().orders_store if app_name == Orders.name else pool_sizes().store),
             "POSTGRES_CONNECT_TIMEOUT": "10",
             # The insert's table lock must not wait forever; the caller turns it into a 503.
             "POSTGRES_LOCK_TIMEOUT": "5",
