@@ -6,11 +6,11 @@ Every test runs on SQLite and, with UGC_TEST_DATABASE_URL set, on PostgreSQL (an
 from __future__ import annotations
 
 import asyncio
+import http.client
 import itertools
 import queue
 import re
 import signal
-import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -266,15 +266,24 @@ def test_make_run_style_default_start(tmp_path: Path) -> None:
 
 
 def assert_keeps_an_idle_connection(server: Server, idle: float) -> None:
-    """A connection left idle longer than a client keeps its own (httpx: 5 s) still serves a request."""
-    request = f"GET /healthz/ HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n\r\n".encode()
-    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as connection:
+    """A connection left idle longer than a client keeps its own (httpx: 5 s) still serves a request.
+
+    http.client reads each answer whole and never reconnects on its own: a connection the server
+    closed while idle fails the second request (RemoteDisconnected)."""
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    try:
+        sockets = []
         for attempt in range(2):
-            connection.sendall(request)
-            answer = connection.recv(65536)
-            assert answer.startswith(b"HTTP/1.1 200"), (attempt, answer[:200])
+            connection.request("GET", "/healthz/")
+            answer = connection.getresponse()
+            body = answer.read()
+            assert answer.status == 200, (attempt, answer.status, body[:200])
+            sockets.append(connection.sock)
             if attempt == 0:
                 time.sleep(idle)
+        assert sockets[0] is sockets[1] is not None  # one connection served both
+    finally:
+        connection.close()
 
 
 @pytest.mark.e2e
