@@ -132,7 +132,9 @@ class ProjectionState:
     lag_events: int  # events stored after `position`
     lag_seconds: float  # age of the oldest event not yet applied (0 when none)
     parked: int  # events of the projection waiting parked (all applications)
-    holder: str | None  # who runs it now, when known
+    holder: str | None  # the process holding its lease now (None: nobody's lease is live)
+    token: int  # the lease's fencing token: how many times it was acquired
+    unheld_for: float | None  # seconds since its lease lapsed (None while held; inf if never held)
 
 
 def all_positions(db: Database) -> list[Row]:
