@@ -142,6 +142,7 @@ class Settings:
             ready_max_lag=_int(env, "UGC_READY_MAX_LAG", 30),
             idempotency_in_flight=_int(env, "UGC_IDEMPOTENCY_IN_FLIGHT", 30),
             keep_alive=_int(env, "UGC_KEEP_ALIVE", 75),
+            read_your_writes_timeout=_seconds(env, "UGC_READ_YOUR_WRITES_TIMEOUT", 2.0),
         )
 
 
@@ -159,6 +160,19 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise ConfigError(f"{name} must be a whole number, not {raw!r}") from None
     if value <= 0:
         raise ConfigError(f"{name} must be positive")
+    return value
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds, not {raw!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise ConfigError(f"{name} must be a positive number of seconds")
     return value
 
 
