@@ -76,8 +76,8 @@ def _judge_projections(s: Services, states: list[ProjectionState], checks: dict[
     # Per read model (not per log): its lease is one, whichever logs it follows.
     unheld = {st.projection: st.unheld_for for st in read_models if st.unheld_for is not None}
     missing = sorted(name for name, since in unheld.items() if since > NO_HOLDER_FOR)
-    checks["projection_runner"] = "ok" if not missing else "no lease holder: " + ", ".join(
-        f"{name} ({_for(unheld[name])})" for name in missing
+    checks["projection_runner"] = (
+        "ok" if not missing else "no lease holder: " + ", ".join(f"{name} ({_for(unheld[name])})" for name in missing)
     )
     if missing:
         failing.append("projection_runner")
