@@ -206,7 +206,7 @@ class PoolSizes:
 
     A server process holds at most `database + database_async + 5 * store + 1` (the five contexts'
     event stores, and one LISTEN for read-your-writes), plus 2 while it runs the projections (the
-    runners' lock and their LISTEN); a `ugc project` process `database + 5 * store + 2`.
+    lease keeper's connection and the runner's LISTEN); a `ugc project` process `database + 5 * store + 2`.
     """
 
     database: int = 4  # UGC_DB_POOL_MAX: the read/write pool of blocking work (commands, runners)
