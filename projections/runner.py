@@ -97,10 +97,11 @@ class ProjectionRunner:
 
     def register(self) -> None:
         """Give every projection a position (0 when new) so waiters know to wait for it."""
+        rows = sorted((application, p.name, p.read_model) for p in self.projections for application in p.applications)
         with self.db.transaction(write=True) as cur:
-            for projection in self.projections:
-                for application in projection.applications:
-                    tracking.register(cur, projection.name, application, read_model=projection.read_model)
+            # In the order batches lock them (per log, by name), should a row need locking at all.
+            for application, name, read_model in rows:
+                tracking.register(cur, name, application, read_model=read_model)
 
     def run_once(self, projection: Projection, applications: Sequence[str] | None = None) -> int:
         """Apply at most one batch per application (all it follows, or `applications`); how many events were read."""
