@@ -67,6 +67,7 @@ class LeaseKeeper:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._connection: psycopg.Connection[dict[str, object]] | None = None
+        self._ensured = False  # the lease rows exist (made at the first tick that reaches the database)
 
     def held(self) -> dict[str, int]:
         """The leases held now, name -> fencing token (a copy)."""
@@ -80,8 +81,6 @@ class LeaseKeeper:
                 self._held.pop(name, None)
 
     def start(self) -> None:
-        with self._cursor() as cur:
-            leases.ensure(cur, self.names)
         self._thread = threading.Thread(target=self._run, name="lease-keeper", daemon=True)
         self._thread.start()
 
@@ -113,6 +112,9 @@ class LeaseKeeper:
         """One round: attend, renew, then take or give leases up to the fair share."""
         before = self.held()
         with self._cursor() as cur:
+            if not self._ensured:
+                leases.ensure(cur, self.names)
+                self._ensured = True
             members = leases.attend(cur, self.holder, self.ttl)
             renewed = leases.renew(cur, self.holder, before, self.ttl)
             held = {name: token for name, token in before.items() if name in renewed}
@@ -130,8 +132,7 @@ class LeaseKeeper:
                 taken = leases.acquire(cur, name, self.holder, self.ttl)
                 if taken is None:
                     continue
-                held[name], previous = taken
-                ended = leases.end_batches_of(cur, previous) if previous else 0
+                held[name], previous, ended = taken
                 log.info(
                     "lease %s acquired by %s with token %d%s",
                     name,

@@ -94,19 +94,28 @@ def renew(cur: Cursor, holder: str, held: Mapping[str, int], ttl: float) -> set[
     return {row["name"] for row in rows}
 
 
-def acquire(cur: Cursor, name: str, holder: str, ttl: float) -> tuple[int, str | None] | None:
-    """Take lease `name` if nobody holds it live: its new token and its previous holder; None if held."""
+def acquire(cur: Cursor, name: str, holder: str, ttl: float) -> tuple[int, str | None, int] | None:
+    """Take lease `name` if nobody holds it live: its new token, its previous holder and how many of
+    that holder's open batches were ended; None if it is held.
+
+    A previous holder frozen between its batch's fence and commit keeps the lease row share-locked:
+    its batches are ended first, so the acquisition does not wait for it to wake.
+    """
     now = _now(cur)
-    previous = cur.execute("SELECT holder FROM leases WHERE name = %s", (name,)).fetchone()
     row = cur.execute(
+        f"SELECT holder, CASE WHEN expires_at <= {now} THEN 1 ELSE 0 END AS lapsed FROM leases WHERE name = %s",
+        (name,),
+    ).fetchone()
+    if row is None or (row["holder"] is not None and not row["lapsed"]):
+        return None
+    previous = row["holder"] if row["holder"] != holder else None
+    ended = end_batches_of(cur, previous) if previous else 0
+    taken = cur.execute(
         f"UPDATE leases SET holder = %s, token = token + 1, expires_at = {now} + %s "
         f"WHERE name = %s AND (holder IS NULL OR expires_at <= {now}) RETURNING token",
         (holder, ttl, name),
     ).fetchone()
-    if row is None:
-        return None
-    before = previous["holder"] if previous else None
-    return int(row["token"]), before if before != holder else None
+    return None if taken is None else (int(taken["token"]), previous, ended)
 
 
 def release(cur: Cursor, name: str, holder: str, token: int) -> None:
