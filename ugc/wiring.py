@@ -100,7 +100,7 @@ def projection_runner(
         jobs=[auto_completer.run_once],
         max_attempts=settings.projection_max_attempts,
     )
-    runner.register()
+    until_reachable(runner.register, what="start")
     try:
         yield runner
     finally:
