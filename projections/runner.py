@@ -417,7 +417,7 @@ class ProjectionRunner:
                 "projection batch of %s on %s not committed: %s", [p.name for p in projections], application, lost
             )
             if self.keeper is not None:
-                self.keeper.lost(list(tokens or ()))
+                self.keeper.lost(lost.names)
             return {}
         except Exception as error:
             if len(projections) > 1:
@@ -471,7 +471,7 @@ class ProjectionRunner:
                 self.keeper.check(tokens, margin=SIDE_EFFECT_MARGIN)
             except leases.LeaseLost as lost:
                 log.warning("scheduled jobs not run: %s", lost)
-                self.keeper.lost(list(tokens))
+                self.keeper.lost(lost.names)
                 return
             except psycopg.Error as error:
                 log.warning("scheduled jobs not run: %s", error)

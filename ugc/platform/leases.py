@@ -44,6 +44,10 @@ MEMBERS_KEPT = 60.0  # seconds a dead member's row stays before any member delet
 class LeaseLost(RuntimeError):
     """A batch's lease was no longer this holder's (expired, or acquired by another): nothing committed."""
 
+    def __init__(self, holder: str, names: Sequence[str]) -> None:
+        super().__init__(f"{holder} no longer holds {sorted(names)}")
+        self.names = sorted(names)
+
 
 def _now(cur: Cursor) -> str:
     return NOW[cur.dialect]
@@ -139,8 +143,7 @@ def fence(cur: Cursor, holder: str, held: Mapping[str, int], *, margin: float = 
         (holder, margin, *params),
     ).fetchall()
     if len(rows) != len(held):
-        lost = sorted(set(held) - {row["name"] for row in rows})
-        raise LeaseLost(f"{holder} no longer holds {lost}")
+        raise LeaseLost(holder, sorted(set(held) - {row["name"] for row in rows}))
 
 
 def name_batch(cur: Cursor, holder: str) -> None:
