@@ -9,6 +9,7 @@ exactly once, whatever fails in between, and a holder that lost its lease commit
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -240,6 +241,7 @@ class ProjectionRunner:
             if handler is not None and notification.id not in passed_over:
                 if tokens is not None and self.keeper is not None:
                     self.keeper.check(dict(tokens), margin=SIDE_EFFECT_MARGIN)
+                    projection.go_ahead = functools.partial(self.keeper.check, dict(tokens))
                 try:
                     handler(app.mapper.to_domain_event(notification))
                 except Exception:
@@ -418,7 +420,9 @@ class ProjectionRunner:
             )
             if self.keeper is not None:
                 self.keeper.lost(lost.names)
-            return {}
+            # The others of the group committed nothing either: they run again at once, not at the
+            # log's next append (which may be the very command waiting for them).
+            return {p.name: True for p in projections if p.name not in lost.names}
         except Exception as error:
             if len(projections) > 1:
                 return {

@@ -1,24 +1,29 @@
 """Leases and their fence, step by step (keepers ticked by hand, no threads), on SQLite and PostgreSQL:
 a fair share between members; a lapsed lease taken over with a greater token; the old holder's batch
 refused by the fence, committing nothing; on PostgreSQL, a holder frozen inside its batch does not
-keep its successor waiting."""
+keep its successor waiting; a mail abandoned at its last moment is not delivered."""
 
 from __future__ import annotations
 
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
+from aiosmtpd.controller import Controller
 from argon2 import PasswordHasher
 
 from commands.accounts import AccountCommands, Register
 from projections.accounts import AccountsProjection
 from projections.leasing import LeaseKeeper
+from projections.mail import Mailer
 from projections.runner import ProjectionRunner
 from readmodels import tracking
 from readmodels.waiting import Progress
+from tests.servers import free_port
 from ugc.clock import MovableClock
 from ugc.config import Settings
 from ugc.platform import leases
@@ -150,3 +155,41 @@ def _free(db: Database, name: str) -> None:
     with db.transaction(write=True) as cur:
         leases.ensure(cur, [name])
         cur.execute(f"UPDATE leases SET holder = NULL, expires_at = {leases.NOW[db.dialect]} WHERE name = %s", (name,))
+
+
+class _Inbox:
+    def __init__(self) -> None:
+        self.received: list[bytes] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.received.append(bytes(envelope.content))
+        return "250 OK"
+
+
+def test_a_mail_whose_sender_lost_its_lease_at_the_last_moment_is_not_delivered(tmp_path: Path) -> None:
+    """The fence is asked before the end of the SMTP DATA: refused there, the server delivers nothing."""
+    inbox = _Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port(), ready_timeout=10)
+    controller.start()
+    try:
+        mailer = Mailer(smtp_url=f"smtp://127.0.0.1:{controller.port}", outbox_dir=tmp_path, sender="noreply@ugc.local")
+
+        def lost() -> None:
+            raise leases.LeaseLost("test/frozen", ["verification_mail"])
+
+        with pytest.raises(leases.LeaseLost):
+            mailer.send(to="a@example.com", subject="Тема", body="Первая\n.\nстрока", message_key="k1", go_ahead=lost)
+        mailer.send(to="a@example.com", subject="Тема", body="Вторая\n.\nстрока", message_key="k2")
+        deadline = time.monotonic() + 5
+        while not inbox.received and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.2)
+        assert len(inbox.received) == 1 and b"k2@ugc.local" in inbox.received[0]
+    finally:
+        controller.stop()
+
+    # Without SMTP the .eml file appears only when the fence holds.
+    outbox = Mailer(smtp_url=None, outbox_dir=tmp_path / "outbox", sender="noreply@ugc.local")
+    with pytest.raises(leases.LeaseLost):
+        outbox.send(to="a@example.com", subject="Тема", body="текст", message_key="k3", go_ahead=lost)
+    assert not (tmp_path / "outbox" / "k3.eml").exists()
