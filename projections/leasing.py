@@ -63,6 +63,7 @@ class LeaseKeeper:
         self.tick_every = tick
         self.changed = changed  # called when the leases held change (the runner wakes up)
         self._held: dict[str, int] = {}  # name -> token
+        self._busy: set[str] = set()  # leases a batch of this process is using: never given up meanwhile
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -73,6 +74,22 @@ class LeaseKeeper:
         """The leases held now, name -> fencing token (a copy)."""
         with self._lock:
             return dict(self._held)
+
+    @contextmanager
+    def using(self, names: Sequence[str]) -> Iterator[None]:
+        """Hold `names` for one batch: the keeper gives none of them up for a fair share until it ends
+        (a side effect would otherwise be done here and again by the next holder). LeaseLost if one
+        is no longer held."""
+        with self._lock:
+            missing = [name for name in names if name not in self._held]
+            if missing:
+                raise leases.LeaseLost(self.holder, missing)
+            self._busy.update(names)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._busy.difference_update(names)
 
     def lost(self, names: Sequence[str]) -> None:
         """Forget leases a batch found lost; the next tick may acquire them again, with a new token."""
@@ -121,7 +138,13 @@ class LeaseKeeper:
             for name in sorted(set(before) - renewed):
                 log.warning("lease %s lost by %s (expired or taken over)", name, self.holder)
             fair = math.ceil(len(self.names) / max(1, members))
-            for name in sorted(held, reverse=True)[: max(0, len(held) - fair)]:
+            with self._lock:
+                # Not one a batch is using; once chosen, no batch starts on it.
+                idle = [name for name in sorted(held, reverse=True) if name not in self._busy]
+                giving = idle[: max(0, len(held) - fair)]
+                for name in giving:
+                    self._held.pop(name, None)
+            for name in giving:
                 leases.release(cur, name, self.holder, held.pop(name))
                 log.info("lease %s released by %s for another member's share", name, self.holder)
             for name in self.names:

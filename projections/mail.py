@@ -2,8 +2,10 @@
 
 A mail is given up to its point of no return — everything but the end of an SMTP DATA (the line
 with one dot, before which the server delivers nothing), or the rename of a written `.eml` — and
-`go_ahead` is asked right there: a sender that lost its lease meanwhile (frozen, then woken after a
-standby took over and sent the mail itself) raises, and the mail is dropped, not sent twice.
+`go_ahead` is called right there: the runner records the mail as sent, in a transaction that checks
+its lease (projections/runner.py). A sender that lost its lease meanwhile (frozen, then woken after
+a standby took over and sent the mail itself) is refused there, and the mail is dropped, not sent
+twice.
 """
 
 from __future__ import annotations

@@ -9,11 +9,11 @@ exactly once, whatever fails in between, and a holder that lost its lease commit
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -226,8 +226,14 @@ class ProjectionRunner:
         return seen
 
     def _apply_side_effects(self, projection: Projection, application: str, tokens: Mapping[str, int] | None) -> int:
-        """At least once: act on each event, then record the position; under a lease, act only while
-        it has SIDE_EFFECT_MARGIN to live, and record only while it holds."""
+        """Act on each event and record its position, only while the lease holds (under one).
+
+        The position is recorded at the side effect's point of no return (`Projection.go_ahead`:
+        before the final dot of an SMTP DATA), in a transaction that checks the lease: a sender frozen
+        there, woken after a standby took over, has either recorded it (the standby does not act
+        again) or is refused (it does not act). One that fails after recording puts the position back.
+        A side effect that names no such point is recorded after it (at least once across a crash).
+        """
         self._failed_event = None
         app = self.stores[application]
         handlers = projection.topics()
@@ -238,21 +244,38 @@ class ProjectionRunner:
         batch = app.recorder.select_notifications(start=start, limit=self.batch_size, inclusive_of_start=False)
         for notification in batch:
             handler = handlers.get(notification.topic)
+            recorded = [False]
             if handler is not None and notification.id not in passed_over:
                 if tokens is not None and self.keeper is not None:
                     self.keeper.check(dict(tokens), margin=SIDE_EFFECT_MARGIN)
-                    projection.go_ahead = functools.partial(self.keeper.check, dict(tokens))
+
+                def record(before: int = start, after: int = notification.id, done: list[bool] = recorded) -> None:
+                    self._record(projection, application, before, after, tokens)
+                    done[0] = True
+
+                projection.go_ahead = record
                 try:
                     handler(app.mapper.to_domain_event(notification))
                 except Exception:
                     self._failed_event = FailedEvent(projection.name, application, notification.id, notification.topic)
+                    if recorded[0]:
+                        self._record(projection, application, notification.id, start, tokens)
                     raise
-            with self.db.transaction(write=True) as cur:
-                tracking.advance(cur, application, [projection.name], start, notification.id)
-                if tokens is not None:
-                    leases.fence(cur, self._holder, tokens)
+                finally:
+                    projection.go_ahead = Projection.go_ahead
+            if not recorded[0]:
+                self._record(projection, application, start, notification.id, tokens)
             start = notification.id
         return len(batch)
+
+    def _record(
+        self, projection: Projection, application: str, old: int, new: int, tokens: Mapping[str, int] | None
+    ) -> None:
+        """Move a side effect's position from `old` to `new`, while its lease holds."""
+        with self.db.transaction(write=True) as cur:
+            tracking.advance(cur, application, [projection.name], old, new)
+            if tokens is not None:
+                leases.fence(cur, self._holder, tokens)
 
     def _read_passed_over(self, cur: Cursor, application: str, names: Sequence[str], after: int) -> None:
         """Read which positions the projections must not apply, unless known (forgotten at each failure,
@@ -409,7 +432,8 @@ class ProjectionRunner:
         """
         started = time.monotonic()
         try:
-            seen = self._apply(application, projections, tokens)
+            with self.keeper.using(list(tokens)) if self.keeper is not None and tokens is not None else nullcontext():
+                seen = self._apply(application, projections, tokens)
         except psycopg.OperationalError:
             raise
         except leases.LeaseLost as lost:
@@ -472,7 +496,12 @@ class ProjectionRunner:
         assert self.keeper is not None
         for job in self.jobs:
             try:
-                self.keeper.check(tokens, margin=SIDE_EFFECT_MARGIN)
+                with self.keeper.using(list(tokens)):
+                    self.keeper.check(tokens, margin=SIDE_EFFECT_MARGIN)
+                    try:
+                        job()
+                    except Exception:
+                        log.exception("scheduled job %s failed; it runs again next round", job)
             except leases.LeaseLost as lost:
                 log.warning("scheduled jobs not run: %s", lost)
                 self.keeper.lost(lost.names)
@@ -480,10 +509,6 @@ class ProjectionRunner:
             except psycopg.Error as error:
                 log.warning("scheduled jobs not run: %s", error)
                 return
-            try:
-                job()
-            except Exception:
-                log.exception("scheduled job %s failed; it runs again next round", job)
 
     def _listen(self) -> None:
         """While holding any lease, wake the runner when any process appends (PostgreSQL NOTIFYs every insert)."""

@@ -6,10 +6,13 @@ and two `ugc project` sharing the projections while a buyer places orders and st
 2. The holder of the `orders` lease is frozen (SIGSTOP): the other takes every lease of the frozen
    one over within the bound, and orders keep being placed with 2xx (the commands' wait,
    UGC_READ_YOUR_WRITES_TIMEOUT, is set above the takeover time, as the README advises).
-3. The frozen one is woken (SIGCONT): it finds its leases lost and commits nothing under them.
+3. The frozen one is woken (SIGCONT): it finds its leases lost and commits nothing under them; every
+   address registered so far got exactly one mail.
 4. The holder of the `orders` lease is killed (SIGKILL): taken over the same way.
 Afterwards every acknowledged order is in the read side once, each has one new-order notification,
-and every registered address got exactly one mail.
+and every registered address got its mail (twice for at most one: a mail the killed process had
+sent but not yet recorded is sent again; mail is at least once across a crash, never twice across
+a split).
 
 The takeover times are printed (`-s`); the bound asserted is generous (a loaded 2-core machine):
 by design a lease lapses TTL = 3 s after its last renewal and is taken within a tick (0.5 s) after.
@@ -129,6 +132,8 @@ class Traffic:
         self.answers: list[tuple[float, int, float]] = []  # (sent at, status, seconds taken)
         self.placed: list[int] = []
         self.registrations: list[int] = []
+        self.registering = threading.Event()  # cleared: registrations pause
+        self.registering.set()
         self._stopping = threading.Event()
         self._threads = [threading.Thread(target=self._orders), threading.Thread(target=self._registrations)]
 
@@ -165,6 +170,8 @@ class Traffic:
     def _registrations(self) -> None:
         with httpx.Client(base_url=self.base_url, timeout=60) as client:
             while not self._stopping.wait(0.25):
+                if not self.registering.is_set():
+                    continue
                 name = f"r_{uuid.uuid4().hex[:10]}"
                 body = {"username": name, "email": f"{name}@example.com", "password": PASSWORD}
                 answer = client.post("/api/auth/register/", json=body)
@@ -303,6 +310,12 @@ def test_projectors_share_leases_and_replace_a_frozen_or_dead_holder(
         for name in names:
             assert leases.states(db)[name].token >= tokens[name]
 
+        # Through the split, every address was mailed exactly once.
+        traffic.registering.clear()
+        time.sleep(0.5)  # a registration in flight is answered
+        mailed_once(handler, list(world.registered))
+        traffic.registering.set()
+
         # 4. Kill the holder of `orders` now: taken over the same way.
         victim = holders(db)["orders"]
         assert victim is not None
@@ -334,12 +347,10 @@ def test_projectors_share_leases_and_replace_a_frozen_or_dead_holder(
         per_order = Counter(row["data"]["order_id"] for row in notified)
         assert sorted(per_order) == sorted(traffic.placed) and set(per_order.values()) == {1}
 
-        # Every registered address got exactly one mail.
-        deadline = time.monotonic() + 30
-        while set(handler.received) < set(world.registered):
-            assert time.monotonic() < deadline, set(world.registered) - set(handler.received)
-            time.sleep(0.1)
-        assert {email: handler.received[email] for email in world.registered} == dict.fromkeys(world.registered, 1)
+        # Every registered address got its mail; once, but for at most the one in flight when its
+        # sender was killed: sent, not yet recorded (mail is at least once across a crash).
+        twice = mailed_once(handler, list(world.registered), tolerated=1)
+        print(f"[{backend}] {len(world.registered)} addresses mailed; twice (in flight at SIGKILL): {twice}")
 
         # The operator's view names the holder and token of each projection.
         survivor = next(h for h in holders(db).values() if h)
@@ -352,6 +363,20 @@ def test_projectors_share_leases_and_replace_a_frozen_or_dead_holder(
         )
         assert status.returncode == 0, status.stderr
         assert "token" in status.stdout and survivor in status.stdout, status.stdout
+
+
+def mailed_once(inbox: Inbox, addresses: list[str], *, tolerated: int = 0) -> list[str]:
+    """Wait until every address got its mail; the addresses mailed twice (at most `tolerated`)."""
+    deadline = time.monotonic() + 30
+    while set(inbox.received) < set(addresses):
+        assert time.monotonic() < deadline, set(addresses) - set(inbox.received)
+        time.sleep(0.1)
+    time.sleep(0.5)
+    counts = {address: inbox.received[address] for address in addresses}
+    assert max(counts.values()) <= 2, counts
+    twice = [address for address, count in counts.items() if count == 2]
+    assert len(twice) <= tolerated, twice
+    return twice
 
 
 def _end(process: subprocess.Popen[bytes]) -> None:
