@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 import psycopg
+import psycopg.errors
 from psycopg.rows import dict_row
 
 from ugc.platform import leases
@@ -152,7 +153,12 @@ class LeaseKeeper:
                     break
                 if name in held:
                     continue
-                taken = leases.acquire(cur, name, self.holder, self.ttl)
+                try:
+                    taken = leases.acquire(cur, name, self.holder, self.ttl)
+                except psycopg.errors.LockNotAvailable:
+                    # Another transaction holds the row (lock_timeout): the others are still worth a try.
+                    log.warning("lease %s: its row is locked; trying again next tick", name)
+                    continue
                 if taken is None:
                     continue
                 held[name], previous, ended = taken

@@ -136,6 +136,7 @@ def fence(cur: Cursor, holder: str, held: Mapping[str, int], *, margin: float = 
     until it ends: no one acquires them between this check and the commit."""
     if not held:
         return
+    name_batch(cur, holder)  # a holder frozen from here to its commit can be ended by its successor
     clause, params = _matching(held)
     lock = " FOR SHARE" if cur.dialect == "postgresql" else ""
     rows = cur.execute(
