@@ -28,7 +28,18 @@ class _States(Collector):
             ),
             "parked": GaugeMetricFamily("ugc_projection_parked_events", "Events parked for a retry", labels=LABELS),
             "held": GaugeMetricFamily(
-                "ugc_projection_lease_held", "1 while a process runs the projection, else 0", labels=LABELS
+                "ugc_projection_lease_held", "1 while a process holds the projection's lease, else 0", labels=LABELS
+            ),
+            "token": GaugeMetricFamily(
+                "ugc_projection_lease_token", "Fencing token: how many times the lease was acquired", labels=LABELS
+            ),
+            "unheld": GaugeMetricFamily(
+                "ugc_projection_lease_unheld_seconds",
+                "Seconds since the lease lapsed with nobody taking it (0 while held, -1 if never held)",
+                labels=LABELS,
+            ),
+            "holder": GaugeMetricFamily(
+                "ugc_projection_lease_holder", "1 for the process holding the lease", labels=[*LABELS, "holder"]
             ),
         }
         for s in self.states:
@@ -39,6 +50,11 @@ class _States(Collector):
             families["lag_seconds"].add_metric(labels, s.lag_seconds)
             families["parked"].add_metric(labels, s.parked)
             families["held"].add_metric(labels, 1 if s.holder else 0)
+            families["token"].add_metric(labels, s.token)
+            unheld = s.unheld_for or 0.0
+            families["unheld"].add_metric(labels, -1.0 if unheld == float("inf") else unheld)
+            if s.holder:
+                families["holder"].add_metric([*labels, s.holder], 1)
         return list(families.values())
 
 

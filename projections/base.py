@@ -33,6 +33,9 @@ class Projection(ABC):
     # The log position (notification id) of the event a read-model handler is applying; the
     # runner sets it before each call, for rows that must be keyed by where their event sits.
     position: int = 0
+    # A side effect's last check before its point of no return (the runner sets it while the
+    # projection runs under a lease): raises when this process may no longer act.
+    go_ahead: Callable[[], None] = staticmethod(lambda: None)
 
     @abstractmethod
     def handlers(self) -> Mapping[type, Handler]:

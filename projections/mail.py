@@ -1,8 +1,18 @@
-"""Outgoing mail: SMTP when `UGC_SMTP_URL` is set, otherwise `.eml` files in the outbox folder."""
+"""Outgoing mail: SMTP when `UGC_SMTP_URL` is set, otherwise `.eml` files in the outbox folder.
+
+A mail is given up to its point of no return — everything but the end of an SMTP DATA (the line
+with one dot, before which the server delivers nothing), or the rename of a written `.eml` — and
+`go_ahead` is called right there: the runner records the mail as sent, in a transaction that checks
+its lease (projections/runner.py). A sender that lost its lease meanwhile (frozen, then woken after
+a standby took over and sent the mail itself) is refused there, and the mail is dropped, not sent
+twice.
+"""
 
 from __future__ import annotations
 
+import re
 import smtplib
+from collections.abc import Callable
 from email.message import EmailMessage
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -14,8 +24,11 @@ class Mailer:
         self.outbox_dir = outbox_dir
         self.sender = sender
 
-    def send(self, *, to: str, subject: str, body: str, message_key: str) -> None:
-        """Send one mail; `message_key` names it, so sending it again replaces, not duplicates, a file."""
+    def send(
+        self, *, to: str, subject: str, body: str, message_key: str, go_ahead: Callable[[], None] = lambda: None
+    ) -> None:
+        """Send one mail; `message_key` names it, so sending it again replaces, not duplicates, a file.
+        `go_ahead` raises to abandon it at the last moment."""
         message = EmailMessage()
         message["From"] = self.sender
         message["To"] = to
@@ -23,13 +36,13 @@ class Mailer:
         message["Message-ID"] = f"<{message_key}@ugc.local>"
         if self.smtp_url:
             message.set_content(body)
-            self._send_smtp(message)
+            self._send_smtp(message, to, go_ahead)
         else:
             # 8bit keeps the link readable for a person who opens the file.
             message.set_content(body, cte="8bit")
-            self._write_eml(message, message_key)
+            self._write_eml(message, message_key, go_ahead)
 
-    def _send_smtp(self, message: EmailMessage) -> None:
+    def _send_smtp(self, message: EmailMessage, to: str, go_ahead: Callable[[], None]) -> None:
         url = urlsplit(self.smtp_url or "")
         smtp_class = smtplib.SMTP_SSL if url.scheme == "smtps" else smtplib.SMTP
         with smtp_class(
@@ -37,11 +50,42 @@ class Mailer:
         ) as smtp:
             if url.username:
                 smtp.login(unquote(url.username), unquote(url.password or ""))
-            smtp.send_message(message)
+            _send_data(smtp, self.sender, to, bytes(message), go_ahead)
 
-    def _write_eml(self, message: EmailMessage, message_key: str) -> None:
+    def _write_eml(self, message: EmailMessage, message_key: str, go_ahead: Callable[[], None]) -> None:
         self.outbox_dir.mkdir(parents=True, exist_ok=True)
         final = self.outbox_dir / f"{message_key}.eml"
         partial = final.with_suffix(".eml.part")
         partial.write_bytes(bytes(message))
+        go_ahead()
         partial.replace(final)
+
+
+def _send_data(smtp: smtplib.SMTP, sender: str, to: str, content: bytes, go_ahead: Callable[[], None]) -> None:
+    """`SMTP.sendmail` with `go_ahead` asked before the final dot. When it raises, the connection is
+    closed mid-DATA: the server discards the message (RFC 5321 §4.1.1.4: the dot completes it)."""
+    smtp.ehlo_or_helo_if_needed()
+    code, reply = smtp.mail(sender)
+    if code != 250:
+        raise smtplib.SMTPSenderRefused(code, reply, sender)
+    code, reply = smtp.rcpt(to)
+    if code not in (250, 251):
+        raise smtplib.SMTPRecipientsRefused({to: (code, reply)})
+    smtp.putcmd("data")
+    code, reply = smtp.getreply()
+    if code != 354:
+        raise smtplib.SMTPDataError(code, reply)
+    # CRLF line ends, and a dot doubled at a line's start (RFC 5321 §4.5.2), as `sendmail` does.
+    data = re.sub(rb"(?m)^\.", b"..", re.sub(rb"\r\n|\n|\r", b"\r\n", content))
+    if not data.endswith(b"\r\n"):
+        data += b"\r\n"
+    smtp.send(data)
+    try:
+        go_ahead()
+    except BaseException:
+        smtp.close()
+        raise
+    smtp.send(b".\r\n")
+    code, reply = smtp.getreply()
+    if code != 250:
+        raise smtplib.SMTPDataError(code, reply)

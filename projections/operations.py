@@ -5,26 +5,25 @@
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from projections.base import Projection
-from projections.runner import LEADER_LOCK
 from readmodels import parked, tracking
 from readmodels.tracking import ProjectionState
+from ugc.platform import leases
 from ugc.platform.database import Database
 from ugc.platform.store import EventStores
 
 
 def status(db: Database, stores: EventStores, *, now: datetime | None = None) -> list[ProjectionState]:
-    """Every registered projection on every log it follows: position, head, lag, parked, holder."""
+    """Every registered projection on every log it follows: position, head, lag, parked, lease."""
     now = now or datetime.now(UTC)
     heads = stores.heads()
     counts = parked.counts(db)
-    holder = leader(db)
+    held = leases.states(db)
     oldest: dict[tuple[str, int], tuple[int, float]] = {}  # (application, position) -> lag figures
     states = []
     for row in tracking.all_positions(db):
@@ -35,6 +34,7 @@ def status(db: Database, stores: EventStores, *, now: datetime | None = None) ->
         if key not in oldest:
             oldest[key] = _lag(stores, application, position, heads[application], now)
         lag_events, lag_seconds = oldest[key]
+        lease = held.get(row["projection"])
         states.append(
             ProjectionState(
                 projection=row["projection"],
@@ -45,7 +45,9 @@ def status(db: Database, stores: EventStores, *, now: datetime | None = None) ->
                 lag_events=lag_events,
                 lag_seconds=lag_seconds,
                 parked=counts.get(row["projection"], 0),
-                holder=holder,
+                holder=lease.holder if lease else None,
+                token=lease.token if lease else 0,
+                unheld_for=lease.expired_for if lease else float("inf"),
             )
         )
     return states
@@ -80,23 +82,6 @@ def events_after(stores: EventStores, application: str, position: int) -> int:
             cur.execute(f"SELECT COUNT(*) FROM {recorder.events_table_name} WHERE rowid > ?", (position,))
             count = int(cur.fetchone()[0])
     return count
-
-
-def leader(db: Database) -> str | None:
-    """Who holds the runners' lock: `pid N@host` on PostgreSQL, `a local process` on SQLite; None if nobody."""
-    if db.dialect == "postgresql":
-        with db.read() as cur:
-            row = cur.execute(
-                "SELECT a.pid, a.client_addr FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-                "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = 0 AND l.objid = %s "
-                "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
-                (zlib.crc32(LEADER_LOCK.encode()),),
-            ).fetchone()
-        if row is None:
-            return None
-        return f"pid {row['pid']}@{row['client_addr'] or 'local'}"
-    with db.exclusive_lock(LEADER_LOCK, wait=False) as free:
-        return None if free else "a local process"
 
 
 @dataclass(frozen=True)
@@ -157,7 +142,7 @@ def skip(db: Database, projection: Projection, application: str, position: int) 
 
 def render(states: Sequence[ProjectionState]) -> str:
     """The status as a table for a terminal."""
-    header = ("projection", "log", "position", "head", "lag", "lag s", "parked", "holder")
+    header = ("projection", "log", "position", "head", "lag", "lag s", "parked", "holder", "token")
     rows = [
         (
             s.projection,
@@ -167,9 +152,16 @@ def render(states: Sequence[ProjectionState]) -> str:
             str(s.lag_events),
             "?" if s.lag_seconds == float("inf") else f"{s.lag_seconds:.1f}",
             str(s.parked),
-            s.holder or "-",
+            s.holder or _unheld(s.unheld_for),
+            str(s.token),
         )
         for s in states
     ]
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in [header, *rows])
+
+
+def _unheld(expired_for: float | None) -> str:
+    if expired_for is None or expired_for == float("inf"):
+        return "- (never held)"
+    return f"- (none for {expired_for:.0f}s)"

@@ -1,8 +1,10 @@
 """Runs projections: catch up in batches, then follow the log live.
 
-One process at a time runs them (a database lock elects it; the others stand by and take over
-when it goes). Each batch of a read-model projection commits its rows and its new position in one
-transaction, so every event is applied exactly once, whatever fails in between.
+Each projection has its own lease (projections/leasing.py): every process that runs projections
+applies only those it holds, several processes share them, and a standby takes a dead or frozen
+holder's over within seconds. Each batch of a read-model projection commits its rows and its new
+position in one transaction, which also checks the lease (`leases.fence`): every event is applied
+exactly once, whatever fails in between, and a holder that lost its lease commits nothing more.
 """
 
 from __future__ import annotations
@@ -10,16 +12,18 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import psycopg
 
 from projections.base import Projection
+from projections.leasing import LeaseKeeper
 from readmodels import parked, tracking
 from readmodels.waiting import Progress
-from ugc.platform import metrics
+from ugc.platform import leases, metrics
 from ugc.platform.database import Database
 from ugc.platform.dialect import INTEGRITY_ERRORS, Cursor
 from ugc.platform.store import EventStores
@@ -37,7 +41,10 @@ MAX_BACKOFF = 5.0
 # database (OperationalError) is not the event's fault: it is never counted.
 MAX_ATTEMPTS = 5
 JOB_INTERVAL = 10.0
-LEADER_LOCK = "projection-runner"  # the lock that elects the one process running projections
+JOBS_LEASE = "scheduler"  # the lease under which the periodic jobs run (one process at a time)
+# A side effect (a mail) starts only while its lease has this long to live: a holder that lost its
+# lease never acts again, and its successor acquires the lease no sooner than this after the check.
+SIDE_EFFECT_MARGIN = 1.0
 # What a batch begun from remembered positions meets when another process moved them meanwhile.
 STALE_POSITIONS: tuple[type[Exception], ...] = (tracking.Moved, *INTEGRITY_ERRORS)
 
@@ -84,16 +91,18 @@ class ProjectionRunner:
         self._passed_over: dict[tuple[str, str], set[int]] = {}
         self._failed_event: FailedEvent | None = None
         self._applied: dict[tuple[str, str], int] = {}  # (projection, application) -> position last committed
-        self.is_leader = False
+        self._reread_passed_over_at = 0.0
+        self.keeper: LeaseKeeper | None = None  # set by `start`: batches then run fenced by their leases
         # Waiters in this process wait only for the read models that handle what a command appended.
         progress.declare({p.name: frozenset(p.topics()) for p in self.projections if p.read_model})
 
     def register(self) -> None:
         """Give every projection a position (0 when new) so waiters know to wait for it."""
+        rows = sorted((application, p.name, p.read_model) for p in self.projections for application in p.applications)
         with self.db.transaction(write=True) as cur:
-            for projection in self.projections:
-                for application in projection.applications:
-                    tracking.register(cur, projection.name, application, read_model=projection.read_model)
+            # In the order batches lock them (per log, by name), should a row need locking at all.
+            for application, name, read_model in rows:
+                tracking.register(cur, name, application, read_model=read_model)
 
     def run_once(self, projection: Projection, applications: Sequence[str] | None = None) -> int:
         """Apply at most one batch per application (all it follows, or `applications`); how many events were read."""
@@ -116,16 +125,21 @@ class ProjectionRunner:
         for application in projection.applications:
             self._applied.pop((projection.name, application), None)
 
-    def _apply(self, application: str, projections: Sequence[Projection]) -> int:
-        """One batch of `application`'s events for `projections` (read models, or one side effect)."""
+    def _apply(
+        self, application: str, projections: Sequence[Projection], tokens: Mapping[str, int] | None = None
+    ) -> int:
+        """One batch of `application`'s events for `projections` (read models, or one side effect);
+        with `tokens` (lease name -> fencing token), only while this process holds those leases."""
         if len(projections) == 1 and not projections[0].read_model:
-            return self._apply_side_effects(projections[0], application)
-        seen = self._apply_batch(application, projections)
+            return self._apply_side_effects(projections[0], application, tokens)
+        seen = self._apply_batch(application, projections, tokens)
         if seen:
             self.progress.advanced()
         return seen
 
-    def _apply_batch(self, application: str, projections: Sequence[Projection]) -> int:
+    def _apply_batch(
+        self, application: str, projections: Sequence[Projection], tokens: Mapping[str, int] | None
+    ) -> int:
         """In one transaction, each read model applies the events after its own position (up to a
         batch) and moves that position; how many events the longest batch held.
 
@@ -137,19 +151,23 @@ class ProjectionRunner:
         """
         from_memory = all((p.name, application) in self._applied for p in projections)
         try:
-            return self._apply_batch_once(application, projections)
+            return self._apply_batch_once(application, projections, tokens)
         except STALE_POSITIONS:
             if not from_memory:
                 raise
-            return self._apply_batch_once(application, projections)
+            return self._apply_batch_once(application, projections, tokens)
 
-    def _apply_batch_once(self, application: str, projections: Sequence[Projection]) -> int:
+    def _apply_batch_once(
+        self, application: str, projections: Sequence[Projection], tokens: Mapping[str, int] | None
+    ) -> int:
         self._failed_event = None
         app = self.stores[application]
         names = [p.name for p in projections]
         remembered = {name: self._applied.get((name, application)) for name in names}
         try:
             with self.db.transaction(write=True, pipelined=True) as cur:
+                if tokens is not None:
+                    leases.name_batch(cur, self._holder)
                 if None in remembered.values():
                     starts = tracking.positions(cur, application, names, lock=True)
                 else:
@@ -193,6 +211,9 @@ class ProjectionRunner:
                         reached[projection.name] = batch[-1].id
                     tracking.advance(cur, application, [p.name for p in together], start, batch[-1].id)
                     tracking.announce(cur)
+                if tokens is not None and seen:
+                    # Last, so the lease rows stay share-locked only from here to the commit.
+                    leases.fence(cur, self._holder, tokens)
         except BaseException:
             for name in names:
                 self._applied.pop((name, application), None)
@@ -204,8 +225,15 @@ class ProjectionRunner:
             projection.committed()
         return seen
 
-    def _apply_side_effects(self, projection: Projection, application: str) -> int:
-        """At least once: act on each event, then record the position."""
+    def _apply_side_effects(self, projection: Projection, application: str, tokens: Mapping[str, int] | None) -> int:
+        """Act on each event and record its position, only while the lease holds (under one).
+
+        The position is recorded at the side effect's point of no return (`Projection.go_ahead`:
+        before the final dot of an SMTP DATA), in a transaction that checks the lease: a sender frozen
+        there, woken after a standby took over, has either recorded it (the standby does not act
+        again) or is refused (it does not act). One that fails after recording puts the position back.
+        A side effect that names no such point is recorded after it (at least once across a crash).
+        """
         self._failed_event = None
         app = self.stores[application]
         handlers = projection.topics()
@@ -216,16 +244,38 @@ class ProjectionRunner:
         batch = app.recorder.select_notifications(start=start, limit=self.batch_size, inclusive_of_start=False)
         for notification in batch:
             handler = handlers.get(notification.topic)
+            recorded = [False]
             if handler is not None and notification.id not in passed_over:
+                if tokens is not None and self.keeper is not None:
+                    self.keeper.check(dict(tokens), margin=SIDE_EFFECT_MARGIN)
+
+                def record(before: int = start, after: int = notification.id, done: list[bool] = recorded) -> None:
+                    self._record(projection, application, before, after, tokens)
+                    done[0] = True
+
+                projection.go_ahead = record
                 try:
                     handler(app.mapper.to_domain_event(notification))
                 except Exception:
                     self._failed_event = FailedEvent(projection.name, application, notification.id, notification.topic)
+                    if recorded[0]:
+                        self._record(projection, application, notification.id, start, tokens)
                     raise
-            with self.db.transaction(write=True) as cur:
-                tracking.advance(cur, application, [projection.name], start, notification.id)
+                finally:
+                    projection.go_ahead = Projection.go_ahead
+            if not recorded[0]:
+                self._record(projection, application, start, notification.id, tokens)
             start = notification.id
         return len(batch)
+
+    def _record(
+        self, projection: Projection, application: str, old: int, new: int, tokens: Mapping[str, int] | None
+    ) -> None:
+        """Move a side effect's position from `old` to `new`, while its lease holds."""
+        with self.db.transaction(write=True) as cur:
+            tracking.advance(cur, application, [projection.name], old, new)
+            if tokens is not None:
+                leases.fence(cur, self._holder, tokens)
 
     def _read_passed_over(self, cur: Cursor, application: str, names: Sequence[str], after: int) -> None:
         """Read which positions the projections must not apply, unless known (forgotten at each failure,
@@ -262,9 +312,19 @@ class ProjectionRunner:
 
     # Live following -----------------------------------------------------------------------
 
+    @property
+    def _holder(self) -> str:
+        return self.keeper.holder if self.keeper is not None else ""
+
+    def lease_names(self) -> list[str]:
+        """The leases this runner's work is divided into: one per projection, one for the jobs."""
+        return [p.name for p in self.projections] + ([JOBS_LEASE] if self.jobs else [])
+
     def start(self) -> None:
-        """Run in background threads until `stop()`: elect, catch up, follow."""
-        self._threads = [threading.Thread(target=self._lead, name="projection-runner", daemon=True)]
+        """Run in background threads until `stop()`: hold a fair share of the leases, catch up, follow."""
+        self.keeper = LeaseKeeper(self.db, self.lease_names(), changed=self.progress.nudge)
+        self.keeper.start()
+        self._threads = [threading.Thread(target=self._work, name="projection-runner", daemon=True)]
         if self.db.dialect == "postgresql":
             self._threads.append(threading.Thread(target=self._listen, name="projection-listen", daemon=True))
         for thread in self._threads:
@@ -275,35 +335,45 @@ class ProjectionRunner:
         self.progress.nudge()
         for thread in self._threads:
             thread.join(timeout=10)
+        if self.keeper is not None:
+            self.keeper.stop()
 
-    def _lead(self) -> None:
+    def _work(self) -> None:
         while not self._stopping.is_set():
             try:
-                with self.db.exclusive_lock(LEADER_LOCK, wait=False) as taken:
-                    if taken:
-                        self.is_leader = self.progress.leading = True
-                        self._follow()
-            except Exception:
-                log.exception("projection runner lost its database; retrying")
-            finally:
-                self.is_leader = self.progress.leading = False
+                self._follow()
+            except Exception as error:
+                log.warning("projection runner lost its database (%s); retrying", error)
+                self._applied.clear()
+            self.progress.leading = False
             self._stopping.wait(1.0)
 
     def _follow(self) -> None:
+        assert self.keeper is not None
         following = {
             application: [p for p in self.projections if application in p.applications]
             for application in self.stores.applications
         }
+        read_models = {p.name for p in self.projections if p.read_model}
         known_heads: dict[str, int] = {}
         behind: set[tuple[str, str]] = set()  # (projection, application) whose last batch was full
+        tokens: dict[str, int] = {}
         next_jobs = time.monotonic()
         while not self._stopping.is_set():
-            if time.monotonic() >= next_jobs:
-                self._run_jobs()
+            held = self.keeper.held()
+            if held != tokens:
+                self._taken_over(held, tokens, behind)
+                tokens = held
+                # Waiters in this process hear of every move from this runner only when it holds them all.
+                self.progress.leading = read_models <= set(held)
+            if JOBS_LEASE in held and time.monotonic() >= next_jobs:
+                self._run_jobs({JOBS_LEASE: held[JOBS_LEASE]})
+                next_jobs = time.monotonic() + JOB_INTERVAL
+            if time.monotonic() >= self._reread_passed_over_at:
                 # Read the parked and skipped positions again: an operator's `skip` of an event
                 # not reached yet is seen within JOB_INTERVAL (one stuck on it, at its next try).
                 self._passed_over.clear()
-                next_jobs = time.monotonic() + JOB_INTERVAL
+                self._reread_passed_over_at = time.monotonic() + JOB_INTERVAL
             # Read before running: whatever is appended after this read moves a head next round.
             heads = self.stores.heads()
             for application, projections in following.items():
@@ -311,9 +381,12 @@ class ProjectionRunner:
                 due = [
                     p
                     for p in projections
-                    if known_heads.get(application) != heads[application]
-                    or (p.name, application) in behind
-                    or (p.name, application) in self._retry_at
+                    if p.name in held
+                    and (
+                        known_heads.get(application) != heads[application]
+                        or (p.name, application) in behind
+                        or (p.name, application) in self._retry_at
+                    )
                 ]
                 due = [p for p in due if self._retry_at.get((p.name, application), 0.0) <= time.monotonic()]
                 # Healthy read models go together; a side effect, or a read model that failed, alone.
@@ -321,7 +394,8 @@ class ProjectionRunner:
                 groups = [together] if together else []
                 groups += [[p] for p in due if p not in together]
                 for group in groups:
-                    for projection, full in self._run_guarded(application, group).items():
+                    ran = self._run_guarded(application, group, {p.name: held[p.name] for p in group})
+                    for projection, full in ran.items():
                         if full:
                             behind.add((projection, application))
                         else:
@@ -331,7 +405,26 @@ class ProjectionRunner:
                 retries = [at - time.monotonic() for at in self._retry_at.values()]
                 self.progress.wait_for_nudge(max(0.0, min([POLL_INTERVAL[self.db.dialect], *retries])))
 
-    def _run_guarded(self, application: str, projections: Sequence[Projection]) -> dict[str, bool]:
+    def _taken_over(self, held: Mapping[str, int], before: Mapping[str, int], behind: set[tuple[str, str]]) -> None:
+        """Leases acquired (or acquired again) since `before`: their positions may have moved under
+        another holder, so they are read again, and each runs at once. Leases gone: nothing left to do."""
+        for projection in self.projections:
+            name = projection.name
+            if held.get(name) == before.get(name):
+                continue
+            for application in projection.applications:
+                key = (name, application)
+                self._applied.pop(key, None)
+                self._passed_over.pop(key, None)
+                self._retry_at.pop(key, None)
+                if name in held:
+                    behind.add(key)
+                else:
+                    behind.discard(key)
+
+    def _run_guarded(
+        self, application: str, projections: Sequence[Projection], tokens: Mapping[str, int] | None = None
+    ) -> dict[str, bool]:
         """Run one batch; for each projection that ran, whether its batch was full (more may wait).
 
         When a shared batch fails, each projection runs alone, so the failing one backs off by
@@ -339,12 +432,30 @@ class ProjectionRunner:
         """
         started = time.monotonic()
         try:
-            seen = self._apply(application, projections)
+            with self.keeper.using(list(tokens)) if self.keeper is not None and tokens is not None else nullcontext():
+                seen = self._apply(application, projections, tokens)
         except psycopg.OperationalError:
             raise
+        except leases.LeaseLost as lost:
+            # Not the events' fault: the batch committed nothing; the keeper acquires the lease
+            # again if it can, with a new token.
+            log.warning(
+                "projection batch of %s on %s not committed: %s", [p.name for p in projections], application, lost
+            )
+            if self.keeper is not None:
+                self.keeper.lost(lost.names)
+            # The others of the group committed nothing either: they run again at once, not at the
+            # log's next append (which may be the very command waiting for them).
+            return {p.name: True for p in projections if p.name not in lost.names}
         except Exception as error:
             if len(projections) > 1:
-                return {name: full for p in projections for name, full in self._run_guarded(application, [p]).items()}
+                return {
+                    name: full
+                    for p in projections
+                    for name, full in self._run_guarded(
+                        application, [p], None if tokens is None else {p.name: tokens[p.name]}
+                    ).items()
+                }
             projection = projections[0]
             name = projection.name
             metrics.PROJECTION_FAILURES.labels(name).inc()
@@ -380,24 +491,38 @@ class ProjectionRunner:
         # A batch shorter than the limit reached the log's end as it stood after `heads` was read.
         return {projection.name: seen >= self.batch_size for projection in projections}
 
-    def _run_jobs(self) -> None:
+    def _run_jobs(self, tokens: dict[str, int]) -> None:
+        """Each job in turn, each only while the jobs' lease is still this process's."""
+        assert self.keeper is not None
         for job in self.jobs:
             try:
-                job()
-            except Exception:
-                log.exception("scheduled job %s failed; it runs again next round", job)
+                with self.keeper.using(list(tokens)):
+                    self.keeper.check(tokens, margin=SIDE_EFFECT_MARGIN)
+                    try:
+                        job()
+                    except Exception:
+                        log.exception("scheduled job %s failed; it runs again next round", job)
+            except leases.LeaseLost as lost:
+                log.warning("scheduled jobs not run: %s", lost)
+                self.keeper.lost(lost.names)
+                return
+            except psycopg.Error as error:
+                log.warning("scheduled jobs not run: %s", error)
+                return
 
     def _listen(self) -> None:
-        """While leading, wake the runner when any process appends (PostgreSQL NOTIFYs every insert)."""
+        """While holding any lease, wake the runner when any process appends (PostgreSQL NOTIFYs every insert)."""
         channels = [f"{name}_events" for name in self.stores.applications]
+
+        def holding() -> bool:
+            return self.keeper is not None and bool(self.keeper.held()) and not self._stopping.is_set()
+
         while not self._stopping.is_set():
-            if not self.is_leader:
+            if not holding():
                 self._stopping.wait(0.2)
                 continue
             try:
-                self.db.listen(
-                    channels, self.progress.nudge, keep_going=lambda: self.is_leader and not self._stopping.is_set()
-                )
+                self.db.listen(channels, self.progress.nudge, keep_going=holding)
             except psycopg.Error:
                 log.warning("LISTEN connection lost; reconnecting", exc_info=True)
                 self._stopping.wait(1.0)

@@ -38,4 +38,5 @@ class VerificationMailProjection(Projection):
             subject="Подтверждение email в UGC Market",
             body=body,
             message_key=f"verify-{e.originator_id}",
+            go_ahead=self.go_ahead,
         )

@@ -18,7 +18,7 @@ from readmodels.parked import DDL as PARKED_DDL
 from readmodels.tracking import reset
 from readmodels.versions import DDL as VERSIONS_DDL
 from ugc.ids import ID_KINDS
-from ugc.platform import auth_failures, idempotency_keys, refresh_families, stored_bytes
+from ugc.platform import auth_failures, idempotency_keys, leases, refresh_families, stored_bytes
 from ugc.platform.database import Database
 from ugc.platform.dialect import Cursor
 
@@ -40,6 +40,8 @@ INFRASTRUCTURE = (
     *idempotency_keys.DDL,
     *refresh_families.DDL,
     *stored_bytes.DDL,
+    # Who runs which projection (projections/leasing.py).
+    *leases.DDL,
 )
 
 

@@ -16,10 +16,19 @@ ADVANCED_CHANNEL = "ugc_read_models_advanced"  # NOTIFYed by every batch that mo
 
 
 def register(cur: Cursor, projection: str, application: str, *, read_model: bool) -> None:
+    """A position row at 0 when new. A row already there is locked only if its kind changed: a process
+    that starts while others run batches must not take their rows' locks (on PostgreSQL an upsert
+    locks the row even when it changes nothing, and a start that locked the rows of one log in
+    another order than a batch deadlocked with it)."""
     cur.execute(
         "INSERT INTO projection_tracking (projection, application, position, read_model) "
-        "VALUES (%s, %s, 0, %s) ON CONFLICT (projection, application) DO UPDATE SET read_model = %s",
-        (projection, application, read_model, read_model),
+        "VALUES (%s, %s, 0, %s) ON CONFLICT (projection, application) DO NOTHING",
+        (projection, application, read_model),
+    )
+    cur.execute(
+        "UPDATE projection_tracking SET read_model = %s WHERE projection = %s AND application = %s "
+        "AND read_model <> %s",
+        (read_model, projection, application, read_model),
     )
 
 
@@ -132,7 +141,9 @@ class ProjectionState:
     lag_events: int  # events stored after `position`
     lag_seconds: float  # age of the oldest event not yet applied (0 when none)
     parked: int  # events of the projection waiting parked (all applications)
-    holder: str | None  # who runs it now, when known
+    holder: str | None  # the process holding its lease now (None: nobody's lease is live)
+    token: int  # the lease's fencing token: how many times it was acquired
+    unheld_for: float | None  # seconds since its lease lapsed (None while held; inf if never held)
 
 
 def all_positions(db: Database) -> list[Row]:

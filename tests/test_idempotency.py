@@ -38,13 +38,13 @@ def slow_next_batch(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:
     lock = threading.Lock()
     apply = ProjectionRunner._apply
 
-    def slowly(self: ProjectionRunner, application: str, projections: Any) -> int:
+    def slowly(self: ProjectionRunner, application: str, projections: Any, tokens: Any = None) -> int:
         with lock:
             pause = application in slowed
             slowed.discard(application)
         if pause:
             time.sleep(SLOW_FOR)
-        return apply(self, application, projections)
+        return apply(self, application, projections, tokens)
 
     def slow(application: str) -> None:
         with lock:

@@ -156,6 +156,7 @@ class Settings:
             audit_key=audit_key,
             audit_dir=Path(env.get("UGC_AUDIT_DIR", "") or var_dir / "audit"),
             audit_checkpoint_interval=_int(env, "UGC_AUDIT_CHECKPOINT_INTERVAL", 3600),
+            read_your_writes_timeout=_seconds(env, "UGC_READ_YOUR_WRITES_TIMEOUT", 2.0),
         )
 
 
@@ -173,6 +174,19 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise ConfigError(f"{name} must be a whole number, not {raw!r}") from None
     if value <= 0:
         raise ConfigError(f"{name} must be positive")
+    return value
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds, not {raw!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise ConfigError(f"{name} must be a positive number of seconds")
     return value
 
 
@@ -206,7 +220,7 @@ class PoolSizes:
 
     A server process holds at most `database + database_async + 4 * store + orders_store + 1` (the
     five contexts' event stores, and one LISTEN for read-your-writes), plus 2 while it runs the
-    projections (the runners' lock and their LISTEN); a `ugc project` process
+    projections (the lease keeper's connection and the runner's LISTEN); a `ugc project` process
     `database + 4 * store + orders_store + 2`. Store pools open connections only as they are needed.
     """
 

@@ -107,7 +107,7 @@ def projection_runner(
         jobs=[auto_completer.run_once, audit_checkpoints(settings, stores).run_once],
         max_attempts=settings.projection_max_attempts,
     )
-    runner.register()
+    until_reachable(runner.register, what="start")
     upgrade = VersionUpgrade(db, stores, lambda: all_projections(settings))
     upgrade.start()
     try:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.requests import Request
@@ -25,15 +24,15 @@ async def healthz(request: Request) -> Response:
     return JSON({"status": "ok"})
 
 
-# A projection nobody runs is tolerated this long (a standby takes over within seconds).
+# A read model whose lease nobody holds is tolerated this long: a standby takes a dead or frozen
+# holder's over within TTL + TICK (3.5 s, projections/leasing.py), a rebalance within a tick.
 NO_HOLDER_FOR = 10.0
-_no_holder_since: dict[int, float] = {}  # id(Services) -> when readiness first saw no holder
 
 
 async def readyz(request: Request) -> Response:
     """503 when this process cannot serve consistent reads (the database is away, the projections lag
-    more than UGC_READY_MAX_LAG seconds, or nobody has run them for NO_HOLDER_FOR seconds), naming
-    why; Redis away or parked events are reported ("degraded") without failing it."""
+    more than UGC_READY_MAX_LAG seconds, or a read model's lease has had no live holder for
+    NO_HOLDER_FOR seconds), naming why; Redis away or parked events are reported ("degraded") without failing it."""
     s = services(request)
     checks: dict[str, str] = {}
     failing: list[str] = []
@@ -74,20 +73,21 @@ def _judge_projections(s: Services, states: list[ProjectionState], checks: dict[
     checks["projection_lag"] = "ok" if not lagging else "lagging: " + ", ".join(lagging)
     if lagging:
         failing.append("projection_lag")
-    held = any(state.holder for state in states)
-    key = id(s)
-    if held or not states:
-        _no_holder_since.pop(key, None)
-        checks["projection_runner"] = "ok"
-    else:
-        since = _no_holder_since.setdefault(key, time.monotonic())
-        missing_for = time.monotonic() - since
-        checks["projection_runner"] = "ok" if missing_for <= NO_HOLDER_FOR else f"none for {missing_for:.0f}s"
-        if missing_for > NO_HOLDER_FOR:
-            failing.append("projection_runner")
+    # Per read model (not per log): its lease is one, whichever logs it follows.
+    unheld = {st.projection: st.unheld_for for st in read_models if st.unheld_for is not None}
+    missing = sorted(name for name, since in unheld.items() if since > NO_HOLDER_FOR)
+    checks["projection_runner"] = (
+        "ok" if not missing else "no lease holder: " + ", ".join(f"{name} ({_for(unheld[name])})" for name in missing)
+    )
+    if missing:
+        failing.append("projection_runner")
     parked = {state.projection: state.parked for state in states if state.parked}
     checks["parked_events"] = "ok" if not parked else ", ".join(f"{name}: {n}" for name, n in sorted(parked.items()))
     return failing
+
+
+def _for(seconds: float) -> str:
+    return "never held" if seconds == float("inf") else f"none for {seconds:.0f}s"
 
 
 async def metrics_page(request: Request) -> Response:

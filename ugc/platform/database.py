@@ -36,9 +36,17 @@ def _snapshot_query(queries: Sequence[tuple[str, Sequence[Any]]]) -> tuple[str, 
 
 # Autocommit: a lone read is one round trip; `transaction()` still sends BEGIN/COMMIT.
 # Times come back in UTC, as the API writes them (api/responses.py).
-# TCP keepalives: a connection to a host that vanished without a reset fails in ~25 s, not hours
-# (the runners' lock lives on such a connection: a standby takes over once it is gone).
-KEEPALIVES: dict[str, Any] = {"keepalives": 1, "keepalives_idle": 10, "keepalives_interval": 5, "keepalives_count": 3}
+# TCP keepalives: a connection to a host that vanished without a reset fails within ~11 s idle
+# (5 s, then 3 probes 2 s apart), and one with data unacknowledged for 10 s fails too
+# (tcp_user_timeout), not after the kernel's hours. Leases do not depend on it (they expire on the
+# database's clock); it frees a vanished client's connections and ends a LISTEN that hears nothing.
+KEEPALIVES: dict[str, Any] = {
+    "keepalives": 1,
+    "keepalives_idle": 5,
+    "keepalives_interval": 2,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 10_000,
+}
 log = logging.getLogger(__name__)
 
 SESSION: dict[str, Any] = {"row_factory": dict_row, "autocommit": True, "options": "-c TimeZone=UTC", **KEEPALIVES}

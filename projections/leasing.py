@@ -1,0 +1,209 @@
+"""This process's share of the projections' leases: acquired, renewed, balanced, given up.
+
+Every process that runs projections (`ugc project`, or `ugc serve` inline) keeps one `LeaseKeeper`.
+Each tick (TICK) it says it is alive, renews what it holds and takes or gives leases until it holds
+its fair share: ceil(leases / live members). A member that stops ticking — dead, frozen, cut off —
+loses its leases TTL seconds after its last renewal; the others' next tick takes them over, so a
+projection is without a runner for at most TTL + TICK (+ a batch). The runner applies only what the
+keeper holds, and each batch checks its lease again in its own transaction (`leases.fence`).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import re
+import secrets
+import socket
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+
+import psycopg
+import psycopg.errors
+from psycopg.rows import dict_row
+
+from ugc.platform import leases
+from ugc.platform.database import KEEPALIVES, Database
+from ugc.platform.dialect import Cursor
+
+log = logging.getLogger(__name__)
+
+# A lease lasts TTL seconds past its last renewal, renewed every TICK: a renewal may come up to
+# TTL - TICK = 2.5 s late (a loaded machine, a GC pause) before the lease lapses, and a standby
+# takes a dead or frozen holder's projections over 3-3.5 s after its last renewal.
+TTL = 3.0
+TICK = 0.5
+# The keeper's statements never queue long behind a lock (a batch's fence holds its lease row
+# share-locked until the batch commits): better one tick skipped than renewals late.
+KEEPER_OPTIONS = "-c lock_timeout=500 -c TimeZone=UTC"
+
+
+def holder_id() -> str:
+    """A name unique to this process, short enough for a session's application_name."""
+    host = re.sub(r"[^A-Za-z0-9.-]", "", socket.gethostname())[:24] or "host"
+    return f"{host}/{os.getpid()}/{secrets.token_hex(3)}"
+
+
+class LeaseKeeper:
+    def __init__(
+        self,
+        db: Database,
+        names: Sequence[str],
+        *,
+        holder: str | None = None,
+        ttl: float = TTL,
+        tick: float = TICK,
+        changed: Callable[[], object] = lambda: None,
+    ) -> None:
+        self.db = db
+        self.names = sorted(names)
+        self.holder = holder or holder_id()
+        self.ttl = ttl
+        self.tick_every = tick
+        self.changed = changed  # called when the leases held change (the runner wakes up)
+        self._held: dict[str, int] = {}  # name -> token
+        self._busy: set[str] = set()  # leases a batch of this process is using: never given up meanwhile
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._connection: psycopg.Connection[dict[str, object]] | None = None
+        self._ensured = False  # the lease rows exist (made at the first tick that reaches the database)
+
+    def held(self) -> dict[str, int]:
+        """The leases held now, name -> fencing token (a copy)."""
+        with self._lock:
+            return dict(self._held)
+
+    @contextmanager
+    def using(self, names: Sequence[str]) -> Iterator[None]:
+        """Hold `names` for one batch: the keeper gives none of them up for a fair share until it ends
+        (a side effect would otherwise be done here and again by the next holder). LeaseLost if one
+        is no longer held."""
+        with self._lock:
+            missing = [name for name in names if name not in self._held]
+            if missing:
+                raise leases.LeaseLost(self.holder, missing)
+            self._busy.update(names)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._busy.difference_update(names)
+
+    def lost(self, names: Sequence[str]) -> None:
+        """Forget leases a batch found lost; the next tick may acquire them again, with a new token."""
+        with self._lock:
+            for name in names:
+                self._held.pop(name, None)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="lease-keeper", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop ticking and give every lease up at once, so another member need not wait for expiry."""
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        try:
+            with self._cursor() as cur:
+                leases.leave(cur, self.holder)
+        except Exception:
+            log.warning("could not give the leases up; they expire in %.0f s", self.ttl, exc_info=True)
+        with self._lock:
+            self._held.clear()
+        if self._connection is not None:
+            self._connection.close()
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                self.tick()
+            except Exception as error:
+                log.warning("lease keeper: %s; trying again", error)
+                self._drop_connection()
+            self._stopping.wait(self.tick_every)
+
+    def tick(self) -> None:
+        """One round: attend, renew, then take or give leases up to the fair share."""
+        before = self.held()
+        with self._cursor() as cur:
+            if not self._ensured:
+                leases.ensure(cur, self.names)
+                self._ensured = True
+            members = leases.attend(cur, self.holder, self.ttl)
+            renewed = leases.renew(cur, self.holder, before, self.ttl)
+            held = {name: token for name, token in before.items() if name in renewed}
+            for name in sorted(set(before) - renewed):
+                log.warning("lease %s lost by %s (expired or taken over)", name, self.holder)
+            fair = math.ceil(len(self.names) / max(1, members))
+            with self._lock:
+                # Not one a batch is using; once chosen, no batch starts on it.
+                idle = [name for name in sorted(held, reverse=True) if name not in self._busy]
+                giving = idle[: max(0, len(held) - fair)]
+                for name in giving:
+                    self._held.pop(name, None)
+            for name in giving:
+                leases.release(cur, name, self.holder, held.pop(name))
+                log.info("lease %s released by %s for another member's share", name, self.holder)
+            for name in self.names:
+                if len(held) >= fair:
+                    break
+                if name in held:
+                    continue
+                try:
+                    taken = leases.acquire(cur, name, self.holder, self.ttl)
+                except psycopg.errors.LockNotAvailable:
+                    # Another transaction holds the row (lock_timeout): the others are still worth a try.
+                    log.warning("lease %s: its row is locked; trying again next tick", name)
+                    continue
+                if taken is None:
+                    continue
+                held[name], previous, ended = taken
+                log.info(
+                    "lease %s acquired by %s with token %d%s",
+                    name,
+                    self.holder,
+                    held[name],
+                    f" from {previous} ({ended} of its open batches ended)" if previous else "",
+                )
+        with self._lock:
+            # A lease a batch reported lost meanwhile was lost before this renewal, which proved it
+            # ours again (same token: nobody held it in between).
+            self._held = dict(held)
+        if held != before:
+            self.changed()
+
+    def check(self, held: dict[str, int], *, margin: float = 0.0) -> None:
+        """Raise LeaseLost unless `held` is still ours for `margin` seconds more (before a side effect)."""
+        with self.db.transaction() as cur:
+            leases.fence(cur, self.holder, held, margin=margin)
+
+    @contextmanager
+    def _cursor(self) -> Iterator[Cursor]:
+        """The keeper's own connection on PostgreSQL (never waiting behind the pool's other users);
+        a write transaction on SQLite."""
+        if self.db.dialect != "postgresql":
+            with self.db.transaction(write=True) as cur:
+                yield cur
+            return
+        if self._connection is None or self._connection.closed:
+            self._connection = psycopg.connect(
+                self.db.url,
+                autocommit=True,
+                row_factory=dict_row,
+                options=KEEPER_OPTIONS,
+                application_name="ugc-lease-keeper",
+                **KEEPALIVES,
+            )
+        with self._connection.cursor() as cur:
+            yield Cursor(cur, "postgresql")
+
+    def _drop_connection(self) -> None:
+        if self._connection is not None:
+            try:
+                self._connection.close()
+            finally:
+                self._connection = None

@@ -1,0 +1,195 @@
+"""Leases and their fence, step by step (keepers ticked by hand, no threads), on SQLite and PostgreSQL:
+a fair share between members; a lapsed lease taken over with a greater token; the old holder's batch
+refused by the fence, committing nothing; on PostgreSQL, a holder frozen inside its batch does not
+keep its successor waiting; a mail abandoned at its last moment is not delivered."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from aiosmtpd.controller import Controller
+from argon2 import PasswordHasher
+
+from commands.accounts import AccountCommands, Register
+from projections.accounts import AccountsProjection
+from projections.leasing import LeaseKeeper
+from projections.mail import Mailer
+from projections.runner import ProjectionRunner
+from readmodels import tracking
+from readmodels.waiting import Progress
+from tests.servers import free_port
+from ugc.clock import MovableClock
+from ugc.config import Settings
+from ugc.platform import leases
+from ugc.platform.database import Database
+from ugc.platform.dialect import Cursor
+from ugc.platform.store import Accounts, EventStores
+from ugc.wiring import migrate
+
+TTL = 0.6
+
+
+@pytest.fixture
+def db(settings: Settings) -> Iterator[Database]:
+    database = Database(settings.database_url)
+    migrate(database)
+    try:
+        yield database
+    finally:
+        database.close()
+
+
+def keeper(db: Database, names: list[str]) -> LeaseKeeper:
+    return LeaseKeeper(db, names, holder=f"test/{uuid.uuid4().hex[:8]}", ttl=TTL)
+
+
+def test_members_split_the_leases_fairly_and_a_lapsed_holder_is_replaced(db: Database) -> None:
+    prefix = uuid.uuid4().hex[:6]
+    names = [f"fair_{prefix}_{n}" for n in range(5)]
+    a, b = keeper(db, names), keeper(db, names)
+    try:
+        a.tick()
+        assert sorted(a.held()) == names  # alone: all of them
+        b.tick()  # two members now: a holds more than its share, b finds nothing free yet
+        assert b.held() == {}
+        a.tick()  # a gives up what exceeds ceil(5 / 2) = 3
+        b.tick()
+        assert len(a.held()) == 3 and len(b.held()) == 2 and not set(a.held()) & set(b.held())
+
+        # a stops renewing (dead or frozen): once its leases lapse, b takes them with greater tokens.
+        before = a.held()
+        time.sleep(TTL + 0.1)
+        b.tick()
+        assert sorted(b.held()) == names
+        assert all(b.held()[name] > token for name, token in before.items())
+        states = leases.states(db)
+        assert {states[name].holder for name in names} == {b.holder}
+        # a wakes: its renewal finds every lease lost.
+        a.tick()
+        assert not set(a.held()) & set(before)
+    finally:
+        a.stop()
+        b.stop()
+
+
+def test_a_batch_under_a_lost_lease_commits_nothing(settings: Settings, db: Database) -> None:
+    stores = EventStores(settings.database_url)
+    try:
+        accounts = AccountCommands(stores, db, MovableClock(), hasher=PasswordHasher(time_cost=1, memory_cost=8192))
+        projection = AccountsProjection()
+        runner = ProjectionRunner(db, stores, [projection], Progress())
+        runner.register()
+        runner.catch_up()
+        old, new = keeper(db, [projection.name]), keeper(db, [projection.name])
+        runner.keeper = old
+        try:
+            _free(db, projection.name)
+            old.tick()
+            tokens = old.held()
+            assert projection.name in tokens
+            name = f"fence_{uuid.uuid4().hex[:8]}"
+            accounts.register(Register(name, f"{name}@example.com", "password-1", "Имя", "Фамилия"))
+            time.sleep(TTL + 0.1)
+            new.tick()  # the old holder stopped renewing; the new one takes the lease over
+            assert new.held()[projection.name] > tokens[projection.name]
+
+            with db.read() as cur:
+                before = tracking.position(cur, projection.name, Accounts.name)
+            with pytest.raises(leases.LeaseLost):
+                runner._apply(Accounts.name, [projection], tokens)
+            with db.read() as cur:
+                assert tracking.position(cur, projection.name, Accounts.name) == before
+                assert cur.execute("SELECT COUNT(*) AS n FROM users WHERE username = %s", (name,)).fetchone() == {
+                    "n": 0
+                }
+
+            # Under the new holder's token the same batch commits.
+            runner.keeper = new
+            assert runner._apply(Accounts.name, [projection], new.held()) >= 1
+            with db.read() as cur:
+                assert cur.execute("SELECT COUNT(*) AS n FROM users WHERE username = %s", (name,)).fetchone() == {
+                    "n": 1
+                }
+        finally:
+            old.stop()
+            new.stop()
+    finally:
+        stores.close()
+
+
+def test_a_holder_frozen_inside_its_batch_does_not_hold_up_its_successor(backend: str, db: Database) -> None:
+    if backend != "postgres":
+        pytest.skip("on SQLite a frozen writer holds the one write lock: every writer waits (README: Leases)")
+    name = f"frozen_{uuid.uuid4().hex[:6]}"
+    old, new = keeper(db, [name]), keeper(db, [name])
+    try:
+        old.tick()
+        tokens = old.held()
+        # The old holder's batch passed its fence and froze before its commit: the row stays share-locked.
+        frozen = psycopg.connect(db.url, autocommit=True)
+        frozen.execute("BEGIN")
+        frozen.execute(f"SET LOCAL application_name = '{leases.BATCH_PREFIX}{old.holder}'")
+        with frozen.cursor() as raw:
+            leases.fence(Cursor(raw, "postgresql"), old.holder, tokens)
+        time.sleep(TTL + 0.1)
+        started = time.monotonic()
+        new.tick()
+        assert new.held().get(name) == tokens[name] + 1
+        assert time.monotonic() - started < 2.0
+        with pytest.raises(psycopg.OperationalError):
+            frozen.execute("COMMIT")
+        frozen.close()
+    finally:
+        old.stop()
+        new.stop()
+
+
+def _free(db: Database, name: str) -> None:
+    """Give `name` up, whoever holds it (an earlier test's keeper on the shared database)."""
+    with db.transaction(write=True) as cur:
+        leases.ensure(cur, [name])
+        cur.execute(f"UPDATE leases SET holder = NULL, expires_at = {leases.NOW[db.dialect]} WHERE name = %s", (name,))
+
+
+class _Inbox:
+    def __init__(self) -> None:
+        self.received: list[bytes] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.received.append(bytes(envelope.content))
+        return "250 OK"
+
+
+def test_a_mail_whose_sender_lost_its_lease_at_the_last_moment_is_not_delivered(tmp_path: Path) -> None:
+    """The fence is asked before the end of the SMTP DATA: refused there, the server delivers nothing."""
+    inbox = _Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port(), ready_timeout=10)
+    controller.start()
+    try:
+        mailer = Mailer(smtp_url=f"smtp://127.0.0.1:{controller.port}", outbox_dir=tmp_path, sender="noreply@ugc.local")
+
+        def lost() -> None:
+            raise leases.LeaseLost("test/frozen", ["verification_mail"])
+
+        with pytest.raises(leases.LeaseLost):
+            mailer.send(to="a@example.com", subject="Тема", body="Первая\n.\nстрока", message_key="k1", go_ahead=lost)
+        mailer.send(to="a@example.com", subject="Тема", body="Вторая\n.\nстрока", message_key="k2")
+        deadline = time.monotonic() + 5
+        while not inbox.received and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.2)
+        assert len(inbox.received) == 1 and b"k2@ugc.local" in inbox.received[0]
+    finally:
+        controller.stop()
+
+    # Without SMTP the .eml file appears only when the fence holds.
+    outbox = Mailer(smtp_url=None, outbox_dir=tmp_path / "outbox", sender="noreply@ugc.local")
+    with pytest.raises(leases.LeaseLost):
+        outbox.send(to="a@example.com", subject="Тема", body="текст", message_key="k3", go_ahead=lost)
+    assert not (tmp_path / "outbox" / "k3.eml").exists()

@@ -1,0 +1,198 @@
+"""Leases (`leases`, `lease_members`): which process runs which projection or job, and until when.
+
+A lease row names its holder, a fencing token that grows by one at every acquisition, and when it
+expires. Expiry is read on the database's clock (`NOW`), never a process's, so two hosts whose
+clocks disagree still agree on who holds what. A holder renews its leases every tick; one that
+stops (dead, frozen, cut off) loses them when they expire, and another process acquires them with
+a new token. Every batch checks its lease in its own transaction (`fence`), so a holder that lost
+one commits nothing more under it. `lease_members` lists the processes alive, for a fair share.
+
+The coordination lives here; who acquires what, and when, is `projections/leasing.py`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from ugc.platform.database import Database
+from ugc.platform.dialect import Cursor, Dialect
+
+DDL = (
+    """CREATE TABLE IF NOT EXISTS leases (
+        name TEXT PRIMARY KEY,
+        holder TEXT,
+        token BIGINT NOT NULL DEFAULT 0,
+        expires_at DOUBLE PRECISION NOT NULL DEFAULT 0)""",
+    """CREATE TABLE IF NOT EXISTS lease_members (
+        holder TEXT PRIMARY KEY,
+        expires_at DOUBLE PRECISION NOT NULL)""",
+)
+
+# The database's clock, in seconds since the epoch. clock_timestamp(), not now(): now() is when the
+# transaction began, and a batch's fence must read the time at the moment it checks.
+NOW: dict[Dialect, str] = {
+    "postgresql": "extract(epoch from clock_timestamp())::float8",
+    "sqlite": "((julianday('now') - 2440587.5) * 86400.0)",
+}
+# A batch's session is named for its holder while its transaction runs, so a process that takes a
+# lease over can end the transactions its frozen predecessor left open (`end_batches_of`).
+BATCH_PREFIX = "ugc-batch "
+MEMBERS_KEPT = 60.0  # seconds a dead member's row stays before any member deletes it
+
+
+class LeaseLost(RuntimeError):
+    """A batch's lease was no longer this holder's (expired, or acquired by another): nothing committed."""
+
+    def __init__(self, holder: str, names: Sequence[str]) -> None:
+        super().__init__(f"{holder} no longer holds {sorted(names)}")
+        self.names = sorted(names)
+
+
+def _now(cur: Cursor) -> str:
+    return NOW[cur.dialect]
+
+
+def ensure(cur: Cursor, names: Sequence[str]) -> None:
+    """A row for each lease, held by nobody when new."""
+    for name in names:
+        cur.execute("INSERT INTO leases (name) VALUES (%s) ON CONFLICT (name) DO NOTHING", (name,))
+
+
+def attend(cur: Cursor, holder: str, ttl: float) -> int:
+    """Say `holder` is alive for `ttl` seconds more; how many members are alive (itself included)."""
+    now = _now(cur)
+    cur.execute(
+        f"INSERT INTO lease_members (holder, expires_at) VALUES (%s, {now} + %s) "
+        "ON CONFLICT (holder) DO UPDATE SET expires_at = excluded.expires_at",
+        (holder, ttl),
+    )
+    cur.execute(f"DELETE FROM lease_members WHERE expires_at < {now} - %s", (MEMBERS_KEPT,))
+    row = cur.execute(f"SELECT COUNT(*) AS n FROM lease_members WHERE expires_at > {now}").fetchone()
+    return int(row["n"]) if row else 1
+
+
+def leave(cur: Cursor, holder: str) -> None:
+    """Give every lease of `holder` up at once and leave the members (a clean stop)."""
+    cur.execute(f"UPDATE leases SET holder = NULL, expires_at = {_now(cur)} WHERE holder = %s", (holder,))
+    cur.execute("DELETE FROM lease_members WHERE holder = %s", (holder,))
+
+
+def _matching(held: Mapping[str, int]) -> tuple[str, list[object]]:
+    """`(name = %s AND token = %s) OR ...` for every held lease, and its parameters, in name order."""
+    names = sorted(held)
+    clause = " OR ".join(["(name = %s AND token = %s)"] * len(names))
+    return f"({clause})", [value for name in names for value in (name, held[name])]
+
+
+def renew(cur: Cursor, holder: str, held: Mapping[str, int], ttl: float) -> set[str]:
+    """Extend the leases `holder` still holds with these tokens; the names renewed. A lease that expired
+    but that nobody took since is renewed too: the unchanged token proves nobody held it meanwhile."""
+    if not held:
+        return set()
+    clause, params = _matching(held)
+    rows = cur.execute(
+        f"UPDATE leases SET expires_at = {_now(cur)} + %s WHERE holder = %s AND {clause} RETURNING name",
+        (ttl, holder, *params),
+    ).fetchall()
+    return {row["name"] for row in rows}
+
+
+def acquire(cur: Cursor, name: str, holder: str, ttl: float) -> tuple[int, str | None, int] | None:
+    """Take lease `name` if nobody holds it live: its new token, its previous holder and how many of
+    that holder's open batches were ended; None if it is held.
+
+    A previous holder frozen between its batch's fence and commit keeps the lease row share-locked:
+    its batches are ended first, so the acquisition does not wait for it to wake.
+    """
+    now = _now(cur)
+    row = cur.execute(
+        f"SELECT holder, CASE WHEN expires_at <= {now} THEN 1 ELSE 0 END AS lapsed FROM leases WHERE name = %s",
+        (name,),
+    ).fetchone()
+    if row is None or (row["holder"] is not None and not row["lapsed"]):
+        return None
+    previous = row["holder"] if row["holder"] != holder else None
+    ended = end_batches_of(cur, previous) if previous else 0
+    taken = cur.execute(
+        f"UPDATE leases SET holder = %s, token = token + 1, expires_at = {now} + %s "
+        f"WHERE name = %s AND (holder IS NULL OR expires_at <= {now}) RETURNING token",
+        (holder, ttl, name),
+    ).fetchone()
+    return None if taken is None else (int(taken["token"]), previous, ended)
+
+
+def release(cur: Cursor, name: str, holder: str, token: int) -> None:
+    """Give lease `name` up now (for another member's fair share)."""
+    cur.execute(
+        f"UPDATE leases SET holder = NULL, expires_at = {_now(cur)} WHERE name = %s AND holder = %s AND token = %s",
+        (name, holder, token),
+    )
+
+
+def fence(cur: Cursor, holder: str, held: Mapping[str, int], *, margin: float = 0.0) -> None:
+    """Raise LeaseLost unless `holder` holds every lease of `held` with these tokens, unexpired for
+    `margin` seconds more. Inside a batch's transaction, on PostgreSQL the rows stay share-locked
+    until it ends: no one acquires them between this check and the commit."""
+    if not held:
+        return
+    name_batch(cur, holder)  # a holder frozen from here to its commit can be ended by its successor
+    clause, params = _matching(held)
+    lock = " FOR SHARE" if cur.dialect == "postgresql" else ""
+    rows = cur.execute(
+        f"SELECT name FROM leases WHERE holder = %s AND expires_at > {_now(cur)} + %s AND {clause}{lock}",
+        (holder, margin, *params),
+    ).fetchall()
+    if len(rows) != len(held):
+        raise LeaseLost(holder, sorted(set(held) - {row["name"] for row in rows}))
+
+
+def name_batch(cur: Cursor, holder: str) -> None:
+    """Name this transaction's session for `holder` until it ends (PostgreSQL), for `end_batches_of`."""
+    if cur.dialect == "postgresql":
+        cur.execute(f"SET LOCAL application_name = '{BATCH_PREFIX}{_quoted(holder)}'")
+
+
+def end_batches_of(cur: Cursor, holder: str) -> int:
+    """End the batches `holder` has open (PostgreSQL): after it lost a lease by freezing mid-batch, its
+    open transaction would hold the rows its successor must write until it woke. How many ended."""
+    if cur.dialect != "postgresql":
+        return 0
+    rows = cur.execute(
+        "SELECT pg_terminate_backend(pid) AS ended FROM pg_stat_activity "
+        "WHERE datname = current_database() AND application_name = %s AND pid <> pg_backend_pid()",
+        (f"{BATCH_PREFIX}{holder}"[:63],),
+    ).fetchall()
+    return sum(1 for row in rows if row["ended"])
+
+
+def _quoted(holder: str) -> str:
+    return holder.replace("'", "''")
+
+
+@dataclass(frozen=True)
+class LeaseState:
+    """One lease as the database says now: a live holder (None when nobody's lease is unexpired)."""
+
+    name: str
+    holder: str | None
+    token: int
+    expired_for: float | None  # seconds since it expired (None while held); inf if it was never held
+
+
+def states(db: Database) -> dict[str, LeaseState]:
+    """Every lease, read on the database's clock."""
+    with db.read() as cur:
+        rows = cur.execute(f"SELECT name, holder, token, expires_at, {NOW[db.dialect]} AS now FROM leases").fetchall()
+    found = {}
+    for row in rows:
+        expires_at, now = float(row["expires_at"]), float(row["now"])
+        live = row["holder"] is not None and expires_at > now
+        if live:
+            expired_for = None
+        elif row["holder"] is None and int(row["token"]) == 0:
+            expired_for = float("inf")
+        else:
+            expired_for = max(0.0, now - expires_at)
+        found[row["name"]] = LeaseState(row["name"], row["holder"] if live else None, int(row["token"]), expired_for)
+    return found
