@@ -12,6 +12,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 
+from ugc.platform.database import Database
+from ugc.wiring import migrate
+
 POSTGRES_URL = os.environ.get("UGC_TEST_DATABASE_URL", "")
 REDIS_URL = os.environ.get("UGC_TEST_REDIS_URL", "")
 BACKENDS = ["sqlite", "postgres"]
@@ -22,6 +25,7 @@ TEMPLATE_LOCK = 0x75676374  # pg_advisory_lock key: one worker migrates the temp
 # not wait for it. `finish_drops` waits for them all at the end of the run.
 _drops = ThreadPoolExecutor(max_workers=1, thread_name_prefix="drop-database")
 _pending: list[Future[None]] = []
+_templates: set[str] = set()  # made (by this process or another) in this run
 
 
 def postgres_available() -> bool:
@@ -71,23 +75,27 @@ def template_name() -> str:
 def migrated_template() -> str:
     """The run's migrated template database, made by whichever worker asks first."""
     name = template_name()
+    if name in _templates:
+        return name
     with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
         admin.execute("SELECT pg_advisory_lock(%s)", (TEMPLATE_LOCK,))
         try:
             if admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is None:
                 admin.execute(f'CREATE DATABASE "{name}"')
-                _migrate(postgres_url(name))
+                try:
+                    _migrate(postgres_url(name))
+                except BaseException:
+                    admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')  # never a half-made template
+                    raise
                 # Nobody may connect to it again: CREATE DATABASE ... TEMPLATE refuses a template in use.
                 admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
         finally:
             admin.execute("SELECT pg_advisory_unlock(%s)", (TEMPLATE_LOCK,))
+    _templates.add(name)
     return name
 
 
 def _migrate(url: str) -> None:
-    from ugc.platform.database import Database
-    from ugc.wiring import migrate
-
     db = Database(url)
     try:
         migrate(db)
