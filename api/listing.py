@@ -57,6 +57,10 @@ class ListingMemory:
             finally:
                 if shared.idle and self._reading.get(url) is shared:
                     del self._reading[url]
+            body, headers = answer
+            # orjson's bytes keep its whole working buffer (4 KiB and more for a 0.5 KiB service):
+            # what is remembered is copied to its own size (bench/results/2026-12-02-2130-soak-traced.md).
+            answer = bytes(memoryview(body)), headers
             self.answers.put((url, state), answer)
         body, headers = answer
         return Response(body, media_type=JSON.media_type, headers=headers)

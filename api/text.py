@@ -17,6 +17,7 @@ from api.errors import message
 
 _UNSTORABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
 
+
 def storable(text: str) -> bool:
     return _UNSTORABLE.search(text) is None
 

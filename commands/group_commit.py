@@ -32,7 +32,9 @@ from ugc.platform import metrics
 from ugc.platform.cache import LRU
 
 MAX_GROUP = 200  # aggregates per transaction: bounds what one failure takes down with it
-SAVED_VERSIONS_KEPT = 10_000  # aggregates whose last version saved here GroupSave remembers
+# Aggregates whose last version saved here GroupSave remembers: only a command queued behind the
+# group that saved its aggregate can be stale, so a few groups' worth (MAX_GROUP each) is plenty.
+SAVED_VERSIONS_KEPT = 1_000
 
 A = TypeVar("A", bound=Aggregate)
 T = TypeVar("T")  # what each aggregate of a group is made from, prepared for the whole group at once

@@ -26,7 +26,7 @@ from ugc.platform.dialect import Cursor, Row
 from ugc.platform.push import Publisher, Push, user_channel
 from ugc.platform.store import Messaging, Orders
 
-ORDERS_KEPT = 20_000  # about 3 MB
+ORDERS_KEPT = 5_000  # ~0.75 MB: the orders of the last minutes, whose lifecycles are still running
 
 
 class NotificationsProjection(Projection):

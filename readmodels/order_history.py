@@ -1,75 +1,109 @@
-"""An order's past, read from the log itself: its history for auditors, and the order as it was.
+"""An order's past, read from the log itself: its events up to a point, and the order as it was then.
 
 Neither is a read table: both replay the order's stored events, which the caller hands over as
 the orders log (`EventLog`; the composition root passes the orders application's event store).
 The read side therefore never imports the event store, and reads the log without going through
 the commands that write it. `order_as_of` folds the events exactly as the library's repository
 does (`event.mutate` in turn), from one read of the log for a version or a time alike.
+
+"As of" is one idea for the order (`GET /api/v1/orders/{id}/?as_of=`), its history
+(`…/history/?as_of=`) and `ugc history order ID --as-of`: right after the event with that version
+(1 is the placing), or after the last event whose domain time is at or before that moment.
+`parse_as_of` reads it from text for the HTTP and the CLI edge alike.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from datetime import datetime
-from typing import Any, Protocol
+import re
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Literal, Protocol
 from uuid import UUID
 
 from ugc.errors import NotFound
-from ugc.orders import EVENT_NAMES, SYSTEM, Order, actor_of, event_data, order_id
+from ugc.orders import Order, order_id
 from ugc.platform.dialect import Row
+from ugc.platform.recorded_log import Logged
+
+AsOf = int | datetime  # a version, or a moment (time zone aware)
+
+# `?as_of=2026-12-02T13:57:05+00:00` typed unencoded: the query string's `+` arrives as a space.
+_UNENCODED_PLUS = re.compile(r"(?<=\d) (\d{2}(?::?\d{2})?)$")
+_MAX_VERSION_DIGITS = 18  # more is no version any order reaches (and int() of 5,000 digits raises)
+
+
+class BadAsOf(ValueError):
+    """`as_of` that names no point of this order's past: `reason` says why, `latest` is its last version."""
+
+    def __init__(self, reason: Literal["format", "timezone", "version"], latest: int = 0) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.latest = latest
 
 
 class EventLog(Protocol):
-    """What reading an order's past needs of the event store: an aggregate's events, oldest first."""
+    """What reading an order's past needs of the event store: a stream's events, oldest first, each
+    decoded and with how it was recorded (ugc/platform/recorded_log.py)."""
 
-    def get(self, originator_id: UUID) -> Iterable[Any]: ...
+    def recorded(self, stream: UUID) -> Sequence[Logged]: ...
 
 
-def order_events(log: EventLog, order: int) -> list[Any]:
+def parse_as_of(text: str) -> AsOf:
+    """A version (digits) or an ISO 8601 moment with its time zone (`Z` allowed)."""
+    raw = text.strip()
+    if raw.isascii() and raw.isdigit():
+        digits = raw.lstrip("0") or "0"
+        return int(digits) if len(digits) <= _MAX_VERSION_DIGITS else 0  # 0: refused as out of range
+    return parse_moment(raw)
+
+
+def parse_moment(text: str) -> datetime:
+    """An ISO 8601 time with its time zone (`Z` allowed), in UTC."""
+    try:
+        moment = datetime.fromisoformat(_UNENCODED_PLUS.sub(r"+\1", text.strip()).replace("Z", "+00:00"))
+    except ValueError:
+        raise BadAsOf("format") from None
+    if moment.tzinfo is None:
+        raise BadAsOf("timezone")
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+01:00 is before any UTC time Python holds
+        raise BadAsOf("format") from None
+
+
+def order_events(log: EventLog, order: int) -> list[Logged]:
     """The order's events, oldest first: the log itself (not a read model)."""
-    events = list(log.get(order_id(order)))
+    events = list(log.recorded(order_id(order)))
     if not events:
         raise NotFound("order_not_found")
     return events
 
 
-def order_history(log: EventLog, order: int) -> list[dict[str, Any]]:
-    """Each event: its name, version, when, who (the parties' names come from the Placed event), and its data."""
-    events = order_events(log, order)
-    placed = events[0]
-    assert isinstance(placed, Order.Placed)
-    names = {placed.buyer: placed.buyer_username, placed.creator: placed.creator_username, SYSTEM: "system"}
-    return [
-        {
-            "version": e.originator_version,
-            "type": EVENT_NAMES[type(e)],
-            "occurred_at": e.at,
-            "actor": {"id": actor_of(e) or None, "username": names.get(actor_of(e), "")},
-            "data": event_data(e),
-        }
-        for e in events
-    ]
-
-
-def order_as_of(log: EventLog, order: int, *, version: int | None = None, moment: datetime | None = None) -> Row:
-    """The order in the read model's shape right after its event `version`, or after the last
-    event at or before `moment`; NotFound when it did not exist yet."""
-    events = order_events(log, order)
-    if moment is not None:
-        reached = [e.originator_version for e in events if e.at <= moment]
+def events_as_of(events: Sequence[Logged], as_of: AsOf | None) -> list[Logged]:
+    """`events` (oldest first) up to `as_of`: BadAsOf for a version the order does not have,
+    NotFound for a moment before it was placed."""
+    if as_of is None:
+        return list(events)
+    if isinstance(as_of, datetime):
+        reached = [logged for logged in events if logged.event.at <= as_of]
         if not reached:
             raise NotFound("order_not_found")
-        version = reached[-1]
+        return reached
+    latest = events[-1].event.originator_version
+    if not 1 <= as_of <= latest:
+        raise BadAsOf("version", latest=latest)
+    return [logged for logged in events if logged.event.originator_version <= as_of]
+
+
+def order_as_of(log: EventLog, order: int, as_of: AsOf | None = None) -> Row:
+    """The order in the read model's shape as of `as_of` (now, without one)."""
+    return folded(events_as_of(order_events(log, order), as_of))
+
+
+def folded(events: Sequence[Logged]) -> Row:
+    """The order in the read model's shape after `events` (oldest first, at least one)."""
     state: Order | None = None
-    for e in events:
-        if version is None or e.originator_version <= version:
-            state = e.mutate(state)
+    for logged in events:
+        state = logged.event.mutate(state)
     assert state is not None
     return state.as_row()
-
-
-def describe(entry: dict[str, Any]) -> str:
-    """One line a person can read: `v3 2026-03-01 12:00:00 UTC  WorkDelivered  by anna  message='...'`."""
-    data = ", ".join(f"{name}={value!r}" for name, value in entry["data"].items() if name not in ("notify", "notice"))
-    when = entry["occurred_at"].strftime("%Y-%m-%d %H:%M:%S UTC")
-    return f"v{entry['version']:<3} {when}  {entry['type']:<19} by {entry['actor']['username']:<16} {data}"

@@ -159,8 +159,16 @@ def test_a_username_that_mixes_scripts_is_422(api: Api, name: str) -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["anna", "\u0430\u043d\u043d\u0430", "\u03c9\u03bc\u03ad\u03b3\u03b1", "ma\u00f1ana", "jo.doe@x+1-2",
-     "\u5c71\u7530\u305f\u308d\u3046", "tanaka\u592a\u90ce", "\u0438\u0432\u0430\u043d_1981"],
+    [
+        "anna",
+        "\u0430\u043d\u043d\u0430",
+        "\u03c9\u03bc\u03ad\u03b3\u03b1",
+        "ma\u00f1ana",
+        "jo.doe@x+1-2",
+        "\u5c71\u7530\u305f\u308d\u3046",
+        "tanaka\u592a\u90ce",
+        "\u0438\u0432\u0430\u043d_1981",
+    ],
 )
 def test_a_username_in_one_script_is_accepted(api: Api, name: str) -> None:
     api.register(username=f"{name}_{uuid.uuid4().int % 10**8}", email=f"{uuid.uuid4().hex[:8]}@example.com")

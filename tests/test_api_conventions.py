@@ -155,7 +155,7 @@ def test_the_schema_declares_what_the_routes_answer(api: Api) -> None:
         ref = answer(path, method, status)["content"]["application/json"]["schema"]["$ref"]
         return models[ref.split("/")[-1]]
 
-    assert model("/api/v1/orders/{id}/history/")["type"] == "array"
+    assert set(model("/api/v1/orders/{id}/history/")["properties"]) == {"count", "next", "previous", "results"}
     assert set(model("/api/v1/orders/{id}/deliveries/")["properties"]) == {"count", "next", "previous", "results"}
     assert "application/json" not in answer("/api/v1/files/{id}/download/")["content"]
     assert model("/api/v1/orders/{id}/")["properties"]["total_price"] == {"title": "Total Price", "type": "number"}

@@ -434,7 +434,7 @@ def test_history_and_as_of_walk_the_whole_lifecycle(settings: Settings) -> None:
             party = deal.creator if who == "creator" else deal.buyer
             expect = 201 if action in ("deliveries", "reviews") else 200
             act(api, party, order, action, body, expect=expect)
-        history = client.get(f"/api/v1/orders/{order}/history/", headers=deal.buyer["headers"]).json()
+        history = client.get(f"/api/v1/orders/{order}/history/", headers=deal.buyer["headers"]).json()["results"]
         assert [e["type"] for e in history] == [
             "OrderPlaced",
             "OrderAccepted",
@@ -445,7 +445,7 @@ def test_history_and_as_of_walk_the_whole_lifecycle(settings: Settings) -> None:
             "OrderReviewed",
         ]
         assert [e["version"] for e in history] == list(range(1, 8))
-        assert history[0]["actor"] == {"id": deal.buyer["id"], "username": deal.buyer["username"]}
+        assert history[0]["actor"] == {"kind": "user", "id": deal.buyer["id"], "username": deal.buyer["username"]}
         assert history[1]["actor"]["username"] == deal.creator["username"]
         assert history[2]["data"]["message"] == "v1" and history[6]["data"]["rating"] == 5
         expected = ["pending"] + [status for *_, status in steps]

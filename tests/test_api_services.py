@@ -316,7 +316,6 @@ def test_a_patch_refuses_nulls_and_bad_values(api: Api) -> None:
         assert response.status_code == 422 and field in response.json()["fields"], (body, response.text)
 
 
-
 def test_a_patch_refuses_null_in_every_field(api: Api) -> None:
     """ServicePatchIn inherits PatchIn's rule: leaving a field out keeps it, sending null is refused."""
     owner = creator(api)
@@ -327,6 +326,7 @@ def test_a_patch_refuses_null_in_every_field(api: Api) -> None:
             422,
             {"error": "Ошибка валидации данных.", "fields": {field: ["Поле не может быть пустым (null)."]}},
         ), field
+
 
 def test_unparseable_bodies_are_400(api: Api) -> None:
     owner = creator(api)

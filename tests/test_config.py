@@ -59,8 +59,37 @@ def test_production_refuses_sqlite_and_placeholder_keys(tmp_path: Path, env: dic
 
 
 def test_production_starts_on_postgresql_with_a_real_key(tmp_path: Path) -> None:
-    found = settings(tmp_path, UGC_ENV="production", UGC_SECRET_KEY="k" * 40, UGC_DATABASE_URL="postgresql://db/ugc")
-    assert found.env == "production"
+    found = settings(
+        tmp_path,
+        UGC_ENV="production",
+        UGC_SECRET_KEY="k" * 40,
+        UGC_AUDIT_KEY="a" * 40,
+        UGC_DATABASE_URL="postgresql://db/ugc",
+    )
+    assert found.env == "production" and found.audit_key == "a" * 40
+    assert not (tmp_path / "audit.key").exists()  # a production key never comes from a file
+
+
+@pytest.mark.parametrize(
+    ("audit_key", "message"),
+    [
+        (None, "UGC_AUDIT_KEY is required"),
+        ("short", "UGC_AUDIT_KEY must be a random string of at least 32 characters"),
+        ("replace-me-replace-me-replace-me-replace-me", "UGC_AUDIT_KEY must be a random string"),
+    ],
+)
+def test_production_needs_a_real_audit_key(tmp_path: Path, audit_key: str | None, message: str) -> None:
+    env = {"UGC_ENV": "production", "UGC_SECRET_KEY": "k" * 40, "UGC_DATABASE_URL": "postgresql://db/ugc"}
+    with pytest.raises(ConfigError, match=message):
+        settings(tmp_path, **env, **({"UGC_AUDIT_KEY": audit_key} if audit_key else {}))
+
+
+def test_development_generates_the_audit_key_once_into_var(tmp_path: Path) -> None:
+    first = settings(tmp_path)
+    assert (tmp_path / "audit.key").read_text() == first.audit_key != first.secret_key
+    assert settings(tmp_path).audit_key == first.audit_key
+    assert first.audit_dir == tmp_path / "audit" and first.audit_checkpoint_interval == 3600
+    assert settings(tmp_path, UGC_AUDIT_DIR="/x/y").audit_dir == Path("/x/y")
 
 
 @pytest.mark.parametrize(

@@ -138,9 +138,7 @@ def test_a_bad_frame_gets_an_error_frame_and_the_socket_stays(live: Live) -> Non
                 "fields": {"message": ["Сообщение не может быть пустым."]},
             }
             await a.send(json.dumps({"message": "a\u0000b"}))  # PostgreSQL cannot store it: refused, not logged
-            assert (await next_frame(a))["fields"] == {
-                "message": ["Текст содержит недопустимые управляющие символы."]
-            }
+            assert (await next_frame(a))["fields"] == {"message": ["Текст содержит недопустимые управляющие символы."]}
             await a.send(json.dumps({"message": "я" * 4001}))
             assert (await next_frame(a))["fields"] == {
                 "message": ["Убедитесь, что это значение содержит не более 4000 символов."]

@@ -74,9 +74,7 @@ def test_a_key_whose_worker_died_before_appending_is_taken_over_after_the_in_fli
             with psycopg.connect(url) as holder, psycopg.connect(url, autocommit=True) as watcher:
                 holder.execute("LOCK TABLE orders_events IN EXCLUSIVE MODE")  # appends wait (5 s at most)
                 first: list[object] = []
-                request = threading.Thread(
-                    target=lambda: first.append(_post(server.url, headers, body)), daemon=True
-                )
+                request = threading.Thread(target=lambda: first.append(_post(server.url, headers, body)), daemon=True)
                 request.start()
                 deadline = time.monotonic() + DEADLINE
                 while not waiting_for_the_log_lock(watcher):

@@ -3,27 +3,36 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
-from readmodels.order_history import order_as_of, order_history
+from readmodels.audit_record import order_record
+from readmodels.order_history import BadAsOf, order_as_of
 from tests.test_domain_orders import BUYER, CREATOR, NOW, placed
 from ugc.errors import NotFound
 from ugc.orders import Order, order_id
 from ugc.platform.database import Database
+from ugc.platform.recorded_log import RecordedLog
 from ugc.platform.store import EventStores
 from ugc.wiring import migrate
 
 
+@dataclass
+class Orders:
+    app: Any  # the orders application: saves aggregates, rebuilds them
+    log: RecordedLog  # what the read side reads the past from
+
+
 @pytest.fixture
-def orders(database_url: str) -> Iterator[Any]:
+def orders(database_url: str) -> Iterator[Orders]:
     db = Database(database_url)
     migrate(db)
     stores = EventStores(database_url)
     try:
-        yield stores.orders
+        yield Orders(stores.orders, RecordedLog(stores, "orders"))
     finally:
         stores.close()
         db.close()
@@ -42,22 +51,26 @@ def a_whole_lifecycle(number: int) -> Order:
     return order
 
 
-def test_as_of_a_version_or_a_moment_is_what_the_repository_rebuilds(orders: Any) -> None:
-    orders.save(a_whole_lifecycle(1))
+def test_as_of_a_version_or_a_moment_is_what_the_repository_rebuilds(orders: Orders) -> None:
+    orders.app.save(a_whole_lifecycle(1))
     versions = range(1, 8)
-    rebuilt = {v: orders.repository.get(order_id(1), version=v).as_row() for v in versions}
-    assert [order_as_of(orders.events, 1, version=v) for v in versions] == [rebuilt[v] for v in versions]
+    rebuilt = {v: orders.app.repository.get(order_id(1), version=v).as_row() for v in versions}
+    assert [order_as_of(orders.log, 1, v) for v in versions] == [rebuilt[v] for v in versions]
     # A moment sees the last event at or before it.
-    assert order_as_of(orders.events, 1, moment=NOW + timedelta(minutes=2)) == rebuilt[3]
-    assert order_as_of(orders.events, 1, moment=NOW + timedelta(minutes=2, seconds=59)) == rebuilt[3]
-    assert order_as_of(orders.events, 1) == orders.repository.get(order_id(1)).as_row()
+    assert order_as_of(orders.log, 1, NOW + timedelta(minutes=2)) == rebuilt[3]
+    assert order_as_of(orders.log, 1, NOW + timedelta(minutes=2, seconds=59)) == rebuilt[3]
+    assert order_as_of(orders.log, 1) == orders.app.repository.get(order_id(1)).as_row()
     with pytest.raises(NotFound):
-        order_as_of(orders.events, 1, moment=NOW - timedelta(seconds=1))
+        order_as_of(orders.log, 1, NOW - timedelta(seconds=1))
+    for version in (0, 8):
+        with pytest.raises(BadAsOf) as refused:
+            order_as_of(orders.log, 1, version)
+        assert (refused.value.reason, refused.value.latest) == ("version", 7)
 
 
-def test_the_history_names_each_event_and_its_actor_and_an_unknown_order_is_not_found(orders: Any) -> None:
-    orders.save(a_whole_lifecycle(2))
-    history = order_history(orders.events, 2)
+def test_the_history_names_each_event_and_its_actor_and_an_unknown_order_is_not_found(orders: Orders) -> None:
+    orders.app.save(a_whole_lifecycle(2))
+    history = order_record(orders.log, 2)
     assert [(e["version"], e["type"], e["actor"]["username"]) for e in history] == [
         (1, "OrderPlaced", "buyer"),
         (2, "OrderAccepted", "creator"),
@@ -68,4 +81,4 @@ def test_the_history_names_each_event_and_its_actor_and_an_unknown_order_is_not_
         (7, "OrderReviewed", "buyer"),
     ]
     with pytest.raises(NotFound):
-        order_history(orders.events, 3)
+        order_record(orders.log, 3)

@@ -109,7 +109,7 @@ def test_exactly_one_of_two_racing_commands_wins(
             outcome = [(action, response.status_code) for action, response in answers]
             assert all(status in (200, 201, 409) for _, status in outcome), [r.text for _, r in answers]
             winners = [action for action, status in outcome if status in (200, 201)]
-            history = setup.get(f"/api/v1/orders/{order}/history/", headers=deal.buyer["headers"]).json()
+            history = setup.get(f"/api/v1/orders/{order}/history/", headers=deal.buyer["headers"]).json()["results"]
             final = setup.get(f"/api/v1/orders/{order}/", headers=deal.buyer["headers"]).json()
             before = {"pending": 1, "in_progress": 2, "delivered": 3}[plan.start]
             if len(winners) == 2:

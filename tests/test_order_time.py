@@ -48,9 +48,10 @@ def test_a_delivered_order_completes_itself_exactly_once(settings: Settings) -> 
         headers = {"Authorization": f"Bearer {buyer['access']}"}
         response = client.get(f"/api/v1/orders/{order}/history/", headers=headers)
         assert response.status_code == 200, response.text
-        history = response.json()
+        history = response.json()["results"]
         assert [e["type"] for e in history].count("OrderAutoCompleted") == 1
-        assert history[-1]["actor"] == {"id": None, "username": "system"}
+        assert history[-1]["actor"] == {"kind": "system", "id": None, "username": "scheduler"}
+        assert history[-1]["request_id"] is None
         # The scheduler's command is not an HTTP request: wait for the read models as a request would.
         head = services.orders.app.recorder.max_notification_id()
         services.progress.nudge()
@@ -102,7 +103,8 @@ def test_the_history_command_prints_an_order_for_people_and_machines(settings: S
     machine = json.loads(
         subprocess.run([*command, "--json"], env=env, capture_output=True, text=True, check=True).stdout
     )
-    assert [e["type"] for e in machine] == ["OrderPlaced", "OrderAccepted", "WorkDelivered", "OrderCompleted"]
+    types = [e["type"] for e in machine["results"]]
+    assert types == ["OrderPlaced", "OrderAccepted", "WorkDelivered", "OrderCompleted"]
     missing = subprocess.run(
         [sys.executable, "-m", "ugc.cli", "history", "order", "999999"], env=env, capture_output=True
     )

@@ -149,9 +149,7 @@ def test_a_wrong_frame_is_recorded_and_fails_the_test(client: TestClient) -> Non
     assert MISMATCHES == []
 
 
-def test_on_the_real_app_a_renderer_that_drifts_from_its_model_fails(
-    api: Api, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_on_the_real_app_a_renderer_that_drifts_from_its_model_fails(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     """An order answered with `total_price` renamed and `is_late` dropped: the route and both keys are named."""
     deal = a_deal(api)
     order = place(api, deal)

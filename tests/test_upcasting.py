@@ -22,7 +22,7 @@ from tests.conftest import Api, new_client
 from tests.golden_events import FIXTURES
 from ugc.clock import MovableClock
 from ugc.config import Settings
-from ugc.events import SCHEDULER, UNRECORDED, user_actor
+from ugc.events import INTERNAL_FIELDS, SCHEDULER, UNRECORDED, user_actor
 from ugc.platform.database import Database
 from ugc.platform.store import EventStores
 from ugc.wiring import migrate
@@ -94,9 +94,14 @@ def test_the_projections_serve_the_old_orders_and_their_histories(client: TestCl
     assert sorted(o["id"] for o in listed["results"]) == sorted(s["number"] for s in placed if s["buyer"] == buyer)
     history = client.get(f"/api/v1/orders/{placed[0]['number']}/history/", headers=headers)
     assert history.status_code == 200, history.text
-    assert len(history.json()) == sum(
-        1 for e in LOG["orders"] if e["originator_id"] == LOG["orders"][0]["originator_id"]
-    )
+    old = [e["state"] for e in LOG["orders"] if e["originator_id"] == LOG["orders"][0]["originator_id"]]
+    entries = history.json()["results"]
+    assert history.json()["count"] == len(entries) == len(old)
+    # Rendered in the new shape: no internals of version 1, actors from what the old events told.
+    assert not any(INTERNAL_FIELDS & set(e["data"]) for e in entries)
+    assert entries[0]["actor"] == {"kind": "user", "id": buyer, "username": placed[0]["buyer_username"]}
+    assert all(e["request_id"] is None for e in entries)
+    assert [e["version"] for e in entries] == list(range(1, len(old) + 1))
 
 
 def test_old_events_notify_whom_they_did_with_the_words_they_did(client: TestClient, settings: Settings) -> None:

@@ -89,9 +89,7 @@ def test_each_gated_action_with_a_well_formed_request_is_403(api: Api) -> None:
             files={"image": ("a.png", PNG, "image/png")},
         ),
         "creator skill": api.client.post("/api/creator-skills/", headers=headers, json={"skill": 1, "level": 3}),
-        "conversation": api.client.post(
-            "/api/v1/conversations/", headers=headers, json={"recipient_id": friend["id"]}
-        ),
+        "conversation": api.client.post("/api/v1/conversations/", headers=headers, json={"recipient_id": friend["id"]}),
         "message": api.client.post(
             f"/api/v1/conversations/{talk.json()['id']}/messages/", headers=headers, json={"message": "Привет"}
         ),
@@ -169,9 +167,10 @@ def test_a_well_signed_token_of_a_user_that_does_not_exist_is_401_everywhere(api
     ]:
         response = api.client.request(method, path, headers=headers)
         assert (response.status_code, response.json()) == (401, {"detail": "Токен недействителен или просрочен."}), path
-    with pytest.raises(WebSocketDisconnect) as closed, api.client.websocket_connect(
-        f"/ws/notifications/?token={_token_of_nobody(settings)}"
-    ) as ws:
+    with (
+        pytest.raises(WebSocketDisconnect) as closed,
+        api.client.websocket_connect(f"/ws/notifications/?token={_token_of_nobody(settings)}") as ws,
+    ):
         ws.receive_text()
     assert closed.value.code == 4401
 

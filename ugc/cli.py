@@ -48,9 +48,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     history = commands.add_parser("history", help="print an aggregate's history from the event log")
     history_of = history.add_subparsers(dest="kind", required=True, metavar="KIND")
-    order = history_of.add_parser("order", help="an order's events, oldest first")
-    order.add_argument("id", type=int, help="the order's id")
-    order.add_argument("--json", action="store_true", help="machine-readable output")
+    order = history_of.add_parser(
+        "order",
+        help="an order's audit record, oldest event first (what GET /api/v1/orders/ID/history/ answers)",
+    )
+    order.add_argument("id", help="the order's id")
+    order.add_argument(
+        "--as-of",
+        metavar="VERSION|TIME",
+        help="only up to the event with this version, or the last one at or before this ISO 8601 time "
+        "(with its time zone); the order as it was then is shown too",
+    )
+    order.add_argument(
+        "--json",
+        action="store_true",
+        help="the record as the HTTP API writes it: {count, next, previous, results}; with --as-of, "
+        '{"order": <GET /api/v1/orders/ID/?as_of=>, "history": <the record>}',
+    )
 
     events = commands.add_parser("events", help="inspect the stored log")
     events_commands = events.add_subparsers(dest="events_command", required=True, metavar="ACTION")
@@ -66,6 +80,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="N random events of each application's log (default: %(default)s)",
     )
+
+    verify = commands.add_parser(
+        "verify",
+        help="recompute every hash chain, check the streams and the latest checkpoint (exit 1 if anything is wrong)",
+    )
+    verify.add_argument("--json", action="store_true", help="machine-readable output")
+    audit = commands.add_parser("audit", help="sign the event logs' heads")
+    audit_commands = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
+    audit_commands.add_parser("checkpoint", help="write a signed checkpoint of every chain's head into UGC_AUDIT_DIR")
 
     users = commands.add_parser("users", help="manage users")
     user_commands = users.add_subparsers(dest="user_command", required=True, metavar="ACTION")
@@ -106,8 +129,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "project": lambda: _project(settings),
         "rebuild": lambda: _rebuild(settings, args.names),
         "seed": lambda: _seed(settings, demo=args.demo),
-        "history": lambda: _history(settings, args.id, as_json=args.json),
+        "history": lambda: _history(settings, args.id, args.as_of, as_json=args.json),
         "events": lambda: _check_events(settings, None if args.all else args.sample),
+        "verify": lambda: _verify(settings, as_json=args.json),
+        "audit": lambda: _checkpoint(settings),
         "users": lambda: _users(settings, args),
         "projections": lambda: _projections(settings, args),
     }
@@ -385,28 +410,117 @@ def _check_events(settings: Settings, sample: int | None) -> int:
     return 1 if findings else 0
 
 
-def _history(settings: Settings, order: int, *, as_json: bool) -> int:
+def _checkpoint(settings: Settings) -> int:
+    from datetime import UTC, datetime
+
+    from ugc.platform.checkpoints import write_checkpoint
+    from ugc.platform.store import EventStores
+
+    _migrate(settings, quiet=True)
+    stores = EventStores(settings.database_url)
+    try:
+        path = write_checkpoint(settings.audit_dir, settings.audit_key, stores.chain_heads(), datetime.now(UTC))
+    finally:
+        stores.close()
+    print(f"checkpoint written: {path}")
+    return 0
+
+
+def _verify(settings: Settings, *, as_json: bool) -> int:
     import json
 
-    from readmodels.order_history import describe, order_history
-    from ugc.errors import NotFound
+    from projections.rebuild_progress import RebuildProgress
+    from ugc.platform.log_verify import ChainCheck, Finding, check_checkpoint
     from ugc.platform.store import EventStores
 
     stores = EventStores(settings.database_url)
+    findings: list[Finding] = []
     try:
-        entries = order_history(stores.orders.events, order)
-    except NotFound:
-        print(f"ugc: no order {order}", file=sys.stderr)
-        return 1
+        checks = [ChainCheck(name, app.recorder, stores.chained(name)) for name, app in stores.applications.items()]
+        for check in checks:
+            stop = check.head()
+            shown = RebuildProgress(f"verify {check.context}", stop, sys.stderr)
+            for finding in check.run(stop, shown.advance):
+                findings.append(finding)
+                if not as_json:
+                    print(finding, flush=True)
+            shown.finish()
+        checkpoint, signed = check_checkpoint(
+            settings.audit_dir, settings.audit_key, {name: stores.chained(name) for name in stores.applications}
+        )
+        findings += signed
     finally:
         stores.close()
+    events = sum(check.checked for check in checks)
     if as_json:
-        print(json.dumps(entries, ensure_ascii=False, indent=2, default=str))
+        report = {
+            "ok": not findings,
+            "events": events,
+            "checkpoint": str(checkpoint) if checkpoint else None,
+            "findings": [finding.as_dict() for finding in findings],
+        }
+        print(json.dumps(report, ensure_ascii=False, indent=2))
     else:
-        print(f"Order {order}: {len(entries)} events")
-        for entry in entries:
-            print(describe(entry))
+        for finding in signed:
+            print(finding)
+        where = f"checkpoint {checkpoint.name}" if checkpoint else f"no checkpoint in {settings.audit_dir} yet"
+        print(f"{events} events verified in {len(checks)} logs, {where}: {len(findings)} finding(s)")
+    return 1 if findings else 0
+
+
+def _history(settings: Settings, order_text: str, as_of_text: str | None, *, as_json: bool) -> int:
+    """The audit record the HTTP API answers (readmodels/audit_record.py), as a table or as its JSON."""
+    from datetime import UTC, datetime
+
+    from api.schemas.orders import render_order
+    from readmodels.audit_record import as_table, audit_record
+    from readmodels.order_history import BadAsOf, events_as_of, folded, order_events, parse_as_of
+    from ugc.errors import NotFound
+    from ugc.platform.encoding import dumps
+    from ugc.platform.recorded_log import RecordedLog
+    from ugc.platform.store import EventStores, Orders
+
+    order = int(order_text) if order_text.isascii() and order_text.isdigit() and len(order_text) <= 18 else 0
+    if order < 1:
+        print(f"ugc: history: the order id must be a positive whole number, not {order_text!r}", file=sys.stderr)
+        return 2
+    try:
+        as_of = None if as_of_text is None else parse_as_of(as_of_text)
+    except BadAsOf as bad:
+        print(f"ugc: history: --as-of {as_of_text!r}: {_AS_OF_PROBLEMS[bad.reason]}", file=sys.stderr)
+        return 2
+    stores = EventStores(settings.database_url)
+    try:
+        events = events_as_of(order_events(RecordedLog(stores, Orders.name), order), as_of)  # one read for both
+        entries = audit_record(events)
+        state = None if as_of is None else folded(events)
+    except NotFound:
+        when = "" if as_of is None else f" as of {as_of_text}"
+        print(f"ugc: history: no order {order}{when}", file=sys.stderr)
+        return 1
+    except BadAsOf as bad:
+        print(f"ugc: history: --as-of {as_of_text}: order {order} has versions 1 to {bad.latest}", file=sys.stderr)
+        return 2
+    finally:
+        stores.close()
+    record = {"count": len(entries), "next": None, "previous": None, "results": entries}
+    shown = None if state is None else render_order(state, datetime.now(UTC).date())
+    if as_json:
+        sys.stdout.buffer.write(dumps(record if shown is None else {"order": shown, "history": record}) + b"\n")
+        sys.stdout.flush()
+        return 0
+    print(f"Order {order}: {len(entries)} events" + ("" if as_of is None else f" as of {as_of_text}"))
+    print(as_table(entries))
+    if shown is not None:
+        print(f"\nThe order as of {as_of_text}:")
+        print("\n".join(f"  {name:<20} {dumps(value).decode()}" for name, value in shown.items()))
     return 0
+
+
+_AS_OF_PROBLEMS = {
+    "format": "expected a version (1, 2, ...) or an ISO 8601 time such as 2026-06-15T12:00:00Z",
+    "timezone": "give the time's zone, e.g. 2026-06-15T12:00:00Z",
+}
 
 
 def _seed(settings: Settings, *, demo: bool) -> int:

@@ -85,6 +85,10 @@ class Settings:
     # balancers keep theirs (httpx 5 s, browsers and most balancers up to 60 s): with uvicorn's 5 s,
     # a client reusing a connection as the server closes it gets a broken request.
     keep_alive: int = 75
+    # The HMAC key of the audit checkpoints (README: "Audit: the hash chain"); never in the database.
+    audit_key: str = ""
+    audit_dir: Path = Path("var/audit")
+    audit_checkpoint_interval: int = 3600  # seconds between the projection leader's checkpoints
 
     @property
     def outbox_dir(self) -> Path:
@@ -113,6 +117,13 @@ class Settings:
         if mode == "production" and not is_postgres(database_url):
             # SQLite serves one machine's processes only, and its files live in a local directory.
             raise ConfigError("UGC_ENV=production needs a PostgreSQL UGC_DATABASE_URL, not SQLite")
+        audit_key = env.get("UGC_AUDIT_KEY")
+        if not audit_key:
+            if mode == "production":
+                raise ConfigError("UGC_AUDIT_KEY is required when UGC_ENV=production")
+            audit_key = _secret_from_file(var_dir / "audit.key")
+        elif mode == "production" and (len(audit_key) < 32 or _PLACEHOLDER_SECRET.search(audit_key)):
+            raise ConfigError("UGC_AUDIT_KEY must be a random string of at least 32 characters in production")
         log_format = env.get("UGC_LOG_FORMAT", "text") or "text"
         if log_format not in ("text", "json"):
             raise ConfigError(f"UGC_LOG_FORMAT must be 'text' or 'json', not {log_format!r}")
@@ -142,6 +153,9 @@ class Settings:
             ready_max_lag=_int(env, "UGC_READY_MAX_LAG", 30),
             idempotency_in_flight=_int(env, "UGC_IDEMPOTENCY_IN_FLIGHT", 30),
             keep_alive=_int(env, "UGC_KEEP_ALIVE", 75),
+            audit_key=audit_key,
+            audit_dir=Path(env.get("UGC_AUDIT_DIR", "") or var_dir / "audit"),
+            audit_checkpoint_interval=_int(env, "UGC_AUDIT_CHECKPOINT_INTERVAL", 3600),
         )
 
 
@@ -174,7 +188,7 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
 
 
 def _secret_from_file(path: Path) -> str:
-    """Generate the development signing key once, so tokens survive restarts."""
+    """Generate a development key once (signing, audit), so what it signed stays valid across restarts."""
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

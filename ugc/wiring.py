@@ -47,11 +47,13 @@ from ugc.clock import Clock, SystemClock
 from ugc.config import Settings, operator_login
 from ugc.errors import Unavailable
 from ugc.events import operator_actor
+from ugc.platform.checkpoints import PeriodicCheckpoints
 from ugc.platform.database import Database, until_reachable
 from ugc.platform.media import MediaStore
 from ugc.platform.push import Publisher
 from ugc.platform.push_relay import RedisRelay, channel_for, relay
-from ugc.platform.store import EventStores, create_event_tables
+from ugc.platform.recorded_log import RecordedLog
+from ugc.platform.store import EventStores, Orders, create_event_tables, owned_by_another_role
 from ugc.platform.tuning import freeze_startup_objects, return_large_allocations_to_the_system
 
 log = logging.getLogger(__name__)
@@ -63,6 +65,10 @@ def migrate(db: Database) -> None:
     """`ugc migrate`: create the event store's and the read side's tables once, under a lock, so
     concurrent starts never race; safe to run from many processes."""
     with db.exclusive_lock("migrate"):
+        owner = owned_by_another_role(db.url)
+        if owner is not None:
+            log.info("the event tables belong to %s: it migrates (`ugc migrate` as that role), not this role", owner)
+            return
         create_event_tables(db.url)
         create_tables(db)
 
@@ -97,7 +103,7 @@ def projection_runner(
         stores,
         all_projections(settings, publisher or sender),
         progress,
-        jobs=[auto_completer.run_once],
+        jobs=[auto_completer.run_once, audit_checkpoints(settings, stores).run_once],
         max_attempts=settings.projection_max_attempts,
     )
     runner.register()
@@ -107,6 +113,13 @@ def projection_runner(
         runner.stop()
         if sender is not None:
             sender.stop()
+
+
+def audit_checkpoints(settings: Settings, stores: EventStores) -> PeriodicCheckpoints:
+    """The leader's job that signs the chains' heads every UGC_AUDIT_CHECKPOINT_INTERVAL seconds."""
+    return PeriodicCheckpoints(
+        stores.chain_heads, settings.audit_dir, settings.audit_key, settings.audit_checkpoint_interval
+    )
 
 
 @contextmanager
@@ -165,7 +178,7 @@ def runtime(settings: Settings, *, clock: Clock | None = None) -> Iterator[Servi
                 notifications=NotificationCommands(stores, clock),
                 realtime=hub,
                 orders=order_commands(settings, stores, db, clock),
-                order_log=stores.orders.events,
+                order_log=RecordedLog(stores, Orders.name),
                 idempotency=IdempotencyKeys(db, clock, timedelta(seconds=settings.idempotency_in_flight)),
                 media=MediaStore(settings.media_dir),
                 check_redis=_pinger(redis_client) if redis_client is not None else None,

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import date
 from typing import Any, TypeVar
 
 from starlette.requests import Request
@@ -12,9 +11,8 @@ from starlette.responses import Response
 
 from api import errors
 from api.auth import authenticated_user
-from api.body import parse
+from api.body import parse, validate
 from api.idempotency import idempotent
-from api.ids import natural
 from api.openapi import Operation, endpoint
 from api.pagination import page_request, paginated
 from api.responses import JSON
@@ -25,8 +23,9 @@ from api.schemas.orders import (
     DeliverIn,
     DeliveryOut,
     EmptyIn,
-    HistoryOut,
+    HistoryEntry,
     OrderOut,
+    OrderQuery,
     PlaceOrderIn,
     ReviewIn,
     ReviewOut,
@@ -43,14 +42,20 @@ from api.schemas.orders import (
 from api.services import Services, services
 from api.versions import etag, expected_version
 from readmodels import orders as read
-from readmodels.order_history import order_as_of, order_history
-from readmodels.pages import read_page_async
+from readmodels.audit_record import order_record
+from readmodels.order_history import AsOf, BadAsOf, order_as_of, parse_as_of
+from readmodels.pages import Page, read_page_async
 from readmodels.users import get_user
 from ugc.errors import NotFound
 from ugc.orders import STATUSES
 from ugc.platform.dialect import Row
 
 AUDITOR = "auditor"
+AS_OF_MESSAGES = {
+    "format": "Ожидается номер версии или время ISO 8601.",
+    "timezone": "Укажите часовой пояс (например, Z).",
+    "version": "Версия должна быть от 1 до {latest}.",
+}
 
 T = TypeVar("T")
 
@@ -134,7 +139,13 @@ async def list_orders(request: Request) -> Response:
     if problems:
         raise errors.invalid(problems)
     wanted = page_request(request)
-    page = await read_page_async(s.db, read.list_orders(user_id, wanted, role=role, status=status))
+    if role is None and await _is_auditor(s, user_id):
+        # An auditor lists every order (with `role`, their own as that party, like anyone).
+        query = validate(OrderQuery, OrderQuery.from_params(request.query_params))
+        filters = read.OrderFilters(status=status, **query.model_dump())
+        page = await read_page_async(s.db, read.list_all_orders(wanted, filters))
+    else:
+        page = await read_page_async(s.db, read.list_orders(user_id, wanted, role=role, status=status))
     today = _today(s)
     return JSON(paginated(request, wanted, page, lambda row: render_order(row, today)))
 
@@ -142,32 +153,31 @@ async def list_orders(request: Request) -> Response:
 async def get_order(request: Request) -> Response:
     s, user_id = await _caller(request)
     order_id = request.path_params["id"]
+    as_of = _as_of(request)
     row = await _visible_order(s, user_id, order_id)
-    as_of = request.query_params.get("as_of")
     if as_of is not None:
-        row = await s.run(_as_of, s, order_id, as_of, row["version"])
+        row = await s.run(_order_as_of, s, order_id, as_of)
     return JSON(render_order(row, _today(s)), headers=etag(row["version"]))
 
 
-# `?as_of=2026-12-02T13:57:05+00:00` typed unencoded: the query string's `+` arrives as a space.
-_UNENCODED_PLUS = re.compile(r"(?<=\d) (\d{2}(?::?\d{2})?)$")
+def _as_of(request: Request) -> AsOf | None:
+    """The `as_of` query parameter, if any (422 when it is neither a version nor a moment)."""
+    text = request.query_params.get("as_of")
+    try:
+        return None if text is None else parse_as_of(text)
+    except BadAsOf as bad:
+        raise _invalid_as_of(bad) from None
 
 
-def _as_of(s: Services, order_id: int, as_of: str, latest: int) -> Row:
-    """The order right after its event `as_of` (a version) or as it stood at `as_of` (an ISO time)."""
-    if as_of.isascii() and as_of.isdigit():
-        version = natural(as_of, latest) or 0
-        if not 1 <= version <= latest:
-            raise errors.invalid({"as_of": [f"Версия должна быть от 1 до {latest}."]})
-    else:
-        try:
-            moment = datetime.fromisoformat(_UNENCODED_PLUS.sub(r"+\1", as_of).replace("Z", "+00:00"))
-        except ValueError:
-            raise errors.invalid({"as_of": ["Ожидается номер версии или время ISO 8601."]}) from None
-        if moment.tzinfo is None:
-            raise errors.invalid({"as_of": ["Укажите часовой пояс (например, Z)."]})
-        return order_as_of(s.order_log, order_id, moment=moment)
-    return order_as_of(s.order_log, order_id, version=version)
+def _invalid_as_of(bad: BadAsOf) -> Exception:
+    return errors.invalid({"as_of": [AS_OF_MESSAGES[bad.reason].format(latest=bad.latest)]})
+
+
+def _order_as_of(s: Services, order_id: int, as_of: AsOf) -> Row:
+    try:
+        return order_as_of(s.order_log, order_id, as_of)
+    except BadAsOf as bad:
+        raise _invalid_as_of(bad) from None
 
 
 @idempotent
@@ -262,8 +272,15 @@ async def creator_reviews(request: Request) -> Response:
 async def history(request: Request) -> Response:
     s, user_id = await _caller(request)
     order_id = request.path_params["id"]
+    as_of = _as_of(request)
+    wanted = page_request(request)
     await _visible_order(s, user_id, order_id)
-    return JSON(await s.run(order_history, s.order_log, order_id))
+    try:
+        entries = await s.run(order_record, s.order_log, order_id, as_of)
+    except BadAsOf as bad:
+        raise _invalid_as_of(bad) from None
+    page = Page(rows=entries[wanted.offset : wanted.offset + wanted.size], count=len(entries))
+    return JSON(paginated(request, wanted, page, lambda entry: entry))
 
 
 routes = [
@@ -278,10 +295,10 @@ routes = [
         "/api/v1/orders/",
         list_orders,
         Operation(
-            "Заказы пользователя (как покупателя и как креатора)",
+            "Заказы пользователя (как покупателя и как креатора); аудитору — все заказы",
             response=OrderOut,
             paginated=True,
-            query=("status", "role"),
+            query=("status", "role", "buyer", "creator", "created_after", "created_before"),
         ),
     ),
     endpoint(
@@ -371,7 +388,15 @@ routes = [
         ),
     ),
     endpoint(
-        "GET", "/api/v1/orders/{id:id}/history/", history, Operation("История событий заказа", response=HistoryOut)
+        "GET",
+        "/api/v1/orders/{id:id}/history/",
+        history,
+        Operation(
+            "История событий заказа (as_of — до версии или момента времени)",
+            response=HistoryEntry,
+            paginated=True,
+            query=("as_of",),
+        ),
     ),
     endpoint(
         "GET",

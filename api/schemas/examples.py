@@ -233,6 +233,28 @@ PAGE_EXAMPLES: dict[type[BaseModel] | None, Any] = {
         "previous": None,
         "results": [_ORDER],
     },
+    orders.HistoryEntry: {
+        "count": 4,
+        "next": "http://api.example.org/api/v1/orders/1/history/?page_size=1&page=2",
+        "previous": None,
+        "results": [
+            {
+                "version": 1,
+                "type": "OrderPlaced",
+                "occurred_at": "2026-06-15T12:00:00.120000Z",
+                "actor": {"kind": "user", "id": 2, "username": "boris"},
+                "request_id": "2f1c9e0a8b7d4c3e9f6a5b4c3d2e1f00",
+                "data": {"number": 1, "buyer": 2, "total_price": 1200, "delivery_date": "2026-06-25"},
+                "position": 17,
+                "recorded_at": "2026-06-15T12:00:00.125431Z",
+                "stream": "b5e6e275-a537-5a79-900f-ffdcb10c3167",
+                "topic": "ugc.Order.Placed",
+                "payload": '{"number":1,"buyer":2,"total_price":{"_type_":"decimal_str","_data_":"1200.00"}}',
+                "hash": "9f2c" + "0" * 60,
+                "previous_hash": "0" * 64,
+            }
+        ],
+    },
     messaging.NotificationOut: {"count": 1, "next": None, "previous": None, "results": [_NOTIFICATION]},
     messaging.MessageOut: {"count": 1, "next": None, "previous": None, "results": [_MESSAGE]},
 }

@@ -1,16 +1,18 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, RootModel, StringConstraints
+from pydantic import BaseModel, BeforeValidator, Field, StringConstraints
 
 from api.ids import PublicId
 from api.schemas.files import download_url
 from api.schemas.out import Number, Out, Row
 from api.schemas.patch import PatchIn
+from api.schemas.services import QueryId
+from readmodels.order_history import BadAsOf, parse_moment
 from readmodels.orders import is_late
 
 Text = Annotated[str, StringConstraints(max_length=5000)]
@@ -49,6 +51,37 @@ class DeliverIn(BaseModel):
 class ReviewIn(BaseModel):
     content: Text = ""
     rating: Annotated[int, Field(ge=1, le=5)]
+
+
+def _moment(value: Any) -> Any:
+    """A date (that day's midnight, UTC) or an ISO 8601 time with its time zone, as UTC."""
+    if not isinstance(value, str):
+        return value
+    raw = value.strip()
+    try:
+        moment = datetime.combine(date.fromisoformat(raw), time(), UTC) if len(raw) == 10 else parse_moment(raw)
+    except BadAsOf as bad:
+        raise ValueError(MOMENT_MESSAGES[bad.reason]) from None
+    except ValueError:
+        raise ValueError(MOMENT_MESSAGES["format"]) from None
+    return moment
+
+
+MOMENT_MESSAGES = {"format": "Ожидается дата или время ISO 8601.", "timezone": "Укажите часовой пояс (например, Z)."}
+QueryMoment = Annotated[datetime, BeforeValidator(_moment)]
+
+
+class OrderQuery(BaseModel):
+    """An auditor's filters of every order (`GET /api/v1/orders/`); an empty parameter counts as absent."""
+
+    buyer: QueryId | None = None
+    creator: QueryId | None = None
+    created_after: QueryMoment | None = None
+    created_before: QueryMoment | None = None
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, str]) -> dict[str, str]:
+        return {name: params[name] for name in cls.model_fields if params.get(name, "").strip()}
 
 
 class Party(Out):
@@ -228,17 +261,36 @@ def render_review(row: Row) -> dict[str, Any]:
 
 
 class HistoryActor(Out):
-    id: int | None = Field(description="The user; null for the scheduler (`username` is then \"system\").")
-    username: str
+    kind: Literal["user", "system", "operator", "unrecorded"] = Field(
+        description="Кто: пользователь, система (планировщик), оператор команды CLI или не записано (старые события)."
+    )
+    id: int | None = Field(description="Id пользователя; null для остальных.")
+    username: str | None = Field(
+        description="Имя пользователя (как при размещении заказа), `scheduler` для системы, логин оператора; "
+        "null, если не записано."
+    )
 
 
 class HistoryEntry(Out):
-    version: int
+    """One stored event of the order: what happened (`data`), who caused it, when, and how it was recorded."""
+
+    version: int = Field(description="Версия заказа после события, с 1 (как в `?as_of=`).")
     type: str
-    occurred_at: datetime
+    occurred_at: datetime = Field(description="Время события в предметной области (часы сервиса).")
     actor: HistoryActor
-    data: dict[str, Any]
-
-
-class HistoryOut(RootModel[list[HistoryEntry]]):
-    """`GET /api/v1/orders/{id}/history/`: the order's events, oldest first, read from the log."""
+    request_id: str | None = Field(description="Id HTTP-запроса, вызвавшего событие; null для планировщика и CLI.")
+    data: dict[str, Any] = Field(description="Поля события предметной области (без служебных полей хранилища).")
+    position: int = Field(description="Позиция события в журнале заказов (номер уведомления), общая для всех заказов.")
+    recorded_at: datetime | None = Field(
+        description="Когда хранилище записало событие; null для событий, записанных до появления цепочки."
+    )
+    stream: str = Field(description="Id потока событий заказа (UUID агрегата), входит в хеш.")
+    topic: str = Field(description="Сохраненный тип события (например, `ugc.Order.Placed`), входит в хеш.")
+    payload: str = Field(
+        description="Сохраненное состояние события — в точности текст JSON из журнала, покрытый хешем "
+        "(у старых версий событий — со служебными полями); `data` — его прочтение текущим кодом."
+    )
+    hash: str | None = Field(description="SHA-256 события (hex), сцепленный с предыдущим; рецепт — в README.")
+    previous_hash: str | None = Field(
+        description="Хеш предыдущей версии заказа (64 нуля для версии 1), с которым сцеплен `hash`."
+    )

@@ -29,12 +29,15 @@ QUERY_PARAMETERS: dict[str, dict[str, Any]] = {
         "schema": {"type": "string", "enum": list(STATUSES)},
     },
     "role": {
-        "description": "Только заказы, где пользователь покупатель (`buyer`) или креатор (`creator`); без него — оба.",
+        "description": (
+            "Только заказы, где пользователь покупатель (`buyer`) или креатор (`creator`); без него — оба "
+            "(аудитору без него — все заказы)."
+        ),
         "schema": {"type": "string", "enum": ["buyer", "creator"]},
     },
     "as_of": {
         "description": (
-            "Заказ, каким он был: после события с этой версией (целое, с 1, как в /history/) "
+            "Заказ (или его история), каким он был: после события с этой версией (целое, с 1, как в /history/) "
             "или на момент времени ISO 8601 с часовым поясом."
         ),
         "schema": {"type": "string", "examples": ["3", "2026-06-15T12:00:00Z"]},
@@ -52,7 +55,25 @@ QUERY_PARAMETERS: dict[str, dict[str, Any]] = {
         "schema": {"type": "string", "maxLength": 100},
     },
     "category": {"description": "Id категории.", "schema": _ID},
-    "creator": {"description": "Id профиля креатора.", "schema": _ID},
+    "creator": {
+        "description": (
+            "Id профиля креатора (в /api/v1/services/); в /api/v1/orders/ (только для аудитора) — "
+            "id пользователя-креатора заказа."
+        ),
+        "schema": _ID,
+    },
+    "buyer": {"description": "Только заказы этого покупателя (id пользователя; только для аудитора).", "schema": _ID},
+    "created_after": {
+        "description": (
+            "Только заказы, размещенные в этот момент или позже (только для аудитора): время ISO 8601 "
+            "с часовым поясом или дата (полночь UTC)."
+        ),
+        "schema": {"type": "string", "examples": ["2026-06-01", "2026-06-15T12:00:00Z"]},
+    },
+    "created_before": {
+        "description": "Только размещенные раньше этого момента (только для аудитора); формат как у created_after.",
+        "schema": {"type": "string", "examples": ["2026-07-01", "2026-06-15T12:00:00Z"]},
+    },
     "min_price": {"description": "Не дешевле (базовая цена).", "schema": {"type": "number", "minimum": 0}},
     "max_price": {"description": "Не дороже (базовая цена).", "schema": {"type": "number", "minimum": 0}},
     "ordering": {

@@ -12,8 +12,10 @@ from typing import cast
 from urllib.parse import unquote, urlsplit
 from uuid import UUID
 
+import psycopg
 from eventsourcing.application import Application
 from eventsourcing.postgres import PostgresApplicationRecorder
+from eventsourcing.utils import get_topic
 from psycopg.sql import SQL, Identifier
 
 # Importing the domain registers every stored event's topic, so any process can read the log.
@@ -31,8 +33,16 @@ from ugc import (  # noqa: F401
     services,
 )
 from ugc.config import is_postgres, pool_sizes, sqlite_path
+from ugc.platform.chain import ChainedLog, ChainHead, RecordedEvent
+from ugc.platform.chain_postgres import ChainedPostgresRecorder
+from ugc.platform.chain_sqlite import ChainedSQLiteRecorder
 
 AGGREGATE_CACHE_SIZE = 5_000  # per application and process; an aggregate here is a few KiB at most
+# Orders are busy for the minutes of their lifecycle and then rarely touched, and a cached order
+# saves only the decoding of its handful of events (the fast-forward query runs either way): a
+# bound that fills in minutes keeps a worker's memory flat under steady traffic (~2.2 KiB an order;
+# bench/results/soak-2026-12-03.md saw 5,000 take the whole soak to fill).
+AGGREGATE_CACHE_SIZES = {"orders": 1_000}
 
 
 class Accounts(Application[UUID]):
@@ -84,12 +94,14 @@ def eventsourcing_settings(database_url: str, app_name: str, *, create_table: bo
         # brought up to date with one query for the events after its version (fast-forward, the
         # library's default), so another process's writes are never missed; what is saved is the
         # decoding and replaying of every earlier event (half of placing an order's CPU).
-        "AGGREGATE_CACHE_MAXSIZE": str(AGGREGATE_CACHE_SIZE),
+        "AGGREGATE_CACHE_MAXSIZE": str(AGGREGATE_CACHE_SIZES.get(app_name, AGGREGATE_CACHE_SIZE)),
     }
     if database_url.startswith("sqlite:///"):
         main = sqlite_path(database_url)
         return common | {
             "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            # Every append also writes its events' chain rows (README: "Audit: the hash chain").
+            "APPLICATION_RECORDER_TOPIC": get_topic(ChainedSQLiteRecorder),
             "SQLITE_DBNAME": str(main.with_name(f"{main.stem}.{app_name}{main.suffix or '.sqlite3'}")),
             "SQLITE_LOCK_TIMEOUT": "10",
         }
@@ -97,6 +109,7 @@ def eventsourcing_settings(database_url: str, app_name: str, *, create_table: bo
         url = urlsplit(database_url)
         return common | {
             "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "APPLICATION_RECORDER_TOPIC": get_topic(ChainedPostgresRecorder),
             "POSTGRES_DBNAME": unquote(url.path.lstrip("/")) or "postgres",
             "POSTGRES_HOST": url.hostname or "127.0.0.1",
             "POSTGRES_PORT": str(url.port or 5432),
@@ -125,6 +138,9 @@ class EventStores:
             cls.name: cls(env=eventsourcing_settings(database_url, cls.name, create_table=create_table))
             for cls in APPLICATION_CLASSES
         }
+        for name, app in self.applications.items():
+            if isinstance(app.recorder, ChainedPostgresRecorder | ChainedSQLiteRecorder):
+                app.recorder.context = name  # hashed into every event of the context
         self._heads_columns: dict[frozenset[str], str] = {}
 
     @property
@@ -189,6 +205,30 @@ class EventStores:
             self._heads_columns[key] = columns
         return columns
 
+    def chained(self, name: str) -> ChainedLog:
+        """Context `name`'s log read together with its hash chain."""
+        recorder = self.applications[name].recorder
+        if not isinstance(recorder, ChainedPostgresRecorder | ChainedSQLiteRecorder):
+            raise TypeError(f"the {name} log is not recorded with its chain ({type(recorder).__name__})")
+        return recorder
+
+    def recorded_events(self, name: str, stream: UUID, *, gt: int = 0, lte: int | None = None) -> list[RecordedEvent]:
+        """One stream's events of context `name`, oldest first (versions above `gt`, up to `lte`),
+        each with its position, recording time and chain hashes."""
+        return self.chained(name).recorded_stream(stream, gt=gt, lte=lte)
+
+    def recorded_range(self, name: str, start: int, stop: int, limit: int = 1000) -> list[RecordedEvent]:
+        """Context `name`'s events at positions `start`..`stop` (both included), at most `limit`."""
+        return self.chained(name).recorded_range(start, stop, limit)
+
+    def chain_head(self, name: str) -> ChainHead | None:
+        """Context `name`'s last chain row (position, link, recording time); None while empty."""
+        return self.chained(name).chain_head()
+
+    def chain_heads(self) -> dict[str, ChainHead | None]:
+        """Every context's last chain row: what a checkpoint signs."""
+        return {name: self.chain_head(name) for name in self.applications}
+
     def _chosen(self, names: Collection[str] | None) -> dict[str, Application[UUID]]:
         return {name: app for name, app in self.applications.items() if names is None or name in names}
 
@@ -197,8 +237,32 @@ class EventStores:
             application.close()
 
 
+def owned_by_another_role(database_url: str) -> str | None:
+    """The role owning the event tables when it is not the one connected (PostgreSQL), else None.
+
+    Where the logs are append-only for the application's role (README: "Append-only on
+    PostgreSQL"), that role cannot run DDL: the owner migrates (`ugc migrate`) and the application's
+    processes leave the schema as they find it.
+    """
+    if not is_postgres(database_url):
+        return None
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(
+            "SELECT tableowner FROM pg_tables WHERE schemaname = current_schema() AND tablename = 'orders_events' "
+            "AND tableowner <> current_user"
+        ).fetchone()
+    return str(row[0]) if row else None
+
+
 def create_event_tables(database_url: str) -> None:
-    """Create every application's tables; call only under the migration lock."""
+    """Create every application's tables and chain the events stored before the chain existed (in
+    batches, each under the context's append lock); call only under the migration lock."""
     if database_url.startswith("sqlite:///"):
         sqlite_path(database_url).parent.mkdir(parents=True, exist_ok=True)
-    EventStores(database_url, create_table=True).close()
+    stores = EventStores(database_url, create_table=True)
+    try:
+        for name in stores.applications:
+            while stores.chained(name).chain_backlog():  # a log stored before the chain: chained once
+                pass
+    finally:
+        stores.close()

@@ -1,0 +1,39 @@
+"""`ugc serve` with the library's own PostgreSQL recorder, no chain rows: the "without" side of
+run_chain_placing.py. Bench only: the application itself has no switch that turns the chain off.
+
+It migrates once as the application does, then serves with `eventsourcing_settings` replaced in this
+process (one uvicorn worker runs in this process, so the replacement holds) and the start-up
+migration skipped (it would chain the plain log).
+
+Usage:  UGC_DATABASE_URL=postgresql://... .venv/bin/python bench/serve_without_chain.py serve --port N
+"""
+
+from __future__ import annotations
+
+import sys
+
+from eventsourcing.postgres import PostgresApplicationRecorder
+from eventsourcing.utils import get_topic
+
+import ugc.platform.store as store
+import ugc.wiring as wiring
+from ugc.cli import main
+from ugc.config import Settings
+from ugc.platform.database import Database
+
+CHAINED = store.eventsourcing_settings
+
+
+def plain_settings(database_url: str, app_name: str, *, create_table: bool) -> dict[str, str]:
+    return CHAINED(database_url, app_name, create_table=create_table) | {
+        "APPLICATION_RECORDER_TOPIC": get_topic(PostgresApplicationRecorder)
+    }
+
+
+if __name__ == "__main__":
+    db = Database(Settings.from_env().database_url)
+    wiring.migrate(db)
+    db.close()
+    wiring.migrate = lambda db: None  # type: ignore[assignment]
+    store.eventsourcing_settings = plain_settings  # type: ignore[assignment]
+    sys.exit(main())

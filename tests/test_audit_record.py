@@ -1,0 +1,366 @@
+"""The audit record: an order's history over HTTP and from `ugc history order ID`, and an auditor's list.
+
+Given one order taken through its whole lifecycle (each request with its own `X-Request-ID`, a
+minute apart), the record's entries carry what the issue asks (who, which request, when, the
+domain fields only, in the API's formats), page like every list, and read the same — to the
+byte — from the CLI as from HTTP; `as_of` cuts both alike. Then an auditor lists every order and
+filters it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging.config
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from readmodels.audit_record import actor
+from tests.backends import environment
+from tests.conftest import Api
+from tests.orders_world import Deal, a_deal, order_in
+from tests.test_api_orders import grant
+from ugc import cli
+from ugc.clock import MovableClock
+from ugc.config import Settings
+from ugc.events import INTERNAL_FIELDS, SCHEDULER, UNRECORDED, operator_actor, user_actor
+from ugc.orders import order_id
+
+ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z$")
+ENTRY_KEYS = {
+    "version",
+    "type",
+    "occurred_at",
+    "actor",
+    "request_id",
+    "data",
+    "position",
+    "recorded_at",
+    "stream",
+    "topic",
+    "payload",
+    "hash",
+    "previous_hash",
+}
+STEPS: list[tuple[str, str, dict[str, Any]]] = [
+    ("creator", "accept", {}),
+    ("creator", "deliveries", {"message": "Черновик"}),
+    ("buyer", "request-revision", {"message": "Короче"}),
+    ("creator", "deliveries", {"message": "Готово"}),
+    ("buyer", "approve", {}),
+    ("buyer", "reviews", {"content": "Отлично", "rating": 5}),
+]
+TYPES = [
+    "OrderPlaced",
+    "OrderAccepted",
+    "WorkDelivered",
+    "RevisionRequested",
+    "WorkDelivered",
+    "OrderCompleted",
+    "OrderReviewed",
+]
+
+
+@dataclass
+class Lifecycle:
+    deal: Deal
+    order: int
+    request_ids: list[str]
+
+    @property
+    def url(self) -> str:
+        return f"/api/v1/orders/{self.order}/history/"
+
+
+@pytest.fixture(scope="module")
+def lifecycle(app_client: TestClient, settings: Settings, clock: MovableClock) -> Lifecycle:
+    api = Api(app_client, settings)
+    deal = a_deal(api)
+    ids = [f"audit-{n}-{deal.buyer['id']}" for n in range(len(STEPS) + 1)]
+    body = {
+        "service_id": deal.service["id"],
+        "requirements": "Распаковка и обзор",
+        "delivery_date": (clock.now().date() + timedelta(days=10)).isoformat(),
+        "selected_option_ids": [option["id"] for option in deal.service["options"]],
+    }
+    placed = app_client.post("/api/v1/orders/", json=body, headers=deal.buyer["headers"] | {"X-Request-ID": ids[0]})
+    assert placed.status_code == 201, placed.text
+    order = placed.json()["id"]
+    for (who, action, step), request_id in zip(STEPS, ids[1:], strict=True):
+        clock.advance(timedelta(minutes=1))
+        party = deal.creator if who == "creator" else deal.buyer
+        answer = app_client.post(
+            f"/api/v1/orders/{order}/{action}/", json=step, headers=party["headers"] | {"X-Request-ID": request_id}
+        )
+        assert answer.status_code in (200, 201), answer.text
+    return Lifecycle(deal, order, ids)
+
+
+@pytest.fixture
+def run_cli(
+    backend: str, settings: Settings, monkeypatch: pytest.MonkeyPatch, capsysbinary: pytest.CaptureFixture[bytes]
+) -> Iterator[Any]:
+    """`ugc ARGS...` in this process on the test's database: (exit code, stdout bytes, stderr text).
+
+    In this process, `ugc` keeps pytest's logging: its own set-up would bind the log handlers to
+    this test's captured stderr, closed once the test ends.
+    """
+    for name, value in environment(backend, settings.database_url, settings.var_dir).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(logging.config, "dictConfig", lambda config: None)
+
+    def run(*args: str) -> tuple[int, bytes, str]:
+        code = cli.main(list(args))
+        out, err = capsysbinary.readouterr()
+        return code, out, err.decode()
+
+    yield run
+
+
+def all_pages(client: TestClient, url: str, headers: dict[str, str], **params: Any) -> list[dict[str, Any]]:
+    """Every entry of a paginated answer, following `next` (an absolute URL) to the end."""
+    page = client.get(url, headers=headers, params=params)
+    assert page.status_code == 200, page.text
+    entries: list[dict[str, Any]] = page.json()["results"]
+    while page.json()["next"]:
+        page = client.get(page.json()["next"], headers=headers)
+        assert page.status_code == 200, page.text
+        entries += page.json()["results"]
+    return entries
+
+
+def test_each_entry_says_what_who_which_request_and_when_in_the_api_formats(
+    app_client: TestClient, lifecycle: Lifecycle
+) -> None:
+    deal = lifecycle.deal
+    answer = app_client.get(lifecycle.url, headers=deal.buyer["headers"], params={"page_size": 100})
+    assert answer.status_code == 200, answer.text
+    entries = answer.json()["results"]
+    assert answer.json()["count"] == len(entries) == 7
+    assert [e["type"] for e in entries] == TYPES and [e["version"] for e in entries] == list(range(1, 8))
+    assert all(set(e) == ENTRY_KEYS for e in entries)
+    assert all(ISO_UTC.match(e["occurred_at"]) for e in entries)
+    times = [datetime.fromisoformat(e["occurred_at"].replace("Z", "+00:00")) for e in entries]
+    assert [later - earlier for earlier, later in zip(times, times[1:], strict=False)] == [timedelta(minutes=1)] * 6
+    assert [e["request_id"] for e in entries] == lifecycle.request_ids
+    buyer = {"kind": "user", "id": deal.buyer["id"], "username": deal.buyer["username"]}
+    creator = {"kind": "user", "id": deal.creator["id"], "username": deal.creator["username"]}
+    assert [e["actor"] for e in entries] == [buyer, creator, creator, buyer, creator, buyer, buyer]
+    # Domain fields only: no envelope, nothing a key of the entry already says, no internals.
+    envelope = {"originator_id", "originator_version", "originator_topic", "timestamp", "at", "actor", "request_id"}
+    assert not any((envelope | INTERNAL_FIELDS) & set(e["data"]) for e in entries)
+    placed = entries[0]["data"]
+    assert (placed["price"], placed["total_price"]) == (1000, 1350.5)
+    assert [o["price"] for o in placed["options"]] == [200, 150.5]
+    assert '"price":1000,' in answer.text and '"total_price":1350.5,' in answer.text  # numbers, never "1000.00"
+    assert placed["buyer"] == deal.buyer["id"] and placed["service"] == deal.service["id"]
+    assert entries[2]["data"]["message"] == "Черновик" and entries[6]["data"]["rating"] == 5
+    assert entries[1]["data"] == {} and entries[5]["data"] == {}
+    # Where the log holds each event, and what its hash covers and chains to.
+    positions = [e["position"] for e in entries]
+    assert all(isinstance(p, int) for p in positions) and positions == sorted(set(positions))
+    assert all(ISO_UTC.match(e["recorded_at"]) for e in entries)
+    assert {e["stream"] for e in entries} == {str(order_id(lifecycle.order))}
+    assert [e["topic"] for e in entries][:2] == ["ugc.Order.Placed", "ugc.Order.Accepted"]
+    assert all(re.fullmatch("[0-9a-f]{64}", e["hash"]) for e in entries)
+    assert [e["previous_hash"] for e in entries] == ["0" * 64] + [e["hash"] for e in entries[:-1]]
+    stored = json.loads(entries[0]["payload"])  # the stored state, exactly: the library's own encoding
+    assert stored["total_price"] == {"_type_": "decimal_str", "_data_": "1350.50"}
+    assert stored["request_id"] == lifecycle.request_ids[0]
+
+
+def test_every_kind_of_actor_reads_as_kind_id_and_username() -> None:
+    names = {7: "anna"}
+    assert actor(user_actor(7), names) == {"kind": "user", "id": 7, "username": "anna"}
+    assert actor(user_actor(8), names) == {"kind": "user", "id": 8, "username": None}  # no party of the order
+    assert actor(SCHEDULER, names) == {"kind": "system", "id": None, "username": "scheduler"}
+    assert actor(operator_actor("alice"), names) == {"kind": "operator", "id": None, "username": "alice"}
+    assert actor(UNRECORDED, names) == {"kind": "unrecorded", "id": None, "username": None}
+
+
+def test_the_history_pages_like_every_list(app_client: TestClient, lifecycle: Lifecycle) -> None:
+    headers = lifecycle.deal.creator["headers"]
+    whole = app_client.get(lifecycle.url, headers=headers, params={"page_size": 100}).json()["results"]
+    first = app_client.get(lifecycle.url, headers=headers, params={"page_size": 3}).json()
+    base = f"http://testserver{lifecycle.url}"
+    assert (first["count"], first["next"], first["previous"]) == (7, f"{base}?page_size=3&page=2", None)
+    last = app_client.get(lifecycle.url, headers=headers, params={"page_size": 3, "page": 3}).json()
+    assert (last["next"], last["previous"], len(last["results"])) == (None, f"{base}?page_size=3&page=2", 1)
+    assert all_pages(app_client, lifecycle.url, headers, page_size=3) == whole
+    assert app_client.get(lifecycle.url, headers=headers, params={"page_size": 3, "page": 4}).status_code == 404
+    default = app_client.get(lifecycle.url, headers=headers).json()
+    assert default["results"] == whole and default["next"] is None
+
+
+def test_the_cli_prints_the_record_http_serves(app_client: TestClient, lifecycle: Lifecycle, run_cli: Any) -> None:
+    headers = lifecycle.deal.buyer["headers"]
+    code, out, err = run_cli("history", "order", str(lifecycle.order), "--json")
+    assert (code, err) == (0, "")
+    printed = json.loads(out)
+    assert printed["results"] == all_pages(app_client, lifecycle.url, headers, page_size=2)
+    assert (printed["count"], printed["next"], printed["previous"]) == (7, None, None)
+    # One page of HTTP holding every entry is the very same bytes: one builder, one encoder.
+    assert out.rstrip(b"\n") == app_client.get(lifecycle.url, headers=headers, params={"page_size": 100}).content
+
+
+def test_as_of_cuts_the_record_and_shows_the_order_alike_over_http_and_in_the_cli(
+    app_client: TestClient, lifecycle: Lifecycle, run_cli: Any
+) -> None:
+    headers, order = lifecycle.deal.buyer["headers"], lifecycle.order
+    entries = app_client.get(lifecycle.url, headers=headers, params={"page_size": 100}).json()["results"]
+    fourth = datetime.fromisoformat(entries[3]["occurred_at"].replace("Z", "+00:00"))
+    for as_of, versions, status in (
+        ("3", 3, "delivered"),
+        ((fourth + timedelta(seconds=30)).isoformat(), 4, "in_progress"),
+    ):
+        code, out, err = run_cli("history", "order", str(order), "--as-of", as_of, "--json")
+        assert (code, err) == (0, "")
+        printed = json.loads(out)
+        history = app_client.get(lifecycle.url, headers=headers, params={"as_of": as_of, "page_size": 100}).json()
+        then = app_client.get(f"/api/v1/orders/{order}/", headers=headers, params={"as_of": as_of}).json()
+        assert printed == {"order": then, "history": history}
+        assert history["count"] == versions and history["results"] == entries[:versions]
+        assert then["status"] == status
+        code, out, _ = run_cli("history", "order", str(order), "--as-of", as_of)
+        assert code == 0 and f"Order {order}: {versions} events as of {as_of}" in out.decode()
+        assert re.search(rf"^  status +\"{status}\"$", out.decode(), re.MULTILINE)
+    before = (
+        datetime.fromisoformat(entries[0]["occurred_at"].replace("Z", "+00:00")) - timedelta(seconds=1)
+    ).isoformat()
+    refused = {"99": 422, "0": 422, "yesterday": 422, "2026-06-01T12:00:00": 422, before: 404}
+    for as_of, status in refused.items():
+        assert app_client.get(lifecycle.url, headers=headers, params={"as_of": as_of}).status_code == status, as_of
+    fields = app_client.get(lifecycle.url, headers=headers, params={"as_of": "99"}).json()["fields"]
+    assert fields == {"as_of": ["Версия должна быть от 1 до 7."]}
+
+
+def test_the_cli_refuses_in_one_line_without_a_traceback(lifecycle: Lifecycle, run_cli: Any) -> None:
+    order = str(lifecycle.order)
+    cases = {
+        ("abc",): 2,
+        ("0",): 2,
+        ("999999",): 1,
+        (order, "--as-of", "yesterday"): 2,
+        (order, "--as-of", "2026-06-01T12:00:00"): 2,
+        (order, "--as-of", "99"): 2,
+        (order, "--as-of", "2000-01-01T00:00:00Z"): 1,
+    }
+    for args, expected in cases.items():
+        code, out, err = run_cli("history", "order", *args)
+        assert (code, out) == (expected, b""), args
+        assert err.count("\n") == 1 and err.startswith("ugc: history: ") and "Traceback" not in err, err
+
+
+def test_the_table_is_aligned_and_reads_values_as_the_record_writes_them(lifecycle: Lifecycle, run_cli: Any) -> None:
+    code, out, _ = run_cli("history", "order", str(lifecycle.order))
+    assert code == 0
+    title, header, *rows = out.decode().splitlines()
+    assert title == f"Order {lifecycle.order}: 7 events" and len(rows) == 7
+    for column in ("OCCURRED AT", "TYPE", "ACTOR", "REQUEST", "DATA"):
+        start = header.index(column)
+        assert all(row[start - 2 : start] == "  " and row[start] != " " for row in rows), column
+    assert rows[0].split()[2] == "OrderPlaced" and lifecycle.request_ids[0] in rows[0]
+    assert "price=1000 " in rows[0] and "total_price=1350.5" in rows[0] and "Decimal" not in out.decode()
+    assert f"{lifecycle.deal.creator['username']} (user {lifecycle.deal.creator['id']})" in rows[1]
+
+
+# An auditor's list -----------------------------------------------------------------------------
+
+
+@dataclass
+class Market:
+    auditor: dict[str, Any]
+    first: Deal
+    second: Deal
+    orders: dict[str, dict[str, Any]]  # pending, completed (first deal), cancelled (second deal)
+
+
+@pytest.fixture(scope="module")
+def market(app_client: TestClient, settings: Settings, clock: MovableClock) -> Market:
+    api = Api(app_client, settings)
+    first, second = a_deal(api), a_deal(api)
+    orders = {}
+    for name, deal, status in (
+        ("pending", first, "pending"),
+        ("completed", first, "completed"),
+        ("cancelled", second, "cancelled"),
+    ):
+        clock.advance(timedelta(seconds=10))
+        orders[name] = app_client.get(
+            f"/api/v1/orders/{order_in(api, deal, status)}/", headers=deal.buyer["headers"]
+        ).json()
+    return Market(grant(api, api.verified_user(), "auditor"), first, second, orders)
+
+
+def listed(client: TestClient, who: dict[str, Any], **params: Any) -> list[int]:
+    return [o["id"] for o in all_pages(client, "/api/v1/orders/", who["headers"], page_size=100, **params)]
+
+
+def test_an_auditor_lists_every_order_newest_first(app_client: TestClient, market: Market) -> None:
+    everything = listed(app_client, market.auditor)
+    assert everything == sorted(everything, reverse=True)
+    assert {o["id"] for o in market.orders.values()} <= set(everything)
+    page = app_client.get("/api/v1/orders/", headers=market.auditor["headers"], params={"page_size": 1}).json()
+    assert page["count"] == len(everything) and len(page["results"]) == 1
+    # Their own orders, as one party, are what `role` asks for, as for anyone.
+    assert listed(app_client, market.auditor, role="buyer") == []
+    # Nobody else's list changed: a buyer sees their own orders, whatever filter they send.
+    buyer = market.first.buyer
+    own = [market.orders["completed"]["id"], market.orders["pending"]["id"]]
+    assert listed(app_client, buyer) == own
+    assert listed(app_client, buyer, buyer=market.second.buyer["id"], created_after="garbage") == own
+
+
+def test_each_filter_narrows_the_auditors_list(app_client: TestClient, market: Market) -> None:
+    auditor, orders = market.auditor, market.orders
+    pending, completed, cancelled = (orders[name]["id"] for name in ("pending", "completed", "cancelled"))
+    assert listed(app_client, auditor, buyer=market.first.buyer["id"]) == [completed, pending]
+    assert listed(app_client, auditor, creator=market.second.creator["id"]) == [cancelled]
+    assert listed(app_client, auditor, creator=market.first.creator["id"], status="pending") == [pending]
+    assert listed(app_client, auditor, buyer=market.first.buyer["id"], creator=market.second.creator["id"]) == []
+    by_status = listed(app_client, auditor, status="cancelled")
+    assert cancelled in by_status and not {pending, completed} & set(by_status)
+    placed = orders["completed"]["created_at"]
+    assert listed(app_client, auditor, buyer=market.first.buyer["id"], created_after=placed) == [completed]
+    assert listed(app_client, auditor, buyer=market.first.buyer["id"], created_before=placed) == [pending]
+    window = listed(app_client, auditor, created_after=orders["pending"]["created_at"], created_before=placed)
+    assert pending in window and not {completed, cancelled} & set(window)
+    day = placed[:10]
+    assert completed in listed(app_client, auditor, created_after=day)  # a date is that day's midnight, UTC
+    # The counts agree with the rows, and the links keep the filters.
+    first = app_client.get(
+        "/api/v1/orders/",
+        headers=auditor["headers"],
+        params={"buyer": market.first.buyer["id"], "created_before": "2999-01-01", "page_size": 1},
+    ).json()
+    assert first["count"] == 2 and first["next"].endswith(
+        f"?buyer={market.first.buyer['id']}&created_before=2999-01-01&page_size=1&page=2"
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("buyer", "abc", "Ожидается целое число."),
+        ("buyer", "0", "Ожидается положительное целое число."),
+        ("creator", str(2**63), "Ожидается положительное целое число."),
+        ("created_after", "yesterday", "Ожидается дата или время ISO 8601."),
+        ("created_after", "2026-02-30", "Ожидается дата или время ISO 8601."),
+        ("created_before", "2026-06-01T12:00:00", "Укажите часовой пояс (например, Z)."),
+        ("created_before", "0001-01-01T00:00:00+01:00", "Ожидается дата или время ISO 8601."),
+        ("status", "lost", "Допустимые значения: pending, in_progress, delivered, completed, cancelled."),
+    ],
+)
+def test_a_bad_filter_is_a_422_naming_the_field(
+    app_client: TestClient, market: Market, name: str, value: str, message: str
+) -> None:
+    answer = app_client.get("/api/v1/orders/", headers=market.auditor["headers"], params={name: value})
+    assert (answer.status_code, answer.json()) == (
+        422,
+        {"error": "Ошибка валидации данных.", "fields": {name: [message]}},
+    )

@@ -1,0 +1,256 @@
+"""`ugc verify` on a tampered log: each kind of tampering named, an untouched log clean (both backends).
+
+The log is written through the real recorders; the tampering is done as an intruder with database
+access would: SQL on the event and chain tables.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import closing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from uuid import UUID, uuid4
+
+import psycopg
+import pytest
+from eventsourcing.persistence import StoredEvent
+
+from tests.backends import environment, fresh_database
+from tests.test_cli import ugc
+from ugc import cli
+from ugc.config import sqlite_path
+from ugc.platform.chain import GENESIS, StoredEntry, chain_entries
+from ugc.platform.database import Database
+from ugc.platform.store import EventStores
+from ugc.wiring import migrate
+
+# The orders log as written: stream A's versions 1-4 and B's 1-3, interleaved.
+ORDER = [("A", 1), ("A", 2), ("B", 1), ("A", 3), ("B", 2), ("A", 4), ("B", 3)]
+
+
+@dataclass
+class Log:
+    url: str
+    env: dict[str, str]
+    streams: dict[str, UUID]
+
+    def position(self, stream: str, version: int) -> int:
+        return ORDER.index((stream, version)) + 1
+
+    def sql(self, postgres: str, sqlite: str, *params: Any) -> None:
+        """Run one tampering statement on the orders log (`{events}`/`{chain}` name its tables)."""
+        if self.url.startswith("postgresql"):
+            with psycopg.connect(self.url, autocommit=True) as conn:
+                conn.execute(postgres.format(events="orders_events", chain="orders_events_chain"), params)  # type: ignore[arg-type]
+        else:
+            main = sqlite_path(self.url)
+            with closing(sqlite3.connect(main.with_name(f"{main.stem}.orders{main.suffix}"))) as conn, conn:
+                conn.execute(sqlite.format(events="stored_events", chain="stored_events_chain"), params)
+
+    def set_state(self, position: int, state: bytes) -> None:
+        self.sql(
+            "UPDATE {events} SET state = %s WHERE notification_id = %s",
+            "UPDATE {events} SET state = ? WHERE rowid = ?",
+            state,
+            position,
+        )
+
+    def delete_event(self, stream: str, version: int) -> None:
+        position = self.position(stream, version)
+        self.sql("DELETE FROM {events} WHERE notification_id = %s", "DELETE FROM {events} WHERE rowid = ?", position)
+
+    def delete_chain_row(self, stream: str, version: int) -> None:
+        position = self.position(stream, version)
+        self.sql(
+            "DELETE FROM {chain} WHERE notification_id = %s", "DELETE FROM {chain} WHERE notification_id = ?", position
+        )
+
+    def verify(self, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> tuple[int, dict[str, Any]]:
+        for name, value in self.env.items():
+            monkeypatch.setenv(name, value)
+        capsys.readouterr()
+        status = cli.main(["verify", "--json"])
+        return status, json.loads(capsys.readouterr().out)
+
+    def checkpoint(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        for name, value in self.env.items():
+            monkeypatch.setenv(name, value)
+        assert cli.main(["audit", "checkpoint"]) == 0
+
+
+def payload(version: int) -> bytes:
+    return json.dumps({"total_price": "1000.00", "note": f"событие {version}", "actor": "user:1"}).encode()
+
+
+@pytest.fixture
+def log(backend: str, tmp_path: Path) -> Iterator[Log]:
+    with fresh_database(backend, tmp_path) as url:
+        db = Database(url)
+        migrate(db)
+        db.close()
+        streams = {"A": uuid4(), "B": uuid4()}
+        stores = EventStores(url)
+        try:
+            for stream, version in ORDER:
+                stores.orders.recorder.insert_events(
+                    [StoredEvent(streams[stream], version, "ugc.Order.Updated", payload(version))]
+                )
+        finally:
+            stores.close()
+        yield Log(url, environment(backend, url, tmp_path), streams)
+
+
+def named(report: dict[str, Any]) -> set[tuple[str, int | None, int | None]]:
+    return {(f["kind"], f["position"], f["version"]) for f in report["findings"]}
+
+
+def test_an_untouched_log_verifies_clean_with_its_checkpoint(
+    log: Log, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log.checkpoint(monkeypatch)
+    status, report = log.verify(monkeypatch, capsys)
+    assert (status, report["findings"], report["events"]) == (0, [], len(ORDER))
+    assert report["checkpoint"] is not None
+    done = ugc(log.env, "verify")  # the real command: a summary line and exit status 0
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"{len(ORDER)} events verified in 5 logs, checkpoint checkpoint-" in done.stdout
+    assert "verify orders: 7/7 events (100%)" in done.stderr  # progress: plain lines, not a terminal
+
+
+def test_an_edited_payload_is_named(
+    log: Log, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log.set_state(log.position("A", 2), payload(2).replace(b"1000.00", b"10.00"))
+    status, report = log.verify(monkeypatch, capsys)
+    assert status == 1
+    [finding] = report["findings"]
+    assert finding["context"] == "orders" and finding["stream"] == str(log.streams["A"])
+    assert (finding["position"], finding["version"]) == (2, 2)
+    assert "differs from the recomputed" in finding["what"]
+    done = ugc(log.env, "verify")
+    assert done.returncode == 1 and f"chain orders position 2 stream {log.streams['A']} version 2:" in done.stdout
+
+
+def test_an_event_deleted_from_the_middle_of_its_stream_is_named(
+    log: Log, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log.delete_event("A", 2)
+    status, report = log.verify(monkeypatch, capsys)
+    assert status == 1 and named(report) == {("chain", 2, 2)}
+    assert "without its event" in report["findings"][0]["what"]
+
+
+def test_an_event_deleted_with_its_chain_row_is_named_by_the_gap_and_the_broken_link(
+    log: Log, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log.delete_event("A", 2)
+    log.delete_chain_row("A", 2)
+    status, report = log.verify(monkeypatch, capsys)
+    assert status == 1 and named(report) == {("chain", 3, 1), ("chain", 4, 3)}
+    whats = {f["position"]: f["what"] for f in report["findings"]}
+    assert "stored link differs" in whats[3] and "version(s) 2 of the stream are missing" in whats[4]
+
+
+def test_the_last_event_of_a_stream_deleted_is_named(
+    log: Log, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log.delete_event("A", 4)
+    status, report = log.verify(monkeypatch, capsys)
+    assert status == 1 and named(report) == {("chain", 6, 4)}
+
+
+def test_the_logs_last_event_cut_off_with_its_chain_row_is_caught_by_the_checkpoint(
+    log: Log, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log.checkpoint(monkeypatch)
+    log.delete_event("B", 3)
+    log.delete_chain_row("B", 3)
+    status, report = log.verify(monkeypatch, capsys)
+    assert status == 1 and named(report) == {("checkpoint", 7, None)}
+    assert "behind the head signed" in report["findings"][0]["what"]
+    assert report["findings"][0]["context"] == "orders"
+
+
+def test_two_events_swapped_in_the_log_are_named(
+    log: Log, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first, second = log.position("A", 2), log.position("A", 3)
+    for old, new in ((first, -1), (second, first), (-1, second)):
+        log.sql(
+            "UPDATE {events} SET notification_id = %s WHERE notification_id = %s",
+            "UPDATE {events} SET rowid = ? WHERE rowid = ?",
+            new,
+            old,
+        )
+    status, report = log.verify(monkeypatch, capsys)
+    assert status == 1
+    assert {(f["position"], f["version"]) for f in report["findings"]} == {(2, 3), (4, 2)}
+    whats = " ".join(f["what"] for f in report["findings"])
+    assert "version(s) 2 of the stream are missing" in whats and "out of order" in whats
+
+
+def test_two_events_payloads_swapped_are_named(
+    log: Log, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first, second = log.position("A", 2), log.position("A", 3)
+    log.set_state(first, payload(3))
+    log.set_state(second, payload(2))
+    status, report = log.verify(monkeypatch, capsys)
+    assert status == 1 and named(report) == {("chain", first, 2), ("chain", second, 3)}
+
+
+def test_a_consistently_rewritten_chain_is_caught_only_by_the_signed_checkpoint(
+    log: Log, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An intruder who edits an event and recomputes every hash and link after it (the chain has no
+    key) leaves a chain that checks; the checkpoint's signed link at the head does not."""
+    log.checkpoint(monkeypatch)
+    forged = payload(2).replace(b"1000.00", b"10.00")
+    log.sql(
+        "UPDATE {events} SET state = %s WHERE notification_id = 2",
+        "UPDATE {events} SET state = ? WHERE rowid = 2",
+        forged,
+    )
+    stores = EventStores(log.url)
+    try:
+        events = stores.recorded_range("orders", 1, 100)
+    finally:
+        stores.close()
+    entries = [StoredEntry(e.position, e.stream, e.version, e.topic, e.state) for e in events[1:]]
+    first = events[0]
+    assert first.hash is not None and first.link is not None
+    rows = chain_entries("orders", entries, {(first.stream, 1): first.hash}, first.link, events[1].recorded_at)
+    for row, original in zip(rows, events[1:], strict=True):
+        log.sql(
+            "UPDATE {chain} SET hash = %s, link = %s, recorded_at = %s WHERE notification_id = %s",
+            "UPDATE {chain} SET hash = ?, link = ?, recorded_at = ? WHERE notification_id = ?",
+            row.hash,
+            row.link,
+            *(
+                (events[1].recorded_at,)
+                if log.url.startswith("postgresql")
+                else (events[1].recorded_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),)
+            ),  # type: ignore[union-attr]
+            original.position,
+        )
+    status, report = log.verify(monkeypatch, capsys)
+    assert status == 1 and named(report) == {("checkpoint", 7, 3)}
+    assert "differs from the one signed" in report["findings"][0]["what"]
+    assert GENESIS not in {row.hash for row in rows}
+
+
+def test_a_checkpoint_altered_after_signing_is_named(
+    log: Log, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log.checkpoint(monkeypatch)
+    [path] = (Path(log.env["UGC_VAR_DIR"]) / "audit").glob("checkpoint-*.json")
+    document = json.loads(path.read_text())
+    document["heads"]["orders"]["position"] = 6  # as if the log had one event less when signed
+    path.write_text(json.dumps(document))
+    status, report = log.verify(monkeypatch, capsys)
+    assert status == 1 and named(report) == {("checkpoint", None, None)}
+    assert "signature does not match UGC_AUDIT_KEY" in report["findings"][0]["what"]

@@ -1,0 +1,127 @@
+"""Signed checkpoints of the chains' heads, kept outside the database (README: "Audit: the hash chain").
+
+The chain alone needs no key, so whoever can rewrite the database can rewrite it; a checkpoint signs
+each context's head (position and link) with `UGC_AUDIT_KEY`, which the database never holds, so
+cutting events off a log's end, or rewriting what a checkpoint covers, shows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ugc.platform.chain import GENESIS, ChainHead, format_time
+
+FORMAT = "ugc-audit-checkpoint/1"
+PREFIX = "checkpoint-"
+
+
+def canonical(document: Mapping[str, Any]) -> bytes:
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def signature(document: Mapping[str, Any], key: str) -> str:
+    """HMAC-SHA256 with the key's UTF-8 bytes of the canonical JSON of `document` without its signature."""
+    unsigned = {name: value for name, value in document.items() if name != "signature"}
+    return hmac.new(key.encode("utf-8"), canonical(unsigned), hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True)
+class SignedHead:
+    position: int
+    link: bytes
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    path: Path
+    written_at: str
+    heads: dict[str, SignedHead]
+    signed: bool  # the signature matches the key this process holds
+
+
+def write_checkpoint(directory: Path, key: str, heads: Mapping[str, ChainHead | None], now: datetime) -> Path:
+    """Sign `heads` (None: an empty log) into a new file in `directory`; written whole or not at all."""
+    document: dict[str, Any] = {
+        "format": FORMAT,
+        "written_at": format_time(now),
+        "heads": {
+            name: {
+                "position": head.position if head else 0,
+                "link": (head.link if head else GENESIS).hex(),
+                "recorded_at": format_time(head.recorded_at) if head else None,
+            }
+            for name, head in heads.items()
+        },
+    }
+    document["signature"] = signature(document, key)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{PREFIX}{now.astimezone(UTC).strftime('%Y%m%dT%H%M%S%fZ')}.json"
+    partial = path.with_suffix(".partial")
+    partial.write_text(json.dumps(document, ensure_ascii=False, indent=1) + "\n")
+    os.replace(partial, path)
+    return path
+
+
+def latest_path(directory: Path) -> Path | None:
+    """The newest checkpoint file (names sort by time), or None."""
+    paths = sorted(directory.glob(f"{PREFIX}*.json")) if directory.is_dir() else []
+    return paths[-1] if paths else None
+
+
+def read_checkpoint(path: Path, key: str) -> Checkpoint:
+    """Raises ValueError when the file is not a checkpoint at all."""
+    try:
+        document = json.loads(path.read_text())
+        heads = {
+            name: SignedHead(int(head["position"]), bytes.fromhex(head["link"]))
+            for name, head in document["heads"].items()
+        }
+        written_at = str(document["written_at"])
+        given = str(document["signature"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+        raise ValueError(f"{path.name} is not a readable checkpoint: {error}") from error
+    signed = document.get("format") == FORMAT and hmac.compare_digest(given, signature(document, key))
+    return Checkpoint(path, written_at, heads, signed)
+
+
+class PeriodicCheckpoints:
+    """A job of the projection leader: a checkpoint when the newest one is `interval` seconds old.
+
+    Due times follow the newest file, so restarts and a new leader keep the pace instead of
+    writing one each.
+    """
+
+    def __init__(
+        self,
+        heads: Callable[[], Mapping[str, ChainHead | None]],
+        directory: Path,
+        key: str,
+        interval: float,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._heads = heads
+        self._directory = directory
+        self._key = key
+        self._interval = interval
+        self._now = now
+        self._due: float | None = None  # time.monotonic() of the next checkpoint
+
+    def run_once(self) -> None:
+        if self._due is None:
+            latest = latest_path(self._directory)
+            age = self._interval
+            if latest is not None:
+                age = time.time() - latest.stat().st_mtime
+            self._due = time.monotonic() + max(self._interval - age, 0.0)
+        if time.monotonic() >= self._due:
+            write_checkpoint(self._directory, self._key, self._heads(), self._now())
+            self._due = time.monotonic() + self._interval

@@ -1,0 +1,221 @@
+"""`ugc verify`'s checks of the log: every chain recomputed, every stream's versions, the checkpoints.
+
+Reads in batches by position and locks nothing, so it runs beside a live system: it reads up to the
+heads it found when it began (appends commit their events and chain rows together, in position
+order, so everything up to those heads is there to read). Each check compares one event with what
+is stored right before it (the stream's previous chain row, the log's previous link), so one
+tampered event is named once rather than every event after it; a chain rewritten consistently
+from some point on is what the signed checkpoints catch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import ApplicationRecorder, Notification
+
+from ugc.platform.chain import GENESIS, ChainedLog, ChainRow, canonical_bytes, next_link, stream_hash
+from ugc.platform.checkpoints import latest_path, read_checkpoint
+
+BATCH = 2_000  # events read per query
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing `ugc verify` found wrong. `kind` says which check: "chain", "checkpoint" (and
+    others' checks, e.g. read models, add their own kinds)."""
+
+    kind: str
+    context: str | None
+    position: int | None
+    stream: str | None
+    version: int | None
+    what: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "context": self.context,
+            "position": self.position,
+            "stream": self.stream,
+            "version": self.version,
+            "what": self.what,
+        }
+
+    def __str__(self) -> str:
+        where = [self.kind]
+        if self.context is not None:
+            where.append(self.context)
+        if self.position is not None:
+            where.append(f"position {self.position}")
+        if self.stream is not None:
+            where.append(f"stream {self.stream}")
+        if self.version is not None:
+            where.append(f"version {self.version}")
+        return f"{' '.join(where)}: {self.what}"
+
+
+@dataclass
+class _Stream:
+    version: int
+    hash: bytes | None  # None when the event at `version` has no chain row to extend
+
+
+class ChainCheck:
+    """One context's log against its chain, position by position."""
+
+    def __init__(self, context: str, events: ApplicationRecorder, chain: ChainedLog) -> None:
+        self.context = context
+        self.events = events
+        self.chain = chain
+        self.link = GENESIS
+        self.streams: dict[UUID, _Stream] = {}
+        self.checked = 0
+
+    def head(self) -> int:
+        """The position to read up to: the chain's head, or the log's when it is further on."""
+        chain = self.chain.chain_head()
+        return max(chain.position if chain else 0, self.events.max_notification_id() or 0)
+
+    def run(self, stop: int, advance: Callable[[int], None]) -> Iterator[Finding]:
+        start = 1
+        while start <= stop:
+            events = self.events.select_notifications(start=start, limit=BATCH, stop=stop)
+            until = events[-1].id if len(events) == BATCH else stop
+            rows = {row.position: row for row in self.chain.chain_rows(start, until, until - start + 1)}
+            by_position = {event.id: event for event in events}
+            for position in sorted(by_position.keys() | rows.keys()):
+                yield from self._check(position, by_position.get(position), rows.get(position))
+            self.checked += len(events)
+            advance(len(events))
+            start = until + 1
+
+    def _finding(self, position: int, stream: UUID | None, version: int | None, what: str) -> Finding:
+        return Finding("chain", self.context, position, str(stream) if stream else None, version, what)
+
+    def _check(self, position: int, event: Notification | None, row: ChainRow | None) -> Iterator[Finding]:
+        if row is not None:
+            expected_link = next_link(self.link, row.hash)
+            if row.link != expected_link:
+                yield self._finding(
+                    position,
+                    row.stream,
+                    row.version,
+                    "the stored link differs from the one recomputed from the previous link: "
+                    "a chain row before it was removed or changed",
+                )
+            self.link = row.link
+        if event is None:
+            assert row is not None
+            yield self._finding(
+                position, row.stream, row.version, "a chain row without its event: the event was deleted"
+            )
+            self._advance(row.stream, row.version, row.hash)
+            return
+        stream, version = UUID(str(event.originator_id)), event.originator_version
+        last = self.streams.get(stream)
+        previous: bytes | None = GENESIS if version == 1 else None
+        if last is None and version > 1:
+            yield self._finding(position, stream, version, f"the stream starts at version {version}, not 1")
+        elif last is not None and version > last.version + 1:
+            missing = f"{last.version + 1}" + (f"..{version - 1}" if version - 1 > last.version + 1 else "")
+            yield self._finding(position, stream, version, f"version(s) {missing} of the stream are missing")
+        elif last is not None and version <= last.version:
+            yield self._finding(
+                position, stream, version, f"comes after version {last.version}: the stream's events are out of order"
+            )
+        elif last is not None:
+            previous = last.hash
+        if row is None:
+            yield self._finding(position, stream, version, "the event has no chain row")
+            self._advance(stream, version, None)
+            return
+        if (row.stream, row.version) != (stream, version):
+            yield self._finding(
+                position,
+                stream,
+                version,
+                f"the chain row at this position is for stream {row.stream} version {row.version}",
+            )
+            self._advance(stream, version, None)  # this event's own hash is not stored here
+            return
+        if previous is not None:
+            try:
+                recomputed = stream_hash(
+                    previous, canonical_bytes(self.context, stream, version, event.topic, event.state, row.recorded_at)
+                )
+            except UnicodeDecodeError:
+                yield self._finding(position, stream, version, "the stored state is not UTF-8 text")
+            else:
+                if recomputed != row.hash:
+                    yield self._finding(
+                        position,
+                        stream,
+                        version,
+                        f"the stored hash {row.hash.hex()} differs from the recomputed {recomputed.hex()}: "
+                        "the event (topic, state or recording time) or its chain row was changed",
+                    )
+        self._advance(stream, version, row.hash)
+
+    def _advance(self, stream: UUID, version: int, hash_: bytes | None) -> None:
+        """Remember the stream's furthest version: one event out of order is named once, not its followers."""
+        last = self.streams.get(stream)
+        if last is None or version > last.version:
+            self.streams[stream] = _Stream(version, hash_)
+
+
+def check_checkpoint(directory: Path, key: str, chains: dict[str, ChainedLog]) -> tuple[Path | None, list[Finding]]:
+    """The newest checkpoint in `directory` against the chains now: signature, signed links, heads."""
+    path = latest_path(directory)
+    if path is None:
+        return None, []
+    try:
+        checkpoint = read_checkpoint(path, key)
+    except ValueError as error:
+        return path, [Finding("checkpoint", None, None, None, None, str(error))]
+    if not checkpoint.signed:
+        what = f"{path.name}: the signature does not match UGC_AUDIT_KEY (altered, or signed with another key)"
+        return path, [Finding("checkpoint", None, None, None, None, what)]
+    findings = []
+    for context, signed in checkpoint.heads.items():
+        chain = chains.get(context)
+        if chain is None:
+            findings.append(Finding("checkpoint", context, None, None, None, f"{path.name} names an unknown context"))
+            continue
+        if signed.position == 0:
+            continue
+        head = chain.chain_head()
+        if head is None or head.position < signed.position:
+            findings.append(
+                Finding(
+                    "checkpoint",
+                    context,
+                    signed.position,
+                    None,
+                    None,
+                    f"the chain's head ({head.position if head else 0}) is behind the head signed in {path.name} "
+                    f"({signed.position}): events were cut off the end of the log",
+                )
+            )
+            continue
+        rows = chain.chain_rows(signed.position, signed.position, 1)
+        if not rows:
+            what = f"no chain row at the position signed in {path.name}: it was deleted"
+            findings.append(Finding("checkpoint", context, signed.position, None, None, what))
+        elif rows[0].link != signed.link:
+            findings.append(
+                Finding(
+                    "checkpoint",
+                    context,
+                    signed.position,
+                    str(rows[0].stream),
+                    rows[0].version,
+                    f"the link at this position differs from the one signed in {path.name}: "
+                    "the log up to here was rewritten",
+                )
+            )
+    return path, findings

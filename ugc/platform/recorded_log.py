@@ -1,0 +1,40 @@
+"""A context's log as an audit record reads it: each event decoded, beside how it was recorded.
+
+The chain's read API (`EventStores.recorded_events`) hands out the stored events with their
+position, recording time and hashes; the record shows both what the event says today (decoded by
+the current code, through the upcasters) and the stored bytes the hashes cover. Reading the two
+from one query keeps them the same events, even while the order is being written to.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import StoredEvent
+
+from ugc.platform.chain import RecordedEvent
+from ugc.platform.store import EventStores
+
+
+@dataclass(frozen=True)
+class Logged:
+    event: Any  # the domain event, in its current shape
+    recorded: RecordedEvent  # as stored: position, topic, state bytes, recording time, hashes
+
+
+class RecordedLog:
+    """Context `context`'s log of `stores`, one stream at a time."""
+
+    def __init__(self, stores: EventStores, context: str) -> None:
+        self._stores = stores
+        self._context = context
+
+    def recorded(self, stream: UUID) -> list[Logged]:
+        """The stream's events, oldest first."""
+        mapper = self._stores[self._context].mapper
+        return [
+            Logged(mapper.to_domain_event(StoredEvent(r.stream, r.version, r.topic, r.state)), r)
+            for r in self._stores.recorded_events(self._context, stream)
+        ]
