@@ -22,8 +22,12 @@ $(BIN)/.installed-test: $(BIN)/.installed
 run: $(BIN)/.installed
 	$(BIN)/ugc serve --host $(HOST) --port $(PORT)
 
+# Two pytest-xdist workers (CI has two cores; most tests wait on servers and the database), each
+# taking a module (or its half on one backend) at a time, the slowest first (tests/conftest.py);
+# `make test PYTEST_WORKERS=0` runs in one process.
+PYTEST_WORKERS ?= 2
 test: $(BIN)/.installed-test
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup --no-loadscope-reorder $(PYTEST_ARGS)
 
 lint: $(BIN)/.installed-test
 	$(PIP_INSTALL) -e '.[lint]'

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import re
 import time
 import uuid
@@ -16,11 +17,32 @@ import pytest
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from tests.backends import BACKENDS, environment, fresh_database, postgres_available
+from tests.backends import (
+    BACKENDS,
+    RUN_VARIABLE,
+    drop_database,
+    environment,
+    finish_drops,
+    fresh_database,
+    postgres_available,
+    template_name,
+)
 from tests.response_check import MISMATCHES, ResponseCheck
 from ugc.clock import MovableClock
 from ugc.config import Settings
 from ugc.wiring import build_app, runtime
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Name this run (xdist's workers inherit the variable): its PostgreSQL template is its own."""
+    if not hasattr(config, "workerinput"):
+        os.environ[RUN_VARIABLE] = uuid.uuid4().hex[:12]
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    finish_drops()
+    if not hasattr(session.config, "workerinput") and postgres_available():  # after every worker
+        drop_database(template_name())
 
 
 @pytest.fixture(params=BACKENDS, scope="module")
@@ -37,7 +59,7 @@ def var_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def database_url(backend: str, var_dir: Path) -> Iterator[str]:
-    with fresh_database(backend, var_dir) as url:
+    with fresh_database(backend, var_dir, migrated=True) as url:
         yield url
 
 
@@ -166,6 +188,63 @@ def new_client(settings: Settings, clock: MovableClock) -> TestClient:
     """A client from its own address, so one test's failed logins never throttle another's."""
     app = build_app(lambda: runtime(settings, clock=clock))
     return checked_client(app, client=(next_address(), 50000))
+
+
+# `make test` runs the suite on two pytest-xdist workers (`--dist loadgroup`); a group of tests (see
+# `xdist_group`) runs whole on one worker, so module-scoped databases and servers are made once.
+# These modules start several `ugc serve` processes (or `--workers N`) and `ugc project`s each: they
+# form one group, run one after another on one worker, so together with the other worker's tests they
+# stay within CI's max_connections of 100 (test_connection_budget alone may take 80). A new module
+# that starts several processes belongs here.
+CONNECTION_HEAVY = {
+    "test_faults",
+    "test_e2e",
+    "test_connection_budget",
+    "test_idempotency_crash",
+    "test_multiprocess_realtime",
+    "test_leases",
+    "test_rebuild_under_load",
+}
+# The slowest modules start first (in this order, from `--durations` of a serial run), so that no
+# worker is left with a long one at the end while the other idles; the rest keep their order.
+SLOW_FIRST = [
+    "connection_heavy",
+    "test_schemathesis",
+    "test_browser",
+    "test_e2e_realtime",
+    "test_cli",
+    "test_projection_quarantine",
+    "test_order_races",
+    "test_replay",
+    "test_idempotency",
+    "test_throttle",
+    "test_api_services",
+    "test_api_orders",
+    "test_projections",
+    "test_order_time",
+    "test_consistency",
+]
+
+
+def xdist_group(item: pytest.Item) -> str:
+    """The module, and the backend when the test takes one: the module-scoped database, app and
+    server are made per backend anyway, so a module's SQLite and PostgreSQL halves may run apart."""
+    if not isinstance(item, pytest.Function):
+        return item.nodeid
+    module = item.module.__name__.rsplit(".", 1)[-1]
+    if module in CONNECTION_HEAVY:
+        return "connection_heavy"
+    backend = item.callspec.params.get("backend") if hasattr(item, "callspec") else None
+    return f"{module}[{backend}]" if backend else module
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the marks
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {group: place for place, group in enumerate(SLOW_FIRST)}
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(xdist_group(item)))
+    # A stable sort: each module's tests keep pytest's order (grouped by their `backend` parameter).
+    items.sort(key=lambda item: rank.get(xdist_group(item).split("[")[0], len(rank)))
 
 
 @pytest.hookimpl(hookwrapper=True)

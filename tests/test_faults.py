@@ -216,6 +216,17 @@ class Processes:
             self.remember(pid)
         return pids
 
+    def started_workers(self, server: Server) -> int:
+        """How many of `server`'s workers, replacements included, have finished their start-up."""
+        return server.log_tail(10**8).count("Application startup complete.")
+
+    def wait_for_started_workers(self, server: Server, count: int, deadline: float) -> None:
+        """Wait until `count` workers of `server` have finished their start-up (see `started_workers`)."""
+        while self.started_workers(server) < count:
+            if server.process.poll() is not None or time.monotonic() > deadline:
+                raise server.fail(f"did not finish starting {count} workers")
+            time.sleep(0.1)
+
     def kill(self, pid: int) -> None:
         """SIGKILL `pid` if it is still the process the test started under that pid."""
         if pid in self.known and start_time(pid) == self.known[pid]:
@@ -483,9 +494,14 @@ def test_acknowledged_orders_survive_projector_worker_and_session_kills(tmp_path
 
         # (b) A worker dies mid-traffic; the other one serves the clients' retries.
         traffic.during("(b) worker killed")
+        started = processes.started_workers(server)
         processes.kill(processes.workers(server, 2, time.monotonic() + DEADLINE)[0])
         traffic.wait_for_more(ORDERS_BETWEEN_FAULTS)
         processes.workers(server, 2, time.monotonic() + DEADLINE)  # uvicorn replaced it
+        # One fault at a time: the replacement must have finished its start-up before (c). Sessions
+        # cut while a worker starts make its start-up fail, and uvicorn then stops the whole server
+        # (seen when the 15 orders came before the replacement was up).
+        processes.wait_for_started_workers(server, started + 1, time.monotonic() + DEADLINE)
 
         # (c) Every database session but ours is terminated: pools, the projector's lock, LISTENs.
         traffic.during("(c) sessions terminated")
