@@ -11,6 +11,11 @@ one NOTIFY, one COMMIT. Alone, a command goes at once.
   fails alone, before its group is saved; one that clashes in the store (another process appended
   to its aggregate first) fails its group. Either way with the store's IntegrityError, so each
   caller decides again on the new state (`change`).
+
+Before a save, each command's request with an `Idempotency-Key` records what it is about to append
+(commands/intents.py), in the caller's context: `GroupSave` on the caller's thread before it
+queues, `GroupCommit` in the leader once it has made the aggregate (its id comes from what the
+leader prepared). A command whose record fails is not saved; it fails alone.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, DomainEventProtocol
 from eventsourcing.persistence import IntegrityError, Recording
 
+from commands.intents import announce
 from commands.saving import Positions, appended
 from ugc.platform import metrics
 from ugc.platform.cache import LRU
@@ -149,6 +155,7 @@ class GroupCommit(_Groups[_Entry[T, A]]):
                 try:
                     assert entry.make is not None
                     entry.aggregate = entry.context.run(entry.make, prepared)
+                    entry.context.run(announce, self.app.name, [entry.aggregate])
                     made.append(entry)
                 except Exception as error:
                     entry.error = error
@@ -215,6 +222,7 @@ class GroupSave(_Groups[_Changed]):
     def save(self, *aggregates: Aggregate) -> Positions:
         """Append the pending events of `aggregates` in one transaction, maybe with other callers';
         where they landed. Raises IntegrityError if another writer appended to one of them first."""
+        announce(self.app.name, aggregates)
         entry = _Changed(aggregates=aggregates)
         self._enqueue(entry)
         if entry.error is not None:
