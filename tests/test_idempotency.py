@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from api.errors import message
-from commands.intents import Intent, announcing
+from commands.intents import Intent, announcing, from_text
 from projections.runner import ProjectionRunner
 from tests.conftest import Api, new_client
 from tests.orders_world import Deal, a_deal
@@ -154,6 +154,14 @@ def test_every_idempotent_command_keeps_its_key_after_a_503_and_replays_its_firs
     assert retry.status_code == command.status, retry.text
     assert retry.headers["idempotent-replayed"] == "true"
     assert stored(settings, command.application, command.topic) == before + 1
+    # Before its save the command recorded what it would append: the event store holds it.
+    user_id = deal.creator["id"] if caller == deal.creator["headers"] else deal.buyer["id"]
+    s = api.client.app.state.services  # type: ignore[attr-defined]
+    row = table.claimed(s.db, user_id, headers["Idempotency-Key"])
+    assert row is not None and row["intent"], row
+    announced = from_text(row["intent"])
+    assert {intent.application for intent in announced} == {command.application}
+    assert s.idempotency.applied(announced)
 
 
 def test_a_claim_abandoned_before_it_appended_is_taken_over_after_a_while(
