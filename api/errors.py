@@ -68,6 +68,9 @@ MESSAGES: dict[str, str] = {
     "idempotency_key_invalid": "Idempotency-Key должен быть непустой строкой не длиннее 255 символов.",
     "idempotency_key_reused": "Этот Idempotency-Key уже использован для другого запроса.",
     "idempotency_key_in_flight": "Запрос с этим Idempotency-Key еще выполняется; повторите позже.",
+    "idempotency_key_answer_lost": (
+        "Запрос с этим Idempotency-Key уже выполнен, но его ответ потерян; прочитайте ресурс, чтобы узнать результат."
+    ),
     # services
     "unknown_category": "Недопустимый первичный ключ - категория не существует.",
     "blank_tag": "Тег не может быть пустым.",

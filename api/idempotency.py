@@ -4,11 +4,15 @@ The first request with a key inserts a row (the database's primary key decides w
 requests that find the row wait for its answer and replay it. A request with the same key but a
 different method, path or body is refused.
 
-Once the command appended, the key records where (`Services.settle`) and is never let go: a 503
-because the read models lagged is sent at once, but the request goes on waiting for them in the
-background and stores its real answer, which the client's retry replays. A request that failed
-before appending lets go of the key, so it can be retried. A claim whose process died before it
-appended is taken over after `UGC_IDEMPOTENCY_IN_FLIGHT` seconds (api/idempotency_keys.py).
+Before each save the key records what the command is about to append (commands/intents.py, set
+up here for the request's context); once the command appended, the key records where
+(`Services.settle`) and is never let go: a 503 because the read models lagged is sent at once, but
+the request goes on waiting for them in the background and stores its real answer, which the
+client's retry replays. A request that failed lets go of the key, so it can be retried, unless the
+event store holds what it announced: then the command was applied (the failure came after the
+append's commit) and the key answers 409 `idempotency_key_answer_lost` instead of running it
+again. A claim whose process died is settled the same way after `UGC_IDEMPOTENCY_IN_FLIGHT`
+seconds (api/idempotency_keys.py).
 """
 
 from __future__ import annotations
@@ -26,11 +30,12 @@ from starlette.responses import Response
 from api.auth import authenticated_user
 from api.body import raw_body
 from api.errors import ApiError, from_domain, invalid, message, unavailable
-from api.idempotency_keys import Pending, holding
+from api.idempotency_keys import Pending, Stored, holding
 from api.openapi import IDEMPOTENT
 from api.responses import JSON
 from api.services import Services, services
 from api.text import storable
+from commands.intents import announcing
 from ugc.errors import DomainError
 
 log = logging.getLogger(__name__)
@@ -58,15 +63,11 @@ def idempotent(endpoint: Endpoint) -> Endpoint:
         fingerprint = hashlib.sha256(b"\n".join([request.method.encode(), request.url.path.encode(), body])).hexdigest()
         stored = await s.run(s.idempotency.claim, user_id, key, fingerprint)
         if stored is not None:
-            return Response(
-                stored.body,
-                status_code=stored.status,
-                media_type="application/json",
-                headers={"Idempotent-Replayed": "true"},
-            )
+            return _replayed(stored)
         pending = Pending(user_id, key)
         context = contextvars.copy_context()
         context.run(holding, pending)  # what `Services.settle` sees while the endpoint runs
+        context.run(announcing, functools.partial(s.idempotency.intend, user_id, key))  # before each save
         running = asyncio.create_task(_answer(endpoint, request, s, pending), context=context)
         gave_up = asyncio.create_task(pending.answered_503.wait())
         await asyncio.wait({running, gave_up}, return_when=asyncio.FIRST_COMPLETED)
@@ -82,6 +83,12 @@ def idempotent(endpoint: Endpoint) -> Endpoint:
     return wrapper
 
 
+def _replayed(stored: Stored) -> Response:
+    return Response(
+        stored.body, status_code=stored.status, media_type="application/json", headers={"Idempotent-Replayed": "true"}
+    )
+
+
 async def _answer(endpoint: Endpoint, request: Request, s: Services, pending: Pending) -> Response:
     """Run the endpoint and keep its answer for the key (or let go of the key if nothing was appended)."""
     try:
@@ -90,14 +97,19 @@ async def _answer(endpoint: Endpoint, request: Request, s: Services, pending: Pe
         api_error = error if isinstance(error, ApiError) else from_domain(error)
         response = JSON(api_error.body, status_code=api_error.status, headers=api_error.headers)
     except Exception:
-        await s.run(s.idempotency.release, pending.user_id, pending.key)  # kept if it appended
+        lost = await s.run(s.idempotency.release, pending.user_id, pending.key)  # kept if it appended
+        if lost is not None and not pending.answered_503.is_set():
+            log.warning("a command failed after its append was committed", exc_info=True)
+            return _replayed(lost)
         if not pending.answered_503.is_set():
             raise
         log.exception("a command answered 503 failed while finishing in the background")
         api_error = unavailable()
         return JSON(api_error.body, status_code=api_error.status, headers=api_error.headers)
     if response.status_code >= 500:
-        await s.run(s.idempotency.release, pending.user_id, pending.key)  # kept if it appended
+        lost = await s.run(s.idempotency.release, pending.user_id, pending.key)  # kept if it appended
+        if lost is not None:
+            return _replayed(lost)
     else:
         await s.run(
             s.idempotency.finish, pending.user_id, pending.key, response.status_code, bytes(response.body).decode()

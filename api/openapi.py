@@ -142,6 +142,7 @@ class Operation:
         if idempotent:
             add(422, "недопустимый Idempotency-Key или он уже использован для другого запроса")
             add(409, "запрос с этим Idempotency-Key еще выполняется")
+            add(409, "запрос с этим Idempotency-Key уже выполнен, но его ответ потерян")
         if PATH_PARAMETER.search(path) or self.paginated or self.missing:
             add(404, "объект не найден или не виден вызывающему" if not self.paginated else "нет такой страницы")
         if self.needs_verified(method):

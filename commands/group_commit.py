@@ -17,6 +17,11 @@ one NOTIFY, one COMMIT. Alone, a command goes at once.
 
 One queue for both: two would take turns at the table lock, a COMMIT each per round, and a
 lifecycle's follow-up commands would wait for placing's groups and the other way round (issue 15).
+
+Before a save, each command's request with an `Idempotency-Key` records what it is about to append
+(commands/intents.py), in the caller's context: a change on the caller's thread before it queues,
+a new aggregate in the leader once it has made it (its id comes from what the leader prepared). A
+command whose record fails is not saved; it fails alone.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, DomainEventProtocol
 from eventsourcing.persistence import IntegrityError, Recording
 
+from commands.intents import announce
 from commands.saving import Positions, appended
 from ugc.platform import metrics
 from ugc.platform.cache import LRU
@@ -161,6 +167,7 @@ class GroupCommit(_Groups[_Queued], Generic[T, A]):
     def save(self, *aggregates: Aggregate) -> Positions:
         """Append the pending events of `aggregates` in one transaction, maybe with other callers';
         where they landed. Raises IntegrityError if another writer appended to one of them first."""
+        announce(self.app.name, aggregates)
         entry = _Changed(aggregates=aggregates)
         self._enqueue(entry)
         if entry.error is not None:
@@ -208,6 +215,7 @@ class GroupCommit(_Groups[_Queued], Generic[T, A]):
             try:
                 assert entry.make is not None
                 entry.aggregate = entry.context.run(entry.make, cast(T, entry.prepared))
+                entry.context.run(announce, self.app.name, [entry.aggregate])
                 made.append(entry)
             except Exception as error:
                 entry.error = error

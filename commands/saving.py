@@ -11,6 +11,7 @@ from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, Recording
 
+from commands.intents import announce
 from ugc.errors import StaleVersion
 from ugc.platform import metrics
 
@@ -48,8 +49,10 @@ ATTEMPTS = 5
 def save(app: Application[UUID], *aggregates: Aggregate) -> Positions:
     """Append every pending event of `aggregates` in one transaction.
 
-    Raises eventsourcing's IntegrityError when another writer got there first.
+    Raises eventsourcing's IntegrityError when another writer got there first. An
+    `Idempotency-Key`'s request first records what it is about to append (commands/intents.py).
     """
+    announce(app.name, aggregates)
     try:
         recordings = app.save(*aggregates)
     except IntegrityError:

@@ -3,9 +3,12 @@ replays the first answer; a claim abandoned before it appended is taken over aft
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
+import functools
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -13,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from api import idempotency_keys
+from api.errors import message
+from commands.intents import Intent, announcing, from_text
 from projections.runner import ProjectionRunner
 from tests.conftest import Api, new_client
 from tests.orders_world import Deal, a_deal
@@ -150,6 +154,14 @@ def test_every_idempotent_command_keeps_its_key_after_a_503_and_replays_its_firs
     assert retry.status_code == command.status, retry.text
     assert retry.headers["idempotent-replayed"] == "true"
     assert stored(settings, command.application, command.topic) == before + 1
+    # Before its save the command recorded what it would append: the event store holds it.
+    user_id = deal.creator["id"] if caller == deal.creator["headers"] else deal.buyer["id"]
+    s = api.client.app.state.services  # type: ignore[attr-defined]
+    row = table.claimed(s.db, user_id, headers["Idempotency-Key"])
+    assert row is not None and row["intent"], row
+    announced = from_text(row["intent"])
+    assert {intent.application for intent in announced} == {command.application}
+    assert s.idempotency.applied(announced)
 
 
 def test_a_claim_abandoned_before_it_appended_is_taken_over_after_a_while(
@@ -184,19 +196,66 @@ def test_a_claim_whose_command_appended_is_never_taken_over(
         long_ago = clock.now() - timedelta(seconds=settings.idempotency_in_flight + 1)
         assert table.claim(db, deal.buyer["id"], key, _fingerprint(order_body(deal)), long_ago, long_ago, long_ago)
         table.appended(db, deal.buyer["id"], key, {"orders": 1})
-        table.release(db, deal.buyer["id"], key)  # refused: it appended
+        table.release(db, deal.buyer["id"], key, "")  # refused: it appended
         assert table.claimed(db, deal.buyer["id"], key) is not None
     finally:
         db.close()
     before = placed_orders(settings)
-    original_wait = idempotency_keys.WAIT
-    idempotency_keys.WAIT = 0.2
-    try:
-        refused = api.client.post("/api/v1/orders/", headers=headers, json=order_body(deal))
-    finally:
-        idempotency_keys.WAIT = original_wait
+    refused = api.client.post("/api/v1/orders/", headers=headers, json=order_body(deal))
     assert refused.status_code == 409, refused.text
+    assert refused.json() == {"error": message("idempotency_key_answer_lost")}
     assert placed_orders(settings) == before
+
+
+def test_a_claim_whose_process_died_right_after_its_append_is_answered_lost_not_run_again(
+    settings: Settings, world: tuple[Api, Deal, MovableClock]
+) -> None:
+    """The crash window: the order appended, the process gone before the key learnt where."""
+    api, deal, clock = world
+    key = f"died-after-append-{deal.buyer['id']}"
+    headers = deal.buyer["headers"] | {"Idempotency-Key": key}
+    body = order_body(deal)
+    s = api.client.app.state.services  # type: ignore[attr-defined]
+    long_ago = clock.now() - timedelta(seconds=settings.idempotency_in_flight + 1)
+    assert table.claim(s.db, deal.buyer["id"], key, _fingerprint(body), long_ago, long_ago, long_ago)
+    before = placed_orders(settings)
+
+    def claimed_and_appended() -> None:  # what the request did before its process died
+        announcing(functools.partial(s.idempotency.intend, deal.buyer["id"], key))
+        s.orders.place(deal.buyer["id"], deal.service["id"], "", date.fromisoformat(body["delivery_date"]), [])
+
+    contextvars.copy_context().run(claimed_and_appended)
+    row = table.claimed(s.db, deal.buyer["id"], key)
+    assert row is not None and row["intent"] and row["appended"] is None and row["status"] is None, row
+    assert placed_orders(settings) == before + 1
+
+    retry = api.client.post("/api/v1/orders/", headers=headers, json=body)
+    assert retry.status_code == 409, retry.text
+    assert retry.json() == {"error": message("idempotency_key_answer_lost")}
+    again = api.client.post("/api/v1/orders/", headers=headers, json=body)
+    assert again.status_code == 409 and again.json() == retry.json()
+    assert again.headers["idempotent-replayed"] == "true"
+    assert placed_orders(settings) == before + 1  # never placed a second time
+
+
+def test_a_claim_whose_process_died_before_its_announced_append_is_taken_over(
+    settings: Settings, world: tuple[Api, Deal, MovableClock]
+) -> None:
+    """An intent recorded, the save never made: nothing of the command is stored, a retry runs it."""
+    api, deal, clock = world
+    key = f"died-before-append-{deal.buyer['id']}"
+    headers = deal.buyer["headers"] | {"Idempotency-Key": key}
+    body = order_body(deal)
+    s = api.client.app.state.services  # type: ignore[attr-defined]
+    long_ago = clock.now() - timedelta(seconds=settings.idempotency_in_flight + 1)
+    assert table.claim(s.db, deal.buyer["id"], key, _fingerprint(body), long_ago, long_ago, long_ago)
+    never_saved = Intent("orders", uuid.uuid4(), 1, clock.now())
+    s.idempotency.intend(deal.buyer["id"], key, [never_saved])
+    before = placed_orders(settings)
+    taken_over = api.client.post("/api/v1/orders/", headers=headers, json=body)
+    assert taken_over.status_code == 201, taken_over.text
+    assert "idempotent-replayed" not in taken_over.headers
+    assert placed_orders(settings) == before + 1
 
 
 def _fingerprint(body: dict[str, Any]) -> str:

@@ -24,6 +24,7 @@ from api.services import Services
 from api.sessions import Sessions
 from api.throttle import FailureThrottle
 from api.tokens import TokenService
+from commands import intents
 from commands.accounts import AccountCommands
 from commands.creator_skills import CreatorSkillCommands
 from commands.creators import CreatorCommands
@@ -183,7 +184,12 @@ def runtime(settings: Settings, *, clock: Clock | None = None) -> Iterator[Servi
                 realtime=hub,
                 orders=order_commands(settings, stores, db, clock),
                 order_log=RecordedLog(stores, Orders.name),
-                idempotency=IdempotencyKeys(db, clock, timedelta(seconds=settings.idempotency_in_flight)),
+                idempotency=IdempotencyKeys(
+                    db,
+                    clock,
+                    timedelta(seconds=settings.idempotency_in_flight),
+                    functools.partial(intents.applied, stores.__getitem__),
+                ),
                 media=MediaStore(settings.media_dir),
                 check_redis=_pinger(redis_client) if redis_client is not None else None,
                 projection_states=functools.partial(projection_status, db, stores),

@@ -1,8 +1,12 @@
 """`idempotency_keys`: who claimed an `Idempotency-Key` first, what its command appended, and the
 answer to replay.
 
-A row goes through: claimed (`status` NULL, `appended` NULL) -> appended (`appended` holds the
-positions the command's events landed at, JSON) -> answered (`status`, `body`). The table's primary
+A row goes through: claimed (`status` NULL, `appended` NULL) -> about to append (`intent`: lines
+naming each aggregate and version the command's save will append, written before each save;
+commands/intents.py) -> appended (`appended` holds the positions the command's events landed at,
+JSON) -> answered (`status`, `body`). `intent` is what ties the key to its command if the process
+dies (or its session is terminated) between the append's commit and the `appended` update. The
+table's primary
 key decides who is first; the API (`api/idempotency_keys.py`) decides what a later request with the
 key gets (the answer, a wait, or a refusal). A row with `appended` set is never deleted before it
 expires: its command was applied, and running it again would apply it twice.
@@ -26,16 +30,21 @@ DDL = (
         body TEXT,
         created_at {timestamp} NOT NULL,
         appended TEXT,
+        intent TEXT,
         PRIMARY KEY (user_id, key))""",
 )
 
 
 def add_later_columns(cur: Cursor) -> None:
-    """Give a table created before `appended` existed that column."""
-    if cur.dialect == "postgresql":
-        cur.execute("ALTER TABLE idempotency_keys ADD COLUMN IF NOT EXISTS appended TEXT")
-    elif cur.execute("SELECT 1 FROM pragma_table_info('idempotency_keys') WHERE name = 'appended'").fetchone() is None:
-        cur.execute("ALTER TABLE idempotency_keys ADD COLUMN appended TEXT")
+    """Give a table created before `appended` or `intent` existed those columns."""
+    for column in ("appended", "intent"):
+        if cur.dialect == "postgresql":
+            cur.execute(f"ALTER TABLE idempotency_keys ADD COLUMN IF NOT EXISTS {column} TEXT")
+        elif (
+            cur.execute("SELECT 1 FROM pragma_table_info('idempotency_keys') WHERE name = %s", (column,)).fetchone()
+            is None
+        ):
+            cur.execute(f"ALTER TABLE idempotency_keys ADD COLUMN {column} TEXT")
 
 
 def claim(
@@ -46,14 +55,16 @@ def claim(
     at: datetime,
     expired_before: datetime,
     abandoned_before: datetime,
+    abandoned_intent: str = "",
 ) -> bool:
     """Whether this call took the key: first with it, first since its row expired, or first since
-    its claimer abandoned it (in flight since before `abandoned_before`, nothing appended)."""
+    its claimer abandoned it (in flight since before `abandoned_before`, nothing appended, and its
+    `intent` still `abandoned_intent`: none, or one the caller found not applied)."""
     with db.transaction(write=True) as cur:
         cur.execute(
             "DELETE FROM idempotency_keys WHERE user_id = %s AND key = %s AND (created_at < %s "
-            "OR (status IS NULL AND appended IS NULL AND created_at < %s))",
-            (user_id, key, expired_before, abandoned_before),
+            "OR (status IS NULL AND appended IS NULL AND created_at < %s AND COALESCE(intent, '') = %s))",
+            (user_id, key, expired_before, abandoned_before, abandoned_intent),
         )
         cur.execute(
             "INSERT INTO idempotency_keys (user_id, key, fingerprint, created_at) VALUES (%s, %s, %s, %s) "
@@ -64,13 +75,23 @@ def claim(
 
 
 def claimed(db: Database, user_id: int, key: str) -> Row | None:
-    """The claim's `fingerprint`, `created_at`, `appended`; its answer's `status` and `body` (None until finished)."""
+    """The claim's `fingerprint`, `created_at`, `appended`, `intent`; its answer's `status` and
+    `body` (None until finished)."""
     with db.read() as cur:
         return cur.execute(
-            "SELECT fingerprint, status, body, created_at, appended FROM idempotency_keys "
+            "SELECT fingerprint, status, body, created_at, appended, intent FROM idempotency_keys "
             "WHERE user_id = %s AND key = %s",
             (user_id, key),
         ).fetchone()
+
+
+def intend(db: Database, user_id: int, key: str, intent: str) -> None:
+    """Add `intent` (lines) to what the key's command is about to append, before its save commits."""
+    with db.transaction(write=True) as cur:
+        cur.execute(
+            "UPDATE idempotency_keys SET intent = COALESCE(intent, '') || %s WHERE user_id = %s AND key = %s",
+            (intent, user_id, key),
+        )
 
 
 def appended(db: Database, user_id: int, key: str, positions: Mapping[str, int]) -> None:
@@ -90,7 +111,23 @@ def finish(db: Database, user_id: int, key: str, status: int, body: str) -> None
         )
 
 
-def release(db: Database, user_id: int, key: str) -> None:
-    """Let go of a claim whose command appended nothing, so a retry runs it."""
+def settle_lost(db: Database, user_id: int, key: str, status: int, body: str) -> None:
+    """Answer a key whose command was applied but whose answer was lost with `status` and `body`,
+    unless it has an answer already; it is kept like an appended one."""
     with db.transaction(write=True) as cur:
-        cur.execute("DELETE FROM idempotency_keys WHERE user_id = %s AND key = %s AND appended IS NULL", (user_id, key))
+        cur.execute(
+            "UPDATE idempotency_keys SET status = %s, body = %s, appended = COALESCE(appended, '{}') "
+            "WHERE user_id = %s AND key = %s AND status IS NULL",
+            (status, body, user_id, key),
+        )
+
+
+def release(db: Database, user_id: int, key: str, intent: str) -> None:
+    """Let go of a claim whose command appended nothing (its `intent` is still `intent`, found not
+    applied), so a retry runs it."""
+    with db.transaction(write=True) as cur:
+        cur.execute(
+            "DELETE FROM idempotency_keys WHERE user_id = %s AND key = %s AND appended IS NULL "
+            "AND COALESCE(intent, '') = %s",
+            (user_id, key, intent),
+        )
