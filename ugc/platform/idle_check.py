@@ -30,8 +30,10 @@ class IdleCheck:
         self._returned: WeakKeyDictionary[Any, float] = WeakKeyDictionary()
 
     def _idle(self, conn: Any) -> bool:
+        """Whether `conn` sat unused longer than `idle`, or was never handed out (a pool opens its
+        first connections at start, and a session cut before their first use kills them unused)."""
         returned = self._returned.get(conn)
-        return returned is not None and time.monotonic() - returned > self.idle
+        return returned is None or time.monotonic() - returned > self.idle
 
     def check(self, conn: psycopg.Connection[Any]) -> None:
         if self._idle(conn):
