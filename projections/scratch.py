@@ -32,7 +32,7 @@ from pathlib import Path
 
 from readmodels.schema import LATER_INDEXES, READ_MODELS
 from ugc.config import sqlite_path
-from ugc.platform.database import Database
+from ugc.platform.database import Database, sqlite_transaction
 from ugc.platform.dialect import Cursor
 
 PREFIX = "ugc_scratch_"
@@ -86,18 +86,8 @@ class ScratchSet:
                 cur.execute(f"SET LOCAL search_path TO {self.scratch}, {self.live}")
                 yield cur
             return
-        connection = self._connection()
-        cursor = connection.cursor()
-        cursor.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-        try:
-            yield Cursor(cursor, "sqlite")
-        except BaseException:
-            connection.rollback()
-            raise
-        else:
-            connection.commit()
-        finally:
-            cursor.close()
+        with sqlite_transaction(self._connection(), write=write) as cur:
+            yield cur
 
     def columns(self, cur: Cursor, schema: str, table: str) -> list[str]:
         """The columns of `table` in `schema` (`self.scratch` or `self.live`), in their order."""

@@ -21,6 +21,7 @@ from typing import Protocol
 from uuid import UUID
 
 GENESIS = bytes(32)  # the "previous hash" of every stream's version 1 and the link before a log's first event
+BACKLOG_BATCH = 5_000  # unchained events chained per transaction by `ugc migrate`
 
 
 def format_time(moment: datetime | None) -> str | None:

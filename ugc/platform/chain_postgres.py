@@ -22,6 +22,7 @@ from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
 
 from ugc.platform.chain import (
+    BACKLOG_BATCH,
     GENESIS,
     ChainHead,
     ChainRow,
@@ -31,8 +32,6 @@ from ugc.platform.chain import (
     format_time,
     predecessors,
 )
-
-BACKLOG_BATCH = 5_000  # unchained events chained per transaction by `ugc migrate`
 
 
 class ChainedPostgresRecorder(PostgresApplicationRecorder):

@@ -17,6 +17,7 @@ from eventsourcing.persistence import StoredEvent
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore
 
 from ugc.platform.chain import (
+    BACKLOG_BATCH,
     GENESIS,
     ChainHead,
     ChainRow,
@@ -27,7 +28,6 @@ from ugc.platform.chain import (
     predecessors,
 )
 
-BACKLOG_BATCH = 5_000  # unchained events chained per transaction by `ugc migrate`
 CHAIN_TABLE = "stored_events_chain"
 
 _RECORDED = (

@@ -130,18 +130,8 @@ class Database:
                 with conn.pipeline() if pipelined else nullcontext(), conn.transaction(), conn.cursor() as cur:
                     yield Cursor(cur, "postgresql")
             return
-        connection = self._sqlite_connection()
-        cursor = connection.cursor()
-        cursor.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-        try:
-            yield Cursor(cursor, "sqlite")
-        except BaseException:
-            connection.rollback()
-            raise
-        else:
-            connection.commit()
-        finally:
-            cursor.close()
+        with sqlite_transaction(self._sqlite_connection(), write=write) as cur:
+            yield cur
 
     @contextmanager
     def read(self) -> Iterator[Cursor]:
@@ -341,6 +331,23 @@ class Database:
             for connection in self._connections:
                 connection.close()
             self._connections.clear()
+
+
+@contextmanager
+def sqlite_transaction(connection: sqlite3.Connection, *, write: bool) -> Iterator[Cursor]:
+    """One transaction on `connection`: BEGIN IMMEDIATE takes the write lock up front when `write`
+    (a lock upgraded half way through could fail), committed if the block ends well."""
+    cursor = connection.cursor()
+    cursor.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+    try:
+        yield Cursor(cursor, "sqlite")
+    except BaseException:
+        connection.rollback()
+        raise
+    else:
+        connection.commit()
+    finally:
+        cursor.close()
 
 
 def _identifier(name: str) -> str:
