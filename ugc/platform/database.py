@@ -82,6 +82,7 @@ class Database:
                 check=idle.check,
                 reset=idle.reset,
             )
+            idle.pool = self._pool
         elif url.startswith("sqlite:///"):
             self.dialect = "sqlite"
             self._pool = None
@@ -218,6 +219,7 @@ class Database:
                 check=idle.check_async,
                 reset=idle.reset_async,
             )
+            idle.async_pool = self._async_pool
             # Opened before any other coroutine runs: its lock is free, so open() does not yield first.
             await self._async_pool.open()
         return self._async_pool
