@@ -203,6 +203,7 @@ CONNECTION_HEAVY = {
     "test_idempotency_crash",
     "test_multiprocess_realtime",
     "test_leases",
+    "test_lease_termination",
     "test_rebuild_under_load",
 }
 # The slowest modules start first (in this order, from `--durations` of a serial run), so that no

@@ -119,6 +119,31 @@ class World:
         tokens = self.client.post("/api/auth/token/", json={"username": name, "password": PASSWORD}).json()
         return user | {"headers": {"Authorization": f"Bearer {tokens['access']}"}}
 
+    def creator_with_service(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """A verified creator and the service it offers (once the categories are seeded)."""
+        while not self.client.get("/api/v1/categories/").json()["results"]:
+            time.sleep(0.1)
+        creator = self.user(verified=True)
+        profile = self.client.post(
+            "/api/v1/users/me/creator-profile/", headers=creator["headers"], json={"specialization": "Видео"}
+        )
+        assert profile.status_code == 201, profile.text
+        category = self.client.get("/api/v1/categories/").json()["results"][0]["id"]
+        service = self.client.post(
+            "/api/v1/services/",
+            headers=creator["headers"],
+            json={
+                "title": "Видеообзор",
+                "description": "Сниму обзор",
+                "category_id": category,
+                "base_price": 1000,
+                "delivery_time": 7,
+            },
+        )
+        assert service.status_code == 201, service.text
+        offered: dict[str, Any] = service.json()
+        return creator, offered
+
 
 class Traffic:
     """A buyer placing orders and strangers registering, one after another, until stopped."""
@@ -182,6 +207,32 @@ class Traffic:
         return sum(1 for sent, status, _ in list(self.answers) if sent >= at and status == 201)
 
 
+def start_projectors(env: dict[str, str], directory: Path, stack: ExitStack) -> list[subprocess.Popen[bytes]]:
+    """Two `ugc project` processes, logging to `directory`/project-N.log, ended when `stack` closes."""
+    projectors = []
+    for number in (1, 2):
+        log = stack.enter_context(open(directory / f"project-{number}.log", "wb"))
+        process = subprocess.Popen(
+            [sys.executable, "-m", "ugc.cli", "project"],
+            env=server_environment(env),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        projectors.append(process)
+        stack.callback(_end, process)
+    return projectors
+
+
+def until_shared(db: Database, directory: Path) -> Counter[int]:
+    """Wait until every lease is held and both projectors hold some; the leases per projector's pid."""
+    deadline = time.monotonic() + 60
+    while len({pid_of(h) for h in holders(db).values() if h}) < 2 or None in holders(db).values():
+        assert time.monotonic() < deadline, (holders(db), _logs(directory))
+        time.sleep(0.1)
+    return Counter(pid_of(h) for h in holders(db).values() if h)
+
+
 def holders(db: Database) -> dict[str, str | None]:
     return {name: state.holder for name, state in leases.states(db).items()}
 
@@ -231,55 +282,21 @@ def test_projectors_share_leases_and_replace_a_frozen_or_dead_holder(
             "UGC_READ_YOUR_WRITES_TIMEOUT": "10",
         }
         server = stack.enter_context(start_server(env, log_dir=tmp_path))
-        projectors: list[subprocess.Popen[bytes]] = []
-        for number in (1, 2):
-            log = stack.enter_context(open(tmp_path / f"project-{number}.log", "wb"))
-            process = subprocess.Popen(
-                [sys.executable, "-m", "ugc.cli", "project"],
-                env=server_environment(env),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-            projectors.append(process)
-            stack.callback(_end, process)
+        projectors = start_projectors(env, tmp_path, stack)
         by_pid = {process.pid: process for process in projectors}
         db = Database(url)
         stack.callback(db.close)
 
         # 1. Both projectors hold a share.
-        deadline = time.monotonic() + 60
-        while len({pid_of(h) for h in holders(db).values() if h}) < 2 or None in holders(db).values():
-            assert time.monotonic() < deadline, (holders(db), _logs(tmp_path))
-            time.sleep(0.1)
-        shares = Counter(pid_of(h) for h in holders(db).values() if h)
+        shares = until_shared(db, tmp_path)
         print(f"\n[{backend}] leases per projector: {dict(shares)}")
         assert all(count >= 2 for count in shares.values()), shares
 
         client = stack.enter_context(httpx.Client(base_url=server.url, timeout=60))
         world = World(client, handler)
-        while not client.get("/api/v1/categories/").json()["results"]:
-            time.sleep(0.1)
-        creator = world.user(verified=True)
-        profile = client.post(
-            "/api/v1/users/me/creator-profile/", headers=creator["headers"], json={"specialization": "Видео"}
-        )
-        assert profile.status_code == 201, profile.text
-        category = client.get("/api/v1/categories/").json()["results"][0]["id"]
-        service = client.post(
-            "/api/v1/services/",
-            headers=creator["headers"],
-            json={
-                "title": "Видеообзор",
-                "description": "Сниму обзор",
-                "category_id": category,
-                "base_price": 1000,
-                "delivery_time": 7,
-            },
-        )
-        assert service.status_code == 201, service.text
+        creator, service = world.creator_with_service()
         buyer = world.user(verified=True)
-        traffic = stack.enter_context(Traffic(world, server.url, buyer, service.json()))
+        traffic = stack.enter_context(Traffic(world, server.url, buyer, service))
         time.sleep(1.0)
 
         # 2. Freeze the holder of `orders`: all its leases pass to the other within the bound.
