@@ -322,7 +322,8 @@ class ProjectionRunner:
 
     def start(self) -> None:
         """Run in background threads until `stop()`: hold a fair share of the leases, catch up, follow."""
-        self.keeper = LeaseKeeper(self.db, self.lease_names(), changed=self.progress.nudge)
+        weights = {p.name: p.weight for p in self.projections}
+        self.keeper = LeaseKeeper(self.db, self.lease_names(), weights=weights, changed=self.progress.nudge)
         self.keeper.start()
         self._threads = [threading.Thread(target=self._work, name="projection-runner", daemon=True)]
         if self.db.dialect == "postgresql":

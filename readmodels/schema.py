@@ -94,6 +94,7 @@ def create_tables(db: Database) -> None:
             db.create_sequence(cur, kind)
         add_later_columns(cur)
         idempotency_keys.add_later_columns(cur)
+        leases.add_later_columns(cur)
         for _, index in LATER_INDEXES:
             cur.execute(index)
 
