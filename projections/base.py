@@ -30,10 +30,6 @@ class Projection(ABC):
     # Bumped when a change of the code changes what it writes: a runner that starts with another
     # version stored than declared rebuilds the projection blue/green (projections/bluegreen.py).
     version: ClassVar[int] = 1
-    # What following its logs costs, relative to the others (bench/leases_catchup.py --costs measures
-    # it): the leases are balanced between processes by weight (projections/leasing.py), so the
-    # costly ones do not end up in one process while another idles.
-    weight: ClassVar[float] = 1.0
     # The log position (notification id) of the event a read-model handler is applying; the
     # runner sets it before each call, for rows that must be keyed by where their event sits.
     position: int = 0

@@ -28,7 +28,6 @@ class CreatorStatsProjection(Projection):
     name = "creator_stats"
     applications: ClassVar[tuple[str, ...]] = (Orders.name,)
     tables: ClassVar[tuple[str, ...]] = ("creator_stats", "creator_stats_orders")
-    weight = 1.0
 
     def __init__(self) -> None:
         self._placed = HeldInserts()  # a batch's new orders, written before its changes are added

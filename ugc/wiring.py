@@ -41,7 +41,7 @@ from commands.standing import Standings
 from projections.base import Projection
 from projections.bluegreen import VersionUpgrade
 from projections.operations import status as projection_status
-from projections.registry import all_projections
+from projections.registry import LEASE_WEIGHTS, all_projections
 from projections.runner import JOBS_LEASE, ProjectionRunner
 from readmodels.orders import due_for_auto_completion
 from readmodels.schema import create_tables
@@ -120,6 +120,7 @@ def projection_runner(
         jobs=[auto_completer.run_once, audit_checkpoints(settings, stores).run_once]
         if only is None or JOBS_LEASE in only
         else [],
+        lease_weights=LEASE_WEIGHTS,
         max_attempts=settings.projection_max_attempts,
     )
     until_reachable(runner.register, what="start")
