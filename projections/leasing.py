@@ -109,7 +109,7 @@ class LeaseKeeper:
 
     @contextmanager
     def using(self, names: Sequence[str]) -> Iterator[None]:
-        """Hold `names` for one batch: the keeper gives none of them up for a fair share until it ends
+        """Hold `names` for one batch: the keeper gives none of them up for the balance until it ends
         (a side effect would otherwise be done here and again by the next holder). LeaseLost if one
         is no longer held."""
         with self._lock:

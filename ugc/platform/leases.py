@@ -5,7 +5,7 @@ expires. Expiry is read on the database's clock (`NOW`), never a process's, so t
 clocks disagree still agree on who holds what. A holder renews its leases every tick; one that
 stops (dead, frozen, cut off) loses them when they expire, and another process acquires them with
 a new token. Every batch checks its lease in its own transaction (`fence`), so a holder that lost
-one commits nothing more under it. `lease_members` lists the processes alive, for a fair share.
+one commits nothing more under it. `lease_members` lists the processes alive and what each runs, for the balance.
 
 The coordination lives here; who acquires what, and when, is `projections/leasing.py`.
 """
@@ -155,7 +155,7 @@ def acquire(cur: Cursor, name: str, holder: str, ttl: float) -> tuple[int, str |
 
 
 def release(cur: Cursor, name: str, holder: str, token: int) -> None:
-    """Give lease `name` up now (for another member's fair share)."""
+    """Give lease `name` up now (the balance gives it to another member)."""
     cur.execute(
         f"UPDATE leases SET holder = NULL, expires_at = {_now(cur)} WHERE name = %s AND holder = %s AND token = %s",
         (name, holder, token),
