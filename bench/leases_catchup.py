@@ -275,6 +275,11 @@ def main() -> None:
     parser.add_argument("--orders", type=int, default=20_000)
     parser.add_argument("--repeat", type=int, default=1, help="runs of each catch-up; the fastest is kept")
     parser.add_argument("--costs", action="store_true", help="also each of the four alone, in this process")
+    parser.add_argument(
+        "--without-only",
+        action="store_true",
+        help="the projectors run every projection, only the set is rewound (code before `ugc project --only`)",
+    )
     parser.add_argument("--no-record", action="store_true", help="print only")
     args = parser.parse_args()
     began = datetime.now(UTC)
@@ -292,7 +297,7 @@ def main() -> None:
             for _ in range(args.repeat):
                 for processes in (1, 2):
                     applied = rewind(url, env, names)
-                    run = catch_up(url, env, processes, chosen, names is not None, Path(tmp))
+                    run = catch_up(url, env, processes, chosen, names is not None and not args.without_only, Path(tmp))
                     print(
                         f"{label}, {processes} projector(s): {applied} events in {run.seconds:.2f} s {run.split}",
                         file=sys.stderr,
@@ -308,7 +313,8 @@ def main() -> None:
         f"## Leases: catch-up by 1 vs 2 projectors, connections ({began:%Y-%m-%d %H:%M} UTC)",
         "",
         f"Command: `.venv/bin/python bench/leases_catchup.py --orders {args.orders} --repeat {args.repeat}"
-        f"{' --costs' if args.costs else ''}`. Machine: 2 cores, shared with other sessions' work while it ran",
+        f"{' --costs' if args.costs else ''}{' --without-only' if args.without_only else ''}`.",
+        "Machine: 2 cores, shared with other sessions' work while it ran",
         '(figures are indicative; "others" is what the rest of the machine used meanwhile).',
         f"Lease weights (projections/registry.py): {LEASE_WEIGHTS}.",
         "",
