@@ -17,7 +17,8 @@ budget of README "Connection budget" for that layout.
 `--costs` first catches up each of the four alone in this process (no leases), and the four
 together: what projections/registry.py's LEASE_WEIGHTS should say.
 
-Usage:  .venv/bin/python bench/leases_catchup.py [--orders 20000] [--repeat 1] [--costs] [--no-record]
+Usage:  .venv/bin/python bench/leases_catchup.py [--orders 20000] [--repeat 1] [--costs] [--patience S]
+        [--without-only] [--no-record]
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import common
 import psycopg
 from ceilings import hello_world, pg_insert
 from common import cpu_snapshot, cpu_used, free_port, fresh_database, machine_cpu, postgres_database, record
@@ -280,8 +282,16 @@ def main() -> None:
         action="store_true",
         help="the projectors run every projection, only the set is rewound (code before `ugc project --only`)",
     )
+    parser.add_argument(
+        "--patience",
+        type=float,
+        default=common.QUIET_LIMIT,
+        help="seconds the hello-world ceiling waits for a quiet machine (one attempt when lowered)",
+    )
     parser.add_argument("--no-record", action="store_true", help="print only")
     args = parser.parse_args()
+    if args.patience < common.QUIET_LIMIT:
+        common.QUIET_LIMIT, common.ATTEMPTS = args.patience, 1
     began = datetime.now(UTC)
     sets: list[tuple[str, Sequence[str] | None]] = [
         (f"the {len(FOUR)} read models of the orders log", FOUR),
@@ -313,7 +323,8 @@ def main() -> None:
         f"## Leases: catch-up by 1 vs 2 projectors, connections ({began:%Y-%m-%d %H:%M} UTC)",
         "",
         f"Command: `.venv/bin/python bench/leases_catchup.py --orders {args.orders} --repeat {args.repeat}"
-        f"{' --costs' if args.costs else ''}{' --without-only' if args.without_only else ''}`.",
+        f"{' --costs' if args.costs else ''}{' --without-only' if args.without_only else ''}"
+        f" --patience {args.patience:g}`.",
         "Machine: 2 cores, shared with other sessions' work while it ran",
         '(figures are indicative; "others" is what the rest of the machine used meanwhile).',
         f"Lease weights (projections/registry.py): {LEASE_WEIGHTS}.",
