@@ -2,7 +2,8 @@
 a share balanced by weight between members, also when they run different projections; a lease in
 use given up only once its batch ends; a lapsed lease taken over with a greater token; the old holder's batch
 refused by the fence, committing nothing; on PostgreSQL, a holder frozen inside its batch does not
-keep its successor waiting; a mail abandoned at its last moment is not delivered."""
+keep its successor waiting; a mail abandoned at its last moment is not delivered; a projector given
+only some projections (`ugc project --only`) runs those."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from commands.accounts import AccountCommands, Register
 from projections.accounts import AccountsProjection
 from projections.leasing import LeaseKeeper
 from projections.mail import Mailer
-from projections.runner import ProjectionRunner
+from projections.runner import JOBS_LEASE, ProjectionRunner
 from readmodels import tracking
 from readmodels.waiting import Progress
 from tests.servers import free_port
@@ -31,7 +32,7 @@ from ugc.platform import leases
 from ugc.platform.database import Database
 from ugc.platform.dialect import Cursor
 from ugc.platform.store import Accounts, EventStores
-from ugc.wiring import migrate
+from ugc.wiring import migrate, projection_runner
 
 TTL = 0.6
 
@@ -235,3 +236,19 @@ def test_a_mail_whose_sender_lost_its_lease_at_the_last_moment_is_not_delivered(
     with pytest.raises(leases.LeaseLost):
         outbox.send(to="a@example.com", subject="Тема", body="текст", message_key="k3", go_ahead=lost)
     assert not (tmp_path / "outbox" / "k3.eml").exists()
+
+
+def test_a_projector_runs_only_the_projections_it_is_given(settings: Settings, db: Database) -> None:
+    """`ugc project --only`: those projections and their leases, the jobs only if `scheduler` is named."""
+    stores = EventStores(settings.database_url)
+    try:
+        with projection_runner(settings, db, stores, Progress(), only=["orders", "notifications"]) as runner:
+            assert sorted(p.name for p in runner.projections) == ["notifications", "orders"]
+            assert sorted(runner.lease_names()) == ["notifications", "orders"]
+        with projection_runner(settings, db, stores, Progress(), only=["accounts", JOBS_LEASE]) as runner:
+            assert sorted(runner.lease_names()) == ["accounts", JOBS_LEASE]
+        with pytest.raises(ValueError, match="no projection named nope; known: accounts"):
+            with projection_runner(settings, db, stores, Progress(), only=["nope"]):
+                pass
+    finally:
+        stores.close()
