@@ -8,8 +8,10 @@ together: the four read models that follow the orders log (FOUR: the processes r
 rewound to 0 (one transaction, as `ugc rebuild` does); the clock runs from the processes' start
 until each of them reaches its logs' heads. The figure is events applied per second (events of the
 logs x read models following them / seconds), against the same run's PostgreSQL INSERT+COMMIT
-ceiling (bench/ceilings.py); beside it the CPU the projectors and PostgreSQL used (cores), what the
-rest of the machine used meanwhile, and how the leases were split when the set was caught up.
+ceiling (bench/ceilings.py); then the same rate counted only from the moment every process held
+leases of the set (each started, the balance moved its share to it), which leaves each process's
+start out; beside them the CPU the projectors and PostgreSQL used (cores), what the rest of the
+machine used meanwhile, and how the leases were split when the set was caught up.
 Then `ugc serve --workers 4` and two `ugc project` run side by side (UGC_PROJECTIONS=external)
 under a few requests, and the peak of `pg_stat_activity` for the database is set against the
 budget of README "Connection budget" for that layout.
@@ -109,14 +111,18 @@ def rewind(url: str, env: dict[str, str], names: Sequence[str] | None) -> int:
         db.close()
 
 
-def standing(conn: psycopg.Connection[tuple[object, ...]], names: Sequence[str]) -> tuple[dict[str, int], int]:
-    """The lowest position of `names` on each log, and the sum of all their positions (it moves at every batch)."""
+def standing(
+    conn: psycopg.Connection[tuple[object, ...]], names: Sequence[str], heads: dict[str, int]
+) -> tuple[int, int]:
+    """Events `names` have still to apply (log x read models), and how many processes hold their leases."""
     rows = conn.execute(
-        "SELECT application, MIN(position), SUM(position) FROM projection_tracking WHERE projection = ANY(%s) "
-        "GROUP BY 1",
-        (list(names),),
+        "SELECT application, position FROM projection_tracking WHERE projection = ANY(%s)", (list(names),)
     ).fetchall()
-    return {str(app): int(str(low)) for app, low, _ in rows}, sum(int(str(total)) for _, _, total in rows)
+    held = conn.execute(
+        "SELECT COUNT(DISTINCT holder) FROM leases WHERE name = ANY(%s) AND holder IS NOT NULL", (list(names),)
+    ).fetchone()
+    left = sum(max(0, heads[str(application)] - int(str(position))) for application, position in rows)
+    return left, int(str(held[0])) if held else 0
 
 
 def heads_of(url: str) -> dict[str, int]:
@@ -140,7 +146,9 @@ def lease_split(url: str, names: Sequence[str]) -> list[list[str]]:
 @dataclass(frozen=True)
 class CatchUp:
     seconds: float  # from the processes' start (imports, migration, leases included)
-    applying: float  # from the first batch committed: the catch-up proper
+    # Events applied per second from the moment every process held leases of the set (each has
+    # started, and the balance has moved its share to it) to the end: the processes working together.
+    shared_rate: float | None  # None: caught up before that moment
     projector_cores: float  # CPU of the projector processes / seconds
     postgres_cores: float  # CPU of PostgreSQL's backends for the database / seconds
     other_cores: float  # the rest of the machine meanwhile (other people's work)
@@ -158,19 +166,19 @@ def catch_up(url: str, env: dict[str, str], processes: int, names: Sequence[str]
     started = time.monotonic()
     running = [subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT) for log in logs]
     try:
-        first_batch = None
+        shared: tuple[float, int] | None = None  # when every process held leases, and the events left then
         with psycopg.connect(url, autocommit=True) as conn:  # one connection: a new one each poll forks a backend
             while True:
-                lowest, moved = standing(conn, names)
-                if first_batch is None and moved:
-                    first_batch = time.monotonic()
-                if all(lowest[application] >= heads[application] for application in lowest):
+                left, holders = standing(conn, names, heads)
+                if shared is None and holders >= processes:
+                    shared = (time.monotonic(), left)
+                if not left:
                     break
                 if time.monotonic() - started > 1800:
                     raise TimeoutError("the projectors did not catch up in 30 minutes")
                 time.sleep(0.02)
         ended = time.monotonic()
-        seconds, applying = ended - started, ended - (first_batch or started)
+        shared_rate = shared[1] / (ended - shared[0]) if shared is not None and shared[1] else None
         split = lease_split(url, names)
         used = cpu_used(before, cpu_snapshot())
         busy = machine_cpu()[0] - busy
@@ -188,7 +196,8 @@ def catch_up(url: str, env: dict[str, str], processes: int, names: Sequence[str]
     pids = {process.pid for process in running}
     projectors = sum(cpu for pid, (_, cpu) in used.items() if pid in pids)
     others = busy - projectors - postgres - (sum(os.times()[:2]) - sum(mine[:2]))
-    return CatchUp(seconds, applying, projectors / seconds, postgres / seconds, others / seconds, split)
+    seconds = ended - started
+    return CatchUp(seconds, shared_rate, projectors / seconds, postgres / seconds, others / seconds, split)
 
 
 def costs(url: str, env: dict[str, str]) -> list[tuple[str, float]]:
@@ -329,25 +338,31 @@ def main() -> None:
         '(figures are indicative; "others" is what the rest of the machine used meanwhile).',
         f"Lease weights (projections/registry.py): {LEASE_WEIGHTS}.",
         "",
-        "| set | projectors | events applied (log x read models) | seconds from start / from first batch "
-        "| events/s (from start) | ratio to INSERT ceiling | cores: projectors / PostgreSQL / others "
+        "| set | projectors | events applied (log x read models) | seconds from start | events/s (from start) "
+        "| ratio to INSERT ceiling | events/s once every process held its share "
+        "| cores: projectors / PostgreSQL / others "
         "| leases per process at the end |",
-        "|---|---:|---:|---:|---:|---:|---|---|",
+        "|---|---:|---:|---:|---:|---:|---:|---|---|",
     ]
     for (label, processes), (applied, run) in figures.items():
         rate = applied / run.seconds
         split = " \\| ".join(", ".join(held) for held in run.split)
         lines.append(
-            f"| {label} | {processes} | {applied:,} | {run.seconds:.2f} / {run.applying:.2f} | {rate:,.0f} "
-            f"| {rate / insert.tps:.2f} "
+            f"| {label} | {processes} | {applied:,} | {run.seconds:.2f} | {rate:,.0f} "
+            f"| {rate / insert.tps:.2f} | {'–' if run.shared_rate is None else f'{run.shared_rate:,.0f}'} "
             f"| {run.projector_cores:.2f} / {run.postgres_cores:.2f} / {run.other_cores:.2f} | {split} |"
         )
     lines.append("")
     for label, _ in sets:
         one, two = (figures[(label, n)][1] for n in (1, 2))
+        together = (
+            f"{two.shared_rate / one.shared_rate:.2f}x"
+            if one.shared_rate is not None and two.shared_rate is not None
+            else "– (caught up before every process held its share)"
+        )
         lines.append(
             f"Two projectors against one, {label}: **{one.seconds / two.seconds:.2f}x** from start, "
-            f"{one.applying / two.applying:.2f}x from the first batch."
+            f"{together} once every process held its share."
         )
     if alone:
         lines += [
