@@ -252,3 +252,16 @@ def test_a_projector_runs_only_the_projections_it_is_given(settings: Settings, d
                 pass
     finally:
         stores.close()
+
+
+def test_members_of_a_database_older_than_their_leases_column_get_it_at_migration(db: Database) -> None:
+    with db.transaction(write=True) as cur:
+        cur.execute("DELETE FROM lease_members")
+        cur.execute("ALTER TABLE lease_members DROP COLUMN leases")
+    migrate(db)
+    a = keeper(db, [f"older_{uuid.uuid4().hex[:6]}"])
+    try:
+        a.tick()
+        assert len(a.held()) == 1
+    finally:
+        a.stop()

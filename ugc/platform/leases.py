@@ -5,7 +5,8 @@ expires. Expiry is read on the database's clock (`NOW`), never a process's, so t
 clocks disagree still agree on who holds what. A holder renews its leases every tick; one that
 stops (dead, frozen, cut off) loses them when they expire, and another process acquires them with
 a new token. Every batch checks its lease in its own transaction (`fence`), so a holder that lost
-one commits nothing more under it. `lease_members` lists the processes alive and what each runs, for the balance.
+one commits nothing more under it. `lease_members` lists the processes alive and the leases each
+runs, with their weights, for the balance.
 
 The coordination lives here; who acquires what, and when, is `projections/leasing.py`.
 """
