@@ -1,23 +1,26 @@
 """This process's share of the projections' leases: acquired, renewed, balanced, given up.
 
 Every process that runs projections (`ugc project`, or `ugc serve` inline) keeps one `LeaseKeeper`.
-Each tick (TICK) it says it is alive, renews what it holds and takes or gives leases until it holds
-its fair share: ceil(leases / live members). A member that stops ticking — dead, frozen, cut off —
-loses its leases TTL seconds after its last renewal; the others' next tick takes them over, so a
-projection is without a runner for at most TTL + TICK (+ a batch). The runner applies only what the
-keeper holds, and each batch checks its lease again in its own transaction (`leases.fence`).
+Each tick (TICK) it says it is alive and which leases it runs with their weights (the projections'
+declared cost), renews what it holds, and takes or gives leases until it holds what the balance
+(`assign`) gives it: heaviest first, each to the member that runs it with the least weight so far.
+Every member computes the same balance from the same rows, so a lease moves only when members come
+or go. A member that stops ticking — dead, frozen, cut off — loses its leases TTL seconds after its
+last renewal; the others' next tick takes them over, so a projection is without a runner for at
+most TTL + TICK (+ a batch). A lease nobody took for TTL after it lapsed (members that disagree on
+the balance: another version's weights) is taken by whoever runs it. The runner applies only what
+the keeper holds, and each batch checks its lease again in its own transaction (`leases.fence`).
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import os
 import re
 import secrets
 import socket
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 import psycopg
@@ -35,9 +38,31 @@ log = logging.getLogger(__name__)
 # takes a dead or frozen holder's projections over 3-3.5 s after its last renewal.
 TTL = 3.0
 TICK = 0.5
+# How soon the keeper ticks again while another member still holds a lease the balance gives it
+# (that member gives it up after its batch): a new member has its share within a batch or so.
+WANTING_TICK = 0.1
 # The keeper's statements never queue long behind a lock (a batch's fence holds its lease row
 # share-locked until the batch commits): better one tick skipped than renewals late.
 KEEPER_OPTIONS = "-c lock_timeout=500 -c TimeZone=UTC"
+
+
+def assign(members: Mapping[str, Mapping[str, float]]) -> dict[str, str]:
+    """Lease name -> the member that should hold it, from each member's leases and their weights.
+
+    Heaviest first (then by name), each to the member that runs it with the least weight assigned so
+    far (then the first by name): the longest-processing-time rule, within 4/3 of the best split.
+    """
+    weights: dict[str, float] = {}
+    for runs in members.values():
+        for name, weight in runs.items():
+            weights[name] = max(weight, weights.get(name, weight))
+    load = dict.fromkeys(members, 0.0)
+    owners: dict[str, str] = {}
+    for name in sorted(weights, key=lambda n: (-weights[n], n)):
+        owner = min((member for member, runs in members.items() if name in runs), key=lambda m: (load[m], m))
+        owners[name] = owner
+        load[owner] += weights[name]
+    return owners
 
 
 def holder_id() -> str:
@@ -52,6 +77,7 @@ class LeaseKeeper:
         db: Database,
         names: Sequence[str],
         *,
+        weights: Mapping[str, float] | None = None,
         holder: str | None = None,
         ttl: float = TTL,
         tick: float = TICK,
@@ -59,12 +85,17 @@ class LeaseKeeper:
     ) -> None:
         self.db = db
         self.names = sorted(names)
+        # What each lease costs to run, relatively (1 when not said): the balance between members.
+        self.weights = {name: float((weights or {}).get(name, 1.0)) for name in self.names}
         self.holder = holder or holder_id()
         self.ttl = ttl
         self.tick_every = tick
         self.changed = changed  # called when the leases held change (the runner wakes up)
         self._held: dict[str, int] = {}  # name -> token
         self._busy: set[str] = set()  # leases a batch of this process is using: never given up meanwhile
+        self._leaving: set[str] = set()  # held, but the balance gives them to another: no new batch on them
+        self._wanting = False  # the balance gives this member a lease another still holds
+        self._wake = threading.Event()  # tick now: a batch on a leaving lease ended, or stopping
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -72,13 +103,13 @@ class LeaseKeeper:
         self._ensured = False  # the lease rows exist (made at the first tick that reaches the database)
 
     def held(self) -> dict[str, int]:
-        """The leases held now, name -> fencing token (a copy)."""
+        """The leases to run now, name -> fencing token (a copy): not those being given up."""
         with self._lock:
-            return dict(self._held)
+            return {name: token for name, token in self._held.items() if name not in self._leaving}
 
     @contextmanager
     def using(self, names: Sequence[str]) -> Iterator[None]:
-        """Hold `names` for one batch: the keeper gives none of them up for a fair share until it ends
+        """Hold `names` for one batch: the keeper gives none of them up for the balance until it ends
         (a side effect would otherwise be done here and again by the next holder). LeaseLost if one
         is no longer held."""
         with self._lock:
@@ -91,6 +122,8 @@ class LeaseKeeper:
         finally:
             with self._lock:
                 self._busy.difference_update(names)
+                if self._leaving.intersection(names):
+                    self._wake.set()  # give it up now, not at the next tick
 
     def lost(self, names: Sequence[str]) -> None:
         """Forget leases a batch found lost; the next tick may acquire them again, with a new token."""
@@ -105,6 +138,7 @@ class LeaseKeeper:
     def stop(self) -> None:
         """Stop ticking and give every lease up at once, so another member need not wait for expiry."""
         self._stopping.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
         try:
@@ -124,35 +158,38 @@ class LeaseKeeper:
             except Exception as error:
                 log.warning("lease keeper: %s; trying again", error)
                 self._drop_connection()
-            self._stopping.wait(self.tick_every)
+            self._wake.wait(WANTING_TICK if self._wanting else self.tick_every)
+            self._wake.clear()
 
     def tick(self) -> None:
-        """One round: attend, renew, then take or give leases up to the fair share."""
-        before = self.held()
+        """One round: attend, renew, then give up what the balance gives another and take what it gives this one."""
+        shown = self.held()
+        with self._lock:
+            before = dict(self._held)  # those being given up too: held until released
         with self._cursor() as cur:
             if not self._ensured:
                 leases.ensure(cur, self.names)
                 self._ensured = True
-            members = leases.attend(cur, self.holder, self.ttl)
+            owners = assign(leases.attend(cur, self.holder, self.ttl, self.weights))
             renewed = leases.renew(cur, self.holder, before, self.ttl)
             held = {name: token for name, token in before.items() if name in renewed}
             for name in sorted(set(before) - renewed):
                 log.warning("lease %s lost by %s (expired or taken over)", name, self.holder)
-            fair = math.ceil(len(self.names) / max(1, members))
+            mine = {name for name in self.names if owners.get(name) == self.holder}
             with self._lock:
-                # Not one a batch is using; once chosen, no batch starts on it.
-                idle = [name for name in sorted(held, reverse=True) if name not in self._busy]
-                giving = idle[: max(0, len(held) - fair)]
+                # Not one a batch is using: it is given up once that batch ends, and no batch starts on it.
+                extra = sorted(set(held) - mine)
+                giving = [name for name in extra if name not in self._busy]
+                self._leaving = set(extra) - set(giving)
                 for name in giving:
                     self._held.pop(name, None)
             for name in giving:
                 leases.release(cur, name, self.holder, held.pop(name))
-                log.info("lease %s released by %s for another member's share", name, self.holder)
-            for name in self.names:
-                if len(held) >= fair:
-                    break
-                if name in held:
-                    continue
+                log.info("lease %s released by %s: the balance gives it to %s", name, self.holder, owners[name])
+            unheld = leases.unheld(cur, [name for name in self.names if name not in held])
+            for name in sorted(unheld):
+                if name not in mine and unheld[name] < self.ttl:
+                    continue  # its member's to take
                 try:
                     taken = leases.acquire(cur, name, self.holder, self.ttl)
                 except psycopg.errors.LockNotAvailable:
@@ -173,7 +210,8 @@ class LeaseKeeper:
             # A lease a batch reported lost meanwhile was lost before this renewal, which proved it
             # ours again (same token: nobody held it in between).
             self._held = dict(held)
-        if held != before:
+            self._wanting = bool(mine - set(held))
+        if self.held() != shown:
             self.changed()
 
     def check(self, held: dict[str, int], *, margin: float = 0.0) -> None:

@@ -16,6 +16,7 @@ from functools import partial
 from typing import Any, ClassVar
 
 from projections.base import Handler, Projection
+from projections.held import HeldInserts, Insert
 from projections.notification_texts import notification_text
 from projections.outbox import Outbox
 from ugc.messaging import Message
@@ -26,6 +27,10 @@ from ugc.platform.dialect import Cursor, Row
 from ugc.platform.push import Publisher, Push, user_channel
 from ugc.platform.store import Messaging, Orders
 
+# An order's number and parties, from its Placed event: a batch's are written together.
+ORDER_PARTIES = Insert(
+    "notification_orders", {"order_uuid": "text", "order_id": "bigint", "buyer_id": "bigint", "creator_id": "bigint"}
+)
 ORDERS_KEPT = 5_000  # ~0.75 MB: the orders of the last minutes, whose lifecycles are still running
 
 
@@ -42,6 +47,7 @@ class NotificationsProjection(Projection):
     def __init__(self, publisher: Publisher | None = None) -> None:
         self.outbox = Outbox(publisher)
         self._held: list[_Held] = []  # notifications of the batch not written yet
+        self._parties = HeldInserts()  # the batch's new orders, written before one is looked up
         # Order uuid -> its number and parties, which never change: a lifecycle notification of a
         # recent order then needs no lookup (a statement whose answer the batch would wait for).
         self._orders = LRU[str, _Order](ORDERS_KEPT)
@@ -58,6 +64,7 @@ class NotificationsProjection(Projection):
 
     def aborted(self) -> None:
         self._held.clear()
+        self._parties.clear()
         self.outbox.discard()
 
     def notify(self, source: str, cur: Cursor, e: Any) -> None:
@@ -77,6 +84,7 @@ class NotificationsProjection(Projection):
         )
 
     def before_commit(self, cur: Cursor) -> None:
+        self._parties.write(cur)
         self._write_held(cur)
 
     def _order(self, cur: Cursor, e: Any) -> _Order:
@@ -84,14 +92,12 @@ class NotificationsProjection(Projection):
         uuid = str(e.originator_id)
         if isinstance(e, Order.Placed):
             order = _Order(e.number, Parties(buyer=e.buyer, creator=e.creator))
-            cur.execute(
-                "INSERT INTO notification_orders (order_uuid, order_id, buyer_id, creator_id) VALUES (%s, %s, %s, %s)",
-                (uuid, order.number, e.buyer, e.creator),
-            )
+            self._parties.add(ORDER_PARTIES, (uuid, order.number, e.buyer, e.creator))
         else:
             found = self._orders.get(uuid)
             if found is not None:
                 return found
+            self._parties.write(cur)  # the order may be one of the batch's
             row = cur.execute(
                 "SELECT order_id, buyer_id, creator_id FROM notification_orders WHERE order_uuid = %s", (uuid,)
             ).fetchone()

@@ -18,6 +18,12 @@ from projections.verification_mail import VerificationMailProjection
 from ugc.config import Settings
 from ugc.platform.push import Publisher
 
+# What following each projection's logs costs, relatively (1 when not named): the leases are balanced
+# between processes by weight (projections/leasing.py), so the costly ones do not end up in one
+# process while another idles. From each one's catch-up alone (`bench/leases_catchup.py --costs`),
+# the orders log's four read models carrying nearly all of it.
+LEASE_WEIGHTS: dict[str, float] = {"orders": 8.0, "notifications": 4.0, "creator_stats": 2.0, "listings": 2.0}
+
 
 def all_projections(settings: Settings, publisher: Publisher | None = None) -> list[Projection]:
     """`publisher` carries pushes to WebSocket clients; without one (rebuilds) nothing is pushed."""

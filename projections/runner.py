@@ -69,6 +69,7 @@ class ProjectionRunner:
         *,
         batch_size: int = BATCH_SIZE,
         jobs: Sequence[Callable[[], object]] = (),
+        lease_weights: Mapping[str, float] | None = None,
         max_attempts: int = MAX_ATTEMPTS,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
@@ -78,6 +79,7 @@ class ProjectionRunner:
         self.progress = progress
         self.batch_size = batch_size
         self.jobs = list(jobs)  # periodic work of the leader only, e.g. commands issued by time
+        self.lease_weights = dict(lease_weights or {})  # the leases' balance between processes (1 if unsaid)
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
         # Per (projection, application): a projection that fails on one log goes on with the others.
@@ -321,8 +323,8 @@ class ProjectionRunner:
         return [p.name for p in self.projections] + ([JOBS_LEASE] if self.jobs else [])
 
     def start(self) -> None:
-        """Run in background threads until `stop()`: hold a fair share of the leases, catch up, follow."""
-        self.keeper = LeaseKeeper(self.db, self.lease_names(), changed=self.progress.nudge)
+        """Run in background threads until `stop()`: hold its share of the leases (by weight), catch up, follow."""
+        self.keeper = LeaseKeeper(self.db, self.lease_names(), weights=self.lease_weights, changed=self.progress.nudge)
         self.keeper.start()
         self._threads = [threading.Thread(target=self._work, name="projection-runner", daemon=True)]
         if self.db.dialect == "postgresql":

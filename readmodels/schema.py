@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from readmodels import (
     catalog,
     creator_skills,
@@ -88,14 +90,30 @@ def create_tables(db: Database) -> None:
     with db.transaction(write=True) as cur:
         for statement in (*INFRASTRUCTURE, *(ddl for module in READ_MODELS for ddl in module)):
             sql = statement if isinstance(statement, str) else statement.get(db.dialect)
-            if sql:
+            if sql and not _index_exists(cur, sql):
                 cur.execute(sql.format(**db.types))
         for kind in ID_KINDS:
             db.create_sequence(cur, kind)
         add_later_columns(cur)
         idempotency_keys.add_later_columns(cur)
+        leases.add_later_columns(cur)
         for _, index in LATER_INDEXES:
-            cur.execute(index)
+            if not _index_exists(cur, index):
+                cur.execute(index)
+
+
+_CREATE_INDEX = re.compile(r"CREATE (?:UNIQUE )?INDEX IF NOT EXISTS (\w+) ")
+
+
+def _index_exists(cur: Cursor, sql: str) -> bool:
+    """Whether `sql` creates an index that exists already (PostgreSQL). Run anyway, CREATE INDEX IF NOT
+    EXISTS would lock its table (SHARE) until the migration commits: a process starting beside running
+    projectors deadlocked with their batches, which write those tables in another order."""
+    found = _CREATE_INDEX.match(sql)
+    if found is None or cur.dialect != "postgresql":
+        return False
+    row = cur.execute("SELECT to_regclass(%s) IS NOT NULL AS found", (found.group(1),)).fetchone()
+    return bool(row and row["found"])
 
 
 def add_later_columns(cur: Cursor) -> None:

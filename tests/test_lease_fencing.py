@@ -1,7 +1,9 @@
 """Leases and their fence, step by step (keepers ticked by hand, no threads), on SQLite and PostgreSQL:
-a fair share between members; a lapsed lease taken over with a greater token; the old holder's batch
+a share balanced by weight between members, also when they run different projections; a lease in
+use given up only once its batch ends; a lapsed lease taken over with a greater token; the old holder's batch
 refused by the fence, committing nothing; on PostgreSQL, a holder frozen inside its batch does not
-keep its successor waiting; a mail abandoned at its last moment is not delivered."""
+keep its successor waiting; a mail abandoned at its last moment is not delivered; a projector given
+only some projections (`ugc project --only`) runs those."""
 
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from commands.accounts import AccountCommands, Register
 from projections.accounts import AccountsProjection
 from projections.leasing import LeaseKeeper
 from projections.mail import Mailer
-from projections.runner import ProjectionRunner
+from projections.runner import JOBS_LEASE, ProjectionRunner
 from readmodels import tracking
 from readmodels.waiting import Progress
 from tests.servers import free_port
@@ -30,7 +32,7 @@ from ugc.platform import leases
 from ugc.platform.database import Database
 from ugc.platform.dialect import Cursor
 from ugc.platform.store import Accounts, EventStores
-from ugc.wiring import migrate
+from ugc.wiring import migrate, projection_runner
 
 TTL = 0.6
 
@@ -45,8 +47,8 @@ def db(settings: Settings) -> Iterator[Database]:
         database.close()
 
 
-def keeper(db: Database, names: list[str]) -> LeaseKeeper:
-    return LeaseKeeper(db, names, holder=f"test/{uuid.uuid4().hex[:8]}", ttl=TTL)
+def keeper(db: Database, names: list[str], weights: dict[str, float] | None = None) -> LeaseKeeper:
+    return LeaseKeeper(db, names, weights=weights, holder=f"test/{uuid.uuid4().hex[:8]}", ttl=TTL)
 
 
 def test_members_split_the_leases_fairly_and_a_lapsed_holder_is_replaced(db: Database) -> None:
@@ -58,9 +60,9 @@ def test_members_split_the_leases_fairly_and_a_lapsed_holder_is_replaced(db: Dat
         assert sorted(a.held()) == names  # alone: all of them
         b.tick()  # two members now: a holds more than its share, b finds nothing free yet
         assert b.held() == {}
-        a.tick()  # a gives up what exceeds ceil(5 / 2) = 3
+        a.tick()  # a gives up what the balance gives b: 3 and 2 of 5 equal weights
         b.tick()
-        assert len(a.held()) == 3 and len(b.held()) == 2 and not set(a.held()) & set(b.held())
+        assert sorted([len(a.held()), len(b.held())]) == [2, 3] and not set(a.held()) & set(b.held())
 
         # a stops renewing (dead or frozen): once its leases lapse, b takes them with greater tokens.
         before = a.held()
@@ -121,6 +123,47 @@ def test_a_batch_under_a_lost_lease_commits_nothing(settings: Settings, db: Data
             new.stop()
     finally:
         stores.close()
+
+
+def test_the_share_is_balanced_by_weight_also_between_members_that_run_different_leases(db: Database) -> None:
+    prefix = uuid.uuid4().hex[:6]
+    heavy, light = f"heavy_{prefix}", [f"light_{prefix}_{n}" for n in range(3)]
+    only = f"only_{prefix}"
+    weights = {heavy: 3.0} | dict.fromkeys(light, 1.0)
+    a, b = keeper(db, [heavy, *light], weights), keeper(db, [heavy, *light, only], weights)
+    try:
+        for member in (a, b, a, b):
+            member.tick()
+        held = {a.holder: set(a.held()), b.holder: set(b.held())}
+        # The heavy one alone on one side, the three light ones on the other (only b runs `only`).
+        assert {frozenset(names) for names in held.values()} in (
+            {frozenset({heavy}), frozenset({*light, only})},
+            {frozenset({heavy, only}), frozenset(light)},
+        )
+        assert only in held[b.holder]
+    finally:
+        a.stop()
+        b.stop()
+
+
+def test_a_lease_in_use_is_given_up_when_its_batch_ends_and_no_batch_starts_on_it_meanwhile(db: Database) -> None:
+    prefix = uuid.uuid4().hex[:6]
+    names = [f"busy_{prefix}_{n}" for n in range(2)]
+    a, b = keeper(db, names), keeper(db, names)
+    try:
+        a.tick()
+        b.tick()
+        with a.using(names):  # a batch of a on both
+            a.tick()  # one of them is b's now: it stays a's until the batch ends, but no batch starts on it
+            assert len(a.held()) == 1
+            b.tick()
+            assert b.held() == {}
+        a.tick()
+        b.tick()
+        assert len(a.held()) == len(b.held()) == 1 and not set(a.held()) & set(b.held())
+    finally:
+        a.stop()
+        b.stop()
 
 
 def test_a_holder_frozen_inside_its_batch_does_not_hold_up_its_successor(backend: str, db: Database) -> None:
@@ -193,3 +236,32 @@ def test_a_mail_whose_sender_lost_its_lease_at_the_last_moment_is_not_delivered(
     with pytest.raises(leases.LeaseLost):
         outbox.send(to="a@example.com", subject="Тема", body="текст", message_key="k3", go_ahead=lost)
     assert not (tmp_path / "outbox" / "k3.eml").exists()
+
+
+def test_a_projector_runs_only_the_projections_it_is_given(settings: Settings, db: Database) -> None:
+    """`ugc project --only`: those projections and their leases, the jobs only if `scheduler` is named."""
+    stores = EventStores(settings.database_url)
+    try:
+        with projection_runner(settings, db, stores, Progress(), only=["orders", "notifications"]) as runner:
+            assert sorted(p.name for p in runner.projections) == ["notifications", "orders"]
+            assert sorted(runner.lease_names()) == ["notifications", "orders"]
+        with projection_runner(settings, db, stores, Progress(), only=["accounts", JOBS_LEASE]) as runner:
+            assert sorted(runner.lease_names()) == ["accounts", JOBS_LEASE]
+        with pytest.raises(ValueError, match="no projection named nope; known: accounts"):
+            with projection_runner(settings, db, stores, Progress(), only=["nope"]):
+                pass
+    finally:
+        stores.close()
+
+
+def test_members_of_a_database_older_than_their_leases_column_get_it_at_migration(db: Database) -> None:
+    with db.transaction(write=True) as cur:
+        cur.execute("DELETE FROM lease_members")
+        cur.execute("ALTER TABLE lease_members DROP COLUMN leases")
+    migrate(db)
+    a = keeper(db, [f"older_{uuid.uuid4().hex[:6]}"])
+    try:
+        a.tick()
+        assert len(a.held()) == 1
+    finally:
+        a.stop()

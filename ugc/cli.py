@@ -38,7 +38,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=1, help="server processes (default: %(default)s)")
 
     commands.add_parser("migrate", help="create the event store's and the read side's tables")
-    commands.add_parser("project", help="run the projections until interrupted (UGC_PROJECTIONS=external)")
+    project = commands.add_parser("project", help="run the projections until interrupted (UGC_PROJECTIONS=external)")
+    project.add_argument(
+        "--only",
+        nargs="+",
+        metavar="NAME",
+        help="run only these projections (`scheduler`: the periodic jobs) and leave the others to other "
+        "processes, e.g. to give costly ones a host of their own (default: all of them)",
+    )
     rebuild = commands.add_parser(
         "rebuild", help="replay read models into new tables beside the live ones, then switch to them (blue/green)"
     )
@@ -129,7 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: dict[str, Callable[[], int]] = {
         "serve": lambda: _serve(settings, args.host, args.port, args.workers),
         "migrate": lambda: _migrate(settings),
-        "project": lambda: _project(settings),
+        "project": lambda: _project(settings, args.only),
         "rebuild": lambda: _rebuild(settings, args.names),
         "seed": lambda: _seed(settings, demo=args.demo),
         "history": lambda: _history(settings, args.id, args.as_of, as_json=args.json),
@@ -319,7 +326,7 @@ def _version() -> str:
         return "unknown"
 
 
-def _project(settings: Settings) -> int:
+def _project(settings: Settings, only: Sequence[str] | None) -> int:
     from readmodels.waiting import Progress
     from ugc.platform.database import Database, until_reachable
     from ugc.platform.store import EventStores
@@ -332,7 +339,7 @@ def _project(settings: Settings) -> int:
     _migrate(settings)
     stores = until_reachable(lambda: EventStores(settings.database_url), what="project")
     try:
-        with projection_runner(settings, db, stores, Progress()) as runner:
+        with projection_runner(settings, db, stores, Progress(), only=only) as runner:
             runner.start()
             stop.wait()
     finally:

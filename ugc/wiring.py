@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 
@@ -38,10 +38,11 @@ from commands.scheduler import AutoCompleter
 from commands.services import ServiceCommands
 from commands.skills import SkillCommands
 from commands.standing import Standings
+from projections.base import Projection
 from projections.bluegreen import VersionUpgrade
 from projections.operations import status as projection_status
-from projections.registry import all_projections
-from projections.runner import ProjectionRunner
+from projections.registry import LEASE_WEIGHTS, all_projections
+from projections.runner import JOBS_LEASE, ProjectionRunner
 from readmodels.orders import due_for_auto_completion
 from readmodels.schema import create_tables
 from readmodels.waiting import Progress, wait_for
@@ -87,11 +88,22 @@ def projection_runner(
     progress: Progress,
     clock: Clock | None = None,
     publisher: Publisher | None = None,
+    only: Collection[str] | None = None,
 ) -> Iterator[ProjectionRunner]:
-    """The runner of every projection, and of the scheduler's jobs while it leads.
+    """The runner of every projection, and of the scheduler's jobs while it leads; with `only`, of
+    those projections (and of the jobs if it names JOBS_LEASE).
 
     Pushes go to `publisher`; without one, over Redis when it is configured (`ugc project`).
     """
+    if only is not None:
+        known = {p.name for p in all_projections(settings)} | {JOBS_LEASE}
+        unknown = sorted(set(only) - known)
+        if unknown:
+            raise ValueError(f"no projection named {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+
+    def chosen(projection: Projection) -> bool:
+        return only is None or projection.name in only
+
     clock = clock or SystemClock()
     auto_completer = AutoCompleter(
         order_commands(settings, stores, db, clock), clock, lambda before: due_for_auto_completion(db, before)
@@ -103,13 +115,16 @@ def projection_runner(
     runner = ProjectionRunner(
         db,
         stores,
-        all_projections(settings, publisher or sender),
+        [p for p in all_projections(settings, publisher or sender) if chosen(p)],
         progress,
-        jobs=[auto_completer.run_once, audit_checkpoints(settings, stores).run_once],
+        jobs=[auto_completer.run_once, audit_checkpoints(settings, stores).run_once]
+        if only is None or JOBS_LEASE in only
+        else [],
+        lease_weights=LEASE_WEIGHTS,
         max_attempts=settings.projection_max_attempts,
     )
     until_reachable(runner.register, what="start")
-    upgrade = VersionUpgrade(db, stores, lambda: all_projections(settings))
+    upgrade = VersionUpgrade(db, stores, lambda: [p for p in all_projections(settings) if chosen(p)])
     upgrade.start()
     try:
         yield runner

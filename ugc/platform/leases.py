@@ -5,13 +5,15 @@ expires. Expiry is read on the database's clock (`NOW`), never a process's, so t
 clocks disagree still agree on who holds what. A holder renews its leases every tick; one that
 stops (dead, frozen, cut off) loses them when they expire, and another process acquires them with
 a new token. Every batch checks its lease in its own transaction (`fence`), so a holder that lost
-one commits nothing more under it. `lease_members` lists the processes alive, for a fair share.
+one commits nothing more under it. `lease_members` lists the processes alive and the leases each
+runs, with their weights, for the balance.
 
 The coordination lives here; who acquires what, and when, is `projections/leasing.py`.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -24,9 +26,11 @@ DDL = (
         holder TEXT,
         token BIGINT NOT NULL DEFAULT 0,
         expires_at DOUBLE PRECISION NOT NULL DEFAULT 0)""",
+    # `leases`: the leases the member runs and their weights, as JSON ({"orders": 4.0, ...}).
     """CREATE TABLE IF NOT EXISTS lease_members (
         holder TEXT PRIMARY KEY,
-        expires_at DOUBLE PRECISION NOT NULL)""",
+        expires_at DOUBLE PRECISION NOT NULL,
+        leases TEXT NOT NULL DEFAULT '')""",
 )
 
 # The database's clock, in seconds since the epoch. clock_timestamp(), not now(): now() is when the
@@ -59,17 +63,33 @@ def ensure(cur: Cursor, names: Sequence[str]) -> None:
         cur.execute("INSERT INTO leases (name) VALUES (%s) ON CONFLICT (name) DO NOTHING", (name,))
 
 
-def attend(cur: Cursor, holder: str, ttl: float) -> int:
-    """Say `holder` is alive for `ttl` seconds more; how many members are alive (itself included)."""
+def add_later_columns(cur: Cursor) -> None:
+    """Give a `lease_members` made before members named their leases the column (read only when missing:
+    an ALTER would wait for the keepers' statements, and theirs for it)."""
+    if cur.dialect == "postgresql":
+        found = cur.execute(
+            "SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() "
+            "AND table_name = 'lease_members' AND column_name = 'leases'"
+        ).fetchone()
+    else:
+        found = cur.execute("SELECT 1 FROM pragma_table_info('lease_members') WHERE name = 'leases'").fetchone()
+    if found is None:
+        cur.execute("ALTER TABLE lease_members ADD COLUMN leases TEXT NOT NULL DEFAULT ''")
+
+
+def attend(cur: Cursor, holder: str, ttl: float, runs: Mapping[str, float]) -> dict[str, dict[str, float]]:
+    """Say `holder` is alive for `ttl` seconds more and runs the leases `runs` (name -> weight); every
+    member alive (itself included) and what each runs. A member of an older version, which named
+    none, runs none as far as the balance knows."""
     now = _now(cur)
     cur.execute(
-        f"INSERT INTO lease_members (holder, expires_at) VALUES (%s, {now} + %s) "
-        "ON CONFLICT (holder) DO UPDATE SET expires_at = excluded.expires_at",
-        (holder, ttl),
+        f"INSERT INTO lease_members (holder, expires_at, leases) VALUES (%s, {now} + %s, %s) "
+        "ON CONFLICT (holder) DO UPDATE SET expires_at = excluded.expires_at, leases = excluded.leases",
+        (holder, ttl, json.dumps(dict(runs), sort_keys=True)),
     )
     cur.execute(f"DELETE FROM lease_members WHERE expires_at < {now} - %s", (MEMBERS_KEPT,))
-    row = cur.execute(f"SELECT COUNT(*) AS n FROM lease_members WHERE expires_at > {now}").fetchone()
-    return int(row["n"]) if row else 1
+    rows = cur.execute(f"SELECT holder, leases FROM lease_members WHERE expires_at > {now}").fetchall()
+    return {row["holder"]: json.loads(row["leases"] or "{}") for row in rows}
 
 
 def leave(cur: Cursor, holder: str) -> None:
@@ -98,6 +118,19 @@ def renew(cur: Cursor, holder: str, held: Mapping[str, int], ttl: float) -> set[
     return {row["name"] for row in rows}
 
 
+def unheld(cur: Cursor, names: Sequence[str]) -> dict[str, float]:
+    """Of `names`, those nobody holds live, and for how many seconds they have been so (one statement)."""
+    if not names:
+        return {}
+    marks = ", ".join(["%s"] * len(names))
+    rows = cur.execute(
+        f"SELECT name, {_now(cur)} - expires_at AS unheld_for FROM leases "
+        f"WHERE name IN ({marks}) AND (holder IS NULL OR expires_at <= {_now(cur)})",
+        tuple(names),
+    ).fetchall()
+    return {row["name"]: float(row["unheld_for"]) for row in rows}
+
+
 def acquire(cur: Cursor, name: str, holder: str, ttl: float) -> tuple[int, str | None, int] | None:
     """Take lease `name` if nobody holds it live: its new token, its previous holder and how many of
     that holder's open batches were ended; None if it is held.
@@ -123,7 +156,7 @@ def acquire(cur: Cursor, name: str, holder: str, ttl: float) -> tuple[int, str |
 
 
 def release(cur: Cursor, name: str, holder: str, token: int) -> None:
-    """Give lease `name` up now (for another member's fair share)."""
+    """Give lease `name` up now (the balance gives it to another member)."""
     cur.execute(
         f"UPDATE leases SET holder = NULL, expires_at = {_now(cur)} WHERE name = %s AND holder = %s AND token = %s",
         (name, holder, token),
