@@ -113,18 +113,21 @@ def seed_services_of(url: str, counts: list[tuple[Party, int]]) -> float:
 
 
 def wait_for_projector(url: str, limit: float = 120.0) -> None:
-    """Until the `ugc project` beside the server leads (holds its advisory lock): before that, every
-    command's read-your-writes wait would time out on a busy machine (503)."""
+    """Until the `ugc project` beside the server holds the orders read model's lease (ugc/platform/leases.py):
+    before that, every command's read-your-writes wait would time out on a busy machine (503). (A
+    granted advisory lock, what this looked for before, shows only while a batch is in flight.)"""
     deadline = time.monotonic() + limit
     with psycopg.connect(url, autocommit=True) as conn:
         while time.monotonic() < deadline:
-            row = conn.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND "
-                               "database = (SELECT oid FROM pg_database WHERE datname = current_database())"
-                               ).fetchone()
+            try:
+                row = conn.execute("SELECT count(*) FROM leases WHERE name = 'orders' AND holder IS NOT NULL "
+                                   "AND expires_at > extract(epoch from clock_timestamp())").fetchone()
+            except psycopg.errors.UndefinedTable:  # the projector has not made its tables yet
+                row = None
             if row and row[0]:
                 return
             time.sleep(0.5)
-    raise TimeoutError(f"no projection runner leads after {limit:.0f} s")
+    raise TimeoutError(f"no projection runner holds the orders lease after {limit:.0f} s")
 
 
 def catch_up(db: Database, head: dict[str, int], timeout: float = 1800.0) -> None:

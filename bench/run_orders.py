@@ -5,7 +5,7 @@ What it measures (the orders issue's `bench/` bullet):
 * `POST /api/v1/orders/` requests/s, p50, p99 at 16 and 64 connections (loadgen.py; every request
   from one of 64 verified buyers, each with their own token, onto one of 32 services);
 * whole lifecycles per second: place -> accept -> deliver -> approve -> review, each step an HTTP
-  request with the acting party's token, N lifecycles at once (httpx.AsyncClient), with each
+  request with the acting party's token, N lifecycles at once (each on one raw HTTP connection), with each
   step's latency;
 * `GET /api/v1/orders/?status=pending` p50/p99 at 16 connections with 100,000 orders in the store,
   as the buyer with the most orders, as a buyer with ten, and as a creator; plus EXPLAIN ANALYZE of
@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import email
 import itertools
 import json
@@ -49,6 +48,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import ceilings
 import httpx
@@ -412,7 +412,7 @@ def place_once(base: str, pid: int, cast: Cast, observer: psycopg.Connection[Any
     return PlaceRun(result, added, n, activity)
 
 
-# --- whole lifecycles with httpx ------------------------------------------------------------------
+# --- whole lifecycles, each client on one raw HTTP connection -------------------------------------
 
 
 @dataclass
@@ -439,9 +439,53 @@ class LifecycleRun:
         return sum(len(v) for v in self.steps.values())
 
 
+class RawConnection:
+    """One keep-alive HTTP/1.1 connection, raw like loadgen's python engine, that also returns the
+    answer's body (the lifecycle needs the placed order's id).
+
+    httpx cost the lifecycle client ~1.3-1.8 ms of CPU per request (profiled at 64 clients: as much
+    as a server worker spends on it) against ~0.1 ms for loadgen's raw client that drives placing
+    alone: on a 2-core machine the lifecycles then paid for their client with the server's cores,
+    and the comparison with placing measured the clients as much as the server.
+    """
+
+    def __init__(self, host: str, port: int, timeout: float) -> None:
+        self.host, self.port, self.timeout = host, port, timeout
+        self._streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+
+    async def post(self, path: str, headers: dict[str, str], body: dict[str, Any]) -> tuple[int, bytes]:
+        """The answer's status and body; a broken connection is opened again for the next request."""
+        payload = json.dumps(body).encode()
+        head = [f"POST {path} HTTP/1.1", f"Host: {self.host}:{self.port}", "Content-Type: application/json",
+                f"Content-Length: {len(payload)}", *(f"{k}: {v}" for k, v in headers.items())]
+        request = ("\r\n".join(head) + "\r\n\r\n").encode() + payload
+        if self._streams is None:
+            self._streams = await asyncio.open_connection(self.host, self.port)
+        reader, writer = self._streams
+        try:
+            async with asyncio.timeout(self.timeout):
+                writer.write(request)
+                answer = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in answer.split(b"\r\n")[1:]:
+                    name, _, value = line.partition(b":")
+                    if name.strip().lower() == b"content-length":
+                        length = int(value)
+                return int(answer[9:12]), await reader.readexactly(length) if length else b""
+        except (TimeoutError, OSError, asyncio.IncompleteReadError):
+            self.close()
+            raise
+
+    def close(self) -> None:
+        if self._streams is not None:
+            self._streams[1].close()
+            self._streams = None
+
+
 async def lifecycles(base: str, cast: Cast, concurrency: int, duration: float, walk: Sequence[str] = STEPS) -> tuple[
         float, int, int, Counter[str], dict[str, list[float]], list[float]]:
-    """`concurrency` clients walking orders through `walk` (STEPS, or some of them) for `duration` s."""
+    """`concurrency` clients walking orders through `walk` (STEPS, or some of them) for `duration` s,
+    each on a connection of its own (`RawConnection`)."""
     delivery = (date.today() + timedelta(days=14)).isoformat()
     buyers = itertools.cycle(cast.buyers)
     services = itertools.cycle(cast.services)
@@ -449,61 +493,59 @@ async def lifecycles(base: str, cast: Cast, concurrency: int, duration: float, w
     whole: list[float] = []
     failures: Counter[str] = Counter()
     done = started = 0
-    # A client (one connection) per worker: one pool of `concurrency` connections scans every one of
-    # them, with a select() each, for every request it sends (httpcore's _assign_requests_to_connections;
-    # py-spy on this process at 64 workers: a third of its CPU), and the client became the bottleneck.
-    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-    async with contextlib.AsyncExitStack() as clients:
-        pool = [await clients.enter_async_context(httpx.AsyncClient(base_url=base, timeout=30, limits=limits))
-                for _ in range(concurrency)]
-        loop = asyncio.get_running_loop()
-        began = loop.time()
-        deadline = began + duration
+    address = urlsplit(base)
+    pool = [RawConnection(address.hostname or "127.0.0.1", address.port or 80, 30.0) for _ in range(concurrency)]
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    deadline = began + duration
 
-        async def step(client: httpx.AsyncClient, name: str, expected: int, path: str, party: Party,
-                       body: dict[str, Any]) -> dict[str, Any]:
+    async def step(client: RawConnection, name: str, expected: int, path: str, party: Party,
+                   body: dict[str, Any]) -> bytes:
+        t = time.perf_counter()
+        status, answer = await client.post(path, party.auth, body)
+        steps[name].append(time.perf_counter() - t)
+        if status != expected:
+            failures[f"{name}: {status}"] += 1
+            raise LookupError(name)
+        return answer
+
+    async def worker(client: RawConnection, delay: float) -> None:
+        nonlocal done, started
+        await asyncio.sleep(delay)
+        while loop.time() < deadline:
+            buyer, service = next(buyers), next(services)
+            creator = cast.owner(service)
+            started += 1
             t = time.perf_counter()
-            response = await client.post(path, headers=party.auth, json=body)
-            steps[name].append(time.perf_counter() - t)
-            if response.status_code != expected:
-                failures[f"{name}: {response.status_code}"] += 1
-                raise LookupError(name)
-            answer: dict[str, Any] = response.json()
-            return answer
+            try:
+                order = json.loads(await step(client, "place", 201, "/api/v1/orders/", buyer, {
+                    "service_id": service, "requirements": "Ролик 30 секунд", "delivery_date": delivery,
+                    "selected_option_ids": []}))["id"]
+                if "accept" in walk:
+                    await step(client, "accept", 200, f"/api/v1/orders/{order}/accept/", creator, {})
+                await step(client, "deliver", 201, f"/api/v1/orders/{order}/deliveries/", creator,
+                           {"message": "Готово", "file_ids": []})
+                await step(client, "approve", 200, f"/api/v1/orders/{order}/approve/", buyer, {})
+                await step(client, "review", 201, f"/api/v1/orders/{order}/reviews/", buyer,
+                           {"rating": 5, "content": "Отлично"})
+            except LookupError:
+                continue
+            except (TimeoutError, OSError, asyncio.IncompleteReadError) as error:
+                failures[type(error).__name__] += 1
+                continue
+            whole.append(time.perf_counter() - t)
+            if loop.time() <= deadline:
+                done += 1
 
-        async def worker(client: httpx.AsyncClient, delay: float) -> None:
-            nonlocal done, started
-            await asyncio.sleep(delay)
-            while loop.time() < deadline:
-                buyer, service = next(buyers), next(services)
-                creator = cast.owner(service)
-                started += 1
-                t = time.perf_counter()
-                try:
-                    order = (await step(client, "place", 201, "/api/v1/orders/", buyer, {
-                        "service_id": service, "requirements": "Ролик 30 секунд", "delivery_date": delivery,
-                        "selected_option_ids": []}))["id"]
-                    if "accept" in walk:
-                        await step(client, "accept", 200, f"/api/v1/orders/{order}/accept/", creator, {})
-                    await step(client, "deliver", 201, f"/api/v1/orders/{order}/deliveries/", creator,
-                               {"message": "Готово", "file_ids": []})
-                    await step(client, "approve", 200, f"/api/v1/orders/{order}/approve/", buyer, {})
-                    await step(client, "review", 201, f"/api/v1/orders/{order}/reviews/", buyer,
-                               {"rating": 5, "content": "Отлично"})
-                except LookupError:
-                    continue
-                except httpx.HTTPError as error:
-                    failures[type(error).__name__] += 1
-                    continue
-                whole.append(time.perf_counter() - t)
-                if loop.time() <= deadline:
-                    done += 1
-
+    try:
         # Connections opened in one burst are all accepted by whichever server worker wakes first
         # (its event loop accepts until none is pending): opened a few milliseconds apart, each goes
         # to a worker that is not busy at that moment, as a steady stream of clients would.
         await asyncio.gather(*(worker(client, k * 0.005) for k, client in enumerate(pool)))
-        return duration, done, started, failures, steps, whole
+    finally:
+        for client in pool:
+            client.close()
+    return duration, done, started, failures, steps, whole
 
 
 def measure_lifecycles(base: str, pid: int, cast: Cast, concurrency: int, duration: float) -> LifecycleRun:

@@ -211,8 +211,9 @@ class ProjectionRunner:
                     for projection in together:
                         projection.before_commit(cur)
                         reached[projection.name] = batch[-1].id
-                    tracking.advance(cur, application, [p.name for p in together], start, batch[-1].id)
-                    tracking.announce(cur)
+                    moved = tracking.Advanced(application, tuple(p.name for p in together), batch[-1].id)
+                    tracking.advance(cur, application, moved.projections, start, moved.position)
+                    tracking.announce(cur, moved)
                 if tokens is not None and seen:
                     # Last, so the lease rows stay share-locked only from here to the commit.
                     leases.fence(cur, self._holder, tokens)
@@ -524,7 +525,7 @@ class ProjectionRunner:
                 self._stopping.wait(0.2)
                 continue
             try:
-                self.db.listen(channels, self.progress.nudge, keep_going=holding)
+                self.db.listen(channels, lambda _payload: self.progress.nudge(), keep_going=holding)
             except psycopg.Error:
                 log.warning("LISTEN connection lost; reconnecting", exc_info=True)
                 self._stopping.wait(1.0)

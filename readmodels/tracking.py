@@ -6,6 +6,7 @@ command's position, for read-your-writes, is `readmodels/waiting.py`.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -91,10 +92,32 @@ def advance(cur: Cursor, application: str, projections: Sequence[str], old: int,
         raise Moved(f"{stuck} on {application} moved from {old} under us")
 
 
-def announce(cur: Cursor) -> None:
-    """Tell every process's watcher, once the transaction commits, that read models moved (PostgreSQL)."""
+def announce(cur: Cursor, moved: Advanced | None = None) -> None:
+    """Tell every process's watcher, once the transaction commits, that read models moved (PostgreSQL).
+
+    With `moved` (what a batch advanced), the NOTIFY carries the new positions, so a watcher learns
+    them without reading `projection_tracking` (`advanced_in`); without, it reads them all again.
+    """
     if cur.dialect == "postgresql":
-        cur.execute(f"NOTIFY {ADVANCED_CHANNEL}")
+        payload = "" if moved is None else json.dumps([moved.application, list(moved.projections), moved.position])
+        cur.execute("SELECT pg_notify(%s, %s)", (ADVANCED_CHANNEL, payload))
+
+
+@dataclass(frozen=True)
+class Advanced:
+    """Read-model projections of one application that a committed batch moved to `position`."""
+
+    application: str
+    projections: tuple[str, ...]
+    position: int
+
+
+def advanced_in(payload: str) -> Advanced | None:
+    """What an `announce` NOTIFY's payload says moved; None when it says only that something did."""
+    if not payload:
+        return None
+    application, projections, position = json.loads(payload)
+    return Advanced(application, tuple(projections), int(position))
 
 
 def reset(cur: Cursor, projection: str) -> None:

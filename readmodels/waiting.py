@@ -1,7 +1,9 @@
 """Read your writes: waiting, without polling per request, until read models reach a position.
 
 Positions are read with `tracking.read_model_positions_by_projection`; on PostgreSQL the runners'
-NOTIFY on `tracking.ADVANCED_CHANNEL` says when to read them again.
+NOTIFY on `tracking.ADVANCED_CHANNEL` carries what each batch advanced, and the listening thread
+wakes the waiters it satisfies at once: no read of the positions and no other thread on the way
+(a NOTIFY without positions, or one about positions never read, makes the watcher read them all).
 
 A command waits only for the read models its answer depends on: when its positions know the
 topics of the events it appended (`commands.saving.Appended`), only the read models that handle one
@@ -17,6 +19,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from readmodels import tracking
 from readmodels.tracking import ADVANCED_CHANNEL, read_model_positions_by_projection
 from ugc.errors import Unavailable
 from ugc.platform.database import Database
@@ -52,6 +55,8 @@ class Progress:
         self._waiters: dict[Database, set[_Waiter]] = {}
         self._watchers: dict[Database, threading.Thread] = {}
         self._heard: set[Database] = set()  # databases whose runners' NOTIFYs the watcher hears
+        # Per database, while the watcher reads the positions: the NOTIFYs' positions heard meanwhile.
+        self._heard_during_read: dict[Database, list[tracking.Advanced]] = {}
         self.leading = False  # set by this process's projection runner while it leads
 
     def declare(self, handles: Mapping[str, frozenset[str]]) -> None:
@@ -110,8 +115,14 @@ class Progress:
                 watcher = threading.Thread(target=self._watch, args=(db,), name="read-model-watcher", daemon=True)
                 self._watchers[db] = watcher
                 watcher.start()
-        self._advanced.set()  # read the positions now rather than at the next tick
+        if not self._told_of_every_move(db):
+            self._advanced.set()  # read the positions now rather than at the next tick
         return waiter
+
+    def _told_of_every_move(self, db: Database) -> bool:
+        """Whether every move of a position committed from now on reaches `_reached` unasked: the
+        LISTEN hears each batch's NOTIFY, which carries its positions (`_heard_advance`)."""
+        return db in self._heard
 
     def _discharge(self, db: Database, waiter: _Waiter) -> None:
         with self._lock:
@@ -134,6 +145,7 @@ class Progress:
                         del self._watchers[db]
                         return
                     continue
+                self._heard_during_read[db] = []
             idle_since = time.monotonic()
             try:
                 positions = read_model_positions_by_projection(db)
@@ -141,18 +153,38 @@ class Progress:
                 time.sleep(WATCH_INTERVAL)
                 continue
             with self._lock:
+                # A NOTIFY heard meanwhile may tell of a batch this read did not see yet.
+                for advanced in self._heard_during_read.pop(db, []):
+                    _apply(positions, advanced)
                 self._reached[db] = positions
-                waiters = self._waiters.get(db, set())
-                for waiter in [w for w in waiters if _reached(positions, w.required, self._handles)]:
-                    waiters.discard(waiter)
-                    waiter.wake()
+                self._wake_reached(db)
+
+    def _wake_reached(self, db: Database) -> None:
+        """Wake the waiters of `db` whose positions the last positions known show applied (under `_lock`)."""
+        positions = self._reached[db]
+        waiters = self._waiters.get(db, set())
+        for waiter in [w for w in waiters if _reached(positions, w.required, self._handles)]:
+            waiters.discard(waiter)
+            waiter.wake()
+
+    def _heard_advance(self, db: Database, payload: str) -> None:
+        """A runner's NOTIFY: apply the positions it carries to the last read and wake whom they
+        satisfy; with none, or about projections the last read did not show, have them all read."""
+        advanced = tracking.advanced_in(payload)
+        with self._lock:
+            if advanced is None or not _apply(self._reached.get(db, {}), advanced):
+                self._advanced.set()
+                return
+            if db in self._heard_during_read:
+                self._heard_during_read[db].append(advanced)
+            self._wake_reached(db)
 
     def _listen(self, db: Database, watcher: threading.Thread) -> None:
         """Wake `watcher` whenever a runner, in any process, moved read models of `db`; end with it."""
 
-        def heard() -> None:
+        def heard(payload: str) -> None:
             self._heard.add(db)
-            self._advanced.set()
+            self._heard_advance(db, payload)  # the first call, once listening, has none: all are read
 
         while watcher.is_alive():
             try:
@@ -161,6 +193,17 @@ class Progress:
                 self._heard.discard(db)
                 time.sleep(1.0)
         self._heard.discard(db)
+
+
+def _apply(positions: dict[str, dict[str, int]], advanced: tracking.Advanced) -> bool:
+    """Move `positions` (application -> projection -> position) up to what `advanced` says; False,
+    changing nothing, if they do not show each of its projections (only a read tells the rest)."""
+    known = positions.get(advanced.application)
+    if known is None or not set(advanced.projections) <= set(known):
+        return False
+    for projection in advanced.projections:
+        known[projection] = max(known[projection], advanced.position)
+    return True
 
 
 def _resolve(done: asyncio.Future[None]) -> None:

@@ -81,3 +81,29 @@ def test_a_runner_of_another_process_is_heard_as_soon_as_it_commits(
         assert not waiting.done()
         move(db, 1, announce=True)
         waiting.result(timeout=10)  # long before the watcher would have read again unprompted
+
+
+def test_the_positions_a_runners_notify_carries_wake_waiters_without_a_read(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if db.dialect != "postgresql":
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL's")
+    monkeypatch.setattr(waiting_module, "TOLD_WATCH_INTERVAL", 600.0)  # once listening, no read unprompted
+    progress = Progress()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        waiting = pool.submit(progress.wait, db, {"probed": 2}, 30.0)
+        deadline = time.monotonic() + 10
+        while db not in progress._heard or db not in progress._reached:  # listening, and read once
+            assert time.monotonic() < deadline, "the watcher never listened"
+            time.sleep(0.01)
+        time.sleep(0.1)
+        assert not waiting.done()
+        # The NOTIFY alone says position 2 is applied: the stored position (still 0) is not read again.
+        with db.transaction(write=True) as cur:
+            tracking.announce(cur, tracking.Advanced("probed", ("probe",), 2))
+        waiting.result(timeout=10)
+        # One of some other application, or of a projection never read, has everything read again.
+        move(db, 3)
+        with db.transaction(write=True) as cur:
+            tracking.announce(cur, tracking.Advanced("probed", ("unknown",), 9))
+        progress.wait(db, {"probed": 3}, 10.0)

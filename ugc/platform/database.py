@@ -271,9 +271,11 @@ class Database:
         if self.dialect == "postgresql":
             cur.execute(f"CREATE SEQUENCE IF NOT EXISTS ugc_seq_{_identifier(kind)}")
 
-    def listen(self, channels: Sequence[str], notified: Callable[[], object], keep_going: Callable[[], bool]) -> None:
-        """LISTEN on `channels` and call `notified` once listening, then for every NOTIFY, while
-        `keep_going()` (asked at least every half second). PostgreSQL only.
+    def listen(
+        self, channels: Sequence[str], notified: Callable[[str], object], keep_going: Callable[[], bool]
+    ) -> None:
+        """LISTEN on `channels` and call `notified("")` once listening, then `notified(payload)` for
+        every NOTIFY, while `keep_going()` (asked at least every half second). PostgreSQL only.
 
         Raises psycopg.Error when the connection fails; the caller decides when to listen again.
         The first call covers what was committed before the LISTEN took effect.
@@ -282,10 +284,10 @@ class Database:
         with psycopg.connect(self.url, autocommit=True, **KEEPALIVES) as conn:
             for channel in channels:
                 conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
-            notified()
+            notified("")
             while keep_going():
-                for _ in conn.notifies(timeout=0.5, stop_after=1):
-                    notified()
+                for notify in conn.notifies(timeout=0.5, stop_after=1):
+                    notified(notify.payload)
 
     @contextmanager
     def exclusive_lock(self, name: str, *, wait: bool = True) -> Iterator[bool]:
