@@ -57,6 +57,9 @@ class Progress:
         self._heard: set[Database] = set()  # databases whose runners' NOTIFYs the watcher hears
         # Per database, while the watcher reads the positions: the NOTIFYs' positions heard meanwhile.
         self._heard_during_read: dict[Database, list[tracking.Advanced]] = {}
+        # Databases with a move heard of that no position in `_reached` shows yet (a NOTIFY without
+        # positions, or about a projection never read): the next waiter has them read.
+        self._unapplied: set[Database] = set()
         self.leading = False  # set by this process's projection runner while it leads
 
     def declare(self, handles: Mapping[str, frozenset[str]]) -> None:
@@ -115,7 +118,8 @@ class Progress:
                 watcher = threading.Thread(target=self._watch, args=(db,), name="read-model-watcher", daemon=True)
                 self._watchers[db] = watcher
                 watcher.start()
-        if not self._told_of_every_move(db):
+            current = self._told_of_every_move(db) and db not in self._unapplied
+        if not current:
             self._advanced.set()  # read the positions now rather than at the next tick
         return waiter
 
@@ -146,11 +150,15 @@ class Progress:
                         return
                     continue
                 self._heard_during_read[db] = []
+                self._unapplied.discard(db)  # this read shows every move heard of so far
             idle_since = time.monotonic()
             try:
                 positions = read_model_positions_by_projection(db)
             except Exception:  # the database is away: waiters time out with 503, we try again
+                with self._lock:
+                    self._unapplied.add(db)
                 time.sleep(WATCH_INTERVAL)
+                self._advanced.set()
                 continue
             with self._lock:
                 # A NOTIFY heard meanwhile may tell of a batch this read did not see yet.
@@ -173,6 +181,9 @@ class Progress:
         advanced = tracking.advanced_in(payload)
         with self._lock:
             if advanced is None or not _apply(self._reached.get(db, {}), advanced):
+                # Read now if anyone waits; if nobody does (the watcher may skip this read), the
+                # next waiter has it read.
+                self._unapplied.add(db)
                 self._advanced.set()
                 return
             if db in self._heard_during_read:
