@@ -20,10 +20,7 @@ parked or skipped) changes nothing, and every count an order moved through keeps
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, ClassVar
 
 from projections.base import Handler, Projection
@@ -122,42 +119,19 @@ NEW_REVIEWS = OverRows(
 )
 
 
-@dataclass
-class _Changed:
-    """What a batch's events set on an order placed before the batch."""
-
-    version: int
-    updated_at: datetime
-    columns: dict[str, Any] = field(default_factory=dict)
-    statuses: list[str] = field(default_factory=list)  # every status set, in order
-
-    def row(self, uuid: str) -> tuple[Any, ...]:
-        given = sum(1 << bit for bit, name in enumerate(SETTABLE) if name in self.columns)
-        return (uuid, self.version, self.updated_at, given, *(self.columns.get(name) for name in SETTABLE))
-
-    def moved_counts(self, uuid: str) -> list[tuple[str, str | None, int]]:
-        """Out of its stored status, through every status but the last (each key written, netting
-        0), into the last."""
-        if not self.statuses:
-            return []
-        moved: Counter[str] = Counter()
-        for status in self.statuses[:-1]:
-            moved[status] += 0
-        moved[self.statuses[-1]] += 1
-        return [(uuid, None, -1), *((uuid, status, n) for status, n in moved.items())]
-
-
 class OrdersProjection(Projection):
     name = "orders"
     applications: ClassVar[tuple[str, ...]] = (Orders.name,)
     tables: ClassVar[tuple[str, ...]] = ("orders", "order_counts", "deliveries", "delivered_files", "reviews")
+    indexed_after_replay = True  # orders by id and uuid, the others by their keys
 
     def __init__(self) -> None:
-        # The batch so far, by order uuid: orders placed in it (their rows, by column) and orders
-        # placed before it; count changes of the former; rows of the other tables.
-        self._placed: dict[str, dict[str, Any]] = {}
-        self._changed: dict[str, _Changed] = {}
-        self._counts: Counter[CountKey] = Counter()
+        # The batch so far, by order uuid: the rows of the orders placed in it; what it sets on
+        # orders placed before it (with `version` and `updated_at`); every status each order was
+        # set to, in order (a new order's from `pending`); the rows of the other tables.
+        self._new: dict[str, dict[str, Any]] = {}
+        self._changed: dict[str, dict[str, Any]] = {}
+        self._statuses: dict[str, list[str]] = {}
         self._deliveries: list[tuple[Any, ...]] = []
         self._delivered_files: dict[tuple[int, str], None] = {}  # in order, once each
         self._reviews: list[tuple[Any, ...]] = []
@@ -179,10 +153,23 @@ class OrdersProjection(Projection):
 
     def before_commit(self, cur: Cursor) -> None:
         try:
-            MOVED_COUNTS.write(cur, [row for uuid, c in self._changed.items() for row in c.moved_counts(uuid)])
-            add_order_counts(cur, self._counts)
-            NEW_ORDER.write(cur, [tuple(row[name] for name in NEW_ORDER.columns) for row in self._placed.values()])
-            CHANGED_ORDERS.write(cur, [changed.row(uuid) for uuid, changed in self._changed.items()])
+            added: dict[CountKey, int] = {}
+            moved: list[tuple[str, str | None, int]] = []
+            for uuid, statuses in self._statuses.items():
+                # Through every status but the last (each key written, netting 0), into the last.
+                passed = dict.fromkeys(statuses, 0)
+                passed[statuses[-1]] = 1
+                new = self._new.get(uuid)
+                if new is None:  # out of the status it has stored
+                    moved += [(uuid, None, -1), *((uuid, status, n) for status, n in passed.items())]
+                    continue
+                for status, n in passed.items():
+                    for key in ((new["buyer_id"], "buyer", status), (new["creator_id"], "creator", status)):
+                        added[key] = added.get(key, 0) + n
+            MOVED_COUNTS.write(cur, moved)
+            add_order_counts(cur, added)
+            NEW_ORDER.write(cur, [tuple(row[name] for name in NEW_ORDER.columns) for row in self._new.values()])
+            CHANGED_ORDERS.write(cur, [_changed_row(uuid, changed) for uuid, changed in self._changed.items()])
             NEW_DELIVERIES.write(cur, self._deliveries)
             NEW_DELIVERED_FILES.write(cur, list(self._delivered_files))
             NEW_REVIEWS.write(cur, self._reviews)
@@ -190,17 +177,18 @@ class OrdersProjection(Projection):
             self.aborted()
 
     def aborted(self) -> None:
-        self._placed.clear()
+        self._new.clear()
         self._changed.clear()
-        self._counts.clear()
+        self._statuses.clear()
         self._deliveries.clear()
         self._delivered_files.clear()
         self._reviews.clear()
 
     def placed(self, cur: Cursor, e: Order.Placed) -> None:
-        self._placed[str(e.originator_id)] = {
+        uuid = str(e.originator_id)
+        self._new[uuid] = {
             "id": e.number,
-            "uuid": str(e.originator_id),
+            "uuid": uuid,
             "version": e.originator_version,
             "buyer_id": e.buyer,
             "buyer_username": e.buyer_username,
@@ -219,54 +207,36 @@ class OrdersProjection(Projection):
             "requirements": e.requirements,
             "delivery_date": e.delivery_date,
         }
-        self._counts.update(order_count_changes(e.buyer, e.creator, None, PENDING))
+        self._statuses[uuid] = [PENDING]
 
     def delivered(self, cur: Cursor, e: Order.WorkDelivered) -> None:
-        self._set(e, status=DELIVERED, delivered_at=e.at)
-        uuid = str(e.originator_id)
+        uuid = self._set(e, status=DELIVERED, delivered_at=e.at)
         self._deliveries.append((e.delivery, uuid, e.message, list(e.files), e.at))
         self._delivered_files.update(((file_id, uuid), None) for file_id in e.files)
 
     def reviewed(self, cur: Cursor, e: Order.Reviewed) -> None:
-        self._set(e)
-        self._reviews.append((e.review, str(e.originator_id), e.rating, e.content, e.at))
+        uuid = self._set(e)
+        self._reviews.append((e.review, uuid, e.rating, e.content, e.at))
 
-    def _set(self, e: Any, **columns: Any) -> None:
-        """Fold `columns` and the event's version and time into what the batch writes for its order.
-
-        A change of status also moves the order between its parties' counts: known here for an
-        order placed in the batch, from its stored status (MOVED_COUNTS) for one placed before.
-        """
-        if unknown := set(columns) - set(SETTABLE):
-            raise ValueError(f"{type(e).__name__} sets {sorted(unknown)}: no event of an order sets those")
+    def _set(self, e: Any, **columns: Any) -> str:
+        """Fold `columns` and the event's version and time into what the batch writes for its order
+        (the order's uuid). A change of status also moves the order between its parties' counts."""
+        if not columns.keys() <= SETTABLE.keys():
+            raise ValueError(f"{type(e).__name__} sets {sorted(columns)}: events after placing set {list(SETTABLE)}")
         uuid = str(e.originator_id)
-        placed = self._placed.get(uuid)
-        if placed is not None:
-            if "status" in columns:
-                self._counts.update(
-                    order_count_changes(placed["buyer_id"], placed["creator_id"], placed["status"], columns["status"])
-                )
-            placed.update(columns, version=e.originator_version, updated_at=e.at)
-            return
-        changed = self._changed.get(uuid)
-        if changed is None:
-            changed = self._changed[uuid] = _Changed(e.originator_version, e.at)
-        changed.version, changed.updated_at = e.originator_version, e.at
-        changed.columns.update(columns)
+        order = self._new.get(uuid)
+        if order is None:
+            order = self._changed.setdefault(uuid, {})
+        order.update(columns, version=e.originator_version, updated_at=e.at)
         if "status" in columns:
-            changed.statuses.append(columns["status"])
+            self._statuses.setdefault(uuid, []).append(columns["status"])
+        return uuid
 
 
-def order_count_changes(
-    buyer_id: int, creator_id: int, old_status: str | None, new_status: str | None
-) -> Counter[CountKey]:
-    """How moving one order between statuses (None: from or to nowhere) changes both parties' counts."""
-    changes: Counter[CountKey] = Counter()
-    for delta, status in ((-1, old_status), (1, new_status)):
-        if status is not None:
-            for role, user_id in (("buyer", buyer_id), ("creator", creator_id)):
-                changes[(user_id, role, status)] += delta
-    return changes
+def _changed_row(uuid: str, changed: Mapping[str, Any]) -> tuple[Any, ...]:
+    """The CHANGED_ORDERS row of what a batch set on an order placed before it."""
+    given = sum(1 << bit for bit, name in enumerate(SETTABLE) if name in changed)
+    return (uuid, changed["version"], changed["updated_at"], given, *(changed.get(name) for name in SETTABLE))
 
 
 def add_order_counts(cur: Cursor, changes: Mapping[CountKey, int]) -> None:
