@@ -21,6 +21,7 @@ parked or skipped) changes nothing, and every count an order moved through keeps
 from __future__ import annotations
 
 from collections.abc import Mapping
+from operator import itemgetter
 from typing import Any, ClassVar
 
 from projections.base import Handler, Projection
@@ -140,7 +141,7 @@ class OrdersProjection(Projection):
         return {
             Order.Placed: self.placed,
             Order.Accepted: lambda cur, e: self._set(e, status=IN_PROGRESS),
-            Order.Updated: lambda cur, e: self._set(e, **e.changes),
+            Order.Updated: self.updated,
             Order.WorkDelivered: self.delivered,
             Order.RevisionRequested: lambda cur, e: self._set(e, status=IN_PROGRESS),
             Order.Completed: lambda cur, e: self._set(e, status=COMPLETED, completed_at=e.at),
@@ -168,7 +169,7 @@ class OrdersProjection(Projection):
                         added[key] = added.get(key, 0) + n
             MOVED_COUNTS.write(cur, moved)
             add_order_counts(cur, added)
-            NEW_ORDER.write(cur, [tuple(row[name] for name in NEW_ORDER.columns) for row in self._new.values()])
+            NEW_ORDER.write(cur, [_new_order_row(row) for row in self._new.values()])
             CHANGED_ORDERS.write(cur, [_changed_row(uuid, changed) for uuid, changed in self._changed.items()])
             NEW_DELIVERIES.write(cur, self._deliveries)
             NEW_DELIVERED_FILES.write(cur, list(self._delivered_files))
@@ -197,8 +198,9 @@ class OrdersProjection(Projection):
             "creator_username": e.creator_username,
             "service_id": e.service,
             "service_title": e.service_title,
-            "price": e.price,
-            "total_price": e.total_price,
+            # Decimals as their text, as both dialects take them (orjson would call back for each).
+            "price": str(e.price),
+            "total_price": str(e.total_price),
             "selected_options": [_jsonable(option) for option in e.options],
             "created_at": e.at,
             "updated_at": e.at,
@@ -208,6 +210,11 @@ class OrdersProjection(Projection):
             "delivery_date": e.delivery_date,
         }
         self._statuses[uuid] = [PENDING]
+
+    def updated(self, cur: Cursor, e: Order.Updated) -> None:
+        if not e.changes.keys() <= SETTABLE.keys():
+            raise ValueError(f"Updated changes {sorted(e.changes)}: events after placing set {list(SETTABLE)}")
+        self._set(e, **e.changes)
 
     def delivered(self, cur: Cursor, e: Order.WorkDelivered) -> None:
         uuid = self._set(e, status=DELIVERED, delivered_at=e.at)
@@ -221,8 +228,6 @@ class OrdersProjection(Projection):
     def _set(self, e: Any, **columns: Any) -> str:
         """Fold `columns` and the event's version and time into what the batch writes for its order
         (the order's uuid). A change of status also moves the order between its parties' counts."""
-        if not columns.keys() <= SETTABLE.keys():
-            raise ValueError(f"{type(e).__name__} sets {sorted(columns)}: events after placing set {list(SETTABLE)}")
         uuid = str(e.originator_id)
         order = self._new.get(uuid)
         if order is None:
@@ -231,6 +236,9 @@ class OrdersProjection(Projection):
         if "status" in columns:
             self._statuses.setdefault(uuid, []).append(columns["status"])
         return uuid
+
+
+_new_order_row = itemgetter(*NEW_ORDER.columns)  # a NEW_ORDER row of a new order's columns
 
 
 def _changed_row(uuid: str, changed: Mapping[str, Any]) -> tuple[Any, ...]:

@@ -16,26 +16,38 @@ import orjson
 from eventsourcing.persistence import JSONTranscoder
 
 
+class _Float(Exception):
+    """A float in the state: orjson reads an integer past 64 bits as one (the standard library does not)."""
+
+
 class OrjsonTranscoder(JSONTranscoder):
     def decode(self, data: bytes) -> Any:
+        """The state `data` as the library's decoder reads it. What orjson refuses or may read
+        otherwise (NaN and infinities, lone surrogates; any float, which may have been a long
+        integer: our events hold none) is read by the library's decoder itself."""
         try:
-            value = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            # What orjson refuses and the standard library reads (integers past 64 bits, NaN, lone
-            # surrogates) is read as the library always did.
+            return self._revived(orjson.loads(data))
+        except (orjson.JSONDecodeError, _Float):
             return super().decode(data)
-        return self._revived(value)
 
     def _revived(self, value: Any) -> Any:
         """`value` with each typed object in it turned into its value (containers changed in place)."""
         kind = type(value)
         if kind is dict:
             for key, item in value.items():
-                if type(item) is dict or type(item) is list:
+                kind = type(item)
+                if kind is dict or kind is list:
                     value[key] = self._revived(item)
+                elif kind is float:
+                    raise _Float
             return self._decode_obj(value) if len(value) == 2 else value
         if kind is list:
             for index, item in enumerate(value):
-                if type(item) is dict or type(item) is list:
+                kind = type(item)
+                if kind is dict or kind is list:
                     value[index] = self._revived(item)
+                elif kind is float:
+                    raise _Float
+        elif kind is float:
+            raise _Float
         return value
