@@ -20,6 +20,9 @@ class _Float(Exception):
     """A float in the state: orjson reads an integer past 64 bits as one (the standard library does not)."""
 
 
+_CONTAINERS = frozenset((dict, list))
+
+
 class OrjsonTranscoder(JSONTranscoder):
     def decode(self, data: bytes) -> Any:
         """The state `data` as the library's decoder reads it. What orjson refuses or may read
@@ -35,19 +38,26 @@ class OrjsonTranscoder(JSONTranscoder):
         kind = type(value)
         if kind is dict:
             for key, item in value.items():
-                kind = type(item)
-                if kind is dict or kind is list:
-                    value[key] = self._revived(item)
-                elif kind is float:
+                if type(item) in _CONTAINERS:
+                    value[key] = self._item(item)
+                elif type(item) is float:
                     raise _Float
             return self._decode_obj(value) if len(value) == 2 else value
         if kind is list:
             for index, item in enumerate(value):
-                kind = type(item)
-                if kind is dict or kind is list:
-                    value[index] = self._revived(item)
-                elif kind is float:
+                if type(item) in _CONTAINERS:
+                    value[index] = self._item(item)
+                elif type(item) is float:
                     raise _Float
         elif kind is float:
             raise _Float
         return value
+
+    def _item(self, item: dict[str, Any] | list[Any]) -> Any:
+        """A container inside the state, revived; a typed value of text (a time, a Decimal, a UUID:
+        most of them) in one call."""
+        if type(item) is dict and len(item) == 2:
+            data = item.get("_data_")
+            if type(data) is str and (transcoding := self.names.get(item.get("_type_"))) is not None:  # type: ignore[arg-type]
+                return transcoding.decode(data)
+        return self._revived(item)
