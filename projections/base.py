@@ -30,6 +30,9 @@ class Projection(ABC):
     # Bumped when a change of the code changes what it writes: a runner that starts with another
     # version stored than declared rebuilds the projection blue/green (projections/bluegreen.py).
     version: ClassVar[int] = 1
+    # True when its handlers find rows only by primary or unique keys: a rebuild then makes its
+    # tables' other indexes once after the replay (projections/scratch.py), not row by row.
+    indexed_after_replay: ClassVar[bool] = False
     # The log position (notification id) of the event a read-model handler is applying; the
     # runner sets it before each call, for rows that must be keyed by where their event sits.
     position: int = 0

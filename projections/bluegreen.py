@@ -98,7 +98,8 @@ def _rebuild(
             raise Interrupted("the rebuild was stopped before its switch; the live tables are unchanged")
 
     tables = [table for p in projections for table in p.tables]
-    with ScratchSet.made(db, tables) as scratch:
+    later = [table for p in projections if p.indexed_after_replay for table in p.tables]
+    with ScratchSet.made(db, tables, indexed_later=later) as scratch:
         replay = Replay(scratch, stores, projections, batch_size=batch_size, advanced=told)
         # At least the head as the rebuild found it, even where no live runner moves the positions;
         # but only in the switch, while the live runner waits: past the live positions the replay
@@ -109,6 +110,7 @@ def _rebuild(
         # while the live runner of these projections waits.
         while replay.run_to(live_positions(db, projections)) >= batch_size:
             pass
+        scratch.index()
         scratch.analyze()
         for attempt in range(1, SWITCH_ATTEMPTS + 1):
             try:

@@ -14,6 +14,25 @@ from typing import Any
 from ugc.platform.dialect import Cursor
 
 
+@dataclass(frozen=True)
+class OverRows:
+    """One statement `sql` over a batch's rows of `columns` (name -> PostgreSQL type), which it reads
+    as the table `held`: an INSERT … SELECT, an UPDATE … FROM, whatever one statement does with them.
+
+    Written once per batch whatever the number of rows (on SQLite once per run of rows that fits
+    a statement's parameters), and not at all without rows.
+    """
+
+    columns: Mapping[str, str]
+    sql: str
+
+    def write(self, cur: Cursor, rows: Sequence[Sequence[Any]]) -> None:
+        if not rows:
+            return
+        for entry, params in cur.rows("held", self.columns, rows):
+            cur.execute(f"WITH {entry} {self.sql}", params)
+
+
 @dataclass(frozen=True, eq=False)  # one constant per kind of insert: the same by identity
 class Insert:
     """Rows of `columns` (name -> PostgreSQL type) into `table`, with an optional ON CONFLICT clause."""
@@ -24,13 +43,10 @@ class Insert:
 
     def write(self, cur: Cursor, rows: Sequence[Sequence[Any]]) -> None:
         names = ", ".join(self.columns)
-        for entry, params in cur.rows("held", self.columns, rows):
-            # WHERE true: SQLite would read the ON of ON CONFLICT as a join's otherwise.
-            cur.execute(
-                f"WITH {entry} INSERT INTO {self.table} ({names}) "
-                f"SELECT {names} FROM held WHERE true {self.on_conflict}",
-                params,
-            )
+        # WHERE true: SQLite would read the ON of ON CONFLICT as a join's otherwise.
+        OverRows(
+            self.columns, f"INSERT INTO {self.table} ({names}) SELECT {names} FROM held WHERE true {self.on_conflict}"
+        ).write(cur, rows)
 
 
 class HeldInserts:

@@ -1,18 +1,48 @@
-"""Keeps `orders`, `deliveries` and `reviews` from the orders log."""
+"""Keeps `orders`, `deliveries` and `reviews` from the orders log.
+
+A batch is applied set-based, by the live runner and a replay alike: the handlers only fold each
+event into what the batch holds per order, and `before_commit` writes it all with a fixed number of
+statements, however many events the batch has (each an INSERT … SELECT or UPDATE … FROM over the
+batch's rows, see `OverRows`):
+
+1. the count changes of orders placed before the batch, from their stored status (read before 4);
+2. the count changes of the orders placed in the batch, known in memory;
+3. the orders placed in the batch, each inserted once with the columns its later events set;
+4. the orders placed before the batch, each updated once with what its events set;
+5. deliveries, delivered files and reviews, each taking its order's id (and a review the order's
+   fields) from the `orders` rows as 3 and 4 left them.
+
+What the tables hold afterwards is what applying the events one by one held (tests/test_replay.py
+and the other rebuild == live tests): an event of an order that is not in `orders` (its placing
+parked or skipped) changes nothing, and every count an order moved through keeps its row (see
+`add_order_counts`).
+"""
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Mapping
+from operator import itemgetter
 from typing import Any, ClassVar
 
 from projections.base import Handler, Projection
-from projections.held import HeldInserts, Insert
+from projections.held import Insert, OverRows
 from ugc.orders import CANCELLED, COMPLETED, DELIVERED, IN_PROGRESS, PENDING, Order
 from ugc.platform.dialect import Cursor
 from ugc.platform.store import Orders
 
 CountKey = tuple[int, str, str]  # (user id, role, status) of a row of `order_counts`
+
+# The columns an order's events after its placing set (besides `version` and `updated_at`), with
+# their types; the bit of each in an update's `given` says the batch set it (NULL is a value too).
+SETTABLE = {
+    "status": "text",
+    "requirements": "text",
+    "delivery_date": "text",
+    "cancellation_reason": "text",
+    "delivered_at": "timestamptz",
+    "completed_at": "timestamptz",
+    "cancelled_at": "timestamptz",
+}
 
 NEW_ORDER = Insert(
     "orders",
@@ -27,15 +57,66 @@ NEW_ORDER = Insert(
         "creator_username": "text",
         "service_id": "bigint",
         "service_title": "text",
-        "status": "text",
-        "requirements": "text",
         "price": "numeric",
         "total_price": "numeric",
         "selected_options": "jsonb",
-        "delivery_date": "text",
         "created_at": "timestamptz",
         "updated_at": "timestamptz",
+        **SETTABLE,
     },
+)
+
+CHANGED_ORDERS = OverRows(
+    {"uuid": "text", "version": "bigint", "updated_at": "timestamptz", "given": "bigint", **SETTABLE},
+    "UPDATE orders SET version = held.version, updated_at = held.updated_at, "
+    + ", ".join(
+        f"{name} = CASE WHEN held.given & {1 << bit} <> 0 THEN held.{name} ELSE orders.{name} END"
+        for bit, name in enumerate(SETTABLE)
+    )
+    + " FROM held WHERE orders.uuid = held.uuid",
+)
+
+# (uuid, status, n): an order placed before the batch moves by `n` in `status`, or (status NULL)
+# in the status it has stored. Summed per key: one statement must not change a row twice.
+MOVED_COUNTS = OverRows(
+    {"uuid": "text", "status": "text", "n": "bigint"},
+    "INSERT INTO order_counts (user_id, role, status, n) "
+    "SELECT user_id, role, status, SUM(n) FROM ("
+    "SELECT orders.buyer_id AS user_id, 'buyer' AS role, COALESCE(held.status, orders.status) AS status, held.n AS n "
+    "FROM held JOIN orders ON orders.uuid = held.uuid "
+    "UNION ALL SELECT orders.creator_id, 'creator', COALESCE(held.status, orders.status), held.n "
+    "FROM held JOIN orders ON orders.uuid = held.uuid"
+    ") AS change WHERE true GROUP BY user_id, role, status "
+    "ON CONFLICT (user_id, role, status) DO UPDATE SET n = order_counts.n + excluded.n",
+)
+
+ADDED_COUNTS = OverRows(
+    {"user_id": "bigint", "role": "text", "status": "text", "n": "bigint"},
+    "INSERT INTO order_counts (user_id, role, status, n) SELECT user_id, role, status, n FROM held WHERE true "
+    "ON CONFLICT (user_id, role, status) DO UPDATE SET n = order_counts.n + excluded.n",
+)
+
+NEW_DELIVERIES = OverRows(
+    {"id": "bigint", "uuid": "text", "message": "text", "file_ids": "jsonb", "created_at": "timestamptz"},
+    "INSERT INTO deliveries (id, order_id, message, file_ids, created_at) "
+    "SELECT held.id, orders.id, held.message, held.file_ids, held.created_at FROM held "
+    "JOIN orders ON orders.uuid = held.uuid",
+)
+
+NEW_DELIVERED_FILES = OverRows(
+    {"file_id": "bigint", "uuid": "text"},
+    "INSERT INTO delivered_files (file_id, order_id) SELECT held.file_id, orders.id FROM held "
+    "JOIN orders ON orders.uuid = held.uuid WHERE true ON CONFLICT DO NOTHING",
+)
+
+NEW_REVIEWS = OverRows(
+    {"id": "bigint", "uuid": "text", "rating": "bigint", "content": "text", "created_at": "timestamptz"},
+    # Only the buyer reviews. The fields copied from the order are fixed when it is placed.
+    "INSERT INTO reviews (id, order_id, creator_profile_id, reviewer_id, reviewer_username, service_id, "
+    "service_title, rating, content, created_at) "
+    "SELECT held.id, orders.id, orders.creator_profile_id, orders.buyer_id, orders.buyer_username, "
+    "orders.service_id, orders.service_title, held.rating, held.content, held.created_at FROM held "
+    "JOIN orders ON orders.uuid = held.uuid",
 )
 
 
@@ -43,124 +124,127 @@ class OrdersProjection(Projection):
     name = "orders"
     applications: ClassVar[tuple[str, ...]] = (Orders.name,)
     tables: ClassVar[tuple[str, ...]] = ("orders", "order_counts", "deliveries", "delivered_files", "reviews")
+    indexed_after_replay = True  # orders by id and uuid, the others by their keys
 
     def __init__(self) -> None:
-        # A batch's new orders and their counts, written together (before any order is changed).
-        self._placed = HeldInserts()
-        self._counts: Counter[CountKey] = Counter()
+        # The batch so far, by order uuid: the rows of the orders placed in it; what it sets on
+        # orders placed before it (with `version` and `updated_at`); every status each order was
+        # set to, in order (a new order's from `pending`); the rows of the other tables.
+        self._new: dict[str, dict[str, Any]] = {}
+        self._changed: dict[str, dict[str, Any]] = {}
+        self._statuses: dict[str, list[str]] = {}
+        self._deliveries: list[tuple[Any, ...]] = []
+        self._delivered_files: dict[tuple[int, str], None] = {}  # in order, once each
+        self._reviews: list[tuple[Any, ...]] = []
 
     def handlers(self) -> Mapping[type, Handler]:
         return {
             Order.Placed: self.placed,
-            Order.Accepted: lambda cur, e: self._set(cur, e, status=IN_PROGRESS),
-            Order.Updated: lambda cur, e: self._set(cur, e, **e.changes),
+            Order.Accepted: lambda cur, e: self._set(e, status=IN_PROGRESS),
+            Order.Updated: self.updated,
             Order.WorkDelivered: self.delivered,
-            Order.RevisionRequested: lambda cur, e: self._set(cur, e, status=IN_PROGRESS),
-            Order.Completed: lambda cur, e: self._set(cur, e, status=COMPLETED, completed_at=e.at),
-            Order.AutoCompleted: lambda cur, e: self._set(cur, e, status=COMPLETED, completed_at=e.at),
+            Order.RevisionRequested: lambda cur, e: self._set(e, status=IN_PROGRESS),
+            Order.Completed: lambda cur, e: self._set(e, status=COMPLETED, completed_at=e.at),
+            Order.AutoCompleted: lambda cur, e: self._set(e, status=COMPLETED, completed_at=e.at),
             Order.Cancelled: lambda cur, e: self._set(
-                cur, e, status=CANCELLED, cancelled_at=e.at, cancellation_reason=e.reason
+                e, status=CANCELLED, cancelled_at=e.at, cancellation_reason=e.reason
             ),
             Order.Reviewed: self.reviewed,
         }
 
     def before_commit(self, cur: Cursor) -> None:
-        self._placed.write(cur)
-        add_order_counts(cur, self._counts)
-        self._counts.clear()
+        try:
+            added: dict[CountKey, int] = {}
+            moved: list[tuple[str, str | None, int]] = []
+            for uuid, statuses in self._statuses.items():
+                # Through every status but the last (each key written, netting 0), into the last.
+                passed = dict.fromkeys(statuses, 0)
+                passed[statuses[-1]] = 1
+                new = self._new.get(uuid)
+                if new is None:  # out of the status it has stored
+                    moved += [(uuid, None, -1), *((uuid, status, n) for status, n in passed.items())]
+                    continue
+                for status, n in passed.items():
+                    for key in ((new["buyer_id"], "buyer", status), (new["creator_id"], "creator", status)):
+                        added[key] = added.get(key, 0) + n
+            MOVED_COUNTS.write(cur, moved)
+            add_order_counts(cur, added)
+            NEW_ORDER.write(cur, [_new_order_row(row) for row in self._new.values()])
+            CHANGED_ORDERS.write(cur, [_changed_row(uuid, changed) for uuid, changed in self._changed.items()])
+            NEW_DELIVERIES.write(cur, self._deliveries)
+            NEW_DELIVERED_FILES.write(cur, list(self._delivered_files))
+            NEW_REVIEWS.write(cur, self._reviews)
+        finally:
+            self.aborted()
 
     def aborted(self) -> None:
-        self._placed.clear()
-        self._counts.clear()
+        self._new.clear()
+        self._changed.clear()
+        self._statuses.clear()
+        self._deliveries.clear()
+        self._delivered_files.clear()
+        self._reviews.clear()
 
     def placed(self, cur: Cursor, e: Order.Placed) -> None:
-        self._placed.add(
-            NEW_ORDER,
-            (
-                e.number,
-                str(e.originator_id),
-                e.originator_version,
-                e.buyer,
-                e.buyer_username,
-                e.creator,
-                e.creator_profile,
-                e.creator_username,
-                e.service,
-                e.service_title,
-                PENDING,
-                e.requirements,
-                e.price,
-                e.total_price,
-                [_jsonable(option) for option in e.options],
-                e.delivery_date,
-                e.at,
-                e.at,
-            ),
-        )
-        self._counts.update(order_count_changes(e.buyer, e.creator, None, PENDING))
+        uuid = str(e.originator_id)
+        self._new[uuid] = {
+            "id": e.number,
+            "uuid": uuid,
+            "version": e.originator_version,
+            "buyer_id": e.buyer,
+            "buyer_username": e.buyer_username,
+            "creator_id": e.creator,
+            "creator_profile_id": e.creator_profile,
+            "creator_username": e.creator_username,
+            "service_id": e.service,
+            "service_title": e.service_title,
+            # Decimals as their text, as both dialects take them (orjson would call back for each).
+            "price": str(e.price),
+            "total_price": str(e.total_price),
+            "selected_options": [_jsonable(option) for option in e.options],
+            "created_at": e.at,
+            "updated_at": e.at,
+            **dict.fromkeys(SETTABLE),
+            "status": PENDING,
+            "requirements": e.requirements,
+            "delivery_date": e.delivery_date,
+        }
+        self._statuses[uuid] = [PENDING]
+
+    def updated(self, cur: Cursor, e: Order.Updated) -> None:
+        if not e.changes.keys() <= SETTABLE.keys():
+            raise ValueError(f"Updated changes {sorted(e.changes)}: events after placing set {list(SETTABLE)}")
+        self._set(e, **e.changes)
 
     def delivered(self, cur: Cursor, e: Order.WorkDelivered) -> None:
-        self._set(cur, e, status=DELIVERED, delivered_at=e.at)
-        uuid = str(e.originator_id)
-        cur.execute(
-            "INSERT INTO deliveries (id, order_id, message, file_ids, created_at) "
-            "SELECT %s, id, %s, %s, %s FROM orders WHERE uuid = %s",
-            (e.delivery, e.message, list(e.files), e.at, uuid),
-        )
-        for file_id in e.files:
-            cur.execute(
-                "INSERT INTO delivered_files (file_id, order_id) SELECT %s, id FROM orders WHERE uuid = %s "
-                "ON CONFLICT DO NOTHING",
-                (file_id, uuid),
-            )
+        uuid = self._set(e, status=DELIVERED, delivered_at=e.at)
+        self._deliveries.append((e.delivery, uuid, e.message, list(e.files), e.at))
+        self._delivered_files.update(((file_id, uuid), None) for file_id in e.files)
 
     def reviewed(self, cur: Cursor, e: Order.Reviewed) -> None:
-        self._set(cur, e)
-        cur.execute(
-            "INSERT INTO reviews (id, order_id, creator_profile_id, reviewer_id, reviewer_username, service_id, "
-            "service_title, rating, content, created_at) "
-            "SELECT %s, id, creator_profile_id, buyer_id, buyer_username, service_id, service_title, %s, %s, %s "
-            "FROM orders WHERE uuid = %s",  # only the buyer reviews
-            (e.review, e.rating, e.content, e.at, str(e.originator_id)),
-        )
+        uuid = self._set(e)
+        self._reviews.append((e.review, uuid, e.rating, e.content, e.at))
 
-    def _set(self, cur: Cursor, e: Any, **columns: Any) -> None:
-        """Apply `columns` and the event's version and time to the event's order.
-
-        A change of status also moves the order between its parties' counts, read from the row
-        before it changes. Nothing here waits for an answer: in a pipelined batch no lifecycle
-        event costs a round trip.
-        """
-        self._placed.write(cur)  # the order may be one of them
+    def _set(self, e: Any, **columns: Any) -> str:
+        """Fold `columns` and the event's version and time into what the batch writes for its order
+        (the order's uuid). A change of status also moves the order between its parties' counts."""
         uuid = str(e.originator_id)
+        order = self._new.get(uuid)
+        if order is None:
+            order = self._changed.setdefault(uuid, {})
+        order.update(columns, version=e.originator_version, updated_at=e.at)
         if "status" in columns:
-            # Old status -1 and new status +1 for each party, summed (an unchanged status nets 0).
-            cur.execute(
-                "INSERT INTO order_counts (user_id, role, status, n) "
-                "SELECT user_id, role, status, SUM(n) FROM ("
-                "SELECT buyer_id AS user_id, 'buyer' AS role, status, -1 AS n FROM orders WHERE uuid = %s "
-                "UNION ALL SELECT creator_id, 'creator', status, -1 FROM orders WHERE uuid = %s "
-                "UNION ALL SELECT buyer_id, 'buyer', %s, 1 FROM orders WHERE uuid = %s "
-                "UNION ALL SELECT creator_id, 'creator', %s, 1 FROM orders WHERE uuid = %s"
-                ") AS change WHERE true GROUP BY user_id, role, status "
-                "ON CONFLICT (user_id, role, status) DO UPDATE SET n = order_counts.n + excluded.n",
-                (uuid, uuid, columns["status"], uuid, columns["status"], uuid),
-            )
-        values = {**columns, "version": e.originator_version, "updated_at": e.at}
-        assignments = ", ".join(f"{name} = %s" for name in values)
-        cur.execute(f"UPDATE orders SET {assignments} WHERE uuid = %s", (*values.values(), uuid))
+            self._statuses.setdefault(uuid, []).append(columns["status"])
+        return uuid
 
 
-def order_count_changes(
-    buyer_id: int, creator_id: int, old_status: str | None, new_status: str | None
-) -> Counter[CountKey]:
-    """How moving one order between statuses (None: from or to nowhere) changes both parties' counts."""
-    changes: Counter[CountKey] = Counter()
-    for delta, status in ((-1, old_status), (1, new_status)):
-        if status is not None:
-            for role, user_id in (("buyer", buyer_id), ("creator", creator_id)):
-                changes[(user_id, role, status)] += delta
-    return changes
+_new_order_row = itemgetter(*NEW_ORDER.columns)  # a NEW_ORDER row of a new order's columns
+
+
+def _changed_row(uuid: str, changed: Mapping[str, Any]) -> tuple[Any, ...]:
+    """The CHANGED_ORDERS row of what a batch set on an order placed before it."""
+    given = sum(1 << bit for bit, name in enumerate(SETTABLE) if name in changed)
+    return (uuid, changed["version"], changed["updated_at"], given, *(changed.get(name) for name in SETTABLE))
 
 
 def add_order_counts(cur: Cursor, changes: Mapping[CountKey, int]) -> None:
@@ -169,17 +253,7 @@ def add_order_counts(cur: Cursor, changes: Mapping[CountKey, int]) -> None:
     A key whose changes cancel out is still written (with 0): a status an order of the user ever had
     keeps its row, whether the events came one by one or in one batch (a rebuild equals the live run).
     """
-    columns = {"user_id": "bigint", "role": "text", "status": "text", "n": "bigint"}
-    rows = [(*key, delta) for key, delta in changes.items()]
-    if not rows:
-        return
-    for entry, params in cur.rows("changes", columns, rows):
-        cur.execute(
-            f"WITH {entry} INSERT INTO order_counts (user_id, role, status, n) "
-            "SELECT user_id, role, status, n FROM changes WHERE true "
-            "ON CONFLICT (user_id, role, status) DO UPDATE SET n = order_counts.n + excluded.n",
-            params,
-        )
+    ADDED_COUNTS.write(cur, [(*key, delta) for key, delta in changes.items()])
 
 
 def _jsonable(option: dict[str, Any]) -> dict[str, Any]:

@@ -7,11 +7,19 @@ snapshot. It applies what the live runner applies, the same handlers in the same
 over the same events (parked or skipped ones, read from the live `parked_events` through the
 scratch set's fall-through). Nothing is pushed: the projections given must be instances made
 without a publisher, not the ones a live runner uses (a projection keeps batch state).
+
+Each batch of the log is read and decoded in a thread while the batch before it is applied and
+committed (`Reader`): the database's work on one batch overlaps with reading the next.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+from eventsourcing.application import Application
+from eventsourcing.persistence import Notification
 
 from projections.base import Projection
 from projections.scratch import ScratchSet
@@ -19,7 +27,9 @@ from readmodels import parked
 from ugc.platform.dialect import Cursor
 from ugc.platform.store import EventStores
 
-BATCH_SIZE = 500
+# Events per batch (and transaction). A replay's batch costs a fixed number of statements and a
+# commit (projections/orders.py): by 500, those were a third of a rebuild's time.
+BATCH_SIZE = 5000
 # (projection, application) -> position
 Positions = dict[tuple[str, str], int]
 Advanced = Callable[[int], object]  # told how many events each batch read
@@ -52,13 +62,16 @@ class Replay:
         for projection in self.projections:
             for application in projection.applications:
                 key = (projection.name, application)
-                while self.reached[key] < targets[key]:
-                    with self.scratch.transaction(write=True, pipelined=True) as cur:
-                        seen, reached = self._batch(cur, projection, application, targets[key])
-                    self.reached[key] = reached
-                    projection.committed()
-                    self._advanced(seen)
-                    read += seen
+                if self.reached[key] >= targets[key]:
+                    continue
+                with self._reader(projection, application, targets[key]) as reader:
+                    while self.reached[key] < targets[key]:
+                        with self.scratch.transaction(write=True, pipelined=True) as cur:
+                            seen, reached = self._batch(cur, projection, application, reader)
+                        self.reached[key] = reached
+                        projection.committed()
+                        self._advanced(seen)
+                        read += seen
         return read
 
     def run_to_in(self, cur: Cursor, targets: Mapping[tuple[str, str], int]) -> int:
@@ -67,36 +80,85 @@ class Replay:
         for projection in self.projections:
             for application in projection.applications:
                 key = (projection.name, application)
-                while self.reached[key] < targets[key]:
-                    seen, self.reached[key] = self._batch(cur, projection, application, targets[key])
-                    self._advanced(seen)
-                    read += seen
+                if self.reached[key] >= targets[key]:
+                    continue
+                with self._reader(projection, application, targets[key]) as reader:
+                    while self.reached[key] < targets[key]:
+                        seen, self.reached[key] = self._batch(cur, projection, application, reader)
+                        self._advanced(seen)
+                        read += seen
         return read
+
+    def _reader(self, projection: Projection, application: str, stop: int) -> Reader:
+        start = self.reached[(projection.name, application)]
+        return Reader(self.stores[application], projection.topics(), start, stop, self.batch_size)
 
     def _advanced(self, seen: int) -> None:
         if self.advanced is not None and seen:
             self.advanced(seen)
 
-    def _batch(self, cur: Cursor, projection: Projection, application: str, stop: int) -> tuple[int, int]:
-        """Apply the events after the replay's position up to `stop`, at most a batch of them: how
-        many were read, and the position reached."""
+    def _batch(self, cur: Cursor, projection: Projection, application: str, reader: Reader) -> tuple[int, int]:
+        """Apply the reader's next batch (the events after the replay's position up to its stop):
+        how many were read, and the position reached."""
         start = self.reached[(projection.name, application)]
-        app = self.stores[application]
         handlers = projection.topics()
         try:
             passed_over = parked.passed_over(cur, application, [projection.name], start)[projection.name]
-            batch = app.recorder.select_notifications(
-                start=start, limit=self.batch_size, stop=stop, inclusive_of_start=False
-            )
-            for notification in batch:
-                handler = handlers.get(notification.topic)
-                if handler is None or notification.id in passed_over:
+            batch, events = reader.next()
+            for notification, event in zip(batch, events, strict=True):
+                if event is None or notification.id in passed_over:
                     continue
+                if isinstance(event, Exception):
+                    raise event
                 projection.position = notification.id
-                handler(cur, app.mapper.to_domain_event(notification))
+                handlers[notification.topic](cur, event)
             projection.before_commit(cur)
         except BaseException:
             projection.aborted()
             raise
         # Positions are notification ids, which may have gaps: a short batch means none is left up to `stop`.
-        return len(batch), batch[-1].id if len(batch) == self.batch_size else stop
+        return len(batch), batch[-1].id if len(batch) == self.batch_size else reader.stop
+
+
+# What the reader made of each event of a batch: the event, None when the projection does not
+# handle its topic, or the error decoding it (raised only if the event is to be applied).
+Decoded = Any
+
+
+class Reader:
+    """One log's batches after `start` up to `stop`, each read and decoded by a thread of its own
+    while the batch before it is applied. A context manager: leaving it waits for that thread."""
+
+    def __init__(self, app: Application[Any], topics: Collection[str], start: int, stop: int, size: int) -> None:
+        self.app, self.topics, self.stop, self.size = app, topics, stop, size
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="replay-reader")
+        self._coming: Future[tuple[list[Notification], list[Decoded]]] | None = self._thread.submit(self._read, start)
+
+    def __enter__(self) -> Reader:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._thread.shutdown(wait=True, cancel_futures=True)
+
+    def next(self) -> tuple[list[Notification], list[Decoded]]:
+        """The next batch and its decoded events; reading the one after it begins at once."""
+        assert self._coming is not None, "read past the reader's stop"
+        batch, events = self._coming.result()
+        self._coming = self._thread.submit(self._read, batch[-1].id) if len(batch) == self.size else None
+        return batch, events
+
+    def _read(self, start: int) -> tuple[list[Notification], list[Decoded]]:
+        batch = list(
+            self.app.recorder.select_notifications(
+                start=start, limit=self.size, stop=self.stop, inclusive_of_start=False
+            )
+        )
+        return batch, [self._decoded(notification) for notification in batch]
+
+    def _decoded(self, notification: Notification) -> Decoded:
+        if notification.topic not in self.topics:
+            return None
+        try:
+            return self.app.mapper.to_domain_event(notification)
+        except Exception as error:  # the event may be one to pass over: raised only if applied
+            return error

@@ -26,7 +26,7 @@ import fcntl
 import re
 import secrets
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
@@ -39,16 +39,20 @@ PREFIX = "ugc_scratch_"
 # The statements of the read models' DDL that make something; the others (DROP INDEX of an old
 # index, CREATE EXTENSION) concern the live database only and would reach it through the search path.
 _MAKES = re.compile(r"\s*CREATE\s+(TABLE|INDEX|UNIQUE\s+INDEX|VIRTUAL\s+TABLE|TRIGGER)\b", re.IGNORECASE)
+# A plain (not unique) index and its table: one the replay of some tables may make only at the end.
+_PLAIN_INDEX = re.compile(r"\s*CREATE\s+INDEX\b.*?\bON\s+(\w+)", re.IGNORECASE | re.DOTALL)
 
 
 class ScratchSet:
     """Empty `tables` beside the live ones; `transaction()` gives a cursor whose unqualified names
     reach them. Made with `ScratchSet.made(db, tables)`."""
 
-    def __init__(self, db: Database, tables: Sequence[str], name: str) -> None:
+    def __init__(self, db: Database, tables: Sequence[str], name: str, *, indexed_later: Collection[str] = ()) -> None:
         self.db = db
         self.tables = tuple(tables)
         self.name = name
+        self.indexed_later = frozenset(indexed_later)
+        self._later_indexes: list[str] = []  # made by `index`
         self._sqlite: sqlite3.Connection | None = None
         if db.dialect == "postgresql":
             with db.read() as cur:
@@ -64,10 +68,14 @@ class ScratchSet:
 
     @classmethod
     @contextmanager
-    def made(cls, db: Database, tables: Sequence[str]) -> Iterator[ScratchSet]:
-        """Sweep what earlier runs left, make the set, and drop it when the block ends however it ends."""
+    def made(cls, db: Database, tables: Sequence[str], *, indexed_later: Collection[str] = ()) -> Iterator[ScratchSet]:
+        """Sweep what earlier runs left, make the set, and drop it when the block ends however it ends.
+
+        The plain indexes of the tables `indexed_later` are made only by `index`: built once over the
+        replayed rows, not kept up row by row (those tables' projections never read by them).
+        """
         sweep(db)
-        scratch = cls(db, tables, PREFIX + secrets.token_hex(6))
+        scratch = cls(db, tables, PREFIX + secrets.token_hex(6), indexed_later=indexed_later)
         with ExitStack() as stack:
             stack.enter_context(_held(db, scratch.name))
             stack.callback(scratch._drop)
@@ -115,6 +123,14 @@ class ScratchSet:
         rows = cur.execute(f"SELECT name, pk FROM {self.scratch}.pragma_table_info(%s)", (table,)).fetchall()
         return [row["name"] for row in sorted(rows, key=lambda row: row["pk"]) if row["pk"]]
 
+    def index(self) -> None:
+        """Make the plain indexes left for after the replay (see `made`)."""
+        later, self._later_indexes = self._later_indexes, []
+        if later:
+            with self.transaction(write=True) as cur:
+                for sql in later:
+                    cur.execute(sql)
+
     def analyze(self) -> None:
         """Give the new tables planner statistics before they go live (PostgreSQL; SQLite plans without)."""
         if self.db.dialect == "postgresql":
@@ -129,6 +145,10 @@ class ScratchSet:
             if (sql := statement if isinstance(statement, str) else statement.get(self.db.dialect, ""))
             and _MAKES.match(sql)
         ]
+        self._later_indexes = [
+            sql for sql in statements if (index := _PLAIN_INDEX.match(sql)) and index[1] in self.indexed_later
+        ]
+        statements = [sql for sql in statements if sql not in self._later_indexes]
         if self.db.dialect == "postgresql":
             with self.db.transaction(write=True) as cur:
                 cur.execute(f"CREATE SCHEMA {self.scratch}")

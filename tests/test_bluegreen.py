@@ -126,6 +126,36 @@ def test_compare_names_each_edited_row_and_a_rebuild_restores_them(
     assert scratch_sets(db) == []
 
 
+def indexes(db: Database, tables: tuple[str, ...]) -> set[tuple[str, str]]:
+    """(table, index definition) of the live `tables`."""
+    marks = ", ".join(["%s"] * len(tables))
+    with db.read() as cur:
+        if db.dialect == "postgresql":
+            rows = cur.execute(
+                f"SELECT tablename AS t, indexdef AS d FROM pg_indexes WHERE schemaname = current_schema() "
+                f"AND tablename IN ({marks})",
+                tables,
+            ).fetchall()
+        else:
+            rows = cur.execute(
+                f"SELECT tbl_name AS t, COALESCE(sql, name) AS d FROM sqlite_master WHERE type = 'index' "
+                f"AND tbl_name IN ({marks})",
+                tables,
+            ).fetchall()
+    return {(row["t"], row["d"]) for row in rows}
+
+
+def test_a_rebuild_whose_plain_indexes_are_made_after_the_replay_switches_in_every_index(
+    world: dict[str, int], parts: tuple[Database, EventStores]
+) -> None:
+    db, stores = parts
+    before = indexes(db, OrdersProjection.tables)
+    assert OrdersProjection.indexed_after_replay and any("orders_buyer " in definition for _, definition in before)
+    rebuild(db, stores, [OrdersProjection()])
+    assert indexes(db, OrdersProjection.tables) == before
+    assert scratch_sets(db) == []
+
+
 def test_more_differences_than_the_limit_are_counted(
     world: dict[str, int], parts: tuple[Database, EventStores], settings: Settings
 ) -> None:

@@ -14,11 +14,11 @@ from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import Notification, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from eventsourcing.utils import retry
 from psycopg import Connection, Cursor, InterfaceError, OperationalError
-from psycopg.rows import DictRow
+from psycopg.rows import DictRow, tuple_row
 from psycopg.sql import SQL, Composed, Identifier
 
 from ugc.platform.chain import (
@@ -126,6 +126,10 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
         )
         self._range_sql = sql(
             recorded + "WHERE e.notification_id >= %s AND e.notification_id <= %s ORDER BY e.notification_id LIMIT %s"
+        )
+        self._notifications_sql = sql(
+            "SELECT notification_id, originator_id, originator_version, topic, state FROM {schema}.{events} "
+            "WHERE notification_id > %s AND notification_id <= %s ORDER BY notification_id LIMIT %s"
         )
         self._chain_rows_sql = sql(
             "SELECT notification_id, originator_id, originator_version, recorded_at, hash, link "
@@ -242,6 +246,31 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
     def chain_head(self) -> ChainHead | None:
         with self.datastore.get_connection() as conn, conn.cursor() as cur:
             return self._head(cur)
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def select_notifications(
+        self,
+        start: int | None,
+        limit: int,
+        stop: int | None = None,
+        topics: Sequence[str] = (),
+        *,
+        inclusive_of_start: bool = True,
+    ) -> Sequence[Notification]:
+        """The library's, its SQL composed once and its rows read as tuples: a replay reads every
+        event of the log through here (a dict per row was a sixth of reading the log)."""
+        if topics:
+            chosen: Sequence[Notification] = super().select_notifications(
+                start, limit, stop, topics, inclusive_of_start=inclusive_of_start
+            )
+            return chosen
+        after = -1 if start is None else start - 1 if inclusive_of_start else start
+        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as cur:
+            cur.execute(self._notifications_sql, (after, 2**62 if stop is None else stop, limit), prepare=True)
+            return [
+                Notification(id=id_, originator_id=stream, originator_version=version, topic=topic, state=bytes(state))
+                for id_, stream, version, topic, state in cur.fetchall()
+            ]
 
     def recorded_stream(self, stream: UUID, *, gt: int = 0, lte: int | None = None) -> list[RecordedEvent]:
         with self.datastore.get_connection() as conn, conn.cursor() as cur:

@@ -36,6 +36,7 @@ from ugc.config import is_postgres, pool_sizes, sqlite_path
 from ugc.platform.chain import ChainedLog, ChainHead, RecordedEvent
 from ugc.platform.chain_postgres import ChainedPostgresRecorder
 from ugc.platform.chain_sqlite import ChainedSQLiteRecorder
+from ugc.platform.transcoder import OrjsonTranscoder
 
 AGGREGATE_CACHE_SIZE = 5_000  # per application and process; an aggregate here is a few KiB at most
 # Orders are busy for the minutes of their lifecycle and then rarely touched, and a cached order
@@ -95,6 +96,7 @@ def eventsourcing_settings(database_url: str, app_name: str, *, create_table: bo
         # library's default), so another process's writes are never missed; what is saved is the
         # decoding and replaying of every earlier event (half of placing an order's CPU).
         "AGGREGATE_CACHE_MAXSIZE": str(AGGREGATE_CACHE_SIZES.get(app_name, AGGREGATE_CACHE_SIZE)),
+        "TRANSCODER_TOPIC": get_topic(OrjsonTranscoder),  # the library's JSON, decoded in C
     }
     if database_url.startswith("sqlite:///"):
         main = sqlite_path(database_url)
