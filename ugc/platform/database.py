@@ -14,7 +14,7 @@ import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -24,7 +24,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 
 from ugc.config import is_postgres, pool_sizes, sqlite_path
-from ugc.platform.dialect import COLUMN_TYPES, Cursor, Dialect, Row, postgres_params
+from ugc.platform.dialect import COLUMN_TYPES, Cursor, Dialect, PipelinedCursor, Row, postgres_params
 from ugc.platform.idle_check import IdleCheck
 
 
@@ -128,7 +128,11 @@ class Database:
         """
         if self._pool is not None:
             with self._pool.connection() as conn:
-                with conn.pipeline() if pipelined else nullcontext(), conn.transaction(), conn.cursor() as cur:
+                if pipelined:
+                    with conn.pipeline(), conn.transaction():
+                        yield PipelinedCursor(conn)
+                    return
+                with conn.transaction(), conn.cursor() as cur:
                     yield Cursor(cur, "postgresql")
             return
         with sqlite_transaction(self._sqlite_connection(), write=write) as cur:

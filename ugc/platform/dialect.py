@@ -104,6 +104,26 @@ class Cursor:
         return int(self._raw.rowcount)
 
 
+class PipelinedCursor(Cursor):
+    """A PostgreSQL cursor in psycopg's pipeline mode: each statement on a raw cursor of its own.
+
+    In a pipeline, psycopg hands a statement's result to the cursor that sent it whenever it
+    arrives, and a fetch reads the cursor's result as soon as it has one. On one shared cursor
+    the result of an earlier statement (an INSERT) could arrive while the next one was being
+    sent and be read back as the next one's ("the last operation didn't produce records
+    (command status: INSERT 0 1)"): a batch then failed at random under load. A raw cursor per
+    statement only ever holds its own statement's result.
+    """
+
+    def __init__(self, connection: Any) -> None:
+        super().__init__(connection.cursor(), "postgresql")
+        self._connection = connection
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
+        self._raw = self._connection.cursor()
+        return super().execute(sql, params)
+
+
 # A row that breaks a key or constraint, on either dialect.
 INTEGRITY_ERRORS: tuple[type[Exception], ...] = (psycopg.IntegrityError, sqlite3.IntegrityError)
 
