@@ -47,12 +47,13 @@ from psycopg.rows import dict_row
 
 from projections.compare import compare_read_models
 from projections.registry import all_projections
-from tests.backends import environment, fresh_database
+from tests.backends import fresh_database
 from tests.servers import start_server
 from tests.test_leases import (
     Inbox,
     Traffic,
     World,
+    external_projections,
     holders,
     inbox,
     mailed_once,
@@ -171,11 +172,7 @@ def test_a_holder_whose_sessions_are_terminated_commits_nothing_more_and_mails_o
 ) -> None:
     handler, smtp_port = inbox
     with fresh_database(postgres, tmp_path) as url, ExitStack() as stack:
-        env = environment(postgres, url, tmp_path) | {
-            "UGC_PROJECTIONS": "external",
-            "UGC_SMTP_URL": f"smtp://127.0.0.1:{smtp_port}",
-            "UGC_READ_YOUR_WRITES_TIMEOUT": "10",
-        }
+        env = external_projections(postgres, url, tmp_path, smtp_port)
         server = stack.enter_context(start_server(env, log_dir=tmp_path))
         db = Database(url)
         stack.callback(db.close)

@@ -207,6 +207,16 @@ class Traffic:
         return sum(1 for sent, status, _ in list(self.answers) if sent >= at and status == 201)
 
 
+def external_projections(backend: str, url: str, directory: Path, smtp_port: int) -> dict[str, str]:
+    """The environment of a server and projectors that run the projections in their own processes,
+    mailing to `smtp_port`, with a read-your-writes wait long enough to outlast a takeover."""
+    return environment(backend, url, directory) | {
+        "UGC_PROJECTIONS": "external",
+        "UGC_SMTP_URL": f"smtp://127.0.0.1:{smtp_port}",
+        "UGC_READ_YOUR_WRITES_TIMEOUT": "10",
+    }
+
+
 def start_projectors(env: dict[str, str], directory: Path, stack: ExitStack) -> list[subprocess.Popen[bytes]]:
     """Two `ugc project` processes, logging to `directory`/project-N.log, ended when `stack` closes."""
     projectors = []
@@ -276,11 +286,7 @@ def test_projectors_share_leases_and_replace_a_frozen_or_dead_holder(
 ) -> None:
     handler, smtp_port = inbox
     with fresh_database(backend, tmp_path) as url, ExitStack() as stack:
-        env = environment(backend, url, tmp_path) | {
-            "UGC_PROJECTIONS": "external",
-            "UGC_SMTP_URL": f"smtp://127.0.0.1:{smtp_port}",
-            "UGC_READ_YOUR_WRITES_TIMEOUT": "10",
-        }
+        env = external_projections(backend, url, tmp_path, smtp_port)
         server = stack.enter_context(start_server(env, log_dir=tmp_path))
         projectors = start_projectors(env, tmp_path, stack)
         by_pid = {process.pid: process for process in projectors}
