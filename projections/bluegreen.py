@@ -154,7 +154,7 @@ def _catch_up_and_switch(
     with scratch.transaction(write=True) as cur:
         live = live_positions(db, projections, cur=cur, schema=scratch.live)
         reached = _at_least(_at_least(live, replay.reached), floor)
-        replay.run_to_in(cur, reached)
+        replay.run_to(reached, cur)
         _switch(cur, scratch, projections, live, reached)
     for projection in projections:
         projection.committed()

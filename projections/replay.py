@@ -14,8 +14,9 @@ committed (`Reader`): the database's work on one batch overlaps with reading the
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any
 
 from eventsourcing.application import Application
@@ -56,8 +57,9 @@ class Replay:
         self.advanced = advanced
         self.reached: Positions = {(p.name, app): 0 for p in projections for app in p.applications}
 
-    def run_to(self, targets: Mapping[tuple[str, str], int]) -> int:
-        """Apply every event up to `targets` (each batch in a transaction of its own); how many were read."""
+    def run_to(self, targets: Mapping[tuple[str, str], int], cur: Cursor | None = None) -> int:
+        """Apply every event up to `targets`; how many were read. Each batch commits in a transaction
+        of its own, or, given `cur` (a switch's transaction), all of them commit with the caller's."""
         read = 0
         for projection in self.projections:
             for application in projection.applications:
@@ -66,28 +68,22 @@ class Replay:
                     continue
                 with self._reader(projection, application, targets[key]) as reader:
                     while self.reached[key] < targets[key]:
-                        with self.scratch.transaction(write=True, pipelined=True) as cur:
-                            seen, reached = self._batch(cur, projection, application, reader)
-                        self.reached[key] = reached
-                        projection.committed()
+                        with self._transaction(cur) as batch:
+                            seen, reached = self._batch(batch, projection, application, reader)
+                        self.reached[key] = reached  # once committed (or in the caller's transaction)
+                        if cur is None:
+                            projection.committed()
                         self._advanced(seen)
                         read += seen
         return read
 
-    def run_to_in(self, cur: Cursor, targets: Mapping[tuple[str, str], int]) -> int:
-        """`run_to` inside the caller's transaction (a switch's): all of it commits with the caller's."""
-        read = 0
-        for projection in self.projections:
-            for application in projection.applications:
-                key = (projection.name, application)
-                if self.reached[key] >= targets[key]:
-                    continue
-                with self._reader(projection, application, targets[key]) as reader:
-                    while self.reached[key] < targets[key]:
-                        seen, self.reached[key] = self._batch(cur, projection, application, reader)
-                        self._advanced(seen)
-                        read += seen
-        return read
+    @contextmanager
+    def _transaction(self, cur: Cursor | None) -> Iterator[Cursor]:
+        if cur is not None:
+            yield cur
+            return
+        with self.scratch.transaction(write=True, pipelined=True) as own:
+            yield own
 
     def _reader(self, projection: Projection, application: str, stop: int) -> Reader:
         start = self.reached[(projection.name, application)]
