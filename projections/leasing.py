@@ -41,8 +41,8 @@ TICK = 0.5
 # How soon the keeper ticks again while another member still holds a lease the balance gives it
 # (that member gives it up after its batch): a new member has its share within a batch or so.
 WANTING_TICK = 0.1
-# The keeper's statements never queue long behind a lock (a batch's fence holds its lease row
-# share-locked until the batch commits): better one tick skipped than renewals late.
+# The keeper's statements never queue long behind a lock (an acquisition waits for the batches its
+# lease's previous holder has open, `leases.fence`): better one tick skipped than renewals late.
 KEEPER_OPTIONS = "-c lock_timeout=500 -c TimeZone=UTC"
 
 

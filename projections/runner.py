@@ -215,7 +215,7 @@ class ProjectionRunner:
                     tracking.advance(cur, application, moved.projections, start, moved.position)
                     tracking.announce(cur, moved)
                 if tokens is not None and seen:
-                    # Last, so the lease rows stay share-locked only from here to the commit.
+                    # Last, so the lease rows stay locked against takeover only from here to the commit.
                     leases.fence(cur, self._holder, tokens)
         except BaseException:
             for name in names:

@@ -1,9 +1,10 @@
 """Leases and their fence, step by step (keepers ticked by hand, no threads), on SQLite and PostgreSQL:
 a share balanced by weight between members, also when they run different projections; a lease in
-use given up only once its batch ends; a lapsed lease taken over with a greater token; the old holder's batch
-refused by the fence, committing nothing; on PostgreSQL, a holder frozen inside its batch does not
-keep its successor waiting; a mail abandoned at its last moment is not delivered; a projector given
-only some projections (`ugc project --only`) runs those."""
+use given up only once its batch ends; a lapsed lease taken over with a greater token; the old
+holder's batch refused by the fence, committing nothing; on PostgreSQL, a holder frozen inside its
+batch does not keep its successor waiting, and a holder's renewals do not wait for its own slow
+batches; a mail abandoned at its last moment is not delivered; a projector given only some
+projections (`ugc project --only`) runs those."""
 
 from __future__ import annotations
 
@@ -174,7 +175,7 @@ def test_a_holder_frozen_inside_its_batch_does_not_hold_up_its_successor(backend
     try:
         old.tick()
         tokens = old.held()
-        # The old holder's batch passed its fence and froze before its commit: the row stays share-locked.
+        # The old holder's batch passed its fence and froze before its commit: the row stays locked.
         frozen = psycopg.connect(db.url, autocommit=True)
         frozen.execute("BEGIN")
         frozen.execute(f"SET LOCAL application_name = '{leases.BATCH_PREFIX}{old.holder}'")
@@ -191,6 +192,38 @@ def test_a_holder_frozen_inside_its_batch_does_not_hold_up_its_successor(backend
     finally:
         old.stop()
         new.stop()
+
+
+def test_a_holder_renews_its_leases_while_its_slow_batches_hold_them_fenced(backend: str, db: Database) -> None:
+    """A batch's fence keeps others from taking the lease until it commits, never its own keeper from
+    renewing it: batches slower than the keeper's lock_timeout once made a loaded server lose its
+    leases to itself (renewal cancelled, lease lapsed, every batch refused, writes answered 503)."""
+    if backend != "postgres":
+        pytest.skip("row locks are PostgreSQL's; on SQLite a batch and a renewal take turns at the write lock")
+    name = f"slow_{uuid.uuid4().hex[:6]}"
+    holder = keeper(db, [name])
+    try:
+        holder.tick()
+        tokens = holder.held()
+        slow = psycopg.connect(db.url, autocommit=True)
+        slow.execute("BEGIN")
+        with slow.cursor() as raw:
+            leases.fence(Cursor(raw, "postgresql"), holder.holder, tokens)
+        expiries = []
+        for _ in range(3):  # the batch stays open over several renewals, past the lease's TTL
+            time.sleep(TTL / 2)
+            holder.tick()
+            assert holder.held() == tokens
+            expiries.append(leases.states(db)[name])
+        assert all(state.holder == holder.holder for state in expiries)
+        # Whereas an acquisition, which moves the token, still waits for the batch to end.
+        with psycopg.connect(db.url, autocommit=True, options="-c lock_timeout=200") as other:
+            with pytest.raises(psycopg.errors.LockNotAvailable):
+                other.execute("UPDATE leases SET token = token + 1 WHERE name = %s", (name,))
+        slow.execute("COMMIT")
+        slow.close()
+    finally:
+        holder.stop()
 
 
 def _free(db: Database, name: str) -> None:

@@ -26,6 +26,8 @@ DDL = (
         holder TEXT,
         token BIGINT NOT NULL DEFAULT 0,
         expires_at DOUBLE PRECISION NOT NULL DEFAULT 0)""",
+    # What makes an acquisition wait for a batch's fence, and a renewal not (see `fence`).
+    "CREATE UNIQUE INDEX IF NOT EXISTS leases_token ON leases (name, token)",
     # `leases`: the leases the member runs and their weights, as JSON ({"orders": 4.0, ...}).
     """CREATE TABLE IF NOT EXISTS lease_members (
         holder TEXT PRIMARY KEY,
@@ -135,8 +137,8 @@ def acquire(cur: Cursor, name: str, holder: str, ttl: float) -> tuple[int, str |
     """Take lease `name` if nobody holds it live: its new token, its previous holder and how many of
     that holder's open batches were ended; None if it is held.
 
-    A previous holder frozen between its batch's fence and commit keeps the lease row share-locked:
-    its batches are ended first, so the acquisition does not wait for it to wake.
+    A previous holder frozen between its batch's fence and commit keeps the lease row locked against
+    this: its batches are ended first, so the acquisition does not wait for it to wake.
     """
     now = _now(cur)
     row = cur.execute(
@@ -165,13 +167,20 @@ def release(cur: Cursor, name: str, holder: str, token: int) -> None:
 
 def fence(cur: Cursor, holder: str, held: Mapping[str, int], *, margin: float = 0.0) -> None:
     """Raise LeaseLost unless `holder` holds every lease of `held` with these tokens, unexpired for
-    `margin` seconds more. Inside a batch's transaction, on PostgreSQL the rows stay share-locked
-    until it ends: no one acquires them between this check and the commit."""
+    `margin` seconds more.
+
+    Inside a batch's transaction on PostgreSQL the rows stay locked FOR KEY SHARE until it ends, and
+    that lock conflicts only with an UPDATE of a column of a unique index: `acquire`, which moves
+    `token` (in `leases_token`), waits until the batch commits, so nobody takes a lease between this
+    check and the commit; the holder's own renewal, which moves only `expires_at`, never waits for
+    its batches (under FOR SHARE it queued behind them, timed out on a loaded machine, and the
+    holder lost its leases to itself).
+    """
     if not held:
         return
     name_batch(cur, holder)  # a holder frozen from here to its commit can be ended by its successor
     clause, params = _matching(held)
-    lock = " FOR SHARE" if cur.dialect == "postgresql" else ""
+    lock = " FOR KEY SHARE" if cur.dialect == "postgresql" else ""
     rows = cur.execute(
         f"SELECT name FROM leases WHERE holder = %s AND expires_at > {_now(cur)} + %s AND {clause}{lock}",
         (holder, margin, *params),
