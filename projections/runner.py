@@ -276,6 +276,10 @@ class ProjectionRunner:
     ) -> None:
         """Move a side effect's position from `old` to `new`, while its lease holds."""
         with self.db.transaction(write=True) as cur:
+            if tokens is not None:
+                # Before the write: frozen from there to its commit, it holds the position's row, and a
+                # successor ends only the transactions it can find by this name (`leases.acquire`).
+                leases.name_batch(cur, self._holder)
             tracking.advance(cur, application, [projection.name], old, new)
             if tokens is not None:
                 leases.fence(cur, self._holder, tokens)

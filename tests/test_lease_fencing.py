@@ -8,6 +8,7 @@ projections (`ugc project --only`) runs those."""
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -23,7 +24,8 @@ from commands.accounts import AccountCommands, Register
 from projections.accounts import AccountsProjection
 from projections.leasing import LeaseKeeper
 from projections.mail import Mailer
-from projections.runner import JOBS_LEASE, ProjectionRunner
+from projections.runner import JOBS_LEASE, SIDE_EFFECT_MARGIN, ProjectionRunner
+from projections.verification_mail import VerificationMailProjection
 from readmodels import tracking
 from readmodels.waiting import Progress
 from tests.servers import free_port
@@ -224,6 +226,79 @@ def test_a_holder_renews_its_leases_while_its_slow_batches_hold_them_fenced(back
         slow.close()
     finally:
         holder.stop()
+
+
+def test_a_sender_frozen_while_recording_its_mail_does_not_hold_up_its_successor(
+    backend: str, settings: Settings, db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A mail's position is moved before its fence, in the same transaction: a sender frozen between
+    the two holds the position's row. Its successor ends that transaction when it takes the lease
+    over, or its own mails (and the whole runner, one thread) would wait for the frozen one to wake."""
+    if backend != "postgres":
+        pytest.skip("on SQLite a frozen writer holds the one write lock: every writer waits (README: Leases)")
+    stores = EventStores(settings.database_url)
+    # Longer than a send's margin (SIDE_EFFECT_MARGIN): a sender checks it has that long left first.
+    ttl = SIDE_EFFECT_MARGIN + 0.5
+    old, new = (LeaseKeeper(db, ["verification_mail"], holder=f"test/{uuid.uuid4().hex[:8]}", ttl=ttl) for _ in "ab")
+    frozen, wake = threading.Event(), threading.Event()
+    real_fence = leases.fence
+
+    def fence_after_a_freeze(cur: Cursor, holder: str, held: Any, *, margin: float = 0.0) -> None:
+        if holder == old.holder and not margin:  # the fence of `_record`, not the check before a send
+            frozen.set()
+            wake.wait(10)
+        real_fence(cur, holder, held, margin=margin)
+
+    monkeypatch.setattr(leases, "fence", fence_after_a_freeze)
+    try:
+        accounts = AccountCommands(stores, db, MovableClock(), hasher=PasswordHasher(time_cost=1, memory_cost=8192))
+
+        def runner(holder: LeaseKeeper) -> tuple[ProjectionRunner, VerificationMailProjection]:
+            mailer = Mailer(smtp_url=None, outbox_dir=tmp_path / holder.holder.replace("/", "_"), sender="n@ugc.local")
+            projection = VerificationMailProjection(mailer, secret_key="k" * 32, public_url="http://ugc.test")
+            running = ProjectionRunner(db, stores, [projection], Progress())
+            running.register()
+            running.keeper = holder
+            return running, projection
+
+        (old_runner, old_mail), (new_runner, new_mail) = runner(old), runner(new)
+        _free(db, "verification_mail")
+        with db.transaction(write=True) as cur:  # only this test's mail: the log's older ones count as sent
+            done = tracking.position(cur, "verification_mail", Accounts.name)
+            tracking.advance(cur, Accounts.name, ["verification_mail"], done, _last_position(stores))
+        name = f"frozen_{uuid.uuid4().hex[:8]}"
+        accounts.register(Register(name, f"{name}@example.com", "password-1", "Имя", "Фамилия"))
+        old.tick()
+        tokens = old.held()
+        sending = threading.Thread(target=_ignoring_errors, args=(old_runner._apply, Accounts.name, [old_mail], tokens))
+        sending.start()
+        assert frozen.wait(10)
+        time.sleep(ttl + 0.1)
+        new.tick()
+        assert new.held()["verification_mail"] > tokens["verification_mail"]
+        started = time.monotonic()
+        assert new_runner._apply(Accounts.name, [new_mail], new.held()) >= 1
+        assert time.monotonic() - started < 2.0
+        assert [path.name for path in (tmp_path / new.holder.replace("/", "_")).iterdir()]
+        wake.set()
+        sending.join(10)
+    finally:
+        wake.set()
+        old.stop()
+        new.stop()
+        stores.close()
+
+
+def _last_position(stores: EventStores) -> int:
+    return stores[Accounts.name].recorder.max_notification_id() or 0
+
+
+def _ignoring_errors(call: Any, *args: Any) -> None:
+    """Run a frozen holder's call: woken after its successor ended its transaction, it fails."""
+    try:
+        call(*args)
+    except Exception:
+        pass
 
 
 def _free(db: Database, name: str) -> None:
