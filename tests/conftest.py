@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import logging.config
 import os
 import re
 import time
@@ -43,6 +44,14 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     finish_drops()
     if not hasattr(session.config, "workerinput") and postgres_available():  # after every worker
         drop_database(template_name())
+
+
+@pytest.fixture(autouse=True)
+def keep_pytest_logging(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`ugc` run in a test's process (`cli.main`) keeps pytest's logging: its own set-up would bind
+    the log handlers to that test's captured stderr, closed once the test ends, and every later
+    log line of the worker would fail to write ("I/O operation on closed file")."""
+    monkeypatch.setattr(logging.config, "dictConfig", lambda config: None)
 
 
 @pytest.fixture(params=BACKENDS, scope="module")

@@ -10,7 +10,6 @@ filters it.
 from __future__ import annotations
 
 import json
-import logging.config
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -105,14 +104,9 @@ def lifecycle(app_client: TestClient, settings: Settings, clock: MovableClock) -
 def run_cli(
     backend: str, settings: Settings, monkeypatch: pytest.MonkeyPatch, capsysbinary: pytest.CaptureFixture[bytes]
 ) -> Iterator[Any]:
-    """`ugc ARGS...` in this process on the test's database: (exit code, stdout bytes, stderr text).
-
-    In this process, `ugc` keeps pytest's logging: its own set-up would bind the log handlers to
-    this test's captured stderr, closed once the test ends.
-    """
+    """`ugc ARGS...` in this process on the test's database: (exit code, stdout bytes, stderr text)."""
     for name, value in environment(backend, settings.database_url, settings.var_dir).items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setattr(logging.config, "dictConfig", lambda config: None)
 
     def run(*args: str) -> tuple[int, bytes, str]:
         code = cli.main(list(args))

@@ -32,7 +32,6 @@ def demo(backend: str, tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
 def verify(env: dict[str, str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> tuple[int, Any]:
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setattr("logging.config.dictConfig", lambda config: None)  # keep pytest's log capture
     capsys.readouterr()
     status = cli.main(["verify", "--json"])
     return status, json.loads(capsys.readouterr().out)
