@@ -191,13 +191,36 @@ def write_reviews(url: str, cast: Cast, creators: list[Party], count: int, batch
 # --- measurements --------------------------------------------------------------------------------
 
 
+LISTING_TRIES = 4  # measurements of the listing until its connections are spread over both workers
+
+
 def listing(base: str, pid: int, duration: float, engine: str, helpers: list[int]) -> Result:
+    """The listing at 16 connections, spread over both workers.
+
+    A worker's event loop accepts a burst of new connections all at once, so now and then one
+    worker gets all 16 and the other idles: that run measures half the server, not the read model
+    (08:42 and 10:41 today: after / before 0.79 and 0.87, every connection of the after run on one
+    worker). Such a run is measured again, up to LISTING_TRIES times, so before and after compare alike.
+    """
     scenario = Scenario("GET", listing_path(LISTING_WORD, page=2))
     loadgen.run(base, scenario, connections=16, duration=1, engine=engine, quiet=False)
-    result = loadgen.run(base, scenario, connections=16, duration=duration, engine=engine, server_pid=pid,
-                         helper_pids=helpers)
-    print(f"  listing: {result.rps:,.0f} req/s, p99 {result.p99_ms:.1f} ms", file=sys.stderr)
+    for attempt in range(1, LISTING_TRIES + 1):
+        result = loadgen.run(base, scenario, connections=16, duration=duration, engine=engine, server_pid=pid,
+                             helper_pids=helpers)
+        share = workers_share(result)
+        print(f"  listing: {result.rps:,.0f} req/s, p99 {result.p99_ms:.1f} ms, least busy worker "
+              f"{share:.2f} of the busiest", file=sys.stderr)
+        if share >= 0.5:
+            break
+        if attempt < LISTING_TRIES:
+            print("  connections landed unevenly on the workers; measuring again", file=sys.stderr)
     return result
+
+
+def workers_share(result: Result) -> float:
+    """The least busy server worker's CPU over the busiest's during `result` (0: one did all the work)."""
+    cores = [c for name, c in result.top_others if "multiprocessing.spawn import spawn_main" in name]
+    return min(cores) / max(cores) if len(cores) >= 2 and max(cores) > 0 else 0.0
 
 
 @dataclass(frozen=True)
@@ -297,7 +320,9 @@ def review_sections(cost: ReviewCost) -> list[str]:
     return [
         "### Services listing before and after the reviews (search + price range, page 2, 16 connections)", "",
         ceilings.RESULT_HEADER, *listing_rows, "",
-        f"after / before: **{cost.after.rps / cost.before.rps:.2f}** (target ≥ 0.9). Write phase: {writes.reviews:,} "
+        f"after / before: **{cost.after.rps / cost.before.rps:.2f}** (target ≥ 0.9; the least busy worker's CPU "
+        f"over the busiest's: {workers_share(cost.before):.2f} before, {workers_share(cost.after):.2f} after, "
+        f"measured again below 0.5). Write phase: {writes.reviews:,} "
         f"reviewed orders over 20 creators × 500 services, appended in {writes.append_seconds:.1f} s, applied by "
         f"the projections {writes.apply_seconds:.1f} s after the last append; `services` then: "
         f"{writes.services_table}", "",
