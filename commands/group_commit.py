@@ -8,20 +8,22 @@ one NOTIFY, one COMMIT. Alone, a command goes at once.
 `GroupCommit` takes both kinds of command of one application into the same groups:
 
 * new aggregates (placing orders), made by the leader from what it prepared for the group at once;
-* changed aggregates, loaded and decided by their callers (`save`); a group holds one command per
-  aggregate. A command decided on a version an earlier group of this process has since moved
-  fails alone, before its group is saved; one that clashes in the store (another process appended
-  to its aggregate first) fails the changes of its group, with the store's IntegrityError, so each
-  caller decides again on the new state (`change`); the group's new aggregates, which cannot clash,
-  are then appended again without them.
+* commands on stored aggregates (`change`): the leader loads the group's aggregates in one read and
+  decides each command on its aggregate as stored then, so a follow-up command costs its caller no
+  load of its own (issue 15: each used to load its order on its own, a query on the store's few
+  connections). A group holds one command per aggregate; a second waits for the next group and is
+  decided on the first one's outcome. The leader keeps what it saved (`KEPT`): loading one of those
+  reads only the events appended since, by other processes. When another process appended to an
+  aggregate between the load and the save, the store refuses the save (IntegrityError): the group's
+  changes fail with it, so each caller decides again on the new state (`saving.retrying`), and the
+  group's new aggregates, which cannot clash, are appended again without them.
 
 One queue for both: two would take turns at the table lock, a COMMIT each per round, and a
 lifecycle's follow-up commands would wait for placing's groups and the other way round (issue 15).
 
 Before a save, each command's request with an `Idempotency-Key` records what it is about to append
-(commands/intents.py), in the caller's context: a change on the caller's thread before it queues,
-a new aggregate in the leader once it has made it (its id comes from what the leader prepared). A
-command whose record fails is not saved; it fails alone.
+(commands/intents.py), in the caller's context, in the leader once it has made or decided the
+aggregate. A command whose record fails is not saved; it fails alone.
 """
 
 from __future__ import annotations
@@ -30,11 +32,12 @@ import contextvars
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
+from copy import deepcopy
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar, cast
+from typing import Any, Generic, TypeVar, cast
 from uuid import UUID
 
-from eventsourcing.application import Application
+from eventsourcing.application import AggregateNotFoundError, Application, project_aggregate
 from eventsourcing.domain import Aggregate, DomainEventProtocol
 from eventsourcing.persistence import IntegrityError, Recording
 
@@ -42,14 +45,16 @@ from commands.intents import announce
 from commands.saving import Positions, appended
 from ugc.platform import metrics
 from ugc.platform.cache import LRU
+from ugc.platform.chain import ChainedLog
 
 MAX_GROUP = 200  # aggregates per transaction: bounds what one failure takes down with it
-# Aggregates whose last version saved here GroupCommit remembers: only a command queued behind the
-# group that saved its aggregate can be stale, so a few groups' worth (MAX_GROUP each) is plenty.
-SAVED_VERSIONS_KEPT = 1_000
+# Aggregates saved here that the leader keeps, to load them by reading only what was appended since:
+# an order is busy for the minutes of its lifecycle, then rarely touched (~2.2 KiB an order).
+KEPT = 1_000
 
 A = TypeVar("A", bound=Aggregate)
 T = TypeVar("T")  # what each aggregate of a group is made from, prepared for the whole group at once
+R = TypeVar("R")  # what a change's decision returns
 E = TypeVar("E", bound="_Queued")
 
 
@@ -132,24 +137,31 @@ class _Entry(_Queued, Generic[T, A]):
 
 
 @dataclass(eq=False)
-class _Changed(_Queued):
-    """Aggregates their caller changed, to append together."""
+class _Change(_Queued, Generic[A]):
+    """A command on a stored aggregate: `decide` runs in the leader's thread, in the caller's context."""
 
-    aggregates: tuple[Aggregate, ...] = ()
+    aggregate_id: UUID | None = None
+    decide: Callable[[A], Any] | None = None
+    context: contextvars.Context = field(default_factory=contextvars.copy_context)
+    aggregate: A | None = None  # as decided: as saved, once the group's save went through
+    result: Any = None  # what `decide` returned
 
 
 class GroupCommit(_Groups[_Queued], Generic[T, A]):
-    """New and changed aggregates of one application, appended in groups.
+    """New aggregates and changes of stored ones, of one application, appended in groups.
 
     The leader calls `prepare(count)` once for what each new aggregate of its group will be made from
-    (a fresh number, say), makes them, and saves them with the group's changed aggregates.
+    (a fresh number, say), makes them, loads the aggregates the group's changes are about, decides
+    each change, and saves the lot in one transaction.
     """
 
     def __init__(self, app: Application[UUID], prepare: Callable[[int], Sequence[T]]) -> None:
         super().__init__()
         self.app = app
         self.prepare = prepare
-        self._saved = LRU[UUID, int](SAVED_VERSIONS_KEPT)  # aggregate -> the last version saved here
+        # Every event store here records through a chained recorder (ugc/platform/store.py).
+        self._log = cast(ChainedLog, app.recorder)
+        self._kept = LRU[UUID, A](KEPT)  # aggregate id -> as saved here last; never changed once kept
 
     def append(self, make: Callable[[T], A]) -> tuple[A, Positions]:
         """Make the aggregate from what was prepared for it, append its events; it and where they landed.
@@ -164,27 +176,32 @@ class GroupCommit(_Groups[_Queued], Generic[T, A]):
         assert entry.aggregate is not None
         return entry.aggregate, entry.positions
 
-    def save(self, *aggregates: Aggregate) -> Positions:
-        """Append the pending events of `aggregates` in one transaction, maybe with other callers';
-        where they landed. Raises IntegrityError if another writer appended to one of them first."""
-        announce(self.app.name, aggregates)
-        entry = _Changed(aggregates=aggregates)
+    def change(self, aggregate_id: UUID, decide: Callable[[A], R]) -> tuple[A, R, Positions]:
+        """Let `decide` change the aggregate as stored now and append what it recorded: the aggregate
+        as decided (not to be changed further), what `decide` returned, where its events landed.
+
+        What `decide` raises fails this call alone, as does an id nothing was stored under
+        (AggregateNotFoundError). Raises IntegrityError if another process appended to the
+        aggregate after the group loaded it: decide again (`saving.retrying`), on the new state.
+        """
+        entry: _Change[A] = _Change(aggregate_id=aggregate_id, decide=decide)
         self._enqueue(entry)
         if entry.error is not None:
             raise entry.error
-        return entry.positions
+        assert entry.aggregate is not None
+        return entry.aggregate, cast(R, entry.result), entry.positions
 
     def _take(self) -> list[_Queued]:
+        """The next group: up to MAX_GROUP entries, one change per aggregate (the others wait)."""
         group: list[_Queued] = []
-        taken: set[UUID] = set()
+        changing: set[UUID] = set()
         rest: list[_Queued] = []
         for entry in self._queue:
-            ids = {a.id for a in entry.aggregates} if isinstance(entry, _Changed) else set()
-            if isinstance(entry, _Changed) and self._stale(entry):
-                _finish([entry], IntegrityError("decided on a version saved over since"))
-            elif len(group) < MAX_GROUP and not ids & taken:
+            aggregate_id = entry.aggregate_id if isinstance(entry, _Change) else None
+            if len(group) < MAX_GROUP and aggregate_id not in changing:
                 group.append(entry)
-                taken |= ids
+                if aggregate_id is not None:
+                    changing.add(aggregate_id)
             else:
                 rest.append(entry)
         self._queue = rest
@@ -194,8 +211,8 @@ class GroupCommit(_Groups[_Queued], Generic[T, A]):
         failure: BaseException | None = None
         try:
             made = self._make([entry for entry in group if isinstance(entry, _Entry)])
-            changes = [entry for entry in group if isinstance(entry, _Changed)]
-            self._append(made, changes)
+            decided = self._decide([entry for entry in group if isinstance(entry, _Change)])
+            self._append(made, decided)
         except BaseException as error:
             failure = error
             raise
@@ -221,11 +238,53 @@ class GroupCommit(_Groups[_Queued], Generic[T, A]):
                 entry.error = error
         return made
 
-    def _append(self, made: list[_Entry[T, A]], changes: list[_Changed]) -> None:
+    def _decide(self, changes: list[_Change[A]]) -> list[_Change[A]]:
+        """Load the aggregates of `changes` and decide each; those whose decision recorded events
+        (one that recorded none is done, with nothing appended; a refusal fails its caller)."""
+        loaded = self._load([entry.aggregate_id for entry in changes if entry.aggregate_id is not None])
+        decided: list[_Change[A]] = []
+        for entry in changes:
+            assert entry.aggregate_id is not None and entry.decide is not None
+            aggregate = loaded.get(entry.aggregate_id)
+            if aggregate is None:
+                entry.error = AggregateNotFoundError(entry.aggregate_id)
+                continue
+            try:
+                entry.result = entry.context.run(entry.decide, aggregate)
+                if aggregate.pending_events:
+                    entry.context.run(announce, self.app.name, [aggregate])
+            except Exception as error:
+                entry.error = error
+                continue
+            entry.aggregate = aggregate
+            if aggregate.pending_events:
+                decided.append(entry)
+        return decided
+
+    def _load(self, ids: list[UUID]) -> dict[UUID, A]:
+        """The aggregates of `ids` as stored now, each a copy of its own to change, in one read: a
+        kept one with the events appended since (by other processes), the others from their whole
+        stream. An id with nothing stored under it is left out."""
+        if not ids:
+            return {}
+        kept = {aggregate_id: self._kept.get(aggregate_id) for aggregate_id in ids}
+        stored = self._log.select_streams({i: aggregate.version if aggregate else 0 for i, aggregate in kept.items()})
+        mapper = self.app.mapper
+        loaded: dict[UUID, A] = {}
+        for aggregate_id, events in stored.items():
+            base = kept[aggregate_id]
+            aggregate = project_aggregate(
+                deepcopy(base) if base is not None else None, (mapper.to_domain_event(e) for e in events)
+            )
+            if aggregate is not None:
+                loaded[aggregate_id] = aggregate
+        return loaded
+
+    def _append(self, made: list[_Entry[T, A]], changes: list[_Change[A]]) -> None:
         """Save the group; a change's clash fails the changes, and the new aggregates go again alone."""
         new = [entry.aggregate for entry in made if entry.aggregate is not None]
         events = [event for aggregate in new for event in aggregate.pending_events]
-        changed = [aggregate for entry in changes for aggregate in entry.aggregates]
+        changed = [entry.aggregate for entry in changes if entry.aggregate is not None]
         try:
             recordings = self.app.save(*new, *changed) if new or changed else []
         except IntegrityError as clash:
@@ -246,15 +305,15 @@ class GroupCommit(_Groups[_Queued], Generic[T, A]):
             return
         if recordings:
             metrics.APPENDS.labels(self.app.name).inc()
-        for aggregate in changed:
-            self._saved.put(aggregate.id, aggregate.version)
+        for aggregate in [*new, *changed]:
+            self._kept.put(aggregate.id, aggregate)
         landed = _landed(recordings)
         for entry in made:
             assert entry.aggregate is not None
             entry.positions = appended(self.app.name, landed[entry.aggregate.id])
         for entry in changes:
-            own = [recording for a in entry.aggregates for recording in landed.get(a.id, [])]
-            entry.positions = appended(self.app.name, own) if own else {}
+            assert entry.aggregate is not None
+            entry.positions = appended(self.app.name, landed[entry.aggregate.id])
 
     def _stored_already(self, events: Sequence[DomainEventProtocol[UUID]]) -> bool:
         """Whether every one of `events` is in the store as it is: this group's own save.
@@ -272,12 +331,3 @@ class GroupCommit(_Groups[_Queued], Generic[T, A]):
             if not stored or mapper.to_domain_event(stored[0]) != ours:
                 return False
         return bool(events)
-
-    def _stale(self, entry: _Changed) -> bool:
-        """Whether a version `entry` appends was saved here already: its decision is out of date."""
-        for aggregate in entry.aggregates:
-            pending = aggregate.pending_events
-            saved = self._saved.get(aggregate.id)
-            if pending and saved is not None and pending[0].originator_version <= saved:
-                return True
-        return False

@@ -1,7 +1,8 @@
 """Order commands: one method per row of the lifecycle table, plus placing and auto-completion.
 
-Every change loads the order, lets it decide, and appends one event. Without `If-Match` a version
-clash is retried against the new state (ending in 2xx or 409); with it, a stale version is a 412.
+Every change is decided on the order as stored and appends one event, in a group of commands
+(`GroupCommit`). Without `If-Match` a version clash is retried against the new state (ending in 2xx
+or 409); with it, a stale version is a 412.
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ from eventsourcing.application import AggregateNotFoundError
 
 from commands.group_commit import GroupCommit
 from commands.read_only import ReadOnlyAggregates, ReadOnlyView
-from commands.saving import Positions, change
+from commands.saving import Positions, retrying
 from ugc.accounts import User
 from ugc.clock import Clock
-from ugc.errors import InvalidField, NotAllowed, NotFound, WrongState
+from ugc.errors import InvalidField, NotAllowed, NotFound, StaleVersion, WrongState
 from ugc.files import StoredFile
 from ugc.ids import aggregate_id
 from ugc.orders import Order, order_id
@@ -210,40 +211,35 @@ class OrderCommands:
 
         return self._change(order, None, decide).positions
 
-    def load(self, order: int) -> Order:
-        try:
-            found: Order = self.app.repository.get(order_id(order))
-        except AggregateNotFoundError:
-            raise NotFound("order_not_found") from None
-        return found
-
     def _change(self, order: int, expected_version: int | None, decide: Callable[[Order], None]) -> Saved:
-        """Load, decide, append, through `change`, the append shared with other orders' commands
-        and orders placed that arrive meanwhile (`GroupCommit`: one table lock and one COMMIT for the lot).
+        """Decide on the order as stored now and append, in a group with other orders' commands and
+        orders placed meanwhile (`GroupCommit.change`: one read, one table lock, one COMMIT for the lot).
 
-        An order's command is meant for the status its caller saw: when another command appended
-        first and moved the order to another status, this one was decided on a state that no longer
-        exists and loses with 409 (of two racing transitions exactly one wins); when the status is
-        the same (an edit), it is decided again on the new state.
+        `expected_version` is the client's `If-Match`: any other current version is a 412 and decides
+        nothing. An order's command is meant for the status its caller saw: when another process
+        appended first and moved the order to another status, this one was decided on a state that
+        no longer exists and loses with 409 (of two racing transitions exactly one wins); when the
+        status is the same (an edit), it is decided again on the new state.
         """
         seen: str | None = None
 
-        def decide_on_the_status_seen(loaded: Order) -> Order:
+        def decide_on_the_status_seen(stored: Order) -> None:
             nonlocal seen
-            if seen is not None and loaded.status != seen:
-                raise WrongState(loaded.status, "order_wrong_status")
-            seen = loaded.status
-            decide(loaded)
-            return loaded
+            if expected_version is not None and stored.version != expected_version:
+                raise StaleVersion(stored.version)
+            if seen is not None and stored.status != seen:
+                raise WrongState(stored.status, "order_wrong_status")
+            seen = stored.status
+            decide(stored)
 
-        changed = change(
-            self.app,
-            lambda: self.load(order),
-            decide_on_the_status_seen,
-            expected_version=expected_version,
-            saving=self._groups.save,
-        )
-        return Saved(changed.result, changed.positions)
+        def attempt() -> Saved:
+            try:
+                changed, _, positions = self._groups.change(order_id(order), decide_on_the_status_seen)
+            except AggregateNotFoundError:
+                raise NotFound("order_not_found") from None
+            return Saved(changed, positions)
+
+        return retrying(attempt)
 
     def _check_own_files(self, actor: int, file_ids: list[int]) -> None:
         if not file_ids:

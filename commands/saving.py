@@ -95,7 +95,6 @@ def change(
     expected_version: int | None = None,
     also: Callable[[T], Iterable[Aggregate]] = _nothing,
     attempts: int = ATTEMPTS,
-    saving: Callable[..., Positions] | None = None,
 ) -> Changed[T]:
     """Load an aggregate, let `decide` change it, append what it recorded.
 
@@ -108,7 +107,7 @@ def change(
     new state: with `If-Match` that is a 412, since the version moved; without it, the decision
     is taken again and either holds (2xx) or now refuses with its own domain error (409 for a
     wrong state, 404 for a deleted object). A clash on every attempt lets the IntegrityError out.
-    `saving` appends instead of a save of its own (a `GroupCommit`'s, shared with other callers).
+    (Orders go through `GroupCommit.change` instead: decided by the leader of a group of commands.)
     """
 
     def attempt() -> Changed[T]:
@@ -117,7 +116,7 @@ def change(
             raise StaleVersion(aggregate.version)
         result = decide(aggregate)
         changed: tuple[Aggregate, ...] = (aggregate, *also(result))
-        positions = saving(*changed) if saving is not None else save(app, *changed)
+        positions = save(app, *changed)
         return Changed(result, aggregate.version, positions)
 
     return retrying(attempt, attempts)

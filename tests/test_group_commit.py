@@ -14,7 +14,6 @@ from eventsourcing.domain import Aggregate, event
 from eventsourcing.persistence import IntegrityError
 
 from commands.group_commit import GroupCommit
-from commands.saving import change
 from ugc.events import current_request
 from ugc.platform.store import eventsourcing_settings
 
@@ -53,6 +52,12 @@ def app(database_url: str) -> Iterator[Application[UUID]]:
 def kind() -> str:
     """A series of ids of its own per test: the module's event store outlives each test."""
     return uuid4().hex
+
+
+def counted_once(probe: Probe) -> int:
+    """Count `probe` once; its count then."""
+    probe.count()
+    return probe.counted
 
 
 class Numbers:
@@ -195,6 +200,8 @@ def test_a_failure_to_make_fails_that_caller_alone(app: Application[UUID], kind:
 def test_changes_of_many_callers_share_saves_none_is_lost_and_each_learns_where_it_landed(
     app: Application[UUID], kind: str
 ) -> None:
+    """Four callers per aggregate at once: a group takes one of them, the others wait for the next
+    groups and are decided on its outcome, so none clashes and every one counts."""
     probes = [Probe(kind, number, f"probe {number}") for number in range(8)]
     app.save(*probes)
     group = GroupCommit[int, Probe](app, Numbers())
@@ -207,64 +214,72 @@ def test_changes_of_many_callers_share_saves_none_is_lost_and_each_learns_where_
 
     app.save = counting_save  # type: ignore[method-assign]  # counts the real save's calls
 
-    def bump(index: int) -> tuple[UUID, dict[str, int]]:
+    def bump(index: int) -> tuple[UUID, int, dict[str, int]]:
         probe_id = probes[index % len(probes)].id
-        # Four callers per probe at once: those decided on the same version clash and decide again.
-        changed = change(app, lambda: app.repository.get(probe_id), lambda p: p.count(), saving=group.save, attempts=50)
-        return probe_id, changed.positions
+        _, counted, positions = group.change(probe_id, counted_once)
+        return probe_id, counted, positions
 
     with ThreadPoolExecutor(max_workers=32) as pool:
         landed = list(pool.map(bump, range(160)))
     assert [app.repository.get(p.id).counted for p in probes] == [20] * len(probes)
-    assert sum(saves) >= 160 and len(saves) < 160  # some transactions carried several callers' changes
-    for probe_id, positions in landed:
+    assert sum(saves) == 160 and len(saves) < 160  # some transactions carried several callers' changes
+    for probe in probes:  # each caller saw its own count: decided one after the other
+        assert sorted(counted for probe_id, counted, _ in landed if probe_id == probe.id) == list(range(1, 21))
+    for probe_id, _, positions in landed:
         [notification] = app.recorder.select_notifications(start=positions["probes"], limit=1)
         assert notification.originator_id == probe_id
 
 
-def test_a_change_decided_on_a_version_saved_over_meanwhile_fails_alone(app: Application[UUID], kind: str) -> None:
-    first, second, third = (Probe(kind, number, f"probe {number}") for number in range(3))
-    app.save(first, second, third)
+def test_a_change_is_decided_in_its_callers_context_and_a_refusal_fails_it_alone(
+    app: Application[UUID], kind: str
+) -> None:
+    probes = [Probe(kind, number, f"probe {number}") for number in range(10)]
+    app.save(*probes)
     group = GroupCommit[int, Probe](app, Numbers())
-    entered, release = threading.Event(), threading.Event()
-    save = app.save
 
-    def held_save(*aggregates: Any, **kwargs: Any) -> Any:
-        entered.set()
-        release.wait(5)  # the others queue meanwhile, and go together in the next group
-        return save(*aggregates, **kwargs)
-
-    app.save = held_save  # type: ignore[method-assign]  # the real save, only later
-
-    def counted(probe_id: UUID) -> Probe:
-        probe: Probe = app.repository.get(probe_id)
+    def decide(probe: Probe) -> str | None:
+        if probe.number % 3 == 0:
+            raise ValueError(probe.label)
         probe.count()
-        return probe
+        return current_request.get()
 
-    def call(probe: Probe) -> str:
+    def call(probe: Probe) -> str | None:
+        current_request.set(f"request of {probe.label}")
         try:
-            group.save(probe)
-            return "saved"
-        except IntegrityError:
-            return "IntegrityError"
+            return group.change(probe.id, decide)[1]
+        except ValueError as error:
+            return f"refused {error}"
 
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        leading = pool.submit(call, counted(first.id))
-        assert entered.wait(5)
-        # Decided on the version the leader's save is replacing, then two innocent bystanders.
-        queued = [pool.submit(call, counted(probe.id)) for probe in (first, second, third)]
-        threading.Timer(0.3, release.set).start()
-        outcomes = [leading.result(10), *(f.result(10) for f in queued)]
-    assert outcomes == ["saved", "IntegrityError", "saved", "saved"]
-    assert [app.repository.get(p.id).counted for p in (first, second, third)] == [1, 1, 1]
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        outcomes = list(pool.map(call, probes))
+    assert outcomes == [f"refused {p.label}" if p.number % 3 == 0 else f"request of {p.label}" for p in probes]
+    assert [app.repository.get(p.id).counted for p in probes] == [0 if p.number % 3 == 0 else 1 for p in probes]
+    with pytest.raises(AggregateNotFoundError):
+        group.change(Probe.create_id(kind, 999, ""), decide)
+
+
+def test_a_change_is_decided_on_what_another_process_appended_since_it_was_kept(
+    app: Application[UUID], kind: str
+) -> None:
+    """The leader keeps what it saved and reads only the events appended since: another writer's too."""
+    probe = Probe(kind, 1, "kept")
+    app.save(probe)
+    group = GroupCommit[int, Probe](app, Numbers())
+    assert group.change(probe.id, lambda p: p.count())[0].counted == 1  # kept from here on
+    elsewhere: Probe = app.repository.get(probe.id)
+    elsewhere.count()
+    app.save(elsewhere)  # another process's writer
+    changed, counted, _ = group.change(probe.id, counted_once)
+    assert (counted, changed.version) == (3, 4)
+    assert app.repository.get(probe.id).counted == 3
 
 
 def test_placing_and_changes_share_a_group_and_a_change_that_clashes_fails_alone(
     app: Application[UUID], kind: str
 ) -> None:
     """New and changed aggregates go in one transaction; when another writer appended to a changed
-    one first, that change fails (its caller decides again) and the group's new aggregates are
-    appended without it."""
+    one after the group loaded it, that change fails (its caller decides again, `saving.retrying`)
+    and the group's new aggregates are appended without it."""
     contested, other = Probe(kind, 1000, "contested"), Probe(kind, 1001, "other")
     app.save(contested, other)
     group = GroupCommit[int, Probe](app, Numbers())
@@ -277,18 +292,17 @@ def test_placing_and_changes_share_a_group_and_a_change_that_clashes_fails_alone
         if len(saves) == 1:
             entered.set()
             release.wait(5)  # the others queue meanwhile, and go together in the next group
+        if len(saves) == 2:  # loaded and decided: another process's writer appends to it first
+            elsewhere: Probe = app.repository.get(contested.id)
+            elsewhere.count()
+            save(elsewhere)
         return save(*aggregates, **kwargs)
 
     app.save = held_save  # type: ignore[method-assign]  # the real save, only later
 
-    def counted(probe_id: UUID) -> Probe:
-        probe: Probe = app.repository.get(probe_id)
-        probe.count()
-        return probe
-
     def change_of(probe: Probe) -> str:
         try:
-            group.save(probe)
+            group.change(probe.id, lambda p: p.count())
             return "saved"
         except IntegrityError:
             return "IntegrityError"
@@ -298,13 +312,12 @@ def test_placing_and_changes_share_a_group_and_a_change_that_clashes_fails_alone
         return app.repository.get(probe.id).label  # type: ignore[no-any-return]
 
     with ThreadPoolExecutor(max_workers=4) as pool:
-        leading = pool.submit(change_of, counted(other.id))
+        leading = pool.submit(change_of, other)
         assert entered.wait(5)
-        stale = counted(contested.id)
-        queued = [pool.submit(change_of, stale), pool.submit(placing, "new")]
-        save(counted(contested.id))  # another process's writer appends to it first
+        queued = [pool.submit(change_of, contested), pool.submit(placing, "new")]
         threading.Timer(0.3, release.set).start()
         outcomes = [leading.result(10), *(f.result(10) for f in queued)]
     assert outcomes == ["saved", "IntegrityError", "new"]
     assert saves == [1, 2, 1]  # the change and the new one together, then the new one alone
-    assert app.repository.get(contested.id).counted == 1
+    assert app.repository.get(contested.id).counted == 1  # the other writer's count only
+    assert group.change(contested.id, lambda p: p.count())[0].counted == 2  # decided again: on the new state

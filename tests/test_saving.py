@@ -8,13 +8,13 @@ the new state, where it holds or refuses with its domain error, and a stale If-M
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 
 import pytest
 from eventsourcing.persistence import IntegrityError
 
-from commands.orders import OrderCommands
+from commands.orders import OrderCommands, Saved
 from commands.saving import ATTEMPTS, change
 from tests.test_domain_orders import BUYER, CREATOR, NOW, placed
 from ugc.clock import MovableClock
@@ -174,24 +174,27 @@ def test_a_clash_on_every_attempt_lets_the_integrity_error_out(stores: EventStor
 
 
 class RacedOrders(OrderCommands):
-    """Order commands whose first load is followed, at once, by another writer's command."""
+    """Order commands whose first decision is raced: another writer's command lands between the
+    group's load of the order and its save."""
 
     def __init__(self, stores: EventStores, settings: Settings, other: str) -> None:
         super().__init__(stores, Database(settings.database_url), MovableClock(NOW), auto_complete_after=timedelta(3))
         self.other = other
         self.raced = False
 
-    def load(self, order: int) -> Order:
-        loaded = super().load(order)
-        if not self.raced:
-            self.raced = True
-            other = super().load(order)
-            if self.other == "accept":
-                other.accept(CREATOR, NOW)
-            else:
-                other.update(BUYER, {"requirements": "Другие требования"}, NOW)
-            self.app.save(other)
-        return loaded
+    def _change(self, order: int, expected_version: int | None, decide: Callable[[Order], None]) -> Saved:
+        def raced(loaded: Order) -> None:
+            if not self.raced:
+                self.raced = True
+                other: Order = self.app.repository.get(loaded.id)
+                if self.other == "accept":
+                    other.accept(CREATOR, NOW)
+                else:
+                    other.update(BUYER, {"requirements": "Другие требования"}, NOW)
+                self.app.save(other)
+            decide(loaded)
+
+        return super()._change(order, expected_version, raced)
 
     def close(self) -> None:
         self.db.close()
@@ -209,7 +212,7 @@ def test_an_order_command_is_decided_again_only_on_the_status_its_caller_saw(
     orders = RacedOrders(stores, settings, other)
     try:
         orders.cancel(number, BUYER, "Передумал")
-        result = orders.load(number).status
+        result = stores.orders.repository.get(order_id(number)).status
     except WrongState as refused:
         result = f"refused: {refused.current}"
     finally:

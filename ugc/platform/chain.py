@@ -20,6 +20,8 @@ from datetime import UTC, datetime
 from typing import Protocol
 from uuid import UUID
 
+from eventsourcing.persistence import StoredEvent
+
 GENESIS = bytes(32)  # the "previous hash" of every stream's version 1 and the link before a log's first event
 BACKLOG_BATCH = 5_000  # unchained events chained per transaction by `ugc migrate`
 
@@ -161,6 +163,8 @@ class ChainedLog(Protocol):
     context: str
 
     def chain_head(self) -> ChainHead | None: ...
+
+    def select_streams(self, after: Mapping[UUID, int]) -> dict[UUID, list[StoredEvent]]: ...
 
     def recorded_stream(self, stream: UUID, *, gt: int = 0, lte: int | None = None) -> list[RecordedEvent]: ...
 

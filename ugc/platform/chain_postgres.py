@@ -10,7 +10,7 @@ in position order is chaining in commit order, whichever process appends.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -132,6 +132,14 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
         self._range_sql = sql(
             recorded + "WHERE e.notification_id >= %s AND e.notification_id <= %s ORDER BY e.notification_id LIMIT %s"
         )
+        # Several streams' events past a version each, in one read (GroupCommit loads its group's
+        # aggregates with it): one keyed lookup per stream, as for the hashes above.
+        self._streams_sql = sql(
+            "SELECT e.originator_id, e.originator_version, e.topic, e.state FROM json_array_elements(%s::json) AS r, "
+            "LATERAL (SELECT originator_id, originator_version, topic, state FROM {schema}.{events} "
+            "WHERE originator_id = (r->>0)::uuid AND originator_version > (r->>1)::bigint "
+            "ORDER BY originator_version) AS e"
+        )
         self._notifications_sql = sql(
             "SELECT notification_id, originator_id, originator_version, topic, state FROM {schema}.{events} "
             "WHERE notification_id > %s AND notification_id <= %s ORDER BY notification_id LIMIT %s"
@@ -142,6 +150,20 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
             "ORDER BY notification_id LIMIT %s"
         )
         self._lock_sql = self.lock_table_statements
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def select_streams(self, after: Mapping[UUID, int]) -> dict[UUID, list[StoredEvent]]:
+        """The events of each stream of `after` past the version given for it, oldest first; one round trip."""
+        streams: dict[UUID, list[StoredEvent]] = {stream: [] for stream in after}
+        if not after:
+            return streams
+        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
+            curs.execute(self._streams_sql, (_pairs(list(after.items())),), prepare=True)
+            for stream, version, topic, state in curs.fetchall():
+                streams[stream].append(StoredEvent(stream, version, topic, bytes(state)))
+        return streams
 
     # -- appending -------------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ append extends. Positions are the events table's rowids, as the library's notifi
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -139,6 +139,22 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
         if row is None:
             return None
         return ChainHead(row["notification_id"], bytes(row["link"]), _time(row["recorded_at"]))
+
+    def select_streams(self, after: Mapping[UUID, int]) -> dict[UUID, list[StoredEvent]]:
+        """The events of each stream of `after` past the version given for it, oldest first; one transaction."""
+        streams: dict[UUID, list[StoredEvent]] = {}
+        with self.datastore.transaction(commit=False) as c:
+            for stream, version in after.items():
+                c.execute(
+                    "SELECT originator_version, topic, state FROM stored_events "
+                    "WHERE originator_id = ? AND originator_version > ? ORDER BY originator_version",
+                    (stream.hex, version),
+                )
+                streams[stream] = [
+                    StoredEvent(stream, row["originator_version"], row["topic"], bytes(row["state"]))
+                    for row in c.fetchall()
+                ]
+        return streams
 
     def chain_head(self) -> ChainHead | None:
         with self.datastore.transaction(commit=False) as c:

@@ -39,9 +39,9 @@ from ugc.platform.chain_sqlite import ChainedSQLiteRecorder
 from ugc.platform.transcoder import OrjsonTranscoder
 
 AGGREGATE_CACHE_SIZE = 5_000  # per application and process; an aggregate here is a few KiB at most
-# Orders are busy for the minutes of their lifecycle and then rarely touched, and a cached order
-# saves only the decoding of its handful of events (the fast-forward query runs either way): a
-# bound that fills in minutes keeps a worker's memory flat under steady traffic (~2.2 KiB an order;
+# Order commands load their orders through GroupCommit, which keeps those it saved itself
+# (commands/group_commit.py, KEPT); the library's cache serves only the odd other read of an order,
+# bounded all the same so a worker's memory stays flat under steady traffic (~2.2 KiB an order;
 # bench/results/soak-2026-12-03-0321.md saw 5,000 take the whole soak to fill).
 AGGREGATE_CACHE_SIZES = {"orders": 1_000}
 
