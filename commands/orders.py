@@ -171,10 +171,11 @@ class OrderCommands:
         """Deliver, with files of the actor's own (422 otherwise, once the order is found visible to them)."""
         files = list(dict.fromkeys(file_ids))
         number = self.db.next_number("delivery")
+        own = self._own_files(actor, files)  # read here, not in the group's leader, which every command waits for
 
         def decide(o: Order) -> None:
-            if o.role_of(actor) is not None:  # an outsider learns nothing of the files: 404 below
-                self._check_own_files(actor, files)
+            if o.role_of(actor) is not None and not own:  # an outsider learns nothing of the files: 404 below
+                raise InvalidField("file_ids", "foreign_file")
             o.deliver(actor, number, message, files, self.clock.now())
 
         saved = self._change(order, expected_version, decide)
@@ -241,14 +242,16 @@ class OrderCommands:
 
         return retrying(attempt)
 
-    def _check_own_files(self, actor: int, file_ids: list[int]) -> None:
+    def _own_files(self, actor: int, file_ids: list[int]) -> bool:
+        """Whether every one of `file_ids` is a file of `actor`'s, not removed."""
         if not file_ids:
-            return
+            return True
         now = self._read_only.now((Files.name,))
         for file_number in file_ids:
             try:
                 stored: StoredFile = now.get(Files.name, aggregate_id("file", file_number))
             except AggregateNotFoundError:
-                raise InvalidField("file_ids", "foreign_file") from None
+                return False
             if stored.owner_user_number != actor or stored.removed:
-                raise InvalidField("file_ids", "foreign_file")
+                return False
+        return True

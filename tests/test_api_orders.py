@@ -562,6 +562,12 @@ def test_delivered_files_stay_downloadable_to_both_parties(api: Api, deal: Deal)
         json={"message": "x", "file_ids": [999999]},
     )
     assert not_mine.status_code == 422 and "file_ids" in not_mine.json()["fields"]
+    outsider = api.client.post(  # learns nothing of the order nor of the file
+        f"/api/v1/orders/{order}/deliveries/",
+        headers=stranger["headers"],
+        json={"message": "x", "file_ids": [file["id"]]},
+    )
+    assert outsider.status_code == 404, outsider.text
     delivery = act(api, deal.creator, order, "deliveries", {"message": "Монтаж", "file_ids": [file["id"]]}, expect=201)
     assert [f["id"] for f in delivery["files"]] == [file["id"]]
     assert delivery["files"][0]["name"] == "cut.txt" and delivery["files"][0]["url"] == file["url"]
