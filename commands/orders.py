@@ -17,10 +17,10 @@ from eventsourcing.application import AggregateNotFoundError
 
 from commands.group_commit import GroupCommit
 from commands.read_only import ReadOnlyAggregates, ReadOnlyView
-from commands.saving import Positions, retrying
+from commands.saving import Positions, check_version, retrying
 from ugc.accounts import User
 from ugc.clock import Clock
-from ugc.errors import InvalidField, NotAllowed, NotFound, StaleVersion, WrongState
+from ugc.errors import InvalidField, NotAllowed, NotFound, WrongState
 from ugc.files import StoredFile
 from ugc.ids import aggregate_id
 from ugc.orders import Order, order_id
@@ -226,8 +226,7 @@ class OrderCommands:
 
         def decide_on_the_status_seen(stored: Order) -> None:
             nonlocal seen
-            if expected_version is not None and stored.version != expected_version:
-                raise StaleVersion(stored.version)
+            check_version(stored, expected_version)
             if seen is not None and stored.status != seen:
                 raise WrongState(stored.status, "order_wrong_status")
             seen = stored.status

@@ -83,6 +83,12 @@ class Changed(Generic[T]):
     positions: Positions
 
 
+def check_version(aggregate: Aggregate, expected_version: int | None) -> None:
+    """The client's `If-Match`: StaleVersion (412) unless `aggregate` is at `expected_version` (if given)."""
+    if expected_version is not None and aggregate.version != expected_version:
+        raise StaleVersion(aggregate.version)
+
+
 def _nothing(_: object) -> tuple[Aggregate, ...]:
     return ()
 
@@ -112,8 +118,7 @@ def change(
 
     def attempt() -> Changed[T]:
         aggregate = load()
-        if expected_version is not None and aggregate.version != expected_version:
-            raise StaleVersion(aggregate.version)
+        check_version(aggregate, expected_version)
         result = decide(aggregate)
         changed: tuple[Aggregate, ...] = (aggregate, *also(result))
         positions = save(app, *changed)
