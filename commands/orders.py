@@ -7,11 +7,11 @@ or 409); with it, a stale version is a 412.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from eventsourcing.application import AggregateNotFoundError
 
@@ -27,6 +27,8 @@ from ugc.orders import Order, order_id
 from ugc.platform.database import Database
 from ugc.platform.store import Accounts, Catalog, EventStores, Files
 from ugc.services import Service
+
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -92,7 +94,7 @@ class OrderCommands:
         self.auto_complete_after = auto_complete_after
         self._read_only = ReadOnlyAggregates(stores, db)
         # Placing and every command on an existing order, appended in the same groups.
-        self._groups: GroupCommit[tuple[ReadOnlyView, int], Order] = GroupCommit(self.app, self._prepare_placing)
+        self._groups: GroupCommit[tuple[ReadOnlyView, int], Order] = GroupCommit(self.app, self._prepare)
 
     def place(
         self, buyer_id: int, service_id: int, requirements: str, delivery_date: date, option_ids: list[int]
@@ -151,9 +153,15 @@ class OrderCommands:
 
         return Placed(*self._groups.append(decide))
 
-    def _prepare_placing(self, count: int) -> list[tuple[ReadOnlyView, int]]:
-        now, numbers = self._read_only.now_numbered((Accounts.name, Catalog.name), "order", count)
-        return [(now, number) for number in numbers]
+    def _prepare(
+        self, count: int, numbered: Mapping[str, int]
+    ) -> tuple[list[tuple[ReadOnlyView, int]], dict[str, list[int]]]:
+        """A group's orders to place (`count`), each with the buyer's and the service's logs as they
+        stand and a fresh order number, and the numbers its other commands asked for: one round trip."""
+        if not count:
+            return [], self.db.next_numbers_of(numbered)[0]
+        now, numbers = self._read_only.now_numbered((Accounts.name, Catalog.name), {"order": count, **numbered})
+        return [(now, number) for number in numbers.pop("order")], numbers
 
     def accept(self, order: int, actor: int, *, expected_version: int | None = None) -> Saved:
         return self._change(order, expected_version, lambda o: o.accept(actor, self.clock.now()))
@@ -170,15 +178,16 @@ class OrderCommands:
     ) -> tuple[Delivered, Saved]:
         """Deliver, with files of the actor's own (422 otherwise, once the order is found visible to them)."""
         files = list(dict.fromkeys(file_ids))
-        number = self.db.next_number("delivery")
         own = self._own_files(actor, files)  # read here, not in the group's leader, which every command waits for
 
-        def decide(o: Order) -> None:
+        def decide(o: Order, number: int | None) -> int:
+            assert number is not None
             if o.role_of(actor) is not None and not own:  # an outsider learns nothing of the files: 404 below
                 raise InvalidField("file_ids", "foreign_file")
             o.deliver(actor, number, message, files, self.clock.now())
+            return number
 
-        saved = self._change(order, expected_version, decide)
+        number, saved = self._change_numbered(order, expected_version, "delivery", decide)
         return Delivered(number, saved.order.number, message, files, saved.order.updated_at), saved
 
     def request_revision(self, order: int, actor: int, message: str, *, expected_version: int | None = None) -> Saved:
@@ -195,10 +204,13 @@ class OrderCommands:
     ) -> tuple[Reviewed, Saved]:
         if not 1 <= rating <= 5:
             raise InvalidField("rating", "rating_out_of_range")
-        number = self.db.next_number("review")
-        saved = self._change(
-            order, expected_version, lambda o: o.review(actor, number, rating, content, self.clock.now())
-        )
+
+        def decide(o: Order, number: int | None) -> int:
+            assert number is not None
+            o.review(actor, number, rating, content, self.clock.now())
+            return number
+
+        number, saved = self._change_numbered(order, expected_version, "review", decide)
         return Reviewed(number, saved.order, rating, content), saved
 
     def auto_complete(self, order: int) -> Positions:
@@ -213,8 +225,15 @@ class OrderCommands:
         return self._change(order, None, decide).positions
 
     def _change(self, order: int, expected_version: int | None, decide: Callable[[Order], None]) -> Saved:
+        return self._change_numbered(order, expected_version, None, lambda o, _: decide(o))[1]
+
+    def _change_numbered(
+        self, order: int, expected_version: int | None, kind: str | None, decide: Callable[[Order, int | None], R]
+    ) -> tuple[R, Saved]:
         """Decide on the order as stored now and append, in a group with other orders' commands and
-        orders placed meanwhile (`GroupCommit.change`: one read, one table lock, one COMMIT for the lot).
+        orders placed meanwhile (`GroupCommit.change`: one read, one table lock, one COMMIT for the lot);
+        `decide` gets a fresh number of `kind` to record under, if `kind` is given: what it returns,
+        and the order as saved.
 
         `expected_version` is the client's `If-Match`: any other current version is a 412 and decides
         nothing. An order's command is meant for the status its caller saw: when another process
@@ -224,20 +243,24 @@ class OrderCommands:
         """
         seen: str | None = None
 
-        def decide_on_the_status_seen(stored: Order) -> None:
+        def decide_on_the_status_seen(stored: Order, number: int | None = None) -> R:
             nonlocal seen
             check_version(stored, expected_version)
             if seen is not None and stored.status != seen:
                 raise WrongState(stored.status, "order_wrong_status")
             seen = stored.status
-            decide(stored)
+            return decide(stored, number)
 
-        def attempt() -> Saved:
+        def attempt() -> tuple[R, Saved]:
+            stored = order_id(order)
             try:
-                changed, _, positions = self._groups.change(order_id(order), decide_on_the_status_seen)
+                if kind is None:
+                    changed, result, positions = self._groups.change(stored, decide_on_the_status_seen)
+                else:
+                    changed, result, positions = self._groups.change_numbered(stored, kind, decide_on_the_status_seen)
             except AggregateNotFoundError:
                 raise NotFound("order_not_found") from None
-            return Saved(changed, positions)
+            return result, Saved(changed, positions)
 
         return retrying(attempt)
 

@@ -12,7 +12,7 @@ What `get` answers is shared between threads and must never be changed.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from typing import Any
 from uuid import UUID
 
@@ -32,12 +32,15 @@ class ReadOnlyAggregates:
         """A view of `applications` as they stand now: every aggregate it gives is at least this new."""
         return ReadOnlyView(self, self.stores.heads(applications))
 
-    def now_numbered(self, applications: Collection[str], kind: str, count: int) -> tuple[ReadOnlyView, list[int]]:
-        """`now`, and `count` fresh numbers of `kind` (`Database.next_numbers`): one round trip on PostgreSQL."""
+    def now_numbered(
+        self, applications: Collection[str], counts: Mapping[str, int]
+    ) -> tuple[ReadOnlyView, dict[str, list[int]]]:
+        """`now`, and fresh numbers of each kind of `counts` (`Database.next_numbers_of`): one round
+        trip on PostgreSQL."""
         columns = self.stores.heads_columns(applications)
         if columns is None:
-            return self.now(applications), self.db.next_numbers(kind, count)
-        numbers, row = self.db.next_numbers_with(kind, count, columns)
+            return self.now(applications), self.db.next_numbers_of(counts)[0]
+        numbers, row = self.db.next_numbers_of(counts, columns)
         return ReadOnlyView(self, {name: row[name] or 0 for name in applications}), numbers
 
     def _get(self, application: str, aggregate_id: UUID, head: int) -> Any:

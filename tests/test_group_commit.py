@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from uuid import UUID, uuid4, uuid5
@@ -31,6 +31,10 @@ class Probe(Aggregate):
     @event("Counted")
     def count(self) -> None:
         self.counted += 1
+
+    @event("Relabelled")
+    def relabel(self, label: str) -> None:
+        self.label = label
 
     @staticmethod
     def create_id(series: str, number: int, label: str) -> UUID:
@@ -61,18 +65,23 @@ def counted_once(probe: Probe) -> int:
 
 
 class Numbers:
-    """A sequence of numbers, as the database's: each call takes the next `count`; calls are counted."""
+    """A sequence of numbers, as the database's, as `GroupCommit`'s prepare: each call takes the next
+    `count` for the new aggregates, then the next ones of each kind `numbered` asks for; a call's
+    `count` and `numbered` are recorded."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self.last = 0
-        self.calls: list[int] = []
+        self.calls: list[tuple[int, dict[str, int]]] = []
 
-    def __call__(self, count: int) -> list[int]:
+    def __call__(self, count: int, numbered: Mapping[str, int]) -> tuple[list[int], dict[str, list[int]]]:
         with self._lock:
-            self.calls.append(count)
-            self.last += count
-            return list(range(self.last - count + 1, self.last + 1))
+            self.calls.append((count, dict(numbered)))
+            return self._next(count), {kind: self._next(n) for kind, n in numbered.items()}
+
+    def _next(self, count: int) -> list[int]:
+        self.last += count
+        return list(range(self.last - count + 1, self.last + 1))
 
 
 def test_one_caller_alone_appends_at_once(app: Application[UUID], kind: str) -> None:
@@ -99,7 +108,7 @@ def test_concurrent_callers_share_transactions_and_each_learns_where_its_own_eve
     with ThreadPoolExecutor(max_workers=32) as pool:
         appended = list(pool.map(lambda label: group.append(lambda number: Probe(kind, number, label)), labels))
     assert sum(saves) == len(labels) and len(saves) < len(labels)  # some transactions carried several
-    assert numbers.calls == saves  # one call for the numbers of each group
+    assert [count for count, _ in numbers.calls] == saves  # one call for the numbers of each group
     assert sorted(probe.number for probe, _ in appended) == list(range(1, 201))
     for label, (probe, landed) in zip(labels, appended, strict=True):
         assert probe.label == label
@@ -256,6 +265,44 @@ def test_a_change_is_decided_in_its_callers_context_and_a_refusal_fails_it_alone
     assert [app.repository.get(p.id).counted for p in probes] == [0 if p.number % 3 == 0 else 1 for p in probes]
     with pytest.raises(AggregateNotFoundError):
         group.change(Probe.create_id(kind, 999, ""), decide)
+
+
+def test_numbered_changes_get_their_numbers_from_the_groups_one_prepare_call(app: Application[UUID], kind: str) -> None:
+    """A change that asks for a fresh number is decided with one of its own, taken by the leader
+    together with the new aggregates' numbers: one prepare call per group, not one per change."""
+    probes = [Probe(kind, number, f"probe {number}") for number in range(40)]
+    app.save(*probes)
+    numbers = Numbers()
+    group = GroupCommit[int, Probe](app, numbers)
+    saves: list[int] = []
+    save = app.save
+
+    def counting_save(*aggregates: Any, **kwargs: Any) -> Any:
+        saves.append(len(aggregates))
+        return save(*aggregates, **kwargs)
+
+    app.save = counting_save  # type: ignore[method-assign]  # counts the real save's calls
+
+    def relabelled(probe: Probe, number: int) -> int:
+        probe.relabel(f"delivery {number}")
+        return number
+
+    def call(index: int) -> int:
+        if index % 4 == 0:
+            return group.append(lambda number: Probe(kind, 1000 + number, "new"))[0].number - 1000
+        [_, number, _] = group.change_numbered(probes[index].id, "delivery", relabelled)
+        if index % 4 == 1:
+            group.change(probes[index].id, lambda p: p.count())  # no number asked for: none taken
+        return number  # type: ignore[no-any-return]
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        got = list(pool.map(call, range(len(probes))))
+    assert len(set(got)) == len(got) == numbers.last  # every number unique, none taken for nothing
+    assert len(numbers.calls) <= len(saves) and len(numbers.calls) < len(got)  # one a group, groups of several
+    assert sum(numbered.get("delivery", 0) for _, numbered in numbers.calls) == 30
+    for index, probe in enumerate(probes):
+        if index % 4:
+            assert app.repository.get(probe.id).label == f"delivery {got[index]}"
 
 
 def test_a_change_is_decided_on_what_another_process_appended_since_it_was_kept(

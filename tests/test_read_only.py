@@ -96,9 +96,10 @@ def test_an_unknown_aggregate_is_not_found_and_found_once_it_exists(
 
 def test_a_view_comes_with_fresh_numbers_in_one_read(aggregates: ReadOnlyAggregates, theirs: AccountCommands) -> None:
     number = register(theirs, "ro_numbered")
-    view, first = aggregates.now_numbered([Accounts.name], "order", 3)
-    _, second = aggregates.now_numbered([Accounts.name], "order", 2)
-    assert len(first) == 3 and first == sorted(first) and len(set(first)) == 3
-    assert len(second) == 2 and min(second) > max(first)
+    view, first = aggregates.now_numbered([Accounts.name], {"order": 3, "delivery": 2, "review": 0})
+    _, second = aggregates.now_numbered([Accounts.name], {"order": 2})
+    assert len(first["order"]) == 3 and first["order"] == sorted(first["order"]) and len(set(first["order"])) == 3
+    assert len(second["order"]) == 2 and min(second["order"]) > max(first["order"])
+    assert len(set(first["delivery"])) == 2 and first["review"] == []
     assert view.heads == aggregates.stores.heads([Accounts.name])
     assert view.get(Accounts.name, aggregate_id("user", number)).username == "ro_numbered"

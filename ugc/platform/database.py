@@ -13,7 +13,7 @@ import sqlite3
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -270,17 +270,21 @@ class Database:
         last = int(row["value"])
         return list(range(last - count + 1, last + 1))
 
-    def next_numbers_with(self, kind: str, count: int, columns: str) -> tuple[list[int], Row]:
-        """`next_numbers`, and other SELECT `columns` read in the same statement (PostgreSQL only)."""
-        assert self.dialect == "postgresql" and count >= 1
+    def next_numbers_of(self, counts: Mapping[str, int], columns: str = "") -> tuple[dict[str, list[int]], Row]:
+        """`next_numbers` for each kind of `counts`, and other SELECT `columns` read in the same
+        statement: one round trip on PostgreSQL. SQLite takes each kind apart, and no `columns`."""
+        if self.dialect != "postgresql":
+            assert not columns
+            return {kind: self.next_numbers(kind, count) for kind, count in counts.items()}, {}
+        arrays = [
+            f"ARRAY(SELECT nextval('ugc_seq_{_identifier(kind)}') FROM generate_series(1, %s)) AS ugc_next_{index}"
+            for index, kind in enumerate(counts)
+        ]
+        selected = ", ".join(filter(None, [columns, *arrays]))
         with self.read() as cur:
-            row = cur.execute(
-                f"SELECT {columns}, ARRAY(SELECT nextval('ugc_seq_{_identifier(kind)}') "
-                "FROM generate_series(1, %s)) AS ugc_next_numbers",
-                (count,),
-            ).fetchone()
+            row = cur.execute(f"SELECT {selected}", tuple(counts.values())).fetchone()
         assert row is not None
-        return sorted(row.pop("ugc_next_numbers")), row
+        return {kind: sorted(row.pop(f"ugc_next_{index}")) for index, kind in enumerate(counts)}, row
 
     def create_sequence(self, cur: Cursor, kind: str) -> None:
         if self.dialect == "postgresql":
