@@ -227,9 +227,10 @@ class PoolSizes:
     database: int = 4  # UGC_DB_POOL_MAX: the read/write pool of blocking work (commands, runners)
     database_async: int = 4  # UGC_DB_ASYNC_POOL_MAX: the event loop's read pool (lists, waits)
     store: int = 1  # UGC_STORE_POOL_MAX: per context's event store (appends take a table lock anyway)
-    # UGC_ORDERS_STORE_POOL_MAX: every follow-up command loads its order (one query) while the
-    # groups' appends go on; with one connection each load waited for the append under way
-    # (36-47 ms a load at 64 lifecycles at once, 5 ms with a second connection: bench/RESULTS.md).
+    # UGC_ORDERS_STORE_POOL_MAX: set to 2 when every follow-up command loaded its order (one query)
+    # while the groups' appends went on (36-47 ms a load at 64 lifecycles at once with one
+    # connection, 5 ms with two: bench/RESULTS.md). The group's leader loads them now, between its
+    # appends, so one may do again: not measured since.
     orders_store: int = 2
 
 
