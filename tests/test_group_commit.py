@@ -84,6 +84,19 @@ class Numbers:
         return list(range(self.last - count + 1, self.last + 1))
 
 
+def count_saves(app: Application[UUID]) -> list[int]:
+    """The real save from now on, each call's number of aggregates appended to the list returned."""
+    saves: list[int] = []
+    save = app.save
+
+    def counting_save(*aggregates: Any, **kwargs: Any) -> Any:
+        saves.append(len(aggregates))
+        return save(*aggregates, **kwargs)
+
+    app.save = counting_save  # type: ignore[method-assign]
+    return saves
+
+
 def test_one_caller_alone_appends_at_once(app: Application[UUID], kind: str) -> None:
     probe, positions = GroupCommit[int, Probe](app, Numbers()).append(lambda number: Probe(kind, number, "alone"))
     assert probe.number == 1
@@ -96,14 +109,7 @@ def test_concurrent_callers_share_transactions_and_each_learns_where_its_own_eve
 ) -> None:
     numbers = Numbers()
     group = GroupCommit[int, Probe](app, numbers)
-    saves: list[int] = []
-    save = app.save
-
-    def counting_save(*aggregates: Any, **kwargs: Any) -> Any:
-        saves.append(len(aggregates))
-        return save(*aggregates, **kwargs)
-
-    app.save = counting_save  # type: ignore[method-assign]  # counts the real save's calls
+    saves = count_saves(app)
     labels = [f"caller {i}" for i in range(200)]
     with ThreadPoolExecutor(max_workers=32) as pool:
         appended = list(pool.map(lambda label: group.append(lambda number: Probe(kind, number, label)), labels))
@@ -214,14 +220,7 @@ def test_changes_of_many_callers_share_saves_none_is_lost_and_each_learns_where_
     probes = [Probe(kind, number, f"probe {number}") for number in range(8)]
     app.save(*probes)
     group = GroupCommit[int, Probe](app, Numbers())
-    saves: list[int] = []
-    save = app.save
-
-    def counting_save(*aggregates: Any, **kwargs: Any) -> Any:
-        saves.append(len(aggregates))
-        return save(*aggregates, **kwargs)
-
-    app.save = counting_save  # type: ignore[method-assign]  # counts the real save's calls
+    saves = count_saves(app)
 
     def bump(index: int) -> tuple[UUID, int, dict[str, int]]:
         probe_id = probes[index % len(probes)].id
@@ -274,14 +273,7 @@ def test_numbered_changes_get_their_numbers_from_the_groups_one_prepare_call(app
     app.save(*probes)
     numbers = Numbers()
     group = GroupCommit[int, Probe](app, numbers)
-    saves: list[int] = []
-    save = app.save
-
-    def counting_save(*aggregates: Any, **kwargs: Any) -> Any:
-        saves.append(len(aggregates))
-        return save(*aggregates, **kwargs)
-
-    app.save = counting_save  # type: ignore[method-assign]  # counts the real save's calls
+    saves = count_saves(app)
 
     def relabelled(probe: Probe, number: int) -> int:
         probe.relabel(f"delivery {number}")
