@@ -17,7 +17,7 @@
    is the figure (the machine's speed drifts by ±20 % over minutes). `--accept` walks accept too (5
    requests a lifecycle: then the same target asks each step to cost 4/5 of a placing);
 4. each step alone (step_costs.py): `--step-orders` orders taken through one step after the other,
-   64 connections, the CPU of every process per request, against placing's;
+   `--step-connections` clients at once, the CPU of every process per request, against placing's;
 
 beside the ceilings of ceilings.py measured in the same run (hello-world HTTP, raw PostgreSQL
 single-row INSERT+COMMIT). Autovacuum is left as the server has it (reported). Prints markdown and
@@ -25,7 +25,7 @@ writes it to a dated file in bench/results/ (common.record).
 
 `--lifecycles-only` measures 3 and 4 alone (20 creators with 100 services each), for profiling.
 
-Usage:  .venv/bin/python bench/run_lifecycle.py [--reviews 10000] [--duration 10] [--accept] [--no-record]
+Usage:  .venv/bin/python bench/run_lifecycle.py [--reviews 10000] [--duration 10] [--rounds 3] [--accept] [--no-record]
 """
 
 from __future__ import annotations
