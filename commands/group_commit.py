@@ -197,22 +197,19 @@ class GroupCommit(_Groups[_Queued], Generic[T, A]):
         (AggregateNotFoundError). Raises IntegrityError if another process appended to the
         aggregate after the group loaded it: decide again (`saving.retrying`), on the new state.
         """
-        return self._change(_Change(aggregate_id=aggregate_id, decide=lambda aggregate, _: decide(aggregate)))
+        return self.change_numbered(aggregate_id, None, lambda aggregate, _: decide(aggregate))
 
-    def change_numbered(self, aggregate_id: UUID, kind: str, decide: Callable[[A, int], R]) -> tuple[A, R, Positions]:
-        """`change`, with a fresh number of `kind` for `decide` to record under (taken by the
-        leader for the whole group; a call that fails leaves a gap)."""
-        entry: _Change[A] = _Change(
-            aggregate_id=aggregate_id, numbered=kind, decide=lambda aggregate, n: decide(aggregate, cast(int, n))
-        )
-        return self._change(entry)
-
-    def _change(self, entry: _Change[A]) -> tuple[A, Any, Positions]:
+    def change_numbered(
+        self, aggregate_id: UUID, kind: str | None, decide: Callable[[A, int | None], R]
+    ) -> tuple[A, R, Positions]:
+        """`change`, with a fresh number of `kind` for `decide` to record under (None if no `kind`),
+        taken by the leader for the whole group; a call that fails leaves a gap."""
+        entry: _Change[A] = _Change(aggregate_id=aggregate_id, numbered=kind, decide=decide)
         self._enqueue(entry)
         if entry.error is not None:
             raise entry.error
         assert entry.aggregate is not None
-        return entry.aggregate, entry.result, entry.positions
+        return entry.aggregate, cast(R, entry.result), entry.positions
 
     def _take(self) -> list[_Queued]:
         """The next group: up to MAX_GROUP entries, one change per aggregate (the others wait)."""

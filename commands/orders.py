@@ -243,7 +243,7 @@ class OrderCommands:
         """
         seen: str | None = None
 
-        def decide_on_the_status_seen(stored: Order, number: int | None = None) -> R:
+        def decide_on_the_status_seen(stored: Order, number: int | None) -> R:
             nonlocal seen
             check_version(stored, expected_version)
             if seen is not None and stored.status != seen:
@@ -252,12 +252,10 @@ class OrderCommands:
             return decide(stored, number)
 
         def attempt() -> tuple[R, Saved]:
-            stored = order_id(order)
             try:
-                if kind is None:
-                    changed, result, positions = self._groups.change(stored, decide_on_the_status_seen)
-                else:
-                    changed, result, positions = self._groups.change_numbered(stored, kind, decide_on_the_status_seen)
+                changed, result, positions = self._groups.change_numbered(
+                    order_id(order), kind, decide_on_the_status_seen
+                )
             except AggregateNotFoundError:
                 raise NotFound("order_not_found") from None
             return result, Saved(changed, positions)

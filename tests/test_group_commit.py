@@ -275,7 +275,7 @@ def test_numbered_changes_get_their_numbers_from_the_groups_one_prepare_call(app
     group = GroupCommit[int, Probe](app, numbers)
     saves = count_saves(app)
 
-    def relabelled(probe: Probe, number: int) -> int:
+    def relabelled(probe: Probe, number: int | None) -> int | None:
         probe.relabel(f"delivery {number}")
         return number
 

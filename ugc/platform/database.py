@@ -252,39 +252,37 @@ class Database:
 
         One statement, atomic on its own: no transaction around it.
         """
-        if count < 1:
-            return []
-        with self.read() as cur:
-            if self.dialect == "postgresql":
-                cur.execute(
-                    f"SELECT nextval('ugc_seq_{_identifier(kind)}') AS value FROM generate_series(1, %s)", (count,)
-                )
-                return sorted(int(row["value"]) for row in cur.fetchall())
-            cur.execute(
-                "INSERT INTO id_sequences (kind, value) VALUES (%s, %s) "
-                "ON CONFLICT (kind) DO UPDATE SET value = id_sequences.value + excluded.value RETURNING value",
-                (kind, count),
-            )
-            row = cur.fetchone()
-        assert row is not None
-        last = int(row["value"])
-        return list(range(last - count + 1, last + 1))
+        return self.next_numbers_of({kind: count})[0][kind]
 
     def next_numbers_of(self, counts: Mapping[str, int], columns: str = "") -> tuple[dict[str, list[int]], Row]:
         """`next_numbers` for each kind of `counts`, and other SELECT `columns` read in the same
         statement: one round trip on PostgreSQL. SQLite takes each kind apart, and no `columns`."""
         if self.dialect != "postgresql":
             assert not columns
-            return {kind: self.next_numbers(kind, count) for kind, count in counts.items()}, {}
+            return {kind: self._counted_up(kind, count) for kind, count in counts.items()}, {}
         arrays = [
             f"ARRAY(SELECT nextval('ugc_seq_{_identifier(kind)}') FROM generate_series(1, %s)) AS ugc_next_{index}"
             for index, kind in enumerate(counts)
         ]
         selected = ", ".join(filter(None, [columns, *arrays]))
         with self.read() as cur:
-            row = cur.execute(f"SELECT {selected}", tuple(counts.values())).fetchone()
+            row = cur.execute(f"SELECT {selected}", tuple(max(count, 0) for count in counts.values())).fetchone()
         assert row is not None
         return {kind: sorted(row.pop(f"ugc_next_{index}")) for index, kind in enumerate(counts)}, row
+
+    def _counted_up(self, kind: str, count: int) -> list[int]:
+        """SQLite's sequences: one row of `id_sequences` per kind, its last id taken."""
+        if count < 1:
+            return []
+        with self.read() as cur:
+            row = cur.execute(
+                "INSERT INTO id_sequences (kind, value) VALUES (%s, %s) "
+                "ON CONFLICT (kind) DO UPDATE SET value = id_sequences.value + excluded.value RETURNING value",
+                (kind, count),
+            ).fetchone()
+        assert row is not None
+        last = int(row["value"])
+        return list(range(last - count + 1, last + 1))
 
     def create_sequence(self, cur: Cursor, kind: str) -> None:
         if self.dialect == "postgresql":
