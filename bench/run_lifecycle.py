@@ -16,8 +16,9 @@
    more than placing; each round's ratio compares two windows seconds apart, and the rounds' median
    is the figure (the machine's speed drifts by ±20 % over minutes). `--accept` walks accept too (5
    requests a lifecycle: then the same target asks each step to cost 4/5 of a placing);
-4. each step alone (step_costs.py): `--step-orders` orders taken through one step after the other,
-   `--step-connections` clients at once, the CPU of every process per request, against placing's;
+4. each step alone (step_costs.py), at each of `--step-connections` (16 and 64, the concurrencies of
+   3): `--step-orders` orders taken through one step after the other, the CPU of every process per
+   request, against placing's, and the lifecycles ÷ placing those costs make;
 
 beside the ceilings of ceilings.py measured in the same run (hello-world HTTP, raw PostgreSQL
 single-row INSERT+COMMIT). Autovacuum is left as the server has it (reported). Prints markdown and
@@ -340,8 +341,8 @@ def review_sections(cost: ReviewCost) -> list[str]:
 
 
 def report(*, command: str, began: datetime, ceiling: ceilings.Ceilings, cost: ReviewCost | None,
-           pairs: list[tuple[PlaceRun, LifecycleRun]], steps: list[step_costs.StepCost], walk: tuple[str, ...],
-           step_connections: int, vacuum: str, background: float) -> str:
+           pairs: list[tuple[PlaceRun, LifecycleRun]], steps: dict[int, list[step_costs.StepCost]],
+           walk: tuple[str, ...], vacuum: str, background: float) -> str:
     insert = ceiling.pg_insert.tps
     follow_ups = len(walk) - 1
     targets = []
@@ -379,12 +380,21 @@ def report(*, command: str, began: datetime, ceiling: ceilings.Ceilings, cost: R
         + (" (its lifecycle is place → deliver → approve → review)." if follow_ups == 3 else
            f" was set for 4 requests; with {len(walk)} it asks each request to cost {4 / len(walk):.2f} of a "
            "placing (requests/s ÷ placing ≥ " f"{len(walk) / 4:.2f})."),
-        "", f"### Each step alone ({step_connections} connections, {steps[0].requests:,} orders through one step "
-        "after the other; CPU until the read models applied the step)", "",
-        *step_costs.rows(steps), "",
-        "The issue's \"the three follow-up commands cost no more than placing\", measured directly: ÷ placing's "
-        "≤ 1 for each follow-up step.",
+        "", *step_sections(steps),
     ])
+
+
+def step_sections(steps: dict[int, list[step_costs.StepCost]]) -> list[str]:
+    """Each step alone, a table per concurrency."""
+    lines = []
+    for connections, costs in sorted(steps.items()):
+        lines += [f"### Each step alone ({connections} connections, {costs[0].requests:,} orders through one step "
+                  "after the other; CPU until the read models applied the step)", "",
+                  *step_costs.rows(costs), "",
+                  f"Lifecycles ÷ placing these costs make (placing's ÷ the sum of the steps'): "
+                  f"**{step_costs.lifecycle_share(costs):.3f}**.", ""]
+    return [*lines, "The issue's \"the three follow-up commands cost no more than placing\", measured directly: "
+            "÷ placing's ≤ 1 for each follow-up step, and so a lifecycle share ≥ 1/4 with three follow-ups."]
 
 
 def review_cost(url: str, base: str, pid: int, cast: Cast, args: argparse.Namespace, others: list[int]) -> ReviewCost:
@@ -413,7 +423,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3,
                         help="placing then lifecycles, back to back, this many times at each concurrency")
     parser.add_argument("--step-orders", type=int, default=3000, help="orders taken through each step alone")
-    parser.add_argument("--step-connections", type=int, default=64, help="clients at once for each step alone")
+    parser.add_argument("--step-connections", type=int, nargs="+", default=[16, 64],
+                        help="clients at once for each step alone, measured at each of these")
     parser.add_argument("--ceiling-duration", type=float, default=5.0)
     parser.add_argument("--samples", type=int, default=300,
                         help="reviews timed per creator (p99 of 100 is the second slowest: one outlier moves it)")
@@ -469,13 +480,15 @@ def main() -> None:
                 print(f"read models caught up with placing in {settled(url):.1f} s; lifecycles...", file=sys.stderr)
                 pairs.append((placing, measure_lifecycles(base, [pid, *workers], load_cast, concurrency,
                                                           args.lifecycle_duration, walk)))
-        print("each step alone...", file=sys.stderr)
-        steps = step_costs.measure(base, load_cast, walk, workers=[pid, *workers], projector=helpers,
-                                   settle=lambda: settled(url), orders=args.step_orders,
-                                   connections=args.step_connections)
+        steps: dict[int, list[step_costs.StepCost]] = {}
+        for connections in args.step_connections:
+            print(f"each step alone, {connections} connections...", file=sys.stderr)
+            steps[connections] = step_costs.measure(base, load_cast, walk, workers=[pid, *workers],
+                                                    projector=helpers, settle=lambda: settled(url),
+                                                    orders=args.step_orders, connections=connections)
         vacuum = autovacuum(url)
     section = report(command=command, began=began, ceiling=ceiling, cost=cost, pairs=pairs, steps=steps,
-                     walk=walk, step_connections=args.step_connections, vacuum=vacuum, background=background)
+                     walk=walk, vacuum=vacuum, background=background)
     print(section)
     if not args.no_record:
         record(section, "lifecycle", began)

@@ -126,3 +126,10 @@ def rows(costs: list[StepCost]) -> list[str]:
                      + " / ".join(f"{c.cpu_ms[role]:.2f}" for role in ROLES)
                      + f" | {c.machine_ms:.2f} | **{c.machine_ms / placing:.2f}** |")
     return lines
+
+
+def lifecycle_share(costs: list[StepCost]) -> float:
+    """Lifecycles/s ÷ placing's req/s on a machine these costs saturate: a lifecycle costs its steps'
+    sum, placing one placing (the whole-run ratio, without its windows' drift)."""
+    placing = next(c.machine_ms for c in costs if c.step == "place")
+    return placing / sum(c.machine_ms for c in costs)
