@@ -32,6 +32,7 @@ from ugc.platform.chain import (
     format_time,
     predecessors,
 )
+from ugc.platform.database import NO_JIT
 
 
 class ChainedPostgresRecorder(PostgresApplicationRecorder):
@@ -40,6 +41,11 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
     context = ""  # the context's name, hashed into every event: set by EventStores once constructed
 
     def __init__(self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"):
+        # The library's pool takes no session options; its connections are made from these kwargs,
+        # lazily, at the first use of the store (the library's constructor below may be it).
+        connect_with = datastore.pool.kwargs
+        assert isinstance(connect_with, dict), "the library gives its pool a dict"
+        connect_with["options"] = NO_JIT
         super().__init__(datastore, events_table_name=events_table_name)
         self.chain_table_name = f"{events_table_name}_chain"
         self.check_identifier_length(self.chain_table_name)

@@ -49,7 +49,20 @@ KEEPALIVES: dict[str, Any] = {
 }
 log = logging.getLogger(__name__)
 
-SESSION: dict[str, Any] = {"row_factory": dict_row, "autocommit": True, "options": "-c TimeZone=UTC", **KEEPALIVES}
+# JIT off: every statement of ours is keyed, and runs in well under a millisecond, but JIT compiles
+# any plan whose estimated cost passes jit_above_cost, at every execution (prepared or not). The
+# estimates of keyed statements grow with a table never analyzed (autovacuum off, or not yet run):
+# a group's load of its orders' streams (a lookup per stream, `ChainedPostgresRecorder.select_streams`)
+# passed the threshold at ~60,000 events and took 4-9 ms instead of 0.15, all of it compiling, a
+# third of a follow-up command's PostgreSQL time (bench/RESULTS.md, issue 15).
+NO_JIT = "-c jit=off"
+
+SESSION: dict[str, Any] = {
+    "row_factory": dict_row,
+    "autocommit": True,
+    "options": f"-c TimeZone=UTC {NO_JIT}",
+    **KEEPALIVES,
+}
 
 
 # A pipelined transaction is a projection's batch: its statements join the batch's rows (a
