@@ -42,8 +42,8 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar, cast
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application, project_aggregate
-from eventsourcing.domain import Aggregate, DomainEventProtocol
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.domain import Aggregate, CanMutateProtocol, DomainEventProtocol
 from eventsourcing.persistence import IntegrityError, Recording
 
 from commands.intents import announce
@@ -302,9 +302,10 @@ class GroupCommit(_Groups[_Queued], Generic[T, A]):
         loaded: dict[UUID, A] = {}
         for aggregate_id, events in stored.items():
             base = kept[aggregate_id]
-            aggregate = project_aggregate(
-                deepcopy(base) if base is not None else None, (mapper.to_domain_event(e) for e in events)
-            )
+            aggregate = deepcopy(base) if base is not None else None
+            # The library's project_aggregate, without its isinstance of a Protocol per event (~13 µs).
+            for stored_event in events:
+                aggregate = cast(CanMutateProtocol[A], mapper.to_domain_event(stored_event)).mutate(aggregate)
             if aggregate is not None:
                 loaded[aggregate_id] = aggregate
         return loaded

@@ -6,16 +6,29 @@ The expected outcomes come from a literal copy of DESIGN.md's table, never from 
 from __future__ import annotations
 
 from collections.abc import Callable
+from copy import deepcopy
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from uuid import UUID
 
 import pytest
 
 from ugc.errors import Conflict, InvalidField, NotAllowed, NotFound, WrongState
 from ugc.events import SCHEDULER, user_actor
 from ugc.notifications import Parties, notification_type, recipient
-from ugc.orders import CANCELLED, COMPLETED, DELIVERED, EVENT_NAMES, IN_PROGRESS, RULES, STATUSES, SYSTEM, Order
+from ugc.orders import (
+    CANCELLED,
+    COMPLETED,
+    DELIVERED,
+    EVENT_NAMES,
+    IN_PROGRESS,
+    PENDING,
+    RULES,
+    STATUSES,
+    SYSTEM,
+    Order,
+)
 
 NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
 BUYER, CREATOR, STRANGER = 11, 22, 33
@@ -237,3 +250,44 @@ def test_update_records_only_real_changes() -> None:
     order = placed()
     order.update(BUYER, {"requirements": "Снять распаковку", "status": "completed"}, NOW)
     assert len(order.collect_events()) == 1
+
+
+IMMUTABLE = (str, int, bool, Decimal, datetime, type(None), UUID)
+
+
+def _orders_in_every_state() -> list[Order]:
+    reviewed = in_status(COMPLETED)
+    reviewed.review(BUYER, 1, 5, "Отлично", NOW)
+    revised = in_status(DELIVERED)
+    revised.request_revision(BUYER, "Поправьте звук", NOW)
+    updated = placed()
+    updated.update(BUYER, {"requirements": "Снять две распаковки"}, NOW)
+    return [*(in_status(status) for status in STATUSES), reviewed, revised, updated]
+
+
+@pytest.mark.parametrize("order", _orders_in_every_state(), ids=lambda o: f"{o.status}-v{o.version}")
+def test_a_deep_copy_equals_the_order_and_shares_nothing_mutable(order: Order) -> None:
+    """Order.__deepcopy__ copies only the options and the pending events' list: every other attribute
+    must be immutable, or a copy decided on (GroupCommit._load) would change the kept order too."""
+    twin = deepcopy(order)
+    assert type(twin) is Order and vars(twin) == vars(order)
+    for name, value in vars(order).items():
+        if name == "options":
+            assert value is not twin.options and all(a is not b for a, b in zip(value, twin.options, strict=True))
+            assert all(isinstance(v, IMMUTABLE) for option in value for v in option.values())
+        elif name == "_pending_events":
+            assert value is not twin._pending_events
+        else:
+            assert isinstance(value, IMMUTABLE), f"{name} is a {type(value).__name__}: copy it in __deepcopy__"
+    kept = dict(vars(order))
+    later = NOW + timedelta(days=1)
+    decide = {
+        PENDING: lambda: twin.accept(CREATOR, later),
+        IN_PROGRESS: lambda: twin.deliver(CREATOR, 9, "Ещё", [3], later),
+        DELIVERED: lambda: twin.approve(BUYER, later),
+        COMPLETED: lambda: twin.review(BUYER, 9, 4, "Хорошо", later) if not twin.reviewed else None,
+    }.get(twin.status)
+    if decide is not None:
+        decide()
+    twin.options[0]["name"] = "Изменено"
+    assert vars(order) == kept and order.options[0]["name"] == "Срочно"
