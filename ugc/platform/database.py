@@ -49,9 +49,10 @@ KEEPALIVES: dict[str, Any] = {
 }
 log = logging.getLogger(__name__)
 
-# JIT off: every statement of ours is keyed, and runs in well under a millisecond, but JIT compiles
-# any plan whose estimated cost passes jit_above_cost, at every execution (prepared or not). The
-# estimates of keyed statements grow with a table never analyzed (autovacuum off, or not yet run):
+# JIT off: our statements are keyed lookups and index-backed pages, a few milliseconds at most,
+# where compiling never pays; but JIT compiles any plan whose estimated cost passes jit_above_cost,
+# at every execution (prepared or not), and the estimates of keyed statements grow with a table
+# never analyzed (autovacuum off, or not yet run):
 # a group's load of its orders' streams (a lookup per stream, `ChainedPostgresRecorder.select_streams`)
 # passed the threshold at ~60,000 events and took 4-9 ms instead of 0.15, all of it compiling, a
 # third of a follow-up command's PostgreSQL time (bench/RESULTS.md, issue 15).
