@@ -394,7 +394,7 @@ def step_sections(steps: dict[int, list[step_costs.StepCost]]) -> list[str]:
                   f"Lifecycles ÷ placing these costs make (placing's ÷ the sum of the steps'): "
                   f"**{step_costs.lifecycle_share(costs):.3f}**.", ""]
     return [*lines, "The issue's \"the three follow-up commands cost no more than placing\", measured directly: "
-            "÷ placing's ≤ 1 for each follow-up step, and so a lifecycle share ≥ 1/4 with three follow-ups."]
+            "÷ placing's ≤ 1 for each follow-up step, and so a lifecycle share ≥ 1 ÷ the steps of a lifecycle."]
 
 
 def review_cost(url: str, base: str, pid: int, cast: Cast, args: argparse.Namespace, others: list[int]) -> ReviewCost:

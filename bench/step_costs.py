@@ -116,8 +116,13 @@ def measure(base: str, cast: Cast, walk: Sequence[str], *, workers: Sequence[int
     return costs
 
 
+def _placing_ms(costs: list[StepCost]) -> float:
+    """The machine's CPU ms per placing request, what every other step is set against."""
+    return next(c.machine_ms for c in costs if c.step == "place")
+
+
 def rows(costs: list[StepCost]) -> list[str]:
-    placing = next(c.machine_ms for c in costs if c.step == "place")
+    placing = _placing_ms(costs)
     lines = ["| step | requests | failed | req/s | CPU ms a request: " + " / ".join(ROLES)
              + " | whole machine ms a request | ÷ placing's |",
              "|---|---:|---:|---:|---|---:|---:|"]
@@ -131,5 +136,4 @@ def rows(costs: list[StepCost]) -> list[str]:
 def lifecycle_share(costs: list[StepCost]) -> float:
     """Lifecycles/s ÷ placing's req/s on a machine these costs saturate: a lifecycle costs its steps'
     sum, placing one placing (the whole-run ratio, without its windows' drift)."""
-    placing = next(c.machine_ms for c in costs if c.step == "place")
-    return placing / sum(c.machine_ms for c in costs)
+    return _placing_ms(costs) / sum(c.machine_ms for c in costs)
