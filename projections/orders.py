@@ -5,17 +5,21 @@ event into what the batch holds per order, and `before_commit` writes it all wit
 statements, however many events the batch has (each an INSERT … SELECT or UPDATE … FROM over the
 batch's rows, see `OverRows`):
 
-1. the count changes of orders placed before the batch, from their stored status (read before 4);
-2. the count changes of the orders placed in the batch, known in memory;
-3. the orders placed in the batch, each inserted once with the columns its later events set;
-4. the orders placed before the batch, each updated once with what its events set;
-5. deliveries, delivered files and reviews, each taking its order's id (and a review the order's
-   fields) from the `orders` rows as 3 and 4 left them.
+1. the count changes, in one upsert: of the orders placed before the batch, from their stored
+   status (read before 3 sets it), and of the orders placed in the batch, known in memory;
+2. the orders placed in the batch, each inserted once with the columns its later events set;
+3. the orders placed before the batch, each updated once with what its events set;
+4. deliveries, delivered files and reviews, each taking its order's id (and a review the order's
+   fields) from the `orders` rows as 2 and 3 left them.
+
+On PostgreSQL 1-3 are one statement and 4 another (`write_together`): a batch that mixes a
+lifecycle's steps costs no more statements than a batch of placings (issue 15).
 
 What the tables hold afterwards is what applying the events one by one held (tests/test_replay.py
 and the other rebuild == live tests): an event of an order that is not in `orders` (its placing
-parked or skipped) changes nothing, and every count an order moved through keeps its row (see
-`add_order_counts`).
+parked or skipped) changes nothing, and every count an order moved through keeps its row, with 0
+when its changes cancel out (a status an order of the user ever had keeps its row, whether the
+events came one by one or in one batch).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from operator import itemgetter
 from typing import Any, ClassVar
 
 from projections.base import Handler, Projection
-from projections.held import Insert, OverRows
+from projections.held import Insert, OverRows, write_together
 from ugc.orders import CANCELLED, COMPLETED, DELIVERED, IN_PROGRESS, PENDING, Order
 from ugc.platform.dialect import Cursor
 from ugc.platform.store import Orders
@@ -73,40 +77,41 @@ CHANGED_ORDERS = OverRows(
         f"{name} = CASE WHEN held.given & {1 << bit} <> 0 THEN held.{name} ELSE orders.{name} END"
         for bit, name in enumerate(SETTABLE)
     )
-    + " FROM held WHERE orders.uuid = held.uuid",
+    + " FROM changed AS held WHERE orders.uuid = held.uuid",
+    "changed",
 )
 
-# (uuid, status, n): an order placed before the batch moves by `n` in `status`, or (status NULL)
-# in the status it has stored. Summed per key: one statement must not change a row twice.
-MOVED_COUNTS = OverRows(
-    {"uuid": "text", "status": "text", "n": "bigint"},
+# Count changes, summed per key (one statement must not change a row twice), from two kinds of row:
+# (uuid, NULL, NULL, status, n), an order placed before the batch that moves by `n` in `status`,
+# or (status NULL) in the status it has stored, for both its parties; and (NULL, user id, role,
+# status, n), the counts of the orders placed in the batch, whose parties are known in memory.
+COUNTS = OverRows(
+    {"uuid": "text", "user_id": "bigint", "role": "text", "status": "text", "n": "bigint"},
     "INSERT INTO order_counts (user_id, role, status, n) "
     "SELECT user_id, role, status, SUM(n) FROM ("
     "SELECT orders.buyer_id AS user_id, 'buyer' AS role, COALESCE(held.status, orders.status) AS status, held.n AS n "
-    "FROM held JOIN orders ON orders.uuid = held.uuid "
+    "FROM counts AS held JOIN orders ON orders.uuid = held.uuid "
     "UNION ALL SELECT orders.creator_id, 'creator', COALESCE(held.status, orders.status), held.n "
-    "FROM held JOIN orders ON orders.uuid = held.uuid"
+    "FROM counts AS held JOIN orders ON orders.uuid = held.uuid "
+    "UNION ALL SELECT user_id, role, status, n FROM counts WHERE uuid IS NULL"
     ") AS change WHERE true GROUP BY user_id, role, status "
     "ON CONFLICT (user_id, role, status) DO UPDATE SET n = order_counts.n + excluded.n",
-)
-
-ADDED_COUNTS = OverRows(
-    {"user_id": "bigint", "role": "text", "status": "text", "n": "bigint"},
-    "INSERT INTO order_counts (user_id, role, status, n) SELECT user_id, role, status, n FROM held WHERE true "
-    "ON CONFLICT (user_id, role, status) DO UPDATE SET n = order_counts.n + excluded.n",
+    "counts",
 )
 
 NEW_DELIVERIES = OverRows(
     {"id": "bigint", "uuid": "text", "message": "text", "file_ids": "jsonb", "created_at": "timestamptz"},
     "INSERT INTO deliveries (id, order_id, message, file_ids, created_at) "
-    "SELECT held.id, orders.id, held.message, held.file_ids, held.created_at FROM held "
+    "SELECT held.id, orders.id, held.message, held.file_ids, held.created_at FROM new_deliveries AS held "
     "JOIN orders ON orders.uuid = held.uuid",
+    "new_deliveries",
 )
 
 NEW_DELIVERED_FILES = OverRows(
     {"file_id": "bigint", "uuid": "text"},
-    "INSERT INTO delivered_files (file_id, order_id) SELECT held.file_id, orders.id FROM held "
+    "INSERT INTO delivered_files (file_id, order_id) SELECT held.file_id, orders.id FROM new_delivered_files AS held "
     "JOIN orders ON orders.uuid = held.uuid WHERE true ON CONFLICT DO NOTHING",
+    "new_delivered_files",
 )
 
 NEW_REVIEWS = OverRows(
@@ -115,8 +120,9 @@ NEW_REVIEWS = OverRows(
     "INSERT INTO reviews (id, order_id, creator_profile_id, reviewer_id, reviewer_username, service_id, "
     "service_title, rating, content, created_at) "
     "SELECT held.id, orders.id, orders.creator_profile_id, orders.buyer_id, orders.buyer_username, "
-    "orders.service_id, orders.service_title, held.rating, held.content, held.created_at FROM held "
+    "orders.service_id, orders.service_title, held.rating, held.content, held.created_at FROM new_reviews AS held "
     "JOIN orders ON orders.uuid = held.uuid",
+    "new_reviews",
 )
 
 
@@ -154,26 +160,40 @@ class OrdersProjection(Projection):
 
     def before_commit(self, cur: Cursor) -> None:
         try:
+            # COUNTS rows: each order placed before the batch by its uuid, the batch's own by party.
+            counts: list[tuple[str | int | None, ...]] = []
             added: dict[CountKey, int] = {}
-            moved: list[tuple[str, str | None, int]] = []
             for uuid, statuses in self._statuses.items():
                 # Through every status but the last (each key written, netting 0), into the last.
                 passed = dict.fromkeys(statuses, 0)
                 passed[statuses[-1]] = 1
                 new = self._new.get(uuid)
                 if new is None:  # out of the status it has stored
-                    moved += [(uuid, None, -1), *((uuid, status, n) for status, n in passed.items())]
+                    counts.append((uuid, None, None, None, -1))
+                    counts += ((uuid, None, None, status, n) for status, n in passed.items())
                     continue
                 for status, n in passed.items():
                     for key in ((new["buyer_id"], "buyer", status), (new["creator_id"], "creator", status)):
                         added[key] = added.get(key, 0) + n
-            MOVED_COUNTS.write(cur, moved)
-            add_order_counts(cur, added)
-            NEW_ORDER.write(cur, [_new_order_row(row) for row in self._new.values()])
-            CHANGED_ORDERS.write(cur, [_changed_row(uuid, changed) for uuid, changed in self._changed.items()])
-            NEW_DELIVERIES.write(cur, self._deliveries)
-            NEW_DELIVERED_FILES.write(cur, list(self._delivered_files))
-            NEW_REVIEWS.write(cur, self._reviews)
+            counts += ((None, *key, n) for key, n in added.items())
+            # The counts read the statuses stored before the batch, which CHANGED_ORDERS sets: together
+            # (one snapshot) or before it. The deliveries and reviews read the orders as both left them.
+            write_together(
+                cur,
+                [
+                    (COUNTS, counts),
+                    (NEW_ORDER.over_rows, [_new_order_row(row) for row in self._new.values()]),
+                    (CHANGED_ORDERS, [_changed_row(uuid, changed) for uuid, changed in self._changed.items()]),
+                ],
+            )
+            write_together(
+                cur,
+                [
+                    (NEW_DELIVERIES, self._deliveries),
+                    (NEW_DELIVERED_FILES, list(self._delivered_files)),
+                    (NEW_REVIEWS, self._reviews),
+                ],
+            )
         finally:
             self.aborted()
 
@@ -245,15 +265,6 @@ def _changed_row(uuid: str, changed: Mapping[str, Any]) -> tuple[Any, ...]:
     """The CHANGED_ORDERS row of what a batch set on an order placed before it."""
     given = sum(1 << bit for bit, name in enumerate(SETTABLE) if name in changed)
     return (uuid, changed["version"], changed["updated_at"], given, *(changed.get(name) for name in SETTABLE))
-
-
-def add_order_counts(cur: Cursor, changes: Mapping[CountKey, int]) -> None:
-    """Add summed `changes` to `order_counts`, each key once per statement.
-
-    A key whose changes cancel out is still written (with 0): a status an order of the user ever had
-    keeps its row, whether the events came one by one or in one batch (a rebuild equals the live run).
-    """
-    ADDED_COUNTS.write(cur, [(*key, delta) for key, delta in changes.items()])
 
 
 def _jsonable(option: dict[str, Any]) -> dict[str, Any]:
