@@ -20,7 +20,8 @@ one NOTIFY, one COMMIT. Alone, a command goes at once.
 
 A command that records something under a fresh public number (a delivery, a review:
 `change_numbered`) gets it from the leader too, which takes the numbers of the whole group together
-with what it prepares for the new aggregates: one round trip, not one per command (issue 15).
+with what it prepares for the new aggregates, and reads them in the round trip that loads the
+group's aggregates (on PostgreSQL): one round trip for the lot, not one per command (issue 15).
 
 One queue for both: two would take turns at the table lock, a COMMIT each per round, and a
 lifecycle's follow-up commands would wait for placing's groups and the other way round (issue 15).
@@ -51,6 +52,7 @@ from commands.saving import Positions, appended
 from ugc.platform import metrics
 from ugc.platform.cache import LRU
 from ugc.platform.chain import ChainedLog
+from ugc.platform.dialect import Query, Row
 
 MAX_GROUP = 200  # aggregates per transaction: bounds what one failure takes down with it
 # Aggregates saved here that the leader keeps, to load them by reading only what was appended since:
@@ -155,17 +157,28 @@ class _Change(_Queued, Generic[A]):
     result: Any = None  # what `decide` returned
 
 
-Prepare = Callable[[int, Mapping[str, int]], tuple[Sequence[T], Mapping[str, Sequence[int]]]]
+@dataclass(frozen=True)
+class Preparing(Generic[T]):
+    """How a group is prepared: `query`, a SELECT of one row that the leader reads in the round trip
+    that loads the group's aggregates (PostgreSQL), and `finish`, which makes of that row (None
+    without a query: it reads what it needs itself) what each new aggregate is made from and the
+    fresh numbers of each kind."""
+
+    query: Query | None
+    finish: Callable[[Row | None], tuple[Sequence[T], Mapping[str, Sequence[int]]]]
+
+
+Prepare = Callable[[int, Mapping[str, int]], Preparing[T]]
 
 
 class GroupCommit(_Groups[_Queued], Generic[T, A]):
     """New aggregates and changes of stored ones, of one application, appended in groups.
 
-    The leader calls `prepare(count, numbered)` once for its group: what each of `count` new
-    aggregates will be made from (a fresh number, say), and fresh numbers of each kind the group's
-    changes asked for (`numbered`: how many of each). It makes the new aggregates, loads the
-    aggregates the group's changes are about, decides each change, and saves the lot in one
-    transaction.
+    The leader calls `prepare(count, numbered)` once for its group: how to learn what each of
+    `count` new aggregates will be made from (a fresh number, say), and fresh numbers of each kind
+    the group's changes asked for (`numbered`: how many of each), read in the same round trip as
+    the aggregates the group's changes are about (`Preparing`). It makes the new aggregates,
+    decides each change, and saves the lot in one transaction.
     """
 
     def __init__(self, app: Application[UUID], prepare: Prepare[T]) -> None:
@@ -232,20 +245,30 @@ class GroupCommit(_Groups[_Queued], Generic[T, A]):
         try:
             news = [entry for entry in group if isinstance(entry, _Entry)]
             changes = [entry for entry in group if isinstance(entry, _Change)]
-            self._prepare(news, changes)
-            self._append(self._remake(news), self._decide(changes))
+            numbered = Counter(entry.numbered for entry in changes if entry.numbered is not None)
+            preparing = self.prepare(len(news), numbered) if news or numbered else None
+            loaded, row = self._load(
+                [entry.aggregate_id for entry in changes if entry.aggregate_id is not None],
+                beside=preparing.query if preparing is not None else None,
+            )
+            if preparing is not None:
+                self._prepared(news, changes, numbered, preparing.finish(row))
+            self._append(self._remake(news), self._decide(changes, loaded))
         except BaseException as error:
             failure = error
             raise
         finally:
             _finish(group, failure)
 
-    def _prepare(self, news: list[_Entry[T, A]], changes: list[_Change[A]]) -> None:
-        """What each of `news` is made from, and the numbers `changes` asked for: one `prepare` call."""
-        numbered = Counter(entry.numbered for entry in changes if entry.numbered is not None)
-        if not news and not numbered:
-            return
-        prepared, numbers = self.prepare(len(news), numbered)
+    @staticmethod
+    def _prepared(
+        news: list[_Entry[T, A]],
+        changes: list[_Change[A]],
+        numbered: Mapping[str, int],
+        prepared_for: tuple[Sequence[T], Mapping[str, Sequence[int]]],
+    ) -> None:
+        """Give each of `news` what it is made from, and each of `changes` the number it asked for."""
+        prepared, numbers = prepared_for
         for entry, made_from in zip(news, prepared, strict=True):
             entry.prepared = made_from
         fresh = {kind: iter(numbers[kind]) for kind in numbered}
@@ -267,10 +290,9 @@ class GroupCommit(_Groups[_Queued], Generic[T, A]):
                 entry.error = error
         return made
 
-    def _decide(self, changes: list[_Change[A]]) -> list[_Change[A]]:
-        """Load the aggregates of `changes` and decide each; those whose decision recorded events
+    def _decide(self, changes: list[_Change[A]], loaded: Mapping[UUID, A]) -> list[_Change[A]]:
+        """Decide each of `changes` on its aggregate as `loaded`; those whose decision recorded events
         (one that recorded none is done, with nothing appended; a refusal fails its caller)."""
-        loaded = self._load([entry.aggregate_id for entry in changes if entry.aggregate_id is not None])
         decided: list[_Change[A]] = []
         for entry in changes:
             assert entry.aggregate_id is not None and entry.decide is not None
@@ -290,14 +312,17 @@ class GroupCommit(_Groups[_Queued], Generic[T, A]):
                 decided.append(entry)
         return decided
 
-    def _load(self, ids: list[UUID]) -> dict[UUID, A]:
+    def _load(self, ids: list[UUID], *, beside: Query | None) -> tuple[dict[UUID, A], Row | None]:
         """The aggregates of `ids` as stored now, each a copy of its own to change, in one read: a
         kept one with the events appended since (by other processes), the others from their whole
-        stream. An id with nothing stored under it is left out."""
-        if not ids:
-            return {}
+        stream. An id with nothing stored under it is left out. With them, the row of `beside`, read
+        in the same round trip."""
+        if not ids and beside is None:
+            return {}, None
         kept = {aggregate_id: self._kept.get(aggregate_id) for aggregate_id in ids}
-        stored = self._log.select_streams({i: aggregate.version if aggregate else 0 for i, aggregate in kept.items()})
+        stored, row = self._log.select_streams(
+            {i: aggregate.version if aggregate else 0 for i, aggregate in kept.items()}, beside
+        )
         mapper = self.app.mapper
         loaded: dict[UUID, A] = {}
         for aggregate_id, events in stored.items():
@@ -308,7 +333,7 @@ class GroupCommit(_Groups[_Queued], Generic[T, A]):
                 aggregate = cast(CanMutateProtocol[A], mapper.to_domain_event(stored_event)).mutate(aggregate)
             if aggregate is not None:
                 loaded[aggregate_id] = aggregate
-        return loaded
+        return loaded, row
 
     def _append(self, made: list[_Entry[T, A]], changes: list[_Change[A]]) -> None:
         """Save the group; a change's clash fails the changes, and the new aggregates go again alone."""

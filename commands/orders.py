@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from eventsourcing.application import AggregateNotFoundError
 
-from commands.group_commit import GroupCommit
+from commands.group_commit import GroupCommit, Preparing
 from commands.read_only import ReadOnlyAggregates, ReadOnlyView
 from commands.saving import Positions, check_version, retrying
 from ugc.accounts import User
@@ -25,6 +25,7 @@ from ugc.files import StoredFile
 from ugc.ids import aggregate_id
 from ugc.orders import Order, order_id
 from ugc.platform.database import Database
+from ugc.platform.dialect import Row
 from ugc.platform.store import Accounts, Catalog, EventStores, Files
 from ugc.services import Service
 
@@ -153,15 +154,18 @@ class OrderCommands:
 
         return Placed(*self._groups.append(decide))
 
-    def _prepare(
-        self, count: int, numbered: Mapping[str, int]
-    ) -> tuple[list[tuple[ReadOnlyView, int]], dict[str, list[int]]]:
+    def _prepare(self, count: int, numbered: Mapping[str, int]) -> Preparing[tuple[ReadOnlyView, int]]:
         """A group's orders to place (`count`), each with the buyer's and the service's logs as they
-        stand and a fresh order number, and the numbers its other commands asked for: one round trip."""
-        if not count:
-            return [], self.db.next_numbers_of(numbered)[0]
-        now, numbers = self._read_only.now_numbered((Accounts.name, Catalog.name), {"order": count, **numbered})
-        return [(now, number) for number in numbers.pop("order")], numbers
+        stand and a fresh order number, and the numbers its other commands asked for: one statement,
+        which the group's leader reads with its orders' streams (PostgreSQL)."""
+        applications = (Accounts.name, Catalog.name) if count else ()
+        counts = {"order": count, **numbered} if count else dict(numbered)
+
+        def finish(row: Row | None) -> tuple[list[tuple[ReadOnlyView, int]], dict[str, list[int]]]:
+            now, numbers = self._read_only.numbered_now(applications, counts, row)
+            return [(now, number) for number in numbers.pop("order", [])], numbers
+
+        return Preparing(self._read_only.numbered_query(applications, counts), finish)
 
     def accept(self, order: int, actor: int, *, expected_version: int | None = None) -> Saved:
         return self._change(order, expected_version, lambda o: o.accept(actor, self.clock.now()))

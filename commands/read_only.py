@@ -17,7 +17,8 @@ from typing import Any
 from uuid import UUID
 
 from ugc.platform.cache import LRU
-from ugc.platform.database import Database
+from ugc.platform.database import Database, numbers_in
+from ugc.platform.dialect import Query, Row
 from ugc.platform.store import AGGREGATE_CACHE_SIZE, EventStores
 
 
@@ -32,16 +33,21 @@ class ReadOnlyAggregates:
         """A view of `applications` as they stand now: every aggregate it gives is at least this new."""
         return ReadOnlyView(self, self.stores.heads(applications))
 
-    def now_numbered(
-        self, applications: Collection[str], counts: Mapping[str, int]
+    def numbered_query(self, applications: Collection[str], counts: Mapping[str, int]) -> Query | None:
+        """One SELECT that reads the heads of `applications` and takes fresh numbers of each kind of
+        `counts` (`Database.numbers_query`), for the caller to read beside something else in one
+        round trip; None on SQLite."""
+        return self.db.numbers_query(counts, self.stores.heads_columns(applications) or "")
+
+    def numbered_now(
+        self, applications: Collection[str], counts: Mapping[str, int], row: Row | None
     ) -> tuple[ReadOnlyView, dict[str, list[int]]]:
-        """`now`, and fresh numbers of each kind of `counts` (`Database.next_numbers_of`): one round
-        trip on PostgreSQL."""
-        columns = self.stores.heads_columns(applications)
-        if columns is None:
+        """`now` and the numbers, as the row of `numbered_query` holds them; without a row (SQLite),
+        read here."""
+        if row is None:
             return self.now(applications), self.db.next_numbers_of(counts)[0]
-        numbers, row = self.db.next_numbers_of(counts, columns)
-        return ReadOnlyView(self, {name: row[name] or 0 for name in applications}), numbers
+        numbers, heads = numbers_in(counts, row)
+        return ReadOnlyView(self, {name: heads[name] or 0 for name in applications}), numbers
 
     def _get(self, application: str, aggregate_id: UUID, head: int) -> Any:
         key = (application, aggregate_id)

@@ -13,7 +13,7 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate, event
 from eventsourcing.persistence import IntegrityError
 
-from commands.group_commit import GroupCommit
+from commands.group_commit import GroupCommit, Preparing
 from ugc.events import current_request
 from ugc.platform.store import eventsourcing_settings
 
@@ -74,10 +74,11 @@ class Numbers:
         self.last = 0
         self.calls: list[tuple[int, dict[str, int]]] = []
 
-    def __call__(self, count: int, numbered: Mapping[str, int]) -> tuple[list[int], dict[str, list[int]]]:
+    def __call__(self, count: int, numbered: Mapping[str, int]) -> Preparing[int]:
         with self._lock:
             self.calls.append((count, dict(numbered)))
-            return self._next(count), {kind: self._next(n) for kind, n in numbered.items()}
+            prepared = self._next(count), {kind: self._next(n) for kind, n in numbered.items()}
+        return Preparing(None, lambda _: prepared)
 
     def _next(self, count: int) -> list[int]:
         self.last += count
@@ -295,6 +296,38 @@ def test_numbered_changes_get_their_numbers_from_the_groups_one_prepare_call(app
     for index, probe in enumerate(probes):
         if index % 4:
             assert app.repository.get(probe.id).label == f"delivery {got[index]}"
+
+
+def test_a_groups_preparing_statement_is_read_in_the_round_trip_that_loads_its_aggregates(
+    app: Application[UUID], kind: str, backend: str
+) -> None:
+    """On PostgreSQL the leader reads the statement that prepares its group (a new aggregate's
+    number, here) together with the streams of the aggregates its changes are about, one read for
+    both; SQLite has no statement to share and prepares on its own."""
+    probe = Probe(kind, 1, "kept")
+    app.save(probe)
+    group = GroupCommit[int, Probe](app, lambda count, numbered: Preparing(query, finish))
+    query = ("SELECT %s::bigint AS next", (7,)) if backend == "postgres" else None
+    rows: list[Any] = []
+
+    def finish(row: Any) -> tuple[list[int], dict[str, list[int]]]:
+        rows.append(row)
+        return [row["next"] if row is not None else 7], {}
+
+    reads: list[tuple[int, bool]] = []
+    select_streams = app.recorder.select_streams  # type: ignore[attr-defined]
+
+    def counted(after: Mapping[UUID, int], beside: Any = None) -> Any:
+        reads.append((len(after), beside is not None))
+        return select_streams(after, beside)
+
+    app.recorder.select_streams = counted  # type: ignore[attr-defined]
+    made, _ = group.append(lambda number: Probe(kind, 1000 + number, "new"))
+    group.change(probe.id, lambda p: p.count())
+    assert made.number == 1007 and rows == [{"next": 7} if backend == "postgres" else None]
+    # The placing alone: the statement read alone (PostgreSQL); the change alone: its stream alone.
+    assert reads == ([(0, True), (1, False)] if backend == "postgres" else [(1, False)])
+    assert app.repository.get(probe.id).counted == 1
 
 
 def test_a_change_is_decided_on_what_another_process_appended_since_it_was_kept(

@@ -22,6 +22,8 @@ from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
 
+from ugc.platform.dialect import Query, Row
+
 GENESIS = bytes(32)  # the "previous hash" of every stream's version 1 and the link before a log's first event
 BACKLOG_BATCH = 5_000  # unchained events chained per transaction by `ugc migrate`
 
@@ -164,7 +166,9 @@ class ChainedLog(Protocol):
 
     def chain_head(self) -> ChainHead | None: ...
 
-    def select_streams(self, after: Mapping[UUID, int]) -> dict[UUID, list[StoredEvent]]: ...
+    def select_streams(
+        self, after: Mapping[UUID, int], beside: Query | None = None
+    ) -> tuple[dict[UUID, list[StoredEvent]], Row | None]: ...
 
     def recorded_stream(self, stream: UUID, *, gt: int = 0, lte: int | None = None) -> list[RecordedEvent]: ...
 

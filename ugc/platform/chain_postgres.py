@@ -18,7 +18,7 @@ from eventsourcing.persistence import Notification, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from eventsourcing.utils import retry
 from psycopg import Connection, Cursor, InterfaceError, OperationalError
-from psycopg.rows import DictRow, tuple_row
+from psycopg.rows import DictRow, dict_row, tuple_row
 from psycopg.sql import SQL, Composed, Identifier
 
 from ugc.platform.chain import (
@@ -33,6 +33,7 @@ from ugc.platform.chain import (
     predecessors,
 )
 from ugc.platform.database import NO_JIT
+from ugc.platform.dialect import Query, Row
 
 
 class ChainedPostgresRecorder(PostgresApplicationRecorder):
@@ -162,16 +163,26 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
     # -- reading ---------------------------------------------------------------------------------
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
-    def select_streams(self, after: Mapping[UUID, int]) -> dict[UUID, list[StoredEvent]]:
-        """The events of each stream of `after` past the version given for it, oldest first; one round trip."""
+    def select_streams(
+        self, after: Mapping[UUID, int], beside: Query | None = None
+    ) -> tuple[dict[UUID, list[StoredEvent]], Row | None]:
+        """The events of each stream of `after` past the version given for it, oldest first, and the
+        row of `beside` (a SELECT of one row on this database: a group's numbers, say), if given,
+        read in the same round trip."""
         streams: dict[UUID, list[StoredEvent]] = {stream: [] for stream in after}
-        if not after:
-            return streams
-        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
-            curs.execute(self._streams_sql, (_pairs(list(after.items())),), prepare=True)
-            for stream, version, topic, state in curs.fetchall():
-                streams[stream].append(StoredEvent(stream, version, topic, bytes(state)))
-        return streams
+        if not after and beside is None:
+            return streams, None
+        row: Row | None = None
+        with self.datastore.get_connection() as conn, conn.pipeline():
+            with conn.cursor(row_factory=tuple_row) as curs, conn.cursor(row_factory=dict_row) as other:
+                if after:
+                    curs.execute(self._streams_sql, (_pairs(list(after.items())),), prepare=True)
+                if beside is not None:
+                    other.execute(*beside)
+                for stream, version, topic, state in curs.fetchall() if after else ():
+                    streams[stream].append(StoredEvent(stream, version, topic, bytes(state)))
+                row = other.fetchone() if beside is not None else None
+        return streams, row
 
     # -- appending -------------------------------------------------------------------------------
 

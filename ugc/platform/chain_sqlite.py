@@ -27,6 +27,7 @@ from ugc.platform.chain import (
     format_time,
     predecessors,
 )
+from ugc.platform.dialect import Query, Row
 
 CHAIN_TABLE = "stored_events_chain"
 
@@ -140,10 +141,15 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
             return None
         return ChainHead(row["notification_id"], bytes(row["link"]), _time(row["recorded_at"]))
 
-    def select_streams(self, after: Mapping[UUID, int]) -> dict[UUID, list[StoredEvent]]:
+    def select_streams(
+        self, after: Mapping[UUID, int], beside: Query | None = None
+    ) -> tuple[dict[UUID, list[StoredEvent]], Row | None]:
         """The events of each stream of `after` past the version given for it, oldest first: a query
-        per stream, each a lookup in a local file (PostgreSQL's recorder does it in one round trip)."""
-        return {stream: list(self.select_events(stream, gt=version)) for stream, version in after.items()}
+        per stream, each a lookup in a local file (PostgreSQL's recorder does it in one round trip).
+        Nothing is read beside them here: SQLite's reads cost no round trip to share."""
+        if beside is not None:
+            raise ValueError("SQLite reads no statement beside the streams")
+        return {stream: list(self.select_events(stream, gt=version)) for stream, version in after.items()}, None
 
     def chain_head(self) -> ChainHead | None:
         with self.datastore.transaction(commit=False) as c:

@@ -24,8 +24,14 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 
 from ugc.config import is_postgres, pool_sizes, sqlite_path
-from ugc.platform.dialect import COLUMN_TYPES, Cursor, Dialect, PipelinedCursor, Row, postgres_params
+from ugc.platform.dialect import COLUMN_TYPES, Cursor, Dialect, PipelinedCursor, Query, Row, postgres_params
 from ugc.platform.idle_check import IdleCheck
+
+
+def numbers_in(counts: Mapping[str, int], row: Row) -> tuple[dict[str, list[int]], Row]:
+    """The numbers of each kind of `counts` that a `Database.numbers_query` row holds, and its other columns."""
+    rest = dict(row)
+    return {kind: sorted(rest.pop(f"ugc_next_{index}")) for index, kind in enumerate(counts)}, rest
 
 
 def _snapshot_query(queries: Sequence[tuple[str, Sequence[Any]]]) -> tuple[str, list[Any]]:
@@ -271,18 +277,27 @@ class Database:
     def next_numbers_of(self, counts: Mapping[str, int], columns: str = "") -> tuple[dict[str, list[int]], Row]:
         """`next_numbers` for each kind of `counts`, and other SELECT `columns` read in the same
         statement: one round trip on PostgreSQL. SQLite takes each kind apart, and no `columns`."""
-        if self.dialect != "postgresql":
+        query = self.numbers_query(counts, columns)
+        if query is None:
             assert not columns
             return {kind: self._counted_up(kind, count) for kind, count in counts.items()}, {}
+        with self.read() as cur:
+            row = cur.execute(*query).fetchone()
+        assert row is not None
+        return numbers_in(counts, row)
+
+    def numbers_query(self, counts: Mapping[str, int], columns: str = "") -> Query | None:
+        """The one SELECT of `next_numbers_of`, for a caller that reads it in a round trip it makes
+        anyway (on any connection to this database), its row then read by `numbers_in`; None on
+        SQLite, whose sequences are rows to update."""
+        if self.dialect != "postgresql":
+            return None
         arrays = [
             f"ARRAY(SELECT nextval('ugc_seq_{_identifier(kind)}') FROM generate_series(1, %s)) AS ugc_next_{index}"
             for index, kind in enumerate(counts)
         ]
         selected = ", ".join(filter(None, [columns, *arrays]))
-        with self.read() as cur:
-            row = cur.execute(f"SELECT {selected}", tuple(max(count, 0) for count in counts.values())).fetchone()
-        assert row is not None
-        return {kind: sorted(row.pop(f"ugc_next_{index}")) for index, kind in enumerate(counts)}, row
+        return f"SELECT {selected}", tuple(max(count, 0) for count in counts.values())
 
     def _counted_up(self, kind: str, count: int) -> list[int]:
         """SQLite's sequences: one row of `id_sequences` per kind, its last id taken."""

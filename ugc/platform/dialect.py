@@ -19,6 +19,7 @@ import psycopg
 from psycopg.types.json import Jsonb, set_json_loads
 
 Row = dict[str, Any]
+Query = tuple[str, Sequence[Any]]  # a statement and its parameters
 Dialect = Literal["sqlite", "postgresql"]
 
 # Column types spelled per dialect; the SQLite names pick the converters registered below.
