@@ -6,9 +6,9 @@ from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
 from projections.base import Handler, Projection
-from projections.held import HeldInserts, Insert
+from projections.held import HeldInserts, Insert, OverRows, Writes
 from ugc.orders import Order
-from ugc.platform.dialect import Cursor
+from ugc.platform.dialect import Cursor, Dialect
 from ugc.platform.store import Orders
 
 # An order's completions and reviews in a batch, added to its creator's row at the batch's end.
@@ -41,11 +41,10 @@ class CreatorStatsProjection(Projection):
             Order.Reviewed: self.reviewed,
         }
 
-    def before_commit(self, cur: Cursor) -> None:
-        self._placed.write(cur)
+    def held_writes(self, dialect: Dialect) -> Sequence[Writes]:
+        """The new orders' profiles, then the changes, which read them."""
         changes, self._changes = self._changes, {}
-        if changes:
-            add_changes(cur, [(uuid, *change) for uuid, change in changes.items()])
+        return self._placed.taken(), [(CHANGES[dialect], [(uuid, *change) for uuid, change in changes.items()])]
 
     def aborted(self) -> None:
         self._placed.clear()
@@ -64,28 +63,27 @@ class CreatorStatsProjection(Projection):
         change[2] += 1
 
 
-def add_changes(cur: Cursor, rows: Sequence[Sequence[object]]) -> None:
-    """Add each order's completions and reviews to its creator's row, and set the mean from the new
-    sums: one statement per batch (per run of rows on SQLite), which reads nothing back."""
-    mean = _mean(cur.dialect)
-    for entry, params in cur.rows("changes", ORDER_CHANGE, rows):
-        cur.execute(
-            f"WITH {entry} UPDATE creator_stats SET "
-            "completed_orders = creator_stats.completed_orders + c.added_completed, "
-            "rating_sum = creator_stats.rating_sum + c.added_sum, "
-            "rating_count = creator_stats.rating_count + c.added_count, "
-            f"rating = CASE WHEN c.added_count > 0 THEN {mean} ELSE creator_stats.rating END "
-            "FROM (SELECT o.creator_profile_id, CAST(SUM(changes.completed) AS BIGINT) AS added_completed, "
-            "CAST(SUM(changes.rating_sum) AS BIGINT) AS added_sum, "
-            "CAST(SUM(changes.rating_count) AS BIGINT) AS added_count "
-            "FROM changes JOIN creator_stats_orders o ON o.order_uuid = changes.order_uuid "
-            "GROUP BY o.creator_profile_id) AS c "
-            "WHERE creator_stats.creator_profile_id = c.creator_profile_id",
-            params,
-        )
+def _add_changes(dialect: Dialect) -> OverRows:
+    """Each order's completions and reviews added to its creator's row, and the mean set from the
+    new sums: one statement per batch (per run of rows on SQLite), which reads nothing back."""
+    return OverRows(
+        ORDER_CHANGE,
+        "UPDATE creator_stats SET "
+        "completed_orders = creator_stats.completed_orders + c.added_completed, "
+        "rating_sum = creator_stats.rating_sum + c.added_sum, "
+        "rating_count = creator_stats.rating_count + c.added_count, "
+        f"rating = CASE WHEN c.added_count > 0 THEN {_mean(dialect)} ELSE creator_stats.rating END "
+        "FROM (SELECT o.creator_profile_id, CAST(SUM(changes.completed) AS BIGINT) AS added_completed, "
+        "CAST(SUM(changes.rating_sum) AS BIGINT) AS added_sum, "
+        "CAST(SUM(changes.rating_count) AS BIGINT) AS added_count "
+        "FROM changes JOIN creator_stats_orders o ON o.order_uuid = changes.order_uuid "
+        "GROUP BY o.creator_profile_id) AS c "
+        "WHERE creator_stats.creator_profile_id = c.creator_profile_id",
+        "changes",
+    )
 
 
-def _mean(dialect: str) -> str:
+def _mean(dialect: Dialect) -> str:
     """SQL for the mean rating once the batch's reviews are counted (as an `UPDATE ... SET` sees the
     old row, `c` the batch's sums), to two decimals rounded half up: round(100 * sum / count) =
     (200 * sum + count) div (2 * count) in integers, then shown as the exact amount."""
@@ -100,3 +98,6 @@ def _mean(dialect: str) -> str:
         f"CAST({hundredths} / 100 AS TEXT) || '.' || "
         f"substr('0' || CAST({hundredths} - {hundredths} / 100 * 100 AS TEXT), -2, 2)"
     )
+
+
+CHANGES: dict[Dialect, OverRows] = {"postgresql": _add_changes("postgresql"), "sqlite": _add_changes("sqlite")}

@@ -41,7 +41,10 @@ class OverRows:
             cur.execute(f"WITH {entry} {self.sql}", params)
 
 
-def write_together(cur: Cursor, writes: Sequence[tuple[OverRows, Sequence[Sequence[Any]]]]) -> None:
+Writes = Sequence[tuple[OverRows, Sequence[Sequence[Any]]]]  # statements over rows, written together
+
+
+def write_together(cur: Cursor, writes: Writes) -> None:
     """Each `OverRows` of `writes` over its rows (none without rows), as statements that read nothing
     another of them writes and write rows no other of them writes.
 
@@ -101,8 +104,12 @@ class HeldInserts:
 
     def write(self, cur: Cursor) -> None:
         """Every insert's rows: on PostgreSQL in one statement (`write_together`; each into a table of its own)."""
+        write_together(cur, self.taken())
+
+    def taken(self) -> list[tuple[OverRows, Sequence[Sequence[Any]]]]:
+        """Every insert with its rows, to be written together; none is held any more."""
         held, self._rows = self._rows, {}
-        write_together(cur, [(insert.over_rows, rows) for insert, rows in held.items()])
+        return [(insert.over_rows, rows) for insert, rows in held.items()]
 
     def clear(self) -> None:
         self._rows.clear()

@@ -6,9 +6,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from projections.base import Handler, Projection
+from projections.held import OverRows, Writes
 from readmodels.services import CATALOG_LOG, ORDERS_LOG, PROJECTION, minor_units, search_text
 from ugc.orders import Order
-from ugc.platform.dialect import Cursor
+from ugc.platform.dialect import Cursor, Dialect
 from ugc.services import Service
 
 
@@ -40,10 +41,9 @@ class ListingsProjection(Projection):
         added[0] += int(e.rating)
         added[1] += 1
 
-    def before_commit(self, cur: Cursor) -> None:
+    def held_writes(self, dialect: Dialect) -> Sequence[Writes]:
         reviews, self._reviews = self._reviews, {}
-        if reviews:
-            add_reviews(cur, [(profile, added[0], added[1]) for profile, added in reviews.items()])
+        return ([(REVIEWS_ADDED, [(profile, added[0], added[1]) for profile, added in reviews.items()])],)
 
     def aborted(self) -> None:
         self._reviews.clear()
@@ -119,28 +119,19 @@ def _update(cur: Cursor, e: Service.Event, columns: Mapping[str, object]) -> Non
     cur.execute(f"UPDATE services SET {assignments} WHERE uuid = %s", (*columns.values(), str(e.originator_id)))
 
 
-REVIEWS_ADDED = {"creator_profile_id": "bigint", "rating_sum": "bigint", "rating_count": "bigint"}
-
-
-def add_reviews(cur: Cursor, rows: Sequence[tuple[int, int, int]]) -> None:
-    """Count a batch's reviews, summed per creator, in each creator's one row; the listing joins it to
-    their services. One statement per batch (per run of rows on SQLite), whatever the reviews.
-
-    The mean in hundredths, rounded half up, in integer arithmetic both dialects do alike:
-    round(100 * sum / count) = (200 * sum + count) div (2 * count), from the new sums, as one
-    review at a time would leave it. No answer is read back: no round trip in a pipelined batch.
-    """
-    for entry, params in cur.rows("added", REVIEWS_ADDED, rows):
-        cur.execute(
-            f"WITH {entry} INSERT INTO listing_creator_ratings "
-            "(creator_profile_id, rating_sum, rating_count, creator_rating_minor) "
-            "SELECT creator_profile_id, rating_sum, rating_count, "
-            "(rating_sum * 200 + rating_count) / (2 * rating_count) "
-            "FROM added WHERE true ON CONFLICT (creator_profile_id) DO UPDATE SET "
-            "rating_sum = listing_creator_ratings.rating_sum + excluded.rating_sum, "
-            "rating_count = listing_creator_ratings.rating_count + excluded.rating_count, "
-            "creator_rating_minor = ((listing_creator_ratings.rating_sum + excluded.rating_sum) * 200 "
-            "+ listing_creator_ratings.rating_count + excluded.rating_count) "
-            "/ (2 * (listing_creator_ratings.rating_count + excluded.rating_count))",
-            params,
-        )
+# A batch's reviews, summed per creator, counted in each creator's one row; the listing joins it to
+# their services. The mean in hundredths, rounded half up, in integer arithmetic both dialects do
+# alike: round(100 * sum / count) = (200 * sum + count) div (2 * count), from the new sums, as one
+# review at a time would leave it. No answer is read back: no round trip in a pipelined batch.
+REVIEWS_ADDED = OverRows(
+    {"creator_profile_id": "bigint", "rating_sum": "bigint", "rating_count": "bigint"},
+    "INSERT INTO listing_creator_ratings (creator_profile_id, rating_sum, rating_count, creator_rating_minor) "
+    "SELECT creator_profile_id, rating_sum, rating_count, (rating_sum * 200 + rating_count) / (2 * rating_count) "
+    "FROM added WHERE true ON CONFLICT (creator_profile_id) DO UPDATE SET "
+    "rating_sum = listing_creator_ratings.rating_sum + excluded.rating_sum, "
+    "rating_count = listing_creator_ratings.rating_count + excluded.rating_count, "
+    "creator_rating_minor = ((listing_creator_ratings.rating_sum + excluded.rating_sum) * 200 "
+    "+ listing_creator_ratings.rating_count + excluded.rating_count) "
+    "/ (2 * (listing_creator_ratings.rating_count + excluded.rating_count))",
+    "added",
+)

@@ -9,21 +9,21 @@ next `seq` of the table: store order.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from typing import Any, ClassVar
 
 from projections.base import Handler, Projection
-from projections.held import HeldInserts, Insert
+from projections.held import HeldInserts, Insert, Writes
 from projections.notification_texts import notification_text
 from projections.outbox import Outbox
 from ugc.messaging import Message
 from ugc.notifications import TYPES, NotificationsRead, Parties, notification_id, recipient
 from ugc.orders import Order
 from ugc.platform.cache import LRU
-from ugc.platform.dialect import Cursor, Row
+from ugc.platform.dialect import Cursor, Dialect, Row
 from ugc.platform.push import Publisher, Push, user_channel
 from ugc.platform.store import Messaging, Orders
 
@@ -83,8 +83,10 @@ class NotificationsProjection(Projection):
             )
         )
 
+    def held_writes(self, dialect: Dialect) -> Sequence[Writes]:
+        return (self._parties.taken(),)
+
     def before_commit(self, cur: Cursor) -> None:
-        self._parties.write(cur)
         self._write_held(cur)
 
     def _order(self, cur: Cursor, e: Any) -> _Order:

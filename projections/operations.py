@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from projections.base import Projection
+from projections.base import Projection, end_batch
 from readmodels import parked, tracking
 from readmodels.tracking import ProjectionState
 from ugc.platform import leases
@@ -115,7 +115,7 @@ def retry(db: Database, stores: EventStores, projection: Projection, *, clock: A
                     if handler is not None:
                         projection.position = position
                         handler(cur, event)
-                    projection.before_commit(cur)
+                    end_batch(cur, [projection])
                     parked.applied(cur, projection.name, application, position)
                     tracking.announce(cur)
                 projection.committed()

@@ -12,8 +12,8 @@ batch's rows, see `OverRows`):
 4. deliveries, delivered files and reviews, each taking its order's id (and a review the order's
    fields) from the `orders` rows as 2 and 3 left them.
 
-On PostgreSQL 1-3 are one statement and 4 another (`write_together`): a batch that mixes a
-lifecycle's steps costs no more statements than a batch of placings (issue 15).
+1-3 are one phase of `held_writes` and 4 another: on PostgreSQL each phase is one statement,
+with the phases of the other projections of the batch (`base.end_batch`).
 
 What the tables hold afterwards is what applying the events one by one held (tests/test_replay.py
 and the other rebuild == live tests): an event of an order that is not in `orders` (its placing
@@ -24,14 +24,14 @@ events came one by one or in one batch).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from operator import itemgetter
 from typing import Any, ClassVar
 
 from projections.base import Handler, Projection
-from projections.held import Insert, OverRows, write_together
+from projections.held import Insert, OverRows, Writes
 from ugc.orders import CANCELLED, COMPLETED, DELIVERED, IN_PROGRESS, PENDING, Order
-from ugc.platform.dialect import Cursor
+from ugc.platform.dialect import Cursor, Dialect
 from ugc.platform.store import Orders
 
 CountKey = tuple[int, str, str]  # (user id, role, status) of a row of `order_counts`
@@ -158,44 +158,40 @@ class OrdersProjection(Projection):
             Order.Reviewed: self.reviewed,
         }
 
+    def held_writes(self, dialect: Dialect) -> Sequence[Writes]:
+        """The counts read the statuses stored before the batch, which CHANGED_ORDERS sets: in the same
+        phase (one snapshot, or before it). The deliveries and reviews read the orders as both left them."""
+        # COUNTS rows: each order placed before the batch by its uuid, the batch's own by party.
+        counts: list[tuple[str | int | None, ...]] = []
+        added: dict[CountKey, int] = {}
+        for uuid, statuses in self._statuses.items():
+            # Through every status but the last (each key written, netting 0), into the last.
+            passed = dict.fromkeys(statuses, 0)
+            passed[statuses[-1]] = 1
+            new = self._new.get(uuid)
+            if new is None:  # out of the status it has stored
+                counts.append((uuid, None, None, None, -1))
+                counts += ((uuid, None, None, status, n) for status, n in passed.items())
+                continue
+            for status, n in passed.items():
+                for key in ((new["buyer_id"], "buyer", status), (new["creator_id"], "creator", status)):
+                    added[key] = added.get(key, 0) + n
+        counts += ((None, *key, n) for key, n in added.items())
+        return (
+            [
+                (COUNTS, counts),
+                (NEW_ORDER.over_rows, [_new_order_row(row) for row in self._new.values()]),
+                (CHANGED_ORDERS, [_changed_row(uuid, changed) for uuid, changed in self._changed.items()]),
+            ],
+            [
+                (NEW_DELIVERIES, list(self._deliveries)),
+                (NEW_DELIVERED_FILES, list(self._delivered_files)),
+                (NEW_REVIEWS, list(self._reviews)),
+            ],
+        )
+
     def before_commit(self, cur: Cursor) -> None:
-        try:
-            # COUNTS rows: each order placed before the batch by its uuid, the batch's own by party.
-            counts: list[tuple[str | int | None, ...]] = []
-            added: dict[CountKey, int] = {}
-            for uuid, statuses in self._statuses.items():
-                # Through every status but the last (each key written, netting 0), into the last.
-                passed = dict.fromkeys(statuses, 0)
-                passed[statuses[-1]] = 1
-                new = self._new.get(uuid)
-                if new is None:  # out of the status it has stored
-                    counts.append((uuid, None, None, None, -1))
-                    counts += ((uuid, None, None, status, n) for status, n in passed.items())
-                    continue
-                for status, n in passed.items():
-                    for key in ((new["buyer_id"], "buyer", status), (new["creator_id"], "creator", status)):
-                        added[key] = added.get(key, 0) + n
-            counts += ((None, *key, n) for key, n in added.items())
-            # The counts read the statuses stored before the batch, which CHANGED_ORDERS sets: together
-            # (one snapshot) or before it. The deliveries and reviews read the orders as both left them.
-            write_together(
-                cur,
-                [
-                    (COUNTS, counts),
-                    (NEW_ORDER.over_rows, [_new_order_row(row) for row in self._new.values()]),
-                    (CHANGED_ORDERS, [_changed_row(uuid, changed) for uuid, changed in self._changed.items()]),
-                ],
-            )
-            write_together(
-                cur,
-                [
-                    (NEW_DELIVERIES, self._deliveries),
-                    (NEW_DELIVERED_FILES, list(self._delivered_files)),
-                    (NEW_REVIEWS, self._reviews),
-                ],
-            )
-        finally:
-            self.aborted()
+        self.aborted()  # everything the batch held is written (`held_writes`)
 
     def aborted(self) -> None:
         self._new.clear()

@@ -22,7 +22,7 @@ from typing import Any
 from eventsourcing.application import Application
 from eventsourcing.persistence import Notification
 
-from projections.base import Projection
+from projections.base import Projection, end_batch
 from projections.scratch import ScratchSet
 from readmodels import parked
 from ugc.platform.dialect import Cursor
@@ -108,7 +108,7 @@ class Replay:
                     raise event
                 projection.position = notification.id
                 handlers[notification.topic](cur, event)
-            projection.before_commit(cur)
+            end_batch(cur, [projection])
         except BaseException:
             projection.aborted()
             raise

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 
 import psycopg
 
-from projections.base import Projection
+from projections.base import Projection, end_batch
 from projections.leasing import LeaseKeeper
 from readmodels import parked, tracking
 from readmodels.waiting import Progress
@@ -208,8 +208,8 @@ class ProjectionRunner:
                                     projection.name, application, notification.id, notification.topic
                                 )
                                 raise
+                    end_batch(cur, together)
                     for projection in together:
-                        projection.before_commit(cur)
                         reached[projection.name] = batch[-1].id
                     moved = tracking.Advanced(application, tuple(p.name for p in together), batch[-1].id)
                     tracking.advance(cur, application, moved.projections, start, moved.position)
