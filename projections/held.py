@@ -3,7 +3,8 @@ or, on PostgreSQL, with one statement for several tables (`write_together`).
 
 In a batch of placed orders every order would cost a statement per table; held, the batch costs
 one. A projection must `write` what it holds before it reads or changes those tables itself, and
-at the end of the batch (`Projection.before_commit`); `clear` when the batch is aborted.
+hand the rest over at the end of the batch (`Projection.held_writes`, which `end_batch` writes);
+`clear` when the batch is aborted.
 
 Each statement of a batch costs the projection process and PostgreSQL the same few tens of
 microseconds whatever its rows, so a batch mixing several kinds of event (a lifecycle's placings,
