@@ -21,17 +21,52 @@ MAX_JSON_BYTES = 1 << 20
 # cannot parse money as Decimal, so the limit is ours.
 MAX_JSON_DEPTH = 32
 
-# Russian texts for the validation errors users meet; others keep pydantic's own words.
+# Russian texts for pydantic's validation errors, by error type; `{name}` takes the error's context
+# (a bound, a length, the allowed values). A type not listed answers INVALID, never pydantic's
+# English: every message of the API is Russian.
+INVALID = "Недопустимое значение."
+_DATE = "Неправильный формат даты. Используйте формат YYYY-MM-DD."
+_DATETIME = "Неправильный формат даты и времени. Используйте ISO 8601, с часовым поясом."
+_NUMBER = "Ожидается число."
 _FIELD_MESSAGES = {
     "missing": "Обязательное поле.",
     "string_type": "Ожидается строка.",
     "int_type": "Ожидается целое число.",
     "int_parsing": "Ожидается целое число.",
+    "int_from_float": "Ожидается целое число.",
     "dict_type": "Ожидается объект.",
     "list_type": "Ожидается список.",
     "bool_type": "Ожидается логическое значение.",
+    "bool_parsing": "Ожидается логическое значение.",
     "extra_forbidden": "Неизвестное поле.",
-    "value_error": "Недопустимое значение.",
+    "value_error": INVALID,
+    "string_too_long": "Убедитесь, что это значение содержит не более {max_length} символов.",
+    "string_too_short": "Убедитесь, что это значение содержит не менее {min_length} символов.",
+    "string_pattern_mismatch": "Значение не соответствует формату.",
+    "too_long": "Убедитесь, что здесь не более {max_length} элементов.",
+    "too_short": "Убедитесь, что здесь не менее {min_length} элементов.",
+    "less_than_equal": "Убедитесь, что это значение меньше либо равно {le}.",
+    "less_than": "Убедитесь, что это значение меньше {lt}.",
+    "greater_than_equal": "Убедитесь, что это значение больше либо равно {ge}.",
+    "greater_than": "Убедитесь, что это значение больше {gt}.",
+    "literal_error": "Допустимые значения: {expected}.",
+    "enum": "Допустимые значения: {expected}.",
+    "date_type": _DATE,
+    "date_parsing": _DATE,
+    "date_from_datetime_parsing": _DATE,
+    "date_from_datetime_inexact": _DATE,
+    "datetime_type": _DATETIME,
+    "datetime_parsing": _DATETIME,
+    "datetime_from_date_parsing": _DATETIME,
+    "timezone_aware": _DATETIME,
+    "decimal_type": _NUMBER,
+    "decimal_parsing": _NUMBER,
+    "float_type": _NUMBER,
+    "float_parsing": _NUMBER,
+    "finite_number": _NUMBER,
+    "decimal_max_digits": "Убедитесь, что в числе не более {max_digits} цифр.",
+    "decimal_max_places": "Убедитесь, что в числе не более {decimal_places} знаков после запятой.",
+    "decimal_whole_digits": "Убедитесь, что в числе не более {whole_digits} цифр до запятой.",
 }
 
 
@@ -145,12 +180,16 @@ def field_errors(error: ValidationError) -> dict[str, list[str]]:
 def _message(item: Any) -> str:
     kind = item["type"]
     context = item.get("ctx") or {}
-    if kind == "string_too_long":
-        return f"Убедитесь, что это значение содержит не более {context.get('max_length')} символов."
-    if kind == "string_too_short":
-        return f"Убедитесь, что это значение содержит не менее {context.get('min_length')} символов."
     if kind == "value_error" and "email" in str(context.get("reason", item.get("msg", ""))).lower():
         return "Введите правильный адрес электронной почты."
-    if kind == "value_error":
-        return str(item.get("msg", "")).removeprefix("Value error, ") or _FIELD_MESSAGES["value_error"]
-    return _FIELD_MESSAGES.get(kind, str(item.get("msg", "")))
+    if kind == "value_error":  # our validators' own (Russian) words
+        return str(item.get("msg", "")).removeprefix("Value error, ") or INVALID
+    try:
+        return _FIELD_MESSAGES.get(kind, INVALID).format_map({key: _shown(value) for key, value in context.items()})
+    except KeyError:  # a context without the bound its message names: still Russian, still a 422
+        return INVALID
+
+
+def _shown(value: Any) -> str:
+    """A bound or the allowed values of an error's context as a message shows them: `'a' or 'b'` as a, b."""
+    return str(value).replace("'", "").replace(" or ", ", ")

@@ -34,6 +34,7 @@ STALE = {"error": "Объект изменился с момента загру�
 INTERNAL = {"detail": "Внутренняя ошибка сервера."}
 UNSTORABLE = "Текст содержит недопустимые управляющие символы."
 NOT_AN_ID = "Ожидается положительное целое число."
+NOT_A_DATE = "Неправильный формат даты. Используйте формат YYYY-MM-DD."
 # Past Python's 4,300-digit limit for int(), and past any BIGINT.
 HUGE = "9" * 5000
 # 922337203685477580 × 20 (the default page size) is past 2**63 - 1: the OFFSET used to overflow.
@@ -397,3 +398,26 @@ def test_a_500_answers_the_catalogue_and_logs_one_line_without_what_the_client_s
         if record.name.startswith(("httpx", "httpcore")):
             continue  # the test's own client, logging the URL it asked for
         assert "hunter2" not in record.getMessage() and "secret internals" not in record.getMessage()
+
+
+# Validation messages -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field", "text"),
+    [
+        ("reviews/", {"rating": 9, "content": "Ок"}, "rating", "Убедитесь, что это значение меньше либо равно 5."),
+        ("reviews/", {"rating": 0, "content": "Ок"}, "rating", "Убедитесь, что это значение больше либо равно 1."),
+        ("reviews/", {"rating": 4.5, "content": "Ок"}, "rating", "Ожидается целое число."),
+        ("", {"delivery_date": "2099-02-30"}, "delivery_date", NOT_A_DATE),
+        ("", {"delivery_date": "завтра"}, "delivery_date", NOT_A_DATE),
+    ],
+    ids=["rating-above-5", "rating-below-1", "rating-fraction", "february-30", "no-date"],
+)
+def test_a_refused_field_is_told_in_russian(
+    api: Api, world: World, path: str, body: dict[str, Any], field: str, text: str
+) -> None:
+    """pydantic's own words are English ("Input should be ..."): every refusal the API answers is Russian."""
+    method = api.client.post if path else api.client.patch
+    response = method(f"/api/v1/orders/{world.order}/{path}", headers=world.buyer, json=body)
+    assert (response.status_code, response.json()) == (422, refused(field, text))
