@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 
-from api.errors import bad_request, invalid, too_large
+from api.errors import PATTERN_MESSAGES, bad_request, invalid, message, too_large
 from api.ids import natural
 from api.text import unstorable_fields
 
@@ -182,6 +182,8 @@ def _message(item: Any) -> str:
     context = item.get("ctx") or {}
     if kind == "value_error" and "email" in str(context.get("reason", item.get("msg", ""))).lower():
         return "Введите правильный адрес электронной почты."
+    if kind == "string_pattern_mismatch" and context.get("pattern") in PATTERN_MESSAGES:
+        return message(PATTERN_MESSAGES[context["pattern"]])
     if kind == "value_error":  # our validators' own (Russian) words
         return str(item.get("msg", "")).removeprefix("Value error, ") or INVALID
     try:

@@ -45,6 +45,10 @@ MESSAGES: dict[str, str] = {
     "validation_failed": "Ошибка валидации данных.",
     "invalid_id": "Ожидается положительное целое число.",
     "unstorable_text": "Текст содержит недопустимые управляющие символы.",
+    "username_characters": (
+        "Введите правильное имя пользователя. Оно может содержать только буквы, цифры и знаки @/./+/-/_."
+    ),
+    "phone_characters": "Номер телефона может содержать только цифры, пробелы и знаки +, -, (, ).",
     "mixed_script_username": (
         "Имя пользователя не может смешивать буквы разных алфавитов (например, латиницу и кириллицу)."
     ),
@@ -126,6 +130,16 @@ class ApiError(Exception):
 
 def message(code: str) -> str:
     return MESSAGES.get(code, code)
+
+
+# A StringConstraints pattern -> the code of the message a value that does not match it gets (422).
+PATTERN_MESSAGES: dict[str, str] = {}
+
+
+def explained(pattern: str, code: str) -> str:
+    """`pattern`, for a StringConstraints, whose mismatch a 422 tells with the message of `code`."""
+    PATTERN_MESSAGES[pattern] = code
+    return pattern
 
 
 def bad_request(code: str) -> ApiError:

@@ -421,3 +421,21 @@ def test_a_refused_field_is_told_in_russian(
     method = api.client.post if path else api.client.patch
     response = method(f"/api/v1/orders/{world.order}/{path}", headers=world.buyer, json=body)
     assert (response.status_code, response.json()) == (422, refused(field, text))
+
+
+def test_a_value_of_characters_its_field_refuses_is_told_which_it_takes(api: Api, world: World) -> None:
+    registered = api.client.post(
+        "/api/auth/register/", json={"username": "два слова", "email": "two@example.com", "password": "long-enough-1"}
+    )
+    assert (registered.status_code, registered.json()) == (
+        422,
+        refused(
+            "username",
+            "Введите правильное имя пользователя. Оно может содержать только буквы, цифры и знаки @/./+/-/_.",
+        ),
+    )
+    patched = api.client.patch("/api/v1/users/me/", headers=world.buyer, json={"phone": "call me"})
+    assert (patched.status_code, patched.json()) == (
+        422,
+        refused("phone", "Номер телефона может содержать только цифры, пробелы и знаки +, -, (, )."),
+    )

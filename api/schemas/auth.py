@@ -5,7 +5,7 @@ from typing import Annotated
 from confusable_homoglyphs import categories
 from pydantic import AfterValidator, BaseModel, EmailStr, Field, StringConstraints
 
-from api.errors import message
+from api.errors import explained, message
 from api.schemas.out import Out
 
 # Scripts a name may mix (Unicode TS #39, "highly restrictive"): Japanese, Chinese and Korean
@@ -30,7 +30,9 @@ def one_script(name: str) -> str:
 
 Username = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=150, pattern=r"^[\w.@+-]+$"),
+    StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=150, pattern=explained(r"^[\w.@+-]+$", "username_characters")
+    ),
     AfterValidator(one_script),
 ]
 Password = Annotated[str, StringConstraints(min_length=8, max_length=128)]

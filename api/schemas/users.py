@@ -6,13 +6,17 @@ from typing import Annotated, Any
 
 from pydantic import AnyHttpUrl, BaseModel, Field, StringConstraints, TypeAdapter, field_validator
 
+from api.errors import explained
 from api.schemas.auth import Name
 from api.schemas.creator_skills import CreatorSkillOut, render_creator_skill
 from api.schemas.out import Number, Out, Row, omittable
 from api.schemas.patch import PatchIn
 from api.schemas.portfolio import PortfolioItemOut, render_item
 
-Phone = Annotated[str, StringConstraints(strip_whitespace=True, max_length=32, pattern=r"^[0-9+()\- ]*$")]
+Phone = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, max_length=32, pattern=explained(r"^[0-9+()\- ]*$", "phone_characters")),
+]
 Bio = Annotated[str, StringConstraints(max_length=2000)]
 Short = Annotated[str, StringConstraints(strip_whitespace=True, max_length=255)]
 Long = Annotated[str, StringConstraints(max_length=2000)]
