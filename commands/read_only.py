@@ -45,7 +45,7 @@ class ReadOnlyAggregates:
         """`now` and the numbers, as the row of `numbered_query` holds them; without a row (SQLite),
         read here."""
         if row is None:
-            return self.now(applications), self.db.next_numbers_of(counts)[0]
+            return self.now(applications), self.db.next_numbers_of(counts)
         numbers, heads = numbers_in(counts, row)
         return ReadOnlyView(self, {name: heads[name] or 0 for name in applications}), numbers
 

@@ -272,19 +272,18 @@ class Database:
 
         One statement, atomic on its own: no transaction around it.
         """
-        return self.next_numbers_of({kind: count})[0][kind]
+        return self.next_numbers_of({kind: count})[kind]
 
-    def next_numbers_of(self, counts: Mapping[str, int], columns: str = "") -> tuple[dict[str, list[int]], Row]:
-        """`next_numbers` for each kind of `counts`, and other SELECT `columns` read in the same
-        statement: one round trip on PostgreSQL. SQLite takes each kind apart, and no `columns`."""
-        query = self.numbers_query(counts, columns)
+    def next_numbers_of(self, counts: Mapping[str, int]) -> dict[str, list[int]]:
+        """`next_numbers` for each kind of `counts`: one round trip on PostgreSQL (`numbers_query`,
+        for a caller that has other columns to read with them). SQLite takes each kind apart."""
+        query = self.numbers_query(counts)
         if query is None:
-            assert not columns
-            return {kind: self._counted_up(kind, count) for kind, count in counts.items()}, {}
+            return {kind: self._counted_up(kind, count) for kind, count in counts.items()}
         with self.read() as cur:
             row = cur.execute(*query).fetchone()
         assert row is not None
-        return numbers_in(counts, row)
+        return numbers_in(counts, row)[0]
 
     def numbers_query(self, counts: Mapping[str, int], columns: str = "") -> Query | None:
         """The one SELECT of `next_numbers_of`, for a caller that reads it in a round trip it makes
