@@ -20,10 +20,13 @@ from ugc.platform.push import Publisher
 
 # What following each projection's logs costs, relatively (1 when not named): the leases are balanced
 # between processes by weight (projections/leasing.py), so the costly ones do not end up in one
-# process while another idles. From each one's catch-up alone (`bench/leases_catchup.py --costs`),
-# the orders log's four read models carrying nearly all of it (07:54: orders 1.23 s, notifications
-# 1.35, creator_stats 0.53, listings 0.51, bench/results/2026-12-03-0754-leases-catchup.md).
-LEASE_WEIGHTS: dict[str, float] = {"orders": 5.0, "notifications": 5.0, "creator_stats": 2.0, "listings": 2.0}
+# process while another idles. The orders log's four read models carry nearly all of it, and
+# notifications the most: caught up alone from 0 (10,000 orders, 2026-12-03 22:00-22:30) it took
+# 2.4-3.3 s, orders 1.8-2.5, creator_stats 0.9-1.3, listings 0.5-0.8. With these weights two
+# processes split them into notifications alone and the other three together, which caught the four
+# up in 7.5-8.1 s (20,000 orders) where creator_stats beside notifications took 7.8-9.4 s: the side
+# with notifications still finished last.
+LEASE_WEIGHTS: dict[str, float] = {"notifications": 7.0, "orders": 4.0, "creator_stats": 2.0, "listings": 1.0}
 
 
 def all_projections(settings: Settings, publisher: Publisher | None = None) -> list[Projection]:
