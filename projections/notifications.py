@@ -121,7 +121,8 @@ class NotificationsProjection(Projection):
         return data
 
     def _write_held(self, cur: Cursor) -> None:
-        """Write the notifications held back, as few statements as they fit in, and queue their pushes.
+        """Write the notifications held back and their seqs, in one statement on PostgreSQL (two on
+        SQLite, which has no data-modifying WITH), and queue their pushes.
 
         Each takes its `seq` from `notification_seqs`: the one it was given when first stored, or
         the next (one runner writes at a time, so `seq` is the order notifications were first stored
@@ -137,31 +138,13 @@ class NotificationsProjection(Projection):
         for entry, params in cur.rows(
             "held", HELD_COLUMNS, [(h.id, ord, *h.columns()) for ord, h in enumerate(held, 1)]
         ):
-            # A notification seen before (live, before a rebuild) keeps its seq; a new one takes the
-            # next (its place in the batch past the highest so far: a rebuild's batch, which meets
-            # old ids, leaves gaps, which order does not mind). The id's unique index decides which
-            # is which: asking first (NOT EXISTS) joined the batch with the whole table, which the
-            # plan prepared while the table was small did by reading all of it, every batch.
-            cur.execute(
-                f"WITH {entry} INSERT INTO notification_seqs (id, seq) "
-                "SELECT held.id, (SELECT COALESCE(MAX(seq), 0) FROM notification_seqs) + held.ord FROM held "
-                "WHERE TRUE ON CONFLICT (id) DO NOTHING",  # WHERE: SQLite's parser needs it before ON CONFLICT
-                params,
-            )
-            stored += cur.execute(
-                f"WITH {entry} "
-                "INSERT INTO notifications "
-                "(id, seq, user_id, source, position, type, message, data, is_read, created_at) "
-                "SELECT held.id, (SELECT s.seq FROM notification_seqs s WHERE s.id = held.id), held.user_id, "
-                "held.source, held.position, held.type, "
-                "held.message, held.data, EXISTS (SELECT 1 FROM notification_reads r "
-                "WHERE r.user_id = held.user_id AND r.notification_id = held.id) "
-                "OR EXISTS (SELECT 1 FROM notification_read_marks m "
-                "WHERE m.user_id = held.user_id AND m.source = held.source AND m.up_to >= held.position), "
-                "held.created_at FROM held "
-                "RETURNING id, seq, is_read",
-                params,
-            ).fetchall()
+            if cur.dialect == "postgresql":
+                # One statement: its parts see the tables as they were before it, where a new id's
+                # seq is not stored yet and NEXT_SEQ gives it the same number the WITH stores.
+                stored += cur.execute(f"WITH {entry}, seqs AS ({STORE_SEQS}) {INSERT_NOTIFICATIONS}", params).fetchall()
+            else:
+                cur.execute(f"WITH {entry} {STORE_SEQS}", params)
+                stored += cur.execute(f"WITH {entry} {INSERT_NOTIFICATIONS}", params).fetchall()
         by_id = {int(row["id"]): row for row in stored}
         for h in held:
             row = {
@@ -212,6 +195,28 @@ HELD_COLUMNS = {
     "data": "jsonb",
     "created_at": "timestamptz",
 }
+
+# A notification seen before (live, before a rebuild) keeps its seq; a new one takes the next (its
+# place in the batch past the highest so far: a rebuild's batch, which meets old ids, leaves gaps,
+# which order does not mind). The id's unique index decides which is which: asking first (NOT
+# EXISTS) joined the batch with the whole table, which the plan prepared while the table was small
+# did by reading all of it, every batch.
+NEXT_SEQ = "(SELECT COALESCE(MAX(seq), 0) FROM notification_seqs) + held.ord"
+STORE_SEQS = (
+    f"INSERT INTO notification_seqs (id, seq) SELECT held.id, {NEXT_SEQ} FROM held "
+    "WHERE TRUE ON CONFLICT (id) DO NOTHING"  # WHERE: SQLite's parser needs it before ON CONFLICT
+)
+# Each row with its seq (stored, or the one STORE_SEQS stores in the same statement), read already
+# if a read marker covers it; the answer feeds the pushes.
+INSERT_NOTIFICATIONS = (
+    "INSERT INTO notifications (id, seq, user_id, source, position, type, message, data, is_read, created_at) "
+    f"SELECT held.id, COALESCE((SELECT s.seq FROM notification_seqs s WHERE s.id = held.id), {NEXT_SEQ}), "
+    "held.user_id, held.source, held.position, held.type, held.message, held.data, "
+    "EXISTS (SELECT 1 FROM notification_reads r WHERE r.user_id = held.user_id AND r.notification_id = held.id) "
+    "OR EXISTS (SELECT 1 FROM notification_read_marks m "
+    "WHERE m.user_id = held.user_id AND m.source = held.source AND m.up_to >= held.position), "
+    "held.created_at FROM held RETURNING id, seq, is_read"
+)
 
 
 @dataclass(frozen=True)
