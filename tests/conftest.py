@@ -31,6 +31,7 @@ from tests.backends import (
 from tests.response_check import MISMATCHES, ResponseCheck
 from ugc.clock import MovableClock
 from ugc.config import Settings
+from ugc.platform.dialect import Cursor
 from ugc.wiring import build_app, runtime
 
 
@@ -281,3 +282,17 @@ def app_client(settings: Settings, clock: MovableClock) -> Iterator[TestClient]:
 @pytest.fixture
 def api(app_client: TestClient, settings: Settings) -> Api:
     return Api(app_client, settings)
+
+
+@pytest.fixture
+def statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The statements the cursors of this test execute (each still executed)."""
+    executed: list[str] = []
+    execute = Cursor.execute
+
+    def counted(self: Cursor, sql: str, params: Any = ()) -> Cursor:
+        executed.append(sql)
+        return execute(self, sql, params)
+
+    monkeypatch.setattr(Cursor, "execute", counted)
+    return executed

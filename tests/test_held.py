@@ -10,7 +10,6 @@ import pytest
 
 from projections.held import HeldInserts, Insert, OverRows, write_together
 from ugc.platform.database import Database
-from ugc.platform.dialect import Cursor
 
 TOTALS = OverRows(
     {"name": "text", "n": "bigint"},
@@ -47,20 +46,6 @@ def db(database_url: str) -> Iterator[Database]:
         yield database
     finally:
         database.close()
-
-
-@pytest.fixture
-def statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The statements the cursors of this test execute (each still executed)."""
-    executed: list[str] = []
-    execute = Cursor.execute
-
-    def counted(self: Cursor, sql: str, params: Any = ()) -> Cursor:
-        executed.append(sql)
-        return execute(self, sql, params)
-
-    monkeypatch.setattr(Cursor, "execute", counted)
-    return executed
 
 
 def rows(db: Database, sql: str) -> list[tuple[Any, ...]]:

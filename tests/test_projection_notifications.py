@@ -28,7 +28,6 @@ from ugc.messaging import Conversation, read_marker_id
 from ugc.notifications import inbox_id, notification_id, notification_source
 from ugc.orders import Order
 from ugc.platform.database import Database
-from ugc.platform.dialect import Cursor
 from ugc.platform.push import Push
 from ugc.platform.store import EventStores
 from ugc.wiring import migrate
@@ -188,25 +187,18 @@ def test_seq_keeps_each_logs_order(world: World) -> None:
 
 
 def test_a_batch_of_seen_and_new_notifications_keeps_the_old_seqs_and_numbers_the_new_in_one_statement(
-    world: World, backend: str, monkeypatch: pytest.MonkeyPatch
+    world: World, backend: str, statements: list[str]
 ) -> None:
     write_history(world, 1000)
     rebuild(world, batch_size=500)
     kept = {row["id"]: row["seq"] for row in table(world.db, "notifications")}
     write_history(world, 1100)  # notifications never stored yet, after the ones the rebuild meets again
-    executed: list[str] = []
-    execute = Cursor.execute
-
-    def counted(self: Cursor, sql: str, params: Any = ()) -> Cursor:
-        executed.append(sql)
-        return execute(self, sql, params)
-
-    monkeypatch.setattr(Cursor, "execute", counted)
+    statements.clear()  # only the batch's
     projection = NotificationsProjection()
     runner = ProjectionRunner(world.db, world.stores, [projection], Progress(), batch_size=500)
     runner.reset(projection)  # keeps notification_seqs, as a rebuild does
     runner.run_once(projection, ["orders"])  # the whole orders log: one batch
-    writes = [sql for sql in executed if "INSERT INTO notification" in sql and "notification_orders" not in sql]
+    writes = [sql for sql in statements if "INSERT INTO notification" in sql and "notification_orders" not in sql]
     assert len(writes) == (1 if backend == "postgres" else 2)
     rows = sorted(table(world.db, "notifications"), key=lambda row: row["position"])
     old = [row for row in rows if row["id"] in kept]
