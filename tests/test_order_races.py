@@ -94,9 +94,9 @@ def test_exactly_one_of_two_racing_commands_wins(
     ):
         api = Api(setup, settings)  # type: ignore[arg-type]
         raced = serial = 0
-        round_number = 0
-        while round_number < rounds or (raced == 0 and round_number < most_rounds):
-            round_number += 1
+        for round_number in range(most_rounds):
+            if round_number >= rounds and raced:
+                break
             order = order_in(api, deal, plan.start)
             answers: list[tuple[str, httpx.Response]] = []
             start = threading.Barrier(2)
