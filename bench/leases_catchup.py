@@ -5,7 +5,7 @@ A fresh database gets the demo world (`ugc seed --demo`) and `--orders` orders t
 (bench/seed_orders.py). Two sets are caught up, each by 1 and then by 2 projector processes started
 together: the four read models that follow the orders log (FOUR: the processes run with
 `--only` those), then every read model. Before each run the set's read models are emptied and
-rewound to 0 (one transaction, as `ugc rebuild` does); the clock runs from the processes' start
+rewound to 0 (one transaction), and their tables truncated; the clock runs from the processes' start
 until each of them reaches its logs' heads. The figure is events applied per second (events of the
 logs x read models following them / seconds), against the same run's PostgreSQL INSERT+COMMIT
 ceiling (bench/ceilings.py); then the same rate counted only from the moment every process held
@@ -16,8 +16,10 @@ Then `ugc serve --workers 4` and two `ugc project` run side by side (UGC_PROJECT
 under a few requests, and the peak of `pg_stat_activity` for the database is set against the
 budget of README "Connection budget" for that layout.
 
-`--costs` first catches up each of the four alone in this process (no leases), and the four
-together: what projections/registry.py's LEASE_WEIGHTS should say.
+`--costs` first times, in this process (no leases), reading and decoding the orders log alone, and
+catching up each of the four alone, each side of the lease split, and the four together: what
+projections/registry.py's LEASE_WEIGHTS should say, and the most two projectors could gain if
+neither slowed the other (the four together ÷ the slower side).
 
 Usage:  .venv/bin/python bench/leases_catchup.py [--orders 20000] [--repeat 1] [--costs] [--patience S]
         [--without-only] [--no-record]
@@ -43,12 +45,13 @@ from common import cpu_snapshot, cpu_used, free_port, fresh_database, machine_cp
 from seed_orders import Plan, seed
 
 from projections.base import Projection
+from projections.leasing import assign
 from projections.registry import LEASE_WEIGHTS, all_projections
-from projections.runner import ProjectionRunner
+from projections.runner import BATCH_SIZE, ProjectionRunner
 from readmodels.waiting import Progress
 from ugc.config import Settings, pool_sizes
 from ugc.platform.database import Database
-from ugc.platform.store import EventStores
+from ugc.platform.store import EventStores, Orders
 
 # The read models that follow the orders log, the one that grows with the traffic.
 FOUR = ("orders", "notifications", "creator_stats", "listings")
@@ -96,14 +99,26 @@ def read_models(env: dict[str, str], names: Sequence[str] | None) -> list[Projec
     return [p for p in all_projections(Settings.from_env(env)) if p.read_model and (names is None or p.name in names)]
 
 
+def emptied(url: str, runner: ProjectionRunner, projections: Sequence[Projection]) -> None:
+    """Empty and rewind `projections`, then TRUNCATE their tables: every catch-up starts from new,
+    empty tables and indexes, as a rebuild's does (projections/bluegreen.py). A DELETE alone leaves
+    each run inserting beside the dead rows of the runs before it (the server's autovacuum may be
+    off, as here): the same keys again, in unique indexes that grow with every run. VACUUM instead
+    leaves the indexes' pages, which made the planner scan a small table rather than read its
+    bloated index, and keep that plan as the table grew (20,000 orders: the four caught up in 21-24 s instead of 5)."""
+    for projection in projections:
+        runner.reset(projection)
+    tables = sorted({table for projection in projections for table in projection.tables})
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"TRUNCATE {', '.join(tables)}")
+
+
 def rewind(url: str, env: dict[str, str], names: Sequence[str] | None) -> int:
     """Empty and rewind the read models `names` (all: None); the events to apply (log events x read models)."""
     db, stores = Database(url), EventStores(url)
     try:
         chosen = read_models(env, names)
-        runner = ProjectionRunner(db, stores, chosen, Progress())
-        for projection in chosen:
-            runner.reset(projection)
+        emptied(url, ProjectionRunner(db, stores, chosen, Progress()), chosen)
         heads = stores.heads()
         return sum(heads[application] for p in chosen for application in p.applications)
     finally:
@@ -200,28 +215,35 @@ def catch_up(url: str, env: dict[str, str], processes: int, names: Sequence[str]
     return CatchUp(seconds, shared_rate, projectors / seconds, postgres / seconds, others / seconds, split)
 
 
+def lease_sides() -> list[tuple[str, ...]]:
+    """FOUR as two projectors split them by LEASE_WEIGHTS (projections/leasing.py `assign`)."""
+    owners = assign({member: {name: LEASE_WEIGHTS.get(name, 1.0) for name in FOUR} for member in ("a", "b")})
+    return [tuple(name for name in FOUR if owners[name] == member) for member in ("a", "b")]
+
+
 def costs(url: str, env: dict[str, str]) -> list[tuple[str, float]]:
-    """Seconds for each of FOUR alone, then the four together, caught up from 0 in this process (no leases)."""
+    """Seconds, in this process (no leases), to read and decode the orders log alone, then to catch
+    up from 0 each of FOUR alone, each side of the lease split, and the four together."""
     db, stores = Database(url), EventStores(url)
     try:
-        found = []
-        for names in [*((name,) for name in FOUR), FOUR]:
+        started = time.monotonic()
+        orders, after = stores[Orders.name], 0
+        while batch := orders.recorder.select_notifications(start=after, limit=BATCH_SIZE, inclusive_of_start=False):
+            for notification in batch:
+                orders.mapper.to_domain_event(notification)
+            after = batch[-1].id
+        found = [("the orders log read and decoded", time.monotonic() - started)]
+        sides = [(f"one side of the split: {' + '.join(side)}", side) for side in lease_sides()]
+        for label, names in [*((name, (name,)) for name in FOUR), *sides, (" + ".join(FOUR), FOUR)]:
             chosen = read_models(env, names)
             runner = ProjectionRunner(db, stores, chosen, Progress())
-            for projection in chosen:
-                runner.reset(projection)
+            emptied(url, runner, chosen)
             started = time.monotonic()
             for application in sorted({a for p in chosen for a in p.applications}):
                 following = [p for p in chosen if application in p.applications]
-                while True:
-                    try:
-                        if not runner._apply(application, following):
-                            break
-                    except psycopg.ProgrammingError as error:
-                        # Seen twice in the orders projection's batch on a fresh database ("the last
-                        # operation didn't produce records"): rolled back; the live runner retries it too.
-                        print(f"{names}: a batch of {application} rolled back ({error}); again", file=sys.stderr)
-            found.append((" + ".join(names) if len(names) > 1 else names[0], time.monotonic() - started))
+                while runner._apply(application, following):  # the four share each batch, as `ugc project` runs them
+                    pass
+            found.append((label, time.monotonic() - started))
         return found
     finally:
         stores.close()
@@ -291,7 +313,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--orders", type=int, default=20_000)
     parser.add_argument("--repeat", type=int, default=1, help="runs of each catch-up; the fastest is kept")
-    parser.add_argument("--costs", action="store_true", help="also each of the four alone, in this process")
+    parser.add_argument(
+        "--costs",
+        action="store_true",
+        help="also, in this process: the log read alone, each of the four, each side of the split, the four",
+    )
     parser.add_argument(
         "--without-only",
         action="store_true",
@@ -371,11 +397,15 @@ def main() -> None:
             f"{together} once every process held its share."
         )
     if alone:
+        together = dict(alone)[" + ".join(FOUR)]
+        slower = max(took for name, took in alone if name.startswith("one side"))
         lines += [
             "",
-            "Each of the four caught up alone in one process, then together (seconds): "
-            + "; ".join(f"{name} {seconds:.2f}" for name, seconds in alone)
-            + ".",
+            "In one process, no leases (seconds): "
+            + "; ".join(f"{name} {took:.2f}" for name, took in alone)
+            + ". What two projectors could gain at most, each side of the split running as fast as it "
+            f"does alone (the four together ÷ the slower side): {together / slower:.2f}x; each side "
+            "reads and decodes the whole log, which one process does once for the four.",
         ]
     lines += [
         "",
