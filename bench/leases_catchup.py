@@ -48,6 +48,7 @@ from projections.base import Projection
 from projections.leasing import assign
 from projections.registry import LEASE_WEIGHTS, all_projections
 from projections.runner import BATCH_SIZE, ProjectionRunner
+from readmodels import tracking
 from readmodels.waiting import Progress
 from ugc.config import Settings, pool_sizes
 from ugc.platform.database import Database
@@ -99,18 +100,19 @@ def read_models(env: dict[str, str], names: Sequence[str] | None) -> list[Projec
     return [p for p in all_projections(Settings.from_env(env)) if p.read_model and (names is None or p.name in names)]
 
 
-def emptied(url: str, runner: ProjectionRunner, projections: Sequence[Projection]) -> None:
-    """Empty and rewind `projections`, then TRUNCATE their tables: every catch-up starts from new,
-    empty tables and indexes, as a rebuild's does (projections/bluegreen.py). A DELETE alone leaves
-    each run inserting beside the dead rows of the runs before it (the server's autovacuum may be
-    off, as here): the same keys again, in unique indexes that grow with every run. VACUUM instead
-    leaves the indexes' pages, which made the planner scan a small table rather than read its
-    bloated index, and keep that plan as the table grew (20,000 orders: the four caught up in 21-24 s instead of 5)."""
-    for projection in projections:
-        runner.reset(projection)
+def emptied(db: Database, projections: Sequence[Projection]) -> None:
+    """Rewind `projections` to 0 and TRUNCATE their tables, in one transaction: every catch-up starts
+    from new, empty tables and indexes, as a rebuild's does (projections/bluegreen.py). Emptied by
+    DELETE (`ProjectionRunner.reset`), each run would insert beside the dead rows of the runs before
+    it (the server's autovacuum may be off, as here): the same keys again, in unique indexes that
+    grow with every run. VACUUM after the DELETE leaves the indexes' pages, which made the planner
+    scan a small table rather than read its bloated index, and keep that plan as the table grew
+    (20,000 orders: the four caught up in 21-24 s instead of 5)."""
     tables = sorted({table for projection in projections for table in projection.tables})
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f"TRUNCATE {', '.join(tables)}")
+    with db.transaction(write=True) as cur:
+        cur.execute(f"TRUNCATE {', '.join(tables)}")
+        for projection in projections:
+            tracking.reset(cur, projection.name)
 
 
 def rewind(url: str, env: dict[str, str], names: Sequence[str] | None) -> int:
@@ -118,7 +120,7 @@ def rewind(url: str, env: dict[str, str], names: Sequence[str] | None) -> int:
     db, stores = Database(url), EventStores(url)
     try:
         chosen = read_models(env, names)
-        emptied(url, ProjectionRunner(db, stores, chosen, Progress()), chosen)
+        emptied(db, chosen)
         heads = stores.heads()
         return sum(heads[application] for p in chosen for application in p.applications)
     finally:
@@ -221,6 +223,10 @@ def lease_sides() -> list[tuple[str, ...]]:
     return [tuple(name for name in FOUR if owners[name] == member) for member in ("a", "b")]
 
 
+def side_label(side: Sequence[str]) -> str:
+    return f"one side of the split: {' + '.join(side)}"
+
+
 def costs(url: str, env: dict[str, str]) -> list[tuple[str, float]]:
     """Seconds, in this process (no leases), to read and decode the orders log alone, then to catch
     up from 0 each of FOUR alone, each side of the lease split, and the four together."""
@@ -233,11 +239,11 @@ def costs(url: str, env: dict[str, str]) -> list[tuple[str, float]]:
                 orders.mapper.to_domain_event(notification)
             after = batch[-1].id
         found = [("the orders log read and decoded", time.monotonic() - started)]
-        sides = [(f"one side of the split: {' + '.join(side)}", side) for side in lease_sides()]
+        sides = [(side_label(side), side) for side in lease_sides()]
         for label, names in [*((name, (name,)) for name in FOUR), *sides, (" + ".join(FOUR), FOUR)]:
             chosen = read_models(env, names)
+            emptied(db, chosen)
             runner = ProjectionRunner(db, stores, chosen, Progress())
-            emptied(url, runner, chosen)
             started = time.monotonic()
             for application in sorted({a for p in chosen for a in p.applications}):
                 following = [p for p in chosen if application in p.applications]
@@ -397,8 +403,8 @@ def main() -> None:
             f"{together} once every process held its share."
         )
     if alone:
-        together = dict(alone)[" + ".join(FOUR)]
-        slower = max(took for name, took in alone if name.startswith("one side"))
+        seconds = dict(alone)
+        together, slower = seconds[" + ".join(FOUR)], max(seconds[side_label(side)] for side in lease_sides())
         lines += [
             "",
             "In one process, no leases (seconds): "
