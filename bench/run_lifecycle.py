@@ -18,7 +18,9 @@
    requests a lifecycle: then the same target asks each step to cost 4/5 of a placing);
 4. each step alone (step_costs.py), at each of `--step-connections` (16 and 64, the concurrencies of
    3): `--step-orders` orders taken through one step after the other, the CPU of every process per
-   request, against placing's, and the lifecycles ÷ placing those costs make;
+   request, against placing's, and the lifecycles ÷ placing those costs make; beside them what each
+   request asked of the database (commits, rows written, buffers touched), which the machine's
+   drift does not move;
 
 beside the ceilings of ceilings.py measured in the same run (hello-world HTTP, raw PostgreSQL
 single-row INSERT+COMMIT). Autovacuum is left as the server has it (reported). Prints markdown and
@@ -487,7 +489,7 @@ def main() -> None:
         steps: dict[int, list[step_costs.StepCost]] = {}
         for connections in args.step_connections:
             print(f"each step alone, {connections} connections...", file=sys.stderr)
-            steps[connections] = step_costs.measure(base, load_cast, walk, workers=[pid, *workers],
+            steps[connections] = step_costs.measure(base, url, load_cast, walk, workers=[pid, *workers],
                                                     projector=helpers, settle=lambda: settled(url),
                                                     orders=args.step_orders, connections=connections)
         vacuum = autovacuum(url)

@@ -6,6 +6,11 @@ from one measurement window to the next. This says it directly: the same orders 
 in turn (all placed, then all delivered, ...), `connections` clients at once, and the CPU that every
 process used for a step (server workers, the projection process, PostgreSQL, this client), from the
 first request until the read models have applied the last, is divided by the step's requests.
+
+CPU seconds move with the machine (a shared 2-core VM runs a step 20 % slower one minute than the
+next). What each step asks of the database does not: beside the CPU, each step's share of the
+database's own counters (`pg_stat_database`: commits, rows written, buffers touched) per request,
+read once every backend has reported them (`STATS_FLUSH`), says the same thing without that noise.
 """
 
 from __future__ import annotations
@@ -20,11 +25,20 @@ from datetime import date, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+import psycopg
 import uvloop
 from common import cpu_snapshot, cpu_used, machine_cpu
 from run_orders import Cast, Party, RawConnection
 
 ROLES = ("workers", "projector", "postgres", "client")
+# A backend reports its counters to pg_stat_database when it goes idle, at most once a second, and
+# an idle one within 10 s (PGSTAT_IDLE_INTERVAL): read this long after a step, they hold all of it.
+STATS_FLUSH = 11.0
+DATABASE_WORK = {
+    "commits": "xact_commit",
+    "rows written": "tup_inserted + tup_updated + tup_deleted",
+    "buffers touched": "blks_hit + blks_read",
+}
 
 
 @dataclass(frozen=True)
@@ -35,6 +49,7 @@ class StepCost:
     per_second: float  # while the requests went, before the read models' catch-up
     cpu_ms: dict[str, float]  # role -> CPU ms per request
     machine_ms: float  # every process on the machine, per request
+    database: dict[str, float]  # DATABASE_WORK's counters, per request
 
 
 Job = tuple[str, Party, dict[str, Any], int]  # path, acting party, body, expected status
@@ -63,9 +78,21 @@ async def _send(base: str, jobs: Sequence[Job], connections: int) -> tuple[list[
     return answers, failures
 
 
-def measure(base: str, cast: Cast, walk: Sequence[str], *, workers: Sequence[int], projector: Sequence[int],
-            settle: Callable[[], float], orders: int, connections: int) -> list[StepCost]:
-    """`orders` orders through `walk` (run_orders.STEPS or some of them), one step at a time."""
+def database_work(url: str) -> dict[str, float]:
+    """The database's counters of DATABASE_WORK as its backends last reported them."""
+    columns = ", ".join(f"{expression} AS \"{name}\"" for name, expression in DATABASE_WORK.items())
+    with psycopg.connect(url, autocommit=True) as connection:
+        row = connection.execute(
+            f"SELECT {columns} FROM pg_stat_database WHERE datname = current_database()"  # noqa: S608
+        ).fetchone()
+    assert row is not None
+    return {name: float(value) for name, value in zip(DATABASE_WORK, row, strict=True)}
+
+
+def measure(base: str, url: str, cast: Cast, walk: Sequence[str], *, workers: Sequence[int],
+            projector: Sequence[int], settle: Callable[[], float], orders: int, connections: int) -> list[StepCost]:
+    """`orders` orders through `walk` (run_orders.STEPS or some of them), one step at a time, on the
+    server at `base` whose database is `url`."""
     delivery = (date.today() + timedelta(days=14)).isoformat()
     buyers, services = itertools.cycle(cast.buyers), itertools.cycle(cast.services)
     plan = [(next(buyers), service) for service in itertools.islice(services, orders)]
@@ -88,8 +115,10 @@ def measure(base: str, cast: Cast, walk: Sequence[str], *, workers: Sequence[int
                 for order, (buyer, service) in zip(placed, plan, strict=True)]
 
     costs = []
+    settle()
+    time.sleep(STATS_FLUSH)
+    counted = database_work(url)
     for step in walk:
-        settle()
         work = jobs(step)
         before, busy, client = cpu_snapshot(), machine_cpu()[0], time.process_time()
         began = time.monotonic()
@@ -97,6 +126,9 @@ def measure(base: str, cast: Cast, walk: Sequence[str], *, workers: Sequence[int
         sent = time.monotonic() - began
         settle()
         used = cpu_used(before, cpu_snapshot())
+        machine_ms = 1e3 * (machine_cpu()[0] - busy) / len(work)
+        time.sleep(STATS_FLUSH)  # then the next step begins from these counters
+        counted, since = database_work(url), counted
         by_role = dict.fromkeys(ROLES, 0.0)
         by_role["client"] = time.process_time() - client
         for pid, (name, seconds) in used.items():
@@ -111,29 +143,33 @@ def measure(base: str, cast: Cast, walk: Sequence[str], *, workers: Sequence[int
                 raise RuntimeError(f"{failures} of {len(work)} orders were not placed")
             placed = [json.loads(answer)["id"] for answer in answers]
         costs.append(StepCost(step, len(work), failures, len(work) / sent,
-                              {role: 1e3 * seconds / len(work) for role, seconds in by_role.items()},
-                              1e3 * (machine_cpu()[0] - busy) / len(work)))
+                              {role: 1e3 * seconds / len(work) for role, seconds in by_role.items()}, machine_ms,
+                              {name: (counted[name] - since[name]) / len(work) for name in DATABASE_WORK}))
     return costs
 
 
-def _placing_ms(costs: list[StepCost]) -> float:
-    """The machine's CPU ms per placing request, what every other step is set against."""
-    return next(c.machine_ms for c in costs if c.step == "place")
+def _placing(costs: list[StepCost]) -> StepCost:
+    """Placing's costs, what every other step is set against."""
+    return next(c for c in costs if c.step == "place")
 
 
 def rows(costs: list[StepCost]) -> list[str]:
-    placing = _placing_ms(costs)
+    placing = _placing(costs)
     lines = ["| step | requests | failed | req/s | CPU ms a request: " + " / ".join(ROLES)
-             + " | whole machine ms a request | ÷ placing's |",
-             "|---|---:|---:|---:|---|---:|---:|"]
+             + " | whole machine ms a request | ÷ placing's | database a request: " + " / ".join(DATABASE_WORK)
+             + " | ÷ placing's |",
+             "|---|---:|---:|---:|---|---:|---:|---|---|"]
     for c in costs:
         lines.append(f"| {c.step} | {c.requests:,} | {c.failures} | {c.per_second:,.0f} | "
                      + " / ".join(f"{c.cpu_ms[role]:.2f}" for role in ROLES)
-                     + f" | {c.machine_ms:.2f} | **{c.machine_ms / placing:.2f}** |")
+                     + f" | {c.machine_ms:.2f} | **{c.machine_ms / placing.machine_ms:.2f}** | "
+                     + " / ".join(f"{c.database[name]:.1f}" for name in DATABASE_WORK) + " | "
+                     + " / ".join(f"{c.database[name] / placing.database[name]:.2f}" for name in DATABASE_WORK)
+                     + " |")
     return lines
 
 
 def lifecycle_share(costs: list[StepCost]) -> float:
     """Lifecycles/s ÷ placing's req/s on a machine these costs saturate: a lifecycle costs its steps'
     sum, placing one placing (the whole-run ratio, without its windows' drift)."""
-    return _placing_ms(costs) / sum(c.machine_ms for c in costs)
+    return _placing(costs).machine_ms / sum(c.machine_ms for c in costs)
