@@ -82,9 +82,8 @@ def database_work(url: str) -> dict[str, float]:
     """The database's counters of DATABASE_WORK as its backends last reported them."""
     columns = ", ".join(f"{expression} AS \"{name}\"" for name, expression in DATABASE_WORK.items())
     with psycopg.connect(url, autocommit=True) as connection:
-        row = connection.execute(
-            f"SELECT {columns} FROM pg_stat_database WHERE datname = current_database()"  # noqa: S608
-        ).fetchone()
+        query = f"SELECT {columns} FROM pg_stat_database WHERE datname = current_database()"
+        row = connection.execute(query).fetchone()
     assert row is not None
     return {name: float(value) for name, value in zip(DATABASE_WORK, row, strict=True)}
 
@@ -128,7 +127,7 @@ def measure(base: str, url: str, cast: Cast, walk: Sequence[str], *, workers: Se
         used = cpu_used(before, cpu_snapshot())
         machine_ms = 1e3 * (machine_cpu()[0] - busy) / len(work)
         time.sleep(STATS_FLUSH)  # then the next step begins from these counters
-        counted, since = database_work(url), counted
+        since, counted = counted, database_work(url)
         by_role = dict.fromkeys(ROLES, 0.0)
         by_role["client"] = time.process_time() - client
         for pid, (name, seconds) in used.items():
