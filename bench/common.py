@@ -153,9 +153,10 @@ def fresh_database(prefix: str = "ugc_bench") -> Iterator[str]:
 # script may lower them when the machine is shared and never goes quiet (run_lifecycle.py --patience).
 QUIET_LIMIT = 120.0
 ATTEMPTS = 3
+QUIET_THRESHOLD = 0.3  # cores other processes may use on a machine called quiet
 
 
-def wait_for_quiet(*, server_pid: int | None = None, threshold: float = 0.3, limit: float | None = None,
+def wait_for_quiet(*, server_pid: int | None = None, threshold: float = QUIET_THRESHOLD, limit: float | None = None,
                    sample: float = 1.0) -> float:
     """Wait (at most `limit` s, QUIET_LIMIT by default) until the machine is quiet; the CPU (cores)
     other processes used last.
@@ -229,7 +230,7 @@ T = TypeVar("T")
 
 
 def undisturbed(measure: Callable[[], T], database: str, *, attempts: int | None = None,
-                threshold: float = 0.3) -> tuple[T, float]:
+                threshold: float = QUIET_THRESHOLD) -> tuple[T, float]:
     """Run `measure` after the machine goes quiet, again (up to `attempts` in all) while processes
     other than this one, its children and PostgreSQL working for `database` took more than
     `threshold` cores; the least disturbed (result, other cores)."""

@@ -52,7 +52,16 @@ import seed_orders
 import seed_services
 import step_costs
 import uvloop
-from common import cpu_snapshot, cpu_used, fresh_database, machine_cpu, process_cpu_seconds, record, wait_for_quiet
+from common import (
+    QUIET_THRESHOLD,
+    cpu_snapshot,
+    cpu_used,
+    fresh_database,
+    machine_cpu,
+    process_cpu_seconds,
+    record,
+    wait_for_quiet,
+)
 from loadgen import Result, Scenario
 from run_auth import ugc_server
 from run_listing import listing_path
@@ -344,6 +353,12 @@ def review_sections(cost: ReviewCost) -> list[str]:
     ]
 
 
+def machine_state(background: float) -> str:
+    """What the CPU other processes used before the run says of the figures."""
+    state = "quiet" if background < QUIET_THRESHOLD else "shared with other work: figures are lower than on a quiet one"
+    return f"The machine (2 cores) was {state}; other load before the run: {background:.2f} cores."
+
+
 def report(*, command: str, began: datetime, ceiling: ceilings.Ceilings, cost: ReviewCost | None,
            pairs: list[tuple[PlaceRun, LifecycleRun]], steps: dict[int, list[step_costs.StepCost]],
            walk: tuple[str, ...], vacuum: str, background: float) -> str:
@@ -363,9 +378,7 @@ def report(*, command: str, began: datetime, ceiling: ceilings.Ceilings, cost: R
     return "\n".join([
         f"## Lifecycles, reviews and the listing, {began:%Y-%m-%d %H:%M} UTC", "",
         f"Command: `{command}`. PostgreSQL, `ugc serve --workers {WORKERS}` + `ugc project` (projections "
-        f"external), autovacuum={vacuum} (untouched). The machine (2 cores) was shared with other helpers' "
-        f"work: figures are lower than on a quiet machine; other load before the run: {background:.2f} cores."
-        f"{seeded}", "",
+        f"external), autovacuum={vacuum} (untouched). {machine_state(background)}{seeded}", "",
         ceilings.markdown(ceiling), "",
         *(review_sections(cost) if cost is not None else []),
         "### Placing alone (`POST /api/v1/orders/`, loadgen)", "",
