@@ -372,8 +372,8 @@ def main() -> None:
         f"Command: `.venv/bin/python bench/leases_catchup.py --orders {args.orders} --repeat {args.repeat}"
         f"{' --costs' if args.costs else ''}{' --without-only' if args.without_only else ''}"
         f" --patience {args.patience:g}`.",
-        "Machine: 2 cores, shared with other sessions' work while it ran",
-        '(figures are indicative; "others" is what the rest of the machine used meanwhile).',
+        f'Machine: 2 cores; "others" is what the rest of the machine used meanwhile (from '
+        f"{common.QUIET_THRESHOLD} cores it was shared with other work, and the figures are indicative).",
         f"Lease weights (projections/registry.py): {LEASE_WEIGHTS}.",
         "",
         "| set | projectors | events applied (log x read models) | seconds from start | events/s (from start) "
