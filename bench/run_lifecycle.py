@@ -52,16 +52,7 @@ import seed_orders
 import seed_services
 import step_costs
 import uvloop
-from common import (
-    QUIET_THRESHOLD,
-    cpu_snapshot,
-    cpu_used,
-    fresh_database,
-    machine_cpu,
-    process_cpu_seconds,
-    record,
-    wait_for_quiet,
-)
+from common import cpu_snapshot, cpu_used, fresh_database, machine_cpu, process_cpu_seconds, record, wait_for_quiet
 from loadgen import Result, Scenario
 from run_auth import ugc_server
 from run_listing import listing_path
@@ -355,7 +346,8 @@ def review_sections(cost: ReviewCost) -> list[str]:
 
 def machine_state(background: float) -> str:
     """What the CPU other processes used before the run says of the figures."""
-    state = "quiet" if background < QUIET_THRESHOLD else "shared with other work: figures are lower than on a quiet one"
+    shared = "shared with other work: figures are lower than on a quiet one"
+    state = "quiet" if background < common.QUIET_THRESHOLD else shared
     return f"The machine (2 cores) was {state}; other load before the run: {background:.2f} cores."
 
 
