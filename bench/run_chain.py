@@ -3,9 +3,10 @@
 (1) Placing with and without the chain in the same run: two fresh databases, the same demo world in
     each, orders placed through `OrderCommands.place` (group commit and all, no HTTP, so the append
     is as large a share of the work as it gets) by `--threads` threads for `--duration` seconds,
-    rounds alternating between the two. "Without" opens the stores with the library's own
-    `PostgresApplicationRecorder` (this script replaces `eventsourcing_settings` for its "plain"
-    stores only: the application has no switch that turns the chain off).
+    rounds alternating between the two. "Without" opens the stores with a recorder that appends
+    with the library's own statements (serve_without_chain.UnchainedRecorder; this script replaces
+    `eventsourcing_settings` for its "plain" stores only: the application has no switch that turns
+    the chain off).
 (2) `ugc verify`'s chain check over `--verify-events` events appended in batches of 500 (the
     database's size is what it is after seeding; the figure is events/s over every log).
 The ceiling of the same run: raw single-row INSERT+COMMIT, 8 threads (bench/ceilings.py); there is
@@ -34,8 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from ceilings import pg_insert  # noqa: E402
 from common import fresh_database, machine_cpu, record  # noqa: E402
 from eventsourcing.persistence import StoredEvent  # noqa: E402
-from eventsourcing.postgres import PostgresApplicationRecorder  # noqa: E402
-from eventsourcing.utils import get_topic  # noqa: E402
+from serve_without_chain import plain_settings  # noqa: E402
 
 import ugc.platform.store as store  # noqa: E402
 from commands.demo import CLIENTS, seed_demo  # noqa: E402
@@ -49,12 +49,6 @@ from ugc.platform.log_verify import ChainCheck  # noqa: E402
 from ugc.wiring import migrate, order_commands  # noqa: E402
 
 CHAINED_SETTINGS = store.eventsourcing_settings
-
-
-def plain_settings(database_url: str, app_name: str, *, create_table: bool) -> dict[str, str]:
-    """The application's settings with the library's plain recorder: no chain rows written."""
-    settings = CHAINED_SETTINGS(database_url, app_name, create_table=create_table)
-    return settings | {"APPLICATION_RECORDER_TOPIC": get_topic(PostgresApplicationRecorder)}
 
 
 @contextmanager
@@ -183,7 +177,7 @@ def main() -> None:
         "| --- | --- | --- | --- | --- |",
         f"| with the chain | {', '.join(f'{r:,.0f}' for r in rates['chained'])} | {chained_rate:,.0f} | "
         f"{chained_rate / ceiling.tps:.3f} | {statistics.median(cpus['chained']):,.0f} |",
-        f"| without (library's recorder) | {', '.join(f'{r:,.0f}' for r in rates['plain'])} | {plain_rate:,.0f} | "
+        f"| without (the library's append) | {', '.join(f'{r:,.0f}' for r in rates['plain'])} | {plain_rate:,.0f} | "
         f"{plain_rate / ceiling.tps:.3f} | {statistics.median(cpus['plain']):,.0f} |",
         "",
         f"Cost of the chain: with ÷ without = **{chained_rate / plain_rate:.3f}** "

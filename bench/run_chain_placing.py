@@ -61,7 +61,7 @@ def main() -> None:
     parser.add_argument("--no-record", action="store_true")
     args = parser.parse_args()
     began = datetime.now(UTC)
-    rates: dict[str, list[float]] = {"with the chain": [], "without (library's recorder)": []}
+    rates: dict[str, list[float]] = {"with the chain": [], "without (the library's append)": []}
     p99: dict[str, list[float]] = {name: [] for name in rates}
     errors = 0
     with fresh_database("ugc_bench_chained") as chained_url, fresh_database("ugc_bench_plain") as plain_url:
