@@ -245,7 +245,9 @@ class GroupCommit(_Groups[_Queued], Generic[T, A]):
         try:
             news = [entry for entry in group if isinstance(entry, _Entry)]
             changes = [entry for entry in group if isinstance(entry, _Change)]
-            numbered = Counter(entry.numbered for entry in changes if entry.numbered is not None)
+            # Kinds in one order whatever the group's: the statement that takes the numbers is then
+            # one of few texts, which PostgreSQL prepares (ChainedPostgresRecorder.select_streams).
+            numbered = dict(sorted(Counter(entry.numbered for entry in changes if entry.numbered is not None).items()))
             preparing = self.prepare(len(news), numbered) if news or numbered else None
             loaded, row = self._load(
                 [entry.aggregate_id for entry in changes if entry.aggregate_id is not None],

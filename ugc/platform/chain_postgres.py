@@ -32,7 +32,7 @@ from ugc.platform.chain import (
     format_time,
     predecessors,
 )
-from ugc.platform.database import NO_JIT
+from ugc.platform.database import STORE_OPTIONS
 from ugc.platform.dialect import Query, Row
 
 
@@ -46,7 +46,7 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
         # lazily, at the first use of the store (the library's constructor below may be it).
         connect_with = datastore.pool.kwargs
         assert isinstance(connect_with, dict), "the library gives its pool a dict"
-        connect_with["options"] = NO_JIT
+        connect_with["options"] = STORE_OPTIONS
         super().__init__(datastore, events_table_name=events_table_name)
         self.chain_table_name = f"{events_table_name}_chain"
         self.check_identifier_length(self.chain_table_name)
@@ -178,7 +178,10 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
                 if after:
                     curs.execute(self._streams_sql, (_pairs(list(after.items())),), prepare=True)
                 if beside is not None:
-                    other.execute(*beside)
+                    # Prepared at once, as the store's own statements are: a group's is one of a few
+                    # texts (which logs' heads, which kinds of numbers, in `GroupCommit`'s order),
+                    # each then planned once (`STORE_OPTIONS`).
+                    other.execute(*beside, prepare=True)
                 for stream, version, topic, state in curs.fetchall() if after else ():
                     streams[stream].append(StoredEvent(stream, version, topic, bytes(state)))
                 row = other.fetchone() if beside is not None else None

@@ -63,6 +63,13 @@ log = logging.getLogger(__name__)
 # passed the threshold at ~60,000 events and took 4-9 ms instead of 0.15, all of it compiling, a
 # third of a follow-up command's PostgreSQL time (bench/RESULTS.md, issue 15).
 NO_JIT = "-c jit=off"
+# The event stores' sessions also plan each prepared statement once (generic plan). Their statements
+# are keyed lookups and appends whose plan is the same whatever the values, so a plan made anew for
+# each execution (a custom plan) only costs. Left to choose, PostgreSQL kept the custom plan of a
+# group's numbers statement (`Database.numbers_query`) at every execution, since its
+# generate_series(1, %s) is costed at 1,000 rows without a value and at the few it gives with one:
+# 25-90 µs of planning for each group with a follow-up command (pg_stat_statements, issue 15).
+STORE_OPTIONS = f"{NO_JIT} -c plan_cache_mode=force_generic_plan"
 
 SESSION: dict[str, Any] = {
     "row_factory": dict_row,
