@@ -154,6 +154,12 @@ def fresh_database(prefix: str = "ugc_bench") -> Iterator[str]:
 QUIET_LIMIT = 120.0
 ATTEMPTS = 3
 QUIET_THRESHOLD = 0.3  # cores other processes may use on a machine called quiet
+# Seconds between a load's connections as they open. Opened in one burst, they are all accepted by
+# whichever server worker wakes first (its event loop accepts until none is pending): the other
+# worker idles, and the run measures one worker, not `ugc serve --workers 2` (for placing, a faster
+# one: its groups are twice as large; 18:13 on 2026-12-04, 931 req/s against 752 spread). A few
+# milliseconds apart, each goes to a worker not busy at that moment, as a stream of clients would.
+CONNECT_STAGGER = 0.005
 
 
 def wait_for_quiet(*, server_pid: int | None = None, threshold: float = QUIET_THRESHOLD, limit: float | None = None,

@@ -288,16 +288,20 @@ async def _exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, 
 
 
 async def _load(host: str, port: int, scenario: Scenario, connections: int, duration: float,
-                timeout: float) -> tuple[list[float], int]:
+                timeout: float) -> tuple[list[float], int, float]:
+    """Latencies of the requests answered within the window, errors, and the window's seconds. Each
+    connection starts as it opens (common.CONNECT_STAGGER apart); the window opens once all are."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + duration
+    opens = loop.time() + connections * common.CONNECT_STAGGER
+    deadline = opens + duration
     bodies = _bodies(scenario)
     header_sets = _header_sets(scenario)
     latencies: list[float] = []
     errors = 0
 
-    async def connection() -> None:
+    async def connection(delay: float) -> None:
         nonlocal errors
+        await asyncio.sleep(delay)
         reader, writer = await asyncio.open_connection(host, port)
         try:
             while loop.time() < deadline:
@@ -311,14 +315,15 @@ async def _load(host: str, port: int, scenario: Scenario, connections: int, dura
                     writer.close()
                     reader, writer = await asyncio.open_connection(host, port)
                     continue
-                latencies.append(time.perf_counter() - started)
+                if loop.time() >= opens:
+                    latencies.append(time.perf_counter() - started)
                 if status >= 400:
                     errors += 1
         finally:
             writer.close()
 
-    await asyncio.gather(*(connection() for _ in range(connections)))
-    return latencies, errors
+    await asyncio.gather(*(connection(k * common.CONNECT_STAGGER) for k in range(connections)))
+    return latencies, errors, loop.time() - opens
 
 
 def _run_python(url: str, scenario: Scenario, connections: int, duration: float,
@@ -326,10 +331,8 @@ def _run_python(url: str, scenario: Scenario, connections: int, duration: float,
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     cpu = time.process_time()
-    started = time.perf_counter()
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:  # the fastest loop Python has
-        latencies, errors = runner.run(_load(host, port, scenario, connections, duration, timeout))
-    seconds = time.perf_counter() - started
+        latencies, errors, seconds = runner.run(_load(host, port, scenario, connections, duration, timeout))
     cpu = time.process_time() - cpu
     latencies.sort()
 

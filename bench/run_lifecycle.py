@@ -277,18 +277,22 @@ async def review_latencies(base: str, buyers: list[Party], creators: list[tuple[
 
 
 def measure_lifecycles(base: str, server: list[int], cast: Cast, concurrency: int, duration: float,
-                       walk: tuple[str, ...]) -> LifecycleRun:
-    """run_orders' lifecycles, with the CPU of every server process (the workers are the master's children)."""
+                       walk: tuple[str, ...]) -> tuple[LifecycleRun, float]:
+    """run_orders' lifecycles, with the CPU of every server process (the master, then its children:
+    the workers and multiprocessing's resource tracker), and the least busy worker's CPU over the busiest's."""
     refreshed(base, [*cast.buyers, *cast.creators])
     wait_for_connections(12)
     uvloop.run(lifecycles(base, cast, concurrency, 1.0, walk))  # warm-up
     background = wait_for_quiet()
     snapshot, busy, cpu, wall = cpu_snapshot(), machine_cpu()[0], time.process_time(), time.monotonic()
     served = tree_cpu_seconds(server)
+    workers = [child for child in server[1:] if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes()]
+    worked = [process_cpu_seconds(worker) for worker in workers]
     seconds, done, started, failures, steps, whole = uvloop.run(
         lifecycles(base, cast, concurrency, duration, walk, ramp=LIFECYCLE_RAMP))
     wall = time.monotonic() - wall
     used = cpu_used(snapshot, cpu_snapshot())
+    worked = [process_cpu_seconds(worker) - before for worker, before in zip(workers, worked, strict=True)]
     run = LifecycleRun(
         concurrency, seconds, done, started, failures, steps, whole,
         client_cores=(time.process_time() - cpu) / wall,
@@ -296,9 +300,10 @@ def measure_lifecycles(base: str, server: list[int], cast: Cast, concurrency: in
         postgres_cores=sum(c for name, c in used.values() if name == "postgres") / wall,
         machine_cores=(machine_cpu()[0] - busy) / wall,
         background=background)
+    spread = min(worked) / max(worked) if max(worked, default=0) > 0 else 0.0
     print(f"  lifecycles c={concurrency}: {run.per_second:.1f}/s ({run.requests / run.seconds:.0f} req/s), "
-          f"{sum(failures.values())} failures", file=sys.stderr)
-    return run
+          f"{sum(failures.values())} failures, least busy worker {spread:.2f} of the busiest", file=sys.stderr)
+    return run, spread
 
 
 # --- report --------------------------------------------------------------------------------------
@@ -352,19 +357,20 @@ def machine_state(background: float) -> str:
 
 
 def report(*, command: str, began: datetime, ceiling: ceilings.Ceilings, cost: ReviewCost | None,
-           pairs: list[tuple[PlaceRun, LifecycleRun]], steps: dict[int, list[step_costs.StepCost]],
+           pairs: list[tuple[PlaceRun, LifecycleRun, float]], steps: dict[int, list[step_costs.StepCost]],
            walk: tuple[str, ...], vacuum: str, background: float) -> str:
     insert = ceiling.pg_insert.tps
     follow_ups = len(walk) - 1
     targets = []
     ratios: dict[int, list[float]] = {}
-    for placing, run in pairs:
+    for placing, run, spread in pairs:
         placed = placing.result
         rounds = ratios.setdefault(run.concurrency, [])
         rounds.append(run.per_second / placed.rps)
         targets.append(f"| {run.concurrency} | {len(rounds)} | {run.per_second:.1f} | {placed.rps:,.0f} | "
                        f"{run.per_second / placed.rps:.3f} | {run.requests / run.seconds / placed.rps:.2f} | "
-                       f"{sum(run.failures.values()) + placed.errors} | {run.requests / run.seconds / insert:.3f} |")
+                       f"{sum(run.failures.values()) + placed.errors} | {run.requests / run.seconds / insert:.3f} | "
+                       f"{workers_share(placed):.2f} / {spread:.2f} |")
     medians = ", ".join(f"{c} clients **{statistics.median(r):.3f}**" for c, r in sorted(ratios.items()))
     seeded = "" if cost is None else f" Services seeded straight into the catalog log in {cost.seeded:.0f} s."
     return "\n".join([
@@ -376,12 +382,15 @@ def report(*, command: str, began: datetime, ceiling: ceilings.Ceilings, cost: R
         "### Placing alone (`POST /api/v1/orders/`, loadgen)", "",
         "Each round measures placing and then the lifecycles at the same concurrency, back to back, so "
         "each ratio compares two windows a few seconds apart.", "",
-        ceilings.RESULT_HEADER, *(ceilings.result_row("place", p.result) for p, _ in pairs), "",
+        ceilings.RESULT_HEADER, *(ceilings.result_row("place", p.result) for p, _, _ in pairs), "",
         f"### Whole lifecycles ({' → '.join(walk)}, each step a request)", "",
-        *lifecycle_rows([run for _, run in pairs], walk), "",
+        *lifecycle_rows([run for _, run, _ in pairs], walk), "",
         "| clients | round | lifecycles/s | placing req/s (same connections) | lifecycles ÷ placing | lifecycle "
-        "requests/s ÷ placing req/s | errors | lifecycle requests/s ÷ raw INSERT+COMMIT |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|", *targets, "",
+        "requests/s ÷ placing req/s | errors | lifecycle requests/s ÷ raw INSERT+COMMIT | least busy worker ÷ "
+        "busiest: placing / lifecycles |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|", *targets, "",
+        "Both loads open their connections a few milliseconds apart (common.CONNECT_STAGGER), so both "
+        "workers serve each (the last column: 0 would mean one worker took every connection).", "",
         f"Lifecycles ÷ placing, median of the rounds: {medians} (target ≥ 0.25).", "",
         f"Counted: a lifecycle is {len(walk)} requests ({', '.join(walk)}); lifecycles/s counts those whose last "
         f"step answered within the measurement window, which opens {LIFECYCLE_RAMP:.0f} s after the clients began "
@@ -489,7 +498,7 @@ def main() -> None:
                 # Let the read models apply placing's backlog first, or the lifecycles' waits would
                 # measure that catch-up.
                 print(f"read models caught up with placing in {settled(url):.1f} s; lifecycles...", file=sys.stderr)
-                pairs.append((placing, measure_lifecycles(base, [pid, *workers], load_cast, concurrency,
+                pairs.append((placing, *measure_lifecycles(base, [pid, *workers], load_cast, concurrency,
                                                           args.lifecycle_duration, walk)))
         steps: dict[int, list[step_costs.StepCost]] = {}
         for connections in args.step_connections:

@@ -57,6 +57,7 @@ import psycopg
 import seed_orders
 import uvloop
 from common import (
+    CONNECT_STAGGER,
     PG_ADMIN_URL,
     cpu_snapshot,
     cpu_used,
@@ -551,10 +552,7 @@ async def lifecycles(base: str, cast: Cast, concurrency: int, duration: float, w
                 done += 1
 
     try:
-        # Connections opened in one burst are all accepted by whichever server worker wakes first
-        # (its event loop accepts until none is pending): opened a few milliseconds apart, each goes
-        # to a worker that is not busy at that moment, as a steady stream of clients would.
-        await asyncio.gather(*(worker(client, k * 0.005) for k, client in enumerate(pool)))
+        await asyncio.gather(*(worker(client, k * CONNECT_STAGGER) for k, client in enumerate(pool)))
     finally:
         for client in pool:
             client.close()

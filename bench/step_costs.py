@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 import psycopg
 import uvloop
-from common import cpu_snapshot, cpu_used, machine_cpu
+from common import CONNECT_STAGGER, cpu_snapshot, cpu_used, machine_cpu
 from run_orders import Cast, Party, RawConnection
 
 ROLES = ("workers", "projector", "postgres", "client")
@@ -65,13 +65,13 @@ async def _send(base: str, jobs: Sequence[Job], connections: int) -> tuple[list[
 
     async def client(connection: RawConnection, delay: float) -> None:
         nonlocal failures
-        await asyncio.sleep(delay)  # spread over both workers, as run_orders.lifecycles does
+        await asyncio.sleep(delay)  # spread over both workers
         for index, (path, party, body, expected) in pending:
             status, answers[index] = await connection.post(path, party.auth, body)
             failures += status != expected
 
     try:
-        await asyncio.gather(*(client(c, k * 0.005) for k, c in enumerate(pool)))
+        await asyncio.gather(*(client(c, k * CONNECT_STAGGER) for k, c in enumerate(pool)))
     finally:
         for connection in pool:
             connection.close()
