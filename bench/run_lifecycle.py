@@ -85,6 +85,11 @@ WORKERS = 2
 LISTING_WORD = "косметики"
 
 
+# What a server worker's command line holds (uvicorn spawns its workers through multiprocessing);
+# the master's other child is multiprocessing's resource tracker.
+WORKER_COMMAND = "multiprocessing.spawn import spawn_main"
+
+
 def children(pid: int) -> list[int]:
     """The server's worker processes (uvicorn's children)."""
     found = []
@@ -229,7 +234,7 @@ def listing(base: str, pid: int, duration: float, engine: str, helpers: list[int
 
 def workers_share(result: Result) -> float:
     """The least busy server worker's CPU over the busiest's during `result` (0: one did all the work)."""
-    cores = [c for name, c in result.top_others if "multiprocessing.spawn import spawn_main" in name]
+    cores = [c for name, c in result.top_others if WORKER_COMMAND in name]
     return min(cores) / max(cores) if len(cores) >= 2 and max(cores) > 0 else 0.0
 
 
@@ -286,7 +291,7 @@ def measure_lifecycles(base: str, server: list[int], cast: Cast, concurrency: in
     background = wait_for_quiet()
     snapshot, busy, cpu, wall = cpu_snapshot(), machine_cpu()[0], time.process_time(), time.monotonic()
     served = tree_cpu_seconds(server)
-    workers = [child for child in server[1:] if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes()]
+    workers = [child for child in server[1:] if WORKER_COMMAND.encode() in Path(f"/proc/{child}/cmdline").read_bytes()]
     worked = [process_cpu_seconds(worker) for worker in workers]
     seconds, done, started, failures, steps, whole = uvloop.run(
         lifecycles(base, cast, concurrency, duration, walk, ramp=LIFECYCLE_RAMP))
