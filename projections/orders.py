@@ -89,10 +89,10 @@ COUNTS = OverRows(
     {"uuid": "text", "user_id": "bigint", "role": "text", "status": "text", "n": "bigint"},
     "INSERT INTO order_counts (user_id, role, status, n) "
     "SELECT user_id, role, status, SUM(n) FROM ("
-    "SELECT orders.buyer_id AS user_id, 'buyer' AS role, COALESCE(held.status, orders.status) AS status, held.n AS n "
+    "SELECT CASE party.role WHEN 'buyer' THEN orders.buyer_id ELSE orders.creator_id END AS user_id, "
+    "party.role AS role, COALESCE(held.status, orders.status) AS status, held.n AS n "
     "FROM counts AS held JOIN orders ON orders.uuid = held.uuid "
-    "UNION ALL SELECT orders.creator_id, 'creator', COALESCE(held.status, orders.status), held.n "
-    "FROM counts AS held JOIN orders ON orders.uuid = held.uuid "
+    "CROSS JOIN (SELECT 'buyer' AS role UNION ALL SELECT 'creator') AS party "
     "UNION ALL SELECT user_id, role, status, n FROM counts WHERE uuid IS NULL"
     ") AS change WHERE true GROUP BY user_id, role, status "
     "ON CONFLICT (user_id, role, status) DO UPDATE SET n = order_counts.n + excluded.n",
