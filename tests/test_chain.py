@@ -13,7 +13,7 @@ from uuid import UUID, uuid4
 
 import psycopg
 import pytest
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import IntegrityError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 from eventsourcing.utils import get_topic
@@ -118,6 +118,32 @@ def test_a_log_stored_before_the_chain_is_chained_by_migrate_and_by_the_next_app
         finally:
             stores.close()
             old.close()
+
+
+def test_two_processes_taking_turns_on_a_stream_chain_it_clean(backend: str, tmp_path: Path) -> None:
+    """A store extends the hash it appended last on a stream without reading it back (PostgreSQL);
+    once another process appended after it, or its own append clashed, it reads the stored one."""
+    with fresh_database(backend, tmp_path, migrated=True) as url:
+        one, other = EventStores(url), EventStores(url)
+        try:
+            stream = uuid4()
+
+            def append(stores: EventStores, version: int) -> None:
+                event = StoredEvent(stream, version, "ugc.Order.Updated", b'{"v":%d}' % version)
+                stores.orders.recorder.insert_events([event])
+
+            append(one, 1)
+            append(one, 2)  # extends the hash it appended
+            append(other, 3)
+            with pytest.raises(IntegrityError):
+                append(one, 3)  # a version behind: refused, and nothing of it is kept
+            append(one, 4)  # extends the other's 3, not its own 2
+            append(other, 5)
+            append(other, 6)
+            assert verified(one) == (6, [])
+        finally:
+            one.close()
+            other.close()
 
 
 def test_the_leaders_checkpoints_keep_their_pace_across_restarts(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ from psycopg import Connection, Cursor, InterfaceError, OperationalError
 from psycopg.rows import DictRow, dict_row, tuple_row
 from psycopg.sql import SQL, Composed, Identifier
 
+from ugc.platform.cache import LRU
 from ugc.platform.chain import (
     BACKLOG_BATCH,
     GENESIS,
@@ -34,6 +35,11 @@ from ugc.platform.chain import (
 )
 from ugc.platform.database import STORE_OPTIONS
 from ugc.platform.dialect import Query, Row
+
+# Streams whose last hash this process keeps from its own appends (~150 bytes each): an order's
+# follow-up commands, which this process's group commit tends to append (it keeps their aggregates
+# too), then find the hash they extend here rather than by two index lookups under the table lock.
+KEPT_HASHES = 10_000
 
 
 class ChainedPostgresRecorder(PostgresApplicationRecorder):
@@ -159,6 +165,10 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
             "ORDER BY notification_id LIMIT %s"
         )
         self._lock_sql = self.lock_table_statements
+        # stream -> (version, hash) of its last event as this process appended it. A committed chain
+        # row never changes, so a hash kept here is the stored one for as long as the stream's
+        # version is the one kept; an append on a newer version looks its predecessor up.
+        self._last_hashes = LRU[UUID, tuple[int, bytes]](KEPT_HASHES)
 
     # -- reading ---------------------------------------------------------------------------------
 
@@ -205,28 +215,59 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
             [[str(e.originator_id), e.originator_version, e.topic, e.state.hex()] for e in stored_events]
         )
         wanted = predecessors((UUID(str(e.originator_id)), e.originator_version) for e in stored_events)
+        kept = self._kept_hashes(wanted)
+        chained: list[ChainRow] = []
         with self.datastore.get_connection() as conn:
             with conn.pipeline() as pipeline, conn.transaction():
                 with conn.cursor() as curs:
                     try:
                         self._lock_table(curs)
                         self._notify_channel(curs)
-                        curs.execute(self._append_sql, (events, _pairs(wanted)), prepare=True)
+                        unknown = [pair for pair in wanted if pair not in kept]
+                        curs.execute(self._append_sql, (events, _pairs(unknown)), prepare=True)
                         pipeline.sync()
                         answer = curs.fetchone()
                     except Exception as error:  # raised once the pipeline is closed (as the library does)
                         clash = error
                 if clash is None:
                     assert answer is not None
-                    self._chain(conn, answer, stored_events)
+                    chained = self._chain(conn, answer, stored_events, kept)
             if clash is not None:
                 raise clash
+        self._keep_hashes(chained)  # committed
         assert answer is not None
         return list(answer["ids"])
 
-    def _chain(self, conn: Connection[DictRow], answer: DictRow, stored_events: Sequence[StoredEvent]) -> None:
+    def _kept_hashes(self, wanted: Sequence[tuple[UUID, int]]) -> dict[tuple[UUID, int], bytes]:
+        """The hashes of `wanted` (stream, version)s that this process appended last on their streams."""
+        kept: dict[tuple[UUID, int], bytes] = {}
+        for stream, version in wanted:
+            last = self._last_hashes.get(stream)
+            if last is not None and last[0] == version:
+                kept[stream, version] = last[1]
+        return kept
+
+    def _keep_hashes(self, rows: Sequence[ChainRow]) -> None:
+        """Keep each stream's last hash of `rows`, chained in position order. Of two appends of one
+        stream that race here, the older may stay: a version behind, it is never used, not wrong."""
+        for row in rows:
+            self._last_hashes.put(row.stream, (row.version, row.hash))
+
+    def _chain(
+        self,
+        conn: Connection[DictRow],
+        answer: DictRow,
+        stored_events: Sequence[StoredEvent],
+        kept: Mapping[tuple[UUID, int], bytes],
+    ) -> list[ChainRow]:
+        """Write the chain rows of `stored_events` (at `answer`'s positions), extending the hashes `kept`
+        and those `answer` read; the rows written."""
         previous = {
-            (UUID(stream), int(version)): bytes.fromhex(hash_) for stream, version, hash_ in answer["previous"] or []
+            **kept,
+            **{
+                (UUID(stream), int(version)): bytes.fromhex(hash_)
+                for stream, version, hash_ in answer["previous"] or []
+            },
         }
         entries = _entries(stored_events, answer["ids"])
         last_link = bytes(answer["link"]) if answer["link"] is not None else GENESIS
@@ -246,6 +287,7 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
         rows = chain_entries(self.context, entries, previous, last_link, answer["now"])
         with conn.cursor() as cur:
             self._insert_chain(cur, rows)
+        return rows
 
     def _insert_chain(self, cur: Cursor[DictRow], rows: Sequence[ChainRow]) -> None:
         rows_json = json.dumps(
