@@ -1,9 +1,10 @@
 """The one bounded memory of the code base: the least recently used entry is forgotten first.
 
 Every cache of ours goes through `LRU` (tokens already verified, listing answers and totals,
-aggregates kept while their log stands still, order numbers of the notifications projection), so
-each is bounded the same way and safe to share between threads. The event store's own aggregate
-cache is the library's (`AGGREGATE_CACHE_MAXSIZE`, `ugc/platform/store.py`).
+aggregates kept while their log stands still, order numbers of the notifications projection, the
+stream hashes a process appended last), so each is bounded the same way and safe to share between
+threads. The event store's own aggregate cache is the library's (`AGGREGATE_CACHE_MAXSIZE`,
+`ugc/platform/store.py`).
 """
 
 from __future__ import annotations

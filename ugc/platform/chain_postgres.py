@@ -2,8 +2,9 @@
 
 The library's append locks the context's events table (EXCLUSIVE), inserts and commits; this one
 also reads the chain's last link and the stream hashes it extends right after taking that lock —
-sent in the same pipeline as the lock and the insert, so reading them costs no extra round trip —
-and inserts the chain rows before the COMMIT. Positions are handed out under the lock, so chaining
+sent in the same pipeline as the lock and the insert, so reading them costs no extra round trip;
+a stream's hash this process appended last is not read again — and inserts the chain rows before
+the COMMIT. Positions are handed out under the lock, so chaining
 in position order is chaining in commit order, whichever process appends.
 """
 
