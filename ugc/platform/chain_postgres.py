@@ -37,9 +37,10 @@ from ugc.platform.chain import (
 from ugc.platform.database import STORE_OPTIONS
 from ugc.platform.dialect import Query, Row
 
-# Streams whose last hash this process keeps from its own appends (~150 bytes each): an order's
-# follow-up commands, which this process's group commit tends to append (it keeps their aggregates
-# too), then find the hash they extend here rather than by two index lookups under the table lock.
+# Streams whose last hash this process keeps from its own appends, per context (~330 bytes each,
+# 3.3 MB full): an order's follow-up commands, which this process's group commit tends to append (it
+# keeps their aggregates too), then find the hash they extend here rather than by two index lookups
+# under the table lock.
 KEPT_HASHES = 10_000
 
 
