@@ -11,17 +11,21 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
+from psycopg import sql
 
 from commands.messaging import MessagingCommands
 from commands.notifications import NotificationCommands
 from commands.saving import save
 from projections.messaging import MessagingProjection
-from projections.notifications import NotificationsProjection
+from projections.notifications import HELD_COLUMNS, NotificationsProjection, stored_and_inserted
 from projections.runner import ProjectionRunner
 from readmodels.waiting import Progress
+from tests.backends import fresh_database
 from ugc.clock import MovableClock
 from ugc.config import Settings
 from ugc.messaging import Conversation, read_marker_id
@@ -307,3 +311,45 @@ def test_since_resumes_exactly_after_a_rebuild_of_interleaved_logs(world: World)
             assert seq is not None
             resumed = [int(r["id"]) for r in stored_after(world.db, user, seq, limit=10_000)]
             assert resumed == seen_live[index + 1 :], f"resuming {user} after {since}"
+
+
+def test_a_batch_looks_each_notifications_read_up_by_key_however_many_reads_came_after_its_plan(
+    backend: str, tmp_path: Path
+) -> None:
+    """The batch statement's plan, made while nobody had read a notification one by one, still looks
+    each held notification's read up by key after 50,000 reads: without autovacuum nothing re-plans a
+    session's prepared statement. As an EXISTS it was a hash of the whole table, built every batch."""
+    if backend != "postgres":
+        pytest.skip("PostgreSQL's plans; SQLite looks each read up by its primary key")
+    row = (notification_id("orders", 1), 1, BUYER, "orders", 1, "order_placed", "m", {}, datetime.now(UTC))
+    with fresh_database(backend, tmp_path, migrated=True) as url:
+        db = Database(url)
+        try:
+            with db.read() as cur:
+                [(entry, [rows])] = list(cur.rows("held", HELD_COLUMNS, [row]))
+        finally:
+            db.close()
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("ALTER TABLE notification_reads SET (autovacuum_enabled = false)")
+            conn.execute("SET plan_cache_mode = force_generic_plan")  # what the session settles on
+            conn.execute(f"PREPARE batch (jsonb) AS {stored_and_inserted(entry).replace('%s', '$1')}")
+
+            def buffers() -> int:
+                """Buffers one batch of the held row touches, rolled back."""
+                conn.execute("BEGIN")
+                explain = sql.SQL("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) EXECUTE batch ({})").format(
+                    sql.Literal(rows)
+                )
+                found = conn.execute(explain).fetchone()
+                conn.execute("ROLLBACK")
+                assert found is not None
+                plan = found[0][0]["Plan"]
+                return int(plan["Shared Hit Blocks"] + plan["Shared Read Blocks"])
+
+            before = buffers()
+            conn.execute(
+                "INSERT INTO notification_reads (user_id, notification_id) "
+                "SELECT n % 500, n FROM generate_series(1, 50000) AS n"
+            )
+            after = buffers()
+    assert after < before + 20, (before, after)
