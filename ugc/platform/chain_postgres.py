@@ -218,6 +218,7 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
         )
         wanted = predecessors((UUID(str(e.originator_id)), e.originator_version) for e in stored_events)
         kept = self._kept_hashes(wanted)
+        looked_up = _pairs([pair for pair in wanted if pair not in kept])  # made before the lock is asked for
         chained: list[ChainRow] = []
         with self.datastore.get_connection() as conn:
             with conn.pipeline() as pipeline, conn.transaction():
@@ -225,8 +226,7 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
                     try:
                         self._lock_table(curs)
                         self._notify_channel(curs)
-                        unknown = [pair for pair in wanted if pair not in kept]
-                        curs.execute(self._append_sql, (events, _pairs(unknown)), prepare=True)
+                        curs.execute(self._append_sql, (events, looked_up), prepare=True)
                         pipeline.sync()
                         answer = curs.fetchone()
                     except Exception as error:  # raised once the pipeline is closed (as the library does)
