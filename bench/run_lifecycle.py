@@ -17,10 +17,11 @@
    is the figure (the machine's speed drifts by ±20 % over minutes). `--accept` walks accept too (5
    requests a lifecycle: then the same target asks each step to cost 4/5 of a placing);
 4. each step alone (step_costs.py), at each of `--step-connections` (16 and 64, the concurrencies of
-   3): `--step-orders` orders taken through one step after the other, the CPU of every process per
-   request, against placing's, and the lifecycles ÷ placing those costs make; beside them what each
-   request asked of the database (commits, rows written, buffers touched), which the machine's
-   drift does not move;
+   3): `--step-orders` orders taken through one step after the other, in cohorts whose windows
+   alternate the steps (the machine's drift then weighs on every step alike), the CPU of every
+   process per request, against placing's, and the lifecycles ÷ placing those costs make; beside
+   them what each request asked of the database (commits, rows written, buffers touched), which
+   the machine's drift does not move;
 
 beside the ceilings of ceilings.py measured in the same run (hello-world HTTP, raw PostgreSQL
 single-row INSERT+COMMIT). Autovacuum is left as the server has it (reported). Prints markdown and
@@ -414,7 +415,8 @@ def step_sections(steps: dict[int, list[step_costs.StepCost]]) -> list[str]:
     lines = []
     for connections, costs in sorted(steps.items()):
         lines += [f"### Each step alone ({connections} connections, {costs[0].requests:,} orders through one step "
-                  "after the other; CPU until the read models applied the step)", "",
+                  f"after the other in {step_costs.COHORTS} cohorts, a window a step each; CPU until the read "
+                  "models applied the step)", "",
                   *step_costs.rows(costs), "",
                   f"Lifecycles ÷ placing these costs make (placing's ÷ the sum of the steps'): "
                   f"**{step_costs.lifecycle_share(costs):.3f}**.", ""]
