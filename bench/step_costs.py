@@ -94,6 +94,34 @@ def database_work(url: str) -> dict[str, float]:
     return {name: float(value) for name, value in zip(DATABASE_WORK, row, strict=True)}
 
 
+@dataclass
+class _Window:
+    """What one or more windows of a step took: requests, failures, seconds sending, CPU seconds by
+    role and of the whole machine, the database's counters."""
+
+    requests: int
+    failures: int
+    seconds: float
+    cpu: dict[str, float]
+    machine: float
+    database: dict[str, float]
+
+    def add(self, other: _Window) -> None:
+        self.requests += other.requests
+        self.failures += other.failures
+        self.seconds += other.seconds
+        self.machine += other.machine
+        for role, seconds in other.cpu.items():
+            self.cpu[role] += seconds
+        for name, count in other.database.items():
+            self.database[name] += count
+
+    def cost(self, step: str) -> StepCost:
+        n = self.requests
+        return StepCost(step, n, self.failures, n / self.seconds, {role: 1e3 * s / n for role, s in self.cpu.items()},
+                        1e3 * self.machine / n, {name: count / n for name, count in self.database.items()})
+
+
 def measure(base: str, url: str, cast: Cast, walk: Sequence[str], *, workers: Sequence[int],
             projector: Sequence[int], settle: Callable[[], float], orders: int, connections: int,
             cohorts: int = COHORTS) -> list[StepCost]:
@@ -165,34 +193,6 @@ def _window(base: str, url: str, work: Sequence[Job], connections: int, *, worke
             by_role["postgres"] += seconds
     database = {name: now[name] - counted[name] for name in DATABASE_WORK}
     return _Window(len(work), failures, sent, by_role, machine, database), answers, now
-
-
-@dataclass
-class _Window:
-    """What one or more windows of a step took: requests, failures, seconds sending, CPU seconds by
-    role and of the whole machine, the database's counters."""
-
-    requests: int
-    failures: int
-    seconds: float
-    cpu: dict[str, float]
-    machine: float
-    database: dict[str, float]
-
-    def add(self, other: _Window) -> None:
-        self.requests += other.requests
-        self.failures += other.failures
-        self.seconds += other.seconds
-        self.machine += other.machine
-        for role, seconds in other.cpu.items():
-            self.cpu[role] += seconds
-        for name, count in other.database.items():
-            self.database[name] += count
-
-    def cost(self, step: str) -> StepCost:
-        n = self.requests
-        return StepCost(step, n, self.failures, n / self.seconds, {role: 1e3 * s / n for role, s in self.cpu.items()},
-                        1e3 * self.machine / n, {name: count / n for name, count in self.database.items()})
 
 
 def _placing(costs: list[StepCost]) -> StepCost:
