@@ -224,3 +224,24 @@ def test_an_append_finds_the_hashes_it_extends_by_key_in_a_log_never_analyzed(ba
         finally:
             stores.close()
     assert plan["Plan"]["Shared Hit Blocks"] + plan["Plan"]["Shared Read Blocks"] < 50, plan
+
+
+def test_a_whole_chain_is_told_without_waiting_for_the_logs_appends(backend: str, tmp_path: Path) -> None:
+    """Every process's start asks each log for its backlog (`migrate`): with a whole chain it answers
+    at once, even while an append holds the log's table lock (it used to wait for the lock, and
+    appends queued behind it)."""
+    if backend != "postgres":
+        pytest.skip("SQLite has one write lock for everything: its migration waits for any writer anyway")
+    with fresh_database(backend, tmp_path, migrated=True) as url:
+        stores = EventStores(url)
+        try:
+            stream = uuid4()
+            for version in (1, 2):  # chained as they are appended
+                stores[Orders.name].recorder.insert_events([StoredEvent(stream, version, "ugc.Order.Updated", b"{}")])
+            with psycopg.connect(url) as appending, ThreadPoolExecutor(1) as pool:
+                appending.execute("LOCK TABLE orders_events IN EXCLUSIVE MODE")  # an append under way
+                asked = pool.submit(stores.chained("orders").chain_backlog)
+                assert asked.result(timeout=10) == 0
+                appending.rollback()
+        finally:
+            stores.close()

@@ -320,7 +320,18 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
 
     def chain_backlog(self, limit: int = BACKLOG_BATCH) -> int:
         """Chain up to `limit` events stored before the chain existed, in one locked transaction;
-        how many were chained (0: the chain is whole). Safe beside live appends and other migrators."""
+        how many were chained (0: the chain is whole). Safe beside live appends and other migrators.
+
+        A whole chain is told without the lock: a live append chains its own events in its own
+        transaction, so one snapshot whose chain reaches the log's head has nothing to chain. Every
+        process's start runs this for every log (`migrate`); with the lock each one waited for the
+        appends under way and held up the next ones, a worker's restart stalling every context's
+        writes in turn."""
+        with self.datastore.get_connection() as conn, conn.cursor() as cur:
+            cur.execute(self._heads_sql)
+            heads = cur.fetchone()
+        if heads is None or (heads["events_head"] or 0) <= (heads["notification_id"] or 0):
+            return 0
         with self.datastore.transaction(commit=True) as cur:
             for statement in self._lock_sql:
                 cur.execute(statement)
