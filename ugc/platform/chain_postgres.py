@@ -273,12 +273,11 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
         }
         entries = _entries(stored_events, answer["ids"])
         last_link = bytes(answer["link"]) if answer["link"] is not None else GENESIS
-        events_head = answer["events_head"] or 0
-        if events_head > (answer["notification_id"] or 0):
+        if _unchained(answer):
             # Events appended without a chain row (before this code ran): chain them first, here,
             # under the lock, so the new events extend a whole chain.
             with conn.cursor() as cur:
-                while self._chain_backlog(cur, BACKLOG_BATCH, stop=events_head):
+                while self._chain_backlog(cur, BACKLOG_BATCH, stop=answer["events_head"]):
                     pass
                 head = self._head(cur)
                 assert head is not None
@@ -330,7 +329,7 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
         with self.datastore.get_connection() as conn, conn.cursor() as cur:
             cur.execute(self._heads_sql)
             heads = cur.fetchone()
-        if heads is None or (heads["events_head"] or 0) <= (heads["notification_id"] or 0):
+        if heads is None or not _unchained(heads):
             return 0
         with self.datastore.transaction(commit=True) as cur:
             for statement in self._lock_sql:
@@ -422,6 +421,12 @@ def _entries(stored_events: Sequence[StoredEvent], ids: Sequence[int]) -> list[S
         StoredEntry(position, UUID(str(e.originator_id)), e.originator_version, e.topic, e.state)
         for e, position in zip(stored_events, ids, strict=True)
     ]
+
+
+def _unchained(heads: DictRow) -> bool:
+    """Whether a row of the log's and the chain's heads (`events_head`, the chain's `notification_id`)
+    shows events stored past the chain's head: appended before the chain existed."""
+    return bool((heads["events_head"] or 0) > (heads["notification_id"] or 0))
 
 
 def _pairs(wanted: Sequence[tuple[UUID, int]]) -> str:
