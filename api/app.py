@@ -7,6 +7,8 @@ from contextlib import AbstractContextManager, asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket
 
 from api.errors import EXCEPTION_HANDLERS
 from api.middleware import RequestId, StorableQuery, TrailingSlash
@@ -62,9 +64,20 @@ def build_app(open_services: Callable[[], AbstractContextManager[Services]]) -> 
             finally:
                 await opened.aclose()
 
-    return Starlette(
+    app = Starlette(
         routes=ROUTES,
         middleware=[Middleware(RequestId), Middleware(TrailingSlash), Middleware(StorableQuery)],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )
+    http_not_found = app.router.default
+
+    async def not_found(scope: Scope, receive: Receive, send: Send) -> None:
+        """What no route matches: a 404 for HTTP (the exception handlers' body), 4404 for a socket."""
+        if scope["type"] == "websocket":
+            await ws.no_such_socket(WebSocket(scope, receive, send))
+        else:
+            await http_not_found(scope, receive, send)
+
+    app.router.default = not_found
+    return app

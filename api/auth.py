@@ -29,7 +29,7 @@ _CALLER = "ugc.caller"
 
 def bearer_token(connection: HTTPConnection) -> str | None:
     header = connection.headers.get("authorization")
-    if header is None:
+    if header is None or not header.strip():  # an empty header carries no credentials either
         return None
     token = _bearer(header)
     if token is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -28,6 +29,8 @@ INVALID = "Недопустимое значение."
 _DATE = "Неправильный формат даты. Используйте формат YYYY-MM-DD."
 _DATETIME = "Неправильный формат даты и времени. Используйте ISO 8601, с часовым поясом."
 _NUMBER = "Ожидается число."
+# How pydantic's EmailStr starts every refusal; its reasons (email-validator's, English) vary.
+_EMAIL_REFUSED = "value is not a valid email address"
 _FIELD_MESSAGES = {
     "missing": "Обязательное поле.",
     "string_type": "Ожидается строка.",
@@ -94,7 +97,8 @@ def declared_past(request: Request, limit: int) -> bool:
     return declared.isascii() and declared.isdigit() and natural(declared, limit) is None
 
 
-async def read_json(request: Request) -> Any:
+async def read_json(request: Request, *, decimals: bool = False) -> Any:
+    """The body's JSON (fractions as Decimal when `decimals`): 400 if it is not JSON, 413 past the limit."""
     content_type = request.headers.get("content-type", "")
     if content_type.split(";")[0].strip().lower() not in ("application/json", ""):
         raise bad_request("unsupported_media_type")
@@ -102,22 +106,44 @@ async def read_json(request: Request) -> Any:
     if not raw:
         return {}
     try:
-        return loads(raw)
+        return loads(raw, decimals=decimals)
+    except UnrepresentableNumber:
+        raise invalid({"non_field_errors": [message("number_out_of_range")]}) from None
     except ValueError:
         raise bad_request("malformed_json") from None
 
 
-def loads(text: str | bytes, **options: Any) -> Any:
-    """JSON text as Python values (`options` as for json.loads); ValueError if it is not JSON or nests
-    deeper than MAX_JSON_DEPTH."""
+class UnrepresentableNumber(ValueError):
+    """A JSON number no Python value holds: an integer past 4,300 digits (Python's limit on turning
+    text into int) or a fraction whose exponent is past Decimal's. The text is JSON, so the answer is
+    a 422 about a value, not a 400 about the body."""
+
+
+def loads(text: str | bytes, *, decimals: bool = False) -> Any:
+    """JSON text as Python values, fractions as Decimal when `decimals` (else float); ValueError if it
+    is not JSON or nests deeper than MAX_JSON_DEPTH, UnrepresentableNumber for a number past Python's."""
     try:
-        data = json.loads(text, **options)
+        data = json.loads(text, parse_int=_integer, parse_float=_decimal if decimals else float)
     except RecursionError:
         raise ValueError("JSON nested too deeply") from None
     # Counting brackets first keeps the walk for the rare body that could be deep.
     if _openings(text) > MAX_JSON_DEPTH and _depth(data) > MAX_JSON_DEPTH:
         raise ValueError("JSON nested too deeply")
     return data
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise UnrepresentableNumber(text[:20]) from None
+
+
+def _decimal(text: str) -> Decimal:
+    try:
+        return Decimal(text)
+    except InvalidOperation:
+        raise UnrepresentableNumber(text[:20]) from None
 
 
 def _openings(text: str | bytes) -> int:
@@ -144,8 +170,9 @@ def _depth(data: Any) -> int:
     return deepest
 
 
-async def parse(request: Request, model: type[M]) -> M:
-    data = await read_json(request)
+async def parse(request: Request, model: type[M], *, decimals: bool = False) -> M:
+    """The body as `model`; `decimals` parses fractions as Decimal, so money never passes through float."""
+    data = await read_json(request, decimals=decimals)
     if not isinstance(data, dict):
         raise bad_request("not_an_object")
     return validate(model, data)
@@ -180,7 +207,7 @@ def field_errors(error: ValidationError) -> dict[str, list[str]]:
 def _message(item: Any) -> str:
     kind = item["type"]
     context = item.get("ctx") or {}
-    if kind == "value_error" and "email" in str(context.get("reason", item.get("msg", ""))).lower():
+    if kind == "value_error" and str(item.get("msg", "")).startswith(_EMAIL_REFUSED):
         return "Введите правильный адрес электронной почты."
     if kind == "string_pattern_mismatch" and context.get("pattern") in PATTERN_MESSAGES:
         return message(PATTERN_MESSAGES[context["pattern"]])

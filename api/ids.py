@@ -6,9 +6,8 @@ from typing import Annotated
 
 from pydantic import BeforeValidator, Field
 from starlette.convertors import Convertor, register_url_convertor
-from starlette.requests import Request
 
-from api.errors import invalid, message
+from api.errors import message
 
 MAX_ID = 2**63 - 1
 _MAX_DIGITS = len(str(MAX_ID))
@@ -43,6 +42,15 @@ def public_id(value: object) -> int:
 PublicId = Annotated[int, Field(ge=1, le=MAX_ID), BeforeValidator(public_id)]
 
 
+def form_id(value: object) -> int:
+    """An id where the body may be a form, whose fields are text: ASCII digits alone ("12"; not
+    "1_0", "+5" or " 3 ", which int() reads), or a JSON integer, held to public_id's bounds."""
+    return public_id(natural(value) if isinstance(value, str) else value)
+
+
+FormId = Annotated[int, Field(ge=1, le=MAX_ID), BeforeValidator(form_id)]
+
+
 class IdConvertor(Convertor[int]):
     """`{name:id}` in a route: 1 to 18 digits, so every match fits the BIGINT columns; longer is a 404."""
 
@@ -56,14 +64,3 @@ class IdConvertor(Convertor[int]):
 
 
 register_url_convertor("id", IdConvertor())
-
-
-def query_id(request: Request, name: str) -> int | None:
-    """An optional id filter (`?name=12`); empty counts as absent, anything but an id is a 422."""
-    raw = request.query_params.get(name, "").strip()
-    if not raw:
-        return None
-    number = natural(raw)
-    if number is None or number < 1:
-        raise invalid({name: [message("invalid_id")]})
-    return number

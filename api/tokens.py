@@ -12,6 +12,7 @@ from typing import Literal
 
 import jwt
 
+from api.ids import natural
 from ugc.clock import Clock
 from ugc.platform.cache import LRU
 
@@ -107,10 +108,11 @@ class TokenService:
         family = claims.get("fam")
         if not isinstance(exp, int) or not isinstance(iat, int):
             raise TokenError("bad times")
-        if not isinstance(subject, str) or not (subject.isascii() and subject.isdigit()):
+        user_id = natural(subject) if isinstance(subject, str) else None
+        if user_id is None:
             raise TokenError("bad subject")
         if not isinstance(typ, str) or not isinstance(jti, str):
             raise TokenError("bad type or id")
         if family is not None and not isinstance(family, str):
             raise TokenError("bad family")
-        return Claims(user_id=int(subject), typ=typ, iat=iat, exp=exp, jti=jti, family=family)
+        return Claims(user_id=user_id, typ=typ, iat=iat, exp=exp, jti=jti, family=family)

@@ -271,8 +271,9 @@ def test_bad_tokens_are_401(api: Api, settings: Settings) -> None:
     assert basic.status_code == 401
 
 
-def test_no_credentials_is_the_spec_401(api: Api) -> None:
-    response = api.client.get("/api/v1/users/me/")
+@pytest.mark.parametrize("header", [None, "", "   "], ids=["no-header", "empty-header", "blank-header"])
+def test_no_credentials_is_the_spec_401(api: Api, header: str | None) -> None:
+    response = api.client.get("/api/v1/users/me/", headers={} if header is None else {"Authorization": header})
     assert response.status_code == 401
     assert response.json() == {"detail": "Учетные данные не были предоставлены."}
     assert response.headers["www-authenticate"].startswith("Bearer")
@@ -292,6 +293,11 @@ def test_access_tokens_expire_with_the_clock(settings: Settings) -> None:
 def test_a_token_for_a_user_that_does_not_exist_is_401(api: Api, settings: Settings) -> None:
     token = next(_forged(settings, sub="999999"))
     assert api.client.get("/api/v1/users/me/", headers={"Authorization": f"Bearer {token}"}).status_code == 401
+    # A subject past int()'s 4,300 digits (a 500 it was) or past any id: no user, whatever signed it.
+    for subject in ["9" * 5000, str(2**63)]:
+        far = next(_forged(settings, sub=subject))
+        response = api.client.get("/api/v1/users/me/", headers={"Authorization": f"Bearer {far}"})
+        assert (response.status_code, response.json()) == (401, {"detail": "Токен недействителен или просрочен."})
     refresh = next(_forged(settings, sub="999999", typ="refresh"))
     assert api.client.post("/api/auth/token/refresh/", json={"refresh": refresh}).status_code == 401
 

@@ -340,8 +340,13 @@ def test_the_image_list_needs_a_token(api: Api) -> None:
         ({"portfolio_item": "0"}, "portfolio_item"),
         ({"portfolio_item": "-1"}, "portfolio_item"),
         ({"portfolio_item": str(2**63)}, "portfolio_item"),
+        ({"portfolio_item": "1_0"}, "portfolio_item"),
         ({"order": "-1"}, "order"),
         ({"order": "first"}, "order"),
+        # Form text is a number as ASCII digits alone; int() would read each of these.
+        ({"order": "1_0"}, "order"),
+        ({"order": "+5"}, "order"),
+        ({"order": " 3 "}, "order"),
         ({"caption": "x" * 256}, "caption"),
         ({"image": ("doc.png", PDF, "image/png")}, "image"),
         ({"image": ("photo.jpg", b"not a photo", "image/jpeg")}, "image"),
@@ -511,6 +516,9 @@ def test_the_creator_page_with_detail_embeds_skills_and_portfolio(api: Api) -> N
     empty = api.creator()
     bare = api.client.get(f"/api/v1/creators/{empty['profile']['id']}/?detail=true").json()
     assert bare["skills"] == [] and bare["portfolio"] == []
+    assert api.client.get(url, params={"detail": "false"}).json() == plain
+    unclear = api.client.get(url, params={"detail": "yes"})
+    assert (unclear.status_code, unclear.json()["fields"]) == (422, {"detail": ["Допустимые значения: true, false."]})
 
 
 def wait_for_skills(api: Api) -> dict[str, dict[str, Any]]:

@@ -155,6 +155,8 @@ def test_patching_a_missing_creator_profile_is_404(api: Api) -> None:
     [
         ({}, "specialization"),
         ({"specialization": "x", "social_links": ["not", "an", "object"]}, "social_links"),
+        ({"specialization": "x", "social_links": {"": "https://i.com/x"}}, "social_links"),
+        ({"specialization": "x", "social_links": {"  ": "https://i.com/x"}}, "social_links"),
         ({"specialization": "x", "portfolio_link": "not a url"}, "portfolio_link"),
         ({"specialization": "s" * 256}, "specialization"),
     ],

@@ -35,6 +35,7 @@ INTERNAL = {"detail": "Внутренняя ошибка сервера."}
 UNSTORABLE = "Текст содержит недопустимые управляющие символы."
 NOT_AN_ID = "Ожидается положительное целое число."
 NOT_A_DATE = "Неправильный формат даты. Используйте формат YYYY-MM-DD."
+NOTHING_DELIVERED = "Добавьте к доставке сообщение или файлы."
 # Past Python's 4,300-digit limit for int(), and past any BIGINT.
 HUGE = "9" * 5000
 # 922337203685477580 × 20 (the default page size) is past 2**63 - 1: the OFFSET used to overflow.
@@ -254,6 +255,17 @@ def test_a_notification_stream_since_no_id_closes_4400(api: Api, world: World, s
     assert closed.value.code == 4400
 
 
+@pytest.mark.parametrize("conversation", ["abc", str(MAX_ID + 1), HUGE, "-1"])
+def test_a_conversation_socket_whose_id_is_no_id_closes_4404(api: Api, world: World, conversation: str) -> None:
+    """As an unknown conversation: the route's pattern does not match, and Starlette would refuse the
+    handshake with a bare HTTP 403 instead of a close code."""
+    url = f"/ws/conversations/{conversation}/?token={world.deal.buyer['access']}"
+    with pytest.raises(WebSocketDisconnect) as closed:
+        with api.client.websocket_connect(url) as ws:
+            ws.receive_text()
+    assert closed.value.code == 4404
+
+
 # JSON nesting ---------------------------------------------------------------------------------------
 
 
@@ -409,10 +421,34 @@ def test_a_500_answers_the_catalogue_and_logs_one_line_without_what_the_client_s
         ("reviews/", {"rating": 9, "content": "Ок"}, "rating", "Убедитесь, что это значение меньше либо равно 5."),
         ("reviews/", {"rating": 0, "content": "Ок"}, "rating", "Убедитесь, что это значение больше либо равно 1."),
         ("reviews/", {"rating": 4.5, "content": "Ок"}, "rating", "Ожидается целое число."),
+        # A rating is a JSON integer: pydantic's lax int read true as a 1-star review, "5" and 4.0 as 5 and 4.
+        ("reviews/", {"rating": True, "content": "Ок"}, "rating", "Ожидается целое число."),
+        ("reviews/", {"rating": "5", "content": "Ок"}, "rating", "Ожидается целое число."),
+        ("reviews/", {"rating": 4.0, "content": "Ок"}, "rating", "Ожидается целое число."),
         ("", {"delivery_date": "2099-02-30"}, "delivery_date", NOT_A_DATE),
         ("", {"delivery_date": "завтра"}, "delivery_date", NOT_A_DATE),
+        # The spec's YYYY-MM-DD only: pydantic's lax date read a Unix time at midnight as a date.
+        ("", {"delivery_date": 4_102_444_800}, "delivery_date", NOT_A_DATE),
+        ("", {"delivery_date": "2099-12-14T00:00:00+03:00"}, "delivery_date", NOT_A_DATE),
+        ("", {"delivery_date": "20991214"}, "delivery_date", NOT_A_DATE),
+        ("deliveries/", {}, "non_field_errors", NOTHING_DELIVERED),
+        ("deliveries/", {"message": "  ", "file_ids": []}, "non_field_errors", NOTHING_DELIVERED),
     ],
-    ids=["rating-above-5", "rating-below-1", "rating-fraction", "february-30", "no-date"],
+    ids=[
+        "rating-above-5",
+        "rating-below-1",
+        "rating-fraction",
+        "rating-true",
+        "rating-text",
+        "rating-float",
+        "february-30",
+        "no-date",
+        "unix-time",
+        "date-and-time",
+        "basic-iso-date",
+        "empty-delivery",
+        "blank-delivery",
+    ],
 )
 def test_a_refused_field_is_told_in_russian(
     api: Api, world: World, path: str, body: dict[str, Any], field: str, text: str
@@ -439,3 +475,51 @@ def test_a_value_of_characters_its_field_refuses_is_told_which_it_takes(api: Api
         422,
         refused("phone", "Номер телефона может содержать только цифры, пробелы и знаки +, -, (, )."),
     )
+
+
+def test_an_address_email_validator_refuses_is_told_in_russian(api: Api) -> None:
+    """email-validator explains in English why ("It should have a period."): the API answers its own words."""
+    for address in ["a@b", "a@localhost", '"a b"@example.com', "a@exa_mple.com"]:
+        registered = api.client.post(
+            "/api/auth/register/", json={"username": "mail_check", "email": address, "password": "long-enough-1"}
+        )
+        assert (registered.status_code, registered.json()) == (
+            422,
+            refused("email", "Введите правильный адрес электронной почты."),
+        ), address
+
+
+OUT_OF_RANGE = refused("non_field_errors", "Число в теле запроса вне допустимого диапазона.")
+FAR_EXPONENTS = ["1e1000000000000000000", "-1E+9999999999999999999", "0e9999999999999999999", "1e-9999999999999999999"]
+
+
+def post_raw(api: Api, method: str, path: str, headers: dict[str, str], body: str) -> tuple[int, Any]:
+    response = api.client.request(method, path, content=body, headers=headers | {"Content-Type": "application/json"})
+    return response.status_code, response.json()
+
+
+def test_an_integer_past_pythons_digits_is_422_not_malformed(api: Api, world: World) -> None:
+    """5,000 digits are JSON all the same (so not a 400), though no int() takes them."""
+    service = world.deal.service["id"]
+    for method, path, headers, field in [
+        ("POST", "/api/auth/register/", {}, "username"),
+        ("POST", "/api/v1/services/", world.creator, "delivery_time"),
+        ("PATCH", f"/api/v1/services/{service}/", world.creator, "unknown"),
+        ("POST", f"/api/v1/orders/{world.order}/reviews/", world.buyer, "rating"),
+    ]:
+        assert post_raw(api, method, path, headers, f'{{"{field}": {HUGE}}}') == (422, OUT_OF_RANGE), path
+
+
+@pytest.mark.parametrize("number", FAR_EXPONENTS, ids=["far", "negative", "zero", "tiny"])
+def test_money_with_an_exponent_past_decimals_is_422(api: Api, world: World, number: str) -> None:
+    """Services read fractions as Decimal, which refuses such an exponent: a 500 it was, even in a
+    field the model does not know. Elsewhere a fraction is a float (inf or 0.0), and its field says."""
+    service = world.deal.service["id"]
+    for method, path, field in [
+        ("POST", "/api/v1/services/", "base_price"),
+        ("PATCH", f"/api/v1/services/{service}/", "base_price"),
+        ("PATCH", f"/api/v1/services/{service}/", "unknown"),
+    ]:
+        assert post_raw(api, method, path, world.creator, f'{{"{field}": {number}}}') == (422, OUT_OF_RANGE), path
+    review = post_raw(api, "POST", f"/api/v1/orders/{world.order}/reviews/", world.buyer, f'{{"rating": {number}}}')
+    assert review == (422, refused("rating", "Ожидается целое число."))

@@ -10,9 +10,9 @@ from starlette.responses import Response
 from api import errors
 from api.auth import authenticated_user
 from api.body import parse, read_json, validate
-from api.ids import query_id
 from api.openapi import Operation, endpoint
 from api.pagination import page_request, paginated
+from api.query import query_id
 from api.responses import JSON
 from api.schemas.creator_skills import (
     BulkUpdateIn,

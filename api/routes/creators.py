@@ -7,6 +7,7 @@ from starlette.responses import Response
 
 from api import errors
 from api.openapi import Operation, endpoint
+from api.query import query_flag
 from api.responses import JSON
 from api.schemas.users import CreatorDetailOut, render_detail, render_profile
 from api.services import services
@@ -21,7 +22,7 @@ async def creator(request: Request) -> Response:
     row = await s.run(get_creator_profile, s.db, request.path_params["id"])
     if row is None:
         raise errors.not_found()
-    if request.query_params.get("detail", "").lower() not in ("true", "1"):
+    if not query_flag(request, "detail"):
         return JSON(render_profile(row), headers=etag(row["version"]))
     skills = await s.run(skills_of_creator, s.db, row["id"])
     portfolio = await s.run(portfolio_of_creator, s.db, row["id"])

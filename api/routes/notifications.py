@@ -11,6 +11,7 @@ from api.body import parse
 from api.idempotency import idempotent
 from api.openapi import Operation, endpoint
 from api.pagination import page_request, paginated
+from api.query import query_flag
 from api.responses import JSON
 from api.schemas.messaging import (
     AllReadOut,
@@ -24,8 +25,6 @@ from api.services import Services, services
 from readmodels import notifications as read
 from readmodels.pages import read_page_async
 
-_READ_VALUES = {"true": True, "false": False}
-
 
 async def _caller(request: Request) -> tuple[Services, int]:
     s = services(request)
@@ -34,11 +33,9 @@ async def _caller(request: Request) -> tuple[Services, int]:
 
 async def list_notifications(request: Request) -> Response:
     s, user_id = await _caller(request)
-    raw = request.query_params.get("read", "").strip().lower()
-    if raw and raw not in _READ_VALUES:
-        raise errors.invalid({"read": ["Допустимые значения: true, false."]})
+    read_filter = query_flag(request, "read")
     wanted = page_request(request)
-    page = await read_page_async(s.db, read.list_notifications(user_id, wanted, read=_READ_VALUES.get(raw)))
+    page = await read_page_async(s.db, read.list_notifications(user_id, wanted, read=read_filter))
     return JSON(paginated(request, wanted, page, render_notification))
 
 

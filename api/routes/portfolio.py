@@ -16,10 +16,10 @@ from starlette.responses import Response
 
 from api import errors
 from api.auth import authenticated_user, bearer_token
-from api.ids import query_id
 from api.image_forms import form_fields, image_form
 from api.openapi import FormField, Operation, endpoint
 from api.pagination import page_request, paginated
+from api.query import query_id
 from api.responses import JSON
 from api.schemas.portfolio import (
     PortfolioImageIn,

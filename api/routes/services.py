@@ -6,16 +6,14 @@ Also the legacy `GET /api/services/{id}/`, the spec's older shape of the same re
 from __future__ import annotations
 
 from collections.abc import Callable
-from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any
 
-from pydantic import BaseModel
 from starlette.requests import Request
 from starlette.responses import Response
 
 from api import errors
 from api.auth import authenticated_user
-from api.body import loads, raw_body, read_json, validate
+from api.body import parse, validate
 from api.ids import MAX_ID
 from api.listing import Answer
 from api.openapi import Operation, endpoint
@@ -37,21 +35,6 @@ from commands.services import OfferService
 from readmodels.services import ListingState, get_service, list_services
 from ugc.platform.dialect import Row
 from ugc.services import OptionDraft
-
-M = TypeVar("M", bound=BaseModel)
-
-
-async def parse_exact(request: Request, model: type[M]) -> M:
-    """Like api.body.parse, but JSON numbers reach the model as the client wrote them.
-
-    `read_json` does the checks (content type, size, 400 on bad JSON) and parses floats; the body
-    it cached is parsed again with `Decimal` for fractions, so a price never passes through float.
-    """
-    data = await read_json(request)
-    if not isinstance(data, dict):
-        raise errors.bad_request("not_an_object")
-    raw = await raw_body(request)
-    return validate(model, loads(raw, parse_float=Decimal) if raw else data)
 
 
 def _drafts(options: list[OptionIn]) -> list[OptionDraft]:
@@ -79,7 +62,7 @@ def _answer(row: Row, status_code: int = 200) -> Response:
 async def create(request: Request) -> Response:
     s = services(request)
     user_id = authenticated_user(request, s.tokens)
-    body = await parse_exact(request, ServiceIn)
+    body = await parse(request, ServiceIn, decimals=True)
     command = OfferService(
         title=body.title,
         description=body.description,
@@ -133,7 +116,7 @@ async def legacy_detail(request: Request) -> Response:
 async def update(request: Request) -> Response:
     s = services(request)
     user_id = authenticated_user(request, s.tokens)
-    body = await parse_exact(request, ServicePatchIn)
+    body = await parse(request, ServicePatchIn, decimals=True)
     number = _service_number(request)
     changes: dict[str, Any] = {name: getattr(body, name) for name in body.model_fields_set}
     if "options" in changes:

@@ -269,6 +269,12 @@ async def _replay(websocket: WebSocket, s: Services, user: int, after: int) -> i
     return after
 
 
+async def no_such_socket(websocket: WebSocket) -> None:
+    """A socket to a path that names no stream, as `/ws/conversations/abc/`: closed 4404 like an
+    unknown conversation, where Starlette's router would refuse the handshake with a bare HTTP 403."""
+    await refuse(websocket, NOT_FOUND)
+
+
 routes = [
     DocumentedSocket(
         "/ws/conversations/{conversation_id:id}/",

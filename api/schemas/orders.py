@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, Field, StringConstraints
+from pydantic import BaseModel, BeforeValidator, Field, StrictInt, StringConstraints, model_validator
+from pydantic_core import PydanticCustomError
 
 from api.ids import PublicId
 from api.schemas.files import download_url
@@ -16,6 +18,21 @@ from readmodels.order_history import BadAsOf, parse_moment
 from readmodels.orders import is_late
 
 Text = Annotated[str, StringConstraints(max_length=5000)]
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def calendar_date(value: Any) -> date:
+    """`value` if it is the spec's `YYYY-MM-DD`, as a date: not a Unix time (pydantic's lax `date`
+    reads 1892160000 as 2029-12-17), a time of day, or ISO's other spellings ("20261214", "2026-W50-1")."""
+    if isinstance(value, str) and _ISO_DATE.fullmatch(value):
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            pass
+    raise PydanticCustomError("date_parsing", "Input should be a date as YYYY-MM-DD")
+
+
+CalendarDate = Annotated[date, BeforeValidator(calendar_date)]
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=1000)]
 
 
@@ -26,13 +43,13 @@ class EmptyIn(BaseModel):
 class PlaceOrderIn(BaseModel):
     service_id: PublicId
     requirements: Text = ""
-    delivery_date: date
+    delivery_date: CalendarDate
     selected_option_ids: Annotated[list[PublicId], Field(max_length=50)] = Field(default_factory=list)
 
 
 class UpdateOrderIn(PatchIn):
     requirements: Text | None = None
-    delivery_date: date | None = None
+    delivery_date: CalendarDate | None = None
 
 
 class CancelIn(BaseModel):
@@ -44,13 +61,21 @@ class RevisionIn(BaseModel):
 
 
 class DeliverIn(BaseModel):
+    """A message, files, or both (a link in the message is a delivery); nothing at all is not."""
+
     message: Text = ""
     file_ids: Annotated[list[PublicId], Field(max_length=50)] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _delivers_something(self) -> DeliverIn:
+        if not self.message.strip() and not self.file_ids:
+            raise ValueError("Добавьте к доставке сообщение или файлы.")
+        return self
 
 
 class ReviewIn(BaseModel):
     content: Text = ""
-    rating: Annotated[int, Field(ge=1, le=5)]
+    rating: Annotated[StrictInt, Field(ge=1, le=5)]
 
 
 def _moment(value: Any) -> Any:
@@ -59,7 +84,7 @@ def _moment(value: Any) -> Any:
         return value
     raw = value.strip()
     try:
-        moment = datetime.combine(date.fromisoformat(raw), time(), UTC) if len(raw) == 10 else parse_moment(raw)
+        moment = datetime.combine(calendar_date(raw), time(), UTC) if len(raw) == 10 else parse_moment(raw)
     except BadAsOf as bad:
         raise ValueError(MOMENT_MESSAGES[bad.reason]) from None
     except ValueError:

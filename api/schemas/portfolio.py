@@ -3,9 +3,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, StringConstraints
+from pydantic import BaseModel, BeforeValidator, StringConstraints
 
-from api.ids import public_id
+from api.ids import FormId, natural
 from api.schemas.out import Out, Row
 from api.schemas.patch import PatchIn
 
@@ -15,14 +15,19 @@ Caption = Annotated[str, StringConstraints(strip_whitespace=True, max_length=255
 MAX_ORDER = 1_000_000
 
 
-def _order(value: int) -> int:
-    if not 0 <= value <= MAX_ORDER:
-        raise ValueError(f"Порядок должен быть целым числом от 0 до {MAX_ORDER}.")
-    return value
+_ORDER_REFUSED = f"Порядок должен быть целым числом от 0 до {MAX_ORDER}."
 
 
-# Form fields arrive as text, so "3" is a number here (lax), unlike in JSON-only bodies.
-Order = Annotated[int, AfterValidator(_order)]
+def _order(value: Any) -> int:
+    """A JSON integer, or a form field's text of ASCII digits alone: "3" is 3, and "1_0", "+5" or
+    " 3 ", which int() would read, are refused, as are true and 4.0."""
+    number = natural(value, MAX_ORDER) if isinstance(value, str) else value
+    if type(number) is not int or not 0 <= number <= MAX_ORDER:
+        raise ValueError(_ORDER_REFUSED)
+    return number
+
+
+Order = Annotated[int, BeforeValidator(_order)]
 
 
 class PortfolioItemIn(BaseModel):
@@ -40,8 +45,7 @@ class PortfolioItemPatchIn(PatchIn):
 class PortfolioImageIn(BaseModel):
     """POST; `image` is the form's file part."""
 
-    # Form fields are text: the digits are parsed (lax, as for `order`), then held to an id's bounds.
-    portfolio_item: Annotated[int, AfterValidator(public_id)]
+    portfolio_item: FormId
     caption: Caption = ""
     order: Order = 0
 

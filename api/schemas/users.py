@@ -87,7 +87,10 @@ def _check_link(value: str) -> str:
     return value
 
 
-SocialLinks = Annotated[dict[Annotated[str, StringConstraints(max_length=50)], Link], Field(max_length=20)]
+SocialLinks = Annotated[
+    dict[Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)], Link],
+    Field(max_length=20),
+]
 
 
 class CreatorProfileIn(BaseModel):

@@ -1,0 +1,31 @@
+"""Optional query parameters that filter or shape a GET: empty counts as absent, a wrong value is a 422."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+
+from api.errors import invalid, message
+from api.ids import natural
+
+_FLAGS = {"true": True, "1": True, "false": False, "0": False}
+
+
+def query_id(request: Request, name: str) -> int | None:
+    """An id filter (`?name=12`)."""
+    raw = request.query_params.get(name, "").strip()
+    if not raw:
+        return None
+    number = natural(raw)
+    if number is None or number < 1:
+        raise invalid({name: [message("invalid_id")]})
+    return number
+
+
+def query_flag(request: Request, name: str) -> bool | None:
+    """A yes/no parameter (`?name=true`, `false`, or 1 and 0; any case)."""
+    raw = request.query_params.get(name, "").strip().lower()
+    if not raw:
+        return None
+    if raw not in _FLAGS:
+        raise invalid({name: ["Допустимые значения: true, false."]})
+    return _FLAGS[raw]
