@@ -18,6 +18,7 @@ from eventsourcing.application import AggregateNotFoundError
 from commands.group_commit import GroupCommit, Preparing
 from commands.read_only import ReadOnlyAggregates, ReadOnlyView
 from commands.saving import Positions, check_version, retrying
+from commands.status_seen import SeenStatuses
 from ugc.accounts import User
 from ugc.clock import Clock
 from ugc.errors import InvalidField, NotAllowed, NotFound, WrongState
@@ -96,6 +97,7 @@ class OrderCommands:
         self._read_only = ReadOnlyAggregates(stores, db)
         # Placing and every command on an existing order, appended in the same groups.
         self._groups: GroupCommit[tuple[ReadOnlyView, int], Order] = GroupCommit(self.app, self._prepare)
+        self._seen = SeenStatuses()
 
     def place(
         self, buyer_id: int, service_id: int, requirements: str, delivery_date: date, option_ids: list[int]
@@ -240,31 +242,33 @@ class OrderCommands:
         and the order as saved.
 
         `expected_version` is the client's `If-Match`: any other current version is a 412 and decides
-        nothing. An order's command is meant for the status its caller saw: when another process
-        appended first and moved the order to another status, this one was decided on a state that
-        no longer exists and loses with 409 (of two racing transitions exactly one wins); when the
-        status is the same (an edit), it is decided again on the new state.
+        nothing. An order's command is meant for the status its caller saw (`SeenStatuses`): when
+        another command, here or in another process, moved the order to another status after this
+        one arrived, this one loses with 409 (of two racing transitions exactly one wins); when the
+        status is the same (an edit), it is decided on the new state.
         """
-        seen: str | None = None
+        with self._seen.arriving(order) as seen:
 
-        def decide_on_the_status_seen(stored: Order, number: int | None) -> R:
-            nonlocal seen
-            check_version(stored, expected_version)
-            if seen is not None and stored.status != seen:
-                raise WrongState(stored.status, "order_wrong_status")
-            seen = stored.status
-            return decide(stored, number)
+            def decide_on_the_status_seen(stored: Order, number: int | None) -> R:
+                check_version(stored, expected_version)
+                if seen.status is None:
+                    seen.status = stored.status
+                elif stored.status != seen.status:
+                    raise WrongState(stored.status, "order_wrong_status")
+                return decide(stored, number)
 
-        def attempt() -> tuple[R, Saved]:
-            try:
-                changed, result, positions = self._groups.change_numbered(
-                    order_id(order), kind, decide_on_the_status_seen
-                )
-            except AggregateNotFoundError:
-                raise NotFound("order_not_found") from None
-            return result, Saved(changed, positions)
+            def attempt() -> tuple[R, Saved]:
+                try:
+                    changed, result, positions = self._groups.change_numbered(
+                        order_id(order), kind, decide_on_the_status_seen
+                    )
+                except AggregateNotFoundError:
+                    raise NotFound("order_not_found") from None
+                return result, Saved(changed, positions)
 
-        return retrying(attempt)
+            result, saved = retrying(attempt)
+            self._seen.saved(order, saved.order.status)
+            return result, saved
 
     def _own_files(self, actor: int, file_ids: list[int]) -> bool:
         """Whether every one of `file_ids` is a file of `actor`'s, not removed."""

@@ -8,8 +8,12 @@ the new state, where it holds or refuses with its domain error, and a stale If-M
 from __future__ import annotations
 
 import itertools
+import threading
+import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from eventsourcing.persistence import IntegrityError
@@ -218,3 +222,81 @@ def test_an_order_command_is_decided_again_only_on_the_status_its_caller_saw(
     finally:
         orders.close()
     assert result == outcome
+
+
+class HeldOrders(OrderCommands):
+    """Order commands whose group saves wait, once told to, until released: a second command on an
+    order then arrives while the first one is being saved, as two requests racing in one process."""
+
+    def __init__(self, stores: EventStores, settings: Settings) -> None:
+        super().__init__(stores, Database(settings.database_url), MovableClock(NOW), auto_complete_after=timedelta(3))
+        self.saving, self.release = threading.Event(), threading.Event()
+        save = self.app.save
+
+        def held_save(*aggregates: Any, **kwargs: Any) -> Any:
+            self.saving.set()
+            assert self.release.wait(10)
+            return save(*aggregates, **kwargs)
+
+        self.app.save = held_save  # type: ignore[method-assign]
+
+    def close(self) -> None:
+        del self.app.save  # the class's own again: the store outlives this test
+        self.db.close()
+
+
+def queued_behind(orders: HeldOrders, count: int) -> bool:
+    """Whether `count` commands wait in the group commit's queue (its internals: nothing else tells)."""
+    for _ in range(500):
+        if len(orders._groups._queue) == count:
+            return True
+        time.sleep(0.01)
+    return False
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "outcome"),
+    [
+        ("accept", "cancel", ("refused: in_progress", "in_progress")),
+        ("accept", "accept", ("refused: in_progress", "in_progress")),
+        ("update", "cancel", ("done", "cancelled")),
+    ],
+    ids=["moved", "twice", "kept"],
+)
+def test_in_one_process_a_command_arriving_while_another_is_saved_was_meant_for_the_status_before(
+    stores: EventStores, settings: Settings, first: str, second: str, outcome: tuple[str, str]
+) -> None:
+    """Accept and cancel on a pending order, the cancel arriving while the accept is being saved:
+    the cancel loses with 409, although cancelling in progress is allowed. Within a process no save
+    clashes (the group commit decides the second on the first one's outcome), so the order commands
+    remember the status each command's caller saw. After an edit that kept the status, it is decided."""
+    number = a_pending_order(stores)
+    orders = HeldOrders(stores, settings)
+    commands: dict[str, Callable[[], object]] = {
+        "cancel": lambda: orders.cancel(number, BUYER, "Передумал"),
+        "update": lambda: orders.update(number, BUYER, {"requirements": "Другие требования"}),
+        "accept": lambda: orders.accept(number, CREATOR),
+    }
+
+    def outcome_of(command: Callable[[], object]) -> str:
+        try:
+            command()
+        except WrongState as refused:
+            return f"refused: {refused.current}"
+        return "done"
+
+    try:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            under_way = pool.submit(outcome_of, commands[first])
+            assert orders.saving.wait(10)
+            raced = pool.submit(outcome_of, commands[second])
+            assert queued_behind(orders, 1)
+            orders.release.set()
+            assert under_way.result(10) == "done"
+            result = raced.result(10)
+        assert (result, stores.orders.repository.get(order_id(number)).status) == outcome
+        if first == "accept":  # arriving once the accept is saved, a cancel is a new request on an order in progress
+            assert outcome_of(commands["cancel"]) == "done"
+    finally:
+        orders.release.set()
+        orders.close()
