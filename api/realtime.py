@@ -81,6 +81,11 @@ class Hub:
 
     def deliver(self, pushes: Sequence[Push]) -> None:
         for push in pushes:
+            if push.kind == "resync":
+                for members in tuple(self._channels.values()):
+                    for subscription in tuple(members):
+                        subscription.offer(push)
+                continue
             for subscription in tuple(self._channels.get(push.to, ())):
                 subscription.offer(push)
 

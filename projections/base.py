@@ -65,6 +65,11 @@ class Projection(ABC):
         """Called when a batch rolled back: forget what it would have pushed."""
         return None
 
+    def resumed(self) -> None:
+        """Called when this process goes on from positions it did not commit itself (it started, took
+        the lease over, or a rebuild moved them on): what was stored before them may not have been pushed."""
+        return None
+
     def topics(self) -> dict[str, Handler]:
         return {get_topic(event_class): handler for event_class, handler in self.handlers().items()}
 

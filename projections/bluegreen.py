@@ -12,7 +12,9 @@
    projections' versions. The positions stay what they were, so the live runner goes on from
    there with its own pushes: nothing applied meanwhile is lost, nothing is pushed twice or never.
    (A replay never stops short of the head it found: where no live runner keeps up, the switch
-   moves the positions forward to it, and those events' pushes are left to `since=`.)
+   moves the positions forward to it, and those events' rows are pushed by no one: the runner that
+   next applies the projection goes on from positions it did not commit (`Projection.resumed`), and
+   every notification socket reads again what was stored after what it sent.)
 
 Readers see the old tables or the new ones, never a partial one; commands wait at most for the
 switch. An interruption before the switch leaves the live tables as they were (the scratch set is

@@ -9,21 +9,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import ClassVar
 
-from projections.base import Handler, Projection
-from projections.outbox import Outbox
+from projections.base import Handler
+from projections.outbox import PushingProjection
 from ugc.messaging import Conversation, ConversationRead, Message
 from ugc.platform.dialect import Cursor
-from ugc.platform.push import Publisher, Push, conversation_channel
+from ugc.platform.push import Push, conversation_channel
 from ugc.platform.store import Messaging
 
 
-class MessagingProjection(Projection):
+class MessagingProjection(PushingProjection):
     name = "messaging"
     applications: ClassVar[tuple[str, ...]] = (Messaging.name,)
     tables: ClassVar[tuple[str, ...]] = ("conversations", "messages")
-
-    def __init__(self, publisher: Publisher | None = None) -> None:
-        self.outbox = Outbox(publisher)
 
     def handlers(self) -> Mapping[type, Handler]:
         return {
@@ -31,12 +28,6 @@ class MessagingProjection(Projection):
             Message.Sent: self.sent,
             ConversationRead.MarkedRead: self.marked_read,
         }
-
-    def committed(self) -> None:
-        self.outbox.flush()
-
-    def aborted(self) -> None:
-        self.outbox.discard()
 
     def started(self, cur: Cursor, e: Conversation.Started) -> None:
         cur.execute(

@@ -15,10 +15,10 @@ from datetime import datetime
 from functools import partial
 from typing import Any, ClassVar
 
-from projections.base import Handler, Projection
+from projections.base import Handler
 from projections.held import HeldInserts, Insert, Writes
 from projections.notification_texts import notification_text
-from projections.outbox import Outbox
+from projections.outbox import PushingProjection
 from ugc.messaging import Message
 from ugc.notifications import TYPES, NotificationsRead, Parties, notification_id, recipient
 from ugc.orders import Order
@@ -34,7 +34,7 @@ ORDER_PARTIES = Insert(
 ORDERS_KEPT = 5_000  # ~0.75 MB: the orders of the last minutes, whose lifecycles are still running
 
 
-class NotificationsProjection(Projection):
+class NotificationsProjection(PushingProjection):
     name = "notifications"
     applications: ClassVar[tuple[str, ...]] = (Orders.name, Messaging.name)
     tables: ClassVar[tuple[str, ...]] = (
@@ -45,7 +45,7 @@ class NotificationsProjection(Projection):
     )
 
     def __init__(self, publisher: Publisher | None = None) -> None:
-        self.outbox = Outbox(publisher)
+        super().__init__(publisher)
         self._held: list[_Held] = []  # notifications of the batch not written yet
         self._parties = HeldInserts()  # the batch's new orders, written before one is looked up
         # Order uuid -> its number and parties, which never change: a lifecycle notification of a
@@ -59,13 +59,13 @@ class NotificationsProjection(Projection):
         }
         return notifying | {NotificationsRead.Read: self.read, NotificationsRead.AllRead: self.all_read}
 
-    def committed(self) -> None:
-        self.outbox.flush()
-
     def aborted(self) -> None:
         self._held.clear()
         self._parties.clear()
-        self.outbox.discard()
+        super().aborted()
+
+    def resumed(self) -> None:
+        self.outbox.resync()
 
     def notify(self, source: str, cur: Cursor, e: Any) -> None:
         order = None if isinstance(e, Message.Sent) else self._order(cur, e)

@@ -1,14 +1,19 @@
 """The pushes of the batch a projection is applying, sent only once the batch committed.
 
 A projection adds pushes while it applies a batch and flushes them from `Projection.committed`,
-so a client never hears of a row it cannot read yet; `aborted` forgets them.
+so a client never hears of a row it cannot read yet; `aborted` forgets them. When the notifications
+projection goes on from positions this process did not commit (`Projection.resumed`), rows stored
+before them may never have been pushed (their holder died, froze or lost Redis with its pushes still
+queued, or a rebuild applied them), or be pushed late, after newer ones: `resync` has every
+notification socket read again what was stored after the last notification it sent.
 """
 
 from __future__ import annotations
 
 import logging
 
-from ugc.platform.push import NoPublisher, Publisher, Push
+from projections.base import Projection
+from ugc.platform.push import RESYNC, NoPublisher, Publisher, Push
 
 log = logging.getLogger(__name__)
 
@@ -33,3 +38,24 @@ class Outbox:
 
     def discard(self) -> None:
         self._pending = []
+
+    def resync(self) -> None:
+        """Have every notification socket read again what was stored after what it sent (`RESYNC`),
+        before any push this process publishes from now on."""
+        try:
+            self.publisher.publish([RESYNC])
+        except Exception:
+            log.exception("asking the sockets to read again what was stored failed")
+
+
+class PushingProjection(Projection):
+    """A read model whose new rows are pushed to sockets, once stored, through its outbox."""
+
+    def __init__(self, publisher: Publisher | None = None) -> None:
+        self.outbox = Outbox(publisher)
+
+    def committed(self) -> None:
+        self.outbox.flush()
+
+    def aborted(self) -> None:
+        self.outbox.discard()

@@ -149,7 +149,8 @@ class ProjectionRunner:
         the reading and decoding of each event, and the commit. The positions this runner committed
         last are not read again (a round trip per batch): moving them checks they were still there.
         When another process moved one meanwhile (a rebuild), the batch fails (at that check, or on
-        a row the rebuild wrote already), rolls back, and starts over from the positions as stored.
+        a row the rebuild wrote already), rolls back, and starts over from the positions as stored
+        (`resumed`: the rows the rebuild stored past the remembered positions were pushed by no one).
         """
         from_memory = all((p.name, application) in self._applied for p in projections)
         try:
@@ -157,6 +158,8 @@ class ProjectionRunner:
         except STALE_POSITIONS:
             if not from_memory:
                 raise
+            for projection in projections:
+                projection.resumed()
             return self._apply_batch_once(application, projections, tokens)
 
     def _apply_batch_once(
@@ -414,11 +417,14 @@ class ProjectionRunner:
 
     def _taken_over(self, held: Mapping[str, int], before: Mapping[str, int], behind: set[tuple[str, str]]) -> None:
         """Leases acquired (or acquired again) since `before`: their positions may have moved under
-        another holder, so they are read again, and each runs at once. Leases gone: nothing left to do."""
+        another holder, so they are read again, and each runs at once (`resumed`: the holder before
+        may have stored rows it never pushed). Leases gone: nothing left to do."""
         for projection in self.projections:
             name = projection.name
             if held.get(name) == before.get(name):
                 continue
+            if name in held:
+                projection.resumed()
             for application in projection.applications:
                 key = (name, application)
                 self._applied.pop(key, None)

@@ -89,6 +89,13 @@ def seq_of(db: Database, user_id: int, notification_id: int) -> int | None:
     return int(row["seq"]) if row else None
 
 
+def last_seq(db: Database, user_id: int) -> int:
+    """Where the user's newest notification sits in store order (0 before the first)."""
+    with db.read() as cur:
+        row = cur.execute("SELECT max(seq) AS seq FROM notifications WHERE user_id = %s", (user_id,)).fetchone()
+    return int(row["seq"]) if row and row["seq"] is not None else 0
+
+
 def stored_after(db: Database, user_id: int, seq: int, limit: int = REPLAY_CHUNK) -> list[Row]:
     """The user's notifications stored after `seq`, oldest first, at most `limit` of them."""
     with db.read() as cur:

@@ -12,8 +12,10 @@ import asyncio
 import json
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import IO, Any
 
@@ -26,8 +28,10 @@ from websockets.exceptions import ConnectionClosed
 from tests.backends import environment, fresh_database, postgres_available
 from tests.conftest import Api
 from tests.orders_world import a_deal, act, place
-from tests.servers import Server, free_port, free_ports, launch_server, stop_servers
+from tests.servers import Server, free_port, free_ports, launch_server, server_environment, start_server, stop_servers
 from ugc.config import Settings
+from ugc.platform import leases
+from ugc.platform.database import Database
 
 pytestmark = [
     pytest.mark.e2e,
@@ -211,3 +215,96 @@ def run_scenario(a: Server, api_a: Api, api_b: Api, private_redis: PrivateRedis)
     ids = [n["id"] for n in reversed(stored.json()["results"])]
     assert len(ids) == 4, stored.json()
     assert notified == ids, "every notification exactly once, in order"
+
+
+def start_projector(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "ugc.cli", "project"],
+            env=server_environment(env),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def until_every_lease_is_held(database_url: str) -> None:
+    db = Database(database_url)
+    try:
+        deadline = time.monotonic() + 60
+        while not (states := leases.states(db)) or any(state.holder is None for state in states.values()):
+            assert time.monotonic() < deadline, states
+            time.sleep(0.1)
+    finally:
+        db.close()
+
+
+def stop_projector(projector: subprocess.Popen[bytes]) -> None:
+    if projector.poll() is None:
+        projector.terminate()
+        try:
+            projector.wait(15)
+        except subprocess.TimeoutExpired:
+            projector.kill()
+            projector.wait(5)
+
+
+def test_notifications_no_one_pushed_reach_a_connected_socket_once_a_projector_takes_over(
+    tmp_path: Path, private_redis: PrivateRedis
+) -> None:
+    """Orders placed while no projector runs, then `ugc rebuild notifications`: the switch moves the
+    positions to the head, and those notifications were stored but pushed by no one. The projector
+    that takes the lease next has every notification socket, on every process (here through Redis),
+    read again what was stored after what it sent: the socket that stayed connected gets them, then
+    the live ones, each once and in order."""
+    with fresh_database("postgres", tmp_path) as url, ExitStack() as stack:
+        port = free_port()
+        env = environment("postgres", url, tmp_path) | {
+            "UGC_REDIS_URL": private_redis.url,
+            "UGC_PROJECTIONS": "external",
+            "UGC_READ_YOUR_WRITES_TIMEOUT": "1",
+            "UGC_PUBLIC_URL": f"http://127.0.0.1:{port}",  # the projector writes the mails
+        }
+        server = stack.enter_context(start_server(env, port, log_dir=tmp_path / "logs"))
+        projector = start_projector(env, tmp_path / "project-1.log")
+        stack.callback(stop_projector, projector)
+        until_every_lease_is_held(url)
+        settings = Settings.from_env(env)
+        client = stack.enter_context(httpx.Client(base_url=server.url, timeout=20))
+        api = Api(client, settings)  # type: ignore[arg-type]
+        deal = a_deal(api)
+        received: list[int] = []
+
+        def place_unprojected() -> None:
+            body = {"service_id": deal.service["id"], "delivery_date": "2099-01-01"}
+            answer = client.post("/api/v1/orders/", headers=deal.buyer["headers"], json=body)
+            assert answer.status_code == 503, answer.text  # stored; no read model shows it for now
+
+        async def scenario() -> None:
+            async with connect(ws_url(server, f"/ws/notifications/?token={deal.creator['access']}")) as alerts:
+                await asyncio.to_thread(place, api, deal)
+                received.append(json.loads(await asyncio.wait_for(alerts.recv(), 5))["id"])
+                await asyncio.to_thread(stop_projector, projector)
+                for _ in range(2):
+                    await asyncio.to_thread(place_unprojected)
+                rebuilt = await asyncio.to_thread(
+                    subprocess.run,
+                    [sys.executable, "-m", "ugc.cli", "rebuild", "notifications"],
+                    env=server_environment(env),
+                    capture_output=True,
+                    text=True,
+                    timeout=120,
+                )
+                assert rebuilt.returncode == 0, rebuilt.stderr
+                stack.callback(stop_projector, start_projector(env, tmp_path / "project-2.log"))
+                for _ in range(2):
+                    received.append(json.loads(await asyncio.wait_for(alerts.recv(), 30))["id"])
+                await asyncio.to_thread(place, api, deal)
+                received.extend(frame["id"] for frame in await frames_until_quiet(alerts, quiet=2.0))
+
+        asyncio.run(scenario())
+        stored = client.get("/api/v1/notifications/", headers=deal.creator["headers"], params={"page_size": 100})
+        assert stored.status_code == 200
+        assert received == [n["id"] for n in reversed(stored.json()["results"])], "every notification once, in order"
+        assert len(received) == 4
+        assert "Traceback" not in server.log_tail(10**7), server.log_tail()

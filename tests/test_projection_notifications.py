@@ -32,7 +32,7 @@ from ugc.messaging import Conversation, read_marker_id
 from ugc.notifications import inbox_id, notification_id, notification_source
 from ugc.orders import Order
 from ugc.platform.database import Database
-from ugc.platform.push import Push
+from ugc.platform.push import RESYNC, Push
 from ugc.platform.store import EventStores
 from ugc.wiring import migrate
 
@@ -47,6 +47,10 @@ class Recording:
 
     def publish(self, pushes: Sequence[Push]) -> None:
         self.pushes.extend(pushes)
+
+    @property
+    def resyncs(self) -> int:
+        return sum(1 for push in self.pushes if push == RESYNC)
 
 
 @dataclass
@@ -244,6 +248,27 @@ def test_pushes_follow_commits_and_a_rolled_back_batch_pushes_nothing(world: Wor
         runner.run_once(failing)
     assert failing_recording.pushes == []
     assert table(world.db, "notifications") == []
+
+
+def test_a_runner_whose_positions_another_process_moved_on_has_the_sockets_read_again(world: World) -> None:
+    """What another process applied (a rebuild's switch that moved the positions to the head) was
+    stored but pushed by no one: the runner finds its remembered positions moved, and before it goes
+    on it has every notification socket read again what was stored after what it sent (RESYNC)."""
+    recording = Recording()
+    live = NotificationsProjection(recording)
+    runner = ProjectionRunner(world.db, world.stores, [live], Progress(), batch_size=500)
+    runner.register()
+    runner.catch_up()  # whatever earlier tests left; the positions are now remembered
+    elsewhere = ProjectionRunner(world.db, world.stores, [NotificationsProjection()], Progress(), batch_size=500)
+    save(world.stores.orders, placed(world, 800))
+    elsewhere.catch_up()  # stored, and pushed to no one
+    assert recording.resyncs == 0
+    save(world.stores.orders, placed(world, 801))
+    runner.catch_up()
+    assert recording.pushes[-2:-1] == [RESYNC] and recording.pushes[-1].row["data"] == {"order_id": 801}
+    save(world.stores.orders, placed(world, 802))
+    runner.catch_up()  # from its own positions again: no resync
+    assert recording.resyncs == 1 and recording.pushes[-1].row["data"] == {"order_id": 802}
 
 
 def test_read_markers_are_snapshotted_so_they_load_in_constant_time(world: World) -> None:

@@ -12,10 +12,10 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from functools import partial
 from typing import Any
 
 import jwt
+import psycopg
 from eventsourcing.persistence import OperationalError
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
@@ -41,7 +41,8 @@ from api.text import unstorable_fields
 from readmodels import messaging as conversations
 from readmodels import notifications
 from ugc.errors import DomainError
-from ugc.platform.push import Push, conversation_channel, user_channel
+from ugc.platform.dialect import Row
+from ugc.platform.push import conversation_channel, user_channel
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,8 @@ CLOSE_TIMEOUT = 10.0  # a client that reads nothing may never take our close fra
 EXPIRY_CHECK = 5.0  # seconds between looks at an injected clock that may jump
 
 Reply = Callable[[str | None], Awaitable[dict[str, Any] | None]]
+Render = Callable[[Row], dict[str, Any]]
+StoredAfter = Callable[[int], Awaitable[list[Row]]]  # a user's notifications stored after a seq, a chunk
 
 
 async def close(websocket: WebSocket, code: int) -> None:
@@ -79,8 +82,10 @@ class Session:
         s: Services,
         token: str,
         subscription: Subscription,
-        render: Callable[[Push], dict[str, Any]],
+        render: Render,
+        *,
         reply: Reply | None = None,
+        stored_after: StoredAfter | None = None,
     ) -> None:
         self.websocket = websocket
         self.s = s
@@ -88,10 +93,12 @@ class Session:
         self.subscription = subscription
         self.render = render
         self.reply = reply
+        self.stored_after = stored_after  # notification sockets: what they replay
         self._sending = asyncio.Lock()
 
     async def run(self, seen: int = 0) -> None:
-        """Serve until the client leaves, the token expires or the hub closes the subscription."""
+        """Serve until the client leaves, the token expires or the hub closes the subscription;
+        a notification socket first replays what was stored after `seen` (a seq)."""
         pump = asyncio.create_task(self._pump(seen))
         listen = asyncio.create_task(self._listen())
         expiry = asyncio.create_task(self._expiry())
@@ -108,6 +115,10 @@ class Session:
             if task.cancelled():
                 continue
             error = task.exception()
+            if isinstance(error, OperationalError | psycopg.OperationalError):
+                log.warning("closing a WebSocket session: the database is unavailable (%s)", error)
+                await close(self.websocket, TRY_AGAIN_LATER)
+                return
             if error is not None and not isinstance(error, WebSocketDisconnect):
                 log.error("WebSocket session failed", exc_info=error)
                 await close(self.websocket, INTERNAL_ERROR)
@@ -122,14 +133,30 @@ class Session:
             await self.websocket.send_text(frame(body))
 
     async def _pump(self, seen: int) -> None:
+        if self.stored_after is not None:
+            seen = await self._replay(seen)
         while True:
             push = await self.subscription.queue.get()
+            if push.kind == "resync":
+                # Rows may be stored that no one pushed, or pushed after newer ones: read them all again.
+                if self.stored_after is not None:
+                    seen = await self._replay(seen)
+                continue
             if push.seq:
                 # Notifications arrive in store order: what a replay (or a repeat) already gave is skipped.
                 if push.seq <= seen:
                     continue
                 seen = push.seq
-            await self.send(self.render(push))
+            await self.send(self.render(push.row))
+
+    async def _replay(self, seen: int) -> int:
+        """Send the notifications stored after `seen` (a seq), oldest first; the last seq sent."""
+        assert self.stored_after is not None
+        while rows := await self.stored_after(seen):
+            for row in rows:
+                await self.send(self.render(row))
+            seen = int(rows[-1]["seq"])
+        return seen
 
     async def _listen(self) -> None:
         while True:
@@ -174,7 +201,7 @@ async def conversation_socket(websocket: WebSocket) -> None:
         s,
         token,
         conversation_channel(conversation_id),
-        lambda push: render_message(push.row),
+        render_message,
         reply=_sender(s, conversation_id, user),
     )
 
@@ -221,14 +248,19 @@ async def notifications_socket(websocket: WebSocket) -> None:
     if raw_since and since is None:
         await refuse(websocket, BAD_REQUEST)
         return
-    start: int | None = None
-    if since is not None:
+    start: int | None
+    if since is None:  # only what is stored from now on; a resync reads again from here
+        start = await s.run(notifications.last_seq, s.db, user)
+    else:
         start = 0 if since == 0 else await s.run(notifications.seq_of, s.db, user, since)
         if start is None:
             await refuse(websocket, NOT_FOUND)
             return
-    replay = None if start is None else partial(_replay, websocket, s, user, start)
-    await _stream(websocket, s, token, user_channel(user), lambda push: render_notification(push.row), replay=replay)
+
+    async def stored_after(seq: int) -> list[Row]:
+        return await s.run(notifications.stored_after, s.db, user, seq)
+
+    await _stream(websocket, s, token, user_channel(user), render_notification, stored_after=stored_after, seen=start)
 
 
 async def _stream(
@@ -236,12 +268,14 @@ async def _stream(
     s: Services,
     token: str,
     channel: str,
-    render: Callable[[Push], dict[str, Any]],
+    render: Render,
     *,
     reply: Reply | None = None,
-    replay: Callable[[], Awaitable[int]] | None = None,
+    stored_after: StoredAfter | None = None,
+    seen: int = 0,
 ) -> None:
-    """Subscribe, accept, replay what is stored (if asked), then serve until the socket ends.
+    """Subscribe, accept, then serve until the socket ends (a notification socket first replays
+    what was stored after `seen`).
 
     The subscription comes before the replay reads anything: whatever is stored after that read
     is pushed, so nothing falls between the two.
@@ -252,21 +286,11 @@ async def _stream(
     subscription = s.realtime.subscribe(channel)
     try:
         await websocket.accept()
-        seen = 0 if replay is None else await replay()
-        await Session(websocket, s, token, subscription, render, reply).run(seen)
+        await Session(websocket, s, token, subscription, render, reply=reply, stored_after=stored_after).run(seen)
     except (WebSocketDisconnect, OSError):
         return
     finally:
         s.realtime.unsubscribe(subscription)
-
-
-async def _replay(websocket: WebSocket, s: Services, user: int, after: int) -> int:
-    """Send the user's notifications stored after `after` (a seq), oldest first; the last seq sent."""
-    while rows := await s.run(notifications.stored_after, s.db, user, after):
-        for row in rows:
-            await websocket.send_text(frame(render_notification(row)))
-        after = int(rows[-1]["seq"])
-    return after
 
 
 async def no_such_socket(websocket: WebSocket) -> None:

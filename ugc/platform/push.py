@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-Kind = Literal["notification", "message"]
+Kind = Literal["notification", "message", "resync"]
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,12 @@ class Push:
     to: str
     row: dict[str, Any]
     seq: int = 0
+
+
+# To every socket: notifications may have been stored that no one pushed (their projection went on
+# from positions this process did not commit: `Projection.resumed`); each notification socket reads
+# again what was stored after the last one it sent. Ordered with the pushes, as one of them.
+RESYNC = Push(kind="resync", to="", row={})
 
 
 def user_channel(user: int) -> str:
