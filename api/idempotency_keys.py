@@ -31,7 +31,7 @@ from api.errors import ApiError, invalid, message
 from commands.intents import Intent, from_text, to_text
 from ugc.clock import Clock
 from ugc.platform import idempotency_keys as table
-from ugc.platform.database import Database
+from ugc.platform.database import Database, again_if_cut
 
 WAIT = 10.0  # how long a retry waits for the first request's answer before a 409
 KEPT_FOR = timedelta(hours=24)
@@ -121,10 +121,12 @@ class IdempotencyKeys:
         table.intend(self.db, user_id, key, to_text(intents))
 
     def appended(self, user_id: int, key: str, positions: Mapping[str, int]) -> None:
-        table.appended(self.db, user_id, key, positions)
+        """Where the command appended; a dead pooled connection costs one more try, not the request
+        its own answer (without this record, its failure settles the key as "answer lost")."""
+        again_if_cut(lambda: table.appended(self.db, user_id, key, positions))
 
     def finish(self, user_id: int, key: str, status: int, body: str) -> None:
-        table.finish(self.db, user_id, key, status, body)
+        again_if_cut(lambda: table.finish(self.db, user_id, key, status, body))
 
     def release(self, user_id: int, key: str) -> Stored | None:
         """Let go of the key after its request failed, so a retry runs the command, unless the

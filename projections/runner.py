@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import psycopg
+from eventsourcing.persistence import OperationalError
 
 from projections.base import Projection, end_batch
 from projections.leasing import LeaseKeeper
@@ -93,6 +94,9 @@ class ProjectionRunner:
         self._passed_over: dict[tuple[str, str], set[int]] = {}
         self._failed_event: FailedEvent | None = None
         self._applied: dict[tuple[str, str], int] = {}  # (projection, application) -> position last committed
+        # Lease -> the token under which its projection was last told it goes on from positions it did
+        # not commit (`resumed`): not again when this runner only lost its database and came back.
+        self._resumed_under: dict[str, int] = {}
         self._reread_passed_over_at = 0.0
         self.keeper: LeaseKeeper | None = None  # set by `start`: batches then run fenced by their leases
         # Waiters in this process wait only for the read models that handle what a command appended.
@@ -423,7 +427,8 @@ class ProjectionRunner:
             name = projection.name
             if held.get(name) == before.get(name):
                 continue
-            if name in held:
+            if name in held and self._resumed_under.get(name) != held[name]:
+                self._resumed_under[name] = held[name]
                 projection.resumed()
             for application in projection.applications:
                 key = (name, application)
@@ -447,7 +452,7 @@ class ProjectionRunner:
         try:
             with self.keeper.using(list(tokens)) if self.keeper is not None and tokens is not None else nullcontext():
                 seen = self._apply(application, projections, tokens)
-        except psycopg.OperationalError:
+        except (psycopg.OperationalError, OperationalError):  # the database, not the events (the store wraps it)
             raise
         except leases.LeaseLost as lost:
             # Not the events' fault: the batch committed nothing; the keeper acquires the lease

@@ -14,9 +14,11 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
+import psycopg
 import pytest
 
 from api.errors import message
+from api.idempotency_keys import IdempotencyKeys
 from commands.intents import Intent, announcing, from_text
 from projections.runner import ProjectionRunner
 from tests.conftest import Api, new_client
@@ -264,3 +266,29 @@ def _fingerprint(body: dict[str, Any]) -> str:
     import orjson
 
     return hashlib.sha256(b"\n".join([b"POST", b"/api/v1/orders/", orjson.dumps(body)])).hexdigest()
+
+
+def test_a_keys_record_outlives_a_session_terminated_while_its_connection_was_pooled(
+    backend: str, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A busy pooled connection is handed out unpinged (ugc/platform/idle_check.py), so a terminated
+    session is found by the key's own update: one more try on a live connection, rather than the
+    request failing after its append and settling its key as "answer lost"."""
+    if backend != "postgres":
+        pytest.skip("terminating a session is PostgreSQL's")
+    monkeypatch.setenv("UGC_DB_POOL_MAX", "1")  # the update gets the very connection whose session ends
+    db = Database(settings.database_url)
+    try:
+        keys = IdempotencyKeys(db, MovableClock(), timedelta(seconds=30), lambda intents: False)
+        key = f"cut-{uuid.uuid4().hex}"
+        assert keys.claim(7, key, "fingerprint") is None
+        with db.transaction() as cur:
+            pid = cur.execute("SELECT pg_backend_pid() AS pid").fetchone()["pid"]
+        with psycopg.connect(settings.database_url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        keys.appended(7, key, {"orders": 41})
+        keys.finish(7, key, 201, "{}")
+        row = table.claimed(db, 7, key)
+        assert row is not None and row["appended"] and row["status"] == 201
+    finally:
+        db.close()

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from argon2 import PasswordHasher
+from eventsourcing.persistence import OperationalError as StoreOperationalError
 
 from commands.accounts import AccountCommands, Register
 from commands.creators import CreatorCommands
@@ -22,6 +23,7 @@ from ugc.clock import MovableClock
 from ugc.config import Settings
 from ugc.creators import CreatorProfile
 from ugc.errors import Unavailable
+from ugc.platform import metrics
 from ugc.platform.database import Database
 from ugc.platform.store import Accounts, EventStores
 from ugc.wiring import migrate
@@ -329,6 +331,44 @@ def test_a_poison_event_is_parked_after_a_few_tries_and_retried_once_fixed(world
         runner.stop()
         with world.db.transaction(write=True) as cur:
             cur.execute("DELETE FROM parked_events")
+
+
+class CutOffAccountsProjection(AccountsProjection):
+    """The real projection, whose database is away for its first `outage` tries of one user's
+    profile update: the event store says so with its own OperationalError, wrapping the driver's."""
+
+    def __init__(self, bio: str, outage: int) -> None:
+        self.bio = bio
+        self.outage = outage
+
+    def profile_updated(self, cur: Any, e: Any) -> None:
+        if e.changes.get("bio") == self.bio and self.outage:
+            self.outage -= 1
+            raise StoreOperationalError("server closed the connection unexpectedly")
+        super().profile_updated(cur, e)
+
+
+def failures_of(projection: str) -> float:
+    """The failures this process counted for `projection` (its metric's sample)."""
+    samples = [sample for family in metrics.PROJECTION_FAILURES.collect() for sample in family.samples]
+    return sum(s.value for s in samples if s.name.endswith("_total") and s.labels.get("projection") == projection)
+
+
+def test_a_lost_database_is_not_the_events_fault_and_never_parks_it(world: World) -> None:
+    cut_off = CutOffAccountsProjection("связь", outage=3)
+    progress = Progress()
+    runner = ProjectionRunner(world.db, world.stores, [cut_off], progress, max_attempts=2)
+    runner.register()
+    failures = failures_of("accounts")
+    runner.start()
+    try:
+        user = world.accounts.register(Register("cutoff", "cutoff@example.com", "password-1", "Имя", "Ф"))
+        progress.wait(world.db, world.accounts.update_profile(user.user_id, {"bio": "связь"}), 10.0)
+        assert bios(world.db, "cutoff") == {"cutoff": "связь"} and cut_off.outage == 0
+        assert parked.counts(world.db).get("accounts", 0) == 0
+        assert failures_of("accounts") == failures
+    finally:
+        runner.stop()
 
 
 def test_skip_gives_up_on_an_event_the_projection_is_stuck_on(world: World) -> None:

@@ -433,3 +433,14 @@ def until_reachable(attempt: Callable[[], T], *, what: str, timeout: float = 120
             log.warning("%s: database not reachable (%s); trying again in %.1f s", what, error, pause)
             time.sleep(pause)
             pause = min(longest, pause * 2)
+
+
+def again_if_cut(attempt: Callable[[], T]) -> T:
+    """Run `attempt` (a write that may run twice), once more if it failed on a dead connection: a
+    session terminated while its connection sat in the pool is found only when a statement fails
+    on it (`IdleCheck` pings only the long idle), and the pool hands out a live one the next time."""
+    try:
+        return attempt()
+    except psycopg.OperationalError as error:
+        log.warning("a write failed on its connection (%s); trying once more", error)
+        return attempt()
