@@ -84,9 +84,8 @@ def idempotent(endpoint: Endpoint) -> Endpoint:
 
 
 def _replayed(stored: Stored) -> Response:
-    return Response(
-        stored.body, status_code=stored.status, media_type="application/json", headers={"Idempotent-Replayed": "true"}
-    )
+    headers = {"Idempotent-Replayed": "true"} | ({"ETag": stored.etag} if stored.etag else {})
+    return Response(stored.body, status_code=stored.status, media_type="application/json", headers=headers)
 
 
 async def _answer(endpoint: Endpoint, request: Request, s: Services, pending: Pending) -> Response:
@@ -112,6 +111,11 @@ async def _answer(endpoint: Endpoint, request: Request, s: Services, pending: Pe
             return _replayed(lost)
     else:
         await s.run(
-            s.idempotency.finish, pending.user_id, pending.key, response.status_code, bytes(response.body).decode()
+            s.idempotency.finish,
+            pending.user_id,
+            pending.key,
+            response.status_code,
+            bytes(response.body).decode(),
+            response.headers.get("etag"),
         )
     return response

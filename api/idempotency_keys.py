@@ -32,6 +32,7 @@ from commands.intents import Intent, from_text, to_text
 from ugc.clock import Clock
 from ugc.platform import idempotency_keys as table
 from ugc.platform.database import Database, again_if_cut
+from ugc.platform.dialect import Row
 
 WAIT = 10.0  # how long a retry waits for the first request's answer before a 409
 KEPT_FOR = timedelta(hours=24)
@@ -42,6 +43,11 @@ FINISH_WITHIN = 20.0
 class Stored:
     status: int
     body: str
+    etag: str | None = None
+
+    @classmethod
+    def of(cls, row: Row) -> Stored:
+        return cls(int(row["status"]), str(row["body"]), row["etag"])
 
 
 @dataclass
@@ -94,7 +100,7 @@ class IdempotencyKeys:
             if row["fingerprint"] != fingerprint:
                 raise invalid({"Idempotency-Key": [message("idempotency_key_reused")]})
             if row["status"] is not None:
-                return Stored(int(row["status"]), str(row["body"]))
+                return Stored.of(row)
             if row["created_at"] < self.clock.now() - self.in_flight_for:  # its process is gone
                 intent = str(row["intent"] or "")
                 if row["appended"] is None and not (intent and self.applied(from_text(intent))):
@@ -125,8 +131,8 @@ class IdempotencyKeys:
         its own answer (without this record, its failure settles the key as "answer lost")."""
         again_if_cut(lambda: table.appended(self.db, user_id, key, positions))
 
-    def finish(self, user_id: int, key: str, status: int, body: str) -> None:
-        again_if_cut(lambda: table.finish(self.db, user_id, key, status, body))
+    def finish(self, user_id: int, key: str, status: int, body: str, etag: str | None = None) -> None:
+        again_if_cut(lambda: table.finish(self.db, user_id, key, status, body, etag))
 
     def release(self, user_id: int, key: str) -> Stored | None:
         """Let go of the key after its request failed, so a retry runs the command, unless the
@@ -152,4 +158,4 @@ class IdempotencyKeys:
         )
         row = table.claimed(self.db, user_id, key)
         assert row is not None and row["status"] is not None  # answered rows are kept for the day
-        return Stored(int(row["status"]), str(row["body"]))
+        return Stored.of(row)

@@ -13,6 +13,7 @@ from ugc.platform.dialect import Cursor
 from ugc.wiring import migrate
 
 NOW = "2026-03-01T12:00:00+00:00"
+KEYS_LATER_COLUMNS = ("appended", "intent", "etag")  # idempotency_keys' (ugc/platform/idempotency_keys.py)
 
 
 def test_an_older_database_gets_the_later_columns_and_their_projections_rewound(backend: str, tmp_path: Path) -> None:
@@ -25,6 +26,8 @@ def test_an_older_database_gets_the_later_columns_and_their_projections_rewound(
                     cur.execute(f"DROP INDEX {name}")
                 for table, column, _, _ in LATER_COLUMNS:  # as a database made before them was
                     cur.execute(f"ALTER TABLE {table} DROP COLUMN {column.split()[0]}")
+                for column in KEYS_LATER_COLUMNS:
+                    cur.execute(f"ALTER TABLE idempotency_keys DROP COLUMN {column}")
                 for projection in ("accounts", "listings", "portfolio", "notifications", "orders"):
                     tracking.register(cur, projection, "catalog", read_model=True)
                 cur.execute("UPDATE projection_tracking SET position = 42")
@@ -35,6 +38,7 @@ def test_an_older_database_gets_the_later_columns_and_their_projections_rewound(
             with db.read() as cur:
                 for table, column, _, _ in LATER_COLUMNS:
                     cur.execute(f"SELECT {column.split()[0]} FROM {table} WHERE 1 = 0")  # fails if missing
+                cur.execute(f"SELECT {', '.join(KEYS_LATER_COLUMNS)} FROM idempotency_keys WHERE 1 = 0")
                 for name, _ in LATER_INDEXES:
                     assert cur.execute(*_index_query(cur, name)).fetchone() is not None
                 positions = {

@@ -4,12 +4,12 @@ answer to replay.
 A row goes through: claimed (`status` NULL, `appended` NULL) -> about to append (`intent`: lines
 naming each aggregate and version the command's save will append, written before each save;
 commands/intents.py) -> appended (`appended` holds the positions the command's events landed at,
-JSON) -> answered (`status`, `body`). `intent` is what ties the key to its command if the process
-dies (or its session is terminated) between the append's commit and the `appended` update. The
-table's primary
-key decides who is first; the API (`api/idempotency_keys.py`) decides what a later request with the
-key gets (the answer, a wait, or a refusal). A row with `appended` set is never deleted before it
-expires: its command was applied, and running it again would apply it twice.
+JSON) -> answered (`status`, `body`, and `etag`, the answer's ETag if it had one). `intent` is what
+ties the key to its command if the process dies (or its session is terminated) between the
+append's commit and the `appended` update. The table's primary key decides who is first; the API
+(`api/idempotency_keys.py`) decides what a later request with the key gets (the answer, a wait, or
+a refusal). A row with `appended` set is never deleted before it expires: its command was applied,
+and running it again would apply it twice.
 """
 
 from __future__ import annotations
@@ -31,13 +31,14 @@ DDL = (
         created_at {timestamp} NOT NULL,
         appended TEXT,
         intent TEXT,
+        etag TEXT,
         PRIMARY KEY (user_id, key))""",
 )
 
 
 def add_later_columns(cur: Cursor) -> None:
-    """Give a table created before `appended` or `intent` existed those columns."""
-    for column in ("appended", "intent"):
+    """Give a table created before `appended`, `intent` or `etag` existed those columns."""
+    for column in ("appended", "intent", "etag"):
         if cur.dialect == "postgresql":
             cur.execute(f"ALTER TABLE idempotency_keys ADD COLUMN IF NOT EXISTS {column} TEXT")
         elif (
@@ -75,11 +76,11 @@ def claim(
 
 
 def claimed(db: Database, user_id: int, key: str) -> Row | None:
-    """The claim's `fingerprint`, `created_at`, `appended`, `intent`; its answer's `status` and
-    `body` (None until finished)."""
+    """The claim's `fingerprint`, `created_at`, `appended`, `intent`; its answer's `status`,
+    `body` and `etag` (None until finished)."""
     with db.read() as cur:
         return cur.execute(
-            "SELECT fingerprint, status, body, created_at, appended, intent FROM idempotency_keys "
+            "SELECT fingerprint, status, body, etag, created_at, appended, intent FROM idempotency_keys "
             "WHERE user_id = %s AND key = %s",
             (user_id, key),
         ).fetchone()
@@ -103,11 +104,11 @@ def appended(db: Database, user_id: int, key: str, positions: Mapping[str, int])
         )
 
 
-def finish(db: Database, user_id: int, key: str, status: int, body: str) -> None:
+def finish(db: Database, user_id: int, key: str, status: int, body: str, etag: str | None) -> None:
     with db.transaction(write=True) as cur:
         cur.execute(
-            "UPDATE idempotency_keys SET status = %s, body = %s WHERE user_id = %s AND key = %s",
-            (status, body, user_id, key),
+            "UPDATE idempotency_keys SET status = %s, body = %s, etag = %s WHERE user_id = %s AND key = %s",
+            (status, body, etag, user_id, key),
         )
 
 
