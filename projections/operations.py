@@ -134,9 +134,30 @@ def retry(db: Database, stores: EventStores, projection: Projection, *, clock: A
     return Retried(applied, failed)
 
 
-def skip(db: Database, projection: Projection, application: str, position: int) -> None:
-    """Give up on one event: parked or not reached yet, `projection` never applies it."""
+class NotSkippable(ValueError):
+    """The position names no event the projection could still give up on (the message says why)."""
+
+
+def skip(db: Database, stores: EventStores, projection: Projection, application: str, position: int) -> None:
+    """Give up on one event: parked or not reached yet, `projection` never applies it.
+
+    An event it applied already is refused (NotSkippable): recorded as skipped, it would be left out
+    of the next rebuild, whose tables would then differ from the live ones (`ugc verify`), and so
+    is a position the log has not reached, which names no event.
+    """
+    head = stores[application].recorder.max_notification_id() or 0
+    if not 1 <= position <= head:
+        raise NotSkippable(f"{application} has no event {position} (its events are 1 to {head})")
     with db.transaction(write=True) as cur:
+        applied_up_to = tracking.position(cur, projection.name, application, lock=True)
+        stuck = any(
+            int(row["position"]) == position and row["application"] == application
+            for row in parked.waiting(cur, projection.name)
+        )
+        if position <= applied_up_to and not stuck:
+            raise NotSkippable(
+                f"{projection.name} applied event {position} of {application} already (it stands at {applied_up_to})"
+            )
         parked.skip(cur, projection.name, application, position, datetime.now(UTC))
 
 

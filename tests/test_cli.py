@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -70,8 +71,30 @@ def test_an_error_is_one_line_and_a_non_zero_exit(env: dict[str, str]) -> None:
     assert done.stderr.strip().splitlines() == ["ugc: no user named 'nobody_here'"]
 
 
+@pytest.mark.parametrize(
+    ("option", "value", "expected"),
+    [("--port", "70000", "TCP port"), ("--port", "0", "TCP port"), ("--workers", "0", "positive whole number")],
+)
+def test_serve_refuses_a_port_or_worker_count_it_cannot_honour(
+    tmp_path: Path, option: str, value: str, expected: str
+) -> None:
+    done = ugc({"UGC_VAR_DIR": str(tmp_path)}, "serve", option, value)
+    assert done.returncode == 2 and expected in done.stderr, done.stderr
+
+
+def test_a_database_that_does_not_exist_is_told_at_once_not_waited_for(backend: str, env: dict[str, str]) -> None:
+    """Waiting is for a database that restarts or is full; no database of that name will not come."""
+    if backend != "postgres":
+        pytest.skip("a server that answers for its databases")
+    missing = env["UGC_DATABASE_URL"].rsplit("/", 1)[0] + "/no_such_database_here"
+    started = time.monotonic()
+    done = ugc(env | {"UGC_DATABASE_URL": missing}, "migrate")
+    assert done.returncode == 1 and time.monotonic() - started < 20
+    assert done.stderr.strip().splitlines()[-1].startswith("ugc: migrate failed:") and "does not exist" in done.stderr
+
+
 def test_production_refuses_to_serve_on_sqlite_in_one_line(tmp_path: Path) -> None:
-    env = {"UGC_VAR_DIR": str(tmp_path), "UGC_ENV": "production", "UGC_SECRET_KEY": "k" * 48}
+    env = {"UGC_VAR_DIR": str(tmp_path), "UGC_ENV": "production", "UGC_SECRET_KEY": "9f4c2b7e1a8d3f6c0b5e9a2d7c4f1e8b"}
     done = ugc(env, "serve", "--port", "1")
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
@@ -98,6 +121,16 @@ def test_users_create_list_grant_and_revoke(env: dict[str, str]) -> None:
     assert again.returncode == 1 and again.stderr.strip() == "ugc: that username is already taken"
     short = ugc(env, "users", "create", "cli_bob", "--email", "bob@example.com", stdin="short\n")
     assert short.returncode == 2 and "at least 8 characters" in short.stderr
+    # The rules of registering over the API: a name of its characters and one script, a real e-mail.
+    for username, email, field in [
+        ("", "e@example.com", "username"),
+        ("a b", "ab@example.com", "username"),
+        ("x" * 151, "x@example.com", "username"),
+        ("cli_mail", "notanemail", "email"),
+        ("cli_mail", "", "email"),
+    ]:
+        refused = ugc(env, "users", "create", username, "--email", email, stdin="a-long-password\n")
+        assert refused.returncode == 2 and f"ugc: users create: {field}: " in refused.stderr, refused.stderr
     assert ugc(env, "users", "grant", "cli_anna", "admin").returncode == 0
     assert ugc(env, "users", "revoke", "cli_anna", "auditor").returncode == 0
     assert ugc(env, "rebuild", "accounts").returncode == 0  # no server here keeps the users table

@@ -8,6 +8,10 @@ import pytest
 
 from ugc.config import ConfigError, Settings, public_url_for
 
+# Keys as `openssl rand -hex 32` makes them (a production key must look random).
+SECRET = "9f4c2b7e1a8d3f6c0b5e9a2d7c4f1e8b3a6d0c9f2e5b8a1d4c7f0e3b6a9d2c5f"
+AUDIT = "3e7a0d4c8f1b5e9a2c6f0d3b7e1a4c8f2b5d9e0a3c7f1b4e8d2a6c9f0b3e7d1a"
+
 
 def settings(tmp_path: Path, **env: str) -> Settings:
     return Settings.from_env({"UGC_VAR_DIR": str(tmp_path)} | env)
@@ -31,7 +35,13 @@ def test_the_access_log_is_switched_by_a_boolean(tmp_path: Path, raw: str, expec
     [
         ({"UGC_ACCESS_LOG": "sometimes"}, "UGC_ACCESS_LOG must be true or false"),
         ({"UGC_MAX_UPLOAD_BYTES": "lots"}, "UGC_MAX_UPLOAD_BYTES must be a whole number"),
-        ({"UGC_AUTO_COMPLETE_DAYS": "0"}, "UGC_AUTO_COMPLETE_DAYS must be positive"),
+        ({"UGC_AUTO_COMPLETE_DAYS": "0"}, "UGC_AUTO_COMPLETE_DAYS must be a whole number from 1 to 3650"),
+        # Past what can work: a completion date past 9999, a hash's memory below argon2's 8 KiB a lane.
+        ({"UGC_AUTO_COMPLETE_DAYS": "999999999"}, "UGC_AUTO_COMPLETE_DAYS must be a whole number from 1 to 3650"),
+        ({"UGC_ARGON2_MEMORY_KIB": "4"}, "UGC_ARGON2_MEMORY_KIB must be a whole number from 8 to"),
+        ({"UGC_ARGON2_TIME_COST": "9" * 20}, "UGC_ARGON2_TIME_COST must be a whole number from 1 to 100"),
+        ({"UGC_KEEP_ALIVE": "-5"}, "UGC_KEEP_ALIVE must be a whole number"),
+        ({"UGC_REDIS_URL": "notaurl"}, "UGC_REDIS_URL must be redis://"),
         ({"UGC_ENV": "staging"}, "UGC_ENV must be 'development' or 'production'"),
         ({"UGC_PROJECTIONS": "sideways"}, "UGC_PROJECTIONS must be 'inline' or 'external'"),
         ({"UGC_ENV": "production"}, "UGC_SECRET_KEY is required"),
@@ -46,10 +56,20 @@ def test_an_unusable_setting_is_refused_by_name(tmp_path: Path, env: dict[str, s
 @pytest.mark.parametrize(
     ("env", "message"),
     [
-        ({"UGC_SECRET_KEY": "k" * 40}, "needs a PostgreSQL UGC_DATABASE_URL, not SQLite"),
+        ({"UGC_SECRET_KEY": SECRET}, "needs a PostgreSQL UGC_DATABASE_URL, not SQLite"),
         (
             {"UGC_SECRET_KEY": "change-me-change-me-change-me-change-me", "UGC_DATABASE_URL": "postgresql://db/ugc"},
-            "looks like a placeholder",
+            "UGC_SECRET_KEY must be a random string",
+        ),
+        ({"UGC_SECRET_KEY": " " * 40, "UGC_DATABASE_URL": "postgresql://db/ugc"}, "UGC_SECRET_KEY must be a random"),
+        ({"UGC_SECRET_KEY": "k" * 40, "UGC_DATABASE_URL": "postgresql://db/ugc"}, "UGC_SECRET_KEY must be a random"),
+        (
+            {"UGC_SECRET_KEY": "your-secret-key-goes-here-0123456789", "UGC_DATABASE_URL": "postgresql://db/ugc"},
+            "UGC_SECRET_KEY must be a random string",
+        ),
+        (
+            {"UGC_SECRET_KEY": SECRET, "UGC_AUDIT_KEY": SECRET, "UGC_DATABASE_URL": "postgresql://db/ugc"},
+            "UGC_AUDIT_KEY must differ from UGC_SECRET_KEY",
         ),
     ],
 )
@@ -62,11 +82,11 @@ def test_production_starts_on_postgresql_with_a_real_key(tmp_path: Path) -> None
     found = settings(
         tmp_path,
         UGC_ENV="production",
-        UGC_SECRET_KEY="k" * 40,
-        UGC_AUDIT_KEY="a" * 40,
+        UGC_SECRET_KEY=SECRET,
+        UGC_AUDIT_KEY=AUDIT,
         UGC_DATABASE_URL="postgresql://db/ugc",
     )
-    assert found.env == "production" and found.audit_key == "a" * 40
+    assert found.env == "production" and found.audit_key == AUDIT
     assert not (tmp_path / "audit.key").exists()  # a production key never comes from a file
 
 
@@ -79,9 +99,19 @@ def test_production_starts_on_postgresql_with_a_real_key(tmp_path: Path) -> None
     ],
 )
 def test_production_needs_a_real_audit_key(tmp_path: Path, audit_key: str | None, message: str) -> None:
-    env = {"UGC_ENV": "production", "UGC_SECRET_KEY": "k" * 40, "UGC_DATABASE_URL": "postgresql://db/ugc"}
+    env = {"UGC_ENV": "production", "UGC_SECRET_KEY": SECRET, "UGC_DATABASE_URL": "postgresql://db/ugc"}
     with pytest.raises(ConfigError, match=message):
         settings(tmp_path, **env, **({"UGC_AUDIT_KEY": audit_key} if audit_key else {}))
+
+
+def test_a_var_dir_that_cannot_keep_the_keys_is_told_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(ConfigError, match="cannot keep a key in .*a-file/secret.key"):
+        settings(tmp_path / "a-file")
+    (tmp_path / "var").mkdir()
+    (tmp_path / "var" / "secret.key").write_text("\n")
+    with pytest.raises(ConfigError, match="secret.key is empty"):
+        settings(tmp_path / "var")
 
 
 def test_development_generates_the_audit_key_once_into_var(tmp_path: Path) -> None:

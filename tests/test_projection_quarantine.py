@@ -83,6 +83,10 @@ def test_a_poison_event_is_parked_and_the_context_keeps_answering(tmp_path: Path
                 assert status.returncode == 0 and "orders" in status.stdout
                 still = ugc(env, "projections", "retry", "orders")
                 assert still.returncode == 1 and f"still failing orders {poison}" in still.stdout
+                # An event it applied already, or none at all, it cannot give up on: refused, nothing stored.
+                for position, refusal in [("1", "applied event 1"), ("0", "positive whole number")]:
+                    refused = ugc(env, "projections", "skip", "orders", position)
+                    assert refused.returncode == 2 and refusal in refused.stderr, refused.stderr
 
                 fix_poison(url, poison)
                 for name in ("orders", "notifications", "creator_stats"):

@@ -381,13 +381,26 @@ def test_skip_gives_up_on_an_event_the_projection_is_stuck_on(world: World) -> N
     runner.start()
     try:
         user = world.accounts.register(Register("skipper", "skipper@example.com", "password-1", "Имя", "Ф"))
+        applied = world.accounts.update_profile(user.user_id, {"bio": "сначала"})
+        progress.wait(world.db, applied, 5.0)
         stuck = world.accounts.update_profile(user.user_id, {"bio": "навсегда"})
         with pytest.raises(Unavailable):
             progress.wait(world.db, stuck, 0.3)
-        operations.skip(world.db, poisoned, "accounts", stuck["accounts"])
+        # What it applied already, and what the log does not hold, it cannot give up on.
+        for position, refusal in [
+            (applied["accounts"], "applied event"),
+            (stuck["accounts"] + 1000, "has no event"),
+            (0, "has no event"),
+        ]:
+            with pytest.raises(operations.NotSkippable, match=refusal):
+                operations.skip(world.db, world.stores, poisoned, "accounts", position)
+        operations.skip(world.db, world.stores, poisoned, "accounts", stuck["accounts"])
         progress.wait(world.db, world.accounts.update_profile(user.user_id, {"bio": "дальше"}), 5.0)
         assert bios(world.db, "skipper") == {"skipper": "дальше"}
         assert parked.counts(world.db).get("accounts", 0) == 0  # skipped is not parked
+        with world.db.read() as cur:
+            skipped = cur.execute("SELECT position FROM parked_events WHERE projection = 'accounts'").fetchall()
+        assert [row["position"] for row in skipped] == [stuck["accounts"]]
     finally:
         runner.stop()
         with world.db.transaction(write=True) as cur:

@@ -34,8 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="serve the HTTP API (migrates first)")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
-    serve.add_argument("--port", type=int, default=DEFAULT_PORT, help="TCP port (default: %(default)s)")
-    serve.add_argument("--workers", type=int, default=1, help="server processes (default: %(default)s)")
+    serve.add_argument("--port", type=_port, default=DEFAULT_PORT, help="TCP port, 1-65535 (default: %(default)s)")
+    serve.add_argument("--workers", type=_positive, default=1, help="server processes (default: %(default)s)")
 
     commands.add_parser("migrate", help="create the event store's and the read side's tables")
     project = commands.add_parser("project", help="run the projections until interrupted (UGC_PROJECTIONS=external)")
@@ -170,7 +170,7 @@ def _add_projections_parser(commands: Any) -> None:
     retry.add_argument("name", help="the projection, as `status` names it")
     skip = sub.add_parser("skip", help="give up on the event at POSITION: the projection never applies it")
     skip.add_argument("name", help="the projection, as `status` names it")
-    skip.add_argument("position", type=int, help="the event's position in its log (notification id)")
+    skip.add_argument("position", type=_positive, help="the event's position in its log (notification id)")
     skip.add_argument("--log", help="the application log of POSITION (needed when the projection follows several)")
 
 
@@ -213,7 +213,11 @@ def _projections(settings: Settings, args: argparse.Namespace) -> int:
         if chosen is None or chosen not in projection.applications:
             print(f"ugc: give --log, one of: {', '.join(projection.applications)}", file=sys.stderr)
             return 2
-        operations.skip(db, projection, chosen, args.position)
+        try:
+            operations.skip(db, stores, projection, chosen, args.position)
+        except operations.NotSkippable as refused:
+            print(f"ugc: {refused}", file=sys.stderr)
+            return 2
         print(f"{args.name} will not apply event {args.position} of {chosen}")
         return 0
     finally:
@@ -395,8 +399,16 @@ def _rebuild(settings: Settings, names: Sequence[str]) -> int:
     return 0
 
 
+def _port(text: str) -> int:
+    """A TCP port to listen on: 0 would take any (the public URL could not name it), past 65535 none."""
+    if not (text.isascii() and text.isdigit() and 1 <= int(text) <= 65535):
+        raise argparse.ArgumentTypeError(f"expected a TCP port from 1 to 65535, got {text!r}")
+    return int(text)
+
+
 def _positive(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
+    """ASCII digits, 1 to 18 of them (a BIGINT's), not 0."""
+    if not (text.isascii() and text.isdigit() and len(text) <= 18) or int(text) < 1:
         raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
     return int(text)
 
@@ -661,10 +673,19 @@ def _users(settings: Settings, args: argparse.Namespace) -> int:
     accounts = AccountCommands(stores, db, SystemClock(), hasher=password_hasher(settings))
     try:
         if action == "create":
+            from api.body import checked
+            from api.schemas.auth import RegisterIn
             from commands.accounts import Register
 
+            # The rules registration over the API keeps (name characters and scripts, lengths, e-mail).
+            given = {"username": args.username, "email": args.email, "password": password}
+            body, problems = checked(RegisterIn, given | {"first_name": args.first_name, "last_name": args.last_name})
+            if body is None:
+                refused = "; ".join(f"{name}: {' '.join(texts)}" for name, texts in problems.items())
+                print(f"ugc: users create: {refused}", file=sys.stderr)
+                return 2
             user_id = accounts.register(
-                Register(args.username, args.email, password, args.first_name, args.last_name), _operator()
+                Register(body.username, body.email, password, body.first_name, body.last_name), _operator()
             ).user_id
             if args.verified:
                 accounts.mark_verified(args.username, _operator())

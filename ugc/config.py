@@ -9,13 +9,24 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
 DEFAULT_DATABASE_URL = "sqlite:///var/ugc.sqlite3"
 DEFAULT_PORT = 8000
 
 # Secrets copied from an example file rather than generated (docker-compose.yml's comments, docs).
-_PLACEHOLDER_SECRET = re.compile(r"change.?me|replace.?me|example|placeholder", re.IGNORECASE)
+_PLACEHOLDER_SECRET = re.compile(
+    r"change.?me|replace.?me|example|placeholder|goes.?here|your.?(secret|key)", re.IGNORECASE
+)
+MIN_KEY_LENGTH = 32
+MIN_KEY_CHARACTERS = 10  # distinct characters: 40 spaces or "aaaa…" are no key
+
+
+def _weak_key(key: str) -> bool:
+    """Whether a production key is plainly not random: short, of few characters, or a placeholder."""
+    return (
+        len(key.strip()) < MIN_KEY_LENGTH or len(set(key)) < MIN_KEY_CHARACTERS or bool(_PLACEHOLDER_SECRET.search(key))
+    )
 
 
 def is_postgres(database_url: str) -> bool:
@@ -109,10 +120,8 @@ class Settings:
             if mode == "production":
                 raise ConfigError("UGC_SECRET_KEY is required when UGC_ENV=production")
             secret = _secret_from_file(var_dir / "secret.key")
-        elif mode == "production" and len(secret) < 32:
-            raise ConfigError("UGC_SECRET_KEY must be at least 32 characters in production")
-        elif mode == "production" and _PLACEHOLDER_SECRET.search(secret):
-            raise ConfigError("UGC_SECRET_KEY looks like a placeholder; set a random key in production")
+        elif mode == "production" and _weak_key(secret):
+            raise ConfigError("UGC_SECRET_KEY must be a random string of at least 32 characters in production")
         database_url = env.get("UGC_DATABASE_URL", "") or _default_database_url(var_dir)
         if mode == "production" and not is_postgres(database_url):
             # SQLite serves one machine's processes only, and its files live in a local directory.
@@ -122,14 +131,17 @@ class Settings:
             if mode == "production":
                 raise ConfigError("UGC_AUDIT_KEY is required when UGC_ENV=production")
             audit_key = _secret_from_file(var_dir / "audit.key")
-        elif mode == "production" and (len(audit_key) < 32 or _PLACEHOLDER_SECRET.search(audit_key)):
+        elif mode == "production" and _weak_key(audit_key):
             raise ConfigError("UGC_AUDIT_KEY must be a random string of at least 32 characters in production")
+        elif mode == "production" and audit_key == secret:
+            # Whoever may sign tokens must not be able to sign checkpoints too: two keys, two secrets.
+            raise ConfigError("UGC_AUDIT_KEY must differ from UGC_SECRET_KEY")
         log_format = env.get("UGC_LOG_FORMAT", "text") or "text"
         if log_format not in ("text", "json"):
             raise ConfigError(f"UGC_LOG_FORMAT must be 'text' or 'json', not {log_format!r}")
         return cls(
             database_url=database_url,
-            redis_url=env.get("UGC_REDIS_URL") or None,
+            redis_url=_redis_url(env.get("UGC_REDIS_URL") or None),
             secret_key=secret,
             env=mode,
             public_url=(env.get("UGC_PUBLIC_URL") or public_url_for("127.0.0.1", DEFAULT_PORT)).rstrip("/"),
@@ -143,9 +155,10 @@ class Settings:
             refresh_token_ttl=_int(env, "UGC_REFRESH_TOKEN_TTL", 1209600),
             projections=projections,
             verification_token_ttl=_int(env, "UGC_VERIFICATION_TOKEN_TTL", 86400),
-            auto_complete_days=_int(env, "UGC_AUTO_COMPLETE_DAYS", 3),
-            argon2_time_cost=_int(env, "UGC_ARGON2_TIME_COST", 3),
-            argon2_memory_kib=_int(env, "UGC_ARGON2_MEMORY_KIB", 65536),
+            # Bounds where a value past them cannot work: dates end in 9999; argon2 wants 8 KiB per lane.
+            auto_complete_days=_int(env, "UGC_AUTO_COMPLETE_DAYS", 3, at_most=3650),
+            argon2_time_cost=_int(env, "UGC_ARGON2_TIME_COST", 3, at_most=100),
+            argon2_memory_kib=_int(env, "UGC_ARGON2_MEMORY_KIB", 65536, at_least=8, at_most=4 * 1024 * 1024),
             access_log=_bool(env, "UGC_ACCESS_LOG", False),
             log_format=log_format,
             forwarded_allow_ips=env.get("UGC_FORWARDED_ALLOW_IPS", "127.0.0.1,::1").strip(),
@@ -160,20 +173,26 @@ class Settings:
         )
 
 
+def _redis_url(url: str | None) -> str | None:
+    if url is not None and urlsplit(url).scheme not in ("redis", "rediss", "unix"):
+        raise ConfigError(f"UGC_REDIS_URL must be redis://host:port/db (or rediss://, unix://), not {url!r}")
+    return url
+
+
 def _default_database_url(var_dir: Path) -> str:
     return f"sqlite:///{var_dir / 'ugc.sqlite3'}"
 
 
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
+def _int(env: Mapping[str, str], name: str, default: int, *, at_least: int = 1, at_most: int = 2**62) -> int:
     raw = env.get(name)
     if raw is None or raw == "":
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a whole number, not {raw!r}") from None
-    if value <= 0:
-        raise ConfigError(f"{name} must be positive")
+    text = raw.strip()
+    if not (text.isascii() and text.isdigit()) or len(text) > 19:
+        raise ConfigError(f"{name} must be a whole number from {at_least} to {at_most}, not {raw!r}")
+    value = int(text)
+    if not at_least <= value <= at_most:
+        raise ConfigError(f"{name} must be a whole number from {at_least} to {at_most}, not {raw!r}")
     return value
 
 
@@ -203,15 +222,21 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
 
 def _secret_from_file(path: Path) -> str:
     """Generate a development key once (signing, audit), so what it signed stays valid across restarts."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return path.read_text().strip()
-    with os.fdopen(fd, "w") as file:
-        key = secrets.token_urlsafe(48)
-        file.write(key)
-    return key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            key = path.read_text().strip()
+            if not key:
+                raise ConfigError(f"{path} is empty: delete it to have a new key made, or put one in it") from None
+            return key
+        with os.fdopen(fd, "w") as file:
+            key = secrets.token_urlsafe(48)
+            file.write(key)
+        return key
+    except OSError as error:  # UGC_VAR_DIR is a file, or not ours to write: one line, not a traceback
+        raise ConfigError(f"cannot keep a key in {path}: {error.strerror or error}") from None
 
 
 @dataclass(frozen=True)

@@ -418,6 +418,18 @@ T = TypeVar("T")
 START_BACKOFF = (0.5, 5.0)  # first and longest pause between attempts to reach the database at start
 
 
+# What the server answered that waiting will not change: no such database, role or password, a
+# connection string it cannot read.
+_LASTING_SQLSTATES = {"3D000", "28000", "28P01"}
+
+
+def _lasting(error: Exception) -> bool:
+    if isinstance(error, psycopg.ProgrammingError):
+        return True
+    sqlstate = getattr(error, "sqlstate", None)
+    return sqlstate in _LASTING_SQLSTATES or "does not exist" in str(error) or "invalid integer value" in str(error)
+
+
 def until_reachable(attempt: Callable[[], T], *, what: str, timeout: float = 120.0) -> T:
     """Run `attempt` (a process's first use of the database) until it does not fail for want of a
     connection: a database that restarts, or is full ("too many clients"), delays a start rather
@@ -428,7 +440,7 @@ def until_reachable(attempt: Callable[[], T], *, what: str, timeout: float = 120
         try:
             return attempt()
         except (psycopg.OperationalError, PoolTimeout) as error:
-            if time.monotonic() + pause > deadline:
+            if time.monotonic() + pause > deadline or _lasting(error):
                 raise
             log.warning("%s: database not reachable (%s); trying again in %.1f s", what, error, pause)
             time.sleep(pause)
