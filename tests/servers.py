@@ -54,6 +54,41 @@ def server_environment(env: Mapping[str, str]) -> dict[str, str]:
     return inherited | {"PYTHONUNBUFFERED": "1"} | dict(env)
 
 
+def start_projector(env: Mapping[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    """A `ugc project` process (UGC_PROJECTIONS=external), its output appended to `log_path`."""
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "ugc.cli", "project"],
+            env=server_environment(env),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def end_process(process: subprocess.Popen[bytes]) -> None:
+    """Stop `process` (woken first, if a test froze it): SIGTERM, then SIGKILL after 15 s."""
+    if process.poll() is None:
+        os.kill(process.pid, signal.SIGCONT)
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
+def run_ugc(env: Mapping[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """`ugc ARGS` run to its end, its output kept."""
+    return subprocess.run(
+        [sys.executable, "-m", "ugc.cli", *args],
+        env=server_environment(env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 class Server:
     """One `ugc serve` process on 127.0.0.1:`port`; a context manager that stops it on exit."""
 

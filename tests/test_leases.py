@@ -29,7 +29,6 @@ import re
 import signal
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -46,7 +45,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from tests.backends import environment, fresh_database
-from tests.servers import free_port, server_environment, start_server
+from tests.servers import end_process, free_port, run_ugc, start_projector, start_server
 from ugc.config import sqlite_path
 from ugc.platform import leases
 from ugc.platform.database import Database
@@ -221,16 +220,9 @@ def start_projectors(env: dict[str, str], directory: Path, stack: ExitStack) -> 
     """Two `ugc project` processes, logging to `directory`/project-N.log, ended when `stack` closes."""
     projectors = []
     for number in (1, 2):
-        log = stack.enter_context(open(directory / f"project-{number}.log", "wb"))
-        process = subprocess.Popen(
-            [sys.executable, "-m", "ugc.cli", "project"],
-            env=server_environment(env),
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        process = start_projector(env, directory / f"project-{number}.log")
         projectors.append(process)
-        stack.callback(_end, process)
+        stack.callback(end_process, process)
     return projectors
 
 
@@ -376,13 +368,7 @@ def test_projectors_share_leases_and_replace_a_frozen_or_dead_holder(
 
         # The operator's view names the holder and token of each projection.
         survivor = next(h for h in holders(db).values() if h)
-        status = subprocess.run(
-            [sys.executable, "-m", "ugc.cli", "projections", "status"],
-            env=server_environment(env),
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        status = run_ugc(env, "projections", "status", timeout=60)
         assert status.returncode == 0, status.stderr
         assert "token" in status.stdout and survivor in status.stdout, status.stdout
 
@@ -397,17 +383,6 @@ def mailed_once(inbox: Inbox, addresses: list[str], *, tolerated: int = 0) -> li
     twice = {address: inbox.received[address] for address in addresses if inbox.received[address] > 1}
     assert twice == {}, "addresses mailed more than once"
     return sorted(missing)
-
-
-def _end(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        os.kill(process.pid, signal.SIGCONT)
-        process.terminate()
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
 
 
 def _logs(directory: Path) -> str:

@@ -12,7 +12,6 @@ import asyncio
 import json
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -28,7 +27,17 @@ from websockets.exceptions import ConnectionClosed
 from tests.backends import environment, fresh_database, postgres_available
 from tests.conftest import Api
 from tests.orders_world import a_deal, act, place
-from tests.servers import Server, free_port, free_ports, launch_server, server_environment, start_server, stop_servers
+from tests.servers import (
+    Server,
+    end_process,
+    free_port,
+    free_ports,
+    launch_server,
+    run_ugc,
+    start_projector,
+    start_server,
+    stop_servers,
+)
 from ugc.config import Settings
 from ugc.platform import leases
 from ugc.platform.database import Database
@@ -217,17 +226,6 @@ def run_scenario(a: Server, api_a: Api, api_b: Api, private_redis: PrivateRedis)
     assert notified == ids, "every notification exactly once, in order"
 
 
-def start_projector(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
-    with open(log_path, "ab") as log:
-        return subprocess.Popen(
-            [sys.executable, "-m", "ugc.cli", "project"],
-            env=server_environment(env),
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-
-
 def until_every_lease_is_held(database_url: str) -> None:
     db = Database(database_url)
     try:
@@ -237,16 +235,6 @@ def until_every_lease_is_held(database_url: str) -> None:
             time.sleep(0.1)
     finally:
         db.close()
-
-
-def stop_projector(projector: subprocess.Popen[bytes]) -> None:
-    if projector.poll() is None:
-        projector.terminate()
-        try:
-            projector.wait(15)
-        except subprocess.TimeoutExpired:
-            projector.kill()
-            projector.wait(5)
 
 
 def test_notifications_no_one_pushed_reach_a_connected_socket_once_a_projector_takes_over(
@@ -267,7 +255,7 @@ def test_notifications_no_one_pushed_reach_a_connected_socket_once_a_projector_t
         }
         server = stack.enter_context(start_server(env, port, log_dir=tmp_path / "logs"))
         projector = start_projector(env, tmp_path / "project-1.log")
-        stack.callback(stop_projector, projector)
+        stack.callback(end_process, projector)
         until_every_lease_is_held(url)
         settings = Settings.from_env(env)
         client = stack.enter_context(httpx.Client(base_url=server.url, timeout=20))
@@ -284,19 +272,12 @@ def test_notifications_no_one_pushed_reach_a_connected_socket_once_a_projector_t
             async with connect(ws_url(server, f"/ws/notifications/?token={deal.creator['access']}")) as alerts:
                 await asyncio.to_thread(place, api, deal)
                 received.append(json.loads(await asyncio.wait_for(alerts.recv(), 5))["id"])
-                await asyncio.to_thread(stop_projector, projector)
+                await asyncio.to_thread(end_process, projector)
                 for _ in range(2):
                     await asyncio.to_thread(place_unprojected)
-                rebuilt = await asyncio.to_thread(
-                    subprocess.run,
-                    [sys.executable, "-m", "ugc.cli", "rebuild", "notifications"],
-                    env=server_environment(env),
-                    capture_output=True,
-                    text=True,
-                    timeout=120,
-                )
+                rebuilt = await asyncio.to_thread(run_ugc, env, "rebuild", "notifications")
                 assert rebuilt.returncode == 0, rebuilt.stderr
-                stack.callback(stop_projector, start_projector(env, tmp_path / "project-2.log"))
+                stack.callback(end_process, start_projector(env, tmp_path / "project-2.log"))
                 for _ in range(2):
                     received.append(json.loads(await asyncio.wait_for(alerts.recv(), 30))["id"])
                 await asyncio.to_thread(place, api, deal)
