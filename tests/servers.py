@@ -78,11 +78,14 @@ def end_process(process: subprocess.Popen[bytes]) -> None:
             process.wait(5)
 
 
-def run_ugc(env: Mapping[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """`ugc ARGS` run to its end, its output kept."""
+def run_ugc(
+    env: Mapping[str, str], *args: str, stdin: str = "", timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """`ugc ARGS` run to its end (`stdin` its input), its output kept."""
     return subprocess.run(
         [sys.executable, "-m", "ugc.cli", *args],
         env=server_environment(env),
+        input=stdin,
         capture_output=True,
         text=True,
         timeout=timeout,

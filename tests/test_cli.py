@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,22 +10,11 @@ from pathlib import Path
 import pytest
 
 from tests.backends import environment
-from tests.servers import server_environment
+from tests.servers import run_ugc as ugc
 from ugc.cli import build_parser
 from ugc.platform.database import Database
 
 ORDER_STATUSES = {"pending", "in_progress", "delivered", "completed", "cancelled"}
-
-
-def ugc(env: dict[str, str], *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "ugc.cli", *args],
-        env=server_environment(env),
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 @pytest.fixture(scope="module")
