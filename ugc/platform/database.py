@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import logging
+import re
 import sqlite3
 import threading
 import time
@@ -418,16 +419,13 @@ T = TypeVar("T")
 START_BACKOFF = (0.5, 5.0)  # first and longest pause between attempts to reach the database at start
 
 
-# What the server answered that waiting will not change: no such database, role or password, a
-# connection string it cannot read.
-_LASTING_SQLSTATES = {"3D000", "28000", "28P01"}
+# A connection string libpq cannot read ('port=notaport'): waiting will not change it. A database or
+# role that does not exist yet is waited for: a deployment's init may be making it (tests/test_connection_budget.py).
+_UNREADABLE_CONNINFO = re.compile(r"invalid .* (value|option)|missing \"=\" after")
 
 
 def _lasting(error: Exception) -> bool:
-    if isinstance(error, psycopg.ProgrammingError):
-        return True
-    sqlstate = getattr(error, "sqlstate", None)
-    return sqlstate in _LASTING_SQLSTATES or "does not exist" in str(error) or "invalid integer value" in str(error)
+    return isinstance(error, psycopg.ProgrammingError) or bool(_UNREADABLE_CONNINFO.search(str(error)))
 
 
 def until_reachable(attempt: Callable[[], T], *, what: str, timeout: float = 120.0) -> T:
