@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +13,7 @@ import pytest
 
 from tests.backends import environment
 from tests.servers import run_ugc as ugc
+from tests.servers import server_environment
 from ugc.cli import build_parser
 from ugc.platform.database import Database
 
@@ -83,6 +86,19 @@ def test_a_connection_string_libpq_cannot_read_is_told_at_once_not_waited_for(
     assert done.stderr.strip().splitlines()[-1].startswith("ugc: migrate failed:") and "notaport" in done.stderr
 
 
+def test_output_into_a_pipe_whose_reader_left_is_no_failure(env: dict[str, str]) -> None:
+    """`ugc projections status | head -1`: the reader has what it wanted; no "failed" line follows."""
+    done = subprocess.run(
+        f"{sys.executable} -m ugc.cli projections status | true",
+        shell=True,
+        env=server_environment(env),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "failed" not in done.stderr and "Broken pipe" not in done.stderr, done.stderr
+
+
 def test_production_refuses_to_serve_on_sqlite_in_one_line(tmp_path: Path) -> None:
     env = {"UGC_VAR_DIR": str(tmp_path), "UGC_ENV": "production", "UGC_SECRET_KEY": "9f4c2b7e1a8d3f6c0b5e9a2d7c4f1e8b"}
     done = ugc(env, "serve", "--port", "1")
@@ -123,6 +139,10 @@ def test_users_create_list_grant_and_revoke(env: dict[str, str]) -> None:
         assert refused.returncode == 2 and f"ugc: users create: {field}: " in refused.stderr, refused.stderr
     assert ugc(env, "users", "grant", "cli_anna", "admin").returncode == 0
     assert ugc(env, "users", "revoke", "cli_anna", "auditor").returncode == 0
+    again_revoked = ugc(env, "users", "revoke", "cli_anna", "auditor")  # nothing to revoke: says so
+    assert (again_revoked.returncode, again_revoked.stdout.strip()) == (0, "cli_anna is not auditor")
+    again_granted = ugc(env, "users", "grant", "cli_anna", "admin")
+    assert (again_granted.returncode, again_granted.stdout.strip()) == (0, "cli_anna is admin already")
     assert ugc(env, "rebuild", "accounts").returncode == 0  # no server here keeps the users table
     listed = ugc(env, "users", "list")
     assert listed.returncode == 0, listed.stderr

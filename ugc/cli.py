@@ -150,6 +150,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler[args.command]()
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `ugc projections status | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to flush at exit
+        return 1
     except Exception as error:  # one clear line, not a traceback; --debug-level logs keep the rest
         logging.getLogger("ugc.cli").debug("ugc %s failed", args.command, exc_info=error)
         print(f"ugc: {args.command} failed: {_describe(error)}", file=sys.stderr)
@@ -693,11 +696,11 @@ def _users(settings: Settings, args: argparse.Namespace) -> int:
                 accounts.grant_role(args.username, role, _operator())
             print(f"created user {args.username} (id {user_id}{', verified' if args.verified else ''})")
         elif action == "grant":
-            accounts.grant_role(args.username, args.role, _operator())
-            print(f"granted {args.role} to {args.username}")
+            granted = accounts.grant_role(args.username, args.role, _operator())
+            print(f"granted {args.role} to {args.username}" if granted else f"{args.username} is {args.role} already")
         else:
-            accounts.revoke_role(args.username, args.role, _operator())
-            print(f"revoked {args.role} from {args.username}")
+            revoked = accounts.revoke_role(args.username, args.role, _operator())
+            print(f"revoked {args.role} from {args.username}" if revoked else f"{args.username} is not {args.role}")
     except NotFound:
         print(f"ugc: no user named {args.username!r}", file=sys.stderr)
         return 1
@@ -716,7 +719,10 @@ def _read_password() -> str:
     if sys.stdin.isatty():
         import getpass
 
-        return getpass.getpass("password: ")
+        try:
+            return getpass.getpass("password: ")
+        except EOFError:  # Ctrl-D: no password, which the length check then refuses
+            return ""
     return sys.stdin.readline().rstrip("\n")
 
 
