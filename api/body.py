@@ -10,8 +10,8 @@ from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 
 from api.errors import PATTERN_MESSAGES, bad_request, invalid, message, too_large
-from api.ids import natural
 from api.text import unstorable_fields
+from ugc.platform.numbers import natural
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -9,9 +9,9 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 
 from api.errors import not_found
-from api.ids import MAX_ID, natural
 from readmodels.pages import Page, PageRequest
 from ugc.platform.dialect import Row
+from ugc.platform.numbers import MAX_ID, natural
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100

@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 
 from api.errors import invalid, message
-from api.ids import natural
+from ugc.platform.numbers import natural
 
 _FLAGS = {"true": True, "1": True, "false": False, "0": False}
 

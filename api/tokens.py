@@ -12,9 +12,9 @@ from typing import Literal
 
 import jwt
 
-from api.ids import natural
 from ugc.clock import Clock
 from ugc.platform.cache import LRU
+from ugc.platform.numbers import natural
 
 TokenType = Literal["access", "refresh"]
 ALGORITHM = "HS256"

@@ -9,7 +9,7 @@ from __future__ import annotations
 from starlette.requests import Request
 
 from api import errors
-from api.ids import natural
+from ugc.platform.numbers import natural
 
 
 def etag(version: int) -> dict[str, str]:

@@ -11,10 +11,10 @@ from typing import Any
 import psycopg
 import pytest
 
-from api.ids import MAX_ID
 from api.openapi import Operation, endpoint, openapi_document
 from tests.conftest import Api, refused_id
 from ugc.platform.idle_check import IDLE_BEFORE_CHECK
+from ugc.platform.numbers import MAX_ID
 
 
 def test_unknown_url_is_the_spec_404(api: Api) -> None:

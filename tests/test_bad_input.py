@@ -21,11 +21,11 @@ from starlette.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
 from api.body import MAX_JSON_DEPTH
-from api.ids import MAX_ID
 from tests.conftest import Api
 from tests.orders_world import Deal, a_deal, place
 from ugc.clock import MovableClock
 from ugc.config import Settings
+from ugc.platform.numbers import MAX_ID
 from ugc.wiring import build_app, runtime
 
 NOT_FOUND = {"detail": "Страница не найдена."}

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ugc.config import DEFAULT_PORT, ConfigError, Settings, operator_login
+from ugc.platform.numbers import natural
 
 ROLE_CHOICES = ("admin", "auditor")
 PROGRESS_EVERY = 5.0  # seconds between progress lines when stderr is no terminal
@@ -404,16 +405,18 @@ def _rebuild(settings: Settings, names: Sequence[str]) -> int:
 
 def _port(text: str) -> int:
     """A TCP port to listen on: 0 would take any (the public URL could not name it), past 65535 none."""
-    if not (text.isascii() and text.isdigit() and 1 <= int(text) <= 65535):
+    port = natural(text, 65535)
+    if not port:
         raise argparse.ArgumentTypeError(f"expected a TCP port from 1 to 65535, got {text!r}")
-    return int(text)
+    return port
 
 
 def _positive(text: str) -> int:
-    """ASCII digits, 1 to 18 of them (a BIGINT's), not 0."""
-    if not (text.isascii() and text.isdigit() and len(text) <= 18) or int(text) < 1:
+    """A whole number from 1 to a BIGINT's largest."""
+    number = natural(text)
+    if not number:
         raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
-    return int(text)
+    return number
 
 
 def _check_events(settings: Settings, sample: int | None) -> int:

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from ugc.platform.numbers import natural
+
 DEFAULT_DATABASE_URL = "sqlite:///var/ugc.sqlite3"
 DEFAULT_PORT = 8000
 
@@ -187,11 +189,8 @@ def _int(env: Mapping[str, str], name: str, default: int, *, at_least: int = 1, 
     raw = env.get(name)
     if raw is None or raw == "":
         return default
-    text = raw.strip()
-    if not (text.isascii() and text.isdigit()) or len(text) > 19:
-        raise ConfigError(f"{name} must be a whole number from {at_least} to {at_most}, not {raw!r}")
-    value = int(text)
-    if not at_least <= value <= at_most:
+    value = natural(raw.strip(), at_most)
+    if value is None or value < at_least:
         raise ConfigError(f"{name} must be a whole number from {at_least} to {at_most}, not {raw!r}")
     return value
 

@@ -14,7 +14,6 @@ from starlette.responses import Response
 from api import errors
 from api.auth import authenticated_user
 from api.body import parse, validate
-from api.ids import MAX_ID
 from api.listing import Answer
 from api.openapi import Operation, endpoint
 from api.pagination import page_request, paginated
@@ -34,6 +33,7 @@ from api.versions import etag, expected_version
 from commands.services import OfferService
 from readmodels.services import ListingState, get_service, list_services
 from ugc.platform.dialect import Row
+from ugc.platform.numbers import MAX_ID
 from ugc.services import OptionDraft
 
 

@@ -22,7 +22,6 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from api.auth import standing_of, verified_user
 from api.body import loads
 from api.errors import ApiError, from_domain, invalid, message
-from api.ids import natural
 from api.openapi import DocumentedSocket
 from api.realtime import (
     BAD_REQUEST,
@@ -42,6 +41,7 @@ from readmodels import messaging as conversations
 from readmodels import notifications
 from ugc.errors import DomainError
 from ugc.platform.dialect import Row
+from ugc.platform.numbers import natural
 from ugc.platform.push import conversation_channel, user_channel
 
 log = logging.getLogger(__name__)

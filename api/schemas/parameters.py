@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from api.ids import MAX_ID
 from readmodels.services import DEFAULT_ORDERING, ORDERINGS
 from ugc.orders import STATUSES
+from ugc.platform.numbers import MAX_ID
 
 _ID = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
 

@@ -5,9 +5,10 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, StringConstraints
 
-from api.ids import FormId, natural
+from api.ids import FormId
 from api.schemas.out import Out, Row
 from api.schemas.patch import PatchIn
+from ugc.platform.numbers import natural
 
 Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Description = Annotated[str, StringConstraints(strip_whitespace=True, max_length=5000)]

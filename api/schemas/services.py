@@ -25,10 +25,11 @@ from pydantic import (
 )
 
 from api.errors import message
-from api.ids import PublicId, natural, public_id
+from api.ids import PublicId, public_id
 from api.schemas.out import Number, Out, Row
 from api.schemas.patch import PatchIn
 from readmodels.services import DEFAULT_ORDERING, ORDERINGS, ServiceFilters
+from ugc.platform.numbers import natural
 
 MAX_PRICE = Decimal(100_000_000)
 # What a NUMERIC(14, 2) column can hold: a filter beyond it is a typo, not a wish.
