@@ -163,9 +163,8 @@ def seed_demo(c: DemoCommands) -> bool:
 def _user(c: DemoCommands, user: DemoUser) -> int:
     found = c.accounts.user_id(user.username)
     if found is None:
-        found = c.accounts.register(
-            Register(user.username, user.email, DEMO_PASSWORD, user.first_name, user.last_name)
-        ).user_id
+        demo = Register(user.username, user.email, DEMO_PASSWORD, user.first_name, user.last_name, verified=True)
+        return c.accounts.register(demo, c.operator).user_id
     c.accounts.mark_verified(user.username, c.operator)
     return found
 

@@ -7,13 +7,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from email import message_from_bytes
 from pathlib import Path
 
 import pytest
 
 from tests.backends import environment
+from tests.servers import end_process, server_environment, start_projector
 from tests.servers import run_ugc as ugc
-from tests.servers import server_environment
 from ugc.cli import build_parser
 from ugc.platform.database import Database
 
@@ -148,6 +149,27 @@ def test_users_create_list_grant_and_revoke(env: dict[str, str]) -> None:
     assert listed.returncode == 0, listed.stderr
     line = next(line for line in listed.stdout.splitlines() if "cli_anna" in line)
     assert line.split()[-2:] == ["yes", "admin"], line
+
+
+def test_a_user_created_verified_gets_no_verification_mail(env: dict[str, str], tmp_path: Path) -> None:
+    """The operator vouched for the address: no link to click arrives; a user created without it gets one."""
+    for username, vouched in (("cli_vouched", ["--verified"]), ("cli_mailed", [])):
+        email = f"{username}@example.com"
+        created = ugc(env, "users", "create", username, "--email", email, *vouched, stdin="a-long-password\n")
+        assert created.returncode == 0, created.stderr
+    projector = start_projector(env | {"UGC_PROJECTIONS": "external"}, tmp_path / "project.log")
+    try:
+        deadline = time.monotonic() + 60
+        while "cli_mailed@example.com" not in (recipients := _mailed(Path(env["UGC_VAR_DIR"]) / "outbox")):
+            assert time.monotonic() < deadline, (tmp_path / "project.log").read_text()
+            time.sleep(0.1)
+    finally:
+        end_process(projector)
+    assert "cli_vouched@example.com" not in recipients  # mailed in the same batch as cli_mailed, if at all
+
+
+def _mailed(outbox: Path) -> set[str]:
+    return {str(message_from_bytes(path.read_bytes())["To"]) for path in outbox.glob("*.eml")}
 
 
 def test_seed_demo_fills_every_order_status_once(env: dict[str, str], db: Database) -> None:

@@ -690,11 +690,10 @@ def _users(settings: Settings, args: argparse.Namespace) -> int:
                 refused = "; ".join(f"{name}: {' '.join(texts)}" for name, texts in problems.items())
                 print(f"ugc: users create: {refused}", file=sys.stderr)
                 return 2
-            user_id = accounts.register(
-                Register(body.username, body.email, password, body.first_name, body.last_name), _operator()
-            ).user_id
-            if args.verified:
-                accounts.mark_verified(args.username, _operator())
+            new_user = Register(
+                body.username, body.email, password, body.first_name, body.last_name, verified=args.verified
+            )
+            user_id = accounts.register(new_user, _operator()).user_id
             for role in args.role:
                 accounts.grant_role(args.username, role, _operator())
             print(f"created user {args.username} (id {user_id}{', verified' if args.verified else ''})")
