@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
-from api import errors
 from ugc.platform.numbers import natural
+
+NO_VERSION = 0  # an aggregate's first version is 1
 
 
 def etag(version: int) -> dict[str, str]:
@@ -20,12 +21,12 @@ def etag(version: int) -> dict[str, str]:
 def expected_version(request: Request) -> int | None:
     """The version the request's `If-Match` names; None without one or with `*` (any version).
 
-    A header that names no version can match none: 412.
+    A header that names no version (`"abc"`, a list of tags) gets `NO_VERSION`, which no object
+    has: like a stale version, it is 412 with the current one, after the checks of who may write.
+    `W/"3"` is read as `"3"`: a proxy that compresses answers (nginx's gzip) weakens the ETags it
+    passes on, and its clients send back what they were given.
     """
     header = request.headers.get("if-match")
     if header is None or header.strip() == "*":
         return None
-    version = natural(header.strip().removeprefix("W/").strip('"'))
-    if version is None:  # no version an aggregate ever had
-        raise errors.ApiError(412, {"error": errors.message("stale_version")})
-    return version
+    return natural(header.strip().removeprefix("W/").strip('"')) or NO_VERSION

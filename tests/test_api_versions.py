@@ -71,11 +71,16 @@ def test_a_stranger_gets_403_and_an_unknown_service_404_before_any_412(api: Api)
 
 
 def test_an_if_match_that_names_no_version_matches_none(api: Api) -> None:
-    creator = api.creator()
+    """412 with the current version, as a stale one, and only after the checks of who may write."""
+    creator, stranger = api.creator(), api.creator()
     service = api.service(creator)
     url = f"/api/v1/services/{service['id']}/"
-    refused = api.client.patch(url, headers=creator["headers"] | {"If-Match": '"abc"'}, json={"title": "x"})
-    assert refused.status_code == 412 and refused.json() == {"error": STALE}
+    for unreadable in ('"abc"', '"0"', '"1", "2"', "", "W/"):
+        refused = api.client.patch(url, headers=creator["headers"] | {"If-Match": unreadable}, json={"title": "x"})
+        assert_stale(refused, 1)
+    assert api.client.patch(url, headers=stranger["headers"] | {"If-Match": '"abc"'}, json={}).status_code == 403
+    unknown = api.client.patch("/api/v1/services/999999/", headers=creator["headers"] | {"If-Match": '"abc"'}, json={})
+    assert unknown.status_code == 404
     weak = api.client.patch(url, headers=creator["headers"] | {"If-Match": 'W/"1"'}, json={"title": "Слабый"})
     assert weak.status_code == 200 and weak.headers["etag"] == '"2"'
 

@@ -7,6 +7,8 @@ tests' error answers to their shape. A route that answers some status with a bod
 
 from __future__ import annotations
 
+from pydantic import Field
+
 from api.schemas.out import Out, omittable
 
 
@@ -33,7 +35,7 @@ class StaleVersionOut(Out):
     """412: the request's `If-Match` names a version the object no longer has."""
 
     error: str
-    version: int = omittable("The current version (also in `ETag`), when the If-Match header could be read.")
+    version: int = Field(description="The current version (also in `ETag`).")
 
 
 class ValidationErrorOut(Out):
