@@ -109,7 +109,7 @@ def named(report: dict[str, Any]) -> set[tuple[str, int | None, int | None]]:
 
 
 def test_an_untouched_log_verifies_clean_with_its_checkpoint(
-    log: Log, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    log: Log, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     log.checkpoint(monkeypatch)
     status, report = log.verify(monkeypatch, capsys)
@@ -119,6 +119,8 @@ def test_an_untouched_log_verifies_clean_with_its_checkpoint(
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"{len(ORDER)} events verified in 5 logs, checkpoint checkpoint-" in done.stdout
     assert "verify orders: 7/7 events (100%)" in done.stderr  # progress: plain lines, not a terminal
+    misplaced = ugc(log.env | {"UGC_AUDIT_DIR": str(tmp_path / "typo")}, "verify")  # not "no checkpoint yet"
+    assert f"no checkpoint: UGC_AUDIT_DIR {tmp_path / 'typo'} does not exist" in misplaced.stdout
 
 
 def test_an_edited_payload_is_named(

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.backends import environment
+from tests.backends import environment, fresh_database
 from tests.servers import end_process, server_environment, start_projector
 from tests.servers import run_ugc as ugc
 from ugc.cli import build_parser
@@ -170,6 +170,19 @@ def test_a_user_created_verified_gets_no_verification_mail(env: dict[str, str], 
 
 def _mailed(outbox: Path) -> set[str]:
     return {str(message_from_bytes(path.read_bytes())["To"]) for path in outbox.glob("*.eml")}
+
+
+def test_the_commands_that_only_read_say_when_the_database_has_no_tables(backend: str, tmp_path: Path) -> None:
+    """An auditor pointed at the wrong (or a new) database: one line that says so, not an SQL error."""
+    with fresh_database(backend, tmp_path) as url:
+        empty = environment(backend, url, tmp_path)
+        for command in (["verify"], ["verify", "--json"], ["history", "order", "1"], ["events", "check"]):
+            done = ugc(empty, *command)
+            assert (done.returncode, done.stdout) == (2, ""), done
+            assert done.stderr.strip() == (
+                f"ugc: {command[0]}: the database of UGC_DATABASE_URL has no UGC Market tables "
+                "(a wrong database, or one not migrated yet: ugc migrate)"
+            )
 
 
 def test_seed_demo_fills_every_order_status_once(env: dict[str, str], db: Database) -> None:

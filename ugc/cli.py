@@ -156,8 +156,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except Exception as error:  # one clear line, not a traceback; --debug-level logs keep the rest
         logging.getLogger("ugc.cli").debug("ugc %s failed", args.command, exc_info=error)
+        if _no_such_table(error):  # the commands that only read (verify, history, events) do not migrate
+            print(
+                f"ugc: {args.command}: the database of UGC_DATABASE_URL has no UGC Market tables "
+                "(a wrong database, or one not migrated yet: ugc migrate)",
+                file=sys.stderr,
+            )
+            return 2
         print(f"ugc: {args.command} failed: {_describe(error)}", file=sys.stderr)
         return 1
+
+
+def _no_such_table(error: BaseException | None) -> bool:
+    """Whether `error`, or an error it was raised from, is a table missing from the database."""
+    import sqlite3
+
+    from psycopg.errors import UndefinedTable
+
+    while error is not None:
+        if isinstance(error, UndefinedTable) or (
+            isinstance(error, sqlite3.OperationalError) and str(error).startswith("no such table")
+        ):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
 
 
 def _describe(error: BaseException) -> str:
@@ -507,7 +529,13 @@ def _verify(settings: Settings, *, as_json: bool) -> int:
     else:
         for finding in signed:
             print(finding)
-        where = f"checkpoint {checkpoint.name}" if checkpoint else f"no checkpoint in {settings.audit_dir} yet"
+        where = (
+            f"checkpoint {checkpoint.name}"
+            if checkpoint
+            else f"no checkpoint in {settings.audit_dir} yet"
+            if settings.audit_dir.is_dir()
+            else f"no checkpoint: UGC_AUDIT_DIR {settings.audit_dir} does not exist"
+        )
         print(f"{events} events verified in {len(checks)} logs, {where}: {len(findings)} finding(s)")
     return 1 if findings else 0
 
