@@ -95,6 +95,7 @@ def create_tables(db: Database) -> None:
         for kind in ID_KINDS:
             db.create_sequence(cur, kind)
         add_later_columns(cur)
+        auth_failures.add_later_columns(cur)
         idempotency_keys.add_later_columns(cur)
         leases.add_later_columns(cur)
         for _, index in LATER_INDEXES:

@@ -28,6 +28,7 @@ def test_an_older_database_gets_the_later_columns_and_their_projections_rewound(
                     cur.execute(f"ALTER TABLE {table} DROP COLUMN {column.split()[0]}")
                 for column in KEYS_LATER_COLUMNS:
                     cur.execute(f"ALTER TABLE idempotency_keys DROP COLUMN {column}")
+                cur.execute("ALTER TABLE auth_failures DROP COLUMN attempt")
                 for projection in ("accounts", "listings", "portfolio", "notifications", "orders"):
                     tracking.register(cur, projection, "catalog", read_model=True)
                 cur.execute("UPDATE projection_tracking SET position = 42")
@@ -39,6 +40,7 @@ def test_an_older_database_gets_the_later_columns_and_their_projections_rewound(
                 for table, column, _, _ in LATER_COLUMNS:
                     cur.execute(f"SELECT {column.split()[0]} FROM {table} WHERE 1 = 0")  # fails if missing
                 cur.execute(f"SELECT {', '.join(KEYS_LATER_COLUMNS)} FROM idempotency_keys WHERE 1 = 0")
+                cur.execute("SELECT attempt FROM auth_failures WHERE 1 = 0")
                 for name, _ in LATER_INDEXES:
                     assert cur.execute(*_index_query(cur, name)).fetchone() is not None
                 positions = {

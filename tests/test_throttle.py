@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from starlette.testclient import TestClient
@@ -9,6 +10,8 @@ from starlette.testclient import TestClient
 from tests.conftest import Api, new_client, next_address
 from ugc.clock import MovableClock
 from ugc.config import Settings
+
+BURST = 40
 
 
 def _from(client: TestClient, address: str) -> TestClient:
@@ -90,3 +93,27 @@ def test_failed_verifications_are_throttled_by_address(settings: Settings) -> No
         statuses = [client.post("/api/auth/verify-email/", json={"token": f"bad.{i}"}).status_code for i in range(31)]
         assert statuses[:30] == [422] * 30
         assert statuses[30] == 429
+
+
+def test_failures_sent_at_once_are_held_to_the_same_limits(settings: Settings) -> None:
+    """A burst of wrong passwords for one name from one address: each attempt is checked against
+    those before it, in flight or failed, so no more than ten are tried; the rest get 429."""
+    with new_client(settings, MovableClock()) as client:
+        api = Api(client, settings)
+        victim = api.register()
+        with ThreadPoolExecutor(BURST) as pool:
+            statuses = list(pool.map(lambda _: _fail_login(api, victim["username"]), range(BURST)))
+        assert sorted(statuses) == [401] * 10 + [429] * (BURST - 10)
+        locked = client.post("/api/auth/token/", json={"username": victim["username"], "password": victim["password"]})
+        assert locked.status_code == 429
+
+
+def test_a_sign_in_that_succeeds_is_taken_back_from_the_count(settings: Settings) -> None:
+    """Counted from its start, a success is forgotten at its end: as many as the limit, at once, leave it whole."""
+    with new_client(settings, MovableClock()) as client:
+        api = Api(client, settings)
+        user = api.register()
+        with ThreadPoolExecutor(10) as pool:
+            assert all(pool.map(lambda _: api.login(user["username"])["access"], range(10)))
+        assert [_fail_login(api, user["username"]) for _ in range(10)] == [401] * 10
+        assert _fail_login(api, user["username"]) == 429

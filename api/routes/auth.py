@@ -56,15 +56,12 @@ async def register(request: Request) -> Response:
 async def verify_email(request: Request) -> Response:
     body = await parse(request, VerifyEmailIn)
     s = services(request)
-    who = throttle.subjects(_address(request))
-    retry_after = await s.run(s.throttle.retry_after, who)
-    if retry_after is not None:
-        raise errors.throttled(retry_after)
-    try:
-        positions = await s.run(s.accounts.verify_email, body.token, s.settings.secret_key)
-    except InvalidToken:
-        await s.run(s.throttle.record_failure, who)
-        raise
+    async with s.throttle.attempt(s.run, throttle.subjects(_address(request))) as attempt:
+        try:
+            positions = await s.run(s.accounts.verify_email, body.token, s.settings.secret_key)
+        except InvalidToken:
+            attempt.count()
+            raise
     await s.settle(positions)
     return JSON({"message": "Email успешно подтвержден"})
 
@@ -74,12 +71,9 @@ async def resend_verification(request: Request) -> Response:
     s = services(request)
     user_id = authenticated_user(request, s.tokens)
     await parse(request, EmptyIn)
-    who = throttle.resends(user_id)
-    retry_after = await s.run(s.throttle.retry_after, who)
-    if retry_after is not None:
-        raise errors.throttled(retry_after)
-    positions = await s.run(s.accounts.resend_verification, user_id)
-    await s.run(s.throttle.record_failure, who)
+    async with s.throttle.attempt(s.run, throttle.resends(user_id)) as attempt:
+        positions = await s.run(s.accounts.resend_verification, user_id)
+        attempt.count()  # a mail sent
     await s.settle(positions)
     return JSON({"message": "Письмо со ссылкой подтверждения отправлено."})
 
@@ -87,14 +81,11 @@ async def resend_verification(request: Request) -> Response:
 async def token(request: Request) -> Response:
     body = await parse(request, TokenIn)
     s = services(request)
-    who = throttle.subjects(_address(request), body.username)
-    retry_after = await s.run(s.throttle.retry_after, who)
-    if retry_after is not None:
-        raise errors.throttled(retry_after)
-    user_id = await s.run(s.accounts.authenticate, body.username, body.password)
-    if user_id is None:
-        await s.run(s.throttle.record_failure, who)
-        raise errors.unauthorized("wrong_credentials")
+    async with s.throttle.attempt(s.run, throttle.subjects(_address(request), body.username)) as attempt:
+        user_id = await s.run(s.accounts.authenticate, body.username, body.password)
+        if user_id is None:
+            attempt.count()
+            raise errors.unauthorized("wrong_credentials")
     pair = await s.run(s.sessions.start, user_id)
     return JSON(pair.as_json())
 
