@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -119,22 +118,3 @@ class Hub:
 def frame(body: dict[str, Any]) -> str:
     """A push as the text of a WebSocket frame: JSON like the REST answers (times ISO UTC)."""
     return dumps(body).decode()
-
-
-class HideTokens(logging.Filter):
-    """Keep `?token=<access>` out of the server's logs (uvicorn logs a socket's path and query)."""
-
-    _TOKEN = re.compile(r"(token=)[^&\s\"]+")
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple):
-            record.args = tuple(self._TOKEN.sub(r"\1***", a) if isinstance(a, str) else a for a in record.args)
-        if isinstance(record.msg, str):
-            record.msg = self._TOKEN.sub(r"\1***", record.msg)
-        return True
-
-
-def hide_tokens_in_logs(logger_name: str = "uvicorn.error") -> None:
-    logger = logging.getLogger(logger_name)
-    if not any(isinstance(existing, HideTokens) for existing in logger.filters):
-        logger.addFilter(HideTokens())

@@ -18,6 +18,8 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
 
 from api.middleware import RequestId
 from tests.backends import environment
@@ -81,8 +83,15 @@ def test_a_server_with_json_logs_writes_only_json_lines(tmp_path: Path) -> None:
     with start_server(env, log_dir=tmp_path) as server:
         answer = httpx.get(f"{server.url}/api/v1/categories/", headers={"X-Request-ID": "from-the-client-7"})
         assert answer.status_code == 200 and answer.headers["x-request-id"] == "from-the-client-7"
+        # Tokens in URLs, logged by uvicorn's access log and its socket lines: never written out.
+        assert httpx.get(f"{server.url}/verify-email?token=LINK-SECRET.sig").status_code == 200
+        with connect(f"ws://127.0.0.1:{server.port}/ws/notifications/?token=SOCKET-SECRET") as socket:
+            with pytest.raises(ConnectionClosed):
+                socket.recv(timeout=10)
         log_path = server.log_path
-    parsed = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
+    text = log_path.read_text()
+    assert "SECRET" not in text and "/verify-email?token=***" in text and "/ws/notifications/?token=***" in text
+    parsed = [json.loads(line) for line in text.splitlines() if line.strip()]
     access = [p for p in parsed if p["logger"] == "uvicorn.access" and "/api/v1/categories/" in p["message"]]
     assert [p.get("request_id") for p in access] == ["from-the-client-7"]
     assert any("public URL" in p["message"] for p in parsed)  # the start-up banner, as JSON too

@@ -19,7 +19,7 @@ from starlette.applications import Starlette
 
 from api.app import build_app
 from api.idempotency_keys import IdempotencyKeys
-from api.realtime import Hub, hide_tokens_in_logs
+from api.realtime import Hub
 from api.services import Services
 from api.sessions import Sessions
 from api.throttle import FailureThrottle
@@ -157,7 +157,6 @@ def runtime(settings: Settings, *, clock: Clock | None = None) -> Iterator[Servi
         if settings.redis_url:
             redis_client = redis.Redis.from_url(settings.redis_url, socket_timeout=1, socket_connect_timeout=1)
         hub = Hub(asyncio.get_running_loop())
-        hide_tokens_in_logs()
         with (
             relay(settings.redis_url, settings.database_url, hub) as redis_relay,
             projection_runner(settings, db, stores, progress, clock, redis_relay or hub) as runner,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
@@ -22,6 +23,20 @@ class RequestIdFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = request_id.get()
+        return True
+
+
+class HideTokens(logging.Filter):
+    """Keep `?token=<secret>` out of the logs: uvicorn logs a socket's URL (an access token) and, with
+    the access log on, every request's (a verification link's token)."""
+
+    _TOKEN = re.compile(r"(token=)[^&\s\"]+")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(self._TOKEN.sub(r"\1***", a) if isinstance(a, str) else a for a in record.args)
+        if isinstance(record.msg, str):
+            record.msg = self._TOKEN.sub(r"\1***", record.msg)
         return True
 
 
@@ -54,13 +69,16 @@ def logging_config(log_format: str, level: str = "INFO") -> dict[str, Any]:
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "filters": {"request_id": {"()": "ugc.platform.logs.RequestIdFilter"}},
+        "filters": {
+            "request_id": {"()": "ugc.platform.logs.RequestIdFilter"},
+            "hide_tokens": {"()": "ugc.platform.logs.HideTokens"},
+        },
         "formatters": {"default": formatter},
         "handlers": {
             "default": {
                 "class": "logging.StreamHandler",
                 "formatter": "default",
-                "filters": ["request_id"],
+                "filters": ["request_id", "hide_tokens"],
                 "stream": "ext://sys.stderr",
             }
         },
