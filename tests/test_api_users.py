@@ -158,6 +158,11 @@ def test_patching_a_missing_creator_profile_is_404(api: Api) -> None:
         ({"specialization": "x", "social_links": {"": "https://i.com/x"}}, "social_links"),
         ({"specialization": "x", "social_links": {"  ": "https://i.com/x"}}, "social_links"),
         ({"specialization": "x", "portfolio_link": "not a url"}, "portfolio_link"),
+        # A link a page would render: a web address or a handle, never a script.
+        ({"specialization": "x", "social_links": {"instagram": "javascript:alert(1)"}}, "social_links"),
+        ({"specialization": "x", "social_links": {"behance": "data:text/html,<script>1</script>"}}, "social_links"),
+        ({"specialization": "x", "social_links": {"dribbble": "java\tscript:alert(1)"}}, "social_links"),
+        ({"specialization": "x", "social_links": {"vk": "https://vk.com/a b"}}, "social_links"),
         ({"specialization": "s" * 256}, "specialization"),
     ],
 )
@@ -166,6 +171,18 @@ def test_creator_profile_validation(api: Api, body: dict[str, object], field: st
     response = api.client.post("/api/v1/users/me/creator-profile/", headers=user["headers"], json=body)
     assert response.status_code == 422
     assert any(name.startswith(field) for name in response.json()["fields"])
+
+
+def test_a_social_link_is_a_web_address_or_a_handle(api: Api) -> None:
+    user = api.verified_user()
+    links = {"instagram": "@anna_video", "behance": "https://www.behance.net/anna", "dribbble": "anna.shots"}
+    body = {"specialization": "x", "social_links": links}
+    created = api.client.post("/api/v1/users/me/creator-profile/", headers=user["headers"], json=body)
+    assert created.status_code == 201 and created.json()["social_links"] == links
+    refused = api.client.patch(
+        "/api/v1/users/me/creator-profile/", headers=user["headers"], json={"social_links": {"x": "javascript:void(0)"}}
+    )
+    assert refused.status_code == 422 and "Введите правильный URL." in str(refused.json()), refused.text
 
 
 def test_public_creator_page_without_auth(api: Api) -> None:

@@ -4,7 +4,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import AnyHttpUrl, BaseModel, Field, StringConstraints, TypeAdapter, field_validator
+from pydantic import AfterValidator, AnyHttpUrl, BaseModel, Field, StringConstraints, TypeAdapter, field_validator
 
 from api.errors import explained
 from api.schemas.auth import Name
@@ -87,8 +87,19 @@ def _check_link(value: str) -> str:
     return value
 
 
+def _check_social_link(value: str) -> str:
+    """A profile on a network: its web address or a handle (`@anna`). Anything with a scheme or a space
+    must be an http(s) URL, so no `javascript:` or `data:` link reaches the pages that show it."""
+    if any(char.isspace() for char in value):
+        raise ValueError("Введите правильный URL.")
+    return _check_link(value) if ":" in value else value
+
+
 SocialLinks = Annotated[
-    dict[Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)], Link],
+    dict[
+        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)],
+        Annotated[Link, AfterValidator(_check_social_link)],
+    ],
     Field(max_length=20),
 ]
 
