@@ -85,10 +85,12 @@ def events_as_of(events: Sequence[Logged], as_of: AsOf | None) -> list[Logged]:
     if as_of is None:
         return list(events)
     if isinstance(as_of, datetime):
-        reached = [logged for logged in events if logged.event.at <= as_of]
+        # A prefix of the log, even where the events' times are not in order (each is the clock of
+        # the process that decided it): the order after the last event at or before the moment.
+        reached = [logged.event.originator_version for logged in events if logged.event.at <= as_of]
         if not reached:
             raise NotFound("order_not_found")
-        return reached
+        as_of = reached[-1]
     latest = events[-1].event.originator_version
     if not 1 <= as_of <= latest:
         raise BadAsOf("version", latest=latest)

@@ -68,6 +68,22 @@ def test_as_of_a_version_or_a_moment_is_what_the_repository_rebuilds(orders: Ord
         assert (refused.value.reason, refused.value.latest) == ("version", 7)
 
 
+def test_a_moment_reads_a_prefix_of_the_log_where_the_events_times_are_out_of_order(orders: Orders) -> None:
+    """Each event's time is the clock of the process that decided it: a scheduler's clock ahead of
+    the API's makes a later review look older than the completion before it. As of a moment after
+    the review, the order is as after it (completion included): never a review without its completion."""
+    order = placed(number=4, at=NOW)
+    order.accept(CREATOR, NOW + timedelta(minutes=1))
+    order.deliver(CREATOR, 1, "Готово", [], NOW + timedelta(minutes=2))
+    order.approve(BUYER, NOW + timedelta(hours=2))  # a clock two hours ahead
+    order.review(BUYER, 1, 5, "Отлично", NOW + timedelta(minutes=5))
+    orders.app.save(order)
+    moment = NOW + timedelta(hours=1)
+    assert order_as_of(orders.log, 4, moment) == orders.app.repository.get(order_id(4), version=5).as_row()
+    assert [e["version"] for e in order_record(orders.log, 4, moment)] == [1, 2, 3, 4, 5]
+    assert order_as_of(orders.log, 4, NOW + timedelta(minutes=3)) == order_as_of(orders.log, 4, 3)
+
+
 def test_the_history_names_each_event_and_its_actor_and_an_unknown_order_is_not_found(orders: Orders) -> None:
     orders.app.save(a_whole_lifecycle(2))
     history = order_record(orders.log, 2)
