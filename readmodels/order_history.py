@@ -90,11 +90,13 @@ def events_as_of(events: Sequence[Logged], as_of: AsOf | None) -> list[Logged]:
         reached = [logged.event.originator_version for logged in events if logged.event.at <= as_of]
         if not reached:
             raise NotFound("order_not_found")
-        as_of = reached[-1]
+        version: int = reached[-1]
+    else:
+        version = as_of
     latest = events[-1].event.originator_version
-    if not 1 <= as_of <= latest:
+    if not 1 <= version <= latest:
         raise BadAsOf("version", latest=latest)
-    return [logged for logged in events if logged.event.originator_version <= as_of]
+    return [logged for logged in events if logged.event.originator_version <= version]
 
 
 def order_as_of(log: EventLog, order: int, as_of: AsOf | None = None) -> Row:
