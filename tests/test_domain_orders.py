@@ -211,10 +211,19 @@ def test_a_buyer_cannot_order_their_own_service() -> None:
 
 
 def test_revision_needs_a_service_that_allows_modifications() -> None:
+    """403 in every status (before the state's 409: it is never possible), to the buyer only."""
     order = placed(allows_modifications=False)
-    order.deliver(CREATOR, 1, "Готово", [], NOW)
-    with pytest.raises(NotAllowed):
-        order.request_revision(BUYER, "Ещё раз", NOW)
+    for status in (PENDING, IN_PROGRESS, DELIVERED):
+        with pytest.raises(NotAllowed) as refused:
+            order.request_revision(BUYER, "Ещё раз", NOW)
+        assert (refused.value.code, order.status) == ("modifications_not_allowed", status)
+        with pytest.raises(NotAllowed) as wrong_party:
+            order.request_revision(CREATOR, "Ещё раз", NOW)
+        assert wrong_party.value.code == "permission_denied"
+        if status == PENDING:
+            order.accept(CREATOR, NOW)
+        elif status == IN_PROGRESS:
+            order.deliver(CREATOR, 1, "Готово", [], NOW)
 
 
 def test_an_order_is_reviewed_once() -> None:

@@ -220,8 +220,12 @@ class Order(Aggregate):
             return "creator"
         return None
 
-    def check(self, command: str, actor: int) -> None:
-        """Raise unless `actor` may issue `command` now: 404 outsiders, 403 wrong party, 409 wrong state."""
+    def check(self, command: str, actor: int, refusal: NotAllowed | None = None) -> None:
+        """Raise unless `actor` may issue `command` now: 404 outsiders, 403 wrong party, 409 wrong state.
+
+        `refusal`: the command's own 403, refused to the right party before any state is looked at
+        (a revision of an order whose service allows none is never possible, whatever its status).
+        """
         rule = RULES[command]
         role = self.role_of(actor)
         if role is None:
@@ -229,6 +233,8 @@ class Order(Aggregate):
         allowed = role == rule.actor or (rule.actor == "participant" and role in ("buyer", "creator"))
         if not allowed:
             raise NotAllowed()
+        if refusal is not None:
+            raise refusal
         if self.status not in rule.sources:
             raise WrongState(self.status, "order_wrong_status")
 
@@ -249,9 +255,8 @@ class Order(Aggregate):
         self._delivered(as_actor(actor), delivery, message, files, at)
 
     def request_revision(self, actor: int, message: str, at: datetime) -> None:
-        self.check("request_revision", actor)
-        if not self.allows_modifications:
-            raise NotAllowed("modifications_not_allowed")
+        never = None if self.allows_modifications else NotAllowed("modifications_not_allowed")
+        self.check("request_revision", actor, never)
         self._revision_requested(as_actor(actor), message, at)
 
     def approve(self, actor: int, at: datetime) -> None:
