@@ -127,8 +127,9 @@ class Cast:
 
 def expect(response: httpx.Response, status: int) -> dict[str, Any]:
     if response.status_code != status:
-        raise RuntimeError(f"{response.request.method} {response.request.url} -> {response.status_code}: "
-                           f"{response.text[:300]}")
+        raise RuntimeError(
+            f"{response.request.method} {response.request.url} -> {response.status_code}: {response.text[:300]}"
+        )
     body: dict[str, Any] = response.json() if response.content else {}
     return body
 
@@ -145,13 +146,17 @@ def mailed_tokens(outbox: Path) -> dict[str, str]:
     return found
 
 
-async def build_cast(client: httpx.AsyncClient, outbox: Path, *, creators: int, buyers: int,
-                     services_per_creator: int) -> Cast:
+async def build_cast(
+    client: httpx.AsyncClient, outbox: Path, *, creators: int, buyers: int, services_per_creator: int
+) -> Cast:
     """Register, verify and log in everybody through the API; creators get profiles and services."""
     began = time.monotonic()
     prefix = f"o{secrets.token_hex(3)}_"
-    cast = Cast([Party(f"{prefix}c{i}") for i in range(creators)], [Party(f"{prefix}b{i}") for i in range(buyers)],
-                Party(f"{prefix}light"))
+    cast = Cast(
+        [Party(f"{prefix}c{i}") for i in range(creators)],
+        [Party(f"{prefix}b{i}") for i in range(buyers)],
+        Party(f"{prefix}light"),
+    )
     everybody = [*cast.creators, *cast.buyers, cast.light]
     limit = asyncio.Semaphore(4)  # argon2id: 64 MiB and a few cores' worth of work per request
 
@@ -169,8 +174,9 @@ async def build_cast(client: httpx.AsyncClient, outbox: Path, *, creators: int, 
 
     async def login(p: Party) -> None:
         async with limit:
-            tokens = expect(await client.post("/api/auth/token/", json={"username": p.username, "password": PASSWORD}),
-                            200)
+            tokens = expect(
+                await client.post("/api/auth/token/", json={"username": p.username, "password": PASSWORD}), 200
+            )
         p.access, p.refresh = tokens["access"], tokens["refresh"]
 
     await asyncio.gather(*(register(p) for p in everybody))
@@ -180,12 +186,19 @@ async def build_cast(client: httpx.AsyncClient, outbox: Path, *, creators: int, 
 
     async def open_shop(c: Party, index: int) -> None:
         profile = {"specialization": "UGC-видео", "experience": "5 лет"}
-        c.profile_id = expect(await client.post("/api/v1/users/me/creator-profile/", headers=c.auth, json=profile),
-                              201)["id"]
+        c.profile_id = expect(
+            await client.post("/api/v1/users/me/creator-profile/", headers=c.auth, json=profile), 201
+        )["id"]
         for n in range(services_per_creator):
-            body = {"title": f"Видеообзор товара {index}-{n}", "description": "Сниму обзор на ваш товар.",
-                    "category_id": category, "base_price": 1000 + 100 * n, "delivery_time": 7,
-                    "options": [{"name": "Срочно", "description": "За 2 дня", "price": 200}], "tags": ["обзор"]}
+            body = {
+                "title": f"Видеообзор товара {index}-{n}",
+                "description": "Сниму обзор на ваш товар.",
+                "category_id": category,
+                "base_price": 1000 + 100 * n,
+                "delivery_time": 7,
+                "options": [{"name": "Срочно", "description": "За 2 дня", "price": 200}],
+                "tags": ["обзор"],
+            }
             c.services.append(expect(await client.post("/api/v1/services/", headers=c.auth, json=body), 201)["id"])
 
     await asyncio.gather(*(open_shop(c, i) for i, c in enumerate(cast.creators)))
@@ -222,7 +235,8 @@ def free_connections() -> int:
     with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
         row = conn.execute(
             "SELECT current_setting('max_connections')::int - current_setting('superuser_reserved_connections')::int "
-            "- count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'").fetchone()
+            "- count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'"
+        ).fetchone()
     assert row is not None
     return int(row[0])
 
@@ -257,16 +271,29 @@ class SeedReport:
 
 def seed_and_catch_up(url: str, cast: Cast, count: int, *, batch: int, timeout: float) -> SeedReport:
     plan = seed_orders.Plan(
-        buyers=[b.user_id for b in cast.buyers], services=cast.services, heavy=cast.buyers[0].user_id,
-        heavy_share=0.2, light=cast.light.user_id, light_count=10)
+        buyers=[b.user_id for b in cast.buyers],
+        services=cast.services,
+        heavy=cast.buyers[0].user_id,
+        heavy_share=0.2,
+        light=cast.light.user_id,
+        light_count=10,
+    )
     wait_for_connections(20)
     db = Database(url)
     stores = EventStores(url)
     try:
         seeded = seed_orders.seed(
-            stores, db, plan, count=count, batch=batch,
-            progress=lambda s: print(f"  {s.orders} orders appended ({s.seconds:.0f} s)", file=sys.stderr)
-            if s.orders % (batch * 10) == 0 or s.orders == count else None)
+            stores,
+            db,
+            plan,
+            count=count,
+            batch=batch,
+            progress=lambda s: (
+                print(f"  {s.orders} orders appended ({s.seconds:.0f} s)", file=sys.stderr)
+                if s.orders % (batch * 10) == 0 or s.orders == count
+                else None
+            ),
+        )
         head = stores.orders.recorder.max_notification_id() or 0
         began = time.monotonic()
         while behind := lagging(db, {"orders": head}):
@@ -286,7 +313,8 @@ def table_stats(url: str, table: str) -> dict[str, Any]:
         row = conn.execute(
             "SELECT n_live_tup, n_dead_tup, last_autovacuum, last_autoanalyze, last_vacuum, last_analyze, "
             "pg_size_pretty(pg_total_relation_size(relid)) AS size FROM pg_stat_user_tables WHERE relname = %s",
-            (table,)).fetchone()
+            (table,),
+        ).fetchone()
         count = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
     assert row is not None and count is not None
     names = ("n_live_tup", "n_dead_tup", "last_autovacuum", "last_autoanalyze", "last_vacuum", "last_analyze", "size")
@@ -298,7 +326,9 @@ def pending_orders(url: str, user_id: int) -> tuple[int, int]:
     with psycopg.connect(url) as conn:
         row = conn.execute(
             "SELECT count(*), count(*) FILTER (WHERE status = 'pending') FROM orders "
-            "WHERE buyer_id = %s OR creator_id = %s", (user_id, user_id)).fetchone()
+            "WHERE buyer_id = %s OR creator_id = %s",
+            (user_id, user_id),
+        ).fetchone()
     assert row is not None
     return int(row[0]), int(row[1])
 
@@ -329,7 +359,9 @@ class ActivitySampler:
             while not self._stop.is_set():
                 rows = conn.execute(
                     "SELECT state, wait_event_type, wait_event, left(query, 60) FROM pg_stat_activity "
-                    "WHERE datname = %s AND backend_type = 'client backend'", (self.database,)).fetchall()
+                    "WHERE datname = %s AND backend_type = 'client backend'",
+                    (self.database,),
+                ).fetchall()
                 self.samples.append((time.monotonic(), Counter(activity_label(*row) for row in rows)))
                 self._stop.wait(self.interval)
 
@@ -362,10 +394,21 @@ def place_scenario(cast: Cast) -> Scenario:
     """Each buyer with their own token, paired with a service, in turn (loadgen's header_pool)."""
     delivery = (date.today() + timedelta(days=14)).isoformat()
     services = cast.services
-    pairs = [(cast.buyers[k % len(cast.buyers)], services[k % len(services)])
-             for k in range(2 * max(len(cast.buyers), len(services)))]
-    bodies = [json.dumps({"service_id": s, "requirements": f"Обзор для {b.username}", "delivery_date": delivery,
-                          "selected_option_ids": []}) for b, s in pairs]
+    pairs = [
+        (cast.buyers[k % len(cast.buyers)], services[k % len(services)])
+        for k in range(2 * max(len(cast.buyers), len(services)))
+    ]
+    bodies = [
+        json.dumps(
+            {
+                "service_id": s,
+                "requirements": f"Обзор для {b.username}",
+                "delivery_date": delivery,
+                "selected_option_ids": [],
+            }
+        )
+        for b, s in pairs
+    ]
     return Scenario("POST", "/api/v1/orders/", JSON_HEADERS, body_pool=bodies, header_pool=[b.auth for b, _ in pairs])
 
 
@@ -383,8 +426,17 @@ def count_orders(conn: psycopg.Connection[Any]) -> int:
     return int(row[0])
 
 
-def measure_placing(base: str, pid: int, url: str, cast: Cast, *, connections: Sequence[int], duration: float,
-                    engine: str, helpers: Sequence[int]) -> list[PlaceRun]:
+def measure_placing(
+    base: str,
+    pid: int,
+    url: str,
+    cast: Cast,
+    *,
+    connections: Sequence[int],
+    duration: float,
+    engine: str,
+    helpers: Sequence[int],
+) -> list[PlaceRun]:
     runs = []
     database = url.rsplit("/", 1)[1]
     # Opened before the load: the shared server's max_connections may be all taken during it.
@@ -394,22 +446,34 @@ def measure_placing(base: str, pid: int, url: str, cast: Cast, *, connections: S
     return runs
 
 
-def place_once(base: str, pid: int, cast: Cast, observer: psycopg.Connection[Any], database: str, conns: int,
-               duration: float, engine: str, helpers: Sequence[int]) -> PlaceRun:
+def place_once(
+    base: str,
+    pid: int,
+    cast: Cast,
+    observer: psycopg.Connection[Any],
+    database: str,
+    conns: int,
+    duration: float,
+    engine: str,
+    helpers: Sequence[int],
+) -> PlaceRun:
     refreshed(base, cast.buyers)
     wait_for_connections(12)
     scenario = place_scenario(cast)
     loadgen.run(base, scenario, connections=conns, duration=1, engine=engine, quiet=False)
     with ActivitySampler(database) as sampler:
         before = count_orders(observer)
-        result = loadgen.run(base, scenario, connections=conns, duration=duration, engine=engine, server_pid=pid,
-                             helper_pids=helpers)
+        result = loadgen.run(
+            base, scenario, connections=conns, duration=duration, engine=engine, server_pid=pid, helper_pids=helpers
+        )
         ended = time.monotonic()
         time.sleep(0.5)  # requests wrk abandoned at its deadline still finish on the server
         added = count_orders(observer) - before
     n, activity = sampler.mean(ended - result.seconds, ended)
-    print(f"  POST orders c={conns}: {result.rps:,.0f} req/s, p99 {result.p99_ms:.1f} ms, "
-          f"{result.errors} errors", file=sys.stderr)
+    print(
+        f"  POST orders c={conns}: {result.rps:,.0f} req/s, p99 {result.p99_ms:.1f} ms, {result.errors} errors",
+        file=sys.stderr,
+    )
     return PlaceRun(result, added, n, activity)
 
 
@@ -457,8 +521,13 @@ class RawConnection:
     async def post(self, path: str, headers: dict[str, str], body: dict[str, Any]) -> tuple[int, bytes]:
         """The answer's status and body; a broken connection is opened again for the next request."""
         payload = json.dumps(body).encode()
-        head = [f"POST {path} HTTP/1.1", f"Host: {self.host}:{self.port}", "Content-Type: application/json",
-                f"Content-Length: {len(payload)}", *(f"{k}: {v}" for k, v in headers.items())]
+        head = [
+            f"POST {path} HTTP/1.1",
+            f"Host: {self.host}:{self.port}",
+            "Content-Type: application/json",
+            f"Content-Length: {len(payload)}",
+            *(f"{k}: {v}" for k, v in headers.items()),
+        ]
         request = ("\r\n".join(head) + "\r\n\r\n").encode() + payload
         if self._streams is None:
             self._streams = await asyncio.open_connection(self.host, self.port)
@@ -486,8 +555,9 @@ class RawConnection:
 LIFECYCLE_RAMP = 1.0  # seconds of lifecycles before their measurement window opens: many lifecycles' length
 
 
-async def lifecycles(base: str, cast: Cast, concurrency: int, duration: float, walk: Sequence[str] = STEPS, *,
-                     ramp: float = 0.0) -> tuple[float, int, int, Counter[str], dict[str, list[float]], list[float]]:
+async def lifecycles(
+    base: str, cast: Cast, concurrency: int, duration: float, walk: Sequence[str] = STEPS, *, ramp: float = 0.0
+) -> tuple[float, int, int, Counter[str], dict[str, list[float]], list[float]]:
     """`concurrency` clients walking orders through `walk` (STEPS, or some of them), each on a
     connection of its own (`RawConnection`), measured for `duration` s from `ramp` s after they began.
 
@@ -512,8 +582,9 @@ async def lifecycles(base: str, cast: Cast, concurrency: int, duration: float, w
     def within() -> bool:
         return opens <= loop.time() <= deadline
 
-    async def step(client: RawConnection, name: str, expected: int, path: str, party: Party,
-                   body: dict[str, Any]) -> bytes:
+    async def step(
+        client: RawConnection, name: str, expected: int, path: str, party: Party, body: dict[str, Any]
+    ) -> bytes:
         t = time.perf_counter()
         status, answer = await client.post(path, party.auth, body)
         if within():
@@ -532,16 +603,40 @@ async def lifecycles(base: str, cast: Cast, concurrency: int, duration: float, w
             started += within()
             t = time.perf_counter()
             try:
-                order = json.loads(await step(client, "place", 201, "/api/v1/orders/", buyer, {
-                    "service_id": service, "requirements": "Ролик 30 секунд", "delivery_date": delivery,
-                    "selected_option_ids": []}))["id"]
+                order = json.loads(
+                    await step(
+                        client,
+                        "place",
+                        201,
+                        "/api/v1/orders/",
+                        buyer,
+                        {
+                            "service_id": service,
+                            "requirements": "Ролик 30 секунд",
+                            "delivery_date": delivery,
+                            "selected_option_ids": [],
+                        },
+                    )
+                )["id"]
                 if "accept" in walk:
                     await step(client, "accept", 200, f"/api/v1/orders/{order}/accept/", creator, {})
-                await step(client, "deliver", 201, f"/api/v1/orders/{order}/deliveries/", creator,
-                           {"message": "Готово", "file_ids": []})
+                await step(
+                    client,
+                    "deliver",
+                    201,
+                    f"/api/v1/orders/{order}/deliveries/",
+                    creator,
+                    {"message": "Готово", "file_ids": []},
+                )
                 await step(client, "approve", 200, f"/api/v1/orders/{order}/approve/", buyer, {})
-                await step(client, "review", 201, f"/api/v1/orders/{order}/reviews/", buyer,
-                           {"rating": 5, "content": "Отлично"})
+                await step(
+                    client,
+                    "review",
+                    201,
+                    f"/api/v1/orders/{order}/reviews/",
+                    buyer,
+                    {"rating": 5, "content": "Отлично"},
+                )
             except LookupError:
                 continue
             except (TimeoutError, OSError, asyncio.IncompleteReadError) as error:
@@ -570,16 +665,24 @@ def measure_lifecycles(base: str, pid: int, cast: Cast, concurrency: int, durati
     cpu = time.process_time()
     wall = time.monotonic()
     seconds, done, started, failures, steps, whole = uvloop.run(
-        lifecycles(base, cast, concurrency, duration, ramp=LIFECYCLE_RAMP))
+        lifecycles(base, cast, concurrency, duration, ramp=LIFECYCLE_RAMP)
+    )
     wall = time.monotonic() - wall
     used = cpu_used(snapshot, cpu_snapshot())
     run = LifecycleRun(
-        concurrency, seconds, done, started, failures, steps, whole,
+        concurrency,
+        seconds,
+        done,
+        started,
+        failures,
+        steps,
+        whole,
         client_cores=(time.process_time() - cpu) / wall,
         server_cores=(process_cpu_seconds(pid) - server) / wall,
         postgres_cores=sum(c for name, c in used.values() if name == "postgres") / wall,
         machine_cores=(machine_cpu()[0] - busy) / wall,
-        background=background)
+        background=background,
+    )
     print(f"  lifecycles c={concurrency}: {run.per_second:.1f}/s, {sum(failures.values())} failures", file=sys.stderr)
     return run
 
@@ -601,17 +704,29 @@ async def stats_lag(base: str, cast: Cast, samples: int) -> StatsLag:
     creator = cast.creators[0]
     service = creator.services[0]
     delivery = (date.today() + timedelta(days=14)).isoformat()
-    async with httpx.AsyncClient(base_url=base, timeout=30) as writer, \
-            httpx.AsyncClient(base_url=base, timeout=30) as reader:
+    async with (
+        httpx.AsyncClient(base_url=base, timeout=30) as writer,
+        httpx.AsyncClient(base_url=base, timeout=30) as reader,
+    ):
         limit = asyncio.Semaphore(8)
 
         async def delivered_order(buyer: Party) -> tuple[Party, int]:
             async with limit:
-                order = expect(await writer.post("/api/v1/orders/", headers=buyer.auth, json={
-                    "service_id": service, "delivery_date": delivery, "selected_option_ids": []}), 201)["id"]
+                order = expect(
+                    await writer.post(
+                        "/api/v1/orders/",
+                        headers=buyer.auth,
+                        json={"service_id": service, "delivery_date": delivery, "selected_option_ids": []},
+                    ),
+                    201,
+                )["id"]
                 expect(await writer.post(f"/api/v1/orders/{order}/accept/", headers=creator.auth), 200)
-                expect(await writer.post(f"/api/v1/orders/{order}/deliveries/", headers=creator.auth,
-                                         json={"message": "Готово"}), 201)
+                expect(
+                    await writer.post(
+                        f"/api/v1/orders/{order}/deliveries/", headers=creator.auth, json={"message": "Готово"}
+                    ),
+                    201,
+                )
                 return buyer, order
 
         ready = await asyncio.gather(*(delivered_order(cast.buyers[i % len(cast.buyers)]) for i in range(samples)))
@@ -679,17 +794,34 @@ class ListPhase:
     explained_after: list[Explained]
 
 
-def measure_lists(base: str, pid: int, cases: Sequence[tuple[tuple[str, Party], int]], engine: str,
-                  duration: float, helpers: Sequence[int]) -> list[tuple[str, Result]]:
+def measure_lists(
+    base: str,
+    pid: int,
+    cases: Sequence[tuple[tuple[str, Party], int]],
+    engine: str,
+    duration: float,
+    helpers: Sequence[int],
+) -> list[tuple[str, Result]]:
     """GET /api/v1/orders/?status=pending as each (party, connections) case."""
     wait_for_connections(12)
     lists = []
     for (label, party), conns in cases:
         scenario = Scenario("GET", "/api/v1/orders/?status=pending", party.auth)
         loadgen.run(base, scenario, connections=conns, duration=1, engine=engine, quiet=False)
-        lists.append((f"list pending, {label}", loadgen.run(base, scenario, connections=conns, duration=duration,
-                                                             engine=engine, server_pid=pid,
-                                                             helper_pids=helpers)))
+        lists.append(
+            (
+                f"list pending, {label}",
+                loadgen.run(
+                    base,
+                    scenario,
+                    connections=conns,
+                    duration=duration,
+                    engine=engine,
+                    server_pid=pid,
+                    helper_pids=helpers,
+                ),
+            )
+        )
         print(f"  {lists[-1][0]} c={conns}: p99 {lists[-1][1].p99_ms:.1f} ms", file=sys.stderr)
     return lists
 
@@ -704,7 +836,12 @@ def vacuum(url: str, table: str) -> float:
 def explain_list(url: str, user_id: int, runs: int = 50) -> list[Explained]:
     db = RecordingDatabase(url)
     try:
-        read_page(db, orders_read.list_orders(user_id, PageRequest(1, 20), role=None, status="pending"))
+        read_page(
+            db,
+            orders_read.list_orders(
+                user_id, PageRequest(1, 20), role=None, filters=orders_read.OrderFilters(status="pending")
+            ),
+        )
     finally:
         db.close()
     found = []
@@ -760,10 +897,22 @@ def append_ceiling(url: str, *, clients: int = ceilings.PG_CLIENTS, duration: fl
     def worker(_: int) -> Callable[[], None]:
         def append() -> None:
             order = Order.place(
-                number=next(numbers), buyer=1, buyer_username="buyer", creator=2, creator_profile=1,
-                creator_username="creator", service=1, service_title="Видеообзор товара", price=Decimal(1000),
-                options=[], total_price=Decimal(1000), requirements="Ролик 30 секунд", delivery_date="2030-01-01",
-                allows_modifications=True, at=datetime.now(UTC))
+                number=next(numbers),
+                buyer=1,
+                buyer_username="buyer",
+                creator=2,
+                creator_profile=1,
+                creator_username="creator",
+                service=1,
+                service_title="Видеообзор товара",
+                price=Decimal(1000),
+                options=[],
+                total_price=Decimal(1000),
+                requirements="Ролик 30 секунд",
+                delivery_date="2030-01-01",
+                allows_modifications=True,
+                at=datetime.now(UTC),
+            )
             stores.orders.save(order)
 
         return append
@@ -809,21 +958,35 @@ def lifecycle_rows(runs: list[LifecycleRun], walk: Sequence[str] = STEPS) -> lis
             f"| {pct(r.lifecycle, 0.5):.0f} / {pct(r.lifecycle, 0.99):.0f} | "
             + " | ".join(f"{pct(r.steps[s], 0.5):.1f} / {pct(r.steps[s], 0.99):.1f}" for s in walk)
             + f" | {failed} | {r.client_cores:.2f} / {r.server_cores:.2f} / {r.postgres_cores:.2f} / {other:.2f} "
-            f"| {r.machine_cores:.2f} | {r.background:.2f} |")
+            f"| {r.machine_cores:.2f} | {r.background:.2f} |"
+        )
     return lines
 
 
 PROJECTION_LAYOUTS = {
     "external": "projections in a `ugc project` process beside it (UGC_PROJECTIONS=external, DESIGN.md's "
-                "production layout; its CPU shows among the busiest other processes as `ugc`)",
+    "production layout; its CPU shows among the busiest other processes as `ugc`)",
     "inline": "projections inline (the server's own runner)",
 }
 
 
-def report(*, command: str, ceiling: ceilings.Ceilings, append: AppendCeilings, cast: Cast, seed: SeedReport,
-           listing: ListPhase, placing: list[PlaceRun],
-           cycles: list[LifecycleRun], lag: StatsLag, engine: str, duration: float, background: float,
-           began: datetime, projections: str) -> str:
+def report(
+    *,
+    command: str,
+    ceiling: ceilings.Ceilings,
+    append: AppendCeilings,
+    cast: Cast,
+    seed: SeedReport,
+    listing: ListPhase,
+    placing: list[PlaceRun],
+    cycles: list[LifecycleRun],
+    lag: StatsLag,
+    engine: str,
+    duration: float,
+    background: float,
+    began: datetime,
+    projections: str,
+) -> str:
     started = began.strftime("%Y-%m-%d %H:%M UTC")
     finished = datetime.now(UTC).strftime("%H:%M UTC")
     raw = ceiling.pg_insert.tps
@@ -832,7 +995,8 @@ def report(*, command: str, ceiling: ceilings.Ceilings, append: AppendCeilings, 
     lists = listing.lists
     found = listing.as_found
     lines = [
-        f"## Orders - {started} (finished {finished})", "",
+        f"## Orders - {started} (finished {finished})",
+        "",
         f"`{command}` - {CORES} cores, {platform.platform()}, Python {platform.python_version()}. Server: `ugc serve`, "
         f"1 uvicorn worker (uvloop, httptools, access log off: the UGC_ACCESS_LOG default), "
         f"PostgreSQL (fresh database), production argon2id "
@@ -840,13 +1004,18 @@ def report(*, command: str, ceiling: ceilings.Ceilings, append: AppendCeilings, 
         f"Load: {engine} one thread for the loadgen cases (on the same cores), "
         f"httpx.AsyncClient on uvloop for lifecycles and the statistics lag. {duration:g} s per loadgen "
         f"measurement after a 1 s warm-up. CPU busy before the run (other processes): {background:.2f} cores. "
-        f"Server sources: {source_fingerprint()}.", "",
+        f"Server sources: {source_fingerprint()}.",
+        "",
         f"Cast, through the API ({cast.seconds:.0f} s): {len(cast.creators)} creators with "
         f"{len(cast.services) // len(cast.creators)} services each, {len(cast.buyers)} buyers and one light buyer, "
-        "all registered, verified from the mailed link, logged in.", "",
-        ceilings.markdown(ceiling), "",
-        f"### The append path's ceilings ({ceilings.PG_CLIENTS} threads, a connection each, same run)", "",
-        "| method | throughput | latency |", "|---|---:|---|",
+        "all registered, verified from the mailed link, logged in.",
+        "",
+        ceilings.markdown(ceiling),
+        "",
+        f"### The append path's ceilings ({ceilings.PG_CLIENTS} threads, a connection each, same run)",
+        "",
+        "| method | throughput | latency |",
+        "|---|---:|---|",
         f"| raw INSERT+COMMIT (above) | {raw:,.0f} tx/s | p50 {ceiling.pg_insert.p50_ms:.2f} ms, "
         f"p99 {ceiling.pg_insert.p99_ms:.2f} ms |",
         f"| the same in the library's shape: SET LOCAL lock_timeout; LOCK TABLE ... IN EXCLUSIVE MODE; NOTIFY; "
@@ -854,76 +1023,125 @@ def report(*, command: str, ceiling: ceilings.Ceilings, append: AppendCeilings, 
         f"p99 {append.locked.p99_ms:.2f} ms |",
         f"| eventsourcing `Orders.save(order)`, one new Order per save(), no HTTP, no projections "
         f"| {append.library.tps:,.0f} appends/s | p50 {append.library.p50_ms:.2f} ms, "
-        f"p99 {append.library.p99_ms:.2f} ms |", "",
-        f"### POST /api/v1/orders/ ({len(cast.buyers)} buyers' tokens in turn over {len(cast.services)} services)", "",
+        f"p99 {append.library.p99_ms:.2f} ms |",
+        "",
+        f"### POST /api/v1/orders/ ({len(cast.buyers)} buyers' tokens in turn over {len(cast.services)} services)",
+        "",
         ceilings.RESULT_HEADER,
-        *(ceilings.result_row("POST /api/v1/orders/", p.result) for p in placing), "",
+        *(ceilings.result_row("POST /api/v1/orders/", p.result) for p in placing),
+        "",
         "| conns | 2xx answers | order rows added during the measurement (every attempt loadgen made) "
         f"| placing ÷ raw INSERT+COMMIT ({raw:,.0f} tx/s) | ÷ pgbench | ÷ library-shaped INSERT | ÷ library appends |",
         "|---:|---:|---:|---:|---:|---:|---:|",
-        *(f"| {p.result.connections} | {p.result.requests - p.result.errors:,} | {p.orders_added:,} "
-          f"| **{p.result.rps / raw:.3f}** | "
-          f"{(p.result.rps / ceiling.pgbench_tps) if ceiling.pgbench_tps else 0:.3f} "
-          f"| {p.result.rps / append.locked.tps:.3f} | {p.result.rps / append.library.tps:.3f} |" for p in placing), "",
+        *(
+            f"| {p.result.connections} | {p.result.requests - p.result.errors:,} | {p.orders_added:,} "
+            f"| **{p.result.rps / raw:.3f}** | "
+            f"{(p.result.rps / ceiling.pgbench_tps) if ceiling.pgbench_tps else 0:.3f} "
+            f"| {p.result.rps / append.locked.tps:.3f} | {p.result.rps / append.library.tps:.3f} |"
+            for p in placing
+        ),
+        "",
         "Where the database backends of the bench database were during each POST run (pg_stat_activity every 50 ms; "
-        "mean number of backends per state):", "",
+        "mean number of backends per state):",
+        "",
     ]
     for p in placing:
         busy = [(label, n) for label, n in p.activity if label != "idle"]
         idle = sum(n for label, n in p.activity if label == "idle")
-        lines.append(f"* {p.result.connections} connections ({p.activity_samples} samples; {idle:.1f} idle "
-                     "connections besides): " + "; ".join(f"{label} {n:.2f}" for label, n in busy[:8]))
+        lines.append(
+            f"* {p.result.connections} connections ({p.activity_samples} samples; {idle:.1f} idle "
+            "connections besides): " + "; ".join(f"{label} {n:.2f}" for label, n in busy[:8])
+        )
     lines += [
-        "", "### Whole lifecycles (place → accept → deliver → approve → review, each step a request)", "",
-        *lifecycle_rows(cycles), "",
-        f"### GET /api/v1/orders/?status=pending with {t['rows']:,} orders in the read table", "",
+        "",
+        "### Whole lifecycles (place → accept → deliver → approve → review, each step a request)",
+        "",
+        *lifecycle_rows(cycles),
+        "",
+        f"### GET /api/v1/orders/?status=pending with {t['rows']:,} orders in the read table",
+        "",
         f"Seeded: {s.orders:,} orders ({s.events:,} events) appended through the orders event store in "
         f"{s.seconds:.0f} s, batches of 1,000 per save(); statuses {dict(s.by_status)}; the projection "
         f"runner had applied them all {seed.catch_up_seconds:.0f} s after the last append "
         f"({s.events / max(seed.catch_up_seconds, 1):,.0f} events/s behind the appends). Table `orders` "
-        f"{t['size']} then.", "",
-        *(f"* {label}: takes part in {n:,} orders, {pending:,} pending" for label, n, pending in listing.parties), "",
+        f"{t['size']} then.",
+        "",
+        *(f"* {label}: takes part in {n:,} orders, {pending:,} pending" for label, n, pending in listing.parties),
+        "",
         f"**As found** after the catch-up (no manual VACUUM/ANALYZE; at the end of these runs: {found['n_live_tup']:,} "
         f"live and {found['n_dead_tup']:,} dead tuples, last autovacuum {found['last_autovacuum'] or 'never'}, "
-        f"last autoanalyze {found['last_autoanalyze'] or 'never'}):", "",
+        f"last autoanalyze {found['last_autoanalyze'] or 'never'}):",
+        "",
         ceilings.RESULT_HEADER,
-        *(ceilings.result_row(label, r) for label, r in lists), "",
+        *(ceilings.result_row(label, r) for label, r in lists),
+        "",
         f"**After `VACUUM (ANALYZE) orders`** ({listing.vacuum_seconds:.1f} s; what autovacuum does some time after "
-        "a bulk load - the steady state):", "",
+        "a bulk load - the steady state):",
+        "",
         ceilings.RESULT_HEADER,
-        *(ceilings.result_row(label, r) for label, r in listing.lists_after), "",
+        *(ceilings.result_row(label, r) for label, r in listing.lists_after),
+        "",
     ]
     for title, explained in (("as found", listing.explained), ("after VACUUM (ANALYZE)", listing.explained_after)):
-        lines += [f"The statements `readmodels/orders.py` `list_orders` sends for the heaviest buyer, {title} "
-                  "(50 runs each, one connection), with EXPLAIN (ANALYZE, BUFFERS):", ""]
+        lines += [
+            f"The statements `readmodels/orders.py` `list_orders` sends for the heaviest buyer, {title} "
+            "(50 runs each, one connection), with EXPLAIN (ANALYZE, BUFFERS):",
+            "",
+        ]
         for e in explained:
-            lines += [f"median {e.median_ms:.2f} ms, p90 {e.p90_ms:.2f} ms, {e.buffers:,} buffers:", "", "```sql",
-                      e.sql, "```", "", "```", e.plan, "```", ""]
+            lines += [
+                f"median {e.median_ms:.2f} ms, p90 {e.p90_ms:.2f} ms, {e.buffers:,} buffers:",
+                "",
+                "```sql",
+                e.sql,
+                "```",
+                "",
+                "```",
+                e.plan,
+                "```",
+                "",
+            ]
     lines += [
-        f"### Approve → creator statistics ({lag.samples} sequential samples, one creator)", "",
-        "| measure | p50 ms | p99 ms | max ms |", "|---|---:|---:|---:|",
+        f"### Approve → creator statistics ({lag.samples} sequential samples, one creator)",
+        "",
+        "| measure | p50 ms | p99 ms | max ms |",
+        "|---|---:|---:|---:|",
         f"| POST .../approve/ latency | {pct(lag.approve, 0.5):.1f} | {pct(lag.approve, 0.99):.1f} "
         f"| {max(lag.approve) * 1000:.1f} |",
         f"| approve answered → GET /api/v1/creators/{{id}}/ answered showing completed_orders + 1 "
         f"| {pct(lag.lag, 0.5):.1f} | {pct(lag.lag, 0.99):.1f} | {max(lag.lag, default=0) * 1000:.1f} |",
         f"| that first GET's own latency | {pct(lag.first_read, 0.5):.1f} | {pct(lag.first_read, 0.99):.1f} "
-        f"| {max(lag.first_read) * 1000:.1f} |", "",
+        f"| {max(lag.first_read) * 1000:.1f} |",
+        "",
         f"The effect showed on the first read after the approve's answer in {lag.reads.count(1)} of {lag.samples} "
-        f"samples (reads needed: {dict(Counter(lag.reads))}; never within 5 s: {lag.missing}).", "",
-        "### Against the targets", "",
-        "| measure | value | target |", "|---|---:|---|",
-        *(f"| placing req/s ÷ raw INSERT+COMMIT tx/s, {p.result.connections} conns | "
-          f"{p.result.rps / raw:.3f} ({p.result.rps:,.0f} / {raw:,.0f}) | ≥ 0.25 |" for p in placing),
+        f"samples (reads needed: {dict(Counter(lag.reads))}; never within 5 s: {lag.missing}).",
+        "",
+        "### Against the targets",
+        "",
+        "| measure | value | target |",
+        "|---|---:|---|",
+        *(
+            f"| placing req/s ÷ raw INSERT+COMMIT tx/s, {p.result.connections} conns | "
+            f"{p.result.rps / raw:.3f} ({p.result.rps:,.0f} / {raw:,.0f}) | ≥ 0.25 |"
+            for p in placing
+        ),
         *(f"| {label} p99, {r.connections} conns, as found | {r.p99_ms:.1f} ms | < 50 ms |" for label, r in lists),
-        *(f"| {label} p99, {r.connections} conns, after VACUUM (ANALYZE) | {r.p99_ms:.1f} ms | < 50 ms |"
-          for label, r in listing.lists_after),
+        *(
+            f"| {label} p99, {r.connections} conns, after VACUUM (ANALYZE) | {r.p99_ms:.1f} ms | < 50 ms |"
+            for label, r in listing.lists_after
+        ),
     ]
     lines += ["", "### Reading", "", *reading(ceiling, append, placing, cycles, listing)]
     return "\n".join(lines)
 
 
-def reading(ceiling: ceilings.Ceilings, append: AppendCeilings, placing: list[PlaceRun], cycles: list[LifecycleRun],
-            listing: ListPhase) -> list[str]:
+def reading(
+    ceiling: ceilings.Ceilings,
+    append: AppendCeilings,
+    placing: list[PlaceRun],
+    cycles: list[LifecycleRun],
+    listing: ListPhase,
+) -> list[str]:
     """Figures derived from the measurements: CPU per request, where the ceilings are."""
     raw = ceiling.pg_insert.tps
     out = [
@@ -937,26 +1155,32 @@ def reading(ceiling: ceilings.Ceilings, append: AppendCeilings, placing: list[Pl
         r = p.result
         locked = sum(n for label, n in p.activity if label.startswith("waiting for a relation lock"))
         in_tx = sum(n for label, n in p.activity if label.startswith("idle in transaction"))
-        out.append(f"* POST at {r.connections} conns: on average {locked:.2f} backends were queued on the "
-                   f"orders_events table lock and {in_tx:.2f} sat idle in a transaction waiting for the server's "
-                   "Python (the lock holder among them).")
+        out.append(
+            f"* POST at {r.connections} conns: on average {locked:.2f} backends were queued on the "
+            f"orders_events table lock and {in_tx:.2f} sat idle in a transaction waiting for the server's "
+            "Python (the lock holder among them)."
+        )
         if r.rps and r.server_cores is not None:
             out.append(
                 f"* POST at {r.connections} conns: {r.server_cores / r.rps * 1000:.1f} ms of server CPU and "
                 f"{r.postgres_cores / r.rps * 1000:.1f} ms of PostgreSQL CPU per placed order; the machine was "
                 f"{r.machine_cores:.2f} of {CORES} cores busy (client {r.client_cores:.2f}). One worker's Python "
                 f"is one core at most: {1000 / (r.server_cores / r.rps * 1000):,.0f} req/s would be its ceiling "
-                "at this CPU cost per request.")
+                "at this CPU cost per request."
+            )
     for c in cycles:
         if c.completed:
             out.append(
                 f"* lifecycles at {c.concurrency}: {c.server_cores / (c.requests / c.seconds) * 1000:.1f} ms "
-                f"server CPU per request, {c.server_cores / c.per_second * 1000:.0f} ms per lifecycle.")
+                f"server CPU per request, {c.server_cores / c.per_second * 1000:.0f} ms per lifecycle."
+            )
     for title, explained in (("as found", listing.explained), ("after VACUUM (ANALYZE)", listing.explained_after)):
-        out.append(f"* the heaviest buyer's list, {title}: its two statements take "
-                   f"{sum(e.median_ms for e in explained):.1f} ms of PostgreSQL time and touch "
-                   f"{sum(e.buffers for e in explained):,} buffers per request (COUNT(*) visits every pending order of "
-                   "the caller; the page sorts them unless the plan walks the index in id order).")
+        out.append(
+            f"* the heaviest buyer's list, {title}: its two statements take "
+            f"{sum(e.median_ms for e in explained):.1f} ms of PostgreSQL time and touch "
+            f"{sum(e.buffers for e in explained):,} buffers per request (COUNT(*) visits every pending order of "
+            "the caller; the page sorts them unless the plan walks the index in id order)."
+        )
     return out
 
 
@@ -972,9 +1196,13 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=200, help="approve -> statistics samples")
     parser.add_argument("--catch-up-timeout", type=float, default=1800.0)
     parser.add_argument("--engine", choices=("wrk", "python"), default=loadgen.DEFAULT_ENGINE)
-    parser.add_argument("--projections", choices=tuple(PROJECTION_LAYOUTS), default="external",
-                        help="external (default, DESIGN.md's production layout): a `ugc project` process beside "
-                             "the server; inline: the server's own runner")
+    parser.add_argument(
+        "--projections",
+        choices=tuple(PROJECTION_LAYOUTS),
+        default="external",
+        help="external (default, DESIGN.md's production layout): a `ugc project` process beside "
+        "the server; inline: the server's own runner",
+    )
     parser.add_argument("--no-record", action="store_true", help="print only; do not write bench/results/")
     args = parser.parse_args()
     command = "python bench/run_orders.py" + "".join(f" {a}" for a in sys.argv[1:])
@@ -986,14 +1214,17 @@ def main() -> None:
     print("append-path ceilings...", file=sys.stderr)
     append = measure_append_path(args.ceiling_duration)
     wait_for_connections(40)
-    with fresh_database("ugc_bench_orders") as url, ugc_server(url, projections=args.projections) as (
-            base, pid, log, helpers):
+    with (
+        fresh_database("ugc_bench_orders") as url,
+        ugc_server(url, projections=args.projections) as (base, pid, log, helpers),
+    ):
         print("cast through the API...", file=sys.stderr)
 
         async def cast_up() -> Cast:
             async with httpx.AsyncClient(base_url=base, timeout=120) as client:
-                return await build_cast(client, log.parent / "outbox", creators=args.creators, buyers=args.buyers,
-                                        services_per_creator=2)
+                return await build_cast(
+                    client, log.parent / "outbox", creators=args.creators, buyers=args.buyers, services_per_creator=2
+                )
 
         cast = uvloop.run(cast_up())
         print(f"seeding {args.orders} orders...", file=sys.stderr)
@@ -1004,33 +1235,49 @@ def main() -> None:
         list_parties = [(label, *pending_orders(url, p.user_id)) for label, p in parties]
         refreshed(base, [p for _, p in parties])
         # 16 connections as the target says; one connection for the heaviest buyer shows the bare service time.
-        lists = measure_lists(base, pid, [*((p, 16) for p in parties), (parties[0], 1)], args.engine, args.duration,
-                              helpers)
+        lists = measure_lists(
+            base, pid, [*((p, 16) for p in parties), (parties[0], 1)], args.engine, args.duration, helpers
+        )
         as_found = table_stats(url, "orders")
         wait_for_quiet()
         explained = explain_list(url, cast.buyers[0].user_id)
         print("VACUUM (ANALYZE) orders, then the list again...", file=sys.stderr)
         vacuumed = vacuum(url, "orders")
-        lists_after = measure_lists(base, pid, [(parties[0], 16), (parties[2], 16)], args.engine, args.duration,
-                                    helpers)
+        lists_after = measure_lists(
+            base, pid, [(parties[0], 16), (parties[2], 16)], args.engine, args.duration, helpers
+        )
         wait_for_quiet()
         explained_after = explain_list(url, cast.buyers[0].user_id)
         listing = ListPhase(list_parties, lists, as_found, explained, vacuumed, lists_after, explained_after)
 
         print("POST /api/v1/orders/...", file=sys.stderr)
-        placing = measure_placing(base, pid, url, cast, connections=(16, 64), duration=args.duration,
-                                  engine=args.engine, helpers=helpers)
+        placing = measure_placing(
+            base, pid, url, cast, connections=(16, 64), duration=args.duration, engine=args.engine, helpers=helpers
+        )
         print("lifecycles...", file=sys.stderr)
-        cycles = [measure_lifecycles(base, pid, cast, int(c), args.lifecycle_duration)
-                  for c in args.lifecycles.split(",")]
+        cycles = [
+            measure_lifecycles(base, pid, cast, int(c), args.lifecycle_duration) for c in args.lifecycles.split(",")
+        ]
         print("approve -> creator statistics...", file=sys.stderr)
         refreshed(base, [*cast.buyers, *cast.creators])
         wait_for_quiet(server_pid=pid)
         lag = uvloop.run(stats_lag(base, cast, args.samples))
-    section = report(command=command, ceiling=ceiling, append=append, cast=cast, seed=seeded, listing=listing,
-                     placing=placing, cycles=cycles, lag=lag,
-                     engine=args.engine, duration=args.duration, background=background, began=began,
-                     projections=args.projections)
+    section = report(
+        command=command,
+        ceiling=ceiling,
+        append=append,
+        cast=cast,
+        seed=seeded,
+        listing=listing,
+        placing=placing,
+        cycles=cycles,
+        lag=lag,
+        engine=args.engine,
+        duration=args.duration,
+        background=background,
+        began=began,
+        projections=args.projections,
+    )
     print(section)
     if not args.no_record:
         record(section, "orders", began)

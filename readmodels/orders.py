@@ -105,13 +105,48 @@ def get_order(db: Database, order_id: int) -> Row | None:
         return cur.execute(f"SELECT {ORDER_COLUMNS} FROM orders WHERE id = %s", (order_id,)).fetchone()
 
 
-def list_orders(user_id: int, page: PageRequest, *, role: str | None, status: str | None) -> PageQuery:
-    """The caller's orders as buyer and/or creator, newest first (id order is placing order).
+@dataclass(frozen=True)
+class OrderFilters:
+    """Filters of an order list: the buyer's and the creator's user ids, the status, when it was
+    placed (`created_after` included, `created_before` excluded)."""
 
-    The total comes from `order_counts`, not from counting rows: a busy buyer has thousands.
+    buyer: int | None = None
+    creator: int | None = None
+    status: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+    def conditions(self) -> tuple[list[str], list[object]]:
+        """The filters set, as SQL conditions (joined with AND) and their parameters."""
+        given = [
+            (condition, value)
+            for condition, value in (
+                ("buyer_id = %s", self.buyer),
+                ("creator_id = %s", self.creator),
+                ("status = %s", self.status),
+                ("created_at >= %s", self.created_after),
+                ("created_at < %s", self.created_before),
+            )
+            if value is not None
+        ]
+        return [condition for condition, _ in given], [value for _, value in given]
+
+    @property
+    def counted(self) -> bool:
+        """Whether `order_counts` has the total: one party or none, and no time range."""
+        timed = self.created_after is not None or self.created_before is not None
+        return not timed and (self.buyer is None or self.creator is None)
+
+
+def list_orders(user_id: int, page: PageRequest, *, role: str | None, filters: OrderFilters) -> PageQuery:
+    """The caller's orders as buyer and/or creator, newest first (id order is placing order), filtered.
+
+    The total comes from `order_counts` when only the status filters, not from counting rows: a
+    busy buyer has thousands.
     """
     parties = [role] if role else list(PARTY_COLUMNS)
-    condition, condition_params = (" AND status = %s", [status]) if status else ("", [])
+    conditions, condition_params = filters.conditions()
+    condition = "".join(f" AND {c}" for c in conditions)
     # One indexed branch per party, each cut to the rows the page can need: UNION ALL keeps every
     # branch on its own index (an OR would not), and the inner LIMIT stops each index walk early.
     # Nobody can order their own service, so the two branches never share a row.
@@ -122,6 +157,13 @@ def list_orders(user_id: int, page: PageRequest, *, role: str | None, status: st
         for party in parties
     )
     params = [value for _ in parties for value in (user_id, *condition_params, page.offset + page.size)]
+    rows = (f"SELECT * FROM ({selects}) AS mine ORDER BY id DESC", params)
+    if filters != OrderFilters(status=filters.status):  # order_counts has totals by status alone
+        counts = " + ".join(
+            f"(SELECT COUNT(*) FROM orders WHERE {PARTY_COLUMNS[party]} = %s{condition})" for party in parties
+        )
+        count_params = [value for _ in parties for value in (user_id, *condition_params)]
+        return PageQuery(page, (f"SELECT {counts} AS n", count_params), rows)
     marks = ", ".join(["%s"] * len(parties))
     return PageQuery(
         page,
@@ -129,20 +171,8 @@ def list_orders(user_id: int, page: PageRequest, *, role: str | None, status: st
             f"SELECT COALESCE(SUM(n), 0) AS n FROM order_counts WHERE user_id = %s AND role IN ({marks}){condition}",
             [user_id, *parties, *condition_params],
         ),
-        (f"SELECT * FROM ({selects}) AS mine ORDER BY id DESC", params),
+        rows,
     )
-
-
-@dataclass(frozen=True)
-class OrderFilters:
-    """An auditor's filters: the buyer's and the creator's user ids, the status, when it was placed
-    (`created_after` included, `created_before` excluded)."""
-
-    buyer: int | None = None
-    creator: int | None = None
-    status: str | None = None
-    created_after: datetime | None = None
-    created_before: datetime | None = None
 
 
 def list_all_orders(page: PageRequest, filters: OrderFilters) -> PageQuery:
@@ -153,22 +183,10 @@ def list_all_orders(page: PageRequest, filters: OrderFilters) -> PageQuery:
     `order_counts` whenever it can (one party or none, no time range): the whole table counted row by
     row would cost a scan of every order on each first page.
     """
-    conditions = [
-        (column, operator, value)
-        for column, operator, value in (
-            ("buyer_id", "=", filters.buyer),
-            ("creator_id", "=", filters.creator),
-            ("status", "=", filters.status),
-            ("created_at", ">=", filters.created_after),
-            ("created_at", "<", filters.created_before),
-        )
-        if value is not None
-    ]
-    where = " AND ".join(f"{column} {operator} %s" for column, operator, _ in conditions) or "TRUE"
-    params = [value for _, _, value in conditions]
+    conditions, params = filters.conditions()
+    where = " AND ".join(conditions) or "TRUE"
     rows = (f"SELECT {ORDER_COLUMNS} FROM orders WHERE {where} ORDER BY id DESC", params)
-    timed = filters.created_after is not None or filters.created_before is not None
-    if timed or (filters.buyer is not None and filters.creator is not None):
+    if not filters.counted:
         return PageQuery(page, (f"SELECT COUNT(*) AS n FROM orders WHERE {where}", params), rows)
     role, user = ("creator", filters.creator) if filters.creator is not None else ("buyer", filters.buyer)
     counted = [("role", role), ("user_id", user), ("status", filters.status)]

@@ -303,11 +303,19 @@ def test_an_auditor_lists_every_order_newest_first(app_client: TestClient, marke
     assert page["count"] == len(everything) and len(page["results"]) == 1
     # Their own orders, as one party, are what `role` asks for, as for anyone.
     assert listed(app_client, market.auditor, role="buyer") == []
-    # Nobody else's list changed: a buyer sees their own orders, whatever filter they send.
-    buyer = market.first.buyer
-    own = [market.orders["completed"]["id"], market.orders["pending"]["id"]]
-    assert listed(app_client, buyer) == own
-    assert listed(app_client, buyer, buyer=market.second.buyer["id"], created_after="garbage") == own
+    # Anyone else's filters narrow their own orders: never someone else's.
+    buyer, creator = market.first.buyer, market.first.creator
+    completed, pending = market.orders["completed"], market.orders["pending"]
+    assert listed(app_client, buyer) == [completed["id"], pending["id"]]
+    assert listed(app_client, buyer, buyer=market.second.buyer["id"]) == []
+    assert listed(app_client, creator, buyer=buyer["id"]) == [completed["id"], pending["id"]]
+    assert listed(app_client, creator, role="buyer", buyer=buyer["id"]) == []
+    assert listed(app_client, buyer, created_after=completed["created_at"]) == [completed["id"]]
+    assert listed(app_client, creator, creator=creator["id"], created_before=completed["created_at"]) == [pending["id"]]
+    refused = app_client.get("/api/v1/orders/", headers=buyer["headers"], params={"created_after": "garbage"})
+    assert refused.status_code == 422 and set(refused.json()["fields"]) == {"created_after"}
+    mine = app_client.get("/api/v1/orders/", headers=creator["headers"], params={"buyer": buyer["id"], "page_size": 1})
+    assert mine.json()["count"] == 2 and len(mine.json()["results"]) == 1
 
 
 def test_each_filter_narrows_the_auditors_list(app_client: TestClient, market: Market) -> None:

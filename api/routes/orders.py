@@ -133,14 +133,14 @@ async def list_orders(request: Request) -> Response:
         problems["status"] = [f"Допустимые значения: {', '.join(STATUSES)}."]
     if problems:
         raise errors.invalid(problems)
+    query = validate(OrderQuery, OrderQuery.from_params(request.query_params))
+    filters = read.OrderFilters(status=status, **query.model_dump())
     wanted = page_request(request)
     if role is None and await _is_auditor(s, user_id):
         # An auditor lists every order (with `role`, their own as that party, like anyone).
-        query = validate(OrderQuery, OrderQuery.from_params(request.query_params))
-        filters = read.OrderFilters(status=status, **query.model_dump())
         page = await read_page_async(s.db, read.list_all_orders(wanted, filters))
     else:
-        page = await read_page_async(s.db, read.list_orders(user_id, wanted, role=role, status=status))
+        page = await read_page_async(s.db, read.list_orders(user_id, wanted, role=role, filters=filters))
     today = _today(s)
     return JSON(paginated(request, wanted, page, lambda row: render_order(row, today)))
 

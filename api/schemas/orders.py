@@ -97,7 +97,8 @@ QueryMoment = Annotated[datetime, BeforeValidator(_moment)]
 
 
 class OrderQuery(BaseModel):
-    """An auditor's filters of every order (`GET /api/v1/orders/`); an empty parameter counts as absent."""
+    """The filters of `GET /api/v1/orders/` beside `status` and `role` (an auditor's apply to every
+    order, anyone else's to their own); an empty parameter counts as absent."""
 
     buyer: QueryId | None = None
     creator: QueryId | None = None

@@ -57,21 +57,20 @@ QUERY_PARAMETERS: dict[str, dict[str, Any]] = {
     "category": {"description": "Id категории.", "schema": _ID},
     "creator": {
         "description": (
-            "Id профиля креатора (в /api/v1/services/); в /api/v1/orders/ (только для аудитора) — "
-            "id пользователя-креатора заказа."
+            "Id профиля креатора (в /api/v1/services/); в /api/v1/orders/ — id пользователя-креатора заказа."
         ),
         "schema": _ID,
     },
-    "buyer": {"description": "Только заказы этого покупателя (id пользователя; только для аудитора).", "schema": _ID},
+    "buyer": {"description": "Только заказы этого покупателя (id пользователя).", "schema": _ID},
     "created_after": {
         "description": (
-            "Только заказы, размещенные в этот момент или позже (только для аудитора): время ISO 8601 "
-            "с часовым поясом или дата (полночь UTC)."
+            "Только заказы, размещенные в этот момент или позже: время ISO 8601 с часовым поясом или дата "
+            "(полночь UTC)."
         ),
         "schema": {"type": "string", "examples": ["2026-06-01", "2026-06-15T12:00:00Z"]},
     },
     "created_before": {
-        "description": "Только размещенные раньше этого момента (только для аудитора); формат как у created_after.",
+        "description": "Только размещенные раньше этого момента; формат как у created_after.",
         "schema": {"type": "string", "examples": ["2026-07-01", "2026-06-15T12:00:00Z"]},
     },
     "min_price": {"description": "Не дешевле (базовая цена).", "schema": {"type": "number", "minimum": 0}},
