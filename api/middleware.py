@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import functools
+import logging
 import re
 import uuid
 from urllib.parse import parse_qsl
 
 from starlette.datastructures import MutableHeaders
+from starlette.requests import ClientDisconnect
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -15,6 +17,8 @@ from api.errors import internal_error_response, invalid
 from api.text import unstorable_pairs
 from ugc import events
 from ugc.platform import logs
+
+log = logging.getLogger(__name__)
 
 # A client's own request id is kept if it is a plain token: nothing that could forge a log line.
 _SANE_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:+/=-]{1,128}")
@@ -66,6 +70,8 @@ class RequestId:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except ClientDisconnect:  # hung up before its body was whole: nobody to answer, nothing failed here
+            log.info("client left during %s %s (request %s)", scope["method"], scope["path"], request_id)
         except Exception as error:
             response = internal_error_response(scope["method"], scope["path"], request_id, error)
             if not started:  # otherwise the client sees the connection end mid-answer
