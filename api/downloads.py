@@ -2,13 +2,43 @@
 
 from __future__ import annotations
 
+import os
 import unicodedata
 from pathlib import Path
 from urllib.parse import quote
 
-from starlette.responses import FileResponse
+import anyio.to_thread
+from starlette.datastructures import Headers
+from starlette.responses import FileResponse, JSONResponse, MalformedRangeHeader, RangeNotSatisfiable
+from starlette.types import Receive, Scope, Send
+
+from api import errors
 
 _ASCII_SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 ._-()+,")
+
+
+class StoredFile(FileResponse):
+    """Starlette's FileResponse, whose `Range` answers keep to RFC 9110 and to the API's error bodies.
+
+    A `Range` it cannot read (`bytes=1-0`, `items=0-1`) is ignored, as RFC 9110 (14.2) lets a server
+    do: the whole file, 200, where Starlette answered 400 in plain text. One that starts past the
+    file's end is 416 with `Content-Range: bytes */<size>` and a JSON body.
+    """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        wanted = Headers(scope=scope).get("range")
+        if wanted is not None and scope["method"] in ("GET", "HEAD"):
+            size = (await anyio.to_thread.run_sync(os.stat, self.path)).st_size
+            try:
+                self._parse_range_header(wanted, size)
+            except MalformedRangeHeader:
+                scope = {**scope, "headers": [(k, v) for k, v in scope["headers"] if k != b"range"]}
+            except RangeNotSatisfiable:
+                body = {"error": errors.message("range_not_satisfiable")}
+                unreachable = JSONResponse(body, status_code=416, headers={"Content-Range": f"bytes */{size}"})
+                await unreachable(scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
 
 
 def stored_file_response(path: Path, content_type: str, name: str, *, inline: bool = False) -> FileResponse:
@@ -17,7 +47,7 @@ def stored_file_response(path: Path, content_type: str, name: str, *, inline: bo
     `inline` lets a browser show it in place (public images); the default asks it to save the file.
     """
     disposition = f"{'inline' if inline else 'attachment'}; {filename_parameters(name)}"
-    return FileResponse(
+    return StoredFile(
         path,
         media_type=content_type,
         headers={"X-Content-Type-Options": "nosniff", "Content-Disposition": disposition},

@@ -69,6 +69,7 @@ MESSAGES: dict[str, str] = {
     "unknown_option": "Опция не относится к этому сервису.",
     "past_delivery_date": "Дата сдачи не может быть в прошлом.",
     "foreign_file": "Файл не найден среди ваших файлов.",
+    "range_not_satisfiable": "Запрошенный диапазон байтов начинается за концом файла.",
     "stale_version": "Объект изменился с момента загрузки; обновите его и повторите запрос.",
     "idempotency_key_invalid": "Idempotency-Key должен быть непустой строкой не длиннее 255 символов.",
     "idempotency_key_reused": "Этот Idempotency-Key уже использован для другого запроса.",

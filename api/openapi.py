@@ -71,6 +71,7 @@ class Operation:
     - `if_match`: takes `If-Match` (412 on a stale version); `etag`: answers `ETag`;
     - `throttled`: failures are counted per user and address (429 with `Retry-After`);
     - `storage`: reads or writes the database (503 when it is unreachable or a read model lags);
+    - `ranges`: serves byte ranges of a stored file (`Range`: 206 with the part, 416 past its end);
     - `open_to_unverified`: a signed-in write that a user whose e-mail is not verified may make (others: 403).
     """
 
@@ -93,6 +94,7 @@ class Operation:
     etag: bool = False
     throttled: bool = False
     storage: bool = True
+    ranges: bool = False
     # A write by a user whose e-mail is not verified yet is refused with 403, unless it is open to them.
     open_to_unverified: bool = False
 
@@ -113,7 +115,7 @@ class Operation:
         model: type[BaseModel] | None = self.response
         if model is not None and self.paginated:
             model = Page[model]  # type: ignore[valid-type]
-        return {self.status: model, **dict(self.also)}
+        return {self.status: model, **dict(self.also), **({206: None} if self.ranges else {})}
 
     def query_names(self) -> tuple[str, ...]:
         return (*self.query, *(("page", "page_size") if self.paginated else ()))
@@ -157,6 +159,8 @@ class Operation:
             add(409, "это уже сделано")
         if self.if_match:
             add(412, "`If-Match` называет версию, которой у объекта больше нет")
+        if self.ranges:
+            add(416, "диапазон `Range` начинается за концом файла (`Content-Range` — размер файла)")
         if self.throttled:
             add(429, "слишком много неудачных попыток (см. `Retry-After`)")
         if self.storage:
@@ -231,12 +235,19 @@ _ERROR_DESCRIPTIONS = {
     409: "Конфликт",
     412: "Версия объекта устарела",
     413: "Слишком большой запрос",
+    416: "Диапазон недостижим",
     422: "Ошибка валидации данных",
     429: "Слишком много попыток",
     503: "Сервис временно недоступен",
 }
 # Error answers that carry a header worth knowing.
-_ERROR_HEADERS = {401: "WWW-Authenticate", 412: "ETag", 429: "Retry-After", 503: "Retry-After"}
+_ERROR_HEADERS = {
+    401: "WWW-Authenticate",
+    412: "ETag",
+    416: "Content-Range",
+    429: "Retry-After",
+    503: "Retry-After",
+}
 
 _TAGS = {
     "auth": "Регистрация, подтверждение email, токены",
@@ -354,7 +365,7 @@ def _operation(route: DocumentedRoute, operation_id: str, ref: dict[type[BaseMod
             if example is not None and status == op.status:
                 media["example"] = example
             answer["content"] = {JSON_MEDIA_TYPE: media}
-        elif op.media_type != JSON_MEDIA_TYPE and status == op.status:
+        elif op.media_type != JSON_MEDIA_TYPE and status in (op.status, 206):
             answer["content"] = {op.media_type: {"schema": {"type": "string", "format": "binary"}}}
         responses[str(status)] = answer
     for status, reason in route.errors().items():

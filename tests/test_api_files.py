@@ -54,6 +54,22 @@ def test_upload_answers_exactly_the_spec_shape(api: Api) -> None:
     assert ISO_UTC.match(body["uploaded_at"])
 
 
+def test_a_download_serves_byte_ranges_and_ignores_a_range_it_cannot_read(api: Api) -> None:
+    """RFC 9110: a part for a readable `Range`, the whole file for one it cannot read (not Starlette's
+    plain-text 400), 416 with the size and a JSON body for one that starts past the end."""
+    user = api.verified_user()
+    body = uploaded(api, user, b"0123456789")
+    download = f"/api/v1/files/{body['id']}/download/"
+    part = api.client.get(download, headers=user["headers"] | {"Range": "bytes=2-4"})
+    assert (part.status_code, part.content, part.headers["content-range"]) == (206, b"234", "bytes 2-4/10")
+    for unreadable in ("bytes=4-2", "items=0-1", "bytes", "bytes=abc"):
+        whole = api.client.get(download, headers=user["headers"] | {"Range": unreadable})
+        assert (whole.status_code, whole.content) == (200, b"0123456789"), unreadable
+    past = api.client.get(download, headers=user["headers"] | {"Range": "bytes=10-20"})
+    assert past.status_code == 416 and past.headers["content-range"] == "bytes */10"
+    assert past.json() == {"error": "Запрошенный диапазон байтов начинается за концом файла."}
+
+
 def test_the_stored_key_is_random_and_not_the_uploaded_name(api: Api) -> None:
     user = api.verified_user()
     before = set(stored_files(api.settings))

@@ -116,7 +116,7 @@ def test_every_error_has_its_shared_body_and_the_spec_message() -> None:
                 assert media["example"] == {"detail": spec[code]}
             assert name in schemas
             seen.add(code)
-    assert seen == {400, 401, 403, 404, 409, 412, 413, 422, 429, 503}
+    assert seen == {400, 401, 403, 404, 409, 412, 413, 416, 422, 429, 503}
     state = _responses("/api/v1/orders/{id}/approve/", "post")["409"]["content"]["application/json"]["example"]
     assert set(state) == {"error", "status"}
     taken = _responses("/api/auth/register/", "post")["409"]["content"]["application/json"]["example"]

@@ -98,6 +98,6 @@ routes = [
         "GET",
         "/api/v1/files/{id:id}/download/",
         download,
-        Operation("Скачивание своего файла (байты файла, его тип)", media_type="*/*"),
+        Operation("Скачивание своего файла (байты файла, его тип)", media_type="*/*", ranges=True),
     ),
 ]

@@ -46,6 +46,6 @@ routes = [
         "GET",
         "/media/portfolio/{key:str}/",
         portfolio_media,
-        Operation("Изображение портфолио (публичное)", auth=False, media_type="image/*"),
+        Operation("Изображение портфолио (публичное)", auth=False, media_type="image/*", ranges=True),
     )
 ]

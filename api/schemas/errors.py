@@ -13,7 +13,7 @@ from api.schemas.out import Out, omittable
 
 
 class ErrorOut(Out):
-    """400 (the body cannot be read), 413 (too large)."""
+    """400 (the body cannot be read), 413 (too large), 416 (a byte range past the file's end)."""
 
     error: str
 
@@ -54,6 +54,7 @@ ERROR_BODIES: dict[int, type[Out]] = {
     409: ConflictOut,
     412: StaleVersionOut,
     413: ErrorOut,
+    416: ErrorOut,
     422: ValidationErrorOut,
     429: DetailOut,
     500: DetailOut,

@@ -289,6 +289,7 @@ ERROR_EXAMPLES: dict[int, Callable[[str, str], dict[str, Any]]] = {
     409: _conflict,
     412: lambda *_: {"error": message("stale_version"), "version": 3},
     413: lambda *_: {"error": message("too_large")},
+    416: lambda *_: {"error": message("range_not_satisfiable")},
     422: lambda *_: {"error": message("validation_failed"), "fields": {"title": [message("file_required")]}},
     429: lambda *_: {"detail": message("throttled")},
     503: lambda *_: {"detail": message("unavailable")},

@@ -135,6 +135,10 @@ PARAMETERS: dict[str, dict[str, Any]] = {
 
 # Response headers (components.headers).
 HEADERS: dict[str, dict[str, Any]] = {
+    "Content-Range": {
+        "description": "Размер файла: `bytes */<размер>`.",
+        "schema": {"type": "string", "pattern": "^bytes \\*/[0-9]+$"},
+    },
     "ETag": {
         "description": 'Версия объекта (`"3"`), для `If-Match` при следующем изменении.',
         "schema": {"type": "string"},
