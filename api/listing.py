@@ -22,8 +22,8 @@ from ugc.platform.cache import LRU
 
 REMEMBERED_ANSWERS = 512  # rendered answers per process: up to ~20 KiB for a page, ~1 KiB for a detail
 
-# What `request.url` is built from (and so the answer's absolute links): taken from the scope as it is,
-# because building the URL cost as much as the rest of a remembered answer.
+# What the answer's links are built from besides UGC_PUBLIC_URL (api/pagination.py): taken from the
+# scope as it is, because building the URL cost as much as the rest of a remembered answer.
 URLKey = tuple[object, ...]
 
 # An answer as remembered: its rendered JSON and its headers (a service's ETag).
@@ -67,6 +67,4 @@ class ListingMemory:
 
 
 def _url(scope: Scope) -> URLKey:
-    host = next((value for name, value in scope["headers"] if name == b"host"), None)
-    server = tuple(scope.get("server") or ())  # a list from some servers: not hashable
-    return scope["scheme"], host, server, scope.get("root_path"), scope["path"], scope["query_string"]
+    return scope.get("root_path"), scope["path"], scope["query_string"]

@@ -1,4 +1,4 @@
-"""`page` / `page_size` in, `{count, next, previous, results}` out, with absolute links."""
+"""`page` / `page_size` in, `{count, next, previous, results}` out, with absolute links (UGC_PUBLIC_URL's)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 
 from api.errors import not_found
+from api.services import services
 from readmodels.pages import Page, PageRequest
 from ugc.platform.dialect import Row
 from ugc.platform.numbers import MAX_ID, natural
@@ -50,13 +51,17 @@ def paginated(request: Request, wanted: PageRequest, page: Page, render: Callabl
 
 
 def _linker(request: Request) -> Callable[[int], str]:
-    """Page number -> this URL with `page` moved last (or dropped for the first page).
+    """Page number -> this URL under UGC_PUBLIC_URL, with `page` moved last (or dropped for the first page).
 
-    What Starlette's `include_query_params`/`remove_query_params` give, with the URL parsed once
-    per response instead of once per link (a tenth of a list request's CPU).
+    The base is the public URL, as of file URLs and mail links, not the request's `Host`: behind a
+    proxy that header names an inner host, and a client's own `Host` (`evil.example`) would put its
+    host into links that a cache in front may hand to everyone. The query is what Starlette's
+    `include_query_params`/`remove_query_params` give, parsed once per response instead of once per
+    link (a tenth of a list request's CPU).
     """
     kept = urlencode([(key, value) for key, value in request.query_params.multi_items() if key != "page"])
-    base = str(request.url.replace(query=""))
+    path: str = request.scope["path"]
+    base = services(request).settings.public_url + path.removeprefix(request.scope.get("root_path", ""))
 
     def link(number: int) -> str:
         query = kept if number == 1 else "&".join(filter(None, (kept, f"page={number}")))

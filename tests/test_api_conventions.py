@@ -81,7 +81,10 @@ def test_pagination_links_and_edges(api: Api) -> None:
     total = api.client.get("/api/skills/").json()["count"]
     first = api.client.get("/api/skills/?page_size=5").json()
     assert first["count"] == total and len(first["results"]) == 5 and first["previous"] is None
-    assert first["next"].startswith("http://testserver/api/skills/?") and "page=2" in first["next"]
+    assert first["next"].startswith(f"{api.settings.public_url}/api/skills/?") and "page=2" in first["next"]
+    # A client's own Host header never reaches the links (a cache in front could hand them to anyone).
+    spoofed = api.client.get("/api/skills/?page_size=5", headers={"Host": "evil.example"}).json()
+    assert spoofed["next"] == first["next"]
     last_page = -(-total // 5)
     last = api.client.get(f"/api/skills/?page_size=5&page={last_page}").json()
     assert last["next"] is None and len(last["results"]) == total - 5 * (last_page - 1)

@@ -264,7 +264,7 @@ def test_the_lifecycle_answers_the_spec_shapes(api: Api, deal: Deal) -> None:
     assert [d["message"] for d in deliveries["results"]] == ["Ссылка: https://example.com/v", "Исправлено"]
     first = api.client.get(f"/api/v1/orders/{order}/deliveries/?page_size=1", headers=deal.buyer["headers"]).json()
     assert [d["message"] for d in first["results"]] == ["Ссылка: https://example.com/v"]
-    assert first["next"] == f"http://testserver/api/v1/orders/{order}/deliveries/?page_size=1&page=2"
+    assert first["next"] == f"{api.settings.public_url}/api/v1/orders/{order}/deliveries/?page_size=1&page=2"
     second = api.client.get(first["next"], headers=deal.buyer["headers"]).json()
     assert [d["message"] for d in second["results"]] == ["Исправлено"] and second["previous"] is not None
     reviews = api.client.get(f"/api/v1/creators/{deal.creator['profile']['id']}/reviews/").json()

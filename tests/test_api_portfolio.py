@@ -172,7 +172,7 @@ def test_listing_filters_by_creator_newest_first_and_paginates(api: Api, clock: 
     assert page == {"count": 2, "next": None, "previous": None, "results": [second, first]}
     small = api.client.get("/api/portfolio/", params={"creator_profile_id": anna["profile"]["id"], "page_size": 1})
     assert small.json()["results"] == [second] and small.json()["next"] is not None
-    last = api.client.get(small.json()["next"].removeprefix("http://testserver")).json()
+    last = api.client.get(small.json()["next"].removeprefix(api.settings.public_url)).json()
     assert last["results"] == [first] and last["next"] is None
     past = api.client.get("/api/portfolio/", params={"creator_profile_id": anna["profile"]["id"], "page": 3})
     assert past.status_code == 404

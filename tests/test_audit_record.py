@@ -177,11 +177,11 @@ def test_every_kind_of_actor_reads_as_kind_id_and_username() -> None:
     assert actor(UNRECORDED, names) == {"kind": "unrecorded", "id": None, "username": None}
 
 
-def test_the_history_pages_like_every_list(app_client: TestClient, lifecycle: Lifecycle) -> None:
+def test_the_history_pages_like_every_list(app_client: TestClient, lifecycle: Lifecycle, settings: Settings) -> None:
     headers = lifecycle.deal.creator["headers"]
     whole = app_client.get(lifecycle.url, headers=headers, params={"page_size": 100}).json()["results"]
     first = app_client.get(lifecycle.url, headers=headers, params={"page_size": 3}).json()
-    base = f"http://testserver{lifecycle.url}"
+    base = f"{settings.public_url}{lifecycle.url}"
     assert (first["count"], first["next"], first["previous"]) == (7, f"{base}?page_size=3&page=2", None)
     last = app_client.get(lifecycle.url, headers=headers, params={"page_size": 3, "page": 3}).json()
     assert (last["next"], last["previous"], len(last["results"])) == (None, f"{base}?page_size=3&page=2", 1)

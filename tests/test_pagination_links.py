@@ -1,4 +1,7 @@
-"""Pagination links are the request's URL with `page` moved last, as Starlette's URL helpers build them."""
+"""Pagination links are UGC_PUBLIC_URL with the request's path and query, `page` moved last as
+Starlette's URL helpers move it; the request's `Host` never shows in them."""
+
+from types import SimpleNamespace
 
 import pytest
 from starlette.requests import Request
@@ -6,6 +9,7 @@ from starlette.requests import Request
 from api.pagination import paginated
 from readmodels.pages import Page, PageRequest
 
+SETTINGS = SimpleNamespace(public_url="https://api.example.org")
 URLS = [
     "/api/v1/services/",
     "/api/v1/services/?page=2",
@@ -24,9 +28,16 @@ def request(url: str) -> Request:
         "path": path,
         "root_path": "",
         "query_string": query.encode(),
-        "headers": [(b"host", b"api.example:8000")],
+        "headers": [(b"host", b"evil.example:8000")],
+        # What api.services.services(request) reads: the app's settings.
+        "app": SimpleNamespace(state=SimpleNamespace(services=SimpleNamespace(settings=SETTINGS))),
     }
     return Request(scope)
+
+
+def public(url: object) -> str:
+    """Starlette's URL for the request, moved to the public URL."""
+    return str(url).replace("http://evil.example:8000", SETTINGS.public_url)
 
 
 @pytest.mark.parametrize("url", URLS)
@@ -34,10 +45,10 @@ def test_links_match_starlettes_url_helpers(url: str) -> None:
     req = request(url)
     number = int(req.query_params.get("page", "1"))
     body = paginated(req, PageRequest(number, 1), Page(rows=[{}], count=100), lambda row: row)
-    assert body["next"] == str(req.url.include_query_params(page=number + 1))
+    assert body["next"] == public(req.url.include_query_params(page=number + 1))
     expected_previous = None
     if number == 2:
-        expected_previous = str(req.url.remove_query_params("page"))
+        expected_previous = public(req.url.remove_query_params("page"))
     elif number > 2:
-        expected_previous = str(req.url.include_query_params(page=number - 1))
+        expected_previous = public(req.url.include_query_params(page=number - 1))
     assert body["previous"] == expected_previous
