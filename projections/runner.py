@@ -541,6 +541,7 @@ class ProjectionRunner:
                 continue
             try:
                 self.db.listen(channels, lambda _payload: self.progress.nudge(), keep_going=holding)
-            except psycopg.Error:
-                log.warning("LISTEN connection lost; reconnecting", exc_info=True)
+            except psycopg.Error as error:  # the database ended the session: expected, one line is enough
+                log.warning("LISTEN connection lost (%s); reconnecting", type(error).__name__)
+                log.debug("LISTEN connection lost", exc_info=True)
                 self._stopping.wait(1.0)

@@ -211,6 +211,8 @@ def test_a_holder_whose_sessions_are_terminated_commits_nothing_more_and_mails_o
             path.read_text(errors="replace").count("not committed") for path in tmp_path.glob("project-*.log")
         )
         print(f"\nbatches and mails refused by their fence: {refused}", end="")
+        for path in tmp_path.glob("project-*.log"):  # a lost session is a warning line, never a traceback
+            assert "Traceback" not in path.read_text(errors="replace"), path
 
         # Every registered address got exactly one mail.
         mailed_once(handler, list(world.registered))
