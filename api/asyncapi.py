@@ -19,6 +19,7 @@ from api.realtime import (
     BAD_REQUEST,
     FORBIDDEN,
     INTERNAL_ERROR,
+    MESSAGE_TOO_BIG,
     NOT_FOUND,
     SERVICE_RESTART,
     TRY_AGAIN_LATER,
@@ -36,8 +37,8 @@ CLOSE_CODES: dict[int, str] = {
     NOT_FOUND: "Диалога нет; `since=` — не уведомление этого пользователя (переподключитесь без `since=`).",
     BAD_REQUEST: "`since=` — не id уведомления.",
     SERVICE_RESTART: "Redis пропал (пуши могли потеряться): переподключитесь с `since=`.",
-    TRY_AGAIN_LATER: "Клиент не успевал читать (очередь в 256 пушей переполнена) или Redis сейчас недоступен: "
-    "переподключитесь позже с `since=`.",
+    TRY_AGAIN_LATER: "Клиент 30 с не принимал кадры или Redis сейчас недоступен: переподключитесь позже с `since=`.",
+    MESSAGE_TOO_BIG: "Кадр больше 64 КиБ.",
     INTERNAL_ERROR: "Непредвиденная ошибка сервера: переподключитесь с `since=`.",
 }
 

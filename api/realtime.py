@@ -2,8 +2,10 @@
 
 The hub lives on the event loop. Pushes reach it from other threads — the projection runner
 (in-process fan-out) or the Redis listener (`ugc/platform/push_relay.py`) — through
-`loop.call_soon_threadsafe`. Every connection has a bounded queue: a client that cannot keep up
-is closed with 1013 instead of being buffered for, or slowing down, everyone else.
+`loop.call_soon_threadsafe`. Every connection has a bounded queue: when pushes come faster than
+its client takes them (a projection catching up pushes whole batches), the queue is dropped for a
+`RESYNC`, and the socket reads what it missed from the store when its client is ready; nothing is
+buffered without bound, nobody else slows down, and nothing is lost.
 """
 
 from __future__ import annotations
@@ -14,16 +16,17 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ugc.platform.encoding import dumps
-from ugc.platform.push import Push
+from ugc.platform.push import RESYNC, Push
 
 log = logging.getLogger(__name__)
 
 QUEUE_SIZE = 256
 
 # Close codes (README, "Realtime").
+MESSAGE_TOO_BIG = 1009  # a frame over uvicorn's `ws_max_size` (ugc/cli.py WS_MAX_FRAME)
 INTERNAL_ERROR = 1011  # a push this server failed to send: reconnect (with `since=`)
 SERVICE_RESTART = 1012  # the broker went away: reconnect (with `since=`)
-TRY_AGAIN_LATER = 1013  # too slow to keep up, or the broker is down right now
+TRY_AGAIN_LATER = 1013  # took no push for SEND_TIMEOUT, or the broker is down right now
 BAD_REQUEST = 4400
 UNAUTHORIZED = 4401
 FORBIDDEN = 4403
@@ -45,8 +48,11 @@ class Subscription:
         try:
             self.queue.put_nowait(push)
         except asyncio.QueueFull:
-            log.warning("closing a socket on %s: %d pushes waiting, it cannot keep up", self.to, self.queue.qsize())
-            self.close(TRY_AGAIN_LATER)
+            # What is queued is stored: the socket reads it (and this push) again from the store.
+            log.info("a socket on %s is %d pushes behind; it reads them from the store", self.to, self.queue.qsize())
+            while not self.queue.empty():
+                self.queue.get_nowait()
+            self.queue.put_nowait(RESYNC)
 
     def close(self, code: int) -> None:
         if self.close_code is None:

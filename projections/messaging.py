@@ -1,4 +1,5 @@
-"""Keeps `conversations` and `messages` from the messaging log, and pushes each stored message.
+"""Keeps `conversations` and `messages` from the messaging log, and pushes each stored message
+(its `seq` its log position, the order a conversation's socket and its pages show them in).
 
 Unread counts are kept per side of a conversation: a message adds one for its recipient; a read
 marker recounts the messages after it (stored positions, so a rebuild counts the same).
@@ -66,6 +67,7 @@ class MessagingProjection(PushingProjection):
             Push(
                 kind="message",
                 to=conversation_channel(e.conversation),
+                seq=self.position,
                 row={
                     "id": e.number,
                     "conversation_id": e.conversation,

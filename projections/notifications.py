@@ -64,9 +64,6 @@ class NotificationsProjection(PushingProjection):
         self._parties.clear()
         super().aborted()
 
-    def resumed(self) -> None:
-        self.outbox.resync()
-
     def notify(self, source: str, cur: Cursor, e: Any) -> None:
         order = None if isinstance(e, Message.Sent) else self._order(cur, e)
         parties = None if order is None else order.parties

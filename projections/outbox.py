@@ -1,11 +1,11 @@
 """The pushes of the batch a projection is applying, sent only once the batch committed.
 
 A projection adds pushes while it applies a batch and flushes them from `Projection.committed`,
-so a client never hears of a row it cannot read yet; `aborted` forgets them. When the notifications
+so a client never hears of a row it cannot read yet; `aborted` forgets them. When such a
 projection goes on from positions this process did not commit (`Projection.resumed`), rows stored
 before them may never have been pushed (their holder died, froze or lost Redis with its pushes still
 queued, or a rebuild applied them), or be pushed late, after newer ones: `resync` has every
-notification socket read again what was stored after the last notification it sent.
+socket read again what was stored after the last row it sent.
 """
 
 from __future__ import annotations
@@ -40,8 +40,8 @@ class Outbox:
         self._pending = []
 
     def resync(self) -> None:
-        """Have every notification socket read again what was stored after what it sent (`RESYNC`),
-        before any push this process publishes from now on."""
+        """Have every socket read again what was stored after what it sent (`RESYNC`), before any
+        push this process publishes from now on."""
         try:
             self.publisher.publish([RESYNC])
         except Exception:
@@ -56,6 +56,9 @@ class PushingProjection(Projection):
 
     def committed(self) -> None:
         self.outbox.flush()
+
+    def resumed(self) -> None:
+        self.outbox.resync()
 
     def aborted(self) -> None:
         self.outbox.discard()

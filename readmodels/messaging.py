@@ -8,7 +8,7 @@ is the log position of its latest event: "most recently active" in store order, 
 
 from __future__ import annotations
 
-from readmodels.pages import PageQuery, PageRequest
+from readmodels.pages import REPLAY_CHUNK, PageQuery, PageRequest
 from ugc.platform.database import Database
 from ugc.platform.dialect import Row
 
@@ -41,7 +41,7 @@ DDL = (
         sender_username TEXT NOT NULL,
         text TEXT NOT NULL,
         created_at {timestamp} NOT NULL)""",
-    "CREATE INDEX IF NOT EXISTS messages_conversation ON messages (conversation_id, id DESC)",
+    # A conversation's messages in store order: its pages, a socket's replay, unread counts.
     "CREATE INDEX IF NOT EXISTS messages_unread ON messages (conversation_id, position)",
 )
 
@@ -52,8 +52,8 @@ _CONVERSATION = (
     "FROM conversations c LEFT JOIN users ua ON ua.id = c.user_a LEFT JOIN users ub ON ub.id = c.user_b"
 )
 _MESSAGE = (
-    "SELECT m.id, m.conversation_id, m.sender_id, m.sender_username, u.avatar AS sender_avatar, m.text, m.created_at "
-    "FROM messages m LEFT JOIN users u ON u.id = m.sender_id"
+    "SELECT m.id, m.conversation_id, m.position AS seq, m.sender_id, m.sender_username, u.avatar AS sender_avatar, "
+    "m.text, m.created_at FROM messages m LEFT JOIN users u ON u.id = m.sender_id"
 )
 
 
@@ -86,9 +86,23 @@ def get_message(db: Database, message_id: int) -> Row | None:
 
 
 def list_messages(conversation_id: int, page: PageRequest) -> PageQuery:
-    """A conversation's messages, newest first (page 1 holds the latest)."""
+    """A conversation's messages, newest first (page 1 holds the latest).
+
+    Newest in store order (log position), the order its socket pushed them in: of two sent at once,
+    the number drawn first may be stored second.
+    """
     return PageQuery(
         page,
         ("SELECT COUNT(*) AS n FROM messages WHERE conversation_id = %s", (conversation_id,)),
-        (f"{_MESSAGE} WHERE m.conversation_id = %s ORDER BY m.id DESC", (conversation_id,)),
+        (f"{_MESSAGE} WHERE m.conversation_id = %s ORDER BY m.position DESC", (conversation_id,)),
     )
+
+
+def stored_after(db: Database, conversation_id: int, position: int, limit: int = REPLAY_CHUNK) -> list[Row]:
+    """The conversation's messages stored after log position `position` (their `seq`), oldest first,
+    at most `limit` of them: what its socket sends again when pushes may have been lost."""
+    with db.read() as cur:
+        return cur.execute(
+            f"{_MESSAGE} WHERE m.conversation_id = %s AND m.position > %s ORDER BY m.position LIMIT %s",
+            (conversation_id, position, limit),
+        ).fetchall()

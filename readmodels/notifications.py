@@ -11,7 +11,7 @@ logs in batches) still counts.
 
 from __future__ import annotations
 
-from readmodels.pages import PageQuery, PageRequest
+from readmodels.pages import REPLAY_CHUNK, PageQuery, PageRequest
 from ugc.platform.database import Database
 from ugc.platform.dialect import Row
 
@@ -49,7 +49,6 @@ DDL = (
 )
 
 COLUMNS = "id, seq, type, message, data, is_read, created_at"
-REPLAY_CHUNK = 500
 
 
 def list_notifications(user_id: int, page: PageRequest, *, read: bool | None) -> PageQuery:

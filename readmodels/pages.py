@@ -11,6 +11,8 @@ from ugc.platform.dialect import Row
 # SQL with `%s` placeholders and its parameters.
 Query = tuple[str, Sequence[object]]
 
+REPLAY_CHUNK = 500  # rows a socket reads again at a time, when pushes may have been lost (api/routes/ws.py)
+
 
 @dataclass(frozen=True)
 class PageRequest:

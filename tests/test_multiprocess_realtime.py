@@ -237,14 +237,14 @@ def until_every_lease_is_held(database_url: str) -> None:
         db.close()
 
 
-def test_notifications_no_one_pushed_reach_a_connected_socket_once_a_projector_takes_over(
+def test_rows_no_one_pushed_reach_connected_sockets_once_a_projector_takes_over(
     tmp_path: Path, private_redis: PrivateRedis
 ) -> None:
-    """Orders placed while no projector runs, then `ugc rebuild notifications`: the switch moves the
-    positions to the head, and those notifications were stored but pushed by no one. The projector
-    that takes the lease next has every notification socket, on every process (here through Redis),
-    read again what was stored after what it sent: the socket that stayed connected gets them, then
-    the live ones, each once and in order."""
+    """Orders placed and messages sent while no projector runs, then `ugc rebuild notifications
+    messaging`: the switch moves the positions to the head, and those rows were stored but pushed by
+    no one. The projector that takes the leases next has every socket, on every process (here through
+    Redis), read again what was stored after what it sent: the sockets that stayed connected get
+    them, then the live ones, each once and in order."""
     with fresh_database("postgres", tmp_path) as url, ExitStack() as stack:
         port = free_port()
         env = environment("postgres", url, tmp_path) | {
@@ -261,7 +261,16 @@ def test_notifications_no_one_pushed_reach_a_connected_socket_once_a_projector_t
         client = stack.enter_context(httpx.Client(base_url=server.url, timeout=20))
         api = Api(client, settings)  # type: ignore[arg-type]
         deal = a_deal(api)
+        chat = client.post(
+            "/api/v1/conversations/", headers=deal.buyer["headers"], json={"recipient_id": deal.creator["id"]}
+        )
+        messages_url = f"/api/v1/conversations/{chat.json()['id']}/messages/"
         received: list[int] = []
+        heard: list[int] = []
+
+        def say(text: str, status: int = 201) -> None:
+            answer = client.post(messages_url, headers=deal.buyer["headers"], json={"message": text})
+            assert answer.status_code == status, answer.text  # 503: stored; no read model shows it for now
 
         def place_unprojected() -> None:
             body = {"service_id": deal.service["id"], "delivery_date": "2099-01-01"}
@@ -269,23 +278,35 @@ def test_notifications_no_one_pushed_reach_a_connected_socket_once_a_projector_t
             assert answer.status_code == 503, answer.text  # stored; no read model shows it for now
 
         async def scenario() -> None:
-            async with connect(ws_url(server, f"/ws/notifications/?token={deal.creator['access']}")) as alerts:
+            creator = deal.creator["access"]
+            async with (
+                connect(ws_url(server, f"/ws/notifications/?token={creator}")) as alerts,
+                connect(ws_url(server, f"/ws/conversations/{chat.json()['id']}/?token={creator}")) as talk,
+            ):
                 await asyncio.to_thread(place, api, deal)
+                await asyncio.to_thread(say, "до остановки")
                 received.append(json.loads(await asyncio.wait_for(alerts.recv(), 5))["id"])
+                heard.append(json.loads(await asyncio.wait_for(talk.recv(), 5))["id"])
                 await asyncio.to_thread(end_process, projector)
-                for _ in range(2):
+                for n in range(2):
                     await asyncio.to_thread(place_unprojected)
-                rebuilt = await asyncio.to_thread(run_ugc, env, "rebuild", "notifications")
+                    await asyncio.to_thread(say, f"без проектора {n}", 503)
+                rebuilt = await asyncio.to_thread(run_ugc, env, "rebuild", "notifications", "messaging")
                 assert rebuilt.returncode == 0, rebuilt.stderr
                 stack.callback(end_process, start_projector(env, tmp_path / "project-2.log"))
                 for _ in range(2):
                     received.append(json.loads(await asyncio.wait_for(alerts.recv(), 30))["id"])
+                    heard.append(json.loads(await asyncio.wait_for(talk.recv(), 30))["id"])
                 await asyncio.to_thread(place, api, deal)
+                await asyncio.to_thread(say, "после")
                 received.extend(frame["id"] for frame in await frames_until_quiet(alerts, quiet=2.0))
+                heard.extend(frame["id"] for frame in await frames_until_quiet(talk, quiet=1.0))
 
         asyncio.run(scenario())
         stored = client.get("/api/v1/notifications/", headers=deal.creator["headers"], params={"page_size": 100})
         assert stored.status_code == 200
         assert received == [n["id"] for n in reversed(stored.json()["results"])], "every notification once, in order"
-        assert len(received) == 4
+        assert len(received) == 8  # each placing and each message notifies the creator
+        said = client.get(messages_url, headers=deal.creator["headers"], params={"page_size": 100}).json()["results"]
+        assert heard == [m["id"] for m in reversed(said)] and len(heard) == 4, "every message once, in order"
         assert "Traceback" not in server.log_tail(10**7), server.log_tail()

@@ -19,6 +19,8 @@ from ugc.platform.numbers import natural
 
 ROLE_CHOICES = ("admin", "auditor")
 PROGRESS_EVERY = 5.0  # seconds between progress lines when stderr is no terminal
+WS_MAX_FRAME = 64 * 1024  # bytes: a frame of 4,000 characters, each escaped, fits; a larger one is closed 1009
+GRACEFUL_SHUTDOWN = 30  # seconds a stop waits for connections to end before closing them
 
 if TYPE_CHECKING:
     from commands.demo import DemoCommands
@@ -310,6 +312,11 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
         proxy_headers=True,
         forwarded_allow_ips=settings.forwarded_allow_ips,
         timeout_keep_alive=settings.keep_alive,
+        # A chat frame holds at most 4,000 characters (uvicorn's default would take 16 MiB per frame).
+        ws_max_size=WS_MAX_FRAME,
+        # A client that reads nothing keeps its connection open (its close frame never leaves);
+        # a stop waits for such connections this long, not for ever.
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
     )
     return 0
 

@@ -98,6 +98,8 @@ class Settings:
     # balancers keep theirs (httpx 5 s, browsers and most balancers up to 60 s): with uvicorn's 5 s,
     # a client reusing a connection as the server closes it gets a broken request.
     keep_alive: int = 75
+    # Seconds a WebSocket's client may take no frame before its socket is closed (1013): it reads nothing.
+    ws_send_timeout: float = 30.0
     # The HMAC key of the audit checkpoints (README: "Audit: the hash chain"); never in the database.
     audit_key: str = ""
     audit_dir: Path = Path("var/audit")
@@ -172,6 +174,7 @@ class Settings:
             audit_dir=Path(env.get("UGC_AUDIT_DIR", "") or var_dir / "audit"),
             audit_checkpoint_interval=_int(env, "UGC_AUDIT_CHECKPOINT_INTERVAL", 3600),
             read_your_writes_timeout=_seconds(env, "UGC_READ_YOUR_WRITES_TIMEOUT", 2.0),
+            ws_send_timeout=_seconds(env, "UGC_WS_SEND_TIMEOUT", 30.0),
         )
 
 

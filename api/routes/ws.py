@@ -3,7 +3,9 @@
 Both authenticate with `?token=<access>`. A refused socket is accepted and then closed, because a
 close code reaches the client only on an open socket (README, "Realtime", lists the codes). An
 admitted one subscribes before it is accepted, so nothing sent after the client's connect returned
-is missed. Pushes come from the hub (`api/realtime.py`) after the projections stored what they carry.
+is missed. Pushes come from the hub (`api/realtime.py`) after the projections stored what they carry;
+each socket sends its rows once, in store order (`seq`), and reads again from the store what it
+may have missed (a `RESYNC`: a projection's holder changed, or its queue overflowed).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from api.realtime import (
     BAD_REQUEST,
     FORBIDDEN,
     INTERNAL_ERROR,
+    MESSAGE_TOO_BIG,
     NOT_FOUND,
     SERVICE_RESTART,
     TRY_AGAIN_LATER,
@@ -51,7 +54,7 @@ EXPIRY_CHECK = 5.0  # seconds between looks at an injected clock that may jump
 
 Reply = Callable[[str | None], Awaitable[dict[str, Any] | None]]
 Render = Callable[[Row], dict[str, Any]]
-StoredAfter = Callable[[int], Awaitable[list[Row]]]  # a user's notifications stored after a seq, a chunk
+StoredAfter = Callable[[int], Awaitable[list[Row]]]  # the socket's rows stored after a seq, oldest first, a chunk
 
 
 async def close(websocket: WebSocket, code: int) -> None:
@@ -85,7 +88,7 @@ class Session:
         render: Render,
         *,
         reply: Reply | None = None,
-        stored_after: StoredAfter | None = None,
+        stored_after: StoredAfter,
     ) -> None:
         self.websocket = websocket
         self.s = s
@@ -93,12 +96,12 @@ class Session:
         self.subscription = subscription
         self.render = render
         self.reply = reply
-        self.stored_after = stored_after  # notification sockets: what they replay
+        self.stored_after = stored_after
         self._sending = asyncio.Lock()
 
-    async def run(self, seen: int = 0) -> None:
-        """Serve until the client leaves, the token expires or the hub closes the subscription;
-        a notification socket first replays what was stored after `seen` (a seq)."""
+    async def run(self, seen: int) -> None:
+        """Serve until the client leaves, the token expires or the hub closes the subscription,
+        first sending what was stored after `seen` (a seq)."""
         pump = asyncio.create_task(self._pump(seen))
         listen = asyncio.create_task(self._listen())
         expiry = asyncio.create_task(self._expiry())
@@ -115,6 +118,11 @@ class Session:
             if task.cancelled():
                 continue
             error = task.exception()
+            if isinstance(error, TimeoutError):
+                waited = self.s.settings.ws_send_timeout
+                log.info("closing a WebSocket session: its client took no frame for %g s", waited)
+                await close(self.websocket, TRY_AGAIN_LATER)
+                return
             if isinstance(error, OperationalError | psycopg.OperationalError):
                 log.warning("closing a WebSocket session: the database is unavailable (%s)", error)
                 await close(self.websocket, TRY_AGAIN_LATER)
@@ -130,28 +138,24 @@ class Session:
 
     async def send(self, body: dict[str, Any]) -> None:
         async with self._sending:
-            await self.websocket.send_text(frame(body))
+            await asyncio.wait_for(self.websocket.send_text(frame(body)), self.s.settings.ws_send_timeout)
 
     async def _pump(self, seen: int) -> None:
-        if self.stored_after is not None:
-            seen = await self._replay(seen)
+        seen = await self._replay(seen)
         while True:
             push = await self.subscription.queue.get()
             if push.kind == "resync":
                 # Rows may be stored that no one pushed, or pushed after newer ones: read them all again.
-                if self.stored_after is not None:
-                    seen = await self._replay(seen)
+                seen = await self._replay(seen)
                 continue
-            if push.seq:
-                # Notifications arrive in store order: what a replay (or a repeat) already gave is skipped.
-                if push.seq <= seen:
-                    continue
-                seen = push.seq
+            # Pushes arrive in store order: what a replay (or a repeat) already gave is skipped.
+            if push.seq <= seen:
+                continue
+            seen = push.seq
             await self.send(self.render(push.row))
 
     async def _replay(self, seen: int) -> int:
-        """Send the notifications stored after `seen` (a seq), oldest first; the last seq sent."""
-        assert self.stored_after is not None
+        """Send the rows stored after `seen` (a seq), oldest first; the last seq sent."""
         while rows := await self.stored_after(seen):
             for row in rows:
                 await self.send(self.render(row))
@@ -196,6 +200,11 @@ async def conversation_socket(websocket: WebSocket) -> None:
     if user not in (row["user_a"], row["user_b"]):
         await refuse(websocket, FORBIDDEN)
         return
+
+    async def stored_after(position: int) -> list[Row]:
+        return await s.run(conversations.stored_after, s.db, conversation_id, position)
+
+    # From its latest event on: what came before is in its pages; a resync reads again from here.
     await _stream(
         websocket,
         s,
@@ -203,6 +212,8 @@ async def conversation_socket(websocket: WebSocket) -> None:
         conversation_channel(conversation_id),
         render_message,
         reply=_sender(s, conversation_id, user),
+        stored_after=stored_after,
+        seen=int(row["activity"]),
     )
 
 
@@ -220,17 +231,24 @@ def _sender(s: Services, conversation_id: int, user: int) -> Reply:
             return invalid(problems).body
         try:
             await verified_user(s, user)  # as for a REST write: sending needs a verified e-mail
-        except ApiError as error:
-            return error.body
-        try:
             await s.run(s.messaging.send_message, conversation_id, user, body["message"])
+        except ApiError as error:
+            return _error_frame(error)
         except DomainError as error:
-            return from_domain(error).body
+            return _error_frame(from_domain(error))
         except OperationalError:
             return {"error": message("unavailable")}
         return None
 
     return reply
+
+
+def _error_frame(error: ApiError) -> dict[str, Any]:
+    """An error frame (`{"error"}`, AsyncAPI's ErrorFrame) for what REST would answer, whichever key
+    its body uses (403 and 404 answer `{"detail"}`)."""
+    if "error" in error.body:
+        return error.body
+    return {"error": error.body["detail"]}
 
 
 # /ws/notifications/?since= ----------------------------------------------------------------------
@@ -271,11 +289,10 @@ async def _stream(
     render: Render,
     *,
     reply: Reply | None = None,
-    stored_after: StoredAfter | None = None,
-    seen: int = 0,
+    stored_after: StoredAfter,
+    seen: int,
 ) -> None:
-    """Subscribe, accept, then serve until the socket ends (a notification socket first replays
-    what was stored after `seen`).
+    """Subscribe, accept, then serve until the socket ends, first sending what was stored after `seen`.
 
     The subscription comes before the replay reads anything: whatever is stored after that read
     is pushed, so nothing falls between the two.
@@ -307,7 +324,15 @@ routes = [
         summary="Сообщения диалога в реальном времени (участникам на любом процессе сервера)",
         receives=SendMessageIn,
         query=("token",),
-        closes=(UNAUTHORIZED, FORBIDDEN, NOT_FOUND, SERVICE_RESTART, TRY_AGAIN_LATER, INTERNAL_ERROR),
+        closes=(
+            UNAUTHORIZED,
+            FORBIDDEN,
+            NOT_FOUND,
+            MESSAGE_TOO_BIG,
+            SERVICE_RESTART,
+            TRY_AGAIN_LATER,
+            INTERNAL_ERROR,
+        ),
     ),
     DocumentedSocket(
         "/ws/notifications/",

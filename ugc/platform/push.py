@@ -2,8 +2,8 @@
 
 Projections produce pushes (`projections/outbox.py`), the API's hub delivers them to sockets
 (`api/realtime.py`); this module is the vocabulary both speak, so neither imports the other.
-Delivery is at most once; a client that missed a push re-reads what was stored
-(`/ws/notifications/?since=`, the REST lists).
+A socket sends each stored row once, in store order: pushes it may have missed, it reads again
+from the store (`RESYNC`); a client that reconnects re-reads the REST lists or `?since=`.
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ class Push:
     """One row for the sockets listening on `to` ("user:<id>" or "conversation:<id>").
 
     `row` holds the read model's columns (plain values; datetimes, or their ISO text after a
-    trip through Redis); `seq` orders a user's notifications, so a socket that replayed up to
-    some `seq` drops older live pushes.
+    trip through Redis); `seq` is its place in the store order of its channel (a notification's
+    seq, a message's log position), so a socket that sent up to some `seq` drops older pushes and
+    repeats.
     """
 
     kind: Kind
@@ -30,9 +31,9 @@ class Push:
     seq: int = 0
 
 
-# To every socket: notifications may have been stored that no one pushed (their projection went on
-# from positions this process did not commit: `Projection.resumed`); each notification socket reads
-# again what was stored after the last one it sent. Ordered with the pushes, as one of them.
+# To every socket: rows may have been stored that no one pushed (their projection went on from
+# positions this process did not commit: `Projection.resumed`); each socket reads again what was
+# stored after the last row it sent. Ordered with the pushes, as one of them.
 RESYNC = Push(kind="resync", to="", row={})
 
 
