@@ -42,15 +42,21 @@ class Live:
 
 @pytest.fixture(scope="module")
 def live(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
-    tmp = tmp_path_factory.mktemp("realtime")
+    with serving(backend, tmp_path_factory.mktemp("realtime")) as started:
+        yield started
+
+
+@contextlib.contextmanager
+def serving(backend: str, tmp: Path, **settings: str) -> Iterator[Live]:
+    """A server of its own on a fresh database, with these settings (UGC_… variables) besides the tests'."""
     with fresh_database(backend, tmp) as url:
-        env = environment(backend, url, tmp)
+        env = environment(backend, url, tmp) | settings
         with (
             start_server(env, log_dir=tmp / "logs") as server,
             httpx.Client(base_url=server.url, timeout=20) as http,
         ):
-            settings = Settings.from_env(env | {"UGC_PUBLIC_URL": server.url})  # as `ugc serve` derives it
-            yield Live(server, Api(http, settings))  # type: ignore[arg-type]
+            api = Api(http, Settings.from_env(env | {"UGC_PUBLIC_URL": server.url}))  # type: ignore[arg-type]
+            yield Live(server, api)  # the public URL as `ugc serve` derives it
         assert "Traceback" not in server.log_tail(10**7), server.log_tail()
 
 
@@ -293,28 +299,21 @@ def test_every_refusal_has_its_close_code(live: Live) -> None:
 
 
 def test_an_expired_token_closes_a_live_socket(backend: str, tmp_path: Path) -> None:
-    with fresh_database(backend, tmp_path) as url:
-        env = environment(backend, url, tmp_path) | {"UGC_ACCESS_TOKEN_TTL": "3"}
-        with (
-            start_server(env, log_dir=tmp_path / "logs") as server,
-            httpx.Client(base_url=server.url, timeout=20) as http,
-        ):
-            api = Api(http, Settings.from_env(env | {"UGC_PUBLIC_URL": server.url}))  # type: ignore[arg-type]
-            anna, boris = api.verified_user(), api.user()
-            live = Live(server, api)
-            number = conversation(live, anna, boris)
+    with serving(backend, tmp_path, UGC_ACCESS_TOKEN_TTL="3") as live:
+        anna, boris = live.api.verified_user(), live.api.user()
+        number = conversation(live, anna, boris)
 
-            async def scenario() -> tuple[int | None, int | None, float]:
-                opened = time.monotonic()
-                chat, alerts = await asyncio.gather(
-                    close_code(live.ws(f"/ws/conversations/{number}/?token={anna['access']}"), timeout=10),
-                    close_code(live.ws(f"/ws/notifications/?token={boris['access']}"), timeout=10),
-                )
-                return chat, alerts, time.monotonic() - opened
+        async def scenario() -> tuple[int | None, int | None, float]:
+            opened = time.monotonic()
+            chat, alerts = await asyncio.gather(
+                close_code(live.ws(f"/ws/conversations/{number}/?token={anna['access']}"), timeout=10),
+                close_code(live.ws(f"/ws/notifications/?token={boris['access']}"), timeout=10),
+            )
+            return chat, alerts, time.monotonic() - opened
 
-            chat, alerts, lasted = asyncio.run(scenario())
-            assert (chat, alerts) == (4401, 4401)
-            assert 0.5 < lasted < 6.0
+        chat, alerts, lasted = asyncio.run(scenario())
+        assert (chat, alerts) == (4401, 4401)
+        assert 0.5 < lasted < 6.0
 
 
 def test_a_consumer_that_falls_behind_gets_every_message_once_without_stalling_others(live: Live) -> None:
@@ -359,37 +358,30 @@ def test_a_consumer_that_falls_behind_gets_every_message_once_without_stalling_o
 
 
 def test_a_consumer_that_reads_nothing_is_let_go_after_the_send_timeout(backend: str, tmp_path: Path) -> None:
-    with fresh_database(backend, tmp_path) as url:
-        env = environment(backend, url, tmp_path) | {"UGC_WS_SEND_TIMEOUT": "2"}
-        with (
-            start_server(env, log_dir=tmp_path / "logs") as server,
-            httpx.Client(base_url=server.url, timeout=20) as http,
-        ):
-            api = Api(http, Settings.from_env(env | {"UGC_PUBLIC_URL": server.url}))  # type: ignore[arg-type]
-            live = Live(server, api)
-            anna, boris = api.verified_user(), api.user()
-            path = f"/ws/conversations/{conversation(live, anna, boris)}/?token="
-            text = "😀" * 4000
+    with serving(backend, tmp_path, UGC_WS_SEND_TIMEOUT="2") as live:
+        anna, boris = live.api.verified_user(), live.api.user()
+        path = f"/ws/conversations/{conversation(live, anna, boris)}/?token="
+        text = "😀" * 4000
 
-            async def scenario() -> None:
-                async with (
-                    connect(
-                        live.ws(path + boris["access"]), sock=tight_socket(live), max_queue=4, compression=None
-                    ) as slow,
-                    connect(live.ws(path + anna["access"]), compression=None) as fast,
-                ):
-                    deadline = time.monotonic() + 60
-                    while "its client took no frame for 2 s" not in server.log_tail(10**6):
-                        assert time.monotonic() < deadline, server.log_tail()
-                        await fast.send(json.dumps({"message": text}))
-                        assert (await next_frame(fast, timeout=10))["message"] == text
-                    with pytest.raises(ConnectionClosed):  # what was buffered, then the end
-                        while True:
-                            await asyncio.wait_for(slow.recv(), 15)
-                    await fast.send(json.dumps({"message": "Ещё здесь"}))
-                    assert (await next_frame(fast))["message"] == "Ещё здесь"
+        async def scenario() -> None:
+            async with (
+                connect(
+                    live.ws(path + boris["access"]), sock=tight_socket(live), max_queue=4, compression=None
+                ) as slow,
+                connect(live.ws(path + anna["access"]), compression=None) as fast,
+            ):
+                deadline = time.monotonic() + 60
+                while "its client took no frame for 2 s" not in live.server.log_tail(10**6):
+                    assert time.monotonic() < deadline, live.server.log_tail()
+                    await fast.send(json.dumps({"message": text}))
+                    assert (await next_frame(fast, timeout=10))["message"] == text
+                with pytest.raises(ConnectionClosed):  # what was buffered, then the end
+                    while True:
+                        await asyncio.wait_for(slow.recv(), 15)
+                await fast.send(json.dumps({"message": "Ещё здесь"}))
+                assert (await next_frame(fast))["message"] == "Ещё здесь"
 
-            asyncio.run(scenario())
+        asyncio.run(scenario())
 
 
 def tight_socket(live: Live) -> socket.socket:
