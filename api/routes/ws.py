@@ -340,6 +340,14 @@ routes = [
         pushes=NotificationOut,
         summary="Уведомления пользователя; с `since=` — сначала пропущенные, затем новые, без пропусков и повторов",
         query=("token", "since"),
-        closes=(UNAUTHORIZED, NOT_FOUND, BAD_REQUEST, SERVICE_RESTART, TRY_AGAIN_LATER, INTERNAL_ERROR),
+        closes=(
+            UNAUTHORIZED,
+            NOT_FOUND,
+            BAD_REQUEST,
+            MESSAGE_TOO_BIG,
+            SERVICE_RESTART,
+            TRY_AGAIN_LATER,
+            INTERNAL_ERROR,
+        ),
     ),
 ]
