@@ -110,6 +110,7 @@ MESSAGES: dict[str, str] = {
     "conversation_not_found": "Страница не найдена.",
     "notification_not_found": "Страница не найдена.",
     "own_conversation": "Нельзя начать диалог с самим собой.",
+    "unknown_recipient": "Пользователь не найден.",
     "message_blank": "Сообщение не может быть пустым.",
     "message_too_long": "Убедитесь, что это значение содержит не более 4000 символов.",
     "malformed_frame": 'Ожидается JSON-объект вида {"message": "текст"}.',

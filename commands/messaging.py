@@ -59,7 +59,10 @@ class MessagingCommands:
         if existing is not None:
             return existing
         starting = self._user(starter)
-        other = self._user(recipient)
+        try:
+            other = self._user(recipient)
+        except NotFound:  # a reference in the body, not the resource asked for (DESIGN: 422, not 404)
+            raise InvalidField("recipient_id", "unknown_recipient") from None
         number = self.db.next_number("conversation")
         now = self.clock.now()
         conversation = Conversation.start(

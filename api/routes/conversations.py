@@ -107,7 +107,6 @@ routes = [
             ConversationOut,
             status=201,
             also=((200, ConversationOut),),
-            missing=True,
         ),
     ),
     endpoint(
