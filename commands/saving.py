@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -43,7 +45,8 @@ def appended(app_name: str, recordings: Iterable[Recording[UUID]]) -> Appended:
     )
 
 
-ATTEMPTS = 5
+ATTEMPTS = 12  # a write clashes once per writer that wins before it: a dozen at once on one object still land
+FIRST_PAUSE, LAST_PAUSE = 0.002, 0.1  # seconds: the longest random wait before a retry, doubling from the first
 
 
 def save(app: Application[UUID], *aggregates: Aggregate) -> Positions:
@@ -65,12 +68,16 @@ def save(app: Application[UUID], *aggregates: Aggregate) -> Positions:
 
 
 def retrying(command: Callable[[], T], attempts: int = ATTEMPTS) -> T:
-    """Run a load-decide-save `command`, again against the new state if another writer won the race."""
-    for _ in range(attempts - 1):
+    """Run a load-decide-save `command`, again against the new state if another writer won the race.
+
+    Each retry first waits a random moment (up to FIRST_PAUSE, doubling to at most LAST_PAUSE):
+    writers that clashed together, in other processes, do not all come back together to clash again.
+    """
+    for attempt in range(attempts - 1):
         try:
             return command()
         except IntegrityError:
-            continue
+            time.sleep(random.uniform(0, min(LAST_PAUSE, FIRST_PAUSE * 2**attempt)))  # noqa: S311 - not a secret
     return command()
 
 

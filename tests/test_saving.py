@@ -177,6 +177,31 @@ def test_a_clash_on_every_attempt_lets_the_integrity_error_out(stores: EventStor
     assert decided == ATTEMPTS
 
 
+def test_writers_that_clash_at_once_all_land_without_if_match(settings: Settings, stores: EventStores) -> None:
+    """Eight edits of one profile, each from a store of its own (as from another process), started
+    together: every clash is decided again on the new state, after a random pause, until all land."""
+    user = a_profile(stores)
+    writers = [EventStores(settings.database_url) for _ in range(8)]
+    start = threading.Barrier(len(writers))
+
+    def edit(n: int) -> int:
+        own = writers[n]
+        start.wait()
+        return change(
+            own.accounts,
+            lambda: own.accounts.repository.get(creator_profile_id(user)),
+            lambda profile: profile.update({"experience": f"правка {n}"}, NOW, user_actor(profile.user_number)),
+        ).version
+
+    try:
+        with ThreadPoolExecutor(len(writers)) as pool:
+            versions = list(pool.map(edit, range(len(writers))))
+    finally:
+        for writer in writers:
+            writer.close()
+    assert sorted(versions) == list(range(2, 2 + len(writers)))
+
+
 class RacedOrders(OrderCommands):
     """Order commands whose first decision is raced: another writer's command lands between the
     group's load of the order and its save."""
