@@ -53,25 +53,36 @@ class PortfolioCommands:
     def add_image(
         self, user_id: int, *, portfolio_item: int, image: StoredImage, caption: str, order: int
     ) -> tuple[int, Positions]:
-        """Add an image to one of the caller's items: an unknown item is a bad field (422), another's is 403."""
-        try:
-            item = self._item(portfolio_item)
-        except NotFound:
-            raise InvalidField("portfolio_item", "unknown_portfolio_item") from None
-        check_owner(self.accounts, user_id, item.creator_profile)
+        """Add an image to one of the caller's items: an unknown (or deleted) item is a bad field (422),
+        another's is 403. Appended with the item's own record of it: an item deleted meanwhile
+        clashes, and the image is refused as for an item deleted before."""
         number = self.db.next_number("portfolio_image")
-        added = PortfolioImage(
-            number=number,
-            portfolio_item=item.number,
-            creator_profile=item.creator_profile,
-            image_key=image.key,
-            content_type=image.content_type,
-            caption=caption,
-            order=order,
-            at=self.clock.now(),
-            actor=user_actor(user_id),
-        )
-        return number, save(self.app, added)
+        actor = user_actor(user_id)
+
+        def item() -> PortfolioItem:
+            try:
+                found = self._item(portfolio_item)
+            except NotFound:
+                raise InvalidField("portfolio_item", "unknown_portfolio_item") from None
+            check_owner(self.accounts, user_id, found.creator_profile)
+            return found
+
+        def attach(to: PortfolioItem) -> PortfolioImage:
+            now = self.clock.now()
+            to.attach_image(number, now, actor)
+            return PortfolioImage(
+                number=number,
+                portfolio_item=to.number,
+                creator_profile=to.creator_profile,
+                image_key=image.key,
+                content_type=image.content_type,
+                caption=caption,
+                order=order,
+                at=now,
+                actor=actor,
+            )
+
+        return number, change(self.app, item, attach, also=lambda added: (added,)).positions
 
     # Items and images alike: only the creator who owns one changes it.
 

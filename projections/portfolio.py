@@ -29,6 +29,7 @@ class PortfolioProjection(Projection):
             PortfolioItem.Created: self.item_created,
             PortfolioItem.Updated: self.item_updated,
             PortfolioItem.Deleted: self.item_deleted,
+            PortfolioItem.ImageAttached: self.image_attached,
             PortfolioImage.Added: self.image_added,
             PortfolioImage.Updated: self.image_updated,
             PortfolioImage.Removed: self.image_removed,
@@ -80,9 +81,15 @@ class PortfolioProjection(Projection):
         cur.execute("DELETE FROM portfolio_images WHERE portfolio_item_id = %s", (item["id"],))
         cur.execute("DELETE FROM portfolio_items WHERE id = %s", (item["id"],))
 
+    def image_attached(self, cur: Cursor, e: PortfolioItem.ImageAttached) -> None:
+        """The item's version moved (its ETag): the image itself comes with `image_added`."""
+        cur.execute(
+            "UPDATE portfolio_items SET version = %s WHERE uuid = %s", (e.originator_version, str(e.originator_id))
+        )
+
     def image_added(self, cur: Cursor, e: PortfolioImage.Added) -> None:
-        # The item may have been deleted concurrently (two aggregates, two appends): then the
-        # image never shows, exactly as the write side, which treats it as gone with its item.
+        # Before images were recorded on their item too, an item could be deleted while an image
+        # was added to it (two appends): then the image never shows, as the write side treats it.
         if cur.execute("SELECT id FROM portfolio_items WHERE id = %s", (e.portfolio_item,)).fetchone() is None:
             return
         cur.execute(

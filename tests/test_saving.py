@@ -19,16 +19,18 @@ import pytest
 from eventsourcing.persistence import IntegrityError
 
 from commands.orders import OrderCommands, Saved
+from commands.portfolio import PortfolioCommands, StoredImage
 from commands.saving import ATTEMPTS, change
 from tests.test_domain_orders import BUYER, CREATOR, NOW, placed
 from ugc.clock import MovableClock
 from ugc.config import Settings
 from ugc.creators import CreatorProfile, creator_profile_id
-from ugc.errors import StaleVersion, WrongState
+from ugc.errors import InvalidField, StaleVersion, WrongState
 from ugc.events import user_actor
 from ugc.orders import Order, order_id
 from ugc.platform.database import Database
 from ugc.platform.store import EventStores
+from ugc.portfolio import PortfolioItem
 from ugc.wiring import migrate
 
 _numbers = itertools.count(1)
@@ -200,6 +202,40 @@ def test_writers_that_clash_at_once_all_land_without_if_match(settings: Settings
         for writer in writers:
             writer.close()
     assert sorted(versions) == list(range(2, 2 + len(writers)))
+
+
+class RacedPortfolio(PortfolioCommands):
+    """Portfolio commands whose first look at an item is raced: another writer deletes it right after."""
+
+    def __init__(self, stores: EventStores, settings: Settings) -> None:
+        super().__init__(stores, Database(settings.database_url), MovableClock(NOW))
+        self.raced = False
+
+    def _item(self, number: int) -> PortfolioItem:
+        item = super()._item(number)
+        if not self.raced:
+            self.raced = True
+            theirs: PortfolioItem = self.app.repository.get(item.id)
+            theirs.delete(NOW, "user:other")
+            self.app.save(theirs)
+        return item
+
+
+def test_an_image_added_as_its_item_is_deleted_is_refused_and_not_stored(
+    settings: Settings, stores: EventStores
+) -> None:
+    """The image's append carries the item's record of it: the deletion that came between clashes
+    with it, the decision is taken again on the deleted item, and the image is refused (422) as for
+    an item deleted before, with nothing appended."""
+    user = a_profile(stores)
+    commands = RacedPortfolio(stores, settings)
+    item, _ = commands.create_item(user, title="Ролик", description="", cover=StoredImage("cover", "image/png"))
+    head = stores.catalog.recorder.max_notification_id() or 0
+    with pytest.raises(InvalidField) as refused:
+        commands.add_image(user, portfolio_item=item, image=StoredImage("image", "image/png"), caption="", order=0)
+    assert refused.value.field == "portfolio_item"
+    appended = stores.catalog.recorder.select_notifications(start=head + 1, limit=100)
+    assert [n.topic for n in appended] == ["ugc.PortfolioItem.Deleted"]  # the other writer's alone
 
 
 class RacedOrders(OrderCommands):

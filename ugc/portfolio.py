@@ -100,9 +100,23 @@ class PortfolioItem(_Piece, Aggregate):
         upcast_v1_v2 = staticmethod(upcast_cause)
         at: datetime
 
+    @dataclass(frozen=True)
+    class ImageAttached(Caused, Aggregate.Event):
+        TOPIC = "ugc.PortfolioItem.ImageAttached"
+        class_version = 1
+        image: int
+        at: datetime
+
     @staticmethod
     def create_id(number: int, **_: Any) -> UUID:
         return portfolio_item_id(number)
+
+    def attach_image(self, image: int, at: datetime, actor: str) -> None:
+        """Image `image` joins the item. Recorded on the item as well, in the image's append, so that
+        a deletion of the item racing it clashes on the item's version: one of the two is decided
+        again after the other, and no image is ever added to a deleted item."""
+        self.check_present()
+        self._image_attached(image, at, actor)
 
     @event(Created)
     def __init__(
@@ -131,6 +145,10 @@ class PortfolioItem(_Piece, Aggregate):
     @event(Deleted)
     def _deleted(self, at: datetime, actor: str) -> None:
         self.deleted = True
+
+    @event(ImageAttached)
+    def _image_attached(self, image: int, at: datetime, actor: str) -> None:
+        pass  # the item's version moves: what a racing deletion clashes on
 
 
 @stored_as
