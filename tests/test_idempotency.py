@@ -136,8 +136,27 @@ def _mark_all_read(api: Api, deal: Deal) -> tuple[str, dict[str, Any], dict[str,
     return "/api/v1/notifications/mark-all-read/", {}, deal.creator["headers"]
 
 
+def _create_service(api: Api, deal: Deal) -> tuple[str, dict[str, Any], dict[str, str]]:
+    category = api.client.get("/api/v1/categories/").json()["results"][0]["id"]
+    body = {
+        "title": "Ещё обзор",
+        "description": "Обзор",
+        "category_id": category,
+        "base_price": 900,
+        "delivery_time": 5,
+    }
+    return "/api/v1/services/", body, deal.creator["headers"]
+
+
+def _add_creator_skill(api: Api, deal: Deal) -> tuple[str, dict[str, Any], dict[str, str]]:
+    skill = api.client.get("/api/skills/").json()["results"][0]["id"]
+    return "/api/creator-skills/", {"skill": skill, "level": 3}, deal.creator["headers"]
+
+
 COMMANDS = [
     Command("accept an order", "orders", "ugc.Order.Accepted", _accept, 200),
+    Command("create a service", "catalog", "ugc.Service.Created", _create_service, 201),
+    Command("add a creator skill", "catalog", "ugc.CreatorSkill.Added", _add_creator_skill, 201),
     Command("send a message", "messaging", "ugc.Message.Sent", _send, 201),
     Command("mark all notifications read", "messaging", "ugc.NotificationsRead.AllRead", _mark_all_read, 200),
 ]

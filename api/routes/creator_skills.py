@@ -10,6 +10,7 @@ from starlette.responses import Response
 from api import errors
 from api.auth import authenticated_user
 from api.body import parse, read_json, validate
+from api.idempotency import idempotent
 from api.openapi import Operation, endpoint
 from api.pagination import page_request, paginated
 from api.query import query_id
@@ -39,6 +40,7 @@ async def listing(request: Request) -> Response:
     return JSON(paginated(request, wanted, page, render_creator_skill))
 
 
+@idempotent
 async def add(request: Request) -> Response:
     s = services(request)
     user_id = authenticated_user(request, s.tokens)
@@ -48,14 +50,17 @@ async def add(request: Request) -> Response:
     return JSON(await _creator_skill(s, number), status_code=201)
 
 
+@idempotent
 async def replace(request: Request) -> Response:
     return await _change_level(request, CreatorSkillLevelIn)
 
 
+@idempotent
 async def update(request: Request) -> Response:
     return await _change_level(request, CreatorSkillPatchIn)
 
 
+@idempotent
 async def remove(request: Request) -> Response:
     s = services(request)
     user_id = authenticated_user(request, s.tokens)
@@ -64,6 +69,7 @@ async def remove(request: Request) -> Response:
     return Response(status_code=204)
 
 
+@idempotent
 async def bulk_update(request: Request) -> Response:
     s = services(request)
     user_id = authenticated_user(request, s.tokens)

@@ -16,6 +16,7 @@ from starlette.responses import Response
 from api import errors
 from api.auth import authenticated_user
 from api.downloads import stored_file_response
+from api.idempotency import idempotent
 from api.openapi import FormField, Operation, endpoint
 from api.pagination import page_request, paginated
 from api.responses import JSON
@@ -60,6 +61,7 @@ async def own_files(request: Request) -> Response:
     return JSON(paginated(request, wanted, page, lambda row: render_file(public_url, row)))
 
 
+@idempotent
 async def remove(request: Request) -> Response:
     s = services(request)
     user_id = authenticated_user(request, s.tokens)

@@ -16,6 +16,7 @@ from starlette.responses import Response
 
 from api import errors
 from api.auth import authenticated_user, bearer_token
+from api.idempotency import idempotent
 from api.image_forms import form_fields, image_form
 from api.openapi import FormField, Operation, endpoint
 from api.pagination import page_request, paginated
@@ -95,6 +96,7 @@ async def update_item(request: Request) -> Response:
     return await _update(request, ITEM, PortfolioItemPatchIn)
 
 
+@idempotent
 async def delete_item(request: Request) -> Response:
     return await _delete(request, ITEM)
 
@@ -125,6 +127,7 @@ async def update_image(request: Request) -> Response:
     return await _update(request, IMAGE, PortfolioImagePatchIn)
 
 
+@idempotent
 async def remove_image(request: Request) -> Response:
     return await _delete(request, IMAGE)
 

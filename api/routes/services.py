@@ -14,6 +14,7 @@ from starlette.responses import Response
 from api import errors
 from api.auth import authenticated_user
 from api.body import parse, validate
+from api.idempotency import idempotent
 from api.listing import Answer
 from api.openapi import Operation, endpoint
 from api.pagination import page_request, paginated
@@ -59,6 +60,7 @@ def _answer(row: Row, status_code: int = 200) -> Response:
     return JSON(render_service(row), status_code=status_code, headers=etag(row["version"]))
 
 
+@idempotent
 async def create(request: Request) -> Response:
     s = services(request)
     user_id = authenticated_user(request, s.tokens)
@@ -113,6 +115,7 @@ async def legacy_detail(request: Request) -> Response:
     return await _remembered_service(request, render_legacy)
 
 
+@idempotent
 async def update(request: Request) -> Response:
     s = services(request)
     user_id = authenticated_user(request, s.tokens)
@@ -126,6 +129,7 @@ async def update(request: Request) -> Response:
     return _answer(await _row(s, number))
 
 
+@idempotent
 async def deactivate(request: Request) -> Response:
     s = services(request)
     user_id = authenticated_user(request, s.tokens)

@@ -10,6 +10,7 @@ from starlette.responses import Response
 from api import errors
 from api.auth import authenticated_user
 from api.body import parse
+from api.idempotency import idempotent
 from api.openapi import Operation, endpoint
 from api.responses import JSON
 from api.schemas.reference import SkillOut, render_skill
@@ -18,6 +19,7 @@ from api.services import Services, services
 from readmodels.catalog import get_skill
 
 
+@idempotent
 async def create_skill(request: Request) -> Response:
     s = services(request)
     user_id = authenticated_user(request, s.tokens)
@@ -27,10 +29,12 @@ async def create_skill(request: Request) -> Response:
     return JSON(await _skill(s, number), status_code=201)
 
 
+@idempotent
 async def replace_skill(request: Request) -> Response:
     return await _update(request, SkillIn)
 
 
+@idempotent
 async def update_skill(request: Request) -> Response:
     return await _update(request, SkillPatchIn)
 

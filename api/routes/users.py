@@ -8,6 +8,7 @@ from starlette.responses import Response
 from api import errors
 from api.auth import authenticated_user
 from api.body import parse
+from api.idempotency import idempotent
 from api.openapi import Operation, endpoint
 from api.responses import JSON
 from api.schemas.users import (
@@ -42,6 +43,7 @@ async def me(request: Request) -> Response:
     return JSON(render_user(row))
 
 
+@idempotent
 async def update_me(request: Request) -> Response:
     s, user_id, _ = await _me(request)
     body = await parse(request, UserPatchIn)
@@ -52,6 +54,7 @@ async def update_me(request: Request) -> Response:
     return JSON(render_user(row, with_profile_flags=False))
 
 
+@idempotent
 async def create_creator_profile(request: Request) -> Response:
     s, user_id, _ = await _me(request)
     body = await parse(request, CreatorProfileIn)
@@ -67,6 +70,7 @@ async def create_creator_profile(request: Request) -> Response:
     return await _profile_of(s, user_id, status_code=201)
 
 
+@idempotent
 async def update_creator_profile(request: Request) -> Response:
     s, user_id, _ = await _me(request)
     body = await parse(request, CreatorProfilePatchIn)
