@@ -238,9 +238,10 @@ def test_ids_too_large_for_any_row_are_404_in_paths_and_422_in_bodies(api: Api) 
         for too_large in (MAX_ID + 1, int(huge)):
             response = api.client.post(path, headers=user["headers"], json=body(too_large))
             assert (response.status_code, response.json()) == (422, refused_id(field)), (path, too_large)
-    # The largest BIGINT is still an id: it reaches the lookup, which finds nobody.
+    # The largest BIGINT is still an id: it reaches the lookup, which finds nobody (an unknown reference: 422).
     largest = api.client.post("/api/v1/conversations/", headers=user["headers"], json={"recipient_id": MAX_ID})
-    assert largest.status_code == 404, largest.text
+    assert largest.status_code == 422, largest.text
+    assert largest.json()["fields"] == {"recipient_id": ["Пользователь не найден."]}
 
 
 def test_connections_cut_by_the_database_cost_no_later_request_anything(api: Api, backend: str) -> None:
