@@ -21,6 +21,7 @@ ROLE_CHOICES = ("admin", "auditor")
 PROGRESS_EVERY = 5.0  # seconds between progress lines when stderr is no terminal
 WS_MAX_FRAME = 64 * 1024  # bytes: a frame of 4,000 characters, each escaped, fits; a larger one is closed 1009
 GRACEFUL_SHUTDOWN = 30  # seconds a stop waits for connections to end before closing them
+WS_PING_TIMEOUT = 120  # seconds a WebSocket client has to answer the server's ping (sent every 20 s)
 
 if TYPE_CHECKING:
     from commands.demo import DemoCommands
@@ -314,6 +315,10 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
         timeout_keep_alive=settings.keep_alive,
         # A chat frame holds at most 4,000 characters (uvicorn's default would take 16 MiB per frame).
         ws_max_size=WS_MAX_FRAME,
+        # A ping waits behind every frame already on its way: a client reading a long backlog slowly
+        # answers late, and uvicorn's 20 s would close it (1011) although it reads; a dead one goes
+        # after WS_PING_TIMEOUT, one that reads nothing after UGC_WS_SEND_TIMEOUT (api/routes/ws.py).
+        ws_ping_timeout=WS_PING_TIMEOUT,
         # A client that reads nothing keeps its connection open (its close frame never leaves);
         # a stop waits for such connections this long, not for ever.
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,

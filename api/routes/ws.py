@@ -138,7 +138,12 @@ class Session:
 
     async def send(self, body: dict[str, Any]) -> None:
         async with self._sending:
-            await asyncio.wait_for(self.websocket.send_text(frame(body)), self.s.settings.ws_send_timeout)
+            try:
+                await asyncio.wait_for(self.websocket.send_text(frame(body)), self.s.settings.ws_send_timeout)
+            except RuntimeError as closed:
+                # The server closed the socket itself (uvicorn, when a keepalive ping went unanswered):
+                # its client is gone, as after a disconnect, and there is nothing left to close.
+                raise WebSocketDisconnect(1011) from closed
 
     async def _pump(self, seen: int) -> None:
         seen = await self._replay(seen)
