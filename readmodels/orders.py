@@ -133,7 +133,8 @@ class OrderFilters:
 
     @property
     def counted(self) -> bool:
-        """Whether `order_counts` has the total: one party or none, and no time range."""
+        """Whether `order_counts` has the total of every order so filtered (`list_all_orders`): one
+        party or none, and no time range."""
         timed = self.created_after is not None or self.created_before is not None
         return not timed and (self.buyer is None or self.creator is None)
 
