@@ -22,6 +22,7 @@ from api.realtime import (
     MESSAGE_TOO_BIG,
     NOT_FOUND,
     SERVICE_RESTART,
+    TOO_MANY,
     TRY_AGAIN_LATER,
     UNAUTHORIZED,
 )
@@ -36,6 +37,8 @@ CLOSE_CODES: dict[int, str] = {
     FORBIDDEN: "Пользователь не участник диалога.",
     NOT_FOUND: "Диалога нет; `since=` — не уведомление этого пользователя (переподключитесь без `since=`).",
     BAD_REQUEST: "`since=` — не id уведомления.",
+    TOO_MANY: "У пользователя уже столько соединений с этим процессом сервера, сколько позволяет `UGC_WS_MAX_PER_USER` "
+    "(по умолчанию 32): закройте лишние.",
     SERVICE_RESTART: "Redis пропал (пуши могли потеряться): переподключитесь с `since=`.",
     TRY_AGAIN_LATER: "Клиент 30 с не принимал кадры или Redis сейчас недоступен: переподключитесь позже с `since=`.",
     MESSAGE_TOO_BIG: "Кадр больше 64 КиБ.",

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -31,13 +32,19 @@ BAD_REQUEST = 4400
 UNAUTHORIZED = 4401
 FORBIDDEN = 4403
 NOT_FOUND = 4404
+TOO_MANY = 4429  # the user holds UGC_WS_MAX_PER_USER sockets on this process already
+
+
+class TooManySockets(Exception):
+    """A user asked for one socket more than a process keeps for them (`UGC_WS_MAX_PER_USER`)."""
 
 
 class Subscription:
     """One connection's interest in one channel, with the pushes waiting to be sent to it."""
 
-    def __init__(self, to: str, size: int) -> None:
+    def __init__(self, to: str, user: int, size: int) -> None:
         self.to = to
+        self.user = user
         self.queue: asyncio.Queue[Push] = asyncio.Queue(size)
         self.closed = asyncio.Event()
         self.close_code: int | None = None
@@ -63,11 +70,15 @@ class Subscription:
 class Hub:
     """Channels ("user:<id>", "conversation:<id>") to the subscriptions of this process."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, *, queue_size: int = QUEUE_SIZE) -> None:
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, *, queue_size: int = QUEUE_SIZE, max_per_user: int = 32
+    ) -> None:
         self.loop = loop
         self.queue_size = queue_size
+        self.max_per_user = max_per_user
         self.available = True  # False while the broker (Redis) is unreachable
         self._channels: dict[str, set[Subscription]] = {}
+        self._per_user: Counter[int] = Counter()
 
     # From any thread ---------------------------------------------------------------------
 
@@ -94,17 +105,25 @@ class Hub:
             for subscription in tuple(self._channels.get(push.to, ())):
                 subscription.offer(push)
 
-    def subscribe(self, to: str) -> Subscription:
-        subscription = Subscription(to, self.queue_size)
+    def subscribe(self, to: str, user: int) -> Subscription:
+        """The user's new subscription to a channel; `TooManySockets` if they hold `max_per_user` here."""
+        if self._per_user[user] >= self.max_per_user:
+            raise TooManySockets(user)
+        subscription = Subscription(to, user, self.queue_size)
         self._channels.setdefault(to, set()).add(subscription)
+        self._per_user[user] += 1
         return subscription
 
     def unsubscribe(self, subscription: Subscription) -> None:
         members = self._channels.get(subscription.to)
-        if members is not None:
-            members.discard(subscription)
-            if not members:
-                del self._channels[subscription.to]
+        if members is None or subscription not in members:
+            return
+        members.discard(subscription)
+        if not members:
+            del self._channels[subscription.to]
+        self._per_user[subscription.user] -= 1
+        if not self._per_user[subscription.user]:
+            del self._per_user[subscription.user]
 
     def interrupt(self, code: int = SERVICE_RESTART) -> None:
         """The broker is gone: close every connection so its client reconnects (and replays)."""

@@ -298,6 +298,30 @@ def test_every_refusal_has_its_close_code(live: Live) -> None:
     assert asyncio.run(scenario()) == expected
 
 
+def test_a_user_past_the_sockets_per_process_is_closed_4429(live: Live) -> None:
+    """`UGC_WS_MAX_PER_USER` (32) sockets of one user, of both kinds, on one process; the next is
+    refused until one of them closes, and nobody else is counted against it."""
+    anna, boris = live.api.verified_user(), live.api.user()
+    chat = live.ws(f"/ws/conversations/{conversation(live, anna, boris)}/?token={anna['access']}")
+    alerts = live.ws(f"/ws/notifications/?token={anna['access']}")
+
+    async def scenario() -> None:
+        async with contextlib.AsyncExitStack() as held:
+            sockets = [await held.enter_async_context(connect(chat if n % 2 else alerts)) for n in range(32)]
+            assert await close_code(alerts, timeout=2) == 4429
+            assert await close_code(chat, timeout=2) == 4429
+            async with connect(live.ws(f"/ws/notifications/?token={boris['access']}")) as theirs:
+                with pytest.raises(TimeoutError):  # admitted: open and waiting for pushes
+                    await asyncio.wait_for(theirs.recv(), 0.5)
+            await sockets[0].close()
+            await asyncio.sleep(0.2)  # the server's side of that close
+            async with connect(alerts) as again:
+                with pytest.raises(TimeoutError):
+                    await asyncio.wait_for(again.recv(), 0.5)
+
+    asyncio.run(scenario())
+
+
 def test_an_expired_token_closes_a_live_socket(backend: str, tmp_path: Path) -> None:
     with serving(backend, tmp_path, UGC_ACCESS_TOKEN_TTL="3") as live:
         anna, boris = live.api.verified_user(), live.api.user()

@@ -8,7 +8,7 @@ import asyncio
 import pytest
 from starlette.websockets import WebSocketDisconnect
 
-from api.realtime import SERVICE_RESTART, Hub
+from api.realtime import SERVICE_RESTART, Hub, TooManySockets
 from tests.conftest import Api
 from ugc.platform.push import RESYNC, Push, conversation_channel, user_channel
 
@@ -24,9 +24,9 @@ def test_a_full_queue_is_dropped_for_a_resync_of_its_own_connection_only() -> No
     async def scenario() -> None:
         hub = Hub(asyncio.get_running_loop(), queue_size=3)
         slow, fast, other = (
-            hub.subscribe(user_channel(1)),
-            hub.subscribe(user_channel(1)),
-            hub.subscribe(user_channel(2)),
+            hub.subscribe(user_channel(1), 1),
+            hub.subscribe(user_channel(1), 1),
+            hub.subscribe(user_channel(2), 2),
         )
         for seq in range(1, 4):
             hub.deliver([push(user_channel(1), seq)])
@@ -45,7 +45,7 @@ def test_a_full_queue_is_dropped_for_a_resync_of_its_own_connection_only() -> No
 def test_losing_the_broker_closes_every_connection_until_it_is_back() -> None:
     async def scenario() -> None:
         hub = Hub(asyncio.get_running_loop())
-        subscriptions = [hub.subscribe(user_channel(1)), hub.subscribe(conversation_channel(7))]
+        subscriptions = [hub.subscribe(user_channel(1), 1), hub.subscribe(conversation_channel(7), 1)]
         hub.interrupt(SERVICE_RESTART)
         assert not hub.available
         assert [s.close_code for s in subscriptions] == [SERVICE_RESTART, SERVICE_RESTART]
@@ -58,10 +58,27 @@ def test_losing_the_broker_closes_every_connection_until_it_is_back() -> None:
     asyncio.run(scenario())
 
 
+def test_a_user_holds_at_most_max_per_user_subscriptions_in_a_process() -> None:
+    async def scenario() -> None:
+        hub = Hub(asyncio.get_running_loop(), max_per_user=2)
+        first, _ = hub.subscribe(user_channel(1), 1), hub.subscribe(conversation_channel(7), 1)
+        with pytest.raises(TooManySockets):
+            hub.subscribe(user_channel(1), 1)
+        hub.subscribe(conversation_channel(7), 2)  # another user's count is their own
+        hub.unsubscribe(first)
+        hub.unsubscribe(first)  # a second unsubscribe gives nothing back twice
+        hub.subscribe(user_channel(1), 1)
+        with pytest.raises(TooManySockets):
+            hub.subscribe(user_channel(1), 1)
+        assert hub.connections == 3
+
+    asyncio.run(scenario())
+
+
 def test_pushes_from_another_thread_reach_the_loop() -> None:
     async def scenario() -> None:
         hub = Hub(asyncio.get_running_loop())
-        subscription = hub.subscribe(conversation_channel(3))
+        subscription = hub.subscribe(conversation_channel(3), 1)
         await asyncio.to_thread(hub.publish, [push(conversation_channel(3), 1), push(conversation_channel(4), 2)])
         assert (await asyncio.wait_for(subscription.queue.get(), 1)).seq == 1
         assert subscription.queue.empty()

@@ -32,9 +32,11 @@ from api.realtime import (
     MESSAGE_TOO_BIG,
     NOT_FOUND,
     SERVICE_RESTART,
+    TOO_MANY,
     TRY_AGAIN_LATER,
     UNAUTHORIZED,
     Subscription,
+    TooManySockets,
     frame,
 )
 from api.schemas.messaging import MessageOut, NotificationOut, SendMessageIn, render_message, render_notification
@@ -214,6 +216,7 @@ async def conversation_socket(websocket: WebSocket) -> None:
         websocket,
         s,
         token,
+        user,
         conversation_channel(conversation_id),
         render_message,
         reply=_sender(s, conversation_id, user),
@@ -283,13 +286,16 @@ async def notifications_socket(websocket: WebSocket) -> None:
     async def stored_after(seq: int) -> list[Row]:
         return await s.run(notifications.stored_after, s.db, user, seq)
 
-    await _stream(websocket, s, token, user_channel(user), render_notification, stored_after=stored_after, seen=start)
+    await _stream(
+        websocket, s, token, user, user_channel(user), render_notification, stored_after=stored_after, seen=start
+    )
 
 
 async def _stream(
     websocket: WebSocket,
     s: Services,
     token: str,
+    user: int,
     channel: str,
     render: Render,
     *,
@@ -305,7 +311,11 @@ async def _stream(
     if not s.realtime.available:
         await refuse(websocket, TRY_AGAIN_LATER)
         return
-    subscription = s.realtime.subscribe(channel)
+    try:
+        subscription = s.realtime.subscribe(channel, user)
+    except TooManySockets:
+        await refuse(websocket, TOO_MANY)
+        return
     try:
         await websocket.accept()
         await Session(websocket, s, token, subscription, render, reply=reply, stored_after=stored_after).run(seen)
@@ -334,6 +344,7 @@ routes = [
             FORBIDDEN,
             NOT_FOUND,
             MESSAGE_TOO_BIG,
+            TOO_MANY,
             SERVICE_RESTART,
             TRY_AGAIN_LATER,
             INTERNAL_ERROR,
@@ -350,6 +361,7 @@ routes = [
             NOT_FOUND,
             BAD_REQUEST,
             MESSAGE_TOO_BIG,
+            TOO_MANY,
             SERVICE_RESTART,
             TRY_AGAIN_LATER,
             INTERNAL_ERROR,
