@@ -23,7 +23,7 @@ from ugc.notifications import (
     inbox_id,
     notification_source,
     notification_type,
-    recipient,
+    recipients,
 )
 from ugc.orders import Order
 from ugc.platform.store import EventStores
@@ -49,7 +49,7 @@ class NotificationCommands:
         source = notification_source(notification)
         if source is None:
             return False
-        application, position = source
+        application, position, nth = source
         app = self.stores[application]
         found = app.recorder.select_notifications(start=position, limit=1)
         if not found or found[0].id != position:
@@ -61,7 +61,8 @@ class NotificationCommands:
         if not isinstance(domain_event, Message.Sent):  # an order's: its parties are the order's own
             order: Order = app.repository.get(domain_event.originator_id)
             parties = Parties(buyer=order.buyer, creator=order.creator)
-        return recipient(domain_event, parties) == user
+        told = recipients(domain_event, parties)
+        return nth < len(told) and told[nth] == user
 
     def _record(self, user: int, read: Callable[[NotificationsRead, datetime], None]) -> Positions:
         def inbox() -> NotificationsRead:

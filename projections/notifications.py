@@ -1,7 +1,7 @@
 """Turns notifying events of the orders and messaging logs into `notifications`, and pushes them.
 
 The type comes from `ugc.notifications.TYPES`; whom an event tells follows from who acted and, for
-an order, from its parties (`ugc.notifications.recipient`, the parties kept in `notification_orders`
+an order, from its parties (`ugc.notifications.recipients`, the parties kept in `notification_orders`
 from its Placed event); the line shown comes from projections/notification_texts.py. A batch's
 notifications are written together at its end (or before a read marker is applied), each with the
 next `seq` of the table: store order.
@@ -20,7 +20,7 @@ from projections.held import HeldInserts, Insert, Writes
 from projections.notification_texts import notification_text
 from projections.outbox import PushingProjection
 from ugc.messaging import Message
-from ugc.notifications import TYPES, NotificationsRead, Parties, notification_id, recipient
+from ugc.notifications import TYPES, NotificationsRead, Parties, notification_id, recipients
 from ugc.orders import Order
 from ugc.platform.cache import LRU
 from ugc.platform.dialect import Cursor, Dialect, Row
@@ -36,6 +36,7 @@ ORDERS_KEPT = 5_000  # ~0.75 MB: the orders of the last minutes, whose lifecycle
 
 class NotificationsProjection(PushingProjection):
     name = "notifications"
+    version = 2  # 2: an order the scheduler completed tells its buyer too
     applications: ClassVar[tuple[str, ...]] = (Orders.name, Messaging.name)
     tables: ClassVar[tuple[str, ...]] = (
         "notifications",
@@ -67,17 +68,19 @@ class NotificationsProjection(PushingProjection):
     def notify(self, source: str, cur: Cursor, e: Any) -> None:
         order = None if isinstance(e, Message.Sent) else self._order(cur, e)
         parties = None if order is None else order.parties
-        self._held.append(
+        text, data = notification_text(e, parties), self._data(e, order)
+        self._held.extend(
             _Held(
-                notification_id(source, self.position),
-                recipient(e, parties),
+                notification_id(source, self.position, nth),
+                user,
                 source,
                 self.position,
                 TYPES[type(e)],
-                notification_text(e, parties),
-                self._data(e, order),
+                text,
+                data,
                 e.at,
             )
+            for nth, user in enumerate(recipients(e, parties))
         )
 
     def held_writes(self, dialect: Dialect) -> Sequence[Writes]:

@@ -10,7 +10,7 @@ from projections.notification_texts import notification_text
 from ugc.errors import InvalidField, NotFound
 from ugc.events import user_actor
 from ugc.messaging import MAX_MESSAGE_LENGTH, Conversation, ConversationRead, Message, message_text, pair_key
-from ugc.notifications import SOURCES, notification_id, notification_source, recipient
+from ugc.notifications import RECIPIENTS_AT_MOST, SOURCES, notification_id, notification_source, recipients
 
 NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
 ANNA, BORIS, EVE = 11, 22, 33
@@ -40,7 +40,7 @@ def test_a_message_goes_to_the_other_participant_and_notifies_them() -> None:
     (sent,) = message.collect_events()
     assert isinstance(sent, Message.Sent)
     assert (sent.conversation, sent.sender, sent.recipient, sent.text) == (5, BORIS, ANNA, "Привет")
-    assert (recipient(sent, None), notification_text(sent, None)) == (ANNA, "Новое сообщение от boris.")
+    assert (recipients(sent, None), notification_text(sent, None)) == ((ANNA,), "Новое сообщение от boris.")
 
 
 def test_an_outsider_cannot_send() -> None:
@@ -68,9 +68,12 @@ def test_a_read_marker_never_moves_back() -> None:
 
 
 def test_notification_ids_name_their_event() -> None:
+    ids = set()
     for source in SOURCES:
         for position in (1, 2, 10**12):
-            assert notification_source(notification_id(source, position)) == (source, position)
-    assert notification_id("orders", 3) != notification_id("messaging", 3)
-    for impossible in (0, 1, 2, 7, 8 * 5 + 3):
+            for nth in range(RECIPIENTS_AT_MOST):
+                ids.add(notification_id(source, position, nth))
+                assert notification_source(notification_id(source, position, nth)) == (source, position, nth)
+    assert len(ids) == len(SOURCES) * 3 * RECIPIENTS_AT_MOST
+    for impossible in (0, 1, 2, 7, 8 * 5, 8 * 5 + 5, 8 * 5 + 7):
         assert notification_source(impossible) is None

@@ -16,7 +16,7 @@ import pytest
 
 from ugc.errors import Conflict, InvalidField, NotAllowed, NotFound, WrongState
 from ugc.events import SCHEDULER, user_actor
-from ugc.notifications import Parties, notification_type, recipient
+from ugc.notifications import Parties, notification_type, recipients
 from ugc.orders import (
     CANCELLED,
     COMPLETED,
@@ -106,8 +106,8 @@ LIFECYCLE = [
     row("approve", "buyer", "delivered", "completed", "OrderCompleted", "creator: order_completed"),
     row("cancel", "buyer or creator", "pending, in_progress", "cancelled", "OrderCancelled", "the other party"),
     row("review", "buyer", "completed", "completed", "OrderReviewed", "creator: new_review"),
-    # Not in DESIGN.md's table: the scheduler's row (README, UGC_AUTO_COMPLETE_DAYS).
-    row("auto-complete", "system", "delivered", "completed", "OrderAutoCompleted", "creator: order_completed"),
+    # Not in DESIGN.md's table: the scheduler's row (README, UGC_AUTO_COMPLETE_DAYS); nobody acted, so both are told.
+    row("auto-complete", "system", "delivered", "completed", "OrderAutoCompleted", "both: order_completed"),
 ]
 ALL_STATUSES = ("pending", "in_progress", "delivered", "completed", "cancelled")
 
@@ -162,8 +162,13 @@ def test_every_command_from_every_status(rule: Row, status: str, party: str) -> 
         assert order.status == rule.target
         (happened,) = order.collect_events()[-1:]
         assert EVENT_NAMES[type(happened)] == rule.event
-        told = {"buyer": BUYER, "creator": CREATOR, "the other party": OTHER.get(actor)}[rule.notifies]
-        assert recipient(happened, PARTIES) == told
+        told = {
+            "buyer": (BUYER,),
+            "creator": (CREATOR,),
+            "the other party": (OTHER.get(actor),),
+            "both": (CREATOR, BUYER),
+        }[rule.notifies]
+        assert recipients(happened, PARTIES) == told
         assert happened.actor == (SCHEDULER if party == "system" else user_actor(actor))
         if rule.notification is not None:
             assert notification_type(happened) == rule.notification
@@ -185,7 +190,7 @@ def test_placing_starts_pending_and_tells_the_creator() -> None:
     assert order.status == "pending"
     (happened,) = order.collect_events()
     assert EVENT_NAMES[type(happened)] == "OrderPlaced"
-    assert recipient(happened, PARTIES) == CREATOR and notification_type(happened) == "new_order"
+    assert recipients(happened, PARTIES) == (CREATOR,) and notification_type(happened) == "new_order"
     assert happened.actor == user_actor(BUYER)
 
 
@@ -242,17 +247,17 @@ def test_events_say_who_acted_so_whom_to_tell_follows() -> None:
     order.approve(BUYER, NOW)
     order.review(BUYER, 1, 5, "Спасибо", NOW)
     events = order.collect_events()
-    recipients = [recipient(e, PARTIES) for e in events]
-    assert recipients == [CREATOR, BUYER, BUYER, CREATOR, BUYER, CREATOR, CREATOR]
+    told = [recipients(e, PARTIES) for e in events]
+    assert told == [(CREATOR,), (BUYER,), (BUYER,), (CREATOR,), (BUYER,), (CREATOR,), (CREATOR,)]
 
 
 def test_cancel_tells_the_other_party() -> None:
     by_creator = placed()
     by_creator.cancel(CREATOR, "Не успеваю", NOW)
-    assert recipient(by_creator.collect_events()[-1], PARTIES) == BUYER
+    assert recipients(by_creator.collect_events()[-1], PARTIES) == (BUYER,)
     by_buyer = placed()
     by_buyer.cancel(BUYER, "Не нужно", NOW)
-    assert recipient(by_buyer.collect_events()[-1], PARTIES) == CREATOR
+    assert recipients(by_buyer.collect_events()[-1], PARTIES) == (CREATOR,)
 
 
 def test_update_records_only_real_changes() -> None:

@@ -60,6 +60,21 @@ def test_a_delivered_order_completes_itself_exactly_once(settings: Settings) -> 
         assert current["status"] == "completed" and current["completed_at"] is not None
         profile = client.get(f"/api/v1/creators/{deal.creator['profile']['id']}/").json()
         assert profile["completed_orders"] == 2
+        # Nobody acted, so both parties are told; each may mark only their own notification.
+        creator = {"Authorization": f"Bearer {api.login(deal.creator['username'])['access']}"}
+        told = {}
+        for who, party in (("buyer", headers), ("creator", creator)):
+            (completed,) = [
+                n
+                for n in client.get("/api/v1/notifications/", headers=party).json()["results"]
+                if n["type"] == "order_completed" and n["data"] == {"order_id": order}
+            ]
+            assert completed["message"] == "Заказ завершен автоматически: срок проверки истек.", who
+            told[who] = completed["id"]
+        assert told["buyer"] != told["creator"]
+        assert client.post(f"/api/v1/notifications/{told['buyer']}/mark-as-read/", headers=creator).status_code == 404
+        assert client.post(f"/api/v1/notifications/{told['creator']}/mark-as-read/", headers=headers).status_code == 404
+        assert client.post(f"/api/v1/notifications/{told['buyer']}/mark-as-read/", headers=headers).status_code == 200
 
 
 def test_an_open_order_past_its_delivery_date_is_late(settings: Settings) -> None:

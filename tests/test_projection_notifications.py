@@ -323,7 +323,7 @@ def test_since_resumes_exactly_after_a_rebuild_of_interleaved_logs(world: World)
     runner.catch_up()
     live = {user: [int(r["id"]) for r in stored_after(world.db, user, 0, limit=10_000)] for user in (BUYER, CREATOR)}
     assert {"orders", "messaging"} <= {
-        source for source, _ in (notification_source(i) or ("?", 0) for i in live[BUYER][-8:])
+        source for source, _, _ in (notification_source(i) or ("?", 0, 0) for i in live[BUYER][-8:])
     }
 
     # Rebuilt: the orders log is read first, then the messaging log.

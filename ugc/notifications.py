@@ -1,13 +1,14 @@
 """Notifications: which events tell whom what, their ids, and what a user has read.
 
 Events record facts, not whom to tell or in which words: an order event tells the other party to
-whoever acted (the creator when the scheduler did), a message its recipient (`recipient`), and
-the words come from the notifications projection's catalogue, keyed by the notification's type
-and the role of whoever acted (`acting_role`).
+whoever acted, and both parties when the scheduler did; a message tells its recipient
+(`recipients`). The words come from the notifications projection's catalogue, keyed by the
+notification's type and the role of whoever acted (`acting_role`).
 
-A notification's id derives from where its event sits in the log — `position * 8 + index of the
-application` — so a rebuilt read model gives every notification the id it had before, and a
-command can find the event behind an id on the write side.
+A notification's id derives from where its event sits in the log — `position * 8 + index`, the
+index naming the application and which of the event's recipients it tells — so a rebuilt read
+model gives every notification the id it had before, and a command can find the event and the
+recipient behind an id on the write side.
 """
 
 from __future__ import annotations
@@ -24,8 +25,11 @@ from ugc.ids import aggregate_id
 from ugc.messaging import Message
 from ugc.orders import Order
 
-# Applications whose events notify, and the index each contributes to a notification's id.
+# Applications whose events notify, and the index each contributes to a notification's id for
+# the event's first recipient; the second (the buyer, when the scheduler completed an order) has
+# the index plus len(SOURCES).
 SOURCES: dict[str, int] = {"orders": 1, "messaging": 2}
+RECIPIENTS_AT_MOST = 2
 _ID_STRIDE = 8
 
 TYPES: dict[type, str] = {
@@ -42,17 +46,19 @@ TYPES: dict[type, str] = {
 }
 
 
-def notification_id(source: str, position: int) -> int:
-    return position * _ID_STRIDE + SOURCES[source]
+def notification_id(source: str, position: int, nth: int = 0) -> int:
+    """The id of the notification an event at `position` of `source`'s log gives its `nth` recipient."""
+    return position * _ID_STRIDE + SOURCES[source] + nth * len(SOURCES)
 
 
-def notification_source(notification: int) -> tuple[str, int] | None:
-    """The application and log position behind a notification id (None if no id could be one)."""
+def notification_source(notification: int) -> tuple[str, int, int] | None:
+    """The application, log position and recipient (nth) behind a notification id (None if no id could be one)."""
     position, index = divmod(notification, _ID_STRIDE)
-    source = next((name for name, number in SOURCES.items() if number == index), None)
-    if source is None or position < 1:
+    nth, number = divmod(index - 1, len(SOURCES))
+    source = next((name for name, index in SOURCES.items() if index == number + 1), None)
+    if source is None or position < 1 or not 0 <= nth < RECIPIENTS_AT_MOST:
         return None
-    return source, position
+    return source, position, nth
 
 
 def notification_type(domain_event: Any) -> str | None:
@@ -76,12 +82,16 @@ def acting_role(domain_event: Any, parties: Parties | None) -> str:
     return "buyer" if user == parties.buyer else "creator" if user == parties.creator else "system"
 
 
-def recipient(domain_event: Any, parties: Parties | None) -> int:
-    """Whom a notifying event tells: a message's recipient; the other party to whoever acted on an order."""
+def recipients(domain_event: Any, parties: Parties | None) -> tuple[int, ...]:
+    """Whom a notifying event tells, in the order of their ids: a message's recipient; the other
+    party to whoever acted on an order; both parties, the creator first, of one the scheduler acted on."""
     if isinstance(domain_event, Message.Sent):
-        return int(domain_event.recipient)
+        return (int(domain_event.recipient),)
     assert parties is not None, "an order event's notification needs the order's parties"
-    return parties.buyer if acting_role(domain_event, parties) == "creator" else parties.creator
+    role = acting_role(domain_event, parties)
+    if role == "system":
+        return (parties.creator, parties.buyer)
+    return (parties.buyer,) if role == "creator" else (parties.creator,)
 
 
 def inbox_id(user: int) -> UUID:
