@@ -408,6 +408,45 @@ def test_a_consumer_that_reads_nothing_is_let_go_after_the_send_timeout(backend:
         asyncio.run(scenario())
 
 
+def test_a_consumer_that_reads_nothing_loses_its_connection_after_the_peer_timeout(
+    backend: str, tmp_path: Path
+) -> None:
+    """The kernel drops the connection once its peer has acknowledged nothing for UGC_PEER_TIMEOUT.
+    Before, it stayed for as long as the client liked, holding the server's buffers (~2.8 MB): a
+    close frame cannot leave, and closing waits for a flush that never comes."""
+    with serving(backend, tmp_path, UGC_PEER_TIMEOUT="2") as live:
+        anna, boris = live.api.verified_user(), live.api.user()
+        path = f"/ws/conversations/{conversation(live, anna, boris)}/?token="
+        text = "😀" * 4000
+        tight = tight_socket(live)
+        client_port = tight.getsockname()[1]
+
+        async def scenario() -> None:
+            async with (
+                # It never pings either: a client whose own keepalive gives up would close the connection itself.
+                connect(live.ws(path + boris["access"]), sock=tight, max_queue=1, compression=None, ping_interval=None),
+                connect(live.ws(path + anna["access"]), compression=None) as fast,
+            ):
+                assert server_side_open(live.server.port, client_port)
+                deadline = time.monotonic() + 60
+                while server_side_open(live.server.port, client_port):
+                    assert time.monotonic() < deadline, "the server still holds the connection"
+                    await fast.send(json.dumps({"message": text}))
+                    await next_frame(fast, timeout=10)
+
+        with contextlib.suppress(ConnectionClosed, OSError):
+            asyncio.run(scenario())
+
+
+def server_side_open(server_port: int, client_port: int) -> bool:
+    """Whether the server's end of the connection from `client_port` is still in the kernel's table."""
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, remote = line.split()[1:3]
+        if int(local.rsplit(":", 1)[1], 16) == server_port and int(remote.rsplit(":", 1)[1], 16) == client_port:
+            return True
+    return False
+
+
 def tight_socket(live: Live) -> socket.socket:
     """A connection to the server through a small receive buffer: a client that reads nothing fills it soon."""
     tight = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

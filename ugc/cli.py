@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import logging.config
 import os
 import shutil
 import signal
+import socket
 import sys
 import threading
 import time
@@ -22,8 +24,11 @@ PROGRESS_EVERY = 5.0  # seconds between progress lines when stderr is no termina
 WS_MAX_FRAME = 64 * 1024  # bytes: a frame of 4,000 characters, each escaped, fits; a larger one is closed 1009
 GRACEFUL_SHUTDOWN = 30  # seconds a stop waits for connections to end before closing them
 WS_PING_TIMEOUT = 120  # seconds a WebSocket client has to answer the server's ping (sent every 20 s)
+STARTUP_FAILURE = 3  # uvicorn's exit status when the server could not start
 
 if TYPE_CHECKING:
+    import uvicorn
+
     from commands.demo import DemoCommands
     from ugc.platform.database import Database
     from ugc.platform.log_verify import Finding
@@ -299,7 +304,7 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
         )
     else:
         print(banner(settings, host, port, workers), file=sys.stderr, flush=True)
-    uvicorn.run(
+    config = uvicorn.Config(
         "ugc.wiring:asgi_app",
         factory=True,
         host=host,
@@ -323,7 +328,28 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
         # a stop waits for such connections this long, not for ever.
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
     )
-    return 0
+    return _run_uvicorn(config, settings.peer_timeout)
+
+
+def _run_uvicorn(config: uvicorn.Config, peer_timeout: float) -> int:
+    """`uvicorn.run`'s serving, on a listening socket whose connections the kernel drops once their
+    peer has acknowledged nothing for `peer_timeout` seconds (TCP_USER_TIMEOUT, inherited by every
+    accepted connection): a client that reads nothing, or a host gone without a reset. Closing such
+    a connection waits for a flush that never comes, and uvicorn has no abort for the application
+    to call, so each one let go would hold its buffers for good."""
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    listening = config.bind_socket()
+    if hasattr(socket, "TCP_USER_TIMEOUT"):  # Linux
+        listening.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, round(peer_timeout * 1000))
+    server = uvicorn.Server(config)
+    with contextlib.suppress(KeyboardInterrupt):
+        if config.workers > 1:
+            Multiprocess(config, sockets=[listening]).run()
+        else:
+            server.run(sockets=[listening])
+    return 0 if server.started or config.workers > 1 else STARTUP_FAILURE
 
 
 def banner(settings: Settings, host: str, port: int, workers: int) -> str:

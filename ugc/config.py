@@ -100,6 +100,8 @@ class Settings:
     keep_alive: int = 75
     # Seconds a WebSocket's client may take no frame before its socket is closed (1013): it reads nothing.
     ws_send_timeout: float = 30.0
+    # Seconds a connection's peer may acknowledge nothing we sent before the kernel drops it.
+    peer_timeout: float = 120.0
     # Sockets one user may hold open on one server process; one more is closed 4429 (~75 KB each).
     ws_max_per_user: int = 32
     # The HMAC key of the audit checkpoints (README: "Audit: the hash chain"); never in the database.
@@ -178,6 +180,7 @@ class Settings:
             read_your_writes_timeout=_seconds(env, "UGC_READ_YOUR_WRITES_TIMEOUT", 2.0),
             ws_send_timeout=_seconds(env, "UGC_WS_SEND_TIMEOUT", 30.0),
             ws_max_per_user=_int(env, "UGC_WS_MAX_PER_USER", 32),
+            peer_timeout=_seconds(env, "UGC_PEER_TIMEOUT", 120.0),
         )
 
 
