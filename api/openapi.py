@@ -64,6 +64,7 @@ class Operation:
 
     - `auth`: a bearer token is required (True), taken if sent (`"optional"`), or not read (False);
     - `credentials`: the body carries credentials that may be refused (401);
+    - `operator_token`: when the operator configured a token for it, only its bearer is answered (401);
     - `who`: who, among those who can see the object, may do this (403 for the others);
     - `conflict`: `"state"` for a command the order's status may refuse, `"unique"` for one that
       creates what may exist already, `"done"` for one that can be done only once (409);
@@ -87,6 +88,7 @@ class Operation:
     media_type: str = JSON_MEDIA_TYPE
     description: str = ""
     credentials: bool = False
+    operator_token: bool = False
     who: Who = ""
     conflict: Conflict = ""
     missing: bool = False
@@ -135,6 +137,8 @@ class Operation:
             add(401, "нет токена или токен недействителен" if self.auth is True else "переданный токен недействителен")
         if self.credentials:
             add(401, "неверные учетные данные")
+        if self.operator_token:
+            add(401, "токен оператора задан, а Bearer-токен запроса не он")
         if self.request is not None or self.form:
             add(400, "тело запроса не удалось прочитать (не JSON, не тот Content-Type, не объект)")
             add(413, "тело запроса слишком велико")

@@ -100,6 +100,8 @@ class Settings:
     keep_alive: int = 75
     # Seconds a WebSocket's client may take no frame before its socket is closed (1013): it reads nothing.
     ws_send_timeout: float = 30.0
+    # When set, GET /metrics answers only `Authorization: Bearer <this>` (Prometheus' `authorization`).
+    metrics_token: str = ""
     # Seconds a connection's peer may acknowledge nothing we sent before the kernel drops it.
     peer_timeout: float = 120.0
     # Sockets one user may hold open on one server process; one more is closed 4429 (~75 KB each).
@@ -181,6 +183,7 @@ class Settings:
             ws_send_timeout=_seconds(env, "UGC_WS_SEND_TIMEOUT", 30.0),
             ws_max_per_user=_int(env, "UGC_WS_MAX_PER_USER", 32),
             peer_timeout=_seconds(env, "UGC_PEER_TIMEOUT", 120.0),
+            metrics_token=env.get("UGC_METRICS_TOKEN", "").strip(),
         )
 
 

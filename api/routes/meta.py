@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -9,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from api.asyncapi import asyncapi_document
+from api.errors import unauthorized
 from api.metrics import projection_metrics
 from api.openapi import Operation, endpoint, openapi_document
 from api.responses import JSON
@@ -92,8 +94,14 @@ def _for(seconds: float) -> str:
 
 async def metrics_page(request: Request) -> Response:
     """Prometheus text: this process's (or, with --workers N, every worker's) counters and
-    histograms, and each projection's position, lag, parked events and lease holder, read now."""
+    histograms, and each projection's position, lag, parked events and lease holder, read now;
+    with `UGC_METRICS_TOKEN` set, to its bearer alone (they name hosts and processes)."""
     s = services(request)
+    expected = s.settings.metrics_token
+    if expected and not hmac.compare_digest(
+        request.headers.get("authorization", "").encode(), f"Bearer {expected}".encode()
+    ):
+        raise unauthorized("invalid_token" if "authorization" in request.headers else "not_authenticated")
     body = metrics.render()
     if s.projection_states is not None:
         try:
@@ -133,7 +141,12 @@ routes = [
         "GET",
         "/metrics/",
         metrics_page,
-        Operation("Метрики Prometheus", auth=False, media_type="text/plain"),
+        Operation(
+            "Метрики Prometheus (если задан UGC_METRICS_TOKEN — только с ним как Bearer-токеном)",
+            auth=False,
+            media_type="text/plain",
+            operator_token=True,
+        ),
     ),
     endpoint(
         "GET", "/api/schema/", schema, Operation("Документ OpenAPI 3.1", response=OpenAPIOut, auth=False, storage=False)
