@@ -1,8 +1,9 @@
 """`ugc seed --demo`: a small world to click through — creators, services, orders in every status.
 
 Everything goes through the same command handlers as the API, so the demo is ordinary events.
-It runs once per database: a claim saved last marks it done, and a second run adds nothing.
-Users are found or created one by one, so a run that stopped half-way can be finished by another.
+It runs once per database: a claim saved last marks it done, and a second run adds nothing. Runs
+go one at a time (a lock across processes), so two started at once do not both add it. Users are
+found or created one by one, so a run that stopped half-way can be finished by another.
 """
 
 from __future__ import annotations
@@ -65,8 +66,14 @@ class DemoCommands:
 
 def seed_demo(c: DemoCommands) -> bool:
     """Create the demo world unless it is there; True when this call created it."""
-    if _claimed(c.stores, *_DONE):
-        return False
+    with c.db.exclusive_lock("demo seed"):
+        if _claimed(c.stores, *_DONE):
+            return False
+        _seed(c)
+        return True
+
+
+def _seed(c: DemoCommands) -> None:
     ids = {user.username: _user(c, user) for user in (*CREATORS, *CLIENTS)}
     for creator in CREATORS:
         if not _claimed(c.stores, "demo_creator", creator.username):
@@ -157,7 +164,6 @@ def seed_demo(c: DemoCommands) -> bool:
     ):
         c.messaging.send_message(chat, sender, text)
     _claim(c, *_DONE, 0)
-    return True
 
 
 def _user(c: DemoCommands, user: DemoUser) -> int:

@@ -186,9 +186,20 @@ def test_the_commands_that_only_read_say_when_the_database_has_no_tables(backend
 
 
 def test_seed_demo_fills_every_order_status_once(env: dict[str, str], db: Database) -> None:
-    first = ugc(env, "seed", "--demo")
-    assert first.returncode == 0, first.stderr
-    assert "demo data added" in first.stdout
+    """Also when two run at once (a deploy whose replicas all seed): one adds it, the other waits and finds it."""
+    both = [
+        subprocess.Popen(
+            [sys.executable, "-m", "ugc.cli", "seed", "--demo"],
+            env=server_environment(env),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outputs = [seed.communicate(timeout=300) for seed in both]
+    assert [seed.returncode for seed in both] == [0, 0], outputs
+    assert sorted("demo data added" in out for out, _ in outputs) == [False, True], outputs
     assert ugc(env, "rebuild").returncode == 0
     before = _counts(db)
     assert set(before["orders"]) == ORDER_STATUSES
