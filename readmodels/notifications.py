@@ -50,6 +50,14 @@ DDL = (
 
 COLUMNS = "id, seq, type, message, data, is_read, created_at"
 
+# A database from before `notification_seqs` kept the live order in `notifications.seq` alone: carried
+# over at migration, before anything empties the table, so that its clients resume where they were.
+# Every notification stored since has its row in `notification_seqs`, which is never empty then.
+KEEP_LIVE_ORDER = (
+    "INSERT INTO notification_seqs (id, seq) SELECT id, seq FROM notifications "
+    "WHERE NOT EXISTS (SELECT 1 FROM notification_seqs)"
+)
+
 
 def list_notifications(user_id: int, page: PageRequest, *, read: bool | None) -> PageQuery:
     """The user's notifications, newest first, optionally only the read or the unread ones."""

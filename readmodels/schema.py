@@ -94,6 +94,7 @@ def create_tables(db: Database) -> None:
                 cur.execute(sql.format(**db.types))
         for kind in ID_KINDS:
             db.create_sequence(cur, kind)
+        cur.execute(notifications.KEEP_LIVE_ORDER)
         add_later_columns(cur)
         auth_failures.add_later_columns(cur)
         idempotency_keys.add_later_columns(cur)

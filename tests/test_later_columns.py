@@ -59,6 +59,40 @@ def test_an_older_database_gets_the_later_columns_and_their_projections_rewound(
             db.close()
 
 
+def test_notifications_keep_their_live_order_from_a_database_made_before_notification_seqs(
+    backend: str, tmp_path: Path
+) -> None:
+    """There `notifications.seq` alone held the order clients were served in; the rewind that gives
+    `notification_orders` its parties empties it, and the replay must give every id its old seq back."""
+    live = {49: 1, 73: 2, 50: 3, 89: 4}  # an order's notifications and a chat's, interleaved as served
+    with fresh_database(backend, tmp_path) as url:
+        db = Database(url)
+        try:
+            migrate(db)
+            with db.transaction(write=True) as cur:
+                cur.execute("DROP TABLE notification_seqs")
+                for column in ("buyer_id", "creator_id"):
+                    cur.execute(f"ALTER TABLE notification_orders DROP COLUMN {column}")
+                for notification, seq in live.items():
+                    cur.execute(
+                        "INSERT INTO notifications (id, seq, user_id, source, position, type, message, data, "
+                        "is_read, created_at) VALUES (%s, %s, 7, 'orders', %s, 'new_order', 'm', %s, %s, %s)",
+                        (notification, seq, notification // 8, "{}", False, NOW),
+                    )
+
+            migrate(db)
+            migrate(db)  # and again: nothing more to carry over
+
+            with db.read() as cur:
+                kept = {
+                    row["id"]: row["seq"] for row in cur.execute("SELECT id, seq FROM notification_seqs").fetchall()
+                }
+                assert cur.execute("SELECT COUNT(*) AS n FROM notifications").fetchone() == {"n": 0}  # rewound
+            assert kept == live
+        finally:
+            db.close()
+
+
 def a_user(cur: Cursor) -> None:
     cur.execute(
         "INSERT INTO users (id, uuid, username, email, first_name, last_name, is_verified, roles, date_joined) "
