@@ -4,11 +4,13 @@ server cannot render, which closes its socket with 1011 (in process: no real fau
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 from starlette.websockets import WebSocketDisconnect
 
 from api.realtime import SERVICE_RESTART, Hub, TooManySockets
+from readmodels import notifications
 from tests.conftest import Api
 from ugc.platform.push import RESYNC, Push, conversation_channel, user_channel
 
@@ -95,3 +97,33 @@ def test_a_push_the_server_cannot_render_closes_with_1011(api: Api) -> None:
         with pytest.raises(WebSocketDisconnect) as closed:
             ws.receive_text()
     assert closed.value.code == 1011
+
+
+def test_a_push_without_its_place_is_read_from_the_store(api: Api) -> None:
+    """A process of an older version (a rolling deploy) pushes with seq 0: the socket reads what was
+    stored after the last row it sent, as for a resync, and never sends the push's row itself."""
+    anna = api.user()
+    services = api.client.app.state.services  # type: ignore[attr-defined]
+    with api.client.websocket_connect(f"/ws/notifications/?token={anna['access']}") as ws:
+        with services.db.transaction(write=True) as cur:  # what the older process stored
+            cur.execute(
+                "INSERT INTO notifications (id, seq, user_id, source, position, type, message, data, is_read, "
+                "created_at) VALUES (%s, (SELECT COALESCE(MAX(seq), 0) + 1 FROM notification_seqs), %s, 'orders', "
+                "9999, 'new_order', 'У вас новый заказ!', %s, %s, %s)",
+                (9999 * 8 + 1, anna["id"], '{"order_id": 1}', False, "2026-03-01T12:00:00+00:00"),
+            )
+        services.realtime.publish(
+            [Push(kind="notification", to=user_channel(anna["id"]), row={"id": "not from the store"}, seq=0)]
+        )
+        stored = json.loads(ws.receive_text())
+        assert stored["id"] == 9999 * 8 + 1
+        # A push in its place comes next as it is; once it is sent the socket waits, idle, for the next.
+        pushed = stored | {"id": 10_000 * 8 + 1}
+        seq = notifications.seq_of(services.db, anna["id"], stored["id"])
+        services.realtime.publish([Push(kind="notification", to=user_channel(anna["id"]), row=pushed, seq=seq + 1)])
+        assert json.loads(ws.receive_text())["id"] == pushed["id"]
+        # Ended by the server (a push it cannot render, as above): leaving a TestClient socket open
+        # races the session's own teardown with the client's cancel (a CancelledError in its exit).
+        services.realtime.publish([Push(kind="notification", to=user_channel(anna["id"]), row={}, seq=seq + 2)])
+        with pytest.raises(WebSocketDisconnect):
+            ws.receive_text()

@@ -151,8 +151,10 @@ class Session:
         seen = await self._replay(seen)
         while True:
             push = await self.subscription.queue.get()
-            if push.kind == "resync":
+            if push.kind == "resync" or not push.seq:
                 # Rows may be stored that no one pushed, or pushed after newer ones: read them all again.
+                # A push without its place (seq 0: from a process of an older version, in a rolling
+                # deploy) says only that something was stored: it is read from the store too.
                 seen = await self._replay(seen)
                 continue
             # Pushes arrive in store order: what a replay (or a repeat) already gave is skipped.
