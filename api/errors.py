@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 from typing import Any
 
 import psycopg
@@ -246,6 +247,29 @@ async def store_unavailable(request: Request, exc: Exception) -> Response:
     return _respond(unavailable())
 
 
+# SQLite's primary result codes that mean "not now" rather than a bug: another connection held the
+# file past the busy timeout, or the file cannot be opened, read, written or grown.
+_SQLITE_UNAVAILABLE = frozenset(
+    {
+        sqlite3.SQLITE_BUSY,
+        sqlite3.SQLITE_LOCKED,
+        sqlite3.SQLITE_READONLY,
+        sqlite3.SQLITE_IOERR,
+        sqlite3.SQLITE_FULL,
+        sqlite3.SQLITE_CANTOPEN,
+        sqlite3.SQLITE_PROTOCOL,
+    }
+)
+
+
+async def sqlite_error(request: Request, exc: sqlite3.OperationalError) -> Response:
+    """The read database's own SQLite errors (the event stores' come wrapped as OperationalError):
+    503 when the file is busy or unusable for now, 500 for anything else (a wrong statement)."""
+    if exc.sqlite_errorcode & 0xFF in _SQLITE_UNAVAILABLE:
+        return await store_unavailable(request, exc)
+    return await internal_error(request, exc)
+
+
 async def missing_aggregate(request: Request, exc: Exception) -> Response:
     return _respond(not_found())
 
@@ -274,6 +298,7 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     IntegrityError: store_conflict,
     OperationalError: store_unavailable,
     psycopg.OperationalError: store_unavailable,
+    sqlite3.OperationalError: sqlite_error,
     AggregateNotFoundError: missing_aggregate,
     Exception: internal_error,
 }

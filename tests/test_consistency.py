@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from starlette.routing import Route
 from tests.backends import environment
 from tests.conftest import Api, checked_client
 from ugc.clock import MovableClock
-from ugc.config import Settings
+from ugc.config import Settings, sqlite_path
 from ugc.wiring import build_app, runtime
 
 
@@ -72,3 +73,24 @@ def test_an_unexpected_error_is_a_500_without_a_traceback(settings: Settings) ->
     assert response.status_code == 500
     assert response.json() == {"detail": "Внутренняя ошибка сервера."}
     assert "secret" not in response.text
+
+
+def test_a_read_database_locked_past_the_busy_timeout_answers_503(settings: Settings) -> None:
+    """SQLite: another connection (a rebuild's switch, an operator's sqlite3 shell) holds the write
+    lock longer than the busy timeout; a command that must write answers 503, not 500."""
+    if not settings.database_url.startswith("sqlite"):
+        pytest.skip("SQLite's file lock")
+    app = build_app(lambda: runtime(settings, clock=MovableClock()))
+    with checked_client(app) as client:
+        holder = sqlite3.connect(sqlite_path(settings.database_url), isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            response = client.post(
+                "/api/auth/register/",
+                json={"username": "blocked", "email": "blocked@example.com", "password": "long-enough"},
+            )
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+    assert response.status_code == 503, response.text
+    assert response.json() == {"detail": "Сервис временно перегружен, повторите запрос позже."}
