@@ -22,6 +22,8 @@ from ugc.platform.push import RESYNC, Push
 log = logging.getLogger(__name__)
 
 QUEUE_SIZE = 256
+# Seconds between a socket's reads of the store when no broker carries other processes' pushes.
+STORE_POLL = 1.0
 
 # Close codes (README, "Realtime").
 MESSAGE_TOO_BIG = 1009  # a frame over uvicorn's `ws_max_size` (ugc/cli.py WS_MAX_FRAME)
@@ -71,11 +73,20 @@ class Hub:
     """Channels ("user:<id>", "conversation:<id>") to the subscriptions of this process."""
 
     def __init__(
-        self, loop: asyncio.AbstractEventLoop, *, queue_size: int = QUEUE_SIZE, max_per_user: int = 32
+        self,
+        loop: asyncio.AbstractEventLoop,
+        *,
+        queue_size: int = QUEUE_SIZE,
+        max_per_user: int = 32,
+        brokered: bool = True,
     ) -> None:
         self.loop = loop
         self.queue_size = queue_size
         self.max_per_user = max_per_user
+        # Without a broker (Redis) only this process's own runner pushes here, and the projections
+        # may run in another process (`--workers N`, `ugc project`, a second `ugc serve`, a lease
+        # that moved): sockets then also read the store every STORE_POLL seconds, so none misses a row.
+        self.poll = None if brokered else STORE_POLL
         self.available = True  # False while the broker (Redis) is unreachable
         self._channels: dict[str, set[Subscription]] = {}
         self._per_user: Counter[int] = Counter()

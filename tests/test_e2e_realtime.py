@@ -23,7 +23,7 @@ from websockets.exceptions import ConnectionClosed
 from tests.backends import environment, fresh_database
 from tests.conftest import Api, mailed_token
 from tests.orders_world import a_deal, act, place
-from tests.servers import Server, start_server
+from tests.servers import Server, end_process, free_port, start_projector, start_server
 from ugc.config import Settings
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
@@ -445,6 +445,37 @@ def server_side_open(server_port: int, client_port: int) -> bool:
         if int(local.rsplit(":", 1)[1], 16) == server_port and int(remote.rsplit(":", 1)[1], 16) == client_port:
             return True
     return False
+
+
+def test_without_a_broker_a_socket_reads_what_another_process_stored(backend: str, tmp_path: Path) -> None:
+    """No UGC_REDIS_URL, and the projections in a `ugc project` beside `ugc serve`: the projector's
+    pushes reach only its own process, so the server's sockets read the store instead (every
+    second). Before, they stayed silent for good while REST listed every notification."""
+    with fresh_database(backend, tmp_path) as url:
+        port = free_port()
+        env = environment(backend, url, tmp_path) | {
+            "UGC_PROJECTIONS": "external",
+            "UGC_PUBLIC_URL": f"http://127.0.0.1:{port}",  # the projector's verification mails link to it
+        }
+        env.pop("UGC_REDIS_URL", None)
+        projector = start_projector(env, tmp_path / "project.log")
+        try:
+            with (
+                start_server(env, port, log_dir=tmp_path / "logs") as server,
+                httpx.Client(base_url=server.url, timeout=20) as http,
+            ):
+                live = Live(server, Api(http, Settings.from_env(env)))  # type: ignore[arg-type]
+                deal = a_deal(live.api)
+
+                async def scenario() -> None:
+                    async with connect(live.ws(f"/ws/notifications/?token={deal.creator['access']}")) as ws:
+                        order = await in_thread(place, live.api, deal)
+                        pushed = await next_frame(ws, timeout=10)
+                        assert (pushed["type"], pushed["data"]) == ("new_order", {"order_id": order["id"]})
+
+                asyncio.run(scenario())
+        finally:
+            end_process(projector)
 
 
 def tight_socket(live: Live) -> socket.socket:

@@ -156,7 +156,7 @@ def runtime(settings: Settings, *, clock: Clock | None = None) -> Iterator[Servi
         progress = Progress()
         if settings.redis_url:
             redis_client = redis.Redis.from_url(settings.redis_url, socket_timeout=1, socket_connect_timeout=1)
-        hub = Hub(asyncio.get_running_loop(), max_per_user=settings.ws_max_per_user)
+        hub = Hub(asyncio.get_running_loop(), max_per_user=settings.ws_max_per_user, brokered=bool(settings.redis_url))
         with (
             relay(settings.redis_url, settings.database_url, hub) as redis_relay,
             projection_runner(settings, db, stores, progress, clock, redis_relay or hub) as runner,
