@@ -14,6 +14,7 @@ the keeper holds, and each batch checks its lease again in its own transaction (
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import re
@@ -22,6 +23,7 @@ import socket
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from typing import IO
 
 import psycopg
 import psycopg.errors
@@ -71,6 +73,57 @@ def holder_id() -> str:
     return f"{host}/{os.getpid()}/{secrets.token_hex(3)}"
 
 
+# The lock that versions before leases elected their one projection runner with (an exclusive
+# `Database.exclusive_lock`). Every keeper holds a shared claim on it: while one does, no process of
+# such a version can lead; while one of them leads, no keeper takes a lease (the two would apply the
+# same events, each in its own way, to the same tables: a rolling deploy from such a version).
+LEGACY_LEADER_LOCK = "projection-runner"
+
+
+class LegacyLeader:
+    """Whether a process of a version before leases runs the projections, and the claim that keeps
+    one from starting to: a shared advisory lock (PostgreSQL, on the keeper's own connection) or a
+    shared file lock (SQLite)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._file: IO[str] | None = None
+        self._claimed_on: object | None = None  # the keeper connection that holds the claim
+        self._warned = False
+
+    def absent(self, cur: Cursor, connection: object | None) -> bool:
+        """True once this process holds the claim (kept from then on); False while an older leader runs."""
+        if self.db.dialect == "postgresql":
+            if self._claimed_on is not connection:
+                row = cur.execute(
+                    "SELECT pg_try_advisory_lock_shared(%s) AS taken", (self.db.lock_key(LEGACY_LEADER_LOCK),)
+                ).fetchone()
+                if row is not None and row["taken"]:
+                    self._claimed_on = connection
+        elif self._file is None:
+            file = open(self.db.lock_path(LEGACY_LEADER_LOCK), "a+")  # held until `release`
+            try:
+                fcntl.flock(file, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                file.close()
+            else:
+                self._file = file
+        claimed = self._claimed_on is not None if self.db.dialect == "postgresql" else self._file is not None
+        if not claimed and not self._warned:
+            log.warning(
+                "a process of an older version (before leases) runs the projections on this database; "
+                "this one takes no lease until it stops (stop it to finish the upgrade)"
+            )
+        self._warned = not claimed
+        return claimed
+
+    def release(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        self._claimed_on = None
+
+
 class LeaseKeeper:
     def __init__(
         self,
@@ -101,6 +154,7 @@ class LeaseKeeper:
         self._thread: threading.Thread | None = None
         self._connection: psycopg.Connection[dict[str, object]] | None = None
         self._ensured = False  # the lease rows exist (made at the first tick that reaches the database)
+        self._legacy = LegacyLeader(db)
 
     def held(self) -> dict[str, int]:
         """The leases to run now, name -> fencing token (a copy): not those being given up."""
@@ -148,6 +202,7 @@ class LeaseKeeper:
             log.warning("could not give the leases up; they expire in %.0f s", self.ttl, exc_info=True)
         with self._lock:
             self._held.clear()
+        self._legacy.release()
         if self._connection is not None:
             self._connection.close()
 
@@ -167,6 +222,8 @@ class LeaseKeeper:
         with self._lock:
             before = dict(self._held)  # those being given up too: held until released
         with self._cursor() as cur:
+            if not self._legacy.absent(cur, self._connection):
+                return
             if not self._ensured:
                 leases.ensure(cur, self.names)
                 self._ensured = True

@@ -22,12 +22,13 @@ from argon2 import PasswordHasher
 
 from commands.accounts import AccountCommands, Register
 from projections.accounts import AccountsProjection
-from projections.leasing import LeaseKeeper
+from projections.leasing import LEGACY_LEADER_LOCK, LeaseKeeper
 from projections.mail import Mailer
 from projections.runner import JOBS_LEASE, SIDE_EFFECT_MARGIN, ProjectionRunner
 from projections.verification_mail import VerificationMailProjection
 from readmodels import tracking
 from readmodels.waiting import Progress
+from tests.backends import fresh_database
 from tests.servers import free_port
 from ugc.clock import MovableClock
 from ugc.config import Settings
@@ -373,3 +374,30 @@ def test_members_of_a_database_older_than_their_leases_column_get_it_at_migratio
         assert len(a.held()) == 1
     finally:
         a.stop()
+
+
+def test_no_lease_while_a_runner_of_a_version_before_leases_leads_and_none_leads_after(
+    backend: str, tmp_path: Path
+) -> None:
+    """A rolling deploy from a version before leases: its runner, elected by an exclusive lock, and
+    this version's would apply the same events to the same tables. A keeper takes no lease while one
+    leads; once a keeper ticked, an older process that starts (or whose leader died) stands by."""
+    with fresh_database(backend, tmp_path) as url:
+        db = Database(url)
+        migrate(db)
+        names = ["legacy_probe"]
+        try:
+            with db.exclusive_lock(LEGACY_LEADER_LOCK, wait=False) as older_leads:  # how they elected theirs
+                assert older_leads
+                waiting = keeper(db, names)
+                waiting.tick()
+                assert waiting.held() == {}
+            waiting.tick()  # the older one stopped
+            assert sorted(waiting.held()) == names
+            with db.exclusive_lock(LEGACY_LEADER_LOCK, wait=False) as older_leads:
+                assert not older_leads
+            waiting.stop()
+            with db.exclusive_lock(LEGACY_LEADER_LOCK, wait=False) as older_leads:
+                assert older_leads
+        finally:
+            db.close()

@@ -349,7 +349,7 @@ class Database:
         With `wait=False` the block runs at once and receives whether the lock was taken.
         """
         if self.dialect == "postgresql":
-            key = zlib.crc32(name.encode())
+            key = self.lock_key(name)
             with psycopg.connect(self.url, autocommit=True, **KEEPALIVES) as conn:
                 if wait:
                     conn.execute("SELECT pg_advisory_lock(%s)", (key,))
@@ -363,8 +363,7 @@ class Database:
                     if taken:
                         conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
             return
-        lock_path = Path(f"{self._path}.{_identifier(name)}.lock")
-        with open(lock_path, "a+") as file:
+        with open(self.lock_path(name), "a+") as file:
             try:
                 fcntl.flock(file, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
                 taken = True
@@ -375,6 +374,15 @@ class Database:
             finally:
                 if taken:
                     fcntl.flock(file, fcntl.LOCK_UN)
+
+    def lock_path(self, name: str) -> Path:
+        """SQLite: the file whose lock is `exclusive_lock(name)`'s."""
+        return Path(f"{self._path}.{_identifier(name)}.lock")
+
+    @staticmethod
+    def lock_key(name: str) -> int:
+        """PostgreSQL: the advisory lock key of `exclusive_lock(name)`."""
+        return zlib.crc32(name.encode())
 
     def ping(self) -> None:
         with self.read() as cur:
