@@ -83,10 +83,11 @@ class Hub:
         self.loop = loop
         self.queue_size = queue_size
         self.max_per_user = max_per_user
-        # Without a broker (Redis) only this process's own runner pushes here, and the projections
-        # may run in another process (`--workers N`, `ugc project`, a second `ugc serve`, a lease
-        # that moved): sockets then also read the store every STORE_POLL seconds, so none misses a row.
-        self.poll = None if brokered else STORE_POLL
+        if not brokered:
+            # Only this process's own runner pushes here, and the projections may run in another
+            # process (`--workers N`, `ugc project`, a second `ugc serve`, a lease that moved):
+            # every socket is told to read the store again every STORE_POLL seconds, so none misses a row.
+            loop.call_soon(self._poll)
         self.available = True  # False while the broker (Redis) is unreachable
         self._channels: dict[str, set[Subscription]] = {}
         self._per_user: Counter[int] = Counter()
@@ -115,6 +116,11 @@ class Hub:
                 continue
             for subscription in tuple(self._channels.get(push.to, ())):
                 subscription.offer(push)
+
+    def _poll(self) -> None:
+        if self._channels:
+            self.deliver([RESYNC])
+        self.loop.call_later(STORE_POLL, self._poll)
 
     def subscribe(self, to: str, user: int) -> Subscription:
         """The user's new subscription to a channel; `TooManySockets` if they hold `max_per_user` here."""

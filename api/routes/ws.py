@@ -150,11 +150,7 @@ class Session:
     async def _pump(self, seen: int) -> None:
         seen = await self._replay(seen)
         while True:
-            try:
-                push = await asyncio.wait_for(self.subscription.queue.get(), self.s.realtime.poll)
-            except TimeoutError:  # no broker: what another process stored is read from the store
-                seen = await self._replay(seen)
-                continue
+            push = await self.subscription.queue.get()
             if push.kind == "resync" or not push.seq:
                 # Rows may be stored that no one pushed, or pushed after newer ones: read them all again.
                 # A push without its place (seq 0: from a process of an older version, in a rolling
