@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from api.errors import PATTERN_MESSAGES, bad_request, invalid, message, too_large
@@ -14,8 +16,10 @@ from api.text import unstorable_fields
 from ugc.platform.numbers import natural
 
 M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
 
 MAX_JSON_BYTES = 1 << 20
+OFF_LOOP_BYTES = 64 << 10  # larger JSON bodies are decoded and checked on a thread (`_off_the_loop_if_large`)
 # No body or frame of this API nests deeper than 4; anything nested past this is refused as malformed.
 # The standard parser recurses once per level (RecursionError past ~1,000, a 500 it was), and so
 # does the walk of every string in a body (api/text.py); orjson, which stops at 1,024 by itself,
@@ -99,10 +103,27 @@ def declared_past(request: Request, limit: int) -> bool:
 
 async def read_json(request: Request, *, decimals: bool = False) -> Any:
     """The body's JSON (fractions as Decimal when `decimals`): 400 if it is not JSON, 413 past the limit."""
+    raw = await _json_body(request)
+    return await _off_the_loop_if_large(raw, _decoded, raw, decimals)
+
+
+async def _json_body(request: Request) -> bytes:
     content_type = request.headers.get("content-type", "")
     if content_type.split(";")[0].strip().lower() not in ("application/json", ""):
         raise bad_request("unsupported_media_type")
-    raw = await raw_body(request)
+    return await raw_body(request)
+
+
+async def _off_the_loop_if_large(raw: bytes, work: Callable[..., T], *args: Any) -> T:
+    """`work(*args)` on a thread when `raw` is past OFF_LOOP_BYTES, else here: a body of many small
+    items takes about a second of CPU a megabyte to decode and check, which the event loop, serving
+    everyone else, must not wait out; a small one costs less than the hand-off."""
+    if len(raw) > OFF_LOOP_BYTES:
+        return await run_in_threadpool(work, *args)
+    return work(*args)
+
+
+def _decoded(raw: bytes, decimals: bool) -> Any:
     if not raw:
         return {}
     try:
@@ -172,7 +193,12 @@ def _depth(data: Any) -> int:
 
 async def parse(request: Request, model: type[M], *, decimals: bool = False) -> M:
     """The body as `model`; `decimals` parses fractions as Decimal, so money never passes through float."""
-    data = await read_json(request, decimals=decimals)
+    raw = await _json_body(request)
+    return await _off_the_loop_if_large(raw, _parsed, raw, model, decimals)
+
+
+def _parsed(raw: bytes, model: type[M], decimals: bool) -> M:
+    data = _decoded(raw, decimals)
     if not isinstance(data, dict):
         raise bad_request("not_an_object")
     return validate(model, data)

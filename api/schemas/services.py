@@ -75,12 +75,15 @@ def _not_negative(value: Decimal) -> Decimal:
 
 
 def _at_most(limit: int, what: str) -> Any:
-    def check(items: list[Any]) -> list[Any]:
-        if len(items) > limit:
+    """At most `limit` items, counted before any item is validated: after, a 1 MB body of 349,000
+    empty options cost 8.6 s of the event loop and ~1 GB for their 698,000 errors (a 42.7 MB 422)."""
+
+    def check(items: Any) -> Any:
+        if isinstance(items, list) and len(items) > limit:
             raise ValueError(f"Не более {limit} {what}.")
         return items
 
-    return AfterValidator(check)
+    return BeforeValidator(check)
 
 
 def _between(low: int, high: int) -> Any:
