@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
+from commands.news import news_head
 from commands.saving import Positions, change, save
 from ugc.accounts import User
 from ugc.claims import Claim
@@ -107,7 +108,10 @@ class MessagingCommands:
                 )
             return found
 
-        return change(self.app, marker, lambda read: read.mark_read(up_to, self.clock.now())).positions
+        def decide(read: ConversationRead) -> None:
+            read.mark_read(news_head(self.app, read.up_to, up_to), self.clock.now())
+
+        return change(self.app, marker, decide).positions
 
     def _conversation(self, number: int) -> Conversation:
         try:

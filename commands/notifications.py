@@ -11,6 +11,7 @@ from datetime import datetime
 
 from eventsourcing.application import AggregateNotFoundError
 
+from commands.news import news_head
 from commands.saving import Positions, change
 from ugc.clock import Clock
 from ugc.errors import NotFound
@@ -41,9 +42,16 @@ class NotificationCommands:
         return self._record(user, lambda found, now: found.read([notification], now))
 
     def mark_all_read(self, user: int) -> Positions:
-        """Everything notified by events appended so far, in every log that notifies."""
+        """Everything notified by events appended so far, in every log that notifies (read markers'
+        moves in the messaging log aside: marking again with nothing new records nothing)."""
         heads = self.stores.heads(SOURCES)
-        return self._record(user, lambda found, now: found.read_all(heads, now))
+
+        def read_all(inbox: NotificationsRead, now: datetime) -> None:
+            own = self.app.name
+            marked = inbox.up_to.get(own, 0)
+            inbox.read_all(heads | {own: news_head(self.app, marked, heads[own])}, now)
+
+        return self._record(user, read_all)
 
     def _notifies(self, user: int, notification: int) -> bool:
         source = notification_source(notification)

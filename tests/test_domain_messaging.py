@@ -62,9 +62,10 @@ def test_a_read_marker_never_moves_back() -> None:
     marker = ConversationRead(conversation=5, user=ANNA, at=NOW, actor=user_actor(ANNA))
     marker.mark_read(40, NOW)
     marker.mark_read(30, NOW)
+    marker.mark_read(40, NOW)
     assert marker.up_to == 40
     marked = [e for e in marker.collect_events() if isinstance(e, ConversationRead.MarkedRead)]
-    assert [e.up_to for e in marked] == [40, 40]
+    assert [e.up_to for e in marked] == [40]  # staying put records nothing
 
 
 def test_notification_ids_name_their_event() -> None:

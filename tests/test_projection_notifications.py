@@ -273,18 +273,17 @@ def test_a_runner_whose_positions_another_process_moved_on_has_the_sockets_read_
 
 def test_read_markers_are_snapshotted_so_they_load_in_constant_time(world: World) -> None:
     messaging = world.stores.messaging
-    save(
-        messaging,
-        Conversation.start(
-            number=400,
-            starter=BUYER,
-            starter_username="buyer",
-            recipient=FRIEND,
-            recipient_username="friend",
-            at=world.clock.now(),
-        ),
+    chat = Conversation.start(
+        number=400,
+        starter=BUYER,
+        starter_username="buyer",
+        recipient=FRIEND,
+        recipient_username="friend",
+        at=world.clock.now(),
     )
-    for _ in range(60):
+    save(messaging, chat)
+    for n in range(60):  # something new each time: marking again with nothing new records nothing
+        save(messaging, chat.send(number=4000 + n, sender=BUYER, text=f"№{n}", at=world.clock.now()))
         world.messaging.mark_read(400, FRIEND)
         world.notifications.mark_all_read(FRIEND)
     assert messaging.snapshots is not None

@@ -105,8 +105,16 @@ def test_the_projections_serve_the_old_orders_and_their_histories(client: TestCl
 
 
 def test_old_events_notify_whom_they_did_with_the_words_they_did(client: TestClient, settings: Settings) -> None:
+    """And an order the scheduler completed tells its buyer too, with the creator's words (since
+    version 2 of the notifications projection, which rebuilds what was stored before)."""
     told = Counter(
         (s["notify"], s["notice"]) for events in LOG.values() for e in events if "notice" in (s := e["state"])
+    )
+    buyers = {e["originator_id"]: e["state"]["buyer"] for e in LOG["orders"] if e["topic"] == "ugc.Order.Placed"}
+    told.update(
+        (buyers[e["originator_id"]], e["state"]["notice"])
+        for e in LOG["orders"]
+        if e["topic"] == "ugc.Order.AutoCompleted"
     )
     shown: Counter[tuple[int, str]] = Counter()
     for user in {user for user, _ in told}:

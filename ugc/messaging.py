@@ -208,8 +208,9 @@ class ConversationRead(Aggregate):
         self.up_to = 0
 
     def mark_read(self, up_to: int, at: datetime) -> None:
-        """Read everything up to log position `up_to`; a marker never moves back."""
-        self._marked_read(self.conversation, self.user, max(up_to, self.up_to), at, user_actor(self.user))
+        """Read everything up to log position `up_to`; a marker never moves back, nor records staying put."""
+        if up_to > self.up_to:
+            self._marked_read(self.conversation, self.user, up_to, at, user_actor(self.user))
 
     @event(MarkedRead)
     def _marked_read(self, conversation: int, user: int, up_to: int, at: datetime, actor: str) -> None:

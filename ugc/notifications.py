@@ -137,6 +137,14 @@ class NotificationsRead(Aggregate):
         def upcast_v1_v2(state: dict[str, Any]) -> None:
             upcast_cause(state, user_actor(state["user"]))
 
+    # 2: the state holds what was read (`marked`, `up_to`), so marking again records nothing. A
+    # snapshot taken before starts with neither: its next mark records once more.
+    class_version = 2
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        state.update(marked=[], up_to={})
+
     @staticmethod
     def create_id(user: int, **_: Any) -> UUID:
         return inbox_id(user)
@@ -144,18 +152,30 @@ class NotificationsRead(Aggregate):
     @event(Started)
     def __init__(self, *, user: int, at: datetime, actor: str) -> None:
         self.user = user
+        self.marked: list[int] = []  # notifications read one by one (a list: snapshots are JSON)
+        self.up_to: dict[str, int] = {}  # application -> log position read all up to
 
     def read(self, notifications: list[int], at: datetime) -> None:
-        self._read(self.user, notifications, at, user_actor(self.user))
+        """Mark these read; those read already, one by one or by a "read all", record nothing."""
+        unread = [number for number in notifications if number not in self.marked and not self._covered(number)]
+        if unread:
+            self._read(self.user, unread, at, user_actor(self.user))
 
     def read_all(self, up_to: dict[str, int], at: datetime) -> None:
-        """Everything notified by events up to these log positions (application -> position)."""
-        self._all_read(self.user, up_to, at, user_actor(self.user))
+        """Everything notified by events up to these log positions (application -> position); nothing
+        is recorded when no position moves."""
+        if any(position > self.up_to.get(source, 0) for source, position in up_to.items()):
+            self._all_read(self.user, up_to, at, user_actor(self.user))
+
+    def _covered(self, notification: int) -> bool:
+        source = notification_source(notification)
+        return source is not None and source[1] <= self.up_to.get(source[0], 0)
 
     @event(Read)
     def _read(self, user: int, notifications: list[int], at: datetime, actor: str) -> None:
-        pass
+        self.marked.extend(number for number in notifications if number not in self.marked)
 
     @event(AllRead)
     def _all_read(self, user: int, up_to: dict[str, int], at: datetime, actor: str) -> None:
-        pass
+        for source, position in up_to.items():
+            self.up_to[source] = max(position, self.up_to.get(source, 0))
