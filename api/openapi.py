@@ -21,6 +21,7 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
 import api.ids  # noqa: F401  (registers the `{name:id}` path convertor before any route is built)
+from api.arrival import arriving
 from api.auth import guarded
 from api.schemas.errors import ERROR_BODIES
 from api.schemas.examples import ERROR_EXAMPLES, EXAMPLES, PAGE_EXAMPLES
@@ -66,7 +67,8 @@ class Operation:
     - `credentials`: the body carries credentials that may be refused (401);
     - `operator_token`: when the operator configured a token for it, only its bearer is answered (401);
     - `who`: who, among those who can see the object, may do this (403 for the others);
-    - `conflict`: `"state"` for a command the order's status may refuse, `"unique"` for one that
+    - `conflict`: `"state"` for a command the order's status may refuse (registered as under way on
+      the order of the path's `id` from its arrival: api/arrival.py), `"unique"` for one that
       creates what may exist already, `"done"` for one that can be done only once (409);
     - `missing`: the object may be missing although no path id names it (404, e.g. "my profile");
     - `if_match`: takes `If-Match` (412 on a stale version); `etag`: answers `ETag`;
@@ -181,7 +183,9 @@ class DocumentedRoute(Route):
         self.method = method
         self.operation = operation
         self.handler = endpoint
-        super().__init__(path, guarded(endpoint, verified=self.needs_verified), methods=[method])
+        guard = guarded(endpoint, verified=self.needs_verified)
+        # A command the order's status may refuse is meant for the status seen when it arrived.
+        super().__init__(path, arriving(guard) if operation.conflict == "state" else guard, methods=[method])
 
     @property
     def needs_verified(self) -> bool:

@@ -8,6 +8,7 @@ or 409); with it, a stale version is a 412.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -18,7 +19,7 @@ from eventsourcing.application import AggregateNotFoundError
 from commands.group_commit import GroupCommit, Preparing
 from commands.read_only import ReadOnlyAggregates, ReadOnlyView
 from commands.saving import Positions, check_version, retrying
-from commands.status_seen import SeenStatuses
+from commands.status_seen import Seen, SeenStatuses
 from ugc.accounts import User
 from ugc.clock import Clock
 from ugc.errors import InvalidField, NotAllowed, NotFound, WrongState
@@ -98,6 +99,11 @@ class OrderCommands:
         # Placing and every command on an existing order, appended in the same groups.
         self._groups: GroupCommit[tuple[ReadOnlyView, int], Order] = GroupCommit(self.app, self._prepare)
         self._seen = SeenStatuses()
+
+    def arriving(self, order: int) -> AbstractContextManager[Seen]:
+        """A command on `order` arrived and is under way for the block: enter it where the request
+        arrives, before any thread or queue, so the command is meant for the status seen then."""
+        return self._seen.arriving(order)
 
     def place(
         self, buyer_id: int, service_id: int, requirements: str, delivery_date: date, option_ids: list[int]
@@ -247,7 +253,7 @@ class OrderCommands:
         one arrived, this one loses with 409 (of two racing transitions exactly one wins); when the
         status is the same (an edit), it is decided on the new state.
         """
-        with self._seen.arriving(order) as seen:
+        with self._seen.under_way(order) as seen:
 
             def decide_on_the_status_seen(stored: Order, number: int | None) -> R:
                 check_version(stored, expected_version)

@@ -9,6 +9,8 @@ history then shows the two one after the other, never both decided on the pendin
 
 from __future__ import annotations
 
+import asyncio
+import json
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -127,3 +129,57 @@ def test_exactly_one_of_two_racing_commands_wins(
             raced += 1
         print(f"{race} on {backend}: {raced} rounds with one winner, {serial} accepted-then-cancelled in turn")
         assert raced > 0
+
+
+LOADED_PAIRS = 60
+ALL_ARRIVED = 0.5  # seconds for the server to start handling every request of a burst, bodies not yet in
+
+
+def test_exactly_one_wins_when_many_races_queue_at_once(server: tuple[Server, Settings], deal: Deal) -> None:
+    """Accept against cancel on many pending orders, every request arrived before any body is complete;
+    then the bodies all at once, every accept's before every cancel's: the commands queue for a
+    blocking thread and for a group, so a cancel often runs only after its order's accept was saved
+    (both won on 55 of 60 orders when a command counted as arrived only in its thread). It arrived
+    while the accept was under way all the same, and gets 409."""
+    running, settings = server
+    with httpx.Client(base_url=running.url, timeout=30) as setup:
+        orders = [order_in(Api(setup, settings), deal, "pending") for _ in range(LOADED_PAIRS)]  # type: ignore[arg-type]
+    parties = {"buyer": deal.buyer, "creator": deal.creator}
+    plan = RACES["accept_vs_cancel"]
+    requests = [(order, request) for request in (plan.first, plan.second) for order in orders]
+    raw = [_raw(order, parties, *request) for order, request in requests]
+    statuses = asyncio.run(_arrived_then_released(httpx.URL(running.url), raw))
+    assert set(statuses) <= {200, 409}, statuses
+    won: dict[int, list[str]] = {order: [] for order in orders}
+    for (order, (_, action, _)), status in zip(requests, statuses, strict=True):
+        if status == 200:
+            won[order].append(action)
+    both = [order for order, actions in won.items() if len(actions) != 1]
+    assert not both, f"{len(both)} of {LOADED_PAIRS} orders: {[won[order] for order in both[:3]]}..."
+
+
+def _raw(order: int, parties: dict[str, dict[str, Any]], who: str, action: str, body: dict[str, Any] | None) -> bytes:
+    """One request of a race as HTTP/1.1 bytes, for a connection of its own."""
+    content = json.dumps(body if body is not None else {}).encode()
+    head = (
+        f"POST /api/v1/orders/{order}/{action}/ HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+        f"Authorization: {parties[who]['headers']['Authorization']}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(content)}\r\n\r\n"
+    )
+    return head.encode() + content
+
+
+async def _arrived_then_released(url: httpx.URL, requests: list[bytes]) -> list[int]:
+    """Send every request but its body's last byte, each on a connection of its own; once the server
+    has had time to take them all in, the last bytes, all at once. The status of each answer."""
+    assert url.host and url.port
+    connections = await asyncio.gather(*(asyncio.open_connection(url.host, url.port) for _ in requests))
+    for (_, writer), request in zip(connections, requests, strict=True):
+        writer.write(request[:-1])
+    await asyncio.sleep(ALL_ARRIVED)
+    for (_, writer), request in zip(connections, requests, strict=True):
+        writer.write(request[-1:])
+    answers = await asyncio.gather(*(reader.read() for reader, _ in connections))
+    for _, writer in connections:
+        writer.close()
+    return [int(answer.split(b" ", 2)[1]) for answer in answers]
