@@ -5,13 +5,28 @@ and 100 per username from all addresses together. A stranger's wrong passwords f
 therefore lock the owner's own address only after the last, much higher limit; a username's
 failures never block another username below the address limit. Verification mails asked for
 again count too (5 per user), since each one is a mail sent and a token stored. The failures are
-kept in the database (`ugc/platform/auth_failures.py`), so every server process counts the same ones;
-an attempt is counted from its start, so a burst of them sent at once is held to the same limits.
+kept in the database (`ugc/platform/auth_failures.py`), so every server process counts the same ones.
+
+An attempt is recorded, in flight, before it runs, and starts only if it stays within the limits
+even should every attempt in flight fail: a burst of wrong passwords sent at once is held to the
+same limits as one sent one after another. An attempt that would not fit while others are in flight
+waits for them to end (`SETTLE_WAIT` at most, woken when one of this process ends and polling for
+the others'), and is refused only once the failures alone reach a limit: correct sign-ins sent at
+once never get 429 for each other (10 of 40 did, from one address, when in-flight attempts counted
+as failures). `Retry-After` is when the failures that reached the limit leave the window.
+
+An attempt still in flight after `DEAD_AFTER` is taken for one whose process died (killed between
+its start and its answer): it counts as nothing. Its client got no answer, so it learnt nothing
+from it, and a live attempt that slow still stands as a failure if it fails. Counting it as a
+failure instead kept a burst's correct sign-ins, cut short by a `kill -9`, as failures for 15
+minutes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
@@ -21,11 +36,14 @@ from api import errors
 from ugc.clock import Clock
 from ugc.ids import normalise
 from ugc.platform import auth_failures
-from ugc.platform.auth_failures import Subject
+from ugc.platform.auth_failures import Subject, Tally
 from ugc.platform.database import Database
 
 WINDOW = timedelta(minutes=15)
 LIMITS = {"username_at_address": 10, "address": 30, "username": 100, "resend": 5}
+SETTLE_WAIT = 3.0  # seconds an attempt waits for those in flight before it is refused
+POLL = 0.1  # seconds between looks at attempts of other processes, which end unheard here
+DEAD_AFTER = timedelta(seconds=30)  # far above any live attempt (a password hash and a read)
 
 Blocking = Callable[..., Awaitable[Any]]  # runs blocking work off the event loop (`Services.run`)
 
@@ -60,37 +78,81 @@ class FailureThrottle:
     def __init__(self, db: Database, clock: Clock) -> None:
         self.db = db
         self.clock = clock
+        self._waiting: set[asyncio.Future[None]] = set()  # attempts waiting for one in flight to end
 
     @asynccontextmanager
     async def attempt(self, run: Blocking, who: list[Subject]) -> AsyncIterator[Attempt]:
         """The block is an attempt against `who`: 429 with `Retry-After` instead, if one of them is at its limit.
 
-        The attempt is recorded before the block runs, so attempts sent at once are counted one
-        after another (each checked against those before it, in flight or failed). `run` takes
-        the database work off the event loop (`Services.run`).
+        `run` takes the database work off the event loop (`Services.run`). The attempt settles
+        (a failure, or taken back) before the block's outcome goes on to the client.
         """
-        key = await run(self._begin, who)
+        key = await self._started(run, who)
         attempt = Attempt()
         try:
             yield attempt
         finally:
-            if not attempt.counts:
-                await run(auth_failures.forget, self.db, who, key)
+            try:
+                await run(auth_failures.settle, self.db, who, key, failed=attempt.counts)
+            finally:
+                self._wake()
 
-    def _begin(self, who: list[Subject]) -> str:
-        now = self.clock.now()
+    async def _started(self, run: Blocking, who: list[Subject]) -> str:
+        """The key of the attempt recorded in flight, once it fits; 429 once failures alone are at a
+        limit, or when those in flight did not end within `SETTLE_WAIT`."""
         limited = [(subject, LIMITS[subject.scope]) for subject in who]
-        key, latest = auth_failures.attempt(self.db, limited, now, now - WINDOW)
-        if key is None:
-            raise errors.throttled(_retry_after(limited, latest, now))
-        return key
+        deadline = time.monotonic() + SETTLE_WAIT
+        while True:
+            now = self.clock.now()
+            started: tuple[str | None, list[Tally]] = await run(
+                auth_failures.attempt, self.db, limited, now, now - WINDOW, now - DEAD_AFTER
+            )
+            key, tallies = started
+            if key is not None:
+                return key
+            limits = [limit for _, limit in limited]
+            if any(len(tally.failures) >= limit for tally, limit in zip(tallies, limits, strict=True)):
+                raise errors.throttled(_until_failures_leave(tallies, limits, now))
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise errors.throttled(_until_in_flight_end(tallies, limits, now))
+            await self._one_ends(min(left, POLL))
+
+    async def _one_ends(self, timeout: float) -> None:
+        """Return when an attempt of this process ends, or after `timeout`."""
+        ended = asyncio.get_running_loop().create_future()
+        self._waiting.add(ended)
+        try:
+            await asyncio.wait((ended,), timeout=timeout)
+        finally:
+            self._waiting.discard(ended)
+
+    def _wake(self) -> None:
+        waiting, self._waiting = self._waiting, set()
+        for ended in waiting:
+            if not ended.done():
+                ended.set_result(None)
 
 
-def _retry_after(limited: list[tuple[Subject, int]], latest: list[list[datetime]], now: datetime) -> int:
-    """Seconds until every subject at its limit may try again."""
+def _seconds(until: datetime, now: datetime) -> int:
+    return max(1, math.ceil((until - now).total_seconds()))
+
+
+def _until_failures_leave(tallies: list[Tally], limits: list[int], now: datetime) -> int:
+    """Seconds until every subject whose failures are at its limit may try again: when the oldest of
+    its last `limit` failures leaves the window (attempts in flight play no part)."""
     return max(
-        # Free again when the oldest of the last `limit` attempts leaves the window.
-        max(1, math.ceil((times[-1] + WINDOW - now).total_seconds()))
-        for (_, limit), times in zip(limited, latest, strict=True)
-        if len(times) >= limit
+        _seconds(tally.failures[-1] + WINDOW, now)
+        for tally, limit in zip(tallies, limits, strict=True)
+        if len(tally.failures) >= limit
+    )
+
+
+def _until_in_flight_end(tallies: list[Tally], limits: list[int], now: datetime) -> int:
+    """Seconds until enough attempts in flight have ended, at the latest (taken for dead), for one
+    more attempt to fit against every subject."""
+    return max(
+        _seconds(tally.in_flight[len(tally.failures) + len(tally.in_flight) - limit] + DEAD_AFTER, now)
+        for tally, limit in zip(tallies, limits, strict=True)
+        if not tally.admits(limit)
     )

@@ -3,6 +3,7 @@ projection that keeps the table is rewound, so it refills the table from the log
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 from readmodels import tracking
@@ -29,6 +30,10 @@ def test_an_older_database_gets_the_later_columns_and_their_projections_rewound(
                 for column in KEYS_LATER_COLUMNS:
                     cur.execute(f"ALTER TABLE idempotency_keys DROP COLUMN {column}")
                 cur.execute("ALTER TABLE auth_failures DROP COLUMN attempt")
+                cur.execute("ALTER TABLE auth_failures DROP COLUMN in_flight")
+                cur.execute(
+                    "INSERT INTO auth_failures (scope, key, at) VALUES ('address', 'x', %s)", (datetime.now(UTC),)
+                )
                 for projection in ("accounts", "listings", "portfolio", "notifications", "orders"):
                     tracking.register(cur, projection, "catalog", read_model=True)
                 cur.execute("UPDATE projection_tracking SET position = 42")
@@ -40,7 +45,10 @@ def test_an_older_database_gets_the_later_columns_and_their_projections_rewound(
                 for table, column, _, _ in LATER_COLUMNS:
                     cur.execute(f"SELECT {column.split()[0]} FROM {table} WHERE 1 = 0")  # fails if missing
                 cur.execute(f"SELECT {', '.join(KEYS_LATER_COLUMNS)} FROM idempotency_keys WHERE 1 = 0")
-                cur.execute("SELECT attempt FROM auth_failures WHERE 1 = 0")
+                # A failure of the earlier release stays a failure.
+                assert cur.execute("SELECT attempt, in_flight FROM auth_failures").fetchall() == [
+                    {"attempt": None, "in_flight": False}
+                ]
                 for name, _ in LATER_INDEXES:
                     assert cur.execute(*_index_query(cur, name)).fetchone() is not None
                 positions = {

@@ -7,9 +7,13 @@ from datetime import timedelta
 
 from starlette.testclient import TestClient
 
-from tests.conftest import Api, new_client, next_address
+from api.throttle import DEAD_AFTER, WINDOW
+from tests.conftest import Api, mailed_token, new_client, next_address
 from ugc.clock import MovableClock
 from ugc.config import Settings
+from ugc.platform import auth_failures
+from ugc.platform.auth_failures import Subject
+from ugc.platform.database import Database
 
 BURST = 40
 
@@ -117,3 +121,79 @@ def test_a_sign_in_that_succeeds_is_taken_back_from_the_count(settings: Settings
             assert all(pool.map(lambda _: api.login(user["username"])["access"], range(10)))
         assert [_fail_login(api, user["username"]) for _ in range(10)] == [401] * 10
         assert _fail_login(api, user["username"]) == 429
+
+
+def _sign_in(client: TestClient, username: str, password: str = "correct-horse-battery") -> int:
+    return client.post("/api/auth/token/", json={"username": username, "password": password}).status_code
+
+
+def test_correct_sign_ins_sent_at_once_never_throttle_each_other(settings: Settings) -> None:
+    """More correct sign-ins at once from one address than its limit, and more of one user than the
+    username's: all succeed (an attempt waits for those in flight rather than count them as failures)."""
+    with new_client(settings, MovableClock()) as client:
+        api = Api(client, settings)
+        users = [api.register()["username"] for _ in range(BURST)]
+        names = users + [users[0]] * 15
+        with ThreadPoolExecutor(len(names)) as pool:
+            statuses = list(pool.map(lambda name: _sign_in(client, name), names))
+        assert statuses == [200] * len(names)
+
+
+def test_correct_verifications_sent_at_once_never_throttle_each_other(settings: Settings) -> None:
+    with new_client(settings, MovableClock()) as client:
+        api = Api(client, settings)
+        tokens = [mailed_token(settings, api.register()["email"]) for _ in range(BURST)]
+        with ThreadPoolExecutor(BURST) as pool:
+            statuses = list(
+                pool.map(
+                    lambda token: client.post("/api/auth/verify-email/", json={"token": token}).status_code, tokens
+                )
+            )
+        assert statuses == [200] * BURST
+
+
+def test_wrong_passwords_sent_at_once_are_held_to_the_address_limit_and_told_when_to_retry(
+    settings: Settings,
+) -> None:
+    """20 failures, then 5 minutes later 20 wrong passwords for other names at once: exactly 10 more
+    are tried; the rest wait for the limit until the first 20 failures leave the window (10 minutes)."""
+    clock = MovableClock()
+    with new_client(settings, clock) as client:
+        assert {_sign_in(client, f"ghost_{i}", "wrong-password") for i in range(20)} == {401}
+        clock.advance(timedelta(minutes=5))
+        with ThreadPoolExecutor(20) as pool:
+            answers = list(
+                pool.map(
+                    lambda i: client.post(
+                        "/api/auth/token/", json={"username": f"late_{i}", "password": "wrong-password"}
+                    ),
+                    range(20),
+                )
+            )
+        assert sorted(answer.status_code for answer in answers) == [401] * 10 + [429] * 10
+        assert {answer.headers["retry-after"] for answer in answers if answer.status_code == 429} == {"600"}
+
+
+def test_attempts_whose_process_died_in_flight_count_as_nothing(settings: Settings) -> None:
+    """A process killed with an address's limit of attempts in flight: at first they still might
+    fail, so one more waits and is refused, told to retry once they are taken for dead; from then on
+    they count as nothing, and the address has its whole allowance of failures."""
+    clock = MovableClock()
+    with new_client(settings, clock) as client:
+        user = Api(client, settings).register()
+        address = next_address()
+        there = _from(client, address)
+        died = Database(settings.database_url)
+        now = clock.now()
+        for _ in range(30):
+            key, _ = auth_failures.attempt(
+                died, [(Subject("address", address), 30)], now, now - WINDOW, now - DEAD_AFTER
+            )
+            assert key is not None
+        died.close()
+        refused = there.post("/api/auth/token/", json={"username": user["username"], "password": user["password"]})
+        assert refused.status_code == 429 and refused.headers["retry-after"] == str(DEAD_AFTER.seconds)
+        clock.advance(DEAD_AFTER + timedelta(seconds=1))
+        assert _sign_in(there, user["username"]) == 200
+        assert {_sign_in(there, f"ghost_{i}", "wrong-password") for i in range(30)} == {401}
+        assert _sign_in(there, user["username"]) == 429

@@ -1,8 +1,8 @@
 """`auth_failures`: when sign-ins and verifications failed, per subject (a username, an address).
 
 The table the API's throttle counts (`api/throttle.py` decides the limits and the wait). An
-attempt is recorded before its outcome is known and taken back if it did not fail; rows older
-than the throttle's window are forgotten as new attempts arrive.
+attempt is recorded in flight before its outcome is known; it then stays as a failure or is taken
+back (`settle`). Rows older than the throttle's window are forgotten as new attempts arrive.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ DDL = (
         scope TEXT NOT NULL,
         key TEXT NOT NULL,
         at {timestamp} NOT NULL,
-        attempt TEXT)""",
+        attempt TEXT,
+        in_flight {bool} NOT NULL DEFAULT FALSE)""",
     "CREATE INDEX IF NOT EXISTS auth_failures_key ON auth_failures (scope, key, at)",
 )
 
@@ -31,20 +32,33 @@ class Subject:
     key: str
 
 
+@dataclass(frozen=True)
+class Tally:
+    """A subject's rows within the window, at most its limit of each kind: its failures' times
+    (newest first), and those of its attempts in flight, whose outcome is not known yet (oldest first)."""
+
+    failures: list[datetime]
+    in_flight: list[datetime]
+
+    def admits(self, limit: int) -> bool:
+        """Whether one more attempt may start: even if every attempt in flight fails, it is within `limit`."""
+        return len(self.failures) + len(self.in_flight) < limit
+
+
 THROTTLE_LOCKS = 0x7468  # the first key of the advisory locks taken here ("th"), beside each subject's hash
 
 
 def attempt(
-    db: Database, who: Sequence[tuple[Subject, int]], at: datetime, forget_until: datetime
-) -> tuple[str | None, list[list[datetime]]]:
-    """An attempt at `at` against every (subject, limit) of `who`, unless one is at its limit.
+    db: Database, who: Sequence[tuple[Subject, int]], at: datetime, forget_until: datetime, dead_before: datetime
+) -> tuple[str | None, list[Tally]]:
+    """An attempt at `at` against every (subject, limit) of `who`, unless one of them does not admit it.
 
     Checked and recorded in one transaction, with each subject's rows locked meanwhile (on
     PostgreSQL an advisory lock per subject, on SQLite the write lock), so attempts sent at once
     are counted one after another: a burst cannot all pass the check before any is recorded. The
-    rows stand as failures until `forget` takes the attempt back. Returns its key and `[]`; or,
-    when a subject is at its limit, None and each subject's last `limit` rows since
-    `forget_until`, newest first (nothing recorded). Each subject's older rows are forgotten.
+    attempt stands in flight until `settle`. An attempt in flight since before `dead_before` is
+    counted as nothing: its process died before it answered (api/throttle.py). Returns its key,
+    or None (nothing recorded); and each subject's tally before it. Older rows are forgotten.
     """
     key = secrets.token_hex(8)
     with db.transaction(write=True) as cur:
@@ -53,43 +67,64 @@ def attempt(
                 cur.execute(
                     "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (THROTTLE_LOCKS, f"{subject.scope} {subject.key}")
                 )
-        latest = [
-            [
-                row["at"]
-                for row in cur.execute(
-                    "SELECT at FROM auth_failures WHERE scope = %s AND key = %s AND at > %s ORDER BY at DESC LIMIT %s",
-                    (subject.scope, subject.key, forget_until, limit),
-                ).fetchall()
-            ]
-            for subject, limit in who
-        ]
-        if any(len(times) >= limit for times, (_, limit) in zip(latest, who, strict=True)):
-            return None, latest
+        tallies = [_tally(cur, subject, limit, forget_until, dead_before) for subject, limit in who]
+        if not all(tally.admits(limit) for tally, (_, limit) in zip(tallies, who, strict=True)):
+            return None, tallies
         for subject, _ in who:
             cur.execute(
-                "INSERT INTO auth_failures (scope, key, at, attempt) VALUES (%s, %s, %s, %s)",
+                "INSERT INTO auth_failures (scope, key, at, attempt, in_flight) VALUES (%s, %s, %s, %s, TRUE)",
                 (subject.scope, subject.key, at, key),
             )
             cur.execute(
                 "DELETE FROM auth_failures WHERE scope = %s AND key = %s AND at <= %s",
                 (subject.scope, subject.key, forget_until),
             )
-    return key, []
+    return key, tallies
 
 
-def forget(db: Database, who: Sequence[Subject], key: str) -> None:
-    """Take back the attempt `key` against `who`: it did not fail."""
+def _tally(cur: Cursor, subject: Subject, limit: int, forget_until: datetime, dead_before: datetime) -> Tally:
+    # One statement, so one snapshot: an attempt settling meanwhile (no lock of ours) is seen either in
+    # flight or failed, never in neither (two statements let a burst of wrong passwords past the limit).
+    rows = cur.execute(
+        "SELECT at, in_flight FROM (SELECT at, in_flight FROM auth_failures"
+        " WHERE scope = %s AND key = %s AND at > %s AND NOT in_flight ORDER BY at DESC LIMIT %s) AS failed"
+        " UNION ALL SELECT at, in_flight FROM (SELECT at, in_flight FROM auth_failures"
+        " WHERE scope = %s AND key = %s AND at > %s AND in_flight ORDER BY at LIMIT %s) AS running",
+        (
+            subject.scope,
+            subject.key,
+            forget_until,
+            limit,
+            subject.scope,
+            subject.key,
+            max(forget_until, dead_before),
+            limit,
+        ),
+    ).fetchall()
+    failures = sorted((row["at"] for row in rows if not row["in_flight"]), reverse=True)
+    return Tally(failures, sorted(row["at"] for row in rows if row["in_flight"]))
+
+
+def settle(db: Database, who: Sequence[Subject], key: str, *, failed: bool) -> None:
+    """End the attempt `key` against `who`: it stays as a failure if it `failed`, it is taken back otherwise."""
     with db.transaction(write=True) as cur:
         for subject in who:
             cur.execute(
-                "DELETE FROM auth_failures WHERE scope = %s AND key = %s AND attempt = %s",
+                "UPDATE auth_failures SET in_flight = FALSE WHERE scope = %s AND key = %s AND attempt = %s"
+                if failed
+                else "DELETE FROM auth_failures WHERE scope = %s AND key = %s AND attempt = %s",
                 (subject.scope, subject.key, key),
             )
 
 
 def add_later_columns(cur: Cursor) -> None:
-    """Give a table created before attempts were recorded ahead of their outcome the `attempt` column."""
+    """Give a table of an earlier release the columns added since: `attempt` (the attempt's key) and
+    `in_flight` (whose rows there all stood as failures, and still do)."""
     if cur.dialect == "postgresql":
         cur.execute("ALTER TABLE auth_failures ADD COLUMN IF NOT EXISTS attempt TEXT")
-    elif cur.execute("SELECT 1 FROM pragma_table_info('auth_failures') WHERE name = 'attempt'").fetchone() is None:
-        cur.execute("ALTER TABLE auth_failures ADD COLUMN attempt TEXT")
+        cur.execute("ALTER TABLE auth_failures ADD COLUMN IF NOT EXISTS in_flight BOOLEAN NOT NULL DEFAULT FALSE")
+        return
+    for column, spec in (("attempt", "TEXT"), ("in_flight", "BOOLEAN NOT NULL DEFAULT FALSE")):
+        found = cur.execute("SELECT 1 FROM pragma_table_info('auth_failures') WHERE name = %s", (column,)).fetchone()
+        if found is None:
+            cur.execute(f"ALTER TABLE auth_failures ADD COLUMN {column} {spec}")
