@@ -5,6 +5,9 @@ applies only those it holds, several processes share them, and a standby takes a
 holder's over within seconds. Each batch of a read-model projection commits its rows and its new
 position in one transaction, which also checks the lease (`leases.fence`): every event is applied
 exactly once, whatever fails in between, and a holder that lost its lease commits nothing more.
+The read models follow the logs in one thread, each side effect (a mail) in a thread of its own
+(`Lane`): a side effect waits on servers outside (an SMTP server that hangs held a mail ~50 s), and
+commands wait for read models, never for a side effect.
 """
 
 from __future__ import annotations
@@ -50,6 +53,22 @@ SIDE_EFFECT_MARGIN = 1.0
 STALE_POSITIONS: tuple[type[Exception], ...] = (tracking.Moved, *INTEGRITY_ERRORS)
 
 
+@dataclass
+class Lane:
+    """Projections one thread follows: the read models (and the jobs) together, and each side effect
+    alone, so a side effect that waits on another server (a mail server that hangs) never holds up
+    a read model, nor the commands waiting for one."""
+
+    name: str
+    projections: list[Projection]
+    runs_jobs: bool = False
+    reread_passed_over_at: float = 0.0
+
+    def keys(self) -> list[tuple[str, str]]:
+        """(projection, application) of everything this lane follows."""
+        return [(p.name, application) for p in self.projections for application in p.applications]
+
+
 @dataclass(frozen=True)
 class FailedEvent:
     """The event a projection's last batch could not decode or apply."""
@@ -82,7 +101,7 @@ class ProjectionRunner:
         self.jobs = list(jobs)  # periodic work of the leader only, e.g. commands issued by time
         self.lease_weights = dict(lease_weights or {})  # the leases' balance between processes (1 if unsaid)
         self._stopping = threading.Event()
-        self._threads: list[threading.Thread] = []
+        self._threads: dict[threading.Thread, float] = {}
         # Per (projection, application): a projection that fails on one log goes on with the others.
         self._retry_at: dict[tuple[str, str], float] = {}
         self._failures: dict[tuple[str, str], int] = {}
@@ -92,12 +111,13 @@ class ProjectionRunner:
         self.clock = clock
         # (projection, application) -> positions not to apply (parked or skipped), read when missing.
         self._passed_over: dict[tuple[str, str], set[int]] = {}
-        self._failed_event: FailedEvent | None = None
+        # (projection, application) -> the event its last batch failed on. Lanes run in threads of
+        # their own, and share these maps only by key: each key is one lane's.
+        self._failed_events: dict[tuple[str, str], FailedEvent] = {}
         self._applied: dict[tuple[str, str], int] = {}  # (projection, application) -> position last committed
         # Lease -> the token under which its projection was last told it goes on from positions it did
         # not commit (`resumed`): not again when this runner only lost its database and came back.
         self._resumed_under: dict[str, int] = {}
-        self._reread_passed_over_at = 0.0
         self.keeper: LeaseKeeper | None = None  # set by `start`: batches then run fenced by their leases
         # Waiters in this process wait only for the read models that handle what a command appended.
         progress.declare({p.name: frozenset(p.topics()) for p in self.projections if p.read_model})
@@ -169,9 +189,10 @@ class ProjectionRunner:
     def _apply_batch_once(
         self, application: str, projections: Sequence[Projection], tokens: Mapping[str, int] | None
     ) -> int:
-        self._failed_event = None
         app = self.stores[application]
         names = [p.name for p in projections]
+        for name in names:
+            self._failed_events.pop((name, application), None)
         remembered = {name: self._applied.get((name, application)) for name in names}
         try:
             with self.db.transaction(write=True, pipelined=True) as cur:
@@ -211,7 +232,7 @@ class ProjectionRunner:
                                 projection.position = notification.id
                                 handler(cur, event)
                             except Exception:
-                                self._failed_event = FailedEvent(
+                                self._failed_events[(projection.name, application)] = FailedEvent(
                                     projection.name, application, notification.id, notification.topic
                                 )
                                 raise
@@ -244,7 +265,7 @@ class ProjectionRunner:
         again) or is refused (it does not act). One that fails after recording puts the position back.
         A side effect that names no such point is recorded after it (at least once across a crash).
         """
-        self._failed_event = None
+        self._failed_events.pop((projection.name, application), None)
         app = self.stores[application]
         handlers = projection.topics()
         with self.db.transaction() as cur:
@@ -267,7 +288,9 @@ class ProjectionRunner:
                 try:
                     handler(app.mapper.to_domain_event(notification))
                 except Exception:
-                    self._failed_event = FailedEvent(projection.name, application, notification.id, notification.topic)
+                    self._failed_events[(projection.name, application)] = FailedEvent(
+                        projection.name, application, notification.id, notification.topic
+                    )
                     if recorded[0]:
                         self._record(projection, application, notification.id, start, tokens)
                     raise
@@ -334,41 +357,58 @@ class ProjectionRunner:
         """The leases this runner's work is divided into: one per projection, one for the jobs."""
         return [p.name for p in self.projections] + ([JOBS_LEASE] if self.jobs else [])
 
+    def lanes(self) -> list[Lane]:
+        """The read models and the jobs in one lane; each side effect in a lane of its own."""
+        read_models = [p for p in self.projections if p.read_model]
+        side_effects = [Lane(p.name, [p]) for p in self.projections if not p.read_model]
+        return [Lane("read-models", read_models, runs_jobs=True), *side_effects]
+
     def start(self) -> None:
-        """Run in background threads until `stop()`: hold its share of the leases (by weight), catch up, follow."""
+        """Run in background threads until `stop()`: hold its share of the leases (by weight), catch up,
+        follow, a thread per lane."""
         self.keeper = LeaseKeeper(self.db, self.lease_names(), weights=self.lease_weights, changed=self.progress.nudge)
         self.keeper.start()
-        self._threads = [threading.Thread(target=self._work, name="projection-runner", daemon=True)]
+        # Thread -> how long `stop` waits for it. A side effect may be waiting on its server for
+        # minutes (mail: SMTP's timeouts): it is left behind, and the leases given up then refuse
+        # it at its point of no return.
+        self._threads = {
+            threading.Thread(target=self._work, args=(lane,), name=f"projection-runner {lane.name}", daemon=True): (
+                10.0 if lane.runs_jobs else 1.0
+            )
+            for lane in self.lanes()
+        }
         if self.db.dialect == "postgresql":
-            self._threads.append(threading.Thread(target=self._listen, name="projection-listen", daemon=True))
+            self._threads[threading.Thread(target=self._listen, name="projection-listen", daemon=True)] = 10.0
         for thread in self._threads:
             thread.start()
 
     def stop(self) -> None:
         self._stopping.set()
         self.progress.nudge()
-        for thread in self._threads:
-            thread.join(timeout=10)
+        for thread, patience in self._threads.items():
+            thread.join(timeout=patience)
         if self.keeper is not None:
             self.keeper.stop()
 
-    def _work(self) -> None:
+    def _work(self, lane: Lane) -> None:
         while not self._stopping.is_set():
             try:
-                self._follow()
+                self._follow(lane)
             except Exception as error:
-                log.warning("projection runner lost its database (%s); retrying", error)
-                self._applied.clear()
-            self.progress.leading = False
+                log.warning("projection runner (%s) lost its database (%s); retrying", lane.name, error)
+                for key in lane.keys():
+                    self._applied.pop(key, None)
+            if lane.runs_jobs:
+                self.progress.leading = False
             self._stopping.wait(1.0)
 
-    def _follow(self) -> None:
+    def _follow(self, lane: Lane) -> None:
         assert self.keeper is not None
         following = {
-            application: [p for p in self.projections if application in p.applications]
+            application: [p for p in lane.projections if application in p.applications]
             for application in self.stores.applications
         }
-        read_models = {p.name for p in self.projections if p.read_model}
+        read_models = {p.name for p in lane.projections if p.read_model}
         known_heads: dict[str, int] = {}
         behind: set[tuple[str, str]] = set()  # (projection, application) whose last batch was full
         tokens: dict[str, int] = {}
@@ -376,18 +416,20 @@ class ProjectionRunner:
         while not self._stopping.is_set():
             held = self.keeper.held()
             if held != tokens:
-                self._taken_over(held, tokens, behind)
+                self._taken_over(lane, held, tokens, behind)
                 tokens = held
-                # Waiters in this process hear of every move from this runner only when it holds them all.
-                self.progress.leading = read_models <= set(held)
-            if JOBS_LEASE in held and time.monotonic() >= next_jobs:
+                if lane.runs_jobs:
+                    # Waiters in this process hear of every move from this runner only when it holds them all.
+                    self.progress.leading = read_models <= set(held)
+            if lane.runs_jobs and JOBS_LEASE in held and time.monotonic() >= next_jobs:
                 self._run_jobs({JOBS_LEASE: held[JOBS_LEASE]})
                 next_jobs = time.monotonic() + JOB_INTERVAL
-            if time.monotonic() >= self._reread_passed_over_at:
+            if time.monotonic() >= lane.reread_passed_over_at:
                 # Read the parked and skipped positions again: an operator's `skip` of an event
                 # not reached yet is seen within JOB_INTERVAL (one stuck on it, at its next try).
-                self._passed_over.clear()
-                self._reread_passed_over_at = time.monotonic() + JOB_INTERVAL
+                for key in lane.keys():
+                    self._passed_over.pop(key, None)
+                lane.reread_passed_over_at = time.monotonic() + JOB_INTERVAL
             # Read before running: whatever is appended after this read moves a head next round.
             heads = self.stores.heads()
             for application, projections in following.items():
@@ -403,7 +445,7 @@ class ProjectionRunner:
                     )
                 ]
                 due = [p for p in due if self._retry_at.get((p.name, application), 0.0) <= time.monotonic()]
-                # Healthy read models go together; a side effect, or a read model that failed, alone.
+                # Healthy read models go together; a read model that failed alone.
                 together = [p for p in due if p.read_model and (p.name, application) not in self._retry_at]
                 groups = [together] if together else []
                 groups += [[p] for p in due if p not in together]
@@ -416,14 +458,16 @@ class ProjectionRunner:
                             behind.discard((projection, application))
             known_heads = heads
             if not behind:
-                retries = [at - time.monotonic() for at in self._retry_at.values()]
-                self.progress.wait_for_nudge(max(0.0, min([POLL_INTERVAL[self.db.dialect], *retries])))
+                retries = [at - time.monotonic() for key in lane.keys() if (at := self._retry_at.get(key)) is not None]
+                self.progress.wait_for_nudge(max(0.0, min([POLL_INTERVAL[self.db.dialect], *retries])), lane.name)
 
-    def _taken_over(self, held: Mapping[str, int], before: Mapping[str, int], behind: set[tuple[str, str]]) -> None:
-        """Leases acquired (or acquired again) since `before`: their positions may have moved under
-        another holder, so they are read again, and each runs at once (`resumed`: the holder before
-        may have stored rows it never pushed). Leases gone: nothing left to do."""
-        for projection in self.projections:
+    def _taken_over(
+        self, lane: Lane, held: Mapping[str, int], before: Mapping[str, int], behind: set[tuple[str, str]]
+    ) -> None:
+        """The lane's leases acquired (or acquired again) since `before`: their positions may have moved
+        under another holder, so they are read again, and each runs at once (`resumed`: the holder
+        before may have stored rows it never pushed). Leases gone: nothing left to do."""
+        for projection in lane.projections:
             name = projection.name
             if held.get(name) == before.get(name):
                 continue
@@ -478,11 +522,8 @@ class ProjectionRunner:
             name = projection.name
             metrics.PROJECTION_FAILURES.labels(name).inc()
             self._passed_over.pop((name, application), None)
-            failed = self._failed_event
-            self._failed_event = None
-            if failed is not None and (failed.projection, failed.application) != (name, application):
-                failed = None
             key = (name, application)
+            failed = self._failed_events.pop(key, None)
             where = failed.position if failed is not None else None
             failures = self._failures.get(key, 0) + 1 if key in self._failed_at and self._failed_at[key] == where else 1
             self._failures[key], self._failed_at[key] = failures, where

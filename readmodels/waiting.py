@@ -46,7 +46,7 @@ class Progress:
     """
 
     def __init__(self) -> None:
-        self._nudged = threading.Event()
+        self._nudged: dict[str, threading.Event] = {}  # follower -> nudged since it last waited
         self._advanced = threading.Event()
         self._lock = threading.Lock()
         # The watcher's last read, per database: application -> read-model projection -> position.
@@ -68,11 +68,17 @@ class Progress:
             self._handles = {**self._handles, **handles}
 
     def nudge(self) -> None:
-        self._nudged.set()
+        with self._lock:
+            nudged = list(self._nudged.values())
+        for event in nudged:
+            event.set()
 
-    def wait_for_nudge(self, timeout: float) -> None:
-        self._nudged.wait(timeout)
-        self._nudged.clear()
+    def wait_for_nudge(self, timeout: float, follower: str = "") -> None:
+        """Wait until nudged or `timeout`; each follower (a runner's thread) hears every nudge."""
+        with self._lock:
+            nudged = self._nudged.setdefault(follower, threading.Event())
+        nudged.wait(timeout)
+        nudged.clear()
 
     def advanced(self) -> None:
         self._advanced.set()
