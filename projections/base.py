@@ -16,6 +16,16 @@ from ugc.platform.dialect import Cursor, Dialect
 Handler = Callable[..., object]
 
 
+class SideEffectDeferred(Exception):
+    """A side effect failed for a while, not for good (its server down, busy, slow to answer): the
+    runner tries it again, with a growing pause, for as long as that lasts, and never parks it."""
+
+
+class SideEffectRefused(Exception):
+    """A side effect failed for good (a mail server refused the address): an expected failure, which
+    the runner logs in one line and parks after its attempts like any other."""
+
+
 class Projection(ABC):
     """Handlers keyed by event class, applied in log order.
 

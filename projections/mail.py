@@ -6,6 +6,12 @@ with one dot, before which the server delivers nothing), or the rename of a writ
 its lease (projections/runner.py). A sender that lost its lease meanwhile (frozen, then woken after
 a standby took over and sent the mail itself) is refused there, and the mail is dropped, not sent
 twice.
+
+A server that cannot take the mail now — unreachable, closed, silent past its timeout, or answering
+4xx (busy, greylisting) — defers it (`MailDeferred`): the runner tries it again, backing off, for as
+long as that lasts. So does a refusal of the session itself (STARTTLS, AUTH, the sender): the
+configuration's fault, not the mail's. Only a 5xx reply to the recipient or to the message refuses
+it (`MailRefused`): parked after its attempts.
 """
 
 from __future__ import annotations
@@ -16,6 +22,16 @@ from collections.abc import Callable
 from email.message import EmailMessage
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
+
+from projections.base import SideEffectDeferred, SideEffectRefused
+
+
+class MailDeferred(SideEffectDeferred):
+    """The server could not take the mail now; it may later."""
+
+
+class MailRefused(SideEffectRefused):
+    """The server refused the mail for good (a 5xx reply to its recipient or its content)."""
 
 
 class Mailer:
@@ -43,6 +59,16 @@ class Mailer:
             self._write_eml(message, message_key, go_ahead)
 
     def _send_smtp(self, message: EmailMessage, to: str, go_ahead: Callable[[], None]) -> None:
+        try:
+            self._deliver(message, to, go_ahead)
+        except (MailRefused, MailDeferred):
+            raise
+        except smtplib.SMTPResponseException as error:
+            raise MailDeferred(f"mail to {to}: {_reply(error.smtp_code, error.smtp_error)}") from error
+        except (OSError, smtplib.SMTPException) as error:
+            raise MailDeferred(f"mail to {to}: {type(error).__name__}: {error}") from error
+
+    def _deliver(self, message: EmailMessage, to: str, go_ahead: Callable[[], None]) -> None:
         url = urlsplit(self.smtp_url or "")
         smtp_class = smtplib.SMTP_SSL if url.scheme == "smtps" else smtplib.SMTP
         with smtp_class(
@@ -70,11 +96,11 @@ def _send_data(smtp: smtplib.SMTP, sender: str, to: str, content: bytes, go_ahea
         raise smtplib.SMTPSenderRefused(code, reply, sender)
     code, reply = smtp.rcpt(to)
     if code not in (250, 251):
-        raise smtplib.SMTPRecipientsRefused({to: (code, reply)})
+        _refuse(code, reply, to)
     smtp.putcmd("data")
     code, reply = smtp.getreply()
     if code != 354:
-        raise smtplib.SMTPDataError(code, reply)
+        _refuse(code, reply, to)
     # CRLF line ends, and a dot doubled at a line's start (RFC 5321 §4.5.2), as `sendmail` does.
     data = re.sub(rb"(?m)^\.", b"..", re.sub(rb"\r\n|\n|\r", b"\r\n", content))
     if not data.endswith(b"\r\n"):
@@ -88,4 +114,13 @@ def _send_data(smtp: smtplib.SMTP, sender: str, to: str, content: bytes, go_ahea
     smtp.send(b".\r\n")
     code, reply = smtp.getreply()
     if code != 250:
-        raise smtplib.SMTPDataError(code, reply)
+        _refuse(code, reply, to)
+
+
+def _refuse(code: int, reply: bytes, to: str) -> None:
+    """Raise for a reply that refused the recipient or the message: for good if 5xx, for now otherwise."""
+    raise (MailRefused if 500 <= code < 600 else MailDeferred)(f"mail to {to}: {_reply(code, reply)}")
+
+
+def _reply(code: int, text: bytes | str) -> str:
+    return f"{code} {text.decode(errors='replace') if isinstance(text, bytes) else text}"

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 import psycopg
 from eventsourcing.persistence import OperationalError
 
-from projections.base import Projection, end_batch
+from projections.base import Projection, SideEffectDeferred, SideEffectRefused, end_batch
 from projections.leasing import LeaseKeeper
 from readmodels import parked, tracking
 from readmodels.waiting import Progress
@@ -39,6 +39,10 @@ BATCH_SIZE = 500
 # PostgreSQL so does LISTEN for every other process's, so there the poll is only a safety net.
 POLL_INTERVAL = {"sqlite": 0.02, "postgresql": 1.0}
 MAX_BACKOFF = 5.0
+# A side effect that failed for a while only (SideEffectDeferred: its server down or busy) is tried
+# again for as long as that lasts, backing off the same way to this: ~11 tries in its first minute,
+# then one a minute.
+DEFERRED_MAX_BACKOFF = 60.0
 # Failures in a row on one event before it is parked (UGC_PROJECTION_MAX_ATTEMPTS). The retries
 # back off from 0.05 s, doubling, so with the default an event is parked ~0.75 s after it first
 # failed: a command that waited behind it still gets its answer within its 2 s wait. A lost
@@ -105,6 +109,7 @@ class ProjectionRunner:
         # Per (projection, application): a projection that fails on one log goes on with the others.
         self._retry_at: dict[tuple[str, str], float] = {}
         self._failures: dict[tuple[str, str], int] = {}
+        self._deferrals: dict[tuple[str, str], int] = {}  # failures in a row that were SideEffectDeferred
         # The position of the event its last failure was on (None: not an event's fault).
         self._failed_at: dict[tuple[str, str], int | None] = {}
         self.max_attempts = max_attempts
@@ -518,37 +523,52 @@ class ProjectionRunner:
                         application, [p], None if tokens is None else {p.name: tokens[p.name]}
                     ).items()
                 }
-            projection = projections[0]
-            name = projection.name
-            metrics.PROJECTION_FAILURES.labels(name).inc()
-            self._passed_over.pop((name, application), None)
-            key = (name, application)
-            failed = self._failed_events.pop(key, None)
-            where = failed.position if failed is not None else None
-            failures = self._failures.get(key, 0) + 1 if key in self._failed_at and self._failed_at[key] == where else 1
-            self._failures[key], self._failed_at[key] = failures, where
-            if failed is not None and failures >= self.max_attempts:
-                self._park(projection, failed, error, failures)
-                self._failures.pop(key, None)
-                self._failed_at.pop(key, None)
-                self._retry_at[key] = time.monotonic()
-                return {name: True}
-            delay = min(MAX_BACKOFF, 0.025 * 2**failures)
-            self._retry_at[key] = time.monotonic() + delay
-            log.exception("projection %s failed (attempt %d); retrying in %.1fs", name, failures, delay)
-            return {}
+            return self._failed(projections[0], application, error)
         if seen:
             metrics.BATCH_SECONDS.labels(application).observe(time.monotonic() - started)
         for projection in projections:
             key = (projection.name, application)
             self._retry_at.pop(key, None)
-            if self._failures.pop(key, None):
+            again = (self._failures.pop(key, None), self._deferrals.pop(key, None))
+            if any(again):
                 log.info(
                     "projection %s applied a batch of %s again (%d events read)", projection.name, application, seen
                 )
             self._failed_at.pop(key, None)
         # A batch shorter than the limit reached the log's end as it stood after `heads` was read.
         return {projection.name: seen >= self.batch_size for projection in projections}
+
+    def _failed(self, projection: Projection, application: str, error: Exception) -> dict[str, bool]:
+        """Back off after a failed batch of one projection; park its event after `max_attempts` in a
+        row, unless it failed for a while only (SideEffectDeferred)."""
+        name = projection.name
+        key = (name, application)
+        metrics.PROJECTION_FAILURES.labels(name).inc()
+        self._passed_over.pop(key, None)
+        failed = self._failed_events.pop(key, None)
+        if isinstance(error, SideEffectDeferred):
+            deferrals = self._deferrals.get(key, 0) + 1
+            self._deferrals[key] = deferrals
+            delay = min(DEFERRED_MAX_BACKOFF, 0.025 * 2**deferrals)
+            self._retry_at[key] = time.monotonic() + delay
+            log.warning("projection %s deferred (attempt %d): %s; retrying in %.1fs", name, deferrals, error, delay)
+            return {}
+        where = failed.position if failed is not None else None
+        failures = self._failures.get(key, 0) + 1 if key in self._failed_at and self._failed_at[key] == where else 1
+        self._failures[key], self._failed_at[key] = failures, where
+        if failed is not None and failures >= self.max_attempts:
+            self._park(projection, failed, error, failures)
+            self._failures.pop(key, None)
+            self._failed_at.pop(key, None)
+            self._retry_at[key] = time.monotonic()
+            return {name: True}
+        delay = min(MAX_BACKOFF, 0.025 * 2**failures)
+        self._retry_at[key] = time.monotonic() + delay
+        if isinstance(error, SideEffectRefused):  # expected (a mail server's refusal): no traceback
+            log.warning("projection %s failed (attempt %d): %s; retrying in %.1fs", name, failures, error, delay)
+        else:
+            log.exception("projection %s failed (attempt %d); retrying in %.1fs", name, failures, delay)
+        return {}
 
     def _run_jobs(self, tokens: dict[str, int]) -> None:
         """Each job in turn, each only while the jobs' lease is still this process's."""

@@ -1,25 +1,33 @@
 """Verification mail as the runner sends it, against real SMTP servers (aiosmtpd, or a listener
-that never answers), on SQLite and PostgreSQL: a mail server that hangs holds up no read model."""
+that never answers), on SQLite and PostgreSQL: a mail server that hangs holds up no read model; one
+that is down, or answers 4xx, has the mail wait and sent once it is back, never parked; a 5xx
+refusal parks it, logged in one line an attempt."""
 
 from __future__ import annotations
 
+import logging
 import socket
 import time
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
+from aiosmtpd.controller import Controller
 from argon2 import PasswordHasher
 
 from commands.accounts import AccountCommands, Register
+from projections import operations
 from projections.accounts import AccountsProjection
 from projections.mail import Mailer
 from projections.runner import ProjectionRunner
 from projections.verification_mail import VerificationMailProjection
-from readmodels import tracking
+from readmodels import parked, tracking
+from readmodels.tracking import ProjectionState
 from readmodels.waiting import Progress
+from tests.servers import free_port
 from ugc.clock import MovableClock
 from ugc.config import Settings
 from ugc.platform.database import Database
@@ -84,3 +92,119 @@ def test_a_mail_server_that_never_answers_holds_up_no_command(world: World, tmp_
                 assert time.monotonic() - started < 1.5
         finally:
             runner.stop()
+
+
+@dataclass
+class Inbox:
+    """An aiosmtpd handler that answers `refusal` to the first `refusals` recipients, then takes every mail."""
+
+    refusals: int = 0
+    refusal: str = "451 4.7.1 Greylisted, try again later"
+    received: list[tuple[list[str], bytes]] = field(default_factory=list)
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
+        if self.refusals > 0:
+            self.refusals -= 1
+            return self.refusal
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.received.append((list(envelope.rcpt_tos), bytes(envelope.content)))
+        return "250 OK"
+
+    def to(self, address: str) -> list[bytes]:
+        return [content for recipients, content in self.received if address in recipients]
+
+
+def smtp_server(inbox: Inbox, port: int | None = None) -> Controller:
+    controller = Controller(inbox, hostname="127.0.0.1", port=port or free_port(), ready_timeout=10)
+    controller.start()
+    return controller
+
+
+def eventually(check: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "not within the time"
+        time.sleep(0.05)
+
+
+def mail_state(world: World) -> ProjectionState:
+    [state] = [s for s in operations.status(world.db, world.stores) if s.projection == "verification_mail"]
+    return state
+
+
+def test_mail_the_server_defers_waits_for_it_and_is_never_parked(world: World, tmp_path: Path) -> None:
+    """Greylisted four times, more than the attempts before a poison event is parked: sent the fifth."""
+    inbox = Inbox(refusals=4)
+    controller = smtp_server(inbox)
+    try:
+        mailer = Mailer(smtp_url=f"smtp://127.0.0.1:{controller.port}", outbox_dir=tmp_path, sender="n@ugc.test")
+        runner = mail_runner(world, mailer, max_attempts=2)
+        runner.start()
+        try:
+            _, address = register(world)
+            eventually(lambda: bool(inbox.to(address)))
+            time.sleep(0.3)
+            assert len(inbox.to(address)) == 1 and inbox.refusals == 0
+            assert mail_state(world).parked == 0
+        finally:
+            runner.stop()
+    finally:
+        controller.stop()
+
+
+def test_mail_waits_while_its_server_is_down_its_lag_shown_and_goes_once_it_is_up(
+    world: World, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    port = free_port()  # nobody listens yet: connection refused
+    mailer = Mailer(smtp_url=f"smtp://127.0.0.1:{port}", outbox_dir=tmp_path, sender="n@ugc.test")
+    runner = mail_runner(world, mailer, max_attempts=2)
+    runner.start()
+    try:
+        with caplog.at_level(logging.WARNING, logger="projections.runner"):
+            _, address = register(world)
+            time.sleep(1.5)  # ~6 attempts
+            lagging = mail_state(world)
+            assert lagging.lag_events >= 1 and lagging.lag_seconds > 1.0 and lagging.parked == 0
+            inbox = Inbox()
+            controller = smtp_server(inbox, port)
+            try:
+                eventually(lambda: bool(inbox.to(address)), timeout=15)
+            finally:
+                controller.stop()
+        assert mail_state(world).lag_events == 0
+        deferred = [r for r in caplog.records if "deferred" in r.getMessage()]
+        assert len(deferred) >= 3 and all(
+            r.exc_info is None and "Connection refused" in r.getMessage() for r in deferred
+        )
+    finally:
+        runner.stop()
+
+
+def test_mail_the_server_refuses_for_good_is_parked_after_its_attempts_one_line_each(
+    world: World, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    inbox = Inbox(refusals=2, refusal="550 5.1.1 No such mailbox")
+    controller = smtp_server(inbox)
+    try:
+        mailer = Mailer(smtp_url=f"smtp://127.0.0.1:{controller.port}", outbox_dir=tmp_path, sender="n@ugc.test")
+        runner = mail_runner(world, mailer, max_attempts=2)
+        runner.start()
+        try:
+            with caplog.at_level(logging.WARNING, logger="projections.runner"):
+                _, address = register(world)
+                eventually(lambda: mail_state(world).parked == 1)
+            _, other = register(world)  # the mails behind it go on
+            eventually(lambda: bool(inbox.to(other)))
+            assert inbox.to(address) == []
+            with world.db.read() as cur:
+                [row] = parked.waiting(cur, "verification_mail")
+            assert row["error"].startswith(f"MailRefused: mail to {address}: 550 5.1.1 No such mailbox")
+            lines = [r for r in caplog.records if "verification_mail" in r.getMessage()]
+            assert len(lines) == 2 and all(r.exc_info is None for r in lines)
+        finally:
+            runner.stop()
+    finally:
+        controller.stop()
