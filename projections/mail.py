@@ -12,10 +12,18 @@ A server that cannot take the mail now — unreachable, closed, silent past its 
 long as that lasts. So does a refusal of the session itself (STARTTLS, AUTH, the sender): the
 configuration's fault, not the mail's. Only a 5xx reply to the recipient or to the message refuses
 it (`MailRefused`): parked after its attempts.
+
+Each reply is awaited COMMAND_TIMEOUT, but the one to the final dot FINAL_REPLY_TIMEOUT, 10 minutes
+as RFC 5321 §4.5.3.2.6 asks: a server may store the message before it answers, and a client that
+gave up on a slow answer and sent again delivered the mail twice (5 times, answered after 12 s,
+with the 10 s it waited). Past the dot, a reply that never comes (the connection lost, or 10 minutes
+of silence) leaves the mail's fate unknown: it is counted as sent, logged, not sent again — at most
+once, as a sender refused at its point of no return.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import smtplib
 from collections.abc import Callable
@@ -24,6 +32,11 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from projections.base import SideEffectDeferred, SideEffectRefused
+
+log = logging.getLogger(__name__)
+
+COMMAND_TIMEOUT = 30.0  # seconds to connect, and for each reply before the final dot
+FINAL_REPLY_TIMEOUT = 600.0  # seconds for the reply to the final dot (RFC 5321 §4.5.3.2.6)
 
 
 class MailDeferred(SideEffectDeferred):
@@ -35,10 +48,20 @@ class MailRefused(SideEffectRefused):
 
 
 class Mailer:
-    def __init__(self, *, smtp_url: str | None, outbox_dir: Path, sender: str) -> None:
+    def __init__(
+        self,
+        *,
+        smtp_url: str | None,
+        outbox_dir: Path,
+        sender: str,
+        command_timeout: float = COMMAND_TIMEOUT,
+        final_reply_timeout: float = FINAL_REPLY_TIMEOUT,
+    ) -> None:
         self.smtp_url = smtp_url
         self.outbox_dir = outbox_dir
         self.sender = sender
+        self.command_timeout = command_timeout
+        self.final_reply_timeout = final_reply_timeout
 
     def send(
         self, *, to: str, subject: str, body: str, message_key: str, go_ahead: Callable[[], None] = lambda: None
@@ -72,11 +95,13 @@ class Mailer:
         url = urlsplit(self.smtp_url or "")
         smtp_class = smtplib.SMTP_SSL if url.scheme == "smtps" else smtplib.SMTP
         with smtp_class(
-            url.hostname or "127.0.0.1", url.port or (465 if url.scheme == "smtps" else 25), timeout=10
+            url.hostname or "127.0.0.1",
+            url.port or (465 if url.scheme == "smtps" else 25),
+            timeout=self.command_timeout,
         ) as smtp:
             if url.username:
                 smtp.login(unquote(url.username), unquote(url.password or ""))
-            _send_data(smtp, self.sender, to, bytes(message), go_ahead)
+            _send_data(smtp, self.sender, to, bytes(message), go_ahead, self.final_reply_timeout)
 
     def _write_eml(self, message: EmailMessage, message_key: str, go_ahead: Callable[[], None]) -> None:
         self.outbox_dir.mkdir(parents=True, exist_ok=True)
@@ -87,7 +112,14 @@ class Mailer:
         partial.replace(final)
 
 
-def _send_data(smtp: smtplib.SMTP, sender: str, to: str, content: bytes, go_ahead: Callable[[], None]) -> None:
+def _send_data(
+    smtp: smtplib.SMTP,
+    sender: str,
+    to: str,
+    content: bytes,
+    go_ahead: Callable[[], None],
+    final_reply_timeout: float,
+) -> None:
     """`SMTP.sendmail` with `go_ahead` asked before the final dot. When it raises, the connection is
     closed mid-DATA: the server discards the message (RFC 5321 §4.1.1.4: the dot completes it)."""
     smtp.ehlo_or_helo_if_needed()
@@ -112,7 +144,13 @@ def _send_data(smtp: smtplib.SMTP, sender: str, to: str, content: bytes, go_ahea
         smtp.close()
         raise
     smtp.send(b".\r\n")
-    code, reply = smtp.getreply()
+    if smtp.sock is not None:
+        smtp.sock.settimeout(final_reply_timeout)
+    try:
+        code, reply = smtp.getreply()
+    except smtplib.SMTPServerDisconnected as error:
+        log.warning("mail to %s: no reply to its final dot (%s); counted as sent, not sent again", to, error)
+        return
     if code != 250:
         _refuse(code, reply, to)
 
