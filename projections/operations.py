@@ -93,7 +93,16 @@ class Retried:
 def retry(db: Database, stores: EventStores, projection: Projection, *, clock: Any = None) -> Retried:
     """Re-apply each parked event of `projection` (oldest first), each in its own transaction with
     the projection's position row locked, so it never interleaves with a runner's batch. An event
-    that fails again stays parked with its new error."""
+    that fails again stays parked with its new error.
+
+    Two retries of one projection take turns, the second reading what is still parked once the
+    first is done: run side by side, both sent each parked mail.
+    """
+    with db.exclusive_lock(f"projections-retry-{projection.name}"):
+        return _retry(db, stores, projection)
+
+
+def _retry(db: Database, stores: EventStores, projection: Projection) -> Retried:
     applied: list[tuple[str, int]] = []
     failed: list[tuple[str, int, str]] = []
     with db.read() as cur:

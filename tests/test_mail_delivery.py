@@ -1,22 +1,26 @@
 """Verification mail as the runner sends it, against real SMTP servers (aiosmtpd, or a listener
 that never answers), on SQLite and PostgreSQL: a mail server that hangs holds up no read model; one
 that is down, or answers 4xx, has the mail wait and sent once it is back, never parked; a 5xx
-refusal parks it, logged in one line an attempt."""
+refusal parks it, logged in one line an attempt; two retries of a parked mail send it once."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
 from argon2 import PasswordHasher
+from eventsourcing.utils import get_topic
 
 from commands.accounts import AccountCommands, Register
 from projections import operations
@@ -28,6 +32,7 @@ from readmodels import parked, tracking
 from readmodels.tracking import ProjectionState
 from readmodels.waiting import Progress
 from tests.servers import free_port
+from ugc.accounts import VerificationToken
 from ugc.clock import MovableClock
 from ugc.config import Settings
 from ugc.platform.database import Database
@@ -100,6 +105,7 @@ class Inbox:
 
     refusals: int = 0
     refusal: str = "451 4.7.1 Greylisted, try again later"
+    delay: float = 0.0  # before the answer to each message
     received: list[tuple[list[str], bytes]] = field(default_factory=list)
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
@@ -111,6 +117,7 @@ class Inbox:
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.received.append((list(envelope.rcpt_tos), bytes(envelope.content)))
+        await asyncio.sleep(self.delay)
         return "250 OK"
 
     def to(self, address: str) -> list[bytes]:
@@ -206,5 +213,38 @@ def test_mail_the_server_refuses_for_good_is_parked_after_its_attempts_one_line_
             assert len(lines) == 2 and all(r.exc_info is None for r in lines)
         finally:
             runner.stop()
+    finally:
+        controller.stop()
+
+
+def test_two_retries_of_a_parked_mail_at_once_send_it_once(world: World, tmp_path: Path) -> None:
+    inbox = Inbox(delay=0.5)  # a mail takes a while: the two retries overlap
+    controller = smtp_server(inbox)
+    try:
+        mailer = Mailer(smtp_url=f"smtp://127.0.0.1:{controller.port}", outbox_dir=tmp_path, sender="n@ugc.test")
+        mail_runner(world, mailer)  # never started: the mail is parked by hand
+        name = f"retry_{uuid.uuid4().hex[:8]}"
+        address = f"{name}@example.com"
+        world.accounts.register(Register(name, address, "password-1", "Имя", "Фамилия"))
+        position = world.stores[Accounts.name].recorder.max_notification_id() or 0
+        with world.db.transaction(write=True) as cur:
+            topic = get_topic(VerificationToken.Issued)
+            parked.park(
+                cur, "verification_mail", Accounts.name, position, topic, "MailDeferred: down", 5, datetime.now(UTC)
+            )
+        projection = VerificationMailProjection(mailer, secret_key="k" * 32, public_url="http://ugc.test")
+        results: list[operations.Retried] = []
+
+        def retry() -> None:
+            results.append(operations.retry(world.db, world.stores, projection))
+
+        retries = [threading.Thread(target=retry) for _ in range(2)]
+        for thread in retries:
+            thread.start()
+        for thread in retries:
+            thread.join(10)
+        assert len(inbox.to(address)) == 1
+        assert sorted(len(result.applied) for result in results) == [0, 1]
+        assert mail_state(world).parked == 0
     finally:
         controller.stop()
