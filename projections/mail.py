@@ -19,6 +19,11 @@ gave up on a slow answer and sent again delivered the mail twice (5 times, answe
 with the 10 s it waited). Past the dot, a reply that never comes (the connection lost, or 10 minutes
 of silence) leaves the mail's fate unknown: it is counted as sent, logged, not sent again — at most
 once, as a sender refused at its point of no return.
+
+An address goes out with its domain in ASCII (IDNA: `x@пример.рф` as `x@xn--e1afmkfd.xn--p1ai`),
+which every server takes. One whose local part is not ASCII (`аня@пример.рф`, which registration
+accepts, as e-mail validation does) needs SMTPUTF8 (RFC 6531): a server that does not offer it
+refuses the mail for good, and the `.eml` file of such a mail is an RFC 6532 message (UTF-8 headers).
 """
 
 from __future__ import annotations
@@ -27,9 +32,13 @@ import logging
 import re
 import smtplib
 from collections.abc import Callable
+from dataclasses import dataclass
 from email.message import EmailMessage
+from email.policy import default
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
+
+from email_validator import EmailNotValidError, validate_email
 
 from projections.base import SideEffectDeferred, SideEffectRefused
 
@@ -45,6 +54,23 @@ class MailDeferred(SideEffectDeferred):
 
 class MailRefused(SideEffectRefused):
     """The server refused the mail for good (a 5xx reply to its recipient or its content)."""
+
+
+@dataclass(frozen=True)
+class Recipient:
+    address: str  # as it goes out: its domain in ASCII
+    international: bool  # its local part is not ASCII: only a server that offers SMTPUTF8 takes it
+
+
+def recipient(address: str) -> Recipient:
+    """`address` as it can be sent; MailRefused if it is no address at all."""
+    try:
+        valid = validate_email(address, check_deliverability=False)
+    except EmailNotValidError as error:
+        raise MailRefused(f"mail to {address}: not an address mail can be sent to ({error})") from None
+    if valid.ascii_email is not None:
+        return Recipient(valid.ascii_email, international=False)
+    return Recipient(f"{valid.local_part}@{valid.ascii_domain}", international=True)
 
 
 class Mailer:
@@ -68,30 +94,31 @@ class Mailer:
     ) -> None:
         """Send one mail; `message_key` names it, so sending it again replaces, not duplicates, a file.
         `go_ahead` raises to abandon it at the last moment."""
-        message = EmailMessage()
+        to_whom = recipient(to)
+        message = EmailMessage(policy=default.clone(utf8=True) if to_whom.international else default)
         message["From"] = self.sender
-        message["To"] = to
+        message["To"] = to_whom.address
         message["Subject"] = subject
         message["Message-ID"] = f"<{message_key}@ugc.local>"
         if self.smtp_url:
             message.set_content(body)
-            self._send_smtp(message, to, go_ahead)
+            self._send_smtp(message, to_whom, go_ahead)
         else:
             # 8bit keeps the link readable for a person who opens the file.
             message.set_content(body, cte="8bit")
             self._write_eml(message, message_key, go_ahead)
 
-    def _send_smtp(self, message: EmailMessage, to: str, go_ahead: Callable[[], None]) -> None:
+    def _send_smtp(self, message: EmailMessage, to: Recipient, go_ahead: Callable[[], None]) -> None:
         try:
             self._deliver(message, to, go_ahead)
         except (MailRefused, MailDeferred):
             raise
         except smtplib.SMTPResponseException as error:
-            raise MailDeferred(f"mail to {to}: {_reply(error.smtp_code, error.smtp_error)}") from error
+            raise MailDeferred(f"mail to {to.address}: {_reply(error.smtp_code, error.smtp_error)}") from error
         except (OSError, smtplib.SMTPException) as error:
-            raise MailDeferred(f"mail to {to}: {type(error).__name__}: {error}") from error
+            raise MailDeferred(f"mail to {to.address}: {type(error).__name__}: {error}") from error
 
-    def _deliver(self, message: EmailMessage, to: str, go_ahead: Callable[[], None]) -> None:
+    def _deliver(self, message: EmailMessage, to: Recipient, go_ahead: Callable[[], None]) -> None:
         url = urlsplit(self.smtp_url or "")
         smtp_class = smtplib.SMTP_SSL if url.scheme == "smtps" else smtplib.SMTP
         with smtp_class(
@@ -115,7 +142,7 @@ class Mailer:
 def _send_data(
     smtp: smtplib.SMTP,
     sender: str,
-    to: str,
+    to: Recipient,
     content: bytes,
     go_ahead: Callable[[], None],
     final_reply_timeout: float,
@@ -123,10 +150,10 @@ def _send_data(
     """`SMTP.sendmail` with `go_ahead` asked before the final dot. When it raises, the connection is
     closed mid-DATA: the server discards the message (RFC 5321 §4.1.1.4: the dot completes it)."""
     smtp.ehlo_or_helo_if_needed()
-    code, reply = smtp.mail(sender)
+    code, reply = smtp.mail(sender, _mail_options(smtp, to))
     if code != 250:
         raise smtplib.SMTPSenderRefused(code, reply, sender)
-    code, reply = smtp.rcpt(to)
+    code, reply = smtp.rcpt(to.address)
     if code not in (250, 251):
         _refuse(code, reply, to)
     smtp.putcmd("data")
@@ -149,15 +176,24 @@ def _send_data(
     try:
         code, reply = smtp.getreply()
     except smtplib.SMTPServerDisconnected as error:
-        log.warning("mail to %s: no reply to its final dot (%s); counted as sent, not sent again", to, error)
+        log.warning("mail to %s: no reply to its final dot (%s); counted as sent, not sent again", to.address, error)
         return
     if code != 250:
         _refuse(code, reply, to)
 
 
-def _refuse(code: int, reply: bytes, to: str) -> None:
+def _mail_options(smtp: smtplib.SMTP, to: Recipient) -> list[str]:
+    """MAIL FROM's options: SMTPUTF8 for a local part that is not ASCII, if the server offers it."""
+    if not to.international:
+        return []
+    if not smtp.has_extn("smtputf8"):
+        raise MailRefused(f"mail to {to.address}: its local part is not ASCII, and the server does not offer SMTPUTF8")
+    return ["SMTPUTF8", *(["BODY=8BITMIME"] if smtp.has_extn("8bitmime") else [])]
+
+
+def _refuse(code: int, reply: bytes, to: Recipient) -> None:
     """Raise for a reply that refused the recipient or the message: for good if 5xx, for now otherwise."""
-    raise (MailRefused if 500 <= code < 600 else MailDeferred)(f"mail to {to}: {_reply(code, reply)}")
+    raise (MailRefused if 500 <= code < 600 else MailDeferred)(f"mail to {to.address}: {_reply(code, reply)}")
 
 
 def _reply(code: int, text: bytes | str) -> str:
