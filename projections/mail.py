@@ -24,6 +24,10 @@ An address goes out with its domain in ASCII (IDNA: `x@пример.рф` as `x@
 which every server takes. One whose local part is not ASCII (`аня@пример.рф`, which registration
 accepts, as e-mail validation does) needs SMTPUTF8 (RFC 6531): a server that does not offer it
 refuses the mail for good, and the `.eml` file of such a mail is an RFC 6532 message (UTF-8 headers).
+
+`smtps://` verifies the server's certificate and name; `smtp://` upgrades with STARTTLS (verified
+alike) whenever the server offers it, and must when the URL carries credentials: no password goes
+in clear, and servers that take AUTH only over TLS get it.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from __future__ import annotations
 import logging
 import re
 import smtplib
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -82,12 +87,16 @@ class Mailer:
         sender: str,
         command_timeout: float = COMMAND_TIMEOUT,
         final_reply_timeout: float = FINAL_REPLY_TIMEOUT,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
+        """`tls` verifies the server's certificate: by default against the system's CAs, or the bundle
+        SSL_CERT_FILE names."""
         self.smtp_url = smtp_url
         self.outbox_dir = outbox_dir
         self.sender = sender
         self.command_timeout = command_timeout
         self.final_reply_timeout = final_reply_timeout
+        self.tls = tls or ssl.create_default_context()
 
     def send(
         self, *, to: str, subject: str, body: str, message_key: str, go_ahead: Callable[[], None] = lambda: None
@@ -120,12 +129,15 @@ class Mailer:
 
     def _deliver(self, message: EmailMessage, to: Recipient, go_ahead: Callable[[], None]) -> None:
         url = urlsplit(self.smtp_url or "")
-        smtp_class = smtplib.SMTP_SSL if url.scheme == "smtps" else smtplib.SMTP
-        with smtp_class(
-            url.hostname or "127.0.0.1",
-            url.port or (465 if url.scheme == "smtps" else 25),
-            timeout=self.command_timeout,
-        ) as smtp:
+        host = url.hostname or "127.0.0.1"
+        smtp = (
+            smtplib.SMTP_SSL(host, url.port or 465, timeout=self.command_timeout, context=self.tls)
+            if url.scheme == "smtps"
+            else smtplib.SMTP(host, url.port or 25, timeout=self.command_timeout)
+        )
+        with smtp:
+            if url.scheme != "smtps":
+                _start_tls(smtp, self.tls, required=url.username is not None)
             if url.username:
                 smtp.login(unquote(url.username), unquote(url.password or ""))
             _send_data(smtp, self.sender, to, bytes(message), go_ahead, self.final_reply_timeout)
@@ -137,6 +149,16 @@ class Mailer:
         partial.write_bytes(bytes(message))
         go_ahead()
         partial.replace(final)
+
+
+def _start_tls(smtp: smtplib.SMTP, context: ssl.SSLContext, *, required: bool) -> None:
+    """STARTTLS when the server offers it; with credentials to send, it must (none go in clear)."""
+    smtp.ehlo()
+    if smtp.has_extn("starttls"):
+        smtp.starttls(context=context)
+        smtp.ehlo()
+    elif required:
+        raise smtplib.SMTPNotSupportedError("the server does not offer STARTTLS: its credentials are not sent in clear")
 
 
 def _send_data(
