@@ -43,7 +43,7 @@ from email.policy import default
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from email_validator import EmailNotValidError, validate_email
+import idna
 
 from projections.base import SideEffectDeferred, SideEffectRefused
 
@@ -68,14 +68,14 @@ class Recipient:
 
 
 def recipient(address: str) -> Recipient:
-    """`address` as it can be sent; MailRefused if it is no address at all."""
+    """`address` as it can be sent. Registration validated it already: only its domain's form changes
+    (IDNA 2008, UTS #46), and nothing is refused that a server might deliver (a `.local` domain)."""
+    local, _, domain = address.rpartition("@")
     try:
-        valid = validate_email(address, check_deliverability=False)
-    except EmailNotValidError as error:
-        raise MailRefused(f"mail to {address}: not an address mail can be sent to ({error})") from None
-    if valid.ascii_email is not None:
-        return Recipient(valid.ascii_email, international=False)
-    return Recipient(f"{valid.local_part}@{valid.ascii_domain}", international=True)
+        ascii_domain = domain if domain.isascii() else idna.encode(domain, uts46=True).decode("ascii")
+    except idna.IDNAError as error:
+        raise MailRefused(f"mail to {address}: its domain has no ASCII form ({error})") from None
+    return Recipient(f"{local}@{ascii_domain}", international=not local.isascii())
 
 
 class Mailer:
