@@ -40,6 +40,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.policy import default
+from email.utils import formatdate, parseaddr
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -108,7 +109,8 @@ class Mailer:
         message["From"] = self.sender
         message["To"] = to_whom.address
         message["Subject"] = subject
-        message["Message-ID"] = f"<{message_key}@ugc.local>"
+        message["Date"] = formatdate(usegmt=True)
+        message["Message-ID"] = self._message_id(message_key)
         if self.smtp_url:
             message.set_content(body)
             self._send_smtp(message, to_whom, go_ahead)
@@ -116,6 +118,12 @@ class Mailer:
             # 8bit keeps the link readable for a person who opens the file.
             message.set_content(body, cte="8bit")
             self._write_eml(message, message_key, go_ahead)
+
+    def _message_id(self, message_key: str) -> str:
+        """`<key@the sender's domain>`: one mail sent again keeps its id, so a receiver can tell the copy
+        (`make_msgid` would draw a new one each time)."""
+        domain = recipient(parseaddr(self.sender)[1]).address.rpartition("@")[2]
+        return f"<{message_key}@{domain or 'ugc.local'}>"
 
     def _send_smtp(self, message: EmailMessage, to: Recipient, go_ahead: Callable[[], None]) -> None:
         try:

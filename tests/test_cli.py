@@ -15,7 +15,7 @@ import pytest
 from tests.backends import environment, fresh_database
 from tests.servers import end_process, server_environment, start_projector
 from tests.servers import run_ugc as ugc
-from ugc.cli import build_parser
+from ugc.cli import _without_password, build_parser
 from ugc.platform.database import Database
 
 ORDER_STATUSES = {"pending", "in_progress", "delivered", "completed", "cancelled"}
@@ -217,3 +217,15 @@ def _counts(db: Database) -> dict[str, object]:
         for table in ("reviews", "messages", "services", "users"):
             counts[table] = cur.execute(f"SELECT COUNT(*) AS n FROM {table}").fetchone()["n"]  # noqa: S608
     return counts
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("smtps://robot:s3cret@[::1]:465", "smtps://robot:***@[::1]:465"),
+        ("smtp://robot:s3cret@mail.example.com", "smtp://robot:***@mail.example.com"),
+        ("smtp://mail.example.com:25", "smtp://mail.example.com:25"),
+    ],
+)
+def test_the_banner_shows_the_smtp_url_without_its_password(url: str, shown: str) -> None:
+    assert _without_password(url) == shown

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email import message_from_bytes
 from email.policy import default
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
@@ -229,3 +230,16 @@ def test_credentials_are_not_sent_to_a_server_without_starttls(tmp_path: Path) -
         with pytest.raises(MailDeferred, match="does not offer STARTTLS"):
             mailer.send(to="a@example.com", subject="Тема", body="текст", message_key="clear")
         assert logins.seen == [] and handler.received == []
+
+
+def test_a_mail_is_dated_and_its_id_is_of_the_sender_domain(inbox: tuple[SlowToAnswer, int], tmp_path: Path) -> None:
+    handler, port = inbox
+    for smtp_url in (f"smtp://127.0.0.1:{port}", None):
+        Mailer(smtp_url=smtp_url, outbox_dir=tmp_path, sender="robot@market.example.com").send(
+            to="a@example.com", subject="Тема", body="текст", message_key="verify-7"
+        )
+    for content in (handler.received[0], (tmp_path / "verify-7.eml").read_bytes()):
+        mail = message_from_bytes(content, policy=default)
+        sent_at = parsedate_to_datetime(mail["Date"])
+        assert abs((datetime.datetime.now(datetime.UTC) - sent_at).total_seconds()) < 60
+        assert mail["Message-ID"] == "<verify-7@market.example.com>"
