@@ -63,13 +63,14 @@ def world(settings: Settings) -> Iterator[World]:
 
 def mail_runner(world: World, mailer: Mailer, **options: int) -> ProjectionRunner:
     """A runner of the accounts read model and the verification mail, which sends only the mails
-    issued from now on (the module's database keeps the earlier tests' as sent)."""
+    issued from now on (the module's database keeps the earlier tests' as sent, none parked)."""
     mail = VerificationMailProjection(mailer, secret_key="k" * 32, public_url="http://ugc.test")
     runner = ProjectionRunner(world.db, world.stores, [AccountsProjection(), mail], world.progress, **options)
     runner.register()
     head = world.stores[Accounts.name].recorder.max_notification_id() or 0
     with world.db.transaction(write=True) as cur:
         tracking.advance(cur, Accounts.name, [mail.name], tracking.position(cur, mail.name, Accounts.name), head)
+        cur.execute("DELETE FROM parked_events WHERE projection = %s", (mail.name,))
     return runner
 
 
