@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
 import re
@@ -232,22 +233,28 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
 
 
 def _secret_from_file(path: Path) -> str:
-    """Generate a development key once (signing, audit), so what it signed stays valid across restarts."""
+    """Generate a development key once (signing, audit), so what it signed stays valid across restarts.
+
+    Written whole beside it and linked into place: a process starting at the same moment (`--workers`,
+    several servers) finds the file complete or not at all, never created and still empty.
+    """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            key = path.read_text().strip()
-            if not key:
-                raise ConfigError(f"{path} is empty: delete it to have a new key made, or put one in it") from None
-            return key
-        with os.fdopen(fd, "w") as file:
-            key = secrets.token_urlsafe(48)
-            file.write(key)
-        return key
+        if not path.exists():
+            draft = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
+            with os.fdopen(os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as file:
+                file.write(secrets.token_urlsafe(48))
+            try:
+                with contextlib.suppress(FileExistsError):  # another process's came first: it is the key
+                    os.link(draft, path)
+            finally:
+                draft.unlink()
+        key = path.read_text().strip()
     except OSError as error:  # UGC_VAR_DIR is a file, or not ours to write: one line, not a traceback
         raise ConfigError(f"cannot keep a key in {path}: {error.strerror or error}") from None
+    if not key:
+        raise ConfigError(f"{path} is empty: delete it to have a new key made, or put one in it")
+    return key
 
 
 @dataclass(frozen=True)
