@@ -20,7 +20,7 @@ from api.realtime import Hub
 from api.sessions import Sessions
 from api.throttle import FailureThrottle
 from api.tokens import TokenService
-from commands.accounts import AccountCommands
+from commands.accounts import HASHES_AT_ONCE, AccountCommands
 from commands.creator_skills import CreatorSkillCommands
 from commands.creators import CreatorCommands
 from commands.files import FileCommands
@@ -79,6 +79,13 @@ class Services:
     blocking: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(BLOCKING_THREADS, thread_name_prefix="ugc-blocking")
     )
+    # A command that hashes a password (argon2: ~0.1 s of a core) waits for its turn here, on the
+    # event loop, holding no thread of `blocking`: 60 registrations at once queued on the commands'
+    # own semaphore inside those threads, and every database read waited behind them (a sign-in
+    # 17-26 s, a profile read 3.3 s at p50). Registrations take at most one turn at a time, so sign-ins
+    # keep one of their own whatever a flood of registrations does.
+    hashing: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(HASHES_AT_ONCE))
+    registering: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(1))
 
     def __post_init__(self) -> None:
         self.listing = ListingMemory(lambda: listing_state(self.db))

@@ -389,6 +389,36 @@ def test_server_survives_a_burst_without_5xx(backend: str, tmp_path: Path) -> No
         assert "Traceback" not in server.log_tail(10**7), server.log_tail()
 
 
+def test_a_flood_of_registrations_does_not_hold_up_sign_ins(backend: str, tmp_path: Path) -> None:
+    """Argon2 at its production cost (~0.1 s a hash). 40 registrations at once queued for the
+    hashing inside the threads every command runs on, and a sign-in sent meanwhile waited for most
+    of them (17-26 s in the resource hunt's flood). Registrations now take one hashing turn at a
+    time, and a sign-in has the other: it answers while the flood is still being worked through."""
+    production_cost = {"UGC_ARGON2_TIME_COST": "3", "UGC_ARGON2_MEMORY_KIB": "65536"}
+    with (
+        fresh_database(backend, tmp_path) as url,
+        start_server(environment(backend, url, tmp_path) | production_cost, log_dir=tmp_path / "logs") as server,
+    ):
+
+        async def scenario() -> tuple[float, list[float]]:
+            async with httpx.AsyncClient(base_url=server.url, timeout=120) as client:
+
+                async def register(name: str) -> float:
+                    body = {"username": name, "email": f"{name}@example.com", "password": "long-enough-1"}
+                    assert (await client.post("/api/auth/register/", json=body)).status_code == 201
+                    return time.monotonic()
+
+                await register("bob")
+                flood = [asyncio.create_task(register(f"flood{n}")) for n in range(40)]
+                await asyncio.sleep(0.5)
+                login = await client.post("/api/auth/token/", json={"username": "bob", "password": "long-enough-1"})
+                assert login.status_code == 200, login.text
+                return time.monotonic(), await asyncio.gather(*flood)
+
+        signed_in, registered = asyncio.run(scenario())
+        assert sum(done < signed_in for done in registered) < len(registered) // 2
+
+
 def test_a_client_that_hangs_up_mid_upload_is_no_server_error(backend: str, tmp_path: Path) -> None:
     """Nothing failed on our side: an info line, no 500 line, and no part of the file kept."""
     with fresh_database(backend, tmp_path, migrated=True) as url:

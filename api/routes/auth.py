@@ -41,7 +41,8 @@ async def register(request: Request) -> Response:
         first_name=body.first_name,
         last_name=body.last_name,
     )
-    registered = await s.run(s.accounts.register, command)
+    async with s.registering, s.hashing:
+        registered = await s.run(s.accounts.register, command)
     await s.settle(registered.positions)
     out = RegisterOut(
         id=registered.user_id,
@@ -82,7 +83,8 @@ async def token(request: Request) -> Response:
     body = await parse(request, TokenIn)
     s = services(request)
     async with s.throttle.attempt(s.run, throttle.subjects(_address(request), body.username)) as attempt:
-        user_id = await s.run(s.accounts.authenticate, body.username, body.password)
+        async with s.hashing:
+            user_id = await s.run(s.accounts.authenticate, body.username, body.password)
         if user_id is None:
             attempt.count()
             raise errors.unauthorized("wrong_credentials")
