@@ -95,6 +95,21 @@ def placed(world: World, number: int) -> Order:
     )
 
 
+def a_chat(world: World, number: int, starter: int, recipient: int) -> Conversation:
+    """A conversation between two of the world's users, stored."""
+    names = {BUYER: "buyer", FRIEND: "friend"}
+    chat = Conversation.start(
+        number=number,
+        starter=starter,
+        starter_username=names[starter],
+        recipient=recipient,
+        recipient_username=names[recipient],
+        at=world.clock.now(),
+    )
+    save(world.stores.messaging, chat)
+    return chat
+
+
 def table(db: Database, name: str, *, without: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     with db.transaction() as cur:
         rows = cur.execute(f"SELECT * FROM {name}").fetchall()
@@ -119,15 +134,7 @@ def write_history(world: World, base: int) -> None:
     # so a tiny-batch run meets the mark long before the notification itself.
     world.notifications.mark_read(CREATOR, notification_id("orders", last_position))
     messaging = world.stores.messaging
-    chat = Conversation.start(
-        number=base,
-        starter=BUYER,
-        starter_username="buyer",
-        recipient=FRIEND,
-        recipient_username="friend",
-        at=world.clock.now(),
-    )
-    save(messaging, chat)
+    chat = a_chat(world, base, BUYER, FRIEND)
     for n in range(4):
         save(
             messaging, chat.send(number=base + n, sender=BUYER if n % 2 else FRIEND, text=f"№{n}", at=world.clock.now())
@@ -273,15 +280,7 @@ def test_a_runner_whose_positions_another_process_moved_on_has_the_sockets_read_
 
 def test_read_markers_are_snapshotted_so_they_load_in_constant_time(world: World) -> None:
     messaging = world.stores.messaging
-    chat = Conversation.start(
-        number=400,
-        starter=BUYER,
-        starter_username="buyer",
-        recipient=FRIEND,
-        recipient_username="friend",
-        at=world.clock.now(),
-    )
-    save(messaging, chat)
+    chat = a_chat(world, 400, BUYER, FRIEND)
     for n in range(60):  # something new each time: marking again with nothing new records nothing
         save(messaging, chat.send(number=4000 + n, sender=BUYER, text=f"№{n}", at=world.clock.now()))
         world.messaging.mark_read(400, FRIEND)
@@ -300,15 +299,7 @@ def test_since_resumes_exactly_after_a_rebuild_of_interleaved_logs(world: World)
     runner = ProjectionRunner(world.db, world.stores, [notifications], Progress(), batch_size=500)
     runner.register()
     runner.catch_up()  # whatever earlier tests left
-    chat = Conversation.start(
-        number=700,
-        starter=FRIEND,
-        starter_username="friend",
-        recipient=BUYER,
-        recipient_username="buyer",
-        at=world.clock.now(),
-    )
-    save(world.stores.messaging, chat)
+    chat = a_chat(world, 700, FRIEND, BUYER)
     # Live: the two logs are applied as their events arrive, alternately.
     for n in range(4):
         world.clock.advance(timedelta(minutes=1))
