@@ -25,7 +25,7 @@ MARKER_TOPICS = frozenset(
         NotificationsRead.AllRead,
     )
 )
-SCAN = 100  # events looked at past the marker: past this many, some are news for sure
+SCAN = 100  # events looked at past the marker; more are taken for news (a mark too many, not a long scan)
 
 
 def news_head(app: Application[UUID], marked: int, head: int) -> int:
