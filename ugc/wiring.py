@@ -18,10 +18,11 @@ from argon2 import PasswordHasher
 from starlette.applications import Starlette
 
 from api.app import build_app
-from api.idempotency_keys import IdempotencyKeys
+from api.idempotency_keys import KEPT_FOR, IdempotencyKeys
 from api.realtime import Hub
 from api.services import Services
 from api.sessions import Sessions
+from api.throttle import WINDOW as THROTTLE_WINDOW
 from api.throttle import FailureThrottle
 from api.tokens import TokenService
 from commands import intents
@@ -57,6 +58,7 @@ from ugc.platform.push import Publisher
 from ugc.platform.push_relay import RedisRelay, channel_for, relay
 from ugc.platform.recorded_log import RecordedLog
 from ugc.platform.store import EventStores, Orders, create_event_tables, owned_by_another_role
+from ugc.platform.sweeping import Sweeper
 from ugc.platform.tuning import freeze_startup_objects, return_large_allocations_to_the_system
 
 log = logging.getLogger(__name__)
@@ -108,6 +110,7 @@ def projection_runner(
     auto_completer = AutoCompleter(
         order_commands(settings, stores, db, clock), clock, lambda before: due_for_auto_completion(db, before)
     )
+    sweeper = Sweeper(db, clock.now, keys_kept_for=KEPT_FOR, attempts_kept_for=THROTTLE_WINDOW)
     sender: RedisRelay | None = None
     if publisher is None and settings.redis_url:
         sender = RedisRelay(settings.redis_url, channel_for(settings.database_url))
@@ -117,7 +120,7 @@ def projection_runner(
         stores,
         [p for p in all_projections(settings, publisher or sender) if chosen(p)],
         progress,
-        jobs=[auto_completer.run_once, audit_checkpoints(settings, stores).run_once]
+        jobs=[auto_completer.run_once, audit_checkpoints(settings, stores).run_once, sweeper.run_once]
         if only is None or JOBS_LEASE in only
         else [],
         lease_weights=LEASE_WEIGHTS,

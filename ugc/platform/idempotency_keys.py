@@ -33,6 +33,8 @@ DDL = (
         intent TEXT,
         etag TEXT,
         PRIMARY KEY (user_id, key))""",
+    # What the leader's sweep forgets (ugc/platform/sweeping.py) is found by it.
+    "CREATE INDEX IF NOT EXISTS idempotency_keys_created ON idempotency_keys (created_at)",
 )
 
 
