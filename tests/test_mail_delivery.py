@@ -12,6 +12,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -84,20 +85,13 @@ def register(world: World) -> tuple[int, str]:
 def test_a_mail_server_that_never_answers_holds_up_no_command(world: World, tmp_path: Path) -> None:
     """Each registration issues a mail the server never takes; the commands behind answer in their time."""
     with socket.create_server(("127.0.0.1", 0)) as silent:  # the kernel accepts; nobody ever greets
-        mailer = Mailer(
-            smtp_url=f"smtp://127.0.0.1:{silent.getsockname()[1]}", outbox_dir=tmp_path, sender="n@ugc.test"
-        )
-        runner = mail_runner(world, mailer)
-        runner.start()
-        try:
+        with running(mail_runner(world, mailer_to(silent.getsockname()[1], tmp_path))):
             for _ in range(3):
                 started = time.monotonic()
                 user_id, _ = register(world)
                 world.accounts.resend_verification(user_id)
                 world.progress.wait(world.db, world.accounts.update_profile(user_id, {"bio": "жду"}), 2.0)
                 assert time.monotonic() - started < 1.5
-        finally:
-            runner.stop()
 
 
 @dataclass
@@ -125,10 +119,27 @@ class Inbox:
         return [content for recipients, content in self.received if address in recipients]
 
 
-def smtp_server(inbox: Inbox, port: int | None = None) -> Controller:
+@contextmanager
+def smtp_server(inbox: Inbox, port: int | None = None) -> Iterator[Controller]:
     controller = Controller(inbox, hostname="127.0.0.1", port=port or free_port(), ready_timeout=10)
     controller.start()
-    return controller
+    try:
+        yield controller
+    finally:
+        controller.stop()
+
+
+@contextmanager
+def running(runner: ProjectionRunner) -> Iterator[ProjectionRunner]:
+    runner.start()
+    try:
+        yield runner
+    finally:
+        runner.stop()
+
+
+def mailer_to(port: int, outbox: Path) -> Mailer:
+    return Mailer(smtp_url=f"smtp://127.0.0.1:{port}", outbox_dir=outbox, sender="n@ugc.test")
 
 
 def eventually(check: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -146,83 +157,62 @@ def mail_state(world: World) -> ProjectionState:
 def test_mail_the_server_defers_waits_for_it_and_is_never_parked(world: World, tmp_path: Path) -> None:
     """Greylisted four times, more than the attempts before a poison event is parked: sent the fifth."""
     inbox = Inbox(refusals=4)
-    controller = smtp_server(inbox)
-    try:
-        mailer = Mailer(smtp_url=f"smtp://127.0.0.1:{controller.port}", outbox_dir=tmp_path, sender="n@ugc.test")
-        runner = mail_runner(world, mailer, max_attempts=2)
-        runner.start()
-        try:
-            _, address = register(world)
-            eventually(lambda: bool(inbox.to(address)))
-            time.sleep(0.3)
-            assert len(inbox.to(address)) == 1 and inbox.refusals == 0
-            assert mail_state(world).parked == 0
-        finally:
-            runner.stop()
-    finally:
-        controller.stop()
+    with (
+        smtp_server(inbox) as controller,
+        running(mail_runner(world, mailer_to(controller.port, tmp_path), max_attempts=2)),
+    ):
+        _, address = register(world)
+        eventually(lambda: bool(inbox.to(address)))
+        time.sleep(0.3)
+        assert len(inbox.to(address)) == 1 and inbox.refusals == 0
+        assert mail_state(world).parked == 0
 
 
 def test_mail_waits_while_its_server_is_down_its_lag_shown_and_goes_once_it_is_up(
     world: World, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     port = free_port()  # nobody listens yet: connection refused
-    mailer = Mailer(smtp_url=f"smtp://127.0.0.1:{port}", outbox_dir=tmp_path, sender="n@ugc.test")
-    runner = mail_runner(world, mailer, max_attempts=2)
-    runner.start()
-    try:
+    with running(mail_runner(world, mailer_to(port, tmp_path), max_attempts=2)):
         with caplog.at_level(logging.WARNING, logger="projections.runner"):
             _, address = register(world)
             time.sleep(1.5)  # ~6 attempts
             lagging = mail_state(world)
             assert lagging.lag_events >= 1 and lagging.lag_seconds > 1.0 and lagging.parked == 0
             inbox = Inbox()
-            controller = smtp_server(inbox, port)
-            try:
+            with smtp_server(inbox, port):
                 eventually(lambda: bool(inbox.to(address)), timeout=15)
-            finally:
-                controller.stop()
         assert mail_state(world).lag_events == 0
         deferred = [r for r in caplog.records if "deferred" in r.getMessage()]
         assert len(deferred) >= 3 and all(
             r.exc_info is None and "Connection refused" in r.getMessage() for r in deferred
         )
-    finally:
-        runner.stop()
 
 
 def test_mail_the_server_refuses_for_good_is_parked_after_its_attempts_one_line_each(
     world: World, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     inbox = Inbox(refusals=2, refusal="550 5.1.1 No such mailbox")
-    controller = smtp_server(inbox)
-    try:
-        mailer = Mailer(smtp_url=f"smtp://127.0.0.1:{controller.port}", outbox_dir=tmp_path, sender="n@ugc.test")
-        runner = mail_runner(world, mailer, max_attempts=2)
-        runner.start()
-        try:
-            with caplog.at_level(logging.WARNING, logger="projections.runner"):
-                _, address = register(world)
-                eventually(lambda: mail_state(world).parked == 1)
-            _, other = register(world)  # the mails behind it go on
-            eventually(lambda: bool(inbox.to(other)))
-            assert inbox.to(address) == []
-            with world.db.read() as cur:
-                [row] = parked.waiting(cur, "verification_mail")
-            assert row["error"].startswith(f"MailRefused: mail to {address}: 550 5.1.1 No such mailbox")
-            lines = [r for r in caplog.records if "verification_mail" in r.getMessage()]
-            assert len(lines) == 2 and all(r.exc_info is None for r in lines)
-        finally:
-            runner.stop()
-    finally:
-        controller.stop()
+    with (
+        smtp_server(inbox) as controller,
+        running(mail_runner(world, mailer_to(controller.port, tmp_path), max_attempts=2)),
+    ):
+        with caplog.at_level(logging.WARNING, logger="projections.runner"):
+            _, address = register(world)
+            eventually(lambda: mail_state(world).parked == 1)
+        _, other = register(world)  # the mails behind it go on
+        eventually(lambda: bool(inbox.to(other)))
+        assert inbox.to(address) == []
+        with world.db.read() as cur:
+            [row] = parked.waiting(cur, "verification_mail")
+        assert row["error"].startswith(f"MailRefused: mail to {address}: 550 5.1.1 No such mailbox")
+        lines = [r for r in caplog.records if "verification_mail" in r.getMessage()]
+        assert len(lines) == 2 and all(r.exc_info is None for r in lines)
 
 
 def test_two_retries_of_a_parked_mail_at_once_send_it_once(world: World, tmp_path: Path) -> None:
     inbox = Inbox(delay=0.5)  # a mail takes a while: the two retries overlap
-    controller = smtp_server(inbox)
-    try:
-        mailer = Mailer(smtp_url=f"smtp://127.0.0.1:{controller.port}", outbox_dir=tmp_path, sender="n@ugc.test")
+    with smtp_server(inbox) as controller:
+        mailer = mailer_to(controller.port, tmp_path)
         mail_runner(world, mailer)  # never started: the mail is parked by hand
         name = f"retry_{uuid.uuid4().hex[:8]}"
         address = f"{name}@example.com"
@@ -247,5 +237,3 @@ def test_two_retries_of_a_parked_mail_at_once_send_it_once(world: World, tmp_pat
         assert len(inbox.to(address)) == 1
         assert sorted(len(result.applied) for result in results) == [0, 1]
         assert mail_state(world).parked == 0
-    finally:
-        controller.stop()
