@@ -281,9 +281,8 @@ def _migrate(settings: Settings, *, quiet: bool = False) -> int:
 
 
 def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
-    import uvicorn
-
     from ugc.config import public_url_for
+    from ugc.platform.client_limits import ServeConfig
     from ugc.platform.logs import logging_config
 
     if not os.environ.get("UGC_PUBLIC_URL"):
@@ -304,7 +303,7 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
         )
     else:
         print(banner(settings, host, port, workers), file=sys.stderr, flush=True)
-    config = uvicorn.Config(
+    config = ServeConfig(
         "ugc.wiring:asgi_app",
         factory=True,
         host=host,
@@ -318,6 +317,8 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
         proxy_headers=True,
         forwarded_allow_ips=settings.forwarded_allow_ips,
         timeout_keep_alive=settings.keep_alive,
+        # A request's head, or the next piece of its body, comes within this or the connection goes.
+        client_timeout=settings.client_timeout,
         # A chat frame holds at most 4,000 characters (uvicorn's default would take 16 MiB per frame).
         ws_max_size=WS_MAX_FRAME,
         # A ping waits behind every frame already on its way: a client reading a long backlog slowly

@@ -99,6 +99,9 @@ class Settings:
     # balancers keep theirs (httpx 5 s, browsers and most balancers up to 60 s): with uvicorn's 5 s,
     # a client reusing a connection as the server closes it gets a broken request.
     keep_alive: int = 75
+    # Seconds the server waits for its client: for a request's whole head, or for the next piece of a
+    # body it is reading (ugc/platform/client_limits.py); nginx's client_header/body_timeout.
+    client_timeout: float = 30.0
     # Seconds a WebSocket's client may take no frame before its socket is closed (1013): it reads nothing.
     ws_send_timeout: float = 30.0
     # When set, GET /metrics answers only `Authorization: Bearer <this>` (Prometheus' `authorization`).
@@ -177,6 +180,7 @@ class Settings:
             ready_max_lag=_int(env, "UGC_READY_MAX_LAG", 30),
             idempotency_in_flight=_int(env, "UGC_IDEMPOTENCY_IN_FLIGHT", 30),
             keep_alive=_int(env, "UGC_KEEP_ALIVE", 75),
+            client_timeout=_seconds(env, "UGC_CLIENT_TIMEOUT", 30.0),
             audit_key=audit_key,
             audit_dir=Path(env.get("UGC_AUDIT_DIR", "") or var_dir / "audit"),
             audit_checkpoint_interval=_int(env, "UGC_AUDIT_CHECKPOINT_INTERVAL", 3600),
