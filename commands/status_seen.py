@@ -3,8 +3,10 @@
 An order's command is meant for the status its caller saw: of two transitions racing on one order
 (accept and cancel on a pending one), exactly one wins and the other answers 409, even where the rule
 book would allow the second after the first (cancelling in progress). Across processes the store
-says so: the second save clashes and is decided again on a status that is not the one it was first
-decided on (`OrderCommands._change_numbered`). Within a process the group commit never clashes: a
+says so only when both loaded the order before either saved: the second save clashes and is decided
+again on a status that is not the one it was first decided on (`OrderCommands._change_numbered`); one
+that loads it after the other's save is decided on the new status (README, "Orders": `If-Match` is
+what holds across processes). Within a process the group commit never clashes: a
 second command on an order waits for the first one's group and is decided on its outcome. So each
 command takes, when it arrives, a `Seen` shared with every command on that order still under way
 here; the first decision fills it with the status it loaded, and a save that goes through starts a
