@@ -16,7 +16,7 @@ COPY api api
 # The versions of constraints.txt, the same ones `make run` and `make test` install.
 RUN pip install --constraint constraints.txt . \
     && useradd --system --uid 10001 --home-dir /app ugc \
-    && mkdir -p /data/media /data/var && chown -R ugc /data
+    && mkdir -p /data/media /data/var /data/audit && chown -R ugc /data
 
 USER ugc
 ENV UGC_VAR_DIR=/data/var \

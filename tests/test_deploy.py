@@ -90,3 +90,13 @@ def test_the_image_installs_the_pinned_versions_and_serves_the_api() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert "--constraint constraints.txt" in dockerfile
     assert '"ugc", "serve"' in dockerfile and "/readyz" in dockerfile
+
+
+def test_every_volume_of_ours_is_made_in_the_image_for_its_user(services: dict[str, Any]) -> None:
+    """A named volume first mounted on a directory the image lacks is made by Docker, owned by root:
+    the projectors (user ugc) could write no checkpoint into a fresh `audit` volume."""
+    ours = [service for service in services.values() if service.get("image") == "ugc-market:latest"]
+    mounted = {volume.split(":")[1] for service in ours for volume in service.get("volumes", [])}
+    made = next(line for line in (ROOT / "Dockerfile").read_text().splitlines() if "mkdir -p" in line)
+    assert mounted and all(path in made.split() for path in mounted), (mounted, made)
+    assert "chown -R ugc /data" in made
