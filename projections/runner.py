@@ -581,6 +581,7 @@ class ProjectionRunner:
                         job()
                     except Exception:
                         log.exception("scheduled job %s failed; it runs again next round", job)
+                        metrics.JOB_FAILURES.labels(getattr(job, "__qualname__", repr(job))).inc()
             except leases.LeaseLost as lost:
                 log.warning("scheduled jobs not run: %s", lost)
                 self.keeper.lost(lost.names)

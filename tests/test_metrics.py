@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
+from pathlib import Path
 
+from tests.backends import environment, fresh_database
 from tests.conftest import Api, new_client
 from ugc.clock import MovableClock
 from ugc.config import Settings
@@ -37,3 +40,20 @@ def test_with_a_metrics_token_only_its_bearer_reads_metrics(settings: Settings) 
         allowed = client.get("/metrics", headers={"Authorization": "Bearer scrape-secret-0123456789"})
         assert allowed.status_code == 200 and "ugc_projection_lease_held" in allowed.text
         assert client.get("/healthz").status_code == 200  # the probes stay open
+
+
+def test_a_failing_scheduled_job_is_counted(backend: str, tmp_path: Path) -> None:
+    """Audit checkpoints that cannot be written (here: the directory's parent is a file; in Compose
+    it was a volume owned by root) failed every round in the log alone: /readyz stays 200, as reads
+    are fine, so /metrics is where an operator sees it. A database of its own: the module's other
+    runtime would hold the jobs' lease."""
+    (tmp_path / "a-file").write_text("")
+    with fresh_database(backend, tmp_path, migrated=True) as url:
+        env = environment(backend, url, tmp_path) | {"UGC_AUDIT_DIR": str(tmp_path / "a-file" / "audit")}
+        with new_client(Settings.from_env(env), MovableClock()) as client:
+            deadline = time.monotonic() + 20
+            series = 'ugc_scheduled_job_failures_total{job="PeriodicCheckpoints.run_once"}'
+            while series not in client.get("/metrics").text:
+                assert time.monotonic() < deadline, "no failed checkpoint counted"
+                time.sleep(0.1)
+            assert value(client.get("/metrics").text, series) >= 1

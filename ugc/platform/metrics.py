@@ -30,6 +30,11 @@ BATCH_SECONDS = Histogram(
 PROJECTION_FAILURES = Counter(
     "ugc_projection_failures_total", "Failed projection batches, per projection", ["projection"]
 )
+JOB_FAILURES = Counter(
+    "ugc_scheduled_job_failures_total",
+    "Failed runs of the projection leader's periodic jobs (auto-completion, audit checkpoints, sweeping), per job",
+    ["job"],
+)
 
 
 def render() -> bytes:
