@@ -8,7 +8,9 @@ a worker's descriptors), and a head had no size limit (a 100 MB header took quad
 
 Here the server waits for its client at most `client_timeout` seconds at a time: for a request's whole
 head, counted from the connection's opening or from the head's first byte; for the next piece of a
-body it is reading. A head larger than `MAX_HEAD_BYTES` is refused with 431. A client only gets the
+body it is reading. A head that grows past `MAX_HEAD_BYTES` over several reads is refused with 431
+(one that comes whole in a single read, at most the event loop's read size, is parsed as it is: it
+costs one linear parse, not the growing one). A client only gets the
 time the server spends waiting for it: while uvicorn itself has paused reading (a body the
 application has not taken yet, pipelined requests), no limit runs.
 """
