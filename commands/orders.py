@@ -25,7 +25,7 @@ from ugc.clock import Clock
 from ugc.errors import InvalidField, NotAllowed, NotFound, WrongState
 from ugc.files import StoredFile
 from ugc.ids import aggregate_id
-from ugc.orders import Order, order_id
+from ugc.orders import SYSTEM, Order, order_id
 from ugc.platform.database import Database
 from ugc.platform.dialect import Row
 from ugc.platform.store import Accounts, Catalog, EventStores, Files
@@ -176,14 +176,16 @@ class OrderCommands:
         return Preparing(self._read_only.numbered_query(applications, counts), finish)
 
     def accept(self, order: int, actor: int, *, expected_version: int | None = None) -> Saved:
-        return self._change(order, expected_version, lambda o: o.accept(actor, self.clock.now()))
+        return self._change(order, "accept", actor, expected_version, lambda o: o.accept(actor, self.clock.now()))
 
     def update(self, order: int, actor: int, changes: dict[str, Any], *, expected_version: int | None = None) -> Saved:
         if "delivery_date" in changes:
             if changes["delivery_date"] < self.clock.now().date():
                 raise InvalidField("delivery_date", "past_delivery_date")
             changes = {**changes, "delivery_date": changes["delivery_date"].isoformat()}
-        return self._change(order, expected_version, lambda o: o.update(actor, changes, self.clock.now()))
+        return self._change(
+            order, "update", actor, expected_version, lambda o: o.update(actor, changes, self.clock.now())
+        )
 
     def deliver(
         self, order: int, actor: int, message: str, file_ids: list[int], *, expected_version: int | None = None
@@ -194,22 +196,30 @@ class OrderCommands:
 
         def decide(o: Order, number: int | None) -> int:
             assert number is not None
-            if o.role_of(actor) is not None and not own:  # an outsider learns nothing of the files: 404 below
+            if not own:  # told only to the order's creator (`_change_numbered` checks the party first)
                 raise InvalidField("file_ids", "foreign_file")
             o.deliver(actor, number, message, files, self.clock.now())
             return number
 
-        number, saved = self._change_numbered(order, expected_version, "delivery", decide)
+        number, saved = self._change_numbered(order, "deliver", actor, expected_version, "delivery", decide)
         return Delivered(number, saved.order.number, message, files, saved.order.updated_at), saved
 
     def request_revision(self, order: int, actor: int, message: str, *, expected_version: int | None = None) -> Saved:
-        return self._change(order, expected_version, lambda o: o.request_revision(actor, message, self.clock.now()))
+        return self._change(
+            order,
+            "request_revision",
+            actor,
+            expected_version,
+            lambda o: o.request_revision(actor, message, self.clock.now()),
+        )
 
     def approve(self, order: int, actor: int, *, expected_version: int | None = None) -> Saved:
-        return self._change(order, expected_version, lambda o: o.approve(actor, self.clock.now()))
+        return self._change(order, "approve", actor, expected_version, lambda o: o.approve(actor, self.clock.now()))
 
     def cancel(self, order: int, actor: int, reason: str, *, expected_version: int | None = None) -> Saved:
-        return self._change(order, expected_version, lambda o: o.cancel(actor, reason, self.clock.now()))
+        return self._change(
+            order, "cancel", actor, expected_version, lambda o: o.cancel(actor, reason, self.clock.now())
+        )
 
     def review(
         self, order: int, actor: int, rating: int, content: str, *, expected_version: int | None = None
@@ -222,7 +232,7 @@ class OrderCommands:
             o.review(actor, number, rating, content, self.clock.now())
             return number
 
-        number, saved = self._change_numbered(order, expected_version, "review", decide)
+        number, saved = self._change_numbered(order, "review", actor, expected_version, "review", decide)
         return Reviewed(number, saved.order, rating, content), saved
 
     def auto_complete(self, order: int) -> Positions:
@@ -234,28 +244,39 @@ class OrderCommands:
                 raise NotAllowed("not_due")
             o.auto_complete(self.clock.now())
 
-        return self._change(order, None, decide).positions
+        return self._change(order, "auto_complete", SYSTEM, None, decide).positions
 
-    def _change(self, order: int, expected_version: int | None, decide: Callable[[Order], None]) -> Saved:
-        return self._change_numbered(order, expected_version, None, lambda o, _: decide(o))[1]
+    def _change(
+        self, order: int, command: str, actor: int, expected_version: int | None, decide: Callable[[Order], None]
+    ) -> Saved:
+        return self._change_numbered(order, command, actor, expected_version, None, lambda o, _: decide(o))[1]
 
     def _change_numbered(
-        self, order: int, expected_version: int | None, kind: str | None, decide: Callable[[Order, int | None], R]
+        self,
+        order: int,
+        command: str,
+        actor: int,
+        expected_version: int | None,
+        kind: str | None,
+        decide: Callable[[Order, int | None], R],
     ) -> tuple[R, Saved]:
-        """Decide on the order as stored now and append, in a group with other orders' commands and
-        orders placed meanwhile (`GroupCommit.change`: one read, one table lock, one COMMIT for the lot);
-        `decide` gets a fresh number of `kind` to record under, if `kind` is given: what it returns,
-        and the order as saved.
+        """Decide `actor`'s `command` (its rule in ugc.orders `RULES`) on the order as stored now and
+        append, in a group with other orders' commands and orders placed meanwhile
+        (`GroupCommit.change`: one read, one table lock, one COMMIT for the lot); `decide` gets a fresh
+        number of `kind` to record under, if `kind` is given: what it returns, and the order as saved.
 
-        `expected_version` is the client's `If-Match`: any other current version is a 412 and decides
-        nothing. An order's command is meant for the status its caller saw (`SeenStatuses`): when
-        another command, here or in another process, moved the order to another status after this
-        one arrived, this one loses with 409 (of two racing transitions exactly one wins); when the
-        status is the same (an edit), it is decided on the new state.
+        Checked in this order, each before anything the next one would tell: who may see the order
+        (404) and who may issue the command (403: `Order.check_party`), then the version, then the
+        status. `expected_version` is the client's `If-Match`: any other current version is a 412 and
+        decides nothing. An order's command is meant for the status its caller saw (`SeenStatuses`):
+        when another command, here or in another process, moved the order to another status after
+        this one arrived, this one loses with 409 (of two racing transitions exactly one wins); when
+        the status is the same (an edit), it is decided on the new state.
         """
         with self._seen.under_way(order) as seen:
 
             def decide_on_the_status_seen(stored: Order, number: int | None) -> R:
+                stored.check_party(command, actor)
                 check_version(stored, expected_version)
                 if seen.status is None:
                     seen.status = stored.status

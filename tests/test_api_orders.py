@@ -429,6 +429,74 @@ def test_a_stale_if_match_is_412_and_changes_nothing(api: Api, deal: Deal) -> No
     assert fresh.status_code == 200 and fresh.headers["etag"] == '"3"'
 
 
+NOT_FOUND = {"detail": "Страница не найдена."}
+FORBIDDEN = {"detail": "У вас недостаточно прав для выполнения данного действия."}
+NO_REVISIONS = {"detail": "Этот сервис не предусматривает доработок."}
+# Every command on an order: its method, its path under the order's, a body it would take.
+ORDER_COMMANDS = [
+    ("PATCH", "", {"requirements": "Чужие требования"}),
+    ("POST", "accept/", {}),
+    ("POST", "request-revision/", {"message": "Переделать"}),
+    ("POST", "approve/", {}),
+    ("POST", "cancel/", {"reason": "Чужая отмена"}),
+    ("POST", "deliveries/", {"message": "Чужая работа"}),
+    ("POST", "reviews/", {"rating": 1, "content": "Чужой отзыв"}),
+]
+# Whatever version a caller names: stale, current, none readable, any.
+IF_MATCHES = [None, '"77"', '"1"', '"abc"', "*"]
+
+
+def _command(api: Api, who: dict[str, Any], order: int, command: tuple[str, str, Any], if_match: str | None) -> Any:
+    method, path, body = command
+    headers = who["headers"] | ({} if if_match is None else {"If-Match": if_match})
+    return api.client.request(method, f"/api/v1/orders/{order}/{path}", headers=headers, json=body)
+
+
+def test_an_outsiders_if_match_tells_nothing_of_the_order(api: Api, deal: Deal) -> None:
+    """404 on every command whatever version the outsider names: a 412 would tell that the order
+    exists and how many events it has (the version and its ETag)."""
+    order = place(api, deal)["id"]
+    stranger = api.verified_user()
+    for command in ORDER_COMMANDS:
+        for if_match in IF_MATCHES:
+            refused = _command(api, stranger, order, command, if_match)
+            assert (refused.status_code, refused.json()) == (404, NOT_FOUND), (command[:2], if_match, refused.text)
+            assert "etag" not in refused.headers
+    assert api.client.get(f"/api/v1/orders/{order}/", headers=deal.buyer["headers"]).headers["etag"] == '"1"'
+
+
+def test_the_wrong_party_is_403_before_any_412_and_a_stale_version_412_before_any_409(api: Api, deal: Deal) -> None:
+    """The order of checks: who may see the order, who may issue the command, the version, the status."""
+    order = place(api, deal)["id"]
+    wrong_party = [
+        (deal.buyer, ("POST", "accept/", {})),
+        (deal.buyer, ("POST", "deliveries/", {"message": "Не моя работа"})),
+        (deal.creator, ("PATCH", "", {"requirements": "Не мои требования"})),
+        (deal.creator, ("POST", "approve/", {})),
+        (deal.creator, ("POST", "request-revision/", {"message": "x"})),
+        (deal.creator, ("POST", "reviews/", {"rating": 5, "content": "Сам себя"})),
+    ]
+    for who, command in wrong_party:
+        for if_match in IF_MATCHES:
+            refused = _command(api, who, order, command, if_match)
+            assert (refused.status_code, refused.json()) == (403, FORBIDDEN), (command[:2], if_match, refused.text)
+    auditor = grant(api, api.verified_user(), "auditor")  # sees the order, changes nothing
+    for if_match in IF_MATCHES:
+        assert _command(api, auditor, order, ("POST", "accept/", {}), if_match).status_code == 403, if_match
+    # The right party naming a stale version learns the current one (412), not the status (409).
+    stale = _command(api, deal.buyer, order, ("POST", "approve/", {}), '"77"')
+    assert stale.status_code == 412 and stale.json()["version"] == 1 and stale.headers["etag"] == '"1"'
+    wrong_state = _command(api, deal.buyer, order, ("POST", "approve/", {}), '"1"')
+    assert wrong_state.status_code == 409 and wrong_state.json()["status"] == "pending"
+    # A revision the service never allows is the buyer's 403 too, before the version.
+    fixed = a_deal(api, allows_modifications=False)
+    delivered = order_in(api, fixed, "delivered")
+    for if_match in IF_MATCHES:
+        never = _command(api, fixed.buyer, delivered, ("POST", "request-revision/", {}), if_match)
+        assert (never.status_code, never.json()) == (403, NO_REVISIONS), (if_match, never.text)
+    assert api.client.get(f"/api/v1/orders/{order}/", headers=deal.buyer["headers"]).headers["etag"] == '"1"'
+
+
 def test_an_idempotency_key_retried_concurrently_places_one_order(api: Api, deal: Deal) -> None:
     body = {"service_id": deal.service["id"], "delivery_date": (date.today() + timedelta(days=3)).isoformat()}
     headers = deal.buyer["headers"] | {"Idempotency-Key": f"place-{deal.buyer['id']}"}

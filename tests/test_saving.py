@@ -247,7 +247,9 @@ class RacedOrders(OrderCommands):
         self.other = other
         self.raced = False
 
-    def _change(self, order: int, expected_version: int | None, decide: Callable[[Order], None]) -> Saved:
+    def _change(
+        self, order: int, command: str, actor: int, expected_version: int | None, decide: Callable[[Order], None]
+    ) -> Saved:
         def raced(loaded: Order) -> None:
             if not self.raced:
                 self.raced = True
@@ -259,7 +261,7 @@ class RacedOrders(OrderCommands):
                 self.app.save(other)
             decide(loaded)
 
-        return super()._change(order, expected_version, raced)
+        return super()._change(order, command, actor, expected_version, raced)
 
     def close(self) -> None:
         self.db.close()

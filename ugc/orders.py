@@ -32,13 +32,18 @@ class Rule:
     actor: Role
     sources: frozenset[str]
     target: str | None  # None: the status does not change
+    # The order's flag without which the command is never allowed, whatever the status, and the
+    # code of its 403 (a revision of an order whose service allows none).
+    requires: tuple[str, str] | None = None
 
 
 RULES: dict[str, Rule] = {
     "accept": Rule("creator", frozenset({PENDING}), IN_PROGRESS),
     "update": Rule("buyer", frozenset({PENDING}), None),
     "deliver": Rule("creator", frozenset({PENDING, IN_PROGRESS}), DELIVERED),
-    "request_revision": Rule("buyer", frozenset({DELIVERED}), IN_PROGRESS),
+    "request_revision": Rule(
+        "buyer", frozenset({DELIVERED}), IN_PROGRESS, requires=("allows_modifications", "modifications_not_allowed")
+    ),
     "approve": Rule("buyer", frozenset({DELIVERED}), COMPLETED),
     "auto_complete": Rule("system", frozenset({DELIVERED}), COMPLETED),
     "cancel": Rule("participant", frozenset({PENDING, IN_PROGRESS}), CANCELLED),
@@ -220,12 +225,11 @@ class Order(Aggregate):
             return "creator"
         return None
 
-    def check(self, command: str, actor: int, refusal: NotAllowed | None = None) -> None:
-        """Raise unless `actor` may issue `command` now: 404 outsiders, 403 wrong party, 409 wrong state.
-
-        `refusal`: the command's own 403, refused to the right party before any state is looked at
-        (a revision of an order whose service allows none is never possible, whatever its status).
-        """
+    def check_party(self, command: str, actor: int) -> None:
+        """Raise unless `actor` is who may ever issue `command` on this order: 404 outsiders, 403 the
+        wrong party or a command the order never allows. Nothing of the order's state is looked at, so
+        whatever else a command is checked against (a version, a status) comes after this, and a
+        caller refused here learns nothing of it."""
         rule = RULES[command]
         role = self.role_of(actor)
         if role is None:
@@ -233,9 +237,13 @@ class Order(Aggregate):
         allowed = role == rule.actor or (rule.actor == "participant" and role in ("buyer", "creator"))
         if not allowed:
             raise NotAllowed()
-        if refusal is not None:
-            raise refusal
-        if self.status not in rule.sources:
+        if rule.requires is not None and not getattr(self, rule.requires[0]):
+            raise NotAllowed(rule.requires[1])
+
+    def check(self, command: str, actor: int) -> None:
+        """Raise unless `actor` may issue `command` now: `check_party`, then 409 in a wrong state."""
+        self.check_party(command, actor)
+        if self.status not in RULES[command].sources:
             raise WrongState(self.status, "order_wrong_status")
 
     # Commands ------------------------------------------------------------------------------
@@ -255,8 +263,7 @@ class Order(Aggregate):
         self._delivered(as_actor(actor), delivery, message, files, at)
 
     def request_revision(self, actor: int, message: str, at: datetime) -> None:
-        never = None if self.allows_modifications else NotAllowed("modifications_not_allowed")
-        self.check("request_revision", actor, never)
+        self.check("request_revision", actor)
         self._revision_requested(as_actor(actor), message, at)
 
     def approve(self, actor: int, at: datetime) -> None:
