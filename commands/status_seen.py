@@ -20,6 +20,11 @@ of 60 orders raced at once: tests/test_order_races.py). So the API enters `arriv
 loop before anything else of the request (api/arrival.py), and the command, in its thread, takes the
 `Seen` of that arrival (`under_way`); a caller with no request (the scheduler, the CLI) arrives
 when the command starts.
+
+A request arrives before anyone knows whether its caller has a part in the order, so the status
+seen is the last thing a decision looks at (`OrderCommands._change_numbered`): a command of someone
+the order does not concern, or of the wrong party, that arrived while the order moved is refused
+404 or 403 first, and never learns the new status from a 409 (tests/test_order_races.py).
 """
 
 from __future__ import annotations

@@ -4,14 +4,17 @@ Fired from two threads, many times over; on PostgreSQL 50 rounds of each race. W
 decided on the same state, one wins and the other answers 409 with the winner's status. Only
 accept-vs-cancel has a second legal outcome: if the accept was already stored when the cancel
 arrived, the cancel is a new request on an order in progress, which the rule book allows; the
-history then shows the two one after the other, never both decided on the pending order.
+history then shows the two one after the other, never both decided on the pending order. A command
+that loses so still answers who sent it first: 404 to an outsider, 403 to the wrong party.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,8 +25,9 @@ import pytest
 
 from tests.backends import environment, fresh_database
 from tests.conftest import Api
-from tests.orders_world import Deal, a_deal, order_in
+from tests.orders_world import Deal, a_deal, act, order_in
 from tests.servers import Server, start_server
+from tests.test_api_orders import FORBIDDEN, NOT_FOUND
 from ugc.config import Settings
 
 pytestmark = pytest.mark.e2e
@@ -156,6 +160,40 @@ def test_exactly_one_wins_when_many_races_queue_at_once(server: tuple[Server, Se
             won[order].append(action)
     both = [order for order, actions in won.items() if len(actions) != 1]
     assert not both, f"{len(both)} of {LOADED_PAIRS} orders: {[won[order] for order in both[:3]]}..."
+
+
+# A command held open while the order moves: who sends it, what, and what it must be answered.
+HELD = {
+    "outsider": ("stranger", "cancel", {"reason": "Не моё"}, (404, NOT_FOUND)),
+    "wrong_party": ("buyer", "accept", None, (403, FORBIDDEN)),
+}
+
+
+@pytest.mark.parametrize("held", list(HELD))
+def test_a_command_held_open_while_its_order_moves_is_refused_for_who_sent_it(
+    held: str, server: tuple[Server, Settings], deal: Deal
+) -> None:
+    """An outsider's cancel, or the buyer's accept (the creator's to give), arrives with its body held
+    back; the creator accepts meanwhile; then the body comes. It arrived while the accept was under
+    way, as a racing transition that loses with 409 does, but who sent it is checked first: 404 to
+    the outsider, 403 to the buyer, never a 409 that tells the order's new status."""
+    running, settings = server
+    url = httpx.URL(running.url)
+    assert url.host and url.port
+    who, action, body, refused = HELD[held]
+    with httpx.Client(base_url=running.url, timeout=30) as setup:
+        api = Api(setup, settings)  # type: ignore[arg-type]
+        parties = {"buyer": deal.buyer, "creator": deal.creator, "stranger": api.verified_user()}
+        order = order_in(api, deal, "pending")
+        request = _raw(order, parties, who, action, body)
+        with socket.create_connection((url.host, url.port), timeout=30) as connection:
+            connection.sendall(request[:-1])
+            time.sleep(ALL_ARRIVED)
+            act(api, deal.creator, order, "accept")
+            connection.sendall(request[-1:])
+            answer = b"".join(iter(lambda: connection.recv(65536), b""))
+    head, _, content = answer.partition(b"\r\n\r\n")
+    assert (int(head.split(b" ", 2)[1]), json.loads(content)) == refused, answer
 
 
 def _raw(order: int, parties: dict[str, dict[str, Any]], who: str, action: str, body: dict[str, Any] | None) -> bytes:
