@@ -32,6 +32,7 @@ from contextlib import ExitStack, contextmanager
 import psycopg
 
 from projections.base import Projection
+from projections.grants import grant_as_live
 from projections.replay import BATCH_SIZE, Advanced, Positions, Replay
 from projections.scratch import ScratchSet
 from readmodels import tracking, versions
@@ -222,6 +223,9 @@ def _switch(
     """Put the scratch tables in place of the live ones, move the positions from `live` to
     `reached` (where the replay went past a lagging live projection), and store the versions."""
     if cur.dialect == "postgresql" and scratch.tables:
+        # A table's grants go with it: the new tables get the live ones' (projections/grants.py), read
+        # before the live tables are locked, so that the lock is held for the DROPs and moves alone.
+        grant_as_live(cur, scratch)
         # All the live tables at once, before the first DROP, and for a bounded time: a reader's
         # transaction that read one of them and then waits for another (a list and its count)
         # would otherwise deadlock with the switch, and the deadlock detector (after 1 s) may pick

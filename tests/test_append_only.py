@@ -1,11 +1,13 @@
 """deploy/append-only.sql on PostgreSQL: the application's role appends and verifies, but cannot change or
-remove an event or a chain row; the owner migrates. What the README's "Append-only on PostgreSQL" says."""
+remove an event or a chain row; the owner migrates, and its rebuilds keep the role's grants. What the
+README's "Append-only on PostgreSQL" says."""
 
 from __future__ import annotations
 
 import re
+import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -14,7 +16,14 @@ import pytest
 from eventsourcing.persistence import StoredEvent
 from psycopg import sql
 
-from tests.backends import POSTGRES_URL, fresh_database, postgres_available
+from projections.bluegreen import rebuild, rebuild_outdated
+from projections.registry import all_projections
+from tests.backends import POSTGRES_URL, environment, fresh_database, postgres_available
+from tests.conftest import Api, new_client
+from tests.orders_world import a_deal, place
+from tests.test_bluegreen import OrdersV2
+from ugc.clock import MovableClock
+from ugc.config import Settings
 from ugc.platform.database import Database
 from ugc.platform.store import EventStores
 from ugc.wiring import migrate
@@ -82,3 +91,61 @@ def test_the_application_role_appends_but_never_changes_the_log(owner_and_app: t
     with psycopg.connect(owner_url, autocommit=True) as owner:  # the owner still could: the checkpoints are for that
         owner.execute("ALTER TABLE orders_events DISABLE TRIGGER ugc_append_only")
         assert owner.execute("DELETE FROM orders_events WHERE originator_version = 2").rowcount == 1
+
+
+def grants(owner: psycopg.Connection[tuple[object, ...]], tables: Sequence[str]) -> set[tuple[object, ...]]:
+    """Every privilege granted on `tables`: (table, grantee, privilege, grantable); the grantee "-" is PUBLIC."""
+    return set(
+        owner.execute(
+            "SELECT c.relname::text, a.grantee::regrole::text, a.privilege_type, a.is_grantable "
+            "FROM pg_class c CROSS JOIN LATERAL aclexplode(c.relacl) a "
+            "WHERE c.relnamespace = 'public'::regnamespace AND c.relname = ANY(%s)",
+            (list(tables),),
+        ).fetchall()
+    )
+
+
+def test_a_rebuild_by_the_owner_keeps_the_grants_of_the_tables_it_replaces(
+    owner_and_app: tuple[str, str], tmp_path: Path
+) -> None:
+    owner_url, app_url = owner_and_app
+    role = urlsplit(app_url).username
+    settings = Settings.from_env(environment("postgres", app_url, tmp_path))
+    read_models = [p for p in all_projections(settings) if p.read_model]
+    tables = [table for p in read_models for table in p.tables]
+    with psycopg.connect(owner_url, autocommit=True) as owner:
+        # Grants the script does not make, to show the copies are exact: PUBLIC, and a grant option.
+        owner.execute("GRANT SELECT ON categories TO PUBLIC")
+        owner.execute(sql.SQL("GRANT REFERENCES ON orders TO {} WITH GRANT OPTION").format(sql.Identifier(role)))
+        before = grants(owner, tables)
+        # A table owning a sequence (serial, identity) would need the sequence's grants copied too.
+        owned = owner.execute(
+            "SELECT s.relname FROM pg_depend d JOIN pg_class t ON t.oid = d.refobjid "
+            "JOIN pg_class s ON s.oid = d.objid AND s.relkind = 'S' WHERE t.relname = ANY(%s)",
+            (tables,),
+        ).fetchall()
+    assert owned == [], "projections/grants.py copies the grants of tables, not of the sequences they own"
+    full = ("SELECT", "INSERT", "UPDATE", "DELETE")
+    assert {(table, role, privilege, False) for table in tables for privilege in full} <= before
+    assert ("categories", "-", "SELECT", False) in before and ("orders", role, "REFERENCES", True) in before
+
+    with new_client(settings, MovableClock()) as client:  # a server as the application's role
+        api = Api(client, settings)
+        deal = a_deal(api)
+        place(api, deal)
+        db, stores = Database(owner_url), EventStores(owner_url)
+        try:
+            rebuild(db, stores, read_models)  # `ugc rebuild`, as the README has the owner run it
+            with psycopg.connect(owner_url) as owner:
+                assert grants(owner, tables) == before
+            # A new version's rebuild at a runner's start (here the owner's runner) switches the same way.
+            assert rebuild_outdated(db, stores, lambda: [OrdersV2()], threading.Event()) == ["orders"]
+            with psycopg.connect(owner_url) as owner:
+                assert grants(owner, tables) == before
+        finally:
+            stores.close()
+            db.close()
+        place(api, deal)  # 201: the orders projection applies the order to the new tables
+        listed = client.get("/api/v1/orders/", headers=deal.buyer["headers"])
+        assert listed.status_code == 200, listed.text
+        assert listed.json()["count"] == 2
