@@ -9,6 +9,10 @@ the tables row by row (for `ugc verify`).
 3. Each table is compared by primary key in SQL, both copies side by side: rows the live table
    lacks (missing), rows only it has (extra), and rows whose columns differ (each column with both
    values), at most `limit` of each kind per table.
+
+An event the replay cannot decode or apply (an edited one, say) is told to `failed` and passed
+over, so the rest is still compared (the rows that event made then differ too); a read model whose
+replay stopped at a batch with no event to blame (told too) has its tables left out.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from typing import Any, Literal
 
 from projections.base import Projection
 from projections.operations import events_after
-from projections.replay import BATCH_SIZE, Positions, Replay
+from projections.replay import BATCH_SIZE, Failed, Positions, Replay
 from projections.scratch import ScratchSet
 from ugc.platform.database import Database
 from ugc.platform.dialect import Cursor
@@ -73,11 +77,13 @@ def compare_read_models(
     *,
     limit: int = LIMIT,
     batch_size: int = BATCH_SIZE,
+    failed: Failed | None = None,
 ) -> list[ReadModelDifference]:
     """Every difference between the live tables of the read models among `projections` (fresh
     instances, as `all_projections(settings)` makes them; side effects are left out) and a replay
     of the log up to the positions the live tables stand at. `progress(done, total)` is told the
-    events replayed so far of the total to replay."""
+    events replayed so far of the total to replay; `failed`, what the replay could not apply
+    (without it, the first such error is raised)."""
     read_models = [p for p in projections if p.read_model]
     tables = {table: p.name for p in read_models for table in p.tables}
     with ScratchSet.made(db, list(tables)) as scratch:
@@ -90,13 +96,15 @@ def compare_read_models(
             if progress is not None:
                 progress(done[0], max(total, done[0]))
 
-        Replay(scratch, stores, read_models, batch_size=batch_size, advanced=advanced).run_to(positions)
+        replay = Replay(scratch, stores, read_models, batch_size=batch_size, advanced=advanced, failed=failed)
+        replay.run_to(positions)
         if progress is not None:
             progress(done[0], max(total, done[0]))
         differences: list[ReadModelDifference] = []
         with scratch.transaction(write=False) as cur:
             for table, projection in tables.items():
-                differences += _compare(cur, scratch, projection, table, limit)
+                if projection not in replay.stopped:
+                    differences += _compare(cur, scratch, projection, table, limit)
         return differences
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from eventsourcing.application import Application
@@ -36,6 +37,36 @@ Positions = dict[tuple[str, str], int]
 Advanced = Callable[[int], object]  # told how many events each batch read
 
 
+@dataclass(frozen=True)
+class NotReplayed:
+    """What a replay could not apply: one event (`event`: it failed to decode, or its handler
+    raised), or, where no one event is to blame (the batch's end or its commit failed), the batch
+    of `application`'s events after position `after`."""
+
+    projection: str
+    application: str
+    error: Exception
+    event: Notification | None
+    after: int
+
+    @property
+    def reason(self) -> str:
+        """The error, on one line."""
+        return " ".join(f"{type(self.error).__name__}: {self.error}".split())
+
+    def describe(self) -> str:
+        if self.event is not None:
+            what = f"cannot replay this event ({self.event.topic}): {self.reason}; passed over"
+            return f"the {self.projection} read model {what}"
+        return (
+            f"the {self.projection} read model's replay failed in a batch of {self.application} after position "
+            f"{self.after}: {self.reason}; its replay stopped there"
+        )
+
+
+Failed = Callable[[NotReplayed], object]
+
+
 class Replay:
     """Where each projection's replay into `scratch` stands on each log it follows (0 at first)."""
 
@@ -47,7 +78,12 @@ class Replay:
         *,
         batch_size: int = BATCH_SIZE,
         advanced: Advanced | None = None,
+        failed: Failed | None = None,
     ) -> None:
+        """With `failed` (a compare), what the replay cannot apply is told to it instead of raised:
+        the event is passed over, as the live runner parks one, and the batch applied again without
+        it; a batch with no event to blame stops its projection's replay (`stopped`). Without it (a
+        rebuild), the error is raised."""
         if not_read_models := [p.name for p in projections if not p.read_model]:
             raise ValueError(f"side-effect projections are never replayed: {', '.join(not_read_models)}")
         self.scratch = scratch
@@ -55,7 +91,11 @@ class Replay:
         self.projections = list(projections)
         self.batch_size = batch_size
         self.advanced = advanced
+        self.failed = failed
         self.reached: Positions = {(p.name, app): 0 for p in projections for app in p.applications}
+        self.stopped: set[str] = set()  # projections whose replay stopped at a batch (see `failed`)
+        self._passed_over: dict[tuple[str, str], set[int]] = {}  # the events `failed` was told of
+        self._applying: Notification | None = None  # the event whose decoding or handler is running
 
     def run_to(self, targets: Mapping[tuple[str, str], int], cur: Cursor | None = None) -> int:
         """Apply every event up to `targets`; how many were read. Each batch commits in a transaction
@@ -64,18 +104,44 @@ class Replay:
         for projection in self.projections:
             for application in projection.applications:
                 key = (projection.name, application)
-                if self.reached[key] >= targets[key]:
+                if self.reached[key] >= targets[key] or projection.name in self.stopped:
                     continue
                 with self._reader(projection, application, targets[key]) as reader:
-                    while self.reached[key] < targets[key]:
-                        with self._transaction(cur) as batch:
-                            seen, reached = self._batch(batch, projection, application, reader)
-                        self.reached[key] = reached  # once committed (or in the caller's transaction)
-                        if cur is None:
-                            projection.committed()
-                        self._advanced(seen)
-                        read += seen
+                    while self.reached[key] < targets[key] and projection.name not in self.stopped:
+                        batch, events = reader.next()
+                        self._apply(cur, projection, application, batch, events, reader.stop)
+                        read += len(batch)
         return read
+
+    def _apply(
+        self,
+        cur: Cursor | None,
+        projection: Projection,
+        application: str,
+        batch: Sequence[Notification],
+        events: Sequence[Decoded],
+        stop: int,
+    ) -> None:
+        """Apply one batch and move the replay's position past it (see `__init__` for `failed`)."""
+        key = (projection.name, application)
+        while True:
+            try:
+                with self._transaction(cur) as own:
+                    reached = self._batch(own, projection, application, batch, events, stop)
+                break
+            except Exception as error:
+                if self.failed is None or cur is not None:
+                    raise
+                event, self._applying = self._applying, None
+                self.failed(NotReplayed(projection.name, application, error, event, self.reached[key]))
+                if event is None:
+                    self.stopped.add(projection.name)
+                    return
+                self._passed_over.setdefault(key, set()).add(event.id)  # and the batch again without it
+        self.reached[key] = reached  # once committed (or in the caller's transaction)
+        if cur is None:
+            projection.committed()
+        self._advanced(len(batch))
 
     @contextmanager
     def _transaction(self, cur: Cursor | None) -> Iterator[Cursor]:
@@ -93,27 +159,39 @@ class Replay:
         if self.advanced is not None and seen:
             self.advanced(seen)
 
-    def _batch(self, cur: Cursor, projection: Projection, application: str, reader: Reader) -> tuple[int, int]:
-        """Apply the reader's next batch (the events after the replay's position up to its stop):
-        how many were read, and the position reached."""
-        start = self.reached[(projection.name, application)]
+    def _batch(
+        self,
+        cur: Cursor,
+        projection: Projection,
+        application: str,
+        batch: Sequence[Notification],
+        events: Sequence[Decoded],
+        stop: int,
+    ) -> int:
+        """Apply a batch the reader read (the events after the replay's position up to `stop`): the
+        position reached."""
+        key = (projection.name, application)
         handlers = projection.topics()
         try:
-            passed_over = parked.passed_over(cur, application, [projection.name], start)[projection.name]
-            batch, events = reader.next()
+            passed_over = parked.passed_over(cur, application, [projection.name], self.reached[key])[projection.name]
+            passed_over |= self._passed_over.get(key, set())
             for notification, event in zip(batch, events, strict=True):
                 if event is None or notification.id in passed_over:
                     continue
+                # Blamed if it fails (a handler's SQL error in a pipelined batch may surface only at a
+                # later handler's read, which is then the one blamed, as with the live runner's parking).
+                self._applying = notification
                 if isinstance(event, Exception):
                     raise event
                 projection.position = notification.id
                 handlers[notification.topic](cur, event)
+            self._applying = None
             end_batch(cur, [projection])
         except BaseException:
             projection.aborted()
             raise
         # Positions are notification ids, which may have gaps: a short batch means none is left up to `stop`.
-        return len(batch), batch[-1].id if len(batch) == self.batch_size else reader.stop
+        return batch[-1].id if len(batch) == self.batch_size else stop
 
 
 # What the reader made of each event of a batch: the event, None when the projection does not

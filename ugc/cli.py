@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     import uvicorn
 
     from commands.demo import DemoCommands
+    from projections.replay import NotReplayed
     from ugc.platform.database import Database
     from ugc.platform.log_verify import Finding
     from ugc.platform.store import EventStores
@@ -596,13 +597,14 @@ def _read_model_findings(settings: Settings, stores: EventStores) -> list[Findin
             shown = RebuildProgress("verify read models", total, sys.stderr)
         shown.advance(done - shown.done)
 
+    not_replayed: list[NotReplayed] = []
     try:
-        differences = compare_read_models(db, stores, all_projections(settings), progress)
+        differences = compare_read_models(db, stores, all_projections(settings), progress, failed=not_replayed.append)
     finally:
         if shown is not None:
             shown.finish()
         db.close()
-    return [
+    return [_not_replayed_finding(failure) for failure in not_replayed] + [
         Finding(
             kind="read_model",
             context=None,
@@ -620,6 +622,27 @@ def _read_model_findings(settings: Settings, stores: EventStores) -> list[Findin
         )
         for difference in differences
     ]
+
+
+def _not_replayed_finding(failure: NotReplayed) -> Finding:
+    """An event (or a batch) a read model's replay could not apply, as a finding named by that event."""
+    from ugc.platform.log_verify import Finding
+
+    event = failure.event
+    return Finding(
+        kind="replay",
+        context=failure.application,
+        position=event.id if event else None,
+        stream=str(event.originator_id) if event else None,
+        version=event.originator_version if event else None,
+        what=failure.describe(),
+        detail={
+            "projection": failure.projection,
+            "topic": event.topic if event else None,
+            "after": None if event else failure.after,
+            "error": failure.reason,
+        },
+    )
 
 
 def _history(settings: Settings, order_text: str, as_of_text: str | None, *, as_json: bool) -> int:
