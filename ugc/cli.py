@@ -402,12 +402,14 @@ def _project(settings: Settings, only: Sequence[str] | None) -> int:
     from ugc.platform.store import EventStores
     from ugc.wiring import projection_runner
 
+    _migrate(settings)
+    stores = until_reachable(lambda: EventStores(settings.database_url), what="project")
+    db = Database(settings.database_url)
+    # Only now: while the database is awaited (up to 2 minutes), Ctrl-C and SIGTERM end the wait as
+    # they end any other command; from here they stop the runner, which then closes what it holds.
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    db = Database(settings.database_url)
-    _migrate(settings)
-    stores = until_reachable(lambda: EventStores(settings.database_url), what="project")
     try:
         with projection_runner(settings, db, stores, Progress(), only=only) as runner:
             runner.start()
