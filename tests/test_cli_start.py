@@ -1,5 +1,5 @@
-"""`ugc` waiting for its database at start: a database that is not there yet is waited for, a stop
-still stops the wait."""
+"""`ugc` waiting for its database at start: a database that restarts is waited for, one that does
+not exist only by the processes a deployment starts, and a stop still stops the wait."""
 
 from __future__ import annotations
 
@@ -9,9 +9,12 @@ import sys
 import time
 from pathlib import Path
 
+import psycopg
 import pytest
 
-from tests.servers import end_process, server_environment
+from tests.backends import POSTGRES_URL, postgres_available
+from tests.servers import end_process, run_ugc, server_environment
+from ugc.platform.database import absent
 
 UNREACHABLE = "postgresql://postgres@127.0.0.1:1/ugc"  # nothing listens on port 1: refused at once
 
@@ -43,3 +46,58 @@ def test_a_projector_waiting_for_its_database_stops_when_told(
         assert process.wait(timeout=10) == status, log_path.read_text()
     finally:
         end_process(process)
+
+
+@pytest.mark.skipif(not postgres_available(), reason="UGC_TEST_DATABASE_URL is not set to PostgreSQL")
+@pytest.mark.parametrize(
+    ("url", "named"),
+    [
+        (POSTGRES_URL.rsplit("/", 1)[0] + "/no_such_database_here", 'database "no_such_database_here"'),
+        (POSTGRES_URL.replace("://postgres@", "://no_such_role_here@", 1), 'role "no_such_role_here"'),
+    ],
+)
+@pytest.mark.parametrize("command", [["migrate"], ["users", "list"]])
+def test_a_database_or_role_that_does_not_exist_is_told_at_once(
+    tmp_path: Path, url: str, named: str, command: list[str]
+) -> None:
+    """A mistyped name will not come into being while a person waits: one line, not 2 minutes of
+    warnings ending with the same answer."""
+    assert url != POSTGRES_URL
+    started = time.monotonic()
+    done = run_ugc({"UGC_VAR_DIR": str(tmp_path), "UGC_DATABASE_URL": url}, *command, timeout=30)
+    assert done.returncode == 1 and time.monotonic() - started < 20, done
+    assert done.stderr.strip().splitlines() == [done.stderr.strip()], done.stderr
+    assert done.stderr.startswith(f"ugc: {command[0]} failed: ") and f"{named} does not exist" in done.stderr
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        psycopg.OperationalError(
+            'connection failed: connection to server at "10.0.0.5", port 5432 failed: '
+            'FATAL:  password authentication failed for user "ugc"'
+        ),
+        psycopg.OperationalError(
+            'connection failed: connection to server at "10.0.0.5", port 5432 failed: '
+            'FATAL:  no pg_hba.conf entry for host "10.0.0.9", user "ugc", database "ugc", no encryption'
+        ),
+        psycopg.errors.InvalidCatalogName("database gone"),  # where the server's error reached a session
+        psycopg.errors.InvalidPassword("wrong password"),
+    ],
+)
+def test_a_refused_password_or_host_is_no_outage(error: psycopg.OperationalError) -> None:
+    assert absent(error)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        psycopg.OperationalError(
+            'connection failed: connection to server at "127.0.0.1", port 5432 failed: Connection refused'
+        ),
+        psycopg.OperationalError("connection failed: FATAL:  sorry, too many clients already"),
+        psycopg.OperationalError("connection failed: FATAL:  the database system is starting up"),
+    ],
+)
+def test_a_database_restarting_or_full_is_an_outage_to_wait_for(error: psycopg.OperationalError) -> None:
+    assert not absent(error)

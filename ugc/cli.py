@@ -267,13 +267,13 @@ def _operator() -> str:
     return operator_actor(operator_login())
 
 
-def _migrate(settings: Settings, *, quiet: bool = False) -> int:
+def _migrate(settings: Settings, *, quiet: bool = False, await_creation: bool = False) -> int:
     from ugc.platform.database import Database, until_reachable
     from ugc.wiring import migrate
 
     db = Database(settings.database_url)
     try:
-        until_reachable(lambda: migrate(db), what="migrate")
+        until_reachable(lambda: migrate(db), what="migrate", await_creation=await_creation)
     finally:
         db.close()
     if not quiet:
@@ -291,7 +291,7 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
         # from the environment they inherit.
         os.environ["UGC_PUBLIC_URL"] = public_url_for(host, port)
         settings = Settings.from_env()
-    _migrate(settings, quiet=True)
+    _migrate(settings, quiet=True, await_creation=True)  # a deployment's init may be making the database
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # Each worker keeps its metrics in files here, and /metrics in any worker adds them up.
         metrics_dir = settings.var_dir / "metrics"
@@ -402,8 +402,8 @@ def _project(settings: Settings, only: Sequence[str] | None) -> int:
     from ugc.platform.store import EventStores
     from ugc.wiring import projection_runner
 
-    _migrate(settings)
-    stores = until_reachable(lambda: EventStores(settings.database_url), what="project")
+    _migrate(settings, await_creation=True)  # a deployment's init may be making the database
+    stores = until_reachable(lambda: EventStores(settings.database_url), what="project", await_creation=True)
     db = Database(settings.database_url)
     # Only now: while the database is awaited (up to 2 minutes), Ctrl-C and SIGTERM end the wait as
     # they end any other command; from here they stop the runner, which then closes what it holds.

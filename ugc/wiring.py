@@ -126,7 +126,7 @@ def projection_runner(
         lease_weights=LEASE_WEIGHTS,
         max_attempts=settings.projection_max_attempts,
     )
-    until_reachable(runner.register, what="start")
+    until_reachable(runner.register, what="start", await_creation=True)
     upgrade = VersionUpgrade(db, stores, lambda: [p for p in all_projections(settings) if chosen(p)])
     upgrade.start()
     try:
@@ -153,8 +153,8 @@ def runtime(settings: Settings, *, clock: Clock | None = None) -> Iterator[Servi
     stores: EventStores | None = None
     redis_client: redis.Redis[bytes] | None = None
     try:
-        until_reachable(lambda: migrate(db), what="start")
-        stores = until_reachable(lambda: EventStores(settings.database_url), what="start")
+        until_reachable(lambda: migrate(db), what="start", await_creation=True)
+        stores = until_reachable(lambda: EventStores(settings.database_url), what="start", await_creation=True)
         reference = load_reference_data(stores, db, clock, operator_actor(operator_login()))  # `ugc serve`'s
         progress = Progress()
         if settings.redis_url:

@@ -427,26 +427,43 @@ T = TypeVar("T")
 START_BACKOFF = (0.5, 5.0)  # first and longest pause between attempts to reach the database at start
 
 
-# A connection string libpq cannot read ('port=notaport'): waiting will not change it. A database or
-# role that does not exist yet is waited for: a deployment's init may be making it (tests/test_connection_budget.py).
+# A connection string libpq cannot read ('port=notaport'): waiting will not change it.
 _UNREADABLE_CONNINFO = re.compile(r"invalid .* (value|option)|missing \"=\" after")
+# No such database (3D000), no such role or no pg_hba.conf entry for it (28000), a wrong password
+# (28P01): a mistyped URL, for a person at a terminal, but for a deployment's processes perhaps a
+# database or role its init is still making (tests/test_connection_budget.py). libpq keeps no
+# SQLSTATE for a connection refused at start-up (psycopg's error then has none), so the server's
+# words are read too, in English (lc_messages); worded otherwise, such an error is waited for.
+_ABSENT_SQLSTATES = frozenset({"3D000", "28000", "28P01"})
+_ABSENT = re.compile(
+    r'FATAL:\s+((database|role) ".*" does not exist|password authentication failed|no pg_hba\.conf entry)'
+)
 
 
 def _lasting(error: Exception) -> bool:
     return isinstance(error, psycopg.ProgrammingError) or bool(_UNREADABLE_CONNINFO.search(str(error)))
 
 
-def until_reachable(attempt: Callable[[], T], *, what: str, timeout: float = 120.0) -> T:
+def absent(error: Exception) -> bool:
+    """Whether the server refused `error`'s connection for a database, role or password it does not have."""
+    sqlstate = getattr(error, "sqlstate", None) or getattr(getattr(error, "diag", None), "sqlstate", None)
+    return sqlstate in _ABSENT_SQLSTATES or bool(_ABSENT.search(str(error)))
+
+
+def until_reachable(attempt: Callable[[], T], *, what: str, timeout: float = 120.0, await_creation: bool = False) -> T:
     """Run `attempt` (a process's first use of the database) until it does not fail for want of a
     connection: a database that restarts, or is full ("too many clients"), delays a start rather
-    than ends it. Backs off from 0.5 s to 5 s; gives up after `timeout` seconds."""
+    than ends it. Backs off from 0.5 s to 5 s; gives up after `timeout` seconds.
+
+    A database, role or password the server does not have ends it at once, but with
+    `await_creation` (the long-running processes a deployment starts, `serve` and `project`)."""
     deadline = time.monotonic() + timeout
     pause, longest = START_BACKOFF
     while True:
         try:
             return attempt()
         except (psycopg.OperationalError, PoolTimeout) as error:
-            if time.monotonic() + pause > deadline or _lasting(error):
+            if time.monotonic() + pause > deadline or _lasting(error) or (absent(error) and not await_creation):
                 raise
             log.warning("%s: database not reachable (%s); trying again in %.1f s", what, error, pause)
             time.sleep(pause)
