@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
+import sqlite3
+
+import psycopg
 
 from readmodels import (
     catalog,
@@ -19,9 +23,10 @@ from readmodels import (
 from readmodels.parked import DDL as PARKED_DDL
 from readmodels.tracking import reset
 from readmodels.versions import DDL as VERSIONS_DDL
+from ugc.config import is_postgres, sqlite_path
 from ugc.ids import ID_KINDS
 from ugc.platform import auth_failures, idempotency_keys, leases, refresh_families, stored_bytes
-from ugc.platform.database import Database
+from ugc.platform.database import KEEPALIVES, Database
 from ugc.platform.dialect import Cursor
 
 # Tables of the machinery itself; each read model's module holds its own DDL.
@@ -83,6 +88,22 @@ LATER_COLUMNS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
 
 # Indexes on later columns, (name, DDL): made once `add_later_columns` has given older databases the columns.
 LATER_INDEXES: tuple[tuple[str, str], ...] = (services.RATING_INDEX,)
+
+
+def is_migrated(database_url: str) -> bool:
+    """Whether `ugc migrate` made its tables in this database (its first table is there), found
+    without creating anything: a mistyped SQLite path stays absent, another application's
+    PostgreSQL database untouched."""
+    if is_postgres(database_url):
+        with psycopg.connect(database_url, connect_timeout=10, **KEEPALIVES) as conn:
+            row = conn.execute("SELECT to_regclass('projection_tracking') IS NOT NULL").fetchone()
+        return bool(row and row[0])
+    path = sqlite_path(database_url)
+    if not path.is_file():
+        return False
+    with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as conn:
+        found = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'projection_tracking'")
+        return found.fetchone() is not None
 
 
 def create_tables(db: Database) -> None:

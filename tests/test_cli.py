@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import sqlite3
 import subprocess
 import sys
 import time
@@ -10,6 +12,7 @@ from collections.abc import Iterator
 from email import message_from_bytes
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from tests.backends import environment, fresh_database
@@ -172,17 +175,54 @@ def _mailed(outbox: Path) -> set[str]:
     return {str(message_from_bytes(path.read_bytes())["To"]) for path in outbox.glob("*.eml")}
 
 
-def test_the_commands_that_only_read_say_when_the_database_has_no_tables(backend: str, tmp_path: Path) -> None:
-    """An auditor pointed at the wrong (or a new) database: one line that says so, not an SQL error."""
+def test_the_commands_that_do_not_migrate_say_when_the_database_has_no_tables(backend: str, tmp_path: Path) -> None:
+    """An operator pointed at the wrong database (another application's, or a new one): one line
+    that says so, not an SQL error, and nothing made there: no schema, no checkpoint of it."""
     with fresh_database(backend, tmp_path) as url:
+        _another_applications_table(url)
         empty = environment(backend, url, tmp_path)
-        for command in (["verify"], ["verify", "--json"], ["history", "order", "1"], ["events", "check"]):
-            done = ugc(empty, *command)
+        for command in (
+            ["verify"],
+            ["verify", "--json"],
+            ["history", "order", "1"],
+            ["events", "check"],
+            ["users", "list"],
+            ["users", "create", "cli_nobody", "--email", "cli_nobody@example.com"],
+            ["users", "grant", "cli_nobody", "admin"],
+            ["projections", "status"],
+            ["audit", "checkpoint"],
+            ["rebuild"],
+        ):
+            done = ugc(empty, *command, stdin="a-long-password\n")
             assert (done.returncode, done.stdout) == (2, ""), done
             assert done.stderr.strip() == (
                 f"ugc: {command[0]}: the database of UGC_DATABASE_URL has no UGC Market tables "
                 "(a wrong database, or one not migrated yet: ugc migrate)"
             )
+        assert _tables(url) == ["invoices"]
+    assert not list(tmp_path.rglob("*.json")), "a checkpoint of nothing was signed"
+    typo = tmp_path / "typo"  # a mistyped SQLite path: no directory, no database file made for it
+    done = ugc(empty | {"UGC_DATABASE_URL": f"sqlite:///{typo / 'ugc.sqlite3'}"}, "audit", "checkpoint")
+    assert done.returncode == 2 and "no UGC Market tables" in done.stderr and not typo.exists(), done
+
+
+def _another_applications_table(url: str) -> None:
+    if url.startswith("sqlite:///"):
+        with contextlib.closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as conn:
+            conn.execute("CREATE TABLE invoices (id INTEGER)")
+        return
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE invoices (id INTEGER)")
+
+
+def _tables(url: str) -> list[str]:
+    if url.startswith("sqlite:///"):
+        main = Path(url.removeprefix("sqlite:///"))
+        assert [path.name for path in main.parent.glob("ugc*.sqlite3")] == [main.name]  # no event log files
+        with contextlib.closing(sqlite3.connect(main)) as conn:
+            return [row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    with psycopg.connect(url) as conn:
+        return [row[0] for row in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")]
 
 
 def test_seed_demo_fills_every_order_status_once(env: dict[str, str], db: Database) -> None:

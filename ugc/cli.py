@@ -25,6 +25,9 @@ WS_MAX_FRAME = 64 * 1024  # bytes: a frame of 4,000 characters, each escaped, fi
 GRACEFUL_SHUTDOWN = 30  # seconds a stop waits for connections to end before closing them
 WS_PING_TIMEOUT = 120  # seconds a WebSocket client has to answer the server's ping (sent every 20 s)
 STARTUP_FAILURE = 3  # uvicorn's exit status when the server could not start
+# The commands that make the tables they need; every other one refuses a database without them
+# (another application's, a mistyped SQLite path) rather than make the schema there.
+MIGRATING = frozenset({"serve", "migrate", "project", "seed"})
 
 if TYPE_CHECKING:
     import uvicorn
@@ -157,6 +160,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "projections": lambda: _projections(settings, args),
     }
     try:
+        if args.command not in MIGRATING and not _migrated(settings, args.command):
+            return _not_migrated(args.command)
         return handler[args.command]()
     except KeyboardInterrupt:
         return 130
@@ -165,15 +170,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except Exception as error:  # one clear line, not a traceback; --debug-level logs keep the rest
         logging.getLogger("ugc.cli").debug("ugc %s failed", args.command, exc_info=error)
-        if _no_such_table(error):  # the commands that only read (verify, history, events) do not migrate
-            print(
-                f"ugc: {args.command}: the database of UGC_DATABASE_URL has no UGC Market tables "
-                "(a wrong database, or one not migrated yet: ugc migrate)",
-                file=sys.stderr,
-            )
-            return 2
+        if _no_such_table(error):  # a table of a later version than the database's
+            return _not_migrated(args.command)
         print(f"ugc: {args.command} failed: {_describe(error)}", file=sys.stderr)
         return 1
+
+
+def _migrated(settings: Settings, command: str) -> bool:
+    from readmodels.schema import is_migrated
+    from ugc.platform.database import until_reachable
+
+    return until_reachable(lambda: is_migrated(settings.database_url), what=command)
+
+
+def _not_migrated(command: str) -> int:
+    print(
+        f"ugc: {command}: the database of UGC_DATABASE_URL has no UGC Market tables "
+        "(a wrong database, or one not migrated yet: ugc migrate)",
+        file=sys.stderr,
+    )
+    return 2
 
 
 def _no_such_table(error: BaseException | None) -> bool:
@@ -220,7 +236,6 @@ def _projections(settings: Settings, args: argparse.Namespace) -> int:
     from ugc.platform.database import Database
     from ugc.platform.store import EventStores
 
-    _migrate(settings, quiet=True)
     db = Database(settings.database_url)
     stores = EventStores(settings.database_url)
     try:
@@ -431,7 +446,6 @@ def _rebuild(settings: Settings, names: Sequence[str]) -> int:
     from ugc.platform.database import Database
     from ugc.platform.store import EventStores
 
-    _migrate(settings, quiet=True)
     db = Database(settings.database_url)
     stores = EventStores(settings.database_url)
     try:
@@ -519,7 +533,6 @@ def _checkpoint(settings: Settings) -> int:
     from ugc.platform.checkpoints import write_checkpoint
     from ugc.platform.store import EventStores
 
-    _migrate(settings, quiet=True)
     stores = EventStores(settings.database_url)
     try:
         path = write_checkpoint(settings.audit_dir, settings.audit_key, stores.chain_heads(), datetime.now(UTC))
@@ -759,7 +772,6 @@ def _users(settings: Settings, args: argparse.Namespace) -> int:
     from ugc.wiring import password_hasher
 
     action: str = args.user_command
-    _migrate(settings, quiet=True)
     if action == "list":
         return _list_users(settings)
     password = _read_password() if action == "create" else ""
