@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import sqlite3
 import subprocess
 import sys
@@ -101,6 +102,20 @@ def test_output_into_a_pipe_whose_reader_left_is_no_failure(env: dict[str, str])
         timeout=120,
     )
     assert "failed" not in done.stderr and "Broken pipe" not in done.stderr, done.stderr
+
+
+def test_projections_status_json_is_json_for_a_lease_never_held(backend: str, tmp_path: Path) -> None:
+    """No runner ever held a lease here: how long each has been unheld is unknown, null (not Infinity,
+    which no JSON parser but Python's takes)."""
+
+    def no_constants(name: str) -> None:
+        raise AssertionError(f"{name} is no JSON")
+
+    with fresh_database(backend, tmp_path, migrated=True) as url:
+        done = ugc(environment(backend, url, tmp_path), "projections", "status", "--json")
+    assert done.returncode == 0, done.stderr
+    states = json.loads(done.stdout, parse_constant=no_constants)
+    assert states and all(s["holder"] is None and s["unheld_for"] is None for s in states), states
 
 
 def test_production_refuses_to_serve_on_sqlite_in_one_line(tmp_path: Path) -> None:

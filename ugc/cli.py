@@ -228,6 +228,7 @@ def _add_projections_parser(commands: Any) -> None:
 def _projections(settings: Settings, args: argparse.Namespace) -> int:
     import dataclasses
     import json
+    import math
 
     from projections import operations
     from projections.registry import all_projections
@@ -244,7 +245,10 @@ def _projections(settings: Settings, args: argparse.Namespace) -> int:
         if args.projections_command == "status":
             states = operations.status(db, stores)
             if args.json:
-                print(json.dumps([dataclasses.asdict(s) for s in states], default=str))
+                # A time never known (a lease never held, an event that does not decode) is null: JSON
+                # has no Infinity, and json.dumps would write it all the same.
+                rows = [{k: None if v == math.inf else v for k, v in dataclasses.asdict(s).items()} for s in states]
+                print(json.dumps(rows, default=str, allow_nan=False))
             else:
                 print(operations.render(states))
             return 0
