@@ -2,17 +2,21 @@
 
 Everything goes through the same command handlers as the API, so the demo is ordinary events.
 It runs once per database: a claim saved last marks it done, and a second run adds nothing. Runs
-go one at a time (a lock across processes), so two started at once do not both add it. Users are
-found or created one by one, so a run that stopped half-way can be finished by another.
+go one at a time (a lock across processes), so two started at once do not both add it. A run that
+stopped half-way (Ctrl-C, a crash) is finished by the next one, which adds only what is missing:
+users and creator profiles are found by name, and every service, order and message is made under
+an id noted before it is made (`_noted`), so the next run finds it, or makes it under that id.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
+from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.application import AggregateNotFoundError, Application
 
 from commands.accounts import AccountCommands, Register
 from commands.creators import CreatorCommands
@@ -21,10 +25,13 @@ from commands.orders import OrderCommands
 from commands.services import OfferService, ServiceCommands
 from ugc.claims import Claim
 from ugc.clock import Clock
+from ugc.creators import creator_profile_id
 from ugc.ids import claim_id
+from ugc.messaging import message_id
+from ugc.orders import Order, order_id
 from ugc.platform.database import Database
 from ugc.platform.store import EventStores
-from ugc.services import OptionDraft
+from ugc.services import OptionDraft, service_id
 
 DEMO_PASSWORD = "demo-password-1"
 _DONE = ("demo_seed", "v1")
@@ -76,7 +83,7 @@ def seed_demo(c: DemoCommands) -> bool:
 def _seed(c: DemoCommands) -> None:
     ids = {user.username: _user(c, user) for user in (*CREATORS, *CLIENTS)}
     for creator in CREATORS:
-        if not _claimed(c.stores, "demo_creator", creator.username):
+        if not _exists(c.stores.accounts, creator_profile_id(ids[creator.username])):
             c.creators.create_profile(
                 ids[creator.username],
                 specialization=creator.specialization,
@@ -84,11 +91,18 @@ def _seed(c: DemoCommands) -> None:
                 portfolio_link="",
                 social_links={},
             )
-            _claim(c, "demo_creator", creator.username, ids[creator.username])
     video, photo, design = (_category(c.stores, slug) for slug in ("video", "photo", "design"))
     anna, ivan, maria = (ids[u.username] for u in CREATORS)
     olga, petr = (ids[u.username] for u in CLIENTS)
-    unboxing, _ = c.services.offer(
+
+    def offer(key: str, creator: int, service: OfferService) -> int:
+        number = _noted(c, "service", key)
+        if not _exists(c.stores.catalog, service_id(number)):
+            c.services.offer(creator, service, number=number)
+        return number
+
+    unboxing = offer(
+        "unboxing",
         anna,
         OfferService(
             title="Видеообзор товара для маркетплейса",
@@ -103,7 +117,8 @@ def _seed(c: DemoCommands) -> None:
             tags=("видео", "обзор"),
         ),
     )
-    shoot, _ = c.services.offer(
+    shoot = offer(
+        "shoot",
         ivan,
         OfferService(
             title="Предметная съёмка: 10 кадров",
@@ -116,7 +131,8 @@ def _seed(c: DemoCommands) -> None:
             allows_modifications=False,
         ),
     )
-    cover, _ = c.services.offer(
+    cover = offer(
+        "cover",
         maria,
         OfferService(
             title="Обложка для YouTube",
@@ -131,39 +147,91 @@ def _seed(c: DemoCommands) -> None:
     due = c.clock.now().date() + timedelta(days=10)
     o = c.orders
 
-    def place(buyer: int, service: int, text: str) -> int:
-        return o.place(buyer, service, text, due, []).order.number
+    def order(key: str, buyer: int, service: int, text: str, *steps: Callable[[int], object]) -> None:
+        """Place the order noted as `key` unless it is there, then take the steps it has not taken
+        yet: each step records one event of the order, so its version tells how many it took."""
+        number = _noted(c, "order", key)
+        if not _exists(c.stores.orders, order_id(number)):
+            o.place(buyer, service, text, due, [], number=number)
+        placed: Order = c.stores.orders.repository.get(order_id(number))
+        for step in steps[placed.version - 1 :]:
+            step(number)
 
-    place(olga, unboxing, "Обзор беспроводных наушников, акцент на шумоподавлении.")  # pending
-    working = place(petr, shoot, "Кружки из новой коллекции, 4 цвета.")
-    o.accept(working, ivan)  # in_progress
-    delivered = place(olga, cover, "Обложка для ролика про путешествие в Карелию.")
-    o.accept(delivered, maria)
-    o.deliver(delivered, maria, "Два варианта обложки — ссылка на исходники в сообщении.", [])  # delivered
-    revised = place(petr, unboxing, "Распаковка настольной игры.")
-    o.accept(revised, anna)
-    o.deliver(revised, anna, "Готово, смотрите черновой монтаж.", [])
-    o.request_revision(revised, petr, "Добавьте, пожалуйста, крупный план компонентов.")  # in_progress again
-    for buyer, service, seller, rating, review in (
-        (olga, shoot, ivan, 5, "Отличные кадры, всё в срок."),
-        (petr, cover, maria, 4, "Хорошо, но хотелось бы больше вариантов шрифта."),
-        (petr, unboxing, anna, 5, "Живое видео, зрителям понравилось."),
+    order("pending", olga, unboxing, "Обзор беспроводных наушников, акцент на шумоподавлении.")
+    order("in_progress", petr, shoot, "Кружки из новой коллекции, 4 цвета.", lambda n: o.accept(n, ivan))
+    order(
+        "delivered",
+        olga,
+        cover,
+        "Обложка для ролика про путешествие в Карелию.",
+        lambda n: o.accept(n, maria),
+        lambda n: o.deliver(n, maria, "Два варианта обложки — ссылка на исходники в сообщении.", []),
+    )
+    order(
+        "revised",  # in_progress again
+        petr,
+        unboxing,
+        "Распаковка настольной игры.",
+        lambda n: o.accept(n, anna),
+        lambda n: o.deliver(n, anna, "Готово, смотрите черновой монтаж.", []),
+        lambda n: o.request_revision(n, petr, "Добавьте, пожалуйста, крупный план компонентов."),
+    )
+    for key, buyer, service, seller, rating, review in (
+        ("completed_shoot", olga, shoot, ivan, 5, "Отличные кадры, всё в срок."),
+        ("completed_cover", petr, cover, maria, 4, "Хорошо, но хотелось бы больше вариантов шрифта."),
+        ("completed_unboxing", petr, unboxing, anna, 5, "Живое видео, зрителям понравилось."),
     ):
-        done = place(buyer, service, "Повторный заказ по прошлому брифу.")
-        o.accept(done, seller)
-        o.deliver(done, seller, "Готово.", [])
-        o.approve(done, buyer)
-        o.review(done, buyer, rating, review)  # completed, reviewed
-    cancelled = place(olga, cover, "Баннер для распродажи.")
-    o.cancel(cancelled, olga, "Распродажу перенесли.")  # cancelled
-    chat = c.messaging.start_conversation(olga, anna).conversation_id
-    for sender, text in (
-        (olga, "Здравствуйте! Можно снять обзор к пятнице?"),
-        (anna, "Добрый день! Да, успеваю. Пришлите, пожалуйста, товар до среды."),
-        (olga, "Отлично, отправила курьером."),
+        order(
+            key,
+            buyer,
+            service,
+            "Повторный заказ по прошлому брифу.",
+            *_completed(o, buyer, seller, rating, review),
+        )
+    order("cancelled", olga, cover, "Баннер для распродажи.", lambda n: o.cancel(n, olga, "Распродажу перенесли."))
+    chat = c.messaging.start_conversation(olga, anna).conversation_id  # the pair's one conversation
+    for index, (sender, text) in enumerate(
+        (
+            (olga, "Здравствуйте! Можно снять обзор к пятнице?"),
+            (anna, "Добрый день! Да, успеваю. Пришлите, пожалуйста, товар до среды."),
+            (olga, "Отлично, отправила курьером."),
+        )
     ):
-        c.messaging.send_message(chat, sender, text)
+        number = _noted(c, "message", str(index))
+        if not _exists(c.stores.messaging, message_id(number)):
+            c.messaging.send_message(chat, sender, text, number=number)
     _claim(c, *_DONE, 0)
+
+
+def _completed(o: OrderCommands, buyer: int, seller: int, rating: int, review: str) -> list[Callable[[int], object]]:
+    """The steps from placed to completed and reviewed."""
+    return [
+        lambda n: o.accept(n, seller),
+        lambda n: o.deliver(n, seller, "Готово.", []),
+        lambda n: o.approve(n, buyer),
+        lambda n: o.review(n, buyer, rating, review),
+    ]
+
+
+def _noted(c: DemoCommands, kind: str, key: str) -> int:
+    """The public id of the demo's `kind` item `key`: drawn and noted (a claim) by the first run
+    that reaches it, before the item is made, so a run after an interruption anywhere makes it
+    under that id or finds it made."""
+    try:
+        noted: Claim = c.stores.accounts.repository.get(claim_id(f"demo_{kind}", key))
+    except AggregateNotFoundError:
+        number = c.db.next_number(kind)
+        _claim(c, f"demo_{kind}", key, number)
+        return number
+    return noted.owner_number
+
+
+def _exists(app: Application[UUID], aggregate: UUID) -> bool:
+    try:
+        app.repository.get(aggregate)
+    except AggregateNotFoundError:
+        return False
+    return True
 
 
 def _user(c: DemoCommands, user: DemoUser) -> int:
@@ -181,11 +249,7 @@ def _category(stores: EventStores, slug: str) -> int:
 
 
 def _claimed(stores: EventStores, kind: str, value: str) -> bool:
-    try:
-        stores.accounts.repository.get(claim_id(kind, value))
-    except AggregateNotFoundError:
-        return False
-    return True
+    return _exists(stores.accounts, claim_id(kind, value))
 
 
 def _claim(c: DemoCommands, kind: str, value: str, owner: int) -> None:

@@ -85,11 +85,12 @@ class MessagingCommands:
             return existing
         return Started(conversation_id=number, created=True, positions=positions)
 
-    def send_message(self, conversation: int, sender: int, text: str) -> Sent:
-        """Append one message: loads the conversation's single event, never its messages."""
+    def send_message(self, conversation: int, sender: int, text: str, *, number: int | None = None) -> Sent:
+        """Append one message: loads the conversation's single event, never its messages. `number`:
+        a message id drawn beforehand (`ugc seed --demo`), a fresh one otherwise."""
         message_text(text)  # a bad text is refused before anything is looked up (422 before 404)
         started = self._conversation(conversation)
-        number = self.db.next_number("message")
+        number = number or self.db.next_number("message")
         message = started.send(number=number, sender=sender, text=text, at=self.clock.now())
         return Sent(message_id=number, positions=save(self.app, message))
 

@@ -106,19 +106,27 @@ class OrderCommands:
         return self._seen.arriving(order)
 
     def place(
-        self, buyer_id: int, service_id: int, requirements: str, delivery_date: date, option_ids: list[int]
+        self,
+        buyer_id: int,
+        service_id: int,
+        requirements: str,
+        delivery_date: date,
+        option_ids: list[int],
+        *,
+        number: int | None = None,
     ) -> Placed:
         """Fix the service's terms (title, prices, chosen options) into a new order.
 
         Decided in a group with the orders placed at the same time (`GroupCommit`): one query
         reads the order numbers and the heads of the logs the buyer and the service live in.
+        `number`: an order number drawn beforehand (`ugc seed --demo`), used instead of the group's.
         """
         at = self.clock.now()
         if delivery_date < at.date():
             raise InvalidField("delivery_date", "past_delivery_date")
 
         def decide(prepared: tuple[ReadOnlyView, int]) -> Order:
-            now, number = prepared
+            now, drawn = prepared
             try:
                 buyer: User = now.get(Accounts.name, aggregate_id("user", buyer_id))
             except AggregateNotFoundError:
@@ -143,7 +151,7 @@ class OrderCommands:
             ]
             price = Decimal(service.base_price)
             return Order.place(
-                number=number,
+                number=number or drawn,
                 buyer=buyer_id,
                 buyer_username=buyer.username,
                 creator=service.creator_user_number,

@@ -45,14 +45,17 @@ class ServiceCommands:
         self.db = db
         self.clock = clock
 
-    def offer(self, user_id: int, command: OfferService) -> tuple[int, Positions]:
-        """Create a service for the user's creator profile; its public id and where its event landed."""
+    def offer(self, user_id: int, command: OfferService, *, number: int | None = None) -> tuple[int, Positions]:
+        """Create a service for the user's creator profile; its public id and where its event landed.
+
+        `number`: a public id drawn beforehand (`ugc seed --demo`, which notes it first so that a
+        run that stopped half-way finds what it made); a fresh one otherwise."""
         tags = normalise_tags(command.tags)
         priced_options(command.options, (), range(len(command.options)))  # refuse bad options before drawing ids
         self._check_category(command.category_id)
         profile = self._creator_profile(user_id)
         user: User = self.accounts.repository.get(aggregate_id("user", user_id))
-        number = self.db.next_number("service")
+        number = number or self.db.next_number("service")
         option_ids = self.db.next_numbers("service_option", len(command.options))
         service = Service(
             number=number,
