@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import getpass
+import ipaddress
 import os
 import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
+from email.utils import getaddresses
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -122,7 +124,7 @@ class Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
-        var_dir = Path(env.get("UGC_VAR_DIR", "var"))
+        var_dir = Path(env.get("UGC_VAR_DIR", "") or "var")  # empty: the default, not the working directory
         mode = env.get("UGC_ENV", "development")
         if mode not in ("development", "production"):
             raise ConfigError(f"UGC_ENV must be 'development' or 'production', not {mode!r}")
@@ -158,11 +160,11 @@ class Settings:
             redis_url=_redis_url(env.get("UGC_REDIS_URL") or None),
             secret_key=secret,
             env=mode,
-            public_url=(env.get("UGC_PUBLIC_URL") or public_url_for("127.0.0.1", DEFAULT_PORT)).rstrip("/"),
-            smtp_url=env.get("UGC_SMTP_URL") or None,
-            mail_from=env.get("UGC_MAIL_FROM", "noreply@ugc.local"),
+            public_url=_public_url(env.get("UGC_PUBLIC_URL") or public_url_for("127.0.0.1", DEFAULT_PORT)),
+            smtp_url=_smtp_url(env.get("UGC_SMTP_URL") or None),
+            mail_from=_mail_from(env.get("UGC_MAIL_FROM", "") or "noreply@ugc.local"),
             var_dir=var_dir,
-            media_dir=Path(env.get("UGC_MEDIA_DIR", str(var_dir / "media"))),
+            media_dir=Path(env.get("UGC_MEDIA_DIR", "") or var_dir / "media"),
             max_upload_bytes=_int(env, "UGC_MAX_UPLOAD_BYTES", 26214400),
             upload_quota_bytes=_int(env, "UGC_UPLOAD_QUOTA_BYTES", 1 << 30),
             access_token_ttl=_int(env, "UGC_ACCESS_TOKEN_TTL", 900),
@@ -175,7 +177,7 @@ class Settings:
             argon2_memory_kib=_int(env, "UGC_ARGON2_MEMORY_KIB", 65536, at_least=8, at_most=4 * 1024 * 1024),
             access_log=_bool(env, "UGC_ACCESS_LOG", False),
             log_format=log_format,
-            forwarded_allow_ips=env.get("UGC_FORWARDED_ALLOW_IPS", "127.0.0.1,::1").strip(),
+            forwarded_allow_ips=_proxies(env.get("UGC_FORWARDED_ALLOW_IPS", "127.0.0.1,::1").strip()),
             projection_max_attempts=_int(env, "UGC_PROJECTION_MAX_ATTEMPTS", 5),
             ready_max_lag=_int(env, "UGC_READY_MAX_LAG", 30),
             idempotency_in_flight=_int(env, "UGC_IDEMPOTENCY_IN_FLIGHT", 30),
@@ -187,7 +189,7 @@ class Settings:
             read_your_writes_timeout=_seconds(env, "UGC_READ_YOUR_WRITES_TIMEOUT", 2.0),
             ws_send_timeout=_seconds(env, "UGC_WS_SEND_TIMEOUT", 30.0),
             ws_max_per_user=_int(env, "UGC_WS_MAX_PER_USER", 32),
-            peer_timeout=_seconds(env, "UGC_PEER_TIMEOUT", 120.0),
+            peer_timeout=_peer_timeout(_seconds(env, "UGC_PEER_TIMEOUT", 120.0)),
             metrics_token=env.get("UGC_METRICS_TOKEN", "").strip(),
         )
 
@@ -196,6 +198,62 @@ def _redis_url(url: str | None) -> str | None:
     if url is not None and urlsplit(url).scheme not in ("redis", "rediss", "unix"):
         raise ConfigError(f"UGC_REDIS_URL must be redis://host:port/db (or rediss://, unix://), not {url!r}")
     return url
+
+
+def _public_url(url: str) -> str:
+    """Where browsers and mail links reach the API: an http(s) URL with a host."""
+    if not _has_host(url, ("http", "https")):
+        raise ConfigError(f"UGC_PUBLIC_URL must be http(s)://host[:port][/path], not {url!r}")
+    return url.rstrip("/")
+
+
+def _smtp_url(url: str | None) -> str | None:
+    if url is not None and not _has_host(url, ("smtp", "smtps")):
+        raise ConfigError(f"UGC_SMTP_URL must be smtp://[user:pass@]host[:port] (or smtps://), not {url!r}")
+    return url
+
+
+def _has_host(url: str, schemes: tuple[str, ...]) -> bool:
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # ValueError: a port that is no number from 0 to 65535
+    except ValueError:
+        return False
+    return parts.scheme in schemes and bool(parts.hostname) and port != 0 and not any(ch.isspace() for ch in url)
+
+
+def _mail_from(sender: str) -> str:
+    """The mails' From: an address, with a display name or without (`UGC Market <noreply@host>`)."""
+    addresses = getaddresses([sender])
+    local, _, domain = addresses[0][1].rpartition("@")
+    if len(addresses) != 1 or not local or not domain or any(ch.isspace() for ch in addresses[0][1]):
+        raise ConfigError(f"UGC_MAIL_FROM must be an e-mail address such as noreply@example.com, not {sender!r}")
+    return sender
+
+
+def _proxies(allowed: str) -> str:
+    """uvicorn's --forwarded-allow-ips: an entry that is no address or network would be compared as
+    text with the peer's address, and so never match (127.0.0.0/33, a host name)."""
+    if allowed == "*":
+        return allowed
+    for entry in filter(None, (item.strip() for item in allowed.split(","))):
+        try:
+            ipaddress.ip_network(entry) if "/" in entry else ipaddress.ip_address(entry)
+        except ValueError:
+            raise ConfigError(
+                f"UGC_FORWARDED_ALLOW_IPS: {entry!r} is no IP address or network (CIDR), e.g. 10.0.0.0/8"
+            ) from None
+    return allowed
+
+
+# TCP_USER_TIMEOUT takes milliseconds in a C int: a longer timeout cannot be set (setsockopt refuses it).
+MAX_PEER_TIMEOUT = (2**31 - 1) // 1000
+
+
+def _peer_timeout(seconds: float) -> float:
+    if seconds > MAX_PEER_TIMEOUT:
+        raise ConfigError(f"UGC_PEER_TIMEOUT must be at most {MAX_PEER_TIMEOUT} seconds (24 days)")
+    return seconds
 
 
 def _default_database_url(var_dir: Path) -> str:

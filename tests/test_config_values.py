@@ -1,0 +1,72 @@
+"""Settings whose values must have a form to work: a URL, an address, a network, a bound. Each bad
+one is refused at start, by name, instead of a server that starts and fails later (mail deferred
+for ever, a proxy never trusted, a socket option refused), and an empty one is the default."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.servers import run_ugc
+from ugc.config import ConfigError, Settings
+
+
+def settings(tmp_path: Path, **env: str) -> Settings:
+    return Settings.from_env({"UGC_VAR_DIR": str(tmp_path)} | env)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("UGC_PUBLIC_URL", "ftp://market.example", "UGC_PUBLIC_URL must be http(s)://host"),
+        ("UGC_PUBLIC_URL", "not a url", "UGC_PUBLIC_URL must be http(s)://host"),
+        ("UGC_PUBLIC_URL", "https://", "UGC_PUBLIC_URL must be http(s)://host"),
+        ("UGC_PUBLIC_URL", "http://market.example:99999", "UGC_PUBLIC_URL must be http(s)://host"),
+        ("UGC_SMTP_URL", "http://mail:25", "UGC_SMTP_URL must be smtp://"),
+        ("UGC_SMTP_URL", "garbage", "UGC_SMTP_URL must be smtp://"),
+        ("UGC_SMTP_URL", "smtp://mail:notaport", "UGC_SMTP_URL must be smtp://"),
+        ("UGC_MAIL_FROM", "noreply", "UGC_MAIL_FROM must be an e-mail address"),
+        ("UGC_MAIL_FROM", "a@example.com, b@example.com", "UGC_MAIL_FROM must be an e-mail address"),
+        ("UGC_FORWARDED_ALLOW_IPS", "127.0.0.0/33", "UGC_FORWARDED_ALLOW_IPS: '127.0.0.0/33' is no IP address"),
+        ("UGC_FORWARDED_ALLOW_IPS", "10.0.0.1, proxy.local", "UGC_FORWARDED_ALLOW_IPS: 'proxy.local' is no IP"),
+        ("UGC_PEER_TIMEOUT", "2147484", "UGC_PEER_TIMEOUT must be at most 2147483 seconds"),
+    ],
+)
+def test_a_value_of_no_usable_form_is_refused_by_name(tmp_path: Path, name: str, value: str, message: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        settings(tmp_path, **{name: value})
+    assert str(refused.value).startswith(message) and "\n" not in str(refused.value)
+
+
+def test_usable_values_are_kept(tmp_path: Path) -> None:
+    found = settings(
+        tmp_path,
+        UGC_PUBLIC_URL="https://market.example:8443/ugc/",
+        UGC_SMTP_URL="smtps://robot:s3cret@[::1]:465",
+        UGC_MAIL_FROM="UGC Market <noreply@market.example>",
+        UGC_FORWARDED_ALLOW_IPS="10.0.0.0/8, 192.168.1.7,::1, fd00::/8",
+        UGC_PEER_TIMEOUT="2147483",
+    )
+    assert found.public_url == "https://market.example:8443/ugc"
+    assert found.smtp_url == "smtps://robot:s3cret@[::1]:465"
+    assert found.mail_from == "UGC Market <noreply@market.example>"
+    assert found.forwarded_allow_ips == "10.0.0.0/8, 192.168.1.7,::1, fd00::/8"
+    assert found.peer_timeout == 2147483
+    assert settings(tmp_path, UGC_FORWARDED_ALLOW_IPS="*").forwarded_allow_ips == "*"  # anyone
+    assert settings(tmp_path, UGC_FORWARDED_ALLOW_IPS="").forwarded_allow_ips == ""  # no one
+
+
+def test_an_empty_value_is_the_default_not_the_working_directory(tmp_path: Path) -> None:
+    keys = {"UGC_SECRET_KEY": "s" * 40, "UGC_AUDIT_KEY": "a" * 40}  # none made in ./var for the test
+    found = Settings.from_env(keys | {"UGC_VAR_DIR": "", "UGC_MEDIA_DIR": "", "UGC_MAIL_FROM": ""})
+    assert (found.var_dir, found.media_dir, found.mail_from) == (Path("var"), Path("var/media"), "noreply@ugc.local")
+    assert settings(tmp_path, UGC_MEDIA_DIR="").media_dir == tmp_path / "media"
+
+
+def test_the_cli_says_it_in_one_line_and_exits_2(tmp_path: Path) -> None:
+    done = run_ugc({"UGC_VAR_DIR": str(tmp_path), "UGC_SMTP_URL": "http://mail:25"}, "migrate")
+    assert done.returncode == 2 and done.stdout == "", done
+    assert done.stderr.strip().splitlines() == [
+        "ugc: UGC_SMTP_URL must be smtp://[user:pass@]host[:port] (or smtps://), not 'http://mail:25'"
+    ]
