@@ -101,3 +101,26 @@ def test_a_refused_password_or_host_is_no_outage(error: psycopg.OperationalError
 )
 def test_a_database_restarting_or_full_is_an_outage_to_wait_for(error: psycopg.OperationalError) -> None:
     assert not absent(error)
+
+
+def test_a_projector_without_a_public_url_says_where_its_mails_link(tmp_path: Path) -> None:
+    """With external projections `ugc project` sends the verification mails, and it serves no port
+    to take UGC_PUBLIC_URL's default from: its links went to port 8000, whatever the API's was."""
+    log_path = tmp_path / "project.log"
+    env = {"UGC_VAR_DIR": str(tmp_path), "UGC_PROJECTIONS": "external"}
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "ugc.cli", "project"],
+            env=server_environment(env),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while "UGC_PUBLIC_URL is not set" not in log_path.read_text():
+            assert process.poll() is None and time.monotonic() < deadline, log_path.read_text()
+            time.sleep(0.1)
+        assert "link to http://127.0.0.1:8000" in log_path.read_text()
+    finally:
+        end_process(process)

@@ -421,6 +421,10 @@ def _project(settings: Settings, only: Sequence[str] | None) -> int:
     from ugc.platform.store import EventStores
     from ugc.wiring import projection_runner
 
+    if not os.environ.get("UGC_PUBLIC_URL") and (not only or "verification_mail" in only):
+        logging.getLogger("ugc.project").warning(
+            "UGC_PUBLIC_URL is not set: the verification mails this process sends link to %s", settings.public_url
+        )
     _migrate(settings, await_creation=True)  # a deployment's init may be making the database
     stores = until_reachable(lambda: EventStores(settings.database_url), what="project", await_creation=True)
     db = Database(settings.database_url)
