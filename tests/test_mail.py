@@ -79,7 +79,9 @@ def test_the_final_reply_is_awaited_longer_than_the_commands_and_the_mail_sent_o
     mailer = Mailer(smtp_url=f"smtp://127.0.0.1:{port}", outbox_dir=tmp_path, sender="n@ugc.test", command_timeout=0.5)
     with caplog.at_level(logging.WARNING, logger="projections.mail"):
         mailer.send(to="a@example.com", subject="Тема", body="текст", message_key="slow")
-    assert len(handler.received) == 1 and not caplog.records  # its 250 was heard
+    # Its 250 was heard: no warning (a retry) was logged. The SMTP server's own INFO lines can reach
+    # caplog too, wherever an earlier test on this worker let the root logger take INFO.
+    assert len(handler.received) == 1 and not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
 
 def test_a_mail_whose_final_reply_never_comes_is_counted_as_sent_not_sent_again(
