@@ -6,11 +6,26 @@ from pathlib import Path
 
 import pytest
 
+from tests.backends import environment
+from tests.conftest import Api, new_client
+from ugc.clock import MovableClock
 from ugc.config import ConfigError, Settings, public_url_for
 
 # Keys as `openssl rand -hex 32` makes them (a production key must look random).
 SECRET = "9f4c2b7e1a8d3f6c0b5e9a2d7c4f1e8b3a6d0c9f2e5b8a1d4c7f0e3b6a9d2c5f"
 AUDIT = "3e7a0d4c8f1b5e9a2c6f0d3b7e1a4c8f2b5d9e0a3c7f1b4e8d2a6c9f0b3e7d1a"
+
+
+TEN_YEARS = 3650 * 86400  # the longest a time setting may be (ugc.config.MAX_SECONDS)
+TIME_SETTINGS = [
+    "UGC_ACCESS_TOKEN_TTL",
+    "UGC_REFRESH_TOKEN_TTL",
+    "UGC_VERIFICATION_TOKEN_TTL",
+    "UGC_IDEMPOTENCY_IN_FLIGHT",
+    "UGC_READY_MAX_LAG",
+    "UGC_KEEP_ALIVE",
+    "UGC_AUDIT_CHECKPOINT_INTERVAL",
+]
 
 
 def settings(tmp_path: Path, **env: str) -> Settings:
@@ -41,6 +56,12 @@ def test_the_access_log_is_switched_by_a_boolean(tmp_path: Path, raw: str, expec
         ({"UGC_ARGON2_MEMORY_KIB": "4"}, "UGC_ARGON2_MEMORY_KIB must be a whole number from 8 to"),
         ({"UGC_ARGON2_TIME_COST": "9" * 20}, "UGC_ARGON2_TIME_COST must be a whole number from 1 to 100"),
         ({"UGC_KEEP_ALIVE": "-5"}, "UGC_KEEP_ALIVE must be a whole number"),
+        # ~12,700 years: a token's expiry or a cut-off past year 9999 made every sign-in or keyed request 500.
+        *(({name: "400000000000"}, f"{name} must be a whole number from 1 to 315360000") for name in TIME_SETTINGS),
+        # TCP_USER_TIMEOUT is an int of milliseconds: past 2**31 - 1 `ugc serve` died at its socket.
+        ({"UGC_PEER_TIMEOUT": "2147484"}, "UGC_PEER_TIMEOUT must be a positive number of seconds up to 2147483"),
+        ({"UGC_CLIENT_TIMEOUT": "1e300"}, "UGC_CLIENT_TIMEOUT must be a positive number of seconds up to 315360000"),
+        ({"UGC_WS_SEND_TIMEOUT": "nan"}, "UGC_WS_SEND_TIMEOUT must be a positive number of seconds"),
         ({"UGC_REDIS_URL": "notaurl"}, "UGC_REDIS_URL must be redis://"),
         ({"UGC_ENV": "staging"}, "UGC_ENV must be 'development' or 'production'"),
         ({"UGC_PROJECTIONS": "sideways"}, "UGC_PROJECTIONS must be 'inline' or 'external'"),
@@ -158,3 +179,19 @@ def test_the_upload_quota_is_a_gibibyte_unless_configured(tmp_path: Path) -> Non
     assert settings(tmp_path, UGC_UPLOAD_QUOTA_BYTES="5000000").upload_quota_bytes == 5_000_000
     with pytest.raises(ConfigError, match="UGC_UPLOAD_QUOTA_BYTES must be a whole number"):
         settings(tmp_path, UGC_UPLOAD_QUOTA_BYTES="1 GiB")
+
+
+def test_the_longest_times_accepted_still_sign_in_and_replay_keyed_requests(
+    backend: str, database_url: str, var_dir: Path, clock: MovableClock
+) -> None:
+    ten_years = {name: str(TEN_YEARS) for name in TIME_SETTINGS}
+    longest = Settings.from_env(environment(backend, database_url, var_dir) | ten_years)
+    with new_client(longest, clock) as client:
+        api = Api(client, longest)
+        user = api.verified_user()  # a verification token, an access and a refresh token ten years long
+        refreshed = client.post("/api/auth/token/refresh/", json={"refresh": user["refresh"]})
+        assert refreshed.status_code == 200, refreshed.text
+        keyed = user["headers"] | {"Idempotency-Key": "ten-years"}
+        first = client.post("/api/v1/notifications/mark-all-read/", headers=keyed)
+        again = client.post("/api/v1/notifications/mark-all-read/", headers=keyed)
+    assert first.status_code == again.status_code == 200 and first.json() == again.json()

@@ -26,6 +26,13 @@ _PLACEHOLDER_SECRET = re.compile(
 MIN_KEY_LENGTH = 32
 MIN_KEY_CHARACTERS = 10  # distinct characters: 40 spaces or "aaaa…" are no key
 
+# The longest a time setting may be, in seconds: ten years, as UGC_AUTO_COMPLETE_DAYS's 3650 days. A
+# token's expiry or a cut-off `now -` it then stays far inside datetime's years 1 to 9999, where 2**62
+# seconds raised OverflowError on every sign-in or keyed request; threading's waits hold up to ~292 years.
+MAX_SECONDS = 3650 * 86400
+# The kernel takes TCP_USER_TIMEOUT as an int of milliseconds: UGC_PEER_TIMEOUT's ceiling (~24.8 days).
+MAX_PEER_TIMEOUT = (2**31 - 1) // 1000
+
 
 def _weak_key(key: str) -> bool:
     """Whether a production key is plainly not random: short, of few characters, or a placeholder."""
@@ -167,10 +174,10 @@ class Settings:
             media_dir=Path(env.get("UGC_MEDIA_DIR", "") or var_dir / "media"),
             max_upload_bytes=_int(env, "UGC_MAX_UPLOAD_BYTES", 26214400),
             upload_quota_bytes=_int(env, "UGC_UPLOAD_QUOTA_BYTES", 1 << 30),
-            access_token_ttl=_int(env, "UGC_ACCESS_TOKEN_TTL", 900),
-            refresh_token_ttl=_int(env, "UGC_REFRESH_TOKEN_TTL", 1209600),
+            access_token_ttl=_int(env, "UGC_ACCESS_TOKEN_TTL", 900, at_most=MAX_SECONDS),
+            refresh_token_ttl=_int(env, "UGC_REFRESH_TOKEN_TTL", 1209600, at_most=MAX_SECONDS),
             projections=projections,
-            verification_token_ttl=_int(env, "UGC_VERIFICATION_TOKEN_TTL", 86400),
+            verification_token_ttl=_int(env, "UGC_VERIFICATION_TOKEN_TTL", 86400, at_most=MAX_SECONDS),
             # Bounds where a value past them cannot work: dates end in 9999; argon2 wants 8 KiB per lane.
             auto_complete_days=_int(env, "UGC_AUTO_COMPLETE_DAYS", 3, at_most=3650),
             argon2_time_cost=_int(env, "UGC_ARGON2_TIME_COST", 3, at_most=100),
@@ -179,17 +186,17 @@ class Settings:
             log_format=log_format,
             forwarded_allow_ips=_proxies(env.get("UGC_FORWARDED_ALLOW_IPS", "127.0.0.1,::1").strip()),
             projection_max_attempts=_int(env, "UGC_PROJECTION_MAX_ATTEMPTS", 5),
-            ready_max_lag=_int(env, "UGC_READY_MAX_LAG", 30),
-            idempotency_in_flight=_int(env, "UGC_IDEMPOTENCY_IN_FLIGHT", 30),
-            keep_alive=_int(env, "UGC_KEEP_ALIVE", 75),
+            ready_max_lag=_int(env, "UGC_READY_MAX_LAG", 30, at_most=MAX_SECONDS),
+            idempotency_in_flight=_int(env, "UGC_IDEMPOTENCY_IN_FLIGHT", 30, at_most=MAX_SECONDS),
+            keep_alive=_int(env, "UGC_KEEP_ALIVE", 75, at_most=MAX_SECONDS),
             client_timeout=_seconds(env, "UGC_CLIENT_TIMEOUT", 30.0),
             audit_key=audit_key,
             audit_dir=Path(env.get("UGC_AUDIT_DIR", "") or var_dir / "audit"),
-            audit_checkpoint_interval=_int(env, "UGC_AUDIT_CHECKPOINT_INTERVAL", 3600),
+            audit_checkpoint_interval=_int(env, "UGC_AUDIT_CHECKPOINT_INTERVAL", 3600, at_most=MAX_SECONDS),
             read_your_writes_timeout=_seconds(env, "UGC_READ_YOUR_WRITES_TIMEOUT", 2.0),
             ws_send_timeout=_seconds(env, "UGC_WS_SEND_TIMEOUT", 30.0),
             ws_max_per_user=_int(env, "UGC_WS_MAX_PER_USER", 32),
-            peer_timeout=_peer_timeout(_seconds(env, "UGC_PEER_TIMEOUT", 120.0)),
+            peer_timeout=_seconds(env, "UGC_PEER_TIMEOUT", 120.0, at_most=MAX_PEER_TIMEOUT),
             metrics_token=env.get("UGC_METRICS_TOKEN", "").strip(),
         )
 
@@ -246,16 +253,6 @@ def _proxies(allowed: str) -> str:
     return allowed
 
 
-# TCP_USER_TIMEOUT takes milliseconds in a C int: a longer timeout cannot be set (setsockopt refuses it).
-MAX_PEER_TIMEOUT = (2**31 - 1) // 1000
-
-
-def _peer_timeout(seconds: float) -> float:
-    if seconds > MAX_PEER_TIMEOUT:
-        raise ConfigError(f"UGC_PEER_TIMEOUT must be at most {MAX_PEER_TIMEOUT} seconds (24 days)")
-    return seconds
-
-
 def _default_database_url(var_dir: Path) -> str:
     return f"sqlite:///{var_dir / 'ugc.sqlite3'}"
 
@@ -270,7 +267,7 @@ def _int(env: Mapping[str, str], name: str, default: int, *, at_least: int = 1, 
     return value
 
 
-def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+def _seconds(env: Mapping[str, str], name: str, default: float, *, at_most: float = MAX_SECONDS) -> float:
     raw = env.get(name)
     if raw is None or raw == "":
         return default
@@ -278,8 +275,8 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
         value = float(raw)
     except ValueError:
         raise ConfigError(f"{name} must be a number of seconds, not {raw!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise ConfigError(f"{name} must be a positive number of seconds")
+    if not 0 < value <= at_most:  # NaN fails both
+        raise ConfigError(f"{name} must be a positive number of seconds up to {at_most}, not {raw!r}")
     return value
 
 
