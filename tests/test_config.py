@@ -10,6 +10,7 @@ from tests.backends import environment
 from tests.conftest import Api, new_client
 from ugc.clock import MovableClock
 from ugc.config import ConfigError, Settings, public_url_for
+from ugc.wiring import password_hasher
 
 # Keys as `openssl rand -hex 32` makes them (a production key must look random).
 SECRET = "9f4c2b7e1a8d3f6c0b5e9a2d7c4f1e8b3a6d0c9f2e5b8a1d4c7f0e3b6a9d2c5f"
@@ -53,7 +54,9 @@ def test_the_access_log_is_switched_by_a_boolean(tmp_path: Path, raw: str, expec
         ({"UGC_AUTO_COMPLETE_DAYS": "0"}, "UGC_AUTO_COMPLETE_DAYS must be a whole number from 1 to 3650"),
         # Past what can work: a completion date past 9999, a hash's memory below argon2's 8 KiB a lane.
         ({"UGC_AUTO_COMPLETE_DAYS": "999999999"}, "UGC_AUTO_COMPLETE_DAYS must be a whole number from 1 to 3650"),
-        ({"UGC_ARGON2_MEMORY_KIB": "4"}, "UGC_ARGON2_MEMORY_KIB must be a whole number from 8 to"),
+        # 8 KiB a lane, and the hasher has 4: 8 to 31 passed here, then `ugc serve` died at its first hash.
+        ({"UGC_ARGON2_MEMORY_KIB": "4"}, "UGC_ARGON2_MEMORY_KIB must be a whole number from 32 to"),
+        ({"UGC_ARGON2_MEMORY_KIB": "31"}, "UGC_ARGON2_MEMORY_KIB must be a whole number from 32 to"),
         ({"UGC_ARGON2_TIME_COST": "9" * 20}, "UGC_ARGON2_TIME_COST must be a whole number from 1 to 100"),
         ({"UGC_KEEP_ALIVE": "-5"}, "UGC_KEEP_ALIVE must be a whole number"),
         # ~12,700 years: a token's expiry or a cut-off past year 9999 made every sign-in or keyed request 500.
@@ -195,3 +198,8 @@ def test_the_longest_times_accepted_still_sign_in_and_replay_keyed_requests(
         first = client.post("/api/v1/notifications/mark-all-read/", headers=keyed)
         again = client.post("/api/v1/notifications/mark-all-read/", headers=keyed)
     assert first.status_code == again.status_code == 200 and first.json() == again.json()
+
+
+def test_the_least_argon2_memory_accepted_hashes_a_password(tmp_path: Path) -> None:
+    hasher = password_hasher(settings(tmp_path, UGC_ARGON2_MEMORY_KIB="32", UGC_ARGON2_TIME_COST="1"))
+    assert hasher.verify(hasher.hash("correct-horse-battery"), "correct-horse-battery")

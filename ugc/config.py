@@ -32,6 +32,9 @@ MIN_KEY_CHARACTERS = 10  # distinct characters: 40 spaces or "aaaa…" are no ke
 MAX_SECONDS = 3650 * 86400
 # The kernel takes TCP_USER_TIMEOUT as an int of milliseconds: UGC_PEER_TIMEOUT's ceiling (~24.8 days).
 MAX_PEER_TIMEOUT = (2**31 - 1) // 1000
+# Lanes of the argon2id hash (argon2-cffi's default, passed to it by ugc/wiring.py). argon2 wants 8 KiB
+# of memory a lane: UGC_ARGON2_MEMORY_KIB below 8 * lanes passed here and failed every hash.
+ARGON2_LANES = 4
 
 
 def _weak_key(key: str) -> bool:
@@ -178,10 +181,12 @@ class Settings:
             refresh_token_ttl=_int(env, "UGC_REFRESH_TOKEN_TTL", 1209600, at_most=MAX_SECONDS),
             projections=projections,
             verification_token_ttl=_int(env, "UGC_VERIFICATION_TOKEN_TTL", 86400, at_most=MAX_SECONDS),
-            # Bounds where a value past them cannot work: dates end in 9999; argon2 wants 8 KiB per lane.
+            # Bounds where a value past them cannot work: dates end in 9999; argon2 wants 8 KiB a lane.
             auto_complete_days=_int(env, "UGC_AUTO_COMPLETE_DAYS", 3, at_most=3650),
             argon2_time_cost=_int(env, "UGC_ARGON2_TIME_COST", 3, at_most=100),
-            argon2_memory_kib=_int(env, "UGC_ARGON2_MEMORY_KIB", 65536, at_least=8, at_most=4 * 1024 * 1024),
+            argon2_memory_kib=_int(
+                env, "UGC_ARGON2_MEMORY_KIB", 65536, at_least=8 * ARGON2_LANES, at_most=4 * 1024 * 1024
+            ),
             access_log=_bool(env, "UGC_ACCESS_LOG", False),
             log_format=log_format,
             forwarded_allow_ips=_proxies(env.get("UGC_FORWARDED_ALLOW_IPS", "127.0.0.1,::1").strip()),

@@ -48,7 +48,7 @@ from readmodels.orders import due_for_auto_completion
 from readmodels.schema import create_tables
 from readmodels.waiting import Progress, wait_for
 from ugc.clock import Clock, SystemClock
-from ugc.config import Settings, operator_login
+from ugc.config import ARGON2_LANES, Settings, operator_login
 from ugc.errors import Unavailable
 from ugc.events import operator_actor
 from ugc.platform.checkpoints import PeriodicCheckpoints
@@ -230,7 +230,9 @@ def _pinger(client: redis.Redis[bytes]) -> Callable[[], None]:
 
 def password_hasher(settings: Settings) -> PasswordHasher:
     """argon2id with the configured cost (the library's defaults unless tuned)."""
-    return PasswordHasher(time_cost=settings.argon2_time_cost, memory_cost=settings.argon2_memory_kib)
+    return PasswordHasher(
+        time_cost=settings.argon2_time_cost, memory_cost=settings.argon2_memory_kib, parallelism=ARGON2_LANES
+    )
 
 
 def asgi_app() -> Starlette:
