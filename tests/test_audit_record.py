@@ -14,15 +14,18 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
+from psycopg.sql import SQL, Identifier
 from starlette.testclient import TestClient
 
 from readmodels.audit_record import actor
-from tests.backends import environment
-from tests.conftest import Api
-from tests.orders_world import Deal, a_deal, order_in
+from tests.backends import environment, fresh_database, postgres_available
+from tests.conftest import Api, new_client
+from tests.orders_world import Deal, a_deal, order_in, place
 from tests.test_api_orders import grant
 from ugc import cli
 from ugc.clock import MovableClock
@@ -231,6 +234,27 @@ def test_as_of_cuts_the_record_and_shows_the_order_alike_over_http_and_in_the_cl
         assert app_client.get(lifecycle.url, headers=headers, params={"as_of": as_of}).status_code == status, as_of
     fields = app_client.get(lifecycle.url, headers=headers, params={"as_of": "99"}).json()["fields"]
     assert fields == {"as_of": ["Версия должна быть от 1 до 7."]}
+
+
+@pytest.mark.skipif(not postgres_available(), reason="UGC_TEST_DATABASE_URL is not set to a PostgreSQL URL")
+def test_the_record_is_in_utc_whatever_time_zone_the_database_is_set_to(
+    tmp_path: Path, clock: MovableClock, monkeypatch: pytest.MonkeyPatch, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    with fresh_database("postgres", tmp_path, migrated=True) as url, psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(SQL("ALTER DATABASE {} SET timezone = 'Asia/Kolkata'").format(Identifier(conn.info.dbname)))
+        env = environment("postgres", url, tmp_path)
+        settings = Settings.from_env(env)
+        with new_client(settings, clock) as client:
+            api = Api(client, settings)
+            deal = a_deal(api)
+            order = place(api, deal)["id"]
+            served = client.get(f"/api/v1/orders/{order}/history/", headers=deal.buyer["headers"]).json()
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        assert cli.main(["history", "order", str(order), "--json"]) == 0
+        printed = json.loads(capsysbinary.readouterr().out)
+    for entries in (served["results"], printed["results"]):
+        assert len(entries) == 1 and ISO_UTC.match(entries[0]["recorded_at"]), entries[0]["recorded_at"]
 
 
 def test_the_cli_refuses_in_one_line_without_a_traceback(lifecycle: Lifecycle, run_cli: Any) -> None:

@@ -70,7 +70,9 @@ NO_JIT = "-c jit=off"
 # group's numbers statement (`Database.numbers_query`) at every execution, since its
 # generate_series(1, %s) is costed at 1,000 rows without a value and at the few it gives with one:
 # 25-90 µs of planning for each group with a follow-up command (pg_stat_statements, issue 15).
-STORE_OPTIONS = f"{NO_JIT} -c plan_cache_mode=force_generic_plan"
+# TimeZone=UTC as the read pools have it: the chain's `recorded_at` comes back in the session's zone,
+# and a database or role set to another (or PGTZ) made the history say "+05:30" where it says "Z".
+STORE_OPTIONS = f"-c TimeZone=UTC {NO_JIT} -c plan_cache_mode=force_generic_plan"
 
 SESSION: dict[str, Any] = {
     "row_factory": dict_row,
