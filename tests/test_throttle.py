@@ -197,3 +197,20 @@ def test_attempts_whose_process_died_in_flight_count_as_nothing(settings: Settin
         assert _sign_in(there, user["username"]) == 200
         assert {_sign_in(there, f"ghost_{i}", "wrong-password") for i in range(30)} == {401}
         assert _sign_in(there, user["username"]) == 429
+
+
+def test_failures_recorded_while_the_clock_ran_fast_lock_no_longer_than_the_window(settings: Settings) -> None:
+    """A clock an hour fast, then corrected (as NTP steps it): its failures count as made at the
+    correction, so the lock lasts the window from then, never the hour on top."""
+    clock = MovableClock()
+    with new_client(settings, clock) as client:
+        api = Api(client, settings)
+        user = api.register()
+        clock.advance(timedelta(hours=1))
+        assert [_fail_login(api, user["username"]) for _ in range(10)] == [401] * 10
+        clock.advance(timedelta(hours=-1))
+        login = {"username": user["username"], "password": user["password"]}
+        locked = client.post("/api/auth/token/", json=login)
+        assert locked.status_code == 429 and 1 <= int(locked.headers["retry-after"]) <= WINDOW.total_seconds()
+        clock.advance(timedelta(seconds=int(locked.headers["retry-after"])))
+        assert api.login(user["username"], user["password"])["access"]

@@ -2,7 +2,8 @@
 
 The table the API's throttle counts (`api/throttle.py` decides the limits and the wait). An
 attempt is recorded in flight before its outcome is known; it then stays as a failure or is taken
-back (`settle`). Rows older than the throttle's window are forgotten as new attempts arrive.
+back (`settle`). Rows older than the throttle's window are forgotten as new attempts arrive, and
+rows newer than an attempt (from a clock that ran ahead) are taken as made at its time.
 """
 
 from __future__ import annotations
@@ -67,6 +68,14 @@ def attempt(
                 cur.execute(
                     "SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (THROTTLE_LOCKS, f"{subject.scope} {subject.key}")
                 )
+        for subject, _ in who:
+            # Rows from a clock that ran ahead (this one before NTP stepped it back, or another server's)
+            # count as made now: left in the future, they stayed in the window, and locked their
+            # subject, until the window passed *their* time (an hour fast: a 75-minute lock).
+            cur.execute(
+                "UPDATE auth_failures SET at = %s WHERE scope = %s AND key = %s AND at > %s",
+                (at, subject.scope, subject.key, at),
+            )
         tallies = [_tally(cur, subject, limit, forget_until, dead_before) for subject, limit in who]
         if not all(tally.admits(limit) for tally, (_, limit) in zip(tallies, who, strict=True)):
             return None, tallies
