@@ -26,6 +26,8 @@ from ugc.platform.dialect import Row
 from ugc.platform.recorded_log import Logged
 
 AsOf = int | datetime  # a version, or a moment (time zone aware)
+EARLIEST = datetime.min.replace(tzinfo=UTC)
+LATEST = datetime.max.replace(tzinfo=UTC)
 
 # `?as_of=2026-12-02T13:57:05+00:00` typed unencoded: the query string's `+` arrives as a space.
 _UNENCODED_PLUS = re.compile(r"(?<=\d) (\d{2}(?::?\d{2})?)$")
@@ -58,7 +60,7 @@ def parse_as_of(text: str) -> AsOf:
 
 
 def parse_moment(text: str) -> datetime:
-    """An ISO 8601 time with its time zone (`Z` allowed), in UTC."""
+    """An ISO 8601 time with its time zone (`Z` allowed), in UTC, within the UTC times Python holds."""
     try:
         moment = datetime.fromisoformat(_UNENCODED_PLUS.sub(r"+\1", text.strip()).replace("Z", "+00:00"))
     except ValueError:
@@ -67,8 +69,10 @@ def parse_moment(text: str) -> datetime:
         raise BadAsOf("timezone")
     try:
         return moment.astimezone(UTC)
-    except OverflowError:  # 0001-01-01T00:00+01:00 is before any UTC time Python holds
-        raise BadAsOf("format") from None
+    except OverflowError:
+        # 0001-01-01T00:00+01:00 is before any UTC time Python holds, 9999-12-31T23:59-01:00 after:
+        # valid times, taken as the first or the last (no event, no order lies beyond either).
+        return EARLIEST if moment.year == 1 else LATEST
 
 
 def order_events(log: EventLog, order: int) -> list[Logged]:

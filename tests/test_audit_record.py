@@ -378,7 +378,6 @@ def test_each_filter_narrows_the_auditors_list(app_client: TestClient, market: M
         ("created_after", "yesterday", "Ожидается дата или время ISO 8601."),
         ("created_after", "2026-02-30", "Ожидается дата или время ISO 8601."),
         ("created_before", "2026-06-01T12:00:00", "Укажите часовой пояс (например, Z)."),
-        ("created_before", "0001-01-01T00:00:00+01:00", "Ожидается дата или время ISO 8601."),
         ("status", "lost", "Допустимые значения: pending, in_progress, delivered, completed, cancelled."),
     ],
 )
@@ -390,3 +389,24 @@ def test_a_bad_filter_is_a_422_naming_the_field(
         422,
         {"error": "Ошибка валидации данных.", "fields": {name: [message]}},
     )
+
+
+EARLIEST = ("0001-01-01T00:00:00Z", "0001-01-01T00:00:00+01:00")  # the second before any UTC time Python holds
+LATEST = ("9999-12-31T23:59:59Z", "9999-12-31T23:59:59-01:00")  # the second after any
+
+
+def test_times_past_the_years_python_holds_are_the_first_and_the_last_moment(
+    app_client: TestClient, lifecycle: Lifecycle, market: Market, run_cli: Any
+) -> None:
+    url, headers, auditor = f"/api/v1/orders/{lifecycle.order}/", lifecycle.deal.buyer["headers"], market.auditor
+    now, everything = app_client.get(url, headers=headers).json(), listed(app_client, auditor)
+    for as_of in EARLIEST:  # before the order was placed
+        assert app_client.get(url, headers=headers, params={"as_of": as_of}).status_code == 404, as_of
+        assert run_cli("history", "order", str(lifecycle.order), "--as-of", as_of)[0] == 1, as_of
+        assert listed(app_client, auditor, created_after=as_of) == everything
+        assert listed(app_client, auditor, created_before=as_of) == []
+    for as_of in LATEST:  # after all its events
+        assert app_client.get(url, headers=headers, params={"as_of": as_of}).json() == now, as_of
+        assert run_cli("history", "order", str(lifecycle.order), "--as-of", as_of)[0] == 0, as_of
+        assert listed(app_client, auditor, created_after=as_of) == []
+        assert listed(app_client, auditor, created_before=as_of) == everything
