@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Literal, Protocol
 from uuid import UUID
 
@@ -31,6 +31,8 @@ LATEST = datetime.max.replace(tzinfo=UTC)
 
 # `?as_of=2026-12-02T13:57:05+00:00` typed unencoded: the query string's `+` arrives as a space.
 _UNENCODED_PLUS = re.compile(r"(?<=\d) (\d{2}(?::?\d{2})?)$")
+# The digits of a fraction past its sixth, which datetime.fromisoformat reads and drops.
+_PAST_MICROSECONDS = re.compile(r"[.,]\d{6}(\d+)")
 _MAX_VERSION_DIGITS = 18  # more is no version any order reaches (and int() of 5,000 digits raises)
 
 
@@ -59,20 +61,29 @@ def parse_as_of(text: str) -> AsOf:
     return parse_moment(raw)
 
 
-def parse_moment(text: str) -> datetime:
-    """An ISO 8601 time with its time zone (`Z` allowed), in UTC, within the UTC times Python holds."""
+def parse_moment(text: str, *, ceiling: bool = False) -> datetime:
+    """An ISO 8601 time with its time zone (`Z` allowed), in UTC, within the UTC times Python holds.
+
+    Digits past the microsecond are cut: the latest moment at or before the time written (what
+    "as of" asks); with `ceiling`, the earliest at or after it (what a bound of stored times needs).
+    """
+    written = _UNENCODED_PLUS.sub(r"+\1", text.strip()).replace("Z", "+00:00")
     try:
-        moment = datetime.fromisoformat(_UNENCODED_PLUS.sub(r"+\1", text.strip()).replace("Z", "+00:00"))
+        moment = datetime.fromisoformat(written)
     except ValueError:
         raise BadAsOf("format") from None
     if moment.tzinfo is None:
         raise BadAsOf("timezone")
     try:
-        return moment.astimezone(UTC)
+        moment = moment.astimezone(UTC)
     except OverflowError:
         # 0001-01-01T00:00+01:00 is before any UTC time Python holds, 9999-12-31T23:59-01:00 after:
         # valid times, taken as the first or the last (no event, no order lies beyond either).
         return EARLIEST if moment.year == 1 else LATEST
+    beyond = _PAST_MICROSECONDS.search(written)
+    if ceiling and beyond is not None and beyond.group(1).strip("0") and moment < LATEST:
+        moment += timedelta(microseconds=1)
+    return moment
 
 
 def order_events(log: EventLog, order: int) -> list[Logged]:

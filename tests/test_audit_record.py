@@ -354,6 +354,13 @@ def test_each_filter_narrows_the_auditors_list(app_client: TestClient, market: M
     placed = orders["completed"]["created_at"]
     assert listed(app_client, auditor, buyer=market.first.buyer["id"], created_after=placed) == [completed]
     assert listed(app_client, auditor, buyer=market.first.buyer["id"], created_before=placed) == [pending]
+    # 100 ns after it: after the order, whichever bound it is (past the microsecond was cut, both wrong).
+    just_after = f"{datetime.fromisoformat(placed.replace('Z', '+00:00')):%Y-%m-%dT%H:%M:%S.%f}1Z"
+    assert listed(app_client, auditor, buyer=market.first.buyer["id"], created_after=just_after) == []
+    assert listed(app_client, auditor, buyer=market.first.buyer["id"], created_before=just_after) == [
+        completed,
+        pending,
+    ]
     window = listed(app_client, auditor, created_after=orders["pending"]["created_at"], created_before=placed)
     assert pending in window and not {completed, cancelled} & set(window)
     day = placed[:10]

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import pytest
 
 from readmodels.audit_record import order_record
-from readmodels.order_history import BadAsOf, order_as_of
+from readmodels.order_history import LATEST, BadAsOf, order_as_of, parse_moment
 from tests.test_domain_orders import BUYER, CREATOR, NOW, placed
 from ugc.errors import NotFound
 from ugc.orders import Order, order_id
@@ -98,3 +98,22 @@ def test_the_history_names_each_event_and_its_actor_and_an_unknown_order_is_not_
     ]
     with pytest.raises(NotFound):
         order_record(orders.log, 3)
+
+
+@pytest.mark.parametrize(
+    ("text", "as_of", "bound"),
+    [
+        ("2026-12-05T10:00:00.0000001Z", "10:00:00", "10:00:00.000001"),
+        ("2026-12-05T10:00:00.1234569+00:00", "10:00:00.123456", "10:00:00.123457"),
+        ("2026-12-05T13:00:00,0000005+03:00", "10:00:00", "10:00:00.000001"),
+        ("2026-12-05T10:00:00.1234560000Z", "10:00:00.123456", "10:00:00.123456"),  # nothing past it: as written
+        ("2026-12-05T10:00:00.123456Z", "10:00:00.123456", "10:00:00.123456"),
+    ],
+)
+def test_past_the_microsecond_as_of_is_cut_and_a_bound_is_taken_up(text: str, as_of: str, bound: str) -> None:
+    """As of T+100ns is after the events of T and before those of T+1µs: T, cut; a bound of stored times
+    (`created_after`, `created_before`) is the first of them at or after it, T+1µs."""
+    day = date(2026, 12, 5)
+    assert parse_moment(text) == datetime.combine(day, time.fromisoformat(as_of), UTC)
+    assert parse_moment(text, ceiling=True) == datetime.combine(day, time.fromisoformat(bound), UTC)
+    assert parse_moment("9999-12-31T23:59:59.9999999Z", ceiling=True) == LATEST

@@ -84,7 +84,11 @@ def _moment(value: Any) -> Any:
         return value
     raw = value.strip()
     try:
-        moment = datetime.combine(calendar_date(raw), time(), UTC) if len(raw) == 10 else parse_moment(raw)
+        # Both bounds take a time past the microsecond up to the next one (stored times are whole
+        # microseconds): T+100ns is after an order placed at T, and before one placed at T+1µs.
+        moment = (
+            datetime.combine(calendar_date(raw), time(), UTC) if len(raw) == 10 else parse_moment(raw, ceiling=True)
+        )
     except BadAsOf as bad:
         raise ValueError(MOMENT_MESSAGES[bad.reason]) from None
     except ValueError:
