@@ -11,6 +11,7 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
@@ -22,8 +23,9 @@ from eventsourcing.persistence import StoredEvent
 from tests.backends import environment, fresh_database
 from tests.test_cli import ugc
 from ugc import cli
-from ugc.config import sqlite_path
+from ugc.config import Settings, sqlite_path
 from ugc.platform.chain import GENESIS, StoredEntry, chain_entries
+from ugc.platform.checkpoints import write_checkpoint
 from ugc.platform.database import Database
 from ugc.platform.store import EventStores
 from ugc.wiring import migrate
@@ -114,7 +116,7 @@ def test_an_untouched_log_verifies_clean_with_its_checkpoint(
     log.checkpoint(monkeypatch)
     status, report = log.verify(monkeypatch, capsys)
     assert (status, report["findings"], report["events"]) == (0, [], len(ORDER))
-    assert report["checkpoint"] is not None
+    assert report["checkpoint"] is not None and report["checkpoints"] == 1
     done = ugc(log.env, "verify")  # the real command: a summary line and exit status 0
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"{len(ORDER)} events verified in 5 logs, checkpoint checkpoint-" in done.stdout
@@ -175,6 +177,34 @@ def test_the_logs_last_event_cut_off_with_its_chain_row_is_caught_by_the_checkpo
     assert status == 1 and named(report) == {("checkpoint", 7, None)}
     assert "behind the head signed" in report["findings"][0]["what"]
     assert report["findings"][0]["context"] == "orders"
+
+
+def test_a_checkpoint_named_by_a_clock_that_ran_fast_hides_no_later_cut(
+    log: Log, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Checkpoints are ordered by what they sign, not by their names: one written an hour fast is
+    named after every checkpoint of that hour, and a log cut below their heads is still caught."""
+    settings, stores = Settings.from_env(log.env), EventStores(log.url)
+    directory = settings.audit_dir
+    try:
+        fast = datetime.now(UTC) + timedelta(hours=1)
+        write_checkpoint(directory, settings.audit_key, stores.chain_heads(), fast)
+        stores.orders.recorder.insert_events([StoredEvent(log.streams["B"], 4, "ugc.Order.Updated", payload(4))])
+    finally:
+        stores.close()
+    log.checkpoint(monkeypatch)  # the clock set right: named before the fast one, signing position 8
+    status, report = log.verify(monkeypatch, capsys)
+    assert (status, report["checkpoints"], Path(report["checkpoint"]).name) == (0, 2, newest(directory).name)
+    log.sql("DELETE FROM {events} WHERE notification_id = 8", "DELETE FROM {events} WHERE rowid = 8")
+    log.sql("DELETE FROM {chain} WHERE notification_id = 8", "DELETE FROM {chain} WHERE notification_id = 8")
+    status, report = log.verify(monkeypatch, capsys)
+    assert status == 1 and named(report) == {("checkpoint", 8, None)}
+    assert "behind the head signed" in report["findings"][0]["what"]
+
+
+def newest(directory: Path) -> Path:
+    """The checkpoint file written last (by the file system's clock, which no test moves)."""
+    return max(directory.glob("checkpoint-*.json"), key=lambda path: path.stat().st_mtime_ns)
 
 
 def test_two_events_swapped_in_the_log_are_named(

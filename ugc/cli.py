@@ -554,7 +554,7 @@ def _verify(settings: Settings, *, as_json: bool) -> int:
     import json
 
     from projections.rebuild_progress import RebuildProgress
-    from ugc.platform.log_verify import ChainCheck, check_checkpoint
+    from ugc.platform.log_verify import ChainCheck, check_checkpoints
     from ugc.platform.store import EventStores
 
     stores = EventStores(settings.database_url)
@@ -569,10 +569,10 @@ def _verify(settings: Settings, *, as_json: bool) -> int:
                 if not as_json:
                     print(finding, flush=True)
             shown.finish()
-        checkpoint, signed = check_checkpoint(
+        checkpoints = check_checkpoints(
             settings.audit_dir, settings.audit_key, {name: stores.chained(name) for name in stores.applications}
         )
-        findings += signed
+        findings += checkpoints.findings
         differences = _read_model_findings(settings, stores)
         if not as_json:
             for finding in differences:
@@ -585,16 +585,19 @@ def _verify(settings: Settings, *, as_json: bool) -> int:
         report = {
             "ok": not findings,
             "events": events,
-            "checkpoint": str(checkpoint) if checkpoint else None,
+            "checkpoint": str(checkpoints.furthest) if checkpoints.furthest else None,
+            "checkpoints": checkpoints.count,
             "findings": [finding.as_dict() for finding in findings],
         }
         print(json.dumps(report, ensure_ascii=False, indent=2, default=str))  # a read row's times and Decimals
     else:
-        for finding in signed:
+        for finding in checkpoints.findings:
             print(finding)
         where = (
-            f"checkpoint {checkpoint.name}"
-            if checkpoint
+            f"checkpoint {checkpoints.furthest.name} (the furthest of {checkpoints.count})"
+            if checkpoints.furthest
+            else f"{checkpoints.count} checkpoint(s), none signed with UGC_AUDIT_KEY"
+            if checkpoints.count
             else f"no checkpoint in {settings.audit_dir} yet"
             if settings.audit_dir.is_dir()
             else f"no checkpoint: UGC_AUDIT_DIR {settings.audit_dir} does not exist"

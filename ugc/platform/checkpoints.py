@@ -72,7 +72,7 @@ def write_checkpoint(directory: Path, key: str, heads: Mapping[str, ChainHead | 
 
 
 def latest_path(directory: Path) -> Path | None:
-    """The newest checkpoint file (names sort by time), or None."""
+    """The checkpoint file named last (names sort by their writer's clock), or None."""
     paths = sorted(directory.glob(f"{PREFIX}*.json")) if directory.is_dir() else []
     return paths[-1] if paths else None
 

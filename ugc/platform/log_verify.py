@@ -19,7 +19,7 @@ from uuid import UUID
 from eventsourcing.persistence import ApplicationRecorder, Notification
 
 from ugc.platform.chain import GENESIS, ChainedLog, ChainRow, canonical_bytes, next_link, stream_hash
-from ugc.platform.checkpoints import latest_path, read_checkpoint
+from ugc.platform.checkpoints import PREFIX, read_checkpoint
 
 BATCH = 2_000  # events read per query
 
@@ -170,54 +170,85 @@ class ChainCheck:
             self.streams[stream] = _Stream(version, hash_)
 
 
-def check_checkpoint(directory: Path, key: str, chains: dict[str, ChainedLog]) -> tuple[Path | None, list[Finding]]:
-    """The newest checkpoint in `directory` against the chains now: signature, signed links, heads."""
-    path = latest_path(directory)
-    if path is None:
-        return None, []
-    try:
-        checkpoint = read_checkpoint(path, key)
-    except ValueError as error:
-        return path, [Finding("checkpoint", None, None, None, None, str(error))]
-    if not checkpoint.signed:
-        what = f"{path.name}: the signature does not match UGC_AUDIT_KEY (altered, or signed with another key)"
-        return path, [Finding("checkpoint", None, None, None, None, what)]
-    findings = []
-    for context, signed in checkpoint.heads.items():
-        chain = chains.get(context)
-        if chain is None:
-            findings.append(Finding("checkpoint", context, None, None, None, f"{path.name} names an unknown context"))
+@dataclass(frozen=True)
+class CheckpointsChecked:
+    """What `check_checkpoints` read: how many files, the furthest (its signed heads the highest), its findings."""
+
+    count: int
+    furthest: Path | None
+    findings: list[Finding]
+
+
+def check_checkpoints(directory: Path, key: str, chains: Mapping[str, ChainedLog]) -> CheckpointsChecked:
+    """Every checkpoint in `directory` against the chains now: its signature, each link it signed
+    still at its position, and no chain's head behind any head it signed.
+
+    Every one, not the one named latest: the names follow the clock of the process that wrote them,
+    and one written while that clock ran fast sorted after those signed since and hid, behind its
+    older heads, the log cut off below theirs. What a checkpoint signs is what orders them. Each
+    distinct (context, position) is looked up once: the checkpoints of a quiet log repeat one head.
+    """
+    paths = sorted(directory.glob(f"{PREFIX}*.json")) if directory.is_dir() else []
+    findings: list[Finding] = []
+    # Per context, per signed position, each link signed there and the first checkpoint that did.
+    signed: dict[str, dict[int, dict[bytes, Path]]] = {}
+    furthest: tuple[int, Path] | None = None
+    for path in paths:
+        try:
+            checkpoint = read_checkpoint(path, key)
+        except ValueError as error:
+            findings.append(Finding("checkpoint", None, None, None, None, str(error)))
             continue
-        if signed.position == 0:
+        if not checkpoint.signed:
+            what = f"{path.name}: the signature does not match UGC_AUDIT_KEY (altered, or signed with another key)"
+            findings.append(Finding("checkpoint", None, None, None, None, what))
             continue
-        head = chain.chain_head()
-        if head is None or head.position < signed.position:
-            findings.append(
-                Finding(
-                    "checkpoint",
-                    context,
-                    signed.position,
-                    None,
-                    None,
-                    f"the chain's head ({head.position if head else 0}) is behind the head signed in {path.name} "
-                    f"({signed.position}): events were cut off the end of the log",
+        for context, head in checkpoint.heads.items():
+            if context not in chains:
+                findings.append(
+                    Finding("checkpoint", context, None, None, None, f"{path.name} names an unknown context")
                 )
-            )
-            continue
-        rows = chain.chain_rows(signed.position, signed.position, 1)
+            elif head.position:
+                signed.setdefault(context, {}).setdefault(head.position, {}).setdefault(head.link, path)
+        reach = sum(head.position for head in checkpoint.heads.values())
+        if furthest is None or reach >= furthest[0]:
+            furthest = (reach, path)
+    for context, positions in signed.items():
+        findings += _signed_heads_found(context, chains[context], positions)
+    return CheckpointsChecked(len(paths), furthest[1] if furthest else None, findings)
+
+
+def _signed_heads_found(
+    context: str, chain: ChainedLog, positions: Mapping[int, Mapping[bytes, Path]]
+) -> list[Finding]:
+    head = chain.chain_head()
+    reached = head.position if head else 0
+    furthest = max(positions)
+    findings = []
+    if reached < furthest:
+        # Named once, at the furthest head signed: a cut end is one finding, not one per checkpoint.
+        what = (
+            f"the chain's head ({reached}) is behind the head signed in {min(positions[furthest].values()).name} "
+            f"({furthest}): events were cut off the end of the log"
+        )
+        findings.append(Finding("checkpoint", context, furthest, None, None, what))
+    for position in sorted(position for position in positions if position <= reached):
+        rows = chain.chain_rows(position, position, 1)
         if not rows:
-            what = f"no chain row at the position signed in {path.name}: it was deleted"
-            findings.append(Finding("checkpoint", context, signed.position, None, None, what))
-        elif rows[0].link != signed.link:
+            first = min(positions[position].values()).name
+            what = f"no chain row at the position signed in {first}: it was deleted"
+            findings.append(Finding("checkpoint", context, position, None, None, what))
+            continue
+        for path in sorted(path for link, path in positions[position].items() if link != rows[0].link):
             findings.append(
                 Finding(
                     "checkpoint",
                     context,
-                    signed.position,
+                    position,
                     str(rows[0].stream),
                     rows[0].version,
                     f"the link at this position differs from the one signed in {path.name}: "
                     "the log up to here was rewritten",
                 )
             )
-    return path, findings
+    return findings
