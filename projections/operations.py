@@ -57,16 +57,26 @@ def _lag(stores: EventStores, application: str, position: int, head: int, now: d
     if position >= head:
         return 0, 0.0
     count = events_after(stores, application, position)
+    # The first unapplied event's age on one clock: its chain row's recording time is PostgreSQL's
+    # clock_timestamp(), read against that clock's now (on SQLite this host's, every process's). The
+    # event's own timestamp is its appender's clock, and this process's is another: a replica 45 s
+    # fast found a fresh event 47 s old (503), one slow hid real lag.
+    age = stores.chained(application).recorded_age(position)
+    if age is None:  # stored before the chain existed: only the event's own time tells
+        age = _event_age(stores, application, position, now)
+    return count, max(0.0, age)
+
+
+def _event_age(stores: EventStores, application: str, position: int, now: datetime) -> float:
     first = stores[application].recorder.select_notifications(start=position, limit=1, inclusive_of_start=False)
-    seconds = 0.0
-    if first:
-        try:
-            event: Any = stores[application].mapper.to_domain_event(first[0])
-            stamp: datetime = event.timestamp
-            seconds = max(0.0, (now - stamp).total_seconds())
-        except Exception:  # an event that does not decode is as old as we cannot tell: count it as lagging
-            seconds = float("inf")
-    return count, seconds
+    if not first:
+        return 0.0
+    try:
+        event: Any = stores[application].mapper.to_domain_event(first[0])
+        stamp: datetime = event.timestamp
+    except Exception:  # an event that does not decode is as old as we cannot tell: count it as lagging
+        return float("inf")
+    return (now - stamp).total_seconds()
 
 
 def events_after(stores: EventStores, application: str, position: int) -> int:

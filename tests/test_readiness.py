@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from api.routes import meta
+from projections import operations
 from tests.conftest import checked_client
 from ugc.clock import MovableClock
 from ugc.config import Settings
 from ugc.platform.database import Database
+from ugc.platform.store import EventStores
 from ugc.wiring import build_app, runtime
 
 
@@ -72,3 +74,26 @@ def test_lag_above_the_bound_and_no_runner_make_it_unready(settings: Settings, m
         lagging = client.get("/readyz")
         assert lagging.status_code == 503 and lagging.json()["status"] == "unavailable", lagging.text
         assert lagging.json()["checks"]["projection_lag"].startswith("lagging: accounts"), lagging.text
+
+
+def test_lag_is_read_on_the_clock_that_recorded_the_event_not_this_process(settings: Settings) -> None:
+    """A process whose clock is 45 s fast (or slow) reports the lag of a fresh event as it is: the age
+    comes from the event's recording time and the database's clock, not from two processes' clocks."""
+    external = dataclasses.replace(settings, projections="external", read_your_writes_timeout=0.1)
+    app = build_app(lambda: runtime(external, clock=MovableClock()))
+    with checked_client(app) as client:
+        registered = client.post(
+            "/api/auth/register/",
+            json={"username": "unapplied", "email": "unapplied@example.com", "password": "long-enough"},
+        )
+        assert registered.status_code == 503  # stored; nobody applies it
+    time.sleep(1.2)
+    db, stores = Database(settings.database_url), EventStores(settings.database_url)
+    try:
+        for skew in (timedelta(seconds=45), timedelta(seconds=-45)):
+            states = operations.status(db, stores, now=datetime.now(UTC) + skew)
+            [accounts] = {s.lag_seconds for s in states if s.application == "accounts" and s.read_model} - {0.0}
+            assert 1.2 <= accounts < 10, (skew, accounts)
+    finally:
+        stores.close()
+        db.close()

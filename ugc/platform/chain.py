@@ -176,4 +176,9 @@ class ChainedLog(Protocol):
 
     def chain_rows(self, start: int, stop: int, limit: int) -> list[ChainRow]: ...
 
+    def recorded_age(self, after: int) -> float | None:
+        """Seconds since the first event past position `after` was recorded, on the clock that
+        recorded it (PostgreSQL's; on SQLite this host's); None without one or its recording time."""
+        ...
+
     def chain_backlog(self, limit: int = ...) -> int: ...

@@ -166,6 +166,11 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
             "FROM {schema}.{chain} WHERE notification_id >= %s AND notification_id <= %s "
             "ORDER BY notification_id LIMIT %s"
         )
+        # Age and now on the one clock that recorded it: the database's (readiness' lag).
+        self._age_sql = sql(
+            "SELECT EXTRACT(EPOCH FROM clock_timestamp() - recorded_at)::float8 AS age FROM {schema}.{chain} "
+            "WHERE notification_id > %s ORDER BY notification_id LIMIT 1"
+        )
         self._lock_sql = self.lock_table_statements
         # stream -> (version, hash) of its last event as this process appended it. A committed chain
         # row never changes, so a hash kept here is the stored one for as long as the stream's
@@ -398,6 +403,11 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
                 )
                 for r in cur.fetchall()
             ]
+
+    def recorded_age(self, after: int) -> float | None:
+        with self.datastore.get_connection() as conn, conn.cursor() as cur:
+            row = cur.execute(self._age_sql, (after,), prepare=True).fetchone()
+        return None if row is None else row["age"]
 
     def _recorded(self, row: DictRow) -> RecordedEvent:
         version = row["originator_version"]

@@ -189,6 +189,18 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
                 for r in c.fetchall()
             ]
 
+    def recorded_age(self, after: int) -> float | None:
+        # Recorded by this host's clock (chain_entries' `now` above): every process of a SQLite
+        # database shares the host, so this clock is the one that recorded it.
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                f"SELECT recorded_at FROM {CHAIN_TABLE} WHERE notification_id > ? ORDER BY notification_id LIMIT 1",
+                (after,),
+            )
+            row = c.fetchone()
+        recorded = None if row is None else _time(row["recorded_at"])
+        return None if recorded is None else (datetime.now(UTC) - recorded).total_seconds()
+
     def _recorded(self, row: sqlite3.Row) -> RecordedEvent:
         version = row["originator_version"]
         previous = GENESIS if version == 1 else _bytes(row["previous_hash"])
