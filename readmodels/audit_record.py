@@ -2,7 +2,7 @@
 
 `audit_record` is the one function that builds it, for `GET /api/v1/orders/{id}/history/` and for
 `ugc history order ID --json`; both write it with the platform's JSON encoder, so times (ISO 8601
-UTC with `Z`) and money (JSON numbers) read alike. An entry holds what the event says happened
+UTC with `Z` and six fractional digits) and money (JSON numbers) read alike. An entry holds what the event says happened
 (`data`: its domain fields, upcast to the current shape, without the store's envelope and without
 what version 1 stored for presentation — `INTERNAL_FIELDS`) and, beside it, who caused it and how
 it was recorded: its position in the log, the recording time, and what its chain hash covers — the
@@ -19,7 +19,7 @@ from typing import Any
 from readmodels.order_history import AsOf, EventLog, events_as_of, order_events
 from ugc.events import INTERNAL_FIELDS, actor_parts
 from ugc.orders import EVENT_NAMES, Order
-from ugc.platform.chain import RecordedEvent
+from ugc.platform.chain import RecordedEvent, format_time
 from ugc.platform.encoding import dumps
 from ugc.platform.recorded_log import Logged
 
@@ -55,12 +55,15 @@ def entry(e: Any, recorded: RecordedEvent, names: Mapping[int, str]) -> dict[str
     return {
         "version": e.originator_version,
         "type": EVENT_NAMES[type(e)],
-        "occurred_at": e.at,
+        # Both times as text of six fractional digits: orjson leaves a zero fraction out
+        # ("…T10:00:00Z"), and recorded_at is what an auditor copies into the hashed canonical JSON
+        # (README: "Audit: the hash chain"), where it always has six.
+        "occurred_at": format_time(e.at),
         "actor": actor(e.actor, names),
         "request_id": e.request_id,
         "data": {name: value for name, value in vars(e).items() if name not in _NOT_DATA},
         "position": recorded.position,
-        "recorded_at": recorded.recorded_at,
+        "recorded_at": format_time(recorded.recorded_at),
         "stream": str(recorded.stream),
         "topic": recorded.topic,
         # The stored state as it is (version 1's internals included): the text the hash covers.

@@ -33,7 +33,7 @@ from ugc.config import Settings
 from ugc.events import INTERNAL_FIELDS, SCHEDULER, UNRECORDED, operator_actor, user_actor
 from ugc.orders import order_id
 
-ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z$")
+ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")  # six fractional digits, always
 ENTRY_KEYS = {
     "version",
     "type",

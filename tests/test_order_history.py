@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -9,13 +11,14 @@ from typing import Any
 
 import pytest
 
-from readmodels.audit_record import order_record
-from readmodels.order_history import LATEST, BadAsOf, order_as_of, parse_moment
+from readmodels.audit_record import audit_record, order_record
+from readmodels.order_history import LATEST, BadAsOf, order_as_of, order_events, parse_moment
 from tests.test_domain_orders import BUYER, CREATOR, NOW, placed
 from ugc.errors import NotFound
 from ugc.orders import Order, order_id
 from ugc.platform.database import Database
-from ugc.platform.recorded_log import RecordedLog
+from ugc.platform.encoding import dumps
+from ugc.platform.recorded_log import Logged, RecordedLog
 from ugc.platform.store import EventStores
 from ugc.wiring import migrate
 
@@ -117,3 +120,15 @@ def test_past_the_microsecond_as_of_is_cut_and_a_bound_is_taken_up(text: str, as
     assert parse_moment(text) == datetime.combine(day, time.fromisoformat(as_of), UTC)
     assert parse_moment(text, ceiling=True) == datetime.combine(day, time.fromisoformat(bound), UTC)
     assert parse_moment("9999-12-31T23:59:59.9999999Z", ceiling=True) == LATEST
+
+
+def test_the_records_times_always_carry_six_fractional_digits(orders: Orders) -> None:
+    """`recorded_at` as the chain's recipe hashes it, so an auditor may copy it into the canonical JSON
+    as shown; `occurred_at` alike. orjson leaves the fraction out of a time on the second."""
+    orders.app.save(a_whole_lifecycle(5))  # placed at NOW, 12:00:00.000000
+    on_the_second = [
+        Logged(logged.event, dataclasses.replace(logged.recorded, recorded_at=NOW))
+        for logged in order_events(orders.log, 5)
+    ]
+    placed_entry = json.loads(dumps(audit_record(on_the_second)))[0]
+    assert (placed_entry["occurred_at"], placed_entry["recorded_at"]) == ("2026-03-01T12:00:00.000000Z",) * 2
