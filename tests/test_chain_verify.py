@@ -235,12 +235,21 @@ def test_two_events_payloads_swapped_are_named(
     assert status == 1 and named(report) == {("chain", first, 2), ("chain", second, 3)}
 
 
+@pytest.mark.parametrize("later_checkpoint", [False, True])
 def test_a_consistently_rewritten_chain_is_caught_only_by_the_signed_checkpoint(
-    log: Log, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    log: Log, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], later_checkpoint: bool
 ) -> None:
     """An intruder who edits an event and recomputes every hash and link after it (the chain has no
-    key) leaves a chain that checks; the checkpoint's signed link at the head does not."""
+    key) leaves a chain that checks; the checkpoint's signed link at the head does not. A later
+    checkpoint's link differs too, as a consequence: the first signed link that differs is named."""
     log.checkpoint(monkeypatch)
+    if later_checkpoint:
+        stores = EventStores(log.url)
+        try:
+            stores.orders.recorder.insert_events([StoredEvent(log.streams["B"], 4, "ugc.Order.Updated", payload(4))])
+        finally:
+            stores.close()
+        log.checkpoint(monkeypatch)
     forged = payload(2).replace(b"1000.00", b"10.00")
     log.sql(
         "UPDATE {events} SET state = %s WHERE notification_id = 2",

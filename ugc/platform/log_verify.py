@@ -239,7 +239,8 @@ def _signed_heads_found(
             what = f"no chain row at the position signed in {first}: it was deleted"
             findings.append(Finding("checkpoint", context, position, None, None, what))
             continue
-        for path in sorted(path for link, path in positions[position].items() if link != rows[0].link):
+        differing = sorted(path for link, path in positions[position].items() if link != rows[0].link)
+        for path in differing:
             findings.append(
                 Finding(
                     "checkpoint",
@@ -251,4 +252,6 @@ def _signed_heads_found(
                     "the log up to here was rewritten",
                 )
             )
+        if differing:  # every later link chains from this one: the first that differs says where
+            break
     return findings
