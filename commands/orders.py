@@ -19,7 +19,7 @@ from eventsourcing.application import AggregateNotFoundError
 from commands.group_commit import GroupCommit, Preparing
 from commands.read_only import ReadOnlyAggregates, ReadOnlyView
 from commands.saving import Positions, check_version, retrying
-from commands.status_seen import Seen, SeenStatuses
+from commands.status_seen import Arrival, SeenStatuses
 from ugc.accounts import User
 from ugc.clock import Clock
 from ugc.errors import InvalidField, NotAllowed, NotFound, WrongState
@@ -98,9 +98,9 @@ class OrderCommands:
         self._read_only = ReadOnlyAggregates(stores, db)
         # Placing and every command on an existing order, appended in the same groups.
         self._groups: GroupCommit[tuple[ReadOnlyView, int], Order] = GroupCommit(self.app, self._prepare)
-        self._seen = SeenStatuses()
+        self._seen = SeenStatuses(clock.now)
 
-    def arriving(self, order: int) -> AbstractContextManager[Seen]:
+    def arriving(self, order: int) -> AbstractContextManager[Arrival]:
         """A command on `order` arrived and is under way for the block: enter it where the request
         arrives, before any thread or queue, so the command is meant for the status seen then."""
         return self._seen.arriving(order)
@@ -277,19 +277,20 @@ class OrderCommands:
         (404) and who may issue the command (403: `Order.check_party`), then the version, then the
         status. `expected_version` is the client's `If-Match`: any other current version is a 412 and
         decides nothing. An order's command is meant for the status its caller saw (`SeenStatuses`):
-        when another command, here or in another process, moved the order to another status after
-        this one arrived, this one loses with 409 (of two racing transitions exactly one wins); when
-        the status is the same (an edit), it is decided on the new state.
+        when another command, here (the status seen) or in another process (the status's time against
+        this one's arrival), moved the order to another status after this one arrived, this one loses
+        with 409 (of two racing transitions exactly one wins); when the status is the same (an edit),
+        it is decided on the new state.
         """
-        with self._seen.under_way(order) as seen:
+        with self._seen.under_way(order) as arrival:
+            seen = arrival.seen
 
             def decide_on_the_status_seen(stored: Order, number: int | None) -> R:
                 stored.check_party(command, actor)
                 check_version(stored, expected_version)
-                if seen.status is None:
-                    seen.status = stored.status
-                elif stored.status != seen.status:
+                if stored.status_since > arrival.at or stored.status != (seen.status or stored.status):
                     raise WrongState(stored.status, "order_wrong_status")
+                seen.status = stored.status
                 return decide(stored, number)
 
             def attempt() -> tuple[R, Saved]:

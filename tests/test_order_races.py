@@ -196,6 +196,34 @@ def test_a_command_held_open_while_its_order_moves_is_refused_for_who_sent_it(
     assert (int(head.split(b" ", 2)[1]), json.loads(content)) == refused, answer
 
 
+def test_a_command_held_open_in_another_process_while_its_order_moves_loses(
+    backend: str, server: tuple[Server, Settings], deal: Deal, tmp_path: Path
+) -> None:
+    """The buyer's cancel reaches a second server, its body held back; the creator accepts on the
+    first; then the body comes. The cancel arrived while the order was pending, so it loses with 409,
+    as it would in one process. Before arrival times were compared with the status's, the second
+    server knew nothing of the accept under way and decided the cancel on the order in progress,
+    which the rules allow: both won."""
+    running, settings = server
+    with (
+        start_server(environment(backend, settings.database_url, tmp_path), log_dir=tmp_path) as other,
+        httpx.Client(base_url=running.url, timeout=30) as setup,
+    ):
+        api = Api(setup, settings)  # type: ignore[arg-type]
+        order = order_in(api, deal, "pending")
+        request = _raw(order, {"buyer": deal.buyer}, "buyer", "cancel", {"reason": "Передумал"})
+        url = httpx.URL(other.url)
+        assert url.host and url.port
+        with socket.create_connection((url.host, url.port), timeout=30) as connection:
+            connection.sendall(request[:-1])
+            time.sleep(ALL_ARRIVED)
+            act(api, deal.creator, order, "accept")
+            connection.sendall(request[-1:])
+            answer = b"".join(iter(lambda: connection.recv(65536), b""))
+    head, _, content = answer.partition(b"\r\n\r\n")
+    assert (int(head.split(b" ", 2)[1]), json.loads(content).get("status")) == (409, "in_progress"), answer
+
+
 def _raw(order: int, parties: dict[str, dict[str, Any]], who: str, action: str, body: dict[str, Any] | None) -> bytes:
     """One request of a race as HTTP/1.1 bytes, for a connection of its own."""
     content = json.dumps(body if body is not None else {}).encode()

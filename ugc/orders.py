@@ -202,6 +202,9 @@ class Order(Aggregate):
         self.allows_modifications = allows_modifications
         self.created_at = at
         self.updated_at = at
+        # When the status last changed, on the deciding process's clock: a command that arrived
+        # before it was meant for the status before it (commands/status_seen.py).
+        self.status_since = at
         self.delivered_at: datetime | None = None
         self.completed_at: datetime | None = None
         self.cancelled_at: datetime | None = None
@@ -288,7 +291,7 @@ class Order(Aggregate):
 
     @event(Accepted)
     def _accepted(self, actor: str, at: datetime) -> None:
-        self.status, self.updated_at = IN_PROGRESS, at
+        self.status, self.status_since, self.updated_at = IN_PROGRESS, at, at
 
     @event(Updated)
     def _updated(self, actor: str, changes: dict[str, Any], at: datetime) -> None:
@@ -298,23 +301,24 @@ class Order(Aggregate):
 
     @event(WorkDelivered)
     def _delivered(self, actor: str, delivery: int, message: str, files: list[int], at: datetime) -> None:
-        self.status, self.delivered_at, self.updated_at = DELIVERED, at, at
+        self.status, self.status_since, self.delivered_at, self.updated_at = DELIVERED, at, at, at
 
     @event(RevisionRequested)
     def _revision_requested(self, actor: str, message: str, at: datetime) -> None:
-        self.status, self.updated_at = IN_PROGRESS, at
+        self.status, self.status_since, self.updated_at = IN_PROGRESS, at, at
 
     @event(Completed)
     def _completed(self, actor: str, at: datetime) -> None:
-        self.status, self.completed_at, self.updated_at = COMPLETED, at, at
+        self.status, self.status_since, self.completed_at, self.updated_at = COMPLETED, at, at, at
 
     @event(AutoCompleted)
     def _auto_completed(self, actor: str, at: datetime) -> None:
-        self.status, self.completed_at, self.updated_at = COMPLETED, at, at
+        self.status, self.status_since, self.completed_at, self.updated_at = COMPLETED, at, at, at
 
     @event(Cancelled)
     def _cancelled(self, actor: str, reason: str, at: datetime) -> None:
-        self.status, self.cancelled_at, self.cancellation_reason, self.updated_at = CANCELLED, at, reason, at
+        self.status, self.status_since, self.cancelled_at, self.updated_at = CANCELLED, at, at, at
+        self.cancellation_reason = reason
 
     @event(Reviewed)
     def _reviewed(
