@@ -172,6 +172,22 @@ def test_the_leaders_checkpoints_keep_their_pace_across_restarts(tmp_path: Path)
     assert len(list(directory.glob("checkpoint-*.json"))) == 2
 
 
+def test_a_checkpoint_dated_ahead_by_a_fast_clock_delays_the_next_by_the_interval_alone(tmp_path: Path) -> None:
+    """The pace follows the newest file's time: one written while the clock ran a day fast put the
+    next checkpoint a day past its interval."""
+    heads = {"orders": ChainHead(7, bytes(range(32)), datetime(2026, 12, 3, tzinfo=UTC))}
+    directory = tmp_path / "audit"
+    PeriodicCheckpoints(lambda: heads, directory, "k" * 40, 3600).run_once()
+    [path] = directory.glob("checkpoint-*.json")
+    day_ahead = time.time() + 86400
+    os.utime(path, (day_ahead, day_ahead))
+    job = PeriodicCheckpoints(lambda: heads, directory, "k" * 40, 0.5)
+    job.run_once()
+    time.sleep(0.6)
+    job.run_once()
+    assert len(list(directory.glob("checkpoint-*.json"))) == 2
+
+
 def test_the_hash_covers_every_field_of_the_recipe() -> None:
     stream, moment = UUID(int=1), datetime(2026, 12, 3, 1, 2, 3, 4, tzinfo=UTC)
     canonical = canonical_bytes("orders", stream, 2, "ugc.Order.Placed", '{"цена":1}'.encode(), moment)

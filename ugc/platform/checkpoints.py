@@ -119,8 +119,8 @@ class PeriodicCheckpoints:
         if self._due is None:
             latest = latest_path(self._directory)
             age = self._interval
-            if latest is not None:
-                age = time.time() - latest.stat().st_mtime
+            if latest is not None:  # one written while the clock ran fast is new, not from the future
+                age = max(time.time() - latest.stat().st_mtime, 0.0)
             self._due = time.monotonic() + max(self._interval - age, 0.0)
         if time.monotonic() >= self._due:
             write_checkpoint(self._directory, self._key, self._heads(), self._now())
