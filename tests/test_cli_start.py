@@ -7,7 +7,10 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -25,27 +28,12 @@ def test_a_projector_waiting_for_its_database_stops_when_told(
 ) -> None:
     """`ugc project` runs "until interrupted", the wait for its database included: it ends as
     `ugc migrate` does there (Ctrl-C: 130), not up to 2 minutes later."""
-    log_path = tmp_path / "project.log"
     env = {"UGC_VAR_DIR": str(tmp_path), "UGC_DATABASE_URL": UNREACHABLE, "UGC_PROJECTIONS": "external"}
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "ugc.cli", "project"],
-            env=server_environment(env),
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            # Ctrl-C as at a terminal, even where this test runs with SIGINT ignored (a background job).
-            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-        )
-    try:
-        deadline = time.monotonic() + 30
-        while "database not reachable" not in log_path.read_text():
-            assert process.poll() is None and time.monotonic() < deadline, log_path.read_text()
-            time.sleep(0.1)
+    # Ctrl-C as at a terminal, even where this test runs with SIGINT ignored (a background job).
+    with projector(tmp_path, env, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)) as (process, log):
+        logged(process, log, "database not reachable")
         process.send_signal(stop)
-        assert process.wait(timeout=10) == status, log_path.read_text()
-    finally:
-        end_process(process)
+        assert process.wait(timeout=10) == status, log.read_text()
 
 
 @pytest.mark.skipif(not postgres_available(), reason="UGC_TEST_DATABASE_URL is not set to PostgreSQL")
@@ -106,8 +94,16 @@ def test_a_database_restarting_or_full_is_an_outage_to_wait_for(error: psycopg.O
 def test_a_projector_without_a_public_url_says_where_its_mails_link(tmp_path: Path) -> None:
     """With external projections `ugc project` sends the verification mails, and it serves no port
     to take UGC_PUBLIC_URL's default from: its links went to port 8000, whatever the API's was."""
-    log_path = tmp_path / "project.log"
     env = {"UGC_VAR_DIR": str(tmp_path), "UGC_PROJECTIONS": "external"}
+    with projector(tmp_path, env) as (process, log):
+        logged(process, log, "UGC_PUBLIC_URL is not set")
+        assert "link to http://127.0.0.1:8000" in log.read_text()
+
+
+@contextmanager
+def projector(tmp_path: Path, env: dict[str, str], **popen: Any) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
+    """`ugc project` with these variables, its output in a log file; ended on the way out."""
+    log_path = tmp_path / "project.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "ugc.cli", "project"],
@@ -115,12 +111,17 @@ def test_a_projector_without_a_public_url_says_where_its_mails_link(tmp_path: Pa
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
+            **popen,
         )
     try:
-        deadline = time.monotonic() + 30
-        while "UGC_PUBLIC_URL is not set" not in log_path.read_text():
-            assert process.poll() is None and time.monotonic() < deadline, log_path.read_text()
-            time.sleep(0.1)
-        assert "link to http://127.0.0.1:8000" in log_path.read_text()
+        yield process, log_path
     finally:
         end_process(process)
+
+
+def logged(process: subprocess.Popen[bytes], log: Path, text: str, timeout: float = 30) -> None:
+    """Wait until the running `process` has written `text` to its log."""
+    deadline = time.monotonic() + timeout
+    while text not in log.read_text():
+        assert process.poll() is None and time.monotonic() < deadline, log.read_text()
+        time.sleep(0.1)

@@ -178,22 +178,13 @@ def test_a_command_held_open_while_its_order_moves_is_refused_for_who_sent_it(
     way, as a racing transition that loses with 409 does, but who sent it is checked first: 404 to
     the outsider, 403 to the buyer, never a 409 that tells the order's new status."""
     running, settings = server
-    url = httpx.URL(running.url)
-    assert url.host and url.port
     who, action, body, refused = HELD[held]
     with httpx.Client(base_url=running.url, timeout=30) as setup:
         api = Api(setup, settings)  # type: ignore[arg-type]
         parties = {"buyer": deal.buyer, "creator": deal.creator, "stranger": api.verified_user()}
         order = order_in(api, deal, "pending")
-        request = _raw(order, parties, who, action, body)
-        with socket.create_connection((url.host, url.port), timeout=30) as connection:
-            connection.sendall(request[:-1])
-            time.sleep(ALL_ARRIVED)
-            act(api, deal.creator, order, "accept")
-            connection.sendall(request[-1:])
-            answer = b"".join(iter(lambda: connection.recv(65536), b""))
-    head, _, content = answer.partition(b"\r\n\r\n")
-    assert (int(head.split(b" ", 2)[1]), json.loads(content)) == refused, answer
+        answer = _held_while_accepted(running.url, _raw(order, parties, who, action, body), api, deal, order)
+    assert answer == refused
 
 
 def test_a_command_held_open_in_another_process_while_its_order_moves_loses(
@@ -211,17 +202,25 @@ def test_a_command_held_open_in_another_process_while_its_order_moves_loses(
     ):
         api = Api(setup, settings)  # type: ignore[arg-type]
         order = order_in(api, deal, "pending")
-        request = _raw(order, {"buyer": deal.buyer}, "buyer", "cancel", {"reason": "Передумал"})
-        url = httpx.URL(other.url)
-        assert url.host and url.port
-        with socket.create_connection((url.host, url.port), timeout=30) as connection:
-            connection.sendall(request[:-1])
-            time.sleep(ALL_ARRIVED)
-            act(api, deal.creator, order, "accept")
-            connection.sendall(request[-1:])
-            answer = b"".join(iter(lambda: connection.recv(65536), b""))
+        cancel = _raw(order, {"buyer": deal.buyer}, "buyer", "cancel", {"reason": "Передумал"})
+        status, body = _held_while_accepted(other.url, cancel, api, deal, order)
+    assert (status, body.get("status")) == (409, "in_progress"), body
+
+
+def _held_while_accepted(at: str, request: bytes, api: Api, deal: Deal, order: int) -> tuple[int, dict[str, Any]]:
+    """`request` sent to the server at `at` but for its last byte; once it has arrived, the creator
+    accepts `order` (through `api`); then the last byte. The answer's status and body."""
+    url = httpx.URL(at)
+    assert url.host and url.port
+    with socket.create_connection((url.host, url.port), timeout=30) as connection:
+        connection.sendall(request[:-1])
+        time.sleep(ALL_ARRIVED)
+        act(api, deal.creator, order, "accept")
+        connection.sendall(request[-1:])
+        answer = b"".join(iter(lambda: connection.recv(65536), b""))
     head, _, content = answer.partition(b"\r\n\r\n")
-    assert (int(head.split(b" ", 2)[1]), json.loads(content).get("status")) == (409, "in_progress"), answer
+    body: dict[str, Any] = json.loads(content)
+    return int(head.split(b" ", 2)[1]), body
 
 
 def _raw(order: int, parties: dict[str, dict[str, Any]], who: str, action: str, body: dict[str, Any] | None) -> bytes:
