@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Match
 
 from ugc import errors as domain
+from ugc.platform.media import MediaUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +119,7 @@ MESSAGES: dict[str, str] = {
     # 500 / 503
     "internal": "Внутренняя ошибка сервера.",
     "unavailable": "Сервис временно перегружен, повторите запрос позже.",
+    "media_unavailable": "Хранилище файлов временно недоступно, повторите запрос позже.",
     "read_model_lagging": "Сервис временно перегружен, повторите запрос позже.",
 }
 
@@ -270,6 +272,12 @@ async def sqlite_error(request: Request, exc: sqlite3.OperationalError) -> Respo
     return await internal_error(request, exc)
 
 
+async def media_unavailable(request: Request, exc: Exception) -> Response:
+    """The media store's file system refused (full, read-only, permissions): not the client's fault."""
+    log.warning("media store unavailable: %s", exc)
+    return _respond(unavailable("media_unavailable"))
+
+
 async def missing_aggregate(request: Request, exc: Exception) -> Response:
     return _respond(not_found())
 
@@ -299,6 +307,7 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     OperationalError: store_unavailable,
     psycopg.OperationalError: store_unavailable,
     sqlite3.OperationalError: sqlite_error,
+    MediaUnavailable: media_unavailable,
     AggregateNotFoundError: missing_aggregate,
     Exception: internal_error,
 }

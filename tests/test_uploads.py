@@ -174,3 +174,21 @@ def test_sniffing_across_chunks(chunks: list[bytes], sniffed: str) -> None:
 )
 def test_content_disposition_parameters_cannot_break_the_header(name: str, parameters: str) -> None:
     assert filename_parameters(name) == parameters
+
+
+def test_a_media_store_the_file_system_refuses_is_503_not_500(tmp_path: Path) -> None:
+    """A media directory that cannot be made or written (here its parent is a file; a full or
+    read-only disk alike) answered 500: it is no bug, and no fault of the client's."""
+    (tmp_path / "a-file").write_text("")
+    refused = MediaStore(tmp_path / "a-file" / "media")
+
+    async def receive(request: Request) -> Response:
+        async with receive_form(request, refused, max_bytes=4096, quota=None, file_field="image", accept=is_image):
+            return JSONResponse({})
+
+    app = Starlette(routes=[Route("/", receive, methods=["POST"])], exception_handlers=EXCEPTION_HANDLERS)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        answer = client.post("/", files={"image": ("a.png", PNG, "image/png")})
+    assert answer.status_code == 503, answer.text
+    assert answer.json() == {"detail": "Хранилище файлов временно недоступно, повторите запрос позже."}
+    assert answer.headers["retry-after"]

@@ -17,10 +17,12 @@ refused upload leaves nothing behind.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
 import secrets
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -34,6 +36,23 @@ class UnknownKey(KeyError):
     """Not a key this store makes, or no bytes are stored under it."""
 
 
+class MediaUnavailable(RuntimeError):
+    """The file system refused the store: a full or read-only disk, a permission, a root that is no
+    directory. Not the request's fault, nor a bug: the API answers 503 (api/errors.py)."""
+
+
+@contextlib.contextmanager
+def _file_system() -> Iterator[None]:
+    try:
+        yield
+    except OSError as error:
+        raise _unavailable(error) from error
+
+
+def _unavailable(error: OSError) -> MediaUnavailable:
+    return MediaUnavailable(f"{type(error).__name__}: {error}")
+
+
 class MediaStore:
     """Files under `root`: `<root>/<first two characters of the key>/<key>`."""
 
@@ -43,8 +62,9 @@ class MediaStore:
     def begin(self) -> Incoming:
         """Start receiving a new file under a fresh random key."""
         incoming_dir = self.root / _INCOMING
-        incoming_dir.mkdir(parents=True, exist_ok=True)
-        return Incoming(self, secrets.token_urlsafe(_KEY_BYTES), incoming_dir)
+        with _file_system():
+            incoming_dir.mkdir(parents=True, exist_ok=True)
+            return Incoming(self, secrets.token_urlsafe(_KEY_BYTES), incoming_dir)
 
     def path(self, key: str) -> Path:
         """Where the bytes of `key` are (or would be); `UnknownKey` if `key` is not shaped like a key."""
@@ -60,10 +80,13 @@ class MediaStore:
 
     def open(self, key: str) -> BinaryIO:
         """The stored bytes of `key`, for reading; `UnknownKey` if there are none."""
+        path = self.path(key)
         try:
-            return self.path(key).open("rb")
+            return path.open("rb")
         except FileNotFoundError:
             raise UnknownKey(key) from None
+        except OSError as error:
+            raise _unavailable(error) from error
 
     def delete(self, key: str) -> None:
         """Forget the bytes of `key`: only for bytes no stored event refers to (a command that failed)."""
@@ -94,7 +117,8 @@ class Incoming:
     def write(self, data: bytes) -> None:
         if self._file is None:
             raise ValueError("the file is already committed or discarded")
-        self._file.write(data)
+        with _file_system():
+            self._file.write(data)
         self.size += len(data)
         self._digest.update(data)
 
@@ -103,23 +127,27 @@ class Incoming:
         if self._file is None:
             raise ValueError("the file is already committed or discarded")
         file, self._file = self._file, None
-        try:
-            file.flush()
-            os.fsync(file.fileno())
-        finally:
-            file.close()
         final = self.store.path(self.key)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(self._temporary, final)
+        with _file_system():
+            try:
+                file.flush()
+                os.fsync(file.fileno())
+            finally:
+                file.close()
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(self._temporary, final)
         self.committed = True
         return self.key
 
     def discard(self) -> None:
         """Remove the bytes, committed or not: call it when no event will refer to them. Idempotent."""
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-        self._temporary.unlink(missing_ok=True)
-        if self.committed:
-            self.store.delete(self.key)
-            self.committed = False
+        # On a file system that refuses, a leftover stays where no event refers to it: harmless, and
+        # the error that brought us here is the one to report.
+        with contextlib.suppress(OSError):
+            if self._file is not None:
+                self._file.close()
+                self._file = None
+            self._temporary.unlink(missing_ok=True)
+            if self.committed:
+                self.store.delete(self.key)
+                self.committed = False
