@@ -297,6 +297,14 @@ def test_each_command_answers_what_the_read_model_shows_right_after(api: Api, de
     assert reviews["results"] == [review]
 
 
+def test_the_reviews_of_a_creator_who_does_not_exist_are_404_as_the_creator_is(api: Api) -> None:
+    """They answered 200 with an empty list, though the creator's own page is 404."""
+    for missing in (999999, 0):
+        assert api.client.get(f"/api/v1/creators/{missing}/").status_code == 404
+        answer = api.client.get(f"/api/v1/creators/{missing}/reviews/")
+        assert (answer.status_code, answer.json()) == (404, NOT_FOUND)
+
+
 def test_an_outsider_learns_nothing_of_an_order_from_a_delivery_with_files(api: Api, deal: Deal) -> None:
     order = order_in(api, deal, "in_progress")
     stranger = api.verified_user()

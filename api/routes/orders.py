@@ -44,6 +44,7 @@ from api.versions import etag, expected_version
 from commands.orders import Saved
 from readmodels import orders as read
 from readmodels.audit_record import order_record
+from readmodels.creators import get_creator_profile
 from readmodels.order_history import AsOf, BadAsOf, order_as_of, parse_as_of
 from readmodels.pages import Page, read_page_async
 from readmodels.users import get_user
@@ -257,8 +258,11 @@ async def review(request: Request) -> Response:
 
 async def creator_reviews(request: Request) -> Response:
     s = services(request)
+    creator = request.path_params["creator_id"]
+    if await s.run(get_creator_profile, s.db, creator) is None:  # as its own page: no empty list
+        raise errors.not_found()
     wanted = page_request(request)
-    page = await read_page_async(s.db, read.list_reviews(request.path_params["creator_id"], wanted))
+    page = await read_page_async(s.db, read.list_reviews(creator, wanted))
     return JSON(paginated(request, wanted, page, render_review))
 
 
