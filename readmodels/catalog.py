@@ -23,7 +23,9 @@ def list_categories(page: PageRequest) -> PageQuery:
     return PageQuery(
         page,
         ("SELECT COUNT(*) AS n FROM categories", ()),
-        ("SELECT id, name, slug FROM categories ORDER BY name, id", ()),
+        # COLLATE "C": the same order on SQLite and on PostgreSQL whatever its locale (en_US would
+        # put "iMovie" among the I's and "ёлка" after "е"; SQLite puts them after "Z" and "я").
+        ("SELECT id, name, slug FROM categories ORDER BY name COLLATE \"C\", id", ()),
     )
 
 
@@ -36,7 +38,7 @@ def list_skills(page: PageRequest, search: str | None = None) -> PageQuery:
     return PageQuery(
         page,
         (f"SELECT COUNT(*) AS n FROM skills{where}", params),
-        (f"SELECT id, name, description FROM skills{where} ORDER BY name, id", params),
+        (f'SELECT id, name, description FROM skills{where} ORDER BY name COLLATE "C", id', params),
     )
 
 

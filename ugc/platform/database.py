@@ -148,6 +148,9 @@ class Database:
                 timeout=10,
             )
             connection.row_factory = sqlite3.Row
+            # PostgreSQL's "C", code-point order: lists sorted by a name say COLLATE "C" to come in
+            # one order on both backends, whatever the PostgreSQL database's locale.
+            connection.create_collation("C", _code_point_order)
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=NORMAL")
             self._local.connection = connection
@@ -481,3 +484,7 @@ def again_if_cut(attempt: Callable[[], T]) -> T:
     except psycopg.OperationalError as error:
         log.warning("a write failed on its connection (%s); trying once more", error)
         return attempt()
+
+
+def _code_point_order(first: str, second: str) -> int:
+    return (first > second) - (first < second)
