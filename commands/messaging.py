@@ -8,7 +8,7 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
 from commands.news import news_head
-from commands.saving import Positions, change, save
+from commands.saving import Positions, change, save, stored_so_far
 from ugc.accounts import User
 from ugc.claims import Claim
 from ugc.clock import Clock
@@ -112,7 +112,9 @@ class MessagingCommands:
         def decide(read: ConversationRead) -> None:
             read.mark_read(news_head(self.app, read.up_to, up_to), self.clock.now())
 
-        return change(self.app, marker, decide).positions
+        # A mark with nothing to move stores nothing, and may be so because a twin's mark (another
+        # device, a retry) was stored a moment ago: the answer waits for it, not showing the unread.
+        return change(self.app, marker, decide).positions or stored_so_far(self.app)
 
     def _conversation(self, number: int) -> Conversation:
         try:
@@ -127,11 +129,7 @@ class MessagingCommands:
         except AggregateNotFoundError:
             return None
         # Whoever created it may not have been projected yet: wait for everything appended so far.
-        return Started(
-            conversation_id=claim.owner_number,
-            created=False,
-            positions={self.app.name: self.app.recorder.max_notification_id() or 0},
-        )
+        return Started(conversation_id=claim.owner_number, created=False, positions=stored_so_far(self.app))
 
     def _user(self, number: int) -> User:
         try:

@@ -12,7 +12,7 @@ from datetime import datetime
 from eventsourcing.application import AggregateNotFoundError
 
 from commands.news import news_head
-from commands.saving import Positions, change
+from commands.saving import Positions, change, stored_so_far
 from ugc.clock import Clock
 from ugc.errors import NotFound
 from ugc.events import user_actor
@@ -80,4 +80,6 @@ class NotificationCommands:
                 return NotificationsRead(user=user, at=self.clock.now(), actor=user_actor(user))
             return found
 
-        return change(self.app, inbox, lambda found: read(found, self.clock.now())).positions
+        # A mark with nothing to move stores nothing, perhaps because a twin's was stored a moment ago
+        # (another device, a retry): the answer waits for what is stored, not showing the unread.
+        return change(self.app, inbox, lambda found: read(found, self.clock.now())).positions or stored_so_far(self.app)

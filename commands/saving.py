@@ -45,6 +45,12 @@ def appended(app_name: str, recordings: Iterable[Recording[UUID]]) -> Appended:
     )
 
 
+def stored_so_far(app: Application[UUID]) -> Positions:
+    """Where `app`'s log ends now: what to wait for before answering with a state this command did
+    not change, which another writer may have stored a moment ago (not yet projected)."""
+    return {app.name: app.recorder.max_notification_id() or 0}
+
+
 ATTEMPTS = 12  # a write clashes once per writer that wins before it: a dozen at once on one object still land
 FIRST_PAUSE, LAST_PAUSE = 0.002, 0.1  # seconds: the longest random wait before a retry, doubling from the first
 
