@@ -25,7 +25,7 @@ def list_categories(page: PageRequest) -> PageQuery:
         ("SELECT COUNT(*) AS n FROM categories", ()),
         # COLLATE "C": the same order on SQLite and on PostgreSQL whatever its locale (en_US would
         # put "iMovie" among the I's and "ёлка" after "е"; SQLite puts them after "Z" and "я").
-        ("SELECT id, name, slug FROM categories ORDER BY name COLLATE \"C\", id", ()),
+        ('SELECT id, name, slug FROM categories ORDER BY name COLLATE "C", id', ()),
     )
 
 

@@ -85,6 +85,15 @@ def get_message(db: Database, message_id: int) -> Row | None:
         return cur.execute(f"{_MESSAGE} WHERE m.id = %s", (message_id,)).fetchone()
 
 
+def position_of(db: Database, conversation_id: int, message_id: int) -> int | None:
+    """Where message `message_id` of the conversation sits in store order (None: not of it, or unknown)."""
+    with db.read() as cur:
+        row = cur.execute(
+            "SELECT position FROM messages WHERE id = %s AND conversation_id = %s", (message_id, conversation_id)
+        ).fetchone()
+    return int(row["position"]) if row else None
+
+
 def list_messages(conversation_id: int, page: PageRequest) -> PageQuery:
     """A conversation's messages, newest first (page 1 holds the latest).
 

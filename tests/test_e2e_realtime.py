@@ -509,3 +509,41 @@ def test_twin_marks_read_answer_the_state_they_leave(live: Live) -> None:
         return answers
 
     assert set(asyncio.run(scenario())) == {(200, 0)}
+
+
+def test_a_conversation_socket_resumes_after_the_last_message_it_saw(live: Live) -> None:
+    """A client closed with 1012 (Redis away) reads the first page, then reconnects: a message sent
+    in between was on neither, as the socket started at the conversation's latest message and took
+    no `since=` (the chat hunt). With `since=<the last message id it saw>` it gets it first."""
+    anna, boris = live.api.verified_user(), live.api.verified_user()
+    chat = conversation(live, anna, boris)
+    messages = f"/api/v1/conversations/{chat}/messages/"
+
+    def send(text: str) -> int:
+        sent = live.api.client.post(messages, headers=anna["headers"], json={"message": text})
+        assert sent.status_code == 201, sent.text
+        number: int = sent.json()["id"]
+        return number
+
+    seen = send("до разрыва")
+    page = live.api.client.get(messages, headers=boris["headers"]).json()["results"]
+    assert [m["id"] for m in page] == [seen]
+    send("в окне")
+    path = f"/ws/conversations/{chat}/?token={boris['access']}"
+
+    async def scenario() -> None:
+        async with connect(live.ws(f"{path}&since={seen}")) as ws:
+            assert (await next_frame(ws))["message"] == "в окне"
+            await in_thread(send, "после")
+            assert (await next_frame(ws))["message"] == "после"
+        async with connect(live.ws(f"{path}&since=0")) as ws:
+            replayed = [(await next_frame(ws))["message"] for _ in range(3)]
+            assert replayed == ["до разрыва", "в окне", "после"]
+        assert await close_code(live.ws(f"{path}&since=abc")) == 4400
+        other = conversation(live, anna, live.api.verified_user())
+        foreign = live.api.client.post(
+            f"/api/v1/conversations/{other}/messages/", headers=anna["headers"], json={"message": "не отсюда"}
+        ).json()["id"]
+        assert await close_code(live.ws(f"{path}&since={foreign}")) == 4404
+
+    asyncio.run(scenario())

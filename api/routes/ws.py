@@ -210,10 +210,23 @@ async def conversation_socket(websocket: WebSocket) -> None:
         await refuse(websocket, FORBIDDEN)
         return
 
+    raw_since = websocket.query_params.get("since", "").strip()
+    since = natural(raw_since)
+    if raw_since and since is None:
+        await refuse(websocket, BAD_REQUEST)
+        return
+    start: int | None
+    if since is None:  # from its latest event on: what came before is in its pages
+        start = int(row["activity"])
+    else:  # after the message `since` (0: from the first), as a reconnecting client asks
+        start = 0 if since == 0 else await s.run(conversations.position_of, s.db, conversation_id, since)
+        if start is None:
+            await refuse(websocket, NOT_FOUND)
+            return
+
     async def stored_after(position: int) -> list[Row]:
         return await s.run(conversations.stored_after, s.db, conversation_id, position)
 
-    # From its latest event on: what came before is in its pages; a resync reads again from here.
     await _stream(
         websocket,
         s,
@@ -223,7 +236,7 @@ async def conversation_socket(websocket: WebSocket) -> None:
         render_message,
         reply=_sender(s, conversation_id, user),
         stored_after=stored_after,
-        seen=int(row["activity"]),
+        seen=start,
     )
 
 
@@ -338,13 +351,17 @@ routes = [
         "/ws/conversations/{conversation_id:id}/",
         conversation_socket,
         pushes=MessageOut,
-        summary="Сообщения диалога в реальном времени (участникам на любом процессе сервера)",
+        summary=(
+            "Сообщения диалога в реальном времени (участникам на любом процессе сервера); "
+            "с `since=` — сначала пропущенные после этого сообщения, затем новые"
+        ),
         receives=SendMessageIn,
-        query=("token",),
+        query=("token", "since"),
         closes=(
             UNAUTHORIZED,
             FORBIDDEN,
             NOT_FOUND,
+            BAD_REQUEST,
             MESSAGE_TOO_BIG,
             TOO_MANY,
             SERVICE_RESTART,

@@ -83,7 +83,8 @@ QUERY_PARAMETERS: dict[str, dict[str, Any]] = {
     "portfolio_item_id": {"description": "Id элемента портфолио.", "schema": _ID},
     "token": {"description": "Access-токен (JWT).", "schema": {"type": "string"}},
     "since": {
-        "description": "Id последнего полученного уведомления: сначала придут все более новые (0 — все).",
+        "description": "Id последнего полученного уведомления (или сообщения, в сокете диалога): "
+        "сначала придут все более новые (0 — все).",
         "schema": {"type": "integer", "minimum": 0},
     },
 }
