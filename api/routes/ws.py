@@ -210,19 +210,15 @@ async def conversation_socket(websocket: WebSocket) -> None:
         await refuse(websocket, FORBIDDEN)
         return
 
-    raw_since = websocket.query_params.get("since", "").strip()
-    since = natural(raw_since)
-    if raw_since and since is None:
-        await refuse(websocket, BAD_REQUEST)
+    async def latest() -> int:  # its latest event: what came before is in its pages
+        return int(row["activity"])
+
+    async def position_of(message: int) -> int | None:
+        return await s.run(conversations.position_of, s.db, conversation_id, message)
+
+    start = await _start(websocket, latest, position_of)
+    if start is None:
         return
-    start: int | None
-    if since is None:  # from its latest event on: what came before is in its pages
-        start = int(row["activity"])
-    else:  # after the message `since` (0: from the first), as a reconnecting client asks
-        start = 0 if since == 0 else await s.run(conversations.position_of, s.db, conversation_id, since)
-        if start is None:
-            await refuse(websocket, NOT_FOUND)
-            return
 
     async def stored_after(position: int) -> list[Row]:
         return await s.run(conversations.stored_after, s.db, conversation_id, position)
@@ -284,19 +280,16 @@ async def notifications_socket(websocket: WebSocket) -> None:
         await refuse(websocket, UNAUTHORIZED)
         return
     user, token = caller
-    raw_since = websocket.query_params.get("since", "").strip()
-    since = natural(raw_since)
-    if raw_since and since is None:
-        await refuse(websocket, BAD_REQUEST)
+
+    async def latest() -> int:  # only what is stored from now on
+        return await s.run(notifications.last_seq, s.db, user)
+
+    async def seq_of(notification: int) -> int | None:
+        return await s.run(notifications.seq_of, s.db, user, notification)
+
+    start = await _start(websocket, latest, seq_of)
+    if start is None:
         return
-    start: int | None
-    if since is None:  # only what is stored from now on; a resync reads again from here
-        start = await s.run(notifications.last_seq, s.db, user)
-    else:
-        start = 0 if since == 0 else await s.run(notifications.seq_of, s.db, user, since)
-        if start is None:
-            await refuse(websocket, NOT_FOUND)
-            return
 
     async def stored_after(seq: int) -> list[Row]:
         return await s.run(notifications.stored_after, s.db, user, seq)
@@ -304,6 +297,26 @@ async def notifications_socket(websocket: WebSocket) -> None:
     await _stream(
         websocket, s, token, user, user_channel(user), render_notification, stored_after=stored_after, seen=start
     )
+
+
+async def _start(
+    websocket: WebSocket, latest: Callable[[], Awaitable[int]], place_of: Callable[[int], Awaitable[int | None]]
+) -> int | None:
+    """Where a socket's stream starts, in its rows' store order: after the row of `since=` (0: from
+    the first), as a reconnecting client asks, or at the latest without it (a resync reads again from
+    there). None once the socket is refused: 4400 for a `since=` that is no id, 4404 for one that is
+    not among the stream's rows."""
+    raw = websocket.query_params.get("since", "").strip()
+    since = natural(raw)
+    if raw and since is None:
+        await refuse(websocket, BAD_REQUEST)
+        return None
+    if since is None:
+        return await latest()
+    start = 0 if since == 0 else await place_of(since)
+    if start is None:
+        await refuse(websocket, NOT_FOUND)
+    return start
 
 
 async def _stream(
