@@ -98,7 +98,8 @@ def test_a_mail_whose_final_reply_never_comes_is_counted_as_sent_not_sent_again(
         mailer.send(to="a@example.com", subject="Тема", body="текст", message_key="silent")
     assert time.monotonic() - started < 2.0
     assert len(handler.received) == 1
-    assert [r.getMessage() for r in caplog.records] == [
+    # The mailer's own lines: others' INFO (the SMTP server's) can reach caplog too (see above).
+    assert [r.getMessage() for r in caplog.records if r.name == "projections.mail"] == [
         "mail to a@example.com: no reply to its final dot (Connection unexpectedly closed: timed out); "
         "counted as sent, not sent again"
     ]
