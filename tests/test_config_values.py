@@ -38,6 +38,20 @@ def test_a_value_of_no_usable_form_is_refused_by_name(tmp_path: Path, name: str,
     assert str(refused.value).startswith(message) and "\n" not in str(refused.value)
 
 
+@pytest.mark.parametrize(
+    ("name", "value", "shown"),
+    [
+        ("UGC_SMTP_URL", "smtp://robot:s3cret@mail:notaport", "smtp://robot:***@mail:notaport"),
+        ("UGC_REDIS_URL", "http://:s3cret@cache:6379/0", "http://:***@cache:6379/0"),
+    ],
+)
+def test_a_refused_url_is_shown_without_its_password(tmp_path: Path, name: str, value: str, shown: str) -> None:
+    """The error line goes to a terminal, a log, a CI page: the password in the URL stays out of it."""
+    with pytest.raises(ConfigError) as refused:
+        settings(tmp_path, **{name: value})
+    assert "s3cret" not in str(refused.value) and repr(shown) in str(refused.value)
+
+
 def test_usable_values_are_kept(tmp_path: Path) -> None:
     found = settings(
         tmp_path,

@@ -208,8 +208,18 @@ class Settings:
 
 def _redis_url(url: str | None) -> str | None:
     if url is not None and urlsplit(url).scheme not in ("redis", "rediss", "unix"):
-        raise ConfigError(f"UGC_REDIS_URL must be redis://host:port/db (or rediss://, unix://), not {url!r}")
+        raise ConfigError(
+            f"UGC_REDIS_URL must be redis://host:port/db (or rediss://, unix://), not {_without_secret(url)!r}"
+        )
     return url
+
+
+def _without_secret(url: str) -> str:
+    """`url` to show in an error line: a password it holds (`scheme://user:password@host`) starred."""
+    user, at, host = url.rpartition("@")
+    if not at or ":" not in user.partition("://")[2]:
+        return url
+    return f"{user.rpartition(':')[0]}:***@{host}"
 
 
 def _public_url(url: str) -> str:
@@ -221,7 +231,9 @@ def _public_url(url: str) -> str:
 
 def _smtp_url(url: str | None) -> str | None:
     if url is not None and not _has_host(url, ("smtp", "smtps")):
-        raise ConfigError(f"UGC_SMTP_URL must be smtp://[user:pass@]host[:port] (or smtps://), not {url!r}")
+        raise ConfigError(
+            f"UGC_SMTP_URL must be smtp://[user:pass@]host[:port] (or smtps://), not {_without_secret(url)!r}"
+        )
     return url
 
 
