@@ -31,8 +31,9 @@ from tests.backends import (
 from tests.response_check import MISMATCHES, ResponseCheck
 from ugc.clock import MovableClock
 from ugc.config import Settings
+from ugc.platform.database import Database
 from ugc.platform.dialect import Cursor
-from ugc.wiring import build_app, runtime
+from ugc.wiring import build_app, migrate, runtime
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -271,6 +272,17 @@ def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
         found = "\n".join(MISMATCHES)
         MISMATCHES.clear()
         outcome.force_exception(AssertionError(f"answers that are not what their routes declare:\n{found}"))
+
+
+@pytest.fixture
+def db(settings: Settings) -> Iterator[Database]:
+    """The module's database, migrated, through a `Database` of the test's own."""
+    database = Database(settings.database_url)
+    migrate(database)
+    try:
+        yield database
+    finally:
+        database.close()
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,16 +38,6 @@ from ugc.platform.store import Accounts, EventStores
 from ugc.wiring import migrate, projection_runner
 
 TTL = 0.6
-
-
-@pytest.fixture
-def db(settings: Settings) -> Iterator[Database]:
-    database = Database(settings.database_url)
-    migrate(database)
-    try:
-        yield database
-    finally:
-        database.close()
 
 
 def keeper(db: Database, names: list[str], weights: dict[str, float] | None = None) -> LeaseKeeper:

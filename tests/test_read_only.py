@@ -17,17 +17,8 @@ from ugc.events import operator_actor
 from ugc.ids import aggregate_id
 from ugc.platform.database import Database
 from ugc.platform.store import Accounts, EventStores
-from ugc.wiring import migrate
 
 HASHER = PasswordHasher(time_cost=1, memory_cost=8192)
-
-
-@pytest.fixture
-def db(settings: Settings) -> Iterator[Database]:
-    database = Database(settings.database_url)
-    migrate(database)
-    yield database
-    database.close()
 
 
 @pytest.fixture

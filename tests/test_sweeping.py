@@ -4,30 +4,15 @@ stay, and a sweep comes at most once an interval."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
-
-import pytest
 
 from api.idempotency_keys import KEPT_FOR
 from api.throttle import WINDOW
 from ugc.clock import MovableClock
-from ugc.config import Settings
 from ugc.platform import auth_failures, idempotency_keys
 from ugc.platform.auth_failures import Subject
 from ugc.platform.database import Database
 from ugc.platform.sweeping import Sweeper
-from ugc.wiring import migrate
-
-
-@pytest.fixture
-def db(settings: Settings) -> Iterator[Database]:
-    database = Database(settings.database_url)
-    migrate(database)
-    try:
-        yield database
-    finally:
-        database.close()
 
 
 def count(db: Database, table: str, where: str, params: tuple[object, ...]) -> int:
