@@ -5,7 +5,6 @@ after "Z" and after "я" (the lists hunt, on an ICU en-US database)."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +13,7 @@ import psycopg
 import pytest
 
 from readmodels.catalog import list_categories, list_skills
-from readmodels.pages import PageRequest, read_page, read_page_async
+from readmodels.pages import PageRequest, read_page
 from tests.backends import POSTGRES_URL, _migrate, postgres_available, postgres_url
 from ugc.platform.database import Database
 
@@ -70,4 +69,3 @@ def test_skills_and_categories_are_listed_in_code_point_order(database: Database
     everything = PageRequest(1, 100)
     for query in (list_skills(everything), list_categories(everything)):
         assert [row["name"] for row in read_page(database, query).rows] == sorted(NAMES)
-        assert [row["name"] for row in asyncio.run(read_page_async(database, query)).rows] == sorted(NAMES)
