@@ -16,6 +16,7 @@ from starlette.routing import Match
 
 from ugc import errors as domain
 from ugc.platform.media import MediaUnavailable
+from ugc.platform.personal_data import PersonErased
 
 log = logging.getLogger(__name__)
 
@@ -278,6 +279,12 @@ async def media_unavailable(request: Request, exc: Exception) -> Response:
     return _respond(unavailable("media_unavailable"))
 
 
+async def erased_person(request: Request, exc: Exception) -> Response:
+    """A change by someone erased moments ago, with a token whose standing this process still kept
+    (commands/standing.py): refused as any of their requests is once the standing is asked again."""
+    return _respond(unauthorized("invalid_token"))
+
+
 async def missing_aggregate(request: Request, exc: Exception) -> Response:
     return _respond(not_found())
 
@@ -308,6 +315,7 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     psycopg.OperationalError: store_unavailable,
     sqlite3.OperationalError: sqlite_error,
     MediaUnavailable: media_unavailable,
+    PersonErased: erased_person,
     AggregateNotFoundError: missing_aggregate,
     Exception: internal_error,
 }

@@ -22,6 +22,9 @@ from typing import TypeVar
 import psycopg
 from psycopg import sql
 
+# The UGC_DATA_KEY of every server and script of the benchmarks, so a script reading the users a
+# server registered (or registering users a server then reads) opens their personal data.
+DATA_KEY = "bench-data-key-that-is-long-enough-0123456789"
 PG_ADMIN_URL = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 ROOT = Path(__file__).resolve().parent.parent

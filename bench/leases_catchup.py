@@ -41,7 +41,7 @@ from pathlib import Path
 import common
 import psycopg
 from ceilings import hello_world, pg_insert
-from common import cpu_snapshot, cpu_used, free_port, fresh_database, machine_cpu, postgres_database, record
+from common import DATA_KEY, cpu_snapshot, cpu_used, free_port, fresh_database, machine_cpu, postgres_database, record
 from seed_orders import Plan, seed
 
 from projections.base import Projection
@@ -65,6 +65,7 @@ def environment(url: str, var_dir: Path) -> dict[str, str]:
         "UGC_DATABASE_URL": url,
         "UGC_VAR_DIR": str(var_dir),
         "UGC_SECRET_KEY": "bench-secret-key-that-is-long-enough-0123456789",
+        "UGC_DATA_KEY": DATA_KEY,
         "UGC_ARGON2_TIME_COST": "1",
         "UGC_ARGON2_MEMORY_KIB": "8192",
         "UGC_PROJECTIONS": "external",
@@ -79,7 +80,7 @@ def prepare(url: str, env: dict[str, str], orders: int) -> None:
     """The demo world, projected, then `orders` orders appended to the orders log."""
     ugc("seed", "--demo", env=env)
     settings = Settings.from_env(env)
-    db, stores = Database(url), EventStores(url)
+    db, stores = Database(url), EventStores(url, data_key=DATA_KEY)
     try:
         runner = ProjectionRunner(db, stores, [p for p in all_projections(settings) if p.read_model], Progress())
         runner.register()
@@ -117,7 +118,7 @@ def emptied(db: Database, projections: Sequence[Projection]) -> None:
 
 def rewind(url: str, env: dict[str, str], names: Sequence[str] | None) -> int:
     """Empty and rewind the read models `names` (all: None); the events to apply (log events x read models)."""
-    db, stores = Database(url), EventStores(url)
+    db, stores = Database(url), EventStores(url, data_key=DATA_KEY)
     try:
         chosen = read_models(env, names)
         emptied(db, chosen)
@@ -143,7 +144,7 @@ def standing(
 
 
 def heads_of(url: str) -> dict[str, int]:
-    stores = EventStores(url)
+    stores = EventStores(url, data_key=DATA_KEY)
     try:
         return stores.heads()
     finally:
@@ -230,7 +231,7 @@ def side_label(side: Sequence[str]) -> str:
 def costs(url: str, env: dict[str, str]) -> list[tuple[str, float]]:
     """Seconds, in this process (no leases), to read and decode the orders log alone, then to catch
     up from 0 each of FOUR alone, each side of the lease split, and the four together."""
-    db, stores = Database(url), EventStores(url)
+    db, stores = Database(url), EventStores(url, data_key=DATA_KEY)
     try:
         started = time.monotonic()
         orders, after = stores[Orders.name], 0

@@ -44,6 +44,7 @@ import loadgen
 import psycopg
 from argon2 import PasswordHasher
 from common import (
+    DATA_KEY,
     ROOT,
     VENV_BIN,
     background,
@@ -157,7 +158,7 @@ def ugc_server(database_url: str, *, projections: str = "inline", workers: int =
     with tempfile.TemporaryDirectory(prefix="ugc-bench-") as var_dir:
         env = {k: v for k, v in os.environ.items() if not k.startswith("UGC_")}  # default argon2 cost etc.
         env |= {"UGC_DATABASE_URL": database_url, "UGC_VAR_DIR": var_dir, "UGC_SECRET_KEY": secrets.token_urlsafe(48),
-                "UGC_PROJECTIONS": projections}
+                "UGC_DATA_KEY": DATA_KEY, "UGC_PROJECTIONS": projections}
         port = free_port()
         log = Path(var_dir) / "server.log"
         argv = [str(VENV_BIN / "ugc"), "serve", "--host", "127.0.0.1", "--port", str(port),

@@ -33,7 +33,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ceilings import pg_insert  # noqa: E402
-from common import fresh_database, machine_cpu, record  # noqa: E402
+from common import DATA_KEY, fresh_database, machine_cpu, record  # noqa: E402
 from eventsourcing.persistence import StoredEvent  # noqa: E402
 from serve_without_chain import plain_settings  # noqa: E402
 
@@ -58,10 +58,12 @@ def world(url: str, *, chained: bool) -> Iterator[tuple[OrderCommands, int, int,
     migrate(db)
     store.eventsourcing_settings = CHAINED_SETTINGS if chained else plain_settings  # type: ignore[assignment]
     try:
-        stores = store.EventStores(url)
+        stores = store.EventStores(url, data_key=DATA_KEY)
     finally:
         store.eventsourcing_settings = CHAINED_SETTINGS
-    settings = Settings.from_env({"UGC_DATABASE_URL": url, "UGC_VAR_DIR": "/tmp/ugc-bench-chain"})
+    settings = Settings.from_env(
+        {"UGC_DATABASE_URL": url, "UGC_VAR_DIR": "/tmp/ugc-bench-chain", "UGC_DATA_KEY": DATA_KEY}
+    )
     try:
         load_reference_data(stores, db, SystemClock(), "operator:bench")
         seed_demo(_demo_commands(settings, stores, db))

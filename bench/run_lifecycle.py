@@ -53,7 +53,16 @@ import seed_orders
 import seed_services
 import step_costs
 import uvloop
-from common import cpu_snapshot, cpu_used, fresh_database, machine_cpu, process_cpu_seconds, record, wait_for_quiet
+from common import (
+    DATA_KEY,
+    cpu_snapshot,
+    cpu_used,
+    fresh_database,
+    machine_cpu,
+    process_cpu_seconds,
+    record,
+    wait_for_quiet,
+)
 from loadgen import Result, Scenario
 from run_auth import ugc_server
 from run_listing import listing_path
@@ -109,7 +118,7 @@ def tree_cpu_seconds(pids: list[int]) -> float:
 def seed_services_of(url: str, counts: list[tuple[Party, int]]) -> float:
     """Append services for cast creators (their profiles exist already); the seconds it took."""
     began = time.monotonic()
-    db, stores = Database(url), EventStores(url)
+    db, stores = Database(url), EventStores(url, data_key=DATA_KEY)
     try:
         rng = random.Random(15)
         categories = seed_services.category_numbers(stores)
@@ -157,7 +166,7 @@ def catch_up(db: Database, head: dict[str, int], timeout: float = 1800.0) -> Non
 def settled(url: str) -> float:
     """Seconds until the read models have applied the whole orders log as it stands now."""
     began = time.monotonic()
-    db, stores = Database(url), EventStores(url)
+    db, stores = Database(url), EventStores(url, data_key=DATA_KEY)
     try:
         catch_up(db, {"orders": stores.orders.recorder.max_notification_id() or 0})
     finally:
@@ -176,7 +185,7 @@ class WritePhase:
 
 def write_reviews(url: str, cast: Cast, creators: list[Party], count: int, batch: int = 500) -> WritePhase:
     """`count` orders walked to reviewed, on services of `creators` in turn, appended `batch` per save."""
-    db, stores = Database(url), EventStores(url)
+    db, stores = Database(url), EventStores(url, data_key=DATA_KEY)
     clock, rng = SystemClock(), random.Random(15)
     try:
         buyers: list[User] = [stores.accounts.repository.get(aggregate_id("user", b.user_id)) for b in cast.buyers]

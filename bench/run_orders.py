@@ -58,6 +58,7 @@ import seed_orders
 import uvloop
 from common import (
     CONNECT_STAGGER,
+    DATA_KEY,
     PG_ADMIN_URL,
     cpu_snapshot,
     cpu_used,
@@ -280,7 +281,7 @@ def seed_and_catch_up(url: str, cast: Cast, count: int, *, batch: int, timeout: 
     )
     wait_for_connections(20)
     db = Database(url)
-    stores = EventStores(url)
+    stores = EventStores(url, data_key=DATA_KEY)
     try:
         seeded = seed_orders.seed(
             stores,
@@ -891,7 +892,7 @@ def locked_insert(url: str, *, clients: int = ceilings.PG_CLIENTS, duration: flo
 def append_ceiling(url: str, *, clients: int = ceilings.PG_CLIENTS, duration: float) -> ceilings.InsertResult:
     """eventsourcing itself: `clients` threads each saving one new Order per save() into the orders store."""
     create_event_tables(url)
-    stores = EventStores(url)
+    stores = EventStores(url, data_key=DATA_KEY)
     numbers = itertools.count(1)
 
     def worker(_: int) -> Callable[[], None]:

@@ -40,7 +40,16 @@ import ceilings
 import common
 import psycopg
 import seed_orders
-from common import VENV_BIN, cpu_snapshot, fresh_database, machine_cpu, postgres_database, record, wait_for_quiet
+from common import (
+    DATA_KEY,
+    VENV_BIN,
+    cpu_snapshot,
+    fresh_database,
+    machine_cpu,
+    postgres_database,
+    record,
+    wait_for_quiet,
+)
 
 from projections.bluegreen import rebuild
 from projections.orders import OrdersProjection
@@ -70,9 +79,10 @@ def main() -> None:
         common.QUIET_LIMIT, common.ATTEMPTS = args.patience, 1
     began = datetime.now(UTC)
     with fresh_database("ugc_bench_rebuild") as url:
-        env = os.environ | {"UGC_DATABASE_URL": url, "UGC_ARGON2_TIME_COST": "1", "UGC_ARGON2_MEMORY_KIB": "8192"}
+        env = os.environ | {"UGC_DATABASE_URL": url, "UGC_DATA_KEY": DATA_KEY,
+                            "UGC_ARGON2_TIME_COST": "1", "UGC_ARGON2_MEMORY_KIB": "8192"}
         subprocess.run([str(VENV_BIN / "ugc"), "seed", "--demo"], env=env, check=True, capture_output=True)
-        db, stores = Database(url), EventStores(url)
+        db, stores = Database(url), EventStores(url, data_key=DATA_KEY)
         try:
             runner = ProjectionRunner(db, stores, all_projections(Settings.from_env(env)), Progress())
             runner.register()

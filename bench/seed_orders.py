@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from common import DATA_KEY
+
 from ugc.accounts import User
 from ugc.clock import SystemClock
 from ugc.ids import aggregate_id
@@ -202,13 +204,15 @@ def main() -> None:
     plan = Plan(parse_ids(args.buyers), parse_ids(args.services), args.heavy, args.heavy_share, args.light,
                 args.light_count)
     db = Database(args.database_url)
-    stores = EventStores(args.database_url)
+    stores = EventStores(args.database_url, data_key=DATA_KEY)
     try:
         seeded = seed(stores, db, plan, count=args.count, batch=args.batch, seed_value=args.seed,
                       progress=lambda s: print(f"  {s.orders} orders, {s.events} events ({s.seconds:.0f} s)",
                                                file=sys.stderr))
         if args.catch_up:
-            settings = Settings.from_env({"UGC_DATABASE_URL": args.database_url, "UGC_SECRET_KEY": "x" * 40})
+            settings = Settings.from_env(
+                {"UGC_DATABASE_URL": args.database_url, "UGC_SECRET_KEY": "x" * 40, "UGC_DATA_KEY": DATA_KEY}
+            )
             runner = ProjectionRunner(db, stores, [p for p in all_projections(settings) if p.read_model], Progress())
             runner.register()
             runner.catch_up()

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from argon2 import PasswordHasher
+from common import DATA_KEY
 
 from commands.accounts import AccountCommands, Register
 from commands.creators import CreatorCommands
@@ -186,10 +187,12 @@ def build_services(
 def seed(database_url: str, *, count: int, creators: int, batch: int, seed_value: int = 1) -> float:
     """Seed and catch up; returns the seconds it took. Prints progress to stderr."""
     started = time.monotonic()
-    settings = Settings.from_env({"UGC_DATABASE_URL": database_url, "UGC_SECRET_KEY": "seed-" + "x" * 40})
+    settings = Settings.from_env(
+        {"UGC_DATABASE_URL": database_url, "UGC_SECRET_KEY": "seed-" + "x" * 40, "UGC_DATA_KEY": DATA_KEY}
+    )
     db = Database(database_url)
     migrate(db)
-    stores = EventStores(database_url)
+    stores = EventStores(database_url, data_key=DATA_KEY)
     try:
         load_reference_data(stores, db, SystemClock(), operator_actor(operator_login()))
         categories = category_numbers(stores)

@@ -71,12 +71,18 @@ def measure(url: str, calls: int) -> list[tuple[str, float]]:
     blocking = ThreadPoolExecutor(8)
     try:
         migrate(db)
-        stores = EventStores(url)
+        stores = EventStores(url, data_key=secrets.token_urlsafe(32))  # a scratch database's own
         user = User(
-            number=1, username="bench", email="bench@example.com", password_hash="x",
-            first_name="", last_name="", at=datetime.now(UTC),
+            number=1,
+            username="bench",
+            email="bench@example.com",
+            password_hash="x",
+            first_name="",
+            last_name="",
+            at=datetime.now(UTC),
+            actor="operator:bench",
         )
-        user.verify_email(datetime.now(UTC))
+        user.verify_email(datetime.now(UTC), "operator:bench")
         stores.accounts.save(user)
         with db.transaction(write=True) as cur:
             cur.execute(
@@ -86,7 +92,7 @@ def measure(url: str, calls: int) -> list[tuple[str, float]]:
             )
         tokens = TokenService(secrets.token_urlsafe(48), SystemClock(), access_ttl=900, refresh_ttl=900)
         token = tokens.issue(1, "access")
-        standings = Standings(stores)
+        standings = Standings(stores, SystemClock())
 
         async def run(function: Callable[..., Any], *args: Any) -> Any:
             return await asyncio.get_running_loop().run_in_executor(blocking, function, *args)

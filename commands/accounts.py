@@ -20,7 +20,10 @@ from ugc.clock import Clock
 from ugc.errors import Conflict, InvalidToken, NotFound
 from ugc.events import user_actor
 from ugc.ids import aggregate_id, claim_id
+from ugc.personal import subjects_of
+from ugc.platform import idempotency_keys, refresh_families
 from ugc.platform.database import Database
+from ugc.platform.personal_data import PersonErased
 from ugc.platform.store import EventStores
 
 HASHES_AT_ONCE = 2  # one per core of the machines this runs on
@@ -42,6 +45,14 @@ class Registered:
     positions: Positions
 
 
+@dataclass(frozen=True)
+class Erasure:
+    user_id: int
+    newly: bool  # False: the account was erased before (a repeated erasure finishes what one left)
+    keys_destroyed: int
+    positions: Positions
+
+
 class AccountCommands:
     def __init__(
         self,
@@ -53,6 +64,7 @@ class AccountCommands:
         verification_ttl: int = 86400,
     ) -> None:
         self.app = stores.accounts
+        self.data_keys = stores.data_keys
         self.db = db
         self.clock = clock
         self.hasher = hasher or PasswordHasher()
@@ -107,7 +119,7 @@ class AccountCommands:
 
     def resend_verification(self, user_id: int) -> Positions:
         """A new verification token for an unverified user (the mail goes out when it is projected)."""
-        user = self._user(user_id)
+        user = self._caller(user_id)
         if user.is_verified:
             raise Conflict("email_already_verified")
         token = self._verification_token(user.number, user.email, self.clock.now(), user_actor(user.number))
@@ -140,6 +152,8 @@ class AccountCommands:
             now, holder = self.clock.now(), user_actor(issued.user_number)  # the token proves who follows it
             issued.use(now, holder)
             user: User = self.app.repository.get(aggregate_id("user", issued.user_number))
+            if user.erased:
+                raise InvalidToken("invalid_verification_token")
             user.verify_email(now, holder)
             return user
 
@@ -148,6 +162,8 @@ class AccountCommands:
     def authenticate(self, username: str, password: str) -> int | None:
         """The user's id if the password is right, else None (in about the same time either way)."""
         user = self._user_by_claim("username", username)
+        if user is not None and user.erased:
+            user = None
         password_hash = user.password_hash if user else self._decoy_hash
         try:
             with self._hashing:
@@ -159,7 +175,7 @@ class AccountCommands:
     def update_profile(self, user_id: int, changes: dict[str, Any]) -> Positions:
         return change(
             self.app,
-            lambda: self._user(user_id),
+            lambda: self._caller(user_id),
             lambda user: user.update_profile(changes, self.clock.now(), user_actor(user_id)),
         ).positions
 
@@ -183,6 +199,26 @@ class AccountCommands:
             self.app, lambda: self._named(username), lambda user: user.verify_email(self.clock.now(), actor)
         ).positions
 
+    def erase(self, username: str, actor: str) -> Erasure:
+        """Erase the person behind `username`: record it, destroy their data keys, end their sessions.
+
+        Their e-mail, names, phone, bio and creator profile then read as erased everywhere, replays
+        included; what others' records need stays (README: "Personal data and erasure"). The event
+        comes first: a crash after it leaves an erased account whose keys a repeated erasure destroys.
+        """
+        if self.data_keys is None:
+            raise NotFound("user_not_found")  # an in-memory store holds no one's keys
+        user = self._user_by_claim("username", username, erased_too=True)
+        if user is None:
+            raise NotFound("user_not_found")
+        newly = not user.erased
+        now = self.clock.now()
+        erased = change(self.app, lambda: self._user(user.number, erased_too=True), lambda u: u.erase(now, actor))
+        destroyed = self.data_keys.destroy(user.number, subjects_of(user.number), now)
+        refresh_families.revoke_all_of(self.db, user.number, now)
+        idempotency_keys.forget_user(self.db, user.number)
+        return Erasure(user.number, newly, destroyed, erased.positions)
+
     def user_id(self, username: str) -> int | None:
         """The id of the user with this username, from the log (None: no such user)."""
         user = self._user_by_claim("username", username)
@@ -194,19 +230,33 @@ class AccountCommands:
             raise NotFound("user_not_found")
         return user
 
-    def _user(self, user_id: int) -> User:
+    def _user(self, user_id: int, *, erased_too: bool = False) -> User:
+        """The user; an erased one counts as missing unless `erased_too` (erasing it again)."""
         try:
             user: User = self.app.repository.get(aggregate_id("user", user_id))
         except AggregateNotFoundError:
             raise NotFound("user_not_found") from None
+        if user.erased and not erased_too:
+            raise NotFound("user_not_found")
         return user
 
-    def _user_by_claim(self, kind: str, value: str) -> User | None:
+    def _caller(self, user_id: int) -> User:
+        """The user acting on their own account: one erased moments ago is refused as no longer
+        signed in (PersonErased, as the mapper refuses new personal data of theirs)."""
+        user = self._user(user_id, erased_too=True)
+        if user.erased:
+            raise PersonErased(f"user {user_id} was erased")
+        return user
+
+    def _user_by_claim(self, kind: str, value: str, *, erased_too: bool = False) -> User | None:
         try:
             claim: Claim = self.app.repository.get(claim_id(kind, value))
         except AggregateNotFoundError:
             return None
-        return self._user(claim.owner_number)
+        try:
+            return self._user(claim.owner_number, erased_too=erased_too)
+        except NotFound:
+            return None
 
     def _claimed(self, kind: str, value: str) -> bool:
         try:

@@ -11,8 +11,9 @@ from collections.abc import Mapping
 from typing import ClassVar
 
 from projections.base import Handler, Projection
-from ugc.accounts import User
+from ugc.accounts import PROFILE_FIELDS, User
 from ugc.creators import CreatorProfile
+from ugc.personal import PERSONAL
 from ugc.platform.dialect import Cursor
 from ugc.platform.store import Accounts
 
@@ -29,6 +30,7 @@ class AccountsProjection(Projection):
             User.ProfileUpdated: self.profile_updated,
             User.RoleGranted: self.role_granted,
             User.RoleRevoked: self.role_revoked,
+            User.Erased: self.erased,
             CreatorProfile.Created: self.creator_profile_created,
             CreatorProfile.Updated: self.creator_profile_updated,
         }
@@ -44,7 +46,8 @@ class AccountsProjection(Projection):
         _update(cur, "users", e, {"is_verified": True})
 
     def profile_updated(self, cur: Cursor, e: User.ProfileUpdated) -> None:
-        _update(cur, "users", e, e.changes)
+        if e.changes:  # none once the person is erased: their changes read back empty
+            _update(cur, "users", e, e.changes)
 
     def role_granted(self, cur: Cursor, e: User.RoleGranted) -> None:
         row = cur.execute("SELECT roles FROM users WHERE uuid = %s", (str(e.originator_id),)).fetchone()
@@ -55,6 +58,16 @@ class AccountsProjection(Projection):
         row = cur.execute("SELECT roles FROM users WHERE uuid = %s", (str(e.originator_id),)).fetchone()
         roles = sorted({*(row["roles"] if row else [])} - {e.role})
         _update(cur, "users", e, {"roles": roles})
+
+    def erased(self, cur: Cursor, e: User.Erased) -> None:
+        """Blank what the person's destroyed keys sealed, as a replay of the log now reads it."""
+        _update(cur, "users", e, {"email": "", **dict.fromkeys(PROFILE_FIELDS, ""), "roles": []})
+        profile = PERSONAL[CreatorProfile.Created.TOPIC].erased
+        columns = ", ".join(f"{column} = %s" for column in profile)
+        cur.execute(
+            f"UPDATE creator_profiles SET {columns} WHERE user_id = (SELECT id FROM users WHERE uuid = %s)",
+            (*profile.values(), str(e.originator_id)),
+        )
 
     def creator_profile_created(self, cur: Cursor, e: CreatorProfile.Created) -> None:
         cur.execute(

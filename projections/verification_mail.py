@@ -25,6 +25,8 @@ class VerificationMailProjection(Projection):
         return {VerificationToken.Issued: self.token_issued}
 
     def token_issued(self, e: VerificationToken.Issued) -> None:
+        if not e.email:
+            return  # the person was erased before the mail went: there is no address to write to
         link = f"{self.public_url}/verify-email?token={verification_token(e.key, self.secret_key)}"
         body = (
             "Здравствуйте!\n\n"

@@ -103,12 +103,18 @@ def _migrate(url: str) -> None:
         db.close()
 
 
+# Every server, CLI run and store of the tests opens personal data with this one key, as the
+# processes of one deployment share UGC_DATA_KEY.
+DATA_KEY = "test-data-key-that-is-long-enough-9876543210"
+
+
 def environment(backend: str, database_url: str, var_dir: Path) -> dict[str, str]:
     """The UGC_* variables for a server or runtime under test (cheap argon2, fixed secret)."""
     env = {
         "UGC_DATABASE_URL": database_url,
         "UGC_VAR_DIR": str(var_dir),
         "UGC_SECRET_KEY": "test-secret-key-that-is-long-enough-0123456789",
+        "UGC_DATA_KEY": DATA_KEY,
         "UGC_ARGON2_TIME_COST": "1",
         "UGC_ARGON2_MEMORY_KIB": "8192",
     }

@@ -64,8 +64,9 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(scope="module")
-def var_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("var")
+def var_dir(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One per backend: a database's signed checkpoints (UGC_AUDIT_DIR) hold for that database only."""
+    return tmp_path_factory.mktemp(f"var-{backend}")
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,7 @@ from projections.creator_skills import CreatorSkillsProjection
 from projections.portfolio import PortfolioProjection
 from projections.runner import ProjectionRunner
 from readmodels.waiting import Progress
+from tests.backends import DATA_KEY
 from tests.conftest import Api, checked_client
 from ugc.clock import MovableClock
 from ugc.config import Settings
@@ -551,7 +552,7 @@ def test_rebuilt_portfolio_and_creator_skills_equal_the_live_tables(api: Api, ap
     db = app_client.app.state.services.db  # type: ignore[attr-defined]
     tables = ("portfolio_items", "portfolio_images", "portfolio_media", "creator_skills")
     live = {name: rows(db, name) for name in tables}
-    stores = EventStores(api.settings.database_url)
+    stores = EventStores(api.settings.database_url, data_key=DATA_KEY)
     try:
         projections = [PortfolioProjection(), CreatorSkillsProjection()]
         runner = ProjectionRunner(db, stores, projections, Progress())

@@ -20,6 +20,7 @@ from projections.runner import ProjectionRunner
 from readmodels.pages import PageRequest
 from readmodels.services import ORDERINGS, ServiceFilters, matches_first, page_query
 from readmodels.waiting import Progress
+from tests.backends import DATA_KEY
 from tests.conftest import BAD_BODY_IDS, Api, new_client, refused_id
 from ugc.clock import MovableClock
 from ugc.config import Settings
@@ -614,7 +615,7 @@ def test_a_rebuilt_listing_equals_the_live_one(api: Api, settings: Settings) -> 
     before = api.client.get("/api/v1/services/", params={"page_size": 100, "search": tag}).json()
 
     db = Database(settings.database_url)
-    stores = EventStores(settings.database_url)
+    stores = EventStores(settings.database_url, data_key=DATA_KEY)
     try:
         with db.transaction() as cur:
             live = cur.execute("SELECT * FROM services ORDER BY id").fetchall()

@@ -18,7 +18,7 @@ from psycopg import sql
 
 from projections.bluegreen import rebuild, rebuild_outdated
 from projections.registry import all_projections
-from tests.backends import POSTGRES_URL, environment, fresh_database, postgres_available
+from tests.backends import DATA_KEY, POSTGRES_URL, environment, fresh_database, postgres_available
 from tests.conftest import Api, new_client
 from tests.orders_world import a_deal, place
 from tests.test_bluegreen import OrdersV2
@@ -69,7 +69,7 @@ def test_the_application_role_appends_but_never_changes_the_log(owner_and_app: t
     db = Database(app_url)
     migrate(db)  # as a server starts: the owner's schema is left alone, no permission error
     db.close()
-    stores = EventStores(app_url)
+    stores = EventStores(app_url, data_key=DATA_KEY)
     try:
         stream = uuid.uuid4()
         stores.orders.recorder.insert_events([StoredEvent(stream, 1, "ugc.Order.Updated", b'{"v":1}')])
@@ -133,7 +133,7 @@ def test_a_rebuild_by_the_owner_keeps_the_grants_of_the_tables_it_replaces(
         api = Api(client, settings)
         deal = a_deal(api)
         place(api, deal)
-        db, stores = Database(owner_url), EventStores(owner_url)
+        db, stores = Database(owner_url), EventStores(owner_url, data_key=DATA_KEY)
         try:
             rebuild(db, stores, read_models)  # `ugc rebuild`, as the README has the owner run it
             with psycopg.connect(owner_url) as owner:

@@ -28,7 +28,7 @@ from projections.runner import ProjectionRunner
 from projections.scratch import PREFIX, ScratchSet
 from readmodels import versions
 from readmodels.waiting import Progress
-from tests.backends import environment, fresh_database
+from tests.backends import DATA_KEY, environment, fresh_database
 from tests.conftest import Api
 from tests.orders_world import a_deal, order_in
 from ugc.clock import SystemClock
@@ -198,7 +198,7 @@ from ugc.platform.database import Database
 from ugc.platform.store import EventStores
 from ugc.wiring import migrate
 
-db, stores = Database(sys.argv[1]), EventStores(sys.argv[1])
+db, stores = Database(sys.argv[1]), EventStores(sys.argv[1])  # the orders log holds nothing personal
 rebuild(db, stores, [OrdersProjection()], advanced=lambda _: os.kill(os.getpid(), signal.SIGKILL), batch_size=2)
 """
 
@@ -272,7 +272,7 @@ def test_with_no_live_runner_a_rebuild_goes_to_the_head_and_moves_the_positions(
         db, stores = Database(url), None
         try:
             migrate(db)
-            stores = EventStores(url)
+            stores = EventStores(url, data_key=DATA_KEY)
             load_reference_data(stores, db, SystemClock(), "operator:test")
             catalog = CatalogProjection()
             ProjectionRunner(db, stores, [catalog], Progress()).register()

@@ -18,7 +18,7 @@ from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 from eventsourcing.utils import get_topic
 
-from tests.backends import fresh_database
+from tests.backends import DATA_KEY, fresh_database
 from tests.conftest import Api
 from tests.orders_world import a_deal
 from ugc.clock import MovableClock
@@ -46,7 +46,7 @@ def test_orders_placed_concurrently_in_shared_transactions_chain_clean(
 ) -> None:
     deal = a_deal(api)
     db = Database(settings.database_url)
-    stores = EventStores(settings.database_url)
+    stores = EventStores(settings.database_url, data_key=DATA_KEY)
     try:
         orders = order_commands(settings, stores, db, clock)
         due = date.today() + timedelta(days=10)
@@ -86,7 +86,7 @@ def test_a_log_stored_before_the_chain_is_chained_by_migrate_and_by_the_next_app
         for stream, version in [(a, 1), (a, 2), (b, 1), (a, 3), (b, 2)]:
             old.recorder.insert_events([StoredEvent(stream, version, "ugc.Order.Updated", b'{"v":%d}' % version)])
 
-        stores = EventStores(url, create_table=True)  # the chain's tables, empty
+        stores = EventStores(url, create_table=True, data_key=DATA_KEY)  # the chain's tables, empty
         try:
             assert [stores.chained("orders").chain_backlog(2) for _ in range(4)] == [2, 2, 1, 0]
             recorded = stores.recorded_events("orders", a)
@@ -124,7 +124,7 @@ def test_two_processes_taking_turns_on_a_stream_chain_it_clean(backend: str, tmp
     """A store extends the hash it appended last on a stream without reading it back (PostgreSQL);
     once another process appended after it, or its own append clashed, it reads the stored one."""
     with fresh_database(backend, tmp_path, migrated=True) as url:
-        one, other = EventStores(url), EventStores(url)
+        one, other = EventStores(url, data_key=DATA_KEY), EventStores(url, data_key=DATA_KEY)
         try:
             stream = uuid4()
 
@@ -217,7 +217,7 @@ def test_an_append_finds_the_hashes_it_extends_by_key_in_a_log_never_analyzed(ba
     if backend != "postgres":
         pytest.skip("PostgreSQL's planner; SQLite looks the pairs up by its primary key")
     with fresh_database(backend, tmp_path, migrated=True) as url:
-        stores = EventStores(url)
+        stores = EventStores(url, data_key=DATA_KEY)
         try:
             recorder = stores[Orders.name].recorder
             with psycopg.connect(url, autocommit=True) as conn:
@@ -249,7 +249,7 @@ def test_a_whole_chain_is_told_without_waiting_for_the_logs_appends(backend: str
     if backend != "postgres":
         pytest.skip("SQLite has one write lock for everything: its migration waits for any writer anyway")
     with fresh_database(backend, tmp_path, migrated=True) as url:
-        stores = EventStores(url)
+        stores = EventStores(url, data_key=DATA_KEY)
         try:
             stream = uuid4()
             for version in (1, 2):  # chained as they are appended

@@ -20,7 +20,7 @@ import psycopg
 import pytest
 from eventsourcing.persistence import StoredEvent
 
-from tests.backends import environment, fresh_database
+from tests.backends import DATA_KEY, environment, fresh_database
 from tests.test_cli import ugc
 from ugc import cli
 from ugc.config import Settings, sqlite_path
@@ -95,7 +95,7 @@ def log(backend: str, tmp_path: Path) -> Iterator[Log]:
         migrate(db)
         db.close()
         streams = {"A": uuid4(), "B": uuid4()}
-        stores = EventStores(url)
+        stores = EventStores(url, data_key=DATA_KEY)
         try:
             for stream, version in ORDER:
                 stores.orders.recorder.insert_events(
@@ -184,7 +184,7 @@ def test_a_checkpoint_named_by_a_clock_that_ran_fast_hides_no_later_cut(
 ) -> None:
     """Checkpoints are ordered by what they sign, not by their names: one written an hour fast is
     named after every checkpoint of that hour, and a log cut below their heads is still caught."""
-    settings, stores = Settings.from_env(log.env), EventStores(log.url)
+    settings, stores = Settings.from_env(log.env), EventStores(log.url, data_key=DATA_KEY)
     directory = settings.audit_dir
     try:
         fast = datetime.now(UTC) + timedelta(hours=1)
@@ -244,7 +244,7 @@ def test_a_consistently_rewritten_chain_is_caught_only_by_the_signed_checkpoint(
     checkpoint's link differs too, as a consequence: the first signed link that differs is named."""
     log.checkpoint(monkeypatch)
     if later_checkpoint:
-        stores = EventStores(log.url)
+        stores = EventStores(log.url, data_key=DATA_KEY)
         try:
             stores.orders.recorder.insert_events([StoredEvent(log.streams["B"], 4, "ugc.Order.Updated", payload(4))])
         finally:
@@ -256,7 +256,7 @@ def test_a_consistently_rewritten_chain_is_caught_only_by_the_signed_checkpoint(
         "UPDATE {events} SET state = ? WHERE rowid = 2",
         forged,
     )
-    stores = EventStores(log.url)
+    stores = EventStores(log.url, data_key=DATA_KEY)
     try:
         events = stores.recorded_range("orders", 1, 100)
     finally:

@@ -15,6 +15,7 @@ from ugc.wiring import password_hasher
 # Keys as `openssl rand -hex 32` makes them (a production key must look random).
 SECRET = "9f4c2b7e1a8d3f6c0b5e9a2d7c4f1e8b3a6d0c9f2e5b8a1d4c7f0e3b6a9d2c5f"
 AUDIT = "3e7a0d4c8f1b5e9a2c6f0d3b7e1a4c8f2b5d9e0a3c7f1b4e8d2a6c9f0b3e7d1a"
+DATA = "5b8e1d4a7c0f3b6e9d2a5c8f1b4e7d0a3c6f9b2e5d8a1c4f7b0e3d6a9c2f5b8e"
 
 
 TEN_YEARS = 3650 * 86400  # the longest a time setting may be (ugc.config.MAX_SECONDS)
@@ -108,10 +109,12 @@ def test_production_starts_on_postgresql_with_a_real_key(tmp_path: Path) -> None
         UGC_ENV="production",
         UGC_SECRET_KEY=SECRET,
         UGC_AUDIT_KEY=AUDIT,
+        UGC_DATA_KEY=DATA,
         UGC_DATABASE_URL="postgresql://db/ugc",
     )
-    assert found.env == "production" and found.audit_key == AUDIT
+    assert found.env == "production" and (found.audit_key, found.data_key) == (AUDIT, DATA)
     assert not (tmp_path / "audit.key").exists()  # a production key never comes from a file
+    assert not (tmp_path / "data.key").exists()
 
 
 @pytest.mark.parametrize(
@@ -126,6 +129,23 @@ def test_production_needs_a_real_audit_key(tmp_path: Path, audit_key: str | None
     env = {"UGC_ENV": "production", "UGC_SECRET_KEY": SECRET, "UGC_DATABASE_URL": "postgresql://db/ugc"}
     with pytest.raises(ConfigError, match=message):
         settings(tmp_path, **env, **({"UGC_AUDIT_KEY": audit_key} if audit_key else {}))
+
+
+@pytest.mark.parametrize(
+    ("data_key", "message"),
+    [
+        (None, "UGC_DATA_KEY is required"),
+        ("short", "UGC_DATA_KEY must be a random string of at least 32 characters"),
+        (SECRET, "UGC_DATA_KEY must differ from UGC_SECRET_KEY and UGC_AUDIT_KEY"),
+        (AUDIT, "UGC_DATA_KEY must differ from UGC_SECRET_KEY and UGC_AUDIT_KEY"),
+    ],
+)
+def test_production_needs_a_data_key_of_its_own(tmp_path: Path, data_key: str | None, message: str) -> None:
+    env = {"UGC_ENV": "production", "UGC_SECRET_KEY": SECRET, "UGC_AUDIT_KEY": AUDIT}
+    with pytest.raises(ConfigError, match=message):
+        settings(
+            tmp_path, **env, UGC_DATABASE_URL="postgresql://db/ugc", **({"UGC_DATA_KEY": data_key} if data_key else {})
+        )
 
 
 def test_a_var_dir_that_cannot_keep_the_keys_is_told_in_one_line(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from commands.creators import CreatorCommands
 from commands.messaging import MessagingCommands
 from commands.orders import OrderCommands
 from commands.services import ServiceCommands
-from tests.backends import environment, fresh_database
+from tests.backends import DATA_KEY, environment, fresh_database
 from ugc import cli
 from ugc.platform.store import EventStores
 
@@ -41,7 +41,7 @@ def seeded(backend: str, directory: Path, monkeypatch: pytest.MonkeyPatch) -> It
 
 
 def events_by_topic(url: str) -> Counter[str]:
-    stores = EventStores(url)
+    stores = EventStores(url, data_key=DATA_KEY)
     try:
         return Counter(
             f"{name}: {notification.topic}"

@@ -17,7 +17,12 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
-SECRETS = {"POSTGRES_PASSWORD": "pg-password-for-the-test", "UGC_SECRET_KEY": "k" * 48, "UGC_AUDIT_KEY": "a" * 48}
+SECRETS = {
+    "POSTGRES_PASSWORD": "pg-password-for-the-test",
+    "UGC_SECRET_KEY": "k" * 48,
+    "UGC_AUDIT_KEY": "a" * 48,
+    "UGC_DATA_KEY": "d" * 48,
+}
 
 
 def compose_command() -> list[str] | None:
@@ -69,6 +74,7 @@ def test_two_api_replicas_run_in_production_behind_one_port(services: dict[str, 
         assert env["UGC_DATABASE_URL"].startswith("postgresql://") and env["UGC_REDIS_URL"].startswith("redis://")
         assert env["UGC_SECRET_KEY"].startswith("${UGC_SECRET_KEY:?")  # from the environment, never a default
         assert env["UGC_AUDIT_KEY"].startswith("${UGC_AUDIT_KEY:?")
+        assert env["UGC_DATA_KEY"].startswith("${UGC_DATA_KEY:?")
         assert env["UGC_PROJECTIONS"] == "external"
         assert "/readyz" in " ".join(services[name]["healthcheck"]["test"])
         assert any(volume.startswith("media:") for volume in services[name]["volumes"])

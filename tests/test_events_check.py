@@ -8,7 +8,7 @@ from uuid import uuid4
 
 from eventsourcing.persistence import StoredEvent
 
-from tests.backends import environment
+from tests.backends import DATA_KEY, environment
 from tests.golden_events import FIXTURES, fixture_path
 from tests.test_cli import ugc
 from ugc.platform.database import Database
@@ -31,7 +31,7 @@ def test_an_old_log_checks_clean_and_a_broken_event_is_named(backend: str, datab
     db = Database(database_url)
     migrate(db)
     db.close()
-    stores = EventStores(database_url)
+    stores = EventStores(database_url, data_key=DATA_KEY)
     try:
         for name, events in LOG.items():
             stores[name].recorder.insert_events([stored(e) for e in events])

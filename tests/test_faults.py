@@ -47,7 +47,7 @@ import pytest
 
 from api.errors import message
 from readmodels.tracking import lagging
-from tests.backends import environment, fresh_database, postgres_available
+from tests.backends import DATA_KEY, environment, fresh_database, postgres_available
 from tests.conftest import Api
 from tests.orders_world import Deal, a_deal
 from tests.servers import Server, ServerFailed, free_port, server_environment
@@ -426,7 +426,7 @@ def pages(client: httpx.Client, path: str, headers: dict[str, str]) -> tuple[int
 
 def placed_in_log(url: str) -> list[tuple[int, str]]:
     """(order number, requirements) of every OrderPlaced event in the orders log, oldest first."""
-    stores = EventStores(url)
+    stores = EventStores(url, data_key=DATA_KEY)
     try:
         app = stores.orders
         found, start = [], 0
@@ -444,7 +444,7 @@ def placed_in_log(url: str) -> list[tuple[int, str]]:
 
 def wait_for_read_side(url: str) -> None:
     """Return once every read model has applied every event now in the log."""
-    db, stores = Database(url), EventStores(url)
+    db, stores = Database(url), EventStores(url, data_key=DATA_KEY)
     try:
         heads = stores.heads()
         deadline = time.monotonic() + DEADLINE

@@ -21,6 +21,7 @@ from api.errors import message
 from api.idempotency_keys import IdempotencyKeys
 from commands.intents import Intent, announcing, from_text
 from projections.runner import ProjectionRunner
+from tests.backends import DATA_KEY
 from tests.conftest import Api, new_client
 from tests.orders_world import Deal, a_deal
 from ugc.clock import MovableClock
@@ -70,7 +71,7 @@ def world(settings: Settings) -> Iterator[tuple[Api, Deal, MovableClock]]:
 
 def stored(settings: Settings, application: str, topic: str) -> int:
     """How many events of `topic` the log of `application` holds."""
-    stores = EventStores(settings.database_url)
+    stores = EventStores(settings.database_url, data_key=DATA_KEY)
     try:
         return len(stores[application].recorder.select_notifications(start=0, limit=1_000_000, topics=[topic]))
     finally:

@@ -27,7 +27,7 @@ from projections.runner import JOBS_LEASE, SIDE_EFFECT_MARGIN, ProjectionRunner
 from projections.verification_mail import VerificationMailProjection
 from readmodels import tracking
 from readmodels.waiting import Progress
-from tests.backends import fresh_database
+from tests.backends import DATA_KEY, fresh_database
 from tests.servers import free_port
 from ugc.clock import MovableClock
 from ugc.config import Settings
@@ -74,7 +74,7 @@ def test_members_split_the_leases_fairly_and_a_lapsed_holder_is_replaced(db: Dat
 
 
 def test_a_batch_under_a_lost_lease_commits_nothing(settings: Settings, db: Database) -> None:
-    stores = EventStores(settings.database_url)
+    stores = EventStores(settings.database_url, data_key=DATA_KEY)
     try:
         accounts = AccountCommands(stores, db, MovableClock(), hasher=PasswordHasher(time_cost=1, memory_cost=8192))
         projection = AccountsProjection()
@@ -226,7 +226,7 @@ def test_a_sender_frozen_while_recording_its_mail_does_not_hold_up_its_successor
     over, or its own mails (and the whole runner, one thread) would wait for the frozen one to wake."""
     if backend != "postgres":
         pytest.skip("on SQLite a frozen writer holds the one write lock: every writer waits (README: Leases)")
-    stores = EventStores(settings.database_url)
+    stores = EventStores(settings.database_url, data_key=DATA_KEY)
     # Longer than a send's margin (SIDE_EFFECT_MARGIN): a sender checks it has that long left first.
     ttl = SIDE_EFFECT_MARGIN + 0.5
     old, new = (LeaseKeeper(db, ["verification_mail"], holder=f"test/{uuid.uuid4().hex[:8]}", ttl=ttl) for _ in "ab")
@@ -338,7 +338,7 @@ def test_a_mail_whose_sender_lost_its_lease_at_the_last_moment_is_not_delivered(
 
 def test_a_projector_runs_only_the_projections_it_is_given(settings: Settings, db: Database) -> None:
     """`ugc project --only`: those projections and their leases, the jobs only if `scheduler` is named."""
-    stores = EventStores(settings.database_url)
+    stores = EventStores(settings.database_url, data_key=DATA_KEY)
     try:
         with projection_runner(settings, db, stores, Progress(), only=["orders", "notifications"]) as runner:
             assert sorted(p.name for p in runner.projections) == ["notifications", "orders"]

@@ -47,7 +47,7 @@ from psycopg.rows import dict_row
 
 from projections.compare import compare_read_models
 from projections.registry import all_projections
-from tests.backends import fresh_database
+from tests.backends import DATA_KEY, fresh_database
 from tests.servers import start_server
 from tests.test_leases import (
     Inbox,
@@ -232,7 +232,7 @@ def test_a_holder_whose_sessions_are_terminated_commits_nothing_more_and_mails_o
 
         # The read side is what the log says, each acknowledged order in it once.
         settings = Settings.from_env(env)
-        stores = EventStores(url)
+        stores = EventStores(url, data_key=DATA_KEY)
         stack.callback(stores.close)
         assert compare_read_models(db, stores, all_projections(settings)) == []
         with db.read() as cur:

@@ -32,6 +32,7 @@ from projections.verification_mail import VerificationMailProjection
 from readmodels import parked, tracking
 from readmodels.tracking import ProjectionState
 from readmodels.waiting import Progress
+from tests.backends import DATA_KEY
 from tests.servers import free_port
 from ugc.accounts import VerificationToken
 from ugc.clock import MovableClock
@@ -53,7 +54,7 @@ class World:
 def world(settings: Settings) -> Iterator[World]:
     db = Database(settings.database_url)
     migrate(db)
-    stores = EventStores(settings.database_url)
+    stores = EventStores(settings.database_url, data_key=DATA_KEY)
     accounts = AccountCommands(stores, db, MovableClock(), hasher=PasswordHasher(time_cost=1, memory_cost=8192))
     try:
         yield World(db, stores, accounts, Progress())

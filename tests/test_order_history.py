@@ -13,6 +13,7 @@ import pytest
 
 from readmodels.audit_record import audit_record, order_record
 from readmodels.order_history import LATEST, BadAsOf, order_as_of, order_events, parse_moment
+from tests.backends import DATA_KEY
 from tests.test_domain_orders import BUYER, CREATOR, NOW, placed
 from ugc.errors import NotFound
 from ugc.orders import Order, order_id
@@ -33,7 +34,7 @@ class Orders:
 def orders(database_url: str) -> Iterator[Orders]:
     db = Database(database_url)
     migrate(db)
-    stores = EventStores(database_url)
+    stores = EventStores(database_url, data_key=DATA_KEY)
     try:
         yield Orders(stores.orders, RecordedLog(stores, "orders"))
     finally:

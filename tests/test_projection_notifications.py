@@ -25,7 +25,7 @@ from projections.messaging import MessagingProjection
 from projections.notifications import HELD_COLUMNS, NotificationsProjection, stored_and_inserted
 from projections.runner import ProjectionRunner
 from readmodels.waiting import Progress
-from tests.backends import fresh_database
+from tests.backends import DATA_KEY, fresh_database
 from ugc.clock import MovableClock
 from ugc.config import Settings
 from ugc.messaging import Conversation, read_marker_id
@@ -66,7 +66,7 @@ class World:
 def world(settings: Settings) -> Iterator[World]:
     db = Database(settings.database_url)
     migrate(db)
-    stores = EventStores(settings.database_url)
+    stores = EventStores(settings.database_url, data_key=DATA_KEY)
     clock = MovableClock(datetime(2026, 5, 1, 12, tzinfo=UTC))
     try:
         yield World(db, stores, clock, NotificationCommands(stores, clock), MessagingCommands(stores, db, clock))

@@ -19,6 +19,7 @@ from projections.base import Handler, Projection
 from projections.runner import ProjectionRunner
 from readmodels import parked, tracking
 from readmodels.waiting import Progress
+from tests.backends import DATA_KEY
 from ugc.clock import MovableClock
 from ugc.config import Settings
 from ugc.creators import CreatorProfile
@@ -66,7 +67,7 @@ def world(settings: Settings) -> Iterator[World]:
     """The write side with no live runner: projections run only when a test says so."""
     db = Database(settings.database_url)
     migrate(db)
-    stores = EventStores(settings.database_url)
+    stores = EventStores(settings.database_url, data_key=DATA_KEY)
     clock = MovableClock()
     hasher = PasswordHasher(time_cost=1, memory_cost=8192)
     try:

@@ -10,6 +10,7 @@ from eventsourcing.application import AggregateNotFoundError
 
 from commands.accounts import AccountCommands, Register
 from commands.read_only import ReadOnlyAggregates, ReadOnlyView
+from tests.backends import DATA_KEY
 from ugc.accounts import User
 from ugc.clock import MovableClock
 from ugc.config import Settings
@@ -23,7 +24,7 @@ HASHER = PasswordHasher(time_cost=1, memory_cost=8192)
 
 @pytest.fixture
 def ours(settings: Settings) -> Iterator[EventStores]:
-    opened = EventStores(settings.database_url)
+    opened = EventStores(settings.database_url, data_key=DATA_KEY)
     yield opened
     opened.close()
 
@@ -31,7 +32,7 @@ def ours(settings: Settings) -> Iterator[EventStores]:
 @pytest.fixture
 def theirs(settings: Settings, db: Database) -> Iterator[AccountCommands]:
     """Another process's commands: event stores of their own, on the same database."""
-    opened = EventStores(settings.database_url)
+    opened = EventStores(settings.database_url, data_key=DATA_KEY)
     yield AccountCommands(opened, db, MovableClock(), hasher=HASHER)
     opened.close()
 

@@ -11,6 +11,7 @@ import pytest
 
 from api.routes import meta
 from projections import operations
+from tests.backends import DATA_KEY
 from tests.conftest import checked_client
 from ugc.clock import MovableClock
 from ugc.config import Settings
@@ -88,7 +89,7 @@ def test_lag_is_read_on_the_clock_that_recorded_the_event_not_this_process(setti
         )
         assert registered.status_code == 503  # stored; nobody applies it
     time.sleep(1.2)
-    db, stores = Database(settings.database_url), EventStores(settings.database_url)
+    db, stores = Database(settings.database_url), EventStores(settings.database_url, data_key=DATA_KEY)
     try:
         for skew in (timedelta(seconds=45), timedelta(seconds=-45)):
             states = operations.status(db, stores, now=datetime.now(UTC) + skew)

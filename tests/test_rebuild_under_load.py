@@ -19,7 +19,7 @@ import pytest
 
 from projections.compare import compare_read_models
 from projections.registry import all_projections
-from tests.backends import BACKENDS, environment, fresh_database, postgres_available
+from tests.backends import BACKENDS, DATA_KEY, environment, fresh_database, postgres_available
 from tests.conftest import Api
 from tests.orders_world import Deal, a_deal
 from tests.servers import Server, start_server
@@ -106,7 +106,7 @@ def test_a_rebuild_under_load_never_shows_partial_tables_nor_fails_a_command(
         assert not failures, failures[:10]
         assert all(reads_during > 0 and commands_during > 0 for reads_during, commands_during in during), during
 
-    db, stores = Database(env["UGC_DATABASE_URL"]), EventStores(env["UGC_DATABASE_URL"])
+    db, stores = Database(env["UGC_DATABASE_URL"]), EventStores(env["UGC_DATABASE_URL"], data_key=DATA_KEY)
     try:
         assert compare_read_models(db, stores, all_projections(settings)) == []
         with db.read() as cur:

@@ -21,6 +21,7 @@ from eventsourcing.persistence import IntegrityError
 from commands.orders import OrderCommands, Saved
 from commands.portfolio import PortfolioCommands, StoredImage
 from commands.saving import ATTEMPTS, change
+from tests.backends import DATA_KEY
 from tests.test_domain_orders import BUYER, CREATOR, NOW, placed
 from ugc.clock import MovableClock
 from ugc.config import Settings
@@ -40,7 +41,7 @@ _numbers = itertools.count(1)
 def stores(settings: Settings) -> Iterator[EventStores]:
     db = Database(settings.database_url)
     migrate(db)
-    opened = EventStores(settings.database_url)
+    opened = EventStores(settings.database_url, data_key=DATA_KEY)
     try:
         yield opened
     finally:
@@ -183,7 +184,7 @@ def test_writers_that_clash_at_once_all_land_without_if_match(settings: Settings
     """Eight edits of one profile, each from a store of its own (as from another process), started
     together: every clash is decided again on the new state, after a random pause, until all land."""
     user = a_profile(stores)
-    writers = [EventStores(settings.database_url) for _ in range(8)]
+    writers = [EventStores(settings.database_url, data_key=DATA_KEY) for _ in range(8)]
     start = threading.Barrier(len(writers))
 
     def edit(n: int) -> int:

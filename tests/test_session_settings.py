@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from tests.backends import fresh_database, postgres_available
+from tests.backends import DATA_KEY, fresh_database, postgres_available
 from ugc.platform.database import Database
 from ugc.platform.store import EventStores
 
@@ -53,7 +53,7 @@ def test_the_read_sides_connections_run_without_jit(url: str) -> None:
 
 
 def test_every_event_stores_connections_load_streams_without_jit(url: str) -> None:
-    stores = EventStores(url)
+    stores = EventStores(url, data_key=DATA_KEY)
     try:
         for name, app in stores.applications.items():
             recorder: Any = app.recorder
@@ -70,7 +70,7 @@ def test_every_event_stores_connections_load_streams_without_jit(url: str) -> No
 def test_every_event_stores_connections_plan_the_numbers_statement_once(url: str) -> None:
     """The statement that takes a group's numbers runs on a store's connection (GroupCommit reads it
     with the group's streams): its plan is the one for any counts, made once, not one per execution."""
-    stores, db = EventStores(url), Database(url)
+    stores, db = EventStores(url, data_key=DATA_KEY), Database(url)
     try:
         query = db.numbers_query({"order": 3, "delivery": 2}, stores.heads_columns(["accounts", "catalog"]) or "")
         assert query is not None
@@ -96,7 +96,7 @@ def test_every_event_stores_connections_plan_the_numbers_statement_once(url: str
 def test_a_store_made_before_its_first_connection_keeps_the_setting(tmp_path: Path) -> None:
     """The stores' pools connect lazily, some during the library's constructor: every one is made with the option."""
     with fresh_database("postgres", tmp_path) as fresh:
-        stores = EventStores(fresh, create_table=True)
+        stores = EventStores(fresh, create_table=True, data_key=DATA_KEY)
         try:
             for app in stores.applications.values():
                 with app.recorder.datastore.get_connection() as conn:  # type: ignore[attr-defined]

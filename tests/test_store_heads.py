@@ -8,6 +8,7 @@ import pytest
 from argon2 import PasswordHasher
 
 from commands.accounts import AccountCommands, Register
+from tests.backends import DATA_KEY
 from ugc.clock import MovableClock
 from ugc.config import Settings
 from ugc.platform.database import Database
@@ -19,7 +20,7 @@ from ugc.wiring import migrate
 def stores(settings: Settings) -> Iterator[EventStores]:
     db = Database(settings.database_url)
     migrate(db)
-    opened = EventStores(settings.database_url)
+    opened = EventStores(settings.database_url, data_key=DATA_KEY)
     try:
         accounts = AccountCommands(opened, db, MovableClock(), hasher=PasswordHasher(time_cost=1, memory_cost=8192))
         accounts.register(Register("heads", "heads@example.com", "password-1", "Имя", "Фамилия"))

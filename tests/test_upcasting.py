@@ -18,6 +18,7 @@ from eventsourcing.persistence import StoredEvent
 from starlette.testclient import TestClient
 
 from readmodels.waiting import wait_for
+from tests.backends import DATA_KEY
 from tests.conftest import Api, new_client
 from tests.golden_events import FIXTURES
 from ugc.clock import MovableClock
@@ -38,7 +39,7 @@ def states(topic: str) -> list[dict[str, Any]]:
 def client(settings: Settings) -> Iterator[TestClient]:
     db = Database(settings.database_url)
     migrate(db)
-    stores = EventStores(settings.database_url)
+    stores = EventStores(settings.database_url, data_key=DATA_KEY)
     try:
         for name, events in LOG.items():
             stores[name].recorder.insert_events(

@@ -19,7 +19,7 @@ from projections.catalog import CatalogProjection
 from projections.compare import compare_read_models
 from projections.orders import OrdersProjection
 from projections.replay import NotReplayed
-from tests.backends import environment, fresh_database
+from tests.backends import DATA_KEY, environment, fresh_database
 from tests.test_chain_verify import Log
 from tests.test_cli import ugc
 from ugc import cli
@@ -86,7 +86,7 @@ def test_an_edited_event_that_no_longer_replays_is_named_and_the_report_still_pr
     demo: tuple[str, dict[str, str]], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     url, env = demo
-    stores = EventStores(url)
+    stores = EventStores(url, data_key=DATA_KEY)
     try:
         [placed] = stores.orders.recorder.select_notifications(start=1, limit=1, topics=["ugc.Order.Placed"])
     finally:
@@ -130,7 +130,7 @@ def test_a_replay_failing_with_no_event_to_blame_stops_its_read_model_which_is_l
     demo: tuple[str, dict[str, str]],
 ) -> None:
     url, _ = demo
-    db, stores = Database(url), EventStores(url)
+    db, stores = Database(url), EventStores(url, data_key=DATA_KEY)
     told: list[NotReplayed] = []
     try:
         assert compare_read_models(db, stores, [OrdersFailingAtCommit(), CatalogProjection()], failed=told.append) == []

@@ -66,6 +66,15 @@ class User(Aggregate):
         role: str
         at: datetime
 
+    @dataclass(frozen=True)
+    class Erased(Caused, Aggregate.Event):
+        """The person's data keys were destroyed (`ugc users erase`): their personal fields read as
+        erased from here on, in this aggregate and in every replay of the log."""
+
+        TOPIC = "ugc.User.Erased"
+        class_version = 1
+        at: datetime
+
     @staticmethod
     def create_id(
         number: int,
@@ -100,6 +109,7 @@ class User(Aggregate):
         self.bio = ""
         self.is_verified = False
         self.roles: list[str] = []
+        self.erased = False
 
     def verify_email(self, at: datetime, actor: str) -> None:
         if not self.is_verified:
@@ -139,6 +149,18 @@ class User(Aggregate):
     @event(RoleRevoked)
     def _role_revoked(self, role: str, at: datetime, actor: str) -> None:
         self.roles.remove(role)
+
+    def erase(self, at: datetime, actor: str) -> None:
+        if not self.erased:
+            self._erased(at, actor)
+
+    @event(Erased)
+    def _erased(self, at: datetime, actor: str) -> None:
+        self.erased = True
+        self.roles = []
+        self.email = ""
+        for name in PROFILE_FIELDS:
+            setattr(self, name, "")
 
 
 @stored_as

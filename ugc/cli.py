@@ -131,6 +131,15 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = user_commands.add_parser("revoke", help="take a role away from a user")
     revoke.add_argument("username", help="the user's username")
     revoke.add_argument("role", choices=ROLE_CHOICES, help="the role to revoke")
+    erase = user_commands.add_parser(
+        "erase",
+        help="erase a person's personal data for good (their data keys are destroyed; orders stay)",
+        description="Destroys the data keys that seal the person's e-mail, names, phone, bio and creator "
+        "profile in the log, blanks them in the read tables and ends their sessions. Their username, orders, "
+        "reviews and messages stay for the other parties and auditors. It cannot be undone.",
+    )
+    erase.add_argument("username", help="the user's username")
+    erase.add_argument("--yes", action="store_true", help="do not ask: erasing cannot be undone")
 
     _add_projections_parser(commands)
     return parser
@@ -238,7 +247,7 @@ def _projections(settings: Settings, args: argparse.Namespace) -> int:
     from ugc.platform.store import EventStores
 
     db = Database(settings.database_url)
-    stores = EventStores(settings.database_url)
+    stores = EventStores(settings.database_url, data_key=settings.data_key)
     try:
         known = {p.name: p for p in all_projections(settings)}
         ProjectionRunner(db, stores, list(known.values()), Progress()).register()  # every one is listed
@@ -311,6 +320,7 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
         os.environ["UGC_PUBLIC_URL"] = public_url_for(host, port)
         settings = Settings.from_env()
     _migrate(settings, quiet=True, await_creation=True)  # a deployment's init may be making the database
+    _check_data_key(settings)
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # Each worker keeps its metrics in files here, and /metrics in any worker adds them up.
         metrics_dir = settings.var_dir / "metrics"
@@ -415,6 +425,18 @@ def _version() -> str:
         return "unknown"
 
 
+def _check_data_key(settings: Settings) -> None:
+    """Fail at start, in one line, when UGC_DATA_KEY is not the deployment's (README: "Personal data")."""
+    from ugc.platform.store import EventStores
+
+    stores = EventStores(settings.database_url, data_key=settings.data_key)
+    try:
+        if stores.data_keys is not None:
+            stores.data_keys.check()
+    finally:
+        stores.close()
+
+
 def _project(settings: Settings, only: Sequence[str] | None) -> int:
     from readmodels.waiting import Progress
     from ugc.platform.database import Database, until_reachable
@@ -426,7 +448,11 @@ def _project(settings: Settings, only: Sequence[str] | None) -> int:
             "UGC_PUBLIC_URL is not set: the verification mails this process sends link to %s", settings.public_url
         )
     _migrate(settings, await_creation=True)  # a deployment's init may be making the database
-    stores = until_reachable(lambda: EventStores(settings.database_url), what="project", await_creation=True)
+    stores = until_reachable(
+        lambda: EventStores(settings.database_url, data_key=settings.data_key), what="project", await_creation=True
+    )
+    if stores.data_keys is not None:
+        stores.data_keys.check()
     db = Database(settings.database_url)
     # Only now: while the database is awaited (up to 2 minutes), Ctrl-C and SIGTERM end the wait as
     # they end any other command; from here they stop the runner, which then closes what it holds.
@@ -455,7 +481,7 @@ def _rebuild(settings: Settings, names: Sequence[str]) -> int:
     from ugc.platform.store import EventStores
 
     db = Database(settings.database_url)
-    stores = EventStores(settings.database_url)
+    stores = EventStores(settings.database_url, data_key=settings.data_key)
     try:
         projections = all_projections(settings)
         known = {p.name: p for p in projections if p.read_model}
@@ -519,7 +545,7 @@ def _check_events(settings: Settings, sample: int | None) -> int:
             last[0] = time.monotonic()
             print(f"checked {done} of {total} events", file=sys.stderr)
 
-    stores = EventStores(settings.database_url)
+    stores = EventStores(settings.database_url, data_key=settings.data_key)
     try:
         checked, findings = check_log(stores, sample=sample, progress=progress)
     finally:
@@ -541,7 +567,7 @@ def _checkpoint(settings: Settings) -> int:
     from ugc.platform.checkpoints import write_checkpoint
     from ugc.platform.store import EventStores
 
-    stores = EventStores(settings.database_url)
+    stores = EventStores(settings.database_url, data_key=settings.data_key)
     try:
         path = write_checkpoint(settings.audit_dir, settings.audit_key, stores.chain_heads(), datetime.now(UTC))
     finally:
@@ -557,7 +583,7 @@ def _verify(settings: Settings, *, as_json: bool) -> int:
     from ugc.platform.log_verify import ChainCheck, check_checkpoints
     from ugc.platform.store import EventStores
 
-    stores = EventStores(settings.database_url)
+    stores = EventStores(settings.database_url, data_key=settings.data_key)
     findings: list[Finding] = []
     try:
         checks = [ChainCheck(name, app.recorder, stores.chained(name)) for name, app in stores.applications.items()]
@@ -692,7 +718,7 @@ def _history(settings: Settings, order_text: str, as_of_text: str | None, *, as_
     except BadAsOf as bad:
         print(f"ugc: history: --as-of {as_of_text!r}: {_AS_OF_PROBLEMS[bad.reason]}", file=sys.stderr)
         return 2
-    stores = EventStores(settings.database_url)
+    stores = EventStores(settings.database_url, data_key=settings.data_key)
     try:
         events = events_as_of(order_events(RecordedLog(stores, Orders.name), order), as_of)  # one read for both
         entries = audit_record(events)
@@ -734,7 +760,7 @@ def _seed(settings: Settings, *, demo: bool) -> int:
 
     _migrate(settings)
     db = Database(settings.database_url)
-    stores = EventStores(settings.database_url)
+    stores = EventStores(settings.database_url, data_key=settings.data_key)
     try:
         positions = load_reference_data(stores, db, SystemClock(), _operator())
         print("reference data loaded" if positions else "reference data already present")
@@ -785,12 +811,15 @@ def _users(settings: Settings, args: argparse.Namespace) -> int:
     action: str = args.user_command
     if action == "list":
         return _list_users(settings)
+    if action == "erase" and not (args.yes or _confirmed_erasure(args.username)):
+        print("ugc: users erase: not confirmed; nothing was erased (--yes confirms it)", file=sys.stderr)
+        return 2
     password = _read_password() if action == "create" else ""
     if action == "create" and len(password) < 8:
         print("ugc: users create: the password (read from stdin) must be at least 8 characters", file=sys.stderr)
         return 2
     db = Database(settings.database_url)
-    stores = EventStores(settings.database_url)
+    stores = EventStores(settings.database_url, data_key=settings.data_key)
     accounts = AccountCommands(stores, db, SystemClock(), hasher=password_hasher(settings))
     try:
         if action == "create":
@@ -812,6 +841,10 @@ def _users(settings: Settings, args: argparse.Namespace) -> int:
             for role in args.role:
                 accounts.grant_role(args.username, role, _operator())
             print(f"created user {args.username} (id {user_id}{', verified' if args.verified else ''})")
+        elif action == "erase":
+            erasure = accounts.erase(args.username, _operator())
+            done = "erased" if erasure.newly else "was erased before; finished erasing"
+            print(f"{args.username} (id {erasure.user_id}) {done}: {erasure.keys_destroyed} data key(s) destroyed")
         elif action == "grant":
             granted = accounts.grant_role(args.username, args.role, _operator())
             print(f"granted {args.role} to {args.username}" if granted else f"{args.username} is {args.role} already")
@@ -829,6 +862,17 @@ def _users(settings: Settings, args: argparse.Namespace) -> int:
         stores.close()
         db.close()
     return 0
+
+
+def _confirmed_erasure(username: str) -> bool:
+    """On a terminal, the operator types the username again; a script must pass --yes."""
+    if not sys.stdin.isatty():
+        return False
+    try:
+        typed = input(f"erase {username}'s personal data for good? type the username to confirm: ")
+    except EOFError:
+        return False
+    return typed.strip() == username
 
 
 def _read_password() -> str:

@@ -125,6 +125,8 @@ class Settings:
     # The HMAC key of the audit checkpoints (README: "Audit: the hash chain"); never in the database.
     audit_key: str = ""
     audit_dir: Path = Path("var/audit")
+    # The master key that wraps each person's data key (ugc/platform/personal_data.py); never in the database.
+    data_key: str = ""
     audit_checkpoint_interval: int = 3600  # seconds between the projection leader's checkpoints
 
     @property
@@ -162,6 +164,16 @@ class Settings:
         elif mode == "production" and audit_key == secret:
             # Whoever may sign tokens must not be able to sign checkpoints too: two keys, two secrets.
             raise ConfigError("UGC_AUDIT_KEY must differ from UGC_SECRET_KEY")
+        data_key = env.get("UGC_DATA_KEY")
+        if not data_key:
+            if mode == "production":
+                raise ConfigError("UGC_DATA_KEY is required when UGC_ENV=production")
+            data_key = _secret_from_file(var_dir / "data.key")
+        elif mode == "production" and _weak_key(data_key):
+            raise ConfigError("UGC_DATA_KEY must be a random string of at least 32 characters in production")
+        elif mode == "production" and data_key in (secret, audit_key):
+            # A leaked token or checkpoint key must not also open everyone's personal data.
+            raise ConfigError("UGC_DATA_KEY must differ from UGC_SECRET_KEY and UGC_AUDIT_KEY")
         log_format = env.get("UGC_LOG_FORMAT", "text") or "text"
         if log_format not in ("text", "json"):
             raise ConfigError(f"UGC_LOG_FORMAT must be 'text' or 'json', not {log_format!r}")
@@ -196,6 +208,7 @@ class Settings:
             keep_alive=_int(env, "UGC_KEEP_ALIVE", 75, at_most=MAX_SECONDS),
             client_timeout=_seconds(env, "UGC_CLIENT_TIMEOUT", 30.0),
             audit_key=audit_key,
+            data_key=data_key,
             audit_dir=Path(env.get("UGC_AUDIT_DIR", "") or var_dir / "audit"),
             audit_checkpoint_interval=_int(env, "UGC_AUDIT_CHECKPOINT_INTERVAL", 3600, at_most=MAX_SECONDS),
             read_your_writes_timeout=_seconds(env, "UGC_READ_YOUR_WRITES_TIMEOUT", 2.0),

@@ -154,7 +154,9 @@ def runtime(settings: Settings, *, clock: Clock | None = None) -> Iterator[Servi
     redis_client: redis.Redis[bytes] | None = None
     try:
         until_reachable(lambda: migrate(db), what="start", await_creation=True)
-        stores = until_reachable(lambda: EventStores(settings.database_url), what="start", await_creation=True)
+        stores = until_reachable(
+            lambda: EventStores(settings.database_url, data_key=settings.data_key), what="start", await_creation=True
+        )
         reference = load_reference_data(stores, db, clock, operator_actor(operator_login()))  # `ugc serve`'s
         progress = Progress()
         if settings.redis_url:
@@ -181,7 +183,7 @@ def runtime(settings: Settings, *, clock: Clock | None = None) -> Iterator[Servi
                 progress=progress,
                 tokens=tokens,
                 sessions=Sessions(db, tokens, clock),
-                standings=Standings(stores),
+                standings=Standings(stores, clock),
                 throttle=FailureThrottle(db, clock),
                 accounts=AccountCommands(
                     stores,

@@ -41,3 +41,7 @@ class LRU(Generic[K, V]):
             current = self._cache.get(key)
             if current is None or not keep(current):
                 self._cache[key] = value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._cache.clear()

@@ -134,3 +134,9 @@ def release(db: Database, user_id: int, key: str, intent: str) -> None:
             "AND COALESCE(intent, '') = %s",
             (user_id, key, intent),
         )
+
+
+def forget_user(db: Database, user_id: int) -> None:
+    """Drop every key of the user's: the answers kept for retries may show their e-mail or names."""
+    with db.transaction(write=True) as cur:
+        cur.execute("DELETE FROM idempotency_keys WHERE user_id = %s", (user_id,))

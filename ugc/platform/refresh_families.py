@@ -59,5 +59,13 @@ def revoke(db: Database, family: str, now: datetime) -> None:
         _revoke(cur, family, now)
 
 
+def revoke_all_of(db: Database, user_id: int, now: datetime) -> None:
+    """End every family of the user's (an erased account signs in nowhere any more)."""
+    with db.transaction(write=True) as cur:
+        cur.execute(
+            "UPDATE refresh_families SET revoked_at = %s WHERE user_id = %s AND revoked_at IS NULL", (now, user_id)
+        )
+
+
 def _revoke(cur: Cursor, family: str, now: datetime) -> None:
     cur.execute("UPDATE refresh_families SET revoked_at = %s WHERE family = %s AND revoked_at IS NULL", (now, family))

@@ -14,7 +14,9 @@ from uuid import UUID
 
 import psycopg
 from eventsourcing.application import Application
-from eventsourcing.postgres import PostgresApplicationRecorder
+from eventsourcing.persistence import Mapper
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+from eventsourcing.sqlite import SQLiteDatastore
 from eventsourcing.utils import get_topic
 from psycopg.sql import SQL, Identifier
 
@@ -33,9 +35,11 @@ from ugc import (  # noqa: F401
     services,
 )
 from ugc.config import is_postgres, pool_sizes, sqlite_path
+from ugc.personal import PERSONAL
 from ugc.platform.chain import ChainedLog, ChainHead, RecordedEvent
 from ugc.platform.chain_postgres import ChainedPostgresRecorder
 from ugc.platform.chain_sqlite import ChainedSQLiteRecorder
+from ugc.platform.personal_data import DataKeys, PersonalDataMapper
 from ugc.platform.transcoder import OrjsonTranscoder
 
 AGGREGATE_CACHE_SIZE = 5_000  # per application and process; an aggregate here is a few KiB at most
@@ -47,9 +51,16 @@ AGGREGATE_CACHE_SIZES = {"orders": 1_000}
 
 
 class Accounts(Application[UUID]):
-    """Users, their unique-name claims, verification tokens and creator profiles."""
+    """Users, their unique-name claims, verification tokens and creator profiles.
+
+    Its mapper seals personal data (`ugc/platform/personal_data.py`); `EventStores` gives it the
+    table of data keys once the recorder, whose connections that table uses, exists.
+    """
 
     name = "accounts"
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        return PersonalDataMapper(self.construct_transcoder(), PERSONAL)
 
 
 class Catalog(Application[UUID]):
@@ -134,7 +145,9 @@ def eventsourcing_settings(database_url: str, app_name: str, *, create_table: bo
 class EventStores:
     """The applications of one process, opened on one database URL."""
 
-    def __init__(self, database_url: str, *, create_table: bool = False) -> None:
+    def __init__(self, database_url: str, *, data_key: str | None = None, create_table: bool = False) -> None:
+        """`data_key`: the master key of personal data (`Settings.data_key`); without it, sealing or
+        reading a person's sealed fields raises `PersonalDataError` (the rest of the log reads)."""
         self._postgres = is_postgres(database_url)
         self.applications: dict[str, Application[UUID]] = {
             cls.name: cls(env=eventsourcing_settings(database_url, cls.name, create_table=create_table))
@@ -143,6 +156,18 @@ class EventStores:
         for name, app in self.applications.items():
             if isinstance(app.recorder, ChainedPostgresRecorder | ChainedSQLiteRecorder):
                 app.recorder.context = name  # hashed into every event of the context
+        accounts_app = self.applications[Accounts.name]
+        assert isinstance(accounts_app.mapper, PersonalDataMapper)
+        datastore = getattr(accounts_app.recorder, "datastore", None)
+        if isinstance(datastore, PostgresDatastore | SQLiteDatastore):
+            self.data_keys: DataKeys | None = DataKeys(
+                datastore, f"{Accounts.name}_data_keys" if self._postgres else "data_keys", data_key
+            )
+            accounts_app.mapper.keys = self.data_keys
+            if create_table:
+                self.data_keys.create_table()
+        else:
+            self.data_keys = None  # an in-memory store (tests of the domain): nothing personal is kept
         self._heads_columns: dict[frozenset[str], str] = {}
 
     @property

@@ -1,0 +1,216 @@
+"""Personal data is sealed per person in the log, and erasing a person destroys their keys (both backends).
+
+The app runs in-process with its projections; `ugc users erase` runs as the operator would, in a
+process of its own on the same database and UGC_DATA_KEY (the module's var dir).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from commands.standing import KEPT_FOR
+from readmodels.users import get_user
+from tests.backends import environment
+from tests.conftest import Api
+from tests.orders_world import Deal, a_deal, place
+from tests.servers import run_ugc
+from ugc.accounts import User
+from ugc.clock import MovableClock
+from ugc.config import Settings
+from ugc.ids import aggregate_id
+from ugc.platform.database import Database
+from ugc.platform.personal_data import PersonalDataError
+from ugc.platform.store import EventStores
+
+PHONE = "+79991234567"
+BIO = "Живу в Казани, снимаю котов"
+LINK = "https://portfolio.example/sekretova"
+SOCIAL = "https://t.me/sekretova_private"
+
+
+@pytest.fixture
+def stores(settings: Settings) -> Iterator[EventStores]:
+    opened = EventStores(settings.database_url, data_key=settings.data_key)
+    yield opened
+    opened.close()
+
+
+def ugc(settings: Settings, backend: str, *args: str) -> Any:
+    return run_ugc(environment(backend, settings.database_url, settings.var_dir), *args)
+
+
+def a_person(api: Api) -> dict[str, Any]:
+    """A creator with every personal field filled: e-mail, names, phone, bio and a creator profile."""
+    name = f"sekretova_{time.monotonic_ns() % 10**9}"
+    person = api.creator(username=name, email=f"{name}@hidden.example", first_name="Секретина", last_name="Тайнова")
+    me = api.client.patch("/api/v1/users/me/", headers=person["headers"], json={"phone": PHONE, "bio": BIO})
+    assert me.status_code == 200, me.text
+    profile = api.client.patch(
+        "/api/v1/users/me/creator-profile/",
+        headers=person["headers"],
+        json={"portfolio_link": LINK, "social_links": {"telegram": SOCIAL}},
+    )
+    assert profile.status_code == 200, profile.text
+    return person
+
+
+def secrets_of(person: dict[str, Any]) -> list[str]:
+    return [person["email"], "Секретина", "Тайнова", PHONE, BIO, LINK, SOCIAL]
+
+
+def accounts_log(stores: EventStores) -> list[bytes]:
+    head = stores.heads(["accounts"])["accounts"]
+    return [event.state for event in stores.recorded_range("accounts", 1, head, limit=head)]
+
+
+def eventually(check: Any, timeout: float = 10.0) -> Any:
+    """`check()` once it is truthy: the inline projections apply another process's events within moments."""
+    deadline = time.monotonic() + timeout
+    while not (found := check()):
+        assert time.monotonic() < deadline, "the read side never showed it"
+        time.sleep(0.05)
+    return found
+
+
+def test_the_log_holds_no_personal_field_in_the_clear_and_the_api_shows_them(api: Api, stores: EventStores) -> None:
+    person = a_person(api)
+    log = accounts_log(stores)
+    for secret in secrets_of(person):
+        assert not [state for state in log if secret.encode() in state], f"{secret!r} is in the log in the clear"
+    assert person["username"].encode() in b"".join(log)  # the username stays readable: others' records show it
+
+    me = api.client.get("/api/v1/users/me/", headers=person["headers"]).json()
+    assert (me["email"], me["first_name"], me["last_name"], me["phone"], me["bio"]) == (
+        person["email"],
+        "Секретина",
+        "Тайнова",
+        PHONE,
+        BIO,
+    )
+    user: User = stores.accounts.repository.get(aggregate_id("user", person["id"]))
+    assert (user.email, user.phone) == (person["email"], PHONE)  # the write side reads them too
+
+
+def test_erasing_a_person_blanks_them_everywhere_ends_their_sessions_and_keeps_the_orders(
+    api: Api, backend: str, settings: Settings, stores: EventStores, db: Database, clock: MovableClock
+) -> None:
+    person = a_person(api)
+    deal = a_deal(api)
+    order = place(api, Deal(creator=deal.creator, buyer=person, service=deal.service))["id"]
+
+    done = ugc(settings, backend, "users", "erase", person["username"], "--yes")
+    assert done.returncode == 0, done.stderr
+    assert f"{person['username']} (id {person['id']}) erased" in done.stdout
+
+    # The read side blanks every personal field, the creator profile's too; the username stays.
+    row = eventually(lambda: (r := get_user(db, person["id"])) is not None and r["email"] == "" and r)
+    assert (row["username"], row["first_name"], row["last_name"], row["phone"], row["bio"]) == (
+        person["username"],
+        "",
+        "",
+        "",
+        "",
+    )
+    profile = api.client.get(f"/api/v1/creators/{person['profile']['id']}/").json()
+    assert (profile["portfolio_link"], profile["social_links"], profile["specialization"]) == ("", {}, "")
+
+    # The log reads them as erased now: the keys are gone, not the bytes.
+    user: User = stores.accounts.repository.get(aggregate_id("user", person["id"]))
+    assert (user.erased, user.email, user.first_name, user.phone, user.bio) == (True, "", "", "", "")
+    log = accounts_log(stores)
+    assert any(b'"sealed":' in state for state in log)
+
+    # No way back in: the password, the refresh token, and (once its standing is asked again) the access token.
+    signed_in = api.client.post(
+        "/api/auth/token/", json={"username": person["username"], "password": person["password"]}
+    )
+    assert signed_in.status_code == 401
+    refreshed = api.client.post("/api/auth/token/refresh/", json={"refresh": person["refresh"]})
+    assert refreshed.status_code == 401
+    # Within the time a server keeps a standing, a change by the old token finds the account gone.
+    for path, change in (
+        ("/api/v1/users/me/", {"bio": "снова"}),
+        ("/api/v1/users/me/creator-profile/", {"experience": "1"}),
+    ):
+        answer = api.client.patch(path, headers=person["headers"], json=change)
+        assert (answer.status_code, answer.json()) == (401, {"detail": "Токен недействителен или просрочен."}), path
+    clock.advance(KEPT_FOR + timedelta(seconds=1))
+    assert api.client.get("/api/v1/users/me/", headers=person["headers"]).status_code == 401
+
+    # The order stays, for the other party and auditors, under the person's id and username.
+    seen = api.client.get(f"/api/v1/orders/{order}/", headers=deal.creator["headers"])
+    assert seen.status_code == 200
+    assert seen.json()["buyer"] == {"id": person["id"], "username": person["username"]}
+    history = api.client.get(f"/api/v1/orders/{order}/history/", headers=deal.creator["headers"]).json()
+    assert history["results"][0]["actor"]["username"] == person["username"]
+
+    # The chains still hold and every read table equals a replay of the log as it now reads.
+    verified = ugc(settings, backend, "verify", "--json")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert json.loads(verified.stdout)["findings"] == []
+
+    # The address stays claimed: a new account cannot take over the erased one's name or e-mail.
+    again = api.client.post(
+        "/api/auth/register/",
+        json={"username": "someone_new_x", "email": person["email"], "password": "correct-horse-battery"}
+        | {"first_name": "", "last_name": ""},
+    )
+    assert again.status_code == 409 and again.json() == {"error": "Пользователь с таким email уже существует."}
+
+
+def test_erasing_again_finishes_quietly_and_a_wrong_name_or_no_confirmation_erases_nothing(
+    api: Api, backend: str, settings: Settings, stores: EventStores
+) -> None:
+    person = api.verified_user()
+    unconfirmed = ugc(settings, backend, "users", "erase", person["username"])
+    assert unconfirmed.returncode == 2 and "not confirmed" in unconfirmed.stderr
+    unknown = ugc(settings, backend, "users", "erase", "nobody_by_that_name", "--yes")
+    assert unknown.returncode == 1 and "no user named 'nobody_by_that_name'" in unknown.stderr
+    user: User = stores.accounts.repository.get(aggregate_id("user", person["id"]))
+    assert not user.erased and user.email == person["email"]
+
+    first = ugc(settings, backend, "users", "erase", person["username"], "--yes")
+    second = ugc(settings, backend, "users", "erase", person["username"], "--yes")
+    assert first.returncode == second.returncode == 0, first.stderr + second.stderr
+    assert "erased: 3 data key(s) destroyed" in first.stdout  # the user's, the e-mail claim's, the mail token's
+    assert "was erased before; finished erasing: 0 data key(s) destroyed" in second.stdout
+    granted = ugc(settings, backend, "users", "grant", person["username"], "admin")
+    assert granted.returncode == 1 and "no user named" in granted.stderr
+
+
+def test_a_wrong_or_missing_data_key_is_named_and_reads_nothing(api: Api, settings: Settings) -> None:
+    person = api.verified_user()
+    user_id = aggregate_id("user", person["id"])
+    for data_key, message in (
+        ("another-key-entirely-another-key-entirely", "do not open with this UGC_DATA_KEY"),
+        (None, "no data key configured"),
+    ):
+        stores = EventStores(settings.database_url, data_key=data_key)
+        try:
+            with pytest.raises(PersonalDataError, match=message):
+                stores.accounts.repository.get(user_id)
+        finally:
+            stores.close()
+
+
+@pytest.mark.parametrize("command", [("serve", "--port", "18599"), ("project",)])
+def test_a_process_with_another_data_key_refuses_to_start_in_one_line(
+    api: Api, backend: str, settings: Settings, command: tuple[str, ...]
+) -> None:
+    api.verified_user()  # the database holds data keys
+    env = environment(backend, settings.database_url, settings.var_dir) | {
+        "UGC_DATA_KEY": "not-the-deployments-key-0123456789"
+    }
+    done = run_ugc(env, *command, timeout=60)
+    assert done.returncode == 1
+    assert (
+        done.stderr.strip()
+        .splitlines()[-1]
+        .startswith(f"ugc: {command[0]} failed: the data keys in this database do not open with this UGC_DATA_KEY")
+    ), done.stderr

@@ -1,0 +1,289 @@
+"""Personal data sealed per person, so erasing a person destroys a key, not the log (crypto-shredding).
+
+The accounts log is append-only and hash-chained: no byte of it may change. What in it is personal
+(`ugc/personal.py` says which fields) is therefore stored sealed with AES-256-GCM under a data key
+of the aggregate it belongs to, and each data key is kept, wrapped with the master key
+(`UGC_DATA_KEY`, never stored in the database), in a mutable table beside the log, tagged with the
+person it belongs to. `ugc users erase` destroys a person's keys (the row stays as a tombstone, so no
+new key is ever made for them); their sealed fields then read back as the erased values, in every
+replay, while the log's bytes and hash chain stay as they were.
+
+`PersonalDataMapper` does it where events meet the store, so aggregates and projections see plain
+values and never a key. A sealed event's state holds `"sealed": {field: text}` in place of its
+personal fields; each text is base64 of a random nonce and the AES-GCM ciphertext of the field's
+JSON, bound to the aggregate and the field's name (a text moved elsewhere does not open).
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import time
+from collections.abc import Collection, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any, Protocol
+from uuid import UUID
+
+import orjson
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from eventsourcing.domain import DomainEventProtocol
+from eventsourcing.persistence import Mapper, StoredEvent, Transcoder
+from eventsourcing.postgres import PostgresDatastore
+from eventsourcing.sqlite import SQLiteDatastore
+from eventsourcing.utils import get_topic
+
+from ugc.platform.cache import LRU
+
+SEALED = "sealed"  # the state's key of the sealed fields; no event has a field of this name
+_SEALED_KEY = f'"{SEALED}":'.encode()  # how the JSON of a sealed state shows it
+NONCE_BYTES = 12
+# Keys a process opened are kept this long, so a replay asks the table once per aggregate; an erasure
+# reaches every other process's memory within it (the erasing one forgets at once).
+OPENED_KEYS_KEPT_FOR = 60.0
+OPENED_KEYS = 10_000  # 32 bytes and a UUID each
+
+
+class PersonalDataError(Exception):
+    """Personal data that cannot be sealed or opened: no master key, a lost key, a forged text."""
+
+
+class PersonErased(PersonalDataError):
+    """New personal data for someone already erased: it would be kept under no key of theirs."""
+
+
+class Personal(Protocol):
+    """What the mapper needs of a rule of `ugc/personal.py` (the domain says what is personal)."""
+
+    @property
+    def erased(self) -> Mapping[str, Any]: ...
+
+    @property
+    def person(self) -> str: ...
+
+    def applies(self, state: Mapping[str, Any]) -> bool: ...
+
+
+def master_key(secret: str) -> bytes:
+    """The AES-256 key that wraps the data keys, derived from `UGC_DATA_KEY` (any string)."""
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"ugc personal data v1").derive(secret.encode())
+
+
+class DataKeys:
+    """The data keys of the accounts log's aggregates, wrapped, in a table of the log's own database.
+
+    The table is mutable (erasure destroys keys), so it is no part of the log: not chained, not
+    append-only. Its statements run on the recorder's own connections: the keys cost no pool.
+    """
+
+    def __init__(self, datastore: PostgresDatastore | SQLiteDatastore, table: str, secret: str | None) -> None:
+        self.datastore = datastore
+        self.table = table
+        self._master = AESGCM(master_key(secret)) if secret else None
+        self._postgres = isinstance(datastore, PostgresDatastore)
+        self._opened = LRU[UUID, tuple[bytes, float]](OPENED_KEYS)
+
+    def create_table(self) -> None:
+        blob = "bytea" if self._postgres else "BLOB"
+        with self._cursor(commit=True) as cur:
+            cur.execute(
+                f"CREATE TABLE IF NOT EXISTS {self.table} (subject {'uuid' if self._postgres else 'TEXT'} PRIMARY KEY, "
+                f"person BIGINT, wrapped {blob}, created_at {'timestamptz' if self._postgres else 'TEXT'} NOT NULL, "
+                f"erased_at {'timestamptz' if self._postgres else 'TEXT'})"
+            )
+            cur.execute(f"CREATE INDEX IF NOT EXISTS {self.table}_person ON {self.table} (person)")
+
+    def check(self) -> None:
+        """Refuse a master key that does not open the keys already made: a process started with another
+        UGC_DATA_KEY than its deployment's would fail every read of personal data, one request at a time."""
+        master = self._master_key()
+        with self._cursor(commit=False) as cur:
+            cur.execute(f"SELECT subject, wrapped FROM {self.table} WHERE wrapped IS NOT NULL LIMIT 1")
+            row = cur.fetchone()
+        if row is not None:
+            subject = row["subject"] if isinstance(row, Mapping) else row[0]
+            _unwrap(master, UUID(str(subject)), _column(row) or b"")
+
+    def for_sealing(self, subject: UUID, person: int | None) -> bytes:
+        """`subject`'s data key, made now if it has none; refused for an erased person's aggregate.
+
+        The key is committed before the events it seals are appended: an append that then fails
+        leaves a key that seals nothing, never a sealed text without its key.
+        """
+        master = self._master_key()
+        key = os.urandom(32)
+        fresh = _wrap(master, subject, key)
+        insert = "ON CONFLICT (subject) DO NOTHING" if self._postgres else ""
+        with self._cursor(commit=True) as cur:
+            cur.execute(
+                f"INSERT {'' if self._postgres else 'OR IGNORE '}INTO {self.table} "
+                f"(subject, person, wrapped, created_at) VALUES ({self._marks(4)}) {insert}",
+                (self._subject(subject), person, fresh, self._now()),
+            )
+            cur.execute(f"SELECT wrapped FROM {self.table} WHERE subject = {self._marks(1)}", (self._subject(subject),))
+            row = cur.fetchone()
+        wrapped = _column(row)
+        if wrapped is None:
+            raise PersonErased(f"the personal data of aggregate {subject} was erased: nothing new is sealed for it")
+        return key if wrapped == fresh else _unwrap(master, subject, wrapped)
+
+    def for_opening(self, subject: UUID) -> bytes | None:
+        """`subject`'s data key, or None once it was destroyed; a key never made is an error."""
+        kept = self._opened.get(subject)
+        if kept is not None and time.monotonic() - kept[1] < OPENED_KEYS_KEPT_FOR:
+            return kept[0]
+        master = self._master_key()
+        with self._cursor(commit=False) as cur:
+            cur.execute(f"SELECT wrapped FROM {self.table} WHERE subject = {self._marks(1)}", (self._subject(subject),))
+            row = cur.fetchone()
+        if row is None:
+            raise PersonalDataError(f"no data key for aggregate {subject}: its sealed fields cannot be read")
+        wrapped = _column(row)
+        if wrapped is None:
+            return None
+        key = _unwrap(master, subject, wrapped)
+        self._opened.put(subject, (key, time.monotonic()))
+        return key
+
+    def destroy(self, person: int, subjects: Collection[UUID], at: datetime) -> int:
+        """Destroy every key of `person`, and of `subjects` (aggregates of theirs keyed before keys
+        named their person); leave each row as a tombstone. The number of keys destroyed."""
+        named = ", ".join([self._marks(1)] * len(subjects)) or "NULL"
+        with self._cursor(commit=True) as cur:
+            cur.execute(
+                f"UPDATE {self.table} SET wrapped = NULL, erased_at = {self._marks(1)}, person = "
+                f"COALESCE(person, {self._marks(1)}) WHERE (person = {self._marks(1)} OR subject IN ({named})) "
+                "AND wrapped IS NOT NULL RETURNING subject",
+                (self._time(at), person, person, *map(self._subject, subjects)),
+            )
+            destroyed = len(cur.fetchall())
+            # Subjects not keyed yet get their tombstone too: nothing may be sealed for them later.
+            insert = "ON CONFLICT (subject) DO NOTHING" if self._postgres else ""
+            for subject in subjects:
+                cur.execute(
+                    f"INSERT {'' if self._postgres else 'OR IGNORE '}INTO {self.table} "
+                    f"(subject, person, wrapped, created_at, erased_at) VALUES ({self._marks(5)}) {insert}",
+                    (self._subject(subject), person, None, self._time(at), self._time(at)),
+                )
+        self._opened.clear()
+        return destroyed
+
+    def _master_key(self) -> AESGCM:
+        if self._master is None:
+            raise PersonalDataError(
+                "no data key configured (UGC_DATA_KEY): personal data can be neither sealed nor read"
+            )
+        return self._master
+
+    @contextmanager
+    def _cursor(self, *, commit: bool) -> Iterator[Any]:
+        with self.datastore.transaction(commit=commit) as cur:
+            yield cur
+
+    def _marks(self, count: int) -> str:
+        return ", ".join(["%s" if self._postgres else "?"] * count)
+
+    def _subject(self, subject: UUID) -> UUID | str:
+        return subject if self._postgres else str(subject)
+
+    def _time(self, at: datetime) -> datetime | str:
+        return at if self._postgres else at.isoformat()
+
+    def _now(self) -> datetime | str:
+        return self._time(datetime.now(UTC))
+
+
+class PersonalDataMapper(Mapper[UUID]):
+    """The library's mapper, sealing the personal fields of the events `rules` names (by topic)."""
+
+    def __init__(self, transcoder: Transcoder, rules: Mapping[str, Personal], **kwargs: Any) -> None:
+        super().__init__(transcoder, **kwargs)
+        self.rules = rules
+        self.keys: DataKeys | None = None  # set once the recorder, whose connections it uses, exists
+
+    def to_stored_event(self, domain_event: DomainEventProtocol[UUID]) -> StoredEvent:
+        rule = self.rules.get(get_topic(type(domain_event)))
+        state = vars(domain_event)
+        if rule is None or not rule.applies(state):
+            return super().to_stored_event(domain_event)
+        subject = domain_event.originator_id
+        person = state.get(rule.person) if rule.person else None
+        key = AESGCM(self._keys().for_sealing(subject, person))
+        sealed = {name: _seal(key, subject, name, state[name]) for name in rule.erased}
+        kept = {name: value for name, value in state.items() if name not in rule.erased}
+        clone = object.__new__(type(domain_event))
+        object.__setattr__(clone, "__dict__", {**kept, SEALED: sealed})
+        return super().to_stored_event(clone)
+
+    def to_domain_event(self, stored_event: StoredEvent) -> DomainEventProtocol[UUID]:
+        """The event with its sealed fields opened (or erased) before the library upcasts it, so an
+        upcaster sees the fields by name, as in an event that was never sealed."""
+        subject = stored_event.originator_id
+        if stored_event.topic in self.rules and _SEALED_KEY in stored_event.state and isinstance(subject, UUID):
+            state = self.transcoder.decode(stored_event.state)
+            sealed = state.pop(SEALED, None)
+            if sealed is not None:
+                state.update(self._opened(stored_event.topic, subject, sealed))
+                stored_event = StoredEvent(
+                    originator_id=stored_event.originator_id,
+                    originator_version=stored_event.originator_version,
+                    topic=stored_event.topic,
+                    state=self.transcoder.encode(state),
+                )
+        return super().to_domain_event(stored_event)
+
+    def _opened(self, topic: str, subject: UUID, sealed: Mapping[str, str]) -> dict[str, Any]:
+        erased = self.rules[topic].erased
+        opened = self._keys().for_opening(subject)
+        if opened is None:
+            return {name: erased[name] for name in sealed}
+        key = AESGCM(opened)
+        return {name: _open(key, subject, name, text) for name, text in sealed.items()}
+
+    def _keys(self) -> DataKeys:
+        if self.keys is None:
+            raise PersonalDataError("this store opened no table of data keys")
+        return self.keys
+
+
+def _seal(key: AESGCM, subject: UUID, name: str, value: Any) -> str:
+    nonce = os.urandom(NONCE_BYTES)
+    return base64.b64encode(nonce + key.encrypt(nonce, orjson.dumps(value), _bound(subject, name))).decode()
+
+
+def _open(key: AESGCM, subject: UUID, name: str, text: str) -> Any:
+    raw = base64.b64decode(text)
+    try:
+        return orjson.loads(key.decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], _bound(subject, name)))
+    except InvalidTag:
+        raise PersonalDataError(f"the sealed {name!r} of aggregate {subject} does not open with its key") from None
+
+
+def _bound(subject: UUID, name: str) -> bytes:
+    return subject.bytes + name.encode()
+
+
+def _wrap(master: AESGCM, subject: UUID, key: bytes) -> bytes:
+    nonce = os.urandom(NONCE_BYTES)
+    return nonce + master.encrypt(nonce, key, subject.bytes)
+
+
+def _unwrap(master: AESGCM, subject: UUID, wrapped: bytes) -> bytes:
+    try:
+        return master.decrypt(wrapped[:NONCE_BYTES], wrapped[NONCE_BYTES:], subject.bytes)
+    except InvalidTag:
+        raise PersonalDataError(
+            f"the data keys in this database do not open with this UGC_DATA_KEY (aggregate {subject}): "
+            "every process of a deployment needs the one they were made with"
+        ) from None
+
+
+def _column(row: Any) -> bytes | None:
+    """The `wrapped` column, the last selected, of a row of either driver (a dict row on PostgreSQL)."""
+    if row is None:
+        return None
+    value = row["wrapped"] if isinstance(row, Mapping) else row[-1]
+    return None if value is None else bytes(value)
