@@ -62,3 +62,33 @@ def _mailed_link(outbox: Path) -> str:
                 return found.group(0)
         time.sleep(0.05)
     raise AssertionError("no verification mail in the outbox")
+
+
+def test_the_auditors_page_runs_only_its_own_scripts_and_is_neither_cached_nor_framed(tmp_path: Path) -> None:
+    env = environment("sqlite", f"sqlite:///{tmp_path / 'ugc.sqlite3'}", tmp_path)
+    with start_server(env, log_dir=tmp_path) as server, httpx.Client(base_url=server.url, timeout=10) as client:
+        for path in ("/audit/", "/audit"):
+            page = client.get(path)
+            assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+            assert page.headers["cache-control"] == "no-store" and page.headers["referrer-policy"] == "no-referrer"
+            assert page.headers["x-frame-options"] == "DENY"
+            policy = {part.strip() for part in page.headers["content-security-policy"].split(";")}
+            assert {"default-src 'self'", "connect-src 'self'", "frame-ancestors 'none'"} <= policy
+            assert not any(part.startswith(("script-src", "style-src")) for part in policy)  # no 'unsafe-inline'
+        assert 'id="signin"' in page.text and "ugc verify" in page.text
+        scripts = re.findall(r"<script([^>]*)>", page.text)
+        assert scripts and all('src="/api/docs/assets/' in attributes for attributes in scripts)  # none inline
+        assets = re.findall(r'(?:src|href)="(/api/docs/assets/[^"]+)"', page.text)
+        assert {"/api/docs/assets/audit.js", "/api/docs/assets/audit-verify.js", "/api/docs/assets/audit.css"} <= set(
+            assets
+        )
+        for asset in assets:
+            answer = client.get(asset)
+            assert answer.status_code == 200, asset
+            if not asset.endswith(".png"):
+                assert "http://" not in answer.text and "https://" not in answer.text, asset
+        assert "http://" not in page.text and "https://" not in page.text
+        script = client.get("/api/docs/assets/audit.js")
+        assert script.headers["content-type"].startswith("text/javascript")
+        assert "localStorage" not in script.text and "sessionStorage" not in script.text
+        assert "crypto.subtle.digest" in client.get("/api/docs/assets/audit-verify.js").text

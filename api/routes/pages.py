@@ -1,4 +1,5 @@
-"""The HTML pages the app serves: Swagger UI, ReDoc and the mail link's confirmation page.
+"""The HTML pages the app serves: Swagger UI, ReDoc, the mail link's confirmation page and the
+auditor's page, which fetches an order's history and recomputes its hash chain in the browser.
 
 Everything they load is served from here (Swagger UI from the `swagger-ui-bundle-v2` package,
 ReDoc's standalone bundle vendored in api/static/redoc/), so the docs work without a network.
@@ -24,6 +25,9 @@ ASSETS: dict[str, tuple[Path, str]] = {
     "swagger-ui.css": (Path(str(swagger_ui_path / "swagger-ui.css")), "text/css"),
     "favicon-32x32.png": (Path(str(swagger_ui_path / "favicon-32x32.png")), "image/png"),
     "redoc.standalone.js": (Path(str(_STATIC / "redoc" / "redoc.standalone.js")), "text/javascript"),
+    "audit.css": (Path(str(_STATIC / "audit.css")), "text/css"),
+    "audit-verify.js": (Path(str(_STATIC / "audit-verify.js")), "text/javascript"),
+    "audit.js": (Path(str(_STATIC / "audit.js")), "text/javascript"),
 }
 
 # The assets change only with a new install; a day of caching spares reloading 2.5 MB per visit.
@@ -45,6 +49,15 @@ DOCS_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; script-src 'self' 'unsafe-inline'; "
     "style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; "
     "worker-src 'self' blob:; connect-src 'self'; frame-ancestors 'none'",
+}
+
+
+# The auditor's page holds a bearer token in its memory and shows what the log says: it runs only
+# the scripts served from here (none inline, so an injected one is refused), talks only to this
+# server, and is framed, cached and referred by nobody.
+AUDIT_HEADERS = PAGE_HEADERS | {
+    "Content-Security-Policy": "default-src 'self'; connect-src 'self'; frame-ancestors 'none'; "
+    "base-uri 'none'; form-action 'none'",
 }
 
 
@@ -72,6 +85,10 @@ async def verify_email_page(request: Request) -> Response:
     return HTMLResponse(_page("verify-email.html"), headers=PAGE_HEADERS)
 
 
+async def audit_page(request: Request) -> Response:
+    return HTMLResponse(_page("audit.html"), headers=AUDIT_HEADERS)
+
+
 routes = [
     endpoint(
         "GET",
@@ -89,7 +106,7 @@ routes = [
         "GET",
         "/api/docs/assets/{name:str}/",
         asset,
-        Operation("Скрипты, стили и значок страниц документации", auth=False, media_type="*/*", storage=False),
+        Operation("Скрипты, стили и значок страниц документации и аудита", auth=False, media_type="*/*", storage=False),
     ),
     endpoint(
         "GET",
@@ -97,6 +114,18 @@ routes = [
         verify_email_page,
         Operation(
             "Страница из письма: кнопка, которая подтверждает адрес (POST /api/auth/verify-email/)",
+            auth=False,
+            media_type="text/html",
+            storage=False,
+        ),
+    ),
+    endpoint(
+        "GET",
+        "/audit/",
+        audit_page,
+        Operation(
+            "Страница аудитора: вход, история заказа (GET /api/v1/orders/{id}/history/) и проверка"
+            " её цепочки хешей в браузере",
             auth=False,
             media_type="text/html",
             storage=False,
