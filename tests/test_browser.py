@@ -7,18 +7,28 @@ the Swagger UI page (docs/swagger-ui.png was made that way).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import re
 import shutil
 from collections.abc import Iterator
+from dataclasses import dataclass
 from email import message_from_bytes
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from starlette.testclient import TestClient
 
 from tests.backends import environment
+from tests.conftest import Api
+from tests.orders_world import Deal, a_deal, act, place
 from tests.servers import Server, start_server
+from tests.test_api_orders import grant
+from tests.test_chain_verify import Log
+from ugc.config import Settings
 
 selenium = pytest.importorskip("selenium")
 
@@ -214,3 +224,190 @@ def test_redoc_renders_the_same_document_offline(server: Server, browser: WebDri
     wait(browser).until(lambda d: "/api/v1/categories/" in d.find_element(By.ID, "redoc").text)
     assert "Something went wrong" not in browser.find_element(By.ID, "redoc").text
     assert_nothing_loaded_from_elsewhere(browser, server)
+
+
+# The auditor's page ------------------------------------------------------------------------------
+
+# Every escape of the canonical JSON meets this text twice: as itself in `data`, and inside the
+# stored state (its JSON escapes, `\"` and `\\`, escaped once more by the recipe). A C0 control other
+# than tab, line feed and carriage return is refused at the edge (api/text.py), so the serializer's
+# `\u00XX` is held to Python's in `test_the_pages_canonical_json_is_pythons` instead.
+TRICKY = 'Бриф: "кавычки", \\ косая, строка\nвторая,\tтаб, é✓ и 😀'
+UPDATES = 97  # with its other five events the order has 102: two pages of the page's 100
+
+
+@dataclass
+class Audited:
+    server: Server
+    env: dict[str, str]
+    auditor: dict[str, Any]
+    order: int  # placed, updated UPDATES times, accepted, delivered, approved, reviewed
+    tampered: int  # placed, accepted, delivered, approved, reviewed; its review edited by a test
+
+
+def reviewed(api: Api, deal: Deal, updates: int) -> int:
+    order = place(api, deal, requirements=TRICKY)["id"]
+    for number in range(updates):
+        changed = api.client.patch(
+            f"/api/v1/orders/{order}/", headers=deal.buyer["headers"], json={"requirements": f"{TRICKY} №{number}"}
+        )
+        assert changed.status_code == 200, changed.text
+    act(api, deal.creator, order, "accept")
+    act(api, deal.creator, order, "deliveries", {"message": TRICKY}, expect=201)
+    act(api, deal.buyer, order, "approve")
+    act(api, deal.buyer, order, "reviews", {"content": TRICKY, "rating": 5}, expect=201)
+    return order
+
+
+@pytest.fixture(scope="module")
+def audited(
+    backend: str, settings: Settings, app_client: TestClient, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Audited]:
+    """Two reviewed orders and an auditor, made in-process; then a real server on the same database."""
+    api = Api(app_client, settings)
+    deal = a_deal(api)
+    order, tampered = reviewed(api, deal, UPDATES), reviewed(api, deal, 0)
+    auditor = grant(api, api.verified_user(), "auditor")
+    env = environment(backend, settings.database_url, settings.var_dir)
+    with start_server(env, log_dir=tmp_path_factory.mktemp("audit-logs")) as running:
+        yield Audited(running, env, auditor, order, tampered)
+
+
+def record(audited: Audited, order: int) -> list[dict[str, Any]]:
+    answer = httpx.get(
+        f"{audited.server.url}/api/v1/orders/{order}/history/",
+        headers=audited.auditor["headers"],
+        params={"page_size": 100},
+    )
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["next"] is None or len(body["results"]) == 100
+    entries: list[dict[str, Any]] = body["results"]
+    while body["next"]:
+        body = httpx.get(body["next"], headers=audited.auditor["headers"]).json()
+        entries += body["results"]
+    return entries
+
+
+def audit_sign_in(browser: WebDriver, audited: Audited, password: str = "correct-horse-battery") -> None:
+    browser.get(f"{audited.server.url}/audit/")
+    wait(browser).until(ec.visibility_of_element_located((By.ID, "username"))).send_keys(audited.auditor["username"])
+    browser.find_element(By.ID, "password").send_keys(password)
+    browser.find_element(By.ID, "signin-button").click()
+
+
+def audit_open(browser: WebDriver, order: int | str, as_of: str = "") -> None:
+    box = wait(browser).until(ec.visibility_of_element_located((By.ID, "order")))
+    box.clear()
+    box.send_keys(str(order))
+    browser.find_element(By.ID, "as-of").clear()
+    browser.find_element(By.ID, "as-of").send_keys(as_of)
+    browser.find_element(By.ID, "lookup-button").click()
+
+
+def verdicts(browser: WebDriver) -> dict[int, tuple[str, str, str]]:
+    """Each row's version: its class (`ok`/`broken`), the hash the page computed, and its verdict."""
+    found: dict[int, tuple[str, str, str]] = {}
+    for row in browser.find_elements(By.CSS_SELECTOR, "#entries tr"):
+        verdict = row.find_element(By.CSS_SELECTOR, "td.verdict").text
+        found[int(row.get_attribute("data-version") or 0)] = (
+            row.get_attribute("class") or "",
+            row.get_attribute("data-computed") or "",
+            verdict,
+        )
+    return found
+
+
+def test_an_auditor_sees_every_event_of_an_order_verified_in_the_browser(audited: Audited, browser: WebDriver) -> None:
+    browser.get_log("browser")  # only this test's console lines below
+    audit_sign_in(browser, audited)
+    audit_open(browser, audited.order)
+    summary = wait(browser).until(lambda d: d.find_element(By.ID, "summary").text)
+    entries = record(audited, audited.order)
+    assert len(entries) == UPDATES + 5  # two pages of the page's 100: it followed `next`
+    assert summary.startswith(f"Запись заказа №{audited.order} подтверждена: {len(entries)} из {len(entries)}")
+    shown = verdicts(browser)
+    # The hashes the browser computed are the server's, for every event, and every row says so.
+    assert shown == {entry["version"]: ("ok", entry["hash"], "✓ проверено") for entry in entries}
+    first = browser.find_element(By.CSS_SELECTOR, "#entries tr").text
+    buyer = entries[0]["actor"]
+    assert "OrderPlaced" in first and f"user / {buyer['id']} / {buyer['username']}" in first and "é✓ и 😀" in first
+    assert "ugc verify" in browser.find_element(By.ID, "truncation").text
+    # The token lived in the page's memory only: nothing stored, and a reload asks to sign in again.
+    assert browser.execute_script("return [localStorage.length, sessionStorage.length, document.cookie]") == [0, 0, ""]
+    refused = [e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert not refused, refused  # no script or style refused by the page's CSP, no failed request
+    assert_nothing_loaded_from_elsewhere(browser, audited.server)
+    browser.refresh()
+    assert wait(browser).until(ec.visibility_of_element_located((By.ID, "signin")))
+    assert not browser.find_element(By.ID, "lookup").is_displayed()
+
+
+def test_as_of_cuts_the_record_and_it_still_verifies(audited: Audited, browser: WebDriver) -> None:
+    audit_sign_in(browser, audited)
+    audit_open(browser, audited.tampered, as_of="3")
+    wait(browser).until(ec.text_to_be_present_in_element((By.ID, "summary"), "подтверждена: 3 из 3"))
+    assert sorted(verdicts(browser)) == [1, 2, 3]
+
+
+def test_an_edited_stored_event_is_named_and_the_record_does_not_hold(audited: Audited, browser: WebDriver) -> None:
+    entries = record(audited, audited.tampered)
+    review = entries[-1]
+    assert review["type"] == "OrderReviewed" and review["data"]["rating"] == 5
+    edited = review["payload"].replace('"rating":5', '"rating":1')
+    assert edited != review["payload"]
+    # An intruder with database access rewrites the stored review (the test database has no
+    # append-only triggers: deploy/append-only.sql is the operator's): the API now serves rating 1.
+    Log(audited.env["UGC_DATABASE_URL"], audited.env, {}).set_state(review["position"], edited.encode())
+    assert record(audited, audited.tampered)[-1]["data"]["rating"] == 1
+    audit_sign_in(browser, audited)
+    audit_open(browser, audited.tampered)
+    wait(browser).until(ec.text_to_be_present_in_element((By.ID, "summary"), "НЕ подтверждается"))
+    assert "ошибки в 1 из 5 событий (версии 5)" in browser.find_element(By.ID, "summary").text
+    shown = verdicts(browser)
+    assert [shown[version][0] for version in range(1, 6)] == ["ok", "ok", "ok", "ok", "broken"]
+    assert shown[5][2].startswith("hash не совпадает с пересчитанным ") and shown[5][1] != review["hash"]
+    assert "ugc verify" in browser.find_element(By.ID, "truncation").text
+
+
+def test_the_page_shows_the_apis_russian_messages(audited: Audited, browser: WebDriver) -> None:
+    audit_sign_in(browser, audited, password="wrong-password-1")
+    wait(browser).until(ec.text_to_be_present_in_element((By.ID, "message"), "Неверное имя пользователя или пароль."))
+    assert browser.find_element(By.ID, "signin").is_displayed()
+    browser.find_element(By.ID, "password").clear()
+    browser.find_element(By.ID, "password").send_keys("correct-horse-battery")
+    browser.find_element(By.ID, "signin-button").click()
+    audit_open(browser, 987654321)
+    wait(browser).until(ec.text_to_be_present_in_element((By.ID, "message"), "Страница не найдена."))
+    assert (
+        not browser.find_element(By.ID, "record").is_displayed() and browser.find_element(By.ID, "summary").text == ""
+    )
+    audit_open(browser, audited.order, as_of="вчера")
+    wait(browser).until(ec.text_to_be_present_in_element((By.ID, "message"), "Ошибка валидации данных."))
+
+
+# Keys that JavaScript's default sort orders unlike Python (U+FF01 after U+1F600 by UTF-16 unit),
+# and every escape json.dumps writes: the short ones, `\u00XX` for the other controls, none for DEL.
+CANONICAL_CASES: list[Any] = [
+    {"\uff01": 1, "😀": 2, "b": None, "a": [True, False, -7], "Я": {"z": "", "y": 0}},
+    '"\\/\b\f\n\r\t\u0000\u0001\u001f\u007f é✓😀',
+    [9007199254740991, "\u2028\u2029", {}],
+]
+
+
+@pytest.mark.parametrize("value", CANONICAL_CASES, ids=["key order", "escapes", "integers and lines"])
+def test_the_pages_canonical_json_is_pythons(server: Server, browser: WebDriver, value: Any) -> None:
+    browser.get(f"{server.url}/audit/")
+    wait(browser).until(lambda d: d.execute_script("return typeof canonicalJson === 'function'"))
+    python = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert browser.execute_script("return canonicalJson(arguments[0])", value) == python
+    # The hash over it, as entryHash takes an entry: the bytes after the 32 of the previous hash.
+    entry = {"recorded_at": "2026-12-05T10:00:00.5+01:00", "payload": python, "stream": "s", "topic": "t", "version": 3}
+    document = {"context": "orders", "recorded_at": "2026-12-05T09:00:00.500000Z", "state": python}
+    document |= {"stream": "s", "topic": "t", "version": 3}
+    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    expected = hashlib.sha256(bytes.fromhex("ab" * 32) + canonical).hexdigest()
+    computed = browser.execute_async_script(
+        "entryHash(arguments[0], arguments[1]).then(arguments[2], (e) => arguments[2](String(e)))", "ab" * 32, entry
+    )
+    assert computed == expected
