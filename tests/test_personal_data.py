@@ -9,18 +9,21 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from commands.standing import KEPT_FOR
+from projections.mail import Mailer
+from projections.verification_mail import VerificationMailProjection
 from readmodels.users import get_user
 from tests.backends import environment
 from tests.conftest import Api
 from tests.orders_world import Deal, a_deal, place
 from tests.servers import run_ugc
-from ugc.accounts import User
+from ugc.accounts import User, VerificationToken
 from ugc.clock import MovableClock
 from ugc.config import Settings
 from ugc.ids import aggregate_id
@@ -214,3 +217,17 @@ def test_a_process_with_another_data_key_refuses_to_start_in_one_line(
         .splitlines()[-1]
         .startswith(f"ugc: {command[0]} failed: the data keys in this database do not open with this UGC_DATA_KEY")
     ), done.stderr
+
+
+def test_a_verification_mail_whose_address_was_erased_before_it_went_is_not_sent(tmp_path: Path) -> None:
+    mailer = Mailer(smtp_url=None, outbox_dir=tmp_path, sender="noreply@ugc.test")
+    projection = VerificationMailProjection(mailer, secret_key="k" * 32, public_url="http://ugc.test")
+    now = datetime.now(UTC)
+    for email in ("", "still.here@example.com"):  # as an erased person's token reads, and a live one's
+        token = VerificationToken(
+            key=email or "gone", user_number=1, email=email, expires_at=now + timedelta(days=1), at=now, actor="user:1"
+        )
+        [issued] = token.collect_events()
+        projection.token_issued(issued)  # type: ignore[arg-type]
+    [sent] = tmp_path.iterdir()
+    assert "To: still.here@example.com" in sent.read_text()
