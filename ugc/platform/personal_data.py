@@ -45,6 +45,9 @@ NONCE_BYTES = 12
 # reaches every other process's memory within it (the erasing one forgets at once).
 OPENED_KEYS_KEPT_FOR = 60.0
 OPENED_KEYS = 10_000  # 32 bytes and a UUID each
+# Keys are made in the order their aggregates first appear in the log, so a replay that misses one
+# finds the next ones beside it in the table: a miss fetches this many, in one query.
+KEYS_FETCHED_AT_ONCE = 256
 
 
 class PersonalDataError(Exception):
@@ -84,7 +87,7 @@ class DataKeys:
         self.table = table
         self._master = AESGCM(master_key(secret)) if secret else None
         self._postgres = isinstance(datastore, PostgresDatastore)
-        self._opened = LRU[UUID, tuple[bytes, float]](OPENED_KEYS)
+        self._opened = LRU[UUID, tuple[bytes | None, float]](OPENED_KEYS)  # None: destroyed
 
     def create_table(self) -> None:
         blob = "bytea" if self._postgres else "BLOB"
@@ -92,7 +95,9 @@ class DataKeys:
             cur.execute(
                 f"CREATE TABLE IF NOT EXISTS {self.table} (subject {'uuid' if self._postgres else 'TEXT'} PRIMARY KEY, "
                 f"person BIGINT, wrapped {blob}, created_at {'timestamptz' if self._postgres else 'TEXT'} NOT NULL, "
-                f"erased_at {'timestamptz' if self._postgres else 'TEXT'})"
+                f"erased_at {'timestamptz' if self._postgres else 'TEXT'}"
+                # the order keys were made in (SQLite's rowid is it)
+                f"{', made bigint GENERATED ALWAYS AS IDENTITY UNIQUE' if self._postgres else ''})"
             )
             cur.execute(f"CREATE INDEX IF NOT EXISTS {self.table}_person ON {self.table} (person)")
 
@@ -100,9 +105,7 @@ class DataKeys:
         """Refuse a master key that does not open the keys already made: a process started with another
         UGC_DATA_KEY than its deployment's would fail every read of personal data, one request at a time."""
         master = self._master_key()
-        with self._cursor(commit=False) as cur:
-            cur.execute(f"SELECT subject, wrapped FROM {self.table} WHERE wrapped IS NOT NULL LIMIT 1")
-            row = cur.fetchone()
+        row = self._one(f"SELECT subject, wrapped FROM {self.table} WHERE wrapped IS NOT NULL LIMIT 1", ())
         if row is not None:
             subject = row["subject"] if isinstance(row, Mapping) else row[0]
             _unwrap(master, UUID(str(subject)), _column(row) or b"")
@@ -116,37 +119,53 @@ class DataKeys:
         master = self._master_key()
         key = os.urandom(32)
         fresh = _wrap(master, subject, key)
-        insert = "ON CONFLICT (subject) DO NOTHING" if self._postgres else ""
-        with self._cursor(commit=True) as cur:
-            cur.execute(
-                f"INSERT {'' if self._postgres else 'OR IGNORE '}INTO {self.table} "
-                f"(subject, person, wrapped, created_at) VALUES ({self._marks(4)}) {insert}",
-                (self._subject(subject), person, fresh, self._now()),
+        if self._postgres:  # one round trip, committed on its own (the library's connections autocommit)
+            row = self._one(
+                f"WITH made AS (INSERT INTO {self.table} (subject, person, wrapped, created_at) "
+                f"VALUES (%s, %s, %s, now()) ON CONFLICT (subject) DO NOTHING RETURNING wrapped) "
+                f"SELECT wrapped FROM made UNION ALL SELECT wrapped FROM {self.table} "
+                "WHERE subject = %s AND NOT EXISTS (SELECT FROM made)",
+                (subject, person, fresh, subject),
             )
-            cur.execute(f"SELECT wrapped FROM {self.table} WHERE subject = {self._marks(1)}", (self._subject(subject),))
-            row = cur.fetchone()
+        else:
+            with self.datastore.transaction(commit=True) as cur:
+                cur.execute(
+                    f"INSERT OR IGNORE INTO {self.table} (subject, person, wrapped, created_at) VALUES (?, ?, ?, ?)",
+                    (str(subject), person, fresh, datetime.now(UTC).isoformat()),
+                )
+                cur.execute(f"SELECT wrapped FROM {self.table} WHERE subject = ?", (str(subject),))
+                row = cur.fetchone()
         wrapped = _column(row)
         if wrapped is None:
             raise PersonErased(f"the personal data of aggregate {subject} was erased: nothing new is sealed for it")
         return key if wrapped == fresh else _unwrap(master, subject, wrapped)
 
     def for_opening(self, subject: UUID) -> bytes | None:
-        """`subject`'s data key, or None once it was destroyed; a key never made is an error."""
+        """`subject`'s data key, or None once it was destroyed; a key never made is an error.
+
+        A miss fetches the keys made next too (`KEYS_FETCHED_AT_ONCE`): a replay then asks the table
+        once per that many aggregates, not once each (bench/personal_data_cost.py).
+        """
         kept = self._opened.get(subject)
         if kept is not None and time.monotonic() - kept[1] < OPENED_KEYS_KEPT_FOR:
             return kept[0]
         master = self._master_key()
-        with self._cursor(commit=False) as cur:
-            cur.execute(f"SELECT wrapped FROM {self.table} WHERE subject = {self._marks(1)}", (self._subject(subject),))
-            row = cur.fetchone()
-        if row is None:
+        order = "made" if self._postgres else "rowid"
+        rows = self._all(
+            f"SELECT subject, wrapped FROM {self.table} WHERE {order} >= "
+            f"(SELECT {order} FROM {self.table} WHERE subject = {self._marks(1)}) ORDER BY {order} "
+            f"LIMIT {KEYS_FETCHED_AT_ONCE}",
+            (self._subject(subject),),
+        )
+        if not rows:
             raise PersonalDataError(f"no data key for aggregate {subject}: its sealed fields cannot be read")
-        wrapped = _column(row)
-        if wrapped is None:
-            return None
-        key = _unwrap(master, subject, wrapped)
-        self._opened.put(subject, (key, time.monotonic()))
-        return key
+        now = time.monotonic()
+        for row in rows:
+            each = UUID(str(row["subject"] if isinstance(row, Mapping) else row[0]))
+            wrapped = _column(row)
+            self._opened.put(each, (None if wrapped is None else _unwrap(master, each, wrapped), now))
+        wrapped = _column(rows[0])
+        return None if wrapped is None else _unwrap(master, subject, wrapped)
 
     def destroy(self, person: int, subjects: Collection[UUID], at: datetime) -> int:
         """Destroy every key of `person`, and of `subjects` (aggregates of theirs keyed before keys
@@ -183,6 +202,21 @@ class DataKeys:
         with self.datastore.transaction(commit=commit) as cur:
             yield cur
 
+    def _one(self, sql: str, params: tuple[Any, ...]) -> Any:
+        """The first row of one statement, or None."""
+        rows = self._all(sql, params)
+        return rows[0] if rows else None
+
+    def _all(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
+        """The rows of one statement: on PostgreSQL one round trip on an autocommit connection (a
+        transaction around a lone statement costs two more)."""
+        if isinstance(self.datastore, PostgresDatastore):
+            with self.datastore.get_connection() as conn:
+                return conn.execute(sql, params).fetchall()
+        with self.datastore.transaction(commit=False) as cur:
+            cur.execute(sql, params)
+            return list(cur.fetchall())
+
     def _marks(self, count: int) -> str:
         return ", ".join(["%s" if self._postgres else "?"] * count)
 
@@ -191,9 +225,6 @@ class DataKeys:
 
     def _time(self, at: datetime) -> datetime | str:
         return at if self._postgres else at.isoformat()
-
-    def _now(self) -> datetime | str:
-        return self._time(datetime.now(UTC))
 
 
 class PersonalDataMapper(Mapper[UUID]):
