@@ -19,14 +19,16 @@ from ugc.claims import Claim
 from ugc.clock import Clock
 from ugc.errors import Conflict, InvalidToken, NotFound
 from ugc.events import user_actor
-from ugc.ids import aggregate_id, claim_id
+from ugc.ids import aggregate_id, claim_id, normalise
 from ugc.personal import subjects_of
 from ugc.platform import idempotency_keys, refresh_families
 from ugc.platform.database import Database
-from ugc.platform.personal_data import PersonErased
+from ugc.platform.personal_data import PersonalDataError, PersonErased
 from ugc.platform.store import EventStores
 
 HASHES_AT_ONCE = 2  # one per core of the machines this runs on
+# An address's claim holds a keyed digest of it; claims of kind "email", made before, hold the address.
+EMAIL_DIGEST = "email_digest"
 
 
 @dataclass(frozen=True)
@@ -84,9 +86,7 @@ class AccountCommands:
 
         `actor`: who registers the user (an operator); by default the new user registers themself.
         """
-        for kind, value in (("username", command.username), ("email", command.email)):
-            if self._claimed(kind, value):
-                raise Conflict(f"{kind}_taken")
+        self._refuse_taken(command)
         now = self.clock.now()
         number = self.db.next_number("user")
         actor = actor or user_actor(number)
@@ -102,7 +102,7 @@ class AccountCommands:
         )
         claims = [
             Claim(kind=kind, value=value, owner_number=number, at=now, actor=actor)
-            for kind, value in (("username", command.username), ("email", command.email))
+            for kind, value in (("username", command.username), (EMAIL_DIGEST, self._email_digest(command.email)))
         ]
         if command.verified:
             user.verify_email(now, actor)
@@ -110,12 +110,23 @@ class AccountCommands:
         try:
             positions = save(self.app, *claims, user, *tokens)
         except IntegrityError:
-            # A concurrent registration took a name between our check and our append.
-            for kind, value in (("username", command.username), ("email", command.email)):
-                if self._claimed(kind, value):
-                    raise Conflict(f"{kind}_taken") from None
+            self._refuse_taken(command)  # a concurrent registration took a name between our check and our append
             raise
         return Registered(user_id=number, positions=positions)
+
+    def _refuse_taken(self, command: Register) -> None:
+        """Conflict when the username or the address has an account: the address by the keyed digest
+        its claims have had since personal data is sealed, or by itself (claims made before that)."""
+        if self._claimed("username", command.username):
+            raise Conflict("username_taken")
+        if self._claimed(EMAIL_DIGEST, self._email_digest(command.email)) or self._claimed("email", command.email):
+            raise Conflict("email_taken")
+
+    def _email_digest(self, email: str) -> str:
+        """The claim's value for an address: a keyed digest (the log then confirms no guessed address)."""
+        if self.data_keys is None:
+            raise PersonalDataError("an in-memory store keeps no data key: addresses cannot be claimed")
+        return self.data_keys.blind_index(normalise(email))
 
     def resend_verification(self, user_id: int) -> Positions:
         """A new verification token for an unverified user (the mail goes out when it is projected)."""

@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from eventsourcing.application import AggregateNotFoundError
 
+from commands.accounts import EMAIL_DIGEST
 from commands.standing import KEPT_FOR
 from projections.mail import Mailer
 from projections.verification_mail import VerificationMailProjection
@@ -24,9 +26,10 @@ from tests.conftest import Api
 from tests.orders_world import Deal, a_deal, place
 from tests.servers import run_ugc
 from ugc.accounts import User, VerificationToken
+from ugc.claims import Claim
 from ugc.clock import MovableClock
 from ugc.config import Settings
-from ugc.ids import aggregate_id
+from ugc.ids import aggregate_id, claim_id, normalise
 from ugc.platform.database import Database
 from ugc.platform.personal_data import PersonalDataError
 from ugc.platform.store import EventStores
@@ -87,6 +90,12 @@ def test_the_log_holds_no_personal_field_in_the_clear_and_the_api_shows_them(api
     for secret in secrets_of(person):
         assert not [state for state in log if secret.encode() in state], f"{secret!r} is in the log in the clear"
     assert person["username"].encode() in b"".join(log)  # the username stays readable: others' records show it
+    # The address is claimed by a keyed digest: the log cannot confirm a guessed address without UGC_DATA_KEY.
+    with pytest.raises(AggregateNotFoundError):
+        stores.accounts.repository.get(claim_id("email", person["email"]))
+    digest = stores.data_keys.blind_index(normalise(person["email"])) if stores.data_keys else ""
+    claim: Claim = stores.accounts.repository.get(claim_id(EMAIL_DIGEST, digest))
+    assert claim.owner_number == person["id"] and claim.value == digest
 
     me = api.client.get("/api/v1/users/me/", headers=person["headers"]).json()
     assert (me["email"], me["first_name"], me["last_name"], me["phone"], me["bio"]) == (
@@ -158,10 +167,10 @@ def test_erasing_a_person_blanks_them_everywhere_ends_their_sessions_and_keeps_t
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert json.loads(verified.stdout)["findings"] == []
 
-    # The address stays claimed: a new account cannot take over the erased one's name or e-mail.
+    # The address stays claimed, in any case: a new account cannot take over the erased one's name or e-mail.
     again = api.client.post(
         "/api/auth/register/",
-        json={"username": "someone_new_x", "email": person["email"], "password": "correct-horse-battery"}
+        json={"username": "someone_new_x", "email": person["email"].upper(), "password": "correct-horse-battery"}
         | {"first_name": "", "last_name": ""},
     )
     assert again.status_code == 409 and again.json() == {"error": "Пользователь с таким email уже существует."}
@@ -181,7 +190,7 @@ def test_erasing_again_finishes_quietly_and_a_wrong_name_or_no_confirmation_eras
     first = ugc(settings, backend, "users", "erase", person["username"], "--yes")
     second = ugc(settings, backend, "users", "erase", person["username"], "--yes")
     assert first.returncode == second.returncode == 0, first.stderr + second.stderr
-    assert "erased: 3 data key(s) destroyed" in first.stdout  # the user's, the e-mail claim's, the mail token's
+    assert "erased: 2 data key(s) destroyed" in first.stdout  # the user's and the mail token's
     assert "was erased before; finished erasing: 0 data key(s) destroyed" in second.stdout
     granted = ugc(settings, backend, "users", "grant", person["username"], "admin")
     assert granted.returncode == 1 and "no user named" in granted.stderr
@@ -231,3 +240,18 @@ def test_a_verification_mail_whose_address_was_erased_before_it_went_is_not_sent
         projection.token_issued(issued)  # type: ignore[arg-type]
     [sent] = tmp_path.iterdir()
     assert "To: still.here@example.com" in sent.read_text()
+
+
+def test_an_address_claimed_before_claims_were_digests_still_counts_as_taken(api: Api, stores: EventStores) -> None:
+    """A log from before this release claims addresses by themselves; registration still finds them."""
+    legacy = Claim(
+        kind="email",
+        value="Legacy.Person@example.com",
+        owner_number=999_999,
+        at=datetime.now(UTC),
+        actor="operator:test",
+    )
+    stores.accounts.save(legacy)
+    body = {"username": "legacy_other", "email": "legacy.person@example.com", "password": "correct-horse-battery"}
+    answer = api.client.post("/api/auth/register/", json=body | {"first_name": "", "last_name": ""})
+    assert (answer.status_code, answer.json()) == (409, {"error": "Пользователь с таким email уже существует."})

@@ -16,7 +16,6 @@ from typing import Any
 from uuid import UUID
 
 from ugc.accounts import User, VerificationToken
-from ugc.claims import Claim
 from ugc.creators import CreatorProfile, creator_profile_id
 from ugc.ids import aggregate_id
 
@@ -27,17 +26,11 @@ class Personal:
 
     `erased` maps each personal field to the value it reads as once its key is destroyed; `person`
     names the state's field holding the person's user number (a created aggregate's first event; a
-    later event's aggregate has its key already, or belongs to the user named in `subjects_of`);
-    `only_if` limits the rule to states whose field holds that value (a claim on an e-mail address,
-    not on a username).
+    later event's aggregate has its key already, or belongs to the user named in `subjects_of`).
     """
 
     erased: Mapping[str, Any]
     person: str = ""
-    only_if: tuple[str, Any] | None = None
-
-    def applies(self, state: Mapping[str, Any]) -> bool:
-        return self.only_if is None or state.get(self.only_if[0]) == self.only_if[1]
 
 
 _NAMES = {"first_name": "", "last_name": ""}
@@ -48,7 +41,6 @@ PERSONAL: dict[str, Personal] = {
     User.Registered.TOPIC: Personal({"email": "", **_NAMES}, person="number"),
     User.ProfileUpdated.TOPIC: Personal({"changes": {}}),
     VerificationToken.Issued.TOPIC: Personal({"email": ""}, person="user_number"),
-    Claim.Made.TOPIC: Personal({"value": ""}, person="owner_number", only_if=("kind", "email")),
     CreatorProfile.Created.TOPIC: Personal(_CREATOR_PROFILE, person="user_number"),
     CreatorProfile.Updated.TOPIC: Personal({"changes": {}}),
 }

@@ -17,6 +17,8 @@ JSON, bound to the aggregate and the field's name (a text moved elsewhere does n
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import os
 import time
 from collections.abc import Collection, Iterator, Mapping
@@ -50,6 +52,9 @@ OPENED_KEYS = 10_000  # 32 bytes and a UUID each
 KEYS_FETCHED_AT_ONCE = 256
 
 
+NO_DATA_KEY = "no data key configured (UGC_DATA_KEY): personal data can be neither sealed nor read"
+
+
 class PersonalDataError(Exception):
     """Personal data that cannot be sealed or opened: no master key, a lost key, a forged text."""
 
@@ -67,12 +72,11 @@ class Personal(Protocol):
     @property
     def person(self) -> str: ...
 
-    def applies(self, state: Mapping[str, Any]) -> bool: ...
 
-
-def master_key(secret: str) -> bytes:
-    """The AES-256 key that wraps the data keys, derived from `UGC_DATA_KEY` (any string)."""
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"ugc personal data v1").derive(secret.encode())
+def master_key(secret: str, purpose: bytes = b"ugc personal data v1") -> bytes:
+    """A 256-bit key derived from `UGC_DATA_KEY` (any string) for one purpose: by default the one that
+    wraps the data keys."""
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose).derive(secret.encode())
 
 
 class DataKeys:
@@ -86,6 +90,7 @@ class DataKeys:
         self.datastore = datastore
         self.table = table
         self._master = AESGCM(master_key(secret)) if secret else None
+        self._index = master_key(secret, purpose=b"ugc blind index v1") if secret else None
         self._postgres = isinstance(datastore, PostgresDatastore)
         self._opened = LRU[UUID, tuple[bytes | None, float]](OPENED_KEYS)  # None: destroyed
 
@@ -100,6 +105,11 @@ class DataKeys:
                 f"{', made bigint GENERATED ALWAYS AS IDENTITY UNIQUE' if self._postgres else ''})"
             )
             cur.execute(f"CREATE INDEX IF NOT EXISTS {self.table}_person ON {self.table} (person)")
+
+    def blind_index(self, value: str) -> str:
+        """A keyed digest of `value` (HMAC-SHA256, hex) to find or claim it by without storing it: an
+        e-mail address's claim. Whoever holds the log but not UGC_DATA_KEY cannot test a guess."""
+        return hmac.new(self._index_key(), value.encode(), hashlib.sha256).hexdigest()
 
     def check(self) -> None:
         """Refuse a master key that does not open the keys already made: a process started with another
@@ -190,11 +200,14 @@ class DataKeys:
         self._opened.clear()
         return destroyed
 
+    def _index_key(self) -> bytes:
+        if self._index is None:
+            raise PersonalDataError(NO_DATA_KEY)
+        return self._index
+
     def _master_key(self) -> AESGCM:
         if self._master is None:
-            raise PersonalDataError(
-                "no data key configured (UGC_DATA_KEY): personal data can be neither sealed nor read"
-            )
+            raise PersonalDataError(NO_DATA_KEY)
         return self._master
 
     @contextmanager
@@ -238,7 +251,7 @@ class PersonalDataMapper(Mapper[UUID]):
     def to_stored_event(self, domain_event: DomainEventProtocol[UUID]) -> StoredEvent:
         rule = self.rules.get(get_topic(type(domain_event)))
         state = vars(domain_event)
-        if rule is None or not rule.applies(state):
+        if rule is None:
             return super().to_stored_event(domain_event)
         subject = domain_event.originator_id
         person = state.get(rule.person) if rule.person else None
