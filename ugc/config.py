@@ -143,37 +143,21 @@ class Settings:
         projections = env.get("UGC_PROJECTIONS", "inline")
         if projections not in ("inline", "external"):
             raise ConfigError(f"UGC_PROJECTIONS must be 'inline' or 'external', not {projections!r}")
-        secret = env.get("UGC_SECRET_KEY")
-        if not secret:
-            if mode == "production":
-                raise ConfigError("UGC_SECRET_KEY is required when UGC_ENV=production")
-            secret = _secret_from_file(var_dir / "secret.key")
-        elif mode == "production" and _weak_key(secret):
-            raise ConfigError("UGC_SECRET_KEY must be a random string of at least 32 characters in production")
+        secret = _key(env, "UGC_SECRET_KEY", var_dir / "secret.key", mode)
         database_url = env.get("UGC_DATABASE_URL", "") or _default_database_url(var_dir)
         if mode == "production" and not is_postgres(database_url):
             # SQLite serves one machine's processes only, and its files live in a local directory.
             raise ConfigError("UGC_ENV=production needs a PostgreSQL UGC_DATABASE_URL, not SQLite")
-        audit_key = env.get("UGC_AUDIT_KEY")
-        if not audit_key:
-            if mode == "production":
-                raise ConfigError("UGC_AUDIT_KEY is required when UGC_ENV=production")
-            audit_key = _secret_from_file(var_dir / "audit.key")
-        elif mode == "production" and _weak_key(audit_key):
-            raise ConfigError("UGC_AUDIT_KEY must be a random string of at least 32 characters in production")
-        elif mode == "production" and audit_key == secret:
-            # Whoever may sign tokens must not be able to sign checkpoints too: two keys, two secrets.
-            raise ConfigError("UGC_AUDIT_KEY must differ from UGC_SECRET_KEY")
-        data_key = env.get("UGC_DATA_KEY")
-        if not data_key:
-            if mode == "production":
-                raise ConfigError("UGC_DATA_KEY is required when UGC_ENV=production")
-            data_key = _secret_from_file(var_dir / "data.key")
-        elif mode == "production" and _weak_key(data_key):
-            raise ConfigError("UGC_DATA_KEY must be a random string of at least 32 characters in production")
-        elif mode == "production" and data_key in (secret, audit_key):
-            # A leaked token or checkpoint key must not also open everyone's personal data.
-            raise ConfigError("UGC_DATA_KEY must differ from UGC_SECRET_KEY and UGC_AUDIT_KEY")
+        # Whoever may sign tokens must not be able to sign checkpoints too, and a leaked token or
+        # checkpoint key must not open everyone's personal data: three keys, three secrets.
+        audit_key = _key(env, "UGC_AUDIT_KEY", var_dir / "audit.key", mode, unlike={"UGC_SECRET_KEY": secret})
+        data_key = _key(
+            env,
+            "UGC_DATA_KEY",
+            var_dir / "data.key",
+            mode,
+            unlike={"UGC_SECRET_KEY": secret, "UGC_AUDIT_KEY": audit_key},
+        )
         log_format = env.get("UGC_LOG_FORMAT", "text") or "text"
         if log_format not in ("text", "json"):
             raise ConfigError(f"UGC_LOG_FORMAT must be 'text' or 'json', not {log_format!r}")
@@ -319,6 +303,21 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     if raw in ("0", "false", "no", "off"):
         return False
     raise ConfigError(f"{name} must be true or false, not {raw!r}")
+
+
+def _key(env: Mapping[str, str], name: str, file: Path, mode: str, *, unlike: Mapping[str, str] | None = None) -> str:
+    """The secret `name`: in production given, strong and none of `unlike`'s; in development, when
+    not given, generated once into `file`."""
+    value = env.get(name)
+    if not value:
+        if mode == "production":
+            raise ConfigError(f"{name} is required when UGC_ENV=production")
+        return _secret_from_file(file)
+    if mode == "production" and _weak_key(value):
+        raise ConfigError(f"{name} must be a random string of at least 32 characters in production")
+    if mode == "production" and value in (unlike or {}).values():
+        raise ConfigError(f"{name} must differ from {' and '.join(unlike or {})}")
+    return value
 
 
 def _secret_from_file(path: Path) -> str:
