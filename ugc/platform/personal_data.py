@@ -92,7 +92,7 @@ class DataKeys:
         self._master = AESGCM(master_key(secret)) if secret else None
         self._index = master_key(secret, purpose=b"ugc blind index v1") if secret else None
         self._postgres = isinstance(datastore, PostgresDatastore)
-        self._opened = LRU[UUID, tuple[bytes | None, float]](OPENED_KEYS)  # None: destroyed
+        self._opened = LRU[UUID, tuple[AESGCM | None, float]](OPENED_KEYS)  # None: destroyed
 
     def create_table(self) -> None:
         blob = "bytea" if self._postgres else "BLOB"
@@ -150,8 +150,8 @@ class DataKeys:
             raise PersonErased(f"the personal data of aggregate {subject} was erased: nothing new is sealed for it")
         return key if wrapped == fresh else _unwrap(master, subject, wrapped)
 
-    def for_opening(self, subject: UUID) -> bytes | None:
-        """`subject`'s data key, or None once it was destroyed; a key never made is an error.
+    def for_opening(self, subject: UUID) -> AESGCM | None:
+        """`subject`'s data key, ready to open with, or None once it was destroyed; a key never made is an error.
 
         A miss fetches the keys made next too (`KEYS_FETCHED_AT_ONCE`): a replay then asks the table
         once per that many aggregates, not once each (bench/personal_data_cost.py).
@@ -169,13 +169,14 @@ class DataKeys:
         )
         if not rows:
             raise PersonalDataError(f"no data key for aggregate {subject}: its sealed fields cannot be read")
-        now = time.monotonic()
+        now, found = time.monotonic(), None
         for row in rows:
             each = UUID(str(row["subject"] if isinstance(row, Mapping) else row[0]))
             wrapped = _column(row)
-            self._opened.put(each, (None if wrapped is None else _unwrap(master, each, wrapped), now))
-        wrapped = _column(rows[0])
-        return None if wrapped is None else _unwrap(master, subject, wrapped)
+            key = None if wrapped is None else AESGCM(_unwrap(master, each, wrapped))
+            self._opened.put(each, (key, now))
+            found = key if each == subject else found
+        return found
 
     def destroy(self, person: int, subjects: Collection[UUID], at: datetime) -> int:
         """Destroy every key of `person`, and of `subjects` (aggregates of theirs keyed before keys
@@ -281,10 +282,9 @@ class PersonalDataMapper(Mapper[UUID]):
 
     def _opened(self, topic: str, subject: UUID, sealed: Mapping[str, str]) -> dict[str, Any]:
         erased = self.rules[topic].erased
-        opened = self._keys().for_opening(subject)
-        if opened is None:
+        key = self._keys().for_opening(subject)
+        if key is None:
             return {name: erased[name] for name in sealed}
-        key = AESGCM(opened)
         return {name: _open(key, subject, name, text) for name, text in sealed.items()}
 
     def _keys(self) -> DataKeys:
