@@ -23,7 +23,7 @@ from ugc.ids import aggregate_id, claim_id, normalise
 from ugc.personal import subjects_of
 from ugc.platform import idempotency_keys, refresh_families
 from ugc.platform.database import Database
-from ugc.platform.personal_data import PersonalDataError, PersonErased
+from ugc.platform.personal_data import DataKeys, PersonalDataError, PersonErased
 from ugc.platform.store import EventStores
 
 HASHES_AT_ONCE = 2  # one per core of the machines this runs on
@@ -124,9 +124,12 @@ class AccountCommands:
 
     def _email_digest(self, email: str) -> str:
         """The claim's value for an address: a keyed digest (the log then confirms no guessed address)."""
+        return self._data_keys().blind_index(normalise(email))
+
+    def _data_keys(self) -> DataKeys:
         if self.data_keys is None:
-            raise PersonalDataError("an in-memory store keeps no data key: addresses cannot be claimed")
-        return self.data_keys.blind_index(normalise(email))
+            raise PersonalDataError("an in-memory store keeps no data keys: no personal data can be kept or erased")
+        return self.data_keys
 
     def resend_verification(self, user_id: int) -> Positions:
         """A new verification token for an unverified user (the mail goes out when it is projected)."""
@@ -217,15 +220,14 @@ class AccountCommands:
         included; what others' records need stays (README: "Personal data and erasure"). The event
         comes first: a crash after it leaves an erased account whose keys a repeated erasure destroys.
         """
-        if self.data_keys is None:
-            raise NotFound("user_not_found")  # an in-memory store holds no one's keys
+        data_keys = self._data_keys()
         user = self._user_by_claim("username", username, erased_too=True)
         if user is None:
             raise NotFound("user_not_found")
         newly = not user.erased
         now = self.clock.now()
         erased = change(self.app, lambda: self._user(user.number, erased_too=True), lambda u: u.erase(now, actor))
-        destroyed = self.data_keys.destroy(user.number, subjects_of(user.number), now)
+        destroyed = data_keys.destroy(user.number, subjects_of(user.number), now)
         refresh_families.revoke_all_of(self.db, user.number, now)
         idempotency_keys.forget_user(self.db, user.number)
         return Erasure(user.number, newly, destroyed, erased.positions)
