@@ -214,20 +214,24 @@ class AccountCommands:
         ).positions
 
     def erase(self, username: str, actor: str) -> Erasure:
-        """Erase the person behind `username`: record it, destroy their data keys, end their sessions.
+        """Erase the person behind `username`: destroy their data keys, record it, end their sessions.
 
         Their e-mail, names, phone, bio and creator profile then read as erased everywhere, replays
-        included; what others' records need stays (README: "Personal data and erasure"). The event
-        comes first: a crash after it leaves an erased account whose keys a repeated erasure destroys.
+        included; what others' records need stays (README: "Personal data and erasure"). The keys go
+        first, and their tombstones refuse any new key of the person's: whatever they (or a request
+        of theirs already under way) seal from then on is shredded too, so no read row can be
+        projected in the clear after the erasure's own event blanked theirs. The keys are destroyed
+        again after the event, for a key made in the moment between. A crash part-way leaves what a
+        repeated erasure finishes.
         """
         data_keys = self._data_keys()
         user = self._user_by_claim("username", username, erased_too=True)
         if user is None:
             raise NotFound("user_not_found")
-        newly = not user.erased
-        now = self.clock.now()
+        newly, now, subjects = not user.erased, self.clock.now(), subjects_of(user.number)
+        destroyed = data_keys.destroy(user.number, subjects, now)
         erased = change(self.app, lambda: self._user(user.number, erased_too=True), lambda u: u.erase(now, actor))
-        destroyed = data_keys.destroy(user.number, subjects_of(user.number), now)
+        destroyed += data_keys.destroy(user.number, subjects, now)
         refresh_families.revoke_all_of(self.db, user.number, now)
         idempotency_keys.forget_user(self.db, user.number)
         return Erasure(user.number, newly, destroyed, erased.positions)

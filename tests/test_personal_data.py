@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,11 +18,12 @@ import pytest
 from eventsourcing.application import AggregateNotFoundError
 
 from commands.accounts import EMAIL_DIGEST
+from commands.creators import CreatorCommands
 from commands.standing import KEPT_FOR
 from projections.mail import Mailer
 from projections.verification_mail import VerificationMailProjection
 from readmodels.users import get_user
-from tests.backends import environment
+from tests.backends import environment, fresh_database
 from tests.conftest import Api
 from tests.orders_world import Deal, a_deal, place
 from tests.servers import run_ugc
@@ -31,7 +33,7 @@ from ugc.clock import MovableClock
 from ugc.config import Settings
 from ugc.ids import aggregate_id, claim_id, normalise
 from ugc.platform.database import Database
-from ugc.platform.personal_data import PersonalDataError
+from ugc.platform.personal_data import DataKeys, PersonalDataError, PersonErased
 from ugc.platform.store import EventStores
 
 PHONE = "+79991234567"
@@ -255,3 +257,84 @@ def test_an_address_claimed_before_claims_were_digests_still_counts_as_taken(api
     body = {"username": "legacy_other", "email": "legacy.person@example.com", "password": "correct-horse-battery"}
     answer = api.client.post("/api/auth/register/", json=body | {"first_name": "", "last_name": ""})
     assert (answer.status_code, answer.json()) == (409, {"error": "Пользователь с таким email уже существует."})
+
+
+def test_nothing_new_is_sealed_for_an_erased_person_not_even_by_a_request_already_under_way(
+    api: Api, backend: str, settings: Settings, stores: EventStores, db: Database, clock: MovableClock
+) -> None:
+    """A creator profile started before the erasure and saved after it must not be projected in the clear."""
+    person = api.verified_user()
+    assert ugc(settings, backend, "users", "erase", person["username"], "--yes").returncode == 0
+    creators = CreatorCommands(stores, db, clock)
+    with pytest.raises(PersonErased):
+        creators.create_profile(
+            person["id"], specialization="После стирания", experience="", portfolio_link="", social_links={}
+        )
+    assert stores.data_keys is not None
+    with pytest.raises(PersonErased):  # any aggregate of theirs, a new verification token's as much as a profile's
+        stores.data_keys.for_sealing(uuid.uuid4(), person["id"])
+    with db.read() as cur:
+        assert cur.execute("SELECT * FROM creator_profiles WHERE user_id = %s", (person["id"],)).fetchall() == []
+
+
+def test_a_key_that_does_not_open_is_no_reason_to_fail_the_keys_made_before_it(
+    api: Api, settings: Settings, stores: EventStores
+) -> None:
+    """A replay fetches the keys made after a missing one; a bad one among them fails only its own aggregate."""
+    person = api.verified_user()
+    assert stores.data_keys is not None
+    intruder = uuid.uuid4()
+    foreign = DataKeys(stores.data_keys.datastore, stores.data_keys.table, "a-key-of-another-deployment-0123456789")
+    foreign.check = lambda: None  # type: ignore[method-assign]  # as a process that skipped the check would
+    foreign.for_sealing(intruder, None)
+    cold = EventStores(settings.database_url, data_key=settings.data_key)  # nothing opened yet
+    try:
+        user: User = cold.accounts.repository.get(aggregate_id("user", person["id"]))
+        assert user.email == person["email"]
+        assert cold.data_keys is not None
+        with pytest.raises(PersonalDataError, match="do not open with this UGC_DATA_KEY"):
+            cold.data_keys.for_opening(intruder)
+    finally:
+        cold.close()
+
+
+def test_a_database_is_pinned_to_the_first_data_key_even_before_it_holds_personal_data(
+    backend: str, tmp_path: Path
+) -> None:
+    """Two development servers with var dirs of their own on one database: the second refuses in one line."""
+    with fresh_database(backend, tmp_path, migrated=True) as url:
+        first = environment(backend, url, tmp_path / "first") | {"UGC_DATA_KEY": "the-first-data-key-0123456789"}
+        second = environment(backend, url, tmp_path / "second") | {"UGC_DATA_KEY": "the-second-data-key-0123456789"}
+        assert run_ugc(first, "users", "list").returncode == 0  # no personal data yet: it pins the key all the same
+        made = run_ugc(second, "users", "create", "second_user", "--email", "s@example.com", stdin="long-password\n")
+        assert made.returncode == 1
+        assert "do not open with this UGC_DATA_KEY" in made.stderr.strip().splitlines()[-1], made.stderr
+        made = run_ugc(first, "users", "create", "first_user", "--email", "f@example.com", stdin="long-password\n")
+        assert made.returncode == 0, made.stderr
+
+
+def test_on_postgresql_the_erased_rows_old_versions_and_keys_are_vacuumed_away(
+    api: Api, backend: str, settings: Settings, db: Database
+) -> None:
+    """An UPDATE leaves the old row on its page: without a vacuum, pageinspect reads the plaintext and the key."""
+    if backend != "postgres":
+        pytest.skip("SQLite zeroes what it deletes as it goes (secure_delete)")
+    person = a_person(api)
+    with db.read() as cur:
+        keys = cur.execute("SELECT wrapped FROM accounts_data_keys WHERE person = %s", (person["id"],)).fetchall()
+    erased = ugc(settings, backend, "users", "erase", person["username"], "--yes")
+    assert erased.returncode == 0 and "not blanked" not in erased.stderr, erased.stderr
+    secrets = [person["email"].encode(), "Секретина".encode(), SOCIAL.encode(), *(bytes(k["wrapped"]) for k in keys)]
+    with db.transaction(write=True) as cur:
+        cur.execute("CREATE EXTENSION IF NOT EXISTS pageinspect")
+    with db.read() as cur:
+        for table in ("users", "creator_profiles", "accounts_data_keys", "idempotency_keys"):
+            pages = cur.execute("SELECT pg_relation_size(%s) / 8192 AS n", (table,)).fetchone()["n"]
+            tuples = b"".join(
+                bytes(row["t_data"])
+                for page in range(pages)
+                for row in cur.execute(
+                    "SELECT t_data FROM heap_page_items(get_raw_page(%s, %s)) WHERE t_data IS NOT NULL", (table, page)
+                ).fetchall()
+            )
+            assert [s for s in secrets if s in tuples] == [], table

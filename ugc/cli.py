@@ -13,7 +13,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ugc.config import DEFAULT_PORT, ConfigError, Settings, operator_login
@@ -28,6 +28,7 @@ STARTUP_FAILURE = 3  # uvicorn's exit status when the server could not start
 # The commands that make the tables they need; every other one refuses a database without them
 # (another application's, a mistyped SQLite path) rather than make the schema there.
 MIGRATING = frozenset({"serve", "migrate", "project", "seed"})
+ERASED_ROWS_WAIT = 30.0  # seconds `users erase` waits for the read models to blank the person's rows
 
 if TYPE_CHECKING:
     import uvicorn
@@ -171,6 +172,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command not in MIGRATING and not _migrated(settings, args.command):
             return _not_migrated(args.command)
+        if args.command not in MIGRATING:  # those check it once they have migrated (a fresh database)
+            _check_data_key(settings)
         return handler[args.command]()
     except KeyboardInterrupt:
         return 130
@@ -759,6 +762,7 @@ def _seed(settings: Settings, *, demo: bool) -> int:
     from ugc.platform.store import EventStores
 
     _migrate(settings)
+    _check_data_key(settings)
     db = Database(settings.database_url)
     stores = EventStores(settings.database_url, data_key=settings.data_key)
     try:
@@ -845,6 +849,7 @@ def _users(settings: Settings, args: argparse.Namespace) -> int:
             erasure = accounts.erase(args.username, _operator())
             done = "erased" if erasure.newly else "was erased before; finished erasing"
             print(f"{args.username} (id {erasure.user_id}) {done}: {erasure.keys_destroyed} data key(s) destroyed")
+            _clear_old_rows(db, erasure.positions)
         elif action == "grant":
             granted = accounts.grant_role(args.username, args.role, _operator())
             print(f"granted {args.role} to {args.username}" if granted else f"{args.username} is {args.role} already")
@@ -862,6 +867,24 @@ def _users(settings: Settings, args: argparse.Namespace) -> int:
         stores.close()
         db.close()
     return 0
+
+
+def _clear_old_rows(db: Database, positions: Mapping[str, int]) -> None:
+    """Once the read models have blanked the erased person's rows, vacuum away the rows' old versions."""
+    from readmodels.waiting import Progress, wait_for
+    from ugc.errors import Unavailable
+
+    db.vacuum("idempotency_keys", "refresh_families")
+    try:
+        wait_for(db, Progress(), positions, ERASED_ROWS_WAIT)
+    except Unavailable:
+        print(
+            f"the read tables were not blanked within {ERASED_ROWS_WAIT:.0f} s (are the projections running?): "
+            "they will be when the projections apply the erasure, and autovacuum then clears the old rows",
+            file=sys.stderr,
+        )
+        return
+    db.vacuum("users", "creator_profiles")
 
 
 def _confirmed_erasure(username: str) -> bool:

@@ -17,6 +17,7 @@ JSON, bound to the aggregate and the field's name (a text moved elsewhere does n
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import os
@@ -50,6 +51,8 @@ OPENED_KEYS = 10_000  # 32 bytes and a UUID each
 # Keys are made in the order their aggregates first appear in the log, so a replay that misses one
 # finds the next ones beside it in the table: a miss fetches this many, in one query.
 KEYS_FETCHED_AT_ONCE = 256
+# The row whose key tells which UGC_DATA_KEY this database's keys are wrapped with (`check`).
+CANARY = UUID(int=0)
 
 
 NO_DATA_KEY = "no data key configured (UGC_DATA_KEY): personal data can be neither sealed nor read"
@@ -93,6 +96,7 @@ class DataKeys:
         self._index = master_key(secret, purpose=b"ugc blind index v1") if secret else None
         self._postgres = isinstance(datastore, PostgresDatastore)
         self._opened = LRU[UUID, tuple[AESGCM | None, float]](OPENED_KEYS)  # None: destroyed
+        self._checked = False
 
     def create_table(self) -> None:
         blob = "bytea" if self._postgres else "BLOB"
@@ -112,13 +116,29 @@ class DataKeys:
         return hmac.new(self._index_key(), value.encode(), hashlib.sha256).hexdigest()
 
     def check(self) -> None:
-        """Refuse a master key that does not open the keys already made: a process started with another
-        UGC_DATA_KEY than its deployment's would fail every read of personal data, one request at a time."""
+        """Refuse a UGC_DATA_KEY other than the one this database's keys are wrapped with.
+
+        The first process to check leaves a key of its own wrapped with its UGC_DATA_KEY (the canary
+        row), so even a database holding no personal data yet is pinned to one key: a process started
+        with another one (a second development server with a var dir of its own, a CLI run without
+        the deployment's key) refuses in one line instead of making keys nobody else can open, and
+        answering 500s. Run once per process before any key is made or opened; `serve` and `project`
+        run it at start.
+        """
         master = self._master_key()
-        row = self._one(f"SELECT subject, wrapped FROM {self.table} WHERE wrapped IS NOT NULL LIMIT 1", ())
-        if row is not None:
-            subject = row["subject"] if isinstance(row, Mapping) else row[0]
-            _unwrap(master, UUID(str(subject)), _column(row) or b"")
+        if self._row_of(CANARY) is None:
+            # A database keyed before canaries: its first key must open before the canary is laid.
+            first = self._one(f"SELECT subject, wrapped FROM {self.table} WHERE wrapped IS NOT NULL LIMIT 1", ())
+            if first is not None:
+                _unwrap(master, _subject_of(first), _column(first) or b"")
+            with self._cursor(commit=True) as cur:
+                cur.execute(
+                    f"INSERT {'' if self._postgres else 'OR IGNORE '}INTO {self.table} (subject, wrapped, created_at) "
+                    f"VALUES ({self._marks(3)}) {'ON CONFLICT (subject) DO NOTHING' if self._postgres else ''}",
+                    (self._subject(CANARY), _wrap(master, CANARY, os.urandom(32)), self._time(datetime.now(UTC))),
+                )
+        _unwrap(master, CANARY, _column(self._row_of(CANARY)) or b"")
+        self._checked = True
 
     def for_sealing(self, subject: UUID, person: int | None) -> bytes:
         """`subject`'s data key, made now if it has none; refused for an erased person's aggregate.
@@ -126,28 +146,31 @@ class DataKeys:
         The key is committed before the events it seals are appended: an append that then fails
         leaves a key that seals nothing, never a sealed text without its key.
         """
-        master = self._master_key()
+        master = self._checked_master()
         key = os.urandom(32)
         fresh = _wrap(master, subject, key)
+        # None when the person was erased: the tombstones of their keys refuse a new one.
         if self._postgres:  # one round trip, committed on its own (the library's connections autocommit)
             row = self._one(
                 f"WITH made AS (INSERT INTO {self.table} (subject, person, wrapped, created_at) "
-                f"VALUES (%s, %s, %s, now()) ON CONFLICT (subject) DO NOTHING RETURNING wrapped) "
+                f"SELECT %s, %s, %s, now() WHERE NOT EXISTS (SELECT FROM {self.table} "
+                "WHERE person = %s AND wrapped IS NULL) ON CONFLICT (subject) DO NOTHING RETURNING wrapped) "
                 f"SELECT wrapped FROM made UNION ALL SELECT wrapped FROM {self.table} "
                 "WHERE subject = %s AND NOT EXISTS (SELECT FROM made)",
-                (subject, person, fresh, subject),
+                (subject, person, fresh, person, subject),
             )
         else:
             with self.datastore.transaction(commit=True) as cur:
                 cur.execute(
-                    f"INSERT OR IGNORE INTO {self.table} (subject, person, wrapped, created_at) VALUES (?, ?, ?, ?)",
-                    (str(subject), person, fresh, datetime.now(UTC).isoformat()),
+                    f"INSERT OR IGNORE INTO {self.table} (subject, person, wrapped, created_at) SELECT ?, ?, ?, ? "
+                    f"WHERE NOT EXISTS (SELECT 1 FROM {self.table} WHERE person = ? AND wrapped IS NULL)",
+                    (str(subject), person, fresh, datetime.now(UTC).isoformat(), person),
                 )
                 cur.execute(f"SELECT wrapped FROM {self.table} WHERE subject = ?", (str(subject),))
                 row = cur.fetchone()
         wrapped = _column(row)
         if wrapped is None:
-            raise PersonErased(f"the personal data of aggregate {subject} was erased: nothing new is sealed for it")
+            raise PersonErased(f"aggregate {subject} belongs to someone erased: nothing new is sealed for them")
         return key if wrapped == fresh else _unwrap(master, subject, wrapped)
 
     def for_opening(self, subject: UUID) -> AESGCM | None:
@@ -159,7 +182,7 @@ class DataKeys:
         kept = self._opened.get(subject)
         if kept is not None and time.monotonic() - kept[1] < OPENED_KEYS_KEPT_FOR:
             return kept[0]
-        master = self._master_key()
+        master = self._checked_master()
         order = "made" if self._postgres else "rowid"
         rows = self._all(
             f"SELECT subject, wrapped FROM {self.table} WHERE {order} >= "
@@ -169,20 +192,23 @@ class DataKeys:
         )
         if not rows:
             raise PersonalDataError(f"no data key for aggregate {subject}: its sealed fields cannot be read")
-        now, found = time.monotonic(), None
-        for row in rows:
-            each = UUID(str(row["subject"] if isinstance(row, Mapping) else row[0]))
-            wrapped = _column(row)
-            key = None if wrapped is None else AESGCM(_unwrap(master, each, wrapped))
-            self._opened.put(each, (key, now))
-            found = key if each == subject else found
-        return found
+        now = time.monotonic()
+        for row in rows[1:]:  # the keys made after it: one that does not open is no reason to fail this one
+            each, wrapped = _subject_of(row), _column(row)
+            with contextlib.suppress(PersonalDataError):
+                self._opened.put(each, (None if wrapped is None else AESGCM(_unwrap(master, each, wrapped)), now))
+        wrapped = _column(rows[0])  # `subject`'s own, first in the order keys were made
+        key = None if wrapped is None else AESGCM(_unwrap(master, subject, wrapped))
+        self._opened.put(subject, (key, now))
+        return key
 
     def destroy(self, person: int, subjects: Collection[UUID], at: datetime) -> int:
         """Destroy every key of `person`, and of `subjects` (aggregates of theirs keyed before keys
         named their person); leave each row as a tombstone. The number of keys destroyed."""
         named = ", ".join([self._marks(1)] * len(subjects)) or "NULL"
         with self._cursor(commit=True) as cur:
+            if not self._postgres:  # the destroyed keys' bytes zeroed in the file, not left in free pages
+                cur.execute("PRAGMA secure_delete = ON")
             cur.execute(
                 f"UPDATE {self.table} SET wrapped = NULL, erased_at = {self._marks(1)}, person = "
                 f"COALESCE(person, {self._marks(1)}) WHERE (person = {self._marks(1)} OR subject IN ({named})) "
@@ -198,6 +224,11 @@ class DataKeys:
                     f"(subject, person, wrapped, created_at, erased_at) VALUES ({self._marks(5)}) {insert}",
                     (self._subject(subject), person, None, self._time(at), self._time(at)),
                 )
+        if isinstance(self.datastore, PostgresDatastore):
+            # An UPDATE leaves the old row, the key, on its page until vacuumed: vacuum now. (A role
+            # that does not own the table gets a warning, and autovacuum does it later.)
+            with self.datastore.get_connection() as conn:
+                conn.execute(f"VACUUM {self.table}")
         self._opened.clear()
         return destroyed
 
@@ -205,6 +236,12 @@ class DataKeys:
         if self._index is None:
             raise PersonalDataError(NO_DATA_KEY)
         return self._index
+
+    def _checked_master(self) -> AESGCM:
+        """The master key, once `check` found it to be this database's."""
+        if not self._checked:
+            self.check()
+        return self._master_key()
 
     def _master_key(self) -> AESGCM:
         if self._master is None:
@@ -215,6 +252,11 @@ class DataKeys:
     def _cursor(self, *, commit: bool) -> Iterator[Any]:
         with self.datastore.transaction(commit=commit) as cur:
             yield cur
+
+    def _row_of(self, subject: UUID) -> Any:
+        return self._one(
+            f"SELECT wrapped FROM {self.table} WHERE subject = {self._marks(1)}", (self._subject(subject),)
+        )
 
     def _one(self, sql: str, params: tuple[Any, ...]) -> Any:
         """The first row of one statement, or None."""
@@ -323,6 +365,11 @@ def _unwrap(master: AESGCM, subject: UUID, wrapped: bytes) -> bytes:
             f"the data keys in this database do not open with this UGC_DATA_KEY (aggregate {subject}): "
             "every process of a deployment needs the one they were made with"
         ) from None
+
+
+def _subject_of(row: Any) -> UUID:
+    """The `subject` column, the first selected, of a row of either driver."""
+    return UUID(str(row["subject"] if isinstance(row, Mapping) else row[0]))
 
 
 def _column(row: Any) -> bytes | None:
