@@ -25,6 +25,11 @@ which every server takes. One whose local part is not ASCII (`аня@приме�
 accepts, as e-mail validation does) needs SMTPUTF8 (RFC 6531): a server that does not offer it
 refuses the mail for good, and the `.eml` file of such a mail is an RFC 6532 message (UTF-8 headers).
 
+No full address goes into an error or a log line: a refusal is parked (`parked_events.error`) and
+logged, and an erasure cannot reach either. A mail is named by its message key and its recipient's
+domain (`mail verify-<token id> to *@example.com`: which provider refuses is what an operator needs),
+and the address is masked in the server's reply text, which often quotes it.
+
 `smtps://` verifies the server's certificate and name; `smtp://` upgrades with STARTTLS (verified
 alike) whenever the server offers it, and must when the URL carries credentials: no password goes
 in clear, and servers that take AUTH only over TLS get it.
@@ -66,17 +71,29 @@ class MailRefused(SideEffectRefused):
 class Recipient:
     address: str  # as it goes out: its domain in ASCII
     international: bool  # its local part is not ASCII: only a server that offers SMTPUTF8 takes it
+    named: str  # the mail in errors and logs: its key and the recipient's domain, never the address
+    given: str = ""  # the address as it was given, when its domain was not ASCII
+
+    def masked(self, text: str) -> str:
+        """`text` (a server's reply, an error) with the address masked wherever it is quoted."""
+        for address in {self.address, self.given} - {""}:
+            text = re.sub(re.escape(address), "*@" + address.rpartition("@")[2], text, flags=re.IGNORECASE)
+        return text
 
 
-def recipient(address: str) -> Recipient:
+def recipient(address: str, message_key: str) -> Recipient:
     """`address` as it can be sent. Registration validated it already: only its domain's form changes
     (IDNA 2008, UTS #46), and nothing is refused that a server might deliver (a `.local` domain)."""
     local, _, domain = address.rpartition("@")
+    named = f"mail {message_key} to *@{domain}"
     try:
         ascii_domain = domain if domain.isascii() else idna.encode(domain, uts46=True).decode("ascii")
     except idna.IDNAError as error:
-        raise MailRefused(f"mail to {address}: its domain has no ASCII form ({error})") from None
-    return Recipient(f"{local}@{ascii_domain}", international=not local.isascii())
+        raise MailRefused(f"{named}: its domain has no ASCII form ({error})") from None
+    sent_as = f"{local}@{ascii_domain}"
+    return Recipient(
+        sent_as, international=not local.isascii(), named=named, given="" if sent_as == address else address
+    )
 
 
 class Mailer:
@@ -104,7 +121,7 @@ class Mailer:
     ) -> None:
         """Send one mail; `message_key` names it, so sending it again replaces, not duplicates, a file.
         `go_ahead` raises to abandon it at the last moment."""
-        to_whom = recipient(to)
+        to_whom = recipient(to, message_key)
         message = EmailMessage(policy=default.clone(utf8=True) if to_whom.international else default)
         message["From"] = self.sender
         message["To"] = to_whom.address
@@ -122,7 +139,7 @@ class Mailer:
     def _message_id(self, message_key: str) -> str:
         """`<key@the sender's domain>`: one mail sent again keeps its id, so a receiver can tell the copy
         (`make_msgid` would draw a new one each time)."""
-        domain = recipient(parseaddr(self.sender)[1]).address.rpartition("@")[2]
+        domain = recipient(parseaddr(self.sender)[1], message_key).address.rpartition("@")[2]
         return f"<{message_key}@{domain or 'ugc.local'}>"
 
     def _send_smtp(self, message: EmailMessage, to: Recipient, go_ahead: Callable[[], None]) -> None:
@@ -131,9 +148,9 @@ class Mailer:
         except (MailRefused, MailDeferred):
             raise
         except smtplib.SMTPResponseException as error:
-            raise MailDeferred(f"mail to {to.address}: {_reply(error.smtp_code, error.smtp_error)}") from error
+            raise MailDeferred(f"{to.named}: {_reply(error.smtp_code, error.smtp_error, to)}") from error
         except (OSError, smtplib.SMTPException) as error:
-            raise MailDeferred(f"mail to {to.address}: {type(error).__name__}: {error}") from error
+            raise MailDeferred(f"{to.named}: {type(error).__name__}: {to.masked(str(error))}") from error
 
     def _deliver(self, message: EmailMessage, to: Recipient, go_ahead: Callable[[], None]) -> None:
         url = urlsplit(self.smtp_url or "")
@@ -206,7 +223,7 @@ def _send_data(
     try:
         code, reply = smtp.getreply()
     except smtplib.SMTPServerDisconnected as error:
-        log.warning("mail to %s: no reply to its final dot (%s); counted as sent, not sent again", to.address, error)
+        log.warning("%s: no reply to its final dot (%s); counted as sent, not sent again", to.named, error)
         return
     if code != 250:
         _refuse(code, reply, to)
@@ -217,14 +234,15 @@ def _mail_options(smtp: smtplib.SMTP, to: Recipient) -> list[str]:
     if not to.international:
         return []
     if not smtp.has_extn("smtputf8"):
-        raise MailRefused(f"mail to {to.address}: its local part is not ASCII, and the server does not offer SMTPUTF8")
+        raise MailRefused(f"{to.named}: its local part is not ASCII, and the server does not offer SMTPUTF8")
     return ["SMTPUTF8", *(["BODY=8BITMIME"] if smtp.has_extn("8bitmime") else [])]
 
 
 def _refuse(code: int, reply: bytes, to: Recipient) -> None:
     """Raise for a reply that refused the recipient or the message: for good if 5xx, for now otherwise."""
-    raise (MailRefused if 500 <= code < 600 else MailDeferred)(f"mail to {to.address}: {_reply(code, reply)}")
+    raise (MailRefused if 500 <= code < 600 else MailDeferred)(f"{to.named}: {_reply(code, reply, to)}")
 
 
-def _reply(code: int, text: bytes | str) -> str:
-    return f"{code} {text.decode(errors='replace') if isinstance(text, bytes) else text}"
+def _reply(code: int, text: bytes | str, to: Recipient) -> str:
+    """A server's reply, as errors and logs show it: a refusal often quotes the address (`<a@b>: ...`)."""
+    return f"{code} {to.masked(text.decode(errors='replace') if isinstance(text, bytes) else text)}"

@@ -26,7 +26,7 @@ from eventsourcing.utils import get_topic
 from commands.accounts import AccountCommands, Register
 from projections import operations
 from projections.accounts import AccountsProjection
-from projections.mail import Mailer
+from projections.mail import MailDeferred, Mailer
 from projections.runner import ProjectionRunner
 from projections.verification_mail import VerificationMailProjection
 from readmodels import parked, tracking
@@ -76,11 +76,11 @@ def mail_runner(world: World, mailer: Mailer, **options: int) -> ProjectionRunne
     return runner
 
 
-def register(world: World) -> tuple[int, str]:
+def register(world: World, domain: str = "example.com") -> tuple[int, str]:
     name = f"mail_{uuid.uuid4().hex[:8]}"
-    registered = world.accounts.register(Register(name, f"{name}@example.com", "password-1", "Имя", "Фамилия"))
+    registered = world.accounts.register(Register(name, f"{name}@{domain}", "password-1", "Имя", "Фамилия"))
     world.progress.wait(world.db, registered.positions, 2.0)
-    return registered.user_id, f"{name}@example.com"
+    return registered.user_id, f"{name}@{domain}"
 
 
 def test_a_mail_server_that_never_answers_holds_up_no_command(world: World, tmp_path: Path) -> None:
@@ -107,7 +107,7 @@ class Inbox:
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
         if self.refusals > 0:
             self.refusals -= 1
-            return self.refusal
+            return self.refusal.format(address=address)  # `{address}`: quoted, as Postfix does
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
@@ -205,11 +205,48 @@ def test_mail_the_server_refuses_for_good_is_parked_after_its_attempts_one_line_
         assert inbox.to(address) == []
         with world.db.read() as cur:
             [row] = parked.waiting(cur, "verification_mail")
-        assert row["error"].startswith(f"MailRefused: mail to {address}: 550 5.1.1 No such mailbox")
+        assert row["error"].startswith("MailRefused: mail verify-") and row["error"].endswith(
+            " to *@example.com: 550 5.1.1 No such mailbox"
+        )
         # The runner's lines: the lease's INFO naming the projection can reach caplog too, wherever an
         # earlier test on this worker let the root logger take INFO.
         lines = [r for r in caplog.records if r.name == "projections.runner" and "verification_mail" in r.getMessage()]
         assert len(lines) == 2 and all(r.exc_info is None for r in lines)
+
+
+def test_a_refused_address_is_neither_parked_nor_logged_only_its_mail_key_and_domain(
+    world: World, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A refusal is parked and logged, where an erasure cannot reach: the address must never be there,
+    not even as the server's reply quotes it. Deferred first (4xx), then refused for good (5xx)."""
+    inbox = Inbox(refusals=3, refusal="550 5.1.1 <{address}>: Recipient address rejected: User unknown")
+    deferring = Inbox(refusals=1, refusal="451 4.7.1 <{address}>: Greylisted")
+    with (
+        smtp_server(inbox) as controller,
+        running(mail_runner(world, mailer_to(controller.port, tmp_path), max_attempts=2)),
+        caplog.at_level(logging.DEBUG),
+    ):
+        user_id, address = register(world, domain="Secret-Mail.example")
+        eventually(lambda: mail_state(world).parked == 1)
+        with world.db.read() as cur:
+            [row] = parked.waiting(cur, "verification_mail")
+    with smtp_server(deferring) as controller, caplog.at_level(logging.DEBUG):
+        with pytest.raises(MailDeferred) as deferred:
+            mailer_to(controller.port, tmp_path).send(
+                to=address.upper(), subject="Тема", body="текст", message_key=f"verify-{user_id}"
+            )
+    local = address.partition("@")[0]
+    assert row["error"].startswith("MailRefused: mail verify-"), row["error"]
+    assert row["error"].endswith(
+        " to *@Secret-Mail.example: 550 5.1.1 <*@Secret-Mail.example>: Recipient address rejected: User unknown"
+    ), row["error"]
+    assert str(deferred.value) == (
+        f"mail verify-{user_id} to *@SECRET-MAIL.EXAMPLE: 451 4.7.1 <*@SECRET-MAIL.EXAMPLE>: Greylisted"
+    )
+    ours = [r.getMessage() for r in caplog.records if r.name.split(".")[0] in ("projections", "commands", "ugc")]
+    assert any("verification_mail" in line and "*@Secret-Mail.example" in line for line in ours), ours
+    for text in [row["error"], *ours]:
+        assert local.lower() not in text.lower(), text
 
 
 def test_two_retries_of_a_parked_mail_at_once_send_it_once(world: World, tmp_path: Path) -> None:
