@@ -25,6 +25,7 @@ from ugc.messaging import (
     read_marker_id,
 )
 from ugc.platform.database import Database
+from ugc.platform.personal_data import PersonErased
 from ugc.platform.store import EventStores
 
 
@@ -56,14 +57,18 @@ class MessagingCommands:
         """
         if starter == recipient:
             raise InvalidField("recipient_id", "own_conversation")
-        existing = self._conversation_of_pair(starter, recipient)
-        if existing is not None:
-            return existing
-        starting = self._user(starter)
         try:
             other = self._user(recipient)
         except NotFound:  # a reference in the body, not the resource asked for (DESIGN: 422, not 404)
             raise InvalidField("recipient_id", "unknown_recipient") from None
+        if other.erased:  # gone for everyone: no one would ever read it, not even an earlier conversation
+            raise InvalidField("recipient_id", "unknown_recipient")
+        existing = self._conversation_of_pair(starter, recipient)
+        if existing is not None:
+            return existing
+        starting = self._user(starter)
+        if starting.erased:  # moments ago, with a token whose standing a server still keeps
+            raise PersonErased(f"user {starter} was erased")
         number = self.db.next_number("conversation")
         now = self.clock.now()
         conversation = Conversation.start(

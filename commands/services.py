@@ -1,4 +1,4 @@
-"""Services: a creator offers, edits and deactivates them.
+"""Services: a creator offers, edits and deactivates them; an erased creator's are withdrawn.
 
 Every decision is taken from aggregates: the category from the catalog's log, the creator's
 profile and name from the accounts log, ownership from the service itself.
@@ -6,6 +6,7 @@ profile and name from the accounts log, ownership from the service itself.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -13,7 +14,7 @@ from typing import Any
 
 from eventsourcing.application import AggregateNotFoundError
 
-from commands.saving import Positions, change, save
+from commands.saving import Positions, change, save, stored_so_far
 from ugc.accounts import User
 from ugc.clock import Clock
 from ugc.creators import CreatorProfile, creator_profile_id
@@ -21,6 +22,7 @@ from ugc.errors import InvalidField, NotAllowed, NotFound
 from ugc.events import user_actor
 from ugc.ids import aggregate_id
 from ugc.platform.database import Database
+from ugc.platform.personal_data import PersonErased
 from ugc.platform.store import EventStores
 from ugc.services import OptionDraft, Service, money, normalise_tags, priced_options, service_id
 
@@ -36,6 +38,11 @@ class OfferService:
     tags: Sequence[str] = ()
     allows_modifications: bool = True
     modifications_price: Decimal = Decimal(0)
+
+
+# The ids of a creator profile's active services, as the listing shows them once it has applied
+# these positions (`ugc users erase` reads them there: no log lists one creator's services).
+Listed = Callable[[int, Positions], Sequence[int]]
 
 
 class ServiceCommands:
@@ -55,6 +62,8 @@ class ServiceCommands:
         self._check_category(command.category_id)
         profile = self._creator_profile(user_id)
         user: User = self.accounts.repository.get(aggregate_id("user", user_id))
+        if user.erased:  # moments ago, with a token whose standing a server still keeps: nothing new of theirs
+            raise PersonErased(f"user {user_id} was erased")
         number = number or self.db.next_number("service")
         option_ids = self.db.next_numbers("service_option", len(command.options))
         service = Service(
@@ -107,6 +116,24 @@ class ServiceCommands:
         return self._change(
             user_id, number, lambda service: service.deactivate(self.clock.now(), actor), expected_version
         )
+
+    def withdraw_all(self, creator_user_id: int, actor: str, listed: Listed) -> list[int]:
+        """Deactivate every active service of a creator whose account was erased, as their own DELETE
+        would, with `actor` (the operator) recorded; the ids withdrawn.
+
+        The listing names them once it has applied the catalog log as it stands: the creator is
+        erased by then, so no offer of theirs comes later (`offer` refuses it).
+        """
+        try:
+            profile = self._creator_profile(creator_user_id)
+        except NotAllowed:
+            return []  # not a creator: no services, and nothing to wait for
+        withdrawn = []
+        for number in listed(profile.number, stored_so_far(self.catalog)):
+            load = functools.partial(self._service, number)
+            if change(self.catalog, load, lambda service: service.deactivate(self.clock.now(), actor)).positions:
+                withdrawn.append(number)
+        return withdrawn
 
     def _change(
         self, user_id: int, number: int, decide: Callable[[Service], None], expected_version: int | None

@@ -283,6 +283,15 @@ def get_service(db: Database, service_id: int) -> tuple[Row, ListingState] | Non
     return None if row is None else (_rated(row), (row.pop("_catalog"), row.pop("_orders")))
 
 
+def active_of_creator(db: Database, creator_profile_id: int) -> list[int]:
+    """The ids of a creator's active services, oldest first (the index `services_creator_id`)."""
+    with db.read() as cur:
+        rows = cur.execute(
+            "SELECT id FROM services WHERE creator_profile_id = %s AND is_active ORDER BY id", (creator_profile_id,)
+        ).fetchall()
+    return [int(row["id"]) for row in rows]
+
+
 def _where(filters: ServiceFilters, dialect: str) -> tuple[str, list[object]]:
     clauses: list[str] = ["is_active"]
     params: list[object] = []

@@ -10,7 +10,7 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ from ugc.ids import aggregate_id, claim_id, normalise
 from ugc.platform.database import Database
 from ugc.platform.personal_data import DataKeys, PersonalDataError, PersonErased
 from ugc.platform.store import EventStores
+from ugc.services import Service, service_id
 
 PHONE = "+79991234567"
 BIO = "Живу в Казани, снимаю котов"
@@ -176,6 +177,61 @@ def test_erasing_a_person_blanks_them_everywhere_ends_their_sessions_and_keeps_t
         | {"first_name": "", "last_name": ""},
     )
     assert again.status_code == 409 and again.json() == {"error": "Пользователь с таким email уже существует."}
+
+
+def test_an_erased_creator_is_no_counterparty_their_services_withdrawn_and_no_conversation_started(
+    api: Api, backend: str, settings: Settings, stores: EventStores
+) -> None:
+    deal = a_deal(api)
+    second = api.service(deal.creator, title="Второй обзор")
+    withdrawn_before = api.service(deal.creator, title="Снят самим креатором")
+    gone = api.client.delete(f"/api/v1/services/{withdrawn_before['id']}/", headers=deal.creator["headers"])
+    assert gone.status_code == 204
+    other = a_deal(api)  # another creator's service stays
+    mine = {deal.service["id"], second["id"]}
+
+    def listed() -> set[int]:
+        found = api.client.get("/api/v1/services/", params={"page_size": 100, "creator": deal.creator["profile"]["id"]})
+        assert found.status_code == 200, found.text
+        return {service["id"] for service in found.json()["results"]}
+
+    assert listed() == mine
+
+    done = ugc(settings, backend, "users", "erase", deal.creator["username"], "--yes")
+    assert done.returncode == 0, done.stderr
+    assert "2 service(s) withdrawn" in done.stdout
+
+    eventually(lambda: not listed())
+    for number in mine:  # as the creator's own DELETE: deactivated, by the operator
+        *_, last = stores.catalog.repository.event_store.get(service_id(number))
+        assert isinstance(last, Service.Deactivated) and last.actor.startswith("operator:"), last
+    ordered = api.client.post(
+        "/api/v1/orders/",
+        headers=deal.buyer["headers"],
+        json={"service_id": deal.service["id"], "delivery_date": (date.today() + timedelta(days=3)).isoformat()},
+    )
+    assert (ordered.status_code, ordered.json()["fields"]) == (422, {"service_id": ["Сервис недоступен для заказа."]})
+    place(api, other)  # the others' go on
+
+    # Nobody starts a conversation with them: as for a recipient that does not exist.
+    chat = api.client.post(
+        "/api/v1/conversations/", headers=deal.buyer["headers"], json={"recipient_id": deal.creator["id"]}
+    )
+    assert (chat.status_code, chat.json()["fields"]) == (422, {"recipient_id": ["Пользователь не найден."]})
+
+    # Nor do they, with a token whose standing the server still keeps: no new service, no conversation.
+    body = {"title": "Новый", "description": "После стирания", "category_id": deal.service["category_id"]}
+    offered = api.client.post(
+        "/api/v1/services/", headers=deal.creator["headers"], json=body | {"base_price": 100, "delivery_time": 3}
+    )
+    started = api.client.post(
+        "/api/v1/conversations/", headers=deal.creator["headers"], json={"recipient_id": other.buyer["id"]}
+    )
+    for refused in (offered, started):
+        assert (refused.status_code, refused.json()) == (401, {"detail": "Токен недействителен или просрочен."})
+
+    again = ugc(settings, backend, "users", "erase", deal.creator["username"], "--yes")
+    assert again.returncode == 0 and "0 service(s) withdrawn" in again.stdout, again.stderr
 
 
 def test_erasing_again_finishes_quietly_and_a_wrong_name_or_no_confirmation_erases_nothing(

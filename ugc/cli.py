@@ -25,10 +25,12 @@ WS_MAX_FRAME = 64 * 1024  # bytes: a frame of 4,000 characters, each escaped, fi
 GRACEFUL_SHUTDOWN = 30  # seconds a stop waits for connections to end before closing them
 WS_PING_TIMEOUT = 120  # seconds a WebSocket client has to answer the server's ping (sent every 20 s)
 STARTUP_FAILURE = 3  # uvicorn's exit status when the server could not start
+# Seconds an erasure waits for the read models: for the listing to show every service of the person
+# (to withdraw them), then for their rows to be blanked (to vacuum the old versions away).
+ERASE_WAIT = 30.0
 # The commands that make the tables they need; every other one refuses a database without them
 # (another application's, a mistyped SQLite path) rather than make the schema there.
 MIGRATING = frozenset({"serve", "migrate", "project", "seed"})
-ERASED_ROWS_WAIT = 30.0  # seconds `users erase` waits for the read models to blank the person's rows
 
 if TYPE_CHECKING:
     import uvicorn
@@ -807,7 +809,7 @@ def _demo_commands(settings: Settings, stores: EventStores, db: Database) -> Dem
 def _users(settings: Settings, args: argparse.Namespace) -> int:
     from commands.accounts import AccountCommands
     from ugc.clock import SystemClock
-    from ugc.errors import Conflict, NotFound
+    from ugc.errors import Conflict, NotFound, Unavailable
     from ugc.platform.database import Database
     from ugc.platform.store import EventStores
     from ugc.wiring import password_hasher
@@ -846,9 +848,30 @@ def _users(settings: Settings, args: argparse.Namespace) -> int:
                 accounts.grant_role(args.username, role, _operator())
             print(f"created user {args.username} (id {user_id}{', verified' if args.verified else ''})")
         elif action == "erase":
+            from commands.services import ServiceCommands
+            from readmodels.services import active_of_creator
+            from readmodels.waiting import Progress
+
             erasure = accounts.erase(args.username, _operator())
             done = "erased" if erasure.newly else "was erased before; finished erasing"
             print(f"{args.username} (id {erasure.user_id}) {done}: {erasure.keys_destroyed} data key(s) destroyed")
+
+            def listed(creator_profile: int, positions: dict[str, int]) -> list[int]:
+                Progress().wait(db, positions, ERASE_WAIT)
+                return active_of_creator(db, creator_profile)
+
+            try:
+                withdrawn = ServiceCommands(stores, db, SystemClock()).withdraw_all(
+                    erasure.user_id, _operator(), listed
+                )
+            except Unavailable:
+                print(
+                    f"ugc: users erase: their services are not withdrawn yet: the read models did not catch up "
+                    f"within {ERASE_WAIT:g} s (are the projections running?); run the erasure again",
+                    file=sys.stderr,
+                )
+                return 1
+            print(f"{len(withdrawn)} service(s) withdrawn")
             _clear_old_rows(db, erasure.positions)
         elif action == "grant":
             granted = accounts.grant_role(args.username, args.role, _operator())
@@ -876,10 +899,10 @@ def _clear_old_rows(db: Database, positions: Mapping[str, int]) -> None:
 
     db.vacuum("idempotency_keys", "refresh_families")
     try:
-        wait_for(db, Progress(), positions, ERASED_ROWS_WAIT)
+        wait_for(db, Progress(), positions, ERASE_WAIT)
     except Unavailable:
         print(
-            f"the read tables were not blanked within {ERASED_ROWS_WAIT:.0f} s (are the projections running?): "
+            f"the read tables were not blanked within {ERASE_WAIT:.0f} s (are the projections running?): "
             "they will be when the projections apply the erasure, and autovacuum then clears the old rows",
             file=sys.stderr,
         )
