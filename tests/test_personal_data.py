@@ -16,7 +16,9 @@ from typing import Any
 
 import pytest
 from eventsourcing.application import AggregateNotFoundError
+from starlette.websockets import WebSocketDisconnect
 
+from api.routes.ws import EXPIRY_CHECK
 from commands.accounts import EMAIL_DIGEST
 from commands.creators import CreatorCommands
 from commands.standing import KEPT_FOR
@@ -232,6 +234,44 @@ def test_an_erased_creator_is_no_counterparty_their_services_withdrawn_and_no_co
 
     again = ugc(settings, backend, "users", "erase", deal.creator["username"], "--yes")
     assert again.returncode == 0 and "0 service(s) withdrawn" in again.stdout, again.stderr
+
+
+@pytest.mark.timeout(60)
+def test_an_erased_persons_sockets_close_4401_once_their_standing_is_asked_again(
+    api: Api, backend: str, settings: Settings, clock: MovableClock
+) -> None:
+    """Sockets opened before the erasure: the notification socket closes by itself within the
+    standing's time (the clock moved past it, plus at most EXPIRY_CHECK); a chat frame finds the
+    account gone and closes its socket 4401 rather than answering an error frame."""
+    person, boris = api.verified_user(), api.verified_user()
+    chat = api.client.post("/api/v1/conversations/", headers=boris["headers"], json={"recipient_id": person["id"]})
+    path = f"/ws/conversations/{chat.json()['id']}/?token="
+    with (
+        api.client.websocket_connect(f"/ws/notifications/?token={person['access']}") as alerts,
+        api.client.websocket_connect(path + person["access"]) as theirs,
+        api.client.websocket_connect(path + boris["access"]) as his,
+    ):
+        theirs.send_text(json.dumps({"message": "ещё здесь"}))
+        assert json.loads(his.receive_text())["message"] == "ещё здесь"
+        assert json.loads(theirs.receive_text())["message"] == "ещё здесь"
+
+        done = ugc(settings, backend, "users", "erase", person["username"], "--yes")
+        assert done.returncode == 0, done.stderr
+        clock.advance(KEPT_FOR + timedelta(seconds=1))
+
+        started = time.monotonic()
+        theirs.send_text(json.dumps({"message": "после стирания"}))
+        with pytest.raises(WebSocketDisconnect) as sending:
+            theirs.receive_text()
+        assert sending.value.code == 4401
+        with pytest.raises(WebSocketDisconnect) as listening:
+            alerts.receive_text()
+        assert listening.value.code == 4401 and time.monotonic() - started < EXPIRY_CHECK + 2
+
+        # The other party's socket stays, and hears nothing from the erased person.
+        his.send_text(json.dumps({"message": "ты здесь?"}))
+        assert json.loads(his.receive_text())["message"] == "ты здесь?"
+        his.close()
 
 
 def test_erasing_again_finishes_quietly_and_a_wrong_name_or_no_confirmation_erases_nothing(

@@ -21,7 +21,7 @@ import psycopg
 from eventsourcing.persistence import OperationalError
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from api.auth import standing_of, verified_user
+from api.auth import standing_for, standing_of, verified_user
 from api.body import loads
 from api.errors import ApiError, from_domain, invalid, message
 from api.openapi import DocumentedSocket
@@ -47,12 +47,16 @@ from readmodels import notifications
 from ugc.errors import DomainError
 from ugc.platform.dialect import Row
 from ugc.platform.numbers import natural
+from ugc.platform.personal_data import PersonErased
 from ugc.platform.push import conversation_channel, user_channel
 
 log = logging.getLogger(__name__)
 
 CLOSE_TIMEOUT = 10.0  # a client that reads nothing may never take our close frame
-EXPIRY_CHECK = 5.0  # seconds between looks at an injected clock that may jump
+# Seconds between looks at an injected clock that may jump, and at the user's standing: kept for
+# KEPT_FOR (a dictionary lookup), then read again, so an erasure closes the socket within KEPT_FOR
+# and this.
+EXPIRY_CHECK = 5.0
 
 Reply = Callable[[str | None], Awaitable[dict[str, Any] | None]]
 Render = Callable[[Row], dict[str, Any]]
@@ -62,6 +66,10 @@ StoredAfter = Callable[[int], Awaitable[list[Row]]]  # the socket's rows stored 
 async def close(websocket: WebSocket, code: int) -> None:
     with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError, TimeoutError):
         await asyncio.wait_for(websocket.close(code), CLOSE_TIMEOUT)
+
+
+class CallerGone(Exception):
+    """The socket's user no longer exists or was erased: the socket is closed 4401, as its token is refused."""
 
 
 async def refuse(websocket: WebSocket, code: int) -> None:
@@ -79,13 +87,15 @@ async def _caller(websocket: WebSocket, s: Services) -> tuple[int, str] | None:
 
 
 class Session:
-    """A live socket: pushes out, frames in, the token's expiry watched, until one of them ends it."""
+    """A live socket: pushes out, frames in, the token's expiry and its user's standing watched, until
+    one of them ends it."""
 
     def __init__(
         self,
         websocket: WebSocket,
         s: Services,
         token: str,
+        user: int,
         subscription: Subscription,
         render: Render,
         *,
@@ -95,6 +105,7 @@ class Session:
         self.websocket = websocket
         self.s = s
         self.token = token
+        self.user = user
         self.subscription = subscription
         self.render = render
         self.reply = reply
@@ -102,8 +113,8 @@ class Session:
         self._sending = asyncio.Lock()
 
     async def run(self, seen: int) -> None:
-        """Serve until the client leaves, the token expires or the hub closes the subscription,
-        first sending what was stored after `seen` (a seq)."""
+        """Serve until the client leaves, the token expires, its user is gone or erased, or the hub
+        closes the subscription, first sending what was stored after `seen` (a seq)."""
         pump = asyncio.create_task(self._pump(seen))
         listen = asyncio.create_task(self._listen())
         expiry = asyncio.create_task(self._expiry())
@@ -120,6 +131,9 @@ class Session:
             if task.cancelled():
                 continue
             error = task.exception()
+            if isinstance(error, CallerGone):
+                await close(self.websocket, UNAUTHORIZED)
+                return
             if isinstance(error, TimeoutError):
                 waited = self.s.settings.ws_send_timeout
                 log.info("closing a WebSocket session: its client took no frame for %g s", waited)
@@ -182,10 +196,15 @@ class Session:
                     await self.send(answer)
 
     async def _expiry(self) -> None:
+        """Return once the token has expired or its user is gone: a token is good only while its user
+        exists and is not erased (`commands/standing.py`), on a socket opened before as on a request."""
         claims = jwt.decode(self.token, options={"verify_signature": False})
         expires = float(claims["exp"])
         while (remaining := expires - self.s.clock.now().timestamp()) > 0:
             await asyncio.sleep(min(remaining, EXPIRY_CHECK))
+            if await standing_for(self.s, self.user) is None:
+                log.info("closing a WebSocket session: its user no longer exists or was erased")
+                return
 
 
 # /ws/conversations/{conversation_id}/ ---------------------------------------------------------
@@ -237,7 +256,8 @@ async def conversation_socket(websocket: WebSocket) -> None:
 
 
 def _sender(s: Services, conversation_id: int, user: int) -> Reply:
-    """Incoming `{"message": "..."}`: stored by the command, pushed by the projection; errors get a frame."""
+    """Incoming `{"message": "..."}`: stored by the command, pushed by the projection; errors get a
+    frame, but a sender whose account is gone is refused as its token is: the socket closes 4401."""
 
     async def reply(text: str | None) -> dict[str, Any] | None:
         try:
@@ -252,7 +272,11 @@ def _sender(s: Services, conversation_id: int, user: int) -> Reply:
             await verified_user(s, user)  # as for a REST write: sending needs a verified e-mail
             await s.run(s.messaging.send_message, conversation_id, user, body["message"])
         except ApiError as error:
+            if error.status == 401:
+                raise CallerGone from error
             return _error_frame(error)
+        except PersonErased as error:  # erased moments ago, while this process still kept the standing
+            raise CallerGone from error
         except DomainError as error:
             return _error_frame(from_domain(error))
         except OperationalError:
@@ -346,7 +370,8 @@ async def _stream(
         return
     try:
         await websocket.accept()
-        await Session(websocket, s, token, subscription, render, reply=reply, stored_after=stored_after).run(seen)
+        session = Session(websocket, s, token, user, subscription, render, reply=reply, stored_after=stored_after)
+        await session.run(seen)
     except (WebSocketDisconnect, OSError):
         return
     finally:
