@@ -65,14 +65,14 @@ def a_person(api: Api) -> dict[str, Any]:
     profile = api.client.patch(
         "/api/v1/users/me/creator-profile/",
         headers=person["headers"],
-        json={"portfolio_link": LINK, "social_links": {"telegram": SOCIAL}},
+        json={"portfolio_link": f"{LINK}/{name}", "social_links": {"telegram": f"{SOCIAL}_{name}"}},
     )
     assert profile.status_code == 200, profile.text
     return person
 
 
 def secrets_of(person: dict[str, Any]) -> list[str]:
-    return [person["email"], "Секретина", "Тайнова", PHONE, BIO, LINK, SOCIAL]
+    return [person["email"], "Секретина", "Тайнова", PHONE, BIO, LINK, SOCIAL]  # LINK, SOCIAL: prefixes
 
 
 def accounts_log(stores: EventStores) -> list[bytes]:
@@ -420,7 +420,9 @@ def test_on_postgresql_the_erased_rows_old_versions_and_keys_are_vacuumed_away(
         keys = cur.execute("SELECT wrapped FROM accounts_data_keys WHERE person = %s", (person["id"],)).fetchall()
     erased = ugc(settings, backend, "users", "erase", person["username"], "--yes")
     assert erased.returncode == 0 and "not blanked" not in erased.stderr, erased.stderr
-    secrets = [person["email"].encode(), "Секретина".encode(), SOCIAL.encode(), *(bytes(k["wrapped"]) for k in keys)]
+    # What is this person's alone (other tests' people share the names, and are not erased).
+    mine = (person["email"], f"{SOCIAL}_{person['username']}", f"{LINK}/{person['username']}")
+    secrets = [*(text.encode() for text in mine), *(bytes(k["wrapped"]) for k in keys)]
     with db.transaction(write=True) as cur:
         cur.execute("CREATE EXTENSION IF NOT EXISTS pageinspect")
     with db.read() as cur:
