@@ -22,8 +22,7 @@ import hashlib
 import hmac
 import os
 import time
-from collections.abc import Collection, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
 from uuid import UUID
@@ -76,9 +75,12 @@ class Personal(Protocol):
     def person(self) -> str: ...
 
 
-def master_key(secret: str, purpose: bytes = b"ugc personal data v1") -> bytes:
-    """A 256-bit key derived from `UGC_DATA_KEY` (any string) for one purpose: by default the one that
-    wraps the data keys."""
+WRAPPING = b"ugc personal data v1"  # the purpose of the key that wraps the data keys
+BLIND_INDEX = b"ugc blind index v1"  # the purpose of the key of `DataKeys.blind_index`
+
+
+def derived_key(secret: str, purpose: bytes) -> bytes:
+    """A 256-bit key derived from `UGC_DATA_KEY` (any string) for one purpose."""
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose).derive(secret.encode())
 
 
@@ -92,15 +94,15 @@ class DataKeys:
     def __init__(self, datastore: PostgresDatastore | SQLiteDatastore, table: str, secret: str | None) -> None:
         self.datastore = datastore
         self.table = table
-        self._master = AESGCM(master_key(secret)) if secret else None
-        self._index = master_key(secret, purpose=b"ugc blind index v1") if secret else None
+        self._master = AESGCM(derived_key(secret, WRAPPING)) if secret else None
+        self._index = derived_key(secret, BLIND_INDEX) if secret else None
         self._postgres = isinstance(datastore, PostgresDatastore)
         self._opened = LRU[UUID, tuple[AESGCM | None, float]](OPENED_KEYS)  # None: destroyed
         self._checked = False
 
     def create_table(self) -> None:
         blob = "bytea" if self._postgres else "BLOB"
-        with self._cursor(commit=True) as cur:
+        with self.datastore.transaction(commit=True) as cur:
             cur.execute(
                 f"CREATE TABLE IF NOT EXISTS {self.table} (subject {'uuid' if self._postgres else 'TEXT'} PRIMARY KEY, "
                 f"person BIGINT, wrapped {blob}, created_at {'timestamptz' if self._postgres else 'TEXT'} NOT NULL, "
@@ -131,7 +133,7 @@ class DataKeys:
             first = self._one(f"SELECT subject, wrapped FROM {self.table} WHERE wrapped IS NOT NULL LIMIT 1", ())
             if first is not None:
                 _unwrap(master, _subject_of(first), _column(first) or b"")
-            with self._cursor(commit=True) as cur:
+            with self.datastore.transaction(commit=True) as cur:
                 cur.execute(
                     f"INSERT {'' if self._postgres else 'OR IGNORE '}INTO {self.table} (subject, wrapped, created_at) "
                     f"VALUES ({self._marks(3)}) {'ON CONFLICT (subject) DO NOTHING' if self._postgres else ''}",
@@ -206,7 +208,7 @@ class DataKeys:
         """Destroy every key of `person`, and of `subjects` (aggregates of theirs keyed before keys
         named their person); leave each row as a tombstone. The number of keys destroyed."""
         named = ", ".join([self._marks(1)] * len(subjects)) or "NULL"
-        with self._cursor(commit=True) as cur:
+        with self.datastore.transaction(commit=True) as cur:
             if not self._postgres:  # the destroyed keys' bytes zeroed in the file, not left in free pages
                 cur.execute("PRAGMA secure_delete = ON")
             cur.execute(
@@ -247,11 +249,6 @@ class DataKeys:
         if self._master is None:
             raise PersonalDataError(NO_DATA_KEY)
         return self._master
-
-    @contextmanager
-    def _cursor(self, *, commit: bool) -> Iterator[Any]:
-        with self.datastore.transaction(commit=commit) as cur:
-            yield cur
 
     def _row_of(self, subject: UUID) -> Any:
         return self._one(
