@@ -27,6 +27,11 @@ class _States(Collector):
                 "ugc_projection_lag_seconds", "Age of the oldest event not yet applied", labels=LABELS
             ),
             "parked": GaugeMetricFamily("ugc_projection_parked_events", "Events parked for a retry", labels=LABELS),
+            "postponed": GaugeMetricFamily(
+                "ugc_projection_postponed_events",
+                "Side effects set aside to be tried again by themselves (a greylisted recipient's mail)",
+                labels=LABELS,
+            ),
             "held": GaugeMetricFamily(
                 "ugc_projection_lease_held", "1 while a process holds the projection's lease, else 0", labels=LABELS
             ),
@@ -49,6 +54,7 @@ class _States(Collector):
             families["lag_events"].add_metric(labels, s.lag_events)
             families["lag_seconds"].add_metric(labels, s.lag_seconds)
             families["parked"].add_metric(labels, s.parked)
+            families["postponed"].add_metric(labels, s.postponed)
             families["held"].add_metric(labels, 1 if s.holder else 0)
             families["token"].add_metric(labels, s.token)
             unheld = s.unheld_for or 0.0

@@ -21,6 +21,12 @@ class SideEffectDeferred(Exception):
     runner tries it again, with a growing pause, for as long as that lasts, and never parks it."""
 
 
+class SideEffectPostponed(SideEffectDeferred):
+    """A side effect that cannot happen now for a reason of its own (its recipient greylisted), while
+    the others could: the runner sets it aside, tries it again later on its own, and goes on with the
+    rest (`readmodels/parked.py`, POSTPONED). Where the event is not known, deferred like the others."""
+
+
 class SideEffectRefused(Exception):
     """A side effect failed for good (a mail server refused the address): an expected failure, which
     the runner logs in one line and parks after its attempts like any other."""

@@ -7,11 +7,15 @@ its lease (projections/runner.py). A sender that lost its lease meanwhile (froze
 a standby took over and sent the mail itself) is refused there, and the mail is dropped, not sent
 twice.
 
-A server that cannot take the mail now — unreachable, closed, silent past its timeout, or answering
-4xx (busy, greylisting) — defers it (`MailDeferred`): the runner tries it again, backing off, for as
-long as that lasts. So does a refusal of the session itself (STARTTLS, AUTH, the sender): the
-configuration's fault, not the mail's. Only a 5xx reply to the recipient or to the message refuses
-it (`MailRefused`): parked after its attempts.
+A 4xx reply to the recipient (greylisting, a full mailbox, a limit on its domain) is that mail's
+trouble alone: it is postponed (`MailPostponed`), set aside and tried again on its own, backing off,
+while the mails behind it go (an address greylisted for half an hour held every registration's mail
+behind it for that long). A server that cannot take any mail now — unreachable, closed, silent past
+its timeout, 421, or 4xx to the sender or the data (busy) — defers it (`MailDeferred`): the runner
+tries it again, backing off, for as long as that lasts, every mail waiting in order. So does a
+refusal of the session itself (STARTTLS, AUTH, the sender): the configuration's fault, not the
+mail's. Only a 5xx reply to the recipient or to the message refuses it (`MailRefused`): parked after
+its attempts.
 
 Each reply is awaited COMMAND_TIMEOUT, but the one to the final dot FINAL_REPLY_TIMEOUT, 10 minutes
 as RFC 5321 §4.5.3.2.6 asks: a server may store the message before it answers, and a client that
@@ -51,16 +55,21 @@ from urllib.parse import unquote, urlsplit
 
 import idna
 
-from projections.base import SideEffectDeferred, SideEffectRefused
+from projections.base import SideEffectDeferred, SideEffectPostponed, SideEffectRefused
 
 log = logging.getLogger(__name__)
 
 COMMAND_TIMEOUT = 30.0  # seconds to connect, and for each reply before the final dot
 FINAL_REPLY_TIMEOUT = 600.0  # seconds for the reply to the final dot (RFC 5321 §4.5.3.2.6)
+SERVICE_CLOSING = 421  # a reply to any command: the server is closing the session, for every mail
 
 
 class MailDeferred(SideEffectDeferred):
     """The server could not take the mail now; it may later."""
+
+
+class MailPostponed(MailDeferred, SideEffectPostponed):
+    """The server could not take the mail's recipient now (a 4xx reply to RCPT); it takes others."""
 
 
 class MailRefused(SideEffectRefused):
@@ -202,11 +211,11 @@ def _send_data(
         raise smtplib.SMTPSenderRefused(code, reply, sender)
     code, reply = smtp.rcpt(to.address)
     if code not in (250, 251):
-        _refuse(code, reply, to)
+        _refuse(code, reply, to, recipient=code != SERVICE_CLOSING)
     smtp.putcmd("data")
     code, reply = smtp.getreply()
     if code != 354:
-        _refuse(code, reply, to)
+        _refuse(code, reply, to, recipient=code != SERVICE_CLOSING)
     # CRLF line ends, and a dot doubled at a line's start (RFC 5321 §4.5.2), as `sendmail` does.
     data = re.sub(rb"(?m)^\.", b"..", re.sub(rb"\r\n|\n|\r", b"\r\n", content))
     if not data.endswith(b"\r\n"):
@@ -226,7 +235,7 @@ def _send_data(
         log.warning("%s: no reply to its final dot (%s); counted as sent, not sent again", to.named, error)
         return
     if code != 250:
-        _refuse(code, reply, to)
+        _refuse(code, reply, to, recipient=code != SERVICE_CLOSING)
 
 
 def _mail_options(smtp: smtplib.SMTP, to: Recipient) -> list[str]:
@@ -238,9 +247,11 @@ def _mail_options(smtp: smtplib.SMTP, to: Recipient) -> list[str]:
     return ["SMTPUTF8", *(["BODY=8BITMIME"] if smtp.has_extn("8bitmime") else [])]
 
 
-def _refuse(code: int, reply: bytes, to: Recipient) -> None:
-    """Raise for a reply that refused the recipient or the message: for good if 5xx, for now otherwise."""
-    raise (MailRefused if 500 <= code < 600 else MailDeferred)(f"{to.named}: {_reply(code, reply, to)}")
+def _refuse(code: int, reply: bytes, to: Recipient, *, recipient: bool = False) -> None:
+    """Raise for a reply that refused the recipient or the message: for good if 5xx; for now otherwise,
+    postponing this mail alone if the reply was about its `recipient`."""
+    refusal = MailRefused if 500 <= code < 600 else MailPostponed if recipient else MailDeferred
+    raise refusal(f"{to.named}: {_reply(code, reply, to)}")
 
 
 def _reply(code: int, text: bytes | str, to: Recipient) -> str:

@@ -19,10 +19,11 @@ from ugc.platform.store import EventStores
 
 
 def status(db: Database, stores: EventStores, *, now: datetime | None = None) -> list[ProjectionState]:
-    """Every registered projection on every log it follows: position, head, lag, parked, lease."""
+    """Every registered projection on every log it follows: position, head, lag, parked, postponed, lease."""
     now = now or datetime.now(UTC)
     heads = stores.heads()
     counts = parked.counts(db)
+    postponed = parked.counts(db, parked.POSTPONED)
     held = leases.states(db)
     oldest: dict[tuple[str, int], tuple[int, float]] = {}  # (application, position) -> lag figures
     states = []
@@ -45,6 +46,7 @@ def status(db: Database, stores: EventStores, *, now: datetime | None = None) ->
                 lag_events=lag_events,
                 lag_seconds=lag_seconds,
                 parked=counts.get(row["projection"], 0),
+                postponed=postponed.get(row["projection"], 0),
                 holder=lease.holder if lease else None,
                 token=lease.token if lease else 0,
                 unheld_for=lease.expired_for if lease else float("inf"),
@@ -182,7 +184,7 @@ def skip(db: Database, stores: EventStores, projection: Projection, application:
 
 def render(states: Sequence[ProjectionState]) -> str:
     """The status as a table for a terminal."""
-    header = ("projection", "log", "position", "head", "lag", "lag s", "parked", "holder", "token")
+    header = ("projection", "log", "position", "head", "lag", "lag s", "parked", "postponed", "holder", "token")
     rows = [
         (
             s.projection,
@@ -192,6 +194,7 @@ def render(states: Sequence[ProjectionState]) -> str:
             str(s.lag_events),
             "?" if s.lag_seconds == float("inf") else f"{s.lag_seconds:.1f}",
             str(s.parked),
+            str(s.postponed),
             s.holder or _unheld(s.unheld_for),
             str(s.token),
         )

@@ -18,18 +18,18 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 from eventsourcing.persistence import OperationalError
 
-from projections.base import Projection, SideEffectDeferred, SideEffectRefused, end_batch
+from projections.base import Projection, SideEffectDeferred, SideEffectPostponed, SideEffectRefused, end_batch
 from projections.leasing import LeaseKeeper
 from readmodels import parked, tracking
 from readmodels.waiting import Progress
 from ugc.platform import leases, metrics
 from ugc.platform.database import Database
-from ugc.platform.dialect import INTEGRITY_ERRORS, Cursor
+from ugc.platform.dialect import INTEGRITY_ERRORS, Cursor, Row
 from ugc.platform.store import EventStores
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,13 @@ MAX_BACKOFF = 5.0
 # again for as long as that lasts, backing off the same way to this: ~11 tries in its first minute,
 # then one a minute.
 DEFERRED_MAX_BACKOFF = 60.0
+# A side effect postponed for a reason of its own (SideEffectPostponed: its mail's recipient
+# greylisted) is tried again on its own, after the first of these and doubling to the second
+# (seconds; greylisting lets a sender in after a few minutes), for at most POSTPONED_FOR, then
+# parked for an operator. Each side effect's lane looks for those due every POSTPONED_CHECK.
+POSTPONED_BACKOFF = (60.0, 1800.0)
+POSTPONED_FOR = timedelta(hours=24)
+POSTPONED_CHECK = 1.0
 # Failures in a row on one event before it is parked (UGC_PROJECTION_MAX_ATTEMPTS). The retries
 # back off from 0.05 s, doubling, so with the default an event is parked ~0.75 s after it first
 # failed: a command that waited behind it still gets its answer within its 2 s wait. A lost
@@ -67,6 +74,7 @@ class Lane:
     projections: list[Projection]
     runs_jobs: bool = False
     reread_passed_over_at: float = 0.0
+    postponed_check_at: float = 0.0
 
     def keys(self) -> list[tuple[str, str]]:
         """(projection, application) of everything this lane follows."""
@@ -95,6 +103,8 @@ class ProjectionRunner:
         jobs: Sequence[Callable[[], object]] = (),
         lease_weights: Mapping[str, float] | None = None,
         max_attempts: int = MAX_ATTEMPTS,
+        postponed_backoff: tuple[float, float] = POSTPONED_BACKOFF,
+        postponed_for: timedelta = POSTPONED_FOR,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.db = db
@@ -113,6 +123,8 @@ class ProjectionRunner:
         # The position of the event its last failure was on (None: not an event's fault).
         self._failed_at: dict[tuple[str, str], int | None] = {}
         self.max_attempts = max_attempts
+        self.postponed_backoff = postponed_backoff
+        self.postponed_for = postponed_for
         self.clock = clock
         # (projection, application) -> positions not to apply (parked or skipped), read when missing.
         self._passed_over: dict[tuple[str, str], set[int]] = {}
@@ -352,6 +364,115 @@ class ProjectionRunner:
             error,
         )
 
+    def _postpone(self, projection: Projection, failure: FailedEvent, cause: Exception) -> None:
+        """Set aside the side effect that failed for a reason of its own; the projection goes on past it."""
+        now = self.clock()
+        retry_at = now + timedelta(seconds=self.postponed_backoff[0])
+        with self.db.transaction(write=True) as cur:
+            parked.postpone(
+                cur, projection.name, failure.application, failure.position, failure.topic, str(cause), 1, now, retry_at
+            )
+        self._passed_over.pop((projection.name, failure.application), None)
+        log.warning(
+            "projection %s postponed event %d of %s until %s: %s",
+            projection.name,
+            failure.position,
+            failure.application,
+            f"{retry_at:%H:%M:%S}",
+            cause,
+        )
+
+    def _retry_postponed(self, projection: Projection, tokens: Mapping[str, int]) -> None:
+        """Try again each side effect of `projection` postponed until now, as a batch acts: while the
+        lease holds, recorded (its row deleted) at its point of no return in a transaction that checks
+        the lease. One that fails again is postponed again, backing off, or parked once it has waited
+        `postponed_for` or failed otherwise."""
+        assert self.keeper is not None
+        with self.db.read() as cur:
+            due = parked.postponed_due(cur, projection.name, self.clock())
+        handlers = projection.topics()
+        for row in due:
+            application, position = row["application"], int(row["position"])
+            app = self.stores[application]
+            recorded = [False]
+
+            def record(done: list[bool] = recorded, application: str = application, position: int = position) -> None:
+                with self.db.transaction(write=True) as cur:
+                    leases.name_batch(cur, self._holder)
+                    parked.applied(cur, projection.name, application, position)
+                    leases.fence(cur, self._holder, tokens)
+                done[0] = True
+
+            try:
+                with self.keeper.using(list(tokens)):
+                    self.keeper.check(dict(tokens), margin=SIDE_EFFECT_MARGIN)
+                    found = app.recorder.select_notifications(start=position, limit=1)
+                    if not found or found[0].id != position:
+                        raise LookupError(f"no event at {position} in {application}")
+                    notification = found[0]
+                    handler = handlers.get(notification.topic)
+                    projection.go_ahead = record
+                    try:
+                        if handler is not None:
+                            handler(app.mapper.to_domain_event(notification))
+                    finally:
+                        projection.go_ahead = Projection.go_ahead
+                    if not recorded[0]:  # it had nothing left to do (an erased person's mail)
+                        record()
+            except leases.LeaseLost as lost:
+                log.warning("postponed side effects of %s not tried: %s", projection.name, lost)
+                self.keeper.lost(lost.names)
+                return
+            except Exception as error:
+                self._failed_again(projection, row, error)
+
+    def _failed_again(self, projection: Projection, row: Row, error: Exception) -> None:
+        now = self.clock()
+        application, position, attempts = row["application"], int(row["position"]), int(row["attempts"]) + 1
+        with self.db.transaction(write=True) as cur:
+            if isinstance(error, SideEffectDeferred) and now - row["parked_at"] < self.postponed_for:
+                first, longest = self.postponed_backoff
+                retry_at = now + timedelta(seconds=min(longest, first * 2 ** (attempts - 1)))
+                parked.postpone(
+                    cur,
+                    projection.name,
+                    application,
+                    position,
+                    row["topic"],
+                    str(error),
+                    attempts,
+                    row["parked_at"],
+                    retry_at,
+                )
+                log.warning(
+                    "projection %s postponed event %d of %s again (attempt %d) until %s: %s",
+                    projection.name,
+                    position,
+                    application,
+                    attempts,
+                    f"{retry_at:%H:%M:%S}",
+                    error,
+                )
+                return
+            parked.park(
+                cur,
+                projection.name,
+                application,
+                position,
+                row["topic"],
+                f"{type(error).__name__}: {error}",
+                attempts,
+                row["parked_at"],
+            )
+        log.error(
+            "projection %s parked postponed event %d of %s after %d attempts: %s",
+            projection.name,
+            position,
+            application,
+            attempts,
+            error,
+        )
+
     # Live following -----------------------------------------------------------------------
 
     @property
@@ -462,6 +583,11 @@ class ProjectionRunner:
                         else:
                             behind.discard((projection, application))
             known_heads = heads
+            if time.monotonic() >= lane.postponed_check_at:
+                for side_effect in lane.projections:
+                    if not side_effect.read_model and side_effect.name in held:
+                        self._retry_postponed(side_effect, {side_effect.name: held[side_effect.name]})
+                lane.postponed_check_at = time.monotonic() + POSTPONED_CHECK
             if not behind:
                 retries = [at - time.monotonic() for key in lane.keys() if (at := self._retry_at.get(key)) is not None]
                 self.progress.wait_for_nudge(max(0.0, min([POLL_INTERVAL[self.db.dialect], *retries])), lane.name)
@@ -546,6 +672,12 @@ class ProjectionRunner:
         metrics.PROJECTION_FAILURES.labels(name).inc()
         self._passed_over.pop(key, None)
         failed = self._failed_events.pop(key, None)
+        if isinstance(error, SideEffectPostponed) and failed is not None:
+            self._postpone(projection, failed, error)
+            for kept in (self._deferrals, self._failures, self._failed_at):
+                kept.pop(key, None)
+            self._retry_at[key] = time.monotonic()
+            return {name: True}
         if isinstance(error, SideEffectDeferred):
             deferrals = self._deferrals.get(key, 0) + 1
             self._deferrals[key] = deferrals

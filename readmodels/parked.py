@@ -4,6 +4,11 @@ The runner parks an event after `max_attempts` failures in a row and goes on pas
 poison event never stalls a context; an operator sees it (`ugc projections status`), fixes the
 cause and re-applies it (`ugc projections retry NAME`), or gives up on it (`ugc projections skip`).
 A row's `status` is `parked` (waiting for a retry) or `skipped` (given up: never applied).
+
+A side effect that failed for a reason of its own, for a while (a mail whose recipient is
+greylisted: `SideEffectPostponed`), is `postponed`: the runner passes over it as over a parked
+event, and tries it again by itself at `retry_at`, backing off, until it goes or has waited too long
+(then it is parked, for an operator).
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from ugc.platform.database import Database
-from ugc.platform.dialect import Cursor, Row
+from ugc.platform.dialect import COLUMN_TYPES, Cursor, Row
 
 DDL = (
     """CREATE TABLE IF NOT EXISTS parked_events (
@@ -24,11 +29,27 @@ DDL = (
         attempts INTEGER NOT NULL,
         status TEXT NOT NULL,
         parked_at {timestamp} NOT NULL,
+        retry_at {timestamp},
         PRIMARY KEY (projection, application, position))""",
 )
 
 PARKED = "parked"
 SKIPPED = "skipped"
+POSTPONED = "postponed"
+
+
+def add_later_columns(cur: Cursor) -> None:
+    """Give a `parked_events` made before side effects could be postponed its `retry_at` (read only
+    when missing: an ALTER would wait for the runners' statements)."""
+    if cur.dialect == "postgresql":
+        found = cur.execute(
+            "SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() "
+            "AND table_name = 'parked_events' AND column_name = 'retry_at'"
+        ).fetchone()
+    else:
+        found = cur.execute("SELECT 1 FROM pragma_table_info('parked_events') WHERE name = 'retry_at'").fetchone()
+    if found is None:
+        cur.execute(f"ALTER TABLE parked_events ADD COLUMN retry_at {COLUMN_TYPES[cur.dialect]['timestamp']}")
 
 
 def park(
@@ -40,6 +61,37 @@ def park(
         "DO UPDATE SET error = %s, attempts = %s, status = %s",
         (projection, application, position, topic, error[:4000], attempts, PARKED, at, error[:4000], attempts, PARKED),
     )
+
+
+def postpone(
+    cur: Cursor,
+    projection: str,
+    application: str,
+    position: int,
+    topic: str,
+    error: str,
+    attempts: int,
+    first_at: datetime,
+    retry_at: datetime,
+) -> None:
+    """Set the event at `position` aside until `retry_at`, after `attempts`, the first at `first_at`
+    (unless an operator gave up on it meanwhile)."""
+    cur.execute(
+        "INSERT INTO parked_events (projection, application, position, topic, error, attempts, status, parked_at, "
+        "retry_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (projection, application, position) "
+        "DO UPDATE SET error = %s, attempts = %s, status = %s, retry_at = %s WHERE parked_events.status <> %s",
+        (projection, application, position, topic, error[:4000], attempts, POSTPONED, first_at, retry_at)
+        + (error[:4000], attempts, POSTPONED, retry_at, SKIPPED),
+    )
+
+
+def postponed_due(cur: Cursor, projection: str, now: datetime) -> list[Row]:
+    """The events of `projection` postponed until `now` or before, oldest first."""
+    return cur.execute(
+        "SELECT application, position, topic, attempts, parked_at FROM parked_events "
+        "WHERE projection = %s AND status = %s AND retry_at <= %s ORDER BY application, position",
+        (projection, POSTPONED, now),
+    ).fetchall()
 
 
 def skip(cur: Cursor, projection: str, application: str, position: int, at: datetime) -> None:
@@ -90,10 +142,10 @@ def applied(cur: Cursor, projection: str, application: str, position: int) -> No
     )
 
 
-def counts(db: Database) -> dict[str, int]:
-    """Projection -> how many of its events wait parked (skipped ones not counted)."""
+def counts(db: Database, status: str = PARKED) -> dict[str, int]:
+    """Projection -> how many of its events wait with `status` (parked, by default)."""
     with db.read() as cur:
         rows = cur.execute(
-            "SELECT projection, COUNT(*) AS n FROM parked_events WHERE status = %s GROUP BY projection", (PARKED,)
+            "SELECT projection, COUNT(*) AS n FROM parked_events WHERE status = %s GROUP BY projection", (status,)
         ).fetchall()
     return {row["projection"]: int(row["n"]) for row in rows}

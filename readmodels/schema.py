@@ -16,11 +16,11 @@ from readmodels import (
     messaging,
     notifications,
     orders,
+    parked,
     portfolio,
     services,
     users,
 )
-from readmodels.parked import DDL as PARKED_DDL
 from readmodels.tracking import reset
 from readmodels.versions import DDL as VERSIONS_DDL
 from ugc.config import is_postgres, sqlite_path
@@ -40,7 +40,7 @@ INFRASTRUCTURE = (
     """CREATE TABLE IF NOT EXISTS id_sequences (
         kind TEXT PRIMARY KEY,
         value BIGINT NOT NULL)""",
-    *PARKED_DDL,
+    *parked.DDL,
     *VERSIONS_DDL,
     # The API's own tables, each with its queries in the platform wing.
     *auth_failures.DDL,
@@ -120,6 +120,7 @@ def create_tables(db: Database) -> None:
         auth_failures.add_later_columns(cur)
         idempotency_keys.add_later_columns(cur)
         leases.add_later_columns(cur)
+        parked.add_later_columns(cur)
         for _, index in LATER_INDEXES:
             if not _index_exists(cur, index):
                 cur.execute(index)

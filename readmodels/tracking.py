@@ -164,6 +164,7 @@ class ProjectionState:
     lag_events: int  # events stored after `position`
     lag_seconds: float  # age of the oldest event not yet applied (0 when none)
     parked: int  # events of the projection waiting parked (all applications)
+    postponed: int  # side effects of the projection set aside to be tried again by themselves
     holder: str | None  # the process holding its lease now (None: nobody's lease is live)
     token: int  # the lease's fencing token: how many times it was acquired
     unheld_for: float | None  # seconds since its lease lapsed (None while held; inf if never held)

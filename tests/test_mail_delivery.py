@@ -1,7 +1,9 @@
 """Verification mail as the runner sends it, against real SMTP servers (aiosmtpd, or a listener
 that never answers), on SQLite and PostgreSQL: a mail server that hangs holds up no read model; one
-that is down, or answers 4xx, has the mail wait and sent once it is back, never parked; a 5xx
-refusal parks it, logged in one line an attempt; two retries of a parked mail send it once."""
+that is down, or busy (4xx to the sender), has the mail wait and sent once it is back, never parked;
+a recipient greylisted (4xx to RCPT) has its mail set aside and tried again alone while the others
+go, and parked once it has waited too long; a 5xx refusal parks it, logged in one line an attempt;
+two retries of a parked mail send it once."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +65,7 @@ def world(settings: Settings) -> Iterator[World]:
         db.close()
 
 
-def mail_runner(world: World, mailer: Mailer, **options: int) -> ProjectionRunner:
+def mail_runner(world: World, mailer: Mailer, **options: Any) -> ProjectionRunner:
     """A runner of the accounts read model and the verification mail, which sends only the mails
     issued from now on (the module's database keeps the earlier tests' as sent, none parked)."""
     mail = VerificationMailProjection(mailer, secret_key="k" * 32, public_url="http://ugc.test")
@@ -97,14 +99,27 @@ def test_a_mail_server_that_never_answers_holds_up_no_command(world: World, tmp_
 
 @dataclass
 class Inbox:
-    """An aiosmtpd handler that answers `refusal` to the first `refusals` recipients, then takes every mail."""
+    """An aiosmtpd handler that answers `refusal` to the first `refusals` recipients, greylists the
+    recipients of the `greylisted` domains, and is too busy for the first `busy` senders; then takes
+    every mail."""
 
     refusals: int = 0
     refusal: str = "451 4.7.1 Greylisted, try again later"
+    greylisted: set[str] = field(default_factory=set)
+    busy: int = 0
     delay: float = 0.0  # before the answer to each message
     received: list[tuple[list[str], bytes]] = field(default_factory=list)
 
+    async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
+        if self.busy > 0:
+            self.busy -= 1
+            return "451 4.3.2 System not accepting network messages"
+        envelope.mail_from = address
+        return "250 OK"
+
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:
+        if address.rpartition("@")[2] in self.greylisted:
+            return f"450 4.7.1 <{address}>: Recipient address rejected: Greylisted, try again later"
         if self.refusals > 0:
             self.refusals -= 1
             return self.refusal.format(address=address)  # `{address}`: quoted, as Postfix does
@@ -156,8 +171,8 @@ def mail_state(world: World) -> ProjectionState:
 
 
 def test_mail_the_server_defers_waits_for_it_and_is_never_parked(world: World, tmp_path: Path) -> None:
-    """Greylisted four times, more than the attempts before a poison event is parked: sent the fifth."""
-    inbox = Inbox(refusals=4)
+    """Too busy four times, more than the attempts before a poison event is parked: sent the fifth."""
+    inbox = Inbox(busy=4)
     with (
         smtp_server(inbox) as controller,
         running(mail_runner(world, mailer_to(controller.port, tmp_path), max_attempts=2)),
@@ -165,8 +180,70 @@ def test_mail_the_server_defers_waits_for_it_and_is_never_parked(world: World, t
         _, address = register(world)
         eventually(lambda: bool(inbox.to(address)))
         time.sleep(0.3)
-        assert len(inbox.to(address)) == 1 and inbox.refusals == 0
-        assert mail_state(world).parked == 0
+        assert len(inbox.to(address)) == 1 and inbox.busy == 0
+        assert mail_state(world).parked == 0 and mail_state(world).postponed == 0
+
+
+def test_a_greylisted_recipient_holds_up_no_other_mail_and_has_its_own_once_let_in(
+    world: World, tmp_path: Path
+) -> None:
+    inbox = Inbox(greylisted={"grey.example"})
+    with (
+        smtp_server(inbox) as controller,
+        running(mail_runner(world, mailer_to(controller.port, tmp_path), postponed_backoff=(0.2, 0.4))),
+    ):
+        _, grey = register(world, domain="grey.example")
+        eventually(lambda: mail_state(world).postponed == 1)
+        others = [register(world)[1] for _ in range(3)]
+        eventually(lambda: all(inbox.to(other) for other in others))
+        assert inbox.to(grey) == []
+        state = mail_state(world)
+        assert state.lag_events == 0 and state.parked == 0 and state.postponed == 1
+        with world.db.read() as cur:
+            [row] = cur.execute(
+                "SELECT error, attempts FROM parked_events WHERE projection = 'verification_mail'"
+            ).fetchall()
+        assert row["error"].startswith("mail verify-") and "to *@grey.example: 450 4.7.1" in row["error"]
+        assert grey.partition("@")[0] not in row["error"]
+        eventually(lambda: _attempts(world) >= 3)  # tried again on its own, backing off
+        inbox.greylisted.clear()
+        eventually(lambda: bool(inbox.to(grey)))
+        eventually(lambda: mail_state(world).postponed == 0)
+        time.sleep(0.5)
+        assert len(inbox.to(grey)) == 1 and mail_state(world).parked == 0
+        assert all(len(inbox.to(other)) == 1 for other in others)
+
+
+def test_a_mail_postponed_for_too_long_is_parked_for_an_operator(world: World, tmp_path: Path) -> None:
+    inbox = Inbox(greylisted={"grey.example"})
+    with (
+        smtp_server(inbox) as controller,
+        running(
+            mail_runner(
+                world,
+                mailer_to(controller.port, tmp_path),
+                postponed_backoff=(0.2, 0.2),
+                postponed_for=timedelta(seconds=1),
+            )
+        ),
+    ):
+        _, grey = register(world, domain="grey.example")
+        eventually(lambda: mail_state(world).parked == 1)
+        assert mail_state(world).postponed == 0 and _attempts(world) >= 2
+        inbox.greylisted.clear()
+        time.sleep(1.5)  # a parked mail waits for an operator
+        assert inbox.to(grey) == []
+        projection = VerificationMailProjection(
+            mailer_to(controller.port, tmp_path), secret_key="k" * 32, public_url="http://ugc.test"
+        )
+        retried = operations.retry(world.db, world.stores, projection)
+        assert len(retried.applied) == 1 and len(inbox.to(grey)) == 1
+
+
+def _attempts(world: World) -> int:
+    with world.db.read() as cur:
+        row = cur.execute("SELECT attempts FROM parked_events WHERE projection = 'verification_mail'").fetchone()
+    return int(row["attempts"]) if row else 0
 
 
 def test_mail_waits_while_its_server_is_down_its_lag_shown_and_goes_once_it_is_up(
