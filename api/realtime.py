@@ -149,6 +149,15 @@ class Hub:
             for subscription in tuple(members):
                 subscription.close(code)
 
+    def close_user(self, user: int, code: int) -> None:
+        """Close every connection of `user` here (an erased person's, with 4401)."""
+        if user not in self._per_user:
+            return
+        for members in tuple(self._channels.values()):
+            for subscription in tuple(members):
+                if subscription.user == user:
+                    subscription.close(code)
+
     def resume(self) -> None:
         self.available = True
 

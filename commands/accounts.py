@@ -21,7 +21,7 @@ from ugc.errors import Conflict, InvalidToken, NotFound
 from ugc.events import user_actor
 from ugc.ids import aggregate_id, claim_id, normalise
 from ugc.personal import subjects_of
-from ugc.platform import idempotency_keys, refresh_families
+from ugc.platform import erasures, idempotency_keys, refresh_families
 from ugc.platform.database import Database
 from ugc.platform.personal_data import DataKeys, PersonalDataError, PersonErased
 from ugc.platform.store import EventStores
@@ -214,7 +214,8 @@ class AccountCommands:
         ).positions
 
     def erase(self, username: str, actor: str) -> Erasure:
-        """Erase the person behind `username`: destroy their data keys, record it, end their sessions.
+        """Erase the person behind `username`: destroy their data keys, record it, end their sessions,
+        and tell every server process, which then refuses their access tokens (`erasures.announce`).
 
         Their e-mail, names, phone, bio and creator profile then read as erased everywhere, replays
         included; what others' records need stays (README: "Personal data and erasure"). The keys go
@@ -234,6 +235,7 @@ class AccountCommands:
         destroyed += data_keys.destroy(user.number, subjects, now)
         refresh_families.revoke_all_of(self.db, user.number, now)
         idempotency_keys.forget_user(self.db, user.number)
+        erasures.announce(self.db, user.number)  # every server process forgets their standing now
         return Erasure(user.number, newly, destroyed, erased.positions)
 
     def user_id(self, username: str) -> int | None:

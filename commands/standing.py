@@ -2,13 +2,15 @@
 
 Both facts come from the user aggregate, the write side's own truth, so a verification counts on
 the very next request, in every process, with no projection to wait for. A standing once seen is
-kept for `KEPT_FOR`: within it, checking a token against the account costs a dictionary
-lookup; after it, the account is asked again, so an erasure (`ugc users erase`, another process)
-shuts out the person's tokens everywhere within that time.
+kept for `KEPT_FOR`: within it, checking a token against the account costs a dictionary lookup.
+An erasure (`ugc users erase`, another process) does not wait for that: every server process hears
+of it at once (`ugc/platform/erasures.py`) and `forget`s the person's standing, so their tokens are
+refused on the next request; `KEPT_FOR` bounds what a process that did not hear would trust.
 """
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -35,6 +37,10 @@ class Standings:
         self.app = stores.accounts
         self.clock = clock
         self._kept = LRU[int, tuple[Standing, datetime]](capacity)
+        # Moved by every `forget`: a load that began before one keeps nothing, as what it read may
+        # be from before the erasure it was told of.
+        self._generation = 0
+        self._forgetting = threading.Lock()
 
     def known(self, user_id: int) -> Standing | None:
         """The standing kept in memory and still fresh, if any (no I/O: callable on the event loop)."""
@@ -43,6 +49,7 @@ class Standings:
 
     def load(self, user_id: int) -> Standing | None:
         """The standing as the event store has it now; None for an account that does not exist."""
+        generation = self._generation
         try:
             user: User = self.app.repository.get(aggregate_id("user", user_id))
         except AggregateNotFoundError:
@@ -50,5 +57,17 @@ class Standings:
         if user.erased:
             return None
         standing = Standing(user_id, bool(user.is_verified))
-        self._kept.put(user_id, (standing, self.clock.now()))
+        with self._forgetting:
+            if generation == self._generation:
+                self._kept.put(user_id, (standing, self.clock.now()))
         return standing
+
+    def forget(self, user_id: int | None = None) -> None:
+        """Keep no standing of `user_id` (of anyone: None) from now on, a load under way's included:
+        the next check reads the account again. Called once an erasure is committed."""
+        with self._forgetting:
+            self._generation += 1
+            if user_id is None:
+                self._kept.clear()
+            else:
+                self._kept.discard(user_id)

@@ -25,12 +25,15 @@ from readmodels.tracking import reset
 from readmodels.versions import DDL as VERSIONS_DDL
 from ugc.config import is_postgres, sqlite_path
 from ugc.ids import ID_KINDS
-from ugc.platform import auth_failures, idempotency_keys, leases, refresh_families, stored_bytes
+from ugc.platform import auth_failures, erasures, idempotency_keys, leases, refresh_families, stored_bytes
 from ugc.platform.database import KEEPALIVES, Database
 from ugc.platform.dialect import Cursor
 
+# A statement is portable SQL, or a dict of dialect -> SQL for what differs (indexes, search).
+Statement = str | dict[str, str]
+
 # Tables of the machinery itself; each read model's module holds its own DDL.
-INFRASTRUCTURE = (
+INFRASTRUCTURE: tuple[Statement, ...] = (
     """CREATE TABLE IF NOT EXISTS projection_tracking (
         projection TEXT NOT NULL,
         application TEXT NOT NULL,
@@ -47,13 +50,12 @@ INFRASTRUCTURE = (
     *idempotency_keys.DDL,
     *refresh_families.DDL,
     *stored_bytes.DDL,
+    # SQLite's word of an erasure to every process (ugc/platform/erasures.py).
+    *erasures.DDL,
     # Who runs which projection (projections/leasing.py).
     *leases.DDL,
 )
 
-
-# A statement is portable SQL, or a dict of dialect -> SQL for what differs (indexes, search).
-Statement = str | dict[str, str]
 READ_MODELS: tuple[tuple[Statement, ...], ...] = (
     users.DDL,
     creators.DDL,

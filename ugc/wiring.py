@@ -19,7 +19,7 @@ from starlette.applications import Starlette
 
 from api.app import build_app
 from api.idempotency_keys import KEPT_FOR, IdempotencyKeys
-from api.realtime import Hub
+from api.realtime import UNAUTHORIZED, Hub
 from api.services import Services
 from api.sessions import Sessions
 from api.throttle import WINDOW as THROTTLE_WINDOW
@@ -53,6 +53,7 @@ from ugc.errors import Unavailable
 from ugc.events import operator_actor
 from ugc.platform.checkpoints import PeriodicCheckpoints
 from ugc.platform.database import Database, until_reachable
+from ugc.platform.erasures import ErasureWatch
 from ugc.platform.media import MediaStore
 from ugc.platform.push import Publisher
 from ugc.platform.push_relay import RedisRelay, channel_for, relay
@@ -162,7 +163,9 @@ def runtime(settings: Settings, *, clock: Clock | None = None) -> Iterator[Servi
         if settings.redis_url:
             redis_client = redis.Redis.from_url(settings.redis_url, socket_timeout=1, socket_connect_timeout=1)
         hub = Hub(asyncio.get_running_loop(), max_per_user=settings.ws_max_per_user, brokered=bool(settings.redis_url))
+        standings = Standings(stores, clock)
         with (
+            erasures_heard(db, standings, hub),
             relay(settings.redis_url, settings.database_url, hub) as redis_relay,
             projection_runner(settings, db, stores, progress, clock, redis_relay or hub) as runner,
         ):
@@ -183,7 +186,7 @@ def runtime(settings: Settings, *, clock: Clock | None = None) -> Iterator[Servi
                 progress=progress,
                 tokens=tokens,
                 sessions=Sessions(db, tokens, clock),
-                standings=Standings(stores, clock),
+                standings=standings,
                 throttle=FailureThrottle(db, clock),
                 accounts=AccountCommands(
                     stores,
@@ -221,6 +224,24 @@ def runtime(settings: Settings, *, clock: Clock | None = None) -> Iterator[Servi
         if stores is not None:
             stores.close()
         db.close()
+
+
+@contextmanager
+def erasures_heard(db: Database, standings: Standings, hub: Hub) -> Iterator[None]:
+    """While the block runs, an erasure made by any process forgets the person's standing here at
+    once and closes their sockets with 4401, not once the standing kept here expires
+    (ugc/platform/erasures.py)."""
+
+    def erased(user_id: int) -> None:
+        standings.forget(user_id)
+        hub.call(hub.close_user, user_id, UNAUTHORIZED)
+
+    watch = ErasureWatch(db, erased, missed=standings.forget)
+    watch.start()
+    try:
+        yield
+    finally:
+        watch.stop()
 
 
 def _pinger(client: redis.Redis[bytes]) -> Callable[[], None]:

@@ -53,9 +53,10 @@ from ugc.platform.push import conversation_channel, user_channel
 log = logging.getLogger(__name__)
 
 CLOSE_TIMEOUT = 10.0  # a client that reads nothing may never take our close frame
-# Seconds between looks at an injected clock that may jump, and at the user's standing: kept for
-# KEPT_FOR (a dictionary lookup), then read again, so an erasure closes the socket within KEPT_FOR
-# and this.
+# Seconds between looks at an injected clock that may jump, and at the user's standing (a dictionary
+# lookup while it is kept). An erasure closes the person's sockets at once (the hub is told, in
+# `ugc/wiring.py`); this look catches a socket opened while the erasure was being told, and any
+# whose process did not hear of it once its standing expired.
 EXPIRY_CHECK = 5.0
 
 Reply = Callable[[str | None], Awaitable[dict[str, Any] | None]]

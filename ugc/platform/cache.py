@@ -42,6 +42,10 @@ class LRU(Generic[K, V]):
             if current is None or not keep(current):
                 self._cache[key] = value
 
+    def discard(self, key: K) -> None:
+        with self._lock:
+            self._cache.pop(key, None)
+
     def clear(self) -> None:
         with self._lock:
             self._cache.clear()

@@ -1,0 +1,167 @@
+"""An erasure reaches a running server at once (both backends): `ugc users erase`, in a process of its
+own, shuts the person's access token out of a real `ugc serve` that keeps their standing, and closes
+their open sockets with 4401, well within the 30 s a standing is kept — no clock moved.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from commands.standing import Standings
+from tests.backends import environment, fresh_database
+from tests.conftest import Api
+from tests.servers import Server, run_ugc, start_server
+from ugc.accounts import User
+from ugc.clock import SystemClock
+from ugc.config import Settings
+from ugc.platform.store import EventStores
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
+
+REACH = 2.0  # seconds after the CLI returns within which every process must have heard
+
+
+@dataclass
+class Live:
+    server: Server
+    api: Api
+    env: dict[str, str]
+
+    def ws(self, path: str) -> str:
+        return f"ws://127.0.0.1:{self.server.port}{path}"
+
+    def erase(self, username: str) -> None:
+        done = run_ugc(self.env, "users", "erase", username, "--yes")
+        assert done.returncode == 0, done.stderr
+
+
+@pytest.fixture(scope="module")
+def live(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    tmp = tmp_path_factory.mktemp("erasure-reach")
+    with fresh_database(backend, tmp) as url:
+        env = environment(backend, url, tmp)
+        with (
+            start_server(env, log_dir=tmp / "logs") as server,
+            httpx.Client(base_url=server.url, timeout=20) as http,
+        ):
+            yield Live(server, Api(http, Settings.from_env(env | {"UGC_PUBLIC_URL": server.url})), env)
+        assert "Traceback" not in server.log_tail(10**7), server.log_tail()
+
+
+def conversation(live: Live, first: dict[str, Any], second: dict[str, Any]) -> int:
+    started = live.api.client.post(
+        "/api/v1/conversations/", headers=first["headers"], json={"recipient_id": second["id"]}
+    )
+    assert started.status_code in (200, 201), started.text
+    number: int = started.json()["id"]
+    return number
+
+
+def refused_within(answer: Callable[[], httpx.Response], seconds: float) -> float:
+    """How long until `answer()` was 401 (asked every 20 ms); fails if it never was within `seconds`."""
+    started = time.monotonic()
+    while (status := answer().status_code) != 401:
+        assert status == 200, status
+        assert time.monotonic() - started < seconds, f"still served {seconds} s after the erasure"
+        time.sleep(0.02)
+    return time.monotonic() - started
+
+
+def test_an_erased_persons_token_is_refused_by_a_running_server_at_once(live: Live) -> None:
+    api = live.api
+    person, boris = api.verified_user(), api.verified_user()
+    chat = conversation(live, boris, person)
+    # Warm the server's standing of the person: from now on it would trust their token for 30 s.
+    assert api.client.get("/api/v1/notifications/", headers=person["headers"]).status_code == 200
+    sent = api.client.post(
+        f"/api/v1/conversations/{chat}/messages/", headers=person["headers"], json={"message": "ещё здесь"}
+    )
+    assert sent.status_code == 201, sent.text
+
+    live.erase(person["username"])
+
+    refused_within(lambda: api.client.get("/api/v1/notifications/", headers=person["headers"]), REACH)
+    for answer in (
+        api.client.get("/api/v1/notifications/", headers=person["headers"]),
+        api.client.get("/api/v1/conversations/", headers=person["headers"]),
+        api.client.post(
+            f"/api/v1/conversations/{chat}/messages/", headers=person["headers"], json={"message": "после"}
+        ),
+    ):
+        assert (answer.status_code, answer.json()) == (401, {"detail": "Токен недействителен или просрочен."})
+    # Nobody else's standing is touched.
+    assert api.client.get("/api/v1/notifications/", headers=boris["headers"]).status_code == 200
+
+
+async def close_code(ws: ClientConnection, timeout: float) -> int | None:
+    """The code the server closes `ws` with; None if it is still open after `timeout` seconds."""
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                await ws.recv()
+    except ConnectionClosed as closed:
+        return closed.rcvd.code if closed.rcvd else None
+    except TimeoutError:
+        return None
+
+
+def test_an_erased_persons_open_sockets_close_4401_at_once(live: Live) -> None:
+    api = live.api
+    person, boris = api.verified_user(), api.verified_user()
+    chat = conversation(live, boris, person)
+    path = f"/ws/conversations/{chat}/?token="
+
+    async def scenario() -> None:
+        async with (
+            connect(live.ws(f"/ws/notifications/?token={person['access']}")) as alerts,
+            connect(live.ws(path + person["access"])) as theirs,
+            connect(live.ws(path + boris["access"])) as his,
+        ):
+            await asyncio.to_thread(live.erase, person["username"])
+            started = time.monotonic()
+            codes = await asyncio.gather(close_code(alerts, REACH), close_code(theirs, REACH))
+            assert codes == [4401, 4401] and time.monotonic() - started < REACH
+            # The other party's socket stays.
+            await his.send('{"message": "ты здесь?"}')
+            async with asyncio.timeout(5):
+                assert "ты здесь?" in await his.recv()
+
+    asyncio.run(scenario())
+
+
+def test_a_load_that_read_the_account_before_the_erasure_keeps_nothing(live: Live) -> None:
+    """The race the generation guards: a standing read before the erasure, kept after the process
+    forgot it, would be trusted for 30 s more. The erasure here comes between the read and the keeping."""
+    person = live.api.verified_user()
+    stores = EventStores(live.env["UGC_DATABASE_URL"], data_key=live.env["UGC_DATA_KEY"])
+    try:
+        standings = Standings(stores, SystemClock())
+        repository = stores.accounts.repository
+        read = repository.get
+        told = threading.Event()
+
+        def read_then_erased(*args: Any, **kwargs: Any) -> User:
+            user: User = read(*args, **kwargs)  # as the account stood before the erasure
+            if not told.is_set():
+                told.set()
+                live.erase(person["username"])
+                standings.forget(person["id"])  # as this process's ErasureWatch hears it
+            return user
+
+        repository.get = read_then_erased  # type: ignore[method-assign]
+        loaded = standings.load(person["id"])
+        assert loaded is not None and told.is_set()  # it answers what it read, but keeps nothing
+        assert standings.known(person["id"]) is None
+        assert standings.load(person["id"]) is None  # read again: erased
+    finally:
+        stores.close()

@@ -1,0 +1,104 @@
+"""Word of an erasure, to every process at once: nothing a process kept of the person outlives it.
+
+A server process keeps each user's standing for a while (`commands/standing.py`), and `ugc users
+erase` runs in a process of its own. So the erasure is announced once `User.Erased` is committed
+(`announce`), and every server process runs an `ErasureWatch` that hears it and has the person's
+standing forgotten and their sockets closed. On PostgreSQL the announcement is a NOTIFY on
+`CHANNEL`, heard on one LISTEN connection per process (README, "Connection budget"); a LISTEN that
+was down may have missed some, so each time it is up again every kept standing is forgotten (a
+reload each, far cheaper than trusting an erased person's token). SQLite has no NOTIFY: the
+announcement is a row of `erasure_marks`, which every process (on the one host) reads for new rows
+every `POLL_INTERVAL` seconds. Either way a request still pays only the dictionary lookup of its
+standing.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+from collections.abc import Callable
+
+from ugc.platform.database import Database
+
+CHANNEL = "ugc_erasures"
+POLL_INTERVAL = 0.1  # SQLite: a keyed read of one table, ten times a second per process
+RETRY_AFTER = 1.0  # seconds between attempts to LISTEN (or poll) again while the database is away
+
+DDL = (
+    # SQLite only (PostgreSQL is told by NOTIFY): written in one transaction at a time, so rows
+    # commit in the order of their seq, and a reader that saw one has seen every earlier one.
+    {"sqlite": "CREATE TABLE IF NOT EXISTS erasure_marks (seq INTEGER PRIMARY KEY, user_id BIGINT NOT NULL)"},
+)
+
+log = logging.getLogger(__name__)
+
+
+def announce(db: Database, user_id: int) -> None:
+    """Tell every process that `user_id` was erased; called once `User.Erased` is committed, so a
+    process that hears it and reads the account again finds it erased."""
+    with db.transaction(write=True) as cur:
+        if db.dialect == "postgresql":
+            cur.execute("SELECT pg_notify(%s, %s)", (CHANNEL, str(user_id)))  # sent at the commit
+        else:
+            cur.execute("INSERT INTO erasure_marks (user_id) VALUES (%s)", (user_id,))
+
+
+class ErasureWatch:
+    """A thread that calls `erased(user_id)` for every erasure announced after `start`, and
+    `missed()` whenever erasures may have gone unheard (a LISTEN that is up again)."""
+
+    def __init__(self, db: Database, erased: Callable[[int], object], missed: Callable[[], object]) -> None:
+        self.db = db
+        self.erased = erased
+        self.missed = missed
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self.db.dialect == "postgresql":
+            target: Callable[[], None] = self._listen
+        else:
+            # Read now: every erasure announced after `start` is a row after this one.
+            target = functools.partial(self._poll, self._last_mark())
+        self._thread = threading.Thread(target=target, name="erasure-watch", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _listen(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                self.db.listen([CHANNEL], self._heard, keep_going=lambda: not self._stopping.is_set())
+            except Exception as error:  # the database is away: standings expire by themselves meanwhile
+                log.warning("erasure LISTEN lost (%s); listening again in %g s", type(error).__name__, RETRY_AFTER)
+                self._stopping.wait(RETRY_AFTER)
+
+    def _heard(self, payload: str) -> None:
+        if not payload:  # listening (again): what was announced while it was not is unknown
+            self.missed()
+            return
+        self.erased(int(payload))
+
+    def _poll(self, seen: int) -> None:
+        while not self._stopping.wait(POLL_INTERVAL):
+            try:
+                with self.db.read() as cur:
+                    rows = cur.execute(
+                        "SELECT seq, user_id FROM erasure_marks WHERE seq > %s ORDER BY seq", (seen,)
+                    ).fetchall()
+            except Exception as error:  # the database is away or busy: try again
+                log.warning("erasure marks not read (%s); reading again in %g s", error, RETRY_AFTER)
+                self._stopping.wait(RETRY_AFTER)
+                continue
+            for row in rows:
+                self.erased(int(row["user_id"]))
+                seen = int(row["seq"])
+
+    def _last_mark(self) -> int:
+        with self.db.read() as cur:
+            row = cur.execute("SELECT COALESCE(MAX(seq), 0) AS seq FROM erasure_marks").fetchone()
+        return int(row["seq"]) if row is not None else 0
