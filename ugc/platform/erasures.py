@@ -65,8 +65,10 @@ class ErasureWatch:
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop watching. The poller is waited for, as its reads use the database's own connections
+        (closed next); the LISTEN, on a connection of its own, ends by itself within half a second."""
         self._stopping.set()
-        if self._thread is not None:
+        if self._thread is not None and self.db.dialect != "postgresql":
             self._thread.join()
 
     def _listen(self) -> None:
@@ -74,6 +76,8 @@ class ErasureWatch:
             try:
                 self.db.listen([CHANNEL], self._heard, keep_going=lambda: not self._stopping.is_set())
             except Exception as error:  # the database is away: standings expire by themselves meanwhile
+                if self._stopping.is_set():
+                    return
                 log.warning("erasure LISTEN lost (%s); listening again in %g s", type(error).__name__, RETRY_AFTER)
                 self._stopping.wait(RETRY_AFTER)
 
