@@ -9,7 +9,7 @@ import json
 import pytest
 from starlette.websockets import WebSocketDisconnect
 
-from api.realtime import SERVICE_RESTART, Hub, TooManySockets
+from api.realtime import SERVICE_RESTART, UNAUTHORIZED, Hub, TooManySockets
 from readmodels import notifications
 from tests.conftest import Api
 from ugc.platform.push import RESYNC, Push, conversation_channel, user_channel
@@ -56,6 +56,21 @@ def test_losing_the_broker_closes_every_connection_until_it_is_back() -> None:
         assert hub.connections == 0
         hub.resume()
         assert hub.available
+
+    asyncio.run(scenario())
+
+
+def test_closing_a_user_closes_their_connections_on_every_channel_and_nobody_elses() -> None:
+    """An erased person's sockets, told by the erasure (ugc/wiring.py `erasures_heard`)."""
+
+    async def scenario() -> None:
+        hub = Hub(asyncio.get_running_loop())
+        theirs = [hub.subscribe(user_channel(1), 1), hub.subscribe(conversation_channel(7), 1)]
+        others = [hub.subscribe(user_channel(2), 2), hub.subscribe(conversation_channel(7), 2)]
+        hub.close_user(1, UNAUTHORIZED)
+        hub.close_user(3, UNAUTHORIZED)  # nobody's: nothing happens
+        assert [s.close_code for s in theirs] == [UNAUTHORIZED, UNAUTHORIZED]
+        assert [s.close_code for s in others] == [None, None]
 
     asyncio.run(scenario())
 
