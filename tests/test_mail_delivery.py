@@ -214,6 +214,21 @@ def test_a_greylisted_recipient_holds_up_no_other_mail_and_has_its_own_once_let_
         assert all(len(inbox.to(other)) == 1 for other in others)
 
 
+def test_the_postponed_mail_of_a_person_erased_meanwhile_is_never_sent(world: World, tmp_path: Path) -> None:
+    inbox = Inbox(greylisted={"grey.example"})
+    with (
+        smtp_server(inbox) as controller,
+        running(mail_runner(world, mailer_to(controller.port, tmp_path), postponed_backoff=(0.2, 0.2))),
+    ):
+        _, grey = register(world, domain="grey.example")
+        eventually(lambda: mail_state(world).postponed == 1)
+        world.accounts.erase(grey.partition("@")[0], "operator")
+        inbox.greylisted.clear()
+        eventually(lambda: mail_state(world).postponed == 0)
+        time.sleep(0.5)
+        assert inbox.received == [] and mail_state(world).parked == 0
+
+
 def test_a_mail_postponed_for_too_long_is_parked_for_an_operator(world: World, tmp_path: Path) -> None:
     inbox = Inbox(greylisted={"grey.example"})
     with (
