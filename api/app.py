@@ -11,7 +11,7 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from api.errors import EXCEPTION_HANDLERS
-from api.middleware import RequestId, StorableQuery, TrailingSlash
+from api.middleware import NotStoredByDefault, RequestId, StorableQuery, TrailingSlash
 from api.routes import (
     auth,
     conversations,
@@ -66,7 +66,12 @@ def build_app(open_services: Callable[[], AbstractContextManager[Services]]) -> 
 
     app = Starlette(
         routes=ROUTES,
-        middleware=[Middleware(RequestId), Middleware(TrailingSlash), Middleware(StorableQuery)],
+        middleware=[
+            Middleware(NotStoredByDefault),  # outermost: the 500s RequestId answers are not kept either
+            Middleware(RequestId),
+            Middleware(TrailingSlash),
+            Middleware(StorableQuery),
+        ],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )

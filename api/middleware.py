@@ -24,6 +24,36 @@ log = logging.getLogger(__name__)
 _SANE_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:+/=-]{1,128}")
 
 
+class NotStoredByDefault:
+    """Answer `Cache-Control: no-store` unless the route said itself how its answer may be cached.
+
+    Nearly every answer is someone's: their profile, orders, messages, a private file, a pair of
+    tokens (RFC 6749 5.1 asks `no-store` of those). Without a word from us HTTP lets a browser keep a
+    download on disk (it has `Last-Modified`, from which a heuristic freshness follows), lets a
+    shared cache keep a token answer (its request carries no `Authorization`), and a proxy told to
+    cache (nginx's `proxy_cache_valid`) keeps anything, `Authorization` or not. What may be kept
+    (public portfolio images, the docs' assets) says so in its own `Cache-Control`.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_not_stored(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                headers = MutableHeaders(scope=message)
+                if "cache-control" not in headers:
+                    headers["Cache-Control"] = "no-store"
+            await send(message)
+
+        await self.app(scope, receive, send_not_stored)
+
+
 class RequestId:
     """Give every HTTP request an id, answer it in `X-Request-ID`, and turn an unexpected error into one 500.
 

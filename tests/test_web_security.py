@@ -1,0 +1,70 @@
+"""What a browser, a cache or a proxy between them and a real `ugc serve` may do with its answers.
+
+The headers that decide it (caching, transport, types) and the addresses the answers point to,
+checked on the wire of a real uvicorn process, since a proxy or a browser sees only that.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.backends import environment, fresh_database
+from tests.conftest import Api
+from tests.servers import Server, start_server
+from ugc.config import Settings
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def server(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Settings]]:
+    var_dir = tmp_path_factory.mktemp("web-security-var")
+    with fresh_database(backend, var_dir) as url:
+        env = environment(backend, url, var_dir)
+        with start_server(env, log_dir=Path(var_dir)) as running:
+            yield running, Settings.from_env(env | {"UGC_PUBLIC_URL": running.url})  # as `ugc serve` derives it
+
+
+@pytest.fixture(scope="module")
+def client(server: tuple[Server, Settings]) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server[0].url, timeout=30) as http:
+        yield http
+
+
+@pytest.fixture(scope="module")
+def api(client: httpx.Client, server: tuple[Server, Settings]) -> Api:
+    return Api(client, server[1])  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def user(api: Api) -> dict[str, Any]:
+    return api.verified_user()
+
+
+def test_answers_about_someone_are_kept_by_no_cache(client: httpx.Client, user: dict[str, Any]) -> None:
+    """A token pair, a profile, a private file: `no-store`, so that neither the browser's disk nor a
+    shared cache keeps them (a download used to carry only `Last-Modified`, which lets a cache keep it)."""
+    signed_in = client.post("/api/auth/token/", json={"username": user["username"], "password": user["password"]})
+    refreshed = client.post("/api/auth/token/refresh/", json={"refresh": signed_in.json()["refresh"]})
+    uploaded = client.post(
+        "/api/v1/files/upload/", headers=user["headers"], files={"file": ("brief.txt", b"secret brief", "text/plain")}
+    )
+    assert uploaded.status_code == 201, uploaded.text
+    answers = {
+        "sign-in": signed_in,
+        "refresh": refreshed,
+        "profile": client.get("/api/v1/users/me/", headers=user["headers"]),
+        "download": client.get(f"/api/v1/files/{uploaded.json()['id']}/download/", headers=user["headers"]),
+        "refusal": client.get("/api/v1/users/me/"),
+    }
+    assert {name: answer.headers.get("cache-control") for name, answer in answers.items()} == dict.fromkeys(
+        answers, "no-store"
+    )
+    # What may be kept still says so itself.
+    asset = client.get("/api/docs/assets/audit.js")
+    assert asset.status_code == 200 and asset.headers["cache-control"] == "public, max-age=86400"
