@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
@@ -48,8 +49,11 @@ CLOSE_CODES: dict[int, str] = {
 
 
 def asyncapi_document(
-    routes: Sequence[BaseRoute], *, title: str, version: str, host: str = "127.0.0.1:8000"
+    routes: Sequence[BaseRoute], *, title: str, version: str, public_url: str = "http://127.0.0.1:8000"
 ) -> dict[str, Any]:
+    """The document of the WebSockets; its server is `public_url` (UGC_PUBLIC_URL), never a request's
+    `Host`, which any client writes: a document that named it could be cached under our URL and send
+    every reader's tokens to another host."""
     sockets = [route for route in routes if isinstance(route, DocumentedSocket)]
     models: list[type[BaseModel]] = [ErrorOut, ValidationErrorOut]
     for socket in sockets:
@@ -120,11 +124,20 @@ def asyncapi_document(
                 + "\n".join(f"- `{code}` — {text}" for code, text in CLOSE_CODES.items())
             ),
         },
-        "servers": {"api": {"host": host, "protocol": "ws", "description": "Тот же хост, что и REST."}},
+        "servers": {"api": _server(public_url)},
         "channels": channels,
         "operations": operations,
         "components": {"schemas": definitions.get("$defs", {}), "messages": messages},
     }
+
+
+def _server(public_url: str) -> dict[str, Any]:
+    """The AsyncAPI server at `public_url`: `wss` behind https, the URL's path as its `pathname`."""
+    url = urlsplit(public_url)
+    server = {"host": url.netloc, "protocol": "wss" if url.scheme == "https" else "ws"}
+    if url.path.strip("/"):
+        server["pathname"] = url.path.rstrip("/")
+    return server | {"description": "Тот же хост, что и REST (UGC_PUBLIC_URL)."}
 
 
 def _message(model: type[BaseModel], summary: str) -> dict[str, Any]:

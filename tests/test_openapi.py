@@ -214,3 +214,13 @@ def test_money_and_days_carry_the_bounds_the_validators_hold() -> None:
     assert service["modifications_price"]["minimum"] == 0
     assert (service["delivery_time"]["minimum"], service["delivery_time"]["maximum"]) == (1, 365)
     assert service["tags"]["maxItems"] == service["options"]["maxItems"] == 20
+
+
+def test_the_asyncapi_server_is_the_public_url() -> None:
+    behind_tls = asyncapi_document(ROUTES, title="T", version="1", public_url="https://market.example:8443/ugc")
+    assert behind_tls["servers"]["api"] | {"description": ""} == {
+        "host": "market.example:8443",
+        "protocol": "wss",
+        "pathname": "/ugc",
+        "description": "",
+    }

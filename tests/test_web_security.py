@@ -68,3 +68,17 @@ def test_answers_about_someone_are_kept_by_no_cache(client: httpx.Client, user: 
     # What may be kept still says so itself.
     asset = client.get("/api/docs/assets/audit.js")
     assert asset.status_code == 200 and asset.headers["cache-control"] == "public, max-age=86400"
+
+
+def test_no_address_in_an_answer_comes_from_the_request_host(server: tuple[Server, Settings]) -> None:
+    """The AsyncAPI document named the request's `Host` as the sockets' server: a client that wrote
+    another host there got a document (under our URL, for any cache to keep) sending tokens to it."""
+    running, settings = server
+    with httpx.Client(base_url=running.url, headers={"Host": "attacker.example"}, timeout=30) as foreign:
+        document = foreign.get("/api/asyncapi/")
+        listing = foreign.get("/api/v1/categories/", params={"page_size": 1})
+    assert document.status_code == 200 and listing.status_code == 200
+    assert document.json()["servers"]["api"]["host"] == settings.public_url.removeprefix("http://")
+    assert document.json()["servers"]["api"]["protocol"] == "ws"
+    assert listing.json()["next"].startswith(f"{settings.public_url}/api/v1/categories/")
+    assert "attacker.example" not in document.text and "attacker.example" not in listing.text

@@ -117,11 +117,8 @@ async def schema(request: Request) -> Response:
 
 
 async def asyncapi(request: Request) -> Response:
-    return JSON(
-        asyncapi_document(
-            request.app.routes, title="UGC Market API", version="1.0.0", host=request.url.netloc or "127.0.0.1:8000"
-        )
-    )
+    public_url = services(request).settings.public_url
+    return JSON(asyncapi_document(request.app.routes, title="UGC Market API", version="1.0.0", public_url=public_url))
 
 
 routes = [
