@@ -11,7 +11,7 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
 from api.errors import EXCEPTION_HANDLERS
-from api.middleware import NotStoredByDefault, RequestId, StorableQuery, TrailingSlash
+from api.middleware import HeaderDefaults, RequestId, StorableQuery, TrailingSlash
 from api.routes import (
     auth,
     conversations,
@@ -67,7 +67,7 @@ def build_app(open_services: Callable[[], AbstractContextManager[Services]]) -> 
     app = Starlette(
         routes=ROUTES,
         middleware=[
-            Middleware(NotStoredByDefault),  # outermost: the 500s RequestId answers are not kept either
+            Middleware(HeaderDefaults),  # outermost: RequestId's 500s get them too
             Middleware(RequestId),
             Middleware(TrailingSlash),
             Middleware(StorableQuery),

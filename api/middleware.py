@@ -24,15 +24,26 @@ log = logging.getLogger(__name__)
 _SANE_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:+/=-]{1,128}")
 
 
-class NotStoredByDefault:
-    """Answer `Cache-Control: no-store` unless the route said itself how its answer may be cached.
+# A year: browsers that saw it reach this host over https only, for as long (RFC 6797). Not
+# includeSubDomains: other hosts under the same domain are not ours to pin.
+STRICT_TRANSPORT = "max-age=31536000"
 
-    Nearly every answer is someone's: their profile, orders, messages, a private file, a pair of
-    tokens (RFC 6749 5.1 asks `no-store` of those). Without a word from us HTTP lets a browser keep a
-    download on disk (it has `Last-Modified`, from which a heuristic freshness follows), lets a
-    shared cache keep a token answer (its request carries no `Authorization`), and a proxy told to
-    cache (nginx's `proxy_cache_valid`) keeps anything, `Authorization` or not. What may be kept
-    (public portfolio images, the docs' assets) says so in its own `Cache-Control`.
+
+class HeaderDefaults:
+    """The headers every HTTP answer carries unless its route set them itself.
+
+    `Cache-Control: no-store`: nearly every answer is someone's: their profile, orders, messages, a
+    private file, a pair of tokens (RFC 6749 5.1 asks `no-store` of those). Without a word from us
+    HTTP lets a browser keep a download on disk (it has `Last-Modified`, from which a heuristic
+    freshness follows), lets a shared cache keep a token answer (its request carries no
+    `Authorization`), and a proxy told to cache (nginx's `proxy_cache_valid`) keeps anything,
+    `Authorization` or not. What may be kept (public portfolio images, the docs' assets) says so in
+    its own `Cache-Control`.
+
+    `Strict-Transport-Security` when UGC_PUBLIC_URL is https: the deployment is reached over TLS, so
+    a browser that met it once must never again send a request (a bearer token, a password) in
+    clear to it, whatever link or typed address it is given. Over plain http browsers ignore the
+    header, so it may go on every answer, whichever hop ended TLS.
     """
 
     def __init__(self, app: ASGIApp) -> None:
@@ -42,16 +53,19 @@ class NotStoredByDefault:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        over_tls = scope["app"].state.services.settings.public_url.startswith("https://")
 
-        async def send_not_stored(message: Message) -> None:
+        async def send_with_defaults(message: Message) -> None:
             if message["type"] == "http.response.start":
                 message.setdefault("headers", [])
                 headers = MutableHeaders(scope=message)
                 if "cache-control" not in headers:
                     headers["Cache-Control"] = "no-store"
+                if over_tls:
+                    headers["Strict-Transport-Security"] = STRICT_TRANSPORT
             await send(message)
 
-        await self.app(scope, receive, send_not_stored)
+        await self.app(scope, receive, send_with_defaults)
 
 
 class RequestId:

@@ -65,6 +65,8 @@ def test_answers_about_someone_are_kept_by_no_cache(client: httpx.Client, user: 
     assert {name: answer.headers.get("cache-control") for name, answer in answers.items()} == dict.fromkeys(
         answers, "no-store"
     )
+    # Reached over plain http, nothing pins TLS.
+    assert "strict-transport-security" not in answers["profile"].headers
     # What may be kept still says so itself.
     asset = client.get("/api/docs/assets/audit.js")
     assert asset.status_code == 200 and asset.headers["cache-control"] == "public, max-age=86400"
@@ -82,3 +84,15 @@ def test_no_address_in_an_answer_comes_from_the_request_host(server: tuple[Serve
     assert document.json()["servers"]["api"]["protocol"] == "ws"
     assert listing.json()["next"].startswith(f"{settings.public_url}/api/v1/categories/")
     assert "attacker.example" not in document.text and "attacker.example" not in listing.text
+
+
+def test_a_deployment_behind_https_pins_browsers_to_it(tmp_path: Path) -> None:
+    """With UGC_PUBLIC_URL https, every answer carries `Strict-Transport-Security`, so a browser that
+    reached the API once never sends a token or a password to it in clear again (none did)."""
+    env = environment("sqlite", f"sqlite:///{tmp_path / 'ugc.sqlite3'}", tmp_path)
+    with (
+        start_server(env | {"UGC_PUBLIC_URL": "https://market.example"}, log_dir=tmp_path) as running,
+        httpx.Client(base_url=running.url, headers={"X-Forwarded-Proto": "https"}, timeout=30) as client,
+    ):
+        answers = [client.get("/api/v1/categories/"), client.get("/api/v1/users/me/"), client.get("/api/docs/")]
+        assert [answer.headers.get("strict-transport-security") for answer in answers] == ["max-age=31536000"] * 3
