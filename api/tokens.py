@@ -1,6 +1,8 @@
 """JWT access and refresh tokens: HS256 pinned on decode, `typ` keeps the two apart.
 
 A refresh token also names its family (`fam`): the sign-in it descends from (`api/sessions.py`).
+Every token is addressed (`aud`) to the deployment that issued it (ugc/platform/deployment.py), so
+another deployment that happens to hold the same UGC_SECRET_KEY refuses it.
 """
 
 from __future__ import annotations
@@ -44,8 +46,9 @@ class Issued:
 
 
 class TokenService:
-    def __init__(self, secret_key: str, clock: Clock, *, access_ttl: int, refresh_ttl: int) -> None:
+    def __init__(self, secret_key: str, clock: Clock, *, audience: str, access_ttl: int, refresh_ttl: int) -> None:
         self._key = secret_key
+        self._audience = audience
         self._clock = clock
         self._ttl: dict[TokenType, timedelta] = {
             "access": timedelta(seconds=access_ttl),
@@ -68,6 +71,7 @@ class TokenService:
             "iat": int(now.timestamp()),
             "exp": int(expires_at.timestamp()),
             "jti": jti,
+            "aud": self._audience,
         }
         if family is not None:
             claims["fam"] = family
@@ -100,7 +104,12 @@ class TokenService:
                 token,
                 self._key,
                 algorithms=[ALGORITHM],
-                options={"require": ["exp", "iat", "jti", "sub", "typ"], "verify_exp": False, "verify_iat": False},
+                audience=self._audience,
+                options={
+                    "require": ["exp", "iat", "jti", "sub", "typ", "aud"],
+                    "verify_exp": False,
+                    "verify_iat": False,
+                },
             )
         except jwt.PyJWTError as error:
             raise TokenError(str(error)) from None

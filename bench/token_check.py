@@ -90,7 +90,9 @@ def measure(url: str, calls: int) -> list[tuple[str, float]]:
                 "VALUES (1, 'u', 'bench', 'b@example.com', '', '', %s, %s, %s)",
                 (True, [], datetime.now(UTC)),
             )
-        tokens = TokenService(secrets.token_urlsafe(48), SystemClock(), access_ttl=900, refresh_ttl=900)
+        tokens = TokenService(
+            secrets.token_urlsafe(48), SystemClock(), audience="bench", access_ttl=900, refresh_ttl=900
+        )
         token = tokens.issue(1, "access")
         standings = Standings(stores, SystemClock())
 

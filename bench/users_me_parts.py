@@ -80,7 +80,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=3.0, help="seconds per multi-thread measurement")
     args = parser.parse_args()
-    tokens = TokenService(secrets.token_urlsafe(48), SystemClock(), access_ttl=900, refresh_ttl=900)
+    tokens = TokenService(secrets.token_urlsafe(48), SystemClock(), audience="bench", access_ttl=900, refresh_ttl=900)
     token = tokens.issue(1, "access")
     with fresh_database("ugc_bench_parts") as url:
         db = Database(url)

@@ -25,7 +25,15 @@ from readmodels.tracking import reset
 from readmodels.versions import DDL as VERSIONS_DDL
 from ugc.config import is_postgres, sqlite_path
 from ugc.ids import ID_KINDS
-from ugc.platform import auth_failures, erasures, idempotency_keys, leases, refresh_families, stored_bytes
+from ugc.platform import (
+    auth_failures,
+    deployment,
+    erasures,
+    idempotency_keys,
+    leases,
+    refresh_families,
+    stored_bytes,
+)
 from ugc.platform.database import KEEPALIVES, Database
 from ugc.platform.dialect import Cursor
 
@@ -52,6 +60,7 @@ INFRASTRUCTURE: tuple[Statement, ...] = (
     *stored_bytes.DDL,
     # SQLite's word of an erasure to every process (ugc/platform/erasures.py).
     *erasures.DDL,
+    *deployment.DDL,
     # Who runs which projection (projections/leasing.py).
     *leases.DDL,
 )
@@ -123,6 +132,7 @@ def create_tables(db: Database) -> None:
         idempotency_keys.add_later_columns(cur)
         leases.add_later_columns(cur)
         parked.add_later_columns(cur)
+        deployment.name_once(cur)
         for _, index in LATER_INDEXES:
             if not _index_exists(cur, index):
                 cur.execute(index)

@@ -32,6 +32,7 @@ from tests.response_check import MISMATCHES, ResponseCheck
 from ugc.clock import MovableClock
 from ugc.config import Settings
 from ugc.platform.database import Database
+from ugc.platform.deployment import deployment_id
 from ugc.platform.dialect import Cursor
 from ugc.wiring import build_app, migrate, runtime
 
@@ -282,6 +283,15 @@ def db(settings: Settings) -> Iterator[Database]:
     migrate(database)
     try:
         yield database
+    finally:
+        database.close()
+
+
+def token_audience(settings: Settings) -> str:
+    """The `aud` of the tokens of the module's deployment, for a test that forges one of its own."""
+    database = Database(settings.database_url)
+    try:
+        return deployment_id(database)
     finally:
         database.close()
 

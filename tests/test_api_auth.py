@@ -14,7 +14,7 @@ import jwt
 import pytest
 from starlette.testclient import TestClient
 
-from tests.conftest import Api, mailed_token, new_client
+from tests.conftest import Api, mailed_token, new_client, token_audience
 from ugc.clock import MovableClock
 from ugc.config import Settings
 
@@ -214,7 +214,7 @@ def _claims(token: str) -> dict[str, object]:
 
 def _forged(settings: Settings, **changes: object) -> Iterator[str]:
     claims = {"sub": "1", "typ": "access", "iat": int(time.time()), "exp": int(time.time()) + 600, "jti": "x"}
-    yield jwt.encode(claims | changes, settings.secret_key, algorithm="HS256")
+    yield jwt.encode(claims | {"aud": token_audience(settings)} | changes, settings.secret_key, algorithm="HS256")
 
 
 def test_access_tokens_carry_the_claims(api: Api) -> None:
@@ -228,19 +228,27 @@ def test_access_tokens_carry_the_claims(api: Api) -> None:
 def test_bad_tokens_are_401(api: Api, settings: Settings) -> None:
     user = api.user()
     header, payload, _ = user["access"].split(".")
+    aud = token_audience(settings)  # each forgery below is refused for its own flaw, not for a missing audience
     none_header = base64.urlsafe_b64encode(b'{"alg":"none","typ":"JWT"}').rstrip(b"=").decode()
     expired = jwt.encode(
-        {"sub": str(user["id"]), "typ": "access", "iat": 1, "exp": 2, "jti": "j"},
+        {"sub": str(user["id"]), "typ": "access", "iat": 1, "exp": 2, "jti": "j", "aud": aud},
         settings.secret_key,
         algorithm="HS256",
     )
     wrongly_signed = jwt.encode(
-        {"sub": str(user["id"]), "typ": "access", "iat": int(time.time()), "exp": int(time.time()) + 600, "jti": "j"},
+        {
+            "sub": str(user["id"]),
+            "typ": "access",
+            "iat": int(time.time()),
+            "exp": int(time.time()) + 600,
+            "jti": "j",
+            "aud": aud,
+        },
         "another-secret-key-of-sufficient-length-0123",
         algorithm="HS256",
     )
     missing_jti = jwt.encode(
-        {"sub": str(user["id"]), "typ": "access", "iat": int(time.time()), "exp": int(time.time()) + 600},
+        {"sub": str(user["id"]), "typ": "access", "iat": int(time.time()), "exp": int(time.time()) + 600, "aud": aud},
         settings.secret_key,
         algorithm="HS256",
     )
@@ -251,6 +259,7 @@ def test_bad_tokens_are_401(api: Api, settings: Settings) -> None:
             "iat": int(time.time()) + 3600,
             "exp": int(time.time()) + 7200,
             "jti": "j",
+            "aud": aud,
         },
         settings.secret_key,
         algorithm="HS256",

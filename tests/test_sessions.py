@@ -9,7 +9,7 @@ from typing import Any
 
 import jwt
 
-from tests.conftest import Api, new_client
+from tests.conftest import Api, new_client, token_audience
 from ugc.clock import MovableClock
 from ugc.config import Settings
 
@@ -110,6 +110,7 @@ def test_a_refresh_token_from_before_families_is_refused(api: Api, settings: Set
     user = api.user()
     now = int(time.time())
     claims = {"sub": str(user["id"]), "typ": "refresh", "iat": now, "exp": now + 600, "jti": "old"}
+    claims["aud"] = token_audience(settings)
     legacy = jwt.encode(claims, settings.secret_key, algorithm="HS256")
     assert _answer(_refresh(api, legacy)) == INVALID
     assert _answer(_logout(api, legacy)) == INVALID
@@ -118,6 +119,7 @@ def test_a_refresh_token_from_before_families_is_refused(api: Api, settings: Set
 def test_a_refresh_token_of_a_user_that_does_not_exist_is_refused(api: Api, settings: Settings) -> None:
     now = int(time.time())
     claims = {"sub": "987654321", "typ": "refresh", "iat": now, "exp": now + 600, "jti": "j", "fam": "f"}
+    claims["aud"] = token_audience(settings)
     token = jwt.encode(claims, settings.secret_key, algorithm="HS256")
     assert _answer(_refresh(api, token)) == INVALID
     assert _answer(_logout(api, token)) == INVALID

@@ -13,8 +13,8 @@ from ugc.clock import MovableClock
 KEY = "k" * 40
 
 
-def service(clock: MovableClock) -> TokenService:
-    return TokenService(KEY, clock, access_ttl=900, refresh_ttl=3600)
+def service(clock: MovableClock, audience: str = "this-deployment") -> TokenService:
+    return TokenService(KEY, clock, audience=audience, access_ttl=900, refresh_ttl=3600)
 
 
 def test_a_verified_token_still_expires_when_time_passes() -> None:
@@ -50,8 +50,21 @@ def test_a_token_from_the_future_is_refused_until_its_time_comes() -> None:
 
 def test_forged_and_malformed_tokens_are_refused_every_time() -> None:
     checker = service(MovableClock())
-    forged = TokenService("f" * 40, MovableClock(), access_ttl=900, refresh_ttl=3600).issue(7, "access")
+    forged = TokenService("f" * 40, MovableClock(), audience="this-deployment", access_ttl=900, refresh_ttl=3600)
     unsigned = jwt.encode({"sub": "7", "typ": "access", "iat": 0, "exp": 2**40, "jti": "x"}, None, algorithm="none")
-    for token in (forged, forged, unsigned, "not-a-token"):
+    for token in (forged.issue(7, "access"), forged.issue(7, "access"), unsigned, "not-a-token"):
         with pytest.raises(TokenError):
             checker.user_id(token, "access")
+
+
+def test_a_token_of_another_deployment_with_the_same_key_is_refused() -> None:
+    """User numbers repeat across databases: the same key must not make one deployment's user 7
+    another's user 7 (ugc/platform/deployment.py)."""
+    checker = service(MovableClock())
+    elsewhere = service(MovableClock(), audience="another-deployment").issue(7, "access")
+    now = int(MovableClock().now().timestamp())
+    unaddressed = jwt.encode({"sub": "7", "typ": "access", "iat": now, "exp": now + 60, "jti": "x"}, KEY)
+    for token in (elsewhere, unaddressed):
+        with pytest.raises(TokenError):
+            checker.user_id(token, "access")
+    assert checker.user_id(service(MovableClock()).issue(7, "access"), "access") == 7

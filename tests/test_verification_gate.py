@@ -22,7 +22,7 @@ from starlette.websockets import WebSocketDisconnect
 
 from api.app import ROUTES
 from api.openapi import DocumentedRoute
-from tests.conftest import LINK, Api, new_client
+from tests.conftest import LINK, Api, new_client, token_audience
 from ugc.clock import MovableClock
 from ugc.config import Settings
 
@@ -151,6 +151,7 @@ def test_the_gated_writes_are_documented_with_their_403(api: Api) -> None:
 def _token_of_nobody(settings: Settings, typ: str = "access") -> str:
     now = int(time.time())
     claims = {"sub": "987654321", "typ": typ, "iat": now, "exp": now + 600, "jti": "nobody"}
+    claims["aud"] = token_audience(settings)
     return jwt.encode(claims, settings.secret_key, algorithm="HS256")
 
 

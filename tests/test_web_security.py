@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from tests.backends import environment, fresh_database
-from tests.conftest import Api
+from tests.conftest import Api, token_audience
 from tests.servers import Server, start_server
 from ugc.config import Settings
 
@@ -96,3 +96,25 @@ def test_a_deployment_behind_https_pins_browsers_to_it(tmp_path: Path) -> None:
     ):
         answers = [client.get("/api/v1/categories/"), client.get("/api/v1/users/me/"), client.get("/api/docs/")]
         assert [answer.headers.get("strict-transport-security") for answer in answers] == ["max-age=31536000"] * 3
+
+
+def test_a_token_of_another_deployment_with_the_same_key_is_refused(
+    api: Api, server: tuple[Server, Settings], tmp_path: Path
+) -> None:
+    """Two deployments given one UGC_SECRET_KEY (a staging copy of production's environment): a token
+    deployment A issued to its user N was taken by B for B's user N, another person (it was: 200
+    with that person's profile, e-mail included)."""
+    running, settings = server
+    env = environment("sqlite", f"sqlite:///{tmp_path / 'ugc.sqlite3'}", tmp_path)  # the same secret key
+    with (
+        start_server(env, log_dir=tmp_path) as elsewhere,
+        httpx.Client(base_url=elsewhere.url, timeout=30) as other_client,
+    ):
+        outsider = Api(other_client, Settings.from_env(env | {"UGC_PUBLIC_URL": elsewhere.url})).user()  # type: ignore[arg-type]
+        assert other_client.get("/api/v1/users/me/", headers=outsider["headers"]).status_code == 200
+    assert outsider["id"] <= api.user()["id"]  # B has a user of that number: the token's subject exists there
+    me = api.client.get("/api/v1/users/me/", headers=outsider["headers"])
+    assert me.status_code == 401 and me.json() == {"detail": "Токен недействителен или просрочен."}
+    assert api.client.post("/api/auth/token/refresh/", json={"refresh": outsider["refresh"]}).status_code == 401
+    # B's own tokens are addressed to B.
+    assert token_audience(settings) != token_audience(Settings.from_env(env))

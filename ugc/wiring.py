@@ -53,6 +53,7 @@ from ugc.errors import Unavailable
 from ugc.events import operator_actor
 from ugc.platform.checkpoints import PeriodicCheckpoints
 from ugc.platform.database import Database, until_reachable
+from ugc.platform.deployment import deployment_id
 from ugc.platform.erasures import ErasureWatch
 from ugc.platform.media import MediaStore
 from ugc.platform.push import Publisher
@@ -177,7 +178,11 @@ def runtime(settings: Settings, *, clock: Clock | None = None) -> Iterator[Servi
                 except Unavailable:
                     log.warning("reference data not projected after %.0f s; serving anyway", STARTUP_WAIT)
             tokens = TokenService(
-                settings.secret_key, clock, access_ttl=settings.access_token_ttl, refresh_ttl=settings.refresh_token_ttl
+                settings.secret_key,
+                clock,
+                audience=deployment_id(db),
+                access_ttl=settings.access_token_ttl,
+                refresh_ttl=settings.refresh_token_ttl,
             )
             services = Services(
                 settings=settings,
