@@ -95,3 +95,20 @@ def test_a_server_with_json_logs_writes_only_json_lines(tmp_path: Path) -> None:
     access = [p for p in parsed if p["logger"] == "uvicorn.access" and "/api/v1/categories/" in p["message"]]
     assert [p.get("request_id") for p in access] == ["from-the-client-7"]
     assert any("public URL" in p["message"] for p in parsed)  # the start-up banner, as JSON too
+
+
+@pytest.mark.e2e
+def test_a_token_parameter_is_hidden_however_its_name_is_encoded(tmp_path: Path) -> None:
+    """Starlette reads `?%74oken=` as the socket's `token` (a real access token opens the socket so),
+    and only the literal `token=` was hidden: the access token was written out in full."""
+    env = environment("sqlite", f"sqlite:///{tmp_path / 'ugc.sqlite3'}", tmp_path) | {"UGC_ACCESS_LOG": "true"}
+    with start_server(env, log_dir=tmp_path) as server:
+        with connect(f"ws://127.0.0.1:{server.port}/ws/notifications/?%74oken=SOCKET-SECRET") as socket:
+            with pytest.raises(ConnectionClosed):
+                socket.recv(timeout=10)
+        assert (
+            httpx.get(f"{server.url}/verify-email/?tok%65n=LINK-SECRET&access_%74oken=OTHER-SECRET").status_code == 200
+        )
+        log_path = server.log_path
+    text = log_path.read_text()
+    assert "SECRET" not in text and "?%74oken=***" in text and "?tok%65n=***&access_%74oken=***" in text

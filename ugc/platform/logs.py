@@ -12,6 +12,7 @@ import re
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote_plus
 
 request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
 
@@ -28,16 +29,31 @@ class RequestIdFilter(logging.Filter):
 
 class HideTokens(logging.Filter):
     """Keep `?token=<secret>` out of the logs: uvicorn logs a socket's URL (an access token) and, with
-    the access log on, every request's (a verification link's token)."""
+    the access log on, every request's (a verification link's token).
 
-    _TOKEN = re.compile(r"(token=)[^&\s\"]+")
+    A parameter is hidden by its name as the server reads it, percent-decoded: `?%74oken=` is the
+    socket's `token` to Starlette, and was written out in full when only the literal `token=` was hidden.
+    """
+
+    _PARAMETER = re.compile(r"([^\s?&;=\"]+)=([^&\s\"]*)")
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple):
-            record.args = tuple(self._TOKEN.sub(r"\1***", a) if isinstance(a, str) else a for a in record.args)
+            record.args = tuple(self._hide(a) if isinstance(a, str) else a for a in record.args)
         if isinstance(record.msg, str):
-            record.msg = self._TOKEN.sub(r"\1***", record.msg)
+            record.msg = self._hide(record.msg)
         return True
+
+    @classmethod
+    def _hide(cls, text: str) -> str:
+        if "=" not in text:  # most lines: no regex at all
+            return text
+        return cls._PARAMETER.sub(_hidden_if_token, text)
+
+
+def _hidden_if_token(parameter: re.Match[str]) -> str:
+    name = parameter.group(1)
+    return f"{name}=***" if "token" in unquote_plus(name).casefold() else parameter.group(0)
 
 
 class JsonFormatter(logging.Formatter):
