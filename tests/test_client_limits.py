@@ -20,7 +20,7 @@ from tests.backends import environment, fresh_database
 from tests.conftest import Api
 from tests.servers import Server, start_server
 from ugc.config import Settings
-from ugc.platform.client_limits import HEAD_TOO_LARGE, HEAD_TOO_SLOW, MAX_HEAD_BYTES
+from ugc.platform.client_limits import HEAD_TOO_LARGE, HEAD_TOO_SLOW, MALFORMED, MAX_HEAD_BYTES
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
@@ -118,6 +118,33 @@ def test_a_head_larger_than_the_limit_gets_431(server: Server) -> None:
             time.sleep(0.001)
     answer, _ = until_closed(sock)
     assert error_of(answer) == (431, HEAD_TOO_LARGE)
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"Content-Length: 99999999999999999999999\r\n",
+        b"Content-Length: -1\r\n",
+        b"Content-Length: 2\r\nContent-Length: 3\r\n",
+        b"Content-Length: 2\r\nTransfer-Encoding: chunked\r\n",
+        b"Transfer-Encoding: chunked\r\n",  # then `{}`, which is no chunk: the body breaks off
+    ],
+    ids=["length-past-any-number", "negative-length", "two-lengths", "length-and-chunked", "broken-chunk"],
+)
+def test_a_request_the_parser_refuses_gets_the_apis_400(server: Server, head: bytes) -> None:
+    """uvicorn answered these with `Invalid HTTP request received.`, English text/plain."""
+    sock = connection(server)
+    sock.sendall(b"POST /api/auth/token/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n" + head + b"\r\n{}")
+    answer, _ = until_closed(sock)
+    assert error_of(answer) == (400, MALFORMED)
+    assert b"content-type: application/json" in answer.partition(b"\r\n\r\n")[0].lower()
+
+
+def test_a_malformed_request_line_gets_the_apis_400(server: Server) -> None:
+    sock = connection(server)
+    sock.sendall(b"GET /api/v1/services/?search=\xff HTTP/1.1\r\nHost: x\r\n\r\n")
+    answer, _ = until_closed(sock)
+    assert error_of(answer) == (400, MALFORMED)
 
 
 def test_a_body_that_stops_half_way_closes_the_connection(server: Server) -> None:

@@ -12,7 +12,8 @@ body it is reading. A head that grows past `MAX_HEAD_BYTES` over several reads i
 (one that comes whole in a single read, at most the event loop's read size, is parsed as it is: it
 costs one linear parse, not the growing one). A client only gets the
 time the server spends waiting for it: while uvicorn itself has paused reading (a body the
-application has not taken yet, pipelined requests), no limit runs.
+application has not taken yet, pipelined requests), no limit runs. A request the parser refuses gets
+the same JSON answer as these, a 400, instead of uvicorn's English text/plain.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ MAX_HEAD_BYTES = 32 * 1024
 
 HEAD_TOO_LARGE = "Заголовки запроса слишком велики."
 HEAD_TOO_SLOW = "Запрос не получен вовремя."
+MALFORMED = "Некорректный HTTP-запрос."
 
 
 class ServeConfig(uvicorn.Config):
@@ -86,6 +88,11 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         self._in_head = True
         super().on_message_complete()
 
+    def send_400_response(self, msg: str) -> None:
+        """A request the parser refuses (a Content-Length that is no number, two that differ, a broken
+        chunk, a method or target no HTTP allows) gets the API's 400, not uvicorn's English text/plain."""
+        self._refuse(400, MALFORMED)
+
     def handle_websocket_upgrade(self) -> None:
         self._disarm()
         self._upgraded = True
@@ -112,10 +119,10 @@ class LimitedHttpProtocol(HttpToolsProtocol):
             self.transport.close()
 
     def _refuse(self, status: int, message: str) -> None:
-        """Answer a request whose head will not be read, as the API answers a malformed one; behind
-        an answer still being written (pipelining) there is no room for another, so just close."""
+        """Answer a request that will not be read whole, as the API answers a malformed one, and close.
+        When the answer would not be taken for this request's, just close (`_answerable`)."""
         self._disarm()
-        if self.cycle is not None and not self.cycle.response_complete:
+        if not self._answerable():
             self.transport.close()
             return
         body = json.dumps({"error": message}, ensure_ascii=False).encode()
@@ -131,3 +138,12 @@ class LimitedHttpProtocol(HttpToolsProtocol):
             )
         )
         self.transport.close()
+
+    def _answerable(self) -> bool:
+        """Whether an answer written now is the refused request's own: no earlier request's answer is
+        under way or due (pipelining) and, for a body that breaks off (a chunk that is no chunk), the
+        application has not begun the request's answer."""
+        cycle = self.cycle
+        if cycle is None or cycle.response_complete:
+            return True
+        return not self._in_head and not self.pipeline and not cycle.response_started
