@@ -90,6 +90,7 @@ MESSAGES: dict[str, str] = {
     "file_not_found": "Страница не найдена.",
     "not_multipart": "Ожидается тело запроса в формате multipart/form-data.",
     "malformed_multipart": "Некорректное тело запроса multipart/form-data.",
+    "not_utf8": "Текст должен быть в кодировке UTF-8.",
     "file_required": "Обязательное поле.",
     "file_empty": "Файл пуст.",
     "one_file_only": "Отправьте один файл.",

@@ -130,8 +130,8 @@ async def receive_form(
 
     400 if the body is not multipart/form-data or is malformed; 413 past `max_bytes` of file (or a
     body past the file's limit plus the form's room), or past the room `quota` leaves (with its own
-    message); 422 for an empty file, a second file in `file_field`, or a content type `accept`
-    refuses (with the message of the code `refusal`).
+    message); 422 for an empty file, a second file in `file_field`, a content type `accept`
+    refuses (with the message of the code `refusal`), or a text field that is not UTF-8.
     """
     limit, over = max_bytes, "too_large"
     if quota is not None and (room := max(0, await quota.room())) < max_bytes:
@@ -320,7 +320,11 @@ class _Receiver:
 
     def on_part_end(self) -> None:
         if self._target == "field":
-            self.fields[self._field_name] = self._field_value.decode("utf-8", "replace")
+            # Strictly: bytes that are no UTF-8 are refused, as in a JSON body, not stored as U+FFFD.
+            try:
+                self.fields[self._field_name] = self._field_value.decode()
+            except UnicodeDecodeError:
+                raise invalid({self._field_name: [message("not_utf8")]}) from None
         self._target = None
 
     def on_end(self) -> None:

@@ -1,0 +1,67 @@
+"""Bad input sent to a real `ugc serve` over real HTTP, on both backends: what a property-based hunt
+(schemathesis and hand-made requests, 2026-12-05) found answered wrongly, each with its exact answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.backends import environment
+from tests.servers import Server, run_ugc, start_server
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
+
+PASSWORD = "fuzz-pass-123"
+PNG = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489") + b"\0" * 64
+NOT_UTF8 = "Текст должен быть в кодировке UTF-8."
+
+
+def refused(field: str, text: str) -> dict[str, object]:
+    return {"error": "Ошибка валидации данных.", "fields": {field: [text]}}
+
+
+@dataclass
+class Served:
+    server: Server
+    client: httpx.Client
+    creator: dict[str, str]  # a verified creator's Authorization header
+
+
+@pytest.fixture(scope="module")
+def served(backend: str, database_url: str, var_dir: Path) -> Iterator[Served]:
+    env = environment(backend, database_url, var_dir)
+    with start_server(env, log_dir=var_dir / "logs") as server, httpx.Client(base_url=server.url, timeout=20) as client:
+        made = run_ugc(env, "users", "create", "--email", "hunt@example.com", "--verified", "hunt", stdin=PASSWORD)
+        assert made.returncode == 0, made.stderr
+        tokens = client.post("/api/auth/token/", json={"username": "hunt", "password": PASSWORD})
+        assert tokens.status_code == 200, tokens.text
+        creator = {"Authorization": f"Bearer {tokens.json()['access']}"}
+        profile = client.post("/api/v1/users/me/creator-profile/", headers=creator, json={"specialization": "Фото"})
+        assert profile.status_code == 201, profile.text
+        yield Served(server, client, creator)
+        assert "Traceback" not in server.log_tail(10**7), server.log_tail()
+
+
+def portfolio_items(served: Served) -> int:
+    listed = served.client.get("/api/portfolio/", headers=served.creator)
+    assert listed.status_code == 200, listed.text
+    count: int = listed.json()["count"]
+    return count
+
+
+def test_a_form_field_that_is_not_utf8_is_422_and_nothing_is_stored(served: Served) -> None:
+    """Its bytes became U+FFFD and were stored so (201), where a JSON body that is no UTF-8 is a 400."""
+    before = portfolio_items(served)
+    answer = served.client.post(
+        "/api/portfolio/",
+        headers=served.creator,
+        data={"description": "Описание"},
+        files={"title": (None, b"\xd0\x9b\xff\xfe"), "cover_image": ("logo.png", PNG, "image/png")},
+    )
+    assert (answer.status_code, answer.json()) == (422, refused("title", NOT_UTF8))
+    assert portfolio_items(served) == before
