@@ -21,6 +21,15 @@ def query_id(request: Request, name: str) -> int | None:
     return number
 
 
+def query_text(request: Request, name: str, max_length: int) -> str | None:
+    """A text filter (`?search=...`), stripped; past `max_length` characters a 422, as the services
+    listing's (cutting it short would search for something the client did not ask for)."""
+    raw = request.query_params.get(name, "").strip()
+    if len(raw) > max_length:
+        raise invalid({name: [f"Убедитесь, что это значение содержит не более {max_length} символов."]})
+    return raw or None
+
+
 def query_flag(request: Request, name: str) -> bool | None:
     """A yes/no parameter (`?name=true`, `false`, or 1 and 0; any case)."""
     raw = request.query_params.get(name, "").strip().lower()

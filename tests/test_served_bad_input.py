@@ -65,3 +65,13 @@ def test_a_form_field_that_is_not_utf8_is_422_and_nothing_is_stored(served: Serv
     )
     assert (answer.status_code, answer.json()) == (422, refused("title", NOT_UTF8))
     assert portfolio_items(served) == before
+
+
+def test_a_skills_search_past_100_characters_is_422_as_the_services_one_is(served: Served) -> None:
+    """It was cut to 100 characters and searched for (200), where the document says at most 100 and the
+    services listing refuses it."""
+    too_long = refused("search", "Убедитесь, что это значение содержит не более 100 символов.")
+    for path in ("/api/skills/", "/api/v1/services/"):
+        answer = served.client.get(path, params={"search": "ф" * 101})
+        assert (answer.status_code, answer.json()) == (422, too_long), path
+        assert served.client.get(path, params={"search": "ф" * 100}).status_code == 200

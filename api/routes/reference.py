@@ -8,8 +8,10 @@ from starlette.responses import Response
 from api import errors
 from api.openapi import Operation, endpoint
 from api.pagination import page_request, paginated
+from api.query import query_text
 from api.responses import JSON
 from api.schemas.reference import CategoryOut, SkillOut, render_category, render_skill
+from api.schemas.services import MAX_SEARCH_LENGTH
 from api.services import services
 from readmodels.catalog import get_skill, list_categories, list_skills
 from readmodels.pages import read_page_async
@@ -25,7 +27,7 @@ async def categories(request: Request) -> Response:
 async def skills(request: Request) -> Response:
     s = services(request)
     wanted = page_request(request)
-    search = request.query_params.get("search", "").strip()[:100] or None
+    search = query_text(request, "search", MAX_SEARCH_LENGTH)
     page = await read_page_async(s.db, list_skills(wanted, search))
     return JSON(paginated(request, wanted, page, render_skill))
 
