@@ -46,10 +46,9 @@ Conflict = Literal["", "state", "unique", "done"]
 
 @dataclass(frozen=True)
 class FormField:
-    """A field of a multipart/form-data body: `file` (binary), `string` or `integer`."""
+    """A file part of a multipart/form-data body (its text fields are the operation's `form_model`)."""
 
     name: str
-    kind: str = "string"
     required: bool = False
 
 
@@ -86,6 +85,7 @@ class Operation:
     paginated: bool = False
     query: tuple[str, ...] = ()
     form: tuple[FormField, ...] = ()
+    form_model: type[BaseModel] | None = None
     also: tuple[tuple[int, type[BaseModel]], ...] = ()
     media_type: str = JSON_MEDIA_TYPE
     description: str = ""
@@ -405,15 +405,7 @@ def _operation(route: DocumentedRoute, operation_id: str, ref: dict[type[BaseMod
             media["example"] = EXAMPLES[op.request]
         document["requestBody"] = {"required": _body_required(op.request), "content": {JSON_MEDIA_TYPE: media}}
     if op.form:
-        form = {
-            "type": "object",
-            "properties": {
-                field.name: {"type": "string", "format": "binary"} if field.kind == "file" else {"type": field.kind}
-                for field in op.form
-            },
-            "required": [field.name for field in op.form if field.required],
-        }
-        document["requestBody"] = {"required": True, "content": {"multipart/form-data": {"schema": form}}}
+        document["requestBody"] = {"required": True, "content": {"multipart/form-data": {"schema": _form_schema(op)}}}
     if op.auth is True:
         document["security"] = [{"bearer": []}]
     elif op.auth == "optional":
@@ -421,6 +413,19 @@ def _operation(route: DocumentedRoute, operation_id: str, ref: dict[type[BaseMod
     else:
         document["security"] = []
     return document
+
+
+def _form_schema(op: Operation) -> dict[str, Any]:
+    """A multipart body: its text fields as `form_model` checks them (bounds, which are required), so
+    the document cannot promise less than the form is held to; then its file parts."""
+    text = op.form_model.model_json_schema() if op.form_model is not None else {}
+    properties = {
+        name: {key: value for key, value in schema.items() if key != "title"}
+        for name, schema in text.get("properties", {}).items()
+    }
+    properties |= {field.name: {"type": "string", "format": "binary"} for field in op.form}
+    required = [*text.get("required", []), *(field.name for field in op.form if field.required)]
+    return {"type": "object", "properties": properties, "required": required}
 
 
 def _body_required(model: type[BaseModel]) -> bool:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -75,3 +76,32 @@ def test_a_skills_search_past_100_characters_is_422_as_the_services_one_is(serve
         answer = served.client.get(path, params={"search": "ф" * 101})
         assert (answer.status_code, answer.json()) == (422, too_long), path
         assert served.client.get(path, params={"search": "ф" * 100}).status_code == 200
+
+
+def test_a_forms_text_fields_are_documented_as_the_form_checks_them(served: Served) -> None:
+    """The document gave a form's text fields a bare type: schemathesis sent an empty title, a
+    portfolio_item of 0 and a PUT without a title, all valid by it, and got 422s."""
+    paths = served.client.get("/api/schema/").json()["paths"]
+
+    def form(path: str, method: str) -> dict[str, Any]:
+        schema: dict[str, Any] = paths[path][method]["requestBody"]["content"]["multipart/form-data"]["schema"]
+        return schema
+
+    for method in ("post", "put"):
+        item = form("/api/portfolio/" if method == "post" else "/api/portfolio/{id}/", method)
+        assert item["properties"]["title"] == {"type": "string", "minLength": 1, "maxLength": 200}
+        assert "title" in item["required"]
+    image = form("/api/portfolio-images/", "post")
+    assert image["properties"]["portfolio_item"] | {"maximum": 0} == {"type": "integer", "minimum": 1, "maximum": 0}
+    assert image["properties"]["order"] == {"type": "integer", "minimum": 0, "maximum": 1_000_000, "default": 0}
+    assert image["required"] == ["portfolio_item", "image"]
+    assert form("/api/portfolio/{id}/", "patch")["required"] == []
+
+    item = served.client.post(
+        "/api/portfolio/", headers=served.creator, data={"title": "Логотип"}, files={"cover_image": ("a.png", PNG)}
+    )
+    assert item.status_code == 201, item.text
+    untitled = served.client.put(
+        f"/api/portfolio/{item.json()['id']}/", headers=served.creator, files={"description": (None, b"x")}
+    )
+    assert (untitled.status_code, untitled.json()) == (422, refused("title", "Обязательное поле."))

@@ -92,7 +92,7 @@ routes = [
         "POST",
         "/api/v1/files/upload/",
         upload,
-        Operation("Загрузка файла", response=FileOut, status=201, form=(FormField("file", "file", required=True),)),
+        Operation("Загрузка файла", response=FileOut, status=201, form=(FormField("file", required=True),)),
     ),
     endpoint("GET", "/api/v1/files/", own_files, Operation("Список своих файлов", response=FileOut, paginated=True)),
     endpoint("DELETE", "/api/v1/files/{id:id}/", remove, Operation("Удаление файла", status=204)),

@@ -222,11 +222,8 @@ routes = [
             status=201,
             who="creator",
             etag=True,
-            form=(
-                FormField("title", required=True),
-                FormField("description"),
-                FormField("cover_image", "file", required=True),
-            ),
+            form=(FormField("cover_image", required=True),),
+            form_model=PortfolioItemIn,
         ),
     ),
     endpoint(
@@ -245,7 +242,8 @@ routes = [
             who="owner",
             if_match=True,
             etag=True,
-            form=(FormField("title"), FormField("description"), FormField("cover_image", "file")),
+            form=(FormField("cover_image"),),
+            form_model=PortfolioItemIn,
         ),
     ),
     endpoint(
@@ -258,7 +256,8 @@ routes = [
             who="owner",
             if_match=True,
             etag=True,
-            form=(FormField("title"), FormField("description"), FormField("cover_image", "file")),
+            form=(FormField("cover_image"),),
+            form_model=PortfolioItemPatchIn,
         ),
     ),
     endpoint(
@@ -285,12 +284,8 @@ routes = [
             status=201,
             who="owner",
             etag=True,
-            form=(
-                FormField("portfolio_item", "integer", required=True),
-                FormField("image", "file", required=True),
-                FormField("caption"),
-                FormField("order", "integer"),
-            ),
+            form=(FormField("image", required=True),),
+            form_model=PortfolioImageIn,
         ),
     ),
     endpoint(
@@ -303,7 +298,8 @@ routes = [
             who="owner",
             if_match=True,
             etag=True,
-            form=(FormField("caption"), FormField("order", "integer"), FormField("image", "file")),
+            form=(FormField("image"),),
+            form_model=PortfolioImagePatchIn,
         ),
     ),
     endpoint(
@@ -316,7 +312,8 @@ routes = [
             who="owner",
             if_match=True,
             etag=True,
-            form=(FormField("caption"), FormField("order", "integer"), FormField("image", "file")),
+            form=(FormField("image"),),
+            form_model=PortfolioImagePatchIn,
         ),
     ),
     endpoint(

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, StringConstraints
+from pydantic import BaseModel, BeforeValidator, Field, StringConstraints
 
 from api.ids import FormId
 from api.schemas.out import Out, Row
@@ -28,7 +28,7 @@ def _order(value: Any) -> int:
     return number
 
 
-Order = Annotated[int, BeforeValidator(_order)]
+Order = Annotated[int, Field(ge=0, le=MAX_ORDER), BeforeValidator(_order)]
 
 
 class PortfolioItemIn(BaseModel):
