@@ -105,3 +105,23 @@ def test_a_forms_text_fields_are_documented_as_the_form_checks_them(served: Serv
         f"/api/portfolio/{item.json()['id']}/", headers=served.creator, files={"description": (None, b"x")}
     )
     assert (untitled.status_code, untitled.json()) == (422, refused("title", "Обязательное поле."))
+
+
+def test_the_list_filters_are_documented_with_the_bounds_and_forms_they_take(served: Served) -> None:
+    """min_price past 10**12 and a created_after of no date or time form were valid by the document
+    (bare number, bare string) and 422 here; schemathesis sent both."""
+    paths = served.client.get("/api/schema/").json()["paths"]
+
+    def parameter(path: str, name: str) -> dict[str, Any]:
+        found: dict[str, Any] = next(p for p in paths[path]["get"]["parameters"] if p["name"] == name)
+        return found["schema"]
+
+    for name in ("min_price", "max_price"):
+        assert parameter("/api/v1/services/", name)["maximum"] == 10**12
+        past = served.client.get("/api/v1/services/", params={name: str(10**12 + 1)})
+        assert (past.status_code, past.json()) == (422, refused(name, "Значение не может быть больше 1000000000000."))
+    for name in ("created_after", "created_before"):
+        assert parameter("/api/v1/orders/", name)["anyOf"] == [{"format": "date"}, {"format": "date-time"}]
+        for value, status in (("2026-06-01", 200), ("2026-06-01T00:00:00+03:00", 200), ('"q', 422)):
+            answer = served.client.get("/api/v1/orders/", headers=served.creator, params={name: value})
+            assert answer.status_code == status, (name, value, answer.text)

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from api.schemas.services import MAX_FILTER_PRICE
 from readmodels.services import DEFAULT_ORDERING, ORDERINGS
 from ugc.orders import STATUSES
 from ugc.platform.numbers import MAX_ID
 
 _ID = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
+_PRICE = {"type": "number", "minimum": 0, "maximum": int(MAX_FILTER_PRICE)}
+# A date (its midnight UTC) or a time with its zone: what OrderQuery reads, nothing else.
+_MOMENT = {"type": "string", "anyOf": [{"format": "date"}, {"format": "date-time"}]}
 
 QUERY_PARAMETERS: dict[str, dict[str, Any]] = {
     "page": {
@@ -67,14 +71,14 @@ QUERY_PARAMETERS: dict[str, dict[str, Any]] = {
             "Только заказы, размещенные в этот момент или позже: время ISO 8601 с часовым поясом или дата "
             "(полночь UTC)."
         ),
-        "schema": {"type": "string", "examples": ["2026-06-01", "2026-06-15T12:00:00Z"]},
+        "schema": _MOMENT | {"examples": ["2026-06-01", "2026-06-15T12:00:00Z"]},
     },
     "created_before": {
         "description": "Только размещенные раньше этого момента; формат как у created_after.",
-        "schema": {"type": "string", "examples": ["2026-07-01", "2026-06-15T12:00:00Z"]},
+        "schema": _MOMENT | {"examples": ["2026-07-01", "2026-06-15T12:00:00Z"]},
     },
-    "min_price": {"description": "Не дешевле (базовая цена).", "schema": {"type": "number", "minimum": 0}},
-    "max_price": {"description": "Не дороже (базовая цена).", "schema": {"type": "number", "minimum": 0}},
+    "min_price": {"description": "Не дешевле (базовая цена).", "schema": _PRICE},
+    "max_price": {"description": "Не дороже (базовая цена).", "schema": _PRICE},
     "ordering": {
         "description": "Порядок: поле, с `-` — по убыванию.",
         "schema": {"type": "string", "enum": sorted(ORDERINGS), "default": DEFAULT_ORDERING},
