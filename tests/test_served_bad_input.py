@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import socket
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,3 +127,29 @@ def test_the_list_filters_are_documented_with_the_bounds_and_forms_they_take(ser
         for value, status in (("2026-06-01", 200), ("2026-06-01T00:00:00+03:00", 200), ('"q', 422)):
             answer = served.client.get("/api/v1/orders/", headers=served.creator, params={name: value})
             assert answer.status_code == status, (name, value, answer.text)
+
+
+def test_a_text_frame_that_is_not_utf8_closes_1007_and_logs_no_error(served: Served) -> None:
+    """uvicorn logged it as an ERROR with a traceback, as if the server had failed."""
+    token = served.creator["Authorization"].removeprefix("Bearer ")
+    with socket.create_connection(("127.0.0.1", served.server.port), timeout=10) as sock:
+        sock.sendall(
+            f"GET /ws/notifications/?token={token} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+            "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n".encode()
+        )
+        received = b""
+        while b"\r\n\r\n" not in received:
+            received += sock.recv(4096)
+        assert received.startswith(b"HTTP/1.1 101"), received
+        payload, mask = b'{"message": "\xff"}', b"\x01\x02\x03\x04"
+        sock.sendall(bytes([0x81, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+        received = received.partition(b"\r\n\r\n")[2]
+        while chunk := sock.recv(4096):
+            received += chunk
+    assert received[:4] == bytes([0x88, 2]) + (1007).to_bytes(2, "big")  # a close frame: 1007, invalid data
+    deadline = time.monotonic() + 5
+    while "Invalid UTF-8" not in (log := served.server.log_tail(10**7)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert "WARNING uvicorn.error: Invalid UTF-8 sequence received from client." in log
+    assert "Traceback" not in log and " ERROR " not in log

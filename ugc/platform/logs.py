@@ -56,6 +56,20 @@ def _hidden_if_token(parameter: re.Match[str]) -> str:
     return f"{name}=***" if "token" in unquote_plus(name).casefold() else parameter.group(0)
 
 
+class ClientFaults(logging.Filter):
+    """A client's malformed frame is the client's fault: uvicorn logs a text frame that is no UTF-8 as
+    an ERROR with its traceback (and closes the socket 1007), where a malformed request is a WARNING
+    line. It is logged as that: an ERROR here means the server's own fault."""
+
+    _FAULTS = frozenset({"Invalid UTF-8 sequence received from client."})
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name == "uvicorn.error" and record.msg in self._FAULTS:
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per record: time (UTC), level, logger, message, request_id, and exc_info."""
 
@@ -88,13 +102,14 @@ def logging_config(log_format: str, level: str = "INFO") -> dict[str, Any]:
         "filters": {
             "request_id": {"()": "ugc.platform.logs.RequestIdFilter"},
             "hide_tokens": {"()": "ugc.platform.logs.HideTokens"},
+            "client_faults": {"()": "ugc.platform.logs.ClientFaults"},
         },
         "formatters": {"default": formatter},
         "handlers": {
             "default": {
                 "class": "logging.StreamHandler",
                 "formatter": "default",
-                "filters": ["request_id", "hide_tokens"],
+                "filters": ["request_id", "hide_tokens", "client_faults"],
                 "stream": "ext://sys.stderr",
             }
         },
