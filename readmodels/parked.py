@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from ugc.platform.database import Database
-from ugc.platform.dialect import COLUMN_TYPES, Cursor, Row
+from ugc.platform.dialect import Cursor, Row, add_column
 
 DDL = (
     """CREATE TABLE IF NOT EXISTS parked_events (
@@ -39,17 +39,8 @@ POSTPONED = "postponed"
 
 
 def add_later_columns(cur: Cursor) -> None:
-    """Give a `parked_events` made before side effects could be postponed its `retry_at` (read only
-    when missing: an ALTER would wait for the runners' statements)."""
-    if cur.dialect == "postgresql":
-        found = cur.execute(
-            "SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() "
-            "AND table_name = 'parked_events' AND column_name = 'retry_at'"
-        ).fetchone()
-    else:
-        found = cur.execute("SELECT 1 FROM pragma_table_info('parked_events') WHERE name = 'retry_at'").fetchone()
-    if found is None:
-        cur.execute(f"ALTER TABLE parked_events ADD COLUMN retry_at {COLUMN_TYPES[cur.dialect]['timestamp']}")
+    """Give a `parked_events` made before side effects could be postponed its `retry_at`."""
+    add_column(cur, "parked_events", "retry_at {timestamp}")
 
 
 def park(

@@ -35,7 +35,7 @@ from ugc.platform import (
     stored_bytes,
 )
 from ugc.platform.database import KEEPALIVES, Database
-from ugc.platform.dialect import Cursor
+from ugc.platform.dialect import Cursor, add_column
 
 # A statement is portable SQL, or a dict of dialect -> SQL for what differs (indexes, search).
 Statement = str | dict[str, str]
@@ -155,17 +155,7 @@ def _index_exists(cur: Cursor, sql: str) -> bool:
 def add_later_columns(cur: Cursor) -> None:
     """Give an older database the columns of `LATER_COLUMNS` and rewind the projections that fill them."""
     for table, column, projection, tables in LATER_COLUMNS:
-        name = column.split()[0]
-        if cur.dialect == "postgresql":
-            found = cur.execute(
-                "SELECT 1 FROM information_schema.columns "
-                "WHERE table_schema = current_schema() AND table_name = %s AND column_name = %s",
-                (table, name),
-            ).fetchone()
-        else:
-            found = cur.execute("SELECT 1 FROM pragma_table_info(%s) WHERE name = %s", (table, name)).fetchone()
-        if found is None:
-            cur.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
+        if add_column(cur, table, column):
             for emptied in tables:
                 cur.execute(f"DELETE FROM {emptied}")
             reset(cur, projection)

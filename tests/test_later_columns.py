@@ -30,6 +30,7 @@ def test_an_older_database_gets_the_later_columns_and_their_projections_rewound(
                 for column in KEYS_LATER_COLUMNS:
                     cur.execute(f"ALTER TABLE idempotency_keys DROP COLUMN {column}")
                 cur.execute("ALTER TABLE parked_events DROP COLUMN retry_at")
+                cur.execute("ALTER TABLE lease_members DROP COLUMN leases")
                 cur.execute("ALTER TABLE auth_failures DROP COLUMN attempt")
                 cur.execute("ALTER TABLE auth_failures DROP COLUMN in_flight")
                 cur.execute(
@@ -47,6 +48,7 @@ def test_an_older_database_gets_the_later_columns_and_their_projections_rewound(
                     cur.execute(f"SELECT {column.split()[0]} FROM {table} WHERE 1 = 0")  # fails if missing
                 cur.execute(f"SELECT {', '.join(KEYS_LATER_COLUMNS)} FROM idempotency_keys WHERE 1 = 0")
                 cur.execute("SELECT retry_at FROM parked_events WHERE 1 = 0")
+                cur.execute("SELECT leases FROM lease_members WHERE 1 = 0")
                 # A failure of the earlier release stays a failure.
                 assert cur.execute("SELECT attempt, in_flight FROM auth_failures").fetchall() == [
                     {"attempt": None, "in_flight": False}

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from ugc.platform.database import Database
-from ugc.platform.dialect import Cursor
+from ugc.platform.dialect import Cursor, add_column
 
 DDL = (
     """CREATE TABLE IF NOT EXISTS auth_failures (
@@ -129,11 +129,5 @@ def settle(db: Database, who: Sequence[Subject], key: str, *, failed: bool) -> N
 def add_later_columns(cur: Cursor) -> None:
     """Give a table of an earlier release the columns added since: `attempt` (the attempt's key) and
     `in_flight` (whose rows there all stood as failures, and still do)."""
-    if cur.dialect == "postgresql":
-        cur.execute("ALTER TABLE auth_failures ADD COLUMN IF NOT EXISTS attempt TEXT")
-        cur.execute("ALTER TABLE auth_failures ADD COLUMN IF NOT EXISTS in_flight BOOLEAN NOT NULL DEFAULT FALSE")
-        return
-    for column, spec in (("attempt", "TEXT"), ("in_flight", "BOOLEAN NOT NULL DEFAULT FALSE")):
-        found = cur.execute("SELECT 1 FROM pragma_table_info('auth_failures') WHERE name = %s", (column,)).fetchone()
-        if found is None:
-            cur.execute(f"ALTER TABLE auth_failures ADD COLUMN {column} {spec}")
+    add_column(cur, "auth_failures", "attempt TEXT")
+    add_column(cur, "auth_failures", "in_flight BOOLEAN NOT NULL DEFAULT FALSE")

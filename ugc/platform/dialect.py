@@ -105,6 +105,28 @@ class Cursor:
         return int(self._raw.rowcount)
 
 
+def add_column(cur: Cursor, table: str, column: str) -> bool:
+    """Give `table` the `column` (its name and type, as ALTER TABLE takes them; `{timestamp}`-style
+    types are spelled for the dialect) unless it has it; whether it was added.
+
+    The catalogue is read first and the ALTER runs only when the column is missing: on PostgreSQL
+    even `ADD COLUMN IF NOT EXISTS` takes the table's lock, so a process starting beside running ones
+    would wait for their statements, and they for it."""
+    name = column.split()[0]
+    if cur.dialect == "postgresql":
+        found = cur.execute(
+            "SELECT 1 FROM information_schema.columns "
+            "WHERE table_schema = current_schema() AND table_name = %s AND column_name = %s",
+            (table, name),
+        ).fetchone()
+    else:
+        found = cur.execute("SELECT 1 FROM pragma_table_info(%s) WHERE name = %s", (table, name)).fetchone()
+    if found is not None:
+        return False
+    cur.execute(f"ALTER TABLE {table} ADD COLUMN {column.format(**COLUMN_TYPES[cur.dialect])}")
+    return True
+
+
 class PipelinedCursor(Cursor):
     """A PostgreSQL cursor in psycopg's pipeline mode: each statement on a raw cursor of its own.
 

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from datetime import datetime
 
 from ugc.platform.database import Database
-from ugc.platform.dialect import Cursor, Row
+from ugc.platform.dialect import Cursor, Row, add_column
 
 DDL = (
     """CREATE TABLE IF NOT EXISTS idempotency_keys (
@@ -41,13 +41,7 @@ DDL = (
 def add_later_columns(cur: Cursor) -> None:
     """Give a table created before `appended`, `intent` or `etag` existed those columns."""
     for column in ("appended", "intent", "etag"):
-        if cur.dialect == "postgresql":
-            cur.execute(f"ALTER TABLE idempotency_keys ADD COLUMN IF NOT EXISTS {column} TEXT")
-        elif (
-            cur.execute("SELECT 1 FROM pragma_table_info('idempotency_keys') WHERE name = %s", (column,)).fetchone()
-            is None
-        ):
-            cur.execute(f"ALTER TABLE idempotency_keys ADD COLUMN {column} TEXT")
+        add_column(cur, "idempotency_keys", f"{column} TEXT")
 
 
 def claim(

@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from ugc.platform.database import Database
-from ugc.platform.dialect import Cursor, Dialect
+from ugc.platform.dialect import Cursor, Dialect, add_column
 
 DDL = (
     """CREATE TABLE IF NOT EXISTS leases (
@@ -66,17 +66,8 @@ def ensure(cur: Cursor, names: Sequence[str]) -> None:
 
 
 def add_later_columns(cur: Cursor) -> None:
-    """Give a `lease_members` made before members named their leases the column (read only when missing:
-    an ALTER would wait for the keepers' statements, and theirs for it)."""
-    if cur.dialect == "postgresql":
-        found = cur.execute(
-            "SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() "
-            "AND table_name = 'lease_members' AND column_name = 'leases'"
-        ).fetchone()
-    else:
-        found = cur.execute("SELECT 1 FROM pragma_table_info('lease_members') WHERE name = 'leases'").fetchone()
-    if found is None:
-        cur.execute("ALTER TABLE lease_members ADD COLUMN leases TEXT NOT NULL DEFAULT ''")
+    """Give a `lease_members` made before members named their leases the column."""
+    add_column(cur, "lease_members", "leases TEXT NOT NULL DEFAULT ''")
 
 
 def attend(cur: Cursor, holder: str, ttl: float, runs: Mapping[str, float]) -> dict[str, dict[str, float]]:
