@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -213,7 +214,7 @@ class AccountCommands:
             self.app, lambda: self._named(username), lambda user: user.verify_email(self.clock.now(), actor)
         ).positions
 
-    def erase(self, username: str, actor: str) -> Erasure:
+    def erase(self, username: str, actor: str, journal: Callable[[int, datetime], object] | None = None) -> Erasure:
         """Erase the person behind `username`: destroy their data keys, record it, end their sessions,
         and tell every server process, which then refuses their access tokens (`erasures.announce`).
 
@@ -223,13 +224,16 @@ class AccountCommands:
         of theirs already under way) seal from then on is shredded too, so no read row can be
         projected in the clear after the erasure's own event blanked theirs. The keys are destroyed
         again after the event, for a key made in the moment between. A crash part-way leaves what a
-        repeated erasure finishes.
+        repeated erasure finishes. `journal(user number, time)` records the erasure outside the
+        database before anything is destroyed, so that it survives the restore of an older backup.
         """
         data_keys = self._data_keys()
         user = self._user_by_claim("username", username, erased_too=True)
         if user is None:
             raise NotFound("user_not_found")
         newly, now, subjects = not user.erased, self.clock.now(), subjects_of(user.number)
+        if journal is not None:
+            journal(user.number, now)
         destroyed = data_keys.destroy(user.number, subjects, now)
         erased = change(self.app, lambda: self._user(user.number, erased_too=True), lambda u: u.erase(now, actor))
         destroyed += data_keys.destroy(user.number, subjects, now)
@@ -237,6 +241,15 @@ class AccountCommands:
         idempotency_keys.forget_user(self.db, user.number)
         erasures.announce(self.db, user.number)  # every server process forgets their standing now
         return Erasure(user.number, newly, destroyed, erased.positions)
+
+    def erasure_done(self, user_id: int) -> tuple[str, bool] | None:
+        """The username of user `user_id`, and whether the database shows them erased (their
+        `User.Erased` stored, no data key of theirs left); None when there is no such user."""
+        try:
+            user = self._user(user_id, erased_too=True)
+        except NotFound:
+            return None
+        return user.username, user.erased and not self._data_keys().live(user.number)
 
     def user_id(self, username: str) -> int | None:
         """The id of the user with this username, from the log (None: no such user)."""

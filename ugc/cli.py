@@ -33,8 +33,11 @@ ERASE_WAIT = 30.0
 MIGRATING = frozenset({"serve", "migrate", "project", "seed"})
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     import uvicorn
 
+    from commands.accounts import AccountCommands
     from commands.demo import DemoCommands
     from projections.replay import NotReplayed
     from ugc.platform.database import Database
@@ -141,8 +144,14 @@ def build_parser() -> argparse.ArgumentParser:
         "profile in the log, blanks them in the read tables and ends their sessions. Their username, orders, "
         "reviews and messages stay for the other parties and auditors. It cannot be undone.",
     )
-    erase.add_argument("username", help="the user's username")
+    erase.add_argument("username", nargs="?", help="the user's username")
     erase.add_argument("--yes", action="store_true", help="do not ask: erasing cannot be undone")
+    erase.add_argument(
+        "--replay",
+        action="store_true",
+        help="after a restore: erase again everyone the erasure journal in UGC_AUDIT_DIR names "
+        "and the database does not show erased",
+    )
 
     _add_projections_parser(commands)
     return parser
@@ -809,7 +818,7 @@ def _demo_commands(settings: Settings, stores: EventStores, db: Database) -> Dem
 def _users(settings: Settings, args: argparse.Namespace) -> int:
     from commands.accounts import AccountCommands
     from ugc.clock import SystemClock
-    from ugc.errors import Conflict, NotFound, Unavailable
+    from ugc.errors import Conflict, NotFound
     from ugc.platform.database import Database
     from ugc.platform.store import EventStores
     from ugc.wiring import password_hasher
@@ -817,7 +826,10 @@ def _users(settings: Settings, args: argparse.Namespace) -> int:
     action: str = args.user_command
     if action == "list":
         return _list_users(settings)
-    if action == "erase" and not (args.yes or _confirmed_erasure(args.username)):
+    if action == "erase" and (args.replay == bool(args.username)):
+        print("ugc: users erase: give a USERNAME or --replay (one of them)", file=sys.stderr)
+        return 2
+    if action == "erase" and not (args.replay or args.yes or _confirmed_erasure(args.username)):
         print("ugc: users erase: not confirmed; nothing was erased (--yes confirms it)", file=sys.stderr)
         return 2
     password = _read_password() if action == "create" else ""
@@ -847,32 +859,10 @@ def _users(settings: Settings, args: argparse.Namespace) -> int:
             for role in args.role:
                 accounts.grant_role(args.username, role, _operator())
             print(f"created user {args.username} (id {user_id}{', verified' if args.verified else ''})")
+        elif action == "erase" and args.replay:
+            return _replay_erasures(settings, accounts, stores, db)
         elif action == "erase":
-            from commands.services import ServiceCommands
-            from readmodels.services import active_of_creator
-            from readmodels.waiting import Progress
-
-            erasure = accounts.erase(args.username, _operator())
-            done = "erased" if erasure.newly else "was erased before; finished erasing"
-            print(f"{args.username} (id {erasure.user_id}) {done}: {erasure.keys_destroyed} data key(s) destroyed")
-
-            def listed(creator_profile: int, positions: dict[str, int]) -> list[int]:
-                Progress().wait(db, positions, ERASE_WAIT)
-                return active_of_creator(db, creator_profile)
-
-            try:
-                withdrawn = ServiceCommands(stores, db, SystemClock()).withdraw_all(
-                    erasure.user_id, _operator(), listed
-                )
-            except Unavailable:
-                print(
-                    f"ugc: users erase: their services are not withdrawn yet: the read models did not catch up "
-                    f"within {ERASE_WAIT:g} s (are the projections running?); run the erasure again",
-                    file=sys.stderr,
-                )
-                return 1
-            print(f"{len(withdrawn)} service(s) withdrawn")
-            _clear_old_rows(db, erasure.positions)
+            return _erase(settings, accounts, stores, db, args.username, journaled=True)
         elif action == "grant":
             granted = accounts.grant_role(args.username, args.role, _operator())
             print(f"granted {args.role} to {args.username}" if granted else f"{args.username} is {args.role} already")
@@ -890,6 +880,71 @@ def _users(settings: Settings, args: argparse.Namespace) -> int:
         stores.close()
         db.close()
     return 0
+
+
+def _erase(
+    settings: Settings, accounts: AccountCommands, stores: EventStores, db: Database, username: str, *, journaled: bool
+) -> int:
+    """Erase one person (README: "Personal data and erasure"); `journaled`: record it in the erasure
+    journal first (a replay of the journal does not record it again)."""
+    from commands.services import ServiceCommands
+    from readmodels.services import active_of_creator
+    from readmodels.waiting import Progress
+    from ugc.clock import SystemClock
+    from ugc.errors import Unavailable
+    from ugc.platform.erasure_journal import record_erasure
+
+    def journal(user: int, at: datetime) -> None:
+        record_erasure(settings.audit_dir, settings.audit_key, user, username, at)
+
+    erasure = accounts.erase(username, _operator(), journal if journaled else None)
+    done = "erased" if erasure.newly else "was erased before; finished erasing"
+    print(f"{username} (id {erasure.user_id}) {done}: {erasure.keys_destroyed} data key(s) destroyed")
+
+    def listed(creator_profile: int, positions: dict[str, int]) -> list[int]:
+        Progress().wait(db, positions, ERASE_WAIT)
+        return active_of_creator(db, creator_profile)
+
+    try:
+        withdrawn = ServiceCommands(stores, db, SystemClock()).withdraw_all(erasure.user_id, _operator(), listed)
+    except Unavailable:
+        print(
+            f"ugc: users erase: their services are not withdrawn yet: the read models did not catch up "
+            f"within {ERASE_WAIT:g} s (are the projections running?); run the erasure again",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"{len(withdrawn)} service(s) withdrawn")
+    _clear_old_rows(db, erasure.positions)
+    return 0
+
+
+def _replay_erasures(settings: Settings, accounts: AccountCommands, stores: EventStores, db: Database) -> int:
+    """Erase again every journaled person the database does not show erased (a restored backup from
+    before their erasure): README, "Backups and restores"."""
+    from ugc.platform.erasure_journal import read_journal
+
+    journal = read_journal(settings.audit_dir, settings.audit_key)
+    failed = bool(journal.problems)
+    for problem in journal.problems:
+        print(f"ugc: users erase --replay: {problem}; not carried out", file=sys.stderr)
+    replayed = 0
+    for entry in journal.erasures:
+        found = accounts.erasure_done(entry.user)
+        if found is None:  # the backup is older than the account: nothing of theirs to erase
+            print(f"user {entry.user} ({entry.username}) is not in this database: nothing to erase")
+        elif found[0] != entry.username:
+            failed = True
+            print(
+                f"ugc: users erase --replay: line {entry.line} erased user {entry.user} ({entry.username}), but "
+                f"user {entry.user} here is {found[0]}: not erased; check which backup this database is",
+                file=sys.stderr,
+            )
+        elif not found[1]:
+            replayed += 1
+            failed = _erase(settings, accounts, stores, db, entry.username, journaled=False) != 0 or failed
+    print(f"{len(journal.erasures)} journaled erasure(s), {replayed} carried out again")
+    return 1 if failed else 0
 
 
 def _clear_old_rows(db: Database, positions: Mapping[str, int]) -> None:

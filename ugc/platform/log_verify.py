@@ -229,7 +229,9 @@ def _signed_heads_found(
         # Named once, at the furthest head signed: a cut end is one finding, not one per checkpoint.
         what = (
             f"the chain's head ({reached}) is behind the head signed in {min(positions[furthest].values()).name} "
-            f"({furthest}): events were cut off the end of the log"
+            f"({furthest}): events were cut off the end of the log, or the database was restored from a backup "
+            "taken before that checkpoint (after a deliberate restore, move the checkpoints signed since the backup "
+            'out of UGC_AUDIT_DIR before serving: README, "Backups and restores")'
         )
         findings.append(Finding("checkpoint", context, furthest, None, None, what))
     for position in sorted(position for position in positions if position <= reached):

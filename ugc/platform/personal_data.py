@@ -234,6 +234,14 @@ class DataKeys:
         self._opened.clear()
         return destroyed
 
+    def live(self, person: int) -> int:
+        """How many keys of `person` are not destroyed (a restored backup from before their erasure has them)."""
+        row = self._one(
+            f"SELECT count(*) AS live FROM {self.table} WHERE person = {self._marks(1)} AND wrapped IS NOT NULL",
+            (person,),
+        )
+        return int(row["live"] if isinstance(row, Mapping) else row[0])
+
     def _index_key(self) -> bytes:
         if self._index is None:
             raise PersonalDataError(NO_DATA_KEY)
