@@ -25,9 +25,12 @@ import httpx
 import psycopg
 import pytest
 
-from tests.backends import POSTGRES_URL, drop_database, environment, fresh_database, postgres_url
+from tests.backends import DATA_KEY, POSTGRES_URL, drop_database, environment, fresh_database, postgres_url
 from tests.servers import run_ugc, start_server
+from ugc.accounts import User
 from ugc.config import sqlite_path
+from ugc.ids import aggregate_id
+from ugc.platform.store import EventStores
 
 PERSON = "petr_shop"  # a client of the demo world, with orders
 PASSWORD = "demo-password-1"
@@ -148,6 +151,7 @@ def test_a_restore_from_before_an_erasure_verifies_as_cut_off_and_the_replayed_j
                 assert "1 journaled erasure(s), 1 carried out again" in replay.stdout, replay.stdout
 
                 assert _signed_in(server.url) is None
+                _read_as_erased(url, replay.stdout)
                 assert _refused_within(server.url, token, timeout=45)
                 users = ugc(env, "users", "list").stdout
                 row = next(line for line in users.splitlines() if f" {PERSON} " in line)
@@ -163,6 +167,24 @@ def test_a_restore_from_before_an_erasure_verifies_as_cut_off_and_the_replayed_j
             assert listed.status_code == 200 and listed.json()["count"] > 0, listed.text
             history = json.loads(ugc(env, "history", "order", "1", "--json").stdout)
             assert history["count"] > 0
+
+
+def _read_as_erased(url: str, replayed: str) -> None:
+    """The write side, which every replay and projection reads through, opens none of their sealed fields."""
+    number = int(replayed.split(f"{PERSON} (id ", 1)[1].split(")", 1)[0])
+    stores = EventStores(url, data_key=DATA_KEY)
+    try:
+        user: User = stores.accounts.repository.get(aggregate_id("user", number))
+    finally:
+        stores.close()
+    assert (user.erased, user.email, user.first_name, user.last_name, user.phone, user.bio) == (
+        True,
+        "",
+        "",
+        "",
+        "",
+        "",
+    )
 
 
 def _signed_in(base: str, username: str = PERSON) -> str | None:
