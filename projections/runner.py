@@ -423,6 +423,8 @@ class ProjectionRunner:
                 log.warning("postponed side effects of %s not tried: %s", projection.name, lost)
                 self.keeper.lost(lost.names)
                 return
+            except (psycopg.OperationalError, OperationalError):  # the database, not the side effect
+                raise
             except Exception as error:
                 self._failed_again(projection, row, error)
 
