@@ -30,6 +30,7 @@ from readmodels.waiting import Progress
 from ugc.platform import leases, metrics
 from ugc.platform.database import Database
 from ugc.platform.dialect import INTEGRITY_ERRORS, Cursor, Row
+from ugc.platform.listening import Subscription
 from ugc.platform.store import EventStores
 
 log = logging.getLogger(__name__)
@@ -725,19 +726,30 @@ class ProjectionRunner:
                 return
 
     def _listen(self) -> None:
-        """While holding any lease, wake the runner when any process appends (PostgreSQL NOTIFYs every insert)."""
+        """While holding any lease, wake the runner when any process appends (PostgreSQL NOTIFYs every
+        insert), on the process's LISTEN (`db.listener`). Not while it holds none: a standby would
+        read the logs' heads at every append for nothing."""
         channels = [f"{name}_events" for name in self.stores.applications]
-
-        def holding() -> bool:
-            return self.keeper is not None and bool(self.keeper.held()) and not self._stopping.is_set()
-
-        while not self._stopping.is_set():
-            if not holding():
+        subscriptions: list[Subscription] = []
+        try:
+            while not self._stopping.is_set():
+                holding = self.keeper is not None and bool(self.keeper.held())
+                if holding and not subscriptions:
+                    # Listening (again) is a nudge too: an append before it took effect went unheard.
+                    subscriptions = [
+                        self.db.listener.subscribe(Subscription(channel, self._nudged, self.progress.nudge))
+                        for channel in channels
+                    ]
+                elif subscriptions and not holding:
+                    self._unlisten(subscriptions)
+                    subscriptions = []
                 self._stopping.wait(0.2)
-                continue
-            try:
-                self.db.listen(channels, lambda _payload: self.progress.nudge(), keep_going=holding)
-            except psycopg.Error as error:  # the database ended the session: expected, one line is enough
-                log.warning("LISTEN connection lost (%s); reconnecting", type(error).__name__)
-                log.debug("LISTEN connection lost", exc_info=True)
-                self._stopping.wait(1.0)
+        finally:
+            self._unlisten(subscriptions)
+
+    def _nudged(self, _payload: str) -> None:
+        self.progress.nudge()
+
+    def _unlisten(self, subscriptions: Sequence[Subscription]) -> None:
+        for subscription in subscriptions:
+            self.db.listener.cancel(subscription)

@@ -1,9 +1,10 @@
 """Read your writes: waiting, without polling per request, until read models reach a position.
 
 Positions are read with `tracking.read_model_positions_by_projection`; on PostgreSQL the runners'
-NOTIFY on `tracking.ADVANCED_CHANNEL` carries what each batch advanced, and the listening thread
-wakes the waiters it satisfies at once: no read of the positions and no other thread on the way
-(a NOTIFY without positions, or one about positions never read, makes the watcher read them all).
+NOTIFY on `tracking.ADVANCED_CHANNEL` carries what each batch advanced, and the process's listening
+thread (`ugc/platform/listening.py`) wakes the waiters it satisfies at once: no read of the positions
+and no other thread on the way (a NOTIFY without positions, or one about positions never read, makes
+the watcher read them all).
 
 A command waits only for the read models its answer depends on: when its positions know the
 topics of the events it appended (`commands.saving.Appended`), only the read models that handle one
@@ -14,6 +15,7 @@ stuck projection never stalls writes it has nothing to do with.
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -23,6 +25,7 @@ from readmodels import tracking
 from readmodels.tracking import ADVANCED_CHANNEL, read_model_positions_by_projection
 from ugc.errors import Unavailable
 from ugc.platform.database import Database
+from ugc.platform.listening import Subscription
 
 WATCH_INTERVAL = 0.003  # how often the watcher re-reads positions while anyone waits and nobody says when they move
 TOLD_WATCH_INTERVAL = 0.05  # the same while something says so: this process's runner leads, or a LISTEN hears
@@ -140,10 +143,7 @@ class Progress:
 
     def _watch(self, db: Database) -> None:
         """Read the positions while anyone waits on `db`; end when nobody has for a second."""
-        if db.dialect == "postgresql":
-            threading.Thread(
-                target=self._listen, args=(db, threading.current_thread()), name="read-model-listen", daemon=True
-            ).start()
+        listening = self._listen(db, threading.current_thread()) if db.dialect == "postgresql" else None
         idle_since = time.monotonic()
         while True:
             told = self.leading or db in self._heard
@@ -153,7 +153,8 @@ class Progress:
                 if not self._waiters.get(db):
                     if time.monotonic() - idle_since > 1.0:
                         del self._watchers[db]
-                        return
+                        self._heard.discard(db)
+                        break
                     continue
                 self._heard_during_read[db] = []
                 self._unapplied.discard(db)  # this read shows every move heard of so far
@@ -172,6 +173,8 @@ class Progress:
                     _apply(positions, advanced)
                 self._reached[db] = positions
                 self._wake_reached(db)
+        if listening is not None:
+            db.listener.cancel(listening)
 
     def _wake_reached(self, db: Database) -> None:
         """Wake the waiters of `db` whose positions the last positions known show applied (under `_lock`)."""
@@ -196,20 +199,26 @@ class Progress:
                 self._heard_during_read[db].append(advanced)
             self._wake_reached(db)
 
-    def _listen(self, db: Database, watcher: threading.Thread) -> None:
-        """Wake `watcher` whenever a runner, in any process, moved read models of `db`; end with it."""
+    def _listen(self, db: Database, watcher: threading.Thread) -> Subscription:
+        """Hear every runner, in any process, that moves read models of `db`, on the process's LISTEN
+        (`db.listener`), while `watcher` watches: a watcher that ended, or its successor, is not
+        confused by what the listener tells the other."""
 
-        def heard(payload: str) -> None:
-            self._heard.add(db)
-            self._heard_advance(db, payload)  # the first call, once listening, has none: all are read
+        def listening() -> None:
+            with self._lock:
+                if self._watchers.get(db) is not watcher:
+                    return
+                self._heard.add(db)
+            self._heard_advance(db, "")  # what moved before the LISTEN went unheard: all are read
 
-        while watcher.is_alive():
-            try:
-                db.listen([ADVANCED_CHANNEL], heard, keep_going=watcher.is_alive)
-            except Exception:  # the database is away: the watcher reads every few milliseconds meanwhile
-                self._heard.discard(db)
-                time.sleep(1.0)
-        self._heard.discard(db)
+        def lost() -> None:  # the watcher reads every few milliseconds meanwhile
+            with self._lock:
+                if self._watchers.get(db) is watcher:
+                    self._heard.discard(db)
+
+        return db.listener.subscribe(
+            Subscription(ADVANCED_CHANNEL, functools.partial(self._heard_advance, db), listening, lost)
+        )
 
 
 def _apply(positions: dict[str, dict[str, int]], advanced: tracking.Advanced) -> bool:

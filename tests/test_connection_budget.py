@@ -21,16 +21,18 @@ from ugc.config import pool_sizes
 
 pytestmark = pytest.mark.skipif(not postgres_available(), reason="UGC_TEST_DATABASE_URL is not set to PostgreSQL")
 
-BUDGET = 80  # of PostgreSQL's default max_connections = 100; measured 56-57 (52 before the erasures' LISTEN)
+# Of PostgreSQL's default max_connections = 100; measured 55 (56-57 with a LISTEN connection for
+# erasures and another for read-your-writes waits in each worker, 52 before the erasures' LISTEN).
+BUDGET = 80
 WORKERS, PROJECTORS = 4, 2
 
 
 def connections(url: str, query: str | None = None) -> int:
-    """The sessions on `url`'s database (whose last statement was `query`, if given)."""
+    """The sessions on `url`'s database (whose last statement is LIKE `query`, if given)."""
     name = urlsplit(url).path.lstrip("/")
     with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
         row = admin.execute(
-            "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = %s AND (%s::text IS NULL OR query = %s)",
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = %s AND (%s::text IS NULL OR query LIKE %s)",
             (name, query, query),
         ).fetchone()
     assert row is not None
@@ -38,12 +40,12 @@ def connections(url: str, query: str | None = None) -> int:
 
 
 def test_the_documented_most_fits_in_the_default_max_connections() -> None:
-    """README "Connection budget": a worker D + A + 4·S + O + 2, a projector D + 4·S + O + 2."""
+    """README "Connection budget": a worker D + A + 4·S + O + 1, a projector D + 4·S + O + 2."""
     sizes = pool_sizes({})
-    worker = sizes.database + sizes.database_async + 4 * sizes.store + sizes.orders_store + 2
+    worker = sizes.database + sizes.database_async + 4 * sizes.store + sizes.orders_store + 1
     projector = sizes.database + 4 * sizes.store + sizes.orders_store + 2
-    assert (worker, projector) == (16, 12)
-    assert WORKERS * worker + PROJECTORS * projector == 88 <= 100 - 3  # 3 reserved for superusers
+    assert (worker, projector) == (15, 12)
+    assert WORKERS * worker + PROJECTORS * projector == 84 <= 100 - 3  # 3 reserved for superusers
 
 
 def test_four_workers_and_two_projectors_stay_within_the_budget(tmp_path: Path) -> None:
@@ -91,8 +93,9 @@ def test_four_workers_and_two_projectors_stay_within_the_budget(tmp_path: Path) 
                     peak = max(peak, connections(url))
             print(f"peak connections: {peak}")
             assert peak <= BUDGET, f"{peak} connections"
-            # Each worker hears erasures on a connection of its own (counted in the formula).
-            assert connections(url, 'LISTEN "ugc_erasures"') == WORKERS
+            # One LISTEN connection per process, whatever it listens for: each worker's (erasures,
+            # read-your-writes waits), and each projector's while it holds leases.
+            assert WORKERS <= connections(url, "%LISTEN %") <= WORKERS + PROJECTORS
         finally:
             for process in processes:
                 process.terminate()

@@ -1,5 +1,5 @@
 """The relational database beside the event store: pools, transactions, snapshots, sequences,
-cross-process locks and LISTEN, for threads and for coroutines.
+cross-process locks and LISTEN (`listener`, `ugc/platform/listening.py`), for threads and for coroutines.
 
 The SQL it runs is written once for both dialects (`ugc/platform/dialect.py` adapts it).
 """
@@ -20,13 +20,14 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import psycopg
-from psycopg import AsyncClientCursor, ClientCursor, sql
+from psycopg import AsyncClientCursor, ClientCursor
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 
 from ugc.config import is_postgres, pool_sizes, sqlite_path
 from ugc.platform.dialect import COLUMN_TYPES, Cursor, Dialect, PipelinedCursor, Query, Row, postgres_params
 from ugc.platform.idle_check import IdleCheck
+from ugc.platform.listening import Listener
 
 
 def numbers_in(counts: Mapping[str, int], row: Row) -> tuple[dict[str, list[int]], Row]:
@@ -105,6 +106,9 @@ class Database:
 
     def __init__(self, url: str) -> None:
         self.url = url
+        # The process's one LISTEN connection (PostgreSQL), opened when something subscribes; the
+        # owner of the database (the composition root) closes it with the database.
+        self.listener = Listener(url, KEEPALIVES)
         self._async_pool: AsyncConnectionPool[Any] | None = None  # opened by the first coroutine that reads
         if is_postgres(url):
             self.dialect = "postgresql"
@@ -332,24 +336,6 @@ class Database:
         if self.dialect == "postgresql":
             cur.execute(f"CREATE SEQUENCE IF NOT EXISTS ugc_seq_{_identifier(kind)}")
 
-    def listen(
-        self, channels: Sequence[str], notified: Callable[[str], object], keep_going: Callable[[], bool]
-    ) -> None:
-        """LISTEN on `channels` and call `notified("")` once listening, then `notified(payload)` for
-        every NOTIFY, while `keep_going()` (asked at least every half second). PostgreSQL only.
-
-        Raises psycopg.Error when the connection fails; the caller decides when to listen again.
-        The first call covers what was committed before the LISTEN took effect.
-        """
-        assert self.dialect == "postgresql"
-        with psycopg.connect(self.url, autocommit=True, **KEEPALIVES) as conn:
-            for channel in channels:
-                conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
-            notified("")
-            while keep_going():
-                for notify in conn.notifies(timeout=0.5, stop_after=1):
-                    notified(notify.payload)
-
     @contextmanager
     def exclusive_lock(self, name: str, *, wait: bool = True) -> Iterator[bool]:
         """A lock held across processes for the block: a PostgreSQL advisory lock, or a file lock.
@@ -407,6 +393,7 @@ class Database:
             cur.execute("SELECT 1 AS ok")
 
     def close(self) -> None:
+        self.listener.close()
         if self._pool is not None:
             self._pool.close()
             return

@@ -4,9 +4,9 @@ A server process keeps each user's standing for a while (`commands/standing.py`)
 erase` runs in a process of its own. So the erasure is announced once `User.Erased` is committed
 (`announce`), and every server process runs an `ErasureWatch` that hears it and has the person's
 standing forgotten and their sockets closed. On PostgreSQL the announcement is a NOTIFY on
-`CHANNEL`, heard on one LISTEN connection per process (README, "Connection budget"); a LISTEN that
-was down may have missed some, so each time it is up again every kept standing is forgotten (a
-reload each, far cheaper than trusting an erased person's token). SQLite has no NOTIFY: the
+`CHANNEL`, heard on the process's one LISTEN connection (`ugc/platform/listening.py`); a LISTEN that
+was down may have missed some, so each time it is up again `missed` is called, and every kept
+standing forgotten (a reload each, far cheaper than trusting an erased person's token). SQLite has no NOTIFY: the
 announcement is a row of `erasure_marks`, which every process (on the one host) reads for new rows
 every `POLL_INTERVAL` seconds. Either way a request still pays only the dictionary lookup of its
 standing.
@@ -20,10 +20,11 @@ import threading
 from collections.abc import Callable
 
 from ugc.platform.database import Database
+from ugc.platform.listening import Subscription
 
 CHANNEL = "ugc_erasures"
 POLL_INTERVAL = 0.1  # SQLite: a keyed read of one table, ten times a second per process
-RETRY_AFTER = 1.0  # seconds between attempts to LISTEN (or poll) again while the database is away
+RETRY_AFTER = 1.0  # seconds between attempts to poll again while the database is away
 
 DDL = (
     # SQLite only (PostgreSQL is told by NOTIFY): written in one transaction at a time, so rows
@@ -45,8 +46,9 @@ def announce(db: Database, user_id: int) -> None:
 
 
 class ErasureWatch:
-    """A thread that calls `erased(user_id)` for every erasure announced after `start`, and
-    `missed()` whenever erasures may have gone unheard (a LISTEN that is up again)."""
+    """Calls `erased(user_id)` for every erasure announced after `start`, and `missed()` whenever
+    erasures may have gone unheard (a LISTEN that is up again): on the process's listening thread
+    on PostgreSQL, on a polling thread of its own on SQLite."""
 
     def __init__(self, db: Database, erased: Callable[[int], object], missed: Callable[[], object]) -> None:
         self.db = db
@@ -54,38 +56,28 @@ class ErasureWatch:
         self.missed = missed
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        self._subscription: Subscription | None = None
 
     def start(self) -> None:
         if self.db.dialect == "postgresql":
-            target: Callable[[], None] = self._listen
-        else:
-            # Read now: every erasure announced after `start` is a row after this one.
-            target = functools.partial(self._poll, self._last_mark())
-        self._thread = threading.Thread(target=target, name="erasure-watch", daemon=True)
+            # Listening (again): what was announced while it was not is unknown, hence `missed`.
+            heard = Subscription(CHANNEL, lambda payload: self.erased(int(payload)), self.missed)
+            self._subscription = self.db.listener.subscribe(heard)
+            return
+        # Read now: every erasure announced after `start` is a row after this one.
+        self._thread = threading.Thread(
+            target=functools.partial(self._poll, self._last_mark()), name="erasure-watch", daemon=True
+        )
         self._thread.start()
 
     def stop(self) -> None:
         """Stop watching. The poller is waited for, as its reads use the database's own connections
-        (closed next); the LISTEN, on a connection of its own, ends by itself within half a second."""
+        (closed next)."""
+        if self._subscription is not None:
+            self.db.listener.cancel(self._subscription)
         self._stopping.set()
-        if self._thread is not None and self.db.dialect != "postgresql":
+        if self._thread is not None:
             self._thread.join()
-
-    def _listen(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                self.db.listen([CHANNEL], self._heard, keep_going=lambda: not self._stopping.is_set())
-            except Exception as error:  # the database is away: standings expire by themselves meanwhile
-                if self._stopping.is_set():
-                    return
-                log.warning("erasure LISTEN lost (%s); listening again in %g s", type(error).__name__, RETRY_AFTER)
-                self._stopping.wait(RETRY_AFTER)
-
-    def _heard(self, payload: str) -> None:
-        if not payload:  # listening (again): what was announced while it was not is unknown
-            self.missed()
-            return
-        self.erased(int(payload))
 
     def _poll(self, seen: int) -> None:
         while not self._stopping.wait(POLL_INTERVAL):
