@@ -14,10 +14,14 @@ from typing import Any
 
 import httpx
 import pytest
+from starlette.websockets import WebSocketDisconnect
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from api.routes.ws import EXPIRY_CHECK
+from api.services import Services
 from commands.standing import Standings
+from readmodels import notifications
 from tests.backends import environment, fresh_database
 from tests.conftest import Api
 from tests.servers import Server, run_ugc, start_server
@@ -165,3 +169,36 @@ def test_a_load_that_read_the_account_before_the_erasure_keeps_nothing(live: Liv
         assert standings.load(person["id"]) is None  # read again: erased
     finally:
         stores.close()
+
+
+def test_a_socket_opened_in_the_instant_of_the_erasure_is_closed_4401_at_once(
+    api: Api, settings: Settings, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The race: the socket's token is checked, the erasure is committed and heard (the hub closes the
+    person's sockets, this one not among them yet), then the socket joins the hub. It must not stay
+    open until its next look at the standing, EXPIRY_CHECK seconds later."""
+    services: Services = api.client.app.state.services  # type: ignore[attr-defined]
+    person = api.verified_user()
+    assert api.client.get("/api/v1/notifications/", headers=person["headers"]).status_code == 200
+    last_seq = notifications.last_seq
+
+    def erased_meanwhile(*args: Any) -> int:  # between the socket's token check and its joining the hub
+        done = run_ugc(
+            environment(backend, settings.database_url, settings.var_dir), "users", "erase", person["username"], "--yes"
+        )
+        assert done.returncode == 0, done.stderr
+        deadline = time.monotonic() + REACH
+        while services.standings.known(person["id"]) is not None:  # heard here: the hub closed what it had
+            assert time.monotonic() < deadline, "the erasure was not heard"
+            time.sleep(0.01)
+        time.sleep(0.1)
+        return last_seq(*args)
+
+    monkeypatch.setattr(notifications, "last_seq", erased_meanwhile)
+    with api.client.websocket_connect(f"/ws/notifications/?token={person['access']}") as socket:
+        monkeypatch.setattr(notifications, "last_seq", last_seq)
+        opened = time.monotonic()
+        with pytest.raises(WebSocketDisconnect) as closed:
+            socket.receive_text()
+    assert closed.value.code == 4401
+    assert time.monotonic() - opened < EXPIRY_CHECK / 2

@@ -55,8 +55,8 @@ log = logging.getLogger(__name__)
 CLOSE_TIMEOUT = 10.0  # a client that reads nothing may never take our close frame
 # Seconds between looks at an injected clock that may jump, and at the user's standing (a dictionary
 # lookup while it is kept). An erasure closes the person's sockets at once (the hub is told, in
-# `ugc/wiring.py`); this look catches a socket opened while the erasure was being told, and any
-# whose process did not hear of it once its standing expired.
+# `ugc/wiring.py`), and a socket opened meanwhile looks again once it is in the hub (`_stream`);
+# this look catches any whose process did not hear of it once its standing expired.
 EXPIRY_CHECK = 5.0
 
 Reply = Callable[[str | None], Awaitable[dict[str, Any] | None]]
@@ -370,6 +370,12 @@ async def _stream(
         await refuse(websocket, TOO_MANY)
         return
     try:
+        # Erased since the token was checked? An erasure heard before the socket was in the hub closed
+        # none of it, but forgot the standing first: asked again now, it is read from the store. One
+        # heard after this look finds the socket in the hub and closes it.
+        if await standing_for(s, user) is None:
+            await refuse(websocket, UNAUTHORIZED)
+            return
         await websocket.accept()
         session = Session(websocket, s, token, user, subscription, render, reply=reply, stored_after=stored_after)
         await session.run(seen)
