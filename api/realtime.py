@@ -91,12 +91,18 @@ class Hub:
         self.available = True  # False while the broker (Redis) is unreachable
         self._channels: dict[str, set[Subscription]] = {}
         self._per_user: Counter[int] = Counter()
+        self._checks: set[asyncio.Task[None]] = set()  # `close_gone`'s, kept from the garbage collector
 
     # From any thread ---------------------------------------------------------------------
 
     def publish(self, pushes: Sequence[Push]) -> None:
         """The in-process fan-out: the projection runner's pushes, straight to this process's sockets."""
         self.call(self.deliver, list(pushes))
+
+    def close_gone(self, present: Callable[[int], bool]) -> None:
+        """Close with 4401 the connections of every user here whom `present` (blocking: asked on a
+        thread) finds gone: erasures may have gone unheard (a LISTEN that was down)."""
+        self.call(self._check_users, present)
 
     def call(self, function: Callable[..., None], *args: Any) -> None:
         try:
@@ -157,6 +163,21 @@ class Hub:
             for subscription in tuple(members):
                 if subscription.user == user:
                     subscription.close(code)
+
+    def _check_users(self, present: Callable[[int], bool]) -> None:
+        if self._per_user:
+            check = self.loop.create_task(self._close_absent(set(self._per_user), present))
+            self._checks.add(check)
+            check.add_done_callback(self._checks.discard)
+
+    async def _close_absent(self, users: set[int], present: Callable[[int], bool]) -> None:
+        try:
+            gone = await asyncio.to_thread(lambda: [user for user in users if not present(user)])
+        except Exception as error:  # the database is away: each socket looks at its user every 5 s
+            log.warning("the users of this process's sockets were not checked (%s)", error)
+            return
+        for user in gone:
+            self.close_user(user, UNAUTHORIZED)
 
     def resume(self) -> None:
         self.available = True

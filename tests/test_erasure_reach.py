@@ -11,8 +11,10 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
+import psycopg
 import pytest
 from starlette.websockets import WebSocketDisconnect
 from websockets.asyncio.client import ClientConnection, connect
@@ -20,14 +22,17 @@ from websockets.exceptions import ConnectionClosed
 
 from api.routes.ws import EXPIRY_CHECK
 from api.services import Services
+from commands import accounts
+from commands.accounts import AccountCommands
 from commands.standing import Standings
 from readmodels import notifications
-from tests.backends import environment, fresh_database
+from tests.backends import POSTGRES_URL, environment, fresh_database
 from tests.conftest import Api
 from tests.servers import Server, run_ugc, start_server
 from ugc.accounts import User
 from ugc.clock import SystemClock
 from ugc.config import Settings
+from ugc.platform.database import Database
 from ugc.platform.store import EventStores
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
@@ -141,6 +146,43 @@ def test_an_erased_persons_open_sockets_close_4401_at_once(live: Live) -> None:
                 assert "ты здесь?" in await his.recv()
 
     asyncio.run(scenario())
+
+
+def test_sockets_of_a_person_erased_while_the_listen_was_down_close_4401_once_it_is_back(
+    live: Live, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An erasure announced while the server's LISTEN was down goes unheard: once it listens again, the
+    server asks the store about the users of its sockets and closes the erased person's at once, not
+    at the socket's next look at the standing (EXPIRY_CHECK seconds)."""
+    if backend != "postgres":
+        pytest.skip("LISTEN is PostgreSQL's; SQLite's marks are read, not heard")
+    person, boris = live.api.verified_user(), live.api.verified_user()
+    url = live.env["UGC_DATABASE_URL"]
+    monkeypatch.setattr(accounts.erasures, "announce", lambda *_: None)  # sent while nobody listened
+    stores, db = EventStores(url, data_key=live.env["UGC_DATA_KEY"]), Database(url)
+
+    async def scenario() -> None:
+        async with (
+            connect(live.ws(f"/ws/notifications/?token={person['access']}")) as theirs,
+            connect(live.ws(f"/ws/notifications/?token={boris['access']}")) as his,
+        ):
+            opened = time.monotonic()
+            await asyncio.to_thread(AccountCommands(stores, db, SystemClock()).erase, person["username"], "operator")
+            with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
+                cut = admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND query LIKE %s",
+                    (urlsplit(url).path.lstrip("/"), "%LISTEN %"),
+                ).fetchall()
+            assert cut, "the server does not listen"
+            assert await close_code(theirs, EXPIRY_CHECK) == 4401
+            assert time.monotonic() - opened < EXPIRY_CHECK - 1
+            assert await close_code(his, 1.0) is None  # the other user's socket stays
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        stores.close()
+        db.close()
 
 
 def test_a_load_that_read_the_account_before_the_erasure_keeps_nothing(live: Live) -> None:

@@ -241,7 +241,13 @@ def erasures_heard(db: Database, standings: Standings, hub: Hub) -> Iterator[Non
         standings.forget(user_id)
         hub.call(hub.close_user, user_id, UNAUTHORIZED)
 
-    watch = ErasureWatch(db, erased, missed=standings.forget)
+    def missed() -> None:
+        """Erasures may have gone unheard: forget every standing, and close the sockets of the users
+        the store shows erased (or gone) now, not at their next look."""
+        standings.forget()
+        hub.close_gone(lambda user: standings.load(user) is not None)
+
+    watch = ErasureWatch(db, erased, missed)
     watch.start()
     try:
         yield
