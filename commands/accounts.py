@@ -239,7 +239,7 @@ class AccountCommands:
         destroyed += data_keys.destroy(user.number, subjects, now)
         refresh_families.revoke_all_of(self.db, user.number, now)
         idempotency_keys.forget_user(self.db, user.number)
-        erasures.announce(self.db, user.number)  # every server process forgets their standing now
+        erasures.announce(self.db, user.number, now)  # every server process forgets their standing now
         return Erasure(user.number, newly, destroyed, erased.positions)
 
     def erasure_done(self, user_id: int) -> tuple[str, bool] | None:

@@ -129,6 +129,7 @@ def create_tables(db: Database) -> None:
         cur.execute(notifications.KEEP_LIVE_ORDER)
         add_later_columns(cur)
         auth_failures.add_later_columns(cur)
+        erasures.add_later_columns(cur)
         idempotency_keys.add_later_columns(cur)
         leases.add_later_columns(cur)
         parked.add_later_columns(cur)

@@ -1,17 +1,21 @@
 """The leader's sweep of platform rows past their use (ugc/platform/sweeping.py), on both backends:
 expired `Idempotency-Key` answers and sign-in attempts older than the throttle's window go, the rest
-stay, and a sweep comes at most once an interval."""
+stay, and a sweep comes at most once an interval; on SQLite, erasure marks every process has read."""
 
 from __future__ import annotations
 
+import queue
 from datetime import timedelta
+
+import pytest
 
 from api.idempotency_keys import KEPT_FOR
 from api.throttle import WINDOW
 from ugc.clock import MovableClock
-from ugc.platform import auth_failures, idempotency_keys
+from ugc.platform import auth_failures, erasures, idempotency_keys
 from ugc.platform.auth_failures import Subject
 from ugc.platform.database import Database
+from ugc.platform.erasures import MARKS_KEPT_FOR, ErasureWatch
 from ugc.platform.sweeping import Sweeper
 
 
@@ -41,3 +45,51 @@ def test_a_sweep_forgets_expired_keys_and_old_attempts_and_keeps_the_rest(db: Da
     clock.advance(KEPT_FOR)
     assert sweeper.run_once() == 0  # not due yet: the next sweep comes an interval later
     assert count(db, "idempotency_keys", "key = %s", ("sweep-new",)) == 1
+
+
+def marks(db: Database) -> list[int]:
+    with db.read() as cur:
+        return [int(row["user_id"]) for row in cur.execute("SELECT user_id FROM erasure_marks ORDER BY seq").fetchall()]
+
+
+def test_a_sweep_forgets_the_erasure_marks_every_process_has_read_but_the_newest(db: Database) -> None:
+    if db.dialect != "sqlite":
+        pytest.skip("PostgreSQL is told of erasures by NOTIFY: it keeps no marks")
+    clock = MovableClock()
+    now, old = clock.now(), clock.now() - MARKS_KEPT_FOR - timedelta(minutes=1)
+    with db.transaction(write=True) as cur:
+        cur.execute("DELETE FROM erasure_marks")
+    for user, at in ((901, old), (902, old), (903, now)):
+        erasures.announce(db, user, at)
+    sweeper = Sweeper(db, clock.now, keys_kept_for=KEPT_FOR, attempts_kept_for=WINDOW, interval=0)
+
+    sweeper.run_once()
+    assert marks(db) == [903]
+
+    clock.advance(MARKS_KEPT_FOR + timedelta(minutes=1))
+    sweeper.run_once()
+    # The newest stays, however old: a new mark is numbered after it, never below what pollers read.
+    assert marks(db) == [903]
+    erasures.announce(db, 904, clock.now())
+    assert marks(db) == [903, 904]
+
+
+def test_a_poller_whose_unread_marks_were_swept_takes_erasures_as_missed(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if db.dialect != "sqlite":
+        pytest.skip("PostgreSQL is told of erasures by NOTIFY: it keeps no marks")
+    monkeypatch.setattr(erasures, "POLL_INTERVAL", 0.5)  # the marks are written and swept before its first read
+    clock = MovableClock()
+    heard: queue.Queue[int | None] = queue.Queue()  # erased users; None: missed
+    watch = ErasureWatch(db, heard.put, lambda: heard.put(None))
+    watch.start()
+    try:
+        old = clock.now() - MARKS_KEPT_FOR - timedelta(minutes=1)
+        for user in (911, 912, 913):
+            erasures.announce(db, user, old)
+        Sweeper(db, clock.now, keys_kept_for=KEPT_FOR, attempts_kept_for=WINDOW).run_once()
+        assert marks(db)[-1:] == [913]
+        assert [heard.get(timeout=5), heard.get(timeout=5)] == [None, 913]
+    finally:
+        watch.stop()

@@ -8,8 +8,8 @@ standing forgotten and their sockets closed. On PostgreSQL the announcement is a
 was down may have missed some, so each time it is up again `missed` is called, and every kept
 standing forgotten (a reload each, far cheaper than trusting an erased person's token). SQLite has no NOTIFY: the
 announcement is a row of `erasure_marks`, which every process (on the one host) reads for new rows
-every `POLL_INTERVAL` seconds. Either way a request still pays only the dictionary lookup of its
-standing.
+every `POLL_INTERVAL` seconds; the leader's sweep (`ugc/platform/sweeping.py`) forgets marks after
+`MARKS_KEPT_FOR`. Either way a request still pays only the dictionary lookup of its standing.
 """
 
 from __future__ import annotations
@@ -17,32 +17,59 @@ from __future__ import annotations
 import functools
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
 
 from ugc.platform.database import Database
+from ugc.platform.dialect import Cursor, Row, add_column
 from ugc.platform.listening import Subscription
 
 CHANNEL = "ugc_erasures"
 POLL_INTERVAL = 0.1  # SQLite: a keyed read of one table, ten times a second per process
 RETRY_AFTER = 1.0  # seconds between attempts to poll again while the database is away
+# Far past the 30 s a process keeps a standing (commands/standing.py): a process that has not read a
+# mark by then keeps nothing the mark would correct. One that finds marks it had not read swept (it
+# could not read for that long) takes erasures as missed all the same.
+MARKS_KEPT_FOR = timedelta(minutes=10)
 
 DDL = (
     # SQLite only (PostgreSQL is told by NOTIFY): written in one transaction at a time, so rows
     # commit in the order of their seq, and a reader that saw one has seen every earlier one.
-    {"sqlite": "CREATE TABLE IF NOT EXISTS erasure_marks (seq INTEGER PRIMARY KEY, user_id BIGINT NOT NULL)"},
+    {
+        "sqlite": "CREATE TABLE IF NOT EXISTS erasure_marks "
+        "(seq INTEGER PRIMARY KEY, user_id BIGINT NOT NULL, at {timestamp})"
+    },
 )
 
 log = logging.getLogger(__name__)
 
 
-def announce(db: Database, user_id: int) -> None:
+def announce(db: Database, user_id: int, at: datetime) -> None:
     """Tell every process that `user_id` was erased; called once `User.Erased` is committed, so a
     process that hears it and reads the account again finds it erased."""
     with db.transaction(write=True) as cur:
         if db.dialect == "postgresql":
             cur.execute("SELECT pg_notify(%s, %s)", (CHANNEL, str(user_id)))  # sent at the commit
         else:
-            cur.execute("INSERT INTO erasure_marks (user_id) VALUES (%s)", (user_id,))
+            cur.execute("INSERT INTO erasure_marks (user_id, at) VALUES (%s, %s)", (user_id, at))
+
+
+def sweep_marks(cur: Cursor, before: datetime) -> int:
+    """SQLite: forget the marks up to the last one made before `before` (those made before `at` was
+    recorded with them included), but the newest: SQLite numbers a row one past the largest seq, and
+    an emptied table would number again from 1, below what every poller has read. The marks forgotten."""
+    if cur.dialect != "sqlite":
+        return 0
+    return cur.execute(
+        "DELETE FROM erasure_marks WHERE seq <= (SELECT MAX(seq) FROM erasure_marks WHERE at IS NULL OR at < %s) "
+        "AND seq < (SELECT MAX(seq) FROM erasure_marks)",
+        (before,),
+    ).rowcount
+
+
+def add_later_columns(cur: Cursor) -> None:
+    if cur.dialect == "sqlite":
+        add_column(cur, "erasure_marks", "at {timestamp}")
 
 
 class ErasureWatch:
@@ -90,9 +117,16 @@ class ErasureWatch:
                 log.warning("erasure marks not read (%s); reading again in %g s", error, RETRY_AFTER)
                 self._stopping.wait(RETRY_AFTER)
                 continue
-            for row in rows:
-                self.erased(int(row["user_id"]))
-                seen = int(row["seq"])
+            seen = self._heard(rows, seen)
+
+    def _heard(self, rows: Sequence[Row], seen: int) -> int:
+        """Tell of the marks read after `seen` (in order); the last seq read."""
+        if rows and int(rows[0]["seq"]) > seen + 1:  # swept before this process read them
+            self.missed()
+        for row in rows:
+            self.erased(int(row["user_id"]))
+            seen = int(row["seq"])
+        return seen
 
     def _last_mark(self) -> int:
         with self.db.read() as cur:

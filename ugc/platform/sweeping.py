@@ -1,9 +1,11 @@
-"""The leader's job that forgets platform rows past their use: expired `Idempotency-Key` answers
-and sign-in attempts older than the throttle's window.
+"""The leader's job that forgets platform rows past their use: expired `Idempotency-Key` answers,
+sign-in attempts older than the throttle's window, and SQLite's erasure marks that every process
+has read (`erasures.MARKS_KEPT_FOR`).
 
 Both tables drop such rows only when the same key or subject comes back, so a client using a new key
 per request (as it should) or one address never seen again left its rows for good: every keyed
-answer (~16 KB for a message) stayed in the database. One DELETE per table every `interval`.
+answer (~16 KB for a message) stayed in the database; an erasure's mark stayed for good as well.
+One DELETE per table every `interval`.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from ugc.platform import erasures
 from ugc.platform.database import Database
 
 SWEEP_INTERVAL = 600.0  # seconds between sweeps
@@ -45,4 +48,5 @@ class Sweeper:
                 "DELETE FROM idempotency_keys WHERE created_at < %s", (now - self.keys_kept_for,)
             ).rowcount
             attempts = cur.execute("DELETE FROM auth_failures WHERE at < %s", (now - self.attempts_kept_for,)).rowcount
-        return keys + attempts
+            marks = erasures.sweep_marks(cur, now - erasures.MARKS_KEPT_FOR)
+        return keys + attempts + marks
