@@ -107,3 +107,37 @@ def test_the_positions_a_runners_notify_carries_wake_waiters_without_a_read(
         with db.transaction(write=True) as cur:
             tracking.announce(cur, tracking.Advanced("probed", ("unknown",), 9))
         progress.wait(db, {"probed": 3}, 10.0)
+
+
+def test_a_waiter_is_woken_by_a_notify_once_a_lost_listen_is_back(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The LISTEN is the process's one connection, shared with other subscribers: cut, it is made
+    again, and the watcher hears every runner's NOTIFY as before."""
+    if db.dialect != "postgresql":
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL's")
+    monkeypatch.setattr(waiting_module, "TOLD_WATCH_INTERVAL", 600.0)  # once listening, only a NOTIFY wakes the watcher
+    progress = Progress()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        waiting = pool.submit(progress.wait, db, {"probed": 1}, 30.0)
+        deadline = time.monotonic() + 10
+        while db not in progress._heard or db not in progress._reached:
+            assert time.monotonic() < deadline, "the watcher never listened"
+            time.sleep(0.01)
+        with db.read() as cur:
+            cur.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND query LIKE %s",
+                ("%LISTEN %",),
+            )
+        while db in progress._heard:  # the watcher is told the LISTEN is down
+            assert time.monotonic() < deadline, "the lost LISTEN went unnoticed"
+            time.sleep(0.01)
+        while db not in progress._heard:  # and up again, after a second
+            assert time.monotonic() < deadline, "the watcher never listened again"
+            time.sleep(0.01)
+        time.sleep(0.1)
+        assert not waiting.done()
+        with db.transaction(write=True) as cur:
+            tracking.announce(cur, tracking.Advanced("probed", ("probe",), 1))
+        waiting.result(timeout=10)
