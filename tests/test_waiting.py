@@ -2,8 +2,9 @@
 
 import asyncio
 import time
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 
 import pytest
 
@@ -64,21 +65,35 @@ def test_a_position_never_applied_is_a_503_after_the_timeout_for_threads_and_cor
     progress.wait(db, {"probed": 10}, 2.0)
 
 
+@contextmanager
+def listening_waiter(
+    db: Database, monkeypatch: pytest.MonkeyPatch, required: dict[str, int]
+) -> Iterator[tuple[Progress, Future[None]]]:
+    """A waiter for `required` whose watcher listens and has read the positions once; from then on
+    only a NOTIFY wakes the watcher (it would read again unprompted after 600 s)."""
+    if db.dialect != "postgresql":
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL's; on SQLite the watcher reads every few milliseconds")
+    monkeypatch.setattr(waiting_module, "TOLD_WATCH_INTERVAL", 600.0)
+    progress = Progress()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        waiting = pool.submit(progress.wait, db, required, 30.0)
+        until(lambda: db in progress._heard and db in progress._reached, "the watcher never listened")
+        time.sleep(0.1)
+        assert not waiting.done()
+        yield progress, waiting
+
+
+def until(condition: Callable[[], bool], failure: str) -> None:
+    deadline = time.monotonic() + 10
+    while not condition():
+        assert time.monotonic() < deadline, failure
+        time.sleep(0.01)
+
+
 def test_a_runner_of_another_process_is_heard_as_soon_as_it_commits(
     db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if db.dialect != "postgresql":
-        pytest.skip("LISTEN/NOTIFY is PostgreSQL's; on SQLite the watcher reads every few milliseconds")
-    monkeypatch.setattr(waiting_module, "TOLD_WATCH_INTERVAL", 600.0)  # once listening, only a NOTIFY wakes the watcher
-    progress = Progress()
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        waiting = pool.submit(progress.wait, db, {"probed": 1}, 30.0)
-        deadline = time.monotonic() + 10
-        while db not in progress._heard:  # the watcher's LISTEN is up
-            assert time.monotonic() < deadline, "the watcher never listened"
-            time.sleep(0.01)
-        time.sleep(0.1)
-        assert not waiting.done()
+    with listening_waiter(db, monkeypatch, {"probed": 1}) as (_, waiting):
         move(db, 1, announce=True)
         waiting.result(timeout=10)  # long before the watcher would have read again unprompted
 
@@ -86,18 +101,7 @@ def test_a_runner_of_another_process_is_heard_as_soon_as_it_commits(
 def test_the_positions_a_runners_notify_carries_wake_waiters_without_a_read(
     db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if db.dialect != "postgresql":
-        pytest.skip("LISTEN/NOTIFY is PostgreSQL's")
-    monkeypatch.setattr(waiting_module, "TOLD_WATCH_INTERVAL", 600.0)  # once listening, no read unprompted
-    progress = Progress()
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        waiting = pool.submit(progress.wait, db, {"probed": 2}, 30.0)
-        deadline = time.monotonic() + 10
-        while db not in progress._heard or db not in progress._reached:  # listening, and read once
-            assert time.monotonic() < deadline, "the watcher never listened"
-            time.sleep(0.01)
-        time.sleep(0.1)
-        assert not waiting.done()
+    with listening_waiter(db, monkeypatch, {"probed": 2}) as (progress, waiting):
         # The NOTIFY alone says position 2 is applied: the stored position (still 0) is not read again.
         with db.transaction(write=True) as cur:
             tracking.announce(cur, tracking.Advanced("probed", ("probe",), 2))
@@ -114,28 +118,15 @@ def test_a_waiter_is_woken_by_a_notify_once_a_lost_listen_is_back(
 ) -> None:
     """The LISTEN is the process's one connection, shared with other subscribers: cut, it is made
     again, and the watcher hears every runner's NOTIFY as before."""
-    if db.dialect != "postgresql":
-        pytest.skip("LISTEN/NOTIFY is PostgreSQL's")
-    monkeypatch.setattr(waiting_module, "TOLD_WATCH_INTERVAL", 600.0)  # once listening, only a NOTIFY wakes the watcher
-    progress = Progress()
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        waiting = pool.submit(progress.wait, db, {"probed": 1}, 30.0)
-        deadline = time.monotonic() + 10
-        while db not in progress._heard or db not in progress._reached:
-            assert time.monotonic() < deadline, "the watcher never listened"
-            time.sleep(0.01)
+    with listening_waiter(db, monkeypatch, {"probed": 1}) as (progress, waiting):
         with db.read() as cur:
             cur.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                 "WHERE datname = current_database() AND query LIKE %s",
                 ("%LISTEN %",),
             )
-        while db in progress._heard:  # the watcher is told the LISTEN is down
-            assert time.monotonic() < deadline, "the lost LISTEN went unnoticed"
-            time.sleep(0.01)
-        while db not in progress._heard:  # and up again, after a second
-            assert time.monotonic() < deadline, "the watcher never listened again"
-            time.sleep(0.01)
+        until(lambda: db not in progress._heard, "the lost LISTEN went unnoticed")
+        until(lambda: db in progress._heard, "the watcher never listened again")  # after a second
         time.sleep(0.1)
         assert not waiting.done()
         with db.transaction(write=True) as cur:
