@@ -113,7 +113,7 @@ class Listener:
                     return False
                 if self._by_channel:
                     return True
-            select.select([wake], [], [])
+            _readable(wake, None)
             _drain(wake)
 
     def _run(self, wake: socket.socket) -> None:
@@ -141,7 +141,7 @@ class Listener:
         """Sleep `seconds`, or less if the listener closes meanwhile."""
         deadline = time.monotonic() + seconds
         while (left := deadline - time.monotonic()) > 0:
-            select.select([wake], [], [], left)
+            _readable(wake, left)
             _drain(wake)
             with self._lock:
                 if self._closing:
@@ -150,6 +150,7 @@ class Listener:
     def _serve(self, conn: psycopg.Connection[Any], wake: socket.socket) -> None:
         """LISTEN to what is subscribed and dispatch, until nobody subscribes or the listener closes."""
         listened: set[str] = set()
+        readable = _poller(wake, conn.fileno())
         with self._lock:  # a new connection: whatever was sent before it went unheard by everyone
             self._untold = [s for subscribed in self._by_channel.values() for s in subscribed]
         while True:
@@ -165,8 +166,7 @@ class Listener:
             self._tell(s.listening for s in untold)
             while True:
                 self._dispatch(conn)  # what arrived meanwhile, the LISTENs' answers included
-                ready, _, _ = select.select([conn.fileno(), wake.fileno()], [], [])
-                if wake.fileno() in ready:
+                if any(descriptor == wake.fileno() for descriptor, _ in readable.poll()):
                     _drain(wake)
                     break
 
@@ -184,6 +184,20 @@ class Listener:
                 callback()
             except Exception:
                 log.exception("a listener's subscriber failed")
+
+
+def _poller(wake: socket.socket, *others: int) -> select.poll:
+    """A poll of `wake` and `others` for reading (or failing). poll, not select: a worker that holds
+    over a thousand sockets gives descriptors past select's 1024."""
+    poller = select.poll()
+    for descriptor in (wake.fileno(), *others):
+        poller.register(descriptor, select.POLLIN)
+    return poller
+
+
+def _readable(wake: socket.socket, timeout: float | None) -> None:
+    """Wait until `wake` can be read, for `timeout` seconds at most."""
+    _poller(wake).poll(None if timeout is None else timeout * 1000)
 
 
 def _drain(wake: socket.socket) -> None:
