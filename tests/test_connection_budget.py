@@ -21,8 +21,9 @@ from ugc.config import pool_sizes
 
 pytestmark = pytest.mark.skipif(not postgres_available(), reason="UGC_TEST_DATABASE_URL is not set to PostgreSQL")
 
-# Of PostgreSQL's default max_connections = 100; measured 55 (56-57 with a LISTEN connection for
-# erasures and another for read-your-writes waits in each worker, 52 before the erasures' LISTEN).
+# Of PostgreSQL's default max_connections = 100; measured 55-56, as with a LISTEN connection for
+# erasures and another for waits in each worker (56-57): the waits' was up only while they waited,
+# and rarely in every worker at once. 52 before the erasures' LISTEN.
 BUDGET = 80
 WORKERS, PROJECTORS = 4, 2
 
