@@ -4,12 +4,13 @@ A server process keeps each user's standing for a while (`commands/standing.py`)
 erase` runs in a process of its own. So the erasure is announced once `User.Erased` is committed
 (`announce`), and every server process runs an `ErasureWatch` that hears it and has the person's
 standing forgotten and their sockets closed. On PostgreSQL the announcement is a NOTIFY on
-`CHANNEL`, heard on the process's one LISTEN connection (`ugc/platform/listening.py`); a LISTEN that
-was down may have missed some, so each time it is up again `missed` is called, and every kept
-standing forgotten (a reload each, far cheaper than trusting an erased person's token). SQLite has no NOTIFY: the
-announcement is a row of `erasure_marks`, which every process (on the one host) reads for new rows
-every `POLL_INTERVAL` seconds; the leader's sweep (`ugc/platform/sweeping.py`) forgets marks after
-`MARKS_KEPT_FOR`. Either way a request still pays only the dictionary lookup of its standing.
+`CHANNEL`, heard on the process's one LISTEN connection (`ugc/platform/listening.py`). SQLite has
+no NOTIFY: the announcement is a row of `erasure_marks`, which every process (on the one host) reads
+for new rows every `POLL_INTERVAL` seconds; the leader's sweep (`ugc/platform/sweeping.py`) forgets
+marks after `MARKS_KEPT_FOR`. A LISTEN that was down, or a poller that finds marks it had not read
+swept, may have missed some: `missed` is called, and every kept standing forgotten (a reload each,
+far cheaper than trusting an erased person's token). Either way a request still pays only the
+dictionary lookup of its standing.
 """
 
 from __future__ import annotations
