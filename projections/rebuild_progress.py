@@ -1,6 +1,7 @@
 """What `ugc rebuild` shows while it replays: events done of the total, events per second, and
 the time left — a bar redrawn in place on a terminal (rich's progress display), a plain line every
-few seconds otherwise (a log file or CI output gets no carriage returns or colours)."""
+few seconds otherwise (a log file or CI output gets no carriage returns or colours). `ugc backup`
+counts files the same way."""
 
 from __future__ import annotations
 
@@ -24,15 +25,28 @@ from rich.text import Text
 PLAIN_EVERY = 5.0  # seconds between lines when not on a terminal
 
 
-class EventsPerSecond(ProgressColumn):
+class PerSecond(ProgressColumn):
+    def __init__(self, unit: str) -> None:
+        super().__init__()
+        self.unit = unit
+
     def render(self, task: Task) -> Text:
         speed = task.finished_speed or task.speed
-        return Text(f"{speed:,.0f} events/s" if speed is not None else "? events/s")
+        return Text(f"{speed:,.0f} {self.unit}/s" if speed is not None else f"? {self.unit}/s")
 
 
 class RebuildProgress:
-    def __init__(self, name: str, total: int, stream: TextIO, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        name: str,
+        total: int,
+        stream: TextIO,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        unit: str = "events",
+    ) -> None:
         self.name = name
+        self.unit = unit
         self.total = total
         self.stream = stream
         self.clock = clock
@@ -46,8 +60,8 @@ class RebuildProgress:
                 TextColumn("{task.description}"),
                 BarColumn(),
                 MofNCompleteColumn(),
-                TextColumn("events"),
-                EventsPerSecond(),
+                TextColumn(unit),
+                PerSecond(unit),
                 TextColumn("ETA"),
                 TimeRemainingColumn(),
                 TimeElapsedColumn(),
@@ -88,7 +102,7 @@ class RebuildProgress:
         percent = 100.0 * self.done / total if total else 100.0
         left = (total - self.done) / rate if rate > 0 else 0.0
         return (
-            f"{self.name}: {self.done:,}/{total:,} events ({percent:.0f}%), {rate:,.0f} events/s, "
+            f"{self.name}: {self.done:,}/{total:,} {self.unit} ({percent:.0f}%), {rate:,.0f} {self.unit}/s, "
             f"{'ETA ' + _duration(left) if self.done < total else 'took ' + _duration(elapsed)}"
         )
 

@@ -1,42 +1,41 @@
 """The README's "Backups and restores", done as an operator would, with real `ugc` processes (both backends).
 
-A deployment with orders and users is backed up (PostgreSQL: `pg_dump`; SQLite: the online backup
-of each file while it is in use), a person is erased after the backup and a checkpoint signed, and
-the backup is restored into a new database. `ugc verify` names the cut end against the newer
-checkpoint; once the operator moves that checkpoint aside, `ugc users erase --replay` erases the
-person again from the journal, and the restored deployment verifies clean with its orders there.
+A deployment with orders and users is backed up with `ugc backup` while a server takes orders, a
+person is erased after the backup and a checkpoint signed, and `ugc restore` puts the backup into a
+new database: it moves the newer checkpoint aside, erases the person again from the journal and
+verifies clean, and the restored deployment serves exactly the orders the backup's manifest holds.
+A backup that is damaged, a destination that exists and a target that holds data are refused.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 import socket
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
 
-from tests.backends import DATA_KEY, POSTGRES_URL, drop_database, environment, fresh_database, postgres_url
+from tests.backends import DATA_KEY, drop_database, environment, fresh_database, postgres_url
 from tests.servers import run_ugc, start_server
 from ugc.accounts import User
-from ugc.config import sqlite_path
 from ugc.ids import aggregate_id
+from ugc.platform.pg_tools import holds_data
 from ugc.platform.store import EventStores
 
 PERSON = "petr_shop"  # a client of the demo world, with orders
+BUYER = "olga_brand"  # the other client: she places orders while the backup is taken
 PASSWORD = "demo-password-1"
+PNG = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489") + b"\0" * 64
 AUDIT_KEY = "test-audit-key-that-is-long-enough-1357924680"
-# The SQLite files in the README's order: the read models first, then each log after those it refers to.
-SQLITE_FILES = ("", ".messaging", ".orders", ".files", ".catalog", ".accounts")
 
 
 def ugc(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -54,34 +53,15 @@ def a_port() -> int:
     raise AssertionError("no free port in 18400-18499")
 
 
-def back_up(backend: str, url: str, into: Path) -> None:
-    """The README's backup command(s), while the deployment is in use."""
-    into.mkdir()
-    if backend == "postgres":
-        subprocess.run(["pg_dump", "--format=custom", f"--file={into / 'ugc.dump'}", url], check=True)
-        return
-    main = sqlite_path(url)
-    for part in SQLITE_FILES:
-        name = f"{main.stem}{part}{main.suffix}"
-        subprocess.run(["sqlite3", str(main.with_name(name)), f".backup '{into / name}'"], check=True)
-
-
 @contextmanager
-def restored(backend: str, backup: Path, directory: Path) -> Iterator[str]:
-    """The backup restored into a new database; its URL."""
+def new_target(backend: str, directory: Path) -> Iterator[str]:
+    """The URL of a database nobody made yet (`ugc restore` makes it); dropped afterwards."""
+    directory.mkdir()
     if backend == "sqlite":
-        directory.mkdir()
-        for file in backup.iterdir():
-            shutil.copy(file, directory / file.name)
         yield f"sqlite:///{directory / 'ugc.sqlite3'}"
         return
     name = f"ugc_test_restored_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
     try:
-        subprocess.run(
-            ["pg_restore", "--exit-on-error", f"--dbname={postgres_url(name)}", str(backup / "ugc.dump")], check=True
-        )
         yield postgres_url(name)
     finally:
         drop_database(name)
@@ -89,8 +69,14 @@ def restored(backend: str, backup: Path, directory: Path) -> Iterator[str]:
 
 def deployment(backend: str, url: str, var_dir: Path, audit_dir: Path) -> dict[str, str]:
     """One deployment's environment; the audit directory (checkpoints, erasure journal) is the one kept
-    outside the database, shared by the deployment and its restore as the README says."""
-    return environment(backend, url, var_dir) | {"UGC_AUDIT_KEY": AUDIT_KEY, "UGC_AUDIT_DIR": str(audit_dir)}
+    outside the database, shared by the deployment and its restore as the README says. Small pools:
+    several processes of it run at once on a shared PostgreSQL."""
+    return environment(backend, url, var_dir) | {
+        "UGC_AUDIT_KEY": AUDIT_KEY,
+        "UGC_AUDIT_DIR": str(audit_dir),
+        "UGC_DB_POOL_MAX": "2",
+        "UGC_DB_ASYNC_POOL_MAX": "2",
+    }
 
 
 def verified(env: dict[str, str]) -> dict[str, Any]:
@@ -100,11 +86,41 @@ def verified(env: dict[str, str]) -> dict[str, Any]:
     return report
 
 
-def signed_position(checkpoint: Path, context: str) -> int:
-    return int(json.loads(checkpoint.read_text())["heads"][context]["position"])
+class OrderTaker(threading.Thread):
+    """The buyer placing orders one after another until stopped: writes under way during a backup."""
+
+    def __init__(self, base: str) -> None:
+        super().__init__(daemon=True)
+        self.base = base
+        self.headers = _headers(base, BUYER)
+        services = httpx.get(f"{base}/api/v1/services/", headers=self.headers).json()["results"]
+        self.service = services[0]["id"]
+        self.placed: list[int] = []
+        self.stopping = threading.Event()
+        self.failure: str | None = None
+
+    def run(self) -> None:
+        body = {"service_id": self.service, "requirements": "Обзор", "selected_option_ids": []}
+        with httpx.Client(base_url=self.base, headers=self.headers, timeout=30) as client:
+            while not self.stopping.is_set():
+                answer = client.post("/api/v1/orders/", json=body | {"delivery_date": _in_ten_days()})
+                if answer.status_code != 201:
+                    self.failure = f"{answer.status_code} {answer.text[:200]}"
+                    return
+                self.placed.append(int(answer.json()["id"]))
+
+    def stop(self) -> list[int]:
+        self.stopping.set()
+        self.join(60)
+        assert self.failure is None, self.failure
+        return self.placed
 
 
-def test_a_restore_from_before_an_erasure_verifies_as_cut_off_and_the_replayed_journal_erases_again(
+def _in_ten_days() -> str:
+    return (date.today() + timedelta(days=10)).isoformat()
+
+
+def test_a_backup_taken_under_writes_restores_to_its_manifest_with_later_erasures_carried_out(
     backend: str, tmp_path: Path
 ) -> None:
     audit = tmp_path / "audit"
@@ -112,61 +128,138 @@ def test_a_restore_from_before_an_erasure_verifies_as_cut_off_and_the_replayed_j
     with fresh_database(backend, tmp_path / "live") as live_url:
         live = deployment(backend, live_url, tmp_path / "live", audit)
         ugc(live, "seed", "--demo")
-        with start_server(live, a_port()):  # backed up, and the person erased, while it serves
+        with start_server(live, a_port()) as server:  # backed up, and the person erased, while it serves
             ugc(live, "audit", "checkpoint")
-            backup_time = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")  # checkpoint names are written times
-            back_up(backend, live_url, tmp_path / "backup")
+            upload = httpx.post(
+                f"{server.url}/api/v1/files/upload/",
+                headers=_headers(server.url, BUYER),
+                files={"file": ("brief.png", PNG, "image/png")},
+            )
+            assert upload.status_code == 201, upload.text
+            taker = OrderTaker(server.url)
+            taker.start()
+            while len(taker.placed) < 3 and taker.is_alive():
+                time.sleep(0.05)
+            backup = ugc(live, "backup", str(tmp_path / "backup"))
+            placed = taker.stop()
+            assert len(placed) > 3, placed
             ugc(live, "users", "erase", PERSON, "--yes")
             after = Path(ugc(live, "audit", "checkpoint").stdout.split(": ", 1)[1].strip())
+        manifest = json.loads((tmp_path / "backup" / "manifest.json").read_text())
+        assert f"orders {manifest['heads']['orders']['position']}" in backup.stdout, backup.stdout
+        in_backup = _orders_up_to(live_url, manifest["heads"]["orders"]["position"], placed)
+        assert 0 < len(in_backup), (placed, manifest["heads"])
 
-        with restored(backend, tmp_path / "backup", tmp_path / "restored") as url:
-            env = deployment(backend, url, tmp_path / "restored", audit)
-            # Before anything writes to it: verify names the restore as what it is, the log's end cut off.
-            report = verified(env)
-            assert not report["ok"]
-            [finding] = report["findings"]
-            assert (finding["kind"], finding["context"], finding["position"]) == (
-                "checkpoint",
-                "accounts",
-                signed_position(after, "accounts"),
+    with new_target(backend, tmp_path / "restored") as url:
+        env = deployment(backend, url, tmp_path / "restored", audit)
+        done = run_ugc(env, "restore", str(tmp_path / "backup"), "--yes", timeout=240)
+        assert done.returncode == 0, (done.stdout, done.stderr)
+        # The checkpoint signed after the backup began is moved aside, not deleted: the restore gives
+        # up the events after the backup, and says so.
+        aside = audit / f"restored-{_stamp(manifest['started_at'])}"
+        assert (aside / after.name).exists() and not (audit / after.name).exists()
+        assert f"1 checkpoint(s) moved to {aside}" in done.stdout, done.stdout
+        assert "1 journaled erasure(s), 1 carried out again" in done.stdout, done.stdout
+        assert ": 0 finding(s)" in done.stdout, done.stdout
+
+        # The logs are the backup's up to its heads: each restored chain has the manifest's link there.
+        stores = EventStores(url, data_key=DATA_KEY)
+        try:
+            for context, head in manifest["heads"].items():
+                if head["position"]:
+                    [row] = stores.chained(context).chain_rows(head["position"], head["position"], 1)
+                    assert row.link.hex() == head["link"], context
+        finally:
+            stores.close()
+        with start_server(env, a_port()) as server:
+            served = _all_orders(server.url, _headers(server.url, BUYER))
+            download = httpx.get(
+                f"{server.url}/api/v1/files/{upload.json()['id']}/download/", headers=_headers(server.url, BUYER)
             )
-            assert "events were cut off the end of the log, or the database was restored" in finding["what"]
+            assert (download.status_code, download.content) == (200, PNG)  # the media came back too
+            assert _signed_in(server.url) is None  # the person erased after the backup stays erased
+        assert sorted(served & set(placed)) == in_backup
+        _read_as_erased(url, done.stdout)
+        users = ugc(env, "users", "list").stdout
+        row = next(line for line in users.splitlines() if f" {PERSON} " in line)
+        assert "@" not in row, row  # the read row's e-mail is blank
+        again = ugc(env, "users", "erase", "--replay")  # nothing left to do, and it says so
+        assert "1 journaled erasure(s), 0 carried out again" in again.stdout
+        assert verified(env)["ok"]
 
-            # The README's acknowledgement: the checkpoints written since the backup began moved aside.
-            aside = audit / f"restored-{backup_time}"
-            aside.mkdir()
-            for checkpoint in audit.glob("checkpoint-*.json"):
-                if checkpoint.name > f"checkpoint-{backup_time}":
-                    checkpoint.rename(aside / checkpoint.name)
-            assert (aside / after.name).exists()
 
-            with start_server(env, a_port()) as server:
-                # Restored, the person's keys are back: they sign in and read their own e-mail again.
-                token = _signed_in(server.url)
-                assert token is not None, "the backup predates the erasure: the person can sign in"
-                me = httpx.get(f"{server.url}/api/v1/users/me/", headers={"Authorization": f"Bearer {token}"})
-                assert me.status_code == 200 and me.json()["email"], me.text
+def _orders_up_to(url: str, position: int, placed: list[int]) -> list[int]:
+    """The orders of `placed` whose placing is at or below `position` of the orders log."""
+    stores = EventStores(url, data_key=DATA_KEY)
+    try:
+        streams = {event.stream for event in stores.recorded_range("orders", 1, position, limit=position)}
+    finally:
+        stores.close()
+    return sorted(order for order in placed if aggregate_id("order", order) in streams)
 
-                replay = ugc(env, "users", "erase", "--replay")
-                assert "1 journaled erasure(s), 1 carried out again" in replay.stdout, replay.stdout
 
-                assert _signed_in(server.url) is None
-                _read_as_erased(url, replay.stdout)
-                assert _refused_within(server.url, token, timeout=45)
-                users = ugc(env, "users", "list").stdout
-                row = next(line for line in users.splitlines() if f" {PERSON} " in line)
-                assert "@" not in row, row  # the read row's e-mail is blank
-                listed = httpx.get(f"{server.url}/api/v1/orders/", headers=_headers(server.url, "ivan_photo"))
+def _all_orders(base: str, headers: dict[str, str]) -> set[int]:
+    found: set[int] = set()
+    page: str | None = f"{base}/api/v1/orders/?page_size=100"
+    while page:
+        answer = httpx.get(page, headers=headers)
+        assert answer.status_code == 200, answer.text
+        found |= {int(order["id"]) for order in answer.json()["results"]}
+        page = answer.json()["next"]
+    return found
 
-                again = ugc(env, "users", "erase", "--replay")  # nothing left to do, and it says so
-                assert "1 journaled erasure(s), 0 carried out again" in again.stdout
 
-                report = verified(env)
-                assert report["ok"], report["findings"]
-            # The orders are there: the demo's placed orders, in the audit record and in the listing.
-            assert listed.status_code == 200 and listed.json()["count"] > 0, listed.text
-            history = json.loads(ugc(env, "history", "order", "1", "--json").stdout)
-            assert history["count"] > 0
+def _stamp(iso: str) -> str:
+    """An ISO time of the manifest as checkpoint names write it."""
+    return iso.replace("-", "").replace(":", "").replace(".", "")
+
+
+def test_refusals_come_before_anything_is_written(backend: str, tmp_path: Path) -> None:
+    audit = tmp_path / "audit"
+    with fresh_database(backend, tmp_path, migrated=True) as live_url:
+        live = deployment(backend, live_url, tmp_path, audit)
+        ugc(live, "seed")
+        ugc(live, "backup", str(tmp_path / "backup"))
+        (tmp_path / "taken").mkdir()
+        (tmp_path / "taken" / "notes.txt").write_text("mine")
+        refused = run_ugc(live, "backup", str(tmp_path / "taken"))
+        assert refused.returncode == 2 and "exists and is not an empty directory" in refused.stderr, refused.stderr
+        assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no half-made backup
+
+        refused = run_ugc(live, "backup", str(audit / "inside"))
+        assert refused.returncode == 2 and "which the backup copies" in refused.stderr, refused.stderr
+
+        # A target holding data: the live deployment's own database; --replace moves SQLite's aside.
+        refused = run_ugc(live, "restore", str(tmp_path / "backup"), "--yes")
+        expected = "is not empty: name a new database" if backend == "postgres" else "ugc.sqlite3 exists"
+        assert refused.returncode == 2 and expected in refused.stderr, refused.stderr
+        replaced = run_ugc(live, "restore", str(tmp_path / "backup"), "--yes", "--replace")
+        if backend == "postgres":
+            assert replaced.returncode == 2 and "--replace is for SQLite" in replaced.stderr, replaced.stderr
+        else:
+            assert replaced.returncode == 0, (replaced.stdout, replaced.stderr)
+            [aside] = tmp_path.glob("replaced-*")
+            assert len(list(aside.glob("ugc*.sqlite3"))) == 6
+
+        with new_target(backend, tmp_path / "restored") as url:
+            env = deployment(backend, url, tmp_path / "restored", audit)
+            refused = run_ugc(env, "restore", str(tmp_path / "backup"))  # no terminal, no --yes
+            assert refused.returncode == 2 and "not confirmed; nothing was restored" in refused.stderr
+
+            damaged = tmp_path / "backup" / "database" / ("ugc.dump" if backend == "postgres" else "ugc.orders.sqlite3")
+            with damaged.open("r+b") as file:  # one byte changed, the size kept
+                file.seek(100)
+                byte = file.read(1)
+                file.seek(100)
+                file.write(bytes([byte[0] ^ 0xFF]))
+            refused = run_ugc(env, "restore", str(tmp_path / "backup"), "--yes")
+            assert refused.returncode == 2, refused.stderr
+            assert f"is damaged: database/{damaged.name} differs from the file backed up" in refused.stderr
+            assert holds_data(url) is None if backend == "postgres" else not list(url_dir(url).glob("*.sqlite3"))
+
+
+def url_dir(url: str) -> Path:
+    return Path(url.removeprefix("sqlite:///")).parent
 
 
 def _read_as_erased(url: str, replayed: str) -> None:
@@ -196,17 +289,6 @@ def _headers(base: str, username: str) -> dict[str, str]:
     token = _signed_in(base, username)
     assert token is not None, username
     return {"Authorization": f"Bearer {token}"}
-
-
-def _refused_within(base: str, token: str, timeout: float) -> bool:
-    """The erased person's access token is refused, once the server asks their standing again."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        answer = httpx.get(f"{base}/api/v1/users/me/", headers={"Authorization": f"Bearer {token}"})
-        if answer.status_code == 401:
-            return True
-        time.sleep(0.5)
-    return False
 
 
 @pytest.mark.parametrize("line", ["not json at all", '{"format": "ugc-erasure/1", "user": 1, "username": "x"}'])

@@ -1,4 +1,4 @@
-"""`ugc`: serve the API, migrate, run or rebuild projections, seed data, manage users."""
+"""`ugc`: serve the API, migrate, run or rebuild projections, seed data, manage users, back up and restore."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ugc.config import DEFAULT_PORT, ConfigError, Settings, operator_login
@@ -31,6 +32,8 @@ ERASE_WAIT = 30.0
 # The commands that make the tables they need; every other one refuses a database without them
 # (another application's, a mistyped SQLite path) rather than make the schema there.
 MIGRATING = frozenset({"serve", "migrate", "project", "seed"})
+# ... and a restore, which wants a target with no database and makes it from the backup.
+UNCHECKED = MIGRATING | {"restore"}
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -154,6 +157,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     _add_projections_parser(commands)
+    _add_backup_parsers(commands)
     return parser
 
 
@@ -179,11 +183,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "audit": lambda: _checkpoint(settings),
         "users": lambda: _users(settings, args),
         "projections": lambda: _projections(settings, args),
+        "backup": lambda: _backup(settings, args.dest),
+        "restore": lambda: _restore(settings, args.source, yes=args.yes, replace=args.replace),
     }
     try:
-        if args.command not in MIGRATING and not _migrated(settings, args.command):
+        if args.command not in UNCHECKED and not _migrated(settings, args.command):
             return _not_migrated(args.command)
-        if args.command not in MIGRATING:  # those check it once they have migrated (a fresh database)
+        if args.command not in UNCHECKED:  # those check it once they have migrated (a fresh database)
             _check_data_key(settings)
         return handler[args.command]()
     except KeyboardInterrupt:
@@ -246,6 +252,120 @@ def _add_projections_parser(commands: Any) -> None:
     skip.add_argument("name", help="the projection, as `status` names it")
     skip.add_argument("position", type=_positive, help="the event's position in its log (notification id)")
     skip.add_argument("--log", help="the application log of POSITION (needed when the projection follows several)")
+
+
+def _add_backup_parsers(commands: Any) -> None:
+    backup = commands.add_parser(
+        "backup",
+        help="back the deployment up, in use, into a new directory: database, UGC_AUDIT_DIR, media, manifest",
+    )
+    backup.add_argument("dest", type=Path, help="a directory that does not exist yet (or is empty)")
+    restore = commands.add_parser(
+        "restore",
+        help="restore a backup into an empty target, acknowledge it, erase again from the journal, verify",
+        description="Checks the backup against its manifest, restores its database into the empty target of "
+        "UGC_DATABASE_URL (PostgreSQL: a new database, made if missing), adds what UGC_AUDIT_DIR and the "
+        "media lack from it, moves the checkpoints written since the backup began aside (the events after "
+        "the backup are given up), carries out the erasure journal again and verifies the result.",
+    )
+    restore.add_argument("source", type=Path, help="a directory `ugc backup` made")
+    restore.add_argument("--yes", action="store_true", help="do not ask: the events after the backup are given up")
+    restore.add_argument(
+        "--replace",
+        action="store_true",
+        help="SQLite: move the database files already there aside (into replaced-<time>/ beside them) first",
+    )
+
+
+def _backup(settings: Settings, dest: Path) -> int:
+    from projections.rebuild_progress import RebuildProgress
+    from ugc.platform.backup_manifest import BackupRefused
+    from ugc.platform.backups import back_up, count_files, refuse_destination
+    from ugc.platform.store import EventStores
+
+    try:
+        refuse_destination(dest, settings)
+    except BackupRefused as refused:
+        print(f"ugc: backup: {refused}", file=sys.stderr)
+        return 2
+    stores = EventStores(settings.database_url, data_key=settings.data_key)
+    shown = RebuildProgress("backup", count_files(settings), sys.stderr, unit="files")
+    try:
+        manifest = back_up(dest, settings, stores, _version(), shown.advance)
+    except BackupRefused as refused:
+        print(f"ugc: backup: {refused}", file=sys.stderr)
+        return 2
+    finally:
+        shown.close()
+        stores.close()
+    shown.finish()
+    heads = ", ".join(f"{name} {head['position']}" for name, head in manifest["heads"].items())
+    size = sum(entry["size"] for entry in manifest["files"].values())
+    print(f"backed up into {dest}: {len(manifest['files'])} files, {size:,} bytes; logs at {heads}")
+    return 0
+
+
+def _restore(settings: Settings, source: Path, *, yes: bool, replace: bool) -> int:
+    """README: "Backups and restores". Refusals come before anything is written."""
+    from datetime import UTC, datetime
+
+    from ugc.platform import restores
+    from ugc.platform.backup_manifest import BackupRefused
+
+    try:
+        restore = restores.checked(source, settings, replace=replace)
+    except BackupRefused as refused:
+        print(f"ugc: restore: {refused}", file=sys.stderr)
+        return 2
+    given_up = restore.checkpoints_given_up()
+    manifest = restore.manifest
+    heads = ", ".join(f"{name} {head['position']}" for name, head in manifest["heads"].items())
+    print(
+        f"backup of {manifest['started_at']} (ugc {manifest['code_version']}) checked: "
+        f"{len(manifest['files'])} files; logs at {heads}"
+    )
+    if given_up:
+        named = ", ".join(given_up) if len(given_up) <= 2 else f"{given_up[0]} ... {given_up[-1]}"
+        print(f"{len(given_up)} checkpoint(s) written since the backup began will be moved aside: {named}")
+    if not (yes or _confirmed("whatever happened after the backup is given up; type yes to restore: ", "yes")):
+        print("ugc: restore: not confirmed; nothing was restored (--yes confirms it)", file=sys.stderr)
+        return 2
+    try:
+        print(restores.restore_database(restore, datetime.now(UTC)), flush=True)
+    except BackupRefused as refused:
+        print(f"ugc: restore: {refused}", file=sys.stderr)
+        return 2
+    _check_data_key(settings)
+    for line in restores.restore_files(restore):
+        print(line)
+    aside, moved = restores.acknowledge(restore)
+    print(f"restore acknowledged: {len(moved)} checkpoint(s) moved to {aside}" if moved else "no checkpoint to move")
+    replayed = _replay_with_projections(settings)
+    return _verify(settings, as_json=False) or replayed
+
+
+def _replay_with_projections(settings: Settings) -> int:
+    """`ugc users erase --replay`, with the read models' projections run here meanwhile (an erasure
+    waits for them); not the side effects: a restore sends no mail."""
+    from commands.accounts import AccountCommands
+    from projections.registry import all_projections
+    from readmodels.waiting import Progress
+    from ugc.clock import SystemClock
+    from ugc.platform.database import Database
+    from ugc.platform.store import EventStores
+    from ugc.wiring import password_hasher, projection_runner
+
+    db = Database(settings.database_url)
+    stores = EventStores(settings.database_url, data_key=settings.data_key)
+    accounts = AccountCommands(stores, db, SystemClock(), hasher=password_hasher(settings))
+    read_models = [p.name for p in all_projections(settings) if p.read_model]
+    try:
+        with projection_runner(settings, db, stores, Progress(), only=read_models) as runner:
+            runner.start()
+            return _replay_erasures(settings, accounts, stores, db)
+    finally:
+        stores.close()
+        db.close()
 
 
 def _projections(settings: Settings, args: argparse.Namespace) -> int:
@@ -829,7 +949,11 @@ def _users(settings: Settings, args: argparse.Namespace) -> int:
     if action == "erase" and (args.replay == bool(args.username)):
         print("ugc: users erase: give a USERNAME or --replay (one of them)", file=sys.stderr)
         return 2
-    if action == "erase" and not (args.replay or args.yes or _confirmed_erasure(args.username)):
+    if action == "erase" and not (
+        args.replay
+        or args.yes
+        or _confirmed(f"erase {args.username}'s personal data for good? type the username to confirm: ", args.username)
+    ):
         print("ugc: users erase: not confirmed; nothing was erased (--yes confirms it)", file=sys.stderr)
         return 2
     password = _read_password() if action == "create" else ""
@@ -965,15 +1089,15 @@ def _clear_old_rows(db: Database, positions: Mapping[str, int]) -> None:
     db.vacuum("users", "creator_profiles")
 
 
-def _confirmed_erasure(username: str) -> bool:
-    """On a terminal, the operator types the username again; a script must pass --yes."""
+def _confirmed(question: str, answer: str) -> bool:
+    """On a terminal, the operator types `answer` (a username to erase again); a script must pass --yes."""
     if not sys.stdin.isatty():
         return False
     try:
-        typed = input(f"erase {username}'s personal data for good? type the username to confirm: ")
+        typed = input(question)
     except EOFError:
         return False
-    return typed.strip() == username
+    return typed.strip() == answer
 
 
 def _read_password() -> str:

@@ -284,7 +284,7 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
             with conn.cursor() as cur:
                 while self._chain_backlog(cur, BACKLOG_BATCH, stop=answer["events_head"]):
                     pass
-                head = self._head(cur)
+                head = self.head_in(cur)
                 assert head is not None
                 last_link = head.link
                 wanted = predecessors((e.stream, e.version) for e in entries)
@@ -306,7 +306,7 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
 
     def _chain_backlog(self, cur: Cursor[DictRow], limit: int, stop: int = 2**62) -> int:
         """Chain up to `limit` events after the chain's head, up to position `stop`; the table lock must be held."""
-        head = self._head(cur)
+        head = self.head_in(cur)
         cur.execute(self._unchained_sql, (head.position if head else 0, stop, limit))
         entries = [
             StoredEntry(
@@ -343,7 +343,8 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
 
     # -- reading (no locks: safe beside live appends) ----------------------------------------------
 
-    def _head(self, cur: Cursor[DictRow]) -> ChainHead | None:
+    def head_in(self, cur: Cursor[DictRow]) -> ChainHead | None:
+        """The last chain row as `cur`'s transaction sees it (a backup reads it in pg_dump's snapshot)."""
         cur.execute(self._heads_sql)
         row = cur.fetchone()
         if row is None or row["notification_id"] is None:
@@ -352,7 +353,7 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
 
     def chain_head(self) -> ChainHead | None:
         with self.datastore.get_connection() as conn, conn.cursor() as cur:
-            return self._head(cur)
+            return self.head_in(cur)
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def select_notifications(
