@@ -80,7 +80,7 @@ def holds_data(database_url: str) -> bool | None:
     with psycopg.connect(database_url, autocommit=True) as conn:
         row = conn.execute(
             "SELECT EXISTS (SELECT FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-            "WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%%')"
+            "WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%')"
         ).fetchone()
     return bool(row and row[0])
 
