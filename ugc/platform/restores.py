@@ -126,16 +126,22 @@ def restore_database(restore: Restore, now: datetime) -> str:
             raise
         return f"database restored with pg_restore into {'a new' if created else 'the empty'} database"
     moved = ""
-    if in_the_way := _sqlite_in_the_way(url):
+    if restore.replace and (in_the_way := _sqlite_in_the_way(url)):
         aside = in_the_way[0].parent / f"replaced-{now.strftime('%Y%m%dT%H%M%S%fZ')}"
         aside.mkdir()
         for path in in_the_way:
             path.rename(aside / path.name)
         moved = f" ({len(in_the_way)} file(s) that were there moved to {aside})"
-    for _, path in sqlite_files(url):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        draft = path.with_name(f".{path.name}.restoring")
-        shutil.copyfile(restore.source / "database" / path.name, draft)
+    drafts = [(path.with_name(f".{path.name}.restoring"), path) for _, path in sqlite_files(url)]
+    try:  # every file copied beside its place first: a full disk leaves no database of some files
+        for draft, path in drafts:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(restore.source / "database" / path.name, draft)
+    except BaseException:
+        for draft, _ in drafts:
+            draft.unlink(missing_ok=True)
+        raise
+    for draft, path in drafts:
         os.replace(draft, path)
     return f"database restored: the {len(SQLITE_ORDER)} SQLite files{moved}"
 
