@@ -226,6 +226,10 @@ def test_refusals_come_before_anything_is_written(backend: str, tmp_path: Path) 
         assert refused.returncode == 2 and "exists and is not an empty directory" in refused.stderr, refused.stderr
         assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no half-made backup
 
+        if backend == "postgres":  # PostgreSQL's client tools not installed: said so, nothing left behind
+            refused = run_ugc(live | {"PATH": str(tmp_path / "no-tools")}, "backup", str(tmp_path / "untooled"))
+            assert refused.returncode == 2 and "pg_dump is not installed" in refused.stderr, refused.stderr
+            assert not list(tmp_path.glob("*untooled*"))
         refused = run_ugc(live, "backup", str(audit / "inside"))
         assert refused.returncode == 2 and "which the backup copies" in refused.stderr, refused.stderr
 
