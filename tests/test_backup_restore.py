@@ -244,6 +244,12 @@ def test_refusals_come_before_anything_is_written(backend: str, tmp_path: Path) 
         replaced = run_ugc(live, "restore", str(tmp_path / "backup"), "--yes", "--replace")
         if backend == "postgres":
             assert replaced.returncode == 2 and "--replace is for SQLite" in replaced.stderr, replaced.stderr
+            with fresh_database(backend, tmp_path) as empty:  # an empty database made by its owner will do
+                restored = run_ugc(
+                    deployment(backend, empty, tmp_path, audit), "restore", str(tmp_path / "backup"), "--yes"
+                )
+                assert restored.returncode == 0, (restored.stdout, restored.stderr)
+                assert "into the empty database" in restored.stdout, restored.stdout
         else:
             assert replaced.returncode == 0, (replaced.stdout, replaced.stderr)
             [aside] = tmp_path.glob("replaced-*")
