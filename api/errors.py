@@ -8,7 +8,8 @@ from typing import Any
 
 import psycopg
 from eventsourcing.application import AggregateNotFoundError
-from eventsourcing.persistence import IntegrityError, OperationalError
+from eventsourcing.persistence import IntegrityError, InternalError, OperationalError
+from psycopg.errors import ReadOnlySqlTransaction
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -16,6 +17,7 @@ from starlette.routing import Match
 
 from ugc import errors as domain
 from ugc.platform.media import MediaUnavailable
+from ugc.platform.outages import refuses_writes
 from ugc.platform.personal_data import PersonErased
 
 log = logging.getLogger(__name__)
@@ -251,6 +253,14 @@ async def store_unavailable(request: Request, exc: Exception) -> Response:
     return _respond(unavailable())
 
 
+async def store_internal_error(request: Request, exc: Exception) -> Response:
+    """The event store's wrapping of psycopg's InternalError: a database that refuses writes for now
+    (ugc/platform/outages.py) is unavailable; anything else is a bug."""
+    if refuses_writes(exc):
+        return await store_unavailable(request, exc)
+    return await internal_error(request, exc)
+
+
 # SQLite's primary result codes that mean "not now" rather than a bug: another connection held the
 # file past the busy timeout, or the file cannot be opened, read, written or grown.
 _SQLITE_UNAVAILABLE = frozenset(
@@ -314,6 +324,8 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     IntegrityError: store_conflict,
     OperationalError: store_unavailable,
     psycopg.OperationalError: store_unavailable,
+    ReadOnlySqlTransaction: store_unavailable,
+    InternalError: store_internal_error,
     sqlite3.OperationalError: sqlite_error,
     MediaUnavailable: media_unavailable,
     PersonErased: erased_person,

@@ -14,7 +14,7 @@ class HealthOut(Out):
 
 
 class ReadinessOut(Out):
-    """`status` "ok", "degraded" (200: Redis away or parked events, reads stay consistent) or
+    """`status` "ok", "degraded" (200: a read-only database, Redis away or parked events; reads stay consistent) or
     "unavailable" (503); `checks` names each check's state (database, redis, projection_lag,
     projection_runner, parked_events)."""
 

@@ -388,9 +388,17 @@ class Database:
             for table in tables:
                 conn.execute(f"VACUUM {_identifier(table)}")
 
-    def ping(self) -> None:
+    def ping(self) -> bool:
+        """Reach the database; whether it takes writes. A PostgreSQL standby (a failover not
+        promoted yet) or a database set `default_transaction_read_only` answers every read and
+        refuses every write."""
         with self.read() as cur:
-            cur.execute("SELECT 1 AS ok")
+            if self.dialect == "sqlite":
+                cur.execute("SELECT 1 AS ok")
+                return True
+            cur.execute("SELECT current_setting('transaction_read_only') = 'off' AS writable")
+            row = cur.fetchone()
+            return row is not None and bool(row["writable"])
 
     def close(self) -> None:
         self.listener.close()

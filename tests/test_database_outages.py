@@ -1,0 +1,98 @@
+"""What clients see while the PostgreSQL behind a running app misbehaves: it refuses writes (a
+standby a failover has not promoted yet), its sessions are all cut at once, or a lock holds the
+event log. Never a 500, never a request that hangs for as long as the fault lasts.
+
+In-process apps on the test's PostgreSQL database; each fault is undone before the test ends, so
+the module's other tests find the database as it was.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TypeVar
+from urllib.parse import urlsplit
+
+import httpx
+import psycopg
+import pytest
+
+from api.errors import message
+from tests.conftest import Api, checked_client
+from ugc.clock import MovableClock
+from ugc.config import Settings
+from ugc.wiring import build_app, runtime
+
+T = TypeVar("T")
+UNAVAILABLE = {"detail": message("unavailable")}
+
+
+@pytest.fixture
+def postgres(backend: str, settings: Settings) -> str:
+    if backend != "postgres":
+        pytest.skip("a PostgreSQL fault")
+    return settings.database_url
+
+
+def terminate_sessions(url: str) -> None:
+    """End every session of the database but this one, as a failover or a restart does."""
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+
+
+@contextmanager
+def read_only(url: str) -> Iterator[None]:
+    """The database refuses writes in every new session, and the old ones are gone."""
+    name = urlsplit(url).path.lstrip("/")
+    with psycopg.connect(url, autocommit=True) as admin:
+        admin.execute(f'ALTER DATABASE "{name}" SET default_transaction_read_only = on')
+    terminate_sessions(url)
+    try:
+        yield
+    finally:
+        with psycopg.connect(url, autocommit=True, options="-c default_transaction_read_only=off") as admin:
+            admin.execute(f'ALTER DATABASE "{name}" RESET default_transaction_read_only')
+        terminate_sessions(url)
+
+
+def eventually(attempt: Callable[[], T], done: Callable[[T], bool], timeout: float = 10.0) -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        outcome = attempt()
+        if done(outcome) or time.monotonic() > deadline:
+            return outcome
+        time.sleep(0.1)
+
+
+def test_a_database_that_refuses_writes_answers_503_and_readyz_says_so(postgres: str, settings: Settings) -> None:
+    app = build_app(lambda: runtime(settings, clock=MovableClock()))
+    with checked_client(app) as client:
+        api = Api(client, settings)
+        user = api.verified_user()
+        credentials = {"username": user["username"], "password": user["password"]}
+
+        def edit() -> httpx.Response:
+            return client.patch("/api/v1/users/me/", headers=user["headers"], json={"bio": "обновлено"})
+
+        with read_only(postgres):
+            # Dead sessions are found first (503 "unavailable" meanwhile).
+            ready = eventually(
+                lambda: client.get("/readyz"),
+                lambda r: r.status_code == 200 and r.json()["checks"]["database"] == "read-only",
+            )
+            assert ready.status_code == 200, ready.text
+            assert ready.json()["status"] == "degraded" and ready.json()["checks"]["database"] == "read-only"
+            # The first attempts may meet a session the termination left dead: 503 too.
+            for _ in range(4):
+                for answer in (edit(), client.post("/api/auth/token/", json=credentials)):
+                    assert answer.status_code == 503, answer.text
+                    assert answer.json() == UNAVAILABLE
+            assert client.get("/api/v1/users/me/", headers=user["headers"]).status_code == 200
+
+        assert eventually(edit, lambda r: r.status_code == 200).status_code == 200
+        ready = eventually(lambda: client.get("/readyz"), lambda r: r.json()["status"] == "ok")
+        assert ready.json()["checks"]["parked_events"] == "ok", ready.text
