@@ -11,17 +11,21 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TypeVar
+from typing import TypeVar, cast
 from urllib.parse import urlsplit
+from uuid import uuid4
 
 import httpx
 import psycopg
 import pytest
 
 from api.errors import message
+from tests.backends import DATA_KEY
 from tests.conftest import Api, checked_client
 from ugc.clock import MovableClock
 from ugc.config import Settings
+from ugc.platform.chain_postgres import ChainedPostgresRecorder
+from ugc.platform.store import EventStores
 from ugc.wiring import build_app, runtime
 
 T = TypeVar("T")
@@ -96,3 +100,26 @@ def test_a_database_that_refuses_writes_answers_503_and_readyz_says_so(postgres:
         assert eventually(edit, lambda r: r.status_code == 200).status_code == 200
         ready = eventually(lambda: client.get("/readyz"), lambda r: r.json()["status"] == "ok")
         assert ready.json()["checks"]["parked_events"] == "ok", ready.text
+
+
+def test_the_event_stores_reads_go_on_at_once_after_their_sessions_were_terminated(postgres: str) -> None:
+    """A blip (every session terminated) costs a read one retry on a new connection, not a failure:
+    a projection runner that failed instead waited a second per dead connection, and the commands
+    waiting for it answered 503."""
+    stores = EventStores(postgres, data_key=DATA_KEY)
+    try:
+        orders = cast(ChainedPostgresRecorder, stores.orders.recorder)
+        catalog = cast(ChainedPostgresRecorder, stores.catalog.recorder)
+
+        def read_each_log() -> None:
+            stores.heads()
+            orders.select_notifications(start=0, limit=10)
+            catalog.select_streams({uuid4(): 0})
+
+        read_each_log()  # every pool holds a connection now
+        terminate_sessions(postgres)
+        started = time.monotonic()
+        read_each_log()
+        assert time.monotonic() - started < 1.0
+    finally:
+        stores.close()

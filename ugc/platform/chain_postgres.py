@@ -17,8 +17,7 @@ from uuid import UUID
 
 from eventsourcing.persistence import Notification, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
-from eventsourcing.utils import retry
-from psycopg import Connection, Cursor, InterfaceError, OperationalError
+from psycopg import Connection, Cursor
 from psycopg.rows import DictRow, dict_row, tuple_row
 from psycopg.sql import SQL, Composed, Identifier
 
@@ -36,6 +35,7 @@ from ugc.platform.chain import (
 )
 from ugc.platform.database import STORE_OPTIONS
 from ugc.platform.dialect import Query, Row
+from ugc.platform.outages import retried_when_connection_lost
 
 # Streams whose last hash this process keeps from its own appends, per context (~330 bytes each,
 # 3.3 MB full): an order's follow-up commands, which this process's group commit tends to append (it
@@ -179,7 +179,7 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
 
     # -- reading ---------------------------------------------------------------------------------
 
-    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    @retried_when_connection_lost
     def select_streams(
         self, after: Mapping[UUID, int], beside: Query | None = None
     ) -> tuple[dict[UUID, list[StoredEvent]], Row | None]:
@@ -206,12 +206,13 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
 
     # -- appending -------------------------------------------------------------------------------
 
-    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         """The library's append (lock, NOTIFY, insert: one pipeline) with the chain rows added.
 
         A clash in the store (IntegrityError) is raised after the pipeline closes, as the library
         does; a failure to chain raises inside the transaction, so the events are not kept unchained.
+        Not retried here: a connection that broke during the COMMIT may have stored the events, and a
+        lock wait that ran out (POSTGRES_LOCK_TIMEOUT) is the caller's 503.
         """
         assert not self.datastore.enable_db_functions, "the chain needs the table lock of the default path"
         if not stored_events:
@@ -355,7 +356,7 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
         with self.datastore.get_connection() as conn, conn.cursor() as cur:
             return self.head_in(cur)
 
-    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    @retried_when_connection_lost
     def select_notifications(
         self,
         start: int | None,

@@ -39,6 +39,7 @@ from ugc.personal import PERSONAL
 from ugc.platform.chain import ChainedLog, ChainHead, RecordedEvent
 from ugc.platform.chain_postgres import ChainedPostgresRecorder
 from ugc.platform.chain_sqlite import ChainedSQLiteRecorder
+from ugc.platform.outages import retried_when_connection_lost
 from ugc.platform.personal_data import DataKeys, PersonalDataMapper
 from ugc.platform.transcoder import OrjsonTranscoder
 
@@ -135,8 +136,9 @@ def eventsourcing_settings(database_url: str, app_name: str, *, create_table: bo
             # The insert's table lock must not wait forever; the caller turns it into a 503.
             "POSTGRES_LOCK_TIMEOUT": "5",
             # No ping before each checkout: it cost a round trip per query (~15 ms of wall time per
-            # placed order, bench/RESULTS.md). The recorder retries OperationalError itself, and the
-            # pool drops a connection that broke, so a restarted server is survived without it.
+            # placed order, bench/RESULTS.md). The reads retry on another connection when theirs was
+            # found dead (ugc/platform/outages.py), and the pool drops a connection that broke, so a
+            # restarted server is survived without it.
             "POSTGRES_PRE_PING": "n",
         }
     raise ValueError(f"unsupported database URL {database_url!r}: use sqlite:/// or postgresql://")
@@ -193,6 +195,7 @@ class EventStores:
     def __getitem__(self, name: str) -> Application[UUID]:
         return self.applications[name]
 
+    @retried_when_connection_lost
     def heads(self, names: Collection[str] | None = None) -> dict[str, int]:
         """The last notification id of each application's log (0 while empty), of all or `names`.
 
