@@ -8,6 +8,7 @@ the module's other tests find the database as it was.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -22,9 +23,11 @@ import pytest
 from api.errors import message
 from tests.backends import DATA_KEY
 from tests.conftest import Api, checked_client
+from tests.orders_world import a_deal
 from ugc.clock import MovableClock
 from ugc.config import Settings
 from ugc.platform.chain_postgres import ChainedPostgresRecorder
+from ugc.platform.database import STORE_LOCK_TIMEOUT
 from ugc.platform.store import EventStores
 from ugc.wiring import build_app, runtime
 
@@ -61,6 +64,31 @@ def read_only(url: str) -> Iterator[None]:
         with psycopg.connect(url, autocommit=True, options="-c default_transaction_read_only=off") as admin:
             admin.execute(f'ALTER DATABASE "{name}" RESET default_transaction_read_only')
         terminate_sessions(url)
+
+
+@contextmanager
+def locked(url: str, table: str, release_after: float) -> Iterator[None]:
+    """`table` locked against any read, as an operator's `LOCK TABLE` or an `ALTER TABLE` does; let go
+    after `release_after` seconds even if the block has not ended (so a request that waits for it
+    ends too)."""
+    holder = psycopg.connect(url, autocommit=True)
+    holder.execute("BEGIN")
+    holder.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
+    released = threading.Lock()
+
+    def release() -> None:
+        with released:
+            if not holder.closed:
+                holder.execute("ROLLBACK")
+                holder.close()
+
+    timer = threading.Timer(release_after, release)
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+        release()
 
 
 def eventually(attempt: Callable[[], T], done: Callable[[T], bool], timeout: float = 10.0) -> T:
@@ -123,3 +151,30 @@ def test_the_event_stores_reads_go_on_at_once_after_their_sessions_were_terminat
         assert time.monotonic() - started < 1.0
     finally:
         stores.close()
+
+
+def test_a_command_behind_a_locked_log_answers_503_rather_than_wait_for_the_lock(
+    postgres: str, settings: Settings
+) -> None:
+    """A command's load waits for a lock on its log at most STORE_LOCK_TIMEOUT seconds, once, whether
+    it loads through the library's repository (an edit of the profile) or a group's read of its
+    orders (an order placed)."""
+    app = build_app(lambda: runtime(settings, clock=MovableClock()))
+    with checked_client(app) as client:
+        api = Api(client, settings)
+        deal = a_deal(api)
+        order = {"service_id": deal.service["id"], "requirements": "Обзор", "delivery_date": "2030-01-10"}
+        cases = [
+            ("accounts_events", "patch", "/api/v1/users/me/", {"bio": "обновлено"}),
+            ("orders_events", "post", "/api/v1/orders/", order),
+        ]
+        for table, method, path, body in cases:
+            with locked(postgres, table, release_after=4 * STORE_LOCK_TIMEOUT):
+                started = time.monotonic()
+                answer = client.request(method, path, headers=deal.buyer["headers"], json=body)
+                waited = time.monotonic() - started
+            assert answer.status_code == 503, (table, answer.text)
+            assert answer.json() == UNAVAILABLE
+            assert waited < 2 * STORE_LOCK_TIMEOUT, (table, waited)
+            again = client.request(method, path, headers=deal.buyer["headers"], json=body)
+            assert again.status_code in (200, 201), again.text

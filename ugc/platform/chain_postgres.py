@@ -10,6 +10,7 @@ in position order is chaining in commit order, whichever process appends.
 
 from __future__ import annotations
 
+import inspect
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -42,6 +43,11 @@ from ugc.platform.outages import retried_when_connection_lost
 # keeps their aggregates too), then find the hash they extend here rather than by two index lookups
 # under the table lock.
 KEPT_HASHES = 10_000
+
+
+# The library's reads without its retry (ours is `retried_when_connection_lost`).
+_library_select_events = inspect.unwrap(PostgresApplicationRecorder.select_events)
+_library_select_notifications = inspect.unwrap(PostgresApplicationRecorder.select_notifications)
 
 
 class ChainedPostgresRecorder(PostgresApplicationRecorder):
@@ -178,6 +184,23 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
         self._last_hashes = LRU[UUID, tuple[int, bytes]](KEPT_HASHES)
 
     # -- reading ---------------------------------------------------------------------------------
+
+    @retried_when_connection_lost
+    def select_events(
+        self,
+        originator_id: UUID | str,
+        *,
+        gt: int | None = None,
+        lte: int | None = None,
+        desc: bool = False,
+        limit: int | None = None,
+    ) -> Sequence[StoredEvent]:
+        """The library's (a repository's load), retried only when its connection was lost: its own
+        retry, ten times on any OperationalError, made a lock wait that ran out (STORE_OPTIONS) ten."""
+        events: Sequence[StoredEvent] = _library_select_events(
+            self, originator_id, gt=gt, lte=lte, desc=desc, limit=limit
+        )
+        return events
 
     @retried_when_connection_lost
     def select_streams(
@@ -369,8 +392,8 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
         """The library's, its SQL composed once and its rows read as tuples: a replay reads every
         event of the log through here (a dict per row was a sixth of reading the log)."""
         if topics:
-            chosen: Sequence[Notification] = super().select_notifications(
-                start, limit, stop, topics, inclusive_of_start=inclusive_of_start
+            chosen: Sequence[Notification] = _library_select_notifications(
+                self, start, limit, stop, topics, inclusive_of_start=inclusive_of_start
             )
             return chosen
         after = -1 if start is None else start - 1 if inclusive_of_start else start

@@ -73,7 +73,12 @@ NO_JIT = "-c jit=off"
 # 25-90 µs of planning for each group with a follow-up command (pg_stat_statements, issue 15).
 # TimeZone=UTC as the read pools have it: the chain's `recorded_at` comes back in the session's zone,
 # and a database or role set to another (or PGTZ) made the history say "+05:30" where it says "Z".
-STORE_OPTIONS = f"-c TimeZone=UTC {NO_JIT} -c plan_cache_mode=force_generic_plan"
+# And no statement of theirs waits for a lock longer than STORE_LOCK_TIMEOUT seconds, the bound the
+# library sets on an append's table lock: a load behind an operator's `LOCK TABLE`, an `ALTER TABLE`
+# or a `VACUUM FULL` of a log waited for as long as that lasted, the request with it (a place held
+# 40 s by a 40 s lock), and the worker's threads one by one; it answers 503 instead.
+STORE_LOCK_TIMEOUT = 5
+STORE_OPTIONS = f"-c TimeZone=UTC {NO_JIT} -c plan_cache_mode=force_generic_plan -c lock_timeout={STORE_LOCK_TIMEOUT}s"
 
 SESSION: dict[str, Any] = {
     "row_factory": dict_row,

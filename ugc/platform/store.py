@@ -39,6 +39,7 @@ from ugc.personal import PERSONAL
 from ugc.platform.chain import ChainedLog, ChainHead, RecordedEvent
 from ugc.platform.chain_postgres import ChainedPostgresRecorder
 from ugc.platform.chain_sqlite import ChainedSQLiteRecorder
+from ugc.platform.database import STORE_LOCK_TIMEOUT
 from ugc.platform.outages import retried_when_connection_lost
 from ugc.platform.personal_data import DataKeys, PersonalDataMapper
 from ugc.platform.transcoder import OrjsonTranscoder
@@ -134,7 +135,7 @@ def eventsourcing_settings(database_url: str, app_name: str, *, create_table: bo
             "POSTGRES_MAX_OVERFLOW": str(pool_sizes().orders_store if app_name == Orders.name else pool_sizes().store),
             "POSTGRES_CONNECT_TIMEOUT": "10",
             # The insert's table lock must not wait forever; the caller turns it into a 503.
-            "POSTGRES_LOCK_TIMEOUT": "5",
+            "POSTGRES_LOCK_TIMEOUT": str(STORE_LOCK_TIMEOUT),
             # No ping before each checkout: it cost a round trip per query (~15 ms of wall time per
             # placed order, bench/RESULTS.md). The reads retry on another connection when theirs was
             # found dead (ugc/platform/outages.py), and the pool drops a connection that broke, so a
