@@ -1,13 +1,15 @@
-"""What clients see while the PostgreSQL behind a running app misbehaves: it refuses writes (a
-standby a failover has not promoted yet), its sessions are all cut at once, or a lock holds the
-event log. Never a 500, never a request that hangs for as long as the fault lasts.
+"""What clients see while the database behind a running app misbehaves: PostgreSQL refuses writes
+(a standby a failover has not promoted yet), its sessions are all cut at once, or a lock holds an
+event log; another process holds SQLite's write lock. Never a 500, never a request that hangs for
+as long as the fault lasts, and /readyz says what is wrong.
 
-In-process apps on the test's PostgreSQL database; each fault is undone before the test ends, so
-the module's other tests find the database as it was.
+In-process apps on the test's database; each fault is undone before the test ends, so the module's
+other tests find the database as it was.
 """
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -25,7 +27,7 @@ from tests.backends import DATA_KEY
 from tests.conftest import Api, checked_client
 from tests.orders_world import a_deal
 from ugc.clock import MovableClock
-from ugc.config import Settings
+from ugc.config import Settings, sqlite_path
 from ugc.platform.chain_postgres import ChainedPostgresRecorder
 from ugc.platform.database import STORE_LOCK_TIMEOUT
 from ugc.platform.store import EventStores
@@ -178,3 +180,22 @@ def test_a_command_behind_a_locked_log_answers_503_rather_than_wait_for_the_lock
             assert waited < 2 * STORE_LOCK_TIMEOUT, (table, waited)
             again = client.request(method, path, headers=deal.buyer["headers"], json=body)
             assert again.status_code in (200, 201), again.text
+
+
+def test_readyz_tells_while_another_process_holds_the_sqlite_write_lock(backend: str, settings: Settings) -> None:
+    """Every write waits for the lock, then answers 503; /readyz said "ok" until the leases lapsed."""
+    if backend != "sqlite":
+        pytest.skip("SQLite's file lock")
+    app = build_app(lambda: runtime(settings, clock=MovableClock()))
+    with checked_client(app) as client:
+        holder = sqlite3.connect(sqlite_path(settings.database_url), isolation_level=None)
+        try:
+            holder.execute("BEGIN IMMEDIATE")
+            ready = client.get("/readyz")
+            holder.execute("ROLLBACK")
+        finally:
+            holder.close()
+        assert ready.status_code == 200, ready.text
+        assert ready.json()["status"] == "degraded"
+        assert ready.json()["checks"]["database"] == "write lock held elsewhere"
+        assert client.get("/readyz").json()["status"] == "ok"

@@ -34,14 +34,16 @@ NO_HOLDER_FOR = 10.0
 async def readyz(request: Request) -> Response:
     """503 when this process cannot serve consistent reads (the database is away, the projections lag
     more than UGC_READY_MAX_LAG seconds, or a read model's lease has had no live holder for
-    NO_HOLDER_FOR seconds), naming why; a read-only database, Redis away or parked events are reported
-    ("degraded") without failing it."""
+    NO_HOLDER_FOR seconds), naming why; a database that refuses writes, Redis away or parked events are
+    reported ("degraded") without failing it."""
     s = services(request)
     checks: dict[str, str] = {}
     failing: list[str] = []
     try:
-        # Read-only (a standby): reads stay consistent, writes answer 503 (ugc/platform/outages.py).
-        checks["database"] = "ok" if await s.run(s.db.ping) else "read-only"
+        # Refusing writes (a standby, SQLite's lock held by another process): reads stay consistent,
+        # writes answer 503 (ugc/platform/outages.py).
+        refused = await s.run(s.db.ping)
+        checks["database"] = refused or "ok"
     except Exception as error:
         log.warning("readiness: database unavailable: %s", error)
         checks["database"] = "unavailable"

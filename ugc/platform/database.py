@@ -97,6 +97,12 @@ SESSION: dict[str, Any] = {
 KEYED_JOINS = "SELECT set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true)"
 
 
+SQLITE_BUSY_TIMEOUT = 10.0  # seconds a statement waits for another connection's lock on the file
+# How long readiness waits for SQLite's write lock: a group's commit holds it for milliseconds, so a
+# lock still held after this is somebody else's long transaction.
+WRITE_PROBE_WAIT = 0.5
+
+
 class Database:
     """The read database, for threads (`read`, `transaction`, `snapshot`) and for coroutines
     (`fetch_async`, `snapshot_async`).
@@ -154,7 +160,7 @@ class Database:
                 isolation_level=None,
                 detect_types=sqlite3.PARSE_DECLTYPES,
                 check_same_thread=False,
-                timeout=10,
+                timeout=SQLITE_BUSY_TIMEOUT,
             )
             connection.row_factory = sqlite3.Row
             # PostgreSQL's "C", code-point order: lists sorted by a name say COLLATE "C" to come in
@@ -393,17 +399,38 @@ class Database:
             for table in tables:
                 conn.execute(f"VACUUM {_identifier(table)}")
 
-    def ping(self) -> bool:
-        """Reach the database; whether it takes writes. A PostgreSQL standby (a failover not
-        promoted yet) or a database set `default_transaction_read_only` answers every read and
-        refuses every write."""
+    def ping(self) -> str | None:
+        """Reach the database (raises if it cannot); why a write would fail now, None if it would not.
+
+        A PostgreSQL standby (a failover not promoted yet) or a database set
+        `default_transaction_read_only` answers every read and refuses every write: "read-only". On
+        SQLite another process (an operator's `sqlite3` shell, a backup) may hold the file's one
+        write lock: every write waits for it, then fails. The write lock is taken and let go at once
+        to know ("write lock held elsewhere"), waiting for it no longer than WRITE_PROBE_WAIT.
+        """
+        if self.dialect == "sqlite":
+            return self._sqlite_write_probe()
         with self.read() as cur:
-            if self.dialect == "sqlite":
-                cur.execute("SELECT 1 AS ok")
-                return True
-            cur.execute("SELECT current_setting('transaction_read_only') = 'off' AS writable")
+            cur.execute("SELECT current_setting('transaction_read_only') = 'on' AS read_only")
             row = cur.fetchone()
-            return row is not None and bool(row["writable"])
+            return "read-only" if row is not None and row["read_only"] else None
+
+    def _sqlite_write_probe(self) -> str | None:
+        connection = self._sqlite_connection()
+        connection.execute(f"PRAGMA busy_timeout = {int(WRITE_PROBE_WAIT * 1000)}")
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            connection.execute("ROLLBACK")
+        except sqlite3.OperationalError as error:
+            code = error.sqlite_errorcode & 0xFF
+            if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                return "write lock held elsewhere"
+            if code == sqlite3.SQLITE_READONLY:
+                return "read-only"
+            raise
+        finally:
+            connection.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT * 1000)}")
+        return None
 
     def close(self) -> None:
         self.listener.close()
