@@ -26,7 +26,7 @@ QUEUE_SIZE = 256
 STORE_POLL = 1.0
 
 # Close codes (README, "Realtime").
-MESSAGE_TOO_BIG = 1009  # a frame over uvicorn's `ws_max_size` (ugc/cli.py WS_MAX_FRAME)
+MESSAGE_TOO_BIG = 1009  # a frame over uvicorn's `ws_max_size` (ugc/cli/serving.py WS_MAX_FRAME)
 INTERNAL_ERROR = 1011  # a push this server failed to send: reconnect (with `since=`)
 SERVICE_RESTART = 1012  # the broker went away: reconnect (with `since=`)
 TRY_AGAIN_LATER = 1013  # took no frame for UGC_WS_SEND_TIMEOUT, or the broker is down right now

@@ -1,6 +1,6 @@
 """What an operator does to projections: see where they stand, re-apply or give up parked events.
 
-`ugc projections status|retry|skip` (ugc/cli.py), and the figures /readyz and /metrics report.
+`ugc projections status|retry|skip` (ugc/cli/read_models.py), and the figures /readyz and /metrics report.
 """
 
 from __future__ import annotations

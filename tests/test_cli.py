@@ -19,7 +19,8 @@ import pytest
 from tests.backends import environment, fresh_database
 from tests.servers import end_process, server_environment, start_projector
 from tests.servers import run_ugc as ugc
-from ugc.cli import _without_password, build_parser
+from ugc.cli import build_parser
+from ugc.cli.serving import without_password
 from ugc.platform.database import Database
 
 ORDER_STATUSES = {"pending", "in_progress", "delivered", "completed", "cancelled"}
@@ -283,4 +284,4 @@ def _counts(db: Database) -> dict[str, object]:
     ],
 )
 def test_the_banner_shows_the_smtp_url_without_its_password(url: str, shown: str) -> None:
-    assert _without_password(url) == shown
+    assert without_password(url) == shown

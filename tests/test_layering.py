@@ -13,12 +13,18 @@ ROOT = Path(__file__).resolve().parent.parent
 LAYERS = ("api", "commands", "projections", "readmodels")
 # What each layer may import besides the standard library, third parties, `ugc` and itself.
 MAY_IMPORT = {"api": {"commands", "readmodels"}, "commands": set(), "projections": {"readmodels"}, "readmodels": set()}
-COMPOSITION_ROOT = {"ugc.wiring", "ugc.cli"}
+COMPOSITION_ROOT = {"ugc.wiring", "ugc.cli"}  # and the modules of the `ugc.cli` package
+
+
 # `ugc` modules that are neither the domain nor the composition root.
 CONFIGURATION = {"ugc", "ugc.config"}
 DOMAIN_LIBRARY = {"eventsourcing.domain"}
 # The library's topic registry: `stored_as` registers our stored topics with it.
 DOMAIN_LIBRARY_EXCEPTIONS = {"ugc.events": {"eventsourcing.utils"}}
+
+
+def in_composition_root(module: str) -> bool:
+    return module in COMPOSITION_ROOT or module.startswith("ugc.cli.")
 
 
 def modules(package: str) -> Iterator[tuple[str, Path]]:
@@ -49,7 +55,8 @@ def is_domain(module: str) -> bool:
     return (
         top(module) == "ugc"
         and not module.startswith("ugc.platform")
-        and module not in CONFIGURATION | COMPOSITION_ROOT
+        and module not in CONFIGURATION
+        and not in_composition_root(module)
     )
 
 
@@ -68,7 +75,7 @@ def test_only_the_composition_root_in_ugc_imports_upward() -> None:
     wrong = {
         module: sorted(name for name in imported(path) if top(name) in LAYERS)
         for module, path in modules("ugc")
-        if module not in COMPOSITION_ROOT
+        if not in_composition_root(module)
     }
     assert {module: names for module, names in wrong.items() if names} == {}
 

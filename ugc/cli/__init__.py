@@ -1,0 +1,104 @@
+"""`ugc`: serve the API, migrate, run or rebuild projections, seed data, audit, manage users, back up
+and restore.
+
+Each module of this package declares its commands (`add_parsers`, each command's `run` given by
+`set_defaults`) and carries them out: `serving` (serve, migrate, project), `read_models` (rebuild,
+projections), `seeding`, `auditing` (history, events, verify, audit), `users`, `backups` (backup,
+restore); `common` holds what they share. With `ugc/wiring.py` they are the composition root: the
+only modules of `ugc` that import the layers above it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import logging.config
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+from ugc.cli import auditing, backups, read_models, seeding, serving, users
+from ugc.cli.common import check_data_key, version
+from ugc.config import ConfigError, Settings
+
+# The commands that make the tables they need; every other one refuses a database without them
+# (another application's, a mistyped SQLite path) rather than make the schema there.
+MIGRATING = frozenset({"serve", "migrate", "project", "seed"})
+# ... and a restore, which wants a target with no database and makes it from the backup.
+UNCHECKED = MIGRATING | {"restore"}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Every command and option of `ugc`, each with its help text and its `run(settings, args)`."""
+    parser = argparse.ArgumentParser(prog="ugc", description="UGC Market backend")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in (serving, read_models, seeding, auditing, users, backups):
+        module.add_parsers(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except ConfigError as error:
+        print(f"ugc: {error}", file=sys.stderr)
+        return 2
+    from ugc.platform.logs import logging_config
+
+    logging.config.dictConfig(logging_config(settings.log_format))
+    try:
+        if args.command not in UNCHECKED and not _migrated(settings, args.command):
+            return _not_migrated(args.command)
+        if args.command not in UNCHECKED:  # those check it once they have migrated (a fresh database)
+            check_data_key(settings)
+        run: Callable[[Settings, argparse.Namespace], int] = args.run
+        return run(settings, args)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # `ugc projections status | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to flush at exit
+        return 1
+    except Exception as error:  # one clear line, not a traceback; --debug-level logs keep the rest
+        logging.getLogger("ugc.cli").debug("ugc %s failed", args.command, exc_info=error)
+        if _no_such_table(error):  # a table of a later version than the database's
+            return _not_migrated(args.command)
+        print(f"ugc: {args.command} failed: {_describe(error)}", file=sys.stderr)
+        return 1
+
+
+def _migrated(settings: Settings, command: str) -> bool:
+    from readmodels.schema import is_migrated
+    from ugc.platform.database import until_reachable
+
+    return until_reachable(lambda: is_migrated(settings.database_url), what=command)
+
+
+def _not_migrated(command: str) -> int:
+    print(
+        f"ugc: {command}: the database of UGC_DATABASE_URL has no UGC Market tables "
+        "(a wrong database, or one not migrated yet: ugc migrate)",
+        file=sys.stderr,
+    )
+    return 2
+
+
+def _no_such_table(error: BaseException | None) -> bool:
+    """Whether `error`, or an error it was raised from, is a table missing from the database."""
+    import sqlite3
+
+    from psycopg.errors import UndefinedTable
+
+    while error is not None:
+        if isinstance(error, UndefinedTable) or (
+            isinstance(error, sqlite3.OperationalError) and str(error).startswith("no such table")
+        ):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def _describe(error: BaseException) -> str:
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= 300 else text[:297] + "..."

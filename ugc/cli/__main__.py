@@ -1,0 +1,7 @@
+"""`python -m ugc.cli`: the `ugc` command."""
+
+import sys
+
+from ugc.cli import main
+
+sys.exit(main())

@@ -1,0 +1,129 @@
+"""`ugc backup DEST` and `ugc restore SRC` (README: "Backups and restores")."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from ugc.cli.auditing import verify
+from ugc.cli.common import check_data_key, confirmed, version
+from ugc.cli.users import replay_erasures
+from ugc.config import Settings
+
+
+def add_parsers(commands: Any) -> None:
+    backup = commands.add_parser(
+        "backup",
+        help="back the deployment up, in use, into a new directory: database, UGC_AUDIT_DIR, media, manifest",
+    )
+    backup.add_argument("dest", type=Path, help="a directory that does not exist yet (or is empty)")
+    backup.set_defaults(run=lambda settings, args: _backup(settings, args.dest))
+
+    restore = commands.add_parser(
+        "restore",
+        help="restore a backup into an empty target, acknowledge it, erase again from the journal, verify",
+        description="Checks the backup against its manifest, restores its database into the empty target of "
+        "UGC_DATABASE_URL (PostgreSQL: a new database, made if missing), adds what UGC_AUDIT_DIR and the "
+        "media lack from it, moves the checkpoints written since the backup began aside (the events after "
+        "the backup are given up), carries out the erasure journal again and verifies the result.",
+    )
+    restore.add_argument("source", type=Path, help="a directory `ugc backup` made")
+    restore.add_argument("--yes", action="store_true", help="do not ask: the events after the backup are given up")
+    restore.add_argument(
+        "--replace",
+        action="store_true",
+        help="SQLite: move the database files already there aside (into replaced-<time>/ beside them) first",
+    )
+    restore.set_defaults(run=lambda settings, args: _restore(settings, args.source, yes=args.yes, replace=args.replace))
+
+
+def _backup(settings: Settings, dest: Path) -> int:
+    from projections.rebuild_progress import RebuildProgress
+    from ugc.platform.backup_manifest import BackupRefused
+    from ugc.platform.backups import back_up, count_files, refuse_destination
+    from ugc.platform.store import EventStores
+
+    try:
+        refuse_destination(dest, settings)
+    except BackupRefused as refused:
+        print(f"ugc: backup: {refused}", file=sys.stderr)
+        return 2
+    stores = EventStores(settings.database_url, data_key=settings.data_key)
+    shown = RebuildProgress("backup", count_files(settings), sys.stderr, unit="files")
+    try:
+        manifest = back_up(dest, settings, stores, version(), shown.advance)
+    except BackupRefused as refused:
+        print(f"ugc: backup: {refused}", file=sys.stderr)
+        return 2
+    finally:
+        shown.close()
+        stores.close()
+    shown.finish()
+    heads = ", ".join(f"{name} {head['position']}" for name, head in manifest["heads"].items())
+    size = sum(entry["size"] for entry in manifest["files"].values())
+    print(f"backed up into {dest}: {len(manifest['files'])} files, {size:,} bytes; logs at {heads}")
+    return 0
+
+
+def _restore(settings: Settings, source: Path, *, yes: bool, replace: bool) -> int:
+    """README: "Backups and restores". Refusals come before anything is written."""
+    from datetime import UTC, datetime
+
+    from ugc.platform import restores
+    from ugc.platform.backup_manifest import BackupRefused
+
+    try:
+        restore = restores.checked(source, settings, replace=replace)
+    except BackupRefused as refused:
+        print(f"ugc: restore: {refused}", file=sys.stderr)
+        return 2
+    given_up = restore.checkpoints_given_up()
+    manifest = restore.manifest
+    heads = ", ".join(f"{name} {head['position']}" for name, head in manifest["heads"].items())
+    print(
+        f"backup of {manifest['started_at']} (ugc {manifest['code_version']}) checked: "
+        f"{len(manifest['files'])} files; logs at {heads}"
+    )
+    if given_up:
+        named = ", ".join(given_up) if len(given_up) <= 2 else f"{given_up[0]} ... {given_up[-1]}"
+        print(f"{len(given_up)} checkpoint(s) written since the backup began will be moved aside: {named}")
+    if not (yes or confirmed("whatever happened after the backup is given up; type yes to restore: ", "yes")):
+        print("ugc: restore: not confirmed; nothing was restored (--yes confirms it)", file=sys.stderr)
+        return 2
+    try:
+        print(restores.restore_database(restore, datetime.now(UTC)), flush=True)
+    except BackupRefused as refused:
+        print(f"ugc: restore: {refused}", file=sys.stderr)
+        return 2
+    check_data_key(settings)
+    for line in restores.restore_files(restore):
+        print(line)
+    aside, moved = restores.acknowledge(restore)
+    print(f"restore acknowledged: {len(moved)} checkpoint(s) moved to {aside}" if moved else "no checkpoint to move")
+    replayed = _replay_with_projections(settings)
+    return verify(settings, as_json=False) or replayed
+
+
+def _replay_with_projections(settings: Settings) -> int:
+    """`ugc users erase --replay`, with the read models' projections run here meanwhile (an erasure
+    waits for them); not the side effects: a restore sends no mail."""
+    from commands.accounts import AccountCommands
+    from projections.registry import all_projections
+    from readmodels.waiting import Progress
+    from ugc.clock import SystemClock
+    from ugc.platform.database import Database
+    from ugc.platform.store import EventStores
+    from ugc.wiring import password_hasher, projection_runner
+
+    db = Database(settings.database_url)
+    stores = EventStores(settings.database_url, data_key=settings.data_key)
+    accounts = AccountCommands(stores, db, SystemClock(), hasher=password_hasher(settings))
+    read_models = [p.name for p in all_projections(settings) if p.read_model]
+    try:
+        with projection_runner(settings, db, stores, Progress(), only=read_models) as runner:
+            runner.start()
+            return replay_erasures(settings, accounts, stores, db)
+    finally:
+        stores.close()
+        db.close()

@@ -1,0 +1,80 @@
+"""What several `ugc` commands share: the acting operator, the version, the schema and the data key
+checked at start, argument types, and the operator's confirmation."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ugc.config import Settings, operator_login
+from ugc.platform.numbers import natural
+
+
+def acting_operator() -> str:
+    """The actor of the events a CLI command records: the operator who runs it (`operator:<login>`)."""
+    from ugc.events import operator_actor
+
+    return operator_actor(operator_login())
+
+
+def version() -> str:
+    """This installation's version of the `ugc-market` package."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("ugc-market")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def migrate_database(settings: Settings, *, quiet: bool = False, await_creation: bool = False) -> int:
+    from ugc.platform.database import Database, until_reachable
+    from ugc.wiring import migrate
+
+    db = Database(settings.database_url)
+    try:
+        until_reachable(lambda: migrate(db), what="migrate", await_creation=await_creation)
+    finally:
+        db.close()
+    if not quiet:
+        print("migrated")
+    return 0
+
+
+def check_data_key(settings: Settings) -> None:
+    """Fail at start, in one line, when UGC_DATA_KEY is not the deployment's (README: "Personal data")."""
+    from ugc.platform.store import EventStores
+
+    stores = EventStores(settings.database_url, data_key=settings.data_key)
+    try:
+        if stores.data_keys is not None:
+            stores.data_keys.check()
+    finally:
+        stores.close()
+
+
+def tcp_port(text: str) -> int:
+    """A TCP port to listen on: 0 would take any (the public URL could not name it), past 65535 none."""
+    port = natural(text, 65535)
+    if not port:
+        raise argparse.ArgumentTypeError(f"expected a TCP port from 1 to 65535, got {text!r}")
+    return port
+
+
+def positive(text: str) -> int:
+    """A whole number from 1 to a BIGINT's largest."""
+    number = natural(text)
+    if not number:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+    return number
+
+
+def confirmed(question: str, answer: str) -> bool:
+    """On a terminal, the operator types `answer` (a username to erase again); a script must pass --yes."""
+    if not sys.stdin.isatty():
+        return False
+    try:
+        typed = input(question)
+    except EOFError:
+        return False
+    return typed.strip() == answer

@@ -1,0 +1,244 @@
+"""`ugc users create|list|grant|revoke|erase`: accounts an operator manages, erasure included."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from ugc.cli.common import acting_operator, confirmed
+from ugc.config import Settings
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from commands.accounts import AccountCommands
+    from ugc.platform.database import Database
+    from ugc.platform.store import EventStores
+
+ROLE_CHOICES = ("admin", "auditor")
+# Seconds an erasure waits for the read models: for the listing to show every service of the person
+# (to withdraw them), then for their rows to be blanked (to vacuum the old versions away).
+ERASE_WAIT = 30.0
+
+
+def add_parsers(commands: Any) -> None:
+    users = commands.add_parser("users", help="manage users")
+    user_commands = users.add_subparsers(dest="user_command", required=True, metavar="ACTION")
+    create = user_commands.add_parser("create", help="register a user (the password is read from stdin)")
+    create.add_argument("username", help="the new user's username")
+    create.add_argument("--email", required=True, help="the user's e-mail address")
+    create.add_argument("--first-name", default="", help="first name (default: empty)")
+    create.add_argument("--last-name", default="", help="last name (default: empty)")
+    create.add_argument(
+        "--verified", action="store_true", help="mark the e-mail verified now instead of waiting for the mail's link"
+    )
+    create.add_argument("--role", choices=ROLE_CHOICES, action="append", default=[], help="grant a role (repeatable)")
+    user_commands.add_parser("list", help="list users with their e-mail, verification and roles")
+    grant = user_commands.add_parser("grant", help="grant a role to a user")
+    grant.add_argument("username", help="the user's username")
+    grant.add_argument("role", choices=ROLE_CHOICES, help="the role to grant")
+    revoke = user_commands.add_parser("revoke", help="take a role away from a user")
+    revoke.add_argument("username", help="the user's username")
+    revoke.add_argument("role", choices=ROLE_CHOICES, help="the role to revoke")
+    erase = user_commands.add_parser(
+        "erase",
+        help="erase a person's personal data for good (their data keys are destroyed; orders stay)",
+        description="Destroys the data keys that seal the person's e-mail, names, phone, bio and creator "
+        "profile in the log, blanks them in the read tables and ends their sessions. Their username, orders, "
+        "reviews and messages stay for the other parties and auditors. It cannot be undone.",
+    )
+    erase.add_argument("username", nargs="?", help="the user's username")
+    erase.add_argument("--yes", action="store_true", help="do not ask: erasing cannot be undone")
+    erase.add_argument(
+        "--replay",
+        action="store_true",
+        help="after a restore: erase again everyone the erasure journal in UGC_AUDIT_DIR names "
+        "and the database does not show erased",
+    )
+    users.set_defaults(run=_users)
+
+
+def _users(settings: Settings, args: argparse.Namespace) -> int:
+    from commands.accounts import AccountCommands
+    from ugc.clock import SystemClock
+    from ugc.errors import Conflict, NotFound
+    from ugc.platform.database import Database
+    from ugc.platform.store import EventStores
+    from ugc.wiring import password_hasher
+
+    action: str = args.user_command
+    if action == "list":
+        return _list_users(settings)
+    if action == "erase" and (args.replay == bool(args.username)):
+        print("ugc: users erase: give a USERNAME or --replay (one of them)", file=sys.stderr)
+        return 2
+    if action == "erase" and not (
+        args.replay
+        or args.yes
+        or confirmed(f"erase {args.username}'s personal data for good? type the username to confirm: ", args.username)
+    ):
+        print("ugc: users erase: not confirmed; nothing was erased (--yes confirms it)", file=sys.stderr)
+        return 2
+    password = _read_password() if action == "create" else ""
+    if action == "create" and len(password) < 8:
+        print("ugc: users create: the password (read from stdin) must be at least 8 characters", file=sys.stderr)
+        return 2
+    db = Database(settings.database_url)
+    stores = EventStores(settings.database_url, data_key=settings.data_key)
+    accounts = AccountCommands(stores, db, SystemClock(), hasher=password_hasher(settings))
+    try:
+        if action == "create":
+            from api.body import checked
+            from api.schemas.auth import RegisterIn
+            from commands.accounts import Register
+
+            # The rules registration over the API keeps (name characters and scripts, lengths, e-mail).
+            given = {"username": args.username, "email": args.email, "password": password}
+            body, problems = checked(RegisterIn, given | {"first_name": args.first_name, "last_name": args.last_name})
+            if body is None:
+                refused = "; ".join(f"{name}: {' '.join(texts)}" for name, texts in problems.items())
+                print(f"ugc: users create: {refused}", file=sys.stderr)
+                return 2
+            new_user = Register(
+                body.username, body.email, password, body.first_name, body.last_name, verified=args.verified
+            )
+            user_id = accounts.register(new_user, acting_operator()).user_id
+            for role in args.role:
+                accounts.grant_role(args.username, role, acting_operator())
+            print(f"created user {args.username} (id {user_id}{', verified' if args.verified else ''})")
+        elif action == "erase" and args.replay:
+            return replay_erasures(settings, accounts, stores, db)
+        elif action == "erase":
+            return _erase(settings, accounts, stores, db, args.username, journaled=True)
+        elif action == "grant":
+            granted = accounts.grant_role(args.username, args.role, acting_operator())
+            print(f"granted {args.role} to {args.username}" if granted else f"{args.username} is {args.role} already")
+        else:
+            revoked = accounts.revoke_role(args.username, args.role, acting_operator())
+            print(f"revoked {args.role} from {args.username}" if revoked else f"{args.username} is not {args.role}")
+    except NotFound:
+        print(f"ugc: no user named {args.username!r}", file=sys.stderr)
+        return 1
+    except Conflict as error:
+        what = "username" if "username" in str(error) else "e-mail"
+        print(f"ugc: that {what} is already taken", file=sys.stderr)
+        return 1
+    finally:
+        stores.close()
+        db.close()
+    return 0
+
+
+def _erase(
+    settings: Settings, accounts: AccountCommands, stores: EventStores, db: Database, username: str, *, journaled: bool
+) -> int:
+    """Erase one person (README: "Personal data and erasure"); `journaled`: record it in the erasure
+    journal first (a replay of the journal does not record it again)."""
+    from commands.services import ServiceCommands
+    from readmodels.services import active_of_creator
+    from readmodels.waiting import Progress
+    from ugc.clock import SystemClock
+    from ugc.errors import Unavailable
+    from ugc.platform.erasure_journal import record_erasure
+
+    def journal(user: int, at: datetime) -> None:
+        record_erasure(settings.audit_dir, settings.audit_key, user, username, at)
+
+    erasure = accounts.erase(username, acting_operator(), journal if journaled else None)
+    done = "erased" if erasure.newly else "was erased before; finished erasing"
+    print(f"{username} (id {erasure.user_id}) {done}: {erasure.keys_destroyed} data key(s) destroyed")
+
+    def listed(creator_profile: int, positions: dict[str, int]) -> list[int]:
+        Progress().wait(db, positions, ERASE_WAIT)
+        return active_of_creator(db, creator_profile)
+
+    try:
+        withdrawn = ServiceCommands(stores, db, SystemClock()).withdraw_all(erasure.user_id, acting_operator(), listed)
+    except Unavailable:
+        print(
+            f"ugc: users erase: their services are not withdrawn yet: the read models did not catch up "
+            f"within {ERASE_WAIT:g} s (are the projections running?); run the erasure again",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"{len(withdrawn)} service(s) withdrawn")
+    _clear_old_rows(db, erasure.positions)
+    return 0
+
+
+def replay_erasures(settings: Settings, accounts: AccountCommands, stores: EventStores, db: Database) -> int:
+    """Erase again every journaled person the database does not show erased (a restored backup from
+    before their erasure): README, "Backups and restores"."""
+    from ugc.platform.erasure_journal import read_journal
+
+    journal = read_journal(settings.audit_dir, settings.audit_key)
+    failed = bool(journal.problems)
+    for problem in journal.problems:
+        print(f"ugc: users erase --replay: {problem}; not carried out", file=sys.stderr)
+    replayed = 0
+    for entry in journal.erasures:
+        found = accounts.erasure_done(entry.user)
+        if found is None:  # the backup is older than the account: nothing of theirs to erase
+            print(f"user {entry.user} ({entry.username}) is not in this database: nothing to erase")
+        elif found[0] != entry.username:
+            failed = True
+            print(
+                f"ugc: users erase --replay: line {entry.line} erased user {entry.user} ({entry.username}), but "
+                f"user {entry.user} here is {found[0]}: not erased; check which backup this database is",
+                file=sys.stderr,
+            )
+        elif not found[1]:
+            replayed += 1
+            failed = _erase(settings, accounts, stores, db, entry.username, journaled=False) != 0 or failed
+    print(f"{len(journal.erasures)} journaled erasure(s), {replayed} carried out again")
+    return 1 if failed else 0
+
+
+def _clear_old_rows(db: Database, positions: Mapping[str, int]) -> None:
+    """Once the read models have blanked the erased person's rows, vacuum away the rows' old versions."""
+    from readmodels.waiting import Progress, wait_for
+    from ugc.errors import Unavailable
+
+    db.vacuum("idempotency_keys", "refresh_families")
+    try:
+        wait_for(db, Progress(), positions, ERASE_WAIT)
+    except Unavailable:
+        print(
+            f"the read tables were not blanked within {ERASE_WAIT:.0f} s (are the projections running?): "
+            "they will be when the projections apply the erasure, and autovacuum then clears the old rows",
+            file=sys.stderr,
+        )
+        return
+    db.vacuum("users", "creator_profiles")
+
+
+def _read_password() -> str:
+    """The new user's password: a prompt on a terminal, else the first line of stdin (scripts, tests)."""
+    if sys.stdin.isatty():
+        import getpass
+
+        try:
+            return getpass.getpass("password: ")
+        except EOFError:  # Ctrl-D: no password, which the length check then refuses
+            return ""
+    return sys.stdin.readline().rstrip("\n")
+
+
+def _list_users(settings: Settings) -> int:
+    from readmodels.users import list_users
+    from ugc.platform.database import Database
+
+    db = Database(settings.database_url)
+    try:
+        rows = list_users(db)
+    finally:
+        db.close()
+    print(f"{'id':>6}  {'username':<24} {'email':<36} {'verified':<8} roles")
+    for row in rows:
+        roles = ",".join(row["roles"]) or "-"
+        verified = "yes" if row["is_verified"] else "no"
+        print(f"{row['id']:>6}  {row['username']:<24} {row['email']:<36} {verified:<8} {roles}")
+    print(f"{len(rows)} user(s) (as projected; `ugc serve` or `ugc project` keeps this table)")
+    return 0
