@@ -266,9 +266,9 @@ def connections(url: str) -> int:
 
 
 def budget(env: dict[str, str]) -> int:
-    """README "Connection budget": each worker D + A + 4S + O + 2, each projector D + 4S + O + 2."""
+    """README "Connection budget": each worker D + A + 4S + O + 1, each projector D + 4S + O + 2."""
     sizes = pool_sizes(env)
-    worker = sizes.database + sizes.database_async + 4 * sizes.store + sizes.orders_store + 2
+    worker = sizes.database + sizes.database_async + 4 * sizes.store + sizes.orders_store + 1
     projector = sizes.database + 4 * sizes.store + sizes.orders_store + 2
     return WORKERS * worker + PROJECTORS * projector
 
