@@ -8,6 +8,13 @@ ends the family of the token presented. The families live in a platform table
 that carry an access token never read it. An access token therefore stays good until it expires
 (UGC_ACCESS_TOKEN_TTL, 15 minutes) after its session ends; the user behind it is checked on every
 request (`api/auth.py`).
+
+An erasure ends every family of the person's that exists once `User.Erased` is committed
+(`refresh_families.revoke_all_of`, right after it). A sign-in whose password was checked before that
+commit would start its family after the revocation: so the account is read from the log again once
+the family is stored, and an erased one ends it. Either that read sees the erasure, or the erasure's
+revocation comes after the family and ends it: when `ugc users erase` returns, no refresh token of
+the person works, whatever any process still keeps of their standing.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import uuid
 from dataclasses import dataclass
 
 from api.tokens import Claims, TokenError, TokenService
+from commands.standing import Standings
 from ugc.clock import Clock
 from ugc.platform import refresh_families
 from ugc.platform.database import Database
@@ -31,16 +39,21 @@ class TokenPair:
 
 
 class Sessions:
-    def __init__(self, db: Database, tokens: TokenService, clock: Clock) -> None:
+    def __init__(self, db: Database, tokens: TokenService, clock: Clock, standings: Standings) -> None:
         self.db = db
         self.tokens = tokens
         self.clock = clock
+        self.standings = standings
 
     def start(self, user_id: int) -> TokenPair:
-        """A new family for a sign-in, and its first pair of tokens."""
+        """A new family for a sign-in, and its first pair of tokens; TokenError when the account was
+        erased while the password was being checked (see the module's docstring)."""
         family = uuid.uuid4().hex
         refresh = self.tokens.issued(user_id, "refresh", family=family)
         refresh_families.start_family(self.db, family, user_id, refresh.jti, refresh.expires_at, self.clock.now())
+        if self.standings.load(user_id) is None:
+            refresh_families.revoke(self.db, family, self.clock.now())
+            raise TokenError("the account was erased while signing in")
         return TokenPair(self.tokens.issue(user_id, "access"), refresh.token)
 
     def rotate(self, presented: Claims) -> TokenPair:

@@ -32,6 +32,7 @@ from tests.servers import Server, run_ugc, start_server
 from ugc.accounts import User
 from ugc.clock import SystemClock
 from ugc.config import Settings
+from ugc.platform import refresh_families
 from ugc.platform.database import Database
 from ugc.platform.store import EventStores
 
@@ -244,3 +245,37 @@ def test_a_socket_opened_in_the_instant_of_the_erasure_is_closed_4401_at_once(
             socket.receive_text()
     assert closed.value.code == 4401
     assert time.monotonic() - opened < EXPIRY_CHECK / 2
+
+
+def test_a_sign_in_the_erasure_overtook_starts_no_session(
+    api: Api, settings: Settings, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The race: the password is checked, the erasure is committed (its revocation of the person's
+    refresh tokens done), then the sign-in stores its session. Neither the sign-in nor a refresh with
+    what it would have answered may work once `ugc users erase` returned, though this process still
+    keeps the person's standing (it hears of erasures only at its next look)."""
+    person = api.verified_user()
+    assert api.client.post("/api/auth/token/refresh/", json={"refresh": person["refresh"]}).status_code == 200
+    start_family = refresh_families.start_family
+    issued: list[str] = []
+
+    def erased_meanwhile(db: Database, family: str, user_id: int, jti: str, *args: Any) -> None:
+        done = run_ugc(
+            environment(backend, settings.database_url, settings.var_dir), "users", "erase", person["username"], "--yes"
+        )
+        assert done.returncode == 0, done.stderr
+        start_family(db, family, user_id, jti, *args)
+        issued.append(family)
+
+    monkeypatch.setattr(refresh_families, "start_family", erased_meanwhile)
+    credentials = {"username": person["username"], "password": person["password"]}
+    answer = api.client.post("/api/auth/token/", json=credentials)
+    monkeypatch.setattr(refresh_families, "start_family", start_family)
+    assert issued, "the sign-in did not get as far as its session"
+    assert (answer.status_code, answer.json()) == (401, {"detail": "Неверное имя пользователя или пароль."})
+    services: Services = api.client.app.state.services  # type: ignore[attr-defined]
+    with services.db.read() as cur:
+        live = cur.execute(
+            "SELECT COUNT(*) AS n FROM refresh_families WHERE user_id = %s AND revoked_at IS NULL", (person["id"],)
+        ).fetchone()
+    assert live is not None and live["n"] == 0

@@ -88,7 +88,10 @@ async def token(request: Request) -> Response:
         if user_id is None:
             attempt.count()
             raise errors.unauthorized("wrong_credentials")
-    pair = await s.run(s.sessions.start, user_id)
+    try:
+        pair = await s.run(s.sessions.start, user_id)
+    except TokenError:  # erased meanwhile: as if it had been before the password was checked
+        raise errors.unauthorized("wrong_credentials") from None
     return JSON(pair.as_json())
 
 
