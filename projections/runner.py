@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import psycopg
-from eventsourcing.persistence import OperationalError
 
 from projections.base import Projection, SideEffectDeferred, SideEffectPostponed, SideEffectRefused, end_batch
 from projections.leasing import LeaseKeeper
@@ -31,6 +30,7 @@ from ugc.platform import leases, metrics
 from ugc.platform.database import Database
 from ugc.platform.dialect import INTEGRITY_ERRORS, Cursor, Row
 from ugc.platform.listening import Subscription
+from ugc.platform.outages import database_away
 from ugc.platform.store import EventStores
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ POSTPONED_CHECK = 1.0
 # Failures in a row on one event before it is parked (UGC_PROJECTION_MAX_ATTEMPTS). The retries
 # back off from 0.05 s, doubling, so with the default an event is parked ~0.75 s after it first
 # failed: a command that waited behind it still gets its answer within its 2 s wait. A lost
-# database (OperationalError) is not the event's fault: it is never counted.
+# database, or one that refuses writes (`database_away`), is not the event's fault: never counted.
 MAX_ATTEMPTS = 5
 JOB_INTERVAL = 10.0
 JOBS_LEASE = "scheduler"  # the lease under which the periodic jobs run (one process at a time)
@@ -424,9 +424,9 @@ class ProjectionRunner:
                 log.warning("postponed side effects of %s not tried: %s", projection.name, lost)
                 self.keeper.lost(lost.names)
                 return
-            except (psycopg.OperationalError, OperationalError):  # the database, not the side effect
-                raise
             except Exception as error:
+                if database_away(error):  # the database, not the side effect
+                    raise
                 self._failed_again(projection, row, error)
 
     def _failed_again(self, projection: Projection, row: Row, error: Exception) -> None:
@@ -524,7 +524,8 @@ class ProjectionRunner:
             try:
                 self._follow(lane)
             except Exception as error:
-                log.warning("projection runner (%s) lost its database (%s); retrying", lane.name, error)
+                # One line, no traceback: the database away (lost, refusing writes) is expected now and then.
+                log.warning("projection runner (%s): database unavailable (%s); retrying in 1 s", lane.name, error)
                 for key in lane.keys():
                     self._applied.pop(key, None)
             if lane.runs_jobs:
@@ -630,8 +631,6 @@ class ProjectionRunner:
         try:
             with self.keeper.using(list(tokens)) if self.keeper is not None and tokens is not None else nullcontext():
                 seen = self._apply(application, projections, tokens)
-        except (psycopg.OperationalError, OperationalError):  # the database, not the events (the store wraps it)
-            raise
         except leases.LeaseLost as lost:
             # Not the events' fault: the batch committed nothing; the keeper acquires the lease
             # again if it can, with a new token.
@@ -644,6 +643,8 @@ class ProjectionRunner:
             # log's next append (which may be the very command waiting for them).
             return {p.name: True for p in projections if p.name not in lost.names}
         except Exception as error:
+            if database_away(error):  # the database, not the events: `_work` backs off
+                raise
             if len(projections) > 1:
                 return {
                     name: full
@@ -714,7 +715,10 @@ class ProjectionRunner:
                     self.keeper.check(tokens, margin=SIDE_EFFECT_MARGIN)
                     try:
                         job()
-                    except Exception:
+                    except Exception as error:
+                        if database_away(error):  # not the job's failure: no traceback, not counted
+                            log.warning("scheduled jobs not run: database unavailable (%s)", error)
+                            return
                         log.exception("scheduled job %s failed; it runs again next round", job)
                         metrics.JOB_FAILURES.labels(getattr(job, "__qualname__", repr(job))).inc()
             except leases.LeaseLost as lost:

@@ -9,6 +9,7 @@ other tests find the database as it was.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 import time
@@ -28,6 +29,7 @@ from tests.conftest import Api, checked_client
 from tests.orders_world import a_deal
 from ugc.clock import MovableClock
 from ugc.config import Settings, sqlite_path
+from ugc.platform import metrics
 from ugc.platform.chain_postgres import ChainedPostgresRecorder
 from ugc.platform.database import STORE_LOCK_TIMEOUT
 from ugc.platform.store import EventStores
@@ -199,3 +201,46 @@ def test_readyz_tells_while_another_process_holds_the_sqlite_write_lock(backend:
         assert ready.json()["status"] == "degraded"
         assert ready.json()["checks"]["database"] == "write lock held elsewhere"
         assert client.get("/readyz").json()["status"] == "ok"
+
+
+def _projection_failures() -> float:
+    return sum(
+        sample.value
+        for family in metrics.PROJECTION_FAILURES.collect()
+        for sample in family.samples
+        if sample.name.endswith("_total")
+    )
+
+
+def test_a_projection_meeting_a_database_that_refuses_writes_counts_no_failure_and_parks_nothing(
+    postgres: str, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A batch that meets a read-only database is an outage, as a lost connection is: not a failure of
+    its events (one of which would be parked at the instant the database took writes again), and
+    logged as a warning without a traceback."""
+    app = build_app(lambda: runtime(settings, clock=MovableClock()))
+    with checked_client(app) as client:
+        api = Api(client, settings)
+        user = api.verified_user()
+        failures = _projection_failures()
+        # The users' table kept from writes (reads go on): the edit is stored, its projection waits.
+        holder = psycopg.connect(postgres, autocommit=True)
+        try:
+            holder.execute("BEGIN")
+            holder.execute("LOCK TABLE users IN EXCLUSIVE MODE")
+            edit = client.patch("/api/v1/users/me/", headers=user["headers"], json={"bio": "во время отказа"})
+            assert edit.status_code == 503, edit.text
+            with caplog.at_level(logging.WARNING, logger="projections.runner"), read_only(postgres):
+                time.sleep(4.0)  # the runner tries its batch again, longer than its leases outlive renewals
+        finally:
+            holder.close()
+        assert _projection_failures() == failures
+        assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info], caplog.text
+        assert any("read-only" in r.getMessage() for r in caplog.records), caplog.text
+        shown = eventually(
+            lambda: client.get("/api/v1/users/me/", headers=user["headers"]),
+            lambda r: r.json().get("bio") == "во время отказа",
+        )
+        assert shown.json()["bio"] == "во время отказа"
+        ready = eventually(lambda: client.get("/readyz"), lambda r: r.json()["status"] == "ok")
+        assert ready.json()["checks"]["parked_events"] == "ok", ready.text

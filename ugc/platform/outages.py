@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import ParamSpec, TypeVar
 
 import psycopg
+from eventsourcing.persistence import OperationalError
 from psycopg.errors import ReadOnlySqlTransaction
 from psycopg_pool import PoolTimeout
 
@@ -31,6 +32,13 @@ T = TypeVar("T")
 def refuses_writes(error: BaseException) -> bool:
     """Whether `error` (or what the event store wrapped in it) is the database refusing any write."""
     return isinstance(error, ReadOnlySqlTransaction) or isinstance(error.__cause__, ReadOnlySqlTransaction)
+
+
+def database_away(error: BaseException) -> bool:
+    """Whether `error` is the database being out of service rather than a fault of the work that met
+    it: unreachable, restarting, a connection lost or not had in time (`OperationalError`, psycopg's or
+    the event store's wrapping of it), or refusing writes. Retried later, that work may well succeed."""
+    return isinstance(error, psycopg.OperationalError | OperationalError) or refuses_writes(error)
 
 
 # A read retried this many times when its pooled connection turns out dead: the pool discards each
