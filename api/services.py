@@ -16,6 +16,7 @@ from starlette.requests import HTTPConnection
 from api import idempotency_keys
 from api.idempotency_keys import IdempotencyKeys
 from api.listing import ListingMemory
+from api.readiness import Readiness
 from api.realtime import Hub
 from api.sessions import Sessions
 from api.throttle import FailureThrottle
@@ -75,6 +76,7 @@ class Services:
     check_redis: Callable[[], None] | None = None
     # Where each projection stands (projections/operations.py), for /readyz and /metrics.
     projection_states: Callable[[], list[ProjectionState]] | None = None
+    readiness: Readiness = field(default_factory=Readiness)  # /readyz's checks, shared by its probes
     listing: ListingMemory = field(init=False)
     blocking: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(BLOCKING_THREADS, thread_name_prefix="ugc-blocking")

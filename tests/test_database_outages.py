@@ -24,6 +24,7 @@ import psycopg
 import pytest
 
 from api.errors import message
+from api.readiness import READY_DEADLINE
 from tests.backends import DATA_KEY
 from tests.conftest import Api, checked_client
 from tests.orders_world import a_deal
@@ -244,3 +245,26 @@ def test_a_projection_meeting_a_database_that_refuses_writes_counts_no_failure_a
         assert shown.json()["bio"] == "во время отказа"
         ready = eventually(lambda: client.get("/readyz"), lambda r: r.json()["status"] == "ok")
         assert ready.json()["checks"]["parked_events"] == "ok", ready.text
+
+
+def test_readyz_answers_within_a_second_while_an_event_log_is_locked(postgres: str, settings: Settings) -> None:
+    """Probes give up after about a second: a check that waits for a lock (each of its statements up to
+    STORE_LOCK_TIMEOUT) answers 503 naming what did not complete, and probes in a row share the one
+    check under way rather than start one each."""
+    app = build_app(lambda: runtime(settings, clock=MovableClock()))
+    with checked_client(app) as client:
+        assert client.get("/readyz").status_code == 200
+        with locked(postgres, "orders_events", release_after=4 * STORE_LOCK_TIMEOUT):
+            for _ in range(3):
+                started = time.monotonic()
+                answer = client.get("/readyz")
+                waited = time.monotonic() - started
+                assert waited < 1.0, waited
+                assert answer.status_code == 503, answer.text
+                assert answer.json()["status"] == "unavailable"
+                assert answer.json()["checks"]["database"] == "ok"
+                assert answer.json()["checks"]["projections"] == f"no answer within {READY_DEADLINE:g} s"
+        ready = eventually(
+            lambda: client.get("/readyz"), lambda r: r.status_code == 200, timeout=4 * STORE_LOCK_TIMEOUT
+        )
+        assert ready.json()["status"] == "ok", ready.text

@@ -13,6 +13,7 @@ from api.asyncapi import asyncapi_document
 from api.errors import unauthorized
 from api.metrics import projection_metrics
 from api.openapi import Operation, endpoint, openapi_document
+from api.readiness import Report
 from api.responses import JSON
 from api.schemas.meta import AsyncAPIOut, HealthOut, OpenAPIOut, ReadinessOut
 from api.services import Services, services
@@ -35,10 +36,18 @@ async def readyz(request: Request) -> Response:
     """503 when this process cannot serve consistent reads (the database is away, the projections lag
     more than UGC_READY_MAX_LAG seconds, or a read model's lease has had no live holder for
     NO_HOLDER_FOR seconds), naming why; a database that refuses writes, Redis away or parked events are
-    reported ("degraded") without failing it."""
+    reported ("degraded") without failing it. Within READY_DEADLINE, whatever the database does
+    (api/readiness.py): a check that has not answered by then fails it."""
     s = services(request)
-    checks: dict[str, str] = {}
-    failing: list[str] = []
+    report = await s.readiness.report(lambda report: _run_checks(s, report))
+    degraded = any(value != "ok" for value in report.checks.values())
+    status = "unavailable" if report.failing else "degraded" if degraded else "ok"
+    return JSON({"status": status, "checks": report.checks}, status_code=503 if report.failing else 200)
+
+
+async def _run_checks(s: Services, report: Report) -> None:
+    checks, failing = report.checks, report.failing
+    report.begin("database")
     try:
         # Refusing writes (a standby, SQLite's lock held by another process): reads stay consistent,
         # writes answer 503 (ugc/platform/outages.py).
@@ -49,6 +58,7 @@ async def readyz(request: Request) -> Response:
         checks["database"] = "unavailable"
         failing.append("database")
     if s.check_redis is not None:
+        report.begin("redis")
         try:
             await s.run(s.check_redis)
             checks["redis"] = "ok"
@@ -56,6 +66,7 @@ async def readyz(request: Request) -> Response:
             log.warning("readiness: redis unavailable: %s", error)
             checks["redis"] = "unavailable"  # pushes may be missed; reads stay consistent
     if s.projection_states is not None and not failing:
+        report.begin("projections")
         try:
             states = await s.run(s.projection_states)
         except Exception as error:
@@ -64,9 +75,7 @@ async def readyz(request: Request) -> Response:
             failing.append("projections")
         else:
             failing += _judge_projections(s, states, checks)
-    degraded = any(value != "ok" for value in checks.values())
-    status = "unavailable" if failing else "degraded" if degraded else "ok"
-    return JSON({"status": status, "checks": checks}, status_code=503 if failing else 200)
+    report.underway = None
 
 
 def _judge_projections(s: Services, states: list[ProjectionState], checks: dict[str, str]) -> list[str]:
