@@ -268,3 +268,39 @@ def test_readyz_answers_within_a_second_while_an_event_log_is_locked(postgres: s
             lambda: client.get("/readyz"), lambda r: r.status_code == 200, timeout=4 * STORE_LOCK_TIMEOUT
         )
         assert ready.json()["status"] == "ok", ready.text
+
+
+def test_a_chat_frame_while_the_database_refuses_writes_gets_an_error_frame_and_the_socket_stays(
+    postgres: str, settings: Settings
+) -> None:
+    """The sender is told to try again (an error frame), as REST answers 503, and the socket stays: it
+    closed 1011 ("an unexpected server error", an ERROR traceback) while writes were refused, and 1013
+    when the frame met a session the server had ended."""
+    app = build_app(lambda: runtime(settings, clock=MovableClock()))
+    with checked_client(app) as client:
+        api = Api(client, settings)
+        deal = a_deal(api)
+        started = client.post(
+            "/api/v1/conversations/", headers=deal.buyer["headers"], json={"recipient_id": deal.creator["id"]}
+        )
+        assert started.status_code in (200, 201), started.text
+        url = f"/ws/conversations/{started.json()['id']}/?token={deal.buyer['access']}"
+        with client.websocket_connect(url) as ws:
+            with read_only(postgres):
+                # Dead sessions are found first: the frames then meet the refusal itself.
+                eventually(lambda: client.get("/readyz"), lambda r: r.json()["checks"]["database"] == "read-only")
+                for _ in range(3):
+                    ws.send_text('{"message": "во время отказа"}')
+                    assert ws.receive_json() == {"error": message("unavailable")}
+            sent = eventually(
+                lambda: (ws.send_text('{"message": "после"}'), ws.receive_json())[1],
+                lambda frame: frame.get("message") == "после",
+            )
+            assert sent.get("message") == "после", sent
+            terminate_sessions(postgres)  # a blip mid-socket: the frame may meet a dead session
+            ws.send_text('{"message": "после обрыва"}')
+            frame = ws.receive_json()
+            assert frame == {"error": message("unavailable")} or frame.get("message") == "после обрыва", frame
+            ws.send_text('{"message": "всё ещё здесь"}')
+            assert ws.receive_json().get("message") in ("после обрыва", "всё ещё здесь")
+            ws.close()

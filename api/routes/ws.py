@@ -17,8 +17,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import jwt
-import psycopg
-from eventsourcing.persistence import OperationalError
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from api.auth import standing_for, standing_of, verified_user
@@ -47,6 +45,7 @@ from readmodels import notifications
 from ugc.errors import DomainError
 from ugc.platform.dialect import Row
 from ugc.platform.numbers import natural
+from ugc.platform.outages import database_away
 from ugc.platform.personal_data import PersonErased
 from ugc.platform.push import conversation_channel, user_channel
 
@@ -140,7 +139,7 @@ class Session:
                 log.info("closing a WebSocket session: its client took no frame for %g s", waited)
                 await close(self.websocket, TRY_AGAIN_LATER)
                 return
-            if isinstance(error, OperationalError | psycopg.OperationalError):
+            if error is not None and database_away(error):
                 log.warning("closing a WebSocket session: the database is unavailable (%s)", error)
                 await close(self.websocket, TRY_AGAIN_LATER)
                 return
@@ -280,8 +279,10 @@ def _sender(s: Services, conversation_id: int, user: int) -> Reply:
             raise CallerGone from error
         except DomainError as error:
             return _error_frame(from_domain(error))
-        except OperationalError:
-            return {"error": message("unavailable")}
+        except Exception as error:
+            if database_away(error):  # away or refusing writes: try again later, as REST answers 503
+                return {"error": message("unavailable")}
+            raise
         return None
 
     return reply
