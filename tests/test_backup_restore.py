@@ -237,10 +237,14 @@ def test_refusals_come_before_anything_is_written(backend: str, tmp_path: Path) 
         refused = run_ugc(live, "restore", str(tmp_path / "backup"), "--yes")
         expected = "is not empty: name a new database" if backend == "postgres" else "ugc.sqlite3 exists"
         assert refused.returncode == 2 and expected in refused.stderr, refused.stderr
-        if backend == "sqlite":  # not from under a deployment that is up
-            with start_server(live, a_port()):
-                refused = run_ugc(live, "restore", str(tmp_path / "backup"), "--yes", "--replace")
-            assert refused.returncode == 2 and "stop the deployment first" in refused.stderr, refused.stderr
+        if backend == "sqlite":  # not from under a deployment that is up, an API-only server's included
+            for projections in ("inline", "external"):
+                with start_server(live | {"UGC_PROJECTIONS": projections}, a_port()):
+                    refused = run_ugc(live, "restore", str(tmp_path / "backup"), "--yes", "--replace")
+                assert refused.returncode == 2 and "stop the deployment first" in refused.stderr, (
+                    projections,
+                    refused.stderr,
+                )
         replaced = run_ugc(live, "restore", str(tmp_path / "backup"), "--yes", "--replace")
         if backend == "postgres":
             assert replaced.returncode == 2 and "--replace is for SQLite" in replaced.stderr, replaced.stderr

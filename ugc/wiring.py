@@ -59,6 +59,7 @@ from ugc.platform.media import MediaStore
 from ugc.platform.push import Publisher
 from ugc.platform.push_relay import RedisRelay, channel_for, relay
 from ugc.platform.recorded_log import RecordedLog
+from ugc.platform.serving_lock import serving
 from ugc.platform.store import EventStores, Orders, create_event_tables, owned_by_another_role
 from ugc.platform.sweeping import Sweeper
 from ugc.platform.tuning import freeze_startup_objects, return_large_allocations_to_the_system
@@ -149,7 +150,14 @@ def audit_checkpoints(settings: Settings, stores: EventStores) -> PeriodicCheckp
 
 @contextmanager
 def runtime(settings: Settings, *, clock: Clock | None = None) -> Iterator[Services]:
-    """Everything one server process needs, opened in order and closed in reverse."""
+    """Everything one server process needs, opened in order and closed in reverse; the database's
+    serving lock held all along (`ugc/platform/serving_lock.py`)."""
+    with serving(settings.database_url), _opened(settings, clock) as services:
+        yield services
+
+
+@contextmanager
+def _opened(settings: Settings, clock: Clock | None) -> Iterator[Services]:
     clock = clock or SystemClock()
     db = Database(settings.database_url)
     stores: EventStores | None = None

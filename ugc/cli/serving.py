@@ -154,6 +154,7 @@ def without_password(url: str) -> str:
 def _project(settings: Settings, only: Sequence[str] | None) -> int:
     from readmodels.waiting import Progress
     from ugc.platform.database import Database, until_reachable
+    from ugc.platform.serving_lock import serving
     from ugc.platform.store import EventStores
     from ugc.wiring import projection_runner
 
@@ -174,7 +175,7 @@ def _project(settings: Settings, only: Sequence[str] | None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     try:
-        with projection_runner(settings, db, stores, Progress(), only=only) as runner:
+        with serving(settings.database_url), projection_runner(settings, db, stores, Progress(), only=only) as runner:
             runner.start()
             stop.wait()
     finally:

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sqlite3
-from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -24,8 +22,8 @@ from ugc.platform.backup_manifest import BackupRefused, read_manifest
 from ugc.platform.backups import DUMP, SQLITE_ORDER, kept_files, sqlite_files
 from ugc.platform.checkpoints import PREFIX
 from ugc.platform.erasure_journal import NAME as JOURNAL
-from ugc.platform.leases import NOW
 from ugc.platform.pg_tools import create_database, drop_database, holds_data, run, tool
+from ugc.platform.serving_lock import served
 
 SQLITE_SIDE_FILES = ("", "-wal", "-shm", "-journal")
 
@@ -81,24 +79,9 @@ def checked(source: Path, settings: Settings, *, replace: bool) -> Restore:
             f"{found[0]} exists: restore into a data directory without the database, or pass --replace to move "
             "its files aside first"
         )
-    elif replace and (running := _running_on(sqlite_path(settings.database_url))):
-        raise BackupRefused(
-            f"{running[0]} runs projections on {sqlite_path(settings.database_url)}: stop the deployment first"
-        )
+    elif replace and served(database := sqlite_path(settings.database_url)):
+        raise BackupRefused(f"a ugc server (serve or project) runs on {database}: stop the deployment first")
     return Restore(source, manifest, settings, replace)
-
-
-def _running_on(path: Path) -> list[str]:
-    """The processes that run projections on this SQLite database now (`lease_members`): a deployment
-    still up would go on writing into the files moved aside."""
-    if not path.is_file():
-        return []
-    try:
-        with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as conn:
-            rows = conn.execute(f"SELECT holder FROM lease_members WHERE expires_at > {NOW['sqlite']}").fetchall()
-    except sqlite3.Error:  # not this application's database: nothing of ours runs on it
-        return []
-    return [str(row[0]) for row in rows]
 
 
 def _sqlite_in_the_way(database_url: str) -> list[Path]:
