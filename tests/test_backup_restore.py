@@ -10,7 +10,6 @@ A backup that is damaged, a destination that exists and a target that holds data
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import threading
 import time
@@ -42,15 +41,6 @@ def ugc(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     done = run_ugc(env, *args)
     assert done.returncode == 0, (args, done.stdout, done.stderr)
     return done
-
-
-def a_port() -> int:
-    """A free port of 18400-18499, the range these tests may use."""
-    for port in range(18400, 18500):
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) != 0:
-                return port
-    raise AssertionError("no free port in 18400-18499")
 
 
 @contextmanager
@@ -128,7 +118,7 @@ def test_a_backup_taken_under_writes_restores_to_its_manifest_with_later_erasure
     with fresh_database(backend, tmp_path / "live") as live_url:
         live = deployment(backend, live_url, tmp_path / "live", audit)
         ugc(live, "seed", "--demo")
-        with start_server(live, a_port()) as server:  # backed up, and the person erased, while it serves
+        with start_server(live) as server:  # backed up, and the person erased, while it serves
             ugc(live, "audit", "checkpoint")
             upload = httpx.post(
                 f"{server.url}/api/v1/files/upload/",
@@ -171,7 +161,7 @@ def test_a_backup_taken_under_writes_restores_to_its_manifest_with_later_erasure
                     assert row.link.hex() == head["link"], context
         finally:
             stores.close()
-        with start_server(env, a_port()) as server:
+        with start_server(env) as server:
             served = _all_orders(server.url, _headers(server.url, BUYER))
             download = httpx.get(
                 f"{server.url}/api/v1/files/{upload.json()['id']}/download/", headers=_headers(server.url, BUYER)
@@ -239,7 +229,7 @@ def test_refusals_come_before_anything_is_written(backend: str, tmp_path: Path) 
         assert refused.returncode == 2 and expected in refused.stderr, refused.stderr
         if backend == "sqlite":  # not from under a deployment that is up, an API-only server's included
             for projections in ("inline", "external"):
-                with start_server(live | {"UGC_PROJECTIONS": projections}, a_port()):
+                with start_server(live | {"UGC_PROJECTIONS": projections}):
                     refused = run_ugc(live, "restore", str(tmp_path / "backup"), "--yes", "--replace")
                 assert refused.returncode == 2 and "stop the deployment first" in refused.stderr, (
                     projections,
