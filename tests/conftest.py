@@ -91,9 +91,14 @@ def clock() -> MovableClock:
 BAD_BODY_IDS: list[Any] = ["5", True, 5.5, 0, -1, 2**63]
 
 
+def refused(field: str, text: str) -> dict[str, Any]:
+    """The 422 body that refuses `field` with `text`."""
+    return {"error": "Ошибка валидации данных.", "fields": {field: [text]}}
+
+
 def refused_id(field: str) -> dict[str, Any]:
     """The 422 body for a bad id in `field`."""
-    return {"error": "Ошибка валидации данных.", "fields": {field: ["Ожидается положительное целое число."]}}
+    return refused(field, "Ожидается положительное целое число.")
 
 
 _addresses = (f"10.{a}.{b}.{c}" for a, b, c in itertools.product(range(1, 255), repeat=3))
@@ -110,6 +115,15 @@ class Api:
 
     client: TestClient
     settings: Settings
+
+    def conversation(self, first: dict[str, Any], second: dict[str, Any]) -> int:
+        """The id of the conversation `first` starts with `second` (or already has)."""
+        started = self.client.post(
+            "/api/v1/conversations/", headers=first["headers"], json={"recipient_id": second["id"]}
+        )
+        assert started.status_code in (200, 201), started.text
+        number: int = started.json()["id"]
+        return number
 
     def register(self, **fields: Any) -> dict[str, Any]:
         name = fields.pop("username", None) or f"user_{uuid.uuid4().hex[:10]}"

@@ -17,13 +17,16 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
-from contextlib import ExitStack
+from collections.abc import Iterator, Mapping
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import IO
 
 import httpx
+
+from tests.backends import environment, fresh_database
+from ugc.config import Settings
 
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
@@ -217,3 +220,13 @@ def stop_servers(servers: list[Server], timeout: float = STOP_TIMEOUT) -> None:
         except subprocess.TimeoutExpired:
             server.process.kill()
         server.stop()
+
+
+@contextmanager
+def served_fresh(backend: str, var_dir: Path) -> Iterator[tuple[Server, Settings]]:
+    """`ugc serve` on a new database of `backend`, and the settings its clients read (the public URL
+    as `ugc serve` derives it from the port)."""
+    with fresh_database(backend, var_dir) as url:
+        env = environment(backend, url, var_dir)
+        with start_server(env, log_dir=var_dir) as running:
+            yield running, Settings.from_env(env | {"UGC_PUBLIC_URL": running.url})

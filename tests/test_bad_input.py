@@ -21,7 +21,7 @@ from starlette.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
 from api.body import MAX_JSON_DEPTH
-from tests.conftest import Api
+from tests.conftest import Api, refused
 from tests.orders_world import Deal, a_deal, place
 from ugc.clock import MovableClock
 from ugc.config import Settings
@@ -40,10 +40,6 @@ NOTHING_DELIVERED = "Добавьте к доставке сообщение и�
 HUGE = "9" * 5000
 # 922337203685477580 × 20 (the default page size) is past 2**63 - 1: the OFFSET used to overflow.
 FAR_PAGE = "922337203685477580"
-
-
-def refused(field: str, text: str) -> dict[str, Any]:
-    return {"error": "Ошибка валидации данных.", "fields": {field: [text]}}
 
 
 @dataclass

@@ -60,15 +60,6 @@ def serving(backend: str, tmp: Path, **settings: str) -> Iterator[Live]:
         assert "Traceback" not in server.log_tail(10**7), server.log_tail()
 
 
-def conversation(live: Live, first: dict[str, Any], second: dict[str, Any]) -> int:
-    response = live.api.client.post(
-        "/api/v1/conversations/", headers=first["headers"], json={"recipient_id": second["id"]}
-    )
-    assert response.status_code in (200, 201), response.text
-    number: int = response.json()["id"]
-    return number
-
-
 async def next_frame(ws: ClientConnection, timeout: float = FRAME_TIMEOUT) -> dict[str, Any]:
     raw = await asyncio.wait_for(ws.recv(), timeout)
     body: dict[str, Any] = json.loads(raw)
@@ -94,7 +85,7 @@ def in_thread(function: Any, *args: Any, **kwargs: Any) -> Any:
 
 def test_chat_between_two_connected_users(live: Live) -> None:
     anna, boris = live.api.verified_user(), live.api.verified_user()
-    number = conversation(live, anna, boris)
+    number = live.api.conversation(anna, boris)
     path = f"/ws/conversations/{number}/?token="
 
     async def scenario() -> None:
@@ -130,7 +121,7 @@ def test_chat_between_two_connected_users(live: Live) -> None:
 
 def test_a_bad_frame_gets_an_error_frame_and_the_socket_stays(live: Live) -> None:
     anna, boris = live.api.verified_user(), live.api.user()
-    number = conversation(live, anna, boris)
+    number = live.api.conversation(anna, boris)
 
     async def scenario() -> None:
         async with connect(live.ws(f"/ws/conversations/{number}/?token={anna['access']}")) as a:
@@ -162,7 +153,7 @@ def test_a_bad_frame_gets_an_error_frame_and_the_socket_stays(live: Live) -> Non
 
 def test_an_unverified_users_frame_gets_the_403_frame_until_they_verify(live: Live) -> None:
     unverified, friend = live.api.user(), live.api.verified_user()
-    number = conversation(live, friend, unverified)
+    number = live.api.conversation(friend, unverified)
 
     async def scenario() -> None:
         async with connect(live.ws(f"/ws/conversations/{number}/?token={unverified['access']}")) as ws:
@@ -246,7 +237,7 @@ def test_since_replays_what_was_missed_without_loss_or_duplicates(live: Live) ->
 
 def test_since_with_many_stored_replays_them_all_in_order(live: Live) -> None:
     anna, boris = live.api.verified_user(), live.api.user()
-    number = conversation(live, anna, boris)
+    number = live.api.conversation(anna, boris)
     for n in range(30):
         live.api.client.post(
             f"/api/v1/conversations/{number}/messages/", headers=anna["headers"], json={"message": f"№{n}"}
@@ -267,7 +258,7 @@ def test_since_with_many_stored_replays_them_all_in_order(live: Live) -> None:
 
 def test_every_refusal_has_its_close_code(live: Live) -> None:
     anna, boris, eve = live.api.verified_user(), live.api.user(), live.api.user()
-    number = conversation(live, anna, boris)
+    number = live.api.conversation(anna, boris)
     deal = a_deal(live.api)
     place(live.api, deal)
     theirs = live.api.client.get("/api/v1/notifications/", headers=deal.creator["headers"]).json()["results"][0]["id"]
@@ -302,7 +293,7 @@ def test_a_user_past_the_sockets_per_process_is_closed_4429(live: Live) -> None:
     """`UGC_WS_MAX_PER_USER` (32) sockets of one user, of both kinds, on one process; the next is
     refused until one of them closes, and nobody else is counted against it."""
     anna, boris = live.api.verified_user(), live.api.user()
-    chat = live.ws(f"/ws/conversations/{conversation(live, anna, boris)}/?token={anna['access']}")
+    chat = live.ws(f"/ws/conversations/{live.api.conversation(anna, boris)}/?token={anna['access']}")
     alerts = live.ws(f"/ws/notifications/?token={anna['access']}")
 
     async def scenario() -> None:
@@ -325,7 +316,7 @@ def test_a_user_past_the_sockets_per_process_is_closed_4429(live: Live) -> None:
 def test_an_expired_token_closes_a_live_socket(backend: str, tmp_path: Path) -> None:
     with serving(backend, tmp_path, UGC_ACCESS_TOKEN_TTL="3") as live:
         anna, boris = live.api.verified_user(), live.api.user()
-        number = conversation(live, anna, boris)
+        number = live.api.conversation(anna, boris)
 
         async def scenario() -> tuple[int | None, int | None, float]:
             opened = time.monotonic()
@@ -345,7 +336,7 @@ def test_a_consumer_that_falls_behind_gets_every_message_once_without_stalling_o
     so memory stays bounded) while Anna's socket keeps pace; once he reads, he gets every message,
     once each, in the order they were stored."""
     anna, boris = live.api.verified_user(), live.api.user()
-    number = conversation(live, anna, boris)
+    number = live.api.conversation(anna, boris)
     path = f"/ws/conversations/{number}/?token="
     text = "😀" * 4000  # 16 KB a frame: the socket's buffers fill after a few hundred
 
@@ -384,7 +375,7 @@ def test_a_consumer_that_falls_behind_gets_every_message_once_without_stalling_o
 def test_a_consumer_that_reads_nothing_is_let_go_after_the_send_timeout(backend: str, tmp_path: Path) -> None:
     with serving(backend, tmp_path, UGC_WS_SEND_TIMEOUT="2") as live:
         anna, boris = live.api.verified_user(), live.api.user()
-        path = f"/ws/conversations/{conversation(live, anna, boris)}/?token="
+        path = f"/ws/conversations/{live.api.conversation(anna, boris)}/?token="
         text = "😀" * 4000
 
         async def scenario() -> None:
@@ -416,7 +407,7 @@ def test_a_consumer_that_reads_nothing_loses_its_connection_after_the_peer_timeo
     close frame cannot leave, and closing waits for a flush that never comes."""
     with serving(backend, tmp_path, UGC_PEER_TIMEOUT="2") as live:
         anna, boris = live.api.verified_user(), live.api.user()
-        path = f"/ws/conversations/{conversation(live, anna, boris)}/?token="
+        path = f"/ws/conversations/{live.api.conversation(anna, boris)}/?token="
         text = "😀" * 4000
         tight = tight_socket(live)
         client_port = tight.getsockname()[1]
@@ -492,7 +483,7 @@ def test_twin_marks_read_answer_the_state_they_leave(live: Live) -> None:
     unread_count 6 on 5-9 of 20 such answers on PostgreSQL (the chat hunt). It now waits for what
     is stored."""
     anna, boris = live.api.verified_user(), live.api.verified_user()
-    chat = conversation(live, anna, boris)
+    chat = live.api.conversation(anna, boris)
 
     async def scenario() -> list[tuple[int, int]]:
         answers: list[tuple[int, int]] = []
@@ -516,7 +507,7 @@ def test_a_conversation_socket_resumes_after_the_last_message_it_saw(live: Live)
     in between was on neither, as the socket started at the conversation's latest message and took
     no `since=` (the chat hunt). With `since=<the last message id it saw>` it gets it first."""
     anna, boris = live.api.verified_user(), live.api.verified_user()
-    chat = conversation(live, anna, boris)
+    chat = live.api.conversation(anna, boris)
     messages = f"/api/v1/conversations/{chat}/messages/"
 
     def send(text: str) -> int:
@@ -540,7 +531,7 @@ def test_a_conversation_socket_resumes_after_the_last_message_it_saw(live: Live)
             replayed = [(await next_frame(ws))["message"] for _ in range(3)]
             assert replayed == ["до разрыва", "в окне", "после"]
         assert await close_code(live.ws(f"{path}&since=abc")) == 4400
-        other = conversation(live, anna, live.api.verified_user())
+        other = live.api.conversation(anna, live.api.verified_user())
         foreign = live.api.client.post(
             f"/api/v1/conversations/{other}/messages/", headers=anna["headers"], json={"message": "не отсюда"}
         ).json()["id"]

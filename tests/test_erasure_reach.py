@@ -68,15 +68,6 @@ def live(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Liv
         assert "Traceback" not in server.log_tail(10**7), server.log_tail()
 
 
-def conversation(live: Live, first: dict[str, Any], second: dict[str, Any]) -> int:
-    started = live.api.client.post(
-        "/api/v1/conversations/", headers=first["headers"], json={"recipient_id": second["id"]}
-    )
-    assert started.status_code in (200, 201), started.text
-    number: int = started.json()["id"]
-    return number
-
-
 def refused_within(answer: Callable[[], httpx.Response], seconds: float) -> float:
     """How long until `answer()` was 401 (asked every 20 ms); fails if it never was within `seconds`."""
     started = time.monotonic()
@@ -90,7 +81,7 @@ def refused_within(answer: Callable[[], httpx.Response], seconds: float) -> floa
 def test_an_erased_persons_token_is_refused_by_a_running_server_at_once(live: Live) -> None:
     api = live.api
     person, boris = api.verified_user(), api.verified_user()
-    chat = conversation(live, boris, person)
+    chat = live.api.conversation(boris, person)
     # Warm the server's standing of the person: from now on it would trust their token for 30 s.
     assert api.client.get("/api/v1/notifications/", headers=person["headers"]).status_code == 200
     sent = api.client.post(
@@ -128,7 +119,7 @@ async def close_code(ws: ClientConnection, timeout: float) -> int | None:
 def test_an_erased_persons_open_sockets_close_4401_at_once(live: Live) -> None:
     api = live.api
     person, boris = api.verified_user(), api.verified_user()
-    chat = conversation(live, boris, person)
+    chat = live.api.conversation(boris, person)
     path = f"/ws/conversations/{chat}/?token="
 
     async def scenario() -> None:

@@ -23,10 +23,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.backends import environment, fresh_database
+from tests.backends import environment
 from tests.conftest import Api
 from tests.orders_world import Deal, a_deal, act, order_in
-from tests.servers import Server, start_server
+from tests.servers import Server, served_fresh, start_server
 from tests.test_api_orders import FORBIDDEN, NOT_FOUND
 from ugc.config import Settings
 
@@ -55,11 +55,8 @@ FINAL = {"accept": "in_progress", "cancel": "cancelled", "deliveries": "delivere
 
 @pytest.fixture(scope="module")
 def server(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Settings]]:
-    var_dir = tmp_path_factory.mktemp("race-var")
-    with fresh_database(backend, var_dir) as url:
-        env = environment(backend, url, var_dir)
-        with start_server(env, log_dir=Path(var_dir)) as running:
-            yield running, Settings.from_env(env | {"UGC_PUBLIC_URL": running.url})  # as `ugc serve` derives it
+    with served_fresh(backend, tmp_path_factory.mktemp("race-var")) as served:
+        yield served
 
 
 @pytest.fixture(scope="module")

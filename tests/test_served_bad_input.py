@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from tests.backends import environment
+from tests.conftest import refused
 from tests.servers import Server, run_ugc, start_server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
@@ -22,10 +23,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 PASSWORD = "fuzz-pass-123"
 PNG = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489") + b"\0" * 64
 NOT_UTF8 = "Текст должен быть в кодировке UTF-8."
-
-
-def refused(field: str, text: str) -> dict[str, object]:
-    return {"error": "Ошибка валидации данных.", "fields": {field: [text]}}
 
 
 @dataclass

@@ -13,9 +13,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.backends import environment, fresh_database
+from tests.backends import environment
 from tests.conftest import Api, token_audience
-from tests.servers import Server, start_server
+from tests.servers import Server, served_fresh, start_server
 from ugc.config import Settings
 
 pytestmark = pytest.mark.e2e
@@ -23,11 +23,8 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def server(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Settings]]:
-    var_dir = tmp_path_factory.mktemp("web-security-var")
-    with fresh_database(backend, var_dir) as url:
-        env = environment(backend, url, var_dir)
-        with start_server(env, log_dir=Path(var_dir)) as running:
-            yield running, Settings.from_env(env | {"UGC_PUBLIC_URL": running.url})  # as `ugc serve` derives it
+    with served_fresh(backend, tmp_path_factory.mktemp("web-security-var")) as served:
+        yield served
 
 
 @pytest.fixture(scope="module")
