@@ -9,19 +9,22 @@ other tests find the database as it was.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import TypeVar, cast
+from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 from uuid import uuid4
 
 import httpx
 import psycopg
 import pytest
+from eventsourcing.persistence import StoredEvent
 
 from api.errors import message
 from api.readiness import READY_DEADLINE
@@ -32,7 +35,7 @@ from ugc.clock import MovableClock
 from ugc.config import Settings, sqlite_path
 from ugc.platform import metrics
 from ugc.platform.chain_postgres import ChainedPostgresRecorder
-from ugc.platform.database import STORE_LOCK_TIMEOUT
+from ugc.platform.database import STORE_LOCK_TIMEOUT, Database
 from ugc.platform.store import EventStores
 from ugc.wiring import build_app, runtime
 
@@ -158,6 +161,55 @@ def test_the_event_stores_reads_go_on_at_once_after_their_sessions_were_terminat
         stores.close()
 
 
+def test_an_append_goes_on_at_once_after_its_sessions_were_terminated(postgres: str) -> None:
+    """An append whose pooled connection was found dead before its COMMIT was sent stored nothing:
+    it is appended again on another connection, once; it failed, and its caller answered 503."""
+    stores = EventStores(postgres, data_key=DATA_KEY)
+    try:
+        recorder = cast(ChainedPostgresRecorder, stores.messaging.recorder)
+
+        def append() -> Sequence[int] | None:
+            return recorder.insert_events([StoredEvent(uuid4(), 1, "tests:Appended", b"{}")])
+
+        append()  # the pool holds a connection now
+        terminate_sessions(postgres)
+        (stored,) = append() or []
+        assert [notification.id for notification in recorder.select_notifications(start=stored, limit=5)] == [stored]
+    finally:
+        stores.close()
+
+
+def test_the_read_databases_reads_and_sequences_go_on_at_once_after_their_sessions_were_terminated(
+    postgres: str,
+) -> None:
+    """Every pooled connection of the read database dead at once (several in each pool): a read and
+    a sequence's next value each meet one, and are done on a live one; the first dead connection
+    found has its pool's others checked, so no attempt meets a second. A chat frame sent just after
+    a blip met a dead connection for its message id, then another for its append: two frames
+    answered "try again"."""
+    db = Database(postgres)
+
+    async def reads_after_a_blip() -> None:
+        def sleepy(_: int) -> list[list[dict[str, Any]]]:
+            return db.snapshot(("SELECT pg_sleep(0.05)", ()))
+
+        with ThreadPoolExecutor(3) as pool:  # three connections in the blocking pool, three async
+            list(pool.map(sleepy, range(3)))
+        await asyncio.gather(*(db.fetch_async("SELECT pg_sleep(0.05)") for _ in range(3)))
+        terminate_sessions(postgres)
+        first, second = db.next_numbers("message", 2)
+        assert second > first
+        assert db.snapshot(("SELECT 1 AS one", ())) == [[{"one": 1}]]
+        assert await db.fetch_async("SELECT 2 AS two") == [{"two": 2}]
+        assert await db.snapshot_async(("SELECT 3 AS three", ())) == [[{"three": 3}]]
+        await db.aclose()
+
+    try:
+        asyncio.run(reads_after_a_blip())
+    finally:
+        db.close()
+
+
 def test_a_command_behind_a_locked_log_answers_503_rather_than_wait_for_the_lock(
     postgres: str, settings: Settings
 ) -> None:
@@ -275,7 +327,9 @@ def test_a_chat_frame_while_the_database_refuses_writes_gets_an_error_frame_and_
 ) -> None:
     """The sender is told to try again (an error frame), as REST answers 503, and the socket stays: it
     closed 1011 ("an unexpected server error", an ERROR traceback) while writes were refused, and 1013
-    when the frame met a session the server had ended."""
+    when the frame met a session the server had ended. After a blip the first frame is sent: its
+    dead connections are found and replaced on the way (one CI run had two frames answered "try
+    again", one per pool)."""
     app = build_app(lambda: runtime(settings, clock=MovableClock()))
     with checked_client(app) as client:
         api = Api(client, settings)
@@ -297,10 +351,7 @@ def test_a_chat_frame_while_the_database_refuses_writes_gets_an_error_frame_and_
                 lambda frame: frame.get("message") == "после",
             )
             assert sent.get("message") == "после", sent
-            terminate_sessions(postgres)  # a blip mid-socket: the frame may meet a dead session
+            terminate_sessions(postgres)  # a blip mid-socket: the frame meets dead sessions, and is sent
             ws.send_text('{"message": "после обрыва"}')
-            frame = ws.receive_json()
-            assert frame == {"error": message("unavailable")} or frame.get("message") == "после обрыва", frame
-            ws.send_text('{"message": "всё ещё здесь"}')
-            assert ws.receive_json().get("message") in ("после обрыва", "всё ещё здесь")
+            assert ws.receive_json().get("message") == "после обрыва"
             ws.close()

@@ -349,10 +349,10 @@ def _secret_from_file(path: Path) -> str:
 class PoolSizes:
     """Connections one process may open to PostgreSQL, per pool (README: "Connection budget").
 
-    A server process holds at most `database + database_async + 4 * store + orders_store + 2` (the
-    five contexts' event stores, one LISTEN for read-your-writes and one for erasures), plus 2 while
-    it runs the projections (the lease keeper's connection and the runner's LISTEN); a `ugc project`
-    process `database + 4 * store + orders_store + 2`. Store pools open connections only as needed.
+    A server process holds at most `database + database_async + 4 * store + orders_store + 1` (the
+    five contexts' event stores and the process's one LISTEN), plus 1 while it runs the projections
+    (the lease keeper's connection); a `ugc project` process `database + 4 * store + orders_store +
+    2`. Store pools open connections only as needed.
     """
 
     database: int = 4  # UGC_DB_POOL_MAX: the read/write pool of blocking work (commands, runners)

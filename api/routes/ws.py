@@ -281,6 +281,7 @@ def _sender(s: Services, conversation_id: int, user: int) -> Reply:
             return _error_frame(from_domain(error))
         except Exception as error:
             if database_away(error):  # away or refusing writes: try again later, as REST answers 503
+                log.warning("a chat frame met the database unavailable: %s", error)
                 return {"error": message("unavailable")}
             raise
         return None

@@ -36,7 +36,7 @@ from ugc.platform.chain import (
 )
 from ugc.platform.database import STORE_OPTIONS
 from ugc.platform.dialect import Query, Row
-from ugc.platform.outages import retried_when_connection_lost
+from ugc.platform.outages import again_when_connection_lost, connection_lost, retried_when_connection_lost
 
 # Streams whose last hash this process keeps from its own appends, per context (~330 bytes each,
 # 3.3 MB full): an order's follow-up commands, which this process's group commit tends to append (it
@@ -48,6 +48,15 @@ KEPT_HASHES = 10_000
 # The library's reads without its retry (ours is `retried_when_connection_lost`).
 _library_select_events = inspect.unwrap(PostgresApplicationRecorder.select_events)
 _library_select_notifications = inspect.unwrap(PostgresApplicationRecorder.select_notifications)
+
+
+class _LostWhileCommitting(Exception):
+    """An append's connection broke once its COMMIT was on its way: whether the events were stored
+    is not known, so it is not tried again (`error` is what the caller gets)."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
 
 
 class ChainedPostgresRecorder(PostgresApplicationRecorder):
@@ -234,37 +243,59 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
 
         A clash in the store (IntegrityError) is raised after the pipeline closes, as the library
         does; a failure to chain raises inside the transaction, so the events are not kept unchained.
-        Not retried here: a connection that broke during the COMMIT may have stored the events, and a
-        lock wait that ran out (POSTGRES_LOCK_TIMEOUT) is the caller's 503.
+        Appended again on another connection when the pooled one was found dead before the COMMIT
+        was sent (nothing was stored); not when it broke during the COMMIT (the events may have
+        been), nor when a lock wait ran out (POSTGRES_LOCK_TIMEOUT: the caller's 503).
         """
         assert not self.datastore.enable_db_functions, "the chain needs the table lock of the default path"
         if not stored_events:
             return []
-        clash: Exception | None = None
-        answer: DictRow | None = None
         events = json.dumps(
             [[str(e.originator_id), e.originator_version, e.topic, e.state.hex()] for e in stored_events]
         )
         wanted = predecessors((UUID(str(e.originator_id)), e.originator_version) for e in stored_events)
         kept = self._kept_hashes(wanted)
         looked_up = _pairs([pair for pair in wanted if pair not in kept])  # made before the lock is asked for
+        try:
+            return again_when_connection_lost(
+                lambda: self._append(stored_events, events, looked_up, kept), self.datastore.pool.check
+            )
+        except _LostWhileCommitting as lost:
+            raise lost.error from None
+
+    def _append(
+        self, stored_events: Sequence[StoredEvent], events: str, looked_up: str, kept: dict[tuple[UUID, int], bytes]
+    ) -> list[int]:
+        """One attempt of `insert_events`: a connection lost once the COMMIT was on its way is
+        raised as `_LostWhileCommitting`, which is not tried again."""
+        clash: Exception | None = None
+        answer: DictRow | None = None
         chained: list[ChainRow] = []
-        with self.datastore.get_connection() as conn:
-            with conn.pipeline() as pipeline, conn.transaction():
-                with conn.cursor() as curs:
-                    try:
-                        self._lock_table(curs)
-                        self._notify_channel(curs)
-                        curs.execute(self._append_sql, (events, looked_up), prepare=True)
-                        pipeline.sync()
-                        answer = curs.fetchone()
-                    except Exception as error:  # raised once the pipeline is closed (as the library does)
-                        clash = error
-                if clash is None:
-                    assert answer is not None
-                    chained = self._chain(conn, answer, stored_events, kept)
-            if clash is not None:
-                raise clash
+        committing = False
+        try:
+            with self.datastore.get_connection() as conn:
+                with conn.pipeline() as pipeline, conn.transaction():
+                    with conn.cursor() as curs:
+                        try:
+                            self._lock_table(curs)
+                            self._notify_channel(curs)
+                            curs.execute(self._append_sql, (events, looked_up), prepare=True)
+                            pipeline.sync()
+                            answer = curs.fetchone()
+                        except Exception as error:  # raised once the pipeline is closed (as the library does)
+                            clash = error
+                    if clash is None:
+                        assert answer is not None
+                        chained = self._chain(conn, answer, stored_events, kept)
+                    elif connection_lost(clash):
+                        raise clash  # before the COMMIT: nothing was stored
+                    committing = True
+                if clash is not None:
+                    raise clash
+        except Exception as error:
+            if committing and connection_lost(error):
+                raise _LostWhileCommitting(error) from None  # no cause: `connection_lost` would see it
+            raise
         self._keep_hashes(chained)  # committed
         assert answer is not None
         return list(answer["ids"])

@@ -28,6 +28,7 @@ from ugc.config import is_postgres, pool_sizes, sqlite_path
 from ugc.platform.dialect import COLUMN_TYPES, Cursor, Dialect, PipelinedCursor, Query, Row, postgres_params
 from ugc.platform.idle_check import IdleCheck
 from ugc.platform.listening import Listener
+from ugc.platform.outages import again_when_connection_lost, again_when_connection_lost_async
 
 
 def numbers_in(counts: Mapping[str, int], row: Row) -> tuple[dict[str, list[int]], Row]:
@@ -218,6 +219,11 @@ class Database:
             cursor.close()
 
     def snapshot(self, *queries: tuple[str, Sequence[Any]]) -> list[list[Row]]:
+        """The rows of several SELECTs, all read from one snapshot (`_snapshot`), read again on
+        another connection when the pooled one was found dead."""
+        return again_when_connection_lost(lambda: self._snapshot(*queries), self._purge)
+
+    def _snapshot(self, *queries: tuple[str, Sequence[Any]]) -> list[list[Row]]:
         """The rows of several SELECTs, all read from one snapshot.
 
         On PostgreSQL one round trip: a REPEATABLE READ transaction (READ COMMITTED would give each
@@ -244,10 +250,14 @@ class Database:
         pool = await self._async_connections()
         if pool is None:
             return await asyncio.to_thread(self._fetch, sql, params)
-        async with pool.connection() as conn:
-            cur = await conn.execute(sql, postgres_params(params))
-            rows: list[Row] = await cur.fetchall()
-            return rows
+
+        async def fetch() -> list[Row]:
+            async with pool.connection() as conn:
+                cur = await conn.execute(sql, postgres_params(params))
+                rows: list[Row] = await cur.fetchall()
+                return rows
+
+        return await again_when_connection_lost_async(fetch, pool.check)
 
     async def snapshot_async(self, *queries: tuple[str, Sequence[Any]]) -> list[list[Row]]:
         """`snapshot` for a coroutine."""
@@ -255,14 +265,18 @@ class Database:
         if pool is None:
             return await asyncio.to_thread(self.snapshot, *queries)
         sql, params = _snapshot_query(queries)
-        async with pool.connection() as conn, AsyncClientCursor(conn, row_factory=dict_row) as cur:
-            await cur.execute(sql, params)
-            results = []
-            while True:
-                if cur.description is not None:
-                    results.append(await cur.fetchall())
-                if not cur.nextset():
-                    return results
+
+        async def read() -> list[list[Row]]:
+            async with pool.connection() as conn, AsyncClientCursor(conn, row_factory=dict_row) as cur:
+                await cur.execute(sql, params)
+                results = []
+                while True:
+                    if cur.description is not None:
+                        results.append(await cur.fetchall())
+                    if not cur.nextset():
+                        return results
+
+        return await again_when_connection_lost_async(read, pool.check)
 
     async def aclose(self) -> None:
         """Close the asyncio connections, on the event loop that opened them."""
@@ -290,6 +304,12 @@ class Database:
             await self._async_pool.open()
         return self._async_pool
 
+    def _purge(self) -> None:
+        """Every idle connection of the blocking pool checked, the dead replaced: once one was found
+        dead, the others idle beside it most likely died with it."""
+        if self._pool is not None:
+            self._pool.check()
+
     def _fetch(self, sql: str, params: Sequence[Any]) -> list[Row]:
         with self.read() as cur:
             return cur.execute(sql, params).fetchall()
@@ -311,10 +331,14 @@ class Database:
         query = self.numbers_query(counts)
         if query is None:
             return {kind: self._counted_up(kind, count) for kind, count in counts.items()}
-        with self.read() as cur:
-            row = cur.execute(*query).fetchone()
-        assert row is not None
-        return numbers_in(counts, row)[0]
+
+        def drawn() -> dict[str, list[int]]:
+            with self.read() as cur:
+                row = cur.execute(*query).fetchone()
+            assert row is not None
+            return numbers_in(counts, row)[0]
+
+        return again_when_connection_lost(drawn, self._purge)  # a value drawn on a dead session is a gap
 
     def numbers_query(self, counts: Mapping[str, int], columns: str = "") -> Query | None:
         """The one SELECT of `next_numbers_of`, for a caller that reads it in a round trip it makes

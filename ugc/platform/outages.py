@@ -1,4 +1,4 @@
-"""Database errors that mean "not now": which ones, and the retry of a read that met a dead session.
+"""Database errors that mean "not now": which ones, and the retry of work that met a dead session.
 
 psycopg raises most outages as `OperationalError` (a lost connection, a restart, a full disk, a lock
 wait that ran out), and `eventsourcing` wraps those as its own `OperationalError`: both answer 503.
@@ -10,14 +10,19 @@ After a restart or a failover, or once an operator terminated the sessions, ever
 is dead and is found so only when used. The event stores' reads were to retry that, as the library's
 own do (`eventsourcing.utils.retry`), but named psycopg's classes where the store raises its own, so
 they never did: a projection runner backed off a second at each dead connection, three in a row, and
-the commands waiting for it answered 503 for seconds after a blip that lasted milliseconds.
+the commands waiting for it answered 503 for seconds after a blip that lasted milliseconds. Nor
+were the read database's reads, a sequence's next value, nor an append that failed before its
+COMMIT: a chat frame sent just after a blip met two dead connections, one after the other, and was
+answered "try again" twice.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import ParamSpec, TypeVar
 
 import psycopg
@@ -27,6 +32,8 @@ from psycopg_pool import PoolTimeout
 
 P = ParamSpec("P")
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 
 def refuses_writes(error: BaseException) -> bool:
@@ -41,10 +48,11 @@ def database_away(error: BaseException) -> bool:
     return isinstance(error, psycopg.OperationalError | OperationalError) or refuses_writes(error)
 
 
-# A read retried this many times when its pooled connection turns out dead: the pool discards each
-# dead one it hands out, and an event store's pool holds two at most (README: "Connection budget").
-READ_ATTEMPTS = 3
-READ_RETRY_WAIT = 0.05  # seconds
+# Work retried this many times when its pooled connection turns out dead. The first loss has the
+# pool's other idle connections checked at once (`purge`): they died together, and found one by one
+# they would each cost an attempt (README: "Connection budget").
+ATTEMPTS = 3
+RETRY_WAIT = 0.05  # seconds
 
 
 def connection_lost(error: BaseException) -> bool:
@@ -59,21 +67,49 @@ def connection_lost(error: BaseException) -> bool:
     return cause.sqlstate is None or cause.sqlstate.startswith(("08", "57P"))
 
 
-def retried_when_connection_lost(read: Callable[P, T]) -> Callable[P, T]:
-    """`read` again, on another connection, when its pooled connection was found dead.
+def again_when_connection_lost(attempt: Callable[[], T], purge: Callable[[], None] | None = None) -> T:
+    """`attempt()` again, on another connection, while its pooled connection is found dead.
 
-    For reads only: a write whose connection broke during its COMMIT may have been stored.
+    Only for work that cannot have taken effect when it failed so: a read, a sequence's next value
+    (a gap is allowed), a write that failed before its COMMIT was sent. A write whose connection
+    broke during its COMMIT may have been stored.
     """
+    for _ in range(ATTEMPTS - 1):
+        try:
+            return attempt()
+        except Exception as error:
+            if not connection_lost(error):
+                raise
+            log.warning("a connection was found dead (%s); trying again on another", error)
+            if purge is not None:
+                purge()
+        time.sleep(RETRY_WAIT)
+    return attempt()
+
+
+async def again_when_connection_lost_async(
+    attempt: Callable[[], Awaitable[T]], purge: Callable[[], Awaitable[None]] | None = None
+) -> T:
+    """`again_when_connection_lost` for a coroutine's work, on an asyncio pool."""
+    for _ in range(ATTEMPTS - 1):
+        try:
+            return await attempt()
+        except Exception as error:
+            if not connection_lost(error):
+                raise
+            log.warning("a connection was found dead (%s); trying again on another", error)
+            if purge is not None:
+                await purge()
+        await asyncio.sleep(RETRY_WAIT)
+    return await attempt()
+
+
+def retried_when_connection_lost(read: Callable[P, T]) -> Callable[P, T]:
+    """`read` again, on another connection, when its pooled connection was found dead (a read of an
+    event store, whose pool the library keeps: not purged, each attempt finds the next)."""
 
     @functools.wraps(read)
     def retrying(*args: P.args, **kwargs: P.kwargs) -> T:
-        for _ in range(READ_ATTEMPTS - 1):
-            try:
-                return read(*args, **kwargs)
-            except Exception as error:
-                if not connection_lost(error):
-                    raise
-            time.sleep(READ_RETRY_WAIT)
-        return read(*args, **kwargs)
+        return again_when_connection_lost(lambda: read(*args, **kwargs))
 
     return retrying
