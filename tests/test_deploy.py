@@ -106,3 +106,16 @@ def test_every_volume_of_ours_is_made_in_the_image_for_its_user(services: dict[s
     made = next(line for line in (ROOT / "Dockerfile").read_text().splitlines() if "mkdir -p" in line)
     assert mounted and all(path in made.split() for path in mounted), (mounted, made)
     assert "chown -R ugc /data" in made
+
+
+def test_one_service_can_take_and_restore_backups(services: dict[str, Any]) -> None:
+    """`ugc backup` runs `pg_dump`, which refuses a server of a newer major version than its own
+    (Debian's, in the image's base, were 15 against the service's 16), and copies the uploads and
+    the audit directory beside the dump: no service mounted both, so no container could take one."""
+    major = services["postgres"]["image"].split(":")[1].split("-")[0]
+    assert f"postgresql-client-{major}" in (ROOT / "Dockerfile").read_text()
+    ours = {name: service for name, service in services.items() if service.get("image") == "ugc-market:latest"}
+    mounts = {name: {volume.split(":")[1] for volume in service.get("volumes", [])} for name, service in ours.items()}
+    able = [name for name, mounted in mounts.items() if {"/data/media", "/data/audit", "/backups"} <= mounted]
+    assert able == ["ops"], mounts
+    assert services["ops"]["profiles"] == ["ops"]  # run on demand, never started by `up`
