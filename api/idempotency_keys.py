@@ -31,7 +31,7 @@ from api.errors import ApiError, invalid, message
 from commands.intents import Intent, from_text, to_text
 from ugc.clock import Clock
 from ugc.platform import idempotency_keys as table
-from ugc.platform.database import Database, again_if_cut
+from ugc.platform.database import Database
 from ugc.platform.dialect import Row
 
 WAIT = 10.0  # how long a retry waits for the first request's answer before a 409
@@ -129,10 +129,10 @@ class IdempotencyKeys:
     def appended(self, user_id: int, key: str, positions: Mapping[str, int]) -> None:
         """Where the command appended; a dead pooled connection costs one more try, not the request
         its own answer (without this record, its failure settles the key as "answer lost")."""
-        again_if_cut(lambda: table.appended(self.db, user_id, key, positions))
+        self.db.again_if_cut(lambda: table.appended(self.db, user_id, key, positions))
 
     def finish(self, user_id: int, key: str, status: int, body: str, etag: str | None = None) -> None:
-        again_if_cut(lambda: table.finish(self.db, user_id, key, status, body, etag))
+        self.db.again_if_cut(lambda: table.finish(self.db, user_id, key, status, body, etag))
 
     def release(self, user_id: int, key: str) -> Stored | None:
         """Let go of the key after its request failed, so a retry runs the command, unless the

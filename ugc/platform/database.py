@@ -58,6 +58,8 @@ KEEPALIVES: dict[str, Any] = {
 }
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
 # JIT off: our statements are keyed lookups and index-backed pages, a few milliseconds at most,
 # where compiling never pays; but JIT compiles any plan whose estimated cost passes jit_above_cost,
 # at every execution (prepared or not), and the estimates of keyed statements grow with a table
@@ -221,7 +223,7 @@ class Database:
     def snapshot(self, *queries: tuple[str, Sequence[Any]]) -> list[list[Row]]:
         """The rows of several SELECTs, all read from one snapshot (`_snapshot`), read again on
         another connection when the pooled one was found dead."""
-        return again_when_connection_lost(lambda: self._snapshot(*queries), self._purge)
+        return self.again_if_cut(lambda: self._snapshot(*queries))
 
     def _snapshot(self, *queries: tuple[str, Sequence[Any]]) -> list[list[Row]]:
         """The rows of several SELECTs, all read from one snapshot.
@@ -304,11 +306,12 @@ class Database:
             await self._async_pool.open()
         return self._async_pool
 
-    def _purge(self) -> None:
-        """Every idle connection of the blocking pool checked, the dead replaced: once one was found
-        dead, the others idle beside it most likely died with it."""
-        if self._pool is not None:
-            self._pool.check()
+    def again_if_cut(self, attempt: Callable[[], T]) -> T:
+        """Run `attempt` (a read, or a write that may run twice) again on another connection while
+        its pooled one is found dead: a session terminated while its connection sat in the pool is
+        found only when a statement fails on it (`IdleCheck` pings only the long idle). The first
+        dead one has the pool's idle connections checked: they most likely died together."""
+        return again_when_connection_lost(attempt, self._pool.check if self._pool is not None else None)
 
     def _fetch(self, sql: str, params: Sequence[Any]) -> list[Row]:
         with self.read() as cur:
@@ -338,7 +341,7 @@ class Database:
             assert row is not None
             return numbers_in(counts, row)[0]
 
-        return again_when_connection_lost(drawn, self._purge)  # a value drawn on a dead session is a gap
+        return self.again_if_cut(drawn)  # a value drawn on a session that died is a gap
 
     def numbers_query(self, counts: Mapping[str, int], columns: str = "") -> Query | None:
         """The one SELECT of `next_numbers_of`, for a caller that reads it in a round trip it makes
@@ -491,8 +494,6 @@ def _identifier(name: str) -> str:
     return cleaned
 
 
-T = TypeVar("T")
-
 START_BACKOFF = (0.5, 5.0)  # first and longest pause between attempts to reach the database at start
 
 
@@ -537,17 +538,6 @@ def until_reachable(attempt: Callable[[], T], *, what: str, timeout: float = 120
             log.warning("%s: database not reachable (%s); trying again in %.1f s", what, error, pause)
             time.sleep(pause)
             pause = min(longest, pause * 2)
-
-
-def again_if_cut(attempt: Callable[[], T]) -> T:
-    """Run `attempt` (a write that may run twice), once more if it failed on a dead connection: a
-    session terminated while its connection sat in the pool is found only when a statement fails
-    on it (`IdleCheck` pings only the long idle), and the pool hands out a live one the next time."""
-    try:
-        return attempt()
-    except psycopg.OperationalError as error:
-        log.warning("a write failed on its connection (%s); trying once more", error)
-        return attempt()
 
 
 def _code_point_order(first: str, second: str) -> int:
