@@ -17,7 +17,7 @@ from starlette.routing import Match
 
 from ugc import errors as domain
 from ugc.platform.media import MediaUnavailable
-from ugc.platform.outages import refuses_writes
+from ugc.platform.outages import refuses_writes, sqlite_unavailable
 from ugc.platform.personal_data import PersonErased
 
 log = logging.getLogger(__name__)
@@ -261,25 +261,10 @@ async def store_internal_error(request: Request, exc: Exception) -> Response:
     return await internal_error(request, exc)
 
 
-# SQLite's primary result codes that mean "not now" rather than a bug: another connection held the
-# file past the busy timeout, or the file cannot be opened, read, written or grown.
-_SQLITE_UNAVAILABLE = frozenset(
-    {
-        sqlite3.SQLITE_BUSY,
-        sqlite3.SQLITE_LOCKED,
-        sqlite3.SQLITE_READONLY,
-        sqlite3.SQLITE_IOERR,
-        sqlite3.SQLITE_FULL,
-        sqlite3.SQLITE_CANTOPEN,
-        sqlite3.SQLITE_PROTOCOL,
-    }
-)
-
-
 async def sqlite_error(request: Request, exc: sqlite3.OperationalError) -> Response:
     """The read database's own SQLite errors (the event stores' come wrapped as OperationalError):
     503 when the file is busy or unusable for now, 500 for anything else (a wrong statement)."""
-    if exc.sqlite_errorcode & 0xFF in _SQLITE_UNAVAILABLE:
+    if sqlite_unavailable(exc):
         return await store_unavailable(request, exc)
     return await internal_error(request, exc)
 

@@ -16,7 +16,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
+from pathlib import Path
 from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 from uuid import uuid4
@@ -35,7 +36,8 @@ from ugc.clock import MovableClock
 from ugc.config import Settings, sqlite_path
 from ugc.platform import metrics
 from ugc.platform.chain_postgres import ChainedPostgresRecorder
-from ugc.platform.database import STORE_LOCK_TIMEOUT, Database
+from ugc.platform.database import SQLITE_BUSY_TIMEOUT, STORE_LOCK_TIMEOUT, Database
+from ugc.platform.outages import database_away
 from ugc.platform.store import EventStores
 from ugc.wiring import build_app, runtime
 
@@ -295,6 +297,68 @@ def test_a_projection_meeting_a_database_that_refuses_writes_counts_no_failure_a
             lambda r: r.json().get("bio") == "во время отказа",
         )
         assert shown.json()["bio"] == "во время отказа"
+        ready = eventually(lambda: client.get("/readyz"), lambda r: r.json()["status"] == "ok")
+        assert ready.json()["checks"]["parked_events"] == "ok", ready.text
+
+
+def test_a_full_or_read_only_sqlite_file_is_an_outage_and_a_wrong_statement_is_not(tmp_path: Path) -> None:
+    """SQLite's own errors, raised for real: a file grown to its page limit (`PRAGMA max_page_count`:
+    SQLite's SQLITE_FULL, what a full disk raises too), a file opened read-only (SQLITE_READONLY, what
+    a file or file system made read-only raises). A wrong statement raises the same class, and stays a
+    fault of the work that met it."""
+    path = tmp_path / "outages.sqlite3"
+    with closing(sqlite3.connect(path, isolation_level=None)) as writer:
+        writer.execute("CREATE TABLE t (x BLOB)")
+        (pages,) = writer.execute("PRAGMA page_count").fetchone()
+        writer.execute(f"PRAGMA max_page_count = {pages}")
+        with pytest.raises(sqlite3.OperationalError) as full:
+            writer.execute("INSERT INTO t VALUES (zeroblob(100000))")
+        with pytest.raises(sqlite3.OperationalError) as wrong:
+            writer.execute("SELECT nothing FROM t")
+    with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as reader:
+        with pytest.raises(sqlite3.OperationalError) as read_only:
+            reader.execute("INSERT INTO t VALUES (1)")
+    assert full.value.sqlite_errorcode == sqlite3.SQLITE_FULL
+    assert read_only.value.sqlite_errorcode & 0xFF == sqlite3.SQLITE_READONLY
+    assert database_away(full.value) and database_away(read_only.value)
+    assert not database_away(wrong.value)
+
+
+def test_a_projection_behind_the_sqlite_write_lock_held_elsewhere_counts_no_failure_and_parks_nothing(
+    backend: str, settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Another process holding the read database's write lock past the busy timeout (an operator's
+    `sqlite3` shell in BEGIN IMMEDIATE, a long `ugc` command, a backup) is an outage, as PostgreSQL
+    refusing writes is: the batch that meets "database is locked" is not its events' failure (counted,
+    a traceback logged, and after a few an event parked), but a warning, and the projection catches up
+    once the lock is let go."""
+    if backend != "sqlite":
+        pytest.skip("SQLite's file lock")
+    app = build_app(lambda: runtime(settings, clock=MovableClock()))
+    with checked_client(app) as client:
+        api = Api(client, settings)
+        user = api.verified_user()
+        failures = _projection_failures()
+        holder = sqlite3.connect(sqlite_path(settings.database_url), isolation_level=None)
+        try:
+            holder.execute("BEGIN IMMEDIATE")
+            with caplog.at_level(logging.WARNING, logger="projections.runner"):
+                # Stored in the accounts' own file; its projection waits for the read database's lock.
+                edit = client.patch("/api/v1/users/me/", headers=user["headers"], json={"bio": "под замком"})
+                assert edit.status_code == 503, edit.text
+                time.sleep(SQLITE_BUSY_TIMEOUT + 1.0)  # a batch waits out the busy timeout, then meets the lock
+            holder.execute("ROLLBACK")
+        finally:
+            holder.close()
+        assert _projection_failures() == failures
+        assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info], caplog.text
+        met = [r for r in caplog.records if r.name == "projections.runner" and "database is locked" in r.getMessage()]
+        assert met, caplog.text
+        shown = eventually(
+            lambda: client.get("/api/v1/users/me/", headers=user["headers"]),
+            lambda r: r.json().get("bio") == "под замком",
+        )
+        assert shown.json()["bio"] == "под замком"
         ready = eventually(lambda: client.get("/readyz"), lambda r: r.json()["status"] == "ok")
         assert ready.json()["checks"]["parked_events"] == "ok", ready.text
 

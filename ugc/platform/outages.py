@@ -5,6 +5,11 @@ wait that ran out), and `eventsourcing` wraps those as its own `OperationalError
 A database that refuses writes (a standby that a failover has not promoted yet, or one set
 `default_transaction_read_only`) raises `ReadOnlySqlTransaction`, an `InternalError`, which the event
 store wraps as `eventsourcing`'s `InternalError`: every write answered 500 while it lasted.
+SQLite raises its outages as `sqlite3.OperationalError` too, but so it does a wrong statement ("no
+such column"): its result code tells them apart. The read database's were counted against the event a
+projection was applying, as if it were faulty: another process holding the file's write lock past
+the busy timeout (an operator's `sqlite3` shell, a backup) had good events count failures, and with
+a full disk parked.
 
 After a restart or a failover, or once an operator terminated the sessions, every pooled connection
 is dead and is found so only when used. The event stores' reads were to retry that, as the library's
@@ -21,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from typing import ParamSpec, TypeVar
@@ -41,11 +47,38 @@ def refuses_writes(error: BaseException) -> bool:
     return isinstance(error, ReadOnlySqlTransaction) or isinstance(error.__cause__, ReadOnlySqlTransaction)
 
 
+# SQLite's primary result codes that mean "not now" rather than a bug: another connection held the
+# file past the busy timeout, or the file cannot be opened, read, written or grown (a full disk, a
+# read-only file or file system, an I/O error).
+SQLITE_OUTAGES = frozenset(
+    {
+        sqlite3.SQLITE_BUSY,
+        sqlite3.SQLITE_LOCKED,
+        sqlite3.SQLITE_READONLY,
+        sqlite3.SQLITE_IOERR,
+        sqlite3.SQLITE_FULL,
+        sqlite3.SQLITE_CANTOPEN,
+        sqlite3.SQLITE_PROTOCOL,
+    }
+)
+
+
+def sqlite_unavailable(error: BaseException) -> bool:
+    """Whether `error` is SQLite's file being busy or unusable for now (`SQLITE_OUTAGES`), not a wrong
+    statement: the read database raises SQLite's own errors, unwrapped."""
+    return isinstance(error, sqlite3.OperationalError) and error.sqlite_errorcode & 0xFF in SQLITE_OUTAGES
+
+
 def database_away(error: BaseException) -> bool:
     """Whether `error` is the database being out of service rather than a fault of the work that met
     it: unreachable, restarting, a connection lost or not had in time (`OperationalError`, psycopg's or
-    the event store's wrapping of it), or refusing writes. Retried later, that work may well succeed."""
-    return isinstance(error, psycopg.OperationalError | OperationalError) or refuses_writes(error)
+    the event store's wrapping of it), refusing writes, or SQLite's file busy or unusable for now.
+    Retried later, that work may well succeed."""
+    return (
+        isinstance(error, psycopg.OperationalError | OperationalError)
+        or refuses_writes(error)
+        or sqlite_unavailable(error)
+    )
 
 
 # Work retried this many times when its pooled connection turns out dead. The first loss has the
