@@ -10,8 +10,10 @@ other tests find the database as it was.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import sqlite3
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -29,7 +31,7 @@ from eventsourcing.persistence import StoredEvent
 
 from api.errors import message
 from api.readiness import READY_DEADLINE
-from tests.backends import DATA_KEY
+from tests.backends import DATA_KEY, environment, fresh_database
 from tests.conftest import Api, checked_client
 from tests.orders_world import a_deal
 from ugc.clock import MovableClock
@@ -256,6 +258,65 @@ def test_readyz_tells_while_another_process_holds_the_sqlite_write_lock(backend:
         assert ready.json()["status"] == "degraded"
         assert ready.json()["checks"]["database"] == "write lock held elsewhere"
         assert client.get("/readyz").json()["status"] == "ok"
+
+
+@contextmanager
+def small_file_system(mount_point: Path, size: str) -> Iterator[Path]:
+    """A tmpfs of `size` mounted at `mount_point`: a real file system that runs out of space, where
+    the kernel itself refuses a write (ENOSPC) and reports no space left (statvfs). Mounting needs
+    CAP_SYS_ADMIN; without it the test is skipped rather than the fault faked."""
+    mount_point.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount_point)], check=False)
+    if mounted.returncode != 0:
+        pytest.skip("mounting a small file system needs CAP_SYS_ADMIN")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "-l", str(mount_point)], check=True)
+
+
+def fill(directory: Path) -> Path:
+    """Write a ballast file into `directory` until its file system refuses more (ENOSPC)."""
+    ballast = directory / "ballast"
+    with ballast.open("wb") as out:
+        try:
+            while True:
+                out.write(b"\0" * 65536)
+                out.flush()
+        except OSError as error:
+            assert error.errno == errno.ENOSPC, error
+    return ballast
+
+
+def test_readyz_tells_when_the_sqlite_disk_is_full_or_a_file_read_only(tmp_path: Path) -> None:
+    """/readyz said "ok" on a full disk until the leases lapsed: its probe takes the write lock and
+    lets it go, which needs no space. The database lives on a small tmpfs (see `small_file_system`),
+    filled to the last byte by a ballast file; then, with space again, a database file is made
+    immutable (`chattr +i`: refused to every writer, root too, as a file system remounted read-only
+    refuses them). Either way reads stay consistent and writes cannot be stored: "degraded"."""
+    with small_file_system(tmp_path / "disk", "16m") as disk, fresh_database("sqlite", disk, migrated=True) as url:
+        settings = Settings.from_env(environment("sqlite", url, tmp_path / "var"))
+        app = build_app(lambda: runtime(settings, clock=MovableClock()))
+        with checked_client(app) as client:
+            assert client.get("/readyz").json()["status"] == "ok"
+            ballast = fill(disk)
+            ready = client.get("/readyz")
+            assert ready.status_code == 200, ready.text
+            assert ready.json()["status"] == "degraded"
+            assert ready.json()["checks"]["database"] == "disk full"
+            ballast.unlink()
+            assert eventually(lambda: client.get("/readyz"), lambda r: r.json()["status"] == "ok").status_code == 200
+
+            orders = disk / "ugc.orders.sqlite3"
+            subprocess.run(["chattr", "+i", str(orders)], check=True)
+            try:
+                ready = client.get("/readyz")
+            finally:
+                subprocess.run(["chattr", "-i", str(orders)], check=True)
+            assert ready.status_code == 200, ready.text
+            assert ready.json()["status"] == "degraded"
+            assert ready.json()["checks"]["database"] == "read-only"
+            assert client.get("/readyz").json()["status"] == "ok"
 
 
 def _projection_failures() -> float:

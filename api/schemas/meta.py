@@ -14,9 +14,10 @@ class HealthOut(Out):
 
 
 class ReadinessOut(Out):
-    """`status` "ok", "degraded" (200: a read-only database, Redis away or parked events; reads stay consistent) or
-    "unavailable" (503); `checks` names each check's state (database, redis, projection_lag,
-    projection_runner, parked_events)."""
+    """`status` "ok", "degraded" (200: a database that refuses writes: read-only, its disk full, its
+    write lock held elsewhere; Redis away or parked events; reads stay consistent) or "unavailable"
+    (503); `checks` names each check's state (database, redis, projection_lag, projection_runner,
+    parked_events)."""
 
     status: str
     checks: dict[str, str]

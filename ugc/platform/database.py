@@ -25,6 +25,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 
 from ugc.config import is_postgres, pool_sizes, sqlite_path
+from ugc.platform import sqlite_files
 from ugc.platform.dialect import COLUMN_TYPES, Cursor, Dialect, PipelinedCursor, Query, Row, postgres_params
 from ugc.platform.idle_check import IdleCheck
 from ugc.platform.listening import Listener
@@ -431,12 +432,14 @@ class Database:
 
         A PostgreSQL standby (a failover not promoted yet) or a database set
         `default_transaction_read_only` answers every read and refuses every write: "read-only". On
-        SQLite another process (an operator's `sqlite3` shell, a backup) may hold the file's one
-        write lock: every write waits for it, then fails. The write lock is taken and let go at once
-        to know ("write lock held elsewhere"), waiting for it no longer than WRITE_PROBE_WAIT.
+        SQLite the file system may refuse the files' writes ("disk full", "read-only":
+        `sqlite_files.refusal`), or another process (an operator's `sqlite3` shell, a backup) may
+        hold the file's one write lock: every write waits for it, then fails. The write lock is taken
+        and let go at once to know ("write lock held elsewhere"), waiting for it no longer than
+        WRITE_PROBE_WAIT.
         """
         if self.dialect == "sqlite":
-            return self._sqlite_write_probe()
+            return sqlite_files.refusal(self._path) or self._sqlite_write_probe()
         with self.read() as cur:
             cur.execute("SELECT current_setting('transaction_read_only') = 'on' AS read_only")
             row = cur.fetchone()
