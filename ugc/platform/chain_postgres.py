@@ -35,8 +35,8 @@ from ugc.platform.chain import (
     predecessors,
 )
 from ugc.platform.database import STORE_OPTIONS
+from ugc.platform.dead_connections import again_when_connection_lost, connection_lost, retried_when_connection_lost
 from ugc.platform.dialect import Query, Row
-from ugc.platform.outages import again_when_connection_lost, connection_lost, retried_when_connection_lost
 
 # Streams whose last hash this process keeps from its own appends, per context (~330 bytes each,
 # 3.3 MB full): an order's follow-up commands, which this process's group commit tends to append (it

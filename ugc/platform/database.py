@@ -26,10 +26,10 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 
 from ugc.config import is_postgres, pool_sizes, sqlite_path
 from ugc.platform import sqlite_files
+from ugc.platform.dead_connections import again_when_connection_lost, again_when_connection_lost_async
 from ugc.platform.dialect import COLUMN_TYPES, Cursor, Dialect, PipelinedCursor, Query, Row, postgres_params
 from ugc.platform.idle_check import IdleCheck
 from ugc.platform.listening import Listener
-from ugc.platform.outages import again_when_connection_lost, again_when_connection_lost_async
 
 
 def numbers_in(counts: Mapping[str, int], row: Row) -> tuple[dict[str, list[int]], Row]:

@@ -40,7 +40,7 @@ from ugc.platform.chain import ChainedLog, ChainHead, RecordedEvent
 from ugc.platform.chain_postgres import ChainedPostgresRecorder
 from ugc.platform.chain_sqlite import ChainedSQLiteRecorder
 from ugc.platform.database import STORE_LOCK_TIMEOUT
-from ugc.platform.outages import retried_when_connection_lost
+from ugc.platform.dead_connections import retried_when_connection_lost
 from ugc.platform.personal_data import DataKeys, PersonalDataMapper
 from ugc.platform.transcoder import OrjsonTranscoder
 
@@ -138,7 +138,7 @@ def eventsourcing_settings(database_url: str, app_name: str, *, create_table: bo
             "POSTGRES_LOCK_TIMEOUT": str(STORE_LOCK_TIMEOUT),
             # No ping before each checkout: it cost a round trip per query (~15 ms of wall time per
             # placed order, bench/RESULTS.md). The reads retry on another connection when theirs was
-            # found dead (ugc/platform/outages.py), and the pool drops a connection that broke, so a
+            # found dead (ugc/platform/dead_connections.py), and the pool drops a connection that broke, so a
             # restarted server is survived without it.
             "POSTGRES_PRE_PING": "n",
         }
