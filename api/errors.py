@@ -68,6 +68,7 @@ MESSAGES: dict[str, str] = {
     "order_wrong_status": "Действие недоступно в текущем статусе заказа.",
     "modifications_not_allowed": "Этот сервис не предусматривает доработок.",
     "order_already_reviewed": "Отзыв на этот заказ уже оставлен.",
+    "creator_erased": "Аккаунт креатора удален: доработка невозможна.",
     "own_service": "Нельзя заказать собственный сервис.",
     "service_inactive": "Сервис недоступен для заказа.",
     "unknown_service": "Сервис не найден.",

@@ -28,6 +28,7 @@ from ugc.ids import aggregate_id
 from ugc.orders import SYSTEM, Order, order_id
 from ugc.platform.database import Database
 from ugc.platform.dialect import Row
+from ugc.platform.personal_data import PersonErased
 from ugc.platform.store import Accounts, Catalog, EventStores, Files
 from ugc.services import Service
 
@@ -131,6 +132,8 @@ class OrderCommands:
                 buyer: User = now.get(Accounts.name, aggregate_id("user", buyer_id))
             except AggregateNotFoundError:
                 raise NotFound("user_not_found") from None
+            if buyer.erased:  # moments ago, with a token a server still trusted: no order of theirs to cancel later
+                raise PersonErased(f"user {buyer_id} was erased")
             try:
                 service: Service = now.get(Catalog.name, aggregate_id("service", service_id))
             except AggregateNotFoundError:
@@ -213,13 +216,19 @@ class OrderCommands:
         return Delivered(number, saved.order.number, message, files, saved.order.updated_at), saved
 
     def request_revision(self, order: int, actor: int, message: str, *, expected_version: int | None = None) -> Saved:
-        return self._change(
-            order,
-            "request_revision",
-            actor,
-            expected_version,
-            lambda o: o.request_revision(actor, message, self.clock.now()),
-        )
+        """Send a delivered order back to work; refused (409, the status kept) when its creator was
+        erased: nobody would ever deliver it again (the buyer may still approve it)."""
+
+        def decide(o: Order) -> None:
+            o.check("request_revision", actor)
+            # Read in the group's leader, which every command of the group waits for: only for a
+            # revision the order allows, a rare command, and one account, kept while its log stands still.
+            creator: User = self._read_only.now((Accounts.name,)).get(Accounts.name, aggregate_id("user", o.creator))
+            if creator.erased:
+                raise WrongState(o.status, "creator_erased")
+            o.request_revision(actor, message, self.clock.now())
+
+        return self._change(order, "request_revision", actor, expected_version, decide)
 
     def approve(self, order: int, actor: int, *, expected_version: int | None = None) -> Saved:
         return self._change(order, "approve", actor, expected_version, lambda o: o.approve(actor, self.clock.now()))

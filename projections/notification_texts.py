@@ -3,7 +3,7 @@
 Events record facts (who did what); what a person reads is presentation, kept here and filled in by
 the notifications projection, so changing a line changes what a rebuilt read model says, never
 the log. Roles are `ugc.notifications.acting_role`'s: the buyer, the creator, the scheduler
-(`system`), a message's sender.
+(`system`), the operator, a message's sender.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ TEXTS: dict[tuple[str, str], str] = {
     ("order_completed", "system"): "Заказ завершен автоматически: срок проверки истек.",
     ("order_cancelled", "buyer"): "Покупатель отменил заказ.",
     ("order_cancelled", "creator"): "Креатор отменил заказ.",
+    ("order_cancelled", "operator"): "Заказ отменен администратором.",
     ("new_review", "buyer"): "Покупатель оставил отзыв о вашей работе.",
     ("new_message", "sender"): "Новое сообщение от {sender_username}.",
 }

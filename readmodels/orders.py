@@ -248,6 +248,18 @@ def due_for_auto_completion(db: Database, delivered_before: object, limit: int =
     return [int(row["id"]) for row in rows]
 
 
+def cancellable_of_party(db: Database, user_id: int) -> list[int]:
+    """The ids of the `pending` and `in_progress` orders whose buyer or creator `user_id` is, oldest
+    first: each side by its party's index (`orders_buyer`, `orders_creator`)."""
+    with db.read() as cur:
+        rows = cur.execute(
+            "SELECT id FROM orders WHERE buyer_id = %s AND status IN ('pending', 'in_progress') "
+            "UNION SELECT id FROM orders WHERE creator_id = %s AND status IN ('pending', 'in_progress') ORDER BY id",
+            (user_id, user_id),
+        ).fetchall()
+    return [int(row["id"]) for row in rows]
+
+
 def is_late(row: Row, today: date) -> bool:
     return row["status"] in OPEN_STATUSES and date.fromisoformat(row["delivery_date"]) < today
 

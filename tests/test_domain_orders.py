@@ -15,7 +15,7 @@ from uuid import UUID
 import pytest
 
 from ugc.errors import Conflict, InvalidField, NotAllowed, NotFound, WrongState
-from ugc.events import SCHEDULER, user_actor
+from ugc.events import SCHEDULER, operator_actor, user_actor
 from ugc.notifications import Parties, notification_type, recipients
 from ugc.orders import (
     CANCELLED,
@@ -258,6 +258,28 @@ def test_cancel_tells_the_other_party() -> None:
     by_buyer = placed()
     by_buyer.cancel(BUYER, "Не нужно", NOW)
     assert recipients(by_buyer.collect_events()[-1], PARTIES) == (CREATOR,)
+
+
+@pytest.mark.parametrize("status", STATUSES)
+def test_the_operator_cancels_from_the_states_a_party_may_and_both_parties_are_told(status: str) -> None:
+    order = in_status(status)
+    order.collect_events()
+    if status not in (PENDING, IN_PROGRESS):
+        with pytest.raises(WrongState) as refused:
+            order.cancel_for_operator(operator_actor("root"), "Аккаунт участника удален.", NOW)
+        assert refused.value.current == status
+        return
+    order.cancel_for_operator(operator_actor("root"), "Аккаунт участника удален.", NOW)
+    (cancelled,) = order.collect_events()
+    assert isinstance(cancelled, Order.Cancelled) and cancelled.actor == "operator:root"
+    assert (order.status, order.cancellation_reason) == (CANCELLED, "Аккаунт участника удален.")
+    assert recipients(cancelled, PARTIES) == (CREATOR, BUYER)
+
+
+def test_only_an_operator_cancels_on_the_operators_word() -> None:
+    for actor in (user_actor(BUYER), user_actor(CREATOR), SCHEDULER):
+        with pytest.raises(NotAllowed):
+            placed().cancel_for_operator(actor, "Причина", NOW)
 
 
 def test_update_records_only_real_changes() -> None:

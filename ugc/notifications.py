@@ -20,7 +20,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from ugc.events import Caused, actor_user, stored_as, upcast_cause, user_actor
+from ugc.events import Caused, actor_parts, actor_user, stored_as, upcast_cause, user_actor
 from ugc.ids import aggregate_id
 from ugc.messaging import Message
 from ugc.orders import Order
@@ -74,22 +74,29 @@ class Parties:
 
 
 def acting_role(domain_event: Any, parties: Parties | None) -> str:
-    """Who caused a notifying event: `sender` of a message; `buyer`, `creator` or `system` of an order's."""
+    """Who caused a notifying event: `sender` of a message; `buyer`, `creator`, `system` (the
+    scheduler) or `operator` (a CLI command's, e.g. an erasure's cancellation) of an order's."""
     if isinstance(domain_event, Message.Sent):
         return "sender"
     assert parties is not None, "an order event's notification needs the order's parties"
     user = actor_user(domain_event.actor)
+    if user is None:
+        return "operator" if actor_parts(domain_event.actor)[0] == "operator" else "system"
     return "buyer" if user == parties.buyer else "creator" if user == parties.creator else "system"
 
 
 def recipients(domain_event: Any, parties: Parties | None) -> tuple[int, ...]:
     """Whom a notifying event tells, in the order of their ids: a message's recipient; the other
-    party to whoever acted on an order; both parties, the creator first, of one the scheduler acted on."""
+    party to whoever acted on an order; both parties, the creator first, of one that neither party
+    acted on (the scheduler, the operator).
+
+    An erasure's cancellation thus tells the erased party too: the log does not say which party was
+    erased, and a notification row of theirs is no personal data and is read by nobody."""
     if isinstance(domain_event, Message.Sent):
         return (int(domain_event.recipient),)
     assert parties is not None, "an order event's notification needs the order's parties"
     role = acting_role(domain_event, parties)
-    if role == "system":
+    if role in ("system", "operator"):
         return (parties.creator, parties.buyer)
     return (parties.buyer,) if role == "creator" else (parties.creator,)
 

@@ -16,7 +16,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 
 from ugc.errors import Conflict, InvalidField, NotAllowed, NotFound, WrongState
-from ugc.events import SCHEDULER, Caused, actor_user, stored_as, upcast_cause, user_actor
+from ugc.events import SCHEDULER, Caused, actor_parts, actor_user, stored_as, upcast_cause, user_actor
 from ugc.ids import aggregate_id
 
 PENDING, IN_PROGRESS, DELIVERED, COMPLETED, CANCELLED = "pending", "in_progress", "delivered", "completed", "cancelled"
@@ -280,6 +280,15 @@ class Order(Aggregate):
     def cancel(self, actor: int, reason: str, at: datetime) -> None:
         self.check("cancel", actor)
         self._cancelled(as_actor(actor), reason, at)
+
+    def cancel_for_operator(self, actor: str, reason: str, at: datetime) -> None:
+        """Cancel on the operator's word (the order of an erased person, whom nobody can deliver to or
+        approve for): from the states a party may cancel in, recorded as any cancellation is."""
+        if actor_parts(actor)[0] != "operator":
+            raise NotAllowed()
+        if self.status not in RULES["cancel"].sources:
+            raise WrongState(self.status, "order_wrong_status")
+        self._cancelled(actor, reason, at)
 
     def review(self, actor: int, review: int, rating: int, content: str, at: datetime) -> None:
         self.check("review", actor)

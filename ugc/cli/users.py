@@ -19,7 +19,8 @@ if TYPE_CHECKING:
 
 ROLE_CHOICES = ("admin", "auditor")
 # Seconds an erasure waits for the read models: for the listing to show every service of the person
-# (to withdraw them), then for their rows to be blanked (to vacuum the old versions away).
+# (to withdraw them), for the orders to show their open orders (to cancel them), then for their rows
+# to be blanked (to vacuum the old versions away).
 ERASE_WAIT = 30.0
 
 
@@ -46,8 +47,9 @@ def add_parsers(commands: Any) -> None:
         "erase",
         help="erase a person's personal data for good (their data keys are destroyed; orders stay)",
         description="Destroys the data keys that seal the person's e-mail, names, phone, bio and creator "
-        "profile in the log, blanks them in the read tables and ends their sessions. Their username, orders, "
-        "reviews and messages stay for the other parties and auditors. It cannot be undone.",
+        "profile in the log, blanks them in the read tables and ends their sessions; withdraws their services "
+        "and cancels their pending and in-progress orders. Their username, orders, reviews and messages stay "
+        "for the other parties and auditors. It cannot be undone.",
     )
     erase.add_argument("username", nargs="?", help="the user's username")
     erase.add_argument("--yes", action="store_true", help="do not ask: erasing cannot be undone")
@@ -136,7 +138,9 @@ def _erase(
 ) -> int:
     """Erase one person (README: "Personal data and erasure"); `journaled`: record it in the erasure
     journal first (a replay of the journal does not record it again)."""
+    from commands.erased_orders import cancel_orders_of_erased
     from commands.services import ServiceCommands
+    from readmodels.orders import cancellable_of_party
     from readmodels.services import active_of_creator
     from readmodels.waiting import Progress
     from ugc.clock import SystemClock
@@ -164,6 +168,23 @@ def _erase(
         )
         return 1
     print(f"{len(withdrawn)} service(s) withdrawn")
+
+    def cancellable(user: int, positions: dict[str, int]) -> list[int]:
+        Progress().wait(db, positions, ERASE_WAIT)
+        return cancellable_of_party(db, user)
+
+    try:
+        cancelled = cancel_orders_of_erased(
+            stores.orders, SystemClock(), erasure.user_id, acting_operator(), cancellable
+        )
+    except Unavailable:
+        print(
+            f"ugc: users erase: their open orders are not cancelled yet: the read models did not catch up "
+            f"within {ERASE_WAIT:g} s (are the projections running?); run the erasure again",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"{len(cancelled)} order(s) cancelled")
     _clear_old_rows(db, erasure.positions)
     return 0
 

@@ -1,0 +1,62 @@
+"""The orders of an erased person that nobody can carry on any more: cancelled on the operator's word.
+
+A `pending` or `in_progress` order waits for its creator to deliver and then for its buyer to
+approve; with either of them erased it would wait forever. `ugc users erase` cancels each as the
+operator (`Order.cancel_for_operator`): an ordinary OrderCancelled, with a fixed reason, which the
+notifications projection tells the parties of. A `delivered` order stays: its buyer may still
+approve it, and the scheduler completes it when they do not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from uuid import UUID
+
+from eventsourcing.application import Application
+
+from commands.saving import Positions, change, stored_so_far
+from ugc.clock import Clock
+from ugc.errors import WrongState
+from ugc.orders import Order, order_id
+
+# The reason every such cancellation records; the order's other party reads it on the order.
+PARTY_ERASED = "Аккаунт участника удален."
+
+# The ids of a user's `pending` and `in_progress` orders, as the orders read model shows them once it
+# has applied these positions (no log lists one person's orders).
+Listed = Callable[[int, Positions], Sequence[int]]
+
+
+def cancel_orders_of_erased(
+    app: Application[UUID], clock: Clock, user_id: int, actor: str, listed: Listed
+) -> list[int]:
+    """Cancel every order of the erased `user_id` (as buyer or creator) that is still `pending` or
+    `in_progress`, with `actor` (the operator) recorded; the ids cancelled.
+
+    The read model is asked again once it has applied the cancellations, until it names no order
+    not tried yet: an order placed while the erasure ran (decided on the service before its
+    withdrawal was stored, or for the buyer before their erasure was) is found and cancelled too,
+    if its save is stored by then. One saved later still is left to the next erasure.
+    """
+    tried: set[int] = set()
+    cancelled: list[int] = []
+    while fresh := [number for number in listed(user_id, stored_so_far(app)) if number not in tried]:
+        for number in fresh:
+            tried.add(number)
+            if _cancel(app, clock, number, actor):
+                cancelled.append(number)
+    return cancelled
+
+
+def _cancel(app: Application[UUID], clock: Clock, number: int, actor: str) -> bool:
+    """Cancel one order; False if it moved out of the states one may cancel in (delivered meanwhile)."""
+
+    def load() -> Order:
+        order: Order = app.repository.get(order_id(number))
+        return order
+
+    try:
+        change(app, load, lambda order: order.cancel_for_operator(actor, PARTY_ERASED, clock.now()))
+    except WrongState:
+        return False
+    return True

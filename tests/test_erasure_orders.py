@@ -1,0 +1,137 @@
+"""Erasing a person cancels their open orders, on the operator's word (both backends).
+
+The app runs in-process with its projections and keeps the orders it saved (the group commit's
+copies); `ugc users erase` runs in a process of its own, as the operator would, so the app's copies
+go stale and its next command on such an order must read the cancellation (409, never 500).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from readmodels.users import get_user
+from tests.conftest import Api
+from tests.orders_world import Deal, a_deal, act, order_in, place
+from tests.test_personal_data import eventually, ugc
+from ugc.config import Settings
+from ugc.platform.database import Database
+from ugc.platform.erasure_journal import record_erasure
+
+REASON = "Аккаунт участника удален."
+CANCELLED_BY_OPERATOR = "Заказ отменен администратором."
+
+
+def order_of(api: Api, who: dict[str, Any], order: int) -> dict[str, Any]:
+    seen = api.client.get(f"/api/v1/orders/{order}/", headers=who["headers"])
+    assert seen.status_code == 200, seen.text
+    answer: dict[str, Any] = seen.json()
+    return answer
+
+
+def cancellations_told(api: Api, who: dict[str, Any], order: int) -> list[dict[str, Any]]:
+    """The `order_cancelled` notifications `who` got about `order`."""
+    found = api.client.get("/api/v1/notifications/", headers=who["headers"], params={"page_size": 100})
+    assert found.status_code == 200, found.text
+    return [n for n in found.json()["results"] if n["type"] == "order_cancelled" and n["data"] == {"order_id": order}]
+
+
+def orders_in_every_status(api: Api, deal: Deal) -> dict[str, int]:
+    return {status: order_in(api, deal, status) for status in ("pending", "in_progress", "delivered", "completed")}
+
+
+def erase(settings: Settings, backend: str, username: str, *more: str) -> str:
+    done = ugc(settings, backend, "users", "erase", username, "--yes", *more)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return str(done.stdout)
+
+
+def test_erasing_a_creator_cancels_their_open_orders_for_the_buyer_and_leaves_the_others(
+    api: Api, backend: str, settings: Settings
+) -> None:
+    deal = a_deal(api)
+    orders = orders_in_every_status(api, deal)
+
+    assert "2 order(s) cancelled" in erase(settings, backend, deal.creator["username"])
+
+    for status in ("pending", "in_progress"):
+        seen = order_of(api, deal.buyer, orders[status])
+        assert (seen["status"], seen["cancellation_reason"]) == ("cancelled", REASON), status
+        assert seen["cancelled_at"] is not None
+        told = eventually(lambda order=orders[status]: cancellations_told(api, deal.buyer, order))
+        assert [n["message"] for n in told] == [CANCELLED_BY_OPERATOR], status
+    assert order_of(api, deal.buyer, orders["delivered"])["status"] == "delivered"
+    assert order_of(api, deal.buyer, orders["completed"])["status"] == "completed"
+    history = api.client.get(f"/api/v1/orders/{orders['pending']}/history/", headers=deal.buyer["headers"])
+    last = history.json()["results"][-1]
+    assert (last["type"], last["actor"]["kind"]) == ("OrderCancelled", "operator"), last
+
+    # The app's kept copies are stale: its next command reads the cancellation and answers 409.
+    for status in ("pending", "in_progress"):
+        refused = act(api, deal.buyer, orders[status], "cancel", {"reason": "Передумал"}, expect=409)
+        assert refused == {"error": "Действие недоступно в текущем статусе заказа.", "status": "cancelled"}
+    edited = api.client.patch(
+        f"/api/v1/orders/{orders['pending']}/", headers=deal.buyer["headers"], json={"requirements": "Иначе"}
+    )
+    assert (edited.status_code, edited.json()["status"]) == (409, "cancelled")
+
+    # Nobody is left to rework a delivered order: no revision; approving it still completes it.
+    revision = act(api, deal.buyer, orders["delivered"], "request-revision", {"message": "Ещё"}, expect=409)
+    assert revision == {"error": "Аккаунт креатора удален: доработка невозможна.", "status": "delivered"}
+    assert act(api, deal.buyer, orders["delivered"], "approve")["status"] == "completed"
+
+    assert "0 order(s) cancelled" in erase(settings, backend, deal.creator["username"])
+    for status in ("pending", "in_progress"):
+        assert len(cancellations_told(api, deal.buyer, orders[status])) == 1
+
+    verified = ugc(settings, backend, "verify", "--json")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert json.loads(verified.stdout)["findings"] == []
+
+
+def test_erasing_a_buyer_cancels_their_open_orders_for_the_creator(api: Api, backend: str, settings: Settings) -> None:
+    deal = a_deal(api)
+    orders = orders_in_every_status(api, deal)
+    elsewhere = a_deal(api)
+    untouched = place(api, elsewhere)["id"]  # another buyer's order of another creator stays pending
+
+    assert "2 order(s) cancelled" in erase(settings, backend, deal.buyer["username"])
+
+    for status in ("pending", "in_progress"):
+        seen = order_of(api, deal.creator, orders[status])
+        assert (seen["status"], seen["cancellation_reason"]) == ("cancelled", REASON), status
+        told = eventually(lambda order=orders[status]: cancellations_told(api, deal.creator, order))
+        assert [n["message"] for n in told] == [CANCELLED_BY_OPERATOR], status
+    assert order_of(api, deal.creator, orders["delivered"])["status"] == "delivered"
+    assert order_of(api, deal.creator, orders["completed"])["status"] == "completed"
+    assert order_of(api, elsewhere.buyer, untouched)["status"] == "pending"
+
+    accepted = act(api, deal.creator, orders["pending"], "accept", expect=409)
+    assert accepted == {"error": "Действие недоступно в текущем статусе заказа.", "status": "cancelled"}
+    delivered = act(api, deal.creator, orders["in_progress"], "deliveries", {"message": "Готово"}, expect=409)
+    assert delivered["status"] == "cancelled"
+
+    assert "0 order(s) cancelled" in erase(settings, backend, deal.buyer["username"])
+    verified = ugc(settings, backend, "verify", "--json")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert json.loads(verified.stdout)["findings"] == []
+
+
+def test_replaying_the_journal_after_a_restore_cancels_the_erased_persons_open_orders(
+    api: Api, backend: str, settings: Settings, db: Database
+) -> None:
+    deal = a_deal(api)
+    pending = order_in(api, deal, "pending")
+    # A database restored from before the erasure: the journal names the person, the log does not.
+    user = get_user(db, deal.buyer["id"])
+    assert user is not None
+    record_erasure(
+        settings.audit_dir, settings.audit_key, deal.buyer["id"], deal.buyer["username"], user["date_joined"]
+    )
+
+    replayed = ugc(settings, backend, "users", "erase", "--replay")
+    assert replayed.returncode == 0, replayed.stdout + replayed.stderr
+    assert "1 order(s) cancelled" in replayed.stdout
+    seen = order_of(api, deal.creator, pending)
+    assert (seen["status"], seen["cancellation_reason"]) == ("cancelled", REASON)
+    assert len(eventually(lambda: cancellations_told(api, deal.creator, pending))) == 1
