@@ -10,13 +10,19 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from commands.erased_orders import cancel_orders_of_erased
+from readmodels.orders import cancellable_of_party
 from readmodels.users import get_user
+from readmodels.waiting import Progress
 from tests.conftest import Api
 from tests.orders_world import Deal, a_deal, act, order_in, place
 from tests.test_personal_data import eventually, ugc
+from ugc.clock import SystemClock
 from ugc.config import Settings
+from ugc.events import operator_actor
 from ugc.platform.database import Database
 from ugc.platform.erasure_journal import record_erasure
+from ugc.platform.store import EventStores
 
 REASON = "Аккаунт участника удален."
 CANCELLED_BY_OPERATOR = "Заказ отменен администратором."
@@ -135,3 +141,31 @@ def test_replaying_the_journal_after_a_restore_cancels_the_erased_persons_open_o
     seen = order_of(api, deal.creator, pending)
     assert (seen["status"], seen["cancellation_reason"]) == ("cancelled", REASON)
     assert len(eventually(lambda: cancellations_told(api, deal.creator, pending))) == 1
+
+
+def test_an_order_stored_after_the_erasure_looked_is_found_by_its_next_look_and_cancelled(
+    api: Api, settings: Settings, db: Database
+) -> None:
+    deal = a_deal(api)
+    first = place(api, deal)["id"]
+    looks: list[list[int]] = []
+    late: list[int] = []
+
+    def cancellable(user: int, positions: dict[str, int]) -> list[int]:
+        Progress().wait(db, positions, 10.0)
+        found = cancellable_of_party(db, user)
+        if not looks:  # an order saved the moment after the first look (decided before the erasure)
+            late.append(place(api, deal)["id"])
+        looks.append(found)
+        return found
+
+    stores = EventStores(settings.database_url, data_key=settings.data_key)
+    try:
+        cancelled = cancel_orders_of_erased(
+            stores.orders, SystemClock(), deal.buyer["id"], operator_actor("tester"), cancellable
+        )
+    finally:
+        stores.close()
+    assert cancelled == [first, *late]
+    assert looks == [[first], late, []]
+    assert order_of(api, deal.creator, late[0])["status"] == "cancelled"
