@@ -161,12 +161,7 @@ def _erase(
     try:
         withdrawn = ServiceCommands(stores, db, SystemClock()).withdraw_all(erasure.user_id, acting_operator(), listed)
     except Unavailable:
-        print(
-            f"ugc: users erase: their services are not withdrawn yet: the read models did not catch up "
-            f"within {ERASE_WAIT:g} s (are the projections running?); run the erasure again",
-            file=sys.stderr,
-        )
-        return 1
+        return _not_caught_up("their services are not withdrawn yet")
     print(f"{len(withdrawn)} service(s) withdrawn")
 
     def cancellable(user: int, positions: dict[str, int]) -> list[int]:
@@ -178,15 +173,20 @@ def _erase(
             stores.orders, SystemClock(), erasure.user_id, acting_operator(), cancellable
         )
     except Unavailable:
-        print(
-            f"ugc: users erase: their open orders are not cancelled yet: the read models did not catch up "
-            f"within {ERASE_WAIT:g} s (are the projections running?); run the erasure again",
-            file=sys.stderr,
-        )
-        return 1
+        return _not_caught_up("their open orders are not cancelled yet")
     print(f"{len(cancelled)} order(s) cancelled")
     _clear_old_rows(db, erasure.positions)
     return 0
+
+
+def _not_caught_up(what: str) -> int:
+    """Say which step of an erasure waits for read models that did not catch up; the exit status."""
+    print(
+        f"ugc: users erase: {what}: the read models did not catch up within {ERASE_WAIT:g} s "
+        "(are the projections running?); run the erasure again",
+        file=sys.stderr,
+    )
+    return 1
 
 
 def replay_erasures(settings: Settings, accounts: AccountCommands, stores: EventStores, db: Database) -> int:
