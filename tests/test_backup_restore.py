@@ -4,13 +4,17 @@ A deployment with orders and users is backed up with `ugc backup` while a server
 person is erased after the backup and a checkpoint signed, and `ugc restore` puts the backup into a
 new database: it moves the newer checkpoint aside, erases the person again from the journal and
 verifies clean, and the restored deployment serves exactly the orders the backup's manifest holds.
-A backup that is damaged, a destination that exists and a target that holds data are refused.
+A backup that is damaged, a destination that exists and a target that holds data are refused; no
+server starts on a target while its restore runs.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -24,7 +28,7 @@ import httpx
 import pytest
 
 from tests.backends import DATA_KEY, drop_database, environment, fresh_database, postgres_url
-from tests.servers import run_ugc, start_server
+from tests.servers import free_port, run_ugc, server_environment, start_server
 from ugc.accounts import User
 from ugc.ids import aggregate_id
 from ugc.platform.pg_tools import holds_data
@@ -311,3 +315,60 @@ def test_a_journal_line_not_signed_with_the_audit_key_is_named_and_not_carried_o
         assert done.returncode == 1
         assert "erasures.jsonl line 1" in done.stderr and "not carried out" in done.stderr, done.stderr
         assert "0 journaled erasure(s), 0 carried out again" in done.stdout
+
+
+@contextmanager
+def restore_stopped_after_its_database(env: dict[str, str], source: Path) -> Iterator[subprocess.Popen[str]]:
+    """`ugc restore SOURCE --yes` frozen (SIGSTOP) right after its database step, as a restore is
+    between its steps: the target holds the backup's database, not yet acknowledged. Killed if the
+    block does not see it to its end."""
+    restoring = subprocess.Popen(
+        [sys.executable, "-m", "ugc.cli", "restore", str(source), "--yes"],
+        env=server_environment(env),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert restoring.stdout is not None
+        said = ""
+        while "database restored" not in said:
+            line = restoring.stdout.readline()
+            assert line, said  # it ended before restoring the database
+            said += line
+        os.kill(restoring.pid, signal.SIGSTOP)
+        yield restoring
+    finally:
+        if restoring.poll() is None:
+            restoring.kill()
+        restoring.communicate(timeout=30)
+
+
+def backed_up(backend: str, tmp_path: Path, audit: Path) -> Path:
+    """A backup of a small deployment (the reference data), in `tmp_path / "backup"`."""
+    (tmp_path / "live").mkdir()
+    with fresh_database(backend, tmp_path / "live", migrated=True) as live_url:
+        live = deployment(backend, live_url, tmp_path / "live", audit)
+        ugc(live, "seed")
+        ugc(live, "backup", str(tmp_path / "backup"))
+    return tmp_path / "backup"
+
+
+def test_no_server_starts_on_a_target_while_its_restore_runs(backend: str, tmp_path: Path) -> None:
+    audit = tmp_path / "audit"
+    backup = backed_up(backend, tmp_path, audit)
+    with new_target(backend, tmp_path / "restored") as url:
+        env = deployment(backend, url, tmp_path / "restored", audit)
+        with restore_stopped_after_its_database(env, backup) as restoring:
+            # Each would serve (and append to) a restore not acknowledged yet, or migrate under it.
+            for command in (["serve", "--port", str(free_port())], ["project"], ["migrate"]):
+                refused = run_ugc(env | {"UGC_PROJECTIONS": "external"}, *command, timeout=60)
+                assert refused.returncode == 2, (command, refused.stderr)
+                assert "a restore is under way on" in refused.stderr, (command, refused.stderr)
+            os.kill(restoring.pid, signal.SIGCONT)
+            said, _ = restoring.communicate(timeout=240)
+            assert restoring.returncode == 0, said
+        assert ": 0 finding(s)" in said, said
+        with start_server(env):  # once it is done, the server starts
+            pass

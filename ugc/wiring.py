@@ -59,7 +59,7 @@ from ugc.platform.media import MediaStore
 from ugc.platform.push import Publisher
 from ugc.platform.push_relay import RedisRelay, channel_for, relay
 from ugc.platform.recorded_log import RecordedLog
-from ugc.platform.serving_lock import serving
+from ugc.platform.serving_lock import migrating, serving
 from ugc.platform.store import EventStores, Orders, create_event_tables, owned_by_another_role
 from ugc.platform.sweeping import Sweeper
 from ugc.platform.tuning import freeze_startup_objects, return_large_allocations_to_the_system
@@ -71,8 +71,9 @@ STARTUP_WAIT = 30.0
 
 def migrate(db: Database) -> None:
     """`ugc migrate`: create the event store's and the read side's tables once, under a lock, so
-    concurrent starts never race; safe to run from many processes."""
-    with db.exclusive_lock("migrate"):
+    concurrent starts never race; safe to run from many processes. Refused (RestorePending) while a
+    restore runs on the database: it would make tables under it, or serve what it has not finished."""
+    with db.exclusive_lock("migrate"), migrating(db.url):
         owner = owned_by_another_role(db.url)
         if owner is not None:
             log.info("the event tables belong to %s: it migrates (`ugc migrate` as that role), not this role", owner)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ugc.cli.auditing import verify
 from ugc.cli.common import check_data_key, confirmed, version
 from ugc.cli.users import replay_erasures
 from ugc.config import Settings
+
+if TYPE_CHECKING:
+    from ugc.platform import restores
 
 
 def add_parsers(commands: Any) -> None:
@@ -68,8 +71,6 @@ def _backup(settings: Settings, dest: Path) -> int:
 
 def _restore(settings: Settings, source: Path, *, yes: bool, replace: bool) -> int:
     """README: "Backups and restores". Refusals come before anything is written."""
-    from datetime import UTC, datetime
-
     from ugc.platform import restores
     from ugc.platform.backup_manifest import BackupRefused
 
@@ -92,10 +93,20 @@ def _restore(settings: Settings, source: Path, *, yes: bool, replace: bool) -> i
         print("ugc: restore: not confirmed; nothing was restored (--yes confirms it)", file=sys.stderr)
         return 2
     try:
-        print(restores.restore_database(restore, datetime.now(UTC)), flush=True)
+        with restores.servers_kept_out(restore) as restore:  # for the whole run, on both backends
+            return _restored(restore, settings)
     except BackupRefused as refused:
         print(f"ugc: restore: {refused}", file=sys.stderr)
         return 2
+
+
+def _restored(restore: restores.Restore, settings: Settings) -> int:
+    """Steps 2 to 6 of the README's "Restoring", the target checked and every server kept out of it."""
+    from datetime import UTC, datetime
+
+    from ugc.platform import restores
+
+    print(restores.restore_database(restore, datetime.now(UTC)), flush=True)
     check_data_key(settings)
     for line in restores.restore_files(restore):
         print(line)

@@ -10,8 +10,11 @@ database no longer has, are moved aside into `UGC_AUDIT_DIR/restored-<backup tim
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -22,8 +25,8 @@ from ugc.platform.backup_manifest import BackupRefused, read_manifest
 from ugc.platform.backups import DUMP, SQLITE_ORDER, kept_files, sqlite_files
 from ugc.platform.checkpoints import PREFIX
 from ugc.platform.erasure_journal import NAME as JOURNAL
-from ugc.platform.pg_tools import create_database, drop_database, holds_data, run, tool
-from ugc.platform.serving_lock import served
+from ugc.platform.pg_tools import create_database, holds_data, run, tool
+from ugc.platform.serving_lock import restoring, served
 
 SQLITE_SIDE_FILES = ("", "-wal", "-shm", "-journal")
 
@@ -36,6 +39,7 @@ class Restore:
     manifest: dict[str, Any]
     settings: Settings
     replace: bool  # SQLite: move the database files in the way aside
+    created: bool = False  # PostgreSQL: the database was made by this restore
 
     @property
     def backed_up_at(self) -> str:
@@ -70,18 +74,40 @@ def checked(source: Path, settings: Settings, *, replace: bool) -> Restore:
                 "--replace is for SQLite: on PostgreSQL a backup is restored into a new database (name one in "
                 "UGC_DATABASE_URL; keep the old one until the restored one verifies)"
             )
-        if holds_data(settings.database_url):
+    elif replace and served(database := sqlite_path(settings.database_url)):
+        raise BackupRefused(f"a ugc server (serve or project) runs on {database}: stop the deployment first")
+    restore = Restore(source, manifest, settings, replace)
+    _check_target(restore)
+    return restore
+
+
+def _check_target(restore: Restore) -> None:
+    """Refuse a target that holds a database (on SQLite, but with --replace)."""
+    url = restore.settings.database_url
+    if is_postgres(url):
+        if holds_data(url):
             raise BackupRefused(
                 "the database of UGC_DATABASE_URL is not empty: name a new database there (it is made if missing)"
             )
-    elif not replace and (found := _sqlite_in_the_way(settings.database_url)):
+    elif not restore.replace and (found := _sqlite_in_the_way(url)):
         raise BackupRefused(
             f"{found[0]} exists: restore into a data directory without the database, or pass --replace to move "
             "its files aside first"
         )
-    elif replace and served(database := sqlite_path(settings.database_url)):
-        raise BackupRefused(f"a ugc server (serve or project) runs on {database}: stop the deployment first")
-    return Restore(source, manifest, settings, replace)
+
+
+@contextmanager
+def servers_kept_out(restore: Restore) -> Iterator[Restore]:
+    """The restore's whole run, every server kept out of its target (`serving_lock.restoring`); the
+    target checked again once they are: one may have started since the checks. PostgreSQL's
+    database is made first if missing (the lock lives in it)."""
+    url = restore.settings.database_url
+    if is_postgres(url) and holds_data(url) is None:
+        create_database(url)
+        restore = dataclasses.replace(restore, created=True)
+    with restoring(url):
+        _check_target(restore)
+        yield restore
 
 
 def _sqlite_in_the_way(database_url: str) -> list[Path]:
@@ -97,17 +123,9 @@ def restore_database(restore: Restore, now: datetime) -> str:
     """Put the backup's database in place; what was done, in a line."""
     url = restore.settings.database_url
     if is_postgres(url):
-        created = holds_data(url) is None
-        if created:
-            create_database(url)
         pg_restore, _ = tool("pg_restore", int(restore.manifest["pg_dump_major"]))
-        try:
-            run([pg_restore, "--single-transaction", str(restore.source / "database" / DUMP)], url)
-        except BaseException:
-            if created:  # one transaction: it holds nothing; a retry makes it again
-                drop_database(url)
-            raise
-        return f"database restored with pg_restore into {'a new' if created else 'the empty'} database"
+        run([pg_restore, "--single-transaction", str(restore.source / "database" / DUMP)], url)
+        return f"database restored with pg_restore into {'a new' if restore.created else 'the empty'} database"
     moved = ""
     if restore.replace and (in_the_way := _sqlite_in_the_way(url)):
         aside = in_the_way[0].parent / f"replaced-{now.strftime('%Y%m%dT%H%M%S%fZ')}"

@@ -1,13 +1,19 @@
-"""Which processes serve a SQLite database: each holds a shared lock on a file beside it while it runs.
+"""The lock that keeps servers and restores of one database apart: many servers, or one restore.
 
 `ugc restore --replace` moves a SQLite database's files aside; a server still running would go on
-writing into the files moved (its descriptors follow them). Looking for projection runners in
-`lease_members` missed an API-only `ugc serve` (UGC_PROJECTIONS=external), which runs none. So every
-server process (each `ugc serve` worker, whatever it runs, and `ugc project`) holds a shared `flock`
-on `<database file>.serving` for as long as it runs, and the restore asks for that lock exclusively
-without waiting: refused, some server is up. The kernel lets go of a process's lock however the
-process ends, so nothing stale is left to expire. A SQLite deployment is one host's (README), which
-is what `flock` sees. PostgreSQL needs none of this: a restore there goes into a new database.
+writing into the files moved (its descriptors follow them). And a server started while a restore
+runs would migrate an empty target under it, or serve (and append to) a database whose restore is
+not acknowledged yet. So every server takes the lock shared, and a restore takes it exclusively,
+without waiting on either side: whoever comes second is refused, in one line.
+
+SQLite: a `flock` on `<database file>.serving` beside the database, held shared by every server
+process for as long as it runs (each `ugc serve` worker, whatever it runs, and `ugc project`: an
+API-only server runs no projection, so `lease_members` would miss it) and by every migration; the
+kernel lets go of it however the process ends, so nothing stale is left to expire. A SQLite
+deployment is one host's (README), which is what `flock` sees. PostgreSQL: an advisory lock in the
+target database, held exclusively by the restore on a connection of its own for its whole run and
+taken shared by every migration, the first thing every server does; a server does not hold it while
+it serves (a connection each): a restore into a database that holds tables is refused anyway.
 """
 
 from __future__ import annotations
@@ -18,25 +24,86 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import psycopg
+
 from ugc.config import is_postgres, sqlite_path
+from ugc.platform.backup_manifest import BackupRefused
+from ugc.platform.database import KEEPALIVES, Database
+
+LOCK_NAME = "restore"  # PostgreSQL: the advisory lock's name (Database.lock_key)
+
+
+class RestorePending(Exception):
+    """A server refused because a restore of its database is under way or unfinished (exit status 2)."""
 
 
 def lock_file(database: Path) -> Path:
     return database.with_name(database.name + ".serving")
 
 
+def _under_way(target: str) -> RestorePending:
+    return RestorePending(f"a restore is under way on {target}: start the server once `ugc restore` has finished")
+
+
 @contextmanager
 def serving(database_url: str) -> Iterator[None]:
-    """Hold the database's serving lock, shared with every other server of it, until the block ends."""
+    """A server's lifetime: SQLite's lock held shared until the block ends; refused while a restore holds it."""
     if is_postgres(database_url):
         yield
         return
-    path = lock_file(sqlite_path(database_url))
+    with _flock(sqlite_path(database_url), fcntl.LOCK_SH) as taken:
+        if not taken:
+            raise _under_way(str(sqlite_path(database_url)))
+        yield
+
+
+@contextmanager
+def migrating(database_url: str) -> Iterator[None]:
+    """A migration (every server's first step): the lock held shared for the block; refused while a
+    restore holds it."""
+    if not is_postgres(database_url):
+        with serving(database_url):
+            yield
+        return
+    with psycopg.connect(database_url, autocommit=True, **KEEPALIVES) as conn:
+        row = conn.execute("SELECT pg_try_advisory_lock_shared(%s)", (Database.lock_key(LOCK_NAME),)).fetchone()
+        if not (row and row[0]):
+            raise _under_way(f"the database {conn.info.dbname}")
+        yield  # the session's end lets the lock go
+
+
+@contextmanager
+def restoring(database_url: str) -> Iterator[None]:
+    """A restore's whole run: the lock held exclusively; refused (BackupRefused) while any server or
+    migration holds it, or another restore."""
+    refused = BackupRefused(
+        "a ugc server (serve, project, migrate) or another restore runs on the target: stop it first"
+    )
+    if not is_postgres(database_url):
+        with _flock(sqlite_path(database_url), fcntl.LOCK_EX) as taken:
+            if not taken:
+                raise refused
+            yield
+        return
+    with psycopg.connect(database_url, autocommit=True, **KEEPALIVES) as conn:
+        row = conn.execute("SELECT pg_try_advisory_lock(%s)", (Database.lock_key(LOCK_NAME),)).fetchone()
+        if not (row and row[0]):
+            raise refused
+        yield
+
+
+@contextmanager
+def _flock(database: Path, mode: int) -> Iterator[bool]:
+    path = lock_file(database)
     path.parent.mkdir(parents=True, exist_ok=True)
     descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
-        fcntl.flock(descriptor, fcntl.LOCK_SH)  # waits only while a restore checks (an instant)
-        yield
+        try:
+            fcntl.flock(descriptor, mode | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
     finally:
         os.close(descriptor)  # lets the lock go
 
