@@ -23,8 +23,10 @@ from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
+import psycopg
 import pytest
 
 from tests.backends import DATA_KEY, drop_database, environment, fresh_database, postgres_url
@@ -345,19 +347,25 @@ def restore_stopped_after_its_database(env: dict[str, str], source: Path) -> Ite
         restoring.communicate(timeout=30)
 
 
-def backed_up(backend: str, tmp_path: Path, audit: Path) -> Path:
-    """A backup of a small deployment (the reference data), in `tmp_path / "backup"`."""
+def backed_up(backend: str, tmp_path: Path, audit: Path, *names: str) -> list[Path]:
+    """Backups of a small deployment (the reference data and PERSON), one into each of `names` in
+    `tmp_path`, one after the other; then PERSON erased and a checkpoint signed: after them all."""
     (tmp_path / "live").mkdir()
     with fresh_database(backend, tmp_path / "live", migrated=True) as live_url:
         live = deployment(backend, live_url, tmp_path / "live", audit)
         ugc(live, "seed")
-        ugc(live, "backup", str(tmp_path / "backup"))
-    return tmp_path / "backup"
+        run = run_ugc(live, "users", "create", PERSON, "--email", "petr@example.com", "--verified", stdin=PASSWORD)
+        assert run.returncode == 0, run.stderr
+        for name in names:
+            ugc(live, "backup", str(tmp_path / name))
+        ugc(live, "users", "erase", PERSON, "--yes")
+        ugc(live, "audit", "checkpoint")
+    return [tmp_path / name for name in names]
 
 
 def test_no_server_starts_on_a_target_while_its_restore_runs(backend: str, tmp_path: Path) -> None:
     audit = tmp_path / "audit"
-    backup = backed_up(backend, tmp_path, audit)
+    [backup] = backed_up(backend, tmp_path, audit, "backup")
     with new_target(backend, tmp_path / "restored") as url:
         env = deployment(backend, url, tmp_path / "restored", audit)
         with restore_stopped_after_its_database(env, backup) as restoring:
@@ -372,3 +380,51 @@ def test_no_server_starts_on_a_target_while_its_restore_runs(backend: str, tmp_p
         assert ": 0 finding(s)" in said, said
         with start_server(env):  # once it is done, the server starts
             pass
+
+
+def test_a_restore_stopped_after_its_database_is_finished_by_the_same_backup_and_no_other(
+    backend: str, tmp_path: Path
+) -> None:
+    audit = tmp_path / "audit"
+    backup, other = backed_up(backend, tmp_path, audit, "backup", "other")
+    given_up = sorted(audit.glob("checkpoint-*.json"))[-1]  # signed after both backups
+    with new_target(backend, tmp_path / "restored") as url:
+        env = deployment(backend, url, tmp_path / "restored", audit)
+        with restore_stopped_after_its_database(env, backup) as restoring:
+            restoring.kill()  # a power cut between its steps
+            restoring.wait(30)
+        _await_no_session(url)
+
+        # Served now, the restored log would take positions the given-up checkpoint signs.
+        for command in (["migrate"], ["serve", "--port", str(free_port())]):
+            refused = run_ugc(env, *command, timeout=60)
+            assert refused.returncode == 2, (command, refused.stdout, refused.stderr)
+            assert f"did not finish: `ugc restore {backup}` finishes it" in refused.stderr, refused.stderr
+        refused = run_ugc(env, "restore", str(other), "--yes")  # another backup: refused, nothing touched
+        assert refused.returncode == 2, (refused.stdout, refused.stderr)
+        assert "holds the unfinished restore of another backup" in refused.stderr, refused.stderr
+
+        done = run_ugc(env, "restore", str(backup), "--yes", timeout=240)  # the same one finishes it
+        assert done.returncode == 0, (done.stdout, done.stderr)
+        assert "finishing the unfinished restore of this backup" in done.stdout, done.stdout
+        assert ": 0 finding(s)" in done.stdout, done.stdout
+        [aside] = audit.glob("restored-*")  # acknowledged once, whichever run did it
+        assert [path.name for path in aside.iterdir()] == [given_up.name] and not given_up.exists()
+        again = ugc(env, "users", "erase", "--replay")  # the erasure after the backup is carried out
+        assert "1 journaled erasure(s), 0 carried out again" in again.stdout, again.stdout
+        refused = run_ugc(env, "restore", str(backup), "--yes")  # finished: a target like any other
+        assert refused.returncode == 2 and ("not empty" in refused.stderr or "exists" in refused.stderr), refused.stderr
+        with start_server(env):
+            assert verified(env)["ok"]
+
+
+def _await_no_session(url: str) -> None:
+    """PostgreSQL: wait until the database has no session left of the restore killed (its locks go with them)."""
+    if not url.startswith("postgresql"):
+        return
+    name = urlsplit(url).path.lstrip("/")
+    deadline = time.monotonic() + 30
+    with psycopg.connect(postgres_url("postgres"), autocommit=True) as admin:
+        while admin.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s", (name,)).fetchone() != (0,):
+            assert time.monotonic() < deadline, "the killed restore's sessions are still there"
+            time.sleep(0.1)

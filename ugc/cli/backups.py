@@ -29,7 +29,8 @@ def add_parsers(commands: Any) -> None:
         description="Checks the backup against its manifest, restores its database into the empty target of "
         "UGC_DATABASE_URL (PostgreSQL: a new database, made if missing), adds what UGC_AUDIT_DIR and the "
         "media lack from it, moves the checkpoints written since the backup began aside (the events after "
-        "the backup are given up), carries out the erasure journal again and verifies the result.",
+        "the backup are given up), carries out the erasure journal again and verifies the result. Run again "
+        "with the same backup, it finishes a restore of it that stopped on that target.",
     )
     restore.add_argument("source", type=Path, help="a directory `ugc backup` made")
     restore.add_argument("--yes", action="store_true", help="do not ask: the events after the backup are given up")
@@ -101,19 +102,36 @@ def _restore(settings: Settings, source: Path, *, yes: bool, replace: bool) -> i
 
 
 def _restored(restore: restores.Restore, settings: Settings) -> int:
-    """Steps 2 to 6 of the README's "Restoring", the target checked and every server kept out of it."""
+    """Steps 2 to 6 of the README's "Restoring", the target checked and every server kept out of it;
+    those done by a restore of this backup stopped earlier are skipped, each other one recorded once
+    done. The erasures' replay and the verification, which change nothing a second time, run anew."""
     from datetime import UTC, datetime
 
     from ugc.platform import restores
+    from ugc.platform.restore_record import ACKNOWLEDGED, DATABASE, FILES
 
-    print(restores.restore_database(restore, datetime.now(UTC)), flush=True)
+    if restore.record is not None:
+        done = ", ".join(restore.record.done) or "none"
+        print(f"finishing the unfinished restore of this backup found in the target (steps done: {done})")
+    restore = restores.begun(restore)
+    if not restore.done(DATABASE):
+        print(restores.restore_database(restore, datetime.now(UTC)), flush=True)
+        restore = restores.step_done(restore, DATABASE)
     check_data_key(settings)
-    for line in restores.restore_files(restore):
-        print(line)
-    aside, moved = restores.acknowledge(restore)
-    print(f"restore acknowledged: {len(moved)} checkpoint(s) moved to {aside}" if moved else "no checkpoint to move")
+    if not restore.done(FILES):
+        for line in restores.restore_files(restore):
+            print(line)
+        restore = restores.step_done(restore, FILES)
+    if not restore.done(ACKNOWLEDGED):
+        aside, moved = restores.acknowledge(restore)
+        print(
+            f"restore acknowledged: {len(moved)} checkpoint(s) moved to {aside}" if moved else "no checkpoint to move"
+        )
+        restore = restores.step_done(restore, ACKNOWLEDGED)
     replayed = _replay_with_projections(settings)
-    return verify(settings, as_json=False) or replayed
+    status = verify(settings, as_json=False) or replayed
+    restores.finished(restore)
+    return status
 
 
 def _replay_with_projections(settings: Settings) -> int:

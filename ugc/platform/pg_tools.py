@@ -19,6 +19,7 @@ import psycopg
 from psycopg import sql
 
 from ugc.platform.backup_manifest import BackupRefused
+from ugc.platform.restore_record import TABLE as RECORD_TABLE
 
 MAINTENANCE_DATABASE = "postgres"  # where a database is created from
 
@@ -72,7 +73,8 @@ def maintenance_url(database_url: str) -> str:
 
 
 def holds_data(database_url: str) -> bool | None:
-    """Whether the database has any table, view or sequence of its own; None when it does not exist."""
+    """Whether the database has any table, view or sequence of its own, an unfinished restore's record
+    aside (`restore_record.py`); None when it does not exist."""
     name = database_name(database_url)
     with psycopg.connect(maintenance_url(database_url), autocommit=True) as admin:
         if admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is None:
@@ -80,7 +82,9 @@ def holds_data(database_url: str) -> bool | None:
     with psycopg.connect(database_url, autocommit=True) as conn:
         row = conn.execute(
             "SELECT EXISTS (SELECT FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-            "WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%')"
+            "WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%%' "
+            "AND c.oid IS DISTINCT FROM to_regclass(%s))",
+            (RECORD_TABLE,),
         ).fetchone()
     return bool(row and row[0])
 

@@ -6,6 +6,9 @@ transaction. Then the audit directory and the media get what they lack from the 
 ones, kept outside the database, usually hold more: erasures and uploads since), and the restore is
 acknowledged: the checkpoints written since the backup began, which sign log ends the restored
 database no longer has, are moved aside into `UGC_AUDIT_DIR/restored-<backup time>/`, never deleted.
+All along, no server runs on the target (`serving_lock.py`), and the target records which backup is
+restored and which steps are done (`restore_record.py`): the same restore run again finishes one
+that stopped.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from ugc.platform.backups import DUMP, SQLITE_ORDER, kept_files, sqlite_files
 from ugc.platform.checkpoints import PREFIX
 from ugc.platform.erasure_journal import NAME as JOURNAL
 from ugc.platform.pg_tools import create_database, holds_data, run, tool
+from ugc.platform.restore_record import RestoreRecord, clear_record, read_record, write_record
 from ugc.platform.serving_lock import restoring, served
 
 SQLITE_SIDE_FILES = ("", "-wal", "-shm", "-journal")
@@ -40,6 +44,11 @@ class Restore:
     settings: Settings
     replace: bool  # SQLite: move the database files in the way aside
     created: bool = False  # PostgreSQL: the database was made by this restore
+    record: RestoreRecord | None = None  # in the target: this backup's restore, to finish
+
+    def done(self, step: str) -> bool:
+        """Whether `step` was done by this restore, or by the one of this backup it finishes."""
+        return self.record is not None and step in self.record.done
 
     @property
     def backed_up_at(self) -> str:
@@ -77,13 +86,22 @@ def checked(source: Path, settings: Settings, *, replace: bool) -> Restore:
     elif replace and served(database := sqlite_path(settings.database_url)):
         raise BackupRefused(f"a ugc server (serve or project) runs on {database}: stop the deployment first")
     restore = Restore(source, manifest, settings, replace)
-    _check_target(restore)
-    return restore
+    return dataclasses.replace(restore, record=_check_target(restore))
 
 
-def _check_target(restore: Restore) -> None:
-    """Refuse a target that holds a database (on SQLite, but with --replace)."""
+def _check_target(restore: Restore) -> RestoreRecord | None:
+    """The record of this backup's unfinished restore in the target, to finish; or None, the target
+    empty. Refuses a target that holds a database (on SQLite, but with --replace), or another
+    backup's unfinished restore."""
     url = restore.settings.database_url
+    record = read_record(url) if not is_postgres(url) or holds_data(url) is not None else None
+    if record is not None:
+        if record.backup != restore.manifest["signature"]:
+            raise BackupRefused(
+                f"the target holds the unfinished restore of another backup (of {record.started_at}): "
+                f"finish it first (`{record.finishing_command()}`), or restore into another target"
+            )
+        return record
     if is_postgres(url):
         if holds_data(url):
             raise BackupRefused(
@@ -94,6 +112,7 @@ def _check_target(restore: Restore) -> None:
             f"{found[0]} exists: restore into a data directory without the database, or pass --replace to move "
             "its files aside first"
         )
+    return None
 
 
 @contextmanager
@@ -106,8 +125,32 @@ def servers_kept_out(restore: Restore) -> Iterator[Restore]:
         create_database(url)
         restore = dataclasses.replace(restore, created=True)
     with restoring(url):
-        _check_target(restore)
-        yield restore
+        yield dataclasses.replace(restore, record=_check_target(restore))
+
+
+def begun(restore: Restore) -> Restore:
+    """The restore recorded in its target before the database step, unless it finishes one that is:
+    from here on, a stop leaves a restore that `ugc restore` of this backup finishes."""
+    if restore.record is not None:
+        return restore
+    record = RestoreRecord(
+        str(restore.manifest["signature"]), str(restore.manifest["started_at"]), str(restore.source.resolve())
+    )
+    write_record(restore.settings.database_url, record)
+    return dataclasses.replace(restore, record=record)
+
+
+def step_done(restore: Restore, step: str) -> Restore:
+    """`step` recorded as done in the target: a restore finishing this one skips it."""
+    assert restore.record is not None, "begun() first"
+    record = restore.record.with_done(step)
+    write_record(restore.settings.database_url, record)
+    return dataclasses.replace(restore, record=record)
+
+
+def finished(restore: Restore) -> None:
+    """Every step carried out: the target is a deployment again, servers may start on it."""
+    clear_record(restore.settings.database_url)
 
 
 def _sqlite_in_the_way(database_url: str) -> list[Path]:
@@ -123,11 +166,15 @@ def restore_database(restore: Restore, now: datetime) -> str:
     """Put the backup's database in place; what was done, in a line."""
     url = restore.settings.database_url
     if is_postgres(url):
+        if holds_data(url):  # a restore stopped after pg_restore committed, before it recorded so
+            return "database restored already, by the restore stopped earlier"
         pg_restore, _ = tool("pg_restore", int(restore.manifest["pg_dump_major"]))
         run([pg_restore, "--single-transaction", str(restore.source / "database" / DUMP)], url)
         return f"database restored with pg_restore into {'a new' if restore.created else 'the empty'} database"
     moved = ""
-    if restore.replace and (in_the_way := _sqlite_in_the_way(url)):
+    # Files are in the way only with --replace, or left by a restore stopped in this step: moved
+    # aside, never overwritten (a -wal left beside a copied file would be read as that file's own).
+    if in_the_way := _sqlite_in_the_way(url):
         aside = in_the_way[0].parent / f"replaced-{now.strftime('%Y%m%dT%H%M%S%fZ')}"
         aside.mkdir()
         for path in in_the_way:

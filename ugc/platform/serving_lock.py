@@ -29,6 +29,7 @@ import psycopg
 from ugc.config import is_postgres, sqlite_path
 from ugc.platform.backup_manifest import BackupRefused
 from ugc.platform.database import KEEPALIVES, Database
+from ugc.platform.restore_record import read_record
 
 LOCK_NAME = "restore"  # PostgreSQL: the advisory lock's name (Database.lock_key)
 
@@ -60,16 +61,29 @@ def serving(database_url: str) -> Iterator[None]:
 @contextmanager
 def migrating(database_url: str) -> Iterator[None]:
     """A migration (every server's first step): the lock held shared for the block; refused while a
-    restore holds it."""
+    restore holds it, or left the database unfinished (`restore_record.py`)."""
     if not is_postgres(database_url):
         with serving(database_url):
+            _refuse_unfinished(database_url)
             yield
         return
     with psycopg.connect(database_url, autocommit=True, **KEEPALIVES) as conn:
         row = conn.execute("SELECT pg_try_advisory_lock_shared(%s)", (Database.lock_key(LOCK_NAME),)).fetchone()
         if not (row and row[0]):
             raise _under_way(f"the database {conn.info.dbname}")
+        _refuse_unfinished(database_url)
         yield  # the session's end lets the lock go
+
+
+def _refuse_unfinished(database_url: str) -> None:
+    """Served before it is acknowledged, a restored log would take the positions the checkpoints
+    given up sign, and `ugc verify` would report it rewritten."""
+    record = read_record(database_url)
+    if record is not None:
+        raise RestorePending(
+            f"the restore of the backup of {record.started_at} into this database did not finish: "
+            f"`{record.finishing_command()}` finishes it"
+        )
 
 
 @contextmanager
