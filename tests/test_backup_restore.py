@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -29,10 +30,11 @@ import httpx
 import psycopg
 import pytest
 
-from tests.backends import DATA_KEY, drop_database, environment, fresh_database, postgres_url
+from tests.backends import DATA_KEY, drop_database, environment, fresh_database, postgres_available, postgres_url
 from tests.servers import free_port, run_ugc, server_environment, start_server
 from ugc.accounts import User
 from ugc.ids import aggregate_id
+from ugc.platform.backup_manifest import write_manifest
 from ugc.platform.pg_tools import holds_data
 from ugc.platform.store import EventStores
 
@@ -428,3 +430,33 @@ def _await_no_session(url: str) -> None:
         while admin.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s", (name,)).fetchone() != (0,):
             assert time.monotonic() < deadline, "the killed restore's sessions are still there"
             time.sleep(0.1)
+
+
+@pytest.mark.skipif(not postgres_available(), reason="UGC_TEST_DATABASE_URL is not set to a PostgreSQL URL")
+def test_a_restore_without_a_pg_restore_able_to_read_the_dump_is_refused_before_anything_is_made(
+    tmp_path: Path,
+) -> None:
+    """The tools really installed, asked for their version: none on the PATH, or one older than the
+    `pg_dump` a backup names (a backup re-signed with the audit key, as a newer `pg_dump`'s would be)."""
+    [backup] = backed_up("postgres", tmp_path, tmp_path / "audit", "backup")
+    newer = tmp_path / "newer"
+    shutil.copytree(backup, newer)
+    manifest = json.loads((newer / "manifest.json").read_text())
+    (newer / "manifest.json").unlink()
+    del manifest["signature"], manifest["format"]
+    write_manifest(newer, AUDIT_KEY, manifest | {"pg_dump_major": 99})
+    installed = int(run_tool_version("pg_restore"))
+    with new_target("postgres", tmp_path / "restored") as url:
+        env = deployment("postgres", url, tmp_path / "restored", tmp_path / "audit")
+        refused = run_ugc(env | {"PATH": str(tmp_path / "no-tools")}, "restore", str(backup), "--yes")
+        assert refused.returncode == 2 and "pg_restore is not installed" in refused.stderr, refused.stderr
+        refused = run_ugc(env, "restore", str(newer), "--yes")
+        assert refused.returncode == 2, refused.stderr
+        assert f"pg_restore is of PostgreSQL {installed}, older than 99" in refused.stderr, refused.stderr
+        assert holds_data(url) is None  # no database made
+
+
+def run_tool_version(name: str) -> str:
+    """The major version `name --version` reports (`pg_restore (PostgreSQL) 15.20 (Debian ...)`)."""
+    shown = subprocess.run([name, "--version"], capture_output=True, text=True, check=True).stdout
+    return shown.split(")", 1)[1].split()[0].split(".")[0]
