@@ -25,6 +25,8 @@ from tests.test_bluegreen import OrdersV2
 from ugc.clock import MovableClock
 from ugc.config import Settings
 from ugc.platform.database import Database
+from ugc.platform.restore_record import RestoreRecord, write_record
+from ugc.platform.serving_lock import RestorePending
 from ugc.platform.store import EventStores
 from ugc.wiring import migrate
 
@@ -149,3 +151,17 @@ def test_a_rebuild_by_the_owner_keeps_the_grants_of_the_tables_it_replaces(
         listed = client.get("/api/v1/orders/", headers=deal.buyer["headers"])
         assert listed.status_code == 200, listed.text
         assert listed.json()["count"] == 2
+
+
+def test_the_application_role_is_told_a_restore_of_its_database_did_not_finish(
+    owner_and_app: tuple[str, str],
+) -> None:
+    """A restore, run as the owner, stopped between its steps: its record is in the database."""
+    owner_url, app_url = owner_and_app
+    write_record(owner_url, RestoreRecord("signature", "2026-12-05T14:08:52.736760Z", "/backups/20261205T140852Z"))
+    db = Database(app_url)
+    try:
+        with pytest.raises(RestorePending, match="did not finish: `ugc restore /backups/20261205T140852Z` finishes it"):
+            migrate(db)  # as a server starts
+    finally:
+        db.close()
