@@ -402,6 +402,8 @@ def test_a_restore_stopped_after_its_database_is_finished_by_the_same_backup_and
             refused = run_ugc(env, *command, timeout=60)
             assert refused.returncode == 2, (command, refused.stdout, refused.stderr)
             assert f"did not finish: `ugc restore {backup}` finishes it" in refused.stderr, refused.stderr
+        refused = run_ugc(env, "backup", str(tmp_path / "half"))  # half a deployment is no backup
+        assert refused.returncode == 2 and "did not finish" in refused.stderr, refused.stderr
         refused = run_ugc(env, "restore", str(other), "--yes")  # another backup: refused, nothing touched
         assert refused.returncode == 2, (refused.stdout, refused.stderr)
         assert "holds the unfinished restore of another backup" in refused.stderr, refused.stderr

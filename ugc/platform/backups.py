@@ -34,6 +34,7 @@ from ugc.platform.chain import GENESIS, ChainHead, format_time
 from ugc.platform.chain_postgres import ChainedPostgresRecorder
 from ugc.platform.chain_sqlite import CHAIN_TABLE
 from ugc.platform.pg_tools import run, tool
+from ugc.platform.restore_record import read_record
 from ugc.platform.store import EventStores, eventsourcing_settings
 
 DUMP = "ugc.dump"
@@ -83,6 +84,11 @@ def back_up(
     `advanced(n)` is told of every n files copied (the database's, then the audit's and media's).
     """
     refuse_destination(dest, settings)
+    if (record := read_record(settings.database_url)) is not None:  # half a deployment, its log not acknowledged
+        raise BackupRefused(
+            f"the restore of the backup of {record.started_at} into this database did not finish: "
+            f"`{record.finishing_command()}` finishes it; back up after"
+        )
     dest.parent.mkdir(parents=True, exist_ok=True)
     partial = dest.with_name(f".{dest.name}.partial-{secrets.token_hex(4)}")
     partial.mkdir()
