@@ -422,6 +422,38 @@ def test_a_restore_stopped_after_its_database_is_finished_by_the_same_backup_and
             assert verified(env)["ok"]
 
 
+def test_a_restore_whose_database_step_failed_is_finished_once_the_cause_is_gone(backend: str, tmp_path: Path) -> None:
+    """A real failure of the database step, as a full disk's: what it leaves is recorded, not taken for
+    a restored database. In the way: on SQLite a directory where a file's copy goes; on PostgreSQL a
+    domain named as a type of the dump, which is not a table, so the database counts as empty."""
+    audit = tmp_path / "audit"
+    [backup] = backed_up(backend, tmp_path, audit, "backup")
+    with new_target(backend, tmp_path / "restored") as url:
+        env = deployment(backend, url, tmp_path / "restored", audit)
+        if backend == "postgres":
+            with psycopg.connect(postgres_url("postgres"), autocommit=True) as admin:
+                admin.execute(f'CREATE DATABASE "{urlsplit(url).path.lstrip("/")}"')
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute("CREATE DOMAIN stored_event_uuid AS integer")
+        else:
+            (tmp_path / "restored" / ".ugc.orders.sqlite3.restoring").mkdir()
+        failed = run_ugc(env, "restore", str(backup), "--yes")
+        assert failed.returncode == 1 and "ugc: restore failed:" in failed.stderr, (failed.stdout, failed.stderr)
+        refused = run_ugc(env, "migrate")
+        assert refused.returncode == 2 and "did not finish" in refused.stderr, refused.stderr
+
+        if backend == "postgres":
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute("DROP DOMAIN stored_event_uuid")
+        else:
+            (tmp_path / "restored" / ".ugc.orders.sqlite3.restoring").rmdir()
+        done = run_ugc(env, "restore", str(backup), "--yes", timeout=240)
+        assert done.returncode == 0, (done.stdout, done.stderr)
+        assert "finishing the unfinished restore" in done.stdout and "database restored" in done.stdout, done.stdout
+        assert ": 0 finding(s)" in done.stdout, done.stdout
+        assert f" {PERSON} " in ugc(env, "users", "list").stdout
+
+
 def _await_no_session(url: str) -> None:
     """PostgreSQL: wait until the database has no session left of the restore killed (its locks go with them)."""
     if not url.startswith("postgresql"):
