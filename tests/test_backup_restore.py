@@ -447,6 +447,8 @@ def test_a_restore_whose_database_step_failed_is_finished_once_the_cause_is_gone
                 conn.execute("DROP DOMAIN stored_event_uuid")
         else:
             (tmp_path / "restored" / ".ugc.orders.sqlite3.restoring").rmdir()
+        refused = run_ugc(env, "restore", str(backup))  # no terminal, no --yes: not what the first run did
+        assert refused.returncode == 2 and "not confirmed; nothing more was done" in refused.stderr, refused.stderr
         done = run_ugc(env, "restore", str(backup), "--yes", timeout=240)
         assert done.returncode == 0, (done.stdout, done.stderr)
         assert "finishing the unfinished restore" in done.stdout and "database restored" in done.stdout, done.stdout

@@ -74,13 +74,14 @@ def _restore(settings: Settings, source: Path, *, yes: bool, replace: bool) -> i
     """README: "Backups and restores". Refusals come before anything is written."""
     from ugc.platform import restores
     from ugc.platform.backup_manifest import BackupRefused
+    from ugc.platform.restore_record import ACKNOWLEDGED
 
     try:
         restore = restores.checked(source, settings, replace=replace)
     except BackupRefused as refused:
         print(f"ugc: restore: {refused}", file=sys.stderr)
         return 2
-    given_up = restore.checkpoints_given_up()
+    given_up = [] if restore.done(ACKNOWLEDGED) else restore.checkpoints_given_up()  # moved aside already
     manifest = restore.manifest
     heads = ", ".join(f"{name} {head['position']}" for name, head in manifest["heads"].items())
     print(
@@ -91,7 +92,8 @@ def _restore(settings: Settings, source: Path, *, yes: bool, replace: bool) -> i
         named = ", ".join(given_up) if len(given_up) <= 2 else f"{given_up[0]} ... {given_up[-1]}"
         print(f"{len(given_up)} checkpoint(s) written since the backup began will be moved aside: {named}")
     if not (yes or confirmed("whatever happened after the backup is given up; type yes to restore: ", "yes")):
-        print("ugc: restore: not confirmed; nothing was restored (--yes confirms it)", file=sys.stderr)
+        nothing = "nothing more was done" if restore.record else "nothing was restored"
+        print(f"ugc: restore: not confirmed; {nothing} (--yes confirms it)", file=sys.stderr)
         return 2
     try:
         with restores.servers_kept_out(restore) as restore:  # for the whole run, on both backends
