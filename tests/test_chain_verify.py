@@ -295,3 +295,18 @@ def test_a_checkpoint_altered_after_signing_is_named(
     status, report = log.verify(monkeypatch, capsys)
     assert status == 1 and named(report) == {("checkpoint", None, None)}
     assert "signature does not match UGC_AUDIT_KEY" in report["findings"][0]["what"]
+
+
+def test_a_checkpoints_signature_replaced_by_non_ascii_text_is_named_and_verify_goes_on(
+    log: Log, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`hmac.compare_digest` refuses a str with a non-ASCII character: such a signature once stopped
+    `ugc verify` with that message, no finding named and the other checks never run."""
+    log.checkpoint(monkeypatch)
+    [path] = (Path(log.env["UGC_VAR_DIR"]) / "audit").glob("checkpoint-*.json")
+    path.write_text(json.dumps(json.loads(path.read_text()) | {"signature": "подпись"}, ensure_ascii=False))
+    log.set_state(log.position("A", 2), payload(2).replace(b"1000.00", b"10.00"))
+    status, report = log.verify(monkeypatch, capsys)
+    assert status == 1 and named(report) == {("checkpoint", None, None), ("chain", 2, 2)}
+    done = ugc(log.env, "verify")
+    assert done.returncode == 1 and f"{path.name}: the signature does not match UGC_AUDIT_KEY" in done.stdout

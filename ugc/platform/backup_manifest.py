@@ -9,14 +9,13 @@ can be edited without the restore naming it. A directory without one is no compl
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ugc.platform.checkpoints import signature
+from ugc.platform.checkpoints import signature, signature_matches
 from ugc.platform.personal_data import derived_key
 
 FORMAT = "ugc-backup/1"
@@ -81,7 +80,7 @@ def read_manifest(directory: Path, key: str, data_key: str) -> dict[str, Any]:
         raise BackupRefused(f"{directory} has no {NAME}: not a backup, or one that never finished") from None
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise BackupRefused(f"{path} is not a readable manifest: {error}") from None
-    if manifest.get("format") != FORMAT or not hmac.compare_digest(given, signature(manifest, key)):
+    if manifest.get("format") != FORMAT or not signature_matches(given, manifest, key):
         raise BackupRefused(
             f"{path} is not signed with this UGC_AUDIT_KEY: the manifest was edited, or the backup is of "
             "a deployment with another key"

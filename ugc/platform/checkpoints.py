@@ -34,6 +34,13 @@ def signature(document: Mapping[str, Any], key: str) -> str:
     return hmac.new(key.encode("utf-8"), canonical(unsigned), hashlib.sha256).hexdigest()
 
 
+def signature_matches(given: str, document: Mapping[str, Any], key: str) -> bool:
+    """Whether `given` is `document`'s signature under `key`, in constant time. Compared as UTF-8
+    bytes: `hmac.compare_digest` raises TypeError on a str holding a non-ASCII character, which an
+    edited file may well put there, and that must read as unsigned, not stop `ugc verify`."""
+    return hmac.compare_digest(given.encode("utf-8"), signature(document, key).encode("utf-8"))
+
+
 @dataclass(frozen=True)
 class SignedHead:
     position: int
@@ -89,7 +96,7 @@ def read_checkpoint(path: Path, key: str) -> Checkpoint:
         given = str(document["signature"])
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
         raise ValueError(f"{path.name} is not a readable checkpoint: {error}") from error
-    signed = document.get("format") == FORMAT and hmac.compare_digest(given, signature(document, key))
+    signed = document.get("format") == FORMAT and signature_matches(given, document, key)
     return Checkpoint(path, written_at, heads, signed)
 
 

@@ -10,7 +10,6 @@ number, their username (which stays in the log anyway) and the time: no personal
 
 from __future__ import annotations
 
-import hmac
 import json
 import os
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 
 from ugc.platform.chain import format_time
-from ugc.platform.checkpoints import signature
+from ugc.platform.checkpoints import signature, signature_matches
 
 FORMAT = "ugc-erasure/1"
 NAME = "erasures.jsonl"
@@ -72,7 +71,7 @@ def read_journal(directory: Path, key: str) -> Journal:
         except (ValueError, KeyError, TypeError) as error:
             problems.append(f"{path} line {number} is not a readable erasure: {error}")
             continue
-        if document.get("format") != FORMAT or not hmac.compare_digest(given, signature(document, key)):
+        if document.get("format") != FORMAT or not signature_matches(given, document, key):
             problems.append(
                 f"{path} line {number}: the signature does not match UGC_AUDIT_KEY "
                 "(altered, or signed with another key)"

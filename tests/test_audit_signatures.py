@@ -1,0 +1,64 @@
+"""The files signed with UGC_AUDIT_KEY (checkpoints, the erasure journal, a backup's manifest) read back
+as signed or not, whatever an intruder wrote into their `signature`: a refusal that names the file,
+never an exception out of the comparison."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from ugc.platform.backup_manifest import BackupRefused, read_manifest, write_manifest
+from ugc.platform.checkpoints import read_checkpoint, write_checkpoint
+from ugc.platform.erasure_journal import NAME, read_journal, record_erasure
+
+KEY = "test-audit-key-that-is-long-enough-1357924680"
+DATA_KEY = "test-data-key-that-is-long-enough-2468013579"
+
+# Not the key's hex: other hex, text with non-ASCII characters (hmac.compare_digest refuses to
+# compare a str holding them), a number, nothing.
+FORGED = [
+    pytest.param(forged, id=name)
+    for name, forged in [
+        ("other-hex", "0" * 64),
+        ("cyrillic", "подпись"),
+        ("accented", "é" * 64),
+        ("number", 12345),
+        ("null", None),
+    ]
+]
+
+
+def resigned(document: dict[str, object], forged: object) -> str:
+    return json.dumps(document | {"signature": forged}, ensure_ascii=False)
+
+
+@pytest.mark.parametrize("forged", FORGED)
+def test_a_checkpoint_with_a_forged_signature_reads_as_unsigned(tmp_path: Path, forged: object) -> None:
+    path = write_checkpoint(tmp_path, KEY, {"orders": None}, datetime.now(UTC))
+    assert read_checkpoint(path, KEY).signed
+    path.write_text(resigned(json.loads(path.read_text()), forged))
+    assert not read_checkpoint(path, KEY).signed
+
+
+@pytest.mark.parametrize("forged", FORGED)
+def test_a_journal_line_with_a_forged_signature_is_named_and_the_others_kept(tmp_path: Path, forged: object) -> None:
+    record_erasure(tmp_path, KEY, 5, "petr_shop", datetime.now(UTC))
+    path = tmp_path / NAME
+    line = json.loads(path.read_text())
+    with path.open("a", encoding="utf-8") as journal:
+        journal.write(resigned(line | {"user": 6}, forged) + "\n")
+    journal_read = read_journal(tmp_path, KEY)
+    assert [erasure.user for erasure in journal_read.erasures] == [5]
+    [problem] = journal_read.problems
+    assert "line 2" in problem and "UGC_AUDIT_KEY" in problem
+
+
+@pytest.mark.parametrize("forged", FORGED)
+def test_a_manifest_with_a_forged_signature_is_refused(tmp_path: Path, forged: object) -> None:
+    path = write_manifest(tmp_path, KEY, {"files": {}})
+    path.write_text(resigned(json.loads(path.read_text()), forged))
+    with pytest.raises(BackupRefused, match="not signed with this UGC_AUDIT_KEY"):
+        read_manifest(tmp_path, KEY, DATA_KEY)
