@@ -310,3 +310,35 @@ def test_a_checkpoints_signature_replaced_by_non_ascii_text_is_named_and_verify_
     assert status == 1 and named(report) == {("checkpoint", None, None), ("chain", 2, 2)}
     done = ugc(log.env, "verify")
     assert done.returncode == 1 and f"{path.name}: the signature does not match UGC_AUDIT_KEY" in done.stdout
+
+
+def test_verify_says_how_far_the_signed_checkpoints_vouch_and_a_cut_beyond_them_goes_unseen(
+    log: Log, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Events after the furthest signed head can be cut, or rewritten with the chain recomputed, without
+    a trace (the chain has no key): the report says which positions no checkpoint vouches for."""
+    status, report = log.verify(monkeypatch, capsys)
+    assert (status, report["vouched"]["orders"]) == (0, {"head": 7, "signed": 0})
+    log.checkpoint(monkeypatch)
+    stores = EventStores(log.url, data_key=DATA_KEY)
+    try:
+        for version in (4, 5):
+            stores.orders.recorder.insert_events(
+                [StoredEvent(log.streams["B"], version, "ugc.Order.Updated", payload(version))]
+            )
+    finally:
+        stores.close()
+    status, report = log.verify(monkeypatch, capsys)
+    assert (status, report["vouched"]["orders"], report["vouched"]["files"]) == (
+        0,
+        {"head": 9, "signed": 7},
+        {"head": 0, "signed": 0},
+    )
+    done = ugc(log.env, "verify")
+    assert done.returncode == 0
+    unvouched = "orders: no checkpoint vouches for positions 8-9 yet (the furthest signed head is 7)"
+    assert unvouched in done.stdout, done.stdout
+    log.sql("DELETE FROM {events} WHERE notification_id = 9", "DELETE FROM {events} WHERE rowid = 9")
+    log.sql("DELETE FROM {chain} WHERE notification_id = 9", "DELETE FROM {chain} WHERE notification_id = 9")
+    status, report = log.verify(monkeypatch, capsys)  # undetectable: the one thing checkpoints cannot vouch for
+    assert (status, report["findings"], report["vouched"]["orders"]) == (0, [], {"head": 8, "signed": 7})

@@ -57,7 +57,7 @@ def add_parsers(commands: Any) -> None:
 
     verify_ = commands.add_parser(
         "verify",
-        help="recompute every hash chain, check the streams and the latest checkpoint (exit 1 if anything is wrong)",
+        help="recompute every hash chain, check the streams and every signed checkpoint (exit 1 if anything is wrong)",
     )
     verify_.add_argument("--json", action="store_true", help="machine-readable output")
     verify_.set_defaults(run=lambda settings, args: verify(settings, as_json=args.json))
@@ -122,10 +122,11 @@ def verify(settings: Settings, *, as_json: bool) -> int:
 
     stores = EventStores(settings.database_url, data_key=settings.data_key)
     findings: list[Finding] = []
+    heads: dict[str, int] = {}  # each log's head, as verify found it when it began reading the log
     try:
         checks = [ChainCheck(name, app.recorder, stores.chained(name)) for name, app in stores.applications.items()]
         for check in checks:
-            stop = check.head()
+            stop = heads[check.context] = check.head()
             shown = RebuildProgress(f"verify {check.context}", stop, sys.stderr)
             for finding in check.run(stop, shown.advance):
                 findings.append(finding)
@@ -150,6 +151,9 @@ def verify(settings: Settings, *, as_json: bool) -> int:
             "events": events,
             "checkpoint": str(checkpoints.furthest) if checkpoints.furthest else None,
             "checkpoints": checkpoints.count,
+            "vouched": {
+                name: {"head": head, "signed": checkpoints.signed.get(name, 0)} for name, head in heads.items()
+            },
             "findings": [finding.as_dict() for finding in findings],
         }
         print(json.dumps(report, ensure_ascii=False, indent=2, default=str))  # a read row's times and Decimals
@@ -165,6 +169,8 @@ def verify(settings: Settings, *, as_json: bool) -> int:
             if settings.audit_dir.is_dir()
             else f"no checkpoint: UGC_AUDIT_DIR {settings.audit_dir} does not exist"
         )
+        for line in checkpoints.unvouched(heads):
+            print(line)
         print(f"{events} events verified in {len(checks)} logs, {where}: {len(findings)} finding(s)")
     return 1 if findings else 0
 

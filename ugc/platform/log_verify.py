@@ -172,11 +172,28 @@ class ChainCheck:
 
 @dataclass(frozen=True)
 class CheckpointsChecked:
-    """What `check_checkpoints` read: how many files, the furthest (its signed heads the highest), its findings."""
+    """What `check_checkpoints` read: how many files, the furthest (its signed heads the highest), its
+    findings, and per context the furthest position any of them signed (absent: none signed one)."""
 
     count: int
     furthest: Path | None
     findings: list[Finding]
+    signed: dict[str, int]
+
+    def unvouched(self, heads: Mapping[str, int]) -> list[str]:
+        """A line per log holding events past the furthest signed head: what no checkpoint vouches for.
+
+        Those events can be cut off, or rewritten with the chain recomputed (it needs no key), without
+        a trace; only a checkpoint signed later, or one kept elsewhere, would show it."""
+        lines = []
+        for context, head in heads.items():
+            signed = self.signed.get(context, 0)
+            if head > signed:
+                span = f"position {head}" if head == signed + 1 else f"positions {signed + 1}-{head}"
+                since = f"the furthest signed head is {signed}" if signed else "none signed a head of this log"
+                what = "a cut or a rewrite there would not show"
+                lines.append(f"{context}: no checkpoint vouches for {span} yet ({since}): {what}")
+        return lines
 
 
 def check_checkpoints(directory: Path, key: str, chains: Mapping[str, ChainedLog]) -> CheckpointsChecked:
@@ -215,7 +232,8 @@ def check_checkpoints(directory: Path, key: str, chains: Mapping[str, ChainedLog
             furthest = (reach, path)
     for context, positions in signed.items():
         findings += _signed_heads_found(context, chains[context], positions)
-    return CheckpointsChecked(len(paths), furthest[1] if furthest else None, findings)
+    furthest_signed = {context: max(positions) for context, positions in signed.items()}
+    return CheckpointsChecked(len(paths), furthest[1] if furthest else None, findings, furthest_signed)
 
 
 def _signed_heads_found(
