@@ -342,3 +342,39 @@ def test_verify_says_how_far_the_signed_checkpoints_vouch_and_a_cut_beyond_them_
     log.sql("DELETE FROM {chain} WHERE notification_id = 9", "DELETE FROM {chain} WHERE notification_id = 9")
     status, report = log.verify(monkeypatch, capsys)  # undetectable: the one thing checkpoints cannot vouch for
     assert (status, report["findings"], report["vouched"]["orders"]) == (0, [], {"head": 8, "signed": 7})
+
+
+# Values of another type written into a SQLite log's columns (SQLite keeps any value in any column;
+# PostgreSQL's column types refuse them): table, column, position, the SQL expression written.
+MISTYPED = {
+    "event-stream": ("{events}", "originator_id", 3, "'not-a-uuid'"),
+    "event-version": ("{events}", "originator_version", 3, "'two'"),
+    "event-state-as-text": ("{events}", "state", 3, "CAST(state AS TEXT)"),
+    "chain-stream": ("{chain}", "originator_id", 3, "'not-a-uuid'"),
+    "chain-version": ("{chain}", "originator_version", 3, "'two'"),
+    "chain-time": ("{chain}", "recorded_at", 3, "'yesterday'"),
+    "chain-hash-as-text": ("{chain}", "hash", 3, "hex(hash)"),
+    "last-chain-time": ("{chain}", "recorded_at", 7, "'yesterday'"),
+}
+
+
+@pytest.mark.parametrize("mistyped", MISTYPED.values(), ids=MISTYPED.keys())
+def test_a_value_of_another_type_in_a_sqlite_log_is_named_where_it_is_and_verify_goes_on(
+    log: Log, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], mistyped: tuple[str, str, int, str]
+) -> None:
+    """Such a value once stopped `ugc verify` with the reader's error ("badly formed hexadecimal UUID
+    string"): no log or position named, no --json report, the other checks never run."""
+    if log.url.startswith("postgresql"):
+        pytest.skip("PostgreSQL's column types refuse such values")
+    log.checkpoint(monkeypatch)
+    table, column, position, value = mistyped
+    where = "rowid" if table == "{events}" else "notification_id"
+    log.sql("", f"UPDATE {table} SET {column} = {value} WHERE {where} = {position}")
+    log.set_state(log.position("A", 2), payload(2).replace(b"1000.00", b"10.00"))  # still named beside it
+    status, report = log.verify(monkeypatch, capsys)
+    assert status == 1
+    assert ("chain", 2, 2) in named(report)
+    assert any(f["context"] == "orders" and f["position"] == position for f in report["findings"]), report
+    done = ugc(log.env, "verify")
+    assert done.returncode == 1 and "verify failed" not in done.stderr, done.stderr
+    assert f"orders position {position}" in done.stdout, done.stdout

@@ -22,6 +22,10 @@ from ugc.platform.chain import GENESIS, ChainedLog, ChainRow, canonical_bytes, n
 from ugc.platform.checkpoints import PREFIX, read_checkpoint
 
 BATCH = 2_000  # events read per query
+# What reading a value of another type than the store writes raises (a UUID column holding other text,
+# a time that does not parse, text where bytes belong): SQLite keeps any value in any column, so
+# whoever writes its file can put one there; it is a finding where it is, not the end of `ugc verify`.
+UNREADABLE = (ValueError, TypeError)
 
 
 @dataclass(frozen=True)
@@ -80,26 +84,66 @@ class ChainCheck:
 
     def head(self) -> int:
         """The position to read up to: the chain's head, or the log's when it is further on."""
-        chain = self.chain.chain_head()
+        try:
+            chain = self.chain.chain_head()
+        except UNREADABLE:  # its last row holds a value of another type: named when the run reads it
+            chain = None
         return max(chain.position if chain else 0, self.events.max_notification_id() or 0)
 
     def run(self, stop: int, advance: Callable[[int], None]) -> Iterator[Finding]:
         start = 1
         while start <= stop:
-            events = self.events.select_notifications(start=start, limit=BATCH, stop=stop)
-            until = events[-1].id if len(events) == BATCH else stop
-            rows = {row.position: row for row in self.chain.chain_rows(start, until, until - start + 1)}
-            by_position = {event.id: event for event in events}
-            for position in sorted(by_position.keys() | rows.keys()):
-                yield from self._check(position, by_position.get(position), rows.get(position))
-            self.checked += len(events)
-            advance(len(events))
+            try:
+                events = self.events.select_notifications(start=start, limit=BATCH, stop=stop)
+                until = events[-1].id if len(events) == BATCH else stop
+                rows = self.chain.chain_rows(start, until, until - start + 1)
+            except UNREADABLE:
+                # A row of this batch does not read: read it position by position, to name each one.
+                until = min(start + BATCH - 1, stop)
+                found = [self._read(position) for position in range(start, until + 1)]
+            else:
+                by_position, by_row = {event.id: event for event in events}, {row.position: row for row in rows}
+                found = [
+                    (position, by_position.get(position), by_row.get(position), None)
+                    for position in sorted(by_position.keys() | by_row.keys())
+                ]
+            count = 0
+            for position, event, row, unreadable in found:
+                count += event is not None or unreadable is not None
+                yield from self._check(position, event, row, unreadable or _mistyped(event, row))
+            self.checked += count
+            advance(count)
             start = until + 1
+
+    def _read(self, position: int) -> tuple[int, Notification | None, ChainRow | None, str | None]:
+        """The event and the chain row at `position`, each None when missing or unreadable, and what did not read."""
+        problems, event, row = [], None, None
+        try:
+            event = next(iter(self.events.select_notifications(start=position, limit=1, stop=position)), None)
+        except UNREADABLE as error:
+            problems.append(f"the event does not read ({error})")
+        try:
+            row = next(iter(self.chain.chain_rows(position, position, 1)), None)
+        except UNREADABLE as error:
+            problems.append(f"the chain row does not read ({error})")
+        return position, event, row, "; ".join(problems) or None
 
     def _finding(self, position: int, stream: UUID | None, version: int | None, what: str) -> Finding:
         return Finding("chain", self.context, position, str(stream) if stream else None, version, what)
 
-    def _check(self, position: int, event: Notification | None, row: ChainRow | None) -> Iterator[Finding]:
+    def _check(
+        self, position: int, event: Notification | None, row: ChainRow | None, unreadable: str | None
+    ) -> Iterator[Finding]:
+        if unreadable is not None:
+            what = f"{unreadable}: a value of another type than the store writes was put there"
+            yield self._finding(position, row.stream if row else None, row.version if row else None, what)
+            # What still reads carries the checks on: the link and the stream's version go on from here.
+            if row is not None and isinstance(row.version, int):
+                self.link = row.link
+                self._advance(row.stream, row.version, row.hash)
+            elif event is not None and isinstance(event.originator_version, int):
+                self._advance(UUID(str(event.originator_id)), event.originator_version, None)
+            return
         if row is not None:
             expected_link = next_link(self.link, row.hash)
             if row.link != expected_link:
@@ -168,6 +212,23 @@ class ChainCheck:
         last = self.streams.get(stream)
         if last is None or version > last.version:
             self.streams[stream] = _Stream(version, hash_)
+
+
+def _mistyped(event: Notification | None, row: ChainRow | None) -> str | None:
+    """What in a read event or chain row is not of the type the store writes (SQLite keeps any), or None."""
+    fields: list[tuple[str, object, type]] = []
+    if event is not None:
+        fields += [
+            ("the event's state", event.state, bytes),
+            ("the event's version", event.originator_version, int),
+            ("the event's topic", event.topic, str),
+        ]
+    if row is not None:
+        fields.append(("the chain row's version", row.version, int))
+    for name, value, kind in fields:
+        if not isinstance(value, kind):
+            return f"{name} is {type(value).__name__} {str(value)[:40]!r}, not {kind.__name__}"
+    return None
 
 
 @dataclass(frozen=True)
@@ -239,7 +300,11 @@ def check_checkpoints(directory: Path, key: str, chains: Mapping[str, ChainedLog
 def _signed_heads_found(
     context: str, chain: ChainedLog, positions: Mapping[int, Mapping[bytes, Path]]
 ) -> list[Finding]:
-    head = chain.chain_head()
+    try:
+        head = chain.chain_head()
+    except UNREADABLE as error:  # named where it is by the chain's check
+        what = f"the chain's last row does not read ({error}): the signed heads were not checked against it"
+        return [Finding("checkpoint", context, None, None, None, what)]
     reached = head.position if head else 0
     furthest = max(positions)
     findings = []
@@ -253,7 +318,13 @@ def _signed_heads_found(
         )
         findings.append(Finding("checkpoint", context, furthest, None, None, what))
     for position in sorted(position for position in positions if position <= reached):
-        rows = chain.chain_rows(position, position, 1)
+        try:
+            rows = chain.chain_rows(position, position, 1)
+        except UNREADABLE as error:
+            first = min(positions[position].values()).name
+            what = f"the chain row at the position signed in {first} does not read ({error})"
+            findings.append(Finding("checkpoint", context, position, None, None, what))
+            continue
         if not rows:
             first = min(positions[position].values()).name
             what = f"no chain row at the position signed in {first}: it was deleted"
