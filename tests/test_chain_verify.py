@@ -6,6 +6,7 @@ access would: SQL on the event and chain tables.
 
 from __future__ import annotations
 
+import io
 import json
 import sqlite3
 from collections.abc import Iterator
@@ -27,6 +28,7 @@ from ugc.config import Settings, sqlite_path
 from ugc.platform.chain import GENESIS, StoredEntry, chain_entries
 from ugc.platform.checkpoints import write_checkpoint
 from ugc.platform.database import Database
+from ugc.platform.erasure_journal import record_erasure
 from ugc.platform.store import EventStores
 from ugc.wiring import migrate
 
@@ -378,3 +380,34 @@ def test_a_value_of_another_type_in_a_sqlite_log_is_named_where_it_is_and_verify
     done = ugc(log.env, "verify")
     assert done.returncode == 1 and "verify failed" not in done.stderr, done.stderr
     assert f"orders position {position}" in done.stdout, done.stdout
+
+
+def test_an_erasure_journal_edited_or_an_erasure_undone_in_the_database_is_named(
+    log: Log, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The journal is signed evidence outside the database: a forged line, and a journaled person the
+    database does not show erased (a restore without --replay, or a destroyed data key put back into
+    the keys table, which no chain covers), are findings of `ugc verify`, not only of a replay."""
+    for name, value in log.env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr("sys.stdin", io.StringIO("a-long-enough-password-1\n"))
+    capsys.readouterr()
+    assert cli.main(["users", "create", "olga_brand", "--email", "olga@example.com"]) == 0
+    user = int(capsys.readouterr().out.split("(id ")[1].split(")")[0])
+    settings = Settings.from_env(log.env)
+    status, report = log.verify(monkeypatch, capsys)
+    assert (status, report["findings"]) == (0, [])
+    path = record_erasure(settings.audit_dir, settings.audit_key, user, "olga_brand", datetime.now(UTC))
+    forged = json.loads(path.read_text()) | {"user": user + 1}
+    with path.open("a") as journal:
+        journal.write(json.dumps(forged) + "\n")
+    status, report = log.verify(monkeypatch, capsys)
+    assert status == 1 and {(f["kind"], f["context"]) for f in report["findings"]} == {
+        ("erasure", None),
+        ("erasure", "accounts"),
+    }
+    whats = " ".join(f["what"] for f in report["findings"])
+    assert "line 2: the signature does not match UGC_AUDIT_KEY" in whats
+    assert f"user {user} (olga_brand), erased by line 1 at " in whats and "is not erased in the database" in whats
+    done = ugc(log.env, "verify")
+    assert done.returncode == 1 and "erasure accounts:" in done.stdout, done.stdout

@@ -117,6 +117,7 @@ def verify(settings: Settings, *, as_json: bool) -> int:
     import json
 
     from projections.rebuild_progress import RebuildProgress
+    from ugc.cli.erasure_check import erasure_findings
     from ugc.platform.log_verify import ChainCheck, check_checkpoints
     from ugc.platform.store import EventStores
 
@@ -137,6 +138,8 @@ def verify(settings: Settings, *, as_json: bool) -> int:
             settings.audit_dir, settings.audit_key, {name: stores.chained(name) for name in stores.applications}
         )
         findings += checkpoints.findings
+        erasures = erasure_findings(settings, stores)
+        findings += erasures
         differences = _read_model_findings(settings, stores)
         if not as_json:
             for finding in differences:
@@ -158,7 +161,7 @@ def verify(settings: Settings, *, as_json: bool) -> int:
         }
         print(json.dumps(report, ensure_ascii=False, indent=2, default=str))  # a read row's times and Decimals
     else:
-        for finding in checkpoints.findings:
+        for finding in checkpoints.findings + erasures:
             print(finding)
         where = (
             f"checkpoint {checkpoints.furthest.name} (the furthest of {checkpoints.count})"

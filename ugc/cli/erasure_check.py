@@ -1,0 +1,52 @@
+"""`ugc verify`'s check of the erasure journal against the database (README: "Personal data and erasure").
+
+The journal is evidence kept outside the database and signed with UGC_AUDIT_KEY, as the checkpoints
+are: a line edited or forged by whoever can write the directory no longer carries the signature. A
+person it names whom the database does not show erased is an erasure undone: a restore of a backup
+taken before it, not followed by `ugc users erase --replay`, or a destroyed data key put back into
+the keys table, which no chain covers (or an erasure interrupted, or under way as verify reads).
+"""
+
+from __future__ import annotations
+
+from ugc.config import Settings
+from ugc.platform.log_verify import Finding
+from ugc.platform.store import EventStores
+
+KIND = "erasure"
+
+
+def erasure_findings(settings: Settings, stores: EventStores) -> list[Finding]:
+    """Every journal line that is not a signed erasure, and every journaled person not erased here."""
+    from commands.accounts import AccountCommands
+    from ugc.clock import SystemClock
+    from ugc.platform.database import Database
+    from ugc.platform.erasure_journal import read_journal
+    from ugc.wiring import password_hasher
+
+    journal = read_journal(settings.audit_dir, settings.audit_key)
+    findings = [Finding(KIND, None, None, None, None, problem) for problem in journal.problems]
+    if not journal.erasures:
+        return findings
+    db = Database(settings.database_url)
+    try:
+        accounts = AccountCommands(stores, db, SystemClock(), hasher=password_hasher(settings))
+        for entry in journal.erasures:
+            found = accounts.erasure_done(entry.user)
+            erased = f"user {entry.user} ({entry.username}), erased by line {entry.line} at {entry.erased_at},"
+            if found is None:  # a database restored from before the account: nothing of theirs here
+                continue
+            if found[0] != entry.username:
+                what = f"{erased} is {found[0]} in this database: the journal is of another deployment, or edited"
+            elif not found[1]:
+                what = (
+                    f"{erased} is not erased in the database (their User.Erased missing, or a data key of theirs "
+                    "live again): a restore not followed by `ugc users erase --replay`, an erasure interrupted, "
+                    "or a destroyed key put back; `ugc users erase --replay` erases them again"
+                )
+            else:
+                continue
+            findings.append(Finding(KIND, "accounts", None, None, None, what))
+    finally:
+        db.close()
+    return findings
