@@ -25,7 +25,7 @@ from tests.backends import DATA_KEY, environment, fresh_database
 from tests.test_cli import ugc
 from ugc import cli
 from ugc.config import Settings, sqlite_path
-from ugc.platform.chain import GENESIS, StoredEntry, chain_entries
+from ugc.platform.chain import GENESIS, StoredEntry, canonical_bytes, chain_entries, stream_hash
 from ugc.platform.checkpoints import write_checkpoint
 from ugc.platform.database import Database
 from ugc.platform.erasure_journal import record_erasure
@@ -411,3 +411,31 @@ def test_an_erasure_journal_edited_or_an_erasure_undone_in_the_database_is_named
     assert f"user {user} (olga_brand), erased by line 1 at " in whats and "is not erased in the database" in whats
     done = ugc(log.env, "verify")
     assert done.returncode == 1 and "erasure accounts:" in done.stdout, done.stdout
+
+
+def test_an_event_edited_with_its_own_hash_recomputed_is_named_at_its_row_and_where_its_stream_goes_on(
+    log: Log, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The edited event's row then holds together; its link does not, and its stream's next event no
+    longer chains from it. Each finding says where to look: this row, and the hash the next one extends."""
+    stores = EventStores(log.url, data_key=DATA_KEY)
+    try:
+        first, second = stores.recorded_range("orders", 1, 2)
+    finally:
+        stores.close()
+    assert first.hash is not None
+    forged = payload(2).replace(b"1000.00", b"10.00")
+    hash_ = stream_hash(
+        first.hash, canonical_bytes("orders", second.stream, 2, second.topic, forged, second.recorded_at)
+    )
+    log.set_state(2, forged)
+    log.sql(
+        "UPDATE {chain} SET hash = %s WHERE notification_id = 2",
+        "UPDATE {chain} SET hash = ? WHERE notification_id = 2",
+        hash_,
+    )
+    status, report = log.verify(monkeypatch, capsys)
+    assert status == 1 and named(report) == {("chain", 2, 2), ("chain", 4, 3)}
+    whats = {f["position"]: f["what"] for f in report["findings"]}
+    assert "this chain row's hash or link, or a chain row before it" in whats[2]
+    assert "the hash of version 2 at position 2" in whats[4]

@@ -69,6 +69,7 @@ class Finding:
 class _Stream:
     version: int
     hash: bytes | None  # None when the event at `version` has no chain row to extend
+    position: int  # where the event at `version` is
 
 
 class ChainCheck:
@@ -140,9 +141,9 @@ class ChainCheck:
             # What still reads carries the checks on: the link and the stream's version go on from here.
             if row is not None and isinstance(row.version, int):
                 self.link = row.link
-                self._advance(row.stream, row.version, row.hash)
+                self._advance(row.stream, row.version, row.hash, position)
             elif event is not None and isinstance(event.originator_version, int):
-                self._advance(UUID(str(event.originator_id)), event.originator_version, None)
+                self._advance(UUID(str(event.originator_id)), event.originator_version, None, position)
             return
         if row is not None:
             expected_link = next_link(self.link, row.hash)
@@ -151,8 +152,8 @@ class ChainCheck:
                     position,
                     row.stream,
                     row.version,
-                    "the stored link differs from the one recomputed from the previous link: "
-                    "a chain row before it was removed or changed",
+                    "the stored link differs from the one recomputed from the previous link and this row's hash: "
+                    "this chain row's hash or link, or a chain row before it, was changed or removed",
                 )
             self.link = row.link
         if event is None:
@@ -160,11 +161,12 @@ class ChainCheck:
             yield self._finding(
                 position, row.stream, row.version, "a chain row without its event: the event was deleted"
             )
-            self._advance(row.stream, row.version, row.hash)
+            self._advance(row.stream, row.version, row.hash, position)
             return
         stream, version = UUID(str(event.originator_id)), event.originator_version
         last = self.streams.get(stream)
         previous: bytes | None = GENESIS if version == 1 else None
+        source = ""  # where the hash it extends is stored, when that is another event's row
         if last is None and version > 1:
             yield self._finding(position, stream, version, f"the stream starts at version {version}, not 1")
         elif last is not None and version > last.version + 1:
@@ -176,9 +178,10 @@ class ChainCheck:
             )
         elif last is not None:
             previous = last.hash
+            source = f" (from this event and the hash of version {last.version} at position {last.position})"
         if row is None:
             yield self._finding(position, stream, version, "the event has no chain row")
-            self._advance(stream, version, None)
+            self._advance(stream, version, None, position)
             return
         if (row.stream, row.version) != (stream, version):
             yield self._finding(
@@ -187,7 +190,7 @@ class ChainCheck:
                 version,
                 f"the chain row at this position is for stream {row.stream} version {row.version}",
             )
-            self._advance(stream, version, None)  # this event's own hash is not stored here
+            self._advance(stream, version, None, position)  # this event's own hash is not stored here
             return
         if previous is not None:
             try:
@@ -202,16 +205,18 @@ class ChainCheck:
                         position,
                         stream,
                         version,
-                        f"the stored hash {row.hash.hex()} differs from the recomputed {recomputed.hex()}: "
-                        "the event (topic, state or recording time) or its chain row was changed",
+                        f"the stored hash {row.hash.hex()} differs from the recomputed {recomputed.hex()}{source}: "
+                        "the event (topic, state or recording time) or its chain row was changed"
+                        + (", or that hash" if source else "")
+                        + ", or the event was copied from another log (the log's name is hashed)",
                     )
-        self._advance(stream, version, row.hash)
+        self._advance(stream, version, row.hash, position)
 
-    def _advance(self, stream: UUID, version: int, hash_: bytes | None) -> None:
+    def _advance(self, stream: UUID, version: int, hash_: bytes | None, position: int) -> None:
         """Remember the stream's furthest version: one event out of order is named once, not its followers."""
         last = self.streams.get(stream)
         if last is None or version > last.version:
-            self.streams[stream] = _Stream(version, hash_)
+            self.streams[stream] = _Stream(version, hash_, position)
 
 
 def _mistyped(event: Notification | None, row: ChainRow | None) -> str | None:
