@@ -19,6 +19,7 @@ from ugc import errors as domain
 from ugc.platform.media import MediaUnavailable
 from ugc.platform.outages import refuses_writes, sqlite_unavailable
 from ugc.platform.personal_data import PersonErased
+from ugc.platform.recorded_log import UnreadableEvent
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +124,10 @@ MESSAGES: dict[str, str] = {
     "malformed_frame": 'Ожидается JSON-объект вида {"message": "текст"}.',
     # 500 / 503
     "internal": "Внутренняя ошибка сервера.",
+    "unreadable_event": (
+        "Событие версии {version} (позиция {position} журнала {context}) не читается: журнал изменён вне "
+        "приложения; что именно изменено, назовёт ugc verify."
+    ),
     "unavailable": "Сервис временно перегружен, повторите запрос позже.",
     "media_unavailable": "Хранилище файлов временно недоступно, повторите запрос позже.",
     "read_model_lagging": "Сервис временно перегружен, повторите запрос позже.",
@@ -297,6 +302,18 @@ def internal_error_response(method: str, path: str, request_id: str | None, exc:
     return JSONResponse({"detail": message("internal")}, status_code=500)
 
 
+async def unreadable_event(request: Request, exc: Exception) -> Response:
+    """A 500 naming the stored event that does not decode (an order's history, the order as of a
+    version): for an auditor, where the log was changed, rather than a bare internal error."""
+    assert isinstance(exc, UnreadableEvent)
+    recorded = exc.recorded
+    log.error("500 on %s %s: %s", request.method, request.url.path, exc)
+    detail = message("unreadable_event").format(
+        version=recorded.version, position=recorded.position, context=recorded.context
+    )
+    return JSONResponse({"detail": detail}, status_code=500)
+
+
 async def internal_error(request: Request, exc: Exception) -> Response:
     """What Starlette's last-resort handler answers, should an error escape api.middleware.RequestId."""
     request_id = getattr(request.state, "request_id", None)
@@ -316,5 +333,6 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     MediaUnavailable: media_unavailable,
     PersonErased: erased_person,
     AggregateNotFoundError: missing_aggregate,
+    UnreadableEvent: unreadable_event,
     Exception: internal_error,
 }

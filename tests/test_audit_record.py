@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -29,7 +31,7 @@ from tests.orders_world import Deal, a_deal, order_in, place
 from tests.test_api_orders import grant
 from ugc import cli
 from ugc.clock import MovableClock
-from ugc.config import Settings
+from ugc.config import Settings, sqlite_path
 from ugc.events import INTERNAL_FIELDS, SCHEDULER, UNRECORDED, operator_actor, user_actor
 from ugc.orders import order_id
 
@@ -417,3 +419,37 @@ def test_times_past_the_years_python_holds_are_the_first_and_the_last_moment(
         assert run_cli("history", "order", str(lifecycle.order), "--as-of", as_of)[0] == 0, as_of
         assert listed(app_client, auditor, created_after=as_of) == []
         assert listed(app_client, auditor, created_before=as_of) == everything
+
+
+def _rewrite_stored_state(settings: Settings, position: int, state: bytes) -> None:
+    """As an intruder with the database's files would: the orders log's stored state at `position`."""
+    url = settings.database_url
+    if url.startswith("postgresql"):
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("UPDATE orders_events SET state = %s WHERE notification_id = %s", (state, position))
+    else:
+        main = sqlite_path(url)
+        with closing(sqlite3.connect(main.with_name(f"{main.stem}.orders{main.suffix}"))) as conn, conn:
+            conn.execute("UPDATE stored_events SET state = ? WHERE rowid = ?", (state, position))
+
+
+@pytest.mark.parametrize("state", [b"{not json", b'{"timestamp": 1}'], ids=["not-json", "fields-missing"])
+def test_a_stored_event_that_no_longer_decodes_is_named_not_a_bare_500(
+    app_client: TestClient, settings: Settings, run_cli: Any, state: bytes
+) -> None:
+    """Rewritten outside the application, an order's event no longer decodes: its history (and the
+    order as of any version) names the event and points to `ugc verify`, over HTTP and in the CLI."""
+    api = Api(app_client, settings)
+    deal = a_deal(api)
+    order = order_in(api, deal, "in_progress")
+    [_, accepted] = all_pages(app_client, f"/api/v1/orders/{order}/history/", deal.buyer["headers"])
+    _rewrite_stored_state(settings, accepted["position"], state)
+    for path in (f"/api/v1/orders/{order}/history/", f"/api/v1/orders/{order}/?as_of=1"):
+        answer = app_client.get(path, headers=deal.buyer["headers"])
+        assert answer.status_code == 500, answer.text
+        detail = answer.json()["detail"]
+        assert f"версии 2 (позиция {accepted['position']} журнала orders) не читается" in detail, detail
+        assert "ugc verify" in detail
+    code, out, err = run_cli("history", "order", str(order))
+    assert (code, out) == (1, b"") and err.count("\n") == 1 and "Traceback" not in err, err
+    assert f"ugc: history: order {order}: the stored event of version 2 (orders position {accepted['position']})" in err

@@ -252,7 +252,7 @@ def _history(settings: Settings, order_text: str, as_of_text: str | None, *, as_
     from readmodels.order_history import BadAsOf, events_as_of, folded, order_events, parse_as_of
     from ugc.errors import NotFound
     from ugc.platform.encoding import dumps
-    from ugc.platform.recorded_log import RecordedLog
+    from ugc.platform.recorded_log import RecordedLog, UnreadableEvent
     from ugc.platform.store import EventStores, Orders
 
     order = int(order_text) if order_text.isascii() and order_text.isdigit() and len(order_text) <= 18 else 0
@@ -276,6 +276,13 @@ def _history(settings: Settings, order_text: str, as_of_text: str | None, *, as_
     except BadAsOf as bad:
         print(f"ugc: history: --as-of {as_of_text}: order {order} has versions 1 to {bad.latest}", file=sys.stderr)
         return 2
+    except UnreadableEvent as unreadable:
+        print(
+            f"ugc: history: order {order}: {unreadable}: the log was changed outside the application; "
+            "`ugc verify` names what",
+            file=sys.stderr,
+        )
+        return 1
     finally:
         stores.close()
     record = {"count": len(entries), "next": None, "previous": None, "results": entries}

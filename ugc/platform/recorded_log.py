@@ -18,6 +18,19 @@ from ugc.platform.chain import RecordedEvent
 from ugc.platform.store import EventStores
 
 
+class UnreadableEvent(Exception):
+    """A stored event that today's code cannot decode: written or changed outside the application (the
+    store only ever holds what it decoded once). Raised naming the event, so that the record's reader
+    (an auditor's page, the CLI) is told which one and where, not a bare internal error."""
+
+    def __init__(self, recorded: RecordedEvent, reason: str) -> None:
+        super().__init__(
+            f"the stored event of version {recorded.version} ({recorded.context} position {recorded.position}) "
+            f"does not decode ({reason})"
+        )
+        self.recorded = recorded
+
+
 @dataclass(frozen=True)
 class Logged:
     event: Any  # the domain event, in its current shape
@@ -34,7 +47,11 @@ class RecordedLog:
     def recorded(self, stream: UUID) -> list[Logged]:
         """The stream's events, oldest first."""
         mapper = self._stores[self._context].mapper
-        return [
-            Logged(mapper.to_domain_event(StoredEvent(r.stream, r.version, r.topic, r.state)), r)
-            for r in self._stores.recorded_events(self._context, stream)
-        ]
+        logged = []
+        for r in self._stores.recorded_events(self._context, stream):
+            try:
+                event = mapper.to_domain_event(StoredEvent(r.stream, r.version, r.topic, r.state))
+            except Exception as error:  # whatever fails to decode (JSON, topic, fields, upcaster) is this
+                raise UnreadableEvent(r, f"{type(error).__name__}: {error}") from error
+            logged.append(Logged(event, r))
+        return logged
