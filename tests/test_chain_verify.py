@@ -439,3 +439,24 @@ def test_an_event_edited_with_its_own_hash_recomputed_is_named_at_its_row_and_wh
     whats = {f["position"]: f["what"] for f in report["findings"]}
     assert "this chain row's hash or link, or a chain row before it" in whats[2]
     assert "the hash of version 2 at position 2" in whats[4]
+
+
+def test_a_checkpoint_overwritten_with_an_older_ones_content_is_named(
+    log: Log, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Rolling the newest checkpoint back to an older one's signed content keeps a valid signature; the
+    name, which its writer takes from the time it signs, then tells another time. (Deleting the newest
+    file instead leaves no trace here: the copies kept elsewhere show that.)"""
+    log.checkpoint(monkeypatch)
+    [older] = (Path(log.env["UGC_VAR_DIR"]) / "audit").glob("checkpoint-*.json")
+    stores = EventStores(log.url, data_key=DATA_KEY)
+    try:
+        stores.orders.recorder.insert_events([StoredEvent(log.streams["B"], 4, "ugc.Order.Updated", payload(4))])
+    finally:
+        stores.close()
+    log.checkpoint(monkeypatch)
+    [newer] = set(older.parent.glob("checkpoint-*.json")) - {older}
+    newer.write_text(older.read_text())
+    status, report = log.verify(monkeypatch, capsys)
+    assert status == 1 and named(report) == {("checkpoint", None, None)}
+    assert f"{newer.name} signs the time {json.loads(older.read_text())['written_at']}" in report["findings"][0]["what"]

@@ -71,11 +71,17 @@ def write_checkpoint(directory: Path, key: str, heads: Mapping[str, ChainHead | 
     }
     document["signature"] = signature(document, key)
     directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{PREFIX}{now.astimezone(UTC).strftime('%Y%m%dT%H%M%S%fZ')}.json"
+    path = directory / file_name(document["written_at"])
     partial = path.with_suffix(".partial")
     partial.write_text(json.dumps(document, ensure_ascii=False, indent=1) + "\n")
     os.replace(partial, path)
     return path
+
+
+def file_name(written_at: str) -> str:
+    """A checkpoint's file name, from the time it signs (`YYYY-MM-DDTHH:MM:SS.ffffffZ`): so a file whose
+    name tells another time than its content was renamed, or overwritten with another checkpoint."""
+    return f"{PREFIX}{written_at.replace('-', '').replace(':', '').replace('.', '')}.json"
 
 
 def latest_path(directory: Path) -> Path | None:

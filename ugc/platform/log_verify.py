@@ -19,7 +19,7 @@ from uuid import UUID
 from eventsourcing.persistence import ApplicationRecorder, Notification
 
 from ugc.platform.chain import GENESIS, ChainedLog, ChainRow, canonical_bytes, next_link, stream_hash
-from ugc.platform.checkpoints import PREFIX, read_checkpoint
+from ugc.platform.checkpoints import PREFIX, file_name, read_checkpoint
 
 BATCH = 2_000  # events read per query
 # What reading a value of another type than the store writes raises (a UUID column holding other text,
@@ -286,6 +286,12 @@ def check_checkpoints(directory: Path, key: str, chains: Mapping[str, ChainedLog
             what = f"{path.name}: the signature does not match UGC_AUDIT_KEY (altered, or signed with another key)"
             findings.append(Finding("checkpoint", None, None, None, None, what))
             continue
+        if path.name != file_name(checkpoint.written_at):
+            what = (
+                f"{path.name} signs the time {checkpoint.written_at}, which names another file: renamed, or "
+                "overwritten with another checkpoint (a newer one rolled back to an older one's content?)"
+            )
+            findings.append(Finding("checkpoint", None, None, None, None, what))
         for context, head in checkpoint.heads.items():
             if context not in chains:
                 findings.append(
