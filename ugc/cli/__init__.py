@@ -67,7 +67,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"ugc: {args.command}: {error}", file=sys.stderr)
             return 2
         logging.getLogger("ugc.cli").debug("ugc %s failed", args.command, exc_info=error)
-        if _no_such_table(error):  # a table of a later version than the database's
+        from ugc.platform.dialect import no_such_table
+
+        if no_such_table(error):  # a table of a later version than the database's
             return _not_migrated(args.command)
         print(f"ugc: {args.command} failed: {_describe(error)}", file=sys.stderr)
         return 1
@@ -87,21 +89,6 @@ def _not_migrated(command: str) -> int:
         file=sys.stderr,
     )
     return 2
-
-
-def _no_such_table(error: BaseException | None) -> bool:
-    """Whether `error`, or an error it was raised from, is a table missing from the database."""
-    import sqlite3
-
-    from psycopg.errors import UndefinedTable
-
-    while error is not None:
-        if isinstance(error, UndefinedTable) or (
-            isinstance(error, sqlite3.OperationalError) and str(error).startswith("no such table")
-        ):
-            return True
-        error = error.__cause__ or error.__context__
-    return False
 
 
 def _describe(error: BaseException) -> str:

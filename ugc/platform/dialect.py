@@ -176,3 +176,16 @@ def _json_default(value: Any) -> str:
 
 def postgres_params(params: Sequence[Any]) -> list[Any]:
     return [Jsonb(p) if isinstance(p, (dict, list)) else p for p in params]
+
+
+def no_such_table(error: BaseException | None) -> bool:
+    """Whether `error`, or an error it was raised from, is a table missing from the database (either dialect)."""
+    from psycopg.errors import UndefinedTable
+
+    while error is not None:
+        if isinstance(error, UndefinedTable) or (
+            isinstance(error, sqlite3.OperationalError) and str(error).startswith("no such table")
+        ):
+            return True
+        error = error.__cause__ or error.__context__
+    return False

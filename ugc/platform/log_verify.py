@@ -20,12 +20,19 @@ from eventsourcing.persistence import ApplicationRecorder, Notification
 
 from ugc.platform.chain import GENESIS, ChainedLog, ChainRow, canonical_bytes, next_link, stream_hash
 from ugc.platform.checkpoints import PREFIX, file_name, read_checkpoint
+from ugc.platform.dialect import no_such_table
 
 BATCH = 2_000  # events read per query
 # What reading a value of another type than the store writes raises (a UUID column holding other text,
 # a time that does not parse, text where bytes belong): SQLite keeps any value in any column, so
 # whoever writes its file can put one there; it is a finding where it is, not the end of `ugc verify`.
 UNREADABLE = (ValueError, TypeError)
+# `ugc migrate` (and every process's start) makes a missing chain table anew and chains the log as it
+# stands then: whatever was changed in it would be vouched for by a fresh chain.
+CHAIN_MISSING = (
+    "the log's chain table is missing: it was dropped; do not run ugc migrate (nor start a server) before "
+    "investigating: it would make the table anew and chain the log as it stands now, changes and all"
+)
 
 
 @dataclass(frozen=True)
@@ -82,6 +89,7 @@ class ChainCheck:
         self.link = GENESIS
         self.streams: dict[UUID, _Stream] = {}
         self.checked = 0
+        self.chain_missing = False  # the chain table is gone: nothing to check the log against
 
     def head(self) -> int:
         """The position to read up to: the chain's head, or the log's when it is further on."""
@@ -89,9 +97,16 @@ class ChainCheck:
             chain = self.chain.chain_head()
         except UNREADABLE:  # its last row holds a value of another type: named when the run reads it
             chain = None
+        except Exception as error:
+            if not no_such_table(error):
+                raise
+            self.chain_missing, chain = True, None
         return max(chain.position if chain else 0, self.events.max_notification_id() or 0)
 
     def run(self, stop: int, advance: Callable[[int], None]) -> Iterator[Finding]:
+        if self.chain_missing:
+            yield Finding("chain", self.context, None, None, None, CHAIN_MISSING)
+            return
         start = 1
         while start <= stop:
             try:
@@ -315,6 +330,11 @@ def _signed_heads_found(
         head = chain.chain_head()
     except UNREADABLE as error:  # named where it is by the chain's check
         what = f"the chain's last row does not read ({error}): the signed heads were not checked against it"
+        return [Finding("checkpoint", context, None, None, None, what)]
+    except Exception as error:
+        if not no_such_table(error):
+            raise
+        what = "the log's chain table is missing: the signed heads were not checked against it"
         return [Finding("checkpoint", context, None, None, None, what)]
     reached = head.position if head else 0
     furthest = max(positions)
