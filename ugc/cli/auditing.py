@@ -140,7 +140,9 @@ def verify(settings: Settings, *, as_json: bool) -> int:
         findings += checkpoints.findings
         erasures = erasure_findings(settings, stores)
         findings += erasures
-        differences = _read_model_findings(settings, stores)
+        # A log without its events table has nothing to replay: its finding says so, the replay would fail.
+        logs_there = not any("events" in check.missing for check in checks)
+        differences = _read_model_findings(settings, stores) if logs_there else []
         if not as_json:
             for finding in differences:
                 print(finding, flush=True)

@@ -27,11 +27,11 @@ BATCH = 2_000  # events read per query
 # a time that does not parse, text where bytes belong): SQLite keeps any value in any column, so
 # whoever writes its file can put one there; it is a finding where it is, not the end of `ugc verify`.
 UNREADABLE = (ValueError, TypeError)
-# `ugc migrate` (and every process's start) makes a missing chain table anew and chains the log as it
-# stands then: whatever was changed in it would be vouched for by a fresh chain.
-CHAIN_MISSING = (
-    "the log's chain table is missing: it was dropped; do not run ugc migrate (nor start a server) before "
-    "investigating: it would make the table anew and chain the log as it stands now, changes and all"
+# `ugc migrate` (and every process's start) makes a missing table anew, and a missing chain table's
+# rows from the log as it stands then: whatever was changed in it would be vouched for by a fresh chain.
+NOT_MIGRATE = (
+    "do not run ugc migrate (nor start a server) before investigating: it would make what is missing anew "
+    "and chain the log as it stands now, changes and all"
 )
 
 
@@ -89,23 +89,32 @@ class ChainCheck:
         self.link = GENESIS
         self.streams: dict[UUID, _Stream] = {}
         self.checked = 0
-        self.chain_missing = False  # the chain table is gone: nothing to check the log against
+        self.missing: list[str] = []  # the log's tables that are gone ("events", "chain"): nothing to check
 
     def head(self) -> int:
         """The position to read up to: the chain's head, or the log's when it is further on."""
+        chain, events = None, 0
         try:
             chain = self.chain.chain_head()
         except UNREADABLE:  # its last row holds a value of another type: named when the run reads it
-            chain = None
+            pass
         except Exception as error:
             if not no_such_table(error):
                 raise
-            self.chain_missing, chain = True, None
-        return max(chain.position if chain else 0, self.events.max_notification_id() or 0)
+            self.missing.append("chain")
+        try:
+            events = self.events.max_notification_id() or 0
+        except Exception as error:
+            if not no_such_table(error):
+                raise
+            self.missing.append("events")
+        return max(chain.position if chain else 0, events)
 
     def run(self, stop: int, advance: Callable[[int], None]) -> Iterator[Finding]:
-        if self.chain_missing:
-            yield Finding("chain", self.context, None, None, None, CHAIN_MISSING)
+        if self.missing:
+            tables = " and ".join(f"{table} table" for table in self.missing)
+            what = f"the log's {tables} {'is' if len(self.missing) == 1 else 'are'} missing: dropped; {NOT_MIGRATE}"
+            yield Finding("chain", self.context, None, None, None, what)
             return
         start = 1
         while start <= stop:
