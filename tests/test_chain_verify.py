@@ -477,3 +477,68 @@ def test_a_dropped_table_of_a_log_is_named_not_taken_for_a_database_to_migrate(
     done = ugc(log.env, "verify")
     assert done.returncode == 1 and f"chain orders: {what}" in done.stdout, done.stdout
     assert "ugc migrate)" not in done.stderr
+
+
+def _copy_into_catalog(log: Log) -> None:
+    """The orders log's first two events and their chain rows copied into the catalog's log."""
+    if log.url.startswith("postgresql"):
+        with psycopg.connect(log.url, autocommit=True) as conn:
+            conn.execute("INSERT INTO catalog_events SELECT * FROM orders_events WHERE notification_id <= 2")
+            conn.execute(
+                "INSERT INTO catalog_events_chain SELECT * FROM orders_events_chain WHERE notification_id <= 2"
+            )
+        return
+    main = sqlite_path(log.url)
+    with closing(sqlite3.connect(main.with_name(f"{main.stem}.catalog{main.suffix}"))) as conn, conn:
+        conn.execute("ATTACH ? AS orders", (str(main.with_name(f"{main.stem}.orders{main.suffix}")),))
+        conn.execute(
+            "INSERT INTO stored_events (rowid, originator_id, originator_version, topic, state) "
+            "SELECT rowid, originator_id, originator_version, topic, state FROM orders.stored_events WHERE rowid <= 2"
+        )
+        conn.execute(
+            "INSERT INTO stored_events_chain SELECT * FROM orders.stored_events_chain WHERE notification_id <= 2"
+        )
+
+
+# Tamperings `ugc verify` named from the start, each pinned: what is done, and the findings
+# (kind, context, position, version) it must give.
+PINNED = {
+    "topic changed": (
+        lambda log: log.sql(
+            "UPDATE {events} SET topic = 'ugc.Order.Cancelled' WHERE notification_id = 2",
+            "UPDATE {events} SET topic = 'ugc.Order.Cancelled' WHERE rowid = 2",
+        ),
+        {("chain", "orders", 2, 2)},
+    ),
+    "version changed in the log": (
+        lambda log: log.sql(
+            "UPDATE {events} SET originator_version = 9 WHERE notification_id = 6",
+            "UPDATE {events} SET originator_version = 9 WHERE rowid = 6",
+        ),
+        {("chain", "orders", 6, 9)},
+    ),
+    "chain row deleted alone": (
+        lambda log: log.delete_chain_row("A", 2),
+        {("chain", "orders", 2, 2), ("chain", "orders", 3, 1)},
+    ),
+    "link edited": (
+        lambda log: log.sql(
+            "UPDATE {chain} SET link = %s WHERE notification_id = 3",
+            "UPDATE {chain} SET link = ? WHERE notification_id = 3",
+            bytes(32),
+        ),
+        {("chain", "orders", 3, 1), ("chain", "orders", 4, 3)},
+    ),
+    "events copied into another log": (_copy_into_catalog, {("chain", "catalog", 1, 1), ("chain", "catalog", 2, 2)}),
+}
+
+
+@pytest.mark.parametrize("tampering", PINNED)
+def test_each_other_tampering_is_named_where_it_was_done(
+    log: Log, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tampering: str
+) -> None:
+    tamper, expected = PINNED[tampering]
+    tamper(log)
+    status, report = log.verify(monkeypatch, capsys)
+    assert status == 1
+    assert {(f["kind"], f["context"], f["position"], f["version"]) for f in report["findings"]} == expected
