@@ -62,3 +62,10 @@ def test_a_manifest_with_a_forged_signature_is_refused(tmp_path: Path, forged: o
     path.write_text(resigned(json.loads(path.read_text()), forged))
     with pytest.raises(BackupRefused, match="not signed with this UGC_AUDIT_KEY"):
         read_manifest(tmp_path, KEY, DATA_KEY)
+
+
+def test_a_journal_that_cannot_be_read_is_a_problem_named_not_an_exception(tmp_path: Path) -> None:
+    (tmp_path / NAME).mkdir()  # whoever can write the directory can put anything under the journal's name
+    journal = read_journal(tmp_path, KEY)
+    assert journal.erasures == [] and len(journal.problems) == 1
+    assert f"{tmp_path / NAME} cannot be read" in journal.problems[0]

@@ -59,8 +59,12 @@ def read_journal(directory: Path, key: str) -> Journal:
     path = directory / NAME
     if not path.exists():
         return Journal([], [])
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError as error:  # a directory or an unreadable file under its name: no erasure is read from it
+        return Journal([], [f"{path} cannot be read: {error.strerror or error}"])
     erasures, problems = [], []
-    for number, text in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), start=1):
+    for number, text in enumerate(lines, start=1):
         if not text.strip():
             continue
         try:
