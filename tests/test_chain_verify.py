@@ -373,9 +373,11 @@ def test_a_value_of_another_type_in_a_sqlite_log_is_named_where_it_is_and_verify
     where = "rowid" if table == "{events}" else "notification_id"
     log.sql("", f"UPDATE {table} SET {column} = {value} WHERE {where} = {position}")
     log.set_state(log.position("A", 2), payload(2).replace(b"1000.00", b"10.00"))  # still named beside it
+    log.delete_event("B", 2)  # and a position with neither event nor chain row, read one by one too
+    log.delete_chain_row("B", 2)
     status, report = log.verify(monkeypatch, capsys)
     assert status == 1
-    assert ("chain", 2, 2) in named(report)
+    assert ("chain", 2, 2) in named(report) and ("chain", 6, 4) in named(report)
     assert any(f["context"] == "orders" and f["position"] == position for f in report["findings"]), report
     done = ugc(log.env, "verify")
     assert done.returncode == 1 and "verify failed" not in done.stderr, done.stderr

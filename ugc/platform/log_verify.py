@@ -125,7 +125,8 @@ class ChainCheck:
             except UNREADABLE:
                 # A row of this batch does not read: read it position by position, to name each one.
                 until = min(start + BATCH - 1, stop)
-                found = [self._read(position) for position in range(start, until + 1)]
+                read = [self._read(position) for position in range(start, until + 1)]
+                found = [each for each in read if each[1:] != (None, None, None)]  # not the gaps between positions
             else:
                 by_position, by_row = {event.id: event for event in events}, {row.position: row for row in rows}
                 found = [
