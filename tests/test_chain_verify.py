@@ -544,3 +544,19 @@ def test_each_other_tampering_is_named_where_it_was_done(
     status, report = log.verify(monkeypatch, capsys)
     assert status == 1
     assert {(f["kind"], f["context"], f["position"], f["version"]) for f in report["findings"]} == expected
+
+
+def test_a_dropped_accounts_log_with_a_journaled_erasure_is_named_and_no_user_looked_up(
+    log: Log, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = Settings.from_env(log.env)  # a journaled erasure: verify would look its user up in that log
+    record_erasure(settings.audit_dir, settings.audit_key, 1, "olga_brand", datetime.now(UTC))
+    if log.url.startswith("postgresql"):
+        with psycopg.connect(log.url, autocommit=True) as conn:
+            conn.execute("DROP TABLE accounts_events CASCADE")
+    else:
+        main = sqlite_path(log.url)
+        with closing(sqlite3.connect(main.with_name(f"{main.stem}.accounts{main.suffix}"))) as conn, conn:
+            conn.execute("DROP TABLE stored_events")
+    status, report = log.verify(monkeypatch, capsys)
+    assert status == 1 and ("chain", "accounts") in {(f["kind"], f["context"]) for f in report["findings"]}

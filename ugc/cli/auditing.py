@@ -138,10 +138,11 @@ def verify(settings: Settings, *, as_json: bool) -> int:
             settings.audit_dir, settings.audit_key, {name: stores.chained(name) for name in stores.applications}
         )
         findings += checkpoints.findings
-        erasures = erasure_findings(settings, stores)
-        findings += erasures
-        # A log without its events table has nothing to replay: its finding says so, the replay would fail.
+        # A log without its events table has nothing to replay nor users to look up: its finding says
+        # so, and the replay or the look-up would fail on the missing table.
         logs_there = not any("events" in check.missing for check in checks)
+        erasures = erasure_findings(settings, stores) if logs_there else []
+        findings += erasures
         differences = _read_model_findings(settings, stores) if logs_there else []
         if not as_json:
             for finding in differences:
