@@ -560,3 +560,21 @@ def test_a_dropped_accounts_log_with_a_journaled_erasure_is_named_and_no_user_lo
             conn.execute("DROP TABLE stored_events")
     status, report = log.verify(monkeypatch, capsys)
     assert status == 1 and ("chain", "accounts") in {(f["kind"], f["context"]) for f in report["findings"]}
+
+
+def test_data_keys_overwritten_with_garbage_are_named_in_one_line_not_the_ciphers_complaint(
+    log: Log, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The keys table is no part of the chain, but whoever writes it should not leave `ugc verify` (nor
+    any command) saying only "Nonce must be between 8 and 128 bytes"."""
+    log.checkpoint(monkeypatch)  # lays the data keys' canary
+    if log.url.startswith("postgresql"):
+        with psycopg.connect(log.url, autocommit=True) as conn:
+            conn.execute("UPDATE accounts_data_keys SET wrapped = %s", (b"xx",))
+    else:
+        main = sqlite_path(log.url)
+        with closing(sqlite3.connect(main.with_name(f"{main.stem}.accounts{main.suffix}"))) as conn, conn:
+            conn.execute("UPDATE data_keys SET wrapped = ?", (b"xx",))
+    done = ugc(log.env, "verify")
+    assert done.returncode == 1 and "Nonce" not in done.stderr, done.stderr
+    assert "the data keys in this database do not open with this UGC_DATA_KEY" in done.stderr, done.stderr

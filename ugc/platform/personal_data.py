@@ -365,10 +365,10 @@ def _wrap(master: AESGCM, subject: UUID, key: bytes) -> bytes:
 def _unwrap(master: AESGCM, subject: UUID, wrapped: bytes) -> bytes:
     try:
         return master.decrypt(wrapped[:NONCE_BYTES], wrapped[NONCE_BYTES:], subject.bytes)
-    except InvalidTag:
+    except (InvalidTag, ValueError):  # ValueError: too short to hold a nonce, written outside the application
         raise PersonalDataError(
             f"the data keys in this database do not open with this UGC_DATA_KEY (aggregate {subject}): "
-            "every process of a deployment needs the one they were made with"
+            "every process of a deployment needs the one they were made with (or the keys table was changed)"
         ) from None
 
 
