@@ -578,3 +578,27 @@ def test_data_keys_overwritten_with_garbage_are_named_in_one_line_not_the_cipher
     done = ugc(log.env, "verify")
     assert done.returncode == 1 and "Nonce" not in done.stderr, done.stderr
     assert "the data keys in this database do not open with this UGC_DATA_KEY" in done.stderr, done.stderr
+
+
+NULLED = {  # not the events' stream id: it is in their primary key
+    "event-state": ("{events}", "state"),
+    "chain-stream": ("{chain}", "originator_id"),
+    "chain-hash": ("{chain}", "hash"),
+}
+
+
+@pytest.mark.parametrize("nulled", NULLED.values(), ids=NULLED.keys())
+def test_a_null_where_the_owner_dropped_not_null_is_named_where_it_is(
+    log: Log, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], nulled: tuple[str, str]
+) -> None:
+    """The tables' owner can alter them (README: "Append-only on PostgreSQL"): a NULL in a column the
+    store always fills is named at its position, as a value of another type is on SQLite. (Named
+    from the start: pinned.)"""
+    if not log.url.startswith("postgresql"):
+        pytest.skip("SQLite's NOT NULL is not dropped without rebuilding the table")
+    table, column = nulled
+    where = "notification_id = 3"
+    log.sql(f"ALTER TABLE {table} ALTER COLUMN {column} DROP NOT NULL", "")
+    log.sql(f"UPDATE {table} SET {column} = NULL WHERE {where}", "")
+    status, report = log.verify(monkeypatch, capsys)
+    assert status == 1 and any(f["context"] == "orders" and f["position"] == 3 for f in report["findings"]), report
