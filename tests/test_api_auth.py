@@ -58,7 +58,7 @@ def test_a_verification_token_works_once(api: Api) -> None:
     assert again.json()["fields"] == {"token": ["Ссылка подтверждения уже использована."]}
 
 
-@pytest.mark.parametrize("token", ["garbage", "abc.def", "", "x" * 600])
+@pytest.mark.parametrize("token", ["garbage", "abc.def", "", "x" * 600, "abc.é", "abc.подпись"])
 def test_garbage_verification_tokens_are_refused(api: Api, token: str) -> None:
     response = api.client.post("/api/auth/verify-email/", json={"token": token})
     assert response.status_code == 422

@@ -224,7 +224,8 @@ def verification_token(key: str, secret: str) -> str:
 def verification_key(token: str, secret: str) -> str | None:
     """The key inside a well-signed token, or None for anything forged or garbled."""
     key, dot, signature = token.partition(".")
-    if not dot or not key or not hmac.compare_digest(signature, _signature(key, secret)):
+    # As bytes: compare_digest raises TypeError on a str holding a non-ASCII character (a 500).
+    if not dot or not key or not hmac.compare_digest(signature.encode(), _signature(key, secret).encode()):
         return None
     return key
 
