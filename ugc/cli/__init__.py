@@ -61,14 +61,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing more to flush at exit
         return 1
     except Exception as error:  # one clear line, not a traceback; --debug-level logs keep the rest
+        from ugc.platform.dialect import no_such_table
         from ugc.platform.serving_lock import RestorePending
 
         if isinstance(error, RestorePending):  # a server kept out of a database being restored
             print(f"ugc: {args.command}: {error}", file=sys.stderr)
             return 2
         logging.getLogger("ugc.cli").debug("ugc %s failed", args.command, exc_info=error)
-        from ugc.platform.dialect import no_such_table
-
         if no_such_table(error):  # a table of a later version than the database's
             return _not_migrated(args.command)
         print(f"ugc: {args.command} failed: {_describe(error)}", file=sys.stderr)
