@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import logging
 import re
@@ -13,7 +15,7 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.errors import internal_error_response, invalid
+from api.errors import internal_error_response, invalid, unavailable
 from api.text import unstorable_pairs
 from ugc import events
 from ugc.platform import logs
@@ -69,7 +71,8 @@ class HeaderDefaults:
 
 
 class RequestId:
-    """Give every HTTP request an id, answer it in `X-Request-ID`, and turn an unexpected error into one 500.
+    """Give every HTTP request an id, answer it in `X-Request-ID`, and turn an unexpected error into one
+    500 (and a request a stop cuts short into a 503).
 
     The id is the client's `X-Request-ID` when that is sane (so both sides' logs join), else a new one;
     routes find it in `request.state.request_id`, log lines name it, and every event the request's
@@ -116,6 +119,19 @@ class RequestId:
             await self.app(scope, receive, send_with_id)
         except ClientDisconnect:  # hung up before its body was whole: nobody to answer, nothing failed here
             log.info("client left during %s %s (request %s)", scope["method"], scope["path"], request_id)
+        except asyncio.CancelledError:
+            # Only a stop cancels a request: uvicorn, for what still runs GRACEFUL_SHUTDOWN seconds after
+            # the signal (an upload trickling in). Left to it, the cancellation was a traceback at ERROR
+            # and its text/plain 500. It is a 503 like any request this server cannot finish now: the
+            # client tries again, on the server that replaces this one. Nothing half done stays: an
+            # upload's bytes are discarded, and a command is appended whole or not at all (one still
+            # running in its thread ends before the lifespan closes the stores).
+            log.warning("cut short by the stop: %s %s (request %s)", scope["method"], scope["path"], request_id)
+            if not started:
+                refusal = unavailable()
+                refused = JSONResponse(refusal.body, 503, refusal.headers | {"Connection": "close"})
+                with contextlib.suppress(Exception):  # the client may be gone as well
+                    await refused(scope, receive, send_with_id)
         except Exception as error:
             response = internal_error_response(scope["method"], scope["path"], request_id, error)
             if not started:  # otherwise the client sees the connection end mid-answer

@@ -1,0 +1,88 @@
+"""A stop (SIGTERM, as a deploy sends) of real `ugc serve` processes while clients are still at work.
+
+What is already pinned elsewhere: sockets get 1012 and resume with `since=` (README, "Realtime"),
+in-flight requests finish before the projections stop (uvicorn drains connections before the
+lifespan ends). Here: what outlives the drain, GRACEFUL_SHUTDOWN seconds after the signal.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import threading
+from pathlib import Path
+
+import httpx
+import pytest
+
+from api.errors import message
+from tests.backends import environment, fresh_database
+from tests.servers import run_ugc, start_server
+from ugc.cli.serving import GRACEFUL_SHUTDOWN
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
+
+PASSWORD = "a-long-password"
+
+
+def verified_user(env: dict[str, str], username: str) -> None:
+    made = run_ugc(env, "users", "create", username, "--email", f"{username}@example.com", "--verified", stdin=PASSWORD)
+    assert made.returncode == 0, made.stderr
+
+
+def answer_of(raw: socket.socket) -> bytes:
+    """Everything the server sends on `raw` until it closes the connection."""
+    received = b""
+    raw.settimeout(GRACEFUL_SHUTDOWN + 30)
+    while chunk := raw.recv(65536):
+        received += chunk
+    return received
+
+
+def test_an_upload_still_streaming_when_the_stop_gives_up_gets_503_and_leaves_nothing(tmp_path: Path) -> None:
+    """A mobile client trickling a video in when the deploy's SIGTERM comes: uvicorn waits
+    GRACEFUL_SHUTDOWN seconds for it, then cancels the request. That answered uvicorn's text/plain
+    500 and logged the cancellation's traceback at ERROR; it is the API's 503 (try again: the next
+    server takes it), one log line, and no part of the file kept. (SQLite only: no database is involved.)"""
+    with fresh_database("sqlite", tmp_path, migrated=True) as url:
+        # The client's own timeout (reset by every piece) must not end the upload first.
+        env = environment("sqlite", url, tmp_path) | {"UGC_CLIENT_TIMEOUT": str(GRACEFUL_SHUTDOWN * 4)}
+        verified_user(env, "trickler")
+        with start_server(env, log_dir=tmp_path / "logs") as server:
+            access = httpx.post(f"{server.url}/api/auth/token/", json={"username": "trickler", "password": PASSWORD})
+            head = (
+                "POST /api/v1/files/upload/ HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                f"Authorization: Bearer {access.json()['access']}\r\n"
+                "Content-Type: multipart/form-data; boundary=b\r\nContent-Length: 1000000\r\n\r\n"
+                '--b\r\nContent-Disposition: form-data; name="file"; filename="clip.bin"\r\n\r\n'
+            )
+            stop_trickling = threading.Event()
+            with socket.create_connection(("127.0.0.1", server.port)) as raw:
+                raw.sendall(head.encode() + b"x" * 10_000)
+
+                def trickle() -> None:
+                    while not stop_trickling.wait(1.0):
+                        try:
+                            raw.sendall(b"x" * 100)
+                        except OSError:
+                            return
+
+                trickling = threading.Thread(target=trickle)
+                trickling.start()
+                try:
+                    server.process.send_signal(signal.SIGTERM)
+                    answer = answer_of(raw)
+                finally:
+                    stop_trickling.set()
+                    trickling.join()
+            assert server.process.wait(30) in (0, -signal.SIGTERM), server.log_tail()
+        status, _, rest = answer.partition(b"\r\n")
+        headers, _, body = rest.partition(b"\r\n\r\n")
+        assert status == b"HTTP/1.1 503 Service Unavailable", answer
+        assert b"retry-after: 1" in headers.lower() and b"connection: close" in headers.lower(), headers
+        assert json.loads(body) == {"detail": message("unavailable")}
+        log = server.log_path.read_text()
+        assert "Traceback" not in log and "Exception in ASGI application" not in log, log
+        assert "cut short by the stop: POST /api/v1/files/upload/" in log, log
+        assert not [path for path in (tmp_path / "media").rglob("*") if path.is_file()]
