@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractContextManager, asynccontextmanager
+from contextlib import AbstractContextManager, ExitStack, asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -31,6 +32,9 @@ from api.routes import (
     ws,
 )
 from api.services import Services
+from ugc.platform.stop_signals import StopRequested, raised_on_stop
+
+log = logging.getLogger(__name__)
 
 ROUTES = [
     *auth.routes,
@@ -57,7 +61,15 @@ def build_app(open_services: Callable[[], AbstractContextManager[Services]]) -> 
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        with open_services() as opened:
+        with ExitStack() as stack:
+            try:
+                with raised_on_stop():  # a start can wait long: a stop ends it (ugc/platform/stop_signals.py)
+                    opened = stack.enter_context(open_services())
+            except StopRequested:
+                stack.close()  # what was opened, should the signal have come right after the start
+                log.info("stopped while starting: this process serves nothing")
+                yield  # uvicorn, which has the signal too, stops at once
+                return
             app.state.services = opened
             try:
                 yield

@@ -11,6 +11,7 @@ import json
 import signal
 import socket
 import threading
+import time
 from pathlib import Path
 
 import httpx
@@ -18,8 +19,9 @@ import pytest
 
 from api.errors import message
 from tests.backends import environment, fresh_database
-from tests.servers import run_ugc, start_server
+from tests.servers import Server, launch_server, run_ugc, start_server
 from ugc.cli.serving import GRACEFUL_SHUTDOWN
+from ugc.platform.database import Database
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
@@ -86,3 +88,40 @@ def test_an_upload_still_streaming_when_the_stop_gives_up_gets_503_and_leaves_no
         assert "Traceback" not in log and "Exception in ASGI application" not in log, log
         assert "cut short by the stop: POST /api/v1/files/upload/" in log, log
         assert not [path for path in (tmp_path / "media").rglob("*") if path.is_file()]
+
+
+def test_a_stop_while_a_worker_starts_ends_the_start(backend: str, tmp_path: Path) -> None:
+    """A worker's start can wait long: for the database (up to 2 minutes), for the migration lock
+    another process holds (as long as it holds it). uvicorn takes the SIGTERM then only as a wish
+    to stop once started: the stop waited for the whole start, projections and leases included,
+    and a deploy's SIGKILL came first. Now the start gives up at the signal and the process ends
+    while the lock is still held, with no ERROR line."""
+    with fresh_database(backend, tmp_path, migrated=True) as url:
+        env = environment(backend, url, tmp_path)
+        db = Database(url)
+        try:
+            server = launch_server(env, log_dir=tmp_path / "logs")
+            with server:
+                logged(server, "UGC Market")  # the banner: `ugc serve` has migrated; its worker comes next
+                with db.exclusive_lock("migrate"):
+                    logged(server, "Waiting for application startup.")
+                    time.sleep(1.0)  # the worker is in its start, at the lock
+                    assert "Application startup complete." not in server.log_tail(10**6), server.log_tail()
+                    server.process.send_signal(signal.SIGTERM)
+                    deadline = time.monotonic() + 30  # a bound for a hung run: the lock is never let go
+                    while server.process.poll() is None and time.monotonic() < deadline:
+                        time.sleep(0.1)
+                    assert server.process.poll() in (0, -signal.SIGTERM), server.log_tail()
+            log = server.log_path.read_text()
+            assert " ERROR " not in log and "Traceback" not in log, log
+            assert "stopped while starting" in log and "acquired" not in log, log
+        finally:
+            db.close()
+
+
+def logged(server: Server, text: str, timeout: float = 30) -> None:
+    """Wait until the running `server` has written `text` to its log."""
+    deadline = time.monotonic() + timeout
+    while text not in server.log_tail(10**6):
+        assert server.process.poll() is None and time.monotonic() < deadline, server.log_tail()
+        time.sleep(0.01)
