@@ -3,6 +3,8 @@ not exist only by the processes a deployment starts, and a stop still stops the 
 
 from __future__ import annotations
 
+import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -34,6 +36,48 @@ def test_a_projector_waiting_for_its_database_stops_when_told(
         logged(process, log, "database not reachable")
         process.send_signal(stop)
         assert process.wait(timeout=10) == status, log.read_text()
+
+
+UNSHARE = shutil.which("unshare")
+
+
+def as_init(command: list[str]) -> list[str] | None:
+    """`command` run as the first process of a new PID namespace, as a container runs its command (the
+    image's CMD is `ugc serve`); None where this test process may not make one (no root, no `unshare`)."""
+    if UNSHARE is None:
+        return None
+    wrapped = [UNSHARE, "--pid", "--fork", "--kill-child", *([] if os.geteuid() == 0 else ["--map-root-user"])]
+    if subprocess.run([*wrapped, "true"], capture_output=True).returncode != 0:
+        return None
+    return [*wrapped, *command]
+
+
+@pytest.mark.parametrize("command", [["project"], ["serve", "--port", "1"]])
+def test_a_containers_first_process_waiting_for_its_database_stops_when_told(
+    tmp_path: Path, command: list[str]
+) -> None:
+    """`docker stop` sends SIGTERM to the container's first process, and the kernel drops a signal
+    that process has left to its default action. `ugc serve` (before uvicorn) and `ugc project`
+    waiting for their database at start did leave SIGTERM so, and went on waiting until Docker's
+    SIGKILL 10 s later. A `ugc` command takes SIGTERM as it takes Ctrl-C, and ends with 143."""
+    wrapped = as_init([sys.executable, "-m", "ugc.cli", *command])
+    if wrapped is None:
+        pytest.skip("no PID namespace to be made here (needs `unshare` and root or user namespaces)")
+    env = {"UGC_VAR_DIR": str(tmp_path), "UGC_DATABASE_URL": UNREACHABLE, "UGC_PROJECTIONS": "external"}
+    log_path = tmp_path / "ugc.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            wrapped, env=server_environment(env), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+        )
+    try:
+        logged(process, log_path, "database not reachable")
+        (first,) = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+        (pids,) = [line for line in Path(f"/proc/{first}/status").read_text().splitlines() if line.startswith("NSpid:")]
+        assert pids.split()[-1] == "1", pids  # the first process of its namespace
+        os.kill(int(first), signal.SIGTERM)
+        assert process.wait(timeout=10) == 128 + signal.SIGTERM, log_path.read_text()
+    finally:
+        end_process(process)
 
 
 @pytest.mark.skipif(not postgres_available(), reason="UGC_TEST_DATABASE_URL is not set to PostgreSQL")

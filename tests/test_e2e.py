@@ -10,7 +10,6 @@ import http.client
 import itertools
 import queue
 import re
-import signal
 import socket
 import time
 import uuid
@@ -231,8 +230,8 @@ def test_eight_servers_start_at_once_on_an_empty_database(backend: str, tmp_path
             assert me["is_verified"] is False
 
             stop_servers(servers)
-            # uvicorn re-raises the SIGTERM it handled, so a clean stop reads as -SIGTERM (or 0).
-            unclean = [server for server in servers if server.process.returncode not in (0, -signal.SIGTERM)]
+            # A stop that went as planned exits 0 (uvicorn re-raises the SIGTERM it handled: `ugc` takes it then).
+            unclean = [server for server in servers if server.process.returncode != 0]
             assert not unclean, "\n".join(f"{s.process.returncode}: {s.log_tail(1500)}" for s in unclean)
 
 

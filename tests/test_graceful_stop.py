@@ -78,7 +78,7 @@ def test_an_upload_still_streaming_when_the_stop_gives_up_gets_503_and_leaves_no
                 finally:
                     stop_trickling.set()
                     trickling.join()
-            assert server.process.wait(30) in (0, -signal.SIGTERM), server.log_tail()
+            assert server.process.wait(30) == 0, server.log_tail()
         status, _, rest = answer.partition(b"\r\n")
         headers, _, body = rest.partition(b"\r\n\r\n")
         assert status == b"HTTP/1.1 503 Service Unavailable", answer
@@ -100,18 +100,23 @@ def test_a_stop_while_a_worker_starts_ends_the_start(backend: str, tmp_path: Pat
         env = environment(backend, url, tmp_path)
         db = Database(url)
         try:
-            server = launch_server(env, log_dir=tmp_path / "logs")
-            with server:
-                logged(server, "UGC Market")  # the banner: `ugc serve` has migrated; its worker comes next
-                with db.exclusive_lock("migrate"):
-                    logged(server, "Waiting for application startup.")
-                    time.sleep(1.0)  # the worker is in its start, at the lock
-                    assert "Application startup complete." not in server.log_tail(10**6), server.log_tail()
-                    server.process.send_signal(signal.SIGTERM)
-                    deadline = time.monotonic() + 30  # a bound for a hung run: the lock is never let go
-                    while server.process.poll() is None and time.monotonic() < deadline:
-                        time.sleep(0.1)
-                    assert server.process.poll() in (0, -signal.SIGTERM), server.log_tail()
+            for attempt in range(3):
+                server = launch_server(env, log_dir=tmp_path / f"logs-{attempt}")
+                with server:
+                    logged(server, "UGC Market")  # the banner: `ugc serve` has migrated; its worker comes next
+                    with db.exclusive_lock("migrate"):
+                        logged(server, "Waiting for application startup.")
+                        time.sleep(1.0)  # the worker is in its start, at the lock
+                        if "Application startup complete." in server.log_tail(10**6):
+                            continue  # the worker passed the lock before this test took it: a busy machine
+                        server.process.send_signal(signal.SIGTERM)
+                        deadline = time.monotonic() + 30  # a bound for a hung run: the lock is never let go
+                        while server.process.poll() is None and time.monotonic() < deadline:
+                            time.sleep(0.1)
+                        assert server.process.poll() == 0, server.log_tail()
+                break
+            else:
+                pytest.fail("the worker started before the lock was taken, three times")
             log = server.log_path.read_text()
             assert " ERROR " not in log and "Traceback" not in log, log
             assert "stopped while starting" in log and "acquired" not in log, log

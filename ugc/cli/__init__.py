@@ -14,8 +14,12 @@ import argparse
 import logging
 import logging.config
 import os
+import signal
 import sys
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from types import FrameType
 
 from ugc.cli import auditing, backups, read_models, seeding, serving, users
 from ugc.cli.common import check_data_key, version
@@ -49,12 +53,22 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     logging.config.dictConfig(logging_config(settings.log_format))
     try:
+        with sigterm_as_interrupt():
+            return _run(args, settings)
+    except Terminated:
+        return _ended_by_sigterm()
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    try:
         if args.command not in UNCHECKED and not _migrated(settings, args.command):
             return _not_migrated(args.command)
         if args.command not in UNCHECKED:  # those check it once they have migrated (a fresh database)
             check_data_key(settings)
         run: Callable[[Settings, argparse.Namespace], int] = args.run
         return run(settings, args)
+    except Terminated:
+        raise  # `main` ends by the signal
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # `ugc projections status | head`: the reader has what it wanted
@@ -72,6 +86,39 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _not_migrated(args.command)
         print(f"ugc: {args.command} failed: {_describe(error)}", file=sys.stderr)
         return 1
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM: every command ends on it as on Ctrl-C, closing what it opened on the way out."""
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """While the block runs, SIGTERM raises `Terminated` in the main thread (`ugc serve` and `ugc project`
+    install their own handlers once they serve). Left to its default action, SIGTERM ended a command
+    at once, but for a PID namespace's first process, such as a container's command: the kernel drops
+    the signals that process has no handler for, so `ugc serve` and `ugc project` waiting for their
+    database (up to 2 minutes) went on waiting through `docker stop` until its SIGKILL."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
+def _terminate(number: int, frame: FrameType | None) -> None:
+    raise Terminated
+
+
+def _ended_by_sigterm() -> int:
+    """End by SIGTERM, so that the parent sees what stopped the command (as before it had a handler);
+    where the kernel drops it (the first process of a PID namespace), exit 143, as a shell reports it."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.raise_signal(signal.SIGTERM)
+    return 128 + signal.SIGTERM
 
 
 def _migrated(settings: Settings, command: str) -> bool:
