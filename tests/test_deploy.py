@@ -7,6 +7,7 @@ Validated by `docker compose config` where the plugin exists, else by Debian's `
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -14,6 +15,8 @@ from typing import Any
 
 import pytest
 import yaml
+
+from ugc.cli.serving import GRACEFUL_SHUTDOWN
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -119,3 +122,15 @@ def test_one_service_can_take_and_restore_backups(services: dict[str, Any]) -> N
     able = [name for name, mounted in mounts.items() if {"/data/media", "/data/audit", "/backups"} <= mounted]
     assert able == ["ops"], mounts
     assert services["ops"]["profiles"] == ["ops"]  # run on demand, never started by `up`
+
+
+def test_docker_lets_the_api_drain_before_it_kills(services: dict[str, Any]) -> None:
+    """`docker stop` (and a `compose up` that replaces a container) sends SIGKILL 10 s after SIGTERM
+    unless the service says otherwise. `ugc serve` lets the requests under way finish for up to
+    GRACEFUL_SHUTDOWN (30 s), answers what is left 503, then stops: killed at 10 s, an upload or a
+    command still under way was cut with a reset, and the lifespan closed nothing."""
+    apis = [service for service in services.values() if service.get("command", [])[:2] == ["ugc", "serve"]]
+    assert apis
+    for service in apis:
+        grace = re.fullmatch(r"(\d+)s", str(service.get("stop_grace_period", "10s")))
+        assert grace is not None and int(grace.group(1)) >= GRACEFUL_SHUTDOWN + 10, service.get("stop_grace_period")
