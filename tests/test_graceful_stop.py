@@ -7,6 +7,7 @@ lifespan ends). Here: what outlives the drain, GRACEFUL_SHUTDOWN seconds after t
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import socket
@@ -15,10 +16,13 @@ import time
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
 
 from api.errors import message
-from tests.backends import environment, fresh_database
+from tests.backends import environment, fresh_database, postgres_available
 from tests.servers import Server, launch_server, run_ugc, start_server
 from ugc.cli.serving import GRACEFUL_SHUTDOWN
 from ugc.platform.database import Database
@@ -122,6 +126,49 @@ def test_a_stop_while_a_worker_starts_ends_the_start(backend: str, tmp_path: Pat
             assert "stopped while starting" in log and "acquired" not in log, log
         finally:
             db.close()
+
+
+@pytest.mark.skipif(not postgres_available(), reason="a read held up by a table lock: PostgreSQL")
+def test_a_socket_whose_handshake_is_unanswered_when_the_stop_comes_gets_503(tmp_path: Path) -> None:
+    """Before it accepts, a socket's handler reads (the token's user, where the stream starts); a stop
+    that comes meanwhile made uvicorn answer the handshake 500 "Internal Server Error" in text/plain.
+    Clients reconnecting after a deploy meet stopping servers; the handshake is refused 503 with the
+    API's body, which says: try again. (The read is held up by a lock the test takes, to widen the
+    moment to a second.)"""
+    with fresh_database("postgres", tmp_path) as url:
+        env = environment("postgres", url, tmp_path)
+        with start_server(env, log_dir=tmp_path / "logs") as server:
+            verified_user(env, "late")
+            login = {"username": "late", "password": PASSWORD}
+            access = httpx.post(f"{server.url}/api/auth/token/", json=login).json()["access"]
+            with psycopg.connect(url) as locker:
+                locker.execute("LOCK TABLE notifications IN ACCESS EXCLUSIVE MODE")
+
+                async def handshake() -> InvalidStatus | None:
+                    opening = asyncio.create_task(
+                        opened(f"ws://127.0.0.1:{server.port}/ws/notifications/?token={access}")
+                    )
+                    await asyncio.sleep(1.0)  # the handler waits for the notifications table
+                    server.process.send_signal(signal.SIGTERM)
+                    return await opening
+
+                refused = asyncio.run(handshake())
+            assert server.process.wait(30) == 0, server.log_tail()
+        assert refused is not None, "the handshake was accepted"
+        assert refused.response.status_code == 503, refused.response
+        assert refused.response.headers["Retry-After"] == "1"
+        assert json.loads(refused.response.body) == {"detail": message("unavailable")}
+        log = server.log_path.read_text()
+        assert "Traceback" not in log and " ERROR " not in log, log
+
+
+async def opened(url: str) -> InvalidStatus | None:
+    """Open a socket to `url` and close it; the refusal of its handshake, if it was refused."""
+    try:
+        async with connect(url, open_timeout=30):
+            return None
+    except InvalidStatus as refused:
+        return refused
 
 
 def logged(server: Server, text: str, timeout: float = 30) -> None:

@@ -25,6 +25,8 @@ from typing import Any
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
+from ugc.platform.socket_protocol import StoppingWebSocketProtocol
+
 # nginx's default for all the header lines of a request (4 buffers of 8 KiB); an access token is ~0.3 KiB.
 MAX_HEAD_BYTES = 32 * 1024
 
@@ -34,11 +36,12 @@ MALFORMED = "Некорректный HTTP-запрос."
 
 
 class ServeConfig(uvicorn.Config):
-    """uvicorn's configuration with the client limits: a module-level class, so that `--workers N`
-    can hand it to the worker processes it spawns."""
+    """uvicorn's configuration with the client limits (and the WebSockets' 503 at a stop,
+    `ugc/platform/socket_protocol.py`): a module-level class, so that `--workers N` can hand it to
+    the worker processes it spawns."""
 
     def __init__(self, app: Any, *, client_timeout: float, **kwargs: Any) -> None:
-        super().__init__(app, http=LimitedHttpProtocol, **kwargs)
+        super().__init__(app, http=LimitedHttpProtocol, ws=StoppingWebSocketProtocol, **kwargs)
         self.client_timeout = client_timeout
 
 
