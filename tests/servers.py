@@ -166,8 +166,9 @@ def launch_server(
     *,
     log_dir: Path | None = None,
     cwd: Path | None = None,
+    workers: int = 1,
 ) -> Server:
-    """Start `ugc serve` without waiting for it (see `Server.wait_until_healthy`)."""
+    """Start `ugc serve` (`--workers N`) without waiting for it (see `Server.wait_until_healthy`)."""
     port = port or free_port()
     if log_dir is None:
         var_dir = env.get("UGC_VAR_DIR")
@@ -177,7 +178,8 @@ def launch_server(
     log_file = open(log_path, "wb")  # noqa: SIM115 - closed by Server.stop
     try:
         process = subprocess.Popen(
-            [sys.executable, "-m", "ugc.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            [sys.executable, "-m", "ugc.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
+            + (["--workers", str(workers)] if workers > 1 else []),
             env=server_environment(env),
             cwd=cwd,
             stdin=subprocess.DEVNULL,

@@ -171,9 +171,34 @@ async def opened(url: str) -> InvalidStatus | None:
         return refused
 
 
-def logged(server: Server, text: str, timeout: float = 30) -> None:
-    """Wait until the running `server` has written `text` to its log."""
+def test_a_stopping_server_of_several_workers_refuses_new_connections(tmp_path: Path) -> None:
+    """With `--workers N` each worker closes its copy of the listening socket as it begins to drain,
+    but uvicorn's supervisor kept its own until every worker had ended (up to GRACEFUL_SHUTDOWN): the
+    port went on listening, the kernel completed new connections that nobody would accept, and
+    reset them at the end, a proxy answering 502 after waiting. A port that no longer listens
+    refuses at once, and the proxy tries its next upstream. (SQLite only: no database is involved.)"""
+    with fresh_database("sqlite", tmp_path, migrated=True) as url:
+        # A request whose body never comes keeps a worker draining for the whole of the stop.
+        env = environment("sqlite", url, tmp_path) | {"UGC_CLIENT_TIMEOUT": str(GRACEFUL_SHUTDOWN * 4)}
+        server = launch_server(env, log_dir=tmp_path / "logs", workers=2)
+        with server:
+            server.wait_until_healthy()
+            logged(server, "Application startup complete.", count=2)
+            with socket.create_connection(("127.0.0.1", server.port)) as slow:
+                slow.sendall(b"POST /api/auth/token/ HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+                time.sleep(0.5)  # the request is under way in a worker
+                server.process.send_signal(signal.SIGTERM)
+                logged(server, "Shutting down", count=2)  # both workers have closed their copies
+                logged(server, "Terminated child process", count=2)  # the supervisor is stopping too
+                assert server.process.poll() is None  # a worker is still draining the slow request
+                with pytest.raises(httpx.ConnectError):
+                    httpx.get(f"{server.url}/healthz", timeout=GRACEFUL_SHUTDOWN * 2)
+            assert server.process.wait(GRACEFUL_SHUTDOWN + 30) == 0, server.log_tail()
+
+
+def logged(server: Server, text: str, timeout: float = 30, *, count: int = 1) -> None:
+    """Wait until the running `server` has written `text` to its log (`count` times)."""
     deadline = time.monotonic() + timeout
-    while text not in server.log_tail(10**6):
+    while server.log_tail(10**6).count(text) < count:
         assert server.process.poll() is None and time.monotonic() < deadline, server.log_tail()
         time.sleep(0.01)

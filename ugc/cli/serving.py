@@ -106,7 +106,8 @@ def _run_uvicorn(config: uvicorn.Config, peer_timeout: float) -> int:
     a connection waits for a flush that never comes, and uvicorn has no abort for the application
     to call, so each one let go would hold its buffers for good."""
     import uvicorn
-    from uvicorn.supervisors import Multiprocess
+
+    from ugc.platform.workers import Workers
 
     listening = config.bind_socket()
     if hasattr(socket, "TCP_USER_TIMEOUT"):  # Linux
@@ -114,7 +115,7 @@ def _run_uvicorn(config: uvicorn.Config, peer_timeout: float) -> int:
     server = uvicorn.Server(config)
     with contextlib.suppress(KeyboardInterrupt):
         if config.workers > 1:
-            Multiprocess(config, sockets=[listening]).run()
+            Workers(config, sockets=[listening]).run()
         else:
             server.run(sockets=[listening])
     return 0 if server.started or config.workers > 1 else STARTUP_FAILURE
