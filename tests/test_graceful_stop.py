@@ -1,8 +1,9 @@
-"""A stop (SIGTERM, as a deploy sends) of real `ugc serve` processes while clients are still at work.
+"""A stop (SIGTERM, as a deploy sends) of real `ugc serve` and `ugc project` processes at work.
 
-What is already pinned elsewhere: sockets get 1012 and resume with `since=` (README, "Realtime"),
-in-flight requests finish before the projections stop (uvicorn drains connections before the
-lifespan ends). Here: what outlives the drain, GRACEFUL_SHUTDOWN seconds after the signal.
+uvicorn drains a server's connections before its lifespan ends, so the requests under way finish
+while the projections they wait for still run. Here: the sockets' 1012 and what a subscriber resumes
+after the restart, a request the drain gives up on, a stop during a worker's start, a handshake
+under way, the supervisor of several workers, and a projector's leases at its stop.
 """
 
 from __future__ import annotations
@@ -18,13 +19,17 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
-from websockets.asyncio.client import connect
-from websockets.exceptions import InvalidStatus
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from api.errors import message
 from tests.backends import environment, fresh_database, postgres_available
-from tests.servers import Server, launch_server, run_ugc, start_server
+from tests.conftest import Api
+from tests.orders_world import a_deal, place
+from tests.servers import Server, end_process, launch_server, run_ugc, start_projector, start_server
 from ugc.cli.serving import GRACEFUL_SHUTDOWN
+from ugc.config import Settings
+from ugc.platform import leases
 from ugc.platform.database import Database
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
@@ -44,6 +49,135 @@ def answer_of(raw: socket.socket) -> bytes:
     while chunk := raw.recv(65536):
         received += chunk
     return received
+
+
+def test_sockets_are_closed_1012_at_a_stop_and_resume_after_the_restart_missing_nothing(
+    backend: str, tmp_path: Path
+) -> None:
+    """A deploy stops the server under a creator's notification socket and a participant's chat
+    socket: each is closed 1012 (service restart), and reconnected to the restarted server with
+    `since=` the last id it saw, gets what came meanwhile and what comes next, once each."""
+    with fresh_database(backend, tmp_path) as url:
+        env = environment(backend, url, tmp_path)
+        with start_server(env, log_dir=tmp_path / "logs") as server, httpx.Client(base_url=server.url) as http:
+            api = Api(http, Settings.from_env(env | {"UGC_PUBLIC_URL": server.url}))
+            deal = a_deal(api)
+            chat = api.conversation(deal.buyer, deal.creator)
+            alerts = f"/ws/notifications/?token={deal.creator['access']}"
+            talk = f"/ws/conversations/{chat}/?token={deal.creator['access']}"
+            port = server.port
+
+            async def until_stopped() -> tuple[list[int], list[int], list[int | None]]:
+                async with (
+                    connect(f"ws://127.0.0.1:{port}{alerts}") as notes,
+                    connect(f"ws://127.0.0.1:{port}{talk}") as messages,
+                ):
+                    await asyncio.to_thread(place, api, deal)
+                    sent = await asyncio.to_thread(
+                        http.post,
+                        f"/api/v1/conversations/{chat}/messages/",
+                        headers=deal.buyer["headers"],
+                        json={"message": "до"},
+                    )
+                    assert sent.status_code == 201, sent.text
+                    seen = [json.loads(await asyncio.wait_for(notes.recv(), 10))["id"]]
+                    said = [json.loads(await asyncio.wait_for(messages.recv(), 10))["id"]]
+                    server.process.send_signal(signal.SIGTERM)
+                    codes = [await closed_with(notes), await closed_with(messages)]
+                return seen, said, codes
+
+            seen, said, codes = asyncio.run(until_stopped())
+            assert codes == [1012, 1012]
+            assert server.process.wait(30) == 0, server.log_tail()
+        with (
+            start_server(env, port, log_dir=tmp_path / "logs-after") as again,
+            httpx.Client(base_url=again.url) as http,
+        ):
+            api = Api(http, Settings.from_env(env | {"UGC_PUBLIC_URL": again.url}))
+            place(api, deal)  # while the sockets are away
+            http.post(
+                f"/api/v1/conversations/{chat}/messages/", headers=deal.buyer["headers"], json={"message": "пока нет"}
+            )
+
+            async def resumed() -> tuple[list[int], list[int]]:
+                async with (
+                    connect(f"ws://127.0.0.1:{port}{alerts}&since={seen[-1]}") as notes,
+                    connect(f"ws://127.0.0.1:{port}{talk}&since={said[-1]}") as messages,
+                ):
+                    await asyncio.to_thread(place, api, deal)
+                    await asyncio.to_thread(
+                        http.post,
+                        f"/api/v1/conversations/{chat}/messages/",
+                        headers=deal.buyer["headers"],
+                        json={"message": "после"},
+                    )
+                    # What the store holds now (read your writes), less what the sockets saw before the stop.
+                    due = len(await asyncio.to_thread(listed)) - len(seen), len(await asyncio.to_thread(stored)) - 1
+                    return (
+                        [json.loads(await asyncio.wait_for(notes.recv(), 10))["id"] for _ in range(due[0])],
+                        [json.loads(await asyncio.wait_for(messages.recv(), 10))["id"] for _ in range(due[1])],
+                    )
+
+            def listed() -> list[int]:
+                page = http.get("/api/v1/notifications/", headers=deal.creator["headers"], params={"page_size": 100})
+                return [row["id"] for row in page.json()["results"]]
+
+            def stored() -> list[int]:
+                page = http.get(f"/api/v1/conversations/{chat}/messages/", headers=deal.creator["headers"])
+                return [row["id"] for row in page.json()["results"]]
+
+            later, said_later = asyncio.run(resumed())
+            assert sorted(seen + later) == sorted(listed()) and len(set(seen + later)) == len(seen + later)
+            assert sorted(said + said_later) == sorted(stored()) and len(said + said_later) == 3
+        for stopped in (server, again):
+            assert "Traceback" not in stopped.log_path.read_text(), stopped.log_tail()
+
+
+async def closed_with(ws: ClientConnection) -> int | None:
+    """Read `ws` until the server closes it; the code it closed with."""
+    try:
+        while True:
+            await asyncio.wait_for(ws.recv(), 30)
+    except ConnectionClosed as closed:
+        return closed.rcvd.code if closed.rcvd else None
+
+
+def test_a_projector_stopped_gives_its_leases_up_at_once(backend: str, tmp_path: Path) -> None:
+    """`ugc project` stopped (SIGTERM) gives its leases up on its way out, so the other projector
+    takes them at its next tick rather than 3 s after the last renewal: once the process has exited,
+    no lease and no member row names it."""
+    with fresh_database(backend, tmp_path, migrated=True) as url:
+        env = environment(backend, url, tmp_path) | {"UGC_PROJECTIONS": "external"}
+        db = Database(url)
+        first = start_projector(env, tmp_path / "first.log")
+        second = None
+        try:
+            deadline = time.monotonic() + 60
+            while not any(state.holder for state in leases.states(db).values()):
+                assert first.poll() is None and time.monotonic() < deadline, (tmp_path / "first.log").read_text()
+                time.sleep(0.1)
+            second = start_projector(env, tmp_path / "second.log")
+            holders = set()
+            while len(holders) < 2:  # both hold some: the balance has shared them
+                assert second.poll() is None and time.monotonic() < deadline, (tmp_path / "second.log").read_text()
+                holders = {state.holder for state in leases.states(db).values() if state.holder}
+                time.sleep(0.1)
+            stopped = next(holder for holder in holders if holder.split("/")[1] == str(first.pid))
+            first.send_signal(signal.SIGTERM)
+            assert first.wait(30) == 0, (tmp_path / "first.log").read_text()
+            with db.read() as cur:
+                rows = cur.execute(
+                    "SELECT name FROM leases WHERE holder = %s "
+                    "UNION ALL SELECT holder FROM lease_members WHERE holder = %s",
+                    (stopped, stopped),
+                ).fetchall()
+            assert rows == [], rows
+            assert "Traceback" not in (tmp_path / "first.log").read_text()
+        finally:
+            end_process(first)
+            if second is not None:
+                end_process(second)
+            db.close()
 
 
 def test_an_upload_still_streaming_when_the_stop_gives_up_gets_503_and_leaves_nothing(tmp_path: Path) -> None:
