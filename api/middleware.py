@@ -72,7 +72,7 @@ class HeaderDefaults:
 
 class RequestId:
     """Give every HTTP request an id, answer it in `X-Request-ID`, and turn an unexpected error into one
-    500 (and a request a stop cuts short into a 503).
+    500 (and a request a stop cuts short into a 503, a socket's handler into a warning line).
 
     The id is the client's `X-Request-ID` when that is sane (so both sides' logs join), else a new one;
     routes find it in `request.state.request_id`, log lines name it, and every event the request's
@@ -97,12 +97,21 @@ class RequestId:
         recorded_as = events.current_request.set(request_id)  # and every event it causes
         try:
             if scope["type"] == "websocket":  # a socket's frames belong to its handshake's request
-                await self.app(scope, receive, functools.partial(_accept_with_id, send, request_id))
+                await self._socket(scope, receive, send, request_id)
             else:
                 await self._http(scope, receive, send, request_id)
         finally:
             events.current_request.reset(recorded_as)
             logs.request_id.reset(logged_as)
+
+    async def _socket(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
+        try:
+            await self.app(scope, receive, functools.partial(_accept_with_id, send, request_id))
+        except asyncio.CancelledError:
+            # As for HTTP (`_http`): only a stop cancels a socket's handler, one still at work
+            # GRACEFUL_SHUTDOWN seconds after the signal (a read held up before its accept: the handshake
+            # was refused 503 at the stop, ugc/platform/socket_protocol.py). Nobody is left to tell.
+            log.warning("cut short by the stop: WebSocket %s (request %s)", scope["path"], request_id)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send, request_id: str) -> None:
         started = False

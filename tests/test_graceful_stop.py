@@ -296,6 +296,39 @@ def test_a_socket_whose_handshake_is_unanswered_when_the_stop_comes_gets_503(tmp
         assert "Traceback" not in log and " ERROR " not in log, log
 
 
+@pytest.mark.skipif(not postgres_available(), reason="a read held up by a table lock: PostgreSQL")
+def test_a_socket_handler_still_reading_when_the_stop_gives_up_ends_without_a_traceback(tmp_path: Path) -> None:
+    """The handler of a socket refused at the stop may still wait on its read GRACEFUL_SHUTDOWN seconds
+    later (a table an operator's ALTER TABLE holds, say): uvicorn cancels it then, and the cancellation
+    went up as "Exception in ASGI application" with its traceback at ERROR. It ends as an HTTP request
+    cut short does: one warning line."""
+    with fresh_database("postgres", tmp_path) as url:
+        env = environment("postgres", url, tmp_path)
+        with start_server(env, log_dir=tmp_path / "logs") as server:
+            verified_user(env, "stuck")
+            login = {"username": "stuck", "password": PASSWORD}
+            access = httpx.post(f"{server.url}/api/auth/token/", json=login).json()["access"]
+            with psycopg.connect(url) as locker:
+                locker.execute("LOCK TABLE notifications IN ACCESS EXCLUSIVE MODE")
+
+                async def handshake() -> InvalidStatus | None:
+                    opening = asyncio.create_task(
+                        opened(f"ws://127.0.0.1:{server.port}/ws/notifications/?token={access}")
+                    )
+                    await asyncio.sleep(1.0)  # the handler waits for the notifications table
+                    server.process.send_signal(signal.SIGTERM)
+                    return await opening
+
+                assert asyncio.run(handshake()) is not None
+                # The lock outlasts the drain: uvicorn gives the handler up. (Its thread still waits for
+                # the read, and the lifespan for its thread: the lock is let go for the process to end.)
+                logged(server, "timeout graceful shutdown exceeded", GRACEFUL_SHUTDOWN + 30)
+            assert server.process.wait(30) == 0, server.log_tail()
+        log = server.log_path.read_text()
+        assert "Traceback" not in log and "Exception in ASGI application" not in log, log
+        assert "cut short by the stop: WebSocket /ws/notifications/" in log, log
+
+
 async def opened(url: str) -> InvalidStatus | None:
     """Open a socket to `url` and close it; the refusal of its handshake, if it was refused."""
     try:
