@@ -397,11 +397,20 @@ def test_a_restore_stopped_after_its_database_is_finished_by_the_same_backup_and
             restoring.wait(30)
         _await_no_session(url)
 
-        # Served now, the restored log would take positions the given-up checkpoint signs.
-        for command in (["migrate"], ["serve", "--port", str(free_port())]):
+        # Served now, or written to by a command, the restored log would take positions the given-up
+        # checkpoint signs (a checkpoint would sign a head not acknowledged, a replay erase too early).
+        writing = (
+            ["users", "erase", "--replay"],
+            ["audit", "checkpoint"],
+            ["rebuild"],
+            ["projections", "skip", "orders", "1"],
+        )
+        for command in (["migrate"], ["serve", "--port", str(free_port())], *writing):
             refused = run_ugc(env, *command, timeout=60)
             assert refused.returncode == 2, (command, refused.stdout, refused.stderr)
             assert f"did not finish: `ugc restore {backup}` finishes it" in refused.stderr, refused.stderr
+        looked = run_ugc(env, "users", "list")  # reading is not refused
+        assert looked.returncode == 0 and "did not finish" not in looked.stderr, looked.stderr
         refused = run_ugc(env, "backup", str(tmp_path / "half"))  # half a deployment is no backup
         assert refused.returncode == 2 and "did not finish" in refused.stderr, refused.stderr
         refused = run_ugc(env, "restore", str(other), "--yes")  # another backup: refused, nothing touched

@@ -65,6 +65,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
             return _not_migrated(args.command)
         if args.command not in UNCHECKED:  # those check it once they have migrated (a fresh database)
             check_data_key(settings)
+        if getattr(args, "writes", False):  # serve, project, migrate and seed check it as they migrate
+            from ugc.platform.serving_lock import refuse_unfinished
+
+            refuse_unfinished(settings.database_url)
         run: Callable[[Settings, argparse.Namespace], int] = args.run
         return run(settings, args)
     except Terminated:

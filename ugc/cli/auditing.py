@@ -64,7 +64,10 @@ def add_parsers(commands: Any) -> None:
 
     audit = commands.add_parser("audit", help="sign the event logs' heads")
     audit_commands = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
-    audit_commands.add_parser("checkpoint", help="write a signed checkpoint of every chain's head into UGC_AUDIT_DIR")
+    checkpoint = audit_commands.add_parser(
+        "checkpoint", help="write a signed checkpoint of every chain's head into UGC_AUDIT_DIR"
+    )
+    checkpoint.set_defaults(writes=True)  # it would sign the heads of a restore not acknowledged yet
     audit.set_defaults(run=lambda settings, _: _checkpoint(settings))
 
 

@@ -16,7 +16,7 @@ def add_parsers(commands: Any) -> None:
         "rebuild", help="replay read models into new tables beside the live ones, then switch to them (blue/green)"
     )
     rebuild.add_argument("names", nargs="*", help="read-model projection names (default: every read model)")
-    rebuild.set_defaults(run=lambda settings, args: _rebuild(settings, args.names))
+    rebuild.set_defaults(run=lambda settings, args: _rebuild(settings, args.names), writes=True)
 
     projections = commands.add_parser("projections", help="see where projections stand; retry or skip parked events")
     sub = projections.add_subparsers(dest="projections_command", required=True)
@@ -28,6 +28,8 @@ def add_parsers(commands: Any) -> None:
     skip.add_argument("name", help="the projection, as `status` names it")
     skip.add_argument("position", type=positive, help="the event's position in its log (notification id)")
     skip.add_argument("--log", help="the application log of POSITION (needed when the projection follows several)")
+    for writing in (retry, skip):
+        writing.set_defaults(writes=True)  # refused on a database whose restore did not finish
     projections.set_defaults(run=_projections)
 
 

@@ -59,6 +59,8 @@ def add_parsers(commands: Any) -> None:
         help="after a restore: erase again everyone the erasure journal in UGC_AUDIT_DIR names "
         "and the database does not show erased",
     )
+    for writing in (create, grant, revoke, erase):
+        writing.set_defaults(writes=True)  # refused on a database whose restore did not finish
     users.set_defaults(run=_users)
 
 

@@ -64,20 +64,22 @@ def migrating(database_url: str) -> Iterator[None]:
     restore holds it, or left the database unfinished (`restore_record.py`)."""
     if not is_postgres(database_url):
         with serving(database_url):
-            _refuse_unfinished(database_url)
+            refuse_unfinished(database_url)
             yield
         return
     with psycopg.connect(database_url, autocommit=True, **KEEPALIVES) as conn:
         row = conn.execute("SELECT pg_try_advisory_lock_shared(%s)", (Database.lock_key(LOCK_NAME),)).fetchone()
         if not (row and row[0]):
             raise _under_way(f"the database {conn.info.dbname}")
-        _refuse_unfinished(database_url)
+        refuse_unfinished(database_url)
         yield  # the session's end lets the lock go
 
 
-def _refuse_unfinished(database_url: str) -> None:
-    """Served before it is acknowledged, a restored log would take the positions the checkpoints
-    given up sign, and `ugc verify` would report it rewritten."""
+def refuse_unfinished(database_url: str) -> None:
+    """RestorePending while the database's restore did not finish (`restore_record.py`): served, or
+    written to by a command (`ugc users`, `rebuild`, ...), before it is acknowledged, a restored log
+    would take the positions the checkpoints given up sign, and `ugc verify` would report it
+    rewritten; and its erasures may not be carried out again yet."""
     record = read_record(database_url)
     if record is not None:
         raise RestorePending(
