@@ -117,10 +117,15 @@ class LegacyLeader:
         self._warned = not claimed
         return claimed
 
-    def release(self) -> None:
+    def release(self, cur: Cursor | None = None, connection: object | None = None) -> None:
+        """Let the claim go; on PostgreSQL at once when `cur` is of `connection`, the one that holds it.
+        Closing that connection lets it go too, but only once the server has seen the session end, a
+        moment later: an older process's leader starting right after the stop found it still held."""
         if self._file is not None:
             self._file.close()
             self._file = None
+        if cur is not None and connection is not None and self._claimed_on is connection:
+            cur.execute("SELECT pg_advisory_unlock_shared(%s)", (self.db.lock_key(LEGACY_LEADER_LOCK),))
         self._claimed_on = None
 
 
@@ -198,6 +203,7 @@ class LeaseKeeper:
         try:
             with self._cursor() as cur:
                 leases.leave(cur, self.holder)
+                self._legacy.release(cur, self._connection)
         except Exception:
             log.warning("could not give the leases up; they expire in %.0f s", self.ttl, exc_info=True)
         with self._lock:
