@@ -28,7 +28,10 @@ class StoredFile(FileResponse):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         wanted = Headers(scope=scope).get("range")
         if wanted is not None and scope["method"] in ("GET", "HEAD"):
-            size = (await anyio.to_thread.run_sync(os.stat, self.path)).st_size
+            found = self.stat_result
+            if found is None:
+                found = await anyio.to_thread.run_sync(os.stat, self.path)
+            size = found.st_size
             try:
                 self._parse_range_header(wanted, size)
             except MalformedRangeHeader:
@@ -41,16 +44,21 @@ class StoredFile(FileResponse):
         await super().__call__(scope, receive, send)
 
 
-def stored_file_response(path: Path, content_type: str, name: str, *, inline: bool = False) -> FileResponse:
+def stored_file_response(
+    path: Path, found: os.stat_result, content_type: str, name: str, *, inline: bool = False
+) -> FileResponse:
     """Stream the file at `path` (in chunks) as `content_type`, offered for download under `name`.
 
-    `inline` lets a browser show it in place (public images); the default asks it to save the file.
+    `found` is the file as `MediaStore.readable` found it, so the answer's length and validators
+    are those of the file the store could read. `inline` lets a browser show it in place (public
+    images); the default asks it to save the file.
     """
     disposition = f"{'inline' if inline else 'attachment'}; {filename_parameters(name)}"
     return StoredFile(
         path,
         media_type=content_type,
         headers={"X-Content-Type-Options": "nosniff", "Content-Disposition": disposition},
+        stat_result=found,
     )
 
 

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from types import TracebackType
@@ -167,8 +167,10 @@ def launch_server(
     log_dir: Path | None = None,
     cwd: Path | None = None,
     workers: int = 1,
+    prefix: Sequence[str] = (),
 ) -> Server:
-    """Start `ugc serve` (`--workers N`) without waiting for it (see `Server.wait_until_healthy`)."""
+    """Start `ugc serve` (`--workers N`) without waiting for it (see `Server.wait_until_healthy`);
+    `prefix` runs it under another command (e.g. `setpriv`, to drop root's privileges)."""
     port = port or free_port()
     if log_dir is None:
         var_dir = env.get("UGC_VAR_DIR")
@@ -178,7 +180,7 @@ def launch_server(
     log_file = open(log_path, "wb")  # noqa: SIM115 - closed by Server.stop
     try:
         process = subprocess.Popen(
-            [sys.executable, "-m", "ugc.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
+            [*prefix, sys.executable, "-m", "ugc.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
             + (["--workers", str(workers)] if workers > 1 else []),
             env=server_environment(env),
             cwd=cwd,
@@ -199,9 +201,10 @@ def start_server(
     log_dir: Path | None = None,
     cwd: Path | None = None,
     timeout: float = START_TIMEOUT,
+    prefix: Sequence[str] = (),
 ) -> Server:
     """Start `ugc serve` and return once it answers /healthz (the server is stopped if it does not)."""
-    server = launch_server(env, port, log_dir=log_dir, cwd=cwd)
+    server = launch_server(env, port, log_dir=log_dir, cwd=cwd, prefix=prefix)
     try:
         server.wait_until_healthy(timeout)
     except BaseException:

@@ -26,6 +26,7 @@ from api.uploads import Quota, receive_upload
 from readmodels.files import get_file, list_own_files
 from readmodels.orders import delivered_to
 from readmodels.pages import read_page_async
+from ugc.platform.media import UnknownKey
 
 log = logging.getLogger(__name__)
 
@@ -80,11 +81,13 @@ async def download(request: Request) -> Response:
     # A file delivered in an order stays the order's evidence: both parties may download it.
     if not owns and not await s.run(delivered_to, s.db, row["id"], user_id):
         raise errors.not_found("file_not_found")
-    path = s.media.path(row["key"])
-    if not await s.run(path.is_file):
+    try:
+        # A file system that will not read the bytes raises MediaUnavailable: 503, not a cut answer.
+        found = await s.run(s.media.readable, row["key"])
+    except UnknownKey:
         log.error("file %s: no bytes under key %s", row["id"], row["key"])
-        raise errors.not_found("file_not_found")
-    return stored_file_response(path, row["content_type"], row["name"])
+        raise errors.not_found("file_not_found") from None
+    return stored_file_response(s.media.path(row["key"]), found, row["content_type"], row["name"])
 
 
 routes = [

@@ -30,13 +30,11 @@ async def portfolio_media(request: Request) -> Response:
     if content_type is None:
         raise errors.not_found()
     try:
-        path = s.media.path(key)
+        found = await s.run(s.media.readable, key)
     except UnknownKey:
         raise errors.not_found() from None
-    if not await s.run(path.is_file):
-        raise errors.not_found()
     name = f"{key}{mimetypes.guess_extension(content_type) or ''}"
-    response = stored_file_response(path, content_type, name, inline=True)
+    response = stored_file_response(s.media.path(key), found, content_type, name, inline=True)
     response.headers["Cache-Control"] = CACHE_CONTROL
     return response
 

@@ -22,6 +22,7 @@ import hashlib
 import os
 import re
 import secrets
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -77,6 +78,23 @@ class MediaStore:
             return self.path(key).is_file()
         except UnknownKey:
             return False
+
+    def readable(self, key: str) -> os.stat_result:
+        """The stored file of `key` (its size and times), once opened for reading: `UnknownKey` if there is
+        none, `MediaUnavailable` if the file system will not read it (a permission, a share gone, an
+        I/O error). A download asks before it answers: once its 200 has gone out, a refusal can only
+        cut the connection."""
+        path = self.path(key)
+        try:
+            with path.open("rb") as file:
+                found = os.fstat(file.fileno())
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            raise UnknownKey(key) from None
+        except OSError as error:
+            raise _unavailable(error) from error
+        if not stat.S_ISREG(found.st_mode):
+            raise UnknownKey(key)
+        return found
 
     def open(self, key: str) -> BinaryIO:
         """The stored bytes of `key`, for reading; `UnknownKey` if there are none."""
