@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import calendar
 import os
 import unicodedata
+from collections.abc import Mapping
+from email.utils import parsedate
 from pathlib import Path
 from urllib.parse import quote
 
-import anyio.to_thread
 from starlette.datastructures import Headers
-from starlette.responses import FileResponse, JSONResponse, MalformedRangeHeader, RangeNotSatisfiable
+from starlette.responses import FileResponse, JSONResponse, MalformedRangeHeader, RangeNotSatisfiable, Response
 from starlette.types import Receive, Scope, Send
 
 from api import errors
@@ -18,30 +20,53 @@ _ASCII_SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ012
 
 
 class StoredFile(FileResponse):
-    """Starlette's FileResponse, whose `Range` answers keep to RFC 9110 and to the API's error bodies.
+    """Starlette's FileResponse, whose conditional and `Range` answers keep to RFC 9110 and to the
+    API's error bodies.
 
-    A `Range` it cannot read (`bytes=1-0`, `items=0-1`) is ignored, as RFC 9110 (14.2) lets a server
-    do: the whole file, 200, where Starlette answered 400 in plain text. One that starts past the
-    file's end is 416 with `Content-Range: bytes */<size>` and a JSON body.
+    A cached copy asked for again with its validators (`If-None-Match`, else `If-Modified-Since`) is
+    304 without the bytes: Starlette's FileResponse sends validators but never reads them back, so a
+    browser revalidating a public image past its max-age fetched all of it again. A `Range` under an
+    `If-Range` that does not match is ignored (the whole file, 200). A `Range` it cannot read
+    (`bytes=1-0`, `items=0-1`) is ignored too, as RFC 9110 (14.2) lets a server do, where Starlette
+    answered 400 in plain text. One that starts past the file's end is 416 with
+    `Content-Range: bytes */<size>` and a JSON body.
     """
 
+    def __init__(self, path: Path, found: os.stat_result, *, media_type: str, headers: Mapping[str, str]) -> None:
+        super().__init__(path, media_type=media_type, headers=headers, stat_result=found)
+        self.found = found
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        wanted = Headers(scope=scope).get("range")
+        asked = Headers(scope=scope)
+        if scope["method"] in ("GET", "HEAD") and self._not_modified(asked):
+            kept = {
+                name: self.headers[name] for name in ("etag", "last-modified", "cache-control") if name in self.headers
+            }
+            await Response(status_code=304, headers=kept)(scope, receive, send)
+            return
+        wanted, if_range = asked.get("range"), asked.get("if-range")
         if wanted is not None and scope["method"] in ("GET", "HEAD"):
-            found = self.stat_result
-            if found is None:
-                found = await anyio.to_thread.run_sync(os.stat, self.path)
-            size = found.st_size
-            try:
-                self._parse_range_header(wanted, size)
-            except MalformedRangeHeader:
-                scope = {**scope, "headers": [(k, v) for k, v in scope["headers"] if k != b"range"]}
-            except RangeNotSatisfiable:
-                body = {"error": errors.message("range_not_satisfiable")}
-                unreachable = JSONResponse(body, status_code=416, headers={"Content-Range": f"bytes */{size}"})
-                await unreachable(scope, receive, send)
-                return
+            if if_range is None or self._should_use_range(if_range):
+                try:
+                    self._parse_range_header(wanted, self.found.st_size)
+                except MalformedRangeHeader:
+                    scope = {**scope, "headers": [(k, v) for k, v in scope["headers"] if k != b"range"]}
+                except RangeNotSatisfiable:
+                    body = {"error": errors.message("range_not_satisfiable")}
+                    headers = {"Content-Range": f"bytes */{self.found.st_size}"}
+                    await JSONResponse(body, status_code=416, headers=headers)(scope, receive, send)
+                    return
         await super().__call__(scope, receive, send)
+
+    def _not_modified(self, asked: Headers) -> bool:
+        """RFC 9110 13.1.2 and 13.1.3: `If-None-Match` (weak comparison) decides when present, else
+        `If-Modified-Since`; a date that cannot be read is ignored."""
+        tags = asked.get("if-none-match")
+        if tags is not None:
+            etag = self.headers["etag"]
+            return any(tag.strip() in ("*", etag, f"W/{etag}") for tag in tags.split(","))
+        since = parsedate(asked.get("if-modified-since") or "")
+        return since is not None and int(self.found.st_mtime) <= calendar.timegm(since)
 
 
 def stored_file_response(
@@ -56,9 +81,9 @@ def stored_file_response(
     disposition = f"{'inline' if inline else 'attachment'}; {filename_parameters(name)}"
     return StoredFile(
         path,
+        found,
         media_type=content_type,
         headers={"X-Content-Type-Options": "nosniff", "Content-Disposition": disposition},
-        stat_result=found,
     )
 
 

@@ -73,7 +73,8 @@ class Operation:
     - `if_match`: takes `If-Match` (412 on a stale version); `etag`: answers `ETag`;
     - `throttled`: failures are counted per user and address (429 with `Retry-After`);
     - `storage`: reads or writes the database (503 when it is unreachable or a read model lags);
-    - `ranges`: serves byte ranges of a stored file (`Range`: 206 with the part, 416 past its end);
+    - `ranges`: serves a stored file: byte ranges (`Range`: 206 with the part, 416 past its end) and
+      revalidation (304 for a matching `If-None-Match` or `If-Modified-Since`);
     - `open_to_unverified`: a signed-in write that a user whose e-mail is not verified may make (others: 403).
     """
 
@@ -119,7 +120,7 @@ class Operation:
         model: type[BaseModel] | None = self.response
         if model is not None and self.paginated:
             model = Page[model]  # type: ignore[valid-type]
-        return {self.status: model, **dict(self.also), **({206: None} if self.ranges else {})}
+        return {self.status: model, **dict(self.also), **({206: None, 304: None} if self.ranges else {})}
 
     def query_names(self) -> tuple[str, ...]:
         return (*self.query, *(("page", "page_size") if self.paginated else ()))

@@ -5,8 +5,8 @@ traffic through untouched and, once an answer is sent, finds the route the reque
 validates the body strictly — no key the model does not declare, no string for a number:
 
 - a success status against the model the route's `Operation` declares for it (a page of them for a
-  list, nothing for a 204, the declared media type for bytes); a success status it does not declare
-  fails too;
+  list, nothing for a 204 or a 304, the declared media type for bytes); a success status it does not
+  declare fails too;
 - an error status against the shared error body of that status (api/schemas/errors.py), unless the
   route declares a body of its own for it; an error the route's `Operation` does not derive
   (`DocumentedRoute.errors()`) fails too, so the document lists every error a route really gives
@@ -128,8 +128,8 @@ def http_problem(routes: Iterable[BaseRoute], scope: Scope, status: int, content
         assert isinstance(route, DocumentedRoute)
         if scope["method"] == "HEAD":
             return None
-        if status == 204:
-            return None if not body else f"{where} answered 204 with a body: {body[:200]!r}"
+        if status in (204, 304):
+            return None if not body else f"{where} answered {status} with a body: {body[:200]!r}"
         if model is None:
             media_type = route.operation.media_type
             if not fnmatch.fnmatch(_media_type(content_type), media_type):

@@ -70,6 +70,19 @@ def test_a_download_serves_byte_ranges_and_ignores_a_range_it_cannot_read(api: A
     assert past.json() == {"error": "Запрошенный диапазон байтов начинается за концом файла."}
 
 
+def test_a_range_under_a_stale_if_range_is_ignored_even_past_the_end(api: Api) -> None:
+    """RFC 9110 13.1.5: when `If-Range` does not match, the Range is ignored and the whole file sent;
+    it answered 416 when that Range started past the end."""
+    user = api.verified_user()
+    download = f"/api/v1/files/{uploaded(api, user, b'0123456789')['id']}/download/"
+    current = api.client.get(download, headers=user["headers"]).headers["etag"]
+    for wanted in ("bytes=2-4", "bytes=10-20"):
+        stale = api.client.get(download, headers=user["headers"] | {"Range": wanted, "If-Range": '"other"'})
+        assert (stale.status_code, stale.content) == (200, b"0123456789"), wanted
+    resumed = api.client.get(download, headers=user["headers"] | {"Range": "bytes=2-4", "If-Range": current})
+    assert (resumed.status_code, resumed.content) == (206, b"234")
+
+
 def test_the_stored_key_is_random_and_not_the_uploaded_name(api: Api) -> None:
     user = api.verified_user()
     before = set(stored_files(api.settings))

@@ -448,6 +448,31 @@ def test_deleting_an_image(api: Api) -> None:
     assert (unknown.status_code, unknown.json()) == (404, NOT_FOUND)
 
 
+def test_a_browser_revalidating_a_public_image_gets_304_without_the_bytes(api: Api) -> None:
+    """A cached image past its max-age is asked for again with its validators: 304, not every byte again."""
+    cover = created(api, api.creator())["cover_image"]
+    first = fetch(api, cover)
+    etag, modified = first.headers["etag"], first.headers["last-modified"]
+    for validators in (
+        {"If-None-Match": etag},
+        {"If-None-Match": f'"other", W/{etag}'},
+        {"If-None-Match": "*"},
+        {"If-Modified-Since": modified},
+    ):
+        again = api.client.get(cover.removeprefix(api.settings.public_url), headers=validators)
+        assert (again.status_code, again.content) == (304, b""), validators
+        assert again.headers["etag"] == etag and again.headers["cache-control"] == "public, max-age=3600"
+        assert "content-length" not in again.headers or again.headers["content-length"] == "0"
+    for changed in (
+        {"If-None-Match": '"other"'},
+        {"If-None-Match": '"other"', "If-Modified-Since": modified},  # If-None-Match decides alone
+        {"If-Modified-Since": "Thu, 01 Jan 1970 00:00:00 GMT"},
+        {"If-Modified-Since": "not a date"},
+    ):
+        again = api.client.get(cover.removeprefix(api.settings.public_url), headers=changed)
+        assert (again.status_code, again.content) == (200, PNG), changed
+
+
 def test_unknown_or_malformed_keys_are_404(api: Api) -> None:
     for bad in ("nonexistent", "..%2F..%2Fetc%2Fpasswd", "A" * 32, ".incoming"):
         response = api.client.get(f"/media/portfolio/{bad}")
