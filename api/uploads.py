@@ -131,13 +131,19 @@ async def receive_form(
     400 if the body is not multipart/form-data or is malformed; 413 past `max_bytes` of file (or a
     body past the file's limit plus the form's room), or past the room `quota` leaves (with its own
     message); 422 for an empty file, a second file in `file_field`, a content type `accept`
-    refuses (with the message of the code `refusal`), or a text field that is not UTF-8.
+    refuses (with the message of the code `refusal`), or a text field that is not UTF-8. A file
+    part with an empty `filename` and no bytes (an empty file input) counts as no file.
     """
     limit, over = max_bytes, "too_large"
     if quota is not None and (room := max(0, await quota.room())) < max_bytes:
         limit, over = room, "upload_quota_exceeded"
     receiver = await _receive(request, media, max_bytes=limit, file_field=file_field, over=over)
     incoming = receiver.incoming
+    if incoming is not None and incoming.size == 0 and receiver.filename == "":
+        # A browser sends a file input left empty as a part with an empty name and no bytes: no file
+        # chosen (as Django reads it), so an edit form keeps its image, not 422 "empty file".
+        incoming.discard()
+        incoming = None
     if incoming is None:
         yield Form(None, receiver.fields)
         return

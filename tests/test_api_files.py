@@ -219,6 +219,12 @@ def test_a_missing_file_field_is_422(api: Api) -> None:
         content=b'--xyz\r\nContent-Disposition: form-data; name="caption"\r\n\r\nx\r\n--xyz--\r\n',
     )
     assert only_text.status_code == 422 and only_text.json()["fields"] == {"file": ["Обязательное поле."]}
+    empty_input = api.client.post(  # a browser's file input left empty: no file chosen
+        "/api/v1/files/upload/",
+        headers=user["headers"] | {"Content-Type": "multipart/form-data; boundary=xyz"},
+        content=b'--xyz\r\nContent-Disposition: form-data; name="file"; filename=""\r\n\r\n\r\n--xyz--\r\n',
+    )
+    assert empty_input.status_code == 422 and empty_input.json()["fields"] == {"file": ["Обязательное поле."]}
     assert api.client.get("/api/v1/files/", headers=user["headers"]).json()["count"] == 0
 
 
