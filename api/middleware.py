@@ -133,8 +133,9 @@ class RequestId:
             # the signal (an upload trickling in). Left to it, the cancellation was a traceback at ERROR
             # and its text/plain 500. It is a 503 like any request this server cannot finish now: the
             # client tries again, on the server that replaces this one. Nothing half done stays: an
-            # upload's bytes are discarded, and a command is appended whole or not at all (one still
-            # running in its thread ends before the lifespan closes the stores).
+            # upload's bytes are discarded (kept if its command, still running in its thread, stored
+            # its event: `ReceivedFile.record`), and a command is appended whole or not at all (one
+            # still running in its thread ends before the lifespan closes the stores).
             log.warning("cut short by the stop: %s %s (request %s)", scope["method"], scope["path"], request_id)
             if not started:
                 refusal = unavailable()

@@ -7,10 +7,11 @@ a refused upload of any kind leaves nothing stored. The content type comes from 
 (`api.content_types`), the display name is the uploaded name made harmless (`display_name`).
 
     async with receive_upload(request, s.media, max_bytes=s.settings.max_upload_bytes, quota=...) as upload:
-        ... append the event that names upload.file.key ...
+        await upload.file.record(s.run(... append the event that names upload.file.key ...))
 
 The bytes are committed under their key when the block starts and removed again if the block
-raises, so no stored file lacks its event and no event lacks its bytes.
+raises (unless `record` saw its command store the event all the same), so no stored file lacks
+its event and no event lacks its bytes.
 
 Every upload also counts against its user's quota (`Quota`, UGC_UPLOAD_QUOTA_BYTES): the file
 may be no larger than the room left (413 with the quota's message past it, while streaming), and
@@ -21,11 +22,12 @@ block raises.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import unicodedata
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
@@ -41,6 +43,8 @@ from ugc.platform.media import Incoming, MediaStore
 
 if TYPE_CHECKING:
     from python_multipart.multipart import MultipartCallbacks
+
+T = TypeVar("T")
 
 IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
 
@@ -77,6 +81,26 @@ class ReceivedFile:
     @property
     def sha256(self) -> str:
         return self.incoming.sha256
+
+    async def record(self, command: Awaitable[T]) -> T:
+        """Await, to its end, the command that stores the event naming these bytes.
+
+        Only a stop cancels a request (uvicorn, GRACEFUL_SHUTDOWN seconds after the signal), and the
+        command goes on in its thread: it may store its event after the request was cancelled, and
+        the block's exit then discarded the bytes that event names. Cancelled, this waits for the
+        command; if it stored, the bytes are kept (and their room stays taken). The cancellation
+        then goes on: the client gets 503 and may send the file again.
+        """
+        running = asyncio.ensure_future(command)
+        try:
+            return await asyncio.shield(running)
+        except asyncio.CancelledError:
+            while not running.done():
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.wait([running])
+            if not running.cancelled() and running.exception() is None:
+                self.incoming.keep()
+            raise
 
 
 @dataclass(frozen=True)
@@ -164,7 +188,7 @@ async def receive_form(
     except BaseException:
         # Synchronously (an unlink is quick): awaiting here could itself be cancelled and leave the bytes.
         incoming.discard()
-        if quota is not None and taken:
+        if quota is not None and taken and not incoming.kept:
             await quota.give_back(taken)
         raise
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -16,7 +20,7 @@ from starlette.testclient import TestClient
 from api.content_types import Sniffer
 from api.downloads import filename_parameters
 from api.errors import EXCEPTION_HANDLERS
-from api.uploads import MAX_FIELD_BYTES, display_name, is_image, receive_form
+from api.uploads import MAX_FIELD_BYTES, display_name, is_image, receive_form, receive_upload
 from ugc.platform.media import MediaStore, UnknownKey
 
 PNG = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489") + b"\0" * 64
@@ -83,6 +87,45 @@ def test_bytes_are_removed_when_the_block_fails(client: TestClient, media: Media
     response = client.post("/?fail=1", files={"image": ("a.png", PNG)})
     assert response.status_code == 500
     assert stored(media) == []
+
+
+def test_bytes_whose_command_stored_its_event_after_a_cancellation_are_kept(media: MediaStore) -> None:
+    """Only a stop cancels a request (uvicorn, GRACEFUL_SHUTDOWN seconds after the signal), and its
+    command goes on in its thread: here it stores its event once the request was cancelled. The
+    block's exit discarded the bytes all the same, and the stored file had no bytes to download."""
+    in_command, go_on = threading.Event(), threading.Event()
+    recorded: list[str] = []
+    blocking = ThreadPoolExecutor(1)
+
+    def command(key: str) -> None:
+        in_command.set()
+        go_on.wait(10)
+        recorded.append(key)  # the event that names the key is stored
+
+    async def receive(request: Request) -> Response:
+        async with receive_upload(request, media, max_bytes=4096, quota=None) as upload:
+            await upload.file.record(asyncio.get_running_loop().run_in_executor(blocking, command, upload.file.key))
+        return JSONResponse({})
+
+    app = Starlette(routes=[Route("/", receive, methods=["POST"])])
+
+    async def stopped_during_the_command() -> None:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as client:
+            request = asyncio.ensure_future(client.post("/", files={"file": ("a.txt", b"hello")}))
+            while not in_command.is_set():
+                await asyncio.sleep(0.01)
+            request.cancel()
+            await asyncio.sleep(0.05)
+            go_on.set()
+            with pytest.raises(asyncio.CancelledError):
+                await request
+
+    asyncio.run(stopped_during_the_command())
+    blocking.shutdown(wait=True)
+    [key] = recorded
+    with media.open(key) as file:
+        assert file.read() == b"hello"
+    assert stored(media) == [media.path(key)]
 
 
 def test_a_text_field_is_bounded(client: TestClient, media: MediaStore) -> None:

@@ -37,14 +37,16 @@ async def upload(request: Request) -> Response:
     quota = Quota(s.db, user_id, s.settings.upload_quota_bytes)
     async with receive_upload(request, s.media, max_bytes=s.settings.max_upload_bytes, quota=quota) as received:
         file = received.file
-        file_id, positions = await s.run(
-            s.files.upload,
-            user_id,
-            key=file.key,
-            name=file.name,
-            size=file.size,
-            content_type=file.content_type,
-            sha256=file.sha256,
+        file_id, positions = await file.record(
+            s.run(
+                s.files.upload,
+                user_id,
+                key=file.key,
+                name=file.name,
+                size=file.size,
+                content_type=file.content_type,
+                sha256=file.sha256,
+            )
         )
     await s.settle(positions)
     row = await s.run(get_file, s.db, file_id)

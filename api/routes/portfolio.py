@@ -158,7 +158,7 @@ async def _create(
     async with image_form(request, s, user_id, piece.file_field, file_required=True) as (fields, file):
         body = form_fields(model, fields, missing_file=piece.file_field if file is None else None)
         assert file is not None
-        number, positions = await s.run(run, s, user_id, body, _stored(file))
+        number, positions = await file.record(s.run(run, s, user_id, body, _stored(file)))
     await s.settle(positions)
     return await _answer(s, piece, number, status_code=201)
 
@@ -172,7 +172,7 @@ async def _update(request: Request, piece: Piece, model: type[UpdateIn]) -> Resp
         number = request.path_params["id"]
         changes = body.model_dump(exclude_unset=True, exclude_none=True)
         new_file = _stored(file) if file is not None else None
-        positions = await s.run(
+        command = s.run(
             s.portfolio.update,
             piece.kind,
             user_id,
@@ -181,6 +181,7 @@ async def _update(request: Request, piece: Piece, model: type[UpdateIn]) -> Resp
             new_file,
             expected_version=expected_version(request),
         )
+        positions = await (file.record(command) if file is not None else command)
     await s.settle(positions)
     return await _answer(s, piece, number)
 

@@ -127,6 +127,7 @@ class Incoming:
         descriptor = os.open(self._temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         self._file: BinaryIO | None = os.fdopen(descriptor, "wb")
         self.committed = False
+        self.kept = False
 
     @property
     def sha256(self) -> str:
@@ -157,8 +158,15 @@ class Incoming:
         self.committed = True
         return self.key
 
+    def keep(self) -> None:
+        """A stored event names the committed bytes now: no `discard` removes them any more."""
+        self.kept = True
+
     def discard(self) -> None:
-        """Remove the bytes, committed or not: call it when no event will refer to them. Idempotent."""
+        """Remove the bytes, committed or not, unless kept: call it when no event will refer to them.
+        Idempotent."""
+        if self.kept:
+            return
         # On a file system that refuses, a leftover stays where no event refers to it: harmless, and
         # the error that brought us here is the one to report.
         with contextlib.suppress(OSError):
