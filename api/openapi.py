@@ -63,7 +63,8 @@ class Operation:
     from the facts below (see `errors`).
 
     - `auth`: a bearer token is required (True), taken if sent (`"optional"`), or not read (False);
-    - `credentials`: the body carries credentials that may be refused (401);
+    - `credentials`: the body carries credentials that may be refused (401), named by the message
+      key of that refusal (api/errors.py);
     - `operator_token`: when the operator configured a token for it, only its bearer is answered (401);
     - `who`: who, among those who can see the object, may do this (403 for the others);
     - `conflict`: `"state"` for a command the order's status may refuse (registered as under way on
@@ -90,7 +91,7 @@ class Operation:
     also: tuple[tuple[int, type[BaseModel]], ...] = ()
     media_type: str = JSON_MEDIA_TYPE
     description: str = ""
-    credentials: bool = False
+    credentials: str = ""
     operator_token: bool = False
     who: Who = ""
     conflict: Conflict = ""
@@ -124,6 +125,14 @@ class Operation:
 
     def query_names(self) -> tuple[str, ...]:
         return (*self.query, *(("page", "page_size") if self.paginated else ()))
+
+    def refusal(self) -> str:
+        """The message key of the 401 to show as this operation's example: the spec's "no credentials"
+        only where a request without them is refused; a login or a refresh token refused, or a token
+        sent where one is only taken if sent, answers its own sentence (DESIGN.md, "401 texts")."""
+        if self.auth is True or self.operator_token:
+            return "not_authenticated"
+        return self.credentials or "invalid_token"
 
     def needs_verified(self, method: str) -> bool:
         """Every signed-in write needs a verified e-mail: what others see or what costs storage."""
@@ -387,7 +396,7 @@ def _operation(route: DocumentedRoute, operation_id: str, ref: dict[type[BaseMod
             "content": {
                 JSON_MEDIA_TYPE: {
                     "schema": ref[ERROR_BODIES[status]],
-                    "example": ERROR_EXAMPLES[status](op.conflict, tag_of(route.path)),
+                    "example": ERROR_EXAMPLES[status](op.conflict, tag_of(route.path), op.refusal()),
                 }
             },
         }

@@ -177,6 +177,27 @@ def test_the_schema_declares_what_the_routes_answer(api: Api) -> None:
     assert models["OrderOut"]["additionalProperties"] is False
 
 
+def test_a_401_example_is_the_body_the_route_answers(api: Api) -> None:
+    """Where the spec's "no credentials" 401 cannot happen (a login refused, a refresh token refused,
+    a token sent to a route that only takes one if sent), the document shows the 401 that can."""
+    paths = api.client.get("/api/schema/").json()["paths"]
+    user = api.user()
+    refresh = {"refresh": "not-a-token"}
+    refused = {
+        ("/api/auth/token/", "post"): api.client.post(
+            "/api/auth/token/", json={"username": user["username"], "password": "wrong-horse-battery"}
+        ),
+        ("/api/auth/token/refresh/", "post"): api.client.post("/api/auth/token/refresh/", json=refresh),
+        ("/api/auth/logout/", "post"): api.client.post("/api/auth/logout/", json=refresh),
+        ("/api/portfolio/", "get"): api.client.get("/api/portfolio/", headers={"Authorization": "Bearer not-a-token"}),
+        ("/api/v1/users/me/", "get"): api.client.get("/api/v1/users/me/"),
+    }
+    for (path, method), response in refused.items():
+        assert response.status_code == 401, (path, response.text)
+        example = paths[path][method]["responses"]["401"]["content"]["application/json"]["example"]
+        assert response.json() == example, path
+
+
 def test_docs_page_loads_nothing_from_the_internet(api: Api) -> None:
     page = api.client.get("/api/docs/")
     assert page.status_code == 200 and "text/html" in page.headers["content-type"]

@@ -160,18 +160,26 @@ routes = [
         "POST",
         "/api/auth/token/",
         token,
-        Operation("Получение токена доступа", TokenIn, TokenOut, auth=False, credentials=True, throttled=True),
+        Operation(
+            "Получение токена доступа", TokenIn, TokenOut, auth=False, credentials="wrong_credentials", throttled=True
+        ),
     ),
     endpoint(
         "POST",
         "/api/auth/token/refresh/",
         refresh,
-        Operation("Обновление токенов (refresh-токен одноразовый)", RefreshIn, TokenOut, auth=False, credentials=True),
+        Operation(
+            "Обновление токенов (refresh-токен одноразовый)",
+            RefreshIn,
+            TokenOut,
+            auth=False,
+            credentials="invalid_token",
+        ),
     ),
     endpoint(
         "POST",
         "/api/auth/logout/",
         logout,
-        Operation("Выход: отзыв refresh-токена", RefreshIn, status=204, auth=False, credentials=True),
+        Operation("Выход: отзыв refresh-токена", RefreshIn, status=204, auth=False, credentials="invalid_token"),
     ),
 ]

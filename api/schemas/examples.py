@@ -279,14 +279,14 @@ def _conflict(kind: str, tag: str) -> dict[str, Any]:
     return {"error": message("idempotency_key_in_flight")}
 
 
-# The error bodies with the spec's (and DESIGN.md's) messages, by (what conflicts, the resource's tag):
-# only a 409's example depends on them.
-ERROR_EXAMPLES: dict[int, Callable[[str, str], dict[str, Any]]] = {
+# The error bodies with the spec's (and DESIGN.md's) messages, by (what conflicts, the resource's tag,
+# the message key of the operation's 401): only a 409's and a 401's example depend on them.
+ERROR_EXAMPLES: dict[int, Callable[[str, str, str], dict[str, Any]]] = {
     400: lambda *_: {"error": message("malformed_json")},
-    401: lambda *_: {"detail": message("not_authenticated")},
+    401: lambda _conflict, _tag, refusal: {"detail": message(refusal)},
     403: lambda *_: {"detail": message("permission_denied")},
     404: lambda *_: {"detail": message("not_found")},
-    409: _conflict,
+    409: lambda conflict, tag, _refusal: _conflict(conflict, tag),
     412: lambda *_: {"error": message("stale_version"), "version": 3},
     413: lambda *_: {"error": message("too_large")},
     416: lambda *_: {"error": message("range_not_satisfiable")},
