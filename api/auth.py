@@ -86,7 +86,7 @@ def authenticated_user(connection: HTTPConnection, tokens: TokenService) -> int:
 def require_verified(standing: Standing) -> None:
     """403 unless the e-mail is verified: the rule of every write, REST routes and chat frames alike."""
     if not standing.verified:
-        raise forbidden("email_not_verified")
+        raise forbidden()
 
 
 async def verified_user(s: Services, user_id: int) -> None:

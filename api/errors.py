@@ -34,7 +34,6 @@ MESSAGES: dict[str, str] = {
     "wrong_credentials": "Неверное имя пользователя или пароль.",
     # 403 / 404 / 405
     "permission_denied": "У вас недостаточно прав для выполнения данного действия.",
-    "email_not_verified": "Подтвердите email, чтобы выполнить это действие.",
     "not_found": "Страница не найдена.",
     "user_not_found": "Страница не найдена.",
     "creator_profile_not_found": "Страница не найдена.",
@@ -67,7 +66,6 @@ MESSAGES: dict[str, str] = {
     "order_not_found": "Страница не найдена.",
     "service_not_found": "Страница не найдена.",
     "order_wrong_status": "Действие недоступно в текущем статусе заказа.",
-    "modifications_not_allowed": "Этот сервис не предусматривает доработок.",
     "order_already_reviewed": "Отзыв на этот заказ уже оставлен.",
     "creator_erased": "Аккаунт креатора удален: доработка невозможна.",
     "own_service": "Нельзя заказать собственный сервис.",
@@ -166,8 +164,10 @@ def unauthorized(code: str = "not_authenticated") -> ApiError:
     return ApiError(401, {"detail": message(code)}, {"WWW-Authenticate": 'Bearer realm="api"'})
 
 
-def forbidden(code: str = "permission_denied") -> ApiError:
-    return ApiError(403, {"detail": message(code)})
+def forbidden() -> ApiError:
+    """Every 403 says the spec's one sentence (DESIGN.md: 401/403/404 carry exactly the spec's
+    messages), whatever the rule that refused: an unverified e-mail, a service without revisions."""
+    return ApiError(403, {"detail": message("permission_denied")})
 
 
 def not_found(code: str = "not_found") -> ApiError:
@@ -194,7 +194,7 @@ def from_domain(error: domain.DomainError) -> ApiError:
     if isinstance(error, domain.NotFound):
         return not_found(error.code)
     if isinstance(error, domain.NotAllowed):
-        return forbidden(error.code)
+        return forbidden()
     if isinstance(error, domain.WrongState):
         return ApiError(409, {"error": message(error.code), "status": error.current})
     if isinstance(error, domain.Conflict):

@@ -439,7 +439,6 @@ def test_a_stale_if_match_is_412_and_changes_nothing(api: Api, deal: Deal) -> No
 
 NOT_FOUND = {"detail": "Страница не найдена."}
 FORBIDDEN = {"detail": "У вас недостаточно прав для выполнения данного действия."}
-NO_REVISIONS = {"detail": "Этот сервис не предусматривает доработок."}
 # Every command on an order: its method, its path under the order's, a body it would take.
 ORDER_COMMANDS = [
     ("PATCH", "", {"requirements": "Чужие требования"}),
@@ -501,7 +500,7 @@ def test_the_wrong_party_is_403_before_any_412_and_a_stale_version_412_before_an
     delivered = order_in(api, fixed, "delivered")
     for if_match in IF_MATCHES:
         never = _command(api, fixed.buyer, delivered, ("POST", "request-revision/", {}), if_match)
-        assert (never.status_code, never.json()) == (403, NO_REVISIONS), (if_match, never.text)
+        assert (never.status_code, never.json()) == (403, FORBIDDEN), (if_match, never.text)
     assert api.client.get(f"/api/v1/orders/{order}/", headers=deal.buyer["headers"]).headers["etag"] == '"1"'
 
 

@@ -158,7 +158,7 @@ def test_an_unverified_users_frame_gets_the_403_frame_until_they_verify(live: Li
     async def scenario() -> None:
         async with connect(live.ws(f"/ws/conversations/{number}/?token={unverified['access']}")) as ws:
             await ws.send(json.dumps({"message": "Привет"}))
-            assert await next_frame(ws) == {"error": "Подтвердите email, чтобы выполнить это действие."}
+            assert await next_frame(ws) == {"error": "У вас недостаточно прав для выполнения данного действия."}
             token = mailed_token(live.api.settings, unverified["email"])
             verified = await in_thread(live.api.client.post, "/api/auth/verify-email/", json={"token": token})
             assert verified.status_code == 200

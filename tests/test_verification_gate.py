@@ -26,7 +26,8 @@ from tests.conftest import LINK, Api, new_client, token_audience
 from ugc.clock import MovableClock
 from ugc.config import Settings
 
-NOT_VERIFIED = {"detail": "Подтвердите email, чтобы выполнить это действие."}
+# The spec's 403 sentence, as every 403 (DESIGN.md: 401/403/404 carry exactly the spec's messages).
+NOT_VERIFIED = {"detail": "У вас недостаточно прав для выполнения данного действия."}
 PNG = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489") + b"\0" * 64
 
 # Writes open to an unverified user: private to them, and bounded by what others do.
