@@ -34,7 +34,7 @@ from ugc.platform import (
     refresh_families,
     stored_bytes,
 )
-from ugc.platform.database import KEEPALIVES, Database
+from ugc.platform.database import KEEPALIVES, Database, wait_for_locks
 from ugc.platform.dialect import Cursor, add_column
 
 # A statement is portable SQL, or a dict of dialect -> SQL for what differs (indexes, search).
@@ -120,6 +120,9 @@ def is_migrated(database_url: str) -> bool:
 def create_tables(db: Database) -> None:
     """Run every CREATE ... IF NOT EXISTS; `{timestamp}`-style placeholders name portable types."""
     with db.transaction(write=True) as cur:
+        # A migration waits for its tables' readers and batches however long they hold them (each is
+        # bounded itself): failed, it would fail the start of every process that migrates first.
+        wait_for_locks(cur)
         for statement in (*INFRASTRUCTURE, *(ddl for module in READ_MODELS for ddl in module)):
             sql = statement if isinstance(statement, str) else statement.get(db.dialect)
             if sql and not _index_exists(cur, sql):

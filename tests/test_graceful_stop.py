@@ -301,9 +301,10 @@ def test_a_socket_handler_still_reading_when_the_stop_gives_up_ends_without_a_tr
     """The handler of a socket refused at the stop may still wait on its read GRACEFUL_SHUTDOWN seconds
     later (a table an operator's ALTER TABLE holds, say): uvicorn cancels it then, and the cancellation
     went up as "Exception in ASGI application" with its traceback at ERROR. It ends as an HTTP request
-    cut short does: one warning line."""
+    cut short does: one warning line. (A read waits for a lock UGC_DB_LOCK_TIMEOUT seconds at most, 5
+    unless set: set here past the drain, to hold the handler up that long.)"""
     with fresh_database("postgres", tmp_path) as url:
-        env = environment("postgres", url, tmp_path)
+        env = environment("postgres", url, tmp_path) | {"UGC_DB_LOCK_TIMEOUT": str(GRACEFUL_SHUTDOWN + 60)}
         with start_server(env, log_dir=tmp_path / "logs") as server:
             verified_user(env, "stuck")
             login = {"username": "stuck", "password": PASSWORD}

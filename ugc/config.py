@@ -365,6 +365,15 @@ class PoolSizes:
     orders_store: int = 2
 
 
+READ_LOCK_TIMEOUT = 5.0  # seconds: the default of UGC_DB_LOCK_TIMEOUT, the event stores' bound
+
+
+def read_lock_timeout(environ: Mapping[str, str] | None = None) -> float:
+    """Seconds a statement of the read database's sessions waits for a lock (`UGC_DB_LOCK_TIMEOUT`)."""
+    env = os.environ if environ is None else environ
+    return _seconds(env, "UGC_DB_LOCK_TIMEOUT", READ_LOCK_TIMEOUT)
+
+
 def pool_sizes(environ: Mapping[str, str] | None = None) -> PoolSizes:
     env = os.environ if environ is None else environ
     defaults = PoolSizes()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -77,6 +78,24 @@ async def refuse(websocket: WebSocket, code: int) -> None:
     with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
         await websocket.accept()
     await close(websocket, code)
+
+
+def refused_while_away(endpoint: Callable[[WebSocket], Awaitable[None]]) -> Callable[[WebSocket], Awaitable[None]]:
+    """`endpoint`, its socket refused 1013 (try again later) when a read before its handshake was
+    answered meets the database away: a lock on a read table held past the read side's lock
+    timeout, say. It failed the handshake with HTTP 500. Once accepted, a session closes 1013 itself."""
+
+    @functools.wraps(endpoint)
+    async def guarded(websocket: WebSocket) -> None:
+        try:
+            await endpoint(websocket)
+        except Exception as error:
+            if not database_away(error):
+                raise
+            log.warning("refusing a WebSocket: the database is unavailable (%s)", error)
+            await refuse(websocket, TRY_AGAIN_LATER)
+
+    return guarded
 
 
 async def _caller(websocket: WebSocket, s: Services) -> tuple[int, str] | None:
@@ -213,6 +232,7 @@ class Session:
 # returns, whatever is sent to the conversation reaches it.
 
 
+@refused_while_away
 async def conversation_socket(websocket: WebSocket) -> None:
     s = services(websocket)
     caller = await _caller(websocket, s)
@@ -300,6 +320,7 @@ def _error_frame(error: ApiError) -> dict[str, Any]:
 # /ws/notifications/?since= ----------------------------------------------------------------------
 
 
+@refused_while_away
 async def notifications_socket(websocket: WebSocket) -> None:
     s = services(websocket)
     caller = await _caller(websocket, s)

@@ -24,7 +24,7 @@ from psycopg import AsyncClientCursor, ClientCursor
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 
-from ugc.config import is_postgres, pool_sizes, sqlite_path
+from ugc.config import is_postgres, pool_sizes, read_lock_timeout, sqlite_path
 from ugc.platform import sqlite_files
 from ugc.platform.dead_connections import again_when_connection_lost, again_when_connection_lost_async
 from ugc.platform.dialect import COLUMN_TYPES, Cursor, Dialect, PipelinedCursor, Query, Row, postgres_params
@@ -92,6 +92,22 @@ SESSION: dict[str, Any] = {
 }
 
 
+def read_session() -> dict[str, Any]:
+    """The read pools' sessions: SESSION, and no statement waiting for a lock longer than
+    `UGC_DB_LOCK_TIMEOUT` seconds (READ_LOCK_TIMEOUT, the event stores' bound, unless set).
+
+    A list behind an operator's `LOCK TABLE`, an `ALTER TABLE` or a `VACUUM FULL` of its table waited
+    for as long as that lasted, holding its connection and a thread (enough of them, and every request
+    hung, and a stop of `ugc serve` with them); it answers 503 instead (LockNotAvailable is an
+    OperationalError: `outages.database_away`), and a projection's batch backs off. Our own locks
+    are held for milliseconds (a blue/green switch's table locks, a batch's rows); what is meant to
+    wait longer says so in its transaction (`wait_for_locks`). Advisory locks taken on a connection of
+    their own (`exclusive_lock`, serving_lock.py) wait as long as they need: those sessions are not these.
+    """
+    bound = round(read_lock_timeout() * 1000)
+    return {**SESSION, "options": f"{SESSION['options']} -c lock_timeout={bound}ms"}
+
+
 # A pipelined transaction is a projection's batch: its statements join the batch's rows (a
 # `jsonb_array_elements` of them, which the planner takes for 100 rows whatever their number) to
 # read tables by key. Left to itself, the planner hash-joined them with a sequential scan of any
@@ -133,7 +149,7 @@ class Database:
                 url,
                 min_size=1,
                 max_size=self._sizes.database,
-                kwargs=SESSION,
+                kwargs=read_session(),
                 open=True,
                 name="ugc-read",
                 timeout=10,
@@ -296,7 +312,7 @@ class Database:
                 self.url,
                 min_size=1,
                 max_size=self._sizes.database_async,
-                kwargs=SESSION,
+                kwargs=read_session(),
                 open=False,
                 name="ugc-read-async",
                 check=idle.check_async,
@@ -424,8 +440,15 @@ class Database:
             return
         with self._pool.connection() as conn:
             conn.autocommit = True
-            for table in tables:
-                conn.execute(f"VACUUM {_identifier(table)}")
+            # An erasure's cleanup, run by an operator: it waits for whatever holds its tables (another
+            # VACUUM, an ALTER) rather than fail past its bound (`read_session`). VACUUM runs outside any
+            # transaction, so the session's setting is changed, and restored before the pool has it back.
+            conn.execute("SET lock_timeout = 0")
+            try:
+                for table in tables:
+                    conn.execute(f"VACUUM {_identifier(table)}")
+            finally:
+                conn.execute("RESET lock_timeout")
 
     def ping(self) -> str | None:
         """Reach the database (raises if it cannot); why a write would fail now, None if it would not.
@@ -488,6 +511,13 @@ def sqlite_transaction(connection: sqlite3.Connection, *, write: bool) -> Iterat
         connection.commit()
     finally:
         cursor.close()
+
+
+def wait_for_locks(cur: Cursor) -> None:
+    """Let the rest of `cur`'s transaction wait for locks as long as they are held (PostgreSQL), past
+    the bound of `read_session`: for work that must not fail for a lock it would get later."""
+    if cur.dialect == "postgresql":
+        cur.execute("SET LOCAL lock_timeout = 0")
 
 
 def _identifier(name: str) -> str:
