@@ -85,6 +85,14 @@ class Log:
             monkeypatch.setenv(name, value)
         assert cli.main(["audit", "checkpoint"]) == 0
 
+    def append_later_event(self) -> None:
+        """Append stream B's version 4 as the store does (chained): the log grows past a checkpoint."""
+        stores = EventStores(self.url, data_key=DATA_KEY)
+        try:
+            stores.orders.recorder.insert_events([StoredEvent(self.streams["B"], 4, "ugc.Order.Updated", payload(4))])
+        finally:
+            stores.close()
+
 
 def payload(version: int) -> bytes:
     return json.dumps({"total_price": "1000.00", "note": f"событие {version}", "actor": "user:1"}).encode()
@@ -246,11 +254,7 @@ def test_a_consistently_rewritten_chain_is_caught_only_by_the_signed_checkpoint(
     checkpoint's link differs too, as a consequence: the first signed link that differs is named."""
     log.checkpoint(monkeypatch)
     if later_checkpoint:
-        stores = EventStores(log.url, data_key=DATA_KEY)
-        try:
-            stores.orders.recorder.insert_events([StoredEvent(log.streams["B"], 4, "ugc.Order.Updated", payload(4))])
-        finally:
-            stores.close()
+        log.append_later_event()
         log.checkpoint(monkeypatch)
     forged = payload(2).replace(b"1000.00", b"10.00")
     log.sql(
@@ -451,11 +455,7 @@ def test_a_checkpoint_overwritten_with_an_older_ones_content_is_named(
     file instead leaves no trace here: the copies kept elsewhere show that.)"""
     log.checkpoint(monkeypatch)
     [older] = (Path(log.env["UGC_VAR_DIR"]) / "audit").glob("checkpoint-*.json")
-    stores = EventStores(log.url, data_key=DATA_KEY)
-    try:
-        stores.orders.recorder.insert_events([StoredEvent(log.streams["B"], 4, "ugc.Order.Updated", payload(4))])
-    finally:
-        stores.close()
+    log.append_later_event()
     log.checkpoint(monkeypatch)
     [newer] = set(older.parent.glob("checkpoint-*.json")) - {older}
     newer.write_text(older.read_text())

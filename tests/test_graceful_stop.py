@@ -15,6 +15,7 @@ import socket
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
@@ -272,21 +273,8 @@ def test_a_socket_whose_handshake_is_unanswered_when_the_stop_comes_gets_503(tmp
     with fresh_database("postgres", tmp_path) as url:
         env = environment("postgres", url, tmp_path)
         with start_server(env, log_dir=tmp_path / "logs") as server:
-            verified_user(env, "late")
-            login = {"username": "late", "password": PASSWORD}
-            access = httpx.post(f"{server.url}/api/auth/token/", json=login).json()["access"]
             with psycopg.connect(url) as locker:
-                locker.execute("LOCK TABLE notifications IN ACCESS EXCLUSIVE MODE")
-
-                async def handshake() -> InvalidStatus | None:
-                    opening = asyncio.create_task(
-                        opened(f"ws://127.0.0.1:{server.port}/ws/notifications/?token={access}")
-                    )
-                    await asyncio.sleep(1.0)  # the handler waits for the notifications table
-                    server.process.send_signal(signal.SIGTERM)
-                    return await opening
-
-                refused = asyncio.run(handshake())
+                refused = stopped_during_handshake(env, server, locker, "late")
             assert server.process.wait(30) == 0, server.log_tail()
         assert refused is not None, "the handshake was accepted"
         assert refused.response.status_code == 503, refused.response
@@ -306,21 +294,8 @@ def test_a_socket_handler_still_reading_when_the_stop_gives_up_ends_without_a_tr
     with fresh_database("postgres", tmp_path) as url:
         env = environment("postgres", url, tmp_path) | {"UGC_DB_LOCK_TIMEOUT": str(GRACEFUL_SHUTDOWN + 60)}
         with start_server(env, log_dir=tmp_path / "logs") as server:
-            verified_user(env, "stuck")
-            login = {"username": "stuck", "password": PASSWORD}
-            access = httpx.post(f"{server.url}/api/auth/token/", json=login).json()["access"]
             with psycopg.connect(url) as locker:
-                locker.execute("LOCK TABLE notifications IN ACCESS EXCLUSIVE MODE")
-
-                async def handshake() -> InvalidStatus | None:
-                    opening = asyncio.create_task(
-                        opened(f"ws://127.0.0.1:{server.port}/ws/notifications/?token={access}")
-                    )
-                    await asyncio.sleep(1.0)  # the handler waits for the notifications table
-                    server.process.send_signal(signal.SIGTERM)
-                    return await opening
-
-                assert asyncio.run(handshake()) is not None
+                assert stopped_during_handshake(env, server, locker, "stuck") is not None
                 # The lock outlasts the drain: uvicorn gives the handler up. (Its thread still waits for
                 # the read, and the lifespan for its thread: the lock is let go for the process to end.)
                 logged(server, "timeout graceful shutdown exceeded", GRACEFUL_SHUTDOWN + 30)
@@ -328,6 +303,26 @@ def test_a_socket_handler_still_reading_when_the_stop_gives_up_ends_without_a_tr
         log = server.log_path.read_text()
         assert "Traceback" not in log and "Exception in ASGI application" not in log, log
         assert "cut short by the stop: WebSocket /ws/notifications/" in log, log
+
+
+def stopped_during_handshake(
+    env: dict[str, str], server: Server, locker: psycopg.Connection[Any], username: str
+) -> InvalidStatus | None:
+    """A notifications socket opened while `locker` holds its table (its handler waits before the
+    accept), and the server told to stop a second later; the refusal of the handshake, if refused.
+    The lock stays held (`locker`'s transaction) for the caller to let go."""
+    verified_user(env, username)
+    login = {"username": username, "password": PASSWORD}
+    access = httpx.post(f"{server.url}/api/auth/token/", json=login).json()["access"]
+    locker.execute("LOCK TABLE notifications IN ACCESS EXCLUSIVE MODE")
+
+    async def handshake() -> InvalidStatus | None:
+        opening = asyncio.create_task(opened(f"ws://127.0.0.1:{server.port}/ws/notifications/?token={access}"))
+        await asyncio.sleep(1.0)  # the handler waits for the notifications table
+        server.process.send_signal(signal.SIGTERM)
+        return await opening
+
+    return asyncio.run(handshake())
 
 
 async def opened(url: str) -> InvalidStatus | None:
