@@ -24,8 +24,8 @@ from eventsourcing.persistence import StoredEvent
 
 from ugc.platform.chain import ChainHead
 from ugc.platform.checkpoints import write_checkpoint
+from ugc.platform.checkpoints_verify import check_checkpoints
 from ugc.platform.database import Database
-from ugc.platform.log_verify import check_checkpoints
 from ugc.platform.store import EventStores
 from ugc.wiring import migrate
 

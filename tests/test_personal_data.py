@@ -380,7 +380,12 @@ def test_a_key_that_does_not_open_is_no_reason_to_fail_the_keys_made_before_it(
     person = api.verified_user()
     assert stores.data_keys is not None
     intruder = uuid.uuid4()
-    foreign = DataKeys(stores.data_keys.datastore, stores.data_keys.table, "a-key-of-another-deployment-0123456789")
+    foreign = DataKeys(
+        stores.data_keys.datastore,
+        stores.data_keys.table,
+        "a-key-of-another-deployment-0123456789",
+        events_table=stores.data_keys.events_table,
+    )
     foreign.check = lambda: None  # type: ignore[method-assign]  # as a process that skipped the check would
     foreign.for_sealing(intruder, None)
     cold = EventStores(settings.database_url, data_key=settings.data_key)  # nothing opened yet

@@ -63,7 +63,8 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     try:
         if args.command not in UNCHECKED and not _migrated(settings, args.command):
             return _not_migrated(args.command)
-        if args.command not in UNCHECKED:  # those check it once they have migrated (a fresh database)
+        # Those check it once they have migrated (a fresh database), or as part of their work.
+        if args.command not in UNCHECKED and not getattr(args, "checks_data_key", False):
             check_data_key(settings)
         if getattr(args, "writes", False):  # serve, project, migrate and seed check it as they migrate
             from ugc.platform.serving_lock import refuse_unfinished
@@ -80,9 +81,11 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     except Exception as error:  # one clear line, not a traceback; --debug-level logs keep the rest
         from ugc.platform.dialect import no_such_table
+        from ugc.platform.personal_data import DataKeysMissing
         from ugc.platform.serving_lock import RestorePending
 
-        if isinstance(error, RestorePending):  # a server kept out of a database being restored
+        # A server kept out of a database being restored; a database that lost its data keys.
+        if isinstance(error, RestorePending | DataKeysMissing):
             print(f"ugc: {args.command}: {error}", file=sys.stderr)
             return 2
         logging.getLogger("ugc.cli").debug("ugc %s failed", args.command, exc_info=error)

@@ -60,7 +60,8 @@ def add_parsers(commands: Any) -> None:
         help="recompute every hash chain, check the streams and every signed checkpoint (exit 1 if anything is wrong)",
     )
     verify_.add_argument("--json", action="store_true", help="machine-readable output")
-    verify_.set_defaults(run=lambda settings, args: verify(settings, as_json=args.json))
+    # A missing table of data keys is one of its findings, not a refusal to start (`verify`).
+    verify_.set_defaults(run=lambda settings, args: verify(settings, as_json=args.json), checks_data_key=True)
 
     audit = commands.add_parser("audit", help="sign the event logs' heads")
     audit_commands = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
@@ -121,13 +122,18 @@ def verify(settings: Settings, *, as_json: bool) -> int:
 
     from projections.rebuild_progress import RebuildProgress
     from ugc.cli.erasure_check import erasure_findings
-    from ugc.platform.log_verify import ChainCheck, check_checkpoints
+    from ugc.platform.checkpoints_verify import check_checkpoints
+    from ugc.platform.log_verify import ChainCheck
     from ugc.platform.store import EventStores
 
     stores = EventStores(settings.database_url, data_key=settings.data_key)
     findings: list[Finding] = []
     heads: dict[str, int] = {}  # each log's head, as verify found it when it began reading the log
     try:
+        keys_lost = _data_keys_lost(stores)
+        if keys_lost is not None and not as_json:
+            print(keys_lost, flush=True)
+        findings += [keys_lost] if keys_lost is not None else []
         checks = [ChainCheck(name, app.recorder, stores.chained(name)) for name, app in stores.applications.items()]
         for check in checks:
             stop = heads[check.context] = check.head()
@@ -141,9 +147,9 @@ def verify(settings: Settings, *, as_json: bool) -> int:
             settings.audit_dir, settings.audit_key, {name: stores.chained(name) for name in stores.applications}
         )
         findings += checkpoints.findings
-        # A log without its events table has nothing to replay nor users to look up: its finding says
-        # so, and the replay or the look-up would fail on the missing table.
-        logs_there = not any("events" in check.missing for check in checks)
+        # A log without its events table has nothing to replay nor users to look up, and without the
+        # data keys no account opens: their findings say so, and the replay or the look-up would fail.
+        logs_there = keys_lost is None and not any("events" in check.missing for check in checks)
         erasures = erasure_findings(settings, stores) if logs_there else []
         findings += erasures
         differences = _read_model_findings(settings, stores) if logs_there else []
@@ -182,6 +188,21 @@ def verify(settings: Settings, *, as_json: bool) -> int:
             print(line)
         print(f"{events} events verified in {len(checks)} logs, {where}: {len(findings)} finding(s)")
     return 1 if findings else 0
+
+
+def _data_keys_lost(stores: EventStores) -> Finding | None:
+    """The finding of a table of data keys gone from under sealed data; None when it is there (or
+    nothing is sealed). A UGC_DATA_KEY that does not open the keys ends verify, as every command."""
+    from ugc.platform.log_verify import Finding
+    from ugc.platform.personal_data import DataKeysMissing
+
+    if stores.data_keys is None:
+        return None
+    try:
+        stores.data_keys.check()
+    except DataKeysMissing as lost:
+        return Finding("data_keys", "accounts", None, None, None, str(lost))
+    return None
 
 
 def _read_model_findings(settings: Settings, stores: EventStores) -> list[Finding]:

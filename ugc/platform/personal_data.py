@@ -65,6 +65,10 @@ class PersonErased(PersonalDataError):
     """New personal data for someone already erased: it would be kept under no key of theirs."""
 
 
+class DataKeysMissing(PersonalDataError):
+    """The table of data keys is gone while the accounts log holds data sealed under its keys."""
+
+
 class Personal(Protocol):
     """What the mapper needs of a rule of `ugc/personal.py` (the domain says what is personal)."""
 
@@ -91,9 +95,12 @@ class DataKeys:
     append-only. Its statements run on the recorder's own connections: the keys cost no pool.
     """
 
-    def __init__(self, datastore: PostgresDatastore | SQLiteDatastore, table: str, secret: str | None) -> None:
+    def __init__(
+        self, datastore: PostgresDatastore | SQLiteDatastore, table: str, secret: str | None, *, events_table: str
+    ) -> None:
         self.datastore = datastore
         self.table = table
+        self.events_table = events_table  # the accounts log's, whose sealed fields these keys open
         self._master = AESGCM(derived_key(secret, WRAPPING)) if secret else None
         self._index = derived_key(secret, BLIND_INDEX) if secret else None
         self._postgres = isinstance(datastore, PostgresDatastore)
@@ -101,6 +108,9 @@ class DataKeys:
         self._checked = False
 
     def create_table(self) -> None:
+        """Make the table, unless it is missing from a log that holds sealed data (`DataKeysMissing`):
+        made anew, empty, it would open none of them, and the next process's canary would hide the loss."""
+        self.refuse_if_lost()
         blob = "bytea" if self._postgres else "BLOB"
         with self.datastore.transaction(commit=True) as cur:
             cur.execute(
@@ -111,6 +121,32 @@ class DataKeys:
                 f"{', made bigint GENERATED ALWAYS AS IDENTITY UNIQUE' if self._postgres else ''})"
             )
             cur.execute(f"CREATE INDEX IF NOT EXISTS {self.table}_person ON {self.table} (person)")
+
+    def refuse_if_lost(self) -> None:
+        """Raise `DataKeysMissing` when the table is gone from a database whose accounts log holds
+        sealed data (dropped, or lost with a file): only a backup brings those keys back. A log with
+        nothing sealed (a new database, one from before sealing) just has no table yet."""
+        if self._table_exists() or not self._log_holds_sealed_data():
+            return
+        raise DataKeysMissing(
+            f"the table of data keys ({self.table}) is missing, yet the accounts log holds personal data "
+            "sealed under its keys: it was dropped or lost, and every person's sealed fields are unreadable "
+            'without it. Restore the database from a backup (README, "Backups and restores"); the table is '
+            "not made anew, empty, which would open none of them"
+        )
+
+    def _table_exists(self) -> bool:
+        found = (
+            "SELECT 1 WHERE to_regclass(%s) IS NOT NULL"
+            if self._postgres
+            else "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
+        )
+        return self._one(found, (self.table,)) is not None
+
+    def _log_holds_sealed_data(self) -> bool:
+        """Whether any event of the accounts log holds a sealed field: read once, when the table is missing."""
+        found = "position(%s::bytea in state) > 0" if self._postgres else "instr(state, ?) > 0"
+        return self._one(f"SELECT 1 FROM {self.events_table} WHERE {found} LIMIT 1", (_SEALED_KEY,)) is not None
 
     def blind_index(self, value: str) -> str:
         """A keyed digest of `value` (HMAC-SHA256, hex) to find or claim it by without storing it: an
@@ -128,6 +164,7 @@ class DataKeys:
         run it at start.
         """
         master = self._master_key()
+        self.refuse_if_lost()
         if self._row_of(CANARY) is None:
             # A database keyed before canaries: its first key must open before the canary is laid.
             first = self._one(f"SELECT subject, wrapped FROM {self.table} WHERE wrapped IS NOT NULL LIMIT 1", ())

@@ -15,8 +15,7 @@ from uuid import UUID
 import psycopg
 from eventsourcing.application import Application
 from eventsourcing.persistence import Mapper
-from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
-from eventsourcing.sqlite import SQLiteDatastore
+from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.utils import get_topic
 from psycopg.sql import SQL, Identifier
 
@@ -161,10 +160,13 @@ class EventStores:
                 app.recorder.context = name  # hashed into every event of the context
         accounts_app = self.applications[Accounts.name]
         assert isinstance(accounts_app.mapper, PersonalDataMapper)
-        datastore = getattr(accounts_app.recorder, "datastore", None)
-        if isinstance(datastore, PostgresDatastore | SQLiteDatastore):
+        recorder = accounts_app.recorder
+        if isinstance(recorder, ChainedPostgresRecorder | ChainedSQLiteRecorder):
             self.data_keys: DataKeys | None = DataKeys(
-                datastore, f"{Accounts.name}_data_keys" if self._postgres else "data_keys", data_key
+                recorder.datastore,
+                f"{Accounts.name}_data_keys" if self._postgres else "data_keys",
+                data_key,
+                events_table=recorder.events_table_name,
             )
             accounts_app.mapper.keys = self.data_keys
             if create_table:
