@@ -431,6 +431,32 @@ def test_a_restore_stopped_after_its_database_is_finished_by_the_same_backup_and
             assert verified(env)["ok"]
 
 
+def test_another_backups_unfinished_restore_is_moved_aside_by_replace_on_sqlite(backend: str, tmp_path: Path) -> None:
+    """`--replace` says what is in the way may go: the half-restored files of another backup too (they
+    are moved aside, never deleted). Refused before, whatever the flag said."""
+    if backend != "sqlite":
+        pytest.skip("--replace is for SQLite: on PostgreSQL a backup is restored into a new database")
+    audit = tmp_path / "audit"
+    backup, other = backed_up(backend, tmp_path, audit, "backup", "other")
+    with new_target(backend, tmp_path / "restored") as url:
+        env = deployment(backend, url, tmp_path / "restored", audit)
+        with restore_stopped_after_its_database(env, backup) as restoring:
+            restoring.kill()
+            restoring.wait(30)
+        refused = run_ugc(env, "restore", str(other), "--yes")
+        assert refused.returncode == 2, (refused.stdout, refused.stderr)
+        assert "or pass --replace to move its files aside and restore this one" in refused.stderr, refused.stderr
+
+        done = run_ugc(env, "restore", str(other), "--yes", "--replace", timeout=240)
+        assert done.returncode == 0, (done.stdout, done.stderr)
+        assert "finishing" not in done.stdout and "file(s) that were there moved to" in done.stdout, done.stdout
+        assert ": 0 finding(s)" in done.stdout, done.stdout
+        [aside] = (tmp_path / "restored").glob("replaced-*")
+        assert (aside / "ugc.sqlite3").is_file()  # the first restore's database, kept
+        with start_server(env):
+            assert verified(env)["ok"]
+
+
 def test_a_restore_whose_database_step_failed_is_finished_once_the_cause_is_gone(backend: str, tmp_path: Path) -> None:
     """A real failure of the database step, as a full disk's: what it leaves is recorded, not taken for
     a restored database. In the way: on SQLite a directory where a file's copy goes; on PostgreSQL a

@@ -91,17 +91,20 @@ def checked(source: Path, settings: Settings, *, replace: bool) -> Restore:
 
 def _check_target(restore: Restore) -> RestoreRecord | None:
     """The record of this backup's unfinished restore in the target, to finish; or None, the target
-    empty. Refuses a target that holds a database (on SQLite, but with --replace), or another
-    backup's unfinished restore."""
+    empty (or, on SQLite with --replace, its files to move aside). Refuses a target that holds a
+    database (on SQLite, but with --replace), or another backup's unfinished restore (the same)."""
     url = restore.settings.database_url
     record = read_record(url) if not is_postgres(url) or holds_data(url) is not None else None
-    if record is not None:
-        if record.backup != restore.manifest["signature"]:
-            raise BackupRefused(
-                f"the target holds the unfinished restore of another backup (of {record.started_at}): "
-                f"finish it first (`{record.finishing_command()}`), or restore into another target"
-            )
+    if record is not None and record.backup == restore.manifest["signature"]:
         return record
+    if record is not None and not restore.replace:  # (with --replace, SQLite's: its files are moved aside)
+        choices = [f"finish it first (`{record.finishing_command()}`)", "restore into another target"]
+        if not is_postgres(url):
+            choices.append("pass --replace to move its files aside and restore this one")
+        raise BackupRefused(
+            f"the target holds the unfinished restore of another backup (of {record.started_at}): "
+            f"{', '.join(choices[:-1])}, or {choices[-1]}"
+        )
     if is_postgres(url):
         if holds_data(url):
             raise BackupRefused(
