@@ -1,16 +1,21 @@
 """An aggregate's version at the edge: `ETag: "<version>"` on answers, `If-Match: "<version>"` on writes.
 
-A write that names a version no longer current answers 412 with the current one (`StaleVersion`
-in `api/errors.py`); without `If-Match` a version clash is retried against the new state.
+A write whose `If-Match` names no version still current answers 412 with the current one
+(`StaleVersion` in `api/errors.py`); without `If-Match` a version clash is retried against the new
+state.
 """
 
 from __future__ import annotations
+
+import re
 
 from starlette.requests import Request
 
 from ugc.platform.numbers import natural
 
-NO_VERSION = 0  # an aggregate's first version is 1
+# One element of the header's comma-separated list: a quoted tag, whose quotes may hold a comma
+# (`"1,2"` is one tag), or whatever else stands between two commas.
+_ELEMENT = re.compile(r'(?:W/)?"[^"]*"|[^,\s][^,]*')
 
 
 def etag(version: int) -> dict[str, str]:
@@ -18,15 +23,21 @@ def etag(version: int) -> dict[str, str]:
     return {"ETag": f'"{version}"'}
 
 
-def expected_version(request: Request) -> int | None:
-    """The version the request's `If-Match` names; None without one or with `*` (any version).
+def expected_versions(request: Request) -> frozenset[int] | None:
+    """The versions the request's `If-Match` names; None without one or with `*` (any version).
 
-    A header that names no version (`"abc"`, a list of tags) gets `NO_VERSION`, which no object
-    has: like a stale version, it is 412 with the current one, after the checks of who may write.
-    `W/"3"` is read as `"3"`: a proxy that compresses answers (nginx's gzip) weakens the ETags it
-    passes on, and its clients send back what they were given.
+    RFC 9110 §13.1.1: the condition holds when any tag of the list (`"3", "4"`, or several header
+    lines) names the current version. A tag that names no version (`"abc"`, `"1,2"`, a `*` inside
+    a list) matches none: if none of the tags names the current version, it is 412 with the
+    current one, after the checks of who may write. `W/"3"` is read as `"3"`: a proxy that
+    compresses answers (nginx's gzip) weakens the ETags it passes on, and its clients send back
+    what they were given; our tag is the object's version, the same whatever the bytes' coding.
     """
-    header = request.headers.get("if-match")
-    if header is None or header.strip() == "*":
+    lines = request.headers.getlist("if-match")
+    if not lines:
         return None
-    return natural(header.strip().removeprefix("W/").strip('"')) or NO_VERSION
+    header = ", ".join(lines)
+    if header.strip() == "*":
+        return None
+    tags = (tag.strip().removeprefix("W/").strip('"') for tag in _ELEMENT.findall(header))
+    return frozenset(version for version in map(natural, tags) if version)

@@ -55,7 +55,7 @@ class CreatorCommands:
             raise Conflict("creator_profile_exists") from None
 
     def update_profile(
-        self, user_id: int, changes: dict[str, Any], *, expected_version: int | None = None
+        self, user_id: int, changes: dict[str, Any], *, expected_versions: frozenset[int] | None = None
     ) -> Positions:
         def load() -> CreatorProfile:
             profile = self._profile(user_id)
@@ -67,7 +67,7 @@ class CreatorCommands:
             self.app,
             load,
             lambda profile: profile.update(changes, self.clock.now(), user_actor(user_id)),
-            expected_version=expected_version,
+            expected_versions=expected_versions,
         ).positions
 
     def _profile(self, user_id: int) -> CreatorProfile | None:

@@ -186,20 +186,28 @@ class OrderCommands:
 
         return Preparing(self._read_only.numbered_query(applications, counts), finish)
 
-    def accept(self, order: int, actor: int, *, expected_version: int | None = None) -> Saved:
-        return self._change(order, "accept", actor, expected_version, lambda o: o.accept(actor, self.clock.now()))
+    def accept(self, order: int, actor: int, *, expected_versions: frozenset[int] | None = None) -> Saved:
+        return self._change(order, "accept", actor, expected_versions, lambda o: o.accept(actor, self.clock.now()))
 
-    def update(self, order: int, actor: int, changes: dict[str, Any], *, expected_version: int | None = None) -> Saved:
+    def update(
+        self, order: int, actor: int, changes: dict[str, Any], *, expected_versions: frozenset[int] | None = None
+    ) -> Saved:
         if "delivery_date" in changes:
             if changes["delivery_date"] < self.clock.now().date():
                 raise InvalidField("delivery_date", "past_delivery_date")
             changes = {**changes, "delivery_date": changes["delivery_date"].isoformat()}
         return self._change(
-            order, "update", actor, expected_version, lambda o: o.update(actor, changes, self.clock.now())
+            order, "update", actor, expected_versions, lambda o: o.update(actor, changes, self.clock.now())
         )
 
     def deliver(
-        self, order: int, actor: int, message: str, file_ids: list[int], *, expected_version: int | None = None
+        self,
+        order: int,
+        actor: int,
+        message: str,
+        file_ids: list[int],
+        *,
+        expected_versions: frozenset[int] | None = None,
     ) -> tuple[Delivered, Saved]:
         """Deliver, with files of the actor's own (422 otherwise, once the order is found visible to them)."""
         files = list(dict.fromkeys(file_ids))
@@ -212,10 +220,12 @@ class OrderCommands:
             o.deliver(actor, number, message, files, self.clock.now())
             return number
 
-        number, saved = self._change_numbered(order, "deliver", actor, expected_version, "delivery", decide)
+        number, saved = self._change_numbered(order, "deliver", actor, expected_versions, "delivery", decide)
         return Delivered(number, saved.order.number, message, files, saved.order.updated_at), saved
 
-    def request_revision(self, order: int, actor: int, message: str, *, expected_version: int | None = None) -> Saved:
+    def request_revision(
+        self, order: int, actor: int, message: str, *, expected_versions: frozenset[int] | None = None
+    ) -> Saved:
         """Send a delivered order back to work; refused (409, the status kept) when its creator was
         erased: nobody would ever deliver it again (the buyer may still approve it)."""
 
@@ -228,18 +238,18 @@ class OrderCommands:
                 raise WrongState(o.status, "creator_erased")
             o.request_revision(actor, message, self.clock.now())
 
-        return self._change(order, "request_revision", actor, expected_version, decide)
+        return self._change(order, "request_revision", actor, expected_versions, decide)
 
-    def approve(self, order: int, actor: int, *, expected_version: int | None = None) -> Saved:
-        return self._change(order, "approve", actor, expected_version, lambda o: o.approve(actor, self.clock.now()))
+    def approve(self, order: int, actor: int, *, expected_versions: frozenset[int] | None = None) -> Saved:
+        return self._change(order, "approve", actor, expected_versions, lambda o: o.approve(actor, self.clock.now()))
 
-    def cancel(self, order: int, actor: int, reason: str, *, expected_version: int | None = None) -> Saved:
+    def cancel(self, order: int, actor: int, reason: str, *, expected_versions: frozenset[int] | None = None) -> Saved:
         return self._change(
-            order, "cancel", actor, expected_version, lambda o: o.cancel(actor, reason, self.clock.now())
+            order, "cancel", actor, expected_versions, lambda o: o.cancel(actor, reason, self.clock.now())
         )
 
     def review(
-        self, order: int, actor: int, rating: int, content: str, *, expected_version: int | None = None
+        self, order: int, actor: int, rating: int, content: str, *, expected_versions: frozenset[int] | None = None
     ) -> tuple[Reviewed, Saved]:
         if not 1 <= rating <= 5:
             raise InvalidField("rating", "rating_out_of_range")
@@ -249,7 +259,7 @@ class OrderCommands:
             o.review(actor, number, rating, content, self.clock.now())
             return number
 
-        number, saved = self._change_numbered(order, "review", actor, expected_version, "review", decide)
+        number, saved = self._change_numbered(order, "review", actor, expected_versions, "review", decide)
         return Reviewed(number, saved.order, rating, content), saved
 
     def auto_complete(self, order: int) -> Positions:
@@ -264,16 +274,21 @@ class OrderCommands:
         return self._change(order, "auto_complete", SYSTEM, None, decide).positions
 
     def _change(
-        self, order: int, command: str, actor: int, expected_version: int | None, decide: Callable[[Order], None]
+        self,
+        order: int,
+        command: str,
+        actor: int,
+        expected_versions: frozenset[int] | None,
+        decide: Callable[[Order], None],
     ) -> Saved:
-        return self._change_numbered(order, command, actor, expected_version, None, lambda o, _: decide(o))[1]
+        return self._change_numbered(order, command, actor, expected_versions, None, lambda o, _: decide(o))[1]
 
     def _change_numbered(
         self,
         order: int,
         command: str,
         actor: int,
-        expected_version: int | None,
+        expected_versions: frozenset[int] | None,
         kind: str | None,
         decide: Callable[[Order, int | None], R],
     ) -> tuple[R, Saved]:
@@ -284,7 +299,7 @@ class OrderCommands:
 
         Checked in this order, each before anything the next one would tell: who may see the order
         (404) and who may issue the command (403: `Order.check_party`), then the version, then the
-        status. `expected_version` is the client's `If-Match`: any other current version is a 412 and
+        status. `expected_versions` is the client's `If-Match`: a current version not among them is a 412 and
         decides nothing. An order's command is meant for the status its caller saw (`SeenStatuses`):
         when another command, here (the status seen) or in another process (the status's time against
         this one's arrival), moved the order to another status after this one arrived, this one loses
@@ -296,7 +311,7 @@ class OrderCommands:
 
             def decide_on_the_status_seen(stored: Order, number: int | None) -> R:
                 stored.check_party(command, actor)
-                check_version(stored, expected_version)
+                check_version(stored, expected_versions)
                 if stored.status_since > arrival.at or stored.status != (seen.status or stored.status):
                     raise WrongState(stored.status, "order_wrong_status")
                 seen.status = stored.status

@@ -94,7 +94,7 @@ class PortfolioCommands:
         changes: dict[str, Any],
         file: StoredImage | None = None,
         *,
-        expected_version: int | None = None,
+        expected_versions: frozenset[int] | None = None,
     ) -> Positions:
         """Change the item's or image's fields, and its bytes when a `file` comes with their type."""
         new_file = None if file is None else (file.key, file.content_type)
@@ -103,13 +103,15 @@ class PortfolioCommands:
             user_id,
             number,
             lambda piece: piece.update(changes, self.clock.now(), user_actor(user_id), file=new_file),
-            expected_version,
+            expected_versions,
         )
 
-    def delete(self, kind: Kind, user_id: int, number: int, *, expected_version: int | None = None) -> Positions:
+    def delete(
+        self, kind: Kind, user_id: int, number: int, *, expected_versions: frozenset[int] | None = None
+    ) -> Positions:
         actor = user_actor(user_id)
         return self._change(
-            kind, user_id, number, lambda piece: piece.delete(self.clock.now(), actor), expected_version
+            kind, user_id, number, lambda piece: piece.delete(self.clock.now(), actor), expected_versions
         )
 
     def _change(
@@ -118,7 +120,7 @@ class PortfolioCommands:
         user_id: int,
         number: int,
         decide: Callable[[PortfolioItem | PortfolioImage], None],
-        expected_version: int | None,
+        expected_versions: frozenset[int] | None,
     ) -> Positions:
         """404 for a missing or deleted one, then 403 for another's, then 412 for a stale `If-Match`."""
 
@@ -127,7 +129,7 @@ class PortfolioCommands:
             check_owner(self.accounts, user_id, piece.creator_profile)
             return piece
 
-        return change(self.app, owned, decide, expected_version=expected_version).positions
+        return change(self.app, owned, decide, expected_versions=expected_versions).positions
 
     def _item(self, number: int) -> PortfolioItem:
         try:

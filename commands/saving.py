@@ -96,9 +96,9 @@ class Changed(Generic[T]):
     positions: Positions
 
 
-def check_version(aggregate: Aggregate, expected_version: int | None) -> None:
-    """The client's `If-Match`: StaleVersion (412) unless `aggregate` is at `expected_version` (if given)."""
-    if expected_version is not None and aggregate.version != expected_version:
+def check_version(aggregate: Aggregate, expected_versions: frozenset[int] | None) -> None:
+    """The client's `If-Match`: StaleVersion (412) unless `aggregate` is at one of `expected_versions` (if given)."""
+    if expected_versions is not None and aggregate.version not in expected_versions:
         raise StaleVersion(aggregate.version)
 
 
@@ -111,14 +111,14 @@ def change(
     load: Callable[[], A],
     decide: Callable[[A], T],
     *,
-    expected_version: int | None = None,
+    expected_versions: frozenset[int] | None = None,
     also: Callable[[T], Iterable[Aggregate]] = _nothing,
     attempts: int = ATTEMPTS,
 ) -> Changed[T]:
     """Load an aggregate, let `decide` change it, append what it recorded.
 
-    `load` raises the domain error of a missing aggregate; `expected_version` is the client's
-    `If-Match`: any other current version raises StaleVersion (412) and decides nothing. `decide`
+    `load` raises the domain error of a missing aggregate; `expected_versions` is the client's
+    `If-Match`: any current version not among them raises StaleVersion (412) and decides nothing. `decide`
     records events on the aggregate or raises a domain error; what it returns is the result, and
     `also(result)` names other aggregates it changed, appended in the same transaction.
 
@@ -131,7 +131,7 @@ def change(
 
     def attempt() -> Changed[T]:
         aggregate = load()
-        check_version(aggregate, expected_version)
+        check_version(aggregate, expected_versions)
         result = decide(aggregate)
         changed: tuple[Aggregate, ...] = (aggregate, *also(result))
         positions = save(app, *changed)

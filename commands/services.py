@@ -86,7 +86,7 @@ class ServiceCommands:
         return number, save(self.catalog, service)
 
     def edit(
-        self, user_id: int, number: int, changes: dict[str, Any], *, expected_version: int | None = None
+        self, user_id: int, number: int, changes: dict[str, Any], *, expected_versions: frozenset[int] | None = None
     ) -> Positions:
         """Apply a partial edit; API field names (`category_id`, `options` as drafts) are accepted."""
         changes = dict(changes)
@@ -109,12 +109,12 @@ class ServiceCommands:
                 edited = changes | {"options": priced_options(drafts, service.option_ids, fresh)}
             service.update(edited, self.clock.now(), user_actor(user_id))
 
-        return self._change(user_id, number, decide, expected_version)
+        return self._change(user_id, number, decide, expected_versions)
 
-    def deactivate(self, user_id: int, number: int, *, expected_version: int | None = None) -> Positions:
+    def deactivate(self, user_id: int, number: int, *, expected_versions: frozenset[int] | None = None) -> Positions:
         actor = user_actor(user_id)
         return self._change(
-            user_id, number, lambda service: service.deactivate(self.clock.now(), actor), expected_version
+            user_id, number, lambda service: service.deactivate(self.clock.now(), actor), expected_versions
         )
 
     def withdraw_all(self, creator_user_id: int, actor: str, listed: Listed) -> list[int]:
@@ -136,7 +136,7 @@ class ServiceCommands:
         return withdrawn
 
     def _change(
-        self, user_id: int, number: int, decide: Callable[[Service], None], expected_version: int | None
+        self, user_id: int, number: int, decide: Callable[[Service], None], expected_versions: frozenset[int] | None
     ) -> Positions:
         """Change the caller's own service: 404, then 403 for another's, then 412 for a stale `If-Match`."""
 
@@ -145,7 +145,7 @@ class ServiceCommands:
             service.check_owner(user_id)
             return service
 
-        return change(self.catalog, owned, decide, expected_version=expected_version).positions
+        return change(self.catalog, owned, decide, expected_versions=expected_versions).positions
 
     def _service(self, number: int) -> Service:
         try:

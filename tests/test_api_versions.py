@@ -75,7 +75,7 @@ def test_an_if_match_that_names_no_version_matches_none(api: Api) -> None:
     creator, stranger = api.creator(), api.creator()
     service = api.service(creator)
     url = f"/api/v1/services/{service['id']}/"
-    for unreadable in ('"abc"', '"0"', '"1", "2"', "", "W/"):
+    for unreadable in ('"abc"', '"0"', '"2", "3"', '"1,2"', '*, "2"', "", "W/", ","):
         refused = api.client.patch(url, headers=creator["headers"] | {"If-Match": unreadable}, json={"title": "x"})
         assert_stale(refused, 1)
     assert api.client.patch(url, headers=stranger["headers"] | {"If-Match": '"abc"'}, json={}).status_code == 403
@@ -83,6 +83,22 @@ def test_an_if_match_that_names_no_version_matches_none(api: Api) -> None:
     assert unknown.status_code == 404
     weak = api.client.patch(url, headers=creator["headers"] | {"If-Match": 'W/"1"'}, json={"title": "Слабый"})
     assert weak.status_code == 200 and weak.headers["etag"] == '"2"'
+
+
+def test_an_if_match_list_holds_when_any_of_its_tags_names_the_current_version(api: Api) -> None:
+    """RFC 9110 §13.1.1: `If-Match: "3", "4"` holds at version 3 or 4, as do several header lines."""
+    creator = api.creator()
+    service = api.service(creator)
+    url = f"/api/v1/services/{service['id']}/"
+    listed = api.client.patch(url, headers=creator["headers"] | {"If-Match": '"7", "1"'}, json={"title": "Второе"})
+    assert listed.status_code == 200 and listed.headers["etag"] == '"2"'
+    mixed = api.client.patch(url, headers=creator["headers"] | {"If-Match": '"abc", ,W/"2"'}, json={"title": "Третье"})
+    assert mixed.status_code == 200 and mixed.headers["etag"] == '"3"'
+    lines = [*creator["headers"].items(), ("If-Match", '"1"'), ("If-Match", '"3"')]
+    two_lines = api.client.patch(url, headers=lines, json={"title": "Четвертое"})
+    assert two_lines.status_code == 200 and two_lines.headers["etag"] == '"4"'
+    assert_stale(api.client.patch(url, headers=creator["headers"] | {"If-Match": '"2", "3"'}, json={"title": "x"}), 4)
+    assert api.client.get(url).json()["title"] == "Четвертое"
 
 
 # Creator profiles --------------------------------------------------------------------------------

@@ -130,14 +130,14 @@ def test_an_expected_version_that_is_not_current_is_stale_and_decides_nothing(st
             stores.accounts,
             lambda: stores.accounts.repository.get(creator_profile_id(user)),
             decided.append,
-            expected_version=2,
+            expected_versions=frozenset({2}),
         )
     assert stale.value.current == 1 and decided == []
     changed = change(
         stores.accounts,
         lambda: stores.accounts.repository.get(creator_profile_id(user)),
         lambda profile: profile.update({"experience": "1 год"}, NOW, user_actor(profile.user_number)),
-        expected_version=1,
+        expected_versions=frozenset({1}),
     )
     assert changed.version == 2
 
@@ -158,7 +158,7 @@ def test_with_an_expected_version_a_clash_is_stale_rather_than_decided_again(sto
             stores.accounts,
             lambda: stores.accounts.repository.get(creator_profile_id(user)),
             decide,
-            expected_version=1,
+            expected_versions=frozenset({1}),
         )
     assert stale.value.current == 2 and decided_on == [1]
 
@@ -249,7 +249,12 @@ class RacedOrders(OrderCommands):
         self.raced = False
 
     def _change(
-        self, order: int, command: str, actor: int, expected_version: int | None, decide: Callable[[Order], None]
+        self,
+        order: int,
+        command: str,
+        actor: int,
+        expected_versions: frozenset[int] | None,
+        decide: Callable[[Order], None],
     ) -> Saved:
         def raced(loaded: Order) -> None:
             if not self.raced:
@@ -262,7 +267,7 @@ class RacedOrders(OrderCommands):
                 self.app.save(other)
             decide(loaded)
 
-        return super()._change(order, command, actor, expected_version, raced)
+        return super()._change(order, command, actor, expected_versions, raced)
 
     def close(self) -> None:
         self.db.close()

@@ -40,7 +40,7 @@ from api.schemas.orders import (
     render_status,
 )
 from api.services import Services, services
-from api.versions import etag, expected_version
+from api.versions import etag, expected_versions
 from commands.orders import Saved
 from readmodels import orders as read
 from readmodels.audit_record import order_record
@@ -94,7 +94,7 @@ async def _command(request: Request, s: Services, user_id: int, run: Callable[..
     """
     order_id = request.path_params["id"]
     try:
-        return order_id, await s.run(run, order_id, user_id, *args, expected_version=expected_version(request))
+        return order_id, await s.run(run, order_id, user_id, *args, expected_versions=expected_versions(request))
     except NotFound as missing:
         if missing.code == "order_not_found" and await _is_auditor(s, user_id):
             row = await s.run(read.get_order, s.db, order_id)

@@ -34,7 +34,7 @@ from api.schemas.portfolio import (
 )
 from api.services import Services, services
 from api.uploads import ReceivedFile
-from api.versions import etag, expected_version
+from api.versions import etag, expected_versions
 from commands.portfolio import Kind, StoredImage
 from commands.saving import Positions
 from readmodels.creators import get_creator_profile_of_user
@@ -179,7 +179,7 @@ async def _update(request: Request, piece: Piece, model: type[UpdateIn]) -> Resp
             number,
             changes,
             new_file,
-            expected_version=expected_version(request),
+            expected_versions=expected_versions(request),
         )
         positions = await (file.record(command) if file is not None else command)
     await s.settle(positions)
@@ -190,7 +190,7 @@ async def _delete(request: Request, piece: Piece) -> Response:
     s = services(request)
     user_id = authenticated_user(request, s.tokens)
     positions = await s.run(
-        s.portfolio.delete, piece.kind, user_id, request.path_params["id"], expected_version=expected_version(request)
+        s.portfolio.delete, piece.kind, user_id, request.path_params["id"], expected_versions=expected_versions(request)
     )
     await s.settle(positions)
     return Response(status_code=204)

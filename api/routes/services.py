@@ -30,7 +30,7 @@ from api.schemas.services import (
     render_service,
 )
 from api.services import Services, services
-from api.versions import etag, expected_version
+from api.versions import etag, expected_versions
 from commands.services import OfferService
 from readmodels.services import ListingState, get_service, list_services
 from ugc.platform.dialect import Row
@@ -124,7 +124,7 @@ async def update(request: Request) -> Response:
     changes: dict[str, Any] = {name: getattr(body, name) for name in body.model_fields_set}
     if "options" in changes:
         changes["options"] = _drafts(changes["options"])
-    positions = await s.run(s.services.edit, user_id, number, changes, expected_version=expected_version(request))
+    positions = await s.run(s.services.edit, user_id, number, changes, expected_versions=expected_versions(request))
     await s.settle(positions)
     return _answer(await _row(s, number))
 
@@ -134,7 +134,7 @@ async def deactivate(request: Request) -> Response:
     s = services(request)
     user_id = authenticated_user(request, s.tokens)
     positions = await s.run(
-        s.services.deactivate, user_id, _service_number(request), expected_version=expected_version(request)
+        s.services.deactivate, user_id, _service_number(request), expected_versions=expected_versions(request)
     )
     await s.settle(positions)
     return Response(status_code=204)

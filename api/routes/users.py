@@ -22,7 +22,7 @@ from api.schemas.users import (
     render_user,
 )
 from api.services import Services, services
-from api.versions import etag, expected_version
+from api.versions import etag, expected_versions
 from readmodels.creators import get_creator_profile_of_user
 from readmodels.users import get_user
 from ugc.platform.dialect import Row
@@ -78,7 +78,7 @@ async def update_creator_profile(request: Request) -> Response:
         s.creators.update_profile,
         user_id,
         body.model_dump(exclude_unset=True),
-        expected_version=expected_version(request),
+        expected_versions=expected_versions(request),
     )
     await s.settle(positions)
     return await _profile_of(s, user_id)
