@@ -1,4 +1,5 @@
-"""Reading a JSON body into a pydantic model: 400 if it is not JSON, 422 if a field is wrong."""
+"""Reading a JSON body into a pydantic model: 400 if it is not JSON, 415 if it is compressed, 422 if a
+field is wrong."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
-from api.errors import PATTERN_MESSAGES, bad_request, invalid, message, too_large
+from api.errors import PATTERN_MESSAGES, bad_request, invalid, message, too_large, unsupported_coding
 from api.text import unstorable_fields
 from ugc.platform.numbers import natural
 
@@ -82,6 +83,7 @@ async def raw_body(request: Request, limit: int = MAX_JSON_BYTES) -> bytes:
     cached: bytes | None = getattr(request, "_body", None)
     if cached is not None:
         return cached
+    check_content_coding(request)
     if declared_past(request, limit):
         raise too_large()
     chunks, size = [], 0
@@ -93,6 +95,15 @@ async def raw_body(request: Request, limit: int = MAX_JSON_BYTES) -> bytes:
     raw = b"".join(chunks)
     request._body = raw  # Starlette's own cache: request.body() and stream() replay it
     return raw
+
+
+def check_content_coding(request: Request) -> None:
+    """415 unless the body is in no content coding but `identity`: a gzip (or any other) body is never
+    decoded here, and read as if it were plain it would be refused as malformed at best, or, when
+    its bytes happened to parse, applied."""
+    codings = ",".join(request.headers.getlist("content-encoding")).lower().split(",")
+    if any(coding.strip() not in ("", "identity") for coding in codings):
+        raise unsupported_coding()
 
 
 def declared_past(request: Request, limit: int) -> bool:

@@ -28,6 +28,10 @@ MESSAGES: dict[str, str] = {
     "malformed_json": "Некорректный JSON в теле запроса.",
     "not_an_object": "Тело запроса должно быть JSON-объектом.",
     "unsupported_media_type": "Ожидается тело запроса в формате JSON (Content-Type: application/json).",
+    # 415
+    "unsupported_content_coding": (
+        "Тело запроса в кодировке Content-Encoding не принимается; отправьте его без сжатия (identity)."
+    ),
     # 401
     "not_authenticated": "Учетные данные не были предоставлены.",
     "invalid_token": "Токен недействителен или просрочен.",
@@ -180,6 +184,12 @@ def invalid(fields: dict[str, list[str]]) -> ApiError:
 
 def too_large(code: str = "too_large") -> ApiError:
     return ApiError(413, {"error": message(code)})
+
+
+def unsupported_coding() -> ApiError:
+    """415 for a body in a content coding this server does not decode (RFC 9110 §15.5.16: `Accept-Encoding`
+    names the codings it takes: none but identity)."""
+    return ApiError(415, {"error": message("unsupported_content_coding")}, {"Accept-Encoding": "identity"})
 
 
 def throttled(retry_after: int) -> ApiError:

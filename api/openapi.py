@@ -154,6 +154,7 @@ class Operation:
         if self.request is not None or self.form:
             add(400, "тело запроса не удалось прочитать (не JSON, не тот Content-Type, не объект)")
             add(413, "тело запроса слишком велико")
+            add(415, "тело запроса сжато (`Content-Encoding` не `identity`)")
             add(422, "поле тела запроса не прошло проверку")
         if self.query_names():
             add(422, "параметр запроса не прошел проверку")
@@ -253,6 +254,7 @@ _ERROR_DESCRIPTIONS = {
     409: "Конфликт",
     412: "Версия объекта устарела",
     413: "Слишком большой запрос",
+    415: "Кодирование тела не поддерживается",
     416: "Диапазон недостижим",
     422: "Ошибка валидации данных",
     429: "Слишком много попыток",
@@ -262,6 +264,7 @@ _ERROR_DESCRIPTIONS = {
 _ERROR_HEADERS = {
     401: "WWW-Authenticate",
     412: "ETag",
+    415: "Accept-Encoding",
     416: "Content-Range",
     429: "Retry-After",
     503: "Retry-After",

@@ -34,7 +34,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
-from api.body import declared_past
+from api.body import check_content_coding, declared_past
 from api.content_types import Sniffer
 from api.errors import bad_request, invalid, message, too_large
 from ugc.platform import stored_bytes
@@ -152,11 +152,12 @@ async def receive_form(
 ) -> AsyncIterator[Form]:
     """Read the multipart body: the part named `file_field` (if any) into `media`, text parts into `fields`.
 
-    400 if the body is not multipart/form-data or is malformed; 413 past `max_bytes` of file (or a
-    body past the file's limit plus the form's room), or past the room `quota` leaves (with its own
-    message); 422 for an empty file, a second file in `file_field`, a content type `accept`
-    refuses (with the message of the code `refusal`), or a text field that is not UTF-8. A file
-    part with an empty `filename` and no bytes (an empty file input) counts as no file.
+    400 if the body is not multipart/form-data or is malformed; 415 if it comes in a content coding
+    (gzip); 413 past `max_bytes` of file (or a body past the file's limit plus the form's room), or
+    past the room `quota` leaves (with its own message); 422 for an empty file, a second file in
+    `file_field`, a content type `accept` refuses (with the message of the code `refusal`), or a
+    text field that is not UTF-8. A file part with an empty `filename` and no bytes (an empty file
+    input) counts as no file.
     """
     limit, over = max_bytes, "too_large"
     if quota is not None and (room := max(0, await quota.room())) < max_bytes:
@@ -237,6 +238,7 @@ async def _receive(request: Request, media: MediaStore, *, max_bytes: int, file_
     boundary = options.get(b"boundary")
     if not boundary:
         raise bad_request("malformed_multipart")
+    check_content_coding(request)
     body_limit = max_bytes + FORM_OVERHEAD_BYTES
     if declared_past(request, body_limit):
         raise too_large(over)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +19,7 @@ from ugc.wiring import build_app, runtime
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z$")
 PNG = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489") + b"\0" * 64
 SMALL_LIMIT = 1024
+UNSUPPORTED_CODING = "Тело запроса в кодировке Content-Encoding не принимается; отправьте его без сжатия (identity)."
 TRUNCATED = b'--xyz\r\nContent-Disposition: form-data; name="file"; filename="a"\r\n\r\ncut'
 
 
@@ -259,6 +261,37 @@ def test_a_body_that_is_not_well_formed_multipart_is_400(api: Api, content_type:
     assert response.status_code == 400
     assert set(response.json()) == {"error"}
     assert stored_files(api.settings) == before
+
+
+@pytest.mark.parametrize("coding", ["gzip", "br", "x-foo", "identity, gzip", "GZIP"])
+def test_a_body_in_a_content_coding_not_decoded_here_is_415_and_nothing_is_stored(api: Api, coding: str) -> None:
+    """RFC 9110 §15.5.16: the body is not read as if it were plain; `Accept-Encoding` says what is taken."""
+    user = api.verified_user()
+    before = stored_files(api.settings)
+    content, content_type = _multipart(b"hello")
+    headers = user["headers"] | {"Content-Type": content_type, "Content-Encoding": coding}
+    response = api.client.post("/api/v1/files/upload/", headers=headers, content=gzip.compress(content))
+    assert response.status_code == 415, response.text
+    assert response.json() == {"error": UNSUPPORTED_CODING}
+    assert response.headers["accept-encoding"] == "identity"
+    assert stored_files(api.settings) == before
+    assert api.client.get("/api/v1/files/", headers=user["headers"]).json()["count"] == 0
+
+
+def test_a_body_in_the_identity_coding_is_read_as_it_is(api: Api) -> None:
+    user = api.verified_user()
+    content, content_type = _multipart(b"hello")
+    headers = user["headers"] | {"Content-Type": content_type, "Content-Encoding": "identity"}
+    response = api.client.post("/api/v1/files/upload/", headers=headers, content=content)
+    assert response.status_code == 201 and response.json()["size"] == len(b"hello")
+
+
+def _multipart(content: bytes) -> tuple[bytes, str]:
+    body = (
+        b'--xyz\r\nContent-Disposition: form-data; name="file"; filename="a.txt"\r\n'
+        b"Content-Type: text/plain\r\n\r\n" + content + b"\r\n--xyz--\r\n"
+    )
+    return body, "multipart/form-data; boundary=xyz"
 
 
 @pytest.fixture(scope="module")

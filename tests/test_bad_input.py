@@ -8,6 +8,7 @@ catalogue's body, and logs one line with the request id and nothing the client s
 
 from __future__ import annotations
 
+import gzip
 import json
 import logging
 import re
@@ -31,6 +32,9 @@ from ugc.wiring import build_app, runtime
 NOT_FOUND = {"detail": "Страница не найдена."}
 MALFORMED_JSON = {"error": "Некорректный JSON в теле запроса."}
 STALE = {"error": "Объект изменился с момента загрузки; обновите его и повторите запрос."}
+UNSUPPORTED_CODING = {
+    "error": "Тело запроса в кодировке Content-Encoding не принимается; отправьте его без сжатия (identity)."
+}
 INTERNAL = {"detail": "Внутренняя ошибка сервера."}
 UNSTORABLE = "Текст содержит недопустимые управляющие символы."
 NOT_AN_ID = "Ожидается положительное целое число."
@@ -215,6 +219,23 @@ def test_an_if_match_that_names_no_version_is_412(api: Api, world: World, versio
     status, body = raw_request(api.client, "POST", f"/api/v1/orders/{world.order}/accept/", headers)
     assert (status, json.loads(body)) == (412, STALE | {"version": 1})  # a stale version: the current one told
     assert api.client.get(f"/api/v1/orders/{world.order}/", headers=world.buyer).json()["status"] == "pending"
+
+
+@pytest.mark.parametrize("coding", ["gzip", "deflate", "x-foo"])
+def test_a_json_body_in_a_content_coding_not_decoded_here_is_415_and_changes_nothing(
+    api: Api, world: World, coding: str
+) -> None:
+    """Read as if it were plain, a body labelled `x-foo` that happened to be JSON was applied."""
+    url = f"/api/v1/orders/{world.order}/"
+    before = api.client.get(url, headers=world.buyer).json()["requirements"]
+    body = json.dumps({"requirements": "Сжатые требования"}).encode()
+    headers = world.buyer | {"Content-Type": "application/json", "Content-Encoding": coding}
+    refused = api.client.patch(url, headers=headers, content=gzip.compress(body) if coding == "gzip" else body)
+    assert (refused.status_code, refused.json()) == (415, UNSUPPORTED_CODING)
+    assert refused.headers["accept-encoding"] == "identity"
+    assert api.client.get(url, headers=world.buyer).json()["requirements"] == before
+    plain = api.client.patch(url, headers=world.buyer | {"Content-Encoding": "identity"}, content=body)
+    assert plain.status_code == 200 and plain.json()["requirements"] == "Сжатые требования"
 
 
 @pytest.mark.parametrize(

@@ -83,9 +83,9 @@ def test_errors_follow_from_what_the_operation_does() -> None:
         return {int(status) for status in _responses(path, method)}
 
     # A lifecycle command: auth, body, visibility, role, state, If-Match, Idempotency-Key, read-model wait.
-    assert statuses("/api/v1/orders/{id}/cancel/", "post") == {200, 400, 401, 403, 404, 409, 412, 413, 422, 503}
+    assert statuses("/api/v1/orders/{id}/cancel/", "post") == {200, 400, 401, 403, 404, 409, 412, 413, 415, 422, 503}
     # Login: credentials and throttling, no token.
-    assert statuses("/api/auth/token/", "post") == {200, 400, 401, 413, 422, 429, 503}
+    assert statuses("/api/auth/token/", "post") == {200, 400, 401, 413, 415, 422, 429, 503}
     # A public list: its query and pages only.
     assert statuses("/api/v1/services/", "get") == {200, 404, 422, 503}
     # Liveness touches nothing that can fail.
@@ -116,7 +116,7 @@ def test_every_error_has_its_shared_body_and_the_spec_message() -> None:
                 assert media["example"] == {"detail": spec[code]}
             assert name in schemas
             seen.add(code)
-    assert seen == {400, 401, 403, 404, 409, 412, 413, 416, 422, 429, 503}
+    assert seen == {400, 401, 403, 404, 409, 412, 413, 415, 416, 422, 429, 503}
     state = _responses("/api/v1/orders/{id}/approve/", "post")["409"]["content"]["application/json"]["example"]
     assert set(state) == {"error", "status"}
     taken = _responses("/api/auth/register/", "post")["409"]["content"]["application/json"]["example"]

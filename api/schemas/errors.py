@@ -54,6 +54,7 @@ ERROR_BODIES: dict[int, type[Out]] = {
     409: ConflictOut,
     412: StaleVersionOut,
     413: ErrorOut,
+    415: ErrorOut,
     416: ErrorOut,
     422: ValidationErrorOut,
     429: DetailOut,

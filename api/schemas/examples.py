@@ -289,6 +289,7 @@ ERROR_EXAMPLES: dict[int, Callable[[str, str, str], dict[str, Any]]] = {
     409: lambda conflict, tag, _refusal: _conflict(conflict, tag),
     412: lambda *_: {"error": message("stale_version"), "version": 3},
     413: lambda *_: {"error": message("too_large")},
+    415: lambda *_: {"error": message("unsupported_content_coding")},
     416: lambda *_: {"error": message("range_not_satisfiable")},
     422: lambda *_: {"error": message("validation_failed"), "fields": {"title": [message("file_required")]}},
     429: lambda *_: {"detail": message("throttled")},

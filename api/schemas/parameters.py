@@ -140,6 +140,10 @@ PARAMETERS: dict[str, dict[str, Any]] = {
 
 # Response headers (components.headers).
 HEADERS: dict[str, dict[str, Any]] = {
+    "Accept-Encoding": {
+        "description": "Кодирование тела, которое сервер принимает: только `identity` (без сжатия).",
+        "schema": {"type": "string", "const": "identity"},
+    },
     "Content-Range": {
         "description": "Размер файла: `bytes */<размер>`.",
         "schema": {"type": "string", "pattern": "^bytes \\*/[0-9]+$"},
