@@ -2,7 +2,8 @@
 
 The first request with a key inserts a row (the database's primary key decides who is first);
 requests that find the row wait for its answer and replay it. A request with the same key but a
-different method, path or body is refused.
+different method, path or body is refused. An upload claims its key once its form is received
+(`idempotent_upload`, `claim_received`): its body is streamed to the media store, never held.
 
 Before each save the key records what the command is about to append (commands/intents.py, set
 up here for the request's context); once the command appended, the key records where
@@ -30,7 +31,7 @@ from starlette.responses import Response
 from api.auth import authenticated_user
 from api.body import raw_body
 from api.errors import ApiError, from_domain, invalid, message, unavailable
-from api.idempotency_keys import Pending, Stored, holding
+from api.idempotency_keys import Pending, Stored, current, holding
 from api.openapi import IDEMPOTENT
 from api.responses import JSON
 from api.services import Services, services
@@ -52,35 +53,93 @@ def idempotent(endpoint: Endpoint) -> Endpoint:
 
     @functools.wraps(endpoint)
     async def wrapper(request: Request) -> Response:
-        key = request.headers.get("idempotency-key")
-        if key is None:
+        keyed = _keyed(request)
+        if keyed is None:
             return await endpoint(request)
-        if not key or len(key) > MAX_KEY_LENGTH or not storable(key):
-            raise invalid({"Idempotency-Key": [message("idempotency_key_invalid")]})
-        s = services(request)
-        user_id = authenticated_user(request, s.tokens)
-        body = await raw_body(request)
-        fingerprint = hashlib.sha256(b"\n".join([request.method.encode(), request.url.path.encode(), body])).hexdigest()
-        stored = await s.run(s.idempotency.claim, user_id, key, fingerprint)
+        s, pending = keyed
+        stored = await s.run(
+            s.idempotency.claim, pending.user_id, pending.key, fingerprint(request, await raw_body(request))
+        )
         if stored is not None:
             return _replayed(stored)
-        pending = Pending(user_id, key)
-        context = contextvars.copy_context()
-        context.run(holding, pending)  # what `Services.settle` sees while the endpoint runs
-        context.run(announcing, functools.partial(s.idempotency.intend, user_id, key))  # before each save
-        running = asyncio.create_task(_answer(endpoint, request, s, pending), context=context)
-        gave_up = asyncio.create_task(pending.answered_503.wait())
-        await asyncio.wait({running, gave_up}, return_when=asyncio.FIRST_COMPLETED)
-        gave_up.cancel()
-        if running.done():
-            return running.result()
-        _finishing.add(running)
-        running.add_done_callback(_finishing.discard)
-        api_error = unavailable("read_model_lagging")
-        return JSON(api_error.body, status_code=api_error.status, headers=api_error.headers)
+        pending.claimed = True
+        return await _run(endpoint, request, s, pending)
 
     setattr(wrapper, IDEMPOTENT, True)  # the document lists the header and its errors (api/openapi.py)
     return wrapper
+
+
+def idempotent_upload(endpoint: Endpoint) -> Endpoint:
+    """`idempotent` for an endpoint that streams its body to the media store (an upload): the body is
+    never held to be hashed first, so the endpoint claims the key itself with `claim_received`, once
+    the form is received, before its command. A refusal before that (413, 415, an empty file) keeps
+    nothing for the key."""
+
+    @functools.wraps(endpoint)
+    async def wrapper(request: Request) -> Response:
+        keyed = _keyed(request)
+        if keyed is None:
+            return await endpoint(request)
+        return await _run(endpoint, request, *keyed)
+
+    setattr(wrapper, IDEMPOTENT, True)
+    return wrapper
+
+
+async def claim_received(request: Request, content: bytes) -> None:
+    """In an `idempotent_upload` endpoint: claim the request's key (if it sent one) for `content`, what
+    it received; `Replay` with the first answer when the key has one (the block receiving the form
+    then removes the bytes received again)."""
+    pending = current()
+    if pending is None:
+        return
+    s = services(request)
+    stored = await s.run(s.idempotency.claim, pending.user_id, pending.key, fingerprint(request, content))
+    if stored is not None:
+        raise Replay(stored)
+    pending.claimed = True
+
+
+class Replay(Exception):
+    """The key claimed by `claim_received` has an answer already: the request ends with it."""
+
+    def __init__(self, stored: Stored) -> None:
+        super().__init__("replayed")
+        self.stored = stored
+
+
+def fingerprint(request: Request, content: bytes) -> str:
+    """What a key is claimed for: a retry must send the same method, path and `content`."""
+    return hashlib.sha256(b"\n".join([request.method.encode(), request.url.path.encode(), content])).hexdigest()
+
+
+def _keyed(request: Request) -> tuple[Services, Pending] | None:
+    """The request's services and its key, not yet claimed, for the authenticated user; None without a key."""
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        return None
+    if not key or len(key) > MAX_KEY_LENGTH or not storable(key):
+        raise invalid({"Idempotency-Key": [message("idempotency_key_invalid")]})
+    s = services(request)
+    return s, Pending(authenticated_user(request, s.tokens), key)
+
+
+async def _run(endpoint: Endpoint, request: Request, s: Services, pending: Pending) -> Response:
+    """Run the endpoint holding `pending`; a 503 at once if its read-models wait times out after it appended."""
+    context = contextvars.copy_context()
+    context.run(holding, pending)  # what `Services.settle` sees while the endpoint runs
+    announcing_intent = functools.partial(s.idempotency.intend, pending.user_id, pending.key)
+    context.run(announcing, announcing_intent)  # before each save
+    running = asyncio.create_task(_answer(endpoint, request, s, pending), context=context)
+    gave_up = asyncio.create_task(pending.answered_503.wait())
+    await asyncio.wait({running, gave_up}, return_when=asyncio.FIRST_COMPLETED)
+    gave_up.cancel()
+    if running.done():
+        return running.result()
+    _finishing.add(running)
+    running.add_done_callback(_finishing.discard)
+    api_error = unavailable("read_model_lagging")
+    return JSON(api_error.body, status_code=api_error.status, headers=api_error.headers)
 
 
 def _replayed(stored: Stored) -> Response:
@@ -92,10 +151,14 @@ async def _answer(endpoint: Endpoint, request: Request, s: Services, pending: Pe
     """Run the endpoint and keep its answer for the key (or let go of the key if nothing was appended)."""
     try:
         response = await endpoint(request)
+    except Replay as replay:
+        return _replayed(replay.stored)
     except (ApiError, DomainError) as error:
         api_error = error if isinstance(error, ApiError) else from_domain(error)
         response = JSON(api_error.body, status_code=api_error.status, headers=api_error.headers)
     except Exception:
+        if not pending.claimed:
+            raise
         lost = await s.run(s.idempotency.release, pending.user_id, pending.key)  # kept if it appended
         if lost is not None and not pending.answered_503.is_set():
             log.warning("a command failed after its append was committed", exc_info=True)
@@ -105,6 +168,8 @@ async def _answer(endpoint: Endpoint, request: Request, s: Services, pending: Pe
         log.exception("a command answered 503 failed while finishing in the background")
         api_error = unavailable()
         return JSON(api_error.body, status_code=api_error.status, headers=api_error.headers)
+    if not pending.claimed:  # refused before its key was claimed (`claim_received`): nothing to keep
+        return response
     if response.status_code >= 500:
         lost = await s.run(s.idempotency.release, pending.user_id, pending.key)  # kept if it appended
         if lost is not None:

@@ -56,6 +56,7 @@ class Pending:
 
     user_id: int
     key: str
+    claimed: bool = False  # an upload's key is claimed once its form is received (`claim_received`)
     # Set when the endpoint's read-your-writes wait timed out after its command appended: the
     # client gets its 503 now, the endpoint goes on in the background and stores the answer.
     answered_503: asyncio.Event = field(default_factory=asyncio.Event)

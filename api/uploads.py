@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import unicodedata
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -117,6 +118,13 @@ class Upload:
 
     file: ReceivedFile
     fields: Mapping[str, str] = field(default_factory=dict)
+
+    def content(self) -> bytes:
+        """What the form says, apart from its framing (an `Idempotency-Key`'s fingerprint): its fields,
+        the file's name and the digest of its bytes. A client's retry frames the same parts with a
+        new multipart boundary."""
+        parts = {"fields": dict(self.fields), "name": self.file.name, "sha256": self.file.sha256}
+        return json.dumps(parts, ensure_ascii=False, sort_keys=True).encode()
 
 
 @dataclass(frozen=True)

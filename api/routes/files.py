@@ -16,7 +16,7 @@ from starlette.responses import Response
 from api import errors
 from api.auth import authenticated_user
 from api.downloads import stored_file_response
-from api.idempotency import idempotent
+from api.idempotency import claim_received, idempotent, idempotent_upload
 from api.openapi import FormField, Operation, endpoint
 from api.pagination import page_request, paginated
 from api.responses import JSON
@@ -31,11 +31,13 @@ from ugc.platform.media import UnknownKey
 log = logging.getLogger(__name__)
 
 
+@idempotent_upload
 async def upload(request: Request) -> Response:
     s = services(request)
     user_id = authenticated_user(request, s.tokens)
     quota = Quota(s.db, user_id, s.settings.upload_quota_bytes)
     async with receive_upload(request, s.media, max_bytes=s.settings.max_upload_bytes, quota=quota) as received:
+        await claim_received(request, received.content())
         file = received.file
         file_id, positions = await file.record(
             s.run(
