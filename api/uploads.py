@@ -28,6 +28,7 @@ import unicodedata
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from email.message import Message
 from typing import TYPE_CHECKING, TypeVar
 
 from python_multipart.exceptions import FormParserError
@@ -222,6 +223,28 @@ async def receive_upload(
         yield Upload(form.file, form.fields)
 
 
+def part_filename(disposition: bytes, options: Mapping[bytes, bytes]) -> str | None:
+    """The file name a part's Content-Disposition gives (`options` as python-multipart parsed it);
+    None for a text field.
+
+    The plain `filename` when there is one. Else `filename*` (RFC 8187: `UTF-8''%D0%BE...`), which
+    RFC 7578 §4.2 tells senders not to use in a form and python-multipart therefore skips; some
+    clients send it alone all the same, and their file would be stored as "file". The standard
+    library's mail header parser reads it (RFC 2231, continuations included).
+    """
+    plain = options.get(b"filename")
+    if plain is not None:
+        return plain.decode("utf-8", "replace")
+    if b"filename*" not in disposition.lower():
+        return None
+    header = Message()
+    header["Content-Disposition"] = disposition.decode("latin-1")
+    try:
+        return header.get_filename()
+    except ValueError:  # a charset name with a NUL in it: the codec lookup refuses it (a 500 it was)
+        return FALLBACK_NAME
+
+
 def display_name(raw: str | None) -> str:
     """The uploaded name fit for display: its last path part, without control or invisible characters."""
     name = (raw or "").replace("\\", "/").rsplit("/", 1)[-1]
@@ -335,12 +358,11 @@ class _Receiver:
         if name == self.file_field:
             if self.incoming is not None:
                 raise invalid({self.file_field: [message("one_file_only")]})
-            filename = options.get(b"filename")
-            self.filename = filename.decode("utf-8", "replace") if filename is not None else None
+            self.filename = part_filename(self._disposition, options)
             # Opening the incoming file is a quick local call; the writes go to a worker thread.
             self.incoming = self.media.begin()
             self._target = "file"
-        elif b"filename" in options:
+        elif part_filename(self._disposition, options) is not None:
             self._target = None  # another file part: not asked for, not kept
         else:
             self._target = "field"

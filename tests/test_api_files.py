@@ -286,9 +286,35 @@ def test_a_body_in_the_identity_coding_is_read_as_it_is(api: Api) -> None:
     assert response.status_code == 201 and response.json()["size"] == len(b"hello")
 
 
-def _multipart(content: bytes) -> tuple[bytes, str]:
+@pytest.mark.parametrize(
+    ("disposition", "shown"),
+    [
+        (b"filename*=UTF-8''%D0%BE%D1%82%D1%87%D0%B5%D1%82.txt", "отчет.txt"),
+        (b"filename*=utf-8'ru'%D0%BE%D1%82%D1%87%D0%B5%D1%82.txt", "отчет.txt"),
+        (b"filename*=ISO-8859-1''%A3%20rates.txt", "£ rates.txt"),
+        (b"filename*0*=UTF-8''%D0%BE%D1%82; filename*1=.txt", "от.txt"),
+        # The plain name stays the one read when both come (RFC 7578 §4.2 has senders send it).
+        (b"filename=\"plain.txt\"; filename*=UTF-8''%D0%BE.txt", "plain.txt"),
+        (b"filename*=UTF-8''..%2F..%2Fetc%2Fpasswd", "passwd"),
+        # Unreadable: a charset name with a NUL (the codec lookup raised ValueError), a bad escape.
+        (b"filename*=u\x00tf-8''x.txt", "file"),
+        (b"filename*=UTF-8''%ZZ.txt", "%ZZ.txt"),
+    ],
+)
+def test_a_file_named_only_by_filename_star_keeps_its_name(api: Api, disposition: bytes, shown: str) -> None:
+    """RFC 8187's `filename*`, which python-multipart skips: the file was stored as "file"."""
+    user = api.verified_user()
+    content, content_type = _multipart(b"hello", b'name="file"; ' + disposition)
+    response = api.client.post(
+        "/api/v1/files/upload/", headers=user["headers"] | {"Content-Type": content_type}, content=content
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["name"] == shown
+
+
+def _multipart(content: bytes, disposition: bytes = b'name="file"; filename="a.txt"') -> tuple[bytes, str]:
     body = (
-        b'--xyz\r\nContent-Disposition: form-data; name="file"; filename="a.txt"\r\n'
+        b"--xyz\r\nContent-Disposition: form-data; " + disposition + b"\r\n"
         b"Content-Type: text/plain\r\n\r\n" + content + b"\r\n--xyz--\r\n"
     )
     return body, "multipart/form-data; boundary=xyz"
