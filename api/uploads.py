@@ -120,13 +120,6 @@ class Upload:
     file: ReceivedFile
     fields: Mapping[str, str] = field(default_factory=dict)
 
-    def content(self) -> bytes:
-        """What the form says, apart from its framing (an `Idempotency-Key`'s fingerprint): its fields,
-        the file's name and the digest of its bytes. A client's retry frames the same parts with a
-        new multipart boundary."""
-        parts = {"fields": dict(self.fields), "name": self.file.name, "sha256": self.file.sha256}
-        return json.dumps(parts, ensure_ascii=False, sort_keys=True).encode()
-
 
 @dataclass(frozen=True)
 class Quota:
@@ -221,6 +214,14 @@ async def receive_upload(
         if form.file is None:
             raise invalid({file_field: [message("file_required")]})
         yield Upload(form.file, form.fields)
+
+
+def received_content(fields: Mapping[str, object], file: ReceivedFile | None) -> bytes:
+    """What a received form says, apart from its framing (an `Idempotency-Key`'s fingerprint): its
+    fields, and its file's name and the digest of its bytes. A client's retry frames the same parts
+    with a new multipart boundary."""
+    parts = {"fields": dict(fields), "file": None if file is None else [file.name, file.sha256]}
+    return json.dumps(parts, ensure_ascii=False, sort_keys=True).encode()
 
 
 def part_filename(disposition: bytes, options: Mapping[bytes, bytes]) -> str | None:

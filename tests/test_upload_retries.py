@@ -27,6 +27,7 @@ from ugc.config import Settings
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
 UPLOAD = "/api/v1/files/upload/"
+GIF = b"GIF89a\x01\x00\x01\x00\x80\x00\x00" + b"\0" * 32
 KEY_REUSED = message("idempotency_key_reused")
 
 
@@ -43,11 +44,11 @@ class Served:
         end_process(self.projector)
         self.projector = None
 
-    def start_projector(self, user: dict[str, Any], files: int) -> None:
-        """Start `ugc project` and return once `user`'s list shows `files` files (it caught up)."""
+    def start_projector(self, listed: str, user: dict[str, Any]) -> None:
+        """Start `ugc project` and return once `user`'s list at `listed` shows one object (it caught up)."""
         self.projector = start_projector(self.env, self.log)
         deadline = time.monotonic() + 60
-        while self.api.client.get("/api/v1/files/", headers=user["headers"]).json()["count"] != files:
+        while self.api.client.get(listed, headers=user["headers"]).json()["count"] != 1:
             assert time.monotonic() < deadline, "the projector did not catch up"
             time.sleep(0.1)
 
@@ -92,7 +93,7 @@ def test_an_upload_retried_with_its_key_after_a_503_stores_one_file(served: Serv
     served.stop_projector()
     first = upload(served, user, "report-1", b"the report")
     assert first.status_code == 503, first.text
-    served.start_projector(user, files=1)
+    served.start_projector("/api/v1/files/", user)
     retry = upload(served, user, "report-1", b"the report")
     assert retry.status_code == 201, retry.text
     assert retry.headers["idempotent-replayed"] == "true"
@@ -117,3 +118,26 @@ def test_an_upload_refused_before_it_was_stored_leaves_its_key_free(served: Serv
     assert done.status_code == 201, done.text
     assert "idempotent-replayed" not in done.headers
     assert len(stored_files(served.api.settings)) == 1
+
+
+def test_a_portfolio_item_retried_with_its_key_after_a_503_is_created_once(served: Served) -> None:
+    """The portfolio's forms (a cover image, or JSON fields on an update) take the key the same way."""
+    creator = served.api.creator()
+    headers = creator["headers"] | {"Idempotency-Key": "cover-1"}
+    form: dict[str, Any] = {"data": {"title": "Логотип"}, "files": {"cover_image": ("c.gif", GIF, "image/gif")}}
+    served.stop_projector()
+    first = served.api.client.post("/api/portfolio/", headers=headers, **form)
+    assert first.status_code == 503, first.text
+    served.start_projector("/api/portfolio/", creator)
+    retry = served.api.client.post("/api/portfolio/", headers=headers, **form)
+    assert (retry.status_code, retry.headers["idempotent-replayed"]) == (201, "true"), retry.text
+    listed = served.api.client.get("/api/portfolio/", headers=creator["headers"]).json()
+    assert [item["id"] for item in listed["results"]] == [retry.json()["id"]]
+    assert len(stored_files(served.api.settings)) == 1
+
+    url = f"/api/portfolio/{retry.json()['id']}/"
+    renamed = creator["headers"] | {"Idempotency-Key": "rename-1"}
+    edited = served.api.client.patch(url, headers=renamed, json={"title": "Новый логотип"})
+    assert edited.status_code == 200 and edited.headers["etag"] == '"2"', edited.text
+    again = served.api.client.patch(url, headers=renamed, json={"title": "Новый логотип"})
+    assert (again.status_code, again.headers["idempotent-replayed"], again.headers["etag"]) == (200, "true", '"2"')

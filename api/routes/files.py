@@ -22,7 +22,7 @@ from api.pagination import page_request, paginated
 from api.responses import JSON
 from api.schemas.files import FileOut, render_file
 from api.services import services
-from api.uploads import Quota, receive_upload
+from api.uploads import Quota, receive_upload, received_content
 from readmodels.files import get_file, list_own_files
 from readmodels.orders import delivered_to
 from readmodels.pages import read_page_async
@@ -37,7 +37,7 @@ async def upload(request: Request) -> Response:
     user_id = authenticated_user(request, s.tokens)
     quota = Quota(s.db, user_id, s.settings.upload_quota_bytes)
     async with receive_upload(request, s.media, max_bytes=s.settings.max_upload_bytes, quota=quota) as received:
-        await claim_received(request, received.content())
+        await claim_received(request, received_content(received.fields, received.file))
         file = received.file
         file_id, positions = await file.record(
             s.run(

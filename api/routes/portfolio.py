@@ -16,7 +16,7 @@ from starlette.responses import Response
 
 from api import errors
 from api.auth import authenticated_user, bearer_token
-from api.idempotency import idempotent
+from api.idempotency import claim_received, idempotent, idempotent_upload
 from api.image_forms import form_fields, image_form
 from api.openapi import FormField, Operation, endpoint
 from api.pagination import page_request, paginated
@@ -33,7 +33,7 @@ from api.schemas.portfolio import (
     render_item,
 )
 from api.services import Services, services
-from api.uploads import ReceivedFile
+from api.uploads import ReceivedFile, received_content
 from api.versions import etag, expected_versions
 from commands.portfolio import Kind, StoredImage
 from commands.saving import Positions
@@ -81,6 +81,7 @@ async def item(request: Request) -> Response:
     return await _answer(services(request), ITEM, request.path_params["id"])
 
 
+@idempotent_upload
 async def create_item(request: Request) -> Response:
     def run(s: Services, user_id: int, body: PortfolioItemIn, cover: StoredImage) -> tuple[int, Positions]:
         return s.portfolio.create_item(user_id, title=body.title, description=body.description, cover=cover)
@@ -88,10 +89,12 @@ async def create_item(request: Request) -> Response:
     return await _create(request, ITEM, PortfolioItemIn, run)
 
 
+@idempotent_upload
 async def replace_item(request: Request) -> Response:
     return await _update(request, ITEM, PortfolioItemIn)
 
 
+@idempotent_upload
 async def update_item(request: Request) -> Response:
     return await _update(request, ITEM, PortfolioItemPatchIn)
 
@@ -114,6 +117,7 @@ async def list_images(request: Request) -> Response:
     return JSON(paginated(request, wanted, page, lambda row: render_image(public_url, row)))
 
 
+@idempotent_upload
 async def add_image(request: Request) -> Response:
     def run(s: Services, user_id: int, body: PortfolioImageIn, image: StoredImage) -> tuple[int, Positions]:
         return s.portfolio.add_image(
@@ -123,6 +127,7 @@ async def add_image(request: Request) -> Response:
     return await _create(request, IMAGE, PortfolioImageIn, run)
 
 
+@idempotent_upload
 async def update_image(request: Request) -> Response:
     return await _update(request, IMAGE, PortfolioImagePatchIn)
 
@@ -156,6 +161,7 @@ async def _create(
     s = services(request)
     user_id = authenticated_user(request, s.tokens)
     async with image_form(request, s, user_id, piece.file_field, file_required=True) as (fields, file):
+        await claim_received(request, received_content(fields, file))
         body = form_fields(model, fields, missing_file=piece.file_field if file is None else None)
         assert file is not None
         number, positions = await file.record(s.run(run, s, user_id, body, _stored(file)))
@@ -168,6 +174,7 @@ async def _update(request: Request, piece: Piece, model: type[UpdateIn]) -> Resp
     s = services(request)
     user_id = authenticated_user(request, s.tokens)
     async with image_form(request, s, user_id, piece.file_field, file_required=False) as (fields, file):
+        await claim_received(request, received_content(fields, file))
         body = form_fields(model, fields)
         number = request.path_params["id"]
         changes = body.model_dump(exclude_unset=True, exclude_none=True)
