@@ -8,8 +8,10 @@ go stale and its next command on such an order must read the cancellation (409, 
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
+from commands.accounts import AccountCommands
 from commands.erased_orders import cancel_orders_of_erased
 from readmodels.orders import cancellable_of_party
 from readmodels.users import get_user
@@ -141,6 +143,39 @@ def test_replaying_the_journal_after_a_restore_cancels_the_erased_persons_open_o
     seen = order_of(api, deal.creator, pending)
     assert (seen["status"], seen["cancellation_reason"]) == ("cancelled", REASON)
     assert len(eventually(lambda: cancellations_told(api, deal.creator, pending))) == 1
+
+
+def test_replaying_the_journal_finishes_a_person_erased_before_their_orders_and_services_were_seen_to(
+    api: Api, backend: str, settings: Settings, db: Database
+) -> None:
+    """A backup taken between `User.Erased` and the cancellations (or a person erased before the
+    release that cancels): the database shows them erased, their service active, their orders open."""
+    deal = a_deal(api)
+    orders = orders_in_every_status(api, deal)
+
+    def journal(user: int, at: datetime) -> None:
+        record_erasure(settings.audit_dir, settings.audit_key, user, deal.creator["username"], at)
+
+    stores = EventStores(settings.database_url, data_key=settings.data_key)
+    try:
+        AccountCommands(stores, db, SystemClock()).erase(deal.creator["username"], operator_actor("tester"), journal)
+    finally:
+        stores.close()
+    assert order_of(api, deal.buyer, orders["pending"])["status"] == "pending"
+
+    replayed = ugc(settings, backend, "users", "erase", "--replay")
+    assert replayed.returncode == 0, replayed.stdout + replayed.stderr
+    for status in ("pending", "in_progress"):
+        seen = order_of(api, deal.buyer, orders[status])
+        assert (seen["status"], seen["cancellation_reason"]) == ("cancelled", REASON), status
+    assert order_of(api, deal.buyer, orders["delivered"])["status"] == "delivered"
+    assert api.client.get(f"/api/v1/services/{deal.service['id']}/").json()["is_active"] is False
+    assert "1 service(s) withdrawn, 2 order(s) cancelled" in replayed.stdout, replayed.stdout
+    assert " journaled erasure(s), 0 carried out again, 1 finished" in replayed.stdout, replayed.stdout
+
+    again = ugc(settings, backend, "users", "erase", "--replay")  # nothing is left: nothing is done twice
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert " journaled erasure(s), 0 carried out again, 0 finished" in again.stdout, again.stdout
 
 
 def test_an_order_stored_after_the_erasure_looked_is_found_by_its_next_look_and_cancelled(

@@ -140,13 +140,6 @@ def _erase(
 ) -> int:
     """Erase one person (README: "Personal data and erasure"); `journaled`: record it in the erasure
     journal first (a replay of the journal does not record it again)."""
-    from commands.erased_orders import cancel_orders_of_erased
-    from commands.services import ServiceCommands
-    from readmodels.orders import cancellable_of_party
-    from readmodels.services import active_of_creator
-    from readmodels.waiting import Progress
-    from ugc.clock import SystemClock
-    from ugc.errors import Unavailable
     from ugc.platform.erasure_journal import record_erasure
 
     def journal(user: int, at: datetime) -> None:
@@ -155,52 +148,69 @@ def _erase(
     erasure = accounts.erase(username, acting_operator(), journal if journaled else None)
     done = "erased" if erasure.newly else "was erased before; finished erasing"
     print(f"{username} (id {erasure.user_id}) {done}: {erasure.keys_destroyed} data key(s) destroyed")
+    ended = _end_dealings(stores, db, erasure.user_id)
+    if ended is None:
+        return 1
+    print(f"{len(ended[0])} service(s) withdrawn")
+    print(f"{len(ended[1])} order(s) cancelled")
+    _clear_old_rows(db, erasure.positions)
+    return 0
+
+
+def _end_dealings(stores: EventStores, db: Database, user_id: int) -> tuple[list[int], list[int]] | None:
+    """Withdraw the erased person's active services and cancel their open orders (step 4 of an
+    erasure); the ids of each, or None (said on stderr) when the read models did not catch up."""
+    from commands.erased_orders import cancel_orders_of_erased
+    from commands.services import ServiceCommands
+    from readmodels.orders import cancellable_of_party
+    from readmodels.services import active_of_creator
+    from readmodels.waiting import Progress
+    from ugc.clock import SystemClock
+    from ugc.errors import Unavailable
 
     def listed(creator_profile: int, positions: dict[str, int]) -> list[int]:
         Progress().wait(db, positions, ERASE_WAIT)
         return active_of_creator(db, creator_profile)
 
     try:
-        withdrawn = ServiceCommands(stores, db, SystemClock()).withdraw_all(erasure.user_id, acting_operator(), listed)
+        withdrawn = ServiceCommands(stores, db, SystemClock()).withdraw_all(user_id, acting_operator(), listed)
     except Unavailable:
-        return _not_caught_up("their services are not withdrawn yet")
-    print(f"{len(withdrawn)} service(s) withdrawn")
+        _not_caught_up("their services are not withdrawn yet")
+        return None
 
     def cancellable(user: int, positions: dict[str, int]) -> list[int]:
         Progress().wait(db, positions, ERASE_WAIT)
         return cancellable_of_party(db, user)
 
     try:
-        cancelled = cancel_orders_of_erased(
-            stores.orders, SystemClock(), erasure.user_id, acting_operator(), cancellable
-        )
+        cancelled = cancel_orders_of_erased(stores.orders, SystemClock(), user_id, acting_operator(), cancellable)
     except Unavailable:
-        return _not_caught_up("their open orders are not cancelled yet")
-    print(f"{len(cancelled)} order(s) cancelled")
-    _clear_old_rows(db, erasure.positions)
-    return 0
+        _not_caught_up("their open orders are not cancelled yet")
+        return None
+    return withdrawn, cancelled
 
 
-def _not_caught_up(what: str) -> int:
-    """Say which step of an erasure waits for read models that did not catch up; the exit status."""
+def _not_caught_up(what: str) -> None:
+    """Say which step of an erasure waits for read models that did not catch up."""
     print(
         f"ugc: users erase: {what}: the read models did not catch up within {ERASE_WAIT:g} s "
         "(are the projections running?); run the erasure again",
         file=sys.stderr,
     )
-    return 1
 
 
 def replay_erasures(settings: Settings, accounts: AccountCommands, stores: EventStores, db: Database) -> int:
     """Erase again every journaled person the database does not show erased (a restored backup from
-    before their erasure): README, "Backups and restores"."""
+    before their erasure), and finish the erasure of those it shows erased with services or orders
+    still open (a backup taken between `User.Erased` and those steps, or an erasure from before they
+    existed): README, "Backups and restores"."""
     from ugc.platform.erasure_journal import read_journal
 
     journal = read_journal(settings.audit_dir, settings.audit_key)
     failed = bool(journal.problems)
     for problem in journal.problems:
         print(f"ugc: users erase --replay: {problem}; not carried out", file=sys.stderr)
-    replayed = 0
+    replayed = finished = 0
     for entry in journal.erasures:
         found = accounts.erasure_done(entry.user)
         if found is None:  # the backup is older than the account: nothing of theirs to erase
@@ -215,7 +225,15 @@ def replay_erasures(settings: Settings, accounts: AccountCommands, stores: Event
         elif not found[1]:
             replayed += 1
             failed = _erase(settings, accounts, stores, db, entry.username, journaled=False) != 0 or failed
-    print(f"{len(journal.erasures)} journaled erasure(s), {replayed} carried out again")
+        elif (ended := _end_dealings(stores, db, entry.user)) is None:
+            failed = True
+        elif any(ended):
+            finished += 1
+            print(
+                f"{entry.username} (id {entry.user}) was erased before; finished erasing: "
+                f"{len(ended[0])} service(s) withdrawn, {len(ended[1])} order(s) cancelled"
+            )
+    print(f"{len(journal.erasures)} journaled erasure(s), {replayed} carried out again, {finished} finished")
     return 1 if failed else 0
 
 
