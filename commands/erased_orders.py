@@ -2,8 +2,8 @@
 
 A `pending` or `in_progress` order waits for its creator to deliver and then for its buyer to
 approve; with either of them erased it would wait forever. `ugc users erase` cancels each as the
-operator (`Order.cancel_for_operator`): an ordinary OrderCancelled, with a fixed reason, which the
-notifications projection tells the parties of. A `delivered` order stays: its buyer may still
+operator (`Order.cancel_for_erased`): an ordinary OrderCancelled, with a fixed reason and the erased
+party named, which the notifications projection tells the other party of. A `delivered` order stays: its buyer may still
 approve it, and the scheduler completes it when they do not.
 """
 
@@ -43,20 +43,20 @@ def cancel_orders_of_erased(
     while fresh := [number for number in listed(user_id, stored_so_far(app)) if number not in tried]:
         for number in fresh:
             tried.add(number)
-            if _cancel(app, clock, number, actor):
+            if _cancel(app, clock, number, user_id, actor):
                 cancelled.append(number)
     return cancelled
 
 
-def _cancel(app: Application[UUID], clock: Clock, number: int, actor: str) -> bool:
-    """Cancel one order; False if it moved out of the states one may cancel in (delivered meanwhile)."""
+def _cancel(app: Application[UUID], clock: Clock, number: int, erased_party: int, actor: str) -> bool:
+    """Cancel one order of `erased_party`; False if it left the states one may cancel in (delivered meanwhile)."""
 
     def load() -> Order:
         order: Order = app.repository.get(order_id(number))
         return order
 
     try:
-        change(app, load, lambda order: order.cancel_for_operator(actor, PARTY_ERASED, clock.now()))
+        change(app, load, lambda order: order.cancel_for_erased(actor, erased_party, PARTY_ERASED, clock.now()))
     except WrongState:
         return False
     return True

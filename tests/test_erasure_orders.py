@@ -13,6 +13,7 @@ from typing import Any
 
 from commands.accounts import AccountCommands
 from commands.erased_orders import cancel_orders_of_erased
+from readmodels.notifications import stored_after
 from readmodels.orders import cancellable_of_party
 from readmodels.users import get_user
 from readmodels.waiting import Progress
@@ -23,6 +24,7 @@ from ugc.clock import SystemClock
 from ugc.config import Settings
 from ugc.events import operator_actor
 from ugc.platform.database import Database
+from ugc.platform.dialect import Row
 from ugc.platform.erasure_journal import record_erasure
 from ugc.platform.store import EventStores
 
@@ -44,6 +46,11 @@ def cancellations_told(api: Api, who: dict[str, Any], order: int) -> list[dict[s
     return [n for n in found.json()["results"] if n["type"] == "order_cancelled" and n["data"] == {"order_id": order}]
 
 
+def cancellations_kept_for(db: Database, user: int) -> list[Row]:
+    """The `order_cancelled` rows of `user` in the read model, signed in or not (an erased person cannot)."""
+    return [row for row in stored_after(db, user, 0) if row["type"] == "order_cancelled"]
+
+
 def orders_in_every_status(api: Api, deal: Deal) -> dict[str, int]:
     return {status: order_in(api, deal, status) for status in ("pending", "in_progress", "delivered", "completed")}
 
@@ -55,7 +62,7 @@ def erase(settings: Settings, backend: str, username: str, *more: str) -> str:
 
 
 def test_erasing_a_creator_cancels_their_open_orders_for_the_buyer_and_leaves_the_others(
-    api: Api, backend: str, settings: Settings
+    api: Api, backend: str, settings: Settings, db: Database
 ) -> None:
     deal = a_deal(api)
     orders = orders_in_every_status(api, deal)
@@ -68,6 +75,7 @@ def test_erasing_a_creator_cancels_their_open_orders_for_the_buyer_and_leaves_th
         assert seen["cancelled_at"] is not None
         told = eventually(lambda order=orders[status]: cancellations_told(api, deal.buyer, order))
         assert [n["message"] for n in told] == [CANCELLED_BY_OPERATOR], status
+    assert cancellations_kept_for(db, deal.creator["id"]) == []  # only the other party is told
     assert order_of(api, deal.buyer, orders["delivered"])["status"] == "delivered"
     assert order_of(api, deal.buyer, orders["completed"])["status"] == "completed"
     history = api.client.get(f"/api/v1/orders/{orders['pending']}/history/", headers=deal.buyer["headers"])
@@ -97,7 +105,9 @@ def test_erasing_a_creator_cancels_their_open_orders_for_the_buyer_and_leaves_th
     assert json.loads(verified.stdout)["findings"] == []
 
 
-def test_erasing_a_buyer_cancels_their_open_orders_for_the_creator(api: Api, backend: str, settings: Settings) -> None:
+def test_erasing_a_buyer_cancels_their_open_orders_for_the_creator(
+    api: Api, backend: str, settings: Settings, db: Database
+) -> None:
     deal = a_deal(api)
     orders = orders_in_every_status(api, deal)
     elsewhere = a_deal(api)
@@ -110,6 +120,7 @@ def test_erasing_a_buyer_cancels_their_open_orders_for_the_creator(api: Api, bac
         assert (seen["status"], seen["cancellation_reason"]) == ("cancelled", REASON), status
         told = eventually(lambda order=orders[status]: cancellations_told(api, deal.creator, order))
         assert [n["message"] for n in told] == [CANCELLED_BY_OPERATOR], status
+    assert cancellations_kept_for(db, deal.buyer["id"]) == []  # only the other party is told
     assert order_of(api, deal.creator, orders["delivered"])["status"] == "delivered"
     assert order_of(api, deal.creator, orders["completed"])["status"] == "completed"
     assert order_of(api, elsewhere.buyer, untouched)["status"] == "pending"

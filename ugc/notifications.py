@@ -87,14 +87,14 @@ def acting_role(domain_event: Any, parties: Parties | None) -> str:
 
 def recipients(domain_event: Any, parties: Parties | None) -> tuple[int, ...]:
     """Whom a notifying event tells, in the order of their ids: a message's recipient; the other
-    party to whoever acted on an order; both parties, the creator first, of one that neither party
-    acted on (the scheduler, the operator).
-
-    An erasure's cancellation thus tells the erased party too: the log does not say which party was
-    erased, and a notification row of theirs is no personal data and is read by nobody."""
+    party to whoever acted on an order, or to the party whose erasure the operator cancelled it
+    for; both parties, the creator first, of one that neither party acted on (the scheduler, the
+    operator, whose cancellations stored before they named the erased party say nothing more)."""
     if isinstance(domain_event, Message.Sent):
         return (int(domain_event.recipient),)
     assert parties is not None, "an order event's notification needs the order's parties"
+    if isinstance(domain_event, Order.Cancelled) and domain_event.erased_party is not None:
+        return (parties.buyer,) if domain_event.erased_party == parties.creator else (parties.creator,)
     role = acting_role(domain_event, parties)
     if role in ("system", "operator"):
         return (parties.creator, parties.buyer)

@@ -144,10 +144,17 @@ class Order(Aggregate):
     @dataclass(frozen=True)
     class Cancelled(Caused, Aggregate.Event):
         TOPIC = "ugc.Order.Cancelled"
-        class_version = 2
+        class_version = 3
         upcast_v1_v2 = staticmethod(upcast_v1_v2)
         reason: str
         at: datetime
+        # The party whose erasure the operator cancelled the order for; None: any other cancellation.
+        erased_party: int | None
+
+        @staticmethod
+        def upcast_v2_v3(state: dict[str, Any]) -> None:
+            """Version 2 did not say whose erasure an operator's cancellation was for."""
+            state["erased_party"] = None
 
     @dataclass(frozen=True)
     class Reviewed(Caused, Aggregate.Event):
@@ -279,16 +286,17 @@ class Order(Aggregate):
 
     def cancel(self, actor: int, reason: str, at: datetime) -> None:
         self.check("cancel", actor)
-        self._cancelled(as_actor(actor), reason, at)
+        self._cancelled(as_actor(actor), reason, at, None)
 
-    def cancel_for_operator(self, actor: str, reason: str, at: datetime) -> None:
-        """Cancel on the operator's word (the order of an erased person, whom nobody can deliver to or
-        approve for): from the states a party may cancel in, recorded as any cancellation is."""
-        if actor_parts(actor)[0] != "operator":
+    def cancel_for_erased(self, actor: str, erased_party: int, reason: str, at: datetime) -> None:
+        """Cancel on the operator's word because `erased_party` was erased (nobody is left to deliver
+        or approve): from the states a party may cancel in, recorded as any cancellation is, with
+        the erased party named, so that only the other one is told."""
+        if actor_parts(actor)[0] != "operator" or self.role_of(erased_party) not in ("buyer", "creator"):
             raise NotAllowed()
         if self.status not in RULES["cancel"].sources:
             raise WrongState(self.status, "order_wrong_status")
-        self._cancelled(actor, reason, at)
+        self._cancelled(actor, reason, at, erased_party)
 
     def review(self, actor: int, review: int, rating: int, content: str, at: datetime) -> None:
         self.check("review", actor)
@@ -325,7 +333,7 @@ class Order(Aggregate):
         self.status, self.status_since, self.completed_at, self.updated_at = COMPLETED, at, at, at
 
     @event(Cancelled)
-    def _cancelled(self, actor: str, reason: str, at: datetime) -> None:
+    def _cancelled(self, actor: str, reason: str, at: datetime, erased_party: int | None) -> None:
         self.status, self.status_since, self.cancelled_at, self.updated_at = CANCELLED, at, at, at
         self.cancellation_reason = reason
 
