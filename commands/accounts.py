@@ -18,6 +18,7 @@ from commands.saving import Positions, change, save
 from ugc.accounts import User, VerificationToken, verification_key
 from ugc.claims import Claim
 from ugc.clock import Clock
+from ugc.creators import CreatorProfile, creator_profile_id
 from ugc.errors import Conflict, InvalidToken, NotFound
 from ugc.events import user_actor
 from ugc.ids import aggregate_id, claim_id, normalise
@@ -235,7 +236,18 @@ class AccountCommands:
         if journal is not None:
             journal(user.number, now)
         destroyed = data_keys.destroy(user.number, subjects, now)
-        erased = change(self.app, lambda: self._user(user.number, erased_too=True), lambda u: u.erase(now, actor))
+
+        def erase_person(found: User) -> tuple[CreatorProfile, ...]:
+            """Erase the user and, in the same append, their creator profile (whose version then moves)."""
+            found.erase(now, actor)
+            profile = self._creator_profile(user.number)
+            if profile is not None:
+                profile.erase(now, actor)
+            return () if profile is None else (profile,)
+
+        erased = change(
+            self.app, lambda: self._user(user.number, erased_too=True), erase_person, also=lambda profile: profile
+        )
         destroyed += data_keys.destroy(user.number, subjects, now)
         refresh_families.revoke_all_of(self.db, user.number, now)
         idempotency_keys.forget_user(self.db, user.number)
@@ -255,6 +267,13 @@ class AccountCommands:
         """The id of the user with this username, from the log (None: no such user)."""
         user = self._user_by_claim("username", username)
         return None if user is None else user.number
+
+    def _creator_profile(self, user_id: int) -> CreatorProfile | None:
+        try:
+            profile: CreatorProfile = self.app.repository.get(creator_profile_id(user_id))
+        except AggregateNotFoundError:
+            return None
+        return profile
 
     def _named(self, username: str) -> User:
         user = self._user_by_claim("username", username)

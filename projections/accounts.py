@@ -33,6 +33,7 @@ class AccountsProjection(Projection):
             User.Erased: self.erased,
             CreatorProfile.Created: self.creator_profile_created,
             CreatorProfile.Updated: self.creator_profile_updated,
+            CreatorProfile.Erased: self.creator_profile_erased,
         }
 
     def registered(self, cur: Cursor, e: User.Registered) -> None:
@@ -90,6 +91,11 @@ class AccountsProjection(Projection):
 
     def creator_profile_updated(self, cur: Cursor, e: CreatorProfile.Updated) -> None:
         _update(cur, "creator_profiles", e, {**e.changes, "updated_at": e.at, "version": e.originator_version})
+
+    def creator_profile_erased(self, cur: Cursor, e: CreatorProfile.Erased) -> None:
+        """Blank the profile (as `User.Erased` did already) and take its new version: its ETag moves."""
+        blank = PERSONAL[CreatorProfile.Created.TOPIC].erased
+        _update(cur, "creator_profiles", e, {**blank, "updated_at": e.at, "version": e.originator_version})
 
 
 def _update(cur: Cursor, table: str, e: User.Event | CreatorProfile.Event, changes: Mapping[str, object]) -> None:

@@ -33,8 +33,11 @@ from ugc.accounts import User, VerificationToken
 from ugc.claims import Claim
 from ugc.clock import MovableClock
 from ugc.config import Settings
+from ugc.events import operator_actor
 from ugc.ids import aggregate_id, claim_id, normalise
+from ugc.personal import subjects_of
 from ugc.platform.database import Database
+from ugc.platform.erasure_journal import record_erasure
 from ugc.platform.personal_data import DataKeys, PersonalDataError, PersonErased
 from ugc.platform.store import EventStores
 from ugc.services import Service, service_id
@@ -272,6 +275,46 @@ def test_an_erased_persons_sockets_close_4401_once_their_standing_is_asked_again
         his.send_text(json.dumps({"message": "ты здесь?"}))
         assert json.loads(his.receive_text())["message"] == "ты здесь?"
         his.close()
+
+
+def test_an_erased_creators_profile_answers_a_new_etag_so_no_client_keeps_their_data(
+    api: Api, backend: str, settings: Settings, db: Database
+) -> None:
+    person = a_person(api)
+    path = f"/api/v1/creators/{person['profile']['id']}/"
+    before = {detail: api.client.get(path, params={"detail": detail}) for detail in ("false", "true")}
+
+    done = ugc(settings, backend, "users", "erase", person["username"], "--yes")
+    assert done.returncode == 0, done.stderr
+
+    for detail, seen in before.items():
+        after = api.client.get(path, params={"detail": detail})
+        assert after.json()["portfolio_link"] == "" != seen.json()["portfolio_link"], detail
+        assert after.headers["ETag"] != seen.headers["ETag"], detail  # a client revalidating gets the blank body
+    again = ugc(settings, backend, "users", "erase", person["username"], "--yes")  # nothing changes a second time
+    assert again.returncode == 0, again.stderr
+    assert api.client.get(path).headers["ETag"] == after.headers["ETag"]
+
+
+def test_replaying_the_journal_moves_the_profile_etag_of_a_creator_erased_before_profiles_were(
+    api: Api, backend: str, settings: Settings, stores: EventStores
+) -> None:
+    """Erased as before this release: the keys destroyed and `User.Erased`, the profile's version unmoved."""
+    person = a_person(api)
+    path = f"/api/v1/creators/{person['profile']['id']}/"
+    now = datetime.now(UTC)
+    assert stores.data_keys is not None
+    stores.data_keys.destroy(person["id"], subjects_of(person["id"]), now)
+    user: User = stores.accounts.repository.get(aggregate_id("user", person["id"]))
+    user.erase(now, operator_actor("tester"))
+    stores.accounts.save(user)
+    record_erasure(settings.audit_dir, settings.audit_key, person["id"], person["username"], now)
+    before = eventually(lambda: (seen := api.client.get(path)).json()["portfolio_link"] == "" and seen)
+
+    replayed = ugc(settings, backend, "users", "erase", "--replay")
+    assert replayed.returncode == 0, replayed.stdout + replayed.stderr
+    assert "creator profile marked erased" in replayed.stdout, replayed.stdout
+    assert eventually(lambda: api.client.get(path).headers["ETag"] != before.headers["ETag"])
 
 
 def test_erasing_again_finishes_quietly_and_a_wrong_name_or_no_confirmation_erases_nothing(

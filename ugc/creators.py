@@ -42,6 +42,15 @@ class CreatorProfile(Aggregate):
         changes: dict[str, Any]
         at: datetime
 
+    @dataclass(frozen=True)
+    class Erased(Caused, Aggregate.Event):
+        """The profile's person was erased: its fields read as blank from here on, and its version
+        moves with them, so an ETag taken before the erasure no longer matches."""
+
+        TOPIC = "ugc.CreatorProfile.Erased"
+        class_version = 1
+        at: datetime
+
     @staticmethod
     def create_id(user_number: int, **_: Any) -> UUID:
         return creator_profile_id(user_number)
@@ -64,6 +73,7 @@ class CreatorProfile(Aggregate):
         self.experience = experience
         self.portfolio_link = portfolio_link
         self.social_links = dict(social_links)
+        self.erased = False
 
     def update(self, changes: dict[str, Any], at: datetime, actor: str) -> None:
         changed = changed_fields(self, changes, CREATOR_PROFILE_FIELDS)
@@ -73,3 +83,13 @@ class CreatorProfile(Aggregate):
     @event(Updated)
     def _updated(self, changes: dict[str, Any], at: datetime, actor: str) -> None:
         apply_changes(self, changes)
+
+    def erase(self, at: datetime, actor: str) -> None:
+        if not self.erased:
+            self._erased(at, actor)
+
+    @event(Erased)
+    def _erased(self, at: datetime, actor: str) -> None:
+        self.erased = True
+        self.specialization = self.experience = self.portfolio_link = ""
+        self.social_links = {}

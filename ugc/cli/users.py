@@ -227,11 +227,12 @@ def replay_erasures(settings: Settings, accounts: AccountCommands, stores: Event
             failed = _erase(settings, accounts, stores, db, entry.username, journaled=False) != 0 or failed
         elif (ended := _end_dealings(stores, db, entry.user)) is None:
             failed = True
-        elif any(ended):
+        elif (profile := accounts.erase(entry.username, acting_operator()).positions) or any(ended):
             finished += 1
             print(
                 f"{entry.username} (id {entry.user}) was erased before; finished erasing: "
                 f"{len(ended[0])} service(s) withdrawn, {len(ended[1])} order(s) cancelled"
+                + (", creator profile marked erased" if profile else "")
             )
     print(f"{len(journal.erasures)} journaled erasure(s), {replayed} carried out again, {finished} finished")
     return 1 if failed else 0
