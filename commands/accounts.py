@@ -135,11 +135,18 @@ class AccountCommands:
 
     def resend_verification(self, user_id: int) -> Positions:
         """A new verification token for an unverified user (the mail goes out when it is projected)."""
-        user = self._caller(user_id)
-        if user.is_verified:
-            raise Conflict("email_already_verified")
-        token = self._verification_token(user.number, user.email, self.clock.now(), user_actor(user.number))
-        return save(self.app, token)
+
+        def renew(user: User) -> VerificationToken:
+            """Issue the new token and void the earlier ones, in one append: a verification with an
+            old link that races this one finds the user's version moved and reads the renewal."""
+            if user.is_verified:
+                raise Conflict("email_already_verified")
+            now, actor = self.clock.now(), user_actor(user.number)
+            token = self._verification_token(user.number, user.email, now, actor)
+            user.renew_verification(token.id, now, actor)
+            return token
+
+        return change(self.app, lambda: self._caller(user_id), renew, also=lambda token: (token,)).positions
 
     def _verification_token(self, user_number: int, email: str, now: datetime, actor: str) -> VerificationToken:
         return VerificationToken(
@@ -168,7 +175,7 @@ class AccountCommands:
             now, holder = self.clock.now(), user_actor(issued.user_number)  # the token proves who follows it
             issued.use(now, holder)
             user: User = self.app.repository.get(aggregate_id("user", issued.user_number))
-            if user.erased:
+            if user.erased or not user.verifies_with(issued.id):  # erased, or a link sent again since
                 raise InvalidToken("invalid_verification_token")
             user.verify_email(now, holder)
             return user

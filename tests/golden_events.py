@@ -95,6 +95,7 @@ def scenario(api: Api, clock: MovableClock) -> None:
     services.accounts.revoke_role(boss["username"], "auditor", operator)
     services.accounts.erase(api.verified_user(username="golden_gone")["username"], operator)
     services.accounts.erase(api.creator(username="golden_gone_creator")["username"], operator)
+    _ok(api.client.post("/api/auth/resend-verification/", headers=api.user(username="golden_again")["headers"]))
     skill = _ok(api.client.post("/api/skills/", headers=boss["headers"], json={"name": "Golden Blender"}))
     path = f"/api/skills/{skill['id']}/"
     _ok(api.client.patch(path, headers=boss["headers"], json={"name": "Golden Maya", "description": "3D"}))

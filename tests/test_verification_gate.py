@@ -28,6 +28,7 @@ from ugc.config import Settings
 
 # The spec's 403 sentence, as every 403 (DESIGN.md: 401/403/404 carry exactly the spec's messages).
 NOT_VERIFIED = {"detail": "У вас недостаточно прав для выполнения данного действия."}
+INVALID_LINK = "Ссылка подтверждения недействительна."
 PNG = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489") + b"\0" * 64
 
 # Writes open to an unverified user: private to them, and bounded by what others do.
@@ -209,6 +210,9 @@ def test_the_mail_again_carries_a_new_link_that_verifies(api: Api, settings: Set
     assert (response.status_code, response.json()) == (200, {"message": "Письмо со ссылкой подтверждения отправлено."})
     first, second = _mailed_tokens(settings, user["email"], count=2)
     assert first != second
+    superseded = api.client.post("/api/auth/verify-email/", json={"token": first})  # only the latest link verifies
+    assert (superseded.status_code, superseded.json()["fields"]) == (422, {"token": [INVALID_LINK]})
+    assert api.client.get("/api/v1/users/me/", headers=user["headers"]).json()["is_verified"] is False
     assert api.client.post("/api/auth/verify-email/", json={"token": second}).status_code == 200
     assert api.client.get("/api/v1/users/me/", headers=user["headers"]).json()["is_verified"] is True
     again = _resend(api.client, user)

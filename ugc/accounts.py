@@ -67,6 +67,16 @@ class User(Aggregate):
         at: datetime
 
     @dataclass(frozen=True)
+    class VerificationRenewed(Caused, Aggregate.Event):
+        """The user asked for the verification mail again: from here on only `token` (the id of the
+        VerificationToken issued with it) verifies their address, and every earlier link is void."""
+
+        TOPIC = "ugc.User.VerificationRenewed"
+        class_version = 1
+        token: str
+        at: datetime
+
+    @dataclass(frozen=True)
     class Erased(Caused, Aggregate.Event):
         """The person's data keys were destroyed (`ugc users erase`): their personal fields read as
         erased from here on, in this aggregate and in every replay of the log."""
@@ -110,6 +120,20 @@ class User(Aggregate):
         self.is_verified = False
         self.roles: list[str] = []
         self.erased = False
+        # The id of the only verification token that still verifies; None: any unused one of theirs
+        # (no link was asked for again, so there is only the one mailed at registration).
+        self.verification_token: str | None = None
+
+    def renew_verification(self, token: UUID, at: datetime, actor: str) -> None:
+        self._verification_renewed(str(token), at, actor)
+
+    @event(VerificationRenewed)
+    def _verification_renewed(self, token: str, at: datetime, actor: str) -> None:
+        self.verification_token = token
+
+    def verifies_with(self, token: UUID) -> bool:
+        """Whether the verification token `token` is one whose link still verifies this user."""
+        return self.verification_token in (None, str(token))
 
     def verify_email(self, at: datetime, actor: str) -> None:
         if not self.is_verified:
