@@ -137,11 +137,12 @@ class RequestId:
             # its event: `ReceivedFile.record`), and a command is appended whole or not at all (one
             # still running in its thread ends before the lifespan closes the stores).
             log.warning("cut short by the stop: %s %s (request %s)", scope["method"], scope["path"], request_id)
-            if not started:
-                refusal = unavailable()
-                refused = JSONResponse(refusal.body, 503, refusal.headers | {"Connection": "close"})
-                with contextlib.suppress(Exception):  # the client may be gone as well
-                    await refused(scope, receive, send_with_id)
+            if started:  # a download half sent: its connection is closed, the client sees it end short
+                raise logs.AnswerCut from None
+            refusal = unavailable()
+            refused = JSONResponse(refusal.body, 503, refusal.headers | {"Connection": "close"})
+            with contextlib.suppress(Exception):  # the client may be gone as well
+                await refused(scope, receive, send_with_id)
         except Exception as error:
             response = internal_error_response(scope["method"], scope["path"], request_id, error)
             if not started:  # otherwise the client sees the connection end mid-answer

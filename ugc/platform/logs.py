@@ -70,6 +70,31 @@ class ClientFaults(logging.Filter):
         return True
 
 
+class AnswerCut(BaseException):
+    """Raised by the API out of an answer a stop cut half-way, for uvicorn to close its connection: the
+    client sees the body end short of what it was promised, as it should. It was returned from instead,
+    and uvicorn logged "ASGI callable returned without completing response" at ERROR. Not an Exception:
+    no `except Exception` on the way takes it for a failure (a 500 the client could never read)."""
+
+
+class PlannedStops(logging.Filter):
+    """A stop's drain ends after GRACEFUL_SHUTDOWN (`ugc/cli/serving.py`) and cuts what still runs: that
+    is planned, a warning, never an ERROR (an ERROR here means the server's own fault). uvicorn's line
+    counting the tasks cut is a warning; its report of an answer cut (`AnswerCut`), which the API has
+    logged already as one warning line naming the request, is dropped."""
+
+    _CUT = "Cancel %s running task(s), timeout graceful shutdown exceeded"
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name != "uvicorn.error":
+            return True
+        if record.exc_info and isinstance(record.exc_info[1], AnswerCut):
+            return False
+        if record.msg == self._CUT:
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per record: time (UTC), level, logger, message, request_id, and exc_info."""
 
@@ -103,13 +128,14 @@ def logging_config(log_format: str, level: str = "INFO") -> dict[str, Any]:
             "request_id": {"()": "ugc.platform.logs.RequestIdFilter"},
             "hide_tokens": {"()": "ugc.platform.logs.HideTokens"},
             "client_faults": {"()": "ugc.platform.logs.ClientFaults"},
+            "planned_stops": {"()": "ugc.platform.logs.PlannedStops"},
         },
         "formatters": {"default": formatter},
         "handlers": {
             "default": {
                 "class": "logging.StreamHandler",
                 "formatter": "default",
-                "filters": ["request_id", "hide_tokens", "client_faults"],
+                "filters": ["request_id", "hide_tokens", "client_faults", "planned_stops"],
                 "stream": "ext://sys.stderr",
             }
         },
