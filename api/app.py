@@ -32,6 +32,7 @@ from api.routes import (
     ws,
 )
 from api.services import Services
+from ugc.platform.forced_stop import ServerStop
 from ugc.platform.stop_signals import StopRequested, raised_on_stop
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,7 @@ def build_app(open_services: Callable[[], AbstractContextManager[Services]]) -> 
                 yield  # uvicorn, which has the signal too, stops at once
                 return
             app.state.services = opened
+            ServerStop.install()  # from here a second stop signal ends the process at once
             try:
                 yield
             finally:

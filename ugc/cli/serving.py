@@ -155,6 +155,7 @@ def without_password(url: str) -> str:
 def _project(settings: Settings, only: Sequence[str] | None) -> int:
     from readmodels.waiting import Progress
     from ugc.platform.database import Database, until_reachable
+    from ugc.platform.forced_stop import ProjectorStop
     from ugc.platform.serving_lock import serving
     from ugc.platform.store import EventStores
     from ugc.wiring import projection_runner
@@ -171,10 +172,12 @@ def _project(settings: Settings, only: Sequence[str] | None) -> int:
         stores.data_keys.check()
     db = Database(settings.database_url)
     # Only now: while the database is awaited (up to 2 minutes), Ctrl-C and SIGTERM end the wait as
-    # they end any other command; from here they stop the runner, which then closes what it holds.
+    # they end any other command; from here they stop the runner, which then closes what it holds
+    # (a second one ends the process at once).
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    handler = ProjectorStop(stop)
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
     try:
         with serving(settings.database_url), projection_runner(settings, db, stores, Progress(), only=only) as runner:
             runner.start()
