@@ -204,8 +204,9 @@ class LeaseKeeper:
             with self._cursor() as cur:
                 leases.leave(cur, self.holder)
                 self._legacy.release(cur, self._connection)
-        except Exception:
-            log.warning("could not give the leases up; they expire in %.0f s", self.ttl, exc_info=True)
+        except Exception as error:  # the database away or the table locked: they lapse, as a crashed member's
+            reason = next(iter(str(error).splitlines()), "") or type(error).__name__  # not the statement quoted
+            log.warning("could not give the leases up (%s); they expire in %.0f s", reason, self.ttl)
         with self._lock:
             self._held.clear()
         self._legacy.release()
