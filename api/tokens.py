@@ -3,11 +3,18 @@
 A refresh token also names its family (`fam`): the sign-in it descends from (`api/sessions.py`).
 Every token is addressed (`aud`) to the deployment that issued it (ugc/platform/deployment.py), so
 another deployment that happens to hold the same UGC_SECRET_KEY refuses it.
+
+Every token names the key that signed it (`kid`, `key_id`): new tokens are signed with
+UGC_SECRET_KEY, and those of a key being rotated out (UGC_SECRET_KEY_PREVIOUS) are verified with
+that key alone, until it is dropped from the configuration.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
@@ -22,6 +29,12 @@ TokenType = Literal["access", "refresh"]
 ALGORITHM = "HS256"
 CLOCK_SKEW = 60  # seconds a token's `iat` may be ahead of our clock (another server's clock)
 VERIFIED_TOKENS = 4096  # signatures remembered per process (~115 us of PyJWT each on a slow core)
+
+
+def key_id(key: str) -> str:
+    """The `kid` that names `key` in the header of the tokens it signs: an HMAC of a fixed label
+    under the key, so it tells nothing of the key itself."""
+    return hmac.new(key.encode(), b"ugc-market token key id", hashlib.sha256).hexdigest()[:16]
 
 
 class TokenError(Exception):
@@ -46,8 +59,20 @@ class Issued:
 
 
 class TokenService:
-    def __init__(self, secret_key: str, clock: Clock, *, audience: str, access_ttl: int, refresh_ttl: int) -> None:
+    def __init__(
+        self,
+        secret_key: str,
+        clock: Clock,
+        *,
+        audience: str,
+        access_ttl: int,
+        refresh_ttl: int,
+        previous_keys: Sequence[str] = (),
+    ) -> None:
         self._key = secret_key
+        self._key_id = key_id(secret_key)
+        # Keys that verify, by the id a token names: the signing key and those being rotated out.
+        self._keys = {key_id(key): key for key in (*previous_keys, secret_key)}
         self._audience = audience
         self._clock = clock
         self._ttl: dict[TokenType, timedelta] = {
@@ -75,7 +100,9 @@ class TokenService:
         }
         if family is not None:
             claims["fam"] = family
-        return Issued(jwt.encode(claims, self._key, algorithm=ALGORITHM), jti, expires_at)
+        return Issued(
+            jwt.encode(claims, self._key, algorithm=ALGORITHM, headers={"kid": self._key_id}), jti, expires_at
+        )
 
     def user_id(self, token: str, typ: TokenType) -> int:
         """The user a valid token of type `typ` was issued to."""
@@ -100,9 +127,14 @@ class TokenService:
     def _decode(self, token: str) -> Claims:
         """Signature, algorithm and the shape of the claims; times are the caller's to check."""
         try:
+            # A token from before key ids was signed with the key of its day, the current one then.
+            named = jwt.get_unverified_header(token).get("kid", self._key_id)
+            key = self._keys.get(named) if isinstance(named, str) else None
+            if key is None:
+                raise TokenError("signed with a key no longer configured")
             claims = jwt.decode(
                 token,
-                self._key,
+                key,
                 algorithms=[ALGORITHM],
                 audience=self._audience,
                 options={

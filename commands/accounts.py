@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import secrets
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -158,9 +158,11 @@ class AccountCommands:
             actor=actor,
         )
 
-    def verify_email(self, token: str, secret_key: str) -> Positions:
-        """Use the token and verify its user in one append; a token used meanwhile refuses on the retry."""
-        key = verification_key(token, secret_key)
+    def verify_email(self, token: str, secret_keys: Sequence[str]) -> Positions:
+        """Use the token and verify its user in one append; a token used meanwhile refuses on the retry.
+
+        `secret_keys`: those a link may be signed with (the current key and any being rotated out)."""
+        key = verification_key(token, *secret_keys)
         if key is None:
             raise InvalidToken("invalid_verification_token")
 

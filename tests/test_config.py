@@ -148,6 +148,25 @@ def test_production_needs_a_data_key_of_its_own(tmp_path: Path, data_key: str | 
         )
 
 
+def test_previous_secret_keys_verify_beside_the_current_one(tmp_path: Path) -> None:
+    found = settings(tmp_path, UGC_SECRET_KEY=SECRET, UGC_SECRET_KEY_PREVIOUS=f" {AUDIT}, {DATA},")
+    assert found.previous_secret_keys == (AUDIT, DATA) and found.secret_keys == (SECRET, AUDIT, DATA)
+    assert settings(tmp_path, UGC_SECRET_KEY=SECRET).secret_keys == (SECRET,)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"UGC_SECRET_KEY_PREVIOUS": SECRET}, "UGC_SECRET_KEY_PREVIOUS must not hold UGC_SECRET_KEY's own value"),
+        ({"UGC_SECRET_KEY_PREVIOUS": "short", "UGC_ENV": "production"}, "must hold random keys of at least 32"),
+    ],
+)
+def test_a_previous_secret_key_that_cannot_be_one_is_refused(tmp_path: Path, env: dict[str, str], message: str) -> None:
+    production = {"UGC_AUDIT_KEY": AUDIT, "UGC_DATA_KEY": DATA, "UGC_DATABASE_URL": "postgresql://db/ugc"}
+    with pytest.raises(ConfigError, match=message):
+        settings(tmp_path, UGC_SECRET_KEY=SECRET, **production, **env)
+
+
 def test_a_var_dir_that_cannot_keep_the_keys_is_told_in_one_line(tmp_path: Path) -> None:
     (tmp_path / "a-file").write_text("")
     with pytest.raises(ConfigError, match="cannot keep a key in .*a-file/secret.key"):

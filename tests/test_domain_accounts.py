@@ -102,3 +102,9 @@ def test_mailed_tokens_verify_only_with_their_signature() -> None:
     assert verification_key(token[:-1], "secret") is None
     assert verification_key("no-dot-at-all", "secret") is None
     assert verification_key(".sig", "secret") is None
+
+
+def test_a_mailed_token_verifies_with_any_of_the_keys_being_rotated() -> None:
+    token = verification_token("abc_DEF-123", "old secret")
+    assert verification_key(token, "new secret", "old secret") == "abc_DEF-123"
+    assert verification_key(token, "new secret") is None

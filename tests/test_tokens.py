@@ -7,7 +7,7 @@ from datetime import timedelta
 import jwt
 import pytest
 
-from api.tokens import TokenError, TokenService
+from api.tokens import TokenError, TokenService, key_id
 from ugc.clock import MovableClock
 
 KEY = "k" * 40
@@ -68,3 +68,35 @@ def test_a_token_of_another_deployment_with_the_same_key_is_refused() -> None:
         with pytest.raises(TokenError):
             checker.user_id(token, "access")
     assert checker.user_id(service(MovableClock()).issue(7, "access"), "access") == 7
+
+
+def test_a_token_names_its_key_and_verifies_while_that_key_is_configured() -> None:
+    """Rotation: new tokens are signed with the current key; the previous key's still verify, each
+    with the one key its `kid` names, until that key leaves the configuration."""
+    clock = MovableClock()
+    old = service(clock)
+    token = old.issue(7, "access")
+    assert jwt.get_unverified_header(token)["kid"] == key_id(KEY) != key_id("n" * 40)
+    rotated = TokenService(
+        "n" * 40, clock, audience="this-deployment", access_ttl=900, refresh_ttl=3600, previous_keys=[KEY]
+    )
+    assert rotated.user_id(token, "access") == 7
+    fresh = rotated.issue(7, "access")
+    assert jwt.get_unverified_header(fresh)["kid"] == key_id("n" * 40)
+    with pytest.raises(TokenError, match="no longer configured"):
+        old.user_id(fresh, "access")  # a process still on the old key alone
+    retired = TokenService("n" * 40, clock, audience="this-deployment", access_ttl=900, refresh_ttl=3600)
+    assert retired.user_id(fresh, "access") == 7
+    with pytest.raises(TokenError, match="no longer configured"):
+        retired.user_id(token, "access")
+
+
+def test_a_token_from_before_key_ids_verifies_with_the_current_key_only() -> None:
+    now = int(MovableClock().now().timestamp())
+    claims = {"sub": "7", "typ": "access", "iat": now, "exp": now + 60, "jti": "x", "aud": "this-deployment"}
+    rotated = TokenService(
+        "n" * 40, MovableClock(), audience="this-deployment", access_ttl=900, refresh_ttl=3600, previous_keys=[KEY]
+    )
+    assert rotated.user_id(jwt.encode(claims, "n" * 40), "access") == 7
+    with pytest.raises(TokenError):
+        rotated.user_id(jwt.encode(claims, KEY), "access")

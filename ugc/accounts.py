@@ -245,11 +245,14 @@ def verification_token(key: str, secret: str) -> str:
     return f"{key}.{_signature(key, secret)}"
 
 
-def verification_key(token: str, secret: str) -> str | None:
-    """The key inside a well-signed token, or None for anything forged or garbled."""
+def verification_key(token: str, *secrets: str) -> str | None:
+    """The key inside a token signed with one of `secrets` (the current one and those being rotated
+    out: a link carries no key id, and an HMAC or two costs nothing), or None for anything forged or garbled."""
     key, dot, signature = token.partition(".")
+    if not dot or not key:
+        return None
     # As bytes: compare_digest raises TypeError on a str holding a non-ASCII character (a 500).
-    if not dot or not key or not hmac.compare_digest(signature.encode(), _signature(key, secret).encode()):
+    if not any(hmac.compare_digest(signature.encode(), _signature(key, secret).encode()) for secret in secrets):
         return None
     return key
 

@@ -128,6 +128,13 @@ class Settings:
     # The master key that wraps each person's data key (ugc/platform/personal_data.py); never in the database.
     data_key: str = ""
     audit_checkpoint_interval: int = 3600  # seconds between the projection leader's checkpoints
+    # Signing keys being rotated out (UGC_SECRET_KEY_PREVIOUS): what they signed still verifies.
+    previous_secret_keys: tuple[str, ...] = ()
+
+    @property
+    def secret_keys(self) -> tuple[str, ...]:
+        """The keys a token or a link may be signed with: the current one first."""
+        return (self.secret_key, *self.previous_secret_keys)
 
     @property
     def outbox_dir(self) -> Path:
@@ -158,6 +165,7 @@ class Settings:
             mode,
             unlike={"UGC_SECRET_KEY": secret, "UGC_AUDIT_KEY": audit_key},
         )
+        previous_secret_keys = _previous_keys(env, "UGC_SECRET_KEY", secret, mode)
         log_format = env.get("UGC_LOG_FORMAT", "text") or "text"
         if log_format not in ("text", "json"):
             raise ConfigError(f"UGC_LOG_FORMAT must be 'text' or 'json', not {log_format!r}")
@@ -165,6 +173,7 @@ class Settings:
             database_url=database_url,
             redis_url=_redis_url(env.get("UGC_REDIS_URL") or None),
             secret_key=secret,
+            previous_secret_keys=previous_secret_keys,
             env=mode,
             public_url=_public_url(env.get("UGC_PUBLIC_URL") or public_url_for("127.0.0.1", DEFAULT_PORT)),
             smtp_url=_smtp_url(env.get("UGC_SMTP_URL") or None),
@@ -318,6 +327,18 @@ def _key(env: Mapping[str, str], name: str, file: Path, mode: str, *, unlike: Ma
     if mode == "production" and value in (unlike or {}).values():
         raise ConfigError(f"{name} must differ from {' and '.join(unlike or {})}")
     return value
+
+
+def _previous_keys(env: Mapping[str, str], name: str, current: str, mode: str) -> tuple[str, ...]:
+    """`{name}_PREVIOUS`: the keys being rotated out, comma-separated, none of them the current one
+    (that would be a rotation forgotten halfway); in production each as strong as a current key."""
+    variable = f"{name}_PREVIOUS"
+    keys = tuple(filter(None, (key.strip() for key in env.get(variable, "").split(","))))
+    if current in keys:
+        raise ConfigError(f"{variable} must not hold {name}'s own value: set {name} to the new key")
+    if mode == "production" and any(_weak_key(key) for key in keys):
+        raise ConfigError(f"{variable} must hold random keys of at least 32 characters each in production")
+    return keys
 
 
 def _secret_from_file(path: Path) -> str:

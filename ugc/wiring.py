@@ -192,6 +192,7 @@ def _opened(settings: Settings, clock: Clock | None) -> Iterator[Services]:
                 audience=deployment_id(db),
                 access_ttl=settings.access_token_ttl,
                 refresh_ttl=settings.refresh_token_ttl,
+                previous_keys=settings.previous_secret_keys,
             )
             services = Services(
                 settings=settings,

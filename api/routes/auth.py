@@ -59,7 +59,7 @@ async def verify_email(request: Request) -> Response:
     s = services(request)
     async with s.throttle.attempt(s.run, throttle.subjects(_address(request))) as attempt:
         try:
-            positions = await s.run(s.accounts.verify_email, body.token, s.settings.secret_key)
+            positions = await s.run(s.accounts.verify_email, body.token, s.settings.secret_keys)
         except InvalidToken:
             attempt.count()
             raise
