@@ -55,7 +55,7 @@ def main() -> None:
             chains = {name: stores.chained(name) for name in stores.applications}
             for _ in range(3):
                 began = time.perf_counter()
-                checked = check_checkpoints(Path(directory), KEY, chains)
+                checked = check_checkpoints(Path(directory), (KEY,), chains)
                 took = time.perf_counter() - began
                 print(f"{checked.count} checkpoints, {len(checked.findings)} findings: {took:.2f} s")
     finally:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ugc.platform.backup_manifest import BackupRefused, read_manifest, write_manifest
+from ugc.platform.backup_manifest import BackupRefused, data_key_check, read_manifest, write_manifest
 from ugc.platform.checkpoints import read_checkpoint, write_checkpoint
 from ugc.platform.erasure_journal import NAME, read_journal, record_erasure
 
@@ -38,9 +38,9 @@ def resigned(document: dict[str, object], forged: object) -> str:
 @pytest.mark.parametrize("forged", FORGED)
 def test_a_checkpoint_with_a_forged_signature_reads_as_unsigned(tmp_path: Path, forged: object) -> None:
     path = write_checkpoint(tmp_path, KEY, {"orders": None}, datetime.now(UTC))
-    assert read_checkpoint(path, KEY).signed
+    assert read_checkpoint(path, (KEY,)).signed
     path.write_text(resigned(json.loads(path.read_text()), forged))
-    assert not read_checkpoint(path, KEY).signed
+    assert not read_checkpoint(path, (KEY,)).signed
 
 
 @pytest.mark.parametrize("forged", FORGED)
@@ -50,7 +50,7 @@ def test_a_journal_line_with_a_forged_signature_is_named_and_the_others_kept(tmp
     line = json.loads(path.read_text())
     with path.open("a", encoding="utf-8") as journal:
         journal.write(resigned(line | {"user": 6}, forged) + "\n")
-    journal_read = read_journal(tmp_path, KEY)
+    journal_read = read_journal(tmp_path, (KEY,))
     assert [erasure.user for erasure in journal_read.erasures] == [5]
     [problem] = journal_read.problems
     assert "line 2" in problem and "UGC_AUDIT_KEY" in problem
@@ -61,11 +61,25 @@ def test_a_manifest_with_a_forged_signature_is_refused(tmp_path: Path, forged: o
     path = write_manifest(tmp_path, KEY, {"files": {}})
     path.write_text(resigned(json.loads(path.read_text()), forged))
     with pytest.raises(BackupRefused, match="not signed with this UGC_AUDIT_KEY"):
-        read_manifest(tmp_path, KEY, DATA_KEY)
+        read_manifest(tmp_path, (KEY,), DATA_KEY)
 
 
 def test_a_journal_that_cannot_be_read_is_a_problem_named_not_an_exception(tmp_path: Path) -> None:
     (tmp_path / NAME).mkdir()  # whoever can write the directory can put anything under the journal's name
-    journal = read_journal(tmp_path, KEY)
+    journal = read_journal(tmp_path, (KEY,))
     assert journal.erasures == [] and len(journal.problems) == 1
     assert f"{tmp_path / NAME} cannot be read" in journal.problems[0]
+
+
+def test_what_a_key_being_rotated_out_signed_reads_as_signed_while_that_key_is_given(tmp_path: Path) -> None:
+    new_key = "new-audit-key-that-is-long-enough-0864297531"
+    path = write_checkpoint(tmp_path, KEY, {"orders": None}, datetime.now(UTC))
+    record_erasure(tmp_path, KEY, 5, "petr_shop", datetime.now(UTC))
+    (tmp_path / "backup").mkdir()
+    write_manifest(tmp_path / "backup", KEY, {"files": {}, "data_key_check": data_key_check(DATA_KEY)})
+    assert read_checkpoint(path, (new_key, KEY)).signed and not read_checkpoint(path, (new_key,)).signed
+    assert [erasure.user for erasure in read_journal(tmp_path, (new_key, KEY)).erasures] == [5]
+    assert read_journal(tmp_path, (new_key,)).erasures == []
+    assert read_manifest(tmp_path / "backup", (new_key, KEY), DATA_KEY)["files"] == {}
+    with pytest.raises(BackupRefused, match="not signed with this UGC_AUDIT_KEY"):
+        read_manifest(tmp_path / "backup", (new_key,), DATA_KEY)

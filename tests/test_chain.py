@@ -70,7 +70,7 @@ def test_orders_placed_concurrently_in_shared_transactions_chain_clean(
     while not list(settings.audit_dir.glob("checkpoint-*.json")) and time.monotonic() < deadline:
         time.sleep(0.1)
     [path, *_] = sorted(settings.audit_dir.glob("checkpoint-*.json"))
-    assert read_checkpoint(path, settings.audit_key).signed
+    assert read_checkpoint(path, (settings.audit_key,)).signed
 
 
 def test_a_log_stored_before_the_chain_is_chained_by_migrate_and_by_the_next_append(
@@ -165,7 +165,7 @@ def test_the_leaders_checkpoints_keep_their_pace_across_restarts(tmp_path: Path)
         "files": {"position": 0, "link": "00" * 32, "recorded_at": None},
     }
     assert document["signature"] == signature(document, "k" * 40)
-    assert not read_checkpoint(path, "another key " * 4).signed
+    assert not read_checkpoint(path, ("another key " * 4,)).signed
     hour_ago = time.time() - 3601
     os.utime(path, (hour_ago, hour_ago))
     job().run_once()

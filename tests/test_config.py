@@ -154,6 +154,13 @@ def test_previous_secret_keys_verify_beside_the_current_one(tmp_path: Path) -> N
     assert settings(tmp_path, UGC_SECRET_KEY=SECRET).secret_keys == (SECRET,)
 
 
+def test_previous_audit_keys_verify_beside_the_current_one(tmp_path: Path) -> None:
+    found = settings(tmp_path, UGC_AUDIT_KEY=AUDIT, UGC_AUDIT_KEY_PREVIOUS=DATA)
+    assert found.audit_keys == (AUDIT, DATA) and found.previous_secret_keys == ()
+    with pytest.raises(ConfigError, match="UGC_AUDIT_KEY_PREVIOUS must not hold UGC_AUDIT_KEY's own value"):
+        settings(tmp_path, UGC_AUDIT_KEY=AUDIT, UGC_AUDIT_KEY_PREVIOUS=AUDIT)
+
+
 @pytest.mark.parametrize(
     ("env", "message"),
     [

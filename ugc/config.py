@@ -130,11 +130,18 @@ class Settings:
     audit_checkpoint_interval: int = 3600  # seconds between the projection leader's checkpoints
     # Signing keys being rotated out (UGC_SECRET_KEY_PREVIOUS): what they signed still verifies.
     previous_secret_keys: tuple[str, ...] = ()
+    # Audit keys being rotated out (UGC_AUDIT_KEY_PREVIOUS): what they signed still verifies.
+    previous_audit_keys: tuple[str, ...] = ()
 
     @property
     def secret_keys(self) -> tuple[str, ...]:
         """The keys a token or a link may be signed with: the current one first."""
         return (self.secret_key, *self.previous_secret_keys)
+
+    @property
+    def audit_keys(self) -> tuple[str, ...]:
+        """The keys a checkpoint, a journal line or a manifest may be signed with: the current one first."""
+        return (self.audit_key, *self.previous_audit_keys)
 
     @property
     def outbox_dir(self) -> Path:
@@ -166,6 +173,7 @@ class Settings:
             unlike={"UGC_SECRET_KEY": secret, "UGC_AUDIT_KEY": audit_key},
         )
         previous_secret_keys = _previous_keys(env, "UGC_SECRET_KEY", secret, mode)
+        previous_audit_keys = _previous_keys(env, "UGC_AUDIT_KEY", audit_key, mode)
         log_format = env.get("UGC_LOG_FORMAT", "text") or "text"
         if log_format not in ("text", "json"):
             raise ConfigError(f"UGC_LOG_FORMAT must be 'text' or 'json', not {log_format!r}")
@@ -201,6 +209,7 @@ class Settings:
             keep_alive=_int(env, "UGC_KEEP_ALIVE", 75, at_most=MAX_SECONDS),
             client_timeout=_seconds(env, "UGC_CLIENT_TIMEOUT", 30.0),
             audit_key=audit_key,
+            previous_audit_keys=previous_audit_keys,
             data_key=data_key,
             audit_dir=Path(env.get("UGC_AUDIT_DIR", "") or var_dir / "audit"),
             audit_checkpoint_interval=_int(env, "UGC_AUDIT_CHECKPOINT_INTERVAL", 3600, at_most=MAX_SECONDS),

@@ -144,7 +144,7 @@ def verify(settings: Settings, *, as_json: bool) -> int:
                     print(finding, flush=True)
             shown.finish()
         checkpoints = check_checkpoints(
-            settings.audit_dir, settings.audit_key, {name: stores.chained(name) for name in stores.applications}
+            settings.audit_dir, settings.audit_keys, {name: stores.chained(name) for name in stores.applications}
         )
         findings += checkpoints.findings
         # A log without its events table has nothing to replay nor users to look up, and without the

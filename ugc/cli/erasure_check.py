@@ -24,7 +24,7 @@ def erasure_findings(settings: Settings, stores: EventStores) -> list[Finding]:
     from ugc.platform.erasure_journal import read_journal
     from ugc.wiring import password_hasher
 
-    journal = read_journal(settings.audit_dir, settings.audit_key)
+    journal = read_journal(settings.audit_dir, settings.audit_keys)
     findings = [Finding(KIND, None, None, None, None, problem) for problem in journal.problems]
     if not journal.erasures:
         return findings

@@ -206,7 +206,7 @@ def replay_erasures(settings: Settings, accounts: AccountCommands, stores: Event
     existed): README, "Backups and restores"."""
     from ugc.platform.erasure_journal import read_journal
 
-    journal = read_journal(settings.audit_dir, settings.audit_key)
+    journal = read_journal(settings.audit_dir, settings.audit_keys)
     failed = bool(journal.problems)
     for problem in journal.problems:
         print(f"ugc: users erase --replay: {problem}; not carried out", file=sys.stderr)

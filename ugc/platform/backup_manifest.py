@@ -62,12 +62,12 @@ def write_manifest(directory: Path, key: str, document: dict[str, Any]) -> Path:
     return path
 
 
-def read_manifest(directory: Path, key: str, data_key: str) -> dict[str, Any]:
+def read_manifest(directory: Path, keys: tuple[str, ...], data_key: str) -> dict[str, Any]:
     """The manifest of the backup in `directory`, once it and every file it lists check out.
 
     Raises BackupRefused naming what does not: no manifest (not a backup, or one never finished),
-    a signature that does not match UGC_AUDIT_KEY, another UGC_DATA_KEY, a file missing, extra,
-    or of other bytes than those backed up.
+    a signature that matches none of `keys` (UGC_AUDIT_KEY and those being rotated out), another
+    UGC_DATA_KEY, a file missing, extra, or of other bytes than those backed up.
     """
     path = directory / NAME
     if not directory.is_dir():
@@ -80,7 +80,7 @@ def read_manifest(directory: Path, key: str, data_key: str) -> dict[str, Any]:
         raise BackupRefused(f"{directory} has no {NAME}: not a backup, or one that never finished") from None
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise BackupRefused(f"{path} is not a readable manifest: {error}") from None
-    if manifest.get("format") != FORMAT or not signature_matches(given, manifest, key):
+    if manifest.get("format") != FORMAT or not signature_matches(given, manifest, keys):
         raise BackupRefused(
             f"{path} is not signed with this UGC_AUDIT_KEY: the manifest was edited, or the backup is of "
             "a deployment with another key"

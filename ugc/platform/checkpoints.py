@@ -34,11 +34,13 @@ def signature(document: Mapping[str, Any], key: str) -> str:
     return hmac.new(key.encode("utf-8"), canonical(unsigned), hashlib.sha256).hexdigest()
 
 
-def signature_matches(given: str, document: Mapping[str, Any], key: str) -> bool:
-    """Whether `given` is `document`'s signature under `key`, in constant time. Compared as UTF-8
-    bytes: `hmac.compare_digest` raises TypeError on a str holding a non-ASCII character, which an
-    edited file may well put there, and that must read as unsigned, not stop `ugc verify`."""
-    return hmac.compare_digest(given.encode("utf-8"), signature(document, key).encode("utf-8"))
+def signature_matches(given: str, document: Mapping[str, Any], keys: tuple[str, ...]) -> bool:
+    """Whether `given` is `document`'s signature under one of `keys` (UGC_AUDIT_KEY and those being
+    rotated out: a document names no key, and an HMAC or two costs nothing), in constant time for
+    each. Compared as UTF-8 bytes: `hmac.compare_digest` raises TypeError on a str holding a
+    non-ASCII character, which an edited file may well put there, and that must read as unsigned,
+    not stop `ugc verify`."""
+    return any(hmac.compare_digest(given.encode("utf-8"), signature(document, key).encode("utf-8")) for key in keys)
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,7 @@ class Checkpoint:
     path: Path
     written_at: str
     heads: dict[str, SignedHead]
-    signed: bool  # the signature matches the key this process holds
+    signed: bool  # the signature matches one of the keys this process holds
 
 
 def write_checkpoint(directory: Path, key: str, heads: Mapping[str, ChainHead | None], now: datetime) -> Path:
@@ -90,7 +92,7 @@ def latest_path(directory: Path) -> Path | None:
     return paths[-1] if paths else None
 
 
-def read_checkpoint(path: Path, key: str) -> Checkpoint:
+def read_checkpoint(path: Path, keys: tuple[str, ...]) -> Checkpoint:
     """Raises ValueError when the file is not a checkpoint at all."""
     try:
         document = json.loads(path.read_text())
@@ -102,7 +104,7 @@ def read_checkpoint(path: Path, key: str) -> Checkpoint:
         given = str(document["signature"])
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
         raise ValueError(f"{path.name} is not a readable checkpoint: {error}") from error
-    signed = document.get("format") == FORMAT and signature_matches(given, document, key)
+    signed = document.get("format") == FORMAT and signature_matches(given, document, keys)
     return Checkpoint(path, written_at, heads, signed)
 
 

@@ -43,7 +43,7 @@ class CheckpointsChecked:
         return lines
 
 
-def check_checkpoints(directory: Path, key: str, chains: Mapping[str, ChainedLog]) -> CheckpointsChecked:
+def check_checkpoints(directory: Path, keys: tuple[str, ...], chains: Mapping[str, ChainedLog]) -> CheckpointsChecked:
     """Every checkpoint in `directory` against the chains now: its signature, each link it signed
     still at its position, and no chain's head behind any head it signed.
 
@@ -59,7 +59,7 @@ def check_checkpoints(directory: Path, key: str, chains: Mapping[str, ChainedLog
     furthest: tuple[int, Path] | None = None
     for path in paths:
         try:
-            checkpoint = read_checkpoint(path, key)
+            checkpoint = read_checkpoint(path, keys)
         except ValueError as error:
             findings.append(Finding("checkpoint", None, None, None, None, str(error)))
             continue

@@ -54,7 +54,7 @@ def record_erasure(directory: Path, key: str, user: int, username: str, at: date
     return path
 
 
-def read_journal(directory: Path, key: str) -> Journal:
+def read_journal(directory: Path, keys: tuple[str, ...]) -> Journal:
     """Every signed erasure in the journal (none when there is no journal), and what is wrong with other lines."""
     path = directory / NAME
     if not path.exists():
@@ -75,7 +75,7 @@ def read_journal(directory: Path, key: str) -> Journal:
         except (ValueError, KeyError, TypeError) as error:
             problems.append(f"{path} line {number} is not a readable erasure: {error}")
             continue
-        if document.get("format") != FORMAT or not signature_matches(given, document, key):
+        if document.get("format") != FORMAT or not signature_matches(given, document, keys):
             problems.append(
                 f"{path} line {number}: the signature does not match UGC_AUDIT_KEY "
                 "(altered, or signed with another key)"

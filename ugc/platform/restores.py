@@ -69,7 +69,7 @@ class Restore:
 
 def checked(source: Path, settings: Settings, *, replace: bool) -> Restore:
     """The backup in `source` once it and its target check out; raises BackupRefused."""
-    manifest = read_manifest(source, settings.audit_key, settings.data_key)
+    manifest = read_manifest(source, settings.audit_keys, settings.data_key)
     postgres = is_postgres(settings.database_url)
     if manifest.get("backend") != ("postgresql" if postgres else "sqlite"):
         raise BackupRefused(
