@@ -132,6 +132,8 @@ class Settings:
     previous_secret_keys: tuple[str, ...] = ()
     # Audit keys being rotated out (UGC_AUDIT_KEY_PREVIOUS): what they signed still verifies.
     previous_audit_keys: tuple[str, ...] = ()
+    # The master key(s) the data keys may be wrapped with before `ugc keys rewrap` (UGC_DATA_KEY_PREVIOUS).
+    previous_data_keys: tuple[str, ...] = ()
 
     @property
     def secret_keys(self) -> tuple[str, ...]:
@@ -174,6 +176,7 @@ class Settings:
         )
         previous_secret_keys = _previous_keys(env, "UGC_SECRET_KEY", secret, mode)
         previous_audit_keys = _previous_keys(env, "UGC_AUDIT_KEY", audit_key, mode)
+        previous_data_keys = _previous_keys(env, "UGC_DATA_KEY", data_key, mode)
         log_format = env.get("UGC_LOG_FORMAT", "text") or "text"
         if log_format not in ("text", "json"):
             raise ConfigError(f"UGC_LOG_FORMAT must be 'text' or 'json', not {log_format!r}")
@@ -211,6 +214,7 @@ class Settings:
             audit_key=audit_key,
             previous_audit_keys=previous_audit_keys,
             data_key=data_key,
+            previous_data_keys=previous_data_keys,
             audit_dir=Path(env.get("UGC_AUDIT_DIR", "") or var_dir / "audit"),
             audit_checkpoint_interval=_int(env, "UGC_AUDIT_CHECKPOINT_INTERVAL", 3600, at_most=MAX_SECONDS),
             read_your_writes_timeout=_seconds(env, "UGC_READ_YOUR_WRITES_TIMEOUT", 2.0),

@@ -4,7 +4,7 @@ and restore.
 Each module of this package declares its commands (`add_parsers`, each command's `run` given by
 `set_defaults`) and carries them out: `serving` (serve, migrate, project), `read_models` (rebuild,
 projections), `seeding`, `auditing` (history, events, verify, audit), `users`, `backups` (backup,
-restore); `common` holds what they share. With `ugc/wiring.py` they are the composition root: the
+restore), `keys` (keys rewrap); `common` holds what they share. With `ugc/wiring.py` they are the composition root: the
 only modules of `ugc` that import the layers above it.
 """
 
@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from types import FrameType
 
-from ugc.cli import auditing, backups, read_models, seeding, serving, users
+from ugc.cli import auditing, backups, keys, read_models, seeding, serving, users
 from ugc.cli.common import check_data_key, version
 from ugc.config import ConfigError, Settings
 
@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ugc", description="UGC Market backend")
     parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (serving, read_models, seeding, auditing, users, backups):
+    for module in (serving, read_models, seeding, auditing, users, backups, keys):
         module.add_parsers(commands)
     return parser
 

@@ -52,6 +52,9 @@ OPENED_KEYS = 10_000  # 32 bytes and a UUID each
 KEYS_FETCHED_AT_ONCE = 256
 # The row whose key tells which UGC_DATA_KEY this database's keys are wrapped with (`check`).
 CANARY = UUID(int=0)
+# The row holding the blind index's key once UGC_DATA_KEY was rotated (`data_key_rotation.py`): the
+# e-mail claims in the log are digests under the first key's, so that key outlives every rotation.
+BLIND_INDEX_ROW = UUID(int=1)
 
 
 NO_DATA_KEY = "no data key configured (UGC_DATA_KEY): personal data can be neither sealed nor read"
@@ -102,7 +105,8 @@ class DataKeys:
         self.table = table
         self.events_table = events_table  # the accounts log's, whose sealed fields these keys open
         self._master = AESGCM(derived_key(secret, WRAPPING)) if secret else None
-        self._index = derived_key(secret, BLIND_INDEX) if secret else None
+        self._derived_index = derived_key(secret, BLIND_INDEX) if secret else None
+        self._index: bytes | None = None  # the blind index's key, once read (`_index_key`)
         self._postgres = isinstance(datastore, PostgresDatastore)
         self._opened = LRU[UUID, tuple[AESGCM | None, float]](OPENED_KEYS)  # None: destroyed
         self._checked = False
@@ -169,14 +173,14 @@ class DataKeys:
             # A database keyed before canaries: its first key must open before the canary is laid.
             first = self._one(f"SELECT subject, wrapped FROM {self.table} WHERE wrapped IS NOT NULL LIMIT 1", ())
             if first is not None:
-                _unwrap(master, _subject_of(first), _column(first) or b"")
+                unwrap_key(master, _subject_of(first), _column(first) or b"")
             with self.datastore.transaction(commit=True) as cur:
                 cur.execute(
                     f"INSERT {'' if self._postgres else 'OR IGNORE '}INTO {self.table} (subject, wrapped, created_at) "
                     f"VALUES ({self._marks(3)}) {'ON CONFLICT (subject) DO NOTHING' if self._postgres else ''}",
-                    (self._subject(CANARY), _wrap(master, CANARY, os.urandom(32)), self._time(datetime.now(UTC))),
+                    (self._subject(CANARY), wrap_key(master, CANARY, os.urandom(32)), self._time(datetime.now(UTC))),
                 )
-        _unwrap(master, CANARY, _column(self._row_of(CANARY)) or b"")
+        unwrap_key(master, CANARY, _column(self._row_of(CANARY)) or b"")
         self._checked = True
 
     def for_sealing(self, subject: UUID, person: int | None) -> bytes:
@@ -187,7 +191,7 @@ class DataKeys:
         """
         master = self._checked_master()
         key = os.urandom(32)
-        fresh = _wrap(master, subject, key)
+        fresh = wrap_key(master, subject, key)
         # None when the person was erased: the tombstones of their keys refuse a new one.
         if self._postgres:  # one round trip, committed on its own (the library's connections autocommit)
             row = self._one(
@@ -210,7 +214,7 @@ class DataKeys:
         wrapped = _column(row)
         if wrapped is None:
             raise PersonErased(f"aggregate {subject} belongs to someone erased: nothing new is sealed for them")
-        return key if wrapped == fresh else _unwrap(master, subject, wrapped)
+        return key if wrapped == fresh else unwrap_key(master, subject, wrapped)
 
     def for_opening(self, subject: UUID) -> AESGCM | None:
         """`subject`'s data key, ready to open with, or None once it was destroyed; a key never made is an error.
@@ -235,9 +239,9 @@ class DataKeys:
         for row in rows[1:]:  # the keys made after it: one that does not open is no reason to fail this one
             each, wrapped = _subject_of(row), _column(row)
             with contextlib.suppress(PersonalDataError):
-                self._opened.put(each, (None if wrapped is None else AESGCM(_unwrap(master, each, wrapped)), now))
+                self._opened.put(each, (None if wrapped is None else AESGCM(unwrap_key(master, each, wrapped)), now))
         wrapped = _column(rows[0])  # `subject`'s own, first in the order keys were made
-        key = None if wrapped is None else AESGCM(_unwrap(master, subject, wrapped))
+        key = None if wrapped is None else AESGCM(unwrap_key(master, subject, wrapped))
         self._opened.put(subject, (key, now))
         return key
 
@@ -280,6 +284,13 @@ class DataKeys:
         return int(row["live"] if isinstance(row, Mapping) else row[0])
 
     def _index_key(self) -> bytes:
+        """The key kept in `BLIND_INDEX_ROW` since a rotation, else the one UGC_DATA_KEY derives.
+        Read once: a rotation runs with every process of the deployment stopped."""
+        if self._index is None:
+            kept = _column(self._row_of(BLIND_INDEX_ROW))
+            self._index = (
+                self._derived_index if kept is None else unwrap_key(self._checked_master(), BLIND_INDEX_ROW, kept)
+            )
         if self._index is None:
             raise PersonalDataError(NO_DATA_KEY)
         return self._index
@@ -394,12 +405,12 @@ def _bound(subject: UUID, name: str) -> bytes:
     return subject.bytes + name.encode()
 
 
-def _wrap(master: AESGCM, subject: UUID, key: bytes) -> bytes:
+def wrap_key(master: AESGCM, subject: UUID, key: bytes) -> bytes:
     nonce = os.urandom(NONCE_BYTES)
     return nonce + master.encrypt(nonce, key, subject.bytes)
 
 
-def _unwrap(master: AESGCM, subject: UUID, wrapped: bytes) -> bytes:
+def unwrap_key(master: AESGCM, subject: UUID, wrapped: bytes) -> bytes:
     try:
         return master.decrypt(wrapped[:NONCE_BYTES], wrapped[NONCE_BYTES:], subject.bytes)
     except (InvalidTag, ValueError):  # ValueError: too short to hold a nonce, written outside the application

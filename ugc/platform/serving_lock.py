@@ -14,6 +14,8 @@ deployment is one host's (README), which is what `flock` sees. PostgreSQL: an ad
 target database, held exclusively by the restore on a connection of its own for its whole run and
 taken shared by every migration, the first thing every server does; a server does not hold it while
 it serves (a connection each): a restore into a database that holds tables is refused anyway.
+`ugc keys rewrap` takes the lock as a restore does, and on PostgreSQL also wants no other session on
+the database (`alone`).
 """
 
 from __future__ import annotations
@@ -95,6 +97,22 @@ def restoring(database_url: str) -> Iterator[None]:
     refused = BackupRefused(
         "a ugc server (serve, project, migrate) or another restore runs on the target: stop it first"
     )
+    with _exclusive(database_url, refused, alone=False):
+        yield
+
+
+@contextmanager
+def alone(database_url: str, refused: Exception) -> Iterator[None]:
+    """The lock held exclusively for the block by a command that must be the only process on the
+    database (`ugc keys rewrap`): `refused` raised while a server, a migration or a restore holds it,
+    or, on PostgreSQL, where a server does not hold it while it serves, while any other session is
+    connected to the database (a server, a projector, another command, psql)."""
+    with _exclusive(database_url, refused, alone=True):
+        yield
+
+
+@contextmanager
+def _exclusive(database_url: str, refused: Exception, *, alone: bool) -> Iterator[None]:
     if not is_postgres(database_url):
         with _flock(sqlite_path(database_url), fcntl.LOCK_EX) as taken:
             if not taken:
@@ -105,6 +123,13 @@ def restoring(database_url: str) -> Iterator[None]:
         row = conn.execute("SELECT pg_try_advisory_lock(%s)", (Database.lock_key(LOCK_NAME),)).fetchone()
         if not (row and row[0]):
             raise refused
+        if alone:  # counted once the lock is held: a server starting from now on is refused as it migrates
+            others = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+            ).fetchone()
+            if others and others[0]:
+                raise refused
         yield
 
 
