@@ -109,7 +109,7 @@ class RequestId:
             await self.app(scope, receive, functools.partial(_accept_with_id, send, request_id))
         except asyncio.CancelledError:
             # As for HTTP (`_http`): only a stop cancels a socket's handler, one still at work
-            # GRACEFUL_SHUTDOWN seconds after the signal (a read held up before its accept: the handshake
+            # UGC_STOP_GRACE seconds after the signal (a read held up before its accept: the handshake
             # was refused 503 at the stop, ugc/platform/socket_protocol.py). Nobody is left to tell.
             log.warning("cut short by the stop: WebSocket %s (request %s)", scope["path"], request_id)
 
@@ -129,7 +129,7 @@ class RequestId:
         except ClientDisconnect:  # hung up before its body was whole: nobody to answer, nothing failed here
             log.info("client left during %s %s (request %s)", scope["method"], scope["path"], request_id)
         except asyncio.CancelledError:
-            # Only a stop cancels a request: uvicorn, for what still runs GRACEFUL_SHUTDOWN seconds after
+            # Only a stop cancels a request: uvicorn, for what still runs UGC_STOP_GRACE seconds after
             # the signal (an upload trickling in). Left to it, the cancellation was a traceback at ERROR
             # and its text/plain 500. It is a 503 like any request this server cannot finish now: the
             # client tries again, on the server that replaces this one. Nothing half done stays: an

@@ -87,7 +87,7 @@ class ReceivedFile:
     async def record(self, command: Awaitable[T]) -> T:
         """Await, to its end, the command that stores the event naming these bytes.
 
-        Only a stop cancels a request (uvicorn, GRACEFUL_SHUTDOWN seconds after the signal), and the
+        Only a stop cancels a request (uvicorn, UGC_STOP_GRACE seconds after the signal), and the
         command goes on in its thread: it may store its event after the request was cancelled, and
         the block's exit then discarded the bytes that event names. Cancelled, this waits for the
         command; if it stored, the bytes are kept (and their room stays taken). The cancellation

@@ -27,6 +27,7 @@ TIME_SETTINGS = [
     "UGC_READY_MAX_LAG",
     "UGC_KEEP_ALIVE",
     "UGC_AUDIT_CHECKPOINT_INTERVAL",
+    "UGC_STOP_GRACE",
 ]
 
 
@@ -60,6 +61,8 @@ def test_the_access_log_is_switched_by_a_boolean(tmp_path: Path, raw: str, expec
         ({"UGC_ARGON2_MEMORY_KIB": "31"}, "UGC_ARGON2_MEMORY_KIB must be a whole number from 32 to"),
         ({"UGC_ARGON2_TIME_COST": "9" * 20}, "UGC_ARGON2_TIME_COST must be a whole number from 1 to 100"),
         ({"UGC_KEEP_ALIVE": "-5"}, "UGC_KEEP_ALIVE must be a whole number"),
+        ({"UGC_STOP_GRACE": "0"}, "UGC_STOP_GRACE must be a whole number from 1 to 315360000"),
+        ({"UGC_STOP_GRACE": "ten"}, "UGC_STOP_GRACE must be a whole number"),
         # ~12,700 years: a token's expiry or a cut-off past year 9999 made every sign-in or keyed request 500.
         *(({name: "400000000000"}, f"{name} must be a whole number from 1 to 315360000") for name in TIME_SETTINGS),
         # TCP_USER_TIMEOUT is an int of milliseconds: past 2**31 - 1 `ugc serve` died at its socket.

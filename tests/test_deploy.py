@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from ugc.cli.serving import GRACEFUL_SHUTDOWN
+from ugc.config import DEFAULT_STOP_GRACE
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -127,10 +127,11 @@ def test_one_service_can_take_and_restore_backups(services: dict[str, Any]) -> N
 def test_docker_lets_the_api_drain_before_it_kills(services: dict[str, Any]) -> None:
     """`docker stop` (and a `compose up` that replaces a container) sends SIGKILL 10 s after SIGTERM
     unless the service says otherwise. `ugc serve` lets the requests under way finish for up to
-    GRACEFUL_SHUTDOWN (30 s), answers what is left 503, then stops: killed at 10 s, an upload or a
-    command still under way was cut with a reset, and the lifespan closed nothing."""
+    UGC_STOP_GRACE (30 s by default), answers what is left 503, then stops: killed at 10 s, an upload
+    or a command still under way was cut with a reset, and the lifespan closed nothing."""
     apis = [service for service in services.values() if service.get("command", [])[:2] == ["ugc", "serve"]]
     assert apis
     for service in apis:
+        drain = int(service.get("environment", {}).get("UGC_STOP_GRACE") or DEFAULT_STOP_GRACE)
         grace = re.fullmatch(r"(\d+)s", str(service.get("stop_grace_period", "10s")))
-        assert grace is not None and int(grace.group(1)) >= GRACEFUL_SHUTDOWN + 10, service.get("stop_grace_period")
+        assert grace is not None and int(grace.group(1)) >= drain + 10, service.get("stop_grace_period")

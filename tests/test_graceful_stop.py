@@ -28,7 +28,7 @@ from tests.backends import environment, fresh_database, postgres_available
 from tests.conftest import Api
 from tests.orders_world import a_deal, place
 from tests.servers import Server, end_process, launch_server, run_ugc, start_projector, start_server
-from ugc.cli.serving import GRACEFUL_SHUTDOWN
+from ugc.config import DEFAULT_STOP_GRACE as GRACEFUL_SHUTDOWN
 from ugc.config import Settings
 from ugc.platform import leases
 from ugc.platform.database import Database
@@ -36,6 +36,7 @@ from ugc.platform.database import Database
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
 PASSWORD = "a-long-password"
+SHORT_GRACE = 3  # seconds (UGC_STOP_GRACE)
 
 
 def verified_user(env: dict[str, str], username: str) -> None:
@@ -183,12 +184,16 @@ def test_a_projector_stopped_gives_its_leases_up_at_once(backend: str, tmp_path:
 
 def test_an_upload_still_streaming_when_the_stop_gives_up_gets_503_and_leaves_nothing(tmp_path: Path) -> None:
     """A mobile client trickling a video in when the deploy's SIGTERM comes: uvicorn waits
-    GRACEFUL_SHUTDOWN seconds for it, then cancels the request. That answered uvicorn's text/plain
-    500 and logged the cancellation's traceback at ERROR; it is the API's 503 (try again: the next
-    server takes it), one log line, and no part of the file kept. (SQLite only: no database is involved.)"""
+    UGC_STOP_GRACE seconds for it (an orchestrator's shorter grace is met: it was 30 s, fixed), then
+    cancels the request. That answered uvicorn's text/plain 500 and logged the cancellation's traceback
+    at ERROR; it is the API's 503 (try again: the next server takes it), one log line, and no part of
+    the file kept. (SQLite only: no database is involved.)"""
     with fresh_database("sqlite", tmp_path, migrated=True) as url:
         # The client's own timeout (reset by every piece) must not end the upload first.
-        env = environment("sqlite", url, tmp_path) | {"UGC_CLIENT_TIMEOUT": str(GRACEFUL_SHUTDOWN * 4)}
+        env = environment("sqlite", url, tmp_path) | {
+            "UGC_CLIENT_TIMEOUT": str(GRACEFUL_SHUTDOWN * 4),
+            "UGC_STOP_GRACE": str(SHORT_GRACE),
+        }
         verified_user(env, "trickler")
         with start_server(env, log_dir=tmp_path / "logs") as server:
             access = httpx.post(f"{server.url}/api/auth/token/", json={"username": "trickler", "password": PASSWORD})
@@ -213,11 +218,14 @@ def test_an_upload_still_streaming_when_the_stop_gives_up_gets_503_and_leaves_no
                 trickling.start()
                 try:
                     server.process.send_signal(signal.SIGTERM)
+                    signalled = time.monotonic()
                     answer = answer_of(raw)
+                    answered_after = time.monotonic() - signalled
                 finally:
                     stop_trickling.set()
                     trickling.join()
             assert server.process.wait(30) == 0, server.log_tail()
+        assert SHORT_GRACE <= answered_after < SHORT_GRACE + 10, answered_after
         status, _, rest = answer.partition(b"\r\n")
         headers, _, body = rest.partition(b"\r\n\r\n")
         assert status == b"HTTP/1.1 503 Service Unavailable", answer

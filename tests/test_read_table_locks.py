@@ -27,8 +27,8 @@ from tests.conftest import Api, checked_client
 from tests.orders_world import a_deal
 from tests.servers import start_server
 from tests.test_database_outages import UNAVAILABLE, _projection_failures, eventually, locked
-from ugc.cli.serving import GRACEFUL_SHUTDOWN
 from ugc.clock import MovableClock
+from ugc.config import DEFAULT_STOP_GRACE as GRACEFUL_SHUTDOWN
 from ugc.config import READ_LOCK_TIMEOUT, ConfigError, Settings, read_lock_timeout
 from ugc.platform.database import Database
 from ugc.wiring import build_app, migrate, runtime

@@ -90,7 +90,7 @@ def test_bytes_are_removed_when_the_block_fails(client: TestClient, media: Media
 
 
 def test_bytes_whose_command_stored_its_event_after_a_cancellation_are_kept(media: MediaStore) -> None:
-    """Only a stop cancels a request (uvicorn, GRACEFUL_SHUTDOWN seconds after the signal), and its
+    """Only a stop cancels a request (uvicorn, UGC_STOP_GRACE seconds after the signal), and its
     command goes on in its thread: here it stores its event once the request was cancelled. The
     block's exit discarded the bytes all the same, and the stored file had no bytes to download."""
     in_command, go_on = threading.Event(), threading.Event()

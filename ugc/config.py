@@ -18,6 +18,7 @@ from ugc.platform.numbers import natural
 
 DEFAULT_DATABASE_URL = "sqlite:///var/ugc.sqlite3"
 DEFAULT_PORT = 8000
+DEFAULT_STOP_GRACE = 30  # seconds (UGC_STOP_GRACE); docker-compose.yml's stop_grace_period leaves room above it
 
 # Secrets copied from an example file rather than generated (docker-compose.yml's comments, docs).
 _PLACEHOLDER_SECRET = re.compile(
@@ -134,6 +135,9 @@ class Settings:
     previous_audit_keys: tuple[str, ...] = ()
     # The master key(s) the data keys may be wrapped with before `ugc keys rewrap` (UGC_DATA_KEY_PREVIOUS).
     previous_data_keys: tuple[str, ...] = ()
+    # Seconds a stop of `ugc serve` lets the requests under way finish before it cancels them
+    # (uvicorn's timeout_graceful_shutdown); an orchestrator's own grace must exceed it.
+    stop_grace: int = DEFAULT_STOP_GRACE
 
     @property
     def secret_keys(self) -> tuple[str, ...]:
@@ -222,6 +226,7 @@ class Settings:
             ws_max_per_user=_int(env, "UGC_WS_MAX_PER_USER", 32),
             peer_timeout=_seconds(env, "UGC_PEER_TIMEOUT", 120.0, at_most=MAX_PEER_TIMEOUT),
             metrics_token=env.get("UGC_METRICS_TOKEN", "").strip(),
+            stop_grace=_int(env, "UGC_STOP_GRACE", DEFAULT_STOP_GRACE, at_most=MAX_SECONDS),
         )
 
 

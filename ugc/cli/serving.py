@@ -20,7 +20,6 @@ if TYPE_CHECKING:
     import uvicorn
 
 WS_MAX_FRAME = 64 * 1024  # bytes: a frame of 4,000 characters, each escaped, fits; a larger one is closed 1009
-GRACEFUL_SHUTDOWN = 30  # seconds a stop waits for connections to end before closing them
 WS_PING_TIMEOUT = 120  # seconds a WebSocket client has to answer the server's ping (sent every 20 s)
 STARTUP_FAILURE = 3  # uvicorn's exit status when the server could not start
 
@@ -93,8 +92,8 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
         # after WS_PING_TIMEOUT, one that reads nothing after UGC_WS_SEND_TIMEOUT (api/routes/ws.py).
         ws_ping_timeout=WS_PING_TIMEOUT,
         # A client that reads nothing keeps its connection open (its close frame never leaves);
-        # a stop waits for such connections this long, not for ever.
-        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN,
+        # a stop waits for such connections UGC_STOP_GRACE seconds, not for ever.
+        timeout_graceful_shutdown=settings.stop_grace,
     )
     return _run_uvicorn(config, settings.peer_timeout)
 

@@ -1,7 +1,7 @@
 """A second stop signal forces the stop of `ugc serve` and `ugc project`: operators and supervisors send
 SIGTERM twice, or press Ctrl-C twice, to mean "now".
 
-A server's first signal drains its connections for up to GRACEFUL_SHUTDOWN (`ugc/cli/serving.py`), then
+A server's first signal drains its connections for up to UGC_STOP_GRACE (`ugc/cli/serving.py`), then
 stops its projections and waits for the commands under way; a projector's stops its projections. uvicorn
 forced on a SIGINT after the first signal but never on a second SIGTERM, and its forced exit skipped the
 lifespan's shutdown, whose cancellation was logged as a traceback at ERROR. Here a forcing signal ends

@@ -78,7 +78,7 @@ class AnswerCut(BaseException):
 
 
 class PlannedStops(logging.Filter):
-    """A stop's drain ends after GRACEFUL_SHUTDOWN (`ugc/cli/serving.py`) and cuts what still runs: that
+    """A stop's drain ends after UGC_STOP_GRACE (`ugc/cli/serving.py`) and cuts what still runs: that
     is planned, a warning, never an ERROR (an ERROR here means the server's own fault). uvicorn's line
     counting the tasks cut is a warning; its report of an answer cut (`AnswerCut`), which the API has
     logged already as one warning line naming the request, is dropped."""

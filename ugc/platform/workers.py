@@ -2,7 +2,7 @@
 second stop signal reaches the workers.
 
 Each worker closes its copy of the listening socket as it begins to drain its connections, but the
-supervisor kept its own until every worker had ended, up to GRACEFUL_SHUTDOWN (`ugc/cli/serving.py`)
+supervisor kept its own until every worker had ended, up to UGC_STOP_GRACE (`ugc/cli/serving.py`)
 later: the port went on listening, the kernel completed new connections into the backlog, nobody
 accepted them, and they were reset at the end (a proxy answered 502 after waiting that long). A port
 that no longer listens refuses a connection at once, and a proxy tries its next upstream, as with
