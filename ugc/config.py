@@ -138,6 +138,8 @@ class Settings:
     # Seconds a stop of `ugc serve` lets the requests under way finish before it cancels them
     # (uvicorn's timeout_graceful_shutdown); an orchestrator's own grace must exceed it.
     stop_grace: int = DEFAULT_STOP_GRACE
+    # Seconds after which what a dead process left of an upload is swept (ugc/platform/abandoned_uploads.py).
+    abandoned_upload_after: int = 3600
 
     @property
     def secret_keys(self) -> tuple[str, ...]:
@@ -227,6 +229,7 @@ class Settings:
             peer_timeout=_seconds(env, "UGC_PEER_TIMEOUT", 120.0, at_most=MAX_PEER_TIMEOUT),
             metrics_token=env.get("UGC_METRICS_TOKEN", "").strip(),
             stop_grace=_int(env, "UGC_STOP_GRACE", DEFAULT_STOP_GRACE, at_most=MAX_SECONDS),
+            abandoned_upload_after=_int(env, "UGC_ABANDONED_UPLOAD_AFTER", 3600, at_most=MAX_SECONDS),
         )
 
 

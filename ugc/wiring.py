@@ -51,6 +51,7 @@ from ugc.clock import Clock, SystemClock
 from ugc.config import ARGON2_LANES, Settings, operator_login
 from ugc.errors import Unavailable
 from ugc.events import operator_actor
+from ugc.platform.abandoned_uploads import incoming_swept
 from ugc.platform.checkpoints import PeriodicCheckpoints
 from ugc.platform.database import Database, until_reachable
 from ugc.platform.deployment import deployment_id
@@ -174,7 +175,9 @@ def _opened(settings: Settings, clock: Clock | None) -> Iterator[Services]:
             redis_client = redis.Redis.from_url(settings.redis_url, socket_timeout=1, socket_connect_timeout=1)
         hub = Hub(asyncio.get_running_loop(), max_per_user=settings.ws_max_per_user, brokered=bool(settings.redis_url))
         standings = Standings(stores, clock)
+        media = MediaStore(settings.media_dir)
         with (
+            incoming_swept(media, settings.abandoned_upload_after),
             erasures_heard(db, standings, hub),
             relay(settings.redis_url, settings.database_url, hub) as redis_relay,
             projection_runner(settings, db, stores, progress, clock, redis_relay or hub) as runner,
@@ -227,7 +230,7 @@ def _opened(settings: Settings, clock: Clock | None) -> Iterator[Services]:
                     timedelta(seconds=settings.idempotency_in_flight),
                     functools.partial(intents.applied, stores.__getitem__),
                 ),
-                media=MediaStore(settings.media_dir),
+                media=media,
                 check_redis=_pinger(redis_client) if redis_client is not None else None,
                 projection_states=functools.partial(projection_status, db, stores),
             )

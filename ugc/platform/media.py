@@ -4,7 +4,8 @@ A key is made here (`secrets.token_urlsafe`), never taken from a client, so no u
 reach the file system; `path` accepts only strings shaped like the keys this store makes, so a key
 from a URL cannot climb out of the root either. Bytes arrive in a temporary file beside the final
 place and are renamed into it once complete, so a reader never sees half a file and a failed or
-refused upload leaves nothing behind.
+refused upload leaves nothing behind. An upload whose process died (SIGKILL, a forced stop) leaves
+its temporary file: `sweep_incoming` removes those (`ugc/platform/abandoned_uploads.py` calls it).
 
     incoming = media.begin()
     try:
@@ -18,11 +19,13 @@ refused upload leaves nothing behind.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import os
 import re
 import secrets
 import stat
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
@@ -110,6 +113,35 @@ class MediaStore:
         """Forget the bytes of `key`: only for bytes no stored event refers to (a command that failed)."""
         self.path(key).unlink(missing_ok=True)
 
+    def sweep_incoming(self, untouched_for: float) -> int:
+        """Remove the temporary files of uploads whose process died; the number removed.
+
+        A file goes when it was untouched for `untouched_for` seconds and no upload holds its lock (an
+        `Incoming` holds it from its first byte until it renames or removes the file, so a slow upload's
+        file stays however old). The age covers the instant between a file's creation and its lock.
+        """
+        cutoff = time.time() - untouched_for
+        removed = 0
+        for path in (self.root / _INCOMING).glob("*.part"):
+            with contextlib.suppress(FileNotFoundError):
+                if path.stat().st_mtime <= cutoff and _remove_unless_held(path):
+                    removed += 1
+        return removed
+
+
+def _remove_unless_held(path: Path) -> bool:
+    """Unlink `path` unless a live upload holds its lock (a dead process's lock went with it)."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_NOFOLLOW)
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        path.unlink(missing_ok=True)
+        return True
+    finally:
+        os.close(descriptor)
+
 
 class Incoming:
     """A file being received: written chunk by chunk, then committed under its key or discarded.
@@ -123,8 +155,15 @@ class Incoming:
         self.size = 0
         self._digest = hashlib.sha256()
         self._temporary = directory / f"{key}.part"
-        # Readable by this service's user only; closed by commit or discard.
+        # Readable by this service's user only; closed by commit or discard. Locked while it is open, so
+        # that `MediaStore.sweep_incoming` tells it from a file whose upload died.
         descriptor = os.open(self._temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+        except OSError:
+            os.close(descriptor)
+            os.unlink(self._temporary)
+            raise
         self._file: BinaryIO | None = os.fdopen(descriptor, "wb")
         self.committed = False
         self.kept = False
@@ -151,10 +190,10 @@ class Incoming:
             try:
                 file.flush()
                 os.fsync(file.fileno())
+                final.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(self._temporary, final)  # before the close ends the lock: no sweep takes it
             finally:
                 file.close()
-            final.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(self._temporary, final)
         self.committed = True
         return self.key
 
