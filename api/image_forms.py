@@ -37,7 +37,7 @@ async def image_form(
         request,
         s.media,
         max_bytes=s.settings.max_upload_bytes,
-        quota=Quota(s.db, user_id, s.settings.upload_quota_bytes),
+        quota=Quota(s.db, user_id, s.settings.upload_quota_bytes, s.clock),
         file_field=file_field,
         accept=is_image,
         refusal="invalid_image",

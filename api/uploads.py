@@ -15,21 +15,25 @@ its event and no event lacks its bytes.
 
 Every upload also counts against its user's quota (`Quota`, UGC_UPLOAD_QUOTA_BYTES): the file
 may be no larger than the room left (413 with the quota's message past it, while streaming), and
-the room is taken before the bytes are kept (`ugc/platform/stored_bytes.py`) and given back if the
-block raises.
+the room is taken before the bytes are kept (`ugc/platform/stored_bytes.py`), given back if the
+block raises, and settled when it ends. `record` has the command's save announce what it appends
+to the room's reservation first, so that if the process dies before the block's end the sweep of
+abandoned uploads (`ugc/platform/abandoned_uploads.py`) can tell a stored upload from a lost one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
+import functools
 import json
 import unicodedata
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from email.message import Message
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
@@ -39,6 +43,8 @@ from starlette.requests import Request
 from api.body import check_content_coding, declared_past
 from api.content_types import Sniffer
 from api.errors import bad_request, invalid, message, too_large
+from commands.intents import Intent, also_announcing, to_text
+from ugc.clock import Clock
 from ugc.platform import stored_bytes
 from ugc.platform.database import Database
 from ugc.platform.media import Incoming, MediaStore
@@ -71,6 +77,7 @@ class ReceivedFile:
     incoming: Incoming
     name: str
     content_type: str
+    quota: Quota | None  # whose room the bytes took (and reserved under their key)
 
     @property
     def key(self) -> str:
@@ -84,8 +91,9 @@ class ReceivedFile:
     def sha256(self) -> str:
         return self.incoming.sha256
 
-    async def record(self, command: Awaitable[T]) -> T:
-        """Await, to its end, the command that stores the event naming these bytes.
+    async def record(self, command: Coroutine[Any, Any, T]) -> T:
+        """Await, to its end, the command that stores the event naming these bytes; its saves announce
+        what they append to the room's reservation first (`Quota.intend`).
 
         Only a stop cancels a request (uvicorn, UGC_STOP_GRACE seconds after the signal), and the
         command goes on in its thread: it may store its event after the request was cancelled, and
@@ -93,7 +101,10 @@ class ReceivedFile:
         command; if it stored, the bytes are kept (and their room stays taken). The cancellation
         then goes on: the client gets 503 and may send the file again.
         """
-        running = asyncio.ensure_future(command)
+        context = contextvars.copy_context()
+        if self.quota is not None:
+            context.run(also_announcing, functools.partial(self.quota.intend, self.key))
+        running = asyncio.get_running_loop().create_task(command, context=context)
         try:
             return await asyncio.shield(running)
         except asyncio.CancelledError:
@@ -128,16 +139,28 @@ class Quota:
     db: Database
     user_id: int
     limit: int
+    clock: Clock
 
     async def room(self) -> int:
         return self.limit - await run_in_threadpool(stored_bytes.stored, self.db, self.user_id)
 
-    async def take(self, size: int) -> bool:
-        return await run_in_threadpool(stored_bytes.take, self.db, self.user_id, size, self.limit)
+    async def take(self, media_key: str, size: int) -> bool:
+        now = self.clock.now()
+        return await run_in_threadpool(stored_bytes.take, self.db, self.user_id, size, self.limit, media_key, now)
 
-    async def give_back(self, size: int) -> None:
+    def intend(self, media_key: str, intents: Sequence[Intent]) -> None:
+        """Before a save (in the command's thread): record what it appends in the reservation."""
+        stored_bytes.intend(self.db, media_key, to_text(intents))
+
+    async def settle(self, media_key: str) -> None:
+        await self._finish(stored_bytes.settle, media_key)
+
+    async def give_back(self, media_key: str) -> None:
+        await self._finish(stored_bytes.give_back, media_key)
+
+    async def _finish(self, step: Callable[[Database, str], None], media_key: str) -> None:
         # Shielded: a request cancelled while it gives the room back still gives it (the thread finishes).
-        done = asyncio.get_running_loop().run_in_executor(None, stored_bytes.give_back, self.db, self.user_id, size)
+        done = asyncio.get_running_loop().run_in_executor(None, step, self.db, media_key)
         await asyncio.shield(done)
 
 
@@ -183,17 +206,19 @@ async def receive_form(
             raise invalid({file_field: [message(refusal)]})
         if quota is not None:
             # Another upload of the same user may have taken the room since it was measured.
-            if not await quota.take(incoming.size):
+            if not await quota.take(incoming.key, incoming.size):
                 raise too_large("upload_quota_exceeded")
             taken = incoming.size
         await run_in_threadpool(incoming.commit)
-        yield Form(ReceivedFile(incoming, display_name(receiver.filename), content_type), receiver.fields)
+        yield Form(ReceivedFile(incoming, display_name(receiver.filename), content_type, quota), receiver.fields)
     except BaseException:
         # Synchronously (an unlink is quick): awaiting here could itself be cancelled and leave the bytes.
         incoming.discard()
-        if quota is not None and taken and not incoming.kept:
-            await quota.give_back(taken)
+        if quota is not None and taken:
+            await (quota.settle if incoming.kept else quota.give_back)(incoming.key)
         raise
+    if quota is not None and taken:
+        await quota.settle(incoming.key)
 
 
 @asynccontextmanager

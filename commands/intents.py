@@ -50,6 +50,21 @@ def announcing(announce: Announce) -> None:
     _announcer.set(announce)
 
 
+def also_announcing(announce: Announce) -> None:
+    """Make `announce` hear, in this context, of every save too, after the announcer already set (an
+    upload's quota reservation beside its request's `Idempotency-Key`)."""
+    before = _announcer.get()
+    if before is None:
+        _announcer.set(announce)
+        return
+
+    def both(intents: Sequence[Intent]) -> None:
+        before(intents)
+        announce(intents)
+
+    _announcer.set(both)
+
+
 def announce(app_name: str, aggregates: Iterable[Aggregate]) -> None:
     """Tell this context's announcer what saving `aggregates` is about to append; nothing without one.
 

@@ -51,7 +51,7 @@ from ugc.clock import Clock, SystemClock
 from ugc.config import ARGON2_LANES, Settings, operator_login
 from ugc.errors import Unavailable
 from ugc.events import operator_actor
-from ugc.platform.abandoned_uploads import incoming_swept
+from ugc.platform.abandoned_uploads import AbandonedUploads, abandoned_uploads_swept
 from ugc.platform.checkpoints import PeriodicCheckpoints
 from ugc.platform.database import Database, until_reachable
 from ugc.platform.deployment import deployment_id
@@ -176,8 +176,11 @@ def _opened(settings: Settings, clock: Clock | None) -> Iterator[Services]:
         hub = Hub(asyncio.get_running_loop(), max_per_user=settings.ws_max_per_user, brokered=bool(settings.redis_url))
         standings = Standings(stores, clock)
         media = MediaStore(settings.media_dir)
+        uploads = AbandonedUploads(
+            media, db, announced_applied(stores), clock.now, after=settings.abandoned_upload_after
+        )
         with (
-            incoming_swept(media, settings.abandoned_upload_after),
+            abandoned_uploads_swept(uploads),
             erasures_heard(db, standings, hub),
             relay(settings.redis_url, settings.database_url, hub) as redis_relay,
             projection_runner(settings, db, stores, progress, clock, redis_relay or hub) as runner,
@@ -242,6 +245,11 @@ def _opened(settings: Settings, clock: Clock | None) -> Iterator[Services]:
         if stores is not None:
             stores.close()
         db.close()
+
+
+def announced_applied(stores: EventStores) -> Callable[[str], bool]:
+    """Whether the event store holds any of the intents written out in a text (commands/intents.py)."""
+    return lambda text: intents.applied(stores.__getitem__, intents.from_text(text))
 
 
 @contextmanager

@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 async def upload(request: Request) -> Response:
     s = services(request)
     user_id = authenticated_user(request, s.tokens)
-    quota = Quota(s.db, user_id, s.settings.upload_quota_bytes)
+    quota = Quota(s.db, user_id, s.settings.upload_quota_bytes, s.clock)
     async with receive_upload(request, s.media, max_bytes=s.settings.max_upload_bytes, quota=quota) as received:
         await claim_received(request, received_content(received.fields, received.file))
         file = received.file
