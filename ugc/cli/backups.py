@@ -45,7 +45,7 @@ def add_parsers(commands: Any) -> None:
 def _backup(settings: Settings, dest: Path) -> int:
     from projections.rebuild_progress import RebuildProgress
     from ugc.platform.backup_manifest import BackupRefused
-    from ugc.platform.backups import back_up, count_files, refuse_destination
+    from ugc.platform.backups import back_up, count_files, refuse_destination, sweep_unfinished
     from ugc.platform.store import EventStores
 
     try:
@@ -53,6 +53,9 @@ def _backup(settings: Settings, dest: Path) -> int:
     except BackupRefused as refused:
         print(f"ugc: backup: {refused}", file=sys.stderr)
         return 2
+    if dest.parent.is_dir():
+        for unfinished in sweep_unfinished(dest.parent):
+            print(f"removed {unfinished}: a backup that was killed before it finished", file=sys.stderr)
     stores = EventStores(settings.database_url, data_key=settings.data_key)
     shown = RebuildProgress("backup", count_files(settings), sys.stderr, unit="files")
     try:

@@ -1,7 +1,10 @@
 """`ugc backup DEST`: a consistent backup of a deployment in use (README: "Backups and restores").
 
 The backup is made in a hidden sibling of DEST and renamed to DEST once its manifest, the last file,
-is written: a backup that stopped half-way never looks like one. Inside it:
+is written: a backup that stopped half-way never looks like one. A backup that failed removes that
+sibling; one killed (SIGKILL, a host going down) could not, and its copy of the whole deployment
+stayed: the next `ugc backup` into the same directory removes it (`sweep_unfinished`), telling it
+from a backup under way by the lock each holds on its own sibling. Inside a backup:
 
     database/   ugc.dump (PostgreSQL) or the six SQLite files
     audit/      UGC_AUDIT_DIR: the signed checkpoints and the erasure journal
@@ -15,7 +18,9 @@ copies hold all the database names (and perhaps a little it does not yet, which 
 
 from __future__ import annotations
 
+import fcntl
 import os
+import re
 import secrets
 import shutil
 import sqlite3
@@ -38,6 +43,7 @@ from ugc.platform.restore_record import read_record
 from ugc.platform.store import EventStores, eventsourcing_settings
 
 DUMP = "ugc.dump"
+_UNFINISHED = re.compile(r"^\..+\.partial-[0-9a-f]{8}$")  # the hidden sibling a backup is made in
 # The SQLite files in the order they are copied: the read models first, so no projection's position
 # is ahead of the log it reads (it catches up instead of skipping events), then each log before the
 # logs it refers to (an order names a service and users that existed before it, so the catalog and
@@ -76,6 +82,29 @@ def refuse_destination(dest: Path, settings: Settings) -> None:
             raise BackupRefused(f"{dest} is inside {copied}, which the backup copies: give a directory elsewhere")
 
 
+def sweep_unfinished(directory: Path) -> list[Path]:
+    """Remove the unfinished backups in `directory` that no process makes any more (it was killed);
+    those removed."""
+    removed = []
+    for path in directory.iterdir():
+        if not _UNFINISHED.match(path.name) or path.is_symlink() or not path.is_dir():
+            continue
+        try:
+            held = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        except FileNotFoundError:  # its backup just finished, or failed
+            continue
+        try:
+            try:
+                fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:  # a backup under way makes it
+                continue
+            shutil.rmtree(path)
+            removed.append(path)
+        finally:
+            os.close(held)
+    return removed
+
+
 def back_up(
     dest: Path, settings: Settings, stores: EventStores, version: str, advanced: Callable[[int], None]
 ) -> dict[str, Any]:
@@ -92,6 +121,10 @@ def back_up(
     dest.parent.mkdir(parents=True, exist_ok=True)
     partial = dest.with_name(f".{dest.name}.partial-{secrets.token_hex(4)}")
     partial.mkdir()
+    # Held until the process ends, however it ends: a later backup leaves it alone while it is held.
+    # (Swept in the instant between the mkdir and the lock, this backup fails loudly: its files go nowhere.)
+    held = os.open(partial, os.O_RDONLY | os.O_DIRECTORY)
+    fcntl.flock(held, fcntl.LOCK_EX)
     try:
         started = datetime.now(UTC)
         postgres = is_postgres(settings.database_url)
@@ -118,6 +151,8 @@ def back_up(
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise
+    finally:
+        os.close(held)
     return document
 
 
