@@ -28,6 +28,7 @@ import contextlib
 import contextvars
 import functools
 import json
+import logging
 import unicodedata
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -51,6 +52,8 @@ from ugc.platform.media import Incoming, MediaStore
 
 if TYPE_CHECKING:
     from python_multipart.multipart import MultipartCallbacks
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -153,7 +156,12 @@ class Quota:
         stored_bytes.intend(self.db, media_key, to_text(intents))
 
     async def settle(self, media_key: str) -> None:
-        await self._finish(stored_bytes.settle, media_key)
+        """The bytes are kept: their event is stored, and with it the intent their reservation holds. A
+        database that refuses now (away, a lock) fails nothing: the sweep of abandoned uploads settles it."""
+        try:
+            await self._finish(stored_bytes.settle, media_key)
+        except Exception as error:
+            log.warning("the quota reservation of an upload kept is left to the sweep to settle (%s)", error)
 
     async def give_back(self, media_key: str) -> None:
         await self._finish(stored_bytes.give_back, media_key)

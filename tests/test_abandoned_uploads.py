@@ -247,3 +247,32 @@ def test_an_upload_killed_right_after_its_event_was_stored_keeps_its_room_and_it
                 assert listed.json()["count"] == 1, listed.text
                 over = upload(server.url, token, QUOTA - 100_000 + 1)  # its room stays taken
                 assert isinstance(over, httpx.Response) and over.status_code == 413, over
+
+
+@pytest.mark.skipif(not postgres_available(), reason="UGC_TEST_DATABASE_URL is not set to a PostgreSQL URL")
+def test_an_upload_whose_reservation_cannot_be_settled_now_is_201_and_settled_by_the_sweep(tmp_path: Path) -> None:
+    """The upload's event is stored: whether its reservation's row can be deleted at once is no
+    business of the client's (the sweep settles it later, the event store holding its intent)."""
+    with fresh_database("postgres", tmp_path, migrated=True) as url:
+        env = environment("postgres", url, tmp_path) | {
+            "UGC_ABANDONED_UPLOAD_AFTER": str(ABANDONED_AFTER),
+            "UGC_UPLOAD_QUOTA_BYTES": str(QUOTA),
+            "UGC_DB_LOCK_TIMEOUT": "1",  # the settling gives up on the row the test holds after 1 s
+        }
+        made = run_ugc(env, "users", "create", "uploader", "--email", "u@example.com", "--verified", stdin=PASSWORD)
+        assert made.returncode == 0, made.stderr
+        with psycopg.connect(url, autocommit=True) as watcher, start_server(env, log_dir=tmp_path / "logs") as server:
+            token = access_token(server, "uploader")
+            with psycopg.connect(url) as log_lock, psycopg.connect(url) as row_lock:
+                log_lock.execute("LOCK TABLE files_events IN EXCLUSIVE MODE")  # the append waits
+                answers: list[object] = []
+                sending = threading.Thread(target=lambda: answers.append(upload(server.url, token, 100_000)))
+                sending.start()
+                eventually("the upload never reached its append", lambda: bool(waiting_for_the_files_log(watcher)))
+                row_lock.execute("SELECT intent FROM upload_reservations FOR UPDATE")
+                log_lock.rollback()  # the append commits; the settling waits for the row, and gives up
+                sending.join(30)
+                row_lock.rollback()
+            [answer] = answers
+            assert isinstance(answer, httpx.Response) and answer.status_code == 201, answer
+            eventually("the sweep did not settle the reservation", lambda: counted(watcher) == (100_000, []))
