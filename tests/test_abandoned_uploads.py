@@ -65,17 +65,25 @@ def trickling_upload(server: Server, token: str, size: int, first: bytes) -> Ite
         yield raw
 
 
+def deployment_with(backend: str, url: str, tmp_path: Path, user: str, **extra: str) -> dict[str, str]:
+    """The server's environment (a short abandonment bound, a small quota, `extra`), with `user`
+    registered and verified."""
+    env = environment(backend, url, tmp_path) | {
+        "UGC_ABANDONED_UPLOAD_AFTER": str(ABANDONED_AFTER),
+        "UGC_UPLOAD_QUOTA_BYTES": str(QUOTA),
+        **extra,
+    }
+    made = run_ugc(env, "users", "create", user, "--email", f"{user}@example.com", "--verified", stdin=PASSWORD)
+    assert made.returncode == 0, made.stderr
+    return env
+
+
 def test_a_killed_upload_s_part_file_is_swept_at_the_next_start_and_a_live_one_s_is_not(
     backend: str, tmp_path: Path
 ) -> None:
     media = tmp_path / "media"
     with fresh_database(backend, tmp_path, migrated=True) as url:
-        env = environment(backend, url, tmp_path) | {
-            "UGC_ABANDONED_UPLOAD_AFTER": str(ABANDONED_AFTER),
-            "UGC_UPLOAD_QUOTA_BYTES": str(QUOTA),
-        }
-        made = run_ugc(env, "users", "create", "trickler", "--email", "t@example.com", "--verified", stdin=PASSWORD)
-        assert made.returncode == 0, made.stderr
+        env = deployment_with(backend, url, tmp_path, "trickler")
         with start_server(env, log_dir=tmp_path / "logs") as server:
             with trickling_upload(server, access_token(server, "trickler"), QUOTA, b"x" * 100_000):
                 eventually(
@@ -144,12 +152,7 @@ def test_the_room_of_an_upload_killed_before_its_event_was_stored_is_given_back_
 ) -> None:
     media = tmp_path / "media"
     with fresh_database("postgres", tmp_path, migrated=True) as url:
-        env = environment("postgres", url, tmp_path) | {
-            "UGC_ABANDONED_UPLOAD_AFTER": str(ABANDONED_AFTER),
-            "UGC_UPLOAD_QUOTA_BYTES": str(QUOTA),
-        }
-        made = run_ugc(env, "users", "create", "uploader", "--email", "u@example.com", "--verified", stdin=PASSWORD)
-        assert made.returncode == 0, made.stderr
+        env = deployment_with("postgres", url, tmp_path, "uploader")
         with psycopg.connect(url, autocommit=True) as watcher:
             with start_server(env, log_dir=tmp_path / "logs") as server:
                 token = access_token(server, "uploader")
@@ -204,12 +207,7 @@ def files_in_log(conn: psycopg.Connection[tuple[object, ...]]) -> int:
 def test_an_upload_killed_right_after_its_event_was_stored_keeps_its_room_and_its_bytes(tmp_path: Path) -> None:
     media = tmp_path / "media"
     with fresh_database("postgres", tmp_path, migrated=True) as url:
-        env = environment("postgres", url, tmp_path) | {
-            "UGC_ABANDONED_UPLOAD_AFTER": str(ABANDONED_AFTER),
-            "UGC_UPLOAD_QUOTA_BYTES": str(QUOTA),
-        }
-        made = run_ugc(env, "users", "create", "uploader", "--email", "u@example.com", "--verified", stdin=PASSWORD)
-        assert made.returncode == 0, made.stderr
+        env = deployment_with("postgres", url, tmp_path, "uploader")
         with psycopg.connect(url, autocommit=True) as watcher:
             with start_server(env, log_dir=tmp_path / "logs") as server:
                 token = access_token(server, "uploader")
@@ -254,13 +252,8 @@ def test_an_upload_whose_reservation_cannot_be_settled_now_is_201_and_settled_by
     """The upload's event is stored: whether its reservation's row can be deleted at once is no
     business of the client's (the sweep settles it later, the event store holding its intent)."""
     with fresh_database("postgres", tmp_path, migrated=True) as url:
-        env = environment("postgres", url, tmp_path) | {
-            "UGC_ABANDONED_UPLOAD_AFTER": str(ABANDONED_AFTER),
-            "UGC_UPLOAD_QUOTA_BYTES": str(QUOTA),
-            "UGC_DB_LOCK_TIMEOUT": "1",  # the settling gives up on the row the test holds after 1 s
-        }
-        made = run_ugc(env, "users", "create", "uploader", "--email", "u@example.com", "--verified", stdin=PASSWORD)
-        assert made.returncode == 0, made.stderr
+        # The settling gives up on the row the test holds after 1 s.
+        env = deployment_with("postgres", url, tmp_path, "uploader", UGC_DB_LOCK_TIMEOUT="1")
         with psycopg.connect(url, autocommit=True) as watcher, start_server(env, log_dir=tmp_path / "logs") as server:
             token = access_token(server, "uploader")
             with psycopg.connect(url) as log_lock, psycopg.connect(url) as row_lock:
