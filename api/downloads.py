@@ -61,10 +61,10 @@ class StoredFile(FileResponse):
     def _not_modified(self, asked: Headers) -> bool:
         """RFC 9110 13.1.2 and 13.1.3: `If-None-Match` (weak comparison) decides when present, else
         `If-Modified-Since`; a date that cannot be read is ignored."""
-        tags = asked.get("if-none-match")
-        if tags is not None:
+        lines = asked.getlist("if-none-match")  # a list may come in several header lines
+        if lines:
             etag = self.headers["etag"]
-            return any(tag.strip() in ("*", etag, f"W/{etag}") for tag in tags.split(","))
+            return any(tag.strip() in ("*", etag, f"W/{etag}") for tag in ",".join(lines).split(","))
         since = parsedate(asked.get("if-modified-since") or "")
         return since is not None and int(self.found.st_mtime) <= calendar.timegm(since)
 
