@@ -38,6 +38,7 @@ from ugc.platform.backup_manifest import BackupRefused, data_key_check, file_ent
 from ugc.platform.chain import GENESIS, ChainHead, format_time
 from ugc.platform.chain_postgres import ChainedPostgresRecorder
 from ugc.platform.chain_sqlite import CHAIN_TABLE
+from ugc.platform.durable import sync_directory
 from ugc.platform.pg_tools import run, tool
 from ugc.platform.restore_record import read_record
 from ugc.platform.store import EventStores, eventsourcing_settings
@@ -146,8 +147,12 @@ def back_up(
             "files": {str(path.relative_to(partial)): file_entry(path) for path in files_under(partial)},
             **tools,
         }
+        # Every copy and directory entry on disk before the manifest says the backup is whole: one
+        # call for what may be thousands of media files (a backup is rare; it flushes other files too).
+        os.sync()
         write_manifest(partial, settings.audit_key, document)
         os.rename(partial, dest)  # an empty `dest` is replaced; one filled meanwhile refuses it
+        sync_directory(dest.parent)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)
         raise

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -19,9 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from ugc.platform.chain import GENESIS, ChainHead, format_time
+from ugc.platform.durable import draft_of, write_whole
 
 FORMAT = "ugc-audit-checkpoint/1"
 PREFIX = "checkpoint-"
+STALE_DRAFT = 60.0  # seconds
 
 
 def canonical(document: Mapping[str, Any]) -> bytes:
@@ -72,12 +73,23 @@ def write_checkpoint(directory: Path, key: str, heads: Mapping[str, ChainHead | 
         },
     }
     document["signature"] = signature(document, key)
-    directory.mkdir(parents=True, exist_ok=True)
     path = directory / file_name(document["written_at"])
-    partial = path.with_suffix(".partial")
-    partial.write_text(json.dumps(document, ensure_ascii=False, indent=1) + "\n")
-    os.replace(partial, path)
+    write_whole(path, json.dumps(document, ensure_ascii=False, indent=1) + "\n")
+    _remove_stale_drafts(directory, path)
     return path
+
+
+def _remove_stale_drafts(directory: Path, written: Path) -> None:
+    """Drafts of other checkpoints a crash left behind (each draft is named after its checkpoint, so
+    none is ever written again; `checkpoint-*.partial` is how they were named before durable.py).
+    One writer at a time (the projection leader's job), and a draft lives milliseconds: one older
+    than STALE_DRAFT is no other writer's."""
+    for draft in [*directory.glob(f".{PREFIX}*.json.partial"), *directory.glob(f"{PREFIX}*.partial")]:
+        try:
+            if draft != draft_of(written) and time.time() - draft.stat().st_mtime > STALE_DRAFT:
+                draft.unlink()
+        except FileNotFoundError:
+            continue
 
 
 def file_name(written_at: str) -> str:

@@ -30,6 +30,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from ugc.platform.durable import sync_directory
+
 # 24 random bytes -> 32 URL-safe characters.
 _KEY_BYTES = 24
 _KEY = re.compile(r"^[A-Za-z0-9_-]{32}$")
@@ -192,6 +194,7 @@ class Incoming:
                 os.fsync(file.fileno())
                 final.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(self._temporary, final)  # before the close ends the lock: no sweep takes it
+                sync_directory(final.parent)  # the name too: the event about to be stored refers to it
             finally:
                 file.close()
         self.committed = True

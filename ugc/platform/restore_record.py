@@ -15,7 +15,6 @@ target database; the dump restored beside it adds tables, so whether the databas
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import psycopg
 
 from ugc.config import is_postgres, sqlite_path
 from ugc.platform.database import KEEPALIVES
+from ugc.platform.durable import sync_directory, write_whole
 
 TABLE = "ugc_restore"
 DATABASE, FILES, ACKNOWLEDGED = "database", "files", "acknowledged"  # the steps recorded once done
@@ -69,15 +69,7 @@ def write_record(database_url: str, record: RestoreRecord) -> None:
             conn.execute(f"DELETE FROM {TABLE}")
             conn.execute(f"INSERT INTO {TABLE} (record) VALUES (%s)", (text,))
         return
-    path = record_file(sqlite_path(database_url))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    draft = path.with_name(f".{path.name}.partial")
-    with draft.open("w", encoding="utf-8") as file:
-        file.write(text)
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(draft, path)
-    _sync_directory(path.parent)
+    write_whole(record_file(sqlite_path(database_url)), text)
 
 
 def clear_record(database_url: str) -> None:
@@ -88,17 +80,9 @@ def clear_record(database_url: str) -> None:
         return
     path = record_file(sqlite_path(database_url))
     path.unlink(missing_ok=True)
-    _sync_directory(path.parent)
+    sync_directory(path.parent)
 
 
 def _parsed(text: str) -> RestoreRecord:
     fields = json.loads(text)
     return RestoreRecord(str(fields["backup"]), str(fields["started_at"]), str(fields["source"]), tuple(fields["done"]))
-
-
-def _sync_directory(directory: Path) -> None:
-    descriptor = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)

@@ -27,6 +27,7 @@ from ugc.config import Settings, is_postgres, sqlite_path
 from ugc.platform.backup_manifest import BackupRefused, read_manifest
 from ugc.platform.backups import DUMP, SQLITE_ORDER, kept_files, sqlite_files
 from ugc.platform.checkpoints import PREFIX
+from ugc.platform.durable import sync_directory, sync_file
 from ugc.platform.erasure_journal import NAME as JOURNAL
 from ugc.platform.pg_tools import create_database, holds_data, run, tool
 from ugc.platform.restore_record import RestoreRecord, clear_record, read_record, write_record
@@ -188,12 +189,15 @@ def restore_database(restore: Restore, now: datetime) -> str:
         for draft, path in drafts:
             path.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(restore.source / "database" / path.name, draft)
+            sync_file(draft)  # durable before the restore's record says this step is done
     except BaseException:
         for draft, _ in drafts:
             draft.unlink(missing_ok=True)
         raise
     for draft, path in drafts:
         os.replace(draft, path)
+    for directory in {path.parent for _, path in drafts}:
+        sync_directory(directory)
     return f"database restored: the {len(SQLITE_ORDER)} SQLite files{moved}"
 
 
