@@ -294,19 +294,22 @@ def test_a_socket_whose_handshake_is_unanswered_when_the_stop_comes_gets_503(tmp
 
 @pytest.mark.skipif(not postgres_available(), reason="a read held up by a table lock: PostgreSQL")
 def test_a_socket_handler_still_reading_when_the_stop_gives_up_ends_without_a_traceback(tmp_path: Path) -> None:
-    """The handler of a socket refused at the stop may still wait on its read GRACEFUL_SHUTDOWN seconds
+    """The handler of a socket refused at the stop may still wait on its read UGC_STOP_GRACE seconds
     later (a table an operator's ALTER TABLE holds, say): uvicorn cancels it then, and the cancellation
     went up as "Exception in ASGI application" with its traceback at ERROR. It ends as an HTTP request
     cut short does: one warning line. (A read waits for a lock UGC_DB_LOCK_TIMEOUT seconds at most, 5
     unless set: set here past the drain, to hold the handler up that long.)"""
     with fresh_database("postgres", tmp_path) as url:
-        env = environment("postgres", url, tmp_path) | {"UGC_DB_LOCK_TIMEOUT": str(GRACEFUL_SHUTDOWN + 60)}
+        env = environment("postgres", url, tmp_path) | {
+            "UGC_STOP_GRACE": str(SHORT_GRACE),
+            "UGC_DB_LOCK_TIMEOUT": str(SHORT_GRACE + 60),
+        }
         with start_server(env, log_dir=tmp_path / "logs") as server:
             with psycopg.connect(url) as locker:
                 assert stopped_during_handshake(env, server, locker, "stuck") is not None
                 # The lock outlasts the drain: uvicorn gives the handler up. (Its thread still waits for
                 # the read, and the lifespan for its thread: the lock is let go for the process to end.)
-                logged(server, "timeout graceful shutdown exceeded", GRACEFUL_SHUTDOWN + 30)
+                logged(server, "timeout graceful shutdown exceeded", SHORT_GRACE + 30)
             assert server.process.wait(30) == 0, server.log_tail()
         log = server.log_path.read_text()
         assert "Traceback" not in log and "Exception in ASGI application" not in log, log
@@ -376,13 +379,13 @@ def logged(server: Server, text: str, timeout: float = 30, *, count: int = 1) ->
 
 
 def test_a_download_still_streaming_when_the_stop_gives_up_is_cut_with_a_warning(tmp_path: Path) -> None:
-    """A client fetching a large file too slowly for the drain: uvicorn cancels it GRACEFUL_SHUTDOWN seconds
+    """A client fetching a large file too slowly for the drain: uvicorn cancels it UGC_STOP_GRACE seconds
     after the signal, its answer half sent. The cut is planned, yet uvicorn logged it at ERROR ("ASGI
     callable returned without completing response", and "timeout graceful shutdown exceeded"): an ERROR
     here means a fault of the server. It is one warning line naming the request, and the client sees
     the connection end before the Content-Length it was promised. (SQLite only: no database is involved.)"""
     with fresh_database("sqlite", tmp_path, migrated=True) as url:
-        env = environment("sqlite", url, tmp_path)
+        env = environment("sqlite", url, tmp_path) | {"UGC_STOP_GRACE": str(SHORT_GRACE)}
         verified_user(env, "fetcher")
         with start_server(env, log_dir=tmp_path / "logs") as server:
             login = {"username": "fetcher", "password": PASSWORD}
@@ -401,7 +404,7 @@ def test_a_download_still_streaming_when_the_stop_gives_up_is_cut_with_a_warning
                 first = raw.recv(4096)
                 assert first.startswith(b"HTTP/1.1 200 OK"), first
                 server.process.send_signal(signal.SIGTERM)
-                logged(server, "timeout graceful shutdown exceeded", GRACEFUL_SHUTDOWN + 30)
+                logged(server, "timeout graceful shutdown exceeded", SHORT_GRACE + 30)
                 received = len(first) + len(answer_of(raw))
             assert server.process.wait(30) == 0, server.log_tail()
         assert received < size
