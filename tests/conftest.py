@@ -18,6 +18,7 @@ import pytest
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
+from api.app import build_app
 from tests.backends import (
     BACKENDS,
     RUN_VARIABLE,
@@ -34,7 +35,7 @@ from ugc.config import Settings
 from ugc.platform.database import Database
 from ugc.platform.deployment import deployment_id
 from ugc.platform.dialect import Cursor
-from ugc.wiring import build_app, migrate, runtime
+from ugc.wiring import migrate, runtime
 
 
 def pytest_configure(config: pytest.Config) -> None:

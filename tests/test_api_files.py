@@ -11,10 +11,11 @@ from typing import Any
 
 import pytest
 
+from api.app import build_app
 from tests.conftest import Api, checked_client
 from ugc.clock import MovableClock
 from ugc.config import Settings
-from ugc.wiring import build_app, runtime
+from ugc.wiring import runtime
 
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z$")
 PNG = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489") + b"\0" * 64

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
+from api.app import build_app
 from projections.creator_skills import CreatorSkillsProjection
 from projections.portfolio import PortfolioProjection
 from projections.runner import ProjectionRunner
@@ -27,7 +28,7 @@ from ugc.clock import MovableClock
 from ugc.config import Settings
 from ugc.platform.database import Database
 from ugc.platform.store import EventStores
-from ugc.wiring import build_app, runtime
+from ugc.wiring import runtime
 
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z$")
 PNG = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489") + b"\0" * 64

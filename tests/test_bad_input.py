@@ -21,13 +21,14 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
+from api.app import build_app
 from api.body import MAX_JSON_DEPTH
 from tests.conftest import Api, refused
 from tests.orders_world import Deal, a_deal, place
 from ugc.clock import MovableClock
 from ugc.config import Settings
 from ugc.platform.numbers import MAX_ID
-from ugc.wiring import build_app, runtime
+from ugc.wiring import runtime
 
 NOT_FOUND = {"detail": "Страница не найдена."}
 MALFORMED_JSON = {"error": "Некорректный JSON в теле запроса."}

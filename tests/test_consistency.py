@@ -13,11 +13,12 @@ from pathlib import Path
 import pytest
 from starlette.routing import Route
 
+from api.app import build_app
 from tests.backends import environment
 from tests.conftest import Api, checked_client
 from ugc.clock import MovableClock
 from ugc.config import Settings, sqlite_path
-from ugc.wiring import build_app, runtime
+from ugc.wiring import runtime
 
 
 def external(settings: Settings, timeout: float = 0.3) -> Settings:

@@ -29,6 +29,7 @@ import psycopg
 import pytest
 from eventsourcing.persistence import StoredEvent
 
+from api.app import build_app
 from api.errors import message
 from api.readiness import READY_DEADLINE
 from tests.backends import DATA_KEY, environment, fresh_database
@@ -41,7 +42,7 @@ from ugc.platform.chain_postgres import ChainedPostgresRecorder
 from ugc.platform.database import SQLITE_BUSY_TIMEOUT, STORE_LOCK_TIMEOUT, Database
 from ugc.platform.outages import database_away
 from ugc.platform.store import EventStores
-from ugc.wiring import build_app, runtime
+from ugc.wiring import runtime
 
 T = TypeVar("T")
 UNAVAILABLE = {"detail": message("unavailable")}

@@ -22,6 +22,7 @@ import httpx
 import pytest
 from starlette.websockets import WebSocketDisconnect
 
+from api.app import build_app
 from tests.backends import environment, fresh_database, postgres_available
 from tests.conftest import Api, checked_client
 from tests.orders_world import a_deal
@@ -31,7 +32,7 @@ from ugc.clock import MovableClock
 from ugc.config import DEFAULT_STOP_GRACE as GRACEFUL_SHUTDOWN
 from ugc.config import READ_LOCK_TIMEOUT, ConfigError, Settings, read_lock_timeout
 from ugc.platform.database import Database
-from ugc.wiring import build_app, migrate, runtime
+from ugc.wiring import migrate, runtime
 
 TRY_AGAIN_LATER = 1013
 SLACK = 2 * READ_LOCK_TIMEOUT  # a bound met answers within it, however loaded the machine

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from api.app import build_app
 from api.routes import meta
 from projections import operations
 from tests.backends import DATA_KEY
@@ -17,7 +18,7 @@ from ugc.clock import MovableClock
 from ugc.config import Settings
 from ugc.platform.database import Database
 from ugc.platform.store import EventStores
-from ugc.wiring import build_app, runtime
+from ugc.wiring import runtime
 
 
 def test_ready_with_a_running_projector_and_degraded_by_parked_events_or_redis(settings: Settings) -> None:

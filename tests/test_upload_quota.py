@@ -13,10 +13,11 @@ from typing import Any
 
 import pytest
 
+from api.app import build_app
 from tests.conftest import Api, checked_client
 from ugc.clock import MovableClock
 from ugc.config import Settings
-from ugc.wiring import build_app, runtime
+from ugc.wiring import runtime
 
 QUOTA = 3000
 MAX_UPLOAD = 2048
