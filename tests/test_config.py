@@ -16,6 +16,7 @@ from ugc.wiring import password_hasher
 SECRET = "9f4c2b7e1a8d3f6c0b5e9a2d7c4f1e8b3a6d0c9f2e5b8a1d4c7f0e3b6a9d2c5f"
 AUDIT = "3e7a0d4c8f1b5e9a2c6f0d3b7e1a4c8f2b5d9e0a3c7f1b4e8d2a6c9f0b3e7d1a"
 DATA = "5b8e1d4a7c0f3b6e9d2a5c8f1b4e7d0a3c6f9b2e5d8a1c4f7b0e3d6a9c2f5b8e"
+OLD = "8c1f4a7d0b3e6c9f2a5d8b1e4c7f0a3d6b9e2c5f8a1d4b7e0c3f6a9d2b5e8c1f"  # a key being rotated out
 
 
 TEN_YEARS = 3650 * 86400  # the longest a time setting may be (ugc.config.MAX_SECONDS)
@@ -150,6 +151,29 @@ def test_production_needs_a_data_key_of_its_own(tmp_path: Path, data_key: str | 
         settings(
             tmp_path, **env, UGC_DATABASE_URL="postgresql://db/ugc", **({"UGC_DATA_KEY": data_key} if data_key else {})
         )
+
+
+@pytest.mark.parametrize(
+    ("previous", "message"),
+    [
+        ({"UGC_SECRET_KEY_PREVIOUS": AUDIT}, "UGC_SECRET_KEY_PREVIOUS must not hold a key of UGC_AUDIT_KEY"),
+        ({"UGC_AUDIT_KEY_PREVIOUS": f"{OLD}, {DATA}"}, "UGC_AUDIT_KEY_PREVIOUS must not hold a key of UGC_DATA_KEY"),
+        (
+            {"UGC_SECRET_KEY_PREVIOUS": OLD, "UGC_DATA_KEY_PREVIOUS": OLD},
+            "UGC_SECRET_KEY_PREVIOUS must not hold a key of UGC_DATA_KEY or UGC_DATA_KEY_PREVIOUS",
+        ),
+    ],
+)
+def test_production_keeps_the_keys_being_rotated_out_apart_from_the_other_variables(
+    tmp_path: Path, previous: dict[str, str], message: str
+) -> None:
+    """Each key signs one kind of thing: the audit key an auditor holds must not sign tokens because
+    it was left in UGC_SECRET_KEY_PREVIOUS."""
+    env = {"UGC_ENV": "production", "UGC_SECRET_KEY": SECRET, "UGC_AUDIT_KEY": AUDIT, "UGC_DATA_KEY": DATA}
+    with pytest.raises(ConfigError, match=message):
+        settings(tmp_path, **env, UGC_DATABASE_URL="postgresql://db/ugc", **previous)
+    rotating = settings(tmp_path, **env, UGC_DATABASE_URL="postgresql://db/ugc", UGC_SECRET_KEY_PREVIOUS=OLD)
+    assert rotating.secret_keys == (SECRET, OLD)
 
 
 def test_previous_secret_keys_verify_beside_the_current_one(tmp_path: Path) -> None:

@@ -183,6 +183,14 @@ class Settings:
         previous_secret_keys = _previous_keys(env, "UGC_SECRET_KEY", secret, mode)
         previous_audit_keys = _previous_keys(env, "UGC_AUDIT_KEY", audit_key, mode)
         previous_data_keys = _previous_keys(env, "UGC_DATA_KEY", data_key, mode)
+        if mode == "production":
+            _keep_apart(
+                {
+                    "UGC_SECRET_KEY": (secret, *previous_secret_keys),
+                    "UGC_AUDIT_KEY": (audit_key, *previous_audit_keys),
+                    "UGC_DATA_KEY": (data_key, *previous_data_keys),
+                }
+            )
         log_format = env.get("UGC_LOG_FORMAT", "text") or "text"
         if log_format not in ("text", "json"):
             raise ConfigError(f"UGC_LOG_FORMAT must be 'text' or 'json', not {log_format!r}")
@@ -360,6 +368,16 @@ def _previous_keys(env: Mapping[str, str], name: str, current: str, mode: str) -
     if mode == "production" and any(_weak_key(key) for key in keys):
         raise ConfigError(f"{variable} must hold random keys of at least 32 characters each in production")
     return keys
+
+
+def _keep_apart(families: Mapping[str, tuple[str, ...]]) -> None:
+    """No key being rotated out is another variable's key, current or being rotated out: an auditor
+    holding the audit keys must not be able to sign tokens with one left in UGC_SECRET_KEY_PREVIOUS.
+    (The current keys are told apart where they are read, `_key`.)"""
+    for name, (_, *previous) in families.items():
+        for other, keys in families.items():
+            if other != name and set(previous) & set(keys):
+                raise ConfigError(f"{name}_PREVIOUS must not hold a key of {other} or {other}_PREVIOUS")
 
 
 def _secret_from_file(path: Path) -> str:
