@@ -8,14 +8,19 @@ registered before still counts as taken, and a process with the old key refuses 
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
+from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import httpx
+import psycopg
 import pytest
 
 from tests.backends import environment, fresh_database
 from tests.servers import run_ugc, start_server
+from ugc.config import sqlite_path
 
 OLD_KEY = "old-data-key-that-is-long-enough-1357924680"
 NEW_KEY = "new-data-key-that-is-long-enough-0864297531"
@@ -72,3 +77,37 @@ def test_rewrapped_data_keys_open_with_the_new_key_only(backend: str, tmp_path: 
             signed_in = client.post("/api/auth/token/", json={"username": "anna", "password": PASSWORD})
             assert signed_in.status_code == 200, signed_in.text
         assert _ugc(new, "verify").rstrip().endswith(": 0 finding(s)")
+
+
+def _keys_table(url: str, statement: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Run `statement` on the accounts log's table of data keys (`{table}` in it), in the table's order."""
+    if url.startswith("postgresql"):
+        with psycopg.connect(url, autocommit=True) as conn:
+            cur = conn.execute(statement.format(table="accounts_data_keys"), params)  # type: ignore[arg-type]
+            return cur.fetchall() if cur.description else []
+    main = sqlite_path(url)
+    with closing(sqlite3.connect(main.with_name(f"{main.stem}.accounts{main.suffix}"))) as conn, conn:
+        return conn.execute(statement.format(table="data_keys").replace("%s", "?"), params).fetchall()
+
+
+@pytest.mark.timeout(240)
+def test_a_rewrap_that_meets_a_key_it_cannot_open_halfway_changes_nothing(backend: str, tmp_path: Path) -> None:
+    """The keys are re-wrapped in one transaction: one that does not open (the table was changed) after
+    others were re-wrapped refuses the whole run, and every key stays wrapped with the previous one."""
+    with fresh_database(backend, tmp_path, migrated=True) as url:
+        old = environment(backend, url, tmp_path) | {"UGC_DATA_KEY": OLD_KEY}
+        for name in ("anna", "boris", "vera"):
+            _ugc(old, "users", "create", name, "--email", f"{name}@example.com", stdin=PASSWORD)
+        rows = _keys_table(url, "SELECT subject, wrapped FROM {table} WHERE wrapped IS NOT NULL")
+        (_, first_wrapped), (last, last_wrapped) = rows[1], rows[-1]  # rows[0]: the canary, which a run opens first
+        _keys_table(url, "UPDATE {table} SET wrapped = %s WHERE subject = %s", (first_wrapped, last))
+        before = _keys_table(url, "SELECT subject, wrapped FROM {table}")
+        rotating = old | {"UGC_DATA_KEY": NEW_KEY, "UGC_DATA_KEY_PREVIOUS": OLD_KEY}
+
+        refused = run_ugc(rotating, "keys", "rewrap")
+        assert f"the data key of aggregate {last} does not open" in _refused(refused)
+        assert "nothing was re-wrapped" in refused.stderr
+        assert _keys_table(url, "SELECT subject, wrapped FROM {table}") == before  # those re-wrapped before it too
+
+        _keys_table(url, "UPDATE {table} SET wrapped = %s WHERE subject = %s", (last_wrapped, last))
+        assert f"re-wrapped {len(rows) + 1} data keys" in _ugc(rotating, "keys", "rewrap")  # + the blind index's
