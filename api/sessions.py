@@ -50,7 +50,7 @@ class Sessions:
         erased while the password was being checked (see the module's docstring)."""
         family = uuid.uuid4().hex
         refresh = self.tokens.issued(user_id, "refresh", family=family)
-        refresh_families.start_family(self.db, family, user_id, refresh.jti, refresh.expires_at, self.clock.now())
+        refresh_families.start_family(self.db, family, user_id, refresh.jti, refresh.expires_at)
         if self.standings.load(user_id) is None:
             refresh_families.revoke(self.db, family, self.clock.now())
             raise TokenError("the account was erased while signing in")

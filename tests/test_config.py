@@ -8,9 +8,10 @@ import pytest
 
 from tests.backends import environment
 from tests.conftest import Api, new_client
-from ugc.clock import MovableClock
+from ugc.clock import MovableClock, SystemClock
 from ugc.config import ConfigError, Settings, public_url_for
-from ugc.wiring import password_hasher
+from ugc.platform.database import Database
+from ugc.wiring import leader_sweeper, password_hasher
 
 # Keys as `openssl rand -hex 32` makes them (a production key must look random).
 SECRET = "9f4c2b7e1a8d3f6c0b5e9a2d7c4f1e8b3a6d0c9f2e5b8a1d4c7f0e3b6a9d2c5f"
@@ -30,6 +31,7 @@ TIME_SETTINGS = [
     "UGC_AUDIT_CHECKPOINT_INTERVAL",
     "UGC_STOP_GRACE",
     "UGC_ABANDONED_UPLOAD_AFTER",
+    "UGC_SWEEP_INTERVAL",
 ]
 
 
@@ -277,3 +279,14 @@ def test_the_longest_times_accepted_still_sign_in_and_replay_keyed_requests(
 def test_the_least_argon2_memory_accepted_hashes_a_password(tmp_path: Path) -> None:
     hasher = password_hasher(settings(tmp_path, UGC_ARGON2_MEMORY_KIB="32", UGC_ARGON2_TIME_COST="1"))
     assert hasher.verify(hasher.hash("correct-horse-battery"), "correct-horse-battery")
+
+
+def test_the_leader_sweeps_every_ten_minutes_unless_configured(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'ugc.sqlite3'}")
+    try:
+        assert leader_sweeper(settings(tmp_path), db, SystemClock()).interval == 600
+        assert leader_sweeper(settings(tmp_path, UGC_SWEEP_INTERVAL="60"), db, SystemClock()).interval == 60
+    finally:
+        db.close()
+    with pytest.raises(ConfigError, match="UGC_SWEEP_INTERVAL must be a whole number from 1 to"):
+        settings(tmp_path, UGC_SWEEP_INTERVAL="0")

@@ -11,7 +11,9 @@ import pytest
 
 from api.idempotency_keys import KEPT_FOR
 from api.throttle import WINDOW
+from tests.conftest import Api
 from ugc.clock import MovableClock
+from ugc.config import Settings
 from ugc.platform import auth_failures, erasures, idempotency_keys
 from ugc.platform.auth_failures import Subject
 from ugc.platform.database import Database
@@ -93,3 +95,30 @@ def test_a_poller_whose_unread_marks_were_swept_takes_erasures_as_missed(
         assert [heard.get(timeout=5), heard.get(timeout=5)] == [None, 913]
     finally:
         watch.stop()
+
+
+def test_a_sweep_forgets_the_sessions_whose_last_refresh_token_expired(
+    api: Api, settings: Settings, clock: MovableClock, db: Database
+) -> None:
+    """Only a later sign-in used to delete them: sessions signed out, or left to expire, with no
+    sign-in after them stayed for good. The session refreshed since lives on, until its newest
+    token expires."""
+    user = api.user()
+    for _ in range(3):
+        signed_in = api.login(user["username"])
+        refreshed = api.client.post("/api/auth/token/refresh/", json={"refresh": signed_in["refresh"]})
+        assert refreshed.status_code == 200, refreshed.text
+        ended = api.client.post("/api/auth/logout/", json={"refresh": refreshed.json()["refresh"]})
+        assert ended.status_code == 204, ended.text
+    kept = api.login(user["username"])
+    assert count(db, "refresh_families", "user_id = %s", (user["id"],)) == 5
+    clock.advance(timedelta(seconds=settings.refresh_token_ttl) - timedelta(hours=1))
+    refreshed = api.client.post("/api/auth/token/refresh/", json={"refresh": kept["refresh"]})
+    assert refreshed.status_code == 200, refreshed.text
+    clock.advance(timedelta(hours=2))
+
+    Sweeper(db, clock.now, keys_kept_for=KEPT_FOR, attempts_kept_for=WINDOW).run_once()
+
+    assert count(db, "refresh_families", "user_id = %s", (user["id"],)) == 1
+    again = api.client.post("/api/auth/token/refresh/", json={"refresh": refreshed.json()["refresh"]})
+    assert again.status_code == 200, again.text

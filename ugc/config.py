@@ -140,6 +140,8 @@ class Settings:
     stop_grace: int = DEFAULT_STOP_GRACE
     # Seconds after which what a dead process left of an upload is swept (ugc/platform/abandoned_uploads.py).
     abandoned_upload_after: int = 3600
+    # Seconds between the projection leader's sweeps of what has outlived its use (ugc/platform/sweeping.py).
+    sweep_interval: int = 600
 
     @property
     def secret_keys(self) -> tuple[str, ...]:
@@ -238,6 +240,7 @@ class Settings:
             metrics_token=env.get("UGC_METRICS_TOKEN", "").strip(),
             stop_grace=_int(env, "UGC_STOP_GRACE", DEFAULT_STOP_GRACE, at_most=MAX_SECONDS),
             abandoned_upload_after=_int(env, "UGC_ABANDONED_UPLOAD_AFTER", 3600, at_most=MAX_SECONDS),
+            sweep_interval=_int(env, "UGC_SWEEP_INTERVAL", 600, at_most=MAX_SECONDS),
         )
 
 

@@ -38,6 +38,7 @@ from commands.scheduler import AutoCompleter
 from commands.services import ServiceCommands
 from commands.skills import SkillCommands
 from commands.standing import Standings
+from projections import scratch
 from projections.base import Projection
 from projections.bluegreen import VersionUpgrade
 from projections.operations import status as projection_status
@@ -114,7 +115,6 @@ def projection_runner(
     auto_completer = AutoCompleter(
         order_commands(settings, stores, db, clock), clock, lambda before: due_for_auto_completion(db, before)
     )
-    sweeper = Sweeper(db, clock.now, keys_kept_for=KEPT_FOR, attempts_kept_for=THROTTLE_WINDOW)
     sender: RedisRelay | None = None
     if publisher is None and settings.redis_url:
         sender = RedisRelay(settings.redis_url, channel_for(settings.database_url))
@@ -124,7 +124,11 @@ def projection_runner(
         stores,
         [p for p in all_projections(settings, publisher or sender) if chosen(p)],
         progress,
-        jobs=[auto_completer.run_once, audit_checkpoints(settings, stores).run_once, sweeper.run_once]
+        jobs=[
+            auto_completer.run_once,
+            audit_checkpoints(settings, stores).run_once,
+            leader_sweeper(settings, db, clock).run_once,
+        ]
         if only is None or JOBS_LEASE in only
         else [],
         lease_weights=LEASE_WEIGHTS,
@@ -140,6 +144,19 @@ def projection_runner(
         runner.stop()
         if sender is not None:
             sender.stop()
+
+
+def leader_sweeper(settings: Settings, db: Database, clock: Clock) -> Sweeper:
+    """The leader's job that forgets, every UGC_SWEEP_INTERVAL seconds, what has outlived its use: the
+    platform's rows, and the scratch sets of rebuilds and compares whose process died."""
+    return Sweeper(
+        db,
+        clock.now,
+        keys_kept_for=KEPT_FOR,
+        attempts_kept_for=THROTTLE_WINDOW,
+        interval=settings.sweep_interval,
+        elsewhere=[lambda: len(scratch.sweep(db))],
+    )
 
 
 def audit_checkpoints(settings: Settings, stores: EventStores) -> PeriodicCheckpoints:

@@ -3,8 +3,9 @@
 A platform table, like the throttle's: written and read by the token endpoints (`api/sessions.py`),
 never by a projection. What it holds is technical and short-lived — which token of a session is
 current, and whether the session was ended — so it is kept beside the log, not in it: a refresh
-every quarter of an hour per client would otherwise append to the accounts log forever. Rows are
-deleted once their last token has expired.
+every quarter of an hour per client would otherwise append to the accounts log forever. A row goes
+once its last token has expired (`sweep`, the leader's sweep: ugc/platform/sweeping.py); a session
+ended earlier stays till then, and a refresh of it is refused as of a family unknown.
 """
 
 from __future__ import annotations
@@ -25,10 +26,9 @@ DDL = (
 )
 
 
-def start_family(db: Database, family: str, user_id: int, jti: str, expires_at: datetime, now: datetime) -> None:
-    """A new sign-in whose current refresh token is `jti`; families whose last token expired go."""
+def start_family(db: Database, family: str, user_id: int, jti: str, expires_at: datetime) -> None:
+    """A new sign-in whose current refresh token is `jti`."""
     with db.transaction(write=True) as cur:
-        cur.execute("DELETE FROM refresh_families WHERE expires_at < %s", (now,))
         cur.execute(
             "INSERT INTO refresh_families (family, user_id, current_jti, expires_at) VALUES (%s, %s, %s, %s)",
             (family, user_id, jti, expires_at),
@@ -69,3 +69,10 @@ def revoke_all_of(db: Database, user_id: int, now: datetime) -> None:
 
 def _revoke(cur: Cursor, family: str, now: datetime) -> None:
     cur.execute("UPDATE refresh_families SET revoked_at = %s WHERE family = %s AND revoked_at IS NULL", (now, family))
+
+
+def sweep(cur: Cursor, now: datetime) -> int:
+    """Forget the families whose last refresh token has expired: none of them can be presented again.
+
+    Sign-ins used to do it, so the sessions of the last fortnight before sign-ins stopped stayed for good."""
+    return cur.execute("DELETE FROM refresh_families WHERE expires_at < %s", (now,)).rowcount
