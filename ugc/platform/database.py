@@ -118,6 +118,12 @@ KEYED_JOINS = "SELECT set_config('enable_hashjoin', 'off', true), set_config('en
 
 
 SQLITE_BUSY_TIMEOUT = 10.0  # seconds a statement waits for another connection's lock on the file
+# Bytes of SQLite's write-ahead log kept once a checkpoint has emptied it. SQLite never shrinks the
+# `-wal` file while a connection is open: one large transaction (a blue/green switch copies whole
+# tables) or the writes of a long read left it at that size until every process closed the file.
+# Measured: 20 MB written in one transaction left a 20 MB `-wal` through the small writes after it.
+# Past this, a checkpoint that empties the log truncates it; the usual cycle (1,000 pages) stays under.
+SQLITE_WAL_KEPT_BYTES = 16 << 20
 # How long readiness waits for SQLite's write lock: a group's commit holds it for milliseconds, so a
 # lock still held after this is somebody else's long transaction.
 WRITE_PROBE_WAIT = 0.5
@@ -188,6 +194,7 @@ class Database:
             connection.create_collation("C", _code_point_order)
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=NORMAL")
+            connection.execute(f"PRAGMA journal_size_limit={SQLITE_WAL_KEPT_BYTES}")
             # Deleted and overwritten rows are zeroed in the file: an erased person's read rows
             # leave no bytes behind in free pages (README: "Personal data and erasure").
             connection.execute("PRAGMA secure_delete=ON")
