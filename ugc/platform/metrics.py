@@ -4,15 +4,19 @@ read from the database at each scrape.
 
 Several server processes (`ugc serve --workers N`) share one `PROMETHEUS_MULTIPROC_DIR`, set by
 `ugc serve` before the workers start; prometheus-client then keeps each process's values in files
-there and `/metrics` in any worker adds them up. Only counters and histograms are recorded here
+there and `/metrics` in any worker adds them up; the supervisor folds the files of workers that ended
+(`ugc/platform/metrics_files.py`). Only counters and histograms are recorded here
 (they add up across processes); the projections' gauges are read from the database per scrape.
 """
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess
+
+from ugc.platform import metrics_files
 
 APPENDS = Counter("ugc_appends_total", "Transactions that appended events, per context", ["context"])
 VERSION_CONFLICTS = Counter(
@@ -39,8 +43,10 @@ JOB_FAILURES = Counter(
 
 def render() -> bytes:
     """This process's metrics, or every process's when they share PROMETHEUS_MULTIPROC_DIR."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-        return generate_latest(registry)
+        with metrics_files.reading(Path(directory)):  # the ended workers' files folded before or after
+            return generate_latest(registry)
     return generate_latest()

@@ -19,8 +19,11 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+from pathlib import Path
 
 from uvicorn.supervisors import Multiprocess
+
+from ugc.platform import metrics_files
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 POLL = 0.1  # seconds between two looks at the workers and the signals while they stop
@@ -28,6 +31,7 @@ POLL = 0.1  # seconds between two looks at the workers and the signals while the
 
 class Workers(Multiprocess):
     stops = 0  # stop signals (SIGTERM, SIGINT) handled so far
+    _metrics_of: set[int] = set()  # the workers whose metrics files were left in place last
 
     def handle_term(self) -> None:
         self.stops += 1
@@ -36,6 +40,16 @@ class Workers(Multiprocess):
     def handle_int(self) -> None:
         self.stops += 1
         super().handle_int()
+
+    def keep_subprocess_alive(self) -> None:
+        """Replace the workers that died or hung, then fold the metrics files of those that ended
+        (replaced here, or at a SIGHUP just before): `ugc/platform/metrics_files.py`."""
+        super().keep_subprocess_alive()
+        directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        alive = {process.pid for process in self.processes if process.pid is not None}
+        if directory and alive != self._metrics_of:
+            metrics_files.retire(Path(directory), alive | {os.getpid()})
+            self._metrics_of = alive
 
     def terminate_all(self) -> None:
         """Called once, when the supervisor stops (SIGTERM, SIGINT): stop listening, then stop the workers."""
