@@ -135,3 +135,12 @@ def test_docker_lets_the_api_drain_before_it_kills(services: dict[str, Any]) -> 
         drain = int(service.get("environment", {}).get("UGC_STOP_GRACE") or DEFAULT_STOP_GRACE)
         grace = re.fullmatch(r"(\d+)s", str(service.get("stop_grace_period", "10s")))
         assert grace is not None and int(grace.group(1)) >= drain + 10, service.get("stop_grace_period")
+
+
+def test_every_service_keeps_a_bounded_log(services: dict[str, Any]) -> None:
+    """Docker's default `json-file` driver keeps all a container ever wrote: a JSON line per request
+    (nginx's access log, the API's) grows for as long as the container lives, until the disk fills."""
+    for name, service in services.items():
+        logging = service.get("logging", {})
+        assert logging.get("driver") == "json-file", name
+        assert logging.get("options", {}).get("max-size") and logging["options"].get("max-file"), name
