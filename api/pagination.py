@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 
 from starlette.requests import Request
 
-from api.errors import not_found
+from api.errors import invalid, message, not_found
 from api.services import services
 from readmodels.pages import Page, PageRequest
 from ugc.platform.dialect import Row
@@ -16,14 +16,22 @@ from ugc.platform.numbers import MAX_ID, natural
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
+# How deep a list may be paged: a page must start within its first MAX_DEPTH rows. An OFFSET is
+# read and thrown away row by row, so a page's cost grows with its depth: on 100,000 services the
+# page at offset 99,900 took 130-210 ms of PostgreSQL time (10,000: 13 ms), and ten times the rows
+# would take ten times that. Search engines cap the same way (Elasticsearch's max_result_window);
+# further rows are reached by narrowing the filters, not by paging.
+MAX_DEPTH = 10_000
 
 
-def page_request(request: Request) -> PageRequest:
+def page_request(request: Request, *, max_depth: int | None = MAX_DEPTH) -> PageRequest:
     """A page number that is not a positive integer is a page that does not exist (404).
 
     So is a page whose end (`page × page_size`) lies past what a BIGINT OFFSET can hold: no list is
-    that long, and the database would refuse the OFFSET. A `page_size` that is not a positive
-    integer means the default; one past the maximum means the maximum.
+    that long, and the database would refuse the OFFSET. A page that starts past `max_depth` rows
+    is refused before anything is read (422 on `page`), whether or not the list is that long. A
+    `page_size` that is not a positive integer means the default; one past the maximum means the
+    maximum.
     """
     number = natural(request.query_params.get("page", "1"))
     raw_size = request.query_params.get("page_size", "")
@@ -33,14 +41,17 @@ def page_request(request: Request) -> PageRequest:
     size = min(size, MAX_PAGE_SIZE) if size else DEFAULT_PAGE_SIZE
     if number is None or not 1 <= number <= MAX_ID // size:
         raise not_found()
-    return PageRequest(number=number, size=size)
+    wanted = PageRequest(number=number, size=size, max_depth=max_depth)
+    if not wanted.reachable:
+        raise invalid({"page": [message("page_too_deep").format(depth=max_depth)]})
+    return wanted
 
 
 def paginated(request: Request, wanted: PageRequest, page: Page, render: Callable[[Row], Any]) -> dict[str, Any]:
     """The response body; a page past the end is a 404, except the first page of an empty list."""
     if wanted.number > 1 and wanted.offset >= page.count:
         raise not_found()
-    has_next = wanted.offset + len(page.rows) < page.count
+    has_next = wanted.offset + len(page.rows) < page.count and wanted.next.reachable
     link = _linker(request) if has_next or wanted.number > 1 else None
     return {
         "count": page.count,

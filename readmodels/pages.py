@@ -16,12 +16,23 @@ REPLAY_CHUNK = 500  # rows a socket reads again at a time, when pushes may have 
 
 @dataclass(frozen=True)
 class PageRequest:
+    """Page `number` of `size` rows; with `max_depth`, only pages starting within that many rows exist."""
+
     number: int
     size: int
+    max_depth: int | None = None
 
     @property
     def offset(self) -> int:
         return (self.number - 1) * self.size
+
+    @property
+    def reachable(self) -> bool:
+        return self.max_depth is None or self.offset < self.max_depth
+
+    @property
+    def next(self) -> PageRequest:
+        return PageRequest(number=self.number + 1, size=self.size, max_depth=self.max_depth)
 
 
 @dataclass(frozen=True)

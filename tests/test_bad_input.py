@@ -40,6 +40,10 @@ INTERNAL = {"detail": "Внутренняя ошибка сервера."}
 UNSTORABLE = "Текст содержит недопустимые управляющие символы."
 NOT_AN_ID = "Ожидается положительное целое число."
 NOT_A_DATE = "Неправильный формат даты. Используйте формат YYYY-MM-DD."
+TOO_DEEP = {
+    "error": "Ошибка валидации данных.",
+    "fields": {"page": ["Страница слишком далеко от начала списка: доступны первые 10000 записей. Уточните фильтры."]},
+}
 NOTHING_DELIVERED = "Добавьте к доставке сообщение или файлы."
 # Past Python's 4,300-digit limit for int(), and past any BIGINT.
 HUGE = "9" * 5000
@@ -119,14 +123,27 @@ def test_a_page_that_cannot_exist_is_404_on_every_list(api: Api, world: World, p
         assert (response.status_code, response.json()) == (404, NOT_FOUND), path
 
 
-@pytest.mark.parametrize(("page", "size"), [(FAR_PAGE, "10"), (str(MAX_ID), "1")])
-def test_the_last_pages_a_bigint_offset_can_reach_are_404_beyond_the_end(
-    api: Api, world: World, page: str, size: str
-) -> None:
-    """page × page_size exactly within 2**63 - 1: the database gets the OFFSET, finds nothing, 404."""
+@pytest.mark.parametrize(
+    ("page", "size"), [(FAR_PAGE, "10"), (str(MAX_ID), "1"), ("501", "20"), ("101", "100"), ("10001", "1")]
+)
+def test_a_page_starting_past_the_depth_cap_is_422_on_every_list(api: Api, world: World, page: str, size: str) -> None:
+    """Deep OFFSETs cost in proportion to their depth (api/pagination.py): refused before any read."""
+    for path, headers in lists(world):
+        response = api.client.get(with_query(path, f"page={page}&page_size={size}"), headers=headers)
+        assert (response.status_code, response.json()) == (422, TOO_DEEP), path
+
+
+@pytest.mark.parametrize(("page", "size"), [("500", "20"), ("100", "100"), ("10000", "1")])
+def test_the_deepest_pages_within_the_cap_are_404_beyond_the_end(api: Api, world: World, page: str, size: str) -> None:
     for path, headers in lists(world):
         response = api.client.get(with_query(path, f"page={page}&page_size={size}"), headers=headers)
         assert (response.status_code, response.json()) == (404, NOT_FOUND), path
+
+
+def test_an_order_history_has_no_depth_cap(api: Api, world: World) -> None:
+    """A history page slices the order's log read whole: an auditor reaches every event, however deep."""
+    response = api.client.get(f"/api/v1/orders/{world.order}/history/?page=501", headers=world.buyer)
+    assert (response.status_code, response.json()) == (404, NOT_FOUND)
 
 
 @pytest.mark.parametrize(("size", "expected"), [("³", 20), ("٣", 20), ("0", 20), (HUGE, 100), ("abc", 20)])

@@ -52,3 +52,12 @@ def test_links_match_starlettes_url_helpers(url: str) -> None:
     elif number > 2:
         expected_previous = public(req.url.include_query_params(page=number - 1))
     assert body["previous"] == expected_previous
+
+
+def test_the_last_page_within_the_depth_cap_links_no_further() -> None:
+    """A list longer than the cap offers `next` up to the last page that starts within it, and no further."""
+    req = request("/api/v1/services/?page_size=20&page=500")
+    rows = Page(rows=[{}] * 20, count=100_000)
+    assert paginated(req, PageRequest(499, 20, max_depth=10_000), rows, lambda row: row)["next"] is not None
+    assert paginated(req, PageRequest(500, 20, max_depth=10_000), rows, lambda row: row)["next"] is None
+    assert paginated(req, PageRequest(500, 20), rows, lambda row: row)["next"] is not None
