@@ -231,8 +231,10 @@ def list_services(
             # a statement it has run five times, and PostgreSQL then tries a generic plan, blind to the
             # values: it cannot tell `LIKE '%word%'` (the trigram index) from a range of prices, and
             # picked the price index and a filter over 38,000 rows (50 ms instead of 7).
+            # And the bound of a page read's statements (`Database.page_bound`).
             cur.execute(
-                "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ; SET LOCAL plan_cache_mode = force_custom_plan"
+                "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ; SET LOCAL plan_cache_mode = force_custom_plan; "
+                + db.page_bound
             )
         state = _state(cur)
         total = _total(cur, db, filters, state[0], totals)

@@ -30,7 +30,9 @@ pytestmark = [
     pytest.mark.skipif(not postgres_available(), reason="a stop held up by a table lock: PostgreSQL"),
 ]
 
-HELD = 300  # seconds a session waits for a lock (UGC_DB_LOCK_TIMEOUT): longer than any test here
+# Seconds a session waits for a lock (UGC_DB_LOCK_TIMEOUT), and a list's statement runs
+# (UGC_DB_READ_TIMEOUT): longer than any test here.
+HELD = 300
 FORCED_WITHIN = 5  # seconds from the second signal to the process's end
 
 
@@ -63,7 +65,10 @@ def test_a_second_stop_signal_ends_a_server_at_once_with_one_line(
     once, exit status 0, with one warning line; one Ctrl-C alone (a worker's SIGINT from the terminal,
     then SIGTERM from its supervisor) still drains."""
     with fresh_database("postgres", tmp_path) as url:
-        env = environment("postgres", url, tmp_path) | {"UGC_DB_LOCK_TIMEOUT": str(HELD)}
+        env = environment("postgres", url, tmp_path) | {
+            "UGC_DB_LOCK_TIMEOUT": str(HELD),
+            "UGC_DB_READ_TIMEOUT": str(HELD),
+        }
         server = launch_server(env, log_dir=tmp_path / "logs", workers=workers, prefix=("setsid",))
         with server, psycopg.connect(url) as locker:
             server.wait_until_healthy()

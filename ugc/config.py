@@ -437,6 +437,17 @@ def read_lock_timeout(environ: Mapping[str, str] | None = None) -> float:
     return _seconds(env, "UGC_DB_LOCK_TIMEOUT", READ_LOCK_TIMEOUT)
 
 
+# Seconds: the default of UGC_DB_READ_TIMEOUT. The costliest page measured on 100,000 services and
+# 100,000 orders (bench/read_costs.py) took 0.3 s: a search of two letters, which no index narrows.
+READ_STATEMENT_TIMEOUT = 3.0
+
+
+def read_statement_timeout(environ: Mapping[str, str] | None = None) -> float:
+    """Seconds one statement of a list's page read may run (`UGC_DB_READ_TIMEOUT`)."""
+    env = os.environ if environ is None else environ
+    return _seconds(env, "UGC_DB_READ_TIMEOUT", READ_STATEMENT_TIMEOUT)
+
+
 def pool_sizes(environ: Mapping[str, str] | None = None) -> PoolSizes:
     env = os.environ if environ is None else environ
     defaults = PoolSizes()

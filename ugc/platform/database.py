@@ -24,7 +24,7 @@ from psycopg import AsyncClientCursor, ClientCursor
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 
-from ugc.config import is_postgres, pool_sizes, read_lock_timeout, sqlite_path
+from ugc.config import is_postgres, pool_sizes, read_lock_timeout, read_statement_timeout, sqlite_path
 from ugc.platform import sqlite_files
 from ugc.platform.dead_connections import again_when_connection_lost, again_when_connection_lost_async
 from ugc.platform.dialect import COLUMN_TYPES, Cursor, Dialect, PipelinedCursor, Query, Row, postgres_params
@@ -38,9 +38,9 @@ def numbers_in(counts: Mapping[str, int], row: Row) -> tuple[dict[str, list[int]
     return {kind: sorted(rest.pop(f"ugc_next_{index}")) for index, kind in enumerate(counts)}, rest
 
 
-def _snapshot_query(queries: Sequence[tuple[str, Sequence[Any]]]) -> tuple[str, list[Any]]:
-    """SELECTs as one text between BEGIN and COMMIT, for `snapshot` on PostgreSQL."""
-    statements = ["BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", *(sql for sql, _ in queries), "COMMIT"]
+def _snapshot_query(queries: Sequence[tuple[str, Sequence[Any]]], bound: str) -> tuple[str, list[Any]]:
+    """SELECTs as one text between BEGIN and COMMIT, each bounded by `bound`, for `snapshot` on PostgreSQL."""
+    statements = ["BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", bound, *(sql for sql, _ in queries), "COMMIT"]
     return "; ".join(statements), [value for _, params in queries for value in postgres_params(params)]
 
 
@@ -143,6 +143,12 @@ class Database:
 
     def __init__(self, url: str) -> None:
         self.url = url
+        # What a list's page read may cost: each of its statements (a page, its total) is cancelled
+        # after UGC_DB_READ_TIMEOUT seconds, and the request answers 503 (QueryCanceled is an
+        # OperationalError: `outages.database_away`) instead of holding a connection and the database's
+        # CPU for as long as a query the client shaped takes. Set per transaction (`SET LOCAL`), not per
+        # session: the same pool runs projections' batches and migrations, which must not be cut short.
+        self.page_bound = f"SET LOCAL statement_timeout = {round(read_statement_timeout() * 1000)}"
         # The process's one LISTEN connection (PostgreSQL), opened when something subscribes; the
         # owner of the database (the composition root) closes it with the database.
         self.listener = Listener(url, KEEPALIVES)
@@ -261,7 +267,7 @@ class Database:
         if self._pool is None:
             with self.transaction() as cur:
                 return [cur.execute(sql, params).fetchall() for sql, params in queries]
-        sql, params = _snapshot_query(queries)
+        sql, params = _snapshot_query(queries, self.page_bound)
         with self._pool.connection() as conn, ClientCursor(conn, row_factory=dict_row) as cur:
             cur.execute(sql, params)
             results = []
@@ -290,7 +296,7 @@ class Database:
         pool = await self._async_connections()
         if pool is None:
             return await asyncio.to_thread(self.snapshot, *queries)
-        sql, params = _snapshot_query(queries)
+        sql, params = _snapshot_query(queries, self.page_bound)
 
         async def read() -> list[list[Row]]:
             async with pool.connection() as conn, AsyncClientCursor(conn, row_factory=dict_row) as cur:
