@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from api.pagination import MAX_DEPTH
 from api.schemas.services import MAX_FILTER_PRICE
 from readmodels.services import DEFAULT_ORDERING, ORDERINGS
 from ugc.orders import STATUSES
@@ -21,7 +22,10 @@ _MOMENT = {"type": "string", "anyOf": [{"format": "date"}, {"format": "date-time
 
 QUERY_PARAMETERS: dict[str, dict[str, Any]] = {
     "page": {
-        "description": "Номер страницы, с 1. Страница за последней (кроме первой пустого списка) — 404.",
+        "description": (
+            "Номер страницы, с 1. Страница за последней (кроме первой пустого списка) — 404; страница, "
+            f"начинающаяся дальше первых {MAX_DEPTH} записей списка, — 422 (кроме истории заказа)."
+        ),
         "schema": {"type": "integer", "minimum": 1, "default": 1},
     },
     "page_size": {
