@@ -14,6 +14,7 @@ import asyncio
 import psycopg
 import pytest
 
+from api.app import build_app
 from tests.conftest import Api, checked_client
 from tests.orders_world import a_deal, place
 from tests.test_database_outages import UNAVAILABLE, locked
@@ -21,7 +22,7 @@ from ugc.clock import MovableClock
 from ugc.config import READ_STATEMENT_TIMEOUT, ConfigError, Settings, read_statement_timeout
 from ugc.platform.database import Database
 from ugc.platform.outages import database_away
-from ugc.wiring import build_app, runtime
+from ugc.wiring import runtime
 
 HELD = 30.0  # seconds the lock is held, and far below UGC_DB_LOCK_TIMEOUT here
 
