@@ -7,13 +7,13 @@ import contextvars
 import functools
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from starlette.requests import HTTPConnection
 
 from api import idempotency_keys
+from api.blocking import BlockingThreads
 from api.idempotency_keys import IdempotencyKeys
 from api.listing import ListingMemory
 from api.readiness import Readiness
@@ -48,6 +48,10 @@ T = TypeVar("T")
 
 BLOCKING_THREADS = 40  # as many as anyio's default: a command holds its thread while the database works
 
+# Whether the request under way has had its command stored (set by `Services.settle`): its blocking
+# work from then on waits for a thread however long it takes (api/blocking.py).
+_stored: contextvars.ContextVar[bool] = contextvars.ContextVar("stored", default=False)
+
 
 @dataclass
 class Services:
@@ -78,9 +82,7 @@ class Services:
     projection_states: Callable[[], list[ProjectionState]] | None = None
     readiness: Readiness = field(default_factory=Readiness)  # /readyz's checks, shared by its probes
     listing: ListingMemory = field(init=False)
-    blocking: ThreadPoolExecutor = field(
-        default_factory=lambda: ThreadPoolExecutor(BLOCKING_THREADS, thread_name_prefix="ugc-blocking")
-    )
+    blocking: BlockingThreads = field(init=False)
     # A command that hashes a password (argon2: ~0.1 s of a core) waits for its turn here, on the
     # event loop, holding no thread of `blocking`: 60 registrations at once queued on the commands'
     # own semaphore inside those threads, and every database read waited behind them (a sign-in
@@ -91,6 +93,7 @@ class Services:
 
     def __post_init__(self) -> None:
         self.listing = ListingMemory(lambda: listing_state(self.db))
+        self.blocking = BlockingThreads(BLOCKING_THREADS, self.settings.queue_timeout)
 
     async def run(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run blocking work (the event store, the database) off the event loop, on `blocking`.
@@ -100,11 +103,11 @@ class Services:
         """
         # The copied context carries the request id (ugc/platform/logs.py) into the thread's log lines.
         call = functools.partial(contextvars.copy_context().run, function, *args, **kwargs)
-        return await asyncio.get_running_loop().run_in_executor(self.blocking, call)
+        return await self.blocking.run(call, patient=_stored.get())
 
     async def aclose(self) -> None:
         """Release what serving opened: the blocking threads and the asyncio connections."""
-        self.blocking.shutdown(wait=True, cancel_futures=True)
+        self.blocking.shutdown()
         await self.db.aclose()
 
     async def settle(self, positions: Positions) -> None:
@@ -115,6 +118,7 @@ class Services:
         on), and a timeout answers the client 503 at once while this goes on waiting, up to
         `FINISH_WITHIN`, so the request can store the answer its retry replays (api/idempotency.py).
         """
+        _stored.set(True)
         if not positions:
             return
         self.progress.nudge()

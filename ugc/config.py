@@ -99,6 +99,8 @@ class Settings:
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 65536
     read_your_writes_timeout: float = 2.0
+    # Seconds a request's blocking work waits for a free thread before it answers 503 (api/blocking.py).
+    queue_timeout: float = 5.0
     access_log: bool = False
     log_format: str = "text"
     # Proxies whose X-Forwarded-For names the client (uvicorn's --forwarded-allow-ips); "" trusts none.
@@ -234,6 +236,7 @@ class Settings:
             audit_dir=Path(env.get("UGC_AUDIT_DIR", "") or var_dir / "audit"),
             audit_checkpoint_interval=_int(env, "UGC_AUDIT_CHECKPOINT_INTERVAL", 3600, at_most=MAX_SECONDS),
             read_your_writes_timeout=_seconds(env, "UGC_READ_YOUR_WRITES_TIMEOUT", 2.0),
+            queue_timeout=_seconds(env, "UGC_QUEUE_TIMEOUT", 5.0),
             ws_send_timeout=_seconds(env, "UGC_WS_SEND_TIMEOUT", 30.0),
             ws_max_per_user=_int(env, "UGC_WS_MAX_PER_USER", 32),
             peer_timeout=_seconds(env, "UGC_PEER_TIMEOUT", 120.0, at_most=MAX_PEER_TIMEOUT),

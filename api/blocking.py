@@ -1,0 +1,59 @@
+"""The threads that run a process's blocking work (the event store, the database), entered within a
+bounded wait.
+
+A `ThreadPoolExecutor` queues what it cannot start without bound: with the database slow (a lock, its
+pool exhausted), every request waited in that queue for as long as the slowness lasted, whatever
+their number (500 at once behind a 20 s lock on `users`: p50 20 s, bench/RESULTS.md "overload"),
+each one keeping its connection and memory meanwhile, and a client that gave up left its work queued.
+Here work that finds every thread busy waits at most `wait` seconds for one, then gives up before
+it started: `Unavailable`, a 503 with `Retry-After` the client can retry at once.
+
+Work a request does after its command was stored (`patient`) waits as long as it takes: a 503 then
+would tell the client that a command that took effect did not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TypeVar
+
+from ugc.errors import Unavailable
+
+T = TypeVar("T")
+
+
+class BlockingThreads:
+    def __init__(self, threads: int, wait: float) -> None:
+        self.wait = wait
+        self._executor = ThreadPoolExecutor(threads, thread_name_prefix="ugc-blocking")
+        self._free = asyncio.Semaphore(threads)  # threads not running work, so the executor never queues
+
+    async def run(self, call: Callable[[], T], *, patient: bool = False) -> T:
+        """`call()` on a thread; `Unavailable` when none is free within `wait` seconds, unless `patient`."""
+        if patient:
+            await self._free.acquire()
+        else:
+            try:
+                async with asyncio.timeout(self.wait):
+                    await self._free.acquire()
+            except TimeoutError:
+                raise Unavailable() from None
+        loop = asyncio.get_running_loop()
+        try:
+            future = self._executor.submit(call)
+        except BaseException:
+            self._free.release()
+            raise
+
+        def done(_: Future[T]) -> None:
+            # When the work ends, not when its request does: a request cancelled mid-work leaves its
+            # thread busy until then.
+            loop.call_soon_threadsafe(self._free.release)
+
+        future.add_done_callback(done)
+        return await asyncio.wrap_future(future)
+
+    def shutdown(self) -> None:
+        self._executor.shutdown(wait=True, cancel_futures=True)

@@ -1,0 +1,104 @@
+"""More requests than a server process can serve at once, the database slow (PostgreSQL, a real
+`ugc serve`): a request that cannot get a blocking thread within `UGC_QUEUE_TIMEOUT` answers 503
+with `Retry-After` at once, instead of queueing for as long as the database stays slow.
+
+A lock on `users` stands in for the slow database: every GET /api/v1/users/me/ waits behind it,
+holding its thread and the process's one pooled connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+
+from tests.backends import environment, fresh_database
+from tests.servers import Server, start_server
+from tests.test_database_outages import UNAVAILABLE
+
+THREADS = 40  # api.services.BLOCKING_THREADS
+CLIENTS = 3 * THREADS
+HOLD = 8.0  # seconds the lock is held: below the blocking pool's 10 s wait, so without a bound no one answers before
+
+
+@pytest.fixture
+def served(backend: str, tmp_path: Path) -> Iterator[tuple[Server, str]]:
+    if backend != "postgres":
+        pytest.skip("a PostgreSQL lock")
+    with fresh_database(backend, tmp_path, migrated=True) as url:
+        env = environment(backend, url, tmp_path) | {
+            "UGC_DB_POOL_MAX": "1",
+            "UGC_DB_LOCK_TIMEOUT": "60",  # the reads wait behind the lock for as long as it lasts
+            "UGC_QUEUE_TIMEOUT": "1",
+        }
+        with start_server(env, log_dir=tmp_path) as server:
+            yield server, url
+
+
+def signed_in(base: str) -> dict[str, str]:
+    with httpx.Client(base_url=base, timeout=30) as client:
+        body = {
+            "username": "overloaded",
+            "email": "overloaded@example.com",
+            "password": "correct-horse-battery",
+            "first_name": "Иван",
+            "last_name": "Петров",
+        }
+        assert client.post("/api/auth/register/", json=body).status_code == 201
+        tokens = client.post("/api/auth/token/", json={"username": "overloaded", "password": body["password"]})
+        return {"Authorization": f"Bearer {tokens.json()['access']}"}
+
+
+async def burst(base: str, headers: dict[str, str]) -> list[tuple[httpx.Response, float]]:
+    """CLIENTS requests at once, each answer with the moment it came."""
+    limits = httpx.Limits(max_connections=CLIENTS, max_keepalive_connections=0)
+    async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as client:
+
+        async def one() -> tuple[httpx.Response, float]:
+            response = await client.get("/api/v1/users/me/", headers=headers)
+            return response, time.monotonic()
+
+        return await asyncio.gather(*(one() for _ in range(CLIENTS)))
+
+
+@pytest.mark.timeout(120)
+def test_requests_that_wait_for_a_thread_past_the_queue_timeout_answer_503_while_the_database_is_slow(
+    served: tuple[Server, str],
+) -> None:
+    server, url = served
+    headers = signed_in(server.url)
+    released: list[float] = []
+    holder = psycopg.connect(url, autocommit=True)
+    holder.execute("BEGIN")
+    holder.execute("LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
+
+    def release() -> None:
+        time.sleep(HOLD)
+        released.append(time.monotonic())
+        holder.execute("ROLLBACK")
+        holder.close()
+
+    releasing = threading.Thread(target=release)
+    releasing.start()
+    try:
+        answers = asyncio.run(burst(server.url, headers))
+    finally:
+        releasing.join()
+
+    statuses = {response.status_code for response, _ in answers}
+    assert statuses <= {200, 503}, statuses
+    shed = [(response, at) for response, at in answers if response.status_code == 503]
+    for response, _ in shed:
+        assert response.json() == UNAVAILABLE
+        assert response.headers["Retry-After"] == "1"
+    # Those beyond the threads' number were answered while the database was still slow, not after.
+    early = [at for _, at in shed if at < released[0]]
+    assert len(early) >= CLIENTS - THREADS - 1, (len(early), sorted(statuses))
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        assert client.get("/api/v1/users/me/", headers=headers).status_code == 200
