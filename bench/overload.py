@@ -6,12 +6,13 @@ its own connection at the same moment and sending one request:
 
 * `fast`: GET /api/v1/users/me/ (a read on a thread and the blocking pool), the database healthy;
 * `slow`: the same while another session holds `LOCK TABLE users` for `--lock` seconds (a database
-  that does not answer: every read waits its `lock_timeout` holding its pooled connection);
+  that does not answer: every read waits its `lock_timeout` holding its pooled connection), then
+  GET /api/v1/notifications/ (a read on the event loop's pool) behind a lock on `notifications`;
 * `sockets`: WebSockets on /ws/notifications/ opened by many users at once and held.
 
 For each: the status counts, p50 / p99 / max latency, the workers' peak RSS and threads (sampled
-every 50 ms), /healthz probed every 200 ms during the burst, and one request right after it
-(recovery). The same run's ceilings come from bench/ceilings.py.
+every 50 ms), /healthz and /readyz probed every 200 ms during the burst, and one request right
+after it (recovery; after the lock has gone, for `slow`). The same run's ceilings come from bench/ceilings.py.
 
 Run:  .venv/bin/python bench/overload.py --clients 2000 --slow-clients 500
 """
@@ -121,18 +122,21 @@ def children(pid: int) -> list[int]:
     return found + [g for c in found for g in children(c)]
 
 
-async def health_probe(port: int, stop: asyncio.Event, out: Burst) -> None:
+async def health_probe(port: int, path: str, stop: asyncio.Event, out: Burst) -> None:
     while not stop.is_set():
-        status, elapsed, retry, body = await one_request(port, "/healthz", {}, 30)
+        status, elapsed, retry, body = await one_request(port, path, {}, 30)
         out.add(status, elapsed)
         await asyncio.sleep(0.2)
 
 
-async def burst(port: int, pid: int, path: str, headers: dict[str, str], clients: int, timeout: float) -> str:
+async def burst(port: int, pid: int, path: str, headers: dict[str, str], clients: int, timeout: float,
+                slowness: threading.Thread | None = None) -> str:
+    """The burst's line; the request after it is sent once `slowness` has ended."""
     sampler = Sampler(pid)
     sampler.start()
-    result, health, stop = Burst(), Burst(), asyncio.Event()
-    probe = asyncio.create_task(health_probe(port, stop, health))
+    result, health, ready, stop = Burst(), Burst(), Burst(), asyncio.Event()
+    probes = [asyncio.create_task(health_probe(port, "/healthz", stop, health)),
+              asyncio.create_task(health_probe(port, "/readyz", stop, ready))]
     started = time.monotonic()
     for status, elapsed, retry, body in await asyncio.gather(
         *(one_request(port, path, headers, timeout) for _ in range(clients))
@@ -143,12 +147,15 @@ async def burst(port: int, pid: int, path: str, headers: dict[str, str], clients
             result.bodies[body] += 1
     took = time.monotonic() - started
     stop.set()
-    await probe
+    await asyncio.gather(*probes)
     sampler.running = False
     sampler.join()
+    if slowness is not None:
+        await asyncio.to_thread(slowness.join)
     after, after_s, _, _ = await one_request(port, path, headers, timeout)
     return (f"{clients} clients, all done in {took:.1f} s: {result.line()}\n"
             f"  /healthz during it: {health.line()}\n"
+            f"  /readyz during it: {ready.line()}\n"
             f"  peak RSS of the server's processes {sampler.rss_mb:.0f} MB, peak threads of one {sampler.threads}; "
             f"the next request: {after} in {after_s * 1000:.0f} ms")
 
@@ -196,13 +203,13 @@ def users(base: str, count: int) -> list[str]:
     return tokens
 
 
-def hold_lock(url: str, seconds: float) -> threading.Thread:
-    """Another session holds `users` exclusively for `seconds`: the database stops answering its readers."""
+def hold_lock(url: str, table: str, seconds: float) -> threading.Thread:
+    """Another session holds `table` exclusively for `seconds`: the database stops answering its readers."""
     ready = threading.Event()
 
     def run() -> None:
         with psycopg.connect(url) as conn:
-            conn.execute("LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
+            conn.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
             ready.set()
             time.sleep(seconds)
 
@@ -250,11 +257,11 @@ def main() -> None:
             path = "/api/v1/users/me/"
             lines.append("- fast: " + asyncio.run(burst(port, process.pid, path, me, args.clients, args.timeout)))
             print(lines[-1], flush=True)
-            locker = hold_lock(url, args.lock)
-            lines.append(f"- slow (users locked {args.lock:.0f} s): "
-                         + asyncio.run(burst(port, process.pid, path, me, args.slow_clients, args.timeout)))
-            print(lines[-1], flush=True)
-            locker.join()
+            for table, slow_path in [("users", path), ("notifications", "/api/v1/notifications/")]:
+                locker = hold_lock(url, table, args.lock)
+                lines.append(f"- slow, GET {slow_path} ({table} locked {args.lock:.0f} s): " + asyncio.run(
+                    burst(port, process.pid, slow_path, me, args.slow_clients, args.timeout, locker)))
+                print(lines[-1], flush=True)
             lines.append("- sockets: " + asyncio.run(sockets(port, process.pid, tokens, 40, 3.0)))
             print(lines[-1], flush=True)
             failures = [line for line in (var / "server.log").read_text(errors="replace").splitlines()

@@ -31,6 +31,7 @@ MIN_KEY_CHARACTERS = 10  # distinct characters: 40 spaces or "aaaa…" are no ke
 # token's expiry or a cut-off `now -` it then stays far inside datetime's years 1 to 9999, where 2**62
 # seconds raised OverflowError on every sign-in or keyed request; threading's waits hold up to ~292 years.
 MAX_SECONDS = 3650 * 86400
+QUEUE_TIMEOUT = 5.0  # seconds (UGC_QUEUE_TIMEOUT)
 # The kernel takes TCP_USER_TIMEOUT as an int of milliseconds: UGC_PEER_TIMEOUT's ceiling (~24.8 days).
 MAX_PEER_TIMEOUT = (2**31 - 1) // 1000
 # Lanes of the argon2id hash (argon2-cffi's default, passed to it by ugc/wiring.py). argon2 wants 8 KiB
@@ -99,8 +100,9 @@ class Settings:
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 65536
     read_your_writes_timeout: float = 2.0
-    # Seconds a request's blocking work waits for a free thread before it answers 503 (api/blocking.py).
-    queue_timeout: float = 5.0
+    # Seconds a request waits in line for a blocking thread (api/blocking.py) or a read pool's
+    # connection before it answers 503 (UGC_QUEUE_TIMEOUT).
+    queue_timeout: float = QUEUE_TIMEOUT
     access_log: bool = False
     log_format: str = "text"
     # Proxies whose X-Forwarded-For names the client (uvicorn's --forwarded-allow-ips); "" trusts none.
@@ -236,7 +238,7 @@ class Settings:
             audit_dir=Path(env.get("UGC_AUDIT_DIR", "") or var_dir / "audit"),
             audit_checkpoint_interval=_int(env, "UGC_AUDIT_CHECKPOINT_INTERVAL", 3600, at_most=MAX_SECONDS),
             read_your_writes_timeout=_seconds(env, "UGC_READ_YOUR_WRITES_TIMEOUT", 2.0),
-            queue_timeout=_seconds(env, "UGC_QUEUE_TIMEOUT", 5.0),
+            queue_timeout=queue_timeout(env),
             ws_send_timeout=_seconds(env, "UGC_WS_SEND_TIMEOUT", 30.0),
             ws_max_per_user=_int(env, "UGC_WS_MAX_PER_USER", 32),
             peer_timeout=_seconds(env, "UGC_PEER_TIMEOUT", 120.0, at_most=MAX_PEER_TIMEOUT),
@@ -449,6 +451,12 @@ def read_statement_timeout(environ: Mapping[str, str] | None = None) -> float:
     """Seconds one statement of a list's page read may run (`UGC_DB_READ_TIMEOUT`)."""
     env = os.environ if environ is None else environ
     return _seconds(env, "UGC_DB_READ_TIMEOUT", READ_STATEMENT_TIMEOUT)
+
+
+def queue_timeout(environ: Mapping[str, str] | None = None) -> float:
+    """Seconds work waits in line for a blocking thread or a read pool's connection (`UGC_QUEUE_TIMEOUT`)."""
+    env = os.environ if environ is None else environ
+    return _seconds(env, "UGC_QUEUE_TIMEOUT", QUEUE_TIMEOUT)
 
 
 def pool_sizes(environ: Mapping[str, str] | None = None) -> PoolSizes:

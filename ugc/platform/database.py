@@ -24,7 +24,7 @@ from psycopg import AsyncClientCursor, ClientCursor
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 
-from ugc.config import is_postgres, pool_sizes, read_lock_timeout, read_statement_timeout, sqlite_path
+from ugc.config import is_postgres, pool_sizes, queue_timeout, read_lock_timeout, read_statement_timeout, sqlite_path
 from ugc.platform import sqlite_files
 from ugc.platform.dead_connections import again_when_connection_lost, again_when_connection_lost_async
 from ugc.platform.dialect import COLUMN_TYPES, Cursor, Dialect, PipelinedCursor, Query, Row, postgres_params
@@ -164,7 +164,7 @@ class Database:
                 kwargs=read_session(),
                 open=True,
                 name="ugc-read",
-                timeout=10,
+                timeout=queue_timeout(),
                 check=idle.check,
                 reset=idle.reset,
             )
@@ -328,6 +328,10 @@ class Database:
                 kwargs=read_session(),
                 open=False,
                 name="ugc-read-async",
+                # Both pools give up on a connection after UGC_QUEUE_TIMEOUT (PoolTimeout is an
+                # OperationalError: 503). psycopg_pool's own 30 s held every list in line for as long
+                # as the database stayed slow (tests/test_overload.py).
+                timeout=queue_timeout(),
                 check=idle.check_async,
                 reset=idle.reset_async,
             )
