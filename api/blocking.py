@@ -8,6 +8,9 @@ each one keeping its connection and memory meanwhile, and a client that gave up 
 Here work that finds every thread busy waits at most `wait` seconds for one, then gives up before
 it started: `Unavailable`, a 503 with `Retry-After` the client can retry at once.
 
+Turns of the event loop's own lines (a password hash: `turn`) are bounded the same way: 300
+sign-ins at once waited up to 23 s for the two hashes a worker computes at a time.
+
 Work a request does after its command was stored (`patient`) waits as long as it takes: a 503 then
 would tell the client that a command that took effect did not.
 """
@@ -15,8 +18,9 @@ would tell the client that a command that took effect did not.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from typing import TypeVar
 
 from ugc.errors import Unavailable
@@ -57,3 +61,17 @@ class BlockingThreads:
 
     def shutdown(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
+
+
+@asynccontextmanager
+async def turn(line: asyncio.Semaphore, wait: float) -> AsyncIterator[None]:
+    """Hold one of `line`'s places for the block; `Unavailable` when none comes within `wait` seconds."""
+    try:
+        async with asyncio.timeout(wait):
+            await line.acquire()
+    except TimeoutError:
+        raise Unavailable() from None
+    try:
+        yield
+    finally:
+        line.release()

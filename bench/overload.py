@@ -8,7 +8,11 @@ its own connection at the same moment and sending one request:
 * `slow`: the same while another session holds `LOCK TABLE users` for `--lock` seconds (a database
   that does not answer: every read waits its `lock_timeout` holding its pooled connection), then
   GET /api/v1/notifications/ (a read on the event loop's pool) behind a lock on `notifications`;
+* `sign-ins`: POST /api/auth/token/ (argon2id at its production cost, two hashes at a time);
 * `sockets`: WebSockets on /ws/notifications/ opened by many users at once and held.
+
+Each client comes from an address of its own (`X-Forwarded-For`, believed from 127.0.0.1), as a
+crowd would, so the sign-in throttle, which counts per address, does not turn them away.
 
 For each: the status counts, p50 / p99 / max latency, the workers' peak RSS and threads (sampled
 every 50 ms), /healthz and /readyz probed every 200 ms during the burst, and one request right
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -66,14 +71,19 @@ class Burst:
                 f"503 bodies {dict(self.bodies)}")
 
 
-async def one_request(port: int, path: str, headers: dict[str, str], timeout: float) -> tuple[str, float, str, str]:
-    """(status or error name, seconds, Retry-After, body of a 503) of one request on its own connection."""
+async def one_request(port: int, path: str, headers: dict[str, str], timeout: float,
+                      body: bytes = b"") -> tuple[str, float, str, str]:
+    """(status or error name, seconds, Retry-After, body of a 503) of one request on its own connection:
+    a GET, or a POST of the JSON `body`."""
     started = time.monotonic()
     head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    method = "POST" if body else "GET"
+    if body:
+        head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
     try:
         async with asyncio.timeout(timeout):
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{head}\r\n".encode())
+            writer.write(f"{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{head}\r\n".encode() + body)
             raw = await reader.read(-1)
             writer.close()
     except TimeoutError:
@@ -130,7 +140,7 @@ async def health_probe(port: int, path: str, stop: asyncio.Event, out: Burst) ->
 
 
 async def burst(port: int, pid: int, path: str, headers: dict[str, str], clients: int, timeout: float,
-                slowness: threading.Thread | None = None) -> str:
+                slowness: threading.Thread | None = None, body: bytes = b"") -> str:
     """The burst's line; the request after it is sent once `slowness` has ended."""
     sampler = Sampler(pid)
     sampler.start()
@@ -138,13 +148,14 @@ async def burst(port: int, pid: int, path: str, headers: dict[str, str], clients
     probes = [asyncio.create_task(health_probe(port, "/healthz", stop, health)),
               asyncio.create_task(health_probe(port, "/readyz", stop, ready))]
     started = time.monotonic()
-    for status, elapsed, retry, body in await asyncio.gather(
-        *(one_request(port, path, headers, timeout) for _ in range(clients))
+    for status, elapsed, retry, answer in await asyncio.gather(
+        *(one_request(port, path, headers | {"X-Forwarded-For": f"10.9.{n // 250}.{n % 250 + 1}"}, timeout, body)
+          for n in range(clients))
     ):
         result.add(status, elapsed)
         if status == "503":
             result.retry_after[retry] += 1
-            result.bodies[body] += 1
+            result.bodies[answer] += 1
     took = time.monotonic() - started
     stop.set()
     await asyncio.gather(*probes)
@@ -152,7 +163,7 @@ async def burst(port: int, pid: int, path: str, headers: dict[str, str], clients
     sampler.join()
     if slowness is not None:
         await asyncio.to_thread(slowness.join)
-    after, after_s, _, _ = await one_request(port, path, headers, timeout)
+    after, after_s, _, _ = await one_request(port, path, headers, timeout, body)
     return (f"{clients} clients, all done in {took:.1f} s: {result.line()}\n"
             f"  /healthz during it: {health.line()}\n"
             f"  /readyz during it: {ready.line()}\n"
@@ -188,10 +199,11 @@ async def sockets(port: int, pid: int, tokens: list[str], per_user: int, hold: f
             f"{dict(closes)}; peak RSS {sampler.rss_mb:.0f} MB, peak threads {sampler.threads}; /healthz {health}")
 
 
-def users(base: str, count: int) -> list[str]:
+def users(base: str, count: int) -> tuple[list[str], list[str]]:
+    """The names and access tokens of `count` new users."""
     import httpx
 
-    tokens = []
+    names, tokens = [], []
     with httpx.Client(base_url=base, timeout=60) as client:
         for n in range(count):
             name = f"ov{os.getpid()}x{n}"
@@ -200,7 +212,8 @@ def users(base: str, count: int) -> list[str]:
             assert client.post("/api/auth/register/", json=body).status_code == 201
             answer = client.post("/api/auth/token/", json={"username": name, "password": PASSWORD})
             tokens.append(answer.json()["access"])
-    return tokens
+            names.append(name)
+    return names, tokens
 
 
 def hold_lock(url: str, table: str, seconds: float) -> threading.Thread:
@@ -231,6 +244,7 @@ def main() -> None:
     parser.add_argument("--slow-clients", type=int, default=500)
     parser.add_argument("--lock", type=float, default=8.0, help="seconds the slow database holds its lock")
     parser.add_argument("--socket-users", type=int, default=40)
+    parser.add_argument("--sign-ins", type=int, default=300)
     parser.add_argument("--timeout", type=float, default=120.0, help="a client's patience, seconds")
     parser.add_argument("--no-ceilings", action="store_true")
     parser.add_argument("--no-record", action="store_true")
@@ -244,18 +258,21 @@ def main() -> None:
         port = free_port()
         var = Path(f"/tmp/hc-overload-{os.getpid()}")
         env = os.environ | POOLS | {
-            "UGC_DATABASE_URL": url, "UGC_VAR_DIR": str(var),
-            "UGC_ARGON2_TIME_COST": "1", "UGC_ARGON2_MEMORY_KIB": "8192",
+            "UGC_DATABASE_URL": url, "UGC_VAR_DIR": str(var),  # argon2 at its production cost
             "UGC_SECRET_KEY": "bench-secret-key-that-is-long-enough-0123456789",
             "UGC_DATA_KEY": "bench-data-key-that-is-long-enough-9876543210",
         }
         subprocess.run([sys.executable, "-m", "ugc.cli", "migrate"], env=env, check=True, cwd=ROOT)
         argv = [sys.executable, "-m", "ugc.cli", "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"]
         with server(argv, port, env=env, log=var / "server.log") as process:
-            tokens = users(f"http://127.0.0.1:{port}", args.socket_users)
+            names, tokens = users(f"http://127.0.0.1:{port}", args.socket_users)
             me = {"Authorization": f"Bearer {tokens[0]}"}
             path = "/api/v1/users/me/"
             lines.append("- fast: " + asyncio.run(burst(port, process.pid, path, me, args.clients, args.timeout)))
+            print(lines[-1], flush=True)
+            sign_in = json.dumps({"username": names[0], "password": PASSWORD}).encode()
+            lines.append("- sign-ins (POST /api/auth/token/, argon2id 3 passes, 64 MiB): " + asyncio.run(
+                burst(port, process.pid, "/api/auth/token/", {}, args.sign_ins, args.timeout, body=sign_in)))
             print(lines[-1], flush=True)
             for table, slow_path in [("users", path), ("notifications", "/api/v1/notifications/")]:
                 locker = hold_lock(url, table, args.lock)

@@ -6,7 +6,8 @@ database stays slow.
 A lock on a read table stands in for the slow database: every request that reads it waits behind
 it, holding what it took (a thread, the process's one connection of its pool): GET
 /api/v1/users/me/ reads on a thread and the blocking pool, a list of notifications on the event
-loop's pool.
+loop's pool. Registrations wait in a line of the event loop's own, for a password hash
+(argon2id at its production cost here: ~0.27 s each, one registration at a time).
 """
 
 from __future__ import annotations
@@ -116,3 +117,51 @@ def test_requests_that_wait_in_line_past_the_queue_timeout_answer_503_while_the_
     assert len(early) >= waiting, (len(early), sorted(statuses))
     with httpx.Client(base_url=server.url, timeout=30) as client:
         assert client.get(path, headers=headers).status_code == 200
+
+
+@pytest.fixture
+def hashing_server(backend: str, tmp_path: Path) -> Iterator[Server]:
+    with fresh_database(backend, tmp_path, migrated=True) as url:
+        env = environment(backend, url, tmp_path) | {
+            "UGC_ARGON2_TIME_COST": "3",
+            "UGC_ARGON2_MEMORY_KIB": "65536",
+            "UGC_QUEUE_TIMEOUT": "1",
+        }
+        with start_server(env, log_dir=tmp_path) as server:
+            yield server
+
+
+REGISTRATIONS = 24  # ~6.5 s of hashing one after the other
+
+
+async def register_at_once(base: str) -> list[tuple[str, httpx.Response]]:
+    """REGISTRATIONS new users at once, each from an address of its own (the server believes
+    127.0.0.1's X-Forwarded-For), as a crowd signing up would."""
+    limits = httpx.Limits(max_connections=REGISTRATIONS, max_keepalive_connections=0)
+    async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as client:
+
+        async def one(n: int) -> tuple[str, httpx.Response]:
+            name = f"crowd{n}"
+            body = {"username": name, "email": f"{name}@example.com", "password": "correct-horse-battery"}
+            headers = {"X-Forwarded-For": f"10.9.0.{n + 1}"}
+            return name, await client.post("/api/auth/register/", json=body, headers=headers)
+
+        return await asyncio.gather(*(one(n) for n in range(REGISTRATIONS)))
+
+
+@pytest.mark.timeout(120)
+def test_registrations_that_wait_for_a_hash_past_the_queue_timeout_answer_503_having_registered_nobody(
+    hashing_server: Server,
+) -> None:
+    answers = asyncio.run(register_at_once(hashing_server.url))
+
+    assert {response.status_code for _, response in answers} == {201, 503}
+    shed = [name for name, response in answers if response.status_code == 503]
+    for _, response in answers:
+        if response.status_code == 503:
+            assert response.json() == UNAVAILABLE
+            assert response.headers["Retry-After"] == "1"
+    with httpx.Client(base_url=hashing_server.url, timeout=30) as client:
+        for name in shed[:3]:  # nothing was stored for them: registering again is a first registration
+            body = {"username": name, "email": f"{name}@example.com", "password": "correct-horse-battery"}
+            assert client.post("/api/auth/register/", json=body).status_code == 201

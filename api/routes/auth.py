@@ -7,6 +7,7 @@ from starlette.responses import Response
 
 from api import errors, throttle
 from api.auth import authenticated_user, standing_for
+from api.blocking import turn
 from api.body import parse
 from api.openapi import Operation, endpoint
 from api.responses import JSON
@@ -41,7 +42,8 @@ async def register(request: Request) -> Response:
         first_name=body.first_name,
         last_name=body.last_name,
     )
-    async with s.registering, s.hashing:
+    wait = s.settings.queue_timeout
+    async with turn(s.registering, wait), turn(s.hashing, wait):
         registered = await s.run(s.accounts.register, command)
     await s.settle(registered.positions)
     out = RegisterOut(
@@ -83,7 +85,7 @@ async def token(request: Request) -> Response:
     body = await parse(request, TokenIn)
     s = services(request)
     async with s.throttle.attempt(s.run, throttle.subjects(_address(request), body.username)) as attempt:
-        async with s.hashing:
+        async with turn(s.hashing, s.settings.queue_timeout):
             user_id = await s.run(s.accounts.authenticate, body.username, body.password)
         if user_id is None:
             attempt.count()
