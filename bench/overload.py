@@ -140,8 +140,9 @@ async def health_probe(port: int, path: str, stop: asyncio.Event, out: Burst) ->
 
 
 async def burst(port: int, pid: int, path: str, headers: dict[str, str], clients: int, timeout: float,
-                slowness: threading.Thread | None = None, body: bytes = b"") -> str:
-    """The burst's line; the request after it is sent once `slowness` has ended."""
+                slowness: threading.Thread | None = None, bodies: tuple[bytes, ...] = (b"",)) -> str:
+    """The burst's line (client n POSTs `bodies[n % len(bodies)]`, or GETs); the request after it
+    is sent once `slowness` has ended."""
     sampler = Sampler(pid)
     sampler.start()
     result, health, ready, stop = Burst(), Burst(), Burst(), asyncio.Event()
@@ -149,8 +150,8 @@ async def burst(port: int, pid: int, path: str, headers: dict[str, str], clients
               asyncio.create_task(health_probe(port, "/readyz", stop, ready))]
     started = time.monotonic()
     for status, elapsed, retry, answer in await asyncio.gather(
-        *(one_request(port, path, headers | {"X-Forwarded-For": f"10.9.{n // 250}.{n % 250 + 1}"}, timeout, body)
-          for n in range(clients))
+        *(one_request(port, path, headers | {"X-Forwarded-For": f"10.9.{n // 250}.{n % 250 + 1}"}, timeout,
+                      bodies[n % len(bodies)]) for n in range(clients))
     ):
         result.add(status, elapsed)
         if status == "503":
@@ -163,7 +164,7 @@ async def burst(port: int, pid: int, path: str, headers: dict[str, str], clients
     sampler.join()
     if slowness is not None:
         await asyncio.to_thread(slowness.join)
-    after, after_s, _, _ = await one_request(port, path, headers, timeout, body)
+    after, after_s, _, _ = await one_request(port, path, headers, timeout, bodies[0])
     return (f"{clients} clients, all done in {took:.1f} s: {result.line()}\n"
             f"  /healthz during it: {health.line()}\n"
             f"  /readyz during it: {ready.line()}\n"
@@ -270,9 +271,9 @@ def main() -> None:
             path = "/api/v1/users/me/"
             lines.append("- fast: " + asyncio.run(burst(port, process.pid, path, me, args.clients, args.timeout)))
             print(lines[-1], flush=True)
-            sign_in = json.dumps({"username": names[0], "password": PASSWORD}).encode()
+            sign_ins = tuple(json.dumps({"username": name, "password": PASSWORD}).encode() for name in names)
             lines.append("- sign-ins (POST /api/auth/token/, argon2id 3 passes, 64 MiB): " + asyncio.run(
-                burst(port, process.pid, "/api/auth/token/", {}, args.sign_ins, args.timeout, body=sign_in)))
+                burst(port, process.pid, "/api/auth/token/", {}, args.sign_ins, args.timeout, bodies=sign_ins)))
             print(lines[-1], flush=True)
             for table, slow_path in [("users", path), ("notifications", "/api/v1/notifications/")]:
                 locker = hold_lock(url, table, args.lock)
