@@ -29,6 +29,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import Counter
@@ -255,9 +256,9 @@ def main() -> None:
     lines = [f"# overload, {began:%Y-%m-%d %H:%M} UTC, main at {commit.strip()}", "",
              f"`python bench/overload.py {' '.join(sys.argv[1:])}`; `ugc serve --workers 2`, PostgreSQL, "
              f"pools {POOLS}", ""]
-    with fresh_database("hc_overload") as url:
+    with fresh_database("hc_overload") as url, tempfile.TemporaryDirectory(prefix="hc-overload-") as scratch:
         port = free_port()
-        var = Path(f"/tmp/hc-overload-{os.getpid()}")
+        var = Path(scratch)
         env = os.environ | POOLS | {
             "UGC_DATABASE_URL": url, "UGC_VAR_DIR": str(var),  # argon2 at its production cost
             "UGC_SECRET_KEY": "bench-secret-key-that-is-long-enough-0123456789",
