@@ -40,10 +40,8 @@ class BlockingThreads:
         The common case (a thread free) costs what `run_in_executor` does: no timer, and the thread is
         counted free again by the awaiting task, not by a second wake-up of the loop from the thread
         (measured: that and the timer added ~15 us a call, a few per request)."""
-        if not self._free.locked():
-            await self._free.acquire()  # at once
-        elif patient:
-            await self._free.acquire()
+        if patient or not self._free.locked():
+            await self._free.acquire()  # at once, or for as long as it takes
         else:
             try:
                 async with asyncio.timeout(self.wait):

@@ -13,7 +13,9 @@ client's retry replays. A request that failed lets go of the key, so it can be r
 event store holds what it announced: then the command was applied (the failure came after the
 append's commit) and the key answers 409 `idempotency_key_answer_lost` instead of running it
 again. A claim whose process died is settled the same way after `UGC_IDEMPOTENCY_IN_FLIGHT`
-seconds (api/idempotency_keys.py).
+seconds (api/idempotency_keys.py). What a claimed key does next (keep the answer, let go) waits
+for a blocking thread however busy the process is: a command turned away for want of one (503,
+api/blocking.py) must not leave its key claimed, answering its retries 409 until the claim expires.
 """
 
 from __future__ import annotations
@@ -159,7 +161,7 @@ async def _answer(endpoint: Endpoint, request: Request, s: Services, pending: Pe
     except Exception:
         if not pending.claimed:
             raise
-        lost = await s.run(s.idempotency.release, pending.user_id, pending.key)  # kept if it appended
+        lost = await s.run(s.idempotency.release, pending.user_id, pending.key, patient=True)  # kept if it appended
         if lost is not None and not pending.answered_503.is_set():
             log.warning("a command failed after its append was committed", exc_info=True)
             return _replayed(lost)
@@ -171,7 +173,7 @@ async def _answer(endpoint: Endpoint, request: Request, s: Services, pending: Pe
     if not pending.claimed:  # refused before its key was claimed (`claim_received`): nothing to keep
         return response
     if response.status_code >= 500:
-        lost = await s.run(s.idempotency.release, pending.user_id, pending.key)  # kept if it appended
+        lost = await s.run(s.idempotency.release, pending.user_id, pending.key, patient=True)  # kept if it appended
         if lost is not None:
             return _replayed(lost)
     else:
@@ -182,5 +184,6 @@ async def _answer(endpoint: Endpoint, request: Request, s: Services, pending: Pe
             response.status_code,
             bytes(response.body).decode(),
             response.headers.get("etag"),
+            patient=True,
         )
     return response

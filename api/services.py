@@ -95,15 +95,19 @@ class Services:
         self.listing = ListingMemory(lambda: listing_state(self.db))
         self.blocking = BlockingThreads(BLOCKING_THREADS, self.settings.queue_timeout)
 
-    async def run(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    async def run(self, function: Callable[..., T], *args: Any, patient: bool = False, **kwargs: Any) -> T:
         """Run blocking work (the event store, the database) off the event loop, on `blocking`.
+
+        Work waits for a thread at most UGC_QUEUE_TIMEOUT (then 503), unless it is `patient`: work
+        after the request's command was stored, or work that must not be left undone once begun
+        (an `Idempotency-Key`'s answer or its release: api/idempotency.py).
 
         A plain executor rather than Starlette's `run_in_threadpool`: anyio's capacity limiter and
         cancel scope cost ~10% of a list request's CPU here (bench/RESULTS.md, Orders 08:23, reading).
         """
         # The copied context carries the request id (ugc/platform/logs.py) into the thread's log lines.
         call = functools.partial(contextvars.copy_context().run, function, *args, **kwargs)
-        return await self.blocking.run(call, patient=_stored.get())
+        return await self.blocking.run(call, patient=patient or _stored.get())
 
     async def aclose(self) -> None:
         """Release what serving opened: the blocking threads and the asyncio connections."""

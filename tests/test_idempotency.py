@@ -3,6 +3,7 @@ replays the first answer; a claim abandoned before it appended is taken over aft
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import dataclasses
 import functools
@@ -17,6 +18,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from api.blocking import BlockingThreads
 from api.errors import message
 from api.idempotency_keys import IdempotencyKeys
 from commands.intents import Intent, announcing, from_text
@@ -210,6 +212,62 @@ def test_a_claim_abandoned_before_it_appended_is_taken_over_after_a_while(
     taken_over = api.client.post("/api/v1/orders/", headers=headers, json=order_body(deal))
     assert taken_over.status_code == 201, taken_over.text
     assert placed_orders(settings) == before + 1
+
+
+def test_a_command_turned_away_for_want_of_a_thread_lets_go_of_its_key_for_the_retry(
+    settings: Settings, backend: str, world: tuple[Api, Deal, MovableClock]
+) -> None:
+    """Overload between the claim and the command: the command waits for a thread past the queue
+    timeout (503), and letting go of the key, which needs a thread too, must not be turned away the
+    same way, or the key stays claimed and its retries answer 409 until the claim expires."""
+    if backend != "postgres":
+        pytest.skip("a PostgreSQL lock holds the claim back")
+    api, deal, _ = world
+    headers = deal.buyer["headers"] | {"Idempotency-Key": f"turned-away-{deal.buyer['id']}"}
+    s = api.client.app.state.services  # type: ignore[attr-defined]
+    portal = api.client.portal
+    assert portal is not None
+    s.blocking.shutdown()
+    s.blocking = BlockingThreads(2, wait=0.3)  # the process's threads, fewer, so two jobs fill them
+    busy = threading.Event()
+    occupy = functools.partial(s.blocking.run, busy.wait, patient=True)
+    holder = psycopg.connect(settings.database_url, autocommit=True)
+    answers: list[Any] = []
+    try:
+        holder.execute("BEGIN")
+        holder.execute("LOCK TABLE idempotency_keys IN ACCESS EXCLUSIVE MODE")  # the claim waits on its thread
+        portal.start_task_soon(occupy)  # the other thread
+        placing = threading.Thread(
+            target=lambda: answers.append(api.client.post("/api/v1/orders/", headers=headers, json=order_body(deal)))
+        )
+        placing.start()
+        _until_a_lock_is_awaited(holder, "idempotency_keys")
+        portal.start_task_soon(occupy)  # in line for the claim's thread once the claim is done
+        portal.call(asyncio.sleep, 0.05)
+        holder.execute("ROLLBACK")  # the claim is done; the command finds both threads busy: 503
+        time.sleep(1.0)  # past the queue timeout: the key's release waits for a thread too
+        busy.set()
+        placing.join(timeout=30)
+    finally:
+        busy.set()
+        holder.close()
+    assert answers and answers[0].status_code == 503, answers and answers[0].text
+    before = placed_orders(settings)
+    retry = api.client.post("/api/v1/orders/", headers=headers, json=order_body(deal))
+    assert retry.status_code == 201, retry.text
+    assert placed_orders(settings) == before + 1
+
+
+def _until_a_lock_is_awaited(connection: psycopg.Connection[Any], table_name: str) -> None:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        row = connection.execute(
+            "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = %s::regclass", (table_name,)
+        ).fetchone()
+        if row and row[0]:
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"nothing waited for the lock on {table_name}")
 
 
 def test_a_claim_whose_command_appended_is_never_taken_over(
