@@ -29,9 +29,9 @@ T = TypeVar("T")
 
 
 class BlockingThreads:
-    def __init__(self, threads: int, wait: float) -> None:
+    def __init__(self, threads: int, wait: float, name: str = "ugc-blocking") -> None:
         self.wait = wait
-        self._executor = ThreadPoolExecutor(threads, thread_name_prefix="ugc-blocking")
+        self._executor = ThreadPoolExecutor(threads, thread_name_prefix=name)
         self._free = asyncio.Semaphore(threads)  # threads not running work, so the executor never queues
 
     async def run(self, call: Callable[[], T], *, patient: bool = False) -> T:

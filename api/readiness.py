@@ -6,7 +6,8 @@ lock on an event log (each statement up to STORE_LOCK_TIMEOUT: 5-15 s were measu
 waits for the checks at most READY_DEADLINE and then names the check still under way as the one
 that could not complete (503). The checks run as one task that probes share: a probe that comes
 while one runs waits on that one rather than start another, so probes of a stuck database hold one
-thread and one connection between them, not one each.
+thread and one connection between them, not one each. That thread and connection are the checks'
+own (`Services.check`, `Database.probing`): a busy process is not an unready one.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from api import idempotency_keys
 from api.blocking import BlockingThreads
 from api.idempotency_keys import IdempotencyKeys
 from api.listing import ListingMemory
-from api.readiness import Readiness
+from api.readiness import READY_DEADLINE, Readiness
 from api.realtime import Hub
 from api.sessions import Sessions
 from api.throttle import FailureThrottle
@@ -78,11 +78,14 @@ class Services:
     notifications: NotificationCommands
     realtime: Hub
     check_redis: Callable[[], None] | None = None
-    # Where each projection stands (projections/operations.py), for /readyz and /metrics.
+    # Where each projection stands (projections/operations.py), for /readyz and /metrics: read on the
+    # process's probe connection (`Database.probing`), so to be run by `check`.
     projection_states: Callable[[], list[ProjectionState]] | None = None
     readiness: Readiness = field(default_factory=Readiness)  # /readyz's checks, shared by its probes
     listing: ListingMemory = field(init=False)
     blocking: BlockingThreads = field(init=False)
+    # The thread of the process's own checks (`check`), which no request's work ever takes.
+    probing: BlockingThreads = field(init=False)
     # A command that hashes a password (argon2: ~0.1 s of a core) waits for its turn here, on the
     # event loop, holding no thread of `blocking`: 60 registrations at once queued on the commands'
     # own semaphore inside those threads, and every database read waited behind them (a sign-in
@@ -94,6 +97,7 @@ class Services:
     def __post_init__(self) -> None:
         self.listing = ListingMemory(lambda: listing_state(self.db))
         self.blocking = BlockingThreads(BLOCKING_THREADS, self.settings.queue_timeout)
+        self.probing = BlockingThreads(1, READY_DEADLINE, name="ugc-probe")
 
     async def run(self, function: Callable[..., T], *args: Any, patient: bool = False, **kwargs: Any) -> T:
         """Run blocking work (the event store, the database) off the event loop, on `blocking`.
@@ -109,8 +113,18 @@ class Services:
         call = functools.partial(contextvars.copy_context().run, function, *args, **kwargs)
         return await self.blocking.run(call, patient=patient or _stored.get())
 
+    async def check(self, function: Callable[[], T]) -> T:
+        """Run one of the process's own checks (/readyz's, /metrics' projection figures) on `probing`:
+        under a healthy burst every thread of `blocking` and every pooled connection is a request's,
+        and checks that waited in line behind them answered /readyz 503 for a process serving all it
+        was sent. A check finds the thread busy only with another check (bounded by the probe
+        connection's timeouts); it waits for it READY_DEADLINE at most, then `Unavailable`."""
+        call = functools.partial(contextvars.copy_context().run, function)
+        return await self.probing.run(call)
+
     async def aclose(self) -> None:
         """Release what serving opened: the blocking threads and the asyncio connections."""
+        self.probing.shutdown()
         self.blocking.shutdown()
         await self.db.aclose()
 

@@ -15,25 +15,34 @@ from readmodels import parked, tracking
 from readmodels.tracking import ProjectionState
 from ugc.platform import leases
 from ugc.platform.database import Database
+from ugc.platform.dialect import Cursor
 from ugc.platform.store import EventStores
 
 
-def status(db: Database, stores: EventStores, *, now: datetime | None = None) -> list[ProjectionState]:
-    """Every registered projection on every log it follows: position, head, lag, parked, postponed, lease."""
+def status(
+    db: Database, stores: EventStores, *, now: datetime | None = None, on: Cursor | None = None
+) -> list[ProjectionState]:
+    """Every registered projection on every log it follows: position, head, lag, parked, postponed, lease.
+
+    Read on `db`'s pool and the stores' own, or on `on`, a cursor on `db` (`Database.probing`'s, for
+    /readyz and /metrics): on PostgreSQL every statement then runs on it, the logs' too, as they
+    are tables of the one database; SQLite's logs are files of their own, read through their stores.
+    """
     now = now or datetime.now(UTC)
-    heads = stores.heads()
-    counts = parked.counts(db)
-    postponed = parked.counts(db, parked.POSTPONED)
-    held = leases.states(db)
+    source: Database | Cursor = db if on is None else on
+    heads = stores.heads(on=on)
+    counts = parked.counts(source)
+    postponed = parked.counts(source, parked.POSTPONED)
+    held = leases.states(source)
     oldest: dict[tuple[str, int], tuple[int, float]] = {}  # (application, position) -> lag figures
     states = []
-    for row in tracking.all_positions(db):
+    for row in tracking.all_positions(source):
         application, position = row["application"], int(row["position"])
         if application not in heads:
             continue
         key = (application, position)
         if key not in oldest:
-            oldest[key] = _lag(stores, application, position, heads[application], now)
+            oldest[key] = _lag(stores, application, position, heads[application], now, on)
         lag_events, lag_seconds = oldest[key]
         lease = held.get(row["projection"])
         states.append(
@@ -55,15 +64,17 @@ def status(db: Database, stores: EventStores, *, now: datetime | None = None) ->
     return states
 
 
-def _lag(stores: EventStores, application: str, position: int, head: int, now: datetime) -> tuple[int, float]:
+def _lag(
+    stores: EventStores, application: str, position: int, head: int, now: datetime, on: Cursor | None
+) -> tuple[int, float]:
     if position >= head:
         return 0, 0.0
-    count = events_after(stores, application, position)
+    count = events_after(stores, application, position, on)
     # The first unapplied event's age on one clock: its chain row's recording time is PostgreSQL's
     # clock_timestamp(), read against that clock's now (on SQLite this host's, every process's). The
     # event's own timestamp is its appender's clock, and this process's is another: a replica 45 s
     # fast found a fresh event 47 s old (503), one slow hid real lag.
-    age = stores.chained(application).recorded_age(position)
+    age = stores.chained(application).recorded_age(position, on)
     if age is None:  # stored before the chain existed: only the event's own time tells
         age = _event_age(stores, application, position, now)
     return count, max(0.0, age)
@@ -81,14 +92,20 @@ def _event_age(stores: EventStores, application: str, position: int, now: dateti
     return (now - stamp).total_seconds()
 
 
-def events_after(stores: EventStores, application: str, position: int) -> int:
-    """How many events `application`'s log holds after `position`."""
+def events_after(stores: EventStores, application: str, position: int, on: Cursor | None = None) -> int:
+    """How many events `application`'s log holds after `position` (on PostgreSQL read on `on` when
+    given, a cursor on the log's database)."""
     recorder: Any = stores[application].recorder
     if hasattr(recorder, "events_table_name") and hasattr(recorder.datastore, "schema"):  # PostgreSQL
         table = f'"{recorder.datastore.schema}"."{recorder.events_table_name}"'
-        with recorder.datastore.get_connection() as conn, conn.cursor() as cur:
-            row = cur.execute(f"SELECT COUNT(*) AS n FROM {table} WHERE notification_id > %s", (position,)).fetchone()
-            count = int(row["n"] if isinstance(row, dict) else row[0])  # the library's rows are dicts
+        sql = f"SELECT COUNT(*) AS n FROM {table} WHERE notification_id > %s"
+        if on is not None:
+            row = on.execute(sql, (position,)).fetchone()
+        else:
+            with recorder.datastore.get_connection() as conn, conn.cursor() as cur:
+                row = cur.execute(sql, (position,)).fetchone()
+        assert row is not None
+        count = int(row["n"] if isinstance(row, dict) else row[0])  # the library's rows are dicts
     else:
         with recorder.datastore.transaction(commit=False) as cur:
             cur.execute(f"SELECT COUNT(*) FROM {recorder.events_table_name} WHERE rowid > ?", (position,))

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from ugc.platform.database import Database
+from ugc.platform.database import Database, reading
 from ugc.platform.dialect import Cursor, Row, add_column
 
 DDL = (
@@ -133,9 +133,10 @@ def applied(cur: Cursor, projection: str, application: str, position: int) -> No
     )
 
 
-def counts(db: Database, status: str = PARKED) -> dict[str, int]:
-    """Projection -> how many of its events wait with `status` (parked, by default)."""
-    with db.read() as cur:
+def counts(source: Database | Cursor, status: str = PARKED) -> dict[str, int]:
+    """Projection -> how many of its events wait with `status` (parked, by default), read on `source`
+    (`reading`)."""
+    with reading(source) as cur:
         rows = cur.execute(
             "SELECT projection, COUNT(*) AS n FROM parked_events WHERE status = %s GROUP BY projection", (status,)
         ).fetchall()

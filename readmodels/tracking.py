@@ -10,7 +10,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from ugc.platform.database import Database
+from ugc.platform.database import Database, reading
 from ugc.platform.dialect import Cursor, Row
 
 ADVANCED_CHANNEL = "ugc_read_models_advanced"  # NOTIFYed by every batch that moves read models (PostgreSQL)
@@ -170,9 +170,9 @@ class ProjectionState:
     unheld_for: float | None  # seconds since its lease lapsed (None while held; inf if never held)
 
 
-def all_positions(db: Database) -> list[Row]:
-    """Every registered projection's position on each log it follows."""
-    with db.read() as cur:
+def all_positions(source: Database | Cursor) -> list[Row]:
+    """Every registered projection's position on each log it follows (read on `source`: `reading`)."""
+    with reading(source) as cur:
         return cur.execute(
             "SELECT projection, application, position, read_model FROM projection_tracking "
             "ORDER BY projection, application"

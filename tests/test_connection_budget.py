@@ -18,6 +18,7 @@ import pytest
 from tests.backends import POSTGRES_URL, environment, fresh_database, postgres_available
 from tests.servers import free_port
 from ugc.config import pool_sizes
+from ugc.platform.probe_connection import APPLICATION_NAME
 
 pytestmark = pytest.mark.skipif(not postgres_available(), reason="UGC_TEST_DATABASE_URL is not set to PostgreSQL")
 
@@ -28,25 +29,27 @@ BUDGET = 80
 WORKERS, PROJECTORS = 4, 2
 
 
-def connections(url: str, query: str | None = None) -> int:
-    """The sessions on `url`'s database (whose last statement is LIKE `query`, if given)."""
+def connections(url: str, query: str | None = None, application: str | None = None) -> int:
+    """The sessions on `url`'s database (whose last statement is LIKE `query`, of `application`, if given)."""
     name = urlsplit(url).path.lstrip("/")
     with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
         row = admin.execute(
-            "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = %s AND (%s::text IS NULL OR query LIKE %s)",
-            (name, query, query),
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = %s AND (%s::text IS NULL OR query LIKE %s) "
+            "AND (%s::text IS NULL OR application_name = %s)",
+            (name, query, query, application, application),
         ).fetchone()
     assert row is not None
     return int(row[0])
 
 
 def test_the_documented_most_fits_in_the_default_max_connections() -> None:
-    """README "Connection budget": a worker D + A + 4·S + O + 1, a projector D + 4·S + O + 2."""
+    """README "Connection budget": a worker D + A + 4·S + O + 2 (its LISTEN, its probe connection), a
+    projector D + 4·S + O + 2."""
     sizes = pool_sizes({})
-    worker = sizes.database + sizes.database_async + 4 * sizes.store + sizes.orders_store + 1
+    worker = sizes.database + sizes.database_async + 4 * sizes.store + sizes.orders_store + 2
     projector = sizes.database + 4 * sizes.store + sizes.orders_store + 2
-    assert (worker, projector) == (15, 12)
-    assert WORKERS * worker + PROJECTORS * projector == 84 <= 100 - 3  # 3 reserved for superusers
+    assert (worker, projector) == (16, 12)
+    assert WORKERS * worker + PROJECTORS * projector == 88 <= 100 - 3  # 3 reserved for superusers
 
 
 def test_four_workers_and_two_projectors_stay_within_the_budget(tmp_path: Path) -> None:
@@ -97,6 +100,8 @@ def test_four_workers_and_two_projectors_stay_within_the_budget(tmp_path: Path) 
             # One LISTEN connection per process, whatever it listens for: each worker's (erasures,
             # read-your-writes waits), and each projector's while it holds leases.
             assert WORKERS <= connections(url, "%LISTEN %") <= WORKERS + PROJECTORS
+            # One probe connection per worker that answered /readyz or /metrics, and none elsewhere.
+            assert 1 <= connections(url, application=APPLICATION_NAME) <= WORKERS
         finally:
             for process in processes:
                 process.terminate()

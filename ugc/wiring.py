@@ -46,6 +46,7 @@ from projections.registry import LEASE_WEIGHTS, all_projections
 from projections.runner import JOBS_LEASE, ProjectionRunner
 from readmodels.orders import due_for_auto_completion
 from readmodels.schema import create_tables
+from readmodels.tracking import ProjectionState
 from readmodels.waiting import Progress, wait_for
 from ugc.clock import Clock, SystemClock
 from ugc.config import ARGON2_LANES, Settings, operator_login
@@ -251,7 +252,7 @@ def _opened(settings: Settings, clock: Clock | None) -> Iterator[Services]:
                 ),
                 media=media,
                 check_redis=_pinger(redis_client) if redis_client is not None else None,
-                projection_states=functools.partial(projection_status, db, stores),
+                projection_states=probed_status(db, stores),
             )
             freeze_startup_objects()
             yield services
@@ -261,6 +262,11 @@ def _opened(settings: Settings, clock: Clock | None) -> Iterator[Services]:
         if stores is not None:
             stores.close()
         db.close()
+
+
+def probed_status(db: Database, stores: EventStores) -> Callable[[], list[ProjectionState]]:
+    """Where each projection stands, read on the process's probe connection (`Database.probing`)."""
+    return lambda: db.probing(lambda cur: projection_status(db, stores, on=cur))
 
 
 def announced_applied(stores: EventStores) -> Callable[[str], bool]:

@@ -51,7 +51,7 @@ async def _run_checks(s: Services, report: Report) -> None:
     try:
         # Refusing writes (a standby, SQLite's lock held by another process): reads stay consistent,
         # writes answer 503 (ugc/platform/outages.py).
-        refused = await s.run(s.db.ping)
+        refused = await s.check(s.db.ping)
         checks["database"] = refused or "ok"
     except Exception as error:
         log.warning("readiness: database unavailable: %s", error)
@@ -60,7 +60,7 @@ async def _run_checks(s: Services, report: Report) -> None:
     if s.check_redis is not None:
         report.begin("redis")
         try:
-            await s.run(s.check_redis)
+            await s.check(s.check_redis)
             checks["redis"] = "ok"
         except Exception as error:
             log.warning("readiness: redis unavailable: %s", error)
@@ -68,7 +68,7 @@ async def _run_checks(s: Services, report: Report) -> None:
     if s.projection_states is not None and not failing:
         report.begin("projections")
         try:
-            states = await s.run(s.projection_states)
+            states = await s.check(s.projection_states)
         except Exception as error:
             log.warning("readiness: projection positions unreadable: %s", error)
             checks["projections"] = "unavailable"
@@ -117,7 +117,7 @@ async def metrics_page(request: Request) -> Response:
     body = metrics.render()
     if s.projection_states is not None:
         try:
-            body += projection_metrics(await s.run(s.projection_states))
+            body += projection_metrics(await s.check(s.projection_states))
         except Exception as error:
             log.warning("metrics: projection positions unreadable: %s", error)
     return Response(body, media_type=CONTENT_TYPE_LATEST)

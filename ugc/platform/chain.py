@@ -22,7 +22,7 @@ from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
 
-from ugc.platform.dialect import Query, Row
+from ugc.platform.dialect import Cursor, Query, Row
 
 GENESIS = bytes(32)  # the "previous hash" of every stream's version 1 and the link before a log's first event
 BACKLOG_BATCH = 5_000  # unchained events chained per transaction by `ugc migrate`
@@ -176,9 +176,11 @@ class ChainedLog(Protocol):
 
     def chain_rows(self, start: int, stop: int, limit: int) -> list[ChainRow]: ...
 
-    def recorded_age(self, after: int) -> float | None:
+    def recorded_age(self, after: int, on: Cursor | None = None) -> float | None:
         """Seconds since the first event past position `after` was recorded, on the clock that
-        recorded it (PostgreSQL's; on SQLite this host's); None without one or its recording time."""
+        recorded it (PostgreSQL's; on SQLite this host's); None without one or its recording time.
+        On PostgreSQL read on `on` when given, a cursor of the caller's on the log's database
+        (`Database.probing`'s); a SQLite log is a file of its own, read through its store."""
         ...
 
     def chain_backlog(self, limit: int = ...) -> int: ...

@@ -22,6 +22,7 @@ from psycopg import Connection, Cursor
 from psycopg.rows import DictRow, dict_row, tuple_row
 from psycopg.sql import SQL, Composed, Identifier
 
+from ugc.platform import dialect
 from ugc.platform.cache import LRU
 from ugc.platform.chain import (
     BACKLOG_BATCH,
@@ -182,10 +183,11 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
             "ORDER BY notification_id LIMIT %s"
         )
         # Age and now on the one clock that recorded it: the database's (readiness' lag).
-        self._age_sql = sql(
+        # Text, not bytes: it runs on a caller's cursor too (`recorded_age`).
+        self._age_sql = composed(
             "SELECT EXTRACT(EPOCH FROM clock_timestamp() - recorded_at)::float8 AS age FROM {schema}.{chain} "
             "WHERE notification_id > %s ORDER BY notification_id LIMIT 1"
-        )
+        ).as_string()
         self._lock_sql = self.lock_table_statements
         # stream -> (version, hash) of its last event as this process appended it. A committed chain
         # row never changes, so a hash kept here is the stored one for as long as the stream's
@@ -460,7 +462,10 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
                 for r in cur.fetchall()
             ]
 
-    def recorded_age(self, after: int) -> float | None:
+    def recorded_age(self, after: int, on: dialect.Cursor | None = None) -> float | None:
+        if on is not None:
+            found = on.execute(self._age_sql, (after,)).fetchone()
+            return None if found is None else found["age"]
         with self.datastore.get_connection() as conn, conn.cursor() as cur:
             row = cur.execute(self._age_sql, (after,), prepare=True).fetchone()
         return None if row is None else row["age"]

@@ -27,7 +27,7 @@ from ugc.platform.chain import (
     format_time,
     predecessors,
 )
-from ugc.platform.dialect import Query, Row
+from ugc.platform.dialect import Cursor, Query, Row
 
 CHAIN_TABLE = "stored_events_chain"
 
@@ -189,7 +189,7 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
                 for r in c.fetchall()
             ]
 
-    def recorded_age(self, after: int) -> float | None:
+    def recorded_age(self, after: int, on: Cursor | None = None) -> float | None:
         # Recorded by this host's clock (chain_entries' `now` above): every process of a SQLite
         # database shares the host, so this clock is the one that recorded it.
         with self.datastore.transaction(commit=False) as c:

@@ -30,6 +30,7 @@ from ugc.platform.dead_connections import again_when_connection_lost, again_when
 from ugc.platform.dialect import COLUMN_TYPES, Cursor, Dialect, PipelinedCursor, Query, Row, postgres_params
 from ugc.platform.idle_check import IdleCheck
 from ugc.platform.listening import Listener
+from ugc.platform.probe_connection import ProbeConnection
 
 
 def numbers_in(counts: Mapping[str, int], row: Row) -> tuple[dict[str, list[int]], Row]:
@@ -169,9 +170,12 @@ class Database:
                 reset=idle.reset,
             )
             idle.pool = self._pool
+            # The process's own checks read here, never behind the requests (`probing`).
+            self._probe: ProbeConnection | None = ProbeConnection(url, read_session())
         elif url.startswith("sqlite:///"):
             self.dialect = "sqlite"
             self._pool = None
+            self._probe = None
             self._path = sqlite_path(url)
             self._path.parent.mkdir(parents=True, exist_ok=True)
             self._local = threading.local()
@@ -249,6 +253,21 @@ class Database:
             yield Cursor(cursor, "sqlite")
         finally:
             cursor.close()
+
+    def probing(self, work: Callable[[Cursor], T]) -> T:
+        """`work(cursor)` for the process's own checks (/readyz, /metrics): on PostgreSQL on the
+        process's one probe connection (`ProbeConnection`: no request holds it, and each statement
+        gives up after STATEMENT_TIMEOUT_MS), outside any transaction. On SQLite on the calling
+        thread's own connection, as `read`: give it a thread of its own and no request holds it either."""
+        if self._probe is None:
+            with self.read() as cur:
+                return work(cur)
+
+        def on(connection: psycopg.Connection[Any]) -> T:
+            with connection.cursor() as raw:
+                return work(Cursor(raw, "postgresql"))
+
+        return self._probe.run(on)
 
     def snapshot(self, *queries: tuple[str, Sequence[Any]]) -> list[list[Row]]:
         """The rows of several SELECTs, all read from one snapshot (`_snapshot`), read again on
@@ -468,7 +487,8 @@ class Database:
                 conn.execute("RESET lock_timeout")
 
     def ping(self) -> str | None:
-        """Reach the database (raises if it cannot); why a write would fail now, None if it would not.
+        """Reach the database (raises if it cannot), on the probe connection (`probing`); why a write
+        would fail now, None if it would not.
 
         A PostgreSQL standby (a failover not promoted yet) or a database set
         `default_transaction_read_only` answers every read and refuses every write: "read-only". On
@@ -480,10 +500,12 @@ class Database:
         """
         if self.dialect == "sqlite":
             return sqlite_files.refusal(self._path) or self._sqlite_write_probe()
-        with self.read() as cur:
-            cur.execute("SELECT current_setting('transaction_read_only') = 'on' AS read_only")
-            row = cur.fetchone()
-            return "read-only" if row is not None and row["read_only"] else None
+
+        def read_only(cur: Cursor) -> bool:
+            row = cur.execute("SELECT current_setting('transaction_read_only') = 'on' AS read_only").fetchone()
+            return row is not None and bool(row["read_only"])
+
+        return "read-only" if self.probing(read_only) else None
 
     def _sqlite_write_probe(self) -> str | None:
         connection = self._sqlite_connection()
@@ -504,6 +526,8 @@ class Database:
 
     def close(self) -> None:
         self.listener.close()
+        if self._probe is not None:
+            self._probe.close()
         if self._pool is not None:
             self._pool.close()
             return
@@ -511,6 +535,17 @@ class Database:
             for connection in self._connections:
                 connection.close()
             self._connections.clear()
+
+
+@contextmanager
+def reading(source: Database | Cursor) -> Iterator[Cursor]:
+    """A cursor for reads that stand alone: `source.read()`'s, or `source` itself when it is a cursor
+    the caller holds already (`Database.probing`'s, for the process's own checks)."""
+    if isinstance(source, Cursor):
+        yield source
+        return
+    with source.read() as cur:
+        yield cur
 
 
 @contextmanager

@@ -17,7 +17,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from ugc.platform.database import Database
+from ugc.platform.database import Database, reading
 from ugc.platform.dialect import Cursor, Dialect, add_column
 
 DDL = (
@@ -213,10 +213,10 @@ class LeaseState:
     expired_for: float | None  # seconds since it expired (None while held); inf if it was never held
 
 
-def states(db: Database) -> dict[str, LeaseState]:
-    """Every lease, read on the database's clock."""
-    with db.read() as cur:
-        rows = cur.execute(f"SELECT name, holder, token, expires_at, {NOW[db.dialect]} AS now FROM leases").fetchall()
+def states(source: Database | Cursor) -> dict[str, LeaseState]:
+    """Every lease, read on the database's clock (and on `source`: `reading`)."""
+    with reading(source) as cur:
+        rows = cur.execute(f"SELECT name, holder, token, expires_at, {_now(cur)} AS now FROM leases").fetchall()
     found = {}
     for row in rows:
         expires_at, now = float(row["expires_at"]), float(row["now"])

@@ -40,6 +40,7 @@ from ugc.platform.chain_postgres import ChainedPostgresRecorder
 from ugc.platform.chain_sqlite import ChainedSQLiteRecorder
 from ugc.platform.database import STORE_LOCK_TIMEOUT
 from ugc.platform.dead_connections import retried_when_connection_lost
+from ugc.platform.dialect import Cursor, Row
 from ugc.platform.personal_data import DataKeys, PersonalDataMapper
 from ugc.platform.transcoder import OrjsonTranscoder
 
@@ -198,22 +199,31 @@ class EventStores:
     def __getitem__(self, name: str) -> Application[UUID]:
         return self.applications[name]
 
-    @retried_when_connection_lost
-    def heads(self, names: Collection[str] | None = None) -> dict[str, int]:
+    def heads(self, names: Collection[str] | None = None, *, on: Cursor | None = None) -> dict[str, int]:
         """The last notification id of each application's log (0 while empty), of all or `names`.
 
         On PostgreSQL every log is a table of one database: one statement reads them all (the
-        projection runner asks before every round). SQLite keeps each log in a file of its own.
+        projection runner asks before every round), on the stores' own connection, or on `on`, a
+        cursor of the caller's on that database (`Database.probing`'s). SQLite keeps each log in a
+        file of its own, read through its store.
         """
         chosen = self._chosen(names)
         columns = self.heads_columns(chosen)
         if columns is None:
             return {name: app.recorder.max_notification_id() or 0 for name, app in chosen.items()}
-        recorder = cast(PostgresApplicationRecorder, next(iter(chosen.values())).recorder)
-        with recorder.datastore.get_connection() as conn, conn.cursor() as cur:
-            row = cur.execute(f"SELECT {columns}").fetchone()
+        if on is not None:
+            row = on.execute(f"SELECT {columns}").fetchone()
+        else:
+            row = self._read_heads(columns, cast(PostgresApplicationRecorder, next(iter(chosen.values())).recorder))
         assert row is not None
         return {name: row[name] or 0 for name in chosen}
+
+    @staticmethod
+    @retried_when_connection_lost
+    def _read_heads(columns: str, recorder: PostgresApplicationRecorder) -> Row | None:
+        with recorder.datastore.get_connection() as conn, conn.cursor() as cur:
+            row: Row | None = cur.execute(f"SELECT {columns}").fetchone()
+        return row
 
     def heads_columns(self, names: Collection[str] | None = None) -> str | None:
         """SELECT columns, one per log of `names` (or all) named after it, that read the logs' heads
