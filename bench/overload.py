@@ -16,7 +16,10 @@ crowd would, so the sign-in throttle, which counts per address, does not turn th
 
 For each: the status counts, p50 / p99 / max latency, the workers' peak RSS and threads (sampled
 every 50 ms), /healthz and /readyz probed every 200 ms during the burst, and one request right
-after it (recovery; after the lock has gone, for `slow`). The same run's ceilings come from bench/ceilings.py.
+after it (recovery; after the lock has gone, for `slow`); a /readyz 503's body names the check that
+failed. The same run's ceilings come from bench/ceilings.py.
+
+`--sqlite` serves a SQLite file instead (no `slow` bursts: they are PostgreSQL locks).
 
 Run:  .venv/bin/python bench/overload.py --clients 2000 --slow-clients 500
 """
@@ -33,6 +36,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -137,6 +141,8 @@ async def health_probe(port: int, path: str, stop: asyncio.Event, out: Burst) ->
     while not stop.is_set():
         status, elapsed, retry, body = await one_request(port, path, {}, 30)
         out.add(status, elapsed)
+        if status == "503":
+            out.bodies[body] += 1  # for /readyz: which check failed
         await asyncio.sleep(0.2)
 
 
@@ -250,13 +256,17 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=120.0, help="a client's patience, seconds")
     parser.add_argument("--no-ceilings", action="store_true")
     parser.add_argument("--no-record", action="store_true")
+    parser.add_argument("--sqlite", action="store_true", help="serve a SQLite file, not PostgreSQL")
+    parser.add_argument("--database-prefix", default="hc_overload", help="of the PostgreSQL database's name")
     args = parser.parse_args()
     began = datetime.now(UTC)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout
     lines = [f"# overload, {began:%Y-%m-%d %H:%M} UTC, main at {commit.strip()}", "",
-             f"`python bench/overload.py {' '.join(sys.argv[1:])}`; `ugc serve --workers 2`, PostgreSQL, "
-             f"pools {POOLS}", ""]
-    with fresh_database("hc_overload") as url, tempfile.TemporaryDirectory(prefix="hc-overload-") as scratch:
+             f"`python bench/overload.py {' '.join(sys.argv[1:])}`; `ugc serve --workers 2`, "
+             f"{'SQLite' if args.sqlite else 'PostgreSQL'}, pools {POOLS}", ""]
+    with tempfile.TemporaryDirectory(prefix="hc-overload-") as scratch, (
+        nullcontext(f"sqlite:///{scratch}/ugc.sqlite3") if args.sqlite else fresh_database(args.database_prefix)
+    ) as url:
         port = free_port()
         var = Path(scratch)
         env = os.environ | POOLS | {
@@ -276,7 +286,8 @@ def main() -> None:
             lines.append("- sign-ins (POST /api/auth/token/, argon2id 3 passes, 64 MiB): " + asyncio.run(
                 burst(port, process.pid, "/api/auth/token/", {}, args.sign_ins, args.timeout, bodies=sign_ins)))
             print(lines[-1], flush=True)
-            for table, slow_path in [("users", path), ("notifications", "/api/v1/notifications/")]:
+            locked = [("users", path), ("notifications", "/api/v1/notifications/")]
+            for table, slow_path in [] if args.sqlite else locked:
                 locker = hold_lock(url, table, args.lock)
                 lines.append(f"- slow, GET {slow_path} ({table} locked {args.lock:.0f} s): " + asyncio.run(
                     burst(port, process.pid, slow_path, me, args.slow_clients, args.timeout, locker)))
