@@ -93,9 +93,16 @@ def test_lag_is_read_on_the_clock_that_recorded_the_event_not_this_process(setti
     db, stores = Database(settings.database_url), EventStores(settings.database_url, data_key=DATA_KEY)
     try:
         for skew in (timedelta(seconds=45), timedelta(seconds=-45)):
-            states = operations.status(db, stores, now=datetime.now(UTC) + skew)
-            [accounts] = {s.lag_seconds for s in states if s.application == "accounts" and s.read_model} - {0.0}
-            assert 1.2 <= accounts < 10, (skew, accounts)
+            now = datetime.now(UTC) + skew
+            # As the CLI reads it (the pools), and as /readyz does (every statement on its own connection).
+            pooled = operations.status(db, stores, now=now)
+            probed = db.probing(lambda cur, now=now: operations.status(db, stores, now=now, on=cur))
+            for states in (pooled, probed):
+                [accounts] = {s.lag_seconds for s in states if s.application == "accounts" and s.read_model} - {0.0}
+                assert 1.2 <= accounts < 10, (skew, accounts)
+            assert [(s.projection, s.application, s.lag_events) for s in probed] == [
+                (s.projection, s.application, s.lag_events) for s in pooled
+            ]
     finally:
         stores.close()
         db.close()
