@@ -106,8 +106,10 @@ def _for(seconds: float) -> str:
 
 async def metrics_page(request: Request) -> Response:
     """Prometheus text: this process's (or, with --workers N, every worker's) counters and
-    histograms, and each projection's position, lag, parked events and lease holder, read now;
-    with `UGC_METRICS_TOKEN` set, to its bearer alone (they name hosts and processes)."""
+    histograms, and each projection's position, lag, parked events and lease holder, read now on the
+    checks' own thread and connection, as /readyz's (a scrape neither waits behind requests nor takes
+    a connection of theirs); with `UGC_METRICS_TOKEN` set, to its bearer alone (they name hosts and
+    processes)."""
     s = services(request)
     expected = s.settings.metrics_token
     if expected and not hmac.compare_digest(
