@@ -7,15 +7,23 @@ from __future__ import annotations
 import socket
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 import psycopg
 import pytest
+from psycopg import sql
 
+from api.app import build_app
+from api.readiness import READY_DEADLINE
+from tests.conftest import checked_client
+from ugc.clock import MovableClock
 from ugc.config import Settings
 from ugc.platform import probe_connection
 from ugc.platform.database import SESSION, Database
 from ugc.platform.dialect import Cursor
-from ugc.platform.probe_connection import CONNECT_TIMEOUT, ProbeConnection
+from ugc.platform.pg_tools import maintenance_url
+from ugc.platform.probe_connection import APPLICATION_NAME, CONNECT_TIMEOUT, ProbeConnection
+from ugc.wiring import runtime
 
 
 @pytest.fixture
@@ -82,3 +90,28 @@ def test_a_check_behind_a_lock_fails_at_the_statement_bound_and_the_next_one_ans
         finally:
             holder.execute("DROP TABLE IF EXISTS probe_locked")
             probe.close()
+
+
+def test_readyz_names_the_database_while_it_refuses_the_checks_connection_and_reconnects_after(
+    postgres: str, settings: Settings
+) -> None:
+    """The checks' session ended and the database refusing new ones: 503 naming the database within
+    the deadline, though the requests' pooled sessions live on; 200 again once it accepts them."""
+    name = urlsplit(postgres).path.lstrip("/")
+    app = build_app(lambda: runtime(settings, clock=MovableClock()))
+    with checked_client(app) as client, psycopg.connect(maintenance_url(postgres), autocommit=True) as admin:
+        assert client.get("/readyz").json()["status"] == "ok"
+        admin.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS false").format(sql.Identifier(name)))
+        try:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s AND datname = %s",
+                (APPLICATION_NAME, name),
+            )
+            started = time.monotonic()
+            refused = client.get("/readyz")
+            assert time.monotonic() - started < READY_DEADLINE + 0.5
+            assert refused.status_code == 503, refused.text
+            assert refused.json()["checks"]["database"] == "unavailable", refused.text
+        finally:
+            admin.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS true").format(sql.Identifier(name)))
+        assert client.get("/readyz").json()["status"] == "ok"
