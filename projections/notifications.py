@@ -4,7 +4,8 @@ The type comes from `ugc.notifications.TYPES`; whom an event tells follows from 
 an order, from its parties (`ugc.notifications.recipients`, the parties kept in `notification_orders`
 from its Placed event); the line shown comes from projections/notification_texts.py. A batch's
 notifications are written together at its end (or before a read marker is applied), each with the
-next `seq` of the table: store order.
+next `seq` of the table: store order. Each user's counts in `notification_counts` move in the same
+transaction as the rows they count.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class NotificationsProjection(PushingProjection):
         "notification_orders",
         "notification_reads",
         "notification_read_marks",
+        "notification_counts",
     )
 
     def __init__(self, publisher: Publisher | None = None) -> None:
@@ -121,8 +123,8 @@ class NotificationsProjection(PushingProjection):
         return data
 
     def _write_held(self, cur: Cursor) -> None:
-        """Write the notifications held back and their seqs, in one statement on PostgreSQL (two on
-        SQLite, which has no data-modifying WITH), and queue their pushes.
+        """Write the notifications held back, their seqs and their users' counts, in one statement on
+        PostgreSQL (three on SQLite, which has no data-modifying WITH), and queue their pushes.
 
         Each takes its `seq` from `notification_seqs`: the one it was given when first stored, or
         the next (one runner writes at a time, so `seq` is the order notifications were first stored
@@ -143,6 +145,7 @@ class NotificationsProjection(PushingProjection):
             else:
                 cur.execute(f"WITH {entry} {STORE_SEQS}", params)
                 stored += cur.execute(f"WITH {entry} {INSERT_NOTIFICATIONS}", params).fetchall()
+                cur.execute(f"WITH {entry} {add_counts('notifications AS n JOIN held ON held.id = n.id')}", params)
         by_id = {int(row["id"]): row for row in stored}
         for h in held:
             row = {
@@ -162,7 +165,16 @@ class NotificationsProjection(PushingProjection):
                 "INSERT INTO notification_reads (user_id, notification_id) VALUES (%s, %s) ON CONFLICT DO NOTHING",
                 (e.user, number),
             )
-            cur.execute("UPDATE notifications SET is_read = %s WHERE id = %s AND user_id = %s", (True, number, e.user))
+            # Counted before it changes: only a notification stored and unread so far leaves the unread.
+            cur.execute(
+                f"{UNREAD_LESS} (SELECT COUNT(*) FROM notifications WHERE id = %s AND user_id = %s AND is_read = %s) "
+                "WHERE user_id = %s",
+                (number, e.user, False, e.user),
+            )
+            cur.execute(
+                "UPDATE notifications SET is_read = %s WHERE id = %s AND user_id = %s AND is_read = %s",
+                (True, number, e.user, False),
+            )
 
     def all_read(self, cur: Cursor, e: NotificationsRead.AllRead) -> None:
         self._write_held(cur)
@@ -173,6 +185,11 @@ class NotificationsProjection(PushingProjection):
                 "WHEN excluded.up_to > notification_read_marks.up_to THEN excluded.up_to "
                 "ELSE notification_read_marks.up_to END",
                 (e.user, source, up_to),
+            )
+            cur.execute(
+                f"{UNREAD_LESS} (SELECT COUNT(*) FROM notifications "
+                "WHERE user_id = %s AND source = %s AND position <= %s AND is_read = %s) WHERE user_id = %s",
+                (e.user, source, up_to, False, e.user),
             )
             cur.execute(
                 "UPDATE notifications SET is_read = %s WHERE user_id = %s AND source = %s AND position <= %s "
@@ -217,15 +234,32 @@ INSERT_NOTIFICATIONS = (
     "(SELECT 1 FROM notification_reads r WHERE r.user_id = held.user_id AND r.notification_id = held.id) IS NOT NULL "
     "OR EXISTS (SELECT 1 FROM notification_read_marks m "
     "WHERE m.user_id = held.user_id AND m.source = held.source AND m.up_to >= held.position), "
-    "held.created_at FROM held RETURNING id, seq, is_read"
+    "held.created_at FROM held RETURNING id, seq, is_read, user_id"
 )
+
+
+def add_counts(stored: str) -> str:
+    """Add the notifications just stored (`stored`: a FROM naming them `n`) to their users' counts."""
+    return (
+        "INSERT INTO notification_counts (user_id, total, unread) "
+        f"SELECT n.user_id, COUNT(*), SUM(CASE WHEN n.is_read THEN 0 ELSE 1 END) FROM {stored} "
+        "WHERE TRUE GROUP BY n.user_id ON CONFLICT (user_id) DO UPDATE SET "  # WHERE: SQLite's parser, as above
+        "total = notification_counts.total + excluded.total, unread = notification_counts.unread + excluded.unread"
+    )
+
+
+# Before a mark changes rows: their users' unread count less the unread ones it will change.
+UNREAD_LESS = "UPDATE notification_counts SET unread = unread -"
 
 
 def stored_and_inserted(entry: str) -> str:
     """PostgreSQL's one statement over the held notifications of `entry` (a WITH entry named `held`):
-    their seqs stored, and the notifications inserted. Its parts see the tables as they were before
+    their seqs stored, the notifications inserted and counted. Its parts see the tables as they were before
     it, where a new id's seq is not stored yet and NEXT_SEQ gives it the same number the WITH stores."""
-    return f"WITH {entry}, seqs AS ({STORE_SEQS}) {INSERT_NOTIFICATIONS}"
+    return (
+        f"WITH {entry}, seqs AS ({STORE_SEQS}), inserted AS ({INSERT_NOTIFICATIONS}), "
+        f"counted AS ({add_counts('inserted AS n')}) SELECT id, seq, is_read FROM inserted"
+    )
 
 
 @dataclass(frozen=True)

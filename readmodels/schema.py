@@ -85,7 +85,13 @@ READ_MODELS: tuple[tuple[Statement, ...], ...] = (
 # projection: emptied and at position 0, it refills its tables from the log, the column included.
 _LISTINGS = ("services", "listing_creator_ratings")
 _PORTFOLIO = ("portfolio_items", "portfolio_images", "portfolio_media")
-_NOTIFICATIONS = ("notifications", "notification_orders", "notification_reads", "notification_read_marks")
+_NOTIFICATIONS = (
+    "notifications",
+    "notification_orders",
+    "notification_reads",
+    "notification_read_marks",
+    "notification_counts",
+)
 LATER_COLUMNS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     ("creator_profiles", "version BIGINT NOT NULL DEFAULT 0", "accounts", ("users", "creator_profiles")),
     ("services", "version BIGINT NOT NULL DEFAULT 0", "listings", _LISTINGS),
@@ -130,6 +136,7 @@ def create_tables(db: Database) -> None:
         for kind in ID_KINDS:
             db.create_sequence(cur, kind)
         cur.execute(notifications.KEEP_LIVE_ORDER)
+        cur.execute(notifications.COUNT_EXISTING)
         add_later_columns(cur)
         auth_failures.add_later_columns(cur)
         erasures.add_later_columns(cur)

@@ -25,6 +25,16 @@ def inbox(api: Api, who: dict[str, Any], **params: Any) -> dict[str, Any]:
     return body
 
 
+def counts_match_rows(api: Api, who: dict[str, Any]) -> tuple[int, int]:
+    """The page counts (all, unread) of `who`, checked against the rows each filter lists."""
+    rows = inbox(api, who, page_size=100)
+    assert rows["count"] == len(rows["results"]) < 100
+    unread = sum(not n["is_read"] for n in rows["results"])
+    assert inbox(api, who, read="false", page_size=1)["count"] == unread
+    assert inbox(api, who, read="true", page_size=1)["count"] == rows["count"] - unread
+    return rows["count"], unread
+
+
 def kinds(api: Api, who: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     """(type, data) of the user's notifications, oldest first."""
     return [(n["type"], n["data"]) for n in reversed(inbox(api, who, page_size=100)["results"])]
@@ -137,6 +147,26 @@ def test_the_read_filter_and_marking_one_as_read(api: Api) -> None:
     assert bad.status_code == 422 and "read" in bad.json()["fields"]
     page = inbox(api, creator, page_size=2, page=2)
     assert page["count"] == 3 and [n["data"]["order_id"] for n in page["results"]] == [orders[0]]
+
+
+def test_the_counts_follow_new_notifications_and_every_kind_of_mark(api: Api) -> None:
+    deal = a_deal(api)
+    creator = deal.creator
+    assert counts_match_rows(api, creator) == (0, 0)
+    orders = [place(api, deal)["id"] for _ in range(4)]
+    assert counts_match_rows(api, creator) == (4, 4)
+    first, second = [n["id"] for n in inbox(api, creator)["results"][:2]]
+    for target in (first, first, second):  # once more: counted once
+        api.client.post(f"/api/v1/notifications/{target}/mark-as-read/", headers=creator["headers"])
+    assert counts_match_rows(api, creator) == (4, 2)
+    act(api, deal.creator, orders[0], "accept")
+    assert counts_match_rows(api, deal.buyer) == (1, 1)
+    marked = api.client.post("/api/v1/notifications/mark-all-read/", headers=creator["headers"])
+    assert marked.json() == {"unread_count": 0}
+    assert counts_match_rows(api, creator) == (4, 0)
+    place(api, deal)
+    assert counts_match_rows(api, creator) == (5, 1)
+    assert counts_match_rows(api, deal.buyer) == (1, 1)  # the creator's marks are theirs
 
 
 def test_nobody_marks_someone_elses_notification(api: Api) -> None:

@@ -19,6 +19,7 @@ from readmodels.users import get_user
 from readmodels.waiting import Progress
 from tests.conftest import Api
 from tests.orders_world import Deal, a_deal, act, order_in, place
+from tests.test_api_notifications import counts_match_rows
 from tests.test_personal_data import eventually, ugc
 from ugc.clock import SystemClock
 from ugc.config import Settings
@@ -76,6 +77,7 @@ def test_erasing_a_creator_cancels_their_open_orders_for_the_buyer_and_leaves_th
         told = eventually(lambda order=orders[status]: cancellations_told(api, deal.buyer, order))
         assert [n["message"] for n in told] == [CANCELLED_BY_OPERATOR], status
     assert cancellations_kept_for(db, deal.creator["id"]) == []  # only the other party is told
+    counts_match_rows(api, deal.buyer)  # the cancellations counted with the rest
     assert order_of(api, deal.buyer, orders["delivered"])["status"] == "delivered"
     assert order_of(api, deal.buyer, orders["completed"])["status"] == "completed"
     history = api.client.get(f"/api/v1/orders/{orders['pending']}/history/", headers=deal.buyer["headers"])

@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from readmodels import tracking
+from readmodels.notifications import list_notifications, unread_count
+from readmodels.pages import PageRequest, read_page
 from readmodels.schema import LATER_COLUMNS, LATER_INDEXES
 from tests.backends import fresh_database
 from ugc.platform.database import Database
@@ -108,6 +110,43 @@ def test_notifications_keep_their_live_order_from_a_database_made_before_notific
                 }
                 assert cur.execute("SELECT COUNT(*) AS n FROM notifications").fetchone() == {"n": 0}  # rewound
             assert kept == live
+        finally:
+            db.close()
+
+
+def test_notifications_are_counted_once_in_a_database_made_before_notification_counts(
+    backend: str, tmp_path: Path
+) -> None:
+    """Its notifications stay where they are (no rewind): their users' counts are counted from them
+    once, and a page's `count` and the unread count read those."""
+    with fresh_database(backend, tmp_path) as url:
+        db = Database(url)
+        try:
+            migrate(db)
+            with db.transaction(write=True) as cur:
+                cur.execute("DROP TABLE notification_counts")
+                for seq, (user, read) in enumerate([(7, False), (7, True), (7, False), (8, True)], 1):
+                    cur.execute(
+                        "INSERT INTO notifications (id, seq, user_id, source, position, type, message, data, "
+                        "is_read, created_at) VALUES (%s, %s, %s, 'orders', %s, 'new_order', 'm', %s, %s, %s)",
+                        (seq * 8 + 1, seq, user, seq, "{}", read, NOW),
+                    )
+
+            migrate(db)
+            migrate(db)  # and again: counted once
+
+            first = PageRequest(number=1, size=2)
+            assert [read_page(db, list_notifications(7, first, read=read)).count for read in (None, True, False)] == [
+                3,
+                1,
+                2,
+            ]
+            assert [read_page(db, list_notifications(8, first, read=read)).count for read in (None, True, False)] == [
+                1,
+                1,
+                0,
+            ]
+            assert (unread_count(db, 7), unread_count(db, 8), unread_count(db, 9)) == (2, 0, 0)
         finally:
             db.close()
 

@@ -157,9 +157,26 @@ def rebuild(world: World, batch_size: int, publisher: Recording | None = None) -
     return {
         # `seq` is the order of storing across two logs, which the batch size may change.
         "notifications": table(world.db, "notifications", without=("seq",)),
-        **{name: table(world.db, name) for name in ("notification_reads", "notification_read_marks")},
+        **{
+            name: table(world.db, name)
+            for name in ("notification_reads", "notification_read_marks", "notification_counts")
+        },
         **{name: table(world.db, name) for name in ("conversations", "messages")},
     }
+
+
+def counted(db: Database) -> list[dict[str, Any]]:
+    """What `notification_counts` should hold: every user's rows counted."""
+    with db.transaction() as cur:
+        rows = cur.execute(
+            "SELECT user_id, COUNT(*) AS total, SUM(CASE WHEN is_read THEN 0 ELSE 1 END) AS unread "
+            "FROM notifications GROUP BY user_id"
+        ).fetchall()
+    return sorted(({k: int(v) for k, v in row.items()} for row in rows), key=repr)
+
+
+def counts(db: Database) -> list[dict[str, Any]]:
+    return sorted(({k: int(v) for k, v in row.items()} for row in table(db, "notification_counts")), key=repr)
 
 
 def test_tiny_and_big_batches_store_the_same_rows(world: World) -> None:
@@ -175,6 +192,30 @@ def test_tiny_and_big_batches_store_the_same_rows(world: World) -> None:
     buyer_rows = [n for n in small["notifications"] if n["user_id"] == BUYER]
     assert buyer_rows and all(n["is_read"] for n in buyer_rows if n["type"] == "new_message")
     assert any(not n["is_read"] for n in small["notifications"] if n["user_id"] == FRIEND)
+
+
+def test_each_users_counts_are_their_rows_counted_live_at_every_step_and_rebuilt(world: World) -> None:
+    """Applied live event by event (new notifications, single marks met before and after their
+    notification, marks of all, a mark repeated), the counts equal a COUNT of the rows after every
+    batch; rebuilt in tiny batches (the two logs read in another interleaving) they are the same."""
+    notifications = NotificationsProjection()
+    runner = ProjectionRunner(world.db, world.stores, [notifications], Progress(), batch_size=1)
+    runner.register()
+    runner.catch_up()  # whatever earlier tests left
+    write_history(world, 1300)
+    world.notifications.mark_all_read(CREATOR)
+    world.notifications.mark_all_read(CREATOR)
+    steps = 0
+    while runner.run_once(notifications):
+        steps += 1
+        assert counts(world.db) == counted(world.db), f"after batch {steps}"
+    assert steps >= 10  # a batch of one event from each log
+    live = counts(world.db)
+    assert {row["user_id"] for row in live} == {BUYER, CREATOR, FRIEND}
+    assert any(row["unread"] for row in live) and any(row["unread"] < row["total"] for row in live)
+    for batch_size in (2, 500):
+        assert rebuild(world, batch_size=batch_size)["notification_counts"] == table(world.db, "notification_counts")
+        assert counts(world.db) == live
 
 
 def test_a_projection_after_a_restart_finds_the_order_numbers_it_did_not_see_placed(world: World) -> None:
@@ -214,7 +255,7 @@ def test_a_batch_of_seen_and_new_notifications_keeps_the_old_seqs_and_numbers_th
     runner.reset(projection)  # keeps notification_seqs, as a rebuild does
     runner.run_once(projection, ["orders"])  # the whole orders log: one batch
     writes = [sql for sql in statements if "INSERT INTO notification" in sql and "notification_orders" not in sql]
-    assert len(writes) == (1 if backend == "postgres" else 2)
+    assert len(writes) == (1 if backend == "postgres" else 3)  # SQLite: seqs, rows, counts
     rows = sorted(table(world.db, "notifications"), key=lambda row: row["position"])
     old = [row for row in rows if row["id"] in kept]
     new = [row for row in rows if row["id"] not in kept]
