@@ -20,6 +20,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from readmodels.pages import REPLAY_CHUNK
 from tests.backends import environment, fresh_database
 from tests.conftest import Api, mailed_token
 from tests.orders_world import a_deal, act, place
@@ -251,6 +252,48 @@ def test_since_with_many_stored_replays_them_all_in_order(live: Live) -> None:
             return [(await next_frame(ws))["id"] for _ in range(20)]
 
     assert asyncio.run(scenario()) == ids[10:]
+
+
+def test_a_resume_from_0_over_several_batches_sends_each_once_in_order_while_new_ones_arrive(live: Live) -> None:
+    """More than two replay chunks stored before the socket opens, a client that reads through a
+    small buffer (the replay waits on the socket: back-pressure), and more sent while it replays:
+    every notification once, in the order stored, the new ones after the old, nothing missing."""
+    anna, boris = live.api.verified_user(), live.api.user()
+    number = live.api.conversation(anna, boris)
+    chat = live.ws(f"/ws/conversations/{number}/?token={anna['access']}")
+    before, during = 2 * REPLAY_CHUNK + 100, 80
+
+    async def send(sender: ClientConnection, label: str, count: int) -> None:
+        for n in range(count):
+            await sender.send(json.dumps({"message": f"{label} {n}"}))
+        for _ in range(count):  # each is stored once its echo comes back
+            await next_frame(sender, timeout=30)
+
+    async def scenario() -> list[int]:
+        async with connect(chat) as sender:
+            await send(sender, "до", before)
+            url = live.ws(f"/ws/notifications/?token={boris['access']}&since=0")
+            async with connect(url, sock=tight_socket(live), max_queue=4, compression=None) as alerts:
+                got = [(await next_frame(alerts))["id"]]  # the replay has begun
+                arriving = asyncio.create_task(send(sender, "во время", during))
+                with contextlib.suppress(TimeoutError):
+                    while True:
+                        got.append((await next_frame(alerts, timeout=3))["id"])
+                        if len(got) % 50 == 0:
+                            await asyncio.sleep(0.05)  # a slow reader: the server's buffers fill
+                await arriving
+        return got
+
+    got = asyncio.run(scenario())
+    stored = [
+        n["id"]
+        for page in range(1, (before + during) // 100 + 2)
+        for n in live.api.client.get(
+            "/api/v1/notifications/", headers=boris["headers"], params={"page_size": 100, "page": page}
+        ).json()["results"]
+    ][::-1]
+    assert len(stored) == before + during
+    assert got == stored
 
 
 # --- close codes ---------------------------------------------------------------------------------
