@@ -21,6 +21,7 @@ from commands.reference import load_reference_data
 from projections.bluegreen import Interrupted, RebuildRunning, live_positions, rebuild, rebuild_outdated
 from projections.catalog import CatalogProjection
 from projections.compare import ReadModelDifference, compare_read_models
+from projections.notifications import NotificationsProjection
 from projections.orders import OrdersProjection
 from projections.registry import all_projections
 from projections.replay import Replay
@@ -124,6 +125,33 @@ def test_compare_names_each_edited_row_and_a_rebuild_restores_them(
     assert positions[("orders", "orders")] > 0
     assert compare_read_models(db, stores, read_models(settings)) == []
     assert scratch_sets(db) == []
+
+
+def test_counts_an_older_process_left_wrong_are_named_and_a_blue_green_rebuild_counts_the_rows_again(
+    world: dict[str, int], parts: tuple[Database, EventStores], settings: Settings
+) -> None:
+    """Rows stored by a process that does not count them (an older version in a rolling deploy)
+    leave a user's counts short: `ugc verify`'s comparison names the row, and the rebuild's new
+    `notification_counts` counts what its new `notifications` hold."""
+    db, stores = parts
+    with db.transaction(write=True) as cur:
+        user = cur.execute("SELECT user_id FROM notification_counts ORDER BY user_id LIMIT 1").fetchone()["user_id"]
+        cur.execute("UPDATE notification_counts SET total = total - 1, unread = 0 WHERE user_id = %s", (user,))
+    found = compare_read_models(db, stores, read_models(settings))
+    assert [(d.table, d.kind, d.key) for d in found] == [("notification_counts", "differs", {"user_id": user})]
+
+    rebuild(db, stores, [NotificationsProjection()])
+    assert compare_read_models(db, stores, read_models(settings)) == []
+    with db.read() as cur:
+        kept = cur.execute("SELECT user_id, total, unread FROM notification_counts ORDER BY user_id").fetchall()
+        counted = cur.execute(
+            "SELECT user_id, COUNT(*) AS total, SUM(CASE WHEN is_read THEN 0 ELSE 1 END) AS unread "
+            "FROM notifications GROUP BY user_id ORDER BY user_id"
+        ).fetchall()
+    assert [tuple(int(v) for v in row.values()) for row in kept] == [
+        tuple(int(v) for v in row.values()) for row in counted
+    ]
+    assert kept
 
 
 def indexes(db: Database, tables: tuple[str, ...]) -> set[tuple[str, str]]:
