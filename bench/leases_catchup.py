@@ -266,11 +266,9 @@ def connections(url: str) -> int:
 
 
 def budget(env: dict[str, str]) -> int:
-    """README "Connection budget": each worker D + A + 4S + O + 1, each projector D + 4S + O + 2."""
+    """README "Connection budget" for `serve --workers WORKERS` and PROJECTORS `ugc project`."""
     sizes = pool_sizes(env)
-    worker = sizes.database + sizes.database_async + 4 * sizes.store + sizes.orders_store + 1
-    projector = sizes.database + 4 * sizes.store + sizes.orders_store + 2
-    return WORKERS * worker + PROJECTORS * projector
+    return WORKERS * sizes.per_worker + PROJECTORS * sizes.per_projector
 
 
 def production_layout(url: str, env: dict[str, str], log_dir: Path) -> int:

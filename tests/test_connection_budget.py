@@ -46,10 +46,8 @@ def test_the_documented_most_fits_in_the_default_max_connections() -> None:
     """README "Connection budget": a worker D + A + 4·S + O + 2 (its LISTEN, its probe connection), a
     projector D + 4·S + O + 2."""
     sizes = pool_sizes({})
-    worker = sizes.database + sizes.database_async + 4 * sizes.store + sizes.orders_store + 2
-    projector = sizes.database + 4 * sizes.store + sizes.orders_store + 2
-    assert (worker, projector) == (16, 12)
-    assert WORKERS * worker + PROJECTORS * projector == 88 <= 100 - 3  # 3 reserved for superusers
+    assert (sizes.per_worker, sizes.per_projector) == (4 + 4 + 4 * 1 + 2 + 2, 4 + 4 * 1 + 2 + 2) == (16, 12)
+    assert WORKERS * sizes.per_worker + PROJECTORS * sizes.per_projector == 88 <= 100 - 3  # 3 for superusers
 
 
 def test_four_workers_and_two_projectors_stay_within_the_budget(tmp_path: Path) -> None:

@@ -417,10 +417,8 @@ def _secret_from_file(path: Path) -> str:
 class PoolSizes:
     """Connections one process may open to PostgreSQL, per pool (README: "Connection budget").
 
-    A server process holds at most `database + database_async + 4 * store + orders_store + 1` (the
-    five contexts' event stores and the process's one LISTEN), plus 1 while it runs the projections
-    (the lease keeper's connection); a `ugc project` process `database + 4 * store + orders_store +
-    2`. Store pools open connections only as needed.
+    Store pools open connections only as needed; `per_worker` and `per_projector` are the most a
+    process holds.
     """
 
     database: int = 4  # UGC_DB_POOL_MAX: the read/write pool of blocking work (commands, runners)
@@ -431,6 +429,18 @@ class PoolSizes:
     # connection, 5 ms with two: bench/RESULTS.md). The group's leader loads them now, between its
     # appends, so one may do again: not measured since.
     orders_store: int = 2
+
+    @property
+    def per_worker(self) -> int:
+        """A `ugc serve` worker: its pools, the five contexts' event stores, its one LISTEN and the
+        connection of its own checks (/readyz, /metrics); 1 more while it runs the projections (the
+        lease keeper's connection, `UGC_PROJECTIONS=inline`)."""
+        return self.database + self.database_async + 4 * self.store + self.orders_store + 2
+
+    @property
+    def per_projector(self) -> int:
+        """A `ugc project` process: its pool, the event stores, the lease keeper's connection, its LISTEN."""
+        return self.database + 4 * self.store + self.orders_store + 2
 
 
 READ_LOCK_TIMEOUT = 5.0  # seconds: the default of UGC_DB_LOCK_TIMEOUT, the event stores' bound
