@@ -49,6 +49,7 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
     from ugc.config import public_url_for
     from ugc.platform.client_limits import ServeConfig
     from ugc.platform.logs import logging_config
+    from ugc.platform.open_files import raise_to_hard_limit
 
     if not os.environ.get("UGC_PUBLIC_URL"):
         # Links in mails and file URLs follow the port actually served; the worker processes read it
@@ -57,6 +58,7 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
         settings = Settings.from_env()
     migrate_database(settings, quiet=True, await_creation=True)  # a deployment's init may be making the database
     check_data_key(settings)
+    open_files = raise_to_hard_limit()
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # Each worker keeps its metrics in files here, and /metrics in any worker adds them up.
         metrics_dir = settings.var_dir / "metrics"
@@ -65,10 +67,10 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     if settings.log_format == "json":  # every line a JSON object, the banner too
         logging.getLogger("ugc.serve").info(
-            "; ".join(line.strip() for line in banner(settings, host, port, workers).splitlines())
+            "; ".join(line.strip() for line in banner(settings, host, port, workers, open_files).splitlines())
         )
     else:
-        print(banner(settings, host, port, workers), file=sys.stderr, flush=True)
+        print(banner(settings, host, port, workers, open_files), file=sys.stderr, flush=True)
     config = ServeConfig(
         "ugc.wiring:asgi_app",
         factory=True,
@@ -120,13 +122,15 @@ def _run_uvicorn(config: uvicorn.Config, peer_timeout: float) -> int:
     return 0 if server.started or config.workers > 1 else STARTUP_FAILURE
 
 
-def banner(settings: Settings, host: str, port: int, workers: int) -> str:
-    """What a person starting the server needs to know: where it answers and where its data goes."""
+def banner(settings: Settings, host: str, port: int, workers: int, open_files: tuple[int, int]) -> str:
+    """What a person starting the server needs to know: where it answers, where its data goes, and
+    how many files (connections among them) each process may hold open, `(before, after)` raising it."""
     from ugc.config import is_postgres
 
     database = settings.database_url
     if is_postgres(database):
         database = without_password(database)
+    before, after = open_files
     mail = without_password(settings.smtp_url) if settings.smtp_url else f"{settings.outbox_dir.resolve()} (.eml files)"
     lines = [
         f"UGC Market {version()} ({settings.env}) on {host}:{port}, {workers} worker(s)",
@@ -137,6 +141,7 @@ def banner(settings: Settings, host: str, port: int, workers: int) -> str:
         f"  media        {settings.media_dir.resolve()}",
         f"  mail         {mail}",
         f"  projections  {settings.projections}",
+        f"  open files   {after}" + (f" (raised from {before})" if after != before else ""),
     ]
     return "\n".join(lines)
 
