@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ugc.config import WS_MAX
 from ugc.platform.encoding import dumps
 from ugc.platform.push import RESYNC, Push
 
@@ -29,7 +30,7 @@ STORE_POLL = 1.0
 MESSAGE_TOO_BIG = 1009  # a frame over uvicorn's `ws_max_size` (ugc/cli/serving.py WS_MAX_FRAME)
 INTERNAL_ERROR = 1011  # a push this server failed to send: reconnect (with `since=`)
 SERVICE_RESTART = 1012  # the broker went away: reconnect (with `since=`)
-TRY_AGAIN_LATER = 1013  # took no frame for UGC_WS_SEND_TIMEOUT, or the broker is down right now
+TRY_AGAIN_LATER = 1013  # took no frame for UGC_WS_SEND_TIMEOUT, the broker is down, or UGC_WS_MAX reached
 BAD_REQUEST = 4400
 UNAUTHORIZED = 4401
 FORBIDDEN = 4403
@@ -39,6 +40,10 @@ TOO_MANY = 4429  # the user holds UGC_WS_MAX_PER_USER sockets on this process al
 
 class TooManySockets(Exception):
     """A user asked for one socket more than a process keeps for them (`UGC_WS_MAX_PER_USER`)."""
+
+
+class NoRoom(Exception):
+    """The process holds as many sockets as it keeps, everyone's together (`UGC_WS_MAX`)."""
 
 
 class Subscription:
@@ -78,11 +83,13 @@ class Hub:
         *,
         queue_size: int = QUEUE_SIZE,
         max_per_user: int = 32,
+        max_sockets: int = WS_MAX,
         brokered: bool = True,
     ) -> None:
         self.loop = loop
         self.queue_size = queue_size
         self.max_per_user = max_per_user
+        self.max_sockets = max_sockets
         if not brokered:
             # Only this process's own runner pushes here, and the projections may run in another
             # process (`--workers N`, `ugc project`, a second `ugc serve`, a lease that moved):
@@ -91,6 +98,7 @@ class Hub:
         self.available = True  # False while the broker (Redis) is unreachable
         self._channels: dict[str, set[Subscription]] = {}
         self._per_user: Counter[int] = Counter()
+        self._held = 0  # subscriptions of every user together
         self._checks: set[asyncio.Task[None]] = set()  # `close_gone`'s, kept from the garbage collector
 
     # From any thread ---------------------------------------------------------------------
@@ -129,12 +137,16 @@ class Hub:
         self.loop.call_later(STORE_POLL, self._poll)
 
     def subscribe(self, to: str, user: int) -> Subscription:
-        """The user's new subscription to a channel; `TooManySockets` if they hold `max_per_user` here."""
+        """The user's new subscription to a channel; `TooManySockets` if they hold `max_per_user` here,
+        `NoRoom` if everyone together holds `max_sockets`."""
         if self._per_user[user] >= self.max_per_user:
             raise TooManySockets(user)
+        if self._held >= self.max_sockets:
+            raise NoRoom()
         subscription = Subscription(to, user, self.queue_size)
         self._channels.setdefault(to, set()).add(subscription)
         self._per_user[user] += 1
+        self._held += 1
         return subscription
 
     def unsubscribe(self, subscription: Subscription) -> None:
@@ -145,6 +157,7 @@ class Hub:
         if not members:
             del self._channels[subscription.to]
         self._per_user[subscription.user] -= 1
+        self._held -= 1
         if not self._per_user[subscription.user]:
             del self._per_user[subscription.user]
 
@@ -184,7 +197,7 @@ class Hub:
 
     @property
     def connections(self) -> int:
-        return sum(len(members) for members in self._channels.values())
+        return self._held
 
 
 def frame(body: dict[str, Any]) -> str:

@@ -356,6 +356,29 @@ def test_a_user_past_the_sockets_per_process_is_closed_4429(live: Live) -> None:
     asyncio.run(scenario())
 
 
+def test_a_process_holding_ws_max_sockets_closes_the_next_1013_until_one_closes(backend: str, tmp_path: Path) -> None:
+    """`UGC_WS_MAX` sockets on one process, of two users together; the next, anyone's, is closed 1013
+    (try again later), and once one of them closes there is room again."""
+    with serving(backend, tmp_path, UGC_WS_MAX="3") as live:
+        anna, boris = live.api.verified_user(), live.api.user()
+
+        def alerts(who: dict[str, Any]) -> str:
+            return live.ws(f"/ws/notifications/?token={who['access']}")
+
+        async def scenario() -> None:
+            async with contextlib.AsyncExitStack() as held:
+                sockets = [await held.enter_async_context(connect(alerts(who))) for who in (anna, anna, boris)]
+                assert await close_code(alerts(boris), timeout=2) == 1013
+                assert await close_code(alerts(anna), timeout=2) == 1013
+                await sockets[0].close()
+                await asyncio.sleep(0.2)  # the server's side of that close
+                async with connect(alerts(boris)) as again:
+                    with pytest.raises(TimeoutError):  # admitted: open and waiting for pushes
+                        await asyncio.wait_for(again.recv(), 0.5)
+
+        asyncio.run(scenario())
+
+
 def test_an_expired_token_closes_a_live_socket(backend: str, tmp_path: Path) -> None:
     with serving(backend, tmp_path, UGC_ACCESS_TOKEN_TTL="3") as live:
         anna, boris = live.api.verified_user(), live.api.user()

@@ -32,6 +32,8 @@ MIN_KEY_CHARACTERS = 10  # distinct characters: 40 spaces or "aaaa…" are no ke
 # seconds raised OverflowError on every sign-in or keyed request; threading's waits hold up to ~292 years.
 MAX_SECONDS = 3650 * 86400
 QUEUE_TIMEOUT = 5.0  # seconds (UGC_QUEUE_TIMEOUT)
+# Sockets a server process holds open (UGC_WS_MAX): at ~75 KB each, about 750 MB of its memory.
+WS_MAX = 10_000
 # The kernel takes TCP_USER_TIMEOUT as an int of milliseconds: UGC_PEER_TIMEOUT's ceiling (~24.8 days).
 MAX_PEER_TIMEOUT = (2**31 - 1) // 1000
 # Lanes of the argon2id hash (argon2-cffi's default, passed to it by ugc/wiring.py). argon2 wants 8 KiB
@@ -127,6 +129,9 @@ class Settings:
     peer_timeout: float = 120.0
     # Sockets one user may hold open on one server process; one more is closed 4429 (~75 KB each).
     ws_max_per_user: int = 32
+    # Sockets one server process holds open, everyone's together; one more is closed 1013 (try again
+    # later: a client reconnects, through the load balancer to a process with room).
+    ws_max: int = WS_MAX
     # The HMAC key of the audit checkpoints (README: "Audit: the hash chain"); never in the database.
     audit_key: str = ""
     audit_dir: Path = Path("var/audit")
@@ -241,6 +246,7 @@ class Settings:
             queue_timeout=queue_timeout(env),
             ws_send_timeout=_seconds(env, "UGC_WS_SEND_TIMEOUT", 30.0),
             ws_max_per_user=_int(env, "UGC_WS_MAX_PER_USER", 32),
+            ws_max=_int(env, "UGC_WS_MAX", WS_MAX),
             peer_timeout=_seconds(env, "UGC_PEER_TIMEOUT", 120.0, at_most=MAX_PEER_TIMEOUT),
             metrics_token=env.get("UGC_METRICS_TOKEN", "").strip(),
             stop_grace=_int(env, "UGC_STOP_GRACE", DEFAULT_STOP_GRACE, at_most=MAX_SECONDS),

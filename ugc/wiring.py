@@ -190,7 +190,12 @@ def _opened(settings: Settings, clock: Clock | None) -> Iterator[Services]:
         progress = Progress()
         if settings.redis_url:
             redis_client = redis.Redis.from_url(settings.redis_url, socket_timeout=1, socket_connect_timeout=1)
-        hub = Hub(asyncio.get_running_loop(), max_per_user=settings.ws_max_per_user, brokered=bool(settings.redis_url))
+        hub = Hub(
+            asyncio.get_running_loop(),
+            max_per_user=settings.ws_max_per_user,
+            max_sockets=settings.ws_max,
+            brokered=bool(settings.redis_url),
+        )
         standings = Standings(stores, clock)
         media = MediaStore(settings.media_dir)
         uploads = AbandonedUploads(

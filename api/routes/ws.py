@@ -34,6 +34,7 @@ from api.realtime import (
     TOO_MANY,
     TRY_AGAIN_LATER,
     UNAUTHORIZED,
+    NoRoom,
     Subscription,
     TooManySockets,
     frame,
@@ -391,6 +392,9 @@ async def _stream(
         subscription = s.realtime.subscribe(channel, user)
     except TooManySockets:
         await refuse(websocket, TOO_MANY)
+        return
+    except NoRoom:
+        await refuse(websocket, TRY_AGAIN_LATER)
         return
     try:
         # Erased since the token was checked? An erasure heard before the socket was in the hub closed
