@@ -48,11 +48,15 @@ def processes(tmp_path: Path) -> Iterator[Processes]:
         started.stop()
 
 
-def waiting_for_the_log_lock(conn: psycopg.Connection[tuple[object, ...]]) -> bool:
-    """Whether a session waits for a lock on the orders log's table (the append that was claimed)."""
+def at_its_append(conn: psycopg.Connection[tuple[object, ...]], key: str) -> bool:
+    """Whether the request of `key` recorded what it is about to append while a session waits for a
+    lock on the orders log's table. Not the wait alone: a worker still starting (each migrates, which
+    takes the log's locks too) may be the one waiting, before the request has even claimed its key."""
     row = conn.execute(
-        "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
-        "WHERE NOT l.granted AND c.relname = 'orders_events'"
+        "SELECT EXISTS (SELECT 1 FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+        "WHERE NOT l.granted AND c.relname = 'orders_events') "
+        "AND EXISTS (SELECT 1 FROM idempotency_keys WHERE key = %s AND intent IS NOT NULL)",
+        (key,),
     ).fetchone()
     return bool(row and row[0])
 
@@ -81,7 +85,7 @@ def test_a_key_whose_worker_died_before_appending_is_taken_over_after_the_in_fli
                 request = threading.Thread(target=lambda: first.append(_post(server.url, headers, body)), daemon=True)
                 request.start()
                 deadline = time.monotonic() + DEADLINE
-                while not waiting_for_the_log_lock(watcher):
+                while not at_its_append(watcher, headers["Idempotency-Key"]):
                     assert time.monotonic() < deadline, "the placing request never reached its append"
                     time.sleep(0.02)
                 claimed = watcher.execute(
@@ -145,7 +149,7 @@ def test_a_key_whose_worker_died_right_after_its_append_is_answered_lost_not_run
                 request = threading.Thread(target=lambda: first.append(_post(server.url, headers, body)), daemon=True)
                 request.start()
                 deadline = time.monotonic() + DEADLINE
-                while not waiting_for_the_log_lock(watcher):
+                while not at_its_append(watcher, key):
                     assert time.monotonic() < deadline, "the placing request never reached its append"
                     time.sleep(0.02)
                 # Its intent is recorded; from now on the key's row is the test's until the worker is dead.
