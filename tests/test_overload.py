@@ -16,6 +16,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -34,19 +35,27 @@ CLIENTS = 3 * THREADS
 HOLD = 8.0
 
 
-@pytest.fixture
-def served(backend: str, tmp_path: Path) -> Iterator[tuple[Server, str]]:
+@contextmanager
+def behind_locks(backend: str, tmp_path: Path, queue_timeout: float) -> Iterator[tuple[Server, str]]:
+    """A server (and its database's URL) whose pools hold one connection each and whose reads wait
+    behind a lock for as long as it lasts; work waits `queue_timeout` seconds in line."""
     if backend != "postgres":
         pytest.skip("a PostgreSQL lock")
     with fresh_database(backend, tmp_path, migrated=True) as url:
         env = environment(backend, url, tmp_path) | {
             "UGC_DB_POOL_MAX": "1",
             "UGC_DB_ASYNC_POOL_MAX": "1",
-            "UGC_DB_LOCK_TIMEOUT": "60",  # the reads wait behind the lock for as long as it lasts
-            "UGC_QUEUE_TIMEOUT": "1",
+            "UGC_DB_LOCK_TIMEOUT": "60",
+            "UGC_QUEUE_TIMEOUT": f"{queue_timeout:g}",
         }
         with start_server(env, log_dir=tmp_path) as server:
             yield server, url
+
+
+@pytest.fixture
+def served(backend: str, tmp_path: Path) -> Iterator[tuple[Server, str]]:
+    with behind_locks(backend, tmp_path, queue_timeout=1) as served:
+        yield served
 
 
 def signed_in(base: str) -> dict[str, str]:

@@ -23,26 +23,17 @@ import pytest
 
 from api.readiness import READY_DEADLINE
 from api.services import BLOCKING_THREADS
-from tests.backends import environment, fresh_database
-from tests.servers import Server, start_server
-from tests.test_overload import signed_in
+from tests.servers import Server
+from tests.test_overload import behind_locks, signed_in
 
 BUSY = 2 * BLOCKING_THREADS  # requests of each kind at once: every thread taken, more waiting for one
 
 
 @pytest.fixture
 def served(backend: str, tmp_path: Path) -> Iterator[tuple[Server, str]]:
-    if backend != "postgres":
-        pytest.skip("a PostgreSQL lock holds the requests")
-    with fresh_database(backend, tmp_path, migrated=True) as url:
-        env = environment(backend, url, tmp_path) | {
-            "UGC_DB_POOL_MAX": "1",
-            "UGC_DB_ASYNC_POOL_MAX": "1",
-            "UGC_DB_LOCK_TIMEOUT": "60",  # the requests wait behind the lock for as long as it lasts
-            "UGC_QUEUE_TIMEOUT": "30",  # and keep their threads and connections meanwhile
-        }
-        with start_server(env, log_dir=tmp_path) as server:
-            yield server, url
+    # The requests keep their threads and connections while they wait behind the lock.
+    with behind_locks(backend, tmp_path, queue_timeout=30) as served:
+        yield served
 
 
 async def held_requests(base: str, headers: dict[str, str]) -> list[int]:
