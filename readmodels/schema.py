@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import re
 import sqlite3
 
 import psycopg
@@ -35,7 +34,7 @@ from ugc.platform import (
     stored_bytes,
 )
 from ugc.platform.database import KEEPALIVES, Database, wait_for_locks
-from ugc.platform.dialect import Cursor, add_column
+from ugc.platform.dialect import Cursor, add_column, created_index, index_exists
 
 # A statement is portable SQL, or a dict of dialect -> SQL for what differs (indexes, search).
 Statement = str | dict[str, str]
@@ -149,18 +148,10 @@ def create_tables(db: Database) -> None:
                 cur.execute(index)
 
 
-_CREATE_INDEX = re.compile(r"CREATE (?:UNIQUE )?INDEX IF NOT EXISTS (\w+) ")
-
-
 def _index_exists(cur: Cursor, sql: str) -> bool:
-    """Whether `sql` creates an index that exists already (PostgreSQL). Run anyway, CREATE INDEX IF NOT
-    EXISTS would lock its table (SHARE) until the migration commits: a process starting beside running
-    projectors deadlocked with their batches, which write those tables in another order."""
-    found = _CREATE_INDEX.match(sql)
-    if found is None or cur.dialect != "postgresql":
-        return False
-    row = cur.execute("SELECT to_regclass(%s) IS NOT NULL AS found", (found.group(1),)).fetchone()
-    return bool(row and row["found"])
+    """Whether `sql` creates an index that exists already (PostgreSQL; see `created_index`)."""
+    index = created_index(sql)
+    return index is not None and cur.dialect == "postgresql" and index_exists(cur, index)
 
 
 def add_later_columns(cur: Cursor) -> None:

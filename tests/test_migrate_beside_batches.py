@@ -1,6 +1,7 @@
-"""A process that starts (and migrates) beside running projectors does not wait for, or deadlock with,
-their batches: on PostgreSQL an index that exists is not created again, so the migration takes no lock
-on the read models' tables (CREATE INDEX IF NOT EXISTS locked each until it committed)."""
+"""A process that starts (and migrates) beside running ones does not wait for, or deadlock with, their
+batches and appends: on PostgreSQL an index that exists is not created again, so the migration takes
+no lock on the read models' tables, the logs or the data keys (CREATE INDEX IF NOT EXISTS locked each
+until it committed)."""
 
 from __future__ import annotations
 
@@ -32,6 +33,36 @@ def test_a_migration_beside_an_open_batch_finishes_without_waiting_for_it(tmp_pa
                 starting.start()
                 assert done.wait(20), "the migration waited for the open batch"
                 batch.rollback()
+            starting.join(5)
+        finally:
+            db.close()
+
+
+def test_a_migration_beside_appends_under_way_finishes_without_waiting_for_them(tmp_path: Path) -> None:
+    """Every log's append holds its events table (EXCLUSIVE, the library's lock) and a registration
+    its data key's row: the start of another process, a worker restarted, must not queue behind them
+    (and every append after them behind it)."""
+    with fresh_database("postgres", tmp_path) as url:
+        db = Database(url)
+        try:
+            migrate(db)
+            with psycopg.connect(url) as appends:
+                logs = [
+                    row[0]
+                    for row in appends.execute(
+                        "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+                        "AND to_regclass(tablename || '_chain') IS NOT NULL"  # a log: its chain beside it
+                    )
+                ]
+                assert len(logs) == 5, logs  # accounts, catalog, files, orders, messaging
+                for table in logs:
+                    appends.execute(f"LOCK TABLE {table} IN EXCLUSIVE MODE")
+                appends.execute("LOCK TABLE accounts_data_keys IN ROW EXCLUSIVE MODE")
+                done = threading.Event()
+                starting = threading.Thread(target=lambda: (migrate(db), done.set()), daemon=True)
+                starting.start()
+                assert done.wait(20), "the migration waited for the appends under way"
+                appends.rollback()
             starting.join(5)
         finally:
             db.close()

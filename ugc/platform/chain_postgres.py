@@ -194,6 +194,18 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
         # version is the one kept; an append on a newer version looks its predecessor up.
         self._last_hashes = LRU[UUID, tuple[int, bytes]](KEPT_HASHES)
 
+    def _create_table(self, curs: Cursor[DictRow]) -> None:
+        """The library's, less the indexes that exist already (`dialect.created_index`): every
+        process's start migrates, and the events table's index would otherwise have it wait for the
+        appends under way (their table lock) and hold up the ones after it."""
+        for statement in self.sql_create_statements:
+            text = statement.as_string()
+            if "CREATE TYPE" in text:  # made by `create_table` before this, each in its own transaction
+                continue
+            index = dialect.created_index(text)
+            if index is None or not dialect.index_exists(curs, f"{self.datastore.schema}.{index}"):
+                curs.execute(statement, prepare=False)
+
     # -- reading ---------------------------------------------------------------------------------
 
     @retried_when_connection_lost

@@ -8,6 +8,7 @@ and converters (times in UTC, JSON, booleans, exact decimals) and orjson as psyc
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
@@ -103,6 +104,28 @@ class Cursor:
     @property
     def rowcount(self) -> int:
         return int(self._raw.rowcount)
+
+
+_CREATE_INDEX = re.compile(r'CREATE (?:UNIQUE )?INDEX IF NOT EXISTS "?(\w+)"? ')
+
+
+def created_index(sql: str) -> str | None:
+    """The index `sql` creates if it is a CREATE INDEX IF NOT EXISTS, else None.
+
+    On PostgreSQL such a statement locks its table (SHARE) even when the index exists, until the
+    transaction commits: a process that starts (and migrates) beside running ones would wait for
+    their writes, every write after it waiting in turn, or deadlock with a batch that writes the
+    tables in another order. A migration asks the catalogue first and runs it only when missing."""
+    found = _CREATE_INDEX.match(sql)
+    return found.group(1) if found else None
+
+
+def index_exists(cur: Cursor | psycopg.Cursor[Any], name: str) -> bool:
+    """Whether PostgreSQL has the index `name` (on the search path, or schema-qualified), through
+    either cursor: ours or a store's, both giving rows as dicts."""
+    cur.execute("SELECT to_regclass(%s) IS NOT NULL AS found", (name,))
+    row = cur.fetchone()
+    return bool(row and row["found"])
 
 
 def add_column(cur: Cursor, table: str, column: str) -> bool:

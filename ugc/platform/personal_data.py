@@ -28,6 +28,7 @@ from typing import Any, Protocol
 from uuid import UUID
 
 import orjson
+import psycopg
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -39,6 +40,7 @@ from eventsourcing.sqlite import SQLiteDatastore
 from eventsourcing.utils import get_topic
 
 from ugc.platform.cache import LRU
+from ugc.platform.dialect import index_exists
 
 SEALED = "sealed"  # the state's key of the sealed fields; no event has a field of this name
 _SEALED_KEY = f'"{SEALED}":'.encode()  # how the JSON of a sealed state shows it
@@ -124,7 +126,9 @@ class DataKeys:
                 # the order keys were made in (SQLite's rowid is it)
                 f"{', made bigint GENERATED ALWAYS AS IDENTITY UNIQUE' if self._postgres else ''})"
             )
-            cur.execute(f"CREATE INDEX IF NOT EXISTS {self.table}_person ON {self.table} (person)")
+            index = f"{self.table}_person"
+            if not (isinstance(cur, psycopg.Cursor) and index_exists(cur, index)):  # see `created_index`
+                cur.execute(f"CREATE INDEX IF NOT EXISTS {index} ON {self.table} (person)")
 
     def refuse_if_lost(self) -> None:
         """Raise `DataKeysMissing` when the table is gone from a database whose accounts log holds
