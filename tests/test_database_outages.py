@@ -279,11 +279,11 @@ def small_file_system(mount_point: Path, size: str) -> Iterator[Path]:
 def fill(directory: Path) -> Path:
     """Write a ballast file into `directory` until its file system refuses more (ENOSPC)."""
     ballast = directory / "ballast"
-    with ballast.open("wb") as out:
+    # Unbuffered: a buffered file keeps the bytes the full disk refused and fails again on close.
+    with ballast.open("wb", buffering=0) as out:
         try:
             while True:
                 out.write(b"\0" * 65536)
-                out.flush()
         except OSError as error:
             assert error.errno == errno.ENOSPC, error
     return ballast
