@@ -6,7 +6,9 @@ until it committed)."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -18,51 +20,51 @@ from ugc.wiring import migrate
 pytestmark = pytest.mark.skipif(not postgres_available(), reason="UGC_TEST_DATABASE_URL is not a PostgreSQL URL")
 
 
+def migrates_beside(url: str, hold: Callable[[psycopg.Connection[Any]], None], what: str) -> None:
+    """Migrate a migrated database while another session holds what `hold` takes (uncommitted):
+    the migration must end without waiting for that session to."""
+    db = Database(url)
+    try:
+        migrate(db)
+        with psycopg.connect(url) as other:
+            hold(other)
+            done = threading.Event()
+            starting = threading.Thread(target=lambda: (migrate(db), done.set()), daemon=True)
+            starting.start()
+            assert done.wait(20), f"the migration waited for {what}"
+            other.rollback()
+        starting.join(5)
+    finally:
+        db.close()
+
+
 def test_a_migration_beside_an_open_batch_finishes_without_waiting_for_it(tmp_path: Path) -> None:
+    def batch(conn: psycopg.Connection[Any]) -> None:  # a batch under way: it wrote rows, it has not committed
+        conn.execute(
+            "INSERT INTO listing_creator_ratings (creator_profile_id, rating_sum, rating_count) VALUES (1, 5, 1)"
+        )
+
     with fresh_database("postgres", tmp_path) as url:
-        db = Database(url)
-        try:
-            migrate(db)
-            with psycopg.connect(url) as batch:  # a batch under way: it wrote rows, it has not committed
-                batch.execute(
-                    "INSERT INTO listing_creator_ratings (creator_profile_id, rating_sum, rating_count) "
-                    "VALUES (1, 5, 1)"
-                )
-                done = threading.Event()
-                starting = threading.Thread(target=lambda: (migrate(db), done.set()), daemon=True)
-                starting.start()
-                assert done.wait(20), "the migration waited for the open batch"
-                batch.rollback()
-            starting.join(5)
-        finally:
-            db.close()
+        migrates_beside(url, batch, "the open batch")
 
 
 def test_a_migration_beside_appends_under_way_finishes_without_waiting_for_them(tmp_path: Path) -> None:
     """Every log's append holds its events table (EXCLUSIVE, the library's lock) and a registration
     its data key's row: the start of another process, a worker restarted, must not queue behind them
     (and every append after them behind it)."""
+
+    def appends(conn: psycopg.Connection[Any]) -> None:
+        logs = [
+            row[0]
+            for row in conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+                "AND to_regclass(tablename || '_chain') IS NOT NULL"  # a log: its chain beside it
+            )
+        ]
+        assert len(logs) == 5, logs  # accounts, catalog, files, orders, messaging
+        for table in logs:
+            conn.execute(f"LOCK TABLE {table} IN EXCLUSIVE MODE")
+        conn.execute("LOCK TABLE accounts_data_keys IN ROW EXCLUSIVE MODE")
+
     with fresh_database("postgres", tmp_path) as url:
-        db = Database(url)
-        try:
-            migrate(db)
-            with psycopg.connect(url) as appends:
-                logs = [
-                    row[0]
-                    for row in appends.execute(
-                        "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
-                        "AND to_regclass(tablename || '_chain') IS NOT NULL"  # a log: its chain beside it
-                    )
-                ]
-                assert len(logs) == 5, logs  # accounts, catalog, files, orders, messaging
-                for table in logs:
-                    appends.execute(f"LOCK TABLE {table} IN EXCLUSIVE MODE")
-                appends.execute("LOCK TABLE accounts_data_keys IN ROW EXCLUSIVE MODE")
-                done = threading.Event()
-                starting = threading.Thread(target=lambda: (migrate(db), done.set()), daemon=True)
-                starting.start()
-                assert done.wait(20), "the migration waited for the appends under way"
-                appends.rollback()
-            starting.join(5)
-        finally:
-            db.close()
+        migrates_beside(url, appends, "the appends under way")
