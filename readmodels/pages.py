@@ -47,17 +47,26 @@ class PageQuery:
 
     `count` selects one or more rows of `n` (summed: one per UNION ALL branch); `rows` is the
     ordered SELECT to which LIMIT and OFFSET are added. Both are read from one snapshot, by
-    `read_page` in a thread or `read_page_async` on the event loop.
+    `read_page` in a thread or `read_page_async` on the event loop. With `stops_at_count` (for an
+    exact count) the rows' LIMIT is what the count leaves of the page: a scan that filters its
+    index's entries stops at the last row there is instead of reading on to the end of the range.
     """
 
     page: PageRequest
     count: Query
     rows: Query
+    stops_at_count: bool = False
 
     @property
     def statements(self) -> tuple[Query, Query]:
         sql, params = self.rows
-        return self.count, (f"{sql} LIMIT %s OFFSET %s", [*params, self.page.size, self.page.offset])
+        size, offset = self.page.size, self.page.offset
+        if not self.stops_at_count:
+            return self.count, (f"{sql} LIMIT %s OFFSET %s", [*params, size, offset])
+        counted, counted_params = self.count
+        left = f"(SELECT COALESCE(SUM(n), 0) - %s AS left_n FROM ({counted}) AS counted)"
+        limit = f"(SELECT CASE WHEN left_n > %s THEN %s WHEN left_n > 0 THEN left_n ELSE 0 END FROM {left} AS l)"
+        return self.count, (f"{sql} LIMIT {limit} OFFSET %s", [*params, size, size, offset, *counted_params, offset])
 
     def result(self, counted: list[Row], found: list[Row]) -> Page:
         return Page(rows=found, count=sum(int(row["n"]) for row in counted))

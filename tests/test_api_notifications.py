@@ -164,9 +164,19 @@ def test_the_counts_follow_new_notifications_and_every_kind_of_mark(api: Api) ->
     marked = api.client.post("/api/v1/notifications/mark-all-read/", headers=creator["headers"])
     assert marked.json() == {"unread_count": 0}
     assert counts_match_rows(api, creator) == (4, 0)
+    covered = inbox(api, creator)["results"][-1]["id"]  # read by the mark of all alone
+    again = api.client.post(f"/api/v1/notifications/{covered}/mark-as-read/", headers=creator["headers"])
+    assert again.json() == {"id": covered, "is_read": True}
+    assert counts_match_rows(api, creator) == (4, 0)
     place(api, deal)
-    assert counts_match_rows(api, creator) == (5, 1)
+    place(api, deal)
+    assert counts_match_rows(api, creator) == (6, 2)
+    newest = inbox(api, creator, read="false")["results"][0]["id"]
+    api.client.post(f"/api/v1/notifications/{newest}/mark-as-read/", headers=creator["headers"])
+    assert counts_match_rows(api, creator) == (6, 1)
     assert counts_match_rows(api, deal.buyer) == (1, 1)  # the creator's marks are theirs
+    api.client.post("/api/v1/notifications/mark-all-read/", headers=creator["headers"])
+    assert counts_match_rows(api, creator) == (6, 0)
 
 
 def test_nobody_marks_someone_elses_notification(api: Api) -> None:

@@ -28,7 +28,8 @@ from projections.replay import Replay
 from projections.runner import ProjectionRunner
 from projections.scratch import PREFIX, ScratchSet
 from readmodels import versions
-from readmodels.waiting import Progress
+from readmodels.notifications import read_state
+from readmodels.waiting import Progress, wait_for
 from tests.backends import DATA_KEY, environment, fresh_database
 from tests.conftest import Api
 from tests.orders_world import a_deal, order_in
@@ -145,13 +146,42 @@ def test_counts_an_older_process_left_wrong_are_named_and_a_blue_green_rebuild_c
     with db.read() as cur:
         kept = cur.execute("SELECT user_id, total, unread FROM notification_counts ORDER BY user_id").fetchall()
         counted = cur.execute(
-            "SELECT user_id, COUNT(*) AS total, SUM(CASE WHEN is_read THEN 0 ELSE 1 END) AS unread "
-            "FROM notifications GROUP BY user_id ORDER BY user_id"
+            f"SELECT user_id, COUNT(*) AS total, SUM(CASE WHEN {read_state('n')} THEN 0 ELSE 1 END) AS unread "
+            "FROM notifications n GROUP BY user_id ORDER BY user_id"
         ).fetchall()
     assert [tuple(int(v) for v in row.values()) for row in kept] == [
         tuple(int(v) for v in row.values()) for row in counted
     ]
     assert kept
+
+
+def test_a_read_state_edited_in_either_of_its_two_places_is_named(
+    world: dict[str, int], app_client: Any, parts: tuple[Database, EventStores], settings: Settings
+) -> None:
+    """A notification reads as read by its own mark (its row's `is_read`) or by its user's mark of all
+    (`notification_read_marks`), which leaves the rows as they are: a mark lost, a row marked that
+    nobody marked, a count moved, each is named; a rebuild mends them."""
+    db, stores = parts
+    services = app_client.app.state.services
+    with db.read() as cur:
+        user = cur.execute("SELECT user_id FROM notification_counts ORDER BY user_id LIMIT 1").fetchone()["user_id"]
+    wait_for(db, services.progress, services.notifications.mark_all_read(user), 5.0)
+    with db.transaction(write=True) as cur:
+        mark = cur.execute("SELECT source FROM notification_read_marks WHERE user_id = %s", (user,)).fetchone()
+        cur.execute("DELETE FROM notification_read_marks WHERE user_id = %s AND source = %s", (user, mark["source"]))
+        other = cur.execute(
+            "SELECT id FROM notifications WHERE user_id <> %s AND is_read = %s ORDER BY id LIMIT 1", (user, False)
+        ).fetchone()["id"]
+        cur.execute("UPDATE notifications SET is_read = %s WHERE id = %s", (True, other))
+        cur.execute("UPDATE notification_counts SET unread = unread + 1 WHERE user_id = %s", (user,))
+    found = compare_read_models(db, stores, read_models(settings))
+    assert sorted((d.table, d.kind, tuple(d.key.values())) for d in found) == [
+        ("notification_counts", "differs", (user,)),
+        ("notification_read_marks", "missing", (user, mark["source"])),
+        ("notifications", "differs", (other,)),
+    ]
+    rebuild(db, stores, [NotificationsProjection()])
+    assert compare_read_models(db, stores, read_models(settings)) == []
 
 
 def indexes(db: Database, tables: tuple[str, ...]) -> set[tuple[str, str]]:

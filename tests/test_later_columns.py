@@ -163,3 +163,36 @@ def _index_query(cur: Cursor, name: str) -> tuple[str, tuple[str]]:
     if cur.dialect == "postgresql":
         return "SELECT 1 FROM pg_indexes WHERE schemaname = current_schema() AND indexname = %s", (name,)
     return "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = %s", (name,)
+
+
+def test_a_database_made_before_marks_were_read_at_read_time_gets_their_index_and_reads_the_same(
+    backend: str, tmp_path: Path
+) -> None:
+    """There a mark of all read had rewritten the rows it covered (`is_read` true): `ugc migrate` adds
+    the index that counts the rows past a mark and leaves the rows as they are, which read as before
+    (their projection's new version has the runner rebuild them, blue/green, the new way)."""
+    with fresh_database(backend, tmp_path) as url:
+        db = Database(url)
+        try:
+            migrate(db)
+            with db.transaction(write=True) as cur:
+                cur.execute("DROP INDEX notifications_user_source")
+                for seq, read in enumerate([True, True, False], 1):  # two covered by the mark, one after it
+                    cur.execute(
+                        "INSERT INTO notifications (id, seq, user_id, source, position, type, message, data, "
+                        "is_read, created_at) VALUES (%s, %s, 7, 'orders', %s, 'new_order', 'm', %s, %s, %s)",
+                        (seq * 8 + 1, seq, seq, "{}", read, NOW),
+                    )
+                cur.execute("INSERT INTO notification_read_marks (user_id, source, up_to) VALUES (7, 'orders', 2)")
+                cur.execute("INSERT INTO notification_counts (user_id, total, unread) VALUES (7, 3, 1)")
+
+            migrate(db)
+
+            with db.read() as cur:
+                assert cur.execute(*_index_query(cur, "notifications_user_source")).fetchone() is not None
+            page = read_page(db, list_notifications(7, PageRequest(number=1, size=10), read=None))
+            assert [(row["id"], bool(row["is_read"])) for row in page.rows] == [(25, False), (17, True), (9, True)]
+            unread = read_page(db, list_notifications(7, PageRequest(number=1, size=10), read=False))
+            assert [row["id"] for row in unread.rows] == [25] and unread.count == unread_count(db, 7) == 1
+        finally:
+            db.close()
