@@ -7,6 +7,7 @@ process of its own on the same database and UGC_DATA_KEY (the module's var dir).
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -414,6 +415,49 @@ def test_nothing_new_is_sealed_for_an_erased_person_not_even_by_a_request_alread
         stores.data_keys.for_sealing(uuid.uuid4(), person["id"])
     with db.read() as cur:
         assert cur.execute("SELECT * FROM creator_profiles WHERE user_id = %s", (person["id"],)).fetchall() == []
+
+
+def sealed_at_once(sides: list[DataKeys], subject: uuid.UUID, person: int) -> list[bytes | PersonErased]:
+    """What `for_sealing(subject, person)` gives on each of `sides`, all called at the same moment."""
+    start = threading.Barrier(len(sides))
+    made: list[bytes | PersonErased] = []
+
+    def seal(keys: DataKeys) -> None:
+        start.wait()
+        try:
+            made.append(keys.for_sealing(subject, person))
+        except PersonErased as refused:
+            made.append(refused)
+
+    threads = [threading.Thread(target=seal, args=(keys,)) for keys in sides]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return made
+
+
+def test_two_requests_sealing_a_new_aggregate_at_once_share_its_key_and_neither_is_taken_for_erased(
+    api: Api, settings: Settings, stores: EventStores
+) -> None:
+    """Two processes seal the first event of one aggregate at the same moment (a double-clicked "become
+    a creator": the profile's id is the user's): one makes the key, the other must use it. On
+    PostgreSQL the loser's statement saw the table as it was before the winner's key was committed,
+    found no key, and was refused as if the person were erased: 401 "Токен недействителен или
+    просрочен." for a live user, where the profile's answer is 409."""
+    person = api.verified_user()
+    other = EventStores(settings.database_url, data_key=settings.data_key)  # another process's keys
+    try:
+        assert stores.data_keys is not None and other.data_keys is not None
+        sides = [stores.data_keys, other.data_keys]
+        for keys in sides:
+            keys.check()
+        for _ in range(100):
+            made = sealed_at_once(sides, uuid.uuid4(), person["id"])
+            assert not [answer for answer in made if isinstance(answer, PersonErased)]
+            assert len(set(made)) == 1, "both must seal with the one key stored"
+    finally:
+        other.close()
 
 
 def test_a_key_that_does_not_open_is_no_reason_to_fail_the_keys_made_before_it(

@@ -206,6 +206,11 @@ class DataKeys:
                 "WHERE subject = %s AND NOT EXISTS (SELECT FROM made)",
                 (subject, person, fresh, person, subject),
             )
+            if row is None:
+                # Another process's key for `subject` was committed while the INSERT waited on it: the
+                # statement's snapshot, taken before, cannot see it. A second statement sees it (or
+                # sees none: the person's tombstones refused the INSERT).
+                row = self._row_of(subject)
         else:
             with self.datastore.transaction(commit=True) as cur:
                 cur.execute(
