@@ -9,43 +9,22 @@ The expected read state comes from the user's `NotificationsRead` aggregate: rea
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
-import pytest
-
-from commands.messaging import MessagingCommands
-from commands.notifications import NotificationCommands
 from commands.saving import save
 from projections.notifications import NotificationsProjection
 from projections.runner import ProjectionRunner
 from readmodels.notifications import get_notification, list_notifications, stored_after, unread_count
 from readmodels.pages import PageRequest, read_page
 from readmodels.waiting import Progress
-from tests.backends import DATA_KEY
+from tests import test_projection_notifications
 from tests.test_projection_notifications import BUYER, CREATOR, FRIEND, Recording, World, a_chat, placed, table
-from ugc.clock import MovableClock
-from ugc.config import Settings
 from ugc.events import user_actor
 from ugc.messaging import Conversation
 from ugc.notifications import NotificationsRead, inbox_id, notification_id, notification_source
-from ugc.platform.database import Database
-from ugc.platform.store import EventStores
-from ugc.wiring import migrate
 
-
-@pytest.fixture
-def world(settings: Settings) -> Iterator[World]:
-    db = Database(settings.database_url)
-    migrate(db)
-    stores = EventStores(settings.database_url, data_key=DATA_KEY)
-    clock = MovableClock(datetime(2026, 6, 1, 12, tzinfo=UTC))
-    try:
-        yield World(db, stores, clock, NotificationCommands(stores, clock), MessagingCommands(stores, db, clock))
-    finally:
-        stores.close()
-        db.close()
+world = test_projection_notifications.world  # the fixture: migrated tables, the stores and a clock
 
 
 def expected(world: World, user: int, ids: list[int]) -> dict[int, bool]:
