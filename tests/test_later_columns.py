@@ -95,11 +95,7 @@ def test_notifications_keep_their_live_order_from_a_database_made_before_notific
                 for column in ("buyer_id", "creator_id"):
                     cur.execute(f"ALTER TABLE notification_orders DROP COLUMN {column}")
                 for notification, seq in live.items():
-                    cur.execute(
-                        "INSERT INTO notifications (id, seq, user_id, source, position, type, message, data, "
-                        "is_read, created_at) VALUES (%s, %s, 7, 'orders', %s, 'new_order', 'm', %s, %s, %s)",
-                        (notification, seq, notification // 8, "{}", False, NOW),
-                    )
+                    _store_notification(cur, notification, seq, notification // 8, read=False)
 
             migrate(db)
             migrate(db)  # and again: nothing more to carry over
@@ -178,11 +174,7 @@ def test_a_database_made_before_marks_were_read_at_read_time_gets_their_index_an
             with db.transaction(write=True) as cur:
                 cur.execute("DROP INDEX notifications_user_source")
                 for seq, read in enumerate([True, True, False], 1):  # two covered by the mark, one after it
-                    cur.execute(
-                        "INSERT INTO notifications (id, seq, user_id, source, position, type, message, data, "
-                        "is_read, created_at) VALUES (%s, %s, 7, 'orders', %s, 'new_order', 'm', %s, %s, %s)",
-                        (seq * 8 + 1, seq, seq, "{}", read, NOW),
-                    )
+                    _store_notification(cur, seq * 8 + 1, seq, seq, read=read)
                 cur.execute("INSERT INTO notification_read_marks (user_id, source, up_to) VALUES (7, 'orders', 2)")
                 cur.execute("INSERT INTO notification_counts (user_id, total, unread) VALUES (7, 3, 1)")
 
@@ -196,3 +188,12 @@ def test_a_database_made_before_marks_were_read_at_read_time_gets_their_index_an
             assert [row["id"] for row in unread.rows] == [25] and unread.count == unread_count(db, 7) == 1
         finally:
             db.close()
+
+
+def _store_notification(cur: Cursor, notification: int, seq: int, position: int, *, read: bool) -> None:
+    """A `new_order` notification of user 7 from the orders log, written as an older version stored it."""
+    cur.execute(
+        "INSERT INTO notifications (id, seq, user_id, source, position, type, message, data, "
+        "is_read, created_at) VALUES (%s, %s, 7, 'orders', %s, 'new_order', 'm', %s, %s, %s)",
+        (notification, seq, position, "{}", read, NOW),
+    )
