@@ -52,6 +52,7 @@ from readmodels import tracking
 from readmodels.waiting import Progress
 from ugc.config import Settings, pool_sizes
 from ugc.platform.database import Database
+from ugc.platform.leases import Member
 from ugc.platform.store import EventStores, Orders
 
 # The read models that follow the orders log, the one that grows with the traffic.
@@ -220,7 +221,8 @@ def catch_up(url: str, env: dict[str, str], processes: int, names: Sequence[str]
 
 def lease_sides() -> list[tuple[str, ...]]:
     """FOUR as two projectors split them by LEASE_WEIGHTS (projections/leasing.py `assign`)."""
-    owners = assign({member: {name: LEASE_WEIGHTS.get(name, 1.0) for name in FOUR} for member in ("a", "b")})
+    weights = {name: LEASE_WEIGHTS.get(name, 1.0) for name in FOUR}
+    owners = assign({member: Member(weights, {}) for member in ("a", "b")})
     return [tuple(name for name in FOUR if owners[name] == member) for member in ("a", "b")]
 
 

@@ -33,9 +33,11 @@ import psycopg
 
 from projections.base import Projection
 from projections.grants import grant_as_live
+from projections.leasing import LeaseKeeper
 from projections.replay import BATCH_SIZE, Advanced, Positions, Replay
 from projections.scratch import ScratchSet
 from readmodels import tracking, versions
+from ugc.platform import leases
 from ugc.platform.database import Database
 from ugc.platform.dialect import Cursor
 from ugc.platform.store import EventStores
@@ -48,6 +50,13 @@ LOCK_WAIT_MS = 150  # below PostgreSQL's deadlock_timeout (1 s): see `_switch`
 
 
 SNAPSHOT_WAIT = 0.15  # seconds the switch waits for older transactions before it gives way and tries again
+# Seconds between a runner's looks for leases of read models it acquired (whose stored version may
+# not be its code's), and at most between the tries of such a rebuild that failed.
+UPGRADE_CHECK = 0.5
+UPGRADE_BACKOFF = 60.0
+
+# Raises unless the switch may still commit (`leases.fence` of the leases it needs), in its transaction.
+Fence = Callable[[Cursor], None]
 
 
 class OlderSnapshots(RuntimeError):
@@ -73,7 +82,7 @@ def rebuild(
 ) -> Positions:
     """Rebuild `projections` (fresh instances, read models only) blue/green; the positions switched at."""
     with rebuild_locks(db, [p.name for p in projections]):
-        return _rebuild(db, stores, projections, advanced, stop, batch_size)
+        return _rebuild(db, stores, projections, advanced, stop, batch_size, None)
 
 
 @contextmanager
@@ -93,6 +102,7 @@ def _rebuild(
     advanced: Advanced | None,
     stop: threading.Event | None,
     batch_size: int,
+    fence: Fence | None,
 ) -> Positions:
     def told(events: int) -> None:
         if advanced is not None:
@@ -117,7 +127,7 @@ def _rebuild(
         scratch.analyze()
         for attempt in range(1, SWITCH_ATTEMPTS + 1):
             try:
-                reached = _catch_up_and_switch(db, scratch, replay, projections, floor)
+                reached = _catch_up_and_switch(db, scratch, replay, projections, floor, fence)
             except (psycopg.errors.QueryCanceled, psycopg.errors.LockNotAvailable, OlderSnapshots) as error:
                 log.warning("the switch gave way to readers (attempt %d): %s", attempt, " ".join(str(error).split()))
                 # A reader held a table past the switch's lock wait (see `_switch`), or an older
@@ -131,9 +141,15 @@ def _rebuild(
 
 
 def _catch_up_and_switch(
-    db: Database, scratch: ScratchSet, replay: Replay, projections: Sequence[Projection], floor: Positions
+    db: Database,
+    scratch: ScratchSet,
+    replay: Replay,
+    projections: Sequence[Projection],
+    floor: Positions,
+    fence: Fence | None,
 ) -> Positions:
-    """Hold the live projections where they stand, replay the scratch set up to there, switch.
+    """Hold the live projections where they stand, replay the scratch set up to there, switch
+    (with `fence`, only if it passes in the switch's transaction).
 
     PostgreSQL: the rows the replay adds here are committed (on other connections) before the
     switch takes its table locks. A reader whose statement took its snapshot before the switch
@@ -151,6 +167,8 @@ def _catch_up_and_switch(
             reached = _at_least(_at_least(live, replay.reached), floor)
             replay.run_to(reached)
             _wait_for_older_snapshots(cur)
+            if fence is not None:
+                fence(cur)
             _switch(cur, scratch, projections, live, reached)
             tracking.announce(cur)
         return reached
@@ -158,6 +176,8 @@ def _catch_up_and_switch(
         live = live_positions(db, projections, cur=cur, schema=scratch.live)
         reached = _at_least(_at_least(live, replay.reached), floor)
         replay.run_to(reached, cur)
+        if fence is not None:
+            fence(cur)  # unqualified, the live `leases`: the scratch file has none
         _switch(cur, scratch, projections, live, reached)
     for projection in projections:
         projection.committed()
@@ -265,10 +285,11 @@ def rebuild_outdated(
     fresh: Callable[[], Sequence[Projection]],
     stop: threading.Event,
     advanced: Advanced | None = None,
+    fence: Fence | None = None,
 ) -> list[str]:
-    """At a runner's start: rebuild blue/green every read model whose code declares a new version;
-    the names rebuilt. `fresh` makes projections apart from the live runner's. Another process
-    rebuilding them already is left to it."""
+    """Rebuild blue/green every read model of `fresh()` whose stored version is not the one its code
+    declares (with `fence`, switched only while it passes); the names rebuilt. `fresh` makes
+    projections apart from the live runner's. Another process rebuilding them already is left to it."""
     due = outdated(db, fresh())
     if not due:
         return []
@@ -278,7 +299,7 @@ def rebuild_outdated(
             # What another process finished while this one looked is not rebuilt again.
             due = outdated(db, [p for p in fresh() if p.name in names])
             if due:
-                _rebuild(db, stores, due, advanced, stop, BATCH_SIZE)
+                _rebuild(db, stores, due, advanced, stop, BATCH_SIZE, fence)
     except RebuildRunning:
         return []
     return [p.name for p in due]
@@ -289,14 +310,31 @@ def _quote(name: str) -> str:
 
 
 class VersionUpgrade:
-    """A runner's companion thread: `rebuild_outdated` once at start, stopped with the runner (a
-    rebuild stopped before its switch leaves the live tables as they were)."""
+    """A runner's companion thread: rebuilds blue/green the read models whose leases its runner holds
+    and whose stored version is not the one its code declares, each switch fenced by those leases.
 
-    def __init__(self, db: Database, stores: EventStores, fresh: Callable[[], Sequence[Projection]]) -> None:
+    At start that is an upgrade (or a rollback); later, a read model taken over from a process of
+    another version that stopped. The balance gives a read model only to the processes whose code
+    has its newest version (projections/leasing.py `assign`), and the switch commits only while its
+    leases are this process's: in a rolling deploy the older processes, which let the lease go, write
+    nothing into the tables of the newer version (their batches are fenced by the same leases).
+    Stopped with the runner; a rebuild stopped before its switch leaves the live tables as they were.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        stores: EventStores,
+        fresh: Callable[[], Sequence[Projection]],
+        keeper: Callable[[], LeaseKeeper | None],
+    ) -> None:
+        self._db = db
+        self._stores = stores
+        self._fresh = fresh
+        self._keeper = keeper  # the runner's, once it has started
+        self._seen: dict[str, int] = {}  # read model -> the lease token under which its version was its code's
         self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, args=(db, stores, fresh), name="projection-upgrade", daemon=True
-        )
+        self._thread = threading.Thread(target=self._run, name="projection-upgrade", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
@@ -306,13 +344,51 @@ class VersionUpgrade:
         if self._thread.is_alive():
             self._thread.join(timeout=30)
 
-    def _run(self, db: Database, stores: EventStores, fresh: Callable[[], Sequence[Projection]]) -> None:
-        try:
-            rebuilt = rebuild_outdated(db, stores, fresh, self._stop)
-        except Interrupted:
-            log.info("the rebuild of projections of a new version stopped with the runner; the next start does it")
-        except Exception:
-            log.exception("rebuilding projections of a new version failed; the live tables are unchanged")
-        else:
-            if rebuilt:
-                log.info("rebuilt %s for their new version (blue/green)", ", ".join(rebuilt))
+    def _run(self) -> None:
+        failures = 0
+        while not self._stop.is_set():
+            try:
+                rebuilt = self._rebuild_held()
+            except Interrupted:
+                log.info("the rebuild for this version stopped with the runner; the next start does it")
+                return
+            except leases.LeaseLost as lost:
+                log.info("a rebuild for this version gave way: %s; it starts again once the leases are back", lost)
+            except Exception:
+                failures += 1
+                log.exception("rebuilding projections of another version failed; the live tables are unchanged")
+            else:
+                failures = 0
+                if rebuilt:
+                    log.info("rebuilt %s for their version in this code (blue/green)", ", ".join(rebuilt))
+            self._stop.wait(min(UPGRADE_BACKOFF, UPGRADE_CHECK * 2**failures))
+
+    def _rebuild_held(self) -> list[str]:
+        """Rebuild the read models whose leases this process acquired since it last looked (a new
+        token: at start, or taken over) and whose stored version is not this code's (none stored: taken
+        as built by it); the names rebuilt. One whose stored version stays another (its rebuild failed,
+        or another process's runs) is looked at again next time."""
+        keeper = self._keeper()
+        if keeper is None:
+            return []
+        held = keeper.held()
+        new = {name: token for name, token in held.items() if name in keeper.versions and self._seen.get(name) != token}
+        if not new:
+            return []
+        declared = keeper.versions
+        versions.adopt(self._db, {name: declared[name] for name in new})  # none stored yet: built by this code
+        stored = versions.stored(self._db)
+        due = {name for name in new if stored[name] != declared[name]}
+        rebuilt = []
+        if due:
+            tokens = {name: new[name] for name in due}
+            rebuilt = rebuild_outdated(
+                self._db,
+                self._stores,
+                lambda: [p for p in self._fresh() if p.name in due],
+                self._stop,
+                fence=lambda cur: leases.fence(cur, keeper.holder, tokens),
+            )
+            stored = versions.stored(self._db)
+        self._seen.update((name, token) for name, token in new.items() if stored[name] == declared[name])
+        return rebuilt

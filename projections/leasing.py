@@ -3,13 +3,14 @@
 Every process that runs projections (`ugc project`, or `ugc serve` inline) keeps one `LeaseKeeper`.
 Each tick (TICK) it says it is alive and which leases it runs with their weights (the projections'
 declared cost), renews what it holds, and takes or gives leases until it holds what the balance
-(`assign`) gives it: heaviest first, each to the member that runs it with the least weight so far.
-Every member computes the same balance from the same rows, so a lease moves only when members come
-or go. A member that stops ticking — dead, frozen, cut off — loses its leases TTL seconds after its
-last renewal; the others' next tick takes them over, so a projection is without a runner for at
-most TTL + TICK (+ a batch). A lease nobody took for TTL after it lapsed (members that disagree on
-the balance: another version's weights) is taken by whoever runs it. The runner applies only what
-the keeper holds, and each batch checks its lease again in its own transaction (`leases.fence`).
+(`assign`) gives it: heaviest first, each to the member that runs it with the least weight so far,
+a read model only to the members whose code has its newest version. Every member computes the
+same balance from the same rows, so a lease moves only when members come or go. A member that
+stops ticking — dead, frozen, cut off — loses its leases TTL seconds after its last renewal; the
+others' next tick takes them over, so a projection is without a runner for at most TTL + TICK (+ a
+batch). A lease nobody took for TTL after it lapsed (members that disagree on the balance: another
+version's weights) is taken by whoever runs it. The runner applies only what the keeper holds, and
+each batch checks its lease again in its own transaction (`leases.fence`).
 """
 
 from __future__ import annotations
@@ -48,20 +49,27 @@ WANTING_TICK = 0.1
 KEEPER_OPTIONS = "-c lock_timeout=500 -c TimeZone=UTC"
 
 
-def assign(members: Mapping[str, Mapping[str, float]]) -> dict[str, str]:
-    """Lease name -> the member that should hold it, from each member's leases and their weights.
+def assign(members: Mapping[str, leases.Member]) -> dict[str, str]:
+    """Lease name -> the member that should hold it, from each member's leases, their weights and the
+    versions of its read models' code.
 
     Heaviest first (then by name), each to the member that runs it with the least weight assigned so
     far (then the first by name): the longest-processing-time rule, within 4/3 of the best split.
+    A read model goes only to a member whose code has its newest version among the members: in a
+    rolling deploy the older processes hand it over to the newer ones, which rebuild it for their
+    version (`projections/bluegreen.py`), and the older code never writes into the tables built by
+    the newer. When no newer member is left (a rollback), the older ones run it again.
     """
     weights: dict[str, float] = {}
-    for runs in members.values():
-        for name, weight in runs.items():
+    for member in members.values():
+        for name, weight in member.weights.items():
             weights[name] = max(weight, weights.get(name, weight))
     load = dict.fromkeys(members, 0.0)
     owners: dict[str, str] = {}
     for name in sorted(weights, key=lambda n: (-weights[n], n)):
-        owner = min((member for member, runs in members.items() if name in runs), key=lambda m: (load[m], m))
+        running = {holder: member.versions.get(name, 0) for holder, member in members.items() if name in member.weights}
+        newest = max(running.values())
+        owner = min((holder for holder, version in running.items() if version == newest), key=lambda m: (load[m], m))
         owners[name] = owner
         load[owner] += weights[name]
     return owners
@@ -136,6 +144,7 @@ class LeaseKeeper:
         names: Sequence[str],
         *,
         weights: Mapping[str, float] | None = None,
+        versions: Mapping[str, int] | None = None,
         holder: str | None = None,
         ttl: float = TTL,
         tick: float = TICK,
@@ -145,6 +154,9 @@ class LeaseKeeper:
         self.names = sorted(names)
         # What each lease costs to run, relatively (1 when not said): the balance between members.
         self.weights = {name: float((weights or {}).get(name, 1.0)) for name in self.names}
+        # The version of each read model's code (`Projection.version`): the balance gives a read model
+        # only to the members with its newest.
+        self.versions = dict(versions or {})
         self.holder = holder or holder_id()
         self.ttl = ttl
         self.tick_every = tick
@@ -234,7 +246,7 @@ class LeaseKeeper:
             if not self._ensured:
                 leases.ensure(cur, self.names)
                 self._ensured = True
-            owners = assign(leases.attend(cur, self.holder, self.ttl, self.weights))
+            owners = assign(leases.attend(cur, self.holder, self.ttl, self.weights, self.versions))
             renewed = leases.renew(cur, self.holder, before, self.ttl)
             held = {name: token for name, token in before.items() if name in renewed}
             for name in sorted(set(before) - renewed):

@@ -495,7 +495,13 @@ class ProjectionRunner:
     def start(self) -> None:
         """Run in background threads until `stop()`: hold its share of the leases (by weight), catch up,
         follow, a thread per lane."""
-        self.keeper = LeaseKeeper(self.db, self.lease_names(), weights=self.lease_weights, changed=self.progress.nudge)
+        self.keeper = LeaseKeeper(
+            self.db,
+            self.lease_names(),
+            weights=self.lease_weights,
+            versions={p.name: p.version for p in self.projections if p.read_model},
+            changed=self.progress.nudge,
+        )
         self.keeper.start()
         # Thread -> how long `stop` waits for it. A side effect may be waiting on its server for
         # minutes (mail: SMTP's timeouts): it is left behind, and the leases given up then refuse

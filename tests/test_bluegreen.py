@@ -11,16 +11,24 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
 
 from commands.reference import load_reference_data
-from projections.bluegreen import Interrupted, RebuildRunning, live_positions, rebuild, rebuild_outdated
+from projections.bluegreen import (
+    Interrupted,
+    RebuildRunning,
+    VersionUpgrade,
+    live_positions,
+    rebuild,
+    rebuild_outdated,
+)
 from projections.catalog import CatalogProjection
 from projections.compare import ReadModelDifference, compare_read_models
+from projections.leasing import LeaseKeeper
 from projections.notifications import NotificationsProjection
 from projections.orders import OrdersProjection
 from projections.registry import all_projections
@@ -35,7 +43,9 @@ from tests.conftest import Api
 from tests.orders_world import a_deal, order_in
 from ugc.clock import SystemClock
 from ugc.config import Settings, sqlite_path
+from ugc.platform import leases
 from ugc.platform.database import Database
+from ugc.platform.dialect import Cursor
 from ugc.platform.store import EventStores
 from ugc.wiring import leader_sweeper, migrate
 
@@ -252,7 +262,9 @@ CRASHING = """
 import os, signal, sys
 from projections.bluegreen import rebuild
 from projections.orders import OrdersProjection
+from ugc.platform import leases
 from ugc.platform.database import Database
+from ugc.platform.dialect import Cursor
 from ugc.platform.store import EventStores
 from ugc.wiring import leader_sweeper, migrate
 
@@ -321,6 +333,60 @@ def test_a_projection_of_a_new_version_is_rebuilt_blue_green_at_start(
     assert rebuild_outdated(db, stores, lambda: [OrdersV2()], threading.Event()) == []
     rebuild(db, stores, [OrdersProjection()])  # back to the declared version for the other tests
     assert versions.stored(db)["orders"] == 1
+
+
+def test_a_rebuild_for_another_version_switches_only_while_its_process_holds_the_leases(
+    world: dict[str, int], parts: tuple[Database, EventStores]
+) -> None:
+    """A process whose lease of a read model was taken over (by a member of a newer version, or after
+    it froze) must not switch that read model's tables to its version: its switch is fenced by the
+    lease, and the live tables and their stored version stay as they were."""
+    db, stores = parts
+    live = leases.states(db)["orders"]  # the serving app's runner holds it
+    assert live.holder is not None
+    edit(db, world)
+    with pytest.raises(leases.LeaseLost):
+        rebuild_outdated(
+            db, stores, lambda: [OrdersV2()], threading.Event(), fence=fenced_by("test/taken-over", live.token)
+        )
+    assert versions.stored(db)["orders"] == 1
+    assert compare_read_models(db, stores, [OrdersProjection()]) != []  # the edit is still there: no switch
+    fence = fenced_by(live.holder, live.token)
+    assert rebuild_outdated(db, stores, lambda: [OrdersV2()], threading.Event(), fence=fence) == ["orders"]
+    assert versions.stored(db)["orders"] == 2
+    assert compare_read_models(db, stores, [OrdersProjection()]) == []
+    rebuild(db, stores, [OrdersProjection()])  # back to the declared version for the other tests
+    assert versions.stored(db)["orders"] == 1
+
+
+def fenced_by(holder: str, token: int) -> Callable[[Cursor], None]:
+    return lambda cur: leases.fence(cur, holder, {"orders": token})
+
+
+def test_a_runner_rebuilds_for_its_version_each_read_model_it_takes_over(backend: str, tmp_path: Path) -> None:
+    """A rolling deploy: a process of version 2 takes the read model over and rebuilds it for version 2;
+    then (a rollback) only a process of version 1 is left, takes it over, and rebuilds it for version 1.
+    Looking again under the same lease rebuilds nothing (`VersionUpgrade`, run by hand here)."""
+    with fresh_database(backend, tmp_path) as url:
+        db, stores = Database(url), EventStores(url, data_key=DATA_KEY)
+        try:
+            migrate(db)
+            ProjectionRunner(db, stores, [OrdersProjection()], Progress()).register()
+            versions.adopt(db, {"orders": 1})
+            for projection in (OrdersV2, OrdersProjection):
+                keeper = LeaseKeeper(
+                    db, ["orders"], versions={"orders": projection.version}, holder=f"test/v{projection.version}"
+                )
+                keeper.tick()  # the other member has left: the lease is free
+                assert "orders" in keeper.held()
+                upgrade = VersionUpgrade(db, stores, lambda projection=projection: [projection()], lambda k=keeper: k)
+                assert upgrade._rebuild_held() == ["orders"]
+                assert versions.stored(db)["orders"] == projection.version
+                assert upgrade._rebuild_held() == []
+                keeper.stop()
+        finally:
+            stores.close()
+            db.close()
 
 
 def test_side_effects_are_never_replayed(parts: tuple[Database, EventStores], settings: Settings) -> None:

@@ -33,6 +33,7 @@ def test_an_older_database_gets_the_later_columns_and_their_projections_rewound(
                     cur.execute(f"ALTER TABLE idempotency_keys DROP COLUMN {column}")
                 cur.execute("ALTER TABLE parked_events DROP COLUMN retry_at")
                 cur.execute("ALTER TABLE lease_members DROP COLUMN leases")
+                cur.execute("ALTER TABLE lease_members DROP COLUMN versions")
                 cur.execute("ALTER TABLE auth_failures DROP COLUMN attempt")
                 cur.execute("ALTER TABLE auth_failures DROP COLUMN in_flight")
                 if backend == "sqlite":  # SQLite's alone (ugc/platform/erasures.py)
@@ -53,7 +54,7 @@ def test_an_older_database_gets_the_later_columns_and_their_projections_rewound(
                     cur.execute(f"SELECT {column.split()[0]} FROM {table} WHERE 1 = 0")  # fails if missing
                 cur.execute(f"SELECT {', '.join(KEYS_LATER_COLUMNS)} FROM idempotency_keys WHERE 1 = 0")
                 cur.execute("SELECT retry_at FROM parked_events WHERE 1 = 0")
-                cur.execute("SELECT leases FROM lease_members WHERE 1 = 0")
+                cur.execute("SELECT leases, versions FROM lease_members WHERE 1 = 0")
                 if backend == "sqlite":  # a mark of the earlier release: of no known age, swept next
                     assert cur.execute("SELECT user_id, at FROM erasure_marks").fetchall() == [
                         {"user_id": 5, "at": None}

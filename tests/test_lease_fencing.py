@@ -73,6 +73,31 @@ def test_members_split_the_leases_fairly_and_a_lapsed_holder_is_replaced(db: Dat
         b.stop()
 
 
+def test_a_read_model_goes_to_the_members_of_its_newest_version_and_back_when_they_leave(db: Database) -> None:
+    """A rolling deploy: the older member gives the read model up to the newer one, which by weight alone
+    it would have kept (the first by name of two equally loaded members); the rest is shared as before.
+    A rollback: once the newer member is gone, the older one runs the read model again."""
+    prefix = uuid.uuid4().hex[:6]
+    model, other = f"model_{prefix}", f"other_{prefix}"
+    older, newer = (
+        LeaseKeeper(db, [model, other], weights={model: 4.0}, versions={model: version}, holder=holder, ttl=TTL)
+        for version, holder in ((1, f"test/a-{prefix}"), (2, f"test/b-{prefix}"))
+    )
+    try:
+        older.tick()
+        assert sorted(older.held()) == [model, other]
+        newer.tick()
+        older.tick()  # gives the read model up: the balance gives it to the newer code
+        newer.tick()
+        assert (set(older.held()), set(newer.held())) == ({other}, {model})
+        newer.stop()
+        older.tick()
+        assert sorted(older.held()) == [model, other]
+    finally:
+        older.stop()
+        newer.stop()
+
+
 def test_a_batch_under_a_lost_lease_commits_nothing(settings: Settings, db: Database) -> None:
     stores = EventStores(settings.database_url, data_key=DATA_KEY)
     try:
@@ -369,12 +394,14 @@ def test_a_projector_runs_only_the_projections_it_is_given(settings: Settings, d
         stores.close()
 
 
-def test_members_of_a_database_older_than_their_leases_column_get_it_at_migration(db: Database) -> None:
+def test_members_of_a_database_older_than_their_leases_columns_get_them_at_migration(db: Database) -> None:
     with db.transaction(write=True) as cur:
         cur.execute("DELETE FROM lease_members")
         cur.execute("ALTER TABLE lease_members DROP COLUMN leases")
+        cur.execute("ALTER TABLE lease_members DROP COLUMN versions")
     migrate(db)
-    a = keeper(db, [f"older_{uuid.uuid4().hex[:6]}"])
+    name = f"older_{uuid.uuid4().hex[:6]}"
+    a = LeaseKeeper(db, [name], versions={name: 2}, holder=f"test/{uuid.uuid4().hex[:8]}", ttl=TTL)
     try:
         a.tick()
         assert len(a.held()) == 1

@@ -136,7 +136,9 @@ def projection_runner(
         max_attempts=settings.projection_max_attempts,
     )
     until_reachable(runner.register, what="start", await_creation=True)
-    upgrade = VersionUpgrade(db, stores, lambda: [p for p in all_projections(settings) if chosen(p)])
+    upgrade = VersionUpgrade(
+        db, stores, lambda: [p for p in all_projections(settings) if chosen(p)], lambda: runner.keeper
+    )
     upgrade.start()
     try:
         yield runner

@@ -5,8 +5,8 @@ expires. Expiry is read on the database's clock (`NOW`), never a process's, so t
 clocks disagree still agree on who holds what. A holder renews its leases every tick; one that
 stops (dead, frozen, cut off) loses them when they expire, and another process acquires them with
 a new token. Every batch checks its lease in its own transaction (`fence`), so a holder that lost
-one commits nothing more under it. `lease_members` lists the processes alive and the leases each
-runs, with their weights, for the balance.
+one commits nothing more under it. `lease_members` lists the processes alive, the leases each
+runs with their weights, and the version of each read model's code it runs, for the balance.
 
 The coordination lives here; who acquires what, and when, is `projections/leasing.py`.
 """
@@ -28,11 +28,13 @@ DDL = (
         expires_at DOUBLE PRECISION NOT NULL DEFAULT 0)""",
     # What makes an acquisition wait for a batch's fence, and a renewal not (see `fence`).
     "CREATE UNIQUE INDEX IF NOT EXISTS leases_token ON leases (name, token)",
-    # `leases`: the leases the member runs and their weights, as JSON ({"orders": 4.0, ...}).
+    # `leases`: the leases the member runs and their weights, as JSON ({"orders": 4.0, ...});
+    # `versions`: the version of the code of each read model it runs ({"notifications": 3, ...}).
     """CREATE TABLE IF NOT EXISTS lease_members (
         holder TEXT PRIMARY KEY,
         expires_at DOUBLE PRECISION NOT NULL,
-        leases TEXT NOT NULL DEFAULT '')""",
+        leases TEXT NOT NULL DEFAULT '',
+        versions TEXT NOT NULL DEFAULT '')""",
 )
 
 # The database's clock, in seconds since the epoch. clock_timestamp(), not now(): now() is when the
@@ -66,23 +68,38 @@ def ensure(cur: Cursor, names: Sequence[str]) -> None:
 
 
 def add_later_columns(cur: Cursor) -> None:
-    """Give a `lease_members` made before members named their leases the column."""
+    """Give a `lease_members` made before members named their leases, or their versions, the columns."""
     add_column(cur, "lease_members", "leases TEXT NOT NULL DEFAULT ''")
+    add_column(cur, "lease_members", "versions TEXT NOT NULL DEFAULT ''")
 
 
-def attend(cur: Cursor, holder: str, ttl: float, runs: Mapping[str, float]) -> dict[str, dict[str, float]]:
-    """Say `holder` is alive for `ttl` seconds more and runs the leases `runs` (name -> weight); every
-    member alive (itself included) and what each runs. A member of an older version, which named
-    none, runs none as far as the balance knows."""
+@dataclass(frozen=True)
+class Member:
+    """What a live member runs: lease -> weight, and read model -> the version of its code."""
+
+    weights: dict[str, float]
+    versions: dict[str, int]
+
+
+def attend(
+    cur: Cursor, holder: str, ttl: float, runs: Mapping[str, float], versions: Mapping[str, int]
+) -> dict[str, Member]:
+    """Say `holder` is alive for `ttl` seconds more and runs the leases `runs` (name -> weight), its
+    read models' code at `versions`; every member alive (itself included) and what each runs. A member
+    of an older version, which named none, runs none as far as the balance knows; one that named no
+    versions runs every read model at version 0."""
     now = _now(cur)
     cur.execute(
-        f"INSERT INTO lease_members (holder, expires_at, leases) VALUES (%s, {now} + %s, %s) "
-        "ON CONFLICT (holder) DO UPDATE SET expires_at = excluded.expires_at, leases = excluded.leases",
-        (holder, ttl, json.dumps(dict(runs), sort_keys=True)),
+        f"INSERT INTO lease_members (holder, expires_at, leases, versions) VALUES (%s, {now} + %s, %s, %s) "
+        "ON CONFLICT (holder) DO UPDATE SET expires_at = excluded.expires_at, leases = excluded.leases, "
+        "versions = excluded.versions",
+        (holder, ttl, json.dumps(dict(runs), sort_keys=True), json.dumps(dict(versions), sort_keys=True)),
     )
     cur.execute(f"DELETE FROM lease_members WHERE expires_at < {now} - %s", (MEMBERS_KEPT,))
-    rows = cur.execute(f"SELECT holder, leases FROM lease_members WHERE expires_at > {now}").fetchall()
-    return {row["holder"]: json.loads(row["leases"] or "{}") for row in rows}
+    rows = cur.execute(f"SELECT holder, leases, versions FROM lease_members WHERE expires_at > {now}").fetchall()
+    return {
+        row["holder"]: Member(json.loads(row["leases"] or "{}"), json.loads(row["versions"] or "{}")) for row in rows
+    }
 
 
 def leave(cur: Cursor, holder: str) -> None:
