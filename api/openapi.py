@@ -72,7 +72,8 @@ class Operation:
       creates what may exist already, `"done"` for one that can be done only once (409);
     - `missing`: the object may be missing although no path id names it (404, e.g. "my profile");
     - `if_match`: takes `If-Match` (412 on a stale version); `etag`: answers `ETag`;
-    - `throttled`: failures are counted per user and address (429 with `Retry-After`);
+    - `throttled`: failures are counted per user and address (429 with `Retry-After`); an attempt
+      waits 3 s at most for those in flight to end (503 after);
     - `storage`: reads or writes the database (503 when it is unreachable or a read model lags);
     - `ranges`: serves a stored file: byte ranges (`Range`: 206 with the part, 416 past its end) and
       revalidation (304 for a matching `If-None-Match` or `If-Modified-Since`);
@@ -180,6 +181,7 @@ class Operation:
             add(416, "диапазон `Range` начинается за концом файла (`Content-Range` — размер файла)")
         if self.throttled:
             add(429, "слишком много неудачных попыток (см. `Retry-After`)")
+            add(503, "слишком много попыток одновременно: начатые не завершились за 3 с (см. `Retry-After`)")
         if self.storage:
             add(503, "база данных недоступна (см. `Retry-After`)")
             if method != "GET":

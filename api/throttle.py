@@ -11,9 +11,12 @@ An attempt is recorded, in flight, before it runs, and starts only if it stays w
 even should every attempt in flight fail: a burst of wrong passwords sent at once is held to the
 same limits as one sent one after another. An attempt that would not fit while others are in flight
 waits for them to end (`SETTLE_WAIT` at most, woken when one of this process ends and polling for
-the others'), and is refused only once the failures alone reach a limit: correct sign-ins sent at
-once never get 429 for each other (10 of 40 did, from one address, when in-flight attempts counted
-as failures). `Retry-After` is when the failures that reached the limit leave the window.
+the others'), and is refused 429 only once the failures alone reach a limit: correct sign-ins sent
+at once never get 429 for each other (10 of 40 did, from one address, when in-flight attempts
+counted as failures). `Retry-After` is when the failures that reached the limit leave the window.
+If those in flight have not ended by then, nothing failed: the server is too slow to decide, and
+answers 503 with `Retry-After: 1` as it does for other overloads (a burst of 120 correct sign-ins
+from one address on SQLite had correct ones told their attempts had failed too often).
 
 An attempt still in flight after `DEAD_AFTER` is taken for one whose process died (killed between
 its start and its answer): it counts as nothing. Its client got no answer, so it learnt nothing
@@ -99,7 +102,7 @@ class FailureThrottle:
 
     async def _started(self, run: Blocking, who: list[Subject]) -> str:
         """The key of the attempt recorded in flight, once it fits; 429 once failures alone are at a
-        limit, or when those in flight did not end within `SETTLE_WAIT`."""
+        limit, 503 when those in flight did not end within `SETTLE_WAIT`."""
         limited = [(subject, LIMITS[subject.scope]) for subject in who]
         deadline = time.monotonic() + SETTLE_WAIT
         while True:
@@ -115,7 +118,7 @@ class FailureThrottle:
                 raise errors.throttled(_until_failures_leave(tallies, limits, now))
             left = deadline - time.monotonic()
             if left <= 0:
-                raise errors.throttled(_until_in_flight_end(tallies, limits, now))
+                raise errors.unavailable()
             await self._one_ends(min(left, POLL))
 
     async def _one_ends(self, timeout: float) -> None:
@@ -145,14 +148,4 @@ def _until_failures_leave(tallies: list[Tally], limits: list[int], now: datetime
         _seconds(tally.failures[-1] + WINDOW, now)
         for tally, limit in zip(tallies, limits, strict=True)
         if len(tally.failures) >= limit
-    )
-
-
-def _until_in_flight_end(tallies: list[Tally], limits: list[int], now: datetime) -> int:
-    """Seconds until enough attempts in flight have ended, at the latest (taken for dead), for one
-    more attempt to fit against every subject."""
-    return max(
-        _seconds(tally.in_flight[len(tally.failures) + len(tally.in_flight) - limit] + DEAD_AFTER, now)
-        for tally, limit in zip(tallies, limits, strict=True)
-        if not tally.admits(limit)
     )

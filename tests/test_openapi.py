@@ -86,6 +86,9 @@ def test_errors_follow_from_what_the_operation_does() -> None:
     assert statuses("/api/v1/orders/{id}/cancel/", "post") == {200, 400, 401, 403, 404, 409, 412, 413, 415, 422, 503}
     # Login: credentials and throttling, no token.
     assert statuses("/api/auth/token/", "post") == {200, 400, 401, 413, 415, 422, 429, 503}
+    # An attempt that waited out those in flight is refused as an overload, not as a failure.
+    assert "одновременно" in _responses("/api/auth/token/", "post")["503"]["description"]
+    assert "одновременно" not in _responses("/api/auth/token/", "post")["429"]["description"]
     # A public list: its query and pages only.
     assert statuses("/api/v1/services/", "get") == {200, 404, 422, 503}
     # Liveness touches nothing that can fail.
