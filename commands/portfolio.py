@@ -21,6 +21,16 @@ Kind = Literal["item", "image"]
 
 
 @dataclass(frozen=True)
+class Saved:
+    """An item or image as a command appended it: what the read model shows once it reaches
+    `positions`, so the answer is rendered from it (as orders' are) rather than read back, which
+    found nothing when a deletion appended just after was projected first."""
+
+    piece: PortfolioItem | PortfolioImage
+    positions: Positions
+
+
+@dataclass(frozen=True)
 class StoredImage:
     """Bytes already in the media store: their key and the image type sniffed from them."""
 
@@ -35,7 +45,7 @@ class PortfolioCommands:
         self.db = db
         self.clock = clock
 
-    def create_item(self, user_id: int, *, title: str, description: str, cover: StoredImage) -> tuple[int, Positions]:
+    def create_item(self, user_id: int, *, title: str, description: str, cover: StoredImage) -> Saved:
         profile = require_creator(self.accounts, user_id)
         number = self.db.next_number("portfolio_item")
         item = PortfolioItem(
@@ -48,11 +58,9 @@ class PortfolioCommands:
             at=self.clock.now(),
             actor=user_actor(user_id),
         )
-        return number, save(self.app, item)
+        return Saved(item, save(self.app, item))
 
-    def add_image(
-        self, user_id: int, *, portfolio_item: int, image: StoredImage, caption: str, order: int
-    ) -> tuple[int, Positions]:
+    def add_image(self, user_id: int, *, portfolio_item: int, image: StoredImage, caption: str, order: int) -> Saved:
         """Add an image to one of the caller's items: an unknown (or deleted) item is a bad field (422),
         another's is 403. Appended with the item's own record of it: an item deleted meanwhile
         clashes, and the image is refused as for an item deleted before."""
@@ -82,7 +90,8 @@ class PortfolioCommands:
                 actor=actor,
             )
 
-        return number, change(self.app, item, attach, also=lambda added: (added,)).positions
+        added = change(self.app, item, attach, also=lambda added: (added,))
+        return Saved(added.result, added.positions)
 
     # Items and images alike: only the creator who owns one changes it.
 
@@ -95,7 +104,7 @@ class PortfolioCommands:
         file: StoredImage | None = None,
         *,
         expected_versions: frozenset[int] | None = None,
-    ) -> Positions:
+    ) -> Saved:
         """Change the item's or image's fields, and its bytes when a `file` comes with their type."""
         new_file = None if file is None else (file.key, file.content_type)
         return self._change(
@@ -112,7 +121,7 @@ class PortfolioCommands:
         actor = user_actor(user_id)
         return self._change(
             kind, user_id, number, lambda piece: piece.delete(self.clock.now(), actor), expected_versions
-        )
+        ).positions
 
     def _change(
         self,
@@ -121,7 +130,7 @@ class PortfolioCommands:
         number: int,
         decide: Callable[[PortfolioItem | PortfolioImage], None],
         expected_versions: frozenset[int] | None,
-    ) -> Positions:
+    ) -> Saved:
         """404 for a missing or deleted one, then 403 for another's, then 412 for a stale `If-Match`."""
 
         def owned() -> PortfolioItem | PortfolioImage:
@@ -129,7 +138,12 @@ class PortfolioCommands:
             check_owner(self.accounts, user_id, piece.creator_profile)
             return piece
 
-        return change(self.app, owned, decide, expected_versions=expected_versions).positions
+        def decided(piece: PortfolioItem | PortfolioImage) -> PortfolioItem | PortfolioImage:
+            decide(piece)
+            return piece
+
+        changed = change(self.app, owned, decided, expected_versions=expected_versions)
+        return Saved(changed.result, changed.positions)
 
     def _item(self, number: int) -> PortfolioItem:
         try:

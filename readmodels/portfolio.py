@@ -70,6 +70,12 @@ def get_portfolio_item(db: Database, item_id: int) -> Row | None:
         return cur.execute(f"{_ITEM} WHERE id = %s", (item_id,)).fetchone()
 
 
+def portfolio_item_images(db: Database, item_id: int) -> Row:
+    """`images` of the item as its row holds them now: none once the item is deleted."""
+    row = get_portfolio_item(db, item_id)
+    return {"images": [] if row is None else row["images"]}
+
+
 def list_portfolio_images(page: PageRequest, portfolio_item_id: int | None = None) -> PageQuery:
     """In the order the creator gave (`order`, then id), item by item."""
     where, params = "", []
@@ -80,11 +86,6 @@ def list_portfolio_images(page: PageRequest, portfolio_item_id: int | None = Non
         (f"SELECT COUNT(*) AS n FROM portfolio_images{where}", params),
         (f"{_IMAGE}{where} ORDER BY portfolio_item_id, sort_order, id", params),
     )
-
-
-def get_portfolio_image(db: Database, image_id: int) -> Row | None:
-    with db.read() as cur:
-        return cur.execute(f"{_IMAGE} WHERE id = %s", (image_id,)).fetchone()
 
 
 def public_media_type(db: Database, key: str) -> str | None:

@@ -230,7 +230,9 @@ def test_an_image_added_as_its_item_is_deleted_is_refused_and_not_stored(
     an item deleted before, with nothing appended."""
     user = a_profile(stores)
     commands = RacedPortfolio(stores, settings)
-    item, _ = commands.create_item(user, title="Ролик", description="", cover=StoredImage("cover", "image/png"))
+    item = commands.create_item(
+        user, title="Ролик", description="", cover=StoredImage("cover", "image/png")
+    ).piece.number
     head = stores.catalog.recorder.max_notification_id() or 0
     with pytest.raises(InvalidField) as refused:
         commands.add_image(user, portfolio_item=item, image=StoredImage("image", "image/png"), caption="", order=0)

@@ -136,11 +136,14 @@ class PortfolioItem(_Piece, Aggregate):
         self.description = description
         self.cover_key = cover_key
         self.cover_content_type = cover_content_type
+        self.created_at = at
+        self.updated_at = at
         self.deleted = False
 
     @event(Updated)
     def _updated(self, changes: dict[str, Any], at: datetime, actor: str) -> None:
         apply_changes(self, changes)
+        self.updated_at = at
 
     @event(Deleted)
     def _deleted(self, at: datetime, actor: str) -> None:
@@ -149,6 +152,20 @@ class PortfolioItem(_Piece, Aggregate):
     @event(ImageAttached)
     def _image_attached(self, image: int, at: datetime, actor: str) -> None:
         pass  # the item's version moves: what a racing deletion clashes on
+
+    def as_row(self) -> dict[str, Any]:
+        """The item in the read model's shape but for its images (aggregates of their own), for answers
+        rendered from what a command appended."""
+        return {
+            "id": self.number,
+            "version": self.version,
+            "creator_profile_id": self.creator_profile,
+            "title": self.title,
+            "description": self.description,
+            "cover_key": self.cover_key,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }
 
 
 @stored_as
@@ -219,3 +236,14 @@ class PortfolioImage(_Piece, Aggregate):
     @event(Removed)
     def _deleted(self, at: datetime, actor: str) -> None:
         self.deleted = True
+
+    def as_row(self) -> dict[str, Any]:
+        """The image in the read model's shape, for answers rendered from what a command appended."""
+        return {
+            "id": self.number,
+            "version": self.version,
+            "portfolio_item_id": self.portfolio_item,
+            "image_key": self.image_key,
+            "caption": self.caption,
+            "sort_order": self.order,
+        }

@@ -35,11 +35,15 @@ from api.schemas.portfolio import (
 from api.services import Services, services
 from api.uploads import ReceivedFile, received_content
 from api.versions import etag, expected_versions
-from commands.portfolio import Kind, StoredImage
-from commands.saving import Positions
+from commands.portfolio import Kind, Saved, StoredImage
 from readmodels.creators import get_creator_profile_of_user
 from readmodels.pages import Page, read_page_async
-from readmodels.portfolio import get_portfolio_image, get_portfolio_item, list_portfolio_images, list_portfolio_items
+from readmodels.portfolio import (
+    get_portfolio_item,
+    list_portfolio_images,
+    list_portfolio_items,
+    portfolio_item_images,
+)
 from ugc.platform.database import Database
 from ugc.platform.dialect import Row
 
@@ -49,14 +53,14 @@ class Piece:
     """What items and images differ in, for the code below that treats them alike."""
 
     kind: Kind
-    read: Callable[[Database, int], Row | None]
     render: Callable[[str, Row], dict[str, Any]]  # (public URL, row)
-    not_found: str
     file_field: str
+    # What its answer shows of other aggregates (an item's images), from the read model: (db, its id).
+    embedded: Callable[[Database, int], Row] | None = None
 
 
-ITEM = Piece("item", get_portfolio_item, render_item, "portfolio_item_not_found", "cover_image")
-IMAGE = Piece("image", get_portfolio_image, render_image, "portfolio_image_not_found", "image")
+ITEM = Piece("item", render_item, "cover_image", portfolio_item_images)
+IMAGE = Piece("image", render_image, "image")
 
 
 # Items -------------------------------------------------------------------------------------------
@@ -78,12 +82,16 @@ async def list_items(request: Request) -> Response:
 
 
 async def item(request: Request) -> Response:
-    return await _answer(services(request), ITEM, request.path_params["id"])
+    s = services(request)
+    row = await s.run(get_portfolio_item, s.db, request.path_params["id"])
+    if row is None:
+        raise errors.not_found("portfolio_item_not_found")
+    return _answer(s, ITEM, row)
 
 
 @idempotent_upload
 async def create_item(request: Request) -> Response:
-    def run(s: Services, user_id: int, body: PortfolioItemIn, cover: StoredImage) -> tuple[int, Positions]:
+    def run(s: Services, user_id: int, body: PortfolioItemIn, cover: StoredImage) -> Saved:
         return s.portfolio.create_item(user_id, title=body.title, description=body.description, cover=cover)
 
     return await _create(request, ITEM, PortfolioItemIn, run)
@@ -119,7 +127,7 @@ async def list_images(request: Request) -> Response:
 
 @idempotent_upload
 async def add_image(request: Request) -> Response:
-    def run(s: Services, user_id: int, body: PortfolioImageIn, image: StoredImage) -> tuple[int, Positions]:
+    def run(s: Services, user_id: int, body: PortfolioImageIn, image: StoredImage) -> Saved:
         return s.portfolio.add_image(
             user_id, portfolio_item=body.portfolio_item, image=image, caption=body.caption, order=body.order
         )
@@ -143,19 +151,26 @@ CreateIn = TypeVar("CreateIn", PortfolioItemIn, PortfolioImageIn)
 UpdateIn = PortfolioItemIn | PortfolioItemPatchIn | PortfolioImagePatchIn
 
 
-async def _answer(s: Services, piece: Piece, number: int, status_code: int = 200) -> Response:
-    """The item or image as its read model holds it, with its version as the ETag."""
-    row = await s.run(piece.read, s.db, number)
-    if row is None:
-        raise errors.not_found(piece.not_found)
+def _answer(s: Services, piece: Piece, row: Row, status_code: int = 200) -> Response:
+    """The item or image in `row`, with its version as the ETag."""
     return JSON(piece.render(s.settings.public_url, row), status_code=status_code, headers=etag(row["version"]))
+
+
+async def _answer_saved(s: Services, piece: Piece, saved: Saved, status_code: int = 200) -> Response:
+    """The item or image as the command appended it, once the read model has it. Read back, it could
+    be gone already (404 for a change that was saved) when its deletion followed at once."""
+    await s.settle(saved.positions)
+    row = saved.piece.as_row()
+    if piece.embedded is not None:
+        row |= await s.run(piece.embedded, s.db, saved.piece.number)
+    return _answer(s, piece, row, status_code)
 
 
 async def _create(
     request: Request,
     piece: Piece,
     model: type[CreateIn],
-    run: Callable[[Services, int, CreateIn, StoredImage], tuple[int, Positions]],
+    run: Callable[[Services, int, CreateIn, StoredImage], Saved],
 ) -> Response:
     """A form whose image is required: a missing one is reported with the fields' problems."""
     s = services(request)
@@ -164,9 +179,8 @@ async def _create(
         await claim_received(request, received_content(fields, file))
         body = form_fields(model, fields, missing_file=piece.file_field if file is None else None)
         assert file is not None
-        number, positions = await file.record(s.run(run, s, user_id, body, _stored(file)))
-    await s.settle(positions)
-    return await _answer(s, piece, number, status_code=201)
+        saved = await file.record(s.run(run, s, user_id, body, _stored(file)))
+    return await _answer_saved(s, piece, saved, status_code=201)
 
 
 async def _update(request: Request, piece: Piece, model: type[UpdateIn]) -> Response:
@@ -188,9 +202,8 @@ async def _update(request: Request, piece: Piece, model: type[UpdateIn]) -> Resp
             new_file,
             expected_versions=expected_versions(request),
         )
-        positions = await (file.record(command) if file is not None else command)
-    await s.settle(positions)
-    return await _answer(s, piece, number)
+        saved = await (file.record(command) if file is not None else command)
+    return await _answer_saved(s, piece, saved)
 
 
 async def _delete(request: Request, piece: Piece) -> Response:
