@@ -24,7 +24,7 @@ same way, so a rebuilt table counts what the live one does.
 
 from __future__ import annotations
 
-from readmodels.pages import REPLAY_CHUNK, PageQuery, PageRequest
+from readmodels.pages import REPLAY_CHUNK, PageQuery, PageRequest, Query
 from ugc.notifications import SOURCES
 from ugc.platform.database import Database
 from ugc.platform.dialect import Row
@@ -121,8 +121,22 @@ _COUNTED = {None: "total", True: "total - unread", False: "unread"}
 
 # The rows of a page by its `read` filter, each followed by `user_read_params` but the first. The
 # unread ones are among the rows not marked read by themselves (`notifications_user_read`); the read
-# ones are found walking the user's rows newest first (`notifications_user`).
+# ones of a user with marks are found walking the user's rows newest first (`notifications_user`).
 _FILTERED = {None: "", True: f" AND {USER_READ_STATE}", False: f" AND is_read = FALSE AND NOT {USER_READ_STATE}"}
+
+# A user without a mark of all read: their read rows are those marked read by themselves, one range
+# of `notifications_user_read`, read by a statement of its own (`PageQuery.alternative`), where the
+# walk of `_FILTERED[True]` passed every unread row above them (22 ms for 100,000 unread over 5 read,
+# on PostgreSQL, against 0.06).
+_NO_MARKS = "NOT EXISTS (SELECT 1 FROM notification_read_marks WHERE user_id = %s)"
+
+
+def _rows(user_id: int, condition: str, params: list[object]) -> Query:
+    """The user's notifications meeting `condition` (its `params` after the user's), newest first."""
+    return (
+        f"SELECT {COLUMNS} FROM notifications WHERE user_id = %s{condition} ORDER BY seq DESC",
+        [*user_read_params(user_id), user_id, *params],
+    )
 
 
 def list_notifications(user_id: int, page: PageRequest, *, read: bool | None) -> PageQuery:
@@ -135,11 +149,9 @@ def list_notifications(user_id: int, page: PageRequest, *, read: bool | None) ->
     return PageQuery(
         page,
         (f"SELECT {_COUNTED[read]} AS n FROM notification_counts WHERE user_id = %s", [user_id]),
-        (
-            f"SELECT {COLUMNS} FROM notifications WHERE user_id = %s{_FILTERED[read]} ORDER BY seq DESC",
-            [*user_read_params(user_id), user_id, *filtered],
-        ),
+        _rows(user_id, _FILTERED[read], filtered),
         stops_at_count=read is not None,
+        alternative=((_NO_MARKS, [user_id]), _rows(user_id, " AND is_read = TRUE", [])) if read is True else None,
     )
 
 

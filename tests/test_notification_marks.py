@@ -10,7 +10,12 @@ The expected read state comes from the user's `NotificationsRead` aggregate: rea
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
+
+import psycopg
+import pytest
+from psycopg import ClientCursor
 
 from commands.saving import save
 from projections.notifications import NotificationsProjection
@@ -19,10 +24,13 @@ from readmodels.notifications import get_notification, list_notifications, store
 from readmodels.pages import PageRequest, read_page
 from readmodels.waiting import Progress
 from tests import test_projection_notifications
+from tests.backends import fresh_database
 from tests.test_projection_notifications import BUYER, CREATOR, FRIEND, Recording, World, a_chat, placed, table
 from ugc.events import user_actor
 from ugc.messaging import Conversation
 from ugc.notifications import NotificationsRead, inbox_id, notification_id, notification_source
+from ugc.platform.database import Database
+from ugc.platform.dialect import postgres_params
 
 world = test_projection_notifications.world  # the fixture: migrated tables, the stores and a clock
 
@@ -201,3 +209,46 @@ def stored_tables(world: World) -> dict[str, list[dict[str, Any]]]:
             for name in ("notification_reads", "notification_read_marks", "notification_counts")
         },
     }
+
+
+def rows_read(plan: dict[str, Any], relation: str) -> int:
+    """The rows of `relation` the nodes of an `EXPLAIN (ANALYZE, FORMAT JSON)` plan passed, kept or filtered out."""
+    own = 0
+    if plan.get("Relation Name") == relation:
+        own = plan["Actual Rows"] * plan["Actual Loops"] + plan.get("Rows Removed by Filter", 0)
+    return int(own) + sum(rows_read(child, relation) for child in plan.get("Plans", []))
+
+
+def test_a_read_page_of_a_user_without_marks_reads_only_the_read_rows(backend: str, tmp_path: Path) -> None:
+    """A `read=true` page of a user who never marked all, with 3,000 unread above 5 read one by one,
+    reads those 5 rows (`notifications_user_read`). A single statement for users with marks and
+    without walked every unread row newest first down to them (22 ms for 100,000 on PostgreSQL,
+    0.06 when `is_read` alone said it). The rows are stored by hand: it is the read that is tested."""
+    if backend != "postgres":
+        pytest.skip("PostgreSQL's counts of the rows a statement read")
+    unread, read = 3000, 5
+    with fresh_database(backend, tmp_path, migrated=True) as url:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(
+                "INSERT INTO notifications (id, seq, user_id, source, position, type, message, data, is_read, "
+                "created_at) SELECT n, n, %s, 'messaging', n, 'new_message', '…', '{}', n <= %s, now() "
+                "FROM generate_series(1, %s) AS n",
+                (FRIEND, read, unread + read),
+            )
+            conn.execute("INSERT INTO notification_counts VALUES (%s, %s, %s)", (FRIEND, unread + read, unread))
+            conn.execute("ANALYZE")
+            query = list_notifications(FRIEND, PageRequest(1, 20), read=True)
+            walked = 0
+            for statement, params in query.statements[1:]:  # bound as `Database.snapshot` binds them
+                bound = ClientCursor(conn).mogrify(statement, postgres_params(params))
+                found = conn.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {bound}").fetchone()
+                assert found is not None
+                walked += rows_read(found[0][0]["Plan"], "notifications")
+        db = Database(url)
+        try:
+            page = read_page(db, query)
+        finally:
+            db.close()
+    assert [int(row["id"]) for row in page.rows] == [5, 4, 3, 2, 1] and all(row["is_read"] for row in page.rows)
+    assert page.count == read
+    assert walked == read
