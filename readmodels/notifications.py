@@ -24,7 +24,7 @@ same way, so a rebuilt table counts what the live one does.
 
 from __future__ import annotations
 
-from readmodels.pages import REPLAY_CHUNK, PageQuery, PageRequest, Query
+from readmodels.pages import REPLAY_CHUNK, PageQuery, PageRequest
 from ugc.notifications import SOURCES
 from ugc.platform.database import Database
 from ugc.platform.dialect import Row
@@ -96,7 +96,11 @@ def user_read_params(user_id: int) -> list[object]:
     return [user_id] * len(SOURCES)
 
 
-COLUMNS = f"id, seq, type, message, data, {USER_READ_STATE} AS is_read, created_at"  # then `user_read_params`
+def _columns(is_read: str) -> str:
+    return f"id, seq, type, message, data, {is_read} AS is_read, created_at"
+
+
+COLUMNS = _columns(USER_READ_STATE)  # then `user_read_params`
 
 # A database from before `notification_seqs` kept the live order in `notifications.seq` alone: carried
 # over at migration, before anything empties the table, so that its clients resume where they were.
@@ -124,19 +128,14 @@ _COUNTED = {None: "total", True: "total - unread", False: "unread"}
 # ones of a user with marks are found walking the user's rows newest first (`notifications_user`).
 _FILTERED = {None: "", True: f" AND {USER_READ_STATE}", False: f" AND is_read = FALSE AND NOT {USER_READ_STATE}"}
 
-# A user without a mark of all read: their read rows are those marked read by themselves, one range
-# of `notifications_user_read`, read by a statement of its own (`PageQuery.alternative`), where the
-# walk of `_FILTERED[True]` passed every unread row above them (22 ms for 100,000 unread over 5 read,
-# on PostgreSQL, against 0.06).
+# The read rows of a user without a mark of all read: those marked read by themselves, one range of
+# `notifications_user_read`, read by a statement of its own (`PageQuery.alternative`) where the walk
+# of `_FILTERED[True]` passed every unread row above them (22 ms for 100,000 unread over 5 read, on
+# PostgreSQL, against 0.06). Their read state is their `is_read`: no mark to look up, nor to plan.
 _NO_MARKS = "NOT EXISTS (SELECT 1 FROM notification_read_marks WHERE user_id = %s)"
-
-
-def _rows(user_id: int, condition: str, params: list[object]) -> Query:
-    """The user's notifications meeting `condition` (its `params` after the user's), newest first."""
-    return (
-        f"SELECT {COLUMNS} FROM notifications WHERE user_id = %s{condition} ORDER BY seq DESC",
-        [*user_read_params(user_id), user_id, *params],
-    )
+_READ_BY_THEMSELVES = (
+    f"SELECT {_columns('TRUE')} FROM notifications WHERE user_id = %s AND is_read = TRUE ORDER BY seq DESC"
+)
 
 
 def list_notifications(user_id: int, page: PageRequest, *, read: bool | None) -> PageQuery:
@@ -149,9 +148,12 @@ def list_notifications(user_id: int, page: PageRequest, *, read: bool | None) ->
     return PageQuery(
         page,
         (f"SELECT {_COUNTED[read]} AS n FROM notification_counts WHERE user_id = %s", [user_id]),
-        _rows(user_id, _FILTERED[read], filtered),
+        (
+            f"SELECT {COLUMNS} FROM notifications WHERE user_id = %s{_FILTERED[read]} ORDER BY seq DESC",
+            [*user_read_params(user_id), user_id, *filtered],
+        ),
         stops_at_count=read is not None,
-        alternative=((_NO_MARKS, [user_id]), _rows(user_id, " AND is_read = TRUE", [])) if read is True else None,
+        alternative=((_NO_MARKS, [user_id]), (_READ_BY_THEMSELVES, [user_id])) if read is True else None,
     )
 
 
