@@ -8,17 +8,25 @@ histograms gained meanwhile: the projection batches of the messaging log (the ma
 of its, and nothing else is appended meanwhile) and the command's read-your-writes wait. Then
 times the user's notification pages (`--repeat` runs each, `_n=` defeats every cache) after the mark.
 
+`--read-oldest N` first marks the user's N oldest notifications read one by one (found on the
+notification socket's `since=0` replay; again is harmless) and times the pages of a user without
+marks: many unread above a few read. `--pages-only` times the pages and marks nothing, so that
+servers of two versions take turns on one database.
+
 Usage:  .venv/bin/python bench/mark_all_read.py http://127.0.0.1:18150 --user hnb --password ... [--repeat 5]
+            [--read-oldest 5] [--pages-only]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import statistics
 import time
 
 import httpx
+from websockets.sync.client import connect
 
 PAGES = [
     "/api/v1/notifications/",
@@ -52,16 +60,37 @@ def timed_pages(client: httpx.Client, headers: dict[str, str], repeat: int) -> l
     return lines
 
 
+def read_oldest(client: httpx.Client, headers: dict[str, str], token: str, count: int) -> None:
+    """Mark the user's `count` oldest notifications read, one by one."""
+    socket_url = f"{str(client.base_url).replace('http', 'ws', 1).rstrip('/')}/ws/notifications/?token={token}&since=0"
+    with connect(socket_url, max_size=None) as socket:
+        oldest = [json.loads(socket.recv())["id"] for _ in range(count)]
+    for number in oldest:
+        answer = client.post(f"/api/v1/notifications/{number}/mark-as-read/", json={}, headers=headers)
+        answer.raise_for_status()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("base")
     parser.add_argument("--user", required=True)
     parser.add_argument("--password", required=True)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--read-oldest", type=int, default=0, help="mark this many oldest read one by one first")
+    parser.add_argument("--pages-only", action="store_true", help="time the pages, mark nothing")
     args = parser.parse_args()
     with httpx.Client(base_url=args.base, timeout=60) as client:
         answer = client.post("/api/auth/token/", json={"username": args.user, "password": args.password})
-        headers = {"Authorization": f"Bearer {answer.json()['access']}"}
+        token = answer.json()["access"]
+        headers = {"Authorization": f"Bearer {token}"}
+        if args.read_oldest:
+            read_oldest(client, headers, token, args.read_oldest)
+        if args.read_oldest or args.pages_only:
+            print("pages before the mark" if not args.pages_only else "pages")
+            for line in timed_pages(client, headers, args.repeat):
+                print(line)
+        if args.pages_only:
+            return
         batches = 'application="messaging"'
         batch_before = histogram(client, "ugc_projection_batch_seconds", batches)
         wait_before = histogram(client, "ugc_read_your_writes_wait_seconds")
