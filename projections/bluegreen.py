@@ -40,6 +40,7 @@ from readmodels import tracking, versions
 from ugc.platform import leases
 from ugc.platform.database import Database
 from ugc.platform.dialect import Cursor
+from ugc.platform.outages import database_away
 from ugc.platform.store import EventStores
 
 log = logging.getLogger(__name__)
@@ -354,9 +355,12 @@ class VersionUpgrade:
                 return
             except leases.LeaseLost as lost:
                 log.info("a rebuild for this version gave way: %s; it starts again once the leases are back", lost)
-            except Exception:
+            except Exception as error:
                 failures += 1
-                log.exception("rebuilding projections of another version failed; the live tables are unchanged")
+                if database_away(error):  # not the rebuild's fault: one line, tried again
+                    log.warning("a rebuild for this version waits: database unavailable (%s)", error)
+                else:
+                    log.exception("rebuilding projections of another version failed; the live tables are unchanged")
             else:
                 failures = 0
                 if rebuilt:
@@ -376,8 +380,10 @@ class VersionUpgrade:
         if not new:
             return []
         declared = keeper.versions
-        versions.adopt(self._db, {name: declared[name] for name in new})  # none stored yet: built by this code
         stored = versions.stored(self._db)
+        if set(new) - set(stored):  # none stored yet: taken as built by this code (a write, only then)
+            versions.adopt(self._db, {name: declared[name] for name in new})
+            stored = versions.stored(self._db)
         due = {name for name in new if stored[name] != declared[name]}
         rebuilt = []
         if due:
