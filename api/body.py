@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
@@ -153,15 +153,22 @@ class UnrepresentableNumber(ValueError):
 
 def loads(text: str | bytes, *, decimals: bool = False) -> Any:
     """JSON text as Python values, fractions as Decimal when `decimals` (else float); ValueError if it
-    is not JSON or nests deeper than MAX_JSON_DEPTH, UnrepresentableNumber for a number past Python's."""
+    is not JSON (`NaN` and `Infinity` included, which the standard parser takes) or nests deeper than
+    MAX_JSON_DEPTH, UnrepresentableNumber for a number past Python's."""
     try:
-        data = json.loads(text, parse_int=_integer, parse_float=_decimal if decimals else float)
+        data = json.loads(
+            text, parse_int=_integer, parse_float=_decimal if decimals else float, parse_constant=_not_json
+        )
     except RecursionError:
         raise ValueError("JSON nested too deeply") from None
     # Counting brackets first keeps the walk for the rare body that could be deep.
     if _openings(text) > MAX_JSON_DEPTH and _depth(data) > MAX_JSON_DEPTH:
         raise ValueError("JSON nested too deeply")
     return data
+
+
+def _not_json(literal: str) -> NoReturn:
+    raise ValueError(f"{literal} is not JSON")
 
 
 def _integer(text: str) -> int:
