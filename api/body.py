@@ -43,6 +43,7 @@ _FIELD_MESSAGES = {
     "int_parsing": "Ожидается целое число.",
     "int_from_float": "Ожидается целое число.",
     "dict_type": "Ожидается объект.",
+    "model_type": "Ожидается объект.",  # a list's entry that is no object: a bulk update's, a service's option
     "list_type": "Ожидается список.",
     "bool_type": "Ожидается логическое значение.",
     "bool_parsing": "Ожидается логическое значение.",
