@@ -28,8 +28,11 @@ _CALLER = "ugc.caller"
 
 
 def bearer_token(connection: HTTPConnection) -> str | None:
-    header = connection.headers.get("authorization")
-    if header is None or not header.strip():  # an empty header carries no credentials either
+    """The request's bearer token; None when it carries no credentials this API takes (no header, a
+    blank one, another scheme such as Basic: the spec's 401 "not provided", as DRF answers them);
+    401 "invalid" for a Bearer header without a token."""
+    header = connection.headers.get("authorization", "")
+    if header.partition(" ")[0].lower() != "bearer":
         return None
     token = _bearer(header)
     if token is None:

@@ -276,12 +276,19 @@ def test_bad_tokens_are_401(api: Api, settings: Settings) -> None:
         response = api.client.get("/api/v1/users/me/", headers={"Authorization": f"Bearer {token}"})
         assert response.status_code == 401, token
         assert response.json() == {"detail": "Токен недействителен или просрочен."}
-    basic = api.client.get("/api/v1/users/me/", headers={"Authorization": "Basic dXNlcjpwYXNz"})
-    assert basic.status_code == 401
+    for header in ("Bearer", "Bearer   "):
+        response = api.client.get("/api/v1/users/me/", headers={"Authorization": header})
+        assert response.status_code == 401, header
+        assert response.json() == {"detail": "Токен недействителен или просрочен."}
 
 
-@pytest.mark.parametrize("header", [None, "", "   "], ids=["no-header", "empty-header", "blank-header"])
+@pytest.mark.parametrize(
+    "header",
+    [None, "", "   ", "Basic dXNlcjpwYXNz", "Token abc"],
+    ids=["no-header", "empty-header", "blank-header", "basic", "another-scheme"],
+)
 def test_no_credentials_is_the_spec_401(api: Api, header: str | None) -> None:
+    """No bearer token: nothing at all, or credentials of a scheme this API does not take."""
     response = api.client.get("/api/v1/users/me/", headers={} if header is None else {"Authorization": header})
     assert response.status_code == 401
     assert response.json() == {"detail": "Учетные данные не были предоставлены."}
