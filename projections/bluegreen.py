@@ -275,7 +275,8 @@ def _switch(
 def outdated(db: Database, projections: Sequence[Projection]) -> list[Projection]:
     """The read models whose stored version is not the declared one (none stored: adopted as is)."""
     read_models = [p for p in projections if p.read_model]
-    versions.adopt(db, {p.name: p.version for p in read_models})
+    with db.transaction(write=True) as cur:
+        versions.adopt(cur, {p.name: p.version for p in read_models})
     stored = versions.stored(db)
     return [p for p in read_models if stored[p.name] != p.version]
 
@@ -362,29 +363,34 @@ class VersionUpgrade:
                 else:
                     log.exception("rebuilding projections of another version failed; the live tables are unchanged")
             else:
-                failures = 0
                 if rebuilt:
                     log.info("rebuilt %s for their version in this code (blue/green)", ", ".join(rebuilt))
+                # Still another version's (another process rebuilds it, and may give way): looked at
+                # again less and less often, as after a failure.
+                failures = failures + 1 if self._unseen() else 0
             self._stop.wait(min(UPGRADE_BACKOFF, UPGRADE_CHECK * 2**failures))
+
+    def _unseen(self) -> dict[str, int]:
+        """The read models this process holds under a token whose stored version it has not found its
+        code's: lease name -> token."""
+        keeper = self._keeper()
+        if keeper is None:
+            return {}
+        held = keeper.held().items()
+        return {name: token for name, token in held if name in keeper.versions and self._seen.get(name) != token}
 
     def _rebuild_held(self) -> list[str]:
         """Rebuild the read models whose leases this process acquired since it last looked (a new
-        token: at start, or taken over) and whose stored version is not this code's (none stored: taken
-        as built by it); the names rebuilt. One whose stored version stays another (its rebuild failed,
+        token: at start, or taken over) and whose stored version is not this code's (`register` stored
+        one for each); the names rebuilt. One whose stored version stays another (its rebuild failed,
         or another process's runs) is looked at again next time."""
         keeper = self._keeper()
-        if keeper is None:
-            return []
-        held = keeper.held()
-        new = {name: token for name, token in held.items() if name in keeper.versions and self._seen.get(name) != token}
-        if not new:
+        new = self._unseen()
+        if keeper is None or not new:
             return []
         declared = keeper.versions
         stored = versions.stored(self._db)
-        if set(new) - set(stored):  # none stored yet: taken as built by this code (a write, only then)
-            versions.adopt(self._db, {name: declared[name] for name in new})
-            stored = versions.stored(self._db)
-        due = {name for name in new if stored[name] != declared[name]}
+        due = {name for name in new if stored.get(name, declared[name]) != declared[name]}
         rebuilt = []
         if due:
             tokens = {name: new[name] for name in due}
@@ -396,5 +402,5 @@ class VersionUpgrade:
                 fence=lambda cur: leases.fence(cur, keeper.holder, tokens),
             )
             stored = versions.stored(self._db)
-        self._seen.update((name, token) for name, token in new.items() if stored[name] == declared[name])
+        self._seen.update((name, token) for name, token in new.items() if stored.get(name) == declared[name])
         return rebuilt

@@ -24,7 +24,7 @@ import psycopg
 
 from projections.base import Projection, SideEffectDeferred, SideEffectPostponed, SideEffectRefused, end_batch
 from projections.leasing import LeaseKeeper
-from readmodels import parked, tracking
+from readmodels import parked, tracking, versions
 from readmodels.waiting import Progress
 from ugc.platform import leases, metrics
 from ugc.platform.database import Database
@@ -141,12 +141,15 @@ class ProjectionRunner:
         progress.declare({p.name: frozenset(p.topics()) for p in self.projections if p.read_model})
 
     def register(self) -> None:
-        """Give every projection a position (0 when new) so waiters know to wait for it."""
+        """Give every projection a position (0 when new) so waiters know to wait for it, and each read
+        model with no version stored this code's (its tables taken as built by it: a database older
+        than versions, or a read model new to it)."""
         rows = sorted((application, p.name, p.read_model) for p in self.projections for application in p.applications)
         with self.db.transaction(write=True) as cur:
             # In the order batches lock them (per log, by name), should a row need locking at all.
             for application, name, read_model in rows:
                 tracking.register(cur, name, application, read_model=read_model)
+            versions.adopt(cur, {p.name: p.version for p in self.projections if p.read_model})
 
     def run_once(self, projection: Projection, applications: Sequence[str] | None = None) -> int:
         """Apply at most one batch per application (all it follows, or `applications`); how many events were read."""

@@ -26,16 +26,14 @@ def stored(db: Database) -> dict[str, int]:
     return {row["projection"]: int(row["version"]) for row in rows}
 
 
-def adopt(db: Database, declared: Mapping[str, int]) -> None:
+def adopt(cur: Cursor, declared: Mapping[str, int]) -> None:
     """Record the declared version of each projection that has none stored: its tables are taken as
     built by this code (a database older than versions, or a projection new to it)."""
-    with db.transaction(write=True) as cur:
-        for projection, version in declared.items():
-            cur.execute(
-                "INSERT INTO projection_versions (projection, version) VALUES (%s, %s) "
-                "ON CONFLICT (projection) DO NOTHING",
-                (projection, version),
-            )
+    for projection, version in declared.items():
+        cur.execute(
+            "INSERT INTO projection_versions (projection, version) VALUES (%s, %s) ON CONFLICT (projection) DO NOTHING",
+            (projection, version),
+        )
 
 
 def record(cur: Cursor, projection: str, version: int, *, schema: str = "") -> None:

@@ -371,8 +371,7 @@ def test_a_runner_rebuilds_for_its_version_each_read_model_it_takes_over(backend
         db, stores = Database(url), EventStores(url, data_key=DATA_KEY)
         try:
             migrate(db)
-            ProjectionRunner(db, stores, [OrdersProjection()], Progress()).register()
-            versions.adopt(db, {"orders": 1})
+            ProjectionRunner(db, stores, [OrdersProjection()], Progress()).register()  # stores version 1
             for projection in (OrdersV2, OrdersProjection):
                 keeper = LeaseKeeper(
                     db, ["orders"], versions={"orders": projection.version}, holder=f"test/v{projection.version}"
