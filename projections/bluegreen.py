@@ -273,12 +273,10 @@ def _switch(
 
 
 def outdated(db: Database, projections: Sequence[Projection]) -> list[Projection]:
-    """The read models whose stored version is not the declared one (none stored: adopted as is)."""
-    read_models = [p for p in projections if p.read_model]
-    with db.transaction(write=True) as cur:
-        versions.adopt(cur, {p.name: p.version for p in read_models})
+    """The read models whose stored version is not the declared one (none stored: taken as built by
+    this code, as `ProjectionRunner.register` records it)."""
     stored = versions.stored(db)
-    return [p for p in read_models if stored[p.name] != p.version]
+    return [p for p in projections if p.read_model and stored.get(p.name, p.version) != p.version]
 
 
 def rebuild_outdated(
