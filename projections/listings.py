@@ -7,7 +7,15 @@ from typing import Any, ClassVar
 
 from projections.base import Handler, Projection
 from projections.held import OverRows, Writes
-from readmodels.services import CATALOG_LOG, ORDERS_LOG, PROJECTION, minor_units, search_text
+from readmodels.services import (
+    CATALOG_LOG,
+    GRAMS_VERSION,
+    ORDERS_LOG,
+    PROJECTION,
+    minor_units,
+    search_grams,
+    search_text,
+)
 from ugc.orders import Order
 from ugc.platform.dialect import Cursor, Dialect
 from ugc.services import Service
@@ -20,6 +28,8 @@ def _options(options: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 class ListingsProjection(Projection):
     name = PROJECTION
+    # 2: `search_grams`, the pieces short search terms are looked up in (GRAMS_VERSION)
+    version = GRAMS_VERSION
     # Orders too: reviews set the creator's rating shown on their services (one row per creator).
     applications: ClassVar[tuple[str, ...]] = (CATALOG_LOG, ORDERS_LOG)
     tables: ClassVar[tuple[str, ...]] = ("services", "listing_creator_ratings")
@@ -56,11 +66,12 @@ class ListingsProjection(Projection):
             "VALUES (%s, 0, 0, 0) ON CONFLICT (creator_profile_id) DO NOTHING",
             (e.creator_profile_number,),
         )
+        text = search_text(e.title, e.description)
         cur.execute(
             "INSERT INTO services (id, uuid, creator_profile_id, creator_user_id, creator_username, category_id, "
             "title, description, base_price, price_minor, delivery_time, options, tags, allows_modifications, "
-            "modifications_price, is_active, created_at, updated_at, search_text, version) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            "modifications_price, is_active, created_at, updated_at, search_text, search_grams, version) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
             (
                 e.number,
                 str(e.originator_id),
@@ -80,7 +91,8 @@ class ListingsProjection(Projection):
                 True,
                 e.at,
                 e.at,
-                search_text(e.title, e.description),
+                text,
+                search_grams(text, cur.dialect),
                 e.originator_version,
             ),
         )
@@ -106,7 +118,9 @@ class ListingsProjection(Projection):
             ).fetchone()
             assert row is not None, f"service {e.originator_id} updated before it was created"
             current = {**row, **changes}
-            columns["search_text"] = search_text(current["title"], current["description"])
+            text = search_text(current["title"], current["description"])
+            columns["search_text"] = text
+            columns["search_grams"] = search_grams(text, cur.dialect)
         _update(cur, e, columns)
 
     def deactivated(self, cur: Cursor, e: Service.Deactivated) -> None:

@@ -19,9 +19,9 @@ from readmodels import (
     portfolio,
     services,
     users,
+    versions,
 )
 from readmodels.tracking import reset
-from readmodels.versions import DDL as VERSIONS_DDL
 from ugc.config import is_postgres, sqlite_path
 from ugc.ids import ID_KINDS
 from ugc.platform import (
@@ -51,7 +51,7 @@ INFRASTRUCTURE: tuple[Statement, ...] = (
         kind TEXT PRIMARY KEY,
         value BIGINT NOT NULL)""",
     *parked.DDL,
-    *VERSIONS_DDL,
+    *versions.DDL,
     # The API's own tables, each with its queries in the platform wing.
     *auth_failures.DDL,
     *idempotency_keys.DDL,
@@ -102,8 +102,25 @@ LATER_COLUMNS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     ("notification_orders", "creator_id BIGINT NOT NULL DEFAULT 0", "notifications", _NOTIFICATIONS),
 )
 
+# Columns a projection fills from a version on (table, column and its type, projection, that version).
+# Older databases get the column empty, and are no longer taken as built by that version: the
+# projection's runners rebuild it blue/green (projections/bluegreen.py), so readers never see its
+# tables emptied, as a rewind would leave them.
+REBUILT_COLUMNS: tuple[tuple[str, str, str, int], ...] = (
+    ("services", "search_grams {text_array}", services.PROJECTION, services.GRAMS_VERSION),
+)
+
 # Indexes on later columns, (name, DDL): made once `add_later_columns` has given older databases the columns.
-LATER_INDEXES: tuple[tuple[str, str], ...] = (services.RATING_INDEX,)
+LATER_INDEXES: tuple[tuple[str, Statement], ...] = (services.RATING_INDEX, services.GRAMS_INDEX)
+
+
+def later_indexes(dialect: str) -> list[tuple[str, str]]:
+    """`LATER_INDEXES` that `dialect` has, as its SQL."""
+    return [
+        (name, sql)
+        for name, statement in LATER_INDEXES
+        if (sql := statement if isinstance(statement, str) else statement.get(dialect))
+    ]
 
 
 def is_migrated(database_url: str) -> bool:
@@ -143,7 +160,8 @@ def create_tables(db: Database) -> None:
         leases.add_later_columns(cur)
         parked.add_later_columns(cur)
         deployment.name_once(cur)
-        for _, index in LATER_INDEXES:
+        add_rebuilt_columns(cur)
+        for _, index in later_indexes(db.dialect):
             if not _index_exists(cur, index):
                 cur.execute(index)
 
@@ -152,6 +170,14 @@ def _index_exists(cur: Cursor, sql: str) -> bool:
     """Whether `sql` creates an index that exists already (PostgreSQL; see `created_index`)."""
     index = created_index(sql)
     return index is not None and cur.dialect == "postgresql" and index_exists(cur, index)
+
+
+def add_rebuilt_columns(cur: Cursor) -> None:
+    """Give an older database the columns of `REBUILT_COLUMNS`, each projection's tables taken as
+    built by the version before the one that fills them (or earlier, as stored)."""
+    for table, column, projection, version in REBUILT_COLUMNS:
+        if add_column(cur, table, column):
+            versions.at_most(cur, projection, version - 1)
 
 
 def add_later_columns(cur: Cursor) -> None:

@@ -7,6 +7,7 @@ to a search word no other test uses.
 from __future__ import annotations
 
 import re
+import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -15,17 +16,33 @@ from typing import Any
 import pytest
 
 from api.schemas.services import ServicePatchIn
+from projections.bluegreen import rebuild_outdated
 from projections.listings import ListingsProjection
 from projections.runner import ProjectionRunner
+from readmodels import versions
 from readmodels.pages import PageRequest
-from readmodels.services import ORDERINGS, ServiceFilters, matches_first, page_query
+from readmodels.services import (
+    GRAM_LENGTH,
+    GRAMS_VERSION,
+    ORDERINGS,
+    PROJECTION,
+    ListingTotals,
+    ServiceFilters,
+    list_services,
+    matches_first,
+    page_query,
+    search_grams,
+    search_text,
+)
 from readmodels.waiting import Progress
 from tests.backends import DATA_KEY
 from tests.conftest import BAD_BODY_IDS, Api, new_client, refused_id
 from ugc.clock import MovableClock
 from ugc.config import Settings
 from ugc.platform.database import Database
+from ugc.platform.dialect import Cursor
 from ugc.platform.store import EventStores
+from ugc.wiring import migrate
 
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 FORBIDDEN = {"detail": "У вас недостаточно прав для выполнения данного действия."}
@@ -654,3 +671,99 @@ def test_answers_remembered_by_one_process_show_writes_made_through_another(
         assert api.client.delete(detail, headers=owner["headers"]).status_code == 204
         assert listing(other, search=tag)["count"] == 0
         assert other.client.get(detail).json()["is_active"] is False
+
+
+# Texts whose pieces of one and two characters cover what a short term may be: Cyrillic with ё,
+# Latin, digits, LIKE's wildcards, a space between words, and letters whose casefold is longer.
+SHORT_TERM_TEXTS = (
+    ("Ёж и ёлка", "Монтаж 4K, 50% скидка"),
+    ("a_b STRASSE", "Größe: ﬁx"),
+    ("Xy", "z"),
+)
+
+
+def _found(db: Database, owner: dict[str, Any], term: str) -> list[int]:
+    """The ids `list_services` gives for `term` among `owner`'s services, counted afresh."""
+    page, _ = list_services(
+        db, ServiceFilters(search=term, creator=owner["profile_id"]), PageRequest(1, 100), ListingTotals()
+    )
+    return sorted(int(row["id"]) for row in page.rows)
+
+
+def _short_terms(texts: list[str]) -> list[str]:
+    """Every piece of one or two characters of `texts` a client can search (the API strips a term),
+    and a few found nowhere."""
+    pieces = {text[i : i + n] for text in texts for n in (1, 2) for i in range(len(text) - n + 1)}
+    return sorted({piece for piece in pieces if piece.strip() == piece} | {"щщ", "%%", "_x", "q"})
+
+
+def test_a_short_term_finds_exactly_the_services_whose_text_holds_it(api: Api, settings: Settings) -> None:
+    """A term of one or two characters has no trigram: PostgreSQL looks it up among `search_grams`,
+    and finds what a scan of the texts finds (the same terms with the listing's tables taken as
+    older than the pieces)."""
+    owner = creator(api)
+    made = {offer(api, owner, title=title, description=text)["id"]: (title, text) for title, text in SHORT_TERM_TEXTS}
+    gone, edited = list(made)[1:]
+    api.client.delete(f"/api/v1/services/{gone}/", headers=owner["headers"])
+    patched = api.client.patch(f"/api/v1/services/{edited}/", headers=owner["headers"], json={"title": "Вт"})
+    assert patched.status_code == 200, patched.text
+    made[edited] = ("Вт", made[edited][1])
+    texts = {number: search_text(*made[number]) for number in made if number != gone}
+    terms = _short_terms([*texts.values(), search_text(*made[gone])])
+    assert all(len(term.casefold()) <= GRAM_LENGTH for term in terms) and len(terms) > 50
+    db = Database(settings.database_url)
+    try:
+        with db.read() as cur:
+            rows = cur.execute(
+                "SELECT id, search_text, search_grams FROM services WHERE creator_profile_id = %s",
+                (owner["profile_id"],),
+            ).fetchall()
+        assert all(row["search_grams"] == search_grams(row["search_text"], db.dialect) for row in rows)
+        expected = {term: sorted(n for n, text in texts.items() if term.casefold() in text) for term in terms}
+        assert {term: _found(db, owner, term) for term in terms} == expected
+        if db.dialect == "postgresql":
+            with db.transaction(write=True) as cur:
+                versions.record(cur, PROJECTION, GRAMS_VERSION - 1)
+            try:
+                assert {term: _found(db, owner, term) for term in terms} == expected
+            finally:
+                with db.transaction(write=True) as cur:
+                    versions.record(cur, PROJECTION, GRAMS_VERSION)
+    finally:
+        db.close()
+
+
+def test_an_older_listing_gets_the_pieces_of_short_terms_by_a_blue_green_rebuild(api: Api, settings: Settings) -> None:
+    """A database made before `search_grams` gets the column empty, not a rewind (readers would see
+    an empty listing): its tables are taken as the version before, which the runners rebuild."""
+    owner = creator(api)
+    made = offer(api, owner, title="Ъю", description="юъ")["id"]
+    db = Database(settings.database_url)
+    stores = EventStores(settings.database_url, data_key=DATA_KEY)
+    try:
+        with db.transaction(write=True) as cur:
+            position = _positions(cur)
+            cur.execute("DROP INDEX IF EXISTS services_search_grams")
+            cur.execute("ALTER TABLE services DROP COLUMN search_grams")  # as a database made before it was
+        migrate(db)
+        assert versions.stored(db)[PROJECTION] == GRAMS_VERSION - 1
+        with db.read() as cur:
+            assert _positions(cur) == position  # not rewound
+            assert cur.execute("SELECT search_grams FROM services WHERE id = %s", (made,)).fetchone() == {
+                "search_grams": None
+            }
+        assert _found(db, owner, "ъю") == [made]  # scanned meanwhile
+        assert rebuild_outdated(db, stores, lambda: [ListingsProjection()], threading.Event()) == [PROJECTION]
+        assert versions.stored(db)[PROJECTION] == GRAMS_VERSION
+        with db.read() as cur:
+            row = cur.execute("SELECT search_text, search_grams FROM services WHERE id = %s", (made,)).fetchone()
+        assert row is not None and row["search_grams"] == search_grams(row["search_text"], db.dialect)
+        assert _found(db, owner, "ъю") == [made] and _found(db, owner, "юю") == []
+    finally:
+        stores.close()
+        db.close()
+
+
+def _positions(cur: Cursor) -> dict[str, int]:
+    rows = cur.execute("SELECT application, position FROM projection_tracking WHERE projection = %s", (PROJECTION,))
+    return {row["application"]: int(row["position"]) for row in rows.fetchall()}

@@ -25,8 +25,21 @@ Dialect = Literal["sqlite", "postgresql"]
 
 # Column types spelled per dialect; the SQLite names pick the converters registered below.
 COLUMN_TYPES: dict[Dialect, dict[str, str]] = {
-    "postgresql": {"timestamp": "TIMESTAMPTZ", "json": "JSONB", "bool": "BOOLEAN", "money": "NUMERIC(14, 2)"},
-    "sqlite": {"timestamp": "TIMESTAMPTZ", "json": "JSONTEXT", "bool": "BOOLEAN", "money": "DECIMALTEXT"},
+    "postgresql": {
+        "timestamp": "TIMESTAMPTZ",
+        "json": "JSONB",
+        "bool": "BOOLEAN",
+        "money": "NUMERIC(14, 2)",
+        "text_array": "TEXT[]",
+    },
+    # SQLite has no arrays: a `{text_array}` column is PostgreSQL's alone to fill (it stays NULL here).
+    "sqlite": {
+        "timestamp": "TIMESTAMPTZ",
+        "json": "JSONTEXT",
+        "bool": "BOOLEAN",
+        "money": "DECIMALTEXT",
+        "text_array": "TEXT",
+    },
 }
 
 
@@ -197,8 +210,12 @@ def _json_default(value: Any) -> str:
     raise TypeError(f"{type(value).__name__} is not JSON-able here")
 
 
+class TextArray(list[str]):
+    """Text values a `{text_array}` column holds: on PostgreSQL a `text[]`, where other lists go as JSON."""
+
+
 def postgres_params(params: Sequence[Any]) -> list[Any]:
-    return [Jsonb(p) if isinstance(p, (dict, list)) else p for p in params]
+    return [Jsonb(p) if isinstance(p, (dict, list)) and not isinstance(p, TextArray) else p for p in params]
 
 
 def no_such_table(error: BaseException | None) -> bool:
