@@ -122,10 +122,16 @@ GRAMS_INDEX = (
 GRAMS_VERSION = 2
 # The longest term `search_grams` answers: longer ones have trigrams.
 GRAM_LENGTH = 2
-# A short term's total is counted through the pieces' index even when most rows hold the piece: the
-# planner then prefers reading the table and testing each row's pieces, which unpacks every row's
-# array (on 100,000 services, a piece in 87 % of them: 225 ms, where the index took 71 and LIKE 106;
-# one in none: 0.1 ms by the index, 300 by LIKE). Set back right after, for the other statements.
+# A short term's total is counted through the pieces' index unless most rows hold its piece: then
+# reading the rows and matching each text (LIKE finds a frequent piece early) costs less than
+# visiting every match through the index (100,000 services: a letter in all of them, 62 ms by LIKE
+# and 139 through the index; a pair in 12.5 %, 97 and 52; a pair in none, 57 and 2). A sample of
+# the first GRAMS_SAMPLE rows the filters select tells which (bench/results, short-search).
+GRAMS_SAMPLE = 1000
+FREQUENT_SHARE = 0.5
+# Through the index, the count must not be planned as a read of the table testing each row's
+# pieces, as the planner prefers for a frequent piece: that unpacks every row's array (a piece in
+# 87 % of 100,000 rows: 225 ms, where the index took 71 and LIKE 106). Set back right after.
 GRAMS_COUNTED_BY_INDEX = "SET LOCAL enable_seqscan = off"
 SEQUENTIAL_SCANS_AS_SET = "SET LOCAL enable_seqscan TO DEFAULT"
 
@@ -309,6 +315,17 @@ def _grams_kept(cur: Cursor, filters: ServiceFilters) -> bool:
     return row is not None and int(row["version"]) >= GRAMS_VERSION
 
 
+def _frequent(cur: Cursor, filters: ServiceFilters) -> bool:
+    """Whether `filters`' search term is in most of a sample of the rows the other filters select."""
+    where, params = _where(replace(filters, search=None), cur.dialect)
+    sampled = cur.execute(
+        "SELECT COUNT(*) AS n, COUNT(*) FILTER (WHERE search_text LIKE %s) AS hits "
+        f"FROM (SELECT search_text FROM services WHERE {where} LIMIT %s) AS sample",
+        [f"%{_escape_like((filters.search or '').casefold())}%", *params, GRAMS_SAMPLE],
+    ).fetchone()
+    return sampled is not None and int(sampled["hits"]) > FREQUENT_SHARE * int(sampled["n"])
+
+
 def _total(
     cur: Cursor,
     db: Database,
@@ -323,10 +340,11 @@ def _total(
     key = (db.url, replace(filters, ordering=DEFAULT_ORDERING), position)
     total = totals.counted.get(key)
     if total is None:
-        if grams:
+        by_index = grams and not _frequent(cur, filters)
+        if by_index:
             cur.execute(GRAMS_COUNTED_BY_INDEX)
-        counted = cur.execute(*count_query(filters, db.dialect, grams=grams)).fetchone()
-        if grams:
+        counted = cur.execute(*count_query(filters, db.dialect, grams=by_index)).fetchone()
+        if by_index:
             cur.execute(SEQUENTIAL_SCANS_AS_SET)
         total = int(counted["n"]) if counted else 0
         totals.counted.put(key, total)
