@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import compileall
 import itertools
 import logging.config
 import os
@@ -37,11 +38,26 @@ from ugc.platform.deployment import deployment_id
 from ugc.platform.dialect import Cursor
 from ugc.wiring import migrate, runtime
 
+# The project's packages, compiled once per run (see `compile_project`).
+PACKAGES = ("ugc", "commands", "projections", "readmodels", "api", "tests")
+
 
 def pytest_configure(config: pytest.Config) -> None:
     """Name this run (xdist's workers inherit the variable): its PostgreSQL template is its own."""
     if not hasattr(config, "workerinput"):
         os.environ[RUN_VARIABLE] = uuid.uuid4().hex[:12]
+        compile_project()
+
+
+def compile_project() -> None:
+    """Write the bytecode of the project's modules before any worker starts. The suite runs `ugc` as
+    a real process hundreds of times, and where PYTHONDONTWRITEBYTECODE is set (as on our machines)
+    no process keeps what it compiled: each compiled the ~200 modules of the editable install from
+    source again, ~0.2 s of CPU, a third of a short command's run. Python reads a .pyc even so, and
+    ignores one whose source changed since; a tree that cannot be written to is left as it is."""
+    root = Path(__file__).resolve().parent.parent
+    for package in PACKAGES:
+        compileall.compile_dir(root / package, quiet=2)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
