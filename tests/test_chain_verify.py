@@ -27,10 +27,8 @@ from ugc import cli
 from ugc.config import Settings, sqlite_path
 from ugc.platform.chain import GENESIS, StoredEntry, canonical_bytes, chain_entries, stream_hash
 from ugc.platform.checkpoints import write_checkpoint
-from ugc.platform.database import Database
 from ugc.platform.erasure_journal import record_erasure
 from ugc.platform.store import EventStores
-from ugc.wiring import migrate
 
 # The orders log as written: stream A's versions 1-4 and B's 1-3, interleaved.
 ORDER = [("A", 1), ("A", 2), ("B", 1), ("A", 3), ("B", 2), ("A", 4), ("B", 3)]
@@ -100,10 +98,7 @@ def payload(version: int) -> bytes:
 
 @pytest.fixture
 def log(backend: str, tmp_path: Path) -> Iterator[Log]:
-    with fresh_database(backend, tmp_path) as url:
-        db = Database(url)
-        migrate(db)
-        db.close()
+    with fresh_database(backend, tmp_path, migrated=True) as url:  # PostgreSQL: a copy of a migrated template
         streams = {"A": uuid4(), "B": uuid4()}
         stores = EventStores(url, data_key=DATA_KEY)
         try:
