@@ -21,6 +21,7 @@ import json
 import logging
 import queue
 import threading
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Protocol
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 BACKLOG_BATCHES = 1000
 FIRST_SUBSCRIBE_WAIT = 3.0
 MAX_BACKOFF = 2.0
+LISTEN_WAIT = 0.5  # seconds the listener waits for a message before it looks whether it should stop
 _GAP = b'{"gap":true}'
 
 
@@ -83,6 +85,9 @@ class RedisRelay:
         self.url = url
         self.channel = channel
         self.hub = hub
+        # This process's own channel, on which the sender wakes the listener when the relay stops:
+        # the listener waits up to LISTEN_WAIT for a message, and a stop (a restart too) waited that long.
+        self._wake = f"{channel}:wake:{uuid.uuid4().hex}"
         self._outgoing: queue.Queue[list[Push] | None] = queue.Queue(BACKLOG_BATCHES)
         self._gap = threading.Event()
         self._stopping = threading.Event()
@@ -137,6 +142,7 @@ class RedisRelay:
                 if pending is None:
                     pending = self._outgoing.get()
                     if pending is None:
+                        self._wake_listener(client)
                         break
                 try:
                     if self._gap.is_set():
@@ -157,25 +163,36 @@ class RedisRelay:
         finally:
             client.close()
 
+    def _wake_listener(self, client: redis.Redis[bytes]) -> None:
+        """Have the listener, if any, look at `_stopping` now; if Redis does not take the message,
+        the listener sees it after LISTEN_WAIT at most, as it did before."""
+        if self.hub is None:
+            return
+        try:
+            client.publish(self._wake, b"")
+        except (redis.RedisError, OSError):
+            pass
+
     def _listen(self) -> None:
         assert self.hub is not None
         hub = self.hub
+        channel = self.channel.encode()  # a message on `_wake` only ends the wait
         delay = 0.1
         while not self._stopping.is_set():
             client = self._client(retries=0)
             pubsub = client.pubsub()
             try:
-                pubsub.subscribe(self.channel)
+                pubsub.subscribe(self.channel, self._wake)
                 while not self._subscribed.is_set() and not self._stopping.is_set():
-                    confirmation = pubsub.get_message(timeout=0.5)
+                    confirmation = pubsub.get_message(timeout=LISTEN_WAIT)
                     if confirmation is not None and confirmation["type"] == "subscribe":
                         self._subscribed.set()
                 hub.call(hub.resume)
                 log.info("listening for pushes on Redis channel %s", self.channel)
                 delay = 0.1
                 while not self._stopping.is_set():
-                    message = pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5)
-                    if message is not None and message["type"] == "message":
+                    message = pubsub.get_message(ignore_subscribe_messages=True, timeout=LISTEN_WAIT)
+                    if message is not None and message["type"] == "message" and message["channel"] == channel:
                         try:
                             pushes = decode(message["data"])
                         except (ValueError, KeyError, TypeError):
