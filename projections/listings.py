@@ -28,11 +28,11 @@ def _options(options: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 class ListingsProjection(Projection):
     name = PROJECTION
-    # 2: `search_grams`, the pieces short search terms are looked up in (GRAMS_VERSION)
+    # 2: `service_grams`, the pieces short search terms are looked up in (GRAMS_VERSION)
     version = GRAMS_VERSION
     # Orders too: reviews set the creator's rating shown on their services (one row per creator).
     applications: ClassVar[tuple[str, ...]] = (CATALOG_LOG, ORDERS_LOG)
-    tables: ClassVar[tuple[str, ...]] = ("services", "listing_creator_ratings")
+    tables: ClassVar[tuple[str, ...]] = ("services", "listing_creator_ratings", "service_grams")
 
     def __init__(self) -> None:
         # A batch's reviews summed per creator profile: [rating sum, count], added at the batch's end.
@@ -70,8 +70,8 @@ class ListingsProjection(Projection):
         cur.execute(
             "INSERT INTO services (id, uuid, creator_profile_id, creator_user_id, creator_username, category_id, "
             "title, description, base_price, price_minor, delivery_time, options, tags, allows_modifications, "
-            "modifications_price, is_active, created_at, updated_at, search_text, search_grams, version) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            "modifications_price, is_active, created_at, updated_at, search_text, version) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
             (
                 e.number,
                 str(e.originator_id),
@@ -92,10 +92,10 @@ class ListingsProjection(Projection):
                 e.at,
                 e.at,
                 text,
-                search_grams(text, cur.dialect),
                 e.originator_version,
             ),
         )
+        _keep_grams(cur, e.number, text)
 
     def updated(self, cur: Cursor, e: Service.Updated) -> None:
         changes = dict(e.changes)
@@ -114,17 +114,27 @@ class ListingsProjection(Projection):
             columns["tags"] = list(changes["tags"])
         if "title" in changes or "description" in changes:
             row = cur.execute(
-                "SELECT title, description FROM services WHERE uuid = %s", (str(e.originator_id),)
+                "SELECT id, title, description FROM services WHERE uuid = %s", (str(e.originator_id),)
             ).fetchone()
             assert row is not None, f"service {e.originator_id} updated before it was created"
             current = {**row, **changes}
             text = search_text(current["title"], current["description"])
             columns["search_text"] = text
-            columns["search_grams"] = search_grams(text, cur.dialect)
+            _keep_grams(cur, int(row["id"]), text)
         _update(cur, e, columns)
 
     def deactivated(self, cur: Cursor, e: Service.Deactivated) -> None:
         _update(cur, e, {"is_active": False, "updated_at": e.at, "version": e.originator_version})
+
+
+def _keep_grams(cur: Cursor, service: int, text: str) -> None:
+    """Store the pieces of the service's search text for short search terms (PostgreSQL's alone)."""
+    if cur.dialect == "postgresql":
+        cur.execute(
+            "INSERT INTO service_grams (id, grams) VALUES (%s, %s) "
+            "ON CONFLICT (id) DO UPDATE SET grams = excluded.grams",
+            (service, search_grams(text)),
+        )
 
 
 def _update(cur: Cursor, e: Service.Event, columns: Mapping[str, object]) -> None:

@@ -34,7 +34,7 @@ from ugc.platform import (
     stored_bytes,
 )
 from ugc.platform.database import KEEPALIVES, Database, wait_for_locks
-from ugc.platform.dialect import Cursor, add_column, created_index, index_exists
+from ugc.platform.dialect import Cursor, add_column, created_index, index_exists, table_exists
 
 # A statement is portable SQL, or a dict of dialect -> SQL for what differs (indexes, search).
 Statement = str | dict[str, str]
@@ -102,25 +102,16 @@ LATER_COLUMNS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     ("notification_orders", "creator_id BIGINT NOT NULL DEFAULT 0", "notifications", _NOTIFICATIONS),
 )
 
-# Columns a projection fills from a version on (table, column and its type, projection, that version).
-# Older databases get the column empty, and are no longer taken as built by that version: the
-# projection's runners rebuild it blue/green (projections/bluegreen.py), so readers never see its
-# tables emptied, as a rewind would leave them.
-REBUILT_COLUMNS: tuple[tuple[str, str, str, int], ...] = (
-    ("services", "search_grams {text_array}", services.PROJECTION, services.GRAMS_VERSION),
+# Tables a projection fills from a version on (table, a table the projection had before, the
+# projection, that version). A database whose projection had tables before gets the new one empty,
+# and its projection taken as built by the version before: the projection's runners rebuild it
+# blue/green (projections/bluegreen.py), so readers never see its tables emptied, as by a rewind.
+REBUILT_TABLES: tuple[tuple[str, str, str, int], ...] = (
+    ("service_grams", "services", services.PROJECTION, services.GRAMS_VERSION),
 )
 
 # Indexes on later columns, (name, DDL): made once `add_later_columns` has given older databases the columns.
-LATER_INDEXES: tuple[tuple[str, Statement], ...] = (services.RATING_INDEX, services.GRAMS_INDEX)
-
-
-def later_indexes(dialect: str) -> list[tuple[str, str]]:
-    """`LATER_INDEXES` that `dialect` has, as its SQL."""
-    return [
-        (name, sql)
-        for name, statement in LATER_INDEXES
-        if (sql := statement if isinstance(statement, str) else statement.get(dialect))
-    ]
+LATER_INDEXES: tuple[tuple[str, str], ...] = (services.RATING_INDEX,)
 
 
 def is_migrated(database_url: str) -> bool:
@@ -145,10 +136,17 @@ def create_tables(db: Database) -> None:
         # A migration waits for its tables' readers and batches however long they hold them (each is
         # bounded itself): failed, it would fail the start of every process that migrates first.
         wait_for_locks(cur)
+        rebuilt = [
+            (projection, version)
+            for table, before, projection, version in REBUILT_TABLES
+            if table_exists(cur, before) and not table_exists(cur, table)
+        ]
         for statement in (*INFRASTRUCTURE, *(ddl for module in READ_MODELS for ddl in module)):
             sql = statement if isinstance(statement, str) else statement.get(db.dialect)
             if sql and not _index_exists(cur, sql):
                 cur.execute(sql.format(**db.types))
+        for projection, version in rebuilt:
+            versions.at_most(cur, projection, version - 1)
         for kind in ID_KINDS:
             db.create_sequence(cur, kind)
         cur.execute(notifications.KEEP_LIVE_ORDER)
@@ -160,8 +158,7 @@ def create_tables(db: Database) -> None:
         leases.add_later_columns(cur)
         parked.add_later_columns(cur)
         deployment.name_once(cur)
-        add_rebuilt_columns(cur)
-        for _, index in later_indexes(db.dialect):
+        for _, index in LATER_INDEXES:
             if not _index_exists(cur, index):
                 cur.execute(index)
 
@@ -170,14 +167,6 @@ def _index_exists(cur: Cursor, sql: str) -> bool:
     """Whether `sql` creates an index that exists already (PostgreSQL; see `created_index`)."""
     index = created_index(sql)
     return index is not None and cur.dialect == "postgresql" and index_exists(cur, index)
-
-
-def add_rebuilt_columns(cur: Cursor) -> None:
-    """Give an older database the columns of `REBUILT_COLUMNS`, each projection's tables taken as
-    built by the version before the one that fills them (or earlier, as stored)."""
-    for table, column, projection, version in REBUILT_COLUMNS:
-        if add_column(cur, table, column):
-            versions.at_most(cur, projection, version - 1)
 
 
 def add_later_columns(cur: Cursor) -> None:

@@ -16,11 +16,13 @@ LOWER() knows only ASCII), by substring:
   inside the projection's own transaction (so a reset or rebuild of `services` empties it too);
   a search term is matched as an FTS5 phrase, i.e. as a contiguous substring.
 Terms shorter than three characters have no trigram. On PostgreSQL their totals and collected
-matches come from `search_grams`, every distinct piece of one or two characters of `search_text`
-(computed in Python by the projection: in SQL, `substr` over multibyte text walks from the start
-each time, ~3 ms a row), under a GIN index: a term that short is in the text exactly when it is
-one of them. Listing tables built before that column (`GRAMS_VERSION`) have it empty until their
-blue/green rebuild; until then, and on SQLite (no arrays), such a term scans the active rows.
+matches come from `service_grams`: each service's distinct pieces of one or two characters of
+`search_text` (computed in Python by the projection: in SQL, `substr` over multibyte text walks
+from the start each time, ~3 ms a row), under a GIN index; a term that short is in the text
+exactly when it is one of them. A table of its own, not a column of `services`: the pieces are
+about as large as the text, and every read of `services` would carry them. Listings built before
+it (`GRAMS_VERSION`) have it empty until their blue/green rebuild; until then, and on SQLite (no
+arrays), such a term scans the active rows.
 """
 
 from __future__ import annotations
@@ -54,8 +56,7 @@ DDL = (
         is_active {bool} NOT NULL,
         created_at {timestamp} NOT NULL,
         updated_at {timestamp} NOT NULL,
-        search_text TEXT NOT NULL,
-        search_grams {text_array})""",
+        search_text TEXT NOT NULL)""",
     # Partial indexes: the listing shows active services only, and the query repeats `is_active`.
     "CREATE INDEX IF NOT EXISTS services_newest ON services (created_at, id) WHERE is_active",
     "CREATE INDEX IF NOT EXISTS services_price ON services (price_minor, id) WHERE is_active",
@@ -73,6 +74,12 @@ DDL = (
     # What served the rating copied into every service row (databases made before it moved).
     "DROP INDEX IF EXISTS services_rating",
     "DROP INDEX IF EXISTS services_by_creator",
+    # Each service's pieces of one or two characters of its search text (PostgreSQL's alone: SQLite
+    # keeps no arrays, and scans for such terms).
+    """CREATE TABLE IF NOT EXISTS service_grams (
+        id BIGINT PRIMARY KEY,
+        grams {text_array} NOT NULL)""",
+    {"postgresql": "CREATE INDEX IF NOT EXISTS service_grams_pieces ON service_grams USING GIN (grams)"},
     {"postgresql": "CREATE EXTENSION IF NOT EXISTS pg_trgm"},
     {
         "postgresql": "CREATE INDEX IF NOT EXISTS services_search_trgm ON services "
@@ -110,17 +117,9 @@ RATING_INDEX = (
     "(creator_rating_minor, creator_profile_id)",
 )
 
-# The GIN index of short terms' pieces; older databases get the column later (readmodels/schema.py).
-GRAMS_INDEX = (
-    "services_search_grams",
-    {
-        "postgresql": "CREATE INDEX IF NOT EXISTS services_search_grams ON services "
-        "USING GIN (search_grams) WHERE is_active"
-    },
-)
-# The listing projection's version from which every row's `search_grams` is filled.
+# The listing projection's version from which `service_grams` holds every service's pieces.
 GRAMS_VERSION = 2
-# The longest term `search_grams` answers: longer ones have trigrams.
+# The longest term `service_grams` answers: longer ones have trigrams.
 GRAM_LENGTH = 2
 # A short term's total is counted through the pieces' index unless most rows hold its piece: then
 # reading the rows and matching each text (LIKE finds a frequent piece early) costs less than
@@ -129,9 +128,9 @@ GRAM_LENGTH = 2
 # the first GRAMS_SAMPLE rows the filters select tells which (bench/results, short-search).
 GRAMS_SAMPLE = 1000
 FREQUENT_SHARE = 0.5
-# Through the index, the count must not be planned as a read of the table testing each row's
-# pieces, as the planner prefers for a frequent piece: that unpacks every row's array (a piece in
-# 87 % of 100,000 rows: 225 ms, where the index took 71 and LIKE 106). Set back right after.
+# Through the index, the count must not be planned as a read of the pieces' table testing each
+# row, as the planner may for a frequent piece: that unpacks every row's array (a piece in 87 % of
+# 100,000 rows: 225 ms, where the index took 71 and LIKE 106). Set back right after.
 GRAMS_COUNTED_BY_INDEX = "SET LOCAL enable_seqscan = off"
 SEQUENTIAL_SCANS_AS_SET = "SET LOCAL enable_seqscan TO DEFAULT"
 
@@ -179,11 +178,8 @@ def search_text(title: str, description: str) -> str:
     return f"{title} {description}".casefold()
 
 
-def search_grams(text: str, dialect: str) -> TextArray | None:
-    """The distinct pieces of one and two characters of `text` (a `search_text`), sorted; None on
-    SQLite, which keeps no arrays."""
-    if dialect != "postgresql":
-        return None
+def search_grams(text: str) -> TextArray:
+    """The distinct pieces of one and two characters of `text` (a `search_text`), sorted."""
     return TextArray(sorted({text[i : i + n] for n in range(1, GRAM_LENGTH + 1) for i in range(len(text) - n + 1)}))
 
 
@@ -215,7 +211,7 @@ class ListingTotals:
 
 
 def count_query(filters: ServiceFilters, dialect: str, *, grams: bool = False) -> Query:
-    """The total of `filters`; with `grams`, a short term is looked up in `search_grams`' index."""
+    """The total of `filters`; with `grams`, a short term is looked up in `service_grams`' index."""
     where, params = _where(filters, dialect, grams=grams)
     return f"SELECT COUNT(*) AS n FROM services WHERE {where}", params
 
@@ -231,7 +227,7 @@ def page_query(
     cases apart, as it cannot estimate how many rows `LIKE '%term%'` matches (for a rare phrase it
     guessed 386 where there were 76 and read 60,000 rows, 33 ms instead of 4); `list_services`
     chooses from the exact total instead. The matches of a short term are collected through
-    `search_grams` (with `grams`); a walk filters with LIKE, which costs a row less than its pieces.
+    `service_grams` (with `grams`); a walk filters with LIKE.
     """
     order = ORDERINGS[filters.ordering]
     if not matches_first:
@@ -307,7 +303,7 @@ def _state_of(rows: list[Row]) -> ListingState:
 
 
 def _grams_kept(cur: Cursor, filters: ServiceFilters) -> bool:
-    """Whether `filters` search a term short enough for `search_grams`, and the listing tables read
+    """Whether `filters` search a term short enough for `service_grams`, and the listing tables read
     (those of this transaction) keep them: PostgreSQL's, built by `GRAMS_VERSION` or later."""
     if cur.dialect != "postgresql" or not filters.search or len(filters.search.casefold()) > GRAM_LENGTH:
         return False
@@ -389,7 +385,7 @@ def _where(filters: ServiceFilters, dialect: str, *, grams: bool = False) -> tup
         params.append(minor_units(filters.max_price, ROUND_FLOOR))
     term = filters.search.casefold() if filters.search else ""
     if term and grams:
-        clauses.append("search_grams @> ARRAY[%s::text]")
+        clauses.append("id IN (SELECT id FROM service_grams WHERE grams @> ARRAY[%s::text])")
         params.append(term)
     elif term and dialect == "sqlite" and len(term) > GRAM_LENGTH:
         clauses.append("id IN (SELECT rowid FROM services_search WHERE services_search MATCH %s)")

@@ -32,7 +32,7 @@ COLUMN_TYPES: dict[Dialect, dict[str, str]] = {
         "money": "NUMERIC(14, 2)",
         "text_array": "TEXT[]",
     },
-    # SQLite has no arrays: a `{text_array}` column is PostgreSQL's alone to fill (it stays NULL here).
+    # SQLite has no arrays: a table with a `{text_array}` column is PostgreSQL's alone to fill.
     "sqlite": {
         "timestamp": "TIMESTAMPTZ",
         "json": "JSONTEXT",
@@ -138,6 +138,17 @@ def index_exists(cur: Cursor | psycopg.Cursor[Any], name: str) -> bool:
     either cursor: ours or a store's, both giving rows as dicts."""
     cur.execute("SELECT to_regclass(%s) IS NOT NULL AS found", (name,))
     row = cur.fetchone()
+    return bool(row and row["found"])
+
+
+def table_exists(cur: Cursor, name: str) -> bool:
+    """Whether the database has the table `name` (PostgreSQL: on the search path)."""
+    if cur.dialect == "postgresql":
+        row = cur.execute("SELECT to_regclass(%s) IS NOT NULL AS found", (name,)).fetchone()
+    else:
+        row = cur.execute(
+            "SELECT COUNT(*) > 0 AS found FROM sqlite_master WHERE type = 'table' AND name = %s", (name,)
+        ).fetchone()
     return bool(row and row["found"])
 
 
