@@ -121,18 +121,14 @@ RATING_INDEX = (
 GRAMS_VERSION = 2
 # The longest term `service_grams` answers: longer ones have trigrams.
 GRAM_LENGTH = 2
-# A short term's total is counted through the pieces' index unless most rows hold its piece: then
-# reading the rows and matching each text (LIKE finds a frequent piece early) costs less than
-# visiting every match through the index (100,000 services: a letter in all of them, 62 ms by LIKE
-# and 139 through the index; a pair in 12.5 %, 97 and 52; a pair in none, 57 and 2). A sample of
-# the first GRAMS_SAMPLE rows the filters select tells which (bench/results, short-search).
+# A short term's total is counted through its pieces unless nearly every row holds it: LIKE reads
+# each text up to the term's first place, so a letter most texts begin with is found at once,
+# where the pieces' lookup visits every match (100,000 services: `о`, in all of them, 50-62 ms by
+# LIKE and ~126 by the pieces). Any other term costs LIKE most of each text: a pair in 1 % of the
+# rows 50 ms (7 by the pieces), in 13-71 % 213-231 ms (55-126). A sample of the first GRAMS_SAMPLE
+# rows the filters select tells which (bench/results, short-search).
 GRAMS_SAMPLE = 1000
-FREQUENT_SHARE = 0.5
-# Through the index, the count must not be planned as a read of the pieces' table testing each
-# row, as the planner may for a frequent piece: that unpacks every row's array (a piece in 87 % of
-# 100,000 rows: 225 ms, where the index took 71 and LIKE 106). Set back right after.
-GRAMS_COUNTED_BY_INDEX = "SET LOCAL enable_seqscan = off"
-SEQUENTIAL_SCANS_AS_SET = "SET LOCAL enable_seqscan TO DEFAULT"
+FREQUENT_SHARE = 0.9
 
 # A service's row and its creator's rating (`creator_rating_minor`, shown as `creator_rating`: `_rated`).
 # Databases made before the rating moved still have unused `creator_rating`, `rating_minor` in `services`.
@@ -211,7 +207,7 @@ class ListingTotals:
 
 
 def count_query(filters: ServiceFilters, dialect: str, *, grams: bool = False) -> Query:
-    """The total of `filters`; with `grams`, a short term is looked up in `service_grams`' index."""
+    """The total of `filters`; with `grams`, a short term is looked up in `service_grams`."""
     where, params = _where(filters, dialect, grams=grams)
     return f"SELECT COUNT(*) AS n FROM services WHERE {where}", params
 
@@ -312,7 +308,7 @@ def _grams_kept(cur: Cursor, filters: ServiceFilters) -> bool:
 
 
 def _frequent(cur: Cursor, filters: ServiceFilters) -> bool:
-    """Whether `filters`' search term is in most of a sample of the rows the other filters select."""
+    """Whether `filters`' search term is in nearly all of a sample of the rows the other filters select."""
     where, params = _where(replace(filters, search=None), cur.dialect)
     sampled = cur.execute(
         "SELECT COUNT(*) AS n, COUNT(*) FILTER (WHERE search_text LIKE %s) AS hits "
@@ -336,12 +332,8 @@ def _total(
     key = (db.url, replace(filters, ordering=DEFAULT_ORDERING), position)
     total = totals.counted.get(key)
     if total is None:
-        by_index = grams and not _frequent(cur, filters)
-        if by_index:
-            cur.execute(GRAMS_COUNTED_BY_INDEX)
-        counted = cur.execute(*count_query(filters, db.dialect, grams=by_index)).fetchone()
-        if by_index:
-            cur.execute(SEQUENTIAL_SCANS_AS_SET)
+        by_pieces = grams and not _frequent(cur, filters)
+        counted = cur.execute(*count_query(filters, db.dialect, grams=by_pieces)).fetchone()
         total = int(counted["n"]) if counted else 0
         totals.counted.put(key, total)
     return total
