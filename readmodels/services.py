@@ -121,14 +121,14 @@ RATING_INDEX = (
 GRAMS_VERSION = 2
 # The longest term `service_grams` answers: longer ones have trigrams.
 GRAM_LENGTH = 2
-# A short term's total is counted through its pieces unless nearly every row holds it: LIKE reads
-# each text up to the term's first place, so a letter most texts begin with is found at once,
-# where the pieces' lookup visits every match (100,000 services: `о`, in all of them, 50-62 ms by
-# LIKE and ~126 by the pieces). Any other term costs LIKE most of each text: a pair in 1 % of the
-# rows 50 ms (7 by the pieces), in 13-71 % 213-231 ms (55-126). A sample of the first GRAMS_SAMPLE
-# rows the filters select tells which (bench/results, short-search).
+# A short term's total is counted through its pieces only when few rows hold it: then the pieces'
+# index finds them at once, where LIKE reads every text to its end (100,000 services: a pair in
+# none of them, 2.4 ms against 56). A term that many rows hold LIKE finds early in each text, and
+# PostgreSQL, which knows from the statistics how many rows hold the piece, reads every row's
+# pieces instead of the index (a pair in 13-71 % of them: 167-182 ms against LIKE's 68-105).
+# A sample of the first GRAMS_SAMPLE rows the filters select tells which (bench/results, short-search).
 GRAMS_SAMPLE = 1000
-FREQUENT_SHARE = 0.9
+RARE_SHARE = 0.02
 
 # A service's row and its creator's rating (`creator_rating_minor`, shown as `creator_rating`: `_rated`).
 # Databases made before the rating moved still have unused `creator_rating`, `rating_minor` in `services`.
@@ -307,15 +307,15 @@ def _grams_kept(cur: Cursor, filters: ServiceFilters) -> bool:
     return row is not None and int(row["version"]) >= GRAMS_VERSION
 
 
-def _frequent(cur: Cursor, filters: ServiceFilters) -> bool:
-    """Whether `filters`' search term is in nearly all of a sample of the rows the other filters select."""
+def _rare(cur: Cursor, filters: ServiceFilters) -> bool:
+    """Whether `filters`' search term is in few of a sample of the rows the other filters select."""
     where, params = _where(replace(filters, search=None), cur.dialect)
     sampled = cur.execute(
         "SELECT COUNT(*) AS n, COUNT(*) FILTER (WHERE search_text LIKE %s) AS hits "
         f"FROM (SELECT search_text FROM services WHERE {where} LIMIT %s) AS sample",
         [f"%{_escape_like((filters.search or '').casefold())}%", *params, GRAMS_SAMPLE],
     ).fetchone()
-    return sampled is not None and int(sampled["hits"]) > FREQUENT_SHARE * int(sampled["n"])
+    return sampled is None or int(sampled["hits"]) <= RARE_SHARE * int(sampled["n"])
 
 
 def _total(
@@ -332,7 +332,7 @@ def _total(
     key = (db.url, replace(filters, ordering=DEFAULT_ORDERING), position)
     total = totals.counted.get(key)
     if total is None:
-        by_pieces = grams and not _frequent(cur, filters)
+        by_pieces = grams and _rare(cur, filters)
         counted = cur.execute(*count_query(filters, db.dialect, grams=by_pieces)).fetchone()
         total = int(counted["n"]) if counted else 0
         totals.counted.put(key, total)
