@@ -121,12 +121,12 @@ RATING_INDEX = (
 GRAMS_VERSION = 2
 # The longest term `service_grams` answers: longer ones have trigrams.
 GRAM_LENGTH = 2
-# A short term's total is counted through its pieces only when few rows hold it: then the pieces'
-# index finds them at once, where LIKE reads every text to its end (100,000 services: a pair in
-# none of them, 2.4 ms against 56). A term that many rows hold LIKE finds early in each text, and
+# A short term is looked up through its pieces only when few rows hold it: then the pieces' index
+# finds them at once, where LIKE reads every text to its end (100,000 services: a pair in none of
+# them, 2.4 ms against 56). A term that many rows hold LIKE finds early in each text, and
 # PostgreSQL, which knows from the statistics how many rows hold the piece, reads every row's
 # pieces instead of the index (a pair in 13-71 % of them: 167-182 ms against LIKE's 68-105).
-# A sample of the first GRAMS_SAMPLE rows the filters select tells which (bench/results, short-search).
+# A sample of the first GRAMS_SAMPLE active rows tells which (bench/results, short-search).
 GRAMS_SAMPLE = 1000
 RARE_SHARE = 0.02
 
@@ -273,7 +273,7 @@ def list_services(
                 + db.page_bound
             )
         state = _state(cur)
-        grams = _grams_kept(cur, filters)
+        grams = _by_pieces(cur, filters)
         total = _total(cur, db, filters, state[0], totals, grams=grams)
         if page.offset >= total:
             return Page(rows=[], count=total), state
@@ -298,24 +298,21 @@ def _state_of(rows: list[Row]) -> ListingState:
     return positions.get(CATALOG_LOG), positions.get(ORDERS_LOG)
 
 
-def _grams_kept(cur: Cursor, filters: ServiceFilters) -> bool:
-    """Whether `filters` search a term short enough for `service_grams`, and the listing tables read
-    (those of this transaction) keep them: PostgreSQL's, built by `GRAMS_VERSION` or later."""
-    if cur.dialect != "postgresql" or not filters.search or len(filters.search.casefold()) > GRAM_LENGTH:
+def _by_pieces(cur: Cursor, filters: ServiceFilters) -> bool:
+    """Whether `filters`' search term is to be looked up in `service_grams`: short enough, rare (in
+    at most RARE_SHARE of a sample of the first GRAMS_SAMPLE active rows: the lookup's cost follows
+    how many rows of the whole table hold it, whatever the other filters), and the listing tables
+    read (those of this transaction) keep the pieces: PostgreSQL's, built by `GRAMS_VERSION` on."""
+    term = filters.search.casefold() if filters.search else ""
+    if cur.dialect != "postgresql" or not term or len(term) > GRAM_LENGTH:
         return False
-    row = cur.execute("SELECT version FROM projection_versions WHERE projection = %s", (PROJECTION,)).fetchone()
-    return row is not None and int(row["version"]) >= GRAMS_VERSION
-
-
-def _rare(cur: Cursor, filters: ServiceFilters) -> bool:
-    """Whether `filters`' search term is in few of a sample of the rows the other filters select."""
-    where, params = _where(replace(filters, search=None), cur.dialect)
-    sampled = cur.execute(
-        "SELECT COUNT(*) AS n, COUNT(*) FILTER (WHERE search_text LIKE %s) AS hits "
-        f"FROM (SELECT search_text FROM services WHERE {where} LIMIT %s) AS sample",
-        [f"%{_escape_like((filters.search or '').casefold())}%", *params, GRAMS_SAMPLE],
+    row = cur.execute(
+        "SELECT (SELECT version FROM projection_versions WHERE projection = %s) AS version, "
+        "COUNT(*) AS n, COUNT(*) FILTER (WHERE search_text LIKE %s) AS hits "
+        "FROM (SELECT search_text FROM services WHERE is_active LIMIT %s) AS sample",
+        (PROJECTION, f"%{_escape_like(term)}%", GRAMS_SAMPLE),
     ).fetchone()
-    return sampled is None or int(sampled["hits"]) <= RARE_SHARE * int(sampled["n"])
+    return row is not None and (row["version"] or 0) >= GRAMS_VERSION and int(row["hits"]) <= RARE_SHARE * int(row["n"])
 
 
 def _total(
@@ -332,8 +329,7 @@ def _total(
     key = (db.url, replace(filters, ordering=DEFAULT_ORDERING), position)
     total = totals.counted.get(key)
     if total is None:
-        by_pieces = grams and _rare(cur, filters)
-        counted = cur.execute(*count_query(filters, db.dialect, grams=by_pieces)).fetchone()
+        counted = cur.execute(*count_query(filters, db.dialect, grams=grams)).fetchone()
         total = int(counted["n"]) if counted else 0
         totals.counted.put(key, total)
     return total
