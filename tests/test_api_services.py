@@ -736,7 +736,7 @@ def test_a_short_term_finds_exactly_the_services_whose_text_holds_it(api: Api, s
         expected = {term: sorted(n for n, text in texts.items() if term.casefold() in text) for term in terms}
         assert {term: _found(db, owner, term) for term in terms} == expected
         if db.dialect == "postgresql":
-            # Through the pieces, whatever the sample says (here a term held by one of two is not rare).
+            # Through the pieces, whatever the sample of the whole listing says of each term.
             assert {term: _by_pieces(db, owner, term) for term in terms} == {
                 term: (found, len(found)) for term, found in expected.items()
             }
