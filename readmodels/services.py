@@ -122,13 +122,14 @@ GRAMS_VERSION = 2
 # The longest term `service_grams` answers: longer ones have trigrams.
 GRAM_LENGTH = 2
 # A short term is looked up through its pieces only when few rows hold it: then the pieces' index
-# finds them at once, where LIKE reads every text to its end (100,000 services: a pair in none of
-# them, 2.4 ms against 56). A term that many rows hold LIKE finds early in each text, and
-# PostgreSQL, which knows from the statistics how many rows hold the piece, reads every row's
-# pieces instead of the index (a pair in 13-71 % of them: 167-182 ms against LIKE's 68-105).
-# A sample of the first GRAMS_SAMPLE active rows tells which (bench/results, short-search).
+# finds them at once, where LIKE reads the texts (100,000 services, custom plans, with statistics: a
+# pair in none of them 0.8 ms against 44, in 1-5 % 6-12 ms against 45-71, in 10 % 39 against 82).
+# From ~12 % PostgreSQL, which knows from the statistics how many rows hold the piece, reads every
+# row's pieces instead of the index, 115-140 ms against LIKE's 51-78 (forcing the index gained
+# nothing there). A sample of the first GRAMS_SAMPLE active rows tells which (bench/results,
+# short-search).
 GRAMS_SAMPLE = 1000
-RARE_SHARE = 0.02
+RARE_SHARE = 0.05
 
 # A service's row and its creator's rating (`creator_rating_minor`, shown as `creator_rating`: `_rated`).
 # Databases made before the rating moved still have unused `creator_rating`, `rating_minor` in `services`.
