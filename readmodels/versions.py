@@ -49,7 +49,7 @@ def record(cur: Cursor, projection: str, version: int, *, schema: str = "") -> N
 
 def at_most(cur: Cursor, projection: str, version: int) -> None:
     """Take `projection`'s tables as built by `version` unless stored as built by an earlier one: they
-    lack what later versions write (a column added empty)."""
+    lack what later versions write (a table made empty)."""
     cur.execute(
         "INSERT INTO projection_versions (projection, version) VALUES (%s, %s) "
         "ON CONFLICT (projection) DO UPDATE SET version = CASE WHEN projection_versions.version > excluded.version "
