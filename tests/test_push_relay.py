@@ -56,6 +56,7 @@ def test_a_push_reaches_the_other_relays_receiver_and_a_stop_is_prompt() -> None
         sending.stop()
         # Three stops: each waited for the listener's next look at `_stopping`, up to LISTEN_WAIT
         # (~1.5 s in all: a listener that has just subscribed waits the whole of it); woken, a few ms.
+        # The bound is twice one wait: room for a busy machine, and still short of the three waits.
         took = 0.0
         for attempt in range(3):
             if attempt:
@@ -65,4 +66,4 @@ def test_a_push_reaches_the_other_relays_receiver_and_a_stop_is_prompt() -> None
             listening.stop()
             took += time.monotonic() - started
             assert not any(thread.is_alive() for thread in listening._threads)
-    assert took < LISTEN_WAIT, took
+    assert took < 2 * LISTEN_WAIT, took
