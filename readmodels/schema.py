@@ -34,7 +34,7 @@ from ugc.platform import (
     stored_bytes,
 )
 from ugc.platform.database import KEEPALIVES, Database, wait_for_locks
-from ugc.platform.dialect import Cursor, add_column, created_index, index_exists, table_exists
+from ugc.platform.dialect import Cursor, add_column, created_index, relation_exists, table_exists
 
 # A statement is portable SQL, or a dict of dialect -> SQL for what differs (indexes, search).
 Statement = str | dict[str, str]
@@ -166,7 +166,7 @@ def create_tables(db: Database) -> None:
 def _index_exists(cur: Cursor, sql: str) -> bool:
     """Whether `sql` creates an index that exists already (PostgreSQL; see `created_index`)."""
     index = created_index(sql)
-    return index is not None and cur.dialect == "postgresql" and index_exists(cur, index)
+    return index is not None and cur.dialect == "postgresql" and relation_exists(cur, index)
 
 
 def add_later_columns(cur: Cursor) -> None:

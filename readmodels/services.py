@@ -27,6 +27,8 @@ arrays), such a term scans the active rows.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 
@@ -274,13 +276,16 @@ def list_services(
                 + db.page_bound
             )
         state = _state(cur)
-        grams = _by_pieces(cur, filters)
+        # Asked only when counting or collecting matches: a remembered total and a walk need neither.
+        grams = functools.cache(lambda: _by_pieces(cur, filters))
         total = _total(cur, db, filters, state[0], totals, grams=grams)
         if page.offset >= total:
             return Page(rows=[], count=total), state
         active = _total(cur, db, ServiceFilters(), state[0], totals) if filters.search else total
         first = matches_first(filters, page, total, active)
-        rows = cur.execute(*page_query(filters, page, db.dialect, matches_first=first, grams=grams)).fetchall()
+        rows = cur.execute(
+            *page_query(filters, page, db.dialect, matches_first=first, grams=first and grams())
+        ).fetchall()
     return Page(rows=[_rated(row) for row in rows], count=total), state
 
 
@@ -323,14 +328,14 @@ def _total(
     position: int | None,
     totals: ListingTotals,
     *,
-    grams: bool = False,
+    grams: Callable[[], bool] = lambda: False,
 ) -> int:
     """The exact number of services `filters` selects, counted unless counted before at this position
-    (the same whichever way it is counted)."""
+    (the same whichever way it is counted: through `service_grams` if `grams()` says so)."""
     key = (db.url, replace(filters, ordering=DEFAULT_ORDERING), position)
     total = totals.counted.get(key)
     if total is None:
-        counted = cur.execute(*count_query(filters, db.dialect, grams=grams)).fetchone()
+        counted = cur.execute(*count_query(filters, db.dialect, grams=grams())).fetchone()
         total = int(counted["n"]) if counted else 0
         totals.counted.put(key, total)
     return total

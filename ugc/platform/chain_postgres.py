@@ -203,7 +203,7 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
             if "CREATE TYPE" in text:  # made by `create_table` before this, each in its own transaction
                 continue
             index = dialect.created_index(text)
-            if index is None or not dialect.index_exists(curs, f"{self.datastore.schema}.{index}"):
+            if index is None or not dialect.relation_exists(curs, f"{self.datastore.schema}.{index}"):
                 curs.execute(statement, prepare=False)
 
     # -- reading ---------------------------------------------------------------------------------

@@ -133,9 +133,9 @@ def created_index(sql: str) -> str | None:
     return found.group(1) if found else None
 
 
-def index_exists(cur: Cursor | psycopg.Cursor[Any], name: str) -> bool:
-    """Whether PostgreSQL has the index `name` (on the search path, or schema-qualified), through
-    either cursor: ours or a store's, both giving rows as dicts."""
+def relation_exists(cur: Cursor | psycopg.Cursor[Any], name: str) -> bool:
+    """Whether PostgreSQL has the index or table `name` (on the search path, or schema-qualified),
+    through either cursor: ours or a store's, both giving rows as dicts."""
     cur.execute("SELECT to_regclass(%s) IS NOT NULL AS found", (name,))
     row = cur.fetchone()
     return bool(row and row["found"])
@@ -144,11 +144,10 @@ def index_exists(cur: Cursor | psycopg.Cursor[Any], name: str) -> bool:
 def table_exists(cur: Cursor, name: str) -> bool:
     """Whether the database has the table `name` (PostgreSQL: on the search path)."""
     if cur.dialect == "postgresql":
-        row = cur.execute("SELECT to_regclass(%s) IS NOT NULL AS found", (name,)).fetchone()
-    else:
-        row = cur.execute(
-            "SELECT COUNT(*) > 0 AS found FROM sqlite_master WHERE type = 'table' AND name = %s", (name,)
-        ).fetchone()
+        return relation_exists(cur, name)
+    row = cur.execute(
+        "SELECT COUNT(*) > 0 AS found FROM sqlite_master WHERE type = 'table' AND name = %s", (name,)
+    ).fetchone()
     return bool(row and row["found"])
 
 

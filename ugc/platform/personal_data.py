@@ -40,7 +40,7 @@ from eventsourcing.sqlite import SQLiteDatastore
 from eventsourcing.utils import get_topic
 
 from ugc.platform.cache import LRU
-from ugc.platform.dialect import index_exists
+from ugc.platform.dialect import relation_exists
 
 SEALED = "sealed"  # the state's key of the sealed fields; no event has a field of this name
 _SEALED_KEY = f'"{SEALED}":'.encode()  # how the JSON of a sealed state shows it
@@ -127,7 +127,7 @@ class DataKeys:
                 f"{', made bigint GENERATED ALWAYS AS IDENTITY UNIQUE' if self._postgres else ''})"
             )
             index = f"{self.table}_person"
-            if not (isinstance(cur, psycopg.Cursor) and index_exists(cur, index)):  # see `created_index`
+            if not (isinstance(cur, psycopg.Cursor) and relation_exists(cur, index)):  # see `created_index`
                 cur.execute(f"CREATE INDEX IF NOT EXISTS {index} ON {self.table} (person)")
 
     def refuse_if_lost(self) -> None:
