@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Match
 
 from ugc import errors as domain
+from ugc.platform.blocking import Busy
 from ugc.platform.media import MediaUnavailable
 from ugc.platform.outages import refuses_writes, sqlite_unavailable
 from ugc.platform.personal_data import PersonErased
@@ -286,6 +287,11 @@ async def sqlite_error(request: Request, exc: sqlite3.OperationalError) -> Respo
     return await internal_error(request, exc)
 
 
+async def busy(request: Request, exc: Exception) -> Response:
+    """Work that found no thread (or turn) free within UGC_QUEUE_TIMEOUT: it did not start; retry shortly."""
+    return _respond(unavailable())
+
+
 async def media_unavailable(request: Request, exc: Exception) -> Response:
     """The media store's file system refused (full, read-only, permissions): not the client's fault."""
     log.warning("media store unavailable: %s", exc)
@@ -341,6 +347,7 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     ReadOnlySqlTransaction: store_unavailable,
     InternalError: store_internal_error,
     sqlite3.OperationalError: sqlite_error,
+    Busy: busy,
     MediaUnavailable: media_unavailable,
     PersonErased: erased_person,
     AggregateNotFoundError: missing_aggregate,

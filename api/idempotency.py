@@ -15,7 +15,7 @@ append's commit) and the key answers 409 `idempotency_key_answer_lost` instead o
 again. A claim whose process died is settled the same way after `UGC_IDEMPOTENCY_IN_FLIGHT`
 seconds (api/idempotency_keys.py). What a claimed key does next (keep the answer, let go) waits
 for a blocking thread however busy the process is: a command turned away for want of one (503,
-api/blocking.py) must not leave its key claimed, answering its retries 409 until the claim expires.
+ugc/platform/blocking.py) must not leave its key claimed, answering its retries 409 until the claim expires.
 """
 
 from __future__ import annotations

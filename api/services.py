@@ -13,7 +13,6 @@ from typing import Any, TypeVar
 from starlette.requests import HTTPConnection
 
 from api import idempotency_keys
-from api.blocking import BlockingThreads
 from api.idempotency_keys import IdempotencyKeys
 from api.listing import ListingMemory
 from api.readiness import READY_DEADLINE, Readiness
@@ -41,6 +40,7 @@ from ugc.clock import Clock
 from ugc.config import Settings
 from ugc.errors import Unavailable
 from ugc.platform import metrics
+from ugc.platform.blocking import BlockingThreads
 from ugc.platform.database import Database
 from ugc.platform.media import MediaStore
 
@@ -49,7 +49,7 @@ T = TypeVar("T")
 BLOCKING_THREADS = 40  # as many as anyio's default: a command holds its thread while the database works
 
 # Whether the request under way has had its command stored (set by `Services.settle`): its blocking
-# work from then on waits for a thread however long it takes (api/blocking.py).
+# work from then on waits for a thread however long it takes (ugc/platform/blocking.py).
 _stored: contextvars.ContextVar[bool] = contextvars.ContextVar("stored", default=False)
 
 
@@ -118,7 +118,7 @@ class Services:
         under a healthy burst every thread of `blocking` and every pooled connection is a request's,
         and checks that waited in line behind them answered /readyz 503 for a process serving all it
         was sent. A check finds the thread busy only with another check (bounded by the probe
-        connection's timeouts); it waits for it READY_DEADLINE at most, then `Unavailable`."""
+        connection's timeouts); it waits for it READY_DEADLINE at most, then `Busy`."""
         call = functools.partial(contextvars.copy_context().run, function)
         return await self.probing.run(call)
 

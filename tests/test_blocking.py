@@ -1,4 +1,4 @@
-"""The blocking threads' bounded wait (api/blocking.py), on real threads: work that finds none free
+"""The blocking threads' bounded wait (ugc/platform/blocking.py), on real threads: work that finds none free
 gives up before it starts, work after a stored command waits its turn, and a request that goes
 away leaves no thread counted busy."""
 
@@ -10,8 +10,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from api.blocking import BlockingThreads, turn
-from ugc.errors import Unavailable
+from ugc.platform.blocking import BlockingThreads, Busy, turn
 
 WAIT = 0.2
 
@@ -37,7 +36,7 @@ def test_work_that_finds_no_thread_free_in_time_is_unavailable_and_never_runs() 
     ran: list[int] = []
 
     async def body(threads: BlockingThreads, busy: threading.Event) -> None:
-        with pytest.raises(Unavailable):
+        with pytest.raises(Busy):
             await threads.run(lambda: ran.append(1))
         busy.set()
         await asyncio.sleep(WAIT)
@@ -60,7 +59,7 @@ def test_a_cancelled_caller_frees_its_thread_once_the_work_ends() -> None:
         gone = asyncio.create_task(threads.run(lambda: busy.wait(30)))
         await asyncio.sleep(WAIT)  # running on the thread
         gone.cancel()
-        with pytest.raises(Unavailable):  # the work still holds it
+        with pytest.raises(Busy):  # the work still holds it
             await threads.run(lambda: "too soon")
         busy.set()
         assert await threads.run(lambda: "next") == "next"
@@ -69,11 +68,11 @@ def test_a_cancelled_caller_frees_its_thread_once_the_work_ends() -> None:
     asyncio.run(body())
 
 
-def test_a_turn_not_had_in_time_is_unavailable() -> None:
+def test_a_turn_not_had_in_time_is_busy() -> None:
     async def body() -> None:
         line = asyncio.Semaphore(1)
         async with turn(line, WAIT):
-            with pytest.raises(Unavailable):
+            with pytest.raises(Busy):
                 async with turn(line, WAIT):
                     pass
         async with turn(line, WAIT):

@@ -18,7 +18,6 @@ from typing import Any
 import psycopg
 import pytest
 
-from api.blocking import BlockingThreads
 from api.errors import message
 from api.idempotency_keys import IdempotencyKeys
 from commands.intents import Intent, announcing, from_text
@@ -29,6 +28,7 @@ from tests.orders_world import Deal, a_deal
 from ugc.clock import MovableClock
 from ugc.config import Settings
 from ugc.platform import idempotency_keys as table
+from ugc.platform.blocking import BlockingThreads
 from ugc.platform.database import Database
 from ugc.platform.store import EventStores
 

@@ -102,7 +102,7 @@ class Settings:
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 65536
     read_your_writes_timeout: float = 2.0
-    # Seconds a request waits in line for a blocking thread (api/blocking.py) or a read pool's
+    # Seconds a request waits in line for a blocking thread (ugc/platform/blocking.py) or a read pool's
     # connection before it answers 503 (UGC_QUEUE_TIMEOUT).
     queue_timeout: float = QUEUE_TIMEOUT
     access_log: bool = False

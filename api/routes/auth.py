@@ -7,7 +7,6 @@ from starlette.responses import Response
 
 from api import errors, throttle
 from api.auth import authenticated_user, standing_for
-from api.blocking import turn
 from api.body import parse
 from api.openapi import Operation, endpoint
 from api.responses import JSON
@@ -26,6 +25,7 @@ from api.services import services
 from api.tokens import Claims, TokenError
 from commands.accounts import Register
 from ugc.errors import InvalidToken
+from ugc.platform.blocking import turn
 
 
 def _address(request: Request) -> str:

@@ -7,8 +7,11 @@ The SQL it runs is written once for both dialects (`ugc/platform/dialect.py` ada
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import fcntl
+import functools
 import logging
+import math
 import re
 import sqlite3
 import threading
@@ -26,6 +29,7 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 
 from ugc.config import is_postgres, pool_sizes, queue_timeout, read_lock_timeout, read_statement_timeout, sqlite_path
 from ugc.platform import sqlite_files
+from ugc.platform.blocking import BlockingThreads
 from ugc.platform.dead_connections import again_when_connection_lost, again_when_connection_lost_async
 from ugc.platform.dialect import COLUMN_TYPES, Cursor, Dialect, PipelinedCursor, Query, Row, postgres_params
 from ugc.platform.idle_check import IdleCheck
@@ -125,6 +129,9 @@ SQLITE_BUSY_TIMEOUT = 10.0  # seconds a statement waits for another connection's
 # Measured: 20 MB written in one transaction left a 20 MB `-wal` through the small writes after it.
 # Past this, a checkpoint that empties the log truncates it; the usual cycle (1,000 pages) stays under.
 SQLITE_WAL_KEPT_BYTES = 16 << 20
+# SQLite virtual-machine steps between two looks at a read's deadline (`statements_bounded`): well
+# under a millisecond of work, and a look costs a Python call.
+PROGRESS_STEPS = 10_000
 # How long readiness waits for SQLite's write lock: a group's commit holds it for milliseconds, so a
 # lock still held after this is somebody else's long transaction.
 WRITE_PROBE_WAIT = 0.5
@@ -137,7 +144,10 @@ class Database:
     On PostgreSQL a coroutine's reads go over psycopg's asyncio connections, on the event loop:
     handing a read to a thread and back cost more CPU than the read (GIL hand-offs, wake-ups),
     most of a list request's (bench/RESULTS.md). SQLite has no asyncio driver; there they run on
-    a thread.
+    threads of their own, as many as PostgreSQL's asyncio connections (`UGC_DB_ASYNC_POOL_MAX`), each
+    found free within `UGC_QUEUE_TIMEOUT` or `Busy` (503), as a connection of that pool is:
+    the loop's default executor queued every read without bound, so a flood of slow lists made each
+    wait for all the others, however long, and went on reading for clients that had given up.
     """
 
     dialect: Dialect
@@ -149,7 +159,9 @@ class Database:
         # OperationalError: `outages.database_away`) instead of holding a connection and the database's
         # CPU for as long as a query the client shaped takes. Set per transaction (`SET LOCAL`), not per
         # session: the same pool runs projections' batches and migrations, which must not be cut short.
-        self.page_bound = f"SET LOCAL statement_timeout = {round(read_statement_timeout() * 1000)}"
+        # SQLite has no statement_timeout: its reads are interrupted at the same bound (`statements_bounded`).
+        self._page_seconds = read_statement_timeout()
+        self.page_bound = f"SET LOCAL statement_timeout = {round(self._page_seconds * 1000)}"
         # The process's one LISTEN connection (PostgreSQL), opened when something subscribes; the
         # owner of the database (the composition root) closes it with the database.
         self.listener = Listener(url, KEEPALIVES)
@@ -181,6 +193,8 @@ class Database:
             self._local = threading.local()
             self._connections: list[sqlite3.Connection] = []
             self._connections_lock = threading.Lock()
+            self._readers: BlockingThreads | None = None  # a coroutine's reads; made on the loop that first reads
+            self._readers_loop: asyncio.AbstractEventLoop | None = None
         else:
             raise ValueError(f"unsupported database URL {url!r}")
 
@@ -284,8 +298,12 @@ class Database:
         transaction's reads share one snapshot already.
         """
         if self._pool is None:
-            with self.transaction() as cur:
-                return [cur.execute(sql, params).fetchall() for sql, params in queries]
+            results = []
+            with self.transaction() as cur, statements_bounded(self._sqlite_connection(), self._page_seconds) as begin:
+                for sql, params in queries:
+                    begin()
+                    results.append(cur.execute(sql, params).fetchall())
+            return results
         sql, params = _snapshot_query(queries, self.page_bound)
         with self._pool.connection() as conn, ClientCursor(conn, row_factory=dict_row) as cur:
             cur.execute(sql, params)
@@ -300,7 +318,7 @@ class Database:
         """The rows of one statement, outside any transaction, for a coroutine."""
         pool = await self._async_connections()
         if pool is None:
-            return await asyncio.to_thread(self._fetch, sql, params)
+            return await self._on_reader(self._fetch, sql, params)
 
         async def fetch() -> list[Row]:
             async with pool.connection() as conn:
@@ -314,7 +332,7 @@ class Database:
         """`snapshot` for a coroutine."""
         pool = await self._async_connections()
         if pool is None:
-            return await asyncio.to_thread(self.snapshot, *queries)
+            return await self._on_reader(self.snapshot, *queries)
         sql, params = _snapshot_query(queries, self.page_bound)
 
         async def read() -> list[list[Row]]:
@@ -330,9 +348,24 @@ class Database:
         return await again_when_connection_lost_async(read, pool.check)
 
     async def aclose(self) -> None:
-        """Close the asyncio connections, on the event loop that opened them."""
+        """Close the asyncio connections (SQLite: the readers' threads), on the event loop that opened them."""
         if self._async_pool is not None:
             await self._async_pool.close()
+        if self._pool is None and self._readers is not None:
+            self._readers.shutdown()
+            self._readers = None
+
+    async def _on_reader(self, read: Callable[..., T], *args: Any) -> T:
+        """`read(*args)` on one of SQLite's reader threads (the caller's context with it: its log
+        lines name the request), `Busy` when none is free within UGC_QUEUE_TIMEOUT."""
+        loop = asyncio.get_running_loop()
+        if self._readers is None or self._readers_loop is not loop:
+            # A loop of its own for each: the threads' line is an asyncio semaphore, bound to its loop.
+            if self._readers is not None:
+                self._readers.shutdown(wait=False)
+            self._readers = BlockingThreads(pool_sizes().database_async, queue_timeout(), name="ugc-read-sqlite")
+            self._readers_loop = loop
+        return await self._readers.run(functools.partial(contextvars.copy_context().run, read, *args))
 
     async def _async_connections(self) -> AsyncConnectionPool[Any] | None:
         """The asyncio pool (PostgreSQL only), opened on first use on the running event loop."""
@@ -563,6 +596,24 @@ def sqlite_transaction(connection: sqlite3.Connection, *, write: bool) -> Iterat
         connection.commit()
     finally:
         cursor.close()
+
+
+@contextmanager
+def statements_bounded(connection: sqlite3.Connection, seconds: float) -> Iterator[Callable[[], None]]:
+    """SQLite's `statement_timeout` for the block: a statement begun after a call of the function it
+    yields is interrupted once it has run `seconds` (SQLITE_INTERRUPT, an outage: 503), as PostgreSQL
+    cancels a page read's statement at UGC_DB_READ_TIMEOUT (`Database.page_bound`)."""
+    deadline = math.inf
+
+    def begin() -> None:
+        nonlocal deadline
+        deadline = time.monotonic() + seconds
+
+    connection.set_progress_handler(lambda: time.monotonic() > deadline, PROGRESS_STEPS)
+    try:
+        yield begin
+    finally:
+        connection.set_progress_handler(None, 0)
 
 
 def wait_for_locks(cur: Cursor) -> None:

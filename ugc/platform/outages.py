@@ -28,10 +28,12 @@ def refuses_writes(error: BaseException) -> bool:
 
 # SQLite's primary result codes that mean "not now" rather than a bug: another connection held the
 # file past the busy timeout, or the file cannot be opened, read, written or grown (a full disk, a
-# read-only file or file system, an I/O error).
+# read-only file or file system, an I/O error), or a read ran past its bound and was interrupted
+# (`database.statements_bounded`, as PostgreSQL cancels one at UGC_DB_READ_TIMEOUT).
 SQLITE_OUTAGES = frozenset(
     {
         sqlite3.SQLITE_BUSY,
+        sqlite3.SQLITE_INTERRUPT,
         sqlite3.SQLITE_LOCKED,
         sqlite3.SQLITE_READONLY,
         sqlite3.SQLITE_IOERR,

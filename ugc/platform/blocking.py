@@ -6,7 +6,9 @@ pool exhausted), every request waited in that queue for as long as the slowness 
 their number (500 at once behind a 20 s lock on `users`: p50 20 s, bench/RESULTS.md "overload"),
 each one keeping its connection and memory meanwhile, and a client that gave up left its work queued.
 Here work that finds every thread busy waits at most `wait` seconds for one, then gives up before
-it started: `Unavailable`, a 503 with `Retry-After` the client can retry at once.
+it started: `Busy`, which the API answers 503 with `Retry-After`, for the client to retry at once.
+The API's blocking work runs here (`api.services.Services.run`), and so do SQLite's reads for
+coroutines (`ugc.platform.database.Database`), which have no asyncio driver.
 
 Turns of the event loop's own lines (a password hash: `turn`) are bounded the same way: 300
 sign-ins at once waited up to 23 s for the two hashes a worker computes at a time.
@@ -23,9 +25,11 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import TypeVar
 
-from ugc.errors import Unavailable
-
 T = TypeVar("T")
+
+
+class Busy(Exception):
+    """No thread (or turn) came free within the wait: the work did not start, and may be retried."""
 
 
 class BlockingThreads:
@@ -35,7 +39,7 @@ class BlockingThreads:
         self._free = asyncio.Semaphore(threads)  # threads not running work, so the executor never queues
 
     async def run(self, call: Callable[[], T], *, patient: bool = False) -> T:
-        """`call()` on a thread; `Unavailable` when none is free within `wait` seconds, unless `patient`.
+        """`call()` on a thread; `Busy` when none is free within `wait` seconds, unless `patient`.
 
         The common case (a thread free) costs what `run_in_executor` does: no timer, and the thread is
         counted free again by the awaiting task, not by a second wake-up of the loop from the thread
@@ -47,7 +51,7 @@ class BlockingThreads:
                 async with asyncio.timeout(self.wait):
                     await self._free.acquire()
             except TimeoutError:
-                raise Unavailable() from None
+                raise Busy() from None
         try:
             future = self._executor.submit(call)
         except BaseException:
@@ -69,18 +73,19 @@ class BlockingThreads:
         self._free.release()
         return result
 
-    def shutdown(self) -> None:
-        self._executor.shutdown(wait=True, cancel_futures=True)
+    def shutdown(self, *, wait: bool = True) -> None:
+        """Stop the threads once their work ends; queued work is dropped. `wait`: return only then."""
+        self._executor.shutdown(wait=wait, cancel_futures=True)
 
 
 @asynccontextmanager
 async def turn(line: asyncio.Semaphore, wait: float) -> AsyncIterator[None]:
-    """Hold one of `line`'s places for the block; `Unavailable` when none comes within `wait` seconds."""
+    """Hold one of `line`'s places for the block; `Busy` when none comes within `wait` seconds."""
     try:
         async with asyncio.timeout(wait):
             await line.acquire()
     except TimeoutError:
-        raise Unavailable() from None
+        raise Busy() from None
     try:
         yield
     finally:
