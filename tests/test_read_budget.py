@@ -1,8 +1,9 @@
 """A list's page read is bounded in time: each of its statements is cancelled (PostgreSQL) or
 interrupted (SQLite) after UGC_DB_READ_TIMEOUT seconds and the request answers 503, whatever the
 client asked for and whatever holds the statement up; the read database's sessions themselves stay
-unbounded, since projections' batches and migrations run on them. On SQLite a coroutine's reads wait
-for one of their threads as PostgreSQL's wait for a pooled connection: UGC_QUEUE_TIMEOUT, then 503.
+unbounded, since projections' batches and migrations run on them. On SQLite a coroutine's read that
+waited for one of their threads longer than UGC_QUEUE_TIMEOUT is turned away unread (503), as
+PostgreSQL's that waited that long for a pooled connection.
 
 On PostgreSQL a lock held on the table is what holds the statements up here (a slow plan cannot be
 made to order): with UGC_DB_LOCK_TIMEOUT far longer than the lock, only the page bound can end the
@@ -132,7 +133,7 @@ def test_a_sqlite_page_read_is_interrupted_at_ugc_db_read_timeout(sqlite_db: Dat
         db.close()
 
 
-def test_sqlite_reads_wait_for_a_free_thread_at_most_ugc_queue_timeout(
+def test_a_sqlite_read_that_waited_for_a_thread_past_ugc_queue_timeout_is_turned_away(
     sqlite_db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("UGC_DB_ASYNC_POOL_MAX", "1")
@@ -157,7 +158,7 @@ def test_sqlite_reads_wait_for_a_free_thread_at_most_ugc_queue_timeout(
 
     try:
         slow, waiting = asyncio.run(two_at_once())
-        assert isinstance(waiting, Busy)  # turned away, not queued behind the slow read
+        assert isinstance(waiting, Busy)  # its turn came after the slow read's 2 s: turned away, unread
         assert isinstance(slow, sqlite3.OperationalError) and "interrupted" in str(slow)
         assert asyncio.run(alone()) == ([{"n": 1}], [[{"n": 2}]])
     finally:

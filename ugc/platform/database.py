@@ -6,7 +6,6 @@ The SQL it runs is written once for both dialects (`ugc/platform/dialect.py` ada
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import fcntl
 import functools
@@ -29,7 +28,7 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 
 from ugc.config import is_postgres, pool_sizes, queue_timeout, read_lock_timeout, read_statement_timeout, sqlite_path
 from ugc.platform import sqlite_files
-from ugc.platform.blocking import BlockingThreads
+from ugc.platform.blocking import AgedLine
 from ugc.platform.dead_connections import again_when_connection_lost, again_when_connection_lost_async
 from ugc.platform.dialect import COLUMN_TYPES, Cursor, Dialect, PipelinedCursor, Query, Row, postgres_params
 from ugc.platform.idle_check import IdleCheck
@@ -144,10 +143,11 @@ class Database:
     On PostgreSQL a coroutine's reads go over psycopg's asyncio connections, on the event loop:
     handing a read to a thread and back cost more CPU than the read (GIL hand-offs, wake-ups),
     most of a list request's (bench/RESULTS.md). SQLite has no asyncio driver; there they run on
-    threads of their own, as many as PostgreSQL's asyncio connections (`UGC_DB_ASYNC_POOL_MAX`), each
-    found free within `UGC_QUEUE_TIMEOUT` or `Busy` (503), as a connection of that pool is:
-    the loop's default executor queued every read without bound, so a flood of slow lists made each
-    wait for all the others, however long, and went on reading for clients that had given up.
+    threads of their own, as many as PostgreSQL's asyncio connections (`UGC_DB_ASYNC_POOL_MAX`), and
+    a read that waited for one longer than `UGC_QUEUE_TIMEOUT` is turned away unstarted, `Busy` (503),
+    as one that waited that long for a connection of that pool is (`AgedLine`). The loop's default
+    executor ran every read however long it had waited: a flood of slow lists made each wait for all
+    the others, and went on reading for clients that had given up.
     """
 
     dialect: Dialect
@@ -193,8 +193,7 @@ class Database:
             self._local = threading.local()
             self._connections: list[sqlite3.Connection] = []
             self._connections_lock = threading.Lock()
-            self._readers: BlockingThreads | None = None  # a coroutine's reads; made on the loop that first reads
-            self._readers_loop: asyncio.AbstractEventLoop | None = None
+            self._readers = AgedLine(pool_sizes().database_async, queue_timeout(), name="ugc-read-sqlite")
         else:
             raise ValueError(f"unsupported database URL {url!r}")
 
@@ -348,23 +347,13 @@ class Database:
         return await again_when_connection_lost_async(read, pool.check)
 
     async def aclose(self) -> None:
-        """Close the asyncio connections (SQLite: the readers' threads), on the event loop that opened them."""
+        """Close the asyncio connections, on the event loop that opened them."""
         if self._async_pool is not None:
             await self._async_pool.close()
-        if self._pool is None and self._readers is not None:
-            self._readers.shutdown()
-            self._readers = None
 
     async def _on_reader(self, read: Callable[..., T], *args: Any) -> T:
         """`read(*args)` on one of SQLite's reader threads (the caller's context with it: its log
-        lines name the request), `Busy` when none is free within UGC_QUEUE_TIMEOUT."""
-        loop = asyncio.get_running_loop()
-        if self._readers is None or self._readers_loop is not loop:
-            # A loop of its own for each: the threads' line is an asyncio semaphore, bound to its loop.
-            if self._readers is not None:
-                self._readers.shutdown(wait=False)
-            self._readers = BlockingThreads(pool_sizes().database_async, queue_timeout(), name="ugc-read-sqlite")
-            self._readers_loop = loop
+        lines name the request), `Busy` if it waited for one longer than UGC_QUEUE_TIMEOUT."""
         return await self._readers.run(functools.partial(contextvars.copy_context().run, read, *args))
 
     async def _async_connections(self) -> AsyncConnectionPool[Any] | None:
@@ -564,6 +553,7 @@ class Database:
         if self._pool is not None:
             self._pool.close()
             return
+        self._readers.shutdown()
         with self._connections_lock:
             for connection in self._connections:
                 connection.close()
