@@ -18,11 +18,29 @@ If those in flight have not ended by then, nothing failed: the server is too slo
 answers 503 with `Retry-After: 1` as it does for other overloads (a burst of 120 correct sign-ins
 from one address on SQLite had correct ones told their attempts had failed too often).
 
-An attempt still in flight after `DEAD_AFTER` is taken for one whose process died (killed between
-its start and its answer): it counts as nothing. Its client got no answer, so it learnt nothing
-from it, and a live attempt that slow still stands as a failure if it fails. Counting it as a
-failure instead kept a burst's correct sign-ins, cut short by a `kill -9`, as failures for 15
-minutes.
+An attempt whose process died between its start and its answer (`kill -9`, a crash) counts as
+nothing: its client got no answer, so it learnt nothing from it. Counting it as a failure instead
+kept a burst's correct sign-ins, cut short by a `kill -9`, as failures for 15 minutes. Which
+process runs an attempt is recorded with it (`member`, its name among the lease members), and an
+attempt counts in flight only while that process is a live member, as the projections' leases
+know it (`ugc/platform/leases.py`): every server process renews its membership every 0.5 s from a
+thread and a connection of its own, never behind its requests, and one that stopped is out 3 s
+after its last renewal, on the database's clock. An address whose limit was in flight in a killed
+process is admitted again 2.5-3 s after the kill (tests/test_throttle_crash.py, measured 2.5-3.0 s
+on SQLite and on PostgreSQL); a fixed time instead (`DEAD_AFTER`, 30 s) answered every sign-in
+from it 503 for that long (28.5-29.2 s measured: an office behind one NAT locked out by a crash),
+and no fixed time is both above any live attempt (a password hash under load) and within seconds.
+An attempt of a live process counts for as long as it runs, however slow.
+
+The membership is the leases' rather than one of the throttle's own: every server process keeps it
+already (an API-only one keeps a keeper of no lease for it, ugc/wiring.py `membership`), on both
+backends alike, read on the database's clock, so hosts whose clocks disagree agree on who is alive.
+A lock held for the process's life (an advisory lock on a connection of its own, a `flock`) would
+see a death at once, but would take a mechanism per backend, and a connection dropped by a blip
+would take a live process for dead until it reconnects. A process frozen (SIGSTOP, a paused VM)
+for more than 3 s is taken for dead, as it loses its leases: its attempts stop counting until it
+ticks again, and those that fail then stand as failures. A process of an earlier release (a
+rolling deploy) names no member: its attempts are taken for dead after `DEAD_AFTER`, as they were.
 """
 
 from __future__ import annotations
@@ -46,7 +64,7 @@ WINDOW = timedelta(minutes=15)
 LIMITS = {"username_at_address": 10, "address": 30, "username": 100, "resend": 5}
 SETTLE_WAIT = 3.0  # seconds an attempt waits for those in flight before it is refused
 POLL = 0.1  # seconds between looks at attempts of other processes, which end unheard here
-DEAD_AFTER = timedelta(seconds=30)  # far above any live attempt (a password hash and a read)
+DEAD_AFTER = timedelta(seconds=30)  # an earlier release's attempt in flight (no member named): far above any live one
 
 Blocking = Callable[..., Awaitable[Any]]  # runs blocking work off the event loop (`Services.run`)
 
@@ -78,9 +96,10 @@ class Attempt:
 
 
 class FailureThrottle:
-    def __init__(self, db: Database, clock: Clock) -> None:
+    def __init__(self, db: Database, clock: Clock, member: str) -> None:
         self.db = db
         self.clock = clock
+        self.member = member  # this process's name among the live lease members (wiring's `membership`)
         self._waiting: set[asyncio.Future[None]] = set()  # attempts waiting for one in flight to end
 
     @asynccontextmanager
@@ -108,7 +127,7 @@ class FailureThrottle:
         while True:
             now = self.clock.now()
             started: tuple[str | None, list[Tally]] = await run(
-                auth_failures.attempt, self.db, limited, now, now - WINDOW, now - DEAD_AFTER
+                auth_failures.attempt, self.db, limited, now, now - WINDOW, now - DEAD_AFTER, self.member
             )
             key, tallies = started
             if key is not None:

@@ -11,6 +11,11 @@ others' next tick takes them over, so a projection is without a runner for at mo
 batch). A lease nobody took for TTL after it lapsed (members that disagree on the balance: another
 version's weights) is taken by whoever runs it. The runner applies only what the keeper holds, and
 each batch checks its lease again in its own transaction (`leases.fence`).
+
+A server that runs no projection (`UGC_PROJECTIONS=external`) keeps one with no lease, only to be a
+live member: the throttle counts a sign-in in flight only while its process is one (api/throttle.py).
+It takes no claim against an older version's leader (`LegacyLeader`), as it runs nothing such a
+leader runs; and a keeper kept from its leases by such a leader still attends, running none.
 """
 
 from __future__ import annotations
@@ -241,7 +246,9 @@ class LeaseKeeper:
         with self._lock:
             before = dict(self._held)  # those being given up too: held until released
         with self._cursor() as cur:
-            if not self._legacy.absent(cur, self._connection):
+            if self.names and not self._legacy.absent(cur, self._connection):
+                # Alive all the same, running no lease: its sign-ins in flight go on counting (api/throttle.py).
+                leases.attend(cur, self.holder, self.ttl, {}, {})
                 return
             if not self._ensured:
                 leases.ensure(cur, self.names)

@@ -245,6 +245,7 @@ CONNECTION_HEAVY = {
     "test_e2e",
     "test_connection_budget",
     "test_idempotency_crash",
+    "test_throttle_crash",
     "test_multiprocess_realtime",
     "test_leases",
     "test_lease_termination",

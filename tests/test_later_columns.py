@@ -36,6 +36,7 @@ def test_an_older_database_gets_the_later_columns_and_their_projections_rewound(
                 cur.execute("ALTER TABLE lease_members DROP COLUMN versions")
                 cur.execute("ALTER TABLE auth_failures DROP COLUMN attempt")
                 cur.execute("ALTER TABLE auth_failures DROP COLUMN in_flight")
+                cur.execute("ALTER TABLE auth_failures DROP COLUMN member")
                 if backend == "sqlite":  # SQLite's alone (ugc/platform/erasures.py)
                     cur.execute("ALTER TABLE erasure_marks DROP COLUMN at")
                     cur.execute("INSERT INTO erasure_marks (user_id) VALUES (5)")
@@ -60,8 +61,8 @@ def test_an_older_database_gets_the_later_columns_and_their_projections_rewound(
                         {"user_id": 5, "at": None}
                     ]
                 # A failure of the earlier release stays a failure.
-                assert cur.execute("SELECT attempt, in_flight FROM auth_failures").fetchall() == [
-                    {"attempt": None, "in_flight": False}
+                assert cur.execute("SELECT attempt, in_flight, member FROM auth_failures").fetchall() == [
+                    {"attempt": None, "in_flight": False, "member": None}
                 ]
                 for name, _ in LATER_INDEXES:
                     assert cur.execute(*_index_query(cur, name)).fetchone() is not None

@@ -34,7 +34,7 @@ def test_a_sweep_forgets_expired_keys_and_old_attempts_and_keeps_the_rest(db: Da
         assert idempotency_keys.claim(db, 77, key, "f", now - age, now - KEPT_FOR, now - KEPT_FOR)
     for subject, age in (("sweep-old", WINDOW + timedelta(minutes=1)), ("sweep-new", timedelta(minutes=1))):
         auth_failures.attempt(
-            db, [(Subject("address", subject), 30)], now - age, now - age - WINDOW, now - age - WINDOW
+            db, [(Subject("address", subject), 30)], now - age, now - age - WINDOW, now - age - WINDOW, "test/sweep"
         )
     sweeper = Sweeper(db, clock.now, keys_kept_for=KEPT_FOR, attempts_kept_for=WINDOW)
 

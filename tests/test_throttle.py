@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import timedelta
 
 from starlette.testclient import TestClient
@@ -11,7 +14,7 @@ from api.throttle import DEAD_AFTER, LIMITS, WINDOW, subjects
 from tests.conftest import Api, mailed_token, new_client, next_address
 from ugc.clock import MovableClock
 from ugc.config import Settings
-from ugc.platform import auth_failures
+from ugc.platform import auth_failures, leases
 from ugc.platform.auth_failures import Subject
 from ugc.platform.database import Database
 
@@ -177,19 +180,32 @@ def test_wrong_passwords_sent_at_once_are_held_to_the_address_limit_and_told_whe
 OVERLOADED = {"detail": "Сервис временно перегружен, повторите запрос позже."}
 
 
-def _in_flight(settings: Settings, clock: MovableClock, who: list[Subject], count: int) -> None:
-    """`count` attempts against `who` recorded in flight in the database by another connection, as a
-    process still at work on them (or killed before it answered) leaves them: none of them ends here."""
+@contextmanager
+def _another_process(settings: Settings) -> Iterator[tuple[Database, str]]:
+    """The database as another server process sees it, and its name among the lease members: a live
+    member (for ten minutes) until the block ends, when it leaves as a killed one's membership expires."""
     elsewhere = Database(settings.database_url)
+    member = f"test/{uuid.uuid4().hex[:8]}"
     try:
-        now = clock.now()
-        for _ in range(count):
-            key, _ = auth_failures.attempt(
-                elsewhere, [(subject, LIMITS[subject.scope]) for subject in who], now, now - WINDOW, now - DEAD_AFTER
-            )
-            assert key is not None
+        with elsewhere.transaction(write=True) as cur:
+            leases.attend(cur, member, 600, {}, {})
+        yield elsewhere, member
     finally:
+        with elsewhere.transaction(write=True) as cur:
+            leases.leave(cur, member)
         elsewhere.close()
+
+
+def _in_flight(elsewhere: tuple[Database, str], clock: MovableClock, who: list[Subject], count: int) -> None:
+    """`count` attempts against `who` recorded in flight by another process, which is still at work on
+    them (or killed before it answered): none of them ends here."""
+    db, member = elsewhere
+    now = clock.now()
+    for _ in range(count):
+        key, _ = auth_failures.attempt(
+            db, [(subject, LIMITS[subject.scope]) for subject in who], now, now - WINDOW, now - DEAD_AFTER, member
+        )
+        assert key is not None
 
 
 def test_attempts_in_flight_that_do_not_end_in_time_are_an_overload_not_failures(settings: Settings) -> None:
@@ -202,31 +218,60 @@ def test_attempts_in_flight_that_do_not_end_in_time_are_an_overload_not_failures
         waiting, failed = api.register(), api.register()
         address = next_address()
         there = _from(client, address)
-        _in_flight(settings, clock, subjects(address, waiting["username"]), LIMITS["username_at_address"])
-        undecided = there.post(
-            "/api/auth/token/", json={"username": waiting["username"], "password": waiting["password"]}
-        )
-        assert (undecided.status_code, undecided.json()) == (503, OVERLOADED)
-        assert undecided.headers["retry-after"] == "1"
-        assert {_sign_in(there, failed["username"], "wrong-password") for _ in range(10)} == {401}
-        locked = there.post("/api/auth/token/", json={"username": failed["username"], "password": failed["password"]})
-        assert locked.status_code == 429
-        assert locked.json() == {"detail": "Слишком много неудачных попыток. Повторите позже."}
+        with _another_process(settings) as elsewhere:
+            _in_flight(elsewhere, clock, subjects(address, waiting["username"]), LIMITS["username_at_address"])
+            undecided = there.post(
+                "/api/auth/token/", json={"username": waiting["username"], "password": waiting["password"]}
+            )
+            assert (undecided.status_code, undecided.json()) == (503, OVERLOADED)
+            assert undecided.headers["retry-after"] == "1"
+            assert {_sign_in(there, failed["username"], "wrong-password") for _ in range(10)} == {401}
+            locked = there.post(
+                "/api/auth/token/", json={"username": failed["username"], "password": failed["password"]}
+            )
+            assert locked.status_code == 429
+            assert locked.json() == {"detail": "Слишком много неудачных попыток. Повторите позже."}
 
 
 def test_attempts_whose_process_died_in_flight_count_as_nothing(settings: Settings) -> None:
-    """A process killed with an address's limit of attempts in flight: at first they still might
-    fail, so one more waits and is refused as an overload; once they are taken for dead they count
-    as nothing, and the address has its whole allowance of failures."""
+    """A process killed with an address's limit of attempts in flight: while it is a live member they
+    still might fail, so one more waits and is refused as an overload; once its membership is gone
+    (as a killed process's expires, tests/test_throttle_crash.py) they count as nothing, and the
+    address has its whole allowance of failures."""
     clock = MovableClock()
     with new_client(settings, clock) as client:
         user = Api(client, settings).register()
         address = next_address()
         there = _from(client, address)
-        _in_flight(settings, clock, subjects(address), LIMITS["address"])
+        with _another_process(settings) as elsewhere:
+            _in_flight(elsewhere, clock, subjects(address), LIMITS["address"])
+            refused = there.post("/api/auth/token/", json={"username": user["username"], "password": user["password"]})
+            assert (refused.status_code, refused.json()) == (503, OVERLOADED)
+        assert _sign_in(there, user["username"]) == 200
+        assert {_sign_in(there, f"ghost_{i}", "wrong-password") for i in range(30)} == {401}
+        assert _sign_in(there, user["username"]) == 429
+
+
+def test_attempts_in_flight_of_an_earlier_release_are_taken_for_dead_after_a_while(settings: Settings) -> None:
+    """A process of the release before members were recorded (a rolling deploy) names none: its
+    attempts in flight count until `DEAD_AFTER`, as they did then."""
+    clock = MovableClock()
+    with new_client(settings, clock) as client:
+        user = Api(client, settings).register()
+        address = next_address()
+        there = _from(client, address)
+        earlier = Database(settings.database_url)
+        try:
+            with earlier.transaction(write=True) as cur:
+                for number in range(LIMITS["address"]):
+                    cur.execute(
+                        "INSERT INTO auth_failures (scope, key, at, attempt, in_flight) "
+                        "VALUES ('address', %s, %s, %s, TRUE)",
+                        (address, clock.now(), f"earlier-{number}"),
+                    )
+        finally:
+            earlier.close()
         refused = there.post("/api/auth/token/", json={"username": user["username"], "password": user["password"]})
         assert (refused.status_code, refused.json()) == (503, OVERLOADED)
         clock.advance(DEAD_AFTER + timedelta(seconds=1))
         assert _sign_in(there, user["username"]) == 200
-        assert {_sign_in(there, f"ghost_{i}", "wrong-password") for i in range(30)} == {401}
-        assert _sign_in(there, user["username"]) == 429

@@ -438,10 +438,10 @@ class PoolSizes:
 
     @property
     def per_worker(self) -> int:
-        """A `ugc serve` worker: its pools, the five contexts' event stores, its one LISTEN and the
-        connection of its own checks (/readyz, /metrics); 1 more while it runs the projections (the
-        lease keeper's connection, `UGC_PROJECTIONS=inline`)."""
-        return self.database + self.database_async + 4 * self.store + self.orders_store + 2
+        """A `ugc serve` worker: its pools, the five contexts' event stores, its one LISTEN, the
+        connection of its own checks (/readyz, /metrics) and its lease keeper's (with leases when it
+        runs the projections, without to be a live member otherwise: api/throttle.py)."""
+        return self.database + self.database_async + 4 * self.store + self.orders_store + 3
 
     @property
     def per_projector(self) -> int:

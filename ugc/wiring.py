@@ -41,6 +41,7 @@ from commands.standing import Standings
 from projections import scratch
 from projections.base import Projection
 from projections.bluegreen import VersionUpgrade
+from projections.leasing import LeaseKeeper
 from projections.operations import status as projection_status
 from projections.registry import LEASE_WEIGHTS, all_projections
 from projections.runner import JOBS_LEASE, ProjectionRunner
@@ -208,9 +209,9 @@ def _opened(settings: Settings, clock: Clock | None) -> Iterator[Services]:
             erasures_heard(db, standings, hub),
             relay(settings.redis_url, settings.database_url, hub) as redis_relay,
             projection_runner(settings, db, stores, progress, clock, redis_relay or hub) as runner,
+            membership(settings, db, runner) as member,
         ):
             if settings.projections == "inline":
-                runner.start()
                 try:
                     # A fresh install serves its categories and skills from the very first request.
                     wait_for(db, progress, reference, STARTUP_WAIT)
@@ -232,7 +233,7 @@ def _opened(settings: Settings, clock: Clock | None) -> Iterator[Services]:
                 tokens=tokens,
                 sessions=Sessions(db, tokens, clock, standings),
                 standings=standings,
-                throttle=FailureThrottle(db, clock),
+                throttle=FailureThrottle(db, clock, member),
                 accounts=AccountCommands(
                     stores,
                     db,
@@ -269,6 +270,25 @@ def _opened(settings: Settings, clock: Clock | None) -> Iterator[Services]:
         if stores is not None:
             stores.close()
         db.close()
+
+
+@contextmanager
+def membership(settings: Settings, db: Database, runner: ProjectionRunner) -> Iterator[str]:
+    """This process's name among the live lease members while the block runs: its runner's keeper's
+    when it runs the projections (the runner started here), else that of a keeper of no lease
+    (api/throttle.py counts a sign-in in flight only while its process is a live member)."""
+    if settings.projections == "inline":
+        runner.start()  # stopped as `projection_runner` ends
+    if runner.keeper is not None:
+        yield runner.keeper.holder
+        return
+    keeper = LeaseKeeper(db, [])
+    until_reachable(keeper.tick, what="start")  # a member before its first request
+    keeper.start()
+    try:
+        yield keeper.holder
+    finally:
+        keeper.stop()
 
 
 def probed_status(db: Database, stores: EventStores) -> Callable[[], list[ProjectionState]]:

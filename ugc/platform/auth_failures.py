@@ -4,6 +4,12 @@ The table the API's throttle counts (`api/throttle.py` decides the limits and th
 attempt is recorded in flight before its outcome is known; it then stays as a failure or is taken
 back (`settle`). Rows older than the throttle's window are forgotten as new attempts arrive, and
 rows newer than an attempt (from a clock that ran ahead) are taken as made at its time.
+
+An attempt in flight names the process that runs it (`member`: its name among the lease members,
+`ugc/platform/leases.py`), and counts only while that process is a live member: one killed before
+it answered stops counting once its membership expires (`leases.live_members`), not after a fixed
+time that a live attempt could outlast. A row of an earlier release names none; it counts until
+`dead_before` instead.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from datetime import datetime
 
 from ugc.platform.database import Database
 from ugc.platform.dialect import Cursor, add_column
+from ugc.platform.leases import live_members
 
 DDL = (
     """CREATE TABLE IF NOT EXISTS auth_failures (
@@ -22,7 +29,8 @@ DDL = (
         key TEXT NOT NULL,
         at {timestamp} NOT NULL,
         attempt TEXT,
-        in_flight {bool} NOT NULL DEFAULT FALSE)""",
+        in_flight {bool} NOT NULL DEFAULT FALSE,
+        member TEXT)""",
     "CREATE INDEX IF NOT EXISTS auth_failures_key ON auth_failures (scope, key, at)",
 )
 
@@ -50,16 +58,23 @@ THROTTLE_LOCKS = 0x7468  # the first key of the advisory locks taken here ("th")
 
 
 def attempt(
-    db: Database, who: Sequence[tuple[Subject, int]], at: datetime, forget_until: datetime, dead_before: datetime
+    db: Database,
+    who: Sequence[tuple[Subject, int]],
+    at: datetime,
+    forget_until: datetime,
+    dead_before: datetime,
+    member: str,
 ) -> tuple[str | None, list[Tally]]:
-    """An attempt at `at` against every (subject, limit) of `who`, unless one of them does not admit it.
+    """An attempt at `at` by the process `member` against every (subject, limit) of `who`, unless one
+    of them does not admit it.
 
     Checked and recorded in one transaction, with each subject's rows locked meanwhile (on
     PostgreSQL an advisory lock per subject, on SQLite the write lock), so attempts sent at once
     are counted one after another: a burst cannot all pass the check before any is recorded. The
-    attempt stands in flight until `settle`. An attempt in flight since before `dead_before` is
-    counted as nothing: its process died before it answered (api/throttle.py). Returns its key,
-    or None (nothing recorded); and each subject's tally before it. Older rows are forgotten.
+    attempt stands in flight until `settle`. An attempt in flight whose process is no live member is
+    counted as nothing: it died before it answered (api/throttle.py); so is one of an earlier
+    release in flight since before `dead_before`. Returns its key, or None (nothing recorded); and
+    each subject's tally before it. Older rows are forgotten.
     """
     key = secrets.token_hex(8)
     with db.transaction(write=True) as cur:
@@ -81,8 +96,9 @@ def attempt(
             return None, tallies
         for subject, _ in who:
             cur.execute(
-                "INSERT INTO auth_failures (scope, key, at, attempt, in_flight) VALUES (%s, %s, %s, %s, TRUE)",
-                (subject.scope, subject.key, at, key),
+                "INSERT INTO auth_failures (scope, key, at, attempt, in_flight, member) "
+                "VALUES (%s, %s, %s, %s, TRUE, %s)",
+                (subject.scope, subject.key, at, key, member),
             )
             cur.execute(
                 "DELETE FROM auth_failures WHERE scope = %s AND key = %s AND at <= %s",
@@ -98,17 +114,10 @@ def _tally(cur: Cursor, subject: Subject, limit: int, forget_until: datetime, de
         "SELECT at, in_flight FROM (SELECT at, in_flight FROM auth_failures"
         " WHERE scope = %s AND key = %s AND at > %s AND NOT in_flight ORDER BY at DESC LIMIT %s) AS failed"
         " UNION ALL SELECT at, in_flight FROM (SELECT at, in_flight FROM auth_failures"
-        " WHERE scope = %s AND key = %s AND at > %s AND in_flight ORDER BY at LIMIT %s) AS running",
-        (
-            subject.scope,
-            subject.key,
-            forget_until,
-            limit,
-            subject.scope,
-            subject.key,
-            max(forget_until, dead_before),
-            limit,
-        ),
+        " WHERE scope = %s AND key = %s AND at > %s AND in_flight"
+        f" AND (member IN ({live_members(cur.dialect)}) OR (member IS NULL AND at > %s))"
+        " ORDER BY at LIMIT %s) AS running",
+        (subject.scope, subject.key, forget_until, limit, subject.scope, subject.key, forget_until, dead_before, limit),
     ).fetchall()
     failures = sorted((row["at"] for row in rows if not row["in_flight"]), reverse=True)
     return Tally(failures, sorted(row["at"] for row in rows if row["in_flight"]))
@@ -127,7 +136,9 @@ def settle(db: Database, who: Sequence[Subject], key: str, *, failed: bool) -> N
 
 
 def add_later_columns(cur: Cursor) -> None:
-    """Give a table of an earlier release the columns added since: `attempt` (the attempt's key) and
-    `in_flight` (whose rows there all stood as failures, and still do)."""
+    """Give a table of an earlier release the columns added since: `attempt` (the attempt's key),
+    `in_flight` (whose rows there all stood as failures, and still do) and `member` (none for the
+    rows there, which an earlier release's processes go on writing during a rolling deploy)."""
     add_column(cur, "auth_failures", "attempt TEXT")
     add_column(cur, "auth_failures", "in_flight BOOLEAN NOT NULL DEFAULT FALSE")
+    add_column(cur, "auth_failures", "member TEXT")

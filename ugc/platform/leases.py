@@ -6,7 +6,9 @@ clocks disagree still agree on who holds what. A holder renews its leases every 
 stops (dead, frozen, cut off) loses them when they expire, and another process acquires them with
 a new token. Every batch checks its lease in its own transaction (`fence`), so a holder that lost
 one commits nothing more under it. `lease_members` lists the processes alive, the leases each
-runs with their weights, and the version of each read model's code it runs, for the balance.
+runs with their weights, and the version of each read model's code it runs, for the balance. Every
+server process is a member, one that runs no projection too (with no lease): the throttle counts a
+sign-in in flight only while the process running it is a live member (`live_members`).
 
 The coordination lives here; who acquires what, and when, is `projections/leasing.py`.
 """
@@ -100,6 +102,12 @@ def attend(
     return {
         row["holder"]: Member(json.loads(row["leases"] or "{}"), json.loads(row["versions"] or "{}")) for row in rows
     }
+
+
+def live_members(dialect: Dialect) -> str:
+    """A subquery of the holders of the members alive now, on the database's clock (the throttle
+    counts an attempt in flight only while its process is one: ugc/platform/auth_failures.py)."""
+    return f"SELECT holder FROM lease_members WHERE expires_at > {NOW[dialect]}"
 
 
 def leave(cur: Cursor, holder: str) -> None:
