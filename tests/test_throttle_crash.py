@@ -136,7 +136,9 @@ def test_sign_ins_in_flight_in_a_live_slow_server_go_on_counting(backend: str, t
         ThreadPoolExecutor(LIMITS["address"]) as sending,
     ):
         user = registered(usual)
-        fill_the_address(slow, url, sending)
-        time.sleep(BOUND - SETTLE_WAIT)  # the refused sign-in below ends once the bound has passed
-        assert sign_in(usual, user, PASSWORD) == 503
-        os.kill(slow.process.pid, signal.SIGKILL)  # its sign-ins would take 20 s more to end
+        try:
+            fill_the_address(slow, url, sending)
+            time.sleep(BOUND - SETTLE_WAIT)  # the refused sign-in below ends once the bound has passed
+            assert sign_in(usual, user, PASSWORD) == 503
+        finally:
+            os.kill(slow.process.pid, signal.SIGKILL)  # its sign-ins would take 20 s more to end
