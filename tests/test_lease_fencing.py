@@ -414,7 +414,10 @@ def test_no_lease_while_a_runner_of_a_version_before_leases_leads_and_none_leads
 ) -> None:
     """A rolling deploy from a version before leases: its runner, elected by an exclusive lock, and
     this version's would apply the same events to the same tables. A keeper takes no lease while one
-    leads; once a keeper ticked, an older process that starts (or whose leader died) stands by."""
+    leads, but is a live member all the same, running none (the throttle counts its process's
+    sign-ins in flight: api/throttle.py), as is a keeper of no lease, which claims nothing against
+    the older leader; once a keeper with leases ticked, an older process that starts (or whose
+    leader died) stands by."""
     with fresh_database(backend, tmp_path) as url:
         db = Database(url)
         migrate(db)
@@ -422,9 +425,20 @@ def test_no_lease_while_a_runner_of_a_version_before_leases_leads_and_none_leads
         try:
             with db.exclusive_lock(LEGACY_LEADER_LOCK, wait=False) as older_leads:  # how they elected theirs
                 assert older_leads
-                waiting = keeper(db, names)
+                waiting, api_only = keeper(db, names), keeper(db, [])
                 waiting.tick()
+                api_only.tick()
                 assert waiting.held() == {}
+                with db.read() as cur:
+                    live = cur.execute(
+                        f"SELECT holder, leases FROM lease_members WHERE holder IN ({leases.live_members(db.dialect)})"
+                    ).fetchall()
+                assert sorted((row["holder"], row["leases"]) for row in live) == sorted(
+                    [(waiting.holder, "{}"), (api_only.holder, "{}")]
+                )
+            with db.exclusive_lock(LEGACY_LEADER_LOCK, wait=False) as older_leads:
+                assert older_leads  # the keeper of no lease claimed nothing
+            api_only.stop()
             waiting.tick()  # the older one stopped
             assert sorted(waiting.held()) == names
             with db.exclusive_lock(LEGACY_LEADER_LOCK, wait=False) as older_leads:
