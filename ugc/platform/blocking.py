@@ -10,9 +10,10 @@ it started: `Busy`, which the API answers 503 with `Retry-After`, for the client
 The API's blocking work runs here (`api.services.Services.run`).
 
 SQLite's reads for coroutines (`ugc.platform.database.Database`: SQLite has no asyncio driver) go
-through `AgedLine` instead: a read is bounded itself (a page's at UGC_DB_READ_TIMEOUT, and SQLite's
-readers never wait for a lock), so a thread always comes free soon, and work that waited in line
-too long is turned away when its turn comes, which costs what `asyncio.to_thread` does. Timing the
+through `AgedLine` instead: those reads are short or bounded themselves (a page's statements at
+UGC_DB_READ_TIMEOUT, the others lone keyed reads; in WAL mode a reader waits for no writer), so a
+thread always comes free soon, and work that waited in line too long is turned away when its turn
+comes, which costs what `asyncio.to_thread` does. Timing the
 wait on the loop, as `BlockingThreads` does, cost a timer and a semaphore's wake-ups for every
 read that found the threads busy, the usual case with more requests than threads: 50-60 µs a read
 against 35-45 (16 coroutines on 4 threads), a quarter of a list's throughput on SQLite.
