@@ -39,8 +39,9 @@ from ugc.clock import MovableClock
 from ugc.config import Settings, sqlite_path
 from ugc.platform import metrics
 from ugc.platform.chain_postgres import ChainedPostgresRecorder
-from ugc.platform.database import SQLITE_BUSY_TIMEOUT, STORE_LOCK_TIMEOUT, Database
+from ugc.platform.database import STORE_LOCK_TIMEOUT, Database
 from ugc.platform.outages import database_away
+from ugc.platform.sqlite_pragmas import SQLITE_BUSY_TIMEOUT
 from ugc.platform.store import EventStores
 from ugc.wiring import runtime
 

@@ -7,10 +7,12 @@ process of its own on the same database and UGC_DATA_KEY (the module's var dir).
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import closing
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,7 +28,7 @@ from commands.standing import KEPT_FOR
 from projections.mail import Mailer
 from projections.verification_mail import VerificationMailProjection
 from readmodels.users import get_user
-from tests.backends import environment, fresh_database
+from tests.backends import DATA_KEY, environment, fresh_database
 from tests.conftest import Api
 from tests.orders_world import Deal, a_deal, place
 from tests.servers import run_ugc
@@ -40,7 +42,7 @@ from ugc.personal import subjects_of
 from ugc.platform.database import Database
 from ugc.platform.erasure_journal import record_erasure
 from ugc.platform.personal_data import DataKeys, PersonalDataError, PersonErased
-from ugc.platform.store import EventStores
+from ugc.platform.store import EventStores, eventsourcing_settings
 from ugc.services import Service, service_id
 
 PHONE = "+79991234567"
@@ -499,6 +501,29 @@ def test_a_database_is_pinned_to_the_first_data_key_even_before_it_holds_persona
         assert "do not open with this UGC_DATA_KEY" in made.stderr.strip().splitlines()[-1], made.stderr
         made = run_ugc(first, "users", "create", "first_user", "--email", "f@example.com", stdin="long-password\n")
         assert made.returncode == 0, made.stderr
+
+
+def test_on_sqlite_the_destroyed_keys_leave_no_bytes_in_the_accounts_file(tmp_path: Path) -> None:
+    """An UPDATE that shortens a row frees the rest of its cell: without `secure_delete` (SQLite's
+    own default, and some builds') a destroyed key stayed readable in the file's free space. The
+    store's connections set it (sqlite_pragmas.EVENT_STORES), whatever the build's default."""
+    url = f"sqlite:///{tmp_path / 'ugc.sqlite3'}"
+    stores = EventStores(url, create_table=True, data_key=DATA_KEY)
+    accounts = Path(eventsourcing_settings(url, "accounts", create_table=False)["SQLITE_DBNAME"])
+    try:
+        assert stores.data_keys is not None
+        person = 7
+        for _ in range(10):
+            stores.data_keys.for_sealing(uuid.uuid4(), person)
+        with closing(sqlite3.connect(accounts)) as conn:
+            wrapped = [bytes(w) for (w,) in conn.execute("SELECT wrapped FROM data_keys WHERE person = ?", (person,))]
+        assert stores.data_keys.destroy(person, [], datetime.now(UTC)) == len(wrapped) == 10
+        with closing(sqlite3.connect(accounts)) as conn:  # the log's pages written back into the file
+            assert conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] == 0
+        stored = accounts.read_bytes()
+        assert [key for key in wrapped if key in stored] == []
+    finally:
+        stores.close()
 
 
 def test_on_postgresql_the_erased_rows_old_versions_and_keys_are_vacuumed_away(

@@ -1,14 +1,21 @@
 """SQLite's write-ahead log goes back to a bounded size after a large transaction, while the process
-keeps its connections open (ugc/platform/database.py, `SQLITE_WAL_KEPT_BYTES`)."""
+keeps its connections open (`SQLITE_WAL_KEPT_BYTES`, ugc/platform/sqlite_pragmas.py): the read
+side's file and the event stores'."""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
+from uuid import UUID, uuid4
 
 import pytest
+from eventsourcing.persistence import StoredEvent
 
+from tests.backends import DATA_KEY
 from ugc.config import sqlite_path
-from ugc.platform.database import SQLITE_WAL_KEPT_BYTES, Database
+from ugc.platform.database import Database
+from ugc.platform.sqlite_pragmas import SQLITE_WAL_KEPT_BYTES
+from ugc.platform.store import EventStores, eventsourcing_settings
 
 
 def test_the_wal_shrinks_after_a_transaction_larger_than_what_it_keeps(db: Database) -> None:
@@ -30,3 +37,30 @@ def test_the_wal_shrinks_after_a_transaction_larger_than_what_it_keeps(db: Datab
     finally:
         with db.transaction(write=True) as cur:
             cur.execute("DROP TABLE wal_filler")
+
+
+def test_an_event_stores_wal_shrinks_after_appends_beside_a_long_read(tmp_path: Path) -> None:
+    """A replay, `ugc verify` or a backup reads an event store in one long transaction: no checkpoint
+    can pass its snapshot, so the appends beside it grow the store's `-wal`. Once the read ends, the
+    next append's checkpoint empties the log and the write after it truncates the file back to
+    SQLITE_WAL_KEPT_BYTES. Before, the library's connections kept SQLite's default (no limit): the
+    file stayed at its peak (here 32 MiB and more) until the last process closed it."""
+    url = f"sqlite:///{tmp_path / 'ugc.sqlite3'}"
+    stores = EventStores(url, create_table=True, data_key=DATA_KEY)
+    recorder = stores.orders.recorder
+    wal = Path(eventsourcing_settings(url, "orders", create_table=False)["SQLITE_DBNAME"] + "-wal")
+    try:
+        with recorder.datastore.transaction(commit=False) as reading:  # as `ugc verify`'s replay holds it
+            reading.execute("SELECT count(*) FROM stored_events")
+            reading.fetchone()
+            while os.path.getsize(wal) <= 2 * SQLITE_WAL_KEPT_BYTES:
+                recorder.insert_events([_filler(uuid4()) for _ in range(50)])
+        for _ in range(3):  # the first commit's checkpoint empties the log, the next write restarts it
+            recorder.insert_events([_filler(uuid4())])
+        assert os.path.getsize(wal) <= SQLITE_WAL_KEPT_BYTES
+    finally:
+        stores.close()
+
+
+def _filler(stream: UUID) -> StoredEvent:
+    return StoredEvent(stream, 1, "ugc.orders:Order.Updated", b'{"requirements":"%s"}' % (b"x" * 1000))

@@ -34,6 +34,7 @@ from ugc.platform.dialect import COLUMN_TYPES, Cursor, Dialect, PipelinedCursor,
 from ugc.platform.idle_check import IdleCheck
 from ugc.platform.listening import Listener
 from ugc.platform.probe_connection import ProbeConnection
+from ugc.platform.sqlite_pragmas import READ_SIDE, SQLITE_BUSY_TIMEOUT, configure
 
 
 def numbers_in(counts: Mapping[str, int], row: Row) -> tuple[dict[str, list[int]], Row]:
@@ -121,13 +122,6 @@ def read_session() -> dict[str, Any]:
 KEYED_JOINS = "SELECT set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true)"
 
 
-SQLITE_BUSY_TIMEOUT = 10.0  # seconds a statement waits for another connection's lock on the file
-# Bytes of SQLite's write-ahead log kept once a checkpoint has emptied it. SQLite never shrinks the
-# `-wal` file while a connection is open: one large transaction (a blue/green switch copies whole
-# tables) or the writes of a long read left it at that size until every process closed the file.
-# Measured: 20 MB written in one transaction left a 20 MB `-wal` through the small writes after it.
-# Past this, a checkpoint that empties the log truncates it; the usual cycle (1,000 pages) stays under.
-SQLITE_WAL_KEPT_BYTES = 16 << 20
 # SQLite virtual-machine steps between two looks at a read's deadline (`statements_bounded`): well
 # under a millisecond of work, and a look costs a Python call.
 PROGRESS_STEPS = 10_000
@@ -215,12 +209,7 @@ class Database:
             # PostgreSQL's "C", code-point order: lists sorted by a name say COLLATE "C" to come in
             # one order on both backends, whatever the PostgreSQL database's locale.
             connection.create_collation("C", _code_point_order)
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute("PRAGMA synchronous=NORMAL")
-            connection.execute(f"PRAGMA journal_size_limit={SQLITE_WAL_KEPT_BYTES}")
-            # Deleted and overwritten rows are zeroed in the file: an erased person's read rows
-            # leave no bytes behind in free pages (README: "Personal data and erasure").
-            connection.execute("PRAGMA secure_delete=ON")
+            configure(connection, READ_SIDE)
             self._local.connection = connection
             with self._connections_lock:
                 self._connections.append(connection)

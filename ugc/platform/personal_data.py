@@ -258,9 +258,9 @@ class DataKeys:
         """Destroy every key of `person`, and of `subjects` (aggregates of theirs keyed before keys
         named their person); leave each row as a tombstone. The number of keys destroyed."""
         named = ", ".join([self._marks(1)] * len(subjects)) or "NULL"
+        # On SQLite the store's connections zero the destroyed keys' bytes in the file, not leaving
+        # them in free pages (`secure_delete`, sqlite_pragmas.EVENT_STORES).
         with self.datastore.transaction(commit=True) as cur:
-            if not self._postgres:  # the destroyed keys' bytes zeroed in the file, not left in free pages
-                cur.execute("PRAGMA secure_delete = ON")
             cur.execute(
                 f"UPDATE {self.table} SET wrapped = NULL, erased_at = {self._marks(1)}, person = "
                 f"COALESCE(person, {self._marks(1)}) WHERE (person = {self._marks(1)} OR subject IN ({named})) "

@@ -42,6 +42,8 @@ from ugc.platform.database import STORE_LOCK_TIMEOUT
 from ugc.platform.dead_connections import retried_when_connection_lost
 from ugc.platform.dialect import Cursor, Row
 from ugc.platform.personal_data import DataKeys, PersonalDataMapper
+from ugc.platform.sqlite_pragmas import SQLITE_BUSY_TIMEOUT
+from ugc.platform.sqlite_store import ConfiguredSQLiteFactory
 from ugc.platform.transcoder import OrjsonTranscoder
 
 AGGREGATE_CACHE_SIZE = 5_000  # per application and process; an aggregate here is a few KiB at most
@@ -114,11 +116,12 @@ def eventsourcing_settings(database_url: str, app_name: str, *, create_table: bo
     if database_url.startswith("sqlite:///"):
         main = sqlite_path(database_url)
         return common | {
-            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            # The library's SQLite persistence, its connections given our settings (sqlite_store.py).
+            "PERSISTENCE_MODULE": get_topic(ConfiguredSQLiteFactory),
             # Every append also writes its events' chain rows (README: "Audit: the hash chain").
             "APPLICATION_RECORDER_TOPIC": get_topic(ChainedSQLiteRecorder),
             "SQLITE_DBNAME": str(main.with_name(f"{main.stem}.{app_name}{main.suffix or '.sqlite3'}")),
-            "SQLITE_LOCK_TIMEOUT": "10",
+            "SQLITE_LOCK_TIMEOUT": str(round(SQLITE_BUSY_TIMEOUT)),  # the read side's wait, in whole seconds
         }
     if is_postgres(database_url):
         url = urlsplit(database_url)
