@@ -274,14 +274,17 @@ SLOW_FIRST = [
 
 def xdist_group(item: pytest.Item) -> str:
     """The module, and the backend when the test takes one: the module-scoped database, app and
-    server are made per backend anyway, so a module's SQLite and PostgreSQL halves may run apart."""
+    server are made per backend anyway, so a module's SQLite and PostgreSQL halves may run apart.
+    No "]" in a name: xdist finds the group after the last "@" of a test's id only when no "]" follows
+    it, and took "test_x[sqlite]@test_x[sqlite]" for a group of one test (each worker then made the
+    module's database, app and server for itself)."""
     if not isinstance(item, pytest.Function):
         return item.nodeid
     module = item.module.__name__.rsplit(".", 1)[-1]
     if module in CONNECTION_HEAVY:
         return "connection_heavy"
     backend = item.callspec.params.get("backend") if hasattr(item, "callspec") else None
-    return f"{module}[{backend}]" if backend else module
+    return f"{module}.{backend}" if backend else module
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the marks
@@ -290,7 +293,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         item.add_marker(pytest.mark.xdist_group(xdist_group(item)))
     # A stable sort: each module's tests keep pytest's order (grouped by their `backend` parameter).
-    items.sort(key=lambda item: rank.get(xdist_group(item).split("[")[0], len(rank)))
+    items.sort(key=lambda item: rank.get(xdist_group(item).split(".")[0], len(rank)))
 
 
 @pytest.hookimpl(hookwrapper=True)
