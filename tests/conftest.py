@@ -296,6 +296,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: rank.get(xdist_group(item).split(".")[0], len(rank)))
 
 
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook: the controller, once a worker has collected
+def pytest_xdist_node_collection_finished(node: Any, ids: list[str]) -> None:
+    """Stop a run whose tests `--dist loadgroup` would not group. pytest-xdist 3.8 names a test's group
+    in its id ("...@connection_heavy"), which pytest 9.2 no longer lets it change (pytest-xdist#1386):
+    every test was scheduled alone, with no error, and the CONNECTION_HEAVY modules ran on both workers
+    at once, until PostgreSQL refused connections ("too many clients already")."""
+    if node.config.getvalue("dist") != "loadgroup":
+        return
+    ungrouped = [nodeid for nodeid in ids if nodeid.rfind("@") <= nodeid.rfind("]")]  # xdist's own test
+    if ungrouped:
+        pytest.exit(f"--dist loadgroup groups no test here (pytest-xdist#1386), e.g. {ungrouped[0]}", returncode=4)
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     """Fail a test whose answers did not match their routes even where no request raised it.
