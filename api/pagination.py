@@ -31,9 +31,10 @@ def page_request(request: Request, *, max_depth: int | None = MAX_DEPTH) -> Page
     that long, and the database would refuse the OFFSET. A page that starts past `max_depth` rows
     is refused before anything is read (422 on `page`), whether or not the list is that long. A
     `page_size` that is not a positive integer means the default; one past the maximum means the
-    maximum.
+    maximum. An empty `page` (a form's empty field) is the first, as any empty query parameter counts
+    as absent.
     """
-    number = natural(request.query_params.get("page", "1"))
+    number = natural(request.query_params.get("page", "").strip() or "1")
     raw_size = request.query_params.get("page_size", "")
     size = natural(raw_size)
     if size is None and raw_size.isascii() and raw_size.isdigit():

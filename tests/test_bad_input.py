@@ -157,6 +157,16 @@ def test_a_page_size_that_is_no_size_means_the_default_and_a_huge_one_the_maximu
         assert sized.json()["results"] == plain.json()["results"][:expected], path
 
 
+@pytest.mark.parametrize("page", ["", "%20"], ids=["empty", "blank"])
+def test_an_empty_page_means_the_first_on_every_list(api: Api, world: World, page: str) -> None:
+    """As every other empty query parameter counts as absent (`?page_size=`, `?status=`, `?category=`),
+    and as DRF reads it (a form's empty field): it was a 404."""
+    for path, headers in lists(world):
+        plain = api.client.get(path, headers=headers)
+        empty = api.client.get(with_query(path, f"page={page}"), headers=headers)
+        assert (empty.status_code, empty.json()) == (200, plain.json()), path
+
+
 # Ids, versions and times in query strings and headers ----------------------------------------------
 
 
