@@ -275,6 +275,9 @@ VALID = {"title": "Фото", "description": "", "base_price": 100, "delivery_ti
         ({"base_price": "1e999999999"}, "base_price"),
         ({"base_price": "-1e999999999"}, "base_price"),
         ({"base_price": "1e-999999999"}, "base_price"),
+        # Decimal() reads Python's digit grouping; no JSON or query number has it.
+        ({"base_price": "1_000"}, "base_price"),
+        ({"options": [{"name": "o", "price": "2_0"}]}, "options.0.price"),
         ({"delivery_time": 0}, "delivery_time"),
         ({"delivery_time": 366}, "delivery_time"),
         ({"delivery_time": "7"}, "delivery_time"),

@@ -178,6 +178,7 @@ def test_an_empty_page_means_the_first_on_every_list(api: Api, world: World, pag
         (f"creator={MAX_ID + 1}", "creator", NOT_AN_ID),
         ("min_price=²", "min_price", "Ожидается число."),
         ("min_price=١٢٣", "min_price", "Ожидается число."),
+        ("max_price=1_000", "max_price", "Ожидается число."),
         ("max_price=NaN", "max_price", "Ожидается число."),
         ("max_price=1e999999999", "max_price", "Значение не может быть больше 1000000000000."),
     ],

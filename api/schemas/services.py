@@ -42,7 +42,8 @@ def _decimal(value: Any) -> Decimal:
     """A number (an int, or a Decimal the body parser made from the JSON digits) or a numeric string."""
     if isinstance(value, bool) or not isinstance(value, int | Decimal | str):
         raise ValueError("Ожидается число.")
-    if isinstance(value, str) and not value.isascii():  # Decimal() would read "١٢٣" as 123
+    # Decimal() would read "١٢٣" as 123, and "1_000" (Python's digit grouping) as 1000.
+    if isinstance(value, str) and not (value.isascii() and "_" not in value):
         raise ValueError("Ожидается число.")
     try:
         number = Decimal(value.strip() if isinstance(value, str) else value)
