@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
@@ -30,6 +31,28 @@ class Wanted:
 
 
 @dataclass(frozen=True)
+class Saved:
+    """A creator skill as a command left it, with its skill: what the read model shows once it reaches
+    `positions`, so the answer is rendered from it rather than read back, which found nothing when a
+    removal appended just after was projected first (404 for a write that was saved)."""
+
+    creator_skill: CreatorSkill
+    skill: Skill
+    positions: Positions
+
+    def as_row(self) -> dict[str, Any]:
+        """In the read model's shape (`readmodels.creator_skills`)."""
+        return {
+            "id": self.creator_skill.number,
+            "creator_profile_id": self.creator_skill.creator_profile,
+            "level": self.creator_skill.level,
+            "skill_id": self.skill.number,
+            "skill_name": self.skill.name,
+            "skill_description": self.skill.description,
+        }
+
+
+@dataclass(frozen=True)
 class Applied:
     """What a bulk update did with one entry; `created` is false when the creator already had the skill."""
 
@@ -47,31 +70,36 @@ class CreatorSkillCommands:
         self.db = db
         self.clock = clock
 
-    def add(self, user_id: int, skill: int, level: int) -> tuple[int, Positions]:
+    def add(self, user_id: int, skill: int, level: int) -> Saved:
         """Add a skill the creator does not have yet (409 if they do)."""
         check_level(level)
-        self._skill(skill, field="skill")
+        found = self._skill(skill, field="skill")
         profile = require_creator(self.accounts, user_id)
 
-        def attempt() -> tuple[int, Positions]:
+        def attempt() -> Saved:
             existing = self._of_pair(profile, skill)
             if existing is not None:
                 existing.restore(level, self.clock.now(), user_actor(user_id))
-                return existing.number, save(self.app, existing)
-            number, created = self._new(profile, skill, level, user_actor(user_id))
-            return number, save(self.app, *created)
+                return Saved(existing, found, save(self.app, existing))
+            claim, created = self._new(profile, skill, level, user_actor(user_id))
+            return Saved(created, found, save(self.app, claim, created))
 
         return retrying(attempt)
 
-    def change_level(self, user_id: int, number: int, level: int) -> Positions:
+    def change_level(self, user_id: int, number: int, level: int) -> Saved:
         check_level(level)
-        return self._change(
-            user_id, number, lambda skill: skill.change_level(level, self.clock.now(), user_actor(user_id))
-        )
 
-    def check_owned(self, user_id: int, number: int) -> None:
-        """404 or 403 exactly as a write would answer, for a request that changes nothing."""
-        self._owned(user_id, number)
+        def decide(creator_skill: CreatorSkill) -> CreatorSkill:
+            creator_skill.change_level(level, self.clock.now(), user_actor(user_id))
+            return creator_skill
+
+        changed = change(self.app, lambda: self._owned(user_id, number), decide)
+        return self._saved(changed.result, changed.positions)
+
+    def check_owned(self, user_id: int, number: int) -> Saved:
+        """404 or 403 exactly as a write would answer, for a request that changes nothing; the creator
+        skill as it stands."""
+        return self._saved(self._owned(user_id, number), {})
 
     def remove(self, user_id: int, number: int) -> Positions:
         return self._change(user_id, number, lambda skill: skill.remove(self.clock.now(), user_actor(user_id)))
@@ -97,9 +125,9 @@ class CreatorSkillCommands:
             for entry in wanted:
                 existing = self._of_pair(profile, entry.skill)
                 if existing is None:
-                    number, created = self._new(profile, entry.skill, entry.level, actor)
-                    pending += created
-                    fresh = True
+                    claim, created = self._new(profile, entry.skill, entry.level, actor)
+                    pending += [claim, created]
+                    number, fresh = created.number, True
                 else:
                     # A removed skill listed again comes back under its old id: new to the client.
                     number, fresh = existing.number, existing.removed
@@ -116,13 +144,16 @@ class CreatorSkillCommands:
     def _change(self, user_id: int, number: int, decide: Callable[[CreatorSkill], None]) -> Positions:
         return change(self.app, lambda: self._owned(user_id, number), decide).positions
 
-    def _new(self, profile: int, skill: int, level: int, actor: str) -> tuple[int, list[Aggregate]]:
+    def _saved(self, creator_skill: CreatorSkill, positions: Positions) -> Saved:
+        return Saved(creator_skill, self._skill(creator_skill.skill, field="skill"), positions)
+
+    def _new(self, profile: int, skill: int, level: int, actor: str) -> tuple[Claim, CreatorSkill]:
         """A new creator skill and the claim that makes its (profile, skill) pair unique."""
         now = self.clock.now()
         number = self.db.next_number("creator_skill")
         pair = pair_claim_value(profile, skill)
         claim = Claim(kind=CLAIM_KIND, value=pair, owner_number=number, at=now, actor=actor)
-        return number, [claim, CreatorSkill.add(number, profile, skill, level, now, actor)]
+        return claim, CreatorSkill.add(number, profile, skill, level, now, actor)
 
     def _of_pair(self, profile: int, skill: int) -> CreatorSkill | None:
         try:

@@ -49,8 +49,3 @@ def skills_of_creator(db: Database, creator_profile_id: int) -> list[Row]:
             f"{_SELECT} WHERE cs.active = %s AND cs.creator_profile_id = %s ORDER BY cs.id",
             (True, creator_profile_id),
         ).fetchall()
-
-
-def get_creator_skill(db: Database, creator_skill_id: int) -> Row | None:
-    with db.read() as cur:
-        return cur.execute(f"{_SELECT} WHERE cs.active = %s AND cs.id = %s", (True, creator_skill_id)).fetchone()

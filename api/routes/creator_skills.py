@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -26,8 +24,8 @@ from api.schemas.creator_skills import (
     render_creator_skill,
 )
 from api.services import Services, services
-from commands.creator_skills import Wanted
-from readmodels.creator_skills import get_creator_skill, list_creator_skills
+from commands.creator_skills import Saved, Wanted
+from readmodels.creator_skills import list_creator_skills
 from readmodels.pages import read_page_async
 
 
@@ -45,9 +43,8 @@ async def add(request: Request) -> Response:
     s = services(request)
     user_id = authenticated_user(request, s.tokens)
     body = await parse(request, CreatorSkillIn)
-    number, positions = await s.run(s.creator_skills.add, user_id, body.skill, body.level)
-    await s.settle(positions)
-    return JSON(await _creator_skill(s, number), status_code=201)
+    saved = await s.run(s.creator_skills.add, user_id, body.skill, body.level)
+    return await _answer(s, saved, status_code=201)
 
 
 @idempotent
@@ -89,19 +86,17 @@ async def _change_level(request: Request, model: type[CreatorSkillLevelIn | Crea
     body = await parse(request, model)
     number = request.path_params["id"]
     if body.level is not None:
-        positions = await s.run(s.creator_skills.change_level, user_id, number, body.level)
-        await s.settle(positions)
+        saved = await s.run(s.creator_skills.change_level, user_id, number, body.level)
     else:
         # An empty PATCH changes nothing but is still only the owner's to make.
-        await s.run(s.creator_skills.check_owned, user_id, number)
-    return JSON(await _creator_skill(s, number))
+        saved = await s.run(s.creator_skills.check_owned, user_id, number)
+    return await _answer(s, saved)
 
 
-async def _creator_skill(s: Services, number: int) -> dict[str, Any]:
-    row = await s.run(get_creator_skill, s.db, number)
-    if row is None:
-        raise errors.not_found("creator_skill_not_found")
-    return render_creator_skill(row)
+async def _answer(s: Services, saved: Saved, status_code: int = 200) -> Response:
+    """The creator skill as the command left it, once the read model has it (see `Saved`)."""
+    await s.settle(saved.positions)
+    return JSON(render_creator_skill(saved.as_row()), status_code=status_code)
 
 
 routes = [
