@@ -14,9 +14,12 @@ from typing import Any
 import httpx
 import pytest
 
+from api.errors import message
 from tests.backends import environment
 from tests.conftest import refused
 from tests.servers import Server, run_ugc, start_server
+from ugc.platform import socket_protocol
+from ugc.platform.client_limits import HEAD_TOO_LARGE
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
@@ -150,3 +153,48 @@ def test_a_text_frame_that_is_not_utf8_closes_1007_and_logs_no_error(served: Ser
         time.sleep(0.05)
     assert "WARNING uvicorn.error: Invalid UTF-8 sequence received from client." in log
     assert "Traceback" not in log and " ERROR " not in log
+
+
+HANDSHAKE = (
+    "GET /ws/notifications/ HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+)
+MALFORMED_HANDSHAKE = {"error": "Некорректный запрос на открытие WebSocket-соединения."}
+
+
+@pytest.mark.parametrize(
+    ("head", "status", "body"),
+    [
+        (HANDSHAKE.replace("Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n", ""), 400, MALFORMED_HANDSHAKE),
+        (HANDSHAKE.replace("dGhlIHNhbXBsZSBub25jZQ==", "bad"), 400, MALFORMED_HANDSHAKE),
+        (HANDSHAKE.replace("Version: 13", "Version: 8"), 400, MALFORMED_HANDSHAKE),
+        (HANDSHAKE + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n", 400, MALFORMED_HANDSHAKE),
+        (HANDSHAKE.replace("GET", "POST"), 405, {"detail": message("method_not_allowed")}),
+        # A line past websockets' 8 KiB, in a head within the HTTP side's 32 KiB.
+        (HANDSHAKE + f"Cookie: {'c' * 9000}\r\n", 431, {"error": HEAD_TOO_LARGE}),
+    ],
+    ids=["no-key", "bad-key", "old-version", "two-keys", "post", "long-line"],
+)
+def test_a_refused_websocket_handshake_answers_the_apis_json(
+    served: Served, head: str, status: int, body: dict[str, str]
+) -> None:
+    """websockets refused these in English text/plain ("Failed to open a WebSocket connection: ..."),
+    where every other request the server refuses gets the API's JSON and a Russian message."""
+    with socket.create_connection(("127.0.0.1", served.server.port), timeout=10) as sock:
+        sock.sendall(f"{head}\r\n".encode())
+        received = b""
+        while chunk := sock.recv(4096):
+            received += chunk
+    status_line, _, rest = received.partition(b"\r\n")
+    headers, _, content = rest.partition(b"\r\n\r\n")
+    assert status_line.split(b" ")[1] == str(status).encode(), received
+    assert b"content-type: application/json" in headers.lower(), received
+    assert httpx.Response(status, content=content).json() == body
+
+
+def test_the_handshakes_refusals_say_what_the_api_says() -> None:
+    """`ugc/platform` may not import the API's catalogue: its copies of the messages are held to it."""
+    assert socket_protocol.UNAVAILABLE == message("unavailable")
+    assert socket_protocol.METHOD_NOT_ALLOWED == message("method_not_allowed")
+    assert socket_protocol.FORBIDDEN == message("permission_denied")
+    assert socket_protocol.INTERNAL == message("internal")

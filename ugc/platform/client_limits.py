@@ -25,23 +25,22 @@ from typing import Any
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
-from ugc.platform.socket_protocol import StoppingWebSocketProtocol
+from ugc.platform.socket_protocol import HEAD_TOO_LARGE, ApiWebSocketProtocol
 
 # nginx's default for all the header lines of a request (4 buffers of 8 KiB); an access token is ~0.3 KiB.
 MAX_HEAD_BYTES = 32 * 1024
 
-HEAD_TOO_LARGE = "Заголовки запроса слишком велики."
 HEAD_TOO_SLOW = "Запрос не получен вовремя."
 MALFORMED = "Некорректный HTTP-запрос."
 
 
 class ServeConfig(uvicorn.Config):
-    """uvicorn's configuration with the client limits (and the WebSockets' 503 at a stop,
+    """uvicorn's configuration with the client limits (and the WebSocket handshakes' answers in JSON,
     `ugc/platform/socket_protocol.py`): a module-level class, so that `--workers N` can hand it to
     the worker processes it spawns."""
 
     def __init__(self, app: Any, *, client_timeout: float, **kwargs: Any) -> None:
-        super().__init__(app, http=LimitedHttpProtocol, ws=StoppingWebSocketProtocol, **kwargs)
+        super().__init__(app, http=LimitedHttpProtocol, ws=ApiWebSocketProtocol, **kwargs)
         self.client_timeout = client_timeout
 
 

@@ -1,4 +1,5 @@
-"""uvicorn's WebSocket protocol, but a handshake a stop finds unanswered is refused 503, not 500.
+"""uvicorn's WebSocket protocol, its handshake answers in the API's JSON: a handshake a stop finds
+unanswered is refused 503, and one websockets refuses gets the API's 4xx, neither in English text/plain.
 
 Before it accepts, a socket's handler reads what it needs (the token's user, the conversation, where
 the stream starts). A stop that comes meanwhile had uvicorn answer the handshake itself, with
@@ -7,42 +8,82 @@ after a deploy meet stopping servers at just that moment. It is the API's 503 (t
 `api/errors.py` `unavailable`, Retry-After), which tells a client to try again. The handler finds
 the connection gone when it goes on (`ClientDisconnected`, an OSError, as for any client that left).
 Handshakes already answered, and sockets open, get uvicorn's own stop: close 1012.
+
+A handshake websockets refuses before the application sees it (no or a bad `Sec-WebSocket-Key`,
+another version than 13, a method other than GET, a header line past its 8 KiB) was answered
+"Failed to open a WebSocket connection: ..." in English text/plain; it gets the API's answer to such
+a request, as the HTTP side's refusals do (`ugc/platform/client_limits.py`).
 """
 
 from __future__ import annotations
 
+import email.utils
 import json
 from http import HTTPStatus
+from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.datastructures import Headers
 from websockets.http11 import Response
+from websockets.server import ServerProtocol
+from websockets.typing import StatusLike
 
-# api/errors.py's "unavailable" (the API's every 503), which this layer may not import;
-# tests/test_graceful_stop.py holds the two to one text.
+# api/errors.py's messages, which this layer may not import (tests/test_served_bad_input.py holds the
+# copies to them), and the refusal of a head too large, which client_limits' 431 says too.
 UNAVAILABLE = "Сервис временно перегружен, повторите запрос позже."
+MALFORMED_HANDSHAKE = "Некорректный запрос на открытие WebSocket-соединения."
+HEAD_TOO_LARGE = "Заголовки запроса слишком велики."
+METHOD_NOT_ALLOWED = "Метод не разрешен."
+FORBIDDEN = "У вас недостаточно прав для выполнения данного действия."
+INTERNAL = "Внутренняя ошибка сервера."
+
+# A refusal's body by its status, in the API's shapes (`{"detail"}` for 403/405/500, as its routes
+# answer them); any other status is a malformed handshake (400, 426 for a missing upgrade, 505).
+_REFUSALS: dict[int, dict[str, str]] = {
+    HTTPStatus.FORBIDDEN: {"detail": FORBIDDEN},
+    HTTPStatus.METHOD_NOT_ALLOWED: {"detail": METHOD_NOT_ALLOWED},
+    HTTPStatus.REQUEST_URI_TOO_LONG: {"error": HEAD_TOO_LARGE},
+    HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE: {"error": HEAD_TOO_LARGE},
+    HTTPStatus.INTERNAL_SERVER_ERROR: {"detail": INTERNAL},
+}
 
 
-class StoppingWebSocketProtocol(WebSocketsSansIOProtocol):
+class ApiWebSocketProtocol(WebSocketsSansIOProtocol):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        made = self.conn
+        self.conn = _JsonRefusingServer(
+            extensions=made.available_extensions, max_size=self.config.ws_max_size, logger=made.logger
+        )
+
     def shutdown(self) -> None:
         if self.handshake_complete or self.close_sent or self.initial_response is not None:
             super().shutdown()
             return
         self.stop_keepalive()
-        self.conn.send_response(_stopping())
+        self.conn.send_response(_json(HTTPStatus.SERVICE_UNAVAILABLE, {"detail": UNAVAILABLE}, retry_after=True))
         self.transport.write(b"".join(self.conn.data_to_send()))
         self.transport.close()
 
 
-def _stopping() -> Response:
-    body = json.dumps({"detail": UNAVAILABLE}, ensure_ascii=False).encode()
+class _JsonRefusingServer(ServerProtocol):
+    """websockets' server side of the handshake, every refusal (its own, and uvicorn's 500) in JSON."""
+
+    def reject(self, status: StatusLike, text: str) -> Response:
+        refused = HTTPStatus(status)
+        return _json(refused, _REFUSALS.get(refused, {"error": MALFORMED_HANDSHAKE}))
+
+
+def _json(status: HTTPStatus, body: dict[str, str], *, retry_after: bool = False) -> Response:
+    content = json.dumps(body, ensure_ascii=False).encode()
     headers = Headers(
         [
+            ("Date", email.utils.formatdate(usegmt=True)),
             ("Content-Type", "application/json"),
-            ("Content-Length", str(len(body))),
-            ("Retry-After", "1"),
+            ("Content-Length", str(len(content))),
             ("Connection", "close"),
         ]
     )
-    status = HTTPStatus.SERVICE_UNAVAILABLE
-    return Response(status.value, status.phrase, headers, body)
+    if retry_after:
+        headers["Retry-After"] = "1"
+    return Response(status.value, status.phrase, headers, content)
