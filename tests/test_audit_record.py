@@ -383,6 +383,7 @@ def test_each_filter_narrows_the_auditors_list(app_client: TestClient, market: M
     [
         ("buyer", "abc", "Ожидается целое число."),
         ("buyer", "0", "Ожидается положительное целое число."),
+        ("buyer", "-1", "Ожидается положительное целое число."),
         ("creator", str(2**63), "Ожидается положительное целое число."),
         ("created_after", "yesterday", "Ожидается дата или время ISO 8601."),
         ("created_after", "2026-02-30", "Ожидается дата или время ISO 8601."),

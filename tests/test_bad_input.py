@@ -176,6 +176,9 @@ def test_an_empty_page_means_the_first_on_every_list(api: Api, world: World, pag
         ("category=²", "category", "Ожидается целое число."),
         (f"category={HUGE}", "category", NOT_AN_ID),
         (f"creator={MAX_ID + 1}", "creator", NOT_AN_ID),
+        # An integer, only not a positive one: the message says what is wrong with it.
+        ("category=-1", "category", NOT_AN_ID),
+        ("creator=-0", "creator", NOT_AN_ID),
         ("min_price=²", "min_price", "Ожидается число."),
         ("min_price=١٢٣", "min_price", "Ожидается число."),
         ("max_price=1_000", "max_price", "Ожидается число."),
@@ -189,7 +192,7 @@ def test_service_filters_refuse_what_is_not_ascii_digits(api: Api, query: str, f
 
 
 @pytest.mark.parametrize("path", ["/api/portfolio/?creator_profile_id=", "/api/portfolio-images/?portfolio_item_id="])
-@pytest.mark.parametrize("value", ["²", HUGE, str(MAX_ID + 1), "0"])
+@pytest.mark.parametrize("value", ["²", HUGE, str(MAX_ID + 1), "0", "-1"])
 def test_id_filters_refuse_what_is_not_an_id(api: Api, world: World, path: str, value: str) -> None:
     field = path.rsplit("?", 1)[1].rstrip("=")
     response = api.client.get(path + value, headers=world.buyer)

@@ -275,10 +275,11 @@ def _query_id(value: Any) -> Any:
     if not isinstance(value, str):
         return value
     raw = value.strip()
-    if not (raw.isascii() and raw.isdigit()):
+    digits = raw.removeprefix("-")
+    if not (digits.isascii() and digits.isdigit()):
         raise ValueError("Ожидается целое число.")
     number = natural(raw)
-    if number is None:  # past BIGINT
+    if number is None:  # negative, or past BIGINT: an integer, not an id
         raise ValueError(message("invalid_id"))
     return number
 
