@@ -125,8 +125,8 @@ async def place_order(request: Request) -> Response:
 
 async def list_orders(request: Request) -> Response:
     s, user_id = await _caller(request)
-    role = request.query_params.get("role") or None
-    status = request.query_params.get("status") or None
+    role = request.query_params.get("role", "").strip() or None
+    status = request.query_params.get("status", "").strip() or None
     problems: dict[str, list[str]] = {}
     if role not in (None, "buyer", "creator"):
         problems["role"] = ["Допустимые значения: buyer, creator."]
