@@ -283,6 +283,33 @@ def test_an_edit_form_whose_file_input_was_left_empty_keeps_the_image(api: Api) 
     assert stored_files(api.settings) == before
 
 
+def test_a_number_input_left_empty_is_as_absent_as_one_left_out(api: Api) -> None:
+    """A browser sends `order=` for an empty number input; Django reads an optional field so sent as not
+    sent. It answered 422 (the order's range). An empty caption is an empty caption; in JSON, "" is
+    no order."""
+    creator = api.creator()
+    item = created(api, creator)
+    added = add_image(api, creator, item["id"], order="", caption="")
+    assert added.status_code == 201, added.text
+    assert (added.json()["order"], added.json()["caption"]) == (0, "")
+    moved = api.client.patch(
+        f"/api/portfolio-images/{added.json()['id']}/", headers=creator["headers"], json={"order": 4, "caption": "Было"}
+    )
+    assert moved.status_code == 200, moved.text
+    form = browser_form("image", order="", caption="")
+    edited = api.client.patch(
+        f"/api/portfolio-images/{added.json()['id']}/",
+        content=form["content"],
+        headers=creator["headers"] | form["headers"],
+    )
+    assert edited.status_code == 200, edited.text
+    assert (edited.json()["order"], edited.json()["caption"]) == (4, "")
+    as_json = api.client.patch(
+        f"/api/portfolio-images/{added.json()['id']}/", headers=creator["headers"], json={"order": ""}
+    )
+    assert as_json.status_code == 422 and list(as_json.json()["fields"]) == ["order"]
+
+
 def test_someone_elses_item_is_403_for_every_write(api: Api) -> None:
     owner = api.creator()
     item = created(api, owner)

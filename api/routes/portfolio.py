@@ -175,9 +175,10 @@ async def _create(
     """A form whose image is required: a missing one is reported with the fields' problems."""
     s = services(request)
     user_id = authenticated_user(request, s.tokens)
-    async with image_form(request, s, user_id, piece.file_field, file_required=True) as (fields, file):
-        await claim_received(request, received_content(fields, file))
-        body = form_fields(model, fields, missing_file=piece.file_field if file is None else None)
+    async with image_form(request, s, user_id, piece.file_field, file_required=True) as received:
+        file = received.file
+        await claim_received(request, received_content(received.fields, file))
+        body = form_fields(model, received, missing_file=piece.file_field if file is None else None)
         assert file is not None
         saved = await file.record(s.run(run, s, user_id, body, _stored(file)))
     return await _answer_saved(s, piece, saved, status_code=201)
@@ -187,9 +188,10 @@ async def _update(request: Request, piece: Piece, model: type[UpdateIn]) -> Resp
     """Change the fields sent, and the image when a new file comes; answer with the whole of it."""
     s = services(request)
     user_id = authenticated_user(request, s.tokens)
-    async with image_form(request, s, user_id, piece.file_field, file_required=False) as (fields, file):
-        await claim_received(request, received_content(fields, file))
-        body = form_fields(model, fields)
+    async with image_form(request, s, user_id, piece.file_field, file_required=False) as received:
+        file = received.file
+        await claim_received(request, received_content(received.fields, file))
+        body = form_fields(model, received)
         number = request.path_params["id"]
         changes = body.model_dump(exclude_unset=True, exclude_none=True)
         new_file = _stored(file) if file is not None else None
