@@ -49,6 +49,18 @@ def test_register_verify_login_me(api: Api) -> None:
     assert me.json()["is_verified"] is True
 
 
+def test_tokens_pasted_with_the_line_around_them_are_read_without_it(api: Api) -> None:
+    """A token holds no whitespace: one copied with its line's end (or a space) is the same token.
+    Both were refused (422 and 401), and the wrong verification counted against the address."""
+    user = api.register()
+    token = mailed_token(api.settings, user["email"])
+    assert api.client.post("/api/auth/verify-email/", json={"token": f" {token}\n"}).status_code == 200
+    refresh = api.login(user["username"])["refresh"]
+    assert api.client.post("/api/auth/token/refresh/", json={"refresh": f"{refresh}\r\n"}).status_code == 200
+    blank = api.client.post("/api/auth/token/refresh/", json={"refresh": " \n"})
+    assert blank.status_code == 422 and list(blank.json()["fields"]) == ["refresh"]
+
+
 def test_a_verification_token_works_once(api: Api) -> None:
     user = api.register()
     token = mailed_token(api.settings, user["email"])

@@ -55,8 +55,9 @@ class RegisterOut(Out):
     last_name: str
 
 
+# A token holds no whitespace: what surrounds one (a pasted line's end) is not part of it.
 class VerifyEmailIn(BaseModel):
-    token: Annotated[str, StringConstraints(min_length=1, max_length=512)]
+    token: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=512)]
 
 
 class VerifyEmailOut(Out):
@@ -78,4 +79,4 @@ class TokenOut(Out):
 
 
 class RefreshIn(BaseModel):
-    refresh: Annotated[str, StringConstraints(min_length=1, max_length=4096)]
+    refresh: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4096)]
