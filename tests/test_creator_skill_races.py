@@ -91,11 +91,15 @@ def test_a_write_racing_the_skills_removal_answers_what_it_saved(race: str, serv
             api = Api(setup, settings)  # type: ignore[arg-type]
             skills = list(reference_skills(setup).values())
             outcomes: list[tuple[bool, int]] = []
+            creators: list[dict[str, Any]] = []
             for round_number in range(ROUNDS):
-                # A creator per round, so each round has a skill of its own whatever the last one left.
-                creator = api.creator()
+                # Each round a skill its creator never had, whatever the rounds before left of theirs.
+                turn, index = divmod(round_number, len(skills))
+                if turn == len(creators):
+                    creators.append(api.creator())
+                creator = creators[turn]
                 headers = creator["headers"]
-                skill = skills[round_number % len(skills)]["id"]
+                skill = skills[index]["id"]
                 number = added(api, creator, skill, OLD)["id"]
                 if plan.removed_first:
                     gone = setup.delete(f"/api/creator-skills/{number}/", headers=headers)
