@@ -234,6 +234,7 @@ def test_redoc_renders_the_same_document_offline(server: Server, browser: WebDri
 # `\u00XX` is held to Python's in `test_the_pages_canonical_json_is_pythons` instead.
 TRICKY = 'Бриф: "кавычки", \\ косая, строка\nвторая,\tтаб, é✓ и 😀'
 UPDATES = 97  # with its other five events the order has 102: two pages of the page's 100
+UNBROKEN = {"X-Request-ID": "R" * 128}
 
 
 @dataclass
@@ -243,6 +244,7 @@ class Audited:
     auditor: dict[str, Any]
     order: int  # placed, updated UPDATES times, accepted, delivered, approved, reviewed
     tampered: int  # placed, accepted, delivered, approved, reviewed; its review edited by a test
+    unbroken: int  # placed by a request whose X-Request-ID is the longest one kept: 128 characters, no space
 
 
 def reviewed(api: Api, deal: Deal, updates: int) -> int:
@@ -267,10 +269,11 @@ def audited(
     api = Api(app_client, settings)
     deal = a_deal(api)
     order, tampered = reviewed(api, deal, UPDATES), reviewed(api, deal, 0)
+    unbroken = place(api, Deal(deal.creator, deal.buyer | {"headers": deal.buyer["headers"] | UNBROKEN}, deal.service))
     auditor = grant(api, api.verified_user(), "auditor")
     env = environment(backend, settings.database_url, settings.var_dir)
     with start_server(env, log_dir=tmp_path_factory.mktemp("audit-logs")) as running:
-        yield Audited(running, env, auditor, order, tampered)
+        yield Audited(running, env, auditor, order, tampered, unbroken["id"])
 
 
 def record(audited: Audited, order: int) -> list[dict[str, Any]]:
@@ -368,6 +371,24 @@ def test_an_edited_stored_event_is_named_and_the_record_does_not_hold(audited: A
     assert [shown[version][0] for version in range(1, 6)] == ["ok", "ok", "ok", "ok", "broken"]
     assert shown[5][2].startswith("hash не совпадает с пересчитанным ") and shown[5][1] != review["hash"]
     assert "ugc verify" in browser.find_element(By.ID, "truncation").text
+
+
+def test_a_long_unbroken_value_wraps_in_its_cell_and_every_verdict_stays_in_view(
+    audited: Audited, browser: WebDriver
+) -> None:
+    """A request id of 128 characters without a space (or a username of 150) is broken inside its
+    cell: the table no longer grows past the window and pushes the verdicts out of sight."""
+    audit_sign_in(browser, audited)
+    audit_open(browser, audited.unbroken)
+    wait(browser).until(ec.text_to_be_present_in_element((By.ID, "summary"), "подтверждена: 1 из 1"))
+    cells = browser.find_elements(By.CSS_SELECTOR, "#entries tr td")
+    assert "".join(cells[4].text.split()) == UNBROKEN["X-Request-ID"]  # all of it shown, over several lines
+    page, window = browser.execute_script(
+        "return [document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+    )
+    assert page <= window, (page, window)
+    verdict = browser.find_element(By.CSS_SELECTOR, "#entries td.verdict").rect
+    assert verdict["x"] + verdict["width"] <= window, (verdict, window)
 
 
 def test_the_page_shows_the_apis_russian_messages(audited: Audited, browser: WebDriver) -> None:
