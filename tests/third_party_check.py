@@ -109,6 +109,8 @@ def shown_differs(entry: dict[str, Any]) -> str | None:
             return "actor differs from the payload's"
     for name, value in entry["data"].items():
         if name not in stored:
+            if value is None:  # a fact a later version added, upcast as unsaid for an older event
+                continue
             return f"data.{name} is not in the payload"
         if stored_value(value) != stored_value(stored[name]):  # a shown number, exactly: as a Decimal
             return f"data.{name} differs from the payload's"
