@@ -7,6 +7,9 @@ ReDoc's standalone bundle vendored in api/static/redoc/), so the docs work witho
 
 from __future__ import annotations
 
+import hashlib
+import re
+from functools import cache
 from importlib import resources
 from pathlib import Path
 
@@ -31,7 +34,10 @@ ASSETS: dict[str, tuple[Path, str]] = {
 }
 
 # The assets change only with a new install; a day of caching spares reloading 2.5 MB per visit.
+# A page names each by its bytes (`?v=`, `_page`), so an install's new file is a new URL: a browser
+# never runs yesterday's audit.js or audit-verify.js under today's page.
 ASSET_CACHE_CONTROL = "public, max-age=86400"
+_ASSET_REFERENCE = re.compile(r'(?<=")/api/docs/assets/([^"?]+)(?=")')
 
 # The confirmation page carries a token in its URL: it must not leak in a Referer, sit in a cache
 # or be framed by another site that would trick the user into pressing its button.
@@ -61,8 +67,16 @@ AUDIT_HEADERS = PAGE_HEADERS | {
 }
 
 
+@cache
 def _page(name: str) -> str:
-    return (_STATIC / name).read_text(encoding="utf-8")
+    """The page's HTML, each asset it loads named with the first 16 hex digits of its SHA-256."""
+    html = (_STATIC / name).read_text(encoding="utf-8")
+    return _ASSET_REFERENCE.sub(lambda found: f"{found.group(0)}?v={_digest(found.group(1))}", html)
+
+
+@cache
+def _digest(asset: str) -> str:
+    return hashlib.sha256(ASSETS[asset][0].read_bytes()).hexdigest()[:16]
 
 
 async def swagger_ui(request: Request) -> Response:
