@@ -397,6 +397,38 @@ def test_a_long_unbroken_value_wraps_in_its_cell_and_every_verdict_stays_in_view
     assert verdict["x"] + verdict["width"] <= window, (verdict, window)
 
 
+# Each of the page's requests waits in `window.held` until the test lets it go: a gate, not a timer.
+HOLD_REQUESTS = """
+const real = window.fetch;
+window.held = [];
+window.fetch = (...args) => new Promise((resolve) => window.held.push(() => resolve(real(...args))));
+"""
+RELEASE_UNTIL_DONE = """
+window.held.splice(0).forEach((go) => go());
+return !document.getElementById("lookup-button").disabled;
+"""
+
+
+def test_signing_out_during_a_lookup_shows_nothing_of_it(audited: Audited, browser: WebDriver) -> None:
+    """Sign-out while a record is on its way: what arrives after is dropped. The lookup went on with
+    the token gone, so a one-page record was drawn on the signed-out page, under the sign-in form,
+    for whoever sits down next, and a longer one failed on its next page with JavaScript's English
+    "Cannot read properties of null"."""
+    for order in (audited.tampered, audited.order):  # one page, then two
+        audit_sign_in(browser, audited)
+        wait(browser).until(ec.visibility_of_element_located((By.ID, "order")))
+        browser.execute_script(HOLD_REQUESTS)
+        audit_open(browser, order)
+        wait(browser).until(lambda d: d.execute_script("return window.held.length") == 1)
+        browser.find_element(By.ID, "signout").click()
+        wait(browser).until(lambda d: d.execute_script(RELEASE_UNTIL_DONE))
+        assert browser.find_element(By.ID, "signin").is_displayed()
+        assert not browser.find_element(By.ID, "record").is_displayed()
+        assert not browser.find_elements(By.CSS_SELECTOR, "#entries tr")
+        assert browser.find_element(By.ID, "summary").text == ""
+        assert browser.find_element(By.ID, "message").text == ""
+
+
 def test_the_page_shows_the_apis_russian_messages(audited: Audited, browser: WebDriver) -> None:
     audit_sign_in(browser, audited, password="wrong-password-1")
     wait(browser).until(ec.text_to_be_present_in_element((By.ID, "message"), "Неверное имя пользователя или пароль."))

@@ -48,13 +48,13 @@
   }
 
   /* Every entry of the record, following `next` (an absolute URL) on this origin only. */
-  async function history(order, asOf) {
+  async function history(order, asOf, access) {
     const query = new URLSearchParams({ page_size: String(PAGE_SIZE) });
     if (asOf) query.set("as_of", asOf);
     let path = `/api/v1/orders/${encodeURIComponent(order)}/history/?${query}`;
     const entries = [];
     while (path) {
-      const page = await call(path, { headers: { Authorization: `Bearer ${session.access}` } });
+      const page = await call(path, { headers: { Authorization: `Bearer ${access}` } });
       entries.push(...page.results);
       const next = page.next ? new URL(page.next, window.location.href) : null;
       path = next ? next.pathname + next.search : null;
@@ -170,16 +170,22 @@
         return;
       }
       say(message, "Загружаем историю…");
+      // The session this lookup runs for: once it is signed out, whatever arrives is dropped, never
+      // drawn under the sign-in form for whoever sits down next.
+      const current = session;
       let entries;
       try {
-        entries = await history(order, $("as-of").value.trim());
+        entries = await history(order, $("as-of").value.trim(), current.access);
       } catch (error) {
+        if (session !== current) return;
         say(message, error.message, "error");
         if (error.status === 401) signedIn(false); // the token expired: sign in again
         return;
       }
+      if (session !== current) return;
       say(message, "Пересчитываем хеши…");
       const results = await verifyRecord(entries);
+      if (session !== current) return;
       show(entries, results);
       conclude(order, entries, results);
       say(message, "");
