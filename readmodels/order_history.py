@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Literal, Protocol
 from uuid import UUID
 
@@ -117,6 +117,14 @@ def events_as_of(events: Sequence[Logged], as_of: AsOf | None) -> list[Logged]:
 def order_as_of(log: EventLog, order: int, as_of: AsOf | None = None) -> Row:
     """The order in the read model's shape as of `as_of` (now, without one)."""
     return folded(events_as_of(order_events(log, order), as_of))
+
+
+def judged_on(as_of: AsOf, order: Row) -> date:
+    """The day (UTC) an order shown as of `as_of` is judged late on (`is_late`): that moment's, or, for a
+    version, the day of the event that made it. The order as it was is not late for a delivery date
+    that only passed since."""
+    moment: datetime = as_of if isinstance(as_of, datetime) else order["updated_at"]
+    return moment.astimezone(UTC).date()
 
 
 def folded(events: Sequence[Logged]) -> Row:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from datetime import date, timedelta
+from pathlib import Path
 
 from commands.scheduler import AutoCompleter
 from readmodels.orders import due_for_auto_completion
 from readmodels.waiting import wait_for
+from tests.backends import environment
 from tests.conftest import Api, new_client
 from tests.orders_world import a_deal, act, order_in, place
+from tests.servers import run_ugc
 from ugc.clock import MovableClock
 from ugc.config import Settings
 
@@ -124,3 +128,32 @@ def test_the_history_command_prints_an_order_for_people_and_machines(settings: S
         [sys.executable, "-m", "ugc.cli", "history", "order", "999999"], env=env, capture_output=True
     )
     assert missing.returncode == 1
+
+
+def test_an_order_as_it_was_is_judged_late_as_it_was(
+    settings: Settings, backend: str, database_url: str, var_dir: Path
+) -> None:
+    """`?as_of=` rebuilds the order as it was: on time then, though late now. It was judged against
+    today, so every past version of a late order read as late, and `ugc history --as-of` with it."""
+    clock = MovableClock()
+    with new_client(settings, clock) as client:
+        api = Api(client, settings)
+        deal = a_deal(api)
+        due = clock.now().date() + timedelta(days=2)
+        placed = place(api, deal, delivery_date=due.isoformat())
+        before_due = clock.now() + timedelta(days=1)
+        clock.advance(timedelta(days=5))
+        headers = {"Authorization": f"Bearer {api.login(deal.buyer['username'])['access']}"}
+        order = f"/api/v1/orders/{placed['id']}/"
+        assert client.get(order, headers=headers).json()["is_late"] is True
+        for as_of in ("1", before_due.isoformat().replace("+00:00", "Z")):
+            then = client.get(order, headers=headers, params={"as_of": as_of})
+            assert then.status_code == 200, then.text
+            assert then.json()["is_late"] is False, as_of
+        after_due = (clock.now() - timedelta(days=1)).isoformat().replace("+00:00", "Z")
+        assert client.get(order, headers=headers, params={"as_of": after_due}).json()["is_late"] is True
+        shown = run_ugc(
+            environment(backend, database_url, var_dir), "history", "order", str(placed["id"]), "--as-of", "1", "--json"
+        )
+        assert shown.returncode == 0, shown.stderr
+        assert json.loads(shown.stdout)["order"]["is_late"] is False

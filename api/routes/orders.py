@@ -45,7 +45,7 @@ from commands.orders import Saved
 from readmodels import orders as read
 from readmodels.audit_record import order_record
 from readmodels.creators import get_creator_profile
-from readmodels.order_history import AsOf, BadAsOf, order_as_of, parse_as_of
+from readmodels.order_history import AsOf, BadAsOf, judged_on, order_as_of, parse_as_of
 from readmodels.pages import Page, read_page_async
 from readmodels.users import get_user
 from ugc.errors import NotFound
@@ -151,9 +151,10 @@ async def get_order(request: Request) -> Response:
     order_id = request.path_params["id"]
     as_of = _as_of(request)
     row = await _visible_order(s, user_id, order_id)
-    if as_of is not None:
-        row = await s.run(_order_as_of, s, order_id, as_of)
-    return JSON(render_order(row, _today(s)), headers=etag(row["version"]))
+    if as_of is None:
+        return JSON(render_order(row, _today(s)), headers=etag(row["version"]))
+    then = await s.run(_order_as_of, s, order_id, as_of)
+    return JSON(render_order(then, judged_on(as_of, then)), headers=etag(then["version"]))
 
 
 def _as_of(request: Request) -> AsOf | None:

@@ -272,11 +272,9 @@ def _not_replayed_finding(failure: NotReplayed) -> Finding:
 
 def _history(settings: Settings, order_text: str, as_of_text: str | None, *, as_json: bool) -> int:
     """The audit record the HTTP API answers (readmodels/audit_record.py), as a table or as its JSON."""
-    from datetime import UTC, datetime
-
     from api.schemas.orders import render_order
     from readmodels.audit_record import as_table, audit_record
-    from readmodels.order_history import BadAsOf, events_as_of, folded, order_events, parse_as_of
+    from readmodels.order_history import BadAsOf, events_as_of, folded, judged_on, order_events, parse_as_of
     from ugc.errors import NotFound
     from ugc.platform.encoding import dumps
     from ugc.platform.recorded_log import RecordedLog, UnreadableEvent
@@ -313,7 +311,7 @@ def _history(settings: Settings, order_text: str, as_of_text: str | None, *, as_
     finally:
         stores.close()
     record = {"count": len(entries), "next": None, "previous": None, "results": entries}
-    shown = None if state is None else render_order(state, datetime.now(UTC).date())
+    shown = None if state is None or as_of is None else render_order(state, judged_on(as_of, state))
     if as_json:
         sys.stdout.buffer.write(dumps(record if shown is None else {"order": shown, "history": record}) + b"\n")
         sys.stdout.flush()
