@@ -31,6 +31,8 @@ LATEST = datetime.max.replace(tzinfo=UTC)
 
 # `?as_of=2026-12-02T13:57:05+00:00` typed unencoded: the query string's `+` arrives as a space.
 _UNENCODED_PLUS = re.compile(r"(?<=\d) (\d{2}(?::?\d{2})?)$")
+# UTC's letter, which RFC 3339 lets be lower case (as the `T`, which fromisoformat reads either way).
+_UTC = re.compile(r"[Zz]$")
 # The digits of a fraction past its sixth, which datetime.fromisoformat reads and drops.
 _PAST_MICROSECONDS = re.compile(r"[.,]\d{6}(\d+)")
 _MAX_VERSION_DIGITS = 18  # more is no version any order reaches (and int() of 5,000 digits raises)
@@ -67,7 +69,7 @@ def parse_moment(text: str, *, ceiling: bool = False) -> datetime:
     Digits past the microsecond are cut: the latest moment at or before the time written (what
     "as of" asks); with `ceiling`, the earliest at or after it (what a bound of stored times needs).
     """
-    written = _UNENCODED_PLUS.sub(r"+\1", text.strip()).replace("Z", "+00:00")
+    written = _UTC.sub("+00:00", _UNENCODED_PLUS.sub(r"+\1", text.strip()))
     try:
         moment = datetime.fromisoformat(written)
     except ValueError:

@@ -112,6 +112,8 @@ def test_the_history_names_each_event_and_its_actor_and_an_unknown_order_is_not_
         ("2026-12-05T13:00:00,0000005+03:00", "10:00:00", "10:00:00.000001"),
         ("2026-12-05T10:00:00.1234560000Z", "10:00:00.123456", "10:00:00.123456"),  # nothing past it: as written
         ("2026-12-05T10:00:00.123456Z", "10:00:00.123456", "10:00:00.123456"),
+        # RFC 3339 lets both letters be lower case; the `t` was read, the `z` refused.
+        ("2026-12-05t10:00:00.0000001z", "10:00:00", "10:00:00.000001"),
     ],
 )
 def test_past_the_microsecond_as_of_is_cut_and_a_bound_is_taken_up(text: str, as_of: str, bound: str) -> None:
