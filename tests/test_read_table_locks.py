@@ -1,11 +1,12 @@
 """What a lock held on a read table does to the requests that read it (PostgreSQL): an operator's
 `LOCK TABLE`, an `ALTER TABLE` or a `VACUUM FULL` of `orders` held every list of orders, and the
 connection and thread under it, for as long as the lock lasted; enough of them and every request
-hung, and a stop of `ugc serve` with them. Each waits READ_LOCK_TIMEOUT seconds at most and answers
+hung, and a stop of `ugc serve` with them. Each waits UGC_DB_LOCK_TIMEOUT seconds at most and answers
 503 (a socket closes 1013), while what must wait for locks on the read side still waits: a
 migration behind another one, a blue/green switch behind readers (tests/test_bluegreen.py).
 
-In-process apps on the test's database; each lock is let go before the test ends.
+In-process apps on the test's database, with the bound set to BOUND (the default, READ_LOCK_TIMEOUT,
+was waited out a dozen times here: half a minute); each lock is let go before the test ends.
 """
 
 from __future__ import annotations
@@ -35,7 +36,15 @@ from ugc.platform.database import Database
 from ugc.wiring import migrate, runtime
 
 TRY_AGAIN_LATER = 1013
+BOUND = 1.0  # seconds: UGC_DB_LOCK_TIMEOUT of the in-process apps and databases here
 SLACK = 2 * READ_LOCK_TIMEOUT  # a bound met answers within it, however loaded the machine
+HELD = BOUND + 2 * SLACK  # a lock a test holds lets go after this, so what ignores the bound still ends
+
+
+@pytest.fixture(autouse=True)
+def bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The read sessions opened in this process wait BOUND seconds for a lock (read when they open)."""
+    monkeypatch.setenv("UGC_DB_LOCK_TIMEOUT", f"{BOUND:g}")
 
 
 @pytest.fixture
@@ -58,13 +67,13 @@ def test_lists_behind_a_locked_read_table_answer_503_rather_than_wait_for_the_lo
             ("orders", "/api/v1/orders/"),
             ("services", "/api/v1/services/"),
         ]:
-            with locked(postgres, table, release_after=4 * READ_LOCK_TIMEOUT):
+            with locked(postgres, table, release_after=HELD):
                 started = time.monotonic()
                 answer = client.get(path, headers=headers)
                 waited = time.monotonic() - started
             assert answer.status_code == 503, (table, answer.text)
             assert answer.json() == UNAVAILABLE
-            assert waited < READ_LOCK_TIMEOUT + SLACK, (table, waited)
+            assert waited < BOUND + SLACK, (table, waited)
             assert client.get(path, headers=headers).status_code == 200
 
 
@@ -78,19 +87,19 @@ def test_a_notification_socket_behind_a_locked_table_closes_1013(postgres: str, 
         user = api.verified_user()
         for query in ["", "&since=0"]:
             url = f"/ws/notifications/?token={user['access']}{query}"
-            with locked(postgres, "notifications", release_after=4 * READ_LOCK_TIMEOUT):
+            with locked(postgres, "notifications", release_after=HELD):
                 started = time.monotonic()
                 with pytest.raises(WebSocketDisconnect) as closed, client.websocket_connect(url) as ws:
                     ws.receive_text()
                 waited = time.monotonic() - started
             assert closed.value.code == TRY_AGAIN_LATER, query
-            assert waited < READ_LOCK_TIMEOUT + SLACK, (query, waited)
+            assert waited < BOUND + SLACK, (query, waited)
 
 
 def test_a_projection_behind_a_locked_read_table_backs_off_as_from_an_outage(
     postgres: str, settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Its batch gives the wait up after READ_LOCK_TIMEOUT (it waited as long as the lock lasted), as
+    """Its batch gives the wait up after the bound (it waited as long as the lock lasted), as
     an outage: no failure counted against its events, no traceback; the order is shown once the lock
     is gone."""
     app = build_app(lambda: runtime(settings, clock=MovableClock()))
@@ -99,12 +108,10 @@ def test_a_projection_behind_a_locked_read_table_backs_off_as_from_an_outage(
         api = Api(client, settings)
         deal = a_deal(api)
         order = {"service_id": deal.service["id"], "requirements": "Обзор", "delivery_date": "2030-01-10"}
-        with locked(postgres, "orders", release_after=4 * READ_LOCK_TIMEOUT):
+        with locked(postgres, "orders", release_after=HELD):
             placed = client.post("/api/v1/orders/", headers=deal.buyer["headers"], json=order)
             assert placed.status_code == 503, placed.text  # its read model could not be written in time
-            met = eventually(
-                lambda: caplog.text, lambda text: "lock timeout" in text, timeout=READ_LOCK_TIMEOUT + SLACK
-            )
+            met = eventually(lambda: caplog.text, lambda text: "lock timeout" in text, timeout=BOUND + SLACK)
             assert "lock timeout" in met, met
         shown = eventually(
             lambda: client.get("/api/v1/orders/", headers=deal.buyer["headers"]), lambda r: r.json()["count"] == 1
@@ -139,12 +146,12 @@ def migrating_behind(db: Database, held: AbstractContextManager[object]) -> Iter
 
 
 def test_a_migration_still_waits_past_the_bound_for_another_one(postgres: str) -> None:
-    """`ugc migrate` behind a migration that takes longer than READ_LOCK_TIMEOUT (its advisory lock)
-    waits for it and then migrates, rather than fail."""
+    """`ugc migrate` behind a migration that takes longer than the bound (its advisory lock) waits for
+    it and then migrates, rather than fail."""
     db = Database(postgres)
     try:
         with migrating_behind(db, db.exclusive_lock("migrate")) as ended:
-            assert not ended.wait(READ_LOCK_TIMEOUT + 1.0)
+            assert not ended.wait(BOUND + 1.0)
     finally:
         db.close()
 
@@ -154,8 +161,8 @@ def test_a_migration_still_waits_past_the_bound_for_a_table_held_by_someone_else
     than fail (and a deployment's processes retry their starts)."""
     db = Database(postgres)
     try:
-        with migrating_behind(db, locked(postgres, "notifications", release_after=READ_LOCK_TIMEOUT + 2.0)) as ended:
-            assert not ended.wait(READ_LOCK_TIMEOUT + 1.0)
+        with migrating_behind(db, locked(postgres, "notifications", release_after=BOUND + 2.0)) as ended:
+            assert not ended.wait(BOUND + 1.0)
     finally:
         db.close()
 
@@ -165,12 +172,12 @@ def test_a_vacuum_still_waits_past_the_bound_for_a_table_held_by_someone_else(po
     the table it waits, rather than fail; and its connection goes back to the pool with the bound."""
     db = Database(postgres)
     try:
-        with locked(postgres, "users", release_after=READ_LOCK_TIMEOUT + 2.0):
+        with locked(postgres, "users", release_after=BOUND + 2.0):
             started = time.monotonic()
             db.vacuum("users")
-            assert time.monotonic() - started > READ_LOCK_TIMEOUT
+            assert time.monotonic() - started > BOUND
         with db.read() as cur:
-            assert cur.execute("SHOW lock_timeout").fetchone() == {"lock_timeout": f"{READ_LOCK_TIMEOUT:g}s"}
+            assert cur.execute("SHOW lock_timeout").fetchone() == {"lock_timeout": f"{BOUND:g}s"}
     finally:
         db.close()
 
