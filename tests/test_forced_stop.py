@@ -36,6 +36,20 @@ HELD = 300
 FORCED_WITHIN = 5  # seconds from the second signal to the process's end
 
 
+def awaited(url: str, table: str, query: str = "%") -> None:
+    """Return once a session whose statement is LIKE `query` waits for the lock on `table` (the one
+    this test holds)."""
+    deadline = time.monotonic() + 30
+    with psycopg.connect(url, autocommit=True) as watcher:
+        while watcher.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_locks l JOIN pg_stat_activity a USING (pid) "
+            "WHERE NOT l.granted AND l.relation = %s::regclass AND a.query LIKE %s)",
+            (table, query),
+        ).fetchone() != (True,):
+            assert time.monotonic() < deadline, f"nothing waits for the lock on {table}"
+            time.sleep(0.01)
+
+
 def signalled(server: Server, number: signal.Signals) -> None:
     """SIGINT as a terminal sends it, to the process group; SIGTERM as a supervisor does, to the process."""
     if number == signal.SIGINT:
@@ -88,7 +102,8 @@ def test_a_second_stop_signal_ends_a_server_at_once_with_one_line(
 
             asking = threading.Thread(target=ask)
             asking.start()
-            time.sleep(1.0)  # the request waits for the notifications table
+            # The request waits for the notifications table (a list's read: projections' batches write).
+            awaited(url, "notifications", "%READ ONLY%")
             signalled(server, number)
             time.sleep(pause)
             assert server.process.poll() is None, server.log_tail()  # the first signal drains
@@ -123,7 +138,7 @@ def test_a_second_stop_signal_ends_a_projector_at_once(number: signal.Signals, t
             while not any(state.holder for state in leases.states(db).values()):
                 assert projector.poll() is None and time.monotonic() < deadline, log_path.read_text()
                 time.sleep(0.1)
-            time.sleep(2.0)  # the read models' batch waits for the table
+            awaited(url, "users")  # the read models' batch waits for the table
             projector.send_signal(number)
             time.sleep(3.0)
             assert projector.poll() is None, log_path.read_text()  # its stop waits for the batch
