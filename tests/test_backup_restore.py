@@ -365,9 +365,26 @@ def backed_up(backend: str, tmp_path: Path, audit: Path, *names: str) -> list[Pa
     return [tmp_path / name for name in names]
 
 
-def test_no_server_starts_on_a_target_while_its_restore_runs(backend: str, tmp_path: Path) -> None:
-    audit = tmp_path / "audit"
-    [backup] = backed_up(backend, tmp_path, audit, "backup")
+@pytest.fixture(scope="module")
+def made(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`backed_up`'s "backup" and "other" of one backend and its audit directory, made once for the
+    module (a deployment seeded, two backups, an erasure and a checkpoint: a dozen `ugc` runs)."""
+    where = tmp_path_factory.mktemp(f"made-{backend}")
+    backed_up(backend, where, where / "audit", "backup", "other")
+    return where
+
+
+def copied(made: Path, tmp_path: Path, *names: str) -> tuple[Path, list[Path]]:
+    """A test's own copy of the audit directory and of the backups `names` of `made`, which a restore
+    changes (checkpoints moved aside) or a test may damage."""
+    shutil.copytree(made / "audit", tmp_path / "audit")
+    for name in names:
+        shutil.copytree(made / name, tmp_path / name)
+    return tmp_path / "audit", [tmp_path / name for name in names]
+
+
+def test_no_server_starts_on_a_target_while_its_restore_runs(backend: str, made: Path, tmp_path: Path) -> None:
+    audit, [backup] = copied(made, tmp_path, "backup")
     with new_target(backend, tmp_path / "restored") as url:
         env = deployment(backend, url, tmp_path / "restored", audit)
         with restore_stopped_after_its_database(env, backup) as restoring:
@@ -385,10 +402,9 @@ def test_no_server_starts_on_a_target_while_its_restore_runs(backend: str, tmp_p
 
 
 def test_a_restore_stopped_after_its_database_is_finished_by_the_same_backup_and_no_other(
-    backend: str, tmp_path: Path
+    backend: str, made: Path, tmp_path: Path
 ) -> None:
-    audit = tmp_path / "audit"
-    backup, other = backed_up(backend, tmp_path, audit, "backup", "other")
+    audit, (backup, other) = copied(made, tmp_path, "backup", "other")
     given_up = sorted(audit.glob("checkpoint-*.json"))[-1]  # signed after both backups
     with new_target(backend, tmp_path / "restored") as url:
         env = deployment(backend, url, tmp_path / "restored", audit)
@@ -431,7 +447,9 @@ def test_a_restore_stopped_after_its_database_is_finished_by_the_same_backup_and
             assert verified(env)["ok"]
 
 
-def test_another_backups_unfinished_restore_is_moved_aside_by_replace_on_sqlite(backend: str, tmp_path: Path) -> None:
+def test_another_backups_unfinished_restore_is_moved_aside_by_replace_on_sqlite(
+    backend: str, made: Path, tmp_path: Path
+) -> None:
     """`--replace` says what is in the way may go: the half-restored files of another backup too (they
     are moved aside, never deleted). Refused before, whatever the flag said."""
     if backend != "sqlite":
@@ -457,12 +475,13 @@ def test_another_backups_unfinished_restore_is_moved_aside_by_replace_on_sqlite(
             assert verified(env)["ok"]
 
 
-def test_a_restore_whose_database_step_failed_is_finished_once_the_cause_is_gone(backend: str, tmp_path: Path) -> None:
+def test_a_restore_whose_database_step_failed_is_finished_once_the_cause_is_gone(
+    backend: str, made: Path, tmp_path: Path
+) -> None:
     """A real failure of the database step, as a full disk's: what it leaves is recorded, not taken for
     a restored database. In the way: on SQLite a directory where a file's copy goes; on PostgreSQL a
     domain named as a type of the dump, which is not a table, so the database counts as empty."""
-    audit = tmp_path / "audit"
-    [backup] = backed_up(backend, tmp_path, audit, "backup")
+    audit, [backup] = copied(made, tmp_path, "backup")
     with new_target(backend, tmp_path / "restored") as url:
         env = deployment(backend, url, tmp_path / "restored", audit)
         if backend == "postgres":
