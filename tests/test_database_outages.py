@@ -416,11 +416,18 @@ def test_a_projection_behind_the_sqlite_write_lock_held_elsewhere_counts_no_fail
                 # Stored in the accounts' own file; its projection waits for the read database's lock.
                 edit = client.patch("/api/v1/users/me/", headers=user["headers"], json={"bio": "под замком"})
                 assert edit.status_code == 503, edit.text
-                time.sleep(SQLITE_BUSY_TIMEOUT + 1.0)  # a batch waits out the busy timeout, then meets the lock
+                met = eventually(  # a batch waits out the busy timeout, then meets the lock
+                    lambda: [
+                        r
+                        for r in caplog.records
+                        if r.name == "projections.runner" and "database is locked" in r.getMessage()
+                    ],
+                    bool,
+                    timeout=SQLITE_BUSY_TIMEOUT + 10.0,
+                )
             holder.execute("ROLLBACK")
         finally:
             holder.close()
-        met = [r for r in caplog.records if r.name == "projections.runner" and "database is locked" in r.getMessage()]
         assert met, caplog.text
         caught_up_without_failure(client, user, "под замком", failures, caplog)
 
