@@ -30,6 +30,10 @@ def settings(tmp_path: Path, **env: str) -> Settings:
         ("UGC_MAIL_FROM", "a@example.com, b@example.com", "UGC_MAIL_FROM must be an e-mail address"),
         ("UGC_FORWARDED_ALLOW_IPS", "127.0.0.0/33", "UGC_FORWARDED_ALLOW_IPS: '127.0.0.0/33' is no IP address"),
         ("UGC_FORWARDED_ALLOW_IPS", "10.0.0.1, proxy.local", "UGC_FORWARDED_ALLOW_IPS: 'proxy.local' is no IP"),
+        ("UGC_DATABASE_URL", "mysql://db/ugc", "UGC_DATABASE_URL must be sqlite:///path or postgresql://"),
+        ("UGC_DATABASE_URL", "sqlite://var/ugc.sqlite3", "UGC_DATABASE_URL must be sqlite:///path or postgresql://"),
+        ("UGC_DATABASE_URL", "/srv/ugc.sqlite3", "UGC_DATABASE_URL must be sqlite:///path or postgresql://"),
+        ("UGC_DATABASE_URL", "sqlite:///", "UGC_DATABASE_URL must be sqlite:///path or postgresql://"),
     ],
 )
 def test_a_value_of_no_usable_form_is_refused_by_name(tmp_path: Path, name: str, value: str, message: str) -> None:
@@ -43,6 +47,7 @@ def test_a_value_of_no_usable_form_is_refused_by_name(tmp_path: Path, name: str,
     [
         ("UGC_SMTP_URL", "smtp://robot:s3cret@mail:notaport", "smtp://robot:***@mail:notaport"),
         ("UGC_REDIS_URL", "http://:s3cret@cache:6379/0", "http://:***@cache:6379/0"),
+        ("UGC_DATABASE_URL", "mysql://ugc:s3cret@db/ugc", "mysql://ugc:***@db/ugc"),
     ],
 )
 def test_a_refused_url_is_shown_without_its_password(tmp_path: Path, name: str, value: str, shown: str) -> None:
@@ -87,3 +92,17 @@ def test_the_cli_says_it_in_one_line_and_exits_2(tmp_path: Path) -> None:
     assert done.stderr.strip().splitlines() == [
         "ugc: UGC_SMTP_URL must be smtp://[user:pass@]host[:port] (or smtps://), not 'http://mail:25'"
     ]
+
+
+def test_a_database_url_of_no_known_kind_is_refused_at_start_not_called_unmigrated(tmp_path: Path) -> None:
+    """`mysql://…` or a bare path is no database `ugc` can open: every command said so only as it came
+    to it, `users list` as "no UGC Market tables … ugc migrate", which then failed with exit status 1;
+    and nothing is written for it, not even the keys of UGC_VAR_DIR."""
+    env = {"UGC_VAR_DIR": str(tmp_path / "var"), "UGC_DATABASE_URL": "mysql://db/ugc"}
+    for command in (["users", "list"], ["migrate"]):
+        done = run_ugc(env, *command)
+        assert done.returncode == 2 and done.stdout == "", done
+        assert done.stderr.strip().splitlines() == [
+            "ugc: UGC_DATABASE_URL must be sqlite:///path or postgresql://user:pass@host:5432/db, not 'mysql://db/ugc'"
+        ]
+    assert not (tmp_path / "var").exists()

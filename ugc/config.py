@@ -176,8 +176,9 @@ class Settings:
         projections = env.get("UGC_PROJECTIONS", "inline")
         if projections not in ("inline", "external"):
             raise ConfigError(f"UGC_PROJECTIONS must be 'inline' or 'external', not {projections!r}")
+        # Checked before a key is made in var_dir: a URL no command can open writes nothing.
+        database_url = _database_url(env.get("UGC_DATABASE_URL", "") or _default_database_url(var_dir))
         secret = _key(env, "UGC_SECRET_KEY", var_dir / "secret.key", mode)
-        database_url = env.get("UGC_DATABASE_URL", "") or _default_database_url(var_dir)
         if mode == "production" and not is_postgres(database_url):
             # SQLite serves one machine's processes only, and its files live in a local directory.
             raise ConfigError("UGC_ENV=production needs a PostgreSQL UGC_DATABASE_URL, not SQLite")
@@ -253,6 +254,17 @@ class Settings:
             abandoned_upload_after=_int(env, "UGC_ABANDONED_UPLOAD_AFTER", 3600, at_most=MAX_SECONDS),
             sweep_interval=_int(env, "UGC_SWEEP_INTERVAL", 600, at_most=MAX_SECONDS),
         )
+
+
+def _database_url(url: str) -> str:
+    """A database `ugc` opens: PostgreSQL (libpq reads the rest), or an SQLite file's path after
+    `sqlite:///`. Any other was taken for a database without tables until a command opened it."""
+    if not is_postgres(url) and not (url.startswith("sqlite:///") and url.removeprefix("sqlite:///").strip()):
+        raise ConfigError(
+            "UGC_DATABASE_URL must be sqlite:///path or postgresql://user:pass@host:5432/db, "
+            f"not {_without_secret(url)!r}"
+        )
+    return url
 
 
 def _redis_url(url: str | None) -> str | None:
