@@ -222,6 +222,26 @@ def test_the_commands_that_do_not_migrate_say_when_the_database_has_no_tables(ba
     assert done.returncode == 2 and "no UGC Market tables" in done.stderr and not typo.exists(), done
 
 
+def test_project_refuses_a_name_it_does_not_run_before_it_migrates(backend: str, tmp_path: Path) -> None:
+    """`ugc project --only nosuch` is a mistyped argument, told as `rebuild` and `projections retry`
+    tell one (exit status 2), before the process makes the schema in the database it points at."""
+    with fresh_database(backend, tmp_path) as url:
+        _another_applications_table(url)
+        done = ugc(
+            environment(backend, url, tmp_path) | {"UGC_PUBLIC_URL": "http://127.0.0.1:1"},
+            "project",
+            "--only",
+            "listings",
+            "nosuch",
+        )
+        assert (done.returncode, done.stdout) == (2, ""), done
+        assert done.stderr.strip().splitlines() == [
+            "ugc: project: no projection named nosuch; known: accounts, catalog, creator_skills, creator_stats, "
+            "files, listings, messaging, notifications, orders, portfolio, scheduler, verification_mail"
+        ]
+        assert _tables(url) == ["invoices"]
+
+
 def _another_applications_table(url: str) -> None:
     if url.startswith("sqlite:///"):
         with contextlib.closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as conn:

@@ -89,6 +89,11 @@ def order_commands(settings: Settings, stores: EventStores, db: Database, clock:
     return OrderCommands(stores, db, clock, auto_complete_after=timedelta(days=settings.auto_complete_days))
 
 
+def runnable_names(settings: Settings) -> set[str]:
+    """What a projection runner's `only` may name: every projection, and JOBS_LEASE for the periodic jobs."""
+    return {p.name for p in all_projections(settings)} | {JOBS_LEASE}
+
+
 @contextmanager
 def projection_runner(
     settings: Settings,
@@ -105,7 +110,7 @@ def projection_runner(
     Pushes go to `publisher`; without one, over Redis when it is configured (`ugc project`).
     """
     if only is not None:
-        known = {p.name for p in all_projections(settings)} | {JOBS_LEASE}
+        known = runnable_names(settings)
         unknown = sorted(set(only) - known)
         if unknown:
             raise ValueError(f"no projection named {', '.join(unknown)}; known: {', '.join(sorted(known))}")
