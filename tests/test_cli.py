@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -117,6 +118,18 @@ def test_projections_status_json_is_json_for_a_lease_never_held(backend: str, tm
     assert done.returncode == 0, done.stderr
     states = json.loads(done.stdout, parse_constant=no_constants)
     assert states and all(s["holder"] is None and s["unheld_for"] is None for s in states), states
+
+
+def test_serve_on_a_port_taken_says_so_in_one_line(tmp_path: Path) -> None:
+    """Another process listens there: one line naming the address, not the banner of a server that
+    never serves and then uvicorn's log line `[Errno 98] Address already in use`, exit status 3."""
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        done = ugc({"UGC_VAR_DIR": str(tmp_path)}, "serve", "--port", str(port))
+    assert (done.returncode, done.stdout) == (1, ""), done
+    assert done.stderr.strip().splitlines() == [
+        f"ugc: serve: cannot listen on 127.0.0.1:{port}: Address already in use"
+    ]
 
 
 def test_production_refuses_to_serve_on_sqlite_in_one_line(tmp_path: Path) -> None:

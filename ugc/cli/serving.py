@@ -47,8 +47,6 @@ def add_parsers(commands: Any) -> None:
 
 def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
     from ugc.config import public_url_for
-    from ugc.platform.client_limits import ServeConfig
-    from ugc.platform.logs import logging_config
     from ugc.platform.open_files import raise_to_hard_limit
 
     if not os.environ.get("UGC_PUBLIC_URL"):
@@ -59,6 +57,21 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
     migrate_database(settings, quiet=True, await_creation=True)  # a deployment's init may be making the database
     check_data_key(settings)
     open_files = raise_to_hard_limit()
+    try:
+        listening = _listening_socket(host, port, settings.peer_timeout)
+    except OSError as error:  # taken by another process, an address of no interface here, a name unknown
+        print(f"ugc: serve: cannot listen on {host}:{port}: {error.strerror or error}", file=sys.stderr)
+        return 1
+    with listening:
+        return _serve_on(settings, listening, host, port, workers, open_files)
+
+
+def _serve_on(
+    settings: Settings, listening: socket.socket, host: str, port: int, workers: int, open_files: tuple[int, int]
+) -> int:
+    from ugc.platform.client_limits import ServeConfig
+    from ugc.platform.logs import logging_config
+
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # Each worker keeps its metrics in files here, and /metrics in any worker adds them up.
         metrics_dir = settings.var_dir / "metrics"
@@ -97,22 +110,36 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
         # a stop waits for such connections UGC_STOP_GRACE seconds, not for ever.
         timeout_graceful_shutdown=settings.stop_grace,
     )
-    return _run_uvicorn(config, settings.peer_timeout)
+    return _run_uvicorn(config, listening)
 
 
-def _run_uvicorn(config: uvicorn.Config, peer_timeout: float) -> int:
-    """`uvicorn.run`'s serving, on a listening socket whose connections the kernel drops once their
-    peer has acknowledged nothing for `peer_timeout` seconds (TCP_USER_TIMEOUT, inherited by every
-    accepted connection): a client that reads nothing, or a host gone without a reset. Closing such
-    a connection waits for a flush that never comes, and uvicorn has no abort for the application
-    to call, so each one let go would hold its buffers for good."""
+def _listening_socket(host: str, port: int, peer_timeout: float) -> socket.socket:
+    """The socket `ugc serve` listens on, bound as uvicorn binds it (IPv6 for a host with a colon),
+    before the banner: a port taken is one line, not a banner and then uvicorn's log line. The
+    kernel drops its connections once their peer has acknowledged nothing for `peer_timeout` seconds
+    (TCP_USER_TIMEOUT, inherited by every accepted connection): a client that reads nothing, or a
+    host gone without a reset. Closing such a connection waits for a flush that never comes, and
+    uvicorn has no abort for the application to call, so each one let go would hold its buffers for good."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listening = socket.socket(family=family, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
+    try:
+        listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listening.bind((host, port))
+        if hasattr(socket, "TCP_USER_TIMEOUT"):  # Linux
+            listening.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, round(peer_timeout * 1000))
+    except OSError:
+        listening.close()
+        raise
+    listening.set_inheritable(True)  # the workers of --workers N serve it too
+    return listening
+
+
+def _run_uvicorn(config: uvicorn.Config, listening: socket.socket) -> int:
+    """`uvicorn.run`'s serving, on `listening`."""
     import uvicorn
 
     from ugc.platform.workers import Workers
 
-    listening = config.bind_socket()
-    if hasattr(socket, "TCP_USER_TIMEOUT"):  # Linux
-        listening.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, round(peer_timeout * 1000))
     server = uvicorn.Server(config)
     with contextlib.suppress(KeyboardInterrupt):
         if config.workers > 1:
