@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from ugc.cli.common import positive
 from ugc.config import Settings
+from ugc.platform.numbers import MAX_ID, natural
 
 if TYPE_CHECKING:
     from projections.replay import NotReplayed
@@ -280,9 +281,11 @@ def _history(settings: Settings, order_text: str, as_of_text: str | None, *, as_
     from ugc.platform.recorded_log import RecordedLog, UnreadableEvent
     from ugc.platform.store import EventStores, Orders
 
-    order = int(order_text) if order_text.isascii() and order_text.isdigit() and len(order_text) <= 18 else 0
-    if order < 1:
-        print(f"ugc: history: the order id must be a positive whole number, not {order_text!r}", file=sys.stderr)
+    order = natural(order_text)  # any id the orders' BIGINT column holds, as the API's path takes it
+    if not order:
+        print(
+            f"ugc: history: the order id must be a whole number from 1 to {MAX_ID}, not {order_text!r}", file=sys.stderr
+        )
         return 2
     try:
         as_of = None if as_of_text is None else parse_as_of(as_of_text)
