@@ -132,6 +132,18 @@ def test_serve_on_a_port_taken_says_so_in_one_line(tmp_path: Path) -> None:
     ]
 
 
+def test_projections_skip_names_the_log_given_that_the_projection_does_not_follow(env: dict[str, str]) -> None:
+    """`--log messaging` for `orders` was answered "give --log", as if none had been given."""
+    done = ugc(env, "projections", "skip", "orders", "1", "--log", "messaging")
+    assert (done.returncode, done.stdout) == (2, ""), done
+    assert done.stderr.strip().splitlines() == ["ugc: orders follows no log 'messaging'; --log is one of: orders"]
+    unsaid = ugc(env, "projections", "skip", "notifications", "1")
+    assert unsaid.returncode == 2, unsaid
+    assert unsaid.stderr.strip().splitlines() == [
+        "ugc: notifications follows several logs: give --log, one of: orders, messaging"
+    ]
+
+
 def test_production_refuses_to_serve_on_sqlite_in_one_line(tmp_path: Path) -> None:
     env = {"UGC_VAR_DIR": str(tmp_path), "UGC_ENV": "production", "UGC_SECRET_KEY": "9f4c2b7e1a8d3f6c0b5e9a2d7c4f1e8b"}
     done = ugc(env, "serve", "--port", "1")

@@ -117,10 +117,14 @@ def _projections(settings: Settings, args: argparse.Namespace) -> int:
             for application, position, error in retried.failed:
                 print(f"still failing {application} {position}: {error}")
             return 1 if retried.failed else 0
-        chosen: str | None = args.log or (projection.applications[0] if len(projection.applications) == 1 else None)
-        if chosen is None or chosen not in projection.applications:
-            print(f"ugc: give --log, one of: {', '.join(projection.applications)}", file=sys.stderr)
+        logs = ", ".join(projection.applications)
+        if args.log is not None and args.log not in projection.applications:
+            print(f"ugc: {args.name} follows no log {args.log!r}; --log is one of: {logs}", file=sys.stderr)
             return 2
+        if args.log is None and len(projection.applications) > 1:
+            print(f"ugc: {args.name} follows several logs: give --log, one of: {logs}", file=sys.stderr)
+            return 2
+        chosen: str = args.log or projection.applications[0]
         try:
             operations.skip(db, stores, projection, chosen, args.position)
         except operations.NotSkippable as refused:
