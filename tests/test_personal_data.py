@@ -355,7 +355,7 @@ def test_a_wrong_or_missing_data_key_is_named_and_reads_nothing(api: Api, settin
             stores.close()
 
 
-@pytest.mark.parametrize("command", [("serve", "--port", "18599"), ("project",)])
+@pytest.mark.parametrize("command", [("serve", "--port", "18599"), ("project",), ("migrate",)])
 def test_a_process_with_another_data_key_refuses_to_start_in_one_line(
     api: Api, backend: str, settings: Settings, command: tuple[str, ...]
 ) -> None:

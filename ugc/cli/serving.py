@@ -32,7 +32,7 @@ def add_parsers(commands: Any) -> None:
     serve.set_defaults(run=lambda settings, args: _serve(settings, args.host, args.port, args.workers))
 
     migrate = commands.add_parser("migrate", help="create the event store's and the read side's tables")
-    migrate.set_defaults(run=lambda settings, _: migrate_database(settings))
+    migrate.set_defaults(run=lambda settings, _: _migrate(settings))
 
     project = commands.add_parser("project", help="run the projections until interrupted (UGC_PROJECTIONS=external)")
     project.add_argument(
@@ -43,6 +43,15 @@ def add_parsers(commands: Any) -> None:
         "processes, e.g. to give costly ones a host of their own (default: all of them)",
     )
     project.set_defaults(run=lambda settings, args: _project(settings, args.only))
+
+
+def _migrate(settings: Settings) -> int:
+    """Make the tables, then check UGC_DATA_KEY as every other command does: a deployment's first
+    step (an init job's `ugc migrate`) run with a key that is not the deployment's says so."""
+    migrate_database(settings, quiet=True)
+    check_data_key(settings)
+    print("migrated")
+    return 0
 
 
 def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
