@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import json
 import socket
 import sqlite3
@@ -55,6 +56,16 @@ def test_every_option_and_command_has_help_text() -> None:
     assert not missing, missing
     subcommands = [a for _, a in walk(build_parser(), "ugc") if isinstance(a, argparse._SubParsersAction)]
     assert all(choice.help for sub in subcommands for choice in sub._choices_actions)
+
+
+@pytest.mark.parametrize("group", ["projections", "users", "history", "events", "audit", "keys"])
+def test_a_group_without_its_command_names_what_is_missing_as_its_usage_does(group: str) -> None:
+    """`ugc projections` alone said "required: projections_command", the parser's own variable."""
+    with pytest.raises(SystemExit), contextlib.redirect_stderr(io.StringIO()) as told:
+        build_parser().parse_args([group])
+    usage, error = told.getvalue().strip().splitlines()
+    metavar = error.rpartition("required: ")[2]
+    assert metavar.isupper() and f" {metavar} ..." in usage, (usage, error)
 
 
 def test_version(env: dict[str, str]) -> None:

@@ -19,7 +19,7 @@ def add_parsers(commands: Any) -> None:
     rebuild.set_defaults(run=lambda settings, args: _rebuild(settings, args.names), writes=True)
 
     projections = commands.add_parser("projections", help="see where projections stand; retry or skip parked events")
-    sub = projections.add_subparsers(dest="projections_command", required=True)
+    sub = projections.add_subparsers(dest="projections_command", required=True, metavar="ACTION")
     status = sub.add_parser("status", help="per projection: position, head, lag, parked events, lease holder")
     status.add_argument("--json", action="store_true", help="machine-readable output")
     retry = sub.add_parser("retry", help="re-apply the parked events of a projection (after fixing the cause)")
