@@ -223,6 +223,12 @@ def test_refusals_come_before_anything_is_written(backend: str, tmp_path: Path) 
         refused = run_ugc(live, "backup", str(tmp_path / "taken"))
         assert refused.returncode == 2 and "exists and is not an empty directory" in refused.stderr, refused.stderr
         assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no half-made backup
+        # Under a file: not "[Errno 17] File exists" (exit 1), which named the file but not what was wrong.
+        refused = run_ugc(live, "backup", str(tmp_path / "taken" / "notes.txt" / "backup"))
+        assert (refused.returncode, refused.stderr.strip()) == (
+            2,
+            f"ugc: backup: {tmp_path / 'taken' / 'notes.txt'} is no directory: give DEST where directories can be made",
+        )
 
         if backend == "postgres":  # PostgreSQL's client tools not installed: said so, nothing left behind
             refused = run_ugc(live | {"PATH": str(tmp_path / "no-tools")}, "backup", str(tmp_path / "untooled"))

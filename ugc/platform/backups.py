@@ -78,6 +78,9 @@ def refuse_destination(dest: Path, settings: Settings) -> None:
     """A backup goes into a new (or empty) directory outside what it copies."""
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise BackupRefused(f"{dest} exists and is not an empty directory: give a new one")
+    nearest = next((parent for parent in dest.absolute().parents if parent.exists()), None)
+    if nearest is not None and not nearest.is_dir():  # the directories up to DEST could not be made
+        raise BackupRefused(f"{nearest} is no directory: give DEST where directories can be made")
     for copied in (settings.audit_dir, settings.media_dir):
         if dest.resolve().is_relative_to(copied.resolve()):
             raise BackupRefused(f"{dest} is inside {copied}, which the backup copies: give a directory elsewhere")
