@@ -155,6 +155,15 @@ def test_projections_skip_names_the_log_given_that_the_projection_does_not_follo
     ]
 
 
+def test_verify_says_an_audit_dir_that_is_a_file_is_no_directory(env: dict[str, str], tmp_path: Path) -> None:
+    """It said "does not exist" of a path that does, which sends the operator looking for a typo."""
+    audit = tmp_path / "audit-file"
+    audit.write_text("not checkpoints")
+    done = ugc(env | {"UGC_AUDIT_DIR": str(audit)}, "verify")
+    last = done.stdout.strip().splitlines()[-1]
+    assert f"no checkpoint: UGC_AUDIT_DIR {audit} is a file, not a directory:" in last, done
+
+
 def test_production_refuses_to_serve_on_sqlite_in_one_line(tmp_path: Path) -> None:
     env = {"UGC_VAR_DIR": str(tmp_path), "UGC_ENV": "production", "UGC_SECRET_KEY": "9f4c2b7e1a8d3f6c0b5e9a2d7c4f1e8b"}
     done = ugc(env, "serve", "--port", "1")

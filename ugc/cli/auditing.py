@@ -183,6 +183,8 @@ def verify(settings: Settings, *, as_json: bool) -> int:
             if checkpoints.count
             else f"no checkpoint in {settings.audit_dir} yet"
             if settings.audit_dir.is_dir()
+            else f"no checkpoint: UGC_AUDIT_DIR {settings.audit_dir} is a file, not a directory"
+            if settings.audit_dir.exists()
             else f"no checkpoint: UGC_AUDIT_DIR {settings.audit_dir} does not exist"
         )
         for line in checkpoints.unvouched(heads):
