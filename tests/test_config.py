@@ -18,6 +18,7 @@ SECRET = "9f4c2b7e1a8d3f6c0b5e9a2d7c4f1e8b3a6d0c9f2e5b8a1d4c7f0e3b6a9d2c5f"
 AUDIT = "3e7a0d4c8f1b5e9a2c6f0d3b7e1a4c8f2b5d9e0a3c7f1b4e8d2a6c9f0b3e7d1a"
 DATA = "5b8e1d4a7c0f3b6e9d2a5c8f1b4e7d0a3c6f9b2e5d8a1c4f7b0e3d6a9c2f5b8e"
 OLD = "8c1f4a7d0b3e6c9f2a5d8b1e4c7f0a3d6b9e2c5f8a1d4b7e0c3f6a9d2b5e8c1f"  # a key being rotated out
+PRODUCTION_DB = "postgresql://ugc@db/ugc"  # never opened: production asks for PostgreSQL
 
 
 TEN_YEARS = 3650 * 86400  # the longest a time setting may be (ugc.config.MAX_SECONDS)
@@ -91,17 +92,17 @@ def test_an_unusable_setting_is_refused_by_name(tmp_path: Path, env: dict[str, s
     [
         ({"UGC_SECRET_KEY": SECRET}, "needs a PostgreSQL UGC_DATABASE_URL, not SQLite"),
         (
-            {"UGC_SECRET_KEY": "change-me-change-me-change-me-change-me", "UGC_DATABASE_URL": "postgresql://db/ugc"},
+            {"UGC_SECRET_KEY": "change-me-change-me-change-me-change-me", "UGC_DATABASE_URL": PRODUCTION_DB},
             "UGC_SECRET_KEY must be a random string",
         ),
-        ({"UGC_SECRET_KEY": " " * 40, "UGC_DATABASE_URL": "postgresql://db/ugc"}, "UGC_SECRET_KEY must be a random"),
-        ({"UGC_SECRET_KEY": "k" * 40, "UGC_DATABASE_URL": "postgresql://db/ugc"}, "UGC_SECRET_KEY must be a random"),
+        ({"UGC_SECRET_KEY": " " * 40, "UGC_DATABASE_URL": PRODUCTION_DB}, "UGC_SECRET_KEY must be a random"),
+        ({"UGC_SECRET_KEY": "k" * 40, "UGC_DATABASE_URL": PRODUCTION_DB}, "UGC_SECRET_KEY must be a random"),
         (
-            {"UGC_SECRET_KEY": "your-secret-key-goes-here-0123456789", "UGC_DATABASE_URL": "postgresql://db/ugc"},
+            {"UGC_SECRET_KEY": "your-secret-key-goes-here-0123456789", "UGC_DATABASE_URL": PRODUCTION_DB},
             "UGC_SECRET_KEY must be a random string",
         ),
         (
-            {"UGC_SECRET_KEY": SECRET, "UGC_AUDIT_KEY": SECRET, "UGC_DATABASE_URL": "postgresql://db/ugc"},
+            {"UGC_SECRET_KEY": SECRET, "UGC_AUDIT_KEY": SECRET, "UGC_DATABASE_URL": PRODUCTION_DB},
             "UGC_AUDIT_KEY must differ from UGC_SECRET_KEY",
         ),
     ],
@@ -118,7 +119,7 @@ def test_production_starts_on_postgresql_with_a_real_key(tmp_path: Path) -> None
         UGC_SECRET_KEY=SECRET,
         UGC_AUDIT_KEY=AUDIT,
         UGC_DATA_KEY=DATA,
-        UGC_DATABASE_URL="postgresql://db/ugc",
+        UGC_DATABASE_URL=PRODUCTION_DB,
     )
     assert found.env == "production" and (found.audit_key, found.data_key) == (AUDIT, DATA)
     assert not (tmp_path / "audit.key").exists()  # a production key never comes from a file
@@ -134,7 +135,7 @@ def test_production_starts_on_postgresql_with_a_real_key(tmp_path: Path) -> None
     ],
 )
 def test_production_needs_a_real_audit_key(tmp_path: Path, audit_key: str | None, message: str) -> None:
-    env = {"UGC_ENV": "production", "UGC_SECRET_KEY": SECRET, "UGC_DATABASE_URL": "postgresql://db/ugc"}
+    env = {"UGC_ENV": "production", "UGC_SECRET_KEY": SECRET, "UGC_DATABASE_URL": PRODUCTION_DB}
     with pytest.raises(ConfigError, match=message):
         settings(tmp_path, **env, **({"UGC_AUDIT_KEY": audit_key} if audit_key else {}))
 
@@ -151,9 +152,7 @@ def test_production_needs_a_real_audit_key(tmp_path: Path, audit_key: str | None
 def test_production_needs_a_data_key_of_its_own(tmp_path: Path, data_key: str | None, message: str) -> None:
     env = {"UGC_ENV": "production", "UGC_SECRET_KEY": SECRET, "UGC_AUDIT_KEY": AUDIT}
     with pytest.raises(ConfigError, match=message):
-        settings(
-            tmp_path, **env, UGC_DATABASE_URL="postgresql://db/ugc", **({"UGC_DATA_KEY": data_key} if data_key else {})
-        )
+        settings(tmp_path, **env, UGC_DATABASE_URL=PRODUCTION_DB, **({"UGC_DATA_KEY": data_key} if data_key else {}))
 
 
 @pytest.mark.parametrize(
@@ -174,8 +173,8 @@ def test_production_keeps_the_keys_being_rotated_out_apart_from_the_other_variab
     it was left in UGC_SECRET_KEY_PREVIOUS."""
     env = {"UGC_ENV": "production", "UGC_SECRET_KEY": SECRET, "UGC_AUDIT_KEY": AUDIT, "UGC_DATA_KEY": DATA}
     with pytest.raises(ConfigError, match=message):
-        settings(tmp_path, **env, UGC_DATABASE_URL="postgresql://db/ugc", **previous)
-    rotating = settings(tmp_path, **env, UGC_DATABASE_URL="postgresql://db/ugc", UGC_SECRET_KEY_PREVIOUS=OLD)
+        settings(tmp_path, **env, UGC_DATABASE_URL=PRODUCTION_DB, **previous)
+    rotating = settings(tmp_path, **env, UGC_DATABASE_URL=PRODUCTION_DB, UGC_SECRET_KEY_PREVIOUS=OLD)
     assert rotating.secret_keys == (SECRET, OLD)
 
 
@@ -200,7 +199,7 @@ def test_previous_audit_keys_verify_beside_the_current_one(tmp_path: Path) -> No
     ],
 )
 def test_a_previous_secret_key_that_cannot_be_one_is_refused(tmp_path: Path, env: dict[str, str], message: str) -> None:
-    production = {"UGC_AUDIT_KEY": AUDIT, "UGC_DATA_KEY": DATA, "UGC_DATABASE_URL": "postgresql://db/ugc"}
+    production = {"UGC_AUDIT_KEY": AUDIT, "UGC_DATA_KEY": DATA, "UGC_DATABASE_URL": PRODUCTION_DB}
     with pytest.raises(ConfigError, match=message):
         settings(tmp_path, UGC_SECRET_KEY=SECRET, **production, **env)
 

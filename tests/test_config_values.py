@@ -34,6 +34,10 @@ def settings(tmp_path: Path, **env: str) -> Settings:
         ("UGC_DATABASE_URL", "sqlite://var/ugc.sqlite3", "UGC_DATABASE_URL must be sqlite:///path or postgresql://"),
         ("UGC_DATABASE_URL", "/srv/ugc.sqlite3", "UGC_DATABASE_URL must be sqlite:///path or postgresql://"),
         ("UGC_DATABASE_URL", "sqlite:///", "UGC_DATABASE_URL must be sqlite:///path or postgresql://"),
+        # libpq and the event stores would each fill in what is left out, each its own way.
+        ("UGC_DATABASE_URL", "postgresql://127.0.0.1:5432", "UGC_DATABASE_URL must be sqlite:///path or postgresql://"),
+        ("UGC_DATABASE_URL", "postgresql://ugc@db/", "UGC_DATABASE_URL must be sqlite:///path or postgresql://"),
+        ("UGC_DATABASE_URL", "postgres://db/ugc", "UGC_DATABASE_URL must be sqlite:///path or postgresql://"),
     ],
 )
 def test_a_value_of_no_usable_form_is_refused_by_name(tmp_path: Path, name: str, value: str, message: str) -> None:
@@ -103,6 +107,7 @@ def test_a_database_url_of_no_known_kind_is_refused_at_start_not_called_unmigrat
         done = run_ugc(env, *command)
         assert done.returncode == 2 and done.stdout == "", done
         assert done.stderr.strip().splitlines() == [
-            "ugc: UGC_DATABASE_URL must be sqlite:///path or postgresql://user:pass@host:5432/db, not 'mysql://db/ugc'"
+            "ugc: UGC_DATABASE_URL must be sqlite:///path or postgresql://user:pass@host:5432/db (with its user and "
+            "database), not 'mysql://db/ugc'"
         ]
     assert not (tmp_path / "var").exists()

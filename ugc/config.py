@@ -257,14 +257,23 @@ class Settings:
 
 
 def _database_url(url: str) -> str:
-    """A database `ugc` opens: PostgreSQL (libpq reads the rest), or an SQLite file's path after
-    `sqlite:///`. Any other was taken for a database without tables until a command opened it."""
-    if not is_postgres(url) and not (url.startswith("sqlite:///") and url.removeprefix("sqlite:///").strip()):
-        raise ConfigError(
-            "UGC_DATABASE_URL must be sqlite:///path or postgresql://user:pass@host:5432/db, "
-            f"not {_without_secret(url)!r}"
-        )
-    return url
+    """A database `ugc` opens: PostgreSQL, naming its user and database, or an SQLite file's path
+    after `sqlite:///`. Any other was taken for a database without tables until a command opened it.
+
+    The read side connects through libpq, which fills in what a URL leaves out (the user from PGUSER
+    or the system's, the database from PGDATABASE or the user's name), and the event stores through
+    the library's settings, which take `postgres` for both: `postgresql://127.0.0.1/` kept the logs in
+    the database `postgres` and the read tables in one named after the system user."""
+    if is_postgres(url):
+        parts = urlsplit(url)
+        if parts.username and parts.path.strip("/"):
+            return url
+    elif url.startswith("sqlite:///") and url.removeprefix("sqlite:///").strip():
+        return url
+    raise ConfigError(
+        "UGC_DATABASE_URL must be sqlite:///path or postgresql://user:pass@host:5432/db (with its user and "
+        f"database), not {_without_secret(url)!r}"
+    )
 
 
 def _redis_url(url: str | None) -> str | None:
