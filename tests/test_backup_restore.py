@@ -327,6 +327,22 @@ def test_a_journal_line_not_signed_with_the_audit_key_is_named_and_not_carried_o
         assert "0 journaled erasure(s), 0 carried out again" in done.stdout
 
 
+@pytest.mark.parametrize("made", ["nothing", "a file"])
+def test_a_replay_without_the_journals_directory_says_so_and_fails(backend: str, tmp_path: Path, made: str) -> None:
+    """A mistyped UGC_AUDIT_DIR read as an empty journal: "0 journaled erasure(s)", exit 0, and the
+    people a restore brought back stayed unerased."""
+    with fresh_database(backend, tmp_path, migrated=True) as url:
+        env = deployment(backend, url, tmp_path, tmp_path / "audit")
+        if made == "a file":
+            (tmp_path / "audit").write_text("")
+        done = run_ugc(env, "users", "erase", "--replay")
+        assert done.returncode == 2 and done.stdout == "", done
+        assert done.stderr.strip().splitlines() == [
+            f"ugc: users erase --replay: UGC_AUDIT_DIR {tmp_path / 'audit'} is no directory: the erasure journal "
+            "is kept there; nothing carried out"
+        ]
+
+
 @contextmanager
 def restore_stopped_after_its_database(env: dict[str, str], source: Path) -> Iterator[subprocess.Popen[str]]:
     """`ugc restore SOURCE --yes` frozen (SIGSTOP) right after its database step, as a restore is

@@ -157,7 +157,7 @@ def _replay_with_projections(settings: Settings) -> int:
     try:
         with projection_runner(settings, db, stores, Progress(), only=read_models) as runner:
             runner.start()
-            return replay_erasures(settings, accounts, stores, db)
+            return replay_erasures(settings, accounts, stores, db, restoring=True)
     finally:
         stores.close()
         db.close()

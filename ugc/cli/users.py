@@ -199,13 +199,25 @@ def _not_caught_up(what: str) -> None:
     )
 
 
-def replay_erasures(settings: Settings, accounts: AccountCommands, stores: EventStores, db: Database) -> int:
+def replay_erasures(
+    settings: Settings, accounts: AccountCommands, stores: EventStores, db: Database, *, restoring: bool = False
+) -> int:
     """Erase again every journaled person the database does not show erased (a restored backup from
     before their erasure), and finish the erasure of those it shows erased with services or orders
     still open (a backup taken between `User.Erased` and those steps, or an erasure from before they
-    existed): README, "Backups and restores"."""
+    existed): README, "Backups and restores".
+
+    Asked for by hand, UGC_AUDIT_DIR must be a directory: a mistyped one read as an empty journal and
+    replayed nothing, exit 0. A restore's replay (`restoring`) finds none where the backup had none."""
     from ugc.platform.erasure_journal import read_journal
 
+    if not restoring and not settings.audit_dir.is_dir():
+        print(
+            f"ugc: users erase --replay: UGC_AUDIT_DIR {settings.audit_dir} is no directory: the erasure journal "
+            "is kept there; nothing carried out",
+            file=sys.stderr,
+        )
+        return 2
     journal = read_journal(settings.audit_dir, settings.audit_keys)
     failed = bool(journal.problems)
     for problem in journal.problems:
