@@ -20,7 +20,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ from tests.servers import free_port, run_ugc, server_environment, start_server
 from ugc.accounts import User
 from ugc.ids import aggregate_id
 from ugc.platform.backup_manifest import write_manifest
+from ugc.platform.database import Database
 from ugc.platform.pg_tools import holds_data
 from ugc.platform.store import EventStores
 
@@ -341,6 +342,24 @@ def test_a_replay_without_the_journals_directory_says_so_and_fails(backend: str,
             f"ugc: users erase --replay: UGC_AUDIT_DIR {tmp_path / 'audit'} is no directory: the erasure journal "
             "is kept there; nothing carried out"
         ]
+
+
+def test_a_backup_without_the_media_its_database_counts_is_refused(backend: str, tmp_path: Path) -> None:
+    """A mistyped UGC_MEDIA_DIR (or one not mounted where the backup runs) made a whole-looking backup
+    without a single upload: its restore would serve none of the files its database lists."""
+    with fresh_database(backend, tmp_path, migrated=True) as url:
+        env = deployment(backend, url, tmp_path, tmp_path / "audit") | {"UGC_MEDIA_DIR": str(tmp_path / "media")}
+        with closing(Database(url)) as db, db.transaction(write=True) as cur:  # what uploads leave counted
+            cur.execute("INSERT INTO stored_bytes (user_id, bytes) VALUES (1, 4096)")
+        refused = run_ugc(env, "backup", str(tmp_path / "backup"))
+        assert refused.returncode == 2 and refused.stdout == "", refused
+        assert refused.stderr.strip().splitlines() == [
+            f"ugc: backup: UGC_MEDIA_DIR {tmp_path / 'media'} is no directory, but the database counts 4,096 bytes "
+            "of uploads kept there: give the deployment's media directory"
+        ]
+        assert not (tmp_path / "backup").exists()
+        (tmp_path / "media").mkdir()
+        assert run_ugc(env, "backup", str(tmp_path / "backup")).returncode == 0
 
 
 @contextmanager

@@ -45,11 +45,19 @@ def add_parsers(commands: Any) -> None:
 def _backup(settings: Settings, dest: Path) -> int:
     from projections.rebuild_progress import RebuildProgress
     from ugc.platform.backup_manifest import BackupRefused
-    from ugc.platform.backups import back_up, count_files, refuse_destination, sweep_unfinished
+    from ugc.platform.backups import back_up, count_files, refuse_destination, refuse_without_media, sweep_unfinished
+    from ugc.platform.database import Database
     from ugc.platform.store import EventStores
+    from ugc.platform.stored_bytes import stored_by_all
 
+    db = Database(settings.database_url)
+    try:
+        kept = stored_by_all(db)
+    finally:
+        db.close()
     try:
         refuse_destination(dest, settings)
+        refuse_without_media(settings, kept)
     except BackupRefused as refused:
         print(f"ugc: backup: {refused}", file=sys.stderr)
         return 2

@@ -86,6 +86,17 @@ def refuse_destination(dest: Path, settings: Settings) -> None:
             raise BackupRefused(f"{dest} is inside {copied}, which the backup copies: give a directory elsewhere")
 
 
+def refuse_without_media(settings: Settings, kept: int) -> None:
+    """A deployment that keeps `kept` bytes of uploads is backed up with them: a UGC_MEDIA_DIR that is no
+    directory (mistyped, or not mounted where the backup runs) made a backup without a single upload,
+    whose restore could serve none of them."""
+    if kept and not settings.media_dir.is_dir():
+        raise BackupRefused(
+            f"UGC_MEDIA_DIR {settings.media_dir} is no directory, but the database counts {kept:,} bytes of "
+            "uploads kept there: give the deployment's media directory"
+        )
+
+
 def sweep_unfinished(directory: Path) -> list[Path]:
     """Remove the unfinished backups in `directory` that no process makes any more (it was killed);
     those removed."""

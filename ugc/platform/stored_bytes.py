@@ -49,6 +49,13 @@ def stored(db: Database, user_id: int) -> int:
     return int(row["bytes"]) if row else 0
 
 
+def stored_by_all(db: Database) -> int:
+    """The bytes every user keeps in the media store."""
+    with db.read() as cur:
+        row = cur.execute("SELECT COALESCE(SUM(bytes), 0) AS bytes FROM stored_bytes").fetchone()
+    return int(row["bytes"]) if row else 0
+
+
 def take(db: Database, user_id: int, size: int, quota: int, media_key: str, at: datetime) -> bool:
     """Count `size` more bytes for the user, reserved for the upload of `media_key`, if they stay within
     `quota`; False (nothing counted) if not."""
