@@ -93,6 +93,8 @@ def test_a_poison_event_is_parked_and_the_context_keeps_answering(tmp_path: Path
                     retried = ugc(env, "projections", "retry", name)
                     assert retried.returncode == 0, retried.stdout + retried.stderr
                 assert parked_of(env, "orders") == 0
+                again = ugc(env, "projections", "retry", "orders")  # said so: it printed nothing
+                assert (again.returncode, again.stdout) == (0, "nothing parked for orders\n"), again
                 got = client.get(f"/api/v1/orders/{victim}/", headers=deal.buyer["headers"])
                 assert got.status_code == 200 and got.json()["status"] == "cancelled", got.text
         finally:

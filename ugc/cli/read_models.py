@@ -112,6 +112,8 @@ def _projections(settings: Settings, args: argparse.Namespace) -> int:
             return 2
         if args.projections_command == "retry":
             retried = operations.retry(db, stores, projection)
+            if not retried.applied and not retried.failed:
+                print(f"nothing parked for {args.name}")
             for application, position in retried.applied:
                 print(f"applied {application} {position}")
             for application, position, error in retried.failed:
