@@ -83,3 +83,25 @@ def test_what_a_key_being_rotated_out_signed_reads_as_signed_while_that_key_is_g
     assert read_manifest(tmp_path / "backup", (new_key, KEY), DATA_KEY)["files"] == {}
     with pytest.raises(BackupRefused, match="not signed with this UGC_AUDIT_KEY"):
         read_manifest(tmp_path / "backup", (new_key,), DATA_KEY)
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ('{"written_at": "x", "signature": "y"}', "no 'heads' field"),
+        ('{"heads": [], "written_at": "x", "signature": "y"}', "a field of the wrong type"),
+        ('{"heads": {"orders": {"position": 1, "link": "zz"}}, "written_at": "x"}', "a malformed value"),
+        ("{", "not JSON"),
+    ],
+)
+def test_an_unreadable_file_is_named_with_what_is_wrong_in_words(tmp_path: Path, text: str, reason: str) -> None:
+    """Python's own text stood for the reason: `'heads'` for a field missing, `'list' object has no
+    attribute 'items'` for one of the wrong type."""
+    path = tmp_path / "checkpoint-bad.json"
+    path.write_text(text)
+    with pytest.raises(ValueError, match="checkpoint-bad.json is not a readable checkpoint: ") as raised:
+        read_checkpoint(path, (KEY,))
+    assert reason in str(raised.value), raised.value
+    (tmp_path / NAME).write_text('{"format": "ugc-erasure/1", "user": 1, "username": "x"}\n')
+    (problem,) = read_journal(tmp_path, (KEY,)).problems
+    assert problem.endswith("line 1 is not a readable erasure: no 'erased_at' field"), problem

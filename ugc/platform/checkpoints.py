@@ -35,6 +35,20 @@ def signature(document: Mapping[str, Any], key: str) -> str:
     return hmac.new(key.encode("utf-8"), canonical(unsigned), hashlib.sha256).hexdigest()
 
 
+def unreadable(error: Exception) -> str:
+    """What is wrong with a signed file (a checkpoint, a journal line) that could not be read, in words
+    rather than Python's: a KeyError's text is the bare name of the field missing."""
+    if isinstance(error, KeyError):
+        return f"no {error.args[0]!r} field"
+    if isinstance(error, json.JSONDecodeError):
+        return f"not JSON ({error.msg})"
+    if isinstance(error, TypeError | AttributeError):
+        return "a field of the wrong type"
+    if isinstance(error, OSError):
+        return error.strerror or str(error)
+    return f"a malformed value ({error})"
+
+
 def signature_matches(given: str, document: Mapping[str, Any], keys: tuple[str, ...]) -> bool:
     """Whether `given` is `document`'s signature under one of `keys` (UGC_AUDIT_KEY and those being
     rotated out: a document names no key, and an HMAC or two costs nothing), in constant time for
@@ -115,7 +129,7 @@ def read_checkpoint(path: Path, keys: tuple[str, ...]) -> Checkpoint:
         written_at = str(document["written_at"])
         given = str(document["signature"])
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
-        raise ValueError(f"{path.name} is not a readable checkpoint: {error}") from error
+        raise ValueError(f"{path.name} is not a readable checkpoint: {unreadable(error)}") from error
     signed = document.get("format") == FORMAT and signature_matches(given, document, keys)
     return Checkpoint(path, written_at, heads, signed)
 

@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 
 from ugc.platform.chain import format_time
-from ugc.platform.checkpoints import signature, signature_matches
+from ugc.platform.checkpoints import signature, signature_matches, unreadable
 
 FORMAT = "ugc-erasure/1"
 NAME = "erasures.jsonl"
@@ -73,7 +73,7 @@ def read_journal(directory: Path, keys: tuple[str, ...]) -> Journal:
             erasure = JournaledErasure(user, username, erased_at, number)
             given = str(document["signature"])
         except (ValueError, KeyError, TypeError) as error:
-            problems.append(f"{path} line {number} is not a readable erasure: {error}")
+            problems.append(f"{path} line {number} is not a readable erasure: {unreadable(error)}")
             continue
         if document.get("format") != FORMAT or not signature_matches(given, document, keys):
             problems.append(
