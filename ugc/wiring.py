@@ -89,9 +89,12 @@ def order_commands(settings: Settings, stores: EventStores, db: Database, clock:
     return OrderCommands(stores, db, clock, auto_complete_after=timedelta(days=settings.auto_complete_days))
 
 
-def runnable_names(settings: Settings) -> set[str]:
-    """What a projection runner's `only` may name: every projection, and JOBS_LEASE for the periodic jobs."""
-    return {p.name for p in all_projections(settings)} | {JOBS_LEASE}
+def unknown_names(settings: Settings, only: Collection[str]) -> str | None:
+    """What is wrong with a projection runner's `only`, if anything: it may name every projection, and
+    JOBS_LEASE for the periodic jobs."""
+    known = {p.name for p in all_projections(settings)} | {JOBS_LEASE}
+    unknown = sorted(set(only) - known)
+    return f"no projection named {', '.join(unknown)}; known: {', '.join(sorted(known))}" if unknown else None
 
 
 @contextmanager
@@ -110,10 +113,8 @@ def projection_runner(
     Pushes go to `publisher`; without one, over Redis when it is configured (`ugc project`).
     """
     if only is not None:
-        known = runnable_names(settings)
-        unknown = sorted(set(only) - known)
-        if unknown:
-            raise ValueError(f"no projection named {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        if (wrong := unknown_names(settings, only)) is not None:
+            raise ValueError(wrong)
 
     def chosen(projection: Projection) -> bool:
         return only is None or projection.name in only

@@ -198,15 +198,11 @@ def _project(settings: Settings, only: Sequence[str] | None) -> int:
     from ugc.platform.forced_stop import ProjectorStop
     from ugc.platform.serving_lock import serving
     from ugc.platform.store import EventStores
-    from ugc.wiring import projection_runner, runnable_names
+    from ugc.wiring import projection_runner, unknown_names
 
-    known = runnable_names(settings)
-    unknown = sorted(set(only or ()) - known)
-    if unknown:  # a mistyped argument, told before the database is touched
-        print(
-            f"ugc: project: no projection named {', '.join(unknown)}; known: {', '.join(sorted(known))}",
-            file=sys.stderr,
-        )
+    # A mistyped argument, told before the database is touched.
+    if (wrong := unknown_names(settings, only or ())) is not None:
+        print(f"ugc: project: {wrong}", file=sys.stderr)
         return 2
 
     if not os.environ.get("UGC_PUBLIC_URL") and (not only or "verification_mail" in only):
