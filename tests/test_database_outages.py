@@ -81,25 +81,27 @@ def read_only(url: str) -> Iterator[None]:
 
 
 @contextmanager
-def locked(url: str, table: str, release_after: float) -> Iterator[None]:
+def locked(url: str, table: str, release_after: float) -> Iterator[threading.Event]:
     """`table` locked against any read, as an operator's `LOCK TABLE` or an `ALTER TABLE` does; let go
     after `release_after` seconds even if the block has not ended (so a request that waits for it
-    ends too)."""
+    ends too). The event is set once it was let go."""
     holder = psycopg.connect(url, autocommit=True)
     holder.execute("BEGIN")
     holder.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
-    released = threading.Lock()
+    releasing = threading.Lock()
+    let_go = threading.Event()
 
     def release() -> None:
-        with released:
+        with releasing:
             if not holder.closed:
                 holder.execute("ROLLBACK")
                 holder.close()
+                let_go.set()
 
     timer = threading.Timer(release_after, release)
     timer.start()
     try:
-        yield
+        yield let_go
     finally:
         timer.cancel()
         release()
@@ -219,9 +221,12 @@ def test_the_read_databases_reads_and_sequences_go_on_at_once_after_their_sessio
 def test_a_command_behind_a_locked_log_answers_503_rather_than_wait_for_the_lock(
     postgres: str, settings: Settings
 ) -> None:
-    """A command's load waits for a lock on its log at most STORE_LOCK_TIMEOUT seconds, once, whether
-    it loads through the library's repository (an edit of the profile) or a group's read of its
-    orders (an order placed)."""
+    """A command's load waits for a lock on its log at most STORE_LOCK_TIMEOUT seconds, whether it
+    loads through the library's repository (an edit of the profile) or a group's read of its orders
+    (an order placed): it answers 503 while the lock is still held, not retried until it is let go.
+
+    Told by order, not by the clock: a lock held six times the bound outlasts a wait stretched by a
+    loaded machine (one CI run timed a single 503 at 10.01 s, twice the bound), not a wait retried."""
     app = build_app(lambda: runtime(settings, clock=MovableClock()))
     with checked_client(app) as client:
         api = Api(client, settings)
@@ -232,13 +237,12 @@ def test_a_command_behind_a_locked_log_answers_503_rather_than_wait_for_the_lock
             ("orders_events", "post", "/api/v1/orders/", order),
         ]
         for table, method, path, body in cases:
-            with locked(postgres, table, release_after=4 * STORE_LOCK_TIMEOUT):
-                started = time.monotonic()
+            with locked(postgres, table, release_after=6 * STORE_LOCK_TIMEOUT) as let_go:
                 answer = client.request(method, path, headers=deal.buyer["headers"], json=body)
-                waited = time.monotonic() - started
+                answered_while_locked = not let_go.is_set()
             assert answer.status_code == 503, (table, answer.text)
             assert answer.json() == UNAVAILABLE
-            assert waited < 2 * STORE_LOCK_TIMEOUT, (table, waited)
+            assert answered_while_locked, table
             again = client.request(method, path, headers=deal.buyer["headers"], json=body)
             assert again.status_code in (200, 201), again.text
 
