@@ -151,8 +151,36 @@ def test_a_bad_frame_gets_an_error_frame_and_the_socket_stays(live: Live) -> Non
             with pytest.raises(ConnectionClosed) as closed:
                 await next_frame(a)
             assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
+            assert closed.value.rcvd.reason == "Кадр больше 64 КиБ."  # the library's was English
 
     asyncio.run(scenario())
+
+
+def test_a_frame_breaking_the_protocol_closes_1002_with_a_russian_reason(live: Live) -> None:
+    """A client's frame must be masked (RFC 6455 5.1); an unmasked one fails the socket with 1002, whose
+    reason was the library's English ("incorrect masking")."""
+    anna, boris = live.api.verified_user(), live.api.user()
+    number = live.api.conversation(anna, boris)
+    with socket.create_connection(("127.0.0.1", live.server.port), timeout=10) as raw:
+        raw.sendall(
+            f"GET /ws/conversations/{number}/?token={anna['access']} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n".encode()
+        )
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += raw.recv(4096)
+        assert head.startswith(b"HTTP/1.1 101"), head
+        raw.sendall(b"\x81\x02hi")  # a text frame "hi", unmasked
+        frame = head.split(b"\r\n\r\n", 1)[1]
+        while len(frame) < 2 or len(frame) < 2 + (frame[1] & 0x7F):
+            received = raw.recv(4096)
+            assert received, frame
+            frame += received
+    assert frame[0] == 0x88, frame  # a close frame
+    payload = frame[2 : 2 + (frame[1] & 0x7F)]
+    assert int.from_bytes(payload[:2], "big") == 1002
+    assert payload[2:].decode() == "Кадр нарушает протокол WebSocket."
 
 
 def test_an_unverified_users_frame_gets_the_403_frame_until_they_verify(live: Live) -> None:

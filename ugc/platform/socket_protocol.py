@@ -12,7 +12,10 @@ Handshakes already answered, and sockets open, get uvicorn's own stop: close 101
 A handshake websockets refuses before the application sees it (no or a bad `Sec-WebSocket-Key`,
 another version than 13, a method other than GET, a header line past its 8 KiB) was answered
 "Failed to open a WebSocket connection: ..." in English text/plain; it gets the API's answer to such
-a request, as the HTTP side's refusals do (`ugc/platform/client_limits.py`).
+a request, as the HTTP side's refusals do (`ugc/platform/client_limits.py`). So does an open socket
+websockets closes itself (a frame too big, text not in UTF-8, a broken frame): the reason its close
+frame carries is the API's Russian, not the library's English ("frame with 80013 bytes exceeds limit
+of 65536 bytes").
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.datastructures import Headers
+from websockets.frames import CloseCode
 from websockets.http11 import Response
 from websockets.server import ServerProtocol
 from websockets.typing import StatusLike
@@ -36,6 +40,8 @@ HEAD_TOO_LARGE = "Заголовки запроса слишком велики.
 METHOD_NOT_ALLOWED = "Метод не разрешен."
 FORBIDDEN = "У вас недостаточно прав для выполнения данного действия."
 INTERNAL = "Внутренняя ошибка сервера."
+BROKEN_FRAME = "Кадр нарушает протокол WebSocket."
+NOT_UTF8 = "Текст кадра не в кодировке UTF-8."
 
 # A refusal's body by its status, in the API's shapes (`{"detail"}` for 403/405/500, as its routes
 # answer them); any other status is a malformed handshake (400, 426 for a missing upgrade, 505).
@@ -67,11 +73,21 @@ class ApiWebSocketProtocol(WebSocketsSansIOProtocol):
 
 
 class _JsonRefusingServer(ServerProtocol):
-    """websockets' server side of the handshake, every refusal (its own, and uvicorn's 500) in JSON."""
+    """websockets' server side of the handshake, every refusal (its own, and uvicorn's 500) in JSON,
+    and of an open socket, which it fails with a Russian reason."""
 
     def reject(self, status: StatusLike, text: str) -> Response:
         refused = HTTPStatus(status)
         return _json(refused, _REFUSALS.get(refused, {"error": MALFORMED_HANDSHAKE}))
+
+    def fail(self, code: CloseCode | int, reason: str = "") -> None:
+        reasons: dict[CloseCode | int, str] = {
+            CloseCode.PROTOCOL_ERROR: BROKEN_FRAME,
+            CloseCode.INVALID_DATA: NOT_UTF8,
+            # api/asyncapi.py's words for 1009, of the size this server was given
+            CloseCode.MESSAGE_TOO_BIG: f"Кадр больше {(self.max_message_size or 0) // 1024} КиБ.",
+        }
+        super().fail(code, reasons.get(code, ""))
 
 
 def _json(status: HTTPStatus, body: dict[str, str], *, retry_after: bool = False) -> Response:
