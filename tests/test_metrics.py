@@ -42,6 +42,19 @@ def test_with_a_metrics_token_only_its_bearer_reads_metrics(settings: Settings) 
         assert client.get("/healthz").status_code == 200  # the probes stay open
 
 
+def test_the_metrics_token_is_taken_under_any_case_of_its_scheme(settings: Settings) -> None:
+    """The scheme of `Authorization` is case-insensitive (RFC 9110 §11.1), as every other route here
+    takes it: `bearer <token>` was refused 401 by /metrics alone."""
+    with new_client(replace(settings, metrics_token="scrape-secret-0123456789"), MovableClock()) as client:
+        for scheme in ("bearer", "BEARER"):
+            allowed = client.get("/metrics", headers={"Authorization": f"{scheme} scrape-secret-0123456789"})
+            assert allowed.status_code == 200 and "ugc_projection_lease_held" in allowed.text
+        refused = client.get("/metrics", headers={"Authorization": "bearer wrong"})
+        assert refused.status_code == 401 and refused.json() == {"detail": "Токен недействителен или просрочен."}
+        other = client.get("/metrics", headers={"Authorization": "Basic c2NyYXBlOnNlY3JldA=="})
+        assert other.status_code == 401 and other.json() == {"detail": "Токен недействителен или просрочен."}
+
+
 def test_a_failing_scheduled_job_is_counted(backend: str, tmp_path: Path) -> None:
     """Audit checkpoints that cannot be written (here: the directory's parent is a file; in Compose
     it was a volume owned by root) failed every round in the log alone: /readyz stays 200, as reads

@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from api.asyncapi import asyncapi_document
+from api.auth import bearer_token
 from api.errors import unauthorized
 from api.metrics import projection_metrics
 from api.openapi import Operation, endpoint, openapi_document
@@ -112,10 +113,11 @@ async def metrics_page(request: Request) -> Response:
     processes)."""
     s = services(request)
     expected = s.settings.metrics_token
-    if expected and not hmac.compare_digest(
-        request.headers.get("authorization", "").encode(), f"Bearer {expected}".encode()
-    ):
-        raise unauthorized("invalid_token" if "authorization" in request.headers else "not_authenticated")
+    if expected:
+        # The header is read as every route reads it: the scheme in any case (RFC 9110 §11.1).
+        token = bearer_token(request)
+        if token is None or not hmac.compare_digest(token.encode(), expected.encode()):
+            raise unauthorized("invalid_token" if "authorization" in request.headers else "not_authenticated")
     body = metrics.render()
     if s.projection_states is not None:
         try:
