@@ -51,6 +51,7 @@ _FIELD_MESSAGES = {
     "value_error": INVALID,
     "string_too_long": "Убедитесь, что это значение содержит не более {max_length} символов.",
     "string_too_short": "Убедитесь, что это значение содержит не менее {min_length} символов.",
+    "string_blank": "Это поле не может быть пустым.",
     "string_pattern_mismatch": "Значение не соответствует формату.",
     "too_long": "Убедитесь, что здесь не более {max_length} элементов.",
     "too_short": "Убедитесь, что здесь не менее {min_length} элементов.",
@@ -252,6 +253,8 @@ def field_errors(error: ValidationError) -> dict[str, list[str]]:
 def _message(item: Any) -> str:
     kind = item["type"]
     context = item.get("ctx") or {}
+    if kind == "string_too_short" and context.get("min_length") == 1:
+        kind = "string_blank"  # empty, or spaces alone: DRF's words for it, not "не менее 1 символов"
     if kind == "value_error" and str(item.get("msg", "")).startswith(_EMAIL_REFUSED):
         return "Введите правильный адрес электронной почты."
     if kind == "string_pattern_mismatch" and context.get("pattern") in PATTERN_MESSAGES:

@@ -534,6 +534,28 @@ def test_a_refused_field_is_told_in_russian(
     assert (response.status_code, response.json()) == (422, refused(field, text))
 
 
+BLANK = "Это поле не может быть пустым."
+
+
+def test_a_blank_text_is_told_empty_not_shorter_than_one_characters(api: Api, world: World) -> None:
+    """A text of nothing but spaces (or none) in a field that must say something: pydantic's
+    "at least 1 character" read "не менее 1 символов", which is no Russian."""
+    service = world.deal.service["id"]
+    for method, path, headers, body, field in [
+        (
+            "POST",
+            "/api/auth/register/",
+            {},
+            {"username": " ", "email": "b@example.com", "password": "long-enough"},
+            "username",
+        ),
+        ("POST", f"/api/v1/orders/{world.order}/cancel/", world.buyer, {"reason": "  "}, "reason"),
+        ("PATCH", f"/api/v1/services/{service}/", world.creator, {"title": ""}, "title"),
+    ]:
+        answer = api.client.request(method, path, headers=headers, json=body)
+        assert (answer.status_code, answer.json()) == (422, refused(field, BLANK)), path
+
+
 def test_a_value_of_characters_its_field_refuses_is_told_which_it_takes(api: Api, world: World) -> None:
     registered = api.client.post(
         "/api/auth/register/", json={"username": "два слова", "email": "two@example.com", "password": "long-enough-1"}
