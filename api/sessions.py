@@ -57,10 +57,9 @@ class Sessions:
         return TokenPair(self.tokens.issue(user_id, "access"), refresh.token)
 
     def rotate(self, presented: Claims) -> TokenPair:
-        """The next pair of the family, if `presented` is its current refresh token; TokenError otherwise.
-
-        A presented token that is not the current one ends its family (see the module's docstring).
-        """
+        """The next pair of the family, if `presented` still works (its current refresh token, or its
+        sign-in's while it does not rotate); TokenError otherwise, and the family ends
+        (ugc/platform/refresh_families.py)."""
         family = _family(presented)
         successor = self.tokens.issued(presented.user_id, "refresh", family=family)
         now = self.clock.now()

@@ -157,6 +157,7 @@ def create_tables(db: Database) -> None:
         idempotency_keys.add_later_columns(cur)
         leases.add_later_columns(cur)
         parked.add_later_columns(cur)
+        refresh_families.add_later_columns(cur)
         deployment.name_once(cur)
         for _, index in LATER_INDEXES:
             if not _index_exists(cur, index):

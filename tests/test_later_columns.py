@@ -3,7 +3,7 @@ projection that keeps the table is rewound, so it refills the table from the log
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from readmodels import tracking
@@ -11,6 +11,7 @@ from readmodels.notifications import list_notifications, unread_count
 from readmodels.pages import PageRequest, read_page
 from readmodels.schema import LATER_COLUMNS, LATER_INDEXES
 from tests.backends import fresh_database
+from ugc.platform import refresh_families
 from ugc.platform.database import Database
 from ugc.platform.dialect import Cursor
 from ugc.wiring import migrate
@@ -37,6 +38,12 @@ def test_an_older_database_gets_the_later_columns_and_their_projections_rewound(
                 cur.execute("ALTER TABLE auth_failures DROP COLUMN attempt")
                 cur.execute("ALTER TABLE auth_failures DROP COLUMN in_flight")
                 cur.execute("ALTER TABLE auth_failures DROP COLUMN member")
+                cur.execute("ALTER TABLE refresh_families DROP COLUMN first_jti")
+                cur.execute("ALTER TABLE refresh_families DROP COLUMN rotating")
+                cur.execute(
+                    "INSERT INTO refresh_families (family, user_id, current_jti, expires_at) VALUES ('f', 1, 'j0', %s)",
+                    (datetime.now(UTC) + timedelta(days=1),),
+                )
                 if backend == "sqlite":  # SQLite's alone (ugc/platform/erasures.py)
                     cur.execute("ALTER TABLE erasure_marks DROP COLUMN at")
                     cur.execute("INSERT INTO erasure_marks (user_id) VALUES (5)")
@@ -66,6 +73,12 @@ def test_an_older_database_gets_the_later_columns_and_their_projections_rewound(
                 ]
                 for name, _ in LATER_INDEXES:
                     assert cur.execute(*_index_query(cur, name)).fetchone() is not None
+            # A session of the earlier release rotates, as every session did then: its spent token ends it.
+            later = datetime.now(UTC) + timedelta(days=2)
+            assert refresh_families.rotate(db, "f", "j0", "j1", later, datetime.now(UTC))
+            assert not refresh_families.rotate(db, "f", "j0", "j2", later, datetime.now(UTC))
+            assert not refresh_families.rotate(db, "f", "j1", "j3", later, datetime.now(UTC))
+            with db.read() as cur:
                 positions = {
                     row["projection"]: row["position"]
                     for row in cur.execute("SELECT projection, position FROM projection_tracking").fetchall()

@@ -1,4 +1,5 @@
-"""Refresh tokens rotate, a replayed one ends its whole family, and signing out ends one session."""
+"""Refresh tokens rotate, a replayed one ends its whole family, a sign-in's token presented again and
+again (the spec's client) works until the family rotates, and signing out ends one session."""
 
 from __future__ import annotations
 
@@ -44,25 +45,50 @@ def test_a_refresh_answers_a_new_pair_and_the_new_refresh_token_refreshes_again(
 
 def test_replaying_a_rotated_refresh_token_ends_the_whole_family(api: Api) -> None:
     user = api.user()
-    rotated = _refresh(api, user["refresh"]).json()
-    # The spent token comes back (a thief's copy, or the owner's after the thief refreshed first).
+    first = _refresh(api, user["refresh"]).json()
+    second = _refresh(api, first["refresh"]).json()  # a client that takes the new tokens: the family rotates
+    # A spent token comes back (a thief's copy, or the owner's after the thief refreshed first).
+    assert _answer(_refresh(api, first["refresh"])) == INVALID
+    # Every token of the family is dead now, the newest and the sign-in's included, and stays dead.
+    assert _answer(_refresh(api, second["refresh"])) == INVALID
+    assert _answer(_refresh(api, second["refresh"])) == INVALID
     assert _answer(_refresh(api, user["refresh"])) == INVALID
-    # Every token of the family is dead now, the newest included, and stays dead.
-    assert _answer(_refresh(api, rotated["refresh"])) == INVALID
-    assert _answer(_refresh(api, rotated["refresh"])) == INVALID
     # Another sign-in is another family, untouched.
     again = api.login(user["username"])
     assert _refresh(api, again["refresh"]).status_code == 200
 
 
+def test_a_client_that_keeps_its_sign_in_refresh_token_as_the_spec_answers_refreshes_again_and_again(
+    api: Api,
+) -> None:
+    """The spec's refresh answers `{"access"}`: its client reads no new refresh token and presents
+    the sign-in's again. That ended the session at the second refresh (a replay of a spent token)."""
+    user = api.user()
+    for _ in range(3):
+        refreshed = _refresh(api, user["refresh"])
+        assert refreshed.status_code == 200, refreshed.text
+        assert _me(api, refreshed.json()["access"]) == 200
+
+
+def test_once_a_successor_is_presented_the_sign_in_token_is_spent(api: Api) -> None:
+    """A thief refreshed with a stolen sign-in token and went on with what that gave him: the owner's
+    sign-in token then ends the family, the thief's tokens with it."""
+    user = api.user()
+    thiefs = _refresh(api, user["refresh"]).json()
+    thiefs = _refresh(api, thiefs["refresh"]).json()
+    assert _answer(_refresh(api, user["refresh"])) == INVALID
+    assert _answer(_refresh(api, thiefs["refresh"])) == INVALID
+
+
 def test_of_two_racing_refreshes_with_one_token_one_wins_and_the_family_ends(api: Api) -> None:
     user = api.user()
+    rotating = _refresh(api, _refresh(api, user["refresh"]).json()["refresh"]).json()
     barrier = threading.Barrier(2)
     answers: list[Any] = []
 
     def refresh() -> None:
         barrier.wait()
-        answers.append(_refresh(api, user["refresh"]))
+        answers.append(_refresh(api, rotating["refresh"]))
 
     threads = [threading.Thread(target=refresh) for _ in range(2)]
     for thread in threads:
