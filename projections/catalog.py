@@ -14,6 +14,7 @@ from ugc.platform.store import Catalog
 
 class CatalogProjection(Projection):
     name = "catalog"
+    version = 2  # 2: the skills' search text folded with "ё" read as "е" (readmodels/folding.py)
     applications: ClassVar[tuple[str, ...]] = (Catalog.name,)
     tables: ClassVar[tuple[str, ...]] = ("categories", "skills")
 

@@ -9,7 +9,7 @@ from projections.base import Handler, Projection
 from projections.held import OverRows, Writes
 from readmodels.services import (
     CATALOG_LOG,
-    GRAMS_VERSION,
+    LISTINGS_VERSION,
     ORDERS_LOG,
     PROJECTION,
     minor_units,
@@ -28,8 +28,9 @@ def _options(options: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 class ListingsProjection(Projection):
     name = PROJECTION
-    # 2: `service_grams`, the pieces short search terms are looked up in (GRAMS_VERSION)
-    version = GRAMS_VERSION
+    # 2: `service_grams`, the pieces short search terms are looked up in (GRAMS_VERSION);
+    # 3: the search text folded with "ё" read as "е" (LISTINGS_VERSION)
+    version = LISTINGS_VERSION
     # Orders too: reviews set the creator's rating shown on their services (one row per creator).
     applications: ClassVar[tuple[str, ...]] = (CATALOG_LOG, ORDERS_LOG)
     tables: ClassVar[tuple[str, ...]] = ("services", "listing_creator_ratings", "service_grams")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from readmodels.folding import folded
 from readmodels.pages import PageQuery, PageRequest
 from ugc.platform.database import Database
 from ugc.platform.dialect import Row
@@ -32,7 +33,7 @@ def list_categories(page: PageRequest) -> PageQuery:
 def list_skills(page: PageRequest, search: str | None = None) -> PageQuery:
     where, params = "", []
     if search:
-        # search_text is casefolded by the projection: SQLite's LOWER() knows only ASCII.
+        # search_text is folded by the projection: SQLite's LOWER() knows only ASCII.
         where = " WHERE search_text LIKE %s ESCAPE '\\'"
         params = [f"%{_escape_like(search_text(search))}%"]
     return PageQuery(
@@ -48,8 +49,8 @@ def get_skill(db: Database, skill_id: int) -> Row | None:
 
 
 def search_text(*parts: str) -> str:
-    """The casefolded text that skill search matches against."""
-    return " ".join(part.casefold() for part in parts)
+    """The folded text that skill search matches against."""
+    return " ".join(folded(part) for part in parts)
 
 
 def _escape_like(text: str) -> str:

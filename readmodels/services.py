@@ -7,8 +7,8 @@ search it visits every match, and was what bounded the listing (bench/RESULTS.md
 on integer minor units (`price_minor`, and ratings' `creator_rating_minor`, hundredths): exact on
 both dialects, where SQLite would otherwise compare decimal text as text ("900" > "1000").
 
-Search matches `search_text`, the casefolded title and description (casefolded in Python: SQLite's
-LOWER() knows only ASCII), by substring:
+Search matches `search_text`, the title and description folded (readmodels/folding.py: casefolded,
+"ё" read as "е"), by substring:
 * PostgreSQL: `LIKE '%term%'` served by a pg_trgm GIN index (a Bitmap Index Scan). Trigrams rather
   than full-text search because clients expect substring matches ("видео" in "видеообзор") in
   Russian and English alike, with no stemming dictionary to pick per row.
@@ -32,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 
+from readmodels.folding import folded
 from readmodels.pages import Page, PageRequest, Query
 from ugc.platform.cache import LRU
 from ugc.platform.database import Database
@@ -121,6 +122,8 @@ RATING_INDEX = (
 
 # The listing projection's version from which `service_grams` holds every service's pieces.
 GRAMS_VERSION = 2
+# Its version now: 3, its search text (and so the pieces) folded with "ё" read as "е".
+LISTINGS_VERSION = 3
 # The longest term `service_grams` answers: longer ones have trigrams.
 GRAM_LENGTH = 2
 # A short term is looked up through its pieces only when few rows hold it: then the pieces' index
@@ -173,8 +176,8 @@ class ServiceFilters:
 
 
 def search_text(title: str, description: str) -> str:
-    """What search matches: the casefolded title and description."""
-    return f"{title} {description}".casefold()
+    """What search matches: the title and description, folded."""
+    return folded(f"{title} {description}")
 
 
 def search_grams(text: str) -> TextArray:
@@ -308,8 +311,9 @@ def _by_pieces(cur: Cursor, filters: ServiceFilters) -> bool:
     """Whether `filters`' search term is to be looked up in `service_grams`: short enough, rare (in
     at most RARE_SHARE of a sample of the first GRAMS_SAMPLE active rows: the lookup's cost follows
     how many rows of the whole table hold it, whatever the other filters), and the listing tables
-    read (those of this transaction) keep the pieces: PostgreSQL's, built by `GRAMS_VERSION` on."""
-    term = filters.search.casefold() if filters.search else ""
+    read (those of this transaction) keep the pieces as the term is folded: PostgreSQL's, built by
+    `LISTINGS_VERSION` on."""
+    term = folded(filters.search) if filters.search else ""
     if cur.dialect != "postgresql" or not term or len(term) > GRAM_LENGTH:
         return False
     row = cur.execute(
@@ -318,7 +322,9 @@ def _by_pieces(cur: Cursor, filters: ServiceFilters) -> bool:
         "FROM (SELECT search_text FROM services WHERE is_active LIMIT %s) AS sample",
         (PROJECTION, f"%{_escape_like(term)}%", GRAMS_SAMPLE),
     ).fetchone()
-    return row is not None and (row["version"] or 0) >= GRAMS_VERSION and int(row["hits"]) <= RARE_SHARE * int(row["n"])
+    if row is None or (row["version"] or 0) < LISTINGS_VERSION:
+        return False
+    return int(row["hits"]) <= RARE_SHARE * int(row["n"])
 
 
 def _total(
@@ -377,7 +383,7 @@ def _where(filters: ServiceFilters, dialect: str, *, grams: bool = False) -> tup
     if filters.max_price is not None:
         clauses.append("price_minor <= %s")
         params.append(minor_units(filters.max_price, ROUND_FLOOR))
-    term = filters.search.casefold() if filters.search else ""
+    term = folded(filters.search) if filters.search else ""
     if term and grams:
         clauses.append("id IN (SELECT id FROM service_grams WHERE grams @> ARRAY[%s::text])")
         params.append(term)

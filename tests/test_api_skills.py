@@ -131,6 +131,15 @@ def test_patch_changes_the_given_fields_and_search_follows(api: Api) -> None:
     assert null.status_code == 422 and list(null.json()["fields"]) == ["name"]
 
 
+def test_skill_search_reads_yo_as_ye_either_way(api: Api) -> None:
+    boss = admin(api)
+    tag = uuid.uuid4().hex[:8]
+    skill = created(api, boss, f"Съёмка {tag}", f"Ещё {tag}")
+    for term in (f"съемка {tag}", f"СЪЁМКА {tag}", f"ещё {tag}", f"ЕЩЕ {tag}"):
+        found = api.client.get("/api/skills/", params={"search": term}).json()["results"]
+        assert [s["id"] for s in found] == [skill["id"]], term
+
+
 def test_put_replaces_name_and_description(api: Api) -> None:
     boss = admin(api)
     skill = created(api, boss, unique("Audition"), "Звук")

@@ -59,7 +59,9 @@ QUERY_PARAMETERS: dict[str, dict[str, Any]] = {
         "schema": {"type": "string", "enum": ["true", "false"]},
     },
     "search": {
-        "description": "Поиск по названию и описанию (до 100 символов).",
+        "description": (
+            "Поиск подстроки в названии и описании, без учёта регистра, «ё» и «е» не различаются (до 100 символов)."
+        ),
         "schema": {"type": "string", "maxLength": 100},
     },
     "category": {"description": "Id категории.", "schema": _ID},
