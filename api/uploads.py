@@ -252,9 +252,11 @@ async def receive_upload(
 def received_content(fields: Mapping[str, object], file: ReceivedFile | None) -> bytes:
     """What a received form says, apart from its framing (an `Idempotency-Key`'s fingerprint): its
     fields, and its file's name and the digest of its bytes. A client's retry frames the same parts
-    with a new multipart boundary."""
+    with a new multipart boundary. A JSON form's text may hold a lone surrogate, refused (422) only once
+    its fields are checked, after the key is claimed: it is kept as it came ("surrogatepass"), so every
+    other text's fingerprint stays its UTF-8."""
     parts = {"fields": dict(fields), "file": None if file is None else [file.name, file.sha256]}
-    return json.dumps(parts, ensure_ascii=False, sort_keys=True).encode()
+    return json.dumps(parts, ensure_ascii=False, sort_keys=True).encode("utf-8", "surrogatepass")
 
 
 def part_filename(disposition: bytes, options: Mapping[bytes, bytes]) -> str | None:

@@ -167,3 +167,28 @@ def test_tabs_and_line_breaks_are_text(api: Api) -> None:
     deal = a_deal(api)
     order = place(api, deal, requirements="Строка 1\r\nСтрока 2\tс табом")
     assert order["requirements"] == "Строка 1\r\nСтрока 2\tс табом"
+
+
+def test_a_lone_surrogate_in_a_portfolio_json_update_is_422(api: Api) -> None:
+    """A portfolio update's JSON fields are fingerprinted for its `Idempotency-Key` before they are
+    checked: a lone surrogate in a value or a name was a 500 there, with or without a key."""
+    creator = api.creator()["headers"]
+    form = {"files": {"cover_image": ("c.png", PNG, "image/png")}}
+    item = api.client.post("/api/portfolio/", headers=creator, data={"title": "t"}, **form).json()
+    image = api.client.post(
+        "/api/portfolio-images/",
+        headers=creator,
+        data={"portfolio_item": str(item["id"])},
+        files={"image": ("i.png", PNG, "image/png")},
+    ).json()
+    json_body = {"Content-Type": "application/json"}
+    for path, field in (
+        (f"/api/portfolio/{item['id']}/", "description"),
+        (f"/api/portfolio-images/{image['id']}/", "caption"),
+    ):
+        for method in ("PUT", "PATCH"):
+            value = api.client.request(method, path, headers=creator | json_body, content=f'{{"{field}": "a\\ud800b"}}')
+            refused(value, field)
+            name = api.client.request(method, path, headers=creator | json_body, content='{"\\udc00": "x"}')
+            refused(name, "non_field_errors")
+    still_writable(api)
