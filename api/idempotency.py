@@ -145,8 +145,10 @@ async def _run(endpoint: Endpoint, request: Request, s: Services, pending: Pendi
 
 
 def _replayed(stored: Stored) -> Response:
+    """The stored answer again; one with no body (a 204) has no content type, as the first had none."""
     headers = {"Idempotent-Replayed": "true"} | ({"ETag": stored.etag} if stored.etag else {})
-    return Response(stored.body, status_code=stored.status, media_type="application/json", headers=headers)
+    media_type = "application/json" if stored.body else None
+    return Response(stored.body, status_code=stored.status, media_type=media_type, headers=headers)
 
 
 async def _answer(endpoint: Endpoint, request: Request, s: Services, pending: Pending) -> Response:

@@ -375,3 +375,17 @@ def test_a_keys_record_outlives_a_session_terminated_while_its_connection_was_po
         assert row is not None and row["appended"] and row["status"] == 201
     finally:
         db.close()
+
+
+def test_a_replayed_204_has_the_first_answers_headers_and_no_content_type(api: Api) -> None:
+    creator = api.creator()["headers"]
+    skill = api.client.get("/api/skills/").json()["results"][0]["id"]
+    added = api.client.post("/api/creator-skills/", headers=creator, json={"skill": skill, "level": 3})
+    assert added.status_code == 201, added.text
+    headers = creator | {"Idempotency-Key": f"remove-{added.json()['id']}"}
+    first = api.client.delete(f"/api/creator-skills/{added.json()['id']}/", headers=headers)
+    retry = api.client.delete(f"/api/creator-skills/{added.json()['id']}/", headers=headers)
+    assert (first.status_code, retry.status_code) == (204, 204), retry.text
+    assert retry.headers["idempotent-replayed"] == "true"
+    assert "content-type" not in first.headers and "content-type" not in retry.headers, retry.headers
+    assert retry.content == first.content == b""
