@@ -73,9 +73,10 @@ def idempotent(endpoint: Endpoint) -> Endpoint:
 
 def idempotent_upload(endpoint: Endpoint) -> Endpoint:
     """`idempotent` for an endpoint that streams its body to the media store (an upload): the body is
-    never held to be hashed first, so the endpoint claims the key itself with `claim_received`, once
-    the form is received, before its command. A refusal before that (413, 415, an empty file) keeps
-    nothing for the key."""
+    never held to be hashed first, so the block receiving the form claims the key with
+    `claim_received` (api/uploads.py `receive_form`, api/image_forms.py), once the form is received,
+    before the room it takes and its command. A refusal before that (413 past the upload limit, 415,
+    an empty file) keeps nothing for the key; a 413 past the room left is the key's answer."""
 
     @functools.wraps(endpoint)
     async def wrapper(request: Request) -> Response:
@@ -89,9 +90,9 @@ def idempotent_upload(endpoint: Endpoint) -> Endpoint:
 
 
 async def claim_received(request: Request, content: bytes) -> None:
-    """In an `idempotent_upload` endpoint: claim the request's key (if it sent one) for `content`, what
-    it received; `Replay` with the first answer when the key has one (the block receiving the form
-    then removes the bytes received again)."""
+    """Where an `idempotent_upload` endpoint receives its form: claim the request's key (if it sent one)
+    for `content`, what it received; `Replay` with the first answer when the key has one (the block
+    receiving the form then removes the bytes received again)."""
     pending = current()
     if pending is None:
         return

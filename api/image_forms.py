@@ -11,8 +11,9 @@ from starlette.requests import Request
 
 from api import errors
 from api.body import checked, read_json
+from api.idempotency import claim_received
 from api.services import Services
-from api.uploads import Quota, ReceivedFile, is_image, receive_form
+from api.uploads import Quota, ReceivedFile, is_image, receive_form, received_content
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -33,12 +34,14 @@ async def image_form(
 
     The image must be one by its bytes (422 otherwise) and counts against `user_id`'s upload quota.
     A form that needs no file may also be a JSON object, as an update of text fields alone
-    naturally is.
+    naturally is. Either way the request's `Idempotency-Key` is claimed once the form is received
+    (`receive_form`).
     """
     if not file_required and _is_json(request):
         data = await read_json(request)
         if not isinstance(data, dict):
             raise errors.bad_request("not_an_object")
+        await claim_received(request, received_content(data, None))
         yield Received(data, None, multipart=False)
         return
     async with receive_form(

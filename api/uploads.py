@@ -44,6 +44,8 @@ from starlette.requests import Request
 from api.body import check_content_coding, declared_past
 from api.content_types import Sniffer
 from api.errors import bad_request, invalid, message, too_large
+from api.idempotency import claim_received
+from api.idempotency_keys import current
 from commands.intents import Intent, also_announcing, to_text
 from ugc.clock import Clock
 from ugc.platform import stored_bytes
@@ -191,9 +193,14 @@ async def receive_form(
     `file_field`, a content type `accept` refuses (with the message of the code `refusal`), or a
     text field that is not UTF-8. A file part with an empty `filename` and no bytes (an empty file
     input) counts as no file.
+
+    The request's `Idempotency-Key`, if it sent one, is claimed once the form is received and found
+    whole, before any room is taken (`claim_received`): a retry is answered from its key, and the
+    room its first request used up has no say in it. So a keyed body is received up to `max_bytes`,
+    and only then measured against the room.
     """
     limit, over = max_bytes, "too_large"
-    if quota is not None and (room := max(0, await quota.room())) < max_bytes:
+    if quota is not None and current() is None and (room := max(0, await quota.room())) < max_bytes:
         limit, over = room, "upload_quota_exceeded"
     receiver = await _receive(request, media, max_bytes=limit, file_field=file_field, over=over)
     incoming = receiver.incoming
@@ -203,6 +210,7 @@ async def receive_form(
         incoming.discard()
         incoming = None
     if incoming is None:
+        await claim_received(request, received_content(receiver.fields, None))
         yield Form(None, receiver.fields)
         return
     taken = 0
@@ -212,13 +220,15 @@ async def receive_form(
         content_type = receiver.sniffer.finish()
         if accept is not None and not accept(content_type):
             raise invalid({file_field: [message(refusal)]})
+        file = ReceivedFile(incoming, display_name(receiver.filename), content_type, quota)
+        await claim_received(request, received_content(receiver.fields, file))
         if quota is not None:
             # Another upload of the same user may have taken the room since it was measured.
             if not await quota.take(incoming.key, incoming.size):
                 raise too_large("upload_quota_exceeded")
             taken = incoming.size
         await run_in_threadpool(incoming.commit)
-        yield Form(ReceivedFile(incoming, display_name(receiver.filename), content_type, quota), receiver.fields)
+        yield Form(file, receiver.fields)
     except BaseException:
         # Synchronously (an unlink is quick): awaiting here could itself be cancelled and leave the bytes.
         incoming.discard()

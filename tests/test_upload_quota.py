@@ -139,3 +139,34 @@ def test_two_uploads_racing_for_the_last_room_do_not_both_get_it(small_quota: Ap
         thread.join()
     assert sorted(statuses) == [201, 413]
     assert stored(small_quota, user) == 2
+
+
+def test_a_retry_with_its_key_replays_the_upload_however_little_room_it_left(small_quota: Api) -> None:
+    """A retry whose first answer was lost is answered from its key: its bytes are not kept again,
+    so the room left, which the first upload used up, has no say; it was a 413 "quota exceeded"."""
+    creator = small_quota.creator()
+    file_headers = creator["headers"] | {"Idempotency-Key": "report"}
+    cover_headers = creator["headers"] | {"Idempotency-Key": "cover"}
+
+    def send_file() -> Any:
+        return small_quota.client.post(
+            "/api/v1/files/upload/", headers=file_headers, files={"file": ("f.bin", b"x" * 2000, "text/plain")}
+        )
+
+    def send_cover() -> Any:
+        cover = {"cover_image": ("c.png", png(900), "image/png")}
+        return small_quota.client.post("/api/portfolio/", headers=cover_headers, data={"title": "Знак"}, files=cover)
+
+    for send in (send_file, send_cover):
+        first, retry = send(), send()
+        assert first.status_code == 201, first.text
+        assert (retry.status_code, retry.json()) == (201, first.json()), retry.text
+        assert retry.headers["idempotent-replayed"] == "true"
+    assert stored(small_quota, creator) == 1
+    over = small_quota.client.post(
+        "/api/v1/files/upload/",
+        headers=creator["headers"] | {"Idempotency-Key": "another"},
+        files={"file": ("g.bin", b"y" * 200, "text/plain")},
+    )
+    assert (over.status_code, over.json()) == (413, OVER_QUOTA)
+    assert stored(small_quota, creator) == 1

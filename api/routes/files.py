@@ -16,13 +16,13 @@ from starlette.responses import Response
 from api import errors
 from api.auth import authenticated_user
 from api.downloads import stored_file_response
-from api.idempotency import claim_received, idempotent, idempotent_upload
+from api.idempotency import idempotent, idempotent_upload
 from api.openapi import FormField, Operation, endpoint
 from api.pagination import page_request, paginated
 from api.responses import JSON
 from api.schemas.files import FileOut, render_file
 from api.services import services
-from api.uploads import Quota, receive_upload, received_content
+from api.uploads import Quota, receive_upload
 from readmodels.files import get_file, list_own_files
 from readmodels.orders import delivered_to
 from readmodels.pages import read_page_async
@@ -37,7 +37,6 @@ async def upload(request: Request) -> Response:
     user_id = authenticated_user(request, s.tokens)
     quota = Quota(s.db, user_id, s.settings.upload_quota_bytes, s.clock)
     async with receive_upload(request, s.media, max_bytes=s.settings.max_upload_bytes, quota=quota) as received:
-        await claim_received(request, received_content(received.fields, received.file))
         file = received.file
         file_id, positions = await file.record(
             s.run(

@@ -16,7 +16,7 @@ from starlette.responses import Response
 
 from api import errors
 from api.auth import authenticated_user, bearer_token
-from api.idempotency import claim_received, idempotent, idempotent_upload
+from api.idempotency import idempotent, idempotent_upload
 from api.image_forms import form_fields, image_form
 from api.openapi import FormField, Operation, endpoint
 from api.pagination import page_request, paginated
@@ -33,7 +33,7 @@ from api.schemas.portfolio import (
     render_item,
 )
 from api.services import Services, services
-from api.uploads import ReceivedFile, received_content
+from api.uploads import ReceivedFile
 from api.versions import etag, expected_versions
 from commands.portfolio import Kind, Saved, StoredImage
 from readmodels.creators import get_creator_profile_of_user
@@ -177,7 +177,6 @@ async def _create(
     user_id = authenticated_user(request, s.tokens)
     async with image_form(request, s, user_id, piece.file_field, file_required=True) as received:
         file = received.file
-        await claim_received(request, received_content(received.fields, file))
         body = form_fields(model, received, missing_file=piece.file_field if file is None else None)
         assert file is not None
         saved = await file.record(s.run(run, s, user_id, body, _stored(file)))
@@ -190,7 +189,6 @@ async def _update(request: Request, piece: Piece, model: type[UpdateIn]) -> Resp
     user_id = authenticated_user(request, s.tokens)
     async with image_form(request, s, user_id, piece.file_field, file_required=False) as received:
         file = received.file
-        await claim_received(request, received_content(received.fields, file))
         body = form_fields(model, received)
         number = request.path_params["id"]
         changes = body.model_dump(exclude_unset=True, exclude_none=True)
