@@ -112,3 +112,21 @@ def test_every_file_a_page_loads_is_named_by_its_content(tmp_path: Path) -> None
                 assert served.status_code == 200 and served.headers["cache-control"] == "public, max-age=86400"
                 assert version == hashlib.sha256(served.content).hexdigest()[:16], (page, reference)
                 assert client.get(path).content == served.content
+
+
+def test_behind_a_proxy_that_serves_the_api_under_a_path_the_pages_load_and_call_under_it(tmp_path: Path) -> None:
+    """UGC_PUBLIC_URL may name a path (`https://example.com/ugc`: a proxy serving the API there, passing
+    `/ugc/...` on as `/...`). The pages loaded their files and called the API from the host's root
+    (`/api/...`), which such a proxy does not pass on: no styles, no scripts, no confirmation."""
+    env = environment("sqlite", f"sqlite:///{tmp_path / 'ugc.sqlite3'}", tmp_path) | {
+        "UGC_PUBLIC_URL": "https://example.com/ugc"
+    }
+    with start_server(env, log_dir=tmp_path) as server, httpx.Client(base_url=server.url, timeout=10) as client:
+        for page in ("/audit/", "/api/docs/", "/api/redoc/", "/verify-email/?token=x"):
+            html = client.get(page).text
+            assert '<html lang="ru" data-base="/ugc">' in html  # what its scripts call the API under
+            reached = re.findall(r'"(/[^"\s]*)"', html.replace('data-base="/ugc"', ""))
+            assert reached, page
+            assert all(path.startswith("/ugc/api/") for path in reached), (page, reached)
+            for path in reached:  # as the proxy passes them on
+                assert client.get(path.removeprefix("/ugc")).status_code in (200, 405), (page, path)

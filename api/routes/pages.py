@@ -12,6 +12,7 @@ import re
 from functools import cache
 from importlib import resources
 from pathlib import Path
+from urllib.parse import quote, urlsplit
 
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, Response
@@ -19,6 +20,7 @@ from swagger_ui_bundle import swagger_ui_path
 
 from api import errors
 from api.openapi import Operation, endpoint
+from api.services import services
 
 _STATIC = resources.files("api") / "static"
 
@@ -67,11 +69,26 @@ AUDIT_HEADERS = PAGE_HEADERS | {
 }
 
 
+# What the pages reach on this server, written from its root: the files they load, the API they call.
+_ROOT_REFERENCE = re.compile(r'(?<=")/api/')
+
+
 @cache
-def _page(name: str) -> str:
-    """The page's HTML, each asset it loads named with the first 16 hex digits of its SHA-256."""
+def _page(name: str, base: str) -> str:
+    """The page's HTML, each asset it loads named with the first 16 hex digits of its SHA-256, and
+    everything it reaches on this server under `base`, the path of UGC_PUBLIC_URL: behind a proxy
+    that serves the API under a path of its own, pages that loaded and called `/api/...` from the
+    host's root got nothing. Scripts of their own read `base` from the page (`data-base`)."""
     html = (_STATIC / name).read_text(encoding="utf-8")
-    return _ASSET_REFERENCE.sub(lambda found: f"{found.group(0)}?v={_digest(found.group(1))}", html)
+    html = _ASSET_REFERENCE.sub(lambda found: f"{found.group(0)}?v={_digest(found.group(1))}", html)
+    html = _ROOT_REFERENCE.sub(f"{base}/api/", html)
+    return html.replace('<html lang="ru">', f'<html lang="ru" data-base="{base}">', 1)
+
+
+def _served(request: Request, name: str) -> str:
+    """`name`'s page for the UGC_PUBLIC_URL this process serves, its path quoted for HTML and scripts."""
+    path = urlsplit(services(request).settings.public_url).path
+    return _page(name, quote(path, safe="/%-._~!$&'()*+,;=:@"))
 
 
 @cache
@@ -80,11 +97,11 @@ def _digest(asset: str) -> str:
 
 
 async def swagger_ui(request: Request) -> Response:
-    return HTMLResponse(_page("swagger.html"), headers=DOCS_HEADERS)
+    return HTMLResponse(_served(request, "swagger.html"), headers=DOCS_HEADERS)
 
 
 async def redoc(request: Request) -> Response:
-    return HTMLResponse(_page("redoc.html"), headers=DOCS_HEADERS)
+    return HTMLResponse(_served(request, "redoc.html"), headers=DOCS_HEADERS)
 
 
 async def asset(request: Request) -> Response:
@@ -96,11 +113,11 @@ async def asset(request: Request) -> Response:
 
 
 async def verify_email_page(request: Request) -> Response:
-    return HTMLResponse(_page("verify-email.html"), headers=PAGE_HEADERS)
+    return HTMLResponse(_served(request, "verify-email.html"), headers=PAGE_HEADERS)
 
 
 async def audit_page(request: Request) -> Response:
-    return HTMLResponse(_page("audit.html"), headers=AUDIT_HEADERS)
+    return HTMLResponse(_served(request, "audit.html"), headers=AUDIT_HEADERS)
 
 
 routes = [

@@ -36,6 +36,9 @@
     }
   }
 
+  // The path this server is reached under (UGC_PUBLIC_URL's), which the page names.
+  const BASE = document.documentElement.dataset.base || "";
+
   async function call(path, options) {
     let response;
     try {
@@ -51,7 +54,7 @@
   async function history(order, asOf, access) {
     const query = new URLSearchParams({ page_size: String(PAGE_SIZE) });
     if (asOf) query.set("as_of", asOf);
-    let path = `/api/v1/orders/${encodeURIComponent(order)}/history/?${query}`;
+    let path = `${BASE}/api/v1/orders/${encodeURIComponent(order)}/history/?${query}`;
     const entries = [];
     while (path) {
       const page = await call(path, { headers: { Authorization: `Bearer ${access}` } });
@@ -134,7 +137,7 @@
       say(message, "Входим…");
       const username = $("username").value;
       try {
-        const tokens = await call("/api/auth/token/", {
+        const tokens = await call(`${BASE}/api/auth/token/`, {
           method: "POST",
           headers: { "Content-Type": "application/json" },
           body: JSON.stringify({ username, password: $("password").value }),
