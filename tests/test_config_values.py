@@ -38,6 +38,10 @@ def settings(tmp_path: Path, **env: str) -> Settings:
         ("UGC_DATABASE_URL", "postgresql://127.0.0.1:5432", "UGC_DATABASE_URL must be sqlite:///path or postgresql://"),
         ("UGC_DATABASE_URL", "postgresql://ugc@db/", "UGC_DATABASE_URL must be sqlite:///path or postgresql://"),
         ("UGC_DATABASE_URL", "postgres://db/ugc", "UGC_DATABASE_URL must be sqlite:///path or postgresql://"),
+        # A port that is none was awaited as a database not reachable yet (2 minutes), or failed later.
+        ("UGC_DATABASE_URL", "postgresql://ugc@db:99999/ugc", "UGC_DATABASE_URL must be sqlite:///path or postgresql"),
+        ("UGC_DATABASE_URL", "postgresql://ugc@db:abc/ugc", "UGC_DATABASE_URL must be sqlite:///path or postgresql"),
+        ("UGC_DATABASE_URL", "postgresql://ugc@/ugc", "UGC_DATABASE_URL must be sqlite:///path or postgresql://"),
     ],
 )
 def test_a_value_of_no_usable_form_is_refused_by_name(tmp_path: Path, name: str, value: str, message: str) -> None:
@@ -107,7 +111,7 @@ def test_a_database_url_of_no_known_kind_is_refused_at_start_not_called_unmigrat
         done = run_ugc(env, *command)
         assert done.returncode == 2 and done.stdout == "", done
         assert done.stderr.strip().splitlines() == [
-            "ugc: UGC_DATABASE_URL must be sqlite:///path or postgresql://user:pass@host:5432/db (with its user and "
-            "database), not 'mysql://db/ugc'"
+            "ugc: UGC_DATABASE_URL must be sqlite:///path or postgresql://user:pass@host:5432/db (with its user, "
+            "host and database), not 'mysql://db/ugc'"
         ]
     assert not (tmp_path / "var").exists()

@@ -263,16 +263,18 @@ def _database_url(url: str) -> str:
     The read side connects through libpq, which fills in what a URL leaves out (the user from PGUSER
     or the system's, the database from PGDATABASE or the user's name), and the event stores through
     the library's settings, which take `postgres` for both: `postgresql://127.0.0.1/` kept the logs in
-    the database `postgres` and the read tables in one named after the system user."""
+    the database `postgres` and the read tables in one named after the system user. So for the host:
+    libpq's is a local socket, the library's 127.0.0.1. A port that is no port (`:99999`, `:abc`) was
+    taken for a database not reachable yet, and awaited for two minutes."""
     if is_postgres(url):
         parts = urlsplit(url)
-        if parts.username and parts.path.strip("/"):
+        if parts.username and parts.path.strip("/") and _has_host(url, ("postgresql", "postgres")):
             return url
     elif url.startswith("sqlite:///") and url.removeprefix("sqlite:///").strip():
         return url
     raise ConfigError(
-        "UGC_DATABASE_URL must be sqlite:///path or postgresql://user:pass@host:5432/db (with its user and "
-        f"database), not {_without_secret(url)!r}"
+        "UGC_DATABASE_URL must be sqlite:///path or postgresql://user:pass@host:5432/db (with its user, host "
+        f"and database), not {_without_secret(url)!r}"
     )
 
 
