@@ -42,6 +42,11 @@ def settings(tmp_path: Path, **env: str) -> Settings:
         ("UGC_DATABASE_URL", "postgresql://ugc@db:99999/ugc", "UGC_DATABASE_URL must be sqlite:///path or postgresql"),
         ("UGC_DATABASE_URL", "postgresql://ugc@db:abc/ugc", "UGC_DATABASE_URL must be sqlite:///path or postgresql"),
         ("UGC_DATABASE_URL", "postgresql://ugc@/ugc", "UGC_DATABASE_URL must be sqlite:///path or postgresql://"),
+        # Redis' client takes localhost and database 0 for what is missing or no number.
+        ("UGC_REDIS_URL", "redis://", "UGC_REDIS_URL must be redis://host:port/db"),
+        ("UGC_REDIS_URL", "redis://cache:abc/0", "UGC_REDIS_URL must be redis://host:port/db"),
+        ("UGC_REDIS_URL", "redis://cache:6379/abc", "UGC_REDIS_URL must be redis://host:port/db"),
+        ("UGC_REDIS_URL", "unix://", "UGC_REDIS_URL must be redis://host:port/db"),
     ],
 )
 def test_a_value_of_no_usable_form_is_refused_by_name(tmp_path: Path, name: str, value: str, message: str) -> None:
@@ -73,12 +78,16 @@ def test_usable_values_are_kept(tmp_path: Path) -> None:
         UGC_MAIL_FROM="UGC Market <noreply@market.example>",
         UGC_FORWARDED_ALLOW_IPS="10.0.0.0/8, 192.168.1.7,::1, fd00::/8",
         UGC_PEER_TIMEOUT="2147483",
+        UGC_REDIS_URL="rediss://:s3cret@cache:6380/14",
     )
     assert found.public_url == "https://market.example:8443/ugc"
     assert found.smtp_url == "smtps://robot:s3cret@[::1]:465"
     assert found.mail_from == "UGC Market <noreply@market.example>"
     assert found.forwarded_allow_ips == "10.0.0.0/8, 192.168.1.7,::1, fd00::/8"
     assert found.peer_timeout == 2147483
+    assert found.redis_url == "rediss://:s3cret@cache:6380/14"
+    assert settings(tmp_path, UGC_REDIS_URL="unix:///run/redis.sock").redis_url == "unix:///run/redis.sock"
+    assert settings(tmp_path, UGC_REDIS_URL="redis://cache").redis_url == "redis://cache"
     assert settings(tmp_path, UGC_FORWARDED_ALLOW_IPS="*").forwarded_allow_ips == "*"  # anyone
     assert settings(tmp_path, UGC_FORWARDED_ALLOW_IPS="").forwarded_allow_ips == ""  # no one
 

@@ -279,11 +279,21 @@ def _database_url(url: str) -> str:
 
 
 def _redis_url(url: str | None) -> str | None:
-    if url is not None and urlsplit(url).scheme not in ("redis", "rediss", "unix"):
+    """Redis' client fills in what is left out (localhost, database 0, even for `/abc`), and a port
+    that is no number failed the server's start with a traceback: a URL of that form is refused."""
+    if url is not None and not _redis_form(url):
         raise ConfigError(
-            f"UGC_REDIS_URL must be redis://host:port/db (or rediss://, unix://), not {_without_secret(url)!r}"
+            f"UGC_REDIS_URL must be redis://host:port/db (or rediss://, unix:///path), not {_without_secret(url)!r}"
         )
     return url
+
+
+def _redis_form(url: str) -> bool:
+    parts = urlsplit(url)
+    if parts.scheme == "unix":
+        return bool(parts.path) and not any(ch.isspace() for ch in url)
+    database = parts.path.removeprefix("/")
+    return _has_host(url, ("redis", "rediss")) and (database == "" or re.fullmatch("[0-9]+", database) is not None)
 
 
 def _without_secret(url: str) -> str:
