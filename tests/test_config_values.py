@@ -47,6 +47,11 @@ def settings(tmp_path: Path, **env: str) -> Settings:
         ("UGC_REDIS_URL", "redis://cache:abc/0", "UGC_REDIS_URL must be redis://host:port/db"),
         ("UGC_REDIS_URL", "redis://cache:6379/abc", "UGC_REDIS_URL must be redis://host:port/db"),
         ("UGC_REDIS_URL", "unix://", "UGC_REDIS_URL must be redis://host:port/db"),
+        # Read where the pools are made, some on PostgreSQL alone: silently unused on SQLite.
+        ("UGC_DB_LOCK_TIMEOUT", "abc", "UGC_DB_LOCK_TIMEOUT must be a number of seconds"),
+        ("UGC_DB_READ_TIMEOUT", "-1", "UGC_DB_READ_TIMEOUT must be a positive number of seconds"),
+        ("UGC_DB_POOL_MAX", "0", "UGC_DB_POOL_MAX must be a whole number"),
+        ("UGC_STORE_POOL_MAX", "abc", "UGC_STORE_POOL_MAX must be a whole number"),
     ],
 )
 def test_a_value_of_no_usable_form_is_refused_by_name(tmp_path: Path, name: str, value: str, message: str) -> None:
@@ -109,6 +114,15 @@ def test_the_cli_says_it_in_one_line_and_exits_2(tmp_path: Path) -> None:
     assert done.stderr.strip().splitlines() == [
         "ugc: UGC_SMTP_URL must be smtp://[user:pass@]host[:port] (or smtps://), not 'http://mail:25'"
     ]
+
+
+def test_a_bad_database_setting_stops_the_cli_on_sqlite_too(tmp_path: Path) -> None:
+    """UGC_DB_LOCK_TIMEOUT is read only by PostgreSQL's sessions: on SQLite `ugc serve` started with
+    any value, and UGC_DB_POOL_MAX's was told as `serve failed`, exit status 1."""
+    for name in ("UGC_DB_LOCK_TIMEOUT", "UGC_DB_POOL_MAX"):
+        done = run_ugc({"UGC_VAR_DIR": str(tmp_path), name: "abc"}, "migrate")
+        assert done.returncode == 2 and done.stdout == "", done
+        assert [line.split(" must ")[0] for line in done.stderr.strip().splitlines()] == [f"ugc: {name}"]
 
 
 def test_a_database_url_of_no_known_kind_is_refused_at_start_not_called_unmigrated(tmp_path: Path) -> None:

@@ -203,6 +203,7 @@ class Settings:
                     "UGC_DATA_KEY": (data_key, *previous_data_keys),
                 }
             )
+        _check_database_tuning(env)
         log_format = env.get("UGC_LOG_FORMAT", "text") or "text"
         if log_format not in ("text", "json"):
             raise ConfigError(f"UGC_LOG_FORMAT must be 'text' or 'json', not {log_format!r}")
@@ -506,6 +507,15 @@ def queue_timeout(environ: Mapping[str, str] | None = None) -> float:
     """Seconds work waits in line for a blocking thread or a read pool's connection (`UGC_QUEUE_TIMEOUT`)."""
     env = os.environ if environ is None else environ
     return _seconds(env, "UGC_QUEUE_TIMEOUT", QUEUE_TIMEOUT)
+
+
+def _check_database_tuning(env: Mapping[str, str]) -> None:
+    """The settings the database's pools and sessions read where they are made, some on PostgreSQL
+    alone: a bad one is refused at start here, by every command on either backend, not when (or
+    whether) a pool comes to read it."""
+    pool_sizes(env)
+    read_lock_timeout(env)
+    read_statement_timeout(env)
 
 
 def pool_sizes(environ: Mapping[str, str] | None = None) -> PoolSizes:
