@@ -17,8 +17,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.backends import POSTGRES_URL, postgres_available
-from tests.servers import end_process, run_ugc, server_environment
+from tests.backends import POSTGRES_URL, environment, fresh_database, postgres_available
+from tests.servers import end_process, free_port, run_ugc, server_environment
 from ugc.platform.database import absent
 
 UNREACHABLE = "postgresql://postgres@127.0.0.1:1/ugc"  # nothing listens on port 1: refused at once
@@ -142,6 +142,26 @@ def test_a_projector_without_a_public_url_says_where_its_mails_link(tmp_path: Pa
     with projector(tmp_path, env) as (process, log):
         logged(process, log, "UGC_PUBLIC_URL is not set")
         assert "link to http://127.0.0.1:8000" in log.read_text()
+
+
+@pytest.mark.parametrize(
+    ("command", "name", "beneath"),
+    [("serve", "UGC_MEDIA_DIR", ""), ("serve", "UGC_AUDIT_DIR", "audit"), ("project", "UGC_AUDIT_DIR", "")],
+)
+def test_a_directory_that_is_a_file_is_refused_at_start(
+    backend: str, tmp_path: Path, command: str, name: str, beneath: str
+) -> None:
+    """The process started all the same: its uploads answered 503, or the projection leader's
+    checkpoint job logged a traceback every round."""
+    taken = tmp_path / "taken"
+    taken.write_text("a file, not a directory")
+    with fresh_database(backend, tmp_path) as url:
+        env = environment(backend, url, tmp_path / "var") | {name: str(taken / beneath)}
+        done = run_ugc(env, command, f"--port={free_port()}" if command == "serve" else "--only=scheduler", timeout=30)
+    assert done.returncode == 2, done
+    assert done.stderr.strip().splitlines() == [
+        f"ugc: {command}: {name}: {taken / beneath} cannot be a directory, {taken} is a file"
+    ]
 
 
 @contextmanager
