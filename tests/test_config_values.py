@@ -103,8 +103,11 @@ def test_an_empty_value_is_the_default_not_the_working_directory(tmp_path: Path)
         "UGC_AUDIT_KEY": "a" * 40,
         "UGC_DATA_KEY": "d" * 40,
     }  # none made in ./var for the test
-    found = Settings.from_env(keys | {"UGC_VAR_DIR": "", "UGC_MEDIA_DIR": "", "UGC_MAIL_FROM": ""})
+    found = Settings.from_env(
+        keys | {"UGC_VAR_DIR": "", "UGC_MEDIA_DIR": "", "UGC_MAIL_FROM": "", "UGC_ENV": "", "UGC_PROJECTIONS": ""}
+    )
     assert (found.var_dir, found.media_dir, found.mail_from) == (Path("var"), Path("var/media"), "noreply@ugc.local")
+    assert (found.env, found.projections) == ("development", "inline")  # were refused: "not ''"
     assert settings(tmp_path, UGC_MEDIA_DIR="").media_dir == tmp_path / "media"
 
 

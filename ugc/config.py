@@ -170,10 +170,10 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
         var_dir = Path(env.get("UGC_VAR_DIR", "") or "var")  # empty: the default, not the working directory
-        mode = env.get("UGC_ENV", "development")
+        mode = env.get("UGC_ENV", "") or "development"
         if mode not in ("development", "production"):
             raise ConfigError(f"UGC_ENV must be 'development' or 'production', not {mode!r}")
-        projections = env.get("UGC_PROJECTIONS", "inline")
+        projections = env.get("UGC_PROJECTIONS", "") or "inline"
         if projections not in ("inline", "external"):
             raise ConfigError(f"UGC_PROJECTIONS must be 'inline' or 'external', not {projections!r}")
         # Checked before a key is made in var_dir: a URL no command can open writes nothing.
