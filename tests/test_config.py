@@ -71,7 +71,10 @@ def test_the_access_log_is_switched_by_a_boolean(tmp_path: Path, raw: str, expec
         # ~12,700 years: a token's expiry or a cut-off past year 9999 made every sign-in or keyed request 500.
         *(({name: "400000000000"}, f"{name} must be a whole number from 1 to 315360000") for name in TIME_SETTINGS),
         # TCP_USER_TIMEOUT is an int of milliseconds: past 2**31 - 1 `ugc serve` died at its socket.
-        ({"UGC_PEER_TIMEOUT": "2147484"}, "UGC_PEER_TIMEOUT must be a positive number of seconds up to 2147483"),
+        (
+            {"UGC_PEER_TIMEOUT": "2147484"},
+            "UGC_PEER_TIMEOUT must be a positive number of seconds from 0.001 up to 2147483",
+        ),
         ({"UGC_CLIENT_TIMEOUT": "1e300"}, "UGC_CLIENT_TIMEOUT must be a positive number of seconds up to 315360000"),
         ({"UGC_WS_SEND_TIMEOUT": "nan"}, "UGC_WS_SEND_TIMEOUT must be a positive number of seconds"),
         ({"UGC_QUEUE_TIMEOUT": "0"}, "UGC_QUEUE_TIMEOUT must be a positive number of seconds"),

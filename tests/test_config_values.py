@@ -52,6 +52,15 @@ def settings(tmp_path: Path, **env: str) -> Settings:
         ("UGC_DB_READ_TIMEOUT", "-1", "UGC_DB_READ_TIMEOUT must be a positive number of seconds"),
         ("UGC_DB_POOL_MAX", "0", "UGC_DB_POOL_MAX must be a whole number"),
         ("UGC_STORE_POOL_MAX", "abc", "UGC_STORE_POOL_MAX must be a whole number"),
+        # Handed on in an int of milliseconds: PostgreSQL refused every connection past its ceiling,
+        # and below 1 ms the bound rounded to 0, which is none at all.
+        (
+            "UGC_DB_LOCK_TIMEOUT",
+            "2147484",
+            "UGC_DB_LOCK_TIMEOUT must be a positive number of seconds from 0.001 up to 2147483",
+        ),
+        ("UGC_DB_READ_TIMEOUT", "0.0001", "UGC_DB_READ_TIMEOUT must be a positive number of seconds from 0.001 up to"),
+        ("UGC_PEER_TIMEOUT", "0.0004", "UGC_PEER_TIMEOUT must be a positive number of seconds from 0.001 up to"),
     ],
 )
 def test_a_value_of_no_usable_form_is_refused_by_name(tmp_path: Path, name: str, value: str, message: str) -> None:

@@ -34,8 +34,10 @@ MAX_SECONDS = 3650 * 86400
 QUEUE_TIMEOUT = 5.0  # seconds (UGC_QUEUE_TIMEOUT)
 # Sockets a server process holds open (UGC_WS_MAX): at ~75 KB each, about 750 MB of its memory.
 WS_MAX = 10_000
-# The kernel takes TCP_USER_TIMEOUT as an int of milliseconds: UGC_PEER_TIMEOUT's ceiling (~24.8 days).
-MAX_PEER_TIMEOUT = (2**31 - 1) // 1000
+# The kernel (TCP_USER_TIMEOUT) and PostgreSQL (lock_timeout, statement_timeout) take an int of
+# milliseconds, 0 meaning no bound at all: the settings given to them run from 1 ms to ~24.8 days.
+MAX_MILLISECONDS_SETTING = (2**31 - 1) // 1000
+MIN_MILLISECONDS_SETTING = 0.001
 # Lanes of the argon2id hash (argon2-cffi's default, passed to it by ugc/wiring.py). argon2 wants 8 KiB
 # of memory a lane: UGC_ARGON2_MEMORY_KIB below 8 * lanes passed here and failed every hash.
 ARGON2_LANES = 4
@@ -249,7 +251,7 @@ class Settings:
             ws_send_timeout=_seconds(env, "UGC_WS_SEND_TIMEOUT", 30.0),
             ws_max_per_user=_int(env, "UGC_WS_MAX_PER_USER", 32),
             ws_max=_int(env, "UGC_WS_MAX", WS_MAX),
-            peer_timeout=_seconds(env, "UGC_PEER_TIMEOUT", 120.0, at_most=MAX_PEER_TIMEOUT),
+            peer_timeout=_milliseconds_setting(env, "UGC_PEER_TIMEOUT", 120.0),
             metrics_token=env.get("UGC_METRICS_TOKEN", "").strip(),
             stop_grace=_int(env, "UGC_STOP_GRACE", DEFAULT_STOP_GRACE, at_most=MAX_SECONDS),
             abandoned_upload_after=_int(env, "UGC_ABANDONED_UPLOAD_AFTER", 3600, at_most=MAX_SECONDS),
@@ -367,7 +369,9 @@ def _int(env: Mapping[str, str], name: str, default: int, *, at_least: int = 1, 
     return value
 
 
-def _seconds(env: Mapping[str, str], name: str, default: float, *, at_most: float = MAX_SECONDS) -> float:
+def _seconds(
+    env: Mapping[str, str], name: str, default: float, *, at_least: float = 0.0, at_most: float = MAX_SECONDS
+) -> float:
     raw = env.get(name)
     if raw is None or raw == "":
         return default
@@ -375,9 +379,16 @@ def _seconds(env: Mapping[str, str], name: str, default: float, *, at_most: floa
         value = float(raw)
     except ValueError:
         raise ConfigError(f"{name} must be a number of seconds, not {raw!r}") from None
-    if not 0 < value <= at_most:  # NaN fails both
-        raise ConfigError(f"{name} must be a positive number of seconds up to {at_most}, not {raw!r}")
+    if not (0 < value <= at_most and value >= at_least):  # NaN fails both
+        bounds = f"from {at_least} up to {at_most}" if at_least else f"up to {at_most}"
+        raise ConfigError(f"{name} must be a positive number of seconds {bounds}, not {raw!r}")
     return value
+
+
+def _milliseconds_setting(env: Mapping[str, str], name: str, default: float) -> float:
+    """Seconds handed on in whole milliseconds: past the int's ceiling PostgreSQL refused every
+    connection (awaited as a database not reachable), and below 1 ms the bound rounded to 0, none."""
+    return _seconds(env, name, default, at_least=MIN_MILLISECONDS_SETTING, at_most=MAX_MILLISECONDS_SETTING)
 
 
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
@@ -489,7 +500,7 @@ READ_LOCK_TIMEOUT = 5.0  # seconds: the default of UGC_DB_LOCK_TIMEOUT, the even
 def read_lock_timeout(environ: Mapping[str, str] | None = None) -> float:
     """Seconds a statement of the read database's sessions waits for a lock (`UGC_DB_LOCK_TIMEOUT`)."""
     env = os.environ if environ is None else environ
-    return _seconds(env, "UGC_DB_LOCK_TIMEOUT", READ_LOCK_TIMEOUT)
+    return _milliseconds_setting(env, "UGC_DB_LOCK_TIMEOUT", READ_LOCK_TIMEOUT)
 
 
 # Seconds: the default of UGC_DB_READ_TIMEOUT. The costliest page measured on 100,000 services and
@@ -500,7 +511,7 @@ READ_STATEMENT_TIMEOUT = 3.0
 def read_statement_timeout(environ: Mapping[str, str] | None = None) -> float:
     """Seconds one statement of a list's page read may run (`UGC_DB_READ_TIMEOUT`)."""
     env = os.environ if environ is None else environ
-    return _seconds(env, "UGC_DB_READ_TIMEOUT", READ_STATEMENT_TIMEOUT)
+    return _milliseconds_setting(env, "UGC_DB_READ_TIMEOUT", READ_STATEMENT_TIMEOUT)
 
 
 def queue_timeout(environ: Mapping[str, str] | None = None) -> float:
