@@ -38,6 +38,7 @@ from projections.replay import BATCH_SIZE, Advanced, Positions, Replay
 from projections.scratch import ScratchSet
 from readmodels import tracking, versions
 from ugc.platform import leases
+from ugc.platform.backoff import doubling
 from ugc.platform.database import Database
 from ugc.platform.dialect import Cursor
 from ugc.platform.outages import database_away
@@ -366,7 +367,7 @@ class VersionUpgrade:
                 # Still another version's (another process rebuilds it, and may give way): looked at
                 # again less and less often, as after a failure.
                 failures = failures + 1 if self._unseen() else 0
-            self._stop.wait(min(UPGRADE_BACKOFF, UPGRADE_CHECK * 2**failures))
+            self._stop.wait(doubling(UPGRADE_CHECK, UPGRADE_BACKOFF, failures))
 
     def _unseen(self) -> dict[str, int]:
         """The read models this process holds under a token whose stored version it has not found its

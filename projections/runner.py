@@ -27,6 +27,7 @@ from projections.leasing import LeaseKeeper
 from readmodels import parked, tracking, versions
 from readmodels.waiting import Progress
 from ugc.platform import leases, metrics
+from ugc.platform.backoff import doubling
 from ugc.platform.database import Database
 from ugc.platform.dialect import INTEGRITY_ERRORS, Cursor, Row
 from ugc.platform.listening import Subscription
@@ -438,7 +439,7 @@ class ProjectionRunner:
         with self.db.transaction(write=True) as cur:
             if isinstance(error, SideEffectDeferred) and now - row["parked_at"] < self.postponed_for:
                 first, longest = self.postponed_backoff
-                retry_at = now + timedelta(seconds=min(longest, first * 2 ** (attempts - 1)))
+                retry_at = now + timedelta(seconds=doubling(first, longest, attempts - 1))
                 parked.postpone(
                     cur,
                     projection.name,
@@ -694,7 +695,7 @@ class ProjectionRunner:
         if isinstance(error, SideEffectDeferred):
             deferrals = self._deferrals.get(key, 0) + 1
             self._deferrals[key] = deferrals
-            delay = min(DEFERRED_MAX_BACKOFF, 0.025 * 2**deferrals)
+            delay = doubling(0.025, DEFERRED_MAX_BACKOFF, deferrals)
             self._retry_at[key] = time.monotonic() + delay
             log.warning("projection %s deferred (attempt %d): %s; retrying in %.1fs", name, deferrals, error, delay)
             return {}
@@ -707,7 +708,7 @@ class ProjectionRunner:
             self._failed_at.pop(key, None)
             self._retry_at[key] = time.monotonic()
             return {name: True}
-        delay = min(MAX_BACKOFF, 0.025 * 2**failures)
+        delay = doubling(0.025, MAX_BACKOFF, failures)
         self._retry_at[key] = time.monotonic() + delay
         if isinstance(error, SideEffectRefused):  # expected (a mail server's refusal): no traceback
             log.warning("projection %s failed (attempt %d): %s; retrying in %.1fs", name, failures, error, delay)

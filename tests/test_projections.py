@@ -15,8 +15,8 @@ from eventsourcing.persistence import OperationalError as StoreOperationalError
 from commands.accounts import AccountCommands, Register
 from commands.creators import CreatorCommands
 from projections.accounts import AccountsProjection
-from projections.base import Handler, Projection
-from projections.runner import ProjectionRunner
+from projections.base import Handler, Projection, SideEffectDeferred
+from projections.runner import DEFERRED_MAX_BACKOFF, ProjectionRunner
 from readmodels import parked, tracking
 from readmodels.waiting import Progress
 from tests.backends import DATA_KEY
@@ -332,6 +332,19 @@ def test_a_poison_event_is_parked_after_a_few_tries_and_retried_once_fixed(world
         runner.stop()
         with world.db.transaction(write=True) as cur:
             cur.execute("DELETE FROM parked_events")
+
+
+def test_a_failure_repeated_a_thousand_times_still_backs_off(world: World) -> None:
+    """The wait after a failure doubled as `0.025 * 2**failures`: past 1,023 failures in a row (a mail
+    server down ~17 hours, or UGC_PROJECTION_MAX_ATTEMPTS set above that) it overflowed a float, and
+    the runner's loop failed with OverflowError each round instead of backing off."""
+    poisoned = PoisonedAccountsProjection("яд")
+    runner = ProjectionRunner(world.db, world.stores, [poisoned], Progress(), max_attempts=2000)
+    for error in (Boom("cannot apply this one"), SideEffectDeferred("mail server away")):
+        for _ in range(1100):
+            assert runner._failed(poisoned, "accounts", error) == {}
+        waits = runner._retry_at[(poisoned.name, "accounts")] - time.monotonic()
+        assert 0 < waits <= DEFERRED_MAX_BACKOFF
 
 
 class CutOffAccountsProjection(AccountsProjection):
