@@ -6,6 +6,7 @@ import asyncio
 import contextvars
 import json
 import logging
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -23,7 +24,7 @@ from websockets.sync.client import connect
 
 from api.middleware import RequestId
 from tests.backends import environment
-from tests.servers import start_server
+from tests.servers import end_process, start_projector, start_server
 from ugc.platform.logs import JsonFormatter, RequestIdFilter
 
 log = logging.getLogger("tests.logs")
@@ -95,6 +96,26 @@ def test_a_server_with_json_logs_writes_only_json_lines(tmp_path: Path) -> None:
     access = [p for p in parsed if p["logger"] == "uvicorn.access" and "/api/v1/categories/" in p["message"]]
     assert [p.get("request_id") for p in access] == ["from-the-client-7"]
     assert any("public URL" in p["message"] for p in parsed)  # the start-up banner, as JSON too
+
+
+@pytest.mark.e2e
+def test_a_projector_with_json_logs_writes_only_json_lines(tmp_path: Path) -> None:
+    """`ugc project` printed "migrated" as it started, the one line of a container's log not JSON."""
+    env = environment("sqlite", f"sqlite:///{tmp_path / 'ugc.sqlite3'}", tmp_path) | {
+        "UGC_LOG_FORMAT": "json",
+        "UGC_PROJECTIONS": "external",
+    }
+    log_path = tmp_path / "project.log"
+    process = start_projector(env, log_path)
+    try:
+        deadline = time.monotonic() + 30
+        while "acquired" not in log_path.read_text():  # it leads: started and migrated
+            assert process.poll() is None and time.monotonic() < deadline, log_path.read_text()
+            time.sleep(0.1)
+    finally:
+        end_process(process)
+    parsed = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
+    assert any("acquired" in p["message"] for p in parsed)
 
 
 @pytest.mark.e2e

@@ -235,7 +235,7 @@ def _project(settings: Settings, only: Sequence[str] | None) -> int:
         logging.getLogger("ugc.project").warning(
             "UGC_PUBLIC_URL is not set: the verification mails this process sends link to %s", settings.public_url
         )
-    migrate_database(settings, await_creation=True)  # a deployment's init may be making the database
+    migrate_database(settings, quiet=True, await_creation=True)  # a deployment's init may be making the database
     stores = until_reachable(
         lambda: EventStores(settings.database_url, data_key=settings.data_key), what="project", await_creation=True
     )
