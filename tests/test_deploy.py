@@ -87,6 +87,13 @@ def test_two_api_replicas_run_in_production_behind_one_port(services: dict[str, 
     assert all(f"server {name}:8000" in nginx for name in apis)
 
 
+def test_the_public_port_can_keep_metrics_to_those_given_a_token(services: dict[str, Any]) -> None:
+    """nginx passes /metrics on like any path, and the README has UGC_METRICS_TOKEN set wherever the
+    API is public: the file passed no such variable on, so its /metrics was open to anyone."""
+    apis = [service for service in services.values() if service.get("command", [])[:2] == ["ugc", "serve"]]
+    assert apis and all(api["environment"]["UGC_METRICS_TOKEN"] == "${UGC_METRICS_TOKEN:-}" for api in apis)
+
+
 def test_two_projection_workers_and_the_backing_services(services: dict[str, Any]) -> None:
     workers = [name for name, service in services.items() if service.get("command") == ["ugc", "project"]]
     assert len(workers) == 2
