@@ -146,22 +146,37 @@ def test_a_projector_without_a_public_url_says_where_its_mails_link(tmp_path: Pa
 
 @pytest.mark.parametrize(
     ("command", "name", "beneath"),
-    [("serve", "UGC_MEDIA_DIR", ""), ("serve", "UGC_AUDIT_DIR", "audit"), ("project", "UGC_AUDIT_DIR", "")],
+    [
+        ("serve", "UGC_MEDIA_DIR", ""),
+        ("serve", "UGC_AUDIT_DIR", "audit"),
+        ("project", "UGC_AUDIT_DIR", ""),
+        ("audit checkpoint", "UGC_AUDIT_DIR", ""),
+        ("backup", "UGC_AUDIT_DIR", ""),
+        ("backup", "UGC_MEDIA_DIR", "media"),
+    ],
 )
 def test_a_directory_that_is_a_file_is_refused_at_start(
     backend: str, tmp_path: Path, command: str, name: str, beneath: str
 ) -> None:
     """The process started all the same: its uploads answered 503, or the projection leader's
-    checkpoint job logged a traceback every round."""
+    checkpoint job logged a traceback every round; `audit checkpoint` said `[Errno 17] File exists`,
+    and a backup was made without the audit directory."""
     taken = tmp_path / "taken"
     taken.write_text("a file, not a directory")
+    arguments = {
+        "serve": [f"--port={free_port()}"],
+        "project": ["--only=scheduler"],
+        "backup": [str(tmp_path / "backup")],
+    }.get(command, [])
     with fresh_database(backend, tmp_path) as url:
         env = environment(backend, url, tmp_path / "var") | {name: str(taken / beneath)}
-        done = run_ugc(env, command, f"--port={free_port()}" if command == "serve" else "--only=scheduler", timeout=30)
+        assert run_ugc(env, "migrate", timeout=30).returncode == 0  # not what is refused
+        done = run_ugc(env, *command.split(), *arguments, timeout=30)
     assert done.returncode == 2, done
     assert done.stderr.strip().splitlines() == [
         f"ugc: {command}: {name}: {taken / beneath} cannot be a directory, {taken} is a file"
     ]
+    assert not (tmp_path / "backup").exists()
 
 
 @contextmanager

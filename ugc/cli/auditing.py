@@ -6,7 +6,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-from ugc.cli.common import positive
+from ugc.cli.common import file_in_the_way, positive
 from ugc.config import Settings
 from ugc.platform.numbers import MAX_ID, natural
 
@@ -109,6 +109,8 @@ def _checkpoint(settings: Settings) -> int:
     from ugc.platform.checkpoints import write_checkpoint
     from ugc.platform.store import EventStores
 
+    if file_in_the_way("audit checkpoint", settings):
+        return 2
     stores = EventStores(settings.database_url, data_key=settings.data_key)
     try:
         path = write_checkpoint(settings.audit_dir, settings.audit_key, stores.chain_heads(), datetime.now(UTC))

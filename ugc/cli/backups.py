@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ugc.cli.auditing import verify
-from ugc.cli.common import check_data_key, confirmed, version
+from ugc.cli.common import check_data_key, confirmed, file_in_the_way, version
 from ugc.cli.users import replay_erasures
 from ugc.config import Settings
 
@@ -50,6 +50,8 @@ def _backup(settings: Settings, dest: Path) -> int:
     from ugc.platform.store import EventStores
     from ugc.platform.stored_bytes import stored_by_all
 
+    if file_in_the_way("backup", settings):
+        return 2
     db = Database(settings.database_url)
     try:
         kept = stored_by_all(db)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ugc.config import Settings, operator_login
+from ugc.config import Settings, is_postgres, operator_login, sqlite_path
 from ugc.platform.numbers import natural
 
 
@@ -78,3 +78,24 @@ def confirmed(question: str, answer: str) -> bool:
     except EOFError:
         return False
     return typed.strip() == answer
+
+
+def file_in_the_way(command: str, settings: Settings) -> bool:
+    """Whether a directory the command keeps or reads files in is a file, or lies under one: told in a
+    line naming its variable. A server started all the same, and the leader's checkpoint job logged a
+    traceback every round (UGC_AUDIT_DIR), every upload answered 503 (UGC_MEDIA_DIR), or the start
+    failed as `File exists` (an SQLite database's directory); `ugc audit checkpoint` said `[Errno 17]
+    File exists`, and `ugc backup` made a whole-looking backup without the audit directory."""
+    directories = {
+        "UGC_VAR_DIR": settings.var_dir,
+        "UGC_MEDIA_DIR": settings.media_dir,
+        "UGC_AUDIT_DIR": settings.audit_dir,
+    }
+    if not is_postgres(settings.database_url):
+        directories["UGC_DATABASE_URL"] = sqlite_path(settings.database_url).parent
+    for name, directory in directories.items():
+        found = next(path for path in (directory.absolute(), *directory.absolute().parents) if path.exists())
+        if not found.is_dir():
+            print(f"ugc: {command}: {name}: {directory} cannot be a directory, {found} is a file", file=sys.stderr)
+            return True
+    return False

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from ugc.cli.common import check_data_key, migrate_database, positive, tcp_port, version
+from ugc.cli.common import check_data_key, file_in_the_way, migrate_database, positive, tcp_port, version
 from ugc.config import DEFAULT_PORT, Settings
 
 if TYPE_CHECKING:
@@ -58,7 +58,7 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
     from ugc.config import public_url_for
     from ugc.platform.open_files import raise_to_hard_limit
 
-    if _file_in_the_way("serve", settings):
+    if file_in_the_way("serve", settings):
         return 2
     if not os.environ.get("UGC_PUBLIC_URL"):
         # Links in mails and file URLs follow the port actually served; the worker processes read it
@@ -122,28 +122,6 @@ def _serve_on(
         timeout_graceful_shutdown=settings.stop_grace,
     )
     return _run_uvicorn(config, listening)
-
-
-def _file_in_the_way(command: str, settings: Settings) -> bool:
-    """Whether a directory the process keeps its files in is a file, or lies under one: told in a line
-    naming its variable. The process started all the same, and the leader's checkpoint job logged a
-    traceback every round (UGC_AUDIT_DIR), every upload answered 503 (UGC_MEDIA_DIR), or the start
-    failed as `File exists` (an SQLite database's directory)."""
-    from ugc.config import is_postgres, sqlite_path
-
-    directories = {
-        "UGC_VAR_DIR": settings.var_dir,
-        "UGC_MEDIA_DIR": settings.media_dir,
-        "UGC_AUDIT_DIR": settings.audit_dir,
-    }
-    if not is_postgres(settings.database_url):
-        directories["UGC_DATABASE_URL"] = sqlite_path(settings.database_url).parent
-    for name, directory in directories.items():
-        found = next(path for path in (directory.absolute(), *directory.absolute().parents) if path.exists())
-        if not found.is_dir():
-            print(f"ugc: {command}: {name}: {directory} cannot be a directory, {found} is a file", file=sys.stderr)
-            return True
-    return False
 
 
 def _listening_socket(host: str, port: int, peer_timeout: float) -> socket.socket:
@@ -229,7 +207,7 @@ def _project(settings: Settings, only: Sequence[str] | None) -> int:
         print(f"ugc: project: {wrong}", file=sys.stderr)
         return 2
 
-    if _file_in_the_way("project", settings):
+    if file_in_the_way("project", settings):
         return 2
     if not os.environ.get("UGC_PUBLIC_URL") and (not only or "verification_mail" in only):
         logging.getLogger("ugc.project").warning(
