@@ -94,6 +94,14 @@ def test_the_public_port_can_keep_metrics_to_those_given_a_token(services: dict[
     assert apis and all(api["environment"]["UGC_METRICS_TOKEN"] == "${UGC_METRICS_TOKEN:-}" for api in apis)
 
 
+def test_the_waits_the_readme_has_tuned_reach_the_services(services: dict[str, Any]) -> None:
+    """README has UGC_READ_YOUR_WRITES_TIMEOUT raised for two projectors' takeovers and UGC_STOP_GRACE
+    set under an orchestrator's stop timeout: the file passed neither on, so neither could be set."""
+    apis = [service for service in services.values() if service.get("command", [])[:2] == ["ugc", "serve"]]
+    for name in ("UGC_READ_YOUR_WRITES_TIMEOUT", "UGC_STOP_GRACE"):
+        assert apis and all(api["environment"][name] == f"${{{name}:-}}" for api in apis), name
+
+
 def test_two_projection_workers_and_the_backing_services(services: dict[str, Any]) -> None:
     workers = [name for name, service in services.items() if service.get("command") == ["ugc", "project"]]
     assert len(workers) == 2
@@ -139,7 +147,8 @@ def test_docker_lets_the_api_drain_before_it_kills(services: dict[str, Any]) -> 
     apis = [service for service in services.values() if service.get("command", [])[:2] == ["ugc", "serve"]]
     assert apis
     for service in apis:
-        drain = int(service.get("environment", {}).get("UGC_STOP_GRACE") or DEFAULT_STOP_GRACE)
+        given = str(service.get("environment", {}).get("UGC_STOP_GRACE") or "")
+        drain = int(re.sub(r"^\$\{UGC_STOP_GRACE:-(\d*)\}$", r"\1", given) or DEFAULT_STOP_GRACE)  # its default
         grace = re.fullmatch(r"(\d+)s", str(service.get("stop_grace_period", "10s")))
         assert grace is not None and int(grace.group(1)) >= drain + 10, service.get("stop_grace_period")
 
