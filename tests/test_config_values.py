@@ -61,6 +61,12 @@ def settings(tmp_path: Path, **env: str) -> Settings:
         ),
         ("UGC_DB_READ_TIMEOUT", "0.0001", "UGC_DB_READ_TIMEOUT must be a positive number of seconds from 0.001 up to"),
         ("UGC_PEER_TIMEOUT", "0.0004", "UGC_PEER_TIMEOUT must be a positive number of seconds from 0.001 up to"),
+        # Python's float() reads digit groups and other scripts' digits: no operator means them.
+        ("UGC_READ_YOUR_WRITES_TIMEOUT", "1_000", "UGC_READ_YOUR_WRITES_TIMEOUT must be a number of seconds"),
+        ("UGC_WS_SEND_TIMEOUT", "٣", "UGC_WS_SEND_TIMEOUT must be a number of seconds"),
+        ("UGC_CLIENT_TIMEOUT", "inf", "UGC_CLIENT_TIMEOUT must be a number of seconds"),
+        # Taken for no token: /metrics left open where the operator meant to close it.
+        ("UGC_METRICS_TOKEN", "   ", "UGC_METRICS_TOKEN must be a token, or empty"),
     ],
 )
 def test_a_value_of_no_usable_form_is_refused_by_name(tmp_path: Path, name: str, value: str, message: str) -> None:

@@ -252,7 +252,7 @@ class Settings:
             ws_max_per_user=_int(env, "UGC_WS_MAX_PER_USER", 32),
             ws_max=_int(env, "UGC_WS_MAX", WS_MAX),
             peer_timeout=_milliseconds_setting(env, "UGC_PEER_TIMEOUT", 120.0),
-            metrics_token=env.get("UGC_METRICS_TOKEN", "").strip(),
+            metrics_token=_metrics_token(env.get("UGC_METRICS_TOKEN", "")),
             stop_grace=_int(env, "UGC_STOP_GRACE", DEFAULT_STOP_GRACE, at_most=MAX_SECONDS),
             abandoned_upload_after=_int(env, "UGC_ABANDONED_UPLOAD_AFTER", 3600, at_most=MAX_SECONDS),
             sweep_interval=_int(env, "UGC_SWEEP_INTERVAL", 600, at_most=MAX_SECONDS),
@@ -369,17 +369,20 @@ def _int(env: Mapping[str, str], name: str, default: int, *, at_least: int = 1, 
     return value
 
 
+# A number as an operator writes one: a sign, ASCII digits, a point, an exponent.
+_DECIMAL = re.compile(r"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
+
+
 def _seconds(
     env: Mapping[str, str], name: str, default: float, *, at_least: float = 0.0, at_most: float = MAX_SECONDS
 ) -> float:
     raw = env.get(name)
     if raw is None or raw == "":
         return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number of seconds, not {raw!r}") from None
-    if not (0 < value <= at_most and value >= at_least):  # NaN fails both
+    if _DECIMAL.fullmatch(raw.strip()) is None:  # float() also reads "1_000", "٣", "inf"
+        raise ConfigError(f"{name} must be a number of seconds, not {raw!r}")
+    value = float(raw)
+    if not (0 < value <= at_most and value >= at_least):
         bounds = f"from {at_least} up to {at_most}" if at_least else f"up to {at_most}"
         raise ConfigError(f"{name} must be a positive number of seconds {bounds}, not {raw!r}")
     return value
@@ -389,6 +392,14 @@ def _milliseconds_setting(env: Mapping[str, str], name: str, default: float) -> 
     """Seconds handed on in whole milliseconds: past the int's ceiling PostgreSQL refused every
     connection (awaited as a database not reachable), and below 1 ms the bound rounded to 0, none."""
     return _seconds(env, name, default, at_least=MIN_MILLISECONDS_SETTING, at_most=MAX_MILLISECONDS_SETTING)
+
+
+def _metrics_token(token: str) -> str:
+    """The token /metrics asks for (none: open). One of spaces alone was taken for none, and left
+    /metrics open where the operator meant to close it."""
+    if token and not token.strip():
+        raise ConfigError("UGC_METRICS_TOKEN must be a token, or empty to leave /metrics open, not blank")
+    return token.strip()
 
 
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
