@@ -235,3 +235,20 @@ def served_fresh(backend: str, var_dir: Path) -> Iterator[tuple[Server, Settings
         env = environment(backend, url, var_dir)
         with start_server(env, log_dir=var_dir) as running:
             yield running, Settings.from_env(env | {"UGC_PUBLIC_URL": running.url})
+
+
+@contextmanager
+def upgraded_socket(port: int, target: str) -> Iterator[tuple[socket.socket, bytes]]:
+    """A raw TCP connection to the server on `port` whose WebSocket handshake for `target` (a path and
+    its query) was answered 101: the socket, and what came after the answer's head. For frames a
+    client library will not send (unmasked, not UTF-8)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(
+            f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+        )
+        received = b""
+        while b"\r\n\r\n" not in received:
+            received += sock.recv(4096)
+        assert received.startswith(b"HTTP/1.1 101"), received
+        yield sock, received.partition(b"\r\n\r\n")[2]

@@ -24,7 +24,7 @@ from readmodels.pages import REPLAY_CHUNK
 from tests.backends import environment, fresh_database
 from tests.conftest import Api, mailed_token
 from tests.orders_world import a_deal, act, place
-from tests.servers import Server, end_process, free_port, start_projector, start_server
+from tests.servers import Server, end_process, free_port, start_projector, start_server, upgraded_socket
 from ugc.config import Settings
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
@@ -161,18 +161,8 @@ def test_a_frame_breaking_the_protocol_closes_1002_with_a_russian_reason(live: L
     reason was the library's English ("incorrect masking")."""
     anna, boris = live.api.verified_user(), live.api.user()
     number = live.api.conversation(anna, boris)
-    with socket.create_connection(("127.0.0.1", live.server.port), timeout=10) as raw:
-        raw.sendall(
-            f"GET /ws/conversations/{number}/?token={anna['access']} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-            "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
-            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n".encode()
-        )
-        head = b""
-        while b"\r\n\r\n" not in head:
-            head += raw.recv(4096)
-        assert head.startswith(b"HTTP/1.1 101"), head
+    with upgraded_socket(live.server.port, f"/ws/conversations/{number}/?token={anna['access']}") as (raw, frame):
         raw.sendall(b"\x81\x02hi")  # a text frame "hi", unmasked
-        frame = head.split(b"\r\n\r\n", 1)[1]
         while len(frame) < 2 or len(frame) < 2 + (frame[1] & 0x7F):
             received = raw.recv(4096)
             assert received, frame

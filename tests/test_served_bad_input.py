@@ -17,7 +17,7 @@ import pytest
 from api.errors import message
 from tests.backends import environment
 from tests.conftest import refused
-from tests.servers import Server, run_ugc, start_server
+from tests.servers import Server, run_ugc, start_server, upgraded_socket
 from ugc.platform import socket_protocol
 from ugc.platform.client_limits import HEAD_TOO_LARGE
 
@@ -132,19 +132,9 @@ def test_the_list_filters_are_documented_with_the_bounds_and_forms_they_take(ser
 def test_a_text_frame_that_is_not_utf8_closes_1007_and_logs_no_error(served: Served) -> None:
     """uvicorn logged it as an ERROR with a traceback, as if the server had failed."""
     token = served.creator["Authorization"].removeprefix("Bearer ")
-    with socket.create_connection(("127.0.0.1", served.server.port), timeout=10) as sock:
-        sock.sendall(
-            f"GET /ws/notifications/?token={token} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
-            "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-            "Sec-WebSocket-Version: 13\r\n\r\n".encode()
-        )
-        received = b""
-        while b"\r\n\r\n" not in received:
-            received += sock.recv(4096)
-        assert received.startswith(b"HTTP/1.1 101"), received
+    with upgraded_socket(served.server.port, f"/ws/notifications/?token={token}") as (sock, received):
         payload, mask = b'{"message": "\xff"}', b"\x01\x02\x03\x04"
         sock.sendall(bytes([0x81, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
-        received = received.partition(b"\r\n\r\n")[2]
         while chunk := sock.recv(4096):
             received += chunk
     assert received[:4] == bytes([0x88, 2]) + (1007).to_bytes(2, "big")  # a close frame: 1007, invalid data
