@@ -99,7 +99,7 @@ def test_a_database_or_role_that_does_not_exist_is_told_at_once(
     done = run_ugc({"UGC_VAR_DIR": str(tmp_path), "UGC_DATABASE_URL": url}, *command, timeout=30)
     assert done.returncode == 1 and time.monotonic() - started < 20, done
     assert done.stderr.strip().splitlines() == [done.stderr.strip()], done.stderr
-    assert done.stderr.startswith(f"ugc: {command[0]} failed: ") and f"{named} does not exist" in done.stderr
+    assert done.stderr.startswith(f"ugc: {' '.join(command)} failed: ") and f"{named} does not exist" in done.stderr
 
 
 @pytest.mark.parametrize(

@@ -86,13 +86,20 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
         # A server kept out of a database being restored; a database that lost its data keys.
         if isinstance(error, RestorePending | DataKeysMissing):
-            print(f"ugc: {args.command}: {error}", file=sys.stderr)
+            print(f"ugc: {_named(args)}: {error}", file=sys.stderr)
             return 2
-        logging.getLogger("ugc.cli").debug("ugc %s failed", args.command, exc_info=error)
+        logging.getLogger("ugc.cli").debug("ugc %s failed", _named(args), exc_info=error)
         if no_such_table(error):  # a table of a later version than the database's
             return _not_migrated(args.command)
-        print(f"ugc: {args.command} failed: {_describe(error)}", file=sys.stderr)
+        print(f"ugc: {_named(args)} failed: {_describe(error)}", file=sys.stderr)
         return 1
+
+
+def _named(args: argparse.Namespace) -> str:
+    """The command as typed, its action too (`users erase`): `users failed` left the operator to
+    guess which of the group's commands it was."""
+    action: str | None = getattr(args, "action", None)
+    return f"{args.command} {action}" if action else args.command
 
 
 class Terminated(KeyboardInterrupt):

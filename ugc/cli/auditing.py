@@ -20,7 +20,7 @@ PROGRESS_EVERY = 5.0  # seconds between progress lines when stderr is no termina
 
 def add_parsers(commands: Any) -> None:
     history = commands.add_parser("history", help="print an aggregate's history from the event log")
-    history_of = history.add_subparsers(dest="kind", required=True, metavar="KIND")
+    history_of = history.add_subparsers(dest="action", required=True, metavar="KIND")
     order = history_of.add_parser(
         "order",
         help="an order's audit record, oldest event first (what GET /api/v1/orders/ID/history/ answers)",
@@ -41,7 +41,7 @@ def add_parsers(commands: Any) -> None:
     history.set_defaults(run=lambda settings, args: _history(settings, args.id, args.as_of, as_json=args.json))
 
     events = commands.add_parser("events", help="inspect the stored log")
-    events_commands = events.add_subparsers(dest="events_command", required=True, metavar="ACTION")
+    events_commands = events.add_subparsers(dest="action", required=True, metavar="ACTION")
     check = events_commands.add_parser(
         "check", help="decode stored events with this code and name any that no longer decode (exit 1 if any)"
     )
@@ -65,7 +65,7 @@ def add_parsers(commands: Any) -> None:
     verify_.set_defaults(run=lambda settings, args: verify(settings, as_json=args.json), checks_data_key=True)
 
     audit = commands.add_parser("audit", help="sign the event logs' heads")
-    audit_commands = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
+    audit_commands = audit.add_subparsers(dest="action", required=True, metavar="ACTION")
     checkpoint = audit_commands.add_parser(
         "checkpoint", help="write a signed checkpoint of every chain's head into UGC_AUDIT_DIR"
     )

@@ -10,7 +10,7 @@ from ugc.config import Settings
 
 def add_parsers(commands: Any) -> None:
     keys = commands.add_parser("keys", help="rotate the keys kept outside the database")
-    key_commands = keys.add_subparsers(dest="keys_command", required=True, metavar="COMMAND")
+    key_commands = keys.add_subparsers(dest="action", required=True, metavar="COMMAND")
     rewrap = key_commands.add_parser(
         "rewrap",
         help="re-wrap every personal-data key from UGC_DATA_KEY_PREVIOUS to UGC_DATA_KEY (deployment stopped)",

@@ -19,7 +19,7 @@ def add_parsers(commands: Any) -> None:
     rebuild.set_defaults(run=lambda settings, args: _rebuild(settings, args.names), writes=True)
 
     projections = commands.add_parser("projections", help="see where projections stand; retry or skip parked events")
-    sub = projections.add_subparsers(dest="projections_command", required=True, metavar="ACTION")
+    sub = projections.add_subparsers(dest="action", required=True, metavar="ACTION")
     status = sub.add_parser("status", help="per projection: position, head, lag, parked events, lease holder")
     status.add_argument("--json", action="store_true", help="machine-readable output")
     retry = sub.add_parser("retry", help="re-apply the parked events of a projection (after fixing the cause)")
@@ -96,7 +96,7 @@ def _projections(settings: Settings, args: argparse.Namespace) -> int:
     try:
         known = {p.name: p for p in all_projections(settings)}
         ProjectionRunner(db, stores, list(known.values()), Progress()).register()  # every one is listed
-        if args.projections_command == "status":
+        if args.action == "status":
             states = operations.status(db, stores)
             if args.json:
                 # A time never known (a lease never held, an event that does not decode) is null: JSON
@@ -110,7 +110,7 @@ def _projections(settings: Settings, args: argparse.Namespace) -> int:
         if projection is None:
             print(f"ugc: unknown projection {args.name!r}; known: {', '.join(known)}", file=sys.stderr)
             return 2
-        if args.projections_command == "retry":
+        if args.action == "retry":
             retried = operations.retry(db, stores, projection)
             if not retried.applied and not retried.failed:
                 print(f"nothing parked for {args.name}")

@@ -26,7 +26,7 @@ ERASE_WAIT = 30.0
 
 def add_parsers(commands: Any) -> None:
     users = commands.add_parser("users", help="manage users")
-    user_commands = users.add_subparsers(dest="user_command", required=True, metavar="ACTION")
+    user_commands = users.add_subparsers(dest="action", required=True, metavar="ACTION")
     create = user_commands.add_parser("create", help="register a user (the password is read from stdin)")
     create.add_argument("username", help="the new user's username")
     create.add_argument("--email", required=True, help="the user's e-mail address")
@@ -72,7 +72,7 @@ def _users(settings: Settings, args: argparse.Namespace) -> int:
     from ugc.platform.store import EventStores
     from ugc.wiring import password_hasher
 
-    action: str = args.user_command
+    action: str = args.action
     if action == "list":
         return _list_users(settings)
     if action == "erase" and (args.replay == bool(args.username)):
