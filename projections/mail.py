@@ -215,7 +215,7 @@ def _send_data(
     smtp.putcmd("data")
     code, reply = smtp.getreply()
     if code != 354:
-        _refuse(code, reply, to, recipient=code != SERVICE_CLOSING)
+        _refuse(code, reply, to)
     # CRLF line ends, and a dot doubled at a line's start (RFC 5321 §4.5.2), as `sendmail` does.
     data = re.sub(rb"(?m)^\.", b"..", re.sub(rb"\r\n|\n|\r", b"\r\n", content))
     if not data.endswith(b"\r\n"):
@@ -235,7 +235,7 @@ def _send_data(
         log.warning("%s: no reply to its final dot (%s); counted as sent, not sent again", to.named, error)
         return
     if code != 250:
-        _refuse(code, reply, to, recipient=code != SERVICE_CLOSING)
+        _refuse(code, reply, to)
 
 
 def _mail_options(smtp: smtplib.SMTP, to: Recipient) -> list[str]:
@@ -249,7 +249,8 @@ def _mail_options(smtp: smtplib.SMTP, to: Recipient) -> list[str]:
 
 def _refuse(code: int, reply: bytes, to: Recipient, *, recipient: bool = False) -> None:
     """Raise for a reply that refused the recipient or the message: for good if 5xx; for now otherwise,
-    postponing this mail alone if the reply was about its `recipient`."""
+    postponing this mail alone if the reply was about its `recipient`. A 4xx to the message (the DATA
+    command or its final dot: the server busy, out of room) has it, and the mails behind it, wait."""
     refusal = MailRefused if 500 <= code < 600 else MailPostponed if recipient else MailDeferred
     raise refusal(f"{to.named}: {_reply(code, reply, to)}")
 

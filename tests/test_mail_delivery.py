@@ -100,13 +100,14 @@ def test_a_mail_server_that_never_answers_holds_up_no_command(world: World, tmp_
 @dataclass
 class Inbox:
     """An aiosmtpd handler that answers `refusal` to the first `refusals` recipients, greylists the
-    recipients of the `greylisted` domains, and is too busy for the first `busy` senders; then takes
-    every mail."""
+    recipients of the `greylisted` domains, and is too busy for the first `busy` senders and the first
+    `busy_data` messages; then takes every mail."""
 
     refusals: int = 0
     refusal: str = "451 4.7.1 Greylisted, try again later"
     greylisted: set[str] = field(default_factory=set)
     busy: int = 0
+    busy_data: int = 0
     delay: float = 0.0  # before the answer to each message
     received: list[tuple[list[str], bytes]] = field(default_factory=list)
 
@@ -127,6 +128,9 @@ class Inbox:
         return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.busy_data > 0:
+            self.busy_data -= 1
+            return "451 4.3.0 Mail server temporarily rejected message"
         self.received.append((list(envelope.rcpt_tos), bytes(envelope.content)))
         await asyncio.sleep(self.delay)
         return "250 OK"
@@ -182,6 +186,23 @@ def test_mail_the_server_defers_waits_for_it_and_is_never_parked(world: World, t
         time.sleep(0.3)
         assert len(inbox.to(address)) == 1 and inbox.busy == 0
         assert mail_state(world).parked == 0 and mail_state(world).postponed == 0
+
+
+def test_a_message_the_server_is_too_busy_to_take_waits_and_the_mails_behind_it_too(
+    world: World, tmp_path: Path
+) -> None:
+    """A 4xx to the message is the server's trouble, not the recipient's (README): the mail is never
+    postponed on its own, and those behind it wait and go after it, in log order."""
+    inbox = Inbox(busy_data=4)
+    with (
+        smtp_server(inbox) as controller,
+        running(mail_runner(world, mailer_to(controller.port, tmp_path), max_attempts=2)),
+    ):
+        _, first = register(world)
+        _, second = register(world)
+        eventually(lambda: bool(inbox.to(second)))
+        assert [recipients for recipients, _ in inbox.received] == [[first], [second]]
+        assert inbox.busy_data == 0 and mail_state(world).parked == 0 and mail_state(world).postponed == 0
 
 
 def test_a_greylisted_recipient_holds_up_no_other_mail_and_has_its_own_once_let_in(
