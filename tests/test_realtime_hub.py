@@ -61,7 +61,7 @@ def test_losing_the_broker_closes_every_connection_until_it_is_back() -> None:
 
 
 def test_closing_a_user_closes_their_connections_on_every_channel_and_nobody_elses() -> None:
-    """An erased person's sockets, told by the erasure (ugc/wiring.py `erasures_heard`)."""
+    """An erased person's sockets, told by the erasure (ugc/wiring.py `server_erasures_heard`)."""
 
     async def scenario() -> None:
         hub = Hub(asyncio.get_running_loop())

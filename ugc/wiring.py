@@ -212,7 +212,7 @@ def _opened(settings: Settings, clock: Clock | None) -> Iterator[Services]:
         )
         with (
             abandoned_uploads_swept(uploads),
-            erasures_heard(db, standings, hub),
+            server_erasures_heard(db, stores, standings, hub),
             relay(settings.redis_url, settings.database_url, hub) as redis_relay,
             projection_runner(settings, db, stores, progress, clock, redis_relay or hub) as runner,
             membership(settings, db, runner) as member,
@@ -308,10 +308,42 @@ def announced_applied(stores: EventStores) -> Callable[[str], bool]:
 
 
 @contextmanager
-def erasures_heard(db: Database, standings: Standings, hub: Hub) -> Iterator[None]:
-    """While the block runs, an erasure made by any process forgets the person's standing here at
-    once and closes their sockets with 4401, not once the standing kept here expires
-    (ugc/platform/erasures.py)."""
+def erasures_heard(
+    db: Database,
+    stores: EventStores,
+    erased: Callable[[int], object] = lambda user_id: None,
+    missed: Callable[[], object] = lambda: None,
+) -> Iterator[None]:
+    """While the block runs, an erasure made by any process reaches this one at once, not once what it
+    kept expires (ugc/platform/erasures.py): the data keys it opened are forgotten, so nothing it does
+    next reads the person's sealed fields (a mail that waited for its server finds no address to go
+    to), then `erased(user_id)` is called, or `missed()` when erasures may have gone unheard."""
+
+    def heard(user_id: int) -> None:
+        _forget_data_keys(stores)
+        erased(user_id)
+
+    def unheard() -> None:
+        _forget_data_keys(stores)
+        missed()
+
+    watch = ErasureWatch(db, heard, unheard)
+    watch.start()
+    try:
+        yield
+    finally:
+        watch.stop()
+
+
+def _forget_data_keys(stores: EventStores) -> None:
+    if stores.data_keys is not None:
+        stores.data_keys.forget()
+
+
+@contextmanager
+def server_erasures_heard(db: Database, stores: EventStores, standings: Standings, hub: Hub) -> Iterator[None]:
+    """`erasures_heard` in a server: the person's standing is forgotten too and their sockets closed
+    with 4401, not once the standing kept here expires."""
 
     def erased(user_id: int) -> None:
         standings.forget(user_id)
@@ -323,12 +355,8 @@ def erasures_heard(db: Database, standings: Standings, hub: Hub) -> Iterator[Non
         standings.forget()
         hub.close_gone(lambda user: standings.load(user) is not None)
 
-    watch = ErasureWatch(db, erased, missed)
-    watch.start()
-    try:
+    with erasures_heard(db, stores, erased, missed):
         yield
-    finally:
-        watch.stop()
 
 
 def _pinger(client: redis.Redis[bytes]) -> Callable[[], None]:

@@ -200,7 +200,7 @@ def _project(settings: Settings, only: Sequence[str] | None) -> int:
     from ugc.platform.forced_stop import ProjectorStop
     from ugc.platform.serving_lock import serving
     from ugc.platform.store import EventStores
-    from ugc.wiring import projection_runner, unknown_names
+    from ugc.wiring import erasures_heard, projection_runner, unknown_names
 
     # A mistyped argument, told before the database is touched.
     if (wrong := unknown_names(settings, only or ())) is not None:
@@ -228,7 +228,11 @@ def _project(settings: Settings, only: Sequence[str] | None) -> int:
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
     try:
-        with serving(settings.database_url), projection_runner(settings, db, stores, Progress(), only=only) as runner:
+        with (
+            serving(settings.database_url),
+            erasures_heard(db, stores),
+            projection_runner(settings, db, stores, Progress(), only=only) as runner,
+        ):
             runner.start()
             stop.wait()
     finally:

@@ -46,7 +46,8 @@ SEALED = "sealed"  # the state's key of the sealed fields; no event has a field 
 _SEALED_KEY = f'"{SEALED}":'.encode()  # how the JSON of a sealed state shows it
 NONCE_BYTES = 12
 # Keys a process opened are kept this long, so a replay asks the table once per aggregate; an erasure
-# reaches every other process's memory within it (the erasing one forgets at once).
+# reaches every other process's memory within it, and at once where the process hears of it
+# (`DataKeys.forget`, ugc/wiring.py `erasures_heard`; the erasing one forgets at once).
 OPENED_KEYS_KEPT_FOR = 60.0
 OPENED_KEYS = 10_000  # 32 bytes and a UUID each
 # Keys are made in the order their aggregates first appear in the log, so a replay that misses one
@@ -281,8 +282,13 @@ class DataKeys:
             # that does not own the table gets a warning, and autovacuum does it later.)
             with self.datastore.get_connection() as conn:
                 conn.execute(f"VACUUM {self.table}")
-        self._opened.clear()
+        self.forget()
         return destroyed
+
+    def forget(self) -> None:
+        """Forget every key opened so far, so the next read asks the table: another process erased
+        someone (ugc/platform/erasures.py), and what this one sends (a mail) must not read them."""
+        self._opened.clear()
 
     def live(self, person: int) -> int:
         """How many keys of `person` are not destroyed (a restored backup from before their erasure has them)."""
