@@ -23,6 +23,9 @@ def settings(tmp_path: Path, **env: str) -> Settings:
         ("UGC_PUBLIC_URL", "not a url", "UGC_PUBLIC_URL must be http(s)://host"),
         ("UGC_PUBLIC_URL", "https://", "UGC_PUBLIC_URL must be http(s)://host"),
         ("UGC_PUBLIC_URL", "http://market.example:99999", "UGC_PUBLIC_URL must be http(s)://host"),
+        # Links are the URL and a path: `https://market.example/?ref=mail/verify-email?token=...` leads nowhere.
+        ("UGC_PUBLIC_URL", "https://market.example/?ref=mail", "UGC_PUBLIC_URL must be http(s)://host"),
+        ("UGC_PUBLIC_URL", "https://market.example/#top", "UGC_PUBLIC_URL must be http(s)://host"),
         ("UGC_SMTP_URL", "http://mail:25", "UGC_SMTP_URL must be smtp://"),
         ("UGC_SMTP_URL", "garbage", "UGC_SMTP_URL must be smtp://"),
         ("UGC_SMTP_URL", "smtp://mail:notaport", "UGC_SMTP_URL must be smtp://"),

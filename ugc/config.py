@@ -308,8 +308,9 @@ def _without_secret(url: str) -> str:
 
 
 def _public_url(url: str) -> str:
-    """Where browsers and mail links reach the API: an http(s) URL with a host."""
-    if not _has_host(url, ("http", "https")):
+    """Where browsers and mail links reach the API: an http(s) URL with a host, and a path at most (links
+    append theirs, and a query or fragment would swallow it)."""
+    if not _has_host(url, ("http", "https")) or any(mark in url for mark in "?#"):
         raise ConfigError(f"UGC_PUBLIC_URL must be http(s)://host[:port][/path], not {url!r}")
     return url.rstrip("/")
 
