@@ -31,6 +31,9 @@ def settings(tmp_path: Path, **env: str) -> Settings:
         ("UGC_SMTP_URL", "smtp://mail:notaport", "UGC_SMTP_URL must be smtp://"),
         ("UGC_MAIL_FROM", "noreply", "UGC_MAIL_FROM must be an e-mail address"),
         ("UGC_MAIL_FROM", "a@example.com, b@example.com", "UGC_MAIL_FROM must be an e-mail address"),
+        # SMTP's MAIL FROM carries it as is: every mail failed, and was parked.
+        ("UGC_MAIL_FROM", "robot@маркет.рф", "UGC_MAIL_FROM must be an ASCII address"),
+        ("UGC_MAIL_FROM", "UGC Маркет <робот@market.example>", "UGC_MAIL_FROM must be an ASCII address"),
         ("UGC_FORWARDED_ALLOW_IPS", "127.0.0.0/33", "UGC_FORWARDED_ALLOW_IPS: '127.0.0.0/33' is no IP address"),
         ("UGC_FORWARDED_ALLOW_IPS", "10.0.0.1, proxy.local", "UGC_FORWARDED_ALLOW_IPS: 'proxy.local' is no IP"),
         ("UGC_DATABASE_URL", "mysql://db/ugc", "UGC_DATABASE_URL must be sqlite:///path or postgresql://"),

@@ -338,6 +338,10 @@ def _mail_from(sender: str) -> str:
     local, _, domain = addresses[0][1].rpartition("@")
     if len(addresses) != 1 or not local or not domain or any(ch.isspace() for ch in addresses[0][1]):
         raise ConfigError(f"UGC_MAIL_FROM must be an e-mail address such as noreply@example.com, not {sender!r}")
+    if not addresses[0][1].isascii():  # SMTP's MAIL FROM carries it as is, and takes ASCII alone
+        raise ConfigError(
+            f"UGC_MAIL_FROM must be an ASCII address (a domain in its IDNA form, xn--...), not {sender!r}"
+        )
     return sender
 
 
