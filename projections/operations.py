@@ -221,6 +221,17 @@ def render(states: Sequence[ProjectionState]) -> str:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in [header, *rows])
 
 
+def parked_errors(db: Database, states: Sequence[ProjectionState]) -> list[str]:
+    """One line per parked event of the projections `states` shows parked ones for, with its error
+    (a mail's: `MailRefused: mail verify-<id> to *@example.com: 550 ...`), for the operator to act on."""
+    with db.read() as cur:
+        return [
+            f"parked {name} {row['application']} {row['position']} ({row['attempts']} attempts): {row['error']}"
+            for name in sorted({s.projection for s in states if s.parked})
+            for row in parked.waiting(cur, name)
+        ]
+
+
 def _unheld(expired_for: float | None) -> str:
     if expired_for is None or expired_for == float("inf"):
         return "- (never held)"

@@ -34,8 +34,8 @@ from projections.verification_mail import VerificationMailProjection
 from readmodels import parked, tracking
 from readmodels.tracking import ProjectionState
 from readmodels.waiting import Progress
-from tests.backends import DATA_KEY
-from tests.servers import free_port
+from tests.backends import DATA_KEY, environment
+from tests.servers import free_port, run_ugc
 from ugc.accounts import VerificationToken
 from ugc.clock import MovableClock
 from ugc.config import Settings
@@ -325,6 +325,24 @@ def test_mail_the_server_refuses_for_good_is_parked_after_its_attempts_one_line_
         # earlier test on this worker let the root logger take INFO.
         lines = [r for r in caplog.records if r.name == "projections.runner" and "verification_mail" in r.getMessage()]
         assert len(lines) == 2 and all(r.exc_info is None for r in lines)
+
+
+def test_the_error_of_a_parked_mail_is_shown_by_projections_status(
+    world: World, settings: Settings, backend: str, tmp_path: Path
+) -> None:
+    """README: a mail refused for good is parked, "its error in `ugc projections status`"."""
+    inbox = Inbox(refusals=2, refusal="550 5.1.1 No such mailbox")
+    with (
+        smtp_server(inbox) as controller,
+        running(mail_runner(world, mailer_to(controller.port, tmp_path), max_attempts=2)),
+    ):
+        register(world)
+        eventually(lambda: mail_state(world).parked == 1)
+    shown = run_ugc(environment(backend, settings.database_url, settings.var_dir), "projections", "status")
+    assert shown.returncode == 0, shown.stderr
+    [line] = [line for line in shown.stdout.splitlines() if line.startswith("parked verification_mail ")]
+    assert " (2 attempts): MailRefused: mail verify-" in line
+    assert line.endswith(" to *@example.com: 550 5.1.1 No such mailbox"), line
 
 
 def test_a_refused_address_is_neither_parked_nor_logged_only_its_mail_key_and_domain(

@@ -104,7 +104,7 @@ def _projections(settings: Settings, args: argparse.Namespace) -> int:
                 rows = [{k: None if v == math.inf else v for k, v in dataclasses.asdict(s).items()} for s in states]
                 print(json.dumps(rows, default=str, allow_nan=False))
             else:
-                print(operations.render(states))
+                print("\n".join([operations.render(states), *operations.parked_errors(db, states)]))
             return 0
         projection = known.get(args.name)
         if projection is None:
