@@ -224,7 +224,9 @@ class AccountCommands:
             self.app, lambda: self._named(username), lambda user: user.verify_email(self.clock.now(), actor)
         ).positions
 
-    def erase(self, username: str, actor: str, journal: Callable[[int, datetime], object] | None = None) -> Erasure:
+    def erase(
+        self, username: str, actor: str, journal: Callable[[int, str, datetime], object] | None = None
+    ) -> Erasure:
         """Erase the person behind `username`: destroy their data keys, record it, end their sessions,
         and tell every server process, which then refuses their access tokens (`erasures.announce`).
 
@@ -234,8 +236,9 @@ class AccountCommands:
         of theirs already under way) seal from then on is shredded too, so no read row can be
         projected in the clear after the erasure's own event blanked theirs. The keys are destroyed
         again after the event, for a key made in the moment between. A crash part-way leaves what a
-        repeated erasure finishes. `journal(user number, time)` records the erasure outside the
-        database before anything is destroyed, so that it survives the restore of an older backup.
+        repeated erasure finishes. `journal(user number, username, time)` records the erasure outside
+        the database before anything is destroyed, so that it survives the restore of an older backup;
+        it is given the account's username, whatever case `username` was typed in.
         """
         data_keys = self._data_keys()
         user = self._user_by_claim("username", username, erased_too=True)
@@ -243,7 +246,7 @@ class AccountCommands:
             raise NotFound("user_not_found")
         newly, now, subjects = not user.erased, self.clock.now(), subjects_of(user.number)
         if journal is not None:
-            journal(user.number, now)
+            journal(user.number, user.username, now)
         destroyed = data_keys.destroy(user.number, subjects, now)
 
         def erase_person(found: User) -> tuple[CreatorProfile, ...]:

@@ -166,8 +166,8 @@ def test_replaying_the_journal_finishes_a_person_erased_before_their_orders_and_
     deal = a_deal(api)
     orders = orders_in_every_status(api, deal)
 
-    def journal(user: int, at: datetime) -> None:
-        record_erasure(settings.audit_dir, settings.audit_key, user, deal.creator["username"], at)
+    def journal(user: int, username: str, at: datetime) -> None:
+        record_erasure(settings.audit_dir, settings.audit_key, user, username, at)
 
     stores = EventStores(settings.database_url, data_key=settings.data_key)
     try:

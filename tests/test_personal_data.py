@@ -340,6 +340,27 @@ def test_erasing_again_finishes_quietly_and_a_wrong_name_or_no_confirmation_eras
     assert granted.returncode == 1 and "no user named" in granted.stderr
 
 
+def test_an_erasure_asked_for_by_the_name_in_another_case_is_journaled_and_replayed_as_the_accounts(
+    api: Api, backend: str, settings: Settings, stores: EventStores
+) -> None:
+    """Usernames are claimed case-blind, so the operator may type `ANNA` for `anna`: the journal then
+    names the account as it is, and a line that holds the name as typed still replays after a restore."""
+    person = api.verified_user()
+    done = ugc(settings, backend, "users", "erase", person["username"].upper(), "--yes")
+    assert done.returncode == 0, done.stderr
+    verified = ugc(settings, backend, "verify", "--json")
+    mine = [f for f in json.loads(verified.stdout)["findings"] if f"user {person['id']} " in f["what"]]
+    assert mine == []
+
+    # A database restored from before the erasure of a person whose line holds the name as typed.
+    other = api.verified_user()
+    record_erasure(settings.audit_dir, settings.audit_key, other["id"], other["username"].upper(), datetime.now(UTC))
+    replayed = ugc(settings, backend, "users", "erase", "--replay")
+    assert f"user {other['id']} here is" not in replayed.stderr, replayed.stderr
+    user: User = stores.accounts.repository.get(aggregate_id("user", other["id"]))
+    assert (user.erased, user.email) == (True, "")
+
+
 def test_a_wrong_or_missing_data_key_is_named_and_reads_nothing(api: Api, settings: Settings) -> None:
     person = api.verified_user()
     user_id = aggregate_id("user", person["id"])

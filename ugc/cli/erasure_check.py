@@ -20,6 +20,7 @@ def erasure_findings(settings: Settings, stores: EventStores) -> list[Finding]:
     """Every journal line that is not a signed erasure, and every journaled person not erased here."""
     from commands.accounts import AccountCommands
     from ugc.clock import SystemClock
+    from ugc.ids import normalise
     from ugc.platform.database import Database
     from ugc.platform.erasure_journal import read_journal
     from ugc.wiring import password_hasher
@@ -36,7 +37,7 @@ def erasure_findings(settings: Settings, stores: EventStores) -> list[Finding]:
             erased = f"user {entry.user} ({entry.username}), erased by line {entry.line} at {entry.erased_at},"
             if found is None:  # a database restored from before the account: nothing of theirs here
                 continue
-            if found[0] != entry.username:
+            if normalise(found[0]) != normalise(entry.username):
                 what = f"{erased} is {found[0]} in this database: the journal is of another deployment, or edited"
             elif not found[1]:
                 what = (

@@ -142,8 +142,8 @@ def _erase(
     journal first (a replay of the journal does not record it again)."""
     from ugc.platform.erasure_journal import record_erasure
 
-    def journal(user: int, at: datetime) -> None:
-        record_erasure(settings.audit_dir, settings.audit_key, user, username, at)
+    def journal(user: int, name: str, at: datetime) -> None:
+        record_erasure(settings.audit_dir, settings.audit_key, user, name, at)
 
     erasure = accounts.erase(username, acting_operator(), journal if journaled else None)
     done = "erased" if erasure.newly else "was erased before; finished erasing"
@@ -209,6 +209,7 @@ def replay_erasures(
 
     Asked for by hand, UGC_AUDIT_DIR must be a directory: a mistyped one read as an empty journal and
     replayed nothing, exit 0. A restore's replay (`restoring`) finds none where the backup had none."""
+    from ugc.ids import normalise
     from ugc.platform.erasure_journal import read_journal
 
     if not restoring and not settings.audit_dir.is_dir():
@@ -227,7 +228,7 @@ def replay_erasures(
         found = accounts.erasure_done(entry.user)
         if found is None:  # the backup is older than the account: nothing of theirs to erase
             print(f"user {entry.user} ({entry.username}) is not in this database: nothing to erase")
-        elif found[0] != entry.username:
+        elif normalise(found[0]) != normalise(entry.username):
             failed = True
             print(
                 f"ugc: users erase --replay: line {entry.line} erased user {entry.user} ({entry.username}), but "
