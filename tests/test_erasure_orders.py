@@ -11,8 +11,10 @@ import json
 from datetime import datetime
 from typing import Any
 
+import pytest
+
 from commands.accounts import AccountCommands
-from commands.erased_orders import cancel_orders_of_erased
+from commands.erased_orders import OrdersUnseen, cancel_orders_of_erased
 from readmodels.notifications import stored_after
 from readmodels.orders import cancellable_of_party
 from readmodels.users import get_user
@@ -217,3 +219,31 @@ def test_an_order_stored_after_the_erasure_looked_is_found_by_its_next_look_and_
     assert cancelled == [first, *late]
     assert looks == [[first], late, []]
     assert order_of(api, deal.creator, late[0])["status"] == "cancelled"
+
+
+def test_an_erasure_whose_read_model_stops_after_its_cancellations_says_which_it_cancelled(
+    api: Api, settings: Settings, db: Database
+) -> None:
+    """The projections stop once the first look named the orders: the look again, for an order placed
+    meanwhile, never comes, but the orders it cancelled are cancelled all the same, and said so."""
+    deal = a_deal(api)
+    first = place(api, deal)["id"]
+    looks: list[list[int]] = []
+
+    def cancellable(user: int, positions: dict[str, int]) -> list[int]:
+        if looks:  # a position the read model never reaches: as if the projections had stopped
+            positions = {log: position + 1 for log, position in positions.items()}
+        Progress().wait(db, positions, 0.2 if looks else 10.0)
+        looks.append(cancellable_of_party(db, user))
+        return looks[-1]
+
+    stores = EventStores(settings.database_url, data_key=settings.data_key)
+    try:
+        with pytest.raises(OrdersUnseen) as unseen:
+            cancel_orders_of_erased(
+                stores.orders, SystemClock(), deal.buyer["id"], operator_actor("tester"), cancellable
+            )
+    finally:
+        stores.close()
+    assert (looks, unseen.value.cancelled) == ([[first]], [first])
+    assert order_of(api, deal.creator, first)["status"] == "cancelled"

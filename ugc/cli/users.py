@@ -160,7 +160,7 @@ def _erase(
 def _end_dealings(stores: EventStores, db: Database, user_id: int) -> tuple[list[int], list[int]] | None:
     """Withdraw the erased person's active services and cancel their open orders (step 4 of an
     erasure); the ids of each, or None (said on stderr) when the read models did not catch up."""
-    from commands.erased_orders import cancel_orders_of_erased
+    from commands.erased_orders import OrdersUnseen, cancel_orders_of_erased
     from commands.services import ServiceCommands
     from readmodels.orders import cancellable_of_party
     from readmodels.services import active_of_creator
@@ -184,8 +184,9 @@ def _end_dealings(stores: EventStores, db: Database, user_id: int) -> tuple[list
 
     try:
         cancelled = cancel_orders_of_erased(stores.orders, SystemClock(), user_id, acting_operator(), cancellable)
-    except Unavailable:
-        _not_caught_up("their open orders are not cancelled yet")
+    except OrdersUnseen as unseen:
+        ended = f"{len(withdrawn)} service(s) withdrawn and {len(unseen.cancelled)} order(s) cancelled"
+        _not_caught_up(f"{ended}, but whether any other order of theirs is still open is not known")
         return None
     return withdrawn, cancelled
 
