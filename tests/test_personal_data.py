@@ -34,6 +34,7 @@ from tests.orders_world import Deal, a_deal, place
 from tests.servers import run_ugc
 from ugc.accounts import User, VerificationToken
 from ugc.claims import Claim
+from ugc.cli import users as users_cli
 from ugc.clock import MovableClock
 from ugc.config import Settings
 from ugc.events import operator_actor
@@ -574,3 +575,15 @@ def test_on_postgresql_the_erased_rows_old_versions_and_keys_are_vacuumed_away(
                 ).fetchall()
             )
             assert [s for s in secrets if s in tuples] == [], table
+
+
+def test_an_erasure_whose_read_tables_lag_says_what_clears_their_old_rows_on_its_backend(
+    api: Api, backend: str, db: Database, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite has no autovacuum: it zeroes what it deletes as it goes (`secure_delete`), and the line
+    named PostgreSQL's. (The app, `api`, has its read models follow the logs.)"""
+    monkeypatch.setattr(users_cli, "ERASE_WAIT", 0.2)  # the projections never get that far here
+    users_cli._clear_old_rows(db, {"accounts": 10**12})
+    said = capsys.readouterr().err
+    assert "the read tables were not blanked within 0 s" in said
+    assert ("autovacuum then clears the old rows" if backend == "postgres" else "SQLite zeroes the old rows") in said
