@@ -36,7 +36,7 @@ from ugc.accounts import User, VerificationToken
 from ugc.claims import Claim
 from ugc.cli import users as users_cli
 from ugc.clock import MovableClock
-from ugc.config import Settings
+from ugc.config import Settings, sqlite_path
 from ugc.events import operator_actor
 from ugc.ids import aggregate_id, claim_id, normalise
 from ugc.personal import subjects_of
@@ -528,7 +528,9 @@ def test_a_database_is_pinned_to_the_first_data_key_even_before_it_holds_persona
 def test_on_sqlite_the_destroyed_keys_leave_no_bytes_in_the_accounts_file(tmp_path: Path) -> None:
     """An UPDATE that shortens a row frees the rest of its cell: without `secure_delete` (SQLite's
     own default, and some builds') a destroyed key stayed readable in the file's free space. The
-    store's connections set it (sqlite_pragmas.EVENT_STORES), whatever the build's default."""
+    store's connections set it (sqlite_pragmas.EVENT_STORES), whatever the build's default. The
+    zeroed pages are written to the write-ahead log, beside the keys' own frames, and the file kept
+    its copies until a checkpoint came (SQLite's own, every 1,000 pages): the erasure checkpoints."""
     url = f"sqlite:///{tmp_path / 'ugc.sqlite3'}"
     stores = EventStores(url, create_table=True, data_key=DATA_KEY)
     accounts = Path(eventsourcing_settings(url, "accounts", create_table=False)["SQLITE_DBNAME"])
@@ -540,12 +542,28 @@ def test_on_sqlite_the_destroyed_keys_leave_no_bytes_in_the_accounts_file(tmp_pa
         with closing(sqlite3.connect(accounts)) as conn:
             wrapped = [bytes(w) for (w,) in conn.execute("SELECT wrapped FROM data_keys WHERE person = ?", (person,))]
         assert stores.data_keys.destroy(person, [], datetime.now(UTC)) == len(wrapped) == 10
-        with closing(sqlite3.connect(accounts)) as conn:  # the log's pages written back into the file
-            assert conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] == 0
-        stored = accounts.read_bytes()
+        log = accounts.with_name(f"{accounts.name}-wal")
+        stored = accounts.read_bytes() + (log.read_bytes() if log.exists() else b"")
         assert [key for key in wrapped if key in stored] == []
     finally:
         stores.close()
+
+
+def test_on_sqlite_the_erased_rows_leave_no_bytes_in_the_read_sides_file_or_its_log(
+    api: Api, backend: str, settings: Settings
+) -> None:
+    """The blanked rows' pages went to the write-ahead log, and the file kept their old copies, the
+    plaintext, until a checkpoint came: the erasure checkpoints once they are blanked."""
+    if backend != "sqlite":
+        pytest.skip("SQLite's file and its -wal")
+    person = a_person(api)
+    erased = ugc(settings, backend, "users", "erase", person["username"], "--yes")
+    assert erased.returncode == 0 and "not blanked" not in erased.stderr, erased.stderr
+    mine = (person["email"], f"{SOCIAL}_{person['username']}", f"{LINK}/{person['username']}")
+    path = sqlite_path(settings.database_url)
+    log = path.with_name(f"{path.name}-wal")
+    stored = path.read_bytes() + (log.read_bytes() if log.exists() else b"")
+    assert [text for text in mine if text.encode() in stored] == []
 
 
 def test_on_postgresql_the_erased_rows_old_versions_and_keys_are_vacuumed_away(

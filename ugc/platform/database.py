@@ -482,8 +482,12 @@ class Database:
 
     def vacuum(self, *tables: str) -> None:
         """On PostgreSQL, VACUUM `tables` now: rows updated or deleted leave their old versions on
-        their pages until then. (On SQLite `secure_delete` zeroes them as they go.)"""
+        their pages until then. On SQLite `secure_delete` zeroes them as they go, but in the pages the
+        write-ahead log holds: the file keeps its own copies of those pages until a checkpoint writes
+        them back (SQLite's own, every 1,000 pages), so the log is checkpointed and emptied now (as
+        far as readers under way let it: the next checkpoint finishes)."""
         if self._pool is None:
+            self._sqlite_connection().execute("PRAGMA wal_checkpoint(TRUNCATE)")
             return
         with self._pool.connection() as conn:
             conn.autocommit = True

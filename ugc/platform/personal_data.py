@@ -282,6 +282,11 @@ class DataKeys:
             # that does not own the table gets a warning, and autovacuum does it later.)
             with self.datastore.get_connection() as conn:
                 conn.execute(f"VACUUM {self.table}")
+        else:
+            # The zeroed pages are in the write-ahead log, and the file keeps its copies of them, the
+            # keys, until a checkpoint writes them back: checkpoint now (`Database.vacuum`).
+            with self.datastore.get_connection(commit=True) as conn:
+                conn.cursor().execute("PRAGMA wal_checkpoint(TRUNCATE)")
         self.forget()
         return destroyed
 
