@@ -68,6 +68,7 @@ MESSAGES: dict[str, str] = {
     "verification_token_used": "Ссылка подтверждения уже использована.",
     "verification_token_expired": "Срок действия ссылки подтверждения истек.",
     "throttled": "Слишком много неудачных попыток. Повторите позже.",
+    "resends_throttled": "Слишком много писем подтверждения. Повторите позже.",
     # orders
     "order_not_found": "Страница не найдена.",
     "service_not_found": "Страница не найдена.",
@@ -194,8 +195,8 @@ def unsupported_coding() -> ApiError:
     return ApiError(415, {"error": message("unsupported_content_coding")}, {"Accept-Encoding": "identity"})
 
 
-def throttled(retry_after: int) -> ApiError:
-    return ApiError(429, {"detail": message("throttled")}, {"Retry-After": str(retry_after)})
+def throttled(retry_after: int, code: str = "throttled") -> ApiError:
+    return ApiError(429, {"detail": message(code)}, {"Retry-After": str(retry_after)})
 
 
 def unavailable(code: str = "unavailable") -> ApiError:

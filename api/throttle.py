@@ -84,6 +84,12 @@ def resends(user_id: int) -> list[Subject]:
     return [Subject("resend", str(user_id))]
 
 
+def _refusal(who: list[Subject]) -> str:
+    """The message of a 429 for attempts against `who`: resends are mails sent, not failed attempts,
+    which the sign-ins' message said."""
+    return "resends_throttled" if all(subject.scope == "resend" for subject in who) else "throttled"
+
+
 class Attempt:
     """One sign-in, verification or resend, counted against its subjects from the start.
 
@@ -137,7 +143,7 @@ class FailureThrottle:
                 return key
             limits = [limit for _, limit in limited]
             if any(len(tally.failures) >= limit for tally, limit in zip(tallies, limits, strict=True)):
-                raise errors.throttled(_until_failures_leave(tallies, limits, now))
+                raise errors.throttled(_until_failures_leave(tallies, limits, now), _refusal(who))
             left = deadline - time.monotonic()
             if left <= 0:
                 raise errors.unavailable()
