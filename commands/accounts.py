@@ -52,6 +52,7 @@ class Registered:
 @dataclass(frozen=True)
 class Erasure:
     user_id: int
+    username: str  # the account's, whatever case the erasure was asked for in
     newly: bool  # False: the account was erased before (a repeated erasure finishes what one left)
     keys_destroyed: int
     positions: Positions
@@ -264,7 +265,7 @@ class AccountCommands:
         refresh_families.revoke_all_of(self.db, user.number, now)
         idempotency_keys.forget_user(self.db, user.number)
         erasures.announce(self.db, user.number, now)  # every server process forgets their standing now
-        return Erasure(user.number, newly, destroyed, erased.positions)
+        return Erasure(user.number, user.username, newly, destroyed, erased.positions)
 
     def erasure_done(self, user_id: int) -> tuple[str, bool] | None:
         """The username of user `user_id`, and whether the database shows them erased (their

@@ -349,6 +349,7 @@ def test_an_erasure_asked_for_by_the_name_in_another_case_is_journaled_and_repla
     person = api.verified_user()
     done = ugc(settings, backend, "users", "erase", person["username"].upper(), "--yes")
     assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"{person['username']} (id {person['id']}) erased"), done.stdout  # the account's
     verified = ugc(settings, backend, "verify", "--json")
     mine = [f for f in json.loads(verified.stdout)["findings"] if f"user {person['id']} " in f["what"]]
     assert mine == []

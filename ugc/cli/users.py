@@ -147,7 +147,7 @@ def _erase(
 
     erasure = accounts.erase(username, acting_operator(), journal if journaled else None)
     done = "erased" if erasure.newly else "was erased before; finished erasing"
-    print(f"{username} (id {erasure.user_id}) {done}: {erasure.keys_destroyed} data key(s) destroyed")
+    print(f"{erasure.username} (id {erasure.user_id}) {done}: {erasure.keys_destroyed} data key(s) destroyed")
     ended = _end_dealings(stores, db, erasure.user_id)
     if ended is None:
         return 1
