@@ -18,7 +18,6 @@ from starlette.routing import BaseRoute
 from api.openapi import PATH_PARAMETER, DocumentedSocket
 from api.realtime import (
     BAD_REQUEST,
-    FORBIDDEN,
     INTERNAL_ERROR,
     MESSAGE_TOO_BIG,
     NOT_FOUND,
@@ -35,7 +34,6 @@ from api.schemas.parameters import QUERY_PARAMETERS
 CLOSE_CODES: dict[int, str] = {
     UNAUTHORIZED: "Нет токена, он недействителен или это refresh-токен; access-токен истек во время соединения. "
     "Получите новый токен и переподключитесь.",
-    FORBIDDEN: "Пользователь не участник диалога.",
     NOT_FOUND: "Диалога нет; `since=` — не уведомление этого пользователя или не сообщение этого диалога "
     "(переподключитесь без `since=`).",
     BAD_REQUEST: "`since=` — не id.",

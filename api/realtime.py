@@ -33,7 +33,6 @@ SERVICE_RESTART = 1012  # the broker went away: reconnect (with `since=`)
 TRY_AGAIN_LATER = 1013  # took no frame for UGC_WS_SEND_TIMEOUT, the broker is down, or UGC_WS_MAX reached
 BAD_REQUEST = 4400
 UNAUTHORIZED = 4401
-FORBIDDEN = 4403
 NOT_FOUND = 4404
 TOO_MANY = 4429  # the user holds UGC_WS_MAX_PER_USER sockets on this process already
 

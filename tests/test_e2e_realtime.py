@@ -340,8 +340,9 @@ def test_every_refusal_has_its_close_code(live: Live) -> None:
         f"/ws/conversations/999999999/?token={anna['access']}": 4404,
         f"{alerts}?token={anna['access']}&since={theirs}": 4404,
         f"{alerts}?token={anna['access']}&since=999999999": 4404,
-        # 4403: a conversation the caller is not in
-        f"{chat}?token={eve['access']}": 4403,
+        # 4404 too: a conversation the caller is not in, as its REST pages answer 404 (4403 told a
+        # stranger which conversations exist)
+        f"{chat}?token={eve['access']}": 4404,
         # 4400: a `since=` that is not a notification id at all
         f"{alerts}?token={anna['access']}&since=abc": 4400,
         f"{alerts}?token={anna['access']}&since=-1": 4400,

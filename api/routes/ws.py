@@ -26,7 +26,6 @@ from api.errors import ApiError, from_domain, invalid, message
 from api.openapi import DocumentedSocket
 from api.realtime import (
     BAD_REQUEST,
-    FORBIDDEN,
     INTERNAL_ERROR,
     MESSAGE_TOO_BIG,
     NOT_FOUND,
@@ -243,11 +242,10 @@ async def conversation_socket(websocket: WebSocket) -> None:
     user, token = caller
     conversation_id: int = websocket.path_params["conversation_id"]
     row = await s.run(conversations.get_conversation, s.db, conversation_id)
-    if row is None:
+    # One that is not the caller's is as one that does not exist, as its REST pages answer 404: a
+    # 4403 told a stranger which conversation numbers exist (DESIGN: no existence leaks).
+    if row is None or user not in (row["user_a"], row["user_b"]):
         await refuse(websocket, NOT_FOUND)
-        return
-    if user not in (row["user_a"], row["user_b"]):
-        await refuse(websocket, FORBIDDEN)
         return
 
     async def latest() -> int:  # its latest event: what came before is in its pages
@@ -431,7 +429,6 @@ routes = [
         query=("token", "since"),
         closes=(
             UNAUTHORIZED,
-            FORBIDDEN,
             NOT_FOUND,
             BAD_REQUEST,
             MESSAGE_TOO_BIG,
