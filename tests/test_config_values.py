@@ -26,9 +26,14 @@ def settings(tmp_path: Path, **env: str) -> Settings:
         # Links are the URL and a path: `https://market.example/?ref=mail/verify-email?token=...` leads nowhere.
         ("UGC_PUBLIC_URL", "https://market.example/?ref=mail", "UGC_PUBLIC_URL must be http(s)://host"),
         ("UGC_PUBLIC_URL", "https://market.example/#top", "UGC_PUBLIC_URL must be http(s)://host"),
+        # Every mail's link and every page would carry the credentials to whoever reads them.
+        ("UGC_PUBLIC_URL", "https://admin:secret@market.example", "UGC_PUBLIC_URL must be http(s)://host"),
         ("UGC_SMTP_URL", "http://mail:25", "UGC_SMTP_URL must be smtp://"),
         ("UGC_SMTP_URL", "garbage", "UGC_SMTP_URL must be smtp://"),
         ("UGC_SMTP_URL", "smtp://mail:notaport", "UGC_SMTP_URL must be smtp://"),
+        # Nothing after the server is read: a mailbox or option written there was silently dropped.
+        ("UGC_SMTP_URL", "smtp://mail:25/inbox", "UGC_SMTP_URL must be smtp://"),
+        ("UGC_SMTP_URL", "smtps://user:secret@mail?auth=plain", "UGC_SMTP_URL must be smtp://"),
         ("UGC_MAIL_FROM", "noreply", "UGC_MAIL_FROM must be an e-mail address"),
         ("UGC_MAIL_FROM", "a@example.com, b@example.com", "UGC_MAIL_FROM must be an e-mail address"),
         # SMTP's MAIL FROM carries it as is: every mail failed, and was parked.
@@ -85,6 +90,7 @@ def test_a_value_of_no_usable_form_is_refused_by_name(tmp_path: Path, name: str,
     ("name", "value", "shown"),
     [
         ("UGC_SMTP_URL", "smtp://robot:s3cret@mail:notaport", "smtp://robot:***@mail:notaport"),
+        ("UGC_PUBLIC_URL", "https://admin:s3cret@market.example", "https://admin:***@market.example"),
         ("UGC_REDIS_URL", "http://:s3cret@cache:6379/0", "http://:***@cache:6379/0"),
         ("UGC_DATABASE_URL", "mysql://ugc:s3cret@db/ugc", "mysql://ugc:***@db/ugc"),
     ],

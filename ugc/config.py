@@ -309,14 +309,19 @@ def _without_secret(url: str) -> str:
 
 def _public_url(url: str) -> str:
     """Where browsers and mail links reach the API: an http(s) URL with a host, and a path at most (links
-    append theirs, and a query or fragment would swallow it)."""
-    if not _has_host(url, ("http", "https")) or any(mark in url for mark in "?#"):
-        raise ConfigError(f"UGC_PUBLIC_URL must be http(s)://host[:port][/path], not {url!r}")
+    append theirs, and a query or fragment would swallow it). No `user:pass@`: every mail and page would
+    hand the credentials to whoever reads them."""
+    if not _has_host(url, ("http", "https")) or any(mark in url for mark in "?#@"):
+        raise ConfigError(f"UGC_PUBLIC_URL must be http(s)://host[:port][/path], not {_without_secret(url)!r}")
     return url.rstrip("/")
 
 
 def _smtp_url(url: str | None) -> str | None:
-    if url is not None and not _has_host(url, ("smtp", "smtps")):
+    """The mail server: a host, perhaps a port and credentials, nothing after them (a path, a query or
+    a fragment would be ignored, and so a setting the operator meant, such as a mailbox, silently lost)."""
+    if url is not None and (
+        not _has_host(url, ("smtp", "smtps")) or urlsplit(url).path not in ("", "/") or any(m in url for m in "?#")
+    ):
         raise ConfigError(
             f"UGC_SMTP_URL must be smtp://[user:pass@]host[:port] (or smtps://), not {_without_secret(url)!r}"
         )
