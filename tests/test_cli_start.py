@@ -33,7 +33,7 @@ def test_a_projector_waiting_for_its_database_stops_when_told(
     env = {"UGC_VAR_DIR": str(tmp_path), "UGC_DATABASE_URL": UNREACHABLE, "UGC_PROJECTIONS": "external"}
     # Ctrl-C as at a terminal, even where this test runs with SIGINT ignored (a background job).
     with projector(tmp_path, env, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)) as (process, log):
-        logged(process, log, "database not reachable")
+        logged(process, log, "the database of UGC_DATABASE_URL is not reachable")
         process.send_signal(stop)
         assert process.wait(timeout=10) == status, log.read_text()
 
@@ -70,7 +70,7 @@ def test_a_containers_first_process_waiting_for_its_database_stops_when_told(
             wrapped, env=server_environment(env), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
         )
     try:
-        logged(process, log_path, "database not reachable")
+        logged(process, log_path, "the database of UGC_DATABASE_URL is not reachable")
         (first,) = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
         (pids,) = [line for line in Path(f"/proc/{first}/status").read_text().splitlines() if line.startswith("NSpid:")]
         assert pids.split()[-1] == "1", pids  # the first process of its namespace

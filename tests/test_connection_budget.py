@@ -120,7 +120,7 @@ def test_a_projector_waits_for_its_database_to_exist(tmp_path: Path) -> None:
     try:
         # Waits for the first failed attempt, however long the process takes to start (a loaded machine).
         deadline = time.monotonic() + 30
-        while "database not reachable" not in (tmp_path / "project.log").read_text():
+        while "the database of UGC_DATABASE_URL is not reachable" not in (tmp_path / "project.log").read_text():
             assert process.poll() is None and time.monotonic() < deadline, (tmp_path / "project.log").read_text()
             time.sleep(0.1)
         with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:

@@ -654,7 +654,9 @@ def until_reachable(attempt: Callable[[], T], *, what: str, timeout: float = 120
         except (psycopg.OperationalError, PoolTimeout) as error:
             if time.monotonic() + pause > deadline or _lasting(error) or (absent(error) and not await_creation):
                 raise
-            log.warning("%s: database not reachable (%s); trying again in %.1f s", what, error, pause)
+            log.warning(
+                "%s: the database of UGC_DATABASE_URL is not reachable (%s); trying again in %.1f s", what, error, pause
+            )
             time.sleep(pause)
             pause = min(longest, pause * 2)
 
