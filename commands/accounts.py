@@ -134,6 +134,12 @@ class AccountCommands:
             raise PersonalDataError("an in-memory store keeps no data keys: no personal data can be kept or erased")
         return self.data_keys
 
+    def refuse_verified(self, user_id: int) -> None:
+        """Conflict once the user's address is verified: said before the resends' limit is counted, which
+        would otherwise answer a verified user "too many mails" for a mail they no longer need."""
+        if self._caller(user_id).is_verified:
+            raise Conflict("email_already_verified")
+
     def resend_verification(self, user_id: int) -> Positions:
         """A new verification token for an unverified user (the mail goes out when it is projected)."""
 

@@ -74,6 +74,7 @@ async def resend_verification(request: Request) -> Response:
     s = services(request)
     user_id = authenticated_user(request, s.tokens)
     await parse(request, EmptyIn)
+    await s.run(s.accounts.refuse_verified, user_id)
     async with s.throttle.attempt(s.run, throttle.resends(user_id)) as attempt:
         positions = await s.run(s.accounts.resend_verification, user_id)
         attempt.count()  # a mail sent
