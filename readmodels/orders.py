@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 from readmodels.pages import PageQuery, PageRequest
 from ugc.platform.database import Database
@@ -96,7 +96,8 @@ ORDER_COLUMNS = (
     "service_title, status, requirements, price, total_price, selected_options, delivery_date, "
     "cancellation_reason, created_at, updated_at, delivered_at, completed_at, cancelled_at"
 )
-OPEN_STATUSES = ("pending", "in_progress", "delivered")
+# The statuses in which the work is still to deliver: past its delivery date, such an order is late.
+TO_DELIVER = ("pending", "in_progress")
 PARTY_COLUMNS = {"buyer": "buyer_id", "creator": "creator_id"}
 
 
@@ -261,7 +262,13 @@ def cancellable_of_party(db: Database, user_id: int) -> list[int]:
 
 
 def is_late(row: Row, today: date) -> bool:
-    return row["status"] in OPEN_STATUSES and date.fromisoformat(row["delivery_date"]) < today
+    """Whether the creator missed the delivery date: an order still to deliver is late once its day has
+    passed; a delivered one, awaiting only the buyer, is late if its (last) delivery came after that day."""
+    due = date.fromisoformat(row["delivery_date"])
+    if row["status"] == "delivered":
+        delivered: datetime = row["delivered_at"]
+        return delivered.astimezone(UTC).date() > due
+    return row["status"] in TO_DELIVER and due < today
 
 
 def files_by_id(db: Database, file_ids: list[int]) -> dict[int, Row]:

@@ -102,6 +102,37 @@ def test_an_open_order_past_its_delivery_date_is_late(settings: Settings) -> Non
         assert date.fromisoformat(due) < clock.now().date()
 
 
+def test_work_delivered_by_its_day_is_not_late_while_the_buyer_reviews_it(settings: Settings) -> None:
+    """A delivered order waits for the buyer, not the creator: it read as late once its delivery date
+    passed, though the work came in on time; one delivered after its day stays late."""
+    clock = MovableClock()
+    with new_client(settings, clock) as client:
+        api = Api(client, settings)
+        deal = a_deal(api)
+        due = (clock.now().date() + timedelta(days=1)).isoformat()
+        on_time, after_due, unfinished = (place(api, deal, delivery_date=due)["id"] for _ in range(3))
+        act(api, deal.creator, on_time, "deliveries", {"message": "Готово"}, expect=201)
+        act(api, deal.creator, unfinished, "accept")
+        clock.advance(timedelta(days=2))  # past the day, short of auto-completion
+        creator = api.login(deal.creator["username"])
+        act(
+            api,
+            {"headers": {"Authorization": f"Bearer {creator['access']}"}},
+            after_due,
+            "deliveries",
+            {"message": "Готово"},
+            expect=201,
+        )
+        headers = {"Authorization": f"Bearer {api.login(deal.buyer['username'])['access']}"}
+        late = {
+            o: client.get(f"/api/v1/orders/{o}/", headers=headers).json()["is_late"]
+            for o in (on_time, after_due, unfinished)
+        }
+        assert late == {on_time: False, after_due: True, unfinished: True}
+        listed = {o["id"]: o["is_late"] for o in client.get("/api/v1/orders/", headers=headers).json()["results"]}
+        assert listed == late
+
+
 def test_the_history_command_prints_an_order_for_people_and_machines(settings: Settings, backend: str) -> None:
     import json
     import os
