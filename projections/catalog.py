@@ -14,7 +14,8 @@ from ugc.platform.store import Catalog
 
 class CatalogProjection(Projection):
     name = "catalog"
-    version = 2  # 2: the skills' search text folded with "ё" read as "е" (readmodels/folding.py)
+    # The skills' search text folded (readmodels/folding.py): 2, "ё" read as "е"; 3, runs of whitespace as one space.
+    version = 3
     applications: ClassVar[tuple[str, ...]] = (Catalog.name,)
     tables: ClassVar[tuple[str, ...]] = ("categories", "skills")
 

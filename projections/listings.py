@@ -29,7 +29,7 @@ def _options(options: list[dict[str, Any]]) -> list[dict[str, Any]]:
 class ListingsProjection(Projection):
     name = PROJECTION
     # 2: `service_grams`, the pieces short search terms are looked up in (GRAMS_VERSION);
-    # 3: the search text folded with "ё" read as "е" (LISTINGS_VERSION)
+    # 3: the search text folded with "ё" read as "е"; 4: and runs of whitespace as one space (LISTINGS_VERSION)
     version = LISTINGS_VERSION
     # Orders too: reviews set the creator's rating shown on their services (one row per creator).
     applications: ClassVar[tuple[str, ...]] = (CATALOG_LOG, ORDERS_LOG)

@@ -8,7 +8,7 @@ on integer minor units (`price_minor`, and ratings' `creator_rating_minor`, hund
 both dialects, where SQLite would otherwise compare decimal text as text ("900" > "1000").
 
 Search matches `search_text`, the title and description folded (readmodels/folding.py: casefolded,
-"ё" read as "е"), by substring:
+"ё" read as "е", runs of whitespace as one space), by substring:
 * PostgreSQL: `LIKE '%term%'` served by a pg_trgm GIN index (a Bitmap Index Scan). Trigrams rather
   than full-text search because clients expect substring matches ("видео" in "видеообзор") in
   Russian and English alike, with no stemming dictionary to pick per row.
@@ -122,8 +122,9 @@ RATING_INDEX = (
 
 # The listing projection's version from which `service_grams` holds every service's pieces.
 GRAMS_VERSION = 2
-# Its version now: 3, its search text (and so the pieces) folded with "ё" read as "е".
-LISTINGS_VERSION = 3
+# Its version now: 4, its search text (and so the pieces) folded with "ё" read as "е" (3) and every
+# run of whitespace as one space (4).
+LISTINGS_VERSION = 4
 # The longest term `service_grams` answers: longer ones have trigrams.
 GRAM_LENGTH = 2
 # A short term is looked up through its pieces only when few rows hold it: then the pieces' index

@@ -564,6 +564,15 @@ def test_search_reads_yo_as_ye_either_way(api: Api) -> None:
         assert ids(listing(api, search=term, creator=owner["profile_id"])) == [made], term
 
 
+def test_search_reads_any_run_of_whitespace_as_one_space(api: Api) -> None:
+    """A term typed with two spaces, or a phrase across a line break of a description, found nothing."""
+    owner = creator(api)
+    tag = word()
+    made = offer(api, owner, title=f"Монтаж  рилсов {tag}", description="Быстро\nи\u00a0качественно")["id"]
+    for term in ("монтаж рилсов", "монтаж   рилсов", "монтаж\tрилсов", "быстро и качественно", f"{tag} быстро", "о и"):
+        assert ids(listing(api, search=term, creator=owner["profile_id"])) == [made], term
+
+
 def test_search_treats_like_wildcards_as_text(api: Api) -> None:
     owner = creator(api)
     tag = word()

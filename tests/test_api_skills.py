@@ -140,6 +140,15 @@ def test_skill_search_reads_yo_as_ye_either_way(api: Api) -> None:
         assert [s["id"] for s in found] == [skill["id"]], term
 
 
+def test_skill_search_reads_any_run_of_whitespace_as_one_space(api: Api) -> None:
+    boss = admin(api)
+    tag = uuid.uuid4().hex[:8]
+    skill = created(api, boss, f"Монтаж  рилсов {tag}", f"Быстро\nи качественно {tag}")
+    for term in (f"монтаж рилсов {tag}", f"монтаж\t\tрилсов {tag}", f"быстро и качественно {tag}"):
+        found = api.client.get("/api/skills/", params={"search": term}).json()["results"]
+        assert [s["id"] for s in found] == [skill["id"]], term
+
+
 def test_put_replaces_name_and_description(api: Api) -> None:
     boss = admin(api)
     skill = created(api, boss, unique("Audition"), "Звук")
