@@ -9,13 +9,16 @@ Before each save the key records what the command is about to append (commands/i
 up here for the request's context); once the command appended, the key records where
 (`Services.settle`) and is never let go: a 503 because the read models lagged is sent at once, but
 the request goes on waiting for them in the background and stores its real answer, which the
-client's retry replays. A request that failed lets go of the key, so it can be retried, unless the
-event store holds what it announced: then the command was applied (the failure came after the
-append's commit) and the key answers 409 `idempotency_key_answer_lost` instead of running it
-again. A claim whose process died is settled the same way after `UGC_IDEMPOTENCY_IN_FLIGHT`
-seconds (api/idempotency_keys.py). What a claimed key does next (keep the answer, let go) waits
-for a blocking thread however busy the process is: a command turned away for want of one (503,
-ugc/platform/blocking.py) must not leave its key claimed, answering its retries 409 until the claim expires.
+client's retry replays. Only the answer of a command decided on the state its caller saw is kept (a
+2xx, a 409: `decided`); a refusal that decided nothing (a body, a stale `If-Match`, a 403 or 404)
+lets go of the key as a failure does, so that a retry, corrected or not, runs afresh. A request
+that failed lets go of the key, so it can be retried, unless the event store holds what it
+announced: then the command was applied (the failure came after the append's commit) and the key
+answers 409 `idempotency_key_answer_lost` instead of running it again. A claim whose process died
+is settled the same way after `UGC_IDEMPOTENCY_IN_FLIGHT` seconds (api/idempotency_keys.py). What a
+claimed key does next (keep the answer, let go) waits for a blocking thread however busy the
+process is: a command turned away for want of one (503, ugc/platform/blocking.py) must not leave
+its key claimed, answering its retries 409 until the claim expires.
 """
 
 from __future__ import annotations
@@ -76,7 +79,7 @@ def idempotent_upload(endpoint: Endpoint) -> Endpoint:
     never held to be hashed first, so the block receiving the form claims the key with
     `claim_received` (api/uploads.py `receive_form`, api/image_forms.py), once the form is received,
     before the room it takes and its command. A refusal before that (413 past the upload limit, 415,
-    an empty file) keeps nothing for the key; a 413 past the room left is the key's answer."""
+    an empty file) keeps nothing for the key, and neither does a 413 past the room left (`decided`)."""
 
     @functools.wraps(endpoint)
     async def wrapper(request: Request) -> Response:
@@ -175,18 +178,23 @@ async def _answer(endpoint: Endpoint, request: Request, s: Services, pending: Pe
         return JSON(api_error.body, status_code=api_error.status, headers=api_error.headers)
     if not pending.claimed:  # refused before its key was claimed (`claim_received`): nothing to keep
         return response
+    answer = Stored(response.status_code, bytes(response.body).decode(), response.headers.get("etag"))
     if response.status_code >= 500:
         lost = await s.run(s.idempotency.release, pending.user_id, pending.key, patient=True)  # kept if it appended
         if lost is not None:
             return _replayed(lost)
+    elif decided(response.status_code):
+        await s.run(s.idempotency.finish, pending.user_id, pending.key, answer, patient=True)
     else:
-        await s.run(
-            s.idempotency.finish,
-            pending.user_id,
-            pending.key,
-            response.status_code,
-            bytes(response.body).decode(),
-            response.headers.get("etag"),
-            patient=True,
-        )
+        await s.run(s.idempotency.release, pending.user_id, pending.key, answer, patient=True)  # kept if it appended
     return response
+
+
+def decided(status: int) -> bool:
+    """Whether an answer is kept for its key: its command was decided on the aggregate's state, and a
+    retry must get the same. A 2xx; a 409, a refusal for the state its caller saw (an order's status,
+    an object that exists), which a command run again later could find otherwise (README: a command is
+    meant for the status its caller saw). Any other refusal decided nothing a retry must keep to: the
+    body (400, 413, 415, 422), who may write (403, 404), a stale `If-Match` (412), which a retry
+    corrects, or which a change of state (a creator profile made, a token refreshed) lifts."""
+    return 200 <= status < 300 or status == 409

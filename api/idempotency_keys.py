@@ -132,18 +132,23 @@ class IdempotencyKeys:
         its own answer (without this record, its failure settles the key as "answer lost")."""
         self.db.again_if_cut(lambda: table.appended(self.db, user_id, key, positions))
 
-    def finish(self, user_id: int, key: str, status: int, body: str, etag: str | None = None) -> None:
-        self.db.again_if_cut(lambda: table.finish(self.db, user_id, key, status, body, etag))
+    def finish(self, user_id: int, key: str, answer: Stored) -> None:
+        """Keep `answer` for the key: every retry gets it for the day."""
+        self.db.again_if_cut(lambda: table.finish(self.db, user_id, key, answer.status, answer.body, answer.etag))
 
-    def release(self, user_id: int, key: str) -> Stored | None:
-        """Let go of the key after its request failed, so a retry runs the command, unless the
-        command was appended (then its answer is lost: returned, and what retries replay)."""
+    def release(self, user_id: int, key: str, answer: Stored | None = None) -> Stored | None:
+        """Let go of the key after its request failed, or was refused with an `answer` that decided
+        nothing, so a retry runs the command, unless the command was appended: then that `answer` is
+        kept, or, after a failure, its answer is lost (returned, and what retries replay)."""
         row = table.claimed(self.db, user_id, key)
         if row is None or row["status"] is not None:
             return None
         intent = str(row["intent"] or "")
         if row["appended"] is None and not (intent and self.applied(from_text(intent))):
             table.release(self.db, user_id, key, intent)
+            return None
+        if answer is not None:
+            self.finish(user_id, key, answer)
             return None
         return self._lost(user_id, key)
 

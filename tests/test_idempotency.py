@@ -19,7 +19,7 @@ import psycopg
 import pytest
 
 from api.errors import message
-from api.idempotency_keys import IdempotencyKeys
+from api.idempotency_keys import IdempotencyKeys, Stored
 from commands.intents import Intent, announcing, from_text
 from projections.runner import ProjectionRunner
 from tests.backends import DATA_KEY
@@ -370,7 +370,7 @@ def test_a_keys_record_outlives_a_session_terminated_while_its_connection_was_po
         with psycopg.connect(settings.database_url, autocommit=True) as admin:
             admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
         keys.appended(7, key, {"orders": 41})
-        keys.finish(7, key, 201, "{}")
+        keys.finish(7, key, Stored(201, "{}"))
         row = table.claimed(db, 7, key)
         assert row is not None and row["appended"] and row["status"] == 201
     finally:
