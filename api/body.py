@@ -20,7 +20,7 @@ M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
 
 MAX_JSON_BYTES = 1 << 20
-OFF_LOOP_BYTES = 64 << 10  # larger JSON bodies are decoded and checked on a thread (`_off_the_loop_if_large`)
+OFF_LOOP_BYTES = 64 << 10  # larger JSON bodies are decoded and checked on a thread (`off_the_loop_if_large`)
 # No body or frame of this API nests deeper than 4; anything nested past this is refused as malformed.
 # The standard parser recurses once per level (RecursionError past ~1,000, a 500 it was), and so
 # does the walk of every string in a body (api/text.py); orjson, which stops at 1,024 by itself,
@@ -117,7 +117,7 @@ def declared_past(request: Request, limit: int) -> bool:
 async def read_json(request: Request, *, decimals: bool = False) -> Any:
     """The body's JSON (fractions as Decimal when `decimals`): 400 if it is not JSON, 413 past the limit."""
     raw = await _json_body(request)
-    return await _off_the_loop_if_large(raw, _decoded, raw, decimals)
+    return await off_the_loop_if_large(raw, _decoded, raw, decimals)
 
 
 async def _json_body(request: Request) -> bytes:
@@ -127,7 +127,7 @@ async def _json_body(request: Request) -> bytes:
     return await raw_body(request)
 
 
-async def _off_the_loop_if_large(raw: bytes, work: Callable[..., T], *args: Any) -> T:
+async def off_the_loop_if_large(raw: bytes, work: Callable[..., T], *args: Any) -> T:
     """`work(*args)` on a thread when `raw` is past OFF_LOOP_BYTES, else here: a body of many small
     items takes about a second of CPU a megabyte to decode and check, which the event loop, serving
     everyone else, must not wait out; a small one costs less than the hand-off."""
@@ -214,7 +214,7 @@ def _depth(data: Any) -> int:
 async def parse(request: Request, model: type[M], *, decimals: bool = False) -> M:
     """The body as `model`; `decimals` parses fractions as Decimal, so money never passes through float."""
     raw = await _json_body(request)
-    return await _off_the_loop_if_large(raw, _parsed, raw, model, decimals)
+    return await off_the_loop_if_large(raw, _parsed, raw, model, decimals)
 
 
 def _parsed(raw: bytes, model: type[M], decimals: bool) -> M:

@@ -2,7 +2,8 @@
 
 The first request with a key inserts a row (the database's primary key decides who is first);
 requests that find the row wait for its answer and replay it. A request with the same key but a
-different method, path or body is refused. An upload claims its key once its form is received
+different method, path or body is refused; a JSON body is compared as the API reads it, not as
+its bytes (api/canonical_json.py). An upload claims its key once its form is received
 (`idempotent_upload`, `claim_received`): its body is streamed to the media store, never held.
 
 Before each save the key records what the command is about to append (commands/intents.py, set
@@ -34,7 +35,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from api.auth import authenticated_user
-from api.body import raw_body
+from api.body import off_the_loop_if_large, raw_body
+from api.canonical_json import canonical
 from api.errors import ApiError, from_domain, invalid, message, unavailable
 from api.idempotency_keys import Pending, Stored, current, holding
 from api.openapi import IDEMPOTENT
@@ -62,9 +64,9 @@ def idempotent(endpoint: Endpoint) -> Endpoint:
         if keyed is None:
             return await endpoint(request)
         s, pending = keyed
-        stored = await s.run(
-            s.idempotency.claim, pending.user_id, pending.key, fingerprint(request, await raw_body(request))
-        )
+        raw = await raw_body(request)
+        content = await off_the_loop_if_large(raw, canonical, raw)
+        stored = await s.run(s.idempotency.claim, pending.user_id, pending.key, fingerprint(request, content))
         if stored is not None:
             return _replayed(stored)
         pending.claimed = True

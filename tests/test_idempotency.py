@@ -18,6 +18,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from api.canonical_json import canonical
 from api.errors import message
 from api.idempotency_keys import IdempotencyKeys, Stored
 from commands.intents import Intent, announcing, from_text
@@ -348,7 +349,8 @@ def _fingerprint(body: dict[str, Any]) -> str:
 
     import orjson
 
-    return hashlib.sha256(b"\n".join([b"POST", b"/api/v1/orders/", orjson.dumps(body)])).hexdigest()
+    content = canonical(orjson.dumps(body))
+    return hashlib.sha256(b"\n".join([b"POST", b"/api/v1/orders/", content])).hexdigest()
 
 
 def test_a_keys_record_outlives_a_session_terminated_while_its_connection_was_pooled(
