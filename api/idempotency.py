@@ -122,14 +122,16 @@ def fingerprint(request: Request, content: bytes) -> str:
 
 
 def _keyed(request: Request) -> tuple[Services, Pending] | None:
-    """The request's services and its key, not yet claimed, for the authenticated user; None without a key."""
+    """The request's services and its key, not yet claimed, for the authenticated user; None without a key.
+    The caller comes first: without a token, or with a bad one, the answer is 401 whatever the key."""
     key = request.headers.get("idempotency-key")
     if key is None:
         return None
+    s = services(request)
+    user_id = authenticated_user(request, s.tokens)
     if not key or len(key) > MAX_KEY_LENGTH or not storable(key):
         raise invalid({"Idempotency-Key": [message("idempotency_key_invalid")]})
-    s = services(request)
-    return s, Pending(authenticated_user(request, s.tokens), key)
+    return s, Pending(user_id, key)
 
 
 async def _run(endpoint: Endpoint, request: Request, s: Services, pending: Pending) -> Response:

@@ -134,3 +134,13 @@ def test_a_409_is_kept_even_once_the_state_would_allow_the_command(api: Api) -> 
     assert api.client.get(f"/api/v1/orders/{order}/", headers=deal.buyer["headers"]).json()["status"] == "in_progress"
     other = api.client.post("/api/v1/orders/", headers=headers, json=order_body(deal))
     assert (other.status_code, other.json()) == (422, KEY_REUSED)
+
+
+def test_a_request_without_a_token_is_401_whatever_its_key(api: Api) -> None:
+    """The caller is checked before the body and the key (DESIGN: 401 first), on the writes an
+    unverified user may make too, where no verification check came first to answer 401."""
+    for headers in ({}, {"Authorization": "Bearer not-a-token"}):
+        for key in ("", "k" * 256):
+            keyed_only = headers | {"Idempotency-Key": key}
+            response = api.client.post("/api/v1/notifications/mark-all-read/", headers=keyed_only)
+            assert response.status_code == 401, response.text
