@@ -87,3 +87,23 @@ def test_no_body_and_an_empty_object_are_the_same_request(api: Api) -> None:
     retry = api.client.post(f"/api/v1/orders/{order}/accept/", headers=headers)
     assert (retry.status_code, retry.headers.get("idempotent-replayed")) == (200, "true"), retry.text
     assert retry.json() == first.json()
+
+
+def test_a_key_is_each_users_own(api: Api) -> None:
+    """Two users who happen to draw the same key each get their own order."""
+    deal = a_deal(api)
+    other = api.verified_user()
+    key = {"Idempotency-Key": "order-1"}
+    mine = api.client.post("/api/v1/orders/", headers=deal.buyer["headers"] | key, json=order_body(deal))
+    theirs = api.client.post("/api/v1/orders/", headers=other["headers"] | key, json=order_body(deal))
+    assert (mine.status_code, theirs.status_code) == (201, 201), theirs.text
+    assert "idempotent-replayed" not in theirs.headers
+    assert mine.json()["id"] != theirs.json()["id"]
+
+
+def test_a_key_sent_to_another_route_is_another_request(api: Api) -> None:
+    deal = a_deal(api)
+    headers = deal.buyer["headers"] | {"Idempotency-Key": uuid.uuid4().hex}
+    assert api.client.post("/api/v1/orders/", headers=headers, json=order_body(deal)).status_code == 201
+    elsewhere = api.client.post("/api/v1/conversations/", headers=headers, json={"recipient_id": deal.creator["id"]})
+    assert (elsewhere.status_code, elsewhere.json()) == (422, KEY_REUSED)
