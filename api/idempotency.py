@@ -182,12 +182,11 @@ async def _answer(endpoint: Endpoint, request: Request, s: Services, pending: Pe
         return JSON(api_error.body, status_code=api_error.status, headers=api_error.headers)
     if not pending.claimed:  # refused before its key was claimed (`claim_received`): nothing to keep
         return response
-    answer = Stored(response.status_code, bytes(response.body).decode(), response.headers.get("etag"))
     if response.status_code >= 500:
         lost = await s.run(s.idempotency.release, pending.user_id, pending.key, patient=True)  # kept if it appended
-        if lost is not None:
-            return _replayed(lost)
-    elif decided(response.status_code):
+        return response if lost is None else _replayed(lost)
+    answer = Stored(response.status_code, bytes(response.body).decode(), response.headers.get("etag"))
+    if decided(response.status_code):
         await s.run(s.idempotency.finish, pending.user_id, pending.key, answer, patient=True)
     else:
         await s.run(s.idempotency.release, pending.user_id, pending.key, answer, patient=True)  # kept if it appended
