@@ -14,9 +14,12 @@ from projections.messaging import MessagingProjection
 from projections.notifications import NotificationsProjection
 from projections.orders import OrdersProjection
 from projections.portfolio import PortfolioProjection
-from projections.verification_mail import VerificationMailProjection
+from projections.verification_mail import StoredUser, VerificationMailProjection
+from ugc.accounts import User
 from ugc.config import Settings
+from ugc.ids import aggregate_id
 from ugc.platform.push import Publisher
+from ugc.platform.store import Accounts, EventStores
 
 # What following each projection's logs costs, relatively (1 when not named): the leases are balanced
 # between processes by weight (projections/leasing.py), so the costly ones do not end up in one
@@ -29,8 +32,12 @@ from ugc.platform.push import Publisher
 LEASE_WEIGHTS: dict[str, float] = {"notifications": 7.0, "orders": 4.0, "creator_stats": 2.0, "listings": 1.0}
 
 
-def all_projections(settings: Settings, publisher: Publisher | None = None) -> list[Projection]:
-    """`publisher` carries pushes to WebSocket clients; without one (rebuilds) nothing is pushed."""
+def all_projections(
+    settings: Settings, publisher: Publisher | None = None, stores: EventStores | None = None
+) -> list[Projection]:
+    """`publisher` carries pushes to WebSocket clients; without one (rebuilds) nothing is pushed.
+    `stores`: what the side effects read as it stands when they act; only the callers that run side
+    effects (a projection runner, a retry of parked events) need them."""
     mailer = Mailer(smtp_url=settings.smtp_url, outbox_dir=settings.outbox_dir, sender=settings.mail_from)
     return [
         AccountsProjection(),
@@ -43,5 +50,19 @@ def all_projections(settings: Settings, publisher: Publisher | None = None) -> l
         PortfolioProjection(),
         MessagingProjection(publisher),
         NotificationsProjection(publisher),
-        VerificationMailProjection(mailer, secret_key=settings.secret_key, public_url=settings.public_url),
+        VerificationMailProjection(
+            mailer, stored_users(stores), secret_key=settings.secret_key, public_url=settings.public_url
+        ),
     ]
+
+
+def stored_users(stores: EventStores | None) -> StoredUser:
+    """A user as the accounts log holds them now."""
+
+    def stored_user(number: int) -> User:
+        if stores is None:
+            raise RuntimeError("a side effect run without the event stores it reads (all_projections' stores)")
+        user: User = stores[Accounts.name].repository.get(aggregate_id("user", number))
+        return user
+
+    return stored_user

@@ -23,6 +23,7 @@ from commands.accounts import AccountCommands, Register
 from projections.accounts import AccountsProjection
 from projections.leasing import LEGACY_LEADER_LOCK, LeaseKeeper
 from projections.mail import Mailer
+from projections.registry import stored_users
 from projections.runner import JOBS_LEASE, SIDE_EFFECT_MARGIN, ProjectionRunner
 from projections.verification_mail import VerificationMailProjection
 from readmodels import tracking
@@ -287,7 +288,9 @@ def test_a_sender_frozen_while_recording_its_mail_does_not_hold_up_its_successor
 
         def runner(holder: LeaseKeeper) -> tuple[ProjectionRunner, VerificationMailProjection]:
             mailer = Mailer(smtp_url=None, outbox_dir=tmp_path / holder.holder.replace("/", "_"), sender="n@ugc.local")
-            projection = VerificationMailProjection(mailer, secret_key="k" * 32, public_url="http://ugc.test")
+            projection = VerificationMailProjection(
+                mailer, stored_users(stores), secret_key="k" * 32, public_url="http://ugc.test"
+            )
             running = ProjectionRunner(db, stores, [projection], Progress())
             running.register()
             running.keeper = holder

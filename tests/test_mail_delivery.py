@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from email import message_from_bytes
+from email.policy import default
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,7 @@ from commands.accounts import AccountCommands, Register
 from projections import operations
 from projections.accounts import AccountsProjection
 from projections.mail import MailDeferred, Mailer
+from projections.registry import stored_users
 from projections.runner import ProjectionRunner
 from projections.verification_mail import VerificationMailProjection
 from readmodels import parked, tracking
@@ -36,12 +39,14 @@ from readmodels.tracking import ProjectionState
 from readmodels.waiting import Progress
 from tests.backends import DATA_KEY, environment
 from tests.servers import free_port, run_ugc
-from ugc.accounts import VerificationToken
+from ugc.accounts import VerificationToken, verification_token
 from ugc.clock import MovableClock
 from ugc.config import Settings
 from ugc.platform.database import Database
 from ugc.platform.store import Accounts, EventStores
 from ugc.wiring import migrate
+
+SECRET_KEY = "k" * 32
 
 
 @dataclass
@@ -68,7 +73,7 @@ def world(settings: Settings) -> Iterator[World]:
 def mail_runner(world: World, mailer: Mailer, **options: Any) -> ProjectionRunner:
     """A runner of the accounts read model and the verification mail, which sends only the mails
     issued from now on (the module's database keeps the earlier tests' as sent, none parked)."""
-    mail = VerificationMailProjection(mailer, secret_key="k" * 32, public_url="http://ugc.test")
+    mail = verification_mail(world, mailer)
     runner = ProjectionRunner(world.db, world.stores, [AccountsProjection(), mail], world.progress, **options)
     runner.register()
     head = world.stores[Accounts.name].recorder.max_notification_id() or 0
@@ -76,6 +81,12 @@ def mail_runner(world: World, mailer: Mailer, **options: Any) -> ProjectionRunne
         tracking.advance(cur, Accounts.name, [mail.name], tracking.position(cur, mail.name, Accounts.name), head)
         cur.execute("DELETE FROM parked_events WHERE projection = %s", (mail.name,))
     return runner
+
+
+def verification_mail(world: World, mailer: Mailer) -> VerificationMailProjection:
+    return VerificationMailProjection(
+        mailer, stored_users(world.stores), secret_key=SECRET_KEY, public_url="http://ugc.test"
+    )
 
 
 def register(world: World, domain: str = "example.com") -> tuple[int, str]:
@@ -250,6 +261,35 @@ def test_the_postponed_mail_of_a_person_erased_meanwhile_is_never_sent(world: Wo
         assert inbox.received == [] and mail_state(world).parked == 0
 
 
+def test_the_waiting_mails_of_a_link_renewed_or_used_meanwhile_are_never_sent(world: World, tmp_path: Path) -> None:
+    """While the server is down, one user asks for the link twice more, another verifies with theirs
+    (as a support person may give it out from the log): once it is back, only the newest link goes."""
+    port = free_port()  # nobody listens yet: connection refused
+    with running(mail_runner(world, mailer_to(port, tmp_path))):
+        renewing, renewing_address = register(world)
+        verifying, verifying_address = register(world)
+        for _ in range(2):
+            world.accounts.resend_verification(renewing)
+        [token] = [e for e in _issued(world) if e.user_number == verifying]
+        world.accounts.verify_email(verification_token(token.key, SECRET_KEY), [SECRET_KEY])
+        newest = [e for e in _issued(world) if e.user_number == renewing][-1]
+        inbox = Inbox()
+        with smtp_server(inbox, port):
+            eventually(lambda: mail_state(world).lag_events == 0, timeout=15)
+    [mail] = inbox.to(renewing_address)
+    assert verification_token(newest.key, SECRET_KEY) in message_from_bytes(mail, policy=default).get_content()
+    assert inbox.to(verifying_address) == [] and mail_state(world).parked == 0
+
+
+def _issued(world: World) -> list[VerificationToken.Issued]:
+    app = world.stores[Accounts.name]
+    return [
+        event
+        for event in map(app.mapper.to_domain_event, app.recorder.select_notifications(start=1, limit=1_000_000))
+        if isinstance(event, VerificationToken.Issued)
+    ]
+
+
 def test_a_mail_postponed_for_too_long_is_parked_for_an_operator(world: World, tmp_path: Path) -> None:
     inbox = Inbox(greylisted={"grey.example"})
     with (
@@ -269,9 +309,7 @@ def test_a_mail_postponed_for_too_long_is_parked_for_an_operator(world: World, t
         inbox.greylisted.clear()
         time.sleep(1.5)  # a parked mail waits for an operator
         assert inbox.to(grey) == []
-        projection = VerificationMailProjection(
-            mailer_to(controller.port, tmp_path), secret_key="k" * 32, public_url="http://ugc.test"
-        )
+        projection = verification_mail(world, mailer_to(controller.port, tmp_path))
         retried = operations.retry(world.db, world.stores, projection)
         assert len(retried.applied) == 1 and len(inbox.to(grey)) == 1
 
@@ -394,7 +432,7 @@ def test_two_retries_of_a_parked_mail_at_once_send_it_once(world: World, tmp_pat
             parked.park(
                 cur, "verification_mail", Accounts.name, position, topic, "MailDeferred: down", 5, datetime.now(UTC)
             )
-        projection = VerificationMailProjection(mailer, secret_key="k" * 32, public_url="http://ugc.test")
+        projection = verification_mail(world, mailer)
         results: list[operations.Retried] = []
 
         def retry() -> None:

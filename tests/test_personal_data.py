@@ -397,8 +397,11 @@ def test_a_process_with_another_data_key_refuses_to_start_in_one_line(
 
 def test_a_verification_mail_whose_address_was_erased_before_it_went_is_not_sent(tmp_path: Path) -> None:
     mailer = Mailer(smtp_url=None, outbox_dir=tmp_path, sender="noreply@ugc.test")
-    projection = VerificationMailProjection(mailer, secret_key="k" * 32, public_url="http://ugc.test")
     now = datetime.now(UTC)
+    unverified = User(1, "someone", "still.here@example.com", "", "", "", now, "user:1")
+    projection = VerificationMailProjection(
+        mailer, lambda number: unverified, secret_key="k" * 32, public_url="http://ugc.test"
+    )
     for email in ("", "still.here@example.com"):  # as an erased person's token reads, and a live one's
         token = VerificationToken(
             key=email or "gone", user_number=1, email=email, expires_at=now + timedelta(days=1), at=now, actor="user:1"

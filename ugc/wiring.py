@@ -130,7 +130,7 @@ def projection_runner(
     runner = ProjectionRunner(
         db,
         stores,
-        [p for p in all_projections(settings, publisher or sender) if chosen(p)],
+        [p for p in all_projections(settings, publisher or sender, stores) if chosen(p)],
         progress,
         jobs=[
             auto_completer.run_once,

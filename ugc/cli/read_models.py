@@ -94,7 +94,7 @@ def _projections(settings: Settings, args: argparse.Namespace) -> int:
     db = Database(settings.database_url)
     stores = EventStores(settings.database_url, data_key=settings.data_key)
     try:
-        known = {p.name: p for p in all_projections(settings)}
+        known = {p.name: p for p in all_projections(settings, stores=stores)}
         ProjectionRunner(db, stores, list(known.values()), Progress()).register()  # every one is listed
         if args.action == "status":
             states = operations.status(db, stores)
