@@ -27,6 +27,7 @@ QUEUE_SIZE = 256
 STORE_POLL = 1.0
 
 # Close codes (README, "Realtime").
+PROTOCOL_ERROR = 1002  # a frame that breaks the protocol: uvicorn's websockets fails the socket (socket_protocol.py)
 MESSAGE_TOO_BIG = 1009  # a frame over uvicorn's `ws_max_size` (ugc/cli/serving.py WS_MAX_FRAME)
 INTERNAL_ERROR = 1011  # a push this server failed to send: reconnect (with `since=`)
 SERVICE_RESTART = 1012  # the broker went away: reconnect (with `since=`)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +19,7 @@ from pydantic import BaseModel
 from api.app import ROUTES
 from api.asyncapi import CLOSE_CODES, asyncapi_document
 from api.openapi import DocumentedRoute, DocumentedSocket, openapi_document
+from api.realtime import NOT_FOUND, PROTOCOL_ERROR, SERVICE_RESTART, TRY_AGAIN_LATER, UNAUTHORIZED
 from api.schemas.errors import ERROR_BODIES
 from api.schemas.examples import EXAMPLES, PAGE_EXAMPLES
 from api.schemas.out import Out, Page
@@ -203,6 +205,22 @@ def test_the_websockets_are_described_by_an_asyncapi_document() -> None:
     refs = set(re.findall(r'"\$ref": "#/components/schemas/([^"]+)"', json.dumps(document)))
     assert refs <= names
     assert DOCUMENT["x-asyncapi"] == "/api/asyncapi/"
+
+
+def test_the_asyncapi_close_codes_are_the_readmes_with_every_case() -> None:
+    """A client developer reads /api/asyncapi/, not the README: its close codes are the README's table
+    ("Realtime"), and each names every case the server closes with it. 1012 said only "Redis went
+    away", where every deploy closes every socket with it; 1013 left out the database, 4401 an erased
+    account, 4404 a path that names no stream; 1002 (a broken frame) was missing."""
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    table = re.findall(r"^\| (\d{4}) \| ", readme, re.MULTILINE)
+    assert table and set(CLOSE_CODES) == {int(code) for code in table}
+    assert "останавливается" in CLOSE_CODES[SERVICE_RESTART]
+    assert "база данных" in CLOSE_CODES[TRY_AGAIN_LATER]
+    assert "удален" in CLOSE_CODES[UNAUTHORIZED]
+    assert "путь" in CLOSE_CODES[NOT_FOUND]
+    for socket in (route for route in ROUTES if isinstance(route, DocumentedSocket)):
+        assert PROTOCOL_ERROR in socket.closes, socket.path
 
 
 def test_patch_bodies_show_fields_optional_but_never_nullable() -> None:
