@@ -5,9 +5,12 @@ from __future__ import annotations
 from starlette.requests import Request
 
 from api.errors import invalid, message
+from readmodels.folding import MAX_SEARCH_WORDS
 from ugc.platform.numbers import natural
 
 _FLAGS = {"true": True, "1": True, "false": False, "0": False}
+# A search term of more words than MAX_SEARCH_WORDS (readmodels/folding.py) is a 422.
+TOO_MANY_WORDS = f"Убедитесь, что поиск содержит не более {MAX_SEARCH_WORDS} слов."
 
 
 def query_id(request: Request, name: str) -> int | None:

@@ -8,21 +8,24 @@ on integer minor units (`price_minor`, and ratings' `creator_rating_minor`, hund
 both dialects, where SQLite would otherwise compare decimal text as text ("900" > "1000").
 
 Search matches `search_text`, the title and description folded (readmodels/folding.py: casefolded,
-"ё" read as "е", runs of whitespace as one space), by substring:
-* PostgreSQL: `LIKE '%term%'` served by a pg_trgm GIN index (a Bitmap Index Scan). Trigrams rather
-  than full-text search because clients expect substring matches ("видео" in "видеообзор") in
-  Russian and English alike, with no stemming dictionary to pick per row.
+"ё" read as "е", runs of whitespace as one space): a term is split into words (`search_words`), and
+a service matches when its text holds every word as a substring, one condition per word:
+* PostgreSQL: `LIKE '%word%'` served by a pg_trgm GIN index (one Bitmap Index Scan with a
+  condition per word). Trigrams rather than full-text search because clients expect substring
+  matches ("видео" in "видеообзор") in Russian and English alike, with no stemming dictionary to
+  pick per row.
 * SQLite: an FTS5 table with the trigram tokenizer over the same column, kept in step by triggers
   inside the projection's own transaction (so a reset or rebuild of `services` empties it too);
-  a search term is matched as an FTS5 phrase, i.e. as a contiguous substring.
-Terms shorter than three characters have no trigram. On PostgreSQL their totals and collected
+  each word is an FTS5 phrase, i.e. a contiguous substring, and phrases side by side must all match.
+Words shorter than three characters have no trigram. On PostgreSQL their totals and collected
 matches come from `service_grams`: each service's distinct pieces of one or two characters of
 `search_text` (computed in Python by the projection: in SQL, `substr` over multibyte text walks
-from the start each time, ~3 ms a row), under a GIN index; a term that short is in the text
-exactly when it is one of them. A table of its own, not a column of `services`: the pieces are
-about as large as the text, and every read of `services` would carry them. Listings built before
+from the start each time, ~3 ms a row), under a GIN index; a word that short is in the text
+exactly when it is one of them (a term's short words are looked up together, `@>` them all). A
+table of its own, not a column of `services`: the pieces are about as large as the text, and every
+read of `services` would carry them. Listings built before
 it (`GRAMS_VERSION`) have it empty until their blue/green rebuild; until then, and on SQLite (no
-arrays), such a term scans the active rows.
+arrays), such words are filtered by LIKE (a scan of the active rows if the term has no longer word).
 """
 
 from __future__ import annotations
@@ -125,9 +128,9 @@ GRAMS_VERSION = 2
 # Its version now: 4, its search text (and so the pieces) folded with "ё" read as "е" (3) and every
 # run of whitespace as one space (4).
 LISTINGS_VERSION = 4
-# The longest term `service_grams` answers: longer ones have trigrams.
+# The longest word `service_grams` answers: longer ones have trigrams.
 GRAM_LENGTH = 2
-# A short term is looked up through its pieces only when few rows hold it: then the pieces' index
+# Short words are looked up through their pieces only when few rows hold them: then the pieces' index
 # finds them at once, where LIKE reads the texts (100,000 services, custom plans, with statistics: a
 # pair in none of them 0.8 ms against 44, in 1-5 % 6-12 ms against 45-71, in 10 % 39 against 82).
 # From ~12 % PostgreSQL, which knows from the statistics how many rows hold the piece, reads every
@@ -170,7 +173,8 @@ COLLECTED_ROW_COST = 4
 class ServiceFilters:
     category: int | None = None
     creator: int | None = None
-    search: str | None = None
+    # The term's folded words (readmodels/folding.py, `search_words`); none, no search.
+    search: tuple[str, ...] = ()
     min_price: Decimal | None = None
     max_price: Decimal | None = None
     ordering: str = DEFAULT_ORDERING
@@ -214,7 +218,7 @@ class ListingTotals:
 
 
 def count_query(filters: ServiceFilters, dialect: str, *, grams: bool = False) -> Query:
-    """The total of `filters`; with `grams`, a short term is looked up in `service_grams`."""
+    """The total of `filters`; with `grams`, the term's short words are looked up in `service_grams`."""
     where, params = _where(filters, dialect, grams=grams)
     return f"SELECT COUNT(*) AS n FROM services WHERE {where}", params
 
@@ -229,7 +233,7 @@ def page_query(
     index, then a sort of the few) costs what there are matches. The planner cannot tell the two
     cases apart, as it cannot estimate how many rows `LIKE '%term%'` matches (for a rare phrase it
     guessed 386 where there were 76 and read 60,000 rows, 33 ms instead of 4); `list_services`
-    chooses from the exact total instead. The matches of a short term are collected through
+    chooses from the exact total instead. The matches of short words are collected through
     `service_grams` (with `grams`); a walk filters with LIKE.
     """
     order = ORDERINGS[filters.ordering]
@@ -256,7 +260,7 @@ def matches_first(filters: ServiceFilters, page: PageRequest, total: int, active
     weight. Only search needs this: the other filters are columns whose statistics the planner reads.
     """
     walked = (page.offset + page.size) * active / max(total, 1)
-    return filters.search is not None and COLLECTED_ROW_COST * total < walked
+    return bool(filters.search) and COLLECTED_ROW_COST * total < walked
 
 
 async def listing_state(db: Database) -> ListingState:
@@ -309,19 +313,20 @@ def _state_of(rows: list[Row]) -> ListingState:
 
 
 def _by_pieces(cur: Cursor, filters: ServiceFilters) -> bool:
-    """Whether `filters`' search term is to be looked up in `service_grams`: short enough, rare (in
-    at most RARE_SHARE of a sample of the first GRAMS_SAMPLE active rows: the lookup's cost follows
-    how many rows of the whole table hold it, whatever the other filters), and the listing tables
-    read (those of this transaction) keep the pieces as the term is folded: PostgreSQL's, built by
-    `LISTINGS_VERSION` on."""
-    term = folded(filters.search) if filters.search else ""
-    if cur.dialect != "postgresql" or not term or len(term) > GRAM_LENGTH:
+    """Whether `filters`' short search words are to be looked up in `service_grams`: there are some,
+    they are rare together (in at most RARE_SHARE of a sample of the first GRAMS_SAMPLE active rows:
+    the lookup's cost follows how many rows of the whole table hold them, whatever the other
+    filters), and the listing tables read (those of this transaction) keep the pieces as the term is
+    folded: PostgreSQL's, built by `LISTINGS_VERSION` on."""
+    short = _short(filters.search)
+    if cur.dialect != "postgresql" or not short:
         return False
+    hits = " AND ".join(["search_text LIKE %s"] * len(short))
     row = cur.execute(
         "SELECT (SELECT version FROM projection_versions WHERE projection = %s) AS version, "
-        "COUNT(*) AS n, COUNT(*) FILTER (WHERE search_text LIKE %s) AS hits "
+        f"COUNT(*) AS n, COUNT(*) FILTER (WHERE {hits}) AS hits "
         "FROM (SELECT search_text FROM services WHERE is_active LIMIT %s) AS sample",
-        (PROJECTION, f"%{_escape_like(term)}%", GRAMS_SAMPLE),
+        (PROJECTION, *(f"%{_escape_like(word)}%" for word in short), GRAMS_SAMPLE),
     ).fetchone()
     if row is None or (row["version"] or 0) < LISTINGS_VERSION:
         return False
@@ -384,18 +389,27 @@ def _where(filters: ServiceFilters, dialect: str, *, grams: bool = False) -> tup
     if filters.max_price is not None:
         clauses.append("price_minor <= %s")
         params.append(minor_units(filters.max_price, ROUND_FLOOR))
-    term = folded(filters.search) if filters.search else ""
-    if term and grams:
-        clauses.append("id IN (SELECT id FROM service_grams WHERE grams @> ARRAY[%s::text])")
-        params.append(term)
-    elif term and dialect == "sqlite" and len(term) > GRAM_LENGTH:
+    long = [word for word in filters.search if len(word) > GRAM_LENGTH]
+    short = _short(filters.search)
+    if grams and short:
+        pieces = ", ".join(["%s::text"] * len(short))
+        clauses.append(f"id IN (SELECT id FROM service_grams WHERE grams @> ARRAY[{pieces}])")
+        params.extend(short)
+        short = []
+    if dialect == "sqlite" and long:
         clauses.append("id IN (SELECT rowid FROM services_search WHERE services_search MATCH %s)")
-        params.append('"' + term.replace('"', '""') + '"')
-    elif term:
+        params.append(" ".join('"' + word.replace('"', '""') + '"' for word in long))
+        long = []
+    for word in (*long, *short):
         # PostgreSQL's LIKE escapes with a backslash by default; SQLite's needs to be told.
         clauses.append("search_text LIKE %s" + (" ESCAPE '\\'" if dialect == "sqlite" else ""))
-        params.append(f"%{_escape_like(term)}%")
+        params.append(f"%{_escape_like(word)}%")
     return " AND ".join(clauses), params
+
+
+def _short(words: tuple[str, ...]) -> list[str]:
+    """The words too short to have a trigram."""
+    return [word for word in words if len(word) <= GRAM_LENGTH]
 
 
 def _escape_like(text: str) -> str:

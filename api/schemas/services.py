@@ -26,8 +26,10 @@ from pydantic import (
 
 from api.errors import message
 from api.ids import PublicId, public_id
+from api.query import TOO_MANY_WORDS
 from api.schemas.out import Number, Out, Row
 from api.schemas.patch import PatchIn
+from readmodels.folding import MAX_SEARCH_WORDS, search_words
 from readmodels.services import DEFAULT_ORDERING, ORDERINGS, ServiceFilters
 from ugc.platform.numbers import natural
 
@@ -298,8 +300,17 @@ def _ordering(value: str) -> str:
     return value
 
 
+def _search(value: str) -> str:
+    if len(search_words(value)) > MAX_SEARCH_WORDS:
+        raise ValueError(TOO_MANY_WORDS)
+    return value
+
+
 QueryId = Annotated[int, BeforeValidator(_query_id), AfterValidator(public_id)]
 QueryPrice = Annotated[Decimal, BeforeValidator(_decimal), AfterValidator(_filter_price)]
+QuerySearch = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=MAX_SEARCH_LENGTH), AfterValidator(_search)
+]
 
 
 class ServiceQuery(BaseModel):
@@ -307,7 +318,7 @@ class ServiceQuery(BaseModel):
 
     category: QueryId | None = None
     creator: QueryId | None = None
-    search: Annotated[str, StringConstraints(strip_whitespace=True, max_length=MAX_SEARCH_LENGTH)] | None = None
+    search: QuerySearch | None = None
     min_price: QueryPrice | None = None
     max_price: QueryPrice | None = None
     ordering: Annotated[str, AfterValidator(_ordering)] = DEFAULT_ORDERING
@@ -320,7 +331,7 @@ class ServiceQuery(BaseModel):
         return ServiceFilters(
             category=self.category,
             creator=self.creator,
-            search=self.search or None,
+            search=search_words(self.search or ""),
             min_price=self.min_price,
             max_price=self.max_price,
             ordering=self.ordering,
