@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 
 from api.errors import invalid, message
-from readmodels.folding import MAX_SEARCH_WORDS
+from readmodels.folding import MAX_SEARCH_WORDS, search_words
 from ugc.platform.numbers import natural
 
 _FLAGS = {"true": True, "1": True, "false": False, "0": False}
@@ -24,13 +24,17 @@ def query_id(request: Request, name: str) -> int | None:
     return number
 
 
-def query_text(request: Request, name: str, max_length: int) -> str | None:
-    """A text filter (`?search=...`), stripped; past `max_length` characters a 422, as the services
-    listing's (cutting it short would search for something the client did not ask for)."""
+def query_words(request: Request, name: str, max_length: int) -> tuple[str, ...]:
+    """A search term's words (`?search=...`, readmodels/folding.py), none for a blank one; past
+    `max_length` characters (stripped) or MAX_SEARCH_WORDS words a 422, as the services listing's
+    (cutting it short would search for something the client did not ask for)."""
     raw = request.query_params.get(name, "").strip()
     if len(raw) > max_length:
         raise invalid({name: [f"Убедитесь, что это значение содержит не более {max_length} символов."]})
-    return raw or None
+    words = search_words(raw)
+    if len(words) > MAX_SEARCH_WORDS:
+        raise invalid({name: [TOO_MANY_WORDS]})
+    return words
 
 
 def query_flag(request: Request, name: str) -> bool | None:

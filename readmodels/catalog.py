@@ -30,12 +30,14 @@ def list_categories(page: PageRequest) -> PageQuery:
     )
 
 
-def list_skills(page: PageRequest, search: str | None = None) -> PageQuery:
-    where, params = "", []
-    if search:
-        # search_text is folded by the projection: SQLite's LOWER() knows only ASCII.
-        where = " WHERE search_text LIKE %s ESCAPE '\\'"
-        params = [f"%{_escape_like(search_text(search))}%"]
+def list_skills(page: PageRequest, search: tuple[str, ...] = ()) -> PageQuery:
+    """A page of skills; with `search` (a term's folded words, readmodels/folding.py), those whose
+    name or description holds every word (a LIKE each: skills, a reference list admins keep, have no
+    search index)."""
+    # search_text is folded by the projection: SQLite's LOWER() knows only ASCII.
+    where = " AND ".join(["search_text LIKE %s ESCAPE '\\'"] * len(search))
+    where = f" WHERE {where}" if where else ""
+    params = [f"%{_escape_like(word)}%" for word in search]
     return PageQuery(
         page,
         (f"SELECT COUNT(*) AS n FROM skills{where}", params),

@@ -9,7 +9,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from tests.backends import environment
-from tests.conftest import Api
+from tests.conftest import Api, refused
 from ugc import cli
 from ugc.config import Settings
 from ugc.events import operator_actor
@@ -147,6 +147,43 @@ def test_skill_search_reads_any_run_of_whitespace_as_one_space(api: Api) -> None
     for term in (f"монтаж рилсов {tag}", f"монтаж\t\tрилсов {tag}", f"быстро и качественно {tag}"):
         found = api.client.get("/api/skills/", params={"search": term}).json()["results"]
         assert [s["id"] for s in found] == [skill["id"]], term
+
+
+def skills(api: Api, term: str) -> tuple[list[int], int]:
+    """The ids `?search=term` finds and its `count`."""
+    response = api.client.get("/api/skills/", params={"search": term, "page_size": 100})
+    assert response.status_code == 200, response.text
+    return [s["id"] for s in response.json()["results"]], response.json()["count"]
+
+
+def test_skill_search_finds_every_word_in_the_name_or_description(api: Api) -> None:
+    """As Django REST framework's SearchFilter, whose wording the spec keeps: the term's words (split at
+    whitespace and commas) must each be in the name or the description, in any order and apart. The
+    whole term was one substring: "монтаж reels" found nothing of "Монтаж Reels-видео"."""
+    boss = admin(api)
+    tag = uuid.uuid4().hex[:8]
+    made = created(api, boss, f"Монтаж Reels-видео {tag}", "Обычный сервис, быстро")["id"]
+    other = created(api, boss, f"Монтаж {tag}", "Без роликов 50%")["id"]
+    for term in (f"монтаж reels {tag}", f"{tag},REELS", f"сервис обычный {tag}", f"{tag} ы ж", f"видео, быстро {tag}"):
+        assert skills(api, term) == ([made], 1), term
+    for term in (f"монтаж {tag}", f" {tag} ,, т "):
+        found, count = skills(api, term)
+        assert (sorted(found), count) == (sorted([made, other]), 2), term
+    for term in (f"{tag} reels роликов", f"{tag} монтаж _", f"{tag} 50_", f"{tag} щ"):
+        assert skills(api, term) == ([], 0), term
+    assert skills(api, f"{tag} 50%") == ([other], 1)
+
+
+def test_a_skill_search_of_more_than_ten_words_is_422(api: Api) -> None:
+    response = api.client.get("/api/skills/", params={"search": " ".join("абвгдежзийк")})
+    assert (response.status_code, response.json()) == (
+        422,
+        refused("search", "Убедитесь, что поиск содержит не более 10 слов."),
+    )
+    boss = admin(api)
+    tag = uuid.uuid4().hex[:8]
+    made = created(api, boss, f"Слово {tag}")["id"]
+    assert skills(api, " ".join([tag] * 11)) == ([made], 1)
 
 
 def test_put_replaces_name_and_description(api: Api) -> None:

@@ -8,7 +8,7 @@ from starlette.responses import Response
 from api import errors
 from api.openapi import Operation, endpoint
 from api.pagination import page_request, paginated
-from api.query import query_text
+from api.query import query_words
 from api.responses import JSON
 from api.schemas.reference import CategoryOut, SkillOut, render_category, render_skill
 from api.schemas.services import MAX_SEARCH_LENGTH
@@ -27,7 +27,7 @@ async def categories(request: Request) -> Response:
 async def skills(request: Request) -> Response:
     s = services(request)
     wanted = page_request(request)
-    search = query_text(request, "search", MAX_SEARCH_LENGTH)
+    search = query_words(request, "search", MAX_SEARCH_LENGTH)
     page = await read_page_async(s.db, list_skills(wanted, search))
     return JSON(paginated(request, wanted, page, render_skill))
 
