@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from email import message_from_bytes
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import pytest
+from eventsourcing.application import Application
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
@@ -31,11 +33,13 @@ from tests.backends import (
     template_name,
 )
 from tests.response_check import MISMATCHES, ResponseCheck
+from ugc.accounts import VerificationToken, verification_token
 from ugc.clock import MovableClock
 from ugc.config import Settings
 from ugc.platform.database import Database
 from ugc.platform.deployment import deployment_id
 from ugc.platform.dialect import Cursor
+from ugc.platform.store import Accounts, EventStores
 from ugc.wiring import migrate, runtime
 
 # The project's packages, compiled once per run (see `compile_project`).
@@ -221,6 +225,24 @@ def mailed_token(settings: Settings, email: str, timeout: float = 5.0) -> str:
                 return match.group(1)
         time.sleep(0.02)
     raise AssertionError(f"no verification mail to {email}")
+
+
+def issued_tokens(accounts: Application[UUID]) -> list[VerificationToken.Issued]:
+    """Every verification token of the accounts log, oldest first, as its mails would carry them."""
+    notifications = accounts.recorder.select_notifications(start=1, limit=10**9)
+    events = (accounts.mapper.to_domain_event(notification) for notification in notifications)
+    return [event for event in events if isinstance(event, VerificationToken.Issued)]
+
+
+def newest_link(settings: Settings, user_id: int) -> str:
+    """The token of the newest verification link of `user_id`: the one that verifies, whether or not
+    its mail went yet (a mail waits its turn, and one a newer link voided before its turn is not sent)."""
+    stores = EventStores(settings.database_url, data_key=settings.data_key)
+    try:
+        newest = [e for e in issued_tokens(stores[Accounts.name]) if e.user_number == user_id][-1]
+    finally:
+        stores.close()
+    return verification_token(newest.key, settings.secret_key)
 
 
 def checked_client(app: Starlette, **options: Any) -> TestClient:

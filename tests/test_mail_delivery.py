@@ -38,6 +38,7 @@ from readmodels import parked, tracking
 from readmodels.tracking import ProjectionState
 from readmodels.waiting import Progress
 from tests.backends import DATA_KEY, environment
+from tests.conftest import issued_tokens
 from tests.servers import free_port, run_ugc
 from ugc.accounts import VerificationToken, verification_token
 from ugc.clock import MovableClock
@@ -270,24 +271,15 @@ def test_the_waiting_mails_of_a_link_renewed_or_used_meanwhile_are_never_sent(wo
         verifying, verifying_address = register(world)
         for _ in range(2):
             world.accounts.resend_verification(renewing)
-        [token] = [e for e in _issued(world) if e.user_number == verifying]
+        [token] = [e for e in issued_tokens(world.stores[Accounts.name]) if e.user_number == verifying]
         world.accounts.verify_email(verification_token(token.key, SECRET_KEY), [SECRET_KEY])
-        newest = [e for e in _issued(world) if e.user_number == renewing][-1]
+        newest = [e for e in issued_tokens(world.stores[Accounts.name]) if e.user_number == renewing][-1]
         inbox = Inbox()
         with smtp_server(inbox, port):
             eventually(lambda: mail_state(world).lag_events == 0, timeout=15)
     [mail] = inbox.to(renewing_address)
     assert verification_token(newest.key, SECRET_KEY) in message_from_bytes(mail, policy=default).get_content()
     assert inbox.to(verifying_address) == [] and mail_state(world).parked == 0
-
-
-def _issued(world: World) -> list[VerificationToken.Issued]:
-    app = world.stores[Accounts.name]
-    return [
-        event
-        for event in map(app.mapper.to_domain_event, app.recorder.select_notifications(start=1, limit=1_000_000))
-        if isinstance(event, VerificationToken.Issued)
-    ]
 
 
 def test_a_mail_postponed_for_too_long_is_parked_for_an_operator(world: World, tmp_path: Path) -> None:
