@@ -9,8 +9,11 @@ PIP_INSTALL := $(BIN)/python -m pip install --quiet --constraint constraints.txt
 .PHONY: run test bench lint clean constraints
 
 # The venv is (re)installed when pyproject.toml or constraints.txt changes; the stamp files record it.
+# An older Python is named before anything is made; a venv one made (a first run on a python3 of
+# 3.10, as Ubuntu 22.04's) is made again with PYTHON, or every later run failed on it the same way.
 $(BIN)/.installed: pyproject.toml constraints.txt
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "UGC Market needs Python 3.11 or later; $(PYTHON) is " + sys.version.split()[0] + ": make run PYTHON=python3.11")'
+	$(BIN)/python -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { rm -rf $(VENV) && $(PYTHON) -m venv $(VENV); }
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(PIP_INSTALL) -e .
 	touch $@
