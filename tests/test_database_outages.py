@@ -247,13 +247,20 @@ def test_a_command_behind_a_locked_log_answers_503_rather_than_wait_for_the_lock
             assert again.status_code in (200, 201), again.text
 
 
-def test_readyz_tells_while_another_process_holds_the_sqlite_write_lock(backend: str, settings: Settings) -> None:
-    """Every write waits for the lock, then answers 503; /readyz said "ok" until the leases lapsed."""
+@pytest.mark.parametrize("log", [None, "orders"])
+def test_readyz_tells_while_another_process_holds_the_sqlite_write_lock(
+    backend: str, settings: Settings, log: str | None
+) -> None:
+    """Every write waits for the lock, then answers 503; /readyz said "ok" until the leases lapsed.
+    An event store's file too (`log`): with the orders log's lock held elsewhere, every order command
+    answered 503 while /readyz, which took only the read side's lock, said "ok"."""
     if backend != "sqlite":
         pytest.skip("SQLite's file lock")
     app = build_app(lambda: runtime(settings, clock=MovableClock()))
     with checked_client(app) as client:
-        holder = sqlite3.connect(sqlite_path(settings.database_url), isolation_level=None)
+        read_side = sqlite_path(settings.database_url)
+        held = read_side if log is None else read_side.with_name(f"{read_side.stem}.{log}{read_side.suffix}")
+        holder = sqlite3.connect(held, isolation_level=None)
         try:
             holder.execute("BEGIN IMMEDIATE")
             ready = client.get("/readyz")

@@ -523,21 +523,43 @@ class Database:
         return "read-only" if self.probing(read_only) else None
 
     def _sqlite_write_probe(self) -> str | None:
-        connection = self._sqlite_connection()
-        connection.execute(f"PRAGMA busy_timeout = {int(WRITE_PROBE_WAIT * 1000)}")
-        try:
-            connection.execute("BEGIN IMMEDIATE")
-            connection.execute("ROLLBACK")
-        except sqlite3.OperationalError as error:
-            code = error.sqlite_errorcode & 0xFF
-            if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
-                return "write lock held elsewhere"
-            if code == sqlite3.SQLITE_READONLY:
-                return "read-only"
-            raise
-        finally:
-            connection.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT * 1000)}")
+        """Take and let go each file's write lock: the read side's and every event store's, whose lock
+        held elsewhere makes its context's commands wait and answer 503 just the same (readiness took
+        the read side's alone). Waiting WRITE_PROBE_WAIT at most, for all the files together."""
+        deadline = time.monotonic() + WRITE_PROBE_WAIT
+        for path in sqlite_files.files_of(self._path):
+            if not path.exists():
+                continue
+            connection = self._sqlite_connection() if path == self._path else self._store_probe(path)
+            wait = max(deadline - time.monotonic(), 0.0)
+            connection.execute(f"PRAGMA busy_timeout = {int(wait * 1000)}")
+            try:
+                connection.execute("BEGIN IMMEDIATE")
+                connection.execute("ROLLBACK")
+            except sqlite3.OperationalError as error:
+                code = error.sqlite_errorcode & 0xFF
+                if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                    return "write lock held elsewhere"
+                if code == sqlite3.SQLITE_READONLY:
+                    return "read-only"
+                raise
+            finally:
+                connection.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT * 1000)}")
         return None
+
+    def _store_probe(self, path: Path) -> sqlite3.Connection:
+        """This thread's connection to an event store's file, for its write probe alone (readiness runs
+        on a thread of its own)."""
+        probes: dict[Path, sqlite3.Connection] | None = getattr(self._local, "store_probes", None)
+        if probes is None:
+            probes = self._local.store_probes = {}
+        connection = probes.get(path)
+        if connection is None:
+            connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            probes[path] = connection
+            with self._connections_lock:
+                self._connections.append(connection)
+        return connection
 
     def close(self) -> None:
         self.listener.close()
