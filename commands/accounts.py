@@ -14,7 +14,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
-from commands.saving import Positions, change, save
+from commands.saving import Positions, change, save, stored_so_far
 from ugc.accounts import User, VerificationToken, verification_key
 from ugc.claims import Claim
 from ugc.clock import Clock
@@ -41,6 +41,11 @@ class Register:
     first_name: str
     last_name: str
     verified: bool = False  # an operator vouches for the address: no verification token, so no mail
+
+
+class SameButThePassword(Conflict):
+    """A registration that repeats a stored one in every field but the password: refused as the name
+    taken, and a failed guess of that account's password (the route counts it as a failed sign-in)."""
 
 
 @dataclass(frozen=True)
@@ -116,6 +121,29 @@ class AccountCommands:
             self._refuse_taken(command)  # a concurrent registration took a name between our check and our append
             raise
         return Registered(user_id=number, positions=positions)
+
+    def registered_before(self, command: Register) -> Registered | None:
+        """The account `command` made already, when it is the same registration sent again, else None.
+
+        A registration takes no `Idempotency-Key`, and its answer may be lost after its append (a 503
+        when the read side did not catch up in time, a connection cut): its retry, the same body, was
+        told the name was taken, by its own account. The same registration is the same username,
+        address and names, of an account not verified since (nobody has used it yet), with a password
+        its hash verifies; all that but the password is `SameButThePassword`, which the caller counts
+        as a failed sign-in, or this would be a password oracle outside the sign-ins' limits.
+        """
+        user = self._user_by_claim("username", command.username)
+        if user is None or user.is_verified or command.verified:
+            return None
+        stored = (user.username, user.email, user.first_name, user.last_name)
+        if stored != (command.username, command.email, command.first_name, command.last_name):
+            return None
+        try:
+            with self._hashing:
+                self.hasher.verify(user.password_hash, command.password)
+        except (VerificationError, InvalidHashError):
+            raise SameButThePassword("username_taken") from None
+        return Registered(user_id=user.number, positions=stored_so_far(self.app))
 
     def _refuse_taken(self, command: Register) -> None:
         """Conflict when the username or the address has an account: the address by the keyed digest

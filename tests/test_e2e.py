@@ -315,7 +315,7 @@ def test_a_restarted_server_serves_what_it_stored(backend: str, tmp_path: Path) 
             # new registration (which reads the name claims) still works.
             again = client.post("/api/auth/register/", json=new_user())
             assert again.status_code == 201, again.text
-            taken = client.post("/api/auth/register/", json=user)
+            taken = client.post("/api/auth/register/", json=user | {"password": "another-password-1"})
             assert taken.status_code == 409, taken.text
 
 

@@ -55,6 +55,64 @@ def test_a_placed_order_whose_wait_timed_out_is_replayed_not_placed_again(
     assert [order["id"] for order in mine] == [again.json()["id"]]
 
 
+def _registration() -> dict[str, str]:
+    name = f"user_{uuid4().hex[:10]}"
+    return {
+        "username": name,
+        "email": f"{name}@example.com",
+        "password": "correct-horse-battery",
+        "first_name": "Анна",
+        "last_name": "Смирнова",
+    }
+
+
+def test_a_registration_whose_wait_timed_out_is_answered_again_not_refused_as_taken(
+    settings: Settings, clock: MovableClock
+) -> None:
+    body = _registration()
+    # No projection runs anywhere: the user is stored, the wait for the read side times out. A
+    # registration takes no Idempotency-Key, so the client's retry is the same body again.
+    stalled = dataclasses.replace(settings, projections="external", read_your_writes_timeout=0.3)
+    with new_client(stalled, clock) as client:
+        first = client.post("/api/auth/register/", json=body)
+        assert first.status_code == 503, first.text
+        with new_client(settings, clock) as caught_up:  # its runner catches the read side up
+            again = client.post("/api/auth/register/", json=body)
+            other = caught_up.post("/api/auth/register/", json=body | {"password": "another-horse-battery"})
+            renamed = caught_up.post("/api/auth/register/", json=body | {"first_name": "Ольга"})
+            tokens = caught_up.post(
+                "/api/auth/token/", json={"username": body["username"], "password": body["password"]}
+            )
+            me = caught_up.get("/api/v1/users/me/", headers={"Authorization": f"Bearer {tokens.json()['access']}"})
+    assert again.status_code == 201, again.text
+    assert again.json() == {key: value for key, value in body.items() if key != "password"} | {"id": me.json()["id"]}
+    # Only the same registration is answered again: anyone else is told the name is taken, as before.
+    assert other.status_code == 409, other.text
+    assert renamed.status_code == 409, renamed.text
+
+
+def test_a_registration_sent_again_with_another_password_counts_as_a_failed_sign_in(
+    settings: Settings, clock: MovableClock
+) -> None:
+    """Answered 201 for the right password, the same registration would be a way to guess an unverified
+    account's password past the sign-ins' limit (10 a username from one address in 15 minutes)."""
+    body = _registration()
+    with new_client(settings, clock) as client:
+        assert client.post("/api/auth/register/", json=body).status_code == 201
+        guesses = [
+            client.post("/api/auth/register/", json=body | {"password": f"guess-number-{n}"}).status_code
+            for n in range(11)
+        ]
+        right = client.post("/api/auth/register/", json=body)
+        sign_in = client.post("/api/auth/token/", json={"username": body["username"], "password": body["password"]})
+        with new_client(settings, clock) as elsewhere:  # the limit is the guessing address's
+            taken = elsewhere.post("/api/auth/register/", json=body | {"email": "other@example.com"})
+            assert elsewhere.post("/api/auth/register/", json=body).status_code == 201
+    assert guesses == [409] * 10 + [429]
+    assert (right.status_code, sign_in.status_code) == (429, 429)
+    assert taken.status_code == 409, taken.text  # an ordinary taken name counts nothing
+
+
 def orders_of(client: TestClient, headers: dict[str, str], requirements: str) -> list[dict[str, Any]]:
     listed = client.get("/api/v1/orders/", headers=headers, params={"page_size": 100})
     assert listed.status_code == 200, listed.text

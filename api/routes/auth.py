@@ -21,10 +21,10 @@ from api.schemas.auth import (
     VerifyEmailOut,
 )
 from api.schemas.orders import EmptyIn
-from api.services import services
+from api.services import Services, services
 from api.tokens import Claims, TokenError
-from commands.accounts import Register
-from ugc.errors import InvalidToken
+from commands.accounts import Register, Registered, SameButThePassword
+from ugc.errors import Conflict, InvalidToken
 from ugc.platform.blocking import turn
 
 
@@ -44,7 +44,10 @@ async def register(request: Request) -> Response:
     )
     wait = s.settings.queue_timeout
     async with turn(s.registering, wait), turn(s.hashing, wait):
-        registered = await s.run(s.accounts.register, command)
+        try:
+            registered = await s.run(s.accounts.register, command)
+        except Conflict as taken:  # perhaps by this same registration, whose answer was lost
+            registered = await _registered_before(request, s, command, taken)
     await s.settle(registered.positions)
     out = RegisterOut(
         id=registered.user_id,
@@ -67,6 +70,20 @@ async def verify_email(request: Request) -> Response:
             raise
     await s.settle(positions)
     return JSON({"message": "Email успешно подтвержден"})
+
+
+async def _registered_before(request: Request, s: Services, command: Register, taken: Conflict) -> Registered:
+    """The account of a registration sent again, or `taken` raised again. Its password is checked as a
+    sign-in's is, within the sign-ins' limits for the username from this address."""
+    async with s.throttle.attempt(s.run, throttle.subjects(_address(request), command.username)) as attempt:
+        try:
+            registered = await s.run(s.accounts.registered_before, command)
+        except SameButThePassword:
+            attempt.count()
+            raise taken from None
+    if registered is None:
+        raise taken
+    return registered
 
 
 async def resend_verification(request: Request) -> Response:
@@ -138,7 +155,15 @@ routes = [
         "POST",
         "/api/auth/register/",
         register,
-        Operation("Регистрация пользователя", RegisterIn, RegisterOut, status=201, auth=False, conflict="unique"),
+        Operation(
+            "Регистрация пользователя (повтор той же регистрации отвечает 201 с тем же аккаунтом)",
+            RegisterIn,
+            RegisterOut,
+            status=201,
+            auth=False,
+            conflict="unique",
+            throttled=True,
+        ),
     ),
     endpoint(
         "POST",
