@@ -139,3 +139,17 @@ def test_importing_the_database_adapter_imports_no_event_store_and_no_aggregate(
     assert "ugc.platform.database" in names
     assert [name for name in names if name.startswith("eventsourcing") or name == "ugc.platform.store"] == []
     assert [name for name in names if name not in ("ugc", "ugc.config") and not name.startswith("ugc.platform")] == []
+
+
+def test_no_process_imports_redis_unless_it_is_configured() -> None:
+    """Importing Redis's client took a sixth of each `ugc` command's start, and most never use Redis:
+    only a process with UGC_REDIS_URL imports it (`ugc.wiring.pushes_relayed`)."""
+    import subprocess
+
+    commands = [name for name, _ in modules("ugc/cli") if name != "ugc.cli.__main__"]
+    probe = (
+        f"import sys, api.app, ugc.wiring, {', '.join(commands)}; "
+        "print(sorted(m for m in sys.modules if m.partition('.')[0] == 'redis'))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert ast.literal_eval(loaded.stdout.strip()) == []

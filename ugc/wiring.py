@@ -10,10 +10,10 @@ import asyncio
 import functools
 import logging
 from collections.abc import Callable, Collection, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
-import redis
 from argon2 import PasswordHasher
 from starlette.applications import Starlette
 
@@ -60,12 +60,16 @@ from ugc.platform.deployment import deployment_id
 from ugc.platform.erasures import ErasureWatch
 from ugc.platform.media import MediaStore
 from ugc.platform.push import Publisher
-from ugc.platform.push_relay import RedisRelay, channel_for, relay
 from ugc.platform.recorded_log import RecordedLog
 from ugc.platform.serving_lock import migrating, serving
 from ugc.platform.store import EventStores, Orders, create_event_tables, owned_by_another_role
 from ugc.platform.sweeping import Sweeper
 from ugc.platform.tuning import freeze_startup_objects, return_large_allocations_to_the_system
+
+if TYPE_CHECKING:
+    import redis
+
+    from ugc.platform.push_relay import RedisRelay
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +129,8 @@ def projection_runner(
     )
     sender: RedisRelay | None = None
     if publisher is None and settings.redis_url:
+        from ugc.platform.push_relay import RedisRelay, channel_for  # see `pushes_relayed`
+
         sender = RedisRelay(settings.redis_url, channel_for(settings.database_url))
         sender.start()
     runner = ProjectionRunner(
@@ -198,6 +204,8 @@ def _opened(settings: Settings, clock: Clock | None) -> Iterator[Services]:
         reference = load_reference_data(stores, db, clock, operator_actor(operator_login()))  # `ugc serve`'s
         progress = Progress()
         if settings.redis_url:
+            import redis  # see `pushes_relayed`
+
             redis_client = redis.Redis.from_url(settings.redis_url, socket_timeout=1, socket_connect_timeout=1)
         hub = Hub(
             asyncio.get_running_loop(),
@@ -213,7 +221,7 @@ def _opened(settings: Settings, clock: Clock | None) -> Iterator[Services]:
         with (
             abandoned_uploads_swept(uploads),
             server_erasures_heard(db, stores, standings, hub),
-            relay(settings.redis_url, settings.database_url, hub) as redis_relay,
+            pushes_relayed(settings, hub) as redis_relay,
             projection_runner(settings, db, stores, progress, clock, redis_relay or hub) as runner,
             membership(settings, db, runner) as member,
         ):
@@ -357,6 +365,18 @@ def server_erasures_heard(db: Database, stores: EventStores, standings: Standing
 
     with erasures_heard(db, stores, erased, missed):
         yield
+
+
+def pushes_relayed(settings: Settings, hub: Hub) -> AbstractContextManager[RedisRelay | None]:
+    """A started Redis relay where UGC_REDIS_URL is set (stopped at exit), else None.
+
+    Redis's client is imported only where one is configured: importing it took a sixth of the start
+    of every `ugc` command (most never touch Redis) and of every server on its own."""
+    if not settings.redis_url:
+        return nullcontext()
+    from ugc.platform.push_relay import relay
+
+    return relay(settings.redis_url, settings.database_url, hub)
 
 
 def _pinger(client: redis.Redis[bytes]) -> Callable[[], None]:

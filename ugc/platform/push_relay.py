@@ -216,11 +216,8 @@ class RedisRelay:
 
 
 @contextmanager
-def relay(redis_url: str | None, database_url: str, hub: Receiver | None) -> Iterator[RedisRelay | None]:
-    """A started relay when Redis is configured (stopped at exit), else None."""
-    if not redis_url:
-        yield None
-        return
+def relay(redis_url: str, database_url: str, hub: Receiver | None) -> Iterator[RedisRelay]:
+    """A started relay (stopped at exit)."""
     started = RedisRelay(redis_url, channel_for(database_url), hub)
     started.start()
     try:
