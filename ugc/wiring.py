@@ -17,13 +17,8 @@ from typing import TYPE_CHECKING
 from argon2 import PasswordHasher
 from starlette.applications import Starlette
 
-from api.idempotency_keys import KEPT_FOR, IdempotencyKeys
-from api.realtime import UNAUTHORIZED, Hub
-from api.services import Services
-from api.sessions import Sessions
+from api.idempotency_keys import KEPT_FOR
 from api.throttle import WINDOW as THROTTLE_WINDOW
-from api.throttle import FailureThrottle
-from api.tokens import TokenService
 from commands import intents
 from commands.accounts import AccountCommands
 from commands.creator_skills import CreatorSkillCommands
@@ -69,6 +64,8 @@ from ugc.platform.tuning import freeze_startup_objects, return_large_allocations
 if TYPE_CHECKING:
     import redis
 
+    from api.realtime import Hub
+    from api.services import Services
     from ugc.platform.push_relay import RedisRelay
 
 log = logging.getLogger(__name__)
@@ -192,6 +189,15 @@ def runtime(settings: Settings, *, clock: Clock | None = None) -> Iterator[Servi
 
 @contextmanager
 def _opened(settings: Settings, clock: Clock | None) -> Iterator[Services]:
+    # What only a server uses is imported here, as `asgi_app` imports the routes: every `ugc` command
+    # imports this module, and the API's services and tokens (jwt) were ~60 ms of each one's start.
+    from api.idempotency_keys import IdempotencyKeys
+    from api.realtime import Hub
+    from api.services import Services
+    from api.sessions import Sessions
+    from api.throttle import FailureThrottle
+    from api.tokens import TokenService
+
     clock = clock or SystemClock()
     db = Database(settings.database_url)
     stores: EventStores | None = None
@@ -352,6 +358,7 @@ def _forget_data_keys(stores: EventStores) -> None:
 def server_erasures_heard(db: Database, stores: EventStores, standings: Standings, hub: Hub) -> Iterator[None]:
     """`erasures_heard` in a server: the person's standing is forgotten too and their sockets closed
     with 4401, not once the standing kept here expires."""
+    from api.realtime import UNAUTHORIZED  # see `_opened`
 
     def erased(user_id: int) -> None:
         standings.forget(user_id)
@@ -370,7 +377,7 @@ def server_erasures_heard(db: Database, stores: EventStores, standings: Standing
 def pushes_relayed(settings: Settings, hub: Hub) -> AbstractContextManager[RedisRelay | None]:
     """A started Redis relay where UGC_REDIS_URL is set (stopped at exit), else None.
 
-    Redis's client is imported only where one is configured: importing it took a sixth of the start
+    Redis's client is imported only where one is configured: importing it took ~60 ms of CPU at the start
     of every `ugc` command (most never touch Redis) and of every server on its own."""
     if not settings.redis_url:
         return nullcontext()
