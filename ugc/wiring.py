@@ -15,10 +15,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from argon2 import PasswordHasher
-from starlette.applications import Starlette
 
-from api.idempotency_keys import KEPT_FOR
-from api.throttle import WINDOW as THROTTLE_WINDOW
 from commands import intents
 from commands.accounts import AccountCommands
 from commands.creator_skills import CreatorSkillCommands
@@ -63,6 +60,7 @@ from ugc.platform.tuning import freeze_startup_objects, return_large_allocations
 
 if TYPE_CHECKING:
     import redis
+    from starlette.applications import Starlette
 
     from api.realtime import Hub
     from api.services import Services
@@ -162,6 +160,11 @@ def projection_runner(
 def leader_sweeper(settings: Settings, db: Database, clock: Clock) -> Sweeper:
     """The leader's job that forgets, every UGC_SWEEP_INTERVAL seconds, what has outlived its use: the
     platform's rows, and the scratch sets of rebuilds and compares whose process died."""
+    # How long the API keeps what it answered and the failures it counts; imported here, as `_opened`
+    # imports the API's services: the API's modules import Starlette, ~45 ms of each command's start.
+    from api.idempotency_keys import KEPT_FOR
+    from api.throttle import WINDOW as THROTTLE_WINDOW
+
     return Sweeper(
         db,
         clock.now,
