@@ -17,6 +17,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from starlette.testclient import TestClient
 
 from api.canonical_json import canonical
 from api.errors import message
@@ -64,12 +65,21 @@ def slow_next_batch(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:
     return slow
 
 
-@pytest.fixture
-def world(settings: Settings) -> Iterator[tuple[Api, Deal, MovableClock]]:
+@pytest.fixture(scope="module")
+def impatient(settings: Settings) -> Iterator[tuple[TestClient, MovableClock]]:
+    """The app of the module's `world`s, whose commands wait TIMEOUT for their read models, and its
+    clock: one for the module (starting one took 1-2 s), as each test has a deal of its own (its users,
+    service and keys) and none moves the clock or leaves the app changed."""
     clock = MovableClock()
     with new_client(dataclasses.replace(settings, read_your_writes_timeout=TIMEOUT), clock) as client:
-        api = Api(client, settings)
-        yield api, a_deal(api), clock
+        yield client, clock
+
+
+@pytest.fixture
+def world(settings: Settings, impatient: tuple[TestClient, MovableClock]) -> tuple[Api, Deal, MovableClock]:
+    client, clock = impatient
+    api = Api(client, settings)
+    return api, a_deal(api), clock
 
 
 def stored(settings: Settings, application: str, topic: str) -> int:
@@ -216,7 +226,7 @@ def test_a_claim_abandoned_before_it_appended_is_taken_over_after_a_while(
 
 
 def test_a_command_turned_away_for_want_of_a_thread_lets_go_of_its_key_for_the_retry(
-    settings: Settings, backend: str, world: tuple[Api, Deal, MovableClock]
+    settings: Settings, backend: str, world: tuple[Api, Deal, MovableClock], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Overload between the claim and the command: the command waits for a thread past the queue
     timeout (503), and letting go of the key, which needs a thread too, must not be turned away the
@@ -228,8 +238,8 @@ def test_a_command_turned_away_for_want_of_a_thread_lets_go_of_its_key_for_the_r
     s = api.client.app.state.services  # type: ignore[attr-defined]
     portal = api.client.portal
     assert portal is not None
-    s.blocking.shutdown()
-    s.blocking = BlockingThreads(2, wait=0.3)  # the process's threads, fewer, so two jobs fill them
+    fewer = BlockingThreads(2, wait=0.3)  # the process's threads, fewer, so two jobs fill them
+    monkeypatch.setattr(s, "blocking", fewer)  # the module's app has its own back after the test
     busy = threading.Event()
     occupy = functools.partial(s.blocking.run, busy.wait, patient=True)
     holder = psycopg.connect(settings.database_url, autocommit=True)
@@ -257,6 +267,7 @@ def test_a_command_turned_away_for_want_of_a_thread_lets_go_of_its_key_for_the_r
     retry = api.client.post("/api/v1/orders/", headers=headers, json=order_body(deal))
     assert retry.status_code == 201, retry.text
     assert placed_orders(settings) == before + 1
+    fewer.shutdown()
 
 
 def _until_a_lock_is_awaited(connection: psycopg.Connection[Any], table_name: str) -> None:
