@@ -120,7 +120,8 @@ class IdempotencyKeys:
                     continue
                 return self._lost(user_id, key)
             if time.monotonic() > deadline:
-                raise ApiError(409, {"error": message("idempotency_key_in_flight")})
+                # As the 503s say it: when to ask again (the first request may still store its answer).
+                raise ApiError(409, {"error": message("idempotency_key_in_flight")}, {"Retry-After": "1"})
             time.sleep(0.01)
 
     def intend(self, user_id: int, key: str, intents: Sequence[Intent]) -> None:

@@ -19,6 +19,7 @@ import psycopg
 import pytest
 from starlette.testclient import TestClient
 
+from api import idempotency_keys
 from api.canonical_json import canonical
 from api.errors import message
 from api.idempotency_keys import IdempotencyKeys, Stored
@@ -223,6 +224,26 @@ def test_a_claim_abandoned_before_it_appended_is_taken_over_after_a_while(
     taken_over = api.client.post("/api/v1/orders/", headers=headers, json=order_body(deal))
     assert taken_over.status_code == 201, taken_over.text
     assert placed_orders(settings) == before + 1
+
+
+def test_a_retry_while_the_first_request_runs_is_told_when_to_ask_again(
+    settings: Settings, world: tuple[Api, Deal, MovableClock], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api, deal, clock = world
+    key = f"in-flight-{deal.buyer['id']}"
+    db = Database(settings.database_url)
+    try:  # a request of another process claimed the key a moment ago and runs still
+        assert table.claim(
+            db, deal.buyer["id"], key, _fingerprint(order_body(deal)), clock.now(), clock.now(), clock.now()
+        )
+    finally:
+        db.close()
+    monkeypatch.setattr(idempotency_keys, "WAIT", 0.2)  # of 10 s, for its answer
+    retry = api.client.post(
+        "/api/v1/orders/", headers=deal.buyer["headers"] | {"Idempotency-Key": key}, json=order_body(deal)
+    )
+    assert (retry.status_code, retry.json()) == (409, {"error": message("idempotency_key_in_flight")})
+    assert retry.headers["retry-after"] == "1"
 
 
 def test_a_command_turned_away_for_want_of_a_thread_lets_go_of_its_key_for_the_retry(
