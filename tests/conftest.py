@@ -272,6 +272,7 @@ CONNECTION_HEAVY = {
     "test_leases",
     "test_lease_termination",
     "test_rebuild_under_load",
+    "test_push_readable",
 }
 # The slowest modules start first (in this order, from `--durations` of a serial run), so that no
 # worker is left with a long one at the end while the other idles; the rest keep their order.
