@@ -57,11 +57,12 @@ def server_environment(env: Mapping[str, str]) -> dict[str, str]:
     return inherited | {"PYTHONUNBUFFERED": "1"} | dict(env)
 
 
-def start_projector(env: Mapping[str, str], log_path: Path) -> subprocess.Popen[bytes]:
-    """A `ugc project` process (UGC_PROJECTIONS=external), its output appended to `log_path`."""
+def start_projector(env: Mapping[str, str], log_path: Path, only: Sequence[str] = ()) -> subprocess.Popen[bytes]:
+    """A `ugc project` process (UGC_PROJECTIONS=external), of the projections `only` names if any, its
+    output appended to `log_path`."""
     with open(log_path, "ab") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "ugc.cli", "project"],
+            [sys.executable, "-m", "ugc.cli", "project", *(["--only", *only] if only else [])],
             env=server_environment(env),
             stdin=subprocess.DEVNULL,
             stdout=log,

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -28,23 +27,12 @@ from projections.runner import JOBS_LEASE
 from tests.backends import environment, fresh_database
 from tests.conftest import Api
 from tests.orders_world import a_deal
-from tests.servers import end_process, free_port, server_environment, start_server
+from tests.servers import end_process, free_port, start_projector, start_server
 from ugc.config import Settings
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
 TIMEOUT = 20  # UGC_READ_YOUR_WRITES_TIMEOUT: the order's command and its push wait for the orders read model
-
-
-def projector(env: dict[str, str], log_path: Path, names: list[str]) -> subprocess.Popen[bytes]:
-    with open(log_path, "ab") as log:
-        return subprocess.Popen(
-            [sys.executable, "-m", "ugc.cli", "project", "--only", *names],
-            env=server_environment(env),
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
 
 
 @pytest.fixture
@@ -61,7 +49,7 @@ def split(backend: str, tmp_path: Path) -> Iterator[tuple[dict[str, str], httpx.
         server = stack.enter_context(start_server(env, port, log_dir=tmp_path))
         settings = Settings.from_env(env)
         but_orders = [p.name for p in all_projections(settings) if p.name != "orders"] + [JOBS_LEASE]
-        stack.callback(end_process, projector(env, tmp_path / "project-all-but-orders.log", but_orders))
+        stack.callback(end_process, start_projector(env, tmp_path / "project-all-but-orders.log", but_orders))
         client = stack.enter_context(httpx.Client(base_url=server.url, timeout=2 * TIMEOUT))
         yield env, client, settings
 
@@ -88,7 +76,7 @@ def test_a_new_order_is_told_of_once_the_creator_can_open_it(
                 raw = await asyncio.wait_for(alerts.recv(), 3)
             except TimeoutError:
                 # ...until the orders read model has the order (its projector starts only now).
-                orders_projector.append(projector(env, tmp_path / "project-orders.log", ["orders"]))
+                orders_projector.append(start_projector(env, tmp_path / "project-orders.log", ["orders"]))
                 raw = await asyncio.wait_for(alerts.recv(), TIMEOUT)
             told: dict[str, Any] = json.loads(raw)
             assert told["type"] == "new_order", told
