@@ -10,6 +10,7 @@ server starts on a target while its restore runs.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -29,6 +30,8 @@ from urllib.parse import urlsplit
 import httpx
 import psycopg
 import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 from tests.backends import DATA_KEY, drop_database, environment, fresh_database, postgres_available, postgres_url
 from tests.servers import free_port, run_ugc, server_environment, start_server
@@ -477,6 +480,7 @@ def test_a_restore_stopped_after_its_database_is_finished_by_the_same_backup_and
         done = run_ugc(env, "restore", str(backup), "--yes", timeout=240)  # the same one finishes it
         assert done.returncode == 0, (done.stdout, done.stderr)
         assert "finishing the unfinished restore of this backup" in done.stdout, done.stdout
+        assert "log positions and public ids drawn from" in done.stdout, done.stdout  # before it appends
         assert ": 0 finding(s)" in done.stdout, done.stdout
         [aside] = audit.glob("restored-*")  # acknowledged once, whichever run did it
         assert [path.name for path in aside.iterdir()] == [given_up.name] and not given_up.exists()
@@ -591,3 +595,102 @@ def run_tool_version(name: str) -> str:
     """The major version `name --version` reports (`pg_restore (PostgreSQL) 15.20 (Debian ...)`)."""
     shown = subprocess.run([name, "--version"], capture_output=True, text=True, check=True).stdout
     return shown.split(")", 1)[1].split()[0].split(".")[0]
+
+
+class Chat:
+    """Anna writing to Boris on one server: each message tells him (a `new_message` notification)."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.anna, self.boris = _headers(base, "anna_chat"), _headers(base, "boris_chat")
+        boris = httpx.get(f"{base}/api/v1/users/me/", headers=self.boris).json()["id"]
+        started = httpx.post(f"{base}/api/v1/conversations/", headers=self.anna, json={"recipient_id": boris})
+        assert started.status_code in (200, 201), started.text
+        self.conversation = int(started.json()["id"])
+
+    def send(self, text: str) -> int:
+        sent = httpx.post(
+            f"{self.base}/api/v1/conversations/{self.conversation}/messages/", headers=self.anna, json={"message": text}
+        )
+        assert sent.status_code == 201, sent.text
+        return int(sent.json()["id"])
+
+    def notifications(self) -> list[int]:
+        """Boris's notification ids, oldest first."""
+        found = httpx.get(f"{self.base}/api/v1/notifications/?page_size=100", headers=self.boris).json()["results"]
+        return [int(n["id"]) for n in reversed(found)]
+
+    def replayed(self, path: str) -> tuple[list[int], int | None]:
+        """What a socket of Boris's on `path` (with its `since=`) replays, ids in order, and its close
+        code if the server closed it (None: open, nothing more to send)."""
+        token = self.boris["Authorization"].removeprefix("Bearer ")
+        url = f"ws://{urlsplit(self.base).netloc}{path}{'&' if '?' in path else '?'}token={token}"
+
+        async def read() -> tuple[list[int], int | None]:
+            ids: list[int] = []
+            async with connect(url) as ws:
+                try:
+                    while True:
+                        ids.append(int(json.loads(await asyncio.wait_for(ws.recv(), 2.0))["id"]))
+                except TimeoutError:
+                    return ids, None
+                except ConnectionClosed as closed:
+                    return ids, closed.rcvd.code if closed.rcvd else None
+
+        return asyncio.run(read())
+
+
+def create_user(env: dict[str, str], name: str) -> None:
+    created = run_ugc(env, "users", "create", name, "--email", f"{name}@example.com", "--verified", stdin=PASSWORD)
+    assert created.returncode == 0, created.stderr
+
+
+def test_after_a_restore_no_id_a_client_was_given_is_drawn_again(backend: str, tmp_path: Path) -> None:
+    """Notification ids and messages' places are log positions, message and user ids come from
+    sequences: the restore put them back to the backup's, so the messages after it took the ids of
+    those it gave up, and a socket resuming with a `since=` given out before the restore skipped the
+    new notifications up to the one that took that id (and an access token of a user registered after
+    the backup opened the account of the next one registered after the restore). Now every position
+    and id drawn after the restore is past them."""
+    audit = tmp_path / "audit"
+    (tmp_path / "live").mkdir()
+    with fresh_database(backend, tmp_path / "live", migrated=True) as live_url:
+        live = deployment(backend, live_url, tmp_path / "live", audit)
+        ugc(live, "seed")
+        for name in ("anna_chat", "boris_chat"):
+            create_user(live, name)
+        with start_server(live) as server:
+            chat = Chat(server.url)
+            kept = chat.send("до копии")
+            ugc(live, "backup", str(tmp_path / "backup"))
+            given_up = [chat.send("после копии"), chat.send("и еще")]
+            told = chat.notifications()  # what Boris's client was given, the last one its `since=`
+            assert len(told) == 3, told
+            create_user(live, "carl_later")
+            carl = _headers(server.url, "carl_later")
+        ugc(live, "audit", "checkpoint")
+
+    with new_target(backend, tmp_path / "restored") as url:
+        env = deployment(backend, url, tmp_path / "restored", audit)
+        done = run_ugc(env, "restore", str(tmp_path / "backup"), "--yes", timeout=240)
+        assert done.returncode == 0, (done.stdout, done.stderr)
+        with start_server(env) as server:
+            chat = Chat(server.url)
+            new = [chat.send("после восстановления"), chat.send("и снова")]
+            now = chat.notifications()
+            assert now[:1] == told[:1] and len(now) == 3, (now, told)  # the one kept, the two new
+            # Resumed with the last id it was given, the client is told that id is gone (4404: it reads
+            # the list, and misses nothing). It was sent on after the new notification that took the
+            # id, and never got the new one before it.
+            resumed = chat.replayed(f"/ws/notifications/?since={told[-1]}")
+            assert resumed == ([], 4404), (resumed, "new:", now[1:], "given before the restore:", told)
+            assert chat.replayed(f"/ws/notifications/?since={told[0]}") == (now[1:], None)  # a kept one's: the rest
+            messages = f"/ws/conversations/{chat.conversation}/"
+            assert chat.replayed(f"{messages}?since={given_up[-1]}") == ([], 4404)
+            assert chat.replayed(f"{messages}?since={kept}") == (new, None)
+            assert min(now[1:]) > max(told) and min(new) > max(given_up), (now, told, new, given_up)
+            create_user(env, "dora_after")  # registered after the restore: not with Carl's id
+            assert httpx.get(f"{server.url}/api/v1/users/me/", headers=carl).status_code == 401
+        assert "log positions and public ids drawn from" in done.stdout, done.stdout
+        ugc(env, "audit", "checkpoint")  # signs the heads past the gap
+        assert verified(env)["ok"]

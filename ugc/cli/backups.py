@@ -117,13 +117,14 @@ def _restore(settings: Settings, source: Path, *, yes: bool, replace: bool) -> i
 
 
 def _restored(restore: restores.Restore, settings: Settings) -> int:
-    """Steps 2 to 6 of the README's "Restoring", the target checked and every server kept out of it;
+    """Steps 2 to 7 of the README's "Restoring", the target checked and every server kept out of it;
     those done by a restore of this backup stopped earlier are skipped, each other one recorded once
     done. The erasures' replay and the verification, which change nothing a second time, run anew."""
     from datetime import UTC, datetime
 
     from ugc.platform import restores
-    from ugc.platform.restore_record import ACKNOWLEDGED, DATABASE, FILES
+    from ugc.platform.restore_floors import floor_at, raise_floors
+    from ugc.platform.restore_record import ACKNOWLEDGED, DATABASE, FILES, FLOORS
 
     if restore.record is not None:
         done = ", ".join(restore.record.done) or "none"
@@ -132,6 +133,11 @@ def _restored(restore: restores.Restore, settings: Settings) -> int:
     if not restore.done(DATABASE):
         print(restores.restore_database(restore, datetime.now(UTC)), flush=True)
         restore = restores.step_done(restore, DATABASE)
+    if not restore.done(FLOORS):  # before anything appends: the erasures' replay below does
+        floor = floor_at(datetime.now(UTC))
+        raise_floors(settings.database_url, floor)
+        print(f"log positions and public ids drawn from {floor} on: none the events after the backup had")
+        restore = restores.step_done(restore, FLOORS)
     check_data_key(settings)
     if not restore.done(FILES):
         for line in restores.restore_files(restore):

@@ -30,6 +30,9 @@ from ugc.platform.chain import (
 from ugc.platform.dialect import Cursor, Query, Row
 
 CHAIN_TABLE = "stored_events_chain"
+# After a restore, the position the log's next event takes at least (`restore_floors.py`): one row,
+# in a log restored by this code only. The events table has no AUTOINCREMENT to raise.
+FLOOR_TABLE = "stored_events_floor"
 
 _RECORDED = (
     "SELECT e.rowid AS notification_id, e.originator_id, e.originator_version, e.topic, e.state, "
@@ -51,6 +54,7 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
     def __init__(self, datastore: SQLiteDatastore, events_table_name: str = "stored_events"):
         assert events_table_name == "stored_events", "the chain's statements name the library's fixed table"
         super().__init__(datastore, events_table_name)
+        self._past_floor = False  # this process saw an append land at or past FLOOR_TABLE's floor
 
     def construct_create_table_statements(self) -> list[str]:
         return [
@@ -66,6 +70,8 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
         ids = [int(i) for i in super()._insert_events(c, stored_events, **kwargs) or []]
         if not ids:
             return ids
+        if not self._past_floor:
+            ids = self._moved_to_floor(c, ids)
         c.execute("SELECT MAX(rowid) FROM stored_events WHERE rowid < ?", (min(ids),))
         before = c.fetchone()[0] or 0
         head = self._head(c)
@@ -83,6 +89,24 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
         now = datetime.now(UTC)
         self._insert_chain(c, chain_entries(self.context, entries, previous, head.link if head else GENESIS, now))
         return ids
+
+    def _moved_to_floor(self, c: SQLiteCursor, ids: list[int]) -> list[int]:
+        """The positions of the events just inserted at `ids`, moved up to the floor a restore set if
+        they are short of it: the first append after the restore jumps past every position the
+        given-up events had, and SQLite numbers the ones after from there. Asked under the write lock
+        the inserts took, until an append of this process lands at the floor or past it (one lookup
+        per process where no restore set one): an append whose transaction is rolled back asks again."""
+        c.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (FLOOR_TABLE,))
+        floor = 0
+        if c.fetchone() is not None:
+            c.execute(f"SELECT MAX(position) FROM {FLOOR_TABLE}")
+            floor = c.fetchone()[0] or 0
+        if ids[0] >= floor:
+            self._past_floor = True
+            return ids
+        shift = floor - ids[0]
+        c.execute("UPDATE stored_events SET rowid = rowid + ? WHERE rowid >= ?", (shift, ids[0]))
+        return [position + shift for position in ids]
 
     def _previous(self, c: SQLiteCursor, wanted: Sequence[tuple[UUID, int]]) -> dict[tuple[UUID, int], bytes]:
         if not wanted:

@@ -414,7 +414,7 @@ class Database:
         if self.dialect != "postgresql":
             return None
         arrays = [
-            f"ARRAY(SELECT nextval('ugc_seq_{_identifier(kind)}') FROM generate_series(1, %s)) AS ugc_next_{index}"
+            f"ARRAY(SELECT nextval('{sequence_name(kind)}') FROM generate_series(1, %s)) AS ugc_next_{index}"
             for index, kind in enumerate(counts)
         ]
         selected = ", ".join(filter(None, [columns, *arrays]))
@@ -436,7 +436,7 @@ class Database:
 
     def create_sequence(self, cur: Cursor, kind: str) -> None:
         if self.dialect == "postgresql":
-            cur.execute(f"CREATE SEQUENCE IF NOT EXISTS ugc_seq_{_identifier(kind)}")
+            cur.execute(f"CREATE SEQUENCE IF NOT EXISTS {sequence_name(kind)}")
 
     @contextmanager
     def exclusive_lock(self, name: str, *, wait: bool = True) -> Iterator[bool]:
@@ -626,6 +626,11 @@ def wait_for_locks(cur: Cursor) -> None:
     the bound of `read_session`: for work that must not fail for a lock it would get later."""
     if cur.dialect == "postgresql":
         cur.execute("SET LOCAL lock_timeout = 0")
+
+
+def sequence_name(kind: str) -> str:
+    """PostgreSQL's sequence of the public ids of `kind`."""
+    return f"ugc_seq_{_identifier(kind)}"
 
 
 def _identifier(name: str) -> str:

@@ -25,7 +25,8 @@ from ugc.platform.database import KEEPALIVES
 from ugc.platform.durable import sync_directory, write_whole
 
 TABLE = "ugc_restore"
-DATABASE, FILES, ACKNOWLEDGED = "database", "files", "acknowledged"  # the steps recorded once done
+# The steps recorded once done (FLOORS: `restore_floors.py`)
+DATABASE, FLOORS, FILES, ACKNOWLEDGED = "database", "floors", "files", "acknowledged"
 
 
 @dataclass(frozen=True)
