@@ -122,6 +122,7 @@ def _restored(restore: restores.Restore, settings: Settings) -> int:
     done. The erasures' replay and the verification, which change nothing a second time, run anew."""
     from datetime import UTC, datetime
 
+    from ugc.ids import ID_KINDS
     from ugc.platform import restores
     from ugc.platform.restore_floors import floor_at, raise_floors
     from ugc.platform.restore_record import ACKNOWLEDGED, DATABASE, FILES, FLOORS
@@ -135,7 +136,7 @@ def _restored(restore: restores.Restore, settings: Settings) -> int:
         restore = restores.step_done(restore, DATABASE)
     if not restore.done(FLOORS):  # before anything appends: the erasures' replay below does
         floor = floor_at(datetime.now(UTC))
-        raise_floors(settings.database_url, floor)
+        raise_floors(settings.database_url, floor, ID_KINDS)
         print(f"log positions and public ids drawn from {floor} on: none the events after the backup had")
         restore = restores.step_done(restore, FLOORS)
     check_data_key(settings)

@@ -25,14 +25,14 @@ the largest rowid plus one, and the table has no AUTOINCREMENT (so no `sqlite_se
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from contextlib import closing
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
 
 from ugc.config import is_postgres, sqlite_path
-from ugc.ids import ID_KINDS
 from ugc.platform.backups import sqlite_files
 from ugc.platform.chain_sqlite import FLOOR_TABLE
 from ugc.platform.database import KEEPALIVES, sequence_name
@@ -46,15 +46,18 @@ RATE = 100_000
 
 
 def floor_at(now: datetime) -> int:
-    """The first position and id drawn after a restore at `now` (at least)."""
-    return RATE * int(now.timestamp())
+    """The first position and id drawn after a restore at `now` (at least): to the microsecond, so
+    that a restore seconds after another still draws past what was appended between them."""
+    microseconds = (now - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+    return microseconds * RATE // 1_000_000
 
 
-def raise_floors(database_url: str, floor: int) -> None:
-    """Draw every log position and public id of the restored database from `floor` on, or past the
-    sequence where it is further on already (a restore run again: nothing goes back)."""
+def raise_floors(database_url: str, floor: int, id_kinds: Sequence[str]) -> None:
+    """Draw every log position and public id (of `id_kinds`: `ugc.ids.ID_KINDS`) of the restored
+    database from `floor` on, or past the sequence where it is further on already (a restore run
+    again: nothing goes back)."""
     if is_postgres(database_url):
-        _raise_postgres(database_url, floor)
+        _raise_postgres(database_url, floor, id_kinds)
         return
     for log, path in sqlite_files(database_url):
         if log:
@@ -63,7 +66,7 @@ def raise_floors(database_url: str, floor: int) -> None:
         conn.executemany(
             "INSERT INTO id_sequences (kind, value) VALUES (?, ?) "
             "ON CONFLICT (kind) DO UPDATE SET value = MAX(id_sequences.value, excluded.value)",
-            [(kind, floor - 1) for kind in ID_KINDS],  # `value` is the last id taken
+            [(kind, floor - 1) for kind in id_kinds],  # `value` is the last id taken
         )
 
 
@@ -75,7 +78,7 @@ def _raise_sqlite_log(path: Path, floor: int) -> None:
         conn.execute(f"INSERT INTO {FLOOR_TABLE} (position) VALUES (?)", (max(before, floor),))
 
 
-def _raise_postgres(database_url: str, floor: int) -> None:
+def _raise_postgres(database_url: str, floor: int, id_kinds: Sequence[str]) -> None:
     with psycopg.connect(database_url, **KEEPALIVES) as conn:  # one transaction
         sequences = []
         for app in APPLICATION_CLASSES:  # each log's table, `<log>_events` as the library names it
@@ -85,7 +88,7 @@ def _raise_postgres(database_url: str, floor: int) -> None:
             ).fetchone()
             if row is not None and row[0] is not None:
                 sequences.append(str(row[0]))
-        for kind in ID_KINDS:  # made if the backup predates a kind, as `ugc migrate` would make it from 1
+        for kind in id_kinds:  # made if the backup predates a kind, as `ugc migrate` would make it from 1
             conn.execute(f"CREATE SEQUENCE IF NOT EXISTS {sequence_name(kind)}")
             sequences.append(sequence_name(kind))
         for sequence in sequences:
