@@ -123,7 +123,9 @@ class ChainCheck:
                 until = events[-1].id if len(events) == BATCH else stop
                 rows = self.chain.chain_rows(start, until, until - start + 1)
             except UNREADABLE:
-                # A row of this batch does not read: read it position by position, to name each one.
+                # A row of this batch does not read: read it position by position, to name each one,
+                # from the first position that holds anything (positions skip far after a restore).
+                start = self._first_stored(start, stop)
                 until = min(start + BATCH - 1, stop)
                 read = [self._read(position) for position in range(start, until + 1)]
                 found = [each for each in read if each[1:] != (None, None, None)]  # not the gaps between positions
@@ -140,6 +142,28 @@ class ChainCheck:
             self.checked += count
             advance(count)
             start = until + 1
+
+    def _first_stored(self, start: int, stop: int) -> int:
+        """The first position from `start` to `stop` with an event or a chain row, readable or not
+        (`start` itself if it has one, `stop` if none does): found by halving, in a few dozen reads
+        however far positions skip."""
+        low, high = start, stop
+        while low < high:
+            middle = (low + high) // 2
+            if self._holds(start, middle):
+                high = middle
+            else:
+                low = middle + 1
+        return low
+
+    def _holds(self, start: int, stop: int) -> bool:
+        """Whether any position from `start` to `stop` has an event or a chain row (one that does not
+        read counts: reading the first raised)."""
+        try:
+            events = self.events.select_notifications(start=start, limit=1, stop=stop)
+            return bool(events) or bool(self.chain.chain_rows(start, stop, 1))
+        except UNREADABLE:
+            return True
 
     def _read(self, position: int) -> tuple[int, Notification | None, ChainRow | None, str | None]:
         """The event and the chain row at `position`, each None when missing or unreadable, and what did not read."""
