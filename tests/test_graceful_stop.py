@@ -1,4 +1,5 @@
-"""A stop (SIGTERM, as a deploy sends) of real `ugc serve` and `ugc project` processes at work.
+"""A stop (SIGTERM, as a deploy sends; SIGHUP, as a closed terminal does) of real `ugc serve` and
+`ugc project` processes at work.
 
 uvicorn drains a server's connections before its lifespan ends, so the requests under way finish
 while the projections they wait for still run. Here: the sockets' 1012 and what a subscriber resumes
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
 import socket
 import threading
@@ -144,10 +146,11 @@ async def closed_with(ws: ClientConnection) -> int | None:
         return closed.rcvd.code if closed.rcvd else None
 
 
-def test_a_projector_stopped_gives_its_leases_up_at_once(backend: str, tmp_path: Path) -> None:
-    """`ugc project` stopped (SIGTERM) gives its leases up on its way out, so the other projector
-    takes them at its next tick rather than 3 s after the last renewal: once the process has exited,
-    no lease and no member row names it."""
+@pytest.mark.parametrize("number", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_a_projector_stopped_gives_its_leases_up_at_once(backend: str, number: signal.Signals, tmp_path: Path) -> None:
+    """`ugc project` stopped (SIGTERM, or a hangup: its terminal closed) gives its leases up on its way
+    out, so the other projector takes them at its next tick rather than 3 s after the last renewal:
+    once the process has exited, no lease and no member row names it."""
     with fresh_database(backend, tmp_path, migrated=True) as url:
         env = environment(backend, url, tmp_path) | {"UGC_PROJECTIONS": "external"}
         db = Database(url)
@@ -165,7 +168,7 @@ def test_a_projector_stopped_gives_its_leases_up_at_once(backend: str, tmp_path:
                 holders = {state.holder for state in leases.states(db).values() if state.holder}
                 time.sleep(0.1)
             stopped = next(holder for holder in holders if holder.split("/")[1] == str(first.pid))
-            first.send_signal(signal.SIGTERM)
+            first.send_signal(number)
             assert first.wait(30) == 0, (tmp_path / "first.log").read_text()
             with db.read() as cur:
                 rows = cur.execute(
@@ -179,6 +182,37 @@ def test_a_projector_stopped_gives_its_leases_up_at_once(backend: str, tmp_path:
             end_process(first)
             if second is not None:
                 end_process(second)
+            db.close()
+
+
+def test_a_hangup_stops_a_server_as_sigterm_does(tmp_path: Path) -> None:
+    """Closing the terminal of `make run` sends SIGHUP to its process group. Left to its default
+    action, it ended `ugc serve` at once: sockets cut without a close frame, requests under way lost,
+    the leases left to lapse. Now it drains as at a deploy's SIGTERM: the socket is closed 1012, the
+    process ends with status 0 and its leases are given up. (SQLite: no database server is involved.)"""
+    with fresh_database("sqlite", tmp_path) as url:
+        env = environment("sqlite", url, tmp_path)
+        server = launch_server(env, log_dir=tmp_path / "logs", prefix=("setsid",))
+        with server, httpx.Client(base_url=server.url) as http:
+            server.wait_until_healthy()
+            api = Api(http, Settings.from_env(env | {"UGC_PUBLIC_URL": server.url}))
+            deal = a_deal(api)
+            alerts = f"ws://127.0.0.1:{server.port}/ws/notifications/?token={deal.creator['access']}"
+
+            async def hung_up() -> int | None:
+                async with connect(alerts) as notes:
+                    await asyncio.to_thread(place, api, deal)
+                    await asyncio.wait_for(notes.recv(), 10)
+                    os.killpg(server.process.pid, signal.SIGHUP)  # as the terminal does
+                    return await closed_with(notes)
+
+            assert asyncio.run(hung_up()) == 1012
+            assert server.process.wait(30) == 0, server.log_tail()
+        assert "Traceback" not in server.log_tail(10**6)
+        db = Database(url)
+        try:
+            assert not any(state.holder for state in leases.states(db).values()), leases.states(db)
+        finally:
             db.close()
 
 

@@ -197,7 +197,7 @@ def without_password(url: str) -> str:
 def _project(settings: Settings, only: Sequence[str] | None) -> int:
     from readmodels.waiting import Progress
     from ugc.platform.database import Database, until_reachable
-    from ugc.platform.forced_stop import ProjectorStop
+    from ugc.platform.forced_stop import STOP_SIGNALS, ProjectorStop
     from ugc.platform.serving_lock import serving
     from ugc.platform.store import EventStores
     from ugc.wiring import erasures_heard, projection_runner, unknown_names
@@ -221,12 +221,12 @@ def _project(settings: Settings, only: Sequence[str] | None) -> int:
         stores.data_keys.check()
     db = Database(settings.database_url)
     # Only now: while the database is awaited (up to 2 minutes), Ctrl-C and SIGTERM end the wait as
-    # they end any other command; from here they stop the runner, which then closes what it holds
-    # (a second one ends the process at once).
+    # they end any other command; from here they, and a hangup, stop the runner, which then closes
+    # what it holds (a second one ends the process at once).
     stop = threading.Event()
     handler = ProjectorStop(stop)
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)
+    for number in STOP_SIGNALS:
+        signal.signal(number, handler)
     try:
         with (
             serving(settings.database_url),

@@ -10,6 +10,11 @@ the process at once, wherever its stop waits, with one warning line: the request
 
 A SIGINT and then a SIGTERM do not force: that is what one Ctrl-C does to each worker of `--workers N`
 (the terminal's SIGINT, then its supervisor's SIGTERM, `ugc/platform/workers.py`).
+
+A hangup (SIGHUP: the terminal of `make run` closed) stops a server or a projector as SIGTERM does, and
+counts as the terminal's SIGINT does. Left to its default action it ended the process at once: requests
+under way cut, the leases left to lapse. A supervisor of `--workers N` keeps uvicorn's meaning of its
+own SIGHUP, a replacement of its workers, which it stops with SIGTERM.
 """
 
 from __future__ import annotations
@@ -25,9 +30,15 @@ import uvicorn
 log = logging.getLogger(__name__)
 
 
+# The stop signals of a server or projector process; those a whole process group receives at once
+# (a terminal's Ctrl-C, its hangup) come with a supervisor's SIGTERM, which they therefore do not force.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+GROUP_SIGNALS = (signal.SIGINT, signal.SIGHUP)
+
+
 def forcing(received: list[int], number: int) -> bool:
     """Whether signal `number`, after those `received` in this stop, forces it."""
-    return bool(received) and (number == signal.SIGINT or signal.SIGTERM in received)
+    return bool(received) and (number in GROUP_SIGNALS or signal.SIGTERM in received)
 
 
 def exit_forced(what: str) -> None:
@@ -40,8 +51,9 @@ def exit_forced(what: str) -> None:
 
 
 class ServerStop:
-    """A server process's handler of SIGTERM and SIGINT once it serves, in place of uvicorn's: the first
-    goes to uvicorn (the drain), a forcing one (`forcing`) ends the process."""
+    """A server process's handler of the stop signals once it serves, in place of uvicorn's: the first
+    goes to uvicorn (the drain; a hangup as SIGTERM, which uvicorn does not handle), a forcing one
+    (`forcing`) ends the process."""
 
     def __init__(self, server: uvicorn.Server) -> None:
         self.server = server
@@ -56,18 +68,20 @@ class ServerStop:
         server = getattr(signal.getsignal(signal.SIGTERM), "__self__", None)
         if isinstance(server, uvicorn.Server):
             handler = cls(server)
-            for number in (signal.SIGTERM, signal.SIGINT):
+            for number in STOP_SIGNALS:
                 signal.signal(number, handler)
 
     def __call__(self, number: int, frame: FrameType | None) -> None:
         if forcing(self.received, number):
             exit_forced(f"{len(self.server.server_state.tasks)} request(s) under way cut")
         self.received.append(number)
-        self.server.handle_exit(number, frame)
+        # uvicorn raises the signals it handled again once it has stopped, with their handlers from
+        # before it served: a hangup goes on as the SIGTERM whose end `ugc` knows (ugc/cli/__init__.py).
+        self.server.handle_exit(signal.SIGTERM if number == signal.SIGHUP else number, frame)
 
 
 class ProjectorStop:
-    """`ugc project`'s handler of SIGTERM and SIGINT: the first sets `stop` (the runner stops, gives its
+    """`ugc project`'s handler of the stop signals: the first sets `stop` (the runner stops, gives its
     leases up and closes what it holds), a forcing one ends the process."""
 
     def __init__(self, stop: threading.Event) -> None:
