@@ -2,7 +2,10 @@
 
 A refresh answers a new access token and a new refresh token, and the presented one stops working.
 Presenting a refresh token that was already rotated away means two parties hold the family (a
-stolen token, replayed): the family ends, and every later refresh of it is refused. Signing out
+stolen token, replayed): the family ends, and every later refresh of it is refused — unless it is
+the token the last rotation replaced, presented again within UGC_REFRESH_REUSE_WINDOW seconds of that
+rotation: the refresh retried after its answer was lost, which is answered the family's current
+refresh token again, the very token the lost answer carried (with a new access token). Signing out
 ends the family of the token presented. The families live in a platform table
 (`ugc/platform/refresh_families.py`), touched only here, on sign-in, refresh and sign-out: requests
 that carry an access token never read it. An access token therefore stays good until it expires
@@ -21,8 +24,9 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 
-from api.tokens import Claims, TokenError, TokenService
+from api.tokens import Claims, Issued, TokenError, TokenService
 from commands.standing import Standings
 from ugc.clock import Clock
 from ugc.platform import refresh_families
@@ -39,18 +43,21 @@ class TokenPair:
 
 
 class Sessions:
-    def __init__(self, db: Database, tokens: TokenService, clock: Clock, standings: Standings) -> None:
+    def __init__(
+        self, db: Database, tokens: TokenService, clock: Clock, standings: Standings, *, reuse_window: timedelta
+    ) -> None:
         self.db = db
         self.tokens = tokens
         self.clock = clock
         self.standings = standings
+        self.reuse_window = reuse_window  # UGC_REFRESH_REUSE_WINDOW: a retry's time, 0 for none
 
     def start(self, user_id: int) -> TokenPair:
         """A new family for a sign-in, and its first pair of tokens; TokenError when the account was
         erased while the password was being checked (see the module's docstring)."""
         family = uuid.uuid4().hex
         refresh = self.tokens.issued(user_id, "refresh", family=family)
-        refresh_families.start_family(self.db, family, user_id, refresh.jti, refresh.expires_at)
+        refresh_families.start_family(self.db, family, user_id, _recorded(refresh))
         if self.standings.load(user_id) is None:
             refresh_families.revoke(self.db, family, self.clock.now())
             raise TokenError("the account was erased while signing in")
@@ -58,18 +65,29 @@ class Sessions:
 
     def rotate(self, presented: Claims) -> TokenPair:
         """The next pair of the family, if `presented` still works (its current refresh token, or its
-        sign-in's while it does not rotate); TokenError otherwise, and the family ends
+        sign-in's while it does not rotate); for a retry of the last rotation within the reuse window,
+        the current refresh token again; TokenError otherwise, and the family ends
         (ugc/platform/refresh_families.py)."""
         family = _family(presented)
         successor = self.tokens.issued(presented.user_id, "refresh", family=family)
         now = self.clock.now()
-        if not refresh_families.rotate(self.db, family, presented.jti, successor.jti, successor.expires_at, now):
+        current = refresh_families.rotate(self.db, family, presented.jti, _recorded(successor), now, self.reuse_window)
+        if current is None:
             raise TokenError("not the current refresh token of a live family")
-        return TokenPair(self.tokens.issue(presented.user_id, "access"), successor.token)
+        refresh = successor.token
+        if current.jti != successor.jti:  # a retry: the token its lost answer carried
+            refresh = self.tokens.reissued(
+                presented.user_id, family, current.jti, current.issued_at, current.expires_at
+            )
+        return TokenPair(self.tokens.issue(presented.user_id, "access"), refresh)
 
     def end(self, presented: Claims) -> None:
         """Sign out: no refresh token of the family works again (ending it twice is harmless)."""
         refresh_families.revoke(self.db, _family(presented), self.clock.now())
+
+
+def _recorded(issued: Issued) -> refresh_families.FamilyToken:
+    return refresh_families.FamilyToken(issued.jti, issued.issued_at, issued.expires_at)
 
 
 def _family(claims: Claims) -> str:

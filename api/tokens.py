@@ -55,6 +55,7 @@ class Claims:
 class Issued:
     token: str
     jti: str
+    issued_at: datetime
     expires_at: datetime
 
 
@@ -86,23 +87,32 @@ class TokenService:
         return self.issued(user_id, typ, family=family).token
 
     def issued(self, user_id: int, typ: TokenType, *, family: str | None = None) -> Issued:
-        """A new token, with what a refresh family records of it (its id and expiry)."""
+        """A new token, with what a refresh family records of it (its id, issue time and expiry)."""
         now = self._clock.now()
         expires_at = now + self._ttl[typ]
         jti = uuid.uuid4().hex
+        return Issued(self._signed(user_id, typ, jti, now, expires_at, family), jti, now, expires_at)
+
+    def reissued(self, user_id: int, family: str, jti: str, issued_at: datetime, expires_at: datetime) -> str:
+        """The refresh token `issued` gave out as `jti` of `family` at `issued_at`, signed again: the
+        same claims, so the same token while the signing key is the same (a refresh retried after its
+        answer was lost gets the token that answer carried: api/sessions.py)."""
+        return self._signed(user_id, "refresh", jti, issued_at, expires_at, family)
+
+    def _signed(
+        self, user_id: int, typ: TokenType, jti: str, issued_at: datetime, expires_at: datetime, family: str | None
+    ) -> str:
         claims: dict[str, str | int] = {
             "sub": str(user_id),
             "typ": typ,
-            "iat": int(now.timestamp()),
+            "iat": int(issued_at.timestamp()),
             "exp": int(expires_at.timestamp()),
             "jti": jti,
             "aud": self._audience,
         }
         if family is not None:
             claims["fam"] = family
-        return Issued(
-            jwt.encode(claims, self._key, algorithm=ALGORITHM, headers={"kid": self._key_id}), jti, expires_at
-        )
+        return jwt.encode(claims, self._key, algorithm=ALGORITHM, headers={"kid": self._key_id})
 
     def user_id(self, token: str, typ: TokenType) -> int:
         """The user a valid token of type `typ` was issued to."""

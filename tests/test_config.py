@@ -46,6 +46,12 @@ def test_defaults_run_on_sqlite_in_the_var_dir_without_an_access_log(tmp_path: P
     assert found.access_log is False and found.redis_url is None and found.auto_complete_days == 3
 
 
+def test_the_refresh_reuse_window_is_30_seconds_unless_set_and_0_turns_it_off(tmp_path: Path) -> None:
+    assert settings(tmp_path).refresh_reuse_window == 30
+    assert settings(tmp_path, UGC_REFRESH_REUSE_WINDOW="0").refresh_reuse_window == 0
+    assert settings(tmp_path, UGC_REFRESH_REUSE_WINDOW=" 300 ").refresh_reuse_window == 300
+
+
 @pytest.mark.parametrize(
     ("raw", "expected"), [("true", True), ("1", True), ("On", True), ("false", False), ("0", False)]
 )
@@ -68,6 +74,10 @@ def test_the_access_log_is_switched_by_a_boolean(tmp_path: Path, raw: str, expec
         ({"UGC_KEEP_ALIVE": "-5"}, "UGC_KEEP_ALIVE must be a whole number"),
         ({"UGC_STOP_GRACE": "0"}, "UGC_STOP_GRACE must be a whole number from 1 to 315360000"),
         ({"UGC_STOP_GRACE": "ten"}, "UGC_STOP_GRACE must be a whole number"),
+        # A retry comes within seconds; for as long a thief's replay goes unnoticed.
+        ({"UGC_REFRESH_REUSE_WINDOW": "301"}, "UGC_REFRESH_REUSE_WINDOW must be a whole number from 0 to 300"),
+        ({"UGC_REFRESH_REUSE_WINDOW": "-1"}, "UGC_REFRESH_REUSE_WINDOW must be a whole number from 0 to 300"),
+        ({"UGC_REFRESH_REUSE_WINDOW": "1.5"}, "UGC_REFRESH_REUSE_WINDOW must be a whole number from 0 to 300"),
         # ~12,700 years: a token's expiry or a cut-off past year 9999 made every sign-in or keyed request 500.
         *(({name: "400000000000"}, f"{name} must be a whole number from 1 to 315360000") for name in TIME_SETTINGS),
         # TCP_USER_TIMEOUT is an int of milliseconds: past 2**31 - 1 `ugc serve` died at its socket.

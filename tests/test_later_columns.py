@@ -40,6 +40,8 @@ def test_an_older_database_gets_the_later_columns_and_their_projections_rewound(
                 cur.execute("ALTER TABLE auth_failures DROP COLUMN member")
                 cur.execute("ALTER TABLE refresh_families DROP COLUMN first_jti")
                 cur.execute("ALTER TABLE refresh_families DROP COLUMN rotating")
+                cur.execute("ALTER TABLE refresh_families DROP COLUMN previous_jti")
+                cur.execute("ALTER TABLE refresh_families DROP COLUMN current_issued_at")
                 cur.execute(
                     "INSERT INTO refresh_families (family, user_id, current_jti, expires_at) VALUES ('f', 1, 'j0', %s)",
                     (datetime.now(UTC) + timedelta(days=1),),
@@ -73,11 +75,15 @@ def test_an_older_database_gets_the_later_columns_and_their_projections_rewound(
                 ]
                 for name, _ in LATER_INDEXES:
                     assert cur.execute(*_index_query(cur, name)).fetchone() is not None
-            # A session of the earlier release rotates, as every session did then: its spent token ends it.
-            later = datetime.now(UTC) + timedelta(days=2)
-            assert refresh_families.rotate(db, "f", "j0", "j1", later, datetime.now(UTC))
-            assert not refresh_families.rotate(db, "f", "j0", "j2", later, datetime.now(UTC))
-            assert not refresh_families.rotate(db, "f", "j1", "j3", later, datetime.now(UTC))
+            # A session of the earlier release rotates, as every session did then: its spent token ends it
+            # (past the reuse window; within it, its predecessor is answered its successor again).
+            now, window = datetime.now(UTC), timedelta(seconds=30)
+            j1 = refresh_families.FamilyToken("j1", now, now + timedelta(days=2))
+            assert refresh_families.rotate(db, "f", "j0", j1, now, window) == j1
+            j2 = refresh_families.FamilyToken("j2", now, now + timedelta(days=2))
+            assert refresh_families.rotate(db, "f", "j0", j2, now + timedelta(seconds=1), window) == j1
+            assert refresh_families.rotate(db, "f", "j0", j2, now + window, window) is None
+            assert refresh_families.rotate(db, "f", "j1", j2, now + window, window) is None
             with db.read() as cur:
                 positions = {
                     row["projection"]: row["position"]

@@ -32,6 +32,10 @@ MIN_KEY_CHARACTERS = 10  # distinct characters: 40 spaces or "aaaa…" are no ke
 # seconds raised OverflowError on every sign-in or keyed request; threading's waits hold up to ~292 years.
 MAX_SECONDS = 3650 * 86400
 QUEUE_TIMEOUT = 5.0  # seconds (UGC_QUEUE_TIMEOUT)
+# Seconds a rotated refresh token is taken for a retry of its refresh (UGC_REFRESH_REUSE_WINDOW): a
+# retry comes within seconds, and for this long a thief's replay of a stolen token goes unnoticed too.
+REFRESH_REUSE_WINDOW = 30
+MAX_REFRESH_REUSE_WINDOW = 300
 # Sockets a server process holds open (UGC_WS_MAX): at ~75 KB each, about 750 MB of its memory.
 WS_MAX = 10_000
 # The kernel (TCP_USER_TIMEOUT) and PostgreSQL (lock_timeout, statement_timeout) take an int of
@@ -153,6 +157,9 @@ class Settings:
     abandoned_upload_after: int = 3600
     # Seconds between the projection leader's sweeps of what has outlived its use (ugc/platform/sweeping.py).
     sweep_interval: int = 600
+    # Seconds after a refresh during which its presented token, sent again, is a retry answered the
+    # same refresh token rather than a replay that ends the session (api/sessions.py); 0: none.
+    refresh_reuse_window: int = REFRESH_REUSE_WINDOW
 
     @property
     def secret_keys(self) -> tuple[str, ...]:
@@ -256,6 +263,9 @@ class Settings:
             stop_grace=_int(env, "UGC_STOP_GRACE", DEFAULT_STOP_GRACE, at_most=MAX_SECONDS),
             abandoned_upload_after=_int(env, "UGC_ABANDONED_UPLOAD_AFTER", 3600, at_most=MAX_SECONDS),
             sweep_interval=_int(env, "UGC_SWEEP_INTERVAL", 600, at_most=MAX_SECONDS),
+            refresh_reuse_window=_int(
+                env, "UGC_REFRESH_REUSE_WINDOW", REFRESH_REUSE_WINDOW, at_least=0, at_most=MAX_REFRESH_REUSE_WINDOW
+            ),
         )
 
 

@@ -254,7 +254,9 @@ def _opened(settings: Settings, clock: Clock | None) -> Iterator[Services]:
                 db=db,
                 progress=progress,
                 tokens=tokens,
-                sessions=Sessions(db, tokens, clock, standings),
+                sessions=Sessions(
+                    db, tokens, clock, standings, reuse_window=timedelta(seconds=settings.refresh_reuse_window)
+                ),
                 standings=standings,
                 throttle=FailureThrottle(db, clock, member),
                 accounts=AccountCommands(

@@ -197,7 +197,8 @@ routes = [
         "/api/auth/token/refresh/",
         refresh,
         Operation(
-            "Обновление токенов (refresh-токен одноразовый)",
+            "Обновление токенов (refresh-токен одноразовый; повтор обновления, чей ответ потерян, "
+            "в течение UGC_REFRESH_REUSE_WINDOW секунд получает тот же новый refresh-токен)",
             RefreshIn,
             TokenOut,
             auth=False,

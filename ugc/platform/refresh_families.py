@@ -9,6 +9,15 @@ Once one is presented, the family rotates for good: its sign-in token is spent t
 takes the new tokens is then protected as any rotating client is, and a thief who refreshed with a
 stolen sign-in token and went on with what that gave him ends the family when the owner comes back.
 
+A refresh whose answer was lost (the connection dropped after the rotation's commit) is sent again
+with the token it presented, spent by then: within a short window after the rotation (`reuse_window`,
+UGC_REFRESH_REUSE_WINDOW) the token the rotation replaced (`previous_jti`, the immediate predecessor
+alone) is taken for that retry, and answered the family's current token again rather than ending the
+family. Nothing is written for it, so retries at once, in any process, all get that same token and
+the family stays one line. Whoever holds the predecessor then holds the current token too — a thief
+replaying a stolen token within the window as well as the owner; past the window, or with any older
+token, a replay ends the family as before.
+
 A platform table, like the throttle's: written and read by the token endpoints (`api/sessions.py`),
 never by a projection. What it holds is technical and short-lived — which token of a session is
 current, and whether the session was ended — so it is kept beside the log, not in it: a refresh
@@ -19,7 +28,8 @@ ended earlier stays till then, and a refresh of it is refused as of a family unk
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from ugc.platform.database import Database
 from ugc.platform.dialect import Cursor, add_column
@@ -32,49 +42,84 @@ DDL = (
         expires_at {timestamp} NOT NULL,
         revoked_at {timestamp},
         first_jti TEXT,
-        rotating {bool} NOT NULL DEFAULT TRUE)""",
+        rotating {bool} NOT NULL DEFAULT TRUE,
+        previous_jti TEXT,
+        current_issued_at {timestamp})""",
     "CREATE INDEX IF NOT EXISTS refresh_families_expiry ON refresh_families (expires_at)",
 )
 
 
+@dataclass(frozen=True)
+class FamilyToken:
+    """A refresh token as its family records it: enough to sign it again (api/tokens.py, `reissued`)."""
+
+    jti: str
+    issued_at: datetime
+    expires_at: datetime
+
+
 def add_later_columns(cur: Cursor) -> None:
     """Give a table of an earlier release the columns added since: a family of it has no sign-in
-    token on record (`first_jti`) and rotates already, as every family did then."""
+    token on record (`first_jti`) and rotates already, as every family did then; nor a predecessor
+    (`previous_jti`), so its first refresh here has no retry to answer."""
     add_column(cur, "refresh_families", "first_jti TEXT")
     add_column(cur, "refresh_families", "rotating {bool} NOT NULL DEFAULT TRUE")
+    add_column(cur, "refresh_families", "previous_jti TEXT")
+    add_column(cur, "refresh_families", "current_issued_at {timestamp}")
 
 
-def start_family(db: Database, family: str, user_id: int, jti: str, expires_at: datetime) -> None:
-    """A new sign-in whose refresh token is `jti`: current, and good until a successor is presented."""
+def start_family(db: Database, family: str, user_id: int, token: FamilyToken) -> None:
+    """A new sign-in whose refresh token is `token`: current, and good until a successor is presented."""
     with db.transaction(write=True) as cur:
         cur.execute(
-            "INSERT INTO refresh_families (family, user_id, current_jti, expires_at, first_jti, rotating) "
-            "VALUES (%s, %s, %s, %s, %s, %s)",
-            (family, user_id, jti, expires_at, jti, False),
+            "INSERT INTO refresh_families "
+            "(family, user_id, current_jti, current_issued_at, expires_at, first_jti, rotating) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            (family, user_id, token.jti, token.issued_at, token.expires_at, token.jti, False),
         )
 
 
-def rotate(db: Database, family: str, presented: str, successor: str, expires_at: datetime, now: datetime) -> bool:
-    """Make `successor` the family's current token if `presented` is current, or is the sign-in's
-    token of a family that does not rotate yet; otherwise end the family. A presented token other
-    than the sign-in's makes the family rotate.
+def rotate(
+    db: Database, family: str, presented: str, successor: FamilyToken, now: datetime, reuse_window: timedelta
+) -> FamilyToken | None:
+    """The family's current token once `presented` is spent, or None when the family ended.
 
-    A presented token that no longer works was rotated away already: someone replays it, so the
-    whole family ends, the thief's newer tokens and the owner's alike. Of two racing refreshes with
-    one token that no longer works once the other won, one wins and the other ends the family, as a
-    replay would.
+    `successor` becomes current if `presented` is current, or is the sign-in's token of a family that
+    does not rotate yet; a presented token other than the sign-in's makes the family rotate. When
+    `presented` is the token the family's last rotation replaced, less than `reuse_window` ago, it is
+    a retry of that refresh: the current token is answered as it stands, and nothing changes (a
+    sign-in's token sent again at once too, which would otherwise rotate again and leave the token
+    of the first answer spent). Any other presented token was rotated away already: someone replays
+    it, so the whole family ends, the thief's newer tokens and the owner's alike.
+
+    Of two racing refreshes with the current token, one rotates and the other, finding the row
+    rotated once the first commits (PostgreSQL's UPDATE waits for the row and looks at it again;
+    SQLite's writers take turns), answers as a retry — or, with no window, ends the family.
     """
+    cutoff = now - reuse_window if reuse_window > timedelta(0) else None
     with db.transaction(write=True) as cur:
+        retried = "COALESCE(previous_jti = %s AND current_issued_at > %s, FALSE)"
         rotated = cur.execute(
-            "UPDATE refresh_families SET current_jti = %s, expires_at = %s, "
-            "rotating = rotating OR first_jti IS NULL OR first_jti <> %s "
+            "UPDATE refresh_families SET previous_jti = %s, current_jti = %s, current_issued_at = %s, "
+            "expires_at = %s, rotating = rotating OR first_jti IS NULL OR first_jti <> %s "
             "WHERE family = %s AND revoked_at IS NULL "
-            "AND (current_jti = %s OR (first_jti = %s AND NOT rotating)) RETURNING family",
-            (successor, expires_at, presented, family, presented, presented),
-        ).fetchone()
-        if rotated is None:
+            f"AND (current_jti = %s OR (first_jti = %s AND NOT rotating)) AND NOT {retried}",
+            (presented, successor.jti, successor.issued_at, successor.expires_at, presented)
+            + (family, presented, presented, presented, cutoff),
+        ).rowcount
+        if rotated:
+            return successor
+        current = None
+        if cutoff is not None:
+            current = cur.execute(
+                "SELECT current_jti, current_issued_at, expires_at FROM refresh_families "
+                f"WHERE family = %s AND revoked_at IS NULL AND {retried}",
+                (family, presented, cutoff),
+            ).fetchone()
+        if current is None:
             _revoke(cur, family, now)
-        return rotated is not None
+            return None
+        return FamilyToken(current["current_jti"], current["current_issued_at"], current["expires_at"])
 
 
 def revoke(db: Database, family: str, now: datetime) -> None:
