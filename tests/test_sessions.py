@@ -4,6 +4,7 @@ spec's client) works until the family rotates, and signing out ends one session.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import replace
@@ -50,7 +51,11 @@ def test_a_refresh_answers_a_new_pair_and_the_new_refresh_token_refreshes_again(
     assert second.status_code == 200 and _me(api, second.json()["access"]) == 200
 
 
-def test_replaying_a_rotated_refresh_token_past_the_reuse_window_ends_the_whole_family(settings: Settings) -> None:
+def test_replaying_a_rotated_refresh_token_past_the_reuse_window_ends_the_whole_family(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A rotated token presented past the reuse window is a replay: the family ends, and the server
+    says so in its log, once (not for each refused token after it), for whoever watches for theft."""
     clock = MovableClock()
     with new_client(settings, clock) as client:
         api = Api(client, settings)
@@ -63,11 +68,14 @@ def test_replaying_a_rotated_refresh_token_past_the_reuse_window_ends_the_whole_
         assert retried.status_code == 200 and retried.json()["refresh"] == second["refresh"]
         # From the window's end it is a replay (a thief's copy, or the owner's after the thief refreshed first).
         clock.advance(timedelta(seconds=1))
-        assert _answer(_refresh(api, first["refresh"])) == INVALID
-        # Every token of the family is dead now, the newest and the sign-in's included, and stays dead.
-        assert _answer(_refresh(api, second["refresh"])) == INVALID
-        assert _answer(_refresh(api, second["refresh"])) == INVALID
-        assert _answer(_refresh(api, user["refresh"])) == INVALID
+        with caplog.at_level(logging.WARNING, logger="ugc.platform.refresh_families"):
+            assert _answer(_refresh(api, first["refresh"])) == INVALID
+            # Every token of the family is dead now, the newest and the sign-in's included, and stays dead.
+            assert _answer(_refresh(api, second["refresh"])) == INVALID
+            assert _answer(_refresh(api, second["refresh"])) == INVALID
+            assert _answer(_refresh(api, user["refresh"])) == INVALID
+        replays = [r.getMessage() for r in caplog.records if "presented again (a replay)" in r.getMessage()]
+        assert len(replays) == 1, replays
         # Another sign-in is another family, untouched.
         again = api.login(user["username"])
         assert _refresh(api, again["refresh"]).status_code == 200

@@ -28,11 +28,14 @@ ended earlier stays till then, and a refresh of it is refused as of a family unk
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from ugc.platform.database import Database
 from ugc.platform.dialect import Cursor, add_column
+
+log = logging.getLogger(__name__)
 
 DDL = (
     """CREATE TABLE IF NOT EXISTS refresh_families (
@@ -117,7 +120,10 @@ def rotate(
                 (family, presented, cutoff),
             ).fetchone()
         if current is None:
-            _revoke(cur, family, now)
+            if _revoke(cur, family, now):
+                log.warning(
+                    "session %s ended: a refresh token it had rotated away was presented again (a replay)", family
+                )
             return None
         return FamilyToken(current["current_jti"], current["current_issued_at"], current["expires_at"])
 
@@ -136,8 +142,12 @@ def revoke_all_of(db: Database, user_id: int, now: datetime) -> None:
         )
 
 
-def _revoke(cur: Cursor, family: str, now: datetime) -> None:
-    cur.execute("UPDATE refresh_families SET revoked_at = %s WHERE family = %s AND revoked_at IS NULL", (now, family))
+def _revoke(cur: Cursor, family: str, now: datetime) -> bool:
+    """End the family; whether it was live until now."""
+    ended = cur.execute(
+        "UPDATE refresh_families SET revoked_at = %s WHERE family = %s AND revoked_at IS NULL", (now, family)
+    )
+    return bool(ended.rowcount)
 
 
 def sweep(cur: Cursor, now: datetime) -> int:
