@@ -1,19 +1,25 @@
-"""A creator's portfolio items and their images; only the owning creator writes them."""
+"""A creator's portfolio items and their images; only the owning creator writes them, and an erased
+creator's are withdrawn."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from eventsourcing.application import AggregateNotFoundError
 
-from commands.creator_access import check_owner, require_creator
-from commands.saving import Positions, change, save
+from commands.creator_access import check_owner, creator_profile_number, require_creator
+from commands.saving import Positions, change, save, stored_so_far
+from commands.services import Listed
+from ugc.accounts import User
 from ugc.clock import Clock
 from ugc.errors import InvalidField, NotFound
 from ugc.events import user_actor
+from ugc.ids import aggregate_id
 from ugc.platform.database import Database
+from ugc.platform.personal_data import PersonErased
 from ugc.platform.store import EventStores
 from ugc.portfolio import PortfolioImage, PortfolioItem, portfolio_image_id, portfolio_item_id
 
@@ -47,6 +53,9 @@ class PortfolioCommands:
 
     def create_item(self, user_id: int, *, title: str, description: str, cover: StoredImage) -> Saved:
         profile = require_creator(self.accounts, user_id)
+        user: User = self.accounts.repository.get(aggregate_id("user", user_id))
+        if user.erased:  # moments ago, with a token whose standing a server still keeps: nothing new of theirs
+            raise PersonErased(f"user {user_id} was erased")
         number = self.db.next_number("portfolio_item")
         item = PortfolioItem(
             number=number,
@@ -92,6 +101,27 @@ class PortfolioCommands:
 
         added = change(self.app, item, attach, also=lambda added: (added,))
         return Saved(added.result, added.positions)
+
+    def withdraw_all(self, creator_user_id: int, actor: str, listed: Listed) -> list[int]:
+        """Delete every portfolio item of a creator whose account was erased (their images go with
+        it), as their own DELETE of each would, with `actor` (the operator) recorded; the ids deleted.
+
+        The read model names them once it has applied the catalog log as it stands: the creator is
+        erased by then, so no item of theirs comes later (`create_item` refuses it).
+        """
+        profile = creator_profile_number(self.accounts, creator_user_id)
+        if profile is None:
+            return []  # not a creator: no portfolio, and nothing to wait for
+        withdrawn = []
+        for number in listed(profile, stored_so_far(self.app)):
+            try:
+                change(
+                    self.app, functools.partial(self._item, number), lambda item: item.delete(self.clock.now(), actor)
+                )
+            except NotFound:
+                continue  # deleted meanwhile, by a DELETE with a token a server still trusted
+            withdrawn.append(number)
+        return withdrawn
 
     # Items and images alike: only the creator who owns one changes it.
 

@@ -40,8 +40,8 @@ class OfferService:
     modifications_price: Decimal = Decimal(0)
 
 
-# The ids of a creator profile's active services, as the listing shows them once it has applied
-# these positions (`ugc users erase` reads them there: no log lists one creator's services).
+# The ids of a creator profile's active services (or portfolio items), as their read model shows them
+# once it has applied these positions (`ugc users erase` reads them there: no log lists one creator's).
 Listed = Callable[[int, Positions], Sequence[int]]
 
 

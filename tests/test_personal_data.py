@@ -44,12 +44,14 @@ from ugc.platform.database import Database
 from ugc.platform.erasure_journal import record_erasure
 from ugc.platform.personal_data import DataKeys, PersonalDataError, PersonErased
 from ugc.platform.store import EventStores, eventsourcing_settings
+from ugc.portfolio import PortfolioItem, portfolio_item_id
 from ugc.services import Service, service_id
 
 PHONE = "+79991234567"
 BIO = "Живу в Казани, снимаю котов"
 LINK = "https://portfolio.example/sekretova"
 SOCIAL = "https://t.me/sekretova_private"
+PNG = bytes.fromhex("89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489") + b"\0" * 64
 
 
 @pytest.fixture
@@ -241,6 +243,111 @@ def test_an_erased_creator_is_no_counterparty_their_services_withdrawn_and_no_co
 
     again = ugc(settings, backend, "users", "erase", deal.creator["username"], "--yes")
     assert again.returncode == 0 and "0 service(s) withdrawn" in again.stdout, again.stderr
+
+
+def a_portfolio(api: Api, creator: dict[str, Any], title: str) -> dict[str, Any]:
+    """An item of `creator`'s portfolio with one image added to it, as the API shows it."""
+    item = api.client.post(
+        "/api/portfolio/",
+        headers=creator["headers"],
+        data={"title": title, "description": f"{title}: мои слова"},
+        files={"cover_image": ("cover.png", PNG, "image/png")},
+    )
+    assert item.status_code == 201, item.text
+    image = api.client.post(
+        "/api/portfolio-images/",
+        headers=creator["headers"],
+        data={"portfolio_item": str(item.json()["id"]), "caption": "Моё фото", "order": "1"},
+        files={"image": ("photo.png", PNG, "image/png")},
+    )
+    assert image.status_code == 201, image.text
+    shown = api.client.get(f"/api/portfolio/{item.json()['id']}/")
+    assert shown.status_code == 200 and len(shown.json()["images"]) == 1, shown.text
+    body: dict[str, Any] = shown.json()
+    return body
+
+
+def portfolio_seen(api: Api, item: dict[str, Any], viewer: dict[str, Any]) -> dict[str, int]:
+    """Status of each public way to the item: its page, its place in its creator's list, in their
+    profile's detail and in the images' list, and its cover's and image's bytes."""
+    listed = api.client.get("/api/portfolio/", params={"creator_profile_id": item["creator_profile"]})
+    profile = api.client.get(f"/api/v1/creators/{item['creator_profile']}/", params={"detail": "true"})
+    images = api.client.get(
+        "/api/portfolio-images/", headers=viewer["headers"], params={"portfolio_item_id": item["id"]}
+    )
+    public = api.settings.public_url
+    return {
+        "item": api.client.get(f"/api/portfolio/{item['id']}/").status_code,
+        "listed": sum(row["id"] == item["id"] for row in listed.json()["results"]),
+        "in profile": sum(row["id"] == item["id"] for row in profile.json()["portfolio"]),
+        "images listed": images.json()["count"],
+        "cover": api.client.get(item["cover_image"].removeprefix(public)).status_code,
+        "image": api.client.get(item["images"][0]["image"].removeprefix(public)).status_code,
+    }
+
+
+SHOWN = {"item": 200, "listed": 1, "in profile": 1, "images listed": 1, "cover": 200, "image": 200}
+GONE = {"item": 404, "listed": 0, "in profile": 0, "images listed": 0, "cover": 404, "image": 404}
+
+
+def test_an_erased_creators_portfolio_is_withdrawn_with_its_images_and_a_replay_agrees(
+    api: Api, backend: str, settings: Settings, stores: EventStores
+) -> None:
+    """The portfolio is the person's own words and pictures: the erasure deletes each item (its images
+    with it) as the creator's own DELETE would, by the operator, so no public page, list or media URL
+    shows them, and the read models equal a replay of the log."""
+    person, other, viewer = a_person(api), api.creator(), api.verified_user()
+    theirs = [a_portfolio(api, person, "Логотип"), a_portfolio(api, person, "Сайт")]
+    kept = a_portfolio(api, other, "Чужой")
+    for item in (*theirs, kept):
+        assert portfolio_seen(api, item, viewer) == SHOWN
+
+    done = ugc(settings, backend, "users", "erase", person["username"], "--yes")
+    assert done.returncode == 0, done.stderr
+    assert "2 portfolio item(s) withdrawn" in done.stdout, done.stdout
+
+    for item in theirs:
+        assert portfolio_seen(api, item, viewer) == GONE
+        *_, last = stores.catalog.repository.event_store.get(portfolio_item_id(item["id"]))
+        assert isinstance(last, PortfolioItem.Deleted) and last.actor.startswith("operator:"), last
+    assert portfolio_seen(api, kept, viewer) == SHOWN  # another creator's stays
+    assert api.client.get("/api/portfolio/", headers=person["headers"]).status_code == 401
+
+    # With a token whose standing the server still keeps: no new item of theirs.
+    again = api.client.post(
+        "/api/portfolio/",
+        headers=person["headers"],
+        data={"title": "После", "description": "стирания"},
+        files={"cover_image": ("cover.png", PNG, "image/png")},
+    )
+    assert (again.status_code, again.json()) == (401, {"detail": "Токен недействителен или просрочен."})
+
+    verified = ugc(settings, backend, "verify", "--json")  # every read table equals a replay of the log
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert json.loads(verified.stdout)["findings"] == []
+    second = ugc(settings, backend, "users", "erase", person["username"], "--yes")
+    assert second.returncode == 0 and "0 portfolio item(s) withdrawn" in second.stdout, second.stderr
+
+
+def test_replaying_the_journal_withdraws_the_portfolio_of_a_creator_erased_before_it_was(
+    api: Api, backend: str, settings: Settings, stores: EventStores
+) -> None:
+    """Erased as before this release (keys destroyed, `User.Erased`): `--replay` finishes the erasure."""
+    person, viewer = a_person(api), api.verified_user()
+    item = a_portfolio(api, person, "Старое")
+    now = datetime.now(UTC)
+    assert stores.data_keys is not None
+    stores.data_keys.destroy(person["id"], subjects_of(person["id"]), now)
+    user: User = stores.accounts.repository.get(aggregate_id("user", person["id"]))
+    user.erase(now, operator_actor("tester"))
+    stores.accounts.save(user)
+    record_erasure(settings.audit_dir, settings.audit_key, person["id"], person["username"], now)
+    assert portfolio_seen(api, item, viewer) == SHOWN
+
+    replayed = ugc(settings, backend, "users", "erase", "--replay")
+    assert replayed.returncode == 0, replayed.stdout + replayed.stderr
+    assert "1 portfolio item(s) withdrawn" in replayed.stdout, replayed.stdout
+    assert portfolio_seen(api, item, viewer) == GONE
 
 
 @pytest.mark.timeout(60)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ugc.cli.common import acting_operator, confirmed
@@ -18,8 +19,8 @@ if TYPE_CHECKING:
     from ugc.platform.store import EventStores
 
 ROLE_CHOICES = ("admin", "auditor")
-# Seconds an erasure waits for the read models: for the listing to show every service of the person
-# (to withdraw them), for the orders to show their open orders (to cancel them), then for their rows
+# Seconds an erasure waits for the read models: for the listing to show every service and portfolio
+# item of the person (to withdraw them), for the orders to show their open orders (to cancel them), then for their rows
 # to be blanked (to vacuum the old versions away).
 ERASE_WAIT = 30.0
 
@@ -48,8 +49,8 @@ def add_parsers(commands: Any) -> None:
         help="erase a person's personal data for good (their data keys are destroyed; orders stay)",
         description="Destroys the data keys that seal the person's e-mail, names, phone, bio and creator "
         "profile in the log, blanks them in the read tables and ends their sessions; withdraws their services "
-        "and cancels their pending and in-progress orders. Their username, orders, reviews and messages stay "
-        "for the other parties and auditors. It cannot be undone.",
+        "and portfolio and cancels their pending and in-progress orders. Their username, orders, reviews and "
+        "messages stay for the other parties and auditors. It cannot be undone.",
     )
     erase.add_argument("username", nargs="?", help="the user's username")
     erase.add_argument("--yes", action="store_true", help="do not ask: erasing cannot be undone")
@@ -151,18 +152,34 @@ def _erase(
     ended = _end_dealings(stores, db, erasure.user_id)
     if ended is None:
         return 1
-    print(f"{len(ended[0])} service(s) withdrawn")
-    print(f"{len(ended[1])} order(s) cancelled")
+    print(f"{len(ended.services)} service(s) withdrawn")
+    print(f"{len(ended.portfolio)} portfolio item(s) withdrawn")
+    print(f"{len(ended.orders)} order(s) cancelled")
     _clear_old_rows(db, erasure.positions)
     return 0
 
 
-def _end_dealings(stores: EventStores, db: Database, user_id: int) -> tuple[list[int], list[int]] | None:
-    """Withdraw the erased person's active services and cancel their open orders (step 4 of an
-    erasure); the ids of each, or None (said on stderr) when the read models did not catch up."""
+@dataclass(frozen=True)
+class Ended:
+    """What step 4 of an erasure ended: the ids of the services and portfolio items it withdrew and of
+    the orders it cancelled."""
+
+    services: list[int]
+    portfolio: list[int]
+    orders: list[int]
+
+    def __bool__(self) -> bool:
+        return bool(self.services or self.portfolio or self.orders)
+
+
+def _end_dealings(stores: EventStores, db: Database, user_id: int) -> Ended | None:
+    """Withdraw the erased person's active services and portfolio items and cancel their open orders
+    (step 4 of an erasure); None (said on stderr) when the read models did not catch up."""
     from commands.erased_orders import OrdersUnseen, cancel_orders_of_erased
+    from commands.portfolio import PortfolioCommands
     from commands.services import ServiceCommands
     from readmodels.orders import cancellable_of_party
+    from readmodels.portfolio import portfolio_of_creator
     from readmodels.services import active_of_creator
     from readmodels.waiting import Progress
     from ugc.clock import SystemClock
@@ -178,6 +195,16 @@ def _end_dealings(stores: EventStores, db: Database, user_id: int) -> tuple[list
         _not_caught_up("their services are not withdrawn yet")
         return None
 
+    def shown(creator_profile: int, positions: dict[str, int]) -> list[int]:
+        Progress().wait(db, positions, ERASE_WAIT)
+        return [row["id"] for row in portfolio_of_creator(db, creator_profile)]
+
+    try:
+        deleted = PortfolioCommands(stores, db, SystemClock()).withdraw_all(user_id, acting_operator(), shown)
+    except Unavailable:
+        _not_caught_up(f"{len(withdrawn)} service(s) withdrawn, but their portfolio is not withdrawn yet")
+        return None
+
     def cancellable(user: int, positions: dict[str, int]) -> list[int]:
         Progress().wait(db, positions, ERASE_WAIT)
         return cancellable_of_party(db, user)
@@ -185,10 +212,13 @@ def _end_dealings(stores: EventStores, db: Database, user_id: int) -> tuple[list
     try:
         cancelled = cancel_orders_of_erased(stores.orders, SystemClock(), user_id, acting_operator(), cancellable)
     except OrdersUnseen as unseen:
-        ended = f"{len(withdrawn)} service(s) withdrawn and {len(unseen.cancelled)} order(s) cancelled"
+        ended = (
+            f"{len(withdrawn)} service(s) and {len(deleted)} portfolio item(s) withdrawn and "
+            f"{len(unseen.cancelled)} order(s) cancelled"
+        )
         _not_caught_up(f"{ended}, but whether any other order of theirs is still open is not known")
         return None
-    return withdrawn, cancelled
+    return Ended(withdrawn, deleted, cancelled)
 
 
 def _not_caught_up(what: str) -> None:
@@ -205,8 +235,8 @@ def replay_erasures(
 ) -> int:
     """Erase again every journaled person the database does not show erased (a restored backup from
     before their erasure), and finish the erasure of those it shows erased with services or orders
-    still open (a backup taken between `User.Erased` and those steps, or an erasure from before they
-    existed): README, "Backups and restores".
+    still open or a portfolio still shown (a backup taken between `User.Erased` and those steps, or
+    an erasure from before they existed): README, "Backups and restores".
 
     Asked for by hand, UGC_AUDIT_DIR must be a directory: a mistyped one read as an empty journal and
     replayed nothing, exit 0. A restore's replay (`restoring`) finds none where the backup had none."""
@@ -241,11 +271,12 @@ def replay_erasures(
             failed = _erase(settings, accounts, stores, db, entry.username, journaled=False) != 0 or failed
         elif (ended := _end_dealings(stores, db, entry.user)) is None:
             failed = True
-        elif (profile := accounts.erase(entry.username, acting_operator()).positions) or any(ended):
+        elif (profile := accounts.erase(entry.username, acting_operator()).positions) or ended:
             finished += 1
             print(
                 f"{entry.username} (id {entry.user}) was erased before; finished erasing: "
-                f"{len(ended[0])} service(s) withdrawn, {len(ended[1])} order(s) cancelled"
+                f"{len(ended.services)} service(s) withdrawn, {len(ended.orders)} order(s) cancelled, "
+                f"{len(ended.portfolio)} portfolio item(s) withdrawn"
                 + (", creator profile marked erased" if profile else "")
             )
     print(f"{len(journal.erasures)} journaled erasure(s), {replayed} carried out again, {finished} finished")
