@@ -124,6 +124,7 @@ MESSAGES: dict[str, str] = {
     "notification_not_found": "Страница не найдена.",
     "own_conversation": "Нельзя начать диалог с самим собой.",
     "unknown_recipient": "Пользователь не найден.",
+    "recipient_erased": "Аккаунт собеседника удален: отправка сообщений невозможна.",
     "message_blank": "Сообщение не может быть пустым.",
     "message_too_long": "Убедитесь, что это значение содержит не более 4000 символов.",
     "malformed_frame": 'Ожидается JSON-объект вида {"message": "текст"}.',

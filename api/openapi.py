@@ -41,7 +41,7 @@ _WHO = {
     "admin": "только администратор",
 }
 # What a 409 means for the operation.
-Conflict = Literal["", "state", "unique", "done"]
+Conflict = Literal["", "state", "unique", "done", "erased"]
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,8 @@ class Operation:
     - `who`: who, among those who can see the object, may do this (403 for the others);
     - `conflict`: `"state"` for a command the order's status may refuse (registered as under way on
       the order of the path's `id` from its arrival: api/arrival.py), `"unique"` for one that
-      creates what may exist already, `"done"` for one that can be done only once (409);
+      creates what may exist already, `"done"` for one that can be done only once, `"erased"` for
+      one addressed to a person whose account was erased (409);
     - `missing`: the object may be missing although no path id names it (404, e.g. "my profile");
     - `if_match`: takes `If-Match` (412 on a stale version); `etag`: answers `ETag`;
     - `throttled`: failures are counted per user and address (429 with `Retry-After`); an attempt
@@ -175,6 +176,8 @@ class Operation:
             add(409, "такой объект уже существует")
         elif self.conflict == "done":
             add(409, "это уже сделано")
+        elif self.conflict == "erased":
+            add(409, "аккаунт собеседника удален")
         if self.if_match:
             add(412, "`If-Match` называет версию, которой у объекта больше нет")
         if self.ranges:

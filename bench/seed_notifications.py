@@ -22,6 +22,7 @@ from common import DATA_KEY
 from commands.accounts import AccountCommands, Register
 from commands.messaging import MessagingCommands
 from commands.saving import save
+from commands.standing import Standings
 from ugc.clock import SystemClock
 from ugc.messaging import Conversation, conversation_id
 from ugc.platform.database import Database
@@ -42,7 +43,8 @@ def seed(database_url: str, *, count: int, prefix: str, batch: int) -> None:
             accounts.register(Register(f"{prefix}{who}", f"{prefix}{who}@example.com", PASSWORD, "Bench", who)).user_id
             for who in ("a", "b")
         )
-        number = MessagingCommands(stores, db, clock).start_conversation(sender, receiver).conversation_id
+        messaging = MessagingCommands(stores, db, clock, Standings(stores, clock))
+        number = messaging.start_conversation(sender, receiver).conversation_id
         chat: Conversation = stores.messaging.repository.get(conversation_id(number))
         began = time.perf_counter()
         for start in range(0, count, batch):

@@ -9,10 +9,11 @@ from eventsourcing.persistence import IntegrityError
 
 from commands.news import news_head
 from commands.saving import Positions, change, save, stored_so_far
+from commands.standing import Standings
 from ugc.accounts import User
 from ugc.claims import Claim
 from ugc.clock import Clock
-from ugc.errors import InvalidField, NotFound
+from ugc.errors import Conflict, InvalidField, NotFound
 from ugc.events import user_actor
 from ugc.ids import aggregate_id, claim_id
 from ugc.messaging import (
@@ -43,11 +44,13 @@ class Sent:
 
 
 class MessagingCommands:
-    def __init__(self, stores: EventStores, db: Database, clock: Clock) -> None:
+    def __init__(self, stores: EventStores, db: Database, clock: Clock, standings: Standings) -> None:
+        """`standings`: the process's own (a server's forgets an erased person's the moment it hears)."""
         self.stores = stores
         self.app = stores.messaging
         self.db = db
         self.clock = clock
+        self.standings = standings
 
     def start_conversation(self, starter: int, recipient: int) -> Started:
         """The pair's conversation: a new one, or the one they already have (asking again is safe).
@@ -92,9 +95,15 @@ class MessagingCommands:
 
     def send_message(self, conversation: int, sender: int, text: str, *, number: int | None = None) -> Sent:
         """Append one message: loads the conversation's single event, never its messages. `number`:
-        a message id drawn beforehand (`ugc seed --demo`), a fresh one otherwise."""
+        a message id drawn beforehand (`ugc seed --demo`), a fresh one otherwise.
+
+        Not to an erased person (409): nobody would ever read it, as no conversation with them can be
+        started; the conversation stays readable. Their standing says so, usually with no I/O."""
         message_text(text)  # a bad text is refused before anything is looked up (422 before 404)
         started = self._conversation(conversation)
+        recipient = started.other_party(sender)
+        if (self.standings.known(recipient) or self.standings.load(recipient)) is None:
+            raise Conflict("recipient_erased")
         number = number or self.db.next_number("message")
         message = started.send(number=number, sender=sender, text=text, at=self.clock.now())
         return Sent(message_id=number, positions=save(self.app, message))

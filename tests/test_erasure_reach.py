@@ -6,6 +6,7 @@ their open sockets with 4401, well within the 30 s a standing is kept — no clo
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -104,6 +105,41 @@ def test_an_erased_persons_token_is_refused_by_a_running_server_at_once(live: Li
     assert api.client.get("/api/v1/notifications/", headers=boris["headers"]).status_code == 200
 
 
+GONE = {"error": "Аккаунт собеседника удален: отправка сообщений невозможна."}
+
+
+def test_no_message_goes_to_an_erased_person_over_rest_or_the_socket_and_the_chat_stays_readable(live: Live) -> None:
+    """Nobody would ever read it: the other party's send is refused (409 over REST, an error frame over
+    the socket, which stays open), though the server had just seen the person send one."""
+    api = live.api
+    person, boris = api.verified_user(), api.verified_user()
+    chat = live.api.conversation(boris, person)
+    path = f"/api/v1/conversations/{chat}/messages/"
+    sent = api.client.post(path, headers=person["headers"], json={"message": "ещё здесь"})
+    assert sent.status_code == 201, sent.text
+
+    live.erase(person["username"])
+    # Heard by the server once the person's own token is refused there.
+    refused_within(lambda: api.client.get("/api/v1/notifications/", headers=person["headers"]), REACH)
+
+    answer = api.client.post(path, headers=boris["headers"], json={"message": "ты здесь?"})
+    assert (answer.status_code, answer.json()) == (409, GONE)
+
+    async def scenario() -> None:
+        async with connect(live.ws(f"/ws/conversations/{chat}/?token={boris['access']}")) as his:
+            await his.send('{"message": "ответь"}')
+            async with asyncio.timeout(5):
+                assert json.loads(await his.recv()) == GONE
+            await his.send('{"message": "ответь же"}')  # the socket stays open for the next frame
+            async with asyncio.timeout(5):
+                assert json.loads(await his.recv()) == GONE
+
+    asyncio.run(scenario())
+    # What was said stays readable for the other party, and nothing after the erasure was stored.
+    read = api.client.get(path, headers=boris["headers"])
+    assert read.status_code == 200 and [m["message"] for m in read.json()["results"]] == ["ещё здесь"]
+
+
 async def close_code(ws: ClientConnection, timeout: float) -> int | None:
     """The code the server closes `ws` with; None if it is still open after `timeout` seconds."""
     try:
@@ -132,10 +168,10 @@ def test_an_erased_persons_open_sockets_close_4401_at_once(live: Live) -> None:
             started = time.monotonic()
             codes = await asyncio.gather(close_code(alerts, REACH), close_code(theirs, REACH))
             assert codes == [4401, 4401] and time.monotonic() - started < REACH
-            # The other party's socket stays.
+            # The other party's socket stays, and answers a send to the erased person with an error frame.
             await his.send('{"message": "ты здесь?"}')
             async with asyncio.timeout(5):
-                assert "ты здесь?" in await his.recv()
+                assert json.loads(await his.recv()) == GONE
 
     asyncio.run(scenario())
 

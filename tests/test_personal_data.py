@@ -382,9 +382,9 @@ def test_an_erased_persons_sockets_close_4401_once_their_standing_is_asked_again
             alerts.receive_text()
         assert listening.value.code == 4401 and time.monotonic() - started < EXPIRY_CHECK + 2
 
-        # The other party's socket stays, and hears nothing from the erased person.
+        # The other party's socket stays: a send to the erased person gets an error frame, nothing stored.
         his.send_text(json.dumps({"message": "ты здесь?"}))
-        assert json.loads(his.receive_text())["message"] == "ты здесь?"
+        assert json.loads(his.receive_text()) == {"error": "Аккаунт собеседника удален: отправка сообщений невозможна."}
         his.close()
 
 

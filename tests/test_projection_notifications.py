@@ -21,6 +21,7 @@ from psycopg import sql
 from commands.messaging import MessagingCommands
 from commands.notifications import NotificationCommands
 from commands.saving import save
+from commands.standing import Standings
 from projections.messaging import MessagingProjection
 from projections.notifications import HELD_COLUMNS, NotificationsProjection, stored_and_inserted
 from projections.runner import ProjectionRunner
@@ -70,7 +71,13 @@ def world(settings: Settings) -> Iterator[World]:
     stores = EventStores(settings.database_url, data_key=DATA_KEY)
     clock = MovableClock(datetime(2026, 5, 1, 12, tzinfo=UTC))
     try:
-        yield World(db, stores, clock, NotificationCommands(stores, clock), MessagingCommands(stores, db, clock))
+        yield World(
+            db,
+            stores,
+            clock,
+            NotificationCommands(stores, clock),
+            MessagingCommands(stores, db, clock, Standings(stores, clock)),
+        )
     finally:
         stores.close()
         db.close()

@@ -103,11 +103,15 @@ class Conversation(Aggregate):
     def takes_part(self, user: int) -> bool:
         return user in (self.first_user, self.second_user)
 
+    def other_party(self, user: int) -> int:
+        """Who `user` (who must take part) talks to here."""
+        if not self.takes_part(user):
+            raise NotFound("conversation_not_found")
+        return self.second_user if user == self.first_user else self.first_user
+
     def send(self, *, number: int, sender: int, text: str, at: datetime) -> Message:
         """A new message from `sender` (who must take part) to the other participant."""
-        if not self.takes_part(sender):
-            raise NotFound("conversation_not_found")
-        recipient = self.second_user if sender == self.first_user else self.first_user
+        recipient = self.other_party(sender)
         return Message(
             number=number,
             conversation=self.number,

@@ -272,7 +272,7 @@ def _opened(settings: Settings, clock: Clock | None) -> Iterator[Services]:
                 skills=SkillCommands(stores, db, clock),
                 creator_skills=CreatorSkillCommands(stores, db, clock),
                 portfolio=PortfolioCommands(stores, db, clock),
-                messaging=MessagingCommands(stores, db, clock),
+                messaging=MessagingCommands(stores, db, clock, standings),
                 notifications=NotificationCommands(stores, clock),
                 realtime=hub,
                 orders=order_commands(settings, stores, db, clock),

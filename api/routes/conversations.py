@@ -125,7 +125,7 @@ routes = [
         "POST",
         "/api/v1/conversations/{id:id}/messages/",
         send_message,
-        Operation("Отправка сообщения (как через WebSocket)", SendMessageIn, MessageOut, status=201),
+        Operation("Отправка сообщения (как через WebSocket)", SendMessageIn, MessageOut, status=201, conflict="erased"),
     ),
     endpoint(
         "POST",

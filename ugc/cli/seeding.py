@@ -55,6 +55,7 @@ def _demo_commands(settings: Settings, stores: EventStores, db: Database) -> Dem
     from commands.demo import DemoCommands
     from commands.messaging import MessagingCommands
     from commands.services import ServiceCommands
+    from commands.standing import Standings
     from ugc.clock import SystemClock
     from ugc.wiring import order_commands, password_hasher
 
@@ -65,7 +66,7 @@ def _demo_commands(settings: Settings, stores: EventStores, db: Database) -> Dem
         creators=CreatorCommands(stores, db, clock),
         services=ServiceCommands(stores, db, clock),
         orders=order_commands(settings, stores, db, clock),
-        messaging=MessagingCommands(stores, db, clock),
+        messaging=MessagingCommands(stores, db, clock, Standings(stores, clock)),
         db=db,
         clock=clock,
         operator=acting_operator(),
