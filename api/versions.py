@@ -1,26 +1,50 @@
-"""An aggregate's version at the edge: `ETag: "<version>"` on answers, `If-Match: "<version>"` on writes.
+"""An aggregate's version at the edge: `ETag: "<version>.<digest>"` on answers, `If-Match` on writes.
 
-A write whose `If-Match` names no version still current answers 412 with the current one
-(`StaleVersion` in `api/errors.py`); without `If-Match` a version clash is retried against the new
-state.
+An answer shows more than its aggregate: a creator's rating and completed orders, a service's
+creator rating, an order's `is_late` (today's date), a creator's skills and portfolio with
+`?detail=true`: values kept by other logs or the clock, that change while the version stays. So
+the tag is the version and a digest of the answer's bytes: a strong validator (RFC 9110 §8.8.1)
+that moves whenever the body does, so no client revalidating its copy keeps a stale rating.
+
+`If-Match` compares the version alone (the number before the dot; a bare `"3"` is the version 3 as
+well): it guards a client's edit against another edit of the same object, and what only joins it
+(a review's rating, the date) is nobody's edit to lose, so it must not turn the edit of a creator
+who has just read their profile into a 412. A write whose `If-Match` names no version still current
+answers 412 with the current one (`StaleVersion` in `api/errors.py`, whose `ETag` is the bare
+`"<version>"`, having no body to digest); without `If-Match` a version clash is retried against the
+new state.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
+from typing import Any
 
 from starlette.requests import Request
 
+from api.responses import JSON
 from ugc.platform.numbers import natural
 
 # One element of the header's comma-separated list: a quoted tag, whose quotes may hold a comma
 # (`"1,2"` is one tag), or whatever else stands between two commas.
 _ELEMENT = re.compile(r'(?:W/)?"[^"]*"|[^,\s][^,]*')
+# What a tag of ours holds: the version, and the digest of the answer it came with.
+_VERSION_TAG = re.compile(r"([0-9]+)(?:\.[0-9a-f]{16})?")
+DIGEST_LENGTH = 16  # hex digits of the body's SHA-256: 64 bits, two bodies of one object alike by chance 1 in 2**64
 
 
-def etag(version: int) -> dict[str, str]:
-    """The headers that give an answer its version."""
-    return {"ETag": f'"{version}"'}
+def etag(version: int, body: bytes) -> dict[str, str]:
+    """The headers that give an answer whose bytes are `body` its version and validator."""
+    digest = hashlib.sha256(body).hexdigest()[:DIGEST_LENGTH]
+    return {"ETag": f'"{version}.{digest}"'}
+
+
+def versioned(content: Any, version: int, status_code: int = 200) -> JSON:
+    """A JSON answer of an object at `version`, with its ETag."""
+    response = JSON(content, status_code=status_code)
+    response.headers.update(etag(version, bytes(response.body)))
+    return response
 
 
 def expected_versions(request: Request) -> frozenset[int] | None:
@@ -40,4 +64,10 @@ def expected_versions(request: Request) -> frozenset[int] | None:
     if header.strip() == "*":
         return None
     tags = (tag.strip().removeprefix("W/").strip('"') for tag in _ELEMENT.findall(header))
-    return frozenset(version for version in map(natural, tags) if version)
+    return frozenset(version for version in map(_version, tags) if version)
+
+
+def _version(tag: str) -> int | None:
+    """The version a tag's text names: `3`, or `3.<digest>` of any answer at version 3 (not compared)."""
+    named = _VERSION_TAG.fullmatch(tag)
+    return None if named is None else natural(named[1])

@@ -117,6 +117,13 @@ def refused(field: str, text: str) -> dict[str, Any]:
     return {"error": "Ошибка валидации данных.", "fields": {field: [text]}}
 
 
+def version_of(response: Any) -> int:
+    """The version an answer's ETag names (`"<version>.<16 hex digits>"`)."""
+    tag = re.fullmatch(r'"([0-9]+)\.[0-9a-f]{16}"', response.headers["etag"])
+    assert tag is not None, response.headers["etag"]
+    return int(tag[1])
+
+
 def refused_id(field: str) -> dict[str, Any]:
     """The 422 body for a bad id in `field`."""
     return refused(field, "Ожидается положительное целое число.")

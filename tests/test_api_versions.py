@@ -1,16 +1,21 @@
 """ETag and If-Match on services, creator profiles, portfolio items and images, as on orders.
 
-Every answer that shows one of them carries `ETag: "<version>"`; a write with `If-Match` naming
-the current version goes through, one naming an older version is 412 with the current version
-and changes nothing. A caller who may not write the object gets 404/403 before any 412.
+Every answer that shows one of them carries `ETag: "<version>.<digest>"`, whose digest moves with
+whatever else the body shows (a rating, `is_late`, a portfolio); a write with `If-Match` naming the
+current version goes through, one naming an older version is 412 with the current version and
+changes nothing. A caller who may not write the object gets 404/403 before any 412.
 """
 
 from __future__ import annotations
 
+from datetime import date, timedelta
 from typing import Any
 
-from tests.conftest import Api
+from tests.conftest import Api, new_client, version_of
+from tests.orders_world import a_deal, order_in, place
 from tests.test_api_portfolio import GIF, added_image, created, multipart, stored_files
+from ugc.clock import MovableClock
+from ugc.config import Settings
 
 STALE = "Объект изменился с момента загрузки; обновите его и повторите запрос."
 
@@ -31,22 +36,22 @@ def assert_stale(response: Any, current: int) -> None:
 def test_a_service_carries_its_version_and_a_stale_if_match_changes_nothing(api: Api) -> None:
     creator = api.creator()
     service = api.client.post("/api/v1/services/", headers=creator["headers"], json=_service_body(api))
-    assert service.status_code == 201 and service.headers["etag"] == '"1"'
+    assert service.status_code == 201 and version_of(service) == 1
     url = f"/api/v1/services/{service.json()['id']}/"
-    assert api.client.get(url).headers["etag"] == '"1"'
-    assert api.client.get(url.replace("/v1", "")).headers["etag"] == '"1"'  # the legacy shape, the same version
+    assert version_of(api.client.get(url)) == 1
+    assert version_of(api.client.get(url.replace("/v1", ""))) == 1  # the legacy shape, the same version
 
     edited = api.client.patch(url, headers=creator["headers"] | matching(1), json={"title": "Новое название"})
-    assert edited.status_code == 200 and edited.headers["etag"] == '"2"'
+    assert edited.status_code == 200 and version_of(edited) == 2
     assert edited.json()["title"] == "Новое название"
-    assert api.client.get(url).headers["etag"] == '"2"'  # the remembered answer moved with the version
+    assert version_of(api.client.get(url)) == 2  # the remembered answer moved with the version
 
     assert_stale(api.client.patch(url, headers=creator["headers"] | matching(1), json={"title": "Старое"}), 2)
     assert_stale(api.client.delete(url, headers=creator["headers"] | matching(1)), 2)
     assert api.client.get(url).json()["title"] == "Новое название" and api.client.get(url).json()["is_active"]
 
     assert api.client.delete(url, headers=creator["headers"] | matching(2)).status_code == 204
-    assert api.client.get(url).headers["etag"] == '"3"' and not api.client.get(url).json()["is_active"]
+    assert version_of(api.client.get(url)) == 3 and not api.client.get(url).json()["is_active"]
 
 
 def test_without_if_match_a_service_write_needs_no_version(api: Api) -> None:
@@ -56,7 +61,7 @@ def test_without_if_match_a_service_write_needs_no_version(api: Api) -> None:
     for title in ("Первое", "Второе"):
         edited = api.client.patch(url, headers=creator["headers"], json={"title": title})
         assert edited.status_code == 200 and edited.json()["title"] == title
-    assert edited.headers["etag"] == '"3"'
+    assert version_of(edited) == 3
     assert api.client.patch(url, headers=creator["headers"] | {"If-Match": "*"}, json={"title": "Т"}).status_code == 200
 
 
@@ -82,7 +87,7 @@ def test_an_if_match_that_names_no_version_matches_none(api: Api) -> None:
     unknown = api.client.patch("/api/v1/services/999999/", headers=creator["headers"] | {"If-Match": '"abc"'}, json={})
     assert unknown.status_code == 404
     weak = api.client.patch(url, headers=creator["headers"] | {"If-Match": 'W/"1"'}, json={"title": "Слабый"})
-    assert weak.status_code == 200 and weak.headers["etag"] == '"2"'
+    assert weak.status_code == 200 and version_of(weak) == 2
 
 
 def test_an_if_match_list_holds_when_any_of_its_tags_names_the_current_version(api: Api) -> None:
@@ -91,12 +96,12 @@ def test_an_if_match_list_holds_when_any_of_its_tags_names_the_current_version(a
     service = api.service(creator)
     url = f"/api/v1/services/{service['id']}/"
     listed = api.client.patch(url, headers=creator["headers"] | {"If-Match": '"7", "1"'}, json={"title": "Второе"})
-    assert listed.status_code == 200 and listed.headers["etag"] == '"2"'
+    assert listed.status_code == 200 and version_of(listed) == 2
     mixed = api.client.patch(url, headers=creator["headers"] | {"If-Match": '"abc", ,W/"2"'}, json={"title": "Третье"})
-    assert mixed.status_code == 200 and mixed.headers["etag"] == '"3"'
+    assert mixed.status_code == 200 and version_of(mixed) == 3
     lines = [*creator["headers"].items(), ("If-Match", '"1"'), ("If-Match", '"3"')]
     two_lines = api.client.patch(url, headers=lines, json={"title": "Четвертое"})
-    assert two_lines.status_code == 200 and two_lines.headers["etag"] == '"4"'
+    assert two_lines.status_code == 200 and version_of(two_lines) == 4
     assert_stale(api.client.patch(url, headers=creator["headers"] | {"If-Match": '"2", "3"'}, json={"title": "x"}), 4)
     assert api.client.get(url).json()["title"] == "Четвертое"
 
@@ -108,16 +113,16 @@ def test_a_creator_profile_carries_its_version_and_a_stale_if_match_changes_noth
     user = api.verified_user()
     mine = "/api/v1/users/me/creator-profile/"
     profile = api.client.post(mine, headers=user["headers"], json={"specialization": "Видео"})
-    assert profile.status_code == 201 and profile.headers["etag"] == '"1"'
+    assert profile.status_code == 201 and version_of(profile) == 1
     public = f"/api/v1/creators/{profile.json()['id']}/"
-    assert api.client.get(public).headers["etag"] == '"1"'
-    assert api.client.get(public, params={"detail": "true"}).headers["etag"] == '"1"'
+    assert version_of(api.client.get(public)) == 1
+    assert version_of(api.client.get(public, params={"detail": "true"})) == 1
 
     edited = api.client.patch(mine, headers=user["headers"] | matching(1), json={"experience": "5 лет"})
-    assert edited.status_code == 200 and edited.headers["etag"] == '"2"'
+    assert edited.status_code == 200 and version_of(edited) == 2
     assert_stale(api.client.patch(mine, headers=user["headers"] | matching(1), json={"experience": "1 год"}), 2)
     assert api.client.get(public).json()["experience"] == "5 лет"
-    assert api.client.get(public).headers["etag"] == '"2"'
+    assert version_of(api.client.get(public)) == 2
 
 
 def test_without_a_profile_an_if_match_is_404_not_412(api: Api) -> None:
@@ -139,14 +144,14 @@ def test_a_portfolio_item_carries_its_version_and_a_stale_if_match_changes_nothi
         data={"title": "Логотип"},
         files={"cover_image": ("c.gif", GIF, "image/gif")},
     )
-    assert response.status_code == 201 and response.headers["etag"] == '"1"'
+    assert response.status_code == 201 and version_of(response) == 1
     url = f"/api/portfolio/{response.json()['id']}/"
-    assert api.client.get(url).headers["etag"] == '"1"'
+    assert version_of(api.client.get(url)) == 1
 
     patched = api.client.patch(url, headers=creator["headers"] | matching(1), files=multipart(title="Второй"))
-    assert patched.status_code == 200 and patched.headers["etag"] == '"2"'
+    assert patched.status_code == 200 and version_of(patched) == 2
     put = api.client.put(url, headers=creator["headers"] | matching(2), json={"title": "Третий"})
-    assert put.status_code == 200 and put.headers["etag"] == '"3"'
+    assert put.status_code == 200 and version_of(put) == 3
 
     files_before = stored_files(api.settings)
     stale_put = api.client.put(
@@ -184,11 +189,11 @@ def test_a_portfolio_image_carries_its_version_and_a_stale_if_match_changes_noth
         data={"portfolio_item": str(item["id"]), "caption": "Первый"},
         files={"image": ("i.gif", GIF, "image/gif")},
     )
-    assert response.status_code == 201 and response.headers["etag"] == '"1"'
+    assert response.status_code == 201 and version_of(response) == 1
     url = f"/api/portfolio-images/{response.json()['id']}/"
 
     patched = api.client.patch(url, headers=creator["headers"] | matching(1), json={"caption": "Второй"})
-    assert patched.status_code == 200 and patched.headers["etag"] == '"2"'
+    assert patched.status_code == 200 and version_of(patched) == 2
     assert_stale(api.client.put(url, headers=creator["headers"] | matching(1), json={"caption": "Старый"}), 2)
     assert_stale(api.client.delete(url, headers=creator["headers"] | matching(1)), 2)
     listed = api.client.get(
@@ -206,6 +211,86 @@ def test_an_image_write_by_a_stranger_is_403_before_any_412(api: Api) -> None:
     url = f"/api/portfolio-images/{image['id']}/"
     assert api.client.patch(url, headers=stranger["headers"] | matching(9), json={"caption": "x"}).status_code == 403
     assert api.client.delete(url, headers=stranger["headers"] | matching(9)).status_code == 403
+
+
+# What else an answer shows -----------------------------------------------------------------------
+
+
+def test_a_review_moves_the_etags_that_show_the_rating_and_an_if_match_read_before_it_still_holds(api: Api) -> None:
+    """The creator's rating is joined from the reviews: it changes while the service's and profile's
+    versions stay, so a client revalidating its copy with the old ETag must get the new rating. An
+    edit sent with the ETag read before the review is not refused: no edit came between."""
+    deal = a_deal(api)
+    order = order_in(api, deal, "completed")
+    service = f"/api/v1/services/{deal.service['id']}/"
+    legacy = f"/api/services/{deal.service['id']}/"
+    profile = f"/api/v1/creators/{deal.creator['profile']['id']}/"
+    detailed = f"{profile}?detail=true"
+    seen = {url: api.client.get(url) for url in (service, legacy, profile, detailed)}
+    assert seen[service].json()["creator"]["rating"] == 0 and seen[profile].json()["rating"] == 0
+    for url, answer in seen.items():  # the same body, the same tag
+        assert api.client.get(url).headers["etag"] == answer.headers["etag"], url
+
+    reviewed = api.client.post(
+        f"/api/v1/orders/{order}/reviews/", headers=deal.buyer["headers"], json={"content": "Хорошо", "rating": 4}
+    )
+    assert reviewed.status_code == 201, reviewed.text
+
+    again = {url: api.client.get(url, headers={"If-None-Match": seen[url].headers["etag"]}) for url in seen}
+    assert again[service].status_code == 200 and again[service].json()["creator"]["rating"] == 4
+    for url in (profile, detailed):
+        assert again[url].status_code == 200 and again[url].json()["rating"] == 4, url
+    for url in (service, profile, detailed):
+        assert again[url].headers["etag"] != seen[url].headers["etag"], url
+        assert version_of(again[url]) == version_of(seen[url]) == 1, url
+    # The legacy shape shows no rating: its body, and so its tag, stay as they were.
+    assert (
+        again[legacy].content == seen[legacy].content and again[legacy].headers["etag"] == seen[legacy].headers["etag"]
+    )
+
+    mine = "/api/v1/users/me/creator-profile/"
+    edited = api.client.patch(
+        mine, headers=deal.creator["headers"] | {"If-Match": seen[profile].headers["etag"]}, json={"experience": "3"}
+    )
+    assert edited.status_code == 200 and version_of(edited) == 2 and edited.json()["rating"] == 4
+    renamed = api.client.patch(
+        service, headers=deal.creator["headers"] | {"If-Match": seen[service].headers["etag"]}, json={"title": "Новое"}
+    )
+    assert renamed.status_code == 200 and version_of(renamed) == 2
+    assert renamed.headers["etag"] == api.client.get(service).headers["etag"]  # the answer is what a read shows
+    # The tag read before the edit names version 1: stale now, whatever its digest.
+    stale = {"If-Match": seen[service].headers["etag"]}
+    assert_stale(api.client.patch(service, headers=deal.creator["headers"] | stale, json={"title": "x"}), 2)
+    bad_digest = {"If-Match": '"2.xyz"'}
+    assert_stale(api.client.patch(service, headers=deal.creator["headers"] | bad_digest, json={"title": "x"}), 2)
+
+
+def test_a_portfolio_item_added_moves_the_etag_of_the_detailed_creator_profile(api: Api) -> None:
+    creator = api.creator()
+    detailed = f"/api/v1/creators/{creator['profile']['id']}/?detail=true"
+    before = api.client.get(detailed)
+    created(api, creator)
+    after = api.client.get(detailed, headers={"If-None-Match": before.headers["etag"]})
+    assert after.status_code == 200 and len(after.json()["portfolio"]) == 1
+    assert version_of(after) == version_of(before) and after.headers["etag"] != before.headers["etag"]
+
+
+def test_an_order_that_falls_late_answers_a_new_etag(settings: Settings) -> None:
+    """`is_late` follows the date, not the order's log: the tag moves with it."""
+    clock = MovableClock()
+    with new_client(settings, clock) as client:
+        api = Api(client, settings)
+        deal = a_deal(api)
+        due = date.today() + timedelta(days=2)
+        order = place(api, deal, delivery_date=due.isoformat())["id"]
+        url = f"/api/v1/orders/{order}/"
+        before = client.get(url, headers=deal.buyer["headers"])
+        assert before.json()["is_late"] is False
+        clock.advance(timedelta(days=4))
+        signed_in = {"Authorization": f"Bearer {api.login(deal.buyer['username'])['access']}"}  # the old token expired
+        after = client.get(url, headers=signed_in | {"If-None-Match": before.headers["etag"]})
+        assert after.status_code == 200 and after.json()["is_late"] is True
+        assert version_of(after) == version_of(before) == 1 and after.headers["etag"] != before.headers["etag"]
 
 
 def _service_body(api: Api) -> dict[str, Any]:

@@ -8,10 +8,9 @@ from starlette.responses import Response
 from api import errors
 from api.openapi import Operation, endpoint
 from api.query import query_flag
-from api.responses import JSON
 from api.schemas.users import CreatorDetailOut, render_detail, render_profile
 from api.services import services
-from api.versions import etag
+from api.versions import versioned
 from readmodels.creator_skills import skills_of_creator
 from readmodels.creators import get_creator_profile
 from readmodels.portfolio import portfolio_of_creator
@@ -23,10 +22,10 @@ async def creator(request: Request) -> Response:
     if row is None:
         raise errors.not_found()
     if not query_flag(request, "detail"):
-        return JSON(render_profile(row), headers=etag(row["version"]))
+        return versioned(render_profile(row), row["version"])
     skills = await s.run(skills_of_creator, s.db, row["id"])
     portfolio = await s.run(portfolio_of_creator, s.db, row["id"])
-    return JSON(render_detail(s.settings.public_url, row, skills, portfolio), headers=etag(row["version"]))
+    return versioned(render_detail(s.settings.public_url, row, skills, portfolio), row["version"])
 
 
 routes = [

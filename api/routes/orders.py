@@ -40,7 +40,7 @@ from api.schemas.orders import (
     render_status,
 )
 from api.services import Services, services
-from api.versions import etag, expected_versions
+from api.versions import expected_versions, versioned
 from commands.orders import Saved
 from readmodels import orders as read
 from readmodels.audit_record import order_record
@@ -120,7 +120,7 @@ async def place_order(request: Request) -> Response:
     await s.settle(placed.positions)
     # Rendered from the order as appended: the same fields the read model now holds for it.
     row = placed.order.as_row()
-    return JSON(render_order(row, _today(s)), status_code=201, headers=etag(row["version"]))
+    return versioned(render_order(row, _today(s)), row["version"], 201)
 
 
 async def list_orders(request: Request) -> Response:
@@ -152,9 +152,9 @@ async def get_order(request: Request) -> Response:
     as_of = _as_of(request)
     row = await _visible_order(s, user_id, order_id)
     if as_of is None:
-        return JSON(render_order(row, _today(s)), headers=etag(row["version"]))
+        return versioned(render_order(row, _today(s)), row["version"])
     then = await s.run(_order_as_of, s, order_id, as_of)
-    return JSON(render_order(then, judged_on(as_of, then)), headers=etag(then["version"]))
+    return versioned(render_order(then, judged_on(as_of, then)), then["version"])
 
 
 def _as_of(request: Request) -> AsOf | None:
@@ -184,7 +184,7 @@ async def update_order(request: Request) -> Response:
     _, saved = await _command(request, s, user_id, s.orders.update, body.model_dump(exclude_unset=True))
     await s.settle(saved.positions)
     row = saved.order.as_row()
-    return JSON(render_order(row, _today(s)), headers=etag(row["version"]))
+    return versioned(render_order(row, _today(s)), row["version"])
 
 
 async def _transition(request: Request, command: str, *args: Any) -> Row:
@@ -198,7 +198,7 @@ async def _transition(request: Request, command: str, *args: Any) -> Row:
 
 
 def _status_answer(row: Row) -> Response:
-    return JSON(render_status(row), headers=etag(row["version"]))
+    return versioned(render_status(row), row["version"])
 
 
 @idempotent
@@ -217,14 +217,14 @@ async def request_revision(request: Request) -> Response:
 async def approve(request: Request) -> Response:
     await parse(request, EmptyIn)
     row = await _transition(request, "approve")
-    return JSON(render_approved(row), headers=etag(row["version"]))
+    return versioned(render_approved(row), row["version"])
 
 
 @idempotent
 async def cancel(request: Request) -> Response:
     body = await parse(request, CancelIn)
     row = await _transition(request, "cancel", body.reason)
-    return JSON(render_cancelled(row), headers=etag(row["version"]))
+    return versioned(render_cancelled(row), row["version"])
 
 
 @idempotent

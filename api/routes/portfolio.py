@@ -34,7 +34,7 @@ from api.schemas.portfolio import (
 )
 from api.services import Services, services
 from api.uploads import ReceivedFile
-from api.versions import etag, expected_versions
+from api.versions import expected_versions, versioned
 from commands.portfolio import Kind, Saved, StoredImage
 from readmodels.creators import get_creator_profile_of_user
 from readmodels.pages import Page, read_page_async
@@ -153,7 +153,7 @@ UpdateIn = PortfolioItemIn | PortfolioItemPatchIn | PortfolioImagePatchIn
 
 def _answer(s: Services, piece: Piece, row: Row, status_code: int = 200) -> Response:
     """The item or image in `row`, with its version as the ETag."""
-    return JSON(piece.render(s.settings.public_url, row), status_code=status_code, headers=etag(row["version"]))
+    return versioned(piece.render(s.settings.public_url, row), row["version"], status_code)
 
 
 async def _answer_saved(s: Services, piece: Piece, saved: Saved, status_code: int = 200) -> Response:

@@ -18,7 +18,7 @@ from api.idempotency import idempotent
 from api.listing import Answer
 from api.openapi import Operation, endpoint
 from api.pagination import page_request, paginated
-from api.responses import JSON, dumps
+from api.responses import dumps
 from api.schemas.services import (
     LegacyServiceOut,
     OptionIn,
@@ -30,7 +30,7 @@ from api.schemas.services import (
     render_service,
 )
 from api.services import Services, services
-from api.versions import etag, expected_versions
+from api.versions import etag, expected_versions, versioned
 from commands.services import OfferService
 from readmodels.services import ListingState, get_service, list_services
 from ugc.platform.dialect import Row
@@ -57,7 +57,7 @@ async def _row(s: Services, number: int) -> Row:
 
 
 def _answer(row: Row, status_code: int = 200) -> Response:
-    return JSON(render_service(row), status_code=status_code, headers=etag(row["version"]))
+    return versioned(render_service(row), row["version"], status_code)
 
 
 @idempotent
@@ -102,7 +102,8 @@ async def _remembered_service(request: Request, render: Callable[[Row], dict[str
         if found is None:
             raise errors.not_found()
         row, state = found
-        return (dumps(render(row)), etag(row["version"])), state
+        body = dumps(render(row))
+        return (body, etag(row["version"], body)), state
 
     return await s.listing.answer(request, read)
 

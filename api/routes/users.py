@@ -22,7 +22,7 @@ from api.schemas.users import (
     render_user,
 )
 from api.services import Services, services
-from api.versions import etag, expected_versions
+from api.versions import expected_versions, versioned
 from readmodels.creators import get_creator_profile_of_user
 from readmodels.users import get_user
 from ugc.platform.dialect import Row
@@ -88,7 +88,7 @@ async def _profile_of(s: Services, user_id: int, status_code: int = 200) -> Resp
     row = await s.run(get_creator_profile_of_user, s.db, user_id)
     if row is None:
         raise errors.not_found("creator_profile_not_found")
-    return JSON(render_profile(row), status_code=status_code, headers=etag(row["version"]))
+    return versioned(render_profile(row), row["version"], status_code)
 
 
 routes = [
