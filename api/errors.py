@@ -84,6 +84,11 @@ MESSAGES: dict[str, str] = {
     "range_not_satisfiable": "Запрошенный диапазон байтов начинается за концом файла.",
     "stale_version": "Объект изменился с момента загрузки; обновите его и повторите запрос.",
     "idempotency_key_invalid": "Idempotency-Key должен быть непустой строкой не длиннее 255 символов.",
+    "idempotency_key_malformed": (
+        'Idempotency-Key в кавычках должен быть одной строкой "ключ" (RFC 8941): печатные символы ASCII, '
+        'а " и \\ внутри — после \\.'
+    ),
+    "idempotency_key_repeated": "Idempotency-Key передан несколько раз; передайте один.",
     "idempotency_key_reused": "Этот Idempotency-Key уже использован для другого запроса.",
     "idempotency_key_in_flight": "Запрос с этим Idempotency-Key еще выполняется; повторите позже.",
     "idempotency_key_answer_lost": (

@@ -37,18 +37,16 @@ from starlette.responses import Response
 from api.auth import authenticated_user
 from api.body import off_the_loop_if_large, raw_body
 from api.canonical_json import canonical
-from api.errors import ApiError, from_domain, invalid, message, unavailable
+from api.errors import ApiError, from_domain, unavailable
+from api.idempotency_header import key_sent, sent_key
 from api.idempotency_keys import Pending, Stored, current, holding
 from api.openapi import IDEMPOTENT
 from api.responses import JSON
 from api.services import Services, services
-from api.text import storable
 from commands.intents import announcing
 from ugc.errors import DomainError
 
 log = logging.getLogger(__name__)
-
-MAX_KEY_LENGTH = 255
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
@@ -124,14 +122,11 @@ def fingerprint(request: Request, content: bytes) -> str:
 def _keyed(request: Request) -> tuple[Services, Pending] | None:
     """The request's services and its key, not yet claimed, for the authenticated user; None without a key.
     The caller comes first: without a token, or with a bad one, the answer is 401 whatever the key."""
-    key = request.headers.get("idempotency-key")
-    if key is None:
+    if not key_sent(request):
         return None
     s = services(request)
     user_id = authenticated_user(request, s.tokens)
-    if not key or len(key) > MAX_KEY_LENGTH or not storable(key):
-        raise invalid({"Idempotency-Key": [message("idempotency_key_invalid")]})
-    return s, Pending(user_id, key)
+    return s, Pending(user_id, sent_key(request))
 
 
 async def _run(endpoint: Endpoint, request: Request, s: Services, pending: Pending) -> Response:

@@ -107,3 +107,80 @@ def test_a_key_sent_to_another_route_is_another_request(api: Api) -> None:
     assert api.client.post("/api/v1/orders/", headers=headers, json=order_body(deal)).status_code == 201
     elsewhere = api.client.post("/api/v1/conversations/", headers=headers, json={"recipient_id": deal.creator["id"]})
     assert (elsewhere.status_code, elsewhere.json()) == (422, KEY_REUSED)
+
+
+# The header itself: draft-ietf-httpapi-idempotency-key-header sends the key as a quoted sf-string.
+
+KEY_INVALID = refused("Idempotency-Key", "Idempotency-Key должен быть непустой строкой не длиннее 255 символов.")
+KEY_MALFORMED = refused(
+    "Idempotency-Key",
+    'Idempotency-Key в кавычках должен быть одной строкой "ключ" (RFC 8941): печатные символы ASCII, '
+    'а " и \\ внутри — после \\.',
+)
+KEY_REPEATED = refused("Idempotency-Key", "Idempotency-Key передан несколько раз; передайте один.")
+
+
+def test_a_quoted_key_is_the_key_without_its_quotes(api: Api) -> None:
+    """`"abc"` (the draft's sf-string) and `abc` are one key; an sf-string's escapes are read."""
+    deal = a_deal(api)
+    key = uuid.uuid4().hex
+    first = api.client.post(
+        "/api/v1/orders/", headers=deal.buyer["headers"] | {"Idempotency-Key": f'"{key}"'}, json=order_body(deal)
+    )
+    assert first.status_code == 201, first.text
+    bare = api.client.post(
+        "/api/v1/orders/", headers=deal.buyer["headers"] | {"Idempotency-Key": key}, json=order_body(deal)
+    )
+    assert (bare.status_code, bare.headers.get("idempotent-replayed")) == (201, "true"), bare.text
+    assert bare.json() == first.json()
+    escaped = api.client.post(
+        "/api/v1/orders/", headers=deal.buyer["headers"] | {"Idempotency-Key": f'"x\\\\{key}"'}, json=order_body(deal)
+    )
+    assert escaped.status_code == 201 and "idempotent-replayed" not in escaped.headers, escaped.text
+    unescaped = api.client.post(
+        "/api/v1/orders/", headers=deal.buyer["headers"] | {"Idempotency-Key": f"x\\{key}"}, json=order_body(deal)
+    )
+    assert (unescaped.status_code, unescaped.headers.get("idempotent-replayed")) == (201, "true"), unescaped.text
+    assert unescaped.json() == escaped.json()
+    assert sorted(placed_by(api, deal)) == sorted([first.json()["id"], escaped.json()["id"]])
+
+
+def test_a_key_badly_quoted_is_refused_and_runs_nothing(api: Api) -> None:
+    deal = a_deal(api)
+    for sent in ('"abc', 'abc"', '"a"b"', '"a\\b"', '"a", "b"', '"a";p=1', '""', '"ключ"'.encode()):
+        headers = deal.buyer["headers"] | {"Idempotency-Key": sent}
+        refused_key = api.client.post("/api/v1/orders/", headers=headers, json=order_body(deal))
+        expected = KEY_INVALID if sent == '""' else KEY_MALFORMED
+        assert (refused_key.status_code, refused_key.json()) == (422, expected), sent
+    assert placed_by(api, deal) == []
+
+
+def test_the_keys_limit_counts_characters_not_bytes(api: Api) -> None:
+    """A key is text: 128 Cyrillic letters (256 bytes of UTF-8) are 128 characters, within 255."""
+    deal = a_deal(api)
+    for size in (128, 255):
+        key = ("ключ" * 64)[:size].encode()
+        placed = api.client.post(
+            "/api/v1/orders/", headers=deal.buyer["headers"] | {"Idempotency-Key": key}, json=order_body(deal)
+        )
+        assert placed.status_code == 201, (size, placed.text)
+        again = api.client.post(
+            "/api/v1/orders/", headers=deal.buyer["headers"] | {"Idempotency-Key": key}, json=order_body(deal)
+        )
+        assert (again.status_code, again.headers.get("idempotent-replayed")) == (201, "true"), size
+    for key in (("ключ" * 64).encode(), b"k" * 256, f'"{"k" * 256}"'.encode()):
+        too_long = api.client.post(
+            "/api/v1/orders/", headers=deal.buyer["headers"] | {"Idempotency-Key": key}, json=order_body(deal)
+        )
+        assert (too_long.status_code, too_long.json()) == (422, KEY_INVALID), key[:10]
+    assert len(placed_by(api, deal)) == 2
+
+
+def test_two_key_header_lines_are_refused_not_the_first_taken(api: Api) -> None:
+    deal = a_deal(api)
+    first, second = uuid.uuid4().hex, uuid.uuid4().hex
+    for lines in ([first, second], [first, first], [f'"{first}"', first]):
+        headers = [*deal.buyer["headers"].items(), *(("Idempotency-Key", line) for line in lines)]
+        twice = api.client.post("/api/v1/orders/", headers=headers, json=order_body(deal))
+        assert (twice.status_code, twice.json()) == (422, KEY_REPEATED), lines
+    assert placed_by(api, deal) == []
