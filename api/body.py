@@ -1,18 +1,28 @@
-"""Reading a JSON body into a pydantic model: 400 if it is not JSON, 415 if it is compressed, 422 if a
-field is wrong."""
+"""Reading a JSON body into a pydantic model: 400 if it is not JSON, 415 if it is compressed or in a
+charset other than UTF-8, 422 if a field is wrong."""
 
 from __future__ import annotations
 
+import codecs
 import json
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from typing import Any, NoReturn, TypeVar
 
 from pydantic import BaseModel, ValidationError
+from python_multipart.multipart import parse_options_header
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
-from api.errors import PATTERN_MESSAGES, bad_request, invalid, message, too_large, unsupported_coding
+from api.errors import (
+    PATTERN_MESSAGES,
+    bad_request,
+    invalid,
+    message,
+    too_large,
+    unsupported_charset,
+    unsupported_coding,
+)
 from api.text import unstorable_fields
 from ugc.platform.numbers import natural
 
@@ -124,7 +134,23 @@ async def _json_body(request: Request) -> bytes:
     content_type = request.headers.get("content-type", "")
     if content_type.split(";")[0].strip().lower() not in ("application/json", ""):
         raise bad_request("unsupported_media_type")
+    charset = parse_options_header(content_type)[1].get(b"charset")
+    if charset is not None and not _is_utf8(charset.decode("latin-1")):
+        raise unsupported_charset()
     return await raw_body(request)
+
+
+def _is_utf8(charset: str) -> bool:
+    """Whether a `charset` parameter names UTF-8, however spelt (`UTF-8`, `utf8`).
+
+    JSON between systems is UTF-8 (RFC 8259 §8.1), which is how the body is read: a body declared
+    in another charset was read so all the same, and its text came out as something else (400 "not
+    JSON" for windows-1251's Cyrillic, or, for a UTF-16 body the parser recognised, applied).
+    """
+    try:
+        return codecs.lookup(charset).name == "utf-8"
+    except LookupError:
+        return False
 
 
 async def off_the_loop_if_large(raw: bytes, work: Callable[..., T], *args: Any) -> T:

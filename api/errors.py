@@ -33,6 +33,9 @@ MESSAGES: dict[str, str] = {
     "unsupported_content_coding": (
         "Тело запроса в кодировке Content-Encoding не принимается; отправьте его без сжатия (identity)."
     ),
+    "unsupported_charset": (
+        "Тело JSON принимается только в кодировке UTF-8 (Content-Type: application/json; charset=utf-8)."
+    ),
     # 401
     "not_authenticated": "Учетные данные не были предоставлены.",
     "invalid_token": "Токен недействителен или просрочен.",
@@ -193,6 +196,11 @@ def invalid(fields: dict[str, list[str]]) -> ApiError:
 
 def too_large(code: str = "too_large") -> ApiError:
     return ApiError(413, {"error": message(code)})
+
+
+def unsupported_charset() -> ApiError:
+    """415 for a JSON body declared in a charset other than UTF-8 (api/body.py)."""
+    return ApiError(415, {"error": message("unsupported_charset")})
 
 
 def unsupported_coding() -> ApiError:

@@ -270,6 +270,41 @@ def test_a_json_body_in_a_content_coding_not_decoded_here_is_415_and_changes_not
     assert plain.status_code == 200 and plain.json()["requirements"] == "Сжатые требования"
 
 
+UNSUPPORTED_CHARSET = {
+    "error": "Тело JSON принимается только в кодировке UTF-8 (Content-Type: application/json; charset=utf-8)."
+}
+
+
+@pytest.mark.parametrize(
+    ("charset", "encoding"),
+    [("windows-1251", "cp1251"), ("ISO-8859-1", "latin-1"), ("utf-16", "utf-16"), ("koi8-r", "koi8-r"), ("", "utf-8")],
+)
+def test_a_json_body_in_a_charset_other_than_utf8_is_415_and_changes_nothing(
+    api: Api, world: World, charset: str, encoding: str
+) -> None:
+    """JSON is UTF-8 (RFC 8259 §8.1): a body declared in another charset was read as UTF-8 whatever
+    it said, so a windows-1251 one was 400 "not JSON" and a UTF-16 one, detected by the parser, applied."""
+    url = f"/api/v1/orders/{world.order}/"
+    before = api.client.get(url, headers=world.buyer).json()["requirements"]
+    text = "Café crème" if encoding == "latin-1" else "Требования"
+    body = json.dumps({"requirements": text}, ensure_ascii=False).encode(encoding)
+    headers = world.buyer | {"Content-Type": f"application/json; charset={charset}"}
+    refused_charset = api.client.patch(url, headers=headers, content=body)
+    assert (refused_charset.status_code, refused_charset.json()) == (415, UNSUPPORTED_CHARSET), charset
+    assert api.client.get(url, headers=world.buyer).json()["requirements"] == before
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["application/json; charset=UTF-8", 'application/json;charset="utf-8"', "application/json; charset=utf8"],
+)
+def test_a_json_body_declared_utf8_in_any_spelling_is_read(api: Api, world: World, content_type: str) -> None:
+    url = f"/api/v1/orders/{world.order}/"
+    body = json.dumps({"requirements": content_type}, ensure_ascii=False).encode()
+    accepted = api.client.patch(url, headers=world.buyer | {"Content-Type": content_type}, content=body)
+    assert accepted.status_code == 200 and accepted.json()["requirements"] == content_type, accepted.text
+
+
 @pytest.mark.parametrize(
     ("length", "status", "body"),
     [
