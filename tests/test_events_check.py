@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from uuid import uuid4
 
 from eventsourcing.persistence import StoredEvent
 
-from tests.backends import DATA_KEY, environment
+from tests.backends import DATA_KEY, environment, fresh_database
 from tests.golden_events import FIXTURES, fixture_path
 from tests.test_cli import ugc
+from ugc.ids import ID_KINDS
 from ugc.platform.database import Database
+from ugc.platform.restore_floors import floor_at, raise_floors
 from ugc.platform.store import EventStores
 from ugc.wiring import migrate
 
@@ -64,3 +68,36 @@ def test_the_sample_size_must_be_a_positive_number(backend: str, database_url: s
         assert refused.returncode == 2 and "positive whole number" in refused.stderr
     both = ugc(env, "events", "check", "--all", "--sample", "5")
     assert both.returncode == 2 and "not allowed with argument" in both.stderr
+
+
+def _append_orders(url: str, events: Sequence[dict[str, object]]) -> None:
+    """`events` appended to the orders log by a process of their own (a new recorder: on SQLite the
+    first append of each looks for a restore's floor)."""
+    stores = EventStores(url, data_key=DATA_KEY)
+    try:
+        stores.orders.recorder.insert_events([stored(e) for e in events])
+    finally:
+        stores.close()
+
+
+def test_a_log_a_restore_moved_on_is_checked_and_counted_by_its_events(backend: str, tmp_path: Path) -> None:
+    """A restore moves each log's next position to a floor taken from the clock (~1.8e14 past its
+    head: ugc/platform/restore_floors.py), so a log's head is no count of its events. The sample was
+    drawn among positions, nearly all of them in the gap, each read as the first event after it: the
+    same one, so a sample as large as the log checked a handful of its events; the progress of both
+    commands took the head for the number of events. Now they go by the events."""
+    events = LOG["orders"]
+    count = len(events)
+    with fresh_database(backend, tmp_path, migrated=True) as url:
+        _append_orders(url, events[: count // 2])
+        raise_floors(url, floor_at(datetime.now(UTC)), ID_KINDS)  # `ugc restore`'s step 3
+        _append_orders(url, events[count // 2 :])
+        env = environment(backend, url, tmp_path)
+        sampled = ugc(env, "events", "check", "--sample", str(count))
+        assert sampled.returncode == 0, sampled.stdout + sampled.stderr
+        assert f"{count} events checked (a sample of up to {count} per log)" in sampled.stdout, sampled.stdout
+        assert f"checked {count} of {count} events" in sampled.stderr, sampled.stderr
+        everything = ugc(env, "events", "check", "--all")
+        assert f"checked {count} of {count} events" in everything.stderr, everything.stderr
+        verified = ugc(env, "verify")
+        assert f"verify orders: {count}/{count} events (100%)" in verified.stderr, verified.stderr

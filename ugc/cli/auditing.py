@@ -140,7 +140,7 @@ def verify(settings: Settings, *, as_json: bool) -> int:
         checks = [ChainCheck(name, app.recorder, stores.chained(name)) for name, app in stores.applications.items()]
         for check in checks:
             stop = heads[check.context] = check.head()
-            shown = RebuildProgress(f"verify {check.context}", stop, sys.stderr)
+            shown = RebuildProgress(f"verify {check.context}", check.events_up_to(stop), sys.stderr)
             for finding in check.run(stop, shown.advance):
                 findings.append(finding)
                 if not as_json:

@@ -184,3 +184,10 @@ class ChainedLog(Protocol):
         ...
 
     def chain_backlog(self, limit: int = ...) -> int: ...
+
+    def runs(self) -> list[tuple[int, int]]:
+        """The log's events as runs of consecutive positions, (first, last) each, in order: one run,
+        but where positions hold no event (a restore's jump to its floor: `restore_floors.py`; on
+        PostgreSQL, positions drawn by appends that rolled back). A log's head is no count of its
+        events; these are, in one read of its positions."""
+        ...

@@ -188,6 +188,13 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
             "SELECT EXTRACT(EPOCH FROM clock_timestamp() - recorded_at)::float8 AS age FROM {schema}.{chain} "
             "WHERE notification_id > %s ORDER BY notification_id LIMIT 1"
         ).as_string()
+        # Consecutive positions share `position - its rank` (gaps and islands): one scan of the
+        # primary key's index, a row per run.
+        self._runs_sql = sql(
+            "SELECT MIN(notification_id), MAX(notification_id) FROM (SELECT notification_id, "
+            "notification_id - ROW_NUMBER() OVER (ORDER BY notification_id) AS island "
+            "FROM {schema}.{events}) AS ranked GROUP BY island ORDER BY 1"
+        )
         self._lock_sql = self.lock_table_statements
         # stream -> (version, hash) of its last event as this process appended it. A committed chain
         # row never changes, so a hash kept here is the stored one for as long as the stream's
@@ -423,6 +430,12 @@ class ChainedPostgresRecorder(PostgresApplicationRecorder):
     def chain_head(self) -> ChainHead | None:
         with self.datastore.get_connection() as conn, conn.cursor() as cur:
             return self.head_in(cur)
+
+    @retried_when_connection_lost
+    def runs(self) -> list[tuple[int, int]]:
+        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as cur:
+            cur.execute(self._runs_sql)
+            return [(int(first), int(last)) for first, last in cur.fetchall()]
 
     @retried_when_connection_lost
     def select_notifications(

@@ -179,6 +179,15 @@ class ChainedSQLiteRecorder(SQLiteApplicationRecorder):
         with self.datastore.transaction(commit=False) as c:
             return self._head(c)
 
+    def runs(self) -> list[tuple[int, int]]:
+        with self.datastore.transaction(commit=False) as c:
+            # Consecutive positions share `position - its rank` (gaps and islands).
+            c.execute(
+                "SELECT MIN(rowid), MAX(rowid) FROM (SELECT rowid, "
+                "rowid - ROW_NUMBER() OVER (ORDER BY rowid) AS island FROM stored_events) GROUP BY island ORDER BY 1"
+            )
+            return [(int(first), int(last)) for first, last in c.fetchall()]
+
     def recorded_stream(self, stream: UUID, *, gt: int = 0, lte: int | None = None) -> list[RecordedEvent]:
         with self.datastore.transaction(commit=False) as c:
             c.execute(

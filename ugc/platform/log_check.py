@@ -50,13 +50,20 @@ def check_log(
     """Decode every stored event (`sample` None) or `sample` random ones of each application.
 
     Returns how many were checked and what was wrong; `progress(done, total)` is told as it goes.
+    Both go by the runs of positions that hold events, not by the heads: a restore moves a log's
+    positions far on (`restore_floors.py`), so nearly all positions up to its head hold none.
     """
-    heads = stores.heads()
-    total = sum(heads.values()) if sample is None else sum(min(sample, head) for head in heads.values())
+    runs = {name: stores.chained(name).runs() for name in stores.applications}
+    counts = {name: _count(spans) for name, spans in runs.items()}
+    total = sum(counts.values()) if sample is None else sum(min(sample, count) for count in counts.values())
     checked, findings = 0, []
-    for name, head in heads.items():
+    for name, spans in runs.items():
         app = stores[name]
-        chosen = _everything(app.recorder, head) if sample is None else _sampled(app.recorder, head, sample, rng)
+        chosen = (
+            _everything(app.recorder, spans[-1][1] if spans else 0)
+            if sample is None
+            else _sampled(app.recorder, spans, sample, rng)
+        )
         for stored in chosen:
             problem = problem_with(app.mapper, stored)
             if problem is not None:
@@ -81,14 +88,25 @@ def _everything(recorder: Any, head: int) -> Iterator[Notification]:
         start = page[-1].id + 1
 
 
-def _sampled(recorder: Any, head: int, size: int, rng: random.Random | None) -> Iterator[Notification]:
-    """`size` distinct positions at random (each the first stored event at or after a random id: ids may skip)."""
-    seen: set[int] = set()
-    for position in sorted((rng or random.Random()).sample(range(1, head + 1), min(size, head))):
-        found = recorder.select_notifications(start=position, limit=1, stop=head)
-        if found and found[0].id not in seen:
-            seen.add(found[0].id)
-            yield found[0]
+def _sampled(
+    recorder: Any, runs: list[tuple[int, int]], size: int, rng: random.Random | None
+) -> Iterator[Notification]:
+    """`size` distinct events at random, each as likely as any other: random ranks among the events
+    of `runs`, each read at the position its rank falls on (no draw lost to a gap)."""
+    count = _count(runs)
+    ranks = iter(sorted((rng or random.Random()).sample(range(count), min(size, count))))
+    rank = next(ranks, None)
+    before = 0  # the events of the runs before this one
+    for first, last in runs:
+        while rank is not None and rank < before + last - first + 1:
+            position = first + rank - before
+            yield from recorder.select_notifications(start=position, limit=1, stop=position)
+            rank = next(ranks, None)
+        before += last - first + 1
+
+
+def _count(runs: list[tuple[int, int]]) -> int:
+    return sum(last - first + 1 for first, last in runs)
 
 
 def problem_with(mapper: Any, stored: StoredEvent) -> str | None:

@@ -110,6 +110,13 @@ class ChainCheck:
             self.missing.append("events")
         return max(chain.position if chain else 0, events)
 
+    def events_up_to(self, stop: int) -> int:
+        """How many events a run up to `stop` reads, for its progress (none when a table is missing).
+        Not `stop`: a restore moves a log's positions far on, past a gap that holds no events."""
+        if self.missing:
+            return 0
+        return sum(min(last, stop) - first + 1 for first, last in self.chain.runs() if first <= stop)
+
     def run(self, stop: int, advance: Callable[[int], None]) -> Iterator[Finding]:
         if self.missing:
             tables = " and ".join(f"{table} table" for table in self.missing)
