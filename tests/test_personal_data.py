@@ -329,12 +329,9 @@ def test_an_erased_creators_portfolio_is_withdrawn_with_its_images_and_a_replay_
     assert second.returncode == 0 and "0 portfolio item(s) withdrawn" in second.stdout, second.stderr
 
 
-def test_replaying_the_journal_withdraws_the_portfolio_of_a_creator_erased_before_it_was(
-    api: Api, backend: str, settings: Settings, stores: EventStores
-) -> None:
-    """Erased as before this release (keys destroyed, `User.Erased`): `--replay` finishes the erasure."""
-    person, viewer = a_person(api), api.verified_user()
-    item = a_portfolio(api, person, "Старое")
+def erased_as_before(person: dict[str, Any], settings: Settings, stores: EventStores) -> None:
+    """`person` erased as a release before the journal's replay finished erasures: the keys destroyed,
+    `User.Erased` stored and the journal's line written, nothing else."""
     now = datetime.now(UTC)
     assert stores.data_keys is not None
     stores.data_keys.destroy(person["id"], subjects_of(person["id"]), now)
@@ -342,6 +339,15 @@ def test_replaying_the_journal_withdraws_the_portfolio_of_a_creator_erased_befor
     user.erase(now, operator_actor("tester"))
     stores.accounts.save(user)
     record_erasure(settings.audit_dir, settings.audit_key, person["id"], person["username"], now)
+
+
+def test_replaying_the_journal_withdraws_the_portfolio_of_a_creator_erased_before_it_was(
+    api: Api, backend: str, settings: Settings, stores: EventStores
+) -> None:
+    """Erased as before this release (keys destroyed, `User.Erased`): `--replay` finishes the erasure."""
+    person, viewer = a_person(api), api.verified_user()
+    item = a_portfolio(api, person, "Старое")
+    erased_as_before(person, settings, stores)
     assert portfolio_seen(api, item, viewer) == SHOWN
 
     replayed = ugc(settings, backend, "users", "erase", "--replay")
@@ -413,13 +419,7 @@ def test_replaying_the_journal_moves_the_profile_etag_of_a_creator_erased_before
     """Erased as before this release: the keys destroyed and `User.Erased`, the profile's version unmoved."""
     person = a_person(api)
     path = f"/api/v1/creators/{person['profile']['id']}/"
-    now = datetime.now(UTC)
-    assert stores.data_keys is not None
-    stores.data_keys.destroy(person["id"], subjects_of(person["id"]), now)
-    user: User = stores.accounts.repository.get(aggregate_id("user", person["id"]))
-    user.erase(now, operator_actor("tester"))
-    stores.accounts.save(user)
-    record_erasure(settings.audit_dir, settings.audit_key, person["id"], person["username"], now)
+    erased_as_before(person, settings, stores)
     before = eventually(lambda: (seen := api.client.get(path)).json()["portfolio_link"] == "" and seen)
 
     replayed = ugc(settings, backend, "users", "erase", "--replay")
