@@ -29,8 +29,6 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 
-import psycopg
-
 from projections.base import Projection
 from projections.grants import grant_as_live
 from projections.leasing import LeaseKeeper
@@ -40,7 +38,7 @@ from readmodels import tracking, versions
 from ugc.platform import leases
 from ugc.platform.backoff import doubling
 from ugc.platform.database import Database
-from ugc.platform.dialect import Cursor
+from ugc.platform.dialect import Cursor, psycopg_errors
 from ugc.platform.outages import database_away
 from ugc.platform.store import EventStores
 
@@ -130,7 +128,7 @@ def _rebuild(
         for attempt in range(1, SWITCH_ATTEMPTS + 1):
             try:
                 reached = _catch_up_and_switch(db, scratch, replay, projections, floor, fence)
-            except (psycopg.errors.QueryCanceled, psycopg.errors.LockNotAvailable, OlderSnapshots) as error:
+            except psycopg_errors("QueryCanceled", "LockNotAvailable") + (OlderSnapshots,) as error:
                 log.warning("the switch gave way to readers (attempt %d): %s", attempt, " ".join(str(error).split()))
                 # A reader held a table past the switch's lock wait (see `_switch`), or an older
                 # transaction ran on (`_wait_for_older_snapshots`): rolled back, tried again.

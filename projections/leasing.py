@@ -29,15 +29,14 @@ import socket
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import IO
-
-import psycopg
-import psycopg.errors
-from psycopg.rows import dict_row
+from typing import IO, TYPE_CHECKING
 
 from ugc.platform import leases
 from ugc.platform.database import KEEPALIVES, Database
-from ugc.platform.dialect import Cursor
+from ugc.platform.dialect import Cursor, psycopg_errors
+
+if TYPE_CHECKING:  # PostgreSQL's alone: imported where it connects (`ugc.platform.postgres_driver`)
+    import psycopg
 
 log = logging.getLogger(__name__)
 
@@ -275,7 +274,7 @@ class LeaseKeeper:
                     continue  # its member's to take
                 try:
                     taken = leases.acquire(cur, name, self.holder, self.ttl)
-                except psycopg.errors.LockNotAvailable:
+                except psycopg_errors("LockNotAvailable"):
                     # Another transaction holds the row (lock_timeout): the others are still worth a try.
                     log.warning("lease %s: its row is locked; trying again next tick", name)
                     continue
@@ -311,6 +310,10 @@ class LeaseKeeper:
                 yield cur
             return
         if self._connection is None or self._connection.closed:
+            from psycopg.rows import dict_row
+
+            from ugc.platform.postgres_driver import psycopg
+
             self._connection = psycopg.connect(
                 self.db.url,
                 autocommit=True,

@@ -20,8 +20,6 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-import psycopg
-
 from projections.base import Projection, SideEffectDeferred, SideEffectPostponed, SideEffectRefused, end_batch
 from projections.leasing import LeaseKeeper
 from readmodels import parked, tracking, versions
@@ -29,7 +27,7 @@ from readmodels.waiting import Progress
 from ugc.platform import leases, metrics
 from ugc.platform.backoff import doubling
 from ugc.platform.database import Database
-from ugc.platform.dialect import INTEGRITY_ERRORS, Cursor, Row
+from ugc.platform.dialect import Cursor, Row, integrity_errors, psycopg_errors
 from ugc.platform.listening import Subscription
 from ugc.platform.outages import database_away
 from ugc.platform.store import EventStores
@@ -62,8 +60,11 @@ JOBS_LEASE = "scheduler"  # the lease under which the periodic jobs run (one pro
 # A side effect (a mail) starts only while its lease has this long to live: a holder that lost its
 # lease never acts again, and its successor acquires the lease no sooner than this after the check.
 SIDE_EFFECT_MARGIN = 1.0
-# What a batch begun from remembered positions meets when another process moved them meanwhile.
-STALE_POSITIONS: tuple[type[Exception], ...] = (tracking.Moved, *INTEGRITY_ERRORS)
+
+
+def stale_positions() -> tuple[type[Exception], ...]:
+    """What a batch begun from remembered positions meets when another process moved them meanwhile."""
+    return (tracking.Moved, *integrity_errors())
 
 
 @dataclass
@@ -201,7 +202,7 @@ class ProjectionRunner:
         from_memory = all((p.name, application) in self._applied for p in projections)
         try:
             return self._apply_batch_once(application, projections, tokens)
-        except STALE_POSITIONS:
+        except stale_positions():
             if not from_memory:
                 raise
             for projection in projections:
@@ -735,7 +736,7 @@ class ProjectionRunner:
                 log.warning("scheduled jobs not run: %s", lost)
                 self.keeper.lost(lost.names)
                 return
-            except psycopg.Error as error:
+            except psycopg_errors("Error") as error:
                 log.warning("scheduled jobs not run: %s", error)
                 return
 

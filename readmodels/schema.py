@@ -5,8 +5,6 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 
-import psycopg
-
 from readmodels import (
     catalog,
     creator_skills,
@@ -119,6 +117,8 @@ def is_migrated(database_url: str) -> bool:
     without creating anything: a mistyped SQLite path stays absent, another application's
     PostgreSQL database untouched."""
     if is_postgres(database_url):
+        from ugc.platform.postgres_driver import psycopg
+
         with psycopg.connect(database_url, connect_timeout=10, **KEEPALIVES) as conn:
             row = conn.execute("SELECT to_regclass('projection_tracking') IS NOT NULL").fetchone()
         return bool(row and row[0])

@@ -166,3 +166,21 @@ def test_a_command_imports_no_part_of_the_api() -> None:
     loaded = imported_by("ugc.wiring", *COMMANDS)
     assert "ugc" in loaded
     assert [name for name in loaded if name in ("api", "jwt", "starlette")] == []
+
+
+def test_a_process_on_sqlite_imports_no_postgresql_driver(tmp_path: Path) -> None:
+    """psycopg (its C extension, libpq) and the library's PostgreSQL module were ~70 ms of CPU at the
+    start of every `ugc` command, and a process on SQLite never uses them: only a process that works
+    on PostgreSQL imports them (`ugc.platform.postgres_driver`), here neither at import nor at work."""
+    import os
+    import subprocess
+
+    probe = (
+        "import sys; from ugc.cli import main; codes = [main(['migrate']), main(['users', 'list'])]; "
+        "print(codes, sorted(m for m in sys.modules if m.startswith(('psycopg', 'eventsourcing.postgres'))))"
+    )
+    env = {key: value for key, value in os.environ.items() if not key.startswith("UGC_")}
+    env |= {"UGC_DATABASE_URL": f"sqlite:///{tmp_path / 'ugc.sqlite3'}", "UGC_VAR_DIR": str(tmp_path)}
+    ran = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    assert ran.stdout.strip().splitlines()[-1] == "[0, 0] []", ran.stdout + ran.stderr
+    assert [name for name in imported_by("ugc.wiring", *COMMANDS) if name.startswith("psycopg")] == []

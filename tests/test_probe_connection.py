@@ -19,7 +19,7 @@ from tests.conftest import checked_client
 from ugc.clock import MovableClock
 from ugc.config import Settings
 from ugc.platform import probe_connection
-from ugc.platform.database import SESSION, Database
+from ugc.platform.database import Database, session
 from ugc.platform.dialect import Cursor
 from ugc.platform.pg_tools import maintenance_url
 from ugc.platform.probe_connection import APPLICATION_NAME, CONNECT_TIMEOUT, ProbeConnection
@@ -58,7 +58,7 @@ def test_a_server_that_does_not_answer_fails_the_check_once_connecting_takes_too
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as silent:  # accepts, never speaks
         silent.bind(("127.0.0.1", 0))
         silent.listen()
-        probe = ProbeConnection(f"postgresql://postgres@127.0.0.1:{silent.getsockname()[1]}/postgres", SESSION)
+        probe = ProbeConnection(f"postgresql://postgres@127.0.0.1:{silent.getsockname()[1]}/postgres", session())
         started = time.monotonic()
         with pytest.raises(psycopg.OperationalError):
             probe.run(lambda connection: connection.execute("SELECT 1"))
@@ -71,7 +71,7 @@ def test_a_check_behind_a_lock_fails_at_the_statement_bound_and_the_next_one_ans
     postgres: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(probe_connection, "STATEMENT_TIMEOUT_MS", 300)
-    probe = ProbeConnection(postgres, {**SESSION, "options": "-c lock_timeout=0"})  # waits for locks unbounded
+    probe = ProbeConnection(postgres, {**session(), "options": "-c lock_timeout=0"})  # waits for locks unbounded
 
     def count(connection: psycopg.Connection[Any]) -> Any:
         return connection.execute("SELECT COUNT(*) AS n FROM probe_locked").fetchone()

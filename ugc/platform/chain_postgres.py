@@ -22,7 +22,10 @@ from psycopg import Connection, Cursor
 from psycopg.rows import DictRow, dict_row, tuple_row
 from psycopg.sql import SQL, Composed, Identifier
 
-from ugc.platform import dialect
+from ugc.platform import (
+    dialect,
+    postgres_driver,  # noqa: F401 - psycopg configured before the library connects
+)
 from ugc.platform.cache import LRU
 from ugc.platform.chain import (
     BACKLOG_BATCH,

@@ -19,22 +19,30 @@ import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
-
-import psycopg
-from psycopg import AsyncClientCursor, ClientCursor
-from psycopg.rows import dict_row
-from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ugc.config import is_postgres, pool_sizes, queue_timeout, read_lock_timeout, read_statement_timeout, sqlite_path
 from ugc.platform import sqlite_files
 from ugc.platform.blocking import AgedLine
 from ugc.platform.dead_connections import again_when_connection_lost, again_when_connection_lost_async
-from ugc.platform.dialect import COLUMN_TYPES, Cursor, Dialect, PipelinedCursor, Query, Row, postgres_params
+from ugc.platform.dialect import (
+    COLUMN_TYPES,
+    Cursor,
+    Dialect,
+    PipelinedCursor,
+    Query,
+    Row,
+    postgres_params,
+    psycopg_loaded,
+)
 from ugc.platform.idle_check import IdleCheck
 from ugc.platform.listening import Listener
 from ugc.platform.probe_connection import ProbeConnection
 from ugc.platform.sqlite_pragmas import READ_SIDE, SQLITE_BUSY_TIMEOUT, configure
+
+if TYPE_CHECKING:  # imported where a process works on PostgreSQL (`ugc.platform.postgres_driver`)
+    import psycopg
+    from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 
 def numbers_in(counts: Mapping[str, int], row: Row) -> tuple[dict[str, list[int]], Row]:
@@ -89,16 +97,16 @@ NO_JIT = "-c jit=off"
 STORE_LOCK_TIMEOUT = 5
 STORE_OPTIONS = f"-c TimeZone=UTC {NO_JIT} -c plan_cache_mode=force_generic_plan -c lock_timeout={STORE_LOCK_TIMEOUT}s"
 
-SESSION: dict[str, Any] = {
-    "row_factory": dict_row,
-    "autocommit": True,
-    "options": f"-c TimeZone=UTC {NO_JIT}",
-    **KEEPALIVES,
-}
+
+def session() -> dict[str, Any]:
+    """psycopg's connection settings of the read pools (with `read_session`'s bound) and the probe."""
+    from psycopg.rows import dict_row
+
+    return {"row_factory": dict_row, "autocommit": True, "options": f"-c TimeZone=UTC {NO_JIT}", **KEEPALIVES}
 
 
 def read_session() -> dict[str, Any]:
-    """The read pools' sessions: SESSION, and no statement waiting for a lock longer than
+    """The read pools' sessions: `session()`, and no statement waiting for a lock longer than
     `UGC_DB_LOCK_TIMEOUT` seconds (READ_LOCK_TIMEOUT, the event stores' bound, unless set).
 
     A list behind an operator's `LOCK TABLE`, an `ALTER TABLE` or a `VACUUM FULL` of its table waited
@@ -110,7 +118,8 @@ def read_session() -> dict[str, Any]:
     their own (`exclusive_lock`, serving_lock.py) wait as long as they need: those sessions are not these.
     """
     bound = round(read_lock_timeout() * 1000)
-    return {**SESSION, "options": f"{SESSION['options']} -c lock_timeout={bound}ms"}
+    settings = session()
+    return {**settings, "options": f"{settings['options']} -c lock_timeout={bound}ms"}
 
 
 # A pipelined transaction is a projection's batch: its statements join the batch's rows (a
@@ -161,6 +170,10 @@ class Database:
         self.listener = Listener(url, KEEPALIVES)
         self._async_pool: AsyncConnectionPool[Any] | None = None  # opened by the first coroutine that reads
         if is_postgres(url):
+            from psycopg_pool import ConnectionPool
+
+            from ugc.platform import postgres_driver  # noqa: F401 - psycopg configured before any connection
+
             self.dialect = "postgresql"
             idle = IdleCheck()
             self._sizes = pool_sizes()
@@ -292,6 +305,9 @@ class Database:
                     begin()
                     results.append(cur.execute(sql, params).fetchall())
             return results
+        from psycopg import ClientCursor
+        from psycopg.rows import dict_row
+
         sql, params = _snapshot_query(queries, self.page_bound)
         with self._pool.connection() as conn, ClientCursor(conn, row_factory=dict_row) as cur:
             cur.execute(sql, params)
@@ -321,6 +337,9 @@ class Database:
         pool = await self._async_connections()
         if pool is None:
             return await self._on_reader(self.snapshot, *queries)
+        from psycopg import AsyncClientCursor
+        from psycopg.rows import dict_row
+
         sql, params = _snapshot_query(queries, self.page_bound)
 
         async def read() -> list[list[Row]]:
@@ -350,6 +369,8 @@ class Database:
         if self._pool is None:
             return None
         if self._async_pool is None:
+            from psycopg_pool import AsyncConnectionPool
+
             idle = IdleCheck()
             self._async_pool = AsyncConnectionPool(
                 self.url,
@@ -445,6 +466,8 @@ class Database:
         With `wait=False` the block runs at once and receives whether the lock was taken.
         """
         if self.dialect == "postgresql":
+            from ugc.platform.postgres_driver import psycopg
+
             key = self.lock_key(name)
             with psycopg.connect(self.url, autocommit=True, **KEEPALIVES) as conn:
                 if wait:
@@ -657,7 +680,20 @@ _ABSENT = re.compile(
 
 
 def _lasting(error: Exception) -> bool:
+    import psycopg  # `error` is one of psycopg's (`_not_connected`)
+
     return isinstance(error, psycopg.ProgrammingError) or bool(_UNREADABLE_CONNINFO.search(str(error)))
+
+
+def _not_connected() -> tuple[type[Exception], ...]:
+    """psycopg's errors of a connection not had, or of a pool that found none in time: none where
+    psycopg is not loaded (a process on SQLite), as no attempt there can raise them."""
+    if not psycopg_loaded():
+        return ()
+    import psycopg
+    from psycopg_pool import PoolTimeout
+
+    return (psycopg.OperationalError, PoolTimeout)
 
 
 def absent(error: Exception) -> bool:
@@ -678,7 +714,7 @@ def until_reachable(attempt: Callable[[], T], *, what: str, timeout: float = 120
     while True:
         try:
             return attempt()
-        except (psycopg.OperationalError, PoolTimeout) as error:
+        except _not_connected() as error:
             if time.monotonic() + pause > deadline or _lasting(error) or (absent(error) and not await_creation):
                 raise
             log.warning(

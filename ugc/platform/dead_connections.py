@@ -19,8 +19,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import ParamSpec, TypeVar
 
-import psycopg
-from psycopg_pool import PoolTimeout
+from ugc.platform.dialect import psycopg_loaded
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -41,6 +40,11 @@ def connection_lost(error: BaseException) -> bool:
 
     Not a lock wait that ran out, a query cancelled, nor a pool that found no connection in time:
     retried, those would multiply the wait the caller was promised."""
+    if not psycopg_loaded():  # no error of psycopg's where it is not loaded (SQLite)
+        return False
+    import psycopg
+    from psycopg_pool import PoolTimeout
+
     cause = error if isinstance(error, psycopg.Error) else error.__cause__
     if isinstance(cause, PoolTimeout) or not isinstance(cause, psycopg.OperationalError | psycopg.InterfaceError):
         return False

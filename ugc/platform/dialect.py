@@ -2,7 +2,8 @@
 
 Code outside the platform writes one SQL text with `%s` placeholders and portable types; a
 `Cursor` adapts it to the dialect it runs on. Importing this module registers SQLite's adapters
-and converters (times in UTC, JSON, booleans, exact decimals) and orjson as psycopg's JSON parser.
+and converters (times in UTC, JSON, booleans, exact decimals); psycopg is imported only by a
+process that works on PostgreSQL (`psycopg_loaded`).
 """
 
 from __future__ import annotations
@@ -10,14 +11,16 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import orjson
-import psycopg
-from psycopg.types.json import Jsonb, set_json_loads
+
+if TYPE_CHECKING:
+    import psycopg
 
 Row = dict[str, Any]
 Query = tuple[str, Sequence[Any]]  # a statement and its parameters
@@ -53,9 +56,6 @@ sqlite3.register_adapter(Decimal, str)
 sqlite3.register_adapter(bool, int)
 sqlite3.register_converter("TIMESTAMPTZ", _parse_timestamp)
 sqlite3.register_converter("JSONTEXT", orjson.loads)
-# JSON columns are parsed by orjson on both dialects: the standard library's parser was 4% of a
-# list request's CPU (an order's options, a notification's data).
-set_json_loads(orjson.loads)
 sqlite3.register_converter("BOOLEAN", lambda raw: raw not in (b"0", b""))
 sqlite3.register_converter("DECIMALTEXT", lambda raw: Decimal(raw.decode()))
 
@@ -193,8 +193,31 @@ class PipelinedCursor(Cursor):
         return super().execute(sql, params)
 
 
-# A row that breaks a key or constraint, on either dialect.
-INTEGRITY_ERRORS: tuple[type[Exception], ...] = (psycopg.IntegrityError, sqlite3.IntegrityError)
+def psycopg_loaded() -> bool:
+    """Whether this process imported psycopg. Only a process that works on PostgreSQL does
+    (`ugc.platform.postgres_driver`): importing it was ~70 ms of CPU at the start of each process on
+    SQLite, which never uses it. An error of psycopg's exists only where psycopg was imported, so a
+    check of an error asks this first and imports nothing where it says no."""
+    return "psycopg" in sys.modules
+
+
+def psycopg_errors(*names: str) -> tuple[type[Exception], ...]:
+    """The classes of `psycopg.errors` that `names` name, to catch: none where psycopg is not loaded."""
+    if not psycopg_loaded():
+        return ()
+    import psycopg.errors
+
+    return tuple(getattr(psycopg.errors, name) for name in names)
+
+
+def integrity_errors() -> tuple[type[Exception], ...]:
+    """A row that breaks a key or constraint, on either dialect (psycopg's only where it is loaded)."""
+    if not psycopg_loaded():
+        return (sqlite3.IntegrityError,)
+    import psycopg
+
+    return (psycopg.IntegrityError, sqlite3.IntegrityError)
+
 
 _R = TypeVar("_R")
 MAX_PARAMETERS = 999  # per statement: SQLite's historic limit (PostgreSQL takes far more)
@@ -225,15 +248,20 @@ class TextArray(list[str]):
 
 
 def postgres_params(params: Sequence[Any]) -> list[Any]:
+    from psycopg.types.json import Jsonb
+
     return [Jsonb(p) if isinstance(p, (dict, list)) and not isinstance(p, TextArray) else p for p in params]
 
 
 def no_such_table(error: BaseException | None) -> bool:
     """Whether `error`, or an error it was raised from, is a table missing from the database (either dialect)."""
-    from psycopg.errors import UndefinedTable
+    undefined_table: tuple[type[Exception], ...] = ()
+    if psycopg_loaded():
+        from psycopg.errors import UndefinedTable
 
+        undefined_table = (UndefinedTable,)
     while error is not None:
-        if isinstance(error, UndefinedTable) or (
+        if isinstance(error, undefined_table) or (
             isinstance(error, sqlite3.OperationalError) and str(error).startswith("no such table")
         ):
             return True

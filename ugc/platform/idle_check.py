@@ -19,11 +19,12 @@ that met five dead ones gave up after its 10 s timeout.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from weakref import WeakKeyDictionary
 
-import psycopg
-from psycopg_pool import AsyncConnectionPool, ConnectionPool
+if TYPE_CHECKING:  # a pool's callbacks: psycopg is loaded once a pool calls them
+    import psycopg
+    from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 IDLE_BEFORE_CHECK = 1.0  # seconds
 
@@ -45,6 +46,8 @@ class IdleCheck:
 
     def check(self, conn: psycopg.Connection[Any]) -> None:
         if self._idle(conn):
+            from psycopg_pool import ConnectionPool
+
             try:
                 ConnectionPool.check_connection(conn)
             except Exception:
@@ -57,6 +60,8 @@ class IdleCheck:
 
     async def check_async(self, conn: psycopg.AsyncConnection[Any]) -> None:
         if self._idle(conn):
+            from psycopg_pool import AsyncConnectionPool
+
             try:
                 await AsyncConnectionPool.check_connection(conn)
             except Exception:

@@ -20,10 +20,10 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import psycopg
-from psycopg import sql
+if TYPE_CHECKING:  # PostgreSQL's alone: imported where it connects (`ugc.platform.postgres_driver`)
+    import psycopg
 
 RETRY_AFTER = 1.0  # seconds between attempts to LISTEN again while the database is away
 STOP_WAIT = 2.0  # seconds `close` waits for the thread (it may be connecting to a database away)
@@ -117,6 +117,8 @@ class Listener:
             _drain(wake)
 
     def _run(self, wake: socket.socket) -> None:
+        from ugc.platform.postgres_driver import psycopg
+
         try:
             while self._subscribed(wake):
                 try:
@@ -149,6 +151,8 @@ class Listener:
 
     def _serve(self, conn: psycopg.Connection[Any], wake: socket.socket) -> None:
         """LISTEN to what is subscribed and dispatch, until nobody subscribes or the listener closes."""
+        from psycopg import sql
+
         listened: set[str] = set()
         readable = _poller(wake, conn.fileno())
         with self._lock:  # a new connection: whatever was sent before it went unheard by everyone

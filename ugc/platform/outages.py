@@ -16,14 +16,27 @@ from __future__ import annotations
 
 import sqlite3
 
-import psycopg
 from eventsourcing.persistence import OperationalError
-from psycopg.errors import ReadOnlySqlTransaction
+
+from ugc.platform.dialect import psycopg_loaded
 
 
 def refuses_writes(error: BaseException) -> bool:
     """Whether `error` (or what the event store wrapped in it) is the database refusing any write."""
+    if not psycopg_loaded():  # SQLite: never one of psycopg's
+        return False
+    from psycopg.errors import ReadOnlySqlTransaction
+
     return isinstance(error, ReadOnlySqlTransaction) or isinstance(error.__cause__, ReadOnlySqlTransaction)
+
+
+def psycopg_unavailable(error: BaseException) -> bool:
+    """Whether `error` is psycopg's `OperationalError` (never, where psycopg is not loaded: SQLite)."""
+    if not psycopg_loaded():
+        return False
+    import psycopg
+
+    return isinstance(error, psycopg.OperationalError)
 
 
 # SQLite's primary result codes that mean "not now" rather than a bug: another connection held the
@@ -56,7 +69,8 @@ def database_away(error: BaseException) -> bool:
     the event store's wrapping of it), refusing writes, or SQLite's file busy or unusable for now.
     Retried later, that work may well succeed."""
     return (
-        isinstance(error, psycopg.OperationalError | OperationalError)
+        isinstance(error, OperationalError)
+        or psycopg_unavailable(error)
         or refuses_writes(error)
         or sqlite_unavailable(error)
     )

@@ -24,23 +24,24 @@ import os
 import time
 from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from uuid import UUID
 
 import orjson
-import psycopg
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import Mapper, StoredEvent, Transcoder
-from eventsourcing.postgres import PostgresDatastore
-from eventsourcing.sqlite import SQLiteDatastore
+from eventsourcing.sqlite import SQLiteCursor, SQLiteDatastore
 from eventsourcing.utils import get_topic
 
 from ugc.platform.cache import LRU
 from ugc.platform.dialect import relation_exists
+
+if TYPE_CHECKING:  # imported by a process on PostgreSQL only (its event store's)
+    from eventsourcing.postgres import PostgresDatastore
 
 SEALED = "sealed"  # the state's key of the sealed fields; no event has a field of this name
 _SEALED_KEY = f'"{SEALED}":'.encode()  # how the JSON of a sealed state shows it
@@ -110,7 +111,7 @@ class DataKeys:
         self._master = AESGCM(derived_key(secret, WRAPPING)) if secret else None
         self._derived_index = derived_key(secret, BLIND_INDEX) if secret else None
         self._index: bytes | None = None  # the blind index's key, once read (`_index_key`)
-        self._postgres = isinstance(datastore, PostgresDatastore)
+        self._postgres = not isinstance(datastore, SQLiteDatastore)
         self._opened = LRU[UUID, tuple[AESGCM | None, float]](OPENED_KEYS)  # None: destroyed
         self._checked = False
 
@@ -128,7 +129,7 @@ class DataKeys:
                 f"{', made bigint GENERATED ALWAYS AS IDENTITY UNIQUE' if self._postgres else ''})"
             )
             index = f"{self.table}_person"
-            if not (isinstance(cur, psycopg.Cursor) and relation_exists(cur, index)):  # see `created_index`
+            if isinstance(cur, SQLiteCursor) or not relation_exists(cur, index):  # see `created_index`
                 cur.execute(f"CREATE INDEX IF NOT EXISTS {index} ON {self.table} (person)")
 
     def refuse_if_lost(self) -> None:
@@ -277,7 +278,7 @@ class DataKeys:
                     f"(subject, person, wrapped, created_at, erased_at) VALUES ({self._marks(5)}) {insert}",
                     (self._subject(subject), person, None, self._time(at), self._time(at)),
                 )
-        if isinstance(self.datastore, PostgresDatastore):
+        if not isinstance(self.datastore, SQLiteDatastore):
             # An UPDATE leaves the old row, the key, on its page until vacuumed: vacuum now. (A role
             # that does not own the table gets a warning, and autovacuum does it later.)
             with self.datastore.get_connection() as conn:
@@ -339,7 +340,7 @@ class DataKeys:
     def _all(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
         """The rows of one statement: on PostgreSQL one round trip on an autocommit connection (a
         transaction around a lone statement costs two more)."""
-        if isinstance(self.datastore, PostgresDatastore):
+        if not isinstance(self.datastore, SQLiteDatastore):
             with self.datastore.get_connection() as conn:
                 return conn.execute(sql, params).fetchall()
         with self.datastore.transaction(commit=False) as cur:

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
-
-import psycopg
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ugc.platform.dead_connections import connection_lost
+
+if TYPE_CHECKING:  # PostgreSQL's alone: imported where it connects (`ugc.platform.postgres_driver`)
+    import psycopg
 
 T = TypeVar("T")
 
@@ -49,6 +50,8 @@ class ProbeConnection:
     def run(self, work: Callable[[psycopg.Connection[Any]], T]) -> T:
         """`work(connection)`; once more on a new connection when the one kept from before was found
         dead (a server restarted, or an idle session ended, since the last check)."""
+        from ugc.platform.postgres_driver import psycopg
+
         with self._lock:
             kept = self._connection is not None
             try:
@@ -60,6 +63,8 @@ class ProbeConnection:
 
     def _attempt(self, work: Callable[[psycopg.Connection[Any]], T]) -> T:
         if self._connection is None or self._connection.closed:
+            from ugc.platform.postgres_driver import psycopg
+
             self._connection = psycopg.connect(self._url, **self._kwargs)
         try:
             return work(self._connection)

@@ -18,8 +18,6 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import psycopg
-
 from ugc.config import is_postgres, sqlite_path
 from ugc.platform.database import KEEPALIVES
 from ugc.platform.durable import sync_directory, write_whole
@@ -50,6 +48,8 @@ def record_file(database: Path) -> Path:
 def read_record(database_url: str) -> RestoreRecord | None:
     """The unfinished restore's record in the target; None when there is none (or no target)."""
     if is_postgres(database_url):
+        from ugc.platform.postgres_driver import psycopg
+
         with psycopg.connect(database_url, autocommit=True, **KEEPALIVES) as conn:
             if conn.execute("SELECT to_regclass(%s)", (TABLE,)).fetchone() == (None,):
                 return None
@@ -63,6 +63,8 @@ def write_record(database_url: str, record: RestoreRecord) -> None:
     """Record `record` in the target, durably and whole (it replaces the one there)."""
     text = json.dumps(asdict(record), sort_keys=True)
     if is_postgres(database_url):
+        from ugc.platform.postgres_driver import psycopg
+
         with psycopg.connect(database_url, **KEEPALIVES) as conn:  # one transaction
             conn.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} (record text NOT NULL)")
             # Any role may read it: the application's role (README: "Append-only"), refused, is told why.
@@ -76,6 +78,8 @@ def write_record(database_url: str, record: RestoreRecord) -> None:
 def clear_record(database_url: str) -> None:
     """The restore has finished: its record goes."""
     if is_postgres(database_url):
+        from ugc.platform.postgres_driver import psycopg
+
         with psycopg.connect(database_url, autocommit=True, **KEEPALIVES) as conn:
             conn.execute(f"DROP TABLE IF EXISTS {TABLE}")
         return

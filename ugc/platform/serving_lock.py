@@ -26,8 +26,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import psycopg
-
 from ugc.config import is_postgres, sqlite_path
 from ugc.platform.backup_manifest import BackupRefused
 from ugc.platform.database import KEEPALIVES, Database
@@ -69,6 +67,8 @@ def migrating(database_url: str) -> Iterator[None]:
             refuse_unfinished(database_url)
             yield
         return
+    from ugc.platform.postgres_driver import psycopg
+
     with psycopg.connect(database_url, autocommit=True, **KEEPALIVES) as conn:
         row = conn.execute("SELECT pg_try_advisory_lock_shared(%s)", (Database.lock_key(LOCK_NAME),)).fetchone()
         if not (row and row[0]):
@@ -119,6 +119,8 @@ def _exclusive(database_url: str, refused: Exception, *, alone: bool) -> Iterato
                 raise refused
             yield
         return
+    from ugc.platform.postgres_driver import psycopg
+
     with psycopg.connect(database_url, autocommit=True, **KEEPALIVES) as conn:
         row = conn.execute("SELECT pg_try_advisory_lock(%s)", (Database.lock_key(LOCK_NAME),)).fetchone()
         if not (row and row[0]):

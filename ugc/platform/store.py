@@ -8,16 +8,13 @@ own application (and table) to keep writes to one from queueing behind another.
 from __future__ import annotations
 
 from collections.abc import Collection
-from typing import cast
+from typing import TYPE_CHECKING, cast
 from urllib.parse import unquote, urlsplit
 from uuid import UUID
 
-import psycopg
 from eventsourcing.application import Application
 from eventsourcing.persistence import Mapper
-from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.utils import get_topic
-from psycopg.sql import SQL, Identifier
 
 # Importing the domain registers every stored event's topic, so any process can read the log.
 from ugc import (  # noqa: F401
@@ -36,7 +33,6 @@ from ugc import (  # noqa: F401
 from ugc.config import is_postgres, pool_sizes, sqlite_path
 from ugc.personal import PERSONAL
 from ugc.platform.chain import ChainedLog, ChainHead, RecordedEvent
-from ugc.platform.chain_postgres import ChainedPostgresRecorder
 from ugc.platform.chain_sqlite import ChainedSQLiteRecorder
 from ugc.platform.database import STORE_LOCK_TIMEOUT
 from ugc.platform.dead_connections import retried_when_connection_lost
@@ -45,6 +41,11 @@ from ugc.platform.personal_data import DataKeys, PersonalDataMapper
 from ugc.platform.sqlite_pragmas import SQLITE_BUSY_TIMEOUT
 from ugc.platform.sqlite_store import ConfiguredSQLiteFactory
 from ugc.platform.transcoder import OrjsonTranscoder
+
+if TYPE_CHECKING:  # imported by a process on PostgreSQL only (`eventsourcing_settings`)
+    from eventsourcing.postgres import PostgresApplicationRecorder
+
+    from ugc.platform.chain_postgres import ChainedPostgresRecorder
 
 AGGREGATE_CACHE_SIZE = 5_000  # per application and process; an aggregate here is a few KiB at most
 # Order commands load their orders through GroupCommit, which keeps those it saved itself
@@ -124,6 +125,9 @@ def eventsourcing_settings(database_url: str, app_name: str, *, create_table: bo
             "SQLITE_LOCK_TIMEOUT": str(round(SQLITE_BUSY_TIMEOUT)),  # the read side's wait, in whole seconds
         }
     if is_postgres(database_url):
+        # With psycopg and the library's PostgreSQL module: a process on SQLite imports neither.
+        from ugc.platform.chain_postgres import ChainedPostgresRecorder
+
         url = urlsplit(database_url)
         return common | {
             "PERSISTENCE_MODULE": "eventsourcing.postgres",
@@ -160,12 +164,12 @@ class EventStores:
             for cls in APPLICATION_CLASSES
         }
         for name, app in self.applications.items():
-            if isinstance(app.recorder, ChainedPostgresRecorder | ChainedSQLiteRecorder):
-                app.recorder.context = name  # hashed into every event of the context
+            if (chained := self._chained(app.recorder)) is not None:
+                chained.context = name  # hashed into every event of the context
         accounts_app = self.applications[Accounts.name]
         assert isinstance(accounts_app.mapper, PersonalDataMapper)
-        recorder = accounts_app.recorder
-        if isinstance(recorder, ChainedPostgresRecorder | ChainedSQLiteRecorder):
+        recorder = self._chained(accounts_app.recorder)
+        if recorder is not None:
             self.data_keys: DataKeys | None = DataKeys(
                 recorder.datastore,
                 f"{Accounts.name}_data_keys" if self._postgres else "data_keys",
@@ -217,7 +221,7 @@ class EventStores:
         if on is not None:
             row = on.execute(f"SELECT {columns}").fetchone()
         else:
-            row = self._read_heads(columns, cast(PostgresApplicationRecorder, next(iter(chosen.values())).recorder))
+            row = self._read_heads(columns, cast("PostgresApplicationRecorder", next(iter(chosen.values())).recorder))
         assert row is not None
         return {name: row[name] or 0 for name in chosen}
 
@@ -237,7 +241,9 @@ class EventStores:
         key = frozenset(chosen)
         columns = self._heads_columns.get(key)
         if columns is None:  # composing them costs more than running them
-            recorders = {name: cast(PostgresApplicationRecorder, app.recorder) for name, app in chosen.items()}
+            from psycopg.sql import SQL, Identifier
+
+            recorders = {name: cast("PostgresApplicationRecorder", app.recorder) for name, app in chosen.items()}
             columns = (
                 SQL(", ")
                 .join(
@@ -254,9 +260,18 @@ class EventStores:
     def chained(self, name: str) -> ChainedLog:
         """Context `name`'s log read together with its hash chain."""
         recorder = self.applications[name].recorder
-        if not isinstance(recorder, ChainedPostgresRecorder | ChainedSQLiteRecorder):
+        chained = self._chained(recorder)
+        if chained is None:
             raise TypeError(f"the {name} log is not recorded with its chain ({type(recorder).__name__})")
-        return recorder
+        return chained
+
+    def _chained(self, recorder: object) -> ChainedPostgresRecorder | ChainedSQLiteRecorder | None:
+        """`recorder` if it keeps the hash chain (its dialect's recorder), else None (an in-memory store)."""
+        if self._postgres:
+            from ugc.platform.chain_postgres import ChainedPostgresRecorder
+
+            return recorder if isinstance(recorder, ChainedPostgresRecorder) else None
+        return recorder if isinstance(recorder, ChainedSQLiteRecorder) else None
 
     def recorded_events(self, name: str, stream: UUID, *, gt: int = 0, lte: int | None = None) -> list[RecordedEvent]:
         """One stream's events of context `name`, oldest first (versions above `gt`, up to `lte`),
@@ -292,6 +307,8 @@ def owned_by_another_role(database_url: str) -> str | None:
     """
     if not is_postgres(database_url):
         return None
+    from ugc.platform.postgres_driver import psycopg
+
     with psycopg.connect(database_url) as conn:
         row = conn.execute(
             "SELECT tableowner FROM pg_tables WHERE schemaname = current_schema() AND tablename = 'orders_events' "
