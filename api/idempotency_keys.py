@@ -33,9 +33,9 @@ from ugc.clock import Clock
 from ugc.platform import idempotency_keys as table
 from ugc.platform.database import Database
 from ugc.platform.dialect import Row
+from ugc.platform.idempotency_keys import KEPT_FOR
 
 WAIT = 10.0  # how long a retry waits for the first request's answer before a 409
-KEPT_FOR = timedelta(hours=24)
 FINISH_WITHIN = 20.0
 
 

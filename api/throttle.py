@@ -60,10 +60,9 @@ from api import errors
 from ugc.clock import Clock
 from ugc.ids import normalise
 from ugc.platform import auth_failures
-from ugc.platform.auth_failures import Subject, Tally
+from ugc.platform.auth_failures import WINDOW, Subject, Tally
 from ugc.platform.database import Database
 
-WINDOW = timedelta(minutes=15)
 LIMITS = {"username_at_address": 10, "address": 30, "username": 100, "resend": 5}
 SETTLE_WAIT = 3.0  # seconds an attempt waits for those in flight before it is refused
 POLL = 0.1  # seconds between looks at attempts of other processes, which end unheard here

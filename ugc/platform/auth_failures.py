@@ -17,7 +17,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from ugc.platform.database import Database
 from ugc.platform.dialect import Cursor, add_column
@@ -54,6 +54,8 @@ class Tally:
         return len(self.failures) + len(self.in_flight) < limit
 
 
+# The window the throttles count failures in; the leader's sweeper forgets older ones (`ugc.platform.sweeping`).
+WINDOW = timedelta(minutes=15)
 THROTTLE_LOCKS = 0x7468  # the first key of the advisory locks taken here ("th"), beside each subject's hash
 
 

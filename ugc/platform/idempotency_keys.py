@@ -16,10 +16,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from ugc.platform.database import Database
 from ugc.platform.dialect import Cursor, Row, add_column
+
+# How long a key's row is kept: a retry within it gets the first answer; the leader's sweeper forgets
+# older ones (`ugc.platform.sweeping`).
+KEPT_FOR = timedelta(hours=24)
 
 DDL = (
     """CREATE TABLE IF NOT EXISTS idempotency_keys (
