@@ -30,8 +30,6 @@ from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import psycopg
-
 from ugc.config import is_postgres, sqlite_path
 from ugc.platform.backups import sqlite_files
 from ugc.platform.chain_sqlite import FLOOR_TABLE
@@ -79,6 +77,8 @@ def _raise_sqlite_log(path: Path, floor: int) -> None:
 
 
 def _raise_postgres(database_url: str, floor: int, id_kinds: Sequence[str]) -> None:
+    from ugc.platform.postgres_driver import psycopg
+
     with psycopg.connect(database_url, **KEEPALIVES) as conn:  # one transaction
         sequences = []
         for app in APPLICATION_CLASSES:  # each log's table, `<log>_events` as the library names it
