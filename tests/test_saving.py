@@ -23,6 +23,7 @@ from commands.portfolio import PortfolioCommands, StoredImage
 from commands.saving import ATTEMPTS, change
 from tests.backends import DATA_KEY
 from tests.test_domain_orders import BUYER, CREATOR, NOW, placed
+from ugc.accounts import User
 from ugc.clock import MovableClock
 from ugc.config import Settings
 from ugc.creators import CreatorProfile, creator_profile_id
@@ -50,8 +51,10 @@ def stores(settings: Settings) -> Iterator[EventStores]:
 
 
 def a_profile(stores: EventStores) -> int:
-    """A saved creator profile at version 1; the user number it belongs to."""
+    """A saved user and their creator profile at version 1; the user's number."""
     user = 1000 + next(_numbers)
+    # A portfolio item's creation reads the account too (an erased creator adds none).
+    stores.accounts.save(User(user, f"creator{user}", f"creator{user}@example.com", "", "", "", NOW, user_actor(user)))
     profile = CreatorProfile(
         number=user,
         user_number=user,
