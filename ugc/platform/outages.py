@@ -18,25 +18,18 @@ import sqlite3
 
 from eventsourcing.persistence import OperationalError
 
-from ugc.platform.dialect import psycopg_loaded
+from ugc.platform.dialect import psycopg_errors
 
 
 def refuses_writes(error: BaseException) -> bool:
     """Whether `error` (or what the event store wrapped in it) is the database refusing any write."""
-    if not psycopg_loaded():  # SQLite: never one of psycopg's
-        return False
-    from psycopg.errors import ReadOnlySqlTransaction
-
-    return isinstance(error, ReadOnlySqlTransaction) or isinstance(error.__cause__, ReadOnlySqlTransaction)
+    read_only = psycopg_errors("ReadOnlySqlTransaction")  # none on SQLite
+    return isinstance(error, read_only) or isinstance(error.__cause__, read_only)
 
 
 def psycopg_unavailable(error: BaseException) -> bool:
     """Whether `error` is psycopg's `OperationalError` (never, where psycopg is not loaded: SQLite)."""
-    if not psycopg_loaded():
-        return False
-    import psycopg
-
-    return isinstance(error, psycopg.OperationalError)
+    return isinstance(error, psycopg_errors("OperationalError"))
 
 
 # SQLite's primary result codes that mean "not now" rather than a bug: another connection held the
