@@ -53,7 +53,7 @@ class NotificationsProjection(PushingProjection):
 
     def __init__(self, publisher: Publisher | None = None) -> None:
         super().__init__(publisher)
-        self._held: list[_Held] = []  # notifications of the batch not written yet
+        self._held: list[_Pending] = []  # the batch's notifying events, not written yet
         self._parties = HeldInserts()  # the batch's new orders, written before one is looked up
         # Order uuid -> its number and parties, which never change: a lifecycle notification of a
         # recent order then needs no lookup (a statement whose answer the batch would wait for).
@@ -72,22 +72,10 @@ class NotificationsProjection(PushingProjection):
         super().aborted()
 
     def notify(self, source: str, cur: Cursor, e: Any) -> None:
-        order = None if isinstance(e, Message.Sent) else self._order(cur, e)
-        parties = None if order is None else order.parties
-        text, data = notification_text(e, parties), self._data(e, order)
-        self._held.extend(
-            _Held(
-                notification_id(source, self.position, nth),
-                user,
-                source,
-                self.position,
-                TYPES[type(e)],
-                text,
-                data,
-                e.at,
-            )
-            for nth, user in enumerate(recipients(e, parties))
-        )
+        """Hold the notifications of `e` for the batch's end; an order's parties are filled in then
+        if they are not kept here (`_resolved`)."""
+        order = None if isinstance(e, Message.Sent) else self._kept_order(e)
+        self._held.append(_Pending(source, self.position, e, order))
 
     def held_writes(self, dialect: Dialect) -> Sequence[Writes]:
         return (self._parties.taken(),)
@@ -95,24 +83,63 @@ class NotificationsProjection(PushingProjection):
     def before_commit(self, cur: Cursor) -> None:
         self._write_held(cur)
 
-    def _order(self, cur: Cursor, e: Any) -> _Order:
-        """The number and parties of the order of `e`: kept from its Placed event (here, or in the table)."""
+    def _kept_order(self, e: Any) -> _Order | None:
+        """The number and parties of the order of `e`, if known here: from its Placed event (this one,
+        whose parties are held for `notification_orders`, or one seen before), else None."""
         uuid = str(e.originator_id)
         if isinstance(e, Order.Placed):
             order = _Order(e.number, Parties(buyer=e.buyer, creator=e.creator))
             self._parties.add(ORDER_PARTIES, (uuid, order.number, e.buyer, e.creator))
-        else:
-            found = self._orders.get(uuid)
-            if found is not None:
-                return found
-            self._parties.write(cur)  # the order may be one of the batch's
-            row = cur.execute(
-                "SELECT order_id, buyer_id, creator_id FROM notification_orders WHERE order_uuid = %s", (uuid,)
-            ).fetchone()
-            assert row is not None, f"no order number for {e.originator_id}"
-            order = _Order(int(row["order_id"]), Parties(buyer=int(row["buyer_id"]), creator=int(row["creator_id"])))
-        self._orders.put(uuid, order)
-        return order
+            self._orders.put(uuid, order)
+            return order
+        return self._orders.get(uuid)
+
+    def _resolved(self, cur: Cursor, pending: Sequence[_Pending]) -> list[_Held]:
+        """The notifications of `pending`, in order, with the parties of every order not kept here
+        read in one statement: an order's next step often comes hours after the projection last
+        saw it (or before this process started), and a lookup per event each waited for its answer."""
+        unknown = {str(p.event.originator_id) for p in pending if p.order is None and p.source == Orders.name}
+        found = self._orders_of(cur, unknown) if unknown else {}
+        held: list[_Held] = []
+        for p in pending:
+            order = p.order
+            if order is None and p.source == Orders.name:
+                order = found[str(p.event.originator_id)]
+            parties = None if order is None else order.parties
+            text, data = notification_text(p.event, parties), self._data(p.event, order)
+            held.extend(
+                _Held(
+                    notification_id(p.source, p.position, nth),
+                    user,
+                    p.source,
+                    p.position,
+                    TYPES[type(p.event)],
+                    text,
+                    data,
+                    p.event.at,
+                )
+                for nth, user in enumerate(recipients(p.event, parties))
+            )
+        return held
+
+    def _orders_of(self, cur: Cursor, uuids: set[str]) -> dict[str, _Order]:
+        """The number and parties of each order of `uuids`, from `notification_orders` (kept here too)."""
+        self._parties.write(cur)  # those placed in the batch and not kept any more
+        found: dict[str, _Order] = {}
+        for entry, params in cur.rows("wanted", {"order_uuid": "text"}, [(uuid,) for uuid in sorted(uuids)]):
+            rows = cur.execute(
+                f"WITH {entry} SELECT o.order_uuid, o.order_id, o.buyer_id, o.creator_id "
+                "FROM notification_orders o JOIN wanted ON wanted.order_uuid = o.order_uuid",
+                params,
+            ).fetchall()
+            for row in rows:
+                uuid = str(row["order_uuid"])
+                parties = Parties(buyer=int(row["buyer_id"]), creator=int(row["creator_id"]))
+                found[uuid] = _Order(int(row["order_id"]), parties)
+                self._orders.put(uuid, found[uuid])
+        missing = uuids - found.keys()
+        assert not missing, f"no order number for {sorted(missing)}"
+        return found
 
     @staticmethod
     def _data(e: Any, order: _Order | None) -> dict[str, int]:
@@ -139,7 +166,8 @@ class NotificationsProjection(PushingProjection):
         """
         if not self._held:
             return
-        held, self._held = self._held, []
+        pending, self._held = self._held, []
+        held = self._resolved(cur, pending)
         stored: list[Row] = []
         for entry, params in cur.rows(
             "held", HELD_COLUMNS, [(h.id, ord, *h.columns()) for ord, h in enumerate(held, 1)]
@@ -279,6 +307,16 @@ def stored_and_inserted(entry: str) -> str:
 class _Order:
     number: int
     parties: Parties
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """A notifying event held to the batch's end, with its order's number and parties if known then."""
+
+    source: str
+    position: int
+    event: Any
+    order: _Order | None
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ notification it marks, and in one big pass; both must end in the same rows.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -64,11 +65,11 @@ class World:
     messaging: MessagingCommands
 
 
-@pytest.fixture
-def world(settings: Settings) -> Iterator[World]:
-    db = Database(settings.database_url)
+@contextmanager
+def a_world(url: str) -> Iterator[World]:
+    db = Database(url)
     migrate(db)
-    stores = EventStores(settings.database_url, data_key=DATA_KEY)
+    stores = EventStores(url, data_key=DATA_KEY)
     clock = MovableClock(datetime(2026, 5, 1, 12, tzinfo=UTC))
     try:
         yield World(
@@ -81,6 +82,12 @@ def world(settings: Settings) -> Iterator[World]:
     finally:
         stores.close()
         db.close()
+
+
+@pytest.fixture
+def world(settings: Settings) -> Iterator[World]:
+    with a_world(settings.database_url) as world:
+        yield world
 
 
 def placed(world: World, number: int) -> Order:
@@ -246,6 +253,35 @@ def test_a_projection_after_a_restart_finds_the_order_numbers_it_did_not_see_pla
         if not ProjectionRunner(world.db, world.stores, [fresh], Progress(), batch_size=3).run_once(fresh):
             break
     assert shown(world.db) == remembered
+
+
+def test_a_process_that_did_not_see_the_orders_placed_reads_their_parties_once_a_batch(
+    backend: str, tmp_path: Path, statements: list[str]
+) -> None:
+    """An order's next step often comes long after the projection saw it placed, or in a process
+    started since: the batch reads the parties of all such orders in one statement, not one each."""
+    with fresh_database(backend, tmp_path, migrated=True) as url, a_world(url) as world:
+        orders = [placed(world, n) for n in range(1, 21)]
+        for order in orders:
+            save(world.stores.orders, order)
+        seen_placed = NotificationsProjection()
+        first = ProjectionRunner(world.db, world.stores, [seen_placed], Progress())
+        first.register()
+        first.catch_up([seen_placed])
+        for order in orders:
+            order.deliver(CREATOR, order.number, "Готово", [], world.clock.now())
+            save(world.stores.orders, order)
+        statements.clear()
+        restarted = NotificationsProjection()  # a new process: it knows no order
+        runner = ProjectionRunner(world.db, world.stores, [restarted], Progress(), batch_size=500)
+        assert runner.run_once(restarted, ["orders"]) == len(orders)
+        lookups = [sql for sql in statements if "FROM notification_orders" in sql]
+        assert len(lookups) == 1, lookups
+        delivered = [n for n in shown(world.db) if n["type"] == "order_delivered"]
+        assert sorted(n["data"]["order_id"] for n in delivered) == [order.number for order in orders]
+        assert all(n["user_id"] == BUYER for n in delivered)
+        live = shown(world.db)
+        assert rebuild(world, batch_size=500)["notifications"] == live
 
 
 def test_seq_keeps_each_logs_order(world: World) -> None:
