@@ -10,6 +10,7 @@ from api.auth import authenticated_user
 from api.body import parse
 from api.idempotency import idempotent
 from api.openapi import Operation, endpoint
+from api.own_rows import own_user
 from api.responses import JSON
 from api.schemas.users import (
     CreatorProfileIn,
@@ -31,11 +32,7 @@ from ugc.platform.dialect import Row
 async def _me(request: Request) -> tuple[Services, int, Row]:
     s = services(request)
     user_id = authenticated_user(request, s.tokens)
-    row = await s.run(get_user, s.db, user_id)
-    if row is None:
-        # A well-signed token for a user that no longer exists (e.g. a database rebuilt without them).
-        raise errors.unauthorized("invalid_token")
-    return s, user_id, row
+    return s, user_id, await own_user(s, user_id)
 
 
 async def me(request: Request) -> Response:
