@@ -20,9 +20,11 @@ from starlette.routing import Route
 from api.app import build_app
 from tests.backends import environment
 from tests.conftest import Api, checked_client, token_audience
+from tests.orders_world import a_deal, place
 from tests.servers import end_process, start_projector
 from ugc.clock import MovableClock
 from ugc.config import Settings, sqlite_path
+from ugc.events import operator_actor
 from ugc.wiring import runtime
 
 
@@ -108,6 +110,36 @@ def test_a_user_the_read_models_have_not_reached_is_answered_503_until_they_do(
         end_process(projector)
     assert caught_up.status_code == 200, caught_up.text
     assert caught_up.json()["username"] == name
+
+
+def test_an_auditor_the_read_models_have_not_reached_is_answered_503_not_404(
+    settings: Settings, backend: str, tmp_path: Path
+) -> None:
+    """An auditor may read any order; one the accounts log has, with the role granted, but the `users`
+    read model not yet is answered 503 (retry), not 404 (no such order) on an order they audit."""
+    env = os.environ | environment(backend, settings.database_url, settings.var_dir) | {"UGC_PROJECTIONS": "external"}
+    projector = start_projector(env, tmp_path / "projector.log")
+    try:
+        with checked_client(_patient(settings)) as client:
+            order = place(Api(client, settings), a_deal(Api(client, settings)))["id"]
+    finally:
+        end_process(projector)
+    name = f"auditor_{uuid.uuid4().hex[:8]}"
+    body = {"username": name, "email": f"{name}@example.com", "password": "correct-horse-battery"}
+    with checked_client(build_app(lambda: runtime(external(settings), clock=MovableClock()))) as client:
+        assert client.post("/api/auth/register/", json=body).status_code == 503  # stored, not projected
+        client.app.state.services.accounts.grant_role(name, "auditor", operator_actor("test"))  # type: ignore[attr-defined]
+        headers = {"Authorization": f"Bearer {Api(client, settings).login(name)['access']}"}
+        lagging = client.get(f"/api/v1/orders/{order}/", headers=headers)
+    assert lagging.status_code == 503, lagging.text
+    assert lagging.headers["retry-after"] == "1"
+    projector = start_projector(env, tmp_path / "projector.log")
+    try:
+        with checked_client(_patient(settings)) as client:
+            caught_up = client.get(f"/api/v1/orders/{order}/", headers=headers)
+    finally:
+        end_process(projector)
+    assert caught_up.status_code == 200, caught_up.text
 
 
 def test_an_unexpected_error_is_a_500_without_a_traceback(settings: Settings) -> None:
