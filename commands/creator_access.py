@@ -6,8 +6,11 @@ from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
 
+from ugc.accounts import User
 from ugc.creators import CreatorProfile, creator_profile_id
 from ugc.errors import NotAllowed
+from ugc.ids import aggregate_id
+from ugc.platform.personal_data import PersonErased
 
 
 def creator_profile_number(accounts: Application[UUID], user_id: int) -> int | None:
@@ -24,6 +27,17 @@ def require_creator(accounts: Application[UUID], user_id: int) -> int:
     number = creator_profile_number(accounts, user_id)
     if number is None:
         raise NotAllowed()
+    return number
+
+
+def require_live_creator(accounts: Application[UUID], user_id: int) -> int:
+    """As `require_creator`, for a write that would add something of theirs to a listing: a creator
+    erased moments ago, with a token whose standing a server still keeps, adds nothing (PersonErased,
+    401), so what their erasure withdrew stays withdrawn."""
+    number = require_creator(accounts, user_id)
+    user: User = accounts.repository.get(aggregate_id("user", user_id))
+    if user.erased:
+        raise PersonErased(f"user {user_id} was erased")
     return number
 
 

@@ -1,7 +1,9 @@
-"""A creator's skills: add, change the level, remove, and the all-or-nothing bulk update."""
+"""A creator's skills: add, change the level, remove, and the all-or-nothing bulk update; an erased
+creator's are withdrawn."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -9,8 +11,9 @@ from typing import Any
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 
-from commands.creator_access import check_owner, require_creator
-from commands.saving import Positions, change, retrying, save
+from commands.creator_access import check_owner, creator_profile_number, require_live_creator
+from commands.saving import Positions, change, retrying, save, stored_so_far
+from commands.services import Listed
 from ugc.catalog import Skill
 from ugc.claims import Claim
 from ugc.clock import Clock
@@ -74,7 +77,7 @@ class CreatorSkillCommands:
         """Add a skill the creator does not have yet (409 if they do)."""
         check_level(level)
         found = self._skill(skill, field="skill")
-        profile = require_creator(self.accounts, user_id)
+        profile = require_live_creator(self.accounts, user_id)
 
         def attempt() -> Saved:
             existing = self._of_pair(profile, skill)
@@ -116,7 +119,7 @@ class CreatorSkillCommands:
             if entry.skill in skills:
                 raise InvalidField(f"{index}.skill_id", "duplicate_skill")
             skills[entry.skill] = self._skill(entry.skill, field=f"{index}.skill_id")
-        profile = require_creator(self.accounts, user_id)
+        profile = require_live_creator(self.accounts, user_id)
 
         def attempt() -> tuple[list[Applied], Positions]:
             now, actor = self.clock.now(), user_actor(user_id)
@@ -140,6 +143,28 @@ class CreatorSkillCommands:
             return applied, save(self.app, *pending)
 
         return retrying(attempt)
+
+    def withdraw_all(self, creator_user_id: int, actor: str, listed: Listed) -> list[int]:
+        """Remove every skill of a creator whose account was erased, as their own DELETE of each would,
+        with `actor` (the operator) recorded; the ids removed.
+
+        The read model names them once it has applied the catalog log as it stands: the creator is
+        erased by then, so no skill of theirs is added or restored later (`add` and `bulk_update`
+        refuse it).
+        """
+        profile = creator_profile_number(self.accounts, creator_user_id)
+        if profile is None:
+            return []  # not a creator: no skills, and nothing to wait for
+        withdrawn = []
+        for number in listed(profile, stored_so_far(self.app)):
+            try:
+                change(
+                    self.app, functools.partial(self._get, number), lambda skill: skill.remove(self.clock.now(), actor)
+                )
+            except NotFound:
+                continue  # removed meanwhile, by a DELETE with a token a server still trusted
+            withdrawn.append(number)
+        return withdrawn
 
     def _change(self, user_id: int, number: int, decide: Callable[[CreatorSkill], None]) -> Positions:
         return change(self.app, lambda: self._owned(user_id, number), decide).positions

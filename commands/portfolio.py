@@ -10,16 +10,13 @@ from typing import Any, Literal
 
 from eventsourcing.application import AggregateNotFoundError
 
-from commands.creator_access import check_owner, creator_profile_number, require_creator
+from commands.creator_access import check_owner, creator_profile_number, require_live_creator
 from commands.saving import Positions, change, save, stored_so_far
 from commands.services import Listed
-from ugc.accounts import User
 from ugc.clock import Clock
 from ugc.errors import InvalidField, NotFound
 from ugc.events import user_actor
-from ugc.ids import aggregate_id
 from ugc.platform.database import Database
-from ugc.platform.personal_data import PersonErased
 from ugc.platform.store import EventStores
 from ugc.portfolio import PortfolioImage, PortfolioItem, portfolio_image_id, portfolio_item_id
 
@@ -52,10 +49,7 @@ class PortfolioCommands:
         self.clock = clock
 
     def create_item(self, user_id: int, *, title: str, description: str, cover: StoredImage) -> Saved:
-        profile = require_creator(self.accounts, user_id)
-        user: User = self.accounts.repository.get(aggregate_id("user", user_id))
-        if user.erased:  # moments ago, with a token whose standing a server still keeps: nothing new of theirs
-            raise PersonErased(f"user {user_id} was erased")
+        profile = require_live_creator(self.accounts, user_id)
         number = self.db.next_number("portfolio_item")
         item = PortfolioItem(
             number=number,

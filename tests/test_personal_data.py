@@ -37,6 +37,7 @@ from ugc.claims import Claim
 from ugc.cli import users as users_cli
 from ugc.clock import MovableClock
 from ugc.config import Settings, sqlite_path
+from ugc.creator_skills import CreatorSkill, creator_skill_id
 from ugc.events import operator_actor
 from ugc.ids import aggregate_id, claim_id, normalise
 from ugc.personal import subjects_of
@@ -354,6 +355,104 @@ def test_replaying_the_journal_withdraws_the_portfolio_of_a_creator_erased_befor
     assert replayed.returncode == 0, replayed.stdout + replayed.stderr
     assert "1 portfolio item(s) withdrawn" in replayed.stdout, replayed.stdout
     assert portfolio_seen(api, item, viewer) == GONE
+
+
+def with_skills(api: Api, creator: dict[str, Any], levels: dict[int, int]) -> list[int]:
+    """`creator`'s skills added at these levels (skill id: level); their creator-skill ids."""
+    added = []
+    for skill, level in levels.items():
+        answer = api.client.post(
+            "/api/creator-skills/", headers=creator["headers"], json={"skill": skill, "level": level}
+        )
+        assert answer.status_code == 201, answer.text
+        added.append(answer.json()["id"])
+    return added
+
+
+def skills_seen(api: Api, profile: int, viewer: dict[str, Any]) -> dict[str, int]:
+    """How many skills of creator profile `profile` each listing shows: its filtered list, the whole
+    list, and the creator's detailed page."""
+    every = api.client.get("/api/creator-skills/", headers=viewer["headers"], params={"page_size": 100})
+    pages, rows = every.json(), list(every.json()["results"])
+    while pages["next"]:
+        pages = api.client.get(pages["next"], headers=viewer["headers"]).json()
+        rows += pages["results"]
+    filtered = api.client.get("/api/creator-skills/", headers=viewer["headers"], params={"creator_profile_id": profile})
+    detail = api.client.get(f"/api/v1/creators/{profile}/", params={"detail": "true"})
+    return {
+        "listed": filtered.json()["count"],
+        "in the whole list": sum(row["creator_profile"] == profile for row in rows),
+        "in profile": len(detail.json()["skills"]),
+    }
+
+
+def some_skills(api: Api, n: int) -> list[int]:
+    found = api.client.get("/api/skills/", params={"page_size": n}).json()["results"]
+    assert len(found) == n, found
+    return [skill["id"] for skill in found]
+
+
+def test_an_erased_creators_skills_are_withdrawn_and_a_replay_agrees(
+    api: Api, backend: str, settings: Settings, stores: EventStores
+) -> None:
+    """A person erased appears with skills in no listing: the erasure removes each as the creator's own
+    DELETE would, by the operator (one removed before stays as it was), and the read models equal a
+    replay of the log."""
+    person, other, viewer = a_person(api), api.creator(), api.verified_user()
+    first, second, third = some_skills(api, 3)
+    theirs = with_skills(api, person, {first: 4, second: 5, third: 2})
+    removed = api.client.delete(f"/api/creator-skills/{theirs[2]}/", headers=person["headers"])
+    assert removed.status_code == 204, removed.text
+    with_skills(api, other, {first: 3})
+    shown = {"listed": 2, "in the whole list": 2, "in profile": 2}
+    assert skills_seen(api, person["profile"]["id"], viewer) == shown
+
+    done = ugc(settings, backend, "users", "erase", person["username"], "--yes")
+    assert done.returncode == 0, done.stderr
+    assert "2 creator skill(s) withdrawn" in done.stdout, done.stdout
+
+    gone = {"listed": 0, "in the whole list": 0, "in profile": 0}
+    assert skills_seen(api, person["profile"]["id"], viewer) == gone
+    for number in theirs[:2]:
+        *_, last = stores.catalog.repository.event_store.get(creator_skill_id(number))
+        assert isinstance(last, CreatorSkill.Removed) and last.actor.startswith("operator:"), last
+    *_, before = stores.catalog.repository.event_store.get(creator_skill_id(theirs[2]))
+    assert isinstance(before, CreatorSkill.Removed) and before.actor == f"user:{person['id']}", before
+    assert skills_seen(api, other["profile"]["id"], viewer)["listed"] == 1  # another creator's stays
+
+    # With a token whose standing the server still keeps: no skill of theirs comes back, nor a new one.
+    refused = {"detail": "Токен недействителен или просрочен."}
+    for path, body in (
+        ("/api/creator-skills/", {"skill": first, "level": 3}),
+        ("/api/creator-skills/bulk_update/", [{"skill_id": first, "level": 3}]),
+    ):
+        again = api.client.post(path, headers=person["headers"], json=body)
+        assert (again.status_code, again.json()) == (401, refused), path
+    assert skills_seen(api, person["profile"]["id"], viewer) == gone
+
+    verified = ugc(settings, backend, "verify", "--json")  # every read table equals a replay of the log
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert json.loads(verified.stdout)["findings"] == []
+    rebuilt = ugc(settings, backend, "rebuild", "creator_skills")
+    assert rebuilt.returncode == 0, rebuilt.stdout + rebuilt.stderr
+    assert skills_seen(api, person["profile"]["id"], viewer) == gone
+    second_run = ugc(settings, backend, "users", "erase", person["username"], "--yes")
+    assert second_run.returncode == 0 and "0 creator skill(s) withdrawn" in second_run.stdout, second_run.stderr
+
+
+def test_replaying_the_journal_withdraws_the_skills_of_a_creator_erased_before_it_did(
+    api: Api, backend: str, settings: Settings, stores: EventStores
+) -> None:
+    """Erased as before this release (keys destroyed, `User.Erased`): `--replay` finishes the erasure."""
+    person, viewer = a_person(api), api.verified_user()
+    with_skills(api, person, dict.fromkeys(some_skills(api, 1), 4))
+    erased_as_before(person, settings, stores)
+    assert skills_seen(api, person["profile"]["id"], viewer)["listed"] == 1
+
+    replayed = ugc(settings, backend, "users", "erase", "--replay")
+    assert replayed.returncode == 0, replayed.stdout + replayed.stderr
+    assert "1 creator skill(s) withdrawn" in replayed.stdout, replayed.stdout
+    assert skills_seen(api, person["profile"]["id"], viewer) == {"listed": 0, "in the whole list": 0, "in profile": 0}
 
 
 @pytest.mark.timeout(60)

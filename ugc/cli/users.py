@@ -19,9 +19,9 @@ if TYPE_CHECKING:
     from ugc.platform.store import EventStores
 
 ROLE_CHOICES = ("admin", "auditor")
-# Seconds an erasure waits for the read models: for the listing to show every service and portfolio
-# item of the person (to withdraw them), for the orders to show their open orders (to cancel them), then for their rows
-# to be blanked (to vacuum the old versions away).
+# Seconds an erasure waits for the read models: for the listing to show every service, portfolio item
+# and creator skill of the person (to withdraw them), for the orders to show their open orders (to
+# cancel them), then for their rows to be blanked (to vacuum the old versions away).
 ERASE_WAIT = 30.0
 
 
@@ -48,8 +48,8 @@ def add_parsers(commands: Any) -> None:
         "erase",
         help="erase a person's personal data for good (their data keys are destroyed; orders stay)",
         description="Destroys the data keys that seal the person's e-mail, names, phone, bio and creator "
-        "profile in the log, blanks them in the read tables and ends their sessions; withdraws their services "
-        "and portfolio and cancels their pending and in-progress orders. Their username, orders, reviews and "
+        "profile in the log, blanks them in the read tables and ends their sessions; withdraws their services, "
+        "portfolio and skills and cancels their pending and in-progress orders. Their username, orders, reviews and "
         "messages stay for the other parties and auditors. It cannot be undone.",
     )
     erase.add_argument("username", nargs="?", help="the user's username")
@@ -154,6 +154,7 @@ def _erase(
         return 1
     print(f"{len(ended.services)} service(s) withdrawn")
     print(f"{len(ended.portfolio)} portfolio item(s) withdrawn")
+    print(f"{len(ended.skills)} creator skill(s) withdrawn")
     print(f"{len(ended.orders)} order(s) cancelled")
     _clear_old_rows(db, erasure.positions)
     return 0
@@ -161,23 +162,26 @@ def _erase(
 
 @dataclass(frozen=True)
 class Ended:
-    """What step 4 of an erasure ended: the ids of the services and portfolio items it withdrew and of
-    the orders it cancelled."""
+    """What step 4 of an erasure ended: the ids of the services, portfolio items and creator skills it
+    withdrew and of the orders it cancelled."""
 
     services: list[int]
     portfolio: list[int]
+    skills: list[int]
     orders: list[int]
 
     def __bool__(self) -> bool:
-        return bool(self.services or self.portfolio or self.orders)
+        return bool(self.services or self.portfolio or self.skills or self.orders)
 
 
 def _end_dealings(stores: EventStores, db: Database, user_id: int) -> Ended | None:
-    """Withdraw the erased person's active services and portfolio items and cancel their open orders
-    (step 4 of an erasure); None (said on stderr) when the read models did not catch up."""
+    """Withdraw the erased person's active services, portfolio items and creator skills and cancel their
+    open orders (step 4 of an erasure); None (said on stderr) when the read models did not catch up."""
+    from commands.creator_skills import CreatorSkillCommands
     from commands.erased_orders import OrdersUnseen, cancel_orders_of_erased
     from commands.portfolio import PortfolioCommands
     from commands.services import ServiceCommands
+    from readmodels.creator_skills import skills_of_creator
     from readmodels.orders import cancellable_of_party
     from readmodels.portfolio import portfolio_of_creator
     from readmodels.services import active_of_creator
@@ -205,6 +209,19 @@ def _end_dealings(stores: EventStores, db: Database, user_id: int) -> Ended | No
         _not_caught_up(f"{len(withdrawn)} service(s) withdrawn, but their portfolio is not withdrawn yet")
         return None
 
+    def skilled(creator_profile: int, positions: dict[str, int]) -> list[int]:
+        Progress().wait(db, positions, ERASE_WAIT)
+        return [row["id"] for row in skills_of_creator(db, creator_profile)]
+
+    try:
+        removed = CreatorSkillCommands(stores, db, SystemClock()).withdraw_all(user_id, acting_operator(), skilled)
+    except Unavailable:
+        _not_caught_up(
+            f"{len(withdrawn)} service(s) and {len(deleted)} portfolio item(s) withdrawn, "
+            "but their skills are not withdrawn yet"
+        )
+        return None
+
     def cancellable(user: int, positions: dict[str, int]) -> list[int]:
         Progress().wait(db, positions, ERASE_WAIT)
         return cancellable_of_party(db, user)
@@ -213,12 +230,12 @@ def _end_dealings(stores: EventStores, db: Database, user_id: int) -> Ended | No
         cancelled = cancel_orders_of_erased(stores.orders, SystemClock(), user_id, acting_operator(), cancellable)
     except OrdersUnseen as unseen:
         ended = (
-            f"{len(withdrawn)} service(s) and {len(deleted)} portfolio item(s) withdrawn and "
-            f"{len(unseen.cancelled)} order(s) cancelled"
+            f"{len(withdrawn)} service(s), {len(deleted)} portfolio item(s) and {len(removed)} creator skill(s) "
+            f"withdrawn and {len(unseen.cancelled)} order(s) cancelled"
         )
         _not_caught_up(f"{ended}, but whether any other order of theirs is still open is not known")
         return None
-    return Ended(withdrawn, deleted, cancelled)
+    return Ended(withdrawn, deleted, removed, cancelled)
 
 
 def _not_caught_up(what: str) -> None:
@@ -235,7 +252,7 @@ def replay_erasures(
 ) -> int:
     """Erase again every journaled person the database does not show erased (a restored backup from
     before their erasure), and finish the erasure of those it shows erased with services or orders
-    still open or a portfolio still shown (a backup taken between `User.Erased` and those steps, or
+    still open or a portfolio or skills still shown (a backup taken between `User.Erased` and those steps, or
     an erasure from before they existed): README, "Backups and restores".
 
     Asked for by hand, UGC_AUDIT_DIR must be a directory: a mistyped one read as an empty journal and
@@ -276,7 +293,7 @@ def replay_erasures(
             print(
                 f"{entry.username} (id {entry.user}) was erased before; finished erasing: "
                 f"{len(ended.services)} service(s) withdrawn, {len(ended.orders)} order(s) cancelled, "
-                f"{len(ended.portfolio)} portfolio item(s) withdrawn"
+                f"{len(ended.portfolio)} portfolio item(s) withdrawn, {len(ended.skills)} creator skill(s) withdrawn"
                 + (", creator profile marked erased" if profile else "")
             )
     print(f"{len(journal.erasures)} journaled erasure(s), {replayed} carried out again, {finished} finished")
