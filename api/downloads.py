@@ -25,7 +25,7 @@ class StoredFile(FileResponse):
 
     A cached copy asked for again with its validators (`If-None-Match`, else `If-Modified-Since`) is
     304 without the bytes: Starlette's FileResponse sends validators but never reads them back, so a
-    browser revalidating a public image past its max-age fetched all of it again. A `Range` under an
+    browser revalidating a public image (which it must before each use) fetched all of it again. A `Range` under an
     `If-Range` that does not match is ignored (the whole file, 200). A `Range` it cannot read
     (`bytes=1-0`, `items=0-1`) is ignored too, as RFC 9110 (14.2) lets a server do, where Starlette
     answered 400 in plain text. One that starts past the file's end is 416 with

@@ -73,6 +73,10 @@ def multipart(**fields: str) -> dict[str, tuple[None, str]]:
     return {name: (None, value) for name, value in fields.items()}
 
 
+# A shared cache may keep a public image, but asks again (with its validators) before each use.
+REVALIDATE = "public, no-cache"
+
+
 def fetch(api: Api, url: str) -> Any:
     """GET an absolute media URL through the test client, without credentials."""
     assert url.startswith(f"{api.settings.public_url}/media/portfolio/"), url
@@ -532,7 +536,7 @@ def test_a_browser_revalidating_a_public_image_gets_304_without_the_bytes(api: A
     ):
         again = api.client.get(cover.removeprefix(api.settings.public_url), headers=validators)
         assert (again.status_code, again.content) == (304, b""), validators
-        assert again.headers["etag"] == etag and again.headers["cache-control"] == "public, max-age=3600"
+        assert again.headers["etag"] == etag and again.headers["cache-control"] == REVALIDATE
         assert "content-length" not in again.headers or again.headers["content-length"] == "0"
     for changed in (
         {"If-None-Match": '"other"'},
@@ -542,6 +546,38 @@ def test_a_browser_revalidating_a_public_image_gets_304_without_the_bytes(api: A
     ):
         again = api.client.get(cover.removeprefix(api.settings.public_url), headers=changed)
         assert (again.status_code, again.content) == (200, PNG), changed
+
+
+def test_a_cached_image_is_revalidated_each_time_so_a_deleted_one_is_404_at_once(api: Api) -> None:
+    """A shared cache may keep a public image but must ask again before serving it (`no-cache`): a
+    live image costs a 304, and the same conditional request after the item's or the image's
+    deletion is 404, where a max-age let the cache serve the deleted picture for an hour."""
+    creator = api.creator()
+    item = created(api, creator)
+    image = added_image(api, creator, item["id"])
+    kept = created(api, creator)
+    cached = {}
+    for url in (item["cover_image"], image["image"], kept["cover_image"]):
+        first = fetch(api, url)
+        assert (first.status_code, first.headers["cache-control"]) == (200, REVALIDATE), url
+        cached[url] = {"If-None-Match": first.headers["etag"], "If-Modified-Since": first.headers["last-modified"]}
+        again = api.client.get(url.removeprefix(api.settings.public_url), headers=cached[url])
+        assert (again.status_code, again.headers["cache-control"]) == (304, REVALIDATE), url
+
+    deleted_image = api.client.delete(f"/api/portfolio-images/{image['id']}/", headers=creator["headers"])
+    assert deleted_image.status_code == 204
+    revalidated = api.client.get(image["image"].removeprefix(api.settings.public_url), headers=cached[image["image"]])
+    assert (revalidated.status_code, revalidated.json()) == (404, NOT_FOUND)
+    deleted_item = api.client.delete(f"/api/portfolio/{item['id']}/", headers=creator["headers"])
+    assert deleted_item.status_code == 204
+    revalidated = api.client.get(
+        item["cover_image"].removeprefix(api.settings.public_url), headers=cached[item["cover_image"]]
+    )
+    assert (revalidated.status_code, revalidated.json()) == (404, NOT_FOUND)
+    live = api.client.get(
+        kept["cover_image"].removeprefix(api.settings.public_url), headers=cached[kept["cover_image"]]
+    )
+    assert live.status_code == 304
 
 
 def test_unknown_or_malformed_keys_are_404(api: Api) -> None:

@@ -330,6 +330,27 @@ def test_an_erased_creators_portfolio_is_withdrawn_with_its_images_and_a_replay_
     assert second.returncode == 0 and "0 portfolio item(s) withdrawn" in second.stdout, second.stderr
 
 
+def test_a_cached_image_of_an_erased_creator_revalidates_to_404(api: Api, backend: str, settings: Settings) -> None:
+    """A shared cache must ask again before serving a public image (`no-cache`): the same conditional
+    request that was 304 before the erasure is 404 after it, where a max-age let the cache serve the
+    erased person's pictures for an hour."""
+    person = a_person(api)
+    item = a_portfolio(api, person, "Кэш")
+    cached = {}
+    for url in (item["cover_image"], item["images"][0]["image"]):
+        path = url.removeprefix(api.settings.public_url)
+        first = api.client.get(path)
+        assert (first.status_code, first.headers["cache-control"]) == (200, "public, no-cache"), url
+        cached[path] = {"If-None-Match": first.headers["etag"], "If-Modified-Since": first.headers["last-modified"]}
+        assert api.client.get(path, headers=cached[path]).status_code == 304
+
+    done = ugc(settings, backend, "users", "erase", person["username"], "--yes")
+    assert done.returncode == 0, done.stderr
+    for path, validators in cached.items():
+        revalidated = api.client.get(path, headers=validators)
+        assert (revalidated.status_code, revalidated.json()) == (404, {"detail": "Страница не найдена."}), path
+
+
 def erased_as_before(person: dict[str, Any], settings: Settings, stores: EventStores) -> None:
     """`person` erased as a release before the journal's replay finished erasures: the keys destroyed,
     `User.Erased` stored and the journal's line written, nothing else."""

@@ -18,9 +18,10 @@ from api.services import services
 from readmodels.portfolio import public_media_type
 from ugc.platform.media import UnknownKey
 
-# A key's bytes never change (a replaced image gets a new key), but a deleted image should not
-# linger in shared caches for long.
-CACHE_CONTROL = "public, max-age=3600"
+# A key's bytes never change (a replaced image gets a new key), but its image may be withdrawn at
+# any moment (deleted, or its creator erased): a cache may keep the bytes, yet must ask again with
+# their validators before each use, which costs a live image a 304 and a withdrawn one its 404.
+CACHE_CONTROL = "public, no-cache"
 
 
 async def portfolio_media(request: Request) -> Response:
