@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
 
+from commands.saving import Positions, stored_so_far
 from ugc.accounts import User
 from ugc.creators import CreatorProfile, creator_profile_id
-from ugc.errors import NotAllowed
+from ugc.errors import NotAllowed, NotFound
 from ugc.ids import aggregate_id
 from ugc.platform.personal_data import PersonErased
 
@@ -39,6 +41,37 @@ def require_live_creator(accounts: Application[UUID], user_id: int) -> int:
     if user.erased:
         raise PersonErased(f"user {user_id} was erased")
     return number
+
+
+# A creator profile's things of one kind, as the read model lists them once it reached the positions.
+Listed = Callable[[int, Positions], Sequence[int]]
+
+
+def withdraw_listed(
+    accounts: Application[UUID],
+    app: Application[UUID],
+    creator_user_id: int,
+    listed: Listed,
+    withdraw: Callable[[int], object],
+) -> list[int]:
+    """Withdraw each thing of `app` that the read model lists for a creator whose account was erased
+    (`withdraw`, as their own DELETE would); the ids withdrawn.
+
+    The read model names them once it has applied the log as it stands: the creator is erased by
+    then, so nothing of theirs comes later (`require_live_creator` refuses it). One deleted meanwhile,
+    by a DELETE with a token a server still trusted, is passed over.
+    """
+    profile = creator_profile_number(accounts, creator_user_id)
+    if profile is None:
+        return []  # not a creator: nothing listed, and nothing to wait for
+    withdrawn = []
+    for number in listed(profile, stored_so_far(app)):
+        try:
+            withdraw(number)
+        except NotFound:
+            continue
+        withdrawn.append(number)
+    return withdrawn
 
 
 def check_owner(accounts: Application[UUID], user_id: int, creator_profile: int) -> None:

@@ -11,9 +11,8 @@ from typing import Any
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 
-from commands.creator_access import check_owner, creator_profile_number, require_live_creator
-from commands.saving import Positions, change, retrying, save, stored_so_far
-from commands.services import Listed
+from commands.creator_access import Listed, check_owner, require_live_creator, withdraw_listed
+from commands.saving import Positions, change, retrying, save
 from ugc.catalog import Skill
 from ugc.claims import Claim
 from ugc.clock import Clock
@@ -145,26 +144,13 @@ class CreatorSkillCommands:
         return retrying(attempt)
 
     def withdraw_all(self, creator_user_id: int, actor: str, listed: Listed) -> list[int]:
-        """Remove every skill of a creator whose account was erased, as their own DELETE of each would,
-        with `actor` (the operator) recorded; the ids removed.
+        """Remove every skill of a creator whose account was erased, with `actor` (the operator)
+        recorded; the ids removed (`withdraw_listed`)."""
 
-        The read model names them once it has applied the catalog log as it stands: the creator is
-        erased by then, so no skill of theirs is added or restored later (`add` and `bulk_update`
-        refuse it).
-        """
-        profile = creator_profile_number(self.accounts, creator_user_id)
-        if profile is None:
-            return []  # not a creator: no skills, and nothing to wait for
-        withdrawn = []
-        for number in listed(profile, stored_so_far(self.app)):
-            try:
-                change(
-                    self.app, functools.partial(self._get, number), lambda skill: skill.remove(self.clock.now(), actor)
-                )
-            except NotFound:
-                continue  # removed meanwhile, by a DELETE with a token a server still trusted
-            withdrawn.append(number)
-        return withdrawn
+        def remove(number: int) -> None:
+            change(self.app, functools.partial(self._get, number), lambda skill: skill.remove(self.clock.now(), actor))
+
+        return withdraw_listed(self.accounts, self.app, creator_user_id, listed, remove)
 
     def _change(self, user_id: int, number: int, decide: Callable[[CreatorSkill], None]) -> Positions:
         return change(self.app, lambda: self._owned(user_id, number), decide).positions

@@ -10,9 +10,8 @@ from typing import Any, Literal
 
 from eventsourcing.application import AggregateNotFoundError
 
-from commands.creator_access import check_owner, creator_profile_number, require_live_creator
-from commands.saving import Positions, change, save, stored_so_far
-from commands.services import Listed
+from commands.creator_access import Listed, check_owner, require_live_creator, withdraw_listed
+from commands.saving import Positions, change, save
 from ugc.clock import Clock
 from ugc.errors import InvalidField, NotFound
 from ugc.events import user_actor
@@ -98,24 +97,12 @@ class PortfolioCommands:
 
     def withdraw_all(self, creator_user_id: int, actor: str, listed: Listed) -> list[int]:
         """Delete every portfolio item of a creator whose account was erased (their images go with
-        it), as their own DELETE of each would, with `actor` (the operator) recorded; the ids deleted.
+        it), with `actor` (the operator) recorded; the ids deleted (`withdraw_listed`)."""
 
-        The read model names them once it has applied the catalog log as it stands: the creator is
-        erased by then, so no item of theirs comes later (`create_item` refuses it).
-        """
-        profile = creator_profile_number(self.accounts, creator_user_id)
-        if profile is None:
-            return []  # not a creator: no portfolio, and nothing to wait for
-        withdrawn = []
-        for number in listed(profile, stored_so_far(self.app)):
-            try:
-                change(
-                    self.app, functools.partial(self._item, number), lambda item: item.delete(self.clock.now(), actor)
-                )
-            except NotFound:
-                continue  # deleted meanwhile, by a DELETE with a token a server still trusted
-            withdrawn.append(number)
-        return withdrawn
+        def delete(number: int) -> None:
+            change(self.app, functools.partial(self._item, number), lambda item: item.delete(self.clock.now(), actor))
+
+        return withdraw_listed(self.accounts, self.app, creator_user_id, listed, delete)
 
     # Items and images alike: only the creator who owns one changes it.
 

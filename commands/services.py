@@ -14,6 +14,7 @@ from typing import Any
 
 from eventsourcing.application import AggregateNotFoundError
 
+from commands.creator_access import Listed
 from commands.saving import Positions, change, save, stored_so_far
 from ugc.accounts import User
 from ugc.clock import Clock
@@ -42,9 +43,6 @@ class OfferService:
 
 # The ids of a creator profile's active services (or portfolio items), as their read model shows them
 # once it has applied these positions (`ugc users erase` reads them there: no log lists one creator's).
-Listed = Callable[[int, Positions], Sequence[int]]
-
-
 class ServiceCommands:
     def __init__(self, stores: EventStores, db: Database, clock: Clock) -> None:
         self.catalog = stores.catalog
