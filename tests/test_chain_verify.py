@@ -339,12 +339,31 @@ def test_verify_says_how_far_the_signed_checkpoints_vouch_and_a_cut_beyond_them_
     )
     done = ugc(log.env, "verify")
     assert done.returncode == 0
-    unvouched = "orders: no checkpoint vouches for positions 8-9 yet (the furthest signed head is 7)"
+    unvouched = "orders: no checkpoint vouches for the last 2 events yet (positions 8-9; the furthest signed head is 7)"
     assert unvouched in done.stdout, done.stdout
     log.sql("DELETE FROM {events} WHERE notification_id = 9", "DELETE FROM {events} WHERE rowid = 9")
     log.sql("DELETE FROM {chain} WHERE notification_id = 9", "DELETE FROM {chain} WHERE notification_id = 9")
     status, report = log.verify(monkeypatch, capsys)  # undetectable: the one thing checkpoints cannot vouch for
     assert (status, report["findings"], report["vouched"]["orders"]) == (0, [], {"head": 8, "signed": 7})
+
+
+def test_what_no_checkpoint_vouches_for_past_a_restores_gap_is_counted_in_events(
+    log: Log, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """After a restore a log's positions jump to 100,000 times the Unix time: the positions alone
+    ("8-1000000000000") read as a trillion events unsigned, where there is one."""
+    log.checkpoint(monkeypatch)
+    floor = 10**12
+    raise_floors(log.url, floor, ID_KINDS)
+    log.append_later_event()  # at the floor
+    done = ugc(log.env, "verify")
+    assert done.returncode == 0
+    unvouched = (
+        f"orders: no checkpoint vouches for the last event yet (positions 8-{floor}; the furthest signed head is 7): "
+        "a cut or a rewrite there would not show"
+    )
+    assert unvouched in done.stdout.splitlines(), done.stdout
+    assert "files:" not in done.stdout  # nothing past its signed head (none): no line
 
 
 # Values of another type written into a SQLite log's columns (SQLite keeps any value in any column;

@@ -150,6 +150,8 @@ def verify(settings: Settings, *, as_json: bool) -> int:
             settings.audit_dir, settings.audit_keys, {name: stores.chained(name) for name in stores.applications}
         )
         findings += checkpoints.findings
+        past = {check.context: check.events_past for check in checks}
+        unvouched = [] if as_json else checkpoints.unvouched(heads, lambda log, after, head: past[log](after, head))
         # A log without its events table has nothing to replay nor users to look up, and without the
         # data keys no account opens: their findings say so, and the replay or the look-up would fail.
         logs_there = keys_lost is None and not any("events" in check.missing for check in checks)
@@ -189,7 +191,7 @@ def verify(settings: Settings, *, as_json: bool) -> int:
             if settings.audit_dir.exists()
             else f"no checkpoint: UGC_AUDIT_DIR {settings.audit_dir} does not exist"
         )
-        for line in checkpoints.unvouched(heads):
+        for line in unvouched:
             print(line)
         print(f"{events} events verified in {len(checks)} logs, {where}: {len(findings)} finding(s)")
     return 1 if findings else 0

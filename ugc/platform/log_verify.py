@@ -115,7 +115,13 @@ class ChainCheck:
         Not `stop`: a restore moves a log's positions far on, past a gap that holds no events."""
         if self.missing:
             return 0
-        return sum(min(last, stop) - first + 1 for first, last in self.chain.runs() if first <= stop)
+        return _events_in(self.chain.runs(), 0, stop)
+
+    def events_past(self, after: int, stop: int) -> int | None:
+        """How many events the log holds past position `after` up to `stop`; None without its events table."""
+        if "events" in self.missing:
+            return None
+        return _events_in(self.chain.runs(), after, stop)
 
     def run(self, stop: int, advance: Callable[[int], None]) -> Iterator[Finding]:
         if self.missing:
@@ -290,3 +296,8 @@ def _mistyped(event: Notification | None, row: ChainRow | None) -> str | None:
         if not isinstance(value, kind):
             return f"{name} is {type(value).__name__} {str(value)[:40]!r}, not {kind.__name__}"
     return None
+
+
+def _events_in(runs: list[tuple[int, int]], after: int, stop: int) -> int:
+    """How many positions past `after` up to `stop` the runs of a log's events (`ChainedLog.runs`) hold."""
+    return sum(max(0, min(last, stop) - max(first, after + 1) + 1) for first, last in runs)
