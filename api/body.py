@@ -1,5 +1,5 @@
-"""Reading a JSON body into a pydantic model: 400 if it is not JSON, 415 if it is compressed or in a
-charset other than UTF-8, 422 if a field is wrong."""
+"""Reading a JSON body into a pydantic model: 415 if it comes in another media type, compressed or
+in a charset other than UTF-8, 400 if it is not JSON, 422 if a field is wrong."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from api.errors import (
     too_large,
     unsupported_charset,
     unsupported_coding,
+    unsupported_media_type,
 )
 from api.text import unstorable_fields
 from ugc.platform.numbers import natural
@@ -125,19 +126,35 @@ def declared_past(request: Request, limit: int) -> bool:
 
 
 async def read_json(request: Request, *, decimals: bool = False) -> Any:
-    """The body's JSON (fractions as Decimal when `decimals`): 400 if it is not JSON, 413 past the limit."""
+    """The body's JSON (fractions as Decimal when `decimals`): 415 if it is not in JSON's media type
+    or charset, 400 if it is not JSON, 413 past the limit."""
     raw = await _json_body(request)
     return await off_the_loop_if_large(raw, _decoded, raw, decimals)
 
 
+def declares_json(request: Request) -> bool:
+    """Whether the body is to be read as JSON: `Content-Type: application/json`, or no Content-Type at
+    all, which RFC 9110 §8.3 lets a recipient read by what the data is (a client that sends `{}` or
+    nothing without the header is served)."""
+    kind, _ = parse_options_header(request.headers.get("content-type"))
+    return kind in (b"application/json", b"")
+
+
 async def _json_body(request: Request) -> bytes:
-    content_type = request.headers.get("content-type", "")
-    if content_type.split(";")[0].strip().lower() not in ("application/json", ""):
-        raise bad_request("unsupported_media_type")
-    charset = parse_options_header(content_type)[1].get(b"charset")
+    """The body, empty or in JSON's media type and declared in no charset but UTF-8 (415 otherwise).
+
+    An empty body is no content: whatever its Content-Type says, it holds nothing in a media type or
+    a charset the API does not take (a client that sends a form's Content-Type and no body to accept
+    an order is served)."""
+    raw = await raw_body(request)
+    if not raw:
+        return raw
+    if not declares_json(request):
+        raise unsupported_media_type("unsupported_media_type", request.method, "application/json")
+    charset = parse_options_header(request.headers.get("content-type"))[1].get(b"charset")
     if charset is not None and not _is_utf8(charset.decode("latin-1")):
-        raise unsupported_charset()
-    return await raw_body(request)
+        raise unsupported_charset(request.method)
+    return raw
 
 
 def _is_utf8(charset: str) -> bool:

@@ -28,8 +28,8 @@ MESSAGES: dict[str, str] = {
     # 400
     "malformed_json": "Некорректный JSON в теле запроса.",
     "not_an_object": "Тело запроса должно быть JSON-объектом.",
-    "unsupported_media_type": "Ожидается тело запроса в формате JSON (Content-Type: application/json).",
     # 415
+    "unsupported_media_type": "Ожидается тело запроса в формате JSON (Content-Type: application/json).",
     "unsupported_content_coding": (
         "Тело запроса в кодировке Content-Encoding не принимается; отправьте его без сжатия (identity)."
     ),
@@ -106,6 +106,9 @@ MESSAGES: dict[str, str] = {
     # files and uploads
     "file_not_found": "Страница не найдена.",
     "not_multipart": "Ожидается тело запроса в формате multipart/form-data.",
+    "not_multipart_nor_json": (
+        "Ожидается тело запроса в формате multipart/form-data или JSON (Content-Type: application/json)."
+    ),
     "malformed_multipart": "Некорректное тело запроса multipart/form-data.",
     "not_utf8": "Текст должен быть в кодировке UTF-8.",
     "file_required": "Обязательное поле.",
@@ -198,9 +201,24 @@ def too_large(code: str = "too_large") -> ApiError:
     return ApiError(413, {"error": message(code)})
 
 
-def unsupported_charset() -> ApiError:
-    """415 for a JSON body declared in a charset other than UTF-8 (api/body.py)."""
-    return ApiError(415, {"error": message("unsupported_charset")})
+# The header that names the media types a 415 would have taken, besides `Accept`, by the request's method.
+ACCEPT_BY_METHOD = {"POST": "Accept-Post", "PATCH": "Accept-Patch"}
+
+
+def unsupported_media_type(code: str, method: str, accepted: str) -> ApiError:
+    """415 for a body in a media type the endpoint does not take (RFC 9110 §15.5.16), `accepted` the
+    ones it does: named in `Accept` (RFC 9110 §12.5.1), and for a PATCH in `Accept-Patch` too, which
+    RFC 5789 §2.2 has such a 415 carry, for a POST in `Accept-Post` (W3C LDP §7.1)."""
+    headers = {"Accept": accepted}
+    if method in ACCEPT_BY_METHOD:
+        headers[ACCEPT_BY_METHOD[method]] = accepted
+    return ApiError(415, {"error": message(code)}, headers)
+
+
+def unsupported_charset(method: str) -> ApiError:
+    """415 for a JSON body in an encoding other than UTF-8, declared or found (api/body.py): what is
+    taken is `application/json`, whose one encoding is UTF-8 (it has no `charset` parameter, RFC 8259 §11)."""
+    return unsupported_media_type("unsupported_charset", method, "application/json")
 
 
 def unsupported_coding() -> ApiError:

@@ -10,10 +10,10 @@ from pydantic import BaseModel
 from starlette.requests import Request
 
 from api import errors
-from api.body import checked, read_json
+from api.body import checked, declares_json, read_json
 from api.idempotency import claim_received
 from api.services import Services
-from api.uploads import Quota, ReceivedFile, is_image, receive_form, received_content
+from api.uploads import MULTIPART, Quota, ReceivedFile, declares_multipart, is_image, receive_form, received_content
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -34,16 +34,19 @@ async def image_form(
 
     The image must be one by its bytes (422 otherwise) and counts against `user_id`'s upload quota.
     A form that needs no file may also be a JSON object, as an update of text fields alone
-    naturally is. Either way the request's `Idempotency-Key` is claimed once the form is received
+    naturally is (a body without Content-Type included, as every JSON body is read: api/body.py);
+    any other media type is 415. Either way the request's `Idempotency-Key` is claimed once the form is received
     (`receive_form`).
     """
-    if not file_required and _is_json(request):
+    if not file_required and declares_json(request):
         data = await read_json(request)
         if not isinstance(data, dict):
             raise errors.bad_request("not_an_object")
         await claim_received(request, received_content(data, None))
         yield Received(data, None, multipart=False)
         return
+    if not file_required and not declares_multipart(request):
+        raise errors.unsupported_media_type("not_multipart_nor_json", request.method, f"{MULTIPART}, application/json")
     async with receive_form(
         request,
         s.media,
@@ -86,7 +89,3 @@ def _is_text(annotation: Any) -> bool:
         return True
     args = get_args(annotation)
     return _is_text(args[0]) if get_origin(annotation) is Annotated else any(map(_is_text, args))
-
-
-def _is_json(request: Request) -> bool:
-    return request.headers.get("content-type", "").split(";")[0].strip().lower() == "application/json"

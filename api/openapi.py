@@ -23,6 +23,7 @@ from starlette.routing import BaseRoute, Route, WebSocketRoute
 import api.ids  # noqa: F401  (registers the `{name:id}` path convertor before any route is built)
 from api.arrival import arriving
 from api.auth import guarded
+from api.errors import ACCEPT_BY_METHOD
 from api.schemas.errors import ERROR_BODIES
 from api.schemas.examples import ERROR_EXAMPLES, EXAMPLES, PAGE_EXAMPLES
 from api.schemas.out import Page
@@ -153,13 +154,18 @@ class Operation:
             add(401, "неверные учетные данные")
         if self.operator_token:
             add(401, "токен оператора задан, а Bearer-токен запроса не он")
+        if self.request is not None:
+            add(400, "тело запроса не JSON или не объект")
+            add(415, "непустое тело не `application/json` (см. `Accept`) или не в UTF-8")
+        if self.form:
+            add(400, "тело multipart/form-data не удалось прочитать")
+            # A form whose file is optional (an update) may come as JSON too (api/image_forms.py).
+            json_too = " и не `application/json`" if not any(field.required for field in self.form) else ""
+            add(415, f"тело не `multipart/form-data`{json_too} (см. `Accept`)")
         if self.request is not None or self.form:
-            add(400, "тело запроса не удалось прочитать (не JSON, не тот Content-Type, не объект)")
             add(413, "тело запроса слишком велико")
             add(415, "тело запроса сжато (`Content-Encoding` не `identity`)")
             add(422, "поле тела запроса не прошло проверку")
-        if self.request is not None:
-            add(415, "`charset` в `Content-Type` тела JSON не UTF-8")
         if self.query_names():
             add(422, "параметр запроса не прошел проверку")
         if idempotent:
@@ -261,7 +267,7 @@ _ERROR_DESCRIPTIONS = {
     409: "Конфликт",
     412: "Версия объекта устарела",
     413: "Слишком большой запрос",
-    415: "Кодирование или кодировка тела не поддерживается",
+    415: "Тип, сжатие или кодировка тела не поддерживаются",
     416: "Диапазон недостижим",
     422: "Ошибка валидации данных",
     429: "Слишком много попыток",
@@ -269,12 +275,12 @@ _ERROR_DESCRIPTIONS = {
 }
 # Error answers that carry a header worth knowing.
 _ERROR_HEADERS = {
-    401: "WWW-Authenticate",
-    412: "ETag",
-    415: "Accept-Encoding",
-    416: "Content-Range",
-    429: "Retry-After",
-    503: "Retry-After",
+    401: ("WWW-Authenticate",),
+    412: ("ETag",),
+    415: ("Accept", "Accept-Encoding"),
+    416: ("Content-Range",),
+    429: ("Retry-After",),
+    503: ("Retry-After",),
 }
 
 _TAGS = {
@@ -398,8 +404,10 @@ def _operation(route: DocumentedRoute, operation_id: str, ref: dict[type[BaseMod
         responses[str(status)] = answer
     for status, reason in route.errors().items():
         headers = {"X-Request-ID": _header_ref("X-Request-ID")}
-        if status in _ERROR_HEADERS:
-            headers[_ERROR_HEADERS[status]] = _header_ref(_ERROR_HEADERS[status])
+        named = _ERROR_HEADERS.get(status, ())
+        if status == 415 and route.method in ACCEPT_BY_METHOD:
+            named += (ACCEPT_BY_METHOD[route.method],)
+        headers |= {name: _header_ref(name) for name in named}
         responses[str(status)] = {
             "description": f"{_ERROR_DESCRIPTIONS[status]}: {reason}.",
             "headers": headers,

@@ -43,7 +43,7 @@ from starlette.requests import Request
 
 from api.body import check_content_coding, declared_past
 from api.content_types import Sniffer
-from api.errors import bad_request, invalid, message, too_large
+from api.errors import bad_request, invalid, message, too_large, unsupported_media_type
 from api.idempotency import claim_received
 from api.idempotency_keys import current
 from commands.intents import Intent, also_announcing, to_text
@@ -59,6 +59,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+MULTIPART = "multipart/form-data"
 IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
 
 # Room beyond the file for the form's other parts and the multipart framing.
@@ -68,6 +69,11 @@ MAX_FIELD_BYTES = 64 * 1024
 MAX_PARTS = 32
 MAX_NAME_CHARS = 255
 FALLBACK_NAME = "file"
+
+
+def declares_multipart(request: Request) -> bool:
+    """Whether the request's Content-Type is multipart/form-data; a body without one is no form (415)."""
+    return parse_options_header(request.headers.get("content-type"))[0] == MULTIPART.encode()
 
 
 def is_image(content_type: str) -> bool:
@@ -187,8 +193,8 @@ async def receive_form(
 ) -> AsyncIterator[Form]:
     """Read the multipart body: the part named `file_field` (if any) into `media`, text parts into `fields`.
 
-    400 if the body is not multipart/form-data or is malformed; 415 if it comes in a content coding
-    (gzip); 413 past `max_bytes` of file (or a body past the file's limit plus the form's room), or
+    415 if the body is not multipart/form-data or comes in a content coding (gzip); 400 if it is
+    malformed; 413 past `max_bytes` of file (or a body past the file's limit plus the form's room), or
     past the room `quota` leaves (with its own message); 422 for an empty file, a second file in
     `file_field`, a content type `accept` refuses (with the message of the code `refusal`), or a
     text field that is not UTF-8. A file part with an empty `filename` and no bytes (an empty file
@@ -309,10 +315,9 @@ def display_name(raw: str | None) -> str:
 
 
 async def _receive(request: Request, media: MediaStore, *, max_bytes: int, file_field: str, over: str) -> _Receiver:
-    kind, options = parse_options_header(request.headers.get("content-type"))
-    if kind != b"multipart/form-data":
-        raise bad_request("not_multipart")
-    boundary = options.get(b"boundary")
+    if not declares_multipart(request):
+        raise unsupported_media_type("not_multipart", request.method, MULTIPART)
+    boundary = parse_options_header(request.headers.get("content-type"))[1].get(b"boundary")
     if not boundary:
         raise bad_request("malformed_multipart")
     check_content_coding(request)

@@ -42,7 +42,6 @@ def test_wrong_method_is_405(api: Api) -> None:
     [
         (b"{not json", "application/json"),
         (b"[1, 2]", "application/json"),
-        (b"username=a", "application/x-www-form-urlencoded"),
         (b"\xff\xfe", "application/json"),
         # Python's parser takes these literals, which JSON has not (RFC 8259 §6): not a 422 about a value.
         (b'{"username": NaN}', "application/json"),
@@ -54,6 +53,20 @@ def test_unparseable_bodies_are_400(api: Api, content: bytes, content_type: str)
     response = api.client.post("/api/auth/register/", content=content, headers={"content-type": content_type})
     assert response.status_code == 400
     assert set(response.json()) == {"error"}
+
+
+@pytest.mark.parametrize(
+    ("content", "content_type", "error"),
+    [
+        (b"username=a", "application/x-www-form-urlencoded", "Ожидается тело запроса в формате JSON"),
+    ],
+)
+def test_bodies_in_another_media_type_or_encoding_are_415(
+    api: Api, content: bytes, content_type: str, error: str
+) -> None:
+    response = api.client.post("/api/auth/register/", content=content, headers={"content-type": content_type})
+    assert response.status_code == 415
+    assert response.json()["error"].startswith(error)
 
 
 def test_an_oversized_body_is_413(api: Api) -> None:

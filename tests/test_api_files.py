@@ -246,8 +246,6 @@ def test_two_files_in_the_field_are_422_and_neither_is_kept(api: Api) -> None:
 @pytest.mark.parametrize(
     ("content_type", "content"),
     [
-        ("application/json", b'{"file": "x"}'),
-        ("", b"file=x"),
         ("multipart/form-data", b"no boundary"),
         # Cut off inside the file, before the closing boundary.
         ("multipart/form-data; boundary=xyz", TRUNCATED),
@@ -261,6 +259,29 @@ def test_a_body_that_is_not_well_formed_multipart_is_400(api: Api, content_type:
     response = api.client.post("/api/v1/files/upload/", headers=headers, content=content)
     assert response.status_code == 400
     assert set(response.json()) == {"error"}
+    assert stored_files(api.settings) == before
+
+
+@pytest.mark.parametrize(
+    ("content_type", "content"),
+    [
+        ("application/json", b'{"file": "x"}'),
+        ("", b"file=x"),
+        ("", b""),
+        ("text/plain", b"x"),
+        ("multipart/mixed", b""),
+    ],
+)
+def test_a_body_that_is_not_multipart_is_415_with_what_is_taken(api: Api, content_type: str, content: bytes) -> None:
+    """RFC 9110 §15.5.16: a body in a media type the endpoint does not take is 415 (it was 400), as a
+    JSON endpoint's is; a body without a Content-Type is no form."""
+    user = api.verified_user()
+    before = stored_files(api.settings)
+    headers = user["headers"] | ({"Content-Type": content_type} if content_type else {})
+    response = api.client.post("/api/v1/files/upload/", headers=headers, content=content)
+    assert response.status_code == 415, response.text
+    assert response.json() == {"error": "Ожидается тело запроса в формате multipart/form-data."}
+    assert response.headers["accept"] == response.headers["accept-post"] == "multipart/form-data"
     assert stored_files(api.settings) == before
 
 

@@ -165,7 +165,8 @@ def test_item_writes_need_a_creator(api: Api) -> None:
     )
     assert anonymous.status_code == 401
     as_json = api.client.post("/api/portfolio/", headers=api.creator()["headers"], json={"title": "x"})
-    assert as_json.status_code == 400 and set(as_json.json()) == {"error"}
+    assert (as_json.status_code, as_json.json()) == (415, NOT_MULTIPART)
+    assert as_json.headers["accept"] == as_json.headers["accept-post"] == "multipart/form-data"
 
 
 def test_listing_filters_by_creator_newest_first_and_paginates(api: Api, clock: MovableClock) -> None:
@@ -243,6 +244,36 @@ def test_the_owner_updates_an_item(api: Api) -> None:
     )
     assert bad_cover.status_code == 422 and list(bad_cover.json()["fields"]) == ["cover_image"]
     assert api.client.get(f"/api/portfolio/{item['id']}/").json() == put.json()
+
+
+NOT_MULTIPART = {"error": "Ожидается тело запроса в формате multipart/form-data."}
+
+
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", "application/x-www-form-urlencoded", "application/merge-patch+json"]
+)
+def test_an_update_in_neither_a_form_nor_json_is_415_with_what_is_taken(api: Api, content_type: str) -> None:
+    """RFC 9110 §15.5.16: a body in a media type the endpoint does not take is 415 (it was 400)."""
+    creator = api.creator()
+    item = created(api, creator)
+    headers = creator["headers"] | {"Content-Type": content_type}
+    refused = api.client.patch(f"/api/portfolio/{item['id']}/", headers=headers, content=b'{"title": "x"}')
+    assert refused.status_code == 415, refused.text
+    assert refused.json() == {
+        "error": "Ожидается тело запроса в формате multipart/form-data или JSON (Content-Type: application/json)."
+    }
+    taken = "multipart/form-data, application/json"
+    assert refused.headers["accept"] == refused.headers["accept-patch"] == taken
+    assert api.client.get(f"/api/portfolio/{item['id']}/").json() == item
+
+
+def test_an_update_without_a_content_type_is_read_as_json_as_every_json_body_is(api: Api) -> None:
+    creator = api.creator()
+    item = created(api, creator)
+    url = f"/api/portfolio/{item['id']}/"
+    patched = api.client.patch(url, headers=creator["headers"], content='{"title": "Без заголовка"}'.encode())
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["title"] == "Без заголовка"
 
 
 def browser_form(file_field: str, **fields: str) -> dict[str, Any]:

@@ -291,7 +291,66 @@ def test_a_json_body_in_a_charset_other_than_utf8_is_415_and_changes_nothing(
     headers = world.buyer | {"Content-Type": f"application/json; charset={charset}"}
     refused_charset = api.client.patch(url, headers=headers, content=body)
     assert (refused_charset.status_code, refused_charset.json()) == (415, UNSUPPORTED_CHARSET), charset
+    assert refused_charset.headers["accept"] == refused_charset.headers["accept-patch"] == "application/json"
     assert api.client.get(url, headers=world.buyer).json()["requirements"] == before
+
+
+UNSUPPORTED_MEDIA_TYPE = {"error": "Ожидается тело запроса в формате JSON (Content-Type: application/json)."}
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "application/x-www-form-urlencoded",
+        "text/plain; charset=utf-8",
+        "multipart/form-data; boundary=b",
+        "application/merge-patch+json",
+        "text/json",
+    ],
+)
+def test_a_body_in_a_media_type_other_than_json_is_415_with_what_is_taken(
+    api: Api, world: World, content_type: str
+) -> None:
+    """RFC 9110 §15.5.16: 415 is the answer to a body in a media type the endpoint does not take (it
+    was 400); `Accept` names the one it takes, and `Accept-Patch` (RFC 5789 §2.2) or `Accept-Post`."""
+    url = f"/api/v1/orders/{world.order}/"
+    before = api.client.get(url, headers=world.buyer).json()
+    body = json.dumps({"requirements": "Не JSON по заголовку"}).encode()
+    patched = api.client.patch(url, headers=world.buyer | {"Content-Type": content_type}, content=body)
+    assert (patched.status_code, patched.json()) == (415, UNSUPPORTED_MEDIA_TYPE)
+    assert patched.headers["accept"] == patched.headers["accept-patch"] == "application/json"
+    posted = api.client.post(f"{url}accept/", headers=world.creator | {"Content-Type": content_type}, content=b"{}")
+    assert (posted.status_code, posted.json()) == (415, UNSUPPORTED_MEDIA_TYPE)
+    assert posted.headers["accept"] == posted.headers["accept-post"] == "application/json"
+    assert "accept-patch" not in posted.headers
+    assert api.client.get(url, headers=world.buyer).json() == before
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Content-Type": "application/json"},
+        {"Content-Type": "application/x-www-form-urlencoded"},
+        {"Content-Type": "text/plain;charset=UTF-8"},
+    ],
+)
+def test_a_command_sent_without_a_body_is_served_whatever_its_content_type_says(
+    api: Api, world: World, headers: dict[str, str]
+) -> None:
+    """An empty body is no content, in no media type to refuse: `fetch(url, {method: "POST", body: ""})`
+    declares text/plain, jQuery's `$.post(url)` a form, and neither sends a byte."""
+    order = place(api, world.deal)["id"]
+    accepted = api.client.post(f"/api/v1/orders/{order}/accept/", headers=world.creator | headers, content=b"")
+    assert accepted.status_code == 200 and accepted.json()["status"] == "in_progress", accepted.text
+
+
+def test_a_json_body_without_a_content_type_is_read_as_json(api: Api, world: World) -> None:
+    """RFC 9110 §8.3 lets the recipient tell the type from the data; a client that leaves the header out is served."""
+    url = f"/api/v1/orders/{world.order}/"
+    body = json.dumps({"requirements": "Без Content-Type"}, ensure_ascii=False).encode()
+    patched = api.client.patch(url, headers=world.buyer, content=body)
+    assert patched.status_code == 200 and patched.json()["requirements"] == "Без Content-Type", patched.text
 
 
 @pytest.mark.parametrize(

@@ -96,6 +96,11 @@ def test_errors_follow_from_what_the_operation_does() -> None:
     # Liveness touches nothing that can fail.
     assert statuses("/healthz/", "get") == {200}
     assert statuses("/api/v1/services/", "post") >= {403}
+    # A 415 names the media types taken: in `Accept`, and in the method's own header for POST and PATCH.
+    refused = _responses("/api/v1/orders/{id}/", "patch")["415"]
+    assert set(refused["headers"]) == {"X-Request-ID", "Accept", "Accept-Encoding", "Accept-Patch"}
+    assert "Accept-Post" in _responses("/api/v1/files/upload/", "post")["415"]["headers"]
+    assert "`application/json`" in _responses("/api/portfolio/{id}/", "patch")["415"]["description"]
     assert 403 not in statuses("/api/v1/services/{id}/", "get")
     assert 401 not in statuses("/api/v1/services/{id}/", "get")
 

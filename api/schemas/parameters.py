@@ -154,6 +154,15 @@ PARAMETERS: dict[str, dict[str, Any]] = {
 
 # Response headers (components.headers).
 HEADERS: dict[str, dict[str, Any]] = {
+    "Accept": {
+        "description": (
+            "Типы тела, которые операция принимает: `application/json`, `multipart/form-data` "
+            "или `multipart/form-data, application/json`."
+        ),
+        "schema": {"type": "string"},
+    },
+    "Accept-Patch": {"description": "То же, что `Accept`, для PATCH (RFC 5789).", "schema": {"type": "string"}},
+    "Accept-Post": {"description": "То же, что `Accept`, для POST (W3C LDP).", "schema": {"type": "string"}},
     "Accept-Encoding": {
         "description": "Кодирование тела, которое сервер принимает: только `identity` (без сжатия).",
         "schema": {"type": "string", "const": "identity"},
