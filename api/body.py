@@ -1,5 +1,5 @@
 """Reading a JSON body into a pydantic model: 415 if it comes in another media type, compressed or
-in a charset other than UTF-8, 400 if it is not JSON, 422 if a field is wrong."""
+in an encoding other than UTF-8, 400 if it is not JSON, 422 if a field is wrong."""
 
 from __future__ import annotations
 
@@ -127,9 +127,9 @@ def declared_past(request: Request, limit: int) -> bool:
 
 async def read_json(request: Request, *, decimals: bool = False) -> Any:
     """The body's JSON (fractions as Decimal when `decimals`): 415 if it is not in JSON's media type
-    or charset, 400 if it is not JSON, 413 past the limit."""
-    raw = await _json_body(request)
-    return await off_the_loop_if_large(raw, _decoded, raw, decimals)
+    or encoding, 400 if it is not JSON, 413 past the limit."""
+    text = await _json_text(request)
+    return await off_the_loop_if_large(text, _decoded, text, decimals)
 
 
 def declares_json(request: Request) -> bool:
@@ -140,37 +140,45 @@ def declares_json(request: Request) -> bool:
     return kind in (b"application/json", b"")
 
 
-async def _json_body(request: Request) -> bytes:
-    """The body, empty or in JSON's media type and declared in no charset but UTF-8 (415 otherwise).
+async def _json_text(request: Request) -> str:
+    """The body as text, "" when it is empty; 415 unless it is JSON's media type in UTF-8.
 
     An empty body is no content: whatever its Content-Type says, it holds nothing in a media type or
-    a charset the API does not take (a client that sends a form's Content-Type and no body to accept
-    an order is served)."""
+    an encoding the API does not take (a client that sends a form's Content-Type and no body to
+    accept an order is served). JSON between systems is UTF-8 (RFC 8259 §8.1), declared or not: a
+    UTF-16 or UTF-32 body (told by the NULs of its first four bytes, as RFC 4627 §3 has it: JSON
+    begins with ASCII), or bytes that are no UTF-8 (windows-1251 text sent undeclared), get the answer
+    a body declared in another charset gets, rather than "not JSON" or, for the UTF-16 body the
+    standard parser recognised, being applied. A UTF-8 byte order mark is skipped, as RFC 8259 §8.1
+    lets a parser do: it says nothing but "UTF-8", which Windows' editors and PowerShell write
+    before a file's text.
+    """
     raw = await raw_body(request)
     if not raw:
-        return raw
+        return ""
     if not declares_json(request):
         raise unsupported_media_type("unsupported_media_type", request.method, "application/json")
     charset = parse_options_header(request.headers.get("content-type"))[1].get(b"charset")
-    if charset is not None and not _is_utf8(charset.decode("latin-1")):
+    if (charset is not None and not _is_utf8(charset.decode("latin-1"))) or b"\0" in raw[:4]:
         raise unsupported_charset(request.method)
-    return raw
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise unsupported_charset(request.method) from None
+    if not text:  # a byte order mark before nothing: content, but no JSON text (not the empty body's `{}`)
+        raise bad_request("malformed_json")
+    return text
 
 
 def _is_utf8(charset: str) -> bool:
-    """Whether a `charset` parameter names UTF-8, however spelt (`UTF-8`, `utf8`).
-
-    JSON between systems is UTF-8 (RFC 8259 §8.1), which is how the body is read: a body declared
-    in another charset was read so all the same, and its text came out as something else (400 "not
-    JSON" for windows-1251's Cyrillic, or, for a UTF-16 body the parser recognised, applied).
-    """
+    """Whether a `charset` parameter names UTF-8, however spelt (`UTF-8`, `utf8`)."""
     try:
         return codecs.lookup(charset).name == "utf-8"
     except LookupError:
         return False
 
 
-async def off_the_loop_if_large(raw: bytes, work: Callable[..., T], *args: Any) -> T:
+async def off_the_loop_if_large(raw: bytes | str, work: Callable[..., T], *args: Any) -> T:
     """`work(*args)` on a thread when `raw` is past OFF_LOOP_BYTES, else here: a body of many small
     items takes about a second of CPU a megabyte to decode and check, which the event loop, serving
     everyone else, must not wait out; a small one costs less than the hand-off."""
@@ -179,11 +187,11 @@ async def off_the_loop_if_large(raw: bytes, work: Callable[..., T], *args: Any) 
     return work(*args)
 
 
-def _decoded(raw: bytes, decimals: bool) -> Any:
-    if not raw:
+def _decoded(text: str, decimals: bool) -> Any:
+    if not text:
         return {}
     try:
-        return loads(raw, decimals=decimals)
+        return loads(text, decimals=decimals)
     except UnrepresentableNumber:
         raise invalid({"non_field_errors": [message("number_out_of_range")]}) from None
     except ValueError:
@@ -256,12 +264,12 @@ def _depth(data: Any) -> int:
 
 async def parse(request: Request, model: type[M], *, decimals: bool = False) -> M:
     """The body as `model`; `decimals` parses fractions as Decimal, so money never passes through float."""
-    raw = await _json_body(request)
-    return await off_the_loop_if_large(raw, _parsed, raw, model, decimals)
+    text = await _json_text(request)
+    return await off_the_loop_if_large(text, _parsed, text, model, decimals)
 
 
-def _parsed(raw: bytes, model: type[M], decimals: bool) -> M:
-    data = _decoded(raw, decimals)
+def _parsed(text: str, model: type[M], decimals: bool) -> M:
+    data = _decoded(text, decimals)
     if not isinstance(data, dict):
         raise bad_request("not_an_object")
     return validate(model, data)

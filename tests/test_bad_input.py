@@ -295,6 +295,40 @@ def test_a_json_body_in_a_charset_other_than_utf8_is_415_and_changes_nothing(
     assert api.client.get(url, headers=world.buyer).json()["requirements"] == before
 
 
+@pytest.mark.parametrize(
+    ("encoding", "content_type"),
+    [
+        ("utf-16", "application/json"),  # with its byte order mark
+        ("utf-16-le", "application/json"),
+        ("utf-16-be", ""),
+        ("utf-32", "application/json"),
+        ("utf-32-be", ""),
+        ("cp1251", "application/json"),  # no UTF-8: its Cyrillic bytes do not decode
+    ],
+)
+def test_a_json_body_not_in_utf8_is_415_though_no_charset_says_so_and_changes_nothing(
+    api: Api, world: World, encoding: str, content_type: str
+) -> None:
+    """RFC 8259 §8.1: JSON between systems is UTF-8. Undeclared, a UTF-16 or UTF-32 body was applied
+    (the standard parser guesses the encoding from the NULs) and a windows-1251 one was 400 "not JSON"."""
+    url = f"/api/v1/orders/{world.order}/"
+    before = api.client.get(url, headers=world.buyer).json()["requirements"]
+    body = json.dumps({"requirements": "Требования"}, ensure_ascii=False).encode(encoding)
+    headers = world.buyer | ({"Content-Type": content_type} if content_type else {})
+    refused = api.client.patch(url, headers=headers, content=body)
+    assert (refused.status_code, refused.json()) == (415, UNSUPPORTED_CHARSET), encoding
+    assert refused.headers["accept"] == "application/json"
+    assert api.client.get(url, headers=world.buyer).json()["requirements"] == before
+
+
+def test_a_utf8_byte_order_mark_before_a_json_body_is_skipped(api: Api, world: World) -> None:
+    """RFC 8259 §8.1 lets a parser ignore it: it says "UTF-8" and nothing else (Windows' editors write it)."""
+    url = f"/api/v1/orders/{world.order}/"
+    body = json.dumps({"requirements": "С меткой порядка байтов"}, ensure_ascii=False).encode("utf-8-sig")
+    accepted = api.client.patch(url, headers=world.buyer | {"Content-Type": "application/json"}, content=body)
+    assert accepted.status_code == 200 and accepted.json()["requirements"] == "С меткой порядка байтов", accepted.text
+
+
 UNSUPPORTED_MEDIA_TYPE = {"error": "Ожидается тело запроса в формате JSON (Content-Type: application/json)."}
 
 

@@ -58,7 +58,7 @@ def portfolio_items(served: Served) -> int:
 
 
 def test_a_form_field_that_is_not_utf8_is_422_and_nothing_is_stored(served: Served) -> None:
-    """Its bytes became U+FFFD and were stored so (201), where a JSON body that is no UTF-8 is a 400."""
+    """Its bytes became U+FFFD and were stored so (201), where a JSON body that is no UTF-8 is refused (415)."""
     before = portfolio_items(served)
     answer = served.client.post(
         "/api/portfolio/",
