@@ -11,6 +11,7 @@ from starlette.middleware import Middleware
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket
 
+from api.conditions import NotModified
 from api.errors import EXCEPTION_HANDLERS
 from api.middleware import HeaderDefaults, RequestId, StorableQuery, TrailingSlash
 from api.routes import (
@@ -85,6 +86,7 @@ def build_app(open_services: Callable[[], AbstractContextManager[Services]]) -> 
             Middleware(RequestId),
             Middleware(TrailingSlash),
             Middleware(StorableQuery),
+            Middleware(NotModified),  # inside RequestId and HeaderDefaults: a 304 gets their headers too
         ],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,

@@ -15,6 +15,7 @@ from starlette.responses import FileResponse, JSONResponse, MalformedRangeHeader
 from starlette.types import Receive, Scope, Send
 
 from api import errors
+from api.conditions import none_match
 
 _ASCII_SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 ._-()+,")
 
@@ -61,10 +62,9 @@ class StoredFile(FileResponse):
     def _not_modified(self, asked: Headers) -> bool:
         """RFC 9110 13.1.2 and 13.1.3: `If-None-Match` (weak comparison) decides when present, else
         `If-Modified-Since`; a date that cannot be read is ignored."""
-        lines = asked.getlist("if-none-match")  # a list may come in several header lines
+        lines = asked.getlist("if-none-match")
         if lines:
-            etag = self.headers["etag"]
-            return any(tag.strip() in ("*", etag, f"W/{etag}") for tag in ",".join(lines).split(","))
+            return none_match(lines, self.headers["etag"])
         since = parsedate(asked.get("if-modified-since") or "")
         return since is not None and int(self.found.st_mtime) <= calendar.timegm(since)
 

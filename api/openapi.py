@@ -73,7 +73,8 @@ class Operation:
       creates what may exist already, `"done"` for one that can be done only once, `"erased"` for
       one addressed to a person whose account was erased (409);
     - `missing`: the object may be missing although no path id names it (404, e.g. "my profile");
-    - `if_match`: takes `If-Match` (412 on a stale version); `etag`: answers `ETag`;
+    - `if_match`: takes `If-Match` (412 on a stale version); `etag`: answers `ETag` (and, for a GET,
+      304 without a body to an `If-None-Match` that names it: `DocumentedRoute.answers`);
     - `throttled`: failures are counted per user and address (429 with `Retry-After`); an attempt
       waits 3 s at most for those in flight to end (503 after);
     - `storage`: reads or writes the database (503 when it is unreachable or a read model lags);
@@ -219,6 +220,12 @@ class DocumentedRoute(Route):
     def idempotent(self) -> bool:
         return bool(getattr(self.handler, IDEMPOTENT, False))
 
+    def answers(self) -> dict[int, type[BaseModel] | None]:
+        """The operation's answers, and 304 without a body for a read that answers an ETag: a copy
+        asked for again with it (`If-None-Match`) is still current (api/conditions.py)."""
+        revalidated = self.method == "GET" and self.operation.etag
+        return self.operation.answers() | ({304: None} if revalidated else {})
+
     def errors(self) -> dict[int, str]:
         return self.operation.errors(self.method, self.path, self.idempotent)
 
@@ -259,6 +266,7 @@ class DocumentedSocket(WebSocketRoute):
 # `{name}` or `{name:convertor}` in a route path.
 PATH_PARAMETER = re.compile(r"{(\w+)(?::(\w+))?}")
 
+_NOT_MODIFIED = "Не изменилось: копия клиента актуальна (`If-None-Match`), ответ без тела"
 _ERROR_DESCRIPTIONS = {
     400: "Некорректный запрос",
     401: "Требуется авторизация",
@@ -385,13 +393,16 @@ def _operation(route: DocumentedRoute, operation_id: str, ref: dict[type[BaseMod
     # Written out rather than referenced: tools that list an operation's parameters by name see them.
     if op.if_match:
         parameters.append(PARAMETERS["If-Match"])
+    if 304 in route.answers():
+        parameters.append(PARAMETERS["If-None-Match"])
     if route.idempotent:
         parameters.append(PARAMETERS["Idempotency-Key"])
     parameters.append(PARAMETERS["X-Request-ID"])
     responses: dict[str, Any] = {}
-    for status, model in sorted(op.answers().items()):
-        answer: dict[str, Any] = {"description": op.summary, "headers": {"X-Request-ID": _header_ref("X-Request-ID")}}
-        if op.etag and status < 300:
+    for status, model in sorted(route.answers().items()):
+        description = _NOT_MODIFIED if status == 304 else op.summary
+        answer: dict[str, Any] = {"description": description, "headers": {"X-Request-ID": _header_ref("X-Request-ID")}}
+        if op.etag and (status < 300 or status == 304):
             answer["headers"]["ETag"] = _header_ref("ETag")
         if model is not None:
             media: dict[str, Any] = {"schema": ref[model]}

@@ -23,12 +23,10 @@ from typing import Any
 
 from starlette.requests import Request
 
+from api.conditions import listed
 from api.responses import JSON
 from ugc.platform.numbers import natural
 
-# One element of the header's comma-separated list: a quoted tag, whose quotes may hold a comma
-# (`"1,2"` is one tag), or whatever else stands between two commas.
-_ELEMENT = re.compile(r'(?:W/)?"[^"]*"|[^,\s][^,]*')
 # What a tag of ours holds: the version, and the digest of the answer it came with.
 _VERSION_TAG = re.compile(r"([0-9]+)(?:\.[0-9a-f]{16})?")
 DIGEST_LENGTH = 16  # hex digits of the body's SHA-256: 64 bits, two bodies of one object alike by chance 1 in 2**64
@@ -60,10 +58,10 @@ def expected_versions(request: Request) -> frozenset[int] | None:
     lines = request.headers.getlist("if-match")
     if not lines:
         return None
-    header = ", ".join(lines)
-    if header.strip() == "*":
+    elements = listed(lines)
+    if elements == ["*"]:
         return None
-    tags = (tag.strip().removeprefix("W/").strip('"') for tag in _ELEMENT.findall(header))
+    tags = (tag.removeprefix("W/").strip('"') for tag in elements)
     return frozenset(version for version in map(_version, tags) if version)
 
 

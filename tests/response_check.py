@@ -122,7 +122,7 @@ def http_problem(routes: Iterable[BaseRoute], scope: Scope, status: int, content
     where = f"{scope['method']} {scope['path']}"
     if isinstance(route, DocumentedRoute):
         where += f" (route {route.method} {route.path})"
-    answers = route.operation.answers() if isinstance(route, DocumentedRoute) else {}
+    answers = route.answers() if isinstance(route, DocumentedRoute) else {}
     if status in answers:
         model = answers[status]
         assert isinstance(route, DocumentedRoute)

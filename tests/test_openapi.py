@@ -169,7 +169,18 @@ def test_headers_are_documented_where_they_are_taken_and_answered() -> None:
     assert "Retry-After" in _responses("/api/auth/token/", "post")["429"]["headers"]
     assert "Retry-After" in _responses("/api/v1/orders/", "post")["503"]["headers"]
     assert "X-Request-ID" in _responses("/api/v1/categories/", "get")["200"]["headers"]
-    assert set(DOCUMENT["components"]["parameters"]) == {"If-Match", "Idempotency-Key", "X-Request-ID"}
+    assert set(DOCUMENT["components"]["parameters"]) == {"If-Match", "If-None-Match", "Idempotency-Key", "X-Request-ID"}
+
+
+def test_reads_that_answer_an_etag_answer_304_to_a_copy_still_current() -> None:
+    """A GET with an ETag takes `If-None-Match` and answers 304 without a body; writes do not."""
+    for path in ("/api/v1/orders/{id}/", "/api/v1/services/{id}/", "/api/v1/creators/{id}/", "/api/portfolio/{id}/"):
+        read = DOCUMENT["paths"][path]["get"]
+        assert "If-None-Match" in {p["name"] for p in read["parameters"]}, path
+        assert "content" not in read["responses"]["304"] and "ETag" in read["responses"]["304"]["headers"], path
+    assert "304" not in _responses("/api/v1/services/{id}/", "patch")
+    assert "304" not in _responses("/api/v1/orders/", "post")
+    assert "304" not in _responses("/api/v1/categories/", "get")  # no ETag, nothing to compare
 
 
 @pytest.mark.parametrize("model", list(EXAMPLES), ids=lambda model: model.__name__)

@@ -128,6 +128,17 @@ PARAMETERS: dict[str, dict[str, Any]] = {
         ),
         "schema": {"type": "string", "examples": ['"3"']},
     },
+    "If-None-Match": {
+        "name": "If-None-Match",
+        "in": "header",
+        "required": False,
+        "description": (
+            '`ETag` копии, которая уже есть у клиента, или список (`"3.5f1c0a9e2b7d4c18", "4.0c2e9b7a5d1f3e68"`, '
+            "в одной или нескольких строках заголовка); `W/` не учитывается (слабое сравнение), `*` — любой ответ. "
+            "Если один из них — `ETag` ответа, ответ 304 без тела с тем же `ETag`, иначе обычный 200."
+        ),
+        "schema": {"type": "string", "examples": ['"3.5f1c0a9e2b7d4c18"']},
+    },
     "Idempotency-Key": {
         "name": "Idempotency-Key",
         "in": "header",
