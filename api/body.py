@@ -132,12 +132,19 @@ async def read_json(request: Request, *, decimals: bool = False) -> Any:
     return await off_the_loop_if_large(text, _decoded, text, decimals)
 
 
+JSON_KINDS = (b"application/json", b"")  # a JSON body's Content-Type, or none (`declares_json`)
+
+
+def _content_type(request: Request) -> tuple[bytes, dict[bytes, bytes]]:
+    """The request's media type and its parameters, as python-multipart parses them."""
+    return parse_options_header(request.headers.get("content-type"))
+
+
 def declares_json(request: Request) -> bool:
     """Whether the body is to be read as JSON: `Content-Type: application/json`, or no Content-Type at
     all, which RFC 9110 §8.3 lets a recipient read by what the data is (a client that sends `{}` or
     nothing without the header is served)."""
-    kind, _ = parse_options_header(request.headers.get("content-type"))
-    return kind in (b"application/json", b"")
+    return _content_type(request)[0] in JSON_KINDS
 
 
 async def _json_text(request: Request) -> str:
@@ -156,9 +163,10 @@ async def _json_text(request: Request) -> str:
     raw = await raw_body(request)
     if not raw:
         return ""
-    if not declares_json(request):
+    kind, options = _content_type(request)  # parsed once for both checks
+    if kind not in JSON_KINDS:
         raise unsupported_media_type("unsupported_media_type", request.method, "application/json")
-    charset = parse_options_header(request.headers.get("content-type"))[1].get(b"charset")
+    charset = options.get(b"charset")
     if (charset is not None and not _is_utf8(charset.decode("latin-1"))) or b"\0" in raw[:4]:
         raise unsupported_charset(request.method)
     try:
