@@ -86,6 +86,8 @@ MESSAGES: dict[str, str] = {
     "foreign_file": "Файл не найден среди ваших файлов.",
     "range_not_satisfiable": "Запрошенный диапазон байтов начинается за концом файла.",
     "stale_version": "Объект изменился с момента загрузки; обновите его и повторите запрос.",
+    "object_exists": "Объект уже существует (If-None-Match: *); запрос не выполнен.",
+    "version_unchanged": "Объект все еще в версии, названной в If-None-Match; запрос не выполнен.",
     "idempotency_key_invalid": "Idempotency-Key должен быть непустой строкой не длиннее 255 символов.",
     "idempotency_key_malformed": (
         'Idempotency-Key в кавычках должен быть одной строкой "ключ" (RFC 8941): печатные символы ASCII, '
@@ -246,7 +248,7 @@ def from_domain(error: domain.DomainError) -> ApiError:
         return ApiError(409, {"error": message(error.code)})
     if isinstance(error, domain.InvalidField):
         return invalid({error.field: [message(error.code)]})
-    if isinstance(error, domain.StaleVersion):
+    if isinstance(error, domain.PreconditionFailed):
         return ApiError(412, {"error": message(error.code), "version": error.current}, {"ETag": f'"{error.current}"'})
     if isinstance(error, domain.InvalidToken):
         return invalid({"token": [message(error.code)]})

@@ -11,7 +11,7 @@ up here for the request's context); once the command appended, the key records w
 (`Services.settle`) and is never let go: a 503 because the read models lagged is sent at once, but
 the request goes on waiting for them in the background and stores its real answer, which the
 client's retry replays. Only the answer of a command decided on the state its caller saw is kept (a
-2xx, a 409: `decided`); a refusal that decided nothing (a body, a stale `If-Match`, a 403 or 404)
+2xx, a 409: `decided`); a refusal that decided nothing (a body, a false precondition, a 403 or 404)
 lets go of the key as a failure does, so that a retry, corrected or not, runs afresh. A request
 that failed lets go of the key, so it can be retried, unless the event store holds what it
 announced: then the command was applied (the failure came after the append's commit) and the key
@@ -193,6 +193,7 @@ def decided(status: int) -> bool:
     retry must get the same. A 2xx; a 409, a refusal for the state its caller saw (an order's status,
     an object that exists), which a command run again later could find otherwise (README: a command is
     meant for the status its caller saw). Any other refusal decided nothing a retry must keep to: the
-    body (400, 413, 415, 422), who may write (403, 404), a stale `If-Match` (412), which a retry
-    corrects, or which a change of state (a creator profile made, a token refreshed) lifts."""
+    body (400, 413, 415, 422), who may write (403, 404), a false precondition (412: a stale `If-Match`,
+    an `If-None-Match` naming the current version), which a retry corrects, or which a change of state
+    (a creator profile made, a token refreshed, another edit) lifts."""
     return 200 <= status < 300 or status == 409

@@ -2,10 +2,10 @@
 
 An `Operation` declares what its route answers: the body model of each success status (and of any
 status that has a body of its own), or the media type of a body that is not JSON, and a few facts
-about what the operation does (who may do it, whether it moves an order's state, takes `If-Match`,
-is throttled). The errors it can answer are derived from those facts and from its shape (auth,
-path ids, body, query, method) in one place, `Operation.errors()`, not listed per route. The
-document is built from these declarations, and the API tests hold every answer to them
+about what the operation does (who may do it, whether it moves an order's state, takes `If-Match`
+and `If-None-Match`, is throttled). The errors it can answer are derived from those facts and from
+its shape (auth, path ids, body, query, method) in one place, `Operation.errors()`, not listed per
+route. The document is built from these declarations, and the API tests hold every answer to them
 (tests/response_check.py), errors included, so the document says what the routes really answer.
 """
 
@@ -73,8 +73,9 @@ class Operation:
       creates what may exist already, `"done"` for one that can be done only once, `"erased"` for
       one addressed to a person whose account was erased (409);
     - `missing`: the object may be missing although no path id names it (404, e.g. "my profile");
-    - `if_match`: takes `If-Match` (412 on a stale version); `etag`: answers `ETag` (and, for a GET,
-      304 without a body to an `If-None-Match` that names it: `DocumentedRoute.answers`);
+    - `preconditions`: a write that takes `If-Match` and `If-None-Match` on the object's version (412
+      when one is false: api/versions.py); `etag`: answers `ETag` (and, for a GET, 304 without a body
+      to an `If-None-Match` that names it: `DocumentedRoute.answers`);
     - `throttled`: failures are counted per user and address (429 with `Retry-After`); an attempt
       waits 3 s at most for those in flight to end (503 after);
     - `storage`: reads or writes the database (503 when it is unreachable or a read model lags);
@@ -100,7 +101,7 @@ class Operation:
     who: Who = ""
     conflict: Conflict = ""
     missing: bool = False
-    if_match: bool = False
+    preconditions: bool = False
     etag: bool = False
     throttled: bool = False
     storage: bool = True
@@ -187,8 +188,9 @@ class Operation:
             add(409, "это уже сделано")
         elif self.conflict == "erased":
             add(409, "аккаунт собеседника удален")
-        if self.if_match:
+        if self.preconditions:
             add(412, "`If-Match` называет версию, которой у объекта больше нет")
+            add(412, "`If-None-Match` — `*` или называет текущую версию объекта")
         if self.ranges:
             add(416, "диапазон `Range` начинается за концом файла (`Content-Range` — размер файла)")
         if self.throttled:
@@ -273,7 +275,7 @@ _ERROR_DESCRIPTIONS = {
     403: "Доступ запрещен",
     404: "Ресурс не найден",
     409: "Конфликт",
-    412: "Версия объекта устарела",
+    412: "Условие на версию объекта не выполнено",
     413: "Слишком большой запрос",
     415: "Тип, сжатие или кодировка тела не поддерживаются",
     416: "Диапазон недостижим",
@@ -391,8 +393,8 @@ def _operation(route: DocumentedRoute, operation_id: str, ref: dict[type[BaseMod
     parameters: list[dict[str, Any]] = [path_parameter(name, kind) for name, kind in PATH_PARAMETER.findall(route.path)]
     parameters += [{"name": name, "in": "query", **QUERY_PARAMETERS[name]} for name in op.query_names()]
     # Written out rather than referenced: tools that list an operation's parameters by name see them.
-    if op.if_match:
-        parameters.append(PARAMETERS["If-Match"])
+    if op.preconditions:
+        parameters += [PARAMETERS["If-Match"], PARAMETERS["If-None-Match-write"]]
     if 304 in route.answers():
         parameters.append(PARAMETERS["If-None-Match"])
     if route.idempotent:

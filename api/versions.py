@@ -1,4 +1,5 @@
-"""An aggregate's version at the edge: `ETag: "<version>.<digest>"` on answers, `If-Match` on writes.
+"""An aggregate's version at the edge: `ETag: "<version>.<digest>"` on answers; on writes, `If-Match`
+and `If-None-Match`.
 
 An answer shows more than its aggregate: a creator's rating and completed orders, a service's
 creator rating, an order's `is_late` (today's date), a creator's skills and portfolio with
@@ -6,13 +7,16 @@ creator rating, an order's `is_late` (today's date), a creator's skills and port
 the tag is the version and a digest of the answer's bytes: a strong validator (RFC 9110 §8.8.1)
 that moves whenever the body does, so no client revalidating its copy keeps a stale rating.
 
-`If-Match` compares the version alone (the number before the dot; a bare `"3"` is the version 3 as
-well): it guards a client's edit against another edit of the same object, and what only joins it
-(a review's rating, the date) is nobody's edit to lose, so it must not turn the edit of a creator
-who has just read their profile into a 412. A write whose `If-Match` names no version still current
-answers 412 with the current one (`StaleVersion` in `api/errors.py`, whose `ETag` is the bare
-`"<version>"`, having no body to digest); without `If-Match` a version clash is retried against the
-new state.
+A write's conditions compare the version alone (the number before the dot; a bare `"3"` is the
+version 3 as well): they guard a client's edit against another edit of the same object, and what
+only joins it (a review's rating, the date) is nobody's edit to lose, so it must not turn the edit
+of a creator who has just read their profile into a 412 (`If-Match`), nor let one whose copy is
+current by its version through (`If-None-Match`). Neither can be compared whole where a write is
+decided, on the aggregate as loaded, without the read models its answer joins. A write whose
+`If-Match` names no version still current, or whose `If-None-Match` is `*` or names the current one,
+answers 412 with the current version (`PreconditionFailed` in `api/errors.py`, whose `ETag` is the
+bare `"<version>"`, having no body to digest); without `If-Match` a version clash is retried
+against the new state.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from starlette.requests import Request
 
 from api.conditions import listed
 from api.responses import JSON
+from commands.saving import Preconditions
 from ugc.platform.numbers import natural
 
 # What a tag of ours holds: the version, and the digest of the answer it came with.
@@ -45,23 +50,35 @@ def versioned(content: Any, version: int, status_code: int = 200) -> JSON:
     return response
 
 
-def expected_versions(request: Request) -> frozenset[int] | None:
-    """The versions the request's `If-Match` names; None without one or with `*` (any version).
+def preconditions(request: Request) -> Preconditions:
+    """The conditions of the request's `If-Match` and `If-None-Match` on the version it writes.
 
-    RFC 9110 §13.1.1: the condition holds when any tag of the list (`"3", "4"`, or several header
-    lines) names the current version. A tag that names no version (`"abc"`, `"1,2"`, a `*` inside
-    a list) matches none: if none of the tags names the current version, it is 412 with the
-    current one, after the checks of who may write. `W/"3"` is read as `"3"`: a proxy that
-    compresses answers (nginx's gzip) weakens the ETags it passes on, and its clients send back
-    what they were given; our tag is the object's version, the same whatever the bytes' coding.
+    RFC 9110 §13.1.1: `If-Match` holds when any tag of its list (`"3", "4"`, or several header lines)
+    names the current version; `*` (alone) holds for any. §13.1.2: `If-None-Match` holds when none
+    does, and `*` (alone) when there is no current version at all, which is never so for an object
+    one can write to. A tag that names no version (`"abc"`, `"1,2"`, a `*` inside a list) matches none:
+    an `If-Match` of such alone is a 412 with the current version, an `If-None-Match` holds. Either is
+    checked after the checks of who may write. `W/"3"` is read as `"3"`: a proxy that compresses
+    answers (nginx's gzip) weakens the ETags it passes on, and its clients send back what they were
+    given; our tag is the object's version, the same whatever the bytes' coding.
     """
-    lines = request.headers.getlist("if-match")
-    if not lines:
-        return None
-    elements = listed(lines)
-    if elements == ["*"]:
-        return None
-    tags = (tag.removeprefix("W/").strip('"') for tag in elements)
+    matching = request.headers.getlist("if-match")
+    none_matching = request.headers.getlist("if-none-match")
+    return Preconditions(
+        matching=None if not matching or _any(matching) else _versions(matching),
+        absent=_any(none_matching),
+        none_matching=_versions(none_matching),
+    )
+
+
+def _any(lines: list[str]) -> bool:
+    """Whether a header's list of tags is `*`, which names any current version."""
+    return listed(lines) == ["*"]
+
+
+def _versions(lines: list[str]) -> frozenset[int]:
+    """The versions a header's list of tags names (a `*` in it names none)."""
+    tags = (tag.removeprefix("W/").strip('"') for tag in listed(lines))
     return frozenset(version for version in map(_version, tags) if version)
 
 

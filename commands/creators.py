@@ -7,7 +7,7 @@ from typing import Any
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
-from commands.saving import Positions, change, save
+from commands.saving import UNCONDITIONAL, Positions, Preconditions, change, save
 from ugc.clock import Clock
 from ugc.creators import CreatorProfile, creator_profile_id
 from ugc.errors import Conflict, NotFound
@@ -55,7 +55,7 @@ class CreatorCommands:
             raise Conflict("creator_profile_exists") from None
 
     def update_profile(
-        self, user_id: int, changes: dict[str, Any], *, expected_versions: frozenset[int] | None = None
+        self, user_id: int, changes: dict[str, Any], *, preconditions: Preconditions = UNCONDITIONAL
     ) -> Positions:
         def load() -> CreatorProfile:
             profile = self._profile(user_id)
@@ -67,7 +67,7 @@ class CreatorCommands:
             self.app,
             load,
             lambda profile: profile.update(changes, self.clock.now(), user_actor(user_id)),
-            expected_versions=expected_versions,
+            preconditions=preconditions,
         ).positions
 
     def _profile(self, user_id: int) -> CreatorProfile | None:

@@ -2,7 +2,7 @@
 
 Every change is decided on the order as stored and appends one event, in a group of commands
 (`GroupCommit`). Without `If-Match` a version clash is retried against the new state (ending in 2xx
-or 409); with it, a stale version is a 412.
+or 409); with it, a stale version is a 412, as is a current one that `If-None-Match` names.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from eventsourcing.application import AggregateNotFoundError
 
 from commands.group_commit import GroupCommit, Preparing
 from commands.read_only import ReadOnlyAggregates, ReadOnlyView
-from commands.saving import Positions, check_version, retrying
+from commands.saving import UNCONDITIONAL, Positions, Preconditions, retrying
 from commands.status_seen import Arrival, SeenStatuses
 from ugc.accounts import User
 from ugc.clock import Clock
@@ -186,19 +186,17 @@ class OrderCommands:
 
         return Preparing(self._read_only.numbered_query(applications, counts), finish)
 
-    def accept(self, order: int, actor: int, *, expected_versions: frozenset[int] | None = None) -> Saved:
-        return self._change(order, "accept", actor, expected_versions, lambda o: o.accept(actor, self.clock.now()))
+    def accept(self, order: int, actor: int, *, preconditions: Preconditions = UNCONDITIONAL) -> Saved:
+        return self._change(order, "accept", actor, preconditions, lambda o: o.accept(actor, self.clock.now()))
 
     def update(
-        self, order: int, actor: int, changes: dict[str, Any], *, expected_versions: frozenset[int] | None = None
+        self, order: int, actor: int, changes: dict[str, Any], *, preconditions: Preconditions = UNCONDITIONAL
     ) -> Saved:
         if "delivery_date" in changes:
             if changes["delivery_date"] < self.clock.now().date():
                 raise InvalidField("delivery_date", "past_delivery_date")
             changes = {**changes, "delivery_date": changes["delivery_date"].isoformat()}
-        return self._change(
-            order, "update", actor, expected_versions, lambda o: o.update(actor, changes, self.clock.now())
-        )
+        return self._change(order, "update", actor, preconditions, lambda o: o.update(actor, changes, self.clock.now()))
 
     def deliver(
         self,
@@ -207,7 +205,7 @@ class OrderCommands:
         message: str,
         file_ids: list[int],
         *,
-        expected_versions: frozenset[int] | None = None,
+        preconditions: Preconditions = UNCONDITIONAL,
     ) -> tuple[Delivered, Saved]:
         """Deliver, with files of the actor's own (422 otherwise, once the order is found visible to them)."""
         files = list(dict.fromkeys(file_ids))
@@ -220,11 +218,11 @@ class OrderCommands:
             o.deliver(actor, number, message, files, self.clock.now())
             return number
 
-        number, saved = self._change_numbered(order, "deliver", actor, expected_versions, "delivery", decide)
+        number, saved = self._change_numbered(order, "deliver", actor, preconditions, "delivery", decide)
         return Delivered(number, saved.order.number, message, files, saved.order.updated_at), saved
 
     def request_revision(
-        self, order: int, actor: int, message: str, *, expected_versions: frozenset[int] | None = None
+        self, order: int, actor: int, message: str, *, preconditions: Preconditions = UNCONDITIONAL
     ) -> Saved:
         """Send a delivered order back to work; refused (409, the status kept) when its creator was
         erased: nobody would ever deliver it again (the buyer may still approve it)."""
@@ -238,18 +236,16 @@ class OrderCommands:
                 raise WrongState(o.status, "creator_erased")
             o.request_revision(actor, message, self.clock.now())
 
-        return self._change(order, "request_revision", actor, expected_versions, decide)
+        return self._change(order, "request_revision", actor, preconditions, decide)
 
-    def approve(self, order: int, actor: int, *, expected_versions: frozenset[int] | None = None) -> Saved:
-        return self._change(order, "approve", actor, expected_versions, lambda o: o.approve(actor, self.clock.now()))
+    def approve(self, order: int, actor: int, *, preconditions: Preconditions = UNCONDITIONAL) -> Saved:
+        return self._change(order, "approve", actor, preconditions, lambda o: o.approve(actor, self.clock.now()))
 
-    def cancel(self, order: int, actor: int, reason: str, *, expected_versions: frozenset[int] | None = None) -> Saved:
-        return self._change(
-            order, "cancel", actor, expected_versions, lambda o: o.cancel(actor, reason, self.clock.now())
-        )
+    def cancel(self, order: int, actor: int, reason: str, *, preconditions: Preconditions = UNCONDITIONAL) -> Saved:
+        return self._change(order, "cancel", actor, preconditions, lambda o: o.cancel(actor, reason, self.clock.now()))
 
     def review(
-        self, order: int, actor: int, rating: int, content: str, *, expected_versions: frozenset[int] | None = None
+        self, order: int, actor: int, rating: int, content: str, *, preconditions: Preconditions = UNCONDITIONAL
     ) -> tuple[Reviewed, Saved]:
         if not 1 <= rating <= 5:
             raise InvalidField("rating", "rating_out_of_range")
@@ -259,7 +255,7 @@ class OrderCommands:
             o.review(actor, number, rating, content, self.clock.now())
             return number
 
-        number, saved = self._change_numbered(order, "review", actor, expected_versions, "review", decide)
+        number, saved = self._change_numbered(order, "review", actor, preconditions, "review", decide)
         return Reviewed(number, saved.order, rating, content), saved
 
     def auto_complete(self, order: int) -> Positions:
@@ -271,24 +267,24 @@ class OrderCommands:
                 raise NotAllowed("not_due")
             o.auto_complete(self.clock.now())
 
-        return self._change(order, "auto_complete", SYSTEM, None, decide).positions
+        return self._change(order, "auto_complete", SYSTEM, UNCONDITIONAL, decide).positions
 
     def _change(
         self,
         order: int,
         command: str,
         actor: int,
-        expected_versions: frozenset[int] | None,
+        preconditions: Preconditions,
         decide: Callable[[Order], None],
     ) -> Saved:
-        return self._change_numbered(order, command, actor, expected_versions, None, lambda o, _: decide(o))[1]
+        return self._change_numbered(order, command, actor, preconditions, None, lambda o, _: decide(o))[1]
 
     def _change_numbered(
         self,
         order: int,
         command: str,
         actor: int,
-        expected_versions: frozenset[int] | None,
+        preconditions: Preconditions,
         kind: str | None,
         decide: Callable[[Order, int | None], R],
     ) -> tuple[R, Saved]:
@@ -299,19 +295,20 @@ class OrderCommands:
 
         Checked in this order, each before anything the next one would tell: who may see the order
         (404) and who may issue the command (403: `Order.check_party`), then the version, then the
-        status. `expected_versions` is the client's `If-Match`: a current version not among them is a 412 and
-        decides nothing. An order's command is meant for the status its caller saw (`SeenStatuses`):
-        when another command, here (the status seen) or in another process (the status's time against
-        this one's arrival), moved the order to another status after this one arrived, this one loses
-        with 409 (of two racing transitions exactly one wins); when the status is the same (an edit),
-        it is decided on the new state.
+        status. `preconditions` are the client's `If-Match` and `If-None-Match`, decided here, on the
+        order as the group's leader loaded it: one that is false is a 412 and decides nothing. An
+        order's command is meant for the status its caller saw (`SeenStatuses`): when another command,
+        here (the status seen) or in another process (the status's time against this one's arrival),
+        moved the order to another status after this one arrived, this one loses with 409 (of two
+        racing transitions exactly one wins); when the status is the same (an edit), it is decided on
+        the new state.
         """
         with self._seen.under_way(order) as arrival:
             seen = arrival.seen
 
             def decide_on_the_status_seen(stored: Order, number: int | None) -> R:
                 stored.check_party(command, actor)
-                check_version(stored, expected_versions)
+                preconditions.check(stored)
                 if stored.status_since > arrival.at or stored.status != (seen.status or stored.status):
                     raise WrongState(stored.status, "order_wrong_status")
                 seen.status = stored.status

@@ -11,7 +11,7 @@ from typing import Any, Literal
 from eventsourcing.application import AggregateNotFoundError
 
 from commands.creator_access import Listed, check_owner, require_live_creator, withdraw_listed
-from commands.saving import Positions, change, save
+from commands.saving import UNCONDITIONAL, Positions, Preconditions, change, save
 from ugc.clock import Clock
 from ugc.errors import InvalidField, NotFound
 from ugc.events import user_actor
@@ -114,7 +114,7 @@ class PortfolioCommands:
         changes: dict[str, Any],
         file: StoredImage | None = None,
         *,
-        expected_versions: frozenset[int] | None = None,
+        preconditions: Preconditions = UNCONDITIONAL,
     ) -> Saved:
         """Change the item's or image's fields, and its bytes when a `file` comes with their type."""
         new_file = None if file is None else (file.key, file.content_type)
@@ -123,15 +123,15 @@ class PortfolioCommands:
             user_id,
             number,
             lambda piece: piece.update(changes, self.clock.now(), user_actor(user_id), file=new_file),
-            expected_versions,
+            preconditions,
         )
 
     def delete(
-        self, kind: Kind, user_id: int, number: int, *, expected_versions: frozenset[int] | None = None
+        self, kind: Kind, user_id: int, number: int, *, preconditions: Preconditions = UNCONDITIONAL
     ) -> Positions:
         actor = user_actor(user_id)
         return self._change(
-            kind, user_id, number, lambda piece: piece.delete(self.clock.now(), actor), expected_versions
+            kind, user_id, number, lambda piece: piece.delete(self.clock.now(), actor), preconditions
         ).positions
 
     def _change(
@@ -140,9 +140,9 @@ class PortfolioCommands:
         user_id: int,
         number: int,
         decide: Callable[[PortfolioItem | PortfolioImage], None],
-        expected_versions: frozenset[int] | None,
+        preconditions: Preconditions,
     ) -> Saved:
-        """404 for a missing or deleted one, then 403 for another's, then 412 for a stale `If-Match`."""
+        """404 for a missing or deleted one, then 403 for another's, then 412 for a false precondition."""
 
         def owned() -> PortfolioItem | PortfolioImage:
             piece = self._item(number) if kind == "item" else self._image(number)
@@ -153,7 +153,7 @@ class PortfolioCommands:
             decide(piece)
             return piece
 
-        changed = change(self.app, owned, decided, expected_versions=expected_versions)
+        changed = change(self.app, owned, decided, preconditions=preconditions)
         return Saved(changed.result, changed.positions)
 
     def _item(self, number: int) -> PortfolioItem:

@@ -14,7 +14,7 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, Recording
 
 from commands.intents import announce
-from ugc.errors import StaleVersion
+from ugc.errors import PreconditionFailed, StaleVersion
 from ugc.platform import metrics
 
 T = TypeVar("T")
@@ -96,10 +96,32 @@ class Changed(Generic[T]):
     positions: Positions
 
 
-def check_version(aggregate: Aggregate, expected_versions: frozenset[int] | None) -> None:
-    """The client's `If-Match`: StaleVersion (412) unless `aggregate` is at one of `expected_versions` (if given)."""
-    if expected_versions is not None and aggregate.version not in expected_versions:
-        raise StaleVersion(aggregate.version)
+@dataclass(frozen=True)
+class Preconditions:
+    """The client's conditions on an aggregate's version (RFC 9110 §13.1.1-2), as api/versions.py reads them.
+
+    `matching` is `If-Match`: one of these versions must be current (None: any version will do).
+    `If-None-Match` is `absent` (`*`: no current version at all will do, so an aggregate that was
+    loaded fails it) or `none_matching`, versions none of which may be current.
+    """
+
+    matching: frozenset[int] | None = None
+    absent: bool = False
+    none_matching: frozenset[int] = frozenset()
+
+    def check(self, aggregate: Aggregate) -> None:
+        """Raise PreconditionFailed (412) unless every condition holds at `aggregate`'s version; `If-Match`
+        first (RFC 9110 §13.2.2), so a client whose copy is stale is told so whatever else it asked."""
+        version = aggregate.version
+        if self.matching is not None and version not in self.matching:
+            raise StaleVersion(version)
+        if self.absent:
+            raise PreconditionFailed(version, "object_exists")
+        if version in self.none_matching:
+            raise PreconditionFailed(version, "version_unchanged")
+
+
+UNCONDITIONAL = Preconditions()
 
 
 def _nothing(_: object) -> tuple[Aggregate, ...]:
@@ -111,16 +133,17 @@ def change(
     load: Callable[[], A],
     decide: Callable[[A], T],
     *,
-    expected_versions: frozenset[int] | None = None,
+    preconditions: Preconditions = UNCONDITIONAL,
     also: Callable[[T], Iterable[Aggregate]] = _nothing,
     attempts: int = ATTEMPTS,
 ) -> Changed[T]:
     """Load an aggregate, let `decide` change it, append what it recorded.
 
-    `load` raises the domain error of a missing aggregate; `expected_versions` is the client's
-    `If-Match`: any current version not among them raises StaleVersion (412) and decides nothing. `decide`
-    records events on the aggregate or raises a domain error; what it returns is the result, and
-    `also(result)` names other aggregates it changed, appended in the same transaction.
+    `load` raises the domain error of a missing aggregate; `preconditions` are the client's
+    `If-Match` and `If-None-Match`: one that is false at the current version raises PreconditionFailed
+    (412) and decides nothing. `decide` records events on the aggregate or raises a domain error; what
+    it returns is the result, and `also(result)` names other aggregates it changed, appended in the
+    same transaction.
 
     When another writer appended first (the store's IntegrityError), all of it runs again on the
     new state: with `If-Match` that is a 412, since the version moved; without it, the decision
@@ -131,7 +154,7 @@ def change(
 
     def attempt() -> Changed[T]:
         aggregate = load()
-        check_version(aggregate, expected_versions)
+        preconditions.check(aggregate)
         result = decide(aggregate)
         changed: tuple[Aggregate, ...] = (aggregate, *also(result))
         positions = save(app, *changed)

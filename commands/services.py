@@ -15,7 +15,7 @@ from typing import Any
 from eventsourcing.application import AggregateNotFoundError
 
 from commands.creator_access import Listed
-from commands.saving import Positions, change, save, stored_so_far
+from commands.saving import UNCONDITIONAL, Positions, Preconditions, change, save, stored_so_far
 from ugc.accounts import User
 from ugc.clock import Clock
 from ugc.creators import CreatorProfile, creator_profile_id
@@ -84,7 +84,7 @@ class ServiceCommands:
         return number, save(self.catalog, service)
 
     def edit(
-        self, user_id: int, number: int, changes: dict[str, Any], *, expected_versions: frozenset[int] | None = None
+        self, user_id: int, number: int, changes: dict[str, Any], *, preconditions: Preconditions = UNCONDITIONAL
     ) -> Positions:
         """Apply a partial edit; API field names (`category_id`, `options` as drafts) are accepted."""
         changes = dict(changes)
@@ -107,13 +107,11 @@ class ServiceCommands:
                 edited = changes | {"options": priced_options(drafts, service.option_ids, fresh)}
             service.update(edited, self.clock.now(), user_actor(user_id))
 
-        return self._change(user_id, number, decide, expected_versions)
+        return self._change(user_id, number, decide, preconditions)
 
-    def deactivate(self, user_id: int, number: int, *, expected_versions: frozenset[int] | None = None) -> Positions:
+    def deactivate(self, user_id: int, number: int, *, preconditions: Preconditions = UNCONDITIONAL) -> Positions:
         actor = user_actor(user_id)
-        return self._change(
-            user_id, number, lambda service: service.deactivate(self.clock.now(), actor), expected_versions
-        )
+        return self._change(user_id, number, lambda service: service.deactivate(self.clock.now(), actor), preconditions)
 
     def withdraw_all(self, creator_user_id: int, actor: str, listed: Listed) -> list[int]:
         """Deactivate every active service of a creator whose account was erased, as their own DELETE
@@ -134,16 +132,16 @@ class ServiceCommands:
         return withdrawn
 
     def _change(
-        self, user_id: int, number: int, decide: Callable[[Service], None], expected_versions: frozenset[int] | None
+        self, user_id: int, number: int, decide: Callable[[Service], None], preconditions: Preconditions
     ) -> Positions:
-        """Change the caller's own service: 404, then 403 for another's, then 412 for a stale `If-Match`."""
+        """Change the caller's own service: 404, then 403 for another's, then 412 for a false precondition."""
 
         def owned() -> Service:
             service = self._service(number)
             service.check_owner(user_id)
             return service
 
-        return change(self.catalog, owned, decide, expected_versions=expected_versions).positions
+        return change(self.catalog, owned, decide, preconditions=preconditions).positions
 
     def _service(self, number: int) -> Service:
         try:

@@ -161,15 +161,35 @@ def test_headers_are_documented_where_they_are_taken_and_answered() -> None:
     def parameter_refs(path: str, method: str) -> set[str]:
         return {p["name"] for p in DOCUMENT["paths"][path][method]["parameters"] if p["in"] == "header"}
 
-    assert {"If-Match", "Idempotency-Key", "X-Request-ID"} <= parameter_refs("/api/v1/orders/{id}/cancel/", "post")
-    assert "If-Match" in parameter_refs("/api/v1/services/{id}/", "patch")
+    assert {"If-Match", "If-None-Match", "Idempotency-Key", "X-Request-ID"} <= parameter_refs(
+        "/api/v1/orders/{id}/cancel/", "post"
+    )
+    assert {"If-Match", "If-None-Match"} <= parameter_refs("/api/v1/services/{id}/", "patch")
     assert "Idempotency-Key" in parameter_refs("/api/v1/services/{id}/", "patch")
     assert "Idempotency-Key" in parameter_refs("/api/v1/files/upload/", "post")  # claimed once the form is in
     assert "ETag" in _responses("/api/v1/orders/{id}/", "get")["200"]["headers"]
     assert "Retry-After" in _responses("/api/auth/token/", "post")["429"]["headers"]
     assert "Retry-After" in _responses("/api/v1/orders/", "post")["503"]["headers"]
     assert "X-Request-ID" in _responses("/api/v1/categories/", "get")["200"]["headers"]
-    assert set(DOCUMENT["components"]["parameters"]) == {"If-Match", "If-None-Match", "Idempotency-Key", "X-Request-ID"}
+    assert set(DOCUMENT["components"]["parameters"]) == {
+        "If-Match",
+        "If-None-Match",
+        "If-None-Match-write",
+        "Idempotency-Key",
+        "X-Request-ID",
+    }
+
+
+def test_writes_that_take_if_match_take_if_none_match_and_answer_412_to_either() -> None:
+    """On a write `If-None-Match` is a precondition (412), described as such, not the reads' 304."""
+    for path, method, op in operations():
+        headers = {p["name"]: p for p in op["parameters"] if p["in"] == "header"}
+        if method == "get" or "If-Match" not in headers:
+            continue
+        assert "412" in headers["If-None-Match"]["description"] and "304" not in op["responses"], (path, method)
+        assert "`If-None-Match`" in op["responses"]["412"]["description"], (path, method)
+    read = {p["name"]: p for p in DOCUMENT["paths"]["/api/v1/services/{id}/"]["get"]["parameters"]}
+    assert "304" in read["If-None-Match"]["description"]
 
 
 def test_reads_that_answer_an_etag_answer_304_to_a_copy_still_current() -> None:

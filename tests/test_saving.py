@@ -20,7 +20,7 @@ from eventsourcing.persistence import IntegrityError
 
 from commands.orders import OrderCommands, Saved
 from commands.portfolio import PortfolioCommands, StoredImage
-from commands.saving import ATTEMPTS, change
+from commands.saving import ATTEMPTS, Preconditions, change
 from tests.backends import DATA_KEY
 from tests.test_domain_orders import BUYER, CREATOR, NOW, placed
 from ugc.accounts import User
@@ -133,14 +133,14 @@ def test_an_expected_version_that_is_not_current_is_stale_and_decides_nothing(st
             stores.accounts,
             lambda: stores.accounts.repository.get(creator_profile_id(user)),
             decided.append,
-            expected_versions=frozenset({2}),
+            preconditions=Preconditions(matching=frozenset({2})),
         )
     assert stale.value.current == 1 and decided == []
     changed = change(
         stores.accounts,
         lambda: stores.accounts.repository.get(creator_profile_id(user)),
         lambda profile: profile.update({"experience": "1 год"}, NOW, user_actor(profile.user_number)),
-        expected_versions=frozenset({1}),
+        preconditions=Preconditions(matching=frozenset({1})),
     )
     assert changed.version == 2
 
@@ -161,7 +161,7 @@ def test_with_an_expected_version_a_clash_is_stale_rather_than_decided_again(sto
             stores.accounts,
             lambda: stores.accounts.repository.get(creator_profile_id(user)),
             decide,
-            expected_versions=frozenset({1}),
+            preconditions=Preconditions(matching=frozenset({1})),
         )
     assert stale.value.current == 2 and decided_on == [1]
 
@@ -258,7 +258,7 @@ class RacedOrders(OrderCommands):
         order: int,
         command: str,
         actor: int,
-        expected_versions: frozenset[int] | None,
+        preconditions: Preconditions,
         decide: Callable[[Order], None],
     ) -> Saved:
         def raced(loaded: Order) -> None:
@@ -272,7 +272,7 @@ class RacedOrders(OrderCommands):
                 self.app.save(other)
             decide(loaded)
 
-        return super()._change(order, command, actor, expected_versions, raced)
+        return super()._change(order, command, actor, preconditions, raced)
 
     def close(self) -> None:
         self.db.close()

@@ -49,12 +49,19 @@ class InvalidField(DomainError):
         self.field = field
 
 
-class StaleVersion(DomainError):
-    """The client's `If-Match` names a version that is no longer current (reported as 412)."""
+class PreconditionFailed(DomainError):
+    """A condition the client set on the object's version is false at `current` (reported as 412)."""
+
+    def __init__(self, current: int, code: str) -> None:
+        super().__init__(code)
+        self.current = current
+
+
+class StaleVersion(PreconditionFailed):
+    """The client's `If-Match` names a version that is no longer current."""
 
     def __init__(self, current: int) -> None:
-        super().__init__("stale_version")
-        self.current = current
+        super().__init__(current, "stale_version")
 
 
 class InvalidToken(DomainError):

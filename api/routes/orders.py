@@ -41,7 +41,7 @@ from api.schemas.orders import (
     render_status,
 )
 from api.services import Services, services
-from api.versions import expected_versions, versioned
+from api.versions import preconditions, versioned
 from commands.orders import Saved
 from readmodels import orders as read
 from readmodels.audit_record import order_record
@@ -88,7 +88,7 @@ async def _visible_order(s: Services, user_id: int, order_id: int) -> Row:
 
 
 async def _command(request: Request, s: Services, user_id: int, run: Callable[..., T], *args: Any) -> tuple[int, T]:
-    """Run the caller's command on the order in the path, under `If-Match`.
+    """Run the caller's command on the order in the path, under `If-Match` and `If-None-Match`.
 
     The order decides who sees it: an outsider gets 404 from the command itself (ugc.orders
     `Order.check`), as from a read of the order, without that read before every command. An auditor,
@@ -96,7 +96,7 @@ async def _command(request: Request, s: Services, user_id: int, run: Callable[..
     """
     order_id = request.path_params["id"]
     try:
-        return order_id, await s.run(run, order_id, user_id, *args, expected_versions=expected_versions(request))
+        return order_id, await s.run(run, order_id, user_id, *args, preconditions=preconditions(request))
     except NotFound as missing:
         if missing.code == "order_not_found" and await _is_auditor(s, user_id):
             row = await s.run(read.get_order, s.db, order_id)
@@ -316,21 +316,35 @@ routes = [
         "/api/v1/orders/{id:id}/",
         update_order,
         Operation(
-            "Изменение заказа", UpdateOrderIn, OrderOut, who="participant", conflict="state", if_match=True, etag=True
+            "Изменение заказа",
+            UpdateOrderIn,
+            OrderOut,
+            who="participant",
+            conflict="state",
+            preconditions=True,
+            etag=True,
         ),
     ),
     endpoint(
         "POST",
         "/api/v1/orders/{id:id}/accept/",
         accept,
-        Operation("Принять заказ", EmptyIn, StatusOut, who="participant", conflict="state", if_match=True, etag=True),
+        Operation(
+            "Принять заказ", EmptyIn, StatusOut, who="participant", conflict="state", preconditions=True, etag=True
+        ),
     ),
     endpoint(
         "POST",
         "/api/v1/orders/{id:id}/request-revision/",
         request_revision,
         Operation(
-            "Запросить доработку", RevisionIn, StatusOut, who="participant", conflict="state", if_match=True, etag=True
+            "Запросить доработку",
+            RevisionIn,
+            StatusOut,
+            who="participant",
+            conflict="state",
+            preconditions=True,
+            etag=True,
         ),
     ),
     endpoint(
@@ -343,7 +357,7 @@ routes = [
             ApprovedOut,
             who="participant",
             conflict="state",
-            if_match=True,
+            preconditions=True,
             etag=True,
         ),
     ),
@@ -352,7 +366,7 @@ routes = [
         "/api/v1/orders/{id:id}/cancel/",
         cancel,
         Operation(
-            "Отмена заказа", CancelIn, CancelledOut, who="participant", conflict="state", if_match=True, etag=True
+            "Отмена заказа", CancelIn, CancelledOut, who="participant", conflict="state", preconditions=True, etag=True
         ),
     ),
     endpoint(
@@ -366,7 +380,7 @@ routes = [
             status=201,
             who="participant",
             conflict="state",
-            if_match=True,
+            preconditions=True,
         ),
     ),
     endpoint(
@@ -386,7 +400,7 @@ routes = [
             status=201,
             who="participant",
             conflict="state",
-            if_match=True,
+            preconditions=True,
         ),
     ),
     endpoint(

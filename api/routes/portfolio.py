@@ -34,7 +34,7 @@ from api.schemas.portfolio import (
 )
 from api.services import Services, services
 from api.uploads import ReceivedFile
-from api.versions import expected_versions, versioned
+from api.versions import preconditions, versioned
 from commands.portfolio import Kind, Saved, StoredImage
 from readmodels.creators import get_creator_profile_of_user
 from readmodels.pages import Page, read_page_async
@@ -200,7 +200,7 @@ async def _update(request: Request, piece: Piece, model: type[UpdateIn]) -> Resp
             number,
             changes,
             new_file,
-            expected_versions=expected_versions(request),
+            preconditions=preconditions(request),
         )
         saved = await (file.record(command) if file is not None else command)
     return await _answer_saved(s, piece, saved)
@@ -210,7 +210,7 @@ async def _delete(request: Request, piece: Piece) -> Response:
     s = services(request)
     user_id = authenticated_user(request, s.tokens)
     positions = await s.run(
-        s.portfolio.delete, piece.kind, user_id, request.path_params["id"], expected_versions=expected_versions(request)
+        s.portfolio.delete, piece.kind, user_id, request.path_params["id"], preconditions=preconditions(request)
     )
     await s.settle(positions)
     return Response(status_code=204)
@@ -261,7 +261,7 @@ routes = [
             "Обновление элемента портфолио",
             response=PortfolioItemOut,
             who="owner",
-            if_match=True,
+            preconditions=True,
             etag=True,
             form=(FormField("cover_image"),),
             form_model=PortfolioItemIn,
@@ -275,7 +275,7 @@ routes = [
             "Частичное обновление элемента портфолио",
             response=PortfolioItemOut,
             who="owner",
-            if_match=True,
+            preconditions=True,
             etag=True,
             form=(FormField("cover_image"),),
             form_model=PortfolioItemPatchIn,
@@ -285,7 +285,7 @@ routes = [
         "DELETE",
         "/api/portfolio/{id:id}/",
         delete_item,
-        Operation("Удаление элемента портфолио", status=204, who="owner", if_match=True),
+        Operation("Удаление элемента портфолио", status=204, who="owner", preconditions=True),
     ),
     endpoint(
         "GET",
@@ -317,7 +317,7 @@ routes = [
             "Обновление изображения",
             response=PortfolioImageOut,
             who="owner",
-            if_match=True,
+            preconditions=True,
             etag=True,
             form=(FormField("image"),),
             form_model=PortfolioImagePatchIn,
@@ -331,7 +331,7 @@ routes = [
             "Частичное обновление изображения",
             response=PortfolioImageOut,
             who="owner",
-            if_match=True,
+            preconditions=True,
             etag=True,
             form=(FormField("image"),),
             form_model=PortfolioImagePatchIn,
@@ -341,6 +341,6 @@ routes = [
         "DELETE",
         "/api/portfolio-images/{id:id}/",
         remove_image,
-        Operation("Удаление изображения", status=204, who="owner", if_match=True),
+        Operation("Удаление изображения", status=204, who="owner", preconditions=True),
     ),
 ]

@@ -30,7 +30,7 @@ from api.schemas.services import (
     render_service,
 )
 from api.services import Services, services
-from api.versions import etag, expected_versions, versioned
+from api.versions import etag, preconditions, versioned
 from commands.services import OfferService
 from readmodels.services import ListingState, get_service, list_services
 from ugc.platform.dialect import Row
@@ -125,7 +125,7 @@ async def update(request: Request) -> Response:
     changes: dict[str, Any] = {name: getattr(body, name) for name in body.model_fields_set}
     if "options" in changes:
         changes["options"] = _drafts(changes["options"])
-    positions = await s.run(s.services.edit, user_id, number, changes, expected_versions=expected_versions(request))
+    positions = await s.run(s.services.edit, user_id, number, changes, preconditions=preconditions(request))
     await s.settle(positions)
     return _answer(await _row(s, number))
 
@@ -135,7 +135,7 @@ async def deactivate(request: Request) -> Response:
     s = services(request)
     user_id = authenticated_user(request, s.tokens)
     positions = await s.run(
-        s.services.deactivate, user_id, _service_number(request), expected_versions=expected_versions(request)
+        s.services.deactivate, user_id, _service_number(request), preconditions=preconditions(request)
     )
     await s.settle(positions)
     return Response(status_code=204)
@@ -166,13 +166,13 @@ routes = [
         "PATCH",
         "/api/v1/services/{id:id}/",
         update,
-        Operation("Изменение своего сервиса", ServicePatchIn, ServiceOut, who="owner", if_match=True, etag=True),
+        Operation("Изменение своего сервиса", ServicePatchIn, ServiceOut, who="owner", preconditions=True, etag=True),
     ),
     endpoint(
         "DELETE",
         "/api/v1/services/{id:id}/",
         deactivate,
-        Operation("Деактивация своего сервиса (остается доступным по id)", status=204, who="owner", if_match=True),
+        Operation("Деактивация своего сервиса (остается доступным по id)", status=204, who="owner", preconditions=True),
     ),
     endpoint(
         "GET",

@@ -23,7 +23,7 @@ from api.schemas.users import (
     render_user,
 )
 from api.services import Services, services
-from api.versions import expected_versions, versioned
+from api.versions import preconditions, versioned
 from readmodels.creators import get_creator_profile_of_user
 from readmodels.users import get_user
 from ugc.platform.dialect import Row
@@ -75,7 +75,7 @@ async def update_creator_profile(request: Request) -> Response:
         s.creators.update_profile,
         user_id,
         body.model_dump(exclude_unset=True),
-        expected_versions=expected_versions(request),
+        preconditions=preconditions(request),
     )
     await s.settle(positions)
     return await _profile_of(s, user_id)
@@ -118,7 +118,7 @@ routes = [
             CreatorProfilePatchIn,
             CreatorProfileOut,
             missing=True,
-            if_match=True,
+            preconditions=True,
             etag=True,
         ),
     ),

@@ -32,7 +32,8 @@ class ConflictOut(Out):
 
 
 class StaleVersionOut(Out):
-    """412: the request's `If-Match` names a version the object no longer has."""
+    """412: a condition on the object's version is false: the request's `If-Match` names a version the
+    object no longer has, or its `If-None-Match` is `*` or names the version it has. `error` says which."""
 
     error: str
     version: int = Field(description="The current version (also in `ETag`).")

@@ -139,6 +139,19 @@ PARAMETERS: dict[str, dict[str, Any]] = {
         ),
         "schema": {"type": "string", "examples": ['"3.5f1c0a9e2b7d4c18"']},
     },
+    # The same header on a write, where it is a precondition (RFC 9110 §13.1.2), not a revalidation.
+    "If-None-Match-write": {
+        "name": "If-None-Match",
+        "in": "header",
+        "required": False,
+        "description": (
+            "`*` — изменение применяется, только если объекта нет (он есть, поэтому 412); версии (`ETag` "
+            '`"3.5f1c0a9e2b7d4c18"`, сравнивается только версия до точки, `W/` не учитывается, или `"3"`, или '
+            "список) — только если ни одна из них не текущая, иначе 412 с текущей версией. Проверяется после "
+            "`If-Match`; тег, в котором не прочесть версию, не называет ни одной."
+        ),
+        "schema": {"type": "string", "examples": ["*"]},
+    },
     "Idempotency-Key": {
         "name": "Idempotency-Key",
         "in": "header",
@@ -185,7 +198,8 @@ HEADERS: dict[str, dict[str, Any]] = {
     "ETag": {
         "description": (
             'Версия объекта и отпечаток тела ответа (`"3.5f1c0a9e2b7d4c18"`): меняется с любым изменением ответа '
-            '(в том числе рейтинга); для `If-Match` при следующем изменении. В ответе 412 — текущая версия (`"3"`).'
+            "(в том числе рейтинга); для `If-Match` и `If-None-Match` при следующем изменении. "
+            'В ответе 412 — текущая версия (`"3"`).'
         ),
         "schema": {"type": "string"},
     },
