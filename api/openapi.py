@@ -139,6 +139,11 @@ class Operation:
             return "not_authenticated"
         return self.credentials or "invalid_token"
 
+    def form_as_json(self) -> bool:
+        """Whether the form may come as a JSON object of its text fields too: one whose file is optional
+        (an update), as api/image_forms.py reads it."""
+        return bool(self.form) and not any(field.required for field in self.form)
+
     def needs_verified(self, method: str) -> bool:
         """Every signed-in write needs a verified e-mail: what others see or what costs storage."""
         return method != "GET" and self.auth is True and not self.open_to_unverified
@@ -161,8 +166,7 @@ class Operation:
             add(415, "непустое тело не `application/json` (см. `Accept`) или не в UTF-8")
         if self.form:
             add(400, "тело multipart/form-data не удалось прочитать")
-            # A form whose file is optional (an update) may come as JSON too (api/image_forms.py).
-            json_too = " и не `application/json`" if not any(field.required for field in self.form) else ""
+            json_too = " и не `application/json`" if self.form_as_json() else ""
             add(415, f"тело не `multipart/form-data`{json_too} (см. `Accept`)")
         if self.request is not None or self.form:
             add(413, "тело запроса слишком велико")
@@ -332,6 +336,8 @@ def openapi_document(routes: Sequence[BaseRoute], *, title: str, version: str) -
     for route in documented:
         if route.operation.request is not None:
             keyed[route.operation.request] = "validation"
+        if route.operation.form_as_json() and route.operation.form_model is not None:
+            keyed[route.operation.form_model] = "validation"
     _check_unique_names(keyed)
     refs, definitions = models_json_schema(
         sorted(keyed.items(), key=lambda pair: pair[0].__name__), ref_template="#/components/schemas/{model}"
@@ -446,7 +452,10 @@ def _operation(route: DocumentedRoute, operation_id: str, ref: dict[type[BaseMod
             media["example"] = EXAMPLES[op.request]
         document["requestBody"] = {"required": _body_required(op.request), "content": {JSON_MEDIA_TYPE: media}}
     if op.form:
-        document["requestBody"] = {"required": True, "content": {"multipart/form-data": {"schema": _form_schema(op)}}}
+        content: dict[str, Any] = {"multipart/form-data": {"schema": _form_schema(op)}}
+        if op.form_as_json() and op.form_model is not None:
+            content[JSON_MEDIA_TYPE] = {"schema": ref[op.form_model]}
+        document["requestBody"] = {"required": True, "content": content}
     if op.auth is True:
         document["security"] = [{"bearer": []}]
     elif op.auth == "optional":

@@ -192,6 +192,21 @@ def test_writes_that_take_if_match_take_if_none_match_and_answer_412_to_either()
     assert "304" in read["If-None-Match"]["description"]
 
 
+def test_an_update_of_a_portfolio_item_or_image_takes_json_as_well_as_a_form() -> None:
+    """An update's file is optional, so its fields may come as JSON (api/image_forms.py); a creation's may not."""
+    for path, method, model in (
+        ("/api/portfolio/{id}/", "put", "PortfolioItemIn"),
+        ("/api/portfolio/{id}/", "patch", "PortfolioItemPatchIn"),
+        ("/api/portfolio-images/{id}/", "put", "PortfolioImagePatchIn"),
+        ("/api/portfolio-images/{id}/", "patch", "PortfolioImagePatchIn"),
+    ):
+        content = DOCUMENT["paths"][path][method]["requestBody"]["content"]
+        assert set(content) == {"multipart/form-data", "application/json"}, (path, method)
+        assert content["application/json"]["schema"] == {"$ref": f"#/components/schemas/{model}"}, (path, method)
+    for path in ("/api/portfolio/", "/api/portfolio-images/"):
+        assert set(DOCUMENT["paths"][path]["post"]["requestBody"]["content"]) == {"multipart/form-data"}, path
+
+
 def test_reads_that_answer_an_etag_answer_304_to_a_copy_still_current() -> None:
     """A GET with an ETag takes `If-None-Match` and answers 304 without a body; writes do not."""
     for path in ("/api/v1/orders/{id}/", "/api/v1/services/{id}/", "/api/v1/creators/{id}/", "/api/portfolio/{id}/"):
