@@ -64,6 +64,10 @@ CONDITIONS: list[tuple[str | None, str | None]] = [(None, None)] * 8 + [
     (None, "other"),
     ("current", "other"),
     ("stale", "*"),
+    ("listed", None),
+    ("weak", None),
+    (None, "listed"),
+    (None, "weak"),
 ]
 
 
@@ -75,7 +79,17 @@ def tag(condition: str | None, version: int) -> str | None:
         "current": f'"{version}"',
         "stale": f'"{version - 1 or version + 1}"',
         "other": f'"{version + 5}"',
+        "listed": f'"{version + 5}", "{version}"',  # a list naming the current version among others
+        "weak": f'W/"{version}.0123456789abcdef"',  # a full tag, weakened by a proxy: its version counts
     }[condition]
+
+
+def named(header: str) -> set[int]:
+    """The versions a precondition's tags name (README: "`If-Match` compares the version alone (the
+    number before the dot ...)", "`W/"3.…"` counts as `"3.…"`", a list "of which the current one must
+    be one")."""
+    tags = (text.strip().removeprefix("W/").strip('"') for text in header.split(","))
+    return {int(text.split(".")[0]) for text in tags}
 
 
 PARTIES = ("buyer", "creator", "outsider", "auditor")
@@ -121,8 +135,9 @@ def expected(order: Modelled, call: Call, role: str | None) -> int:
         return 403
     if call.command == "request_revision" and not order.modifiable:
         return 403
-    current = f'"{order.version}"'
-    if call.if_match not in (None, "*", current) or call.if_none_match in ("*", current):
+    if call.if_match not in (None, "*") and order.version not in named(call.if_match):
+        return 412
+    if call.if_none_match == "*" or (call.if_none_match is not None and order.version in named(call.if_none_match)):
         return 412
     if order.status not in rule.sources or (call.command == "review" and order.reviewed):
         return 409
@@ -299,6 +314,11 @@ class OrderLifecycle(RuleBasedStateMachine):
             shown = response.json()
             assert (shown["status"], version_of(response)) == (order.status, order.version), (party, order)
             assert shown["requirements"] == order.requirements
+            again = self.api.client.get(
+                f"/api/v1/orders/{self.touched}/",
+                headers=self.users[user]["headers"] | {"If-None-Match": response.headers["etag"]},
+            )
+            assert (again.status_code, again.headers["etag"]) == (304, response.headers["etag"]), party
 
     @invariant()
     def the_history_has_one_entry_per_event(self) -> None:
