@@ -281,19 +281,31 @@ CONNECTION_HEAVY = {
     "test_rebuild_under_load",
     "test_push_readable",
 }
-# The slowest modules start first (in this order, from `--durations` of a serial run), so that no
-# worker is left with a long one at the end while the other idles; the rest keep their order.
+# The slowest modules start first (in this order, from `--durations` of whole runs: a serial one, then
+# 2026-12-07's on two workers), so that no worker is left with a long one at the end while the other
+# idles; the rest keep their order.
 SLOW_FIRST = [
     "connection_heavy",
     "test_schemathesis",
+    "test_backup_restore",
     "test_browser",
     "test_e2e_realtime",
+    "test_abandoned_uploads",
     "test_cli",
+    "test_creator_skill_races",
+    "test_data_key_rewrap",
+    "test_forced_stop",
+    "test_key_rotation",
+    "test_graceful_stop",
+    "test_database_outages",
+    "test_order_model",
     "test_projection_quarantine",
     "test_order_races",
     "test_replay",
+    "test_portfolio_races",
     "test_idempotency",
     "test_throttle",
+    "test_personal_data",
     "test_api_services",
     "test_api_orders",
     "test_projections",
