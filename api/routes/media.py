@@ -16,7 +16,7 @@ from api.downloads import stored_file_response
 from api.openapi import Operation, endpoint
 from api.services import services
 from readmodels.portfolio import public_media_type
-from ugc.platform.media import UnknownKey
+from ugc.platform.media import UnknownKey, is_key
 
 # A key's bytes never change (a replaced image gets a new key), but its image may be withdrawn at
 # any moment (deleted, or its creator erased): a cache may keep the bytes, yet must ask again with
@@ -27,7 +27,8 @@ CACHE_CONTROL = "public, no-cache"
 async def portfolio_media(request: Request) -> Response:
     s = services(request)
     key: str = request.path_params["key"]
-    content_type = await s.run(public_media_type, s.db, key)
+    # A text no key has is no image, and is not to be looked up: PostgreSQL refuses a NUL in a query.
+    content_type = await s.run(public_media_type, s.db, key) if is_key(key) else None
     if content_type is None:
         raise errors.not_found()
     try:

@@ -34,8 +34,13 @@ from ugc.platform.durable import sync_directory
 
 # 24 random bytes -> 32 URL-safe characters.
 _KEY_BYTES = 24
-_KEY = re.compile(r"^[A-Za-z0-9_-]{32}$")
+_KEY = re.compile(r"[A-Za-z0-9_-]{32}")
 _INCOMING = ".incoming"
+
+
+def is_key(text: object) -> bool:
+    """Whether `text` is shaped like the keys this store makes (whatever is stored under it)."""
+    return isinstance(text, str) and _KEY.fullmatch(text) is not None
 
 
 class UnknownKey(KeyError):
@@ -74,7 +79,7 @@ class MediaStore:
 
     def path(self, key: str) -> Path:
         """Where the bytes of `key` are (or would be); `UnknownKey` if `key` is not shaped like a key."""
-        if not isinstance(key, str) or not _KEY.match(key):
+        if not is_key(key):
             raise UnknownKey(key)
         return self.root / key[:2] / key
 
