@@ -13,7 +13,7 @@ from starlette.websockets import WebSocket
 
 from api.conditions import NotModified
 from api.errors import EXCEPTION_HANDLERS
-from api.middleware import HeaderDefaults, RequestId, StorableQuery, TrailingSlash
+from api.middleware import HeaderDefaults, RequestId, TrailingSlash
 from api.routes import (
     auth,
     conversations,
@@ -85,7 +85,6 @@ def build_app(open_services: Callable[[], AbstractContextManager[Services]]) -> 
             Middleware(HeaderDefaults),  # outermost: RequestId's 500s get them too
             Middleware(RequestId),
             Middleware(TrailingSlash),
-            Middleware(StorableQuery),
             Middleware(NotModified),  # inside RequestId and HeaderDefaults: a 304 gets their headers too
         ],
         exception_handlers=EXCEPTION_HANDLERS,

@@ -8,15 +8,13 @@ import functools
 import logging
 import re
 import uuid
-from urllib.parse import parse_qsl
 
 from starlette.datastructures import MutableHeaders
 from starlette.requests import ClientDisconnect
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.errors import internal_error_response, invalid, unavailable
-from api.text import unstorable_pairs
+from api.errors import internal_error_response, unavailable
 from ugc import events
 from ugc.platform import logs
 
@@ -171,24 +169,4 @@ class TrailingSlash:
             scope["path"] += "/"
             if scope.get("raw_path"):
                 scope["raw_path"] = scope["raw_path"] + b"/"
-        await self.app(scope, receive, send)
-
-
-class StorableQuery:
-    """Refuse with 422 a query string whose text no backend can store (api/text.py), before any route.
-
-    One check at the edge for every parameter: searches, filters and `as_of` reach SQL and the log.
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        query = scope.get("query_string", b"") if scope["type"] == "http" else b""
-        if query:
-            pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True, encoding="utf-8", errors="replace")
-            if problems := unstorable_pairs(pairs):
-                error = invalid(problems)
-                await JSONResponse(error.body, status_code=error.status)(scope, receive, send)
-                return
         await self.app(scope, receive, send)

@@ -24,6 +24,7 @@ import api.ids  # noqa: F401  (registers the `{name:id}` path convertor before a
 from api.arrival import arriving
 from api.auth import guarded
 from api.errors import ACCEPT_BY_METHOD
+from api.query import storable_query
 from api.schemas.errors import ERROR_BODIES
 from api.schemas.examples import ERROR_EXAMPLES, EXAMPLES, PAGE_EXAMPLES
 from api.schemas.out import Page
@@ -214,7 +215,8 @@ class DocumentedRoute(Route):
         self.method = method
         self.operation = operation
         self.handler = endpoint
-        guard = guarded(endpoint, verified=self.needs_verified)
+        read = storable_query(endpoint) if operation.query_names() else endpoint
+        guard = guarded(read, verified=self.needs_verified)
         # A command the order's status may refuse is meant for the status seen when it arrived.
         super().__init__(path, arriving(guard) if operation.conflict == "state" else guard, methods=[method])
 

@@ -2,15 +2,41 @@
 
 from __future__ import annotations
 
-from starlette.requests import Request
+import functools
+from urllib.parse import parse_qsl
 
+from starlette.requests import Request
+from starlette.responses import Response
+
+from api.auth import Endpoint
 from api.errors import invalid, message
+from api.text import unstorable_pairs
 from readmodels.folding import MAX_SEARCH_WORDS, search_words
 from ugc.platform.numbers import natural
 
 _FLAGS = {"true": True, "1": True, "false": False, "0": False}
 # A search term of more words than MAX_SEARCH_WORDS (readmodels/folding.py) is a 422.
 TOO_MANY_WORDS = f"Убедитесь, что поиск содержит не более {MAX_SEARCH_WORDS} слов."
+
+
+def storable_query(handler: Endpoint) -> Endpoint:
+    """`handler` behind a 422 for a query string holding text that no backend can store (api/text.py).
+
+    For the operations that read their query (api/openapi.py wraps those, and documents the 422):
+    searches, filters and `as_of` reach SQL and the log. Every pair is checked, read or not, as the
+    pairs go into the pages' links too. An operation that reads no query is not wrapped: what it never
+    reads reaches nothing, and its document lists no 422 (a check before routing answered one).
+    """
+
+    @functools.wraps(handler)
+    async def checked(request: Request) -> Response:
+        query = request.scope.get("query_string", b"").decode("latin-1")
+        pairs = parse_qsl(query, keep_blank_values=True, encoding="utf-8", errors="replace")
+        if problems := unstorable_pairs(pairs):
+            raise invalid(problems)
+        return await handler(request)
+
+    return checked
 
 
 def query_id(request: Request, name: str) -> int | None:
