@@ -215,7 +215,7 @@ class DocumentedRoute(Route):
         self.method = method
         self.operation = operation
         self.handler = endpoint
-        read = storable_query(endpoint) if operation.query_names() else endpoint
+        read = storable_query(endpoint, auth=operation.auth) if operation.query_names() else endpoint
         guard = guarded(read, verified=self.needs_verified)
         # A command the order's status may refuse is meant for the status seen when it arrived.
         super().__init__(path, arriving(guard) if operation.conflict == "state" else guard, methods=[method])

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import functools
+from typing import Literal
 from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from api.auth import Endpoint
+from api.auth import Endpoint, bearer_token, caller
 from api.errors import invalid, message
 from api.text import unstorable_pairs
 from readmodels.folding import MAX_SEARCH_WORDS, search_words
@@ -19,13 +20,15 @@ _FLAGS = {"true": True, "1": True, "false": False, "0": False}
 TOO_MANY_WORDS = f"Убедитесь, что поиск содержит не более {MAX_SEARCH_WORDS} слов."
 
 
-def storable_query(handler: Endpoint) -> Endpoint:
+def storable_query(handler: Endpoint, *, auth: bool | Literal["optional"]) -> Endpoint:
     """`handler` behind a 422 for a query string holding text that no backend can store (api/text.py).
 
     For the operations that read their query (api/openapi.py wraps those, and documents the 422):
     searches, filters and `as_of` reach SQL and the log. Every pair is checked, read or not, as the
     pairs go into the pages' links too. An operation that reads no query is not wrapped: what it never
-    reads reaches nothing, and its document lists no 422 (a check before routing answered one).
+    reads reaches nothing, and its document lists no 422 (a check before routing answered one). The
+    caller's token is checked first where the operation takes one (`auth`), as for any other wrong
+    query value: DESIGN.md's 401 before 422.
     """
 
     @functools.wraps(handler)
@@ -33,6 +36,8 @@ def storable_query(handler: Endpoint) -> Endpoint:
         query = request.scope.get("query_string", b"").decode("latin-1")
         pairs = parse_qsl(query, keep_blank_values=True, encoding="utf-8", errors="replace")
         if problems := unstorable_pairs(pairs):
+            if auth is True or (auth == "optional" and bearer_token(request) is not None):
+                caller(request)  # 401 without a good token
             raise invalid(problems)
         return await handler(request)
 

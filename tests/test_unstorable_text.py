@@ -162,6 +162,15 @@ def test_an_operation_that_reads_no_query_ignores_one_it_could_not_store(api: Ap
     assert odd.status_code == plain.status_code == 200, odd.text
 
 
+def test_an_unstorable_query_is_refused_only_once_the_token_is_checked(api: Api) -> None:
+    # DESIGN.md's order of checks, as for any other wrong query value (`?status=bogus`): 401 first.
+    for query in ("status=bogus", "status=a%00b"):
+        response = api.client.get(f"/api/v1/orders/?{query}")
+        assert (response.status_code, response.json()) == (401, {"detail": "Учетные данные не были предоставлены."})
+        response = api.client.get(f"/api/v1/orders/?{query}", headers={"Authorization": "Bearer nonsense"})
+        assert (response.status_code, response.json()) == (401, {"detail": "Токен недействителен или просрочен."})
+
+
 def test_an_idempotency_key_with_a_control_character_is_422(api: Api) -> None:
     deal = a_deal(api)
     response = api.client.post(
