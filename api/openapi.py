@@ -289,6 +289,19 @@ _ERROR_DESCRIPTIONS = {
     429: "Слишком много попыток",
     503: "Сервис временно недоступен",
 }
+# What a stored file's answers carry (`Operation.ranges`, api/downloads.py): header -> its component.
+# A 206 of several ranges is `multipart/byteranges`, each part with its own Content-Range.
+_FILE_VALIDATORS = (("ETag", "ETag-file"), ("Last-Modified", "Last-Modified"))
+_FILE_HEADERS = {
+    200: (("Accept-Ranges", "Accept-Ranges"), *_FILE_VALIDATORS, ("Content-Disposition", "Content-Disposition")),
+    206: (
+        ("Accept-Ranges", "Accept-Ranges"),
+        ("Content-Range", "Content-Range-part"),
+        *_FILE_VALIDATORS,
+        ("Content-Disposition", "Content-Disposition"),
+    ),
+    304: _FILE_VALIDATORS,
+}
 # Error answers that carry a header worth knowing.
 _ERROR_HEADERS = {
     401: ("WWW-Authenticate",),
@@ -405,6 +418,8 @@ def _operation(route: DocumentedRoute, operation_id: str, ref: dict[type[BaseMod
         parameters += [PARAMETERS["If-Match"], PARAMETERS["If-None-Match-write"]]
     if 304 in route.answers():
         parameters.append(PARAMETERS["If-None-Match"])
+    if op.ranges:
+        parameters += [PARAMETERS["Range"], PARAMETERS["If-Range"], PARAMETERS["If-Modified-Since"]]
     if route.idempotent:
         parameters.append(PARAMETERS["Idempotency-Key"])
     parameters.append(PARAMETERS["X-Request-ID"])
@@ -414,6 +429,8 @@ def _operation(route: DocumentedRoute, operation_id: str, ref: dict[type[BaseMod
         answer: dict[str, Any] = {"description": description, "headers": {"X-Request-ID": _header_ref("X-Request-ID")}}
         if op.etag and (status < 300 or status == 304):
             answer["headers"]["ETag"] = _header_ref("ETag")
+        if op.ranges:
+            answer["headers"] |= {name: _header_ref(ref_name) for name, ref_name in _FILE_HEADERS.get(status, ())}
         if model is not None:
             media: dict[str, Any] = {"schema": ref[model]}
             example = PAGE_EXAMPLES.get(op.response) if op.paginated else EXAMPLES.get(model)
@@ -421,7 +438,8 @@ def _operation(route: DocumentedRoute, operation_id: str, ref: dict[type[BaseMod
                 media["example"] = example
             answer["content"] = {JSON_MEDIA_TYPE: media}
         elif op.media_type != JSON_MEDIA_TYPE and status in (op.status, 206):
-            answer["content"] = {op.media_type: {"schema": {"type": "string", "format": "binary"}}}
+            media_types = (op.media_type, "multipart/byteranges") if status == 206 else (op.media_type,)
+            answer["content"] = {name: {"schema": {"type": "string", "format": "binary"}} for name in media_types}
         responses[str(status)] = answer
     for status, reason in route.errors().items():
         headers = {"X-Request-ID": _header_ref("X-Request-ID")}

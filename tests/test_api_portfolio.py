@@ -579,6 +579,18 @@ def test_a_browser_revalidating_a_public_image_gets_304_without_the_bytes(api: A
         assert (again.status_code, again.content) == (200, PNG), changed
 
 
+def test_a_public_image_is_served_in_parts_one_or_several(api: Api) -> None:
+    """A viewer resuming or sampling a large image asks for ranges: one is the part with its
+    Content-Range, several are their `multipart/byteranges` (both declared: api/openapi.py)."""
+    cover = created(api, api.creator())["cover_image"].removeprefix(api.settings.public_url)
+    one = api.client.get(cover, headers={"Range": "bytes=0-7"})
+    assert (one.status_code, one.content, one.headers["content-range"]) == (206, PNG[:8], f"bytes 0-7/{len(PNG)}")
+    assert one.headers["content-type"] == "image/png" and one.headers["accept-ranges"] == "bytes"
+    several = api.client.get(cover, headers={"Range": "bytes=0-3,8-11"})
+    assert several.status_code == 206 and several.headers["content-type"].startswith("multipart/byteranges; boundary=")
+    assert PNG[:4] in several.content and PNG[8:12] in several.content and "content-range" not in several.headers
+
+
 def test_a_cached_image_is_revalidated_each_time_so_a_deleted_one_is_404_at_once(api: Api) -> None:
     """A shared cache may keep a public image but must ask again before serving it (`no-cache`): a
     live image costs a 304, and the same conditional request after the item's or the image's

@@ -175,7 +175,10 @@ def test_headers_are_documented_where_they_are_taken_and_answered() -> None:
         "If-Match",
         "If-None-Match",
         "If-None-Match-write",
+        "If-Modified-Since",
+        "If-Range",
         "Idempotency-Key",
+        "Range",
         "X-Request-ID",
     }
 
@@ -216,6 +219,23 @@ def test_reads_that_answer_an_etag_answer_304_to_a_copy_still_current() -> None:
     assert "304" not in _responses("/api/v1/services/{id}/", "patch")
     assert "304" not in _responses("/api/v1/orders/", "post")
     assert "304" not in _responses("/api/v1/categories/", "get")  # no ETag, nothing to compare
+
+
+def test_a_stored_file_takes_ranges_and_dates_and_answers_their_headers() -> None:
+    """A download (api/downloads.py) serves parts of the file (`Range`, under `If-Range`) and revalidates
+    by tag or date; its 206 may be one part or several (`multipart/byteranges`), as a client must know."""
+    for path, media_type in (("/api/v1/files/{id}/download/", "*/*"), ("/media/portfolio/{key}/", "image/*")):
+        read = DOCUMENT["paths"][path]["get"]
+        taken = {p["name"] for p in read["parameters"] if p["in"] == "header"}
+        assert {"Range", "If-Range", "If-None-Match", "If-Modified-Since"} <= taken, path
+        answers = read["responses"]
+        assert {"Accept-Ranges", "ETag", "Last-Modified", "Content-Disposition"} <= set(answers["200"]["headers"]), path
+        assert answers["206"]["headers"]["Content-Range"] == {"$ref": "#/components/headers/Content-Range-part"}, path
+        assert set(answers["206"]["content"]) == {media_type, "multipart/byteranges"}, path
+        assert {"ETag", "Last-Modified"} <= set(answers["304"]["headers"]), path
+        assert answers["416"]["headers"]["Content-Range"] == {"$ref": "#/components/headers/Content-Range"}, path
+    part = re.compile(DOCUMENT["components"]["headers"]["Content-Range-part"]["schema"]["pattern"])
+    assert part.match("bytes 0-1023/4096") and not part.match("bytes */4096")
 
 
 @pytest.mark.parametrize("model", list(EXAMPLES), ids=lambda model: model.__name__)

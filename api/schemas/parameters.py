@@ -152,6 +152,38 @@ PARAMETERS: dict[str, dict[str, Any]] = {
         ),
         "schema": {"type": "string", "examples": ["*"]},
     },
+    # A stored file's download (`Operation.ranges`): parts of it, and its revalidation by date.
+    "Range": {
+        "name": "Range",
+        "in": "header",
+        "required": False,
+        "description": (
+            "Часть файла: `bytes=0-1023`, `bytes=1024-`, `bytes=-500` (последние 500 байт) или несколько через "
+            "запятую (ответ `multipart/byteranges`): 206 с этой частью; 416, если начало за концом файла. "
+            "Диапазон, который не прочесть, не учитывается: 200 с файлом целиком."
+        ),
+        "schema": {"type": "string", "examples": ["bytes=0-1023"]},
+    },
+    "If-Range": {
+        "name": "If-Range",
+        "in": "header",
+        "required": False,
+        "description": (
+            "`ETag` или `Last-Modified` копии, часть которой уже есть у клиента: `Range` учитывается, только "
+            "если файл с тех пор не изменился, иначе 200 с файлом целиком."
+        ),
+        "schema": {"type": "string"},
+    },
+    "If-Modified-Since": {
+        "name": "If-Modified-Since",
+        "in": "header",
+        "required": False,
+        "description": (
+            "Дата HTTP (`Last-Modified` копии клиента): 304 без тела, если файл не изменился с нее. "
+            "Не учитывается при `If-None-Match` и если дату не прочесть."
+        ),
+        "schema": {"type": "string", "examples": ["Mon, 07 Dec 2026 07:49:32 GMT"]},
+    },
     "Idempotency-Key": {
         "name": "Idempotency-Key",
         "in": "header",
@@ -191,9 +223,24 @@ HEADERS: dict[str, dict[str, Any]] = {
         "description": "Кодирование тела, которое сервер принимает: только `identity` (без сжатия).",
         "schema": {"type": "string", "const": "identity"},
     },
+    "Accept-Ranges": {
+        "description": "`bytes`: файл отдается частями по `Range`.",
+        "schema": {"type": "string", "const": "bytes"},
+    },
+    "Content-Disposition": {
+        "description": (
+            "`attachment` (скачать) или `inline` (изображения портфолио) с именем файла: `filename` (ASCII) "
+            "и `filename*` (UTF-8), RFC 6266."
+        ),
+        "schema": {"type": "string"},
+    },
     "Content-Range": {
         "description": "Размер файла: `bytes */<размер>`.",
         "schema": {"type": "string", "pattern": "^bytes \\*/[0-9]+$"},
+    },
+    "Content-Range-part": {
+        "description": "Часть файла в ответе 206 на один диапазон: `bytes <начало>-<конец>/<размер>`.",
+        "schema": {"type": "string", "pattern": "^bytes [0-9]+-[0-9]+/[0-9]+$"},
     },
     "ETag": {
         "description": (
@@ -201,6 +248,14 @@ HEADERS: dict[str, dict[str, Any]] = {
             "(в том числе рейтинга); для `If-Match` и `If-None-Match` при следующем изменении. "
             'В ответе 412 — текущая версия (`"3"`).'
         ),
+        "schema": {"type": "string"},
+    },
+    "ETag-file": {
+        "description": "Отпечаток файла (его размер и время изменения): для `If-None-Match` и `If-Range`.",
+        "schema": {"type": "string"},
+    },
+    "Last-Modified": {
+        "description": "Когда файл изменен (дата HTTP): для `If-Modified-Since` и `If-Range`.",
         "schema": {"type": "string"},
     },
     "Retry-After": {
