@@ -62,24 +62,23 @@ def preconditions(request: Request) -> Preconditions:
     answers (nginx's gzip) weakens the ETags it passes on, and its clients send back what they were
     given; our tag is the object's version, the same whatever the bytes' coding.
     """
-    matching = request.headers.getlist("if-match")
-    none_matching = request.headers.getlist("if-none-match")
+    lines = request.headers.getlist("if-match")
+    matching = listed(lines)
+    none_matching = listed(request.headers.getlist("if-none-match"))
     return Preconditions(
-        matching=None if not matching or _any(matching) else _versions(matching),
-        absent=_any(none_matching),
+        # An `If-Match` with no tag that names a version (`"abc"`, none at all) holds for none.
+        matching=None if not lines or matching == ANY else _versions(matching),
+        absent=none_matching == ANY,
         none_matching=_versions(none_matching),
     )
 
 
-def _any(lines: list[str]) -> bool:
-    """Whether a header's list of tags is `*`, which names any current version."""
-    return listed(lines) == ["*"]
+ANY = ["*"]  # a header's list of tags that names any current version
 
 
-def _versions(lines: list[str]) -> frozenset[int]:
+def _versions(tags: list[str]) -> frozenset[int]:
     """The versions a header's list of tags names (a `*` in it names none)."""
-    tags = (tag.removeprefix("W/").strip('"') for tag in listed(lines))
-    return frozenset(version for version in map(_version, tags) if version)
+    return frozenset(version for version in (_version(tag.removeprefix("W/").strip('"')) for tag in tags) if version)
 
 
 def _version(tag: str) -> int | None:
