@@ -191,6 +191,20 @@ def test_a_process_on_sqlite_imports_no_postgresql_driver(tmp_path: Path) -> Non
     assert [name for name in imported_by("ugc.wiring", *COMMANDS) if name.startswith("psycopg")] == []
 
 
+def test_a_server_on_sqlite_imports_no_postgresql_driver(tmp_path: Path) -> None:
+    """A server on SQLite imported psycopg for its error handlers' table (api/errors.py), ~70-90 ms of
+    CPU at each worker's start: now neither at import nor while it answers."""
+    probe = (
+        "import sys; from ugc.cli import main; main(['migrate']); "
+        "from starlette.testclient import TestClient; from ugc.wiring import asgi_app; "
+        "client = TestClient(asgi_app()).__enter__(); "
+        "paths = ('/healthz/', '/readyz/', '/api/v1/services/', '/api/v1/orders/', '/api/v1/nowhere/'); "
+        "codes = [client.get(path).status_code for path in paths]; client.__exit__(None, None, None); "
+        "print(codes, sorted(m for m in sys.modules if m.startswith(('psycopg', 'eventsourcing.postgres'))))"
+    )
+    assert on_sqlite(tmp_path, probe) == "[200, 200, 200, 401, 404] []"
+
+
 def test_a_command_looks_its_version_up_only_for_version(tmp_path: Path) -> None:
     """importlib.metadata finding the installed distribution was ~14 ms of CPU at every command's start,
     for `--version` alone (`ugc.cli.ShowVersion`)."""
