@@ -341,6 +341,18 @@ async def missing_aggregate(request: Request, exc: Exception) -> Response:
     return _respond(not_found())
 
 
+def unhandled_error_response(method: str, path: str, request_id: str | None, exc: BaseException) -> Response:
+    """The answer to an error no handler of `EXCEPTION_HANDLERS` took (api.middleware.RequestId asks):
+    psycopg's own outage, unwrapped from the read pools (a lost connection, a standby refusing writes),
+    is a 503 like the event store's; anything else is a bug, a 500. psycopg's errors are asked for
+    here, not keyed in the table: the table is built before a server knows its database, and a server
+    on SQLite never imports psycopg (`ugc.platform.dialect.psycopg_loaded`)."""
+    if psycopg_unavailable(exc) or refuses_writes(exc):
+        log.warning("database unavailable: %s", exc)
+        return _respond(unavailable())
+    return internal_error_response(method, path, request_id, exc)
+
+
 def internal_error_response(method: str, path: str, request_id: str | None, exc: BaseException) -> Response:
     """The 500 answer, and one log line naming the request: no query string, no exception text.
 
@@ -367,16 +379,7 @@ async def unreadable_event(request: Request, exc: Exception) -> Response:
 async def internal_error(request: Request, exc: Exception) -> Response:
     """What Starlette's last-resort handler answers, should an error escape api.middleware.RequestId."""
     request_id = getattr(request.state, "request_id", None)
-    return internal_error_response(request.method, request.url.path, request_id, exc)
-
-
-async def unexpected_error(request: Request, exc: Exception) -> Response:
-    """What no other handler takes: a bug (500), unless it is psycopg's own outage, unwrapped from the
-    read pools (a lost connection; a standby refusing writes): 503. Asked here, not keyed in the table
-    by psycopg's classes: a server on SQLite never imports psycopg (`ugc.platform.dialect.psycopg_loaded`)."""
-    if psycopg_unavailable(exc) or refuses_writes(exc):
-        return await store_unavailable(request, exc)
-    return await internal_error(request, exc)
+    return unhandled_error_response(request.method, request.url.path, request_id, exc)
 
 
 EXCEPTION_HANDLERS: dict[Any, Any] = {
@@ -392,5 +395,5 @@ EXCEPTION_HANDLERS: dict[Any, Any] = {
     PersonErased: erased_person,
     AggregateNotFoundError: missing_aggregate,
     UnreadableEvent: unreadable_event,
-    Exception: unexpected_error,
+    Exception: internal_error,
 }

@@ -14,7 +14,7 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.errors import internal_error_response, unavailable
+from api.errors import unavailable, unhandled_error_response
 from ugc import events
 from ugc.platform import logs
 
@@ -142,7 +142,7 @@ class RequestId:
             with contextlib.suppress(Exception):  # the client may be gone as well
                 await refused(scope, receive, send_with_id)
         except Exception as error:
-            response = internal_error_response(scope["method"], scope["path"], request_id, error)
+            response = unhandled_error_response(scope["method"], scope["path"], request_id, error)
             if not started:  # otherwise the client sees the connection end mid-answer
                 await response(scope, receive, send_with_id)
 
