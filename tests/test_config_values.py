@@ -168,3 +168,22 @@ def test_a_database_url_of_no_known_kind_is_refused_at_start_not_called_unmigrat
             "host and database), not 'mysql://db/ugc'"
         ]
     assert not (tmp_path / "var").exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("UGC_DATABASE_URL", "postgresql://ugc@[::1/ugc"),
+        ("UGC_DATABASE_URL", "postgresql://ugc@[db]:5432/ugc"),
+        ("UGC_REDIS_URL", "redis://[::1:6379/0"),
+        ("UGC_REDIS_URL", "redis://[cache]:6379/0"),
+    ],
+)
+def test_a_url_whose_bracketed_host_cannot_be_read_is_refused_by_name(tmp_path: Path, name: str, value: str) -> None:
+    """An IPv6 host missing its `]`, or a name in brackets: the URL parser's ValueError came out of
+    every command as a traceback, exit status 1, where any other URL of no usable form is one line."""
+    env = {"UGC_VAR_DIR": str(tmp_path / "var"), name: value}
+    done = run_ugc(env, "users", "list")
+    assert done.returncode == 2 and done.stdout == "", done
+    assert [line.split(" must be ")[0] for line in done.stderr.strip().splitlines()] == [f"ugc: {name}"], done.stderr
+    assert repr(value) in done.stderr

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from email.utils import getaddresses
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 
 from ugc.platform.numbers import natural
 
@@ -280,8 +280,8 @@ def _database_url(url: str) -> str:
     libpq's is a local socket, the library's 127.0.0.1. A port that is no port (`:99999`, `:abc`) was
     taken for a database not reachable yet, and awaited for two minutes."""
     if is_postgres(url):
-        parts = urlsplit(url)
-        if parts.username and parts.path.strip("/") and _has_host(url, ("postgresql", "postgres")):
+        parts = _split(url)
+        if parts and parts.username and parts.path.strip("/") and _has_host(url, ("postgresql", "postgres")):
             return url
     elif url.startswith("sqlite:///") and url.removeprefix("sqlite:///").strip():
         return url
@@ -302,7 +302,9 @@ def _redis_url(url: str | None) -> str | None:
 
 
 def _redis_form(url: str) -> bool:
-    parts = urlsplit(url)
+    parts = _split(url)
+    if parts is None:
+        return False
     if parts.scheme == "unix":
         return bool(parts.path) and not any(ch.isspace() for ch in url)
     database = parts.path.removeprefix("/")
@@ -338,9 +340,20 @@ def _smtp_url(url: str | None) -> str | None:
     return url
 
 
-def _has_host(url: str, schemes: tuple[str, ...]) -> bool:
+def _split(url: str) -> SplitResult | None:
+    """`url`'s parts, or None where the parser refuses it: a bracketed host that is no IPv6 address or
+    lacks its `]` raised ValueError, a traceback out of every command."""
     try:
-        parts = urlsplit(url)
+        return urlsplit(url)
+    except ValueError:
+        return None
+
+
+def _has_host(url: str, schemes: tuple[str, ...]) -> bool:
+    parts = _split(url)
+    if parts is None:
+        return False
+    try:
         port = parts.port  # ValueError: a port that is no number from 0 to 65535
     except ValueError:
         return False
