@@ -8,6 +8,7 @@ import pytest
 
 from tests.backends import environment
 from tests.conftest import Api, new_client
+from tests.servers import run_ugc
 from ugc.clock import MovableClock, SystemClock
 from ugc.config import ConfigError, Settings, public_url_for
 from ugc.platform.database import Database
@@ -225,6 +226,20 @@ def test_a_var_dir_that_cannot_keep_the_keys_is_told_in_one_line(tmp_path: Path)
     (tmp_path / "var" / "secret.key").write_text("\n")
     with pytest.raises(ConfigError, match="secret.key is empty"):
         settings(tmp_path / "var")
+
+
+@pytest.mark.parametrize("name", ["UGC_SECRET_KEY", "UGC_AUDIT_KEY", "UGC_DATA_KEY"])
+def test_a_key_file_that_is_no_text_is_told_in_one_line_by_name(tmp_path: Path, name: str) -> None:
+    """A key file holding bytes that are no UTF-8 (a binary key written there by hand, a file mixed
+    up with another): `UnicodeDecodeError` came out of every command as a traceback, exit status 1."""
+    key_file = tmp_path / f"{name.removeprefix('UGC_').removesuffix('_KEY').lower()}.key"
+    key_file.write_bytes(b"\xff\xfe\x00" + bytes(range(128, 160)))
+    done = run_ugc({"UGC_VAR_DIR": str(tmp_path)}, "users", "list")
+    assert (done.returncode, done.stdout) == (2, ""), done
+    assert done.stderr.strip().splitlines() == [
+        f"ugc: {name} is not set and {key_file} is no key: it holds bytes that are no UTF-8 text (0xff at 0)"
+    ]
+    assert key_file.read_bytes().startswith(b"\xff\xfe")  # left as it was: it may be the only copy
 
 
 def test_development_generates_the_audit_key_once_into_var(tmp_path: Path) -> None:

@@ -453,7 +453,7 @@ def _key(env: Mapping[str, str], name: str, file: Path, mode: str, *, unlike: Ma
     if not value:
         if mode == "production":
             raise ConfigError(f"{name} is required when UGC_ENV=production")
-        return _secret_from_file(file)
+        return _secret_from_file(file, name)
     if mode == "production" and _weak_key(value):
         raise ConfigError(f"{name} must be a random string of at least 32 characters in production")
     if mode == "production" and value in (unlike or {}).values():
@@ -483,7 +483,7 @@ def _keep_apart(families: Mapping[str, tuple[str, ...]]) -> None:
                 raise ConfigError(f"{name}_PREVIOUS must not hold a key of {other} or {other}_PREVIOUS")
 
 
-def _secret_from_file(path: Path) -> str:
+def _secret_from_file(path: Path, name: str) -> str:
     """Generate a development key once (signing, audit), so what it signed stays valid across restarts.
 
     Written whole beside it and linked into place: a process starting at the same moment (`--workers`,
@@ -503,6 +503,11 @@ def _secret_from_file(path: Path) -> str:
         key = path.read_text().strip()
     except OSError as error:  # UGC_VAR_DIR is a file, or not ours to write: one line, not a traceback
         raise ConfigError(f"cannot keep a key in {path}: {error.strerror or error}") from None
+    except UnicodeDecodeError as error:  # a binary key put there by hand: told, and the file left as it is
+        raise ConfigError(
+            f"{name} is not set and {path} is no key: it holds bytes that are no UTF-8 text "
+            f"(0x{error.object[error.start]:02x} at {error.start})"
+        ) from None
     if not key:
         raise ConfigError(f"{path} is empty: delete it to have a new key made, or put one in it")
     return key
