@@ -187,3 +187,28 @@ def test_a_url_whose_bracketed_host_cannot_be_read_is_refused_by_name(tmp_path: 
     assert done.returncode == 2 and done.stdout == "", done
     assert [line.split(" must be ")[0] for line in done.stderr.strip().splitlines()] == [f"ugc: {name}"], done.stderr
     assert repr(value) in done.stderr
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "sslmode=verify-full",
+        "connect_timeout=abc",
+        "options=-c%20statement_timeout%3Dx",
+        "bogus=1",
+        "application_name=%FF",
+    ],
+)
+def test_a_database_url_with_a_query_is_refused_at_start(tmp_path: Path, query: str) -> None:
+    """The read side's libpq took what follows `?`, the event stores' settings (ugc/platform/store.py)
+    nothing of it: `sslmode=verify-full` held for half the connections, and one libpq or the server
+    refuses was told late, by the command that met it (exit status 1, `couldn't get a connection after
+    5.00 sec` for a timeout that is no number), or awaited for two minutes as a database away."""
+    url = f"postgresql://ugc@127.0.0.1:1/ugc?{query}"
+    done = run_ugc({"UGC_VAR_DIR": str(tmp_path / "var"), "UGC_DATABASE_URL": url}, "users", "list", timeout=30)
+    assert (done.returncode, done.stdout) == (2, ""), done
+    assert done.stderr.strip().splitlines() == [
+        "ugc: UGC_DATABASE_URL takes no query (?...): the event stores would not read it; libpq's environment "
+        f"variables (PGSSLMODE=verify-full, PGSSLROOTCERT=...) reach every connection, not {url!r}"
+    ]
+    assert not (tmp_path / "var").exists()

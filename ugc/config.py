@@ -282,6 +282,15 @@ def _database_url(url: str) -> str:
     if is_postgres(url):
         parts = _split(url)
         if parts and parts.username and parts.path.strip("/") and _has_host(url, ("postgresql", "postgres")):
+            if parts.query or parts.fragment:
+                # The event stores are given the host, port, user, password and database alone
+                # (ugc/platform/store.py), so an option after `?` held for the read side only:
+                # `sslmode=verify-full` for half the connections. libpq's PG* variables reach both.
+                raise ConfigError(
+                    "UGC_DATABASE_URL takes no query (?...): the event stores would not read it; libpq's environment "
+                    f"variables (PGSSLMODE=verify-full, PGSSLROOTCERT=...) reach every connection, not "
+                    f"{_without_secret(url)!r}"
+                )
             return url
     elif url.startswith("sqlite:///") and url.removeprefix("sqlite:///").strip():
         return url
