@@ -81,7 +81,15 @@ def test_an_error_is_one_line_and_a_non_zero_exit(env: dict[str, str]) -> None:
 
 @pytest.mark.parametrize(
     ("option", "value", "expected"),
-    [("--port", "70000", "TCP port"), ("--port", "0", "TCP port"), ("--workers", "0", "positive whole number")],
+    [
+        ("--port", "70000", "TCP port"),
+        ("--port", "0", "TCP port"),
+        ("--workers", "0", "positive whole number"),
+        # Told as `serve failed: UGC_PUBLIC_URL must be ...`, exit status 1: a variable nobody had set.
+        ("--host", "not a host", "argument --host: expected an IP address or a host name"),
+        ("--host", "[::1]", "argument --host: expected an IP address or a host name"),
+        ("--host", "market.example/api", "argument --host: expected an IP address or a host name"),
+    ],
 )
 def test_serve_refuses_a_port_or_worker_count_it_cannot_honour(
     tmp_path: Path, option: str, value: str, expected: str

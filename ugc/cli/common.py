@@ -4,6 +4,8 @@ checked at start, argument types, and the operator's confirmation."""
 from __future__ import annotations
 
 import argparse
+import ipaddress
+import re
 import sys
 
 from ugc.config import Settings, is_postgres, operator_login, sqlite_path
@@ -59,6 +61,27 @@ def tcp_port(text: str) -> int:
     if not port:
         raise argparse.ArgumentTypeError(f"expected a TCP port from 1 to 65535, got {text!r}")
     return port
+
+
+# A host name as DNS writes one (RFC 1123): dot-separated labels of letters, digits and inner hyphens.
+_HOST_NAME = re.compile(
+    r"(?=.{1,253}\.?$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?"
+)
+
+
+def listen_host(text: str) -> str:
+    """An address to listen on: an IP address (IPv6 without brackets), a host name, or "" for every
+    interface. Anything else was told as `serve failed: UGC_PUBLIC_URL must be ...`, exit status 1, the
+    default public URL being made of it: a variable the operator had not set."""
+    if text == "" or _HOST_NAME.fullmatch(text):
+        return text
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected an IP address or a host name (an IPv6 address without brackets), got {text!r}"
+        ) from None
+    return text
 
 
 def positive(text: str) -> int:

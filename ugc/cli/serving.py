@@ -13,7 +13,15 @@ import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from ugc.cli.common import check_data_key, file_in_the_way, migrate_database, positive, tcp_port, version
+from ugc.cli.common import (
+    check_data_key,
+    file_in_the_way,
+    listen_host,
+    migrate_database,
+    positive,
+    tcp_port,
+    version,
+)
 from ugc.config import DEFAULT_PORT, Settings
 
 if TYPE_CHECKING:
@@ -26,7 +34,9 @@ STARTUP_FAILURE = 3  # uvicorn's exit status when the server could not start
 
 def add_parsers(commands: Any) -> None:
     serve = commands.add_parser("serve", help="serve the HTTP API (migrates first)")
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    serve.add_argument(
+        "--host", type=listen_host, default="127.0.0.1", help="address to listen on (default: %(default)s)"
+    )
     serve.add_argument("--port", type=tcp_port, default=DEFAULT_PORT, help="TCP port, 1-65535 (default: %(default)s)")
     serve.add_argument("--workers", type=positive, default=1, help="server processes (default: %(default)s)")
     serve.set_defaults(run=lambda settings, args: _serve(settings, args.host, args.port, args.workers))
