@@ -179,6 +179,32 @@ def test_a_directory_that_is_a_file_is_refused_at_start(
     assert not (tmp_path / "backup").exists()
 
 
+@pytest.mark.parametrize("command", ["serve", "project", "audit checkpoint"])
+def test_an_audit_dir_where_no_checkpoint_can_be_written_is_refused_at_start(
+    backend: str, tmp_path: Path, command: str
+) -> None:
+    """A directory that cannot be made or written (a file system mounted read-only, not the service
+    user's): the server started all the same and the projection leader's checkpoint job logged a
+    traceback every round; `audit checkpoint` said `failed: [Errno 1] Operation not permitted`."""
+    audit = Path("/sys/ugc-audit")  # sysfs: nobody, root included, makes a directory there
+    try:
+        audit.mkdir()
+    except OSError as error:
+        reason = error.strerror
+    else:
+        audit.rmdir()
+        pytest.skip("this sysfs takes a directory")
+    arguments = {"serve": [f"--port={free_port()}"], "project": ["--only=scheduler"]}.get(command, [])
+    with fresh_database(backend, tmp_path) as url:
+        env = environment(backend, url, tmp_path / "var") | {"UGC_AUDIT_DIR": str(audit)}
+        assert run_ugc(env, "migrate", timeout=30).returncode == 0  # not what is refused
+        done = run_ugc(env, *command.split(), *arguments, timeout=30)
+    assert (done.returncode, done.stdout) == (2, ""), done
+    assert done.stderr.strip().splitlines() == [
+        f"ugc: {command}: UGC_AUDIT_DIR: no checkpoint can be written in {audit}: {reason}"
+    ]
+
+
 @contextmanager
 def projector(tmp_path: Path, env: dict[str, str], **popen: Any) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
     """`ugc project` with these variables, its output in a log file; ended on the way out."""

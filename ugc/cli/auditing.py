@@ -6,7 +6,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-from ugc.cli.common import file_in_the_way, positive
+from ugc.cli.common import file_in_the_way, no_checkpoint_room, positive
 from ugc.config import Settings
 from ugc.platform.numbers import MAX_ID, natural
 
@@ -109,7 +109,7 @@ def _checkpoint(settings: Settings) -> int:
     from ugc.platform.checkpoints import write_checkpoint
     from ugc.platform.store import EventStores
 
-    if file_in_the_way("audit checkpoint", settings):
+    if file_in_the_way("audit checkpoint", settings) or no_checkpoint_room("audit checkpoint", settings):
         return 2
     stores = EventStores(settings.database_url, data_key=settings.data_key)
     try:

@@ -7,6 +7,7 @@ import argparse
 import ipaddress
 import re
 import sys
+import tempfile
 
 from ugc.config import Settings, is_postgres, operator_login, sqlite_path
 from ugc.platform.numbers import natural
@@ -121,4 +122,23 @@ def file_in_the_way(command: str, settings: Settings) -> bool:
         if not found.is_dir():
             print(f"ugc: {command}: {name}: {directory} cannot be a directory, {found} is a file", file=sys.stderr)
             return True
+    return False
+
+
+def no_checkpoint_room(command: str, settings: Settings) -> bool:
+    """Whether UGC_AUDIT_DIR cannot be made or written (a file system mounted read-only, a directory not
+    the service user's): told in a line naming it. A server started all the same, and the projection
+    leader's checkpoint job logged a traceback every round. It is made here, as the leader would on its
+    first checkpoint; the file that tries it is never linked into it."""
+    try:
+        settings.audit_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=settings.audit_dir):
+            pass
+    except OSError as error:
+        print(
+            f"ugc: {command}: UGC_AUDIT_DIR: no checkpoint can be written in {settings.audit_dir}: "
+            f"{error.strerror or error}",
+            file=sys.stderr,
+        )
+        return True
     return False

@@ -18,6 +18,7 @@ from ugc.cli.common import (
     file_in_the_way,
     listen_host,
     migrate_database,
+    no_checkpoint_room,
     positive,
     tcp_port,
     version,
@@ -69,6 +70,8 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
     from ugc.platform.open_files import raise_to_hard_limit
 
     if file_in_the_way("serve", settings):
+        return 2
+    if settings.projections == "inline" and no_checkpoint_room("serve", settings):  # its leader writes them
         return 2
     if not os.environ.get("UGC_PUBLIC_URL"):
         # Links in mails and file URLs follow the port actually served; the worker processes read it
@@ -218,6 +221,8 @@ def _project(settings: Settings, only: Sequence[str] | None) -> int:
         return 2
 
     if file_in_the_way("project", settings):
+        return 2
+    if (not only or "scheduler" in only) and no_checkpoint_room("project", settings):  # its periodic jobs write them
         return 2
     if not os.environ.get("UGC_PUBLIC_URL") and (not only or "verification_mail" in only):
         logging.getLogger("ugc.project").warning(
