@@ -239,11 +239,18 @@ def served_fresh(backend: str, var_dir: Path) -> Iterator[tuple[Server, Settings
 
 
 @contextmanager
-def upgraded_socket(port: int, target: str) -> Iterator[tuple[socket.socket, bytes]]:
+def upgraded_socket(
+    port: int, target: str, *, receive_buffer: int | None = None
+) -> Iterator[tuple[socket.socket, bytes]]:
     """A raw TCP connection to the server on `port` whose WebSocket handshake for `target` (a path and
     its query) was answered 101: the socket, and what came after the answer's head. For frames a
-    client library will not send (unmasked, not UTF-8)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+    client library will not send (unmasked, not UTF-8), or sends only as it reads. `receive_buffer`
+    (bytes) makes it a client whose buffer fills soon when it reads nothing."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        if receive_buffer is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+        sock.settimeout(10)
+        sock.connect(("127.0.0.1", port))
         sock.sendall(
             f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
             "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()

@@ -528,6 +528,48 @@ def test_a_consumer_that_reads_nothing_loses_its_connection_after_the_peer_timeo
             asyncio.run(scenario())
 
 
+# Bytes a client that reads nothing gets to send once the server reads no more: what the kernels' buffers
+# between the two take (here up to ~40 MB, the receiving side's autotuned up to 32 MiB). A server that
+# kept reading took 12-13 MB a second, for as long as the client went on.
+BUFFERS_BETWEEN = 128 * 2**20
+
+
+def masked(opcode: int, payload: bytes) -> bytes:
+    """A client's frame (final, masked, up to 125 bytes of payload) as it goes on the wire."""
+    mask = b"\x01\x02\x03\x04"
+    return bytes([0x80 | opcode, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+def sent_until_blocked(raw: socket.socket, chunk: bytes) -> int:
+    """Send `chunk` again and again until a send stalls for 5 s or BUFFERS_BETWEEN is sent; the bytes sent."""
+    raw.settimeout(5)
+    sent = 0
+    with contextlib.suppress(TimeoutError):
+        while sent < BUFFERS_BETWEEN:
+            raw.sendall(chunk)
+            sent += len(chunk)
+    return sent
+
+
+def test_a_client_that_pings_and_reads_nothing_holds_no_more_of_the_servers_memory(live: Live) -> None:
+    """A client that sends pings and never reads: the server answered each with a pong into a buffer
+    that grew without bound, 12 MB a second, ~1.5 GB a connection by UGC_PEER_TIMEOUT (the realtime
+    hunt: 263 MB in 20 s, one socket). It now reads nothing more while what it writes cannot leave, as
+    TCP itself does: the client's sends stall once the buffers between fill, and others are served."""
+    anna, boris = live.api.verified_user(), live.api.user()
+    alerts = f"/ws/notifications/?token={anna['access']}"
+    with upgraded_socket(live.server.port, alerts, receive_buffer=4096) as (raw, _):
+        assert sent_until_blocked(raw, masked(0x9, b"p" * 125) * 512) < BUFFERS_BETWEEN
+        number = live.api.conversation(anna, boris)  # the server serves everyone else meanwhile
+
+        async def chat() -> None:
+            async with connect(live.ws(f"/ws/conversations/{number}/?token={anna['access']}")) as ws:
+                await ws.send(json.dumps({"message": "Всё ещё здесь"}))
+                assert (await next_frame(ws))["message"] == "Всё ещё здесь"
+
+        asyncio.run(chat())
+
+
 def server_side_open(server_port: int, client_port: int) -> bool:
     """Whether the server's end of the connection from `client_port` is still in the kernel's table."""
     for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:

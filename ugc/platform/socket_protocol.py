@@ -25,6 +25,7 @@ import json
 from http import HTTPStatus
 from typing import Any
 
+from uvicorn._types import ASGIReceiveEvent
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.datastructures import Headers
 from websockets.frames import CloseCode
@@ -61,6 +62,26 @@ class ApiWebSocketProtocol(WebSocketsSansIOProtocol):
         self.conn = _JsonRefusingServer(
             extensions=made.available_extensions, max_size=self.config.ws_max_size, logger=made.logger
         )
+
+    # While what this side writes cannot leave, it reads nothing more: every ping a client sends is
+    # answered with a pong, and one that sent pings and read nothing grew the write buffer without
+    # bound (12 MB a second, the realtime hunt). TCP's own flow control then stalls the client's sends,
+    # as websockets' own server does by waiting for each pong to drain before it reads on.
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if not self.read_paused:  # uvicorn's own pause: a message the application has yet to take
+            self.transport.resume_reading()
+
+    async def receive(self) -> ASGIReceiveEvent:
+        received = await super().receive()
+        if not self.writable.is_set():  # uvicorn resumed reading once the application took its message
+            self.transport.pause_reading()
+        return received
 
     def shutdown(self) -> None:
         if self.handshake_complete or self.close_sent or self.initial_response is not None:
