@@ -28,7 +28,7 @@ from typing import Any
 from uvicorn._types import ASGIReceiveEvent
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.datastructures import Headers
-from websockets.frames import CloseCode
+from websockets.frames import CloseCode, Frame
 from websockets.http11 import Response
 from websockets.server import ServerProtocol
 from websockets.typing import StatusLike
@@ -82,6 +82,12 @@ class ApiWebSocketProtocol(WebSocketsSansIOProtocol):
         if not self.writable.is_set():  # uvicorn resumed reading once the application took its message
             self.transport.pause_reading()
         return received
+
+    def handle_cont(self, event: Frame) -> None:
+        # websockets bounds a message's bytes (ws_max_size), not its pieces: empty continuation frames
+        # without end each added an entry to uvicorn's list of pieces, for as long as the client sent.
+        if event.data or event.fin:
+            super().handle_cont(event)
 
     def shutdown(self) -> None:
         if self.handshake_complete or self.close_sent or self.initial_response is not None:
