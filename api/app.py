@@ -93,9 +93,12 @@ def build_app(open_services: Callable[[], AbstractContextManager[Services]]) -> 
     http_not_found = app.router.default
 
     async def not_found(scope: Scope, receive: Receive, send: Send) -> None:
-        """What no route matches: a 404 for HTTP (the exception handlers' body), 4404 for a socket."""
+        """What no route matches: a 404 for HTTP (the exception handlers' body), 4404 for a socket, and
+        426 for an HTTP request to a socket's path."""
         if scope["type"] == "websocket":
             await ws.no_such_socket(WebSocket(scope, receive, send))
+        elif scope["type"] == "http" and ws.names_a_stream(scope["path"]):
+            raise ws.not_upgraded(scope["method"])
         else:
             await http_not_found(scope, receive, send)
 

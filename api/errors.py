@@ -139,6 +139,7 @@ MESSAGES: dict[str, str] = {
     "message_blank": "Сообщение не может быть пустым.",
     "message_too_long": "Убедитесь, что это значение содержит не более 4000 символов.",
     "malformed_frame": 'Ожидается JSON-объект вида {"message": "текст"}.',
+    "websocket_expected": "Некорректный запрос на открытие WebSocket-соединения.",  # 426
     # 500 / 503
     "internal": "Внутренняя ошибка сервера.",
     "unreadable_event": (

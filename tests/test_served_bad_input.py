@@ -182,9 +182,50 @@ def test_a_refused_websocket_handshake_answers_the_apis_json(
     assert httpx.Response(status, content=content).json() == body
 
 
+@pytest.mark.parametrize(
+    ("request_line", "headers", "status"),
+    [
+        ("GET /ws/notifications/", "", 426),
+        ("GET /ws/notifications", "", 426),
+        ("GET /ws/conversations/1/?token=x", "", 426),
+        ("GET /ws/notifications/", "Upgrade: websocket\r\n", 426),  # without `Connection: Upgrade`
+        ("GET /ws/notifications/", "Upgrade: h2c\r\nConnection: Upgrade\r\n", 426),
+        ("HEAD /ws/notifications/", "", 426),
+        ("POST /ws/notifications/", "Content-Length: 0\r\n", 405),
+    ],
+    ids=["plain-get", "no-slash", "conversation", "no-connection-header", "other-protocol", "head", "post"],
+)
+def test_an_http_request_to_a_streams_path_is_told_to_upgrade(
+    served: Served, request_line: str, headers: str, status: int
+) -> None:
+    """A request to a WebSocket's path that asks for no WebSocket was answered 404 "Страница не
+    найдена.", as if the stream did not exist (the realtime hunt). It is 426 Upgrade Required, naming
+    the protocol, with the body websockets' own 426 has; a method the socket never takes is 405."""
+    with socket.create_connection(("127.0.0.1", served.server.port), timeout=10) as sock:
+        sock.sendall(f"{request_line} HTTP/1.1\r\nHost: x\r\n{headers}Connection: close\r\n\r\n".encode())
+        received = b""
+        while chunk := sock.recv(4096):
+            received += chunk
+    head, _, content = received.partition(b"\r\n\r\n")
+    answer = httpx.Response(
+        int(head.split(b" ")[1]),
+        headers=[line.decode().split(": ", 1) for line in head.split(b"\r\n")[1:]],  # type: ignore[misc]
+        content=content,
+    )
+    assert answer.status_code == status, received
+    if status == 426:
+        assert answer.headers["upgrade"] == "websocket"
+        if not request_line.startswith("HEAD"):
+            assert answer.json() == MALFORMED_HANDSHAKE
+    else:
+        assert answer.headers["allow"] == "GET"
+        assert answer.json() == {"detail": message("method_not_allowed")}
+
+
 def test_the_handshakes_refusals_say_what_the_api_says() -> None:
     """`ugc/platform` may not import the API's catalogue: its copies of the messages are held to it."""
     assert socket_protocol.UNAVAILABLE == message("unavailable")
     assert socket_protocol.METHOD_NOT_ALLOWED == message("method_not_allowed")
     assert socket_protocol.FORBIDDEN == message("permission_denied")
     assert socket_protocol.INTERNAL == message("internal")
+    assert socket_protocol.MALFORMED_HANDSHAKE == message("websocket_expected")

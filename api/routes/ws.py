@@ -453,6 +453,20 @@ async def _stream(
         s.realtime.unsubscribe(subscription)
 
 
+def names_a_stream(path: str) -> bool:
+    """Whether `path` is one of the streams' (matched as a socket's route would match it)."""
+    return any(route.path_regex.match(path) for route in routes)
+
+
+def not_upgraded(method: str) -> ApiError:
+    """An HTTP request to a stream's path that asks for no WebSocket: 426 Upgrade Required (the body
+    websockets' own 426 has, ugc/platform/socket_protocol.py), 405 for a method no handshake uses.
+    It was a 404 "Страница не найдена.", as if the stream did not exist."""
+    if method not in ("GET", "HEAD"):
+        return ApiError(405, {"detail": message("method_not_allowed")}, {"Allow": "GET"})
+    return ApiError(426, {"error": message("websocket_expected")}, {"Upgrade": "websocket", "Connection": "Upgrade"})
+
+
 async def no_such_socket(websocket: WebSocket) -> None:
     """A socket to a path that names no stream, as `/ws/conversations/abc/`: closed 4404 like an
     unknown conversation, where Starlette's router would refuse the handshake with a bare HTTP 403."""
