@@ -125,6 +125,7 @@ def asyncapi_document(
                 "Потоки в реальном времени. Аутентификация — access-токен в `?token=`. Отказ — закрытие с кодом "
                 "(после accept, чтобы код дошел до клиента):\n\n"
                 + "\n".join(f"- `{code}` — {text}" for code, text in CLOSE_CODES.items())
+                + "\n\nПричина закрытия (reason) — краткий текст на русском."
                 + "\n\nОбычный HTTP-запрос на эти адреса (без `Upgrade: websocket` и `Connection: Upgrade`) — "
                 "426 Upgrade Required; метод, отличный от GET, — 405."
             ),

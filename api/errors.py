@@ -140,6 +140,11 @@ MESSAGES: dict[str, str] = {
     "message_too_long": "Убедитесь, что это значение содержит не более 4000 символов.",
     "malformed_frame": 'Ожидается JSON-объект вида {"message": "текст"}.',
     "websocket_expected": "Некорректный запрос на открытие WebSocket-соединения.",  # 426
+    # a WebSocket's close reasons (at most 123 bytes of UTF-8 each), by close code: api/routes/ws.py
+    "socket_not_found": "Нет такого потока, диалога или id из since=.",
+    "socket_bad_since": "since= должен быть id: целое число от 0.",
+    "socket_too_many": "Слишком много соединений этого пользователя.",
+    "socket_restart": "Пуши могли потеряться: переподключитесь с since=.",
     # 500 / 503
     "internal": "Внутренняя ошибка сервера.",
     "unreadable_event": (

@@ -355,6 +355,37 @@ def test_every_refusal_has_its_close_code(live: Live) -> None:
     assert asyncio.run(scenario()) == expected
 
 
+def test_a_refused_sockets_close_frame_says_why_in_russian(live: Live) -> None:
+    """A refusal's close frame carried its code alone, with an empty reason (the realtime hunt), where
+    every other refusal of the API says what was wrong in Russian: an HTTP error's body, the reason
+    of a 1009, 1002 or 1007 close."""
+    anna = live.api.verified_user()
+    alerts = "/ws/notifications/"
+    unauthorized = (4401, "Токен недействителен или просрочен.")
+    not_found = (4404, "Нет такого потока, диалога или id из since=.")
+    expected = {
+        alerts: unauthorized,
+        f"{alerts}?token={anna['refresh']}": unauthorized,
+        f"/ws/conversations/999999999/?token={anna['access']}": not_found,
+        f"/ws/nothing/?token={anna['access']}": not_found,
+        f"{alerts}?token={anna['access']}&since=999999999": not_found,
+        f"{alerts}?token={anna['access']}&since=abc": (4400, "since= должен быть id: целое число от 0."),
+    }
+
+    async def closed_as(url: str) -> tuple[int, str] | None:
+        async with connect(url) as ws:
+            with pytest.raises(ConnectionClosed) as closed:
+                await asyncio.wait_for(ws.recv(), FRAME_TIMEOUT)
+        received = closed.value.rcvd
+        return None if received is None else (received.code, received.reason)
+
+    async def scenario() -> dict[str, tuple[int, str] | None]:
+        answers = await asyncio.gather(*(closed_as(live.ws(path)) for path in expected))
+        return dict(zip(expected, answers, strict=True))
+
+    assert asyncio.run(scenario()) == expected
+
+
 def test_a_user_past_the_sockets_per_process_is_closed_4429(live: Live) -> None:
     """`UGC_WS_MAX_PER_USER` (32) sockets of one user, of both kinds, on one process; the next is
     refused until one of them closes, and nobody else is counted against it."""
@@ -365,7 +396,14 @@ def test_a_user_past_the_sockets_per_process_is_closed_4429(live: Live) -> None:
     async def scenario() -> None:
         async with contextlib.AsyncExitStack() as held:
             sockets = [await held.enter_async_context(connect(chat if n % 2 else alerts)) for n in range(32)]
-            assert await close_code(alerts, timeout=2) == 4429
+            async with connect(alerts) as refused:
+                with pytest.raises(ConnectionClosed) as closed:
+                    await asyncio.wait_for(refused.recv(), 2)
+            assert closed.value.rcvd is not None
+            assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (
+                4429,
+                "Слишком много соединений этого пользователя.",
+            )
             assert await close_code(chat, timeout=2) == 4429
             async with connect(live.ws(f"/ws/notifications/?token={boris['access']}")) as theirs:
                 with pytest.raises(TimeoutError):  # admitted: open and waiting for pushes

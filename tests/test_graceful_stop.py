@@ -199,14 +199,16 @@ def test_a_hangup_stops_a_server_as_sigterm_does(tmp_path: Path) -> None:
             deal = a_deal(api)
             alerts = f"ws://127.0.0.1:{server.port}/ws/notifications/?token={deal.creator['access']}"
 
-            async def hung_up() -> int | None:
+            async def hung_up() -> tuple[int, str] | None:
                 async with connect(alerts) as notes:
                     await asyncio.to_thread(place, api, deal)
                     await asyncio.wait_for(notes.recv(), 10)
                     os.killpg(server.process.pid, signal.SIGHUP)  # as the terminal does
-                    return await closed_with(notes)
+                    code = await closed_with(notes)
+                return None if code is None else (code, notes.close_reason or "")
 
-            assert asyncio.run(hung_up()) == 1012
+            # The reason says what to do, as every other close's does (it said nothing).
+            assert asyncio.run(hung_up()) == (1012, message("socket_restart"))
             assert server.process.wait(30) == 0, server.log_tail()
         assert "Traceback" not in server.log_tail(10**6)
         db = Database(url)

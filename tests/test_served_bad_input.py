@@ -229,3 +229,4 @@ def test_the_handshakes_refusals_say_what_the_api_says() -> None:
     assert socket_protocol.FORBIDDEN == message("permission_denied")
     assert socket_protocol.INTERNAL == message("internal")
     assert socket_protocol.MALFORMED_HANDSHAKE == message("websocket_expected")
+    assert socket_protocol.RESTART == message("socket_restart")

@@ -66,9 +66,22 @@ Render = Callable[[Row], dict[str, Any]]
 StoredAfter = Callable[[int], Awaitable[list[Row]]]  # the socket's rows stored after a seq, oldest first, a chunk
 
 
+# What each close code says to the client, in the catalogue's Russian (README, "Realtime", lists the
+# codes): a close frame's reason is all a client is told of a refusal.
+CLOSE_REASONS = {
+    UNAUTHORIZED: message("invalid_token"),
+    NOT_FOUND: message("socket_not_found"),
+    BAD_REQUEST: message("socket_bad_since"),
+    TOO_MANY: message("socket_too_many"),
+    SERVICE_RESTART: message("socket_restart"),
+    TRY_AGAIN_LATER: message("unavailable"),
+    INTERNAL_ERROR: message("internal"),
+}
+
+
 async def close(websocket: WebSocket, code: int) -> None:
     with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError, TimeoutError):
-        await asyncio.wait_for(websocket.close(code), CLOSE_TIMEOUT)
+        await asyncio.wait_for(websocket.close(code, CLOSE_REASONS.get(code)), CLOSE_TIMEOUT)
 
 
 class CallerGone(Exception):

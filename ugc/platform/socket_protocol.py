@@ -43,6 +43,7 @@ FORBIDDEN = "У вас недостаточно прав для выполнен
 INTERNAL = "Внутренняя ошибка сервера."
 BROKEN_FRAME = "Кадр нарушает протокол WebSocket."
 NOT_UTF8 = "Текст кадра не в кодировке UTF-8."
+RESTART = "Пуши могли потеряться: переподключитесь с since=."
 
 # A refusal's body by its status, in the API's shapes (`{"detail"}` for 403/405/500, as its routes
 # answer them); any other status is a malformed handshake (400, 426 for a missing upgrade, 505).
@@ -106,6 +107,12 @@ class _JsonRefusingServer(ServerProtocol):
     def reject(self, status: StatusLike, text: str) -> Response:
         refused = HTTPStatus(status)
         return _json(refused, _REFUSALS.get(refused, {"error": MALFORMED_HANDSHAKE}))
+
+    def send_close(self, code: CloseCode | int | None = None, reason: str = "") -> None:
+        # uvicorn closes every open socket 1012 at a stop and says nothing: it says what the API's 1012 says.
+        if code == CloseCode.SERVICE_RESTART and not reason:
+            reason = RESTART
+        super().send_close(code, reason)
 
     def fail(self, code: CloseCode | int, reason: str = "") -> None:
         reasons: dict[CloseCode | int, str] = {
