@@ -18,7 +18,7 @@ from ugc.platform.blocking import Busy
 from ugc.platform.media import MediaUnavailable
 from ugc.platform.outages import psycopg_unavailable, refuses_writes, sqlite_unavailable
 from ugc.platform.personal_data import PersonErased
-from ugc.platform.recorded_log import UnreadableEvent
+from ugc.platform.recorded_log import OutOfPlaceEvent, UnreadableEvent
 
 log = logging.getLogger(__name__)
 
@@ -150,6 +150,10 @@ MESSAGES: dict[str, str] = {
     "unreadable_event": (
         "Событие версии {version} (позиция {position} журнала {context}) не читается: журнал изменён вне "
         "приложения; что именно изменено, назовёт ugc verify."
+    ),
+    "out_of_place_event": (
+        "Событие версии {version} (позиция {position} журнала {context}) не следует за предыдущими событиями "
+        "заказа: журнал изменён вне приложения; что именно изменено, назовёт ugc verify."
     ),
     "unavailable": "Сервис временно перегружен, повторите запрос позже.",
     "media_unavailable": "Хранилище файлов временно недоступно, повторите запрос позже.",
@@ -372,13 +376,13 @@ def internal_error_response(method: str, path: str, request_id: str | None, exc:
 
 async def unreadable_event(request: Request, exc: Exception) -> Response:
     """A 500 naming the stored event that does not decode (an order's history, the order as of a
-    version): for an auditor, where the log was changed, rather than a bare internal error."""
+    version), or that does not follow the events before it (the order as of a version past a gap):
+    for an auditor, where the log was changed, rather than a bare internal error."""
     assert isinstance(exc, UnreadableEvent)
     recorded = exc.recorded
     log.error("500 on %s %s: %s", request.method, request.url.path, exc)
-    detail = message("unreadable_event").format(
-        version=recorded.version, position=recorded.position, context=recorded.context
-    )
+    code = "out_of_place_event" if isinstance(exc, OutOfPlaceEvent) else "unreadable_event"
+    detail = message(code).format(version=recorded.version, position=recorded.position, context=recorded.context)
     return JSONResponse({"detail": detail}, status_code=500)
 
 

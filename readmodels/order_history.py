@@ -23,7 +23,7 @@ from uuid import UUID
 from ugc.errors import NotFound
 from ugc.orders import Order, order_id
 from ugc.platform.dialect import Row
-from ugc.platform.recorded_log import Logged
+from ugc.platform.recorded_log import Logged, OutOfPlaceEvent
 
 AsOf = int | datetime  # a version, or a moment (time zone aware)
 EARLIEST = datetime.min.replace(tzinfo=UTC)
@@ -130,9 +130,20 @@ def judged_on(as_of: AsOf, order: Row) -> date:
 
 
 def folded(events: Sequence[Logged]) -> Row:
-    """The order in the read model's shape after `events` (oldest first, at least one)."""
+    """The order in the read model's shape after `events` (oldest first, at least one).
+
+    A stream the application wrote holds versions 1, 2, 3...; one that skips a version (an event
+    deleted, or moved, outside the application) cannot be folded past the gap: OutOfPlaceEvent names
+    the first event that does not follow, where the library would raise a bare version error."""
     state: Order | None = None
-    for logged in events:
-        state = logged.event.mutate(state)
+    for expected, logged in enumerate(events, start=1):
+        if logged.event.originator_version != expected:
+            raise OutOfPlaceEvent(
+                logged.recorded, f"version {expected} expected: an event before it was removed or moved"
+            )
+        try:
+            state = logged.event.mutate(state)
+        except Exception as error:  # an event that decodes but does not apply where it stands
+            raise OutOfPlaceEvent(logged.recorded, f"{type(error).__name__}: {error}") from error
     assert state is not None
     return state.as_row()

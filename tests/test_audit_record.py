@@ -456,3 +456,47 @@ def test_a_stored_event_that_no_longer_decodes_is_named_not_a_bare_500(
     code, out, err = run_cli("history", "order", str(order))
     assert (code, out) == (1, b"") and err.count("\n") == 1 and "Traceback" not in err, err
     assert f"ugc: history: order {order}: the stored event of version 2 (orders position {accepted['position']})" in err
+
+
+def _delete_stored_event(settings: Settings, position: int) -> None:
+    """As an intruder with the database's files would: the orders log's event at `position` removed."""
+    url = settings.database_url
+    if url.startswith("postgresql"):
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("DELETE FROM orders_events WHERE notification_id = %s", (position,))
+    else:
+        main = sqlite_path(url)
+        with closing(sqlite3.connect(main.with_name(f"{main.stem}.orders{main.suffix}"))) as conn, conn:
+            conn.execute("DELETE FROM stored_events WHERE rowid = ?", (position,))
+
+
+@pytest.mark.parametrize("removed", [1, 2], ids=["placing", "acceptance"])
+def test_an_event_removed_from_the_middle_of_an_order_is_named_by_the_order_as_of_not_a_bare_500(
+    app_client: TestClient, settings: Settings, run_cli: Any, removed: int
+) -> None:
+    """An order's event deleted outside the application: its history still shows the events left (the
+    gap is the auditor's to see), but the order as of a later version cannot be rebuilt; the answer
+    names the first event that does not follow the ones before it, as for an event that does not
+    decode, rather than a bare "Внутренняя ошибка сервера." and the CLI's "ugc: history order
+    failed: (3, 2)"."""
+    api = Api(app_client, settings)
+    deal = a_deal(api)
+    order = order_in(api, deal, "delivered")
+    entries = all_pages(app_client, f"/api/v1/orders/{order}/history/", deal.buyer["headers"])
+    _delete_stored_event(settings, entries[removed - 1]["position"])
+    left = all_pages(app_client, f"/api/v1/orders/{order}/history/", deal.buyer["headers"])
+    assert [entry["version"] for entry in left] == [v for v in (1, 2, 3) if v != removed]
+    broken = left[0] if removed == 1 else left[1]  # the first event not preceded by its version's predecessor
+    for as_of in ("3", "9999-12-31T23:59:59Z"):
+        answer = app_client.get(f"/api/v1/orders/{order}/", headers=deal.buyer["headers"], params={"as_of": as_of})
+        assert answer.status_code == 500, answer.text
+        detail = answer.json()["detail"]
+        assert f"версии {broken['version']} (позиция {broken['position']} журнала orders)" in detail, detail
+        assert "ugc verify" in detail
+    code, out, err = run_cli("history", "order", str(order), "--as-of", "3")
+    assert (code, out) == (1, b"") and err.count("\n") == 1 and "Traceback" not in err, err
+    assert (
+        f"ugc: history: order {order}: the stored event of version {broken['version']} "
+        f"(orders position {broken['position']}) does not follow" in err
+    ), err
+    assert f"version {removed} expected" in err and "ugc verify" in err, err

@@ -31,6 +31,21 @@ class UnreadableEvent(Exception):
         self.recorded = recorded
 
 
+class OutOfPlaceEvent(UnreadableEvent):
+    """A stored event that decodes but cannot be applied after the ones before it in its stream: a
+    version missing before it (an event deleted) or moved, so the aggregate as of it cannot be rebuilt.
+    Named as an undecodable event is, and for the same reason: the log was changed outside the
+    application, which only ever appends each stream's next version."""
+
+    def __init__(self, recorded: RecordedEvent, reason: str) -> None:
+        Exception.__init__(
+            self,
+            f"the stored event of version {recorded.version} ({recorded.context} position {recorded.position}) "
+            f"does not follow the events before it ({reason})",
+        )
+        self.recorded = recorded
+
+
 @dataclass(frozen=True)
 class Logged:
     event: Any  # the domain event, in its current shape
