@@ -251,6 +251,7 @@ class Audited:
     order: int  # placed, updated UPDATES times, accepted, delivered, approved, reviewed
     tampered: int  # placed, accepted, delivered, approved, reviewed; its review edited by a test
     unbroken: int  # placed by a request whose X-Request-ID is the longest one kept: 128 characters, no space
+    gapped: int  # placed, accepted, delivered, approved, reviewed; its delivery deleted by a test
 
 
 def reviewed(api: Api, deal: Deal, updates: int) -> int:
@@ -271,15 +272,15 @@ def reviewed(api: Api, deal: Deal, updates: int) -> int:
 def audited(
     backend: str, settings: Settings, app_client: TestClient, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Audited]:
-    """Two reviewed orders and an auditor, made in-process; then a real server on the same database."""
+    """Three reviewed orders and an auditor, made in-process; then a real server on the same database."""
     api = Api(app_client, settings)
     deal = a_deal(api)
-    order, tampered = reviewed(api, deal, UPDATES), reviewed(api, deal, 0)
+    order, tampered, gapped = reviewed(api, deal, UPDATES), reviewed(api, deal, 0), reviewed(api, deal, 0)
     unbroken = place(api, Deal(deal.creator, deal.buyer | {"headers": deal.buyer["headers"] | UNBROKEN}, deal.service))
     auditor = grant(api, api.verified_user(), "auditor")
     env = environment(backend, settings.database_url, settings.var_dir)
     with start_server(env, log_dir=tmp_path_factory.mktemp("audit-logs")) as running:
-        yield Audited(running, env, auditor, order, tampered, unbroken["id"])
+        yield Audited(running, env, auditor, order, tampered, unbroken["id"], gapped)
 
 
 def record(audited: Audited, order: int) -> list[dict[str, Any]]:
@@ -377,6 +378,29 @@ def test_an_edited_stored_event_is_named_and_the_record_does_not_hold(audited: A
     assert [shown[version][0] for version in range(1, 6)] == ["ok", "ok", "ok", "ok", "broken"]
     assert shown[5][2].startswith("hash не совпадает с пересчитанным ") and shown[5][1] != review["hash"]
     assert "ugc verify" in browser.find_element(By.ID, "truncation").text
+
+
+def test_an_event_deleted_from_the_log_is_named_at_the_gap_alone(audited: Audited, browser: WebDriver) -> None:
+    """A removed event is named where its successor stands, and only there: the rows after it follow
+    their predecessor and verify. Counting the expected version by row, the page named every later row
+    ("ожидалась версия 4: событие пропущено или переставлено" for the review, which follows its
+    version 4 right before it)."""
+    entries = record(audited, audited.gapped)
+    assert [entry["type"] for entry in entries][2] == "WorkDelivered"
+    delivery = entries[2]["position"]
+    Log(audited.env["UGC_DATABASE_URL"], audited.env, {}).sql(
+        "DELETE FROM {events} WHERE notification_id = %s", "DELETE FROM {events} WHERE rowid = ?", delivery
+    )
+    assert [entry["version"] for entry in record(audited, audited.gapped)] == [1, 2, 4, 5]
+    audit_sign_in(browser, audited)
+    audit_open(browser, audited.gapped)
+    wait(browser).until(ec.text_to_be_present_in_element((By.ID, "summary"), "НЕ подтверждается"))
+    assert "ошибки в 1 из 4 событий (версии 4)" in browser.find_element(By.ID, "summary").text
+    shown = verdicts(browser)
+    assert {version: shown[version][0] for version in shown} == {1: "ok", 2: "ok", 4: "broken", 5: "ok"}
+    assert shown[4][2].startswith(
+        "ожидалась версия 3: событие пропущено или переставлено; previous_hash не совпадает с hash предыдущего события"
+    )
 
 
 def test_a_long_unbroken_value_wraps_in_its_cell_and_every_verdict_stays_in_view(

@@ -170,18 +170,20 @@ async function entryHash(previousHex, entry) {
 
 /* Every entry checked: `{version, computed, problems}`, one per entry, oldest first.
 
-   Each entry is chained to the hash the previous entry shows (once its previous_hash is found to
-   be that hash), not to the one recomputed for it: an edited event is then named alone, and the
-   entries after it are still checked against the record as served. */
+   Each entry is held to the entry before it as served, not to the one recomputed for it, nor to its
+   place in the list: an edited event is then named alone, and so is an event removed, at the row that
+   follows the gap (its version is not the previous row's next, nor its previous_hash that row's hash),
+   while the rows after it, which follow their predecessor, still verify. */
 async function verifyRecord(entries) {
   const results = [];
   let previous = GENESIS_HEX;
+  let expected = 1;
   for (const [index, entry] of entries.entries()) {
     const problems = [];
     let computed = null;
     try {
-      if (entry.version !== index + 1) {
-        problems.push(`ожидалась версия ${index + 1}: событие пропущено или переставлено`);
+      if (entry.version !== expected) {
+        problems.push(`ожидалась версия ${expected}: событие пропущено или переставлено`);
       }
       if (entry.previous_hash !== previous) {
         problems.push(index === 0
@@ -206,6 +208,7 @@ async function verifyRecord(entries) {
     }
     results.push({ version: entry.version, computed, problems });
     previous = /^[0-9a-f]{64}$/.test(entry.hash) ? entry.hash : GENESIS_HEX;
+    expected = Number.isSafeInteger(entry.version) ? entry.version + 1 : expected + 1;
   }
   return results;
 }
