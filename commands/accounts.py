@@ -310,6 +310,10 @@ class AccountCommands:
             return None
         return user.username, user.erased and not self._data_keys().live(user.number)
 
+    def erased_users(self) -> list[int]:
+        """The ids of the users whose data keys an erasure destroyed (what the database shows erased)."""
+        return self._data_keys().erased_persons()
+
     def user_id(self, username: str) -> int | None:
         """The id of the user with this username, from the log (None: no such user)."""
         user = self._user_by_claim("username", username)

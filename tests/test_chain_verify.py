@@ -21,13 +21,17 @@ import psycopg
 import pytest
 from eventsourcing.persistence import StoredEvent
 
+from commands.accounts import AccountCommands
 from tests.backends import DATA_KEY, environment, fresh_database
 from tests.test_cli import ugc
 from ugc import cli
+from ugc.clock import SystemClock
 from ugc.config import Settings, sqlite_path
+from ugc.events import operator_actor
 from ugc.ids import ID_KINDS
 from ugc.platform.chain import GENESIS, StoredEntry, canonical_bytes, chain_entries, stream_hash
 from ugc.platform.checkpoints import write_checkpoint
+from ugc.platform.database import Database
 from ugc.platform.erasure_journal import record_erasure
 from ugc.platform.restore_floors import raise_floors
 from ugc.platform.store import EventStores
@@ -431,6 +435,52 @@ def test_an_erasure_journal_edited_or_an_erasure_undone_in_the_database_is_named
     whats = " ".join(f["what"] for f in report["findings"])
     assert "line 2: the signature does not match UGC_AUDIT_KEY" in whats
     assert f"user {user} (olga_brand), erased by line 1 at " in whats and "is not erased in the database" in whats
+    done = ugc(log.env, "verify")
+    assert done.returncode == 1 and "erasure accounts:" in done.stdout, done.stdout
+
+
+def test_an_erasure_the_journal_lost_is_named(
+    log: Log, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A person erased in the database whose journal line is gone (deleted from the file, or the
+    erasure run with another UGC_AUDIT_DIR) is one a restore of an older backup would bring back
+    without a word, `--replay` knowing nothing of them: the database shows the erasure (their keys'
+    tombstones), so verify names it. It said "0 finding(s)", the README holding that a deleted line
+    "leaves no trace"."""
+    for name, value in log.env.items():
+        monkeypatch.setenv(name, value)
+    settings = Settings.from_env(log.env)
+    users = {}
+    for username in ("olga_brand", "petr_shop"):
+        monkeypatch.setattr("sys.stdin", io.StringIO("a-long-enough-password-1\n"))
+        capsys.readouterr()
+        assert cli.main(["users", "create", username, "--email", f"{username}@example.com"]) == 0
+        users[username] = int(capsys.readouterr().out.split("(id ")[1].split(")")[0])
+
+    def journal(user: int, username: str, at: datetime) -> None:
+        record_erasure(settings.audit_dir, settings.audit_key, user, username, at)
+
+    stores = EventStores(log.url, data_key=DATA_KEY)
+    db = Database(log.url)
+    try:
+        for username in users:
+            AccountCommands(stores, db, SystemClock()).erase(username, operator_actor("tester"), journal)
+    finally:
+        db.close()
+        stores.close()
+    status, report = log.verify(monkeypatch, capsys)
+    assert (status, report["findings"]) == (0, [])
+    path = settings.audit_dir / "erasures.jsonl"
+    kept = [line for line in path.read_text().splitlines(keepends=True) if '"petr_shop"' not in line]
+    path.write_text("".join(kept))  # petr_shop's line deleted
+    status, report = log.verify(monkeypatch, capsys)
+    assert status == 1 and [(f["kind"], f["context"]) for f in report["findings"]] == [("erasure", "accounts")]
+    what = report["findings"][0]["what"]
+    assert f"user {users['petr_shop']} (petr_shop) is erased in this database" in what, what
+    assert "the erasure journal holds no line" in what and "ugc users erase petr_shop --yes" in what, what
+    path.unlink()  # the whole journal gone: both are named
+    status, report = log.verify(monkeypatch, capsys)
+    assert status == 1 and len(report["findings"]) == 2, report["findings"]
     done = ugc(log.env, "verify")
     assert done.returncode == 1 and "erasure accounts:" in done.stdout, done.stdout
 

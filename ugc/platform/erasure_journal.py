@@ -35,6 +35,9 @@ class JournaledErasure:
 class Journal:
     erasures: list[JournaledErasure]
     problems: list[str]  # lines that are not signed erasures: each named, none carried out
+    # Every user a readable line names, signed or not: one whose line a key no longer configured
+    # signed is in the journal, its line named among the problems, not an erasure the journal lost.
+    named: frozenset[int] = frozenset()
 
 
 def record_erasure(directory: Path, key: str, user: int, username: str, at: datetime) -> Path:
@@ -63,7 +66,7 @@ def read_journal(directory: Path, keys: tuple[str, ...]) -> Journal:
         lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError as error:  # a directory or an unreadable file under its name: no erasure is read from it
         return Journal([], [f"{path} cannot be read: {error.strerror or error}"])
-    erasures, problems = [], []
+    erasures, problems, named = [], [], set()
     for number, text in enumerate(lines, start=1):
         if not text.strip():
             continue
@@ -75,6 +78,7 @@ def read_journal(directory: Path, keys: tuple[str, ...]) -> Journal:
         except (ValueError, KeyError, TypeError) as error:
             problems.append(f"{path} line {number} is not a readable erasure: {unreadable(error)}")
             continue
+        named.add(user)
         if document.get("format") != FORMAT or not signature_matches(given, document, keys):
             problems.append(
                 f"{path} line {number}: the signature does not match UGC_AUDIT_KEY "
@@ -82,4 +86,4 @@ def read_journal(directory: Path, keys: tuple[str, ...]) -> Journal:
             )
             continue
         erasures.append(erasure)
-    return Journal(erasures, problems)
+    return Journal(erasures, problems, frozenset(named))

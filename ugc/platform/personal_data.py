@@ -296,6 +296,15 @@ class DataKeys:
         someone (ugc/platform/erasures.py), and what this one sends (a mail) must not read them."""
         self._opened.clear()
 
+    def erased_persons(self) -> list[int]:
+        """The people an erasure destroyed the keys of (their tombstones), by number."""
+        rows = self._all(
+            f"SELECT DISTINCT person FROM {self.table} WHERE erased_at IS NOT NULL AND person IS NOT NULL "
+            "ORDER BY person",
+            (),
+        )
+        return [int(row["person"] if isinstance(row, Mapping) else row[0]) for row in rows]
+
     def live(self, person: int) -> int:
         """How many keys of `person` are not destroyed (a restored backup from before their erasure has them)."""
         row = self._one(
