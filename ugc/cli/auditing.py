@@ -325,7 +325,8 @@ def _history(settings: Settings, order_text: str, as_of_text: str | None, *, as_
         sys.stdout.buffer.write(dumps(record if shown is None else {"order": shown, "history": record}) + b"\n")
         sys.stdout.flush()
         return 0
-    print(f"Order {order}: {len(entries)} events" + ("" if as_of is None else f" as of {as_of_text}"))
+    counted = "1 event" if len(entries) == 1 else f"{len(entries)} events"
+    print(f"Order {order}: {counted}" + ("" if as_of is None else f" as of {as_of_text}"))
     print(as_table(entries))
     if shown is not None:
         print(f"\nThe order as of {as_of_text}:")
