@@ -403,6 +403,22 @@ def test_an_event_deleted_from_the_log_is_named_at_the_gap_alone(audited: Audite
     )
 
 
+def test_each_field_of_an_event_is_one_line_of_its_data_cell(audited: Audited, browser: WebDriver) -> None:
+    """A text a party wrote is shown as the CLI's table writes it, quoted, its line breaks escaped: shown
+    raw, the placing's requirements ("…строка\\nвторая…") spread over two lines of the cell, so that a
+    buyer's text could put a line of its own making ("total_price: 1") among the event's fields."""
+    entries = record(audited, audited.tampered)
+    audit_sign_in(browser, audited)
+    audit_open(browser, audited.tampered)
+    wait(browser).until(ec.text_to_be_present_in_element((By.ID, "summary"), f"Запись заказа №{audited.tampered}"))
+    cells = [cell.text for cell in browser.find_elements(By.CSS_SELECTOR, "#entries td.data")]
+    assert len(cells) == len(entries)
+    for entry, cell in zip(entries, cells, strict=True):
+        lines = cell.split("\n") if cell else []
+        assert [line.split(": ", 1)[0] for line in lines] == list(entry["data"]), (entry["type"], cell)
+    assert f"requirements: {json.dumps(TRICKY, ensure_ascii=False)}" in cells[0].split("\n")
+
+
 def test_a_long_unbroken_value_wraps_in_its_cell_and_every_verdict_stays_in_view(
     audited: Audited, browser: WebDriver
 ) -> None:

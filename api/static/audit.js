@@ -75,9 +75,17 @@
   const who = (actor) =>
     actor ? [actor.kind, actor.id, actor.username].filter((part) => part !== null && part !== undefined).join(" / ") : "—";
 
+  // A value as JSON writes it, but for U+2028 and U+2029, which JSON leaves as they are and a browser
+  // breaks a line at.
+  const asJson = (value) =>
+    JSON.stringify(value).replace(/[\u2028\u2029]/g, (c) => "\\u" + c.charCodeAt(0).toString(16));
+
+  /* One line per field, each value as JSON writes it (as `ugc history` prints the table): a text a
+     party wrote keeps its line breaks escaped, so it never shows a line of its own making ("total_price:
+     1") among the event's fields. */
   const readable = (data) =>
     Object.entries(data || {})
-      .map(([name, value]) => `${name}: ${typeof value === "string" ? value : JSON.stringify(value)}`)
+      .map(([name, value]) => `${name}: ${asJson(value)}`)
       .join("\n");
 
   function show(entries, results) {
