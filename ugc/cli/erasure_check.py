@@ -73,7 +73,7 @@ def _unjournaled(accounts: AccountCommands, journaled: frozenset[int]) -> list[F
         what = (
             f"user {user} ({username}) is erased in this database, but the erasure journal holds no line for "
             "them (deleted from it, or the erasure run with another UGC_AUDIT_DIR): restoring a backup taken "
-            f"before it would undo it, and `ugc users erase --replay` would not redo it; "
+            "before it would undo it, and `ugc users erase --replay` would not redo it; "
             f"`ugc users erase {username} --yes` journals it again"
         )
         findings.append(Finding(KIND, "accounts", None, None, None, what))
