@@ -2,7 +2,8 @@
 
 An item's row embeds its images (re-read from `portfolio_images` after each image event), so a
 page of items is one query. `portfolio_media` holds exactly the keys of live covers and images:
-the public media route serves nothing else.
+the public media route serves nothing else. `portfolio_counts` moves with every item and image
+stored or deleted: one upsert of two rows, the creator's and every creator's.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import Mapping
 from typing import ClassVar
 
 from projections.base import Handler, Projection
+from readmodels.portfolio import EVERY_CREATOR
 from ugc.platform.dialect import Cursor, Row
 from ugc.platform.store import Catalog
 from ugc.portfolio import PortfolioImage, PortfolioItem
@@ -22,7 +24,7 @@ _IMAGE_COLUMNS = {"caption": "caption", "order": "sort_order", "image_key": "ima
 class PortfolioProjection(Projection):
     name = "portfolio"
     applications: ClassVar[tuple[str, ...]] = (Catalog.name,)
-    tables: ClassVar[tuple[str, ...]] = ("portfolio_items", "portfolio_images", "portfolio_media")
+    tables: ClassVar[tuple[str, ...]] = ("portfolio_items", "portfolio_images", "portfolio_media", "portfolio_counts")
 
     def handlers(self) -> Mapping[type, Handler]:
         return {
@@ -53,6 +55,7 @@ class PortfolioProjection(Projection):
             ),
         )
         _publish(cur, e.cover_key, e.cover_content_type)
+        _count(cur, e.creator_profile, items=1)
 
     def item_updated(self, cur: Cursor, e: PortfolioItem.Updated) -> None:
         uuid = str(e.originator_id)
@@ -70,7 +73,7 @@ class PortfolioProjection(Projection):
 
     def item_deleted(self, cur: Cursor, e: PortfolioItem.Deleted) -> None:
         item = cur.execute(
-            "SELECT id, cover_key FROM portfolio_items WHERE uuid = %s", (str(e.originator_id),)
+            "SELECT id, creator_profile_id, cover_key FROM portfolio_items WHERE uuid = %s", (str(e.originator_id),)
         ).fetchone()
         if item is None:
             return
@@ -80,6 +83,7 @@ class PortfolioProjection(Projection):
         _unpublish(cur, [item["cover_key"], *(row["image_key"] for row in images)])
         cur.execute("DELETE FROM portfolio_images WHERE portfolio_item_id = %s", (item["id"],))
         cur.execute("DELETE FROM portfolio_items WHERE id = %s", (item["id"],))
+        _count(cur, item["creator_profile_id"], items=-1, images=-len(images))
 
     def image_attached(self, cur: Cursor, e: PortfolioItem.ImageAttached) -> None:
         """The item's version moved (its ETag): the image itself comes with `image_added`."""
@@ -90,7 +94,10 @@ class PortfolioProjection(Projection):
     def image_added(self, cur: Cursor, e: PortfolioImage.Added) -> None:
         # Before images were recorded on their item too, an item could be deleted while an image
         # was added to it (two appends): then the image never shows, as the write side treats it.
-        if cur.execute("SELECT id FROM portfolio_items WHERE id = %s", (e.portfolio_item,)).fetchone() is None:
+        item = cur.execute(
+            "SELECT creator_profile_id FROM portfolio_items WHERE id = %s", (e.portfolio_item,)
+        ).fetchone()
+        if item is None:
             return
         cur.execute(
             "INSERT INTO portfolio_images (id, uuid, portfolio_item_id, version, image_key, caption, sort_order) "
@@ -99,6 +106,7 @@ class PortfolioProjection(Projection):
         )
         _publish(cur, e.image_key, e.content_type)
         _embed_images(cur, e.portfolio_item)
+        _count(cur, item["creator_profile_id"], images=1)
 
     def image_updated(self, cur: Cursor, e: PortfolioImage.Updated) -> None:
         image = _image(cur, e)
@@ -120,12 +128,25 @@ class PortfolioProjection(Projection):
         _unpublish(cur, [image["image_key"]])
         cur.execute("DELETE FROM portfolio_images WHERE id = %s", (image["id"],))
         _embed_images(cur, image["portfolio_item_id"])
+        _count(cur, image["creator_profile_id"], images=-1)
 
 
 def _image(cur: Cursor, e: PortfolioImage.Event) -> Row | None:
     return cur.execute(
-        "SELECT id, portfolio_item_id, image_key FROM portfolio_images WHERE uuid = %s", (str(e.originator_id),)
+        "SELECT m.id, m.portfolio_item_id, m.image_key, i.creator_profile_id FROM portfolio_images m "
+        "JOIN portfolio_items i ON i.id = m.portfolio_item_id WHERE m.uuid = %s",
+        (str(e.originator_id),),
     ).fetchone()
+
+
+def _count(cur: Cursor, creator_profile_id: int, *, items: int = 0, images: int = 0) -> None:
+    """Move the creator's counts and every creator's by `items` and `images`."""
+    cur.execute(
+        "INSERT INTO portfolio_counts (creator_profile_id, items, images) VALUES (%s, %s, %s), (%s, %s, %s) "
+        "ON CONFLICT (creator_profile_id) DO UPDATE SET items = portfolio_counts.items + excluded.items, "
+        "images = portfolio_counts.images + excluded.images",
+        (creator_profile_id, items, images, EVERY_CREATOR, items, images),
+    )
 
 
 def _embed_images(cur: Cursor, item_id: object) -> None:

@@ -81,7 +81,7 @@ READ_MODELS: tuple[tuple[Statement, ...], ...] = (
 # leaves an older table as it was, so `add_later_columns` adds the column and rewinds the
 # projection: emptied and at position 0, it refills its tables from the log, the column included.
 _LISTINGS = ("services", "listing_creator_ratings")
-_PORTFOLIO = ("portfolio_items", "portfolio_images", "portfolio_media")
+_PORTFOLIO = ("portfolio_items", "portfolio_images", "portfolio_media", "portfolio_counts")
 _NOTIFICATIONS = (
     "notifications",
     "notification_orders",

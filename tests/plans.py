@@ -1,0 +1,58 @@
+"""What a read statement's plan touches, on either backend: tests of costs check plans, not times."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from contextlib import closing
+from typing import Any
+
+import psycopg
+from psycopg import ClientCursor
+
+from ugc.platform.database import Database
+from ugc.platform.dialect import postgres_params
+
+
+def relations_read(db: Database, sql: str, params: Sequence[object]) -> set[str]:
+    """The tables a statement's plan reads (PostgreSQL's EXPLAIN; SQLite's EXPLAIN QUERY PLAN, whose
+    lines name a table, or its index, after SCAN or SEARCH)."""
+    with db.read() as cur:
+        if db.dialect == "sqlite":
+            lines = cur.execute(f"EXPLAIN QUERY PLAN {sql}", params).fetchall()
+            return {line["detail"].split()[1] for line in lines if line["detail"].startswith(("SCAN", "SEARCH"))}
+        plan = cur.execute(f"EXPLAIN (FORMAT JSON) {sql}", params).fetchone()
+    assert plan is not None
+    return {node["Relation Name"] for node in _nodes(next(iter(plan.values()))[0]["Plan"]) if "Relation Name" in node}
+
+
+def work(url: str, sql: str, params: Sequence[object], relation: str) -> int:
+    """What a statement makes the database do: on PostgreSQL the rows of `relation` its plan's nodes
+    passed, kept or filtered out (`EXPLAIN ANALYZE`); on SQLite the hundreds of virtual machine
+    instructions it ran."""
+    if url.startswith("sqlite:///"):
+        hundreds = 0
+
+        def count() -> int:
+            nonlocal hundreds
+            hundreds += 1
+            return 0
+
+        with closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as raw:
+            raw.set_progress_handler(count, 100)
+            raw.execute(sql.replace("%s", "?"), params).fetchall()
+        return hundreds
+    with psycopg.connect(url, autocommit=True) as conn:
+        bound = ClientCursor(conn).mogrify(sql, postgres_params(params))
+        found = conn.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {bound}").fetchone()
+    assert found is not None
+    return sum(
+        int(node["Actual Rows"] * node["Actual Loops"] + node.get("Rows Removed by Filter", 0))
+        for node in _nodes(found[0][0]["Plan"])
+        if node.get("Relation Name") == relation
+    )
+
+
+def _nodes(node: dict[str, Any]) -> list[dict[str, Any]]:
+    """A plan's node and every node under it."""
+    return [node, *(found for child in node.get("Plans", []) for found in _nodes(child))]
