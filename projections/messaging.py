@@ -2,7 +2,9 @@
 (its `seq` its log position, the order a conversation's socket and its pages show them in).
 
 Unread counts are kept per side of a conversation: a message adds one for its recipient; a read
-marker recounts the messages after it (stored positions, so a rebuild counts the same).
+marker recounts the messages after it (stored positions, so a rebuild counts the same). The lists'
+totals too: a conversation adds one to each participant's `conversation_counts`, a message one to
+its conversation's `message_counts`.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from ugc.platform.store import Messaging
 class MessagingProjection(PushingProjection):
     name = "messaging"
     applications: ClassVar[tuple[str, ...]] = (Messaging.name,)
-    tables: ClassVar[tuple[str, ...]] = ("conversations", "messages")
+    tables: ClassVar[tuple[str, ...]] = ("conversations", "messages", "conversation_counts", "message_counts")
 
     def handlers(self) -> Mapping[type, Handler]:
         return {
@@ -46,12 +48,22 @@ class MessagingProjection(PushingProjection):
                 e.at,
             ),
         )
+        cur.execute(
+            "INSERT INTO conversation_counts (user_id, n) VALUES (%s, 1), (%s, 1) "
+            "ON CONFLICT (user_id) DO UPDATE SET n = conversation_counts.n + 1",
+            (e.first_user, e.second_user),
+        )
 
     def sent(self, cur: Cursor, e: Message.Sent) -> None:
         cur.execute(
             "INSERT INTO messages (id, conversation_id, position, sender_id, sender_username, text, created_at) "
             "VALUES (%s, %s, %s, %s, %s, %s, %s)",
             (e.number, e.conversation, self.position, e.sender, e.sender_username, e.text, e.at),
+        )
+        cur.execute(
+            "INSERT INTO message_counts (conversation_id, n) VALUES (%s, 1) "
+            "ON CONFLICT (conversation_id) DO UPDATE SET n = message_counts.n + 1",
+            (e.conversation,),
         )
         # The recipient is the side that is not the sender: one UPDATE decides which counter grows.
         cur.execute(

@@ -4,6 +4,11 @@ A conversation row carries both participants as `a` and `b`, each with a read ma
 position in the messaging log) and an unread count kept up to date by the projection, so the
 list of a user's conversations is one indexed query whatever the conversations hold. `activity`
 is the log position of its latest event: "most recently active" in store order, free of clocks.
+
+The lists' totals are kept by the projection, in the transaction that writes the rows they count:
+each user's conversations (`conversation_counts`) and each conversation's messages
+(`message_counts`). A page reads one row, where a COUNT read every message of a long conversation
+(30,000: 831 buffers, a sequential scan) and every conversation of a busy user (5,000: 991).
 """
 
 from __future__ import annotations
@@ -43,6 +48,21 @@ DDL = (
         created_at {timestamp} NOT NULL)""",
     # A conversation's messages in store order: its pages, a socket's replay, unread counts.
     "CREATE INDEX IF NOT EXISTS messages_unread ON messages (conversation_id, position)",
+    """CREATE TABLE IF NOT EXISTS conversation_counts (
+        user_id BIGINT PRIMARY KEY,
+        n BIGINT NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS message_counts (
+        conversation_id BIGINT PRIMARY KEY,
+        n BIGINT NOT NULL)""",
+    # Filled once, where a database from before these tables has rows but no counts: every row stored
+    # since is counted with it, so a table of counts is never empty while what it counts is not.
+    """INSERT INTO conversation_counts (user_id, n)
+        SELECT user_id, COUNT(*) FROM (SELECT user_a AS user_id FROM conversations UNION ALL
+            SELECT user_b FROM conversations) AS parties
+        WHERE NOT EXISTS (SELECT 1 FROM conversation_counts) GROUP BY user_id""",
+    """INSERT INTO message_counts (conversation_id, n)
+        SELECT conversation_id, COUNT(*) FROM messages
+        WHERE NOT EXISTS (SELECT 1 FROM message_counts) GROUP BY conversation_id""",
 )
 
 _CONVERSATION = (
@@ -64,19 +84,19 @@ def get_conversation(db: Database, conversation_id: int) -> Row | None:
 
 def list_conversations(user_id: int, page: PageRequest) -> PageQuery:
     """The user's conversations, the most recently active first."""
-    # One indexed branch per side; nobody converses with themselves, so the branches never overlap.
+    # One indexed branch per side, each cut to the rows the page can need (the inner LIMIT stops its
+    # index walk, where the union was sorted whole); nobody converses with themselves, so the
+    # branches never overlap. Each branch is a subquery: SQLite refuses ORDER BY and LIMIT on a bare
+    # member of a UNION.
+    branches = " UNION ALL ".join(
+        f"SELECT * FROM ({_CONVERSATION} WHERE c.{side} = %s ORDER BY c.activity DESC LIMIT %s) AS {side}"
+        for side in ("user_a", "user_b")
+    )
+    wanted = page.offset + page.size
     return PageQuery(
         page,
-        (
-            "SELECT COUNT(*) AS n FROM conversations WHERE user_a = %s "
-            "UNION ALL SELECT COUNT(*) AS n FROM conversations WHERE user_b = %s",
-            (user_id, user_id),
-        ),
-        (
-            f"SELECT * FROM ({_CONVERSATION} WHERE c.user_a = %s UNION ALL {_CONVERSATION} WHERE c.user_b = %s) "
-            "AS mine ORDER BY activity DESC",
-            (user_id, user_id),
-        ),
+        ("SELECT n FROM conversation_counts WHERE user_id = %s", (user_id,)),
+        (f"SELECT * FROM ({branches}) AS mine ORDER BY activity DESC", (user_id, wanted, user_id, wanted)),
     )
 
 
@@ -102,7 +122,7 @@ def list_messages(conversation_id: int, page: PageRequest) -> PageQuery:
     """
     return PageQuery(
         page,
-        ("SELECT COUNT(*) AS n FROM messages WHERE conversation_id = %s", (conversation_id,)),
+        ("SELECT n FROM message_counts WHERE conversation_id = %s", (conversation_id,)),
         (f"{_MESSAGE} WHERE m.conversation_id = %s ORDER BY m.position DESC", (conversation_id,)),
     )
 

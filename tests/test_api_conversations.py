@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import threading
-from datetime import datetime
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from commands.messaging import MessagingCommands
+from readmodels import messaging as read
+from readmodels.pages import PageRequest
+from tests.backends import fresh_database
 from tests.conftest import BAD_BODY_IDS, Api, refused_id
+from tests.plans import relations_read, work
+from ugc.platform.database import Database
 
 CONVERSATION_KEYS = {
     "id",
@@ -231,6 +237,48 @@ def test_the_list_shows_the_most_recent_activity_first(api: Api) -> None:
     assert top["unread_count"] == 1
     assert [c["id"] for c in mine(api, anna, page_size=1, page=2)["results"]] == [with_gleb]
     assert [c["id"] for c in mine(api, boris)["results"]] == [with_boris]
+
+
+def test_the_lists_totals_are_kept_not_counted(api: Api) -> None:
+    """A user's conversations and a conversation's messages are counted by the projection as they are
+    stored: a page's total reads one row of `conversation_counts` or `message_counts`, where a COUNT
+    read every message of the conversation (30,000: 831 buffers) or conversation of the user."""
+    anna, boris, vera = api.verified_user(), api.verified_user(), api.verified_user()
+    with_boris = start(api, anna, boris["id"])["id"]
+    start(api, vera, anna["id"])
+    start(api, boris, anna["id"], expect=200)
+    for n in range(3):
+        say(api, anna if n % 2 else boris, with_boris, f"Сообщение {n}")
+    assert (mine(api, anna)["count"], mine(api, boris)["count"], mine(api, vera)["count"]) == (2, 1, 1)
+    assert mine(api, api.verified_user())["count"] == 0
+    assert messages(api, boris, with_boris)["count"] == 3
+    db = api.client.app.state.services.db  # type: ignore[attr-defined]
+    assert relations_read(db, *read.list_conversations(anna["id"], PageRequest(1, 20)).count) == {"conversation_counts"}
+    assert relations_read(db, *read.list_messages(with_boris, PageRequest(1, 20)).count) == {"message_counts"}
+
+
+def test_a_page_of_conversations_reads_the_rows_it_shows_however_many_there_are(backend: str, tmp_path: Path) -> None:
+    """A page of a user's conversations walks each side's index only as far as the page reaches: a user
+    with 1,500 conversations costs what one with 300 does. The union of both sides was sorted whole
+    (5,000 conversations: 1,001 buffers, every one of them read). The rows are stored by hand: it is
+    the read that is tested."""
+    with fresh_database(backend, tmp_path, migrated=True) as url:
+        db = Database(url)
+        try:
+            with db.transaction(write=True) as cur:
+                cur.execute(
+                    "WITH RECURSIVE numbers (n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM numbers WHERE n < 6000) "
+                    "INSERT INTO conversations (id, uuid, user_a, username_a, user_b, username_b, activity, "
+                    "created_at, updated_at) SELECT n, 'c' || n, "
+                    "CASE WHEN n <= 300 THEN 1 WHEN n <= 1800 THEN 2 ELSE 1000 + n END, 'a', "
+                    "CASE WHEN n - n / 2 * 2 = 0 THEN 100000 + n ELSE 200000 + n END, 'b', n, %s, %s FROM numbers",
+                    (datetime.now(UTC), datetime.now(UTC)),
+                )
+                cur.execute("ANALYZE")
+        finally:
+            db.close()
+        few, many = (read.list_conversations(user, PageRequest(1, 20)).statements[1] for user in (1, 2))
+        assert work(url, *many, "conversations") <= work(url, *few, "conversations")
 
 
 def test_unread_counts_follow_messages_and_read_marks(api: Api) -> None:
