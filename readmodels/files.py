@@ -1,4 +1,9 @@
-"""Queries on uploaded files (kept by `projections/files.py`)."""
+"""Queries on uploaded files (kept by `projections/files.py`).
+
+Each owner's total of files not removed is kept in `file_counts` by the projection, beside the rows
+it counts: a page reads one row, where a COUNT read every file of the owner's, removed or not (the
+index holds no `removed`: 10,000 files, 400 buffers, a sequential scan).
+"""
 
 from __future__ import annotations
 
@@ -19,6 +24,14 @@ DDL = (
         removed {bool} NOT NULL)""",
     # The owner's list, newest first, is one range scan of this index.
     "CREATE INDEX IF NOT EXISTS files_owner_uploaded ON files (owner_id, uploaded_at, id)",
+    """CREATE TABLE IF NOT EXISTS file_counts (
+        owner_id BIGINT PRIMARY KEY,
+        n BIGINT NOT NULL)""",
+    # Filled once, where a database from before this table has files but no counts: every upload
+    # since is counted with it, so the table is never empty while a file is listed.
+    """INSERT INTO file_counts (owner_id, n)
+        SELECT owner_id, COUNT(*) FROM files
+        WHERE NOT removed AND NOT EXISTS (SELECT 1 FROM file_counts) GROUP BY owner_id""",
 )
 
 _COLUMNS = "id, owner_id, key, name, size, content_type, uploaded_at, removed"
@@ -29,7 +42,7 @@ def list_own_files(owner_id: int, page: PageRequest) -> PageQuery:
     where = "WHERE owner_id = %s AND removed = %s"
     return PageQuery(
         page,
-        (f"SELECT COUNT(*) AS n FROM files {where}", (owner_id, False)),
+        ("SELECT n FROM file_counts WHERE owner_id = %s", (owner_id,)),
         (f"SELECT {_COLUMNS} FROM files {where} ORDER BY uploaded_at DESC, id DESC", (owner_id, False)),
     )
 

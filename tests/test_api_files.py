@@ -12,7 +12,10 @@ from typing import Any
 import pytest
 
 from api.app import build_app
+from readmodels.files import list_own_files
+from readmodels.pages import PageRequest
 from tests.conftest import Api, checked_client
+from tests.plans import relations_read
 from ugc.clock import MovableClock
 from ugc.config import Settings
 from ugc.wiring import runtime
@@ -107,6 +110,20 @@ def test_the_owner_lists_own_files_newest_first_with_pagination(api: Api) -> Non
     second = api.client.get(first["next"], headers=user["headers"]).json()
     assert [item["id"] for item in second["results"]] == ids[:1] and second["next"] is None
     assert api.client.get("/api/v1/files/?page=3&page_size=2", headers=user["headers"]).status_code == 404
+
+
+def test_the_owners_total_is_kept_not_counted(api: Api) -> None:
+    """Uploads and removals move the owner's count in `file_counts`; a page's total reads that row,
+    not the owner's files (a COUNT read every one, removed ones too: 10,000, 400 buffers)."""
+    user, other = api.verified_user(), api.verified_user()
+    kept, removed = uploaded(api, user, b"one"), uploaded(api, user, b"two")
+    uploaded(api, other, b"three")
+    assert api.client.delete(f"/api/v1/files/{removed['id']}/", headers=user["headers"]).status_code == 204
+    listed = api.client.get("/api/v1/files/", headers=user["headers"]).json()
+    assert (listed["count"], [f["id"] for f in listed["results"]]) == (1, [kept["id"]])
+    assert api.client.get("/api/v1/files/", headers=api.verified_user()["headers"]).json()["count"] == 0
+    db = api.client.app.state.services.db  # type: ignore[attr-defined]
+    assert relations_read(db, *list_own_files(user["id"], PageRequest(1, 20)).count) == {"file_counts"}
 
 
 def test_the_owner_downloads_the_bytes_with_safe_headers(api: Api) -> None:
