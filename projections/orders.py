@@ -10,7 +10,7 @@ batch's rows, see `OverRows`):
 2. the orders placed in the batch, each inserted once with the columns its later events set;
 3. the orders placed before the batch, each updated once with what its events set;
 4. deliveries, delivered files and reviews, each taking its order's id (and a review the order's
-   fields) from the `orders` rows as 2 and 3 left them.
+   fields) from the `orders` rows as 2 and 3 left them, and the reviews' counts per creator.
 
 1-3 are one phase of `held_writes` and 4 another: on PostgreSQL each phase is one statement,
 with the phases of the other projections of the batch (`base.end_batch`).
@@ -125,11 +125,28 @@ NEW_REVIEWS = OverRows(
     "new_reviews",
 )
 
+# The batch's reviews (NEW_REVIEWS' rows) added to their creators' counts.
+REVIEW_COUNTS = OverRows(
+    NEW_REVIEWS.columns,
+    "INSERT INTO review_counts (creator_profile_id, n) "
+    "SELECT orders.creator_profile_id, COUNT(*) FROM counted_reviews AS held JOIN orders ON orders.uuid = held.uuid "
+    "WHERE true GROUP BY orders.creator_profile_id "  # WHERE: SQLite's parser, as in COUNTS
+    "ON CONFLICT (creator_profile_id) DO UPDATE SET n = review_counts.n + excluded.n",
+    "counted_reviews",
+)
+
 
 class OrdersProjection(Projection):
     name = "orders"
     applications: ClassVar[tuple[str, ...]] = (Orders.name,)
-    tables: ClassVar[tuple[str, ...]] = ("orders", "order_counts", "deliveries", "delivered_files", "reviews")
+    tables: ClassVar[tuple[str, ...]] = (
+        "orders",
+        "order_counts",
+        "deliveries",
+        "delivered_files",
+        "reviews",
+        "review_counts",
+    )
     indexed_after_replay = True  # orders by id and uuid, the others by their keys
 
     def __init__(self) -> None:
@@ -187,6 +204,7 @@ class OrdersProjection(Projection):
                 (NEW_DELIVERIES, list(self._deliveries)),
                 (NEW_DELIVERED_FILES, list(self._delivered_files)),
                 (NEW_REVIEWS, list(self._reviews)),
+                (REVIEW_COUNTS, list(self._reviews)),
             ],
         )
 
