@@ -765,7 +765,14 @@ def test_rebuilt_portfolio_and_creator_skills_equal_the_live_tables(api: Api, ap
     api.client.patch(f"/api/portfolio-images/{image['id']}/", headers=creator["headers"], json={"order": 0})
     api.client.delete(f"/api/portfolio/{created(api, creator)['id']}/", headers=creator["headers"])
     db = app_client.app.state.services.db  # type: ignore[attr-defined]
-    tables = ("portfolio_items", "portfolio_images", "portfolio_media", "portfolio_counts", "creator_skills")
+    tables = (
+        "portfolio_items",
+        "portfolio_images",
+        "portfolio_media",
+        "portfolio_counts",
+        "creator_skills",
+        "creator_skill_counts",
+    )
     live = {name: rows(db, name) for name in tables}
     stores = EventStores(api.settings.database_url, data_key=DATA_KEY)
     try:
@@ -781,6 +788,6 @@ def test_rebuilt_portfolio_and_creator_skills_equal_the_live_tables(api: Api, ap
 
 
 def rows(db: Database, table: str) -> list[dict[str, Any]]:
-    order = {"portfolio_media": "key", "portfolio_counts": "creator_profile_id"}.get(table, "id")
+    order = {"portfolio_media": "key"}.get(table, "creator_profile_id" if table.endswith("_counts") else "id")
     with db.transaction() as cur:
         return cur.execute(f"SELECT * FROM {table} ORDER BY {order}").fetchall()
