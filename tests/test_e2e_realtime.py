@@ -364,7 +364,7 @@ def test_a_refused_sockets_close_frame_says_why_in_russian(live: Live) -> None:
     unauthorized = (4401, "Токен недействителен или просрочен.")
     not_found = (4404, "Нет такого потока, диалога или id из since=.")
     expected = {
-        alerts: unauthorized,
+        alerts: (4401, "Учетные данные не были предоставлены."),
         f"{alerts}?token={anna['refresh']}": unauthorized,
         f"/ws/conversations/999999999/?token={anna['access']}": not_found,
         f"/ws/nothing/?token={anna['access']}": not_found,

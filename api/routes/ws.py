@@ -79,20 +79,26 @@ CLOSE_REASONS = {
 }
 
 
-async def close(websocket: WebSocket, code: int) -> None:
+async def close(websocket: WebSocket, code: int, reason: str | None = None) -> None:
+    """Close with `code` and `reason` (the code's own, CLOSE_REASONS, if none)."""
     with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError, TimeoutError):
-        await asyncio.wait_for(websocket.close(code, CLOSE_REASONS.get(code)), CLOSE_TIMEOUT)
+        await asyncio.wait_for(websocket.close(code, reason or CLOSE_REASONS.get(code)), CLOSE_TIMEOUT)
 
 
 class CallerGone(Exception):
     """The socket's user no longer exists or was erased: the socket is closed 4401, as its token is refused."""
 
 
-async def refuse(websocket: WebSocket, code: int) -> None:
+async def refuse(websocket: WebSocket, code: int, reason: str | None = None) -> None:
     """Accept only to close: a close code reaches the client only on an open socket."""
     with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
         await websocket.accept()
-    await close(websocket, code)
+    await close(websocket, code, reason)
+
+
+def unauthorized(websocket: WebSocket) -> str:
+    """Why a socket's token is refused, in REST's words for a 401: none given, or one that is no good."""
+    return message("invalid_token" if websocket.query_params.get("token") else "not_authenticated")
 
 
 def refused_while_away(endpoint: Callable[[WebSocket], Awaitable[None]]) -> Callable[[WebSocket], Awaitable[None]]:
@@ -264,7 +270,7 @@ async def conversation_socket(websocket: WebSocket) -> None:
     s = services(websocket)
     caller = await _caller(websocket, s)
     if caller is None:
-        await refuse(websocket, UNAUTHORIZED)
+        await refuse(websocket, UNAUTHORIZED, unauthorized(websocket))
         return
     user, token = caller
     conversation_id: int = websocket.path_params["conversation_id"]
@@ -351,7 +357,7 @@ async def notifications_socket(websocket: WebSocket) -> None:
     s = services(websocket)
     caller = await _caller(websocket, s)
     if caller is None:
-        await refuse(websocket, UNAUTHORIZED)
+        await refuse(websocket, UNAUTHORIZED, unauthorized(websocket))
         return
     user, token = caller
 

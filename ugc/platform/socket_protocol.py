@@ -7,7 +7,12 @@ the stream starts). A stop that comes meanwhile had uvicorn answer the handshake
 after a deploy meet stopping servers at just that moment. It is the API's 503 (the body of
 `api/errors.py` `unavailable`, Retry-After), which tells a client to try again. The handler finds
 the connection gone when it goes on (`ClientDisconnected`, an OSError, as for any client that left).
-Handshakes already answered, and sockets open, get uvicorn's own stop: close 1012.
+Handshakes already answered, and sockets open, get uvicorn's own stop: close 1012, with the reason
+the API's 1012 gives.
+
+A client's frames cost the server no memory beyond a message's bytes (`ws_max_size`): it reads
+nothing more while what it writes cannot leave (a client that pings and reads nothing), and keeps no
+empty piece of a fragmented message (one that never ends).
 
 A handshake websockets refuses before the application sees it (no or a bad `Sec-WebSocket-Key`,
 another version than 13, a method other than GET, a header line past its 8 KiB) was answered
