@@ -43,6 +43,29 @@ def require_live_creator(accounts: Application[UUID], user_id: int) -> int:
     return number
 
 
+def withdrawn_if_erased(accounts: Application[UUID], user_id: int, withdraw: Callable[[], object]) -> None:
+    """Once a write that `require_live_creator` let add something of a creator's to a listing is
+    appended: if their erasure was stored since that check, take the thing back (`withdraw`, as their
+    own DELETE would; one the erasure withdrew meanwhile is passed over) and refuse the write as the
+    check would have (PersonErased, 401).
+
+    The check reads the accounts log and the write appends to the catalog's, with no lock in common;
+    the erasure stores `User.Erased`, then withdraws what the listings show once they have applied
+    the catalog's log as it stands. A write checked before the one and appended after the other was
+    seen by neither, and stayed listed for a person erased. Looking again after the append, one of
+    the two sees the other: either the erasure read the log after this append, or this look comes
+    after `User.Erased`.
+    """
+    user: User = accounts.repository.get(aggregate_id("user", user_id))
+    if not user.erased:
+        return
+    try:
+        withdraw()
+    except NotFound:
+        pass
+    raise PersonErased(f"user {user_id} was erased")
+
+
 # A creator profile's things of one kind, as the read model lists them once it reached the positions.
 Listed = Callable[[int, Positions], Sequence[int]]
 

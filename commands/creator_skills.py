@@ -11,7 +11,7 @@ from typing import Any
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 
-from commands.creator_access import Listed, check_owner, require_live_creator, withdraw_listed
+from commands.creator_access import Listed, check_owner, require_live_creator, withdraw_listed, withdrawn_if_erased
 from commands.saving import Positions, change, retrying, save
 from ugc.catalog import Skill
 from ugc.claims import Claim
@@ -86,7 +86,9 @@ class CreatorSkillCommands:
             claim, created = self._new(profile, skill, level, user_actor(user_id))
             return Saved(created, found, save(self.app, claim, created))
 
-        return retrying(attempt)
+        saved = retrying(attempt)
+        withdrawn_if_erased(self.accounts, user_id, lambda: self.remove(user_id, saved.creator_skill.number))
+        return saved
 
     def change_level(self, user_id: int, number: int, level: int) -> Saved:
         check_level(level)
@@ -141,7 +143,10 @@ class CreatorSkillCommands:
                 applied.append(Applied(number, entry.skill, skills[entry.skill].name, entry.level, created=fresh))
             return applied, save(self.app, *pending)
 
-        return retrying(attempt)
+        applied, positions = retrying(attempt)
+        numbers = [entry.id for entry in applied]
+        withdrawn_if_erased(self.accounts, user_id, lambda: self._remove_present(user_id, numbers))
+        return applied, positions
 
     def withdraw_all(self, creator_user_id: int, actor: str, listed: Listed) -> list[int]:
         """Remove every skill of a creator whose account was erased, with `actor` (the operator)
@@ -151,6 +156,14 @@ class CreatorSkillCommands:
             change(self.app, functools.partial(self._get, number), lambda skill: skill.remove(self.clock.now(), actor))
 
         return withdraw_listed(self.accounts, self.app, creator_user_id, listed, remove)
+
+    def _remove_present(self, user_id: int, numbers: Sequence[int]) -> None:
+        """Remove each of `numbers` that is not removed already."""
+        for number in numbers:
+            try:
+                self.remove(user_id, number)
+            except NotFound:
+                continue
 
     def _change(self, user_id: int, number: int, decide: Callable[[CreatorSkill], None]) -> Positions:
         return change(self.app, lambda: self._owned(user_id, number), decide).positions

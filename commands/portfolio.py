@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from eventsourcing.application import AggregateNotFoundError
 
-from commands.creator_access import Listed, check_owner, require_live_creator, withdraw_listed
+from commands.creator_access import Listed, check_owner, require_live_creator, withdraw_listed, withdrawn_if_erased
 from commands.saving import UNCONDITIONAL, Positions, Preconditions, change, save
 from ugc.clock import Clock
 from ugc.errors import InvalidField, NotFound
@@ -60,7 +60,9 @@ class PortfolioCommands:
             at=self.clock.now(),
             actor=user_actor(user_id),
         )
-        return Saved(item, save(self.app, item))
+        saved = Saved(item, save(self.app, item))
+        withdrawn_if_erased(self.accounts, user_id, lambda: self.delete("item", user_id, number))
+        return saved
 
     def add_image(self, user_id: int, *, portfolio_item: int, image: StoredImage, caption: str, order: int) -> Saved:
         """Add an image to one of the caller's items: an unknown (or deleted) item is a bad field (422),

@@ -14,7 +14,7 @@ from typing import Any
 
 from eventsourcing.application import AggregateNotFoundError
 
-from commands.creator_access import Listed
+from commands.creator_access import Listed, withdrawn_if_erased
 from commands.saving import UNCONDITIONAL, Positions, Preconditions, change, save, stored_so_far
 from ugc.accounts import User
 from ugc.clock import Clock
@@ -81,7 +81,9 @@ class ServiceCommands:
             at=self.clock.now(),
             actor=user_actor(user_id),
         )
-        return number, save(self.catalog, service)
+        positions = save(self.catalog, service)
+        withdrawn_if_erased(self.accounts, user_id, lambda: self.deactivate(user_id, number))
+        return number, positions
 
     def edit(
         self, user_id: int, number: int, changes: dict[str, Any], *, preconditions: Preconditions = UNCONDITIONAL
