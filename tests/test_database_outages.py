@@ -374,8 +374,10 @@ def caught_up_without_failure(
     `bio` made during it shown once it is over, and nothing parked."""
     assert _projection_failures() == failures
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info], caplog.text
-    shown = eventually(
-        lambda: client.get("/api/v1/users/me/", headers=user["headers"]), lambda r: r.json().get("bio") == bio
+    shown = eventually(  # the runner retries 1 s after meeting the outage: 10 s ran out once on a loaded CI
+        lambda: client.get("/api/v1/users/me/", headers=user["headers"]),
+        lambda r: r.json().get("bio") == bio,
+        timeout=30.0,
     )
     assert shown.json()["bio"] == bio
     ready = eventually(lambda: client.get("/readyz"), lambda r: r.json()["status"] == "ok")
