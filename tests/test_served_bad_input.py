@@ -170,16 +170,22 @@ def test_a_refused_websocket_handshake_answers_the_apis_json(
 ) -> None:
     """websockets refused these in English text/plain ("Failed to open a WebSocket connection: ..."),
     where every other request the server refuses gets the API's JSON and a Russian message."""
-    with socket.create_connection(("127.0.0.1", served.server.port), timeout=10) as sock:
-        sock.sendall(f"{head}\r\n".encode())
-        received = b""
-        while chunk := sock.recv(4096):
-            received += chunk
+    received = exchanged(served.server.port, f"{head}\r\n".encode())
     status_line, _, rest = received.partition(b"\r\n")
     headers, _, content = rest.partition(b"\r\n\r\n")
     assert status_line.split(b" ")[1] == str(status).encode(), received
     assert b"content-type: application/json" in headers.lower(), received
     assert httpx.Response(status, content=content).json() == body
+
+
+def exchanged(port: int, request: bytes) -> bytes:
+    """Everything the server sends back on a connection of its own for `request`, until it closes it."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request)
+        received = b""
+        while chunk := sock.recv(4096):
+            received += chunk
+    return received
 
 
 @pytest.mark.parametrize(
@@ -201,11 +207,9 @@ def test_an_http_request_to_a_streams_path_is_told_to_upgrade(
     """A request to a WebSocket's path that asks for no WebSocket was answered 404 "Страница не
     найдена.", as if the stream did not exist (the realtime hunt). It is 426 Upgrade Required, naming
     the protocol, with the body websockets' own 426 has; a method the socket never takes is 405."""
-    with socket.create_connection(("127.0.0.1", served.server.port), timeout=10) as sock:
-        sock.sendall(f"{request_line} HTTP/1.1\r\nHost: x\r\n{headers}Connection: close\r\n\r\n".encode())
-        received = b""
-        while chunk := sock.recv(4096):
-            received += chunk
+    received = exchanged(
+        served.server.port, f"{request_line} HTTP/1.1\r\nHost: x\r\n{headers}Connection: close\r\n\r\n".encode()
+    )
     head, _, content = received.partition(b"\r\n\r\n")
     answer = httpx.Response(
         int(head.split(b" ")[1]),
