@@ -26,10 +26,13 @@ def relations_read(db: Database, sql: str, params: Sequence[object]) -> set[str]
     return {node["Relation Name"] for node in _nodes(next(iter(plan.values()))[0]["Plan"]) if "Relation Name" in node}
 
 
-def work(url: str, sql: str, params: Sequence[object], relation: str) -> int:
-    """What a statement makes the database do: on PostgreSQL the rows of `relation` its plan's nodes
-    passed, kept or filtered out (`EXPLAIN ANALYZE`); on SQLite the hundreds of virtual machine
-    instructions it ran."""
+Statement = tuple[str, Sequence[object]]
+
+
+def work(url: str, statements: Sequence[Statement], relation: str) -> int:
+    """What statements make the database do, run one after the other on one connection: on
+    PostgreSQL the rows of `relation` their plans' nodes passed, kept or filtered out (`EXPLAIN
+    ANALYZE`); on SQLite the hundreds of virtual machine instructions they ran."""
     if url.startswith("sqlite:///"):
         hundreds = 0
 
@@ -40,17 +43,21 @@ def work(url: str, sql: str, params: Sequence[object], relation: str) -> int:
 
         with closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as raw:
             raw.set_progress_handler(count, 100)
-            raw.execute(sql.replace("%s", "?"), params).fetchall()
+            for sql, params in statements:
+                raw.execute(sql.replace("%s", "?"), params).fetchall()
         return hundreds
+    passed = 0
     with psycopg.connect(url, autocommit=True) as conn:
-        bound = ClientCursor(conn).mogrify(sql, postgres_params(params))
-        found = conn.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {bound}").fetchone()
-    assert found is not None
-    return sum(
-        int(node["Actual Rows"] * node["Actual Loops"] + node.get("Rows Removed by Filter", 0))
-        for node in _nodes(found[0][0]["Plan"])
-        if node.get("Relation Name") == relation
-    )
+        for sql, params in statements:
+            bound = ClientCursor(conn).mogrify(sql, postgres_params(params))
+            found = conn.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {bound}").fetchone()
+            assert found is not None
+            passed += sum(
+                int(node["Actual Rows"] * node["Actual Loops"] + node.get("Rows Removed by Filter", 0))
+                for node in _nodes(found[0][0]["Plan"])
+                if node.get("Relation Name") == relation
+            )
+    return passed
 
 
 def _nodes(node: dict[str, Any]) -> list[dict[str, Any]]:

@@ -278,7 +278,7 @@ def test_a_page_of_conversations_reads_the_rows_it_shows_however_many_there_are(
         finally:
             db.close()
         few, many = (read.list_conversations(user, PageRequest(1, 20)).statements[1] for user in (1, 2))
-        assert work(url, *many, "conversations") <= work(url, *few, "conversations")
+        assert work(url, [many], "conversations") <= work(url, [few], "conversations")
 
 
 def test_unread_counts_follow_messages_and_read_marks(api: Api) -> None:

@@ -9,29 +9,24 @@ The expected read state comes from the user's `NotificationsRead` aggregate: rea
 
 from __future__ import annotations
 
-import sqlite3
-from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-
-import psycopg
-from psycopg import ClientCursor
 
 from commands.saving import save
 from projections.notifications import NotificationsProjection
 from projections.runner import ProjectionRunner
 from readmodels.notifications import get_notification, list_notifications, stored_after, unread_count
-from readmodels.pages import PageQuery, PageRequest, read_page
+from readmodels.pages import PageRequest, read_page
 from readmodels.waiting import Progress
 from tests import test_projection_notifications
 from tests.backends import fresh_database
+from tests.plans import work
 from tests.test_projection_notifications import BUYER, CREATOR, FRIEND, Recording, World, a_chat, placed, table
 from ugc.events import user_actor
 from ugc.messaging import Conversation
 from ugc.notifications import NotificationsRead, inbox_id, notification_id, notification_source
 from ugc.platform.database import Database
-from ugc.platform.dialect import postgres_params
 
 world = test_projection_notifications.world  # the fixture: migrated tables, the stores and a clock
 
@@ -212,42 +207,6 @@ def stored_tables(world: World) -> dict[str, list[dict[str, Any]]]:
     }
 
 
-def work(url: str, query: PageQuery) -> int:
-    """What the rows statements of a page make the database do, bound as `Database.snapshot` binds
-    them: on PostgreSQL the rows of `notifications` its plans' nodes passed, kept or filtered out
-    (`EXPLAIN ANALYZE`); on SQLite the hundreds of virtual machine instructions it ran."""
-    statements = query.statements[1:]
-    if url.startswith("sqlite:///"):
-        hundreds = 0
-
-        def count() -> int:
-            nonlocal hundreds
-            hundreds += 1
-            return 0
-
-        with closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as raw:
-            raw.set_progress_handler(count, 100)
-            for statement, params in statements:
-                raw.execute(statement.replace("%s", "?"), params).fetchall()
-        return hundreds
-    passed = 0
-    with psycopg.connect(url, autocommit=True) as conn:
-        for statement, params in statements:
-            bound = ClientCursor(conn).mogrify(statement, postgres_params(params))
-            found = conn.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {bound}").fetchone()
-            assert found is not None
-            passed += rows_read(found[0][0]["Plan"], "notifications")
-    return passed
-
-
-def rows_read(plan: dict[str, Any], relation: str) -> int:
-    """The rows of `relation` the nodes of an `EXPLAIN (ANALYZE, FORMAT JSON)` plan passed, kept or filtered out."""
-    own = 0
-    if plan.get("Relation Name") == relation:
-        own = plan["Actual Rows"] * plan["Actual Loops"] + plan.get("Rows Removed by Filter", 0)
-    return int(own) + sum(rows_read(child, relation) for child in plan.get("Plans", []))
-
-
 def test_a_read_page_of_a_user_without_marks_reads_only_the_read_rows(backend: str, tmp_path: Path) -> None:
     """A `read=true` page of a user who never marked all, with 3,000 unread above 5 read one by one,
     reads those 5 rows (`notifications_user_read`): no more than the first page of all 20. A single
@@ -273,4 +232,5 @@ def test_a_read_page_of_a_user_without_marks_reads_only_the_read_rows(backend: s
             db.close()
         assert [int(row["id"]) for row in page.rows] == [5, 4, 3, 2, 1] and all(row["is_read"] for row in page.rows)
         assert page.count == read
-        assert work(url, query) <= work(url, list_notifications(FRIEND, PageRequest(1, 20), read=None))
+        everything = list_notifications(FRIEND, PageRequest(1, 20), read=None)
+        assert work(url, query.statements[1:], "notifications") <= work(url, everything.statements[1:], "notifications")
