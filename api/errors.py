@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sqlite3
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError, InternalError, OperationalError
@@ -13,12 +14,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Match
 
+from commands.creator_access import ErasedMeanwhile
 from ugc import errors as domain
 from ugc.platform.blocking import Busy
 from ugc.platform.media import MediaUnavailable
 from ugc.platform.outages import psycopg_unavailable, refuses_writes, sqlite_unavailable
 from ugc.platform.personal_data import PersonErased
 from ugc.platform.recorded_log import OutOfPlaceEvent, UnreadableEvent
+
+if TYPE_CHECKING:  # api.services imports what imports this module
+    from api.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -343,7 +348,14 @@ async def media_unavailable(request: Request, exc: Exception) -> Response:
 
 async def erased_person(request: Request, exc: Exception) -> Response:
     """A change by someone erased moments ago, with a token whose standing this process still kept
-    (commands/standing.py): refused as any of their requests is once the standing is asked again."""
+    (commands/standing.py): refused as any of their requests is once the standing is asked again.
+    One appended and then withdrawn (`ErasedMeanwhile`) is answered once the read side dropped what
+    it added, or after the read-your-writes timeout: the refusal stands either way."""
+    if isinstance(exc, ErasedMeanwhile):
+        s: Services = request.app.state.services
+        s.progress.nudge()
+        with contextlib.suppress(domain.Unavailable):
+            await s.progress.wait_async(s.db, exc.positions, s.settings.read_your_writes_timeout)
     return _respond(unauthorized("invalid_token"))
 
 

@@ -43,11 +43,23 @@ def require_live_creator(accounts: Application[UUID], user_id: int) -> int:
     return number
 
 
-def withdrawn_if_erased(accounts: Application[UUID], user_id: int, withdraw: Callable[[], object]) -> None:
-    """Once a write that `require_live_creator` let add something of a creator's to a listing is
-    appended: if their erasure was stored since that check, take the thing back (`withdraw`, as their
-    own DELETE would; one the erasure withdrew meanwhile is passed over) and refuse the write as the
-    check would have (PersonErased, 401).
+class ErasedMeanwhile(PersonErased):
+    """A write refused once appended, its creator erased meanwhile (`withdrawn_if_erased`): what it
+    added is taken back, and the refusal's answer waits for the read side to have applied `positions`
+    (where the log ended after the withdrawal), so what the client reads next no longer lists it."""
+
+    def __init__(self, user_id: int, positions: Positions) -> None:
+        super().__init__(f"user {user_id} was erased")
+        self.positions = positions
+
+
+def withdrawn_if_erased(
+    accounts: Application[UUID], app: Application[UUID], user_id: int, withdraw: Callable[[], object]
+) -> None:
+    """Once a write that `require_live_creator` let add something of a creator's to `app`'s listing
+    is appended: if their erasure was stored since that check, take the thing back (`withdraw`, as
+    their own DELETE would; one the erasure withdrew meanwhile is passed over) and refuse the write as
+    the check would have (ErasedMeanwhile, a PersonErased: 401).
 
     The check reads the accounts log and the write appends to the catalog's, with no lock in common;
     the erasure stores `User.Erased`, then withdraws what the listings show once they have applied
@@ -63,7 +75,7 @@ def withdrawn_if_erased(accounts: Application[UUID], user_id: int, withdraw: Cal
         withdraw()
     except NotFound:
         pass
-    raise PersonErased(f"user {user_id} was erased")
+    raise ErasedMeanwhile(user_id, stored_so_far(app))
 
 
 # A creator profile's things of one kind, as the read model lists them once it reached the positions.

@@ -87,7 +87,7 @@ class CreatorSkillCommands:
             return Saved(created, found, save(self.app, claim, created))
 
         saved = retrying(attempt)
-        withdrawn_if_erased(self.accounts, user_id, lambda: self.remove(user_id, saved.creator_skill.number))
+        withdrawn_if_erased(self.accounts, self.app, user_id, lambda: self.remove(user_id, saved.creator_skill.number))
         return saved
 
     def change_level(self, user_id: int, number: int, level: int) -> Saved:
@@ -145,7 +145,7 @@ class CreatorSkillCommands:
 
         applied, positions = retrying(attempt)
         numbers = [entry.id for entry in applied]
-        withdrawn_if_erased(self.accounts, user_id, lambda: self._remove_present(user_id, numbers))
+        withdrawn_if_erased(self.accounts, self.app, user_id, lambda: self._remove_present(user_id, numbers))
         return applied, positions
 
     def withdraw_all(self, creator_user_id: int, actor: str, listed: Listed) -> list[int]:

@@ -61,7 +61,7 @@ class PortfolioCommands:
             actor=user_actor(user_id),
         )
         saved = Saved(item, save(self.app, item))
-        withdrawn_if_erased(self.accounts, user_id, lambda: self.delete("item", user_id, number))
+        withdrawn_if_erased(self.accounts, self.app, user_id, lambda: self.delete("item", user_id, number))
         return saved
 
     def add_image(self, user_id: int, *, portfolio_item: int, image: StoredImage, caption: str, order: int) -> Saved:

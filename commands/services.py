@@ -82,7 +82,7 @@ class ServiceCommands:
             actor=user_actor(user_id),
         )
         positions = save(self.catalog, service)
-        withdrawn_if_erased(self.accounts, user_id, lambda: self.deactivate(user_id, number))
+        withdrawn_if_erased(self.accounts, self.catalog, user_id, lambda: self.deactivate(user_id, number))
         return number, positions
 
     def edit(

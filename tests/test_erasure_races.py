@@ -155,15 +155,4 @@ def test_a_write_held_at_its_append_while_its_creator_is_erased_leaves_nothing_l
         sending.join()
         (answer,) = answers
         assert (answer.status_code, answer.json()) == (401, UNAUTHORIZED), answer.text
-        assert listed_until_withdrawn(lambda: plan.listed(client, creator)) == []
-
-
-def listed_until_withdrawn(listed: Callable[[], list[int]], patience: float = 30.0) -> list[int]:
-    """What `listed` shows once it is empty, or at the end of `patience`. The 401 does not wait for the
-    read side to apply the write's withdrawal (commands/creator_access.withdrawn_if_erased keeps no
-    positions for it), so a list read at once may still show the thing for a moment; one never
-    withdrawn stays listed and fails the test."""
-    deadline = time.monotonic() + patience
-    while (shown := listed()) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    return shown
+        assert plan.listed(client, creator) == []  # the 401 waited for the withdrawal to be applied
