@@ -46,14 +46,9 @@ def migrate_database(settings: Settings, *, quiet: bool = False, await_creation:
 
 def check_data_key(settings: Settings) -> None:
     """Fail at start, in one line, when UGC_DATA_KEY is not the deployment's (README: "Personal data")."""
-    from ugc.platform.store import EventStores
+    from ugc.platform.store import check_data_key as check
 
-    stores = EventStores(settings.database_url, data_key=settings.data_key)
-    try:
-        if stores.data_keys is not None:
-            stores.data_keys.check()
-    finally:
-        stores.close()
+    check(settings.database_url, settings.data_key)
 
 
 def tcp_port(text: str) -> int:
