@@ -30,6 +30,7 @@ from typing import Any, ClassVar
 
 from projections.base import Handler, Projection
 from projections.held import Insert, OverRows, Writes
+from readmodels.orders import EVERY_ORDER
 from ugc.orders import CANCELLED, COMPLETED, DELIVERED, IN_PROGRESS, PENDING, Order
 from ugc.platform.dialect import Cursor, Dialect
 from ugc.platform.store import Orders
@@ -83,16 +84,18 @@ CHANGED_ORDERS = OverRows(
 
 # Count changes, summed per key (one statement must not change a row twice), from two kinds of row:
 # (uuid, NULL, NULL, status, n), an order placed before the batch that moves by `n` in `status`,
-# or (status NULL) in the status it has stored, for both its parties; and (NULL, user id, role,
-# status, n), the counts of the orders placed in the batch, whose parties are known in memory.
+# or (status NULL) in the status it has stored, for both its parties and every order's total
+# (`EVERY_ORDER`); and (NULL, user id, role, status, n), the counts of the orders placed in the
+# batch, whose parties are known in memory.
 COUNTS = OverRows(
     {"uuid": "text", "user_id": "bigint", "role": "text", "status": "text", "n": "bigint"},
     "INSERT INTO order_counts (user_id, role, status, n) "
     "SELECT user_id, role, status, SUM(n) FROM ("
-    "SELECT CASE party.role WHEN 'buyer' THEN orders.buyer_id ELSE orders.creator_id END AS user_id, "
+    "SELECT CASE party.role WHEN 'buyer' THEN orders.buyer_id WHEN 'creator' THEN orders.creator_id "
+    f"ELSE {EVERY_ORDER[0]} END AS user_id, "
     "party.role AS role, COALESCE(held.status, orders.status) AS status, held.n AS n "
     "FROM counts AS held JOIN orders ON orders.uuid = held.uuid "
-    "CROSS JOIN (SELECT 'buyer' AS role UNION ALL SELECT 'creator') AS party "
+    f"CROSS JOIN (SELECT 'buyer' AS role UNION ALL SELECT 'creator' UNION ALL SELECT '{EVERY_ORDER[1]}') AS party "
     "UNION ALL SELECT user_id, role, status, n FROM counts WHERE uuid IS NULL"
     ") AS change WHERE true GROUP BY user_id, role, status "
     "ON CONFLICT (user_id, role, status) DO UPDATE SET n = order_counts.n + excluded.n",
@@ -191,7 +194,11 @@ class OrdersProjection(Projection):
                 counts += ((uuid, None, None, status, n) for status, n in passed.items())
                 continue
             for status, n in passed.items():
-                for key in ((new["buyer_id"], "buyer", status), (new["creator_id"], "creator", status)):
+                for key in (
+                    (new["buyer_id"], "buyer", status),
+                    (new["creator_id"], "creator", status),
+                    (*EVERY_ORDER, status),
+                ):
                     added[key] = added.get(key, 0) + n
         counts += ((None, *key, n) for key, n in added.items())
         return (

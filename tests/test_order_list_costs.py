@@ -1,0 +1,66 @@
+"""What the order lists' totals read, however many parties the marketplace has: a few rows of
+`order_counts`, not one per party. The orders are stored by hand and counted by `ugc migrate`, as
+for a database from before the counts: it is the reads that are tested."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from readmodels import orders as read
+from readmodels.pages import PageRequest, read_page
+from tests.backends import fresh_database
+from tests.plans import work
+from ugc.platform.database import Database
+from ugc.wiring import migrate
+
+ORDERS = 6000  # each by a buyer of its own from a creator of its own
+STATUSES = ("pending", "in_progress", "delivered", "completed", "cancelled")
+PAGE = PageRequest(1, 20)
+
+
+@pytest.fixture
+def market(backend: str, tmp_path: Path) -> Iterator[str]:
+    """A database of `ORDERS` orders, the n-th in status `STATUSES[n % 5]`, counted at migration."""
+    with fresh_database(backend, tmp_path, migrated=True) as url:
+        db = Database(url)
+        try:
+            with db.transaction(write=True) as cur:
+                cur.execute(
+                    "WITH RECURSIVE numbers (n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM numbers WHERE n < %s) "
+                    "INSERT INTO orders (id, uuid, version, buyer_id, buyer_username, creator_id, creator_profile_id, "
+                    "creator_username, service_id, service_title, status, requirements, price, total_price, "
+                    "selected_options, delivery_date, created_at, updated_at) "
+                    "SELECT n, 'o' || n, 1, 100000 + n, 'b', 200000 + n, n, 'c', n, 's', "
+                    f"CASE n - n / 5 * 5 {' '.join(f'WHEN {i} THEN %s' for i in range(5))} END, "
+                    "'r', 1, 1, %s, '2030-01-01', %s, %s FROM numbers",
+                    (ORDERS, *STATUSES, [], datetime.now(UTC), datetime.now(UTC)),
+                )
+                cur.execute("DELETE FROM order_counts")
+            migrate(db)
+            with db.transaction(write=True) as cur:
+                cur.execute("ANALYZE")
+        finally:
+            db.close()
+        yield url
+
+
+def test_the_auditors_totals_read_as_few_rows_as_one_partys(market: str) -> None:
+    """The total of every order, and of every order in a status, costs what one party's total does
+    over the statuses. Both summed the rows of `order_counts` of every buyer: 6,000 (1,200 for a status) on PostgreSQL,
+    where one buyer's total reads 1."""
+    db = Database(market)
+    try:
+        everything = read_page(db, read.list_all_orders(PAGE, read.OrderFilters()))
+        cancelled = read_page(db, read.list_all_orders(PAGE, read.OrderFilters(status="cancelled")))
+    finally:
+        db.close()
+    assert (everything.count, cancelled.count) == (ORDERS, ORDERS // 5)
+    one_party = read.list_orders(100001, PAGE, role=None, filters=read.OrderFilters()).count
+    totals = [read.list_all_orders(PAGE, read.OrderFilters(status=s)).count for s in (None, "cancelled")]
+    party_work = work(market, [one_party], "order_counts")
+    works = [work(market, [total], "order_counts") for total in totals]
+    assert all(total <= len(STATUSES) * party_work for total in works), (works, party_work)
