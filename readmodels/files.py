@@ -22,8 +22,10 @@ DDL = (
         content_type TEXT NOT NULL,
         uploaded_at {timestamp} NOT NULL,
         removed {bool} NOT NULL)""",
-    # The owner's list, newest first, is one range scan of this index.
-    "CREATE INDEX IF NOT EXISTS files_owner_uploaded ON files (owner_id, uploaded_at, id)",
+    # The owner's list, newest first, is one range scan of this index. It holds the listed files alone:
+    # with the removed ones too, a page walked every file removed above the listed (99,990 for 10).
+    "CREATE INDEX IF NOT EXISTS files_owner_listed ON files (owner_id, uploaded_at, id) WHERE NOT removed",
+    "DROP INDEX IF EXISTS files_owner_uploaded",  # what served the list before, removed files too
     """CREATE TABLE IF NOT EXISTS file_counts (
         owner_id BIGINT PRIMARY KEY,
         n BIGINT NOT NULL)""",
@@ -39,11 +41,13 @@ _COLUMNS = "id, owner_id, key, name, size, content_type, uploaded_at, removed"
 
 def list_own_files(owner_id: int, page: PageRequest) -> PageQuery:
     """The files `owner_id` has not removed, newest first."""
-    where = "WHERE owner_id = %s AND removed = %s"
+    # `NOT removed` as files_owner_listed says it: a planner takes a partial index for a condition it
+    # can see implies the index's, which a parameter's value is not.
+    where = "WHERE owner_id = %s AND NOT removed"
     return PageQuery(
         page,
         ("SELECT n FROM file_counts WHERE owner_id = %s", (owner_id,)),
-        (f"SELECT {_COLUMNS} FROM files {where} ORDER BY uploaded_at DESC, id DESC", (owner_id, False)),
+        (f"SELECT {_COLUMNS} FROM files {where} ORDER BY uploaded_at DESC, id DESC", (owner_id,)),
     )
 
 
