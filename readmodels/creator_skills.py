@@ -24,7 +24,10 @@ DDL = (
         active {bool} NOT NULL,
         created_at {timestamp} NOT NULL,
         updated_at {timestamp} NOT NULL)""",
-    "CREATE INDEX IF NOT EXISTS creator_skills_by_profile ON creator_skills (creator_profile_id, id)",
+    # The lists walk the active skills alone: with removed ones in the index, a page without a filter
+    # passed every removed skill ordered before the first active one (99,990 of 100,000: 1,031 buffers).
+    "CREATE INDEX IF NOT EXISTS creator_skills_active ON creator_skills (creator_profile_id, id) WHERE active",
+    "DROP INDEX IF EXISTS creator_skills_by_profile",  # what served them before, removed skills too
     """CREATE TABLE IF NOT EXISTS creator_skill_counts (
         creator_profile_id BIGINT PRIMARY KEY,
         n BIGINT NOT NULL)""",
@@ -48,8 +51,10 @@ _SELECT = (
 
 
 def list_creator_skills(page: PageRequest, creator_profile_id: int | None = None) -> PageQuery:
-    where = "WHERE cs.active = %s"
-    params: list[object] = [True]
+    # `cs.active` as creator_skills_active says it: a planner takes a partial index for a condition it
+    # can see implies the index's, which a parameter's value is not.
+    where = "WHERE cs.active"
+    params: list[object] = []
     if creator_profile_id is not None:
         where += " AND cs.creator_profile_id = %s"
         params.append(creator_profile_id)
@@ -65,6 +70,6 @@ def skills_of_creator(db: Database, creator_profile_id: int) -> list[Row]:
     """Every skill of one creator (a catalog's worth at most), for the creator's page."""
     with db.read() as cur:
         return cur.execute(
-            f"{_SELECT} WHERE cs.active = %s AND cs.creator_profile_id = %s ORDER BY cs.id",
-            (True, creator_profile_id),
+            f"{_SELECT} WHERE cs.active AND cs.creator_profile_id = %s ORDER BY cs.id",
+            (creator_profile_id,),
         ).fetchall()
