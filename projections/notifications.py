@@ -285,7 +285,7 @@ def add_counts(stored: str, read: str) -> str:
 # Before a single mark changes its row: its user's unread count less the row, if it was unread.
 UNREAD_LESS = "UPDATE notification_counts SET unread = unread -"
 # A user's notifications of one log not marked read by themselves past the user's mark of it: an
-# index range of `notifications_user_source`. Its parameters: user, log, FALSE, the mark (0: none).
+# index range of `notifications_user_source_read`. Its parameters: user, log, FALSE, the mark (0: none).
 # The mark is a value, not a subquery: with a bound it cannot see, the planner guessed a third of the
 # user's rows and read the whole table (24.5 ms for 100,000 rows, where the range reads a few).
 UNREAD_PAST_MARK = (

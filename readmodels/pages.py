@@ -50,33 +50,19 @@ class PageQuery:
     `read_page` in a thread or `read_page_async` on the event loop. With `stops_at_count` (for an
     exact count) the rows' LIMIT is what the count leaves of the page: a scan that filters its
     index's entries stops at the last row there is instead of reading on to the end of the range.
-
-    `alternative` (a condition, an SQL expression of the snapshot, and an ordered SELECT) answers in
-    place of `rows` when the condition holds. It is a statement of its own, planned on its own: a
-    condition that narrows the rows to one index range gets that range in it, where a single
-    statement's plan would serve every case. The statement whose turn it is not reads no row, its
-    LIMIT being 0 (a WHERE term would be checked at every row by SQLite).
     """
 
     page: PageRequest
     count: Query
     rows: Query
     stops_at_count: bool = False
-    alternative: tuple[Query, Query] | None = None
 
     @property
-    def statements(self) -> tuple[Query, ...]:
-        if self.alternative is None:
-            return self.count, self._paged(self.rows, None)
-        (condition, condition_params), rows = self.alternative
-        return (
-            self.count,
-            self._paged(self.rows, (f"NOT {condition}", condition_params)),
-            self._paged(rows, (condition, condition_params)),
-        )
+    def statements(self) -> tuple[Query, Query]:
+        return self.count, self._paged(self.rows)
 
-    def _paged(self, rows: Query, when: Query | None) -> Query:
-        """`rows` with this page's LIMIT and OFFSET, and no row unless `when` holds."""
+    def _paged(self, rows: Query) -> Query:
+        """`rows` with this page's LIMIT and OFFSET."""
         sql, params = rows
         size, offset = self.page.size, self.page.offset
         limit: Query = ("%s", [size])
@@ -87,12 +73,10 @@ class PageQuery:
                 f"(SELECT CASE WHEN left_n > %s THEN %s WHEN left_n > 0 THEN left_n ELSE 0 END FROM {left} AS l)",
                 [size, size, offset, *counted_params],
             )
-        if when is not None:
-            limit = (f"(CASE WHEN {when[0]} THEN {limit[0]} ELSE 0 END)", [*when[1], *limit[1]])
         return f"{sql} LIMIT {limit[0]} OFFSET %s", [*params, *limit[1], offset]
 
-    def result(self, counted: list[Row], *found: list[Row]) -> Page:
-        return Page(rows=[row for rows in found for row in rows], count=sum(int(row["n"]) for row in counted))
+    def result(self, counted: list[Row], found: list[Row]) -> Page:
+        return Page(rows=found, count=sum(int(row["n"]) for row in counted))
 
 
 def read_page(db: Database, query: PageQuery) -> Page:

@@ -193,7 +193,7 @@ def test_a_database_made_before_marks_were_read_at_read_time_gets_their_index_an
         try:
             migrate(db)
             with db.transaction(write=True) as cur:
-                cur.execute("DROP INDEX notifications_user_source")
+                cur.execute("DROP INDEX notifications_user_source_read")
                 for seq, read in enumerate([True, True, False], 1):  # two covered by the mark, one after it
                     _store_notification(cur, seq * 8 + 1, seq, seq, read=read)
                 cur.execute("INSERT INTO notification_read_marks (user_id, source, up_to) VALUES (7, 'orders', 2)")
@@ -202,7 +202,7 @@ def test_a_database_made_before_marks_were_read_at_read_time_gets_their_index_an
             migrate(db)
 
             with db.read() as cur:
-                assert cur.execute(*_index_query(cur, "notifications_user_source")).fetchone() is not None
+                assert cur.execute(*_index_query(cur, "notifications_user_source_read")).fetchone() is not None
             page = read_page(db, list_notifications(7, PageRequest(number=1, size=10), read=None))
             assert [(row["id"], bool(row["is_read"])) for row in page.rows] == [(25, False), (17, True), (9, True)]
             unread = read_page(db, list_notifications(7, PageRequest(number=1, size=10), read=False))
