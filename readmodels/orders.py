@@ -44,6 +44,10 @@ DDL = (
     "CREATE INDEX IF NOT EXISTS orders_buyer_newest ON orders (buyer_id, id DESC)",
     "CREATE INDEX IF NOT EXISTS orders_creator_newest ON orders (creator_id, id DESC)",
     "CREATE INDEX IF NOT EXISTS orders_due ON orders (status, delivered_at)",
+    # The orders of one buyer with one creator: the total of a list filtered to a pair (a party's by the
+    # other party, an auditor's by both) counts the pair's, where one party's index passed every order
+    # of theirs with others (99,995 for 5, when each had 50,000).
+    "CREATE INDEX IF NOT EXISTS orders_pair ON orders (buyer_id, creator_id, id DESC)",
     # An auditor's list of every order, newest first, by status or by when orders were placed.
     "CREATE INDEX IF NOT EXISTS orders_status_newest ON orders (status, id DESC)",
     "CREATE INDEX IF NOT EXISTS orders_created ON orders (created_at)",

@@ -1,6 +1,7 @@
-"""What the order lists' totals read, however many parties the marketplace has: a few rows of
-`order_counts`, not one per party. The orders are stored by hand and counted by `ugc migrate`, as
-for a database from before the counts: it is the reads that are tested."""
+"""What the order lists read, however many parties the marketplace has and however busy they are:
+the auditor's totals a few rows of `order_counts`, not one per party; the total of a list filtered
+to a pair, the pair's orders, not every order of either party. The orders are stored by hand (for the totals,
+counted by `ugc migrate`, as for a database from before the counts): it is the reads that are tested."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 from readmodels import orders as read
 from readmodels.pages import PageRequest, read_page
 from tests.backends import fresh_database
-from tests.plans import work
+from tests.plans import Statement, work
 from ugc.platform.database import Database
 from ugc.wiring import migrate
 
@@ -64,3 +65,53 @@ def test_the_auditors_totals_read_as_few_rows_as_one_partys(market: str) -> None
     party_work = work(market, [one_party], "order_counts")
     works = [work(market, [total], "order_counts") for total in totals]
     assert all(total <= len(STATUSES) * party_work for total in works), (works, party_work)
+
+
+BUSY_BUYER, BUSY_CREATOR, QUIET_BUYER, QUIET_CREATOR = 1, 2, 3, 4
+
+
+def pair_counts(buyer: int, creator: int) -> list[Statement]:
+    """The totals of the creator's list filtered by the buyer and of the auditor's by both."""
+    mine = read.list_orders(creator, PAGE, role="creator", filters=read.OrderFilters(buyer=buyer))
+    audited = read.list_all_orders(PAGE, read.OrderFilters(buyer=buyer, creator=creator))
+    return [mine.count, audited.count]
+
+
+def test_a_pairs_total_counts_the_pairs_orders_however_busy_each_party_is(backend: str, tmp_path: Path) -> None:
+    """A buyer and a creator with 3,000 orders each with others and 5 together, their oldest: the totals
+    of the lists filtered to the pair (the creator's by `buyer`, the auditor's by both) read what those
+    of a pair with only their 5 orders do. Each counted one party's orders, filtering by the other: on
+    PostgreSQL 99,995 rows passed for 5 (~20 ms) where each party had 50,000."""
+    with fresh_database(backend, tmp_path, migrated=True) as url:
+        db = Database(url)
+        try:
+            with db.transaction(write=True) as cur:
+                cur.execute(
+                    "WITH RECURSIVE numbers (n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM numbers WHERE n < 6010) "
+                    "INSERT INTO orders (id, uuid, version, buyer_id, buyer_username, creator_id, creator_profile_id, "
+                    "creator_username, service_id, service_title, status, requirements, price, total_price, "
+                    "selected_options, delivery_date, created_at, updated_at) "
+                    "SELECT n, 'o' || n, 1, CASE WHEN n <= 5 THEN %s WHEN n <= 10 THEN %s "
+                    "WHEN n - n / 2 * 2 = 0 THEN %s ELSE 1000 + n END, 'b', CASE WHEN n <= 5 THEN %s "
+                    "WHEN n <= 10 THEN %s WHEN n - n / 2 * 2 = 1 THEN %s ELSE 9000 + n END, n, 'c', n, 's', "
+                    "'pending', 'r', 1, 1, %s, '2030-01-01', %s, %s FROM numbers",
+                    (
+                        BUSY_BUYER,
+                        QUIET_BUYER,
+                        BUSY_BUYER,
+                        BUSY_CREATOR,
+                        QUIET_CREATOR,
+                        BUSY_CREATOR,
+                        [],
+                        datetime.now(UTC),
+                        datetime.now(UTC),
+                    ),
+                )
+                cur.execute("ANALYZE")
+            busy = read_page(db, read.list_all_orders(PAGE, read.OrderFilters(buyer=BUSY_BUYER, creator=BUSY_CREATOR)))
+            assert ([int(row["id"]) for row in busy.rows], busy.count) == ([5, 4, 3, 2, 1], 5)
+        finally:
+            db.close()
+        busy_work = [work(url, [statement], "orders") for statement in pair_counts(BUSY_BUYER, BUSY_CREATOR)]
+        quiet_work = [work(url, [statement], "orders") for statement in pair_counts(QUIET_BUYER, QUIET_CREATOR)]
+        assert all(b <= 2 * q for b, q in zip(busy_work, quiet_work, strict=True)), (busy_work, quiet_work)
