@@ -5,6 +5,8 @@ are: a line edited or forged by whoever can write the directory no longer carrie
 person it names whom the database does not show erased is an erasure undone: a restore of a backup
 taken before it, not followed by `ugc users erase --replay`, or a destroyed data key put back into
 the keys table, which no chain covers (or an erasure interrupted, or under way as verify reads).
+A person it names whom the database shows erased with services, portfolio items, skills or orders
+still open is an erasure interrupted after `User.Erased` (`erased_dealings`).
 The other way round, a person whose keys an erasure destroyed (their tombstones) and whom no line
 names is an erasure the journal lost: its line deleted, or the erasure run with another
 UGC_AUDIT_DIR. Every erasure is journaled before its first key goes, so nothing under way is one.
@@ -25,9 +27,10 @@ KIND = "erasure"
 
 
 def erasure_findings(settings: Settings, stores: EventStores) -> list[Finding]:
-    """Every journal line that is not a signed erasure, every journaled person not erased here, and every
-    person erased here whom the journal does not name."""
+    """Every journal line that is not a signed erasure, every journaled person not erased here or erased
+    with dealings still open (`erased_dealings`), and every person erased here whom the journal does not name."""
     from commands.accounts import AccountCommands
+    from ugc.cli.erased_dealings import open_dealings
     from ugc.clock import SystemClock
     from ugc.ids import normalise
     from ugc.platform.database import Database
@@ -52,6 +55,11 @@ def erasure_findings(settings: Settings, stores: EventStores) -> list[Finding]:
                     f"{erased} is not erased in the database (their User.Erased missing, or a data key of theirs "
                     "live again): a restore not followed by `ugc users erase --replay`, an erasure interrupted, "
                     "or a destroyed key put back; `ugc users erase --replay` erases them again"
+                )
+            elif dealings := open_dealings(stores, db, entry.user):
+                what = (
+                    f"{erased} still has {'; '.join(dealings)}: an erasure interrupted before it ended their "
+                    f"dealings (or an order stored as it ran); `ugc users erase {found[0]} --yes` finishes it"
                 )
             else:
                 continue
