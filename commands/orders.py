@@ -140,6 +140,11 @@ class OrderCommands:
                 raise InvalidField("service_id", "unknown_service") from None
             if not service.is_active:
                 raise InvalidField("service_id", "service_inactive")
+            creator: User = now.get(Accounts.name, aggregate_id("user", service.creator_user_number))
+            if creator.erased:
+                # Withdrawn in all but its event: the erasure appends its Service.Deactivated only after
+                # User.Erased, and one killed in between left the service active for good.
+                raise InvalidField("service_id", "service_inactive")
             options_by_id = {int(option["id"]): option for option in service.options}
             if any(option not in options_by_id for option in option_ids):
                 raise InvalidField("selected_option_ids", "unknown_option")

@@ -29,6 +29,8 @@ from ugc.config import Settings
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
+UNAVAILABLE = {"service_id": ["Сервис недоступен для заказа."]}
+
 
 @pytest.fixture
 def server(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Settings]]:
@@ -89,3 +91,21 @@ def test_an_erasure_killed_before_it_ended_the_persons_dealings_is_named_by_veri
         assert client.get(f"/api/v1/orders/{order}/", headers=buyer["headers"]).json()["status"] == "cancelled"
         verified = run_ugc(env, "verify", "--json")
         assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def test_the_service_of_a_creator_whose_erasure_was_killed_before_withdrawing_it_takes_no_order(
+    backend: str, server: tuple[Server, Settings]
+) -> None:
+    running, settings = server
+    env = environment(backend, settings.database_url, settings.var_dir)
+    with httpx.Client(base_url=running.url, timeout=30) as client:
+        api = Api(client, settings)  # type: ignore[arg-type]
+        creator = api.creator()
+        service = api.service(creator)
+        buyer = api.verified_user()
+        with catalog_held(settings):
+            _kill_erasure_after_its_user_erased(env, client, creator)
+        body = {"service_id": service["id"], "requirements": "Обзор", "delivery_date": str(date.today() + timedelta(9))}
+        placed = client.post("/api/v1/orders/", headers=buyer["headers"], json=body)
+        assert (placed.status_code, placed.json()["fields"]) == (422, UNAVAILABLE), placed.text
+        assert client.get("/api/v1/orders/", headers=buyer["headers"]).json()["count"] == 0
