@@ -12,20 +12,24 @@ from __future__ import annotations
 
 import json
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import closing, contextmanager
 from datetime import date, timedelta
+from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 
 from tests.backends import environment
 from tests.conftest import Api
 from tests.servers import Server, run_ugc, served_fresh, server_environment
 from tests.test_erasure_races import catalog_held
-from ugc.config import Settings
+from ugc.config import Settings, sqlite_path
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
@@ -38,9 +42,9 @@ def server(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[t
         yield served
 
 
-def _kill_erasure_after_its_user_erased(env: dict[str, str], client: httpx.Client, person: dict[str, str]) -> None:
-    """Start `ugc users erase` on `person` and SIGKILL it once the server refuses their token (User.Erased
-    stored and announced), while the catalog's lock held by the caller keeps it from withdrawing anything."""
+def _kill_erasure_when(env: dict[str, str], person: dict[str, str], reached: Callable[[], bool]) -> None:
+    """Start `ugc users erase` on `person` and SIGKILL it once `reached()`, while a lock the caller holds
+    keeps it from going further."""
     erasing = subprocess.Popen(
         [sys.executable, "-m", "ugc.cli", "users", "erase", person["username"], "--yes"],
         env=server_environment(env),
@@ -48,12 +52,40 @@ def _kill_erasure_after_its_user_erased(env: dict[str, str], client: httpx.Clien
         stderr=subprocess.DEVNULL,
     )
     try:
-        while client.get("/api/v1/users/me/", headers=person["headers"]).status_code != 401:
-            assert erasing.poll() is None, "the erasure ended before its User.Erased was heard"
+        while not reached():
+            assert erasing.poll() is None, "the erasure ended before the point it was to be killed at"
             time.sleep(0.05)
     finally:
         erasing.send_signal(signal.SIGKILL)
         erasing.wait()
+
+
+def _kill_erasure_after_its_user_erased(env: dict[str, str], client: httpx.Client, person: dict[str, str]) -> None:
+    """SIGKILL `ugc users erase` on `person` once the server refuses their token (User.Erased stored and
+    announced), while the catalog's lock held by the caller keeps it from withdrawing anything."""
+    _kill_erasure_when(
+        env, person, lambda: client.get("/api/v1/users/me/", headers=person["headers"]).status_code == 401
+    )
+
+
+@contextmanager
+def sessions_held(settings: Settings) -> Iterator[Callable[[], bool]]:
+    """Hold the lock that ending a person's sessions takes (the `refresh_families` table on PostgreSQL,
+    the main file's write lock on SQLite); yield whether a `User.Erased` is stored."""
+    url = settings.database_url
+    if url.startswith("postgresql"):
+        with psycopg.connect(url) as held, psycopg.connect(url, autocommit=True) as looking:
+            held.execute("LOCK TABLE refresh_families IN EXCLUSIVE MODE")
+            query = "SELECT count(*) FROM accounts_events WHERE topic = 'ugc.User.Erased'"
+            yield lambda: looking.execute(query).fetchone() != (0,)
+        return
+    main = Path(sqlite_path(url))
+    accounts = main.with_name(f"{main.stem}.accounts{main.suffix}")
+    with closing(sqlite3.connect(main, isolation_level=None)) as held, closing(sqlite3.connect(accounts)) as looking:
+        held.execute("BEGIN IMMEDIATE")
+        query = "SELECT count(*) FROM stored_events WHERE topic = 'ugc.User.Erased'"
+        yield lambda: looking.execute(query).fetchone() != (0,)
+        held.execute("ROLLBACK")
 
 
 def test_an_erasure_killed_before_it_ended_the_persons_dealings_is_named_by_verify_until_finished(
@@ -109,3 +141,32 @@ def test_the_service_of_a_creator_whose_erasure_was_killed_before_withdrawing_it
         placed = client.post("/api/v1/orders/", headers=buyer["headers"], json=body)
         assert (placed.status_code, placed.json()["fields"]) == (422, UNAVAILABLE), placed.text
         assert client.get("/api/v1/orders/", headers=buyer["headers"]).json()["count"] == 0
+
+
+def test_an_erasure_killed_before_it_dropped_the_persons_kept_answers_is_named_by_verify_until_finished(
+    backend: str, server: tuple[Server, Settings]
+) -> None:
+    """The answers kept for a person's `Idempotency-Key`s may show their e-mail and names (step 3 drops
+    them); an erasure killed right after `User.Erased` left them for the day, and verify said nothing."""
+    running, settings = server
+    env = environment(backend, settings.database_url, settings.var_dir)
+    with httpx.Client(base_url=running.url, timeout=30) as client:
+        api = Api(client, settings)  # type: ignore[arg-type]
+        person = api.verified_user()
+        keyed = person["headers"] | {"Idempotency-Key": "my-new-phone"}
+        changed = client.patch("/api/v1/users/me/", headers=keyed, json={"phone": "+79991234567"})
+        assert changed.status_code == 200 and changed.json()["email"] == person["email"], changed.text
+        with sessions_held(settings) as user_erased:
+            _kill_erasure_when(env, person, user_erased)
+
+        verified = run_ugc(env, "verify", "--json")
+        assert verified.returncode == 1, verified.stdout + verified.stderr
+        (finding,) = json.loads(verified.stdout)["findings"]
+        assert finding["kind"] == "erasure", finding
+        assert "1 answer(s) kept for their Idempotency-Keys" in finding["what"], finding
+        assert f"`ugc users erase {person['username']} --yes` finishes it" in finding["what"], finding
+
+        finished = run_ugc(env, "users", "erase", person["username"], "--yes")
+        assert finished.returncode == 0, finished.stdout + finished.stderr
+        verified = run_ugc(env, "verify", "--json")
+        assert verified.returncode == 0, verified.stdout + verified.stderr

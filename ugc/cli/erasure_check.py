@@ -5,8 +5,9 @@ are: a line edited or forged by whoever can write the directory no longer carrie
 person it names whom the database does not show erased is an erasure undone: a restore of a backup
 taken before it, not followed by `ugc users erase --replay`, or a destroyed data key put back into
 the keys table, which no chain covers (or an erasure interrupted, or under way as verify reads).
-A person it names whom the database shows erased with services, portfolio items, skills or orders
-still open is an erasure interrupted after `User.Erased` (`erased_dealings`).
+A person it names whom the database shows erased with answers kept for their keys, or services,
+portfolio items, skills or orders still open, is an erasure interrupted after `User.Erased`
+(`erasure_leftovers`).
 The other way round, a person whose keys an erasure destroyed (their tombstones) and whom no line
 names is an erasure the journal lost: its line deleted, or the erasure run with another
 UGC_AUDIT_DIR. Every erasure is journaled before its first key goes, so nothing under way is one.
@@ -28,9 +29,9 @@ KIND = "erasure"
 
 def erasure_findings(settings: Settings, stores: EventStores) -> list[Finding]:
     """Every journal line that is not a signed erasure, every journaled person not erased here or erased
-    with dealings still open (`erased_dealings`), and every person erased here whom the journal does not name."""
+    with something still to end (`erasure_leftovers`), and every person erased here whom the journal does not name."""
     from commands.accounts import AccountCommands
-    from ugc.cli.erased_dealings import open_dealings
+    from ugc.cli.erasure_leftovers import left_undone
     from ugc.clock import SystemClock
     from ugc.ids import normalise
     from ugc.platform.database import Database
@@ -56,10 +57,10 @@ def erasure_findings(settings: Settings, stores: EventStores) -> list[Finding]:
                     "live again): a restore not followed by `ugc users erase --replay`, an erasure interrupted, "
                     "or a destroyed key put back; `ugc users erase --replay` erases them again"
                 )
-            elif dealings := open_dealings(stores, db, entry.user):
+            elif undone := left_undone(stores, db, entry.user):
                 what = (
-                    f"{erased} still has {'; '.join(dealings)}: an erasure interrupted before it ended their "
-                    f"dealings (or an order stored as it ran); `ugc users erase {found[0]} --yes` finishes it"
+                    f"{erased} still has {'; '.join(undone)}: an erasure interrupted before its end "
+                    f"(or an order stored as it ran); `ugc users erase {found[0]} --yes` finishes it"
                 )
             else:
                 continue

@@ -134,6 +134,17 @@ def release(db: Database, user_id: int, key: str, intent: str) -> None:
         )
 
 
+def answers_kept_for(db: Database, user_id: int) -> int:
+    """How many successful answers are kept for the user's keys (what `forget_user` drops that may show
+    their personal data)."""
+    with db.read() as cur:
+        row = cur.execute(
+            "SELECT count(*) AS kept FROM idempotency_keys WHERE user_id = %s AND status BETWEEN 200 AND 299",
+            (user_id,),
+        ).fetchone()
+    return int(row["kept"]) if row is not None else 0
+
+
 def forget_user(db: Database, user_id: int) -> None:
     """Drop every key of the user's: the answers kept for retries may show their e-mail or names."""
     with db.transaction(write=True) as cur:

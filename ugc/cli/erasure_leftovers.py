@@ -1,11 +1,13 @@
-"""What an erased person still has open: the part of an erasure (its step 4) that did not run to its end.
+"""What an erased person still has that an erasure ends: the part of one that did not run to its end.
 
-`ugc users erase` appends `User.Erased`, then withdraws the person's services, portfolio items and
-creator skills and cancels their open orders. Killed in between, it leaves the person erased in every
-way `ugc verify` otherwise checks (journal line, `User.Erased`, destroyed keys) while their services
-are still listed and take new orders. The read models name the candidates (no log lists one
-person's); each is confirmed on its aggregate, so a read model a moment behind an erasure that did
-finish is never taken for one that did not.
+`ugc users erase` appends `User.Erased`, then drops the answers kept for the person's
+`Idempotency-Key`s (they may show their e-mail and names), then withdraws their services, portfolio
+items and creator skills and cancels their open orders. Killed in between, it leaves the person
+erased in every way `ugc verify` otherwise checks (journal line, `User.Erased`, destroyed keys) while
+those answers are kept for the day, or their services are still listed and take orders. The read
+models name the candidates (no log lists one person's); each is confirmed on its aggregate, so a
+read model a moment behind an erasure that did finish is never taken for one that did not. Only
+answers of 2xx count: a request of theirs refused after the erasure keeps a 401, which shows nothing.
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ from ugc.platform.database import Database
 from ugc.platform.store import EventStores
 
 
-def open_dealings(stores: EventStores, db: Database, user_id: int) -> list[str]:
-    """What erasing `user_id` again would still end, one phrase per kind (empty: nothing)."""
+def left_undone(stores: EventStores, db: Database, user_id: int) -> list[str]:
+    """What erasing `user_id` again would still do, one phrase per kind (empty: nothing)."""
     from readmodels.creator_skills import skills_of_creator
     from readmodels.orders import cancellable_of_party
     from readmodels.portfolio import portfolio_of_creator
@@ -29,6 +31,7 @@ def open_dealings(stores: EventStores, db: Database, user_id: int) -> list[str]:
     from ugc.creator_skills import creator_skill_id
     from ugc.creators import creator_profile_id
     from ugc.orders import IN_PROGRESS, PENDING, order_id
+    from ugc.platform.idempotency_keys import answers_kept_for
     from ugc.portfolio import portfolio_item_id
     from ugc.services import service_id
 
@@ -52,7 +55,10 @@ def open_dealings(stores: EventStores, db: Database, user_id: int) -> list[str]:
         if (order := _get(stores.orders, order_id(number))) is not None and order.status in (PENDING, IN_PROGRESS)
     ]
     found.append(("order(s) open", orders))
-    return [f"{len(numbers)} {what}: {', '.join(map(str, numbers))}" for what, numbers in found if numbers]
+    undone = [f"{len(numbers)} {what}: {', '.join(map(str, numbers))}" for what, numbers in found if numbers]
+    if kept := answers_kept_for(db, user_id):
+        undone.insert(0, f"{kept} answer(s) kept for their Idempotency-Keys")
+    return undone
 
 
 def _live(
