@@ -132,12 +132,19 @@ async def read_json(request: Request, *, decimals: bool = False) -> Any:
     return await off_the_loop_if_large(text, _decoded, text, decimals)
 
 
-JSON_KINDS = (b"application/json", b"")  # a JSON body's Content-Type, or none (`declares_json`)
+# A JSON body's Content-Type, or none (`declares_json`); `_content_type` tells the two apart.
+JSON_KINDS = (b"application/json", b"")
+# What a Content-Type sent without a media type (`;;;`, empty, parameters alone) counts as: a type the
+# API does not take, never the absent header, which would have the body read as JSON.
+NAMELESS = b"?"
 
 
 def _content_type(request: Request) -> tuple[bytes, dict[bytes, bytes]]:
-    """The request's media type and its parameters, as python-multipart parses them."""
-    return parse_options_header(request.headers.get("content-type"))
+    """The request's media type and its parameters, as python-multipart parses them; b"" when the
+    request has no Content-Type, NAMELESS when it has one that names no media type."""
+    header = request.headers.get("content-type")
+    kind, options = parse_options_header(header)
+    return (kind or (NAMELESS if header is not None else b"")), options
 
 
 def declares_json(request: Request) -> bool:

@@ -360,6 +360,21 @@ def test_a_body_in_a_media_type_other_than_json_is_415_with_what_is_taken(
     assert api.client.get(url, headers=world.buyer).json() == before
 
 
+@pytest.mark.parametrize("content_type", [";;;", "", " ", ";charset=utf-8", "/", "application/json x"])
+def test_a_body_whose_content_type_names_no_media_type_is_415_and_changes_nothing(
+    api: Api, world: World, content_type: str
+) -> None:
+    """A Content-Type sent but naming no media type (`;;;`, empty, only parameters) was taken for no
+    Content-Type at all, and the body read as JSON and applied; like any type but JSON's it is 415."""
+    url = f"/api/v1/orders/{world.order}/"
+    before = api.client.get(url, headers=world.buyer).json()
+    body = json.dumps({"requirements": "Тип тела не назван"}, ensure_ascii=False).encode()
+    patched = api.client.patch(url, headers=world.buyer | {"Content-Type": content_type}, content=body)
+    assert (patched.status_code, patched.json()) == (415, UNSUPPORTED_MEDIA_TYPE), content_type
+    assert patched.headers["accept"] == patched.headers["accept-patch"] == "application/json"
+    assert api.client.get(url, headers=world.buyer).json() == before
+
+
 @pytest.mark.parametrize(
     "headers",
     [
