@@ -84,9 +84,12 @@ def test_the_access_log_is_switched_by_a_boolean(tmp_path: Path, raw: str, expec
         # TCP_USER_TIMEOUT is an int of milliseconds: past 2**31 - 1 `ugc serve` died at its socket.
         (
             {"UGC_PEER_TIMEOUT": "2147484"},
-            "UGC_PEER_TIMEOUT must be a positive number of seconds from 0.001 up to 2147483",
+            "UGC_PEER_TIMEOUT must be a positive number of seconds from 0.01 up to 2147483",
         ),
-        ({"UGC_CLIENT_TIMEOUT": "1e300"}, "UGC_CLIENT_TIMEOUT must be a positive number of seconds up to 315360000"),
+        (
+            {"UGC_CLIENT_TIMEOUT": "1e300"},
+            "UGC_CLIENT_TIMEOUT must be a positive number of seconds from 0.01 up to 315360000",
+        ),
         ({"UGC_WS_SEND_TIMEOUT": "nan"}, "UGC_WS_SEND_TIMEOUT must be a number of seconds"),
         ({"UGC_QUEUE_TIMEOUT": "0"}, "UGC_QUEUE_TIMEOUT must be a positive number of seconds"),
         ({"UGC_REDIS_URL": "notaurl"}, "UGC_REDIS_URL must be redis://"),

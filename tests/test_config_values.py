@@ -68,10 +68,23 @@ def settings(tmp_path: Path, **env: str) -> Settings:
         (
             "UGC_DB_LOCK_TIMEOUT",
             "2147484",
-            "UGC_DB_LOCK_TIMEOUT must be a positive number of seconds from 0.001 up to 2147483",
+            "UGC_DB_LOCK_TIMEOUT must be a positive number of seconds from 0.01 up to 2147483",
         ),
-        ("UGC_DB_READ_TIMEOUT", "0.0001", "UGC_DB_READ_TIMEOUT must be a positive number of seconds from 0.001 up to"),
-        ("UGC_PEER_TIMEOUT", "0.0004", "UGC_PEER_TIMEOUT must be a positive number of seconds from 0.001 up to"),
+        ("UGC_DB_READ_TIMEOUT", "0.0001", "UGC_DB_READ_TIMEOUT must be a positive number of seconds from 0.01 up to"),
+        ("UGC_PEER_TIMEOUT", "0.0004", "UGC_PEER_TIMEOUT must be a positive number of seconds from 0.01 up to"),
+        # Shorter than anything they bound can take: every command 503, every request 408, every
+        # list read cancelled, every socket closed. They were taken.
+        (
+            "UGC_READ_YOUR_WRITES_TIMEOUT",
+            "0.000001",
+            "UGC_READ_YOUR_WRITES_TIMEOUT must be a positive number of seconds from 0.01 up to 315360000",
+        ),
+        ("UGC_QUEUE_TIMEOUT", "1e-9", "UGC_QUEUE_TIMEOUT must be a positive number of seconds from 0.01 up to"),
+        ("UGC_CLIENT_TIMEOUT", "0.001", "UGC_CLIENT_TIMEOUT must be a positive number of seconds from 0.01 up to"),
+        ("UGC_WS_SEND_TIMEOUT", "0.005", "UGC_WS_SEND_TIMEOUT must be a positive number of seconds from 0.01 up to"),
+        ("UGC_DB_READ_TIMEOUT", "0.001", "UGC_DB_READ_TIMEOUT must be a positive number of seconds from 0.01 up to"),
+        ("UGC_DB_LOCK_TIMEOUT", "0.001", "UGC_DB_LOCK_TIMEOUT must be a positive number of seconds from 0.01 up to"),
+        ("UGC_PEER_TIMEOUT", "0.001", "UGC_PEER_TIMEOUT must be a positive number of seconds from 0.01 up to"),
         # Python's float() reads digit groups and other scripts' digits: no operator means them.
         ("UGC_READ_YOUR_WRITES_TIMEOUT", "1_000", "UGC_READ_YOUR_WRITES_TIMEOUT must be a number of seconds"),
         ("UGC_WS_SEND_TIMEOUT", "٣", "UGC_WS_SEND_TIMEOUT must be a number of seconds"),

@@ -39,9 +39,13 @@ MAX_REFRESH_REUSE_WINDOW = 300
 # Sockets a server process holds open (UGC_WS_MAX): at ~75 KB each, about 750 MB of its memory.
 WS_MAX = 10_000
 # The kernel (TCP_USER_TIMEOUT) and PostgreSQL (lock_timeout, statement_timeout) take an int of
-# milliseconds, 0 meaning no bound at all: the settings given to them run from 1 ms to ~24.8 days.
+# milliseconds, 0 meaning no bound at all: the settings given to them run up to ~24.8 days.
 MAX_MILLISECONDS_SETTING = (2**31 - 1) // 1000
-MIN_MILLISECONDS_SETTING = 0.001
+# The shortest a time setting in fractions of a second may be. Below it nothing it bounds can end in
+# time (a round trip to the database, a thread's turn on a busy host): `UGC_READ_YOUR_WRITES_TIMEOUT=
+# 0.000001` answered every command 503, `UGC_CLIENT_TIMEOUT=0.001` closed connections before their
+# request came. Tests provoke timeouts with 0.05 s.
+MIN_SECONDS = 0.01
 # Lanes of the argon2id hash (argon2-cffi's default, passed to it by ugc/wiring.py). argon2 wants 8 KiB
 # of memory a lane: UGC_ARGON2_MEMORY_KIB below 8 * lanes passed here and failed every hash.
 ARGON2_LANES = 4
@@ -416,7 +420,7 @@ _DECIMAL = re.compile(r"[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)
 
 
 def _seconds(
-    env: Mapping[str, str], name: str, default: float, *, at_least: float = 0.0, at_most: float = MAX_SECONDS
+    env: Mapping[str, str], name: str, default: float, *, at_least: float = MIN_SECONDS, at_most: float = MAX_SECONDS
 ) -> float:
     raw = env.get(name)
     if raw is None or raw == "":
@@ -424,16 +428,16 @@ def _seconds(
     if _DECIMAL.fullmatch(raw.strip()) is None:  # float() also reads "1_000", "٣", "inf"
         raise ConfigError(f"{name} must be a number of seconds, not {raw!r}")
     value = float(raw)
-    if not (0 < value <= at_most and value >= at_least):
-        bounds = f"from {at_least} up to {at_most}" if at_least else f"up to {at_most}"
-        raise ConfigError(f"{name} must be a positive number of seconds {bounds}, not {raw!r}")
+    if not (at_least <= value <= at_most):
+        raise ConfigError(f"{name} must be a positive number of seconds from {at_least} up to {at_most}, not {raw!r}")
     return value
 
 
 def _milliseconds_setting(env: Mapping[str, str], name: str, default: float) -> float:
     """Seconds handed on in whole milliseconds: past the int's ceiling PostgreSQL refused every
-    connection (awaited as a database not reachable), and below 1 ms the bound rounded to 0, none."""
-    return _seconds(env, name, default, at_least=MIN_MILLISECONDS_SETTING, at_most=MAX_MILLISECONDS_SETTING)
+    connection (awaited as a database not reachable); below 1 ms the bound rounded to 0, none (MIN_SECONDS
+    keeps them above it)."""
+    return _seconds(env, name, default, at_most=MAX_MILLISECONDS_SETTING)
 
 
 def _metrics_token(token: str) -> str:
