@@ -98,6 +98,15 @@ def test_serve_refuses_a_port_or_worker_count_it_cannot_honour(
     assert done.returncode == 2 and expected in done.stderr, done.stderr
 
 
+def test_a_data_key_of_bytes_that_are_no_utf8_is_refused_in_one_line(env: dict[str, str]) -> None:
+    """It failed `migrate` with exit status 1 and the codec's words (`can't encode character '\\udcff'`)."""
+    done = ugc(env | {"UGC_DATA_KEY": "data-key-\udcff-0123456789"}, "migrate")
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "ugc: UGC_DATA_KEY must be UTF-8 text: it holds bytes that are no UTF-8 (0xff at 9)"
+    ], done.stderr
+
+
 def test_a_connection_string_libpq_cannot_read_is_told_at_once_not_waited_for(
     backend: str, env: dict[str, str]
 ) -> None:

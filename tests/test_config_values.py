@@ -85,6 +85,13 @@ def settings(tmp_path: Path, **env: str) -> Settings:
         ("UGC_DB_READ_TIMEOUT", "0.001", "UGC_DB_READ_TIMEOUT must be a positive number of seconds from 0.01 up to"),
         ("UGC_DB_LOCK_TIMEOUT", "0.001", "UGC_DB_LOCK_TIMEOUT must be a positive number of seconds from 0.01 up to"),
         ("UGC_PEER_TIMEOUT", "0.001", "UGC_PEER_TIMEOUT must be a positive number of seconds from 0.01 up to"),
+        # Bytes that are no UTF-8 (os.environ holds them as surrogates): every key is used as UTF-8
+        # text, so the data key failed `migrate` with exit status 1 and the codec's words, the others later.
+        ("UGC_DATA_KEY", "data-key-\udcff-0123456789", "UGC_DATA_KEY must be UTF-8 text"),
+        ("UGC_SECRET_KEY", "\udcc3secret-key-0123456789", "UGC_SECRET_KEY must be UTF-8 text"),
+        ("UGC_AUDIT_KEY", "audit-key-\udcff", "UGC_AUDIT_KEY must be UTF-8 text"),
+        ("UGC_DATA_KEY_PREVIOUS", "old-key-\udcff", "UGC_DATA_KEY_PREVIOUS must be UTF-8 text"),
+        ("UGC_METRICS_TOKEN", "token-\udcff", "UGC_METRICS_TOKEN must be UTF-8 text"),
         # Python's float() reads digit groups and other scripts' digits: no operator means them.
         ("UGC_READ_YOUR_WRITES_TIMEOUT", "1_000", "UGC_READ_YOUR_WRITES_TIMEOUT must be a number of seconds"),
         ("UGC_WS_SEND_TIMEOUT", "٣", "UGC_WS_SEND_TIMEOUT must be a number of seconds"),

@@ -445,7 +445,22 @@ def _metrics_token(token: str) -> str:
     /metrics open where the operator meant to close it."""
     if token and not token.strip():
         raise ConfigError("UGC_METRICS_TOKEN must be a token, or empty to leave /metrics open, not blank")
-    return token.strip()
+    return _utf8("UGC_METRICS_TOKEN", token.strip())
+
+
+def _utf8(name: str, value: str) -> str:
+    """`value`, which is used as UTF-8 text (a key is encoded to derive or sign with): bytes of the
+    environment that are no UTF-8, which Python holds as surrogates, are refused here by name. The data
+    key's failed `migrate` with exit status 1 and the codec's words, the others every signature later."""
+    try:
+        value.encode()
+    except UnicodeEncodeError as error:
+        byte = ord(value[error.start]) - 0xDC00  # the surrogate that stands for an undecodable byte
+        shown = f"0x{byte:02x}" if 0x80 <= byte <= 0xFF else repr(value[error.start])
+        raise ConfigError(
+            f"{name} must be UTF-8 text: it holds bytes that are no UTF-8 ({shown} at {error.start})"
+        ) from None
+    return value
 
 
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
@@ -467,6 +482,7 @@ def _key(env: Mapping[str, str], name: str, file: Path, mode: str, *, unlike: Ma
         if mode == "production":
             raise ConfigError(f"{name} is required when UGC_ENV=production")
         return _secret_from_file(file, name)
+    _utf8(name, value)
     if mode == "production" and _weak_key(value):
         raise ConfigError(f"{name} must be a random string of at least 32 characters in production")
     if mode == "production" and value in (unlike or {}).values():
@@ -478,7 +494,7 @@ def _previous_keys(env: Mapping[str, str], name: str, current: str, mode: str) -
     """`{name}_PREVIOUS`: the keys being rotated out, comma-separated, none of them the current one
     (that would be a rotation forgotten halfway); in production each as strong as a current key."""
     variable = f"{name}_PREVIOUS"
-    keys = tuple(filter(None, (key.strip() for key in env.get(variable, "").split(","))))
+    keys = tuple(filter(None, (key.strip() for key in _utf8(variable, env.get(variable, "")).split(","))))
     if current in keys:
         raise ConfigError(f"{variable} must not hold {name}'s own value: set {name} to the new key")
     if mode == "production" and any(_weak_key(key) for key in keys):
