@@ -84,7 +84,9 @@ def test_an_error_is_one_line_and_a_non_zero_exit(env: dict[str, str]) -> None:
     [
         ("--port", "70000", "TCP port"),
         ("--port", "0", "TCP port"),
-        ("--workers", "0", "positive whole number"),
+        ("--workers", "0", "argument --workers: expected a number of server processes from 1 to 256"),
+        # 10,000 processes of ~80 MB each: no machine holds them, nor PostgreSQL their connections.
+        ("--workers", "10000", "argument --workers: expected a number of server processes from 1 to 256"),
         # Told as `serve failed: UGC_PUBLIC_URL must be ...`, exit status 1: a variable nobody had set.
         ("--host", "not a host", "argument --host: expected an IP address or a host name"),
         ("--host", "[::1]", "argument --host: expected an IP address or a host name"),
@@ -96,6 +98,18 @@ def test_serve_refuses_a_port_or_worker_count_it_cannot_honour(
 ) -> None:
     done = ugc({"UGC_VAR_DIR": str(tmp_path)}, "serve", option, value)
     assert done.returncode == 2 and expected in done.stderr, done.stderr
+
+
+def test_serve_refuses_more_workers_than_postgresql_takes_connections(backend: str, env: dict[str, str]) -> None:
+    """README's connection budget: a worker holds up to D + A + 4*S + O + 3 connections. 100 workers
+    (1,700 with the defaults, against PostgreSQL's 100) started, and failed requests once busy."""
+    if backend != "postgres":
+        pytest.skip("PostgreSQL's max_connections")
+    done = ugc(env, "serve", "--port", "18598", "--workers", "100", timeout=60)
+    assert done.returncode == 2, done.stderr
+    line = done.stderr.strip().splitlines()[-1]
+    assert line.startswith("ugc: serve: --workers 100 needs up to 1700 PostgreSQL connections (17 a worker"), line
+    assert "max_connections" in line, line
 
 
 def test_a_data_key_of_bytes_that_are_no_utf8_is_refused_in_one_line(env: dict[str, str]) -> None:

@@ -9,6 +9,7 @@ import re
 import sys
 import tempfile
 
+from ugc.cli.budget import MAX_WORKERS
 from ugc.config import Settings, is_postgres, operator_login, sqlite_path
 from ugc.platform.numbers import natural
 
@@ -78,6 +79,14 @@ def listen_host(text: str) -> str:
             f"expected an IP address or a host name (an IPv6 address without brackets), got {text!r}"
         ) from None
     return text
+
+
+def worker_count(text: str) -> int:
+    """`ugc serve --workers`: from 1 to MAX_WORKERS (on PostgreSQL, `over_budget` bounds it further)."""
+    number = natural(text, MAX_WORKERS)
+    if not number:
+        raise argparse.ArgumentTypeError(f"expected a number of server processes from 1 to {MAX_WORKERS}, got {text!r}")
+    return number
 
 
 def positive(text: str) -> int:

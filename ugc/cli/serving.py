@@ -13,15 +13,16 @@ import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from ugc.cli.budget import over_budget
 from ugc.cli.common import (
     check_data_key,
     file_in_the_way,
     listen_host,
     migrate_database,
     no_checkpoint_room,
-    positive,
     tcp_port,
     version,
+    worker_count,
 )
 from ugc.config import DEFAULT_PORT, Settings
 
@@ -39,7 +40,13 @@ def add_parsers(commands: Any) -> None:
         "--host", type=listen_host, default="127.0.0.1", help="address to listen on (default: %(default)s)"
     )
     serve.add_argument("--port", type=tcp_port, default=DEFAULT_PORT, help="TCP port, 1-65535 (default: %(default)s)")
-    serve.add_argument("--workers", type=positive, default=1, help="server processes (default: %(default)s)")
+    serve.add_argument(
+        "--workers",
+        type=worker_count,
+        default=1,
+        help="server processes, 1-256, as many as PostgreSQL's connections hold (README: Connection budget; "
+        "default: %(default)s)",
+    )
     serve.set_defaults(run=lambda settings, args: _serve(settings, args.host, args.port, args.workers))
 
     migrate = commands.add_parser("migrate", help="create the event store's and the read side's tables")
@@ -80,6 +87,9 @@ def _serve(settings: Settings, host: str, port: int, workers: int) -> int:
         settings = Settings.from_env()
     migrate_database(settings, quiet=True, await_creation=True)  # a deployment's init may be making the database
     check_data_key(settings)
+    if (too_many := over_budget(settings, workers)) is not None:
+        print(f"ugc: serve: {too_many}", file=sys.stderr)
+        return 2
     open_files = raise_to_hard_limit()
     try:
         listening = _listening_socket(host, port, settings.peer_timeout)
