@@ -49,6 +49,8 @@ MESSAGES: dict[str, str] = {
     "user_not_found": "Страница не найдена.",
     "creator_profile_not_found": "Страница не найдена.",
     "method_not_allowed": "Метод не разрешен.",
+    # 406: DRF's words
+    "not_acceptable": "Не удалось удовлетворить условию в заголовке запроса Accept.",
     # 409
     "username_taken": "Пользователь с таким именем уже существует.",
     "email_taken": "Пользователь с таким email уже существует.",
@@ -206,6 +208,11 @@ def forbidden() -> ApiError:
 
 def not_found(code: str = "not_found") -> ApiError:
     return ApiError(404, {"detail": message(code)})
+
+
+def not_acceptable() -> ApiError:
+    """406 for a request whose `Accept` takes none of the types its route answers in (api/negotiation.py)."""
+    return ApiError(406, {"detail": message("not_acceptable")})
 
 
 def invalid(fields: dict[str, list[str]]) -> ApiError:

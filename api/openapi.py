@@ -24,6 +24,7 @@ import api.ids  # noqa: F401  (registers the `{name:id}` path convertor before a
 from api.arrival import arriving
 from api.auth import guarded
 from api.errors import ACCEPT_BY_METHOD
+from api.negotiation import negotiated
 from api.query import storable_query
 from api.schemas.errors import ERROR_BODIES
 from api.schemas.examples import ERROR_EXAMPLES, EXAMPLES, PAGE_EXAMPLES
@@ -156,6 +157,8 @@ class Operation:
         def add(status: int, reason: str) -> None:
             why.setdefault(status, []).append(reason)
 
+        if self.media_type != "*/*":
+            add(406, f"`Accept` не принимает `{self.media_type}`")
         if self.auth:
             add(401, "нет токена или токен недействителен" if self.auth is True else "переданный токен недействителен")
         if self.credentials:
@@ -218,7 +221,9 @@ class DocumentedRoute(Route):
         read = storable_query(endpoint, auth=operation.auth) if operation.query_names() else endpoint
         guard = guarded(read, verified=self.needs_verified)
         # A command the order's status may refuse is meant for the status seen when it arrived.
-        super().__init__(path, arriving(guard) if operation.conflict == "state" else guard, methods=[method])
+        checked = arriving(guard) if operation.conflict == "state" else guard
+        # `Accept` first, as DRF checks it: a request refused 406 is not even authenticated.
+        super().__init__(path, negotiated(checked, operation.media_type), methods=[method])
 
     @property
     def needs_verified(self) -> bool:
@@ -280,6 +285,7 @@ _ERROR_DESCRIPTIONS = {
     401: "Требуется авторизация",
     403: "Доступ запрещен",
     404: "Ресурс не найден",
+    406: "Ни один тип ответа не подходит под Accept",
     409: "Конфликт",
     412: "Условие на версию объекта не выполнено",
     413: "Слишком большой запрос",

@@ -85,16 +85,19 @@ def test_errors_follow_from_what_the_operation_does() -> None:
         return {int(status) for status in _responses(path, method)}
 
     # A lifecycle command: auth, body, visibility, role, state, If-Match, Idempotency-Key, read-model wait.
-    assert statuses("/api/v1/orders/{id}/cancel/", "post") == {200, 400, 401, 403, 404, 409, 412, 413, 415, 422, 503}
+    cancel = statuses("/api/v1/orders/{id}/cancel/", "post")
+    assert cancel == {200, 400, 401, 403, 404, 406, 409, 412, 413, 415, 422, 503}
     # Login: credentials and throttling, no token.
-    assert statuses("/api/auth/token/", "post") == {200, 400, 401, 413, 415, 422, 429, 503}
+    assert statuses("/api/auth/token/", "post") == {200, 400, 401, 406, 413, 415, 422, 429, 503}
     # An attempt that waited out those in flight is refused as an overload, not as a failure.
     assert "одновременно" in _responses("/api/auth/token/", "post")["503"]["description"]
     assert "одновременно" not in _responses("/api/auth/token/", "post")["429"]["description"]
     # A public list: its query and pages only.
-    assert statuses("/api/v1/services/", "get") == {200, 404, 422, 503}
-    # Liveness touches nothing that can fail.
-    assert statuses("/healthz/", "get") == {200}
+    assert statuses("/api/v1/services/", "get") == {200, 404, 406, 422, 503}
+    # Liveness touches nothing that can fail; it answers in JSON alone (406 to an `Accept` without it).
+    assert statuses("/healthz/", "get") == {200, 406}
+    # A stored file is served whatever `Accept` says: it has no other representation.
+    assert 406 not in statuses("/api/v1/files/{id}/download/", "get")
     assert statuses("/api/v1/services/", "post") >= {403}
     # A 415 names the media types taken: in `Accept`, and in the method's own header for POST and PATCH.
     refused = _responses("/api/v1/orders/{id}/", "patch")["415"]
@@ -126,7 +129,7 @@ def test_every_error_has_its_shared_body_and_the_spec_message() -> None:
                 assert media["example"] == {"detail": spec[code]}
             assert name in schemas
             seen.add(code)
-    assert seen == {400, 401, 403, 404, 409, 412, 413, 415, 416, 422, 429, 503}
+    assert seen == {400, 401, 403, 404, 406, 409, 412, 413, 415, 416, 422, 429, 503}
     state = _responses("/api/v1/orders/{id}/approve/", "post")["409"]["content"]["application/json"]["example"]
     assert set(state) == {"error", "status"}
     taken = _responses("/api/auth/register/", "post")["409"]["content"]["application/json"]["example"]

@@ -19,7 +19,7 @@ class ErrorOut(Out):
 
 
 class DetailOut(Out):
-    """401, 403, 404, 405, 429, 500, 503: the spec's Russian sentence."""
+    """401, 403, 404, 405, 406, 429, 500, 503: the spec's Russian sentence (DRF's, for a 406)."""
 
     detail: str
 
@@ -52,6 +52,7 @@ ERROR_BODIES: dict[int, type[Out]] = {
     403: DetailOut,
     404: DetailOut,
     405: DetailOut,
+    406: DetailOut,
     409: ConflictOut,
     412: StaleVersionOut,
     413: ErrorOut,

@@ -286,6 +286,7 @@ ERROR_EXAMPLES: dict[int, Callable[[str, str, str], dict[str, Any]]] = {
     401: lambda _conflict, _tag, refusal: {"detail": message(refusal)},
     403: lambda *_: {"detail": message("permission_denied")},
     404: lambda *_: {"detail": message("not_found")},
+    406: lambda *_: {"detail": message("not_acceptable")},
     409: lambda conflict, tag, _refusal: _conflict(conflict, tag),
     412: lambda *_: {"error": message("stale_version"), "version": 3},
     413: lambda *_: {"error": message("too_large")},
