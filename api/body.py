@@ -132,26 +132,30 @@ async def read_json(request: Request, *, decimals: bool = False) -> Any:
     return await off_the_loop_if_large(text, _decoded, text, decimals)
 
 
-# A JSON body's Content-Type, or none (`declares_json`); `_content_type` tells the two apart.
+# A JSON body's Content-Type, or none (`declares_json`); `content_type` tells the two apart.
 JSON_KINDS = (b"application/json", b"")
-# What a Content-Type sent without a media type (`;;;`, empty, parameters alone) counts as: a type the
-# API does not take, never the absent header, which would have the body read as JSON.
+# What a Content-Type sent without a media type (`;;;`, empty, parameters alone) counts as, and two
+# Content-Type lines that differ: a type the API does not take, never the absent header, which would
+# have the body read as JSON.
 NAMELESS = b"?"
 
 
-def _content_type(request: Request) -> tuple[bytes, dict[bytes, bytes]]:
+def content_type(request: Request) -> tuple[bytes, dict[bytes, bytes]]:
     """The request's media type and its parameters, as python-multipart parses them; b"" when the
-    request has no Content-Type, NAMELESS when it has one that names no media type."""
-    header = request.headers.get("content-type")
-    kind, options = parse_options_header(header)
-    return (kind or (NAMELESS if header is not None else b"")), options
+    request has no Content-Type, NAMELESS when it has one that names no media type, or two that differ
+    (the field is one value, RFC 9110 §8.3: the first was taken, where a proxy may keep the other)."""
+    lines = request.headers.getlist("content-type")
+    if len(set(lines)) > 1:
+        return NAMELESS, {}
+    kind, options = parse_options_header(lines[0] if lines else None)
+    return (kind or (NAMELESS if lines else b"")), options
 
 
 def declares_json(request: Request) -> bool:
     """Whether the body is to be read as JSON: `Content-Type: application/json`, or no Content-Type at
     all, which RFC 9110 §8.3 lets a recipient read by what the data is (a client that sends `{}` or
     nothing without the header is served)."""
-    return _content_type(request)[0] in JSON_KINDS
+    return content_type(request)[0] in JSON_KINDS
 
 
 async def _json_text(request: Request) -> str:
@@ -170,7 +174,7 @@ async def _json_text(request: Request) -> str:
     raw = await raw_body(request)
     if not raw:
         return ""
-    kind, options = _content_type(request)  # parsed once for both checks
+    kind, options = content_type(request)  # parsed once for both checks
     if kind not in JSON_KINDS:
         raise unsupported_media_type("unsupported_media_type", request.method, "application/json")
     charset = options.get(b"charset")

@@ -41,7 +41,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
-from api.body import check_content_coding, declared_past
+from api.body import check_content_coding, content_type, declared_past
 from api.content_types import Sniffer
 from api.errors import bad_request, invalid, message, too_large, unsupported_media_type
 from api.idempotency import claim_received
@@ -73,7 +73,7 @@ FALLBACK_NAME = "file"
 
 def declares_multipart(request: Request) -> bool:
     """Whether the request's Content-Type is multipart/form-data; a body without one is no form (415)."""
-    return parse_options_header(request.headers.get("content-type"))[0] == MULTIPART.encode()
+    return content_type(request)[0] == MULTIPART.encode()
 
 
 def is_image(content_type: str) -> bool:
@@ -317,7 +317,7 @@ def display_name(raw: str | None) -> str:
 async def _receive(request: Request, media: MediaStore, *, max_bytes: int, file_field: str, over: str) -> _Receiver:
     if not declares_multipart(request):
         raise unsupported_media_type("not_multipart", request.method, MULTIPART)
-    boundary = parse_options_header(request.headers.get("content-type"))[1].get(b"boundary")
+    boundary = content_type(request)[1].get(b"boundary")
     if not boundary:
         raise bad_request("malformed_multipart")
     check_content_coding(request)

@@ -375,6 +375,21 @@ def test_a_body_whose_content_type_names_no_media_type_is_415_and_changes_nothin
     assert api.client.get(url, headers=world.buyer).json() == before
 
 
+def test_a_body_with_two_content_types_that_differ_is_415_and_changes_nothing(api: Api, world: World) -> None:
+    """Content-Type is one value (RFC 9110 §8.3): of `application/json` and `text/plain` the first was
+    taken and the body applied, where reading the other first refused it; which one a proxy keeps is its own."""
+    url = f"/api/v1/orders/{world.order}/"
+    before = api.client.get(url, headers=world.buyer).json()
+    body = json.dumps({"requirements": "Два типа тела"}, ensure_ascii=False).encode()
+    for second in ("text/plain", "application/json; charset=windows-1251"):
+        both = [*world.buyer.items(), ("Content-Type", "application/json"), ("Content-Type", second)]
+        patched = api.client.patch(url, headers=both, content=body)
+        assert (patched.status_code, patched.json()) == (415, UNSUPPORTED_MEDIA_TYPE), second
+    assert api.client.get(url, headers=world.buyer).json() == before
+    same = [*world.buyer.items(), ("Content-Type", "application/json"), ("Content-Type", "application/json")]
+    assert api.client.patch(url, headers=same, content=body).status_code == 200
+
+
 @pytest.mark.parametrize(
     "headers",
     [
