@@ -30,8 +30,12 @@ _CALLER = "ugc.caller"
 def bearer_token(connection: HTTPConnection) -> str | None:
     """The request's bearer token; None when it carries no credentials this API takes (no header, a
     blank one, another scheme such as Basic: the spec's 401 "not provided", as DRF answers them);
-    401 "invalid" for a Bearer header without a token."""
-    header = connection.headers.get("authorization", "")
+    401 "invalid" for a Bearer header without a token, and for two Authorization headers: the field is
+    one value (RFC 7235 §4.2), and of two the first was taken, where a proxy may act on the other."""
+    lines = connection.headers.getlist("authorization")
+    if len(lines) > 1:
+        raise unauthorized("invalid_token")
+    header = lines[0] if lines else ""
     if header.partition(" ")[0].lower() != "bearer":
         return None
     token = _bearer(header)

@@ -390,6 +390,16 @@ def test_a_body_with_two_content_types_that_differ_is_415_and_changes_nothing(ap
     assert api.client.patch(url, headers=same, content=body).status_code == 200
 
 
+def test_two_authorization_headers_are_401_whichever_comes_first(api: Api, world: World) -> None:
+    """Authorization is one value: with two, the first was taken, so a request carrying someone's token
+    and another's was served as whichever a proxy left first."""
+    token = world.buyer["Authorization"]
+    for pair in ((token, "Bearer forged"), ("Bearer forged", token), (token, token), (token, "Basic eDp5")):
+        refused = api.client.get("/api/v1/users/me/", headers=[("Authorization", pair[0]), ("Authorization", pair[1])])
+        assert (refused.status_code, refused.json()) == (401, {"detail": "Токен недействителен или просрочен."}), pair
+    assert api.client.get("/api/v1/users/me/", headers=world.buyer).status_code == 200
+
+
 @pytest.mark.parametrize(
     "headers",
     [
