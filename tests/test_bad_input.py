@@ -472,6 +472,18 @@ def test_a_notification_stream_since_no_id_closes_4400(api: Api, world: World, s
     assert closed.value.code == 4400
 
 
+@pytest.mark.parametrize("order", ["mine-first", "mine-last", "mine-twice"])
+def test_a_socket_with_two_tokens_closes_4401(api: Api, world: World, order: str) -> None:
+    """As two Authorization headers are (401): of `?token=` given twice the last was taken, so the
+    same pair opened the socket or closed it as the order went."""
+    mine = world.deal.creator["access"]
+    first, second = {"mine-first": (mine, "forged"), "mine-last": ("forged", mine), "mine-twice": (mine, mine)}[order]
+    with pytest.raises(WebSocketDisconnect) as closed:
+        with api.client.websocket_connect(f"/ws/notifications/?token={first}&token={second}&since=0") as ws:
+            ws.receive_text()  # an open socket replays the creator's new_order at once: nothing waits
+    assert (closed.value.code, closed.value.reason) == (4401, "Токен недействителен или просрочен.")
+
+
 @pytest.mark.parametrize("conversation", ["abc", str(MAX_ID + 1), HUGE, "-1"])
 def test_a_conversation_socket_whose_id_is_no_id_closes_4404(api: Api, world: World, conversation: str) -> None:
     """As an unknown conversation: the route's pattern does not match, and Starlette would refuse the

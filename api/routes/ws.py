@@ -120,8 +120,12 @@ def refused_while_away(endpoint: Callable[[WebSocket], Awaitable[None]]) -> Call
 
 
 async def _caller(websocket: WebSocket, s: Services) -> tuple[int, str] | None:
-    """The user of the socket's `?token=` and the token; None if it is missing, invalid or its user's gone."""
-    token = websocket.query_params.get("token", "")
+    """The user of the socket's `?token=` and the token; None if it is missing, invalid or its user's gone,
+    or given twice: as two Authorization headers are refused (api/auth.py), whichever came last was taken."""
+    tokens = websocket.query_params.getlist("token")
+    if len(tokens) != 1:
+        return None
+    token = tokens[0]
     standing = await standing_of(s, token)
     return None if standing is None else (standing.user_id, token)
 
