@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
-from contextlib import closing
+from collections.abc import Iterator, Sequence
+from contextlib import closing, contextmanager
+from pathlib import Path
 from typing import Any
 
 import psycopg
 from psycopg import ClientCursor
 
+from tests.backends import fresh_database
 from ugc.platform.database import Database
 from ugc.platform.dialect import postgres_params
 
@@ -27,6 +29,23 @@ def relations_read(db: Database, sql: str, params: Sequence[object]) -> set[str]
 
 
 Statement = tuple[str, Sequence[object]]
+
+
+@contextmanager
+def stored_by_hand(backend: str, directory: Path, *statements: Statement) -> Iterator[Database]:
+    """A fresh migrated database, open, whose rows `statements` stored in one transaction, analysed
+    (`ANALYZE`) so that plans see them: tests of a read's cost store its rows by hand, as the read is
+    what they test. The url is the database's `url`."""
+    with fresh_database(backend, directory, migrated=True) as url:
+        db = Database(url)
+        try:
+            with db.transaction(write=True) as cur:
+                for sql, params in statements:
+                    cur.execute(sql, params)
+                cur.execute("ANALYZE")
+            yield db
+        finally:
+            db.close()
 
 
 def work(url: str, statements: Sequence[Statement], relation: str) -> int:

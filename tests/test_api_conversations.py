@@ -12,10 +12,8 @@ import pytest
 from commands.messaging import MessagingCommands
 from readmodels import messaging as read
 from readmodels.pages import PageRequest
-from tests.backends import fresh_database
 from tests.conftest import BAD_BODY_IDS, Api, refused_id
-from tests.plans import relations_read, work
-from ugc.platform.database import Database
+from tests.plans import relations_read, stored_by_hand, work
 
 CONVERSATION_KEYS = {
     "id",
@@ -262,23 +260,20 @@ def test_a_page_of_conversations_reads_the_rows_it_shows_however_many_there_are(
     with 1,500 conversations costs what one with 300 does. The union of both sides was sorted whole
     (5,000 conversations: 1,001 buffers, every one of them read). The rows are stored by hand: it is
     the read that is tested."""
-    with fresh_database(backend, tmp_path, migrated=True) as url:
-        db = Database(url)
-        try:
-            with db.transaction(write=True) as cur:
-                cur.execute(
-                    "WITH RECURSIVE numbers (n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM numbers WHERE n < 6000) "
-                    "INSERT INTO conversations (id, uuid, user_a, username_a, user_b, username_b, activity, "
-                    "created_at, updated_at) SELECT n, 'c' || n, "
-                    "CASE WHEN n <= 300 THEN 1 WHEN n <= 1800 THEN 2 ELSE 1000 + n END, 'a', "
-                    "CASE WHEN n - n / 2 * 2 = 0 THEN 100000 + n ELSE 200000 + n END, 'b', n, %s, %s FROM numbers",
-                    (datetime.now(UTC), datetime.now(UTC)),
-                )
-                cur.execute("ANALYZE")
-        finally:
-            db.close()
+    with stored_by_hand(
+        backend,
+        tmp_path,
+        (
+            "WITH RECURSIVE numbers (n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM numbers WHERE n < 6000) "
+            "INSERT INTO conversations (id, uuid, user_a, username_a, user_b, username_b, activity, "
+            "created_at, updated_at) SELECT n, 'c' || n, "
+            "CASE WHEN n <= 300 THEN 1 WHEN n <= 1800 THEN 2 ELSE 1000 + n END, 'a', "
+            "CASE WHEN n - n / 2 * 2 = 0 THEN 100000 + n ELSE 200000 + n END, 'b', n, %s, %s FROM numbers",
+            (datetime.now(UTC), datetime.now(UTC)),
+        ),
+    ) as db:
         few, many = (read.list_conversations(user, PageRequest(1, 20)).statements[1] for user in (1, 2))
-        assert work(url, [many], "conversations") <= work(url, [few], "conversations")
+        assert work(db.url, [many], "conversations") <= work(db.url, [few], "conversations")
 
 
 def test_unread_counts_follow_messages_and_read_marks(api: Api) -> None:

@@ -13,11 +13,9 @@ import pytest
 from commands.creator_skills import Wanted
 from readmodels.creator_skills import list_creator_skills
 from readmodels.pages import PageRequest
-from tests.backends import fresh_database
 from tests.conftest import BAD_BODY_IDS, Api, refused_id
-from tests.plans import relations_read, work
+from tests.plans import relations_read, stored_by_hand, work
 from ugc.errors import Conflict, InvalidField
-from ugc.platform.database import Database
 
 FORBIDDEN = {"detail": "У вас недостаточно прав для выполнения данного действия."}
 NOT_FOUND = {"detail": "Страница не найдена."}
@@ -413,24 +411,21 @@ def test_a_page_of_every_creators_skills_reads_the_active_ones_not_those_removed
     a filter reads what that creator's list does. The index held removed skills too, so the page
     walked every removed one before the first active (on PostgreSQL 99,990 for 10 of 100,000). The rows
     are stored by hand: it is the read that is tested."""
-    with fresh_database(backend, tmp_path, migrated=True) as url:
-        db = Database(url)
-        try:
-            with db.transaction(write=True) as cur:
-                cur.execute("INSERT INTO skills (id, name, description, search_text) VALUES (900001, 's', 'd', 's')")
-                cur.execute(
-                    "WITH RECURSIVE numbers (n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM numbers WHERE n < 3010) "
-                    "INSERT INTO creator_skills (id, uuid, creator_profile_id, skill_id, level, active, created_at, "
-                    "updated_at) SELECT n, 'cs' || n, CASE WHEN n <= 3000 THEN n ELSE 5000 END, 900001, 3, n > 3000, "
-                    "%s, %s FROM numbers",
-                    (datetime.now(UTC), datetime.now(UTC)),
-                )
-                cur.execute("ANALYZE")
-            everyone = list_creator_skills(PageRequest(1, 20))
-            with db.read() as cur:
-                shown = [int(row["id"]) for row in cur.execute(*everyone.statements[1]).fetchall()]
-            assert shown == list(range(3001, 3011))
-        finally:
-            db.close()
+    with stored_by_hand(
+        backend,
+        tmp_path,
+        ("INSERT INTO skills (id, name, description, search_text) VALUES (900001, 's', 'd', 's')", ()),
+        (
+            "WITH RECURSIVE numbers (n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM numbers WHERE n < 3010) "
+            "INSERT INTO creator_skills (id, uuid, creator_profile_id, skill_id, level, active, created_at, "
+            "updated_at) SELECT n, 'cs' || n, CASE WHEN n <= 3000 THEN n ELSE 5000 END, 900001, 3, n > 3000, "
+            "%s, %s FROM numbers",
+            (datetime.now(UTC), datetime.now(UTC)),
+        ),
+    ) as db:
+        everyone = list_creator_skills(PageRequest(1, 20))
+        with db.read() as cur:
+            shown = [int(row["id"]) for row in cur.execute(*everyone.statements[1]).fetchall()]
+        assert shown == list(range(3001, 3011))
         one = list_creator_skills(PageRequest(1, 20), 5000).statements[1]
-        assert work(url, [everyone.statements[1]], "creator_skills") <= 2 * work(url, [one], "creator_skills")
+        assert work(db.url, [everyone.statements[1]], "creator_skills") <= 2 * work(db.url, [one], "creator_skills")

@@ -15,12 +15,10 @@ import pytest
 from api.app import build_app
 from readmodels.files import list_own_files
 from readmodels.pages import PageRequest
-from tests.backends import fresh_database
 from tests.conftest import Api, checked_client
-from tests.plans import relations_read, work
+from tests.plans import relations_read, stored_by_hand, work
 from ugc.clock import MovableClock
 from ugc.config import Settings
-from ugc.platform.database import Database
 from ugc.wiring import runtime
 
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z$")
@@ -134,28 +132,23 @@ def test_a_page_of_files_reads_the_listed_ones_not_those_removed_after_them(back
     files alone. The index of the owner's files held removed ones too, so the page walked every removed
     file above the listed ones (on PostgreSQL 99,990 for 10 of 100,000 files). The rows are stored by
     hand: it is the read that is tested."""
-    with fresh_database(backend, tmp_path, migrated=True) as url:
-        db = Database(url)
-        try:
-            with db.transaction(write=True) as cur:
-                cur.execute(
-                    "WITH RECURSIVE numbers (n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM numbers WHERE n < 3020) "
-                    "INSERT INTO files (id, uuid, owner_id, key, name, size, content_type, uploaded_at, removed) "
-                    "SELECT n, 'f' || n, CASE WHEN n <= 3010 THEN 1 ELSE 2 END, 'k' || n, 'n', 1, 'text/plain', %s, "
-                    "n > 10 AND n <= 3010 FROM numbers",
-                    (datetime.now(UTC),),
-                )
-                cur.execute("INSERT INTO file_counts VALUES (1, 10), (2, 10)")
-                cur.execute("ANALYZE")
-            pruned = list_own_files(1, PageRequest(1, 20))
-            with db.read() as cur:
-                assert [int(row["id"]) for row in cur.execute(*pruned.statements[1]).fetchall()] == list(
-                    range(10, 0, -1)
-                )
-        finally:
-            db.close()
+    with stored_by_hand(
+        backend,
+        tmp_path,
+        (
+            "WITH RECURSIVE numbers (n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM numbers WHERE n < 3020) "
+            "INSERT INTO files (id, uuid, owner_id, key, name, size, content_type, uploaded_at, removed) "
+            "SELECT n, 'f' || n, CASE WHEN n <= 3010 THEN 1 ELSE 2 END, 'k' || n, 'n', 1, 'text/plain', %s, "
+            "n > 10 AND n <= 3010 FROM numbers",
+            (datetime.now(UTC),),
+        ),
+        ("INSERT INTO file_counts VALUES (1, 10), (2, 10)", ()),
+    ) as db:
+        pruned = list_own_files(1, PageRequest(1, 20))
+        with db.read() as cur:
+            assert [int(row["id"]) for row in cur.execute(*pruned.statements[1]).fetchall()] == list(range(10, 0, -1))
         alone = list_own_files(2, PageRequest(1, 20)).statements[1]
-        assert work(url, [pruned.statements[1]], "files") <= 2 * work(url, [alone], "files")
+        assert work(db.url, [pruned.statements[1]], "files") <= 2 * work(db.url, [alone], "files")
 
 
 def test_the_owner_downloads_the_bytes_with_safe_headers(api: Api) -> None:

@@ -20,13 +20,11 @@ from readmodels.notifications import get_notification, list_notifications, store
 from readmodels.pages import PageRequest, read_page
 from readmodels.waiting import Progress
 from tests import test_projection_notifications
-from tests.backends import fresh_database
-from tests.plans import work
+from tests.plans import stored_by_hand, work
 from tests.test_projection_notifications import BUYER, CREATOR, FRIEND, Recording, World, a_chat, placed, table
 from ugc.events import user_actor
 from ugc.messaging import Conversation
 from ugc.notifications import NotificationsRead, inbox_id, notification_id, notification_source
-from ugc.platform.database import Database
 
 world = test_projection_notifications.world  # the fixture: migrated tables, the stores and a clock
 
@@ -214,23 +212,21 @@ def test_a_read_page_of_a_user_without_marks_reads_only_the_read_rows(backend: s
     (22 ms for 100,000 on PostgreSQL, 0.06 when `is_read` alone said it). The rows are stored by
     hand: it is the read that is tested."""
     unread, read = 3000, 5
-    with fresh_database(backend, tmp_path, migrated=True) as url:
-        db = Database(url)
-        try:
-            with db.transaction(write=True) as cur:
-                cur.execute(
-                    "WITH RECURSIVE numbers (n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM numbers WHERE n < %s) "
-                    "INSERT INTO notifications (id, seq, user_id, source, position, type, message, data, is_read, "
-                    "created_at) SELECT n, n, %s, 'messaging', n, 'new_message', '…', %s, n <= %s, %s FROM numbers",
-                    (unread + read, FRIEND, {}, read, datetime.now(UTC)),
-                )
-                cur.execute("INSERT INTO notification_counts VALUES (%s, %s, %s)", (FRIEND, unread + read, unread))
-                cur.execute("ANALYZE")
-            query = list_notifications(FRIEND, PageRequest(1, 20), read=True)
-            page = read_page(db, query)
-        finally:
-            db.close()
+    with stored_by_hand(
+        backend,
+        tmp_path,
+        (
+            "WITH RECURSIVE numbers (n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM numbers WHERE n < %s) "
+            "INSERT INTO notifications (id, seq, user_id, source, position, type, message, data, is_read, "
+            "created_at) SELECT n, n, %s, 'messaging', n, 'new_message', '…', %s, n <= %s, %s FROM numbers",
+            (unread + read, FRIEND, {}, read, datetime.now(UTC)),
+        ),
+        ("INSERT INTO notification_counts VALUES (%s, %s, %s)", (FRIEND, unread + read, unread)),
+    ) as db:
+        query = list_notifications(FRIEND, PageRequest(1, 20), read=True)
+        page = read_page(db, query)
         assert [int(row["id"]) for row in page.rows] == [5, 4, 3, 2, 1] and all(row["is_read"] for row in page.rows)
         assert page.count == read
         everything = list_notifications(FRIEND, PageRequest(1, 20), read=None)
-        assert work(url, query.statements[1:], "notifications") <= work(url, everything.statements[1:], "notifications")
+        statements = query.statements[1:], everything.statements[1:]
+        assert work(db.url, statements[0], "notifications") <= work(db.url, statements[1], "notifications")

@@ -10,7 +10,7 @@ from pathlib import Path
 from readmodels.notifications import STORED_AFTER, list_notifications, user_read_params
 from readmodels.pages import PageRequest, read_page
 from tests.backends import fresh_database
-from tests.plans import Statement, work
+from tests.plans import Statement, stored_by_hand, work
 from ugc.platform.database import Database
 from ugc.wiring import migrate
 
@@ -67,24 +67,22 @@ def test_a_read_page_of_a_user_with_a_mark_reads_the_read_rows_not_the_unread_ab
     a `read=true` page shows those 6, and reads no more than the first page of all 20 does. It walked
     the user's rows newest first, past every unread one above the mark (on PostgreSQL 100,000 rows,
     24 ms, for 5 shown)."""
-    with fresh_database(backend, tmp_path, migrated=True) as url:
-        db = Database(url)
-        try:
-            with db.transaction(write=True) as cur:
-                cur.execute(
-                    "WITH RECURSIVE numbers (n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM numbers WHERE n < 3005) "
-                    "INSERT INTO notifications (id, seq, user_id, source, position, type, message, data, is_read, "
-                    "created_at) SELECT n, n, %s, 'messaging', n, 'new_message', '…', %s, n = 3000, %s FROM numbers",
-                    (OLD, {}, datetime.now(UTC)),
-                )
-                cur.execute("INSERT INTO notification_read_marks VALUES (%s, 'messaging', 5)", (OLD,))
-                cur.execute("INSERT INTO notification_counts VALUES (%s, 3005, 2999)", (OLD,))
-                cur.execute("ANALYZE")
-            query = list_notifications(OLD, PageRequest(1, 20), read=True)
-            page = read_page(db, query)
-        finally:
-            db.close()
+    with stored_by_hand(
+        backend,
+        tmp_path,
+        (
+            "WITH RECURSIVE numbers (n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM numbers WHERE n < 3005) "
+            "INSERT INTO notifications (id, seq, user_id, source, position, type, message, data, is_read, "
+            "created_at) SELECT n, n, %s, 'messaging', n, 'new_message', '…', %s, n = 3000, %s FROM numbers",
+            (OLD, {}, datetime.now(UTC)),
+        ),
+        ("INSERT INTO notification_read_marks VALUES (%s, 'messaging', 5)", (OLD,)),
+        ("INSERT INTO notification_counts VALUES (%s, 3005, 2999)", (OLD,)),
+    ) as db:
+        query = list_notifications(OLD, PageRequest(1, 20), read=True)
+        page = read_page(db, query)
         assert [int(row["id"]) for row in page.rows] == [3000, 5, 4, 3, 2, 1] and all(r["is_read"] for r in page.rows)
         assert page.count == 6
         everything = list_notifications(OLD, PageRequest(1, 20), read=None)
-        assert work(url, query.statements[1:], "notifications") <= work(url, everything.statements[1:], "notifications")
+        statements = query.statements[1:], everything.statements[1:]
+        assert work(db.url, statements[0], "notifications") <= work(db.url, statements[1], "notifications")
