@@ -14,7 +14,7 @@ import pytest
 from readmodels import orders as read
 from readmodels.pages import PageRequest, read_page
 from tests.backends import fresh_database
-from tests.plans import Statement, work
+from tests.plans import Statement, stored_by_hand, work
 from ugc.platform.database import Database
 from ugc.wiring import migrate
 
@@ -82,36 +82,33 @@ def test_a_pairs_total_counts_the_pairs_orders_however_busy_each_party_is(backen
     of the lists filtered to the pair (the creator's by `buyer`, the auditor's by both) read what those
     of a pair with only their 5 orders do. Each counted one party's orders, filtering by the other: on
     PostgreSQL 99,995 rows passed for 5 (~20 ms) where each party had 50,000."""
-    with fresh_database(backend, tmp_path, migrated=True) as url:
-        db = Database(url)
-        try:
-            with db.transaction(write=True) as cur:
-                cur.execute(
-                    "WITH RECURSIVE numbers (n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM numbers WHERE n < 6010) "
-                    "INSERT INTO orders (id, uuid, version, buyer_id, buyer_username, creator_id, creator_profile_id, "
-                    "creator_username, service_id, service_title, status, requirements, price, total_price, "
-                    "selected_options, delivery_date, created_at, updated_at) "
-                    "SELECT n, 'o' || n, 1, CASE WHEN n <= 5 THEN %s WHEN n <= 10 THEN %s "
-                    "WHEN n - n / 2 * 2 = 0 THEN %s ELSE 1000 + n END, 'b', CASE WHEN n <= 5 THEN %s "
-                    "WHEN n <= 10 THEN %s WHEN n - n / 2 * 2 = 1 THEN %s ELSE 9000 + n END, n, 'c', n, 's', "
-                    "'pending', 'r', 1, 1, %s, '2030-01-01', %s, %s FROM numbers",
-                    (
-                        BUSY_BUYER,
-                        QUIET_BUYER,
-                        BUSY_BUYER,
-                        BUSY_CREATOR,
-                        QUIET_CREATOR,
-                        BUSY_CREATOR,
-                        [],
-                        datetime.now(UTC),
-                        datetime.now(UTC),
-                    ),
-                )
-                cur.execute("ANALYZE")
-            busy = read_page(db, read.list_all_orders(PAGE, read.OrderFilters(buyer=BUSY_BUYER, creator=BUSY_CREATOR)))
-            assert ([int(row["id"]) for row in busy.rows], busy.count) == ([5, 4, 3, 2, 1], 5)
-        finally:
-            db.close()
-        busy_work = [work(url, [statement], "orders") for statement in pair_counts(BUSY_BUYER, BUSY_CREATOR)]
-        quiet_work = [work(url, [statement], "orders") for statement in pair_counts(QUIET_BUYER, QUIET_CREATOR)]
-        assert all(b <= 2 * q for b, q in zip(busy_work, quiet_work, strict=True)), (busy_work, quiet_work)
+    with stored_by_hand(
+        backend,
+        tmp_path,
+        (
+            "WITH RECURSIVE numbers (n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM numbers WHERE n < 6010) "
+            "INSERT INTO orders (id, uuid, version, buyer_id, buyer_username, creator_id, creator_profile_id, "
+            "creator_username, service_id, service_title, status, requirements, price, total_price, "
+            "selected_options, delivery_date, created_at, updated_at) "
+            "SELECT n, 'o' || n, 1, CASE WHEN n <= 5 THEN %s WHEN n <= 10 THEN %s "
+            "WHEN n - n / 2 * 2 = 0 THEN %s ELSE 1000 + n END, 'b', CASE WHEN n <= 5 THEN %s "
+            "WHEN n <= 10 THEN %s WHEN n - n / 2 * 2 = 1 THEN %s ELSE 9000 + n END, n, 'c', n, 's', "
+            "'pending', 'r', 1, 1, %s, '2030-01-01', %s, %s FROM numbers",
+            (
+                BUSY_BUYER,
+                QUIET_BUYER,
+                BUSY_BUYER,
+                BUSY_CREATOR,
+                QUIET_CREATOR,
+                BUSY_CREATOR,
+                [],
+                datetime.now(UTC),
+                datetime.now(UTC),
+            ),
+        ),
+    ) as db:
+        busy = read_page(db, read.list_all_orders(PAGE, read.OrderFilters(buyer=BUSY_BUYER, creator=BUSY_CREATOR)))
+        assert ([int(row["id"]) for row in busy.rows], busy.count) == ([5, 4, 3, 2, 1], 5)
+        busy_work = [work(db.url, [statement], "orders") for statement in pair_counts(BUSY_BUYER, BUSY_CREATOR)]
+        quiet_work = [work(db.url, [statement], "orders") for statement in pair_counts(QUIET_BUYER, QUIET_CREATOR)]
+    assert all(b <= 2 * q for b, q in zip(busy_work, quiet_work, strict=True)), (busy_work, quiet_work)
