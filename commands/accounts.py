@@ -14,6 +14,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
+from commands.erased import counts_as_erased
 from commands.saving import Positions, change, save, stored_so_far
 from ugc.accounts import User, VerificationToken, verification_key
 from ugc.claims import Claim
@@ -222,7 +223,7 @@ class AccountCommands:
     def authenticate(self, username: str, password: str) -> int | None:
         """The user's id if the password is right, else None (in about the same time either way)."""
         user = self._user_by_claim("username", username)
-        if user is not None and user.erased:
+        if user is not None and counts_as_erased(user, self.data_keys):
             user = None
         password_hash = user.password_hash if user else self._decoy_hash
         try:

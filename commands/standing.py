@@ -1,8 +1,10 @@
 """A user's standing: whether the account exists (and is not erased), and whether its e-mail is verified.
 
-Both facts come from the user aggregate, the write side's own truth, so a verification counts on
-the very next request, in every process, with no projection to wait for. A standing once seen is
-kept for `KEPT_FOR`: within it, checking a token against the account costs a dictionary lookup.
+Both facts come from the write side's own truth, the user aggregate (and, for an erasure cut short
+before it stored `User.Erased`, the tombstones of the person's data keys: `commands/erased.py`), so
+a verification counts on the very next request, in every process, with no projection to wait for.
+A standing once seen is kept for `KEPT_FOR`: within it, checking a token against the account costs a
+dictionary lookup.
 An erasure (`ugc users erase`, another process) does not wait for that: every server process hears
 of it at once (`ugc/platform/erasures.py`) and `forget`s the person's standing, so their tokens are
 refused on the next request; `KEPT_FOR` bounds what a process that did not hear would trust.
@@ -16,6 +18,7 @@ from datetime import datetime, timedelta
 
 from eventsourcing.application import AggregateNotFoundError
 
+from commands.erased import counts_as_erased
 from ugc.accounts import User
 from ugc.clock import Clock
 from ugc.ids import aggregate_id
@@ -35,6 +38,7 @@ class Standing:
 class Standings:
     def __init__(self, stores: EventStores, clock: Clock, capacity: int = KEPT_STANDINGS) -> None:
         self.app = stores.accounts
+        self.keys = stores.data_keys
         self.clock = clock
         self._kept = LRU[int, tuple[Standing, datetime]](capacity)
         # Moved by every `forget`: a load that began before one keeps nothing, as what it read may
@@ -54,7 +58,7 @@ class Standings:
             user: User = self.app.repository.get(aggregate_id("user", user_id))
         except AggregateNotFoundError:
             return None
-        if user.erased:
+        if counts_as_erased(user, self.keys):  # its keys destroyed by an erasure cut short, too
             return None
         standing = Standing(user_id, bool(user.is_verified))
         with self._forgetting:

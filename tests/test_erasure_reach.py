@@ -30,7 +30,6 @@ from readmodels import notifications
 from tests.backends import POSTGRES_URL, environment, fresh_database
 from tests.conftest import Api
 from tests.servers import Server, run_ugc, start_server
-from ugc.accounts import User
 from ugc.clock import SystemClock
 from ugc.config import Settings
 from ugc.platform import refresh_families
@@ -220,19 +219,20 @@ def test_a_load_that_read_the_account_before_the_erasure_keeps_nothing(live: Liv
     stores = EventStores(live.env["UGC_DATABASE_URL"], data_key=live.env["UGC_DATA_KEY"])
     try:
         standings = Standings(stores, SystemClock())
-        repository = stores.accounts.repository
-        read = repository.get
+        keys = stores.data_keys
+        assert keys is not None
+        read = keys.erased  # the load's last read: the tombstones of the person's keys, after the account
         told = threading.Event()
 
-        def read_then_erased(*args: Any, **kwargs: Any) -> User:
-            user: User = read(*args, **kwargs)  # as the account stood before the erasure
+        def read_then_erased(person_id: int) -> bool:
+            erased = read(person_id)  # as the keys stood before the erasure
             if not told.is_set():
                 told.set()
                 live.erase(person["username"])
                 standings.forget(person["id"])  # as this process's ErasureWatch hears it
-            return user
+            return erased
 
-        repository.get = read_then_erased  # type: ignore[method-assign]
+        keys.erased = read_then_erased  # type: ignore[method-assign]
         loaded = standings.load(person["id"])
         assert loaded is not None and told.is_set()  # it answers what it read, but keeps nothing
         assert standings.known(person["id"]) is None

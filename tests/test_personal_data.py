@@ -191,6 +191,31 @@ def test_erasing_a_person_blanks_them_everywhere_ends_their_sessions_and_keeps_t
     assert again.status_code == 409 and again.json() == {"error": "Пользователь с таким email уже существует."}
 
 
+def test_a_person_whose_erasure_was_cut_short_once_their_keys_were_destroyed_is_signed_in_nowhere(
+    api: Api, backend: str, settings: Settings, stores: EventStores, clock: MovableClock
+) -> None:
+    """`ugc users erase` destroys the keys first, then stores `User.Erased`: one killed in between left
+    the person signing in (200), refreshing and served on their token, their e-mail and names shown
+    by `users/me`, until an operator erased again."""
+    person = api.verified_user()
+    keys = stores.data_keys
+    assert keys is not None
+    keys.destroy(person["id"], subjects_of(person["id"]), clock.now())  # the erasure's first step, alone
+
+    signed_in = api.client.post(
+        "/api/auth/token/", json={"username": person["username"], "password": person["password"]}
+    )
+    assert (signed_in.status_code, signed_in.json()) == (401, {"detail": "Неверное имя пользователя или пароль."})
+    refreshed = api.client.post("/api/auth/token/refresh/", json={"refresh": person["refresh"]})
+    assert (refreshed.status_code, refreshed.json()) == (401, {"detail": "Токен недействителен или просрочен."})
+    clock.advance(KEPT_FOR + timedelta(seconds=1))  # the standing kept from before is read again
+    me = api.client.get("/api/v1/users/me/", headers=person["headers"])
+    assert (me.status_code, me.json()) == (401, {"detail": "Токен недействителен или просрочен."})
+
+    finished = ugc(settings, backend, "users", "erase", person["username"], "--yes")  # as `ugc verify` asks
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+
+
 def test_an_erased_creator_is_no_counterparty_their_services_withdrawn_and_no_conversation_started(
     api: Api, backend: str, settings: Settings, stores: EventStores
 ) -> None:

@@ -305,6 +305,12 @@ class DataKeys:
         )
         return [int(row["person"] if isinstance(row, Mapping) else row[0]) for row in rows]
 
+    def erased(self, person: int) -> bool:
+        """Whether an erasure destroyed a key of `person` (a tombstone of theirs exists): one indexed
+        read, asked where the system decides who someone is (sign-in, a standing (re)loaded)."""
+        found = f"SELECT 1 AS erased FROM {self.table} WHERE person = {self._marks(1)} AND wrapped IS NULL LIMIT 1"
+        return self._one(found, (person,)) is not None
+
     def live(self, person: int) -> int:
         """How many keys of `person` are not destroyed (a restored backup from before their erasure has them)."""
         row = self._one(
