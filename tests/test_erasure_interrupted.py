@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
@@ -88,18 +89,26 @@ def sessions_held(settings: Settings) -> Iterator[Callable[[], bool]]:
         held.execute("ROLLBACK")
 
 
+def _creator_service_and_buyer(client: httpx.Client, settings: Settings) -> tuple[dict[str, Any], ...]:
+    """A creator, a service of theirs and a verified buyer, made through the API."""
+    api = Api(client, settings)  # type: ignore[arg-type]
+    creator = api.creator()
+    return creator, api.service(creator), api.verified_user()
+
+
+def _order_of(service: dict[str, Any]) -> dict[str, Any]:
+    """The body of an order on `service`."""
+    return {"service_id": service["id"], "requirements": "Обзор", "delivery_date": str(date.today() + timedelta(9))}
+
+
 def test_an_erasure_killed_before_it_ended_the_persons_dealings_is_named_by_verify_until_finished(
     backend: str, server: tuple[Server, Settings]
 ) -> None:
     running, settings = server
     env = environment(backend, settings.database_url, settings.var_dir)
     with httpx.Client(base_url=running.url, timeout=30) as client:
-        api = Api(client, settings)  # type: ignore[arg-type]
-        creator = api.creator()
-        service = api.service(creator)
-        buyer = api.verified_user()
-        body = {"service_id": service["id"], "requirements": "Обзор", "delivery_date": str(date.today() + timedelta(9))}
-        placed = client.post("/api/v1/orders/", headers=buyer["headers"], json=body)
+        creator, service, buyer = _creator_service_and_buyer(client, settings)
+        placed = client.post("/api/v1/orders/", headers=buyer["headers"], json=_order_of(service))
         assert placed.status_code == 201, placed.text
         order = placed.json()["id"]
         with catalog_held(settings):
@@ -131,14 +140,10 @@ def test_the_service_of_a_creator_whose_erasure_was_killed_before_withdrawing_it
     running, settings = server
     env = environment(backend, settings.database_url, settings.var_dir)
     with httpx.Client(base_url=running.url, timeout=30) as client:
-        api = Api(client, settings)  # type: ignore[arg-type]
-        creator = api.creator()
-        service = api.service(creator)
-        buyer = api.verified_user()
+        creator, service, buyer = _creator_service_and_buyer(client, settings)
         with catalog_held(settings):
             _kill_erasure_after_its_user_erased(env, client, creator)
-        body = {"service_id": service["id"], "requirements": "Обзор", "delivery_date": str(date.today() + timedelta(9))}
-        placed = client.post("/api/v1/orders/", headers=buyer["headers"], json=body)
+        placed = client.post("/api/v1/orders/", headers=buyer["headers"], json=_order_of(service))
         assert (placed.status_code, placed.json()["fields"]) == (422, UNAVAILABLE), placed.text
         assert client.get("/api/v1/orders/", headers=buyer["headers"]).json()["count"] == 0
 
