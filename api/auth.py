@@ -11,6 +11,7 @@ declared open to unverified users (signing out, asking for the mail again, marki
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Awaitable, Callable
 
 from starlette.requests import HTTPConnection, Request
@@ -23,6 +24,10 @@ from commands.standing import Standing
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 
+# What separates the scheme from the token: RFC 9110 §11.4 says spaces (`1*SP`); a tab too, as the
+# spec's original server (DRF's `split()`) took it, rather than read `Bearer<TAB>token` as no credentials.
+_BLANKS = re.compile(r"[ \t]+")
+
 # Where `guarded` leaves the resolved caller in the request's scope: (token, standing or None).
 _CALLER = "ugc.caller"
 
@@ -30,13 +35,14 @@ _CALLER = "ugc.caller"
 def bearer_token(connection: HTTPConnection) -> str | None:
     """The request's bearer token; None when it carries no credentials this API takes (no header, a
     blank one, another scheme such as Basic: the spec's 401 "not provided", as DRF answers them);
-    401 "invalid" for a Bearer header without a token, and for two Authorization headers: the field is
-    one value (RFC 7235 §4.2), and of two the first was taken, where a proxy may act on the other."""
+    401 "invalid" for a Bearer header without a token or with more than one, and for two Authorization
+    headers: the field is one value (RFC 7235 §4.2), and of two the first was taken, where a proxy may
+    act on the other."""
     lines = connection.headers.getlist("authorization")
     if len(lines) > 1:
         raise unauthorized("invalid_token")
     header = lines[0] if lines else ""
-    if header.partition(" ")[0].lower() != "bearer":
+    if _scheme(header) != "bearer":
         return None
     token = _bearer(header)
     if token is None:
@@ -44,11 +50,18 @@ def bearer_token(connection: HTTPConnection) -> str | None:
     return token
 
 
+def _scheme(header: str) -> str:
+    """The credentials' scheme, lower-cased (RFC 9110 §11.1: case-insensitive): the first word."""
+    return _BLANKS.split(header.strip(), maxsplit=1)[0].lower()
+
+
 def _bearer(header: str) -> str | None:
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    """The token of `Bearer <token>`; None for another scheme, for no token, or for more than one word
+    after the scheme (RFC 6750 §2.1: one b64token)."""
+    words = _BLANKS.split(header.strip())
+    if len(words) != 2 or words[0].lower() != "bearer":
         return None
-    return token.strip()
+    return words[1]
 
 
 async def standing_of(s: Services, token: str, *, fresh: bool = False) -> Standing | None:

@@ -307,6 +307,28 @@ def test_no_credentials_is_the_spec_401(api: Api, header: str | None) -> None:
     assert response.headers["www-authenticate"].startswith("Bearer")
 
 
+@pytest.mark.parametrize(
+    "form",
+    ["Bearer {}", "bearer {}", "BEARER {}", "Bearer   {}", "Bearer\t{}", "Bearer \t {}"],
+    ids=["canonical", "lower-case", "upper-case", "spaces", "tab", "spaces-and-tab"],
+)
+def test_a_bearer_token_is_read_whatever_the_schemes_case_and_the_blanks_after_it(api: Api, form: str) -> None:
+    """RFC 9110 §11.1: the scheme in any case; one or more blanks before the token (a tab as well, as
+    the spec's original server split the header on any whitespace), never taken for no credentials."""
+    user = api.user()
+    response = api.client.get("/api/v1/users/me/", headers={"Authorization": form.format(user["access"])})
+    assert (response.status_code, response.json()["id"]) == (200, user["id"])
+
+
+@pytest.mark.parametrize("form", ["Bearer {} extra", "Bearer {},x", "Bearer\t{}\tmore"], ids=["space", "comma", "tab"])
+def test_a_bearer_header_with_more_than_a_token_is_401_invalid(api: Api, form: str) -> None:
+    """A token68 is one word: what follows a blank after it makes the credentials no token, however
+    good the token before it."""
+    user = api.user()
+    response = api.client.get("/api/v1/users/me/", headers={"Authorization": form.format(user["access"])})
+    assert (response.status_code, response.json()) == (401, {"detail": "Токен недействителен или просрочен."})
+
+
 def test_access_tokens_expire_with_the_clock(settings: Settings) -> None:
     clock = MovableClock()
     with new_client(settings, clock) as client:
