@@ -28,7 +28,8 @@ class StoredFile(FileResponse):
     304 without the bytes: Starlette's FileResponse sends validators but never reads them back, so a
     browser revalidating a public image (which it must before each use) fetched all of it again. A `Range` under an
     `If-Range` that does not match is ignored (the whole file, 200). A `Range` it cannot read
-    (`bytes=1-0`, `items=0-1`) is ignored too, as RFC 9110 (14.2) lets a server do, where Starlette
+    (`bytes=1-0`, `items=0-1`, two `Range` or `If-Range` lines) is ignored too, as RFC 9110 (14.2)
+    lets a server do, where Starlette
     answered 400 in plain text. One that starts past the file's end is 416 with
     `Content-Range: bytes */<size>` and a JSON body.
     """
@@ -45,13 +46,17 @@ class StoredFile(FileResponse):
             }
             await Response(status_code=304, headers=kept)(scope, receive, send)
             return
-        wanted, if_range = asked.get("range"), asked.get("if-range")
-        if wanted is not None and scope["method"] in ("GET", "HEAD"):
-            if if_range is None or self._should_use_range(if_range):
+        wanted, if_range = asked.getlist("range"), asked.getlist("if-range")
+        if wanted and scope["method"] in ("GET", "HEAD"):
+            if len(wanted) > 1 or len(if_range) > 1:
+                # Neither field is a list (RFC 9110 §5.3): of two lines, which one a cache in front
+                # acted on is unknown, so none is; the whole file is right whatever was meant.
+                scope = _without_range(scope)
+            elif not if_range or self._should_use_range(if_range[0]):
                 try:
-                    self._parse_range_header(wanted, self.found.st_size)
+                    self._parse_range_header(wanted[0], self.found.st_size)
                 except MalformedRangeHeader:
-                    scope = {**scope, "headers": [(k, v) for k, v in scope["headers"] if k != b"range"]}
+                    scope = _without_range(scope)
                 except RangeNotSatisfiable:
                     body = {"error": errors.message("range_not_satisfiable")}
                     headers = {"Content-Range": f"bytes */{self.found.st_size}"}
@@ -67,6 +72,11 @@ class StoredFile(FileResponse):
             return none_match(lines, self.headers["etag"])
         since = parsedate(asked.get("if-modified-since") or "")
         return since is not None and int(self.found.st_mtime) <= calendar.timegm(since)
+
+
+def _without_range(scope: Scope) -> Scope:
+    """The request as if it had asked for no range: Starlette then sends the whole file."""
+    return {**scope, "headers": [(k, v) for k, v in scope["headers"] if k != b"range"]}
 
 
 def stored_file_response(

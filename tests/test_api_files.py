@@ -90,6 +90,19 @@ def test_a_range_under_a_stale_if_range_is_ignored_even_past_the_end(api: Api) -
     assert (resumed.status_code, resumed.content) == (206, b"234")
 
 
+def test_two_range_headers_are_ignored_whatever_they_ask(api: Api) -> None:
+    """RFC 9110 §5.3: `Range` is no list, so a request may carry it once; of two lines the first was
+    served (a 206 or a 416), where a cache in front may have acted on the other. Neither is taken: the
+    whole file, as for any `Range` that cannot be read (§14.2 lets a server ignore it)."""
+    user = api.verified_user()
+    download = f"/api/v1/files/{uploaded(api, user, b'0123456789')['id']}/download/"
+    for first, second in (("bytes=2-4", "bytes=6-8"), ("bytes=10-20", "bytes=2-4"), ("bytes=2-4", "bytes=2-4")):
+        headers = [*user["headers"].items(), ("Range", first), ("Range", second)]
+        whole = api.client.get(download, headers=headers)
+        assert (whole.status_code, whole.content) == (200, b"0123456789"), (first, second)
+        assert "content-range" not in whole.headers
+
+
 def test_the_stored_key_is_random_and_not_the_uploaded_name(api: Api) -> None:
     user = api.verified_user()
     before = set(stored_files(api.settings))
