@@ -177,7 +177,7 @@ class Operation:
             add(415, "тело запроса сжато (`Content-Encoding` не `identity`)")
             add(422, "поле тела запроса не прошло проверку")
         if self.query_names():
-            add(422, "параметр запроса не прошел проверку")
+            add(422, "параметр запроса не прошел проверку или передан несколько раз")
         if idempotent:
             add(422, "недопустимый Idempotency-Key или он уже использован для другого запроса")
             add(409, "запрос с этим Idempotency-Key еще выполняется")
@@ -218,7 +218,8 @@ class DocumentedRoute(Route):
         self.method = method
         self.operation = operation
         self.handler = endpoint
-        read = storable_query(endpoint, auth=operation.auth) if operation.query_names() else endpoint
+        names = operation.query_names()
+        read = storable_query(endpoint, auth=operation.auth, names=names) if names else endpoint
         guard = guarded(read, verified=self.needs_verified)
         # A command the order's status may refuse is meant for the status seen when it arrived.
         checked = arriving(guard) if operation.conflict == "state" else guard
