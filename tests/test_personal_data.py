@@ -639,11 +639,12 @@ def test_a_process_with_another_data_key_refuses_to_start_in_one_line(
         "UGC_DATA_KEY": "not-the-deployments-key-0123456789"
     }
     done = run_ugc(env, *command, timeout=60)
-    assert done.returncode == 1
+    # A configuration error, as a missing or malformed key is: exit 2, and no "failed" of a command that ran.
+    assert done.returncode == 2, done.stderr
     assert (
         done.stderr.strip()
         .splitlines()[-1]
-        .startswith(f"ugc: {command[0]} failed: the data keys in this database do not open with this UGC_DATA_KEY")
+        .startswith(f"ugc: {command[0]}: the data keys in this database do not open with this UGC_DATA_KEY")
     ), done.stderr
 
 
@@ -775,7 +776,7 @@ def test_a_database_is_pinned_to_the_first_data_key_even_before_it_holds_persona
         second = environment(backend, url, tmp_path / "second") | {"UGC_DATA_KEY": "the-second-data-key-0123456789"}
         assert run_ugc(first, "users", "list").returncode == 0  # no personal data yet: it pins the key all the same
         made = run_ugc(second, "users", "create", "second_user", "--email", "s@example.com", stdin="long-password\n")
-        assert made.returncode == 1
+        assert made.returncode == 2
         assert "do not open with this UGC_DATA_KEY" in made.stderr.strip().splitlines()[-1], made.stderr
         made = run_ugc(first, "users", "create", "first_user", "--email", "f@example.com", stdin="long-password\n")
         assert made.returncode == 0, made.stderr

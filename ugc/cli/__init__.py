@@ -108,11 +108,12 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     except Exception as error:  # one clear line, not a traceback; --debug-level logs keep the rest
         from ugc.platform.dialect import no_such_table
-        from ugc.platform.personal_data import DataKeysMissing
+        from ugc.platform.personal_data import DataKeysMissing, WrongDataKey
         from ugc.platform.serving_lock import RestorePending
 
-        # A server kept out of a database being restored; a database that lost its data keys.
-        if isinstance(error, RestorePending | DataKeysMissing):
+        # A server kept out of a database being restored; a database that lost its data keys; a
+        # UGC_DATA_KEY that is not the database's: exit 2, as any other configuration error.
+        if isinstance(error, RestorePending | DataKeysMissing | WrongDataKey):
             print(f"ugc: {_named(args)}: {error}", file=sys.stderr)
             return 2
         logging.getLogger("ugc.cli").debug("ugc %s failed", _named(args), exc_info=error)

@@ -76,6 +76,11 @@ class DataKeysMissing(PersonalDataError):
     """The table of data keys is gone while the accounts log holds data sealed under its keys."""
 
 
+class WrongDataKey(PersonalDataError):
+    """UGC_DATA_KEY is not the one this database's keys are wrapped with (`DataKeys.check`): the
+    configuration's fault, as a missing key is, unless someone rewrote the keys table."""
+
+
 class Personal(Protocol):
     """What the mapper needs of a rule of `ugc/personal.py` (the domain says what is personal)."""
 
@@ -179,14 +184,14 @@ class DataKeys:
             # A database keyed before canaries: its first key must open before the canary is laid.
             first = self._one(f"SELECT subject, wrapped FROM {self.table} WHERE wrapped IS NOT NULL LIMIT 1", ())
             if first is not None:
-                unwrap_key(master, _subject_of(first), _column(first) or b"")
+                _opens(master, _subject_of(first), _column(first) or b"")
             with self.datastore.transaction(commit=True) as cur:
                 cur.execute(
                     f"INSERT {'' if self._postgres else 'OR IGNORE '}INTO {self.table} (subject, wrapped, created_at) "
                     f"VALUES ({self._marks(3)}) {'ON CONFLICT (subject) DO NOTHING' if self._postgres else ''}",
                     (self._subject(CANARY), wrap_key(master, CANARY, os.urandom(32)), self._time(datetime.now(UTC))),
                 )
-        unwrap_key(master, CANARY, _column(self._row_of(CANARY)) or b"")
+        _opens(master, CANARY, _column(self._row_of(CANARY)) or b"")
         self._checked = True
 
     def for_sealing(self, subject: UUID, person: int | None) -> bytes:
@@ -454,6 +459,14 @@ def unwrap_key(master: AESGCM, subject: UUID, wrapped: bytes) -> bytes:
             f"the data keys in this database do not open with this UGC_DATA_KEY (aggregate {subject}): "
             "every process of a deployment needs the one they were made with (or the keys table was changed)"
         ) from None
+
+
+def _opens(master: AESGCM, subject: UUID, wrapped: bytes) -> None:
+    """`unwrap_key` for `DataKeys.check`: a key that does not open there is the wrong UGC_DATA_KEY."""
+    try:
+        unwrap_key(master, subject, wrapped)
+    except PersonalDataError as error:
+        raise WrongDataKey(str(error)) from None
 
 
 def _subject_of(row: Any) -> UUID:
