@@ -2,7 +2,7 @@
 
 Clients that keep copies (mobile apps, SDKs) revalidate a read with the `ETag` it came with; when
 the answer would be the same bytes, it is 304 without them. `NotModified` does this for every JSON
-read that answers an ETag (orders, services, creator profiles, portfolio items), whatever made the
+read that answers an ETag (orders, services, the account, creator profiles, portfolio items), whatever made the
 answer (a route's `versioned`, the services listing's remembered bytes); stored files answer their
 own 304 (api/downloads.py), since a matching tag must win over a `Range` there.
 """

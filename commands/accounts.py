@@ -15,7 +15,7 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
 from commands.erased import counts_as_erased
-from commands.saving import Positions, change, save, stored_so_far
+from commands.saving import UNCONDITIONAL, Positions, Preconditions, change, save, stored_so_far
 from ugc.accounts import User, VerificationToken, verification_key
 from ugc.claims import Claim
 from ugc.clock import Clock
@@ -233,11 +233,14 @@ class AccountCommands:
             return None
         return user.number if user else None
 
-    def update_profile(self, user_id: int, changes: dict[str, Any]) -> Positions:
+    def update_profile(
+        self, user_id: int, changes: dict[str, Any], *, preconditions: Preconditions = UNCONDITIONAL
+    ) -> Positions:
         return change(
             self.app,
             lambda: self._caller(user_id),
             lambda user: user.update_profile(changes, self.clock.now(), user_actor(user_id)),
+            preconditions=preconditions,
         ).positions
 
     def grant_role(self, username: str, role: str, actor: str) -> Positions:

@@ -27,6 +27,7 @@ class AccountsProjection(Projection):
         return {
             User.Registered: self.registered,
             User.EmailVerified: self.email_verified,
+            User.VerificationRenewed: self.verification_renewed,
             User.ProfileUpdated: self.profile_updated,
             User.RoleGranted: self.role_granted,
             User.RoleRevoked: self.role_revoked,
@@ -39,16 +40,32 @@ class AccountsProjection(Projection):
     def registered(self, cur: Cursor, e: User.Registered) -> None:
         cur.execute(
             "INSERT INTO users (id, uuid, username, email, first_name, last_name, is_verified, roles, "
-            "date_joined) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-            (e.number, str(e.originator_id), e.username, e.email, e.first_name, e.last_name, False, [], e.at),
+            "date_joined, version) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (
+                e.number,
+                str(e.originator_id),
+                e.username,
+                e.email,
+                e.first_name,
+                e.last_name,
+                False,
+                [],
+                e.at,
+                e.originator_version,
+            ),
         )
 
     def email_verified(self, cur: Cursor, e: User.EmailVerified) -> None:
         _update(cur, "users", e, {"is_verified": True})
 
+    def verification_renewed(self, cur: Cursor, e: User.VerificationRenewed) -> None:
+        """Nothing shown changes, but the version does: the ETag of /users/me/ names the version that
+        `If-Match` is checked against, so every event of the account moves it."""
+        _update(cur, "users", e, {})
+
     def profile_updated(self, cur: Cursor, e: User.ProfileUpdated) -> None:
-        if e.changes:  # none once the person is erased: their changes read back empty
-            _update(cur, "users", e, e.changes)
+        # No changes once the person is erased (their changes read back empty): the version moves all the same.
+        _update(cur, "users", e, e.changes)
 
     def role_granted(self, cur: Cursor, e: User.RoleGranted) -> None:
         row = cur.execute("SELECT roles FROM users WHERE uuid = %s", (str(e.originator_id),)).fetchone()
@@ -99,6 +116,9 @@ class AccountsProjection(Projection):
 
 
 def _update(cur: Cursor, table: str, e: User.Event | CreatorProfile.Event, changes: Mapping[str, object]) -> None:
-    """Set `changes` (column names come from the aggregate's own field lists) on the event's row."""
+    """Set `changes` (column names come from the aggregate's own field lists) on the event's row; a
+    user's row takes the event's version too (what its ETag names)."""
+    if table == "users":
+        changes = {**changes, "version": e.originator_version}
     columns = ", ".join(f"{column} = %s" for column in changes)
     cur.execute(f"UPDATE {table} SET {columns} WHERE uuid = %s", (*changes.values(), str(e.originator_id)))

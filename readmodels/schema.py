@@ -91,6 +91,7 @@ _NOTIFICATIONS = (
 )
 LATER_COLUMNS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
     ("creator_profiles", "version BIGINT NOT NULL DEFAULT 0", "accounts", ("users", "creator_profiles")),
+    ("users", "version BIGINT NOT NULL DEFAULT 0", "accounts", ("users", "creator_profiles")),
     ("services", "version BIGINT NOT NULL DEFAULT 0", "listings", _LISTINGS),
     ("listing_creator_ratings", "creator_rating_minor BIGINT NOT NULL DEFAULT 0", "listings", _LISTINGS),
     ("portfolio_items", "version BIGINT NOT NULL DEFAULT 0", "portfolio", _PORTFOLIO),

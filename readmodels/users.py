@@ -19,13 +19,14 @@ DDL = (
         is_verified {bool} NOT NULL,
         roles {json} NOT NULL,
         date_joined {timestamp} NOT NULL,
-        creator_profile_id BIGINT)""",
+        creator_profile_id BIGINT,
+        version BIGINT NOT NULL DEFAULT 0)""",
 )
 
 
 USER_COLUMNS = (
     "id, username, email, first_name, last_name, phone, bio, avatar, is_verified, roles, "
-    "date_joined, creator_profile_id"
+    "date_joined, creator_profile_id, version"
 )
 
 

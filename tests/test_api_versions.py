@@ -133,6 +133,37 @@ def test_without_a_profile_an_if_match_is_404_not_412(api: Api) -> None:
     assert answer.status_code == 404
 
 
+# The account -------------------------------------------------------------------------------------
+
+
+def test_the_account_carries_its_version_and_a_stale_if_match_changes_nothing(api: Api) -> None:
+    """`PATCH /users/me/` takes `If-Match` as every other PATCH does: two devices editing one profile
+    no longer overwrite each other's edit unseen."""
+    user = api.verified_user()
+    me = "/api/v1/users/me/"
+    read = api.client.get(me, headers=user["headers"])
+    assert version_of(read) == 2  # registered, verified
+    assert api.client.get(me, headers=user["headers"] | {"If-None-Match": read.headers["etag"]}).status_code == 304
+
+    edited = api.client.patch(me, headers=user["headers"] | matching(2), json={"bio": "Снимаю видео"})
+    assert edited.status_code == 200 and version_of(edited) == 3
+    assert_stale(api.client.patch(me, headers=user["headers"] | matching(2), json={"bio": "Старое"}), 3)
+    exists = api.client.patch(me, headers=user["headers"] | {"If-None-Match": "*"}, json={"bio": "Старое"})
+    assert (exists.status_code, exists.json()["version"]) == (412, 3)
+    current = api.client.get(me, headers=user["headers"])
+    assert current.json()["bio"] == "Снимаю видео" and version_of(current) == 3
+    assert api.client.patch(me, headers=user["headers"], json={"bio": "Без условий"}).status_code == 200
+
+
+def test_a_resent_verification_mail_moves_the_accounts_version(api: Api) -> None:
+    """Every event of the account moves its version, so the tag a client holds is the one a write checks."""
+    user = api.user()
+    me = "/api/v1/users/me/"
+    assert version_of(api.client.get(me, headers=user["headers"])) == 1
+    assert api.client.post("/api/auth/resend-verification/", headers=user["headers"]).status_code == 200
+    assert version_of(api.client.get(me, headers=user["headers"])) == 2
+
+
 # Portfolio items ---------------------------------------------------------------------------------
 
 

@@ -11,7 +11,6 @@ from api.body import parse
 from api.idempotency import idempotent
 from api.openapi import Operation, endpoint
 from api.own_rows import own_user
-from api.responses import JSON
 from api.schemas.users import (
     CreatorProfileIn,
     CreatorProfileOut,
@@ -37,18 +36,19 @@ async def _me(request: Request) -> tuple[Services, int, Row]:
 
 async def me(request: Request) -> Response:
     _, _, row = await _me(request)
-    return JSON(render_user(row))
+    return versioned(render_user(row), row["version"])
 
 
 @idempotent
 async def update_me(request: Request) -> Response:
     s, user_id, _ = await _me(request)
     body = await parse(request, UserPatchIn)
-    positions = await s.run(s.accounts.update_profile, user_id, body.model_dump(exclude_unset=True))
+    changes = body.model_dump(exclude_unset=True)
+    positions = await s.run(s.accounts.update_profile, user_id, changes, preconditions=preconditions(request))
     await s.settle(positions)
     row = await s.run(get_user, s.db, user_id)
     assert row is not None
-    return JSON(render_user(row, with_profile_flags=False))
+    return versioned(render_user(row, with_profile_flags=False), row["version"])
 
 
 @idempotent
@@ -89,12 +89,12 @@ async def _profile_of(s: Services, user_id: int, status_code: int = 200) -> Resp
 
 
 routes = [
-    endpoint("GET", "/api/v1/users/me/", me, Operation("Данные текущего пользователя", response=UserOut)),
+    endpoint("GET", "/api/v1/users/me/", me, Operation("Данные текущего пользователя", response=UserOut, etag=True)),
     endpoint(
         "PATCH",
         "/api/v1/users/me/",
         update_me,
-        Operation("Обновление профиля пользователя", UserPatchIn, UserUpdatedOut),
+        Operation("Обновление профиля пользователя", UserPatchIn, UserUpdatedOut, preconditions=True, etag=True),
     ),
     endpoint(
         "POST",
