@@ -31,13 +31,15 @@ class CreatorCommands:
         experience: str,
         portfolio_link: str,
         social_links: dict[str, str],
+        preconditions: Preconditions = UNCONDITIONAL,
     ) -> tuple[int, Positions]:
+        """A user's one creator profile. A profile there already is a 409, or a 412 when the request's
+        conditions fail on it (`If-None-Match: *`: create only if there is none)."""
         try:
             self.app.repository.get(aggregate_id("user", user_id))
         except AggregateNotFoundError:
             raise NotFound("user_not_found") from None
-        if self._profile(user_id) is not None:
-            raise Conflict("creator_profile_exists")
+        self._refuse_existing(user_id, preconditions)
         number = self.db.next_number("creator_profile")
         profile = CreatorProfile(
             number=number,
@@ -51,8 +53,14 @@ class CreatorCommands:
         )
         try:
             return number, save(self.app, profile)
-        except IntegrityError:
+        except IntegrityError:  # created a moment ago by another request
+            self._refuse_existing(user_id, preconditions)
             raise Conflict("creator_profile_exists") from None
+
+    def _refuse_existing(self, user_id: int, preconditions: Preconditions) -> None:
+        if (existing := self._profile(user_id)) is not None:
+            preconditions.check(existing)
+            raise Conflict("creator_profile_exists")
 
     def update_profile(
         self, user_id: int, changes: dict[str, Any], *, preconditions: Preconditions = UNCONDITIONAL

@@ -17,6 +17,7 @@ from tests.test_api_portfolio import GIF, added_image, created, multipart, store
 from ugc.clock import MovableClock
 from ugc.config import Settings
 
+EXISTS = "Объект уже существует (If-None-Match: *); запрос не выполнен."
 STALE = "Объект изменился с момента загрузки; обновите его и повторите запрос."
 
 
@@ -123,6 +124,22 @@ def test_a_creator_profile_carries_its_version_and_a_stale_if_match_changes_noth
     assert_stale(api.client.patch(mine, headers=user["headers"] | matching(1), json={"experience": "1 год"}), 2)
     assert api.client.get(public).json()["experience"] == "5 лет"
     assert version_of(api.client.get(public)) == 2
+
+
+def test_a_creator_profile_created_under_if_none_match_star_is_412_once_one_exists(api: Api) -> None:
+    """The one creating POST whose URL names what it creates (`/users/me/creator-profile/`, the profile
+    PATCHed there too): `If-None-Match: *` asks to create it only if there is none (RFC 9110 §13.1.2),
+    and is 412 once there is one, as on its PATCH; without the header a second create stays the 409."""
+    user = api.verified_user()
+    mine = "/api/v1/users/me/creator-profile/"
+    first = api.client.post(mine, headers=user["headers"] | {"If-None-Match": "*"}, json={"specialization": "Видео"})
+    assert first.status_code == 201 and version_of(first) == 1
+    again = api.client.post(mine, headers=user["headers"] | {"If-None-Match": "*"}, json={"specialization": "Фото"})
+    assert (again.status_code, again.json()) == (412, {"error": EXISTS, "version": 1})
+    assert again.headers["etag"] == '"1"'
+    plain = api.client.post(mine, headers=user["headers"], json={"specialization": "Фото"})
+    assert (plain.status_code, plain.json()) == (409, {"error": "Профиль креатора уже существует."})
+    assert api.client.get(f"/api/v1/creators/{first.json()['id']}/").json()["specialization"] == "Видео"
 
 
 def test_without_a_profile_an_if_match_is_404_not_412(api: Api) -> None:

@@ -62,6 +62,7 @@ async def create_creator_profile(request: Request) -> Response:
         experience=body.experience,
         portfolio_link=body.portfolio_link,
         social_links=body.social_links,
+        preconditions=preconditions(request),
     )
     await s.settle(positions)
     return await _profile_of(s, user_id, status_code=201)
@@ -106,6 +107,7 @@ routes = [
             CreatorProfileOut,
             status=201,
             conflict="unique",
+            preconditions=True,
             etag=True,
         ),
     ),
