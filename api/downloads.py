@@ -66,12 +66,19 @@ class StoredFile(FileResponse):
 
     def _not_modified(self, asked: Headers) -> bool:
         """RFC 9110 13.1.2 and 13.1.3: `If-None-Match` (weak comparison) decides when present, else
-        `If-Modified-Since`; a date that cannot be read is ignored."""
+        `If-Modified-Since`; a date that cannot be read is ignored, and so is one whose year no
+        calendar here holds (past 9999: no HTTP-date, and converting it raised a 500)."""
         lines = asked.getlist("if-none-match")
         if lines:
             return none_match(lines, self.headers["etag"])
         since = parsedate(asked.get("if-modified-since") or "")
-        return since is not None and int(self.found.st_mtime) <= calendar.timegm(since)
+        if since is None:
+            return False
+        try:
+            seconds = calendar.timegm(since)
+        except (ValueError, OverflowError):
+            return False
+        return int(self.found.st_mtime) <= seconds
 
 
 def _without_range(scope: Scope) -> Scope:

@@ -103,6 +103,20 @@ def test_two_range_headers_are_ignored_whatever_they_ask(api: Api) -> None:
         assert "content-range" not in whole.headers
 
 
+@pytest.mark.parametrize(
+    "since",
+    ["Tue, 01 Jan 10000 00:00:00 GMT", "Fri, 31 Dec 99999 23:59:59 GMT", "Sat, 01 Jan 0000 00:00:00 GMT"],
+    ids=["year-10000", "year-99999", "year-0"],
+)
+def test_an_if_modified_since_past_any_calendar_is_ignored(api: Api, since: str) -> None:
+    """RFC 9110 §13.1.3: a value that is no valid HTTP-date (its year has four digits) is ignored; a
+    year past 9999 was read, and the server answered 500 converting it."""
+    user = api.verified_user()
+    download = f"/api/v1/files/{uploaded(api, user, b'0123456789')['id']}/download/"
+    whole = api.client.get(download, headers=user["headers"] | {"If-Modified-Since": since})
+    assert (whole.status_code, whole.content) == (200, b"0123456789")
+
+
 def test_the_stored_key_is_random_and_not_the_uploaded_name(api: Api) -> None:
     user = api.verified_user()
     before = set(stored_files(api.settings))
