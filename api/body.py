@@ -24,7 +24,7 @@ from api.errors import (
     unsupported_coding,
     unsupported_media_type,
 )
-from api.text import unstorable_fields
+from api.text import storable, unstorable_fields
 from ugc.platform.numbers import natural
 
 M = TypeVar("M", bound=BaseModel)
@@ -213,6 +213,9 @@ def _decoded(text: str, decimals: bool) -> Any:
         return loads(text, decimals=decimals)
     except UnrepresentableNumber:
         raise invalid({"non_field_errors": [message("number_out_of_range")]}) from None
+    except RepeatedName as repeated:
+        field = repeated.name if storable(repeated.name) else "non_field_errors"
+        raise invalid({field: [message("json_name_repeated")]}) from None
     except ValueError:
         raise bad_request("malformed_json") from None
 
@@ -223,19 +226,45 @@ class UnrepresentableNumber(ValueError):
     a 422 about a value, not a 400 about the body."""
 
 
+class RepeatedName(ValueError):
+    """An object that gives one name twice. RFC 8259 leaves which value counts to each parser (Python's
+    takes the last, others the first, and so may a proxy that checked the body before us), so such a
+    body is refused rather than read one way here and another way there."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__("a name given twice in one object")
+        self.name = name
+
+
 def loads(text: str | bytes, *, decimals: bool = False) -> Any:
     """JSON text as Python values, fractions as Decimal when `decimals` (else float); ValueError if it
     is not JSON (`NaN` and `Infinity` included, which the standard parser takes) or nests deeper than
-    MAX_JSON_DEPTH, UnrepresentableNumber for a number past Python's."""
+    MAX_JSON_DEPTH, UnrepresentableNumber for a number past Python's, RepeatedName for an object
+    that gives a name twice."""
     try:
         data = json.loads(
-            text, parse_int=_integer, parse_float=_decimal if decimals else float, parse_constant=_not_json
+            text,
+            parse_int=_integer,
+            parse_float=_decimal if decimals else float,
+            parse_constant=_not_json,
+            object_pairs_hook=_unique_names,
         )
     except RecursionError:
         raise ValueError("JSON nested too deeply") from None
     # Counting brackets first keeps the walk for the rare body that could be deep.
     if _openings(text) > MAX_JSON_DEPTH and _depth(data) > MAX_JSON_DEPTH:
         raise ValueError("JSON nested too deeply")
+    return data
+
+
+def _unique_names(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    data = dict(pairs)
+    if len(data) < len(pairs):
+        seen: set[str] = set()
+        for name, _ in pairs:
+            if name in seen:
+                raise RepeatedName(name)
+            seen.add(name)
     return data
 
 

@@ -6,7 +6,7 @@ the same request.
 Only what the API cannot tell apart is made one: object names are sorted, whitespace dropped,
 strings escaped one way. Numbers stay as written: `1` and `1.0` (or `1e2` and `100`) are different
 requests, since a field may take one and refuse the other (an id takes no fraction). A name given
-twice counts once, with its last value, as the API's parser reads it (api/body.py `loads`). A body
+twice counts once, with its last value (the API refuses such a body: api/body.py `loads`). A body
 that is empty is `{}`, as the API reads it too.
 """
 

@@ -45,6 +45,7 @@ TOO_DEEP = {
     "fields": {"page": ["Страница слишком далеко от начала списка: доступны первые 10000 записей. Уточните фильтры."]},
 }
 REPEATED = "Параметр передан несколько раз; передайте один."
+REPEATED_NAME = "Поле передано в теле запроса несколько раз; передайте одно."
 NOTHING_DELIVERED = "Добавьте к доставке сообщение или файлы."
 # Past Python's 4,300-digit limit for int(), and past any BIGINT.
 HUGE = "9" * 5000
@@ -841,3 +842,32 @@ def test_money_with_an_exponent_past_decimals_is_422(api: Api, world: World, num
         assert post_raw(api, method, path, world.creator, f'{{"{field}": {number}}}') == (422, OUT_OF_RANGE), path
     review = post_raw(api, "POST", f"/api/v1/orders/{world.order}/reviews/", world.buyer, f'{{"rating": {number}}}')
     assert review == (422, refused("rating", "Ожидается целое число."))
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ('{"reason": "Передумал", "reason": ""}', "reason"),
+        ('{"reason": "", "reason": "Передумал"}', "reason"),
+        ('{"reason": "Передумал", "note": {"x": 1, "x": 2}}', "x"),
+        ('{"reason": "Передумал", "\\u0000": 1, "\\u0000": 2}', "non_field_errors"),
+    ],
+    ids=["last-blank", "first-blank", "nested", "unstorable-name"],
+)
+def test_a_json_name_given_twice_is_422_and_changes_nothing(api: Api, world: World, body: str, field: str) -> None:
+    """RFC 8259 leaves a repeated name's meaning to each parser (the last value counted here, the first
+    in others, such as a proxy that checked the body before us): the body is refused, not guessed at."""
+    answer = post_raw(api, "POST", f"/api/v1/orders/{world.order}/cancel/", world.buyer, body)
+    assert answer == (422, refused(field, REPEATED_NAME))
+    order = api.client.get(f"/api/v1/orders/{world.order}/", headers=world.buyer).json()
+    assert order["status"] == "pending"
+
+
+def test_a_chat_frame_naming_its_message_twice_is_refused_and_the_socket_stays(api: Api, world: World) -> None:
+    path = f"/ws/conversations/{world.conversation}/?token={world.deal.buyer['access']}"
+    with api.client.websocket_connect(path) as socket:
+        socket.send_text('{"message": "первое", "message": "второе"}')
+        assert socket.receive_json() == {"error": 'Ожидается JSON-объект вида {"message": "текст"}.'}
+        socket.send_text('{"message": "одно"}')
+        assert socket.receive_json()["message"] == "одно"
+        socket.close()
