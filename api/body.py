@@ -215,7 +215,7 @@ def _decoded(text: str, decimals: bool) -> Any:
         raise invalid({"non_field_errors": [message("number_out_of_range")]}) from None
     except RepeatedName as repeated:
         field = repeated.name if storable(repeated.name) else "non_field_errors"
-        raise invalid({field: [message("json_name_repeated")]}) from None
+        raise invalid({field: [message("body_field_repeated")]}) from None
     except ValueError:
         raise bad_request("malformed_json") from None
 

@@ -46,6 +46,7 @@ from api.content_types import Sniffer
 from api.errors import bad_request, invalid, message, too_large, unsupported_media_type
 from api.idempotency import claim_received
 from api.idempotency_keys import current
+from api.text import storable
 from commands.intents import Intent, also_announcing, to_text
 from ugc.clock import Clock
 from ugc.platform import stored_bytes
@@ -416,6 +417,8 @@ class _Receiver:
         elif part_filename(self._disposition, options) is not None:
             self._target = None  # another file part: not asked for, not kept
         else:
+            if name in self.fields:  # which of two values counts is a guess, as in a JSON body (api/body.py)
+                raise invalid({name if storable(name) else "non_field_errors": [message("body_field_repeated")]})
             self._target = "field"
             self._field_name = name
             self._field_value.clear()

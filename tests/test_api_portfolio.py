@@ -142,6 +142,18 @@ def test_a_cover_that_is_not_an_image_is_422_and_nothing_is_stored(api: Api, cov
     assert stored_files(api.settings) == before
 
 
+def test_a_form_field_given_twice_is_422_and_nothing_is_stored(api: Api) -> None:
+    """As a JSON body's name given twice (api/body.py): which of two values counts is a guess."""
+    creator = api.creator()
+    before = stored_files(api.settings)
+    response = create(api, creator, title=["Первый", "Второй"])
+    refused = {"title": ["Поле передано в теле запроса несколько раз; передайте одно."]}
+    assert (response.status_code, response.json()) == (422, {"error": "Ошибка валидации данных.", "fields": refused})
+    assert stored_files(api.settings) == before
+    mine = api.client.get(f"/api/portfolio/?creator_profile_id={creator['profile']['id']}")
+    assert mine.json()["count"] == 0
+
+
 def test_missing_fields_are_reported_together_and_nothing_is_stored(api: Api) -> None:
     creator = api.creator()
     before = stored_files(api.settings)
