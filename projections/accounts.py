@@ -107,18 +107,17 @@ class AccountsProjection(Projection):
         cur.execute("UPDATE users SET creator_profile_id = %s WHERE id = %s", (e.number, e.user_number))
 
     def creator_profile_updated(self, cur: Cursor, e: CreatorProfile.Updated) -> None:
-        _update(cur, "creator_profiles", e, {**e.changes, "updated_at": e.at, "version": e.originator_version})
+        _update(cur, "creator_profiles", e, {**e.changes, "updated_at": e.at})
 
     def creator_profile_erased(self, cur: Cursor, e: CreatorProfile.Erased) -> None:
         """Blank the profile (as `User.Erased` did already) and take its new version: its ETag moves."""
         blank = PERSONAL[CreatorProfile.Created.TOPIC].erased
-        _update(cur, "creator_profiles", e, {**blank, "updated_at": e.at, "version": e.originator_version})
+        _update(cur, "creator_profiles", e, {**blank, "updated_at": e.at})
 
 
 def _update(cur: Cursor, table: str, e: User.Event | CreatorProfile.Event, changes: Mapping[str, object]) -> None:
-    """Set `changes` (column names come from the aggregate's own field lists) on the event's row; a
-    user's row takes the event's version too (what its ETag names)."""
-    if table == "users":
-        changes = {**changes, "version": e.originator_version}
+    """Set `changes` (column names come from the aggregate's own field lists) and the event's version
+    (what the row's ETag names) on the event's row."""
+    changes = {**changes, "version": e.originator_version}
     columns = ", ".join(f"{column} = %s" for column in changes)
     cur.execute(f"UPDATE {table} SET {columns} WHERE uuid = %s", (*changes.values(), str(e.originator_id)))
