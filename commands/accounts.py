@@ -266,8 +266,8 @@ class AccountCommands:
     def erase(
         self, username: str, actor: str, journal: Callable[[int, str, datetime], object] | None = None
     ) -> Erasure:
-        """Erase the person behind `username`: destroy their data keys, record it, end their sessions,
-        and tell every server process, which then refuses their access tokens (`erasures.announce`).
+        """Erase the person behind `username`: destroy their data keys, tell every server process, which
+        then refuses their access tokens (`erasures.announce`), record it and end their sessions.
 
         Their e-mail, names, phone, bio and creator profile then read as erased everywhere, replays
         included; what others' records need stays (README: "Personal data and erasure"). The keys go
@@ -287,6 +287,10 @@ class AccountCommands:
         if journal is not None:
             journal(user.number, user.username, now)
         destroyed = data_keys.destroy(user.number, subjects, now)
+        # Told now, not once `User.Erased` is stored: the tombstones already make the person count as
+        # erased wherever a standing is read again (`commands/erased.py`), and an erasure killed before
+        # its event must not leave servers honouring their tokens for the standing's 30 s.
+        erasures.announce(self.db, user.number, now)
 
         def erase_person(found: User) -> tuple[CreatorProfile, ...]:
             """Erase the user and, in the same append, their creator profile (whose version then moves)."""
@@ -299,10 +303,12 @@ class AccountCommands:
         erased = change(
             self.app, lambda: self._user(user.number, erased_too=True), erase_person, also=lambda profile: profile
         )
-        destroyed += data_keys.destroy(user.number, subjects, now)
+        again = data_keys.destroy(user.number, subjects, now)
+        if again:  # a key made in the moment between: every process that opened it forgets it
+            erasures.announce(self.db, user.number, now)
+        destroyed += again
         refresh_families.revoke_all_of(self.db, user.number, now)
         idempotency_keys.forget_user(self.db, user.number)
-        erasures.announce(self.db, user.number, now)  # every server process forgets their standing now
         return Erasure(user.number, user.username, newly, destroyed, erased.positions)
 
     def erasure_done(self, user_id: int) -> tuple[str, bool] | None:

@@ -29,7 +29,7 @@ import pytest
 from tests.backends import environment
 from tests.conftest import Api
 from tests.servers import Server, run_ugc, served_fresh, server_environment
-from tests.test_erasure_races import catalog_held
+from tests.test_erasure_races import SQLITE_AT_APPEND, catalog_held
 from ugc.config import Settings, sqlite_path
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
@@ -50,43 +50,145 @@ def _kill_erasure_when(env: dict[str, str], person: dict[str, str], reached: Cal
         [sys.executable, "-m", "ugc.cli", "users", "erase", person["username"], "--yes"],
         env=server_environment(env),
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         while not reached():
-            assert erasing.poll() is None, "the erasure ended before the point it was to be killed at"
+            if erasing.poll() is not None:
+                told = erasing.stderr.read() if erasing.stderr else ""
+                raise AssertionError(f"the erasure ended before the point it was to be killed at: {told}")
             time.sleep(0.05)
     finally:
         erasing.send_signal(signal.SIGKILL)
         erasing.wait()
 
 
-def _kill_erasure_after_its_user_erased(env: dict[str, str], client: httpx.Client, person: dict[str, str]) -> None:
-    """SIGKILL `ugc users erase` on `person` once the server refuses their token (User.Erased stored and
-    announced), while the catalog's lock held by the caller keeps it from withdrawing anything."""
-    _kill_erasure_when(
-        env, person, lambda: client.get("/api/v1/users/me/", headers=person["headers"]).status_code == 401
-    )
+def _kill_erasure_after_its_user_erased(
+    env: dict[str, str], settings: Settings, person: dict[str, str], waiting: Callable[[], None]
+) -> None:
+    """SIGKILL `ugc users erase` on `person` once `User.Erased` is stored and the erasure waits at the
+    catalog's lock, which the caller holds (`catalog_held`, its `waiting`), so it withdrew nothing."""
+    with _user_erased_stored(settings) as user_erased:
+        _kill_erasure_when(env, person, lambda: user_erased() and waiting() is None)
 
 
 @contextmanager
-def sessions_held(settings: Settings) -> Iterator[Callable[[], bool]]:
-    """Hold the lock that ending a person's sessions takes (the `refresh_families` table on PostgreSQL,
-    the main file's write lock on SQLite); yield whether a `User.Erased` is stored."""
+def _user_erased_stored(settings: Settings) -> Iterator[Callable[[], bool]]:
+    """Yield whether a `User.Erased` is stored."""
     url = settings.database_url
     if url.startswith("postgresql"):
-        with psycopg.connect(url) as held, psycopg.connect(url, autocommit=True) as looking:
-            held.execute("LOCK TABLE refresh_families IN EXCLUSIVE MODE")
+        with psycopg.connect(url, autocommit=True) as looking:
             query = "SELECT count(*) FROM accounts_events WHERE topic = 'ugc.User.Erased'"
             yield lambda: looking.execute(query).fetchone() != (0,)
         return
     main = Path(sqlite_path(url))
-    accounts = main.with_name(f"{main.stem}.accounts{main.suffix}")
-    with closing(sqlite3.connect(main, isolation_level=None)) as held, closing(sqlite3.connect(accounts)) as looking:
-        held.execute("BEGIN IMMEDIATE")
+    with closing(sqlite3.connect(main.with_name(f"{main.stem}.accounts{main.suffix}"))) as looking:
         query = "SELECT count(*) FROM stored_events WHERE topic = 'ugc.User.Erased'"
         yield lambda: looking.execute(query).fetchone() != (0,)
-        held.execute("ROLLBACK")
+
+
+class _SQLiteSteps:
+    """Walks `ugc users erase` through its writes on SQLite, which shows no waiter at a lock: it writes
+    the accounts file (the keys), the main one (its announcement), the accounts file (`User.Erased`),
+    then the main one (ending the sessions); holding one file's write lock while the erasure waits at
+    the other's stops it at a known step.
+    """
+
+    def __init__(self, settings: Settings, person: int) -> None:
+        main = Path(sqlite_path(settings.database_url))
+        self.main = sqlite3.connect(main, isolation_level=None)
+        self.accounts = sqlite3.connect(main.with_name(f"{main.stem}.accounts{main.suffix}"), isolation_level=None)
+        self.person = person
+        self.main.execute("BEGIN IMMEDIATE")  # the erasure stops at its announcement, its keys destroyed
+        self.step = "keys"
+
+    def keys_destroyed(self) -> bool:
+        """Once the keys are destroyed: the accounts file held instead, so it stops at `User.Erased`."""
+        if self.step == "keys":
+            found = "SELECT count(*) FROM data_keys WHERE person = ? AND wrapped IS NULL"
+            if self.accounts.execute(found, (self.person,)).fetchone() == (0,):
+                return False
+            time.sleep(SQLITE_AT_APPEND)  # for its checkpoint of the accounts file, which waits for any writer
+            self.accounts.execute("BEGIN IMMEDIATE")
+            self.main.execute("ROLLBACK")
+            self.step = "announcement"
+        return True
+
+    def announced(self) -> bool:
+        """Once the keys are destroyed and the erasure announced, stopped at `User.Erased`."""
+        if not self.keys_destroyed():
+            return False
+        marked = "SELECT count(*) FROM erasure_marks WHERE user_id = ?"
+        return self.step != "announcement" or self.main.execute(marked, (self.person,)).fetchone() != (0,)
+
+    def user_erased(self) -> bool:
+        """Once `User.Erased` is stored: the main file held again, so it stops at ending the sessions."""
+        if self.step != "user":
+            if not self.announced():
+                return False
+            self.main.execute("BEGIN IMMEDIATE")
+            self.accounts.execute("ROLLBACK")
+            self.step = "user"
+        found = "SELECT count(*) FROM stored_events WHERE topic = 'ugc.User.Erased'"
+        return self.accounts.execute(found).fetchone() != (0,)
+
+    def close(self) -> None:
+        for connection in (self.main, self.accounts):
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            connection.close()
+
+
+def _kill_erasure_before_its_sessions_ended(env: dict[str, str], settings: Settings, person: dict[str, Any]) -> None:
+    """SIGKILL `ugc users erase` on `person` once `User.Erased` is stored, before it ends their sessions
+    (at the lock that takes: the `refresh_families` table on PostgreSQL, the main file on SQLite)."""
+    url = settings.database_url
+    if url.startswith("postgresql"):
+        with psycopg.connect(url) as held, _user_erased_stored(settings) as user_erased:
+            held.execute("LOCK TABLE refresh_families IN EXCLUSIVE MODE")
+            _kill_erasure_when(env, person, user_erased)
+            held.rollback()
+        return
+    steps = _SQLiteSteps(settings, int(person["id"]))
+    try:
+        _kill_erasure_when(env, person, steps.user_erased)
+    finally:
+        steps.close()
+
+
+@contextmanager
+def _killed_with_keys_destroyed(env: dict[str, str], settings: Settings, person: dict[str, Any]) -> Iterator[None]:
+    """SIGKILL `ugc users erase` on `person` once it destroyed their data keys and waits to append
+    `User.Erased` (at the accounts log's lock); the block runs with that erasure cut short: tombstones
+    of the person's keys, and no `User.Erased`."""
+    url = settings.database_url
+    if url.startswith("postgresql"):
+        with psycopg.connect(url) as held, psycopg.connect(url, autocommit=True) as looking:
+            held.execute("LOCK TABLE accounts_events IN EXCLUSIVE MODE")
+            waiting = "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'accounts_events'::regclass"
+            _kill_erasure_when(env, person, lambda: looking.execute(waiting).fetchone() != (0,))
+            held.rollback()
+    else:
+        steps = _SQLiteSteps(settings, int(person["id"]))
+        try:
+            _kill_erasure_when(env, person, lambda: _at_user_erased(steps))
+        finally:
+            steps.close()
+    with _user_erased_stored(settings) as user_erased:
+        assert not user_erased()
+    yield
+
+
+def _at_user_erased(steps: _SQLiteSteps) -> bool:
+    """Whether the erasure destroyed the keys and waits to append `User.Erased`: once it announced the
+    erasure, or a while after its keys for an erasure that does not announce it before the event."""
+    if not steps.keys_destroyed():
+        return False
+    deadline = time.monotonic() + 4 * SQLITE_AT_APPEND
+    while not steps.announced() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return True
 
 
 def _creator_service_and_buyer(client: httpx.Client, settings: Settings) -> tuple[dict[str, Any], ...]:
@@ -111,8 +213,8 @@ def test_an_erasure_killed_before_it_ended_the_persons_dealings_is_named_by_veri
         placed = client.post("/api/v1/orders/", headers=buyer["headers"], json=_order_of(service))
         assert placed.status_code == 201, placed.text
         order = placed.json()["id"]
-        with catalog_held(settings):
-            _kill_erasure_after_its_user_erased(env, client, creator)
+        with catalog_held(settings) as waiting:
+            _kill_erasure_after_its_user_erased(env, settings, creator, waiting)
         assert client.get(f"/api/v1/orders/{order}/", headers=buyer["headers"]).json()["status"] == "pending"
 
         verified = run_ugc(env, "verify", "--json")
@@ -141,8 +243,8 @@ def test_the_service_of_a_creator_whose_erasure_was_killed_before_withdrawing_it
     env = environment(backend, settings.database_url, settings.var_dir)
     with httpx.Client(base_url=running.url, timeout=30) as client:
         creator, service, buyer = _creator_service_and_buyer(client, settings)
-        with catalog_held(settings):
-            _kill_erasure_after_its_user_erased(env, client, creator)
+        with catalog_held(settings) as waiting:
+            _kill_erasure_after_its_user_erased(env, settings, creator, waiting)
         placed = client.post("/api/v1/orders/", headers=buyer["headers"], json=_order_of(service))
         assert (placed.status_code, placed.json()["fields"]) == (422, UNAVAILABLE), placed.text
         assert client.get("/api/v1/orders/", headers=buyer["headers"]).json()["count"] == 0
@@ -161,8 +263,7 @@ def test_an_erasure_killed_before_it_dropped_the_persons_kept_answers_is_named_b
         keyed = person["headers"] | {"Idempotency-Key": "my-new-phone"}
         changed = client.patch("/api/v1/users/me/", headers=keyed, json={"phone": "+79991234567"})
         assert changed.status_code == 200 and changed.json()["email"] == person["email"], changed.text
-        with sessions_held(settings) as user_erased:
-            _kill_erasure_when(env, person, user_erased)
+        _kill_erasure_before_its_sessions_ended(env, settings, person)
 
         verified = run_ugc(env, "verify", "--json")
         assert verified.returncode == 1, verified.stdout + verified.stderr
@@ -175,3 +276,38 @@ def test_an_erasure_killed_before_it_dropped_the_persons_kept_answers_is_named_b
         assert finished.returncode == 0, finished.stdout + finished.stderr
         verified = run_ugc(env, "verify", "--json")
         assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def test_a_token_kept_by_a_server_is_refused_once_an_erasure_cut_short_destroyed_the_persons_keys(
+    backend: str, server: tuple[Server, Settings]
+) -> None:
+    """The erasure told the servers only once `User.Erased` was stored: one killed after the keys left
+    every server that had the person's standing honouring their token for the rest of its 30 s."""
+    running, settings = server
+    env = environment(backend, settings.database_url, settings.var_dir)
+    with httpx.Client(base_url=running.url, timeout=30) as client:
+        person = Api(client, settings).verified_user()  # type: ignore[arg-type]
+        assert client.get("/api/v1/users/me/", headers=person["headers"]).status_code == 200  # standing kept
+        with _killed_with_keys_destroyed(env, settings, person):
+            refused = _eventually(lambda: client.get("/api/v1/users/me/", headers=person["headers"]).status_code)
+            assert refused == 401
+
+        verified = run_ugc(env, "verify", "--json")
+        assert verified.returncode == 1, verified.stdout + verified.stderr
+        # Also a read model's finding: the person's read rows show what their destroyed keys no longer open.
+        (finding,) = [finding for finding in json.loads(verified.stdout)["findings"] if finding["kind"] == "erasure"]
+        assert "is not erased in the database" in finding["what"], finding
+        finished = run_ugc(env, "users", "erase", person["username"], "--yes")  # as verify asks
+        assert finished.returncode == 0, finished.stdout + finished.stderr
+        verified = run_ugc(env, "verify", "--json")
+        assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def _eventually(status: Callable[[], int], wanted: int = 401, within: float = 5.0) -> int:
+    """`status()` once it is `wanted`, or its last answer after `within` seconds: far inside the 30 s a
+    server keeps a standing (commands/standing.py), so a refusal seen here is no expiry's."""
+    deadline = time.monotonic() + within
+    while (seen := status()) != wanted and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return seen
+

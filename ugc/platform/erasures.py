@@ -1,9 +1,10 @@
 """Word of an erasure, to every process at once: nothing a process kept of the person outlives it.
 
 A server process keeps each user's standing for a while (`commands/standing.py`), and `ugc users
-erase` runs in a process of its own. So the erasure is announced once `User.Erased` is committed
-(`announce`), and every server process runs an `ErasureWatch` that hears it and has the person's
-standing forgotten and their sockets closed. On PostgreSQL the announcement is a NOTIFY on
+erase` runs in a process of its own. So the erasure is announced once the person's data keys are
+destroyed (`announce`; the tombstones make them count as erased, `commands/erased.py`), and every
+server process runs an `ErasureWatch` that hears it and has the person's standing forgotten and their
+sockets closed. On PostgreSQL the announcement is a NOTIFY on
 `CHANNEL`, heard on the process's one LISTEN connection (`ugc/platform/listening.py`). SQLite has
 no NOTIFY: the announcement is a row of `erasure_marks`, which every process (on the one host) reads
 for new rows every `POLL_INTERVAL` seconds; the leader's sweep (`ugc/platform/sweeping.py`) forgets
@@ -46,8 +47,9 @@ log = logging.getLogger(__name__)
 
 
 def announce(db: Database, user_id: int, at: datetime) -> None:
-    """Tell every process that `user_id` was erased; called once `User.Erased` is committed, so a
-    process that hears it and reads the account again finds it erased."""
+    """Tell every process that `user_id` was erased; called once their data keys are destroyed, so a
+    process that hears it and reads the account again finds it erased (by the tombstones, before
+    `User.Erased` is stored)."""
     with db.transaction(write=True) as cur:
         if db.dialect == "postgresql":
             cur.execute("SELECT pg_notify(%s, %s)", (CHANNEL, str(user_id)))  # sent at the commit
