@@ -19,6 +19,7 @@ from eventsourcing.application import AggregateNotFoundError
 from commands.group_commit import GroupCommit, Preparing
 from commands.read_only import ReadOnlyAggregates, ReadOnlyView
 from commands.saving import UNCONDITIONAL, Positions, Preconditions, retrying
+from commands.standing import Standings
 from commands.status_seen import Arrival, SeenStatuses
 from ugc.accounts import User
 from ugc.clock import Clock
@@ -90,8 +91,12 @@ class Reviewed:
 
 
 class OrderCommands:
-    def __init__(self, stores: EventStores, db: Database, clock: Clock, *, auto_complete_after: timedelta) -> None:
+    def __init__(
+        self, stores: EventStores, db: Database, clock: Clock, standings: Standings, *, auto_complete_after: timedelta
+    ) -> None:
+        """`standings`: the process's own (a server's forgets an erased person's the moment it hears)."""
         self.stores = stores
+        self.standings = standings
         self.app = stores.orders
         self.db = db
         self.clock = clock
@@ -141,9 +146,10 @@ class OrderCommands:
             if not service.is_active:
                 raise InvalidField("service_id", "service_inactive")
             creator: User = now.get(Accounts.name, aggregate_id("user", service.creator_user_number))
-            if creator.erased:
+            if creator.erased or self._gone(creator.number):
                 # Withdrawn in all but its event: the erasure appends its Service.Deactivated only after
-                # User.Erased, and one killed in between left the service active for good.
+                # User.Erased, and one killed in between left the service active for good; one killed
+                # after the keys, before User.Erased, shows only in the creator's standing.
                 raise InvalidField("service_id", "service_inactive")
             options_by_id = {int(option["id"]): option for option in service.options}
             if any(option not in options_by_id for option in option_ids):
@@ -177,6 +183,11 @@ class OrderCommands:
             )
 
         return Placed(*self._groups.append(decide))
+
+    def _gone(self, user_id: int) -> bool:
+        """Whether the user counts as erased, their keys' tombstones included (`commands/erased.py`), as
+        their standing says: a dictionary lookup while it is kept, else one load (every 30 s at most)."""
+        return (self.standings.known(user_id) or self.standings.load(user_id)) is None
 
     def _prepare(self, count: int, numbered: Mapping[str, int]) -> Preparing[tuple[ReadOnlyView, int]]:
         """A group's orders to place (`count`), each with the buyer's and the service's logs as they

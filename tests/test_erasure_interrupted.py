@@ -311,3 +311,18 @@ def _eventually(status: Callable[[], int], wanted: int = 401, within: float = 5.
         time.sleep(0.05)
     return seen
 
+
+def test_the_service_of_a_creator_whose_erasure_was_cut_short_after_their_keys_takes_no_order(
+    backend: str, server: tuple[Server, Settings]
+) -> None:
+    """Placing asked only whether the creator's `User.Erased` was stored: an erasure killed after the
+    creator's keys left their service taking orders (201) from anyone until an operator erased again."""
+    running, settings = server
+    env = environment(backend, settings.database_url, settings.var_dir)
+    with httpx.Client(base_url=running.url, timeout=30) as client:
+        creator, service, buyer = _creator_service_and_buyer(client, settings)
+        placed = client.post("/api/v1/orders/", headers=buyer["headers"], json=_order_of(service))
+        assert placed.status_code == 201, placed.text  # before: the server may keep what it read of the creator
+        with _killed_with_keys_destroyed(env, settings, creator):
+            placed = client.post("/api/v1/orders/", headers=buyer["headers"], json=_order_of(service))
+            assert (placed.status_code, placed.json().get("fields")) == (422, UNAVAILABLE), placed.text

@@ -84,8 +84,17 @@ def migrate(db: Database) -> None:
         create_tables(db)
 
 
-def order_commands(settings: Settings, stores: EventStores, db: Database, clock: Clock) -> OrderCommands:
-    return OrderCommands(stores, db, clock, auto_complete_after=timedelta(days=settings.auto_complete_days))
+def order_commands(
+    settings: Settings, stores: EventStores, db: Database, clock: Clock, standings: Standings | None = None
+) -> OrderCommands:
+    """`standings`: a server's own, which hears of erasures; a command-line process's keeps its own."""
+    return OrderCommands(
+        stores,
+        db,
+        clock,
+        standings or Standings(stores, clock),
+        auto_complete_after=timedelta(days=settings.auto_complete_days),
+    )
 
 
 def unknown_names(settings: Settings, only: Collection[str]) -> str | None:
@@ -276,7 +285,7 @@ def _opened(settings: Settings, clock: Clock | None) -> Iterator[Services]:
                 messaging=MessagingCommands(stores, db, clock, standings),
                 notifications=NotificationCommands(stores, clock),
                 realtime=hub,
-                orders=order_commands(settings, stores, db, clock),
+                orders=order_commands(settings, stores, db, clock, standings),
                 order_log=RecordedLog(stores, Orders.name),
                 idempotency=IdempotencyKeys(
                     db,
