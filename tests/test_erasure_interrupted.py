@@ -29,6 +29,7 @@ import pytest
 from tests.backends import environment
 from tests.conftest import Api
 from tests.servers import Server, run_ugc, served_fresh, server_environment
+from tests.test_api_creator_skills import added, reference_skills
 from tests.test_erasure_races import SQLITE_AT_APPEND, catalog_held
 from ugc.config import Settings, sqlite_path
 
@@ -326,3 +327,32 @@ def test_the_service_of_a_creator_whose_erasure_was_cut_short_after_their_keys_t
         with _killed_with_keys_destroyed(env, settings, creator):
             placed = client.post("/api/v1/orders/", headers=buyer["headers"], json=_order_of(service))
             assert (placed.status_code, placed.json().get("fields")) == (422, UNAVAILABLE), placed.text
+
+
+def test_the_public_page_of_a_creator_whose_erasure_was_cut_short_after_their_keys_reads_as_erased(
+    backend: str, server: tuple[Server, Settings]
+) -> None:
+    """The page's fields come from the read row, blanked only by the projection of `User.Erased`: an
+    erasure killed after the creator's keys left their specialization, experience and links public,
+    and their skills and portfolio with `?detail=true`, until an operator erased again."""
+    running, settings = server
+    env = environment(backend, settings.database_url, settings.var_dir)
+    with httpx.Client(base_url=running.url, timeout=30) as client:
+        api = Api(client, settings)  # type: ignore[arg-type]
+        creator = api.creator()
+        added(api, creator, reference_skills(client)["Photoshop"]["id"])
+        page = f"/api/v1/creators/{creator['profile']['id']}/"
+        shown = client.get(page)
+        assert shown.json()["specialization"] == "Видео", shown.text
+        with _killed_with_keys_destroyed(env, settings, creator):
+            cut_short = client.get(page, params={"detail": "true"})
+            revalidated = client.get(page, headers={"If-None-Match": shown.headers["ETag"]})
+        blank = {"specialization": "", "experience": "", "portfolio_link": "", "social_links": {}}
+        assert cut_short.status_code == 200 and cut_short.json() | blank == cut_short.json(), cut_short.text
+        assert (cut_short.json()["skills"], cut_short.json()["portfolio"]) == ([], [])
+        assert revalidated.status_code == 200 and revalidated.json() | blank == revalidated.json()
+
+        finished = run_ugc(env, "users", "erase", creator["username"], "--yes")
+        assert finished.returncode == 0, finished.stdout + finished.stderr
+        erased = client.get(page, params={"detail": "true"})
+        assert {**erased.json(), "updated_at": None} == {**cut_short.json(), "updated_at": None}
