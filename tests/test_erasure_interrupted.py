@@ -98,8 +98,10 @@ class _SQLiteSteps:
 
     def __init__(self, settings: Settings, person: int) -> None:
         main = Path(sqlite_path(settings.database_url))
+        accounts = main.with_name(f"{main.stem}.accounts{main.suffix}")
         self.main = sqlite3.connect(main, isolation_level=None)
-        self.accounts = sqlite3.connect(main.with_name(f"{main.stem}.accounts{main.suffix}"), isolation_level=None)
+        self.accounts = sqlite3.connect(accounts, isolation_level=None)
+        self.accounts_wal = accounts.with_name(f"{accounts.name}-wal")
         self.person = person
         self.main.execute("BEGIN IMMEDIATE")  # the erasure stops at its announcement, its keys destroyed
         self.step = "keys"
@@ -110,7 +112,11 @@ class _SQLiteSteps:
             found = "SELECT count(*) FROM data_keys WHERE person = ? AND wrapped IS NULL"
             if self.accounts.execute(found, (self.person,)).fetchone() == (0,):
                 return False
-            time.sleep(SQLITE_AT_APPEND)  # for its checkpoint of the accounts file, which waits for any writer
+            # Its checkpoint of the accounts file after the keys waits for any writer there, and
+            # empties the file's write-ahead log once done.
+            deadline = time.monotonic() + 4 * SQLITE_AT_APPEND
+            while self.accounts_wal.exists() and self.accounts_wal.stat().st_size and time.monotonic() < deadline:
+                time.sleep(0.01)
             self.accounts.execute("BEGIN IMMEDIATE")
             self.main.execute("ROLLBACK")
             self.step = "announcement"
@@ -304,6 +310,11 @@ def test_a_token_kept_by_a_server_is_refused_once_an_erasure_cut_short_destroyed
         assert verified.returncode == 0, verified.stdout + verified.stderr
 
 
+def _heard(client: httpx.Client, person: dict[str, Any]) -> None:
+    """Once the server heard of the person's erasure (SQLite's poll takes up to 0.1 s): their token refused."""
+    assert _eventually(lambda: client.get("/api/v1/users/me/", headers=person["headers"]).status_code) == 401
+
+
 def _eventually(status: Callable[[], int], wanted: int = 401, within: float = 5.0) -> int:
     """`status()` once it is `wanted`, or its last answer after `within` seconds: far inside the 30 s a
     server keeps a standing (commands/standing.py), so a refusal seen here is no expiry's."""
@@ -325,6 +336,7 @@ def test_the_service_of_a_creator_whose_erasure_was_cut_short_after_their_keys_t
         placed = client.post("/api/v1/orders/", headers=buyer["headers"], json=_order_of(service))
         assert placed.status_code == 201, placed.text  # before: the server may keep what it read of the creator
         with _killed_with_keys_destroyed(env, settings, creator):
+            _heard(client, creator)
             placed = client.post("/api/v1/orders/", headers=buyer["headers"], json=_order_of(service))
             assert (placed.status_code, placed.json().get("fields")) == (422, UNAVAILABLE), placed.text
 
@@ -345,6 +357,7 @@ def test_the_public_page_of_a_creator_whose_erasure_was_cut_short_after_their_ke
         shown = client.get(page)
         assert shown.json()["specialization"] == "Видео", shown.text
         with _killed_with_keys_destroyed(env, settings, creator):
+            _heard(client, creator)
             cut_short = client.get(page, params={"detail": "true"})
             revalidated = client.get(page, headers={"If-None-Match": shown.headers["ETag"]})
         blank = {"specialization": "", "experience": "", "portfolio_link": "", "social_links": {}}
