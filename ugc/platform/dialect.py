@@ -133,6 +133,27 @@ def created_index(sql: str) -> str | None:
     return found.group(1) if found else None
 
 
+_CREATE_TABLE = re.compile(r'CREATE TABLE IF NOT EXISTS "?(\w+)"?[ (]')
+
+
+def created_table(sql: str) -> str | None:
+    """The table `sql` creates if it is a CREATE TABLE IF NOT EXISTS, else None."""
+    found = _CREATE_TABLE.match(sql)
+    return found.group(1) if found else None
+
+
+def schema_relations(cur: Cursor) -> frozenset[str]:
+    """The names of the tables, indexes and sequences of PostgreSQL's current schema, read at once
+    (none on SQLite)."""
+    if cur.dialect != "postgresql":
+        return frozenset()
+    rows = cur.execute(
+        "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = current_schema()"
+    ).fetchall()
+    return frozenset(str(row["relname"]) for row in rows)
+
+
 def relation_exists(cur: Cursor | psycopg.Cursor[Any], name: str) -> bool:
     """Whether PostgreSQL has the index or table `name` (on the search path, or schema-qualified),
     through either cursor: ours or a store's, both giving rows as dicts."""
