@@ -21,6 +21,7 @@ from eventsourcing.persistence import IntegrityError
 from commands.orders import OrderCommands, Saved
 from commands.portfolio import PortfolioCommands, StoredImage
 from commands.saving import ATTEMPTS, Preconditions, change
+from commands.standing import Standings
 from tests.backends import DATA_KEY
 from tests.test_domain_orders import BUYER, CREATOR, NOW, placed
 from ugc.accounts import User
@@ -249,7 +250,10 @@ class RacedOrders(OrderCommands):
     group's load of the order and its save."""
 
     def __init__(self, stores: EventStores, settings: Settings, other: str) -> None:
-        super().__init__(stores, Database(settings.database_url), MovableClock(NOW), auto_complete_after=timedelta(3))
+        clock = MovableClock(NOW)
+        super().__init__(
+            stores, Database(settings.database_url), clock, Standings(stores, clock), auto_complete_after=timedelta(3)
+        )
         self.other = other
         self.raced = False
 
@@ -303,7 +307,10 @@ class HeldOrders(OrderCommands):
     order then arrives while the first one is being saved, as two requests racing in one process."""
 
     def __init__(self, stores: EventStores, settings: Settings) -> None:
-        super().__init__(stores, Database(settings.database_url), MovableClock(NOW), auto_complete_after=timedelta(3))
+        clock = MovableClock(NOW)
+        super().__init__(
+            stores, Database(settings.database_url), clock, Standings(stores, clock), auto_complete_after=timedelta(3)
+        )
         self.saving, self.release = threading.Event(), threading.Event()
         save = self.app.save
 
