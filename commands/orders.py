@@ -27,11 +27,10 @@ from ugc.errors import InvalidField, NotAllowed, NotFound, WrongState
 from ugc.files import StoredFile
 from ugc.ids import aggregate_id
 from ugc.orders import SYSTEM, Order, order_id
-from ugc.platform.cache import LRU
 from ugc.platform.database import Database
 from ugc.platform.dialect import Row
 from ugc.platform.personal_data import PersonErased
-from ugc.platform.store import AGGREGATE_CACHE_SIZE, Accounts, Catalog, EventStores, Files
+from ugc.platform.store import Accounts, Catalog, EventStores, Files
 from ugc.services import Service
 
 R = TypeVar("R")
@@ -98,9 +97,6 @@ class OrderCommands:
         """`standings`: the process's own (a server's forgets an erased person's the moment it hears)."""
         self.stores = stores
         self.standings = standings
-        # A service's creator never changes: knowing it, a placing reads the creator's standing in its
-        # own thread, not in the group's leader, which every order of the group waits for.
-        self._creators = LRU[int, int](AGGREGATE_CACHE_SIZE)
         self.app = stores.orders
         self.db = db
         self.clock = clock
@@ -134,8 +130,11 @@ class OrderCommands:
         at = self.clock.now()
         if delivery_date < at.date():
             raise InvalidField("delivery_date", "past_delivery_date")
-        if (creator_number := self._creators.get(service_id)) is not None:
-            self._gone(creator_number)  # kept for the leader to look up (unless the creator is gone)
+        # A service's creator never changes: knowing it from any service kept, a placing reads the
+        # creator's standing in its own thread, not in the group's leader, which the whole group waits for.
+        kept: Service | None = self._read_only.kept(Catalog.name, aggregate_id("service", service_id))
+        if kept is not None:
+            self._gone(kept.creator_user_number)  # kept for the leader to look up (unless the creator is gone)
 
         def decide(prepared: tuple[ReadOnlyView, int]) -> Order:
             now, drawn = prepared
@@ -151,7 +150,6 @@ class OrderCommands:
                 raise InvalidField("service_id", "unknown_service") from None
             if not service.is_active:
                 raise InvalidField("service_id", "service_inactive")
-            self._creators.put(service_id, service.creator_user_number)
             creator: User = now.get(Accounts.name, aggregate_id("user", service.creator_user_number))
             if creator.erased or self._gone(creator.number):
                 # Withdrawn in all but its event: the erasure appends its Service.Deactivated only after
@@ -194,7 +192,7 @@ class OrderCommands:
     def _gone(self, user_id: int) -> bool:
         """Whether the user counts as erased, their keys' tombstones included (`commands/erased.py`), as
         their standing says: a dictionary lookup while it is kept, else one load (every 30 s at most,
-        in the placing's own thread once the service's creator is known: `_creators`)."""
+        in the placing's own thread once the service's creator is known)."""
         return (self.standings.known(user_id) or self.standings.load(user_id)) is None
 
     def _prepare(self, count: int, numbered: Mapping[str, int]) -> Preparing[tuple[ReadOnlyView, int]]:

@@ -49,6 +49,11 @@ class ReadOnlyAggregates:
         numbers, heads = numbers_in(counts, row)
         return ReadOnlyView(self, {name: heads[name] or 0 for name in applications}), numbers
 
+    def kept(self, application: str, aggregate_id: UUID) -> Any | None:
+        """The aggregate as last kept, however old (no I/O): only for a fact of it that never changes."""
+        kept = self._kept.get((application, aggregate_id))
+        return kept[1] if kept is not None else None
+
     def _get(self, application: str, aggregate_id: UUID, head: int) -> Any:
         key = (application, aggregate_id)
         kept = self._kept.get(key)
