@@ -514,6 +514,15 @@ def test_a_notification_stream_since_no_id_closes_4400(api: Api, world: World, s
     assert closed.value.code == 4400
 
 
+@pytest.mark.parametrize("sinces", ["since=0&since=0", "since=0&since=abc", "since=abc&since=0"])
+def test_a_notification_stream_since_given_twice_closes_4400(api: Api, world: World, sinces: str) -> None:
+    """Of two `since=` the last was taken, even a good one after a bad; REST refuses a parameter given twice (422)."""
+    with pytest.raises(WebSocketDisconnect) as closed:
+        with api.client.websocket_connect(f"/ws/notifications/?token={world.deal.buyer['access']}&{sinces}") as ws:
+            ws.receive_text()
+    assert closed.value.code == 4400
+
+
 @pytest.mark.parametrize("order", ["mine-first", "mine-last", "mine-twice"])
 def test_a_socket_with_two_tokens_closes_4401(api: Api, world: World, order: str) -> None:
     """As two Authorization headers are (401): of `?token=` given twice the last was taken, so the

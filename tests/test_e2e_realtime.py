@@ -370,6 +370,11 @@ def test_a_refused_sockets_close_frame_says_why_in_russian(live: Live) -> None:
         f"/ws/nothing/?token={anna['access']}": not_found,
         f"{alerts}?token={anna['access']}&since=999999999": not_found,
         f"{alerts}?token={anna['access']}&since=abc": (4400, "since= должен быть id: целое число от 0."),
+        # as a REST query parameter given twice (422): which one the client meant is not for us to guess
+        f"{alerts}?token={anna['access']}&since=1&since=2": (
+            4400,
+            "since: Параметр передан несколько раз; передайте один.",
+        ),
     }
 
     async def closed_as(url: str) -> tuple[int, str] | None:

@@ -414,9 +414,13 @@ async def _start(
 ) -> int | None:
     """Where a socket's stream starts, in its rows' store order: after the row of `since=` (0: from
     the first), as a reconnecting client asks, or at the latest without it (a resync reads again from
-    there). None once the socket is refused: 4400 for a `since=` that is no id, 4404 for one that is
-    not among the stream's rows."""
-    raw = websocket.query_params.get("since", "").strip()
+    there). None once the socket is refused: 4400 for a `since=` that is no id or given twice, 4404
+    for one that is not among the stream's rows."""
+    given = websocket.query_params.getlist("since")
+    if len(given) > 1:  # as a REST query parameter given twice (422, api/query.py): which one is meant?
+        await refuse(websocket, BAD_REQUEST, f"since: {message('query_parameter_repeated')}")
+        return None
+    raw = given[0].strip() if given else ""
     since = natural(raw)
     if raw and since is None:
         await refuse(websocket, BAD_REQUEST)
