@@ -30,9 +30,16 @@ class StoredFile(FileResponse):
     `If-Range` that does not match is ignored (the whole file, 200). A `Range` it cannot read
     (`bytes=1-0`, `items=0-1`, two `Range` or `If-Range` lines) is ignored too, as RFC 9110 (14.2)
     lets a server do, where Starlette
-    answered 400 in plain text. One that starts past the file's end is 416 with
-    `Content-Range: bytes */<size>` and a JSON body.
+    answered 400 in plain text. One whose every range starts past the file's end is 416 with
+    `Content-Range: bytes */<size>` and a JSON body; of a set, the satisfiable ranges are served.
     """
+
+    @classmethod
+    def _parse_ranges(cls, range_: str, file_size: int) -> list[tuple[int, int]]:
+        """The satisfiable ranges of the set (RFC 9110 14.1.2), where Starlette answered 416 for the whole
+        set when any one was not (`bytes=0-0,-0`); all of them when none is: Starlette's 416 then."""
+        ranges = super()._parse_ranges(range_, file_size)
+        return [(start, end) for start, end in ranges if 0 <= start < file_size] or ranges
 
     def __init__(self, path: Path, found: os.stat_result, *, media_type: str, headers: Mapping[str, str]) -> None:
         super().__init__(path, media_type=media_type, headers=headers, stat_result=found)

@@ -77,6 +77,19 @@ def test_a_download_serves_byte_ranges_and_ignores_a_range_it_cannot_read(api: A
     assert past.json() == {"error": "Запрошенный диапазон байтов начинается за концом файла."}
 
 
+def test_a_range_set_serves_its_satisfiable_ranges(api: Api) -> None:
+    """RFC 9110 14.1.2: a set of ranges is unsatisfiable (416) only when every one of them is; it
+    answered 416 when any one started past the end, or asked for the last 0 bytes (`-0`)."""
+    user = api.verified_user()
+    download = f"/api/v1/files/{uploaded(api, user, b'0123456789')['id']}/download/"
+    for wanted in ("bytes=0-0,-0", "bytes=-0,0-0", "bytes=0-0,10-20", "bytes=0-0, 12-"):
+        part = api.client.get(download, headers=user["headers"] | {"Range": wanted})
+        assert (part.status_code, part.content, part.headers["content-range"]) == (206, b"0", "bytes 0-0/10"), wanted
+    for wanted in ("bytes=-0", "bytes=10-20,-0", "bytes=10-,11-12"):
+        past = api.client.get(download, headers=user["headers"] | {"Range": wanted})
+        assert (past.status_code, past.headers["content-range"]) == (416, "bytes */10"), wanted
+
+
 def test_a_range_under_a_stale_if_range_is_ignored_even_past_the_end(api: Api) -> None:
     """RFC 9110 13.1.5: when `If-Range` does not match, the Range is ignored and the whole file sent;
     it answered 416 when that Range started past the end."""
