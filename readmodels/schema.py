@@ -29,6 +29,7 @@ from ugc.platform import (
     idempotency_keys,
     leases,
     refresh_families,
+    schema_stamp,
     stored_bytes,
 )
 from ugc.platform.database import KEEPALIVES, Database, wait_for_locks
@@ -68,6 +69,8 @@ INFRASTRUCTURE: tuple[Statement, ...] = (
     *deployment.DDL,
     # Who runs which projection (projections/leasing.py).
     *leases.DDL,
+    # Which code migrated last: a server process migrates again only when it is another's.
+    *schema_stamp.DDL,
 )
 
 READ_MODELS: tuple[tuple[Statement, ...], ...] = (

@@ -28,7 +28,7 @@ from ugc.platform.database import Database
 from ugc.platform.restore_record import RestoreRecord, write_record
 from ugc.platform.serving_lock import RestorePending
 from ugc.platform.store import EventStores
-from ugc.wiring import migrate
+from ugc.wiring import migrate, migrate_unless_current
 
 SCRIPT = Path(__file__).resolve().parent.parent / "deploy" / "append-only.sql"
 pytestmark = pytest.mark.skipif(not postgres_available(), reason="UGC_TEST_DATABASE_URL is not a PostgreSQL URL")
@@ -163,5 +163,24 @@ def test_the_application_role_is_told_a_restore_of_its_database_did_not_finish(
     try:
         with pytest.raises(RestorePending, match="did not finish: `ugc restore /backups/20261205T140852Z` finishes it"):
             migrate(db)  # as a server starts
+    finally:
+        db.close()
+
+
+def test_the_application_role_starts_a_server_whether_or_not_it_may_read_the_schema_stamp(
+    owner_and_app: tuple[str, str],
+) -> None:
+    """A later version's `ugc migrate`, run by the owner, makes tables the application's role may read
+    only once `deploy/append-only.sql` runs again: its servers start meanwhile as they did before the
+    stamp, their migration leaving the owner's schema alone (not refused for want of a privilege)."""
+    owner_url, app_url = owner_and_app
+    db = Database(app_url)
+    try:
+        migrate_unless_current(db)  # the owner migrated with this code: nothing to do
+        with psycopg.connect(owner_url, autocommit=True) as owner:
+            owner.execute(
+                sql.SQL("REVOKE SELECT ON schema_stamp FROM {}").format(sql.Identifier(urlsplit(app_url).username))
+            )
+        migrate_unless_current(db)
     finally:
         db.close()

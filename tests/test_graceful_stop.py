@@ -275,10 +275,11 @@ def test_an_upload_still_streaming_when_the_stop_gives_up_gets_503_and_leaves_no
 
 def test_a_stop_while_a_worker_starts_ends_the_start(backend: str, tmp_path: Path) -> None:
     """A worker's start can wait long: for the database (up to 2 minutes), for the migration lock
-    another process holds (as long as it holds it). uvicorn takes the SIGTERM then only as a wish
-    to stop once started: the stop waited for the whole start, projections and leases included,
-    and a deploy's SIGKILL came first. Now the start gives up at the signal and the process ends
-    while the lock is still held, with no ERROR line."""
+    another process holds (as long as it holds it) when it finds the database migrated last by
+    another version's code. uvicorn takes the SIGTERM then only as a wish to stop once started: the
+    stop waited for the whole start, projections and leases included, and a deploy's SIGKILL came
+    first. Now the start gives up at the signal and the process ends while the lock is still held,
+    with no ERROR line."""
     with fresh_database(backend, tmp_path, migrated=True) as url:
         env = environment(backend, url, tmp_path)
         db = Database(url)
@@ -288,6 +289,8 @@ def test_a_stop_while_a_worker_starts_ends_the_start(backend: str, tmp_path: Pat
                 with server:
                     logged(server, "UGC Market")  # the banner: `ugc serve` has migrated; its worker comes next
                     with db.exclusive_lock("migrate"):
+                        with db.transaction(write=True) as cur:  # as another version's process migrated since
+                            cur.execute("UPDATE schema_stamp SET code = 'another version'")
                         logged(server, "Waiting for application startup.")
                         time.sleep(1.0)  # the worker is in its start, at the lock
                         if "Application startup complete." in server.log_tail(10**6):
@@ -302,6 +305,7 @@ def test_a_stop_while_a_worker_starts_ends_the_start(backend: str, tmp_path: Pat
                 pytest.fail("the worker started before the lock was taken, three times")
             log = server.log_path.read_text()
             assert " ERROR " not in log and "Traceback" not in log, log
+            assert "last migrated by other code" in log, log  # it was at the lock
             assert "stopped while starting" in log and "acquired" not in log, log
         finally:
             db.close()

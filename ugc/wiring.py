@@ -45,6 +45,7 @@ from ugc.clock import Clock, SystemClock
 from ugc.config import ARGON2_LANES, Settings, operator_login
 from ugc.errors import Unavailable
 from ugc.events import operator_actor
+from ugc.platform import schema_stamp
 from ugc.platform.abandoned_uploads import AbandonedUploads, abandoned_uploads_swept
 from ugc.platform.checkpoints import PeriodicCheckpoints
 from ugc.platform.database import Database, until_reachable
@@ -82,6 +83,18 @@ def migrate(db: Database) -> None:
             return
         create_event_tables(db.url)
         create_tables(db)
+        schema_stamp.record(db)
+
+
+def migrate_unless_current(db: Database) -> None:
+    """A server process's first step: refused as a migration is (a restore under way or unfinished,
+    `migrating`), but a migration only where another code, or none, migrated the database last
+    (`ugc/platform/schema_stamp.py`): `ugc serve` migrated it before it started this process."""
+    with migrating(db.url):
+        if schema_stamp.migrated_by_this_code(db):
+            return
+    log.info("the database was last migrated by other code than this process's: migrating it")
+    migrate(db)
 
 
 def order_commands(
@@ -216,7 +229,7 @@ def _opened(settings: Settings, clock: Clock | None) -> Iterator[Services]:
     stores: EventStores | None = None
     redis_client: redis.Redis[bytes] | None = None
     try:
-        until_reachable(lambda: migrate(db), what="start", await_creation=True)
+        until_reachable(lambda: migrate_unless_current(db), what="start", await_creation=True)
         stores = until_reachable(
             lambda: EventStores(settings.database_url, data_key=settings.data_key), what="start", await_creation=True
         )
