@@ -50,8 +50,9 @@ def processes(tmp_path: Path) -> Iterator[Processes]:
 
 def at_its_append(conn: psycopg.Connection[tuple[object, ...]], key: str) -> bool:
     """Whether the request of `key` recorded what it is about to append while a session waits for a
-    lock on the orders log's table. Not the wait alone: a worker still starting (each migrates, which
-    takes the log's locks too) may be the one waiting, before the request has even claimed its key."""
+    lock on the orders log's table. Not the wait alone: a worker still starting (one that migrates, as
+    one of other code does, takes the log's locks too) may be the one waiting, before the request has
+    even claimed its key."""
     row = conn.execute(
         "SELECT EXISTS (SELECT 1 FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
         "WHERE NOT l.granted AND c.relname = 'orders_events') "
