@@ -41,7 +41,7 @@ import ugc.platform.store as store  # noqa: E402
 from commands.demo import CLIENTS, seed_demo  # noqa: E402
 from commands.orders import OrderCommands  # noqa: E402
 from commands.reference import load_reference_data  # noqa: E402
-from ugc.cli import _demo_commands  # noqa: E402
+from ugc.cli.seeding import _demo_commands  # noqa: E402
 from ugc.clock import SystemClock  # noqa: E402
 from ugc.config import Settings  # noqa: E402
 from ugc.platform.database import Database  # noqa: E402
@@ -56,7 +56,7 @@ def world(url: str, *, chained: bool) -> Iterator[tuple[OrderCommands, int, int,
     """Order commands on a migrated database with the demo world: (commands, buyer id, service id)."""
     db = Database(url)
     migrate(db)
-    store.eventsourcing_settings = CHAINED_SETTINGS if chained else plain_settings  # type: ignore[assignment]
+    store.eventsourcing_settings = CHAINED_SETTINGS if chained else plain_settings
     try:
         stores = store.EventStores(url, data_key=DATA_KEY)
     finally:

@@ -41,6 +41,7 @@ from common import fresh_database, record, wait_for_quiet
 from loadgen import Result, Scenario
 from run_auth import ugc_server
 
+from readmodels.folding import search_words
 from readmodels.pages import PageRequest
 from readmodels.services import ServiceFilters, count_query, matches_first, page_query
 
@@ -79,8 +80,8 @@ def selectivity(url: str, word: str) -> tuple[int, int]:
     counts = []
     with psycopg.connect(url) as conn:
         for filters in (
-            ServiceFilters(search=word),
-            ServiceFilters(search=word, min_price=PRICE_RANGE[0], max_price=PRICE_RANGE[1]),
+            ServiceFilters(search=search_words(word)),
+            ServiceFilters(search=search_words(word), min_price=PRICE_RANGE[0], max_price=PRICE_RANGE[1]),
         ):
             row = conn.execute(*count_query(filters, "postgresql")).fetchone()
             counts.append(int(row[0]) if row else 0)
@@ -99,7 +100,7 @@ def query_costs(url: str, words: list[str], runs: int = 50) -> list[QueryCost]:
         (active,) = conn.execute(*count_query(ServiceFilters(), "postgresql")).fetchone() or (0,)
         statements = []
         for word in words:
-            filters = ServiceFilters(search=word, min_price=PRICE_RANGE[0], max_price=PRICE_RANGE[1])
+            filters = ServiceFilters(search=search_words(word), min_price=PRICE_RANGE[0], max_price=PRICE_RANGE[1])
             (total,) = conn.execute(*count_query(filters, "postgresql")).fetchone() or (0,)
             first = matches_first(filters, page, total, active)
             way = "collecting the matches" if first else "walking the ordering's index"
@@ -189,9 +190,9 @@ def measure_api(
     """Every case at every concurrency, then the target again under writes; the results and the writes' summary."""
     results: list[tuple[str, Result]] = []
     with ugc_server(url) as (base, pid, _log, _helpers):
-        runs = [(case, conns, None) for case in cases for conns in connections]
+        runs: list[tuple[Case, int, float | None]] = [(case, conns, None) for case in cases for conns in connections]
         runs += [(cases[0], conns, write_rate) for conns in connections]
-        written = []
+        written: list[str] = []
         for case, conns, rate in runs:
             scenario = Scenario("GET", case.path)
             loadgen.run(base, scenario, connections=conns, duration=1, engine=engine, quiet=False)
