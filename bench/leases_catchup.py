@@ -405,13 +405,13 @@ def main() -> None:
         )
     if alone:
         seconds = dict(alone)
-        together, slower = seconds[" + ".join(FOUR)], max(seconds[side_label(side)] for side in lease_sides())
+        all_four, slower = seconds[" + ".join(FOUR)], max(seconds[side_label(side)] for side in lease_sides())
         lines += [
             "",
             "In one process, no leases (seconds): "
             + "; ".join(f"{name} {took:.2f}" for name, took in alone)
             + ". What two projectors could gain at most, each side of the split running as fast as it "
-            f"does alone (the four together ÷ the slower side): {together / slower:.2f}x; each side "
+            f"does alone (the four together ÷ the slower side): {all_four / slower:.2f}x; each side "
             "reads and decodes the whole log, which one process does once for the four.",
         ]
     lines += [

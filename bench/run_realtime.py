@@ -65,7 +65,7 @@ def private_redis() -> Iterator[str]:
     proc = subprocess.Popen(["redis-server", "--port", str(port), "--save", "", "--appendonly", "no",
                              "--daemonize", "no", "--bind", "127.0.0.1"], stdout=subprocess.DEVNULL)
     try:
-        wait_for_port(port, proc, 20)  # type: ignore[arg-type]
+        wait_for_port(port, proc, 20)
         yield f"redis://127.0.0.1:{port}/0"
     finally:
         proc.terminate()

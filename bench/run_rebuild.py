@@ -207,9 +207,9 @@ def _statements() -> Iterator[list[int]]:
     """Count the statements every `ugc.platform.dialect.Cursor` runs in the block (a one-item list)."""
     counted, execute = [0], dialect.Cursor.execute
 
-    def counting(cursor: dialect.Cursor, sql: str, params: Sequence[Any] = ()) -> dialect.Cursor:
+    def counting(self: dialect.Cursor, sql: str, params: Sequence[Any] = ()) -> dialect.Cursor:
         counted[0] += 1
-        return execute(cursor, sql, params)
+        return execute(self, sql, params)
 
     dialect.Cursor.execute = counting  # type: ignore[method-assign]
     try:

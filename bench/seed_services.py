@@ -31,6 +31,7 @@ from commands.reference import load_reference_data, reference_data
 from projections.registry import all_projections
 from projections.runner import ProjectionRunner
 from readmodels.waiting import Progress
+from ugc.claims import Claim
 from ugc.clock import SystemClock
 from ugc.config import Settings, operator_login
 from ugc.events import operator_actor, user_actor
@@ -128,7 +129,8 @@ def register_creators(stores: EventStores, db: Database, count: int, prefix: str
 
 def category_numbers(stores: EventStores) -> list[int]:
     """The categories' public ids, from their slug claims in the catalog's log (not from a read table)."""
-    claims = [stores.catalog.repository.get(claim_id("category", c["slug"])) for c in reference_data()["categories"]]
+    slugs = [c["slug"] for c in reference_data()["categories"]]
+    claims: list[Claim] = [stores.catalog.repository.get(claim_id("category", slug)) for slug in slugs]
     return [int(claim.owner_number) for claim in claims]
 
 

@@ -34,7 +34,8 @@ class UnchainedRecorder(ChainedPostgresRecorder):
     round trip: `select_streams`), appending with the library's own statements: no chain rows."""
 
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
-        return PostgresApplicationRecorder.insert_events(self, stored_events, **kwargs)
+        inserted: Sequence[int] | None = PostgresApplicationRecorder.insert_events(self, stored_events, **kwargs)
+        return inserted
 
 
 def plain_settings(database_url: str, app_name: str, *, create_table: bool) -> dict[str, str]:
@@ -48,6 +49,6 @@ if __name__ == "__main__":
     db = Database(Settings.from_env().database_url)
     wiring.migrate(db)
     db.close()
-    wiring.migrate = lambda db: None  # type: ignore[assignment]
-    store.eventsourcing_settings = plain_settings  # type: ignore[assignment]
+    wiring.migrate = lambda db: None
+    store.eventsourcing_settings = plain_settings
     sys.exit(main())
