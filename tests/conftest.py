@@ -9,7 +9,7 @@ import os
 import re
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from email import message_from_bytes
 from pathlib import Path
@@ -18,6 +18,7 @@ from uuid import UUID
 
 import pytest
 from eventsourcing.application import Application
+from pluggy import Result
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
@@ -164,7 +165,8 @@ class Api:
         } | fields
         response = self.client.post("/api/auth/register/", json=body)
         assert response.status_code == 201, response.text
-        return response.json() | {"password": body["password"]}
+        registered: dict[str, Any] = response.json()
+        return registered | {"password": body["password"]}
 
     def login(self, username: str, password: str = "correct-horse-battery") -> dict[str, str]:
         response = self.client.post("/api/auth/token/", json={"username": username, "password": password})
@@ -352,7 +354,7 @@ def pytest_xdist_node_collection_finished(node: Any, ids: list[str]) -> None:
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, Result[None], None]:
     """Fail a test whose answers did not match their routes even where no request raised it.
 
     A client that swallows server errors, or a WebSocket frame sent from a socket's own task, reaches

@@ -43,7 +43,7 @@ def act(api: Api, who: dict[str, Any], order: int, action: str, body: Any = None
 
 def order_in(api: Api, deal: Deal, status: str) -> int:
     """A new order of `deal` brought to `status` through the API."""
-    order = place(api, deal)["id"]
+    order: int = place(api, deal)["id"]
     if status in ("in_progress", "delivered", "completed"):
         act(api, deal.creator, order, "accept")
     if status in ("delivered", "completed"):

@@ -57,7 +57,7 @@ def owner_and_app(tmp_path: Path) -> Iterator[tuple[str, str]]:
                         sql.Identifier(urlsplit(owner_url).path.lstrip("/")), sql.Identifier(role)
                     )
                 )
-                owner.execute(script)  # type: ignore[call-overload]  # a trusted file of several statements
+                owner.execute(script)  # a trusted file of several statements
             yield owner_url, as_role(owner_url, role, password)
         finally:
             with psycopg.connect(owner_url, autocommit=True) as owner:
@@ -89,7 +89,7 @@ def test_the_application_role_appends_but_never_changes_the_log(owner_and_app: t
                 f"DROP TRIGGER ugc_append_only ON {table}",
             ):
                 with pytest.raises(psycopg.errors.InsufficientPrivilege):
-                    app.execute(statement)  # type: ignore[call-overload]
+                    app.execute(statement)
     with psycopg.connect(owner_url, autocommit=True) as owner:  # the owner still could: the checkpoints are for that
         owner.execute("ALTER TABLE orders_events DISABLE TRIGGER ugc_append_only")
         assert owner.execute("DELETE FROM orders_events WHERE originator_version = 2").rowcount == 1
@@ -112,6 +112,7 @@ def test_a_rebuild_by_the_owner_keeps_the_grants_of_the_tables_it_replaces(
 ) -> None:
     owner_url, app_url = owner_and_app
     role = urlsplit(app_url).username
+    assert role is not None
     settings = Settings.from_env(environment("postgres", app_url, tmp_path))
     read_models = [p for p in all_projections(settings) if p.read_model]
     tables = [table for p in read_models for table in p.tables]

@@ -234,8 +234,8 @@ def test_as_of_cuts_the_record_and_shows_the_order_alike_over_http_and_in_the_cl
         datetime.fromisoformat(entries[0]["occurred_at"].replace("Z", "+00:00")) - timedelta(seconds=1)
     ).isoformat()
     refused = {"99": 422, "0": 422, "yesterday": 422, "2026-06-01T12:00:00": 422, before: 404}
-    for as_of, status in refused.items():
-        assert app_client.get(lifecycle.url, headers=headers, params={"as_of": as_of}).status_code == status, as_of
+    for as_of, expected in refused.items():
+        assert app_client.get(lifecycle.url, headers=headers, params={"as_of": as_of}).status_code == expected, as_of
     fields = app_client.get(lifecycle.url, headers=headers, params={"as_of": "99"}).json()["fields"]
     assert fields == {"as_of": ["Версия должна быть от 1 до 7."]}
 
@@ -436,8 +436,8 @@ def _rewrite_stored_state(settings: Settings, position: int, state: bytes) -> No
             conn.execute("UPDATE orders_events SET state = %s WHERE notification_id = %s", (state, position))
     else:
         main = sqlite_path(url)
-        with closing(sqlite3.connect(main.with_name(f"{main.stem}.orders{main.suffix}"))) as conn, conn:
-            conn.execute("UPDATE stored_events SET state = ? WHERE rowid = ?", (state, position))
+        with closing(sqlite3.connect(main.with_name(f"{main.stem}.orders{main.suffix}"))) as lite, lite:
+            lite.execute("UPDATE stored_events SET state = ? WHERE rowid = ?", (state, position))
 
 
 @pytest.mark.parametrize("state", [b"{not json", b'{"timestamp": 1}'], ids=["not-json", "fields-missing"])
@@ -470,8 +470,8 @@ def _delete_stored_event(settings: Settings, position: int) -> None:
             conn.execute("DELETE FROM orders_events WHERE notification_id = %s", (position,))
     else:
         main = sqlite_path(url)
-        with closing(sqlite3.connect(main.with_name(f"{main.stem}.orders{main.suffix}"))) as conn, conn:
-            conn.execute("DELETE FROM stored_events WHERE rowid = ?", (position,))
+        with closing(sqlite3.connect(main.with_name(f"{main.stem}.orders{main.suffix}"))) as lite, lite:
+            lite.execute("DELETE FROM stored_events WHERE rowid = ?", (position,))
 
 
 @pytest.mark.parametrize("removed", [1, 2], ids=["placing", "acceptance"])

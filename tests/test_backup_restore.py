@@ -184,8 +184,8 @@ def test_a_backup_taken_under_writes_restores_to_its_manifest_with_later_erasure
         assert sorted(served & set(placed)) == in_backup
         _read_as_erased(url, done.stdout)
         users = ugc(env, "users", "list").stdout
-        row = next(line for line in users.splitlines() if f" {PERSON} " in line)
-        assert "@" not in row, row  # the read row's e-mail is blank
+        listed = next(line for line in users.splitlines() if f" {PERSON} " in line)
+        assert "@" not in listed, listed  # the read row's e-mail is blank
         again = ugc(env, "users", "erase", "--replay")  # nothing left to do, and it says so
         assert "1 journaled erasure(s), 0 carried out again" in again.stdout
         assert verified(env)["ok"]

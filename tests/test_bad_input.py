@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from starlette.routing import Route
 from starlette.testclient import TestClient
+from starlette.types import Message, Scope
 from starlette.websockets import WebSocketDisconnect
 
 from api.app import build_app
@@ -261,15 +262,15 @@ def raw_request(client: TestClient, method: str, path: str, headers: list[tuple[
     straight to the app, on the test client's event loop, through every middleware."""
     portal = client.portal
     assert portal is not None, "only inside `with TestClient(...)`"
-    sent: list[dict[str, Any]] = []
+    sent: list[Message] = []
 
-    async def receive() -> dict[str, Any]:
+    async def receive() -> Message:
         return {"type": "http.request", "body": b"", "more_body": False}
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: Message) -> None:
         sent.append(message)
 
-    scope = {
+    scope: Scope = {
         "type": "http",
         "asgi": {"version": "3.0"},
         "http_version": "1.1",

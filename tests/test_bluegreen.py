@@ -146,7 +146,9 @@ def test_counts_an_older_process_left_wrong_are_named_and_a_blue_green_rebuild_c
     `notification_counts` counts what its new `notifications` hold."""
     db, stores = parts
     with db.transaction(write=True) as cur:
-        user = cur.execute("SELECT user_id FROM notification_counts ORDER BY user_id LIMIT 1").fetchone()["user_id"]
+        picked = cur.execute("SELECT user_id FROM notification_counts ORDER BY user_id LIMIT 1").fetchone()
+        assert picked is not None
+        user = picked["user_id"]
         cur.execute("UPDATE notification_counts SET total = total - 1, unread = 0 WHERE user_id = %s", (user,))
     found = compare_read_models(db, stores, read_models(settings))
     assert [(d.table, d.kind, d.key) for d in found] == [("notification_counts", "differs", {"user_id": user})]
@@ -174,14 +176,19 @@ def test_a_read_state_edited_in_either_of_its_two_places_is_named(
     db, stores = parts
     services = app_client.app.state.services
     with db.read() as cur:
-        user = cur.execute("SELECT user_id FROM notification_counts ORDER BY user_id LIMIT 1").fetchone()["user_id"]
+        picked = cur.execute("SELECT user_id FROM notification_counts ORDER BY user_id LIMIT 1").fetchone()
+        assert picked is not None
+        user = picked["user_id"]
     wait_for(db, services.progress, services.notifications.mark_all_read(user), 5.0)
     with db.transaction(write=True) as cur:
         mark = cur.execute("SELECT source FROM notification_read_marks WHERE user_id = %s", (user,)).fetchone()
+        assert mark is not None
         cur.execute("DELETE FROM notification_read_marks WHERE user_id = %s AND source = %s", (user, mark["source"]))
-        other = cur.execute(
+        picked = cur.execute(
             "SELECT id FROM notifications WHERE user_id <> %s AND is_read = %s ORDER BY id LIMIT 1", (user, False)
-        ).fetchone()["id"]
+        ).fetchone()
+        assert picked is not None
+        other = picked["id"]
         cur.execute("UPDATE notifications SET is_read = %s WHERE id = %s", (True, other))
         cur.execute("UPDATE notification_counts SET unread = unread + 1 WHERE user_id = %s", (user,))
     found = compare_read_models(db, stores, read_models(settings))
@@ -378,7 +385,14 @@ def test_a_runner_rebuilds_for_its_version_each_read_model_it_takes_over(backend
                 )
                 keeper.tick()  # the other member has left: the lease is free
                 assert "orders" in keeper.held()
-                upgrade = VersionUpgrade(db, stores, lambda projection=projection: [projection()], lambda k=keeper: k)
+
+                def fresh(projection: type[OrdersProjection] = projection) -> list[OrdersProjection]:
+                    return [projection()]
+
+                def kept(keeper: LeaseKeeper = keeper) -> LeaseKeeper:
+                    return keeper
+
+                upgrade = VersionUpgrade(db, stores, fresh, kept)
                 assert upgrade._rebuild_held() == ["orders"]
                 assert versions.stored(db)["orders"] == projection.version
                 assert upgrade._rebuild_held() == []

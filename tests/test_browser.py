@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from email import message_from_bytes
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import httpx
 import pytest
@@ -54,7 +55,7 @@ PASSWORD = "browser-pass-123"
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[WebDriver]:
+def browser() -> Iterator[webdriver.Chrome]:  # Chrome's own driver: `get_log` reads the console
     if CHROMIUM is None or CHROMEDRIVER is None:
         missing = "Debian's chromium and chromium-driver are not installed (.ci/run installs them)"
         if os.environ.get("CI"):  # CI installed them: their absence there is a failure, not a skip
@@ -165,7 +166,9 @@ def operation(driver: WebDriver, method: str, path: str) -> WebElement:
     return wait(driver).until(ec.presence_of_element_located((By.XPATH, xpath)))
 
 
-def test_swagger_ui_renders_every_operation_and_tries_one_with_a_token(server: Server, browser: WebDriver) -> None:
+def test_swagger_ui_renders_every_operation_and_tries_one_with_a_token(
+    server: Server, browser: webdriver.Chrome
+) -> None:
     registered(server, "anna_docs")
     with httpx.Client(base_url=server.url) as client:
         schema = client.get("/api/schema/").json()
@@ -217,7 +220,7 @@ def test_swagger_ui_renders_every_operation_and_tries_one_with_a_token(server: S
         browser.save_screenshot(shot)
 
 
-def assert_nothing_loaded_from_elsewhere(browser: WebDriver, server: Server) -> None:
+def assert_nothing_loaded_from_elsewhere(browser: webdriver.Chrome, server: Server) -> None:
     """Every resource came from this server; one from elsewhere is there only if the page's CSP refused it."""
     names = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
     blocked = " ".join(e["message"] for e in browser.get_log("browser") if "has been blocked" in e["message"])
@@ -225,7 +228,7 @@ def assert_nothing_loaded_from_elsewhere(browser: WebDriver, server: Server) -> 
     assert all(name in blocked for name in elsewhere), (elsewhere, blocked)
 
 
-def test_redoc_renders_the_same_document_offline(server: Server, browser: WebDriver) -> None:
+def test_redoc_renders_the_same_document_offline(server: Server, browser: webdriver.Chrome) -> None:
     browser.get(f"{server.url}/api/redoc/")
     wait(browser).until(lambda d: "/api/v1/categories/" in d.find_element(By.ID, "redoc").text)
     assert "Something went wrong" not in browser.find_element(By.ID, "redoc").text
@@ -255,7 +258,7 @@ class Audited:
 
 
 def reviewed(api: Api, deal: Deal, updates: int) -> int:
-    order = place(api, deal, requirements=TRICKY)["id"]
+    order: int = place(api, deal, requirements=TRICKY)["id"]
     for number in range(updates):
         changed = api.client.patch(
             f"/api/v1/orders/{order}/", headers=deal.buyer["headers"], json={"requirements": f"{TRICKY} №{number}"}
@@ -328,7 +331,9 @@ def verdicts(browser: WebDriver) -> dict[int, tuple[str, str, str]]:
     return found
 
 
-def test_an_auditor_sees_every_event_of_an_order_verified_in_the_browser(audited: Audited, browser: WebDriver) -> None:
+def test_an_auditor_sees_every_event_of_an_order_verified_in_the_browser(
+    audited: Audited, browser: webdriver.Chrome
+) -> None:
     browser.get_log("browser")  # only this test's console lines below
     audit_sign_in(browser, audited)
     audit_open(browser, audited.order)
@@ -514,7 +519,7 @@ def test_the_pages_canonical_json_is_pythons(server: Server, browser: WebDriver,
     assert browser.execute_script("return canonicalJson(arguments[0])", value) == python
     # The hash over it, as entryHash takes an entry: the bytes after the 32 of the previous hash.
     entry = {"recorded_at": "2026-12-05T10:00:00.5+01:00", "payload": python, "stream": "s", "topic": "t", "version": 3}
-    document = {"context": "orders", "recorded_at": "2026-12-05T09:00:00.500000Z", "state": python}
+    document: dict[str, Any] = {"context": "orders", "recorded_at": "2026-12-05T09:00:00.500000Z", "state": python}
     document |= {"stream": "s", "topic": "t", "version": 3}
     canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
     expected = hashlib.sha256(bytes.fromhex("ab" * 32) + canonical).hexdigest()
@@ -527,6 +532,7 @@ def test_the_pages_canonical_json_is_pythons(server: Server, browser: WebDriver,
 def shown_entry(kept: dict[str, Any]) -> dict[str, Any]:
     """The history entry the API serves for a stored order event (its chain left out: not what this checks)."""
     stored = as_stored(kept)
+    assert isinstance(stored.originator_id, UUID)
     recorded = RecordedEvent(
         context="orders",
         position=1,

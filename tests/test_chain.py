@@ -24,6 +24,7 @@ from tests.orders_world import a_deal
 from ugc.clock import MovableClock
 from ugc.config import Settings
 from ugc.platform.chain import GENESIS, ChainHead, canonical_bytes, next_link, stream_hash
+from ugc.platform.chain_postgres import ChainedPostgresRecorder
 from ugc.platform.checkpoints import PeriodicCheckpoints, read_checkpoint, signature
 from ugc.platform.database import Database
 from ugc.platform.log_verify import ChainCheck, Finding
@@ -220,6 +221,7 @@ def test_an_append_finds_the_hashes_it_extends_by_key_in_a_log_never_analyzed(ba
         stores = EventStores(url, data_key=DATA_KEY)
         try:
             recorder = stores[Orders.name].recorder
+            assert isinstance(recorder, ChainedPostgresRecorder)
             with psycopg.connect(url, autocommit=True) as conn:
                 conn.execute(
                     "INSERT INTO orders_events (originator_id, originator_version, topic, state) "
@@ -232,10 +234,12 @@ def test_an_append_finds_the_hashes_it_extends_by_key_in_a_log_never_analyzed(ba
                 stream = conn.execute("SELECT originator_id FROM orders_events LIMIT 1").fetchone()
                 assert stream is not None
                 conn.execute("BEGIN")
-                [[plan]] = conn.execute(
+                explained = conn.execute(
                     b"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + recorder._previous_sql,
                     (json.dumps([[str(stream[0]), 1]]),),
                 ).fetchone()
+                assert explained is not None
+                [[plan]] = explained
                 conn.execute("ROLLBACK")
         finally:
             stores.close()

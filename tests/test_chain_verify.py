@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -23,7 +23,7 @@ from eventsourcing.persistence import StoredEvent
 
 from commands.accounts import AccountCommands
 from tests.backends import DATA_KEY, environment, fresh_database
-from tests.test_cli import ugc
+from tests.servers import run_ugc as ugc
 from ugc import cli
 from ugc.clock import SystemClock
 from ugc.config import Settings, sqlite_path
@@ -53,11 +53,11 @@ class Log:
         """Run one tampering statement on the orders log (`{events}`/`{chain}` name its tables)."""
         if self.url.startswith("postgresql"):
             with psycopg.connect(self.url, autocommit=True) as conn:
-                conn.execute(postgres.format(events="orders_events", chain="orders_events_chain"), params)  # type: ignore[arg-type]
+                conn.execute(postgres.format(events="orders_events", chain="orders_events_chain"), params)
         else:
             main = sqlite_path(self.url)
-            with closing(sqlite3.connect(main.with_name(f"{main.stem}.orders{main.suffix}"))) as conn, conn:
-                conn.execute(sqlite.format(events="stored_events", chain="stored_events_chain"), params)
+            with closing(sqlite3.connect(main.with_name(f"{main.stem}.orders{main.suffix}"))) as lite, lite:
+                lite.execute(sqlite.format(events="stored_events", chain="stored_events_chain"), params)
 
     def set_state(self, position: int, state: bytes) -> None:
         self.sql(
@@ -271,18 +271,16 @@ def test_a_consistently_rewritten_chain_is_caught_only_by_the_signed_checkpoint(
     entries = [StoredEntry(e.position, e.stream, e.version, e.topic, e.state) for e in events[1:]]
     first = events[0]
     assert first.hash is not None and first.link is not None
-    rows = chain_entries("orders", entries, {(first.stream, 1): first.hash}, first.link, events[1].recorded_at)
+    recorded_at = events[1].recorded_at
+    assert recorded_at is not None
+    rows = chain_entries("orders", entries, {(first.stream, 1): first.hash}, first.link, recorded_at)
     for row, original in zip(rows, events[1:], strict=True):
         log.sql(
             "UPDATE {chain} SET hash = %s, link = %s, recorded_at = %s WHERE notification_id = %s",
             "UPDATE {chain} SET hash = ?, link = ?, recorded_at = ? WHERE notification_id = ?",
             row.hash,
             row.link,
-            *(
-                (events[1].recorded_at,)
-                if log.url.startswith("postgresql")
-                else (events[1].recorded_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),)
-            ),  # type: ignore[union-attr]
+            *((recorded_at,) if log.url.startswith("postgresql") else (recorded_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),)),
             original.position,
         )
     status, report = log.verify(monkeypatch, capsys)
@@ -557,20 +555,20 @@ def _copy_into_catalog(log: Log) -> None:
             )
         return
     main = sqlite_path(log.url)
-    with closing(sqlite3.connect(main.with_name(f"{main.stem}.catalog{main.suffix}"))) as conn, conn:
-        conn.execute("ATTACH ? AS orders", (str(main.with_name(f"{main.stem}.orders{main.suffix}")),))
-        conn.execute(
+    with closing(sqlite3.connect(main.with_name(f"{main.stem}.catalog{main.suffix}"))) as lite, lite:
+        lite.execute("ATTACH ? AS orders", (str(main.with_name(f"{main.stem}.orders{main.suffix}")),))
+        lite.execute(
             "INSERT INTO stored_events (rowid, originator_id, originator_version, topic, state) "
             "SELECT rowid, originator_id, originator_version, topic, state FROM orders.stored_events WHERE rowid <= 2"
         )
-        conn.execute(
+        lite.execute(
             "INSERT INTO stored_events_chain SELECT * FROM orders.stored_events_chain WHERE notification_id <= 2"
         )
 
 
 # Tamperings `ugc verify` named from the start, each pinned: what is done, and the findings
 # (kind, context, position, version) it must give.
-PINNED = {
+PINNED: dict[str, tuple[Callable[[Log], None], set[tuple[str, str, int, int]]]] = {
     "topic changed": (
         lambda log: log.sql(
             "UPDATE {events} SET topic = 'ugc.Order.Cancelled' WHERE notification_id = 2",
@@ -622,8 +620,8 @@ def test_a_dropped_accounts_log_with_a_journaled_erasure_is_named_and_no_user_lo
             conn.execute("DROP TABLE accounts_events CASCADE")
     else:
         main = sqlite_path(log.url)
-        with closing(sqlite3.connect(main.with_name(f"{main.stem}.accounts{main.suffix}"))) as conn, conn:
-            conn.execute("DROP TABLE stored_events")
+        with closing(sqlite3.connect(main.with_name(f"{main.stem}.accounts{main.suffix}"))) as lite, lite:
+            lite.execute("DROP TABLE stored_events")
     status, report = log.verify(monkeypatch, capsys)
     assert status == 1 and ("chain", "accounts") in {(f["kind"], f["context"]) for f in report["findings"]}
 
@@ -639,8 +637,8 @@ def test_data_keys_overwritten_with_garbage_are_named_in_one_line_not_the_cipher
             conn.execute("UPDATE accounts_data_keys SET wrapped = %s", (b"xx",))
     else:
         main = sqlite_path(log.url)
-        with closing(sqlite3.connect(main.with_name(f"{main.stem}.accounts{main.suffix}"))) as conn, conn:
-            conn.execute("UPDATE data_keys SET wrapped = ?", (b"xx",))
+        with closing(sqlite3.connect(main.with_name(f"{main.stem}.accounts{main.suffix}"))) as lite, lite:
+            lite.execute("UPDATE data_keys SET wrapped = ?", (b"xx",))
     done = ugc(log.env, "verify")
     # Told as a key that is not the deployment's is (exit 2): from the keys alone the two look alike.
     assert done.returncode == 2 and "Nonce" not in done.stderr, done.stderr

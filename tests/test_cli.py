@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from email import message_from_bytes
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -365,12 +366,15 @@ def test_seed_demo_fills_every_order_status_once(env: dict[str, str], db: Databa
     assert _counts(db) == before
 
 
-def _counts(db: Database) -> dict[str, object]:
+def _counts(db: Database) -> dict[str, Any]:
+    """The orders by status (a dict), and the rows of each other table (a number)."""
     with db.read() as cur:
         rows = cur.execute("SELECT status, COUNT(*) AS n FROM orders GROUP BY status").fetchall()
-        counts: dict[str, object] = {"orders": {row["status"]: row["n"] for row in rows}}
+        counts: dict[str, Any] = {"orders": {row["status"]: row["n"] for row in rows}}
         for table in ("reviews", "messages", "services", "users"):
-            counts[table] = cur.execute(f"SELECT COUNT(*) AS n FROM {table}").fetchone()["n"]  # noqa: S608
+            counted = cur.execute(f"SELECT COUNT(*) AS n FROM {table}").fetchone()  # noqa: S608
+            assert counted is not None
+            counts[table] = counted["n"]
     return counts
 
 

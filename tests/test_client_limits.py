@@ -20,7 +20,8 @@ from tests.backends import environment, fresh_database
 from tests.conftest import Api
 from tests.servers import Server, start_server
 from ugc.config import Settings
-from ugc.platform.client_limits import HEAD_TOO_LARGE, HEAD_TOO_SLOW, MALFORMED, MAX_HEAD_BYTES
+from ugc.platform.client_limits import HEAD_TOO_SLOW, MALFORMED, MAX_HEAD_BYTES
+from ugc.platform.socket_protocol import HEAD_TOO_LARGE
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
@@ -188,7 +189,7 @@ def test_an_idle_keep_alive_connection_is_timed_by_keep_alive_alone(server: Serv
 def test_a_websocket_outlives_the_limit(served: tuple[Server, Settings]) -> None:
     server, settings = served
     with httpx.Client(base_url=server.url, timeout=20) as http:
-        anna = Api(http, settings).verified_user()
+        anna = Api(http, settings).verified_user()  # type: ignore[arg-type]
 
     async def scenario() -> None:
         url = f"ws://127.0.0.1:{server.port}/ws/notifications/?token={anna['access']}"

@@ -105,15 +105,18 @@ def test_a_write_racing_the_skills_removal_answers_what_it_saved(race: str, serv
                     gone = setup.delete(f"/api/creator-skills/{number}/", headers=headers)
                     assert gone.status_code == 204, gone.text
                 late = SPREAD * (round_number % 10) / 10
-                write, removal = at_once(
-                    running.url,
-                    lambda client, headers=headers, number=number, skill=skill: plan.send(
-                        client, headers, number, skill
-                    ),
-                    lambda client, headers=headers, number=number, late=late: _remove_after(
-                        client, late, number, headers
-                    ),
-                )
+
+                def send_write(
+                    client: httpx.Client, headers: dict[str, str] = headers, number: int = number, skill: int = skill
+                ) -> httpx.Response:
+                    return plan.send(client, headers, number, skill)
+
+                def send_removal(
+                    client: httpx.Client, headers: dict[str, str] = headers, number: int = number, late: float = late
+                ) -> httpx.Response:
+                    return _remove_after(client, late, number, headers)
+
+                write, removal = at_once(running.url, send_write, send_removal)
                 stored: CreatorSkill = stores.catalog.repository.get(creator_skill_id(number))
                 saved = plan.saved(stored)
                 outcomes.append((saved, write.status_code))

@@ -83,11 +83,11 @@ def _keys_table(url: str, statement: str, params: tuple[Any, ...] = ()) -> list[
     """Run `statement` on the accounts log's table of data keys (`{table}` in it), in the table's order."""
     if url.startswith("postgresql"):
         with psycopg.connect(url, autocommit=True) as conn:
-            cur = conn.execute(statement.format(table="accounts_data_keys"), params)  # type: ignore[arg-type]
+            cur = conn.execute(statement.format(table="accounts_data_keys"), params)
             return cur.fetchall() if cur.description else []
     main = sqlite_path(url)
-    with closing(sqlite3.connect(main.with_name(f"{main.stem}.accounts{main.suffix}"))) as conn, conn:
-        return conn.execute(statement.format(table="data_keys").replace("%s", "?"), params).fetchall()
+    with closing(sqlite3.connect(main.with_name(f"{main.stem}.accounts{main.suffix}"))) as lite, lite:
+        return lite.execute(statement.format(table="data_keys").replace("%s", "?"), params).fetchall()
 
 
 @pytest.mark.timeout(240)

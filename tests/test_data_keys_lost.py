@@ -40,10 +40,10 @@ def keys_table(url: str, *, drop: bool = False) -> bool:
             row = conn.execute("SELECT to_regclass('accounts_data_keys') IS NOT NULL").fetchone()
             return bool(row and row[0])
     main = sqlite_path(url)
-    with closing(sqlite3.connect(main.with_name(f"{main.stem}.accounts{main.suffix}"))) as conn, conn:
+    with closing(sqlite3.connect(main.with_name(f"{main.stem}.accounts{main.suffix}"))) as lite, lite:
         if drop:
-            conn.execute("DROP TABLE data_keys")
-        return conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'data_keys'").fetchone() is not None
+            lite.execute("DROP TABLE data_keys")
+        return lite.execute("SELECT 1 FROM sqlite_master WHERE name = 'data_keys'").fetchone() is not None
 
 
 def test_a_dropped_table_of_data_keys_is_a_finding_of_verify_and_no_command_makes_it_anew(

@@ -24,7 +24,7 @@ from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit
 from uuid import uuid4
 
-import httpx
+import httpx2
 import psycopg
 import pytest
 from eventsourcing.persistence import StoredEvent
@@ -123,7 +123,7 @@ def test_a_database_that_refuses_writes_answers_503_and_readyz_says_so(postgres:
         user = api.verified_user()
         credentials = {"username": user["username"], "password": user["password"]}
 
-        def edit() -> httpx.Response:
+        def edit() -> httpx2.Response:
             return client.patch("/api/v1/users/me/", headers=user["headers"], json={"bio": "обновлено"})
 
         with read_only(postgres):
@@ -492,10 +492,12 @@ def test_a_chat_frame_while_the_database_refuses_writes_gets_an_error_frame_and_
                 for _ in range(3):
                     ws.send_text('{"message": "во время отказа"}')
                     assert ws.receive_json() == {"error": message("unavailable")}
-            sent = eventually(
-                lambda: (ws.send_text('{"message": "после"}'), ws.receive_json())[1],
-                lambda frame: frame.get("message") == "после",
-            )
+
+            def send() -> Any:
+                ws.send_text('{"message": "после"}')
+                return ws.receive_json()
+
+            sent = eventually(send, lambda frame: frame.get("message") == "после")
             assert sent.get("message") == "после", sent
             terminate_sessions(postgres)  # a blip mid-socket: the frame meets dead sessions, and is sent
             ws.send_text('{"message": "после обрыва"}')

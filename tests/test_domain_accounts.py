@@ -44,6 +44,7 @@ def test_profile_update_records_only_changed_writable_fields() -> None:
     user.update_profile({"first_name": "Анна", "bio": "Снимаю видео", "username": "hacker"}, NOW, ANNA)
     events = user.collect_events()
     assert [type(e) for e in events] == [User.Registered, User.ProfileUpdated]
+    assert isinstance(events[-1], User.ProfileUpdated)
     assert events[-1].changes == {"bio": "Снимаю видео"}
     assert user.username == "anna"
 

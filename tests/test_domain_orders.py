@@ -15,7 +15,7 @@ from uuid import UUID
 import pytest
 
 from ugc.errors import Conflict, InvalidField, NotAllowed, NotFound, WrongState
-from ugc.events import SCHEDULER, operator_actor, user_actor
+from ugc.events import SCHEDULER, Caused, operator_actor, user_actor
 from ugc.notifications import Parties, notification_type, recipients
 from ugc.orders import (
     CANCELLED,
@@ -169,6 +169,7 @@ def test_every_command_from_every_status(rule: Row, status: str, party: str) -> 
             "both": (CREATOR, BUYER),
         }[rule.notifies]
         assert recipients(happened, PARTIES) == told
+        assert isinstance(happened, Caused)
         assert happened.actor == (SCHEDULER if party == "system" else user_actor(actor))
         if rule.notification is not None:
             assert notification_type(happened) == rule.notification
@@ -191,6 +192,7 @@ def test_placing_starts_pending_and_tells_the_creator() -> None:
     (happened,) = order.collect_events()
     assert EVENT_NAMES[type(happened)] == "OrderPlaced"
     assert recipients(happened, PARTIES) == (CREATOR,) and notification_type(happened) == "new_order"
+    assert isinstance(happened, Caused)
     assert happened.actor == user_actor(BUYER)
 
 
@@ -281,6 +283,7 @@ def test_only_the_other_party_is_told_of_an_erased_partys_cancellation(erased: i
     order = placed()
     order.cancel_for_erased(operator_actor("root"), erased, "Аккаунт участника удален.", NOW)
     cancelled = order.collect_events()[-1]
+    assert isinstance(cancelled, Order.Cancelled)
     assert recipients(cancelled, PARTIES) == told
     # One stored before cancellations named the erased party (upcast: None) tells both, as it did.
     assert recipients(replace(cancelled, erased_party=None), PARTIES) == (CREATOR, BUYER)

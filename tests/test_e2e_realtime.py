@@ -485,7 +485,7 @@ def test_a_consumer_that_falls_behind_gets_every_message_once_without_stalling_o
                 for _ in range(25):  # the fast client keeps pace with what it sends
                     assert (await next_frame(fast, timeout=10))["message"] == text
                 sent += 25
-            got = []
+            got: list[int] = []
             with contextlib.suppress(TimeoutError):  # one missing: the loop ends, and `got` shows it
                 while len(got) < sent:
                     got.append(json.loads(await asyncio.wait_for(slow.recv(), 3))["id"])

@@ -71,7 +71,14 @@ def _kill_erasure_after_its_user_erased(
     """SIGKILL `ugc users erase` on `person` once `User.Erased` is stored and the erasure waits at the
     catalog's lock, which the caller holds (`catalog_held`, its `waiting`), so it withdrew nothing."""
     with _user_erased_stored(settings) as user_erased:
-        _kill_erasure_when(env, person, lambda: user_erased() and waiting() is None)
+
+        def erased_and_waiting() -> bool:
+            if not user_erased():
+                return False
+            waiting()
+            return True
+
+        _kill_erasure_when(env, person, erased_and_waiting)
 
 
 @contextmanager
@@ -138,7 +145,7 @@ class _SQLiteSteps:
             self.accounts.execute("ROLLBACK")
             self.step = "user"
         found = "SELECT count(*) FROM stored_events WHERE topic = 'ugc.User.Erased'"
-        return self.accounts.execute(found).fetchone() != (0,)
+        return bool(self.accounts.execute(found).fetchone() != (0,))
 
     def close(self) -> None:
         for connection in (self.main, self.accounts):

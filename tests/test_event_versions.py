@@ -101,7 +101,7 @@ def test_an_event_class_without_its_own_version_or_an_actor_is_refused_at_import
         body: dict[str, Any] = {"TOPIC": "tests.Probe.Happened", "__annotations__": {"at": "datetime"}}
         if version:
             body["class_version"] = 1
-        happened = dataclass(frozen=True)(type("Happened", bases, body))
+        happened: type = dataclass(frozen=True)(type("Happened", bases, body))
         return type("Probe", (Aggregate,), {"Happened": happened})
 
     with pytest.raises(TypeError, match="class_version"):

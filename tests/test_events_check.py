@@ -6,13 +6,14 @@ import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from uuid import uuid4
 
 from eventsourcing.persistence import StoredEvent
 
 from tests.backends import DATA_KEY, environment, fresh_database
 from tests.golden_events import FIXTURES, fixture_path
-from tests.test_cli import ugc
+from tests.servers import run_ugc as ugc
 from ugc.ids import ID_KINDS
 from ugc.platform.database import Database
 from ugc.platform.restore_floors import floor_at, raise_floors
@@ -22,7 +23,7 @@ from ugc.wiring import migrate
 LOG = json.loads((FIXTURES / "log-v1.json").read_text())
 
 
-def stored(kept: dict[str, object], **state: object) -> StoredEvent:
+def stored(kept: dict[str, Any], **state: object) -> StoredEvent:
     return StoredEvent(
         originator_id=uuid4(),
         originator_version=int(str(kept["originator_version"])),

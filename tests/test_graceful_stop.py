@@ -64,7 +64,7 @@ def test_sockets_are_closed_1012_at_a_stop_and_resume_after_the_restart_missing_
     with fresh_database(backend, tmp_path) as url:
         env = environment(backend, url, tmp_path)
         with start_server(env, log_dir=tmp_path / "logs") as server, httpx.Client(base_url=server.url) as http:
-            api = Api(http, Settings.from_env(env | {"UGC_PUBLIC_URL": server.url}))
+            api = Api(http, Settings.from_env(env | {"UGC_PUBLIC_URL": server.url}))  # type: ignore[arg-type]
             deal = a_deal(api)
             chat = api.conversation(deal.buyer, deal.creator)
             alerts = f"/ws/notifications/?token={deal.creator['access']}"
@@ -97,7 +97,7 @@ def test_sockets_are_closed_1012_at_a_stop_and_resume_after_the_restart_missing_
             start_server(env, port, log_dir=tmp_path / "logs-after") as again,
             httpx.Client(base_url=again.url) as http,
         ):
-            api = Api(http, Settings.from_env(env | {"UGC_PUBLIC_URL": again.url}))
+            api = Api(http, Settings.from_env(env | {"UGC_PUBLIC_URL": again.url}))  # type: ignore[arg-type]
             place(api, deal)  # while the sockets are away
             http.post(
                 f"/api/v1/conversations/{chat}/messages/", headers=deal.buyer["headers"], json={"message": "пока нет"}
@@ -162,7 +162,7 @@ def test_a_projector_stopped_gives_its_leases_up_at_once(backend: str, number: s
                 assert first.poll() is None and time.monotonic() < deadline, (tmp_path / "first.log").read_text()
                 time.sleep(0.1)
             second = start_projector(env, tmp_path / "second.log")
-            holders = set()
+            holders: set[str] = set()
             while len(holders) < 2:  # both hold some: the balance has shared them
                 assert second.poll() is None and time.monotonic() < deadline, (tmp_path / "second.log").read_text()
                 holders = {state.holder for state in leases.states(db).values() if state.holder}
@@ -195,7 +195,7 @@ def test_a_hangup_stops_a_server_as_sigterm_does(tmp_path: Path) -> None:
         server = launch_server(env, log_dir=tmp_path / "logs", prefix=("setsid",))
         with server, httpx.Client(base_url=server.url) as http:
             server.wait_until_healthy()
-            api = Api(http, Settings.from_env(env | {"UGC_PUBLIC_URL": server.url}))
+            api = Api(http, Settings.from_env(env | {"UGC_PUBLIC_URL": server.url}))  # type: ignore[arg-type]
             deal = a_deal(api)
             alerts = f"ws://127.0.0.1:{server.port}/ws/notifications/?token={deal.creator['access']}"
 

@@ -400,7 +400,9 @@ def test_a_keys_record_outlives_a_session_terminated_while_its_connection_was_po
         key = f"cut-{uuid.uuid4().hex}"
         assert keys.claim(7, key, "fingerprint") is None
         with db.transaction() as cur:
-            pid = cur.execute("SELECT pg_backend_pid() AS pid").fetchone()["pid"]
+            row = cur.execute("SELECT pg_backend_pid() AS pid").fetchone()
+            assert row is not None
+            pid = row["pid"]
         with psycopg.connect(settings.database_url, autocommit=True) as admin:
             admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
         keys.appended(7, key, {"orders": 41})

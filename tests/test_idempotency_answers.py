@@ -22,7 +22,8 @@ KEY_REUSED = refused("Idempotency-Key", message("idempotency_key_reused"))
 
 
 def keyed(user: dict[str, Any], key: str | None = None) -> dict[str, str]:
-    return user["headers"] | {"Idempotency-Key": key or uuid.uuid4().hex}
+    headers: dict[str, str] = user["headers"]
+    return headers | {"Idempotency-Key": key or uuid.uuid4().hex}
 
 
 def order_body(deal: Deal) -> dict[str, Any]:

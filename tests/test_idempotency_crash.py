@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
@@ -113,7 +114,7 @@ def test_a_key_whose_worker_died_before_appending_is_taken_over_after_the_in_fli
         assert [number for number, requirements in placed_in_log(url) if requirements == text] == [retry.json()["id"]]
 
 
-def waiting_for_a_lock(conn: psycopg.Connection[tuple[object, ...]]) -> list[int]:
+def waiting_for_a_lock(conn: psycopg.Connection[tuple[Any, ...]]) -> list[int]:
     """The sessions of this database waiting for a lock (the key's update, behind the test's row lock)."""
     rows = conn.execute(
         "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"

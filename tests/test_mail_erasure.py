@@ -54,7 +54,11 @@ def test_the_waiting_mail_of_a_person_erased_meanwhile_is_never_sent(
             sender_log = tmp_path / "project.log"
             stack.callback(end_process, start_projector(env, sender_log))
         for lease in ("accounts", "verification_mail"):  # registrations wait for the accounts read model
-            eventually(lambda held=lease: f"lease {held} acquired" in sender_log.read_text(errors="replace"), lease)
+
+            def acquired(held: str = lease) -> bool:
+                return f"lease {held} acquired" in sender_log.read_text(errors="replace")
+
+            eventually(acquired, lease)
         client = stack.enter_context(httpx.Client(base_url=server.url, timeout=20))
         erased = register(client)
         # The sender has read the mail, and so opened the person's data key, and waits for its server.

@@ -29,7 +29,12 @@ def migrates_beside(url: str, hold: Callable[[psycopg.Connection[Any]], None], w
         with psycopg.connect(url) as other:
             hold(other)
             done = threading.Event()
-            starting = threading.Thread(target=lambda: (migrate(db), done.set()), daemon=True)
+
+            def start() -> None:
+                migrate(db)
+                done.set()
+
+            starting = threading.Thread(target=start, daemon=True)
             starting.start()
             assert done.wait(20), f"the migration waited for {what}"
             other.rollback()

@@ -841,7 +841,9 @@ def test_on_postgresql_the_erased_rows_old_versions_and_keys_are_vacuumed_away(
         cur.execute("CREATE EXTENSION IF NOT EXISTS pageinspect")
     with db.read() as cur:
         for table in ("users", "creator_profiles", "accounts_data_keys", "idempotency_keys"):
-            pages = cur.execute("SELECT pg_relation_size(%s) / 8192 AS n", (table,)).fetchone()["n"]
+            picked = cur.execute("SELECT pg_relation_size(%s) / 8192 AS n", (table,)).fetchone()
+            assert picked is not None
+            pages = picked["n"]
             tuples = b"".join(
                 bytes(row["t_data"])
                 for page in range(pages)

@@ -134,11 +134,14 @@ def test_a_change_racing_the_items_deletion_answers_what_it_saved(race: str, ser
                 late = SPREAD * (round_number % 10) / 10
                 item = created(api, creator)["id"]
                 image = added_image(api, creator, item)["id"]
-                change, deletion = at_once(
-                    running.url,
-                    lambda client, item=item, image=image: plan.send(client, headers, item, image),
-                    lambda client, item=item, late=late: _delete_after(client, late, item, headers),
-                )
+
+                def send_change(client: httpx.Client, item: int = item, image: int = image) -> httpx.Response:
+                    return plan.send(client, headers, item, image)
+
+                def send_deletion(client: httpx.Client, item: int = item, late: float = late) -> httpx.Response:
+                    return _delete_after(client, late, item, headers)
+
+                change, deletion = at_once(running.url, send_change, send_deletion)
                 assert deletion.status_code == 204, deletion.text
                 saved = plan.saved(stores, item, image)
                 outcomes.append((saved, change.status_code))

@@ -431,7 +431,8 @@ def test_a_batch_looks_each_notifications_read_up_by_key_however_many_reads_came
     session's prepared statement. As an EXISTS it was a hash of the whole table, built every batch."""
     if backend != "postgres":
         pytest.skip("PostgreSQL's plans; SQLite looks each read up by its primary key")
-    row = (notification_id("orders", 1), 1, BUYER, "orders", 1, "order_placed", "m", {}, datetime.now(UTC))
+    data: dict[str, Any] = {}
+    row = (notification_id("orders", 1), 1, BUYER, "orders", 1, "order_placed", "m", data, datetime.now(UTC))
     with fresh_database(backend, tmp_path, migrated=True) as url:
         db = Database(url)
         try:

@@ -210,6 +210,7 @@ def test_a_failing_read_model_backs_off_alone_while_the_others_follow_the_log(wo
     try:
         write_history(world, "flaky", 3)
         head = world.stores.accounts.recorder.max_notification_id()
+        assert head is not None
         eventually(lambda: positions_of(world.db)["accounts"] == head)
         assert positions_of(world.db)[FlakyProjection.name] == 0 and flaky.applied == []
         flaky.broken = False

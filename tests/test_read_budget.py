@@ -17,6 +17,7 @@ import asyncio
 import sqlite3
 import time
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -150,7 +151,7 @@ def test_a_sqlite_read_that_waited_for_a_thread_past_ugc_queue_timeout_is_turned
         finally:
             await db.aclose()
 
-    async def alone() -> list[list[dict[str, int]]]:
+    async def alone() -> tuple[list[dict[str, Any]], list[list[dict[str, Any]]]]:
         try:
             return await db.fetch_async("SELECT 1 AS n"), await db.snapshot_async(("SELECT 2 AS n", []))
         finally:

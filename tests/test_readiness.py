@@ -12,11 +12,13 @@ import pytest
 from api.app import build_app
 from api.routes import meta
 from projections import operations
+from readmodels.tracking import ProjectionState
 from tests.backends import DATA_KEY
 from tests.conftest import checked_client
 from ugc.clock import MovableClock
 from ugc.config import Settings
 from ugc.platform.database import Database
+from ugc.platform.dialect import Cursor
 from ugc.platform.store import EventStores
 from ugc.wiring import runtime
 
@@ -96,7 +98,11 @@ def test_lag_is_read_on_the_clock_that_recorded_the_event_not_this_process(setti
             now = datetime.now(UTC) + skew
             # As the CLI reads it (the pools), and as /readyz does (every statement on its own connection).
             pooled = operations.status(db, stores, now=now)
-            probed = db.probing(lambda cur, now=now: operations.status(db, stores, now=now, on=cur))
+
+            def probe(cur: Cursor, now: datetime = now) -> list[ProjectionState]:
+                return operations.status(db, stores, now=now, on=cur)
+
+            probed = db.probing(probe)
             for states in (pooled, probed):
                 [accounts] = {s.lag_seconds for s in states if s.application == "accounts" and s.read_model} - {0.0}
                 assert 1.2 <= accounts < 10, (skew, accounts)

@@ -135,6 +135,7 @@ def test_a_push_without_its_place_is_read_from_the_store(api: Api) -> None:
         # A push in its place comes next as it is; once it is sent the socket waits, idle, for the next.
         pushed = stored | {"id": 10_000 * 8 + 1}
         seq = notifications.seq_of(services.db, anna["id"], stored["id"])
+        assert seq is not None
         services.realtime.publish([Push(kind="notification", to=user_channel(anna["id"]), row=pushed, seq=seq + 1)])
         assert json.loads(ws.receive_text())["id"] == pushed["id"]
         # Ended by the server (a push it cannot render, as above): leaving a TestClient socket open

@@ -58,13 +58,13 @@ def test_rebuilt_read_models_equal_the_live_ones(settings: Settings) -> None:
             if not open_orders or rng.random() < 0.25:
                 deal = rng.choice(deals)
                 headers = {"Authorization": f"Bearer {api.login(deal.buyer['username'])['access']}"}
-                order = place(
+                placed = place(
                     api,
                     Deal(deal.creator, deal.buyer | {"headers": headers}, deal.service),
                     delivery_date=(clock.now().date() + timedelta(days=rng.randint(1, 30))).isoformat(),
                     selected_option_ids=rng.sample([o["id"] for o in deal.service["options"]], rng.randint(0, 2)),
                 )
-                orders[order["id"]] = (deal, "pending")
+                orders[placed["id"]] = (deal, "pending")
                 continue
             order, deal, status = rng.choice(open_orders)
             who, action, body, target = rng.choice(MOVES[status])

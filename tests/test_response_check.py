@@ -19,6 +19,7 @@ from api.errors import EXCEPTION_HANDLERS, not_found
 from api.openapi import DocumentedSocket, Operation, endpoint
 from api.responses import JSON
 from api.routes import orders as orders_route
+from api.schemas.orders import render_order
 from api.schemas.out import Number, Out, omittable
 from tests.conftest import Api
 from tests.orders_world import a_deal, place
@@ -153,7 +154,7 @@ def test_on_the_real_app_a_renderer_that_drifts_from_its_model_fails(api: Api, m
     """An order answered with `total_price` renamed and `is_late` dropped: the route and both keys are named."""
     deal = a_deal(api)
     order = place(api, deal)
-    real = orders_route.render_order
+    real = render_order
 
     def drifted(row: dict[str, Any], today: date) -> dict[str, Any]:
         answer = real(row, today)

@@ -128,7 +128,7 @@ def test_a_clash_whose_new_state_refuses_answers_the_domain_error(stores: EventS
 
 def test_an_expected_version_that_is_not_current_is_stale_and_decides_nothing(stores: EventStores) -> None:
     user = a_profile(stores)
-    decided = []
+    decided: list[CreatorProfile] = []
     with pytest.raises(StaleVersion) as stale:
         change(
             stores.accounts,
@@ -292,6 +292,7 @@ def test_an_order_command_is_decided_again_only_on_the_status_its_caller_saw(
     of two transitions); a cancel raced by an edit that kept the order pending is decided again."""
     number = a_pending_order(stores)
     orders = RacedOrders(stores, settings, other)
+    result: str
     try:
         orders.cancel(number, BUYER, "Передумал")
         result = stores.orders.repository.get(order_id(number)).status

@@ -19,7 +19,7 @@ from tests.backends import environment
 from tests.conftest import refused
 from tests.servers import Server, run_ugc, start_server, upgraded_socket
 from ugc.platform import socket_protocol
-from ugc.platform.client_limits import HEAD_TOO_LARGE
+from ugc.platform.socket_protocol import HEAD_TOO_LARGE
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
@@ -99,12 +99,12 @@ def test_a_forms_text_fields_are_documented_as_the_form_checks_them(served: Serv
     assert image["required"] == ["portfolio_item", "image"]
     assert form("/api/portfolio/{id}/", "patch")["required"] == []
 
-    item = served.client.post(
+    created = served.client.post(
         "/api/portfolio/", headers=served.creator, data={"title": "Логотип"}, files={"cover_image": ("a.png", PNG)}
     )
-    assert item.status_code == 201, item.text
+    assert created.status_code == 201, created.text
     untitled = served.client.put(
-        f"/api/portfolio/{item.json()['id']}/", headers=served.creator, files={"description": (None, b"x")}
+        f"/api/portfolio/{created.json()['id']}/", headers=served.creator, files={"description": (None, b"x")}
     )
     assert (untitled.status_code, untitled.json()) == (422, refused("title", "Обязательное поле."))
 
@@ -116,7 +116,8 @@ def test_the_list_filters_are_documented_with_the_bounds_and_forms_they_take(ser
 
     def parameter(path: str, name: str) -> dict[str, Any]:
         found: dict[str, Any] = next(p for p in paths[path]["get"]["parameters"] if p["name"] == name)
-        return found["schema"]
+        schema: dict[str, Any] = found["schema"]
+        return schema
 
     for name in ("min_price", "max_price"):
         assert parameter("/api/v1/services/", name)["maximum"] == 10**12
@@ -211,9 +212,10 @@ def test_an_http_request_to_a_streams_path_is_told_to_upgrade(
         served.server.port, f"{request_line} HTTP/1.1\r\nHost: x\r\n{headers}Connection: close\r\n\r\n".encode()
     )
     head, _, content = received.partition(b"\r\n\r\n")
+    fields = [line.decode().partition(": ") for line in head.split(b"\r\n")[1:]]
     answer = httpx.Response(
         int(head.split(b" ")[1]),
-        headers=[line.decode().split(": ", 1) for line in head.split(b"\r\n")[1:]],  # type: ignore[misc]
+        headers=[(name, value) for name, _, value in fields],
         content=content,
     )
     assert answer.status_code == status, received

@@ -9,15 +9,14 @@ from datetime import timedelta
 
 import pytest
 
-from api.idempotency_keys import KEPT_FOR
-from api.throttle import WINDOW
 from tests.conftest import Api
 from ugc.clock import MovableClock
 from ugc.config import Settings
 from ugc.platform import auth_failures, erasures, idempotency_keys
-from ugc.platform.auth_failures import Subject
+from ugc.platform.auth_failures import WINDOW, Subject
 from ugc.platform.database import Database
 from ugc.platform.erasures import MARKS_KEPT_FOR, ErasureWatch
+from ugc.platform.idempotency_keys import KEPT_FOR
 from ugc.platform.sweeping import Sweeper
 
 

@@ -82,7 +82,7 @@ def _edit_both(record: Record) -> None:
     record[0]["data"]["total_price"] = 10
 
 
-TAMPERINGS: dict[str, tuple[Callable[[Record], None], str]] = {
+TAMPERINGS: dict[str, tuple[Callable[[Record], object], str]] = {  # what a tampering returns is dropped
     "a shown price": (lambda r: r[0]["data"].update(total_price=10), "data.total_price differs"),
     "a shown actor": (lambda r: r[3]["actor"].update(id=r[2]["actor"]["id"]), "actor differs"),
     "a shown type": (lambda r: r[3].update(type="OrderCancelled"), "is not the stored topic"),

@@ -10,12 +10,12 @@ from datetime import timedelta
 
 from starlette.testclient import TestClient
 
-from api.throttle import DEAD_AFTER, LIMITS, WINDOW, subjects
+from api.throttle import DEAD_AFTER, LIMITS, subjects
 from tests.conftest import Api, mailed_token, new_client, next_address
 from ugc.clock import MovableClock
 from ugc.config import Settings
 from ugc.platform import auth_failures, leases
-from ugc.platform.auth_failures import Subject
+from ugc.platform.auth_failures import WINDOW, Subject
 from ugc.platform.database import Database
 
 BURST = 40

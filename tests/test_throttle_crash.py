@@ -119,7 +119,7 @@ def test_sign_ins_in_flight_in_a_killed_server_stop_counting_within_seconds(back
         os.kill(slow.process.pid, signal.SIGKILL)
         slow.process.wait()
         killed_at = time.monotonic()
-        answers = []
+        answers: list[int] = []
         while not answers or answers[-1] != 200:
             answers.append(sign_in(usual, user, PASSWORD))
             assert time.monotonic() - killed_at < BOUND + WAIT, answers

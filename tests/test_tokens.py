@@ -51,7 +51,7 @@ def test_a_token_from_the_future_is_refused_until_its_time_comes() -> None:
 def test_forged_and_malformed_tokens_are_refused_every_time() -> None:
     checker = service(MovableClock())
     forged = TokenService("f" * 40, MovableClock(), audience="this-deployment", access_ttl=900, refresh_ttl=3600)
-    unsigned = jwt.encode({"sub": "7", "typ": "access", "iat": 0, "exp": 2**40, "jti": "x"}, None, algorithm="none")
+    unsigned = jwt.encode({"sub": "7", "typ": "access", "iat": 0, "exp": 2**40, "jti": "x"}, "", algorithm="none")
     for token in (forged.issue(7, "access"), forged.issue(7, "access"), unsigned, "not-a-token"):
         with pytest.raises(TokenError):
             checker.user_id(token, "access")

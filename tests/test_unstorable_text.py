@@ -192,8 +192,8 @@ def test_a_lone_surrogate_in_a_portfolio_json_update_is_422(api: Api) -> None:
     """A portfolio update's JSON fields are fingerprinted for its `Idempotency-Key` before they are
     checked: a lone surrogate in a value or a name was a 500 there, with or without a key."""
     creator = api.creator()["headers"]
-    form = {"files": {"cover_image": ("c.png", PNG, "image/png")}}
-    item = api.client.post("/api/portfolio/", headers=creator, data={"title": "t"}, **form).json()
+    files = {"cover_image": ("c.png", PNG, "image/png")}
+    item = api.client.post("/api/portfolio/", headers=creator, data={"title": "t"}, files=files).json()
     image = api.client.post(
         "/api/portfolio-images/",
         headers=creator,

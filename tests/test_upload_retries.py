@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import httpx2
 import pytest
 
 from api.errors import message
@@ -75,11 +76,9 @@ def served(backend: str, tmp_path: Path) -> Iterator[Served]:
                 end_process(running.projector)
 
 
-def upload(served: Served, user: dict[str, Any], key: str, content: bytes) -> httpx.Response:
+def upload(served: Served, user: dict[str, Any], key: str, content: bytes) -> httpx.Response | httpx2.Response:
     headers = user["headers"] | {"Idempotency-Key": key}
-    response: httpx.Response = served.api.client.post(
-        UPLOAD, headers=headers, files={"file": ("отчет.txt", content, "text/plain")}
-    )
+    response = served.api.client.post(UPLOAD, headers=headers, files={"file": ("отчет.txt", content, "text/plain")})
     return response
 
 

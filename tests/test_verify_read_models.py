@@ -20,8 +20,8 @@ from projections.compare import compare_read_models
 from projections.orders import OrdersProjection
 from projections.replay import NotReplayed
 from tests.backends import DATA_KEY, environment, fresh_database
+from tests.servers import run_ugc as ugc
 from tests.test_chain_verify import Log
-from tests.test_cli import ugc
 from ugc import cli
 from ugc.platform.database import Database
 from ugc.platform.dialect import Cursor
@@ -56,7 +56,9 @@ def test_live_read_tables_equal_to_their_replay_verify_clean_and_each_tampered_r
     db = Database(url)
     try:
         with db.transaction(write=True) as cur:
-            order = cur.execute("SELECT id FROM orders ORDER BY id LIMIT 1").fetchone()["id"]
+            picked = cur.execute("SELECT id FROM orders ORDER BY id LIMIT 1").fetchone()
+            assert picked is not None
+            order = picked["id"]
             cur.execute("UPDATE orders SET status = 'completed' WHERE id = %s AND status <> 'completed'", (order,))
             if cur.rowcount == 0:
                 cur.execute("UPDATE orders SET status = 'cancelled' WHERE id = %s", (order,))

@@ -10,6 +10,7 @@ from uuid import UUID, uuid4
 
 import pytest
 from eventsourcing.persistence import StoredEvent
+from eventsourcing.sqlite import SQLiteApplicationRecorder
 
 from tests.backends import DATA_KEY
 from ugc.config import sqlite_path
@@ -48,6 +49,7 @@ def test_an_event_stores_wal_shrinks_after_appends_beside_a_long_read(tmp_path: 
     url = f"sqlite:///{tmp_path / 'ugc.sqlite3'}"
     stores = EventStores(url, create_table=True, data_key=DATA_KEY)
     recorder = stores.orders.recorder
+    assert isinstance(recorder, SQLiteApplicationRecorder)
     wal = Path(eventsourcing_settings(url, "orders", create_table=False)["SQLITE_DBNAME"] + "-wal")
     try:
         with recorder.datastore.transaction(commit=False) as reading:  # as `ugc verify`'s replay holds it

@@ -10,7 +10,7 @@ after `If-Match` (§13.2.2).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -187,11 +187,12 @@ def test_a_creator_profile_and_portfolio_writes_honour_if_none_match(api: Api) -
     item = created(api, creator)
     url = f"/api/portfolio/{item['id']}/"
     etag = api.client.get(url).headers["etag"]
-    for write in (
+    writes: tuple[Callable[[dict[str, str]], Any], ...] = (
         lambda named: api.client.patch(url, headers=creator["headers"] | named, files=multipart(title="Другой")),
         lambda named: api.client.put(url, headers=creator["headers"] | named, json={"title": "Другой"}),
         lambda named: api.client.delete(url, headers=creator["headers"] | named),
-    ):
+    )
+    for write in writes:
         assert_refused(write({"If-None-Match": "*"}), EXISTS, 1)
         assert_refused(write({"If-None-Match": etag}), UNCHANGED, 1)
     assert api.client.get(url).headers["etag"] == etag
