@@ -33,9 +33,15 @@ PYTEST_WORKERS ?= 2
 test: $(BIN)/.installed-test
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup --no-loadscope-reorder --durations=30 $(PYTEST_ARGS)
 
-lint: $(BIN)/.installed-test
+$(BIN)/.installed-lint: $(BIN)/.installed-test
 	$(PIP_INSTALL) -e '.[lint]'
+	touch $@
+
+# What CI runs before the tests (.ci/run). mypy takes its files from pyproject.toml: the packages, the
+# tests and bench (it imports what the tests import, so the test extras come first).
+lint: $(BIN)/.installed-lint
 	$(BIN)/ruff check ugc commands projections readmodels api tests bench
+	$(BIN)/ruff format --check ugc commands projections readmodels api tests
 	$(BIN)/mypy
 
 bench: $(BIN)/.installed-test
