@@ -175,13 +175,13 @@ def test_the_application_role_starts_a_server_whether_or_not_it_may_read_the_sch
     only once `deploy/append-only.sql` runs again: its servers start meanwhile as they did before the
     stamp, their migration leaving the owner's schema alone (not refused for want of a privilege)."""
     owner_url, app_url = owner_and_app
+    app_role = urlsplit(app_url).username
+    assert app_role is not None
     db = Database(app_url)
     try:
         migrate_unless_current(db)  # the owner migrated with this code: nothing to do
         with psycopg.connect(owner_url, autocommit=True) as owner:
-            owner.execute(
-                sql.SQL("REVOKE SELECT ON schema_stamp FROM {}").format(sql.Identifier(urlsplit(app_url).username))
-            )
+            owner.execute(sql.SQL("REVOKE SELECT ON schema_stamp FROM {}").format(sql.Identifier(app_role)))
         migrate_unless_current(db)
     finally:
         db.close()
