@@ -1,7 +1,7 @@
 """A soak: mixed traffic for a long while against the production layout, memory watched throughout.
 
 The layout of DESIGN.md's production column on this machine: `ugc serve --workers 2` (uvloop,
-httptools, access log off), two `ugc project` processes (one leads, the other stands by), a private
+httptools, access log off), two `ugc project` processes (sharing the projections' leases), a private
 `redis-server` for the pushes, PostgreSQL (a fresh database), production argon2id costs.
 
 The traffic is what people do, mixed in fixed proportions (KINDS below) and paced to a steady rate:
@@ -662,10 +662,10 @@ def report(run: Run, args: argparse.Namespace, command: str, began: datetime,
     lines = [
         f"## Soak — {began:%Y-%m-%d %H:%M} UTC (finished {datetime.now(UTC):%H:%M} UTC)", "",
         f"`{command}` — {CORES} cores, {platform.platform()}, Python {platform.python_version()}. "
-        "Layout: `ugc serve --workers 2` (uvloop, httptools, access log off), 2 × `ugc project` (one leads, the "
-        "other stands by), a private `redis-server` for the pushes, PostgreSQL (fresh database), production argon2id "
-        f"costs. Load: {args.users} virtual users (httpx.AsyncClient on uvloop, in the bench process, on the same "
-        f"cores) paced to {args.rate:g} actions/s in the mix below, after a {args.warmup:g} s warm-up; cast: "
+        "Layout: `ugc serve --workers 2` (uvloop, httptools, access log off), 2 × `ugc project` (sharing the "
+        "projections' leases), a private `redis-server` for the pushes, PostgreSQL (fresh database), production "
+        f"argon2id costs. Load: {args.users} virtual users (httpx.AsyncClient on uvloop, in the bench process, on the "
+        f"same cores) paced to {args.rate:g} actions/s in the mix below, after a {args.warmup:g} s warm-up; cast: "
         f"{args.creators} creators with 2 services each, {args.buyers} buyers (registered, verified from the mailed "
         f"link, logged in, {run.cast_seconds:.0f} s), one conversation per buyer. CPU other processes used before the "
         f"run: {run.background_cores:.2f} cores. Server sources: {source_fingerprint()}.", "",
