@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from api.app import ROUTES
 from api.asyncapi import CLOSE_CODES, asyncapi_document
 from api.openapi import DocumentedRoute, DocumentedSocket, openapi_document
-from api.realtime import NOT_FOUND, PROTOCOL_ERROR, SERVICE_RESTART, TRY_AGAIN_LATER, UNAUTHORIZED
+from api.realtime import BAD_REQUEST, NOT_FOUND, PROTOCOL_ERROR, SERVICE_RESTART, TRY_AGAIN_LATER, UNAUTHORIZED
 from api.schemas.errors import ERROR_BODIES
 from api.schemas.examples import EXAMPLES, PAGE_EXAMPLES
 from api.schemas.out import Out, Page
@@ -293,6 +293,7 @@ def test_the_asyncapi_close_codes_are_the_readmes_with_every_case() -> None:
     assert "база данных" in CLOSE_CODES[TRY_AGAIN_LATER]
     assert "удален" in CLOSE_CODES[UNAUTHORIZED]
     assert "путь" in CLOSE_CODES[NOT_FOUND]
+    assert "дважды" in CLOSE_CODES[BAD_REQUEST]
     for socket in (route for route in ROUTES if isinstance(route, DocumentedSocket)):
         assert PROTOCOL_ERROR in socket.closes, socket.path
 
