@@ -38,7 +38,6 @@ from ugc.platform.dialect import (
     add_column,
     created_index,
     created_table,
-    relation_exists,
     schema_relations,
     table_exists,
 )
@@ -177,14 +176,8 @@ def create_tables(db: Database) -> None:
         refresh_families.add_later_columns(cur)
         deployment.name_once(cur)
         for _, index in LATER_INDEXES:
-            if not _index_exists(cur, index):
+            if created_index(index) not in present:
                 cur.execute(index)
-
-
-def _index_exists(cur: Cursor, sql: str) -> bool:
-    """Whether `sql` creates an index that exists already (PostgreSQL; see `created_index`)."""
-    index = created_index(sql)
-    return index is not None and cur.dialect == "postgresql" and relation_exists(cur, index)
 
 
 def add_later_columns(cur: Cursor) -> None:
