@@ -95,6 +95,7 @@ MESSAGES: dict[str, str] = {
     "stale_version": "Объект изменился с момента загрузки; обновите его и повторите запрос.",
     "object_exists": "Объект уже существует (If-None-Match: *); запрос не выполнен.",
     "version_unchanged": "Объект все еще в версии, названной в If-None-Match; запрос не выполнен.",
+    "object_missing": "Объекта еще нет, а If-Match называет его версию; запрос не выполнен.",
     "idempotency_key_invalid": "Idempotency-Key должен быть непустой строкой не длиннее 255 символов.",
     "idempotency_key_malformed": (
         'Idempotency-Key в кавычках должен быть одной строкой "ключ" (RFC 8941): печатные символы ASCII, '
@@ -271,6 +272,8 @@ def from_domain(error: domain.DomainError) -> ApiError:
     if isinstance(error, domain.InvalidField):
         return invalid({error.field: [message(error.code)]})
     if isinstance(error, domain.PreconditionFailed):
+        if error.current is None:
+            return ApiError(412, {"error": message(error.code)})
         return ApiError(412, {"error": message(error.code), "version": error.current}, {"ETag": f'"{error.current}"'})
     if isinstance(error, domain.InvalidToken):
         return invalid({"token": [message(error.code)]})

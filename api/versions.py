@@ -68,6 +68,7 @@ def preconditions(request: Request) -> Preconditions:
     return Preconditions(
         # An `If-Match` with no tag that names a version (`"abc"`, none at all) holds for none.
         matching=None if not lines or matching == ANY else _versions(matching),
+        present=bool(lines),
         absent=none_matching == ANY,
         none_matching=_versions(none_matching),
     )

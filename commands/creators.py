@@ -34,12 +34,14 @@ class CreatorCommands:
         preconditions: Preconditions = UNCONDITIONAL,
     ) -> tuple[int, Positions]:
         """A user's one creator profile. A profile there already is a 409, or a 412 when the request's
-        conditions fail on it (`If-None-Match: *`: create only if there is none)."""
+        conditions fail on it (`If-None-Match: *`: create only if there is none); with none there, an
+        `If-Match` (which needs one) is a 412."""
         try:
             self.app.repository.get(aggregate_id("user", user_id))
         except AggregateNotFoundError:
             raise NotFound("user_not_found") from None
         self._refuse_existing(user_id, preconditions)
+        preconditions.check_missing()
         number = self.db.next_number("creator_profile")
         profile = CreatorProfile(
             number=number,

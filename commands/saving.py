@@ -101,11 +101,14 @@ class Preconditions:
     """The client's conditions on an aggregate's version (RFC 9110 §13.1.1-2), as api/versions.py reads them.
 
     `matching` is `If-Match`: one of these versions must be current (None: any version will do).
-    `If-None-Match` is `absent` (`*`: no current version at all will do, so an aggregate that was
-    loaded fails it) or `none_matching`, versions none of which may be current.
+    `present` is whether there was an `If-Match` at all (its `*` too): some current version must then
+    exist, so creating what is not there fails it (`check_missing`). `If-None-Match` is `absent`
+    (`*`: no current version at all will do, so an aggregate that was loaded fails it) or
+    `none_matching`, versions none of which may be current.
     """
 
     matching: frozenset[int] | None = None
+    present: bool = False
     absent: bool = False
     none_matching: frozenset[int] = frozenset()
 
@@ -119,6 +122,12 @@ class Preconditions:
             raise PreconditionFailed(version, "object_exists")
         if version in self.none_matching:
             raise PreconditionFailed(version, "version_unchanged")
+
+    def check_missing(self) -> None:
+        """Raise PreconditionFailed (412, no version to name) if the conditions need a current version
+        of what is about to be created: an `If-Match`, whatever its tags (RFC 9110 §13.1.1)."""
+        if self.present:
+            raise PreconditionFailed(None, "object_missing")
 
 
 UNCONDITIONAL = Preconditions()

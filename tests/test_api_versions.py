@@ -19,6 +19,7 @@ from ugc.config import Settings
 
 EXISTS = "Объект уже существует (If-None-Match: *); запрос не выполнен."
 STALE = "Объект изменился с момента загрузки; обновите его и повторите запрос."
+MISSING = "Объекта еще нет, а If-Match называет его версию; запрос не выполнен."
 
 
 def matching(version: int) -> dict[str, str]:
@@ -140,6 +141,23 @@ def test_a_creator_profile_created_under_if_none_match_star_is_412_once_one_exis
     plain = api.client.post(mine, headers=user["headers"], json={"specialization": "Фото"})
     assert (plain.status_code, plain.json()) == (409, {"error": "Профиль креатора уже существует."})
     assert api.client.get(f"/api/v1/creators/{first.json()['id']}/").json()["specialization"] == "Видео"
+
+
+def test_a_creator_profile_is_not_created_under_an_if_match(api: Api) -> None:
+    """`If-Match` asks that the profile exist at one of the named versions, `*` at any (RFC 9110
+    §13.1.1): while there is none, each is false, so the POST creates nothing and is 412, with no
+    version to name; a client that meant to edit its copy learns that there is no profile behind it."""
+    user = api.verified_user()
+    mine = "/api/v1/users/me/creator-profile/"
+    for condition in ('"1"', "*", 'W/"2", "3"', '"abc"'):
+        refused = api.client.post(mine, headers=user["headers"] | {"If-Match": condition}, json={"specialization": "В"})
+        assert (refused.status_code, refused.json()) == (412, {"error": MISSING}), condition
+        assert "etag" not in refused.headers
+    assert api.client.get("/api/v1/users/me/", headers=user["headers"]).json()["has_creator_profile"] is False
+    created = api.client.post(mine, headers=user["headers"], json={"specialization": "Видео"})
+    assert created.status_code == 201
+    current = api.client.post(mine, headers=user["headers"] | matching(1), json={"specialization": "Фото"})
+    assert (current.status_code, current.json()) == (409, {"error": "Профиль креатора уже существует."})
 
 
 def test_without_a_profile_an_if_match_is_404_not_412(api: Api) -> None:

@@ -50,9 +50,10 @@ class InvalidField(DomainError):
 
 
 class PreconditionFailed(DomainError):
-    """A condition the client set on the object's version is false at `current` (reported as 412)."""
+    """A condition the client set on the object's version is false at `current` (reported as 412);
+    `current` None: there is no such object yet."""
 
-    def __init__(self, current: int, code: str) -> None:
+    def __init__(self, current: int | None, code: str) -> None:
         super().__init__(code)
         self.current = current
 

@@ -33,10 +33,13 @@ class ConflictOut(Out):
 
 class StaleVersionOut(Out):
     """412: a condition on the object's version is false: the request's `If-Match` names a version the
-    object no longer has, or its `If-None-Match` is `*` or names the version it has. `error` says which."""
+    object no longer has (or it has none yet: an `If-Match` on creating the creator profile), or its
+    `If-None-Match` is `*` or names the version it has. `error` says which."""
 
     error: str
-    version: int = Field(description="The current version (also in `ETag`).")
+    version: int | None = Field(
+        default=None, description="The current version (also in `ETag`); absent when there is no object yet."
+    )
 
 
 class ValidationErrorOut(Out):
