@@ -56,13 +56,11 @@ DDL = (
     f"CREATE INDEX IF NOT EXISTS orders_pair_key ON orders ({PAIR}, id DESC)",
     # An auditor's list of every order, newest first, by status or by when orders were placed.
     "CREATE INDEX IF NOT EXISTS orders_status_newest ON orders (status, id DESC)",
-    # The ids of the orders placed in a time window, of everyone's and of a party's: a page of a window
-    # that ends (`OrderFilters.ends`) picks its ids from the window's entries here, without reading
-    # a row, where a walk down the primary key (or a party's index) passed every order placed since.
+    # The ids of the orders placed in a time window: a page of a window that ends (`window_page`)
+    # picks its ids from the window's entries here, where a walk down the primary key passed every
+    # order placed since.
     "DROP INDEX IF EXISTS orders_created",  # (created_at)
     "CREATE INDEX IF NOT EXISTS orders_created_id ON orders (created_at, id)",
-    "CREATE INDEX IF NOT EXISTS orders_buyer_created ON orders (buyer_id, created_at, id)",
-    "CREATE INDEX IF NOT EXISTS orders_creator_created ON orders (creator_id, created_at, id)",
     # How many orders each party has in each status: the lists' totals without counting rows.
     """CREATE TABLE IF NOT EXISTS order_counts (
         user_id BIGINT NOT NULL,
@@ -176,9 +174,9 @@ class OrderFilters:
         return [condition for condition, _ in given], [value for _, value in given]
 
     @property
-    def ends(self) -> bool:
-        """Whether the time window ends (`created_before`): its newest orders may be far from the newest
-        of all, so its pages pick the window's ids (`newest`), not a walk down from the newest order."""
+    def picks_window(self) -> bool:
+        """Whether a page picks its ids from the time window's entries (`window_page`): the window ends
+        (`created_before`), so its newest orders may be far from the newest of all."""
         return self.created_before is not None
 
     @property
@@ -194,21 +192,28 @@ def pair_key(buyer: int, creator: int) -> str:
     return f"{buyer}/{creator}"
 
 
-def newest(where: str, *, ends: bool) -> str:
-    """The orders that `where` selects, newest first, at most as many as a parameter after `where`'s.
+def walk(where: str) -> str:
+    """The orders that `where` selects, newest first, at most as many as a parameter after `where`'s:
+    a walk down the index that `where` starts, or the primary key."""
+    return f"SELECT {ORDER_COLUMNS} FROM orders WHERE {where} ORDER BY id DESC LIMIT %s"
 
-    Ordered by id, a window that ends (`OrderFilters.ends`) was a walk down the primary key, or a
-    party's index, filtering by time: the planner takes the window's orders as spread evenly over the
-    ids, where they are together (ids are given in placing order), so it passed every order placed
-    after the window (16,550 rows for a page of 21 of 20,000 orders). There, the ids are picked from
-    the window's index entries (`orders_created_id`, `orders_*_created`, no row read) and sorted by
-    `id + 0`, which no index orders, so the planner cannot walk one instead; then only the rows up to
-    the page's end are read. Times and ids need not agree (each is the placing process's clock): the
-    ids are chosen by time and ordered by id. That costs the window's entries, as its count does
-    (a window ending near now, whose walk passed few orders, pays them too), never the orders around
-    it. An open window keeps the walk down from the newest order, where it starts."""
-    if not ends:
-        return f"SELECT {ORDER_COLUMNS} FROM orders WHERE {where} ORDER BY id DESC LIMIT %s"
+
+def window_page(where: str) -> str:
+    """The orders that `where` selects, newest first, at most as many as a parameter after `where`'s,
+    for a window that ends (`OrderFilters.picks_window`).
+
+    Ordered by id, such a page was a walk down the primary key (or a party's index) filtering by
+    time: the planner takes the window's orders as spread evenly over the ids, where they are
+    together (ids are given in placing order), so it passed every order placed after the window
+    (16,550 rows for a page of 21 of 20,000 orders). Here the ids are picked by time and sorted by
+    `id + 0`, which no index orders, so the planner cannot walk one instead: from the window's
+    entries of `orders_created_id` (no row read without a party; with one, its rows in the window),
+    or from a party's index where that party has fewer orders than the window; then only the rows
+    up to the page's end are read. Times and ids need not agree (each is the placing process's
+    clock): the ids are chosen by time and ordered by id. That costs what the window's count costs
+    (a window ending near now, whose walk passed few orders, pays it too), never the orders around
+    it. No per-party time index: every order event is a non-HOT update that touches each index of
+    `orders` (issue 15)."""
     ids = f"SELECT id FROM orders WHERE {where} ORDER BY id + 0 DESC LIMIT %s"
     return f"SELECT {ORDER_COLUMNS} FROM orders WHERE id IN ({ids}) ORDER BY id DESC"
 
@@ -230,7 +235,7 @@ def list_orders(user_id: int, page: PageRequest, *, role: str | None, filters: O
     # Nobody can order their own service, so the two branches never share a row.
     # (Each branch is a subquery: SQLite refuses ORDER BY and LIMIT on a bare member of a UNION.)
     selects = " UNION ALL ".join(
-        f"SELECT * FROM ({newest(where, ends=filters.ends)}) AS {party}"
+        f"SELECT * FROM ({window_page(where) if filters.picks_window else walk(where)}) AS {party}"
         for party, (where, _) in zip(parties, branches, strict=True)
     )
     params = [value for _, branch_params in branches for value in (*branch_params, page.offset + page.size)]
@@ -255,15 +260,15 @@ def list_all_orders(page: PageRequest, filters: OrderFilters) -> PageQuery:
     """Every order, newest first, as an auditor lists them.
 
     Each filter has an index that starts the walk (`orders_buyer*`, `orders_creator*`,
-    `orders_status_newest`; none: the primary key); a window that ends, one that picks the ids
-    (`newest`: `orders_created_id`, `orders_*_created`). The total comes from
+    `orders_status_newest`; none: the primary key); a window that ends picks its ids by time
+    (`window_page`). The total comes from
     `order_counts` whenever it can (one party or none, no time range; none: `EVERY_ORDER`'s rows):
     the whole table counted row by row would cost a scan of every order on each first page.
     """
     conditions, params = filters.conditions()
     where = " AND ".join(conditions) or "TRUE"
-    if filters.ends:
-        rows: Query = (newest(where, ends=True), [*params, page.offset + page.size])
+    if filters.picks_window:
+        rows: Query = (window_page(where), [*params, page.offset + page.size])
     else:
         rows = (f"SELECT {ORDER_COLUMNS} FROM orders WHERE {where} ORDER BY id DESC", params)
     if not filters.counted:
