@@ -28,8 +28,18 @@ TEXTS: dict[tuple[str, str], str] = {
 }
 
 
+# The lines that name something of their event; the others are shown as they are.
+_FILLED_IN = frozenset(key for key, text in TEXTS.items() if "{" in text)
+
+
 def notification_text(domain_event: Any, parties: Parties | None) -> str:
     """The line a notifying event shows its recipient (a message's names its sender)."""
     kind = notification_type(domain_event)
     assert kind is not None, f"{type(domain_event).__name__} notifies no one"
-    return TEXTS[kind, acting_role(domain_event, parties)].format_map(vars(domain_event))
+    return line(kind, acting_role(domain_event, parties), domain_event)
+
+
+def line(kind: str, role: str, domain_event: Any) -> str:
+    """The line of a notification of type `kind` caused by `role`, for the projection, which knows both."""
+    key = (kind, role)
+    return TEXTS[key].format_map(vars(domain_event)) if key in _FILLED_IN else TEXTS[key]

@@ -11,19 +11,18 @@ itself; a mark of all read is stored as the mark alone (`readmodels.notification
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
+from uuid import UUID
 
 from projections.base import Handler
 from projections.held import HeldInserts, Insert, Writes
-from projections.notification_texts import notification_text
+from projections.notification_texts import line
 from projections.outbox import PushingProjection
 from readmodels.notifications import read_state
 from ugc.messaging import Message
-from ugc.notifications import SOURCES, TYPES, NotificationsRead, Parties, notification_id, recipients
+from ugc.notifications import SOURCES, TYPES, NotificationsRead, Parties, acting_role, notification_id, recipients
 from ugc.orders import Order
 from ugc.platform.cache import LRU
 from ugc.platform.dialect import Cursor, Dialect, Row
@@ -54,10 +53,12 @@ class NotificationsProjection(PushingProjection):
     def __init__(self, publisher: Publisher | None = None) -> None:
         super().__init__(publisher)
         self._held: list[_Pending] = []  # the batch's notifying events, not written yet
+        # The batch's rows written, each run with what reads the statement's answer: pushed once committed.
+        self._unpushed: list[tuple[list[tuple[Any, ...]], list[Callable[[], list[Row]]]]] = []
         self._parties = HeldInserts()  # the batch's new orders, written before one is looked up
         # Order uuid -> its number and parties, which never change: a lifecycle notification of a
         # recent order then needs no lookup (a statement whose answer the batch would wait for).
-        self._orders = LRU[str, _Order](ORDERS_KEPT)
+        self._orders = LRU[UUID, _Order](ORDERS_KEPT)
 
     def handlers(self) -> Mapping[type, Handler]:
         notifying: dict[type, Handler] = {
@@ -69,12 +70,13 @@ class NotificationsProjection(PushingProjection):
     def aborted(self) -> None:
         self._held.clear()
         self._parties.clear()
+        self._unpushed.clear()
         super().aborted()
 
     def notify(self, source: str, cur: Cursor, e: Any) -> None:
         """Hold the notifications of `e` for the batch's end; an order's parties are filled in then
         if they are not kept here (`_resolved`)."""
-        order = None if isinstance(e, Message.Sent) else self._kept_order(e)
+        order = None if source == Messaging.name else self._kept_order(e)
         self._held.append(_Pending(source, self.position, e, order))
 
     def held_writes(self, dialect: Dialect) -> Sequence[Writes]:
@@ -86,54 +88,61 @@ class NotificationsProjection(PushingProjection):
     def _kept_order(self, e: Any) -> _Order | None:
         """The number and parties of the order of `e`, if known here: from its Placed event (this one,
         whose parties are held for `notification_orders`, or one seen before), else None."""
-        uuid = str(e.originator_id)
+        uuid = e.originator_id  # the UUID itself: its text is ~1 µs more an event, needed only to store it
         if isinstance(e, Order.Placed):
             order = _Order(e.number, Parties(buyer=e.buyer, creator=e.creator))
-            self._parties.add(ORDER_PARTIES, (uuid, order.number, e.buyer, e.creator))
+            self._parties.add(ORDER_PARTIES, (str(uuid), order.number, e.buyer, e.creator))
             self._orders.put(uuid, order)
             return order
         return self._orders.get(uuid)
 
-    def _resolved(self, cur: Cursor, pending: Sequence[_Pending]) -> list[_Held]:
-        """The notifications of `pending`, in order, with the parties of every order not kept here
-        read in one statement: an order's next step often comes hours after the projection last
-        saw it (or before this process started), and a lookup per event each waited for its answer."""
-        unknown = {str(p.event.originator_id) for p in pending if p.order is None and p.source == Orders.name}
+    def _resolved(self, cur: Cursor, pending: Sequence[_Pending]) -> list[tuple[Any, ...]]:
+        """The held rows of `pending` (HELD_COLUMNS), in order, with the parties of every order not
+        kept here read in one statement: an order's next step often comes hours after the projection
+        last saw it (or before this process started), and a lookup per event each waited for its answer.
+
+        Plain tuples, built in one pass, each event's role found once: this runs for every event of
+        the orders log, and the objects and repeated lookups it made cost as much as the rest of
+        the batch's Python together (issue 14)."""
+        unknown = {p.event.originator_id for p in pending if p.order is None and p.source == Orders.name}
         found = self._orders_of(cur, unknown) if unknown else {}
-        held: list[_Held] = []
-        for p in pending:
-            order = p.order
-            if order is None and p.source == Orders.name:
-                order = found[str(p.event.originator_id)]
+        rows: list[tuple[Any, ...]] = []
+        for source, position, e, order in pending:
+            if order is None and source == Orders.name:
+                order = found[e.originator_id]
             parties = None if order is None else order.parties
-            text, data = notification_text(p.event, parties), self._data(p.event, order)
-            held.extend(
-                _Held(
-                    notification_id(p.source, p.position, nth),
+            kind = TYPES[type(e)]
+            role = acting_role(e, parties)
+            text, data = line(kind, role, e), self._data(e, order)
+            before = len(rows)  # each row's `ord`: its place in the batch, from 1
+            rows.extend(
+                (
+                    notification_id(source, position, nth),
+                    before + nth + 1,
                     user,
-                    p.source,
-                    p.position,
-                    TYPES[type(p.event)],
+                    source,
+                    position,
+                    kind,
                     text,
                     data,
-                    p.event.at,
+                    e.at,
                 )
-                for nth, user in enumerate(recipients(p.event, parties))
+                for nth, user in enumerate(recipients(e, parties, role))
             )
-        return held
+        return rows
 
-    def _orders_of(self, cur: Cursor, uuids: set[str]) -> dict[str, _Order]:
+    def _orders_of(self, cur: Cursor, uuids: set[UUID]) -> dict[UUID, _Order]:
         """The number and parties of each order of `uuids`, from `notification_orders` (kept here too)."""
         self._parties.write(cur)  # those placed in the batch and not kept any more
-        found: dict[str, _Order] = {}
-        for entry, params in cur.rows("wanted", {"order_uuid": "text"}, [(uuid,) for uuid in sorted(uuids)]):
+        found: dict[UUID, _Order] = {}
+        for entry, params in cur.rows("wanted", {"order_uuid": "text"}, [(str(uuid),) for uuid in sorted(uuids)]):
             rows = cur.execute(
                 f"WITH {entry} SELECT o.order_uuid, o.order_id, o.buyer_id, o.creator_id "
                 "FROM notification_orders o JOIN wanted ON wanted.order_uuid = o.order_uuid",
                 params,
             ).fetchall()
             for row in rows:
-                uuid = str(row["order_uuid"])
+                uuid = UUID(str(row["order_uuid"]))
                 parties = Parties(buyer=int(row["buyer_id"]), creator=int(row["creator_id"]))
                 found[uuid] = _Order(int(row["order_id"]), parties)
                 self._orders.put(uuid, found[uuid])
@@ -155,7 +164,9 @@ class NotificationsProjection(PushingProjection):
 
     def _write_held(self, cur: Cursor) -> None:
         """Write the notifications held back, their seqs and their users' counts, in one statement on
-        PostgreSQL (three on SQLite, which has no data-modifying WITH), and queue their pushes.
+        PostgreSQL (three on SQLite, which has no data-modifying WITH); their pushes are built once
+        the batch committed (`committed`), from the statement's answer, which the batch does not wait
+        for (it comes with the next one's), and not at all where no one can hear them (`Outbox.heard`).
 
         Each takes its `seq` from `notification_seqs`: the one it was given when first stored, or
         the next (one runner writes at a time, so `seq` is the order notifications were first stored
@@ -167,29 +178,38 @@ class NotificationsProjection(PushingProjection):
         if not self._held:
             return
         pending, self._held = self._held, []
-        held = self._resolved(cur, pending)
-        stored: list[Row] = []
-        for entry, params in cur.rows(
-            "held", HELD_COLUMNS, [(h.id, ord, *h.columns()) for ord, h in enumerate(held, 1)]
-        ):
+        rows = self._resolved(cur, pending)
+        stored: list[Callable[[], list[Row]]] = []
+        for entry, params in cur.rows("held", HELD_COLUMNS, rows):
             if cur.dialect == "postgresql":
-                stored += cur.execute(stored_and_inserted(entry), params).fetchall()
+                stored.append(cur.execute_read_later(stored_and_inserted(entry), params))
             else:
                 cur.execute(f"WITH {entry} {STORE_SEQS}", params)
-                stored += cur.execute(f"WITH {entry} {INSERT_NOTIFICATIONS}", params).fetchall()
+                stored.append(cur.execute_read_later(f"WITH {entry} {INSERT_NOTIFICATIONS}", params))
                 stored_rows = "notifications AS n JOIN held ON held.id = n.id"
                 cur.execute(f"WITH {entry} {add_counts(stored_rows, read_state('n'))}", params)
-        by_id = {int(row["id"]): row for row in stored}
-        for h in held:
-            row = {
-                "id": h.id,
-                "type": h.type,
-                "message": h.message,
-                "data": h.data,
-                "is_read": bool(by_id[h.id]["is_read"]),
-                "created_at": h.created_at,
-            }
-            self.outbox.add(Push(kind="notification", to=user_channel(h.user_id), row=row, seq=int(by_id[h.id]["seq"])))
+        if self.outbox.heard:
+            self._unpushed.append((rows, stored))
+
+    def committed(self) -> None:
+        """Push what the batch stored, each row with the seq and read state its statement answered."""
+        unpushed, self._unpushed = self._unpushed, []
+        add = self.outbox.add
+        for rows, stored in unpushed:
+            by_id = {int(row["id"]): row for answer in stored for row in answer()}
+            for number, _, user, _, _, kind, message, data, created_at in rows:
+                row = by_id[number]
+                is_read = bool(row["is_read"])
+                pushed = {
+                    "id": number,
+                    "type": kind,
+                    "message": message,
+                    "data": data,
+                    "is_read": is_read,
+                    "created_at": created_at,
+                }
+                add(Push(kind="notification", to=user_channel(user), row=pushed, seq=int(row["seq"])))
+        super().committed()
 
     def read(self, cur: Cursor, e: NotificationsRead.Read) -> None:
         self._write_held(cur)
@@ -232,7 +252,7 @@ class NotificationsProjection(PushingProjection):
         )
 
 
-# The held notifications as the statement reads them: id, their order in the batch, then `_Held.columns()`.
+# The held notifications as the statement reads them (`_resolved`'s rows): id, their order in the batch, then the rest.
 HELD_COLUMNS = {
     "id": "bigint",
     "ord": "bigint",
@@ -303,33 +323,15 @@ def stored_and_inserted(entry: str) -> str:
     )
 
 
-@dataclass(frozen=True)
-class _Order:
+class _Order(NamedTuple):
     number: int
     parties: Parties
 
 
-@dataclass(frozen=True)
-class _Pending:
+class _Pending(NamedTuple):
     """A notifying event held to the batch's end, with its order's number and parties if known then."""
 
     source: str
     position: int
     event: Any
     order: _Order | None
-
-
-@dataclass(frozen=True)
-class _Held:
-    id: int
-    user_id: int
-    source: str
-    position: int
-    type: str
-    message: str
-    data: dict[str, int]
-    created_at: datetime
-
-    def columns(self) -> tuple[Any, ...]:
-        """The values after `id` and `ord`, in `held`'s order."""
-        return (self.user_id, self.source, self.position, self.type, self.message, self.data, self.created_at)

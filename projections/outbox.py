@@ -21,6 +21,9 @@ log = logging.getLogger(__name__)
 class Outbox:
     def __init__(self, publisher: Publisher | None) -> None:
         self.publisher = publisher or NoPublisher()
+        # False where nothing would carry a push anywhere (rebuilds, a `ugc project` without Redis):
+        # a projection may then skip building them.
+        self.heard = not isinstance(self.publisher, NoPublisher)
         self._pending: list[Push] = []
 
     def add(self, push: Push) -> None:

@@ -335,11 +335,12 @@ def test_pushes_follow_commits_and_a_rolled_back_batch_pushes_nothing(world: Wor
     assert sorted(p.row["id"] for p in recording.pushes if p.kind == "message") == sorted(r["id"] for r in messages)
 
     class Failing(NotificationsProjection):
-        """Fails once the batch's notifications are written and their pushes queued."""
+        """Fails once the batch's notifications are written, what their pushes are built from held
+        for the commit."""
 
         def before_commit(self, cur: Any) -> None:
             super().before_commit(cur)
-            assert self.outbox._pending
+            assert self._unpushed
             raise RuntimeError("injected")
 
     failing_recording = Recording()

@@ -85,17 +85,18 @@ def acting_role(domain_event: Any, parties: Parties | None) -> str:
     return "buyer" if user == parties.buyer else "creator" if user == parties.creator else "system"
 
 
-def recipients(domain_event: Any, parties: Parties | None) -> tuple[int, ...]:
+def recipients(domain_event: Any, parties: Parties | None, role: str | None = None) -> tuple[int, ...]:
     """Whom a notifying event tells, in the order of their ids: a message's recipient; the other
     party to whoever acted on an order, or to the party whose erasure the operator cancelled it
     for; both parties, the creator first, of one that neither party acted on (the scheduler, the
-    operator, whose cancellations stored before they named the erased party say nothing more)."""
+    operator, whose cancellations stored before they named the erased party say nothing more).
+    `role`: its `acting_role`, when the caller has it already."""
     if isinstance(domain_event, Message.Sent):
         return (int(domain_event.recipient),)
     assert parties is not None, "an order event's notification needs the order's parties"
     if isinstance(domain_event, Order.Cancelled) and domain_event.erased_party is not None:
         return (parties.buyer,) if domain_event.erased_party == parties.creator else (parties.creator,)
-    role = acting_role(domain_event, parties)
+    role = role or acting_role(domain_event, parties)
     if role in ("system", "operator"):
         return (parties.creator, parties.buyer)
     return (parties.buyer,) if role == "creator" else (parties.creator,)

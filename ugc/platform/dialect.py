@@ -12,7 +12,7 @@ import json
 import re
 import sqlite3
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -99,6 +99,13 @@ class Cursor:
             return
         for chunk in _chunks(rows, len(columns)):
             yield f"{name} ({names}) AS (VALUES {_values(len(chunk), len(columns))})", [v for row in chunk for v in row]
+
+    def execute_read_later(self, sql: str, params: Sequence[Any] = ()) -> Callable[[], list[Row]]:
+        """Run `sql`; what reads its rows, which may be called once the transaction has ended. Here
+        they are read now (the cursor's next statement would replace them); a pipelined cursor
+        sends the statement without waiting (`PipelinedCursor`)."""
+        rows = self.execute(sql, params).fetchall()
+        return lambda: rows
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         for params in rows:
@@ -212,6 +219,18 @@ class PipelinedCursor(Cursor):
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
         self._raw = self._connection.cursor()
         return super().execute(sql, params)
+
+    def execute_read_later(self, sql: str, params: Sequence[Any] = ()) -> Callable[[], list[Row]]:
+        """Send `sql` without waiting for its rows: they come with the answer the transaction waits
+        for next (a later read, or the commit), one round trip fewer, and stay on the statement's
+        own raw cursor, readable after the commit."""
+        raw = self.execute(sql, params)._raw
+
+        def rows() -> list[Row]:
+            found: list[Row] = raw.fetchall()
+            return found
+
+        return rows
 
 
 def psycopg_loaded() -> bool:
