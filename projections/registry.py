@@ -24,11 +24,13 @@ from ugc.platform.store import Accounts, EventStores
 # What following each projection's logs costs, relatively (1 when not named): the leases are balanced
 # between processes by weight (projections/leasing.py), so the costly ones do not end up in one
 # process while another idles. The orders log's four read models carry nearly all of it, and
-# notifications the most: caught up alone from 0 (10,000 orders, 2026-12-03 22:00-22:30) it took
-# 2.4-3.3 s, orders 1.8-2.5, creator_stats 0.9-1.3, listings 0.5-0.8. With these weights two
-# processes split them into notifications alone and the other three together, which caught the four
-# up in 7.5-8.1 s (20,000 orders) where creator_stats beside notifications took 7.8-9.4 s: the side
-# with notifications still finished last.
+# notifications the most: about as much as the other three together since its batch stopped
+# building objects and pushes nobody hears (issue 14). Caught up alone from 0 in one process
+# (20,000 orders, 2026-12-07 21:33-21:41, machine shared): notifications 3.2-4.1 s (5.0-5.7 before),
+# orders 2.5-2.9, creator_stats 1.3, listings 0.9-1.2; the two sides of the split these weights make,
+# notifications alone and the other three, 3.4-4.9 s and 3.5-4.2 s. Each side also reads and
+# decodes the whole log, so the times alone do not add up: weighed by them, listings would join
+# notifications, the side that already finishes last.
 LEASE_WEIGHTS: dict[str, float] = {"notifications": 7.0, "orders": 4.0, "creator_stats": 2.0, "listings": 1.0}
 
 
