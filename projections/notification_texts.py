@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from ugc.notifications import Parties, acting_role, notification_type
-
 TEXTS: dict[tuple[str, str], str] = {
     ("new_order", "buyer"): "У вас новый заказ!",
     ("order_accepted", "creator"): "Креатор принял ваш заказ в работу.",
@@ -32,14 +30,8 @@ TEXTS: dict[tuple[str, str], str] = {
 _FILLED_IN = frozenset(key for key, text in TEXTS.items() if "{" in text)
 
 
-def notification_text(domain_event: Any, parties: Parties | None) -> str:
-    """The line a notifying event shows its recipient (a message's names its sender)."""
-    kind = notification_type(domain_event)
-    assert kind is not None, f"{type(domain_event).__name__} notifies no one"
-    return line(kind, acting_role(domain_event, parties), domain_event)
-
-
 def line(kind: str, role: str, domain_event: Any) -> str:
-    """The line of a notification of type `kind` caused by `role`, for the projection, which knows both."""
+    """The line a notification of type `kind` caused by `role` (`acting_role`) shows its recipient (a
+    message's names its sender)."""
     key = (kind, role)
     return TEXTS[key].format_map(vars(domain_event)) if key in _FILLED_IN else TEXTS[key]

@@ -6,11 +6,19 @@ from datetime import UTC, datetime
 
 import pytest
 
-from projections.notification_texts import notification_text
+from projections.notification_texts import line
 from ugc.errors import InvalidField, NotFound
 from ugc.events import user_actor
 from ugc.messaging import MAX_MESSAGE_LENGTH, Conversation, ConversationRead, Message, message_text, pair_key
-from ugc.notifications import RECIPIENTS_AT_MOST, SOURCES, notification_id, notification_source, recipients
+from ugc.notifications import (
+    RECIPIENTS_AT_MOST,
+    SOURCES,
+    acting_role,
+    notification_id,
+    notification_source,
+    notification_type,
+    recipients,
+)
 
 NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
 ANNA, BORIS, EVE = 11, 22, 33
@@ -40,7 +48,10 @@ def test_a_message_goes_to_the_other_participant_and_notifies_them() -> None:
     (sent,) = message.collect_events()
     assert isinstance(sent, Message.Sent)
     assert (sent.conversation, sent.sender, sent.recipient, sent.text) == (5, BORIS, ANNA, "Привет")
-    assert (recipients(sent, None), notification_text(sent, None)) == ((ANNA,), "Новое сообщение от boris.")
+    assert (recipients(sent, None), line(str(notification_type(sent)), acting_role(sent, None), sent)) == (
+        (ANNA,),
+        "Новое сообщение от boris.",
+    )
 
 
 def test_an_outsider_cannot_send() -> None:
