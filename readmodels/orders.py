@@ -207,13 +207,13 @@ def window_page(where: str) -> str:
     together (ids are given in placing order), so it passed every order placed after the window
     (16,550 rows for a page of 21 of 20,000 orders). Here the ids are picked by time and sorted by
     `id + 0`, which no index orders, so the planner cannot walk one instead: from the window's
-    entries of `orders_created_id` (no row read without a party; with one, its rows in the window),
-    or from a party's index where that party has fewer orders than the window; then only the rows
-    up to the page's end are read. Times and ids need not agree (each is the placing process's
-    clock): the ids are chosen by time and ordered by id. That costs what the window's count costs
-    (a window ending near now, whose walk passed few orders, pays it too), never the orders around
-    it. No per-party time index: every order event is a non-HOT update that touches each index of
-    `orders` (issue 15)."""
+    entries of `orders_created_id` (no row read when the window is the only filter; with another,
+    the window's rows), or from a party's index where that party has fewer orders than the window;
+    then only the rows up to the page's end are read. Times and ids need not agree (each is the
+    placing process's clock): the ids are chosen by time and ordered by id. That costs what the
+    window's count costs (a window ending near now, whose walk passed few orders, pays it too), never
+    the orders around it. No per-party time index: every order event is a non-HOT update that
+    touches each index of `orders` (issue 15)."""
     ids = f"SELECT id FROM orders WHERE {where} ORDER BY id + 0 DESC LIMIT %s"
     return f"SELECT {ORDER_COLUMNS} FROM orders WHERE id IN ({ids}) ORDER BY id DESC"
 
