@@ -155,9 +155,12 @@ def test_an_unexpected_error_is_a_500_without_a_traceback(settings: Settings) ->
     assert "secret" not in response.text
 
 
-def test_a_read_database_locked_past_the_busy_timeout_answers_503(settings: Settings) -> None:
+def test_a_read_database_locked_past_the_busy_timeout_answers_503(
+    settings: Settings, short_busy_timeout: float
+) -> None:
     """SQLite: another connection (a rebuild's switch, an operator's sqlite3 shell) holds the write
-    lock longer than the busy timeout; a command that must write answers 503, not 500."""
+    lock longer than the busy timeout (shortened: `short_busy_timeout`); a command that must write
+    answers 503, not 500."""
     if not settings.database_url.startswith("sqlite"):
         pytest.skip("SQLite's file lock")
     app = build_app(lambda: runtime(settings, clock=MovableClock()))

@@ -41,7 +41,6 @@ from ugc.platform import metrics
 from ugc.platform.chain_postgres import ChainedPostgresRecorder
 from ugc.platform.database import STORE_LOCK_TIMEOUT, Database
 from ugc.platform.outages import database_away
-from ugc.platform.sqlite_pragmas import SQLITE_BUSY_TIMEOUT
 from ugc.platform.store import EventStores
 from ugc.wiring import runtime
 
@@ -408,7 +407,7 @@ def test_a_full_or_read_only_sqlite_file_is_an_outage_and_a_wrong_statement_is_n
 
 
 def test_a_projection_behind_the_sqlite_write_lock_held_elsewhere_counts_no_failure_and_parks_nothing(
-    backend: str, settings: Settings, caplog: pytest.LogCaptureFixture
+    backend: str, settings: Settings, caplog: pytest.LogCaptureFixture, short_busy_timeout: float
 ) -> None:
     """Another process holding the read database's write lock past the busy timeout (an operator's
     `sqlite3` shell in BEGIN IMMEDIATE, a long `ugc` command, a backup) is an outage, as PostgreSQL
@@ -436,7 +435,7 @@ def test_a_projection_behind_the_sqlite_write_lock_held_elsewhere_counts_no_fail
                         if r.name == "projections.runner" and "database is locked" in r.getMessage()
                     ],
                     bool,
-                    timeout=SQLITE_BUSY_TIMEOUT + 10.0,
+                    timeout=short_busy_timeout + 10.0,
                 )
             holder.execute("ROLLBACK")
         finally:
