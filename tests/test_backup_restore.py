@@ -500,8 +500,7 @@ def test_another_backups_unfinished_restore_is_moved_aside_by_replace_on_sqlite(
     are moved aside, never deleted). Refused before, whatever the flag said."""
     if backend != "sqlite":
         pytest.skip("--replace is for SQLite: on PostgreSQL a backup is restored into a new database")
-    audit = tmp_path / "audit"
-    backup, other = backed_up(backend, tmp_path, audit, "backup", "other")
+    audit, (backup, other) = copied(made, tmp_path, "backup", "other")
     with new_target(backend, tmp_path / "restored") as url:
         env = deployment(backend, url, tmp_path / "restored", audit)
         with restore_stopped_after_its_database(env, backup) as restoring:
