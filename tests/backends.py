@@ -64,6 +64,19 @@ def fresh_database(backend: str, directory: Path, *, migrated: bool = False) -> 
         _drop_later(name)
 
 
+@contextmanager
+def copy_of_database(url: str) -> Iterator[str]:
+    """Yield the URL of a new PostgreSQL database made as a copy of the one at `url`, to which nobody may
+    be connected (CREATE DATABASE ... TEMPLATE); dropped afterwards as `fresh_database`'s are."""
+    name = f"ugc_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{urlsplit(url).path.lstrip("/")}"')
+    try:
+        yield postgres_url(name)
+    finally:
+        _drop_later(name)
+
+
 def drop_database(name: str) -> None:
     with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
