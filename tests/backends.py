@@ -54,23 +54,25 @@ def fresh_database(backend: str, directory: Path, *, migrated: bool = False) -> 
             _migrate(url)
         yield url
         return
-    name = f"ugc_test_{uuid.uuid4().hex[:12]}"
-    template = f' TEMPLATE "{migrated_template()}"' if migrated else ""
-    with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"{template}')
-    try:
-        yield postgres_url(name)
-    finally:
-        _drop_later(name)
+    with _new_postgres_database(migrated_template() if migrated else None) as url:
+        yield url
 
 
 @contextmanager
 def copy_of_database(url: str) -> Iterator[str]:
     """Yield the URL of a new PostgreSQL database made as a copy of the one at `url`, to which nobody may
     be connected (CREATE DATABASE ... TEMPLATE); dropped afterwards as `fresh_database`'s are."""
+    with _new_postgres_database(urlsplit(url).path.lstrip("/")) as copy:
+        yield copy
+
+
+@contextmanager
+def _new_postgres_database(template: str | None) -> Iterator[str]:
+    """A new PostgreSQL database, empty or a copy of `template`, dropped in the background afterwards."""
     name = f"ugc_test_{uuid.uuid4().hex[:12]}"
+    copied = f' TEMPLATE "{template}"' if template else ""
     with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{urlsplit(url).path.lstrip("/")}"')
+        admin.execute(f'CREATE DATABASE "{name}"{copied}')
     try:
         yield postgres_url(name)
     finally:
